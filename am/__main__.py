@@ -1,0 +1,5 @@
+"""Allow ``python -m am``."""
+
+from am.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,30 @@
+"""tmux mode: the agent runs directly in its host session, in the workspace, as the user."""
+
+import shutil
+
+from am.backends.base import Backend
+from am.errors import AmError
+
+
+class TmuxBackend(Backend):
+    mode = "tmux"
+
+    def check(self) -> None:
+        from am import session
+
+        session.require_tmux()
+
+    def prepare(self, plan) -> None:
+        if plan.command[0] != "sh" and shutil.which(plan.command[0]) is None:
+            raise AmError(
+                f"{plan.command[0]} not found in PATH",
+                f"install the {plan.agent} CLI, or give the agent with --cmd",
+            )
+
+    def launch_spec(self, plan) -> dict:
+        return {
+            "argv": plan.command,
+            "cwd": str(plan.workspace),
+            "env": plan.env,
+            "container": None,
+        }

@@ -1,0 +1,17 @@
+"""``am info``: everything known about one agent."""
+
+from am import output, status
+
+
+def run(args) -> int:
+    view = output.public(status.view(args.id))
+    if args.json:
+        output.print_json(view)
+        return 0
+    for key, value in view.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
+        elif isinstance(value, list):
+            value = " ".join(map(str, value)) if key == "command" else ", ".join(map(str, value))
+        print(f"{key + ':':<14} {'' if value is None else value}")
+    return 0

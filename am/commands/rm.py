@@ -1,0 +1,27 @@
+"""``am rm``: delete an agent and its workspace, refusing while it holds unsaved work."""
+
+import sys
+
+from am import lifecycle, paths, status
+from am.errors import AmError
+from am.store import open_store
+
+
+def run(args) -> int:
+    layout = paths.layout()
+    store = open_store(layout)
+    view = status.view(args.id, layout)
+    record = store.get(args.id)
+    if not args.force:
+        if view["status"] == "running":
+            raise AmError(f"agent {args.id} is running", "stop it first, or use 'am rm --force'")
+        reasons = lifecycle.unsaved(record)
+        if reasons:
+            raise AmError(
+                f"agent {args.id} has unsaved work: {'; '.join(reasons)}",
+                "commit and push it, or 'am rm --force' (which snapshots it first)",
+            )
+    lifecycle.stop(record, store)
+    lifecycle.snapshot_then_delete(store.get(args.id), store, layout)
+    print(f"Removed {args.id}", file=sys.stderr)
+    return 0

@@ -1,0 +1,148 @@
+"""``am spawn``: make a workspace, start the agent, record it; undo everything on failure."""
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from am import backends, git, paths, session
+from am import plan as planning
+from am.errors import AmError
+from am.store import open_store
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+class Undo:
+    """Steps that reverse what a spawn made, run newest first if it fails."""
+
+    def __init__(self):
+        self.steps = []
+
+    def push(self, fn, *args):
+        self.steps.append((fn, args))
+
+    def run(self):
+        for fn, args in reversed(self.steps):
+            with contextlib.suppress(Exception):
+                fn(*args)
+
+
+def hand_over_secrets(fifo: Path, secrets: dict, timeout: float = 15.0) -> None:
+    """Write the --env values into the FIFO the supervisor reads; never to a regular file."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError as e:
+            if e.errno not in (errno.ENXIO, errno.ENOENT) or time.monotonic() > deadline:
+                raise AmError("the agent's supervisor did not take its environment") from None
+            time.sleep(0.02)
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(secrets, f)
+
+
+def make_workspace(plan: planning.Plan, undo: Undo) -> str:
+    """Clone (or add a worktree), put the agent branch at its base; returns the base commit."""
+    plan.workspace.parent.mkdir(parents=True, exist_ok=True)
+    if plan.worktree:
+        source = Path(plan.source)
+        undo.push(git.delete_branch, source, plan.branch)
+        undo.push(git.worktree_remove, source, plan.workspace)
+        return git.worktree_add(source, plan.workspace, plan.branch, plan.base)
+    undo.push(shutil.rmtree, plan.workspace, True)
+    git.clone(plan.source, plan.workspace, hardlinks=plan.mode == "tmux")
+    base = git.resolve_base(plan.workspace, plan.base)
+    git.switch_new_branch(plan.workspace, plan.branch, base)
+    return base
+
+
+def execute(plan: planning.Plan, backend, layout) -> None:
+    store = open_store(layout)
+    undo = Undo()
+    try:
+        with store.transaction() as agents:
+            if plan.id in agents:
+                raise AmError(
+                    f"an agent named {plan.id!r} already exists",
+                    "choose another --name, or remove it with 'am rm'",
+                )
+            if plan.workspace.exists() or os.path.lexists(plan.workspace):
+                raise AmError(
+                    f"workspace {plan.workspace} already exists",
+                    "'am doctor --fix' clears leftovers of an interrupted spawn",
+                )
+            agents[plan.id] = plan.record(str(layout.root))
+        undo.push(store.remove, plan.id)
+
+        say(f"Preparing workspace {plan.workspace} from {plan.source} ...")
+        base = make_workspace(plan, undo)
+
+        layout.run.mkdir(parents=True, exist_ok=True)
+        spec = backend.launch_spec(plan)
+        spec["exit_file"] = str(plan.exit_file)
+        if plan.secrets:
+            fifo = layout.run / f"{plan.id}.env"
+            with contextlib.suppress(FileNotFoundError):
+                fifo.unlink()
+            os.mkfifo(fifo, 0o600)
+            undo.push(_unlink, fifo)
+            spec["env_fifo"] = str(fifo)
+        spec_file = layout.run / f"{plan.id}.spec.json"
+        fd = os.open(spec_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(spec, f)
+        undo.push(_unlink, spec_file)
+        with contextlib.suppress(FileNotFoundError):
+            plan.exit_file.unlink()
+
+        say(f"Starting agent {plan.id} ({' '.join(plan.command)}) in session {plan.session} ...")
+        undo.push(session.kill, plan.session)
+        undo.push(backend.stop, {"container": plan.container, "runtime": plan.runtime})
+        session.start(
+            plan.session,
+            [sys.executable, "-m", "am.supervise", str(spec_file)],
+            plan.log,
+            str(layout.root),
+        )
+        if plan.secrets:
+            hand_over_secrets(Path(spec["env_fifo"]), plan.secrets)
+        store.update(plan.id, status="running", base_commit=base, spawn_pid=None)
+    except BaseException:
+        undo.run()
+        raise
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def run(args) -> int:
+    layout = paths.layout()
+    source = git.check_source(args.source)
+    host_memory = host_cpus = None
+    if args.container:
+        import psutil
+
+        host_memory, host_cpus = psutil.virtual_memory().total, os.cpu_count()
+    plan = planning.build(args, layout, source, dict(os.environ), host_memory, host_cpus)
+    if plan.mode == "container":
+        backend = backends.for_mode("container", args.runtime or os.environ.get("AM_RUNTIME"))
+        plan.runtime = backend.runtime
+    else:
+        backend = backends.for_mode("tmux")
+    session.require_tmux()
+    backend.check()
+    backend.prepare(plan)
+    execute(plan, backend, layout)
+    print(plan.id)
+    return 0

@@ -1,0 +1,80 @@
+"""Drift between the state file and reality, found without trusting either alone."""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from am import paths, session
+from am.store import open_store
+
+
+@dataclass
+class Drift:
+    kind: str  # orphan-session | orphan-container | stale-spawn | orphan-workspace
+    subject: str
+    detail: str
+    runtime: str | None = None
+
+
+def spawn_alive(record: dict) -> bool:
+    pid = record.get("spawn_pid")
+    if not pid:
+        return False
+    try:
+        import psutil
+
+        p = psutil.Process(pid)
+        return "am" in " ".join(p.cmdline()) and p.create_time() <= _created_epoch(record) + 5
+    except Exception:
+        return False
+
+
+def _created_epoch(record: dict) -> float:
+    import calendar
+    import time
+
+    try:
+        return calendar.timegm(time.strptime(record["created"], "%Y-%m-%dT%H:%M:%SZ"))
+    except (KeyError, ValueError):
+        return 0.0
+
+
+def find(layout=None, engines: list | None = None) -> list[Drift]:
+    layout = layout or paths.layout()
+    records = open_store(layout).agents()
+    home = str(layout.root)
+    sessions_by_name = {r.get("session") for r in records.values()}
+    found: list[Drift] = []
+    for name, owner in session.sessions().items():
+        if owner == home and name.startswith("am-") and name not in sessions_by_name:
+            found.append(Drift("orphan-session", name, "tmux session with no agent record"))
+    for engine in engines or []:
+        containers = {
+            r.get("container") for r in records.values() if r.get("runtime") == engine.runtime
+        }
+        for name in engine.labelled(home):
+            if name not in containers:
+                found.append(
+                    Drift(
+                        "orphan-container",
+                        name,
+                        f"{engine.runtime} container "
+                        "labelled for this AM_HOME with no agent record",
+                        engine.runtime,
+                    )
+                )
+    for r in records.values():
+        if r.get("status") == "starting" and not spawn_alive(r):
+            found.append(Drift("stale-spawn", r["id"], "record of a spawn that never finished"))
+    known = {Path(r["workspace"]).name for r in records.values()}
+    if layout.workspaces.is_dir():
+        for entry in sorted(os.listdir(layout.workspaces)):
+            if entry not in known and not entry.startswith("."):
+                found.append(
+                    Drift(
+                        "orphan-workspace",
+                        str(layout.workspaces / entry),
+                        "workspace folder with no agent record",
+                    )
+                )
+    return found

@@ -1,0 +1,259 @@
+"""Git: pure composition of git command lines, and the few calls am makes.
+
+Two kinds of repository are touched. The *source* is the user's own (trusted) repository or URL:
+it is cloned with the user's git configuration, so credentials and URL rewrites keep working.
+A *workspace* is written by an agent and so is hostile: every call into one goes through
+``ws_git``, which ignores the system and global configuration and overrides the keys through
+which a repository can make git run programs (see docs/security.md).
+"""
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from am import proc
+from am.errors import AmError
+
+URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://|^[^/:@\s]+@[^/:\s]+:")
+
+# Keys a workspace's own config could use to make host-side git run a program, neutralised on
+# every call. Drivers named by .gitattributes (filters, textconv, diff and merge drivers) only run
+# when configured; with system and global config ignored they can only come from the repository
+# config, which the allowlist in check_config refuses.
+HARDENING = (
+    "core.fsmonitor=false",
+    "core.hooksPath=/dev/null",
+    "core.pager=cat",
+    "core.editor=false",
+    "core.sshCommand=false",
+    "core.askPass=false",
+    "credential.helper=",
+    "diff.external=",
+    "gpg.program=false",
+    "protocol.allow=never",
+    "protocol.file.allow=never",
+    "safe.bareRepository=explicit",
+)
+
+
+def is_url(source: str) -> bool:
+    return bool(URL_RE.match(source))
+
+
+def source_env() -> dict[str, str]:
+    """The environment for git calls on the user's own source: theirs, minus prompts."""
+    env = dict(os.environ)
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    return env
+
+
+def ws_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for git calls in a workspace: no system/global config, no GIT_* leaks."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL=os.devnull,
+        GIT_ATTR_NOSYSTEM="1",
+        GIT_TERMINAL_PROMPT="0",
+        GIT_OPTIONAL_LOCKS="0",
+        GIT_AUTHOR_NAME="am",
+        GIT_AUTHOR_EMAIL="am@localhost",
+        GIT_COMMITTER_NAME="am",
+        GIT_COMMITTER_EMAIL="am@localhost",
+    )
+    env.update(extra or {})
+    return env
+
+
+def ws_argv(workspace: Path, *args: str) -> list[str]:
+    """A git command line for a workspace, hardened against its own configuration."""
+    argv = ["git", "--no-pager", "-C", str(workspace), "-c", f"safe.directory={workspace}"]
+    for kv in HARDENING:
+        argv += ["-c", kv]
+    return argv + list(args)
+
+
+def ws_git(workspace: Path, *args: str, env_extra=None, check=True) -> proc.Result:
+    """Run git in an agent's workspace; raise AmError on failure when CHECK."""
+    res = proc.run(ws_argv(workspace, *args), env=ws_env(env_extra))
+    if check and not res.ok:
+        raise AmError(f"git {args[0]} failed in {workspace}: {res.last_lines(3)}")
+    return res
+
+
+def clone_argv(source: str, dest: Path, *, hardlinks: bool) -> list[str]:
+    """Clone SOURCE into DEST without a checkout (the agent branch is checked out next)."""
+    argv = ["git", "clone", "--quiet", "--no-checkout"]
+    if not is_url(source) and not hardlinks:
+        argv.append("--no-hardlinks")
+    return argv + ["--", source, str(dest)]
+
+
+def worktree_add_argv(source: Path, dest: Path, branch: str, base: str) -> list[str]:
+    return [
+        "git",
+        "-C",
+        str(source),
+        "worktree",
+        "add",
+        "--quiet",
+        "-b",
+        branch,
+        "--",
+        str(dest),
+        base,
+    ]
+
+
+def check_source(source: str) -> str:
+    """Return SOURCE as git should see it: a URL unchanged, a local repository as absolute path."""
+    if not source or source.startswith("-") or any(c in source for c in "\n\r\0"):
+        raise AmError(f"invalid source {source!r}")
+    if is_url(source):
+        return source
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise AmError(f"source {source!r} is neither a git URL nor an existing path")
+    res = proc.run(["git", "-C", str(path), "rev-parse", "--git-dir"], env=source_env())
+    if not res.ok:
+        raise AmError(f"source {source!r} is not a git repository")
+    return str(path.resolve())
+
+
+def check_branch(branch: str) -> str:
+    res = proc.run(["git", "check-ref-format", "--branch", branch], env=ws_env())
+    if branch.startswith("-") or not res.ok:
+        raise AmError(f"invalid branch name {branch!r}")
+    return branch
+
+
+def clone(source: str, dest: Path, *, hardlinks: bool) -> None:
+    res = proc.run(clone_argv(source, dest, hardlinks=hardlinks), env=source_env())
+    if not res.ok:
+        raise AmError(f"cannot clone {source}: {res.last_lines(1)}")
+
+
+def resolve_base(workspace: Path, base: str | None) -> str:
+    """The commit the agent starts from: BASE (a ref of the source or a commit), else HEAD."""
+    candidates = ["HEAD"] if base is None else [f"refs/remotes/origin/{base}", base]
+    if base is not None and base.startswith("-"):
+        raise AmError(f"invalid base {base!r}")
+    for ref in candidates:
+        res = ws_git(
+            workspace,
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            f"{ref}^{{commit}}",
+            check=False,
+        )
+        if res.ok:
+            return res.out.strip()
+    if base is None:
+        raise AmError("the source has no commits to start from")
+    raise AmError(f"base {base!r} is not a branch, tag or commit of the source")
+
+
+def switch_new_branch(workspace: Path, branch: str, commit: str) -> None:
+    ws_git(workspace, "switch", "--quiet", "--no-track", "-c", branch, commit)
+
+
+def worktree_add(source: Path, dest: Path, branch: str, base: str | None) -> str:
+    """Add a worktree of the user's own repository; returns the base commit."""
+    ref = base or "HEAD"
+    res = proc.run(
+        [
+            "git",
+            "-C",
+            str(source),
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            f"{ref}^{{commit}}",
+        ],
+        env=source_env(),
+    )
+    if not res.ok:
+        raise AmError(f"base {ref!r} is not a branch, tag or commit of {source}")
+    commit = res.out.strip()
+    res = proc.run(worktree_add_argv(source, dest, branch, commit), env=source_env())
+    if not res.ok:
+        raise AmError(f"cannot add a worktree of {source}: {res.last_lines(1)}")
+    return commit
+
+
+def worktree_remove(source: Path, dest: Path) -> None:
+    """Drop the worktree's files and its entry in the source; the branch (the work) stays."""
+    shutil.rmtree(dest, ignore_errors=True)
+    proc.run(["git", "-C", str(source), "worktree", "prune"], env=source_env())
+
+
+def delete_branch(source: Path, branch: str) -> None:
+    proc.run(["git", "-C", str(source), "branch", "-D", branch], env=source_env())
+
+
+def unsaved_work(workspace: Path, *, worktree: bool = False) -> list[str]:
+    """Reasons the workspace holds work that exists nowhere else (empty if none)."""
+    if not workspace.exists():
+        return []
+    reasons = []
+    status = ws_git(
+        workspace,
+        "status",
+        "--porcelain=v1",
+        "-z",
+        "--untracked-files=all",
+        "--ignore-submodules=none",
+    )
+    changed = [p for p in status.out.split("\0") if p.strip()]
+    if changed:
+        reasons.append(f"{len(changed)} uncommitted or untracked file(s)")
+    # A worktree's branches live in the user's repository, so only commits on no branch are at
+    # risk; a clone's local commits are at risk unless the source (a remote) has them.
+    exclude = "--branches" if worktree else "--remotes"
+    ahead = ws_git(
+        workspace,
+        "rev-list",
+        "--count",
+        "HEAD",
+        *([] if worktree else ["--branches"]),
+        "--not",
+        exclude,
+        check=False,
+    )
+    if ahead.ok and int(ahead.out.strip() or 0):
+        reasons.append(f"{ahead.out.strip()} commit(s) the source does not have")
+    return reasons
+
+
+def diff(workspace: Path, base: str) -> str:
+    """Commits, uncommitted edits and untracked files against BASE, as one patch.
+
+    Untracked files are staged into a throwaway copy of the index, so the agent's own index is
+    never changed.
+    """
+    index = ws_git(workspace, "rev-parse", "--path-format=absolute", "--git-path", "index").out
+    index = Path(index.strip())
+    with tempfile.TemporaryDirectory(prefix="am-diff-") as tmp:
+        tmp_index = Path(tmp) / "index"
+        if index.is_file() and not index.is_symlink():
+            shutil.copyfile(index, tmp_index)
+        extra = {"GIT_INDEX_FILE": str(tmp_index)}
+        ws_git(workspace, "add", "--all", "--", ".", env_extra=extra)
+        res = ws_git(
+            workspace,
+            "diff",
+            "--cached",
+            "--no-ext-diff",
+            "--no-textconv",
+            "--no-color",
+            "--binary",
+            base,
+            "--",
+            env_extra=extra,
+        )
+    return res.out

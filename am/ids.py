@@ -1,0 +1,28 @@
+"""Agent ids: generated ones and user-chosen names."""
+
+import re
+import secrets
+
+from am.errors import AmError
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+
+
+def new_id() -> str:
+    """A fresh 8-hex-character id."""
+    return secrets.token_hex(4)
+
+
+def validate_name(name: str) -> str:
+    """Return NAME if it is a valid agent name, else raise a clear error."""
+    if not NAME_RE.fullmatch(name) or name in {".", ".."} or ".." in name:
+        raise AmError(
+            f"invalid agent name {name!r}",
+            "a name is 1-63 characters of a-z, 0-9, '_', '.', '-', starting with a letter or digit",
+        )
+    return name
+
+
+def session_name(agent_id: str) -> str:
+    """The tmux session and container name of an agent."""
+    return f"am-{agent_id}"

@@ -1,0 +1,60 @@
+"""Stopping and deleting agents: the steps ``stop``, ``rm``, ``clean`` and ``doctor`` share."""
+
+import contextlib
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from am import backends, git, session
+from am.errors import AmError
+
+
+def stop(record: dict, store) -> None:
+    """Mark the agent stopped first (so nobody sees it as exited), then end what runs."""
+    if record["id"] in store.agents():
+        store.update(
+            record["id"],
+            status="stopped",
+            stopped=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        )
+    if record.get("mode") == "container":
+        with contextlib.suppress(AmError):
+            backends.for_record(record).stop(record)
+    session.kill(record["session"])
+
+
+def unsaved(record: dict) -> list[str]:
+    return git.unsaved_work(Path(record["workspace"]), worktree=bool(record.get("worktree")))
+
+
+def delete(record: dict, store, layout) -> None:
+    """Delete an agent's workspace, record and run files (the caller checked for unsaved work)."""
+    ws = Path(record["workspace"])
+    if record.get("worktree"):
+        git.worktree_remove(Path(record["source"]), ws)
+    else:
+        # rmtree never follows symbolic links; it removes the links themselves.
+        shutil.rmtree(ws, ignore_errors=True)
+    if ws.exists():
+        raise AmError(f"could not remove {ws} entirely; the record is kept")
+    for f in (
+        layout.exit_file(record["id"]),
+        layout.run / f"{record['id']}.spec.json",
+        layout.log_file(record["id"]),
+    ):
+        with contextlib.suppress(FileNotFoundError):
+            f.unlink()
+    store.remove(record["id"])
+
+
+def snapshot_then_delete(record: dict, store, layout) -> Path | None:
+    """Delete an agent; if it holds unsaved work, snapshot it first and say where."""
+    snap = None
+    if unsaved(record):
+        from am import snapshot
+
+        snap = snapshot.create(record, layout)
+        print(f"Saved unsaved work of {record['id']} to {snap}", file=sys.stderr)
+    delete(record, store, layout)
+    return snap

@@ -1,0 +1,71 @@
+"""Where am keeps things: everything under AM_HOME when it is set, else the platform's dirs."""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The folders and files of one am installation (one AM_HOME)."""
+
+    root: Path  # identifies this installation; the value of the am.home label
+    state_dir: Path
+    workspaces: Path
+    data_dir: Path
+    config_dir: Path
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / "state.json"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.state_dir / "state.lock"
+
+    @property
+    def logs(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def run(self) -> Path:
+        return self.state_dir / "run"
+
+    @property
+    def snapshots(self) -> Path:
+        return self.data_dir / "snapshots"
+
+    @property
+    def cache(self) -> Path:
+        return self.data_dir / "cache"
+
+    @property
+    def config_file(self) -> Path:
+        return self.config_dir / "config.toml"
+
+    def log_file(self, agent_id: str) -> Path:
+        return self.logs / f"{agent_id}.log"
+
+    def exit_file(self, agent_id: str) -> Path:
+        return self.run / f"{agent_id}.exit.json"
+
+    def workspace(self, agent_id: str) -> Path:
+        return self.workspaces / agent_id
+
+
+def layout() -> Layout:
+    """The layout for the current environment (AM_HOME or the platform defaults)."""
+    home = os.environ.get("AM_HOME")
+    if home:
+        root = Path(home).expanduser().absolute()
+        return Layout(root, root / "state", root / "agents", root / "data", root)
+    import platformdirs
+
+    state = Path(platformdirs.user_state_dir("am"))
+    return Layout(
+        root=state,
+        state_dir=state,
+        workspaces=Path.home() / ".agents",
+        data_dir=Path(platformdirs.user_data_dir("am")),
+        config_dir=Path(platformdirs.user_config_dir("am")),
+    )

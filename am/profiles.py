@@ -1,0 +1,71 @@
+"""Agent profiles: how to run each known agent CLI, and what it needs to reach its model."""
+
+from dataclasses import dataclass, field
+
+from am.errors import AmError
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    command: tuple[str, ...]
+    skip_permissions_flag: str | None
+    api_domains: tuple[str, ...] = ()
+    env_names: tuple[str, ...] = field(default=())  # any one of these is enough to authenticate
+
+    def argv(self, skip_permissions: bool) -> list[str]:
+        argv = list(self.command)
+        if skip_permissions:
+            if not self.skip_permissions_flag:
+                raise AmError(f"agent {self.name!r} has no skip-permissions flag")
+            argv.append(self.skip_permissions_flag)
+        return argv
+
+
+BUILTIN = {
+    p.name: p
+    for p in (
+        Profile(
+            "claude",
+            ("claude",),
+            "--dangerously-skip-permissions",
+            ("api.anthropic.com", "statsig.anthropic.com", "sentry.io"),
+            ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"),
+        ),
+        Profile(
+            "codex",
+            ("codex",),
+            "--dangerously-bypass-approvals-and-sandbox",
+            ("api.openai.com", "chatgpt.com", "auth.openai.com"),
+            ("OPENAI_API_KEY",),
+        ),
+        Profile(
+            "aider",
+            ("aider",),
+            "--yes-always",
+            ("api.openai.com", "api.anthropic.com", "openrouter.ai"),
+            ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENROUTER_API_KEY"),
+        ),
+        Profile(
+            "gemini",
+            ("gemini",),
+            "--yolo",
+            ("generativelanguage.googleapis.com", "oauth2.googleapis.com"),
+            ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+        ),
+    )
+}
+
+
+def get(name: str, extra: dict[str, Profile] | None = None) -> Profile:
+    profiles = {**BUILTIN, **(extra or {})}
+    if name not in profiles:
+        raise AmError(f"unknown agent {name!r}", f"choose one of: {', '.join(sorted(profiles))}")
+    return profiles[name]
+
+
+def command_argv(cmd: str) -> list[str]:
+    """A user's --cmd, run by a shell exactly as typed (it is their command, not ours to parse)."""
+    if not cmd.strip():
+        raise AmError("--cmd is empty")
+    return ["sh", "-c", cmd]

@@ -1,0 +1,110 @@
+"""tmux sessions: every agent, in either mode, lives in a host tmux session ``am-<id>``.
+
+In tmux mode the session runs the agent itself; in container mode it runs the engine's attached
+client. Either way the session gives ``am attach`` the agent's own terminal and, through
+``pipe-pane``, a log file on the host that outlives the session and the container.
+
+tmux parses its own arguments further: an argument ending in ``;`` separates commands and some
+arguments are format-expanded (``#{...}``, ``#(...)`` runs a shell), so everything am passes is
+escaped by ``_arg`` and ``_fmt``; the agent's own command line never reaches tmux at all (the
+supervisor reads it from a file).
+"""
+
+import os
+import shlex
+from pathlib import Path
+
+from am import proc
+from am.errors import AmError
+
+HOME_OPTION = "@am_home"
+
+
+def _arg(value: str) -> str:
+    """Keep tmux from reading a trailing ';' as a command separator."""
+    return value[:-1] + "\\;" if value.endswith(";") else value
+
+
+def _fmt(value: str) -> str:
+    """Keep tmux from format-expanding VALUE."""
+    return value.replace("#", "##")
+
+
+def target(name: str) -> str:
+    """An exact-match tmux target (a bare name would also match by prefix)."""
+    return f"={name}:"
+
+
+def new_session_argv(
+    name: str, argv: list[str], log: Path, home: str, env: dict[str, str] | None = None
+) -> list[str]:
+    """Start NAME detached running ARGV, tag it with HOME, and pipe its output into LOG."""
+    cmd = ["tmux", "new-session", "-d", "-s", name, "-x", "200", "-y", "50"]
+    for k, v in (env or {}).items():
+        cmd += ["-e", f"{k}={v}"]
+    cmd += ["--", *argv]
+    cmd += [";", "set-option", "-t", target(name), HOME_OPTION, home]
+    # Same command list as new-session: the pipe is in place before tmux reads any output.
+    cmd += [
+        ";",
+        "pipe-pane",
+        "-t",
+        target(name),
+        "-o",
+        "exec cat >> " + _fmt(shlex.quote(str(log))),
+    ]
+    return [cmd[0]] + [a if a == ";" else _arg(a) for a in cmd[1:]]
+
+
+def list_sessions_argv() -> list[str]:
+    return ["tmux", "list-sessions", "-F", f"#{{session_name}}\t#{{{HOME_OPTION}}}"]
+
+
+def kill_session_argv(name: str) -> list[str]:
+    return ["tmux", "kill-session", "-t", target(name)]
+
+
+def attach_argv(name: str, inside_tmux: bool) -> list[str]:
+    verb = "switch-client" if inside_tmux else "attach-session"
+    return ["tmux", verb, "-t", target(name)]
+
+
+def start(name: str, argv: list[str], log: Path, home: str, env=None) -> None:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.touch()
+    res = proc.run(new_session_argv(name, argv, log, home, env))
+    if not res.ok:
+        raise AmError(f"cannot start tmux session {name}: {res.last_lines(1)}")
+
+
+def sessions() -> dict[str, str]:
+    """All tmux sessions, name -> am home they belong to ('' if not am's), in one tmux call."""
+    try:
+        res = proc.run(list_sessions_argv())
+    except proc.NotFound:
+        return {}
+    if not res.ok:  # no server running: no sessions
+        return {}
+    out = {}
+    for line in res.out.splitlines():
+        name, _, home = line.partition("\t")
+        out[name] = home
+    return out
+
+
+def kill(name: str) -> None:
+    try:
+        proc.run(kill_session_argv(name))
+    except proc.NotFound:
+        pass
+
+
+def attach(name: str) -> int:
+    return proc.run_fg(attach_argv(name, bool(os.environ.get("TMUX"))))
+
+
+def require_tmux() -> None:
+    try:
+        proc.run(["tmux", "-V"])
+    except proc.NotFound:
+        raise AmError("tmux not found in PATH", "install it, e.g. 'apt-get install tmux'") from None

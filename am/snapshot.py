@@ -1,0 +1,112 @@
+"""Snapshots: one archive of a whole workspace, with a manifest, and restoring from one.
+
+Archives are written with tarfile, which stores symbolic links as links (it never follows them),
+and read back with tarfile's ``data`` filter, which refuses absolute names, ``..``, links that
+point outside the target and device files, so a restore never writes outside its folder.
+"""
+
+import contextlib
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+from am import git
+from am.errors import AmError
+
+MANIFEST = "am-snapshot.json"
+ROOT = "workspace"
+
+
+def create(record: dict, layout) -> Path:
+    """Archive RECORD's workspace under the snapshots folder; returns the archive's path."""
+    ws = Path(record["workspace"])
+    if not ws.is_dir() or ws.is_symlink():
+        raise AmError(f"workspace {ws} of agent {record['id']} is missing")
+    head = git.ws_git(ws, "rev-parse", "--verify", "--quiet", "HEAD", check=False).out.strip()
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    layout.snapshots.mkdir(parents=True, exist_ok=True)
+    path = layout.snapshots / f"{record['id']}-{stamp}.tar.gz"
+    n = 1
+    while path.exists():
+        n += 1
+        path = layout.snapshots / f"{record['id']}-{stamp}-{n}.tar.gz"
+    manifest = {
+        "id": record["id"],
+        "source": record.get("source"),
+        "branch": record.get("branch"),
+        "commit": head or None,
+        "base_commit": record.get("base_commit"),
+        "worktree": bool(record.get("worktree")),
+        "agent": record.get("agent"),
+        "mode": record.get("mode"),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    tmp = path.with_suffix(".partial")
+    try:
+        with tarfile.open(tmp, "w:gz") as tar:
+            data = json.dumps(manifest, indent=1).encode()
+            info = tarfile.TarInfo(MANIFEST)
+            info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
+            import io
+
+            tar.addfile(info, io.BytesIO(data))
+            tar.add(ws, arcname=ROOT, recursive=True)  # lstat-based: links stay links
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    manifest["size"] = path.stat().st_size
+    manifest["archive"] = str(path)
+    path.with_suffix("").with_suffix(".json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return path
+
+
+def read_manifest(path: Path) -> dict:
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            member = tar.getmember(MANIFEST)
+            f = tar.extractfile(member)
+            return json.loads(f.read())
+    except (OSError, KeyError, tarfile.TarError, ValueError) as e:
+        raise AmError(f"{path} is not an am snapshot ({e})") from None
+
+
+def extract(path: Path, dest: Path, *, skip_git: bool = False) -> None:
+    """Extract the workspace of archive PATH into DEST (which must not exist yet)."""
+    prefix = ROOT + "/"
+    with (
+        tarfile.open(path, "r:*") as tar,
+        tempfile.TemporaryDirectory(prefix=".restore-", dir=dest.parent) as tmp,
+    ):
+        members = []
+        for m in tar.getmembers():
+            if not (m.name == ROOT or m.name.startswith(prefix)):
+                continue
+            rel = m.name[len(prefix) :]
+            if skip_git and (rel == ".git" or rel.startswith(".git/")):
+                continue
+            members.append(m)
+        try:
+            tar.extractall(tmp, members=members, filter="data")
+        except tarfile.FilterError as e:
+            raise AmError(f"refusing to restore {path}: {e}") from None
+        src = Path(tmp) / ROOT
+        if skip_git:
+            # DEST is a fresh worktree at the snapshot's commit: replace its files wholesale so
+            # that deletions the agent had not committed are restored too.
+            for child in list(dest.iterdir()):
+                if child.name == ".git":
+                    continue
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+            for child in src.iterdir() if src.exists() else []:
+                os.replace(child, dest / child.name)
+        else:
+            os.replace(src, dest)

@@ -1,0 +1,62 @@
+"""Live status: the state file reconciled against tmux in one call, however many agents."""
+
+import json
+from pathlib import Path
+
+from am import paths, session
+from am.store import open_store
+
+STATUSES = ("running", "stopped", "exited", "error")
+
+
+def read_exit(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def derive(record: dict, session_alive: bool, exit_info: dict | None) -> dict:
+    """The user-facing view of one record given what is live (pure)."""
+    view = dict(record)
+    intent = record.get("status")
+    view["exit_code"] = record.get("exit_code")
+    view["oom_killed"] = bool(record.get("oom_killed"))
+    if intent == "stopped":
+        status = "stopped"
+    elif session_alive:
+        # In container mode the session holds the engine's client, which lives exactly as long
+        # as the container runs; the supervisor records how it ended.
+        status = "running"
+    elif intent == "starting":
+        status = "error"  # a spawn that never finished
+    else:
+        status = "exited"
+        if exit_info:
+            view["exit_code"] = exit_info.get("exit_code")
+            view["oom_killed"] = bool(exit_info.get("oom_killed"))
+            view["finished"] = exit_info.get("finished")
+    view["status"] = status
+    return view
+
+
+def views(records: dict[str, dict] | None = None, layout=None) -> list[dict]:
+    """Every agent with its live status, in creation order."""
+    layout = layout or paths.layout()
+    if records is None:
+        records = open_store(layout).agents()
+    live_sessions = session.sessions() if records else {}
+    out = []
+    for r in sorted(records.values(), key=lambda r: (r.get("created", ""), r["id"])):
+        alive = r.get("session") in live_sessions
+        exit_info = None if alive else read_exit(layout.exit_file(r["id"]))
+        out.append(derive(r, alive, exit_info))
+    return out
+
+
+def view(agent_id: str, layout=None) -> dict:
+    """One agent's live view; a clear error for an unknown id."""
+    layout = layout or paths.layout()
+    record = open_store(layout).get(agent_id)
+    return views({agent_id: record}, layout)[0]

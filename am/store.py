@@ -1,0 +1,110 @@
+"""The state file: the only module that reads or writes it.
+
+Writers take an exclusive flock on a separate lock file, write the whole state to a temporary
+file in the same folder, fsync it and ``os.replace`` it over the old one, so a reader (which
+takes no lock) sees either the old or the new file, never a torn one.
+"""
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from am.errors import AmError
+
+FORMAT = 1
+
+
+class Store:
+    """Agent records keyed by id, persisted in one JSON file."""
+
+    def __init__(self, path: Path, lock_path: Path):
+        self.path = path
+        self.lock_path = lock_path
+
+    def agents(self) -> dict[str, dict]:
+        """A consistent read of all records, without locking."""
+        return self._load()["agents"]
+
+    def get(self, agent_id: str) -> dict:
+        """One record, or a clear error for an unknown id."""
+        agents = self.agents()
+        if agent_id not in agents:
+            raise AmError(f"no such agent: {agent_id!r}", "see 'am list' for the agents there are")
+        return agents[agent_id]
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[dict[str, dict]]:
+        """Read-modify-write under the lock; the change is written only if the block succeeds."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            data = self._load()
+            before = json.dumps(data, sort_keys=True)
+            yield data["agents"]
+            if json.dumps(data, sort_keys=True) != before:
+                self._write(data)
+        finally:
+            os.close(fd)  # closing releases the flock
+
+    def update(self, agent_id: str, **fields) -> dict:
+        """Set fields of one record under the lock and return the new record."""
+        with self.transaction() as agents:
+            if agent_id not in agents:
+                raise AmError(f"no such agent: {agent_id!r}")
+            agents[agent_id].update(fields)
+            return dict(agents[agent_id])
+
+    def remove(self, agent_id: str) -> None:
+        with self.transaction() as agents:
+            agents.pop(agent_id, None)
+
+    def _load(self) -> dict:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return {"format": FORMAT, "agents": {}}
+        except OSError as e:
+            raise AmError(f"cannot read state file {self.path}: {e.strerror}") from None
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise self._corrupt(f"not valid JSON: {e}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("agents"), dict):
+            raise self._corrupt("it has no 'agents' object")
+        if not all(isinstance(v, dict) for v in data["agents"].values()):
+            raise self._corrupt("an agent record is not an object")
+        return data
+
+    def _corrupt(self, why: str) -> AmError:
+        return AmError(
+            f"state file {self.path} is corrupt ({why})",
+            "am will not overwrite it; repair it or move it aside to start with no agents",
+        )
+
+    def _write(self, data: dict) -> None:
+        fd, tmp = tempfile.mkstemp(prefix=".state.", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(data, f, indent=1, sort_keys=True)
+                f.write("\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        dirfd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dirfd)
+        finally:
+            os.close(dirfd)
+
+
+def open_store(layout) -> Store:
+    return Store(layout.state_file, layout.lock_file)

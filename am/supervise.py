@@ -1,0 +1,92 @@
+"""The process a session runs: starts the agent, waits, and records how it ended.
+
+``python -m am.supervise SPEC`` reads the agent's command line and settings from the JSON file
+SPEC (written by ``am spawn``; the agent's arguments never pass through tmux), runs it on the
+session's terminal, and writes ``exit_code`` and ``oom_killed`` to the spec's exit file. For a
+container agent it then reads the container's final state from the engine and removes the
+container, so the record survives the auto-removal.
+"""
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+
+def read_secrets(fifo: str) -> dict[str, str]:
+    """Values of --env NAME variables, handed over through a FIFO so they touch no file."""
+    try:
+        with open(fifo, encoding="utf-8") as f:
+            data = f.read()
+    finally:
+        try:
+            os.unlink(fifo)
+        except FileNotFoundError:
+            pass
+    return json.loads(data) if data else {}
+
+
+def write_exit(path: str, result: dict) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(result, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def container_result(engine: str, name: str, code: int) -> dict:
+    from am import proc
+
+    res = proc.run(
+        [engine, "inspect", "--format", "{{.State.ExitCode}} {{.State.OOMKilled}}", name]
+    )
+    oom = False
+    if res.ok and res.out.split():
+        fields = res.out.split()
+        code = int(fields[0])
+        oom = fields[1].lower() == "true"
+    proc.run([engine, "rm", "--force", name])
+    return {"exit_code": code, "oom_killed": oom}
+
+
+def main(argv: list[str]) -> int:
+    spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    env = dict(os.environ)
+    env.update(spec.get("env", {}))
+    if spec.get("env_fifo"):
+        env.update(read_secrets(spec["env_fifo"]))
+    # Ctrl-C in the pane is for the agent, not for its supervisor.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    started = time.time()
+    # fork/exec rather than a library call: the agent must inherit the pane's terminal, and
+    # SIGINT must be ignored here but not in the agent.
+    try:
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            try:
+                os.chdir(spec["cwd"])
+                os.execvpe(spec["argv"][0], spec["argv"], env)
+            except OSError as e:
+                print(f"am: error: cannot run {spec['argv'][0]}: {e.strerror}", file=sys.stderr)
+                os._exit(127)
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        code = 128 - code if code < 0 else code
+    except KeyboardInterrupt:
+        code = 130
+    result = {"exit_code": code, "oom_killed": False}
+    if spec.get("container"):
+        c = spec["container"]
+        result = container_result(c["engine"], c["name"], code)
+    result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    result["seconds"] = round(time.time() - started, 3)
+    write_exit(spec["exit_file"], result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
