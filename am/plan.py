@@ -44,8 +44,14 @@ class Plan:
     image: str | None
     gpus: str | None
     env_names: list[str]
+    extra_mounts: list = field(default_factory=list)  # (host path, container path, read-only)
     env: dict[str, str] = field(default_factory=dict)  # non-secret settings for the supervisor
     secrets: dict[str, str] = field(default_factory=dict, repr=False)  # --env values
+
+    @property
+    def network_name(self) -> str:
+        """The engine network the container joins."""
+        return {"none": "none", "full": "bridge"}.get(self.network or "none", "none")
 
     def record(self, home: str) -> dict:
         """The initial state record (no secret values, ever)."""
@@ -191,6 +197,9 @@ def build(
         )
         if domains and network != "limited":
             raise AmError("--allow-domain needs --network limited")
+        if network == "limited":
+            raise AmError("--network limited is not available in this version of am",
+                          "use --network none, or full (the engine's bridge network)")
     branch = args.branch or f"am/{agent_id}"
     name = ids.session_name(agent_id)
     return Plan(

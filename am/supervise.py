@@ -37,17 +37,39 @@ def write_exit(path: str, result: dict) -> None:
     os.replace(tmp, path)
 
 
-def container_result(engine: str, name: str, code: int) -> dict:
+def watch_container(engine: str, name: str, watch, child: int) -> None:
+    """Once the container runs, watch its memory cgroup for OOM kills (in a thread)."""
+    import threading
+
     from am import proc
 
-    res = proc.run(
-        [engine, "inspect", "--format", "{{.State.ExitCode}} {{.State.OOMKilled}}", name]
-    )
-    oom = False
+    def find():
+        while True:
+            res = proc.run([engine, "inspect", "--format", "{{.State.Pid}}", name])
+            pid = int(res.out.strip() or 0) if res.ok and res.out.strip().isdigit() else 0
+            if pid > 0 and watch.start(pid):
+                return
+            try:
+                if os.waitpid(child, os.WNOHANG) != (0, 0):
+                    return
+            except ChildProcessError:
+                return
+            time.sleep(0.2)
+
+    threading.Thread(target=find, daemon=True).start()
+
+
+def container_result(engine: str, name: str, code: int, oom_seen: bool) -> dict:
+    """The container's own exit code and OOM state, then remove it (auto-removal)."""
+    from am import proc
+
+    res = proc.run([engine, "inspect", "--format",
+                    "{{.State.ExitCode}} {{.State.OOMKilled}}", name])
+    oom = oom_seen
     if res.ok and res.out.split():
         fields = res.out.split()
         code = int(fields[0])
-        oom = fields[1].lower() == "true"
+        oom = oom or fields[1].lower() == "true"
     proc.run([engine, "rm", "--force", name])
     return {"exit_code": code, "oom_killed": oom}
 
@@ -61,6 +83,9 @@ def main(argv: list[str]) -> int:
     # Ctrl-C in the pane is for the agent, not for its supervisor.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     started = time.time()
+    from am.oomwatch import OomWatch
+
+    watch = OomWatch()
     # fork/exec rather than a library call: the agent must inherit the pane's terminal, and
     # SIGINT must be ignored here but not in the agent.
     try:
@@ -73,6 +98,8 @@ def main(argv: list[str]) -> int:
             except OSError as e:
                 print(f"am: error: cannot run {spec['argv'][0]}: {e.strerror}", file=sys.stderr)
                 os._exit(127)
+        if spec.get("container"):
+            watch_container(spec["container"]["engine"], spec["container"]["name"], watch, pid)
         _, status = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(status)
         code = 128 - code if code < 0 else code
@@ -81,7 +108,7 @@ def main(argv: list[str]) -> int:
     result = {"exit_code": code, "oom_killed": False}
     if spec.get("container"):
         c = spec["container"]
-        result = container_result(c["engine"], c["name"], code)
+        result = container_result(c["engine"], c["name"], code, watch.killed)
     result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     result["seconds"] = round(time.time() - started, 3)
     write_exit(spec["exit_file"], result)

@@ -13,6 +13,12 @@ class Backend(ABC):
     def prepare(self, plan) -> None:
         """Make what every agent of this backend needs (an image); before anything is created."""
 
+    def before_start(self, plan) -> None:
+        """Last step before the session starts, once the workspace exists."""
+
+    def after_start(self, plan, session_alive) -> None:
+        """Return once the agent really runs; raise AmError if it could not start."""
+
     @abstractmethod
     def launch_spec(self, plan) -> dict:
         """What the session's supervisor runs: ``argv``, ``cwd``, ``env``, ``container``."""

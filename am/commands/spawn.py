@@ -104,6 +104,7 @@ def execute(plan: planning.Plan, backend, layout) -> None:
         with contextlib.suppress(FileNotFoundError):
             plan.exit_file.unlink()
 
+        backend.before_start(plan)
         say(f"Starting agent {plan.id} ({' '.join(plan.command)}) in session {plan.session} ...")
         undo.push(session.kill, plan.session)
         undo.push(backend.stop, {"container": plan.container, "runtime": plan.runtime})
@@ -115,6 +116,7 @@ def execute(plan: planning.Plan, backend, layout) -> None:
         )
         if plan.secrets:
             hand_over_secrets(Path(spec["env_fifo"]), plan.secrets)
+        backend.after_start(plan, lambda: plan.session in session.sessions())
         store.update(plan.id, status="running", base_commit=base, spawn_pid=None)
     except BaseException:
         undo.run()
@@ -142,6 +144,9 @@ def run(args) -> int:
         backend = backends.for_mode("tmux")
     session.require_tmux()
     backend.check()
+    if plan.network == "full":
+        say("warning: --network full gives the agent the engine's ordinary bridge network: "
+            "it can reach the internet and your local network")
     backend.prepare(plan)
     execute(plan, backend, layout)
     print(plan.id)

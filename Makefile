@@ -1,0 +1,36 @@
+# am: common tasks. `make setup` needs root (apt-get, starting the engines).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RUNTIME ?= auto
+
+.PHONY: setup install test test-fast lint image clean-agents demo security bench
+
+setup:  ## system packages and running container engines (root)
+	bash scripts/setup-host.sh
+
+install: $(VENV)/.installed  ## a .venv with am and the test tools
+
+$(VENV)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+test: install  ## the whole suite: unit, tmux end-to-end, both container engines
+	$(BIN)/pytest -q -ra
+
+test-fast: install  ## everything that needs no container engine
+	$(BIN)/pytest -q -ra -m "not container"
+
+lint: install
+	$(BIN)/ruff check am tests scripts
+
+image: install  ## the agent image for RUNTIME (docker, podman or auto)
+	$(BIN)/am image build --runtime $(RUNTIME)
+
+clean-agents: install  ## every labelled container of this AM_HOME and stopped agents' records
+	$(BIN)/am clean --containers
+
+demo: install  ## the main job: a container agent on a sample repository, then `am list`
+	bash scripts/demo.sh

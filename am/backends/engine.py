@@ -1,0 +1,224 @@
+"""Container mode, shared by docker and podman: compose their command lines, run them via sh.
+
+No engine SDK: the CLIs are the contract, so DOCKER_HOST, CONTAINER_HOST, contexts and
+connections work as the user configured them. Engine-specific differences live in
+``docker.py`` and ``podman.py``; everything here is common to both.
+"""
+
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from am import proc
+from am.backends.base import Backend
+from am.errors import AmError
+
+WORKSPACE = "/workspace"
+AGENT_HOME = "/home/agent"
+IMAGE_UID = 1000  # the image's non-root user; the agent runs as this uid when am runs as root
+DEFAULT_IMAGE = "am-agent:latest"
+UNSAFE_MOUNT_CHARS = re.compile(r"[,:\n\r\0]")
+FORWARDED_ENV = ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_PATH",
+                 "DOCKER_TLS_VERIFY", "CONTAINER_HOST", "CONTAINER_CONNECTION",
+                 "CONTAINERS_CONF", "CONTAINER_SSHKEY")
+
+
+def repo_root() -> Path:
+    """The folder holding the Containerfile (the source tree am runs from)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def check_mount_path(path: Path) -> str:
+    """A host path that can be mounted without its text becoming extra mount options."""
+    text = str(path)
+    if UNSAFE_MOUNT_CHARS.search(text):
+        raise AmError(f"cannot mount {text!r} into a container: it contains ',', ':' or a "
+                      "control character", "choose an AM_HOME without them")
+    return text
+
+
+def mount_arg(source: Path, target: str, readonly: bool = False) -> str:
+    opts = f"type=bind,source={check_mount_path(source)},target={target}"
+    return opts + (",readonly" if readonly else "")
+
+
+class Engine(Backend):
+    """A container engine driven through its CLI."""
+
+    mode = "container"
+    runtime = ""
+    title = ""
+    install_hint = ""
+
+    # -- composition (pure) -------------------------------------------------------------------
+
+    def user_args(self, uid: int, gid: int) -> list[str]:
+        """Who the agent runs as: never uid 0 inside."""
+        if uid == 0:
+            return ["--user", f"{IMAGE_UID}:{IMAGE_UID}"]
+        return ["--user", f"{uid}:{gid}"]
+
+    def gpu_args(self, gpus: str | None) -> list[str]:
+        return []
+
+    def run_argv(self, plan, home: str, uid: int, gid: int) -> list[str]:
+        """The full ``run`` command line for an agent's container, attached to its terminal."""
+        lim = plan.limits
+        argv = [
+            self.runtime, "run", "--interactive", "--tty", "--pull", "never",
+            "--name", plan.container, "--hostname", plan.container,
+            "--label", f"am.agent={plan.id}", "--label", f"am.home={home}",
+            "--network", plan.network_name,
+            "--memory", lim["memory"], "--memory-swap", lim["memory"],
+            "--cpus", str(lim["cpus"]), "--pids-limit", str(lim["pids"]),
+            "--init", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+            "--read-only",
+            "--tmpfs", "/tmp:rw,nosuid,nodev,size=1g,mode=1777",
+            "--tmpfs", f"{AGENT_HOME}:rw,nosuid,nodev,size=1g,mode=1777",
+            "--log-driver", "none",
+            *self.user_args(uid, gid),
+            "--mount", mount_arg(plan.workspace, WORKSPACE),
+            *[a for m in plan.extra_mounts for a in ("--mount", mount_arg(*m))],
+            "--workdir", WORKSPACE,
+            "--env", f"HOME={AGENT_HOME}", "--env", "TERM=xterm-256color",
+            *[a for name in plan.env_names for a in ("--env", name)],  # values: from our env
+            *self.gpu_args(plan.gpus),
+            "--", plan.image, *plan.command,
+        ]
+        return argv
+
+    def build_argv(self, tag: str, context: Path, build_args: dict[str, str]) -> list[str]:
+        argv = [self.runtime, "build", "--file", str(context / "Containerfile"), "--tag", tag]
+        for k, v in build_args.items():
+            argv += ["--build-arg", f"{k}={v}"]
+        return argv + [str(context)]
+
+    def ps_argv(self, home: str, all_states: bool) -> list[str]:
+        argv = [self.runtime, "ps", "--filter", f"label=am.home={home}", "--format",
+                "{{.Names}}"]
+        return argv + (["--all"] if all_states else [])
+
+    # -- calls --------------------------------------------------------------------------------
+
+    def call(self, *args: str, timeout: float | None = None) -> proc.Result:
+        try:
+            return proc.run([self.runtime, *args], timeout=timeout)
+        except proc.NotFound:
+            raise AmError(f"{self.title} not found in PATH", self.install_hint) from None
+
+    def check(self) -> None:
+        res = self.call("version", "--format", "{{.Server.Version}}", timeout=30)
+        if not res.ok:
+            raise self.explain(res.err or res.out)
+
+    def explain(self, text: str) -> AmError:
+        """Turn an engine's failure text into one clear error with its fix."""
+        low = text.lower()
+        if "permission denied" in low:
+            return AmError(f"permission denied on the {self.title} socket",
+                           self.permission_hint)
+        if any(s in low for s in ("cannot connect", "is the docker daemon running",
+                                  "connection refused", "no such file or directory")):
+            return AmError(f"{self.title} daemon is not running", self.daemon_hint)
+        lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+        return AmError(f"{self.title} failed: {lines[-1] if lines else 'no output'}")
+
+    def image_exists(self, image: str) -> bool:
+        return self.call("image", "inspect", "--format", "{{.Id}}", image).ok
+
+    def build_image(self, tag: str = DEFAULT_IMAGE) -> None:
+        """Build the agent image from the Containerfile, streaming the build's progress."""
+        script = repo_root() / "scripts" / "build-image.sh"
+        if not script.is_file():
+            raise AmError(f"cannot build the agent image: {script} is missing",
+                          "build it with the engine from a checkout of am")
+        print("Building agent image (this may take a few minutes)...", file=sys.stderr,
+              flush=True)
+        res = proc.stream(["bash", str(script), "--runtime", self.runtime, "--tag", tag],
+                          on_line=lambda line: print(line, end="", file=sys.stderr, flush=True))
+        if not res.ok:
+            raise AmError(f"agent image build failed; its last lines:\n{res.last_lines(12)}")
+
+    def prepare(self, plan) -> None:
+        self.check()
+        if not self.image_exists(plan.image):
+            if plan.image != DEFAULT_IMAGE:
+                raise AmError(f"image {plan.image!r} not found in {self.title}",
+                              "build or load it first, or leave out --image")
+            self.build_image(plan.image)
+        check_mount_path(plan.workspace)
+
+    def launch_spec(self, plan) -> dict:
+        from am import paths
+
+        home = str(paths.layout().root)
+        env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+        return {"argv": self.run_argv(plan, home, os.getuid(), os.getgid()),
+                "cwd": str(plan.workspace), "env": env,
+                "container": {"engine": self.runtime, "name": plan.container}}
+
+    def before_start(self, plan) -> None:
+        """When am runs as root the agent runs as the image's user: let it write its workspace."""
+        if os.getuid() != 0:
+            return
+        for root, dirs, files in os.walk(plan.workspace):
+            for name in dirs + files:
+                os.lchown(os.path.join(root, name), IMAGE_UID, IMAGE_UID)
+        os.lchown(plan.workspace, IMAGE_UID, IMAGE_UID)
+
+    def after_start(self, plan, session_alive, timeout: float = 60) -> None:
+        """Return once the container runs; raise (with its output) if its session ended first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            res = self.call("inspect", "--format", "{{.State.Running}}", plan.container)
+            if res.ok and res.out.strip() == "true":
+                return
+            if not session_alive():
+                break
+            time.sleep(0.1)
+        else:
+            raise AmError(f"the container {plan.container} did not start within {timeout:.0f}s")
+        tail = ""
+        if plan.log.is_file():
+            lines = plan.log.read_text(errors="replace").strip().splitlines()
+            tail = lines[-1] if lines else ""
+        raise AmError(f"the container {plan.container} did not start" + (f": {tail}" if tail
+                                                                        else ""))
+
+    def stop(self, record: dict) -> None:
+        if record.get("container"):
+            self.call("rm", "--force", record["container"], timeout=60)
+
+    def running(self, records: list[dict]) -> set[str] | None:
+        from am import paths
+
+        res = self.call("ps", *self.ps_argv(str(paths.layout().root), False)[2:])
+        return set(res.out.split()) if res.ok else None
+
+    def labelled(self, home: str) -> list[str]:
+        """Every container, running or not, labelled for this AM_HOME."""
+        res = self.call(*self.ps_argv(home, True)[1:])
+        return res.out.split() if res.ok else []
+
+
+def engine(runtime: str) -> Engine:
+    """The engine named RUNTIME; ``auto`` is podman if usable, else docker."""
+    from am.backends.docker import Docker
+    from am.backends.podman import Podman
+
+    if runtime == "docker":
+        return Docker()
+    if runtime == "podman":
+        return Podman()
+    if runtime not in ("auto", "", None):
+        raise AmError(f"unknown runtime {runtime!r}", "choose docker, podman or auto")
+    if shutil.which("podman") and proc.run(["podman", "version", "--format",
+                                            "{{.Client.Version}}"]).ok:
+        return Podman()
+    if shutil.which("docker"):
+        return Docker()
+    raise AmError("no container engine found in PATH",
+                  "install podman or docker.io, or run without --container")

@@ -1,0 +1,92 @@
+"""Notice an OOM kill inside a container's memory cgroup as it happens.
+
+Podman on cgroup v1 (with runc) never reports ``OOMKilled``, and once a container is gone its
+cgroup is too, so the supervisor watches the cgroup while the container runs: on v1 through
+the kernel's OOM notification (an eventfd registered on ``memory.oom_control``), on v2 by
+reading ``memory.events``. Either way the verdict is the kernel's ``oom_kill`` counter.
+"""
+
+import os
+import threading
+import time
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def memory_cgroup(pid: int) -> tuple[Path, int] | None:
+    """The memory cgroup folder of PID and its cgroup version, if this host can see it."""
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            folder = CGROUP_ROOT / "memory" / path.lstrip("/")
+            return (folder, 1) if folder.is_dir() else None
+    for line in lines:
+        if line.startswith("0::"):
+            folder = CGROUP_ROOT / line[3:].lstrip("/")
+            if (folder / "memory.events").is_file():
+                return folder, 2
+    return None
+
+
+def oom_kills(folder: Path, version: int) -> int:
+    name = "memory.oom_control" if version == 1 else "memory.events"
+    try:
+        for line in (folder / name).read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+class OomWatch:
+    """Set ``killed`` once the kernel OOM-kills anything in the cgroup of a process."""
+
+    def __init__(self):
+        self.killed = False
+
+    def start(self, pid: int) -> bool:
+        found = memory_cgroup(pid)
+        if not found:
+            return False
+        folder, version = found
+        if version == 1:
+            try:
+                ctl = os.open(folder / "memory.oom_control", os.O_RDONLY)
+                efd = os.eventfd(0)
+                (folder / "cgroup.event_control").write_text(f"{efd} {ctl}")
+            except OSError:
+                return False
+            target = self._wait_v1
+            args = (folder, efd, ctl)
+        else:
+            target, args = self._poll_v2, (folder,)
+        threading.Thread(target=target, args=args, daemon=True).start()
+        return True
+
+    def _wait_v1(self, folder: Path, efd: int, ctl: int) -> None:
+        # The eventfd fires when the cgroup runs out of memory (just before the kernel picks a
+        # victim, so the counter may still read 0) and once more when the cgroup is removed.
+        try:
+            while not self.killed:
+                os.read(efd, 8)
+                if not folder.exists():
+                    return
+                self.killed = True
+        except OSError:
+            return
+        finally:
+            os.close(efd)
+            os.close(ctl)
+
+    def _poll_v2(self, folder: Path) -> None:
+        while folder.exists() and not self.killed:
+            if oom_kills(folder, 2):
+                self.killed = True
+            time.sleep(0.1)

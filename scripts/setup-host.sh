@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what am and its tests need on Debian/Ubuntu and starts the container engines.
+# Idempotent; run as root (CI runs it through `make setup`).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+if [ "$(id -u)" != 0 ]; then
+    echo "setup-host.sh: run as root (sudo make setup)" >&2
+    exit 1
+fi
+pkgs=(git tmux python3 python3-venv make ca-certificates curl npm
+      docker.io podman runc uidmap mmdebstrap iproute2 procps)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "Installing: ${missing[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+bash "$here/engines-up.sh"
