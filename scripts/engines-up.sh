@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# engines-up.sh - make the docker and podman engines usable on this machine.
+#
+# Run as root (CI does). Idempotent: safe to run again and again.
+# Works on a fresh Debian 12 after
+#     apt-get install docker.io podman runc mmdebstrap uidmap
+#
+# What it does:
+#   1. podman: writes /etc/containers/containers.conf (only if missing or if
+#      it is ours and out of date) so that podman
+#        - uses runc: crun fails on hosts with hybrid cgroups (v1 controllers
+#          + a cgroup2 "unified" mount, no systemd as PID 1), and
+#        - sets nofile/nproc ulimits that fit under the host hard limits
+#          (podman as root otherwise asks for nofile=1048576, which runc
+#          cannot set when the engine's hard limit is lower), and
+#        - has an init binary for `podman run --init`: Debian 12 does not
+#          ship podman's default /usr/libexec/podman/catatonit unless the
+#          catatonit package is installed, so we point it at an existing
+#          static init (catatonit, tini-static or docker-init, itself tini).
+#   2. docker: starts dockerd in the background (log: /var/log/dockerd.log)
+#      if `docker info` fails, then waits (bounded) until `docker info` works.
+#      No storage-driver flag is passed: dockerd probes overlay2 first and
+#      falls back to the next driver that works (vfs at worst) on its own,
+#      e.g. when /var/lib/docker sits on an overlayfs or another fs where
+#      overlay mounts fail. On the ext4 root of these machines overlay2 works
+#      (checked: "Storage Driver: overlay2, Backing Filesystem: extfs").
+#      Without systemd as PID 1 dockerd uses the cgroupfs cgroup driver with
+#      cgroup v1, which is what we want on the hybrid layout here.
+#      Extra dockerd flags can be given in AM_DOCKERD_FLAGS, e.g.
+#      AM_DOCKERD_FLAGS="--storage-driver=vfs".
+#   3. checks that `podman info` works.
+#
+# Environment:
+#   AM_DOCKERD_FLAGS     extra flags for dockerd (default: none)
+#   AM_DOCKERD_LOG       dockerd log file (default: /var/log/dockerd.log)
+#   AM_ENGINE_WAIT       seconds to wait for dockerd (default: 60)
+#   AM_ENGINES           which engines to bring up: "docker podman" (default)
+#   AM_ULIMIT            nofile/nproc value for podman (default: 20000)
+set -euo pipefail
+
+log() { printf 'engines-up: %s\n' "$*" >&2; }
+die() { printf 'engines-up: ERROR: %s\n' "$*" >&2; exit 1; }
+
+ENGINES="${AM_ENGINES:-docker podman}"
+WAIT="${AM_ENGINE_WAIT:-60}"
+DOCKERD_LOG="${AM_DOCKERD_LOG:-/var/log/dockerd.log}"
+ULIMIT="${AM_ULIMIT:-20000}"
+CONF=/etc/containers/containers.conf
+MARKER="# managed by am scripts/engines-up.sh"
+
+[ "$(id -u)" -eq 0 ] || die "must run as root (it writes $CONF and starts dockerd)"
+
+want() { case " $ENGINES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
+# The hard limits of this shell bound what an engine may give a container.
+hard_nofile=$(ulimit -Hn)
+hard_nproc=$(ulimit -Hu)
+for h in "$hard_nofile" "$hard_nproc"; do
+    if [ "$h" != unlimited ] && [ "$ULIMIT" -gt "$h" ]; then
+        log "lowering container ulimit $ULIMIT to host hard limit $h"
+        ULIMIT=$h
+    fi
+done
+
+find_init() {
+    local c
+    for c in /usr/libexec/podman/catatonit /usr/bin/catatonit \
+             /usr/bin/tini-static /usr/bin/docker-init; do
+        if [ -x "$c" ]; then readlink -f "$c"; return 0; fi
+    done
+    return 1
+}
+
+podman_conf() {
+    local init_line="" init
+    if init=$(find_init); then
+        init_line="init_path = \"$init\""
+    else
+        log "warning: no catatonit/tini found: 'podman run --init' will fail (apt-get install catatonit)"
+    fi
+    cat <<EOF
+$MARKER
+# runc, not crun: crun fails on these hosts' hybrid cgroups (v1 + unified).
+# ulimits: podman's root default (nofile=1048576) exceeds the hosts' hard
+# limits, which makes runc fail with "setrlimit: operation not permitted".
+[containers]
+default_ulimits = [
+  "nofile=$ULIMIT:$ULIMIT",
+  "nproc=$ULIMIT:$ULIMIT",
+]
+$init_line
+
+[engine]
+runtime = "runc"
+EOF
+}
+
+setup_podman() {
+    command -v podman >/dev/null || die "podman not installed (apt-get install podman runc uidmap)"
+    command -v runc >/dev/null || die "runc not installed (apt-get install runc)"
+    mkdir -p /etc/containers
+    local new
+    new=$(podman_conf)
+    if [ ! -e "$CONF" ]; then
+        log "writing $CONF"
+        printf '%s\n' "$new" >"$CONF"
+    elif head -n1 "$CONF" | grep -qxF "$MARKER"; then
+        if [ "$(cat "$CONF")" != "$new" ]; then
+            log "updating $CONF"
+            printf '%s\n' "$new" >"$CONF"
+        fi
+    else
+        log "$CONF exists and is not ours: leaving it alone"
+        grep -q 'runtime *= *"runc"' "$CONF" ||
+            log "warning: $CONF does not set runtime = \"runc\""
+        grep -q 'default_ulimits' "$CONF" ||
+            log "warning: $CONF does not set default_ulimits (nofile/nproc <= $ULIMIT)"
+    fi
+    local out
+    if ! out=$(podman info --format '{{.Host.OCIRuntime.Name}} {{.Store.GraphDriverName}} cgroup{{.Host.CgroupsVersion}}' 2>&1); then
+        printf '%s\n' "$out" >&2
+        die "'podman info' failed"
+    fi
+    log "podman ok: runtime/storage/cgroups = $out"
+}
+
+setup_docker() {
+    command -v docker >/dev/null || die "docker CLI not installed (apt-get install docker.io)"
+    if docker info >/dev/null 2>&1; then
+        log "docker ok (dockerd already running)"
+        return 0
+    fi
+    command -v dockerd >/dev/null || die "dockerd not installed (apt-get install docker.io)"
+    if pgrep -x dockerd >/dev/null 2>&1; then
+        log "dockerd is running but not answering yet; waiting"
+    else
+        # A stale pid file from a killed dockerd makes the new one refuse to start.
+        if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
+            rm -f /var/run/docker.pid
+        fi
+        log "starting dockerd ${AM_DOCKERD_FLAGS:-} (log: $DOCKERD_LOG)"
+        mkdir -p "$(dirname "$DOCKERD_LOG")"
+        # setsid + nohup: dockerd outlives this script and its session.
+        # shellcheck disable=SC2086
+        setsid nohup dockerd ${AM_DOCKERD_FLAGS:-} >>"$DOCKERD_LOG" 2>&1 </dev/null &
+    fi
+    local i=0
+    until docker info >/dev/null 2>&1; do
+        i=$((i + 1))
+        if [ "$i" -gt "$WAIT" ]; then
+            tail -n 30 "$DOCKERD_LOG" >&2 2>/dev/null || true
+            die "dockerd did not answer 'docker info' within ${WAIT}s (see $DOCKERD_LOG)"
+        fi
+        sleep 1
+    done
+    log "docker ok after ${i}s: $(docker info --format 'storage={{.Driver}} cgroup={{.CgroupDriver}}/v{{.CgroupVersion}}' 2>/dev/null)"
+}
+
+rc=0
+if want docker; then setup_docker || rc=1; fi
+if want podman; then setup_podman || rc=1; fi
+exit "$rc"
