@@ -38,6 +38,11 @@ HARDENING = (
 )
 
 
+def _one_line(text: str) -> str:
+    """Git's message as part of am's one-line error."""
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
 def is_url(source: str) -> bool:
     return bool(URL_RE.match(source))
 
@@ -79,7 +84,7 @@ def ws_git(workspace: Path, *args: str, env_extra=None, check=True) -> proc.Resu
     """Run git in an agent's workspace; raise AmError on failure when CHECK."""
     res = proc.run(ws_argv(workspace, *args), env=ws_env(env_extra))
     if check and not res.ok:
-        raise AmError(f"git {args[0]} failed in {workspace}: {res.last_lines(3)}")
+        raise AmError(f"git {args[0]} failed in {workspace}: {_one_line(res.last_lines(3))}")
     return res
 
 
@@ -183,7 +188,17 @@ def worktree_add(source: Path, dest: Path, branch: str, base: str | None) -> str
     res = proc.run(worktree_add_argv(source, dest, branch, commit), env=source_env())
     if not res.ok:
         raise AmError(f"cannot add a worktree of {source}: {res.last_lines(1)}")
+    _branches_made.add((str(source), branch))
     return commit
+
+
+def common_dir(source: Path) -> Path:
+    """The git folder a worktree of SOURCE shares with it (objects, refs, config, hooks)."""
+    res = proc.run(["git", "-C", str(source), "rev-parse", "--path-format=absolute",
+                    "--git-common-dir"], env=source_env())
+    if not res.ok:
+        raise AmError(f"cannot find the git folder of {source}: {res.last_lines(1)}")
+    return Path(res.out.strip())
 
 
 def worktree_remove(source: Path, dest: Path) -> None:
@@ -192,8 +207,18 @@ def worktree_remove(source: Path, dest: Path) -> None:
     proc.run(["git", "-C", str(source), "worktree", "prune"], env=source_env())
 
 
+# Branches of the user's repository that worktree_add created in this process: undoing a failed
+# spawn or restore may delete those, and never a branch that was there before (the user's own,
+# or the work of an earlier agent of the same name).
+_branches_made: set[tuple[str, str]] = set()
+
+
 def delete_branch(source: Path, branch: str) -> None:
+    """Delete BRANCH of SOURCE if, and only if, this process created it with worktree_add."""
+    if (str(source), branch) not in _branches_made:
+        return
     proc.run(["git", "-C", str(source), "branch", "-D", branch], env=source_env())
+    _branches_made.discard((str(source), branch))
 
 
 def unsaved_work(workspace: Path, *, worktree: bool = False) -> list[str]:

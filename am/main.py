@@ -114,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--all", action="store_true", help="also agents with unsaved work (snapshotted first)"
     )
+    p.add_argument("--containers", action="store_true",
+                   help="first remove every container labelled for this AM_HOME")
 
     p = sub.add_parser("doctor", help="check tools and repair drift between state and reality")
     p.add_argument("--fix", action="store_true")

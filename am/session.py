@@ -39,21 +39,20 @@ def new_session_argv(
     name: str, argv: list[str], log: Path, home: str, env: dict[str, str] | None = None
 ) -> list[str]:
     """Start NAME detached running ARGV, tag it with HOME, and pipe its output into LOG."""
-    cmd = ["tmux", "new-session", "-d", "-s", name, "-x", "200", "-y", "50"]
+    new = ["new-session", "-d", "-s", name, "-x", "200", "-y", "50"]
     for k, v in (env or {}).items():
-        cmd += ["-e", f"{k}={v}"]
-    cmd += ["--", *argv]
-    cmd += [";", "set-option", "-t", target(name), HOME_OPTION, home]
+        new += ["-e", f"{k}={v}"]
+    new += ["--", *argv]
+    tag = ["set-option", "-t", target(name), HOME_OPTION, home]
     # Same command list as new-session: the pipe is in place before tmux reads any output.
-    cmd += [
-        ";",
-        "pipe-pane",
-        "-t",
-        target(name),
-        "-o",
-        "exec cat >> " + _fmt(shlex.quote(str(log))),
-    ]
-    return [cmd[0]] + [a if a == ";" else _arg(a) for a in cmd[1:]]
+    pipe = ["pipe-pane", "-t", target(name), "-o", "exec cat >> " + _fmt(shlex.quote(str(log)))]
+    # Separators are placed here, never recognised by value: an argument that is itself ';'
+    # (as in `find -exec ... ;`) is escaped like any other.
+    cmd = ["tmux"]
+    for i, command in enumerate((new, tag, pipe)):
+        cmd += [";"] if i else []
+        cmd += [_arg(a) for a in command]
+    return cmd
 
 
 def list_sessions_argv() -> list[str]:
@@ -100,7 +99,14 @@ def kill(name: str) -> None:
 
 
 def attach(name: str) -> int:
-    return proc.run_fg(attach_argv(name, bool(os.environ.get("TMUX"))))
+    """Attach this terminal to session NAME; inside tmux, switch the current client to it."""
+    if os.environ.get("TMUX"):
+        if proc.run(attach_argv(name, inside_tmux=True)).ok:
+            return 0
+        # No client to switch (e.g. a detached outer session): attach nested instead.
+        env = {k: v for k, v in os.environ.items() if k != "TMUX"}
+        return proc.run_fg(attach_argv(name, inside_tmux=False), env=env)
+    return proc.run_fg(attach_argv(name, inside_tmux=False))
 
 
 def require_tmux() -> None:

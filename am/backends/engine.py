@@ -45,6 +45,29 @@ def mount_arg(source: Path, target: str, readonly: bool = False) -> str:
     return opts + (",readonly" if readonly else "")
 
 
+def grant(top: Path) -> None:
+    """Give the image's user everything under TOP, without following symbolic links."""
+    for root, dirs, files in os.walk(top):
+        for name in dirs + files:
+            os.lchown(os.path.join(root, name), IMAGE_UID, IMAGE_UID)
+    os.lchown(top, IMAGE_UID, IMAGE_UID)
+
+
+def worktree_mounts(workspace: Path) -> list[tuple[Path, str, bool]]:
+    """Mounts that let git work inside a worktree: the source's git folder at the absolute
+    path the worktree's ``.git`` file names, with its config and hooks read-only so the agent
+    cannot plant code that the user's own git would later run."""
+    text = (workspace / ".git").read_text()
+    gitdir = Path(text.partition("gitdir:")[2].strip())
+    common = Path(os.path.normpath(gitdir / ".." / ".."))
+    (common / "hooks").mkdir(exist_ok=True)
+    mounts = [(common, str(common), False)]
+    for name in ("config", "hooks", "info"):
+        if (common / name).exists():
+            mounts.append((common / name, str(common / name), True))
+    return mounts
+
+
 class Engine(Backend):
     """A container engine driven through its CLI."""
 
@@ -143,7 +166,15 @@ class Engine(Backend):
             raise AmError(f"agent image build failed; its last lines:\n{res.last_lines(12)}")
 
     def prepare(self, plan) -> None:
-        self.check()
+        from am import versions
+
+        ok, text = versions.runc_status()
+        if ok is False:
+            print(f"am: warning: runc {text}", file=sys.stderr)
+        g = versions.tool_version(["git", "--version"])
+        if g and g < versions.MIN_GIT:
+            print(f"am: warning: git {versions.show(g)} is older than 2.39, which lacks fixes "
+                  "that keep hostile repositories from running code; upgrade git", file=sys.stderr)
         if not self.image_exists(plan.image):
             if plan.image != DEFAULT_IMAGE:
                 raise AmError(f"image {plan.image!r} not found in {self.title}",
@@ -157,17 +188,23 @@ class Engine(Backend):
         home = str(paths.layout().root)
         env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
         return {"argv": self.run_argv(plan, home, os.getuid(), os.getgid()),
-                "cwd": str(plan.workspace), "env": env,
+                # Not the workspace: conmon drops files (an "oom" marker) into its cwd.
+                "cwd": str(paths.layout().run), "env": env,
                 "container": {"engine": self.runtime, "name": plan.container}}
 
     def before_start(self, plan) -> None:
-        """When am runs as root the agent runs as the image's user: let it write its workspace."""
+        """Mount what a worktree needs; as root, let the image's user write its workspace."""
+        if plan.worktree:
+            plan.extra_mounts = worktree_mounts(plan.workspace)
         if os.getuid() != 0:
             return
-        for root, dirs, files in os.walk(plan.workspace):
-            for name in dirs + files:
-                os.lchown(os.path.join(root, name), IMAGE_UID, IMAGE_UID)
-        os.lchown(plan.workspace, IMAGE_UID, IMAGE_UID)
+        grant(plan.workspace)
+        if plan.worktree:
+            # Only what a commit writes; the repository's own folder stays the user's.
+            common = plan.extra_mounts[0][0]
+            for sub in ("objects", "refs", "logs", f"worktrees/{plan.workspace.name}"):
+                if (common / sub).exists():
+                    grant(common / sub)
 
     def after_start(self, plan, session_alive, timeout: float = 60) -> None:
         """Return once the container runs; raise (with its output) if its session ended first."""

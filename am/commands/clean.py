@@ -6,10 +6,38 @@ from am import drift, lifecycle, paths, session, status
 from am.store import open_store
 
 
+def remove_labelled_containers(layout, store) -> None:
+    """Remove every container labelled for this AM_HOME on each engine that answers."""
+    import shutil
+
+    from am.backends.engine import engine
+    from am.errors import AmError
+
+    by_container = {r.get("container"): r for r in store.agents().values()}
+    for name in ("docker", "podman"):
+        if not shutil.which(name):
+            continue
+        eng = engine(name)
+        try:
+            eng.check()
+        except AmError as e:
+            print(f"Skipped {name}: {e.message}", file=sys.stderr)
+            continue
+        for container in eng.labelled(str(layout.root)):
+            record = by_container.get(container)
+            if record and record.get("runtime") == name:
+                lifecycle.stop(record, store)
+            else:
+                eng.call("rm", "--force", container)
+            print(f"Removed container {container} ({name})", file=sys.stderr)
+
+
 def run(args) -> int:
     layout = paths.layout()
     store = open_store(layout)
     removed = kept = 0
+    if args.containers:
+        remove_labelled_containers(layout, store)
     for view in status.views(layout=layout):
         if view["status"] == "running":
             continue

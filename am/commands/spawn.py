@@ -85,6 +85,7 @@ def execute(plan: planning.Plan, backend, layout) -> None:
 
         say(f"Preparing workspace {plan.workspace} from {plan.source} ...")
         base = make_workspace(plan, undo)
+        backend.before_start(plan)
 
         layout.run.mkdir(parents=True, exist_ok=True)
         spec = backend.launch_spec(plan)
@@ -104,7 +105,6 @@ def execute(plan: planning.Plan, backend, layout) -> None:
         with contextlib.suppress(FileNotFoundError):
             plan.exit_file.unlink()
 
-        backend.before_start(plan)
         say(f"Starting agent {plan.id} ({' '.join(plan.command)}) in session {plan.session} ...")
         undo.push(session.kill, plan.session)
         undo.push(backend.stop, {"container": plan.container, "runtime": plan.runtime})

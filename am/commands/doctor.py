@@ -1,0 +1,131 @@
+"""``am doctor``: check the tools am needs, and find (``--fix``: repair) drift."""
+
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from am import drift, git, ids, output, paths, proc, session, versions
+from am.backends.engine import DEFAULT_IMAGE, engine
+from am.errors import AmError
+from am.store import open_store
+
+
+def checks() -> tuple[list[dict], list]:
+    """One row per tool; also the engines that answer, for drift detection."""
+    rows, usable = [], []
+
+    def row(name, ok, detail):
+        rows.append({"check": name, "ok": ok, "detail": detail})
+
+    g = versions.tool_version(["git", "--version"])
+    row("git", bool(g and g >= versions.MIN_GIT),
+        f"{versions.show(g)}" + ("" if g and g >= versions.MIN_GIT else " (need 2.39 or newer)"))
+    t = versions.tool_version(["tmux", "-V"])
+    row("tmux", bool(t), versions.show(t))
+    for name in ("docker", "podman"):
+        if not shutil.which(name):
+            row(name, None, "not installed (container mode needs docker or podman)")
+            continue
+        eng = engine(name)
+        try:
+            eng.check()
+        except AmError as e:
+            row(name, False, e.message + (f" ({e.hint})" if e.hint else ""))
+            continue
+        usable.append(eng)
+        row(name, True, "answers")
+        has_image = eng.image_exists(DEFAULT_IMAGE)
+        row(f"{name} image", has_image, DEFAULT_IMAGE + ("" if has_image else
+                                                         " missing: run 'am image build'"))
+    ok, text = versions.runc_status()
+    if ok is not None:
+        row("runc", ok, text)
+    return rows, usable
+
+
+def adopt(path: Path, store, layout) -> str:
+    """Give a workspace with unsaved work and no record a stopped record, so it is not lost."""
+    agent_id = path.name
+    ids.validate_name(agent_id)
+    remotes = git.ws_git(path, "for-each-ref", "--format=%(objectname)", "refs/remotes",
+                         check=False).out.split()
+    base = git.ws_git(path, "merge-base", "HEAD", *remotes, check=False).out.strip() if remotes \
+        else ""
+    head = git.ws_git(path, "rev-parse", "HEAD", check=False).out.strip()
+    branch = git.ws_git(path, "symbolic-ref", "--short", "-q", "HEAD", check=False).out.strip()
+    with store.transaction() as agents:
+        agents[agent_id] = {
+            "id": agent_id, "name": agent_id, "mode": "tmux", "runtime": None,
+            "status": "stopped", "source": None, "worktree": False, "branch": branch or None,
+            "base_commit": base or head or None, "workspace": str(path), "container": None,
+            "session": ids.session_name(agent_id), "agent": None, "command": [],
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "exit_code": None,
+            "oom_killed": False, "network": None, "allow_domains": [], "limits": None,
+            "log": str(layout.log_file(agent_id)), "adopted": True, "home": str(layout.root),
+        }
+    return agent_id
+
+
+def fix(d: drift.Drift, store, layout) -> str:
+    from am import lifecycle
+
+    if d.kind == "orphan-session":
+        session.kill(d.subject)
+        return "killed the session"
+    if d.kind == "orphan-container":
+        engine(d.runtime).call("rm", "--force", d.subject)
+        return "removed the container"
+    if d.kind == "stale-spawn":
+        record = store.agents()[d.subject]
+        lifecycle.stop(record, store)
+        snap = lifecycle.snapshot_then_delete(store.agents()[d.subject], store, layout)
+        return "removed the record and its workspace" + (f" (saved to {snap})" if snap else "")
+    if d.kind == "orphan-workspace":
+        path = Path(d.subject)
+        if path.is_symlink() or not path.is_dir():
+            path.unlink()
+            return "removed"
+        try:
+            has_work = bool(git.unsaved_work(path))
+        except AmError:
+            has_work = False
+        if has_work:
+            return f"kept: adopted as stopped agent {adopt(path, store, layout)}"
+        shutil.rmtree(path)
+        return "removed (no unsaved work)"
+    return "left alone"
+
+
+def run(args) -> int:
+    layout = paths.layout()
+    store = open_store(layout)
+    rows, usable = checks()
+    try:
+        found = drift.find(layout, usable)
+    except proc.NotFound:
+        found = []
+    fixed = {}
+    if args.fix:
+        for d in found:
+            try:
+                fixed[d.subject] = fix(d, store, layout)
+            except AmError as e:
+                fixed[d.subject] = f"not fixed: {e.message}"
+    if args.json:
+        output.print_json({"checks": rows, "drift": [
+            {"kind": d.kind, "subject": d.subject, "detail": d.detail,
+             "fixed": fixed.get(d.subject)} for d in found]})
+    else:
+        for r in rows:
+            mark = {True: "ok", False: "FAIL", None: "--"}[r["ok"]]
+            print(f"{mark:5} {r['check']:14} {r['detail']}")
+        for d in found:
+            note = f" -> {fixed[d.subject]}" if d.subject in fixed else ""
+            print(f"drift {d.kind:17} {d.subject}: {d.detail}{note}")
+        if not found:
+            print("no drift between the state file and what runs")
+        elif not args.fix:
+            print("run 'am doctor --fix' to repair", file=sys.stderr)
+    bad = any(r["ok"] is False and r["check"] in ("git", "tmux") for r in rows)
+    return 1 if bad or (found and not args.fix) else 0

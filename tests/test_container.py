@@ -1,0 +1,190 @@
+"""Container mode end to end on the real docker and podman engines."""
+
+import json
+import subprocess
+import time
+import uuid
+
+import pytest
+from conftest import git
+from containers import ENGINES, container_names, engine_ready, remove_containers
+
+pytestmark = pytest.mark.container
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request, am):
+    engine_ready(request.param)
+    yield request.param
+    remove_containers(request.param, str(am.home))
+
+
+def cspawn(am, engine, cmd, *extra, env=None):
+    return am.spawn(str(am.repo), "--container", "--runtime", engine, "--cmd", cmd, *extra,
+                    env=env)
+
+
+@pytest.fixture(autouse=True)
+def _repo_on_am(am, repo):
+    am.repo = repo
+
+
+def test_lifecycle_logs_diff_attach_stop(am, engine):
+    agent = cspawn(am, engine, "echo new > made.txt && git add made.txt && "
+                   "git -c user.name=a -c user.email=a@b commit -qm agent && echo edit >> README"
+                   " && echo AGENT-READY && read line && echo got-$line && sleep 300")
+    info = am.info(agent)
+    assert info["mode"] == "container" and info["runtime"] == engine
+    assert info["status"] == "running" and info["container"] == f"am-{agent}"
+    assert info["limits"] == {"memory": "2g", "cpus": "2", "pids": 100}
+    assert [a["id"] for a in am.list()] == [agent]
+    assert f"am-{agent}" in container_names(engine, str(am.home))
+    am.wait_log(agent, "AGENT-READY")
+
+    diff = am("diff", agent).stdout
+    assert "+new" in diff and "+edit" in diff and "made.txt" in diff
+
+    # attach from an outer terminal, type a line, detach: the agent keeps running
+    outer = f"outer-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["tmux", "new-session", "-d", "-s", outer, "-x", "120", "-y", "30",
+                    "-e", f"AM_HOME={am.home}", "--", *am.argv, "attach", agent], check=True)
+    try:
+        time.sleep(1.0)
+        subprocess.run(["tmux", "send-keys", "-t", f"={outer}:", "hello-agent", "Enter"],
+                       check=True)
+        am.wait_log(agent, "got-hello-agent")
+        subprocess.run(["tmux", "send-keys", "-t", f"={outer}:", "C-b", "d"], check=True)
+        time.sleep(0.5)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", f"={outer}:"], capture_output=True)
+    assert am.info(agent)["status"] == "running"
+
+    am("stop", agent)
+    info = am.info(agent)
+    assert info["status"] == "stopped"
+    assert container_names(engine, str(am.home)) == []
+    ws = am.home / "agents" / agent
+    assert (ws / "made.txt").read_text() == "new\n"
+    assert "got-hello-agent" in am("logs", agent).stdout  # the log outlives the container
+    # files the agent wrote are the host user's to read and remove
+    res = am("rm", agent, check=False)
+    assert res.returncode != 0 and ws.exists()
+    am("rm", "--force", agent)
+    assert not ws.exists()
+
+
+PROBE = r"""
+echo "IFACES=$(ls /sys/class/net | tr '\n' ' ')"
+echo "ROUTES=$(tail -n +2 /proc/net/route | wc -l)"
+echo "UID=$(id -u)"
+grep -E '^(NoNewPrivs|CapEff|CapPrm|CapBnd):' /proc/self/status | tr -d '\t' | sed 's/^/STATUS_/'
+if touch /rootfs-write 2>/dev/null; then echo ROOTFS=writable; else echo ROOTFS=readonly; fi
+if touch /workspace/probe-write; then echo WS=writable; fi
+cg=/sys/fs/cgroup
+if [ -f $cg/memory.max ]; then echo "MEM=$(cat $cg/memory.max)"; echo "PIDS=$(cat $cg/pids.max)";
+  echo "CPU=$(cat $cg/cpu.max)";
+else echo "MEM=$(cat $cg/memory/memory.limit_in_bytes)"; echo "PIDS=$(cat $cg/pids/pids.max)";
+  echo "CPU=$(cat $cg/cpu/cpu.cfs_quota_us)/$(cat $cg/cpu/cpu.cfs_period_us)"; fi
+ls -la /var/run/docker.sock /run/podman/podman.sock 2>&1 | sed 's/^/SOCK=/'
+env | sed 's/^/ENV_/'
+echo PROBE-DONE
+sleep 300
+"""
+
+
+def probe_values(log: str) -> dict[str, str]:
+    out = {}
+    for line in log.replace("\r", "").splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.isupper():
+            out.setdefault(key, value.strip())
+    return out
+
+
+def test_policy_inside_container(am, engine):
+    agent = cspawn(am, engine, PROBE, "--memory", "1g", "--cpus", "1.5", "--pids", "64",
+                   env={"AM_TEST_SECRET_SHOULD_NOT_LEAK": "leak"})
+    log = am.wait_log(agent, "PROBE-DONE")
+    v = probe_values(log)
+    assert v["IFACES"] == "lo", log
+    assert v["ROUTES"] == "0"
+    assert v["UID"] != "0"
+    assert "STATUS_NoNewPrivs:1" in log
+    assert "CapEff:0000000000000000" in log and "CapPrm:0000000000000000" in log
+    assert v["ROOTFS"] == "readonly"
+    assert v["WS"] == "writable"
+    assert v["MEM"] == str(1024**3)
+    assert v["PIDS"] == "64"
+    quota, _, period = v["CPU"].replace(" ", "/").partition("/")
+    assert int(quota) / int(period) == pytest.approx(1.5)
+    assert "No such file" in v["SOCK"]
+    assert "ENV_AM_TEST_SECRET_SHOULD_NOT_LEAK" not in log and "AM_HOME" not in log
+    probe_file = am.home / "agents" / agent / "probe-write"
+    assert probe_file.exists()
+    probe_file.unlink()  # the host user can remove what the agent wrote
+    am("stop", agent)
+
+
+def test_exit_code_survives_auto_removal(am, engine):
+    agent = cspawn(am, engine, "sleep 1; exit 7")
+    info = am.wait_status(agent, "exited")
+    assert info["exit_code"] == 7 and info["oom_killed"] is False
+    assert container_names(engine, str(am.home)) == []
+    listed = {a["id"]: a for a in am.list()}
+    assert listed[agent]["exit_code"] == 7
+
+
+def test_oom_kill_is_reported(am, engine):
+    agent = cspawn(am, engine, "sleep 1; exec python3 -c 'b = bytearray(3 * 1024**3)'")
+    info = am.wait_status(agent, "exited", timeout=120)
+    assert info["oom_killed"] is True, info
+    assert info["exit_code"] == 137
+    assert container_names(engine, str(am.home)) == []
+
+
+BOMB = """exec python3 -c '
+import os, time
+n = 0
+try:
+    while True:
+        if os.fork() == 0:
+            time.sleep(600)
+            os._exit(0)
+        n += 1
+except OSError as e:
+    print("FORK-FAILED", n, e.strerror)
+print("BOMB-DONE", flush=True)
+time.sleep(600)
+'"""
+
+
+def test_fork_bomb_hits_pids_limit_and_stop_still_works(am, engine):
+    agent = cspawn(am, engine, BOMB, "--pids", "50")
+    log = am.wait_log(agent, "BOMB-DONE", timeout=120)
+    forked = int(log.split("FORK-FAILED")[1].split()[0])
+    assert 0 < forked < 50, log[-500:]
+    am("stop", agent, timeout=120)
+    assert am.info(agent)["status"] == "stopped"
+    assert container_names(engine, str(am.home)) == []
+
+
+def test_worktree_agent_in_container_commits_to_host_branch(am, engine):
+    agent = cspawn(am, engine, "echo wt > wt.txt && git add wt.txt && "
+                   "git -c user.name=a -c user.email=a@b commit -qm from-container && "
+                   "git log --oneline -1 && echo WT-DONE; sleep 300", "--worktree")
+    log = am.wait_log(agent, "WT-DONE")
+    assert "from-container" in log
+    assert "from-container" in git("log", "--oneline", "-1", f"am/{agent}", cwd=am.repo)
+    am("stop", agent)
+
+
+def test_json_fields_of_container_agent(am, engine):
+    agent = cspawn(am, engine, "sleep 300", "--memory", "512m")
+    info = am.info(agent)
+    for key in ("id", "name", "mode", "runtime", "status", "source", "branch", "base_commit",
+                "workspace", "container", "session", "agent", "command", "created",
+                "exit_code", "oom_killed", "network", "allow_domains", "limits", "log"):
+        assert key in info
+    assert info["network"] == "none" and info["limits"]["memory"] == "512m"
+    assert json.loads(am("list", "--json").stdout)[0]["id"] == agent
+    am("stop", agent)
