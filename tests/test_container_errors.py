@@ -1,0 +1,112 @@
+"""Engine failures a user meets, each as one clear error with its fix, nothing half-made."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from containers import ENGINES, engine_ready
+
+pytestmark = pytest.mark.container
+
+TITLE = {"docker": "Docker", "podman": "Podman"}
+HOST_VAR = {"docker": "DOCKER_HOST", "podman": "CONTAINER_HOST"}
+
+
+def last_error(res) -> str:
+    assert res.returncode != 0, res
+    assert "Traceback" not in res.stderr, res.stderr
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("am: error:")]
+    assert len(errors) == 1, res.stderr
+    return errors[0]
+
+
+def nothing_made(am) -> None:
+    agents = am.home / "agents"
+    assert not agents.exists() or not any(agents.iterdir())
+    assert am.list() == []
+
+
+@pytest.mark.parametrize("name", ENGINES)
+def test_engine_not_in_path(am, repo, tmp_path, name):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("git", "tmux"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    res = am("spawn", repo, "--container", "--runtime", name, "--cmd", "true", check=False,
+             env={"PATH": str(bin_dir)})
+    assert f"{TITLE[name]} not found in PATH" in last_error(res)
+    nothing_made(am)
+
+
+@pytest.mark.parametrize("name", ENGINES)
+def test_daemon_not_running(am, repo, tmp_path, name):
+    engine_ready(name)
+    res = am("spawn", repo, "--container", "--runtime", name, "--cmd", "true", check=False,
+             env={HOST_VAR[name]: f"unix://{tmp_path}/no-such.sock"})
+    line = last_error(res)
+    assert f"{TITLE[name]} daemon is not running" in line and "hint:" in line
+    nothing_made(am)
+
+
+@pytest.mark.parametrize("name", ENGINES)
+def test_permission_denied_on_socket(name):
+    """A socket only root may use, and am run as an unprivileged user."""
+    if os.getuid() != 0:
+        pytest.fail("this test arranges socket permissions and needs to run as root")
+    engine_ready(name)
+    top = Path(tempfile.mkdtemp(prefix="am-perm-"))
+    try:
+        top.chmod(0o777)
+        sock_path = top / "engine.sock"
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(str(sock_path))
+        server.listen(1)
+        sock_path.chmod(0o600)
+        home = top / "home"
+        home.mkdir(mode=0o777)
+        env = {"PATH": os.environ["PATH"], "AM_HOME": str(home), "HOME": str(home),
+               HOST_VAR[name]: f"unix://{sock_path}"}
+        res = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                              sys.executable, "-m", "am", "image", "build", "--runtime", name],
+                             env=env, capture_output=True, text=True, timeout=120,
+                             cwd=str(Path(__file__).parents[1]))
+        line = last_error(res)
+        assert f"permission denied on the {TITLE[name]} socket" in line, res.stderr
+        if name == "docker":
+            assert "docker group" in line
+        server.close()
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.mark.parametrize("name", ENGINES)
+def test_image_build_failure_shows_the_build_output(am, name):
+    engine_ready(name)
+    res = am("image", "build", "--runtime", name, "--tag", "Not A Valid:Tag!", check=False)
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert "am: error: agent image build failed" in res.stderr
+    tail = res.stderr.split("agent image build failed", 1)[1]
+    assert "invalid" in tail.lower() or "tag" in tail.lower(), res.stderr[-1500:]
+
+
+@pytest.mark.parametrize("name", ENGINES)
+def test_missing_custom_image_is_refused(am, repo, name):
+    engine_ready(name)
+    res = am("spawn", repo, "--container", "--runtime", name, "--image", "am-no-such:image",
+             "--cmd", "true", check=False)
+    assert "not found" in last_error(res)
+    nothing_made(am)
+
+
+@pytest.mark.parametrize("bad", [["--memory", "0"], ["--cpus", "-1"], ["--pids", "abc"],
+                                 ["--memory", "100000g"], ["--cpus", "999"]])
+def test_bad_limits_refused_before_anything_starts(am, repo, bad):
+    res = am("spawn", repo, "--container", "--runtime", "docker", "--cmd", "true", *bad,
+             check=False)
+    assert bad[0] in last_error(res)
+    nothing_made(am)
