@@ -105,7 +105,7 @@ def execute(plan: planning.Plan, backend, layout) -> None:
         with contextlib.suppress(FileNotFoundError):
             plan.exit_file.unlink()
 
-        say(f"Starting agent {plan.id} ({' '.join(plan.command)}) in session {plan.session} ...")
+        say(f"Starting agent {plan.id} ({brief(plan.command)}) in session {plan.session} ...")
         undo.push(session.kill, plan.session)
         undo.push(backend.stop, {"container": plan.container, "runtime": plan.runtime})
         session.start(
@@ -121,6 +121,11 @@ def execute(plan: planning.Plan, backend, layout) -> None:
     except BaseException:
         undo.run()
         raise
+
+
+def brief(argv: list[str], width: int = 60) -> str:
+    text = " ".join(" ".join(argv).split())
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _unlink(path: Path) -> None:
