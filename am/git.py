@@ -3,8 +3,9 @@
 Two kinds of repository are touched. The *source* is the user's own (trusted) repository or URL:
 it is cloned with the user's git configuration, so credentials and URL rewrites keep working.
 A *workspace* is written by an agent and so is hostile: every call into one goes through
-``ws_git``, which ignores the system and global configuration and overrides the keys through
-which a repository can make git run programs (see docs/security.md).
+``ws_git`` with a ``Repo`` that ``am.gitsafe`` checked (layout and configuration allowlist); it
+names the git folder and work tree explicitly, ignores the system and global configuration and
+overrides the keys through which a repository can make git run programs (docs/security.md).
 """
 
 import os
@@ -19,9 +20,9 @@ from am.errors import AmError
 URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://|^[^/:@\s]+@[^/:\s]+:")
 
 # Keys a workspace's own config could use to make host-side git run a program, neutralised on
-# every call. Drivers named by .gitattributes (filters, textconv, diff and merge drivers) only run
-# when configured; with system and global config ignored they can only come from the repository
-# config, which the allowlist in check_config refuses.
+# every call (the command line beats the repository). Drivers named by .gitattributes (filters,
+# textconv, diff and merge drivers) only run when configured; with system and global config
+# ignored they can only come from the repository config, which gitsafe's allowlist refuses.
 HARDENING = (
     "core.fsmonitor=false",
     "core.hooksPath=/dev/null",
@@ -35,6 +36,10 @@ HARDENING = (
     "protocol.allow=never",
     "protocol.file.allow=never",
     "safe.bareRepository=explicit",
+    "submodule.recurse=false",
+    "diff.submodule=short",
+    "status.submoduleSummary=false",
+    "uploadpack.packObjectsHook=",
 )
 
 
@@ -72,19 +77,23 @@ def ws_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def ws_argv(workspace: Path, *args: str) -> list[str]:
-    """A git command line for a workspace, hardened against its own configuration."""
-    argv = ["git", "--no-pager", "-C", str(workspace), "-c", f"safe.directory={workspace}"]
+def ws_argv(repo, *args: str) -> list[str]:
+    """A git command line for a checked workspace (a ``gitsafe.Repo``), hardened against its
+    own configuration; the git folder and work tree are explicit, so git discovers nothing."""
+    ws = repo.work_tree
+    argv = ["git", "--no-pager", "-C", str(ws), f"--git-dir={repo.git_dir}",
+            f"--work-tree={ws}", "-c", f"safe.directory={ws}"]
     for kv in HARDENING:
         argv += ["-c", kv]
     return argv + list(args)
 
 
-def ws_git(workspace: Path, *args: str, env_extra=None, check=True) -> proc.Result:
-    """Run git in an agent's workspace; raise AmError on failure when CHECK."""
-    res = proc.run(ws_argv(workspace, *args), env=ws_env(env_extra))
+def ws_git(repo, *args: str, env_extra=None, check=True) -> proc.Result:
+    """Run git in a checked workspace (``gitsafe.Repo``); raise AmError on failure when CHECK."""
+    res = proc.run(ws_argv(repo, *args), env=ws_env(env_extra))
     if check and not res.ok:
-        raise AmError(f"git {args[0]} failed in {workspace}: {_one_line(res.last_lines(3))}")
+        raise AmError(f"git {args[0]} failed in {repo.work_tree}: "
+                      f"{_one_line(res.last_lines(3))}")
     return res
 
 
@@ -128,9 +137,14 @@ def check_source(source: str) -> str:
 
 
 def check_branch(branch: str) -> str:
-    res = proc.run(["git", "check-ref-format", "--branch", branch], env=ws_env())
-    if branch.startswith("-") or not res.ok:
-        raise AmError(f"invalid branch name {branch!r}")
+    """BRANCH if it is a valid branch name that cannot be read as an option or extra text."""
+    bad = not branch or branch.startswith("-") or any(ord(c) < 32 or c == "\x7f" for c in branch)
+    if not bad:
+        res = proc.run(["git", "check-ref-format", f"refs/heads/{branch}"], cwd="/",
+                       env=ws_env({"GIT_DIR": os.devnull}))
+        bad = not res.ok
+    if bad:
+        raise AmError(f"invalid branch name {branch!r}", "see 'git help check-ref-format'")
     return branch
 
 
@@ -140,14 +154,14 @@ def clone(source: str, dest: Path, *, hardlinks: bool) -> None:
         raise AmError(f"cannot clone {source}: {res.last_lines(1)}")
 
 
-def resolve_base(workspace: Path, base: str | None) -> str:
+def resolve_base(repo, base: str | None) -> str:
     """The commit the agent starts from: BASE (a ref of the source or a commit), else HEAD."""
     candidates = ["HEAD"] if base is None else [f"refs/remotes/origin/{base}", base]
     if base is not None and base.startswith("-"):
         raise AmError(f"invalid base {base!r}")
     for ref in candidates:
         res = ws_git(
-            workspace,
+            repo,
             "rev-parse",
             "--verify",
             "--quiet",
@@ -162,8 +176,8 @@ def resolve_base(workspace: Path, base: str | None) -> str:
     raise AmError(f"base {base!r} is not a branch, tag or commit of the source")
 
 
-def switch_new_branch(workspace: Path, branch: str, commit: str) -> None:
-    ws_git(workspace, "switch", "--quiet", "--no-track", "-c", branch, commit)
+def switch_new_branch(repo, branch: str, commit: str) -> None:
+    ws_git(repo, "switch", "--quiet", "--no-track", "-c", branch, "--end-of-options", commit)
 
 
 def worktree_add(source: Path, dest: Path, branch: str, base: str | None) -> str:
@@ -203,6 +217,8 @@ def common_dir(source: Path) -> Path:
 
 def worktree_remove(source: Path, dest: Path) -> None:
     """Drop the worktree's files and its entry in the source; the branch (the work) stays."""
+    if dest.is_symlink():
+        dest.unlink()
     shutil.rmtree(dest, ignore_errors=True)
     proc.run(["git", "-C", str(source), "worktree", "prune"], env=source_env())
 
@@ -221,27 +237,33 @@ def delete_branch(source: Path, branch: str) -> None:
     _branches_made.discard((str(source), branch))
 
 
-def unsaved_work(workspace: Path, *, worktree: bool = False) -> list[str]:
-    """Reasons the workspace holds work that exists nowhere else (empty if none)."""
-    if not workspace.exists():
-        return []
+def unsaved_work(repo, *, worktree: bool = False) -> list[str]:
+    """Reasons the checked workspace holds work that exists nowhere else (empty if none).
+
+    Submodules are never entered (git would run in their own, unchecked repositories); a
+    workspace that has any is reported as holding work that was not inspected.
+    """
     reasons = []
     status = ws_git(
-        workspace,
+        repo,
         "status",
         "--porcelain=v1",
         "-z",
         "--untracked-files=all",
-        "--ignore-submodules=none",
+        "--ignore-submodules=all",
     )
     changed = [p for p in status.out.split("\0") if p.strip()]
     if changed:
         reasons.append(f"{len(changed)} uncommitted or untracked file(s)")
+    staged = ws_git(repo, "ls-files", "--stage", "-z", check=False).out.split("\0")
+    gitlinks = sum(1 for e in staged if e.startswith("160000 "))
+    if gitlinks:
+        reasons.append(f"{gitlinks} submodule(s), not inspected")
     # A worktree's branches live in the user's repository, so only commits on no branch are at
     # risk; a clone's local commits are at risk unless the source (a remote) has them.
     exclude = "--branches" if worktree else "--remotes"
     ahead = ws_git(
-        workspace,
+        repo,
         "rev-list",
         "--count",
         "HEAD",
@@ -255,28 +277,28 @@ def unsaved_work(workspace: Path, *, worktree: bool = False) -> list[str]:
     return reasons
 
 
-def diff(workspace: Path, base: str) -> str:
+def diff(repo, base: str) -> str:
     """Commits, uncommitted edits and untracked files against BASE, as one patch.
 
     Untracked files are staged into a throwaway copy of the index, so the agent's own index is
-    never changed.
+    never changed. Symbolic links are shown as links (their target as text), never followed.
     """
-    index = ws_git(workspace, "rev-parse", "--path-format=absolute", "--git-path", "index").out
-    index = Path(index.strip())
+    index = repo.git_dir / "index"
     with tempfile.TemporaryDirectory(prefix="am-diff-") as tmp:
         tmp_index = Path(tmp) / "index"
         if index.is_file() and not index.is_symlink():
             shutil.copyfile(index, tmp_index)
         extra = {"GIT_INDEX_FILE": str(tmp_index)}
-        ws_git(workspace, "add", "--all", "--", ".", env_extra=extra)
+        ws_git(repo, "add", "--all", "--", ".", env_extra=extra)
         res = ws_git(
-            workspace,
+            repo,
             "diff",
             "--cached",
             "--no-ext-diff",
             "--no-textconv",
             "--no-color",
             "--binary",
+            "--end-of-options",
             base,
             "--",
             env_extra=extra,

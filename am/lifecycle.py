@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from am import backends, git, session
+from am import backends, git, gitsafe, session
 from am.errors import AmError
 
 
@@ -25,7 +25,15 @@ def stop(record: dict, store) -> None:
 
 
 def unsaved(record: dict) -> list[str]:
-    return git.unsaved_work(Path(record["workspace"]), worktree=bool(record.get("worktree")))
+    """Why deleting the agent would lose work; a workspace git may not run in counts as work."""
+    ws = Path(record["workspace"])
+    if not ws.exists() and not ws.is_symlink():
+        return []
+    try:
+        repo = gitsafe.open_record(record)
+    except AmError as e:
+        return [f"not inspected ({e.message})"]
+    return git.unsaved_work(repo, worktree=bool(record.get("worktree")))
 
 
 def delete(record: dict, store, layout) -> None:
@@ -33,10 +41,12 @@ def delete(record: dict, store, layout) -> None:
     ws = Path(record["workspace"])
     if record.get("worktree"):
         git.worktree_remove(Path(record["source"]), ws)
+    elif ws.is_symlink():
+        ws.unlink()  # the link itself, never what it points to
     else:
         # rmtree never follows symbolic links; it removes the links themselves.
         shutil.rmtree(ws, ignore_errors=True)
-    if ws.exists():
+    if ws.exists() or ws.is_symlink():
         raise AmError(f"could not remove {ws} entirely; the record is kept")
     for f in (
         layout.exit_file(record["id"]),

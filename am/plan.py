@@ -12,7 +12,7 @@ from pathlib import Path
 
 from am import ids, profiles
 from am.errors import AmError
-from am.git import is_url
+from am.git import check_branch, is_url
 from am.paths import Layout
 
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -139,6 +139,29 @@ def parse_env(items: list[str], environ: dict[str, str]) -> tuple[list[str], dic
     return names, values
 
 
+IMAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
+GPUS_RE = re.compile(r"^(all|\d+|[A-Za-z0-9-]+(,[A-Za-z0-9-]+)*)$")
+
+
+def check_image(image: str) -> str:
+    """An image reference that cannot be read as an option or carry extra text."""
+    if not IMAGE_RE.fullmatch(image):
+        raise AmError(f"invalid --image {image!r}", "an image reference such as am-agent:latest")
+    return image
+
+
+def check_gpus(gpus: str) -> str:
+    if not GPUS_RE.fullmatch(gpus):
+        raise AmError(f"invalid --gpus {gpus!r}", "all, a count, or comma-separated device ids")
+    return gpus
+
+
+def check_base(base: str) -> str:
+    if not base or base.startswith("-") or any(ord(c) < 32 or c == "\x7f" for c in base):
+        raise AmError(f"invalid --base {base!r}", "a branch, tag or commit of the source")
+    return base
+
+
 def check_domain(domain: str) -> str:
     d = domain.strip().lower()
     label = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
@@ -200,7 +223,13 @@ def build(
         if network == "limited":
             raise AmError("--network limited is not available in this version of am",
                           "use --network none, or full (the engine's bridge network)")
-    branch = args.branch or f"am/{agent_id}"
+    branch = check_branch(args.branch) if args.branch is not None else f"am/{agent_id}"
+    if args.base is not None:
+        check_base(args.base)
+    if args.image is not None:
+        check_image(args.image)
+    if args.gpus is not None:
+        check_gpus(args.gpus)
     name = ids.session_name(agent_id)
     return Plan(
         id=agent_id,

@@ -1,11 +1,14 @@
 """Snapshots: one archive of a whole workspace, with a manifest, and restoring from one.
 
-Archives are written with tarfile, which stores symbolic links as links (it never follows them),
-and read back with tarfile's ``data`` filter, which refuses absolute names, ``..``, links that
-point outside the target and device files, so a restore never writes outside its folder.
+Archives are written with tarfile, which stores symbolic links as links (it never follows them;
+FIFOs, sockets and devices are left out), and read back with tarfile's ``data`` filter, which
+refuses absolute names, ``..``, links that point outside the target and device files, so a
+restore never writes outside its folder. Creating one runs no git when the workspace fails
+``am.gitsafe``'s checks: the manifest's commit is then null.
 """
 
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -14,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from am import git
+from am import git, gitsafe
 from am.errors import AmError
 
 MANIFEST = "am-snapshot.json"
@@ -26,7 +29,7 @@ def create(record: dict, layout) -> Path:
     ws = Path(record["workspace"])
     if not ws.is_dir() or ws.is_symlink():
         raise AmError(f"workspace {ws} of agent {record['id']} is missing")
-    head = git.ws_git(ws, "rev-parse", "--verify", "--quiet", "HEAD", check=False).out.strip()
+    head = head_commit(record)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     layout.snapshots.mkdir(parents=True, exist_ok=True)
     path = layout.snapshots / f"{record['id']}-{stamp}.tar.gz"
@@ -51,10 +54,9 @@ def create(record: dict, layout) -> Path:
             data = json.dumps(manifest, indent=1).encode()
             info = tarfile.TarInfo(MANIFEST)
             info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
-            import io
-
             tar.addfile(info, io.BytesIO(data))
-            tar.add(ws, arcname=ROOT, recursive=True)  # lstat-based: links stay links
+            # lstat-based: links stay links
+            tar.add(ws, arcname=ROOT, recursive=True, filter=_plain)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -64,6 +66,21 @@ def create(record: dict, layout) -> Path:
     manifest["archive"] = str(path)
     path.with_suffix("").with_suffix(".json").write_text(json.dumps(manifest, indent=1) + "\n")
     return path
+
+
+def head_commit(record: dict) -> str | None:
+    """The workspace's HEAD commit, or None when git may not run there (or there is none)."""
+    try:
+        repo = gitsafe.open_record(record)
+    except AmError:
+        return None
+    res = git.ws_git(repo, "rev-parse", "--verify", "--quiet", "HEAD", check=False)
+    return res.out.strip() or None
+
+
+def _plain(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    """Files, folders and links only: a FIFO or device is no one's work, and no restore takes it."""
+    return info if info.isreg() or info.isdir() or info.issym() or info.islnk() else None
 
 
 def read_manifest(path: Path) -> dict:

@@ -25,20 +25,44 @@ def show(v: tuple[int, ...] | None) -> str:
     return ".".join(map(str, v)) if v else "not found"
 
 
-def runc_status() -> tuple[bool | None, str]:
-    """Whether the host's runc is free of the known escapes: (ok, description); None if absent.
+def git_verdict(text: str) -> tuple[bool | None, str]:
+    """Judge ``git --version`` output: (ok, description); None when it cannot be read."""
+    v = parse(text)
+    if v is None:
+        return None, "unknown version"
+    if v >= MIN_GIT:
+        return True, show(v)
+    return False, (f"{show(v)} is older than 2.39, which lacks fixes that keep hostile "
+                   "repositories from running code; upgrade git")
 
-    Distributions backport the fixes without changing the upstream number, so a Debian build
-    carrying the CVE-2024-21626 fix (1.1.5+ds1-1+deb12u1 and later) counts as fixed.
-    """
+
+def git_status() -> tuple[bool | None, str]:
+    try:
+        res = proc.run(["git", "--version"])
+    except proc.NotFound:
+        return False, "not found"
+    return git_verdict(res.out) if res.ok else (False, "does not run")
+
+
+def runc_status() -> tuple[bool | None, str]:
+    """Whether the host's runc is free of the known escapes: (ok, description); None if absent."""
     try:
         res = proc.run(["runc", "--version"])
     except proc.NotFound:
         return None, "not found"
-    v = parse(res.out)
+    return runc_verdict(res.out)
+
+
+def runc_verdict(text: str) -> tuple[bool | None, str]:
+    """Judge ``runc --version`` output: (ok, description); None when it cannot be read.
+
+    Distributions backport the fixes without changing the upstream number, so a Debian build
+    carrying the CVE-2024-21626 fix (1.1.5+ds1-1+deb12u1 and later) counts as fixed.
+    """
+    v = parse(text)
     if v is None:
         return None, "unknown version"
-    commit = re.search(r"commit:\s*(\S+)", res.out)
+    commit = re.search(r"commit:\s*(\S+)", text)
     text = show(v) + (f" ({commit.group(1)})" if commit else "")
     if v >= MIN_RUNC:
         return True, text

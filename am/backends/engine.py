@@ -53,18 +53,24 @@ def grant(top: Path) -> None:
     os.lchown(top, IMAGE_UID, IMAGE_UID)
 
 
+# What a commit in a worktree writes in the shared git folder; everything else there stays
+# read-only, so the agent cannot plant config, hooks, a ``commondir`` redirection or submodule
+# repositories that the user's own git (or am) would later read.
+WORKTREE_WRITABLE = ("objects", "refs", "logs")
+
+
 def worktree_mounts(workspace: Path) -> list[tuple[Path, str, bool]]:
-    """Mounts that let git work inside a worktree: the source's git folder at the absolute
-    path the worktree's ``.git`` file names, with its config and hooks read-only so the agent
-    cannot plant code that the user's own git would later run."""
+    """Mounts that let git work inside a worktree: the source's git folder, read-only, at the
+    absolute path the worktree's ``.git`` file names, with only what a commit writes (objects,
+    refs, logs and the worktree's own folder) writable."""
     text = (workspace / ".git").read_text()
     gitdir = Path(text.partition("gitdir:")[2].strip())
     common = Path(os.path.normpath(gitdir / ".." / ".."))
-    (common / "hooks").mkdir(exist_ok=True)
-    mounts = [(common, str(common), False)]
-    for name in ("config", "hooks", "info"):
-        if (common / name).exists():
-            mounts.append((common / name, str(common / name), True))
+    mounts = [(common, str(common), True)]
+    for name in WORKTREE_WRITABLE:
+        (common / name).mkdir(exist_ok=True)
+        mounts.append((common / name, str(common / name), False))
+    mounts.append((gitdir, str(gitdir), False))
     return mounts
 
 
@@ -171,10 +177,9 @@ class Engine(Backend):
         ok, text = versions.runc_status()
         if ok is False:
             print(f"am: warning: runc {text}", file=sys.stderr)
-        g = versions.tool_version(["git", "--version"])
-        if g and g < versions.MIN_GIT:
-            print(f"am: warning: git {versions.show(g)} is older than 2.39, which lacks fixes "
-                  "that keep hostile repositories from running code; upgrade git", file=sys.stderr)
+        ok, text = versions.git_status()
+        if ok is False:
+            print(f"am: warning: git {text}", file=sys.stderr)
         if not self.image_exists(plan.image):
             if plan.image != DEFAULT_IMAGE:
                 raise AmError(f"image {plan.image!r} not found in {self.title}",
@@ -201,10 +206,9 @@ class Engine(Backend):
         grant(plan.workspace)
         if plan.worktree:
             # Only what a commit writes; the repository's own folder stays the user's.
-            common = plan.extra_mounts[0][0]
-            for sub in ("objects", "refs", "logs", f"worktrees/{plan.workspace.name}"):
-                if (common / sub).exists():
-                    grant(common / sub)
+            for host, _, readonly in plan.extra_mounts:
+                if not readonly:
+                    grant(host)
 
     def after_start(self, plan, session_alive, timeout: float = 60) -> None:
         """Return once the container runs; raise (with its output) if its session ended first."""

@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-from am import git, paths
+from am import git, gitsafe, paths
 from am.errors import AmError
 from am.store import open_store
 
@@ -15,5 +15,6 @@ def run(args) -> int:
         raise AmError(f"workspace {ws} of agent {args.id} is missing")
     if not record.get("base_commit"):
         raise AmError(f"agent {args.id} has no base commit (its spawn did not finish)")
-    sys.stdout.write(git.diff(ws, record["base_commit"]))
+    repo = gitsafe.open_record(record)
+    sys.stdout.write(git.diff(repo, record["base_commit"]))
     return 0

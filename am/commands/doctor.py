@@ -5,7 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-from am import drift, git, ids, output, paths, proc, session, versions
+from am import drift, git, gitsafe, ids, output, paths, proc, session, versions
 from am.backends.engine import DEFAULT_IMAGE, engine
 from am.errors import AmError
 from am.store import open_store
@@ -18,9 +18,8 @@ def checks() -> tuple[list[dict], list]:
     def row(name, ok, detail):
         rows.append({"check": name, "ok": ok, "detail": detail})
 
-    g = versions.tool_version(["git", "--version"])
-    row("git", bool(g and g >= versions.MIN_GIT),
-        f"{versions.show(g)}" + ("" if g and g >= versions.MIN_GIT else " (need 2.39 or newer)"))
+    ok, text = versions.git_status()
+    row("git", ok is not False, text)
     t = versions.tool_version(["tmux", "-V"])
     row("tmux", bool(t), versions.show(t))
     for name in ("docker", "podman"):
@@ -48,12 +47,19 @@ def adopt(path: Path, store, layout) -> str:
     """Give a workspace with unsaved work and no record a stopped record, so it is not lost."""
     agent_id = path.name
     ids.validate_name(agent_id)
-    remotes = git.ws_git(path, "for-each-ref", "--format=%(objectname)", "refs/remotes",
-                         check=False).out.split()
-    base = git.ws_git(path, "merge-base", "HEAD", *remotes, check=False).out.strip() if remotes \
-        else ""
-    head = git.ws_git(path, "rev-parse", "HEAD", check=False).out.strip()
-    branch = git.ws_git(path, "symbolic-ref", "--short", "-q", "HEAD", check=False).out.strip()
+    base = head = branch = ""
+    try:
+        repo = gitsafe.open_clone(path)
+    except AmError:
+        repo = None  # kept without running git; 'am rm --force' can still delete it
+    if repo:
+        remotes = git.ws_git(repo, "for-each-ref", "--format=%(objectname)", "refs/remotes",
+                             check=False).out.split()
+        if remotes:
+            base = git.ws_git(repo, "merge-base", "HEAD", *remotes, check=False).out.strip()
+        head = git.ws_git(repo, "rev-parse", "HEAD", check=False).out.strip()
+        branch = git.ws_git(repo, "symbolic-ref", "--short", "-q", "HEAD",
+                            check=False).out.strip()
     with store.transaction() as agents:
         agents[agent_id] = {
             "id": agent_id, "name": agent_id, "mode": "tmux", "runtime": None,
@@ -87,7 +93,9 @@ def fix(d: drift.Drift, store, layout) -> str:
             path.unlink()
             return "removed"
         try:
-            has_work = bool(git.unsaved_work(path))
+            has_work = bool(git.unsaved_work(gitsafe.open_clone(path)))
+        except gitsafe.Refused:
+            has_work = True  # git may not run there: keep it, never guess
         except AmError:
             has_work = False
         if has_work:

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from am import backends, git, paths, session
+from am import backends, git, gitsafe, paths, session
 from am import plan as planning
 from am.errors import AmError
 from am.store import open_store
@@ -60,8 +60,9 @@ def make_workspace(plan: planning.Plan, undo: Undo) -> str:
         return git.worktree_add(source, plan.workspace, plan.branch, plan.base)
     undo.push(shutil.rmtree, plan.workspace, True)
     git.clone(plan.source, plan.workspace, hardlinks=plan.mode == "tmux")
-    base = git.resolve_base(plan.workspace, plan.base)
-    git.switch_new_branch(plan.workspace, plan.branch, base)
+    repo = gitsafe.open_clone(plan.workspace)
+    base = git.resolve_base(repo, plan.base)
+    git.switch_new_branch(repo, plan.branch, base)
     return base
 
 

@@ -1,0 +1,200 @@
+"""Opening an agent's workspace for host-side git: refuse anything git could be made to run.
+
+The agent writes its workspace, ``.git`` included. Before ``am`` runs any git there it checks,
+without running git in the workspace:
+
+- the layout: a clone's ``.git`` is a real folder (no ``commondir``, no object alternates); a
+  worktree's ``.git`` is a file naming exactly ``<source's git folder>/worktrees/<name>``, whose
+  ``commondir`` leads back to that git folder. No symbolic link, FIFO, socket or device anywhere
+  in the workspace's own git folder. Git is then given ``--git-dir`` and ``--work-tree``
+  explicitly, so it never discovers another repository (an embedded bare one, a parent folder's);
+- the configuration: every file git would read as repository configuration (``config``,
+  ``config.worktree``) is parsed by ``git config --file`` outside any repository, and a key
+  outside ``ALLOWED`` (programs, includes, ``core.worktree``, drivers, ...) is refused by name.
+
+``am.git.ws_git`` keeps its ``-c`` overrides and clean environment as a second layer.
+"""
+
+import os
+import shlex
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from am import proc
+from am.errors import AmError
+
+# Repository configuration keys that make git run nothing and read nothing outside the
+# repository (lowercase; '*' stands for a subsection). Everything else is refused.
+ALLOWED = (
+    "core.repositoryformatversion", "core.filemode", "core.bare", "core.logallrefupdates",
+    "core.ignorecase", "core.precomposeunicode", "core.symlinks", "core.autocrlf", "core.eol",
+    "core.safecrlf", "core.quotepath", "core.abbrev", "core.sparsecheckout",
+    "core.sparsecheckoutcone", "index.sparse",
+    "remote.*.url", "remote.*.pushurl", "remote.*.fetch", "remote.*.tagopt", "remote.*.prune",
+    "branch.*.remote", "branch.*.merge", "branch.*.rebase", "branch.*.description",
+    "submodule.*.url", "submodule.*.active",
+    "user.name", "user.email", "gc.auto", "pull.rebase", "pull.ff", "push.default",
+    "fetch.prune", "init.defaultbranch",
+    "extensions.objectformat", "extensions.worktreeconfig",
+)
+# Keys git takes from the command line over the repository, where ws_git pins a harmless value.
+# core.hooksPath is common legitimate configuration (husky and similar tools set it).
+NEUTRALISED = ("core.hookspath",)
+
+# Files of a git folder that git reads directly; they must be regular files when present.
+READ_FILES = ("HEAD", "config", "config.worktree", "index", "packed-refs", "commondir", "gitdir")
+
+
+class Refused(AmError):
+    """A workspace am will not run git in."""
+
+
+@dataclass(frozen=True)
+class Repo:
+    """A checked workspace: git is pointed at exactly these folders."""
+
+    work_tree: Path
+    git_dir: Path
+    common_dir: Path
+
+
+def refuse(ws: Path, why: str, hint: str | None = None) -> Refused:
+    return Refused(
+        f"refusing to run git in workspace {ws}: {why}",
+        hint or "am runs no git where the repository could make it run a program or reach "
+        "outside the workspace; 'am rm --force' still snapshots (without git) and deletes it",
+    )
+
+
+def config_entries(path: Path) -> list[tuple[str, str | None]]:
+    """The (key, value) pairs of config file PATH, parsed by git outside any repository."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(GIT_DIR=os.devnull, GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull)
+    res = proc.run(
+        ["git", "--no-pager", "config", "--file", str(path), "--no-includes", "--list", "-z"],
+        cwd="/",
+        env=env,
+    )
+    if not res.ok:
+        raise AmError(f"cannot parse {path}: {res.last_lines(1)}")
+    entries = []
+    for item in res.out.split("\0"):
+        if item:
+            key, nl, value = item.partition("\n")
+            entries.append((key, value if nl else None))
+    return entries
+
+
+def allowed(key: str) -> bool:
+    section, _, rest = key.partition(".")
+    sub, dot, name = rest.rpartition(".")
+    return f"{section.lower()}.{'*.' if dot else ''}{name.lower()}" in ALLOWED + NEUTRALISED
+
+
+def check_config(path: Path, ws: Path, hint: str | None = None) -> None:
+    """Refuse when config file PATH holds a key outside the allowlist."""
+    try:
+        entries = config_entries(path)
+    except AmError as e:
+        raise refuse(ws, e.message) from None
+    for key, _ in entries:
+        if not allowed(key):
+            raise refuse(
+                ws,
+                f"{path} sets {key!r}, which am does not allow",
+                hint or f"if the agent's work is wanted, remove the key first: "
+                f"git config --file {shlex.quote(str(path))} --unset-all {shlex.quote(key)} "
+                "(or 'am rm --force' snapshots and deletes without running git)",
+            )
+
+
+def _check_tree(top: Path, ws: Path) -> None:
+    """No symbolic link or special file anywhere under TOP (a git folder)."""
+    for root, dirs, files in os.walk(top):
+        for name in dirs + files:
+            p = Path(root) / name
+            mode = os.lstat(p).st_mode
+            if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                kind = "symbolic link" if stat.S_ISLNK(mode) else "special file"
+                raise refuse(ws, f"its git folder holds a {kind}: {p}")
+
+
+def _check_files(git_dir: Path, ws: Path) -> None:
+    for name in READ_FILES:
+        p = git_dir / name
+        if os.path.lexists(p) and not stat.S_ISREG(os.lstat(p).st_mode):
+            raise refuse(ws, f"{p} is not a regular file")
+
+
+def _real_dir(p: Path) -> bool:
+    return p.is_dir() and not p.is_symlink()
+
+
+def open_clone(ws: Path) -> Repo:
+    """Check a cloned workspace (its own ``.git`` folder) and return where git should look."""
+    ws = Path(os.path.abspath(ws))
+    if not _real_dir(ws):
+        raise refuse(ws, "it is not a folder")
+    gd = ws / ".git"
+    if not _real_dir(gd):
+        what = "a symbolic link" if gd.is_symlink() else "a file" if gd.exists() else "missing"
+        raise refuse(ws, f"its .git is {what}, not the folder am cloned")
+    for redirect in ("commondir", "objects/info/alternates", "objects/info/http-alternates"):
+        if os.path.lexists(gd / redirect):
+            raise refuse(ws, f"{gd / redirect} would make git read another repository")
+    _check_files(gd, ws)
+    _check_tree(gd, ws)
+    for name in ("config", "config.worktree"):
+        if (gd / name).exists():
+            check_config(gd / name, ws)
+    return Repo(ws, gd, gd)
+
+
+def open_worktree(ws: Path, common: Path) -> Repo:
+    """Check a worktree of the user's repository whose git folder is COMMON."""
+    ws = Path(os.path.abspath(ws))
+    common = Path(os.path.realpath(common))
+    if not _real_dir(ws):
+        raise refuse(ws, "it is not a folder")
+    dot = ws / ".git"
+    if dot.is_symlink() or not dot.is_file():
+        raise refuse(ws, "its .git is not the file that names its worktree folder")
+    text = dot.read_text(errors="replace")
+    if not text.startswith("gitdir: ") or text.count("\n") > 1:
+        raise refuse(ws, f"{dot} is not a plain 'gitdir:' line")
+    gd = Path(text[len("gitdir: "):].strip())
+    if not gd.is_absolute() or os.path.realpath(gd.parent) != str(common / "worktrees") or \
+            not _real_dir(gd):
+        raise refuse(ws, f"{dot} points to {gd}, not to a worktree of {common}")
+    _check_files(gd, ws)
+    try:
+        commondir = (gd / "commondir").read_text().strip()
+    except OSError:
+        raise refuse(ws, f"{gd}/commondir is missing") from None
+    if os.path.realpath(gd / commondir) != str(common):
+        raise refuse(ws, f"{gd}/commondir leads to {commondir}, not to {common}")
+    _check_files(common, ws)
+    for name in ("objects", "refs"):
+        if not _real_dir(common / name):
+            raise refuse(ws, f"{common / name} is not a folder")
+    if os.path.lexists(common / "commondir"):
+        raise refuse(ws, f"{common}/commondir would make git read another repository")
+    _check_tree(gd, ws)
+    user_hint = (f"{common / 'config'} is your repository's own configuration; move the key to "
+                 "your global configuration (~/.gitconfig), which am ignores in workspaces")
+    check_config(common / "config", ws, user_hint)
+    for cfg in (common / "config.worktree", gd / "config.worktree"):
+        if cfg.exists():
+            check_config(cfg, ws)
+    return Repo(ws, gd, common)
+
+
+def open_record(record: dict) -> Repo:
+    """The checked workspace of an agent's record."""
+    ws = Path(record["workspace"])
+    if record.get("worktree"):
+        from am import git
+
+        return open_worktree(ws, git.common_dir(Path(record["source"])))
+    return open_clone(ws)
