@@ -255,10 +255,9 @@ def unsaved_work(repo, *, worktree: bool = False) -> list[str]:
     changed = [p for p in status.out.split("\0") if p.strip()]
     if changed:
         reasons.append(f"{len(changed)} uncommitted or untracked file(s)")
-    staged = ws_git(repo, "ls-files", "--stage", "-z", check=False).out.split("\0")
-    gitlinks = sum(1 for e in staged if e.startswith("160000 "))
+    gitlinks = submodules(repo)
     if gitlinks:
-        reasons.append(f"{gitlinks} submodule(s), not inspected")
+        reasons.append(f"{len(gitlinks)} submodule(s), not inspected")
     # A worktree's branches live in the user's repository, so only commits on no branch are at
     # risk; a clone's local commits are at risk unless the source (a remote) has them.
     exclude = "--branches" if worktree else "--remotes"
@@ -277,11 +276,19 @@ def unsaved_work(repo, *, worktree: bool = False) -> list[str]:
     return reasons
 
 
+def submodules(repo) -> list[str]:
+    """Paths of the submodules (gitlinks) in the workspace's index, read without entering them."""
+    staged = ws_git(repo, "ls-files", "--stage", "-z", check=False).out.split("\0")
+    return [e.split("\t", 1)[1] for e in staged if e.startswith("160000 ") and "\t" in e]
+
+
 def diff(repo, base: str) -> str:
     """Commits, uncommitted edits and untracked files against BASE, as one patch.
 
     Untracked files are staged into a throwaway copy of the index, so the agent's own index is
     never changed. Symbolic links are shown as links (their target as text), never followed.
+    Submodules are left out of the staging: ``git add`` would run git inside each one, in a
+    repository whose configuration nobody checked; they show as their recorded commit.
     """
     index = repo.git_dir / "index"
     with tempfile.TemporaryDirectory(prefix="am-diff-") as tmp:
@@ -289,7 +296,8 @@ def diff(repo, base: str) -> str:
         if index.is_file() and not index.is_symlink():
             shutil.copyfile(index, tmp_index)
         extra = {"GIT_INDEX_FILE": str(tmp_index)}
-        ws_git(repo, "add", "--all", "--", ".", env_extra=extra)
+        skip = [f":(exclude,literal){p}" for p in submodules(repo)]
+        ws_git(repo, "add", "--all", "--", ".", *skip, env_extra=extra)
         res = ws_git(
             repo,
             "diff",

@@ -1,9 +1,12 @@
 """Snapshots: one archive of a whole workspace, with a manifest, and restoring from one.
 
 Archives are written with tarfile, which stores symbolic links as links (it never follows them;
-FIFOs, sockets and devices are left out), and read back with tarfile's ``data`` filter, which
-refuses absolute names, ``..``, links that point outside the target and device files, so a
-restore never writes outside its folder. Creating one runs no git when the workspace fails
+FIFOs, sockets and devices are left out), and read back through tarfile's ``data`` filter, which
+refuses absolute names, ``..``, any name that resolves outside the target (through a link
+restored earlier), hard links to files outside it and device files, so a restore never writes
+outside its folder. Symbolic links themselves are restored as they were, wherever they point
+(a virtualenv's ``bin/python -> /usr/bin/python3``): a link is only text, and nothing is ever
+written through it. Creating one runs no git when the workspace fails
 ``am.gitsafe``'s checks: the manifest's commit is then null.
 """
 
@@ -83,6 +86,14 @@ def _plain(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
     return info if info.isreg() or info.isdir() or info.issym() or info.islnk() else None
 
 
+def restore_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
+    """tarfile's ``data`` filter, except that a symbolic link keeps its target."""
+    if not member.issym():
+        return tarfile.data_filter(member, dest)
+    checked = tarfile.data_filter(member.replace(linkname=".", deep=False), dest)
+    return checked.replace(linkname=member.linkname, deep=False)
+
+
 def read_manifest(path: Path) -> dict:
     try:
         with tarfile.open(path, "r:*") as tar:
@@ -109,7 +120,7 @@ def extract(path: Path, dest: Path, *, skip_git: bool = False) -> None:
                 continue
             members.append(m)
         try:
-            tar.extractall(tmp, members=members, filter="data")
+            tar.extractall(tmp, members=members, filter=restore_filter)
         except tarfile.FilterError as e:
             raise AmError(f"refusing to restore {path}: {e}") from None
         src = Path(tmp) / ROOT
