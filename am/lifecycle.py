@@ -61,7 +61,10 @@ def delete(record: dict, store, layout) -> None:
 def snapshot_then_delete(record: dict, store, layout) -> Path | None:
     """Delete an agent; if it holds unsaved work, snapshot it first and say where."""
     snap = None
-    if unsaved(record):
+    ws = Path(record["workspace"])
+    # A workspace swapped for a link holds nothing of the agent's: the link is removed, never
+    # archived or followed.
+    if not ws.is_symlink() and unsaved(record):
         from am import snapshot
 
         snap = snapshot.create(record, layout)

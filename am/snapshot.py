@@ -113,8 +113,11 @@ def extract(path: Path, dest: Path, *, skip_git: bool = False) -> None:
     ):
         members = []
         for m in tar.getmembers():
-            if not (m.name == ROOT or m.name.startswith(prefix)):
+            if m.name == MANIFEST:
                 continue
+            if not (m.name == ROOT or m.name.startswith(prefix)):
+                raise AmError(f"refusing to restore {path}: it holds {m.name!r}, which is not "
+                              f"under {ROOT}/", "am snapshots hold only their workspace")
             rel = m.name[len(prefix) :]
             if skip_git and (rel == ".git" or rel.startswith(".git/")):
                 continue
