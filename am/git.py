@@ -52,9 +52,16 @@ def is_url(source: str) -> bool:
     return bool(URL_RE.match(source))
 
 
+# Variables that would point git at another repository than the one am names explicitly.
+REPO_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR",
+             "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NAMESPACE",
+             "GIT_CEILING_DIRECTORIES", "GIT_DISCOVERY_ACROSS_FILESYSTEM")
+
+
 def source_env() -> dict[str, str]:
-    """The environment for git calls on the user's own source: theirs, minus prompts."""
-    env = dict(os.environ)
+    """The environment for git calls on the user's own source: theirs (credentials, URL
+    rewrites), minus prompts and anything that would select another repository."""
+    env = {k: v for k, v in os.environ.items() if k not in REPO_VARS}
     env["GIT_TERMINAL_PROMPT"] = "0"
     return env
 

@@ -140,7 +140,7 @@ def parse_env(items: list[str], environ: dict[str, str]) -> tuple[list[str], dic
 
 
 IMAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
-GPUS_RE = re.compile(r"^(all|\d+|[A-Za-z0-9-]+(,[A-Za-z0-9-]+)*)$")
+GPUS_RE = re.compile(r"^(all|\d+|[A-Za-z0-9][A-Za-z0-9-]*(,[A-Za-z0-9][A-Za-z0-9-]*)*)$")
 
 
 def check_image(image: str) -> str:
