@@ -32,5 +32,8 @@ image: install  ## the agent image for RUNTIME (docker, podman or auto)
 clean-agents: install  ## every labelled container of this AM_HOME and stopped agents' records
 	$(BIN)/am clean --containers
 
+security: install  ## the security suite and container policy checks, as a table
+	$(BIN)/python scripts/security_report.py
+
 demo: install  ## the main job: a container agent on a sample repository, then `am list`
 	bash scripts/demo.sh

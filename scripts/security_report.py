@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Run the security suite and the container policy checks; print property, engine, result.
+
+Usage: scripts/security_report.py [extra pytest args]. Exit status is pytest's.
+Each security test records its property (tests/security/conftest.py); the container policy tests
+of tests/test_container.py are mapped here by name. The engine is the test's [docker]/[podman]
+parameter, else "host".
+"""
+
+import re
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from pathlib import Path
+
+POLICY = {  # tests/test_container.py -> property
+    "test_policy_inside_container": "4 container policy (no network, caps, read-only, limits)",
+    "test_oom_kill_is_reported": "4 container policy (no network, caps, read-only, limits)",
+    "test_fork_bomb_hits_pids_limit_and_stop_still_works":
+        "4 container policy (no network, caps, read-only, limits)",
+    "test_worktree_agent_in_container_commits_to_host_branch":
+        "4 container policy (no network, caps, read-only, limits)",
+}
+TARGETS = ["tests/security"] + [f"tests/test_container.py::{name}" for name in POLICY]
+
+
+def rows(junit: Path) -> dict[tuple[str, str], list[tuple[str, bool]]]:
+    table = defaultdict(list)
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        name = case.get("name", "")
+        prop = next((p.get("value") for p in case.iter("property")
+                     if p.get("name") == "property"), None)
+        prop = prop or POLICY.get(name.split("[")[0], "?")
+        m = re.search(r"\[(docker|podman)\b", name) or re.search(r"(docker|podman)\]", name)
+        engine = m.group(1) if m else "host"
+        failed = any(case.find(tag) is not None for tag in ("failure", "error", "skipped"))
+        table[(prop, engine)].append((f"{case.get('classname')}::{name}", not failed))
+    return table
+
+
+def main(argv: list[str]) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        junit = Path(tmp) / "junit.xml"
+        code = subprocess.call([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                "-o", "junit_family=xunit1",
+                                f"--junitxml={junit}", *TARGETS, *argv])
+        if not junit.exists():
+            return code or 1
+        table = rows(junit)
+    width = max([len(p) for p, _ in table] + [8])
+    print(f"\n{'property':<{width}}  {'engine':<7} {'result':<6} tests")
+    for (prop, engine), cases in sorted(table.items()):
+        ok = all(passed for _, passed in cases)
+        print(f"{prop:<{width}}  {engine:<7} {'pass' if ok else 'FAIL':<6} "
+              f"{sum(p for _, p in cases)}/{len(cases)}")
+        for name, passed in cases:
+            if not passed:
+                print(f"    failed: {name}")
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
