@@ -44,6 +44,8 @@ class Plan:
     image: str | None
     gpus: str | None
     env_names: list[str]
+    cache_dir: Path | None = None
+    mirror: Path | None = None  # the cache mirror a URL clone borrows objects from
     extra_mounts: list = field(default_factory=list)  # (host path, container path, read-only)
     env: dict[str, str] = field(default_factory=dict)  # non-secret settings for the supervisor
     secrets: dict[str, str] = field(default_factory=dict, repr=False)  # --env values
@@ -224,4 +226,5 @@ def build(
         gpus=args.gpus,
         env_names=names,
         secrets=values,
+        cache_dir=layout.cache,
     )

@@ -196,6 +196,11 @@ class Engine(Backend):
         """Mount what a worktree needs; as root, let the image's user write its workspace."""
         if plan.worktree:
             plan.extra_mounts = worktree_mounts(plan.workspace)
+        if plan.mirror:
+            # The clone's alternates name the mirror's objects by absolute path: mount them
+            # there, read-only, so no agent can change what other agents borrow.
+            objects = plan.mirror / "objects"
+            plan.extra_mounts.append((objects, str(objects), True))
         if os.getuid() != 0:
             return
         grant(plan.workspace)
