@@ -160,7 +160,7 @@ def build(
     host_cpus: int | None = None,
 ) -> Plan:
     """Decide everything about a spawn from its arguments (SOURCE already checked)."""
-    agent_id = ids.validate_name(args.name) if args.name else ids.new_id()
+    agent_id = ids.validate_name(args.name) if args.name is not None else ids.new_id()
     mode = "container" if args.container else "tmux"
     if args.cmd is not None:
         if args.skip_permissions and not args.agent:
@@ -173,6 +173,11 @@ def build(
     if args.worktree and is_url(source):
         raise AmError("--worktree needs a local repository path, not a URL")
     names, values = parse_env(args.env, environ)
+    if not args.container:
+        # A tmux agent runs as the user, so it gets the caller's whole environment (through
+        # the same FIFO as --env values), not whatever the tmux server happened to start with.
+        inherited = {k: v for k, v in environ.items() if k not in ("TMUX", "TMUX_PANE")}
+        values = {**inherited, **values}
     domains = [check_domain(d) for d in args.allow_domain]
     network = args.network or "none"
     if mode == "tmux":
