@@ -43,7 +43,7 @@ def median_of(fn, runs: int, setup=None, teardown=None) -> float:
     samples = []
     for i in range(runs + 1):
         ctx = setup(i) if setup else None
-        t = timed(lambda: fn(ctx))
+        t = timed(lambda ctx=ctx: fn(ctx))
         if teardown:
             teardown(ctx)
         if i:
@@ -62,8 +62,8 @@ def make_repo(path: Path, commits: int, files: int, blob_lines: int = 8) -> Path
     sh(["git", "init", "-q", "-b", "main", path])
     chunks = []
     # The first commit creates every file; later ones each change a few.
-    chunks.append(f"commit refs/heads/main\nmark :1\ncommitter b <b@l> 1700000000 +0000\n"
-                  f"data 4\ninit\n")
+    chunks.append("commit refs/heads/main\nmark :1\ncommitter b <b@l> 1700000000 +0000\n"
+                  "data 4\ninit\n")
     for f in range(files):
         body = "".join(f"file {f} line {n}\n" for n in range(blob_lines))
         chunks.append(f"M 644 inline d{f % 50}/f{f}.txt\ndata {len(body)}\n{body}\n")
@@ -108,7 +108,8 @@ def engine_flags(engine: str) -> list[str]:
     """The flags am gives an agent container, for the floor's plain run -d."""
     from argparse import Namespace
 
-    from am import paths, plan as planning
+    from am import paths
+    from am import plan as planning
     from am.backends.engine import engine as get_engine
 
     ns = Namespace(name="floor", container=True, cmd="sleep 600", agent=None,
@@ -229,10 +230,10 @@ def bench_list_status(work: Path, repo: Path, runs: int, engine: str, agents: in
     live = agents // 2
     print(f"  spawning {live} container agents on {engine} and {agents - live} tmux agents",
           file=sys.stderr)
-    for i in range(live):
+    for _ in range(live):
         am("spawn", repo, "--container", "--runtime", engine, "--cmd", "sleep 3600",
            "--memory", "64m")
-    for i in range(agents - live):
+    for _ in range(agents - live):
         am("spawn", repo, "--cmd", "exit 0")
 
     def floor(_):
@@ -320,7 +321,8 @@ def machine() -> list[str]:
         f"memory {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 1024**3:.0f} GiB",
         f"- OS: {platform.platform()}",
         f"- Python {platform.python_version()}, {v(['git', '--version'])}, {v(['tmux', '-V'])}",
-        f"- docker: {v(['docker', 'version', '--format', 'client {{.Client.Version}}, server {{.Server.Version}}'])}",
+        "- docker: " + v(["docker", "version", "--format",
+                          "client {{.Client.Version}}, server {{.Server.Version}}"]),
         f"- podman: {v(['podman', '--version'])}; runc: {v(['runc', '--version'])}",
     ]
 
