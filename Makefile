@@ -35,5 +35,8 @@ clean-agents: install  ## every labelled container of this AM_HOME and stopped a
 security: install  ## the security suite and container policy checks, as a table
 	$(BIN)/python scripts/security_report.py
 
+bench: install  ## benchmarks against their floors; rewrites docs/performance.md
+	$(BIN)/python scripts/bench.py
+
 demo: install  ## the main job: a container agent on a sample repository, then `am list`
 	bash scripts/demo.sh

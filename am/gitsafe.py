@@ -3,7 +3,8 @@
 The agent writes its workspace, ``.git`` included. Before ``am`` runs any git there it checks,
 without running git in the workspace:
 
-- the layout: a clone's ``.git`` is a real folder (no ``commondir``, no object alternates); a
+- the layout: a clone's ``.git`` is a real folder (no ``commondir``, no object alternates but
+  its own cache mirror's); a
   worktree's ``.git`` is a file naming exactly ``<source's git folder>/worktrees/<name>``, whose
   ``commondir`` leads back to that git folder. No symbolic link, FIFO, socket or device anywhere
   in the workspace's own git folder. Git is then given ``--git-dir`` and ``--work-tree``
@@ -131,8 +132,35 @@ def _real_dir(p: Path) -> bool:
     return p.is_dir() and not p.is_symlink()
 
 
-def open_clone(ws: Path) -> Repo:
-    """Check a cloned workspace (its own ``.git`` folder) and return where git should look."""
+def mirror_objects(mirror) -> tuple[Path, ...]:
+    """The object folder a clone through the cache mirror MIRROR may borrow from."""
+    return (Path(mirror) / "objects",) if mirror else ()
+
+
+def cache_objects() -> tuple[Path, ...]:
+    """Every cache mirror's object folder (for workspaces with no record)."""
+    from am import paths
+
+    return tuple(sorted((paths.layout().cache / "mirrors").glob("*.git/objects")))
+
+
+def _check_alternates(path: Path, allowed: tuple[Path, ...], ws: Path) -> None:
+    """Borrowed objects only from am's own cache mirror (``clone --shared``), nowhere else."""
+    if not os.path.lexists(path):
+        return
+    if not stat.S_ISREG(os.lstat(path).st_mode):
+        raise refuse(ws, f"{path} is not a regular file")
+    real = {os.path.realpath(p) for p in allowed}
+    for line in path.read_text(errors="replace").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and (not os.path.isabs(line) or
+                                                  os.path.realpath(line) not in real):
+            raise refuse(ws, f"{path} borrows objects from {line}, which is not am's cache")
+
+
+def open_clone(ws: Path, alternates: tuple[Path, ...] = ()) -> Repo:
+    """Check a cloned workspace (its own ``.git`` folder) and return where git should look;
+    ALTERNATES are the object folders it may borrow from (its cache mirror's)."""
     ws = Path(os.path.abspath(ws))
     if not _real_dir(ws):
         raise refuse(ws, "it is not a folder")
@@ -140,9 +168,10 @@ def open_clone(ws: Path) -> Repo:
     if not _real_dir(gd):
         what = "a symbolic link" if gd.is_symlink() else "a file" if gd.exists() else "missing"
         raise refuse(ws, f"its .git is {what}, not the folder am cloned")
-    for redirect in ("commondir", "objects/info/alternates", "objects/info/http-alternates"):
+    for redirect in ("commondir", "objects/info/http-alternates"):
         if os.path.lexists(gd / redirect):
             raise refuse(ws, f"{gd / redirect} would make git read another repository")
+    _check_alternates(gd / "objects" / "info" / "alternates", alternates, ws)
     _check_files(gd, ws)
     _check_tree(gd, ws)
     for name in ("config", "config.worktree"):
@@ -197,4 +226,4 @@ def open_record(record: dict) -> Repo:
         from am import git
 
         return open_worktree(ws, git.common_dir(Path(record["source"])))
-    return open_clone(ws)
+    return open_clone(ws, mirror_objects(record.get("mirror")))

@@ -1,13 +1,12 @@
 """Snapshots: one archive of a whole workspace, with a manifest, and restoring from one.
 
 Archives are written with tarfile, which stores symbolic links as links (it never follows them;
-FIFOs, sockets and devices are left out), and read back through tarfile's ``data`` filter, which
-refuses absolute names, ``..``, any name that resolves outside the target (through a link
-restored earlier), hard links to files outside it and device files, so a restore never writes
-outside its folder. Symbolic links themselves are restored as they were, wherever they point
-(a virtualenv's ``bin/python -> /usr/bin/python3``): a link is only text, and nothing is ever
-written through it. Creating one runs no git when the workspace fails
-``am.gitsafe``'s checks: the manifest's commit is then null.
+FIFOs, sockets and devices are left out), and read back with tarfile's ``data`` filter (which
+refuses absolute names, ``..``, hard links that point outside the target and device files),
+symbolic links last and nothing beneath one, so a restore never writes outside its folder yet
+brings links back exactly as they were. An archive holding anything but its manifest and
+``workspace/`` is refused. Creating one runs no git when the workspace fails ``am.gitsafe``'s
+checks: the manifest's commit is then null.
 """
 
 import contextlib
@@ -18,7 +17,7 @@ import shutil
 import tarfile
 import tempfile
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from am import git, gitsafe
 from am.errors import AmError
@@ -86,14 +85,6 @@ def _plain(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
     return info if info.isreg() or info.isdir() or info.issym() or info.islnk() else None
 
 
-def restore_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
-    """tarfile's ``data`` filter, except that a symbolic link keeps its target."""
-    if not member.issym():
-        return tarfile.data_filter(member, dest)
-    checked = tarfile.data_filter(member.replace(linkname=".", deep=False), dest)
-    return checked.replace(linkname=member.linkname, deep=False)
-
-
 def read_manifest(path: Path) -> dict:
     try:
         with tarfile.open(path, "r:*") as tar:
@@ -101,31 +92,64 @@ def read_manifest(path: Path) -> dict:
             f = tar.extractfile(member)
             return json.loads(f.read())
     except (OSError, KeyError, tarfile.TarError, ValueError) as e:
-        raise AmError(f"{path} is not an am snapshot ({e})") from None
+        why = " ".join(str(e).split())  # tarfile's messages span several lines
+        raise AmError(f"{path} is not an am snapshot ({why})") from None
+
+
+def _refuse(path: Path, why: str) -> AmError:
+    return AmError(f"refusing to restore {path}: {why}")
+
+
+def _plan_members(tar, path: Path, skip_git: bool):
+    """Split the workspace's members into (everything but symlinks, symlinks), refusing names
+    that could write outside the target: absolute ones, ``..``, and anything beneath a link."""
+    others, links = [], []
+    for m in tar.getmembers():
+        if m.name.startswith("/") or ".." in PurePosixPath(m.name).parts:
+            raise _refuse(path, f"member {m.name!r} points outside the archive's folder")
+        parts = PurePosixPath(m.name).parts
+        if m.name == MANIFEST:
+            continue
+        if not parts or parts[0] != ROOT:
+            raise _refuse(path, f"it holds {m.name!r}, which is not under {ROOT}/")
+        if skip_git and parts[1:2] == (".git",):
+            continue
+        if len(parts) == 1 and not m.isdir():
+            raise _refuse(path, f"{ROOT!r} is not a folder")
+        (links if m.issym() else others).append(m)
+    link_paths = {PurePosixPath(m.name) for m in links}
+    for m in others + links:
+        names = [m.name] + ([m.linkname] if m.islnk() else [])
+        for name in names:
+            if any(parent in link_paths for parent in PurePosixPath(name).parents):
+                raise _refuse(path, f"{name!r} lies beyond a symbolic link")
+    return others, links
 
 
 def extract(path: Path, dest: Path, *, skip_git: bool = False) -> None:
-    """Extract the workspace of archive PATH into DEST (which must not exist yet)."""
-    prefix = ROOT + "/"
+    """Extract the workspace of archive PATH into DEST (which must not exist yet).
+
+    Symbolic links are restored as they were, wherever they point (a link is only a name), but
+    only after everything else, and nothing is ever extracted beneath one.
+    """
     with (
         tarfile.open(path, "r:*") as tar,
         tempfile.TemporaryDirectory(prefix=".restore-", dir=dest.parent) as tmp,
     ):
-        members = []
-        for m in tar.getmembers():
-            if m.name == MANIFEST:
-                continue
-            if not (m.name == ROOT or m.name.startswith(prefix)):
-                raise AmError(f"refusing to restore {path}: it holds {m.name!r}, which is not "
-                              f"under {ROOT}/", "am snapshots hold only their workspace")
-            rel = m.name[len(prefix) :]
-            if skip_git and (rel == ".git" or rel.startswith(".git/")):
-                continue
-            members.append(m)
+        others, links = _plan_members(tar, path, skip_git)
+        tar.errorlevel = 2  # every extraction problem is an error, none only a warning
         try:
-            tar.extractall(tmp, members=members, filter=restore_filter)
+            tar.extractall(tmp, members=others, filter="data")
         except tarfile.FilterError as e:
-            raise AmError(f"refusing to restore {path}: {e}") from None
+            raise _refuse(path, str(e)) from None
+        except (tarfile.TarError, OSError) as e:
+            raise _refuse(path, " ".join(str(e).split())) from None
+        for m in links:
+            link = Path(tmp, m.name)
+            if os.path.lexists(link):
+                raise _refuse(path, f"{m.name!r} appears twice")
+            link.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(m.linkname, link)
         src = Path(tmp) / ROOT
         if skip_git:
             # DEST is a fresh worktree at the snapshot's commit: replace its files wholesale so
