@@ -12,8 +12,8 @@ from conftest import git
 
 from am import git as amgit
 from am import ids, output, plan, session, status
-from am.gitsafe import Repo
 from am.errors import AmError
+from am.gitsafe import Repo
 
 # --- tmux ---------------------------------------------------------------------------------------
 
