@@ -104,7 +104,8 @@ def test_new_session_argv_round_trip_through_real_tmux(tmp_path):
 
 @pytest.mark.parametrize("ws", ["/tmp/ws", "/tmp/with space/-dash", "/tmp/x;y#{z}"])
 def test_ws_argv_always_hardened(ws):
-    argv = amgit.ws_argv(Path(ws), "status", "--porcelain")
+    argv = amgit.ws_argv(Repo(Path(ws), Path(ws) / ".git", Path(ws) / ".git"), "status",
+                         "--porcelain")
     assert argv[:2] == ["git", "--no-pager"]
     assert argv[argv.index("-C") + 1] == ws
     assert argv[-2:] == ["status", "--porcelain"]
@@ -116,9 +117,9 @@ def test_ws_argv_always_hardened(ws):
     for kv in ("core.fsmonitor=false", "core.hooksPath=/dev/null", "core.pager=cat",
                "protocol.allow=never", "credential.helper=", "diff.external="):
         assert kv in configs
-    # every option is a '-c KEY=VALUE' pair or one of the three fixed ones
+    # every option is a '-c KEY=VALUE' pair or one of the fixed ones; git discovers nothing
     rest = [a for i, a in enumerate(options) if a != "-c" and options[i - 1] != "-c"]
-    assert rest == ["git", "--no-pager", "-C", ws]
+    assert rest == ["git", "--no-pager", "-C", ws, f"--git-dir={ws}/.git", f"--work-tree={ws}"]
 
 
 def test_ws_env_ignores_global_config_and_git_variables(monkeypatch):
