@@ -13,12 +13,48 @@ def parse(text: str) -> tuple[int, ...] | None:
     return tuple(int(x or 0) for x in m.groups()) if m else None
 
 
-def tool_version(argv: list[str]) -> tuple[int, ...] | None:
+def version_text(argv: list[str]) -> str | None:
+    """What ARGV (a --version call) prints, remembered per binary path, size and mtime.
+
+    Every container spawn checks git and runc; asking each binary once per install rather than
+    once per spawn keeps two process starts off the spawn's path.
+    """
+    import json
+    import os
+    import shutil
+
+    from am import paths
+
+    path = shutil.which(argv[0])
+    if not path:
+        return None
+    st = os.stat(path)
+    key = f"{' '.join(argv)}|{os.path.realpath(path)}|{st.st_size}|{st.st_mtime_ns}"
+    cache = paths.layout().state_dir / "tool-versions.json"
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if isinstance(known, dict) and key in known:
+        return known[key]
     try:
         res = proc.run(argv)
     except proc.NotFound:
         return None
-    return parse(res.out) if res.ok else None
+    text = res.out if res.ok else ""
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({**(known if isinstance(known, dict) else {}), key: text}))
+        os.replace(tmp, cache)
+    except OSError:
+        pass  # a cache that cannot be written only costs time
+    return text
+
+
+def tool_version(argv: list[str]) -> tuple[int, ...] | None:
+    text = version_text(argv)
+    return parse(text) if text else None
 
 
 def show(v: tuple[int, ...] | None) -> str:
@@ -31,14 +67,13 @@ def runc_status() -> tuple[bool | None, str]:
     Distributions backport the fixes without changing the upstream number, so a Debian build
     carrying the CVE-2024-21626 fix (1.1.5+ds1-1+deb12u1 and later) counts as fixed.
     """
-    try:
-        res = proc.run(["runc", "--version"])
-    except proc.NotFound:
+    out = version_text(["runc", "--version"])
+    if out is None:
         return None, "not found"
-    v = parse(res.out)
+    v = parse(out)
     if v is None:
         return None, "unknown version"
-    commit = re.search(r"commit:\s*(\S+)", res.out)
+    commit = re.search(r"commit:\s*(\S+)", out)
     text = show(v) + (f" ({commit.group(1)})" if commit else "")
     if v >= MIN_RUNC:
         return True, text

@@ -150,7 +150,14 @@ class Engine(Backend):
         return AmError(f"{self.title} failed: {lines[-1] if lines else 'no output'}")
 
     def image_exists(self, image: str) -> bool:
-        return self.call("image", "inspect", "--format", "{{.Id}}", image).ok
+        """Whether the engine has IMAGE; raises the engine's own trouble (daemon, permission)."""
+        res = self.call("image", "inspect", "--format", "{{.Id}}", image)
+        if res.ok:
+            return True
+        text = (res.err or res.out).lower()
+        if "no such image" in text or "image not known" in text:
+            return False
+        raise self.explain(res.err or res.out)
 
     def build_image(self, tag: str = DEFAULT_IMAGE) -> None:
         """Build the agent image from the Containerfile, streaming the build's progress."""
@@ -168,6 +175,13 @@ class Engine(Backend):
     def prepare(self, plan) -> None:
         from am import versions
 
+        # The image check is the first engine call of a spawn: it also proves the engine answers.
+        if not self.image_exists(plan.image):
+            # am builds its own image (any tag of am-agent) on first use; others must exist.
+            if plan.image.split(":")[0] != DEFAULT_IMAGE.split(":")[0]:
+                raise AmError(f"image {plan.image!r} not found in {self.title}",
+                              "build or load it first, or leave out --image")
+            self.build_image(plan.image)
         ok, text = versions.runc_status()
         if ok is False:
             print(f"am: warning: runc {text}", file=sys.stderr)
@@ -175,12 +189,6 @@ class Engine(Backend):
         if g and g < versions.MIN_GIT:
             print(f"am: warning: git {versions.show(g)} is older than 2.39, which lacks fixes "
                   "that keep hostile repositories from running code; upgrade git", file=sys.stderr)
-        if not self.image_exists(plan.image):
-            # am builds its own image (any tag of am-agent) on first use; others must exist.
-            if plan.image.split(":")[0] != DEFAULT_IMAGE.split(":")[0]:
-                raise AmError(f"image {plan.image!r} not found in {self.title}",
-                              "build or load it first, or leave out --image")
-            self.build_image(plan.image)
         check_mount_path(plan.workspace)
 
     def launch_spec(self, plan) -> dict:

@@ -1,12 +1,11 @@
 """``am spawn``: make a workspace, start the agent, record it; undo everything on failure."""
 
 import contextlib
-import errno
 import json
 import os
 import shutil
+import signal
 import sys
-import time
 from pathlib import Path
 
 from am import backends, git, paths, session
@@ -34,20 +33,21 @@ class Undo:
                 fn(*args)
 
 
-def hand_over_secrets(fifo: Path, secrets: dict, timeout: float = 15.0) -> None:
-    """Write the --env values into the FIFO the supervisor reads; never to a regular file."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-            break
-        except OSError as e:
-            if e.errno not in (errno.ENXIO, errno.ENOENT) or time.monotonic() > deadline:
-                raise AmError("the agent's supervisor did not take its environment") from None
-            time.sleep(0.02)
-    os.set_blocking(fd, True)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(secrets, f)
+def hand_over_secrets(fifo: Path, secrets: dict, timeout: int = 60) -> None:
+    """Write the environment values into the FIFO the supervisor reads; never a regular file.
+
+    A forked child does the writing, so the spawn need not wait for the supervisor's Python to
+    start; it gives up after TIMEOUT seconds if no supervisor ever opens the FIFO.
+    """
+    data = json.dumps(secrets).encode()
+    if os.fork():
+        return
+    try:
+        signal.alarm(timeout)
+        with open(fifo, "wb") as f:  # blocks until the supervisor opens it for reading
+            f.write(data)
+    finally:
+        os._exit(0)
 
 
 def make_workspace(plan: planning.Plan, undo: Undo) -> str:
@@ -154,7 +154,8 @@ def run(args) -> int:
     else:
         backend = backends.for_mode("tmux")
     session.require_tmux()
-    backend.check()
+    if plan.mode == "tmux":
+        backend.check()  # a container engine is checked by its first call, in prepare
     if plan.network == "full":
         say("warning: --network full gives the agent the engine's ordinary bridge network: "
             "it can reach the internet and your local network")
