@@ -76,6 +76,15 @@ def fix(d: drift.Drift, store, layout) -> str:
     if d.kind == "orphan-container":
         engine(d.runtime).call("rm", "--force", d.subject)
         return "removed the container"
+    if d.kind in ("orphan-proxy", "orphan-network"):
+        from am import network
+
+        eng = engine(d.runtime)
+        if d.kind == "orphan-proxy":
+            eng.call("rm", "--force", d.subject, timeout=60)
+        for name in network.networks(eng, str(layout.root)):
+            network.remove_network(eng, name)  # refused while another proxy uses it
+        return f"removed the {d.kind.split('-')[1]}"
     if d.kind == "stale-spawn":
         record = store.agents()[d.subject]
         lifecycle.stop(record, store)
