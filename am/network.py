@@ -90,7 +90,7 @@ Listen 127.0.0.1
 Timeout 600
 MaxClients 100
 LogFile "{LOG_PATH}"
-LogLevel Notice
+LogLevel Info
 FilterType ere
 Filter "{CONF_DIR}/filter"
 FilterURLs Off
@@ -175,18 +175,21 @@ def wrap_command(command: list[str]) -> list[str]:
 
 def denied(lines: list[str]) -> list[str]:
     """tinyproxy's log lines about refused requests, as ``<time> denied <what>``."""
-    out = []
+    out, connect_to = [], {}  # port -> host of the latest CONNECT request to it
     for line in lines:
         m = re.match(r"\S+\s+(\w{3} +\d+ [\d:]+)\.\d+ \[\d+\]: (.*)", line)
         if not m:
             continue
         when, text = m.groups()
-        host = re.fullmatch(r'Proxying refused on filtered (?:domain|url) "(.*)"', text)
-        if host and host.group(1) != PROBE_HOST:
-            out.append(f"{when} denied {host.group(1)}")
-        port = re.fullmatch(r"Refused CONNECT method on port (\d+)", text)
-        if port:
-            out.append(f"{when} denied CONNECT to port {port.group(1)} (only 443 is allowed)")
+        if req := re.match(r"Request \(file descriptor \d+\): CONNECT (\S+):(\d+) ", text):
+            connect_to[req.group(2)] = req.group(1)
+        elif host := re.fullmatch(r'Proxying refused on filtered (?:domain|url) "(.*)"', text):
+            if host.group(1) != PROBE_HOST:
+                out.append(f"{when} denied {host.group(1)}")
+        elif port := re.fullmatch(r"Refused CONNECT method on port (\d+)", text):
+            target = connect_to.get(port.group(1), "")
+            out.append(f"{when} denied CONNECT {target}:{port.group(1)} (only port 443 is "
+                       "allowed)")
     return out
 
 
