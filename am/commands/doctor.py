@@ -38,6 +38,11 @@ def checks() -> tuple[list[dict], list]:
         has_image = eng.image_exists(DEFAULT_IMAGE)
         row(f"{name} image", has_image, DEFAULT_IMAGE + ("" if has_image else
                                                          " missing: run 'am image build'"))
+        from am.network import PROXY_IMAGE
+
+        has_proxy = eng.image_exists(PROXY_IMAGE)
+        row(f"{name} proxy", True if has_proxy else None, PROXY_IMAGE + (
+            "" if has_proxy else " not built yet: the first --network limited spawn builds it"))
     ok, text = versions.runc_status()
     if ok is not None:
         row("runc", ok, text)
