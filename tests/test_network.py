@@ -57,8 +57,8 @@ def servers(request):
     try:
         for host in ("allowed", "denied"):
             name = f"amtest-{host}-{tag}"
-            sh(engine, "run", "--detach", "--pull", "never", "--name", name, "--network", net,
-               "--network-alias", f"{host}.test", "am-base:bookworm", "sh", "-c",
+            sh(engine, "run", "--detach", "--init", "--pull", "never", "--name", name,
+               "--network", net, "--network-alias", f"{host}.test", "am-base:bookworm", "sh", "-c",
                SERVER.format(name=host))
             sh(engine, "network", "connect", DEFAULT_BRIDGE[engine], name)
             wait_http(engine, name)
@@ -295,3 +295,11 @@ def test_missing_egress_network_is_refused_before_anything(am, engine):
              "--cmd", "true", check=False)
     assert "no such" in assert_am_error(res)
     assert am.list() == [] and container_names(engine, str(am.home)) == []
+
+
+def test_clean_containers_removes_proxies_and_networks(am, engine):
+    del am.env["AM_EGRESS_NETWORK"]
+    agent = spawn(am, engine, "sleep 300", "--network", "limited")
+    assert proxies(engine, am.home) == [f"am_proxy-{agent}"]
+    am("clean", "--containers")
+    assert container_names(engine, str(am.home)) == [] and am_networks(engine, am.home) == []
