@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="agents and their live status")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--status", choices=["running", "stopped", "exited", "error"])
+    p.add_argument("--status", choices=["running", "stopped", "exited", "error", "starting"])
 
     p = sub.add_parser("info", help="everything known about one agent")
     p.add_argument("id")

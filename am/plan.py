@@ -44,6 +44,8 @@ class Plan:
     image: str | None
     gpus: str | None
     env_names: list[str]
+    cache_dir: Path | None = None
+    mirror: Path | None = None  # the cache mirror a URL clone borrows objects from
     egress: str | None = None  # limited: the outside network its proxy joins
     managed_egress: str | None = None  # limited: am's own outside network of this AM_HOME
     extra_mounts: list = field(default_factory=list)  # (host path, container path, read-only)
@@ -178,7 +180,7 @@ def build(
     host_cpus: int | None = None,
 ) -> Plan:
     """Decide everything about a spawn from its arguments (SOURCE already checked)."""
-    agent_id = ids.validate_name(args.name) if args.name else ids.new_id()
+    agent_id = ids.validate_name(args.name) if args.name is not None else ids.new_id()
     mode = "container" if args.container else "tmux"
     if args.cmd is not None:
         if args.skip_permissions and not args.agent:
@@ -191,6 +193,11 @@ def build(
     if args.worktree and is_url(source):
         raise AmError("--worktree needs a local repository path, not a URL")
     names, values = parse_env(args.env, environ)
+    if not args.container:
+        # A tmux agent runs as the user, so it gets the caller's whole environment (through
+        # the same FIFO as --env values), not whatever the tmux server happened to start with.
+        inherited = {k: v for k, v in environ.items() if k not in ("TMUX", "TMUX_PANE")}
+        values = {**inherited, **values}
     domains = [check_domain(d) for d in args.allow_domain]
     network = args.network or "none"
     if mode == "tmux":
@@ -251,6 +258,7 @@ def build(
         gpus=args.gpus,
         env_names=names,
         secrets=values,
+        cache_dir=layout.cache,
         egress=egress,
         managed_egress=managed,
     )

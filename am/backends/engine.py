@@ -187,7 +187,8 @@ class Engine(Backend):
             print(f"am: warning: git {versions.show(g)} is older than 2.39, which lacks fixes "
                   "that keep hostile repositories from running code; upgrade git", file=sys.stderr)
         if not self.image_exists(plan.image):
-            if plan.image != DEFAULT_IMAGE:
+            # am builds its own image (any tag of am-agent) on first use; others must exist.
+            if plan.image.split(":")[0] != DEFAULT_IMAGE.split(":")[0]:
                 raise AmError(f"image {plan.image!r} not found in {self.title}",
                               "build or load it first, or leave out --image")
             self.build_image(plan.image)
@@ -201,7 +202,8 @@ class Engine(Backend):
         from am import paths
 
         home = str(paths.layout().root)
-        env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+        # The session's client must find the engine as the caller does (PATH, DOCKER_HOST...).
+        env = {k: os.environ[k] for k in ("PATH", *FORWARDED_ENV) if k in os.environ}
         container = {"engine": self.runtime, "name": plan.container}
         if plan.proxy:
             container.update(proxy=plan.proxy, egress=plan.egress
@@ -219,6 +221,11 @@ class Engine(Backend):
             from am import network
 
             network.start(self, plan, str(layout().root))
+        if plan.mirror:
+            # The clone's alternates name the mirror's objects by absolute path: mount them
+            # there, read-only, so no agent can change what other agents borrow.
+            objects = plan.mirror / "objects"
+            plan.extra_mounts.append((objects, str(objects), True))
         if os.getuid() != 0:
             return
         grant(plan.workspace)
