@@ -45,6 +45,10 @@ def delete(record: dict, store, layout) -> None:
     ):
         with contextlib.suppress(FileNotFoundError):
             f.unlink()
+    if record.get("proxy"):
+        from am import network
+
+        network.discard_files(network.files(layout.run, layout.logs, record["id"]))
     store.remove(record["id"])
 
 

@@ -40,7 +40,8 @@ def _spawn(sub):
         action="store_true",
         help="a git worktree of the local repository instead of a clone",
     )
-    p.add_argument("--network", choices=["none", "limited", "full"], help="container network")
+    p.add_argument("--network", choices=["none", "limited", "full"],
+                   help="container network policy (docs/network.md)")
     p.add_argument(
         "--allow-domain",
         action="append",
@@ -87,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id")
     p.add_argument("-f", "--follow", action="store_true")
     p.add_argument("--tail", type=int, metavar="N")
+    p.add_argument("--network", action="store_true",
+                   help="requests the agent's proxy refused (--network limited)")
 
     p = sub.add_parser("diff", help="the agent's changes against the commit it started from")
     p.add_argument("id")

@@ -25,7 +25,8 @@ PUBLIC = (
     "limits",
     "log",
 )
-EXTRA = ("worktree", "image", "gpus", "env_names", "finished", "orphan")
+EXTRA = ("worktree", "image", "gpus", "env_names", "finished", "orphan", "proxy",
+         "egress_network", "network_log")
 
 
 def public(view: dict) -> dict:

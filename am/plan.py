@@ -46,14 +46,30 @@ class Plan:
     env_names: list[str]
     cache_dir: Path | None = None
     mirror: Path | None = None  # the cache mirror a URL clone borrows objects from
+    egress: str | None = None  # limited: the outside network its proxy joins
+    managed_egress: str | None = None  # limited: am's own outside network of this AM_HOME
     extra_mounts: list = field(default_factory=list)  # (host path, container path, read-only)
     env: dict[str, str] = field(default_factory=dict)  # non-secret settings for the supervisor
     secrets: dict[str, str] = field(default_factory=dict, repr=False)  # --env values
 
     @property
     def network_name(self) -> str:
-        """The engine network the container joins."""
+        """The engine network the container joins; a limited agent has only loopback too and
+        reaches its proxy through a socket (docs/network.md)."""
         return {"none": "none", "full": "bridge"}.get(self.network or "none", "none")
+
+    @property
+    def network_files(self):
+        """A limited agent's proxy files, beside its exit file and its log."""
+        from am import network
+
+        return network.files(self.exit_file.parent, self.log.parent, self.id)
+
+    @property
+    def proxy(self) -> str | None:
+        from am import network
+
+        return network.proxy_name(self.id) if self.network == "limited" else None
 
     def record(self, home: str) -> dict:
         """The initial state record (no secret values, ever)."""
@@ -84,6 +100,10 @@ class Plan:
             "env_names": self.env_names,
             "home": home,
             "spawn_pid": os.getpid(),
+            **({"proxy": self.proxy, "egress_network": self.egress,
+                "network_log": str(self.network_files.log),
+                "managed_egress": self.egress == self.managed_egress}
+               if self.network == "limited" else {}),
         }
 
     def as_dict(self) -> dict:
@@ -205,8 +225,15 @@ def build(
         if domains and network != "limited":
             raise AmError("--allow-domain needs --network limited")
         if network == "limited":
-            raise AmError("--network limited is not available in this version of am",
-                          "use --network none, or full (the engine's bridge network)")
+            from am import network as net
+
+            domains = net.allowed_domains(agent, domains)
+            managed = net.default_egress(str(layout.root))
+            egress = environ.get(net.EGRESS_ENV) or managed
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", egress):
+                raise AmError(f"invalid {net.EGRESS_ENV} {egress!r}", "the name of a network")
+    if network != "limited":
+        egress = managed = None
     branch = args.branch or f"am/{agent_id}"
     name = ids.session_name(agent_id)
     return Plan(
@@ -232,4 +259,6 @@ def build(
         env_names=names,
         secrets=values,
         cache_dir=layout.cache,
+        egress=egress,
+        managed_egress=managed,
     )

@@ -26,6 +26,12 @@ FORWARDED_ENV = ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_
                  "CONTAINERS_CONF", "CONTAINER_SSHKEY")
 
 
+def layout():
+    from am import paths
+
+    return paths.layout()
+
+
 def repo_root() -> Path:
     """The folder holding the Containerfile (the source tree am runs from)."""
     return Path(__file__).resolve().parents[2]
@@ -89,7 +95,10 @@ class Engine(Backend):
 
     def run_argv(self, plan, home: str, uid: int, gid: int) -> list[str]:
         """The full ``run`` command line for an agent's container, attached to its terminal."""
+        from am import network
+
         lim = plan.limits
+        limited = plan.network == "limited"
         argv = [
             self.runtime, "run", "--interactive", "--tty", "--pull", "never",
             "--name", plan.container, "--hostname", plan.container,
@@ -109,7 +118,9 @@ class Engine(Backend):
             "--env", f"HOME={AGENT_HOME}", "--env", "TERM=xterm-256color",
             *[a for name in plan.env_names for a in ("--env", name)],  # values: from our env
             *self.gpu_args(plan.gpus),
-            "--", plan.image, *plan.command,
+            *(network.agent_run_args(plan.network_files) if limited else []),
+            "--", plan.image,
+            *(network.wrap_command(plan.command) if limited else plan.command),
         ]
         return argv
 
@@ -190,6 +201,10 @@ class Engine(Backend):
             print(f"am: warning: git {versions.show(g)} is older than 2.39, which lacks fixes "
                   "that keep hostile repositories from running code; upgrade git", file=sys.stderr)
         check_mount_path(plan.workspace)
+        if plan.network == "limited":
+            from am import network
+
+            network.prepare(self, plan)
 
     def launch_spec(self, plan) -> dict:
         from am import paths
@@ -197,15 +212,23 @@ class Engine(Backend):
         home = str(paths.layout().root)
         # The session's client must find the engine as the caller does (PATH, DOCKER_HOST...).
         env = {k: os.environ[k] for k in ("PATH", *FORWARDED_ENV) if k in os.environ}
+        container = {"engine": self.runtime, "name": plan.container}
+        if plan.proxy:
+            container.update(proxy=plan.proxy, egress=plan.egress
+                             if plan.egress == plan.managed_egress else None)
         return {"argv": self.run_argv(plan, home, os.getuid(), os.getgid()),
                 # Not the workspace: conmon drops files (an "oom" marker) into its cwd.
-                "cwd": str(paths.layout().run), "env": env,
-                "container": {"engine": self.runtime, "name": plan.container}}
+                "cwd": str(paths.layout().run), "env": env, "container": container}
 
     def before_start(self, plan) -> None:
-        """Mount what a worktree needs; as root, let the image's user write its workspace."""
+        """Mount what a worktree needs; as root, let the image's user write its workspace;
+        start a limited agent's proxy (the spawn's undo removes it with the container)."""
         if plan.worktree:
             plan.extra_mounts = worktree_mounts(plan.workspace)
+        if plan.network == "limited":
+            from am import network
+
+            network.start(self, plan, str(layout().root))
         if plan.mirror:
             # The clone's alternates name the mirror's objects by absolute path: mount them
             # there, read-only, so no agent can change what other agents borrow.
@@ -241,8 +264,14 @@ class Engine(Backend):
                                                                         else ""))
 
     def stop(self, record: dict) -> None:
+        """Remove the container, then its proxy and, unused, am's outside network."""
         if record.get("container"):
             self.call("rm", "--force", record["container"], timeout=60)
+        if record.get("proxy"):
+            from am import network
+
+            network.remove(self, record["id"], record.get("egress_network")
+                           if record.get("managed_egress") else None)
 
     def running(self, records: list[dict]) -> set[str] | None:
         from am import paths
@@ -251,9 +280,11 @@ class Engine(Backend):
         return set(res.out.split()) if res.ok else None
 
     def labelled(self, home: str) -> list[str]:
-        """Every container, running or not, labelled for this AM_HOME."""
+        """Every agent container, running or not, labelled for this AM_HOME (not proxies)."""
+        from am.network import PROXY_PREFIX
+
         res = self.call(*self.ps_argv(home, True)[1:])
-        return res.out.split() if res.ok else []
+        return [n for n in res.out.split() if not n.startswith(PROXY_PREFIX)] if res.ok else []
 
 
 def engine(runtime: str) -> Engine:

@@ -90,6 +90,12 @@ def execute(plan: planning.Plan, backend, layout) -> None:
 
         say(f"Preparing workspace {plan.workspace} from {plan.source} ...")
         base = make_workspace(plan, undo)
+        # The container, and a limited agent's proxy and its files, once any of them exists.
+        undo.push(backend.stop, plan.record(str(layout.root)))
+        if plan.proxy:
+            from am import network
+
+            undo.push(network.discard_files, plan.network_files)
         backend.before_start(plan)
 
         layout.run.mkdir(parents=True, exist_ok=True)
@@ -112,7 +118,6 @@ def execute(plan: planning.Plan, backend, layout) -> None:
 
         say(f"Starting agent {plan.id} ({brief(plan.command)}) in session {plan.session} ...")
         undo.push(session.kill, plan.session)
-        undo.push(backend.stop, {"container": plan.container, "runtime": plan.runtime})
         session.start(
             plan.session,
             [sys.executable, "-m", "am.supervise", str(spec_file)],
