@@ -134,21 +134,26 @@ def _unlink(path: Path) -> None:
 
 
 def run(args) -> int:
+    from am import config
+
     layout = paths.layout()
+    cfg = config.load(layout, os.environ)
     source = git.check_source(args.source)
     host_memory = host_cpus = None
     if args.container:
         import psutil
 
         host_memory, host_cpus = psutil.virtual_memory().total, os.cpu_count()
-    plan = planning.build(args, layout, source, dict(os.environ), host_memory, host_cpus)
+    plan = planning.build(args, layout, source, dict(os.environ), host_memory, host_cpus, cfg)
     if plan.mode == "container":
-        backend = backends.for_mode("container", args.runtime or os.environ.get("AM_RUNTIME"))
+        backend = backends.for_mode("container", plan.runtime)
         plan.runtime = backend.runtime
     else:
         backend = backends.for_mode("tmux")
     session.require_tmux()
     backend.check()
+    for warning in plan.warnings:
+        say(f"am: warning: {warning}")
     if plan.network == "full":
         say("warning: --network full gives the agent the engine's ordinary bridge network: "
             "it can reach the internet and your local network")
