@@ -87,6 +87,14 @@ class Engine(Backend):
     def gpu_args(self, gpus: str | None) -> list[str]:
         return []
 
+    def check_gpu_support(self) -> None:
+        """Raise AmError when the engine cannot give containers GPUs, where that is cheap to
+        tell before anything starts."""
+
+    def gpu_error(self, text: str) -> AmError | None:
+        """The clear error for an engine's GPU failure in TEXT, if that is what it is."""
+        return None
+
     def run_argv(self, plan, home: str, uid: int, gid: int) -> list[str]:
         """The full ``run`` command line for an agent's container, attached to its terminal."""
         lim = plan.limits
@@ -175,6 +183,8 @@ class Engine(Backend):
         if g and g < versions.MIN_GIT:
             print(f"am: warning: git {versions.show(g)} is older than 2.39, which lacks fixes "
                   "that keep hostile repositories from running code; upgrade git", file=sys.stderr)
+        if plan.gpus:
+            self.check_gpu_support()
         if not self.image_exists(plan.image):
             if plan.image != DEFAULT_IMAGE:
                 raise AmError(f"image {plan.image!r} not found in {self.title}",
@@ -195,7 +205,7 @@ class Engine(Backend):
     def before_start(self, plan) -> None:
         """Mount what a worktree needs; as root, let the image's user write its workspace."""
         if plan.worktree:
-            plan.extra_mounts = worktree_mounts(plan.workspace)
+            plan.extra_mounts[:0] = worktree_mounts(plan.workspace)
         if os.getuid() != 0:
             return
         grant(plan.workspace)
@@ -220,7 +230,11 @@ class Engine(Backend):
             raise AmError(f"the container {plan.container} did not start within {timeout:.0f}s")
         tail = ""
         if plan.log.is_file():
-            lines = plan.log.read_text(errors="replace").strip().splitlines()
+            text = plan.log.read_text(errors="replace")
+            gpu = self.gpu_error(text) if plan.gpus else None
+            if gpu:
+                raise gpu
+            lines = text.strip().splitlines()
             tail = lines[-1] if lines else ""
         raise AmError(f"the container {plan.container} did not start" + (f": {tail}" if tail
                                                                         else ""))
