@@ -90,6 +90,7 @@ def execute(plan: planning.Plan, backend, layout) -> None:
         layout.run.mkdir(parents=True, exist_ok=True)
         spec = backend.launch_spec(plan)
         spec["exit_file"] = str(plan.exit_file)
+        spec["health_file"] = str(layout.health_file(plan.id))
         if plan.secrets:
             fifo = layout.run / f"{plan.id}.env"
             with contextlib.suppress(FileNotFoundError):
@@ -102,22 +103,26 @@ def execute(plan: planning.Plan, backend, layout) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(spec, f)
         undo.push(_unlink, spec_file)
-        with contextlib.suppress(FileNotFoundError):
-            plan.exit_file.unlink()
+        for stale in (plan.exit_file, layout.health_file(plan.id)):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
 
         say(f"Starting agent {plan.id} ({brief(plan.command)}) in session {plan.session} ...")
         undo.push(session.kill, plan.session)
         undo.push(backend.stop, {"container": plan.container, "runtime": plan.runtime})
         session.start(
             plan.session,
-            [sys.executable, "-m", "am.supervise", str(spec_file)],
+            # -P: not the tmux server's working directory first on sys.path, which would run
+            # whatever 'am' package sits there (another checkout, or a hostile folder).
+            [sys.executable, "-P", "-m", "am.supervise", str(spec_file)],
             plan.log,
             str(layout.root),
         )
         if plan.secrets:
             hand_over_secrets(Path(spec["env_fifo"]), plan.secrets)
         backend.after_start(plan, lambda: plan.session in session.sessions())
-        store.update(plan.id, status="running", base_commit=base, spawn_pid=None)
+        store.update(plan.id, status="running", base_commit=base, spawn_pid=None,
+                     started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     except BaseException:
         undo.run()
         raise
