@@ -25,7 +25,7 @@ PUBLIC = (
     "limits",
     "log",
 )
-EXTRA = ("worktree", "image", "gpus", "env_names", "finished", "orphan")
+EXTRA = ("worktree", "image", "gpus", "env_names", "started", "finished", "health", "orphan")
 
 
 def public(view: dict) -> dict:
@@ -58,6 +58,7 @@ def table(views: list[dict]) -> str:
             v["id"],
             v["mode"] + (f"/{v['runtime']}" if v.get("runtime") else ""),
             status_text(v),
+            v.get("health", "-"),
             v.get("agent"),
             v.get("branch"),
             v.get("created", "").replace("T", " ").rstrip("Z"),
@@ -67,7 +68,7 @@ def table(views: list[dict]) -> str:
     ]
     return tabulate(
         rows,
-        headers=["ID", "MODE", "STATUS", "AGENT", "BRANCH", "CREATED", "SOURCE"],
+        headers=["ID", "MODE", "STATUS", "HEALTH", "AGENT", "BRANCH", "CREATED", "SOURCE"],
         tablefmt="plain",
     )
 

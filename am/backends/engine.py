@@ -249,6 +249,21 @@ class Engine(Backend):
         res = self.call("ps", *self.ps_argv(str(paths.layout().root), False)[2:])
         return set(res.out.split()) if res.ok else None
 
+    def stats_argv(self) -> list[str]:
+        """One ``stats`` call for every running container, one tab-separated line each."""
+        raise NotImplementedError
+
+    def parse_stats(self, text: str) -> dict[str, dict]:
+        """Container name -> cpu_percent, memory, memory_limit, pids (None where unknown)."""
+        raise NotImplementedError
+
+    def stats(self) -> dict[str, dict]:
+        """Live figures of every running container, from one call; AmError if it fails."""
+        res = self.call(*self.stats_argv()[1:], timeout=60)
+        if not res.ok:
+            raise self.explain(res.err or res.out)
+        return self.parse_stats(res.out)
+
     def labelled(self, home: str) -> list[str]:
         """Every container, running or not, labelled for this AM_HOME."""
         res = self.call(*self.ps_argv(home, True)[1:])

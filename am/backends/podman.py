@@ -87,3 +87,25 @@ class Podman(Engine):
             return AmError(f"Podman has no GPU support configured: it cannot resolve the CDI "
                            f"device {CDI_KIND}", CDI_HINT)
         return None
+
+    def stats_argv(self) -> list[str]:
+        # Raw numbers, not the human columns. podman's one-shot CPU figure is the average
+        # since the container started (it keeps no earlier sample to compare with).
+        return ["podman", "stats", "--no-stream", "--no-reset", "--format",
+                "{{.Name}}\t{{.ContainerStats.CPU}}\t{{.ContainerStats.MemUsage}}\t"
+                "{{.ContainerStats.MemLimit}}\t{{.ContainerStats.PIDs}}"]
+
+    def parse_stats(self, text: str) -> dict[str, dict]:
+        out = {}
+        for line in text.splitlines():
+            fields = line.split("\t")
+            if len(fields) != 5:
+                continue
+            name, cpu, mem, limit, pids = fields
+            try:
+                out[name] = {"cpu_percent": float(cpu), "memory": int(mem),
+                             "memory_limit": int(limit), "pids": int(pids)}
+            except ValueError:
+                out[name] = {"cpu_percent": None, "memory": None, "memory_limit": None,
+                             "pids": None}
+        return out
