@@ -176,7 +176,8 @@ GPUS_RE = re.compile(r"^(all|[1-9][0-9]*|(device=)?[A-Za-z0-9][A-Za-z0-9:._-]*"
 
 def check_gpus(value: str) -> str:
     """``all``, a count, or device ids (``0,1``, ``GPU-<uuid>``, ``device=0``)."""
-    if not GPUS_RE.fullmatch(value) or value in ("0", "device="):
+    ids = value.removeprefix("device=").split(",")
+    if not GPUS_RE.fullmatch(value) or value == "0" or ("all" in ids and value != "all"):
         raise AmError(f"invalid --gpus {value!r}",
                       "all, a count such as 2, or device ids such as device=0 or 0,1")
     return value
