@@ -32,5 +32,8 @@ image: install  ## the agent image for RUNTIME (docker, podman or auto)
 clean-agents: install  ## every labelled container of this AM_HOME and stopped agents' records
 	$(BIN)/am clean --containers
 
+bench: install  ## benchmarks against their floors; rewrites docs/performance.md
+	$(BIN)/python scripts/bench.py
+
 demo: install  ## the main job: a container agent on a sample repository, then `am list`
 	bash scripts/demo.sh

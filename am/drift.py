@@ -4,13 +4,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from am import paths, session
+from am import git, paths, proc, session
 from am.store import open_store
 
 
 @dataclass
 class Drift:
-    kind: str  # orphan-session | orphan-container | stale-spawn | orphan-workspace
+    # orphan-session | orphan-container | lost-session | stale-spawn | stale-worktree |
+    # orphan-workspace
+    kind: str
     subject: str
     detail: str
     runtime: str | None = None
@@ -45,14 +47,22 @@ def find(layout=None, engines: list | None = None) -> list[Drift]:
     home = str(layout.root)
     sessions_by_name = {r.get("session") for r in records.values()}
     found: list[Drift] = []
-    for name, owner in session.sessions().items():
+    live = session.sessions()
+    for name, owner in live.items():
         if owner == home and name.startswith("am-") and name not in sessions_by_name:
             found.append(Drift("orphan-session", name, "tmux session with no agent record"))
     for engine in engines or []:
         containers = {
             r.get("container") for r in records.values() if r.get("runtime") == engine.runtime
         }
+        by_container = {r.get("container"): r for r in records.values()
+                        if r.get("runtime") == engine.runtime}
         for name in engine.labelled(home):
+            r = by_container.get(name)
+            if r is not None and r.get("status") != "starting" and r.get("session") not in live:
+                found.append(Drift("lost-session", name, f"{engine.runtime} container of agent "
+                                   f"{r['id']} outlived its session", engine.runtime))
+                continue
             if name not in containers:
                 found.append(
                     Drift(
@@ -66,6 +76,12 @@ def find(layout=None, engines: list | None = None) -> list[Drift]:
     for r in records.values():
         if r.get("status") == "starting" and not spawn_alive(r):
             found.append(Drift("stale-spawn", r["id"], "record of a spawn that never finished"))
+    for source in sorted({r["source"] for r in records.values() if r.get("worktree")}):
+        res = proc.run(["git", "-C", source, "worktree", "prune", "--dry-run", "--verbose"],
+                       env=git.source_env())
+        for line in (res.out + res.err).splitlines():
+            if line.strip():
+                found.append(Drift("stale-worktree", source, line.strip()))
     known = {Path(r["workspace"]).name for r in records.values()}
     if layout.workspaces.is_dir():
         for entry in sorted(os.listdir(layout.workspaces)):

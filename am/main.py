@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="agents and their live status")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--status", choices=["running", "stopped", "exited", "error"])
+    p.add_argument("--status", choices=["running", "stopped", "exited", "error", "starting"])
 
     p = sub.add_parser("status", help="live CPU, memory, processes and health of agents")
     p.add_argument("id", nargs="?")

@@ -44,6 +44,8 @@ class Plan:
     image: str | None
     gpus: str | None
     env_names: list[str]
+    cache_dir: Path | None = None
+    mirror: Path | None = None  # the cache mirror a URL clone borrows objects from
     extra_mounts: list = field(default_factory=list)  # (host path, container path, read-only)
     env: dict[str, str] = field(default_factory=dict)  # non-secret settings for the supervisor
     warnings: list[str] = field(default_factory=list)  # printed by spawn, on stderr
@@ -234,7 +236,7 @@ def build(
 
     cfg = cfg or configuration.load(layout, environ)
     s = cfg.resolve(args)
-    agent_id = ids.validate_name(args.name) if args.name else ids.new_id()
+    agent_id = ids.validate_name(args.name) if args.name is not None else ids.new_id()
     mode = "container" if args.container else "tmux"
     mount_config = bool(getattr(args, "mount_agent_config", False))
     profile = None
@@ -257,6 +259,11 @@ def build(
         warning = credentials(profile, names, values, environ, mode, mount_config)
         if warning:
             warnings.append(warning)
+    if not args.container:
+        # A tmux agent runs as the user, so it gets the caller's whole environment (through
+        # the same FIFO as --env values), not whatever the tmux server happened to start with.
+        inherited = {k: v for k, v in environ.items() if k not in ("TMUX", "TMUX_PANE")}
+        values = {**inherited, **values}
     domains = [check_domain(d) for d in args.allow_domain]
     network = args.network or "none"
     mounts = []
@@ -325,4 +332,5 @@ def build(
         extra_mounts=mounts,
         warnings=warnings,
         secrets=values,
+        cache_dir=layout.cache,
     )

@@ -1,8 +1,9 @@
 """Snapshots: one archive of a whole workspace, with a manifest, and restoring from one.
 
 Archives are written with tarfile, which stores symbolic links as links (it never follows them),
-and read back with tarfile's ``data`` filter, which refuses absolute names, ``..``, links that
-point outside the target and device files, so a restore never writes outside its folder.
+and read back with tarfile's ``data`` filter (which refuses absolute names, ``..``, hard links
+that point outside the target and device files), symbolic links last and nothing beneath one, so
+a restore never writes outside its folder yet brings links back exactly as they were.
 """
 
 import contextlib
@@ -12,7 +13,7 @@ import shutil
 import tarfile
 import tempfile
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from am import git
 from am.errors import AmError
@@ -73,28 +74,62 @@ def read_manifest(path: Path) -> dict:
             f = tar.extractfile(member)
             return json.loads(f.read())
     except (OSError, KeyError, tarfile.TarError, ValueError) as e:
-        raise AmError(f"{path} is not an am snapshot ({e})") from None
+        why = " ".join(str(e).split())  # tarfile's messages span several lines
+        raise AmError(f"{path} is not an am snapshot ({why})") from None
+
+
+def _refuse(path: Path, why: str) -> AmError:
+    return AmError(f"refusing to restore {path}: {why}")
+
+
+def _plan_members(tar, path: Path, skip_git: bool):
+    """Split the workspace's members into (everything but symlinks, symlinks), refusing names
+    that could write outside the target: absolute ones, ``..``, and anything beneath a link."""
+    others, links = [], []
+    for m in tar.getmembers():
+        if m.name.startswith("/") or ".." in PurePosixPath(m.name).parts:
+            raise _refuse(path, f"member {m.name!r} points outside the archive's folder")
+        parts = PurePosixPath(m.name).parts
+        if not parts or parts[0] != ROOT:
+            continue  # the manifest
+        if skip_git and parts[1:2] == (".git",):
+            continue
+        if len(parts) == 1 and not m.isdir():
+            raise _refuse(path, f"{ROOT!r} is not a folder")
+        (links if m.issym() else others).append(m)
+    link_paths = {PurePosixPath(m.name) for m in links}
+    for m in others + links:
+        names = [m.name] + ([m.linkname] if m.islnk() else [])
+        for name in names:
+            if any(parent in link_paths for parent in PurePosixPath(name).parents):
+                raise _refuse(path, f"{name!r} lies beyond a symbolic link")
+    return others, links
 
 
 def extract(path: Path, dest: Path, *, skip_git: bool = False) -> None:
-    """Extract the workspace of archive PATH into DEST (which must not exist yet)."""
-    prefix = ROOT + "/"
+    """Extract the workspace of archive PATH into DEST (which must not exist yet).
+
+    Symbolic links are restored as they were, wherever they point (a link is only a name), but
+    only after everything else, and nothing is ever extracted beneath one.
+    """
     with (
         tarfile.open(path, "r:*") as tar,
         tempfile.TemporaryDirectory(prefix=".restore-", dir=dest.parent) as tmp,
     ):
-        members = []
-        for m in tar.getmembers():
-            if not (m.name == ROOT or m.name.startswith(prefix)):
-                continue
-            rel = m.name[len(prefix) :]
-            if skip_git and (rel == ".git" or rel.startswith(".git/")):
-                continue
-            members.append(m)
+        others, links = _plan_members(tar, path, skip_git)
+        tar.errorlevel = 2  # every extraction problem is an error, none only a warning
         try:
-            tar.extractall(tmp, members=members, filter="data")
+            tar.extractall(tmp, members=others, filter="data")
         except tarfile.FilterError as e:
-            raise AmError(f"refusing to restore {path}: {e}") from None
+            raise _refuse(path, str(e)) from None
+        except (tarfile.TarError, OSError) as e:
+            raise _refuse(path, " ".join(str(e).split())) from None
+        for m in links:
+            link = Path(tmp, m.name)
+            if os.path.lexists(link):
+                raise _refuse(path, f"{m.name!r} appears twice")
+            link.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(m.linkname, link)
         src = Path(tmp) / ROOT
         if skip_git:
             # DEST is a fresh worktree at the snapshot's commit: replace its files wholesale so

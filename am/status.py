@@ -1,12 +1,13 @@
 """Live status: the state file reconciled against tmux in one call, however many agents."""
 
 import json
+import sys
 from pathlib import Path
 
 from am import paths, session
 from am.store import open_store
 
-STATUSES = ("running", "stopped", "exited", "error")
+STATUSES = ("running", "stopped", "exited", "error", "starting")
 
 
 def read_exit(path: Path) -> dict | None:
@@ -30,7 +31,10 @@ def derive(record: dict, session_alive: bool, exit_info: dict | None) -> dict:
         # as the container runs; the supervisor records how it ended.
         status = "running"
     elif intent == "starting":
-        status = "error"  # a spawn that never finished
+        # A spawn still at work, or one that died before it finished.
+        from am.drift import spawn_alive
+
+        status = "starting" if spawn_alive(record) else "error"
     else:
         status = "exited"
         if exit_info:
@@ -44,9 +48,18 @@ def derive(record: dict, session_alive: bool, exit_info: dict | None) -> dict:
 def views(records: dict[str, dict] | None = None, layout=None) -> list[dict]:
     """Every agent with its live status, in creation order."""
     layout = layout or paths.layout()
-    if records is None:
+    everyone = records is None
+    if everyone:
         records = open_store(layout).agents()
-    live_sessions = session.sessions() if records else {}
+    live_sessions = session.sessions()
+    home = str(layout.root)
+    known = {r.get("session") for r in records.values()}
+    orphans = sorted(n for n, owner in live_sessions.items()
+                     if owner == home and n.startswith("am-") and n not in known)
+    if everyone and orphans:
+        print(f"am: warning: {len(orphans)} session(s) with no agent record "
+              f"({', '.join(orphans[:3])}{', ...' if len(orphans) > 3 else ''}): "
+              "run 'am doctor --fix'", file=sys.stderr)
     out = []
     for r in sorted(records.values(), key=lambda r: (r.get("created", ""), r["id"])):
         alive = r.get("session") in live_sessions

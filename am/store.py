@@ -48,6 +48,7 @@ class Store:
             yield data["agents"]
             if json.dumps(data, sort_keys=True) != before:
                 self._write(data)
+            self._remove_stale_temps()
         finally:
             os.close(fd)  # closing releases the flock
 
@@ -85,6 +86,12 @@ class Store:
             f"state file {self.path} is corrupt ({why})",
             "am will not overwrite it; repair it or move it aside to start with no agents",
         )
+
+    def _remove_stale_temps(self) -> None:
+        """Temporary files left by writers killed mid-write (only a lock holder writes one)."""
+        for stale in self.path.parent.glob(".state.*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
 
     def _write(self, data: dict) -> None:
         fd, tmp = tempfile.mkstemp(prefix=".state.", suffix=".tmp", dir=self.path.parent)

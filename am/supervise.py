@@ -87,7 +87,8 @@ def container_result(engine: str, name: str, code: int, oom_seen: bool) -> dict:
 
 def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    env = dict(os.environ)
+    # A tmux agent gets exactly the caller's environment (from the FIFO), nothing of the server's.
+    env = {} if spec.get("clean_env") else dict(os.environ)
     env.update(spec.get("env", {}))
     if spec.get("env_fifo"):
         env.update(read_secrets(spec["env_fifo"]))

@@ -11,7 +11,10 @@ pkgs=(git tmux python3 python3-venv make ca-certificates curl npm
       docker.io podman runc uidmap mmdebstrap iproute2 procps)
 missing=()
 for p in "${pkgs[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" && continue
+    # A Node.js from elsewhere (e.g. NodeSource) brings its own npm and conflicts with Debian's.
+    [ "$p" = npm ] && command -v npm >/dev/null && continue
+    missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
     echo "Installing: ${missing[*]}" >&2

@@ -1,4 +1,4 @@
-"""Shared fixtures: a private AM_HOME per test, real git repositories, and the am CLI as a process."""
+"""Shared fixtures: a private AM_HOME per test, real git repositories, the am CLI as a process."""
 
 import json
 import os
@@ -21,6 +21,7 @@ class Am:
     def __init__(self, home: Path, env: dict[str, str]):
         self.home = home
         self.env = env
+        self.argv = [sys.executable, "-m", "am"]
 
     def __call__(self, *args, check=True, env=None, timeout=300, input=None):
         res = subprocess.run([sys.executable, "-m", "am", *map(str, args)], env={**self.env,

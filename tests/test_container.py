@@ -188,3 +188,17 @@ def test_json_fields_of_container_agent(am, engine):
     assert info["network"] == "none" and info["limits"]["memory"] == "512m"
     assert json.loads(am("list", "--json").stdout)[0]["id"] == agent
     am("stop", agent)
+
+
+def test_first_spawn_builds_the_image(am, engine):
+    tag = f"am-agent:first-use-{uuid.uuid4().hex[:8]}"
+    try:
+        res = am("spawn", am.repo, "--container", "--runtime", engine, "--image", tag,
+                 "--cmd", "echo BUILT-AND-RUNNING; sleep 300", timeout=1800)
+        assert "Building agent image (this may take a few minutes)..." in res.stderr
+        assert "STEP" in res.stderr or "Step" in res.stderr  # the build's progress streamed
+        agent = res.stdout.strip().splitlines()[-1]
+        am.wait_log(agent, "BUILT-AND-RUNNING")
+        am("stop", agent)
+    finally:
+        subprocess.run([engine, "rmi", "-f", tag], capture_output=True)

@@ -186,7 +186,8 @@ class Engine(Backend):
         if plan.gpus:
             self.check_gpu_support()
         if not self.image_exists(plan.image):
-            if plan.image != DEFAULT_IMAGE:
+            # am builds its own image (any tag of am-agent) on first use; others must exist.
+            if plan.image.split(":")[0] != DEFAULT_IMAGE.split(":")[0]:
                 raise AmError(f"image {plan.image!r} not found in {self.title}",
                               "build or load it first, or leave out --image")
             self.build_image(plan.image)
@@ -196,7 +197,8 @@ class Engine(Backend):
         from am import paths
 
         home = str(paths.layout().root)
-        env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+        # The session's client must find the engine as the caller does (PATH, DOCKER_HOST...).
+        env = {k: os.environ[k] for k in ("PATH", *FORWARDED_ENV) if k in os.environ}
         return {"argv": self.run_argv(plan, home, os.getuid(), os.getgid()),
                 # Not the workspace: conmon drops files (an "oom" marker) into its cwd.
                 "cwd": str(paths.layout().run), "env": env,
@@ -206,6 +208,11 @@ class Engine(Backend):
         """Mount what a worktree needs; as root, let the image's user write its workspace."""
         if plan.worktree:
             plan.extra_mounts[:0] = worktree_mounts(plan.workspace)
+        if plan.mirror:
+            # The clone's alternates name the mirror's objects by absolute path: mount them
+            # there, read-only, so no agent can change what other agents borrow.
+            objects = plan.mirror / "objects"
+            plan.extra_mounts.append((objects, str(objects), True))
         if os.getuid() != 0:
             return
         grant(plan.workspace)

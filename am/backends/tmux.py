@@ -27,4 +27,5 @@ class TmuxBackend(Backend):
             "cwd": str(plan.workspace),
             "env": plan.env,
             "container": None,
+            "clean_env": True,  # the caller's environment arrives through the FIFO
         }

@@ -76,6 +76,19 @@ def fix(d: drift.Drift, store, layout) -> str:
     if d.kind == "orphan-container":
         engine(d.runtime).call("rm", "--force", d.subject)
         return "removed the container"
+    if d.kind == "lost-session":
+        # The session and its supervisor died before the container was removed: do what the
+        # supervisor would have done, keeping the container's exit code and OOM state.
+        from am import supervise
+
+        result = supervise.container_result(d.runtime, d.subject, None, False)
+        result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        layout.run.mkdir(parents=True, exist_ok=True)
+        supervise.write_exit(str(layout.exit_file(d.subject.removeprefix("am-"))), result)
+        return f"removed the container (exit code {result['exit_code']})"
+    if d.kind == "stale-worktree":
+        proc.run(["git", "-C", d.subject, "worktree", "prune"], env=git.source_env())
+        return "pruned"
     if d.kind == "stale-spawn":
         record = store.agents()[d.subject]
         lifecycle.stop(record, store)

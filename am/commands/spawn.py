@@ -59,7 +59,12 @@ def make_workspace(plan: planning.Plan, undo: Undo) -> str:
         undo.push(git.worktree_remove, source, plan.workspace)
         return git.worktree_add(source, plan.workspace, plan.branch, plan.base)
     undo.push(shutil.rmtree, plan.workspace, True)
-    git.clone(plan.source, plan.workspace, hardlinks=plan.mode == "tmux")
+    if git.is_url(plan.source):
+        from am import cache
+
+        plan.mirror = cache.clone(plan.source, plan.workspace, plan.cache_dir)
+    else:
+        git.clone(plan.source, plan.workspace, hardlinks=plan.mode == "tmux")
     base = git.resolve_base(plan.workspace, plan.base)
     git.switch_new_branch(plan.workspace, plan.branch, base)
     return base
@@ -122,7 +127,8 @@ def execute(plan: planning.Plan, backend, layout) -> None:
             hand_over_secrets(Path(spec["env_fifo"]), plan.secrets)
         backend.after_start(plan, lambda: plan.session in session.sessions())
         store.update(plan.id, status="running", base_commit=base, spawn_pid=None,
-                     started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                     started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                     mirror=str(plan.mirror) if plan.mirror else None)
     except BaseException:
         undo.run()
         raise

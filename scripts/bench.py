@@ -1,0 +1,396 @@
+#!/usr/bin/env python3
+"""Benchmarks of am against the floor of what git, tmux and the engines cost anyway.
+
+Each figure is the median of N runs after a warm-up, printed as a table and written to
+docs/performance.md with the machine, the engine versions and each ratio against its floor,
+measured in the same run. Run with ``make bench`` (root, engines up, image built).
+
+    scripts/bench.py [--runs 5] [--quick] [--engines docker,podman] [--out docs/performance.md]
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+AM = [PY, "-m", "am"]
+GIT_ID = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@localhost",
+          "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@localhost"}
+
+
+def sh(argv, **kw) -> subprocess.CompletedProcess:
+    kw.setdefault("check", True)
+    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, **kw)
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def median_of(fn, runs: int, setup=None, teardown=None) -> float:
+    """Median seconds of FN over RUNS runs after one warm-up run."""
+    samples = []
+    for i in range(runs + 1):
+        ctx = setup(i) if setup else None
+        t = timed(lambda ctx=ctx: fn(ctx))
+        if teardown:
+            teardown(ctx)
+        if i:
+            samples.append(t)
+    return statistics.median(samples)
+
+
+def du(path: Path) -> int:
+    """Bytes on disk under PATH (hard-linked files counted once, links not followed)."""
+    return int(sh(["du", "-s", "--block-size=1", path]).stdout.split()[0])
+
+
+def make_repo(path: Path, commits: int, files: int, blob_lines: int = 8) -> Path:
+    """A generated repository: COMMITS commits touching FILES files, via fast-import."""
+    path.mkdir(parents=True)
+    sh(["git", "init", "-q", "-b", "main", path])
+    chunks = []
+    # The first commit creates every file; later ones each change a few.
+    chunks.append("commit refs/heads/main\nmark :1\ncommitter b <b@l> 1700000000 +0000\n"
+                  "data 4\ninit\n")
+    for f in range(files):
+        body = "".join(f"file {f} line {n}\n" for n in range(blob_lines))
+        chunks.append(f"M 644 inline d{f % 50}/f{f}.txt\ndata {len(body)}\n{body}\n")
+    for i in range(2, commits + 1):
+        chunks.append(f"commit refs/heads/main\nmark :{i}\n"
+                      f"committer b <b@l> {1700000000 + i} +0000\ndata {len(str(i))}\n{i}\n"
+                      f"from :{i - 1}\n")
+        for k in range(3):
+            f = (i * 7 + k * 131) % files
+            body = f"file {f} changed in {i}\n"
+            chunks.append(f"M 644 inline d{f % 50}/f{f}.txt\ndata {len(body)}\n{body}\n")
+    subprocess.run(["git", "fast-import", "--quiet"], cwd=path, input="".join(chunks),
+                   text=True, check=True)
+    sh(["git", "-C", path, "checkout", "-q", "-f", "main"])
+    sh(["git", "-C", path, "gc", "-q"])
+    return path
+
+
+class Am:
+    def __init__(self, home: Path):
+        self.env = {**os.environ, "AM_HOME": str(home), **GIT_ID}
+        self.home = home
+
+    def __call__(self, *args, check=True):
+        return subprocess.run([*AM, *map(str, args)], env=self.env, capture_output=True,
+                              text=True, check=check)
+
+    def ids(self):
+        return [a["id"] for a in json.loads(self("list", "--json").stdout)]
+
+    def stop_all(self):
+        self("clean", "--containers", "--all", check=False)
+        out = sh(["tmux", "list-sessions", "-F", "#{session_name}\t#{@am_home}"],
+                 check=False).stdout
+        for line in out.splitlines():
+            name, _, home = line.partition("\t")
+            if home == str(self.home):
+                sh(["tmux", "kill-session", "-t", f"={name}:"], check=False)
+
+
+def engine_flags(engine: str) -> list[str]:
+    """The flags am gives an agent container, for the floor's plain run -d."""
+    from argparse import Namespace
+
+    from am import paths
+    from am import plan as planning
+    from am.backends.engine import engine as get_engine
+
+    ns = Namespace(name="floor", container=True, cmd="sleep 600", agent=None,
+                   skip_permissions=False, worktree=False, env=[], allow_domain=[],
+                   network=None, memory=None, cpus=None, pids=None, image=None, gpus=None,
+                   branch=None, base=None, runtime=engine)
+    p = planning.build(ns, paths.layout(), "/x", {}, None, None)
+    p.workspace = Path("/tmp")
+    argv = get_engine(engine).run_argv(p, "bench", os.getuid(), os.getgid())
+    run = argv.index("run")
+    flags = [a for a in argv[run + 1:argv.index("--")] if a not in ("--interactive", "--tty")]
+    return flags
+
+
+# -- the figures ---------------------------------------------------------------------------
+
+def bench_spawn_tmux(work: Path, repo: Path, runs: int) -> dict:
+    am = Am(work / "home-tmux")
+    n = iter(range(10**6))
+
+    def floor(_):
+        d = work / f"floor-{next(n)}"
+        sh(["git", "clone", "-q", "--local", repo, d])
+        sh(["git", "-C", d, "switch", "-q", "-c", "am/x"])
+        sh(["tmux", "new-session", "-d", "-s", f"bench-{d.name}", "-c", d, "sleep 600"])
+
+    def ours(_):
+        am("spawn", repo, "--cmd", "sleep 600")
+
+    f = median_of(floor, runs)
+    o = median_of(ours, runs)
+    for line in sh(["tmux", "list-sessions", "-F", "#{session_name}"], check=False).stdout.split():
+        if line.startswith("bench-floor-"):
+            sh(["tmux", "kill-session", "-t", f"={line}:"], check=False)
+    am.stop_all()
+    return {"figure": "spawn, tmux mode, local repository", "am": o, "floor": f,
+            "floor_what": "git clone --local + git switch -c + tmux new-session -d",
+            "target": 1.3}
+
+
+def bench_spawn_container(work: Path, repo: Path, runs: int, engine: str) -> dict:
+    am = Am(work / f"home-{engine}")
+    flags = engine_flags(engine)
+    n = iter(range(10**6))
+
+    def floor(_):
+        d = work / f"cfloor-{engine}-{next(n)}"
+        sh(["git", "clone", "-q", "--no-hardlinks", repo, d])
+        sh(["git", "-C", d, "switch", "-q", "-c", "am/x"])
+        sh([engine, "run", "-d", "--name", f"bench-{d.name}", *flags,
+            "--mount", f"type=bind,source={d},target=/workspace", "am-agent:latest",
+            "sleep", "600"])
+
+    def ours(_):
+        am("spawn", repo, "--container", "--runtime", engine, "--cmd", "sleep 600")
+
+    f = median_of(floor, runs)
+    o = median_of(ours, runs)
+    names = sh([engine, "ps", "-a", "--filter", "name=bench-cfloor", "--format", "{{.Names}}"],
+               check=False).stdout.split()
+    if names:
+        sh([engine, "rm", "-f", *names], check=False)
+    am.stop_all()
+    return {"figure": f"spawn, container mode ({engine}), image present", "am": o, "floor": f,
+            "floor_what": f"git clone + switch -c + plain {engine} run -d, same flags",
+            "target": 1.3}
+
+
+def bench_repeat_spawn(work: Path, big: Path, runs: int) -> list[dict]:
+    am = Am(work / "home-cache")
+    url = f"file://{big}"
+    am("spawn", url, "--cmd", "sleep 600")  # the first spawn fills the cache
+    n = iter(range(10**6))
+    extra: list[Path] = []
+
+    def ours(_):
+        out = am("spawn", url, "--cmd", "sleep 600").stdout.split()[-1]
+        extra.append(am.home / "agents" / out)
+
+    def worktree(_):
+        d = work / f"wt-{next(n)}"
+        sh(["git", "-C", big, "worktree", "add", "-q", "-b", f"b{d.name}", d])
+
+    def full(_):
+        sh(["git", "clone", "-q", "--no-local", big, work / f"full-{next(n)}"])
+
+    o = median_of(ours, runs)
+    w = median_of(worktree, runs)
+    f = median_of(full, max(3, runs // 2))
+    per_agent = statistics.median(du(p) for p in extra)
+    checkout = du(big) - du(big / ".git")
+    am.stop_all()
+    return [
+        {"figure": "repeat spawn from a URL through the cache", "am": o, "floor": w,
+         "floor_what": "git worktree add", "target": 1.5},
+        {"figure": "repeat spawn vs a plain full clone", "am": o, "floor": f,
+         "floor_what": "git clone --no-local (what users do without am)", "target": 0.1,
+         "note": "target: at least 10x faster"},
+        {"figure": "disk per extra agent vs one checkout", "am": per_agent, "floor": checkout,
+         "floor_what": "size of one checkout (work tree only)", "target": 1.2, "unit": "bytes"},
+    ]
+
+
+def count_calls(work: Path, engine: str) -> tuple[dict, Path]:
+    """A PATH in which ENGINE is a shim that counts its calls into a file."""
+    shim_dir = work / "shim"
+    shim_dir.mkdir(exist_ok=True)
+    log = shim_dir / "calls.log"
+    real = shutil.which(engine)
+    shim = shim_dir / engine
+    shim.write_text(f'#!/bin/sh\necho "$1" >> {log}\nexec {real} "$@"\n')
+    shim.chmod(0o755)
+    return {"PATH": f"{shim_dir}:{os.environ['PATH']}"}, log
+
+
+def bench_list_status(work: Path, repo: Path, runs: int, engine: str, agents: int) -> list[dict]:
+    am = Am(work / "home-list")
+    live = agents // 2
+    print(f"  spawning {live} container agents on {engine} and {agents - live} tmux agents",
+          file=sys.stderr)
+    for _ in range(live):
+        am("spawn", repo, "--container", "--runtime", engine, "--cmd", "sleep 3600",
+           "--memory", "64m")
+    for _ in range(agents - live):
+        am("spawn", repo, "--cmd", "exit 0")
+
+    def floor(_):
+        sh([PY, "-c", "pass"])
+        sh([engine, "ps"])
+        sh(["tmux", "list-sessions"])
+
+    f = median_of(floor, runs)
+    o_list = median_of(lambda _: am("list"), runs)
+    o_json = median_of(lambda _: am("list", "--json"), runs)
+    rows = [{"figure": f"am list, {agents} agents ({live} live on {engine})", "am": o_list,
+             "floor": f, "floor_what": f"python -c pass + {engine} ps + tmux list-sessions",
+             "target": 4.0},
+            {"figure": f"am list --json, {agents} agents", "am": o_json, "floor": f,
+             "floor_what": "same", "target": 4.0}]
+    if am("status", "--help", check=False).returncode == 0:
+        o_status = median_of(lambda _: am("status", "--json"), runs)
+        rows.append({"figure": f"am status, {agents} agents", "am": o_status, "floor": f,
+                     "floor_what": "same", "target": 4.0})
+    # engine calls per am list must not grow with the agent count
+    env, log = count_calls(work, engine)
+    calls = []
+    for _ in range(2):
+        log.write_text("")
+        subprocess.run([*AM, "list"], env={**am.env, **env}, capture_output=True, check=True)
+        calls.append(len(log.read_text().split()))
+    rows.append({"figure": f"{engine} calls per am list ({agents} agents)", "am": calls[0],
+                 "floor": None, "floor_what": "must not grow with the agent count",
+                 "target": None, "unit": "calls"})
+    am.stop_all()
+    return rows
+
+
+def bench_startup(work: Path, runs: int) -> tuple[list[dict], list[tuple[str, float]]]:
+    am = Am(work / "home-empty")
+    f = median_of(lambda _: sh([PY, "-c", "pass"]), runs * 4)
+    v = median_of(lambda _: am("--version"), runs * 4)
+    e = median_of(lambda _: am("list"), runs * 4)
+    res = subprocess.run([PY, "-X", "importtime", "-m", "am", "list"], env=am.env,
+                         capture_output=True, text=True)
+    mods = []
+    for line in res.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            _, cumulative, name = line.split("|")
+            try:
+                mods.append((name.strip(), int(cumulative) / 1e6))
+            except ValueError:
+                pass
+    top = [m for m in mods if "." not in m[0] or m[0].startswith("am")]
+    top.sort(key=lambda m: -m[1])
+    return [
+        {"figure": "am --version", "am": v, "floor": f, "floor_what": "python -c pass",
+         "target": 2.0},
+        {"figure": "am list, no agents", "am": e, "floor": f, "floor_what": "python -c pass",
+         "target": None},
+    ], top[:8]
+
+
+# -- report --------------------------------------------------------------------------------
+
+def fmt(value, unit="s"):
+    if value is None:
+        return "-"
+    if unit == "bytes":
+        return f"{value / 1024**2:.1f} MiB"
+    if unit == "calls":
+        return str(value)
+    return f"{value * 1000:.0f} ms"
+
+
+def verdict(row) -> str:
+    if row.get("target") is None or row.get("floor") in (None, 0):
+        return "-"
+    ratio = row["am"] / row["floor"]
+    return "met" if ratio <= row["target"] else "missed"
+
+
+def machine() -> list[str]:
+    def v(argv):
+        r = sh(argv, check=False)
+        return (r.stdout or r.stderr).strip().splitlines()[0] if r.returncode == 0 else "n/a"
+
+    return [
+        f"- CPU: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
+        f"memory {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 1024**3:.0f} GiB",
+        f"- OS: {platform.platform()}",
+        f"- Python {platform.python_version()}, {v(['git', '--version'])}, {v(['tmux', '-V'])}",
+        "- docker: " + v(["docker", "version", "--format",
+                          "client {{.Client.Version}}, server {{.Server.Version}}"]),
+        f"- podman: {v(['podman', '--version'])}; runc: {v(['runc', '--version'])}",
+    ]
+
+
+def report(rows, imports, runs, args) -> str:
+    lines = ["| figure | am | floor | ratio | target | result |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        unit = r.get("unit", "s")
+        ratio = f"{r['am'] / r['floor']:.2f}x" if r.get("floor") else "-"
+        target = r.get("note") or (f"<= {r['target']}x" if r.get("target") else "-")
+        lines.append(f"| {r['figure']} | {fmt(r['am'], unit)} | {fmt(r['floor'], unit)} "
+                     f"({r['floor_what']}) | {ratio} | {target} | {verdict(r)} |")
+    imp = ["| module | cumulative import |", "|---|---|"]
+    imp += [f"| `{name}` | {sec * 1000:.1f} ms |" for name, sec in imports]
+    return "\n".join(lines), "\n".join(imp)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="small repositories and 40 agents")
+    ap.add_argument("--engines", default="docker,podman")
+    ap.add_argument("--list-engine", default="docker")
+    ap.add_argument("--out", default=str(ROOT / "docs" / "performance.md"))
+    args = ap.parse_args()
+    engines = [e for e in args.engines.split(",") if e]
+    sys.path.insert(0, str(ROOT))
+    work = Path(tempfile.mkdtemp(prefix="am-bench-"))
+    rows: list[dict] = []
+    try:
+        print("generating repositories ...", file=sys.stderr)
+        medium = make_repo(work / "medium", 200 if args.quick else 2000,
+                           500 if args.quick else 5000)
+        big = make_repo(work / "big", 2000 if args.quick else 20000,
+                        1000 if args.quick else 5000)
+        print("spawn, tmux mode ...", file=sys.stderr)
+        rows.append(bench_spawn_tmux(work, medium, args.runs))
+        for e in engines:
+            print(f"spawn, container mode, {e} ...", file=sys.stderr)
+            rows.append(bench_spawn_container(work, medium, args.runs, e))
+        print("repeat spawn through the cache ...", file=sys.stderr)
+        rows += bench_repeat_spawn(work, big, args.runs)
+        print("list and status at scale ...", file=sys.stderr)
+        rows += bench_list_status(work, medium, args.runs, args.list_engine,
+                                  40 if args.quick else 200)
+        print("start-up ...", file=sys.stderr)
+        start, imports = bench_startup(work, args.runs)
+        rows += start
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    table, imp = report(rows, imports, args.runs, args)
+    print(table)
+    print()
+    print(imp)
+    sizes = ("quick: 200 commits/500 files and 2,000 commits/1,000 files, 40 agents"
+             if args.quick else "2,000 commits/5,000 files (spawn) and 20,000 commits/5,000 "
+             "files (repeat spawn), 200 agents")
+    doc = ROOT / "docs" / "performance.md"
+    head = doc.read_text().split("<!-- bench -->")[0] if doc.exists() else ""
+    Path(args.out).write_text(
+        head + "<!-- bench -->\n## Latest run\n\n"
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, medians of {args.runs} runs "
+        f"after a warm-up; repositories: {sizes}.\n\n" + "\n".join(machine()) + "\n\n" + table
+        + "\n\nSlowest imports of `am list` (`python -X importtime`, cumulative):\n\n" + imp
+        + "\n")
+    print(f"\nwrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,101 @@
+"""am doctor finds each kind of drift between the state file and reality, and --fix repairs it."""
+
+import json
+import shutil
+import subprocess
+import uuid
+
+import pytest
+from conftest import git
+from containers import ENGINES, container_names, engine_ready, remove_containers
+
+
+def drift(am, fix=False) -> list[dict]:
+    args = ["doctor", "--json"] + (["--fix"] if fix else [])
+    return json.loads(am(*args, check=False).stdout)["drift"]
+
+
+def kinds(report) -> set[tuple[str, str]]:
+    return {(d["kind"], d["subject"]) for d in report}
+
+
+def test_checks_report_tools(am):
+    report = json.loads(am("doctor", "--json", check=False).stdout)
+    checks = {c["check"]: c for c in report["checks"]}
+    assert checks["git"]["ok"] is True and checks["tmux"]["ok"] is True
+
+
+def test_orphan_session(am):
+    name = f"am-orphan{uuid.uuid4().hex[:6]}"
+    subprocess.run(["tmux", "new-session", "-d", "-s", name, "sleep 600", ";", "set-option",
+                    "-t", f"={name}:", "@am_home", str(am.home)], check=True)
+    other = f"am-other{uuid.uuid4().hex[:6]}"  # a session of another AM_HOME is not ours
+    subprocess.run(["tmux", "new-session", "-d", "-s", other, "sleep 600", ";", "set-option",
+                    "-t", f"={other}:", "@am_home", "/elsewhere"], check=True)
+    try:
+        assert am("doctor", check=False).returncode != 0
+        assert ("orphan-session", name) in kinds(drift(am))
+        assert other not in {d["subject"] for d in drift(am)}
+        assert "session(s) with no agent record" in am("list").stderr
+        drift(am, fix=True)
+        assert subprocess.run(["tmux", "has-session", "-t", f"={name}:"]).returncode != 0
+        assert subprocess.run(["tmux", "has-session", "-t", f"={other}:"]).returncode == 0
+        assert drift(am) == []
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", f"={other}:"], capture_output=True)
+
+
+def test_orphan_workspaces(am, repo):
+    clean = am.spawn(repo, "--name", "keepclean", "--cmd", "true")
+    dirty = am.spawn(repo, "--name", "keepdirty", "--cmd", "echo work > work.txt")
+    am.wait_status(dirty, "exited")
+    # lose the records, keep the folders
+    state = am.home / "state" / "state.json"
+    data = json.loads(state.read_text())
+    data["agents"] = {}
+    state.write_text(json.dumps(data))
+    found = kinds(drift(am))
+    assert ("orphan-workspace", str(am.home / "agents" / clean)) in found
+    assert ("orphan-workspace", str(am.home / "agents" / dirty)) in found
+    fixed = {d["subject"]: d["fixed"] for d in drift(am, fix=True)}
+    assert not (am.home / "agents" / clean).exists()  # nothing unsaved: removed
+    assert "adopted" in fixed[str(am.home / "agents" / dirty)]
+    assert (am.home / "agents" / dirty / "work.txt").read_text() == "work\n"
+    assert am.info(dirty)["status"] == "stopped"
+    assert "work.txt" in am("diff", dirty).stdout
+    assert drift(am) == []
+
+
+def test_stale_worktree(am, repo):
+    agent = am.spawn(repo, "--worktree", "--cmd", "true")
+    am.wait_status(agent, "exited")
+    shutil.rmtree(am.home / "agents" / agent)
+    assert any(d["kind"] == "stale-worktree" for d in drift(am))
+    drift(am, fix=True)
+    assert "prunable" not in git("worktree", "list", "--porcelain", cwd=repo)
+    assert not any(d["kind"] == "stale-worktree" for d in drift(am))
+
+
+@pytest.mark.container
+@pytest.mark.parametrize("engine", ENGINES)
+def test_orphan_and_lost_containers(am, repo, engine):
+    engine_ready(engine)
+    orphan = f"am-orphan-{uuid.uuid4().hex[:6]}"
+    try:
+        subprocess.run([engine, "run", "-d", "--name", orphan, "--label", f"am.home={am.home}",
+                        "--label", "am.agent=nobody", "am-agent:latest", "sleep", "600"],
+                       check=True, capture_output=True)
+        agent = am.spawn(repo, "--container", "--runtime", engine, "--cmd", "sleep 600")
+        # The session dies (say the tmux server was killed) but the container runs on.
+        subprocess.run(["tmux", "kill-session", "-t", f"=am-{agent}:"], check=True)
+        report = kinds(drift(am))
+        assert ("orphan-container", orphan) in report
+        # the tty hang-up ends the container, but nothing removed it
+        assert ("lost-session", f"am-{agent}") in report
+        drift(am, fix=True)
+        assert container_names(engine, str(am.home)) == []
+        info = am.info(agent)
+        assert info["status"] == "exited" and info["exit_code"] == 129  # 128 + SIGHUP
+        assert drift(am) == []
+    finally:
+        remove_containers(engine, str(am.home))

@@ -1,0 +1,68 @@
+"""A spawn killed with SIGKILL at any point leaves nothing doctor --fix cannot clean."""
+
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+from containers import container_names, engine_ready, remove_containers
+
+
+def kill_spawns_at(am, source, delays, extra=()):
+    for i, delay in enumerate(delays):
+        p = subprocess.Popen([*am.argv, "spawn", str(source), "--name", f"k{i}", "--cmd",
+                              "sleep 300", *extra], env=am.env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+
+
+def assert_clean_after_fix(am):
+    res = am("doctor", "--fix", "--json", check=False)
+    report = json.loads(res.stdout)
+    assert all(d["fixed"] and not d["fixed"].startswith("not fixed") for d in report["drift"])
+    again = json.loads(am("doctor", "--json", check=False).stdout)
+    assert again["drift"] == [], again["drift"]
+    for a in am.list():
+        assert a["status"] in ("running", "stopped", "exited"), a  # no half-made records
+    agents = am.home / "agents"
+    names = {a["id"] for a in am.list()}
+    leftovers = {p.name for p in agents.iterdir()} - names if agents.exists() else set()
+    assert leftovers == set()
+
+
+def test_sigkilled_tmux_spawns(am, repo):
+    kill_spawns_at(am, repo, [0.05, 0.15, 0.25, 0.35, 0.5, 0.7, 1.0, 1.5])
+    assert_clean_after_fix(am)
+    # nothing blocks the next spawn, even under a name a killed spawn used
+    agent = am.spawn(repo, "--name", "k3", "--cmd", "sleep 300")
+    assert am.info(agent)["status"] == "running"
+
+
+def test_sigkilled_url_spawns_leave_the_cache_usable(am, repo):
+    url = f"file://{repo}"
+    kill_spawns_at(am, url, [0.05, 0.1, 0.2, 0.3, 0.45])
+    assert_clean_after_fix(am)
+    agent = am.spawn(url, "--cmd", "sleep 300")
+    assert am.info(agent)["status"] == "running"
+
+
+@pytest.mark.container
+@pytest.mark.parametrize("engine", ["docker", "podman"])
+def test_sigkilled_container_spawns(am, repo, engine):
+    engine_ready(engine)
+    try:
+        kill_spawns_at(am, repo, [0.2, 0.5, 0.8, 1.1, 1.5, 2.5],
+                       extra=("--container", "--runtime", engine))
+        time.sleep(1)
+        assert_clean_after_fix(am)
+        running = {a["container"] for a in am.list() if a["status"] == "running"}
+        assert set(container_names(engine, str(am.home))) == running
+        agent = am.spawn(repo, "--container", "--runtime", engine, "--cmd", "sleep 300")
+        assert am.info(agent)["status"] == "running"
+        am("stop", agent)
+    finally:
+        remove_containers(engine, str(am.home))
+

@@ -1,0 +1,275 @@
+"""End to end in tmux mode: the real CLI, real git, real tmux, and a fake agent given by --cmd."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from conftest import assert_am_error, git, has_session, state_agents
+
+# The agent commits with its own identity: the tmux server's environment may predate the test's.
+GITC = "git -c user.name=agent -c user.email=agent@example.invalid"
+ID_RE = re.compile(r"^[0-9a-f]{8}$")
+
+# Writes a file and commits it, edits a tracked file, adds an untracked file, prints a marker
+# (built by printf so the marker text never appears in the command line itself), then waits.
+FAKE_AGENT = (
+    f"echo committed > agent.txt && git add agent.txt && {GITC} commit -qm agent-commit"
+    " && echo edited >> README && echo fresh > untracked.txt"
+    " && printf '%s-%s\\n' MARKER ready; sleep 60"
+)
+
+
+def wait_for(predicate, what: str, timeout: float = 30):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def test_full_lifecycle(am, repo):
+    res = am("spawn", repo, "--cmd", FAKE_AGENT)
+    lines = res.stdout.splitlines()
+    agent_id = lines[-1]
+    assert ID_RE.match(agent_id), res.stdout  # the id alone on the last line
+    assert lines == [agent_id]  # stdout carries data only; progress went to stderr
+
+    table = am("list").stdout
+    row = [line for line in table.splitlines() if line.startswith(agent_id)]
+    assert len(row) == 1 and "running" in row[0].split(), table
+    [entry] = am.list()
+    assert entry["id"] == agent_id and entry["status"] == "running"
+    assert entry["mode"] == "tmux" and entry["runtime"] is None and entry["container"] is None
+    assert entry["session"] == f"am-{agent_id}" and entry["exit_code"] is None
+    assert has_session(f"am-{agent_id}")
+
+    am.wait_log(agent_id, "MARKER-ready")
+    diff = am("diff", agent_id).stdout
+    assert "+++ b/agent.txt" in diff and "+committed" in diff  # the commit
+    assert "+++ b/README" in diff and "+edited" in diff  # the uncommitted edit
+    assert "+++ b/untracked.txt" in diff and "+fresh" in diff  # the untracked file
+    ws = Path(entry["workspace"])
+    assert ws.is_absolute() and ws.is_relative_to(am.home)
+    # diff leaves the agent's own index alone: the untracked file is still untracked
+    assert "?? untracked.txt" in git("status", "--porcelain", cwd=ws)
+
+    am("stop", agent_id)
+    [entry] = am.list()
+    assert entry["status"] == "stopped"
+    assert "stopped" in am("list").stdout
+    assert not has_session(f"am-{agent_id}")
+    assert (ws / "agent.txt").read_text() == "committed\n"
+    assert (ws / "README").read_text() == "hello\nedited\n"
+    assert (ws / "untracked.txt").read_text() == "fresh\n"
+    assert "agent-commit" in git("log", "--format=%s", cwd=ws)
+
+    res = am("rm", agent_id, check=False)
+    assert_am_error(res)
+    assert ws.is_dir() and (ws / "untracked.txt").exists()
+    assert [a["id"] for a in am.list()] == [agent_id]
+
+    res = am("rm", "--force", agent_id)
+    assert not ws.exists()
+    assert am.list() == []
+    assert state_agents(am.home) == {}
+    m = re.search(r"(/\S+\.tar\.gz)", res.stderr)
+    assert m, f"rm --force did not say where the snapshot went:\n{res.stderr}"
+    snap = Path(m.group(1))
+    assert snap.is_file() and snap.stat().st_size > 0
+    # the record is gone with it
+    assert_am_error(am("logs", agent_id, check=False))
+
+
+def test_branch_from_source_head(am, repo):
+    agent_id = am.spawn(repo, "--cmd", "true")
+    info = am.info(agent_id)
+    assert info["base_commit"] == git("rev-parse", "HEAD", cwd=repo).strip()
+    assert info["branch"] == f"am/{agent_id}"
+    assert info["source"] == str(repo)
+    ws = Path(info["workspace"])
+    assert git("branch", "--show-current", cwd=ws).strip() == f"am/{agent_id}"
+    assert git("rev-parse", "HEAD", cwd=ws).strip() == info["base_commit"]
+
+
+def test_base_and_branch_options(am, repo):
+    side = git("rev-parse", "side", cwd=repo).strip()
+    assert side != git("rev-parse", "HEAD", cwd=repo).strip()
+    agent_id = am.spawn(repo, "--base", "side", "--branch", "custom/x", "--cmd", "true")
+    info = am.info(agent_id)
+    assert info["base_commit"] == side
+    assert info["branch"] == "custom/x"
+    ws = Path(info["workspace"])
+    assert git("branch", "--show-current", cwd=ws).strip() == "custom/x"
+    assert git("rev-parse", "HEAD", cwd=ws).strip() == side
+    assert not (ws / "file.txt").exists()  # a file only the later commit has
+
+    by_sha = am.spawn(repo, "--base", side[:10], "--cmd", "true")
+    assert am.info(by_sha)["base_commit"] == side
+
+
+def test_spawn_from_file_url(am, repo):
+    url = f"file://{repo}"
+    agent_id = am.spawn(url, "--cmd", "printf '%s\\n' url-ok; sleep 30")
+    info = am.info(agent_id)
+    assert info["source"] == url
+    assert info["base_commit"] == git("rev-parse", "HEAD", cwd=repo).strip()
+    assert (Path(info["workspace"]) / "file.txt").read_text() == "one\n"
+    am.wait_log(agent_id, "url-ok")
+    assert am.info(agent_id)["status"] == "running"
+
+
+def test_spawn_from_relative_local_path(am, repo):
+    res = subprocess.run([sys.executable, "-m", "am", "spawn", "source", "--cmd", "true"],
+                         cwd=repo.parent, env=am.env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    info = am.info(res.stdout.splitlines()[-1])
+    assert info["source"] == str(repo)  # recorded absolute
+    assert (Path(info["workspace"]) / "README").read_text() == "hello\n"
+
+
+def test_worktree(am, repo):
+    cmd = (f"echo wt > wt.txt && git add wt.txt && {GITC} commit -qm worktree-commit"
+           " && printf '%s-%s\\n' WT done; sleep 60")
+    agent_id = am.spawn(repo, "--worktree", "--cmd", cmd)
+    info = am.info(agent_id)
+    ws = Path(info["workspace"])
+    assert info["branch"] == f"am/{agent_id}"
+    assert str(ws) in git("worktree", "list", "--porcelain", cwd=repo)
+    assert (ws / ".git").is_file()  # a worktree, not a clone
+    am.wait_log(agent_id, "WT-done")
+    # the agent's commit is in the user's repository, on the agent's branch
+    assert "worktree-commit" in git("log", "--format=%s", f"am/{agent_id}", cwd=repo)
+
+    am("stop", agent_id)
+    am("rm", agent_id)  # nothing unsaved: the commit lives on a branch of the source
+    assert not ws.exists()
+    assert am.list() == []
+    assert str(ws) not in git("worktree", "list", "--porcelain", cwd=repo)
+    assert "worktree-commit" in git("log", "--format=%s", f"am/{agent_id}", cwd=repo)
+
+
+def test_exit_code_is_recorded(am, repo):
+    agent_id = am.spawn(repo, "--cmd", "exit 3")
+    info = am.wait_status(agent_id, "exited")
+    assert info["exit_code"] == 3
+    [entry] = am.list()
+    assert entry["status"] == "exited" and entry["exit_code"] == 3
+    assert "exited (3)" in am("list").stdout
+    assert json.loads(am("list", "--json", "--status", "exited").stdout)[0]["id"] == agent_id
+    assert json.loads(am("list", "--json", "--status", "running").stdout) == []
+
+
+def test_exit_by_signal(am, repo):
+    # The shell kills itself with SIGTERM: recorded shell-style as 128 + 15.
+    agent_id = am.spawn(repo, "--cmd", "kill -TERM $$")
+    info = am.wait_status(agent_id, "exited")
+    assert info["exit_code"] == 143
+
+
+def test_session_killed_from_outside(am, repo):
+    agent_id = am.spawn(repo, "--cmd", "sleep 60")
+    assert am.info(agent_id)["status"] == "running"
+    subprocess.run(["tmux", "kill-session", "-t", f"=am-{agent_id}:"], check=True)
+    info = am.info(agent_id)
+    assert info["status"] == "exited"  # not 'running', and not silently 'stopped'
+    # A stopped agent with no unsaved work can be removed without --force.
+    am("stop", agent_id)
+    am("rm", agent_id)
+    assert am.list() == []
+
+
+def test_attach_through_tmux(am, repo):
+    agent_id = am.spawn(repo, "--cmd", "read x; echo got-$x; sleep 60")
+    outer = f"outer-{uuid.uuid4().hex[:8]}"
+    # A plain terminal running `am attach`: a pane of a separate session, with TMUX unset so am
+    # attaches rather than switching a client.
+    cmd = ["env", "-u", "TMUX", f"AM_HOME={am.home}", f"PATH={os.environ['PATH']}",
+           sys.executable, "-m", "am", "attach", agent_id]
+    subprocess.run(["tmux", "new-session", "-d", "-s", outer, "-x", "120", "-y", "40",
+                    "--", *cmd], check=True)
+    try:
+        def clients():
+            res = subprocess.run(["tmux", "list-clients", "-t", f"=am-{agent_id}:"],
+                                 capture_output=True, text=True)
+            return res.stdout.strip()
+
+        wait_for(clients, "am attach to attach a client to the agent's session")
+        subprocess.run(["tmux", "send-keys", "-t", f"={outer}:", "-l", "hello-42"], check=True)
+        subprocess.run(["tmux", "send-keys", "-t", f"={outer}:", "Enter"], check=True)
+        am.wait_log(agent_id, "got-hello-42")
+
+        subprocess.run(["tmux", "send-keys", "-t", f"={outer}:", "C-b", "d"], check=True)
+        wait_for(lambda: not clients(), "the client to detach")
+        wait_for(lambda: not has_session(outer), "am attach to return after detaching")
+        assert am.info(agent_id)["status"] == "running"
+        assert has_session(f"am-{agent_id}")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", f"={outer}:"], capture_output=True)
+
+
+def test_attach_refuses_agent_that_is_not_running(am, repo):
+    agent_id = am.spawn(repo, "--cmd", "true")
+    am.wait_status(agent_id, "exited")
+    line = assert_am_error(am("attach", agent_id, check=False))
+    assert "not running" in line
+
+
+def test_logs_tail(am, repo):
+    agent_id = am.spawn(repo, "--cmd", "for i in 1 2 3 4 5 6 7 8 9 10; do echo line-$i; done;"
+                                       " sleep 60")
+    am.wait_log(agent_id, "line-10")
+    out = am("logs", "--tail", "3", agent_id).stdout
+    assert [line.strip() for line in out.splitlines()] == ["line-8", "line-9", "line-10"]
+    assert am("logs", "--tail", "0", agent_id).stdout == ""
+    full = am("logs", agent_id).stdout
+    assert [f"line-{i}" for i in range(1, 11)] == [ln.strip() for ln in full.splitlines()
+                                                   if ln.startswith("line-")]
+    assert_am_error(am("logs", "--tail", "-1", agent_id, check=False))
+
+
+def test_logs_follow_ends_with_the_agent(am, repo):
+    agent_id = am.spawn(repo, "--cmd", "echo first-f; sleep 2; echo last-f")
+    res = am("logs", "-f", agent_id, timeout=60)
+    assert "first-f" in res.stdout and "last-f" in res.stdout
+    assert am.info(agent_id)["status"] == "exited"
+    # the log outlives the session
+    assert "last-f" in am("logs", agent_id).stdout
+    # following an agent that has already ended returns at once with the whole log
+    assert "last-f" in am("logs", "-f", agent_id, timeout=60).stdout
+
+
+def test_env_reaches_the_agent_and_no_file(am, repo):
+    secret = f"s3cret-{uuid.uuid4().hex}"
+    agent_id = am.spawn(repo, "--env", "AM_T_SECRET", "--env", "AM_T_PLAIN=lit",
+                        "--cmd", 'echo "v=[$AM_T_SECRET] p=[$AM_T_PLAIN]"; sleep 60',
+                        env={"AM_T_SECRET": secret})
+    am.wait_log(agent_id, f"v=[{secret}] p=[lit]")
+    files = [p for p in am.home.rglob("*") if p.is_file() and not p.is_relative_to(
+        am.home / "agents") and not p.name.endswith(".log")]
+    assert files, "no state written?"
+    for p in files:
+        assert secret.encode() not in p.read_bytes(), f"the value was written to {p}"
+    assert am.info(agent_id)["env_names"] == ["AM_T_SECRET", "AM_T_PLAIN"]
+
+
+def test_clean_removes_only_agents_without_unsaved_work(am, repo):
+    idle = am.spawn(repo, "--cmd", "true")
+    busy = am.spawn(repo, "--cmd", "echo work > w.txt")
+    running = am.spawn(repo, "--cmd", "sleep 60")
+    am.wait_status(idle, "exited")
+    am.wait_status(busy, "exited")
+    busy_ws = Path(am.info(busy)["workspace"])
+    assert (busy_ws / "w.txt").exists()
+    am("clean")
+    assert sorted(a["id"] for a in am.list()) == sorted([busy, running])
+    assert (busy_ws / "w.txt").exists()
+    assert am.info(running)["status"] == "running"
+    res = am("clean", "--all")
+    assert [a["id"] for a in am.list()] == [running]
+    assert not busy_ws.exists()
+    assert re.search(r"/\S+\.tar\.gz", res.stderr)  # its work was snapshotted first
