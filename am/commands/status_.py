@@ -14,6 +14,7 @@ def run(args) -> int:
     idle_after = config.load(layout).resolve()["idle_after"].value
     try:
         while True:
+            began = time.monotonic()
             views = [status.view(args.id, layout)] if args.id else status.views(layout=layout)
             rows, warnings = health.collect(views, layout, idle_after)
             for w in warnings:
@@ -31,7 +32,8 @@ def run(args) -> int:
                     print(table(rows), flush=True)
             if not args.watch:
                 return 0
-            time.sleep(WATCH_EVERY)
+            # Every 2 s from the start of the last refresh (docker's stats alone takes ~1-3 s).
+            time.sleep(max(0.0, WATCH_EVERY - (time.monotonic() - began)))
     except KeyboardInterrupt:
         return 0
 
