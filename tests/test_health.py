@@ -2,6 +2,8 @@
 containers on both engines and in tmux, idle detection, OOM kills and the pids limit."""
 
 import json
+import signal
+import subprocess
 import time
 
 import pytest
@@ -150,6 +152,21 @@ def test_idle_detection(am, repo):
     assert "idle" in am("list").stdout
     am("stop", quiet)
     am("stop", chatty)
+
+
+def test_watch_refreshes_until_ctrl_c(am, repo):
+    agent = am.spawn(repo, "--cmd", "sleep 300")
+    watch = subprocess.Popen([*am.argv, "status", "--watch", "--json"], env=am.env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        docs = [json.loads(watch.stdout.readline()) for _ in range(2)]  # two refreshes
+        watch.send_signal(signal.SIGINT)
+        out, err = watch.communicate(timeout=30)
+    finally:
+        watch.kill()
+    assert [d[0]["id"] for d in docs] == [agent, agent]
+    assert watch.returncode == 0 and "Traceback" not in err, err
+    am("stop", agent)
 
 
 def test_status_of_unknown_agent_and_empty_home(am):
