@@ -40,6 +40,7 @@ def delete(record: dict, store, layout) -> None:
         raise AmError(f"could not remove {ws} entirely; the record is kept")
     for f in (
         layout.exit_file(record["id"]),
+        layout.health_file(record["id"]),
         layout.run / f"{record['id']}.spec.json",
         layout.log_file(record["id"]),
     ):

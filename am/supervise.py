@@ -37,6 +37,17 @@ def write_exit(path: str, result: dict) -> None:
     os.replace(tmp, path)
 
 
+def write_health(path: str | None):
+    """A callback that records what the cgroup watch saw, while the agent still runs."""
+
+    def write(watch) -> None:
+        if path:
+            write_exit(path, {"oom": watch.killed, "pids_limit": watch.pids_hit,
+                              "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+
+    return write
+
+
 def watch_container(engine: str, name: str, watch, child: int) -> None:
     """Once the container runs, watch its memory cgroup for OOM kills (in a thread)."""
     import threading
@@ -92,7 +103,7 @@ def main(argv: list[str]) -> int:
     started = time.time()
     from am.oomwatch import OomWatch
 
-    watch = OomWatch()
+    watch = OomWatch(write_health(spec.get("health_file")))
     # fork/exec rather than a library call: the agent must inherit the pane's terminal, and
     # SIGINT must be ignored here but not in the agent.
     try:

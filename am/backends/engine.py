@@ -93,6 +93,14 @@ class Engine(Backend):
     def gpu_args(self, gpus: str | None) -> list[str]:
         return []
 
+    def check_gpu_support(self) -> None:
+        """Raise AmError when the engine cannot give containers GPUs, where that is cheap to
+        tell before anything starts."""
+
+    def gpu_error(self, text: str) -> AmError | None:
+        """The clear error for an engine's GPU failure in TEXT, if that is what it is."""
+        return None
+
     def run_argv(self, plan, home: str, uid: int, gid: int) -> list[str]:
         """The full ``run`` command line for an agent's container, attached to its terminal."""
         from am import network
@@ -200,6 +208,8 @@ class Engine(Backend):
         if g and g < versions.MIN_GIT:
             print(f"am: warning: git {versions.show(g)} is older than 2.39, which lacks fixes "
                   "that keep hostile repositories from running code; upgrade git", file=sys.stderr)
+        if plan.gpus:
+            self.check_gpu_support()
         check_mount_path(plan.workspace)
         if plan.network == "limited":
             from am import network
@@ -224,7 +234,7 @@ class Engine(Backend):
         """Mount what a worktree needs; as root, let the image's user write its workspace;
         start a limited agent's proxy (the spawn's undo removes it with the container)."""
         if plan.worktree:
-            plan.extra_mounts = worktree_mounts(plan.workspace)
+            plan.extra_mounts[:0] = worktree_mounts(plan.workspace)
         if plan.network == "limited":
             from am import network
 
@@ -258,7 +268,11 @@ class Engine(Backend):
             raise AmError(f"the container {plan.container} did not start within {timeout:.0f}s")
         tail = ""
         if plan.log.is_file():
-            lines = plan.log.read_text(errors="replace").strip().splitlines()
+            text = plan.log.read_text(errors="replace")
+            gpu = self.gpu_error(text) if plan.gpus else None
+            if gpu:
+                raise gpu
+            lines = text.strip().splitlines()
             tail = lines[-1] if lines else ""
         raise AmError(f"the container {plan.container} did not start" + (f": {tail}" if tail
                                                                         else ""))
@@ -278,6 +292,21 @@ class Engine(Backend):
 
         res = self.call("ps", *self.ps_argv(str(paths.layout().root), False)[2:])
         return set(res.out.split()) if res.ok else None
+
+    def stats_argv(self) -> list[str]:
+        """One ``stats`` call for every running container, one tab-separated line each."""
+        raise NotImplementedError
+
+    def parse_stats(self, text: str) -> dict[str, dict]:
+        """Container name -> cpu_percent, memory, memory_limit, pids (None where unknown)."""
+        raise NotImplementedError
+
+    def stats(self) -> dict[str, dict]:
+        """Live figures of every running container, from one call; AmError if it fails."""
+        res = self.call(*self.stats_argv()[1:], timeout=60)
+        if not res.ok:
+            raise self.explain(res.err or res.out)
+        return self.parse_stats(res.out)
 
     def labelled(self, home: str) -> list[str]:
         """Every agent container, running or not, labelled for this AM_HOME (not proxies)."""

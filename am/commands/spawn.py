@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import sys
+import time
 from pathlib import Path
 
 from am import backends, git, paths, session
@@ -101,6 +102,7 @@ def execute(plan: planning.Plan, backend, layout) -> None:
         layout.run.mkdir(parents=True, exist_ok=True)
         spec = backend.launch_spec(plan)
         spec["exit_file"] = str(plan.exit_file)
+        spec["health_file"] = str(layout.health_file(plan.id))
         if plan.secrets:
             fifo = layout.run / f"{plan.id}.env"
             with contextlib.suppress(FileNotFoundError):
@@ -113,14 +115,17 @@ def execute(plan: planning.Plan, backend, layout) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(spec, f)
         undo.push(_unlink, spec_file)
-        with contextlib.suppress(FileNotFoundError):
-            plan.exit_file.unlink()
+        for stale in (plan.exit_file, layout.health_file(plan.id)):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
 
         say(f"Starting agent {plan.id} ({brief(plan.command)}) in session {plan.session} ...")
         undo.push(session.kill, plan.session)
         session.start(
             plan.session,
-            [sys.executable, "-m", "am.supervise", str(spec_file)],
+            # -P: not the tmux server's working directory first on sys.path, which would run
+            # whatever 'am' package sits there (another checkout, or a hostile folder).
+            [sys.executable, "-P", "-m", "am.supervise", str(spec_file)],
             plan.log,
             str(layout.root),
         )
@@ -128,6 +133,7 @@ def execute(plan: planning.Plan, backend, layout) -> None:
             hand_over_secrets(Path(spec["env_fifo"]), plan.secrets)
         backend.after_start(plan, lambda: plan.session in session.sessions())
         store.update(plan.id, status="running", base_commit=base, spawn_pid=None,
+                     started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                      mirror=str(plan.mirror) if plan.mirror else None)
     except BaseException:
         undo.run()
@@ -145,22 +151,27 @@ def _unlink(path: Path) -> None:
 
 
 def run(args) -> int:
+    from am import config
+
     layout = paths.layout()
+    cfg = config.load(layout, os.environ)
     source = git.check_source(args.source)
     host_memory = host_cpus = None
     if args.container:
         import psutil
 
         host_memory, host_cpus = psutil.virtual_memory().total, os.cpu_count()
-    plan = planning.build(args, layout, source, dict(os.environ), host_memory, host_cpus)
+    plan = planning.build(args, layout, source, dict(os.environ), host_memory, host_cpus, cfg)
     if plan.mode == "container":
-        backend = backends.for_mode("container", args.runtime or os.environ.get("AM_RUNTIME"))
+        backend = backends.for_mode("container", plan.runtime)
         plan.runtime = backend.runtime
     else:
         backend = backends.for_mode("tmux")
     session.require_tmux()
     if plan.mode == "tmux":
         backend.check()  # a container engine is checked by its first call, in prepare
+    for warning in plan.warnings:
+        say(f"am: warning: {warning}")
     if plan.network == "full":
         say("warning: --network full gives the agent the engine's ordinary bridge network: "
             "it can reach the internet and your local network")
