@@ -10,8 +10,8 @@ from am.store import open_store
 
 @dataclass
 class Drift:
-    # orphan-session | orphan-container | lost-session | stale-spawn | stale-worktree |
-    # orphan-workspace
+    # orphan-session | orphan-container | lost-session | orphan-proxy | orphan-network |
+    # stale-spawn | stale-worktree | orphan-workspace
     kind: str
     subject: str
     detail: str
@@ -39,6 +39,31 @@ def _created_epoch(record: dict) -> float:
         return calendar.timegm(time.strptime(record["created"], "%Y-%m-%dT%H:%M:%SZ"))
     except (KeyError, ValueError):
         return 0.0
+
+
+def network_drift(engine, records: dict, home: str) -> list[Drift]:
+    """Proxies whose agent has no record or no longer runs, and am's outside networks that
+    no proxy uses."""
+    from am import network
+
+    proxies = network.proxies(engine, home)
+    running = (engine.running(list(records.values())) or set()) if proxies else set()
+    found = []
+    for name in proxies:
+        r = records.get(name[len(network.PROXY_PREFIX):])
+        if r is None or r.get("runtime") != engine.runtime:
+            why = "with no agent record"
+        elif r.get("status") != "starting" and r.get("container") not in running:
+            why = f"of agent {r['id']}, which is not running"
+        else:
+            continue
+        found.append(Drift("orphan-proxy", name, f"{engine.runtime} network proxy {why}",
+                           engine.runtime))
+    if not proxies:
+        for name in network.networks(engine, home):
+            found.append(Drift("orphan-network", name, f"{engine.runtime} outside network of "
+                               "this AM_HOME that no proxy uses", engine.runtime))
+    return found
 
 
 def find(layout=None, engines: list | None = None) -> list[Drift]:
@@ -73,6 +98,7 @@ def find(layout=None, engines: list | None = None) -> list[Drift]:
                         engine.runtime,
                     )
                 )
+        found += network_drift(engine, records, home)
     for r in records.values():
         if r.get("status") == "starting" and not spawn_alive(r):
             found.append(Drift("stale-spawn", r["id"], "record of a spawn that never finished"))

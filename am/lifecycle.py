@@ -50,11 +50,16 @@ def delete(record: dict, store, layout) -> None:
         raise AmError(f"could not remove {ws} entirely; the record is kept")
     for f in (
         layout.exit_file(record["id"]),
+        layout.health_file(record["id"]),
         layout.run / f"{record['id']}.spec.json",
         layout.log_file(record["id"]),
     ):
         with contextlib.suppress(FileNotFoundError):
             f.unlink()
+    if record.get("proxy"):
+        from am import network
+
+        network.discard_files(network.files(layout.run, layout.logs, record["id"]))
     store.remove(record["id"])
 
 

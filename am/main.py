@@ -40,7 +40,8 @@ def _spawn(sub):
         action="store_true",
         help="a git worktree of the local repository instead of a clone",
     )
-    p.add_argument("--network", choices=["none", "limited", "full"], help="container network")
+    p.add_argument("--network", choices=["none", "limited", "full"],
+                   help="container network policy (docs/network.md)")
     p.add_argument(
         "--allow-domain",
         action="append",
@@ -60,6 +61,11 @@ def _spawn(sub):
         help="environment for the agent; a bare NAME passes the caller's value",
     )
     p.add_argument("--image", help="agent image (default: the built am-agent image)")
+    p.add_argument(
+        "--mount-agent-config",
+        action="store_true",
+        help="mount the agent CLI's own config from your home read-only (exposes its tokens)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--status", choices=["running", "stopped", "exited", "error", "starting"])
 
+    p = sub.add_parser("status", help="live CPU, memory, processes and health of agents")
+    p.add_argument("id", nargs="?")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--watch", action="store_true", help="refresh every 2 seconds until Ctrl-C")
+
     p = sub.add_parser("info", help="everything known about one agent")
     p.add_argument("id")
     p.add_argument("--json", action="store_true")
@@ -87,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id")
     p.add_argument("-f", "--follow", action="store_true")
     p.add_argument("--tail", type=int, metavar="N")
+    p.add_argument("--network", action="store_true",
+                   help="requests the agent's proxy refused (--network limited)")
 
     p = sub.add_parser("diff", help="the agent's changes against the commit it started from")
     p.add_argument("id")
@@ -121,6 +134,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fix", action="store_true")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("config", help="the effective configuration")
+    csub = p.add_subparsers(
+        dest="config_command", metavar="ACTION", parser_class=Parser, required=True
+    )
+    c = csub.add_parser("show", help="each setting, its value and where it came from")
+    c.add_argument("--json", action="store_true")
+    c.add_argument("--runtime", choices=["docker", "podman", "auto"])
+    c.add_argument("--agent")
+    c.add_argument("--image")
+    c.add_argument("--network", choices=["none", "limited", "full"])
+    c.add_argument("--allow-domain", action="append", default=[], metavar="DOMAIN")
+    c.add_argument("--memory")
+    c.add_argument("--cpus")
+    c.add_argument("--pids")
+
     p = sub.add_parser("image", help="the agent image")
     isub = p.add_subparsers(
         dest="image_command", metavar="ACTION", parser_class=Parser, required=True
@@ -131,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-MODULES = {"list": "list_", "rm": "rm"}
+MODULES = {"list": "list_", "rm": "rm", "status": "status_", "config": "config_"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,9 +1,10 @@
-"""Notice an OOM kill inside a container's memory cgroup as it happens.
+"""Notice an OOM kill or a refused fork inside a container's cgroups as it happens.
 
 Podman on cgroup v1 (with runc) never reports ``OOMKilled``, and once a container is gone its
 cgroup is too, so the supervisor watches the cgroup while the container runs: on v1 through
 the kernel's OOM notification (an eventfd registered on ``memory.oom_control``), on v2 by
 reading ``memory.events``. Either way the verdict is the kernel's ``oom_kill`` counter.
+A refused fork shows in the pids cgroup's ``pids.events`` (``max N``) on both versions.
 """
 
 import os
@@ -33,6 +34,37 @@ def memory_cgroup(pid: int) -> tuple[Path, int] | None:
     return None
 
 
+def pids_cgroup(pid: int) -> Path | None:
+    """The folder holding ``pids.events`` for PID's cgroup (v1 pids controller or v2)."""
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "pids" in controllers.split(","):
+            folder = CGROUP_ROOT / "pids" / path.lstrip("/")
+            return folder if (folder / "pids.events").is_file() else None
+    for line in lines:
+        if line.startswith("0::"):
+            folder = CGROUP_ROOT / line[3:].lstrip("/")
+            if (folder / "pids.events").is_file():
+                return folder
+    return None
+
+
+def pids_refused(folder: Path) -> int:
+    """How many forks the pids limit has refused."""
+    try:
+        for line in (folder / "pids.events").read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "max":
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def oom_kills(folder: Path, version: int) -> int:
     name = "memory.oom_control" if version == 1 else "memory.events"
     try:
@@ -46,12 +78,26 @@ def oom_kills(folder: Path, version: int) -> int:
 
 
 class OomWatch:
-    """Set ``killed`` once the kernel OOM-kills anything in the cgroup of a process."""
+    """Set ``killed`` once the kernel OOM-kills anything in the cgroup of a process, and
+    ``pids_hit`` once its pids limit refuses a fork; ON_EVENT is told of each, once."""
 
-    def __init__(self):
+    def __init__(self, on_event=None):
         self.killed = False
+        self.pids_hit = False
+        self.on_event = on_event or (lambda watch: None)
+
+    def _set(self, attr: str) -> None:
+        if not getattr(self, attr):
+            setattr(self, attr, True)
+            try:
+                self.on_event(self)
+            except Exception:
+                pass  # a report we cannot write must not end the watch
 
     def start(self, pid: int) -> bool:
+        pids = pids_cgroup(pid)
+        if pids:
+            threading.Thread(target=self._poll_pids, args=(pids,), daemon=True).start()
         found = memory_cgroup(pid)
         if not found:
             return False
@@ -78,7 +124,7 @@ class OomWatch:
                 os.read(efd, 8)
                 if not folder.exists():
                     return
-                self.killed = True
+                self._set("killed")
         except OSError:
             return
         finally:
@@ -88,5 +134,11 @@ class OomWatch:
     def _poll_v2(self, folder: Path) -> None:
         while folder.exists() and not self.killed:
             if oom_kills(folder, 2):
-                self.killed = True
+                self._set("killed")
             time.sleep(0.1)
+
+    def _poll_pids(self, folder: Path) -> None:
+        while folder.exists() and not self.pids_hit:
+            if pids_refused(folder):
+                self._set("pids_hit")
+            time.sleep(0.5)

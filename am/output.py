@@ -25,7 +25,8 @@ PUBLIC = (
     "limits",
     "log",
 )
-EXTRA = ("worktree", "image", "gpus", "env_names", "finished", "orphan")
+EXTRA = ("worktree", "image", "gpus", "env_names", "started", "finished", "health", "orphan",
+         "proxy", "egress_network", "network_log")
 
 
 def public(view: dict) -> dict:
@@ -58,6 +59,7 @@ def table(views: list[dict]) -> str:
             v["id"],
             v["mode"] + (f"/{v['runtime']}" if v.get("runtime") else ""),
             status_text(v),
+            v.get("health", "-"),
             v.get("agent"),
             v.get("branch"),
             v.get("created", "").replace("T", " ").rstrip("Z"),
@@ -67,7 +69,7 @@ def table(views: list[dict]) -> str:
     ]
     return tabulate(
         rows,
-        headers=["ID", "MODE", "STATUS", "AGENT", "BRANCH", "CREATED", "SOURCE"],
+        headers=["ID", "MODE", "STATUS", "HEALTH", "AGENT", "BRANCH", "CREATED", "SOURCE"],
         tablefmt="plain",
     )
 

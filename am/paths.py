@@ -49,6 +49,10 @@ class Layout:
     def exit_file(self, agent_id: str) -> Path:
         return self.run / f"{agent_id}.exit.json"
 
+    def health_file(self, agent_id: str) -> Path:
+        """What the supervisor saw while the agent ran: an OOM kill, the pids limit hit."""
+        return self.run / f"{agent_id}.health.json"
+
     def workspace(self, agent_id: str) -> Path:
         return self.workspaces / agent_id
 

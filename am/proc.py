@@ -46,7 +46,9 @@ def run(
         cmd = sh.Command(argv[0])
     except sh.CommandNotFound:
         raise NotFound(f"{argv[0]} not found in PATH") from None
-    kwargs = dict(_ok_code=list(range(256)), _return_cmd=True, _decode_errors="replace")
+    # No pseudo-terminal: output is data, so no colours, pagers or progress meters.
+    kwargs = dict(_ok_code=list(range(256)), _return_cmd=True, _decode_errors="replace",
+                  _tty_out=False)
     if cwd is not None:
         kwargs["_cwd"] = os.fspath(cwd)
     if env is not None:
@@ -96,7 +98,8 @@ def stream(argv: Sequence[str], *, cwd=None, env=None, on_line=None) -> Result:
         if on_line:
             on_line(line)
 
-    kwargs = dict(_ok_code=list(range(256)), _out=collect, _err_to_out=True, _return_cmd=True)
+    kwargs = dict(_ok_code=list(range(256)), _out=collect, _err_to_out=True, _return_cmd=True,
+                  _tty_out=False)
     if cwd is not None:
         kwargs["_cwd"] = os.fspath(cwd)
     if env is not None:

@@ -12,6 +12,7 @@ class Profile:
     skip_permissions_flag: str | None
     api_domains: tuple[str, ...] = ()
     env_names: tuple[str, ...] = field(default=())  # any one of these is enough to authenticate
+    config_paths: tuple[str, ...] = ()  # the CLI's own config, relative to the home folder
 
     def argv(self, skip_permissions: bool) -> list[str]:
         argv = list(self.command)
@@ -31,6 +32,7 @@ BUILTIN = {
             "--dangerously-skip-permissions",
             ("api.anthropic.com", "statsig.anthropic.com", "sentry.io"),
             ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"),
+            (".claude", ".claude.json"),
         ),
         Profile(
             "codex",
@@ -38,6 +40,7 @@ BUILTIN = {
             "--dangerously-bypass-approvals-and-sandbox",
             ("api.openai.com", "chatgpt.com", "auth.openai.com"),
             ("OPENAI_API_KEY",),
+            (".codex",),
         ),
         Profile(
             "aider",
@@ -45,6 +48,7 @@ BUILTIN = {
             "--yes-always",
             ("api.openai.com", "api.anthropic.com", "openrouter.ai"),
             ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENROUTER_API_KEY"),
+            (".aider.conf.yml",),
         ),
         Profile(
             "gemini",
@@ -52,6 +56,7 @@ BUILTIN = {
             "--yolo",
             ("generativelanguage.googleapis.com", "oauth2.googleapis.com"),
             ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+            (".gemini",),
         ),
     )
 }

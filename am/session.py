@@ -110,7 +110,7 @@ def attach(name: str) -> int:
 
 
 def require_tmux() -> None:
-    try:
-        proc.run(["tmux", "-V"])
-    except proc.NotFound:
-        raise AmError("tmux not found in PATH", "install it, e.g. 'apt-get install tmux'") from None
+    import shutil
+
+    if not shutil.which("tmux"):
+        raise AmError("tmux not found in PATH", "install it, e.g. 'apt-get install tmux'")

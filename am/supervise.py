@@ -37,6 +37,17 @@ def write_exit(path: str, result: dict) -> None:
     os.replace(tmp, path)
 
 
+def write_health(path: str | None):
+    """A callback that records what the cgroup watch saw, while the agent still runs."""
+
+    def write(watch) -> None:
+        if path:
+            write_exit(path, {"oom": watch.killed, "pids_limit": watch.pids_hit,
+                              "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+
+    return write
+
+
 def watch_container(engine: str, name: str, watch, child: int) -> None:
     """Once the container runs, watch its memory cgroup for OOM kills (in a thread)."""
     import threading
@@ -59,8 +70,10 @@ def watch_container(engine: str, name: str, watch, child: int) -> None:
     threading.Thread(target=find, daemon=True).start()
 
 
-def container_result(engine: str, name: str, code: int, oom_seen: bool) -> dict:
-    """The container's own exit code and OOM state, then remove it (auto-removal)."""
+def container_result(engine: str, name: str, code: int, oom_seen: bool,
+                     proxy: str | None = None, egress: str | None = None) -> dict:
+    """The container's own exit code and OOM state, then remove it (auto-removal), and with it
+    a limited agent's proxy and, if no other proxy uses it, am's outside network."""
     from am import proc
 
     res = proc.run([engine, "inspect", "--format",
@@ -71,6 +84,10 @@ def container_result(engine: str, name: str, code: int, oom_seen: bool) -> dict:
         code = int(fields[0])
         oom = oom or fields[1].lower() == "true"
     proc.run([engine, "rm", "--force", name])
+    if proxy:
+        proc.run([engine, "rm", "--force", proxy])
+    if egress:
+        proc.run([engine, "network", "rm", egress])
     return {"exit_code": code, "oom_killed": oom}
 
 
@@ -86,7 +103,7 @@ def main(argv: list[str]) -> int:
     started = time.time()
     from am.oomwatch import OomWatch
 
-    watch = OomWatch()
+    watch = OomWatch(write_health(spec.get("health_file")))
     # fork/exec rather than a library call: the agent must inherit the pane's terminal, and
     # SIGINT must be ignored here but not in the agent.
     try:
@@ -109,7 +126,8 @@ def main(argv: list[str]) -> int:
     result = {"exit_code": code, "oom_killed": False}
     if spec.get("container"):
         c = spec["container"]
-        result = container_result(c["engine"], c["name"], code, watch.killed)
+        result = container_result(c["engine"], c["name"], code, watch.killed, c.get("proxy"),
+                                  c.get("egress"))
     result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     result["seconds"] = round(time.time() - started, 3)
     write_exit(spec["exit_file"], result)

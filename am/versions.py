@@ -13,12 +13,48 @@ def parse(text: str) -> tuple[int, ...] | None:
     return tuple(int(x or 0) for x in m.groups()) if m else None
 
 
-def tool_version(argv: list[str]) -> tuple[int, ...] | None:
+def version_text(argv: list[str]) -> str | None:
+    """What ARGV (a --version call) prints, remembered per binary path, size and mtime.
+
+    Every container spawn checks git and runc; asking each binary once per install rather than
+    once per spawn keeps two process starts off the spawn's path.
+    """
+    import json
+    import os
+    import shutil
+
+    from am import paths
+
+    path = shutil.which(argv[0])
+    if not path:
+        return None
+    st = os.stat(path)
+    key = f"{' '.join(argv)}|{os.path.realpath(path)}|{st.st_size}|{st.st_mtime_ns}"
+    cache = paths.layout().state_dir / "tool-versions.json"
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if isinstance(known, dict) and key in known:
+        return known[key]
     try:
         res = proc.run(argv)
     except proc.NotFound:
         return None
-    return parse(res.out) if res.ok else None
+    text = res.out if res.ok else ""
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({**(known if isinstance(known, dict) else {}), key: text}))
+        os.replace(tmp, cache)
+    except OSError:
+        pass  # a cache that cannot be written only costs time
+    return text
+
+
+def tool_version(argv: list[str]) -> tuple[int, ...] | None:
+    text = version_text(argv)
+    return parse(text) if text else None
 
 
 def show(v: tuple[int, ...] | None) -> str:
@@ -37,20 +73,18 @@ def git_verdict(text: str) -> tuple[bool | None, str]:
 
 
 def git_status() -> tuple[bool | None, str]:
-    try:
-        res = proc.run(["git", "--version"])
-    except proc.NotFound:
+    out = version_text(["git", "--version"])
+    if out is None:
         return False, "not found"
-    return git_verdict(res.out) if res.ok else (False, "does not run")
+    return git_verdict(out) if out else (False, "does not run")
 
 
 def runc_status() -> tuple[bool | None, str]:
     """Whether the host's runc is free of the known escapes: (ok, description); None if absent."""
-    try:
-        res = proc.run(["runc", "--version"])
-    except proc.NotFound:
+    out = version_text(["runc", "--version"])
+    if out is None:
         return None, "not found"
-    return runc_verdict(res.out)
+    return runc_verdict(out)
 
 
 def runc_verdict(text: str) -> tuple[bool | None, str]:

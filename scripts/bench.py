@@ -119,8 +119,15 @@ def engine_flags(engine: str) -> list[str]:
     p = planning.build(ns, paths.layout(), "/x", {}, None, None)
     p.workspace = Path("/tmp")
     argv = get_engine(engine).run_argv(p, "bench", os.getuid(), os.getgid())
-    run = argv.index("run")
-    flags = [a for a in argv[run + 1:argv.index("--")] if a not in ("--interactive", "--tty")]
+    rest = argv[argv.index("run") + 1:argv.index("--")]
+    flags, skip = [], False
+    for a in rest:
+        if skip:
+            skip = False
+        elif a in ("--name", "--hostname", "--mount", "--label"):
+            skip = True  # the floor names and mounts its own container
+        elif a not in ("--interactive", "--tty"):
+            flags.append(a)
     return flags
 
 

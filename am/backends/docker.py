@@ -1,6 +1,15 @@
 """Docker: the engine's CLI, with docker's GPU flag and docker's error hints."""
 
+import re
+
 from am.backends.engine import Engine
+from am.errors import AmError
+
+SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+              "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+
+TOOLKIT_HINT = ("install the NVIDIA Container Toolkit, run 'sudo nvidia-ctk runtime configure "
+                "--runtime=docker' and restart docker; or leave out --gpus")
 
 
 class Docker(Engine):
@@ -14,5 +23,59 @@ class Docker(Engine):
     def gpu_args(self, gpus: str | None) -> list[str]:
         if not gpus:
             return []
-        value = gpus if gpus == "all" or gpus.isdigit() else f'"device={gpus}"'
-        return ["--gpus", value]
+        if gpus == "all" or gpus.isdigit():
+            return ["--gpus", gpus]
+        ids = gpus.removeprefix("device=")
+        # docker reads --gpus as CSV: the quotes keep a list of ids one field.
+        return ["--gpus", f'"device={ids}"']
+
+    def gpu_error(self, text: str) -> AmError | None:
+        # The daemon registers its GPU device driver only when it finds the NVIDIA hook at
+        # start-up; whether it did cannot be asked (and the daemon may be remote), so the
+        # run's own failure is translated instead of guessed at beforehand.
+        low = text.lower()
+        if "could not select device driver" in low:
+            return AmError("Docker has no GPU support configured (no NVIDIA device driver in "
+                           "the daemon)", TOOLKIT_HINT)
+        if "nvidia-container-cli" in low or "nvml" in low:
+            line = next((ln for ln in text.splitlines()
+                         if "nvidia" in ln.lower() or "nvml" in ln.lower()), "")
+            return AmError(f"Docker could not give the container a GPU: {line.strip()}",
+                           "check the NVIDIA driver with 'nvidia-smi' on the host")
+        return None
+
+    def stats_argv(self) -> list[str]:
+        return ["docker", "stats", "--no-stream", "--no-trunc", "--format",
+                "{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.PIDs}}"]
+
+    def parse_stats(self, text: str) -> dict[str, dict]:
+        # docker prints only human units ("305.6MiB / 2GiB", "70.76%"), "--" while starting.
+        out = {}
+        for line in text.splitlines():
+            fields = line.split("\t")
+            if len(fields) != 4:
+                continue
+            name, cpu, mem, pids = fields
+            used, _, limit = mem.partition("/")
+            out[name] = {"cpu_percent": _number(cpu.rstrip("%")), "memory": size_bytes(used),
+                         "memory_limit": size_bytes(limit), "pids": _int(pids)}
+        return out
+
+
+def size_bytes(text: str) -> int | None:
+    """Bytes of a docker size such as ``305.6MiB`` or ``1.2GB``."""
+    m = re.fullmatch(r"([0-9.]+)\s*([A-Za-z]*)", text.strip())
+    if not m or m.group(2).lower() not in SIZE_UNITS:
+        return None
+    return int(float(m.group(1)) * SIZE_UNITS[m.group(2).lower()])
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _int(text: str) -> int | None:
+    return int(text) if text.strip().isdigit() else None

@@ -26,6 +26,12 @@ FORWARDED_ENV = ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_
                  "CONTAINERS_CONF", "CONTAINER_SSHKEY")
 
 
+def layout():
+    from am import paths
+
+    return paths.layout()
+
+
 def repo_root() -> Path:
     """The folder holding the Containerfile (the source tree am runs from)."""
     return Path(__file__).resolve().parents[2]
@@ -93,9 +99,20 @@ class Engine(Backend):
     def gpu_args(self, gpus: str | None) -> list[str]:
         return []
 
+    def check_gpu_support(self) -> None:
+        """Raise AmError when the engine cannot give containers GPUs, where that is cheap to
+        tell before anything starts."""
+
+    def gpu_error(self, text: str) -> AmError | None:
+        """The clear error for an engine's GPU failure in TEXT, if that is what it is."""
+        return None
+
     def run_argv(self, plan, home: str, uid: int, gid: int) -> list[str]:
         """The full ``run`` command line for an agent's container, attached to its terminal."""
+        from am import network
+
         lim = plan.limits
+        limited = plan.network == "limited"
         argv = [
             self.runtime, "run", "--interactive", "--tty", "--pull", "never",
             "--name", plan.container, "--hostname", plan.container,
@@ -115,7 +132,9 @@ class Engine(Backend):
             "--env", f"HOME={AGENT_HOME}", "--env", "TERM=xterm-256color",
             *[a for name in plan.env_names for a in ("--env", name)],  # values: from our env
             *self.gpu_args(plan.gpus),
-            "--", plan.image, *plan.command,
+            *(network.agent_run_args(plan.network_files) if limited else []),
+            "--", plan.image,
+            *(network.wrap_command(plan.command) if limited else plan.command),
         ]
         return argv
 
@@ -156,7 +175,14 @@ class Engine(Backend):
         return AmError(f"{self.title} failed: {lines[-1] if lines else 'no output'}")
 
     def image_exists(self, image: str) -> bool:
-        return self.call("image", "inspect", "--format", "{{.Id}}", image).ok
+        """Whether the engine has IMAGE; raises the engine's own trouble (daemon, permission)."""
+        res = self.call("image", "inspect", "--format", "{{.Id}}", image)
+        if res.ok:
+            return True
+        text = (res.err or res.out).lower()
+        if "no such image" in text or "image not known" in text:
+            return False
+        raise self.explain(res.err or res.out)
 
     def build_image(self, tag: str = DEFAULT_IMAGE) -> None:
         """Build the agent image from the Containerfile, streaming the build's progress."""
@@ -174,19 +200,26 @@ class Engine(Backend):
     def prepare(self, plan) -> None:
         from am import versions
 
-        ok, text = versions.runc_status()
-        if ok is False:
-            print(f"am: warning: runc {text}", file=sys.stderr)
-        ok, text = versions.git_status()
-        if ok is False:
-            print(f"am: warning: git {text}", file=sys.stderr)
+        # The image check is the first engine call of a spawn: it also proves the engine answers.
         if not self.image_exists(plan.image):
             # am builds its own image (any tag of am-agent) on first use; others must exist.
             if plan.image.split(":")[0] != DEFAULT_IMAGE.split(":")[0]:
                 raise AmError(f"image {plan.image!r} not found in {self.title}",
                               "build or load it first, or leave out --image")
             self.build_image(plan.image)
+        ok, text = versions.runc_status()
+        if ok is False:
+            print(f"am: warning: runc {text}", file=sys.stderr)
+        ok, text = versions.git_status()
+        if ok is False:
+            print(f"am: warning: git {text}", file=sys.stderr)
+        if plan.gpus:
+            self.check_gpu_support()
         check_mount_path(plan.workspace)
+        if plan.network == "limited":
+            from am import network
+
+            network.prepare(self, plan)
 
     def launch_spec(self, plan) -> dict:
         from am import paths
@@ -194,15 +227,23 @@ class Engine(Backend):
         home = str(paths.layout().root)
         # The session's client must find the engine as the caller does (PATH, DOCKER_HOST...).
         env = {k: os.environ[k] for k in ("PATH", *FORWARDED_ENV) if k in os.environ}
+        container = {"engine": self.runtime, "name": plan.container}
+        if plan.proxy:
+            container.update(proxy=plan.proxy, egress=plan.egress
+                             if plan.egress == plan.managed_egress else None)
         return {"argv": self.run_argv(plan, home, os.getuid(), os.getgid()),
                 # Not the workspace: conmon drops files (an "oom" marker) into its cwd.
-                "cwd": str(paths.layout().run), "env": env,
-                "container": {"engine": self.runtime, "name": plan.container}}
+                "cwd": str(paths.layout().run), "env": env, "container": container}
 
     def before_start(self, plan) -> None:
-        """Mount what a worktree needs; as root, let the image's user write its workspace."""
+        """Mount what a worktree needs; as root, let the image's user write its workspace;
+        start a limited agent's proxy (the spawn's undo removes it with the container)."""
         if plan.worktree:
-            plan.extra_mounts = worktree_mounts(plan.workspace)
+            plan.extra_mounts[:0] = worktree_mounts(plan.workspace)
+        if plan.network == "limited":
+            from am import network
+
+            network.start(self, plan, str(layout().root))
         if plan.mirror:
             # The clone's alternates name the mirror's objects by absolute path: mount them
             # there, read-only, so no agent can change what other agents borrow.
@@ -231,14 +272,24 @@ class Engine(Backend):
             raise AmError(f"the container {plan.container} did not start within {timeout:.0f}s")
         tail = ""
         if plan.log.is_file():
-            lines = plan.log.read_text(errors="replace").strip().splitlines()
+            text = plan.log.read_text(errors="replace")
+            gpu = self.gpu_error(text) if plan.gpus else None
+            if gpu:
+                raise gpu
+            lines = text.strip().splitlines()
             tail = lines[-1] if lines else ""
         raise AmError(f"the container {plan.container} did not start" + (f": {tail}" if tail
                                                                         else ""))
 
     def stop(self, record: dict) -> None:
+        """Remove the container, then its proxy and, unused, am's outside network."""
         if record.get("container"):
             self.call("rm", "--force", record["container"], timeout=60)
+        if record.get("proxy"):
+            from am import network
+
+            network.remove(self, record["id"], record.get("egress_network")
+                           if record.get("managed_egress") else None)
 
     def running(self, records: list[dict]) -> set[str] | None:
         from am import paths
@@ -246,10 +297,27 @@ class Engine(Backend):
         res = self.call("ps", *self.ps_argv(str(paths.layout().root), False)[2:])
         return set(res.out.split()) if res.ok else None
 
+    def stats_argv(self) -> list[str]:
+        """One ``stats`` call for every running container, one tab-separated line each."""
+        raise NotImplementedError
+
+    def parse_stats(self, text: str) -> dict[str, dict]:
+        """Container name -> cpu_percent, memory, memory_limit, pids (None where unknown)."""
+        raise NotImplementedError
+
+    def stats(self) -> dict[str, dict]:
+        """Live figures of every running container, from one call; AmError if it fails."""
+        res = self.call(*self.stats_argv()[1:], timeout=60)
+        if not res.ok:
+            raise self.explain(res.err or res.out)
+        return self.parse_stats(res.out)
+
     def labelled(self, home: str) -> list[str]:
-        """Every container, running or not, labelled for this AM_HOME."""
+        """Every agent container, running or not, labelled for this AM_HOME (not proxies)."""
+        from am.network import PROXY_PREFIX
+
         res = self.call(*self.ps_argv(home, True)[1:])
-        return res.out.split() if res.ok else []
+        return [n for n in res.out.split() if not n.startswith(PROXY_PREFIX)] if res.ok else []
 
 
 def engine(runtime: str) -> Engine:

@@ -1,6 +1,50 @@
 """Podman: the engine's CLI, with rootless user mapping, CDI GPUs and podman's error hints."""
 
+import os
+from pathlib import Path
+
 from am.backends.engine import IMAGE_UID, Engine
+from am.errors import AmError
+
+CDI_DIRS = ("/etc/cdi", "/var/run/cdi")
+CDI_KIND = "nvidia.com/gpu"
+CDI_HINT = ("generate a CDI specification: 'sudo nvidia-ctk cdi generate --output="
+            "/etc/cdi/nvidia.yaml' (NVIDIA Container Toolkit); or leave out --gpus")
+
+
+def cdi_dirs() -> list[Path]:
+    """Where podman looks for CDI specifications: the defaults, or containers.conf's list."""
+    import tomllib
+
+    dirs = list(CDI_DIRS)
+    confs = [os.environ.get("CONTAINERS_CONF"), "/etc/containers/containers.conf",
+             str(Path.home() / ".config/containers/containers.conf")]
+    for conf in filter(None, confs):
+        try:
+            with open(conf, "rb") as f:
+                listed = tomllib.load(f).get("engine", {}).get("cdi_spec_dirs")
+        except (OSError, ValueError):
+            continue
+        if isinstance(listed, list):
+            dirs = [str(d) for d in listed]
+    return [Path(d) for d in dirs]
+
+
+def has_gpu_cdi_spec(dirs: list[Path]) -> bool:
+    """Whether any CDI specification in DIRS declares NVIDIA GPUs."""
+    for d in dirs:
+        try:
+            files = sorted(d.iterdir())
+        except OSError:
+            continue
+        for f in files:
+            if f.suffix in (".json", ".yaml", ".yml"):
+                try:
+                    if CDI_KIND in f.read_text(errors="replace"):
+                        return True
+                except OSError:
+                    continue
+    return False
 
 
 class Podman(Engine):
@@ -24,5 +68,44 @@ class Podman(Engine):
         elif gpus.isdigit():
             ids = [str(i) for i in range(int(gpus))]
         else:
-            ids = [g.strip() for g in gpus.split(",") if g.strip()]
-        return [a for i in ids for a in ("--device", f"nvidia.com/gpu={i}")]
+            ids = [g.strip() for g in gpus.removeprefix("device=").split(",") if g.strip()]
+        return [a for i in ids for a in ("--device", f"{CDI_KIND}={i}")]
+
+    def check_gpu_support(self) -> None:
+        # A local podman resolves GPUs from CDI files on this host: cheap to look for. A remote
+        # one (CONTAINER_HOST) has its own; its failure is translated by gpu_error.
+        if os.environ.get("CONTAINER_HOST") or os.environ.get("CONTAINER_CONNECTION"):
+            return
+        dirs = cdi_dirs()
+        if not has_gpu_cdi_spec(dirs):
+            raise AmError("Podman has no GPU support configured: no CDI specification for "
+                          f"{CDI_KIND} in {' or '.join(map(str, dirs))}", CDI_HINT)
+
+    def gpu_error(self, text: str) -> AmError | None:
+        low = text.lower()
+        if "unresolvable cdi devices" in low or "cdi" in low and CDI_KIND in low:
+            return AmError(f"Podman has no GPU support configured: it cannot resolve the CDI "
+                           f"device {CDI_KIND}", CDI_HINT)
+        return None
+
+    def stats_argv(self) -> list[str]:
+        # Raw numbers, not the human columns. podman's one-shot CPU figure is the average
+        # since the container started (it keeps no earlier sample to compare with).
+        return ["podman", "stats", "--no-stream", "--no-reset", "--format",
+                "{{.Name}}\t{{.ContainerStats.CPU}}\t{{.ContainerStats.MemUsage}}\t"
+                "{{.ContainerStats.MemLimit}}\t{{.ContainerStats.PIDs}}"]
+
+    def parse_stats(self, text: str) -> dict[str, dict]:
+        out = {}
+        for line in text.splitlines():
+            fields = line.split("\t")
+            if len(fields) != 5:
+                continue
+            name, cpu, mem, limit, pids = fields
+            try:
+                out[name] = {"cpu_percent": float(cpu), "memory": int(mem),
+                             "memory_limit": int(limit), "pids": int(pids)}
+            except ValueError:
+                out[name] = {"cpu_percent": None, "memory": None, "memory_limit": None,
+                             "pids": None}
+        return out

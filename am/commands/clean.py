@@ -30,6 +30,14 @@ def remove_labelled_containers(layout, store) -> None:
             else:
                 eng.call("rm", "--force", container)
             print(f"Removed container {container} ({name})", file=sys.stderr)
+        from am import network
+
+        for proxy in network.proxies(eng, str(layout.root)):
+            eng.call("rm", "--force", proxy, timeout=60)
+            print(f"Removed network proxy {proxy} ({name})", file=sys.stderr)
+        for net in network.networks(eng, str(layout.root)):
+            network.remove_network(eng, net)
+            print(f"Removed network {net} ({name})", file=sys.stderr)
 
 
 def run(args) -> int:

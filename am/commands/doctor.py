@@ -37,6 +37,11 @@ def checks() -> tuple[list[dict], list]:
         has_image = eng.image_exists(DEFAULT_IMAGE)
         row(f"{name} image", has_image, DEFAULT_IMAGE + ("" if has_image else
                                                          " missing: run 'am image build'"))
+        from am.network import PROXY_IMAGE
+
+        has_proxy = eng.image_exists(PROXY_IMAGE)
+        row(f"{name} proxy", True if has_proxy else None, PROXY_IMAGE + (
+            "" if has_proxy else " not built yet: the first --network limited spawn builds it"))
     ok, text = versions.runc_status()
     if ok is not None:
         row("runc", ok, text)
@@ -82,12 +87,24 @@ def fix(d: drift.Drift, store, layout) -> str:
     if d.kind == "orphan-container":
         engine(d.runtime).call("rm", "--force", d.subject)
         return "removed the container"
+    if d.kind in ("orphan-proxy", "orphan-network"):
+        from am import network
+
+        eng = engine(d.runtime)
+        if d.kind == "orphan-proxy":
+            eng.call("rm", "--force", d.subject, timeout=60)
+        for name in network.networks(eng, str(layout.root)):
+            network.remove_network(eng, name)  # refused while another proxy uses it
+        return f"removed the {d.kind.split('-')[1]}"
     if d.kind == "lost-session":
         # The session and its supervisor died before the container was removed: do what the
         # supervisor would have done, keeping the container's exit code and OOM state.
         from am import supervise
 
-        result = supervise.container_result(d.runtime, d.subject, None, False)
+        record = store.agents().get(d.subject.removeprefix("am-"), {})
+        egress = record.get("egress_network") if record.get("managed_egress") else None
+        result = supervise.container_result(d.runtime, d.subject, None, False,
+                                            record.get("proxy"), egress)
         result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         layout.run.mkdir(parents=True, exist_ok=True)
         supervise.write_exit(str(layout.exit_file(d.subject.removeprefix("am-"))), result)

@@ -1,14 +1,14 @@
 """``am image build``: build the agent image for the chosen engine."""
 
-import os
 import sys
 
-from am import backends
+from am import backends, config
 from am.backends.engine import DEFAULT_IMAGE
 
 
 def run(args) -> int:
-    engine = backends.for_mode("container", args.runtime or os.environ.get("AM_RUNTIME"))
+    runtime = args.runtime or config.load().resolve()["runtime"].value
+    engine = backends.for_mode("container", runtime)
     engine.check()
     tag = args.tag or DEFAULT_IMAGE
     engine.build_image(tag)

@@ -1,10 +1,14 @@
 """``am info``: everything known about one agent."""
 
-from am import output, status
+from am import config, health, output, paths, status
 
 
 def run(args) -> int:
-    view = output.public(status.view(args.id))
+    layout = paths.layout()
+    view = status.view(args.id, layout)
+    view["health"] = health.brief(view, layout,
+                                  config.load(layout).resolve()["idle_after"].value)
+    view = output.public(view)
     if args.json:
         output.print_json(view)
         return 0

@@ -1,12 +1,16 @@
-"""``am list``: every agent with its live status."""
+"""``am list``: every agent with its live status and a one-word health."""
 
-from am import output, status
+from am import config, health, output, paths, status
 
 
 def run(args) -> int:
-    views = status.views()
+    layout = paths.layout()
+    idle_after = config.load(layout).resolve()["idle_after"].value
+    views = status.views(layout=layout)
     if args.status:
         views = [v for v in views if v["status"] == args.status]
+    for v in views:
+        v["health"] = health.brief(v, layout, idle_after)
     if args.json:
         output.print_json([output.public(v) for v in views])
     elif views:

@@ -16,12 +16,42 @@ def tail_bytes(path: Path, n: int) -> bytes:
         return b"".join(deque(f, maxlen=n))
 
 
+def network_log(args, record: dict, layout) -> int:
+    """The requests a limited agent's proxy refused, one line each; -f follows them."""
+    from am import network
+
+    if not record.get("network_log"):
+        raise AmError(f"agent {args.id} has no network log",
+                      f"its network policy is {record.get('network') or 'the host (tmux)'}; "
+                      "only --network limited agents have a proxy")
+    log = Path(record["network_log"])
+    if not log.is_file() or log.is_symlink():
+        raise AmError(f"no network log for agent {args.id} at {log}")
+    with open(log, encoding="utf-8", errors="replace") as f:
+        lines = network.denied(f.readlines())
+        if args.tail is not None:
+            lines = lines[-args.tail:] if args.tail else []
+        print("\n".join(lines), end="\n" if lines else "", flush=True)
+        while args.follow:
+            more = f.readlines()
+            if more:
+                for line in network.denied(more):
+                    print(line, flush=True)
+            elif status.view(args.id, layout)["status"] != "running":
+                return 0
+            else:
+                time.sleep(0.5)
+    return 0
+
+
 def run(args) -> int:
     layout = paths.layout()
     record = open_store(layout).get(args.id)
     log = Path(record["log"])
     if args.tail is not None and args.tail < 0:
         raise AmError("--tail must be 0 or more")
+    if args.network:
+        return network_log(args, record, layout)
     if not log.is_file() or log.is_symlink():
         raise AmError(f"no log for agent {args.id} at {log}")
     out = sys.stdout.buffer

@@ -1,10 +1,10 @@
 """``am spawn``: make a workspace, start the agent, record it; undo everything on failure."""
 
 import contextlib
-import errno
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -34,20 +34,21 @@ class Undo:
                 fn(*args)
 
 
-def hand_over_secrets(fifo: Path, secrets: dict, timeout: float = 15.0) -> None:
-    """Write the --env values into the FIFO the supervisor reads; never to a regular file."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-            break
-        except OSError as e:
-            if e.errno not in (errno.ENXIO, errno.ENOENT) or time.monotonic() > deadline:
-                raise AmError("the agent's supervisor did not take its environment") from None
-            time.sleep(0.02)
-    os.set_blocking(fd, True)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(secrets, f)
+def hand_over_secrets(fifo: Path, secrets: dict, timeout: int = 60) -> None:
+    """Write the environment values into the FIFO the supervisor reads; never a regular file.
+
+    A forked child does the writing, so the spawn need not wait for the supervisor's Python to
+    start; it gives up after TIMEOUT seconds if no supervisor ever opens the FIFO.
+    """
+    data = json.dumps(secrets).encode()
+    if os.fork():
+        return
+    try:
+        signal.alarm(timeout)
+        with open(fifo, "wb") as f:  # blocks until the supervisor opens it for reading
+            f.write(data)
+    finally:
+        os._exit(0)
 
 
 def make_workspace(plan: planning.Plan, undo: Undo) -> str:
@@ -91,11 +92,18 @@ def execute(plan: planning.Plan, backend, layout) -> None:
 
         say(f"Preparing workspace {plan.workspace} from {plan.source} ...")
         base = make_workspace(plan, undo)
+        # The container, and a limited agent's proxy and its files, once any of them exists.
+        undo.push(backend.stop, plan.record(str(layout.root)))
+        if plan.proxy:
+            from am import network
+
+            undo.push(network.discard_files, plan.network_files)
         backend.before_start(plan)
 
         layout.run.mkdir(parents=True, exist_ok=True)
         spec = backend.launch_spec(plan)
         spec["exit_file"] = str(plan.exit_file)
+        spec["health_file"] = str(layout.health_file(plan.id))
         if plan.secrets:
             fifo = layout.run / f"{plan.id}.env"
             with contextlib.suppress(FileNotFoundError):
@@ -108,15 +116,17 @@ def execute(plan: planning.Plan, backend, layout) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(spec, f)
         undo.push(_unlink, spec_file)
-        with contextlib.suppress(FileNotFoundError):
-            plan.exit_file.unlink()
+        for stale in (plan.exit_file, layout.health_file(plan.id)):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
 
         say(f"Starting agent {plan.id} ({brief(plan.command)}) in session {plan.session} ...")
         undo.push(session.kill, plan.session)
-        undo.push(backend.stop, {"container": plan.container, "runtime": plan.runtime})
         session.start(
             plan.session,
-            [sys.executable, "-m", "am.supervise", str(spec_file)],
+            # -P: not the tmux server's working directory first on sys.path, which would run
+            # whatever 'am' package sits there (another checkout, or a hostile folder).
+            [sys.executable, "-P", "-m", "am.supervise", str(spec_file)],
             plan.log,
             str(layout.root),
         )
@@ -124,6 +134,7 @@ def execute(plan: planning.Plan, backend, layout) -> None:
             hand_over_secrets(Path(spec["env_fifo"]), plan.secrets)
         backend.after_start(plan, lambda: plan.session in session.sessions())
         store.update(plan.id, status="running", base_commit=base, spawn_pid=None,
+                     started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                      mirror=str(plan.mirror) if plan.mirror else None)
     except BaseException:
         undo.run()
@@ -141,21 +152,27 @@ def _unlink(path: Path) -> None:
 
 
 def run(args) -> int:
+    from am import config
+
     layout = paths.layout()
+    cfg = config.load(layout, os.environ)
     source = git.check_source(args.source)
     host_memory = host_cpus = None
     if args.container:
         import psutil
 
         host_memory, host_cpus = psutil.virtual_memory().total, os.cpu_count()
-    plan = planning.build(args, layout, source, dict(os.environ), host_memory, host_cpus)
+    plan = planning.build(args, layout, source, dict(os.environ), host_memory, host_cpus, cfg)
     if plan.mode == "container":
-        backend = backends.for_mode("container", args.runtime or os.environ.get("AM_RUNTIME"))
+        backend = backends.for_mode("container", plan.runtime)
         plan.runtime = backend.runtime
     else:
         backend = backends.for_mode("tmux")
     session.require_tmux()
-    backend.check()
+    if plan.mode == "tmux":
+        backend.check()  # a container engine is checked by its first call, in prepare
+    for warning in plan.warnings:
+        say(f"am: warning: {warning}")
     if plan.network == "full":
         say("warning: --network full gives the agent the engine's ordinary bridge network: "
             "it can reach the internet and your local network")

@@ -1,0 +1,208 @@
+"""Health of agents: live CPU, memory and process figures, idleness, OOM and pids-limit state.
+
+Figures come from one ``stats`` call per engine for container agents and one ``tmux
+list-panes`` call plus psutil for tmux agents, however many agents there are; the engine calls
+run in threads while psutil samples CPU, so a status costs about one engine call's time.
+``brief`` is the cheap one-word health ``am list`` shows: it reads only files (the log's mtime
+and what the supervisor recorded) and makes no call at all.
+"""
+
+import json
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from am import proc
+
+CPU_INTERVAL = 0.5  # seconds psutil samples tmux agents' CPU over, all processes at once
+
+
+def read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def epoch(iso: str | None) -> float | None:
+    if not iso:
+        return None
+    try:
+        return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+
+
+def iso(ts: float | None) -> str | None:
+    return None if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def last_output(view: dict) -> float | None:
+    """When the agent last printed: the mtime of its log, which tmux appends to."""
+    try:
+        return Path(view["log"]).stat().st_mtime
+    except (KeyError, TypeError, OSError):
+        return None
+
+
+def word(view: dict, events: dict, idle_for: float | None, idle_after: float,
+         pids_now: int | None = None) -> str:
+    """The one-word health (pure): oom, pids, idle, ok; '-' for an agent that is not running
+    and ended normally."""
+    if view["status"] != "running":
+        return "oom" if view.get("oom_killed") or events.get("oom") else "-"
+    if events.get("oom"):
+        return "oom"
+    limit = (view.get("limits") or {}).get("pids")
+    if events.get("pids_limit") or (pids_now is not None and limit and pids_now >= limit):
+        return "pids"
+    if idle_for is not None and idle_for >= idle_after:
+        return "idle"
+    return "ok"
+
+
+def brief(view: dict, layout, idle_after: float, now: float | None = None) -> str:
+    """The health word from files alone (for ``am list``)."""
+    now = time.time() if now is None else now
+    out = last_output(view)
+    events = read_json(layout.health_file(view["id"]))
+    return word(view, events, None if out is None else now - out, idle_after)
+
+
+# --- live figures -----------------------------------------------------------------------------
+
+
+def pane_pids() -> dict[str, int]:
+    """Session name -> pid of its pane's process (the supervisor), in one tmux call."""
+    try:
+        res = proc.run(["tmux", "list-panes", "-a", "-F", "#{session_name}\t#{pane_pid}"])
+    except proc.NotFound:
+        return {}
+    out = {}
+    for line in res.out.splitlines() if res.ok else []:
+        name, _, pid = line.partition("\t")
+        if pid.isdigit():
+            out.setdefault(name, int(pid))
+    return out
+
+
+def tmux_figures(sessions: list[str], interval: float = CPU_INTERVAL) -> dict[str, dict]:
+    """CPU, memory and process count of each session's agent: the descendants of the
+    session's supervisor, with CPU sampled over one INTERVAL shared by all of them."""
+    import psutil
+
+    pids = pane_pids()
+    trees = {}
+    for name in sessions:
+        try:
+            trees[name] = psutil.Process(pids[name]).children(recursive=True)
+        except (KeyError, psutil.Error):
+            trees[name] = None
+    for procs in filter(None, trees.values()):
+        for p in procs:
+            try:
+                p.cpu_percent(None)  # the first call starts the sample
+            except psutil.Error:
+                pass
+    if any(trees.values()):
+        time.sleep(interval)
+    out = {}
+    for name, procs in trees.items():
+        if procs is None:
+            out[name] = {"cpu_percent": None, "memory": None, "memory_limit": None,
+                         "pids": None}
+            continue
+        cpu = mem = count = 0
+        for p in procs:
+            try:
+                with p.oneshot():
+                    cpu += p.cpu_percent(None)
+                    mem += p.memory_info().rss
+                count += 1
+            except psutil.Error:
+                pass  # it ended during the sample
+        out[name] = {"cpu_percent": round(cpu, 1), "memory": mem, "memory_limit": None,
+                     "pids": count}
+    return out
+
+
+def engine_figures(runtimes: set[str]) -> tuple[dict, list[str], list[threading.Thread]]:
+    """Start one stats call per engine, each in a thread: they fill (runtime, container name)
+    -> figures, and a warning for each engine that did not answer; join the threads."""
+    from am.backends.engine import engine
+    from am.errors import AmError
+
+    figures, warnings, lock = {}, [], threading.Lock()
+
+    def one(runtime):
+        try:
+            got = engine(runtime).stats()
+        except AmError as e:
+            with lock:
+                warnings.append(f"{runtime} stats failed: {e.message}")
+            return
+        with lock:
+            figures.update({(runtime, name): f for name, f in got.items()})
+
+    threads = [threading.Thread(target=one, args=(r,), daemon=True) for r in sorted(runtimes)]
+    for t in threads:
+        t.start()
+    return figures, warnings, threads
+
+
+def collect(views: list[dict], layout, idle_after: float) -> tuple[list[dict], list[str]]:
+    """The full status row of each agent, and warnings about engines that did not answer."""
+    running = [v for v in views if v["status"] == "running"]
+    runtimes = {v["runtime"] for v in running if v["mode"] == "container" and v.get("runtime")}
+    figures, warnings, threads = engine_figures(runtimes)
+    tmux = tmux_figures([v["session"] for v in running if v["mode"] == "tmux"])
+    for t in threads:
+        t.join()
+    now = time.time()
+    rows = []
+    for v in views:
+        live = None
+        if v["status"] == "running":
+            live = tmux.get(v["session"]) if v["mode"] == "tmux" else \
+                figures.get((v.get("runtime"), v.get("container")))
+        rows.append(row(v, live or {}, read_json(layout.health_file(v["id"])), now, idle_after))
+    return rows, warnings
+
+
+def row(view: dict, live: dict, events: dict, now: float, idle_after: float) -> dict:
+    """One agent's status (pure, given the live figures and the supervisor's events)."""
+    started = epoch(view.get("started")) or epoch(view.get("created"))
+    ended = epoch(view.get("finished")) if view["status"] != "running" else None
+    out = last_output(view)
+    idle_for = None if out is None else max(0.0, now - out)
+    limits = view.get("limits") or {}
+    memory_limit = live.get("memory_limit")
+    if view["mode"] == "container" and limits.get("memory"):
+        from am.plan import memory_bytes
+
+        memory_limit = memory_bytes(str(limits["memory"]))  # the engine's may round it
+    pids_now = live.get("pids")
+    return {
+        "id": view["id"],
+        "mode": view["mode"],
+        "runtime": view.get("runtime"),
+        "status": view["status"],
+        "health": word(view, events, idle_for, idle_after, pids_now),
+        "cpu_percent": None if live.get("cpu_percent") is None else
+        round(live["cpu_percent"], 1),
+        "memory_bytes": live.get("memory"),
+        "memory_limit_bytes": memory_limit,
+        "pids": pids_now,
+        "pids_limit": limits.get("pids"),
+        "uptime_seconds": None if started is None or (view["status"] != "running" and
+                                                       ended is None)
+        else round((ended or now) - started, 1),
+        "last_output": iso(out),
+        "idle_seconds": None if idle_for is None else round(idle_for, 1),
+        "exit_code": view.get("exit_code"),
+        "oom_killed": bool(view.get("oom_killed") or events.get("oom")),
+        "pids_limit_hit": bool(events.get("pids_limit") or (
+            pids_now is not None and limits.get("pids") and pids_now >= limits["pids"])),
+    }

@@ -1,0 +1,75 @@
+"""Runs inside a ``--network limited`` agent container: the agent's only way to its proxy.
+
+``python3 netfwd.py SOCKET PORT -- COMMAND...`` listens on 127.0.0.1:PORT, forks a relay that
+copies every connection to the proxy's unix socket SOCKET, and executes COMMAND in its own
+place (so the agent keeps this process's id, terminal and exit code). The container itself has
+no network but loopback: when the proxy is gone, connections simply fail.
+
+Standard library only, and no import of ``am``: the file is mounted alone into the container.
+"""
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+
+
+async def _pipe(reader, writer) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+    except OSError:
+        pass
+
+
+async def _handle(path: str, client_r, client_w) -> None:
+    try:
+        up_r, up_w = await asyncio.open_unix_connection(path)
+    except OSError:
+        client_w.close()
+        return
+    await asyncio.gather(_pipe(client_r, up_w), _pipe(up_r, client_w))
+    for w in (client_w, up_w):
+        w.close()
+
+
+async def _serve(listener: socket.socket, path: str) -> None:
+    server = await asyncio.start_server(lambda r, w: _handle(path, r, w), sock=listener)
+    async with server:
+        await server.serve_forever()
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 4 or argv[2] != "--":
+        print("usage: netfwd.py SOCKET PORT -- COMMAND...", file=sys.stderr)
+        return 2
+    path, port, command = argv[0], int(argv[1]), argv[3:]
+    try:
+        listener = socket.create_server(("127.0.0.1", port), backlog=128)
+    except OSError as e:
+        print(f"am: error: cannot listen on 127.0.0.1:{port} for the proxy: {e.strerror}",
+              file=sys.stderr)
+        return 1
+    if os.fork() == 0:
+        # The relay: its own session, so the terminal's signals are the agent's alone.
+        os.setsid()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        asyncio.run(_serve(listener, path))
+        os._exit(0)
+    listener.close()
+    try:
+        os.execvp(command[0], command)
+    except OSError as e:
+        print(f"am: error: cannot run {command[0]}: {e.strerror}", file=sys.stderr)
+        return 127
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

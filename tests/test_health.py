@@ -1,0 +1,219 @@
+"""``am status`` and the health column against real agents: known CPU and memory loads in
+containers on both engines and in tmux, idle detection, OOM kills and the pids limit."""
+
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+from containers import ENGINES, engine_ready, remove_containers
+
+from am import health
+from am.backends.docker import Docker, size_bytes
+from am.backends.podman import Podman
+from am.commands.status_ import duration, size
+
+MB = 1024**2
+
+# One process: holds ~300 MB (touched, so resident) and keeps one CPU busy.
+LOAD = """exec python3 -c '
+b = bytearray(300 * 1024 * 1024)
+for i in range(0, len(b), 4096):
+    b[i] = 1
+print("LOADED", flush=True)
+while True:
+    pass
+'"""
+
+
+def status(am, agent=None, env=None):
+    args = ["status", "--json"] + ([agent] if agent else [])
+    return json.loads(am(*args, env=env).stdout)
+
+
+def wait_health(am, agent, word, env=None, timeout=60):
+    """Poll ``am list`` (files only, no engine call) until AGENT's health is WORD."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = {a["id"]: a for a in json.loads(am("list", "--json", env=env).stdout)}[agent]
+        if got["health"] == word:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{agent} health {got['health']}, wanted {word}")
+        time.sleep(0.3)
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request, am):
+    engine_ready(request.param)
+    yield request.param
+    remove_containers(request.param, str(am.home))
+
+
+@pytest.mark.container
+def test_status_figures_of_a_loaded_container(am, repo, engine):
+    agent = am.spawn(repo, "--container", "--runtime", engine, "--cpus", "2", "--cmd", LOAD)
+    am.wait_log(agent, "LOADED")
+    s = status(am, agent)
+    assert s["id"] == agent and s["status"] == "running" and s["runtime"] == engine
+    # One busy process, under --cpus 2: at most two CPUs' worth. The lower bound allows for
+    # other work on a shared two-core host.
+    assert 20 <= s["cpu_percent"] <= 250, s
+    assert 250 * MB <= s["memory_bytes"] <= 600 * MB, s
+    assert s["memory_limit_bytes"] == 2 * 1024**3
+    assert 1 <= s["pids"] <= 5 and s["pids_limit"] == 100
+    assert s["health"] == "ok" and s["exit_code"] is None and s["oom_killed"] is False
+    assert s["uptime_seconds"] >= 0 and s["last_output"] and s["idle_seconds"] >= 0
+    table = am("status").stdout
+    assert agent in table and "/ 2.0G" in table and "/ 100" in table
+    am("stop", agent)
+    s = status(am, agent)
+    assert s["status"] == "stopped" and s["cpu_percent"] is None and s["health"] == "-"
+
+
+@pytest.mark.container
+def test_oom_and_pids_limit_show_in_health(am, repo, engine):
+    bomb = am.spawn(repo, "--container", "--runtime", engine, "--pids", "20", "--cmd",
+                    """exec python3 -c '
+import os, time
+try:
+    while True:
+        if os.fork() == 0:
+            time.sleep(600)
+            os._exit(0)
+except OSError:
+    print("FORK-FAILED", flush=True)
+time.sleep(600)
+'""")
+    oom = am.spawn(repo, "--container", "--runtime", engine, "--memory", "64m", "--cmd",
+                   "python3 -c 'b = bytearray(256 * 1024 * 1024)'; echo CHILD-GONE; sleep 600")
+    am.wait_log(bomb, "FORK-FAILED")
+    am.wait_log(oom, "CHILD-GONE")
+    wait_health(am, bomb, "pids")
+    wait_health(am, oom, "oom")
+    rows = {r["id"]: r for r in status(am)}
+    assert rows[bomb]["pids"] == rows[bomb]["pids_limit"] == 20
+    assert rows[bomb]["pids_limit_hit"] is True and rows[bomb]["health"] == "pids"
+    # the agent lives on; something inside it was OOM-killed
+    assert rows[oom]["status"] == "running" and rows[oom]["oom_killed"] is True
+    assert rows[oom]["health"] == "oom" and rows[oom]["memory_limit_bytes"] == 64 * MB
+    am("stop", bomb, timeout=120)
+    am("stop", oom)
+
+
+@pytest.mark.container
+def test_config_precedence_reaches_a_real_container(am, repo, engine):
+    am.home.mkdir(parents=True, exist_ok=True)
+    (am.home / "config.toml").write_text(
+        f'runtime = "{engine}"\n[limits]\nmemory = "1g"\ncpus = 1\npids = 50\n')
+    probe = ("cg=/sys/fs/cgroup; if [ -f $cg/memory.max ]; then echo MEM=$(cat $cg/memory.max)"
+             " PIDS=$(cat $cg/pids.max); else echo MEM=$(cat $cg/memory/memory.limit_in_bytes)"
+             " PIDS=$(cat $cg/pids/pids.max); fi; sleep 300")
+    agent = am.spawn(repo, "--container", "--pids", "77", "--cmd", probe,
+                     env={"AM_CPUS": "1.5"})
+    info = am.info(agent)
+    assert info["runtime"] == engine  # from the file
+    assert info["limits"] == {"memory": "1g", "cpus": "1.5", "pids": 77}  # file, env, flag
+    log = am.wait_log(agent, "PIDS=")
+    assert f"MEM={1024**3}" in log and "PIDS=77" in log
+    am("stop", agent)
+
+
+def test_tmux_agent_figures_from_its_process_tree(am, repo):
+    busy = am.spawn(repo, "--cmd", LOAD.replace("300 *", "200 *"))
+    quiet = am.spawn(repo, "--cmd", "echo QUIET; sleep 300")
+    am.wait_log(busy, "LOADED")
+    am.wait_log(quiet, "QUIET")
+    rows = {r["id"]: r for r in status(am)}
+    b, q = rows[busy], rows[quiet]
+    assert b["mode"] == "tmux" and b["memory_limit_bytes"] is None and b["pids_limit"] is None
+    assert 20 <= b["cpu_percent"] <= 250, b
+    assert 150 * MB <= b["memory_bytes"] <= 500 * MB, b
+    assert b["pids"] == 1  # the agent's own process; the supervisor is not counted
+    assert q["cpu_percent"] < 5 and q["memory_bytes"] < 50 * MB and q["pids"] == 2, q  # sh, sleep
+    am("stop", busy)
+    am("stop", quiet)
+
+
+def test_idle_detection(am, repo):
+    am.home.mkdir(parents=True, exist_ok=True)
+    (am.home / "config.toml").write_text("idle_after = 2\n")
+    quiet = am.spawn(repo, "--cmd", "echo ONCE; sleep 300")
+    chatty = am.spawn(repo, "--cmd", "while true; do echo tick; sleep 0.3; done")
+    am.wait_log(quiet, "ONCE")
+    wait_health(am, quiet, "idle")
+    rows = {r["id"]: r for r in status(am)}
+    assert rows[quiet]["health"] == "idle" and rows[quiet]["idle_seconds"] >= 2
+    assert rows[chatty]["health"] == "ok"
+    # the variable wins over the file
+    rows = {r["id"]: r for r in status(am, env={"AM_IDLE_AFTER": "3600"})}
+    assert rows[quiet]["health"] == "ok"
+    assert "idle" in am("list").stdout
+    am("stop", quiet)
+    am("stop", chatty)
+
+
+def test_watch_refreshes_until_ctrl_c(am, repo):
+    agent = am.spawn(repo, "--cmd", "sleep 300")
+    watch = subprocess.Popen([*am.argv, "status", "--watch", "--json"], env=am.env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        docs = [json.loads(watch.stdout.readline()) for _ in range(2)]  # two refreshes
+        watch.send_signal(signal.SIGINT)
+        out, err = watch.communicate(timeout=30)
+    finally:
+        watch.kill()
+    assert [d[0]["id"] for d in docs] == [agent, agent]
+    assert watch.returncode == 0 and "Traceback" not in err, err
+    am("stop", agent)
+
+
+def test_status_of_unknown_agent_and_empty_home(am):
+    assert status(am) == []
+    assert am("status").stdout == ""
+    line = am("status", "nosuch", check=False).stderr.strip().splitlines()[-1]
+    assert line.startswith("am: error: no such agent")
+
+
+# --- pure units -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("305.6MiB", int(305.6 * MB)), ("2GiB", 2 * 1024**3), ("1.5kB", 1500), ("0B", 0),
+     ("12.3MB", 12_300_000), ("--", None), ("", None)],
+)
+def test_docker_sizes(text, expected):
+    assert size_bytes(text) == expected
+
+
+def test_parse_stats_of_both_engines():
+    d = Docker().parse_stats("am-a\t70.76%\t305.6MiB / 2GiB\t3\nam-b\t--\t-- / --\t--\n")
+    assert d["am-a"] == {"cpu_percent": 70.76, "memory": int(305.6 * MB),
+                         "memory_limit": 2 * 1024**3, "pids": 3}
+    assert d["am-b"]["cpu_percent"] is None and d["am-b"]["pids"] is None
+    p = Podman().parse_stats("am-a\t54.5\t319770624\t2147483648\t1\n")
+    assert p["am-a"] == {"cpu_percent": 54.5, "memory": 319770624, "memory_limit": 2147483648,
+                         "pids": 1}
+
+
+@pytest.mark.parametrize(
+    ("view", "events", "idle_for", "pids", "expected"),
+    [({"status": "running"}, {}, 1, None, "ok"),
+     ({"status": "running"}, {}, 10, None, "idle"),
+     ({"status": "running"}, {"oom": True}, 10, None, "oom"),
+     ({"status": "running", "limits": {"pids": 20}}, {}, 1, 20, "pids"),
+     ({"status": "running", "limits": {"pids": 20}}, {"pids_limit": True}, 1, 3, "pids"),
+     ({"status": "exited", "oom_killed": True}, {}, 99, None, "oom"),
+     ({"status": "exited"}, {}, 99, None, "-"),
+     ({"status": "stopped"}, {}, 99, None, "-")],
+)
+def test_health_word(view, events, idle_for, pids, expected):
+    assert health.word(view, events, idle_for, 5, pids) == expected
+
+
+def test_table_formats():
+    assert duration(5) == "5s" and duration(65) == "1m05s" and duration(3700) == "1h01m"
+    assert duration(90000) == "1d01h" and duration(None) == "-"
+    assert size(300 * MB) == "300.0M" and size(2 * 1024**3) == "2.0G" and size(10) == "10B"
