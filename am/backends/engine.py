@@ -238,8 +238,8 @@ class Engine(Backend):
     def before_start(self, plan) -> None:
         """Mount what a worktree needs; as root, let the image's user write its workspace;
         start a limited agent's proxy (the spawn's undo removes it with the container)."""
-        if plan.worktree:
-            plan.extra_mounts[:0] = worktree_mounts(plan.workspace)
+        wt_mounts = worktree_mounts(plan.workspace) if plan.worktree else []
+        plan.extra_mounts[:0] = wt_mounts
         if plan.network == "limited":
             from am import network
 
@@ -252,11 +252,10 @@ class Engine(Backend):
         if os.getuid() != 0:
             return
         grant(plan.workspace)
-        if plan.worktree:
-            # Only what a commit writes; the repository's own folder stays the user's.
-            for host, _, readonly in plan.extra_mounts:
-                if not readonly:
-                    grant(host)
+        # Only what a commit writes; the repository's own folder stays the user's.
+        for host, _, readonly in wt_mounts:
+            if not readonly:
+                grant(host)
 
     def after_start(self, plan, session_alive, timeout: float = 60) -> None:
         """Return once the container runs; raise (with its output) if its session ended first."""
