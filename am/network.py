@@ -285,9 +285,15 @@ def start(engine, plan, home: str, timeout: float = 30) -> None:
 def probe(sock: Path, timeout: float = 2.0) -> str:
     """Ask the proxy for a host no allowlist holds; its status line ('' if no answer)."""
     try:
+        # A socket's path may not exceed 107 bytes, and AM_HOME can be deep: connect through
+        # a descriptor of its folder instead.
+        folder = os.open(sock.parent, os.O_PATH | os.O_DIRECTORY)
+    except OSError:
+        return ""
+    try:
         with socket.socket(socket.AF_UNIX) as s:
             s.settimeout(timeout)
-            s.connect(str(sock))
+            s.connect(f"/proc/self/fd/{folder}/{sock.name}")
             s.sendall(f"GET http://{PROBE_HOST}/ HTTP/1.0\r\nHost: {PROBE_HOST}\r\n\r\n"
                       .encode())
             data = b""
@@ -298,6 +304,8 @@ def probe(sock: Path, timeout: float = 2.0) -> str:
                 data += chunk
     except OSError:
         return ""
+    finally:
+        os.close(folder)
     return data.split(b"\r\n", 1)[0].decode("latin-1")
 
 
