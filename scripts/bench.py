@@ -51,6 +51,19 @@ def median_of(fn, runs: int, setup=None, teardown=None) -> float:
     return statistics.median(samples)
 
 
+def paired(ours, floor, runs: int) -> tuple[float, float]:
+    """Medians of OURS and FLOOR, run alternately (after one warm-up of each) with the disk
+    flushed before every run, so both meet the same machine."""
+    a, b = [], []
+    for i in range(runs + 1):
+        for fn, out in ((ours, a), (floor, b)):
+            os.sync()
+            t = timed(lambda fn=fn: fn(None))
+            if i:
+                out.append(t)
+    return statistics.median(a), statistics.median(b)
+
+
 def du(path: Path) -> int:
     """Bytes on disk under PATH (hard-linked files counted once, links not followed)."""
     return int(sh(["du", "-s", "--block-size=1", path]).stdout.split()[0])
@@ -146,8 +159,7 @@ def bench_spawn_tmux(work: Path, repo: Path, runs: int) -> dict:
     def ours(_):
         am("spawn", repo, "--cmd", "sleep 600")
 
-    f = median_of(floor, runs)
-    o = median_of(ours, runs)
+    o, f = paired(ours, floor, runs)
     for line in sh(["tmux", "list-sessions", "-F", "#{session_name}"], check=False).stdout.split():
         if line.startswith("bench-floor-"):
             sh(["tmux", "kill-session", "-t", f"={line}:"], check=False)
@@ -173,8 +185,7 @@ def bench_spawn_container(work: Path, repo: Path, runs: int, engine: str) -> dic
     def ours(_):
         am("spawn", repo, "--container", "--runtime", engine, "--cmd", "sleep 600")
 
-    f = median_of(floor, runs)
-    o = median_of(ours, runs)
+    o, f = paired(ours, floor, runs)
     names = sh([engine, "ps", "-a", "--filter", "name=bench-cfloor", "--format", "{{.Names}}"],
                check=False).stdout.split()
     if names:
@@ -203,8 +214,7 @@ def bench_repeat_spawn(work: Path, big: Path, runs: int) -> list[dict]:
     def full(_):
         sh(["git", "clone", "-q", "--no-local", big, work / f"full-{next(n)}"])
 
-    o = median_of(ours, runs)
-    w = median_of(worktree, runs)
+    o, w = paired(ours, worktree, runs)
     f = median_of(full, max(3, runs // 2))
     per_agent = statistics.median(du(p) for p in extra)
     checkout = du(big) - du(big / ".git")
@@ -256,10 +266,15 @@ def bench_list_status(work: Path, repo: Path, runs: int, engine: str, agents: in
              "target": 4.0},
             {"figure": f"am list --json, {agents} agents", "am": o_json, "floor": f,
              "floor_what": "same", "target": 4.0}]
-    if am("status", "--help", check=False).returncode == 0:
-        o_status = median_of(lambda _: am("status", "--json"), runs)
-        rows.append({"figure": f"am status, {agents} agents", "am": o_status, "floor": f,
-                     "floor_what": "same", "target": 4.0})
+    def stats_floor(_):
+        sh([PY, "-c", "pass"])
+        sh([engine, "stats", "--no-stream"])
+        sh(["tmux", "list-sessions"])
+
+    o_status, f_status = paired(lambda _: am("status", "--json"), stats_floor, runs)
+    rows.append({"figure": f"am status, {agents} agents", "am": o_status, "floor": f_status,
+                 "floor_what": f"python -c pass + {engine} stats --no-stream + tmux "
+                 "list-sessions", "target": 4.0})
     # engine calls per am list must not grow with the agent count
     env, log = count_calls(work, engine)
     calls = []
