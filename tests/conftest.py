@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from containers import ENGINES, engine_ready, remove_containers
 
 GIT_ID = {
     "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
@@ -149,3 +150,11 @@ def assert_nothing_made(home: Path, before: dict | None = None) -> None:
     assert sorted(state_agents(home)) == sorted(before)
     assert sorted(am_sessions(home)) == sorted(f"am-{i}" for i in before
                                                if before[i].get("status") == "running")
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request, am):
+    """Each container engine in turn, ready with its image; its containers removed after."""
+    engine_ready(request.param)
+    yield request.param
+    remove_containers(request.param, str(am.home))

@@ -7,16 +7,9 @@ import uuid
 
 import pytest
 from conftest import git
-from containers import ENGINES, container_names, engine_ready, remove_containers
+from containers import container_names
 
 pytestmark = pytest.mark.container
-
-
-@pytest.fixture(params=ENGINES)
-def engine(request, am):
-    engine_ready(request.param)
-    yield request.param
-    remove_containers(request.param, str(am.home))
 
 
 def cspawn(am, engine, cmd, *extra, env=None):

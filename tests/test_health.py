@@ -7,7 +7,6 @@ import subprocess
 import time
 
 import pytest
-from containers import ENGINES, engine_ready, remove_containers
 
 from am import health
 from am.backends.docker import Docker, size_bytes
@@ -42,13 +41,6 @@ def wait_health(am, agent, word, env=None, timeout=60):
         if time.monotonic() > deadline:
             raise AssertionError(f"{agent} health {got['health']}, wanted {word}")
         time.sleep(0.3)
-
-
-@pytest.fixture(params=ENGINES)
-def engine(request, am):
-    engine_ready(request.param)
-    yield request.param
-    remove_containers(request.param, str(am.home))
 
 
 @pytest.mark.container

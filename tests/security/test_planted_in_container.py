@@ -6,20 +6,12 @@ is what plain git on the host runs. am must run none of it.
 
 import pytest
 from conftest import assert_am_error
-from containers import ENGINES, engine_ready, remove_containers
 
 from .conftest import plain_git
 from .test_host_git import am_commands_leave_no_marker
 
 PROPERTY = "1 host git runs no repository code"
 pytestmark = pytest.mark.container
-
-
-@pytest.fixture(params=ENGINES)
-def engine(request, am):
-    engine_ready(request.param)
-    yield request.param
-    remove_containers(request.param, str(am.home))
 
 
 ATTACKS = {

@@ -13,17 +13,9 @@ from pathlib import Path
 
 import pytest
 from conftest import git
-from containers import ENGINES, engine_ready, remove_containers
 
 PROPERTY = "4 secrets stay out"
 pytestmark = pytest.mark.container
-
-
-@pytest.fixture(params=ENGINES)
-def engine(request, am):
-    engine_ready(request.param)
-    yield request.param
-    remove_containers(request.param, str(am.home))
 
 
 def inspect(engine: str, name: str) -> dict:
