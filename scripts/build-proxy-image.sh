@@ -17,10 +17,11 @@
 # base image). Progress goes to stderr.
 set -euo pipefail
 
-log() { printf 'build-proxy-image: %s\n' "$*" >&2; }
-die() { printf 'build-proxy-image: ERROR: %s\n' "$*" >&2; exit 1; }
-
+NAME=build-proxy-image
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib/debian-image.sh
+. "$REPO/scripts/lib/debian-image.sh"
+
 BUILD_DIR="${AM_BUILD_DIR:-$REPO/build}"
 MIRROR="${AM_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SECURITY="${AM_DEBIAN_SECURITY:-http://deb.debian.org/debian-security}"
@@ -40,62 +41,15 @@ while [ $# -gt 0 ]; do
         *) die "unknown argument: $1" ;;
     esac
 done
-case "$RUNTIME" in
-    docker) ENGINES=docker ;;
-    podman) ENGINES=podman ;;
-    both) ENGINES="docker podman" ;;
-    *) die "--runtime must be docker, podman or both (got '$RUNTIME')" ;;
-esac
+ENGINES=$(engines_for "$RUNTIME") || exit 1
 
-build_tarball() {
-    command -v mmdebstrap >/dev/null || die "mmdebstrap not installed (apt-get install mmdebstrap)"
-    [ "$(id -u)" -eq 0 ] || die "run as root (mmdebstrap root mode)"
-    mkdir -p "$BUILD_DIR"
-    local tmp="$BUILD_DIR/.proxy-bookworm.partial.tar"
-    rm -f "$tmp"
-    log "mmdebstrap bookworm (essential + tinyproxy-bin, socat) -> $TARBALL"
-    local t0=$SECONDS
-    # shellcheck disable=SC2016
-    mmdebstrap \
-        --variant=essential \
-        --mode=root \
-        --format=tar \
-        --include=tinyproxy-bin,socat \
-        --aptopt='Acquire::Retries "3"' \
-        --dpkgopt='path-exclude=/usr/share/man/*' \
-        --dpkgopt='path-exclude=/usr/share/info/*' \
-        --dpkgopt='path-exclude=/usr/share/doc/*' \
-        --dpkgopt='path-include=/usr/share/doc/*/copyright' \
-        --dpkgopt='path-exclude=/usr/share/locale/*' \
-        --customize-hook='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/* "$1"/var/log/*' \
-        bookworm "$tmp" \
-        "deb $MIRROR bookworm main" \
-        "deb $SECURITY bookworm-security main" \
-        </dev/null >&2
-    mv -f "$tmp" "$TARBALL"
-    log "mmdebstrap done in $((SECONDS - t0))s ($(du -h "$TARBALL" | cut -f1))"
-}
+VARIANT=essential
+INCLUDE=tinyproxy-bin,socat
+EXTRA_OPTS=()
+# shellcheck disable=SC2016
+HOOK='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/* "$1"/var/log/*'
+SOURCES=("deb $MIRROR bookworm main" "deb $SECURITY bookworm-security main")
+CHANGES=('ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+         'LABEL am.image=proxy' 'CMD ["tinyproxy", "-v"]')
 
-image_exists() { "$1" image inspect "$TAG" >/dev/null 2>&1; }
-
-need_tarball=$FORCE
-for e in $ENGINES; do
-    command -v "$e" >/dev/null || die "$e not installed"
-    image_exists "$e" || need_tarball=1
-done
-if [ "$need_tarball" -eq 1 ] && { [ "$FORCE" -eq 1 ] || [ ! -s "$TARBALL" ]; }; then
-    build_tarball
-fi
-for e in $ENGINES; do
-    if [ "$FORCE" -eq 0 ] && image_exists "$e"; then
-        log "$e already has $TAG"
-        continue
-    fi
-    t0=$SECONDS
-    "$e" import \
-        --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-        --change 'LABEL am.image=proxy' \
-        --change 'CMD ["tinyproxy", "-v"]' \
-        "$TARBALL" "$TAG" >&2
-    log "imported $TAG into $e in $((SECONDS - t0))s"
-done
+ensure_image

@@ -1,0 +1,85 @@
+# shellcheck shell=bash
+# debian-image.sh - shared by build-base-image.sh and build-proxy-image.sh (sourced, not run).
+#
+# No image registry is reachable here, so am's images start from a Debian bookworm root file
+# system that mmdebstrap builds on the host (which reaches Debian's mirror), cached as a
+# tarball and imported into each engine. The caller sets:
+#   NAME      prefix of log lines          TAG       image name to import as
+#   TARBALL   cached root file system      ENGINES   "docker", "podman" or both
+#   FORCE     1: rebuild and re-import     VARIANT   mmdebstrap variant (apt, essential, ...)
+#   INCLUDE   comma-separated packages     HOOK      mmdebstrap --customize-hook ($1 = root)
+#   SOURCES   array of sources.list lines  CHANGES   array of `import --change` values
+#   EXTRA_OPTS array of further mmdebstrap options (may be empty)
+# and calls ensure_image. Progress goes to stderr.
+
+log() { printf '%s: %s\n' "$NAME" "$*" >&2; }
+die() { printf '%s: ERROR: %s\n' "$NAME" "$*" >&2; exit 1; }
+
+build_tarball() {
+    command -v mmdebstrap >/dev/null || die "mmdebstrap not installed (apt-get install mmdebstrap)"
+    [ "$(id -u)" -eq 0 ] || die "run as root (mmdebstrap root mode)"
+    mkdir -p "$(dirname "$TARBALL")"
+    local tmp
+    tmp="$(dirname "$TARBALL")/.$(basename "$TARBALL" .tar).partial.tar"
+    rm -f "$tmp"
+    log "mmdebstrap bookworm ($VARIANT: $INCLUDE) -> $TARBALL"
+    local t0=$SECONDS
+    # Man pages, docs and locales are left out through dpkg path filters. The mirrors are given
+    # as sources.list lines: with no mirror argument mmdebstrap reads sources from stdin when
+    # stdin is not a terminal (CI).
+    mmdebstrap \
+        --variant="$VARIANT" \
+        --mode=root \
+        --format=tar \
+        --include="$INCLUDE" \
+        --aptopt='Acquire::Retries "3"' \
+        --dpkgopt='path-exclude=/usr/share/man/*' \
+        --dpkgopt='path-exclude=/usr/share/info/*' \
+        --dpkgopt='path-exclude=/usr/share/doc/*' \
+        --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+        --dpkgopt='path-exclude=/usr/share/locale/*' \
+        "${EXTRA_OPTS[@]}" \
+        --customize-hook="$HOOK" \
+        bookworm "$tmp" "${SOURCES[@]}" \
+        </dev/null >&2
+    mv -f "$tmp" "$TARBALL"
+    log "mmdebstrap done in $((SECONDS - t0))s ($(du -h "$TARBALL" | cut -f1))"
+}
+
+image_exists() { "$1" image inspect "$TAG" >/dev/null 2>&1; }
+
+# Build the tarball if an engine lacks TAG (reusing a cached one), then import into each.
+ensure_image() {
+    local c e need=$FORCE import_args=()
+    for e in $ENGINES; do
+        command -v "$e" >/dev/null || die "$e not installed"
+        image_exists "$e" || need=1
+    done
+    if [ "$need" -eq 1 ]; then
+        if [ "$FORCE" -eq 1 ] || [ ! -s "$TARBALL" ]; then
+            build_tarball
+        else
+            log "reusing cached $TARBALL"
+        fi
+    fi
+    for c in "${CHANGES[@]}"; do import_args+=(--change "$c"); done
+    for e in $ENGINES; do
+        if [ "$FORCE" -eq 0 ] && image_exists "$e"; then
+            log "$e already has $TAG: skipping import"
+            continue
+        fi
+        local t0=$SECONDS
+        "$e" import "${import_args[@]}" "$TARBALL" "$TAG" >&2
+        log "imported $TAG into $e in $((SECONDS - t0))s"
+    done
+}
+
+# --runtime docker|podman|both -> ENGINES
+engines_for() {
+    case "$1" in
+        docker) echo docker ;;
+        podman) echo podman ;;
+        both) echo "docker podman" ;;
+        *) die "--runtime must be docker, podman or both (got '$1')" ;;
+    esac
+}
