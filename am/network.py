@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import socket
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,20 +197,8 @@ def denied(lines: list[str]) -> list[str]:
 
 def ensure_image(engine) -> None:
     """Build the proxy image on first use, as the agent image is."""
-    if engine.image_exists(PROXY_IMAGE):
-        return
-    from am import proc
-    from am.backends.engine import repo_root
-
-    script = repo_root() / "scripts" / "build-proxy-image.sh"
-    if not script.is_file():
-        raise AmError(f"cannot build the proxy image: {script} is missing")
-    print("Building network proxy image (this may take a few minutes)...", file=sys.stderr,
-          flush=True)
-    res = proc.stream(["bash", str(script), "--runtime", engine.runtime, "--tag", PROXY_IMAGE],
-                      on_line=lambda line: print(line, end="", file=sys.stderr, flush=True))
-    if not res.ok:
-        raise AmError(f"proxy image build failed; its last lines:\n{res.last_lines(12)}")
+    if not engine.image_exists(PROXY_IMAGE):
+        engine.run_build_script("build-proxy-image.sh", PROXY_IMAGE, "network proxy image")
 
 
 def prepare(engine, plan) -> None:

@@ -186,16 +186,19 @@ class Engine(Backend):
 
     def build_image(self, tag: str = DEFAULT_IMAGE) -> None:
         """Build the agent image from the Containerfile, streaming the build's progress."""
-        script = repo_root() / "scripts" / "build-image.sh"
-        if not script.is_file():
-            raise AmError(f"cannot build the agent image: {script} is missing",
+        self.run_build_script("build-image.sh", tag, "agent image")
+
+    def run_build_script(self, script: str, tag: str, what: str) -> None:
+        """Build WHAT as TAG with one of am's offline build scripts, streaming its output."""
+        path = repo_root() / "scripts" / script
+        if not path.is_file():
+            raise AmError(f"cannot build the {what}: {path} is missing",
                           "build it with the engine from a checkout of am")
-        print("Building agent image (this may take a few minutes)...", file=sys.stderr,
-              flush=True)
-        res = proc.stream(["bash", str(script), "--runtime", self.runtime, "--tag", tag],
+        print(f"Building {what} (this may take a few minutes)...", file=sys.stderr, flush=True)
+        res = proc.stream(["bash", str(path), "--runtime", self.runtime, "--tag", tag],
                           on_line=lambda line: print(line, end="", file=sys.stderr, flush=True))
         if not res.ok:
-            raise AmError(f"agent image build failed; its last lines:\n{res.last_lines(12)}")
+            raise AmError(f"{what} build failed; its last lines:\n{res.last_lines(12)}")
 
     def prepare(self, plan) -> None:
         from am import versions
