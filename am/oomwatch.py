@@ -109,6 +109,9 @@ class OomWatch:
                 (folder / "cgroup.event_control").write_text(f"{efd} {ctl}")
             except OSError:
                 return False
+            # An OOM kill before the eventfd was registered is only in the counter.
+            if oom_kills(folder, 1):
+                self._set("killed")
             target = self._wait_v1
             args = (folder, efd, ctl)
         else:

@@ -126,7 +126,10 @@ def main(argv: list[str]) -> int:
     result = {"exit_code": code, "oom_killed": False}
     if spec.get("container"):
         c = spec["container"]
-        result = container_result(c["engine"], c["name"], code, watch.killed, c.get("proxy"),
+        # podman's conmon marks an OOM kill with a file in its working directory
+        marker = Path(spec["cwd"]) / "oom"
+        oom_seen = watch.killed or marker.exists()
+        result = container_result(c["engine"], c["name"], code, oom_seen, c.get("proxy"),
                                   c.get("egress"))
     result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     result["seconds"] = round(time.time() - started, 3)

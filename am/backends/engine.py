@@ -235,8 +235,18 @@ class Engine(Backend):
             container.update(proxy=plan.proxy, egress=plan.egress
                              if plan.egress == plan.managed_egress else None)
         return {"argv": self.run_argv(plan, home, os.getuid(), os.getgid()),
-                # Not the workspace: conmon drops files (an "oom" marker) into its cwd.
-                "cwd": str(paths.layout().run), "env": env, "container": container}
+                "cwd": str(self.client_dir(plan)), "env": env, "container": container}
+
+    @staticmethod
+    def client_dir(plan) -> Path:
+        """The engine client's working directory: a folder of the agent's own under the run
+        folder, not the workspace. Podman's conmon drops an ``oom`` marker into it when the
+        kernel OOM-kills something in the container, which the supervisor reads."""
+        from am import paths
+
+        folder = paths.layout().run / plan.id
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
     def before_start(self, plan) -> None:
         """Mount what a worktree needs; as root, let the image's user write its workspace;
