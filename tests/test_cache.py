@@ -95,7 +95,7 @@ def test_mirror_is_read_only_inside_container(am, big, engine):
     url = f"file://{big}"
     am.spawn(url, "--cmd", "true")  # makes the mirror
     mirror = next((am.home / "data" / "cache" / "mirrors").glob("*.git"))
-    probe = (f"git log --oneline -1 && echo x > x.txt && git add x.txt && "
+    probe = (f"git --no-pager log --oneline -1 && echo x > x.txt && git add x.txt && "
              f"git -c user.name=a -c user.email=b commit -qm inside && echo COMMITTED; "
              f"touch {mirror}/objects/planted 2>&1 || echo MIRROR-READ-ONLY; "
              f"ls {mirror}/refs 2>&1 | head -1; echo PROBE-END; sleep 300")

@@ -164,7 +164,7 @@ def test_fork_bomb_hits_pids_limit_and_stop_still_works(am, engine):
 def test_worktree_agent_in_container_commits_to_host_branch(am, engine):
     agent = cspawn(am, engine, "echo wt > wt.txt && git add wt.txt && "
                    "git -c user.name=a -c user.email=a@b commit -qm from-container && "
-                   "git log --oneline -1 && echo WT-DONE; sleep 300", "--worktree")
+                   "git --no-pager log --oneline -1 && echo WT-DONE; sleep 300", "--worktree")
     log = am.wait_log(agent, "WT-DONE")
     assert "from-container" in log
     assert "from-container" in git("log", "--oneline", "-1", f"am/{agent}", cwd=am.repo)
