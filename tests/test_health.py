@@ -79,7 +79,8 @@ except OSError:
 time.sleep(600)
 '""")
     oom = am.spawn(repo, "--container", "--runtime", engine, "--memory", "64m", "--cmd",
-                   "python3 -c 'b = bytearray(256 * 1024 * 1024)'; echo CHILD-GONE; sleep 600")
+                   "sleep 3; python3 -c 'b = bytearray(256 * 1024 * 1024)'; echo CHILD-GONE; "
+                   "sleep 600")
     am.wait_log(bomb, "FORK-FAILED")
     am.wait_log(oom, "CHILD-GONE")
     wait_health(am, bomb, "pids")
