@@ -1,10 +1,14 @@
 """Running external commands: every git, tmux and engine call goes through here, as argument lists.
 
-``sh`` is imported lazily: it costs more to import than the rest of am together, and commands
-such as ``am --version`` never run anything.
+Short calls whose output am reads (``run``) use the standard library's ``subprocess``: on these
+machines ``sh`` costs about 12 ms a call (it forks the interpreter and handshakes with the child
+before the exec) against about 1 ms, and 100-130 ms to import, which alone is more than a spawn's
+whole budget over git's own work (docs/performance.md). ``sh`` runs what holds a terminal or
+streams for minutes (``run_fg``, ``stream``), imported only there.
 """
 
 import os
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -39,31 +43,23 @@ def run(
     timeout: float | None = None,
 ) -> Result:
     """Run ARGV to completion and capture its output; never raises on a non-zero exit."""
-    import sh
-
     argv = [os.fspath(a) for a in argv]
     try:
-        cmd = sh.Command(argv[0])
-    except sh.CommandNotFound:
-        raise NotFound(f"{argv[0]} not found in PATH") from None
-    # No pseudo-terminal: output is data, so no colours, pagers or progress meters.
-    kwargs = dict(_ok_code=list(range(256)), _return_cmd=True, _decode_errors="replace",
-                  _tty_out=False)
-    if cwd is not None:
-        kwargs["_cwd"] = os.fspath(cwd)
-    if env is not None:
-        kwargs["_env"] = dict(env)
-    if stdin is not None:
-        kwargs["_in"] = stdin
-    if timeout is not None:
-        kwargs["_timeout"] = timeout
-    try:
-        done = cmd(*argv[1:], **kwargs)
-    except sh.TimeoutException:
+        done = subprocess.run(argv, cwd=cwd, env=None if env is None else dict(env),
+                              input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL,
+                              capture_output=True, text=True, errors="replace",
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:  # run() has killed and reaped the child
         return Result(124, "", f"{argv[0]} timed out after {timeout}s")
-    except sh.SignalException as e:
-        return Result(128 + abs(e.exit_code), _text(e.stdout), _text(e.stderr))
-    return Result(done.exit_code, _text(done.stdout), _text(done.stderr))
+    except FileNotFoundError:
+        if cwd is not None and not os.path.isdir(cwd):
+            raise
+        raise NotFound(f"{argv[0]} not found in PATH") from None
+    except PermissionError:
+        raise NotFound(f"{argv[0]} is not executable") from None
+    code = done.returncode
+    # A child killed by a signal reads as 128+N, as a shell reports it.
+    return Result(128 - code if code < 0 else code, done.stdout, done.stderr)
 
 
 def run_fg(argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> int:
