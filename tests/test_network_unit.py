@@ -14,8 +14,8 @@ from am import ids, network
 from am import plan as planning
 from am.backends.docker import Docker
 from am.backends.podman import Podman
+from am.cli import build_parser
 from am.errors import AmError
-from am.main import build_parser
 from am.paths import Layout
 
 

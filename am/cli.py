@@ -1,0 +1,171 @@
+"""am's command line: the argument parser of every command (argparse)."""
+
+import argparse
+
+from am import __version__
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with usage errors in am's one-line ``am: error:`` form."""
+
+    def error(self, message):
+        self.exit(2, f"am: error: {message} (see '{self.prog} --help')\n")
+
+
+def _spawn(p):
+    p.add_argument(
+        "source", help="git URL (https, ssh, git@host:path, file://) or local repository"
+    )
+    p.add_argument("--container", action="store_true", help="run in an isolated container")
+    p.add_argument("--runtime", choices=["docker", "podman", "auto"], help="container engine")
+    p.add_argument("--agent", help="agent profile: claude, codex, aider, gemini, ...")
+    p.add_argument("--cmd", help="run this shell command as the agent instead of a profile's CLI")
+    p.add_argument(
+        "--skip-permissions",
+        action="store_true",
+        help="pass the profile's flag for running without approval prompts",
+    )
+    p.add_argument("--name", help="agent id to use instead of a generated one")
+    p.add_argument("--base", help="branch, tag or commit to start from (default: source HEAD)")
+    p.add_argument("--branch", help="branch to create (default: am/<id>)")
+    p.add_argument(
+        "--worktree",
+        action="store_true",
+        help="a git worktree of the local repository instead of a clone",
+    )
+    p.add_argument("--network", choices=["none", "limited", "full"],
+                   help="container network policy (docs/network.md)")
+    p.add_argument("--allow-domain", action="append", default=[], metavar="DOMAIN",
+                   help="domain a limited network allows (repeatable)")
+    p.add_argument("--memory", help="container memory limit, e.g. 2g")
+    p.add_argument("--cpus", help="container CPU limit, e.g. 2")
+    p.add_argument("--pids", help="container process limit, e.g. 100")
+    p.add_argument("--gpus", help="GPU access: all, a count, or device ids")
+    p.add_argument("--env", action="append", default=[], metavar="NAME[=VALUE]",
+                   help="environment for the agent; a bare NAME passes the caller's value")
+    p.add_argument("--image", help="agent image (default: the built am-agent image)")
+    p.add_argument(
+        "--mount-agent-config",
+        action="store_true",
+        help="mount the agent CLI's own config from your home read-only (exposes its tokens)",
+    )
+
+
+def _list(p):
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--status", choices=["running", "stopped", "exited", "error", "starting"])
+
+
+def _status(p):
+    p.add_argument("id", nargs="?")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--watch", action="store_true", help="refresh every 2 seconds until Ctrl-C")
+
+
+def _info(p):
+    p.add_argument("id")
+    p.add_argument("--json", action="store_true")
+
+
+def _id_only(p):
+    p.add_argument("id")
+
+
+def _logs(p):
+    p.add_argument("id")
+    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("--tail", type=int, metavar="N")
+    p.add_argument("--network", action="store_true",
+                   help="requests the agent's proxy refused (--network limited)")
+
+
+def _rm(p):
+    p.add_argument("id")
+    p.add_argument(
+        "-f",
+        "--force",
+        action="store_true",
+        help="delete even with unsaved work (a snapshot is taken first)",
+    )
+
+
+def _restore(p):
+    p.add_argument("snapshot")
+    p.add_argument("--name")
+
+
+def _clean(p):
+    p.add_argument(
+        "--all", action="store_true", help="also agents with unsaved work (snapshotted first)"
+    )
+    p.add_argument("--containers", action="store_true",
+                   help="first remove every container labelled for this AM_HOME")
+
+
+def _doctor(p):
+    p.add_argument("--fix", action="store_true")
+    p.add_argument("--json", action="store_true")
+
+
+def _config(p):
+    csub = p.add_subparsers(
+        dest="config_command", metavar="ACTION", parser_class=Parser, required=True
+    )
+    c = csub.add_parser("show", help="each setting, its value and where it came from")
+    c.add_argument("--json", action="store_true")
+    c.add_argument("--runtime", choices=["docker", "podman", "auto"])
+    c.add_argument("--agent")
+    c.add_argument("--image")
+    c.add_argument("--network", choices=["none", "limited", "full"])
+    c.add_argument("--allow-domain", action="append", default=[], metavar="DOMAIN")
+    c.add_argument("--memory")
+    c.add_argument("--cpus")
+    c.add_argument("--pids")
+
+
+def _image(p):
+    isub = p.add_subparsers(
+        dest="image_command", metavar="ACTION", parser_class=Parser, required=True
+    )
+    b = isub.add_parser("build", help="build the agent image")
+    b.add_argument("--runtime", choices=["docker", "podman", "auto"])
+    b.add_argument("--tag")
+
+
+# name, help, what adds its arguments
+COMMANDS = [
+    ("spawn", "create a workspace and start an agent in it", _spawn),
+    ("list", "agents and their live status", _list),
+    ("status", "live CPU, memory, processes and health of agents", _status),
+    ("info", "everything known about one agent", _info),
+    ("attach", "the agent's own terminal (detach: Ctrl-b d)", _id_only),
+    ("logs", "the agent's terminal output", _logs),
+    ("diff", "the agent's changes against the commit it started from", _id_only),
+    ("stop", "stop an agent, keeping its workspace", _id_only),
+    ("rm", "delete an agent and its workspace", _rm),
+    ("snapshot", "archive an agent's whole workspace", _id_only),
+    ("restore", "a new stopped agent from a snapshot", _restore),
+    ("clean", "remove stopped agents without unsaved work, and orphans", _clean),
+    ("doctor", "check tools and repair drift between state and reality", _doctor),
+    ("config", "the effective configuration", _config),
+    ("image", "the agent image", _image),
+]
+
+
+def build_parser(only: str | None = "") -> argparse.ArgumentParser:
+    """The parser. By default every command gets its arguments; with ONLY a command name (or
+    None), just that one does and the rest only their help line: adding every argument of every
+    command is most of what ``am --version`` would cost.
+    """
+    parser = Parser(
+        prog="am",
+        description="Run many AI coding agents side by side, each on "
+        "its own copy of a git repository, in tmux or in isolated containers.",
+    )
+    parser.add_argument("--version", action="version", version=f"am {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name, text, add in COMMANDS:
+        p = sub.add_parser(name, help=text)
+        if only == "" or name == only:
+            add(p)
+    return parser
