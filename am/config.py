@@ -236,13 +236,17 @@ def _relative(p: str) -> bool:
 
 def parse_file(path: Path) -> tuple[dict, dict]:
     """Read and check config.toml: (dotted key -> value, agent name -> Profile)."""
-    import tomllib
-
     try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
+        f = open(path, "rb")
     except FileNotFoundError:
         return {}, {}
+    except OSError as e:
+        raise AmError(f"cannot read {path}: {e.strerror}") from None
+    import tomllib  # only when there is a file: its import costs more than the rest of a load
+
+    try:
+        with f:
+            data = tomllib.load(f)
     except OSError as e:
         raise AmError(f"cannot read {path}: {e.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:

@@ -11,7 +11,6 @@ overrides the keys through which a repository can make git run programs (docs/se
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 from am import proc
@@ -298,6 +297,8 @@ def diff(repo, base: str) -> str:
     repository whose configuration nobody checked; they show as their recorded commit.
     """
     index = repo.git_dir / "index"
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="am-diff-") as tmp:
         tmp_index = Path(tmp) / "index"
         if index.is_file() and not index.is_symlink():

@@ -68,9 +68,11 @@ class Plan:
 
     @property
     def proxy(self) -> str | None:
+        if self.network != "limited":
+            return None
         from am import network
 
-        return network.proxy_name(self.id) if self.network == "limited" else None
+        return network.proxy_name(self.id)
 
     def record(self, home: str) -> dict:
         """The initial state record (no secret values, ever)."""

@@ -9,7 +9,6 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,7 +93,9 @@ class Store:
                 stale.unlink()
 
     def _write(self, data: dict) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=".state.", suffix=".tmp", dir=self.path.parent)
+        # One writer at a time (the lock holder), so a name of its own pid cannot collide.
+        tmp = str(self.path.parent / f".state.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(data, f, indent=1, sort_keys=True)
