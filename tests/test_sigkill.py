@@ -34,10 +34,13 @@ def assert_clean_after_fix(am):
 
 
 def test_sigkilled_tmux_spawns(am, repo):
-    kill_spawns_at(am, repo, [0.05, 0.15, 0.25, 0.35, 0.5, 0.7, 1.0, 1.5])
+    # a spawn takes 0.1-0.4 s: kills land in each of its steps, and the late ones after it
+    kill_spawns_at(am, repo, [0.02, 0.05, 0.08, 0.12, 0.16, 0.2, 0.3, 0.5, 1.0])
     assert_clean_after_fix(am)
     # nothing blocks the next spawn, even under a name a killed spawn used
-    agent = am.spawn(repo, "--name", "k3", "--cmd", "sleep 300")
+    done = {a["id"] for a in am.list()}
+    name = next(f"k{i}" for i in range(9) if f"k{i}" not in done)
+    agent = am.spawn(repo, "--name", name, "--cmd", "sleep 300")
     assert am.info(agent)["status"] == "running"
 
 
