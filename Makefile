@@ -14,7 +14,7 @@ install: $(VENV)/.installed  ## a .venv with am and the test tools
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test]' --config-settings editable_mode=compat
 	touch $@
 
 test: install  ## the whole suite: unit, tmux end-to-end, both container engines
