@@ -37,10 +37,13 @@ async def _handle(path: str, client_r, client_w) -> None:
         w.close()
 
 
-async def _serve(listener: socket.socket, path: str) -> None:
+async def _serve(listener: socket.socket, path: str, agent: int) -> None:
     server = await asyncio.start_server(lambda r, w: _handle(path, r, w), sock=listener)
     async with server:
-        await server.serve_forever()
+        # The relay serves the agent alone: once the agent has exited (this process is handed
+        # to another parent), it ends too, wherever it runs.
+        while os.getppid() == agent:
+            await asyncio.sleep(0.5)
 
 
 def main(argv: list[str]) -> int:
@@ -54,6 +57,7 @@ def main(argv: list[str]) -> int:
         print(f"am: error: cannot listen on 127.0.0.1:{port} for the proxy: {e.strerror}",
               file=sys.stderr)
         return 1
+    agent = os.getpid()  # the command keeps this process id
     if os.fork() == 0:
         # The relay: its own session, so the terminal's signals are the agent's alone.
         os.setsid()
@@ -61,7 +65,7 @@ def main(argv: list[str]) -> int:
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
-        asyncio.run(_serve(listener, path))
+        asyncio.run(_serve(listener, path, agent))
         os._exit(0)
     listener.close()
     try:
