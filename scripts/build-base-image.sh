@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # build-base-image.sh - build the offline base image am-base:bookworm.
 #
-# Usage: scripts/build-base-image.sh [--runtime docker|podman|both] [--force]
+# Usage: scripts/build-base-image.sh [--runtime docker|podman|both] [--tag T] [--force]
 #
 # No image registry is reachable from here, so instead of pulling
 # debian:bookworm-slim we build a Debian bookworm root filesystem with
@@ -24,24 +24,10 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source-path=SCRIPTDIR source=lib/debian-image.sh
 . "$REPO/scripts/lib/debian-image.sh"
 
-BUILD_DIR="${AM_BUILD_DIR:-$REPO/build}"
 TAG="${AM_BASE_IMAGE:-am-base:bookworm}"
-MIRROR="${AM_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-SECURITY="${AM_DEBIAN_SECURITY:-http://deb.debian.org/debian-security}"
+HELP_LINES=2,20p
+parse_args "$@"
 TARBALL="$BUILD_DIR/base-bookworm.tar"
-RUNTIME=docker
-FORCE=0
-
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --runtime) RUNTIME="${2:?--runtime needs docker|podman|both}"; shift 2 ;;
-        --runtime=*) RUNTIME="${1#*=}"; shift ;;
-        --force) FORCE=1; shift ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
-        *) die "unknown argument: $1" ;;
-    esac
-done
-ENGINES=$(engines_for "$RUNTIME") || exit 1
 
 # What a coding agent needs, and little more (the apt variant installs no recommends).
 PACKAGES=(

@@ -22,26 +22,10 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source-path=SCRIPTDIR source=lib/debian-image.sh
 . "$REPO/scripts/lib/debian-image.sh"
 
-BUILD_DIR="${AM_BUILD_DIR:-$REPO/build}"
-MIRROR="${AM_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-SECURITY="${AM_DEBIAN_SECURITY:-http://deb.debian.org/debian-security}"
-TARBALL="$BUILD_DIR/proxy-bookworm.tar"
 TAG=am-proxy:latest
-RUNTIME=docker
-FORCE=0
-
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --runtime) RUNTIME="${2:?--runtime needs docker|podman|both}"; shift 2 ;;
-        --runtime=*) RUNTIME="${1#*=}"; shift ;;
-        --tag|-t) TAG="${2:?--tag needs a name}"; shift 2 ;;
-        --tag=*) TAG="${1#*=}"; shift ;;
-        --force) FORCE=1; shift ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
-        *) die "unknown argument: $1" ;;
-    esac
-done
-ENGINES=$(engines_for "$RUNTIME") || exit 1
+HELP_LINES=2,18p
+parse_args "$@"
+TARBALL="$BUILD_DIR/proxy-bookworm.tar"
 
 VARIANT=essential
 INCLUDE=tinyproxy-bin,socat

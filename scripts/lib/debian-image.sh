@@ -3,14 +3,21 @@
 #
 # No image registry is reachable here, so am's images start from a Debian bookworm root file
 # system that mmdebstrap builds on the host (which reaches Debian's mirror), cached as a
-# tarball and imported into each engine. The caller sets:
-#   NAME      prefix of log lines          TAG       image name to import as
-#   TARBALL   cached root file system      ENGINES   "docker", "podman" or both
-#   FORCE     1: rebuild and re-import     VARIANT   mmdebstrap variant (apt, essential, ...)
+# tarball and imported into each engine. The caller sets REPO and NAME (prefix of log lines)
+# before sourcing, then TAG (default image name) and HELP_LINES (the sed range of its usage
+# comment), calls parse_args "$@" (--runtime, --tag, --force, --help: sets ENGINES, TAG, FORCE),
+# sets
+#   TARBALL   cached root file system      VARIANT   mmdebstrap variant (apt, essential, ...)
 #   INCLUDE   comma-separated packages     HOOK      mmdebstrap --customize-hook ($1 = root)
 #   SOURCES   array of sources.list lines  CHANGES   array of `import --change` values
 #   EXTRA_OPTS array of further mmdebstrap options (may be empty)
 # and calls ensure_image. Progress goes to stderr.
+
+BUILD_DIR="${AM_BUILD_DIR:-$REPO/build}"
+MIRROR="${AM_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+SECURITY="${AM_DEBIAN_SECURITY:-http://deb.debian.org/debian-security}"
+RUNTIME=docker
+FORCE=0
 
 log() { printf '%s: %s\n' "$NAME" "$*" >&2; }
 die() { printf '%s: ERROR: %s\n' "$NAME" "$*" >&2; exit 1; }
@@ -72,6 +79,22 @@ ensure_image() {
         "$e" import "${import_args[@]}" "$TARBALL" "$TAG" >&2
         log "imported $TAG into $e in $((SECONDS - t0))s"
     done
+}
+
+# The options both image scripts take.
+parse_args() {
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --runtime) RUNTIME="${2:?--runtime needs docker|podman|both}"; shift 2 ;;
+            --runtime=*) RUNTIME="${1#*=}"; shift ;;
+            --tag|-t) TAG="${2:?--tag needs a name}"; shift 2 ;;
+            --tag=*) TAG="${1#*=}"; shift ;;
+            --force) FORCE=1; shift ;;
+            -h|--help) sed -n "$HELP_LINES" "$0"; exit 0 ;;
+            *) die "unknown argument: $1" ;;
+        esac
+    done
+    ENGINES=$(engines_for "$RUNTIME") || exit 1
 }
 
 # --runtime docker|podman|both -> ENGINES
