@@ -15,66 +15,56 @@ from pathlib import Path
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
-def memory_cgroup(pid: int) -> tuple[Path, int] | None:
-    """The memory cgroup folder of PID and its cgroup version, if this host can see it."""
+def _cgroup(pid: int, controller: str, v1_file: str, v2_file: str) -> tuple[Path, int] | None:
+    """PID's cgroup folder for CONTROLLER and the cgroup version, if this host can see it."""
     try:
         lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
     except OSError:
         return None
     for line in lines:
         _, controllers, path = line.split(":", 2)
-        if "memory" in controllers.split(","):
-            folder = CGROUP_ROOT / "memory" / path.lstrip("/")
-            return (folder, 1) if folder.is_dir() else None
+        if controller in controllers.split(","):
+            folder = CGROUP_ROOT / controller / path.lstrip("/")
+            return (folder, 1) if (folder / v1_file).is_file() else None
     for line in lines:
         if line.startswith("0::"):
             folder = CGROUP_ROOT / line[3:].lstrip("/")
-            if (folder / "memory.events").is_file():
+            if (folder / v2_file).is_file():
                 return folder, 2
     return None
 
 
+def memory_cgroup(pid: int) -> tuple[Path, int] | None:
+    """The memory cgroup folder of PID and its cgroup version, if this host can see it."""
+    return _cgroup(pid, "memory", "memory.oom_control", "memory.events")
+
+
 def pids_cgroup(pid: int) -> Path | None:
     """The folder holding ``pids.events`` for PID's cgroup (v1 pids controller or v2)."""
+    found = _cgroup(pid, "pids", "pids.events", "pids.events")
+    return found[0] if found else None
+
+
+def _counter(file: Path, key: str) -> int:
+    """The value of KEY in a cgroup file of ``key value`` lines (0 when absent)."""
     try:
-        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        if "pids" in controllers.split(","):
-            folder = CGROUP_ROOT / "pids" / path.lstrip("/")
-            return folder if (folder / "pids.events").is_file() else None
-    for line in lines:
-        if line.startswith("0::"):
-            folder = CGROUP_ROOT / line[3:].lstrip("/")
-            if (folder / "pids.events").is_file():
-                return folder
-    return None
+        for line in file.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def pids_refused(folder: Path) -> int:
     """How many forks the pids limit has refused."""
-    try:
-        for line in (folder / "pids.events").read_text().splitlines():
-            key, _, value = line.partition(" ")
-            if key == "max":
-                return int(value)
-    except (OSError, ValueError):
-        pass
-    return 0
+    return _counter(folder / "pids.events", "max")
 
 
 def oom_kills(folder: Path, version: int) -> int:
-    name = "memory.oom_control" if version == 1 else "memory.events"
-    try:
-        for line in (folder / name).read_text().splitlines():
-            key, _, value = line.partition(" ")
-            if key == "oom_kill":
-                return int(value)
-    except (OSError, ValueError):
-        pass
-    return 0
+    return _counter(folder / ("memory.oom_control" if version == 1 else "memory.events"),
+                    "oom_kill")
 
 
 class OomWatch:
