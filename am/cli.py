@@ -152,10 +152,10 @@ COMMANDS = [
 ]
 
 
-def build_parser(only: str | None = "") -> argparse.ArgumentParser:
-    """The parser. By default every command gets its arguments; with ONLY a command name (or
-    None), just that one does and the rest only their help line: adding every argument of every
-    command is most of what ``am --version`` would cost.
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser: every command with its arguments, or with ONLY a command's name, just that
+    one's (the rest get their help line): adding every argument of every command is most of
+    what parsing would cost.
     """
     parser = Parser(
         prog="am",
@@ -166,6 +166,6 @@ def build_parser(only: str | None = "") -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name, text, add in COMMANDS:
         p = sub.add_parser(name, help=text)
-        if only == "" or name == only:
+        if only is None or name == only:
             add(p)
     return parser

@@ -20,10 +20,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from am.cli import build_parser
 
-    chosen = next((a for a in argv if not a.startswith("-")), None)
-    args = build_parser(chosen).parse_args(argv)
+    parser = build_parser(next((a for a in argv if not a.startswith("-")), None))
+    args = parser.parse_args(argv)
     if not args.command:
-        build_parser(chosen).print_help(sys.stderr)
+        parser.print_help(sys.stderr)
         return 2
     module = importlib.import_module(f"am.commands.{MODULES.get(args.command, args.command)}")
     try:
