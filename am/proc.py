@@ -102,9 +102,3 @@ def stream(argv: Sequence[str], *, cwd=None, env=None, on_line=None) -> Result:
         kwargs["_env"] = dict(env)
     done = cmd(*argv[1:], **kwargs)
     return Result(done.exit_code, "".join(tail), "".join(tail))
-
-
-def _text(b) -> str:
-    if isinstance(b, bytes):
-        return b.decode("utf-8", "replace")
-    return b or ""
