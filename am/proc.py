@@ -62,15 +62,19 @@ def run(
     return Result(128 - code if code < 0 else code, done.stdout, done.stderr)
 
 
+def _sh_command(program: str):
+    import sh  # only here: its import alone costs 100-130 ms
+
+    try:
+        return sh.Command(program)
+    except sh.CommandNotFound:
+        raise NotFound(f"{program} not found in PATH") from None
+
+
 def run_fg(argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> int:
     """Run ARGV attached to this terminal (for attach) and return its exit code."""
-    import sh
-
     argv = [os.fspath(a) for a in argv]
-    try:
-        cmd = sh.Command(argv[0])
-    except sh.CommandNotFound:
-        raise NotFound(f"{argv[0]} not found in PATH") from None
+    cmd = _sh_command(argv[0])
     kwargs = dict(_fg=True, _ok_code=list(range(256)))
     if env is not None:
         kwargs["_env"] = dict(env)
@@ -79,13 +83,8 @@ def run_fg(argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> int:
 
 def stream(argv: Sequence[str], *, cwd=None, env=None, on_line=None) -> Result:
     """Run ARGV, passing each output line to ON_LINE as it comes (for long builds)."""
-    import sh
-
     argv = [os.fspath(a) for a in argv]
-    try:
-        cmd = sh.Command(argv[0])
-    except sh.CommandNotFound:
-        raise NotFound(f"{argv[0]} not found in PATH") from None
+    cmd = _sh_command(argv[0])
     tail: list[str] = []
 
     def collect(line):
