@@ -22,7 +22,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
-AM = [PY, "-m", "am"]
+# The command users run: the installed entry point beside this interpreter (make install).
+AM = ([str(Path(PY).parent / "am")] if (Path(PY).parent / "am").is_file()
+      else [PY, "-m", "am"])
 GIT_ID = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@localhost",
           "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@localhost"}
 
@@ -378,6 +380,8 @@ def main() -> int:
     args = ap.parse_args()
     engines = [e for e in args.engines.split(",") if e]
     only = set(args.only.split(","))
+    if only - set(ap.get_default("only").split(",")):
+        ap.error(f"--only takes {ap.get_default('only')}")
     sys.path.insert(0, str(ROOT))
     # Byte-compiled, as pip installs a package (PYTHONDONTWRITEBYTECODE would otherwise make
     # every run compile am's sources again).
