@@ -92,6 +92,11 @@ $init_line
 
 [engine]
 runtime = "runc"
+
+# netavark with aardvark-dns: names (--network-alias) resolve on user networks. With the CNI
+# backend and no DNS plugin (a fresh apt-get install --no-install-recommends podman) they do not.
+[network]
+network_backend = "netavark"
 EOF
 }
 
@@ -115,13 +120,47 @@ setup_podman() {
             log "warning: $CONF does not set runtime = \"runc\""
         grep -q 'default_ulimits' "$CONF" ||
             log "warning: $CONF does not set default_ulimits (nofile/nproc <= $ULIMIT)"
+        grep -q 'network_backend *= *"netavark"' "$CONF" ||
+            log "warning: $CONF does not set network_backend = \"netavark\" under [network]"
     fi
+    [ -x /usr/lib/podman/netavark ] || command -v netavark >/dev/null ||
+        die "netavark not installed (apt-get install netavark aardvark-dns)"
+    [ -x /usr/lib/podman/aardvark-dns ] || command -v aardvark-dns >/dev/null ||
+        die "aardvark-dns not installed (apt-get install aardvark-dns)"
+    local cni
+    cni=$(find /etc/cni/net.d -name '*.conflist' ! -name '87-podman-bridge.conflist' 2>/dev/null || true)
+    [ -z "$cni" ] ||
+        log "note: networks made with the CNI backend are not seen by netavark: $(echo "$cni" | tr '\n' ' ')"
     local out
     if ! out=$(podman info --format '{{.Host.OCIRuntime.Name}} {{.Store.GraphDriverName}} cgroup{{.Host.CgroupsVersion}}' 2>&1); then
         printf '%s\n' "$out" >&2
         die "'podman info' failed"
     fi
     log "podman ok: runtime/storage/cgroups = $out"
+    check_podman_dns
+}
+
+# Names must resolve on a user network (a limited agent's proxy is found by name). Checked on a
+# scratch network: its DNS must be on; when am's base image is there, a name is resolved too.
+check_podman_dns() {
+    local net="am-dnscheck-$$" backend dns out
+    backend=$(podman info --format '{{.Host.NetworkBackend}}' 2>/dev/null || true)
+    [ "$backend" = netavark ] ||
+        die "podman uses the '${backend:-?}' network backend, where names do not resolve on user networks: set network_backend = \"netavark\" under [network] in $CONF (with netavark and aardvark-dns installed)"
+    podman network rm -f "$net" >/dev/null 2>&1 || true
+    podman network create "$net" >/dev/null || die "'podman network create' failed"
+    dns=$(podman network inspect --format '{{.DNSEnabled}}' "$net" 2>/dev/null || true)
+    if [ "$dns" = true ] && podman image exists am-base:bookworm 2>/dev/null; then
+        podman run -d --rm --name "$net-a" --network "$net" --network-alias am-dnscheck \
+            am-base:bookworm sleep 30 >/dev/null 2>&1 || true
+        out=$(podman run --rm --network "$net" am-base:bookworm getent hosts am-dnscheck 2>&1) ||
+            dns="no: ${out:-the name did not resolve}"
+        podman rm -f "$net-a" >/dev/null 2>&1 || true
+    fi
+    podman network rm -f "$net" >/dev/null 2>&1 || true
+    [ "$dns" = true ] ||
+        die "names do not resolve on podman networks (DNS: ${dns:-off}): install aardvark-dns and use the netavark backend"
+    log "podman ok: names resolve on user networks (netavark + aardvark-dns)"
 }
 
 setup_docker() {

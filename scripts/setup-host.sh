@@ -8,7 +8,8 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 pkgs=(git tmux python3 python3-venv make ca-certificates curl npm
-      docker.io podman runc uidmap mmdebstrap iproute2 procps)
+      docker.io podman runc uidmap mmdebstrap iproute2 procps
+      netavark aardvark-dns catatonit runsc)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" && continue
