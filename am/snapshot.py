@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path, PurePosixPath
 
-from am import git, gitsafe
+from am import git, gitsafe, paths
 from am.errors import AmError
 
 MANIFEST = "am-snapshot.json"
@@ -33,7 +33,7 @@ def create(record: dict, layout) -> Path:
         raise AmError(f"workspace {ws} of agent {record['id']} is missing")
     head = head_commit(record)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    layout.snapshots.mkdir(parents=True, exist_ok=True)
+    paths.private_dir(layout.snapshots)
     path = layout.snapshots / f"{record['id']}-{stamp}.tar.gz"
     n = 1
     while path.exists():

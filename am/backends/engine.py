@@ -5,6 +5,7 @@ connections work as the user configured them. Engine-specific differences live i
 ``docker.py`` and ``podman.py``; everything here is common to both.
 """
 
+import contextlib
 import os
 import re
 import shutil
@@ -18,7 +19,12 @@ from am.errors import AmError
 
 WORKSPACE = "/workspace"
 AGENT_HOME = "/home/agent"
-IMAGE_UID = 1000  # the image's non-root user; the agent runs as this uid when am runs as root
+# When am runs as root, agents run as this uid and gid, which no account of the host has: not
+# the image's user 1000, which on a real host is somebody's account (issue 18). It lies in the
+# range systemd leaves unused (1879048192-2147483647) and above the subordinate uids useradd
+# hands out; 'am doctor' checks it, and AM_AGENT_UID chooses another.
+AGENT_UID = 2_000_000_000
+AGENT_UID_ENV = "AM_AGENT_UID"
 DEFAULT_IMAGE = "am-agent:latest"
 UNSAFE_MOUNT_CHARS = re.compile(r"[,:\n\r\0]")
 FORWARDED_ENV = ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_PATH",
@@ -51,12 +57,78 @@ def mount_arg(source: Path, target: str, readonly: bool = False) -> str:
     return opts + (",readonly" if readonly else "")
 
 
-def grant(top: Path) -> None:
-    """Give the image's user everything under TOP, without following symbolic links."""
+def agent_uid() -> int:
+    """The uid (and gid) container agents run as when am runs as root."""
+    text = os.environ.get(AGENT_UID_ENV, "")
+    if not text:
+        return AGENT_UID
+    if not text.isdigit() or not 0 < int(text) < 2**31 - 1:
+        raise AmError(f"invalid {AGENT_UID_ENV} {text!r}",
+                      "a uid no account uses, such as 2000000000 (the default)")
+    return int(text)
+
+
+def _ranges(path: str) -> list[tuple[str, int, int]]:
+    """(owner, first, count) of each line of /etc/subuid or /etc/subgid."""
+    out = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                owner, _, rest = line.strip().partition(":")
+                first, _, count = rest.partition(":")
+                if first.isdigit() and count.isdigit():
+                    out.append((owner, int(first), int(count)))
+    except OSError:
+        pass
+    return out
+
+
+def uid_problem(uid: int) -> str | None:
+    """Why UID must not be the agents' (an account, a group, a user's subordinate ids)."""
+    import grp
+    import pwd
+
+    with contextlib.suppress(KeyError):
+        return f"uid {uid} is the account {pwd.getpwuid(uid).pw_name!r}"
+    with contextlib.suppress(KeyError):
+        return f"gid {uid} is the group {grp.getgrgid(uid).gr_name!r}"
+    for path in ("/etc/subuid", "/etc/subgid"):
+        for owner, first, count in _ranges(path):
+            if first <= uid < first + count:
+                return f"{uid} is one of {owner}'s subordinate ids in {path}"
+    return None
+
+
+def check_agent_uid() -> int:
+    """The agents' uid as root, or a clear error if it belongs to someone."""
+    uid = agent_uid()
+    problem = uid_problem(uid)
+    if problem:
+        raise AmError(f"agents would run as {problem}",
+                      f"set {AGENT_UID_ENV} to a uid no account uses; 'am doctor' checks it")
+    return uid
+
+
+def identity_files(folder: Path, uid: int) -> list[tuple[Path, str, bool]]:
+    """/etc/passwd and /etc/group naming the agent's uid ``agent`` (home /home/agent), for a
+    root am's container agents: tools such as node's os.userInfo() fail for a uid with no
+    entry. Written into FOLDER; returns their read-only mounts."""
+    (folder / "passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\n"
+        f"agent:x:{uid}:{uid}:agent:{AGENT_HOME}:/bin/bash\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")
+    (folder / "group").write_text(f"root:x:0:\nagent:x:{uid}:\nnogroup:x:65534:\n")
+    for name in ("passwd", "group"):
+        (folder / name).chmod(0o644)
+    return [(folder / "passwd", "/etc/passwd", True), (folder / "group", "/etc/group", True)]
+
+
+def grant(top: Path, uid: int) -> None:
+    """Give UID everything under TOP, without following symbolic links."""
     for root, dirs, files in os.walk(top):
         for name in dirs + files:
-            os.lchown(os.path.join(root, name), IMAGE_UID, IMAGE_UID)
-    os.lchown(top, IMAGE_UID, IMAGE_UID)
+            os.lchown(os.path.join(root, name), uid, uid)
+    os.lchown(top, uid, uid)
 
 
 # What a commit in a worktree writes in the shared git folder; everything else there stays
@@ -93,7 +165,7 @@ class Engine(Backend):
     def user_args(self, uid: int, gid: int) -> list[str]:
         """Who the agent runs as: never uid 0 inside."""
         if uid == 0:
-            return ["--user", f"{IMAGE_UID}:{IMAGE_UID}"]
+            return ["--user", f"{agent_uid()}:{agent_uid()}"]
         return ["--user", f"{uid}:{gid}"]
 
     def gpu_args(self, gpus: str | None) -> list[str]:
@@ -210,6 +282,8 @@ class Engine(Backend):
                 raise AmError(f"image {plan.image!r} not found in {self.title}",
                               "build or load it first, or leave out --image")
             self.build_image(plan.image)
+        if os.getuid() == 0:
+            check_agent_uid()
         ok, text = versions.runc_status()
         if ok is False:
             print(f"am: warning: runc {text}", file=sys.stderr)
@@ -244,13 +318,14 @@ class Engine(Backend):
         kernel OOM-kills something in the container, which the supervisor reads."""
         from am import paths
 
-        folder = paths.layout().run / plan.id
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = paths.private_dir(paths.layout().run) / plan.id
+        folder.mkdir(exist_ok=True)
         return folder
 
     def before_start(self, plan) -> None:
-        """Mount what a worktree needs; as root, let the image's user write its workspace;
-        start a limited agent's proxy (the spawn's undo removes it with the container)."""
+        """Mount what a worktree needs; as root, let the agents' uid write its workspace and
+        give it a name; start a limited agent's proxy (the spawn's undo removes it with the
+        container)."""
         wt_mounts = worktree_mounts(plan.workspace) if plan.worktree else []
         plan.extra_mounts[:0] = wt_mounts
         if plan.network == "limited":
@@ -264,11 +339,16 @@ class Engine(Backend):
             plan.extra_mounts.append((objects, str(objects), True))
         if os.getuid() != 0:
             return
-        grant(plan.workspace)
+        uid = agent_uid()
+        if plan.image.split(":")[0] == DEFAULT_IMAGE.split(":")[0]:
+            # am's own image: its user list is known, so it is replaced by one naming the uid
+            # (another image keeps its own, where the uid has no name).
+            plan.extra_mounts += identity_files(self.client_dir(plan), uid)
+        grant(plan.workspace, uid)
         # Only what a commit writes; the repository's own folder stays the user's.
         for host, _, readonly in wt_mounts:
             if not readonly:
-                grant(host)
+                grant(host, uid)
 
     def after_start(self, plan, session_alive, timeout: float = 60) -> None:
         """Return once the container runs; raise (with its output) if its session ended first."""

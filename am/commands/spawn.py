@@ -53,7 +53,7 @@ def hand_over_secrets(fifo: Path, secrets: dict, timeout: int = 60) -> None:
 
 def make_workspace(plan: planning.Plan, undo: Undo) -> str:
     """Clone (or add a worktree), put the agent branch at its base; returns the base commit."""
-    plan.workspace.parent.mkdir(parents=True, exist_ok=True)
+    paths.private_dir(plan.workspace.parent)
     if plan.worktree:
         source = Path(plan.source)
         undo.push(git.delete_branch, source, plan.branch)
@@ -100,9 +100,11 @@ def execute(plan: planning.Plan, backend, layout) -> None:
             undo.push(network.discard_files, plan.network_files)
         backend.before_start(plan)
 
-        layout.run.mkdir(parents=True, exist_ok=True)
+        paths.private_dir(layout.run)
         spec = backend.launch_spec(plan)
         spec["exit_file"] = str(plan.exit_file)
+        if plan.mode == "tmux":
+            spec["umask"] = paths.user_umask()  # the agent runs as the user, with theirs
         spec["health_file"] = str(layout.health_file(plan.id))
         if plan.secrets:
             fifo = layout.run / f"{plan.id}.env"
