@@ -26,7 +26,7 @@ PUBLIC = (
     "log",
 )
 EXTRA = ("worktree", "image", "gpus", "env_names", "started", "finished", "health", "orphan",
-         "proxy", "egress_network", "network_log")
+         "proxy", "egress_network", "network_log", "allow_private_domains")
 
 
 def public(view: dict) -> dict:

@@ -44,6 +44,7 @@ class Plan:
     image: str | None
     gpus: str | None
     env_names: list[str]
+    allow_private_domains: list[str] = field(default_factory=list)  # limited: may be local
     cache_dir: Path | None = None
     mirror: Path | None = None  # the cache mirror a URL clone borrows objects from
     egress: str | None = None  # limited: the outside network its proxy joins
@@ -104,6 +105,7 @@ class Plan:
             "home": home,
             "spawn_pid": os.getpid(),
             **({"proxy": self.proxy, "egress_network": self.egress,
+                "allow_private_domains": self.allow_private_domains,
                 "network_log": str(self.network_files.log),
                 "managed_egress": self.egress == self.managed_egress}
                if self.network == "limited" else {}),
@@ -200,14 +202,11 @@ def check_base(base: str) -> str:
     return base
 
 
-def check_domain(domain: str) -> str:
-    d = domain.strip().lower()
-    label = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-    if not re.fullmatch(rf"(\*\.)?{label}(\.{label})*", d):
-        raise AmError(
-            f"invalid --allow-domain {domain!r}", "a host name such as example.com or *.example.com"
-        )
-    return d
+def check_domain(domain: str, label: str = "--allow-domain", suffixes: bool = True) -> str:
+    """An allowlist entry, checked (am/domains.py)."""
+    from am import domains
+
+    return domains.check(domain, label, suffixes)
 
 
 GPUS_RE = re.compile(r"^(all|[1-9][0-9]*|(device=)?[A-Za-z0-9][A-Za-z0-9:._-]*"
@@ -273,6 +272,10 @@ def build(
     from am import config as configuration
 
     cfg = cfg or configuration.load(layout, environ)
+    # The flags' entries first, each with its own error (the settings check them as a list).
+    domains = [check_domain(d) for d in args.allow_domain]
+    private = [check_domain(d, "--allow-private-domain")
+               for d in getattr(args, "allow_private_domain", [])]
     s = cfg.resolve(args)
     agent_id = ids.validate_name(args.name) if args.name is not None else ids.new_id()
     mode = "container" if args.container else "tmux"
@@ -302,13 +305,13 @@ def build(
         # the same FIFO as --env values), not whatever the tmux server happened to start with.
         inherited = {k: v for k, v in environ.items() if k not in ("TMUX", "TMUX_PANE")}
         values = {**inherited, **values}
-    domains = [check_domain(d) for d in args.allow_domain]
     network = args.network or "none"
     mounts = []
     if mode == "tmux":
         for flag, value in (
             ("--network", args.network),
             ("--allow-domain", domains),
+            ("--allow-private-domain", private),
             ("--memory", args.memory),
             ("--cpus", args.cpus),
             ("--pids", args.pids),
@@ -331,14 +334,19 @@ def build(
             labels,
         )
         network, runtime = s["network"].value, s["runtime"].value
-        if domains and network != "limited":
-            raise AmError("--allow-domain needs --network limited")
+        for flag, given in (("--allow-domain", domains), ("--allow-private-domain", private)):
+            if given and network != "limited":
+                raise AmError(f"{flag} needs --network limited")
         if network == "limited":
             from am import network as net
 
-            # The file's allow_domains count only with a limited network; then the profile's.
-            domains = [check_domain(d) for d in s["allow_domains"].value]
+            # The file's lists count only with a limited network; then the profile's. Checked
+            # again in full here: loading the file skips the public suffix list (its cost).
+            domains = [check_domain(d, s["allow_domains"].label("allow_domains"))
+                       for d in s["allow_domains"].value]
             domains = net.allowed_domains(agent, domains)
+            private = [check_domain(d, s["allow_private_domains"].label("allow_private_domains"))
+                       for d in s["allow_private_domains"].value]
             managed = net.default_egress(str(layout.root))
             egress = environ.get(net.EGRESS_ENV) or managed
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", egress):
@@ -351,6 +359,7 @@ def build(
             mounts = agent_config_mounts(profile, environ)
     if network != "limited":
         egress = managed = None
+        private = []
     branch = check_branch(args.branch) if args.branch is not None else f"am/{agent_id}"
     if args.base is not None:
         check_base(args.base)
@@ -375,6 +384,7 @@ def build(
         limits=limits,
         network=network,
         allow_domains=domains,
+        allow_private_domains=private,
         image=s["image"].value if mode == "container" else None,
         gpus=args.gpus,
         env_names=names,

@@ -260,14 +260,15 @@ class Engine(Backend):
         """Build the agent image from the Containerfile, streaming the build's progress."""
         self.run_build_script("build-image.sh", tag, "agent image")
 
-    def run_build_script(self, script: str, tag: str, what: str) -> None:
-        """Build WHAT as TAG with one of am's offline build scripts, streaming its output."""
+    def run_build_script(self, script: str, tag: str, what: str, *extra: str) -> None:
+        """Build WHAT as TAG with one of am's offline build scripts (EXTRA: its further
+        arguments), streaming its output."""
         path = repo_root() / "scripts" / script
         if not path.is_file():
             raise AmError(f"cannot build the {what}: {path} is missing",
                           "build it with the engine from a checkout of am")
         print(f"Building {what} (this may take a few minutes)...", file=sys.stderr, flush=True)
-        res = proc.stream(["bash", str(path), "--runtime", self.runtime, "--tag", tag],
+        res = proc.stream(["bash", str(path), "--runtime", self.runtime, "--tag", tag, *extra],
                           on_line=lambda line: print(line, end="", file=sys.stderr, flush=True))
         if not res.ok:
             raise AmError(f"{what} build failed; its last lines:\n{res.last_lines(12)}")
