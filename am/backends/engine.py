@@ -350,6 +350,11 @@ class Engine(Backend):
         for host, _, readonly in wt_mounts:
             if not readonly:
                 grant(host, uid)
+        if wt_mounts:
+            # git made the worktrees folder with am's umask (0700); the agent must pass
+            # through it to its own worktree's folder (traverse, not list).
+            folder = wt_mounts[-1][0].parent
+            folder.chmod(folder.stat().st_mode & 0o7777 | 0o711)
 
     def after_start(self, plan, session_alive, timeout: float = 60) -> None:
         """Return once the container runs; raise (with its output) if its session ended first."""
