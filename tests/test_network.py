@@ -9,6 +9,7 @@ import json
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from conftest import assert_am_error
@@ -260,6 +261,46 @@ def test_proxy_container_holds_only_the_proxy(am, engine):
 
     assert programs(PROXY_IMAGE) == {"usr/sbin/squid", "usr/local/bin/am-proxy-relay"}
     assert {"usr/bin/dash", "usr/bin/bash"} <= programs("am-base:bookworm")  # the control
+
+
+ESCAPE_PROBE = r"""
+python3 - <<'PY'
+import socket
+for line in (b"GET http://\x1b]2;PWNED\x07\x1b[2Jx/ HTTP/1.1",
+             b"GET http://denied.test/\x1b]2;PWNED\x07\x1b[2J HTTP/1.1",
+             b"GET http://den\xc2\x9bied.test/ HTTP/1.1"):
+    s = socket.create_connection(("127.0.0.1", 3128))
+    s.sendall(line + b"\r\nHost: x\r\n\r\n")
+    print("STATUS=" + s.recv(100).split(b"\r\n")[0].decode("latin-1"))
+PY
+echo PROBE-DONE
+sleep 300
+"""
+# What tinyproxy, the proxy before squid, logged for the first request above (issue 18).
+TINYPROXY_LOG = ("NOTICE    Nov 27 13:42:49.072 [10]: Proxying refused on filtered domain "
+                 "\"\x1b]2;PWNED\x07\x1b[2Jx\"\n")
+
+
+def test_network_log_never_reaches_the_terminal_raw(am, engine, servers, term):
+    """Host names and paths with escape sequences: what am logs --network prints about them
+    changes nothing on a real terminal. The control: the same bytes printed raw do."""
+    from terminal import am_cmd, assert_obeyed, assert_shown
+
+    agent = spawn(am, engine, ESCAPE_PROBE, "--network", "limited")
+    out = am.wait_log(agent, "PROBE-DONE", timeout=90)
+    assert out.count("STATUS=HTTP/1.1 4") == 3, out  # all refused
+    assert_obeyed(term, b"GET http://\x1b]2;PWNED\x07\x1b[2Jx/ HTTP/1.1\n")
+    screen = term.run(am_cmd(am, "logs", agent, "--network"))
+    assert term.title() != "PWNED" and "BEFORE-" in screen, screen
+    assert "invalid request" in screen and "\x1b" not in screen
+    # The log of a proxy an older am started (tinyproxy) still reaches the terminal escaped.
+    am("stop", agent)
+    log = Path(am.info(agent)["network_log"])
+    log.write_text(TINYPROXY_LOG)
+    assert_obeyed(term, TINYPROXY_LOG)
+    screen = term.run(am_cmd(am, "logs", agent, "--network"))
+    assert_shown(term, screen)
+    assert "denied \\x1b]2;PWNED\\x07\\x1b[2Jx" in screen
 
 
 KILL_PROBE = """

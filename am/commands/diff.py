@@ -1,9 +1,8 @@
 """``am diff``: the agent's commits, edits and new files against the commit it started from."""
 
-import sys
 from pathlib import Path
 
-from am import git, gitsafe, paths
+from am import git, gitsafe, paths, termsafe
 from am.errors import AmError
 from am.store import open_store
 
@@ -16,5 +15,5 @@ def run(args) -> int:
     if not record.get("base_commit"):
         raise AmError(f"agent {args.id} has no base commit (its spawn did not finish)")
     repo = gitsafe.open_record(record)
-    sys.stdout.write(git.diff(repo, record["base_commit"]))
+    termsafe.write_untrusted(git.diff(repo, record["base_commit"]))
     return 0
