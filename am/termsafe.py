@@ -59,6 +59,12 @@ def install() -> None:
             setattr(sys, name, Escaping(stream))
 
 
+def control(sequence: str) -> None:
+    """Write one of am's own control sequences (never agent text) to stdout, as is."""
+    stream = sys.stdout
+    (stream._stream if isinstance(stream, Escaping) else stream).write(sequence)
+
+
 def write_untrusted(data: bytes | str) -> None:
     """Agent-made content (a patch): escaped on a terminal, the exact bytes into a pipe."""
     if isinstance(data, str):

@@ -87,3 +87,10 @@ def test_every_am_error_line_is_escaped(am, term):
     screen = term.run(am_cmd(am, "info", f"x{TITLE}{CLEAR}"))
     assert "am: error:" in screen
     assert_shown(term, screen)
+
+
+def test_ams_own_control_sequences_still_work(am, term):
+    """The escaping is for text: am status --watch still clears the screen between refreshes
+    (its own sequence, not an agent's)."""
+    screen = term.run(f"timeout 3 {am_cmd(am, 'status', '--watch')}")
+    assert "BEFORE-" not in screen and "\\x1b" not in screen
