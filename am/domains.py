@@ -52,7 +52,8 @@ def check(entry: str, label: str = "--allow-domain", suffixes: bool = True) -> s
         raise bad(what, "give a full host name such as example.com")
     if suffixes and host.startswith("*.") and is_public_suffix(base):
         raise bad(f"a wildcard over the public suffix {base!r}, whose hosts belong to many "
-                  "owners", "name the hosts you need, such as " + f"www.{base}")
+                  "owners", f"name the hosts you need, such as example.{base} or "
+                  f"*.example.{base}")
     return f"{host}:{int(port)}" if sep else host
 
 

@@ -7,7 +7,9 @@
  * no socat and no other tool that could reach the network (issue 18).
  *
  * One process per connection keeps it simple; the container's pids limit bounds them. When
- * squid exits, the relay exits with its status, so the engine sees the proxy stop.
+ * squid exits, the relay exits with its status, so the engine sees the proxy stop. Asked to
+ * stop, it ends squid at once: the proxy keeps nothing worth a graceful shutdown, and podman's
+ * 'rm --force' would otherwise wait for it.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -118,8 +120,9 @@ int main(void) {
 
     for (;;) {
         if (stop_signal) {
-            kill(squid, stop_signal);
-            stop_signal = 0;
+            kill(squid, SIGKILL);
+            unlink(SOCKET_PATH);
+            exit(0);
         }
         if (child_exited) {
             child_exited = 0;
