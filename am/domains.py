@@ -35,12 +35,14 @@ def check(entry: str, label: str = "--allow-domain", suffixes: bool = True) -> s
     def bad(why: str, hint: str = EXAMPLE) -> AmError:
         return AmError(f"invalid {label} {entry!r}: {why}", hint)
 
-    if text.count(":") > 1 or text.startswith("[") or \
-            re.fullmatch(r"[\d.]+", host.removeprefix("*.")):
+    ipv6 = text.startswith("[") or text.count(":") > 1 and re.fullmatch(r"[\da-f:.]+", text)
+    if ipv6 or re.fullmatch(r"[\d.]+", host.removeprefix("*.")):
         raise bad("an IP address", "name the host instead: the proxy forwards host names only, "
                   "and refuses private addresses unless allowed by name")
     if sep and not (port.isdigit() and 0 < int(port) < 65536):
         raise bad("the port must be a number from 1 to 65535")
+    if ":" in host:
+        raise bad("not a host name")
     if not _NAME_RE.fullmatch(host) or len(host) > 253:
         raise bad("not a host name")
     if host.rsplit(".", 1)[-1].isdigit():
