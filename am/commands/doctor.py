@@ -71,15 +71,20 @@ def proxy_image_row(eng) -> tuple[bool | None, str]:
 
 
 def age_days(created: str) -> int | None:
-    """Whole days since an engine's ``Created`` time (RFC 3339, nanoseconds or not)."""
-    from datetime import UTC, datetime
+    """Whole days since an engine's ``Created`` time: docker's RFC 3339, or podman's
+    ``2026-11-28 04:50:47.468403422 +0000 UTC``."""
+    from datetime import UTC, datetime, timedelta
 
-    text = created.strip()
-    m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?", text)
+    m = re.match(r"(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:\.\d+)? ?(Z|[+-]\d\d:?\d\d)?",
+                 created.strip())
     if not m:
         return None
+    when = datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}").replace(tzinfo=UTC)
     zone = m.group(3) or "Z"
-    when = datetime.fromisoformat(m.group(1) + ("+00:00" if zone == "Z" else zone))
+    if zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        digits = zone[1:].replace(":", "")
+        when -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
     return max(0, (datetime.now(UTC) - when).days)
 
 
