@@ -11,9 +11,10 @@
 # scripts/build-base-image.sh, mmdebstrap builds a Debian bookworm root with
 # squid and a compiler on the host (which reaches Debian's mirror); the relay
 # is compiled there and the few files are copied into a fresh root, cached as
-# $AM_BUILD_DIR/proxy-bookworm.tar and imported into the engine(s). The image
-# is labelled am.squid=<Debian version> (am doctor shows it and the image's
-# age); --force builds anew from the mirror, picking up security updates.
+# $AM_BUILD_DIR/proxy-squid-bookworm.tar (not the name of the tinyproxy root
+# an older am cached) and imported into the engine(s). The image is labelled
+# am.squid=<Debian version> (am doctor shows it and the image's age); --force
+# builds anew from the mirror, picking up security updates.
 # Nothing in the image is specific to an agent: each proxy gets its
 # configuration mounted read-only by am.
 #
@@ -29,8 +30,8 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 TAG=am-proxy:2
 HELP_LINES=2,22p
 parse_args "$@"
-TARBALL="$BUILD_DIR/proxy-bookworm.tar"
-VERSION_FILE="$BUILD_DIR/proxy-bookworm.squid-version"
+TARBALL="$BUILD_DIR/proxy-squid-bookworm.tar"
+VERSION_FILE="$BUILD_DIR/proxy-squid-bookworm.version"
 
 VARIANT=essential
 INCLUDE=squid,gcc,libc6-dev
