@@ -1,0 +1,51 @@
+# shellcheck shell=bash
+# agent-clis.sh - where the agent CLIs' lock folders are (sourced; REPO set by the caller).
+#
+# A CLI is a folder named after its command: scripts/agent-clis/NAME/, or NAME/ in one of the
+# colon-separated folders of AM_AGENT_CLI_DIRS (searched first: your own pinned CLIs). It holds
+#   npm:  package.json + package-lock.json, or
+#   pip:  requirements.txt (hashes) + pip.txt (the pip wheel that installs it, by sha256),
+# and may hold install.sh, run inside the image build (no network) to put NAME on PATH.
+
+cli_search_path() {
+    local d
+    IFS=: read -ra d <<<"${AM_AGENT_CLI_DIRS:-}"
+    printf '%s\n' "${d[@]}" "$REPO/scripts/agent-clis"
+}
+
+# The folder of CLI, or nothing (status 1).
+cli_dir() {
+    local top
+    [[ "$1" =~ ^[a-z0-9][a-z0-9_.-]*$ ]] || return 1
+    while IFS= read -r top; do
+        [ -n "$top" ] && [ -d "$top/$1" ] && { echo "$top/$1"; return 0; }
+    done < <(cli_search_path)
+    return 1
+}
+
+cli_kind() {
+    if [ -f "$1/package.json" ]; then echo npm; else echo pip; fi
+}
+
+# Every CLI name, sorted, space separated.
+known_clis() {
+    local top
+    while IFS= read -r top; do
+        [ -d "$top" ] && find "$top" -mindepth 1 -maxdepth 1 -type d -printf '%f\n'
+    done < <(cli_search_path) | sort -u | tr '\n' ' ' | sed 's/ $//'
+}
+
+# The files that pin CLI (those the fetch and the build read).
+cli_lock_files() {
+    local f
+    for f in package.json package-lock.json requirements.txt pip.txt install.sh; do
+        [ -f "$1/$f" ] && echo "$f"
+    done
+}
+
+# A digest of what pins CLI: the fetched cache is reused while it is unchanged.
+cli_key() {
+    local dir=$1
+    (cd "$dir" && cli_lock_files "$dir" | xargs sha256sum; sha256sum "$REPO/scripts/lib/in-container.sh" | cut -d' ' -f1) \
+        | sha256sum | cut -c1-16
+}
