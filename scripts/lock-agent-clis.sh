@@ -37,6 +37,7 @@ for cli in "${CLIS[@]}"; do
     cp "$REPO/scripts/lib/in-container.sh" "$out/.step.sh"
     if [ "$kind" = npm ]; then
         cp "$src/package.json" "$out/$cli/"
+        find "$src" -maxdepth 1 -type f -name '*.tgz' -exec cp -t "$out/$cli/" {} +
         result=package-lock.json
     else
         cp "$src/requirements.in" "$src/pip.txt" "$out/$cli/"

@@ -5,7 +5,8 @@
 # colon-separated folders of AM_AGENT_CLI_DIRS (searched first: your own pinned CLIs). It holds
 #   npm:  package.json + package-lock.json, or
 #   pip:  requirements.txt (hashes) + pip.txt (the pip wheel that installs it, by sha256),
-# and may hold install.sh, run inside the image build (no network) to put NAME on PATH.
+# and may hold install.sh, run inside the image build (no network) to put NAME on PATH, and
+# package tarballs that package.json names as file: dependencies.
 
 cli_search_path() {
     local d
@@ -35,12 +36,14 @@ known_clis() {
     done < <(cli_search_path) | sort -u | tr '\n' ' ' | sed 's/ $//'
 }
 
-# The files that pin CLI (those the fetch and the build read).
+# The files that pin CLI (those the fetch and the build read), vendored package tarballs
+# (file: dependencies, for an air-gapped CLI) included.
 cli_lock_files() {
     local f
     for f in package.json package-lock.json requirements.txt pip.txt install.sh; do
         [ -f "$1/$f" ] && echo "$f"
     done
+    (cd "$1" && find . -maxdepth 1 -type f -name '*.tgz' -printf '%f\n' | sort)
 }
 
 # A digest of what pins CLI: the fetched cache is reused while it is unchanged.
