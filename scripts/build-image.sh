@@ -29,13 +29,10 @@
 # scripts read (AM_OFFLINE, AM_AGENT_CLI_DIRS, AM_DEBIAN_MIRROR, ...).
 set -euo pipefail
 
-log() { printf 'build-image: %s\n' "$*" >&2; }
-die() { printf 'build-image: ERROR: %s\n' "$*" >&2; exit 1; }
-
+NAME=build-image
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=lib/agent-clis.sh
 . "$REPO/scripts/lib/agent-clis.sh"
-BUILD_DIR="${AM_BUILD_DIR:-$REPO/build}"
 CONTEXT="$BUILD_DIR/context"
 BASE_IMAGE="${BASE_IMAGE:-am-base:bookworm}"
 AGENTS="${AGENT_CLIS-claude}"

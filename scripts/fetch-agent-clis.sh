@@ -20,15 +20,9 @@
 # AM_EXTRA_NPM_CLIS (unpinned npm packages) is refused: pin a CLI in a folder instead.
 set -euo pipefail
 NAME=fetch-agent-clis
-log() { printf '%s: %s\n' "$NAME" "$*" >&2; }
-die() { printf '%s: ERROR: %s\n' "$NAME" "$*" >&2; exit 1; }
-
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=lib/throwaway.sh
-. "$REPO/scripts/lib/throwaway.sh"
 # shellcheck source=lib/agent-clis.sh
 . "$REPO/scripts/lib/agent-clis.sh"
-BUILD_DIR="${AM_BUILD_DIR:-$REPO/build}"
 FETCH="$BUILD_DIR/fetch"
 CONTEXT="$BUILD_DIR/context"
 RUNTIME=docker

@@ -10,14 +10,9 @@
 # with no install script of any package. Review the diff of the lockfiles, then commit them.
 set -euo pipefail
 NAME=lock-agent-clis
-log() { printf '%s: %s\n' "$NAME" "$*" >&2; }
-die() { printf '%s: ERROR: %s\n' "$NAME" "$*" >&2; exit 1; }
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=lib/throwaway.sh
-. "$REPO/scripts/lib/throwaway.sh"
 # shellcheck source=lib/agent-clis.sh
 . "$REPO/scripts/lib/agent-clis.sh"
-BUILD_DIR="${AM_BUILD_DIR:-$REPO/build}"
 RUNTIME=docker
 CLIS=()
 while [ $# -gt 0 ]; do

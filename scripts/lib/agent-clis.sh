@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# agent-clis.sh - where the agent CLIs' lock folders are (sourced; REPO set by the caller).
+# agent-clis.sh - where the agent CLIs' lock folders are, and what the scripts that fetch,
+# lock and build them share (sourced).
 #
 # A CLI is a folder named after its command: scripts/agent-clis/NAME/, or NAME/ in one of the
 # colon-separated folders of AM_AGENT_CLI_DIRS (searched first: your own pinned CLIs). It holds
@@ -7,6 +8,13 @@
 #   pip:  requirements.txt (hashes) + pip.txt (the pip wheel that installs it, by sha256),
 # and may hold install.sh, run inside the image build (no network) to put NAME on PATH, and
 # package tarballs that package.json names as file: dependencies.
+
+# The caller sets NAME (the prefix of its messages) and REPO before sourcing.
+log() { printf '%s: %s\n' "$NAME" "$*" >&2; }
+die() { printf '%s: ERROR: %s\n' "$NAME" "$*" >&2; exit 1; }
+BUILD_DIR="${AM_BUILD_DIR:-$REPO/build}"
+# shellcheck source=throwaway.sh
+. "$REPO/scripts/lib/throwaway.sh"
 
 cli_search_path() {
     local d
