@@ -72,17 +72,6 @@ def clis_of(labels: dict | None) -> list[str] | None:
     return sorted(set(labels[LABEL].replace(",", " ").split()))
 
 
-def labels(engine, image: str) -> dict | None:
-    """IMAGE's labels in ENGINE (None if it has none or the engine does not know it)."""
-    res = engine.call("image", "inspect", "--format", "{{json .Config.Labels}}", image)
-    if not res.ok:
-        return None
-    try:
-        return json.loads(res.out) or None
-    except ValueError:
-        return None
-
-
 def needed_cli(command: list[str]) -> str | None:
     """The agent CLI a command runs, when it is one am installs (claude, codex, ...)."""
     if not command:
@@ -91,11 +80,12 @@ def needed_cli(command: list[str]) -> str | None:
     return name if CLI_NAME.match(name) and name in known_clis() else None
 
 
-def check_has_cli(engine, image: str, cli: str | None, agent: str) -> None:
-    """Refuse, before anything is made, an image that lacks the CLI the agent runs."""
+def check_has_cli(engine, image: str, labels: dict | None, cli: str | None, agent: str) -> None:
+    """Refuse, before anything is made, an image (with LABELS) that lacks the CLI the agent
+    runs."""
     if not cli:
         return
-    held = clis_of(labels(engine, image))
+    held = clis_of(labels)
     if held is None or cli in held:
         return  # not am's image: it says nothing of what it holds
     want = ",".join(sorted({*held, cli}))

@@ -198,12 +198,22 @@ class Engine(Backend):
 
     def image_exists(self, image: str) -> bool:
         """Whether the engine has IMAGE; raises the engine's own trouble (daemon, permission)."""
-        res = self.call("image", "inspect", "--format", "{{.Id}}", image)
+        return self.image_labels(image) is not None
+
+    def image_labels(self, image: str) -> dict | None:
+        """IMAGE's labels ({} for none), or None when the engine does not have it; raises the
+        engine's own trouble (daemon, permission)."""
+        import json
+
+        res = self.call("image", "inspect", "--format", "{{json .Config.Labels}}", image)
         if res.ok:
-            return True
+            try:
+                return json.loads(res.out) or {}
+            except ValueError:
+                return {}
         text = (res.err or res.out).lower()
         if "no such image" in text or "image not known" in text:
-            return False
+            return None
         raise self.explain(res.err or res.out)
 
     def build_image(self, tag: str = DEFAULT_IMAGE, clis=None) -> None:
@@ -244,13 +254,15 @@ class Engine(Backend):
         from am import image, versions
 
         cli = image.needed_cli(plan.command)
-        if not self.image_exists(plan.image):
+        labels = self.image_labels(plan.image)
+        if labels is None:
             # am builds its own image (any tag of am-agent) on first use; others must exist.
             if plan.image.split(":")[0] != DEFAULT_IMAGE.split(":")[0]:
                 raise AmError(f"image {plan.image!r} not found in {self.title}",
                               "build or load it first, or leave out --image")
             self.build_image(plan.image, [*plan.agent_clis, *([cli] if cli else [])])
-        image.check_has_cli(self, plan.image, cli, plan.agent)
+            labels = self.image_labels(plan.image)
+        image.check_has_cli(self, plan.image, labels, cli, plan.agent)
         ok, text = versions.runc_status()
         if ok is False:
             print(f"am: warning: runc {text}", file=sys.stderr)

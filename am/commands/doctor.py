@@ -34,8 +34,7 @@ def checks() -> tuple[list[dict], list]:
             continue
         usable.append(eng)
         row(name, True, "answers")
-        has_image = eng.image_exists(DEFAULT_IMAGE)
-        row(f"{name} image", *image_row(eng, has_image))
+        row(f"{name} image", *image_row(eng, eng.image_labels(DEFAULT_IMAGE)))
         from am.network import PROXY_IMAGE
 
         has_proxy = eng.image_exists(PROXY_IMAGE)
@@ -47,14 +46,14 @@ def checks() -> tuple[list[dict], list]:
     return rows, usable
 
 
-def image_row(eng, has_image: bool) -> tuple[bool | None, str]:
-    """The image check: whether it exists, the agent CLIs it holds, and whether the default
-    agent's CLI is among them."""
+def image_row(eng, labels: dict | None) -> tuple[bool | None, str]:
+    """The image check: whether it exists (LABELS not None), the agent CLIs it holds, and
+    whether the default agent's CLI is among them."""
     from am import image
 
-    if not has_image:
+    if labels is None:
         return False, f"{DEFAULT_IMAGE} missing: run 'am image build'"
-    held = image.clis_of(image.labels(eng, DEFAULT_IMAGE))
+    held = image.clis_of(labels)
     if held is None:
         return True, f"{DEFAULT_IMAGE} (no {image.LABEL} label: its agent CLIs are unknown)"
     text = f"{DEFAULT_IMAGE} (agent CLIs: {', '.join(held) or 'none'})"
