@@ -69,7 +69,8 @@ build_tarball() {
     work=$(mktemp -d "$BUILD_DIR/.proxy-build.XXXXXX")
     # shellcheck disable=SC2064
     trap "rm -rf '$work'" EXIT
-    log "mmdebstrap bookworm ($INCLUDE), then squid and the relay alone -> $TARBALL"
+    log "downloading Debian bookworm packages from $MIRROR with mmdebstrap ($INCLUDE), then" \
+        "squid and the relay alone -> $TARBALL"
     run_mmdebstrap directory "$work/full"
     cp "$REPO/scripts/lib/proxy-relay.c" "$work/full/tmp/relay.c"
     chroot "$work/full" gcc -O2 -Wall -Wextra -Werror -o "$RELAY" /tmp/relay.c

@@ -23,8 +23,8 @@ POLICY = {  # tests/test_container.py -> property
     "test_worktree_agent_in_container_commits_to_host_branch":
         "4 container policy (no network, caps, read-only, limits)",
 }
-NETWORK = "8 limited network: names, addresses, ports"
-TERMINAL = "6 agent text is escaped on the terminal"
+NETWORK = "9 limited network: names, addresses, ports"
+TERMINAL = "7 agent text is escaped on the terminal"
 NETWORK_TESTS = {  # tests/test_network.py -> property
     "test_limited_allows_only_the_allowlist": NETWORK,
     "test_private_addresses_only_for_names_allowed_so": NETWORK,

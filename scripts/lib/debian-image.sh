@@ -49,6 +49,8 @@ build_checks() {
     command -v mmdebstrap >/dev/null || die "mmdebstrap not installed (apt-get install mmdebstrap)"
     [ "$(id -u)" -eq 0 ] || die "run as root (mmdebstrap root mode)"
     mkdir -p "$(dirname "$TARBALL")"
+    [ "${AM_OFFLINE:-}" != 1 ] || die "AM_OFFLINE=1 and $TARBALL is missing: build it on a" \
+        "machine that reaches Debian's mirror and copy it here"
 }
 
 build_tarball() {
@@ -56,7 +58,7 @@ build_tarball() {
     local tmp
     tmp="$(dirname "$TARBALL")/.$(basename "$TARBALL" .tar).partial.tar"
     rm -f "$tmp"
-    log "mmdebstrap bookworm ($VARIANT: $INCLUDE) -> $TARBALL"
+    log "downloading Debian bookworm packages from $MIRROR with mmdebstrap ($VARIANT: $INCLUDE) -> $TARBALL"
     local t0=$SECONDS
     run_mmdebstrap tar "$tmp"
     mv -f "$tmp" "$TARBALL"
