@@ -6,8 +6,10 @@ which also tightens a folder an older am made). Other local users cannot read an
 output, workspace, snapshots or state.
 """
 
+import contextlib
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +94,16 @@ def private_umask() -> None:
     old = os.umask(PRIVATE_UMASK)
     if _user_umask is None:
         _user_umask = old
+
+
+@contextlib.contextmanager
+def umask(mask: int) -> Iterator[None]:
+    """Children started in this block create files with MASK (am itself stays private)."""
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
 
 
 def user_umask() -> int:

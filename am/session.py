@@ -75,11 +75,8 @@ def start(name: str, argv: list[str], log: Path, home: str, env=None) -> None:
     log.touch()
     # If this starts the tmux server, it keeps the user's own umask, not am's: the user's
     # later sessions in it are theirs (the supervisor sets its own).
-    old = os.umask(paths.user_umask())
-    try:
+    with paths.umask(paths.user_umask()):
         res = proc.run(new_session_argv(name, argv, log, home, env))
-    finally:
-        os.umask(old)
     if not res.ok:
         raise AmError(f"cannot start tmux session {name}: {res.last_lines(1)}")
 

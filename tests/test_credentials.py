@@ -162,8 +162,9 @@ def test_mount_agent_config_exposes_only_the_credentials(am, repo, tmp_path, eng
         assert not (home / ".claude/projects/here").exists()
         mounts = json.loads(subprocess.run([engine, "inspect", f"am-{agent}"],
                                            capture_output=True, text=True).stdout)[0]["Mounts"]
+        # (besides the workspace, and as root am's /etc/passwd and /etc/group for the agent's uid)
         assert sorted((m["Source"], m["Destination"], m["RW"]) for m in mounts
-                      if m["Destination"] != "/workspace") == [
+                      if m["Destination"] not in ("/workspace", "/etc/passwd", "/etc/group")) == [
             (str(home / ".claude/.credentials.json"),
              "/run/am-agent-config/.claude/.credentials.json", False)]
         am("stop", agent)

@@ -246,8 +246,13 @@ class Engine(Backend):
     # -- calls --------------------------------------------------------------------------------
 
     def call(self, *args: str, timeout: float | None = None) -> proc.Result:
+        from am import paths
+
         try:
-            return proc.run([self.runtime, *args], timeout=timeout)
+            # The engine keeps its own files as it would for the user (podman makes a
+            # container's /etc/hosts and storage with it); am's umask is for am's files.
+            with paths.umask(paths.user_umask()):
+                return proc.run([self.runtime, *args], timeout=timeout)
         except proc.NotFound:
             raise AmError(f"{self.title} not found in PATH", self.install_hint) from None
 
@@ -314,10 +319,15 @@ class Engine(Backend):
                           "reinstall am: its package carries the build files")
         print(f"Building {what} (this may take a few minutes)..." + (f"\n  {note}" if note
               else ""), file=sys.stderr, flush=True)
+        from am import paths
+
         env = {**os.environ, "AM_BUILD_DIR": str(image.build_dir())}
-        res = proc.stream(["bash", str(path), "--runtime", self.runtime, "--tag", tag, *extra],
-                          env=env,
-                          on_line=lambda line: print(line, end="", file=sys.stderr, flush=True))
+        # An image is no secret of the user's: its files must be readable by whoever the
+        # agent runs as (am's umask 077 made the proxy's /usr/sbin unreadable to it).
+        with paths.umask(0o022):
+            res = proc.stream(["bash", str(path), "--runtime", self.runtime, "--tag", tag,
+                               *extra], env=env, on_line=lambda line: print(
+                                   line, end="", file=sys.stderr, flush=True))
         if not res.ok:
             raise AmError(f"{what} build failed; its last lines:\n{res.last_lines(12)}")
 

@@ -103,8 +103,8 @@ def execute(plan: planning.Plan, backend, layout) -> None:
         paths.private_dir(layout.run)
         spec = backend.launch_spec(plan)
         spec["exit_file"] = str(plan.exit_file)
-        if plan.mode == "tmux":
-            spec["umask"] = paths.user_umask()  # the agent runs as the user, with theirs
+        # The agent (tmux) or the engine's client runs with the user's umask, as without am.
+        spec["umask"] = paths.user_umask()
         spec["health_file"] = str(layout.health_file(plan.id))
         if plan.secrets:
             fifo = layout.run / f"{plan.id}.env"

@@ -14,6 +14,8 @@
 # and calls ensure_image. A script may replace build_tarball (run_mmdebstrap and build_checks
 # help), and define before_import to add CHANGES once the tarball exists. Progress: stderr.
 
+# An image's files are for whoever its containers run as, whatever umask the caller has.
+umask 022
 BUILD_DIR="${AM_BUILD_DIR:-$REPO/build}"
 MIRROR="${AM_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SECURITY="${AM_DEBIAN_SECURITY:-http://deb.debian.org/debian-security}"
