@@ -24,9 +24,10 @@ PUBLIC = (
     "allow_domains",
     "limits",
     "log",
+    "prompt",
 )
 EXTRA = ("worktree", "image", "gpus", "env_names", "started", "finished", "health", "orphan",
-         "proxy", "egress_network", "network_log")
+         "proxy", "egress_network", "network_log", "publish")
 
 
 def public(view: dict) -> dict:
@@ -51,7 +52,9 @@ def status_text(view: dict) -> str:
     return s
 
 
-def table(views: list[dict]) -> str:
+def table(views: list[dict], width: int | None = None) -> str:
+    """The agents as a table; the TASK column (each prompt's start) is cut to fit WIDTH (the
+    terminal's columns by default)."""
     from tabulate import tabulate
 
     rows = [
@@ -67,11 +70,29 @@ def table(views: list[dict]) -> str:
         ]
         for v in views
     ]
-    return tabulate(
-        rows,
-        headers=["ID", "MODE", "STATUS", "HEALTH", "AGENT", "BRANCH", "CREATED", "SOURCE"],
-        tablefmt="plain",
-    )
+    headers = ["ID", "MODE", "STATUS", "HEALTH", "AGENT", "BRANCH", "CREATED", "SOURCE"]
+    tasks = [task_text(v.get("prompt")) for v in views]
+    if not any(tasks):
+        return tabulate(rows, headers=headers, tablefmt="plain")
+    if width is None:
+        import shutil
+
+        width = shutil.get_terminal_size((120, 24)).columns
+    # The other columns as tabulate lays them out (plus its two-space gap) leave the rest.
+    used = max(len(line) for line in tabulate(rows, headers=headers,
+                                              tablefmt="plain").splitlines()) + 2
+    room = max(width - used, 12)
+    for row, text in zip(rows, tasks, strict=True):
+        row.append(text if len(text) <= room else text[: room - 3] + "...")
+    return tabulate(rows, headers=[*headers, "TASK"], tablefmt="plain")
+
+
+def task_text(prompt) -> str:
+    """A prompt on one line: whitespace runs as one space, other control characters as '?'."""
+    if not prompt:
+        return ""
+    text = " ".join(str(prompt).split())
+    return "".join("?" if ord(c) < 32 or 0x7f <= ord(c) < 0xa0 else c for c in text)
 
 
 def _short_source(source: str, width: int = 48) -> str:
