@@ -78,10 +78,9 @@ def table(views: list[dict], width: int | None = None) -> str:
         import shutil
 
         width = shutil.get_terminal_size((120, 24)).columns
-    # The other columns as tabulate lays them out (plus its two-space gap) leave the rest.
-    used = max(len(line) for line in tabulate(rows, headers=headers,
-                                              tablefmt="plain").splitlines()) + 2
-    room = max(width - used, 12)
+    # The other columns, as tabulate lays them out, leave the rest of the line to TASK.
+    probe = tabulate([[*r, ""] for r in rows], headers=[*headers, "TASK"], tablefmt="plain")
+    room = max(width - probe.splitlines()[0].rindex("TASK"), 12)
     for row, text in zip(rows, tasks, strict=True):
         row.append(text if len(text) <= room else text[: room - 3] + "...")
     return tabulate(rows, headers=[*headers, "TASK"], tablefmt="plain")

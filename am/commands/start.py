@@ -10,7 +10,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from am import git, paths, status
+from am import backends, git, paths, session, status
 from am import plan as planning
 from am.commands import spawn
 from am.errors import AmError
@@ -95,9 +95,13 @@ def run(args) -> int:
                                         host_cpus, cfg)
         else:
             plan = planning.from_record(record, args, layout, dict(os.environ), cfg)
-        if plan.worktree:
+        if plan.worktree and plan.mode == "container":
             plan.worktree_gitdir = worktree_gitdir(record, workspace)
         backend = spawn.prepare(plan)
+        # Leftovers of its last run (a session or container that outlived am's view of it).
+        session.kill(plan.session)
+        if record.get("mode") == "container":
+            backends.for_record(record).stop(record)
         fields = {"exit_code": None, "oom_killed": False, "stopped": None,
                   "prompt": plan.prompt if args.prompt is not None else record.get("prompt"),
                   "env_names": plan.env_names}
