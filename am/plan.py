@@ -327,7 +327,7 @@ def check_publish(value: str) -> str:
         raise bad from None
     if (ip.version == 6) != addr.startswith("[") or not (0 < host < 65536 and 0 < port < 65536):
         raise bad
-    return f"{addr}:{host}:{port}"
+    return f"{ip if ip.version == 4 else f'[{ip}]'}:{host}:{port}"
 
 
 def publish_parts(spec: str) -> tuple[str, int, int]:
@@ -557,6 +557,20 @@ def _strings(value, agent_id: str, what: str, nonempty: bool = False) -> list[st
     return list(value)
 
 
+def continuation(continuing: bool, profile, agent: str) -> tuple[list[str], dict[str, str]]:
+    """What --continue adds: PROFILE's continue_args, or for a --cmd agent (no PROFILE) the
+    variable AM_CONTINUE=1. Returns (arguments, environment)."""
+    if not continuing:
+        return [], {}
+    if profile is None:
+        return [], {CONTINUE_ENV: "1"}
+    if not profile.continue_args:
+        raise AmError(f"agent {agent!r} has no way to continue its last conversation",
+                      f"set continue_args in [agents.{agent}] of config.toml, or start it "
+                      "without --continue")
+    return list(profile.continue_args), {}
+
+
 def from_record(record: dict, args, layout: Layout, environ: dict[str, str], cfg) -> Plan:
     """The plan that starts a kept agent again with the settings it was spawned with.
 
@@ -578,16 +592,7 @@ def from_record(record: dict, args, layout: Layout, environ: dict[str, str], cfg
     if profile is None and not custom:
         raise _bad_record(agent_id, "agent")
     continuing = bool(getattr(args, "continue_", False))
-    resume, env = [], {}
-    if continuing:
-        if custom:
-            env[CONTINUE_ENV] = "1"
-        elif not profile.continue_args:
-            raise AmError(f"agent {agent!r} has no way to continue its last conversation",
-                          f"set continue_args in [agents.{agent}] of config.toml, or start it "
-                          "without --continue")
-        else:
-            resume = list(profile.continue_args)
+    resume, env = continuation(continuing, None if custom else profile, agent)
     prompt = getattr(args, "prompt", None)
     recorded = record.get("prompt")
     if prompt is not None:
@@ -686,6 +691,9 @@ def first_start(record: dict, args, layout: Layout, environ: dict[str, str],
     profile defaults to the snapshot's; a snapshot of a container agent runs in a container."""
     import argparse
 
+    from am import config as configuration
+
+    cfg = cfg or configuration.load(layout, environ)
     agent_id = ids.validate_name(str(record.get("id")))
     if record.get("workspace") != str(layout.workspace(agent_id)):
         raise _bad_record(agent_id, "workspace")
@@ -693,8 +701,7 @@ def first_start(record: dict, args, layout: Layout, environ: dict[str, str],
     ns.name, ns.base, ns.branch, ns.worktree = agent_id, None, None, bool(record.get("worktree"))
     if ns.cmd is None and ns.agent is None:
         known = record.get("agent")
-        if not known or known == "custom" or (cfg and known not in {**profiles.BUILTIN,
-                                                                    **cfg.agents}):
+        if not known or known == "custom" or known not in {**profiles.BUILTIN, **cfg.agents}:
             raise AmError(f"agent {agent_id} has never run here, so it has no command yet"
                           + (" (restored from a snapshot)" if record.get("restored_from")
                              else ""), "give one: 'am start ID --agent NAME' or "
@@ -704,6 +711,11 @@ def first_start(record: dict, args, layout: Layout, environ: dict[str, str],
         ns.container = True  # never less isolated than it was
     plan = build(ns, layout, str(record.get("source") or ""), environ, host_memory, host_cpus,
                  cfg)
+    plan.resume_args, more = continuation(
+        bool(getattr(args, "continue_", False)),
+        None if plan.custom else cfg.profile(plan.agent),
+        plan.agent)
+    plan.env.update(more)
     branch = record.get("branch")
     plan.branch = check_branch(branch) if branch else ""
     return plan

@@ -19,8 +19,9 @@ from am.commands import wait
 # separator), a leading '-', newlines, a tab, a shell comment, non-ASCII and an escape byte.
 HOSTILE = ("-x --help \"double\" 'single' $(touch /tmp/am-pwned) `id` #{pane_id} #(id) \\ ;\n"
            "second line\twith tab # not a comment\nünïcödé 🚀 %s %n \x1b[31m ;")
-ARGV_PROGRAM = ("import json, sys; open('argv.json', 'w').write(json.dumps(sys.argv[1:])); "
-                "print('ARGV' + '-WRITTEN', flush=True)")
+# (It lingers a second: a container spawn waits to see its container run.)
+ARGV_PROGRAM = ("import json, sys, time; open('argv.json', 'w').write(json.dumps(sys.argv[1:]));"
+                " print('ARGV' + '-WRITTEN', flush=True); time.sleep(1)")
 # Types each line it reads into typed.bin until a line END; run from the workspace.
 READER = """import sys
 out = open('typed.bin', 'ab')

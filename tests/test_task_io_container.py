@@ -111,7 +111,7 @@ def test_start_keeps_the_settings_of_a_container_agent(am, repo, engine):
 
 def test_a_restored_container_agent_starts_in_a_container(am, repo, engine):
     agent = am.spawn(repo, "--container", "--runtime", engine, "--cmd",
-                     "echo made > made.txt; exit 0")
+                     "echo made > made.txt; sleep 1")
     assert am("wait", agent).returncode == 0
     snap = am("snapshot", agent).stdout.strip().splitlines()[-1]
     am("restore", snap, "--name", "back")

@@ -54,6 +54,7 @@ def run(args) -> int:
     view = status.view(args.id)
     if view["status"] != "running":
         raise AmError(f"agent {args.id} is not running (status: {view['status']})",
-                      f"start it again with 'am start {args.id}'")
+                      f"start it again with 'am start {args.id}'"
+                      if view["status"] in ("stopped", "exited") else "see 'am list'")
     session.paste(view["session"], text, enter=not args.no_enter)
     return 0
