@@ -17,6 +17,7 @@ def _spawn(p):
         "source", help="git URL (https, ssh, git@host:path, file://) or local repository"
     )
     _run_options(p)
+    _env_option(p)
     p.add_argument("--name", help="agent id to use instead of a generated one")
     p.add_argument("--base", help="branch, tag or commit to start from (default: source HEAD)")
     p.add_argument("--branch", help="branch to create (default: am/<id>)")
@@ -47,8 +48,6 @@ def _run_options(p):
     p.add_argument("--cpus", help="container CPU limit, e.g. 2")
     p.add_argument("--pids", help="container process limit, e.g. 100")
     p.add_argument("--gpus", help="GPU access: all, a count, or device ids")
-    p.add_argument("--env", action="append", default=[], metavar="NAME[=VALUE]",
-                   help="environment for the agent; a bare NAME passes the caller's value")
     p.add_argument("--image", help="agent image (default: the built am-agent image)")
     p.add_argument(
         "--mount-agent-config",
@@ -60,6 +59,11 @@ def _run_options(p):
                    "binds 127.0.0.1 unless ADDR is given (repeatable)")
 
 
+def _env_option(p):
+    p.add_argument("--env", action="append", default=[], metavar="NAME[=VALUE]",
+                   help="environment for the agent; a bare NAME passes the caller's value")
+
+
 def _prompt_options(p):
     g = p.add_mutually_exclusive_group()
     g.add_argument("--prompt", metavar="TEXT",
@@ -69,23 +73,25 @@ def _prompt_options(p):
 
 
 def _start(p):
-    p.add_argument("id")
+    p.add_argument("id", help="the agent to start (see 'am list')")
     p.add_argument("--continue", dest="continue_", action="store_true",
                    help="resume the agent CLI's last conversation (claude --continue) instead "
                    "of giving it its task again")
     _prompt_options(p)
-    _run_options(p)
+    _env_option(p)
+    _run_options(p.add_argument_group(
+        "how it runs, for an agent without settings yet (restored or adopted; as am spawn)"))
 
 
 def _send(p):
-    p.add_argument("id")
+    p.add_argument("id", help="a running agent (see 'am list')")
     p.add_argument("text", nargs="?", help="the text to type, taken literally")
     p.add_argument("--file", metavar="FILE", help="type this file's text ('-': standard input)")
     p.add_argument("--no-enter", action="store_true", help="type the text without pressing Enter")
 
 
 def _wait(p):
-    p.add_argument("id")
+    p.add_argument("id", help="the agent to wait for (see 'am list')")
     p.add_argument("--until", choices=["exited", "idle", "any"], default="exited",
                    help="what to wait for (default: exited, which also ends on am stop)")
     p.add_argument("--idle-after", type=float, metavar="SECONDS",
@@ -93,7 +99,7 @@ def _wait(p):
                    "configuration)")
     p.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="give up after this long (exit status 124)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print what ended the wait as JSON")
 
 
 def _list(p):

@@ -48,8 +48,8 @@ def workspace(am, agent_id: str) -> Path:
 
 
 def read_when_there(path: Path, timeout: float = 30) -> bytes:
-    wait_for(path.exists, f"{path}", timeout)
-    return path.read_bytes()
+    """PATH's content once it has some (a shell creates the file before it writes to it)."""
+    return wait_for(lambda: path.exists() and path.read_bytes(), f"{path}", timeout)
 
 
 def configure(am, text: str) -> None:
