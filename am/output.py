@@ -71,27 +71,31 @@ def table(views: list[dict], width: int | None = None) -> str:
         for v in views
     ]
     headers = ["ID", "MODE", "STATUS", "HEALTH", "AGENT", "BRANCH", "CREATED", "SOURCE"]
-    tasks = [task_text(v.get("prompt")) for v in views]
-    if not any(tasks):
+    if not any(v.get("prompt") for v in views):
         return tabulate(rows, headers=headers, tablefmt="plain")
     if width is None:
         import shutil
 
         width = shutil.get_terminal_size((120, 24)).columns
-    # The other columns, as tabulate lays them out, leave the rest of the line to TASK.
-    probe = tabulate([[*r, ""] for r in rows], headers=[*headers, "TASK"], tablefmt="plain")
-    room = max(width - probe.splitlines()[0].rindex("TASK"), 12)
+    tasks = [task_text(v.get("prompt"), width) for v in views]
+    # TASK is last: the other columns, as tabulate lays them out, leave the rest of the line
+    # to it (12 characters at least), so each line is cut there.
     for row, text in zip(rows, tasks, strict=True):
-        row.append(text if len(text) <= room else text[: room - 3] + "...")
-    return tabulate(rows, headers=[*headers, "TASK"], tablefmt="plain")
+        row.append(text)
+    lines = tabulate(rows, headers=[*headers, "TASK"], tablefmt="plain").splitlines()
+    end = max(width, lines[0].rindex("TASK") + 12)
+    return "\n".join(line if len(line) <= end else line[: end - 3] + "..." for line in lines)
 
 
-def task_text(prompt) -> str:
-    """A prompt on one line: whitespace runs as one space, other control characters as '?'."""
+def task_text(prompt, width: int = 200) -> str:
+    """The start of a prompt (WIDTH characters at most) on one line: whitespace runs as one
+    space, other control characters as '?'."""
     if not prompt:
         return ""
-    text = " ".join(str(prompt).split())
-    return "".join("?" if ord(c) < 32 or 0x7f <= ord(c) < 0xa0 else c for c in text)
+    return " ".join(str(prompt)[: 4 * width].split())[:width].translate(_CONTROLS)
+
+
+_CONTROLS = dict.fromkeys([*range(32), *range(0x7F, 0xA0)], "?")
 
 
 def _short_source(source: str, width: int = 48) -> str:
