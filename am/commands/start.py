@@ -8,6 +8,7 @@ here (restored, adopted), from this command's flags as a spawn would decide them
 import contextlib
 import fcntl
 import os
+import stat
 from pathlib import Path
 
 from am import backends, git, paths, session, status
@@ -40,14 +41,27 @@ def worktree_gitdir(record: dict, workspace: Path) -> Path:
     worktrees = git.common_dir(source) / "worktrees"
     recorded = record.get("worktree_gitdir")
     gitdir = Path(str(recorded)) if recorded else worktrees / workspace.name
-    link = gitdir / "gitdir"
     if gitdir.parent != worktrees or gitdir.is_symlink() or not gitdir.is_dir() \
-            or link.is_symlink() or not link.is_file() \
-            or Path(link.read_text().strip()) != workspace / ".git":
+            or _pointer(gitdir / "gitdir") != str(workspace / ".git"):
         raise AmError(f"the worktree of agent {record['id']} is no longer registered in "
                       f"{source}", "'git worktree prune' may have removed it; snapshot the "
                       "workspace and restore it as a new agent")
     return gitdir
+
+
+def _pointer(path: Path) -> str | None:
+    """The path a worktree's ``gitdir`` file holds; a container agent can write that file, so
+    it is read as a regular file only, without following a link, and 4 KiB at most."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, 4096).decode(errors="replace").strip()
+    finally:
+        os.close(fd)
 
 
 def check_flags(args, record: dict) -> None:
