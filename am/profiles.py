@@ -14,7 +14,8 @@ class Profile:
     skip_permissions_flag: str | None
     api_domains: tuple[str, ...] = ()
     env_names: tuple[str, ...] = field(default=())  # any one of these is enough to authenticate
-    config_paths: tuple[str, ...] = ()  # the CLI's own config, relative to the home folder
+    # The CLI's credential files, relative to the home folder: all --mount-agent-config exposes.
+    config_paths: tuple[str, ...] = ()
     # How the CLI takes its first task and stays interactive: PROMPT in an element is replaced
     # by the prompt (one argument, never split or parsed); empty: it takes none.
     prompt_args: tuple[str, ...] = ()
@@ -38,7 +39,7 @@ BUILTIN = {
             "--dangerously-skip-permissions",
             ("api.anthropic.com", "statsig.anthropic.com", "sentry.io"),
             ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"),
-            (".claude", ".claude.json"),
+            (".claude/.credentials.json",),  # not .claude.json: it keeps other projects' history
             # '--': a prompt starting with '-' is not read as an option.
             ("--", PROMPT),
             ("--continue",),
@@ -49,7 +50,7 @@ BUILTIN = {
             "--dangerously-bypass-approvals-and-sandbox",
             ("api.openai.com", "chatgpt.com", "auth.openai.com"),
             ("OPENAI_API_KEY",),
-            (".codex",),
+            (".codex/auth.json",),
             ("--", PROMPT),
             ("resume", "--last"),
         ),
@@ -71,7 +72,7 @@ BUILTIN = {
             "--yolo",
             ("generativelanguage.googleapis.com", "oauth2.googleapis.com"),
             ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
-            (".gemini",),
+            (".gemini/oauth_creds.json", ".gemini/settings.json"),
             ("--prompt-interactive=" + PROMPT,),  # '=': yargs takes a leading '-' as text
             ("--resume", "latest"),
         ),
