@@ -62,6 +62,11 @@ REFUSALS = {
     "ERR_AM_PORT": "port not allowed (http: 80, https: 443, others with --allow-domain "
                    "HOST:PORT)",
 }
+# --publish: the proxy listens on PUBLISH_BASE + i (published by the engine) and connects each
+# client to the socket PUBLISH_DIR/<i>.sock, where the agent's relay connects it to the port.
+# Both are compiled into the image's relay too.
+PUBLISH_DIR = "/run/am-publish"
+PUBLISH_BASE = 20000
 
 
 # -- composition (pure) -------------------------------------------------------------------------
@@ -188,6 +193,11 @@ class Files:
     log: Path  # squid's access log; kept after the agent stops
 
     @property
+    def pub(self) -> Path:
+        """--publish: the agent's relay sockets; read-write in the agent, read-only in the proxy."""
+        return self.conf.parent / "pub"
+
+    @property
     def top(self) -> Path:
         return self.conf.parent
 
@@ -202,12 +212,21 @@ def files(run: Path, logs: Path, agent_id: str) -> Files:
     return Files(top / "conf", top / "sock", logs / f"{agent_id}.network.log")
 
 
-def proxy_run_argv(runtime: str, agent_id: str, home: str, egress: str, f: Files,
-                   user_args: list[str]) -> list[str]:
-    """The ``run`` command line of an agent's proxy container (the image's entry point is the
-    relay, which starts squid)."""
-    from am.backends.engine import mount_arg
 
+
+def proxy_run_argv(runtime: str, agent_id: str, home: str, egress: str, f: Files,
+                   user_args: list[str], publish: list[str] | None = None) -> list[str]:
+    """The ``run`` command line of an agent's proxy container; it also publishes the agent's
+    ports (the agent itself has no network to publish them on)."""
+    from am.backends.engine import mount_arg
+    from am.plan import publish_parts
+
+    ports = []
+    for i, spec in enumerate(publish or []):
+        addr, host, _ = publish_parts(spec)
+        ports += ["--publish", f"{addr}:{host}:{PUBLISH_BASE + i}"]
+    if publish:
+        ports += ["--mount", mount_arg(f.pub, PUBLISH_DIR, readonly=True)]
     return [
         runtime, "run", "--detach", "--pull", "never",
         "--name", proxy_name(agent_id), "--hostname", "am-proxy",
@@ -220,7 +239,8 @@ def proxy_run_argv(runtime: str, agent_id: str, home: str, egress: str, f: Files
         "--mount", mount_arg(f.conf, CONF_DIR, readonly=True),
         "--mount", mount_arg(f.sock, SOCKET_DIR),
         "--mount", mount_arg(f.log, LOG_PATH),
-        "--", PROXY_IMAGE,
+        *ports,
+        "--", PROXY_IMAGE, *([str(len(publish))] if publish else []),
     ]
 
 
@@ -233,8 +253,9 @@ def relay_source() -> Path:
     return Path(__file__).with_name("netfwd.py")
 
 
-def agent_run_args(f: Files) -> list[str]:
-    """What a limited agent's ``run`` adds: the socket (read-only), the relay, proxy settings."""
+def agent_run_args(f: Files, publish: list[str] | None = None) -> list[str]:
+    """What a limited agent's ``run`` adds: the socket (read-only), the relay, proxy settings,
+    and with --publish the folder of the relay's sockets for published ports."""
     from am.backends.engine import mount_arg
 
     env = [f"{k}={PROXY_URL}" for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy",
@@ -243,13 +264,19 @@ def agent_run_args(f: Files) -> list[str]:
     return [
         "--mount", mount_arg(f.sock, SOCKET_DIR, readonly=True),
         "--mount", mount_arg(relay_source(), RELAY_PATH, readonly=True),
+        *(["--mount", mount_arg(f.pub, PUBLISH_DIR)] if publish else []),
         *[a for e in env for a in ("--env", e)],
     ]
 
 
-def wrap_command(command: list[str]) -> list[str]:
-    """The agent's command behind the relay, which then runs it in its own place."""
-    return ["python3", RELAY_PATH, SOCKET, str(PROXY_PORT), "--", *command]
+def wrap_command(command: list[str], publish: list[str] | None = None) -> list[str]:
+    """The agent's command behind the relay, which then runs it in its own place; with
+    --publish, the relay also serves each published port on a socket for the proxy."""
+    from am.plan import publish_parts
+
+    served = [f"--publish={PUBLISH_DIR}/{i}.sock:{publish_parts(spec)[2]}"
+              for i, spec in enumerate(publish or [])]
+    return ["python3", RELAY_PATH, SOCKET, str(PROXY_PORT), *served, "--", *command]
 
 
 def denied(lines: list[str]) -> list[str]:
@@ -326,9 +353,10 @@ def host_addresses() -> list[str]:
                      if a.family in (socket.AF_INET, socket.AF_INET6))
 
 
-def write_files(f: Files, conf: str, uid: int) -> None:
-    """The proxy's configuration, socket folder and log; as root, the proxy's user (the
-    agents' uid) owns the last two. Fails closed: any error stops the spawn."""
+def write_files(f: Files, conf: str, uid: int, publish: bool = False) -> None:
+    """The proxy's configuration, socket folder and log (and with PUBLISH the folder of the
+    agent's relay sockets); as root, the proxy's user (the agents' uid) owns all but the
+    configuration. Fails closed: any error stops the spawn."""
     from am import paths
     from am.backends.engine import agent_uid
 
@@ -344,8 +372,10 @@ def write_files(f: Files, conf: str, uid: int) -> None:
         (f.conf / CONF_NAME).chmod(0o644)
         paths.private_dir(f.log.parent)
         f.log.touch()
+        if publish:
+            f.pub.mkdir(mode=0o700)
         if uid == 0:
-            for p in (f.sock, f.log):
+            for p in (f.sock, f.log, *([f.pub] if publish else [])):
                 os.chown(p, agent_uid(), agent_uid())
     except OSError as e:
         raise AmError(f"cannot write the network proxy's configuration: {e}") from None
@@ -385,7 +415,7 @@ def start(engine, plan, home: str, timeout: float = 30) -> None:
     """Start the agent's proxy and return once it refuses what it must; raise otherwise."""
     f = plan.network_files
     argv = proxy_run_argv(engine.runtime, plan.id, home, plan.egress, f,
-                          engine.user_args(os.getuid(), os.getgid()))
+                          engine.user_args(os.getuid(), os.getgid()), plan.publish)
     for attempt in (1, 2):  # once more if a concurrent stop removed the shared network
         if plan.egress == plan.managed_egress:
             info = ensure_network(engine, plan.egress, home)
@@ -393,7 +423,7 @@ def start(engine, plan, home: str, timeout: float = 30) -> None:
             info = network_info(engine, plan.egress) or []
         local = gateways(info) + host_addresses()
         write_files(f, config_text(plan.id, plan.allow_domains, plan.allow_private_domains,
-                                   local), os.getuid())
+                                   local), os.getuid(), bool(plan.publish))
         res = engine.call(*argv[1:], timeout=120)
         if res.ok:
             break
@@ -451,7 +481,7 @@ def wait_ready(engine, name: str, sock: Path, timeout: float) -> None:
 
 def remove(engine, agent_id: str, egress: str | None) -> None:
     """Remove an agent's proxy, then the am-managed outside network if no proxy uses it."""
-    engine.call("rm", "--force", proxy_name(agent_id), timeout=60)
+    engine.remove(proxy_name(agent_id))
     if egress:
         remove_network(engine, egress)
 

@@ -5,9 +5,9 @@
 #
 # The proxy of a `--network limited` agent (see docs/network.md) is Debian's
 # squid, served on a unix socket by am's own tiny relay (lib/proxy-relay.c),
-# which can reach nothing but squid's loopback port. The image holds those two
-# programs, the libraries they load and squid's error pages: no shell, no
-# package manager, no other tool. No registry is reachable, so, like
+# which can reach nothing but squid's loopback port (and the agent's sockets
+# for --publish). The image holds those two programs, the libraries they load
+# and squid's error pages: no shell, no package manager, no other tool. No registry is reachable, so, like
 # scripts/build-base-image.sh, mmdebstrap builds a Debian bookworm root with
 # squid and a compiler on the host (which reaches Debian's mirror); the relay
 # is compiled there and the few files are copied into a fresh root, cached as

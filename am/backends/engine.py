@@ -133,12 +133,17 @@ def grant(top: Path, uid: int) -> None:
 WORKTREE_WRITABLE = ("objects", "refs", "logs")
 
 
-def worktree_mounts(workspace: Path) -> list[tuple[Path, str, bool]]:
-    """Mounts that let git work inside a worktree: the source's git folder, read-only, at the
-    absolute path the worktree's ``.git`` file names, with only what a commit writes (objects,
-    refs, logs and the worktree's own folder) writable."""
+def worktree_gitdir(workspace: Path) -> Path:
+    """The worktree's own folder in the source's git folder, as its ``.git`` file names it.
+    Read only right after ``git worktree add``, before any agent could change the file."""
     text = (workspace / ".git").read_text()
-    gitdir = Path(text.partition("gitdir:")[2].strip())
+    return Path(text.partition("gitdir:")[2].strip())
+
+
+def worktree_mounts(gitdir: Path) -> list[tuple[Path, str, bool]]:
+    """Mounts that let git work inside a worktree whose own folder is GITDIR: the source's git
+    folder, read-only, at its absolute path, with only what a commit writes (objects, refs,
+    logs and the worktree's own folder) writable."""
     common = Path(os.path.normpath(gitdir / ".." / ".."))
     mounts = [(common, str(common), True)]
     for name in WORKTREE_WRITABLE:
@@ -199,7 +204,7 @@ class Engine(Backend):
 
         lim = plan.limits
         limited = plan.network == "limited"
-        command = with_config_copies(plan.config_copies, plan.command)
+        command = with_config_copies(plan.config_copies, plan.agent_argv())
         argv = [
             self.runtime, "run", "--interactive", "--tty", "--pull", "never",
             "--name", plan.container, "--hostname", plan.container,
@@ -217,11 +222,14 @@ class Engine(Backend):
             *[a for m in plan.extra_mounts for a in ("--mount", mount_arg(*m))],
             "--workdir", WORKSPACE,
             "--env", f"HOME={AGENT_HOME}", "--env", "TERM=xterm-256color",
-            *[a for name in plan.env_names for a in ("--env", name)],  # values: from our env
+            # values: from the client's environment, never its arguments
+            *[a for name in [*plan.env_names, *plan.env] for a in ("--env", name)],
             *self.gpu_args(plan.gpus),
-            *(network.agent_run_args(plan.network_files) if limited else []),
+            *(network.agent_run_args(plan.network_files, plan.publish) if limited else []),
+            *[a for p in (plan.publish if plan.network == "full" else []) for a in
+              ("--publish", p)],
             "--", plan.image,
-            *(network.wrap_command(command) if limited else command),
+            *(network.wrap_command(command, plan.publish) if limited else command),
         ]
         return argv
 
@@ -367,6 +375,7 @@ class Engine(Backend):
         home = str(paths.layout().root)
         # The session's client must find the engine as the caller does (PATH, DOCKER_HOST...).
         env = {k: os.environ[k] for k in ("PATH", *FORWARDED_ENV) if k in os.environ}
+        env.update(plan.env)  # passed on by name, like --env
         container = {"engine": self.runtime, "name": plan.container}
         if plan.proxy:
             container.update(proxy=plan.proxy, egress=plan.egress
@@ -389,7 +398,7 @@ class Engine(Backend):
         """Mount what a worktree needs; as root, let the agents' uid write its workspace and
         give it a name; start a limited agent's proxy (the spawn's undo removes it with the
         container)."""
-        wt_mounts = worktree_mounts(plan.workspace) if plan.worktree else []
+        wt_mounts = worktree_mounts(plan.worktree_gitdir) if plan.worktree else []
         plan.extra_mounts[:0] = wt_mounts
         if plan.network == "limited":
             from am import network
@@ -442,10 +451,23 @@ class Engine(Backend):
         raise AmError(f"the container {plan.container} did not start" + (f": {tail}" if tail
                                                                         else ""))
 
+    def remove(self, name: str, timeout: float = 60) -> None:
+        """Remove container NAME and return once it is gone, also when another process is
+        removing it at the same moment (the supervisor, as the agent exits): docker then
+        refuses with 'removal ... is already in progress'."""
+        if self.call("rm", "--force", name, timeout=timeout).ok:
+            return
+        deadline = time.monotonic() + timeout
+        while self.call("inspect", "--format", "{{.Id}}", name).ok:
+            if time.monotonic() > deadline:
+                raise AmError(f"the container {name} is still there after {timeout:.0f}s",
+                              f"remove it with '{self.runtime} rm --force {name}'")
+            time.sleep(0.1)
+
     def stop(self, record: dict) -> None:
         """Remove the container, then its proxy and, unused, am's outside network."""
         if record.get("container"):
-            self.call("rm", "--force", record["container"], timeout=60)
+            self.remove(record["container"])
         if record.get("proxy"):
             from am import network
 

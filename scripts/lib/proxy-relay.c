@@ -2,9 +2,12 @@
  *
  * squid cannot listen on a unix socket, and the agent reaches its proxy only through one
  * (docs/network.md). This program starts squid, then serves squid's loopback port on the
- * socket. Everything it can do is fixed here at compile time: it takes no arguments, runs no
- * other program and can connect to nothing but 127.0.0.1:3128, so the image needs no shell,
- * no socat and no other tool that could reach the network (issue 18).
+ * socket. With an argument N (the agent's --publish count), it also listens on TCP ports
+ * 20000 .. 20000+N-1, which the engine publishes to the host, and joins each connection to the
+ * agent's relay socket /run/am-publish/<i>.sock. Everything else is fixed here at compile
+ * time: it runs no other program and can connect to nothing but 127.0.0.1:3128 and those
+ * sockets, so the image needs no shell, no socat and no other tool that could reach the
+ * network (issue 18).
  *
  * One process per connection keeps it simple; the container's pids limit bounds them. When
  * squid exits, the relay exits with its status, so the engine sees the proxy stop. Asked to
@@ -26,6 +29,9 @@
 
 #define SOCKET_PATH "/run/am-proxy/proxy.sock"
 #define PROXY_PORT 3128
+#define PUBLISH_DIR "/run/am-publish"
+#define PUBLISH_BASE 20000
+#define MAX_PUBLISH 256
 #define SQUID "/usr/sbin/squid"
 #define SQUID_CONF "/etc/am-proxy/squid.conf"
 
@@ -38,7 +44,7 @@ static void on_stop(int sig) { stop_signal = sig; }
 static void die(const char *what) {
     fprintf(stderr, "am-proxy-relay: %s: %s\n", what, strerror(errno));
     if (squid > 0)
-        kill(squid, SIGTERM);
+        kill(squid, SIGKILL);
     exit(1);
 }
 
@@ -56,12 +62,28 @@ static int write_all(int fd, const char *buf, ssize_t n) {
     return 0;
 }
 
-/* Copy both ways between the client and squid until both directions are closed. */
-static void relay(int client) {
-    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(PROXY_PORT),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int up = socket(AF_INET, SOCK_STREAM, 0);
-    if (up < 0 || connect(up, (struct sockaddr *)&to, sizeof to) < 0)
+/* A connection to where listener I leads: squid for 0, published socket I-1 for the rest. */
+static int connect_target(int i) {
+    if (i == 0) {
+        struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(PROXY_PORT),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd >= 0 && connect(fd, (struct sockaddr *)&to, sizeof to) == 0)
+            return fd;
+        return -1;
+    }
+    struct sockaddr_un to = {.sun_family = AF_UNIX};
+    snprintf(to.sun_path, sizeof to.sun_path, PUBLISH_DIR "/%d.sock", i - 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&to, sizeof to) == 0)
+        return fd;
+    return -1;
+}
+
+/* Copy both ways between the client and the target until both directions are closed. */
+static void relay(int client, int target) {
+    int up = connect_target(target);
+    if (up < 0)
         _exit(1);
     struct pollfd p[2] = {{.fd = client, .events = POLLIN}, {.fd = up, .events = POLLIN}};
     int peer[2] = {up, client};
@@ -89,9 +111,39 @@ static void relay(int client) {
     _exit(0);
 }
 
-int main(void) {
+static int listen_unix(void) {
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    strcpy(addr.sun_path, SOCKET_PATH);
+    if (fd < 0)
+        die("socket");
+    unlink(SOCKET_PATH);
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(fd, 128) < 0)
+        die("bind " SOCKET_PATH);
+    return fd;
+}
+
+static int listen_tcp(int port) {
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port),
+                               .sin_addr.s_addr = htonl(INADDR_ANY)};
+    int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        die("socket");
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(fd, 128) < 0)
+        die("bind a published port");
+    return fd;
+}
+
+int main(int argc, char **argv) {
+    int published = 0;
+    if (argc > 2 || (argc == 2 && (strspn(argv[1], "0123456789") != strlen(argv[1]) ||
+                                   (published = atoi(argv[1])) > MAX_PUBLISH))) {
+        fprintf(stderr, "usage: am-proxy-relay [PUBLISHED_PORTS] (at most %d)\n", MAX_PUBLISH);
+        return 2;
+    }
     struct sigaction sa = {0};
-    sa.sa_handler = on_child; /* no SA_RESTART: accept() returns EINTR */
+    sa.sa_handler = on_child; /* no SA_RESTART: poll() returns EINTR */
     sigaction(SIGCHLD, &sa, NULL);
     sa.sa_handler = on_stop;
     sigaction(SIGTERM, &sa, NULL);
@@ -99,20 +151,18 @@ int main(void) {
     signal(SIGPIPE, SIG_IGN);
     umask(077); /* the socket: for the proxy's user alone, who is also the agent's */
 
-    int ls = socket(AF_UNIX, SOCK_STREAM, 0);
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    strcpy(addr.sun_path, SOCKET_PATH);
-    if (ls < 0)
-        die("socket");
-    unlink(SOCKET_PATH);
-    if (bind(ls, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(ls, 128) < 0)
-        die("bind " SOCKET_PATH);
+    struct pollfd ls[1 + MAX_PUBLISH];
+    int n = 1 + published;
+    ls[0] = (struct pollfd){.fd = listen_unix(), .events = POLLIN};
+    for (int i = 0; i < published; i++)
+        ls[1 + i] = (struct pollfd){.fd = listen_tcp(PUBLISH_BASE + i), .events = POLLIN};
 
     squid = fork();
     if (squid < 0)
         die("fork");
     if (squid == 0) {
-        close(ls);
+        for (int i = 0; i < n; i++)
+            close(ls[i].fd);
         execl(SQUID, "squid", "-N", "-f", SQUID_CONF, (char *)NULL);
         fprintf(stderr, "am-proxy-relay: cannot run " SQUID ": %s\n", strerror(errno));
         _exit(127);
@@ -135,17 +185,21 @@ int main(void) {
                 }
             }
         }
-        struct pollfd p = {.fd = ls, .events = POLLIN};
-        if (poll(&p, 1, 1000) <= 0)
+        if (poll(ls, n, 1000) <= 0)
             continue; /* a signal, or a second to look at the flags again */
-        int client = accept(ls, NULL, NULL);
-        if (client < 0)
-            continue;
-        pid_t pid = fork();
-        if (pid == 0) {
-            close(ls);
-            relay(client);
+        for (int i = 0; i < n; i++) {
+            if (!(ls[i].revents & POLLIN))
+                continue;
+            int client = accept(ls[i].fd, NULL, NULL);
+            if (client < 0)
+                continue;
+            pid_t pid = fork();
+            if (pid == 0) {
+                for (int j = 0; j < n; j++)
+                    close(ls[j].fd);
+                relay(client, i);
+            }
+            close(client);
         }
-        close(client);
     }
 }
