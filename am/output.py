@@ -26,7 +26,7 @@ PUBLIC = (
     "log",
 )
 EXTRA = ("worktree", "image", "gpus", "env_names", "started", "finished", "health", "orphan",
-         "proxy", "egress_network", "network_log")
+         "proxy", "egress_network", "network_log", "isolation")
 
 
 def public(view: dict) -> dict:
@@ -51,13 +51,19 @@ def status_text(view: dict) -> str:
     return s
 
 
+def mode_text(view: dict) -> str:
+    """``tmux``, or ``container/<engine>/<isolation>`` (``container/podman/gvisor``)."""
+    parts = [view["mode"], view.get("runtime"), view.get("isolation")]
+    return "/".join(p for p in parts if p)
+
+
 def table(views: list[dict]) -> str:
     from tabulate import tabulate
 
     rows = [
         [
             v["id"],
-            v["mode"] + (f"/{v['runtime']}" if v.get("runtime") else ""),
+            mode_text(v),
             status_text(v),
             v.get("health", "-"),
             v.get("agent"),

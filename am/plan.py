@@ -44,6 +44,7 @@ class Plan:
     image: str | None
     gpus: str | None
     env_names: list[str]
+    isolation: str | None = None  # container agents: runc or gvisor (am/isolation.py)
     cache_dir: Path | None = None
     mirror: Path | None = None  # the cache mirror a URL clone borrows objects from
     egress: str | None = None  # limited: the outside network its proxy joins
@@ -101,6 +102,8 @@ class Plan:
             "image": self.image,
             "gpus": self.gpus,
             "env_names": self.env_names,
+            # A Kubernetes backend maps it to a runtimeClassName (isolation.runtime_class).
+            "isolation": self.isolation,
             "home": home,
             "spawn_pid": os.getpid(),
             **({"proxy": self.proxy, "egress_network": self.egress,
@@ -315,11 +318,12 @@ def build(
             ("--gpus", args.gpus),
             ("--image", args.image),
             ("--runtime", args.runtime),
+            ("--isolation", getattr(args, "isolation", None)),
             ("--mount-agent-config", mount_config),
         ):
             if value:
                 raise AmError(f"{flag} applies to container agents", "add --container")
-        limits, network, runtime = None, None, None
+        limits, network, runtime, isolation = None, None, None, None
     else:
         labels = {k: s[f"limits.{k}"].label(f"limits.{k}") for k in FLAG_LABELS}
         limits = check_limits(
@@ -331,6 +335,11 @@ def build(
             labels,
         )
         network, runtime = s["network"].value, s["runtime"].value
+        isolation = s["isolation"].value
+        if isolation == "gvisor" and args.gpus:
+            raise AmError(f"--gpus cannot be used with {s['isolation'].label('isolation')} "
+                          "gvisor: this runsc gives its sandboxes no GPUs",
+                          "leave out --gpus, or spawn this agent with --isolation runc")
         if domains and network != "limited":
             raise AmError("--allow-domain needs --network limited")
         if network == "limited":
@@ -378,6 +387,7 @@ def build(
         image=s["image"].value if mode == "container" else None,
         gpus=args.gpus,
         env_names=names,
+        isolation=isolation,
         extra_mounts=mounts,
         warnings=warnings,
         secrets=values,

@@ -107,19 +107,26 @@ class Engine(Backend):
         """The clear error for an engine's GPU failure in TEXT, if that is what it is."""
         return None
 
+    def gvisor_problem(self, network: str) -> AmError | None:
+        """Why this engine cannot run a gVisor agent with network policy NETWORK, if it
+        cannot; None when it can, as far as can be told without starting one."""
+        return None
+
     def run_argv(self, plan, home: str, uid: int, gid: int) -> list[str]:
         """The full ``run`` command line for an agent's container, attached to its terminal."""
-        from am import network
+        from am import isolation, network
 
         lim = plan.limits
         limited = plan.network == "limited"
         argv = [
-            self.runtime, "run", "--interactive", "--tty", "--pull", "never",
+            *isolation.run_head(self.runtime, plan.isolation, plan.network),
+            "--interactive", "--tty", "--pull", "never",
             "--name", plan.container, "--hostname", plan.container,
             "--label", f"am.agent={plan.id}", "--label", f"am.home={home}",
             "--network", plan.network_name,
             "--memory", lim["memory"], "--memory-swap", lim["memory"],
-            "--cpus", str(lim["cpus"]), "--pids-limit", str(lim["pids"]),
+            "--cpus", str(lim["cpus"]),
+            *isolation.pids_args(plan.isolation, lim["pids"], os.cpu_count() or 1),
             "--init", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
             "--read-only",
             "--tmpfs", "/tmp:rw,nosuid,nodev,size=1g,mode=1777",
@@ -218,6 +225,10 @@ class Engine(Backend):
             print(f"am: warning: git {text}", file=sys.stderr)
         if plan.gpus:
             self.check_gpu_support()
+        if plan.isolation == "gvisor":
+            problem = self.gvisor_problem(plan.network)
+            if problem:
+                raise problem
         check_mount_path(plan.workspace)
         if plan.network == "limited":
             from am import network
@@ -230,7 +241,8 @@ class Engine(Backend):
         home = str(paths.layout().root)
         # The session's client must find the engine as the caller does (PATH, DOCKER_HOST...).
         env = {k: os.environ[k] for k in ("PATH", *FORWARDED_ENV) if k in os.environ}
-        container = {"engine": self.runtime, "name": plan.container}
+        container = {"engine": self.runtime, "name": plan.container,
+                     "isolation": plan.isolation, "pids_limit": plan.limits["pids"]}
         if plan.proxy:
             container.update(proxy=plan.proxy, egress=plan.egress
                              if plan.egress == plan.managed_egress else None)
