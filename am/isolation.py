@@ -16,6 +16,9 @@ Why the flags (docs/security.md, "Kernel isolation"):
   the container's own network namespace (its bridge interface, not the host's).
 - ``host-uds=open`` for ``limited`` only: the relay inside the agent connects to its proxy's
   unix socket, a host socket in a bind-mounted folder, which gVisor refuses by default.
+- A limited agent's proxy (``proxy``) parses whatever the agent sends, so it runs under the
+  agent's isolation too: ``network=host`` for its outside network, and ``host-uds=create`` to
+  serve its unix socket in the folder the agent mounts.
 
 Podman takes runsc and these flags per container (``--runtime``, ``--runtime-flag``). Docker
 takes only a runtime's name, so ``scripts/engines-up.sh`` registers one runtime per network
@@ -29,6 +32,7 @@ RUNSC_FLAGS = {
     "none": ("network=none",),
     "limited": ("network=none", "host-uds=open"),
     "full": ("network=host",),
+    "proxy": ("network=host", "host-uds=create"),  # a limited agent's proxy
 }
 # Kubernetes: the RuntimeClass a pod of this isolation names (None: the cluster's default).
 RUNTIME_CLASSES = {"runc": None, "gvisor": "gvisor"}
@@ -40,12 +44,14 @@ TASKS_PER_PROCESS = 4
 
 
 def docker_runtime(network: str) -> str:
-    """The name dockerd knows gVisor by for an agent with network policy NETWORK."""
+    """The name dockerd knows gVisor by for an agent with network policy NETWORK (or for a
+    limited agent's proxy: ``proxy``)."""
     return f"am-runsc-{network}"
 
 
 def docker_runtimes(path: str) -> dict[str, dict]:
-    """dockerd's ``runtimes`` entries for gVisor, one per network policy, runsc at PATH."""
+    """dockerd's ``runtimes`` entries for gVisor, one per network policy and one for proxies,
+    runsc at PATH."""
     return {docker_runtime(net): {"path": path, "runtimeArgs": [f"--{f}" for f in flags]}
             for net, flags in RUNSC_FLAGS.items()}
 
@@ -56,8 +62,9 @@ def runtime_class(isolation: str) -> str | None:
 
 
 def run_head(engine: str, isolation: str, network: str) -> list[str]:
-    """The start of a ``run`` command line on ENGINE (docker or podman) up to and including
-    the run's own runtime option: ``[engine, ..., "run", ...]``."""
+    """The start of a ``run`` command line on ENGINE (docker or podman) for a container of
+    ISOLATION with network policy NETWORK (``proxy``: a limited agent's proxy), up to and
+    including the run's own runtime option: ``[engine, ..., "run", ...]``."""
     if isolation == "runc":
         # The engine's own runtime (runc, or crun where that is the default).
         return [engine, "run"]

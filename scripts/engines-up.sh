@@ -30,7 +30,7 @@
 #      AM_DOCKERD_FLAGS="--storage-driver=vfs".
 #   3. gVisor (`am spawn --isolation gvisor`), when runsc is installed:
 #      registers it in /etc/docker/daemon.json once per network policy
-#      (am-runsc-none, am-runsc-limited, am-runsc-full: docker takes a
+#      and for proxies (am-runsc-none, -limited, -full, -proxy: docker takes a
 #      runtime's flags only from there; am/isolation.py says which and why),
 #      adding to a daemon.json of someone else's without changing their keys.
 #      A running dockerd takes the new runtime on SIGHUP (it reloads
@@ -262,7 +262,7 @@ register_docker_runsc() {
         return 0
     fi
     out=$(register_runsc "$runsc") || { log "ERROR: cannot register runsc in $DAEMON_JSON"; return 1; }
-    [ "$out" != changed ] || log "registered runsc ($runsc) in $DAEMON_JSON as am-runsc-none, -limited and -full"
+    [ "$out" != changed ] || log "registered runsc ($runsc) in $DAEMON_JSON as am-runsc-none, -limited, -full and -proxy"
 }
 
 # Makes a running dockerd offer runsc: SIGHUP first, a restart only of our own dockerd.

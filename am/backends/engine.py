@@ -226,9 +226,11 @@ class Engine(Backend):
         if plan.gpus:
             self.check_gpu_support()
         if plan.isolation == "gvisor":
-            problem = self.gvisor_problem(plan.network)
-            if problem:
-                raise problem
+            # A limited agent's proxy runs under gVisor too.
+            for kind in (plan.network, "proxy") if plan.network == "limited" else (plan.network,):
+                problem = self.gvisor_problem(kind)
+                if problem:
+                    raise problem
         check_mount_path(plan.workspace)
         if plan.network == "limited":
             from am import network
@@ -306,10 +308,22 @@ class Engine(Backend):
         raise AmError(f"the container {plan.container} did not start" + (f": {tail}" if tail
                                                                         else ""))
 
+    def remove(self, name: str, timeout: float = 60) -> None:
+        """Remove the container NAME; return once it is gone, also while another process (the
+        supervisor of an agent that just ended) removes it at the same moment: docker then
+        answers at once that removal is in progress. A gVisor sandbox takes a while to go."""
+        res = self.call("rm", "--force", name, timeout=timeout)
+        if res.ok or "in progress" not in (res.err or "").lower():
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.call("inspect", "--format", "{{.Id}}",
+                                                        name).ok:
+            time.sleep(0.1)
+
     def stop(self, record: dict) -> None:
         """Remove the container, then its proxy and, unused, am's outside network."""
         if record.get("container"):
-            self.call("rm", "--force", record["container"], timeout=60)
+            self.remove(record["container"])
         if record.get("proxy"):
             from am import network
 
