@@ -57,6 +57,7 @@ DOCKERD_LOG="${AM_DOCKERD_LOG:-/var/log/dockerd.log}"
 ULIMIT="${AM_ULIMIT:-20000}"
 CONF=/etc/containers/containers.conf
 DAEMON_JSON="${AM_DOCKER_DAEMON_JSON:-/etc/docker/daemon.json}"
+AM_SRC=$(cd "$(dirname "$0")/.." && pwd)  # am's source: am/isolation.py names the runtimes
 # The pid of a dockerd this script started: only that one may be restarted.
 STARTED_PID=/run/am-engines-up.dockerd.pid
 MARKER="# managed by am scripts/engines-up.sh"
@@ -213,7 +214,7 @@ setup_docker() {
 # dockerd's configuration; prints "changed" when it wrote the file. Other keys are kept as they
 # are; am's own entries (am-runsc-*) are set to what am needs.
 register_runsc() {
-    python3 - "$DAEMON_JSON" "$1" "$(cd "$(dirname "$0")/.." && pwd)" <<'PY'
+    python3 - "$DAEMON_JSON" "$1" "$AM_SRC" <<'PY'
 import json, os, sys
 path, runsc, repo = sys.argv[1:4]
 sys.path.insert(0, repo)

@@ -119,14 +119,15 @@ class Engine(Backend):
         lim = plan.limits
         limited = plan.network == "limited"
         argv = [
-            *isolation.run_head(self.runtime, plan.isolation, plan.network),
+            *isolation.run_head(self.runtime, plan.isolation or isolation.DEFAULT, plan.network),
             "--interactive", "--tty", "--pull", "never",
             "--name", plan.container, "--hostname", plan.container,
             "--label", f"am.agent={plan.id}", "--label", f"am.home={home}",
             "--network", plan.network_name,
             "--memory", lim["memory"], "--memory-swap", lim["memory"],
             "--cpus", str(lim["cpus"]),
-            *isolation.pids_args(plan.isolation, lim["pids"], os.cpu_count() or 1),
+            *isolation.pids_args(plan.isolation or isolation.DEFAULT, lim["pids"],
+                                 os.cpu_count() or 1),
             "--init", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
             "--read-only",
             "--tmpfs", "/tmp:rw,nosuid,nodev,size=1g,mode=1777",
