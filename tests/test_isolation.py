@@ -174,3 +174,27 @@ def test_engines_up_registers_the_runtimes_and_keeps_the_rest(tmp_path):
     assert register(fresh) == "changed"
     assert json.loads(fresh.read_text()) == {"runtimes": isolation.docker_runtimes(
         "/usr/bin/runsc")}
+
+
+def without_runsc(am, *args) -> subprocess.CompletedProcess:
+    """``am ARGS`` where runsc is hidden (/dev/null over it, in a mount namespace of its own)."""
+    hide = 'for f in $(which -a runsc); do mount --bind /dev/null "$f"; done && exec "$@"'
+    return subprocess.run(["unshare", "-m", "sh", "-c", hide, "sh", *am.argv, *map(str, args)],
+                          env=am.env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.container
+def test_podman_without_runsc(am, repo):
+    from containers import engine_ready
+
+    engine_ready("podman")
+    # the control: where runsc is, the same spawn gets past the check
+    assert Podman().gvisor_problem("none") is None
+    res = without_runsc(am, "spawn", repo, "--container", "--runtime", "podman", "--isolation",
+                        "gvisor", "--cmd", "true")
+    line = assert_am_error(res)
+    assert "runsc (gVisor) not found" in line and "apt-get install runsc" in res.stderr
+    assert_nothing_made(am.home)
+    report = json.loads(without_runsc(am, "doctor", "--json").stdout)
+    row = {c["check"]: c for c in report["checks"]}["podman gvisor"]
+    assert row["ok"] is None and row["detail"].startswith("not available: runsc (gVisor) not")
