@@ -22,7 +22,7 @@ Why the flags (docs/security.md, "Kernel isolation"):
 
 Podman takes runsc and these flags per container (``--runtime``, ``--runtime-flag``). Docker
 takes only a runtime's name, so ``scripts/engines-up.sh`` registers one runtime per network
-policy in dockerd's configuration (``DOCKER_RUNTIMES``).
+policy (and one for proxies) in dockerd's configuration (``docker_runtimes``).
 """
 
 ISOLATIONS = ("runc", "gvisor")
