@@ -82,8 +82,9 @@ def sandbox_cli(pid: int) -> list[str] | None:
         args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return None
-    root = next((a[len(b"--root="):].decode() for a in args if a.startswith(b"--root=")), None)
-    if not root or not args[0].startswith(b"runsc"):
+    root = next((a[len(b"--root="):].decode(errors="replace") for a in args
+                 if a.startswith(b"--root=")), None)
+    if not root or not args[0].startswith(b"runsc") or not trusted_folder(root):
         return None
     try:
         exe = os.readlink(f"/proc/{pid}/exe")  # the sandbox runs runsc itself
@@ -92,6 +93,20 @@ def sandbox_cli(pid: int) -> list[str] | None:
     if not os.path.isfile(exe):
         exe = shutil.which("runsc") or ""
     return [exe, f"--root={root}"] if exe else None
+
+
+def trusted_folder(path: str) -> bool:
+    """Whether PATH is a folder only its owner (root or the caller) can change: the sandbox's
+    command line is the sandbox's own memory, so what it names is checked before runsc, run
+    by the supervisor, reads state from it."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return (os.path.isabs(path) and stat.S_ISDIR(st.st_mode) and st.st_uid in (0, os.getuid())
+            and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
 
 
 def guest_tasks(cli: list[str], container_id: str) -> int | None:

@@ -198,3 +198,14 @@ def test_podman_without_runsc(am, repo):
     report = json.loads(without_runsc(am, "doctor", "--json").stdout)
     row = {c["check"]: c for c in report["checks"]}["podman gvisor"]
     assert row["ok"] is None and row["detail"].startswith("not available: runsc (gVisor) not")
+
+
+def test_only_a_folder_its_owner_alone_can_change_is_read_as_runscs_state(tmp_path):
+    from am.oomwatch import trusted_folder
+
+    folder = tmp_path / "runsc"
+    folder.mkdir(mode=0o700)
+    assert trusted_folder(str(folder))
+    folder.chmod(0o777)  # anyone could plant state there
+    assert not trusted_folder(str(folder))
+    assert not trusted_folder("runsc") and not trusted_folder(str(tmp_path / "missing"))
