@@ -14,11 +14,13 @@ Why the flags (docs/security.md, "Kernel isolation"):
   later ("cannot run with network enabled in root network namespace").
 - ``network=host`` for ``full``: gVisor passes the agent's sockets to the host kernel, inside
   the container's own network namespace (its bridge interface, not the host's).
-- ``host-uds=open`` for ``limited`` only: the relay inside the agent connects to its proxy's
-  unix socket, a host socket in a bind-mounted folder, which gVisor refuses by default.
+- ``host-uds=all`` for ``limited`` only: the relay inside the agent connects to its proxy's
+  unix socket, a host socket in a bind-mounted folder, and with ``--publish`` makes the
+  sockets the proxy connects to; gVisor refuses both by default. (A runc container may always
+  do both in its mounts.)
 - A limited agent's proxy (``proxy``) parses whatever the agent sends, so it runs under the
-  agent's isolation too: ``network=host`` for its outside network, and ``host-uds=create`` to
-  serve its unix socket in the folder the agent mounts.
+  agent's isolation too: ``network=host`` for its outside network, and ``host-uds=all`` to
+  serve its socket in the folder the agent mounts and reach the agent's published ones.
 
 Podman takes runsc and these flags per container (``--runtime``, ``--runtime-flag``). Docker
 takes only a runtime's name, so ``scripts/engines-up.sh`` registers one runtime per network
@@ -30,9 +32,9 @@ DEFAULT = "runc"
 RUNSC = "runsc"
 RUNSC_FLAGS = {
     "none": ("network=none",),
-    "limited": ("network=none", "host-uds=open"),
+    "limited": ("network=none", "host-uds=all"),
     "full": ("network=host",),
-    "proxy": ("network=host", "host-uds=create"),  # a limited agent's proxy
+    "proxy": ("network=host", "host-uds=all"),  # a limited agent's proxy
 }
 # Kubernetes: the RuntimeClass a pod of this isolation names (None: the cluster's default).
 RUNTIME_CLASSES = {"runc": None, "gvisor": "gvisor"}

@@ -40,7 +40,7 @@ def test_settings_know_the_same_isolations():
 @pytest.mark.parametrize(("engine", "network", "expected"), [
     ("podman", "none", ["podman", "--runtime", "runsc", "--runtime-flag", "network=none", "run"]),
     ("podman", "limited", ["podman", "--runtime", "runsc", "--runtime-flag", "network=none",
-                           "--runtime-flag", "host-uds=open", "run"]),
+                           "--runtime-flag", "host-uds=all", "run"]),
     ("podman", "full", ["podman", "--runtime", "runsc", "--runtime-flag", "network=host", "run"]),
     ("docker", "none", ["docker", "run", "--runtime", "am-runsc-none"]),
     ("docker", "limited", ["docker", "run", "--runtime", "am-runsc-limited"]),
@@ -65,7 +65,7 @@ def test_docker_runtimes_carry_the_same_flags_as_podman():
     for net, flags in isolation.RUNSC_FLAGS.items():
         assert runtimes[isolation.docker_runtime(net)] == {
             "path": "/usr/bin/runsc", "runtimeArgs": [f"--{f}" for f in flags]}
-    # only what reaches a host socket may: the limited agent opens, its proxy creates
+    # only a limited agent and its proxy may reach or make sockets in their host mounts
     assert [n for n, f in isolation.RUNSC_FLAGS.items() if any("host-uds" in x for x in f)] \
         == ["limited", "proxy"]
 
@@ -209,3 +209,20 @@ def test_only_a_folder_its_owner_alone_can_change_is_read_as_runscs_state(tmp_pa
     folder.chmod(0o777)  # anyone could plant state there
     assert not trusted_folder(str(folder))
     assert not trusted_folder("runsc") and not trusted_folder(str(tmp_path / "missing"))
+
+
+@pytest.mark.container
+def test_start_keeps_the_isolation(am, repo, engine):
+    cmd = "dmesg 2>&1 | head -1; echo run >> runs.txt; printf 'RUN-%s\\n' $(wc -l < runs.txt); " \
+          "sleep 300"
+    agent = am.spawn(repo, "--container", "--runtime", engine, "--isolation", "gvisor",
+                     "--cmd", cmd)
+    am.wait_log(agent, "RUN-1")
+    am("stop", agent)
+    line = assert_am_error(am("start", agent, "--isolation", "runc", check=False))
+    assert "--isolation" in line and "keeps the settings" in line
+    am("start", agent)
+    log = am.wait_log(agent, "RUN-2")
+    assert log.count("Starting gVisor") == 2, log  # both runs on gVisor's kernel
+    assert am.info(agent)["isolation"] == "gvisor"
+    am("stop", agent)

@@ -61,12 +61,17 @@ def grant(top: Path) -> None:
 WORKTREE_WRITABLE = ("objects", "refs", "logs")
 
 
-def worktree_mounts(workspace: Path) -> list[tuple[Path, str, bool]]:
-    """Mounts that let git work inside a worktree: the source's git folder, read-only, at the
-    absolute path the worktree's ``.git`` file names, with only what a commit writes (objects,
-    refs, logs and the worktree's own folder) writable."""
+def worktree_gitdir(workspace: Path) -> Path:
+    """The worktree's own folder in the source's git folder, as its ``.git`` file names it.
+    Read only right after ``git worktree add``, before any agent could change the file."""
     text = (workspace / ".git").read_text()
-    gitdir = Path(text.partition("gitdir:")[2].strip())
+    return Path(text.partition("gitdir:")[2].strip())
+
+
+def worktree_mounts(gitdir: Path) -> list[tuple[Path, str, bool]]:
+    """Mounts that let git work inside a worktree whose own folder is GITDIR: the source's git
+    folder, read-only, at its absolute path, with only what a commit writes (objects, refs,
+    logs and the worktree's own folder) writable."""
     common = Path(os.path.normpath(gitdir / ".." / ".."))
     mounts = [(common, str(common), True)]
     for name in WORKTREE_WRITABLE:
@@ -132,7 +137,7 @@ class Engine(Backend):
 
         lim = plan.limits
         limited = plan.network == "limited"
-        command = with_config_copies(plan.config_copies, plan.command)
+        command = with_config_copies(plan.config_copies, plan.agent_argv())
         argv = [
             *isolation.run_head(self.runtime, plan.isolation or isolation.DEFAULT, plan.network),
             "--interactive", "--tty", "--pull", "never",
@@ -153,11 +158,14 @@ class Engine(Backend):
             *[a for m in plan.extra_mounts for a in ("--mount", mount_arg(*m))],
             "--workdir", WORKSPACE,
             "--env", f"HOME={AGENT_HOME}", "--env", "TERM=xterm-256color",
-            *[a for name in plan.env_names for a in ("--env", name)],  # values: from our env
+            # values: from the client's environment, never its arguments
+            *[a for name in [*plan.env_names, *plan.env] for a in ("--env", name)],
             *self.gpu_args(plan.gpus),
-            *(network.agent_run_args(plan.network_files) if limited else []),
+            *(network.agent_run_args(plan.network_files, plan.publish) if limited else []),
+            *[a for p in (plan.publish if plan.network == "full" else []) for a in
+              ("--publish", p)],
             "--", plan.image,
-            *(network.wrap_command(command) if limited else command),
+            *(network.wrap_command(command, plan.publish) if limited else command),
         ]
         return argv
 
@@ -297,6 +305,7 @@ class Engine(Backend):
         home = str(paths.layout().root)
         # The session's client must find the engine as the caller does (PATH, DOCKER_HOST...).
         env = {k: os.environ[k] for k in ("PATH", *FORWARDED_ENV) if k in os.environ}
+        env.update(plan.env)  # passed on by name, like --env
         container = {"engine": self.runtime, "name": plan.container,
                      "isolation": plan.isolation, "pids_limit": plan.limits["pids"]}
         if plan.proxy:
@@ -319,7 +328,7 @@ class Engine(Backend):
     def before_start(self, plan) -> None:
         """Mount what a worktree needs; as root, let the image's user write its workspace;
         start a limited agent's proxy (the spawn's undo removes it with the container)."""
-        wt_mounts = worktree_mounts(plan.workspace) if plan.worktree else []
+        wt_mounts = worktree_mounts(plan.worktree_gitdir) if plan.worktree else []
         plan.extra_mounts[:0] = wt_mounts
         if plan.network == "limited":
             from am import network
