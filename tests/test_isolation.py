@@ -102,7 +102,8 @@ def test_agent_run_argv_under_gvisor(engine, tmp_path):
 
 def test_proxy_of_a_gvisor_agent_runs_under_gvisor():
     files = network.Files(Path("/h/c"), Path("/h/s"), Path("/h/l"))
-    argv = network.proxy_run_argv("podman", "x", "/h", "am-egress-1", files, [], "gvisor", 2)
+    argv = network.proxy_run_argv("podman", "x", "/h", "am-egress-1", files, [],
+                                  isolation="gvisor", host_cpus=2)
     assert argv[:argv.index("run") + 1] == isolation.run_head("podman", "gvisor", "proxy")
     assert "--ulimit" in argv and "--read-only" in argv
     runc = network.proxy_run_argv("podman", "x", "/h", "am-egress-1", files, [])
