@@ -22,7 +22,7 @@ POLICY = {  # tests/test_container.py -> property
         "4 container policy (no network, caps, read-only, limits)",
     "test_worktree_agent_in_container_commits_to_host_branch":
         "4 container policy (no network, caps, read-only, limits)",
-    "test_the_agent_sees_its_isolations_kernel": "6 kernel isolation (the agent's kernel)",
+    "test_the_agent_sees_its_isolations_kernel": "7 kernel isolation (the agent's kernel)",
 }
 TARGETS = ["tests/security"] + [f"tests/test_container.py::{name}" for name in POLICY]
 
