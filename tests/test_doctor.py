@@ -126,3 +126,16 @@ def test_image_ages_of_both_engines():
     assert age_days("2020-01-01 00:00:00.5 -0500 EST") == age_days("2020-01-01T05:00:00Z")
     assert age_days(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())) == 0
     assert age_days("not a time") is None
+
+
+def test_doctor_says_whether_gvisor_runs_on_each_engine(am):
+    for engine in ENGINES:
+        engine_ready(engine)
+    report = json.loads(am("doctor", "--json", check=False).stdout)
+    checks = {c["check"]: c for c in report["checks"]}
+    for engine in ENGINES:
+        row = checks[f"{engine} gvisor"]
+        # registered and tried: a sandbox of am's image ran on gVisor's kernel
+        assert row["ok"] is True and "gVisor's kernel" in row["detail"], row
+    text = am("doctor", check=False).stdout
+    assert any(line.startswith("ok") and "docker gvisor" in line for line in text.splitlines())

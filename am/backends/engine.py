@@ -198,20 +198,28 @@ class Engine(Backend):
         """The clear error for an engine's GPU failure in TEXT, if that is what it is."""
         return None
 
+    def gvisor_problem(self, network: str) -> AmError | None:
+        """Why this engine cannot run a gVisor agent with network policy NETWORK, if it
+        cannot; None when it can, as far as can be told without starting one."""
+        return None
+
     def run_argv(self, plan, home: str, uid: int, gid: int) -> list[str]:
         """The full ``run`` command line for an agent's container, attached to its terminal."""
-        from am import network
+        from am import isolation, network
 
         lim = plan.limits
         limited = plan.network == "limited"
         command = with_config_copies(plan.config_copies, plan.agent_argv())
         argv = [
-            self.runtime, "run", "--interactive", "--tty", "--pull", "never",
+            *isolation.run_head(self.runtime, plan.isolation or isolation.DEFAULT, plan.network),
+            "--interactive", "--tty", "--pull", "never",
             "--name", plan.container, "--hostname", plan.container,
             "--label", f"am.agent={plan.id}", "--label", f"am.home={home}",
             "--network", plan.network_name,
             "--memory", lim["memory"], "--memory-swap", lim["memory"],
-            "--cpus", str(lim["cpus"]), "--pids-limit", str(lim["pids"]),
+            "--cpus", str(lim["cpus"]),
+            *isolation.pids_args(plan.isolation or isolation.DEFAULT, lim["pids"],
+                                 os.cpu_count() or 1),
             "--init", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
             "--read-only",
             "--tmpfs", "/tmp:rw,nosuid,nodev,size=1g,mode=1777",
@@ -363,6 +371,12 @@ class Engine(Backend):
             print(f"am: warning: git {text}", file=sys.stderr)
         if plan.gpus:
             self.check_gpu_support()
+        if plan.isolation == "gvisor":
+            # A limited agent's proxy runs under gVisor too.
+            for kind in (plan.network, "proxy") if plan.network == "limited" else (plan.network,):
+                problem = self.gvisor_problem(kind)
+                if problem:
+                    raise problem
         check_mount_path(plan.workspace)
         if plan.network == "limited":
             from am import network
@@ -376,7 +390,8 @@ class Engine(Backend):
         # The session's client must find the engine as the caller does (PATH, DOCKER_HOST...).
         env = {k: os.environ[k] for k in ("PATH", *FORWARDED_ENV) if k in os.environ}
         env.update(plan.env)  # passed on by name, like --env
-        container = {"engine": self.runtime, "name": plan.container}
+        container = {"engine": self.runtime, "name": plan.container,
+                     "isolation": plan.isolation, "pids_limit": plan.limits["pids"]}
         if plan.proxy:
             container.update(proxy=plan.proxy, egress=plan.egress
                              if plan.egress == plan.managed_egress else None)
@@ -452,16 +467,15 @@ class Engine(Backend):
                                                                         else ""))
 
     def remove(self, name: str, timeout: float = 60) -> None:
-        """Remove container NAME and return once it is gone, also when another process is
-        removing it at the same moment (the supervisor, as the agent exits): docker then
-        refuses with 'removal ... is already in progress'."""
-        if self.call("rm", "--force", name, timeout=timeout).ok:
+        """Remove the container NAME; return once it is gone, also while another process (the
+        supervisor of an agent that just ended) removes it at the same moment: docker then
+        answers at once that removal is in progress. A gVisor sandbox takes a while to go."""
+        res = self.call("rm", "--force", name, timeout=timeout)
+        if res.ok or "in progress" not in (res.err or "").lower():
             return
         deadline = time.monotonic() + timeout
-        while self.call("inspect", "--format", "{{.Id}}", name).ok:
-            if time.monotonic() > deadline:
-                raise AmError(f"the container {name} is still there after {timeout:.0f}s",
-                              f"remove it with '{self.runtime} rm --force {name}'")
+        while time.monotonic() < deadline and self.call("inspect", "--format", "{{.Id}}",
+                                                        name).ok:
             time.sleep(0.1)
 
     def stop(self, record: dict) -> None:
