@@ -45,14 +45,15 @@ EGRESS_LABEL = "am.egress"
 PROXY_LIMITS = {"memory": "128m", "pids": "200", "cpus": "0.5"}
 # Destinations refused unless the name is allowed with --allow-private-domain: "this" network,
 # RFC 1918, shared (CGNAT), loopback, link-local, IETF protocol assignments, benchmarking,
-# multicast and reserved; IPv6 unspecified, loopback, IPv4-mapped, NAT64, unique local,
-# link-local and multicast. The egress network's gateway and this host's own addresses are
-# added when a proxy starts.
+# multicast and reserved; IPv6 loopback, NAT64, unique local, link-local and multicast. Not
+# "::/128" nor IPv4-mapped "::ffff:0:0/96": squid keeps IPv4 addresses as mapped ones, so it
+# reads both as every IPv4 address (it checks a mapped answer against the IPv4 ranges). The
+# egress network's gateway and this host's own addresses are added when a proxy starts.
 LOCAL_NETS = (
     "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
     "172.16.0.0/12", "192.0.0.0/24", "192.168.0.0/16", "198.18.0.0/15", "224.0.0.0/4",
     "240.0.0.0/4",
-    "::/128", "::1/128", "::ffff:0:0/96", "64:ff9b::/96", "fc00::/7", "fe80::/10", "ff00::/8",
+    "::1/128", "64:ff9b::/96", "fc00::/7", "fe80::/10", "ff00::/8",
 )
 # The error pages (and log codes) of the three refusals, in the image's template folder.
 REFUSALS = {
@@ -127,6 +128,9 @@ def config_text(agent_id: str, allow: list[str], private: list[str], local: list
     lines = [
         f"# am: network proxy of agent {agent_id} (generated; mounted read-only)",
         f"http_port 127.0.0.1:{PROXY_PORT}",
+        # squid sizes its tables by the descriptor limit, which engines set high (podman: a
+        # million): 90 MB more under gVisor, over the proxy's 128m. 4096 is 2000 connections.
+        "max_filedescriptors 4096",
         "visible_hostname am-proxy",
         "httpd_suppress_version_string on",
         "via off",

@@ -269,3 +269,14 @@ def test_relay_reports_a_port_it_cannot_take(tmp_path):
         res = subprocess.run([sys.executable, str(network.relay_source()), "/nowhere",
                               str(port), "--", "true"], capture_output=True, text=True)
     assert res.returncode == 1 and res.stderr.startswith("am: error: cannot listen")
+
+
+def test_local_ranges_hold_no_public_address():
+    """squid keeps IPv4 addresses as IPv4-mapped IPv6: '::ffff:0:0/96' or '::/128' would be
+    read as every IPv4 address (it warns and drops such an entry)."""
+    import ipaddress
+
+    for text in network.LOCAL_NETS:
+        net = ipaddress.ip_network(text)
+        for public in ("8.8.8.8", "::ffff:8.8.8.8", "2606:4700::1111"):
+            assert ipaddress.ip_address(public) not in net, (text, public)
