@@ -116,6 +116,10 @@ class Plan:
 
 
 FLAG_LABELS = {"memory": "--memory", "cpus": "--cpus", "pids": "--pids"}
+WORKTREE_CONTAINER = (
+    "--worktree cannot be combined with --container: to commit, the agent would write your "
+    "repository's shared git folder (objects, refs, logs), where it can plant links and "
+    "alternates that your own git and am follow later (docs/security.md)")
 
 
 def memory_bytes(value: str, label: str = "--memory") -> int:
@@ -291,6 +295,10 @@ def build(
         command = profile.argv(args.skip_permissions)
     if args.worktree and is_url(source):
         raise AmError("--worktree needs a local repository path, not a URL")
+    if args.worktree and args.container:
+        raise AmError(WORKTREE_CONTAINER, "leave out --worktree: a clone keeps the agent's "
+                      "commits in its workspace; review them with 'am diff ID', then fetch "
+                      "its branch into your repository (git fetch WORKSPACE am/ID)")
     names, values = parse_env(args.env, environ)
     warnings = []
     if profile and args.cmd is None:

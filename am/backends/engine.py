@@ -20,6 +20,7 @@ WORKSPACE = "/workspace"
 AGENT_HOME = "/home/agent"
 IMAGE_UID = 1000  # the image's non-root user; the agent runs as this uid when am runs as root
 DEFAULT_IMAGE = "am-agent:latest"
+SANDBOX_PREFIX = "am_op-"  # throwaway containers that read a stopped agent's workspace
 UNSAFE_MOUNT_CHARS = re.compile(r"[,:\n\r\0]")
 FORWARDED_ENV = ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_PATH",
                  "DOCKER_TLS_VERIFY", "CONTAINER_HOST", "CONTAINER_CONNECTION",
@@ -59,27 +60,6 @@ def grant(top: Path) -> None:
     os.lchown(top, IMAGE_UID, IMAGE_UID)
 
 
-# What a commit in a worktree writes in the shared git folder; everything else there stays
-# read-only, so the agent cannot plant config, hooks, a ``commondir`` redirection or submodule
-# repositories that the user's own git (or am) would later read.
-WORKTREE_WRITABLE = ("objects", "refs", "logs")
-
-
-def worktree_mounts(workspace: Path) -> list[tuple[Path, str, bool]]:
-    """Mounts that let git work inside a worktree: the source's git folder, read-only, at the
-    absolute path the worktree's ``.git`` file names, with only what a commit writes (objects,
-    refs, logs and the worktree's own folder) writable."""
-    text = (workspace / ".git").read_text()
-    gitdir = Path(text.partition("gitdir:")[2].strip())
-    common = Path(os.path.normpath(gitdir / ".." / ".."))
-    mounts = [(common, str(common), True)]
-    for name in WORKTREE_WRITABLE:
-        (common / name).mkdir(exist_ok=True)
-        mounts.append((common / name, str(common / name), False))
-    mounts.append((gitdir, str(gitdir), False))
-    return mounts
-
-
 class Engine(Backend):
     """A container engine driven through its CLI."""
 
@@ -107,25 +87,37 @@ class Engine(Backend):
         """The clear error for an engine's GPU failure in TEXT, if that is what it is."""
         return None
 
+    def security_args(self) -> list[str]:
+        """Engine-specific confinement beyond the common policy (podman: a seccomp profile)."""
+        return []
+
+    def ensure_security(self) -> None:
+        """Make what ``security_args`` names (before a container that uses it starts)."""
+
+    def policy_args(self, limits: dict, uid: int, gid: int) -> list[str]:
+        """What every container of an agent gets, its own and its workspace's sandbox: no
+        capabilities, no new privileges, a read-only root, the limits, a non-root user."""
+        return [
+            "--memory", limits["memory"], "--memory-swap", limits["memory"],
+            "--cpus", str(limits["cpus"]), "--pids-limit", str(limits["pids"]),
+            "--init", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+            *self.security_args(), "--read-only", *self.user_args(uid, gid),
+        ]
+
     def run_argv(self, plan, home: str, uid: int, gid: int) -> list[str]:
         """The full ``run`` command line for an agent's container, attached to its terminal."""
         from am import network
 
-        lim = plan.limits
         limited = plan.network == "limited"
         argv = [
             self.runtime, "run", "--interactive", "--tty", "--pull", "never",
             "--name", plan.container, "--hostname", plan.container,
             "--label", f"am.agent={plan.id}", "--label", f"am.home={home}",
             "--network", plan.network_name,
-            "--memory", lim["memory"], "--memory-swap", lim["memory"],
-            "--cpus", str(lim["cpus"]), "--pids-limit", str(lim["pids"]),
-            "--init", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-            "--read-only",
+            *self.policy_args(plan.limits, uid, gid),
             "--tmpfs", "/tmp:rw,nosuid,nodev,size=1g,mode=1777",
             "--tmpfs", f"{AGENT_HOME}:rw,nosuid,nodev,size=1g,mode=1777",
             "--log-driver", "none",
-            *self.user_args(uid, gid),
             "--mount", mount_arg(plan.workspace, WORKSPACE),
             *[a for m in plan.extra_mounts for a in ("--mount", mount_arg(*m))],
             "--workdir", WORKSPACE,
@@ -137,6 +129,28 @@ class Engine(Backend):
             *(network.wrap_command(plan.command) if limited else plan.command),
         ]
         return argv
+
+    def sandbox_argv(self, name: str, image: str, home: str, agent_id: str, limits: dict,
+                     mounts: list[tuple[Path, str, bool]], uid: int, gid: int,
+                     command: list[str]) -> list[str]:
+        """A throwaway container that reads a stopped agent's workspace: the agent's policy and
+        user, no network, its mounts (read-only where given so), removed when it ends."""
+        return [
+            self.runtime, "run", "--rm", "--pull", "never", "--name", name,
+            "--label", f"am.op={agent_id}", "--label", f"am.home={home}",
+            "--network", "none", *self.policy_args(limits, uid, gid),
+            "--tmpfs", "/tmp:rw,nosuid,nodev,size=1g,mode=1777",
+            "--log-driver", "none",
+            *[a for m in mounts for a in ("--mount", mount_arg(*m))],
+            "--workdir", "/", "--env", "HOME=/tmp", "--entrypoint", command[0],
+            "--", image, *command[1:],
+        ]
+
+    def exec_argv(self, name: str, uid: int, gid: int, command: list[str]) -> list[str]:
+        """COMMAND in the running container NAME, as the agent's user."""
+        user = self.user_args(uid, gid)
+        return [self.runtime, "exec", "--user", user[user.index("--user") + 1],
+                "--workdir", "/", name, *command]
 
     def build_argv(self, tag: str, context: Path, build_args: dict[str, str]) -> list[str]:
         argv = [self.runtime, "build", "--file", str(context / "Containerfile"), "--tag", tag]
@@ -203,6 +217,7 @@ class Engine(Backend):
     def prepare(self, plan) -> None:
         from am import versions
 
+        self.ensure_security()
         # The image check is the first engine call of a spawn: it also proves the engine answers.
         if not self.image_exists(plan.image):
             # am builds its own image (any tag of am-agent) on first use; others must exist.
@@ -249,10 +264,9 @@ class Engine(Backend):
         return folder
 
     def before_start(self, plan) -> None:
-        """Mount what a worktree needs; as root, let the image's user write its workspace;
-        start a limited agent's proxy (the spawn's undo removes it with the container)."""
-        wt_mounts = worktree_mounts(plan.workspace) if plan.worktree else []
-        plan.extra_mounts[:0] = wt_mounts
+        """As root, let the image's user write its workspace (am's own folder, never the
+        user's repository); start a limited agent's proxy (the spawn's undo removes it with
+        the container)."""
         if plan.network == "limited":
             from am import network
 
@@ -262,13 +276,8 @@ class Engine(Backend):
             # there, read-only, so no agent can change what other agents borrow.
             objects = plan.mirror / "objects"
             plan.extra_mounts.append((objects, str(objects), True))
-        if os.getuid() != 0:
-            return
-        grant(plan.workspace)
-        # Only what a commit writes; the repository's own folder stays the user's.
-        for host, _, readonly in wt_mounts:
-            if not readonly:
-                grant(host)
+        if os.getuid() == 0:
+            grant(plan.workspace)
 
     def after_start(self, plan, session_alive, timeout: float = 60) -> None:
         """Return once the container runs; raise (with its output) if its session ended first."""
@@ -294,15 +303,34 @@ class Engine(Backend):
         raise AmError(f"the container {plan.container} did not start" + (f": {tail}" if tail
                                                                         else ""))
 
+    def state(self, name: str) -> tuple[bool, str] | None:
+        """Whether container NAME runs, and the am.home it is labelled for; None if there is
+        no such container (or the engine does not answer)."""
+        res = self.call("inspect", "--format",
+                        '{{.State.Running}}\t{{index .Config.Labels "am.home"}}', name,
+                        timeout=60)
+        if not res.ok:
+            return None
+        running, _, home = res.out.strip().partition("\t")
+        return running == "true", home
+
+    def remove_owned(self, name: str, home: str) -> None:
+        """Remove container NAME if, and only if, it carries this AM_HOME's label."""
+        state = self.state(name)
+        if state is not None and state[1] == home:
+            self.call("rm", "--force", name, timeout=60)
+
     def stop(self, record: dict) -> None:
-        """Remove the container, then its proxy and, unused, am's outside network."""
+        """Remove the container, then its proxy and, unused, am's outside network; only ever
+        containers labelled for this AM_HOME."""
+        home = str(layout().root)  # never the record's word for it
         if record.get("container"):
-            self.call("rm", "--force", record["container"], timeout=60)
+            self.remove_owned(record["container"], home)
         if record.get("proxy"):
             from am import network
 
             network.remove(self, record["id"], record.get("egress_network")
-                           if record.get("managed_egress") else None)
+                           if record.get("managed_egress") else None, home)
 
     def running(self, records: list[dict]) -> set[str] | None:
         from am import paths
@@ -330,7 +358,8 @@ class Engine(Backend):
         from am.network import PROXY_PREFIX
 
         res = self.call(*self.ps_argv(home, True)[1:])
-        return [n for n in res.out.split() if not n.startswith(PROXY_PREFIX)] if res.ok else []
+        return [n for n in res.out.split()
+                if not n.startswith((PROXY_PREFIX, SANDBOX_PREFIX))] if res.ok else []
 
 
 def engine(runtime: str) -> Engine:
