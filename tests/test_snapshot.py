@@ -85,7 +85,11 @@ def test_snapshot_of_a_worktree_agent_restores(am, repo, tmp_path):
     (ws / "debug.log").write_text("ignored\n")
     diff = am("diff", agent_id).stdout
     snap = last_line(am("snapshot", agent_id))
-    assert last_line(am("restore", snap, "--name", "wr")) == "wr"
+    # its commits live in the repository it was a worktree of: the user names it
+    line = assert_am_error(am("restore", snap, "--name", "wr", check=False))
+    assert "--source REPO" in line
+    assert_nothing_made(am.home, {agent_id: am.info(agent_id)})
+    assert last_line(am("restore", snap, "--name", "wr", "--source", repo)) == "wr"
     rws = Path(am.info("wr")["workspace"])
     assert am("diff", "wr").stdout == diff
     assert (rws / "debug.log").read_text() == "ignored\n"

@@ -191,7 +191,8 @@ def test_worktree_restore_stays_in_its_target(am, wt_agent, repo, outside, tmp_p
     (ws / "new.txt").write_text("work\n")
     (ws / "to-dir").symlink_to(outside)
     snap = Path(am("snapshot", agent_id).stdout.strip().splitlines()[-1])
-    restored = am("restore", snap, "--name", "wt-back").stdout.strip().splitlines()[-1]
+    restored = am("restore", snap, "--name", "wt-back", "--source", repo
+                  ).stdout.strip().splitlines()[-1]
     back = am.home / "agents" / restored
     assert (back / "new.txt").read_text() == "work\n"
     assert os.readlink(back / "to-dir") == str(outside)
@@ -205,7 +206,8 @@ def test_worktree_restore_stays_in_its_target(am, wt_agent, repo, outside, tmp_p
         extra, data = _file("workspace/to-dir/dropped")
         extra.size = len(data)
         dst.addfile(extra, io.BytesIO(data))
-    line = assert_am_error(am("restore", evil, "--name", "wt-evil", check=False))
+    line = assert_am_error(am("restore", evil, "--name", "wt-evil", "--source", repo,
+                              check=False))
     assert "refusing to restore" in line
     assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
     assert not (am.home / "agents" / "wt-evil").exists()
