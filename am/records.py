@@ -78,5 +78,6 @@ def check(record: dict, layout, key: str | None = None) -> dict:
     if found:
         raise Invalid(f"the record of agent {record.get('id')!r} in {layout.state_file} is "
                       f"invalid: {'; '.join(found)}",
-                      "am acts on nothing it names; 'am rm --force ID' removes only the record")
+                      "am acts on nothing it names; 'am rm --force "
+                      f"{key or record.get('id')}' removes only the record")
     return record

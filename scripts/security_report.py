@@ -20,7 +20,7 @@ POLICY = {  # tests/test_container.py -> property
     "test_oom_kill_is_reported": "4 container policy (no network, caps, read-only, limits)",
     "test_fork_bomb_hits_pids_limit_and_stop_still_works":
         "4 container policy (no network, caps, read-only, limits)",
-    "test_worktree_agent_in_container_commits_to_host_branch":
+    "test_worktree_container_is_refused_and_the_repository_untouched":
         "4 container policy (no network, caps, read-only, limits)",
 }
 TARGETS = ["tests/security"] + [f"tests/test_container.py::{name}" for name in POLICY]
