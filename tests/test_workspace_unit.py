@@ -43,8 +43,10 @@ def test_sandbox_argv_has_the_agents_policy_and_a_read_only_workspace(eng, home,
 
 
 def test_exec_argv_runs_as_the_agents_user():
-    assert Docker().exec_argv("am-x", 0, 0, ["python3"]) == [
-        "docker", "exec", "--user", "1000:1000", "--workdir", "/", "am-x", "python3"]
+    argv = Docker().exec_argv("am-x", 0, 0, ["python3"])
+    assert argv[:6] == ["docker", "exec", "--user", "1000:1000", "--workdir", "/"]
+    assert argv[-2:] == ["am-x", "python3"]
+    assert argv[argv.index("--env") + 1].startswith("PATH=/usr/local/sbin:")  # not ~/.local
     assert Podman().exec_argv("am-x", 1234, 99, ["python3"])[2:4] == ["--user", "1234:99"]
 
 

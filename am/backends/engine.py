@@ -21,6 +21,9 @@ AGENT_HOME = "/home/agent"
 IMAGE_UID = 1000  # the image's non-root user; the agent runs as this uid when am runs as root
 DEFAULT_IMAGE = "am-agent:latest"
 SANDBOX_PREFIX = "am_op-"  # throwaway containers that read a stopped agent's workspace
+# A sandbox's commands are found here, never in the agent's writable home (the image's PATH
+# starts with /home/agent/.local/bin).
+SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 UNSAFE_MOUNT_CHARS = re.compile(r"[,:\n\r\0]")
 FORWARDED_ENV = ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_PATH",
                  "DOCKER_TLS_VERIFY", "CONTAINER_HOST", "CONTAINER_CONNECTION",
@@ -142,7 +145,8 @@ class Engine(Backend):
             "--tmpfs", "/tmp:rw,nosuid,nodev,size=1g,mode=1777",
             "--log-driver", "none",
             *[a for m in mounts for a in ("--mount", mount_arg(*m))],
-            "--workdir", "/", "--env", "HOME=/tmp", "--entrypoint", command[0],
+            "--workdir", "/", "--env", "HOME=/tmp", "--env", f"PATH={SANDBOX_PATH}",
+            "--entrypoint", command[0],
             "--", image, *command[1:],
         ]
 
@@ -150,7 +154,7 @@ class Engine(Backend):
         """COMMAND in the running container NAME, as the agent's user."""
         user = self.user_args(uid, gid)
         return [self.runtime, "exec", "--user", user[user.index("--user") + 1],
-                "--workdir", "/", name, *command]
+                "--workdir", "/", "--env", f"PATH={SANDBOX_PATH}", name, *command]
 
     def build_argv(self, tag: str, context: Path, build_args: dict[str, str]) -> list[str]:
         argv = [self.runtime, "build", "--file", str(context / "Containerfile"), "--tag", tag]
