@@ -169,6 +169,15 @@ class Pipe(io.RawIOBase):
         for chunk in iter(lambda: self.popen.stderr.read1(4096), b""):
             self._err.append(chunk)
 
+    def exited(self, timeout: float = 5) -> int | None:
+        """The command's exit status if it ends within TIMEOUT seconds (its stderr read)."""
+        try:
+            code = self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self._threads[1].join(timeout)
+        return code
+
     def finish(self, failed: bool) -> None:
         """Read what is left (or kill, when the reader gave up), reap the command."""
         try:

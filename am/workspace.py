@@ -143,7 +143,10 @@ class Throwaway(Where):
         from am import plan
 
         self.name = self.prefix + uuid.uuid4().hex[:8]
-        self.eng.ensure_security()
+        try:
+            self.eng.ensure_security()
+        except AmError as e:
+            raise Unavailable(f"cannot read the workspace {self.title}: {e.message}") from None
         limits = self.record.get("limits") or plan.DEFAULT_LIMITS
         return self.eng.sandbox_argv(self.name, self.image, self.home, self.record["id"],
                                      limits, self.mounts(), os.getuid(), os.getgid(),
@@ -183,6 +186,9 @@ class Workspace:
                 code, out, err = proc.run_bytes(self.where.argv(self._args(op, *extra)),
                                                 limit=limit, timeout=TIMEOUT,
                                                 on_timeout=self.where.on_timeout)
+            except proc.NotFound as e:
+                raise Unavailable(f"cannot read the workspace {self.where.title}: "
+                                  f"{e.message}") from None
             except proc.TooLarge:
                 raise AmError(f"the {op} of the workspace is larger than {limit >> 20} MiB "
                               "(read " + self.where.title + ")") from None
@@ -244,7 +250,18 @@ class Workspace:
         try:
             with proc.reading(argv, limit=STREAM_LIMIT, idle=IDLE,
                               on_timeout=self.where.on_timeout) as pipe:
-                yield pipe
+                try:
+                    yield pipe
+                except Exception:
+                    # A stream cut short by the command's own failure: say that, not what
+                    # the reader made of the stump.
+                    code = pipe.exited(2)
+                    if code not in (None, 0):
+                        raise self._failure(code, pipe.err) from None
+                    raise
+        except proc.NotFound as e:
+            raise Unavailable(f"cannot read the workspace {self.where.title}: "
+                              f"{e.message}") from None
         except proc.TooLarge:
             raise AmError(f"the {op} stream of the workspace is larger than "
                           f"{STREAM_LIMIT >> 30} GiB") from None
@@ -286,7 +303,10 @@ def for_record(record: dict, layout, *, on_host: bool = False) -> Workspace:
     eng = engine(record.get("runtime") or "auto")
     home = str(layout.root)
     throwaway = Throwaway(eng, record, home, common)
-    state = eng.state(record["container"]) if record.get("container") else None
+    try:
+        state = eng.state(record["container"]) if record.get("container") else None
+    except AmError:
+        state = None  # no engine: the throwaway container will say so (Unavailable)
     if state is not None and state == (True, home):
         return Workspace(Exec(eng, record["container"], common, throwaway))
     return Workspace(throwaway)

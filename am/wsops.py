@@ -39,9 +39,12 @@ import tempfile
 
 OID = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 SMALL = 1 << 20  # HEAD, a ref, the .git file
+# A second layer over am's own config; the workspace's commit-graph and multi-pack index are
+# its data too, so reachability is worked out from the objects themselves.
 HARDENING = ("core.fsmonitor=false", "core.hooksPath=/dev/null", "core.pager=cat",
              "core.untrackedCache=false", "core.splitIndex=false", "diff.external=",
-             "protocol.allow=never", "submodule.recurse=false", "safe.directory=*")
+             "protocol.allow=never", "submodule.recurse=false", "safe.directory=*",
+             "core.commitGraph=false", "core.multiPackIndex=false")
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _child = None

@@ -21,6 +21,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from conftest import assert_am_error
 
 from .conftest import plain_env
 
@@ -192,3 +193,28 @@ def test_stopped_agents_are_read_in_a_throwaway_container(am, repo, engine):
     res = subprocess.run([engine, "ps", "-a", "--filter", f"label=am.home={am.home}",
                           "--format", "{{.Names}}"], capture_output=True, text=True)
     assert res.stdout.split() == []
+
+
+def test_removal_never_depends_on_the_sandbox(am, repo, engine):
+    """With the agent's image gone, a stopped agent's workspace cannot be read in a sandbox:
+    am says so, and rm --force still snapshots it (on the host, nothing running) and removes
+    it."""
+    import uuid
+
+    tag = f"am-agent:gone-{uuid.uuid4().hex[:8]}"
+    subprocess.run([engine, "tag", "am-agent:latest", tag], check=True)
+    try:
+        agent = am.spawn(repo, "--container", "--runtime", engine, "--image", tag, "--cmd",
+                         "echo work > new.txt; echo READY; sleep 300")
+        am.wait_log(agent, "READY")
+        am("stop", agent)
+    finally:
+        subprocess.run([engine, "rmi", tag], capture_output=True)  # the tag only
+    line = assert_am_error(am("rm", agent, check=False))
+    assert "not inspected" in line and "throwaway" in line
+    res = am("rm", "--force", agent)
+    assert "snapshotting on the host" in res.stderr and "Saved unsaved work" in res.stderr
+    snap = res.stderr.split("Saved unsaved work of")[1].split(" to ")[1].split()[0]
+    with tarfile.open(snap) as tar:
+        assert tar.extractfile("workspace/new.txt").read() == b"work\n"
+    assert not (am.home / "agents" / agent).exists()
