@@ -26,8 +26,8 @@ test-fast: install  ## everything that needs no container engine
 lint: install
 	$(BIN)/ruff check am tests scripts
 
-image: install  ## the agent image for RUNTIME (docker, podman or auto)
-	$(BIN)/am image build --runtime $(RUNTIME)
+image: install  ## the agent image for RUNTIME (docker, podman or auto); AGENTS=claude,codex,...
+	$(BIN)/am image build --runtime $(RUNTIME) $(if $(AGENTS),--agents $(AGENTS))
 
 clean-agents: install  ## every labelled container of this AM_HOME and stopped agents' records
 	$(BIN)/am clean --containers

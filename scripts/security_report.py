@@ -51,7 +51,12 @@ def main(argv: list[str]) -> int:
         table = rows(junit)
     width = max([len(p) for p, _ in table] + [8])
     print(f"\n{'property':<{width}}  {'engine':<7} {'result':<6} tests")
-    for (prop, engine), cases in sorted(table.items()):
+    def order(item):  # by property number, then engine
+        (prop, engine), _ = item
+        number = prop.split()[0]
+        return (int(number) if number.isdigit() else 99, prop, engine)
+
+    for (prop, engine), cases in sorted(table.items(), key=order):
         ok = all(passed for _, passed in cases)
         print(f"{prop:<{width}}  {engine:<7} {'pass' if ok else 'FAIL':<6} "
               f"{sum(p for _, p in cases)}/{len(cases)}")

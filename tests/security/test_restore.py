@@ -1,4 +1,4 @@
-"""Property 10: snapshots are self-contained, and a restore takes nothing on trust.
+"""Property 11: snapshots are self-contained, and a restore takes nothing on trust.
 
 Hand-made archives: a hard link to a symbolic link (plain tarfile then sets the link member's
 mode and time on the file the symbolic link names), and a manifest naming a repository whose
@@ -18,7 +18,7 @@ import pytest
 from conftest import assert_am_error, assert_nothing_made, git
 from containers import ENGINES, engine_ready, remove_containers
 
-PROPERTY = "10 snapshots self-contained, restore trusts no archive"
+PROPERTY = "11 snapshots self-contained, restore trusts no archive"
 
 
 def archive(path: Path, manifest: dict, members: list[tarfile.TarInfo]) -> Path:
