@@ -178,7 +178,10 @@ class Workspace:
             return AmError(printable(mine[-1]))
         lines = [ln for ln in err.splitlines() if ln.strip()]
         return Unavailable(f"cannot read the workspace {self.where.title}: "
-                           f"{printable(lines[-1]) if lines else f'exit status {code}'}")
+                           f"{printable(lines[-1]) if lines else f'exit status {code}'}",
+                           None if isinstance(self.where, Host) else
+                           "a container agent's workspace is read in a container of its image, "
+                           "which needs python3 and git; 'am rm --force' still removes it")
 
     def _run(self, op: str, *extra: str, limit: int) -> bytes:
         while True:
