@@ -9,16 +9,13 @@ but that rule (podman's own profile; on docker, seccomp unconfined): there it su
 import subprocess
 
 import pytest
-from containers import engine_ready
 
 PROPERTY = "10 no new namespaces in agents"
 pytestmark = pytest.mark.container
 PROBE = "unshare -r id -u; echo rc=$?; echo PROBE-DONE"
 
 
-@pytest.mark.parametrize("engine", ["docker", "podman"])
 def test_unshare_fails_inside_an_agent(am, repo, engine):
-    engine_ready(engine)
     control = [engine, "run", "--rm", "--pull", "never", "--network", "none", "--cap-drop",
                "ALL", "--security-opt", "no-new-privileges", "--read-only", "--user",
                "1000:1000", *(["--security-opt", "seccomp=unconfined"] if engine == "docker"

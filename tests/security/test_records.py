@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 from conftest import assert_am_error, has_session
-from containers import container_names, engine_ready
+from containers import container_names
 
 PROPERTY = "9 records checked before use"
 SECRET = "SECRET-OF-THE-HOST-8"
@@ -82,9 +82,7 @@ def test_stop_never_kills_a_session_that_is_not_ams(am, repo):
 
 
 @pytest.mark.container
-@pytest.mark.parametrize("engine", ["docker", "podman"])
 def test_stop_never_removes_another_homes_container(am, repo, engine):
-    engine_ready(engine)
     agent = am.spawn(repo, "--cmd", "sleep 300")
     am("stop", agent)
     other = f"/tmp/other-home-{uuid.uuid4().hex[:8]}"

@@ -11,15 +11,13 @@ import subprocess
 
 import pytest
 from conftest import assert_am_error, assert_nothing_made, git
-from containers import container_names, engine_ready
+from containers import container_names
 
 PROPERTY = "8 no writable share of the user's git folder"
 pytestmark = pytest.mark.container
 
 
-@pytest.mark.parametrize("engine", ["docker", "podman"])
 def test_worktree_container_is_refused(am, repo, tmp_path, engine):
-    engine_ready(engine)
     victim = tmp_path / "victim.txt"
     victim.write_text("the user's file\n")
     git("branch", "other", cwd=repo)
