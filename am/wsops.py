@@ -17,6 +17,7 @@ link. What goes to stdout is data for am to check:
     base     WS                       {"base": where HEAD meets the remote-tracking refs}
     unsaved  WS [--common DIR]        {"changed": n, "submodules": n, "ahead": n}
     diff     WS BASE [--common DIR]   one patch: commits, edits and new files against BASE
+                                      (new files are intent-to-add: no blob is written)
     tar      WS [--common DIR]        a tar stream: am-head.json, then the workspace as
                                       "workspace/...": folders, files and links only
     pack     WS                       a pack of every object HEAD, the refs and reflogs reach
@@ -300,15 +301,18 @@ def op_unsaved(lay: Layout, git: Git, worktree: bool) -> None:
 
 
 def op_diff(lay: Layout, git: Git, base: str) -> None:
-    """Untracked files are staged into the private index, blobs into the private objects;
-    submodules are left out of the staging and show as their recorded commit."""
+    """Untracked files join the private index as intent-to-add entries, so git reads every
+    file where it lies and writes no blob; submodules are not staged, and show as the commit
+    checked out in them (never entered: no status runs inside one)."""
     if not OID.match(base):
         fail(f"base {base!r} is not a commit id")
     gitlinks = git.index_from_head()
-    git.run("add", "--all", "--", ".", *[f":(exclude,literal){p}" for p in gitlinks])
+    git.run("add", "--all", "--intent-to-add", "--", ".",
+            *[f":(exclude,literal){p}" for p in gitlinks])
     sys.stdout.flush()
-    git.run("diff", "--cached", "--no-ext-diff", "--no-textconv", "--no-color", "--binary",
-            "--end-of-options", base, "--", stdout=sys.stdout.fileno())
+    git.run("diff", "--no-ext-diff", "--no-textconv", "--no-color", "--binary",
+            "--ignore-submodules=dirty", "--end-of-options", base, "--",
+            stdout=sys.stdout.fileno())
 
 
 def op_pack(lay: Layout, git: Git) -> None:
