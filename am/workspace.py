@@ -291,7 +291,7 @@ def common_of(record: dict) -> str | None:
         return None
     from am import git
 
-    return str(git.common_dir(Path(record["source"])))
+    return os.path.realpath(git.common_dir(Path(record["source"])))
 
 
 def for_record(record: dict, layout, *, on_host: bool = False) -> Workspace:

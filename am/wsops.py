@@ -129,7 +129,8 @@ class Layout:
             if not text.startswith("gitdir: ") or text.count("\n") > 1:
                 raise Refused(".git is not a plain 'gitdir:' line")
             gitdir = os.path.normpath(text[len("gitdir: "):].strip())
-            if os.path.dirname(gitdir) != os.path.join(common, "worktrees"):
+            if os.path.realpath(os.path.dirname(gitdir)) != \
+                    os.path.join(os.path.realpath(common), "worktrees"):
                 raise Refused(f".git points to {gitdir!r}, not to a worktree of {common}")
             try:
                 self.common_fd = open_dir(common)
