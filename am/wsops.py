@@ -328,10 +328,11 @@ def op_pack(lay: Layout, git: Git) -> None:
 
 
 class Padded(io.RawIOBase):
-    """Exactly SIZE bytes of an open file: a file that shrank while read is padded with zeros."""
+    """Exactly SIZE bytes of an open file: what shrank or failed while read is zeros, so the
+    stream stays whole whatever the agent does to the file meanwhile."""
 
     def __init__(self, fd: int, size: int):
-        self.fd, self.left = fd, size
+        self.fd, self.left, self.failed = fd, size, False
 
     def readable(self):
         return True
@@ -340,7 +341,11 @@ class Padded(io.RawIOBase):
         n = min(len(buf), self.left)
         if n <= 0:
             return 0
-        data = os.read(self.fd, n) or b"\0" * n
+        try:
+            data = os.read(self.fd, n)
+        except OSError:
+            data, self.failed = b"", True
+        data = data or b"\0" * n
         buf[:len(data)] = data
         self.left -= len(data)
         return len(data)
@@ -406,8 +411,9 @@ def add_file(out, arc: str, name: str, dir_fd: int, seen: dict) -> int:
         seen[key] = arc
         m = member(arc, st, tarfile.REGTYPE)
         m.size = st.st_size
-        out.addfile(m, io.BufferedReader(Padded(fd, st.st_size), 1 << 16))
-        return 0
+        data = Padded(fd, st.st_size)
+        out.addfile(m, io.BufferedReader(data, 1 << 16))
+        return int(data.failed)
     finally:
         os.close(fd)
 
