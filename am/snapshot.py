@@ -37,7 +37,9 @@ HEAD_MEMBER = "am-head.json"
 ROOT = "workspace"
 ALTERNATES = f"{ROOT}/.git/objects/info/alternates"
 PACKS = f"{ROOT}/.git/objects/pack"
+OBJECTS = "am-objects"  # a worktree's history, for a restore with no repository named
 OID = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+OBJECTS_PACK = re.compile(rf"^{OBJECTS}/pack-(?:[0-9a-f]{{40}}|[0-9a-f]{{64}})\.pack$")
 ENCODING = {"encoding": "utf-8", "errors": "surrogateescape"}  # file names are bytes
 
 
@@ -84,7 +86,9 @@ def create(record: dict, layout, *, on_host: bool = False) -> Path:
                       "member(s) that were not plain files, folders or links of the workspace",
                       file=sys.stderr)
             if alternates is not None:
-                _add_pack(ops, out, alternates, layout, manifest["commit"])
+                _add_pack(ops, out, layout, manifest["commit"], PACKS, alternates)
+            elif manifest["worktree"] and manifest["commit"]:
+                _add_pack(ops, out, layout, manifest["commit"], OBJECTS, None)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -159,36 +163,49 @@ def _copy_workspace(src, out) -> tuple[bytes | None, int]:
     return alternates, dropped
 
 
-def _add_pack(ops, out, alternates: bytes, layout, commit: str | None) -> None:
-    """The objects the workspace borrows (a URL clone's, from am's cache), packed in the
-    sandbox and indexed here, instead of the alternates file that pointed at them."""
-    from am import git, proc
-
+def _add_pack(ops, out, layout, commit: str | None, folder: str,
+              alternates: bytes | None) -> None:
+    """Objects the workspace's own folder lacks, packed in the sandbox and indexed here, under
+    FOLDER: a URL clone's borrowed from am's cache (its ALTERNATES file is then left out), or a
+    worktree's history (so it restores where its repository is not)."""
     fmt = "sha256" if commit and len(commit) == 64 else "sha1"
     try:
         with tempfile.TemporaryDirectory(prefix=".pack-", dir=layout.snapshots) as tmp:
             pack = Path(tmp) / "incoming.pack"
             with ops.stream("pack") as pipe, open(pack, "wb") as f:
                 shutil.copyfileobj(pipe, f, 1 << 20)
-            # index-pack checks every object of the (untrusted) pack, outside any repository.
-            res = proc.run(["git", "index-pack", f"--object-format={fmt}", "-o",
-                            str(pack.with_suffix(".idx")), str(pack)], cwd=tmp,
-                           env=git.ws_env({"GIT_CEILING_DIRECTORIES": str(layout.snapshots)}))
-            name = res.out.strip().split()[-1] if res.ok and res.out.strip() else ""
-            if not OID.match(name):
-                raise AmError(f"git index-pack refused it: {res.last_lines(1)}")
+            name = index_pack(pack, fmt, Path(tmp))
             for suffix in (".pack", ".idx"):
                 info = out.gettarinfo(str(pack.with_suffix(suffix)),
-                                      f"{PACKS}/pack-{name}{suffix}")
+                                      f"{folder}/pack-{name}{suffix}")
                 info.uid = info.gid = 0
                 info.uname = info.gname = ""
                 with open(pack.with_suffix(suffix), "rb") as f:
                     out.addfile(info, f)
     except AmError as e:
+        if alternates is None:
+            print(f"am: warning: the worktree's history could not be packed into the "
+                  f"snapshot ({e.message}): it restores only into its repository (--source)",
+                  file=sys.stderr)
+            return
         print(f"am: warning: the snapshot borrows objects from am's cache, which could not be "
               f"packed into it ({e.message}): it restores only where that cache is",
               file=sys.stderr)
         _add_bytes(out, ALTERNATES, alternates)
+
+
+def index_pack(pack: Path, fmt: str, cwd: Path) -> str:
+    """Check every object of the (untrusted) PACK and write its index beside it, with git
+    outside any repository; returns the pack's name."""
+    from am import git, proc
+
+    res = proc.run(["git", "index-pack", f"--object-format={fmt}", "-o",
+                    str(pack.with_suffix(".idx")), str(pack)], cwd=cwd,
+                   env=git.ws_env({"GIT_CEILING_DIRECTORIES": str(cwd.parent)}))
+    name = res.out.strip().split()[-1] if res.ok and res.out.strip() else ""
+    if not OID.match(name):
+        raise AmError(f"git index-pack refused it: {res.last_lines(1)}")
+    return name
 
 
 # --- restoring --------------------------------------------------------------------------------
@@ -237,6 +254,12 @@ def plan_members(tar, path: Path, skip_git: bool) -> list[tarfile.TarInfo]:
             raise _refuse(path, f"member {name!r} points outside the archive's folder")
         if name == MANIFEST:
             continue
+        if parts[:1] == (OBJECTS,) and (OBJECTS_PACK.match(name) or
+                                        OBJECTS_PACK.match(name.replace(".idx", ".pack"))):
+            if not m.isreg() or name in kinds:
+                raise _refuse(path, f"{name!r} is not a plain file")
+            kinds[name] = "history"
+            continue  # a worktree's history, not a workspace file (history_pack)
         if not parts or parts[0] != ROOT:
             raise _refuse(path, f"it holds {name!r}, which is not under {ROOT}/")
         if "/".join(parts) != name.rstrip("/"):
@@ -269,6 +292,40 @@ def plan_members(tar, path: Path, skip_git: bool) -> list[tarfile.TarInfo]:
             if kinds.get(str(parent), "dir") != "dir":
                 raise _refuse(path, f"{m.name!r} lies beyond a {_what(kinds[str(parent)])}")
     return chosen
+
+
+def history_pack(path: Path) -> str | None:
+    """The name of the pack of a worktree's history that archive PATH carries, if any."""
+    with tarfile.open(path, "r:*", **ENCODING) as tar:
+        return next((n for n in tar.getnames() if OBJECTS_PACK.match(n)), None)
+
+
+def restore_history(path: Path, ws: Path, commit: str, branch: str | None) -> None:
+    """Make WS (an empty folder) a repository of its own from the worktree history archive
+    PATH carries: am's own git init (no template, no hooks), the pack indexed anew on the host
+    (its index in the archive is not trusted), the branch at COMMIT, HEAD on it."""
+    from am import git, gitsafe, proc
+
+    member = history_pack(path)
+    fmt = "sha256" if len(commit) == 64 else "sha1"
+    res = proc.run(["git", "init", "--quiet", "--template=", f"--object-format={fmt}", str(ws)],
+                   cwd="/", env=git.ws_env())
+    if not res.ok or member is None:
+        raise _refuse(path, f"cannot make a repository of its history: {res.last_lines(1)}")
+    packs = ws / ".git" / "objects" / "pack"
+    incoming = packs / "incoming.pack"
+    with tarfile.open(path, "r:*", **ENCODING) as tar, open(incoming, "xb") as f:
+        shutil.copyfileobj(tar.extractfile(member), f, 1 << 20)
+    name = index_pack(incoming, fmt, packs)
+    for suffix in (".pack", ".idx"):
+        os.replace(incoming.with_suffix(suffix), packs / f"pack-{name}{suffix}")
+    repo = gitsafe.open_clone(ws)
+    if branch:
+        git.ws_git(repo, "update-ref", f"refs/heads/{git.check_branch(branch)}", commit)
+        git.ws_git(repo, "symbolic-ref", "HEAD", f"refs/heads/{branch}")
+    else:
+        git.ws_git(repo, "update-ref", "--no-deref", "HEAD", commit)
+    git.ws_git(repo, "read-tree", commit)
 
 
 def check(path: Path, *, skip_git: bool = False) -> None:

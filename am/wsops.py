@@ -20,7 +20,8 @@ link. What goes to stdout is data for am to check:
                                       (new files are intent-to-add: no blob is written)
     tar      WS [--common DIR]        a tar stream: am-head.json, then the workspace as
                                       "workspace/...": folders, files and links only
-    pack     WS                       a pack of every object HEAD, the refs and reflogs reach
+    pack     WS [--common DIR]        a pack of every object HEAD, the refs and reflogs reach
+                                      (a worktree: HEAD's history only)
 
 ``--common DIR`` marks a worktree of the repository whose git folder is DIR. Exit status: 0, 1
 on failure, 3 when the layout is refused; messages on stderr start with ``wsops:``.
@@ -316,8 +317,10 @@ def op_diff(lay: Layout, git: Git, base: str) -> None:
             stdout=sys.stdout.fileno())
 
 
-def op_pack(lay: Layout, git: Git) -> None:
-    tips = {lay.head} | set(lay.refs.values()) | lay.reflog_oids()
+def op_pack(lay: Layout, git: Git, worktree: bool) -> None:
+    """A clone's every object (HEAD, refs, reflogs); a worktree's HEAD and its history (the
+    refs are the user's repository's, not the agent's)."""
+    tips = {lay.head} if worktree else {lay.head} | set(lay.refs.values()) | lay.reflog_oids()
     tips.discard(None)
     check = git.run("cat-file", "--batch-check=%(objectname)",
                     stdin="".join(t + "\n" for t in sorted(tips)).encode())
@@ -471,7 +474,7 @@ def run(argv: list) -> int:
         elif op == "diff":
             op_diff(lay, git, args[2] if len(args) > 2 else "")
         else:
-            op_pack(lay, git)
+            op_pack(lay, git, common is not None)
         sys.stdout.flush()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

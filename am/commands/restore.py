@@ -1,9 +1,10 @@
 """``am restore``: a new, stopped agent from a snapshot; prints its id.
 
 The archive is untrusted (``am.snapshot``): its manifest's ``source`` is never used. A clone's
-snapshot carries its whole repository and restores as a standalone agent; a worktree's commits
-live in the repository it was a worktree of, so it restores only into one the user names with
-``--source``.
+snapshot carries its whole repository and restores as a standalone agent. A worktree's commits
+live in the repository it was a worktree of: with ``--source REPO`` (named by the user) it
+becomes a worktree there again; without, a standalone agent made from the history the snapshot
+carries.
 """
 
 import contextlib
@@ -27,11 +28,12 @@ def run(args) -> int:
     agent_id = ids.validate_name(args.name) if args.name else ids.new_id()
     source = getattr(args, "source", None)
     worktree = manifest["worktree"]
-    if worktree and not source:
-        raise AmError(f"{path} is a snapshot of a worktree agent: its commits live in the "
-                      f"repository it was a worktree of ({manifest['source']!r}, says the "
-                      "archive, which am does not take on trust)",
-                      f"name that repository: am restore {path} --source REPO")
+    standalone = worktree and not source  # a worktree's snapshot, made a repository of its own
+    if standalone and not (manifest["commit"] and snapshot.history_pack(path)):
+        raise AmError(f"{path} is a snapshot of a worktree agent without its history: its "
+                      "commits live in the repository it was a worktree of "
+                      f"({manifest['source']!r}, says the archive, which am does not take on "
+                      "trust)", f"name that repository: am restore {path} --source REPO")
     if source:
         source = git.check_source(source)
         if worktree and git.is_url(source):
@@ -40,8 +42,14 @@ def run(args) -> int:
             raise AmError(f"{path} names no commit to restore the worktree at")
     if worktree:
         snapshot.check(path, skip_git=True)  # before git touches the named repository
+        worktree = not standalone
     ws = layout.workspace(agent_id)
     branch = f"am/{agent_id}" if worktree else manifest["branch"]
+    if standalone and branch:
+        try:
+            git.check_branch(branch)
+        except AmError:
+            branch = None  # HEAD at the commit, detached
     record = {
         "id": agent_id,
         "name": agent_id,
@@ -80,6 +88,10 @@ def run(args) -> int:
             # The commits live in the named repository; bring back a worktree at the snapshot's
             # commit on a branch of its own, then the files as they were.
             git.worktree_add(Path(source), ws, branch, manifest["commit"])
+            snapshot.extract(path, ws, skip_git=True)
+        elif standalone:
+            ws.mkdir()
+            snapshot.restore_history(path, ws, manifest["commit"], branch)
             snapshot.extract(path, ws, skip_git=True)
         else:
             snapshot.extract(path, ws)
