@@ -6,8 +6,6 @@ hook `git worktree add` would run. And real snapshots of agents spawned from a U
 every object they need, restored here or extracted anywhere.
 """
 
-import io
-import json
 import os
 import shutil
 import subprocess
@@ -17,21 +15,13 @@ from pathlib import Path
 import pytest
 from conftest import assert_am_error, assert_nothing_made, git
 
+from .test_symlinks import _archive
+
 PROPERTY = "11 snapshots self-contained, restore trusts no archive"
 
 
 def archive(path: Path, manifest: dict, members: list[tarfile.TarInfo]) -> Path:
-    with tarfile.open(path, "w:gz") as tar:
-        data = json.dumps(manifest).encode()
-        info = tarfile.TarInfo("am-snapshot.json")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-        root = tarfile.TarInfo("workspace")
-        root.type, root.mode = tarfile.DIRTYPE, 0o755
-        tar.addfile(root)
-        for m in members:
-            tar.addfile(m)
-    return path
+    return _archive(path, [(m, None) for m in members], manifest)
 
 
 def test_hard_link_to_a_symbolic_link_changes_nothing_outside(am, tmp_path):

@@ -51,10 +51,12 @@ def test_snapshot_stores_links_as_links(am, agent, outside):
     assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
 
 
-def _archive(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
-    """A hand-made snapshot: a valid manifest, then MEMBERS."""
-    manifest = json.dumps({"id": "evil", "source": None, "branch": None, "commit": None,
-                           "worktree": False, "mode": "tmux"}).encode()
+def _archive(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]],
+             manifest: dict | None = None) -> Path:
+    """A hand-made snapshot: a manifest (a valid one unless given), then MEMBERS."""
+    manifest = json.dumps(manifest or {"id": "evil", "source": None, "branch": None,
+                                       "commit": None, "worktree": False,
+                                       "mode": "tmux"}).encode()
     with tarfile.open(path, "w:gz") as tar:
         info = tarfile.TarInfo("am-snapshot.json")
         info.size = len(manifest)
