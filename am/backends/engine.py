@@ -371,11 +371,18 @@ class Engine(Backend):
         running, _, home = res.out.strip().partition("\t")
         return running == "true", home
 
-    def remove_owned(self, name: str, home: str) -> None:
-        """Remove container NAME if, and only if, it carries this AM_HOME's label."""
+    def remove_owned(self, name: str, home: str, timeout: float = 60) -> None:
+        """Remove container NAME if, and only if, it carries this AM_HOME's label; return once
+        it is gone (the supervisor may be removing it at the same moment: the engine then
+        refuses a second removal while the first is in progress)."""
         state = self.state(name)
-        if state is not None and state[1] == home:
-            self.call("rm", "--force", name, timeout=60)
+        if state is None or state[1] != home:
+            return
+        if self.call("rm", "--force", name, timeout=timeout).ok:
+            return
+        deadline = time.monotonic() + timeout
+        while self.state(name) is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
 
     def stop(self, record: dict) -> None:
         """Remove the container, then its proxy and, unused, am's outside network; only ever
