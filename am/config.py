@@ -129,6 +129,9 @@ AGENT_KEYS = {
     "api_domains": "a list of host names",
     "env_names": "a list of environment variable names, such as [\"MY_API_KEY\"]",
     "config_paths": "a list of paths relative to your home, such as [\".my-agent\"]",
+    "prompt_args": "a list of strings, one holding {prompt}, such as [\"--task\", \"{prompt}\"] "
+                   "(empty: the agent takes no prompt)",
+    "continue_args": "a list of strings, such as [\"--continue\"] (empty: none)",
 }
 
 
@@ -236,7 +239,20 @@ def _agent_profile(name: str, table, path: Path) -> profiles.Profile:
         else (base.env_names if base else ()),
         strings("config_paths", check=_relative) if "config_paths" in table
         else (base.config_paths if base else ()),
+        _prompt_args(table["prompt_args"], name, path) if "prompt_args" in table
+        else (base.prompt_args if base else ()),
+        strings("continue_args") if "continue_args" in table
+        else (base.continue_args if base else ()),
     )
+
+
+def _prompt_args(value, name: str, path: Path) -> tuple[str, ...]:
+    """A profile's prompt_args: strings, at least one holding the placeholder (or none)."""
+    if not isinstance(value, list) or not all(isinstance(s, str) and s for s in value) \
+            or (value and not any(profiles.PROMPT in s for s in value)):
+        raise _fail(f"invalid agents.{name}.prompt_args in {path}: {value!r}",
+                    AGENT_KEYS["prompt_args"])
+    return tuple(value)
 
 
 def _relative(p: str) -> bool:

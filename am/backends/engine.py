@@ -59,6 +59,13 @@ def grant(top: Path) -> None:
     os.lchown(top, IMAGE_UID, IMAGE_UID)
 
 
+def worktree_gitdir(workspace: Path) -> Path:
+    """The worktree's own folder in the source's git folder, as its ``.git`` file names it.
+    Read only right after ``git worktree add``, before any agent could change the file."""
+    text = (workspace / ".git").read_text()
+    return Path(text.partition("gitdir:")[2].strip())
+
+
 # Copies the N files named after N from CONFIG_STAGE into $HOME, then runs the command that
 # follows them. Copies, not links, so a CLI may rewrite its own files in its home (a refreshed
 # token) while the host's stay as they were.
@@ -126,7 +133,7 @@ class Engine(Backend):
         from am import network
 
         limited = plan.network == "limited"
-        command = with_config_copies(plan.config_copies, plan.command)
+        command = with_config_copies(plan.config_copies, plan.agent_argv())
         argv = [
             self.runtime, "run", "--interactive", "--tty", "--pull", "never",
             "--name", plan.container, "--hostname", plan.container,
@@ -140,11 +147,14 @@ class Engine(Backend):
             *[a for m in plan.extra_mounts for a in ("--mount", mount_arg(*m))],
             "--workdir", WORKSPACE,
             "--env", f"HOME={AGENT_HOME}", "--env", "TERM=xterm-256color",
-            *[a for name in plan.env_names for a in ("--env", name)],  # values: from our env
+            # values: from the client's environment, never its arguments
+            *[a for name in [*plan.env_names, *plan.env] for a in ("--env", name)],
             *self.gpu_args(plan.gpus),
-            *(network.agent_run_args(plan.network_files) if limited else []),
+            *(network.agent_run_args(plan.network_files, plan.publish) if limited else []),
+            *[a for p in (plan.publish if plan.network == "full" else []) for a in
+              ("--publish", p)],
             "--", plan.image,
-            *(network.wrap_command(command) if limited else command),
+            *(network.wrap_command(command, plan.publish) if limited else command),
         ]
         return argv
 
@@ -302,6 +312,7 @@ class Engine(Backend):
         home = str(paths.layout().root)
         # The session's client must find the engine as the caller does (PATH, DOCKER_HOST...).
         env = {k: os.environ[k] for k in ("PATH", *FORWARDED_ENV) if k in os.environ}
+        env.update(plan.env)  # passed on by name, like --env
         container = {"engine": self.runtime, "name": plan.container}
         if plan.proxy:
             container.update(proxy=plan.proxy, egress=plan.egress

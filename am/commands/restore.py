@@ -74,6 +74,7 @@ def run(args) -> int:
         "log": str(layout.log_file(agent_id)),
         "restored_from": str(path),
         "snapshot_source": manifest["source"],
+        "snapshot_mode": manifest["mode"],  # am start keeps a container agent in one
         "home": str(layout.root),
     }
     with store.transaction() as agents:
