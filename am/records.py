@@ -54,6 +54,8 @@ def problems(record: dict, layout, key: str | None = None) -> list[str]:
             found.append(f"its runtime {record.get('runtime')!r} is neither docker nor podman")
     elif record.get("container") is not None:
         found.append("a tmux agent's record names a container")
+    if record.get("isolation") not in (None, "runc", "gvisor"):
+        found.append(f"its isolation {record.get('isolation')!r} is neither runc nor gvisor")
     mirror = record.get("mirror")
     if mirror is not None and not (isinstance(mirror, str) and mirror.endswith(".git") and
                                    _same(os.path.dirname(mirror), layout.cache / "mirrors")):

@@ -148,9 +148,12 @@ class Throwaway(Where):
         except AmError as e:
             raise Unavailable(f"cannot read the workspace {self.title}: {e.message}") from None
         limits = self.record.get("limits") or plan.DEFAULT_LIMITS
+        from am import isolation
+
         return self.eng.sandbox_argv(self.name, self.image, self.home, self.record["id"],
                                      limits, self.mounts(), os.getuid(), os.getgid(),
-                                     ["python3", "-I", "-c", source(), *args])
+                                     ["python3", "-I", "-c", source(), *args],
+                                     self.record.get("isolation") or isolation.DEFAULT)
 
     def on_timeout(self):
         if self.name:

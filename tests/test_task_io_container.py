@@ -127,14 +127,14 @@ def test_a_restored_container_agent_starts_in_a_container(am, repo, engine):
 
 
 @pytest.mark.parametrize("network", ["full", "limited"])
-def test_publish_reaches_a_server_the_agent_runs(am, repo, engine, network):
+def test_publish_reaches_a_server_the_agent_runs(am, repo, engine, network, isolation):
     port = free_port()
     (repo / "page.html").write_text(f"served by the agent over {network}\n")
     subprocess.run(["git", "add", "page.html"], cwd=repo, check=True)
     subprocess.run(["git", "commit", "-qm", "page"], cwd=repo, check=True, env=am.env)
     # The server listens on the agent's own loopback, as dev servers do.
     agent = am.spawn(repo, "--container", "--runtime", engine, "--network", network,
-                     "--publish", f"{port}:8000", "--cmd",
+                     "--isolation", isolation, "--publish", f"{port}:8000", "--cmd",
                      "exec python3 -m http.server 8000 --bind 127.0.0.1"
                      if network == "limited" else "exec python3 -m http.server 8000")
     try:
@@ -165,7 +165,7 @@ def test_publish_is_refused_without_a_network(am, repo, engine):
 
 
 def test_start_of_a_container_worktree_agent_is_refused(am, repo, engine):
-    """A container agent may not share the repository's git folder (docs/security.md, 8): a
+    """A container agent may not share the repository's git folder (docs/security.md, 9): a
     worktree agent recorded in container mode by an earlier am is not started again."""
     import json
 

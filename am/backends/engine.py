@@ -111,6 +111,11 @@ class Engine(Backend):
         """The clear error for an engine's GPU failure in TEXT, if that is what it is."""
         return None
 
+    def gvisor_problem(self, network: str) -> AmError | None:
+        """Why this engine cannot run a gVisor agent with network policy NETWORK, if it
+        cannot; None when it can, as far as can be told without starting one."""
+        return None
+
     def security_args(self) -> list[str]:
         """Engine-specific confinement beyond the common policy (podman: a seccomp profile)."""
         return []
@@ -118,28 +123,33 @@ class Engine(Backend):
     def ensure_security(self) -> None:
         """Make what ``security_args`` names (before a container that uses it starts)."""
 
-    def policy_args(self, limits: dict, uid: int, gid: int) -> list[str]:
+    def policy_args(self, limits: dict, uid: int, gid: int, isolation: str) -> list[str]:
         """What every container of an agent gets, its own and its workspace's sandbox: no
-        capabilities, no new privileges, a read-only root, the limits, a non-root user."""
+        capabilities, no new privileges, a read-only root, the limits (the process limit as
+        the ISOLATION enforces it), a non-root user."""
+        from am import isolation as kernels
+
         return [
             "--memory", limits["memory"], "--memory-swap", limits["memory"],
-            "--cpus", str(limits["cpus"]), "--pids-limit", str(limits["pids"]),
+            "--cpus", str(limits["cpus"]),
+            *kernels.pids_args(isolation, int(limits["pids"]), os.cpu_count() or 1),
             "--init", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
             *self.security_args(), "--read-only", *self.user_args(uid, gid),
         ]
 
     def run_argv(self, plan, home: str, uid: int, gid: int) -> list[str]:
         """The full ``run`` command line for an agent's container, attached to its terminal."""
-        from am import network
+        from am import isolation, network
 
         limited = plan.network == "limited"
         command = with_config_copies(plan.config_copies, plan.agent_argv())
         argv = [
-            self.runtime, "run", "--interactive", "--tty", "--pull", "never",
+            *isolation.run_head(self.runtime, plan.isolation or isolation.DEFAULT, plan.network),
+            "--interactive", "--tty", "--pull", "never",
             "--name", plan.container, "--hostname", plan.container,
             "--label", f"am.agent={plan.id}", "--label", f"am.home={home}",
             "--network", plan.network_name,
-            *self.policy_args(plan.limits, uid, gid),
+            *self.policy_args(plan.limits, uid, gid, plan.isolation or isolation.DEFAULT),
             "--tmpfs", "/tmp:rw,nosuid,nodev,size=1g,mode=1777",
             "--tmpfs", f"{AGENT_HOME}:rw,nosuid,nodev,size=1g,{self.home_owner(uid, gid)}",
             "--log-driver", "none",
@@ -160,13 +170,16 @@ class Engine(Backend):
 
     def sandbox_argv(self, name: str, image: str, home: str, agent_id: str, limits: dict,
                      mounts: list[tuple[Path, str, bool]], uid: int, gid: int,
-                     command: list[str]) -> list[str]:
-        """A throwaway container that reads a stopped agent's workspace: the agent's policy and
-        user, no network, its mounts (read-only where given so), removed when it ends."""
+                     command: list[str], isolation: str) -> list[str]:
+        """A throwaway container that reads a stopped agent's workspace: the agent's policy,
+        isolation and user, no network, its mounts (read-only where given so), removed when it
+        ends."""
+        from am import isolation as kernels
+
         return [
-            self.runtime, "run", "--rm", "--pull", "never", "--name", name,
-            "--label", f"am.op={agent_id}", "--label", f"am.home={home}",
-            "--network", "none", *self.policy_args(limits, uid, gid),
+            *kernels.run_head(self.runtime, isolation, "none"), "--rm", "--pull", "never",
+            "--name", name, "--label", f"am.op={agent_id}", "--label", f"am.home={home}",
+            "--network", "none", *self.policy_args(limits, uid, gid, isolation),
             "--tmpfs", "/tmp:rw,nosuid,nodev,size=1g,mode=1777",
             "--log-driver", "none",
             *[a for m in mounts for a in ("--mount", mount_arg(*m))],
@@ -300,6 +313,12 @@ class Engine(Backend):
             print(f"am: warning: git {text}", file=sys.stderr)
         if plan.gpus:
             self.check_gpu_support()
+        if plan.isolation == "gvisor":
+            # A limited agent's proxy runs under gVisor too.
+            for kind in (plan.network, "proxy") if plan.network == "limited" else (plan.network,):
+                problem = self.gvisor_problem(kind)
+                if problem:
+                    raise problem
         check_mount_path(plan.workspace)
         if plan.network == "limited":
             from am import network
@@ -313,7 +332,8 @@ class Engine(Backend):
         # The session's client must find the engine as the caller does (PATH, DOCKER_HOST...).
         env = {k: os.environ[k] for k in ("PATH", *FORWARDED_ENV) if k in os.environ}
         env.update(plan.env)  # passed on by name, like --env
-        container = {"engine": self.runtime, "name": plan.container}
+        container = {"engine": self.runtime, "name": plan.container,
+                     "isolation": plan.isolation, "pids_limit": plan.limits["pids"]}
         if plan.proxy:
             container.update(proxy=plan.proxy, egress=plan.egress
                              if plan.egress == plan.managed_egress else None)
@@ -383,16 +403,21 @@ class Engine(Backend):
         return running == "true", home
 
     def remove_owned(self, name: str, home: str, timeout: float = 60) -> None:
-        """Remove container NAME if, and only if, it carries this AM_HOME's label; return once
-        it is gone (the supervisor may be removing it at the same moment: the engine then
-        refuses a second removal while the first is in progress)."""
+        """Remove container NAME if, and only if, it carries this AM_HOME's label."""
         state = self.state(name)
-        if state is None or state[1] != home:
-            return
-        if self.call("rm", "--force", name, timeout=timeout).ok:
+        if state is not None and state[1] == home:
+            self.remove(name, timeout)
+
+    def remove(self, name: str, timeout: float = 60) -> None:
+        """Remove the container NAME; return once it is gone, also while another process (the
+        supervisor of an agent that just ended) removes it at the same moment: docker then
+        answers at once that removal is in progress. A gVisor sandbox takes a while to go."""
+        res = self.call("rm", "--force", name, timeout=timeout)
+        if res.ok or "in progress" not in (res.err or "").lower():
             return
         deadline = time.monotonic() + timeout
-        while self.state(name) is not None and time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.call("inspect", "--format", "{{.Id}}",
+                                                        name).ok:
             time.sleep(0.1)
 
     def stop(self, record: dict) -> None:

@@ -14,6 +14,8 @@ SECCOMP_DEFAULTS = ("/usr/share/containers/seccomp.json", "/etc/containers/secco
 NEW_NAMESPACES = 0x7E020000  # CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET
 ENOSYS, EPERM = 38, 1
 CDI_DIRS = ("/etc/cdi", "/var/run/cdi")
+RUNSC_PATHS = ("/usr/bin/runsc", "/usr/sbin/runsc", "/usr/local/bin/runsc",
+               "/usr/local/sbin/runsc", "/bin/runsc", "/sbin/runsc")  # podman's defaults
 CDI_KIND = "nvidia.com/gpu"
 CDI_HINT = ("generate a CDI specification: 'sudo nvidia-ctk cdi generate --output="
             "/etc/cdi/nvidia.yaml' (NVIDIA Container Toolkit); or leave out --gpus")
@@ -194,6 +196,17 @@ class Podman(Engine):
             return AmError(f"Podman has no GPU support configured: it cannot resolve the CDI "
                            f"device {CDI_KIND}", CDI_HINT)
         return None
+
+    def gvisor_problem(self, network: str) -> AmError | None:
+        import shutil
+
+        # podman finds runsc by name in its runtime search paths; a remote one has its own.
+        if os.environ.get("CONTAINER_HOST") or os.environ.get("CONTAINER_CONNECTION"):
+            return None
+        if shutil.which("runsc") or any(Path(p).is_file() for p in RUNSC_PATHS):
+            return None
+        return AmError("runsc (gVisor) not found: podman cannot run gVisor sandboxes",
+                       "install it: 'sudo apt-get install runsc'; or use --isolation runc")
 
     def stats_argv(self) -> list[str]:
         # Raw numbers, not the human columns. podman's one-shot CPU figure is the average

@@ -1,4 +1,4 @@
-"""Property 10: an agent cannot make new namespaces (``unshare -r``: uid 0 in a user namespace).
+"""Property 11: an agent cannot make new namespaces (``unshare -r``: uid 0 in a user namespace).
 
 Docker's default seccomp profile refuses new namespaces to a process without CAP_SYS_ADMIN;
 podman's allows them, so am gives podman agents the engine's own profile with docker's rule.
@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-PROPERTY = "10 no new namespaces in agents"
+PROPERTY = "11 no new namespaces in agents"
 pytestmark = pytest.mark.container
 PROBE = "unshare -r id -u; echo rc=$?; echo PROBE-DONE"
 

@@ -1,4 +1,4 @@
-"""Property 9: am checks a record before it acts on anything the record names.
+"""Property 10: am checks a record before it acts on anything the record names.
 
 The state file is am's own, but a hand edit or a corrupt file can name a folder outside
 AM_HOME, a log anywhere, a tmux session that is not am's or another AM_HOME's container. Each
@@ -14,7 +14,7 @@ import pytest
 from conftest import assert_am_error, has_session
 from containers import container_names
 
-PROPERTY = "9 records checked before use"
+PROPERTY = "10 records checked before use"
 SECRET = "SECRET-OF-THE-HOST-8"
 
 

@@ -1,4 +1,4 @@
-"""Property 11: snapshots are self-contained, and a restore takes nothing on trust.
+"""Property 12: snapshots are self-contained, and a restore takes nothing on trust.
 
 Hand-made archives: a hard link to a symbolic link (plain tarfile then sets the link member's
 mode and time on the file the symbolic link names), and a manifest naming a repository whose
@@ -17,7 +17,7 @@ from conftest import assert_am_error, assert_nothing_made, git
 
 from .test_symlinks import _archive
 
-PROPERTY = "11 snapshots self-contained, restore trusts no archive"
+PROPERTY = "12 snapshots self-contained, restore trusts no archive"
 
 
 def archive(path: Path, manifest: dict, members: list[tarfile.TarInfo]) -> Path:

@@ -1,4 +1,4 @@
-"""Property 7: a container agent's workspace is read only inside its sandbox.
+"""Property 8: a container agent's workspace is read only inside its sandbox.
 
 Three attacks of a hostile agent on the host tools that used to walk its workspace, each with a
 real agent on both engines and a positive control showing the attack works against plain host
@@ -25,7 +25,7 @@ from conftest import assert_am_error
 
 from .conftest import plain_env
 
-PROPERTY = "7 container workspace read only in its sandbox"
+PROPERTY = "8 container workspace read only in its sandbox"
 pytestmark = pytest.mark.container
 SECRET = "SECRET-OF-THE-HOST-6"
 EMPTY_BLOB = "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"

@@ -1,4 +1,4 @@
-"""Property 8: no container agent gets a writable share of the user's git folder.
+"""Property 9: no container agent gets a writable share of the user's git folder.
 
 To commit in a worktree, a container agent had to write the repository's shared git folder
 (objects, refs, logs). The positive control runs that layout by hand on each engine: the agent
@@ -13,7 +13,7 @@ import pytest
 from conftest import assert_am_error, assert_nothing_made, git
 from containers import container_names
 
-PROPERTY = "8 no writable share of the user's git folder"
+PROPERTY = "9 no writable share of the user's git folder"
 pytestmark = pytest.mark.container
 
 
