@@ -1,6 +1,7 @@
 """Pure composition and checks of the workspace operations: sandbox command lines, the podman
 seccomp rule, record checks, capped reads, and what wsops refuses (real git, no engine)."""
 
+import os
 import time
 from pathlib import Path
 
@@ -21,18 +22,23 @@ def home(tmp_path, monkeypatch):
     return paths.layout()
 
 
+@pytest.mark.parametrize("iso", ["runc", "gvisor"])
 @pytest.mark.parametrize("eng", [Docker(), Podman()])
-def test_sandbox_argv_has_the_agents_policy_and_a_read_only_workspace(eng, home, tmp_path):
+def test_sandbox_argv_has_the_agents_policy_and_a_read_only_workspace(eng, iso, home, tmp_path):
+    from am import isolation
+
     if isinstance(eng, Podman) and not Path("/usr/share/containers/seccomp.json").is_file():
         pytest.fail("podman's default seccomp profile is missing: install containers-common")
     mounts = [(tmp_path / "ws", "/workspace", True)]
     argv = eng.sandbox_argv("am_op-x-1", "img:1", str(home.root), "x", LIMITS, mounts, 0, 0,
-                            ["python3", "-I", "-c", "SRC", "diff"])
+                            ["python3", "-I", "-c", "SRC", "diff"], iso)
     head = argv[:argv.index("--")]
-    assert argv[:3] == [eng.runtime, "run", "--rm"]
-    for flag, value in (("--network", "none"), ("--memory", "1g"), ("--pids-limit", "50"),
-                        ("--cap-drop", "ALL"), ("--user", "1000:1000"),
-                        ("--entrypoint", "python3")):
+    start = isolation.run_head(eng.runtime, iso, "none")  # the agent's own kernel isolation
+    assert argv[:len(start) + 1] == [*start, "--rm"]
+    pids = isolation.pids_args(iso, 50, os.cpu_count() or 1)
+    assert head[head.index("--pids-limit") + 1] == pids[1]
+    for flag, value in (("--network", "none"), ("--memory", "1g"), ("--cap-drop", "ALL"),
+                        ("--user", "1000:1000"), ("--entrypoint", "python3")):
         assert head[head.index(flag) + 1] == value
     assert "--read-only" in head and "no-new-privileges" in head
     assert f"am.home={home.root}" in head
