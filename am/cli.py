@@ -151,6 +151,9 @@ def _rm(p):
 def _restore(p):
     p.add_argument("snapshot")
     p.add_argument("--name")
+    p.add_argument("--source", metavar="REPO",
+                   help="the repository to restore into: needed for a worktree agent's "
+                   "snapshot, whose commits live there; never taken from the archive")
 
 
 def _clean(p):

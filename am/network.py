@@ -488,9 +488,10 @@ def wait_ready(engine, name: str, sock: Path, timeout: float) -> None:
     raise AmError(f"the network proxy {name} did not answer within {timeout:.0f}s")
 
 
-def remove(engine, agent_id: str, egress: str | None) -> None:
-    """Remove an agent's proxy, then the am-managed outside network if no proxy uses it."""
-    engine.remove(proxy_name(agent_id))
+def remove(engine, agent_id: str, egress: str | None, home: str) -> None:
+    """Remove an agent's proxy (only one labelled for HOME), then the am-managed outside
+    network if no proxy uses it."""
+    engine.remove_owned(proxy_name(agent_id), home)
     if egress:
         remove_network(engine, egress)
 

@@ -73,7 +73,7 @@ def table(views: list[dict], width: int | None = None) -> str:
             v.get("agent"),
             v.get("branch"),
             v.get("created", "").replace("T", " ").rstrip("Z"),
-            _short_source(v.get("source", "")),
+            _short_source(v.get("source") or ""),
         ]
         for v in views
     ]

@@ -148,6 +148,10 @@ class Plan:
 
 
 FLAG_LABELS = {"memory": "--memory", "cpus": "--cpus", "pids": "--pids"}
+WORKTREE_CONTAINER = (
+    "--worktree cannot be combined with --container: to commit, the agent would write your "
+    "repository's shared git folder (objects, refs, logs), where it can plant links and "
+    "alternates that your own git and am follow later (docs/security.md)")
 
 
 def memory_bytes(value: str, label: str = "--memory") -> int:
@@ -413,6 +417,10 @@ def build(
         command = profile.argv(args.skip_permissions)
     if args.worktree and is_url(source):
         raise AmError("--worktree needs a local repository path, not a URL")
+    if args.worktree and args.container:
+        raise AmError(WORKTREE_CONTAINER, "leave out --worktree: a clone keeps the agent's "
+                      "commits in its workspace; review them with 'am diff ID', then fetch "
+                      "its branch into your repository (git fetch WORKSPACE am/ID)")
     prompt = getattr(args, "prompt", None)
     if prompt is not None:
         check_prompt(prompt, "--prompt-file" if getattr(args, "prompt_file", None) else "--prompt")
@@ -610,6 +618,11 @@ def from_record(record: dict, args, layout: Layout, environ: dict[str, str], cfg
     mode = record.get("mode")
     if mode not in ("tmux", "container"):
         raise _bad_record(agent_id, "mode")
+    if mode == "container" and record.get("worktree"):
+        # made by an earlier am, which shared the repository's git folder with the container
+        raise AmError(WORKTREE_CONTAINER, f"'am snapshot {agent_id}', then 'am restore' the "
+                      "snapshot: without --source it is a standalone agent, which may run in "
+                      "a container")
     command = _strings(record.get("command"), agent_id, "command", nonempty=True)
     custom = bool(record.get("custom", command[:2] == ["sh", "-c"]))
     agent = str(record.get("agent") or "custom")

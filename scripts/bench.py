@@ -232,6 +232,60 @@ def bench_repeat_spawn(work: Path, big: Path, runs: int) -> list[dict]:
     ]
 
 
+def bench_workspace_ops(work: Path, repo: Path, runs: int, engine: str) -> list[dict]:
+    """am diff, am snapshot and the unsaved-work check of a container agent, running and
+    stopped, against what plain git and tar on the host cost for the same workspace."""
+    am = Am(work / f"home-ops-{engine}")
+    agent = am("spawn", repo, "--container", "--runtime", engine, "--name", "ops", "--cmd",
+               "echo edit >> d0/f0.txt && echo new > made.txt && echo READY && sleep 3600"
+               ).stdout.split()[-1]
+    ws = am.home / "agents" / agent
+    deadline = time.monotonic() + 60
+    while not (ws / "made.txt").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    base = json.loads(am("info", agent, "--json").stdout)["base_commit"]
+    snaps = am.home / "data" / "snapshots"
+    index = work / f"floor-index-{engine}"
+    g = ["git", "-c", "safe.directory=*", "-C", ws]  # the workspace is the agent's uid's
+
+    def drop_snapshots(_=None):
+        shutil.rmtree(snaps, ignore_errors=True)
+
+    def git_diff(_):
+        env = {**os.environ, "GIT_INDEX_FILE": str(index)}
+        sh([*g, "read-tree", "HEAD"], env=env)
+        sh([*g, "add", "--all", "--intent-to-add"], env=env)
+        sh([*g, "diff", "--binary", base], env=env)
+
+    def tar(_):
+        sh(["tar", "-czf", work / f"floor-{engine}.tar.gz", "-C", ws, "."])
+
+    def git_unsaved(_):
+        sh([*g, "status", "--porcelain", "--untracked-files=all"])
+        sh([*g, "rev-list", "--count", "HEAD", "--branches", "--not", "--remotes"])
+
+    rows = []
+    for state in ("running", "stopped"):
+        if state == "stopped":
+            am("stop", agent)
+        o, f = paired(lambda _: am("diff", agent), git_diff, runs)
+        rows.append({"figure": f"am diff, {state} container agent ({engine})", "am": o,
+                     "floor": f, "floor_what": "git read-tree + add -N + diff on the host",
+                     "target": None})
+        o = median_of(lambda _: am("snapshot", agent), runs, teardown=drop_snapshots)
+        f = median_of(tar, runs)
+        rows.append({"figure": f"am snapshot, {state} container agent ({engine})", "am": o,
+                     "floor": f, "floor_what": "tar -czf of the workspace on the host",
+                     "target": None})
+    # am rm refuses a stopped agent with unsaved work: the check alone, and nothing removed
+    o, f = paired(lambda _: am("rm", agent, check=False), git_unsaved, runs)
+    rows.append({"figure": f"unsaved-work check (am rm refused), stopped agent ({engine})",
+                 "am": o, "floor": f, "floor_what": "git status + rev-list on the host",
+                 "target": None})
+    am.stop_all()
+    return rows
+
+
 # Inside the agent: on each trigger file am's bench writes (in .git, which git status skips),
 # time one task there (a CPU-bound loop, or git status over the 5,000-file workspace) and print
 # it; the runc and the gVisor agent take turns, so both meet the same load on a busy machine.
@@ -484,7 +538,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="small repositories and 40 agents")
     ap.add_argument("--engines", default="docker,podman")
     ap.add_argument("--list-engine", default="docker")
-    ap.add_argument("--only", default="spawn,container,isolation,repeat,list,startup",
+    ap.add_argument("--only", default="spawn,container,isolation,repeat,ops,list,startup",
                     help="comma-separated figures to run (the report is written only for all)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "performance.md"))
     # Not /tmp: on these machines its directory tree allocates new files several times slower
@@ -521,6 +575,9 @@ def main() -> int:
         if "repeat" in only:
             print("repeat spawn through the cache ...", file=sys.stderr)
             rows += bench_repeat_spawn(work, big, args.runs)
+        for e in engines if "ops" in only else ():
+            print(f"diff, snapshot and the unsaved-work check, {e} ...", file=sys.stderr)
+            rows += bench_workspace_ops(work, medium, args.runs, e)
         if "list" in only:
             print("list and status at scale ...", file=sys.stderr)
             rows += bench_list_status(work, medium, args.runs, args.list_engine,

@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from am import drift, git, gitsafe, ids, output, paths, proc, session, versions
+from am import drift, git, ids, output, paths, proc, session, versions, workspace
 from am.backends.engine import DEFAULT_IMAGE, engine
 from am.errors import AmError
 from am.store import open_store
@@ -164,19 +164,14 @@ def adopt(path: Path, store, layout) -> str:
     """Give a workspace with unsaved work and no record a stopped record, so it is not lost."""
     agent_id = path.name
     ids.validate_name(agent_id)
-    base = head = branch = ""
+    base = head = branch = None
     try:
-        repo = gitsafe.open_clone(path, gitsafe.cache_objects())
+        ops = workspace.at_path(path)
+        found = ops.head()
+        head, branch = found.commit, found.branch
+        base = ops.base()
     except AmError:
-        repo = None  # kept without running git; 'am rm --force' can still delete it
-    if repo:
-        remotes = git.ws_git(repo, "for-each-ref", "--format=%(objectname)", "refs/remotes",
-                             check=False).out.split()
-        if remotes:
-            base = git.ws_git(repo, "merge-base", "HEAD", *remotes, check=False).out.strip()
-        head = git.ws_git(repo, "rev-parse", "HEAD", check=False).out.strip()
-        branch = git.ws_git(repo, "symbolic-ref", "--short", "-q", "HEAD",
-                            check=False).out.strip()
+        pass  # kept without reading it; 'am rm --force' can still delete it
     with store.transaction() as agents:
         agents[agent_id] = {
             "id": agent_id, "name": agent_id, "mode": "tmux", "runtime": None,
@@ -224,8 +219,13 @@ def fix(d: drift.Drift, store, layout) -> str:
     if d.kind == "stale-worktree":
         proc.run(["git", "-C", d.subject, "worktree", "prune"], env=git.source_env())
         return "pruned"
+    if d.kind == "invalid-record":
+        store.remove(d.subject)
+        return "removed the record only; nothing it names was touched"
     if d.kind == "stale-spawn":
-        record = store.agents()[d.subject]
+        from am import records
+
+        record = records.check(store.agents()[d.subject], layout, d.subject)
         lifecycle.stop(record, store)
         snap = lifecycle.snapshot_then_delete(store.agents()[d.subject], store, layout)
         return "removed the record and its workspace" + (f" (saved to {snap})" if snap else "")
@@ -235,9 +235,9 @@ def fix(d: drift.Drift, store, layout) -> str:
             path.unlink()
             return "removed"
         try:
-            has_work = bool(git.unsaved_work(gitsafe.open_clone(path, gitsafe.cache_objects())))
-        except gitsafe.Refused:
-            has_work = True  # git may not run there: keep it, never guess
+            has_work = bool(workspace.at_path(path).unsaved())
+        except workspace.Refused:
+            has_work = True  # not a layout am made: keep it, never guess
         except AmError:
             has_work = False
         if has_work:

@@ -142,7 +142,7 @@ def launch(plan: planning.Plan, backend, layout, undo: Undo, **fields) -> None:
             stale.unlink()
 
     say(f"Starting agent {plan.id} ({brief(plan.command)}) in session {plan.session} ...")
-    undo.push(session.kill, plan.session)
+    undo.push(session.kill_own, plan.session, str(layout.root))
     session.start(
         plan.session,
         # -P: not the tmux server's working directory first on sys.path, which would run

@@ -18,7 +18,7 @@ import pytest
 from conftest import GIT_ID, Am
 from containers import engine_ready, remove_containers
 
-PROPERTY = "9 private to the user; agents run as no account"
+PROPERTY = "14 private to the user; agents run as no account"
 AGENT_UID = 2_000_000_000
 
 

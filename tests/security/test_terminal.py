@@ -11,7 +11,7 @@ import subprocess
 
 from terminal import CLEAR, TITLE, am_cmd, assert_obeyed, assert_shown
 
-PROPERTY = "8 agent text is escaped on the terminal"
+PROPERTY = "13 agent text is escaped on the terminal"
 HIDE = "\x1b[1A\x1b[2K"  # cursor up one line, erase it
 
 
