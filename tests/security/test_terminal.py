@@ -9,26 +9,32 @@ as ``\\x1b`` text and changes nothing.
 import json
 import subprocess
 
-from terminal import CLEAR, TITLE, am_cmd, assert_obeyed, assert_shown
+from terminal import CLEAR, TITLE, am_cmd, assert_shown
 
 PROPERTY = "13 agent text is escaped on the terminal"
 HIDE = "\x1b[1A\x1b[2K"  # cursor up one line, erase it
 
 
-def test_gitsafe_refusal_shows_the_key_escaped(am, agent, term):
-    """A configuration key with escape sequences in its subsection: am diff refuses the
-    workspace and names the key, in its message and in the hint's command."""
-    agent_id, ws = agent
-    key_section = f'[remote "{TITLE}{CLEAR}x"]\n\tevil = 1\n'
-    with open(ws / ".git" / "config", "a") as f:
-        f.write(key_section)
-    listing = subprocess.run(["git", "config", "--file", str(ws / ".git" / "config"),
-                              "--list"], capture_output=True, text=True).stdout
-    assert_obeyed(term, listing, "CONTROL")
-    screen = term.run(am_cmd(am, "diff", agent_id))
-    assert "am: error: refusing to run git" in screen
-    assert_shown(term, screen)
-    assert "--unset-all" in screen  # the hint's command, escaped too
+def test_gitsafe_refusal_is_escaped_when_printed(agent, tmp_path):
+    """A configuration key with escape sequences in its subsection: gitsafe's refusal names it,
+    raw, in its message and in the hint's command (issue 18 saw it retitle the terminal); what
+    am prints of it is escaped. (Since issue 12, am diff no longer reads the workspace's
+    configuration, so no command reaches this with an agent's key; the refusal stays for the
+    user's own repositories.)"""
+    from am import gitsafe, termsafe
+
+    _, ws = agent
+    config = ws / ".git" / "config"
+    with open(config, "a") as f:
+        f.write(f'[remote "{TITLE}{CLEAR}x"]\n\tevil = 1\n')
+    try:
+        gitsafe.check_config(config, ws)
+        raise AssertionError("the key was not refused")
+    except gitsafe.Refused as e:
+        text = e.render()
+    assert TITLE in text and "--unset-all" in text  # the control: raw in the error itself
+    shown = termsafe.escape(text)
+    assert "\x1b" not in shown and "\\x1b]2;PWNED\\x07" in shown
 
 
 def test_diff_on_a_terminal_shows_what_would_hide_a_line(am, agent, term, repo):
