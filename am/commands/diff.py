@@ -4,10 +4,9 @@ Read in the agent's sandbox for a container agent (``am.workspace``); the patch 
 the exact bytes git produced.
 """
 
-import sys
 from pathlib import Path
 
-from am import paths, records, workspace
+from am import paths, records, termsafe, workspace
 from am.errors import AmError
 from am.store import open_store
 
@@ -21,6 +20,5 @@ def run(args) -> int:
     if not record.get("base_commit"):
         raise AmError(f"agent {args.id} has no base commit (its spawn did not finish)")
     patch = workspace.for_record(record, layout).diff(record["base_commit"])
-    sys.stdout.buffer.write(patch)
-    sys.stdout.buffer.flush()
+    termsafe.write_untrusted(patch)
     return 0
