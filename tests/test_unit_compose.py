@@ -82,6 +82,11 @@ def test_run_fg_returns_the_exit_code():
         proc.run_fg(["am-no-such-program"])
 
 
+def test_capture_argv():
+    assert session.capture_argv("am-ab") == ["tmux", "capture-pane", "-p", "-e", "-t",
+                                             "=am-ab:"]
+
+
 def test_new_session_argv_round_trip_through_real_tmux(tmp_path):
     """What tmux makes of the escaped command list: the exact arguments, log and home."""
     name = f"am-unit-{os.getpid()}-{time.monotonic_ns() % 100000}"

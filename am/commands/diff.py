@@ -8,13 +8,17 @@ from am.errors import AmError
 from am.store import open_store
 
 
-def run(args) -> int:
-    record = open_store(paths.layout()).get(args.id)
+def patch(record: dict) -> str:
+    """The agent's changes as one patch (also what ``am ui`` shows)."""
     ws = Path(record["workspace"])
     if not ws.is_dir():
-        raise AmError(f"workspace {ws} of agent {args.id} is missing")
+        raise AmError(f"workspace {ws} of agent {record['id']} is missing")
     if not record.get("base_commit"):
-        raise AmError(f"agent {args.id} has no base commit (its spawn did not finish)")
+        raise AmError(f"agent {record['id']} has no base commit (its spawn did not finish)")
     repo = gitsafe.open_record(record)
-    sys.stdout.write(git.diff(repo, record["base_commit"]))
+    return git.diff(repo, record["base_commit"])
+
+
+def run(args) -> int:
+    sys.stdout.write(patch(open_store(paths.layout()).get(args.id)))
     return 0
