@@ -118,6 +118,10 @@ def _info(p):
     p.add_argument("--json", action="store_true")
 
 
+def _none(p):
+    pass
+
+
 def _id_only(p):
     p.add_argument("id")
 
@@ -210,6 +214,7 @@ COMMANDS = [
     ("doctor", "check tools and repair drift between state and reality", _doctor),
     ("config", "the effective configuration", _config),
     ("image", "the agent image", _image),
+    ("ui", "a full-screen dashboard of every agent, with keys for these commands", _none),
 ]
 
 
