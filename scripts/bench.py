@@ -316,6 +316,83 @@ def bench_startup(work: Path, runs: int) -> tuple[list[dict], list[tuple[str, fl
     ], top[:8]
 
 
+def bench_ui(work: Path, repo: Path, engines: list[str], seconds: float = 60) -> list[dict]:
+    """CPU per minute of an idle ``am ui`` over 10 agents (its preview shown), against
+    re-running ``am list`` every 2 seconds (watch(1)); and the extra CPU it costs the engine
+    daemons and the tmux server, against the same minute without it."""
+    import psutil
+
+    am = Am(work / "home-ui")
+    containers = [e for e in engines for _ in range(3)][:6]
+    print(f"  spawning {10 - len(containers)} tmux agents and {len(containers)} container "
+          f"agents ({', '.join(engines)})", file=sys.stderr)
+    for _ in range(10 - len(containers)):
+        am("spawn", repo, "--cmd", "while :; do date; sleep 5; done")
+    for e in containers:
+        am("spawn", repo, "--container", "--runtime", e, "--cmd", "sleep 3600",
+           "--memory", "64m")
+
+    def cpu(procs) -> float:
+        total = 0.0
+        for p in procs:
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+            except psutil.Error:
+                pass
+        return total
+
+    def others() -> list:
+        pid = int(sh(["tmux", "display-message", "-p", "#{pid}"]).stdout)
+        return [psutil.Process(pid)] + [p for p in psutil.process_iter(["name"])
+                                        if (p.info["name"] or "").startswith(("dockerd",
+                                                                              "containerd"))]
+
+    def minute(fn=None) -> tuple[float, float]:
+        procs = others()
+        before = cpu(procs)
+        children = os.times()
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            began = time.monotonic()
+            if fn:
+                fn()
+            time.sleep(max(0.0, min(2.0 - (time.monotonic() - began), end - time.monotonic())))
+        done = os.times()
+        own = (done.children_user + done.children_system
+               - children.children_user - children.children_system)
+        return (cpu(procs) - before) * 60 / seconds, own * 60 / seconds
+
+    idle_before, _ = minute()
+    daemons_list, am_list = minute(lambda: am("list"))
+    session = f"bench-ui-{os.getpid()}"
+    sh(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", "-e",
+        f"AM_HOME={am.home}", "--", *AM, "ui"])
+    try:
+        ui = psutil.Process(int(sh(["tmux", "display-message", "-p", "-t", f"={session}:",
+                                    "#{pane_pid}"]).stdout))
+        time.sleep(5)  # start-up, not the steady cost
+        procs = others()
+        before, ui_before = cpu(procs), cpu([ui])
+        time.sleep(seconds)
+        daemons_ui = (cpu(procs) - before) * 60 / seconds
+        ui_cpu = (cpu([ui]) - ui_before) * 60 / seconds
+    finally:
+        sh(["tmux", "kill-session", "-t", f"={session}:"], check=False)
+    idle_after, _ = minute()
+    idle = (idle_before + idle_after) / 2
+    am.stop_all()
+    mix = f"{10 - len(containers)} tmux + {len(containers)} container agents"
+    return [
+        {"figure": f"am ui, {mix}: its CPU per minute", "am": ui_cpu, "floor": am_list,
+         "floor_what": "am list every 2 s", "target": 1.0, "unit": "cpu"},
+        {"figure": "the same: extra CPU of dockerd, containerd and the tmux server",
+         "am": max(0.0, daemons_ui - idle), "floor": max(0.0, daemons_list - idle),
+         "floor_what": "with am list every 2 s; both less the same minute with neither",
+         "target": None, "unit": "cpu"},
+    ]
+
+
 # -- report --------------------------------------------------------------------------------
 
 def fmt(value, unit="s"):
@@ -325,6 +402,8 @@ def fmt(value, unit="s"):
         return f"{value / 1024**2:.1f} MiB"
     if unit == "calls":
         return str(value)
+    if unit == "cpu":  # CPU seconds a minute
+        return f"{value:.2f} s/min ({value / 60 * 100:.1f}% of a core)"
     return f"{value * 1000:.0f} ms"
 
 
@@ -370,7 +449,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="small repositories and 40 agents")
     ap.add_argument("--engines", default="docker,podman")
     ap.add_argument("--list-engine", default="docker")
-    ap.add_argument("--only", default="spawn,container,repeat,list,startup",
+    ap.add_argument("--only", default="spawn,container,repeat,list,startup,ui",
                     help="comma-separated figures to run (the report is written only for all)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "performance.md"))
     # Not /tmp: on these machines its directory tree allocates new files several times slower
@@ -408,6 +487,9 @@ def main() -> int:
             print("list and status at scale ...", file=sys.stderr)
             rows += bench_list_status(work, medium, args.runs, args.list_engine,
                                       40 if args.quick else 200)
+        if "ui" in only:
+            print("am ui over 10 agents, a minute each way ...", file=sys.stderr)
+            rows += bench_ui(work, medium, engines)
         imports = []
         if "startup" in only:
             print("start-up ...", file=sys.stderr)
