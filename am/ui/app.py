@@ -168,10 +168,12 @@ class Agents(Screen):
         self.select_next: str | None = None  # a just-spawned agent, selected when it shows
         self.live_shown = False
         self.title_text = Text()
+        self.detail_text = Text()
 
     def compose(self) -> ComposeResult:
         yield Static(id="title")
         yield AgentTable(cursor_type="row", zebra_stripes=True, id="agents")
+        yield Static(id="detail")
         yield Input(placeholder="filter: words in id, status, branch, task... (Enter: keep, "
                     "Esc: clear)", id="filter", compact=True)
         with TabbedContent(id="tabs"):
@@ -326,6 +328,7 @@ class Agents(Screen):
             self.selected = ids[table.cursor_row] if ids else None
         self.shown = rows
         self.title_line()
+        self.detail_line()
         if not self.live_shown:
             self.refresh_live()  # the figures at once, not a LIVE_EVERY later
         if not rows:
@@ -386,6 +389,19 @@ class Agents(Screen):
             self.title_text = text
             self.query_one("#title", Static).update(text)
 
+    def detail_line(self) -> None:
+        """The selected agent's whole task and its source: the table cuts them."""
+        view = self.views.get(self.selected or "")
+        text = Text()
+        if view:
+            text = Text.assemble(
+                " ", (model.one_line(view["id"], 64), "bold"), "  ",
+                model.one_line(view.get("prompt") or "(no task)", 400), "  ·  ",
+                model.one_line(view.get("source") or "", 200))
+        if text != self.detail_text:
+            self.detail_text = text
+            self.query_one("#detail", Static).update(text, layout=False)
+
     def say(self, line: str, error: bool = False) -> None:
         """LINE (printed by a command, or an error) on the message line, as plain text."""
         if not line.strip():
@@ -405,6 +421,7 @@ class Agents(Screen):
         self.log_at = None
         self.query_one("#log-text", RichLog).clear()
         self.query_one("#diff-text", RichLog).clear()
+        self.detail_line()
         self.refresh_views()
 
     @on(TabbedContent.TabActivated)
@@ -594,7 +611,8 @@ class Dashboard(App):
     ENABLE_COMMAND_PALETTE = False  # the keys are on screen; ^p would take footer room
     CSS = """
     #title { height: 1; background: $panel; }
-    #agents { height: 40%; min-height: 4; }
+    #agents { height: 40%; min-height: 4; scrollbar-size-horizontal: 0; }
+    #detail { height: 1; background: $panel; }
     #filter { display: none; }
     #filter.shown { display: block; }
     #tabs { height: 1fr; }
