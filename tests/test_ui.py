@@ -11,7 +11,7 @@ import time
 import uuid
 
 import pytest
-from conftest import GIT_ID, has_session
+from conftest import GIT_ID, assert_am_error, has_session
 from textual.widgets import DataTable, Input, RichLog, Static
 
 from am import paths
@@ -278,8 +278,15 @@ def wait_screen(name: str, predicate, what: str, timeout: float = 30) -> str:
         time.sleep(0.2)
 
 
+def test_am_ui_needs_a_terminal(am):
+    line = assert_am_error(am("ui", check=False))
+    assert "am ui needs a terminal" in line
+
+
 def test_am_ui_in_a_real_terminal(am, repo):
-    first = am.spawn(repo, "--name", unique("first"), "--cmd", MARKER_AGENT)
+    # The first agent also sets its terminal's title: the preview must not pass that on.
+    first = am.spawn(repo, "--name", unique("first"), "--cmd",
+                     "printf '\033]2;%s-%s\007' pwned title; " + MARKER_AGENT)
     second = am.spawn(repo, "--name", unique("second"), "--prompt", "Write the docs",
                       "--cmd", "printf '%s-%s\\n' OTHER ready; read line; echo got-$line; "
                       "sleep 600")
@@ -297,6 +304,10 @@ def test_am_ui_in_a_real_terminal(am, repo):
         assert any(line.split()[:3] == [second, "tmux", "running"] for line in lines), text
         for key in ("attach", "new", "stop", "pull", "remove", "filter", "quit"):
             assert key in lines[-1], f"{key} not in the footer: {lines[-1]!r}"
+        assert tmux("display-message", "-p", "-t", f"=am-{first}:", "#{pane_title}").strip() \
+            == "pwned-title"  # control: on a terminal, the sequence sets the title
+        assert "pwned" not in tmux("display-message", "-p", "-t", f"={name}:",
+                                   "#{pane_title}")
 
         tmux("send-keys", "-t", f"={name}:", "Down")
         wait_screen(name, lambda t: "OTHER-ready" in t, "the second agent's preview")

@@ -477,12 +477,15 @@ class Agents(Screen):
             self.later(self.say, text, text.startswith("am: error"))
 
         def work():
-            actions.run(name, argv, line)
+            try:
+                actions.run(name, argv, line)
+            finally:
+                self.later(self.refresh_rows)
             if after:
                 self.later(after, out)
-            self.later(self.refresh_rows)
 
-        self.background(f"am {name}", work)
+        # One of each command line at a time; a stop of one agent never waits for another's.
+        self.background(" ".join(["am", name, *argv]), work)
 
     def agent(self) -> str | None:
         """The selected agent's id, or None with a message."""
