@@ -42,6 +42,9 @@ def _run_options(p):
     )
     p.add_argument("--network", choices=["none", "limited", "full"],
                    help="container network policy (docs/network.md)")
+    p.add_argument("--isolation", choices=["runc", "gvisor"],
+                   help="container kernel isolation: runc shares the host's kernel, gvisor "
+                        "runs the agent on gVisor's (docs/security.md)")
     p.add_argument("--allow-domain", action="append", default=[], metavar="DOMAIN",
                    help="domain a limited network allows (repeatable)")
     p.add_argument("--memory", help="container memory limit, e.g. 2g")
@@ -147,6 +150,9 @@ def _rm(p):
 def _restore(p):
     p.add_argument("snapshot")
     p.add_argument("--name")
+    p.add_argument("--source", metavar="REPO",
+                   help="the repository to restore into: needed for a worktree agent's "
+                   "snapshot, whose commits live there; never taken from the archive")
 
 
 def _clean(p):
@@ -172,6 +178,7 @@ def _config(p):
     c.add_argument("--agent")
     c.add_argument("--image")
     c.add_argument("--network", choices=["none", "limited", "full"])
+    c.add_argument("--isolation", choices=["runc", "gvisor"])
     c.add_argument("--allow-domain", action="append", default=[], metavar="DOMAIN")
     c.add_argument("--memory")
     c.add_argument("--cpus")

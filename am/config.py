@@ -16,6 +16,7 @@ from am.errors import AmError
 SOURCES = ("flag", "env", "file", "default")
 RUNTIMES = ("docker", "podman", "auto")
 NETWORKS = ("none", "limited", "full")
+ISOLATIONS = ("runc", "gvisor")  # am/isolation.py; not imported here, to keep start-up cheap
 DEFAULT_IDLE_AFTER = 600
 DOCS = "see 'Configuration' in docs/usage.md"
 
@@ -113,6 +114,7 @@ KEYS = {
         Key("agent", "claude", _text, "AM_AGENT", "agent"),
         Key("image", plan.DEFAULT_IMAGE, _text, "AM_IMAGE", "image"),
         Key("network", "none", _choice(NETWORKS), "AM_NETWORK", "network"),
+        Key("isolation", ISOLATIONS[0], _choice(ISOLATIONS), "AM_ISOLATION", "isolation"),
         Key("allow_domains", [], _domains, None, "allow_domain"),
         Key("limits.memory", plan.DEFAULT_LIMITS["memory"], _memory, "AM_MEMORY", "memory"),
         Key("limits.cpus", plan.DEFAULT_LIMITS["cpus"], _cpus, "AM_CPUS", "cpus"),

@@ -167,6 +167,11 @@ def collect(views: list[dict], layout, idle_after: float) -> tuple[list[dict], l
         if v["status"] == "running":
             live = tmux.get(v["session"]) if v["mode"] == "tmux" else \
                 figures.get((v.get("runtime"), v.get("container")))
+            if v.get("isolation") == "gvisor":
+                # The engine counts the sandbox's host tasks (gVisor's own threads included);
+                # the agent's processes are those inside, which the supervisor counts.
+                guest = read_json(layout.guest_file(v["id"])).get("pids")
+                live = {**(live or {}), "pids": guest if isinstance(guest, int) else None}
         rows.append(row(v, live or {}, read_json(layout.health_file(v["id"])), now, idle_after))
     return rows, warnings
 

@@ -144,9 +144,12 @@ def publish_command(count: int) -> list[str]:
 
 
 def proxy_run_argv(runtime: str, agent_id: str, home: str, egress: str, f: Files,
-                   user_args: list[str], publish: list[str] | None = None) -> list[str]:
+                   user_args: list[str], publish: list[str] | None = None,
+                   isolation: str = "runc", host_cpus: int = 1) -> list[str]:
     """The ``run`` command line of an agent's proxy container; it also publishes the agent's
-    ports (the agent itself has no network to publish them on)."""
+    ports (the agent itself has no network to publish them on). A gVisor agent's proxy runs
+    under gVisor too (it parses what the agent sends)."""
+    from am import isolation as isolations
     from am.backends.engine import mount_arg
     from am.plan import publish_parts
 
@@ -157,12 +160,12 @@ def proxy_run_argv(runtime: str, agent_id: str, home: str, egress: str, f: Files
     if publish:
         ports += ["--mount", mount_arg(f.pub, PUBLISH_DIR, readonly=True)]
     return [
-        runtime, "run", "--detach", "--pull", "never",
+        *isolations.run_head(runtime, isolation, "proxy"), "--detach", "--pull", "never",
         "--name", proxy_name(agent_id), "--hostname", "am-proxy",
         "--label", f"am.proxy={agent_id}", "--label", f"am.home={home}",
         "--network", egress,
         "--memory", PROXY_LIMITS["memory"], "--memory-swap", PROXY_LIMITS["memory"],
-        "--pids-limit", PROXY_LIMITS["pids"],
+        *isolations.pids_args(isolation, int(PROXY_LIMITS["pids"]), host_cpus),
         "--init", "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--read-only",
         *user_args,
         "--mount", mount_arg(f.conf, CONF_DIR, readonly=True),
@@ -296,7 +299,8 @@ def start(engine, plan, home: str, timeout: float = 30) -> None:
     f = plan.network_files
     write_files(f, plan.id, plan.allow_domains, os.getuid(), bool(plan.publish))
     argv = proxy_run_argv(engine.runtime, plan.id, home, plan.egress, f,
-                          engine.user_args(os.getuid(), os.getgid()), plan.publish)
+                          engine.user_args(os.getuid(), os.getgid()), plan.publish,
+                          plan.isolation or "runc", os.cpu_count() or 1)
     for attempt in (1, 2):  # once more if a concurrent stop removed the shared network
         if plan.egress == plan.managed_egress:
             ensure_network(engine, plan.egress, home)
@@ -355,9 +359,10 @@ def wait_ready(engine, name: str, sock: Path, timeout: float) -> None:
     raise AmError(f"the network proxy {name} did not answer within {timeout:.0f}s")
 
 
-def remove(engine, agent_id: str, egress: str | None) -> None:
-    """Remove an agent's proxy, then the am-managed outside network if no proxy uses it."""
-    engine.call("rm", "--force", proxy_name(agent_id), timeout=60)
+def remove(engine, agent_id: str, egress: str | None, home: str) -> None:
+    """Remove an agent's proxy (only one labelled for HOME), then the am-managed outside
+    network if no proxy uses it."""
+    engine.remove_owned(proxy_name(agent_id), home)
     if egress:
         remove_network(engine, egress)
 

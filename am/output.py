@@ -27,7 +27,7 @@ PUBLIC = (
     "prompt",
 )
 EXTRA = ("worktree", "image", "gpus", "env_names", "started", "finished", "health", "orphan",
-         "proxy", "egress_network", "network_log", "publish")
+         "proxy", "egress_network", "network_log", "publish", "isolation")
 
 
 def public(view: dict) -> dict:
@@ -52,6 +52,12 @@ def status_text(view: dict) -> str:
     return s
 
 
+def mode_text(view: dict) -> str:
+    """``tmux``, or ``container/<engine>/<isolation>`` (``container/podman/gvisor``)."""
+    parts = [view["mode"], view.get("runtime"), view.get("isolation")]
+    return "/".join(p for p in parts if p)
+
+
 def table(views: list[dict], width: int | None = None) -> str:
     """The agents as a table; the TASK column (each prompt's start) is cut to fit WIDTH (the
     terminal's columns by default)."""
@@ -60,13 +66,13 @@ def table(views: list[dict], width: int | None = None) -> str:
     rows = [
         [
             v["id"],
-            v["mode"] + (f"/{v['runtime']}" if v.get("runtime") else ""),
+            mode_text(v),
             status_text(v),
             v.get("health", "-"),
             v.get("agent"),
             v.get("branch"),
             v.get("created", "").replace("T", " ").rstrip("Z"),
-            _short_source(v.get("source", "")),
+            _short_source(v.get("source") or ""),
         ]
         for v in views
     ]

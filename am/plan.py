@@ -50,6 +50,7 @@ class Plan:
     image: str | None
     gpus: str | None
     env_names: list[str]
+    isolation: str | None = None  # container agents: runc or gvisor (am/isolation.py)
     agent_clis: list[str] = field(default_factory=list)  # what a first-use image build holds
     cache_dir: Path | None = None
     mirror: Path | None = None  # the cache mirror a URL clone borrows objects from
@@ -128,6 +129,8 @@ class Plan:
             "custom": self.custom,
             "mount_agent_config": self.mount_agent_config,
             "publish": self.publish,
+            # A Kubernetes backend maps it to a runtimeClassName (isolation.runtime_class).
+            "isolation": self.isolation,
             "home": home,
             "spawn_pid": os.getpid(),
             **({"proxy": self.proxy, "egress_network": self.egress,
@@ -143,6 +146,10 @@ class Plan:
 
 
 FLAG_LABELS = {"memory": "--memory", "cpus": "--cpus", "pids": "--pids"}
+WORKTREE_CONTAINER = (
+    "--worktree cannot be combined with --container: to commit, the agent would write your "
+    "repository's shared git folder (objects, refs, logs), where it can plant links and "
+    "alternates that your own git and am follow later (docs/security.md)")
 
 
 def memory_bytes(value: str, label: str = "--memory") -> int:
@@ -407,6 +414,10 @@ def build(
         command = profile.argv(args.skip_permissions)
     if args.worktree and is_url(source):
         raise AmError("--worktree needs a local repository path, not a URL")
+    if args.worktree and args.container:
+        raise AmError(WORKTREE_CONTAINER, "leave out --worktree: a clone keeps the agent's "
+                      "commits in its workspace; review them with 'am diff ID', then fetch "
+                      "its branch into your repository (git fetch WORKSPACE am/ID)")
     prompt = getattr(args, "prompt", None)
     if prompt is not None:
         check_prompt(prompt, "--prompt-file" if getattr(args, "prompt_file", None) else "--prompt")
@@ -439,12 +450,13 @@ def build(
             ("--gpus", args.gpus),
             ("--image", args.image),
             ("--runtime", args.runtime),
+            ("--isolation", getattr(args, "isolation", None)),
             ("--mount-agent-config", mount_config),
             ("--publish", publish),
         ):
             if value:
                 raise AmError(f"{flag} applies to container agents", "add --container")
-        limits, network, runtime = None, None, None
+        limits, network, runtime, isolation = None, None, None, None
     else:
         labels = {k: s[f"limits.{k}"].label(f"limits.{k}") for k in FLAG_LABELS}
         limits = check_limits(
@@ -456,6 +468,11 @@ def build(
             labels,
         )
         network, runtime = s["network"].value, s["runtime"].value
+        isolation = s["isolation"].value
+        if isolation == "gvisor" and args.gpus:
+            raise AmError(f"--gpus cannot be used with {s['isolation'].label('isolation')} "
+                          "gvisor: this runsc gives its sandboxes no GPUs",
+                          "leave out --gpus, or spawn this agent with --isolation runc")
         if domains and network != "limited":
             raise AmError("--allow-domain needs --network limited")
         check_published(publish, network, s["network"].label("network"))
@@ -504,6 +521,7 @@ def build(
         image=s["image"].value if mode == "container" else None,
         gpus=args.gpus,
         env_names=names,
+        isolation=isolation,
         agent_clis=list(s["agent_clis"].value) if mode == "container" else [],
         extra_mounts=mounts,
         config_copies=copies,
@@ -547,7 +565,7 @@ def check_published(publish: list[str], network: str, label: str) -> None:
 # has no settings yet (made by am restore or adopted by am doctor).
 RUN_SETTINGS = ("agent", "cmd", "skip_permissions", "container", "runtime", "network",
                 "allow_domain", "memory", "cpus", "pids", "gpus", "image", "mount_agent_config",
-                "publish")
+                "publish", "isolation")
 
 
 def _bad_record(agent_id: str, what: str) -> AmError:
@@ -590,6 +608,11 @@ def from_record(record: dict, args, layout: Layout, environ: dict[str, str], cfg
     mode = record.get("mode")
     if mode not in ("tmux", "container"):
         raise _bad_record(agent_id, "mode")
+    if mode == "container" and record.get("worktree"):
+        # made by an earlier am, which shared the repository's git folder with the container
+        raise AmError(WORKTREE_CONTAINER, f"'am snapshot {agent_id}', then 'am restore' the "
+                      "snapshot: without --source it is a standalone agent, which may run in "
+                      "a container")
     command = _strings(record.get("command"), agent_id, "command", nonempty=True)
     custom = bool(record.get("custom", command[:2] == ["sh", "-c"]))
     agent = str(record.get("agent") or "custom")
@@ -637,12 +660,16 @@ def from_record(record: dict, args, layout: Layout, environ: dict[str, str], cfg
         values = {**inherited_env(environ), **values}
         names = [n for n in names if n not in missing]
 
-    limits = network = runtime = image = gpus = egress = managed = mirror = None
+    limits = network = runtime = image = gpus = egress = managed = mirror = isolation = None
     domains, publish, mounts, copies, clis = [], [], [], [], []
     if mode == "container":
         runtime = record.get("runtime")
         if runtime not in ("docker", "podman"):
             raise _bad_record(agent_id, "runtime")
+        # Records from before --isolation ran on runc.
+        isolation = record.get("isolation") or "runc"
+        if isolation not in ("runc", "gvisor"):
+            raise _bad_record(agent_id, "isolation")
         lim = record.get("limits")
         if not isinstance(lim, dict):
             raise _bad_record(agent_id, "limits")
@@ -654,6 +681,8 @@ def from_record(record: dict, args, layout: Layout, environ: dict[str, str], cfg
                                                       agent_id, "allow_domains")]
         image = check_image(str(record.get("image") or DEFAULT_IMAGE))
         gpus = check_gpus(str(record["gpus"])) if record.get("gpus") else None
+        if gpus and isolation == "gvisor":
+            raise _bad_record(agent_id, "gpus (gVisor gives its sandboxes none)")
         publish = [check_publish(p) for p in _strings(record.get("publish") or [], agent_id,
                                                        "publish")]
         check_published(publish, network, "recorded")
@@ -683,8 +712,9 @@ def from_record(record: dict, args, layout: Layout, environ: dict[str, str], cfg
         container=ids.session_name(agent_id) if mode == "container" else None,
         agent=agent, command=command, log=layout.log_file(agent_id),
         exit_file=layout.exit_file(agent_id), limits=limits, network=network,
-        allow_domains=domains, image=image, gpus=gpus, env_names=names, cache_dir=layout.cache,
-        mirror=mirror, egress=egress, managed_egress=managed, extra_mounts=mounts,
+        allow_domains=domains, image=image, gpus=gpus, env_names=names, isolation=isolation,
+        cache_dir=layout.cache, mirror=mirror, egress=egress, managed_egress=managed,
+        extra_mounts=mounts,
         config_copies=copies, agent_clis=clis, env=env,
         warnings=warnings, secrets=values, prompt=prompt, prompt_args=prompt_args,
         resume_args=resume, custom=custom, mount_agent_config=bool(mounts), publish=publish,

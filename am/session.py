@@ -134,6 +134,12 @@ def kill(name: str) -> None:
         pass
 
 
+def kill_own(name: str, home: str) -> None:
+    """Kill session NAME if, and only if, it carries HOME as its @am_home."""
+    if sessions().get(name) == home:
+        kill(name)
+
+
 def attach(name: str) -> int:
     """Attach this terminal to session NAME; inside tmux, switch the current client to it."""
     if os.environ.get("TMUX"):

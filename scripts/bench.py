@@ -232,6 +232,171 @@ def bench_repeat_spawn(work: Path, big: Path, runs: int) -> list[dict]:
     ]
 
 
+def bench_workspace_ops(work: Path, repo: Path, runs: int, engine: str) -> list[dict]:
+    """am diff, am snapshot and the unsaved-work check of a container agent, running and
+    stopped, against what plain git and tar on the host cost for the same workspace."""
+    am = Am(work / f"home-ops-{engine}")
+    agent = am("spawn", repo, "--container", "--runtime", engine, "--name", "ops", "--cmd",
+               "echo edit >> d0/f0.txt && echo new > made.txt && echo READY && sleep 3600"
+               ).stdout.split()[-1]
+    ws = am.home / "agents" / agent
+    deadline = time.monotonic() + 60
+    while not (ws / "made.txt").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    base = json.loads(am("info", agent, "--json").stdout)["base_commit"]
+    snaps = am.home / "data" / "snapshots"
+    index = work / f"floor-index-{engine}"
+    g = ["git", "-c", "safe.directory=*", "-C", ws]  # the workspace is the agent's uid's
+
+    def drop_snapshots(_=None):
+        shutil.rmtree(snaps, ignore_errors=True)
+
+    def git_diff(_):
+        env = {**os.environ, "GIT_INDEX_FILE": str(index)}
+        sh([*g, "read-tree", "HEAD"], env=env)
+        sh([*g, "add", "--all", "--intent-to-add"], env=env)
+        sh([*g, "diff", "--binary", base], env=env)
+
+    def tar(_):
+        sh(["tar", "-czf", work / f"floor-{engine}.tar.gz", "-C", ws, "."])
+
+    def git_unsaved(_):
+        sh([*g, "status", "--porcelain", "--untracked-files=all"])
+        sh([*g, "rev-list", "--count", "HEAD", "--branches", "--not", "--remotes"])
+
+    rows = []
+    for state in ("running", "stopped"):
+        if state == "stopped":
+            am("stop", agent)
+        o, f = paired(lambda _: am("diff", agent), git_diff, runs)
+        rows.append({"figure": f"am diff, {state} container agent ({engine})", "am": o,
+                     "floor": f, "floor_what": "git read-tree + add -N + diff on the host",
+                     "target": None})
+        o = median_of(lambda _: am("snapshot", agent), runs, teardown=drop_snapshots)
+        f = median_of(tar, runs)
+        rows.append({"figure": f"am snapshot, {state} container agent ({engine})", "am": o,
+                     "floor": f, "floor_what": "tar -czf of the workspace on the host",
+                     "target": None})
+    # am rm refuses a stopped agent with unsaved work: the check alone, and nothing removed
+    o, f = paired(lambda _: am("rm", agent, check=False), git_unsaved, runs)
+    rows.append({"figure": f"unsaved-work check (am rm refused), stopped agent ({engine})",
+                 "am": o, "floor": f, "floor_what": "git status + rev-list on the host",
+                 "target": None})
+    am.stop_all()
+    return rows
+
+
+# Inside the agent: on each trigger file am's bench writes (in .git, which git status skips),
+# time one task there (a CPU-bound loop, or git status over the 5,000-file workspace) and print
+# it; the runc and the gVisor agent take turns, so both meet the same load on a busy machine.
+WORKLOAD = r"""exec python3 - <<'EOF'
+import os, subprocess, time
+n = 0
+while True:
+    go = f"/workspace/.git/bench-go-{n}"
+    while not os.path.exists(go):
+        time.sleep(0.01)
+    task = open(go).read().strip()
+    t = time.perf_counter()
+    if task == "cpu":
+        sum(i * i for i in range(10_000_000))
+    else:
+        subprocess.run(["git", "status", "--porcelain"], check=True, capture_output=True)
+    print(f"BENCH-RESULT {n} {time.perf_counter() - t:.4f}", flush=True)
+    n += 1
+EOF"""
+
+
+def cgroup_dir(engine: str, name: str, controller: str) -> Path:
+    """The host's (v1) cgroup folder of a running container for CONTROLLER."""
+    pid = sh([engine, "inspect", "--format", "{{.State.Pid}}", name]).stdout.strip()
+    line = next(ln for ln in Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+                if controller in ln.split(":")[1].split(","))
+    return Path("/sys/fs/cgroup") / controller / line.split(":", 2)[2].lstrip("/")
+
+
+def container_memory(engine: str, name: str) -> tuple[int, int]:
+    """Bytes an idle container costs the host: what its memory cgroup is charged (what
+    --memory counts) and the proportional set size of every host process in it (gVisor's
+    kernel and file proxy included)."""
+    import psutil
+
+    folder = cgroup_dir(engine, name, "memory")
+    stat = dict(ln.split() for ln in (folder / "memory.stat").read_text().splitlines())
+    # Anonymous and shared memory: what cannot be reclaimed (gVisor keeps the agent's memory
+    # in a memfd, which counts as shared); file pages are the page cache of whoever read first.
+    charged = int(stat["total_rss"]) + int(stat.get("total_shmem", 0))
+    pss = 0
+    for p in (folder / "cgroup.procs").read_text().split():
+        try:
+            pss += psutil.Process(int(p)).memory_full_info().pss
+        except psutil.Error:
+            pass
+    return charged, pss
+
+
+def bench_isolation(work: Path, repo: Path, runs: int, engine: str) -> list[dict]:
+    """gVisor against runc on ENGINE: spawn, idle memory, a CPU-bound and a file-heavy task,
+    each pair of samples taken in turn."""
+    homes = {iso: Am(work / f"home-iso-{engine}-{iso}") for iso in ("gvisor", "runc")}
+
+    def spawner(iso, cmd):
+        argv = ["spawn", repo, "--container", "--runtime", engine, "--isolation", iso, "--cmd"]
+        return lambda _: homes[iso](*argv, cmd).stdout.split()[-1]
+
+    spawn_g, spawn_r = paired(spawner("gvisor", "sleep 600"), spawner("runc", "sleep 600"),
+                              runs)
+    time.sleep(2)  # let the idle agents settle before their memory is read
+    mem = {iso: [container_memory(engine, f"am-{i}") for i in am.ids()]
+           for iso, am in homes.items()}
+    agents = {iso: spawner(iso, WORKLOAD)(None) for iso in homes}
+    cpuacct = {iso: cgroup_dir(engine, f"am-{a}", "cpuacct") / "cpuacct.usage"
+               for iso, a in agents.items()}
+    # per task and isolation: wall seconds inside the agent, and CPU seconds the host spent
+    # on the whole container (gVisor's own work included), which a busy machine disturbs less
+    samples = {(name, iso, k): [] for name in ("cpu", "status") for iso in homes
+               for k in ("wall", "host")}
+    trigger = 0
+    for name in ("status", "cpu"):
+        for i in range(runs + 1):
+            for iso in (("gvisor", "runc") if i % 2 else ("runc", "gvisor")):
+                am, agent = homes[iso], agents[iso]
+                before = int(cpuacct[iso].read_text())
+                (am.home / "agents" / agent / ".git" / f"bench-go-{trigger}").write_text(name)
+                deadline = time.monotonic() + 600
+                mark = f"BENCH-RESULT {trigger} "
+                while mark not in (log := am("logs", agent).stdout):
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"no result from the {iso} agent:\n{log[-2000:]}")
+                    time.sleep(0.05)
+                if i:
+                    samples[name, iso, "wall"].append(float(log.split(mark)[1].split()[0]))
+                    samples[name, iso, "host"].append(
+                        (int(cpuacct[iso].read_text()) - before) / 1e9)
+            trigger += 1
+    for am in homes.values():
+        am.stop_all()
+    med = {k: statistics.median(v) for k, v in samples.items()}
+    memory = {iso: (statistics.median(m[0] for m in ms), statistics.median(m[1] for m in ms))
+              for iso, ms in mem.items()}
+    what = f"the same under runc ({engine})"
+    return [
+        {"figure": f"gVisor: spawn ({engine})", "am": spawn_g, "floor": spawn_r,
+         "floor_what": what, "target": None},
+        {"figure": f"gVisor: idle agent, memory charged to its cgroup ({engine})",
+         "am": memory["gvisor"][0], "floor": memory["runc"][0], "floor_what": what,
+         "target": None, "unit": "bytes"},
+        {"figure": f"gVisor: idle agent, host processes' PSS ({engine})",
+         "am": memory["gvisor"][1], "floor": memory["runc"][1], "floor_what": what,
+         "target": None, "unit": "bytes"},
+        *({"figure": f"gVisor: {label}, {kind} ({engine})", "am": med[task, "gvisor", k],
+           "floor": med[task, "runc", k], "floor_what": what, "target": None}
+          for task, label in (("cpu", "CPU-bound loop (10M squares in Python)"),
+                              ("status", "git status over 5,000 files"))
+          for k, kind in (("wall", "time in the agent"), ("host", "host CPU time"))),
+    ]
+
+
 def count_calls(work: Path, engine: str) -> tuple[dict, Path]:
     """A PATH in which ENGINE is a shim that counts its calls into a file."""
     shim_dir = work / "shim"
@@ -413,12 +578,14 @@ def fmt(value, unit="s"):
         return "-"
     if unit == "bytes":
         return f"{value / 1024**2:.1f} MiB"
-    if unit == "calls":
-        return str(value)
     if unit == "text":
         return value
     if unit == "cpu":  # CPU seconds a minute
         return f"{value:.2f} s/min ({value / 60 * 100:.1f}% of a core)"
+    if value < 0.1:
+        return f"{value * 1000:.1f} ms"
+    if unit == "calls":
+        return str(value)
     return f"{value * 1000:.0f} ms"
 
 
@@ -441,7 +608,8 @@ def machine() -> list[str]:
         f"- Python {platform.python_version()}, {v(['git', '--version'])}, {v(['tmux', '-V'])}",
         "- docker: " + v(["docker", "version", "--format",
                           "client {{.Client.Version}}, server {{.Server.Version}}"]),
-        f"- podman: {v(['podman', '--version'])}; runc: {v(['runc', '--version'])}",
+        f"- podman: {v(['podman', '--version'])}; runc: {v(['runc', '--version'])}; "
+        f"{v(['runsc', '--version'])} (gVisor, ptrace platform)",
     ]
 
 
@@ -464,7 +632,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="small repositories and 40 agents")
     ap.add_argument("--engines", default="docker,podman")
     ap.add_argument("--list-engine", default="docker")
-    ap.add_argument("--only", default="spawn,container,repeat,list,startup,ui",
+    ap.add_argument("--only", default="spawn,container,isolation,repeat,ops,list,startup,ui",
                     help="comma-separated figures to run (the report is written only for all)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "performance.md"))
     # Not /tmp: on these machines its directory tree allocates new files several times slower
@@ -495,9 +663,15 @@ def main() -> int:
         for e in engines if "container" in only else ():
             print(f"spawn, container mode, {e} ...", file=sys.stderr)
             rows.append(bench_spawn_container(work, medium, args.runs, e))
+        for e in engines if "isolation" in only else ():
+            print(f"runc and gVisor, {e} ...", file=sys.stderr)
+            rows += bench_isolation(work, medium, args.runs, e)
         if "repeat" in only:
             print("repeat spawn through the cache ...", file=sys.stderr)
             rows += bench_repeat_spawn(work, big, args.runs)
+        for e in engines if "ops" in only else ():
+            print(f"diff, snapshot and the unsaved-work check, {e} ...", file=sys.stderr)
+            rows += bench_workspace_ops(work, medium, args.runs, e)
         if "list" in only:
             print("list and status at scale ...", file=sys.stderr)
             rows += bench_list_status(work, medium, args.runs, args.list_engine,

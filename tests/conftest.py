@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from containers import ENGINES, engine_ready, remove_containers
+from containers import ENGINES, ISOLATIONS, engine_ready, isolation_ready, remove_containers
 
 GIT_ID = {
     "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
@@ -25,9 +25,10 @@ class Am:
         self.argv = [sys.executable, "-m", "am"]
 
     def __call__(self, *args, check=True, env=None, timeout=300, input=None):
+        # errors="replace": am diff writes the patch's exact bytes, which need not be UTF-8
         res = subprocess.run([sys.executable, "-m", "am", *map(str, args)], env={**self.env,
                              **(env or {})}, capture_output=True, text=True, timeout=timeout,
-                             input=input)
+                             input=input, errors="replace")
         if check and res.returncode != 0:
             raise AssertionError(f"am {' '.join(map(str, args))} failed ({res.returncode}):\n"
                                  f"{res.stdout}\n{res.stderr}")
@@ -158,3 +159,11 @@ def engine(request, am):
     engine_ready(request.param)
     yield request.param
     remove_containers(request.param, str(am.home))
+
+
+@pytest.fixture(params=ISOLATIONS)
+def isolation(request, engine):
+    """Each kernel isolation in turn on the test's engine; gVisor fails, never skips, where the
+    engine cannot run it."""
+    isolation_ready(engine, request.param)
+    return request.param

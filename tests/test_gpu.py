@@ -36,7 +36,7 @@ def test_gpu_args_land_before_the_image():
         limits = {"memory": "1g", "cpus": "1", "pids": 10}
         workspace, extra_mounts, env_names, command = "/w", [], [], ["true"]
         config_copies = []
-        gpus, env, publish = "all", {}, []
+        gpus, env, publish, isolation = "all", {}, [], "runc"
 
         @staticmethod
         def agent_argv():

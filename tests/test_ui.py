@@ -256,6 +256,27 @@ def test_errors_are_shown_not_raised(ui_env, repo):
     drive(test)
 
 
+def test_a_record_naming_another_log_is_not_read(ui_env, repo, tmp_path):
+    am = ui_env
+    agent_id = am.spawn(repo, "--cmd", "echo own-output; sleep 600")
+    am.wait_log(agent_id, "own-output")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("SECRET-CONTENT\n")
+    state = am.home / "state" / "state.json"
+    data = json.loads(state.read_text())
+    data["agents"][agent_id]["log"] = str(secret)  # a hand-edited (or corrupt) record
+    state.write_text(json.dumps(data))
+    assert am("logs", agent_id, check=False).returncode != 0  # am logs refuses it too
+
+    async def test(app, pilot):
+        await until(pilot, lambda: "is invalid" in preview(app), "the invalid record's note")
+        await pilot.press("v", "v")  # the log tab
+        await pilot.pause(1.5)
+        assert "SECRET" not in log_lines(app, "#log-text")
+
+    drive(test)
+
+
 # --- end to end: the real am ui in a real terminal (tmux) ----------------------------------
 
 

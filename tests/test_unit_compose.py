@@ -160,10 +160,18 @@ def test_workspace_config_cannot_run_programs(repo, tmp_path):
     assert marker.exists(), "control failed: the hostile config is not effective"
     marker.unlink()
     base = git("rev-parse", "HEAD~1", cwd=repo).strip()
-    # the -c layer alone (am.gitsafe would refuse this repository before any git ran)
+    # am's workspace operations give git a git folder of am's own: the config is never read
+    from am import workspace
+
+    ops = workspace.at_path(repo)
+    assert "1 uncommitted or untracked file(s)" in ops.unsaved()
+    assert b"+changed" in ops.diff(base)
+    assert ops.head().commit == git("rev-parse", "HEAD", cwd=repo).strip()
+    assert not marker.exists()
+    # and the -c layer alone, for the calls am makes in a workspace it has just cloned
     checked = Repo(repo, repo / ".git", repo / ".git")
-    assert "1 uncommitted or untracked file(s)" in amgit.unsaved_work(checked)
-    assert "+changed" in amgit.diff(checked, base)
+    amgit.ws_git(checked, "status", "--porcelain")
+    amgit.ws_git(checked, "log", "-1")
     assert not marker.exists()
 
 

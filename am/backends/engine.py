@@ -21,6 +21,10 @@ AGENT_HOME = "/home/agent"
 CONFIG_STAGE = "/run/am-agent-config"  # --mount-agent-config's read-only files, copied from here
 IMAGE_UID = 1000  # the image's non-root user; the agent runs as this uid when am runs as root
 DEFAULT_IMAGE = "am-agent:latest"
+SANDBOX_PREFIX = "am_op-"  # throwaway containers that read a stopped agent's workspace
+# A sandbox's commands are found here, never in the agent's writable home (the image's PATH
+# starts with /home/agent/.local/bin).
+SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 UNSAFE_MOUNT_CHARS = re.compile(r"[,:\n\r\0]")
 FORWARDED_ENV = ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_PATH",
                  "DOCKER_TLS_VERIFY", "CONTAINER_HOST", "CONTAINER_CONNECTION",
@@ -55,30 +59,11 @@ def grant(top: Path) -> None:
     os.lchown(top, IMAGE_UID, IMAGE_UID)
 
 
-# What a commit in a worktree writes in the shared git folder; everything else there stays
-# read-only, so the agent cannot plant config, hooks, a ``commondir`` redirection or submodule
-# repositories that the user's own git (or am) would later read.
-WORKTREE_WRITABLE = ("objects", "refs", "logs")
-
-
 def worktree_gitdir(workspace: Path) -> Path:
     """The worktree's own folder in the source's git folder, as its ``.git`` file names it.
     Read only right after ``git worktree add``, before any agent could change the file."""
     text = (workspace / ".git").read_text()
     return Path(text.partition("gitdir:")[2].strip())
-
-
-def worktree_mounts(gitdir: Path) -> list[tuple[Path, str, bool]]:
-    """Mounts that let git work inside a worktree whose own folder is GITDIR: the source's git
-    folder, read-only, at its absolute path, with only what a commit writes (objects, refs,
-    logs and the worktree's own folder) writable."""
-    common = Path(os.path.normpath(gitdir / ".." / ".."))
-    mounts = [(common, str(common), True)]
-    for name in WORKTREE_WRITABLE:
-        (common / name).mkdir(exist_ok=True)
-        mounts.append((common / name, str(common / name), False))
-    mounts.append((gitdir, str(gitdir), False))
-    return mounts
 
 
 # Copies the N files named after N from CONFIG_STAGE into $HOME, then runs the command that
@@ -126,26 +111,48 @@ class Engine(Backend):
         """The clear error for an engine's GPU failure in TEXT, if that is what it is."""
         return None
 
+    def gvisor_problem(self, network: str) -> AmError | None:
+        """Why this engine cannot run a gVisor agent with network policy NETWORK, if it
+        cannot; None when it can, as far as can be told without starting one."""
+        return None
+
+    def security_args(self) -> list[str]:
+        """Engine-specific confinement beyond the common policy (podman: a seccomp profile)."""
+        return []
+
+    def ensure_security(self) -> None:
+        """Make what ``security_args`` names (before a container that uses it starts)."""
+
+    def policy_args(self, limits: dict, uid: int, gid: int, isolation: str) -> list[str]:
+        """What every container of an agent gets, its own and its workspace's sandbox: no
+        capabilities, no new privileges, a read-only root, the limits (the process limit as
+        the ISOLATION enforces it), a non-root user."""
+        from am import isolation as kernels
+
+        return [
+            "--memory", limits["memory"], "--memory-swap", limits["memory"],
+            "--cpus", str(limits["cpus"]),
+            *kernels.pids_args(isolation, int(limits["pids"]), os.cpu_count() or 1),
+            "--init", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+            *self.security_args(), "--read-only", *self.user_args(uid, gid),
+        ]
+
     def run_argv(self, plan, home: str, uid: int, gid: int) -> list[str]:
         """The full ``run`` command line for an agent's container, attached to its terminal."""
-        from am import network
+        from am import isolation, network
 
-        lim = plan.limits
         limited = plan.network == "limited"
         command = with_config_copies(plan.config_copies, plan.agent_argv())
         argv = [
-            self.runtime, "run", "--interactive", "--tty", "--pull", "never",
+            *isolation.run_head(self.runtime, plan.isolation or isolation.DEFAULT, plan.network),
+            "--interactive", "--tty", "--pull", "never",
             "--name", plan.container, "--hostname", plan.container,
             "--label", f"am.agent={plan.id}", "--label", f"am.home={home}",
             "--network", plan.network_name,
-            "--memory", lim["memory"], "--memory-swap", lim["memory"],
-            "--cpus", str(lim["cpus"]), "--pids-limit", str(lim["pids"]),
-            "--init", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-            "--read-only",
+            *self.policy_args(plan.limits, uid, gid, plan.isolation or isolation.DEFAULT),
             "--tmpfs", "/tmp:rw,nosuid,nodev,size=1g,mode=1777",
             "--tmpfs", f"{AGENT_HOME}:rw,nosuid,nodev,size=1g,{self.home_owner(uid, gid)}",
             "--log-driver", "none",
-            *self.user_args(uid, gid),
             "--mount", mount_arg(plan.workspace, WORKSPACE),
             *[a for m in plan.extra_mounts for a in ("--mount", mount_arg(*m))],
             "--workdir", WORKSPACE,
@@ -160,6 +167,32 @@ class Engine(Backend):
             *(network.wrap_command(command, plan.publish) if limited else command),
         ]
         return argv
+
+    def sandbox_argv(self, name: str, image: str, home: str, agent_id: str, limits: dict,
+                     mounts: list[tuple[Path, str, bool]], uid: int, gid: int,
+                     command: list[str], isolation: str) -> list[str]:
+        """A throwaway container that reads a stopped agent's workspace: the agent's policy,
+        isolation and user, no network, its mounts (read-only where given so), removed when it
+        ends."""
+        from am import isolation as kernels
+
+        return [
+            *kernels.run_head(self.runtime, isolation, "none"), "--rm", "--pull", "never",
+            "--name", name, "--label", f"am.op={agent_id}", "--label", f"am.home={home}",
+            "--network", "none", *self.policy_args(limits, uid, gid, isolation),
+            "--tmpfs", "/tmp:rw,nosuid,nodev,size=1g,mode=1777",
+            "--log-driver", "none",
+            *[a for m in mounts for a in ("--mount", mount_arg(*m))],
+            "--workdir", "/", "--env", "HOME=/tmp", "--env", f"PATH={SANDBOX_PATH}",
+            "--entrypoint", command[0],
+            "--", image, *command[1:],
+        ]
+
+    def exec_argv(self, name: str, uid: int, gid: int, command: list[str]) -> list[str]:
+        """COMMAND in the running container NAME, as the agent's user."""
+        user = self.user_args(uid, gid)
+        return [self.runtime, "exec", "--user", user[user.index("--user") + 1],
+                "--workdir", "/", "--env", f"PATH={SANDBOX_PATH}", name, *command]
 
     def home_owner(self, uid: int, gid: int) -> str:
         """The tmpfs option that gives the agent's home to the user the agent runs as (the
@@ -258,6 +291,7 @@ class Engine(Backend):
             raise AmError(f"{what} build failed; its last lines:\n{res.last_lines(12)}")
 
     def prepare(self, plan) -> None:
+        self.ensure_security()
         # The image check is the first engine call of a spawn: it also proves the engine answers.
         from am import image, versions
 
@@ -279,6 +313,12 @@ class Engine(Backend):
             print(f"am: warning: git {text}", file=sys.stderr)
         if plan.gpus:
             self.check_gpu_support()
+        if plan.isolation == "gvisor":
+            # A limited agent's proxy runs under gVisor too.
+            for kind in (plan.network, "proxy") if plan.network == "limited" else (plan.network,):
+                problem = self.gvisor_problem(kind)
+                if problem:
+                    raise problem
         check_mount_path(plan.workspace)
         if plan.network == "limited":
             from am import network
@@ -292,7 +332,8 @@ class Engine(Backend):
         # The session's client must find the engine as the caller does (PATH, DOCKER_HOST...).
         env = {k: os.environ[k] for k in ("PATH", *FORWARDED_ENV) if k in os.environ}
         env.update(plan.env)  # passed on by name, like --env
-        container = {"engine": self.runtime, "name": plan.container}
+        container = {"engine": self.runtime, "name": plan.container,
+                     "isolation": plan.isolation, "pids_limit": plan.limits["pids"]}
         if plan.proxy:
             container.update(proxy=plan.proxy, egress=plan.egress
                              if plan.egress == plan.managed_egress else None)
@@ -311,10 +352,9 @@ class Engine(Backend):
         return folder
 
     def before_start(self, plan) -> None:
-        """Mount what a worktree needs; as root, let the image's user write its workspace;
-        start a limited agent's proxy (the spawn's undo removes it with the container)."""
-        wt_mounts = worktree_mounts(plan.worktree_gitdir) if plan.worktree else []
-        plan.extra_mounts[:0] = wt_mounts
+        """As root, let the image's user write its workspace (am's own folder, never the
+        user's repository); start a limited agent's proxy (the spawn's undo removes it with
+        the container)."""
         if plan.network == "limited":
             from am import network
 
@@ -324,13 +364,8 @@ class Engine(Backend):
             # there, read-only, so no agent can change what other agents borrow.
             objects = plan.mirror / "objects"
             plan.extra_mounts.append((objects, str(objects), True))
-        if os.getuid() != 0:
-            return
-        grant(plan.workspace)
-        # Only what a commit writes; the repository's own folder stays the user's.
-        for host, _, readonly in wt_mounts:
-            if not readonly:
-                grant(host)
+        if os.getuid() == 0:
+            grant(plan.workspace)
 
     def after_start(self, plan, session_alive, timeout: float = 60) -> None:
         """Return once the container runs; raise (with its output) if its session ended first."""
@@ -356,15 +391,46 @@ class Engine(Backend):
         raise AmError(f"the container {plan.container} did not start" + (f": {tail}" if tail
                                                                         else ""))
 
+    def state(self, name: str) -> tuple[bool, str] | None:
+        """Whether container NAME runs, and the am.home it is labelled for; None if there is
+        no such container (or the engine does not answer)."""
+        res = self.call("inspect", "--format",
+                        '{{.State.Running}}\t{{index .Config.Labels "am.home"}}', name,
+                        timeout=60)
+        if not res.ok:
+            return None
+        running, _, home = res.out.strip().partition("\t")
+        return running == "true", home
+
+    def remove_owned(self, name: str, home: str, timeout: float = 60) -> None:
+        """Remove container NAME if, and only if, it carries this AM_HOME's label."""
+        state = self.state(name)
+        if state is not None and state[1] == home:
+            self.remove(name, timeout)
+
+    def remove(self, name: str, timeout: float = 60) -> None:
+        """Remove the container NAME; return once it is gone, also while another process (the
+        supervisor of an agent that just ended) removes it at the same moment: docker then
+        answers at once that removal is in progress. A gVisor sandbox takes a while to go."""
+        res = self.call("rm", "--force", name, timeout=timeout)
+        if res.ok or "in progress" not in (res.err or "").lower():
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.call("inspect", "--format", "{{.Id}}",
+                                                        name).ok:
+            time.sleep(0.1)
+
     def stop(self, record: dict) -> None:
-        """Remove the container, then its proxy and, unused, am's outside network."""
+        """Remove the container, then its proxy and, unused, am's outside network; only ever
+        containers labelled for this AM_HOME."""
+        home = str(layout().root)  # never the record's word for it
         if record.get("container"):
-            self.call("rm", "--force", record["container"], timeout=60)
+            self.remove_owned(record["container"], home)
         if record.get("proxy"):
             from am import network
 
             network.remove(self, record["id"], record.get("egress_network")
-                           if record.get("managed_egress") else None)
+                           if record.get("managed_egress") else None, home)
 
     def running(self, records: list[dict]) -> set[str] | None:
         from am import paths
@@ -392,7 +458,8 @@ class Engine(Backend):
         from am.network import PROXY_PREFIX
 
         res = self.call(*self.ps_argv(home, True)[1:])
-        return [n for n in res.out.split() if not n.startswith(PROXY_PREFIX)] if res.ok else []
+        return [n for n in res.out.split()
+                if not n.startswith((PROXY_PREFIX, SANDBOX_PREFIX))] if res.ok else []
 
 
 def engine(runtime: str) -> Engine:

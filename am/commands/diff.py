@@ -1,24 +1,30 @@
-"""``am diff``: the agent's commits, edits and new files against the commit it started from."""
+"""``am diff``: the agent's commits, edits and new files against the commit it started from.
+
+Read in the agent's sandbox for a container agent (``am.workspace``); the patch is written as
+the exact bytes git produced.
+"""
 
 import sys
 from pathlib import Path
 
-from am import git, gitsafe, paths
+from am import paths, records, workspace
 from am.errors import AmError
 from am.store import open_store
 
 
-def patch(record: dict) -> str:
-    """The agent's changes as one patch (also what ``am ui`` shows)."""
+def patch(layout, agent_id: str) -> bytes:
+    """The agent's changes as one patch, the exact bytes git produced (also what ``am ui``
+    shows)."""
+    record = records.check(open_store(layout).get(agent_id), layout, agent_id)
     ws = Path(record["workspace"])
-    if not ws.is_dir():
-        raise AmError(f"workspace {ws} of agent {record['id']} is missing")
+    if not ws.is_dir() or ws.is_symlink():
+        raise AmError(f"workspace {ws} of agent {agent_id} is missing")
     if not record.get("base_commit"):
-        raise AmError(f"agent {record['id']} has no base commit (its spawn did not finish)")
-    repo = gitsafe.open_record(record)
-    return git.diff(repo, record["base_commit"])
+        raise AmError(f"agent {agent_id} has no base commit (its spawn did not finish)")
+    return workspace.for_record(record, layout).diff(record["base_commit"])
 
 
 def run(args) -> int:
-    sys.stdout.write(patch(open_store(paths.layout()).get(args.id)))
+    sys.stdout.buffer.write(patch(paths.layout(), args.id))
+    sys.stdout.buffer.flush()
     return 0

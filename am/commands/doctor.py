@@ -5,7 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-from am import drift, git, gitsafe, ids, output, paths, proc, session, versions
+from am import drift, git, ids, output, paths, proc, session, versions, workspace
 from am.backends.engine import DEFAULT_IMAGE, engine
 from am.errors import AmError
 from am.store import open_store
@@ -34,16 +34,43 @@ def checks() -> tuple[list[dict], list]:
             continue
         usable.append(eng)
         row(name, True, "answers")
-        row(f"{name} image", *image_row(eng, eng.image_labels(DEFAULT_IMAGE)))
+        labels = eng.image_labels(DEFAULT_IMAGE)
+        row(f"{name} image", *image_row(eng, labels))
         from am.network import PROXY_IMAGE
 
         has_proxy = eng.image_exists(PROXY_IMAGE)
         row(f"{name} proxy", True if has_proxy else None, PROXY_IMAGE + (
             "" if has_proxy else " not built yet: the first --network limited spawn builds it"))
+        row(f"{name} gvisor", *gvisor_check(eng, labels is not None))
     ok, text = versions.runc_status()
     if ok is not None:
         row("runc", ok, text)
     return rows, usable
+
+
+def gvisor_check(eng, has_image: bool) -> tuple[bool | None, str]:
+    """Whether ENG can run gVisor agents (``--isolation gvisor``) with every network policy:
+    registered, and a sandbox of am's image really starts on gVisor's kernel."""
+    from am import isolation
+
+    for network in isolation.RUNSC_FLAGS:
+        problem = eng.gvisor_problem(network)
+        if problem:
+            return None, f"not available: {problem.message}" + (
+                f" ({problem.hint})" if problem.hint else "")
+    text = versions.version_text(["runsc", "--version"])
+    runsc = text.splitlines()[0] if text else "runsc"
+    if not has_image:
+        return None, f"{runsc}; not tried: {DEFAULT_IMAGE} missing"
+    argv = [*isolation.run_head(eng.runtime, "gvisor", "none"), "--rm", "--pull", "never",
+            "--network", "none", "--", DEFAULT_IMAGE, "dmesg"]
+    try:
+        res = proc.run(argv, timeout=120)
+    except proc.NotFound:
+        return False, f"{eng.runtime} not found"
+    if res.ok and "gVisor" in res.out:
+        return True, f"available ({runsc}): a test sandbox ran on gVisor's kernel"
+    return False, f"{runsc} is set up, but a test sandbox failed: {res.last_lines(1)}"
 
 
 def image_row(eng, labels: dict | None) -> tuple[bool | None, str]:
@@ -76,19 +103,14 @@ def adopt(path: Path, store, layout) -> str:
     """Give a workspace with unsaved work and no record a stopped record, so it is not lost."""
     agent_id = path.name
     ids.validate_name(agent_id)
-    base = head = branch = ""
+    base = head = branch = None
     try:
-        repo = gitsafe.open_clone(path, gitsafe.cache_objects())
+        ops = workspace.at_path(path)
+        found = ops.head()
+        head, branch = found.commit, found.branch
+        base = ops.base()
     except AmError:
-        repo = None  # kept without running git; 'am rm --force' can still delete it
-    if repo:
-        remotes = git.ws_git(repo, "for-each-ref", "--format=%(objectname)", "refs/remotes",
-                             check=False).out.split()
-        if remotes:
-            base = git.ws_git(repo, "merge-base", "HEAD", *remotes, check=False).out.strip()
-        head = git.ws_git(repo, "rev-parse", "HEAD", check=False).out.strip()
-        branch = git.ws_git(repo, "symbolic-ref", "--short", "-q", "HEAD",
-                            check=False).out.strip()
+        pass  # kept without reading it; 'am rm --force' can still delete it
     with store.transaction() as agents:
         agents[agent_id] = {
             "id": agent_id, "name": agent_id, "mode": "tmux", "runtime": None,
@@ -136,8 +158,13 @@ def fix(d: drift.Drift, store, layout) -> str:
     if d.kind == "stale-worktree":
         proc.run(["git", "-C", d.subject, "worktree", "prune"], env=git.source_env())
         return "pruned"
+    if d.kind == "invalid-record":
+        store.remove(d.subject)
+        return "removed the record only; nothing it names was touched"
     if d.kind == "stale-spawn":
-        record = store.agents()[d.subject]
+        from am import records
+
+        record = records.check(store.agents()[d.subject], layout, d.subject)
         lifecycle.stop(record, store)
         snap = lifecycle.snapshot_then_delete(store.agents()[d.subject], store, layout)
         return "removed the record and its workspace" + (f" (saved to {snap})" if snap else "")
@@ -147,9 +174,9 @@ def fix(d: drift.Drift, store, layout) -> str:
             path.unlink()
             return "removed"
         try:
-            has_work = bool(git.unsaved_work(gitsafe.open_clone(path, gitsafe.cache_objects())))
-        except gitsafe.Refused:
-            has_work = True  # git may not run there: keep it, never guess
+            has_work = bool(workspace.at_path(path).unsaved())
+        except workspace.Refused:
+            has_work = True  # not a layout am made: keep it, never guess
         except AmError:
             has_work = False
         if has_work:

@@ -121,6 +121,8 @@ def launch(plan: planning.Plan, backend, layout, undo: Undo, **fields) -> None:
     spec = backend.launch_spec(plan)
     spec["exit_file"] = str(plan.exit_file)
     spec["health_file"] = str(layout.health_file(plan.id))
+    if plan.isolation == "gvisor":
+        spec["guest_file"] = str(layout.guest_file(plan.id))
     if plan.secrets:
         fifo = layout.run / f"{plan.id}.env"
         with contextlib.suppress(FileNotFoundError):
@@ -133,12 +135,12 @@ def launch(plan: planning.Plan, backend, layout, undo: Undo, **fields) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(spec, f)
     undo.push(_unlink, spec_file)
-    for stale in (plan.exit_file, layout.health_file(plan.id)):
+    for stale in (plan.exit_file, layout.health_file(plan.id), layout.guest_file(plan.id)):
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()
 
     say(f"Starting agent {plan.id} ({brief(plan.command)}) in session {plan.session} ...")
-    undo.push(session.kill, plan.session)
+    undo.push(session.kill_own, plan.session, str(layout.root))
     session.start(
         plan.session,
         # -P: not the tmux server's working directory first on sys.path, which would run

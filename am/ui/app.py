@@ -6,7 +6,8 @@ reads every ROWS_EVERY seconds (what ``am list`` does); CPU and memory are ``am 
 figures (one stats call per engine with running containers, psutil for tmux agents) every
 LIVE_EVERY seconds; the preview is one ``tmux capture-pane`` of the selected agent, only while
 it is shown and only when its log grew (a ``stat`` a second otherwise); the log tab reads only
-what the log grew by. Widgets are updated only when their text changed. Slow work runs in
+what the log grew by; the diff tab reads the workspace when shown, then only while the agent
+runs and prints. Widgets are updated only when their text changed. Slow work runs in
 threads, so the keys never wait for an engine. docs/performance.md has the measured cost.
 """
 
@@ -41,7 +42,7 @@ ROWS_EVERY = 2.0
 LIVE_EVERY = 10.0
 PREVIEW_EVERY = 1.0
 LOG_EVERY = 1.0
-DIFF_EVERY = 10.0
+DIFF_EVERY = 15.0
 LOG_TAIL = 256 * 1024  # bytes of the log shown at first; more arrives as it grows
 LOG_LINES = 5000
 DIFF_LINES = 5000
@@ -164,6 +165,7 @@ class Agents(Screen):
         self.busy: set[str] = set()  # refreshes in flight (one of each kind at a time)
         self.screen_raw: str | None = None  # the preview's last capture
         self.screen_at: int | None = None  # the size of the log when it was captured
+        self.diff_at: tuple[str, int | None] | None = None  # (agent, log size) of the diff
         self.log_at: tuple[str, int] | None = None  # (agent, offset) the log tab has read to
         self.select_next: str | None = None  # a just-spawned agent, selected when it shows
         self.live_shown = False
@@ -197,7 +199,7 @@ class Agents(Screen):
         self.set_interval(LIVE_EVERY, self.refresh_live)
         self.set_interval(PREVIEW_EVERY, self.refresh_preview)
         self.set_interval(LOG_EVERY, self.refresh_log)
-        self.set_interval(DIFF_EVERY, self.refresh_diff)
+        self.set_interval(DIFF_EVERY, lambda: self.refresh_diff(only_if_changed=True))
 
     # --- background work -------------------------------------------------------------------
 
@@ -250,42 +252,47 @@ class Agents(Screen):
         view = self.views.get(self.selected or "")
         if self.query_one(TabbedContent).active != "preview":
             return
-        if view is None or view["status"] != "running":
+        if view is None or view["status"] != "running" or view["invalid"]:
             self.show_screen(None)
             return
         # The screen changes only with output, which the log gets too: while the log stays
         # the same size, a stat replaces the capture.
-        try:
-            size = Path(view["log"]).stat().st_size
-        except (KeyError, TypeError, OSError):
-            size = None
+        size = log_bytes(view)
         if self.screen_raw is not None and size is not None and self.screen_at == size:
             return
         self.screen_at = size
         self.background("preview", lambda: self.later(
             self.show_screen, session.capture(view["session"]), view["id"]))
 
-    def refresh_diff(self) -> None:
-        if self.query_one(TabbedContent).active != "diff" or self.selected is None:
+    def refresh_diff(self, only_if_changed: bool = False) -> None:
+        """The diff tab's patch, read as ``am diff`` reads it; ONLY_IF_CHANGED (the timer):
+        only for a running agent whose log grew since, as reading a workspace hashes every
+        file of it (and a stopped container agent's takes a throwaway container)."""
+        view = self.views.get(self.selected or "")
+        if self.query_one(TabbedContent).active != "diff" or view is None:
             return
-        agent_id = self.selected
+        log_size = log_bytes(view)
+        if only_if_changed and (view["status"] != "running"
+                                or self.diff_at == (view["id"], log_size)):
+            return
+        self.diff_at = (view["id"], log_size)
+        agent_id = view["id"]
 
         def work():
             from am.commands import diff
-            from am.store import open_store
 
             try:
-                patch = diff.patch(open_store(self.app.layout).get(agent_id))
+                patch = diff.patch(self.app.layout, agent_id).decode("utf-8", errors="replace")
                 text = model.diff_text(patch, DIFF_LINES) if patch else Text("(no changes)")
             except AmError as e:
-                text = Text(e.render(), style="red")
+                text = Text(model.one_line(e.render(), 400), style="red")
             self.later(self.show_diff, agent_id, text)
 
         self.background("diff", work)
 
     def refresh_log(self) -> None:
         view = self.views.get(self.selected or "")
-        if self.query_one(TabbedContent).active != "log" or view is None:
+        if self.query_one(TabbedContent).active != "log" or view is None or view["invalid"]:
             return
         start = self.log_at[1] if self.log_at and self.log_at[0] == view["id"] else None
         path = Path(view.get("log") or "")
@@ -357,6 +364,11 @@ class Agents(Screen):
         if view is None:
             widget.update(Text("No agents yet: press n to spawn one." if not self.views
                                else "No agent matches the filter."))
+        elif view["invalid"]:
+            widget.update(Text(model.one_line(
+                f"The record of {view['id']} is invalid: {'; '.join(view['invalid'])}. The "
+                f"dashboard reads nothing it names; 'am rm --force {view['id']}' removes only "
+                "the record.", 2000), style="red"))
         else:
             widget.update(Text(f"{model.one_line(view['id'], 64)} is "
                                f"{output_status(view)}: its output is in the Log tab (v)."))
@@ -571,6 +583,14 @@ class Agents(Screen):
 
     def action_quit(self) -> None:
         self.app.exit()
+
+
+def log_bytes(view: dict) -> int | None:
+    """The size of the agent's log: it grows whenever its terminal changes."""
+    try:
+        return Path(view["log"]).stat().st_size
+    except (KeyError, TypeError, OSError):
+        return None
 
 
 def fit(text: Text, log: RichLog) -> int:

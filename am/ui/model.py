@@ -14,7 +14,7 @@ import time
 from rich.ansi import AnsiDecoder
 from rich.text import Text
 
-from am import health, output, status
+from am import health, output, records, status
 from am.commands.status_ import duration, size
 
 COLUMNS = ("ID", "MODE", "STATUS", "HEALTH", "CPU", "MEM", "AGE", "BRANCH", "TASK")
@@ -34,13 +34,15 @@ _SGR = re.compile(r"\x1b\[[0-9;:]*m")
 
 def snapshot(layout, idle_after: float) -> list[dict]:
     """Every agent's live view with the one-word health ``am list`` shows: the state file,
-    one tmux call and a few files, however many agents."""
+    one tmux call and a few files, however many agents. ``invalid``: what is wrong with a
+    record (``records.check``), for which the dashboard reads nothing it names."""
     from am.store import open_store
 
     # Records given: status.views prints no orphan warning into the dashboard.
     views = status.views(open_store(layout).agents(), layout)
     for v in views:
-        v["health"] = health.brief(v, layout, idle_after)
+        v["invalid"] = records.problems(v, layout)
+        v["health"] = health.brief(v, layout, idle_after) if not v["invalid"] else "-"
     return views
 
 

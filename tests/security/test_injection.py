@@ -106,21 +106,6 @@ def test_mount_sources_from_am_home(am, repo, tmp_path, home):
     assert not (odd / "agents").exists() or list((odd / "agents").iterdir()) == []
 
 
-@pytest.mark.container
-@pytest.mark.parametrize("folder", ["re,po", "re:po"])
-def test_mount_sources_from_a_worktree_source(am, repo, tmp_path, folder):
-    """A worktree's source git folder is mounted too: the same refusal, and nothing left."""
-    engine_ready("docker")
-    odd = tmp_path / folder
-    repo.rename(odd)
-    res = am("spawn", odd, "--worktree", "--container", "--runtime", "docker", "--cmd", "true",
-             check=False)
-    assert "cannot mount" in assert_am_error(res)
-    assert_nothing_made(am.home)
-    assert git("worktree", "list", "--porcelain", cwd=odd).count("worktree ") == 1
-    assert git("branch", "--list", "am/*", cwd=odd) == ""
-
-
 @pytest.mark.parametrize("value", ["a\0b", "a\0", "\0"])
 def test_nul_is_refused_by_every_validator(value):
     from pathlib import Path
