@@ -121,6 +121,30 @@ def test_rows_preview_diff_and_log(ui_env, repo):
     drive(test)
 
 
+@pytest.mark.container
+def test_container_agent(ui_env, repo, engine):
+    am = ui_env
+    agent_id = am.spawn(repo, "--container", "--runtime", engine, "--cmd", MARKER_AGENT)
+    am.wait_log(agent_id, "MARKER-ready")
+
+    async def test(app, pilot):
+        await until(pilot, lambda: list(rows(app)) == [agent_id], "the row")
+        assert rows(app)[agent_id][1:3] == [engine, "running"]
+        # am status's figures: from the engine's stats call.
+        await until(pilot, lambda: rows(app)[agent_id][5] != "-", "its memory", 60)
+        await until(pilot, lambda: "MARKER-ready" in preview(app), "its screen")
+        await pilot.press("v")
+        await until(pilot, lambda: "+change" in log_lines(app, "#diff-text"),
+                    "its diff, read in its sandbox", 60)
+        await pilot.press("s")
+        await until(pilot, lambda: rows(app)[agent_id][2] == "stopped", "the stop", 60)
+        names = subprocess.run([engine, "ps", "-a", "--format", "{{.Names}}"],
+                               capture_output=True, text=True, check=True).stdout.split()
+        assert f"am-{agent_id}" not in names  # am stop removed the container
+
+    drive(test)
+
+
 def test_stop_and_remove_go_through_am_stop_and_am_rm(ui_env, repo):
     am = ui_env
     dirty = am.spawn(repo, "--name", unique("dirty"), "--cmd", MARKER_AGENT)

@@ -70,6 +70,7 @@ def test_cells():
               "health": "-", "prompt": None}
     assert model.cells(exited, live, now)[:6] == ("ab12", "tmux", "exited (3)", "-", "-", "-")
     assert model.cells(exited, live, now)[-1] == ""
+    assert model.cells({**view, "isolation": "gvisor"}, live, now)[1] == "podman/gvisor"
 
 
 def test_age():

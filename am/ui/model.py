@@ -60,7 +60,8 @@ def cells(view: dict, live: dict | None, now: float | None = None) -> tuple[str,
     cpu, memory = live.get("cpu_percent"), live.get("memory_bytes")
     return (
         one_line(view["id"], WIDTH["ID"]),
-        view.get("runtime") or view.get("mode") or "-",
+        (view.get("runtime") or view.get("mode") or "-")
+        + ("/gvisor" if view.get("isolation") == "gvisor" else ""),
         one_line(output.status_text(view), WIDTH["STATUS"]),
         view.get("health") or "-",
         "-" if cpu is None else f"{cpu:.0f}%",
