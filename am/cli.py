@@ -45,8 +45,13 @@ def _run_options(p):
     p.add_argument("--isolation", choices=["runc", "gvisor"],
                    help="container kernel isolation: runc shares the host's kernel, gvisor "
                         "runs the agent on gVisor's (docs/security.md)")
-    p.add_argument("--allow-domain", action="append", default=[], metavar="DOMAIN",
-                   help="domain a limited network allows (repeatable)")
+    p.add_argument("--allow-domain", action="append", default=[], metavar="DOMAIN[:PORT]",
+                   help="host a limited network allows: example.com, *.example.com; ports 80 "
+                        "and 443, or the one given (repeatable)")
+    p.add_argument("--allow-private-domain", action="append", default=[],
+                   metavar="DOMAIN[:PORT]",
+                   help="like --allow-domain, and the host may be at a private, loopback, "
+                        "link-local or host address (repeatable)")
     p.add_argument("--memory", help="container memory limit, e.g. 2g")
     p.add_argument("--cpus", help="container CPU limit, e.g. 2")
     p.add_argument("--pids", help="container process limit, e.g. 100")
@@ -182,7 +187,9 @@ def _config(p):
     c.add_argument("--image")
     c.add_argument("--network", choices=["none", "limited", "full"])
     c.add_argument("--isolation", choices=["runc", "gvisor"])
-    c.add_argument("--allow-domain", action="append", default=[], metavar="DOMAIN")
+    c.add_argument("--allow-domain", action="append", default=[], metavar="DOMAIN[:PORT]")
+    c.add_argument("--allow-private-domain", action="append", default=[],
+                   metavar="DOMAIN[:PORT]")
     c.add_argument("--memory")
     c.add_argument("--cpus")
     c.add_argument("--pids")
@@ -192,12 +199,15 @@ def _image(p):
     isub = p.add_subparsers(
         dest="image_command", metavar="ACTION", parser_class=Parser, required=True
     )
-    b = isub.add_parser("build", help="build the agent image")
+    b = isub.add_parser("build", help="build the agent image (--proxy: the network proxy's)")
     b.add_argument("--runtime", choices=["docker", "podman", "auto"])
     b.add_argument("--tag")
     b.add_argument("--agents", metavar="CLI,...",
                    help="agent CLIs to put in the image: claude, codex, gemini, aider "
                    "(default: agent_clis of the config, else claude; '' for none)")
+    b.add_argument("--proxy", action="store_true",
+                   help="build the --network limited proxy image anew from Debian's mirror "
+                        "(picks up squid's security updates)")
     ls = isub.add_parser("ls", help="am's agent images and the agent CLIs each holds")
     ls.add_argument("--runtime", choices=["docker", "podman"],
                     help="only this engine (default: each installed one)")

@@ -105,9 +105,14 @@ def capture(name: str) -> str | None:
 
 
 def start(name: str, argv: list[str], log: Path, home: str, env=None) -> None:
-    log.parent.mkdir(parents=True, exist_ok=True)
+    from am import paths
+
+    paths.private_dir(log.parent)
     log.touch()
-    res = proc.run(new_session_argv(name, argv, log, home, env))
+    # If this starts the tmux server, it keeps the user's own umask, not am's: the user's
+    # later sessions in it are theirs (the supervisor sets its own).
+    with paths.umask(paths.user_umask()):
+        res = proc.run(new_session_argv(name, argv, log, home, env))
     if not res.ok:
         raise AmError(f"cannot start tmux session {name}: {res.last_lines(1)}")
 

@@ -50,8 +50,8 @@ def test_terminal_text_last_lines_and_carriage_returns():
 
 
 def test_visible_and_one_line():
-    assert model.visible("a\tb\x1b[31mc\x00d\x9b\n") == "a       b?[31mc?d?\n"
-    assert model.one_line("fix\n\x1b[2Jit\u202e now", 40) == "fix ?[2Jit? now"
+    assert model.visible("a\tb\x1b[31mc\x00d\x9b\n") == "a       b\\x1b[31mc\\x00d\\x9b\n"
+    assert model.one_line("fix\n\x1b[2Jit\u202e now", 40) == "fix \\x1b[2Jit\\u202e now"
     assert model.one_line("x" * 50, 10) == "x" * 9 + "…"
     assert controls(model.one_line(HOSTILE, 400)) == []
 
@@ -90,7 +90,7 @@ def test_matches():
 def test_diff_text():
     patch = "diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1 +1 @@\n-old\n+new \x1b[2J\n ctx\n"
     text = model.diff_text(patch, max_lines=100)
-    assert text.plain.splitlines()[-2:] == ["+new ?[2J", " ctx"]
+    assert text.plain.splitlines()[-2:] == ["+new \\x1b[2J", " ctx"]
     assert controls(text.plain) == []
     cut = model.diff_text(patch, max_lines=2)
     assert cut.plain.splitlines()[-1].startswith("... 5 more lines")

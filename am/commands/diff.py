@@ -4,10 +4,9 @@ Read in the agent's sandbox for a container agent (``am.workspace``); the patch 
 the exact bytes git produced.
 """
 
-import sys
 from pathlib import Path
 
-from am import paths, records, workspace
+from am import paths, records, termsafe, workspace
 from am.errors import AmError
 from am.store import open_store
 
@@ -25,6 +24,5 @@ def patch(layout, agent_id: str) -> bytes:
 
 
 def run(args) -> int:
-    sys.stdout.buffer.write(patch(paths.layout(), args.id))
-    sys.stdout.buffer.flush()
+    termsafe.write_untrusted(patch(paths.layout(), args.id))
     return 0

@@ -3,9 +3,10 @@ text made safe to draw (pure, apart from ``snapshot``; no Textual).
 
 Everything an agent can influence (its terminal, its diff, its task and branch) is agent text:
 it becomes ``rich.text.Text`` built here, never markup, and keeps no control character but
-line breaks. Of the escape sequences in a terminal capture only colours and attributes (SGR)
-are kept, decoded into styles; the rest (titles, clipboard writes, cursor moves, links) is
-dropped, so nothing from the agent reaches the user's terminal as a sequence.
+line breaks (the others are written out by ``termsafe``, as in everything am prints). Of the
+escape sequences in a terminal capture only colours and attributes (SGR) are kept, decoded into
+styles; the rest (titles, clipboard writes, cursor moves, links) is dropped, so nothing from
+the agent reaches the user's terminal as a sequence.
 """
 
 import re
@@ -14,17 +15,13 @@ import time
 from rich.ansi import AnsiDecoder
 from rich.text import Text
 
-from am import health, output, records, status
+from am import health, output, records, status, termsafe
 from am.commands.status_ import duration, size
 
 COLUMNS = ("ID", "MODE", "STATUS", "HEALTH", "CPU", "MEM", "AGE", "BRANCH", "TASK")
 # The most characters a long value shows; TASK is last, so a narrow terminal cuts only it.
 WIDTH = {"ID": 16, "STATUS": 16, "BRANCH": 24, "TASK": 60}
 
-# Bidirectional overrides and isolates: invisible, and they reorder what follows on the line.
-_BIDI = dict.fromkeys([0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)], "?")
-_CONTROLS = dict.fromkeys([*range(0, 9), *range(11, 32), *range(0x7F, 0xA0)], "?")
-_CONTROLS.update(_BIDI)
 # An escape sequence: CSI, OSC / DCS / SOS / PM / APC strings (to BEL or ST), or a short one.
 _ESCAPE = re.compile(
     r"\x1b(?:\[[0-?]*[ -/]*[@-~]?|[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)?|[ -/]*[0-~]?)"
@@ -47,8 +44,11 @@ def snapshot(layout, idle_after: float) -> list[dict]:
 
 
 def one_line(value, width: int) -> str:
-    """VALUE as one line of at most WIDTH characters with no control character."""
-    text = output.task_text(value, width + 1).translate(_BIDI)
+    """VALUE as one line of at most WIDTH characters: whitespace runs as one space, other
+    control characters written out as everything am prints writes them (``termsafe``)."""
+    if value is None or value == "":
+        return ""
+    text = termsafe.escape(" ".join(str(value)[: 4 * width].split()))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -88,9 +88,9 @@ def matches(view: dict, query: str) -> bool:
 
 
 def visible(text: str) -> str:
-    """TEXT with every control character but line breaks shown as '?' (an escape sequence's
-    ESC too: it is data here, to see); tabs become spaces."""
-    return text.expandtabs(8).translate(_CONTROLS)
+    """TEXT with every control character but line breaks written out (``termsafe``: an
+    escape sequence's ESC too, as data to see); tabs become spaces."""
+    return termsafe.escape(text.expandtabs(8))
 
 
 def _lines(raw: str) -> list[str]:
