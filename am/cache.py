@@ -59,7 +59,7 @@ def update(url: str, mirror: Path) -> None:
     if (mirror / "HEAD").is_file():
         res = proc.run(fetch_argv(mirror), env=git.source_env())
         if not res.ok:
-            raise AmError(f"cannot fetch {url}: {res.last_lines(1)}")
+            raise AmError(f"cannot fetch {url}: {res.brief()}")
         return
     partial = mirror.with_name(mirror.name + ".partial")
     import shutil
@@ -68,7 +68,7 @@ def update(url: str, mirror: Path) -> None:
     res = proc.run(mirror_argv(url, partial), env=git.source_env())
     if not res.ok:
         shutil.rmtree(partial, ignore_errors=True)
-        raise AmError(f"cannot clone {url}: {res.last_lines(1)}")
+        raise AmError(f"cannot clone {url}: {res.brief()}")
     proc.run(["git", "-C", str(partial), "config", "gc.auto", "0"])
     os.replace(partial, mirror)
 
@@ -81,7 +81,7 @@ def clone(url: str, dest: Path, cache: Path) -> Path:
         res = proc.run(["git", "clone", "--quiet", "--shared", "--no-checkout", "--",
                         str(mirror), str(dest)], env=git.source_env())
     if not res.ok:
-        raise AmError(f"cannot clone {url} from its cache: {res.last_lines(1)}")
+        raise AmError(f"cannot clone {url} from its cache: {res.brief()}")
     # The agent's remote is the real URL, as with a plain clone.
     from am import gitsafe
 

@@ -415,7 +415,7 @@ def ensure_network(engine, name: str, home: str) -> list:
     res = engine.call(*network_create_argv(engine.runtime, name, home)[1:], timeout=60)
     info = network_info(engine, name)
     if info is None:
-        raise AmError(f"cannot create the network {name}: {res.last_lines(1)}")
+        raise AmError(f"cannot create the network {name}: {res.brief()}")
     return info
 
 
@@ -438,7 +438,7 @@ def start(engine, plan, home: str, timeout: float = 30) -> None:
             break
         engine.call("rm", "--force", proxy_name(plan.id))
         if attempt == 2 or "network" not in res.err.lower():
-            raise AmError(f"the network proxy did not start: {res.last_lines(1)}")
+            raise AmError(f"the network proxy did not start: {res.brief()}")
     wait_ready(engine, proxy_name(plan.id), f.socket, timeout)
 
 

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from am import trace
 from am.errors import AmError
 
 
@@ -35,6 +36,12 @@ class Result:
         lines = (self.err or self.out).strip().splitlines()
         return "\n".join(lines[-n:])
 
+    def brief(self, n: int = 3) -> str:
+        """The last N non-blank lines of the command's message, on one line (for an error:
+        the last line alone often drops the cause, as in git's "error: ..." then "fatal: ...")."""
+        lines = [t.strip() for t in (self.err or self.out).splitlines() if t.strip()]
+        return "; ".join(lines[-n:])
+
 
 class NotFound(AmError):
     """The program is not on PATH."""
@@ -50,6 +57,13 @@ def run(
 ) -> Result:
     """Run ARGV to completion and capture its output; never raises on a non-zero exit."""
     argv = [os.fspath(a) for a in argv]
+    started = time.monotonic()
+    res = _run(argv, cwd, env, stdin, timeout)
+    trace.report(argv, env, res.code, time.monotonic() - started, res.err)
+    return res
+
+
+def _run(argv, cwd, env, stdin, timeout) -> Result:
     try:
         done = subprocess.run(argv, cwd=cwd, env=None if env is None else dict(env),
                               input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL,
@@ -80,16 +94,20 @@ def _sh_command(program: str):
 def run_fg(argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> int:
     """Run ARGV attached to this terminal (for attach) and return its exit code."""
     argv = [os.fspath(a) for a in argv]
+    started = time.monotonic()
     try:
         code = subprocess.run(argv, env=None if env is None else dict(env)).returncode
     except FileNotFoundError:
         raise NotFound(f"{argv[0]} not found in PATH") from None
-    return 128 - code if code < 0 else code
+    code = 128 - code if code < 0 else code
+    trace.report(argv, env, code, time.monotonic() - started)
+    return code
 
 
 def stream(argv: Sequence[str], *, cwd=None, env=None, on_line=None) -> Result:
     """Run ARGV, passing each output line to ON_LINE as it comes (for long builds)."""
     argv = [os.fspath(a) for a in argv]
+    started = time.monotonic()
     cmd = _sh_command(argv[0])
     tail: list[str] = []
 
@@ -106,6 +124,7 @@ def stream(argv: Sequence[str], *, cwd=None, env=None, on_line=None) -> Result:
     if env is not None:
         kwargs["_env"] = dict(env)
     done = cmd(*argv[1:], **kwargs)
+    trace.report(argv, env, done.exit_code, time.monotonic() - started, "".join(tail))
     return Result(done.exit_code, "".join(tail), "".join(tail))
 
 
@@ -206,6 +225,7 @@ def reading(argv: Sequence[str], *, env: Mapping[str, str] | None = None, limit:
     """Run ARGV and yield its stdout as a ``Pipe``; afterwards ``pipe.code`` and ``pipe.err``
     say how it ended. Raises TooLarge or TimedOut (the command is then killed)."""
     argv = [os.fspath(a) for a in argv]
+    started = time.monotonic()
     try:
         popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, env=None if env is None else dict(env))
@@ -213,11 +233,14 @@ def reading(argv: Sequence[str], *, env: Mapping[str, str] | None = None, limit:
         raise NotFound(f"{argv[0]} not found in PATH") from None
     pipe = Pipe(popen, limit, idle, total, on_timeout)
     try:
-        yield pipe
-    except BaseException:
-        pipe.finish(failed=True)
-        raise
-    pipe.finish(failed=False)
+        try:
+            yield pipe
+        except BaseException:
+            pipe.finish(failed=True)
+            raise
+        pipe.finish(failed=False)
+    finally:
+        trace.report(argv, env, pipe.code, time.monotonic() - started, pipe.err)
 
 
 def run_bytes(argv: Sequence[str], *, env: Mapping[str, str] | None = None, limit: int,

@@ -87,7 +87,7 @@ def paste(name: str, text: str, enter: bool = True) -> None:
         res = proc.run(["tmux", "send-keys", "-t", target(name), "Enter"])
     if not res.ok:
         proc.run(["tmux", "delete-buffer", "-b", buffer])
-        raise AmError(f"cannot type into session {name}: {res.last_lines(1)}")
+        raise AmError(f"cannot type into session {name}: {res.brief()}")
 
 
 def capture_argv(name: str) -> list[str]:
@@ -114,7 +114,7 @@ def start(name: str, argv: list[str], log: Path, home: str, env=None) -> None:
     with paths.umask(paths.user_umask()):
         res = proc.run(new_session_argv(name, argv, log, home, env))
     if not res.ok:
-        raise AmError(f"cannot start tmux session {name}: {res.last_lines(1)}")
+        raise AmError(f"cannot start tmux session {name}: {res.brief()}")
 
 
 def sessions() -> dict[str, str]:

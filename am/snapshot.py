@@ -205,7 +205,7 @@ def index_pack(pack: Path, fmt: str, cwd: Path) -> str:
                    env=git.ws_env({"GIT_CEILING_DIRECTORIES": str(cwd.parent)}))
     name = res.out.strip().split()[-1] if res.ok and res.out.strip() else ""
     if not OID.match(name):
-        raise AmError(f"git index-pack refused it: {res.last_lines(1)}")
+        raise AmError(f"git index-pack refused it: {res.brief()}")
     return name
 
 
@@ -312,7 +312,7 @@ def restore_history(path: Path, ws: Path, commit: str, branch: str | None) -> No
     res = proc.run(["git", "init", "--quiet", "--template=", f"--object-format={fmt}", str(ws)],
                    cwd="/", env=git.ws_env())
     if not res.ok or member is None:
-        raise _refuse(path, f"cannot make a repository of its history: {res.last_lines(1)}")
+        raise _refuse(path, f"cannot make a repository of its history: {res.brief()}")
     packs = ws / ".git" / "objects" / "pack"
     incoming = packs / "incoming.pack"
     with tarfile.open(path, "r:*", **ENCODING) as tar, open(incoming, "xb") as f:

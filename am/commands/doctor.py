@@ -69,7 +69,7 @@ def gvisor_check(eng, has_image: bool) -> tuple[bool | None, str]:
         return False, f"{eng.runtime} not found"
     if res.ok and "gVisor" in res.out:
         return True, f"available ({runsc}): a test sandbox ran on gVisor's kernel"
-    return False, f"{runsc} is set up, but a test sandbox failed: {res.last_lines(1)}"
+    return False, f"{runsc} is set up, but a test sandbox failed: {res.brief()}"
 
 
 def image_row(eng, labels: dict | None) -> tuple[bool | None, str]:
