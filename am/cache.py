@@ -8,14 +8,13 @@ ever held. Agents never write to a mirror — in container mode it is mounted re
 """
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from am import git, proc
+from am import files, git, proc
 from am.errors import AmError
 
 
@@ -31,12 +30,8 @@ def locked(mirror: Path) -> Iterator[None]:
     from am import paths
 
     paths.private_dir(mirror.parent)
-    fd = os.open(mirror.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with files.locked(mirror.with_suffix(".lock")):
         yield
-    finally:
-        os.close(fd)
 
 
 # am's umask makes what git writes 0600, but container agents of a root am run as their own uid

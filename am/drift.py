@@ -4,7 +4,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from am import git, paths, proc, session
+from am import clock, git, paths, proc, session
 from am.store import open_store
 
 
@@ -32,13 +32,7 @@ def spawn_alive(record: dict) -> bool:
 
 
 def _created_epoch(record: dict) -> float:
-    import calendar
-    import time
-
-    try:
-        return calendar.timegm(time.strptime(record["created"], "%Y-%m-%dT%H:%M:%SZ"))
-    except (KeyError, ValueError):
-        return 0.0
+    return clock.epoch(record.get("created")) or 0.0
 
 
 def network_drift(engine, records: dict, home: str) -> list[Drift]:
@@ -70,12 +64,10 @@ def find(layout=None, engines: list | None = None) -> list[Drift]:
     layout = layout or paths.layout()
     records = open_store(layout).agents()
     home = str(layout.root)
-    sessions_by_name = {r.get("session") for r in records.values()}
     found: list[Drift] = []
     live = session.sessions()
-    for name, owner in live.items():
-        if owner == home and name.startswith("am-") and name not in sessions_by_name:
-            found.append(Drift("orphan-session", name, "tmux session with no agent record"))
+    for name in session.orphans(live, records, home):
+        found.append(Drift("orphan-session", name, "tmux session with no agent record"))
     for engine in engines or []:
         containers = {
             r.get("container") for r in records.values() if r.get("runtime") == engine.runtime

@@ -7,36 +7,24 @@ run in threads while psutil samples CPU, so a status costs about one engine call
 and what the supervisor recorded) and makes no call at all.
 """
 
-import json
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-from am import proc
+from am import clock, files, proc
 
 CPU_INTERVAL = 0.5  # seconds psutil samples tmux agents' CPU over, all processes at once
 
 
 def read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return files.read_json_dict(path) or {}
 
 
-def epoch(iso: str | None) -> float | None:
-    if not iso:
-        return None
-    try:
-        return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-    except ValueError:
-        return None
+epoch = clock.epoch
 
 
 def iso(ts: float | None) -> str | None:
-    return None if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+    return None if ts is None else clock.iso(ts)
 
 
 def last_output(view: dict) -> float | None:

@@ -3,10 +3,9 @@
 import contextlib
 import shutil
 import sys
-import time
 from pathlib import Path
 
-from am import backends, git, paths, session
+from am import backends, clock, git, paths, session
 from am.errors import AmError
 
 
@@ -17,7 +16,7 @@ def stop(record: dict, store) -> None:
         store.update(
             record["id"],
             status="stopped",
-            stopped=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            stopped=clock.iso(),
         )
     if record.get("mode") == "container":
         with contextlib.suppress(AmError):

@@ -6,11 +6,10 @@
 
 import os
 import re
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from am import ids, profiles
+from am import clock, ids, profiles
 from am.errors import AmError
 from am.git import check_branch, is_url
 from am.paths import Layout
@@ -115,7 +114,7 @@ class Plan:
             "session": self.session,
             "agent": self.agent,
             "command": self.command,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "created": clock.iso(),
             "exit_code": None,
             "oom_killed": False,
             "network": self.network,

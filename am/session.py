@@ -132,6 +132,14 @@ def sessions() -> dict[str, str]:
     return out
 
 
+def orphans(live: dict[str, str], records: dict[str, dict], home: str) -> list[str]:
+    """Sessions of LIVE (``sessions()``) that am made for HOME and that no record names
+    (pure)."""
+    known = {r.get("session") for r in records.values()}
+    return sorted(name for name, owner in live.items()
+                  if owner == home and name.startswith("am-") and name not in known)
+
+
 def kill(name: str) -> None:
     try:
         proc.run(kill_session_argv(name))

@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path, PurePosixPath
 
-from am import paths
+from am import clock, paths
 from am.errors import AmError
 
 MANIFEST = "am-snapshot.json"
@@ -68,7 +68,7 @@ def create(record: dict, layout, *, on_host: bool = False) -> Path:
         "worktree": bool(record.get("worktree")),
         "agent": record.get("agent"),
         "mode": record.get("mode"),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "time": clock.iso(),
     }
     tmp = path.with_suffix(".partial")
     try:

@@ -1,21 +1,14 @@
 """Live status: the state file reconciled against tmux in one call, however many agents."""
 
-import json
 import sys
-from pathlib import Path
 
-from am import paths, session
+from am import files, paths, session
 from am.store import open_store
 
 STATUSES = ("running", "stopped", "exited", "error", "starting")
 
 
-def read_exit(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+read_exit = files.read_json_dict
 
 
 def derive(record: dict, session_alive: bool, exit_info: dict | None) -> dict:
@@ -53,9 +46,7 @@ def views(records: dict[str, dict] | None = None, layout=None) -> list[dict]:
         records = open_store(layout).agents()
     live_sessions = session.sessions()
     home = str(layout.root)
-    known = {r.get("session") for r in records.values()}
-    orphans = sorted(n for n, owner in live_sessions.items()
-                     if owner == home and n.startswith("am-") and n not in known)
+    orphans = session.orphans(live_sessions, records, home)
     if everyone and orphans:
         print(f"am: warning: {len(orphans)} session(s) with no agent record "
               f"({', '.join(orphans[:3])}{', ...' if len(orphans) > 3 else ''}): "

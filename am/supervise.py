@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from am import clock, files
+
 
 def read_secrets(fifo: str) -> dict[str, str]:
     """Values of --env NAME variables, handed over through a FIFO so they touch no file."""
@@ -29,12 +31,7 @@ def read_secrets(fifo: str) -> dict[str, str]:
 
 
 def write_exit(path: str, result: dict) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(result, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    files.write_atomic(path, json.dumps(result), sync=True)
 
 
 def write_health(path: str | None):
@@ -43,7 +40,7 @@ def write_health(path: str | None):
     def write(watch) -> None:
         if path:
             write_exit(path, {"oom": watch.killed, "pids_limit": watch.pids_hit,
-                              "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+                              "at": clock.iso()})
 
     return write
 
@@ -54,10 +51,7 @@ def write_guest(path: str | None):
 
     def write(count: int) -> None:
         if path:
-            tmp = f"{path}.tmp"
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump({"pids": count}, f)
-            os.replace(tmp, path)
+            files.write_atomic(path, json.dumps({"pids": count}))
 
     return write
 
@@ -157,7 +151,7 @@ def main(argv: list[str]) -> int:
         oom_seen = watch.killed or marker.exists()
         result = container_result(c["engine"], c["name"], code, oom_seen, c.get("proxy"),
                                   c.get("egress"))
-    result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    result["finished"] = clock.iso()
     result["seconds"] = round(time.time() - started, 3)
     write_exit(spec["exit_file"], result)
     return 0

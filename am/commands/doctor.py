@@ -3,10 +3,9 @@
 import re
 import shutil
 import sys
-import time
 from pathlib import Path
 
-from am import drift, git, ids, output, paths, proc, session, versions, workspace
+from am import clock, drift, git, ids, output, paths, proc, session, versions, workspace
 from am.backends.engine import DEFAULT_IMAGE, engine
 from am.errors import AmError
 from am.store import open_store
@@ -178,7 +177,7 @@ def adopt(path: Path, store, layout) -> str:
             "status": "stopped", "source": None, "worktree": False, "branch": branch or None,
             "base_commit": base or head or None, "workspace": str(path), "container": None,
             "session": ids.session_name(agent_id), "agent": None, "command": [],
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "exit_code": None,
+            "created": clock.iso(), "exit_code": None,
             "oom_killed": False, "network": None, "allow_domains": [], "limits": None,
             "log": str(layout.log_file(agent_id)), "adopted": True, "home": str(layout.root),
         }
@@ -212,7 +211,7 @@ def fix(d: drift.Drift, store, layout) -> str:
         egress = record.get("egress_network") if record.get("managed_egress") else None
         result = supervise.container_result(d.runtime, d.subject, None, False,
                                             record.get("proxy"), egress)
-        result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        result["finished"] = clock.iso()
         paths.private_dir(layout.run)
         supervise.write_exit(str(layout.exit_file(d.subject.removeprefix("am-"))), result)
         return f"removed the container (exit code {result['exit_code']})"

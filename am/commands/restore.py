@@ -7,14 +7,13 @@ becomes a worktree there again; without, a standalone agent made from the histor
 carries.
 """
 
-import contextlib
 import shutil
 import sys
-import time
 from pathlib import Path
 
-from am import git, ids, paths, snapshot
+from am import clock, git, ids, paths, snapshot
 from am.errors import AmError
+from am.rollback import Rollback
 from am.store import open_store
 
 
@@ -67,7 +66,7 @@ def run(args) -> int:
         "command": [],
         "exit_code": None,
         "oom_killed": False,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "created": clock.iso(),
         "network": None,
         "allow_domains": [],
         "limits": None,
@@ -83,6 +82,12 @@ def run(args) -> int:
         if ws.exists() or ws.is_symlink():
             raise AmError(f"workspace {ws} already exists")
         agents[agent_id] = record
+    undo = Rollback("the restore")
+    undo.push(store.remove, agent_id)
+    undo.push(shutil.rmtree, ws, True)
+    if worktree:  # each step on its own: a failing worktree removal still deletes the branch
+        undo.push(git.delete_branch, Path(source), branch)
+        undo.push(git.worktree_remove, Path(source), ws)
     try:
         paths.private_dir(ws.parent)
         if worktree:
@@ -100,12 +105,7 @@ def run(args) -> int:
         layout.log_file(agent_id).touch()
         store.update(agent_id, status="stopped")
     except BaseException:
-        if worktree:
-            with contextlib.suppress(Exception):
-                git.worktree_remove(Path(source), ws)
-                git.delete_branch(Path(source), branch)
-        shutil.rmtree(ws, ignore_errors=True)
-        store.remove(agent_id)
+        undo.run()
         raise
     print(f"Restored {path.name} as stopped agent {agent_id} in {ws}", file=sys.stderr)
     print(agent_id)

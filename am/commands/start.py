@@ -6,15 +6,15 @@ here (restored, adopted), from this command's flags as a spawn would decide them
 """
 
 import contextlib
-import fcntl
 import os
 import stat
 from pathlib import Path
 
-from am import backends, git, paths, session, status
+from am import backends, files, git, paths, session, status
 from am import plan as planning
 from am.commands import spawn
 from am.errors import AmError
+from am.rollback import Rollback
 from am.store import open_store
 
 
@@ -22,15 +22,12 @@ from am.store import open_store
 def starting(layout, agent_id: str):
     """Only one ``am start`` of an agent at a time (the lock goes with the process)."""
     layout.run.mkdir(parents=True, exist_ok=True)
-    fd = os.open(layout.run / f"{agent_id}.start.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
+    with contextlib.ExitStack() as held:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held.enter_context(files.locked(layout.run / f"{agent_id}.start.lock", wait=False))
         except BlockingIOError:
             raise AmError(f"agent {agent_id} is being started by another 'am start'") from None
         yield
-    finally:
-        os.close(fd)
 
 
 def worktree_gitdir(record: dict, workspace: Path) -> Path:
@@ -127,7 +124,7 @@ def run(args) -> int:
                            if k not in ("id", "name", "status", "source", "worktree", "branch",
                                         "base_commit", "workspace", "created", "log", "home",
                                         "spawn_pid")})
-        undo = spawn.Undo()
+        undo = Rollback("the start")
         try:
             spawn.launch(plan, backend, layout, undo, **fields)
         except BaseException:

@@ -1,0 +1,57 @@
+"""Small file primitives am uses in several places: atomic replace, an exclusive lock, and a
+JSON object read from a file that may be missing, torn or written by someone else."""
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def write_atomic(path: str | os.PathLike, text: str, *, sync: bool = False,
+                 tmp: str | os.PathLike | None = None) -> None:
+    """Replace PATH with TEXT in one step: readers see the old file or the new one, never a
+    part. SYNC also puts both on disk (the file and its folder's entry) before returning. The
+    temporary file (TMP, or PATH.<pid>.tmp) is never followed if it is a link, and removed when
+    the write fails."""
+    tmp = os.fspath(tmp) if tmp is not None else f"{os.fspath(path)}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    if sync:
+        dirfd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+        try:
+            os.fsync(dirfd)
+        finally:
+            os.close(dirfd)
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike, *, wait: bool = True) -> Iterator[None]:
+    """Hold an exclusive flock on the lock file PATH (made 0600) for the block; the kernel
+    drops it when the process dies. Without WAIT, BlockingIOError if another holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def read_json_dict(path: str | os.PathLike) -> dict | None:
+    """The JSON object in PATH, or None when it is missing, unreadable or not an object."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
