@@ -148,9 +148,7 @@ class Setting:
 
     def label(self, key: str) -> str:
         """How an error message names this value."""
-        if self.source == "flag":
-            return self.origin
-        if self.source == "env":
+        if self.source in ("flag", "env"):
             return self.origin
         if self.source == "file":
             return f"{key} in {self.origin}"

@@ -41,7 +41,7 @@ def network_drift(engine, records: dict, home: str) -> list[Drift]:
     from am import network
 
     proxies = network.proxies(engine, home)
-    running = (engine.running(list(records.values())) or set()) if proxies else set()
+    running = (engine.running() or set()) if proxies else set()
     found = []
     for name in proxies:
         r = records.get(name[len(network.PROXY_PREFIX):])

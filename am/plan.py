@@ -6,7 +6,7 @@
 
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from am import clock, ids, profiles
@@ -139,11 +139,6 @@ class Plan:
                 "managed_egress": self.egress == self.managed_egress}
                if self.network == "limited" else {}),
         }
-
-    def as_dict(self) -> dict:
-        d = asdict(self)
-        d.pop("secrets")
-        return d
 
 
 FLAG_LABELS = {"memory": "--memory", "cpus": "--cpus", "pids": "--pids"}

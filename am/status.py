@@ -5,9 +5,6 @@ import sys
 from am import files, paths, session
 from am.store import open_store
 
-STATUSES = ("running", "stopped", "exited", "error", "starting")
-
-
 read_exit = files.read_json_dict
 
 

@@ -1,4 +1,5 @@
-"""Container mode, shared by docker and podman: compose their command lines, run them via sh.
+"""Container mode, shared by docker and podman: compose their command lines, run them
+through ``am.proc``.
 
 No engine SDK: the CLIs are the contract, so DOCKER_HOST, CONTAINER_HOST, contexts and
 connections work as the user configured them. Engine-specific differences live in
@@ -273,12 +274,6 @@ class Engine(Backend):
             uid = gid = agent_uid()
         return f"mode=0700,uid={uid},gid={gid}"
 
-    def build_argv(self, tag: str, context: Path, build_args: dict[str, str]) -> list[str]:
-        argv = [self.runtime, "build", "--file", str(context / "Containerfile"), "--tag", tag]
-        for k, v in build_args.items():
-            argv += ["--build-arg", f"{k}={v}"]
-        return argv + [str(context)]
-
     def ps_argv(self, home: str, all_states: bool) -> list[str]:
         argv = [self.runtime, "ps", "--filter", f"label=am.home={home}", "--format",
                 "{{.Names}}"]
@@ -522,7 +517,7 @@ class Engine(Backend):
             network.remove(self, record["id"], record.get("egress_network")
                            if record.get("managed_egress") else None, home)
 
-    def running(self, records: list[dict]) -> set[str] | None:
+    def running(self) -> set[str] | None:
         from am import paths
 
         res = self.call("ps", *self.ps_argv(str(paths.layout().root), False)[2:])

@@ -182,9 +182,7 @@ def prepare(plan: planning.Plan):
         plan.runtime = backend.runtime
     else:
         backend = backends.for_mode("tmux")
-    session.require_tmux()
-    if plan.mode == "tmux":
-        backend.check()  # a container engine is checked by its first call, in prepare
+    session.require_tmux()  # both modes: a container's client runs in a session too
     for warning in plan.warnings:
         say(f"am: warning: {warning}")
     if plan.network == "full":
