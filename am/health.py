@@ -7,6 +7,7 @@ run in threads while psutil samples CPU, so a status costs about one engine call
 and what the supervisor recorded) and makes no call at all.
 """
 
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -173,9 +174,10 @@ def row(view: dict, live: dict, events: dict, now: float, idle_after: float) -> 
     limits = view.get("limits") or {}
     memory_limit = live.get("memory_limit")
     if view["mode"] == "container" and limits.get("memory"):
-        from am.plan import memory_bytes
+        from am import validate
 
-        memory_limit = memory_bytes(str(limits["memory"]))  # the engine's may round it
+        with contextlib.suppress(validate.Invalid):  # a hand-edited record: the engine's figure
+            memory_limit = validate.memory_bytes(str(limits["memory"]))  # the engine's may round it
     pids_now = live.get("pids")
     return {
         "id": view["id"],

@@ -1,11 +1,11 @@
 """Agent ids: generated ones and user-chosen names."""
 
 import os
-import re
 
+from am import validate
 from am.errors import AmError
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+NAME_RE = validate.NAME_RE
 
 
 def new_id() -> str:

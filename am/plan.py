@@ -9,16 +9,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from am import clock, ids, profiles
+from am import clock, ids, profiles, validate
 from am.errors import AmError
 from am.git import check_branch, is_url
 from am.paths import Layout
+from am.validate import DEFAULT_IMAGE, DEFAULT_LIMITS, ENV_NAME_RE  # noqa: F401 (re-exported)
 
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-MEMORY_RE = re.compile(r"^(\d+(?:\.\d+)?)([bkmg]?)$", re.IGNORECASE)
-UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
-DEFAULT_LIMITS = {"memory": "2g", "cpus": "2", "pids": "100"}
-DEFAULT_IMAGE = "am-agent:latest"
 # A prompt is one argument of the agent's command line (Linux takes up to 128 KiB in one) and
 # is kept in the state record, which every 'am list' reads.
 PROMPT_MAX = 64 * 1024
@@ -148,34 +144,23 @@ WORKTREE_CONTAINER = (
     "alternates that your own git and am follow later (docs/security.md)")
 
 
-def memory_bytes(value: str, label: str = "--memory") -> int:
-    m = MEMORY_RE.match(value.strip())
-    if not m or float(m.group(1)) <= 0:
-        raise AmError(f"invalid {label} {value!r}", "a positive size such as 512m or 2g")
-    return int(float(m.group(1)) * UNITS[m.group(2).lower()])
+def _refused(label: str, value, e: validate.Invalid) -> AmError:
+    return AmError(f"{label} {value!r} {e.problem}" if e.problem else
+                   f"invalid {label} {value!r}", e.hint)
 
 
 def check_memory(value: str, label: str = "--memory", host_memory: int | None = None) -> int:
-    size = memory_bytes(value, label)
-    if size < 6 * 1024**2:
-        raise AmError(f"{label} {value!r} is too small", "engines need at least 6m")
-    if host_memory and size > host_memory:
-        raise AmError(
-            f"{label} {value!r} is more than this host has ({host_memory / 1024**3:.1f}g)"
-        )
-    return size
+    try:
+        return validate.memory(value, host_memory)
+    except validate.Invalid as e:
+        raise _refused(label, value, e) from None
 
 
 def check_cpus(value: str, label: str = "--cpus", host_cpus: int | None = None) -> float:
     try:
-        ncpus = float(value)
-    except ValueError:
-        raise AmError(f"invalid {label} {value!r}", "a positive number such as 0.5 or 2") from None
-    if not ncpus > 0 or ncpus == float("inf"):
-        raise AmError(f"invalid {label} {value!r}", "a positive number such as 0.5 or 2")
-    if host_cpus and ncpus > host_cpus:
-        raise AmError(f"{label} {value!r} is more than this host has ({host_cpus})")
-    return ncpus
+        return validate.cpus(value, host_cpus)
+    except validate.Invalid as e:
+        raise _refused(label, value, e) from None
 
 
 def check_limits(
@@ -190,10 +175,10 @@ def check_limits(
     labels = {**FLAG_LABELS, **(labels or {})}
     check_memory(memory, labels["memory"], host_memory)
     check_cpus(cpus, labels["cpus"], host_cpus)
-    if not re.fullmatch(r"\d+", str(pids)) or int(pids) < 1:
-        raise AmError(f"invalid {labels['pids']} {pids!r}",
-                      "a whole number of processes such as 100")
-    return {"memory": memory.lower(), "cpus": cpus, "pids": int(pids)}
+    try:
+        return {"memory": memory.lower(), "cpus": cpus, "pids": validate.pids(pids)}
+    except validate.Invalid as e:
+        raise _refused(labels["pids"], pids, e) from None
 
 
 def parse_env(items: list[str], environ: dict[str, str]) -> tuple[list[str], dict[str, str]]:

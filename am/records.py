@@ -10,12 +10,11 @@ container carries this AM_HOME's ``am.home`` label, that a tmux session carries 
 """
 
 import os
-import re
 
-from am import ids
+from am import ids, validate
 from am.errors import AmError
 
-OID = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+OID = validate.OID_RE
 
 
 class Invalid(AmError):

@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path, PurePosixPath
 
-from am import clock, paths
+from am import clock, paths, validate
 from am.errors import AmError
 
 MANIFEST = "am-snapshot.json"
@@ -39,7 +39,7 @@ ROOT = "workspace"
 ALTERNATES = f"{ROOT}/.git/objects/info/alternates"
 PACKS = f"{ROOT}/.git/objects/pack"
 OBJECTS = "am-objects"  # a worktree's history, for a restore with no repository named
-OID = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+OID = validate.OID_RE
 OBJECTS_PACK = re.compile(rf"^{OBJECTS}/pack-(?:[0-9a-f]{{40}}|[0-9a-f]{{64}})\.pack$")
 ENCODING = {"encoding": "utf-8", "errors": "surrogateescape"}  # file names are bytes
 

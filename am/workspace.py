@@ -24,7 +24,6 @@ and a method here, or a ``Where``.
 
 import json
 import os
-import re
 import sys
 import uuid
 from collections.abc import Iterator
@@ -32,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from am import proc
+from am import proc, validate
 from am.errors import AmError
 
 ANSWER_LIMIT = 1 << 16  # head, unsaved: a little JSON
@@ -41,7 +40,7 @@ STREAM_LIMIT = 1 << 36  # a snapshot's tar stream or pack: 64 GiB
 TIMEOUT = 600  # seconds for head, unsaved and diff
 IDLE = 300  # seconds a tar stream or pack may go without a byte
 STREAM_TIMEOUT = 6 * 3600  # wsops's own alarm for streams
-OID = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+OID = validate.OID_RE
 SANDBOX_WORKSPACE = "/workspace"
 MARK = "wsops: "
 
@@ -140,14 +139,13 @@ class Throwaway(Where):
         return mounts
 
     def argv(self, args):
-        from am import plan
 
         self.name = self.prefix + uuid.uuid4().hex[:8]
         try:
             self.eng.ensure_security()
         except AmError as e:
             raise Unavailable(f"cannot read the workspace {self.title}: {e.message}") from None
-        limits = self.record.get("limits") or plan.DEFAULT_LIMITS
+        limits = self.record.get("limits") or validate.DEFAULT_LIMITS
         if os.getuid() == 0:
             # The sandbox reads as the agents' uid, as the agent would: a workspace am made
             # and no start has handed over yet (a restore; am's files are 0600) goes to it now.

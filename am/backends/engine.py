@@ -17,6 +17,7 @@ from pathlib import Path
 from am import proc
 from am.backends.base import Backend
 from am.errors import AmError
+from am.validate import DEFAULT_IMAGE
 
 WORKSPACE = "/workspace"
 AGENT_HOME = "/home/agent"
@@ -27,7 +28,6 @@ CONFIG_STAGE = "/run/am-agent-config"  # --mount-agent-config's read-only files,
 # hands out; 'am doctor' checks it, and AM_AGENT_UID chooses another.
 AGENT_UID = 2_000_000_000
 AGENT_UID_ENV = "AM_AGENT_UID"
-DEFAULT_IMAGE = "am-agent:latest"
 SANDBOX_PREFIX = "am_op-"  # throwaway containers that read a stopped agent's workspace
 # A sandbox's commands are found here, never in the agent's writable home (the image's PATH
 # starts with /home/agent/.local/bin).
