@@ -111,8 +111,10 @@ def _wait(p):
 
 
 def _list(p):
+    from am.record import Status  # am list imports it anyway; other commands need not
+
     p.add_argument("--json", action="store_true")
-    p.add_argument("--status", choices=["running", "stopped", "exited", "error", "starting"])
+    p.add_argument("--status", choices=[s.value for s in Status])
 
 
 def _status(p):

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from am import clock, git, paths, proc, session
+from am.record import Status
 from am.store import open_store
 
 
@@ -47,7 +48,7 @@ def network_drift(engine, records: dict, home: str) -> list[Drift]:
         r = records.get(name[len(network.PROXY_PREFIX):])
         if r is None or r.get("runtime") != engine.runtime:
             why = "with no agent record"
-        elif r.get("status") != "starting" and r.get("container") not in running:
+        elif r.get("status") != Status.STARTING and r.get("container") not in running:
             why = f"of agent {r['id']}, which is not running"
         else:
             continue
@@ -76,7 +77,8 @@ def find(layout=None, engines: list | None = None) -> list[Drift]:
                         if r.get("runtime") == engine.runtime}
         for name in engine.labelled(home):
             r = by_container.get(name)
-            if r is not None and r.get("status") != "starting" and r.get("session") not in live:
+            if r is not None and r.get("status") != Status.STARTING and \
+                    r.get("session") not in live:
                 found.append(Drift("lost-session", name, f"{engine.runtime} container of agent "
                                    f"{r['id']} outlived its session", engine.runtime))
                 continue
@@ -101,7 +103,7 @@ def find(layout=None, engines: list | None = None) -> list[Drift]:
             found.append(Drift("invalid-record", key, "; ".join(wrong)))
     valid = [r for key, r in records.items() if key not in invalid]
     for r in valid:
-        if r.get("status") == "starting" and not spawn_alive(r):
+        if r.get("status") == Status.STARTING and not spawn_alive(r):
             found.append(Drift("stale-spawn", r["id"], "record of a spawn that never finished"))
     for source in sorted({r["source"] for r in valid if r.get("worktree")}):
         res = proc.run(["git", "-C", source, "worktree", "prune", "--dry-run", "--verbose"],

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from am import backends, clock, git, paths, session
 from am.errors import AmError
+from am.record import Mode, Status
 
 
 def stop(record: dict, store) -> None:
@@ -15,10 +16,10 @@ def stop(record: dict, store) -> None:
     if record["id"] in store.agents():
         store.update(
             record["id"],
-            status="stopped",
+            status=Status.STOPPED,
             stopped=clock.iso(),
         )
-    if record.get("mode") == "container":
+    if record.get("mode") == Mode.CONTAINER:
         with contextlib.suppress(AmError):
             backends.for_record(record).stop(record)
     session.kill_own(record["session"], str(paths.layout().root))
@@ -81,7 +82,7 @@ def snapshot_then_delete(record: dict, store, layout) -> Path | None:
         try:
             snap = snapshot.create(record, layout)
         except workspace.Unavailable as e:
-            if record.get("mode") != "container":
+            if record.get("mode") != Mode.CONTAINER:
                 raise
             # The engine cannot run the sandbox (down, image gone) and the agent was stopped
             # first, so nothing writes the workspace: the host reads it, running no git of

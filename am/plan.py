@@ -9,10 +9,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from am import clock, ids, profiles, validate
+from am import ids, profiles, validate
 from am.errors import AmError
 from am.git import check_branch, is_url
 from am.paths import Layout
+from am.record import Mode, Record
 from am.validate import DEFAULT_IMAGE, DEFAULT_LIMITS, ENV_NAME_RE  # noqa: F401 (re-exported)
 
 # A prompt is one argument of the agent's command line (Linux takes up to 128 KiB in one) and
@@ -95,46 +96,28 @@ class Plan:
 
     def record(self, home: str) -> dict:
         """The initial state record (no secret values, ever)."""
-        return {
-            "id": self.id,
-            "name": self.id,
-            "mode": self.mode,
-            "runtime": self.runtime,
-            "status": "starting",
-            "source": self.source,
-            "worktree": self.worktree,
-            "branch": self.branch,
-            "base_commit": None,
-            "workspace": str(self.workspace),
-            "container": self.container,
-            "session": self.session,
-            "agent": self.agent,
-            "command": self.command,
-            "created": clock.iso(),
-            "exit_code": None,
-            "oom_killed": False,
-            "network": self.network,
-            "allow_domains": self.allow_domains,
-            "limits": self.limits,
-            "log": str(self.log),
-            "image": self.image,
-            "gpus": self.gpus,
-            "env_names": self.env_names,
-            "prompt": self.prompt,
-            "prompt_args": self.prompt_args,
-            "custom": self.custom,
-            "mount_agent_config": self.mount_agent_config,
-            "publish": self.publish,
-            # A Kubernetes backend maps it to a runtimeClassName (isolation.runtime_class).
-            "isolation": self.isolation,
-            "home": home,
-            "spawn_pid": os.getpid(),
-            **({"proxy": self.proxy, "egress_network": self.egress,
-                "allow_private_domains": self.allow_private_domains,
-                "network_log": str(self.network_files.log),
-                "managed_egress": self.egress == self.managed_egress}
-               if self.network == "limited" else {}),
-        }
+        return Record(
+            self.id, str(self.workspace), str(self.log), home, mode=Mode(self.mode),
+            runtime=self.runtime, source=self.source, worktree=self.worktree,
+            branch=self.branch, agent=self.agent, command=self.command, network=self.network,
+            allow_domains=self.allow_domains, limits=self.limits, extra={
+                "image": self.image,
+                "gpus": self.gpus,
+                "env_names": self.env_names,
+                "prompt": self.prompt,
+                "prompt_args": self.prompt_args,
+                "custom": self.custom,
+                "mount_agent_config": self.mount_agent_config,
+                "publish": self.publish,
+                # A Kubernetes backend maps it to a runtimeClassName (isolation.runtime_class).
+                "isolation": self.isolation,
+                "spawn_pid": os.getpid(),
+                **({"proxy": self.proxy, "egress_network": self.egress,
+                    "allow_private_domains": self.allow_private_domains,
+                    "network_log": str(self.network_files.log),
+                    "managed_egress": self.egress == self.managed_egress}
+                   if self.network == "limited" else {}),
+            }).as_dict()
 
 
 FLAG_LABELS = {"memory": "--memory", "cpus": "--cpus", "pids": "--pids"}

@@ -13,6 +13,7 @@ import os
 
 from am import ids, validate
 from am.errors import AmError
+from am.record import Mode
 
 OID = validate.OID_RE
 
@@ -44,9 +45,9 @@ def problems(record: dict, layout, key: str | None = None) -> list[str]:
     if record.get("session") != name:
         found.append(f"its session {record.get('session')!r} is not {name}")
     mode = record.get("mode")
-    if mode not in ("tmux", "container"):
+    if mode not in tuple(Mode):
         found.append(f"its mode {mode!r} is neither tmux nor container")
-    if mode == "container":
+    if mode == Mode.CONTAINER:
         if record.get("container") != name:
             found.append(f"its container {record.get('container')!r} is not {name}")
         if record.get("runtime") not in ("docker", "podman"):

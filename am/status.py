@@ -3,6 +3,7 @@
 import sys
 
 from am import files, paths, session
+from am.record import Status
 from am.store import open_store
 
 read_exit = files.read_json_dict
@@ -14,24 +15,24 @@ def derive(record: dict, session_alive: bool, exit_info: dict | None) -> dict:
     intent = record.get("status")
     view["exit_code"] = record.get("exit_code")
     view["oom_killed"] = bool(record.get("oom_killed"))
-    if intent == "stopped":
-        status = "stopped"
+    if intent == Status.STOPPED:
+        status = Status.STOPPED
     elif session_alive:
         # In container mode the session holds the engine's client, which lives exactly as long
         # as the container runs; the supervisor records how it ended.
-        status = "running"
-    elif intent == "starting":
+        status = Status.RUNNING
+    elif intent == Status.STARTING:
         # A spawn still at work, or one that died before it finished.
         from am.drift import spawn_alive
 
-        status = "starting" if spawn_alive(record) else "error"
+        status = Status.STARTING if spawn_alive(record) else Status.ERROR
     else:
-        status = "exited"
+        status = Status.EXITED
         if exit_info:
             view["exit_code"] = exit_info.get("exit_code")
             view["oom_killed"] = bool(exit_info.get("oom_killed"))
             view["finished"] = exit_info.get("finished")
-    view["status"] = status
+    view["status"] = str(status)  # a plain word, as the record's own
     return view
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from am import proc, validate
 from am.errors import AmError
+from am.record import Mode
 
 ANSWER_LIMIT = 1 << 16  # head, unsaved: a little JSON
 DIFF_LIMIT = 1 << 28  # 256 MiB of patch
@@ -306,7 +307,7 @@ def for_record(record: dict, layout, *, on_host: bool = False) -> Workspace:
     sandbox for a container agent, or on the host (tmux agents; ON_HOST: a stopped container
     agent whose engine cannot run anything, for removal only)."""
     common = common_of(record)
-    if record.get("mode") != "container" or on_host:
+    if record.get("mode") != Mode.CONTAINER or on_host:
         return Workspace(Host(Path(record["workspace"]), common))
     from am.backends.engine import engine
 

@@ -1,10 +1,11 @@
 """Backends: where an agent runs. ``tmux`` on the host, or a container on docker or podman."""
 
 from am.backends.base import Backend
+from am.record import Mode
 
 
 def for_mode(mode: str, runtime: str | None = None) -> Backend:
-    if mode == "tmux":
+    if mode == Mode.TMUX:
         from am.backends.tmux import TmuxBackend
 
         return TmuxBackend()
@@ -14,4 +15,4 @@ def for_mode(mode: str, runtime: str | None = None) -> Backend:
 
 
 def for_record(record: dict) -> Backend:
-    return for_mode(record.get("mode", "tmux"), record.get("runtime"))
+    return for_mode(record.get("mode", Mode.TMUX), record.get("runtime"))

@@ -2,11 +2,12 @@
 
 from am import paths, records, session, status
 from am.errors import AmError
+from am.record import Status
 
 
 def run(args) -> int:
     view = records.check(status.view(args.id), paths.layout(), args.id)
-    if view["status"] != "running":
+    if view["status"] != Status.RUNNING:
         raise AmError(
             f"agent {args.id} is not running (status: {view['status']})",
             f"see its output with 'am logs {args.id}'",

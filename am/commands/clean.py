@@ -3,6 +3,7 @@
 import sys
 
 from am import drift, lifecycle, paths, records, session, status
+from am.record import Status
 from am.store import open_store
 
 
@@ -48,9 +49,9 @@ def run(args) -> int:
     if args.containers:
         remove_labelled_containers(layout, store)
     for view in status.views(layout=layout):
-        if view["status"] == "running":
+        if view["status"] == Status.RUNNING:
             continue
-        if view["status"] == "error" and drift.spawn_alive(view):
+        if view["status"] == Status.ERROR and drift.spawn_alive(view):
             continue  # a spawn still in progress
         record = store.agents().get(view["id"])
         if record is None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from am import clock, drift, git, ids, output, paths, proc, session, versions, workspace
 from am.backends.engine import DEFAULT_IMAGE, engine
 from am.errors import AmError
+from am.record import Record, Status
 from am.store import open_store
 
 
@@ -172,15 +173,10 @@ def adopt(path: Path, store, layout) -> str:
     except AmError:
         pass  # kept without reading it; 'am rm --force' can still delete it
     with store.transaction() as agents:
-        agents[agent_id] = {
-            "id": agent_id, "name": agent_id, "mode": "tmux", "runtime": None,
-            "status": "stopped", "source": None, "worktree": False, "branch": branch or None,
-            "base_commit": base or head or None, "workspace": str(path), "container": None,
-            "session": ids.session_name(agent_id), "agent": None, "command": [],
-            "created": clock.iso(), "exit_code": None,
-            "oom_killed": False, "network": None, "allow_domains": [], "limits": None,
-            "log": str(layout.log_file(agent_id)), "adopted": True, "home": str(layout.root),
-        }
+        agents[agent_id] = Record(
+            agent_id, str(path), str(layout.log_file(agent_id)), str(layout.root),
+            status=Status.STOPPED, branch=branch or None, base_commit=base or head or None,
+            extra={"adopted": True}).as_dict()
     return agent_id
 
 

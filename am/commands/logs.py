@@ -8,6 +8,7 @@ from pathlib import Path
 
 from am import paths, records, status
 from am.errors import AmError
+from am.record import Status
 from am.store import open_store
 
 
@@ -37,7 +38,7 @@ def network_log(args, record: dict, layout) -> int:
             if more:
                 for line in network.denied(more):
                     print(line, flush=True)
-            elif status.view(args.id, layout)["status"] != "running":
+            elif status.view(args.id, layout)["status"] != Status.RUNNING:
                 return 0
             else:
                 time.sleep(0.5)
@@ -74,7 +75,7 @@ def run(args) -> int:
                 continue
             # Poll the status only when output has paused, and stop once the agent is gone.
             if time.monotonic() - quiet_since > 1.0:
-                if status.view(args.id, layout)["status"] != "running":
+                if status.view(args.id, layout)["status"] != Status.RUNNING:
                     out.write(f.read())
                     return 0
                 quiet_since = time.monotonic()

@@ -11,8 +11,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from am import clock, git, ids, paths, snapshot
+from am import git, ids, paths, snapshot
 from am.errors import AmError
+from am.record import Record, Status
 from am.rollback import Rollback
 from am.store import open_store
 
@@ -49,33 +50,14 @@ def run(args) -> int:
             git.check_branch(branch)
         except AmError:
             branch = None  # HEAD at the commit, detached
-    record = {
-        "id": agent_id,
-        "name": agent_id,
-        "mode": "tmux",
-        "runtime": None,
-        "status": "starting",
-        "source": source,
-        "worktree": worktree,
-        "branch": branch,
-        "base_commit": manifest["base_commit"],
-        "workspace": str(ws),
-        "container": None,
-        "session": ids.session_name(agent_id),
-        "agent": manifest["agent"],
-        "command": [],
-        "exit_code": None,
-        "oom_killed": False,
-        "created": clock.iso(),
-        "network": None,
-        "allow_domains": [],
-        "limits": None,
-        "log": str(layout.log_file(agent_id)),
-        "restored_from": str(path),
-        "snapshot_source": manifest["source"],
-        "snapshot_mode": manifest["mode"],  # am start keeps a container agent in one
-        "home": str(layout.root),
-    }
+    record = Record(
+        agent_id, str(ws), str(layout.log_file(agent_id)), str(layout.root), source=source,
+        worktree=worktree, branch=branch, base_commit=manifest["base_commit"],
+        agent=manifest["agent"], extra={
+            "restored_from": str(path),
+            "snapshot_source": manifest["source"],
+            "snapshot_mode": manifest["mode"],  # am start keeps a container agent in one
+        }).as_dict()
     with store.transaction() as agents:
         if agent_id in agents:
             raise AmError(f"an agent named {agent_id!r} already exists", "choose another --name")
@@ -103,7 +85,7 @@ def run(args) -> int:
             snapshot.extract(path, ws)
         paths.private_dir(layout.logs)
         layout.log_file(agent_id).touch()
-        store.update(agent_id, status="stopped")
+        store.update(agent_id, status=Status.STOPPED)
     except BaseException:
         undo.run()
         raise

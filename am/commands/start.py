@@ -14,6 +14,7 @@ from am import backends, files, git, paths, session, status
 from am import plan as planning
 from am.commands import spawn
 from am.errors import AmError
+from am.record import Mode, Status
 from am.rollback import Rollback
 from am.store import open_store
 
@@ -84,10 +85,11 @@ def run(args) -> int:
     args.prompt = planning.read_prompt(args)
     with starting(layout, args.id):
         current = status.view(args.id, layout)["status"]
-        if current in ("running", "starting"):
+        if current in (Status.RUNNING, Status.STARTING):
             raise AmError(f"agent {args.id} is already {current}",
-                          f"see it with 'am attach {args.id}'" if current == "running" else None)
-        if current == "error":
+                          f"see it with 'am attach {args.id}'"
+                          if current == Status.RUNNING else None)
+        if current == Status.ERROR:
             raise AmError(f"agent {args.id} never finished its spawn", "'am doctor --fix' "
                           "removes it (saving any work to a snapshot)")
         record = store.get(args.id)
@@ -98,7 +100,7 @@ def run(args) -> int:
         first = not record.get("command")
         if first:
             host_memory = host_cpus = None
-            if args.container or record.get("snapshot_mode") == "container":
+            if args.container or record.get("snapshot_mode") == Mode.CONTAINER:
                 import psutil
 
                 host_memory, host_cpus = psutil.virtual_memory().total, os.cpu_count()
@@ -106,12 +108,12 @@ def run(args) -> int:
                                         host_cpus, cfg)
         else:
             plan = planning.from_record(record, args, layout, dict(os.environ), cfg)
-        if plan.worktree and plan.mode == "container":
+        if plan.worktree and plan.mode == Mode.CONTAINER:
             plan.worktree_gitdir = worktree_gitdir(record, workspace)
         backend = spawn.prepare(plan)
         # Leftovers of its last run (a session or container that outlived am's view of it).
         session.kill_own(plan.session, str(layout.root))
-        if record.get("mode") == "container":
+        if record.get("mode") == Mode.CONTAINER:
             backends.for_record(record).stop(record)
         fields = {"exit_code": None, "oom_killed": False, "stopped": None,
                   "prompt": plan.prompt if args.prompt is not None else record.get("prompt"),
