@@ -120,7 +120,7 @@ def tmux_figures(sessions: list[str], interval: float = CPU_INTERVAL) -> dict[st
 def engine_figures(runtimes: set[str]) -> tuple[dict, list[str], list[threading.Thread]]:
     """Start one stats call per engine, each in a thread: they fill (runtime, container name)
     -> figures, and a warning for each engine that did not answer; join the threads."""
-    from am.backends.engine import engine
+    from am.backends import for_runtime as engine
     from am.errors import AmError
 
     figures, warnings, lock = {}, [], threading.Lock()

@@ -226,7 +226,7 @@ def proxy_run_argv(runtime: str, agent_id: str, home: str, egress: str, f: Files
     under gVisor too (it parses what the agent sends)."""
     from am import isolation as isolations
     from am.backends.engine import mount_arg
-    from am.plan import publish_parts
+    from am.validate import publish_parts
 
     ports = []
     for i, spec in enumerate(publish or []):
@@ -280,7 +280,7 @@ def agent_run_args(f: Files, publish: list[str] | None = None) -> list[str]:
 def wrap_command(command: list[str], publish: list[str] | None = None) -> list[str]:
     """The agent's command behind the relay, which then runs it in its own place; with
     --publish, the relay also serves each published port on a socket for the proxy."""
-    from am.plan import publish_parts
+    from am.validate import publish_parts
 
     served = [f"--publish={PUBLISH_DIR}/{i}.sock:{publish_parts(spec)[2]}"
               for i, spec in enumerate(publish or [])]
@@ -486,14 +486,6 @@ def wait_ready(engine, name: str, sock: Path, timeout: float) -> None:
                           + (f": {tail[-1]}" if tail else ""))
         time.sleep(0.1)
     raise AmError(f"the network proxy {name} did not answer within {timeout:.0f}s")
-
-
-def remove(engine, agent_id: str, egress: str | None, home: str) -> None:
-    """Remove an agent's proxy (only one labelled for HOME), then the am-managed outside
-    network if no proxy uses it."""
-    engine.remove_owned(proxy_name(agent_id), home)
-    if egress:
-        remove_network(engine, egress)
 
 
 def remove_network(engine, name: str) -> None:

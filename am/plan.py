@@ -14,7 +14,12 @@ from am.errors import AmError
 from am.git import check_branch, is_url
 from am.paths import Layout
 from am.record import Mode, Record
-from am.validate import DEFAULT_IMAGE, DEFAULT_LIMITS, ENV_NAME_RE  # noqa: F401 (re-exported)
+from am.validate import (  # noqa: F401 (re-exported)
+    DEFAULT_IMAGE,
+    DEFAULT_LIMITS,
+    ENV_NAME_RE,
+    publish_parts,
+)
 
 # A prompt is one argument of the agent's command line (Linux takes up to 128 KiB in one) and
 # is kept in the state record, which every 'am list' reads.
@@ -298,12 +303,6 @@ def check_publish(value: str) -> str:
     if (ip.version == 6) != addr.startswith("[") or not (0 < host < 65536 and 0 < port < 65536):
         raise bad
     return f"{ip if ip.version == 4 else f'[{ip}]'}:{host}:{port}"
-
-
-def publish_parts(spec: str) -> tuple[str, int, int]:
-    """A checked publish spec as (address, host port, container port)."""
-    addr, host, port = spec.rsplit(":", 2)
-    return addr, int(host), int(port)
 
 
 def credentials(profile, names: list[str], values: dict, environ: dict, mode: str,

@@ -89,20 +89,16 @@ def container_result(engine: str, name: str, code: int, oom_seen: bool,
                      proxy: str | None = None, egress: str | None = None) -> dict:
     """The container's own exit code and OOM state, then remove it (auto-removal), and with it
     a limited agent's proxy and, if no other proxy uses it, am's outside network."""
-    from am import proc
+    from am import backends
 
-    res = proc.run([engine, "inspect", "--format",
-                    "{{.State.ExitCode}} {{.State.OOMKilled}}", name])
+    eng = backends.for_runtime(engine)
+    res = eng.call("inspect", "--format", "{{.State.ExitCode}} {{.State.OOMKilled}}", name)
     oom = oom_seen
     if res.ok and res.out.split():
         fields = res.out.split()
         code = int(fields[0])
         oom = oom or fields[1].lower() == "true"
-    proc.run([engine, "rm", "--force", name])
-    if proxy:
-        proc.run([engine, "rm", "--force", proxy])
-    if egress:
-        proc.run([engine, "network", "rm", egress])
+    eng.remove_agent(name, proxy=proxy, egress=egress)
     return {"exit_code": code, "oom_killed": oom}
 
 

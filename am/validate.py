@@ -33,6 +33,13 @@ class Invalid(ValueError):
         self.hint, self.problem = hint, problem
 
 
+def publish_parts(spec: str) -> tuple[str, int, int]:
+    """A checked ``ADDR:HOST_PORT:PORT`` publish spec as (address, host port, container
+    port)."""
+    addr, host, port = spec.rsplit(":", 2)
+    return addr, int(host), int(port)
+
+
 def memory_bytes(value: str) -> int:
     """A size such as ``512m`` or ``2g`` (binary units) in bytes."""
     m = MEMORY_RE.match(value.strip()) if isinstance(value, str) else None

@@ -309,7 +309,7 @@ def for_record(record: dict, layout, *, on_host: bool = False) -> Workspace:
     common = common_of(record)
     if record.get("mode") != Mode.CONTAINER or on_host:
         return Workspace(Host(Path(record["workspace"]), common))
-    from am.backends.engine import engine
+    from am.backends import for_runtime as engine
 
     eng = engine(record.get("runtime") or "auto")
     home = str(layout.root)

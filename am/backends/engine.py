@@ -9,7 +9,6 @@ connections work as the user configured them. Engine-specific differences live i
 import contextlib
 import os
 import re
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -508,14 +507,33 @@ class Engine(Backend):
     def stop(self, record: dict) -> None:
         """Remove the container, then its proxy and, unused, am's outside network; only ever
         containers labelled for this AM_HOME."""
-        home = str(layout().root)  # never the record's word for it
-        if record.get("container"):
-            self.remove_owned(record["container"], home)
-        if record.get("proxy"):
+        from am import network
+
+        limited = bool(record.get("proxy"))
+        self.remove_agent(record.get("container"),
+                          proxy=network.proxy_name(record["id"]) if limited else None,
+                          egress=record.get("egress_network")
+                          if limited and record.get("managed_egress") else None,
+                          home=str(layout().root))  # never the record's word for it
+
+    def remove_agent(self, name: str | None, *, proxy: str | None = None,
+                     egress: str | None = None, home: str | None = None,
+                     timeout: float = 60) -> None:
+        """Remove an agent's container NAME, then its network proxy PROXY, then am's outside
+        network EGRESS (which the engine refuses to remove while another proxy uses it).
+        With HOME, a container is removed only if it carries that AM_HOME's label; without,
+        the caller knows it does (the agent's own supervisor, a name ``labelled`` gave)."""
+        for container in (name, proxy):
+            if not container:
+                continue
+            if home is None:
+                self.remove(container, timeout)
+            else:
+                self.remove_owned(container, home, timeout)
+        if egress:
             from am import network
 
-            network.remove(self, record["id"], record.get("egress_network")
-                           if record.get("managed_egress") else None, home)
+            network.remove_network(self, egress)
 
     def running(self) -> set[str] | None:
         from am import paths
@@ -547,21 +565,3 @@ class Engine(Backend):
                 if not n.startswith((PROXY_PREFIX, SANDBOX_PREFIX))] if res.ok else []
 
 
-def engine(runtime: str) -> Engine:
-    """The engine named RUNTIME; ``auto`` is podman if usable, else docker."""
-    from am.backends.docker import Docker
-    from am.backends.podman import Podman
-
-    if runtime == "docker":
-        return Docker()
-    if runtime == "podman":
-        return Podman()
-    if runtime not in ("auto", "", None):
-        raise AmError(f"unknown runtime {runtime!r}", "choose docker, podman or auto")
-    if shutil.which("podman") and proc.run(["podman", "version", "--format",
-                                            "{{.Client.Version}}"]).ok:
-        return Podman()
-    if shutil.which("docker"):
-        return Docker()
-    raise AmError("no container engine found in PATH",
-                  "install podman or docker.io, or run without --container")

@@ -11,7 +11,7 @@ def remove_labelled_containers(layout, store) -> None:
     """Remove every container labelled for this AM_HOME on each engine that answers."""
     import shutil
 
-    from am.backends.engine import engine
+    from am.backends import for_runtime as engine
     from am.errors import AmError
 
     by_container = {r.get("container"): r for r in store.agents().values()}
@@ -30,12 +30,12 @@ def remove_labelled_containers(layout, store) -> None:
                     not records.problems(record, layout):
                 lifecycle.stop(record, store)
             else:
-                eng.call("rm", "--force", container)
+                eng.remove_agent(container)  # labelled for this AM_HOME, with no record
             print(f"Removed container {container} ({name})", file=sys.stderr)
         from am import network
 
         for proxy in network.proxies(eng, str(layout.root)):
-            eng.call("rm", "--force", proxy, timeout=60)
+            eng.remove(proxy)
             print(f"Removed network proxy {proxy} ({name})", file=sys.stderr)
         for net in network.networks(eng, str(layout.root)):
             network.remove_network(eng, net)

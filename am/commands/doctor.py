@@ -6,10 +6,11 @@ import sys
 from pathlib import Path
 
 from am import clock, drift, git, ids, output, paths, proc, session, versions, workspace
-from am.backends.engine import DEFAULT_IMAGE, engine
+from am.backends import for_runtime as engine
 from am.errors import AmError
 from am.record import Record, Status
 from am.store import open_store
+from am.validate import DEFAULT_IMAGE
 
 
 def checks() -> tuple[list[dict], list]:
@@ -187,14 +188,14 @@ def fix(d: drift.Drift, store, layout) -> str:
         session.kill(d.subject)
         return "killed the session"
     if d.kind == "orphan-container":
-        engine(d.runtime).call("rm", "--force", d.subject)
+        engine(d.runtime).remove_agent(d.subject)
         return "removed the container"
     if d.kind in ("orphan-proxy", "orphan-network"):
         from am import network
 
         eng = engine(d.runtime)
         if d.kind == "orphan-proxy":
-            eng.call("rm", "--force", d.subject, timeout=60)
+            eng.remove(d.subject)
         for name in network.networks(eng, str(layout.root)):
             network.remove_network(eng, name)  # refused while another proxy uses it
         return f"removed the {d.kind.split('-')[1]}"
