@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME ?= auto
 
-.PHONY: setup install test test-fast lint image clean-agents demo security bench
+.PHONY: setup install test test-fast lint format image clean-agents demo security bench
 
 setup:  ## system packages and running container engines (root)
 	bash scripts/setup-host.sh
@@ -14,17 +14,22 @@ install: $(VENV)/.installed  ## a .venv with am and the test tools
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]' --config-settings editable_mode=compat
+	$(BIN)/pip install -q -e '.[test,dev]' --config-settings editable_mode=compat
 	touch $@
 
-test: install  ## the whole suite: unit, tmux end-to-end, both container engines
+test: lint  ## lint, then the whole suite: unit, tmux end-to-end, both container engines
 	$(BIN)/pytest -q -ra
 
-test-fast: install  ## everything that needs no container engine
+test-fast: lint  ## lint, then everything that needs no container engine
 	$(BIN)/pytest -q -ra -m "not container"
 
-lint: install
+lint: install  ## ruff's checks, and mypy over the typed modules (pyproject's tool.mypy)
 	$(BIN)/ruff check am tests scripts
+	$(BIN)/python scripts/import_cycles.py --allow am.backends.engine,am.network
+	$(BIN)/mypy
+
+format: install  ## ruff format over the tree
+	$(BIN)/ruff format am tests scripts
 
 image: install  ## the agent image for RUNTIME (docker, podman or auto); AGENTS=claude,codex,...
 	$(BIN)/am image build --runtime $(RUNTIME) $(if $(AGENTS),--agents $(AGENTS))

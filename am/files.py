@@ -8,9 +8,11 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+StrPath = str | os.PathLike[str]
 
-def write_atomic(path: str | os.PathLike, text: str, *, sync: bool = False,
-                 tmp: str | os.PathLike | None = None) -> None:
+
+def write_atomic(path: StrPath, text: str, *, sync: bool = False,
+                 tmp: StrPath | None = None) -> None:
     """Replace PATH with TEXT in one step: readers see the old file or the new one, never a
     part. SYNC also puts both on disk (the file and its folder's entry) before returning. The
     temporary file (TMP, or PATH.<pid>.tmp) is never followed if it is a link, and removed when
@@ -37,7 +39,7 @@ def write_atomic(path: str | os.PathLike, text: str, *, sync: bool = False,
 
 
 @contextlib.contextmanager
-def locked(path: str | os.PathLike, *, wait: bool = True) -> Iterator[None]:
+def locked(path: StrPath, *, wait: bool = True) -> Iterator[None]:
     """Hold an exclusive flock on the lock file PATH (made 0600) for the block; the kernel
     drops it when the process dies. Without WAIT, BlockingIOError if another holds it."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -48,7 +50,7 @@ def locked(path: str | os.PathLike, *, wait: bool = True) -> Iterator[None]:
         os.close(fd)  # closing releases the flock
 
 
-def read_json_dict(path: str | os.PathLike) -> dict | None:
+def read_json_dict(path: StrPath) -> dict[str, object] | None:
     """The JSON object in PATH, or None when it is missing, unreadable or not an object."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))

@@ -45,11 +45,11 @@ class Record:
     command: list[str] = field(default_factory=list)
     network: str | None = None
     allow_domains: list[str] = field(default_factory=list)
-    limits: dict | None = None
+    limits: dict[str, object] | None = None
     created: str = field(default_factory=clock.iso)
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         name = ids.session_name(self.id)
         return {
             "id": self.id,

@@ -1,8 +1,11 @@
 """Undoing what a failed command made, newest first, saying what could not be undone."""
 
 import sys
+from collections.abc import Callable
 
 from am.errors import AmError
+
+Step = tuple[Callable[..., object], tuple[object, ...]]
 
 
 class Rollback:
@@ -12,9 +15,9 @@ class Rollback:
 
     def __init__(self, what: str = "the command"):
         self.what = what
-        self.steps: list[tuple] = []
+        self.steps: list[Step] = []
 
-    def push(self, fn, *args) -> None:
+    def push(self, fn: Callable[..., object], *args: object) -> None:
         self.steps.append((fn, args))
 
     def run(self) -> list[str]:
@@ -31,7 +34,7 @@ class Rollback:
         return failures
 
 
-def _name(fn) -> str:
+def _name(fn: Callable[..., object]) -> str:
     module = getattr(fn, "__module__", None) or ""
     name = (getattr(fn, "__qualname__", None) or repr(fn)).rpartition("<locals>.")[2]
     return f"{module.removeprefix('am.')}.{name}" if module.startswith("am") else name

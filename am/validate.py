@@ -71,7 +71,7 @@ def cpus(value: str, host_cpus: int | None = None) -> float:
     return ncpus
 
 
-def pids(value) -> int:
+def pids(value: object) -> int:
     """A process limit: a whole number of at least 1 (a string or an int, never a bool)."""
     text = str(value)
     if isinstance(value, bool) or not re.fullmatch(r"\d+", text) or int(text) < 1:
