@@ -1,77 +1,21 @@
 """Shared fixtures: a private AM_HOME per test, real git repositories, the am CLI as a process."""
 
-import json
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from containers import ENGINES, ISOLATIONS, engine_ready, isolation_ready, remove_containers
-
-GIT_ID = {
-    "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-    "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
-}
-
-
-class Am:
-    """Runs the real ``am`` CLI in a subprocess against one AM_HOME."""
-
-    def __init__(self, home: Path, env: dict[str, str]):
-        self.home = home
-        self.env = env
-        self.argv = [sys.executable, "-m", "am"]
-
-    def __call__(self, *args, check=True, env=None, timeout=300, input=None):
-        # errors="replace": am diff writes the patch's exact bytes, which need not be UTF-8
-        res = subprocess.run([sys.executable, "-m", "am", *map(str, args)], env={**self.env,
-                             **(env or {})}, capture_output=True, text=True, timeout=timeout,
-                             input=input, errors="replace")
-        if check and res.returncode != 0:
-            raise AssertionError(f"am {' '.join(map(str, args))} failed ({res.returncode}):\n"
-                                 f"{res.stdout}\n{res.stderr}")
-        return res
-
-    def spawn(self, *args, **kw) -> str:
-        res = self("spawn", *args, **kw)
-        return res.stdout.strip().splitlines()[-1]
-
-    def info(self, agent_id: str) -> dict:
-        return json.loads(self("info", agent_id, "--json").stdout)
-
-    def list(self) -> list[dict]:
-        return json.loads(self("list", "--json").stdout)
-
-    def wait_status(self, agent_id: str, status: str, timeout: float = 60) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            info = self.info(agent_id)
-            if info["status"] == status:
-                return info
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{agent_id} still {info['status']}, wanted {status}")
-            time.sleep(0.2)
-
-    def wait_log(self, agent_id: str, text: str, timeout: float = 60) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            out = self("logs", agent_id).stdout
-            if text in out:
-                return out
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{text!r} not in log of {agent_id}:\n{out[-2000:]}")
-            time.sleep(0.2)
-
-
-def _kill_sessions_of(home: Path) -> None:
-    res = subprocess.run(["tmux", "list-sessions", "-F", "#{session_name}\t#{@am_home}"],
-                         capture_output=True, text=True)
-    for line in res.stdout.splitlines():
-        name, _, owner = line.partition("\t")
-        if owner == str(home):
-            subprocess.run(["tmux", "kill-session", "-t", f"={name}:"], capture_output=True)
+from helpers import (  # noqa: F401 (older tests import them from here)
+    GIT_ID,
+    Am,
+    _kill_sessions_of,
+    am_sessions,
+    assert_am_error,
+    assert_nothing_made,
+    git,
+    has_session,
+    state_agents,
+)
 
 
 @pytest.fixture
@@ -81,14 +25,6 @@ def am(tmp_path):
     env.update(AM_HOME=str(home), **GIT_ID)
     yield Am(home, env)
     _kill_sessions_of(home)
-
-
-def git(*args, cwd=None, check=True) -> str:
-    res = subprocess.run(["git", *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                         env={**os.environ, **GIT_ID})
-    if check and res.returncode != 0:
-        raise AssertionError(f"git {' '.join(map(str, args))}: {res.stderr}")
-    return res.stdout
 
 
 @pytest.fixture
@@ -106,51 +42,6 @@ def repo(tmp_path) -> Path:
     git("commit", "-qm", "second", cwd=path)
     git("branch", "side", "HEAD~1", cwd=path)
     return path
-
-
-# --- helpers shared by the tmux-mode, state and error tests -----------------------------------
-
-
-def am_sessions(home: Path) -> list[str]:
-    """Names of the live tmux sessions that belong to AM_HOME HOME."""
-    res = subprocess.run(["tmux", "list-sessions", "-F", "#{session_name}\t#{@am_home}"],
-                         capture_output=True, text=True)
-    return [line.partition("\t")[0] for line in res.stdout.splitlines()
-            if line.partition("\t")[2] == str(home)]
-
-
-def has_session(name: str) -> bool:
-    return subprocess.run(["tmux", "has-session", "-t", f"={name}:"],
-                          capture_output=True).returncode == 0
-
-
-def assert_am_error(res) -> str:
-    """A clean failure: non-zero exit, last stderr line 'am: error: ...', no traceback."""
-    assert res.returncode != 0, f"expected failure, got 0:\n{res.stdout}\n{res.stderr}"
-    assert "Traceback" not in res.stderr, res.stderr
-    lines = res.stderr.strip().splitlines()
-    assert lines, "no message on stderr"
-    assert lines[-1].startswith("am: error:"), res.stderr
-    return lines[-1]
-
-
-def state_agents(home: Path) -> dict:
-    """The agents of HOME's state file, read directly (empty if there is none yet)."""
-    path = home / "state" / "state.json"
-    if not path.exists():
-        return {}
-    return json.loads(path.read_text())["agents"]
-
-
-def assert_nothing_made(home: Path, before: dict | None = None) -> None:
-    """No stray workspace, state entry or tmux session beyond what BEFORE (agents) holds."""
-    before = before or {}
-    workspaces = home / "agents"
-    made = sorted(p.name for p in workspaces.iterdir()) if workspaces.exists() else []
-    assert made == sorted(before), f"stray workspaces: {made}"
-    assert sorted(state_agents(home)) == sorted(before)
-    assert sorted(am_sessions(home)) == sorted(f"am-{i}" for i in before
-                                               if before[i].get("status") == "running")
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import time
 import uuid
 
 import pytest
-from conftest import assert_am_error, assert_nothing_made, git
 from containers import container_names, host_cgroup
+from helpers import assert_am_error, assert_nothing_made, git
 
 from am import isolation as isolations
 

@@ -8,8 +8,8 @@ import time
 import uuid
 
 import pytest
-from conftest import git
 from containers import ENGINES, container_names, engine_ready, remove_containers
+from helpers import git
 
 
 def drift(am, fix=False) -> list[dict]:

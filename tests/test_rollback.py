@@ -4,7 +4,7 @@ import argparse
 from pathlib import Path
 
 import pytest
-from conftest import git
+from helpers import git
 
 from am import rollback
 from am.errors import AmError

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import am_sessions, assert_am_error
+from helpers import am_sessions, assert_am_error
 
 N_SPAWNS = 20
 

@@ -9,7 +9,7 @@ import time
 import uuid
 from pathlib import Path
 
-from conftest import assert_am_error, git, has_session, state_agents
+from helpers import assert_am_error, git, has_session, state_agents
 
 # The agent commits with its own identity: the tmux server's environment may predate the test's.
 GITC = "git -c user.name=agent -c user.email=agent@example.invalid"

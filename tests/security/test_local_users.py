@@ -15,8 +15,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import GIT_ID, Am
 from containers import engine_ready, remove_containers
+from helpers import GIT_ID, Am
 
 PROPERTY = "14 private to the user; agents run as no account"
 AGENT_UID = 2_000_000_000
