@@ -207,6 +207,10 @@ class Engine(Backend):
             argv += ["--build-arg", f"{k}={v}"]
         return argv + [str(context)]
 
+    def push_argvs(self, tag: str, remote: str) -> list[list[str]]:
+        """Name the image TAG also REMOTE, then push it there."""
+        return [[self.runtime, "tag", tag, remote], [self.runtime, "push", remote]]
+
     def ps_argv(self, home: str, all_states: bool) -> list[str]:
         argv = [self.runtime, "ps", "--filter", f"label=am.home={home}", "--format",
                 "{{.Names}}"]
@@ -289,6 +293,18 @@ class Engine(Backend):
                           on_line=lambda line: print(line, end="", file=sys.stderr, flush=True))
         if not res.ok:
             raise AmError(f"{what} build failed; its last lines:\n{res.last_lines(12)}")
+
+    def push(self, tag: str, remote: str) -> None:
+        """Push the image TAG to the registry reference REMOTE, streaming the engine's
+        progress; the registry's credentials are the engine's own (docker/podman login)."""
+        print(f"Pushing {remote} ...", file=sys.stderr, flush=True)
+        for argv in self.push_argvs(tag, remote):
+            res = proc.stream(argv, on_line=lambda line: print(line, end="", file=sys.stderr,
+                                                               flush=True))
+            if not res.ok:
+                raise AmError(f"{' '.join(argv[:2])} failed: {res.last_lines(1)}",
+                              f"log in first ('{self.runtime} login {remote.split('/')[0]}'), "
+                              "or check the registry's address")
 
     def prepare(self, plan) -> None:
         self.ensure_security()

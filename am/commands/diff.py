@@ -5,7 +5,6 @@ the exact bytes git produced.
 """
 
 import sys
-from pathlib import Path
 
 from am import paths, records, workspace
 from am.errors import AmError
@@ -15,9 +14,7 @@ from am.store import open_store
 def run(args) -> int:
     layout = paths.layout()
     record = records.check(open_store(layout).get(args.id), layout, args.id)
-    ws = Path(record["workspace"])
-    if not ws.is_dir() or ws.is_symlink():
-        raise AmError(f"workspace {ws} of agent {args.id} is missing")
+    workspace.check_present(record)
     if not record.get("base_commit"):
         raise AmError(f"agent {args.id} has no base commit (its spawn did not finish)")
     patch = workspace.for_record(record, layout).diff(record["base_commit"])
