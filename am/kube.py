@@ -26,8 +26,8 @@ One agent ``ID`` in a namespace is:
 - the Secret ``am-ID-env``, when ``--env`` gives values: the pod takes them by reference.
 
 Every object carries the labels ``am.agent`` (the id), ``am.role`` and ``am.home`` (a digest
-of AM_HOME: a label value cannot hold a path; the path itself is the annotation ``am.home``).
-am deletes objects only by a selector that names this AM_HOME's label.
+of AM_HOME: a label value cannot hold a path). am deletes objects only by a selector that names
+this AM_HOME's label.
 """
 
 import hashlib
@@ -208,8 +208,7 @@ def selector(agent_id: str, home: str, *roles: str) -> str:
 
 
 def meta(spec: Spec, name: str, role: str, **more: str) -> dict:
-    return {"name": name, "labels": labels(spec, role, **more),
-            "annotations": {"am.home": spec.home}}
+    return {"name": name, "labels": labels(spec, role, **more)}
 
 
 # -- scripts (ConfigMap data: never expanded by Kubernetes) ---------------------------------------

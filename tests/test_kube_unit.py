@@ -106,7 +106,6 @@ def test_labels_name_the_agent_and_a_digest_of_am_home():
         assert labels["am.agent"] == "k1"
         assert labels["am.home"] == kube.home_label(HOME) != HOME
         assert re.fullmatch(r"[0-9a-f]{32}", labels["am.home"])
-        assert obj["metadata"]["annotations"]["am.home"] == HOME
     assert kube.home_label(HOME) != kube.home_label(HOME + "2")
 
 
