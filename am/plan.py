@@ -500,17 +500,17 @@ def build(
             egress = environ.get(net.EGRESS_ENV) or managed
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", egress):
                 raise AmError(f"invalid {net.EGRESS_ENV} {egress!r}", "the name of a network")
+        if runtime == "kubernetes":
+            kube = kubernetes_settings(agent_id, s, args, publish, mount_config, warnings)
+        elif getattr(args, "kube_workspace", None):
+            raise AmError("--kube-workspace applies to Kubernetes agents",
+                          "add --runtime kubernetes")
         if args.gpus:
             check_gpus(args.gpus)
         if mount_config:
             if profile is None:
                 raise AmError("--mount-agent-config needs an agent profile", "add --agent NAME")
             mounts, copies = agent_config_mounts(profile, environ)
-        if runtime == "kubernetes":
-            kube = kubernetes_settings(agent_id, s, args, publish, mount_config, warnings)
-        elif getattr(args, "kube_workspace", None):
-            raise AmError("--kube-workspace applies to Kubernetes agents",
-                          "add --runtime kubernetes")
     if network != "limited" or runtime == "kubernetes":
         egress = managed = None
     branch = check_branch(args.branch) if args.branch is not None else f"am/{agent_id}"
