@@ -145,6 +145,7 @@ def kube_session(spec: dict, env: dict) -> dict:
 
     k = spec["kubernetes"]
     t = kube.Target(k["namespace"], k.get("context"), k.get("kubeconfig"))
+    os.environ.update(env)  # this process's own kubectl calls find the cluster as the caller
     quick = 0
     while True:
         began = time.monotonic()
@@ -165,7 +166,8 @@ def kube_session(spec: dict, env: dict) -> dict:
             print(f"\r\nam: error: cannot stay attached to pod {k['pod']}: stopping it",
                   file=sys.stderr)
         break
-    result = {"exit_code": code, "oom_killed": False}
+    # Unknown when the cluster could not say how the agent ended.
+    result = {"exit_code": code if state is not None else None, "oom_killed": False}
     if state is not None and state.phase == "terminated":
         result = {"exit_code": state.exit_code, "oom_killed": state.oom}
     if k.get("network_log"):

@@ -39,14 +39,15 @@ def calls(kam) -> list[list[str]]:
     return [c["argv"] for c in state(kam)["calls"]]
 
 
-def wait_for_call(kam, verb: str, timeout: float = 30) -> list[str]:
+def wait_for_call(kam, verb: str, timeout: float = 90) -> list[str]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for argv in calls(kam):
             if verb in argv:
                 return argv
         time.sleep(0.1)
-    raise AssertionError(f"no kubectl {verb}: {calls(kam)}")
+    logs = "".join(p.read_text(errors="replace") for p in (kam.home / "state" / "logs").glob("*"))
+    raise AssertionError(f"no kubectl {verb}: {calls(kam)}\nlogs: {logs}")
 
 
 HEAD = ["--context", "ctx-test", "--namespace", "team-a"]

@@ -29,9 +29,9 @@ RBAC_HINT = ("ask your cluster's admin for the rights to create and delete pods,
              "networkpolicies in the namespace")
 START_TIMEOUT = 600  # seconds for a pod to be scheduled, pull its image and seed its workspace
 OP_TIMEOUT = 300  # seconds for a workspace operation's pod to start
-# What the session's client needs of the caller's environment to find the cluster as they do.
-FORWARDED_ENV = ("PATH", "HOME", "KUBECONFIG", "KUBECACHEDIR", "HTTPS_PROXY", "HTTP_PROXY",
-                 "NO_PROXY", "https_proxy", "http_proxy", "no_proxy")
+# What the session's client needs of the caller's environment at once (the rest of it comes
+# through the supervisor's FIFO).
+FORWARDED_ENV = ("PATH", "HOME", "KUBECONFIG")
 
 
 def say(msg: str) -> None:
@@ -252,6 +252,12 @@ class Kubernetes(Backend):
                               f"{explain(res.err or res.out, t).message}")
             _unlink(plan.bundle)
         wait_for(t, pod, kube.AGENT)
+        # The session's kubectl runs as the caller does: their whole environment (a cloud
+        # credential plugin's variables too), handed to the supervisor through the FIFO as a
+        # tmux agent's is, never written to a file. The agent's own values are in the Secret.
+        from am.plan import inherited_env
+
+        plan.secrets = {**inherited_env(dict(os.environ)), **plan.secrets}
 
     def launch_spec(self, plan) -> dict:
         from am import paths
