@@ -21,8 +21,9 @@ One agent ``ID`` in a namespace is:
   (the agent's arguments, its prompt, the branch) is quoted for sh there, and never placed in a
   command, an argument or an env value of the pod, where Kubernetes would expand ``$(NAME)``;
 - the NetworkPolicy ``am-ID``: no ingress; no egress at all for ``--network none``, only the
-  agent's proxy for ``limited``. A limited agent's proxy is the pod ``am-ID-proxy`` (with its
-  ConfigMap, its Service and a NetworkPolicy that lets only the agent in);
+  agent's proxy for ``limited``. A limited agent's proxy is the pod ``am-ID-proxy``, squid with
+  am's configuration (with its ConfigMap, its Service and a NetworkPolicy that lets only the
+  agent in);
 - the Secret ``am-ID-env``, when ``--env`` gives values: the pod takes them by reference.
 
 Every object carries the labels ``am.agent`` (the id), ``am.role`` and ``am.home`` (a digest
@@ -187,7 +188,8 @@ class Spec:
     secret_names: list = field(default_factory=list)  # --env names, values in the Secret
     gpus: int | None = None
     domains: list = field(default_factory=list)
-    proxy_image: str = "am-proxy:latest"
+    proxy_image: str = "am-proxy:2"
+    private: list = field(default_factory=list)  # allowed names that may be local addresses
     seed: dict | None = None  # first start: sha256, branch, base, origin of the bundle
 
 
@@ -411,21 +413,26 @@ def agent_policy(spec: Spec) -> dict:
             "metadata": meta(spec, pod_name(spec.agent_id), "agent"), "spec": body}
 
 
-def proxy_config_text(agent_id: str, domains: list[str]) -> dict:
-    """tinyproxy's files for a proxy pod: am's configuration (network.py), listening on the
-    pod's address instead of loopback, and logging to its output (``kubectl logs``)."""
+def proxy_config_text(spec: Spec) -> dict:
+    """squid's configuration for a proxy pod: am's own (network.py: the allowlist, no local
+    addresses but the names allowed as private, ports 80 and 443), listening on the pod's
+    address instead of loopback, and logging requests to its output (``kubectl logs``)."""
     from am import network
 
-    conf = [line for line in network.config_text(agent_id).splitlines()
-            if not line.startswith(("Listen ", "LogFile "))]
-    conf = [line.replace(network.CONF_DIR, PROXY_DIR) for line in conf]
-    return {"tinyproxy.conf": "\n".join(conf) + "\n", "filter": network.filter_text(domains)}
+    conf = network.config_text(spec.agent_id, list(spec.domains), list(spec.private), [])
+    changes = {f"http_port 127.0.0.1:{network.PROXY_PORT}\n": f"http_port {PROXY_PORT}\n",
+               f"access_log stdio:{network.LOG_PATH} am\n": "access_log stdio:/dev/stdout am\n"}
+    for old, new in changes.items():
+        if old not in conf:
+            raise Invalid(f"the proxy's configuration no longer has {old.strip()!r}")
+        conf = conf.replace(old, new)
+    return {network.CONF_NAME: conf}
 
 
 def proxy_objects(spec: Spec) -> list[dict]:
     name = proxy_name(spec.agent_id)
     conf = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(spec, name, "proxy"),
-            "data": proxy_config_text(spec.agent_id, spec.domains)}
+            "data": proxy_config_text(spec)}
     vol = _vol(spec, "proxyconf")
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta(spec, name, "proxy"), "spec": {
         "restartPolicy": "Never", "automountServiceAccountToken": False,
@@ -433,8 +440,7 @@ def proxy_objects(spec: Spec) -> list[dict]:
         "securityContext": _pod_security(PROXY_UID),
         "containers": [{
             "name": "proxy", "image": spec.proxy_image, "imagePullPolicy": "IfNotPresent",
-            "command": ["tinyproxy", "-d", "-c", f"{PROXY_DIR}/tinyproxy.conf"],
-            "ports": [{"containerPort": PROXY_PORT, "protocol": "TCP"}],
+            "command": ["/usr/sbin/squid", "-N", "-f", f"{PROXY_DIR}/squid.conf"],
             "securityContext": _security(),
             "resources": {"limits": {"memory": "128Mi", "cpu": "500m"},
                           "requests": {"memory": "32Mi", "cpu": "50m"}},

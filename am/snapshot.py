@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path, PurePosixPath
 
+from am import paths
 from am.errors import AmError
 
 MANIFEST = "am-snapshot.json"
@@ -50,7 +51,7 @@ def create(record: dict, layout, *, on_host: bool = False) -> Path:
     workspace.check_present(record)
     ops = workspace.for_record(record, layout, on_host=on_host)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    layout.snapshots.mkdir(parents=True, exist_ok=True)
+    paths.private_dir(layout.snapshots)
     path = layout.snapshots / f"{record['id']}-{stamp}.tar.gz"
     n = 1
     while path.exists():

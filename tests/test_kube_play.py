@@ -236,6 +236,43 @@ def test_an_emptydir_workspace_outlives_its_agent_in_the_keeper(play, repo):
     assert res.returncode != 0
 
 
+def test_a_limited_agents_proxy_pod_refuses_what_is_not_allowed(play):
+    """The proxy pod of --network limited, on a network of the test's own (podman enforces no
+    NetworkPolicy, so a client container stands in for the agent): squid with am's rules, its
+    refusals in its output, which is what 'kubectl logs' and 'am logs --network' read."""
+    from am import network
+
+    spec = play.spec(network="limited", domains=["example.com"],
+                     proxy_image=f"localhost/{network.PROXY_IMAGE}")
+    net = f"am-{play.id}-net"
+    podman("network", "create", net)
+    try:
+        play.play([o for o in kube.proxy_objects(spec) if o["kind"] in ("ConfigMap", "Pod")],
+                  network=net)
+        proxy = f"{kube.proxy_name(play.id)}-proxy"
+        assert status(proxy) == "running"
+        uid = podman("inspect", "--format", "{{.Config.User}}", proxy).stdout.decode()
+        assert uid.startswith(str(kube.PROXY_UID))
+        wait_until("squid", lambda: "Accepting HTTP" in play.logs(proxy))
+        ip = podman("inspect", "--format",
+                    "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                    proxy).stdout.decode().strip()
+        url = f"http://{ip}:{kube.PROXY_PORT}"
+        codes = podman("run", "--rm", "--network", net, IMAGE, "sh", "-c",
+                       f"for u in http://denied.example.org/ http://{ip}/ "
+                       "http://example.com:8080/; do curl -s -o /dev/null -w '%{http_code} ' "
+                       f"-x {url} $u; done").stdout.decode().split()
+        assert codes == ["403", "403", "403"]
+        refused = network.denied(podman("logs", proxy).stdout.decode().splitlines(True))
+        assert [r.split(" denied ")[1] for r in refused] == [
+            f"GET denied.example.org:80: {network.REFUSALS['ERR_AM_DOMAIN']}",
+            f"GET {ip}:80: {network.REFUSALS['ERR_AM_DOMAIN']}",
+            f"GET example.com:8080: {network.REFUSALS['ERR_AM_PORT']}"]
+    finally:
+        play.cleanup()
+        podman("network", "rm", "--force", net, check=False)
+
+
 def test_an_operations_pod_reads_the_claim_read_only(play, repo):
     plan, base = play.bundle(repo)
     spec = play.spec(seed=plan.seed, command=["sh", "-c", "echo work > /workspace/n.txt"])

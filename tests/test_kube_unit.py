@@ -140,7 +140,8 @@ def test_network_none_denies_all_egress_and_ingress():
 
 
 def test_network_limited_allows_only_the_agents_proxy():
-    objects = kube.manifests(spec(network="limited", domains=["api.example.com"]))
+    objects = kube.manifests(spec(network="limited", domains=["api.example.com"],
+                                  private=["git.internal.example"]))
     agent_policy = by_kind(objects, "NetworkPolicy", "agent")[0]["spec"]
     (rule,) = agent_policy["egress"]
     assert rule["to"] == [{"podSelector": {"matchLabels": kube.labels(spec(), "proxy")}}]
@@ -149,9 +150,12 @@ def test_network_limited_allows_only_the_agents_proxy():
     assert proxy_policy["ingress"][0]["from"] == [
         {"podSelector": {"matchLabels": kube.labels(spec(), "agent")}}]
     conf = by_kind(objects, "ConfigMap", "proxy")[0]["data"]
-    assert "FilterDefaultDeny Yes" in conf["tinyproxy.conf"]
-    assert "Listen" not in conf["tinyproxy.conf"] and "LogFile" not in conf["tinyproxy.conf"]
-    assert r"^api\.example\.com$" in conf["filter"]
+    squid = conf["squid.conf"]
+    assert f"\nhttp_port {kube.PROXY_PORT}\n" in squid and "127.0.0.1" not in squid.split(
+        "http_port")[1].splitlines()[0]
+    assert "access_log stdio:/dev/stdout am" in squid
+    assert "http_access deny all" in squid and "api\\.example\\.com" in squid
+    assert "git\\.internal\\.example" in squid.split("acl am_private_ok")[1].splitlines()[0]
     (service,) = by_kind(objects, "Service")
     assert service["spec"]["selector"] == kube.labels(spec(), "proxy")
     script = by_kind(objects, "ConfigMap", "agent")[0]["data"]["agent.sh"]
@@ -404,7 +408,7 @@ def test_a_kubernetes_plan(tmp_path):
     # the limits are the node's to judge, not this host's (1 GiB, 1 CPU here)
     assert p.limits["memory"] == "8g"
     assert p.kube == {"context": None, "namespace": None, "storage": "emptydir",
-                      "size": "10Gi", "storage_class": None, "proxy_image": "am-proxy:latest"}
+                      "size": "10Gi", "storage_class": None, "proxy_image": "am-proxy:2"}
     assert p.record(str(tmp_path))["kubernetes"] == p.kube
     env = {"AM_KUBE_CONTEXT": "dev", "AM_KUBE_NAMESPACE": "agents"}
     p = build(tmp_path, env)

@@ -92,7 +92,8 @@ def spec_of(plan, home: str) -> kube.Spec:
         storage=k["storage"], size=k["size"], storage_class=k.get("storage_class"),
         env=dict(plan.env), secret_names=[n for n in plan.env_names if n in plan.secrets],
         gpus=int(plan.gpus) if plan.gpus else None, domains=list(plan.allow_domains),
-        proxy_image=k["proxy_image"], seed=getattr(plan, "seed", None))
+        private=list(plan.allow_private_domains), proxy_image=k["proxy_image"],
+        seed=getattr(plan, "seed", None))
 
 
 def get_pod(t: kube.Target, pod: str) -> dict | None:
