@@ -297,6 +297,16 @@ def _pod_security(uid: int) -> dict:
             "seccompProfile": {"type": "RuntimeDefault"}}
 
 
+def _pod_base(uid: int, grace: int, service_links: bool = False) -> dict:
+    """What every pod of am has: run once, as UID, no service account token, none of the
+    node's namespaces (said explicitly, for whoever audits the spec), and GRACE seconds to
+    end."""
+    return {"restartPolicy": "Never", "automountServiceAccountToken": False,
+            "hostNetwork": False, "hostPID": False, "hostIPC": False,
+            "enableServiceLinks": service_links, "terminationGracePeriodSeconds": grace,
+            "securityContext": _pod_security(uid)}
+
+
 def _resources(spec: Spec) -> dict:
     from am.plan import memory_bytes
 
@@ -367,12 +377,8 @@ def agent_pod(spec: Spec) -> dict:
         containers.append(keeper)
         volumes.append(_memory_dir(ktmp))
     body = {
-        "restartPolicy": "Never",
-        "automountServiceAccountToken": False,
         # Service links give a limited agent its proxy's address; nothing else needs them.
-        "enableServiceLinks": spec.network == "limited",
-        "terminationGracePeriodSeconds": 5,
-        "securityContext": _pod_security(POD_UID),
+        **_pod_base(POD_UID, 5, service_links=spec.network == "limited"),
         "containers": containers,
         "volumes": volumes,
     }
@@ -435,9 +441,7 @@ def proxy_objects(spec: Spec) -> list[dict]:
             "data": proxy_config_text(spec)}
     vol = _vol(spec, "proxyconf")
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta(spec, name, "proxy"), "spec": {
-        "restartPolicy": "Never", "automountServiceAccountToken": False,
-        "enableServiceLinks": False, "terminationGracePeriodSeconds": 2,
-        "securityContext": _pod_security(PROXY_UID),
+        **_pod_base(PROXY_UID, 2),
         "containers": [{
             "name": "proxy", "image": spec.proxy_image, "imagePullPolicy": "IfNotPresent",
             "command": ["/usr/sbin/squid", "-N", "-f", f"{PROXY_DIR}/squid.conf"],
@@ -499,9 +503,7 @@ def op_manifests(spec: Spec, token: str) -> list[dict]:
                            [{"name": ws, "mountPath": WORKSPACE, "readOnly": True},
                             {"name": tmp, "mountPath": "/tmp"}],
                            env=[{"name": "HOME", "value": "/tmp"}])
-    body = {"restartPolicy": "Never", "automountServiceAccountToken": False,
-            "enableServiceLinks": False, "terminationGracePeriodSeconds": 1,
-            "activeDeadlineSeconds": OP_DEADLINE, "securityContext": _pod_security(POD_UID),
+    body = {**_pod_base(POD_UID, 1), "activeDeadlineSeconds": OP_DEADLINE,
             "containers": [container],
             "volumes": [workspace_volume(spec, read_only=True), _memory_dir(tmp)]}
     if isolation.runtime_class(spec.isolation):

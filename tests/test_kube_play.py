@@ -51,6 +51,13 @@ def status(container: str) -> str:
     return res.stdout.decode().strip() if res.returncode == 0 else "missing"
 
 
+# What the init container is allowed, asked from inside it.
+SEED_PROBE = ("echo UID=$(id -u); grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' "
+              "/proc/self/status; echo ROOT=$(awk '$2 == \"/\" {print $4}' /proc/mounts | "
+              "tail -1 | cut -d, -f1); "
+              "touch /workspace/.w && rm /workspace/.w && echo WS=rw")
+
+
 class Play:
     """One agent's objects played by podman, removed after the test."""
 
@@ -59,6 +66,7 @@ class Play:
         self.tmp = tmp_path
         self.files: list[Path] = []
         self.sessions: list[str] = []
+        self.seed_probe = ""
 
     def spec(self, repo: Path | None = None, **kw) -> kube.Spec:
         base = dict(agent_id=self.id, home=str(self.tmp / "amhome"), image=IMAGE,
@@ -93,6 +101,9 @@ class Play:
                 wait_until("the init container", lambda: status(seeder) == "running" or
                            proc.poll() is not None)
                 assert proc.poll() is None, proc.communicate()[1].decode()
+                # The init container's own policy, probed while it waits for the bundle.
+                self.seed_probe = podman("exec", seeder, "sh", "-c", SEED_PROBE,
+                                         check=False).stdout.decode()
                 with open(deliver, "rb") as f:
                     podman("exec", "-i", seeder, *kube.DELIVER, input=f.read())
             out, err = proc.communicate(timeout=180)
@@ -172,23 +183,33 @@ def test_the_pods_policy_holds_inside_and_the_bundle_seeds_the_workspace(play, r
     assert base in probe and f"am/{play.id}" in probe and str(repo) in probe
     assert "refs/remotes/origin/main" in probe and "refs/remotes/origin/side" in probe
     assert "PROBE-FILE" in probe
-    assert host_cgroup("podman", agent)["memory"] == str(512 * 1024**2)
+    limits = host_cgroup("podman", agent)
+    assert limits["memory"] == str(512 * 1024**2)
+    assert limits["cpu"] == "100000/100000"  # cpus 1: the pod's cpu limit, 1000m
+    # The init container had the same policy, and only it could write the workspace then.
+    seed = play.seed_probe
+    assert f"UID={kube.POD_UID}" in seed and "ROOT=ro" in seed and "WS=rw" in seed, seed
+    assert "CapEff:\t0000000000000000" in seed and "CapBnd:\t0000000000000000" in seed
+    assert "NoNewPrivs:\t1" in seed and "Seccomp:\t2" in seed
     # The workspace operations read it in the pod: the seed's commit, then the probe's file.
     assert play.wsops(agent, "head") == {"head": base, "branch": f"am/{play.id}"}
     assert play.wsops(agent, "unsaved")["changed"] == 1
 
 
-def test_without_the_policy_the_probe_sees_capabilities_and_a_writable_root(play):
+def test_without_the_policy_the_probe_sees_capabilities_and_a_writable_root(play, repo):
     """Positive control: the same pod with its securityContexts taken out keeps a bounding set
     of capabilities, may gain privileges and has a writable root; the probe above would have
     seen it. (Its uid is still the image's own user, 1000: runAsUser guards images that have none.)
     """
-    objects = kube.manifests(play.spec())
+    plan, _ = play.bundle(repo)
+    objects = kube.manifests(play.spec(seed=plan.seed))
     pod = objects[-1]
     del pod["spec"]["securityContext"]
-    for c in pod["spec"]["containers"]:
+    for c in pod["spec"]["containers"] + pod["spec"]["initContainers"]:
         del c["securityContext"]
-    play.play(objects)
+    play.play(objects, deliver=plan.bundle)
+    assert "ROOT=rw" in play.seed_probe and "NoNewPrivs:\t0" in play.seed_probe
+    assert "CapBnd:\t0000000000000000" not in play.seed_probe
     agent = f"am-{play.id}-agent"
     play.attach(agent)
     log = wait_until("the probe", lambda: (t := play.logs(agent)) and "PROBE-DONE" in t and t)

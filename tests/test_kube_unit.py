@@ -87,6 +87,40 @@ def test_every_container_gets_the_policy(shape):
         assert (body.get("runtimeClassName") == "gvisor") == (shape["isolation"] == "gvisor")
 
 
+def node_access(pod: dict) -> list[str]:
+    """What of the node POD would get: a node volume, a node namespace, a host port."""
+    body, found = pod["spec"], []
+    found += [k for k in ("hostNetwork", "hostPID", "hostIPC") if body.get(k) is not False]
+    for vol in body["volumes"]:
+        kinds = set(vol) - {"name"}
+        if not kinds <= {"emptyDir", "persistentVolumeClaim", "configMap"}:
+            found.append(f"volume {vol}")
+        if vol.get("emptyDir", {}).get("medium") == "Memory" and \
+                not vol["emptyDir"].get("sizeLimit"):
+            found.append(f"uncapped memory volume {vol['name']}")
+    found += [f"host port of {c['name']}" for c in containers(pod)
+              for p in c.get("ports", []) if "hostPort" in p]
+    return found
+
+
+@pytest.mark.parametrize("shape", ALL_SHAPES, ids=str)
+def test_no_pod_gets_anything_of_the_node(shape):
+    """No hostPath or other node volume, none of the node's namespaces (said explicitly), no
+    host port: the pods have only what am makes for them, as a container agent has no host
+    mount."""
+    objects = kube.manifests(spec(**shape)) + kube.op_manifests(spec(**shape), "0a1b2c3d")
+    for pod in by_kind(objects, "Pod"):
+        assert node_access(pod) == [], pod["metadata"]["name"]
+
+
+def test_control_node_access_is_seen():
+    pod = kube.agent_pod(spec())
+    pod["spec"]["volumes"].append({"name": "h", "hostPath": {"path": "/"}})
+    pod["spec"]["hostPID"] = True
+    pod["spec"]["containers"][0]["ports"] = [{"containerPort": 80, "hostPort": 80}]
+    assert len(node_access(pod)) == 3
+
+
 def test_limits_come_from_the_same_flags():
     pod = kube.agent_pod(spec(limits={"memory": "512m", "cpus": "0.5", "pids": 100}))
     agent = pod["spec"]["containers"][0]
