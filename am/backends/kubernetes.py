@@ -58,11 +58,22 @@ def explain(text: str, t: kube.Target | None = None) -> AmError:
                        "'am clean --containers', or choose another --name")
     if "forbidden" in low:
         return AmError(f"Kubernetes refused: {last}", RBAC_HINT)
-    if any(s in low for s in ("current-context is not set", "context was not found",
-                              "no configuration has been provided", "does not exist")):
+    if "cannot locate context" in low or "context was not found" in low:
+        return AmError(f"kubectl has no context of that name: {last}",
+                       "'kubectl config get-contexts' lists them: fix AM_KUBE_CONTEXT "
+                       "(kubernetes.context in config.toml), or leave it empty for the "
+                       "current one")
+    if any(s in low for s in ("current-context is not set", "no configuration has been "
+                              "provided", "does not exist")):
         return AmError(f"kubectl has no usable context: {last}",
-                       "choose one with 'kubectl config use-context NAME', or set "
-                       "AM_KUBE_CONTEXT (kubernetes.context in config.toml)")
+                       "set up a kubeconfig for your cluster (~/.kube/config or KUBECONFIG, "
+                       "as its vendor's tools make it), then 'kubectl config use-context "
+                       "NAME', or set AM_KUBE_CONTEXT (kubernetes.context in config.toml)")
+    if any(s in low for s in ("must be logged in", "unauthorized",
+                              "provide credentials")):
+        return AmError(f"the cluster refused kubectl's credentials: {last}",
+                       "log in again (your cluster vendor's login, or refresh the "
+                       "kubeconfig's token), then check with 'kubectl get pods'")
     if any(s in low for s in ("unable to connect", "connection refused", "no such host",
                               "i/o timeout", "couldn't get current server api")):
         return AmError(f"cannot reach {where}: {last}",
