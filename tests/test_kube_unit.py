@@ -532,3 +532,14 @@ def test_push_reference():
     for bad in ("-reg", "reg/UPPER", "reg:port", "a b", ""):
         with pytest.raises(AmError, match="invalid --push"):
             image.push_reference(bad, "am-agent:latest")
+
+
+def test_a_failed_push_names_its_fix():
+    from am.backends.engine import push_hint
+
+    plain = 'pinging container registry r:5000: http: server gave HTTP response to HTTPS client'
+    assert "insecure-registries" in push_hint("docker", plain, "r:5000/am-agent:latest")
+    assert "registries.conf" in push_hint("podman", plain, "r:5000/am-agent:latest")
+    login = "unauthorized: authentication required"
+    assert push_hint("podman", login, "r:5000/x:1") == "log in first: 'podman login r:5000'"
+    assert "answers" in push_hint("docker", "dial tcp: connection refused", "r:5000/x:1")

@@ -385,8 +385,7 @@ class Engine(Backend):
                                                                flush=True))
             if not res.ok:
                 raise AmError(f"{' '.join(argv[:2])} failed: {res.last_lines(1)}",
-                              f"log in first ('{self.runtime} login {remote.split('/')[0]}'), "
-                              "or check the registry's address")
+                              push_hint(self.runtime, res.last_lines(3), remote))
 
     def prepare(self, plan) -> None:
         self.ensure_security()
@@ -586,3 +585,19 @@ def engine(runtime: str) -> Engine:
         return Docker()
     raise AmError("no container engine found in PATH",
                   "install podman or docker.io, or run without --container")
+
+
+def push_hint(runtime: str, text: str, remote: str) -> str:
+    """The fix for a failed push, from the engine's words (TEXT) about the registry of REMOTE."""
+    registry = remote.split("/")[0]
+    low = text.lower()
+    if "http response to https client" in low:
+        return (f"{registry} speaks plain HTTP: give it TLS, or mark it insecure for "
+                f"{runtime} (" + ("'insecure-registries' in /etc/docker/daemon.json"
+                                  if runtime == "docker" else
+                                  "a [[registry]] with insecure = true in registries.conf")
+                + ")")
+    if any(w in low for w in ("unauthorized", "authentication required", "denied",
+                              "authorization")):
+        return f"log in first: '{runtime} login {registry}'"
+    return f"check that {registry} is the registry's address and that it answers"
