@@ -76,6 +76,7 @@ def test_spawn_stop_rm_send_these_command_lines(kam, repo):
     assert info["runtime"] == "kubernetes" and info["container"] == "am-k1"
     assert info["kubernetes"]["context"] == "ctx-test"
     assert info["kubernetes"]["namespace"] == "team-a"
+    assert info["kubernetes"]["storage"] == "pvc" and info["kubernetes"]["size"] == "10Gi"
     assert not (kam.home / "agents" / "k1").exists()  # the workspace is in the cluster
     # the session's client
     attach = wait_for_call(kam, "attach")
