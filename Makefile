@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME ?= auto
 
-.PHONY: setup install test test-fast lint format image clean-agents demo security bench
+.PHONY: setup install test test-fast test-cluster lint format image clean-agents demo security bench
 
 setup:  ## system packages and running container engines (root)
 	bash scripts/setup-host.sh
@@ -23,7 +23,10 @@ test: lint  ## lint, then the whole suite: unit, tmux end-to-end, both container
 test-fast: lint  ## lint, then everything that needs no container engine
 	$(BIN)/pytest -q -ra -m "not container"
 
-lint: install  ## ruff's checks, and mypy over the typed modules (pyproject's tool.mypy)
+test-cluster: install  ## Kubernetes agents on a real cluster: AM_TEST_KUBECONFIG (docs/scale.md)
+	AM_TEST_CLUSTER_TIER=1 $(BIN)/pytest -q -ra tests/cluster
+
+lint: install  ## ruff's checks, no new import cycle, and mypy over the typed modules (pyproject's tool.mypy)
 	$(BIN)/ruff check am tests scripts
 	$(BIN)/python scripts/import_cycles.py --allow am.backends.engine,am.network
 	$(BIN)/mypy

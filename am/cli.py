@@ -32,7 +32,12 @@ def _spawn(p):
 def _run_options(p):
     """How an agent runs: the options of spawn that am start takes for a restored agent."""
     p.add_argument("--container", action="store_true", help="run in an isolated container")
-    p.add_argument("--runtime", choices=["docker", "podman", "auto"], help="container engine")
+    p.add_argument("--runtime", choices=["docker", "podman", "auto", "kubernetes"],
+                   help="container engine, or kubernetes: a pod in kubectl's current context "
+                   "(docs/scale.md)")
+    p.add_argument("--kube-workspace", choices=["pvc", "emptydir"],
+                   help="a Kubernetes agent's workspace: a PersistentVolumeClaim (default), or "
+                   "an emptyDir that lives as long as its pod")
     p.add_argument("--agent", help="agent profile: claude, codex, aider, gemini, ...")
     p.add_argument("--cmd", help="run this shell command as the agent instead of a profile's CLI")
     p.add_argument(
@@ -184,7 +189,8 @@ def _config(p):
     )
     c = csub.add_parser("show", help="each setting, its value and where it came from")
     c.add_argument("--json", action="store_true")
-    c.add_argument("--runtime", choices=["docker", "podman", "auto"])
+    c.add_argument("--runtime", choices=["docker", "podman", "auto", "kubernetes"])
+    c.add_argument("--kube-workspace", choices=["pvc", "emptydir"])
     c.add_argument("--agent")
     c.add_argument("--image")
     c.add_argument("--network", choices=["none", "limited", "full"])
@@ -207,6 +213,9 @@ def _image(p):
     b.add_argument("--agents", metavar="CLI,...",
                    help="agent CLIs to put in the image: claude, codex, gemini, aider "
                    "(default: agent_clis of the config, else claude; '' for none)")
+    b.add_argument("--push", metavar="REGISTRY",
+                   help="then push it as REGISTRY/TAG (host[:port][/path]), for clusters that "
+                   "pull from a registry")
     b.add_argument("--proxy", action="store_true",
                    help="build the --network limited proxy image anew from Debian's mirror "
                         "(picks up squid's security updates)")

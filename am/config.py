@@ -5,6 +5,7 @@ once, as one error naming the file, the key and what it accepts, whichever comma
 """
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,8 @@ from am import domains, profiles, validate
 from am.errors import AmError
 
 SOURCES = ("flag", "env", "file", "default")
-RUNTIMES = ("docker", "podman", "auto")
+RUNTIMES = ("docker", "podman", "auto", "kubernetes")
+STORAGES = ("pvc", "emptydir")  # am/kube.py
 NETWORKS = ("none", "limited", "full")
 ISOLATIONS = ("runc", "gvisor")  # am/isolation.py; not imported here, to keep start-up cheap
 DEFAULT_IDLE_AFTER = 600
@@ -89,6 +91,20 @@ def _domains(value):
                       f"({e.message})") from None
 
 
+def _optional_text(value):
+    """A string; empty: the default (a Kubernetes context's own, say)."""
+    if not isinstance(value, str) or any(ord(c) < 32 for c in value):
+        raise Invalid("a string")
+    return value.strip()
+
+
+def _quantity(value):
+    if not isinstance(value, str) or not re.fullmatch(
+            r"[0-9]+(?:\.[0-9]+)?(?:Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?", value):
+        raise Invalid("a Kubernetes size such as \"10Gi\"")
+    return value
+
+
 def _clis(value):
     items = value.replace(",", " ").split() if isinstance(value, str) else value
     if not isinstance(items, list) or not all(
@@ -122,9 +138,19 @@ KEYS = {
         Key("idle_after", DEFAULT_IDLE_AFTER, _seconds, "AM_IDLE_AFTER", None),
         # The CLIs `am image build` (and a first container spawn) put in the image.
         Key("agent_clis", ["claude"], _clis, "AM_AGENT_CLIS", None),
+        # --runtime kubernetes (docs/scale.md): empty context and namespace are kubectl's own
+        Key("kubernetes.context", "", _optional_text, "AM_KUBE_CONTEXT", None),
+        Key("kubernetes.namespace", "", _optional_text, "AM_KUBE_NAMESPACE", None),
+        Key("kubernetes.workspace", "pvc", _choice(STORAGES), "AM_KUBE_WORKSPACE",
+            "kube_workspace"),
+        Key("kubernetes.workspace_size", "10Gi", _quantity, None, None),
+        Key("kubernetes.storage_class", "", _optional_text, None, None),
+        Key("kubernetes.proxy_image", "am-proxy:2", _text, None, None),  # network.PROXY_IMAGE
     )
 }
-TABLES = {"limits": ("memory", "cpus", "pids"), "agents": ()}
+TABLES = {"limits": ("memory", "cpus", "pids"), "agents": (),
+          "kubernetes": ("context", "namespace", "workspace", "workspace_size", "storage_class",
+                         "proxy_image")}
 AGENT_KEYS = {
     "command": "a non-empty list of strings, such as [\"my-agent\", \"--verbose\"]",
     "skip_permissions_flag": "a string, such as \"--yes\"",

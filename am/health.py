@@ -144,7 +144,10 @@ def engine_figures(runtimes: set[str]) -> tuple[dict, list[str], list[threading.
 def collect(views: list[dict], layout, idle_after: float) -> tuple[list[dict], list[str]]:
     """The full status row of each agent, and warnings about engines that did not answer."""
     running = [v for v in views if v["status"] == "running"]
-    runtimes = {v["runtime"] for v in running if v["mode"] == "container" and v.get("runtime")}
+    # Kubernetes agents have no figures here: a cluster gives them only through its metrics
+    # server ('kubectl top'), which many clusters lack.
+    runtimes = {v["runtime"] for v in running if v["mode"] == "container" and v.get("runtime")
+                and v["runtime"] != "kubernetes"}
     figures, warnings, threads = engine_figures(runtimes)
     tmux = tmux_figures([v["session"] for v in running if v["mode"] == "tmux"])
     for t in threads:

@@ -48,9 +48,7 @@ def create(record: dict, layout, *, on_host: bool = False) -> Path:
     """Archive RECORD's (checked) workspace under the snapshots folder; returns its path."""
     from am import workspace
 
-    ws = Path(record["workspace"])
-    if not ws.is_dir() or ws.is_symlink():
-        raise AmError(f"workspace {ws} of agent {record['id']} is missing")
+    workspace.check_present(record)
     ops = workspace.for_record(record, layout, on_host=on_host)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     paths.private_dir(layout.snapshots)

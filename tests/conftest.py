@@ -17,6 +17,9 @@ from helpers import (  # noqa: F401 (older tests import them from here)
     state_agents,
 )
 
+# The cluster tier runs only through 'make test-cluster': no cluster runs here (docs/scale.md).
+collect_ignore = [] if os.environ.get("AM_TEST_CLUSTER_TIER") else ["cluster"]
+
 
 @pytest.fixture
 def am(tmp_path):

@@ -80,8 +80,13 @@ def execute(plan: planning.Plan, backend, layout) -> None:
             agents[plan.id] = plan.record(str(layout.root))
         undo.push(store.remove, plan.id)
 
-        say(f"Preparing workspace {plan.workspace} from {plan.source} ...")
-        base = make_workspace(plan, undo)
+        if plan.runtime == "kubernetes":
+            # The workspace is made in the cluster, from a bundle of the source.
+            undo.push(backend.delete_workspace, plan.record(str(layout.root)))
+            base = backend.make_seed(plan, undo, layout)
+        else:
+            say(f"Preparing workspace {plan.workspace} from {plan.source} ...")
+            base = make_workspace(plan, undo)
         if plan.proxy:
             from am import network
 
@@ -186,7 +191,9 @@ def prepare(plan: planning.Plan):
     for warning in plan.warnings:
         say(f"am: warning: {warning}")
     if plan.network == "full":
-        say("warning: --network full gives the agent the engine's ordinary bridge network: "
-            "it can reach the internet and your local network")
+        say("warning: --network full gives the agent " + (
+            "the cluster's pod network" if plan.runtime == "kubernetes" else
+            "the engine's ordinary bridge network") +
+            ": it can reach the internet and your local network")
     backend.prepare(plan)
     return backend
