@@ -2,6 +2,7 @@
 
 import os
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from am import clock, git, paths, proc, session
@@ -9,11 +10,21 @@ from am.record import Status
 from am.store import open_store
 
 
+class Kind(StrEnum):
+    ORPHAN_SESSION = "orphan-session"  # a tmux session of this AM_HOME with no record
+    ORPHAN_CONTAINER = "orphan-container"  # a labelled container with no record
+    LOST_SESSION = "lost-session"  # a container whose session (and supervisor) died
+    ORPHAN_PROXY = "orphan-proxy"  # a network proxy whose agent is gone or not running
+    ORPHAN_NETWORK = "orphan-network"  # am's outside network that no proxy uses
+    STALE_SPAWN = "stale-spawn"  # the record of a spawn that died before it finished
+    STALE_WORKTREE = "stale-worktree"  # a worktree entry in a source whose folder is gone
+    ORPHAN_WORKSPACE = "orphan-workspace"  # a workspace folder with no record
+    INVALID_RECORD = "invalid-record"  # a record naming what am did not make for its id
+
+
 @dataclass
 class Drift:
-    # orphan-session | orphan-container | lost-session | orphan-proxy | orphan-network |
-    # stale-spawn | stale-worktree | orphan-workspace | invalid-record
-    kind: str
+    kind: Kind
     subject: str
     detail: str
     runtime: str | None = None
@@ -52,74 +63,85 @@ def network_drift(engine, records: dict, home: str) -> list[Drift]:
             why = f"of agent {r['id']}, which is not running"
         else:
             continue
-        found.append(Drift("orphan-proxy", name, f"{engine.runtime} network proxy {why}",
+        found.append(Drift(Kind.ORPHAN_PROXY, name, f"{engine.runtime} network proxy {why}",
                            engine.runtime))
     if not proxies:
         for name in network.networks(engine, home):
-            found.append(Drift("orphan-network", name, f"{engine.runtime} outside network of "
+            found.append(Drift(Kind.ORPHAN_NETWORK, name, f"{engine.runtime} outside network of "
                                "this AM_HOME that no proxy uses", engine.runtime))
     return found
 
 
 def find(layout=None, engines: list | None = None) -> list[Drift]:
+    """Every drift of LAYOUT's state file against tmux, the ENGINES given, and the disk."""
     layout = layout or paths.layout()
     records = open_store(layout).agents()
     home = str(layout.root)
-    found: list[Drift] = []
     live = session.sessions()
-    for name in session.orphans(live, records, home):
-        found.append(Drift("orphan-session", name, "tmux session with no agent record"))
+    found = [Drift(Kind.ORPHAN_SESSION, name, "tmux session with no agent record")
+             for name in session.orphans(live, records, home)]
     for engine in engines or []:
-        containers = {
-            r.get("container") for r in records.values() if r.get("runtime") == engine.runtime
-        }
-        by_container = {r.get("container"): r for r in records.values()
-                        if r.get("runtime") == engine.runtime}
-        for name in engine.labelled(home):
-            r = by_container.get(name)
-            if r is not None and r.get("status") != Status.STARTING and \
-                    r.get("session") not in live:
-                found.append(Drift("lost-session", name, f"{engine.runtime} container of agent "
-                                   f"{r['id']} outlived its session", engine.runtime))
-                continue
-            if name not in containers:
-                found.append(
-                    Drift(
-                        "orphan-container",
-                        name,
-                        f"{engine.runtime} container "
-                        "labelled for this AM_HOME with no agent record",
-                        engine.runtime,
-                    )
-                )
+        found += container_drift(engine, records, live, home)
         found += network_drift(engine, records, home)
+    invalid, valid = record_drift(records, layout)
+    return (found + invalid + spawn_drift(valid) + worktree_drift(valid) +
+            workspace_drift(records, layout))
+
+
+def container_drift(engine, records: dict, live: dict, home: str) -> list[Drift]:
+    """ENGINE's containers labelled for HOME that outlived their session, or have no record."""
+    mine = {r.get("container"): r for r in records.values() if r.get("runtime") == engine.runtime}
+    found = []
+    for name in engine.labelled(home):
+        r = mine.get(name)
+        if r is not None and r.get("status") != Status.STARTING and \
+                r.get("session") not in live:
+            found.append(Drift(Kind.LOST_SESSION, name, f"{engine.runtime} container of agent "
+                               f"{r['id']} outlived its session", engine.runtime))
+        elif r is None:
+            found.append(Drift(Kind.ORPHAN_CONTAINER, name, f"{engine.runtime} container "
+                               "labelled for this AM_HOME with no agent record", engine.runtime))
+    return found
+
+
+def record_drift(records: dict, layout) -> tuple[list[Drift], list[dict]]:
+    """Records that name something other than what am made for their id; and the others."""
     from am import records as checks
 
-    invalid = set()
+    invalid, valid = [], []
     for key, r in records.items():
         wrong = checks.problems(r, layout, key)
         if wrong:
-            invalid.add(key)
-            found.append(Drift("invalid-record", key, "; ".join(wrong)))
-    valid = [r for key, r in records.items() if key not in invalid]
-    for r in valid:
-        if r.get("status") == Status.STARTING and not spawn_alive(r):
-            found.append(Drift("stale-spawn", r["id"], "record of a spawn that never finished"))
+            invalid.append(Drift(Kind.INVALID_RECORD, key, "; ".join(wrong)))
+        else:
+            valid.append(r)
+    return invalid, valid
+
+
+def spawn_drift(valid: list[dict]) -> list[Drift]:
+    """Records of spawns that died before they finished."""
+    return [Drift(Kind.STALE_SPAWN, r["id"], "record of a spawn that never finished")
+            for r in valid if r.get("status") == Status.STARTING and not spawn_alive(r)]
+
+
+def worktree_drift(valid: list[dict]) -> list[Drift]:
+    """What ``git worktree prune`` would remove in the sources of worktree agents."""
+    found = []
     for source in sorted({r["source"] for r in valid if r.get("worktree")}):
         res = proc.run(["git", "-C", source, "worktree", "prune", "--dry-run", "--verbose"],
                        env=git.source_env())
-        for line in (res.out + res.err).splitlines():
-            if line.strip():
-                found.append(Drift("stale-worktree", source, line.strip()))
-    known = {Path(r["workspace"]).name for r in records.values()}
-    if layout.workspaces.is_dir():
-        for entry in sorted(os.listdir(layout.workspaces)):
-            if entry not in known and not entry.startswith("."):
-                found.append(
-                    Drift(
-                        "orphan-workspace",
-                        str(layout.workspaces / entry),
-                        "workspace folder with no agent record",
-                    )
-                )
+        found += [Drift(Kind.STALE_WORKTREE, source, line.strip())
+                  for line in (res.out + res.err).splitlines() if line.strip()]
     return found
+
+
+def workspace_drift(records: dict, layout) -> list[Drift]:
+    """Folders among the workspaces that no record names (am's own temporaries start with
+    a dot)."""
+    if not layout.workspaces.is_dir():
+        return []
+    known = {Path(r["workspace"]).name for r in records.values()}
+    return [Drift(Kind.ORPHAN_WORKSPACE, str(layout.workspaces / entry),
+                  "workspace folder with no agent record")
+            for entry in sorted(os.listdir(layout.workspaces))
+            if entry not in known and not entry.startswith(".")]

@@ -106,3 +106,7 @@ def test_gitsafe_check_config_names_the_refused_key(tmp_path):
     config.write_text('[core]\n\tbare = false\n\tfsmonitor = touch /tmp/pwned\n')
     with pytest.raises(gitsafe.Refused, match="sets 'core.fsmonitor'"):
         gitsafe.check_config(config, tmp_path)
+
+
+def test_every_kind_has_a_fix():
+    assert set(doctor.FIXES) == set(drift.Kind)

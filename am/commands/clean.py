@@ -71,9 +71,8 @@ def run(args) -> int:
         lifecycle.snapshot_then_delete(store.agents()[view["id"]], store, layout)
         print(f"Removed {view['id']}", file=sys.stderr)
         removed += 1
-    for d in drift.find(layout):
-        if d.kind == "orphan-session":
-            session.kill(d.subject)
-            print(f"Removed orphaned session {d.subject}", file=sys.stderr)
+    for name in session.orphans(session.sessions(), store.agents(), str(layout.root)):
+        session.kill(name)
+        print(f"Removed orphaned session {name}", file=sys.stderr)
     print(f"{removed} removed, {kept} kept", file=sys.stderr)
     return 0

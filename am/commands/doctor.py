@@ -182,65 +182,94 @@ def adopt(path: Path, store, layout) -> str:
 
 
 def fix(d: drift.Drift, store, layout) -> str:
-    from am import lifecycle
+    """Repair one drift; returns what was done."""
+    handler = FIXES.get(d.kind)
+    return handler(d, store, layout) if handler else "left alone"
 
-    if d.kind == "orphan-session":
-        session.kill(d.subject)
-        return "killed the session"
-    if d.kind == "orphan-container":
-        engine(d.runtime).remove_agent(d.subject)
-        return "removed the container"
-    if d.kind in ("orphan-proxy", "orphan-network"):
-        from am import network
 
-        eng = engine(d.runtime)
-        if d.kind == "orphan-proxy":
-            eng.remove(d.subject)
-        for name in network.networks(eng, str(layout.root)):
-            network.remove_network(eng, name)  # refused while another proxy uses it
-        return f"removed the {d.kind.split('-')[1]}"
-    if d.kind == "lost-session":
-        # The session and its supervisor died before the container was removed: do what the
-        # supervisor would have done, keeping the container's exit code and OOM state.
-        from am import supervise
+def _kill_session(d, store, layout) -> str:
+    session.kill(d.subject)
+    return "killed the session"
 
-        record = store.agents().get(d.subject.removeprefix("am-"), {})
-        egress = record.get("egress_network") if record.get("managed_egress") else None
-        result = supervise.container_result(d.runtime, d.subject, None, False,
-                                            record.get("proxy"), egress)
-        result["finished"] = clock.iso()
-        paths.private_dir(layout.run)
-        supervise.write_exit(str(layout.exit_file(d.subject.removeprefix("am-"))), result)
-        return f"removed the container (exit code {result['exit_code']})"
-    if d.kind == "stale-worktree":
-        proc.run(["git", "-C", d.subject, "worktree", "prune"], env=git.source_env())
-        return "pruned"
-    if d.kind == "invalid-record":
-        store.remove(d.subject)
-        return "removed the record only; nothing it names was touched"
-    if d.kind == "stale-spawn":
-        from am import records
 
-        record = records.check(store.agents()[d.subject], layout, d.subject)
-        lifecycle.stop(record, store)
-        snap = lifecycle.snapshot_then_delete(store.agents()[d.subject], store, layout)
-        return "removed the record and its workspace" + (f" (saved to {snap})" if snap else "")
-    if d.kind == "orphan-workspace":
-        path = Path(d.subject)
-        if path.is_symlink() or not path.is_dir():
-            path.unlink()
-            return "removed"
-        try:
-            has_work = bool(workspace.at_path(path).unsaved())
-        except workspace.Refused:
-            has_work = True  # not a layout am made: keep it, never guess
-        except AmError:
-            has_work = False
-        if has_work:
-            return f"kept: adopted as stopped agent {adopt(path, store, layout)}"
-        shutil.rmtree(path)
-        return "removed (no unsaved work)"
-    return "left alone"
+def _remove_container(d, store, layout) -> str:
+    engine(d.runtime).remove_agent(d.subject)
+    return "removed the container"
+
+
+def _remove_proxy_or_network(d, store, layout) -> str:
+    from am import network
+
+    eng = engine(d.runtime)
+    if d.kind == drift.Kind.ORPHAN_PROXY:
+        eng.remove(d.subject)
+    for name in network.networks(eng, str(layout.root)):
+        network.remove_network(eng, name)  # refused while another proxy uses it
+    return f"removed the {d.kind.split('-')[1]}"
+
+
+def _end_lost_session(d, store, layout) -> str:
+    # The session and its supervisor died before the container was removed: do what the
+    # supervisor would have done, keeping the container's exit code and OOM state.
+    from am import supervise
+
+    record = store.agents().get(d.subject.removeprefix("am-"), {})
+    egress = record.get("egress_network") if record.get("managed_egress") else None
+    result = supervise.container_result(d.runtime, d.subject, None, False,
+                                        record.get("proxy"), egress)
+    result["finished"] = clock.iso()
+    paths.private_dir(layout.run)
+    supervise.write_exit(str(layout.exit_file(d.subject.removeprefix("am-"))), result)
+    return f"removed the container (exit code {result['exit_code']})"
+
+
+def _prune_worktrees(d, store, layout) -> str:
+    proc.run(["git", "-C", d.subject, "worktree", "prune"], env=git.source_env())
+    return "pruned"
+
+
+def _remove_record(d, store, layout) -> str:
+    store.remove(d.subject)
+    return "removed the record only; nothing it names was touched"
+
+
+def _remove_stale_spawn(d, store, layout) -> str:
+    from am import lifecycle, records
+
+    record = records.check(store.agents()[d.subject], layout, d.subject)
+    lifecycle.stop(record, store)
+    snap = lifecycle.snapshot_then_delete(store.agents()[d.subject], store, layout)
+    return "removed the record and its workspace" + (f" (saved to {snap})" if snap else "")
+
+
+def _remove_or_adopt_workspace(d, store, layout) -> str:
+    path = Path(d.subject)
+    if path.is_symlink() or not path.is_dir():
+        path.unlink()
+        return "removed"
+    try:
+        has_work = bool(workspace.at_path(path).unsaved())
+    except workspace.Refused:
+        has_work = True  # not a layout am made: keep it, never guess
+    except AmError:
+        has_work = False
+    if has_work:
+        return f"kept: adopted as stopped agent {adopt(path, store, layout)}"
+    shutil.rmtree(path)
+    return "removed (no unsaved work)"
+
+
+FIXES = {
+    drift.Kind.ORPHAN_SESSION: _kill_session,
+    drift.Kind.ORPHAN_CONTAINER: _remove_container,
+    drift.Kind.ORPHAN_PROXY: _remove_proxy_or_network,
+    drift.Kind.ORPHAN_NETWORK: _remove_proxy_or_network,
+    drift.Kind.LOST_SESSION: _end_lost_session,
+    drift.Kind.STALE_WORKTREE: _prune_worktrees,
+    drift.Kind.INVALID_RECORD: _remove_record,
+    drift.Kind.STALE_SPAWN: _remove_stale_spawn,
+    drift.Kind.ORPHAN_WORKSPACE: _remove_or_adopt_workspace,
+}
 
 
 def run(args) -> int:
