@@ -44,6 +44,12 @@ def unsaved(record: dict, layout=None) -> list[str]:
 def delete(record: dict, store, layout) -> None:
     """Delete an agent's workspace, record and run files (the caller checked for unsaved work)."""
     ws = Path(record["workspace"])
+    from am import disk
+
+    image = layout.disk_image(record["id"])
+    if disk.made(image):
+        # Its file system goes whole (no walk of the files); the empty mount point below.
+        disk.remove(image, ws)
     if record.get("worktree"):
         git.worktree_remove(Path(record["source"]), ws)
     elif ws.is_symlink():

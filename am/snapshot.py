@@ -68,6 +68,7 @@ def create(record: dict, layout, *, on_host: bool = False) -> Path:
         "worktree": bool(record.get("worktree")),
         "agent": record.get("agent"),
         "mode": record.get("mode"),
+        "disk": (record.get("limits") or {}).get("disk"),  # for 'am restore' to mention
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     tmp = path.with_suffix(".partial")
@@ -237,7 +238,17 @@ def read_manifest(path: Path) -> dict:
     return {"id": text("id"), "source": text("source"), "branch": text("branch"),
             "commit": oid("commit"), "base_commit": oid("base_commit"),
             "worktree": data.get("worktree") is True, "agent": text("agent"),
-            "mode": text("mode")}
+            "mode": text("mode"), "disk": disk_size(text("disk"))}
+
+
+def disk_size(value: str | None) -> str | None:
+    """A manifest's --disk, if it is one (a hint for the user, never applied by itself)."""
+    from am import disk
+
+    try:
+        return disk.check_size(value)
+    except AmError:
+        return None
 
 
 def _refuse(path: Path, why: str) -> AmError:
@@ -419,9 +430,13 @@ def _finish_dir(tree: _Tree, m: tarfile.TarInfo) -> None:
 def extract(path: Path, dest: Path, *, skip_git: bool = False) -> None:
     """Extract the workspace of archive PATH into DEST (which must not exist yet, unless
     SKIP_GIT: then DEST is a fresh worktree whose files are replaced, .git kept)."""
+    # A --disk workspace is a file system of its own, mounted at DEST: the files are written
+    # on it, so that moving them into place is a rename, never a copy across file systems.
+    inside = os.path.ismount(dest)
     with (
         tarfile.open(path, "r:*", **ENCODING) as tar,
-        tempfile.TemporaryDirectory(prefix=".restore-", dir=dest.parent) as tmp,
+        tempfile.TemporaryDirectory(prefix=".restore-", dir=dest if inside else dest.parent)
+        as tmp,
     ):
         try:
             members = plan_members(tar, path, skip_git)
@@ -446,11 +461,12 @@ def extract(path: Path, dest: Path, *, skip_git: bool = False) -> None:
         finally:
             tree.close()
         src = Path(tmp) / ROOT
-        if skip_git:
-            # DEST is a fresh worktree at the snapshot's commit: replace its files wholesale so
-            # that deletions the agent had not committed are restored too.
+        if skip_git or inside:
+            # DEST is a fresh worktree at the snapshot's commit (or the empty root of a --disk
+            # file system): replace its files wholesale so that deletions the agent had not
+            # committed are restored too.
             for child in list(dest.iterdir()):
-                if child.name == ".git":
+                if child.name == ".git" and skip_git or str(child) == tmp:
                     continue
                 if child.is_dir() and not child.is_symlink():
                     shutil.rmtree(child)

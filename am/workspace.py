@@ -307,6 +307,10 @@ def for_record(record: dict, layout, *, on_host: bool = False) -> Workspace:
     """The operations on RECORD's workspace (a checked record: ``am.records.check``), run in a
     sandbox for a container agent, or on the host (tmux agents; ON_HOST: a stopped container
     agent whose engine cannot run anything, for removal only)."""
+    from am import disk
+
+    # A --disk workspace is read on its own file system (mounted again after a reboot).
+    disk.ensure(layout.disk_image(record["id"]), Path(record["workspace"]), record["id"])
     common = common_of(record)
     if record.get("mode") != "container" or on_host:
         return Workspace(Host(Path(record["workspace"]), common))
