@@ -86,6 +86,16 @@ def detach_argv(device: str) -> list[str]:
     return [tool("losetup"), "--detach", device]
 
 
+def detach(device: str) -> bool:
+    """Detach the loop DEVICE; False if it was no longer attached."""
+    if not any(lo.device == device for lo in loops()):
+        return False
+    res = proc.run(detach_argv(device), timeout=60)
+    if not res.ok:
+        raise AmError(f"cannot detach {device}: {res.last_lines(1)}")
+    return True
+
+
 def tool(name: str) -> str:
     """NAME's path: root's tools live in sbin, which a user's PATH may lack."""
     found = shutil.which(name) or shutil.which(name, path=os.pathsep.join(SBIN))
@@ -294,7 +304,7 @@ def remove(image: Path, workspace: Path) -> None:
             if lo.dev in mounted_devices():
                 raise AmError(f"{path} is still mounted ({lo.device}) elsewhere than at "
                               f"{workspace}", f"unmount {lo.device}, then try again")
-            proc.run(detach_argv(lo.device), timeout=60)
+            detach(lo.device)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
 
@@ -333,7 +343,7 @@ def leftovers(folder: Path, known: set[str], busy: set[str]) -> list[Leftover]:
         if str(path.parent) != real or lo.dev in mounts:
             continue
         agent_id = path.name.removesuffix(PARTIAL).removesuffix(SUFFIX)
-        if agent_id in busy or any(f.image.name == path.name for f in found):
+        if agent_id in busy:
             continue
         found.append(Leftover(agent_id, folder / path.name, "loose", lo.device))
     return found

@@ -236,10 +236,7 @@ def fix(d: drift.Drift, store, layout) -> str:
     if d.kind == "loose-loop":
         from am import disk
 
-        res = proc.run(disk.detach_argv(d.subject), timeout=60)
-        if not res.ok:
-            raise AmError(f"cannot detach {d.subject}: {res.last_lines(1)}")
-        return "detached"
+        return "detached" if disk.detach(d.subject) else "already detached"
     if d.kind == "orphan-workspace":
         path = Path(d.subject)
         if path.is_symlink() or not path.is_dir():
@@ -271,7 +268,8 @@ def fix_disk(image: Path, store, layout) -> str:
         disk.ensure(whole, ws, agent_id)
         try:
             # empty: a spawn killed before its clone
-            has_work = any(ws.iterdir()) and bool(workspace.at_path(ws).unsaved())
+            has_work = any(e.name != "lost+found" for e in ws.iterdir()) and \
+                bool(workspace.at_path(ws).unsaved())
         except workspace.Refused:
             has_work = True
         except AmError:

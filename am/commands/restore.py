@@ -116,7 +116,7 @@ def run(args) -> int:
         paths.private_dir(layout.logs)
         layout.log_file(agent_id).touch()
         store.update(agent_id, status="stopped")
-    except BaseException:
+    except BaseException as e:
         if worktree:
             with contextlib.suppress(Exception):
                 git.worktree_remove(Path(source), ws)
@@ -126,6 +126,9 @@ def run(args) -> int:
                 disk.remove(image, ws)
         shutil.rmtree(ws, ignore_errors=True)
         store.remove(agent_id)
+        if cap and isinstance(e, AmError) and "No space left" in e.message:
+            raise AmError(f"the snapshot's workspace does not fit in --disk {cap}",
+                          "give a larger --disk") from None
         raise
     print(f"Restored {path.name} as stopped agent {agent_id} in {ws}", file=sys.stderr)
     print(agent_id)
