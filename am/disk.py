@@ -278,22 +278,45 @@ def ensure(image: Path, workspace: Path, agent_id: str, required: bool = False) 
     if os.geteuid() != 0:
         raise AmError(f"the workspace of agent {agent_id} is a file system that is not mounted "
                       "(--disk), and only root can mount it", "run am as root (sudo)")
-    if workspace.is_symlink():
-        raise AmError(f"the workspace of agent {agent_id} is a symbolic link: {workspace}")
-    if not workspace.exists():
-        workspace.mkdir(mode=0o700)
-    elif any(os.scandir(workspace)):
-        raise AmError(f"cannot mount the workspace file system of agent {agent_id}: "
-                      f"{workspace} is not empty", "move its files away, then try again")
-    mount(image, workspace)
+    with locked(image.parent):  # two commands at once would stack two mounts
+        if mounted(image, workspace):
+            return True
+        if workspace.is_symlink():
+            raise AmError(f"the workspace of agent {agent_id} is a symbolic link: {workspace}")
+        if not workspace.exists():
+            workspace.mkdir(mode=0o700)
+        elif any(os.scandir(workspace)):
+            raise AmError(f"cannot mount the workspace file system of agent {agent_id}: "
+                          f"{workspace} is not empty", "move its files away, then try again")
+        mount(image, workspace)
     return True
+
+
+@contextlib.contextmanager
+def locked(folder: Path):
+    """Mounting and unmounting in FOLDER's file systems, one am process at a time."""
+    import fcntl
+
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def remove(image: Path, workspace: Path) -> None:
     """Unmount WORKSPACE if IMAGE is mounted there, detach any loop device still reading IMAGE,
     and delete IMAGE (and an unfinished one). WORKSPACE itself, an empty folder then, stays for
     the caller. Raises, deleting nothing, when the file system is in use."""
-    if mounted(image, workspace):
+    if not image.parent.is_dir():
+        return
+    with locked(image.parent):
+        _remove(image, workspace)
+
+
+def _remove(image: Path, workspace: Path) -> None:
+    while mounted(image, workspace):  # each of stacked mounts, should there be any
         res = proc.run(umount_argv(workspace), timeout=120)
         if not res.ok:
             raise AmError(f"cannot unmount the workspace {workspace}: {res.last_lines(1)}",
