@@ -133,6 +133,13 @@ def _info(p):
     p.add_argument("--json", action="store_true")
 
 
+def _ui(p):
+    p.description = (
+        "Every agent in a table (as am list and am status show them), with the selected "
+        "one's terminal, diff and log. Keys: Enter attach (detach returns), n spawn, s stop, "
+        "p pull, r remove, / filter, v next tab, q quit. Needs a terminal.")
+
+
 def _id_only(p):
     p.add_argument("id")
 
@@ -236,6 +243,7 @@ COMMANDS = [
     ("doctor", "check tools and repair drift between state and reality", _doctor),
     ("config", "the effective configuration", _config),
     ("image", "the agent image", _image),
+    ("ui", "a full-screen dashboard of every agent, with keys for these commands", _ui),
 ]
 
 

@@ -90,6 +90,20 @@ def paste(name: str, text: str, enter: bool = True) -> None:
         raise AmError(f"cannot type into session {name}: {res.last_lines(1)}")
 
 
+def capture_argv(name: str) -> list[str]:
+    """The visible screen of session NAME, its colours and attributes as SGR sequences."""
+    return ["tmux", "capture-pane", "-p", "-e", "-t", target(name)]
+
+
+def capture(name: str) -> str | None:
+    """Session NAME's screen (see ``capture_argv``), or None if it has none (it ended)."""
+    try:
+        res = proc.run(capture_argv(name), timeout=10)
+    except proc.NotFound:
+        return None
+    return res.out if res.ok else None
+
+
 def start(name: str, argv: list[str], log: Path, home: str, env=None) -> None:
     from am import paths
 

@@ -71,6 +71,22 @@ def test_other_tmux_argv():
     assert session.attach_argv("am-ab", True) == ["tmux", "switch-client", "-t", "=am-ab:"]
 
 
+def test_run_fg_returns_the_exit_code():
+    # am attach returns what tmux attach exits with (sh's _fg gave None: a crash on detach).
+    from am import proc
+
+    assert proc.run_fg(["sh", "-c", "exit 7"]) == 7
+    assert proc.run_fg(["sh", "-c", "kill -TERM $$"]) == 128 + 15
+    assert proc.run_fg(["sh", "-c", 'test "$X" = y'], env={**os.environ, "X": "y"}) == 0
+    with pytest.raises(proc.NotFound):
+        proc.run_fg(["am-no-such-program"])
+
+
+def test_capture_argv():
+    assert session.capture_argv("am-ab") == ["tmux", "capture-pane", "-p", "-e", "-t",
+                                             "=am-ab:"]
+
+
 def test_new_session_argv_round_trip_through_real_tmux(tmp_path):
     """What tmux makes of the escaped command list: the exact arguments, log and home."""
     name = f"am-unit-{os.getpid()}-{time.monotonic_ns() % 100000}"

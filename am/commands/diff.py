@@ -11,14 +11,18 @@ from am.errors import AmError
 from am.store import open_store
 
 
-def run(args) -> int:
-    layout = paths.layout()
-    record = records.check(open_store(layout).get(args.id), layout, args.id)
+def patch(layout, agent_id: str) -> bytes:
+    """The agent's changes as one patch, the exact bytes git produced (also what ``am ui``
+    shows)."""
+    record = records.check(open_store(layout).get(agent_id), layout, agent_id)
     ws = Path(record["workspace"])
     if not ws.is_dir() or ws.is_symlink():
-        raise AmError(f"workspace {ws} of agent {args.id} is missing")
+        raise AmError(f"workspace {ws} of agent {agent_id} is missing")
     if not record.get("base_commit"):
-        raise AmError(f"agent {args.id} has no base commit (its spawn did not finish)")
-    patch = workspace.for_record(record, layout).diff(record["base_commit"])
-    termsafe.write_untrusted(patch)
+        raise AmError(f"agent {agent_id} has no base commit (its spawn did not finish)")
+    return workspace.for_record(record, layout).diff(record["base_commit"])
+
+
+def run(args) -> int:
+    termsafe.write_untrusted(patch(paths.layout(), args.id))
     return 0
