@@ -129,19 +129,28 @@ def loops() -> list[Loop]:
     return out
 
 
-def mounted_devices() -> set[int]:
-    """Device numbers of every mounted file system (``/proc/self/mountinfo``)."""
-    found = set()
+def _mountinfo() -> list[list[str]]:
+    """The kernel's table of this process's mounts, one list of fields a mount."""
     try:
         text = Path("/proc/self/mountinfo").read_text()
     except OSError:
-        return found
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) > 2 and ":" in fields[2]:
-            major, _, minor = fields[2].partition(":")
-            if major.isdigit() and minor.isdigit():
-                found.add(os.makedev(int(major), int(minor)))
+        return []
+    return [fields for fields in (line.split() for line in text.splitlines()) if len(fields) > 4]
+
+
+def mount_points() -> list[str]:
+    """Every mount point (its octal escapes undone)."""
+    return [re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+            for fields in _mountinfo()]
+
+
+def mounted_devices() -> set[int]:
+    """Device numbers of every mounted file system."""
+    found = set()
+    for fields in _mountinfo():
+        major, _, minor = fields[2].partition(":")
+        if major.isdigit() and minor.isdigit():
+            found.add(os.makedev(int(major), int(minor)))
     return found
 
 
@@ -330,6 +339,32 @@ def _remove(image: Path, workspace: Path) -> None:
             detach(lo.device)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+# --- the other folder a capped agent writes ---------------------------------------------------
+
+# The agent's relay sockets for --publish (am/network.py) are the one host folder besides the
+# workspace that a container agent may write: a tmpfs this small holds sockets and nothing
+# more, and what it holds is memory, charged to the agent's own --memory.
+SMALL_TMPFS = "size=256k,nr_inodes=256,mode=0700,nosuid,nodev,noexec"
+
+
+def small_tmpfs_argv(folder: Path, uid: int, gid: int) -> list[str]:
+    return [tool("mount"), "-t", "tmpfs", "-o", f"{SMALL_TMPFS},uid={uid},gid={gid}",
+            "am-publish", str(folder)]
+
+
+def cap_folder(folder: Path, uid: int, gid: int) -> None:
+    """Make FOLDER (empty) a tiny tmpfs that UID owns: room for sockets, not for files."""
+    _run(small_tmpfs_argv(folder, uid, gid), f"mount a small tmpfs on {folder}")
+
+
+def unmount_below(folder: Path) -> None:
+    """Unmount whatever is mounted at or below FOLDER, deepest first (no call if nothing)."""
+    top = os.path.realpath(folder)
+    for point in sorted((p for p in mount_points() if p == top or p.startswith(top + "/")),
+                        reverse=True):
+        _run([tool("umount"), point], f"unmount {point}")
 
 
 # --- leftovers --------------------------------------------------------------------------------
