@@ -402,15 +402,40 @@ def _write(tar, tree: _Tree, m: tarfile.TarInfo) -> None:
             out = os.open(last, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
                           os.O_CLOEXEC, 0o600, dir_fd=fd)
             try:
-                src = tar.extractfile(m)
-                while chunk := src.read(1 << 20):
-                    os.write(out, chunk)
+                write_sparse(out, tar.extractfile(m))
                 os.fchmod(out, _file_mode(m.mode))
                 os.utime(out, (max(0, int(m.mtime)),) * 2)
             finally:
                 os.close(out)
     finally:
         os.close(fd)
+
+
+BLOCK = 4096  # a file system block: the granularity of holes
+ZEROS = bytes(1 << 20)
+
+
+def write_sparse(out: int, src) -> None:
+    """Copy SRC into the new file OUT, leaving every block of zeros a hole. An agent's sparse
+    file (``truncate -s 1T``) takes no room where it was written, and a tar stream holds it as
+    zeros: written out as they come, it would take its full length on the host's disk (or
+    overflow a --disk workspace) though the agent never had that room."""
+    end = 0
+    while chunk := src.read(len(ZEROS)):
+        if chunk == ZEROS[:len(chunk)]:
+            end += len(chunk)
+            continue
+        view, run = memoryview(chunk), None  # run: where the blocks of data being met began
+        for i in range(0, len(chunk) + BLOCK, BLOCK):
+            block = view[i:i + BLOCK]
+            data = len(block) > 0 and block != ZEROS[:len(block)]
+            if data and run is None:
+                run = i
+            elif not data and run is not None:
+                os.pwrite(out, view[run:i], end + run)  # one call per stretch of data
+                run = None
+        end += len(chunk)
+    os.ftruncate(out, end)  # the holes at the end, and the length
 
 
 def _finish_dir(tree: _Tree, m: tarfile.TarInfo) -> None:
