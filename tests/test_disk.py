@@ -127,6 +127,26 @@ def test_composition_and_sizes():
     assert disk.umount_argv(ws)[1:] == [str(ws)]
 
 
+def test_restore_writes_blocks_of_zeros_as_holes(tmp_path):
+    """A sparse file comes out of a tar stream as zeros: written as they come it would take its
+    full length; written by am it takes only its data, and reads back the same."""
+    import io
+
+    from am.snapshot import write_sparse
+
+    data = b"\0" * (3 << 20) + b"x" + b"\0" * 5000 + b"y" * 10000 + b"\0" * (2 << 20) + b"z"
+    data += b"\0" * 100
+    for name, content in (("sparse", data), ("empty", b""), ("zeros", bytes(1 << 22))):
+        fd = os.open(tmp_path / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        write_sparse(fd, io.BufferedReader(io.BytesIO(content)))
+        os.close(fd)
+        assert (tmp_path / name).read_bytes() == content
+        assert (tmp_path / name).stat().st_blocks * 512 <= 64 * 1024
+    # control: the same bytes written plainly take their length
+    (tmp_path / "plain").write_bytes(data)
+    assert (tmp_path / "plain").stat().st_blocks * 512 >= len(data) - 4096
+
+
 # --- root: the cap on both engines --------------------------------------------------------------
 
 
@@ -368,3 +388,87 @@ def test_non_root_users_are_refused_clearly(engine, unprivileged):
     assert not (home / "agents").exists() or list((home / "agents").iterdir()) == []
     assert state_agents(home) == {}
     assert not (home / "data" / "disks").exists()
+
+
+SPARSE_MB = 256  # the length of the agent's sparse file: four times the cap
+
+
+@pytest.mark.container
+def test_a_sparse_file_gets_no_room_past_the_cap(am, repo, engine, tmp_path):
+    """A sparse file takes no room on the agent's file system; its snapshot holds it as zeros
+    (compressed), and a restore writes it with its holes: never its full length on the host's
+    disk, and it fits in the same cap again."""
+    require_root()
+    agent = am.spawn(repo, "--container", "--runtime", engine, "--disk", CAP, "--cmd",
+                     f"truncate -s {SPARSE_MB}M /workspace/sparse && printf mark | dd "
+                     "of=/workspace/sparse bs=1 seek=100000000 conv=notrunc 2>/dev/null; "
+                     "echo made > /workspace/made; sleep 300")
+    ws = am.home / "agents" / agent
+    wait_for("the sparse file", lambda: (ws / "made").exists())
+    assert (ws / "sparse").stat().st_size == SPARSE_MB << 20
+    image = am.home / "data" / "disks" / f"{agent}.ext4"
+    assert image.stat().st_blocks * 512 <= 64 * 1024**2
+    snap = Path(am("snapshot", agent).stdout.strip().splitlines()[-1])
+    assert snap.stat().st_size < 16 * 1024**2  # zeros compress
+    am("rm", "--force", agent)
+
+    # control: extracted as tar does by default, the file takes its full length
+    import tarfile
+
+    with tarfile.open(snap) as tar:
+        tar.extract("workspace/sparse", tmp_path, filter="data")
+    plain = tmp_path / "workspace" / "sparse"
+    assert plain.stat().st_blocks * 512 >= (SPARSE_MB - 1) << 20
+    plain.unlink()
+
+    am("restore", str(snap), "--name", "back")
+    back = am.home / "agents" / "back" / "sparse"
+    assert back.stat().st_size == SPARSE_MB << 20 and back.stat().st_blocks * 512 < 1 << 20
+    with back.open("rb") as f:
+        f.seek(100000000)
+        assert f.read(4) == b"mark"
+    am("rm", "--force", "back")
+    assert am("restore", str(snap), "--name", "capped", "--disk", CAP).stdout.strip() == "capped"
+    assert (am.home / "agents" / "capped" / "sparse").stat().st_size == SPARSE_MB << 20
+    am("rm", "--force", "capped")
+    assert_no_disk_left(am.home)
+
+
+@pytest.mark.container
+def test_the_publish_folder_is_no_way_past_the_cap(am, repo, engine):
+    """--publish with --network limited mounts one more host folder the agent writes (its
+    relay's sockets); with --disk it is a tiny tmpfs. Control: without --disk the agent writes
+    96 MiB into it, onto the host's disk."""
+    require_root()
+    from test_task_io_container import free_port
+
+    write = (f"dd if=/dev/zero of=/run/am-publish/fill bs=1M count={WRITE_MB} "
+             "2>/workspace/dd.err; echo dd-exit=$? > /workspace/dd.rc; sleep 300")
+
+    def spawn(*extra):
+        return am.spawn(repo, "--container", "--runtime", engine, "--network", "limited",
+                        "--publish", f"{free_port()}:8000", *extra, "--cmd", write)
+
+    free = spawn()
+    code, _ = dd_result(am.home / "agents" / free)
+    assert code == "dd-exit=0"
+    pub = am.home / "state" / "run" / f"{free}.net" / "pub"
+    assert (pub / "fill").stat().st_blocks * 512 >= WRITE_MB << 20
+    am("rm", "--force", free)
+
+    agent = spawn("--disk", CAP)
+    ws = am.home / "agents" / agent
+    code, err = dd_result(ws)
+    assert code != "dd-exit=0" and "No space left on device" in err
+    pub = am.home / "state" / "run" / f"{agent}.net" / "pub"
+    assert str(pub) in mounts_under(am.home)
+    assert (pub / "fill").stat().st_size <= 256 * 1024
+    am("stop", agent)
+    (ws / "dd.rc").unlink()
+    am("start", agent)  # the folder made again, capped again
+    code, err = dd_result(ws)
+    assert code != "dd-exit=0" and "No space left on device" in err
+    assert sorted(mounts_under(am.home)) == sorted([str(ws), str(pub)])
+    am("rm", "--force", agent)
+    assert mounts_under(am.home) == []
+    assert_no_disk_left(am.home)
