@@ -65,12 +65,14 @@ def word(view: dict, events: dict, idle_for: float | None, idle_after: float,
     return "ok"
 
 
-def brief(view: dict, layout, idle_after: float, now: float | None = None) -> str:
-    """The health word from files alone (for ``am list``)."""
+def brief(view: dict, layout, idle_after: float, now: float | None = None, disk=None) -> str:
+    """The health word from files alone (for ``am list``; DISK: the usage of its --disk file
+    system, for ``am info``)."""
     now = time.time() if now is None else now
     out = last_output(view)
     events = read_json(layout.health_file(view["id"]))
-    return word(view, events, None if out is None else now - out, idle_after)
+    return word(view, events, None if out is None else now - out, idle_after,
+                disk_full=disk is not None and disk.full)
 
 
 # --- live figures -----------------------------------------------------------------------------
