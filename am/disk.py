@@ -235,10 +235,16 @@ def check(folder: Path, value: str | None, label: str = "--disk") -> None:
 # --- making, mounting, removing -----------------------------------------------------------------
 
 
+LOOP_HINT = ("no loop device was free: 'losetup --list' shows what holds them ('am doctor --fix' "
+             "detaches am's own leftovers); more need the loop module's max_loop, or /dev/loopN "
+             "nodes in a container")
+
+
 def _run(argv: list[str], what: str) -> None:
     res = proc.run(argv, timeout=120)
     if not res.ok:
-        raise AmError(f"cannot {what}: {res.last_lines(1)}")
+        why = res.last_lines(1)
+        raise AmError(f"cannot {what}: {why}", LOOP_HINT if "loop device" in why else None)
 
 
 def create(image: Path, workspace: Path, value: str) -> None:

@@ -18,6 +18,7 @@ import pytest
 from conftest import assert_am_error, assert_nothing_made, state_agents
 
 from am import disk
+from am.errors import AmError
 
 CAP = "64m"
 WRITE_MB = 96  # more than the cap, little enough for a test
@@ -127,6 +128,28 @@ def test_composition_and_sizes():
     assert disk.umount_argv(ws)[1:] == [str(ws)]
 
 
+def test_a_host_without_loop_devices_is_refused_clearly(am, repo):
+    """/dev hidden in a mount namespace of its own (only /dev/null made again): no
+    /dev/loop-control, so one error naming the module to load, and nothing made."""
+    require_root()
+    argv = " ".join(f"'{a}'" for a in [*am.argv, "spawn", str(repo), "--container", "--disk",
+                                       CAP, "--cmd", "true"])
+    res = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                          "mount -t tmpfs none /dev && mknod -m 666 /dev/null c 1 3 && "
+                          f"exec {argv}"], env=am.env, capture_output=True, text=True,
+                         timeout=120)
+    line = assert_am_error(res)
+    assert "no loop devices" in line and "modprobe loop" in line, line
+    assert_nothing_made(am.home)
+
+
+def test_a_mount_without_a_free_loop_device_names_the_fix():
+    with pytest.raises(AmError) as e:
+        disk._run(["sh", "-c", "echo 'mount: /w: failed to setup loop device for /i.' >&2; "
+                   "exit 32"], "mount the workspace's file system /i")
+    assert "failed to setup loop device" in e.value.message and "losetup --list" in e.value.hint
+
+
 def test_restore_writes_blocks_of_zeros_as_holes(tmp_path):
     """A sparse file comes out of a tar stream as zeros: written as they come it would take its
     full length; written by am it takes only its data, and reads back the same."""
@@ -181,6 +204,9 @@ def test_disk_caps_the_workspace_and_am_still_works(am, repo, engine):
     status = json.loads(am("status", agent, "--json").stdout)
     assert 48 * 1024**2 < status["disk_bytes"] <= status["disk_limit_bytes"] <= 64 * 1024**2
     assert status["health"] == "disk"
+    info = am.info(agent)
+    assert info["disk_bytes"] == status["disk_bytes"] and info["health"] == "disk"
+    assert info["disk_limit_bytes"] == status["disk_limit_bytes"]
     assert "DISK" in am("status").stdout
 
     # am's own operations write nothing into the full workspace
