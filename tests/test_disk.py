@@ -241,6 +241,12 @@ def test_a_lost_mount_comes_back_before_any_use(am, repo, engine):
     assert list(ws.iterdir()) == []  # as after a reboot
     assert "+kept" in am("diff", agent).stdout
     subprocess.run(["umount", str(ws)], check=True)
+    snap = am("snapshot", agent).stdout.strip().splitlines()[-1]
+    import tarfile
+
+    with tarfile.open(snap) as tar:
+        assert tar.extractfile("workspace/kept").read() == b"kept\n"
+    subprocess.run(["umount", str(ws)], check=True)
     am("start", agent)
     am.wait_status(agent, "running")
     assert engine_exec(engine, agent, "cat", "/workspace/kept").stdout == "kept\n"
