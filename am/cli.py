@@ -26,7 +26,14 @@ def _spawn(p):
         action="store_true",
         help="a git worktree of the local repository instead of a clone",
     )
+    _disk_option(p)
     _prompt_options(p)
+
+
+def _disk_option(p):
+    p.add_argument("--disk", metavar="SIZE",
+                   help="cap a container agent's workspace at SIZE (e.g. 10g; none: no cap): a "
+                        "file system of its own, mounted on a loop device (needs root)")
 
 
 def _run_options(p):
@@ -168,6 +175,7 @@ def _restore(p):
     p.add_argument("--source", metavar="REPO",
                    help="the repository to restore into: needed for a worktree agent's "
                    "snapshot, whose commits live there; never taken from the archive")
+    _disk_option(p)
 
 
 def _clean(p):
@@ -201,6 +209,7 @@ def _config(p):
     c.add_argument("--memory")
     c.add_argument("--cpus")
     c.add_argument("--pids")
+    c.add_argument("--disk")
 
 
 def _image(p):

@@ -68,6 +68,17 @@ def _pids(value):
         raise Invalid(e.hint) from None
 
 
+def _disk(value):
+    from am import disk
+
+    if not isinstance(value, str):
+        raise Invalid("a size as a string, such as \"10g\", or \"none\"")
+    try:
+        return disk.check_size(value) or "none"
+    except AmError as e:
+        raise Invalid(e.hint or "a size such as \"10g\", or \"none\"") from None
+
+
 def _seconds(value):
     if isinstance(value, str):
         try:
@@ -135,6 +146,8 @@ KEYS = {
         Key("limits.memory", validate.DEFAULT_LIMITS["memory"], _memory, "AM_MEMORY", "memory"),
         Key("limits.cpus", validate.DEFAULT_LIMITS["cpus"], _cpus, "AM_CPUS", "cpus"),
         Key("limits.pids", int(validate.DEFAULT_LIMITS["pids"]), _pids, "AM_PIDS", "pids"),
+        # A container agent's workspace size (am/disk.py); "none": no cap.
+        Key("limits.disk", "none", _disk, "AM_DISK", "disk"),
         Key("idle_after", DEFAULT_IDLE_AFTER, _seconds, "AM_IDLE_AFTER", None),
         # The CLIs `am image build` (and a first container spawn) put in the image.
         Key("agent_clis", ["claude"], _clis, "AM_AGENT_CLIS", None),
@@ -148,7 +161,7 @@ KEYS = {
         Key("kubernetes.proxy_image", "am-proxy:2", _text, None, None),  # network.PROXY_IMAGE
     )
 }
-TABLES = {"limits": ("memory", "cpus", "pids"), "agents": (),
+TABLES = {"limits": ("memory", "cpus", "pids", "disk"), "agents": (),
           "kubernetes": ("context", "namespace", "workspace", "workspace_size", "storage_class",
                          "proxy_image")}
 AGENT_KEYS = {

@@ -20,6 +20,8 @@ class Kind(StrEnum):
     STALE_WORKTREE = "stale-worktree"  # a worktree entry in a source whose folder is gone
     ORPHAN_WORKSPACE = "orphan-workspace"  # a workspace folder with no record
     INVALID_RECORD = "invalid-record"  # a record naming what am did not make for its id
+    ORPHAN_DISK = "orphan-disk"  # a workspace file system (--disk) with no record
+    LOOSE_LOOP = "loose-loop"  # a loop device of one, mounted nowhere
 
 
 @dataclass
@@ -85,7 +87,7 @@ def find(layout=None, engines: list | None = None) -> list[Drift]:
         found += network_drift(engine, records, home)
     invalid, valid = record_drift(records, layout)
     return (found + invalid + spawn_drift(valid) + worktree_drift(valid) +
-            workspace_drift(records, layout))
+            workspace_drift(records, layout) + disk_drift(records, valid, layout))
 
 
 def container_drift(engine, records: dict, live: dict, home: str) -> list[Drift]:
@@ -137,11 +139,30 @@ def worktree_drift(valid: list[dict]) -> list[Drift]:
 
 def workspace_drift(records: dict, layout) -> list[Drift]:
     """Folders among the workspaces that no record names (am's own temporaries start with
-    a dot)."""
+    a dot; one with a file system of its own is an orphan-disk, in disk_drift)."""
+    from am import disk
+
     if not layout.workspaces.is_dir():
         return []
     known = {Path(r["workspace"]).name for r in records.values()}
     return [Drift(Kind.ORPHAN_WORKSPACE, str(layout.workspaces / entry),
                   "workspace folder with no agent record")
             for entry in sorted(os.listdir(layout.workspaces))
-            if entry not in known and not entry.startswith(".")]
+            if entry not in known and not entry.startswith(".") and
+            not disk.made(layout.disk_image(entry))]
+
+
+def disk_drift(records: dict, valid: list[dict], layout) -> list[Drift]:
+    """Workspace file systems (--disk) with no record, and their loop devices left attached."""
+    from am import disk
+
+    busy = {r["id"] for r in valid if r.get("status") == Status.STARTING and spawn_alive(r)}
+    found = []
+    for left in disk.leftovers(layout.disks, set(records), busy):
+        if left.what == "orphan":
+            found.append(Drift(Kind.ORPHAN_DISK, str(left.image), "workspace file system "
+                               "(--disk) with no agent record"))
+        else:
+            found.append(Drift(Kind.LOOSE_LOOP, left.device, f"loop device reading "
+                               f"{left.image}, mounted nowhere"))
+    return found

@@ -49,6 +49,12 @@ def delete(record: dict, store, layout) -> None:
     from am import workspace
 
     ws = Path(record["workspace"])
+    from am import disk
+
+    image = layout.disk_image(record["id"])
+    if disk.made(image):
+        # Its file system goes whole (no walk of the files); the empty mount point below.
+        disk.remove(image, ws)
     if not workspace.held_on_host(record):
         backends.for_record(record).delete_workspace(record)  # in its cluster
     elif record.get("worktree"):

@@ -76,6 +76,11 @@ class Plan:
     seed: dict | None = None  # the first start's bundle: sha256, branch, base, origin
     bundle: Path | None = None
 
+    @property
+    def disk(self) -> str | None:
+        """The cap of the workspace's size (--disk), if any (am/disk.py)."""
+        return (self.limits or {}).get("disk")
+
     def agent_argv(self) -> list[str]:
         """The agent's command line: its command, the continue flag, then the prompt."""
         argv = [*self.command, *self.resume_args]
@@ -135,7 +140,9 @@ class Plan:
             }).as_dict()
 
 
-FLAG_LABELS = {"memory": "--memory", "cpus": "--cpus", "pids": "--pids"}
+FLAG_LABELS = {"memory": "--memory", "cpus": "--cpus", "pids": "--pids", "disk": "--disk"}
+TMUX_DISK = ("--disk applies to container agents: a tmux agent runs as you and can write "
+             "wherever you can, so a cap on its workspace would bound nothing")
 WORKTREE_CONTAINER = (
     "--worktree cannot be combined with --container: to commit, the agent would write your "
     "repository's shared git folder (objects, refs, logs), where it can plant links and "
@@ -168,15 +175,20 @@ def check_limits(
     host_memory: int | None = None,
     host_cpus: int | None = None,
     labels: dict[str, str] | None = None,
+    disk: str | None = None,
 ) -> dict:
     """Validate container limits before anything starts; LABELS name where each came from."""
     labels = {**FLAG_LABELS, **(labels or {})}
     check_memory(memory, labels["memory"], host_memory)
     check_cpus(cpus, labels["cpus"], host_cpus)
     try:
-        return {"memory": memory.lower(), "cpus": cpus, "pids": validate.pids(pids)}
+        pids_limit = validate.pids(pids)
     except validate.Invalid as e:
         raise _refused(labels["pids"], pids, e) from None
+    from am import disk as disks
+
+    return {"memory": memory.lower(), "cpus": cpus, "pids": pids_limit,
+            "disk": None if disk is None else disks.check_size(str(disk), labels["disk"])}
 
 
 def parse_env(items: list[str], environ: dict[str, str]) -> tuple[list[str], dict[str, str]]:
@@ -415,6 +427,8 @@ def build(
     mounts, copies = [], []
     kube = None
     if mode == "tmux":
+        if getattr(args, "disk", None):
+            raise AmError(TMUX_DISK, "add --container")
         for flag, value in (
             ("--network", args.network),
             ("--allow-domain", domains),
@@ -445,6 +459,7 @@ def build(
             host_memory,
             host_cpus,
             labels,
+            s["limits.disk"].value,
         )
         isolation = s["isolation"].value
         if isolation == "gvisor" and args.gpus:
@@ -470,6 +485,10 @@ def build(
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", egress):
                 raise AmError(f"invalid {net.EGRESS_ENV} {egress!r}", "the name of a network")
         if runtime == "kubernetes":
+            if limits.get("disk"):
+                raise AmError(f"{labels['disk']} caps a workspace on this host; a Kubernetes "
+                              "agent's is a claim in its cluster",
+                              "size it with kubernetes.workspace_size, and leave out --disk")
             kube = kubernetes_settings(agent_id, s, args, publish, mount_config, warnings)
         elif getattr(args, "kube_workspace", None):
             raise AmError("--kube-workspace applies to Kubernetes agents",
@@ -713,7 +732,8 @@ def from_record(record: dict, args, layout: Layout, environ: dict[str, str], cfg
         lim = record.get("limits")
         if not isinstance(lim, dict):
             raise _bad_record(agent_id, "limits")
-        limits = check_limits(str(lim.get("memory")), str(lim.get("cpus")), str(lim.get("pids")))
+        limits = check_limits(str(lim.get("memory")), str(lim.get("cpus")), str(lim.get("pids")),
+                              disk=lim.get("disk"))
         network = record.get("network")
         if network not in ("none", "limited", "full"):
             raise _bad_record(agent_id, "network")
@@ -819,12 +839,23 @@ def first_start(record: dict, args, layout: Layout, environ: dict[str, str],
         ns.agent = known
     if record.get("snapshot_mode") == "container":
         ns.container = True  # never less isolated than it was
+    # 'am restore --disk' made its workspace a file system of that size: it runs in a
+    # container (a cap means nothing to a tmux agent), with that cap, whatever the config says.
+    lim = record.get("limits")
+    made = lim.get("disk") if isinstance(lim, dict) else None
+    if made is not None:
+        from am import disk as disks
+
+        made = disks.check_size(str(made), f"recorded disk of {agent_id}")
+        ns.container = True
     plan = build(ns, layout, str(record.get("source") or ""), environ, host_memory, host_cpus,
                  cfg)
     if plan.runtime == "kubernetes":
         raise AmError(f"agent {agent_id}'s workspace is on this host, and a Kubernetes agent's "
                       "is made in its cluster from a source", "start it with --runtime docker "
                       "or podman, or spawn a new agent from the source or from its branch")
+    if plan.limits is not None:
+        plan.limits["disk"] = made
     plan.resume_args, more = continuation(
         bool(getattr(args, "continue_", False)),
         None if plan.custom else cfg.profile(plan.agent),

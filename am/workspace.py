@@ -398,6 +398,10 @@ def for_record(record: dict, layout, *, on_host: bool = False) -> Workspace:
     agent whose engine cannot run anything, for removal only)."""
     if not held_on_host(record):
         return Workspace(kube_where(record, layout))
+    from am import disk
+
+    # A --disk workspace is read on its own file system (mounted again after a reboot).
+    disk.ensure(layout.disk_image(record["id"]), Path(record["workspace"]), record["id"])
     common = common_of(record)
     if record.get("mode") != Mode.CONTAINER or on_host:
         return Workspace(Host(Path(record["workspace"]), common))

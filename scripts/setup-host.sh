@@ -9,7 +9,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 pkgs=(git tmux python3 python3-venv make ca-certificates curl npm
       docker.io podman runc uidmap mmdebstrap iproute2 procps
-      netavark aardvark-dns catatonit runsc
+      netavark aardvark-dns catatonit runsc e2fsprogs mount
       kubernetes-client docker-registry)
 missing=()
 for p in "${pkgs[@]}"; do

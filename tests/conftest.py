@@ -1,6 +1,8 @@
 """Shared fixtures: a private AM_HOME per test, real git repositories, the am CLI as a process."""
 
+import contextlib
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,23 @@ def am(tmp_path):
     env.update(AM_HOME=str(home), **GIT_ID)
     yield Am(home, env)
     _kill_sessions_of(home)
+    _unmount_under(home)
+
+
+def _unmount_under(home: Path) -> None:
+    """Unmount what a --disk test left mounted under HOME, and detach its loop devices."""
+    try:
+        table = Path("/proc/self/mountinfo").read_text()
+    except OSError:
+        return
+    points = [line.split()[4] for line in table.splitlines()]
+    for point in sorted((p for p in points if p.startswith(f"{home}/")), reverse=True):
+        subprocess.run(["umount", "--lazy", point], capture_output=True)
+    for lo in Path("/sys/block").glob("loop*/loop/backing_file"):
+        with contextlib.suppress(OSError):
+            if lo.read_text().startswith(f"{home}/"):
+                subprocess.run(["losetup", "--detach", f"/dev/{lo.parent.parent.name}"],
+                               capture_output=True)
 
 
 @pytest.fixture

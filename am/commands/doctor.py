@@ -161,8 +161,9 @@ def agent_uid_row() -> tuple[bool | None, str]:
                   f"id range of this host has ({AGENT_UID_ENV} to change)")
 
 
-def adopt(path: Path, store, layout) -> str:
-    """Give a workspace with unsaved work and no record a stopped record, so it is not lost."""
+def adopt(path: Path, store, layout, disk: str | None = None) -> str:
+    """Give a workspace with unsaved work and no record a stopped record, so it is not lost;
+    DISK: the size of the file system it is (its first start runs it in a container)."""
     agent_id = path.name
     ids.validate_name(agent_id)
     base = head = branch = None
@@ -177,7 +178,7 @@ def adopt(path: Path, store, layout) -> str:
         agents[agent_id] = Record(
             agent_id, str(path), str(layout.log_file(agent_id)), str(layout.root),
             status=Status.STOPPED, branch=branch or None, base_commit=base or head or None,
-            extra={"adopted": True}).as_dict()
+            limits={"disk": disk} if disk else None, extra={"adopted": True}).as_dict()
     return agent_id
 
 
@@ -242,6 +243,16 @@ def _remove_stale_spawn(d, store, layout) -> str:
     return "removed the record and its workspace" + (f" (saved to {snap})" if snap else "")
 
 
+def _remove_or_adopt_disk(d, store, layout) -> str:
+    return fix_disk(Path(d.subject), store, layout)
+
+
+def _detach_loop(d, store, layout) -> str:
+    from am import disk
+
+    return "detached" if disk.detach(d.subject) else "already detached"
+
+
 def _remove_or_adopt_workspace(d, store, layout) -> str:
     path = Path(d.subject)
     if path.is_symlink() or not path.is_dir():
@@ -269,7 +280,37 @@ FIXES = {
     drift.Kind.INVALID_RECORD: _remove_record,
     drift.Kind.STALE_SPAWN: _remove_stale_spawn,
     drift.Kind.ORPHAN_WORKSPACE: _remove_or_adopt_workspace,
+    drift.Kind.ORPHAN_DISK: _remove_or_adopt_disk,
+    drift.Kind.LOOSE_LOOP: _detach_loop,
 }
+
+
+def fix_disk(image: Path, store, layout) -> str:
+    """A workspace file system with no record: adopted if it holds unsaved work (mounted to
+    look), else unmounted and deleted with its mount point."""
+    from am import disk
+
+    agent_id = image.name.removesuffix(disk.PARTIAL).removesuffix(disk.SUFFIX)
+    ids.validate_name(agent_id)
+    ws = layout.workspace(agent_id)
+    whole = layout.disk_image(agent_id)
+    if image == whole and whole.is_file():  # made whole: it may hold work
+        disk.ensure(whole, ws, agent_id)
+        try:
+            # empty: a spawn killed before its clone
+            has_work = any(e.name != "lost+found" for e in ws.iterdir()) and \
+                bool(workspace.at_path(ws).unsaved())
+        except workspace.Refused:
+            has_work = True
+        except AmError:
+            has_work = False
+        if has_work:
+            size = f"{max(1, whole.stat().st_size // 1024**2)}m"
+            return f"kept: adopted as stopped agent {adopt(ws, store, layout, size)}"
+    disk.remove(whole, ws)
+    if ws.is_dir() and not ws.is_symlink() and not any(ws.iterdir()):
+        ws.rmdir()
+    return "unmounted and removed"
 
 
 def run(args) -> int:

@@ -43,6 +43,19 @@ def run(args) -> int:
     if worktree:
         snapshot.check(path, skip_git=True)  # before git touches the named repository
         worktree = not standalone
+    from am import disk
+
+    cap = disk.check_size(getattr(args, "disk", None))
+    if cap:
+        if worktree:
+            raise AmError("--disk cannot cap a worktree agent: it runs in tmux, as you, and "
+                          "its commits go into your repository's objects",
+                          "leave out --source: the snapshot then restores as a standalone agent")
+        disk.check(layout.disks, cap)
+    elif manifest["disk"] and getattr(args, "disk", None) is None:
+        print(f"am: warning: the snapshot's agent had its workspace capped at {manifest['disk']}"
+              f"; this one is not: 'am restore ... --disk {manifest['disk']}' caps it",
+              file=sys.stderr)
     ws = layout.workspace(agent_id)
     branch = f"am/{agent_id}" if worktree else manifest["branch"]
     if standalone and branch:
@@ -53,7 +66,9 @@ def run(args) -> int:
     record = Record(
         agent_id, str(ws), str(layout.log_file(agent_id)), str(layout.root), source=source,
         worktree=worktree, branch=branch, base_commit=manifest["base_commit"],
-        agent=manifest["agent"], extra={
+        agent=manifest["agent"],
+        limits={"disk": cap} if cap else None,  # its first start runs it in a container
+        extra={
             "restored_from": str(path),
             "snapshot_source": manifest["source"],
             "snapshot_mode": manifest["mode"],  # am start keeps a container agent in one
@@ -64,21 +79,27 @@ def run(args) -> int:
         if ws.exists() or ws.is_symlink():
             raise AmError(f"workspace {ws} already exists")
         agents[agent_id] = record
+    image = layout.disk_image(agent_id)
     undo = Rollback("the restore")
     undo.push(store.remove, agent_id)
     undo.push(shutil.rmtree, ws, True)
+    if cap:
+        undo.push(disk.remove, image, ws)
     if worktree:  # each step on its own: a failing worktree removal still deletes the branch
         undo.push(git.delete_branch, Path(source), branch)
         undo.push(git.worktree_remove, Path(source), ws)
     try:
         paths.private_dir(ws.parent)
+        if cap:
+            disk.create(image, ws, cap)
         if worktree:
             # The commits live in the named repository; bring back a worktree at the snapshot's
             # commit on a branch of its own, then the files as they were.
             git.worktree_add(Path(source), ws, branch, manifest["commit"])
             snapshot.extract(path, ws, skip_git=True)
         elif standalone:
-            ws.mkdir()
+            if not cap:
+                ws.mkdir()
             snapshot.restore_history(path, ws, manifest["commit"], branch)
             snapshot.extract(path, ws, skip_git=True)
         else:
@@ -86,8 +107,11 @@ def run(args) -> int:
         paths.private_dir(layout.logs)
         layout.log_file(agent_id).touch()
         store.update(agent_id, status=Status.STOPPED)
-    except BaseException:
+    except BaseException as e:
         undo.run()
+        if cap and isinstance(e, AmError) and "No space left" in e.message:
+            raise AmError(f"the snapshot's workspace does not fit in --disk {cap}",
+                          "give a larger --disk") from None
         raise
     print(f"Restored {path.name} as stopped agent {agent_id} in {ws}", file=sys.stderr)
     print(agent_id)

@@ -36,8 +36,9 @@ def hand_over_secrets(fifo: Path, secrets: dict, timeout: int = 60) -> None:
         os._exit(0)
 
 
-def make_workspace(plan: planning.Plan, undo: Rollback) -> str:
-    """Clone (or add a worktree), put the agent branch at its base; returns the base commit."""
+def make_workspace(plan: planning.Plan, undo: Rollback, layout=None) -> str:
+    """Clone (or add a worktree), put the agent branch at its base; returns the base commit.
+    With --disk the clone goes into a file system of that size, mounted at the workspace."""
     paths.private_dir(plan.workspace.parent)
     if plan.worktree:
         from am.backends.engine import worktree_gitdir
@@ -49,6 +50,13 @@ def make_workspace(plan: planning.Plan, undo: Rollback) -> str:
         plan.worktree_gitdir = worktree_gitdir(plan.workspace)  # before any agent ran there
         return base
     undo.push(shutil.rmtree, plan.workspace, True)
+    if plan.disk:
+        from am import disk
+
+        image = (layout or paths.layout()).disk_image(plan.id)
+        undo.push(disk.remove, image, plan.workspace)  # before the folder goes: unmount
+        say(f"Making its file system of {plan.disk} ...")
+        disk.create(image, plan.workspace, plan.disk)
     if git.is_url(plan.source):
         from am import cache
 
@@ -86,7 +94,7 @@ def execute(plan: planning.Plan, backend, layout) -> None:
             base = backend.make_seed(plan, undo, layout)
         else:
             say(f"Preparing workspace {plan.workspace} from {plan.source} ...")
-            base = make_workspace(plan, undo)
+            base = make_workspace(plan, undo, layout)
         if plan.proxy:
             from am import network
 
@@ -103,6 +111,11 @@ def launch(plan: planning.Plan, backend, layout, undo: Rollback, **fields) -> No
     ``am spawn`` and ``am start``. Pushes its undo steps; on success the record is ``running``
     with FIELDS."""
     store = open_store(layout)
+    from am import disk
+
+    # A workspace with a file system of its own runs only on it: mounted again after a reboot,
+    # and never started without it when the agent has a cap.
+    disk.ensure(layout.disk_image(plan.id), plan.workspace, plan.id, required=bool(plan.disk))
     # The container, and a limited agent's proxy, once either exists.
     undo.push(backend.stop, plan.record(str(layout.root)))
     backend.before_start(plan)
@@ -182,6 +195,10 @@ def run(args) -> int:
 def prepare(plan: planning.Plan):
     """The backend of PLAN, checked and ready (image, proxy image), before anything is made;
     warnings said."""
+    if plan.disk:
+        from am import disk
+
+        disk.check(paths.layout().disks, plan.disk)
     if plan.mode == "container":
         backend = backends.for_mode("container", plan.runtime)
         plan.runtime = backend.runtime
