@@ -19,9 +19,8 @@ def stop(record: dict, store) -> None:
             status=Status.STOPPED,
             stopped=clock.iso(),
         )
-    if record.get("mode") == Mode.CONTAINER:
-        with contextlib.suppress(AmError):
-            backends.for_record(record).stop(record)
+    with contextlib.suppress(AmError):
+        backends.for_record(record).stop(record)  # tmux: nothing runs beyond the session
     session.kill_own(record["session"], str(paths.layout().root))
 
 
