@@ -386,18 +386,7 @@ def build(
     agent_id = ids.validate_name(args.name) if args.name is not None else ids.new_id()
     mode = "container" if args.container else "tmux"
     mount_config = bool(getattr(args, "mount_agent_config", False))
-    profile = None
-    if args.cmd is not None:
-        if args.skip_permissions and not args.agent:
-            raise AmError("--skip-permissions needs an agent profile, not --cmd")
-        command = profiles.command_argv(args.cmd)
-        agent = args.agent or "custom"
-        if args.agent:
-            profile = cfg.profile(args.agent)
-    else:
-        agent = s["agent"].value
-        profile = cfg.profile(agent)
-        command = profile.argv(args.skip_permissions)
+    agent, profile, command = agent_command(args, cfg, s)
     if args.worktree and is_url(source):
         raise AmError("--worktree needs a local repository path, not a URL")
     if args.worktree and args.container:
@@ -422,86 +411,13 @@ def build(
         # A tmux agent runs as the user, so it gets the caller's whole environment (through
         # the same FIFO as --env values), not whatever the tmux server happened to start with.
         values = {**inherited_env(environ), **values}
-    network = args.network or "none"
     publish = [check_publish(v) for v in getattr(args, "publish", None) or []]
-    mounts, copies = [], []
-    kube = None
     if mode == "tmux":
-        if getattr(args, "disk", None):
-            raise AmError(TMUX_DISK, "add --container")
-        for flag, value in (
-            ("--network", args.network),
-            ("--allow-domain", domains),
-            ("--allow-private-domain", private),
-            ("--memory", args.memory),
-            ("--cpus", args.cpus),
-            ("--pids", args.pids),
-            ("--gpus", args.gpus),
-            ("--image", args.image),
-            ("--runtime", args.runtime),
-            ("--isolation", getattr(args, "isolation", None)),
-            ("--mount-agent-config", mount_config),
-            ("--publish", publish),
-            ("--kube-workspace", getattr(args, "kube_workspace", None)),
-        ):
-            if value:
-                raise AmError(f"{flag} applies to container agents", "add --container")
-        limits, network, runtime, isolation = None, None, None, None
+        refuse_container_flags(args, domains, private, mount_config, publish)
+        c = Container(domains=domains)
     else:
-        network, runtime = s["network"].value, s["runtime"].value
-        if runtime == "kubernetes":
-            host_memory = host_cpus = None  # a node's, not this host's
-        labels = {k: s[f"limits.{k}"].label(f"limits.{k}") for k in FLAG_LABELS}
-        limits = check_limits(
-            str(s["limits.memory"].value),
-            str(s["limits.cpus"].value),
-            str(s["limits.pids"].value),
-            host_memory,
-            host_cpus,
-            labels,
-            s["limits.disk"].value,
-        )
-        isolation = s["isolation"].value
-        if isolation == "gvisor" and args.gpus:
-            raise AmError(f"--gpus cannot be used with {s['isolation'].label('isolation')} "
-                          "gvisor: this runsc gives its sandboxes no GPUs",
-                          "leave out --gpus, or spawn this agent with --isolation runc")
-        for flag, given in (("--allow-domain", domains), ("--allow-private-domain", private)):
-            if given and network != "limited":
-                raise AmError(f"{flag} needs --network limited")
-        check_published(publish, network, s["network"].label("network"))
-        if network == "limited":
-            from am import network as net
-
-            # The file's lists count only with a limited network; then the profile's. Checked
-            # again in full here: loading the file skips the public suffix list (its cost).
-            domains = [check_domain(d, s["allow_domains"].label("allow_domains"))
-                       for d in s["allow_domains"].value]
-            domains = net.allowed_domains(agent, domains)
-            private = [check_domain(d, s["allow_private_domains"].label("allow_private_domains"))
-                       for d in s["allow_private_domains"].value]
-            managed = net.default_egress(str(layout.root))
-            egress = environ.get(net.EGRESS_ENV) or managed
-            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", egress):
-                raise AmError(f"invalid {net.EGRESS_ENV} {egress!r}", "the name of a network")
-        if runtime == "kubernetes":
-            if limits.get("disk"):
-                raise AmError(f"{labels['disk']} caps a workspace on this host; a Kubernetes "
-                              "agent's is a claim in its cluster",
-                              "size it with kubernetes.workspace_size, and leave out --disk")
-            kube = kubernetes_settings(agent_id, s, args, publish, mount_config, warnings)
-        elif getattr(args, "kube_workspace", None):
-            raise AmError("--kube-workspace applies to Kubernetes agents",
-                          "add --runtime kubernetes")
-        if args.gpus:
-            check_gpus(args.gpus)
-        if mount_config:
-            if profile is None:
-                raise AmError("--mount-agent-config needs an agent profile", "add --agent NAME")
-            mounts, copies = agent_config_mounts(profile, environ)
-    if network != "limited" or runtime == "kubernetes":
-        egress = managed = None
-        private = []
+        c = container(args, s, layout, environ, agent_id, agent, profile, domains, private,
+                      publish, mount_config, host_memory, host_cpus, warnings)
     branch = check_branch(args.branch) if args.branch is not None else f"am/{agent_id}"
     if args.base is not None:
         check_base(args.base)
@@ -511,7 +427,7 @@ def build(
     return Plan(
         id=agent_id,
         mode=mode,
-        runtime=runtime,
+        runtime=c.runtime,
         source=source,
         worktree=bool(args.worktree),
         base=args.base,
@@ -523,30 +439,158 @@ def build(
         command=command,
         log=layout.log_file(agent_id),
         exit_file=layout.exit_file(agent_id),
-        limits=limits,
-        network=network,
-        allow_domains=domains,
-        allow_private_domains=private,
+        limits=c.limits,
+        network=c.network,
+        allow_domains=c.domains,
+        allow_private_domains=c.private,
         image=s["image"].value if mode == "container" else None,
         gpus=args.gpus,
         env_names=names,
-        isolation=isolation,
+        isolation=c.isolation,
         agent_clis=list(s["agent_clis"].value) if mode == "container" else [],
-        extra_mounts=mounts,
-        config_copies=copies,
+        extra_mounts=c.mounts,
+        config_copies=c.copies,
         warnings=warnings,
         secrets=values,
         cache_dir=layout.cache,
-        egress=egress,
-        managed_egress=managed,
+        egress=c.egress,
+        managed_egress=c.managed,
         env=env,
         prompt=prompt,
         prompt_args=prompt_args,
         custom=args.cmd is not None,
         mount_agent_config=mount_config,
         publish=publish,
-        kube=kube,
+        kube=c.kube,
     )
+
+
+def agent_command(args, cfg, s: dict) -> tuple[str, object, list[str]]:
+    """The agent's name, its profile (None for a --cmd agent named by no --agent) and its
+    command line."""
+    profile = None
+    if args.cmd is not None:
+        if args.skip_permissions and not args.agent:
+            raise AmError("--skip-permissions needs an agent profile, not --cmd")
+        command = profiles.command_argv(args.cmd)
+        agent = args.agent or "custom"
+        if args.agent:
+            profile = cfg.profile(args.agent)
+    else:
+        agent = s["agent"].value
+        profile = cfg.profile(agent)
+        command = profile.argv(args.skip_permissions)
+    return agent, profile, command
+
+
+def refuse_container_flags(args, domains, private, mount_config: bool, publish) -> None:
+    """A tmux spawn takes no container setting: each flag given is refused by name."""
+    if getattr(args, "disk", None):
+        raise AmError(TMUX_DISK, "add --container")
+    for flag, value in (
+        ("--network", args.network),
+        ("--allow-domain", domains),
+        ("--allow-private-domain", private),
+        ("--memory", args.memory),
+        ("--cpus", args.cpus),
+        ("--pids", args.pids),
+        ("--gpus", args.gpus),
+        ("--image", args.image),
+        ("--runtime", args.runtime),
+        ("--isolation", getattr(args, "isolation", None)),
+        ("--mount-agent-config", mount_config),
+        ("--publish", publish),
+        ("--kube-workspace", getattr(args, "kube_workspace", None)),
+    ):
+        if value:
+            raise AmError(f"{flag} applies to container agents", "add --container")
+
+
+@dataclass
+class Container:
+    """A container agent's settings, decided by ``container`` (a tmux agent has none)."""
+
+    limits: dict | None = None
+    network: str | None = None
+    runtime: str | None = None
+    isolation: str | None = None
+    domains: list[str] = field(default_factory=list)
+    private: list[str] = field(default_factory=list)
+    egress: str | None = None  # limited: the outside network its proxy joins
+    managed: str | None = None  # limited: am's own outside network of this AM_HOME
+    kube: dict | None = None
+    mounts: list = field(default_factory=list)
+    copies: list[str] = field(default_factory=list)
+
+
+def container(args, s: dict, layout: Layout, environ: dict[str, str], agent_id: str,
+              agent: str, profile, domains: list[str], private: list[str], publish: list[str],
+              mount_config: bool, host_memory: int | None, host_cpus: int | None,
+              warnings: list[str]) -> Container:
+    """A container spawn's settings from S (flags, variables, file, defaults), each checked;
+    may add to WARNINGS."""
+    c = Container(network=s["network"].value, runtime=s["runtime"].value, domains=domains,
+                  private=private)
+    if c.runtime == "kubernetes":
+        host_memory = host_cpus = None  # a node's, not this host's
+    labels = {k: s[f"limits.{k}"].label(f"limits.{k}") for k in FLAG_LABELS}
+    c.limits = check_limits(
+        str(s["limits.memory"].value),
+        str(s["limits.cpus"].value),
+        str(s["limits.pids"].value),
+        host_memory,
+        host_cpus,
+        labels,
+        s["limits.disk"].value,
+    )
+    c.isolation = s["isolation"].value
+    if c.isolation == "gvisor" and args.gpus:
+        raise AmError(f"--gpus cannot be used with {s['isolation'].label('isolation')} "
+                      "gvisor: this runsc gives its sandboxes no GPUs",
+                      "leave out --gpus, or spawn this agent with --isolation runc")
+    for flag, given in (("--allow-domain", domains), ("--allow-private-domain", private)):
+        if given and c.network != "limited":
+            raise AmError(f"{flag} needs --network limited")
+    check_published(publish, c.network, s["network"].label("network"))
+    if c.network == "limited":
+        limited_network(c, s, agent, layout, environ)
+    if c.runtime == "kubernetes":
+        if c.limits.get("disk"):
+            raise AmError(f"{labels['disk']} caps a workspace on this host; a Kubernetes "
+                          "agent's is a claim in its cluster",
+                          "size it with kubernetes.workspace_size, and leave out --disk")
+        c.kube = kubernetes_settings(agent_id, s, args, publish, mount_config, warnings)
+    elif getattr(args, "kube_workspace", None):
+        raise AmError("--kube-workspace applies to Kubernetes agents",
+                      "add --runtime kubernetes")
+    if args.gpus:
+        check_gpus(args.gpus)
+    if mount_config:
+        if profile is None:
+            raise AmError("--mount-agent-config needs an agent profile", "add --agent NAME")
+        c.mounts, c.copies = agent_config_mounts(profile, environ)
+    if c.network != "limited" or c.runtime == "kubernetes":
+        c.egress = c.managed = None  # a Kubernetes agent's proxy is in its pod
+        c.private = []
+    return c
+
+
+def limited_network(c: Container, s: dict, agent: str, layout: Layout,
+                    environ: dict[str, str]) -> None:
+    """A limited agent's allowlists and the outside network its proxy joins, into C."""
+    from am import network as net
+
+    # The file's lists count only with a limited network; then the profile's. Checked
+    # again in full here: loading the file skips the public suffix list (its cost).
+    domains = [check_domain(d, s["allow_domains"].label("allow_domains"))
+               for d in s["allow_domains"].value]
+    c.domains = net.allowed_domains(agent, domains)
+    c.private = [check_domain(d, s["allow_private_domains"].label("allow_private_domains"))
+                 for d in s["allow_private_domains"].value]
+    c.managed = net.default_egress(str(layout.root))
+    c.egress = environ.get(net.EGRESS_ENV) or c.managed
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", c.egress):
+        raise AmError(f"invalid {net.EGRESS_ENV} {c.egress!r}", "the name of a network")
 
 
 KUBE_KEYS = ("context", "namespace", "workspace", "workspace_size", "storage_class",
