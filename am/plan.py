@@ -521,6 +521,12 @@ class Container:
     kube: dict | None = None
     mounts: list = field(default_factory=list)
     copies: list[str] = field(default_factory=list)
+    # read from a record by recorded_container (a spawn takes them from its settings)
+    image: str | None = None
+    gpus: str | None = None
+    publish: list[str] = field(default_factory=list)
+    mirror: Path | None = None
+    clis: list[str] = field(default_factory=list)
 
 
 def container(args, s: dict, layout: Layout, environ: dict[str, str], agent_id: str,
@@ -719,26 +725,59 @@ def from_record(record: dict, args, layout: Layout, environ: dict[str, str], cfg
     profile = cfg.profile(agent) if agent != "custom" else None
     if profile is None and not custom:
         raise _bad_record(agent_id, "agent")
+    prompt, prompt_args, resume, env = recorded_task(record, args, agent_id, agent,
+                                                     None if custom else profile)
+    names, values, warnings = recorded_env(record, args, environ, env, mode, agent_id)
+    c = (recorded_container(record, agent_id, layout, environ, cfg, profile)
+         if mode == "container" else Container())
+    branch = record.get("branch")
+    return Plan(
+        id=agent_id, mode=mode, runtime=c.runtime, source=str(record.get("source") or ""),
+        worktree=bool(record.get("worktree")), base=None,
+        branch=check_branch(branch) if branch else "", workspace=workspace,
+        session=ids.session_name(agent_id),
+        container=ids.session_name(agent_id) if mode == "container" else None,
+        agent=agent, command=command, log=layout.log_file(agent_id),
+        exit_file=layout.exit_file(agent_id), limits=c.limits, network=c.network,
+        allow_domains=c.domains, allow_private_domains=c.private, image=c.image, gpus=c.gpus,
+        env_names=names, isolation=c.isolation, cache_dir=layout.cache, mirror=c.mirror,
+        egress=c.egress, managed_egress=c.managed, extra_mounts=c.mounts,
+        config_copies=c.copies, agent_clis=c.clis, env=env,
+        warnings=warnings, secrets=values, prompt=prompt, prompt_args=prompt_args,
+        resume_args=resume, custom=custom, mount_agent_config=bool(c.mounts),
+        publish=c.publish, kube=c.kube,
+    )
+
+
+def recorded_task(record: dict, args, agent_id: str, agent: str, profile):
+    """(prompt, prompt_args, continue arguments, environment) of a start: --prompt, else the
+    recorded task given as it was given then (none with --continue). PROFILE is None for a
+    --cmd agent."""
     continuing = bool(getattr(args, "continue_", False))
-    resume, env = continuation(continuing, None if custom else profile, agent)
+    resume, env = continuation(continuing, profile, agent)
     prompt = getattr(args, "prompt", None)
     recorded = record.get("prompt")
     if prompt is not None:
         check_prompt(prompt, "--prompt-file" if getattr(args, "prompt_file", None) else "--prompt")
-        prompt_args, more = task(prompt, None if custom else profile, agent)
+        prompt_args, more = task(prompt, profile, agent)
     elif recorded is not None and not continuing:
-        # The task it was spawned with, given the way it was given then.
         prompt = check_prompt(str(recorded), f"recorded prompt of {agent_id}")
         template = record.get("prompt_args")
-        if custom or not template:
-            prompt_args, more = task(prompt, None if custom else profile, agent)
+        if profile is None or not template:
+            prompt_args, more = task(prompt, profile, agent)
         else:
             prompt_args = _strings(template, agent_id, "prompt_args")
             more = {}
     else:
         prompt, prompt_args, more = None, None, {}
     env.update(more)
+    return prompt, prompt_args, resume, env
 
+
+def recorded_env(record: dict, args, environ: dict[str, str], env: dict[str, str], mode: str,
+                 agent_id: str) -> tuple[list[str], dict[str, str], list[str]]:
+    """(names, values, warnings) of the variables a start hands the agent: those it was
+    spawned with (whose values am never stored) and --env's."""
     names = [n for n in _strings(record.get("env_names") or [], agent_id, "env_names")
              if ENV_NAME_RE.fullmatch(n)]
     given_names, given = parse_env(getattr(args, "env", None) or [], environ)
@@ -759,74 +798,59 @@ def from_record(record: dict, args, layout: Layout, environ: dict[str, str], cfg
     if mode == "tmux":
         values = {**inherited_env(environ), **values}
         names = [n for n in names if n not in missing]
+    return names, values, warnings
 
-    limits = network = runtime = image = gpus = egress = managed = mirror = isolation = None
-    kube = None
-    domains, private, publish, mounts, copies, clis = [], [], [], [], [], []
-    if mode == "container":
-        runtime = record.get("runtime")
-        if runtime not in ("docker", "podman", "kubernetes"):
-            raise _bad_record(agent_id, "runtime")
-        if runtime == "kubernetes":
-            kube = recorded_kubernetes(record, agent_id)
-        # Records from before --isolation ran on runc.
-        isolation = record.get("isolation") or "runc"
-        if isolation not in ("runc", "gvisor"):
-            raise _bad_record(agent_id, "isolation")
-        lim = record.get("limits")
-        if not isinstance(lim, dict):
-            raise _bad_record(agent_id, "limits")
-        limits = check_limits(str(lim.get("memory")), str(lim.get("cpus")), str(lim.get("pids")),
-                              disk=lim.get("disk"))
-        network = record.get("network")
-        if network not in ("none", "limited", "full"):
-            raise _bad_record(agent_id, "network")
-        domains = [check_domain(d) for d in _strings(record.get("allow_domains") or [],
-                                                      agent_id, "allow_domains")]
-        private = [check_domain(d, "--allow-private-domain")
-                   for d in _strings(record.get("allow_private_domains") or [], agent_id,
-                                     "allow_private_domains")]
-        image = check_image(str(record.get("image") or DEFAULT_IMAGE))
-        gpus = check_gpus(str(record["gpus"])) if record.get("gpus") else None
-        if gpus and isolation == "gvisor":
-            raise _bad_record(agent_id, "gpus (gVisor gives its sandboxes none)")
-        publish = [check_publish(p) for p in _strings(record.get("publish") or [], agent_id,
-                                                       "publish")]
-        check_published(publish, network, "recorded")
-        if network == "limited" and runtime != "kubernetes":
-            from am import network as net
 
-            managed = net.default_egress(str(layout.root))
-            egress = str(record.get("egress_network") or managed)
-            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", egress):
-                raise _bad_record(agent_id, "egress_network")
-        if record.get("mount_agent_config"):
-            if profile is None:
-                raise _bad_record(agent_id, "mount_agent_config")
-            mounts, copies = agent_config_mounts(profile, environ)
-        clis = list(cfg.resolve()["agent_clis"].value)  # should its image need a first build
-        if record.get("mirror"):
-            # Mounted read-only into the container: only ever a mirror of am's own cache.
-            mirror = Path(str(record["mirror"]))
-            if not mirror.resolve().is_relative_to(layout.cache.resolve()):
-                raise _bad_record(agent_id, "mirror")
-    branch = record.get("branch")
-    return Plan(
-        id=agent_id, mode=mode, runtime=runtime, source=str(record.get("source") or ""),
-        worktree=bool(record.get("worktree")), base=None,
-        branch=check_branch(branch) if branch else "", workspace=workspace,
-        session=ids.session_name(agent_id),
-        container=ids.session_name(agent_id) if mode == "container" else None,
-        agent=agent, command=command, log=layout.log_file(agent_id),
-        exit_file=layout.exit_file(agent_id), limits=limits, network=network,
-        allow_domains=domains, allow_private_domains=private, image=image, gpus=gpus,
-        env_names=names, isolation=isolation, cache_dir=layout.cache, mirror=mirror,
-        egress=egress, managed_egress=managed, extra_mounts=mounts,
-        config_copies=copies, agent_clis=clis, env=env,
-        warnings=warnings, secrets=values, prompt=prompt, prompt_args=prompt_args,
-        resume_args=resume, custom=custom, mount_agent_config=bool(mounts), publish=publish,
-        kube=kube,
-    )
+def recorded_container(record: dict, agent_id: str, layout: Layout, environ: dict[str, str],
+                       cfg, profile) -> Container:
+    """A container agent's recorded settings, each checked as a spawn checks its flags."""
+    c = Container(runtime=record.get("runtime"))
+    if c.runtime not in ("docker", "podman", "kubernetes"):
+        raise _bad_record(agent_id, "runtime")
+    if c.runtime == "kubernetes":
+        c.kube = recorded_kubernetes(record, agent_id)
+    # Records from before --isolation ran on runc.
+    c.isolation = record.get("isolation") or "runc"
+    if c.isolation not in ("runc", "gvisor"):
+        raise _bad_record(agent_id, "isolation")
+    lim = record.get("limits")
+    if not isinstance(lim, dict):
+        raise _bad_record(agent_id, "limits")
+    c.limits = check_limits(str(lim.get("memory")), str(lim.get("cpus")), str(lim.get("pids")),
+                            disk=lim.get("disk"))
+    c.network = record.get("network")
+    if c.network not in ("none", "limited", "full"):
+        raise _bad_record(agent_id, "network")
+    c.domains = [check_domain(d) for d in _strings(record.get("allow_domains") or [],
+                                                    agent_id, "allow_domains")]
+    c.private = [check_domain(d, "--allow-private-domain")
+                 for d in _strings(record.get("allow_private_domains") or [], agent_id,
+                                   "allow_private_domains")]
+    c.image = check_image(str(record.get("image") or DEFAULT_IMAGE))
+    c.gpus = check_gpus(str(record["gpus"])) if record.get("gpus") else None
+    if c.gpus and c.isolation == "gvisor":
+        raise _bad_record(agent_id, "gpus (gVisor gives its sandboxes none)")
+    c.publish = [check_publish(p) for p in _strings(record.get("publish") or [], agent_id,
+                                                     "publish")]
+    check_published(c.publish, c.network, "recorded")
+    if c.network == "limited" and c.runtime != "kubernetes":
+        from am import network as net
+
+        c.managed = net.default_egress(str(layout.root))
+        c.egress = str(record.get("egress_network") or c.managed)
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", c.egress):
+            raise _bad_record(agent_id, "egress_network")
+    if record.get("mount_agent_config"):
+        if profile is None:
+            raise _bad_record(agent_id, "mount_agent_config")
+        c.mounts, c.copies = agent_config_mounts(profile, environ)
+    c.clis = list(cfg.resolve()["agent_clis"].value)  # should its image need a first build
+    if record.get("mirror"):
+        # Mounted read-only into the container: only ever a mirror of am's own cache.
+        c.mirror = Path(str(record["mirror"]))
+        if not c.mirror.resolve().is_relative_to(layout.cache.resolve()):
+            raise _bad_record(agent_id, "mirror")
+    return c
 
 
 def recorded_kubernetes(record: dict, agent_id: str) -> dict:
