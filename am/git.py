@@ -44,7 +44,7 @@ HARDENING = (
 )
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     """Git's message as part of am's one-line error."""
     return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
@@ -101,7 +101,7 @@ def ws_git(repo, *args: str, env_extra=None, check=True) -> proc.Result:
     res = proc.run(ws_argv(repo, *args), env=ws_env(env_extra))
     if check and not res.ok:
         raise AmError(f"git {args[0]} failed in {repo.work_tree}: "
-                      f"{_one_line(res.last_lines(3))}")
+                      f"{one_line(res.last_lines(3))}")
     return res
 
 

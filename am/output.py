@@ -27,7 +27,7 @@ PUBLIC = (
     "prompt",
 )
 EXTRA = ("worktree", "image", "gpus", "env_names", "started", "finished", "health", "orphan",
-         "proxy", "egress_network", "network_log", "publish", "isolation")
+         "proxy", "egress_network", "network_log", "publish", "isolation", "pushed")
 
 
 def public(view: dict) -> dict:

@@ -1,7 +1,7 @@
 """``am diff``: the agent's commits, edits and new files against the commit it started from.
 
-Read in the agent's sandbox for a container agent (``am.workspace``); the patch is written as
-the exact bytes git produced.
+Read in the agent's sandbox for a container agent (``am.workspace``); the patch (or with
+``--stat`` its summary) is written as the exact bytes git produced.
 """
 
 import sys
@@ -12,15 +12,24 @@ from am.errors import AmError
 from am.store import open_store
 
 
-def run(args) -> int:
+def reading(agent_id: str) -> tuple[dict, "workspace.Workspace"]:
+    """AGENT_ID's checked record, which has a workspace and a base, and the operations on it."""
     layout = paths.layout()
-    record = records.check(open_store(layout).get(args.id), layout, args.id)
+    record = records.check(open_store(layout).get(agent_id), layout, agent_id)
     ws = Path(record["workspace"])
     if not ws.is_dir() or ws.is_symlink():
-        raise AmError(f"workspace {ws} of agent {args.id} is missing")
+        raise AmError(f"workspace {ws} of agent {agent_id} is missing")
     if not record.get("base_commit"):
-        raise AmError(f"agent {args.id} has no base commit (its spawn did not finish)")
-    patch = workspace.for_record(record, layout).diff(record["base_commit"])
-    sys.stdout.buffer.write(patch)
+        raise AmError(f"agent {agent_id} has no base commit (its spawn did not finish)")
+    return record, workspace.for_record(record, layout)
+
+
+def write(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
+
+
+def run(args) -> int:
+    record, ops = reading(args.id)
+    write(ops.diff(record["base_commit"], stat=getattr(args, "stat", False)))
     return 0
