@@ -98,9 +98,11 @@ def fetch_argv(repo: Path, path: Path) -> list[str]:
 
 
 def _git(argv: list[str], what: str, stdin=None) -> proc.Result:
+    from am.workspace import printable
+
     res = proc.run(argv, env=git.source_env(), stdin=stdin, cwd="/")
-    if not res.ok:
-        raise bad(f"{what}: {git.one_line(res.last_lines(3)) or res.code}")
+    if not res.ok:  # git's words may quote the bundle's: one printable line
+        raise bad(f"{what}: {printable(git.one_line(res.last_lines(3))) or res.code}")
     return res
 
 
@@ -111,10 +113,12 @@ def receive(repo: Path, path: Path, expected: str) -> list[str]:
     mine = [oid for name, oid in header.refs if name == REF]
     if mine != [expected]:
         raise bad(f"it does not carry {REF} once, at the commit the workspace reported")
+    from am.workspace import printable
+
     others = sorted({name for name, _ in header.refs if name != REF})
     warnings = []
     if others:
-        shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+        shown = printable(", ".join(others[:5]) + (", ..." if len(others) > 5 else ""))
         warnings.append(f"the agent's bundle also carried {len(others)} other ref(s) ({shown}); "
                         "none was taken")
     _git(verify_argv(repo, path), "git bundle verify failed")

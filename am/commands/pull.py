@@ -70,9 +70,15 @@ def pull(agent_id: str, branch: str | None = None, force: bool = False, *,
     record = records.check(open_store(layout).get(agent_id), layout, agent_id)
     branch = git.check_branch(branch) if branch else record.get("branch") or f"am/{agent_id}"
     if record.get("worktree"):
+        # its commits are the source's already: on its own branch, whatever --branch says
         source = trusted.Target(Path(record["source"]))
-        return Pulled(agent_id, str(source), str(source.path), branch, None,
-                      new=trusted.tip(source, branch), worktree=True)
+        own = record.get("branch") or branch
+        tip = trusted.tip(source, own)
+        if tip is None:
+            raise AmError(f"agent {agent_id} works in a worktree of {source}, whose branch "
+                          f"{own} is gone", f"'am diff {agent_id}' shows its work")
+        return Pulled(agent_id, str(source), str(source.path), own, None, old=tip, new=tip,
+                      worktree=True)
     target = trusted.for_record(record, layout, create=True)
     return receive(record, layout, target, branch, force, "am pull")
 
