@@ -155,7 +155,7 @@ def hint(result: Pulled) -> str | None:
         return None
     if result.outbox:
         return (f"send it with: am push {result.agent}; or fetch it into a clone of yours: "
-                f"git fetch {result.path} {result.branch}")
+                f"git fetch {result.path} {result.branch}:{result.branch}")
     return f"review it with: git log {result.branch}; merge it with: git merge {result.branch}"
 
 
