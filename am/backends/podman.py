@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from am.backends.engine import IMAGE_UID, Engine
+from am.backends.engine import Engine, agent_uid
 from am.errors import AmError
 
 # Where containers-common puts the engine's default seccomp profile (containers.conf's
@@ -161,7 +161,7 @@ class Podman(Engine):
 
     def user_args(self, uid: int, gid: int) -> list[str]:
         if uid == 0:
-            return ["--user", f"{IMAGE_UID}:{IMAGE_UID}"]
+            return ["--user", f"{agent_uid()}:{agent_uid()}"]
         # Rootless: map the caller to the same uid inside, so files in /workspace stay theirs.
         return ["--userns=keep-id", "--user", f"{uid}:{gid}"]
 

@@ -1,20 +1,19 @@
 """``am diff``: the agent's commits, edits and new files against the commit it started from.
 
 Read in the agent's sandbox for a container agent (``am.workspace``); the patch (or with
-``--stat`` its summary) is written as the exact bytes git produced.
+``--stat`` its summary) is written as the exact bytes git produced into a pipe, escaped on a
+terminal (``am.termsafe``).
 """
 
-import sys
 from pathlib import Path
 
-from am import paths, records, workspace
+from am import paths, records, termsafe, workspace
 from am.errors import AmError
 from am.store import open_store
 
 
-def reading(agent_id: str) -> tuple[dict, "workspace.Workspace"]:
+def reading(layout, agent_id: str) -> tuple[dict, "workspace.Workspace"]:
     """AGENT_ID's checked record, which has a workspace and a base, and the operations on it."""
-    layout = paths.layout()
     record = records.check(open_store(layout).get(agent_id), layout, agent_id)
     ws = Path(record["workspace"])
     if not ws.is_dir() or ws.is_symlink():
@@ -24,12 +23,13 @@ def reading(agent_id: str) -> tuple[dict, "workspace.Workspace"]:
     return record, workspace.for_record(record, layout)
 
 
-def write(data: bytes) -> None:
-    sys.stdout.buffer.write(data)
-    sys.stdout.buffer.flush()
+def patch(layout, agent_id: str, stat: bool = False) -> bytes:
+    """The agent's changes as one patch (or its summary), the exact bytes git produced (also
+    what ``am ui`` shows)."""
+    record, ops = reading(layout, agent_id)
+    return ops.diff(record["base_commit"], stat=stat)
 
 
 def run(args) -> int:
-    record, ops = reading(args.id)
-    write(ops.diff(record["base_commit"], stat=getattr(args, "stat", False)))
+    termsafe.write_untrusted(patch(paths.layout(), args.id, getattr(args, "stat", False)))
     return 0

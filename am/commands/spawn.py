@@ -53,7 +53,7 @@ def hand_over_secrets(fifo: Path, secrets: dict, timeout: int = 60) -> None:
 
 def make_workspace(plan: planning.Plan, undo: Undo) -> str:
     """Clone (or add a worktree), put the agent branch at its base; returns the base commit."""
-    plan.workspace.parent.mkdir(parents=True, exist_ok=True)
+    paths.private_dir(plan.workspace.parent)
     if plan.worktree:
         from am.backends.engine import worktree_gitdir
 
@@ -117,9 +117,11 @@ def launch(plan: planning.Plan, backend, layout, undo: Undo, **fields) -> None:
     undo.push(backend.stop, plan.record(str(layout.root)))
     backend.before_start(plan)
 
-    layout.run.mkdir(parents=True, exist_ok=True)
+    paths.private_dir(layout.run)
     spec = backend.launch_spec(plan)
     spec["exit_file"] = str(plan.exit_file)
+    # The agent (tmux) or the engine's client runs with the user's umask, as without am.
+    spec["umask"] = paths.user_umask()
     spec["health_file"] = str(layout.health_file(plan.id))
     if plan.isolation == "gvisor":
         spec["guest_file"] = str(layout.guest_file(plan.id))

@@ -1,4 +1,4 @@
-"""Property 13: am pull and am push run nothing of the workspace, and the trusted repository
+"""Property 16: am pull and am push run nothing of the workspace, and the trusted repository
 takes one checked commit from the agent's bundle.
 
 The attacks of property 1 (configuration, hooks, filters, layouts), and those aimed at a push
@@ -22,7 +22,7 @@ from am import bundle
 from .conftest import plain_git
 from .test_host_git import ATTACKS, REFUSED, cfg, control_add, modify
 
-PROPERTY = "13 pull and push take one checked commit"
+PROPERTY = "16 pull and push take one checked commit"
 COMMIT = ("echo work > work.txt && git add work.txt && git commit -qm work && "
           "echo COMMITTED-$((0+1)); sleep 300")
 
