@@ -6,15 +6,16 @@ container agent, by the hardened host git of ``am/wsops.py`` for a tmux agent) a
 private file in am's cache. The trusted repository (the user's source, or am's outbox for a URL
 agent: ``am.trusted``) then, with the user's own git configuration:
 
-1. the header is parsed here: a v2 or v3 bundle whose ref ``refs/am/head`` appears once and names
-   the commit the workspace op reported; any other ref it carries is reported and never taken;
+1. the header is parsed here: a v2 or v3 bundle (no capability but its object format) whose
+   ref ``refs/am/head`` appears once and names the commit the workspace op reported; any other
+   ref it carries is reported and never taken;
 2. ``git bundle verify``: its prerequisites are there;
 3. ``git index-pack --strict --fix-thin`` of its pack, into a scratch file beside the bundle:
    every object is checked as ``fetch.fsckObjects`` would (git before 2.46 does not apply
    that setting to a fetch from a bundle), so a malformed object stops the pull here;
 4. ``git fetch --no-tags`` of exactly ``refs/am/head``, with no destination: the objects arrive,
-   no ref of the repository changes, no tag is followed, no submodule is entered. The caller
-   then moves one branch (``am.trusted.move``).
+   no ref of the repository changes, no tag is followed, no submodule is entered; what arrived
+   must be a commit object. The caller then moves one branch (``am.trusted.move``).
 
 No hook, filter or configuration of the workspace takes part: nothing of it is read on the host,
 and a fetch from a bundle runs nothing of the bundle's.
@@ -27,11 +28,13 @@ from pathlib import Path
 
 from am import git, proc
 from am.errors import AmError
+from am.workspace import printable
 
 REF = "refs/am/head"
 SIGNATURES = {b"# v2 git bundle\n": 2, b"# v3 git bundle\n": 3}
 HEADER_LIMIT = 1 << 20
 OID = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+CAPABILITY = re.compile(r"^@object-format=(?:sha1|sha256)$")
 # Object checks on, whatever git's version: the settings a fetch honours where it can.
 FSCK = ("fetch.fsckObjects=true", "transfer.fsckObjects=true")
 
@@ -64,8 +67,10 @@ def read_header(path: Path) -> Header:
     for line in head[len(first):end].split(b"\n"):
         text = line.decode("utf-8", "replace")
         if text.startswith("@"):
-            if SIGNATURES[first] == 2:
-                raise bad("a v2 bundle with a capability line")
+            # object-format only: a @filter (a partial bundle) would leave the commits'
+            # trees and blobs missing from the repository, a promisor pack it cannot fill
+            if SIGNATURES[first] == 2 or not CAPABILITY.match(text):
+                raise bad(f"a capability line am does not take ({printable(text[:80])})")
             continue
         if text.startswith("-"):
             oid = text[1:].split(" ", 1)[0]
@@ -98,8 +103,6 @@ def fetch_argv(repo: Path, path: Path) -> list[str]:
 
 
 def _git(argv: list[str], what: str, stdin=None) -> proc.Result:
-    from am.workspace import printable
-
     res = proc.run(argv, env=git.source_env(), stdin=stdin, cwd="/")
     if not res.ok:  # git's words may quote the bundle's: one printable line
         raise bad(f"{what}: {printable(git.one_line(res.last_lines(3))) or res.code}")
@@ -113,8 +116,6 @@ def receive(repo: Path, path: Path, expected: str) -> list[str]:
     mine = [oid for name, oid in header.refs if name == REF]
     if mine != [expected]:
         raise bad(f"it does not carry {REF} once, at the commit the workspace reported")
-    from am.workspace import printable
-
     others = sorted({name for name, _ in header.refs if name != REF})
     warnings = []
     if others:
@@ -132,8 +133,9 @@ def receive(repo: Path, path: Path, expected: str) -> list[str]:
             if os.path.lexists(p):
                 p.unlink()
     _git(fetch_argv(repo, path), "git fetch from it failed")
-    res = proc.run(["git", "-C", str(repo), "cat-file", "-e", f"{expected}^{{commit}}"],
+    # exactly a commit: a tag object peels to one, but a branch cannot point at it
+    res = proc.run(["git", "-C", str(repo), "cat-file", "-t", expected],
                    env=git.source_env(), cwd="/")
-    if not res.ok:
-        raise bad(f"{expected} is not a commit in {repo} after the fetch")
+    if res.out.strip() != "commit":
+        raise bad(f"the workspace's HEAD {expected} is not a commit in {repo} after the fetch")
     return warnings

@@ -30,6 +30,9 @@ def test_the_fetch_names_one_ref_and_follows_nothing():
     (b"# v2 git bundle\n-" + b"b" * 40 + b" base\n" + OID.encode() + b" refs/am/head\n\n", True),
     (b"# v3 git bundle\n@object-format=sha1\n" + OID.encode() + b" refs/am/head\n\n", True),
     (b"# v2 git bundle\n@object-format=sha1\n" + OID.encode() + b" refs/am/head\n\n", False),
+    # a partial bundle would leave the commit's trees and blobs missing in the source
+    (b"# v3 git bundle\n@filter=blob:none\n" + OID.encode() + b" refs/am/head\n\n", False),
+    (b"# v3 git bundle\n@object-format=md5\n" + OID.encode() + b" refs/am/head\n\n", False),
     (b"# v2 git bundle\n" + OID.encode() + b" refs/am/head\n", False),  # no end of header
     (b"# v2 git bundle\nnot-an-id refs/am/head\n\n", False),
     (b"# v4 git bundle\n" + OID.encode() + b" refs/am/head\n\n", False),

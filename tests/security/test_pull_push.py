@@ -252,6 +252,25 @@ def test_a_bundle_that_is_not_what_was_asked_is_refused(repo, tmp_path, case):
     assert subprocess.run(["git", "cat-file", "-e", head], cwd=target).returncode == 0
 
 
+
+def test_a_partial_bundle_is_refused_before_git_reads_it(repo, tmp_path):
+    head = git("rev-parse", "HEAD", cwd=repo).strip()
+    git("update-ref", bundle.REF, head, cwd=repo)
+    partial = tmp_path / "partial.bundle"
+    git("bundle", "create", "-q", partial, "--filter=blob:none", bundle.REF, cwd=repo)
+    target = tmp_path / "target"
+    git("init", "-q", "--bare", target)
+    with pytest.raises(bundle.Bad, match="capability line am does not take"):
+        bundle.receive(target, partial, head)
+    assert list((target / "objects" / "pack").iterdir()) == []
+    # control: git's own fetch of it fails too, but leaves a promisor pack of the agent's
+    # objects in the repository
+    res = subprocess.run(["git", "fetch", "-q", partial, f"{bundle.REF}:refs/heads/taken"],
+                         cwd=target, capture_output=True, text=True)
+    assert res.returncode != 0
+    assert [p.suffix for p in (target / "objects" / "pack").iterdir()].count(".promisor") == 1
+
+
 INSIDE = ("export GIT_AUTHOR_NAME=a GIT_AUTHOR_EMAIL=a@x GIT_COMMITTER_NAME=a "
           "GIT_COMMITTER_EMAIL=a@x && echo work > work.txt && git add work.txt && "
           "git commit -qm work && "
