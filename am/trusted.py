@@ -12,6 +12,9 @@ them: commit ids, checked, and a bundle that ``am.bundle`` verifies.
 """
 
 import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,20 +42,45 @@ def run(target: Target, *args: str, stdin: str | None = None) -> proc.Result:
                     cwd="/")
 
 
-def call(target: Target, *args: str) -> str:
-    """git ARGS in TARGET; its output, or AmError naming what failed."""
-    res = run(target, *args)
-    if not res.ok:
-        raise AmError(f"git {args[0]} failed in {target.path}: {git.one_line(res.last_lines(3))}")
-    return res.out
-
-
 def outbox_path(cache: Path, mirror: Path) -> Path:
     return cache / "outbox" / mirror.name
 
 
-def for_record(record: dict, layout, *, create: bool = False) -> Target:
-    """Where RECORD's (a checked clone's) commits go; an outbox is made when CREATE."""
+def agent_branch(record: dict) -> str:
+    """RECORD's own branch (``am/<id>`` unless spawned with --branch), checked as a branch
+    name: a hand-edited record names no option and no other ref."""
+    branch = record.get("branch") or f"am/{record['id']}"
+    try:
+        return git.check_branch(branch) if isinstance(branch, str) else git.check_branch("")
+    except AmError:
+        raise AmError(f"the record of agent {record['id']} names the branch {branch!r}, which "
+                      "is not a valid branch name", "name the branch yourself: am pull "
+                      f"{record['id']} --branch NAME") from None
+
+
+@contextmanager
+def opened(record: dict, layout) -> Iterator[Target]:
+    """``for_record`` for a pull: an outbox made here is removed again if the block fails, so
+    a refused pull leaves nothing behind."""
+    made = False
+    if git.is_url(record.get("source") or "") and record.get("mirror"):
+        made = not (outbox_path(layout.cache, Path(record["mirror"])) / "HEAD").is_file()
+    target = for_record(record, layout)
+    try:
+        yield target
+    except BaseException:
+        if made and target.outbox and not tip_any(target):
+            shutil.rmtree(target.path, ignore_errors=True)
+        raise
+
+
+def tip_any(target: Target) -> bool:
+    """Whether TARGET has any branch."""
+    return bool(run(target, "for-each-ref", "--count=1", "--format=x", "refs/heads/").out.strip())
+
+
+def for_record(record: dict, layout) -> Target:
+    """Where RECORD's (a checked clone's) commits go; an outbox is made if there is none."""
     source = record.get("source")
     if not source:
         raise AmError(f"agent {record['id']} has no source repository (it was restored from "
@@ -64,11 +92,7 @@ def for_record(record: dict, layout, *, create: bool = False) -> Target:
             raise AmError(f"agent {record['id']} was spawned from {source} before am kept a "
                           "cache of it", "spawn a new agent to pull or push through am")
         path = outbox_path(layout.cache, Path(record["mirror"]))
-        if create:
-            make_outbox(path, Path(record["mirror"]))
-        elif not (path / "HEAD").is_file():
-            raise AmError(f"nothing of agent {record['id']} was pulled yet",
-                          f"am pull {record['id']}")
+        make_outbox(path, Path(record["mirror"]))
         return Target(path, source)
     path = Path(source)
     if not yours(path, layout):
@@ -101,15 +125,14 @@ def make_outbox(path: Path, mirror: Path) -> None:
     res = proc.run(["git", "init", "--quiet", "--bare", "--template=", f"--object-format={fmt}",
                     "--", str(partial)], env=git.source_env(), cwd="/")
     if not res.ok:
-        raise AmError(f"cannot make {path}: {res.last_lines(1)}")
+        raise AmError(f"cannot make {path}: {git.one_line(res.last_lines(2))}",
+                      f"am needs to write in {path.parent}")
     info = partial / "objects" / "info"
     info.mkdir(parents=True, exist_ok=True)
     (info / "alternates").write_text(f"{mirror / 'objects'}\n")
     try:
         os.rename(partial, path)
     except OSError:
-        import shutil
-
         shutil.rmtree(partial, ignore_errors=True)  # another pull made it meanwhile
         if not (path / "HEAD").is_file():
             raise
@@ -126,7 +149,8 @@ def tips(target: Target, base: str | None = None) -> tuple[str, ...]:
 
 
 def has_commit(target: Target, oid: str) -> bool:
-    return run(target, "cat-file", "-e", f"{oid}^{{commit}}").ok
+    """Whether TARGET has OID as a commit object (not a tag that peels to one)."""
+    return run(target, "cat-file", "-t", oid).out.strip() == "commit"
 
 
 def saved(record: dict, layout) -> tuple[str, ...]:
@@ -140,7 +164,12 @@ def saved(record: dict, layout) -> tuple[str, ...]:
         return tuple(o for o in record.get("pushed") or () if isinstance(o, str))
     if not Path(source).is_dir() or not yours(Path(source), layout):
         return ()
-    return tips(Target(Path(source)))
+    target = Target(Path(source))
+    # the agent's own branch first: its commit dates are the agent's, so it may be older
+    # than the MAX_TIPS newest
+    own = record.get("branch") or f"am/{record.get('id')}"
+    mine = tip(target, own) if isinstance(own, str) else None
+    return tuple(dict.fromkeys(([mine] if mine else []) + list(tips(target))))
 
 
 def tip(target: Target, branch: str) -> str | None:
@@ -171,10 +200,12 @@ def count(target: Target, new: str, *exclude: str) -> int:
     return int(res.out.strip()) if res.ok and res.out.strip().isdigit() else 0
 
 
-def move(target: Target, branch: str, new: str, old: str | None, message: str) -> None:
+def move(target: Target, branch: str, new: str, old: str | None, message: str,
+         agent_id: str) -> None:
     """Point BRANCH of TARGET at NEW, only if it is still at OLD (None: does not exist)."""
     zero = "0" * len(new)
     res = run(target, "update-ref", "-m", message, f"refs/heads/{branch}", new, old or zero)
     if not res.ok:
         raise AmError(f"cannot move {branch} in {target}: {git.one_line(res.last_lines(2))}",
-                      "it changed while am pulled; run am pull again")
+                      f"run am pull {agent_id} again" if tip(target, branch) != old else
+                      f"pull into another branch: am pull {agent_id} --branch NAME")

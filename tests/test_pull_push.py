@@ -209,3 +209,27 @@ def test_pull_errors_are_clear_and_change_nothing(am, repo, tmp_path):
     assert "is gone" in line
     moved.rename(repo)
     assert "Created" in pull(am, agent.id).stderr
+
+
+@pytest.mark.parametrize("source", ["path", "url"])
+def test_a_head_that_is_a_tag_object_is_refused_and_nothing_moves(am, repo, tmp_path, source):
+    if source == "url":
+        remote = tmp_path / "remote.git"
+        git("clone", "-q", "--bare", repo, remote)
+    agent = Shell(am, repo if source == "path" else f"file://{remote}")
+    agent.commit("tagged")
+    # HEAD names an annotated tag object: it peels to a commit, but is none
+    agent.do("git tag -a -m t t1 && git rev-parse t1 > .git/HEAD.new && "
+             "mv .git/HEAD.new .git/HEAD")
+    refs = git("for-each-ref", cwd=repo)
+    line = assert_am_error(pull(am, agent.id, check=False))
+    assert "the agent's bundle was refused" in line and "is not a commit" in line
+    assert git("for-each-ref", cwd=repo) == refs
+    # a URL agent's copy in am's cache, made for this pull, is gone again with it
+    outbox = am.home / "data" / "cache" / "outbox"
+    assert not outbox.exists() or list(outbox.iterdir()) == []
+    # back on its branch, the same commit comes in
+    agent.do("git checkout -q am/" + agent.id)
+    assert f"Created am/{agent.id} with 1 commit(s)" in pull(am, agent.id).stderr
+    if source == "url":
+        assert len(list(outbox.iterdir())) == 1

@@ -68,19 +68,19 @@ def pull(agent_id: str, branch: str | None = None, force: bool = False, *,
 
     layout = layout or paths.layout()
     record = records.check(open_store(layout).get(agent_id), layout, agent_id)
-    branch = git.check_branch(branch) if branch else record.get("branch") or f"am/{agent_id}"
+    branch = git.check_branch(branch) if branch else trusted.agent_branch(record)
     if record.get("worktree"):
         # its commits are the source's already: on its own branch, whatever --branch says
         source = trusted.Target(Path(record["source"]))
-        own = record.get("branch") or branch
+        own = trusted.agent_branch(record)
         tip = trusted.tip(source, own)
         if tip is None:
             raise AmError(f"agent {agent_id} works in a worktree of {source}, whose branch "
                           f"{own} is gone", f"'am diff {agent_id}' shows its work")
         return Pulled(agent_id, str(source), str(source.path), own, None, old=tip, new=tip,
                       worktree=True)
-    target = trusted.for_record(record, layout, create=True)
-    return receive(record, layout, target, branch, force, "am pull")
+    with trusted.opened(record, layout) as target:
+        return receive(record, layout, target, branch, force, "am pull")
 
 
 def receive(record: dict, layout, target: trusted.Target, branch: str, force: bool,
@@ -91,7 +91,8 @@ def receive(record: dict, layout, target: trusted.Target, branch: str, force: bo
     agent_id = record["id"]
     ws = Path(record["workspace"])
     if not ws.is_dir() or ws.is_symlink():
-        raise AmError(f"workspace {ws} of agent {agent_id} is missing")
+        raise AmError(f"workspace {ws} of agent {agent_id} is missing: there is nothing to "
+                      "pull", f"'am info {agent_id}' shows what is left of it")
     where = trusted.checked_out(target, branch)
     if where is not None:
         raise AmError(f"{branch} is checked out in {where}",
@@ -114,11 +115,13 @@ def receive(record: dict, layout, target: trusted.Target, branch: str, force: bo
         if got.commits:
             result.warnings += bundle.receive(target.path, path, head)
         elif not trusted.has_commit(target, head):
-            raise AmError(f"the workspace's HEAD {head} is neither in {target} nor in a bundle")
-    if got.head.branch != record.get("branch"):
+            raise AmError(f"the workspace's HEAD {head} is neither in {target} nor in the "
+                          "bundle of the agent's commits; nothing was taken",
+                          f"'am log {agent_id}' and 'am diff {agent_id}' show its work")
+    own = record.get("branch") or f"am/{agent_id}"
+    if got.head.branch != own:
         on = f"on {got.head.branch}" if got.head.branch else "detached"
-        result.warnings.append(f"the workspace's HEAD is {on}, not on {record.get('branch')}: "
-                               "am took HEAD")
+        result.warnings.append(f"the workspace's HEAD is {on}, not on {own}: am took HEAD")
     if got.changed or got.submodules:
         left = [f"{got.changed} uncommitted or untracked file(s)"] if got.changed else []
         left += [f"{got.submodules} submodule(s)"] if got.submodules else []
@@ -136,7 +139,7 @@ def receive(record: dict, layout, target: trusted.Target, branch: str, force: bo
                               f"'am pull {agent_id} --force' replaces {branch} (now at "
                               f"{old[:12]}); or pull into another: --branch NAME")
             result.forced = True
-        trusted.move(target, branch, head, old, f"{why}: agent {agent_id}")
+        trusted.move(target, branch, head, old, f"{why}: agent {agent_id}", agent_id)
         result.new = head
     if base and trusted.has_commit(target, base):
         result.since_base = trusted.count(target, head, base)

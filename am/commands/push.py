@@ -66,38 +66,56 @@ def push(agent_id: str, remote: str | None = None, branch: str | None = None, *,
     layout = layout or paths.layout()
     store = open_store(layout)
     record = records.check(store.get(agent_id), layout, agent_id)
-    own = record.get("branch") or f"am/{agent_id}"
+    own = trusted.agent_branch(record)
     dest = git.check_branch(branch) if branch else own
     if record.get("worktree"):
         target = trusted.Target(Path(record["source"]))
         where = resolve_remote(record, target, remote)
         commit = trusted.tip(target, own)
         if commit is None:
-            raise AmError(f"{own} is gone from {target}")
-    else:
-        target = trusted.for_record(record, layout, create=True)
+            raise AmError(f"agent {agent_id} works in a worktree of {target}, whose branch "
+                          f"{own} is gone: nothing to push", f"'am diff {agent_id}' shows its "
+                          "work")
+        return send(record, store, target, where, own, dest, commit, interactive)
+    with trusted.opened(record, layout) as target:
         where = resolve_remote(record, target, remote)
         # The outbox is am's own staging copy: it follows the agent (the remote refuses what
         # does not fast-forward); a local source's branch only moves forward, as am pull does.
         done = pull.receive(record, layout, target, own, target.outbox, "am push")
         for w in done.warnings:
             print(f"am: warning: {w}", file=sys.stderr)
-        commit = done.new
-        if commit is None:
-            raise AmError(f"agent {agent_id} has no commits since its base: nothing to push")
+        if done.moved and not target.outbox:
+            print(done.summary(), file=sys.stderr)  # the user's branch moved: said
+        if done.new is None:
+            raise AmError(f"agent {agent_id} has no commits since its base: nothing to push",
+                          f"'am diff {agent_id}' shows its uncommitted work")
+        return send(record, store, target, where, own, dest, done.new, interactive)
+
+
+def push_argv(target: trusted.Target, where: str, commit: str, dest: str) -> list[str]:
+    """One ref, and nothing the agent's commits could add to it: no tag they lead to, no
+    submodule their gitlinks name (whatever push.followTags or push.recurseSubmodules say)."""
+    return ["git", "-C", str(target.path), "push", "--no-follow-tags",
+            "--recurse-submodules=no", "--", where, f"{commit}:refs/heads/{dest}"]
+
+
+def send(record: dict, store, target: trusted.Target, where: str, own: str, dest: str,
+         commit: str, interactive: bool) -> Pushed:
     env = git.source_env()
     if interactive:
         env.pop("GIT_TERMINAL_PROMPT", None)
     print(f"Pushing {own} ({commit[:12]}) to {where} as {dest} ...", file=sys.stderr, flush=True)
-    res = proc.run(["git", "-C", str(target.path), "push", "--", where,
-                    f"{commit}:refs/heads/{dest}"], env=env, cwd="/")
+    res = proc.run(push_argv(target, where, commit, dest), env=env, cwd="/")
     if not res.ok:
-        raise AmError(f"git push to {where} failed: {git.one_line(res.last_lines(3))}",
-                      "a branch that moved on there is not overwritten: push another --branch")
+        said = git.one_line(res.last_lines(3))
+        raise AmError(f"git push to {where} failed: {said}",
+                      f"{dest} moved on there and is not overwritten: push to another, "
+                      f"am push {record['id']} --branch NAME" if "rejected" in res.err else
+                      f"check that your git can push there: git push --dry-run {where}")
     if target.outbox and where == record["source"]:
         pushed = [o for o in record.get("pushed") or [] if o != commit] + [commit]
-        store.update(agent_id, pushed=pushed[-KEEP_PUSHED:])
-    return Pushed(agent_id, where, dest, commit, res.err.strip())
+        store.update(record["id"], pushed=pushed[-KEEP_PUSHED:])
+    return Pushed(record["id"], where, dest, commit, res.err.strip())
 
 
 def run(args) -> int:
