@@ -192,8 +192,9 @@ def test_pull_errors_are_clear_and_change_nothing(am, repo, tmp_path):
     res = pull(am, agent.id)
     assert "no commits since its base: nothing to pull" in res.stderr
     assert git("branch", "--list", f"am/{agent.id}", cwd=repo).strip() == ""
-    assert "invalid branch name" in assert_am_error(
-        pull(am, agent.id, "--branch=-x", check=False))
+    for name in ("-x", "HEAD", "a..b"):
+        assert "invalid branch name" in assert_am_error(
+            pull(am, agent.id, f"--branch={name}", check=False))
     assert "no such agent" in assert_am_error(pull(am, "nobody", check=False))
     agent.commit("c")
     # the branch checked out in the user's worktree is never moved under them
