@@ -301,8 +301,12 @@ class Workspace:
             if not isinstance(data, dict) or not line.endswith(b"\n") or \
                     not all(counted(data.get(k)) for k in ("changed", "submodules", "commits")):
                 raise AmError(f"the bundle answer read {self.where.title} is not valid")
-            with open(dest, "wb") as f:
-                shutil.copyfileobj(reader, f, 1 << 20)
+            try:
+                with open(dest, "wb") as f:
+                    shutil.copyfileobj(reader, f, 1 << 20)
+            except OSError as e:  # a full disk, say: said as am's error, not a traceback
+                raise AmError(f"cannot write the agent's bundle to {dest}: {e.strerror}",
+                              f"make room in {dest.parent.parent}") from None
         return Bundled(parse_head(data), data["changed"], data["submodules"], data["commits"])
 
     @contextmanager
