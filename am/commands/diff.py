@@ -5,8 +5,6 @@ Read in the agent's sandbox for a container agent (``am.workspace``); the patch 
 terminal (``am.termsafe``).
 """
 
-from pathlib import Path
-
 from am import paths, records, termsafe, workspace
 from am.errors import AmError
 from am.store import open_store
@@ -15,9 +13,7 @@ from am.store import open_store
 def reading(layout, agent_id: str) -> tuple[dict, "workspace.Workspace"]:
     """AGENT_ID's checked record, which has a workspace and a base, and the operations on it."""
     record = records.check(open_store(layout).get(agent_id), layout, agent_id)
-    ws = Path(record["workspace"])
-    if not ws.is_dir() or ws.is_symlink():
-        raise AmError(f"workspace {ws} of agent {agent_id} is missing")
+    workspace.check_present(record)
     if not record.get("base_commit"):
         raise AmError(f"agent {agent_id} has no base commit (its spawn did not finish)")
     return record, workspace.for_record(record, layout)

@@ -89,10 +89,7 @@ def receive(record: dict, layout, target: trusted.Target, branch: str, force: bo
     from am import bundle, workspace
 
     agent_id = record["id"]
-    ws = Path(record["workspace"])
-    if not ws.is_dir() or ws.is_symlink():
-        raise AmError(f"workspace {ws} of agent {agent_id} is missing: there is nothing to "
-                      "pull", f"'am info {agent_id}' shows what is left of it")
+    workspace.check_present(record)
     where = trusted.checked_out(target, branch)
     if where is not None:
         raise AmError(f"{branch} is checked out in {where}",
