@@ -44,7 +44,7 @@ HARDENING = (
 )
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     """Git's message as part of am's one-line error."""
     return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
@@ -101,7 +101,7 @@ def ws_git(repo, *args: str, env_extra=None, check=True) -> proc.Result:
     res = proc.run(ws_argv(repo, *args), env=ws_env(env_extra))
     if check and not res.ok:
         raise AmError(f"git {args[0]} failed in {repo.work_tree}: "
-                      f"{_one_line(res.last_lines(3))}")
+                      f"{one_line(res.last_lines(3))}")
     return res
 
 
@@ -146,7 +146,9 @@ def check_source(source: str) -> str:
 
 def check_branch(branch: str) -> str:
     """BRANCH if it is a valid branch name that cannot be read as an option or extra text."""
-    bad = not branch or branch.startswith("-") or any(ord(c) < 32 or c == "\x7f" for c in branch)
+    # HEAD: git makes the ref, then every command reads the name as HEAD itself
+    bad = not branch or branch.startswith("-") or branch == "HEAD" or \
+        any(ord(c) < 32 or c == "\x7f" for c in branch)
     if not bad:
         res = proc.run(["git", "check-ref-format", f"refs/heads/{branch}"], cwd="/",
                        env=ws_env({"GIT_DIR": os.devnull}))
