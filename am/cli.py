@@ -122,6 +122,36 @@ def _wait(p):
     p.add_argument("--json", action="store_true", help="print what ended the wait as JSON")
 
 
+def _diff(p):
+    p.add_argument("id")
+    p.add_argument("--stat", action="store_true", help="a summary: the files changed and how much")
+
+
+def _log(p):
+    p.add_argument("id")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--oneline", action="store_true", help="one line per commit")
+    g.add_argument("--json", action="store_true", help="each commit's fields as JSON")
+
+
+def _pull(p):
+    p.add_argument("id")
+    p.add_argument("--branch", metavar="NAME",
+                   help="the branch to create or move (default: the agent's, am/<id>)")
+    p.add_argument("--force", action="store_true",
+                   help="move the branch even when the agent's history was rewritten")
+    p.add_argument("--json", action="store_true", help="what was done, as JSON")
+
+
+def _push(p):
+    p.add_argument("id")
+    p.add_argument("--remote", metavar="URL|NAME",
+                   help="where to push (default: the URL the agent was spawned from; for a "
+                   "local source, its remote origin)")
+    p.add_argument("--branch", metavar="NAME",
+                   help="the branch name on the remote (default: the agent's, am/<id>)")
+
+
 def _list(p):
     from am.record import Status  # am list imports it anyway; other commands need not
 
@@ -242,7 +272,10 @@ COMMANDS = [
     ("info", "everything known about one agent", _info),
     ("attach", "the agent's own terminal (detach: Ctrl-b d)", _id_only),
     ("logs", "the agent's terminal output", _logs),
-    ("diff", "the agent's changes against the commit it started from", _id_only),
+    ("diff", "the agent's changes against the commit it started from", _diff),
+    ("log", "the agent's commits since the commit it started from", _log),
+    ("pull", "bring the agent's commits into the source repository as a branch", _pull),
+    ("push", "push the agent's branch to the source's remote with your credentials", _push),
     ("send", "type text into a running agent's terminal", _send),
     ("wait", "wait until an agent exits or goes idle", _wait),
     ("stop", "stop an agent, keeping its workspace", _id_only),

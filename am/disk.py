@@ -307,17 +307,11 @@ def ensure(image: Path, workspace: Path, agent_id: str, required: bool = False) 
     return True
 
 
-@contextlib.contextmanager
 def locked(folder: Path):
     """Mounting and unmounting in FOLDER's file systems, one am process at a time."""
-    import fcntl
+    from am import files
 
-    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+    return files.locked(folder / ".lock")
 
 
 def remove(image: Path, workspace: Path) -> None:

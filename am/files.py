@@ -40,9 +40,10 @@ def write_atomic(path: StrPath, text: str, *, sync: bool = False,
 
 @contextlib.contextmanager
 def locked(path: StrPath, *, wait: bool = True) -> Iterator[None]:
-    """Hold an exclusive flock on the lock file PATH (made 0600) for the block; the kernel
-    drops it when the process dies. Without WAIT, BlockingIOError if another holds it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    """Hold an exclusive flock on the lock file PATH (made 0600, never through a link) for the
+    block; the kernel drops it when the process dies. Without WAIT, BlockingIOError if another
+    holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         yield

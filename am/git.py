@@ -141,7 +141,9 @@ def check_source(source: str) -> str:
 
 def check_branch(branch: str) -> str:
     """BRANCH if it is a valid branch name that cannot be read as an option or extra text."""
-    bad = not branch or branch.startswith("-") or any(ord(c) < 32 or c == "\x7f" for c in branch)
+    # HEAD: git makes the ref, then every command reads the name as HEAD itself
+    bad = not branch or branch.startswith("-") or branch == "HEAD" or \
+        any(ord(c) < 32 or c == "\x7f" for c in branch)
     if not bad:
         res = proc.run(["git", "check-ref-format", f"refs/heads/{branch}"], cwd="/",
                        env=ws_env({"GIT_DIR": os.devnull}))

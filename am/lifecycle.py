@@ -26,8 +26,9 @@ def stop(record: dict, store) -> None:
 
 def unsaved(record: dict, layout=None) -> list[str]:
     """Why deleting the agent would lose work; a workspace that could not be read counts as
-    work. Read in the agent's sandbox for a container agent (``am.workspace``)."""
-    from am import workspace
+    work. Read in the agent's sandbox for a container agent (``am.workspace``). Commits that
+    ``am pull`` or ``am push`` saved (``am.trusted.saved``) are not unsaved work."""
+    from am import trusted, workspace
 
     ws = Path(record["workspace"])
     if workspace.held_on_host(record):
@@ -36,7 +37,8 @@ def unsaved(record: dict, layout=None) -> list[str]:
         if ws.is_symlink():
             return []  # a link holds nothing of the agent's: delete removes the link itself
     try:
-        return workspace.for_record(record, layout or paths.layout()).unsaved()
+        layout = layout or paths.layout()
+        return workspace.for_record(record, layout).unsaved(trusted.saved(record, layout))
     except workspace.Gone:
         return []  # nothing is left to lose
     except AmError as e:

@@ -391,8 +391,8 @@ def build(
         raise AmError("--worktree needs a local repository path, not a URL")
     if args.worktree and args.container:
         raise AmError(WORKTREE_CONTAINER, "leave out --worktree: a clone keeps the agent's "
-                      "commits in its workspace; review them with 'am diff ID', then fetch "
-                      "its branch into your repository (git fetch WORKSPACE am/ID)")
+                      "commits in its workspace; review them with 'am diff ID', then bring "
+                      "its branch into your repository with 'am pull ID'")
     prompt = getattr(args, "prompt", None)
     if prompt is not None:
         check_prompt(prompt, "--prompt-file" if getattr(args, "prompt_file", None) else "--prompt")

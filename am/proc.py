@@ -52,10 +52,11 @@ def run(
     *,
     cwd: str | os.PathLike | None = None,
     env: Mapping[str, str] | None = None,
-    stdin: str | None = None,
+    stdin: str | io.BufferedIOBase | None = None,
     timeout: float | None = None,
 ) -> Result:
-    """Run ARGV to completion and capture its output; never raises on a non-zero exit."""
+    """Run ARGV to completion and capture its output; never raises on a non-zero exit. STDIN
+    is text to write, or an open binary file to read from."""
     argv = [os.fspath(a) for a in argv]
     started = time.monotonic()
     res = _run(argv, cwd, env, stdin, timeout)
@@ -64,9 +65,11 @@ def run(
 
 
 def _run(argv, cwd, env, stdin, timeout) -> Result:
+    text_in = stdin if isinstance(stdin, str) else None
+    file_in = stdin if text_in is None and stdin is not None else subprocess.DEVNULL
     try:
         done = subprocess.run(argv, cwd=cwd, env=None if env is None else dict(env),
-                              input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL,
+                              input=text_in, stdin=None if text_in is not None else file_in,
                               capture_output=True, text=True, errors="replace",
                               timeout=timeout)
     except subprocess.TimeoutExpired:  # run() has killed and reaped the child

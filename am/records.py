@@ -69,6 +69,10 @@ def problems(record: dict, layout, key: str | None = None) -> list[str]:
         if record.get(key) is not None and not (isinstance(record[key], str) and
                                                 OID.match(record[key])):
             found.append(f"its {key} {record[key]!r} is not a commit id")
+    pushed = record.get("pushed")
+    if pushed is not None and not (isinstance(pushed, list) and
+                                   all(isinstance(o, str) and OID.match(o) for o in pushed)):
+        found.append(f"its pushed commits {pushed!r} are not commit ids")
     if record.get("worktree"):
         source = record.get("source")
         if not isinstance(source, str) or not os.path.isabs(source):

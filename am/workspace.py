@@ -19,15 +19,17 @@ program runs (``Where``) and checks what comes back:
   read-only, with the agent's policy, image, user and limits and no network.
 
 Only data crosses back, and it is treated as untrusted: its size is capped, its time limited,
-commit ids and counts are checked, and tar members are re-checked by ``am.snapshot``; no path
-in it is ever resolved on the host.
+commit ids and counts are checked, tar members are re-checked by ``am.snapshot``, and a bundle
+of the agent's commits is verified by ``am.bundle`` before a trusted repository takes one ref
+from it; no path in it is ever resolved on the host.
 
-Later operations (a bundle of the agent's branch, a remote engine's exec) add an op to wsops
-and a method here, or a ``Where``.
+Later operations (a remote engine's exec) add an op to wsops and a method here, or a ``Where``.
 """
 
+import io
 import json
 import os
+import shutil
 import sys
 import uuid
 from collections.abc import Iterator
@@ -40,7 +42,7 @@ from am.errors import AmError
 from am.record import Mode
 
 ANSWER_LIMIT = 1 << 16  # head, unsaved: a little JSON
-DIFF_LIMIT = 1 << 28  # 256 MiB of patch
+DIFF_LIMIT = 1 << 28  # 256 MiB of patch (or log)
 STREAM_LIMIT = 1 << 36  # a snapshot's tar stream or pack: 64 GiB
 TIMEOUT = 600  # seconds for head, unsaved and diff
 IDLE = 300  # seconds a tar stream or pack may go without a byte
@@ -48,6 +50,7 @@ STREAM_TIMEOUT = 6 * 3600  # wsops's own alarm for streams
 OID = validate.OID_RE
 SANDBOX_WORKSPACE = "/workspace"
 MARK = "wsops: "
+MAX_EXCLUDE = 256  # commits the trusted side has, named to the workspace op
 
 
 class Refused(AmError):
@@ -66,6 +69,17 @@ class Gone(Unavailable):
 class Head:
     commit: str | None
     branch: str | None
+
+
+@dataclass(frozen=True)
+class Bundled:
+    """What the bundle op said about the workspace (checked); the bundle holds COMMITS
+    commits when that is not 0."""
+
+    head: Head
+    changed: int
+    submodules: int
+    commits: int
 
 
 def source() -> str:
@@ -302,9 +316,9 @@ class Workspace:
                 continue
             raise error
 
-    def _json(self, op: str) -> dict:
+    def _json(self, op: str, *extra: str) -> dict:
         try:
-            data = json.loads(self._run(op, limit=ANSWER_LIMIT))
+            data = json.loads(self._run(op, *extra, limit=ANSWER_LIMIT))
         except ValueError:
             data = None
         if not isinstance(data, dict):
@@ -320,11 +334,12 @@ class Workspace:
         value = self._json("base").get("base")
         return value if isinstance(value, str) and OID.match(value) else None
 
-    def unsaved(self) -> list[str]:
-        """Why deleting the workspace would lose work (empty if it would not)."""
-        data = self._json("unsaved")
+    def unsaved(self, saved: tuple[str, ...] = ()) -> list[str]:
+        """Why deleting the workspace would lose work (empty if it would not); SAVED: commits
+        a trusted repository has (pulled or pushed), with their history."""
+        data = self._json("unsaved", *excludes(saved))
         counts = {k: data.get(k) for k in ("changed", "submodules", "ahead")}
-        if not all(isinstance(v, int) and 0 <= v < 1 << 40 for v in counts.values()):
+        if not all(counted(v) for v in counts.values()):
             raise AmError(f"the unsaved-work answer read {self.where.title} is not valid")
         reasons = []
         if counts["changed"]:
@@ -335,16 +350,55 @@ class Workspace:
             reasons.append(f"{counts['ahead']} commit(s) the source does not have")
         return reasons
 
-    def diff(self, base: str) -> bytes:
-        """Commits, uncommitted edits and untracked files against commit BASE, one patch."""
-        if not OID.match(base or ""):
-            raise AmError(f"base {base!r} is not a commit id")
-        return self._run("diff", base, limit=DIFF_LIMIT)
+    def diff(self, base: str, stat: bool = False) -> bytes:
+        """Commits, uncommitted edits and untracked files against commit BASE, one patch (or
+        with STAT, git's summary of it)."""
+        return self._run("diff", checked_base(base), *(["--stat"] if stat else []),
+                         limit=DIFF_LIMIT)
+
+    def log(self, base: str, oneline: bool = False) -> bytes:
+        """git log's text of the commits since BASE (HEAD's, newest first)."""
+        return self._run("log", checked_base(base), *(["--oneline"] if oneline else []),
+                         limit=DIFF_LIMIT)
+
+    def commits(self, base: str) -> list[dict]:
+        """The commits since BASE as checked fields: commit, parents, author, committer
+        (name, email, date), message."""
+        try:
+            data = json.loads(self._run("log", checked_base(base), "--json", limit=DIFF_LIMIT))
+            found = data["commits"]
+            if not isinstance(found, list):
+                raise TypeError
+            return [checked_commit(c) for c in found]
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise AmError(f"the log read {self.where.title} is not valid") from None
+
+    def bundle(self, exclude: tuple[str, ...], dest: Path) -> Bundled:
+        """Write to DEST (a private file the caller made) a bundle of HEAD's commits, without
+        EXCLUDE's (commits the trusted repository has) and their history; returns what the op
+        said. Nothing is written when the trusted side lacks no commit."""
+        with self.stream("bundle", *excludes(exclude)) as pipe:
+            reader = io.BufferedReader(pipe, 1 << 16)
+            line = reader.readline(ANSWER_LIMIT)
+            try:
+                data = json.loads(line)
+            except ValueError:
+                data = None
+            if not isinstance(data, dict) or not line.endswith(b"\n") or \
+                    not all(counted(data.get(k)) for k in ("changed", "submodules", "commits")):
+                raise AmError(f"the bundle answer read {self.where.title} is not valid")
+            try:
+                with open(dest, "wb") as f:
+                    shutil.copyfileobj(reader, f, 1 << 20)
+            except OSError as e:  # a full disk, say: said as am's error, not a traceback
+                raise AmError(f"cannot write the agent's bundle to {dest}: {e.strerror}",
+                              f"make room in {dest.parent.parent}") from None
+        return Bundled(parse_head(data), data["changed"], data["submodules"], data["commits"])
 
     @contextmanager
-    def stream(self, op: str) -> Iterator[proc.Pipe]:
-        """The ``tar`` or ``pack`` stream of the workspace, as a pipe to read."""
-        argv = self.where.argv(self._args(op, timeout=STREAM_TIMEOUT))
+    def stream(self, op: str, *extra: str) -> Iterator[proc.Pipe]:
+        """The ``tar``, ``pack`` or ``bundle`` stream of the workspace, as a pipe to read."""
+        argv = self.where.argv(self._args(op, *extra, timeout=STREAM_TIMEOUT))
         try:
             with proc.reading(argv, limit=STREAM_LIMIT, idle=IDLE,
                               on_timeout=self.where.on_timeout,
@@ -373,6 +427,48 @@ class Workspace:
             raise self._failure(pipe.code, pipe.err)
         self.warnings = [printable(ln[len(MARK):]) for ln in pipe.err.splitlines()
                          if ln.startswith(MARK)]
+
+
+def counted(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 40
+
+
+def checked_base(base: str) -> str:
+    if not OID.match(base or ""):
+        raise AmError(f"base {base!r} is not a commit id")
+    return base
+
+
+def excludes(oids) -> list[str]:
+    """The op's arguments naming commits the trusted side has (ids only, at most
+    MAX_EXCLUDE)."""
+    args = []
+    for oid in list(dict.fromkeys(o for o in oids if isinstance(o, str) and OID.match(o)))[
+            :MAX_EXCLUDE]:
+        args += ["--exclude", oid]
+    return args
+
+
+def checked_commit(c: dict) -> dict:
+    """One commit of the log op's JSON, with exactly the fields and types am expects."""
+    def text(v, limit=1 << 20):
+        if not isinstance(v, str) or len(v) > limit:
+            raise TypeError
+        return v
+
+    def person(p):
+        if p is None:
+            return None
+        date = p.get("date")
+        return {"name": text(p["name"], 4096), "email": text(p["email"], 4096),
+                "date": None if date is None else text(date, 64)}
+
+    if not OID.match(text(c["commit"], 64)) or not isinstance(c["parents"], list) or \
+            not all(isinstance(o, str) and OID.match(o) for o in c["parents"]):
+        raise TypeError
+    return {"commit": c["commit"], "parents": list(c["parents"]),
+            "author": person(c["author"]), "committer": person(c["committer"]),
+            "message": text(c["message"], DIFF_LIMIT)}
 
 
 def parse_head(data: dict) -> Head:

@@ -16,15 +16,25 @@ link. What goes to stdout is data for am to check:
     head     WS [--common DIR]        {"head": commit|null, "branch": name|null}
     base     WS                       {"base": where HEAD meets the remote-tracking refs}
     unsaved  WS [--common DIR]        {"changed": n, "submodules": n, "ahead": n}
-    diff     WS BASE [--common DIR]   one patch: commits, edits and new files against BASE
-                                      (new files are intent-to-add: no blob is written)
+    diff     WS BASE [--stat]         one patch (or its summary): commits, edits and new files
+                                      against BASE (new files are intent-to-add: no blob is
+                                      written)
+    log      WS BASE [--oneline|--json]  the commits since BASE: git log's text, or JSON of
+                                      each commit object's fields
+    bundle   WS                       one line of JSON (HEAD, its branch, the unsaved counts,
+                                      "commits": how many the trusted side lacks), then, if it
+                                      lacks any, a git bundle of HEAD as the one ref
+                                      refs/am/head, without what --exclude names
     tar      WS [--common DIR]        a tar stream: am-head.json, then the workspace as
                                       "workspace/...": folders, files and links only
     pack     WS [--common DIR]        a pack of every object HEAD, the refs and reflogs reach
                                       (a worktree: HEAD's history only)
 
-``--common DIR`` marks a worktree of the repository whose git folder is DIR. Exit status: 0, 1
-on failure, 3 when the layout is refused; messages on stderr start with ``wsops:``.
+``--common DIR`` marks a worktree of the repository whose git folder is DIR. ``--exclude OID``
+(repeatable; unsaved, bundle) names a commit the trusted side already has: it and its history
+are not the agent's unsaved work, and the bundle leaves them out (ids the workspace does not
+have are ignored). Exit status: 0, 1 on failure, 3 when the layout is refused; messages on
+stderr start with ``wsops:``.
 """
 
 import io
@@ -217,7 +227,7 @@ class Git:
 
     def __init__(self, lay: Layout, tmp: str):
         self.lay = lay
-        gd = os.path.join(tmp, "git")
+        gd = self.gd = os.path.join(tmp, "git")
         os.makedirs(os.path.join(gd, "objects"))
         os.makedirs(os.path.join(gd, "refs"))
         sha256 = bool(lay.head and len(lay.head) == 64)
@@ -282,27 +292,67 @@ def op_base(lay: Layout, git: Git) -> None:
     json.dump({"base": base}, sys.stdout)
 
 
-def op_unsaved(lay: Layout, git: Git, worktree: bool) -> None:
-    """Counts only: what changed, submodules that were not entered, commits nowhere else."""
+def changed_files(git: Git) -> tuple[int, int]:
+    """How many files differ from HEAD or are untracked, and how many submodules (not entered)."""
     gitlinks = git.index_from_head()
     status = git.run("status", "--porcelain=v1", "-z", "--untracked-files=all",
                      "--ignore-submodules=all")
-    changed = [p for p in status.split(b"\0") if p.strip()]
+    return len([p for p in status.split(b"\0") if p.strip()]), len(gitlinks)
+
+
+def present(git: Git, oids) -> list:
+    """Those of OIDS the workspace has (git rev-list refuses a name it cannot find)."""
+    oids = sorted({o for o in oids if o and OID.match(o)})
+    if not oids:
+        return []
+    check = git.run("cat-file", "--batch-check=%(objectname)",
+                    stdin="".join(o + "\n" for o in oids).encode())
+    return [line for line in check.decode().splitlines() if OID.match(line)]
+
+
+def count(git: Git, tips, exclude) -> int:
+    """Commits reachable from TIPS and from none of EXCLUDE."""
+    tips = [t for t in tips if t]
+    if not tips:
+        return 0
+    lines = tips + ["^" + o for o in present(git, exclude)]
+    out = git.run("rev-list", "--count", "--stdin", stdin="\n".join(lines).encode() + b"\n")
+    return int(out.strip() or 0)
+
+
+def op_unsaved(lay: Layout, git: Git, worktree: bool, saved: list) -> None:
+    """Counts only: what changed, submodules that were not entered, commits nowhere else."""
+    changed, submodules = changed_files(git)
     # A worktree's branches live in the user's repository, so only commits on no branch are at
-    # risk; a clone's local commits are at risk unless a remote-tracking ref has them.
+    # risk; a clone's local commits are at risk unless a remote-tracking ref, or a commit the
+    # trusted side says it has (SAVED: pulled or pushed), has them.
     heads = {o for n, o in lay.refs.items() if n.startswith("refs/heads/")}
     remotes = {o for n, o in lay.refs.items() if n.startswith("refs/remotes/")}
     tips, exclude = ({lay.head}, heads) if worktree else ({lay.head} | heads, remotes)
-    ahead = 0
-    if lay.head:
-        lines = [t for t in tips if t] + ["^" + o for o in exclude]
-        out = git.run("rev-list", "--count", "--stdin", stdin="\n".join(lines).encode() + b"\n")
-        ahead = int(out.strip() or 0)
-    json.dump({"changed": len(changed), "submodules": len(gitlinks), "ahead": ahead},
-              sys.stdout)
+    ahead = count(git, tips, exclude | set(saved)) if lay.head else 0
+    json.dump({"changed": changed, "submodules": submodules, "ahead": ahead}, sys.stdout)
 
 
-def op_diff(lay: Layout, git: Git, base: str) -> None:
+def op_bundle(lay: Layout, git: Git, exclude: list) -> None:
+    """HEAD's commits that the trusted side lacks, as a bundle of one ref, after a line of JSON
+    saying what HEAD is and what stays behind (uncommitted files, submodules)."""
+    changed, submodules = changed_files(git)
+    commits = count(git, [lay.head], exclude)
+    line = {"head": lay.head, "branch": lay.branch, "changed": changed,
+            "submodules": submodules, "commits": commits}
+    sys.stdout.write(json.dumps(line) + "\n")
+    sys.stdout.flush()
+    if not commits:
+        return
+    os.makedirs(os.path.join(git.gd, "refs", "am"), exist_ok=True)
+    with open(os.path.join(git.gd, "refs", "am", "head"), "w") as f:
+        f.write(lay.head + "\n")
+    revs = ["refs/am/head"] + ["^" + o for o in present(git, exclude)]
+    git.run("bundle", "create", "--quiet", "-", "--stdin",
+            stdin="\n".join(revs).encode() + b"\n", stdout=sys.stdout.fileno())
+
+
+def op_diff(lay: Layout, git: Git, base: str, stat: bool = False) -> None:
     """Untracked files join the private index as intent-to-add entries, so git reads every
     file where it lies and writes no blob; submodules are not staged, and show as the commit
     checked out in them (never entered: no status runs inside one)."""
@@ -312,22 +362,85 @@ def op_diff(lay: Layout, git: Git, base: str) -> None:
     git.run("add", "--all", "--intent-to-add", "--", ".",
             *[f":(exclude,literal){p}" for p in gitlinks])
     sys.stdout.flush()
-    git.run("diff", "--no-ext-diff", "--no-textconv", "--no-color", "--binary",
-            "--ignore-submodules=dirty", "--end-of-options", base, "--",
-            stdout=sys.stdout.fileno())
+    git.run("diff", "--no-ext-diff", "--no-textconv", "--no-color",
+            "--stat" if stat else "--binary", "--ignore-submodules=dirty", "--end-of-options",
+            base, "--", stdout=sys.stdout.fileno())
+
+
+LOG_FLAGS = ("--no-color", "--no-decorate", "--no-mailmap", "--no-show-signature",
+             "--no-notes", "--no-ext-diff", "--no-textconv")
+
+
+def op_log(lay: Layout, git: Git, base: str, style: str) -> None:
+    """The commits HEAD has and BASE has not, newest first: git log's own text (STYLE medium
+    or oneline), or (json) each commit object's fields, parsed here from the object itself."""
+    if not OID.match(base):
+        fail(f"base {base!r} is not a commit id")
+    if not lay.head:
+        if style == "json":
+            json.dump({"commits": []}, sys.stdout)
+        return
+    if base not in present(git, [base]):
+        fail(f"the workspace does not have its base commit {base}")
+    revs = f"^{base}\n{lay.head}\n".encode()
+    if style != "json":
+        sys.stdout.flush()
+        git.run("log", *LOG_FLAGS, *(["--oneline"] if style == "oneline" else []), "--stdin",
+                stdin=revs, stdout=sys.stdout.fileno())
+        return
+    oids = git.run("rev-list", "--stdin", stdin=revs).decode().split()
+    raw = git.run("cat-file", "--batch", stdin="".join(o + "\n" for o in oids).encode())
+    commits, at = [], 0
+    for oid in oids:
+        header, _, rest = raw[at:].partition(b"\n")
+        size = int(header.split()[2])
+        commits.append(parse_commit(oid, rest[:size]))
+        at += len(header) + 1 + size + 1
+    json.dump({"commits": commits}, sys.stdout)
+
+
+def parse_commit(oid: str, data: bytes) -> dict:
+    """A commit object's fields: parents, author and committer (name, email, ISO date), and
+    its message, as text (bytes that are not UTF-8 replaced)."""
+    head, _, message = data.partition(b"\n\n")
+    out = {"commit": oid, "parents": [], "author": None, "committer": None}
+    for line in head.split(b"\n"):
+        key, _, value = line.partition(b" ")
+        if key == b"parent":
+            out["parents"].append(value.decode("ascii", "replace"))
+        elif key in (b"author", b"committer"):
+            out[key.decode()] = person(value)
+    out["message"] = message.decode("utf-8", "replace")
+    return out
+
+
+def person(value: bytes) -> dict:
+    """'Name <email> seconds +hhmm' as name, email and an ISO 8601 date."""
+    import datetime
+
+    name, _, rest = value.partition(b" <")
+    email, _, when = rest.partition(b"> ")
+    date = None
+    try:
+        seconds, tz = when.split()
+        sign = -1 if tz.startswith(b"-") else 1
+        offset = datetime.timedelta(hours=int(tz[1:3]), minutes=int(tz[3:5])) * sign
+        date = datetime.datetime.fromtimestamp(int(seconds), datetime.timezone(offset)) \
+            .isoformat()
+    except (ValueError, OverflowError, OSError):
+        pass
+    return {"name": name.decode("utf-8", "replace"), "email": email.decode("utf-8", "replace"),
+            "date": date}
 
 
 def op_pack(lay: Layout, git: Git, worktree: bool) -> None:
     """A clone's every object (HEAD, refs, reflogs); a worktree's HEAD and its history (the
     refs are the user's repository's, not the agent's)."""
     tips = {lay.head} if worktree else {lay.head} | set(lay.refs.values()) | lay.reflog_oids()
-    tips.discard(None)
-    check = git.run("cat-file", "--batch-check=%(objectname)",
-                    stdin="".join(t + "\n" for t in sorted(tips)).encode())
-    present = [line for line in check.decode().splitlines() if OID.match(line)]
+    have = present(git, tips)
     sys.stdout.flush()
     git.run("pack-objects", "--revs", "--stdout", "-q",
-            stdin="".join(t + "\n" for t in present).encode(), stdout=sys.stdout.fileno())
+            stdin="".join(t + "\n" for t in have).encode(), stdout=sys.stdout.fileno())
 
 
 class Padded(io.RawIOBase):
@@ -429,19 +542,27 @@ def main(argv: list) -> int:
         return e.code
 
 
+OPS = ("head", "base", "unsaved", "diff", "log", "bundle", "tar", "pack")
+FLAGS = ("--stat", "--oneline", "--json")
+
+
 def run(argv: list) -> int:
     signal.signal(signal.SIGALRM, on_alarm)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    args, opts = [], {}
+    args, opts, exclude, flags = [], {}, [], set()
     it = iter(argv)
     for a in it:
         if a in ("--common", "--timeout"):
             opts[a] = next(it, None)
+        elif a == "--exclude":
+            exclude.append(next(it, ""))
+        elif a in FLAGS:
+            flags.add(a)
         else:
             args.append(a)
     signal.alarm(int(opts.get("--timeout") or 3600))
-    if len(args) < 2 or args[0] not in ("head", "base", "unsaved", "diff", "tar", "pack"):
-        fail("usage: head|base|unsaved|diff|tar|pack WORKSPACE [BASE] [--common DIR]")
+    if len(args) < 2 or args[0] not in OPS:
+        fail(f"usage: {'|'.join(OPS)} WORKSPACE [BASE] [--common DIR] [--exclude OID]...")
     op, ws, common = args[0], args[1], opts.get("--common")
     if op == "tar":
         try:
@@ -465,14 +586,20 @@ def run(argv: list) -> int:
         op_head(lay)
         return 0
     tmp = tempfile.mkdtemp(prefix="am-wsops-")
+    base = args[2] if len(args) > 2 else ""
     try:
         git = Git(lay, tmp)
         if op == "base":
             op_base(lay, git)
         elif op == "unsaved":
-            op_unsaved(lay, git, common is not None)
+            op_unsaved(lay, git, common is not None, exclude)
         elif op == "diff":
-            op_diff(lay, git, args[2] if len(args) > 2 else "")
+            op_diff(lay, git, base, "--stat" in flags)
+        elif op == "log":
+            op_log(lay, git, base, "json" if "--json" in flags else
+                   "oneline" if "--oneline" in flags else "medium")
+        elif op == "bundle":
+            op_bundle(lay, git, exclude)
         else:
             op_pack(lay, git, common is not None)
         sys.stdout.flush()

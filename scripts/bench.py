@@ -286,6 +286,65 @@ def bench_workspace_ops(work: Path, repo: Path, runs: int, engine: str) -> list[
     return rows
 
 
+# A stand-in agent with ten commits of its own (three files each), then idle.
+TEN_COMMITS = ("for i in 0 1 2 3 4 5 6 7 8 9; do for k in 1 2 3; do "
+               "echo \"agent $i\" >> d$i/f$((i * 100 + k)).txt; done; "
+               "git add -A && git -c user.name=a -c user.email=a@l commit -qm \"agent $i\"; "
+               "done; echo COMMITTED; sleep 3600")
+
+
+def bench_pull_push(work: Path, repo: Path, runs: int, engine: str | None) -> list[dict]:
+    """am pull (running and stopped agent) and am push of an agent's ten commits, against
+    plain git fetching from / pushing from the workspace, which runs its configuration."""
+    mode = ["--container", "--runtime", engine] if engine else []
+    label = engine or "tmux"
+    am = Am(work / f"home-pull-{label}")
+    remote = work / f"remote-{label}.git"
+    sh(["git", "clone", "-q", "--bare", repo, remote])
+    rows = []
+    g = ["git", "-c", "safe.directory=*", "-C"]  # a container agent's workspace is its uid's
+    try:
+        for kind, source in (("pull", repo), ("push", f"file://{remote}")):
+            agent = am("spawn", source, *mode, "--name", f"{kind}-{label}", "--cmd", TEN_COMMITS
+                       ).stdout.split()[-1]
+            ws = am.home / "agents" / agent
+            deadline = time.monotonic() + 120
+            while "COMMITTED" not in am("logs", agent).stdout:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{agent} made no commits")
+                time.sleep(0.2)
+            target = repo if kind == "pull" else remote
+            branch = f"am/{agent}"
+
+            def reset(_=None, target=target, branch=branch, g=g):
+                for b in (branch, "floor"):
+                    sh([*g, target, "branch", "-D", b], check=False)
+
+            if kind == "pull":
+                ours = lambda _, a=agent: am("pull", a)  # noqa: E731
+                floor = lambda _, w=ws, g=g: sh([*g, repo, "fetch", "-q",  # noqa: E731
+                                                 "--upload-pack=git -c safe.directory=* "
+                                                 "upload-pack", w, "HEAD:refs/heads/floor"])
+                what = "git fetch from the workspace into the source"
+            else:
+                ours = lambda _, a=agent: am("push", a)  # noqa: E731
+                floor = lambda _, w=ws, g=g: sh([*g, w, "push", "-q",  # noqa: E731
+                                                 f"file://{remote}", "HEAD:refs/heads/floor"])
+                what = "git push from the workspace"
+            for state in ("running", "stopped"):
+                if state == "stopped":
+                    if kind == "push":
+                        break
+                    am("stop", agent)
+                o = median_of(ours, runs, setup=reset)
+                f = median_of(floor, runs, setup=reset)
+                rows.append({"figure": f"am {kind}, ten commits, {state} agent ({label})", "am": o,
+                             "floor": f, "floor_what": what, "target": None})
+    finally:
+        am.stop_all()
+    return rows
+
+
 # Inside the agent: on each trigger file am's bench writes (in .git, which git status skips),
 # time one task there (a CPU-bound loop, or git status over the 5,000-file workspace) and print
 # it; the runc and the gVisor agent take turns, so both meet the same load on a busy machine.
@@ -632,7 +691,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="small repositories and 40 agents")
     ap.add_argument("--engines", default="docker,podman")
     ap.add_argument("--list-engine", default="docker")
-    ap.add_argument("--only", default="spawn,container,isolation,repeat,ops,list,startup,ui",
+    ap.add_argument("--only",
+                    default="spawn,container,isolation,repeat,ops,pull,list,startup,ui",
                     help="comma-separated figures to run (the report is written only for all)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "performance.md"))
     # Not /tmp: on these machines its directory tree allocates new files several times slower
@@ -672,6 +732,9 @@ def main() -> int:
         for e in engines if "ops" in only else ():
             print(f"diff, snapshot and the unsaved-work check, {e} ...", file=sys.stderr)
             rows += bench_workspace_ops(work, medium, args.runs, e)
+        for e in ([None] + engines) if "pull" in only else ():
+            print(f"pull and push, {e or 'tmux'} ...", file=sys.stderr)
+            rows += bench_pull_push(work, medium, args.runs, e)
         if "list" in only:
             print("list and status at scale ...", file=sys.stderr)
             rows += bench_list_status(work, medium, args.runs, args.list_engine,

@@ -15,7 +15,6 @@ from helpers import GIT_ID, assert_am_error, has_session
 from textual.widgets import DataTable, Input, RichLog, Static
 
 from am import paths
-from am.ui import actions
 from am.ui.app import Confirm, Dashboard, SpawnForm
 
 # Prints its marker in green (the text built by printf, so it is not in the command line),
@@ -239,23 +238,20 @@ def test_spawn_form(ui_env, repo, monkeypatch):
     drive(test)
 
 
-def test_pull_key_uses_the_command_table(ui_env, repo, monkeypatch):
+def test_pull_key_runs_am_pull(ui_env, repo):
     am = ui_env
-    agent_id = am.spawn(repo, "--name", unique("one"), "--cmd", "sleep 600")
-    calls = []
+    commit = ("echo work > work.txt && git add work.txt && git commit -qm work && "
+              "echo COMMITTED-$((0+1)); sleep 600")
+    agent_id = am.spawn(repo, "--name", unique("puller"), "--cmd", commit)
+    am.wait_log(agent_id, "COMMITTED-1")
+    head = json.loads(am("log", agent_id, "--json").stdout)[0]["commit"]
 
     async def test(app, pilot):
         await until(pilot, lambda: list(rows(app)) == [agent_id], "the row")
-        monkeypatch.setattr(actions, "available", lambda name: name != "pull")
-        await pilot.press("p")
-        assert message(app) == "pull is not available yet"
-
-        # Once am has a pull command, p runs it as 'am pull ID', like every other key.
-        monkeypatch.setattr(actions, "available", lambda name: True)
-        monkeypatch.setattr(actions, "run", lambda name, argv, out: calls.append((name, argv)))
-        await pilot.press("p")
-        await until(pilot, lambda: calls, "the pull call")
-        assert calls == [("pull", [agent_id])]
+        await pilot.press("p")  # 'am pull ID', as from the shell: its last line is the tip
+        await until(pilot, lambda: message(app) == head, "the pulled tip", 60)
+        assert subprocess.run(["git", "rev-parse", f"am/{agent_id}"], cwd=repo,
+                              capture_output=True, text=True).stdout.strip() == head
 
     drive(test)
 

@@ -111,6 +111,7 @@ def test_spawn_argv_is_read_by_ams_parser_as_given():
 
 def test_available_commands():
     assert actions.available("stop") and actions.available("rm") and actions.available("spawn")
+    assert actions.available("pull")
     assert not actions.available("no-such-command")
 
 

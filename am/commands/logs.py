@@ -26,7 +26,7 @@ def network_log(args, record: dict, layout) -> int:
                       f"its network policy is {record.get('network') or 'the host (tmux)'}; "
                       "only --network limited agents have a proxy")
     if record.get("runtime") == "kubernetes" and \
-            status.view(args.id, layout)["status"] == "running":
+            status.view(args.id, layout)["status"] == Status.RUNNING:
         return kube_network_log(args, record)
     log = Path(record["network_log"])
     if not log.is_file() or log.is_symlink():

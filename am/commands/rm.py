@@ -30,7 +30,8 @@ def run(args) -> int:
         if reasons:
             raise AmError(
                 f"agent {args.id} has unsaved work: {'; '.join(reasons)}",
-                "commit and push it, or 'am rm --force' (which snapshots it first)",
+                f"commit it and bring it home with 'am pull {args.id}' (or 'am push "
+                f"{args.id}'), or 'am rm --force' (which snapshots it first)",
             )
     lifecycle.stop(record, store)
     lifecycle.snapshot_then_delete(records.check(store.get(args.id), layout), store, layout)

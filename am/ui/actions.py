@@ -25,7 +25,7 @@ def module_name(command: str) -> str:
 
 
 def available(command: str) -> bool:
-    """Whether this am has COMMAND (``pull`` lands after the dashboard)."""
+    """Whether this am has COMMAND."""
     from am.cli import COMMANDS
 
     return any(name == command for name, _, _ in COMMANDS) \

@@ -559,12 +559,9 @@ class Agents(Screen):
 
     def action_pull(self) -> None:
         agent_id = self.agent()
-        if agent_id is None:
-            return
-        if not actions.available("pull"):
-            self.say("pull is not available yet", True)
-            return
-        self.command("pull", [agent_id])
+        if agent_id:
+            self.say(f"pulling {agent_id} ...")
+            self.command("pull", [agent_id])
 
     def action_remove(self) -> None:
         agent_id = self.agent()
