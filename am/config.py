@@ -50,6 +50,18 @@ def _memory(value):
     return value.lower()
 
 
+def _log_size(value):
+    if not isinstance(value, str):
+        raise Invalid("a size as a string, at least 64k, such as \"16m\"")
+    try:
+        size = plan.memory_bytes(value, "logs.max_size")
+    except AmError:
+        size = 0
+    if size < 64 * 1024:
+        raise Invalid("a size as a string, at least 64k, such as \"16m\"")
+    return value.lower()
+
+
 def _cpus(value):
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise Invalid("a positive number such as 0.5 or 2")
@@ -122,9 +134,11 @@ KEYS = {
         Key("idle_after", DEFAULT_IDLE_AFTER, _seconds, "AM_IDLE_AFTER", None),
         # The CLIs `am image build` (and a first container spawn) put in the image.
         Key("agent_clis", ["claude"], _clis, "AM_AGENT_CLIS", None),
+        # The host log of an agent rotates at this size, keeping one older file.
+        Key("logs.max_size", plan.DEFAULT_LOG_MAX_SIZE, _log_size, "AM_LOG_MAX_SIZE", None),
     )
 }
-TABLES = {"limits": ("memory", "cpus", "pids"), "agents": ()}
+TABLES = {"limits": ("memory", "cpus", "pids"), "logs": ("max_size",), "agents": ()}
 AGENT_KEYS = {
     "command": "a non-empty list of strings, such as [\"my-agent\", \"--verbose\"]",
     "skip_permissions_flag": "a string, such as \"--yes\"",

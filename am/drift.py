@@ -10,7 +10,7 @@ from am.store import open_store
 
 @dataclass
 class Drift:
-    # orphan-session | orphan-container | lost-session | orphan-proxy | orphan-network |
+    # orphan-session | orphan-container | lost-container | orphan-proxy | orphan-network |
     # stale-spawn | stale-worktree | orphan-workspace | invalid-record
     kind: str
     subject: str
@@ -84,9 +84,10 @@ def find(layout=None, engines: list | None = None) -> list[Drift]:
                         if r.get("runtime") == engine.runtime}
         for name in engine.labelled(home):
             r = by_container.get(name)
-            if r is not None and r.get("status") != "starting" and r.get("session") not in live:
-                found.append(Drift("lost-session", name, f"{engine.runtime} container of agent "
-                                   f"{r['id']} outlived its session", engine.runtime))
+            if r is not None and r.get("status") not in ("starting", "running"):
+                found.append(Drift("lost-container", name, f"{engine.runtime} container of "
+                                   f"agent {r['id']}, which am no longer runs "
+                                   f"({r.get('status')})", engine.runtime))
                 continue
             if name not in containers:
                 found.append(

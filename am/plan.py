@@ -26,6 +26,8 @@ PROMPT_MAX = 64 * 1024
 PROMPT_ENV = "AM_PROMPT"  # a --cmd agent's prompt
 CONTINUE_ENV = "AM_CONTINUE"  # set to 1 for a --cmd agent started with --continue
 AM_ENV = (PROMPT_ENV, CONTINUE_ENV)
+DEFAULT_LOG_MAX_SIZE = "16m"  # logs.max_size: the log and one rotated file, at most twice it
+DEFAULT_LOG_MAX = 16 * 1024**2
 
 
 @dataclass
@@ -68,6 +70,7 @@ class Plan:
     mount_agent_config: bool = False
     publish: list[str] = field(default_factory=list)  # ADDR:HOST_PORT:PORT, checked
     worktree_gitdir: Path | None = None  # a worktree's own folder in the source's git folder
+    log_max: int = DEFAULT_LOG_MAX  # bytes of the host log before it rotates (logs.max_size)
 
     def agent_argv(self) -> list[str]:
         """The agent's command line: its command, the continue flag, then the prompt."""
@@ -536,6 +539,7 @@ def build(
         custom=args.cmd is not None,
         mount_agent_config=mount_config,
         publish=publish,
+        log_max=memory_bytes(s["logs.max_size"].value),
     )
 
 
@@ -718,6 +722,7 @@ def from_record(record: dict, args, layout: Layout, environ: dict[str, str], cfg
         config_copies=copies, agent_clis=clis, env=env,
         warnings=warnings, secrets=values, prompt=prompt, prompt_args=prompt_args,
         resume_args=resume, custom=custom, mount_agent_config=bool(mounts), publish=publish,
+        log_max=memory_bytes(cfg.resolve()["logs.max_size"].value),
     )
 
 

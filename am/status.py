@@ -27,8 +27,8 @@ def derive(record: dict, session_alive: bool, exit_info: dict | None) -> dict:
     if intent == "stopped":
         status = "stopped"
     elif session_alive:
-        # In container mode the session holds the engine's client, which lives exactly as long
-        # as the container runs; the supervisor records how it ended.
+        # A tmux agent's session lives as long as the agent; a container agent runs until the
+        # keeper records how it ended.
         status = "running"
     elif intent == "starting":
         # A spawn still at work, or one that died before it finished.
@@ -61,9 +61,20 @@ def views(records: dict[str, dict] | None = None, layout=None) -> list[dict]:
               f"({', '.join(orphans[:3])}{', ...' if len(orphans) > 3 else ''}): "
               "run 'am doctor --fix'", file=sys.stderr)
     out = []
+    keeper_checked = False
     for r in sorted(records.values(), key=lambda r: (r.get("created", ""), r["id"])):
-        alive = r.get("session") in live_sessions
-        exit_info = None if alive else read_exit(layout.exit_file(r["id"]))
+        if r.get("mode") == "container":
+            # Detached in its engine: it runs until am's keeper writes how it ended.
+            exit_info = read_exit(layout.exit_file(r["id"]))
+            alive = r.get("status") == "running" and exit_info is None
+            if alive and not keeper_checked:
+                keeper_checked = True
+                from am import keeper
+
+                keeper.ensure(layout)  # a keeper killed meanwhile: the next one catches up
+        else:
+            alive = r.get("session") in live_sessions
+            exit_info = None if alive else read_exit(layout.exit_file(r["id"]))
         out.append(derive(r, alive, exit_info))
     return out
 

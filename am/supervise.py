@@ -1,10 +1,9 @@
-"""The process a session runs: starts the agent, waits, and records how it ended.
+"""The process a tmux agent's session runs: starts the agent, waits, and records how it ended.
 
 ``python -m am.supervise SPEC`` reads the agent's command line and settings from the JSON file
 SPEC (written by ``am spawn``; the agent's arguments never pass through tmux), runs it on the
-session's terminal, and writes ``exit_code`` and ``oom_killed`` to the spec's exit file. For a
-container agent it then reads the container's final state from the engine and removes the
-container, so the record survives the auto-removal.
+session's terminal, and writes ``exit_code`` to the spec's exit file. Container agents have no
+supervisor of their own: am's keeper (``am.keeper``) looks after all of them.
 """
 
 import json
@@ -62,56 +61,6 @@ def write_guest(path: str | None):
     return write
 
 
-def watch_container(container: dict, watch, child: int, guest_file: str | None = None) -> None:
-    """Once the container runs, watch its memory cgroup for OOM kills, and a gVisor sandbox's
-    task count against its process limit (in a thread)."""
-    import threading
-
-    from am import proc
-
-    engine, name = container["engine"], container["name"]
-
-    def find():
-        while True:
-            res = proc.run([engine, "inspect", "--format", "{{.State.Pid}} {{.Id}}", name])
-            fields = res.out.split() if res.ok else []
-            pid = int(fields[0]) if len(fields) == 2 and fields[0].isdigit() else 0
-            if pid > 0 and watch.start(pid):
-                if container.get("isolation") == "gvisor" and container.get("pids_limit"):
-                    watch.start_guest(pid, fields[1], int(container["pids_limit"]),
-                                      write_guest(guest_file))
-                return
-            try:
-                if os.waitpid(child, os.WNOHANG) != (0, 0):
-                    return
-            except ChildProcessError:
-                return
-            time.sleep(0.2)
-
-    threading.Thread(target=find, daemon=True).start()
-
-
-def container_result(engine: str, name: str, code: int, oom_seen: bool,
-                     proxy: str | None = None, egress: str | None = None) -> dict:
-    """The container's own exit code and OOM state, then remove it (auto-removal), and with it
-    a limited agent's proxy and, if no other proxy uses it, am's outside network."""
-    from am import proc
-
-    res = proc.run([engine, "inspect", "--format",
-                    "{{.State.ExitCode}} {{.State.OOMKilled}}", name])
-    oom = oom_seen
-    if res.ok and res.out.split():
-        fields = res.out.split()
-        code = int(fields[0])
-        oom = oom or fields[1].lower() == "true"
-    proc.run([engine, "rm", "--force", name])
-    if proxy:
-        proc.run([engine, "rm", "--force", proxy])
-    if egress:
-        proc.run([engine, "network", "rm", egress])
-    return {"exit_code": code, "oom_killed": oom}
-
-
 def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     # A tmux agent gets exactly the caller's environment (from the FIFO), nothing of the server's.
@@ -122,9 +71,6 @@ def main(argv: list[str]) -> int:
     # Ctrl-C in the pane is for the agent, not for its supervisor.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     started = time.time()
-    from am.oomwatch import OomWatch
-
-    watch = OomWatch(write_health(spec.get("health_file")))
     # fork/exec rather than a library call: the agent must inherit the pane's terminal, and
     # SIGINT must be ignored here but not in the agent.
     try:
@@ -137,21 +83,12 @@ def main(argv: list[str]) -> int:
             except OSError as e:
                 print(f"am: error: cannot run {spec['argv'][0]}: {e.strerror}", file=sys.stderr)
                 os._exit(127)
-        if spec.get("container"):
-            watch_container(spec["container"], watch, pid, spec.get("guest_file"))
         _, status = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(status)
         code = 128 - code if code < 0 else code
     except KeyboardInterrupt:
         code = 130
     result = {"exit_code": code, "oom_killed": False}
-    if spec.get("container"):
-        c = spec["container"]
-        # podman's conmon marks an OOM kill with a file in its working directory
-        marker = Path(spec["cwd"]) / "oom"
-        oom_seen = watch.killed or marker.exists()
-        result = container_result(c["engine"], c["name"], code, oom_seen, c.get("proxy"),
-                                  c.get("egress"))
     result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     result["seconds"] = round(time.time() - started, 3)
     write_exit(spec["exit_file"], result)

@@ -1,7 +1,9 @@
 """am doctor finds each kind of drift between the state file and reality, and --fix repairs it."""
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import uuid
 
@@ -76,9 +78,17 @@ def test_stale_worktree(am, repo):
     assert not any(d["kind"] == "stale-worktree" for d in drift(am))
 
 
+def keeper_pid(am, monkeypatch) -> int:
+    """The pid of the keeper of AM's home (started by the spawn), asked over its socket."""
+    from am import keeper, paths
+
+    monkeypatch.setenv("AM_HOME", str(am.home))
+    return keeper.request(paths.layout(), {"op": "ping"}, start_keeper=False)["pid"]
+
+
 @pytest.mark.container
 @pytest.mark.parametrize("engine", ENGINES)
-def test_orphan_and_lost_containers(am, repo, engine):
+def test_orphan_and_lost_containers(am, repo, engine, monkeypatch):
     engine_ready(engine)
     orphan = f"am-orphan-{uuid.uuid4().hex[:6]}"
     try:
@@ -86,16 +96,26 @@ def test_orphan_and_lost_containers(am, repo, engine):
                         "--label", "am.agent=nobody", "am-agent:latest", "sleep", "600"],
                        check=True, capture_output=True)
         agent = am.spawn(repo, "--container", "--runtime", engine, "--cmd", "sleep 600")
-        # The session dies (say the tmux server was killed) but the container runs on.
-        subprocess.run(["tmux", "kill-session", "-t", f"=am-{agent}:"], check=True)
+        stopped = am.spawn(repo, "--container", "--runtime", engine, "--cmd", "sleep 600")
+        am("stop", stopped)
+        # A container of an agent am stopped, there again (the engine was down at the stop)
+        subprocess.run([engine, "run", "-d", "--name", f"am-{stopped}", "--label",
+                        f"am.home={am.home}", "am-agent:latest", "sleep", "600"],
+                       check=True, capture_output=True)
+        # The keeper is killed, and the agent's container ends while none runs.
+        pid = keeper_pid(am, monkeypatch)
+        os.kill(pid, signal.SIGKILL)
+        subprocess.run([engine, "kill", f"am-{agent}"], check=True, capture_output=True)
         report = kinds(drift(am))
         assert ("orphan-container", orphan) in report
-        # the tty hang-up ends the container, but nothing removed it
-        assert ("lost-session", f"am-{agent}") in report
+        assert ("lost-container", f"am-{stopped}") in report
+        # the next keeper (any am command starts one) records how it ended, and removes it
+        info = am.wait_status(agent, "exited")
+        assert info["exit_code"] == 137  # 128 + SIGKILL, read from the engine
+        assert keeper_pid(am, monkeypatch) != pid
         drift(am, fix=True)
         assert container_names(engine, str(am.home)) == []
-        info = am.info(agent)
-        assert info["status"] == "exited" and info["exit_code"] == 129  # 128 + SIGHUP
+        assert am.info(stopped)["status"] == "stopped"
         assert drift(am) == []
     finally:
         remove_containers(engine, str(am.home))

@@ -137,14 +137,36 @@ class Engine(Backend):
             *self.security_args(), "--read-only", *self.user_args(uid, gid),
         ]
 
+    def detached_head(self, head: list[str]) -> list[str]:
+        """HEAD (``[engine, ..., "run", ...]``) made the start of a detached agent container:
+        ``create`` where am's keeper attaches through the engine's API before it starts (so
+        not a byte of output is lost), ``run --detach`` for a local podman, whose conmon
+        writes the log from the first byte."""
+        i = head.index("run")
+        if self.api is not None:
+            return [*head[:i], "create", *head[i + 1:]]
+        return [*head[:i + 1], "--detach", *head[i + 1:]]
+
+    def log_args(self, plan) -> list[str]:
+        """Where the engine writes the agent's terminal output: nowhere when am's keeper reads
+        it from the API; for a local podman, conmon writes the host log itself (its own
+        format, which 'am logs' reads), capped at the same size."""
+        if self.api is not None:
+            return ["--log-driver", "none"]
+        return ["--log-driver", "k8s-file", "--log-opt", f"path={check_mount_path(plan.log)}",
+                "--log-opt", f"max-size={plan.log_max}"]
+
     def run_argv(self, plan, home: str, uid: int, gid: int) -> list[str]:
-        """The full ``run`` command line for an agent's container, attached to its terminal."""
+        """The command line that makes an agent's container, with its own terminal, detached
+        (``detached_head``)."""
         from am import isolation, network
 
         limited = plan.network == "limited"
         command = with_config_copies(plan.config_copies, plan.agent_argv())
+        head = isolation.run_head(self.runtime, plan.isolation or isolation.DEFAULT,
+                                  plan.network)
         argv = [
-            *isolation.run_head(self.runtime, plan.isolation or isolation.DEFAULT, plan.network),
+            *self.detached_head(head),
             "--interactive", "--tty", "--pull", "never",
             "--name", plan.container, "--hostname", plan.container,
             "--label", f"am.agent={plan.id}", "--label", f"am.home={home}",
@@ -152,7 +174,7 @@ class Engine(Backend):
             *self.policy_args(plan.limits, uid, gid, plan.isolation or isolation.DEFAULT),
             "--tmpfs", "/tmp:rw,nosuid,nodev,size=1g,mode=1777",
             "--tmpfs", f"{AGENT_HOME}:rw,nosuid,nodev,size=1g,{self.home_owner(uid, gid)}",
-            "--log-driver", "none",
+            *self.log_args(plan),
             "--mount", mount_arg(plan.workspace, WORKSPACE),
             *[a for m in plan.extra_mounts for a in ("--mount", mount_arg(*m))],
             "--workdir", WORKSPACE,
@@ -332,13 +354,55 @@ class Engine(Backend):
         # The session's client must find the engine as the caller does (PATH, DOCKER_HOST...).
         env = {k: os.environ[k] for k in ("PATH", *FORWARDED_ENV) if k in os.environ}
         env.update(plan.env)  # passed on by name, like --env
+        api = self.api
         container = {"engine": self.runtime, "name": plan.container,
-                     "isolation": plan.isolation, "pids_limit": plan.limits["pids"]}
+                     "isolation": plan.isolation, "pids_limit": plan.limits["pids"],
+                     "api": api.to_json() if api else None, "log": "k8s" if api is None
+                     else "raw", "log_max": plan.log_max}
         if plan.proxy:
             container.update(proxy=plan.proxy, egress=plan.egress
                              if plan.egress == plan.managed_egress else None)
         return {"argv": self.run_argv(plan, home, os.getuid(), os.getgid()),
-                "cwd": str(self.client_dir(plan)), "env": env, "container": container}
+                "cwd": str(self.client_dir(plan)), "env": env, "container": container,
+                "log": str(plan.log)}
+
+    @property
+    def api(self):
+        """The engine's API endpoint (``am.engineapi.Endpoint``) when am's keeper reaches its
+        containers' terminals through one; None for a local podman (conmon's sockets)."""
+        if self._api is False:
+            self._api = self.find_api(os.environ)
+        return self._api
+
+    _api = False
+
+    def find_api(self, env):
+        return None
+
+    def start(self, plan, spec: dict, layout) -> None:
+        """Make and start the agent's container, detached, with am's keeper on its terminal
+        before its first byte of output; raise with the engine's own words if it cannot."""
+        from am import keeper
+
+        env = {**os.environ, **spec["env"], **plan.secrets}  # --env NAME takes values here
+        res = proc.run(spec["argv"], env=env, cwd=spec["cwd"], timeout=300)
+        if not res.ok:
+            raise self.start_error(plan, res.err or res.out)
+        keeper.request(layout, {"op": "watch", "id": plan.id})
+        if self.api is not None:
+            res = self.call("start", plan.container, timeout=300)
+            if not res.ok:
+                raise self.start_error(plan, res.err or res.out)
+            keeper.request(layout, {"op": "started", "id": plan.id})
+
+    def start_error(self, plan, text: str) -> AmError:
+        gpu = self.gpu_error(text) if plan.gpus else None
+        if gpu:
+            return gpu
+        lines = [ln.strip() for ln in text.strip().splitlines()
+                 if ln.strip() and "input device is not a TTY" not in ln]
+        return AmError(f"the container {plan.container} did not start" +
+                       (f": {lines[-1]}" if lines else ""))
 
     @staticmethod
     def client_dir(plan) -> Path:
@@ -366,30 +430,6 @@ class Engine(Backend):
             plan.extra_mounts.append((objects, str(objects), True))
         if os.getuid() == 0:
             grant(plan.workspace)
-
-    def after_start(self, plan, session_alive, timeout: float = 60) -> None:
-        """Return once the container runs; raise (with its output) if its session ended first."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            res = self.call("inspect", "--format", "{{.State.Running}}", plan.container)
-            if res.ok and res.out.strip() == "true":
-                return
-            if not session_alive():
-                break
-            # Each inspect is itself 20-70 ms of the engine's; a short pause adds little to it.
-            time.sleep(0.02)
-        else:
-            raise AmError(f"the container {plan.container} did not start within {timeout:.0f}s")
-        tail = ""
-        if plan.log.is_file():
-            text = plan.log.read_text(errors="replace")
-            gpu = self.gpu_error(text) if plan.gpus else None
-            if gpu:
-                raise gpu
-            lines = text.strip().splitlines()
-            tail = lines[-1] if lines else ""
-        raise AmError(f"the container {plan.container} did not start" + (f": {tail}" if tail
-                                                                        else ""))
 
     def state(self, name: str) -> tuple[bool, str] | None:
         """Whether container NAME runs, and the am.home it is labelled for; None if there is

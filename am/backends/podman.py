@@ -153,6 +153,11 @@ class Podman(Engine):
     daemon_hint = "start the Podman service or check CONTAINER_HOST / 'podman system connection'"
     permission_hint = "check the permissions of the Podman socket named by CONTAINER_HOST"
 
+    def find_api(self, env):
+        from am import engineapi
+
+        return engineapi.podman_endpoint(env)
+
     def security_args(self) -> list[str]:
         return ["--security-opt", f"seccomp={seccomp_profile(write=False)}"]
 

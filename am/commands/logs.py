@@ -11,9 +11,57 @@ from am.errors import AmError
 from am.store import open_store
 
 
-def tail_bytes(path: Path, n: int) -> bytes:
-    with open(path, "rb") as f:
-        return b"".join(deque(f, maxlen=n))
+def tail_bytes(data: bytes, n: int) -> bytes:
+    return b"".join(deque(data.splitlines(keepends=True), maxlen=n))
+
+
+class K8sDecoder:
+    """The agent's bytes from conmon's log format (a local podman agent's log): each line is
+    ``TIME STREAM P|F TEXT``; ``F`` ends a line of the terminal's output, ``P`` continues on
+    the next one. Fed in pieces (``am logs -f``), it keeps an unfinished line for later."""
+
+    def __init__(self):
+        self.rest = b""
+
+    def feed(self, data: bytes) -> bytes:
+        lines = (self.rest + data).split(b"\n")
+        self.rest = lines.pop()
+        out = []
+        for line in lines:
+            fields = line.split(b" ", 3)
+            if len(fields) < 3:
+                continue
+            text = fields[3] if len(fields) == 4 else b""
+            out.append(text if fields[2] == b"P" else text + b"\n")
+        return b"".join(out)
+
+
+def log_format(agent_id: str, layout) -> str:
+    """``k8s`` for a log conmon writes, ``raw`` for one tmux or am's keeper writes."""
+    import json
+
+    try:
+        spec = json.loads((layout.run / f"{agent_id}.spec.json").read_text())
+        return (spec.get("container") or {}).get("log") or "raw"
+    except (OSError, ValueError, AttributeError):
+        return "raw"
+
+
+def read_log(log: Path, fmt: str) -> bytes:
+    """The whole log as the agent printed it: the rotated file first, if any."""
+    out = b""
+    for path in (Path(f"{log}.1"), log):
+        if path.is_file() and not path.is_symlink():
+            data = path.read_bytes()
+            out += K8sDecoder().feed(data + b"\n" if data and not data.endswith(b"\n")
+                                     else data) if fmt == "k8s" else data
+    return out
+
+
+def screen(view: dict, layout, lines: int = 50) -> bytes:
+    """The last LINES lines of an agent's output (what a terminal would still show)."""
+    log = Path(view["log"])
+    return tail_bytes(read_log(log, log_format(view["id"], layout)), lines)
 
 
 def network_log(args, record: dict, layout) -> int:
@@ -55,12 +103,19 @@ def run(args) -> int:
     if not log.is_file() or log.is_symlink():
         raise AmError(f"no log for agent {args.id} at {log}")
     out = sys.stdout.buffer
-    with open(log, "rb") as f:
+    fmt = log_format(args.id, layout)
+    decode = K8sDecoder().feed if fmt == "k8s" else (lambda b: b)
+    f = open(log, "rb")
+    try:
         if args.tail is not None:
-            out.write(tail_bytes(log, args.tail) if args.tail else b"")
+            data = read_log(log, fmt)
+            out.write(tail_bytes(data, args.tail) if args.tail else b"")
             f.seek(0, os.SEEK_END)
         else:
-            out.write(f.read())
+            rotated = Path(f"{log}.1")
+            if rotated.is_file() and not rotated.is_symlink():
+                out.write(read_log(rotated, fmt))
+            out.write(decode(f.read()))
         out.flush()
         if not args.follow:
             return 0
@@ -68,14 +123,22 @@ def run(args) -> int:
         while True:
             chunk = f.read(65536)
             if chunk:
-                out.write(chunk)
+                out.write(decode(chunk))
                 out.flush()
                 quiet_since = time.monotonic()
                 continue
             # Poll the status only when output has paused, and stop once the agent is gone.
             if time.monotonic() - quiet_since > 1.0:
                 if status.view(args.id, layout)["status"] != "running":
-                    out.write(f.read())
+                    out.write(decode(f.read()))
                     return 0
+                try:  # rotated meanwhile: go on with the new file
+                    if os.stat(log).st_ino != os.fstat(f.fileno()).st_ino:
+                        f.close()
+                        f = open(log, "rb")
+                except OSError:
+                    pass
                 quiet_since = time.monotonic()
             time.sleep(0.2)
+    finally:
+        f.close()

@@ -121,9 +121,11 @@ def launch(plan: planning.Plan, backend, layout, undo: Undo, **fields) -> None:
     spec = backend.launch_spec(plan)
     spec["exit_file"] = str(plan.exit_file)
     spec["health_file"] = str(layout.health_file(plan.id))
+    spec["started_at"] = time.time()
     if plan.isolation == "gvisor":
         spec["guest_file"] = str(layout.guest_file(plan.id))
-    if plan.secrets:
+    container = plan.mode == "container"
+    if plan.secrets and not container:
         fifo = layout.run / f"{plan.id}.env"
         with contextlib.suppress(FileNotFoundError):
             fifo.unlink()
@@ -138,20 +140,27 @@ def launch(plan: planning.Plan, backend, layout, undo: Undo, **fields) -> None:
     for stale in (plan.exit_file, layout.health_file(plan.id), layout.guest_file(plan.id)):
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()
+    plan.log.parent.mkdir(parents=True, exist_ok=True)
+    plan.log.touch()
 
-    say(f"Starting agent {plan.id} ({brief(plan.command)}) in session {plan.session} ...")
-    undo.push(session.kill_own, plan.session, str(layout.root))
-    session.start(
-        plan.session,
-        # -P: not the tmux server's working directory first on sys.path, which would run
-        # whatever 'am' package sits there (another checkout, or a hostile folder).
-        [sys.executable, "-P", "-m", "am.supervise", str(spec_file)],
-        plan.log,
-        str(layout.root),
-    )
-    if plan.secrets:
-        hand_over_secrets(Path(spec["env_fifo"]), plan.secrets)
-    backend.after_start(plan, lambda: plan.session in session.sessions())
+    if container:
+        # Detached, in the engine: am's keeper holds its terminal (am/keeper.py).
+        say(f"Starting agent {plan.id} ({brief(plan.command)}) in container {plan.container} ...")
+        backend.start(plan, spec, layout)
+    else:
+        say(f"Starting agent {plan.id} ({brief(plan.command)}) in session {plan.session} ...")
+        undo.push(session.kill_own, plan.session, str(layout.root))
+        session.start(
+            plan.session,
+            # -P: not the tmux server's working directory first on sys.path, which would run
+            # whatever 'am' package sits there (another checkout, or a hostile folder).
+            [sys.executable, "-P", "-m", "am.supervise", str(spec_file)],
+            plan.log,
+            str(layout.root),
+        )
+        if plan.secrets:
+            hand_over_secrets(Path(spec["env_fifo"]), plan.secrets)
+        backend.after_start(plan, lambda: plan.session in session.sessions())
     store.update(plan.id, status="running", spawn_pid=None,
                  started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                  worktree_gitdir=str(plan.worktree_gitdir) if plan.worktree_gitdir else None,
