@@ -31,9 +31,11 @@ def unsaved(record: dict, layout=None) -> list[str]:
     from am import workspace
 
     ws = Path(record["workspace"])
-    if not ws.exists() and not ws.is_symlink():
+    if record.get("volume"):
+        pass  # a remote engine's volume: read there, whatever this host has at that path
+    elif not ws.exists() and not ws.is_symlink():
         return []
-    if ws.is_symlink():
+    elif ws.is_symlink():
         return []  # a link holds nothing of the agent's: delete removes the link itself
     try:
         return workspace.for_record(record, layout or paths.layout()).unsaved()
@@ -53,6 +55,11 @@ def delete(record: dict, store, layout) -> None:
         shutil.rmtree(ws, ignore_errors=True)
     if ws.exists() or ws.is_symlink():
         raise AmError(f"could not remove {ws} entirely; the record is kept")
+    if record.get("volume"):
+        from am.backends.engine import workspace_volume
+
+        backends.for_record(record).remove_volume(workspace_volume(record["id"]),
+                                                  str(layout.root))
     for f in (
         layout.exit_file(record["id"]),
         layout.health_file(record["id"]),
@@ -82,7 +89,7 @@ def snapshot_then_delete(record: dict, store, layout) -> Path | None:
         try:
             snap = snapshot.create(record, layout)
         except workspace.Unavailable as e:
-            if record.get("mode") != "container":
+            if record.get("mode") != "container" or record.get("volume"):
                 raise
             # The engine cannot run the sandbox (down, image gone) and the agent was stopped
             # first, so nothing writes the workspace: the host reads it, running no git of

@@ -71,6 +71,7 @@ class Plan:
     publish: list[str] = field(default_factory=list)  # ADDR:HOST_PORT:PORT, checked
     worktree_gitdir: Path | None = None  # a worktree's own folder in the source's git folder
     log_max: int = DEFAULT_LOG_MAX  # bytes of the host log before it rotates (logs.max_size)
+    volume: str | None = None  # a remote engine's volume that holds the workspace
 
     def agent_argv(self) -> list[str]:
         """The agent's command line: its command, the continue flag, then the prompt."""
@@ -134,6 +135,7 @@ class Plan:
             "publish": self.publish,
             # A Kubernetes backend maps it to a runtimeClassName (isolation.runtime_class).
             "isolation": self.isolation,
+            "volume": self.volume,
             "home": home,
             "spawn_pid": os.getpid(),
             **({"proxy": self.proxy, "egress_network": self.egress,
@@ -723,6 +725,8 @@ def from_record(record: dict, args, layout: Layout, environ: dict[str, str], cfg
         warnings=warnings, secrets=values, prompt=prompt, prompt_args=prompt_args,
         resume_args=resume, custom=custom, mount_agent_config=bool(mounts), publish=publish,
         log_max=memory_bytes(cfg.resolve()["logs.max_size"].value),
+        # checked against the agent's id (records.problems): only ever its own volume
+        volume=record.get("volume") if mode == "container" else None,
     )
 
 

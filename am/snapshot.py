@@ -48,7 +48,7 @@ def create(record: dict, layout, *, on_host: bool = False) -> Path:
     from am import workspace
 
     ws = Path(record["workspace"])
-    if not ws.is_dir() or ws.is_symlink():
+    if workspace.missing(record):
         raise AmError(f"workspace {ws} of agent {record['id']} is missing")
     ops = workspace.for_record(record, layout, on_host=on_host)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())

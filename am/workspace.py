@@ -18,8 +18,9 @@ Only data crosses back, and it is treated as untrusted: its size is capped, its 
 commit ids and counts are checked, and tar members are re-checked by ``am.snapshot``; no path
 in it is ever resolved on the host.
 
-Later operations (a bundle of the agent's branch, a remote engine's exec) add an op to wsops
-and a method here, or a ``Where``.
+Later operations (a bundle of the agent's branch) add an op to wsops and a method here. On a
+remote engine the workspace is an engine volume (``record["volume"]``): the running container's
+``exec``, or a throwaway container with that volume mounted read-only; never a host path.
 """
 
 import json
@@ -130,6 +131,11 @@ class Throwaway(Where):
         self.title = f"in a throwaway {eng.runtime} container"
 
     def mounts(self) -> list[tuple[Path, str, bool]]:
+        if self.record.get("volume"):
+            # A remote engine's volume: the whole workspace, its objects included.
+            from am.backends.engine import workspace_volume
+
+            return [(workspace_volume(self.record["id"]), SANDBOX_WORKSPACE, True)]
         mounts = [(Path(self.record["workspace"]), SANDBOX_WORKSPACE, True)]
         if self.record.get("mirror"):
             # a URL clone's alternates name the mirror's objects by their host path
@@ -286,6 +292,15 @@ def parse_head(data: dict) -> Head:
     ok = isinstance(branch, str) and 0 < len(branch) < 256 and branch.isprintable() and \
         not branch.startswith("-")
     return Head(commit, branch if ok else None)
+
+
+def missing(record: dict) -> bool:
+    """Whether RECORD's workspace is gone: its host folder, unless a remote engine's volume
+    holds it (that one the sandbox finds, or says it cannot)."""
+    if record.get("volume"):
+        return False
+    ws = Path(record["workspace"])
+    return not ws.is_dir() or ws.is_symlink()
 
 
 def common_of(record: dict) -> str | None:

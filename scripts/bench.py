@@ -133,15 +133,18 @@ def engine_flags(engine: str) -> list[str]:
                    branch=None, base=None, runtime=engine)
     p = planning.build(ns, paths.layout(), "/x", {}, None, None)
     p.workspace = Path("/tmp")
-    argv = get_engine(engine).run_argv(p, "bench", os.getuid(), os.getgid())
-    rest = argv[argv.index("run") + 1:argv.index("--")]
+    e = get_engine(engine)
+    e._api = True  # the 'create' form, whatever endpoint: the floor runs 'run -d' itself
+    argv = e.run_argv(p, "bench", os.getuid(), os.getgid())
+    verb = next(i for i, a in enumerate(argv) if a in ("run", "create"))
+    rest = argv[verb + 1:argv.index("--")]
     flags, skip = [], False
     for a in rest:
         if skip:
             skip = False
-        elif a in ("--name", "--hostname", "--mount", "--label"):
+        elif a in ("--name", "--hostname", "--mount", "--label", "--log-opt"):
             skip = True  # the floor names and mounts its own container
-        elif a not in ("--interactive", "--tty"):
+        elif a not in ("--interactive", "--tty", "--detach"):
             flags.append(a)
     return flags
 
@@ -487,7 +490,9 @@ def fmt(value, unit="s"):
     if value is None:
         return "-"
     if unit == "bytes":
-        return f"{value / 1024**2:.1f} MiB"
+        return f"{value / 1024**2:.2f} MiB"
+    if unit == "cores":
+        return f"{value:.2f} cores"
     if value < 0.1:
         return f"{value * 1000:.1f} ms"
     if unit == "calls":
@@ -525,11 +530,24 @@ def report(rows, imports, runs, args) -> str:
         unit = r.get("unit", "s")
         ratio = f"{r['am'] / r['floor']:.2f}x" if r.get("floor") else "-"
         target = r.get("note") or (f"<= {r['target']}x" if r.get("target") else "-")
-        lines.append(f"| {r['figure']} | {fmt(r['am'], unit)} | {fmt(r['floor'], unit)} "
-                     f"({r['floor_what']}) | {ratio} | {target} | {verdict(r)} |")
+        detail = f" ({r['detail']})" if r.get("detail") else ""
+        lines.append(f"| {r['figure']}{detail} | {fmt(r['am'], unit)} | {fmt(r['floor'], unit)}"
+                     f" ({r['floor_what']}) | {ratio} | {target} | {verdict(r)} |")
     imp = ["| module | cumulative import |", "|---|---|"]
     imp += [f"| `{name}` | {sec * 1000:.1f} ms |" for name, sec in imports]
     return "\n".join(lines), "\n".join(imp)
+
+
+def write_section(doc: Path, name: str, body: str) -> None:
+    """Replace what lies between <!-- NAME --> and <!-- /NAME --> in DOC with BODY."""
+    text = doc.read_text()
+    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    if start not in text or end not in text:
+        raise SystemExit(f"{doc} has no {start} ... {end} section")
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
+    doc.write_text(f"{head}{start}\n{body}\n{end}{tail}")
+    print(f"\nwrote the {name} section of {doc}", file=sys.stderr)
 
 
 def main() -> int:
@@ -538,9 +556,13 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="small repositories and 40 agents")
     ap.add_argument("--engines", default="docker,podman")
     ap.add_argument("--list-engine", default="docker")
-    ap.add_argument("--only", default="spawn,container,isolation,repeat,ops,list,startup",
+    ap.add_argument("--only",
+                    default="spawn,container,isolation,repeat,ops,list,startup,scale,flood",
                     help="comma-separated figures to run (the report is written only for all)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "performance.md"))
+    ap.add_argument("--before", metavar="REV",
+                    help="also measure am at git revision REV for the scale and flood figures,"
+                         " in the same run")
     # Not /tmp: on these machines its directory tree allocates new files several times slower
     # than the rest of the same disk (measured), which would drown am's own cost in the floor's.
     ap.add_argument("--work-dir", default="/var/tmp",
@@ -582,6 +604,11 @@ def main() -> int:
             print("list and status at scale ...", file=sys.stderr)
             rows += bench_list_status(work, medium, args.runs, args.list_engine,
                                       40 if args.quick else 200)
+        if only & {"scale", "flood"}:
+            import bench_scale
+
+            small = make_repo(work / "small", 20, 50)
+            rows += bench_scale.run(work, small, engines, args.runs, only, args.before)
         imports = []
         if "startup" in only:
             print("start-up ...", file=sys.stderr)
@@ -596,6 +623,12 @@ def main() -> int:
     sizes = ("quick: 200 commits/500 files and 2,000 commits/1,000 files, 40 agents"
              if args.quick else "2,000 commits/5,000 files (spawn) and 20,000 commits/5,000 "
              "files (repeat spawn), 200 agents")
+    if only <= {"scale", "flood"} and only:
+        when = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
+        write_section(Path(args.out), "scale", f"{when}, one sample each (medians of "
+                      f"{args.runs * 2} runs for list and status)."
+                      "\n\n" + "\n".join(machine()) + "\n\n" + table)
+        return 0
     if only != set(ap.get_default("only").split(",")):
         return 0  # a partial run: the table above, no report
     doc = ROOT / "docs" / "performance.md"

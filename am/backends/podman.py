@@ -159,13 +159,18 @@ class Podman(Engine):
         return engineapi.podman_endpoint(env)
 
     def security_args(self) -> list[str]:
+        # A podman service reads the profile on its own machine, where am's file is not: a
+        # remote agent keeps podman's default profile (docs/scale.md).
+        if self.remote:
+            return []
         return ["--security-opt", f"seccomp={seccomp_profile(write=False)}"]
 
     def ensure_security(self) -> None:
-        seccomp_profile()
+        if not self.remote:
+            seccomp_profile()
 
     def user_args(self, uid: int, gid: int) -> list[str]:
-        if uid == 0:
+        if uid == 0 or self.remote:
             return ["--user", f"{IMAGE_UID}:{IMAGE_UID}"]
         # Rootless: map the caller to the same uid inside, so files in /workspace stay theirs.
         return ["--userns=keep-id", "--user", f"{uid}:{gid}"]

@@ -16,7 +16,7 @@ def run(args) -> int:
     layout = paths.layout()
     record = records.check(open_store(layout).get(args.id), layout, args.id)
     ws = Path(record["workspace"])
-    if not ws.is_dir() or ws.is_symlink():
+    if workspace.missing(record):
         raise AmError(f"workspace {ws} of agent {args.id} is missing")
     if not record.get("base_commit"):
         raise AmError(f"agent {args.id} has no base commit (its spawn did not finish)")

@@ -3,11 +3,26 @@
 from am import config, health, output, paths, status
 
 
+def location(view: dict, layout) -> str:
+    """Where the workspace lives: on this host, or in a remote engine's volume."""
+    if not view.get("volume"):
+        return f"this host: {view['workspace']}"
+    import json
+
+    try:
+        spec = json.loads((layout.run / f"{view['id']}.spec.json").read_text())
+        where = ((spec.get("container") or {}).get("api") or {}).get("url")
+    except (OSError, ValueError, AttributeError):
+        where = None
+    return f"{view.get('runtime')} volume {view['volume']}" + (f" at {where}" if where else "")
+
+
 def run(args) -> int:
     layout = paths.layout()
     view = status.view(args.id, layout)
     view["health"] = health.brief(view, layout,
                                   config.load(layout).resolve()["idle_after"].value)
+    view["workspace_location"] = location(view, layout)
     view = output.public(view)
     if args.json:
         output.print_json(view)

@@ -114,8 +114,12 @@ def launch(plan: planning.Plan, backend, layout, undo: Undo, **fields) -> None:
     with FIELDS."""
     store = open_store(layout)
     # The container, and a limited agent's proxy, once either exists.
-    undo.push(backend.stop, plan.record(str(layout.root)))
+    record = plan.record(str(layout.root))
+    undo.push(backend.stop, record)
     backend.before_start(plan)
+    if getattr(plan, "volume_made", False):
+        # The workspace lives only there now: undone with the container, never before it.
+        undo.push(_remove_volume, backend, record, plan.volume, str(layout.root))
 
     layout.run.mkdir(parents=True, exist_ok=True)
     spec = backend.launch_spec(plan)
@@ -170,6 +174,11 @@ def launch(plan: planning.Plan, backend, layout, undo: Undo, **fields) -> None:
 def brief(argv: list[str], width: int = 60) -> str:
     text = " ".join(" ".join(argv).split())
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _remove_volume(backend, record: dict, volume: str, home: str) -> None:
+    backend.stop(record)
+    backend.remove_volume(volume, home)
 
 
 def _unlink(path: Path) -> None:
