@@ -1,14 +1,13 @@
 """The keeper: one process per AM_HOME that looks after every running container agent.
 
 A container agent runs detached, with its own terminal in the engine. The keeper holds one
-stream of each (``am.engineapi``): it writes the agent's output to the host log (docker, or a
-podman service; a local podman's conmon writes the log itself and the keeper reads the same
-stream), reads no faster than ``OUTPUT_RATE`` so that a flooding agent is slowed at its own
-terminal instead of costing the host, rotates the log at ``logs.max_size``, types ``am send``'s
-text, and watches the container's cgroups for OOM kills and the process limit. When the stream
-ends it records the container's exit code and OOM state and removes the container, as the
-per-agent supervisor did. One process for all agents: am's memory per agent is a share of it
-(docs/performance.md).
+stream of each (``am.engineapi``), attached before the container starts: it writes the agent's
+output to the host log, reads no faster than ``OUTPUT_RATE`` so that a flooding agent is slowed
+at its own terminal instead of costing the host, rotates the log at ``logs.max_size``, types
+``am send``'s text, and watches the container's cgroups for OOM kills and the process limit.
+When the stream ends it records the container's exit code and OOM state and removes the
+container, as the per-agent supervisor did. One process for all agents: am's memory per agent
+is a share of it (docs/performance.md).
 
 Started on demand (``ensure``) by whatever needs it, it holds an exclusive ``flock`` on
 ``state/run/keeper.lock`` while it lives, so there is never more than one, and leaves when no
@@ -32,7 +31,6 @@ from pathlib import Path
 OUTPUT_RATE = 1 << 20  # bytes per second one agent's terminal output is read at, at most
 BURST = 256 << 10  # bytes read at once before the rate applies
 IDLE_EXIT = 30.0  # seconds without agents after which the keeper leaves
-ROTATE_CHECK = 0.5  # seconds between two checks of the log files conmon writes
 PASTE_ON, PASTE_OFF = b"\x1b[?2004h", b"\x1b[?2004l"
 TERM_SIZE = (50, 200)  # rows, columns of a new agent's terminal (as tmux agents get)
 
@@ -152,13 +150,9 @@ def write_json(path: str, data: dict, sync: bool = True) -> None:
     os.replace(tmp, path)
 
 
-def rotation_note(limit: int, k8s: bool) -> bytes:
-    text = (f"[am: the log reached logs.max_size ({limit} bytes) here; the output before this "
-            "line is in the .log.1 file beside it, older output was dropped]")
-    if k8s:  # a line of conmon's format, so 'am logs' shows it like the rest
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000000+00:00", time.gmtime())
-        return f"{stamp} stdout F {text}\r\n".encode()
-    return f"\r\n{text}\r\n".encode()
+def rotation_note(limit: int) -> bytes:
+    return (f"\r\n[am: the log reached logs.max_size ({limit} bytes) here; the output before "
+            "this line is in the .log.1 file beside it, older output was dropped]\r\n").encode()
 
 
 def typed(text: str, enter: bool, paste: bool) -> bytes:
@@ -181,7 +175,6 @@ class Watch:
         self.engine, self.name = c["engine"], c["name"]
         self.env = spec.get("env") or None
         self.api = c.get("api")  # an engine API endpoint; None: a local podman's conmon
-        self.log_mode = c.get("log", "raw")  # raw: the keeper writes; k8s: conmon writes
         self.limit = int(c.get("log_max") or 0)
         self.stream = None
         self.attached = threading.Event()
@@ -261,17 +254,14 @@ class Watch:
             if self.inspect("{{.State.Status}}") in ("exited", "dead", "stopped"):
                 self.finish()
             return
-        log = None
-        if self.log_mode == "raw":
-            log = open(self.spec["log"], "ab", buffering=0)
+        log = open(self.spec["log"], "ab", buffering=0)
         self.attached.set()
         if state == "running":
             self.on_running()
         try:
             self.pump(first, log)
         finally:
-            if log:
-                log.close()
+            log.close()
             with contextlib.suppress(OSError):
                 self.stream.close()
         # The stream ends when the container does (or the engine went away): make sure.
@@ -281,12 +271,11 @@ class Watch:
                 first = self.open_stream()
             except OSError:
                 continue
-            log = open(self.spec["log"], "ab", buffering=0) if self.log_mode == "raw" else None
+            log = open(self.spec["log"], "ab", buffering=0)
             try:
                 self.pump(first, log)
             finally:
-                if log:
-                    log.close()
+                log.close()
         if not self.keeper.stopping:
             self.finish()
 
@@ -319,14 +308,12 @@ class Watch:
             data = chunk[1:] if packets else chunk
 
     def see(self, data: bytes, log) -> None:
-        """Output: into the log (when the keeper writes it), and what it says of the terminal."""
+        """Output: into the log, and what it says of the terminal."""
         seen = self.tail + data
         on, off = seen.rfind(PASTE_ON), seen.rfind(PASTE_OFF)
         if on >= 0 or off >= 0:
             self.paste = on > off
         self.tail = seen[-8:]
-        if log is None:
-            return
         if self.limit and log.tell() + len(data) > self.limit:
             self.rotate(log)
         log.write(data)
@@ -337,27 +324,7 @@ class Watch:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.dup2(fd, log.fileno())
         os.close(fd)
-        log.write(rotation_note(self.limit, False))
-
-    def rotate_k8s(self) -> None:
-        """conmon writes this log: move it aside, have conmon open a new one, note the cut."""
-        path = self.spec["log"]
-        try:
-            if os.path.getsize(path) < self.limit * 3 // 4:
-                return
-        except OSError:
-            return
-        os.replace(path, path + ".1")
-        if self.conmon and self.conmon.reopen_log():
-            deadline = time.monotonic() + 2
-            while not os.path.exists(path) and time.monotonic() < deadline:
-                time.sleep(0.01)
-            with contextlib.suppress(OSError):
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-                try:
-                    os.write(fd, rotation_note(self.limit, True))
-                finally:
-                    os.close(fd)
+        log.write(rotation_note(self.limit))
 
     def send(self, text: str, enter: bool) -> None:
         """Type TEXT (and Enter) into the terminal, as tmux pastes: newlines as Enter, and
@@ -519,16 +486,12 @@ class Keeper:
             self.last_busy = time.monotonic()
 
     def housekeeping(self) -> None:
-        """Rotate the logs conmon writes; leave when nothing has run for IDLE_EXIT seconds."""
+        """Leave once no agent has run for IDLE_EXIT seconds."""
         while True:
-            time.sleep(ROTATE_CHECK)
+            time.sleep(1.0)
             with self.lock:
-                watches = list(self.watches.values())
-            for w in watches:
-                if w.log_mode == "k8s" and w.limit:
-                    with contextlib.suppress(OSError):
-                        w.rotate_k8s()
-            if not watches and time.monotonic() - self.last_busy > IDLE_EXIT:
+                busy = bool(self.watches)
+            if not busy and time.monotonic() - self.last_busy > IDLE_EXIT:
                 self.stopping = True
                 return
 

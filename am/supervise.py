@@ -61,6 +61,32 @@ def write_guest(path: str | None):
     return write
 
 
+def cap_log(path: str, limit: int, every: float = 1.0) -> None:
+    """Keep the log tmux's pipe-pane appends to near LIMIT bytes: checked every EVERY seconds,
+    past it its last LIMIT bytes move to ``.log.1`` and the file starts again with a note
+    (tmux's writer appends, so it carries on at the new end; what it writes during the copy
+    may be lost)."""
+    from am.keeper import rotation_note
+
+    while True:
+        time.sleep(every)
+        try:
+            if os.path.getsize(path) <= limit:
+                continue
+            tmp = f"{path}.1.tmp"
+            with open(path, "rb") as src, open(tmp, "wb") as dst:
+                src.seek(max(0, os.fstat(src.fileno()).st_size - limit))
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+            os.replace(tmp, f"{path}.1")
+            with open(path, "r+b") as f:
+                f.truncate(0)
+            with open(path, "ab") as f:
+                f.write(rotation_note(limit))
+        except OSError:
+            pass
+
+
 def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     # A tmux agent gets exactly the caller's environment (from the FIFO), nothing of the server's.
@@ -71,6 +97,11 @@ def main(argv: list[str]) -> int:
     # Ctrl-C in the pane is for the agent, not for its supervisor.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     started = time.time()
+    if spec.get("log") and spec.get("log_max"):
+        import threading
+
+        threading.Thread(target=cap_log, args=(spec["log"], int(spec["log_max"])),
+                         daemon=True).start()
     # fork/exec rather than a library call: the agent must inherit the pane's terminal, and
     # SIGINT must be ignored here but not in the agent.
     try:

@@ -7,7 +7,6 @@ import threading
 import pytest
 
 from am import engineapi, hostos, keeper
-from am.commands import logs
 from am.errors import AmError
 
 
@@ -54,27 +53,15 @@ def test_chunked_body_and_http_head():
     assert (status, rest) == (101, b"first bytes")
 
 
-def test_k8s_log_lines_give_back_the_terminal_bytes():
-    d = logs.K8sDecoder()
-    text = (b"2026-11-28T06:37:21.4+00:00 stdout F hello\r\n"
-            b"2026-11-28T06:37:21.4+00:00 stdout P part")
-    assert d.feed(text) == b"hello\r\n"
-    # the rest of a line arrives later (am logs -f)
-    assert d.feed(b"ial\n2026-11-28T06:37:22.4+00:00 stdout F done\r\n") == b"partialdone\r\n"
-    assert d.feed(b"2026-11-28T06:37:22.4+00:00 stdout F \n") == b"\n"  # an empty line
-
-
 def test_typed_bytes_as_tmux_pastes():
     assert keeper.typed("a\nb", True, False) == b"a\rb\r"
     assert keeper.typed("a", False, True) == b"\x1b[200~a\x1b[201~"
     assert keeper.typed("", True, True) == b"\r"
 
 
-def test_rotation_note_in_both_formats():
-    raw = keeper.rotation_note(1000, False)
-    assert raw.startswith(b"\r\n[am:") and b"1000 bytes" in raw
-    line = keeper.rotation_note(1000, True)
-    assert logs.K8sDecoder().feed(line).startswith(b"[am: the log reached logs.max_size")
+def test_rotation_note():
+    note = keeper.rotation_note(1000)
+    assert note.startswith(b"\r\n[am:") and b"1000 bytes" in note and note.endswith(b"\r\n")
 
 
 def test_a_long_socket_path_is_reached_through_its_folder(tmp_path):

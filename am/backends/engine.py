@@ -162,24 +162,13 @@ class Engine(Backend):
             *self.security_args(), "--read-only", *self.user_args(uid, gid),
         ]
 
-    def detached_head(self, head: list[str]) -> list[str]:
+    @staticmethod
+    def detached_head(head: list[str]) -> list[str]:
         """HEAD (``[engine, ..., "run", ...]``) made the start of a detached agent container:
-        ``create`` where am's keeper attaches through the engine's API before it starts (so
-        not a byte of output is lost), ``run --detach`` for a local podman, whose conmon
-        writes the log from the first byte."""
+        ``create``, so that am's keeper is on its terminal before it starts and not a byte
+        of its output is lost or unthrottled."""
         i = head.index("run")
-        if self.api is not None:
-            return [*head[:i], "create", *head[i + 1:]]
-        return [*head[:i + 1], "--detach", *head[i + 1:]]
-
-    def log_args(self, plan) -> list[str]:
-        """Where the engine writes the agent's terminal output: nowhere when am's keeper reads
-        it from the API; for a local podman, conmon writes the host log itself (its own
-        format, which 'am logs' reads), capped at the same size."""
-        if self.api is not None:
-            return ["--log-driver", "none"]
-        return ["--log-driver", "k8s-file", "--log-opt", f"path={check_mount_path(plan.log)}",
-                "--log-opt", f"max-size={plan.log_max}"]
+        return [*head[:i], "create", *head[i + 1:]]
 
     def run_argv(self, plan, home: str, uid: int, gid: int) -> list[str]:
         """The command line that makes an agent's container, with its own terminal, detached
@@ -199,7 +188,7 @@ class Engine(Backend):
             *self.policy_args(plan.limits, uid, gid, plan.isolation or isolation.DEFAULT),
             "--tmpfs", "/tmp:rw,nosuid,nodev,size=1g,mode=1777",
             "--tmpfs", f"{AGENT_HOME}:rw,nosuid,nodev,size=1g,{self.home_owner(uid, gid)}",
-            *self.log_args(plan),
+            "--log-driver", "none",  # the host log is the keeper's (am/keeper.py)
             "--mount", mount_arg(Volume(plan.volume) if plan.volume else plan.workspace,
                                  WORKSPACE),
             *[a for m in plan.extra_mounts for a in ("--mount", mount_arg(*m))],
@@ -479,8 +468,7 @@ class Engine(Backend):
         api = self.api
         container = {"engine": self.runtime, "name": plan.container,
                      "isolation": plan.isolation, "pids_limit": plan.limits["pids"],
-                     "api": api.to_json() if api else None, "log": "k8s" if api is None
-                     else "raw", "log_max": plan.log_max}
+                     "api": api.to_json() if api else None, "log_max": plan.log_max}
         if plan.proxy:
             container.update(proxy=plan.proxy, egress=plan.egress
                              if plan.egress == plan.managed_egress else None)
@@ -517,12 +505,16 @@ class Engine(Backend):
         res = proc.run(spec["argv"], env=env, cwd=spec["cwd"], timeout=300)
         if not res.ok:
             raise self.start_error(plan, res.err or res.out)
-        keeper.request(layout, {"op": "watch", "id": plan.id})
-        if self.api is not None:
-            res = self.call("start", plan.container, timeout=300)
+        if self.api is None:
+            # A local podman's conmon, and its attach socket, come with 'init'.
+            res = self.call("init", plan.container, timeout=300)
             if not res.ok:
                 raise self.start_error(plan, res.err or res.out)
-            keeper.request(layout, {"op": "started", "id": plan.id})
+        keeper.request(layout, {"op": "watch", "id": plan.id})
+        res = self.call("start", plan.container, timeout=300)
+        if not res.ok:
+            raise self.start_error(plan, res.err or res.out)
+        keeper.request(layout, {"op": "started", "id": plan.id})
 
     def start_error(self, plan, text: str) -> AmError:
         gpu = self.gpu_error(text) if plan.gpus else None

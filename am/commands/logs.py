@@ -15,53 +15,19 @@ def tail_bytes(data: bytes, n: int) -> bytes:
     return b"".join(deque(data.splitlines(keepends=True), maxlen=n))
 
 
-class K8sDecoder:
-    """The agent's bytes from conmon's log format (a local podman agent's log): each line is
-    ``TIME STREAM P|F TEXT``; ``F`` ends a line of the terminal's output, ``P`` continues on
-    the next one. Fed in pieces (``am logs -f``), it keeps an unfinished line for later."""
-
-    def __init__(self):
-        self.rest = b""
-
-    def feed(self, data: bytes) -> bytes:
-        lines = (self.rest + data).split(b"\n")
-        self.rest = lines.pop()
-        out = []
-        for line in lines:
-            fields = line.split(b" ", 3)
-            if len(fields) < 3:
-                continue
-            text = fields[3] if len(fields) == 4 else b""
-            out.append(text if fields[2] == b"P" else text + b"\n")
-        return b"".join(out)
-
-
-def log_format(agent_id: str, layout) -> str:
-    """``k8s`` for a log conmon writes, ``raw`` for one tmux or am's keeper writes."""
-    import json
-
-    try:
-        spec = json.loads((layout.run / f"{agent_id}.spec.json").read_text())
-        return (spec.get("container") or {}).get("log") or "raw"
-    except (OSError, ValueError, AttributeError):
-        return "raw"
-
-
-def read_log(log: Path, fmt: str) -> bytes:
+def read_log(log: Path) -> bytes:
     """The whole log as the agent printed it: the rotated file first, if any."""
     out = b""
     for path in (Path(f"{log}.1"), log):
         if path.is_file() and not path.is_symlink():
-            data = path.read_bytes()
-            out += K8sDecoder().feed(data + b"\n" if data and not data.endswith(b"\n")
-                                     else data) if fmt == "k8s" else data
+            out += path.read_bytes()
     return out
 
 
 def screen(view: dict, layout, lines: int = 50) -> bytes:
     """The last LINES lines of an agent's output (what a terminal would still show)."""
     log = Path(view["log"])
-    return tail_bytes(read_log(log, log_format(view["id"], layout)), lines)
+    return tail_bytes(read_log(log), lines)
 
 
 def network_log(args, record: dict, layout) -> int:
@@ -103,19 +69,16 @@ def run(args) -> int:
     if not log.is_file() or log.is_symlink():
         raise AmError(f"no log for agent {args.id} at {log}")
     out = sys.stdout.buffer
-    fmt = log_format(args.id, layout)
-    decode = K8sDecoder().feed if fmt == "k8s" else (lambda b: b)
     f = open(log, "rb")
     try:
         if args.tail is not None:
-            data = read_log(log, fmt)
-            out.write(tail_bytes(data, args.tail) if args.tail else b"")
+            out.write(tail_bytes(read_log(log), args.tail) if args.tail else b"")
             f.seek(0, os.SEEK_END)
         else:
             rotated = Path(f"{log}.1")
             if rotated.is_file() and not rotated.is_symlink():
-                out.write(read_log(rotated, fmt))
-            out.write(decode(f.read()))
+                out.write(rotated.read_bytes())
+            out.write(f.read())
         out.flush()
         if not args.follow:
             return 0
@@ -123,14 +86,14 @@ def run(args) -> int:
         while True:
             chunk = f.read(65536)
             if chunk:
-                out.write(decode(chunk))
+                out.write(chunk)
                 out.flush()
                 quiet_since = time.monotonic()
                 continue
             # Poll the status only when output has paused, and stop once the agent is gone.
             if time.monotonic() - quiet_since > 1.0:
                 if status.view(args.id, layout)["status"] != "running":
-                    out.write(decode(f.read()))
+                    out.write(f.read())
                     return 0
                 try:  # rotated meanwhile: go on with the new file
                     if os.stat(log).st_ino != os.fstat(f.fileno()).st_ino:

@@ -136,6 +136,8 @@ def launch(plan: planning.Plan, backend, layout, undo: Undo, **fields) -> None:
         os.mkfifo(fifo, 0o600)
         undo.push(_unlink, fifo)
         spec["env_fifo"] = str(fifo)
+    plan.log.parent.mkdir(parents=True, exist_ok=True)
+    plan.log.touch()
     spec_file = layout.run / f"{plan.id}.spec.json"
     fd = os.open(spec_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -144,8 +146,6 @@ def launch(plan: planning.Plan, backend, layout, undo: Undo, **fields) -> None:
     for stale in (plan.exit_file, layout.health_file(plan.id), layout.guest_file(plan.id)):
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()
-    plan.log.parent.mkdir(parents=True, exist_ok=True)
-    plan.log.touch()
 
     if container:
         # Detached, in the engine: am's keeper holds its terminal (am/keeper.py).
