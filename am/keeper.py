@@ -36,12 +36,26 @@ TERM_SIZE = (50, 200)  # rows, columns of a new agent's terminal (as tmux agents
 
 
 def _sock_addr(path: Path) -> tuple[str, int | None]:
-    """An address for the unix socket PATH (whose full path may be too long for one): through
-    a descriptor of its folder on Linux."""
-    if len(os.fsencode(str(path))) < 100 or sys.platform != "linux":
+    """An address for the unix socket PATH, whose full path may be too long for one: through a
+    descriptor of its folder on Linux; elsewhere a short name in a folder of the user's own
+    under the temp folder."""
+    if len(os.fsencode(str(path))) < 100:
         return str(path), None
-    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    return f"/proc/self/fd/{fd}/{path.name}", fd
+    from am import hostos
+
+    if hostos.linux():
+        fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        return f"/proc/self/fd/{fd}/{path.name}", fd
+    import hashlib
+    import stat
+    import tempfile
+
+    short = Path(tempfile.gettempdir()) / f"am-{os.getuid()}"
+    short.mkdir(mode=0o700, exist_ok=True)
+    st = os.lstat(short)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise OSError(f"{short} is not a private folder of this user")
+    return str(short / (hashlib.sha256(str(path).encode()).hexdigest()[:16] + ".sock")), None
 
 
 def _connect(layout, timeout: float) -> socket.socket:
@@ -504,10 +518,12 @@ class Keeper:
         except OSError:
             return 0  # another keeper looks after this AM_HOME
         path = run / "keeper.sock"
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         addr, fd = _sock_addr(path)
+        for stale in {str(path), addr}:
+            if not stale.startswith("/proc/"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(stale)
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)
         try:
             server.bind(addr)
@@ -529,8 +545,10 @@ class Keeper:
                 break
             threading.Thread(target=self.serve_one, args=(conn,), daemon=True).start()
         # Unlink before the lock goes, so a client never reaches a socket nobody serves.
-        with contextlib.suppress(OSError):
-            path.unlink()
+        for stale in {str(path), addr}:
+            if not stale.startswith("/proc/"):
+                with contextlib.suppress(OSError):
+                    os.unlink(stale)
         server.close()
         os.close(lock)
         return 0

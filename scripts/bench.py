@@ -133,9 +133,7 @@ def engine_flags(engine: str) -> list[str]:
                    branch=None, base=None, runtime=engine)
     p = planning.build(ns, paths.layout(), "/x", {}, None, None)
     p.workspace = Path("/tmp")
-    e = get_engine(engine)
-    e._api = True  # the 'create' form, whatever endpoint: the floor runs 'run -d' itself
-    argv = e.run_argv(p, "bench", os.getuid(), os.getgid())
+    argv = get_engine(engine).run_argv(p, "bench", os.getuid(), os.getgid())
     verb = next(i for i, a in enumerate(argv) if a in ("run", "create"))
     rest = argv[verb + 1:argv.index("--")]
     flags, skip = [], False

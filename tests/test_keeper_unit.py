@@ -64,17 +64,23 @@ def test_rotation_note():
     assert note.startswith(b"\r\n[am:") and b"1000 bytes" in note and note.endswith(b"\r\n")
 
 
-def test_a_long_socket_path_is_reached_through_its_folder(tmp_path):
+@pytest.mark.parametrize("portable", ["0", "1"])
+def test_a_long_socket_path_is_reached_through_its_folder(tmp_path, monkeypatch, portable):
+    """Linux: through a descriptor of its folder; elsewhere (forced): a short name in a private
+    folder of the user's under the temp folder."""
+    monkeypatch.setenv("AM_PORTABLE", portable)
     deep = tmp_path / ("d" * 60) / ("e" * 60)
     deep.mkdir(parents=True)
     path = deep / "keeper.sock"
     assert len(str(path)) > 108
     addr, fd = keeper._sock_addr(path)
+    assert addr.startswith("/proc/self/fd/") == (portable == "0")
     server = socket.socket(socket.AF_UNIX)
     try:
         server.bind(addr)
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
     server.listen(1)
     got = []
     t = threading.Thread(target=lambda: got.append(server.accept()[0].recv(5)))
@@ -87,4 +93,6 @@ def test_a_long_socket_path_is_reached_through_its_folder(tmp_path):
         c.sendall(b"hello")
     t.join(5)
     server.close()
+    if portable == "1":
+        os.unlink(addr)
     assert got == [b"hello"]

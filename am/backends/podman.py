@@ -154,9 +154,16 @@ class Podman(Engine):
     permission_hint = "check the permissions of the Podman socket named by CONTAINER_HOST"
 
     def find_api(self, env):
-        from am import engineapi
+        from am import engineapi, hostos
 
-        return engineapi.podman_endpoint(env)
+        api = engineapi.podman_endpoint(env)
+        if api is None and not hostos.linux():
+            # No conmon here to talk to (its sockets are Linux's): podman runs in a VM.
+            raise AmError("podman here runs its containers elsewhere (a podman machine): am "
+                          "reaches it through its API",
+                          "set CONTAINER_HOST to the machine's socket, e.g. unix://$(podman "
+                          "machine inspect --format '{{.ConnectionInfo.PodmanSocket.Path}}')")
+        return api
 
     def security_args(self) -> list[str]:
         # A podman service reads the profile on its own machine, where am's file is not: a
