@@ -45,8 +45,13 @@ def _run_options(p):
     p.add_argument("--isolation", choices=["runc", "gvisor"],
                    help="container kernel isolation: runc shares the host's kernel, gvisor "
                         "runs the agent on gVisor's (docs/security.md)")
-    p.add_argument("--allow-domain", action="append", default=[], metavar="DOMAIN",
-                   help="domain a limited network allows (repeatable)")
+    p.add_argument("--allow-domain", action="append", default=[], metavar="DOMAIN[:PORT]",
+                   help="host a limited network allows: example.com, *.example.com; ports 80 "
+                        "and 443, or the one given (repeatable)")
+    p.add_argument("--allow-private-domain", action="append", default=[],
+                   metavar="DOMAIN[:PORT]",
+                   help="like --allow-domain, and the host may be at a private, loopback, "
+                        "link-local or host address (repeatable)")
     p.add_argument("--memory", help="container memory limit, e.g. 2g")
     p.add_argument("--cpus", help="container CPU limit, e.g. 2")
     p.add_argument("--pids", help="container process limit, e.g. 100")
@@ -121,6 +126,13 @@ def _info(p):
     p.add_argument("--json", action="store_true")
 
 
+def _ui(p):
+    p.description = (
+        "Every agent in a table (as am list and am status show them), with the selected "
+        "one's terminal, diff and log. Keys: Enter attach (detach returns), n spawn, s stop, "
+        "p pull, r remove, / filter, v next tab, q quit. Needs a terminal.")
+
+
 def _id_only(p):
     p.add_argument("id")
 
@@ -175,7 +187,9 @@ def _config(p):
     c.add_argument("--image")
     c.add_argument("--network", choices=["none", "limited", "full"])
     c.add_argument("--isolation", choices=["runc", "gvisor"])
-    c.add_argument("--allow-domain", action="append", default=[], metavar="DOMAIN")
+    c.add_argument("--allow-domain", action="append", default=[], metavar="DOMAIN[:PORT]")
+    c.add_argument("--allow-private-domain", action="append", default=[],
+                   metavar="DOMAIN[:PORT]")
     c.add_argument("--memory")
     c.add_argument("--cpus")
     c.add_argument("--pids")
@@ -185,12 +199,15 @@ def _image(p):
     isub = p.add_subparsers(
         dest="image_command", metavar="ACTION", parser_class=Parser, required=True
     )
-    b = isub.add_parser("build", help="build the agent image")
+    b = isub.add_parser("build", help="build the agent image (--proxy: the network proxy's)")
     b.add_argument("--runtime", choices=["docker", "podman", "auto"])
     b.add_argument("--tag")
     b.add_argument("--agents", metavar="CLI,...",
                    help="agent CLIs to put in the image: claude, codex, gemini, aider "
                    "(default: agent_clis of the config, else claude; '' for none)")
+    b.add_argument("--proxy", action="store_true",
+                   help="build the --network limited proxy image anew from Debian's mirror "
+                        "(picks up squid's security updates)")
     ls = isub.add_parser("ls", help="am's agent images and the agent CLIs each holds")
     ls.add_argument("--runtime", choices=["docker", "podman"],
                     help="only this engine (default: each installed one)")
@@ -217,6 +234,7 @@ COMMANDS = [
     ("doctor", "check tools and repair drift between state and reality", _doctor),
     ("config", "the effective configuration", _config),
     ("image", "the agent image", _image),
+    ("ui", "a full-screen dashboard of every agent, with keys for these commands", _ui),
 ]
 
 

@@ -27,8 +27,8 @@ PUBLIC = (
     "prompt",
 )
 EXTRA = ("worktree", "image", "gpus", "env_names", "started", "finished", "health", "orphan",
-         "proxy", "egress_network", "network_log", "publish", "isolation", "volume",
-         "workspace_location")
+         "proxy", "egress_network", "network_log", "allow_private_domains", "publish",
+         "isolation", "volume", "workspace_location")
 
 
 def public(view: dict) -> dict:

@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path, PurePosixPath
 
+from am import paths
 from am.errors import AmError
 
 MANIFEST = "am-snapshot.json"
@@ -52,7 +53,7 @@ def create(record: dict, layout, *, on_host: bool = False) -> Path:
         raise AmError(f"workspace {ws} of agent {record['id']} is missing")
     ops = workspace.for_record(record, layout, on_host=on_host)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    layout.snapshots.mkdir(parents=True, exist_ok=True)
+    paths.private_dir(layout.snapshots)
     path = layout.snapshots / f"{record['id']}-{stamp}.tar.gz"
     n = 1
     while path.exists():

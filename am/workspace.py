@@ -154,6 +154,12 @@ class Throwaway(Where):
         except AmError as e:
             raise Unavailable(f"cannot read the workspace {self.title}: {e.message}") from None
         limits = self.record.get("limits") or plan.DEFAULT_LIMITS
+        if os.getuid() == 0:
+            # The sandbox reads as the agents' uid, as the agent would: a workspace am made
+            # and no start has handed over yet (a restore; am's files are 0600) goes to it now.
+            from am.backends.engine import agent_uid, grant
+
+            grant(Path(self.record["workspace"]), agent_uid())
         from am import isolation
 
         return self.eng.sandbox_argv(self.name, self.image, self.home, self.record["id"],

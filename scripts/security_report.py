@@ -24,7 +24,20 @@ POLICY = {  # tests/test_container.py -> property
         "4 container policy (no network, caps, read-only, limits)",
     "test_the_agent_sees_its_isolations_kernel": "7 kernel isolation (the agent's kernel)",
 }
-TARGETS = ["tests/security"] + [f"tests/test_container.py::{name}" for name in POLICY]
+NETWORK = "15 limited network: names, addresses, ports"
+TERMINAL = "13 agent text is escaped on the terminal"
+NETWORK_TESTS = {  # tests/test_network.py -> property
+    "test_limited_allows_only_the_allowlist": NETWORK,
+    "test_private_addresses_only_for_names_allowed_so": NETWORK,
+    "test_an_allowed_port_is_the_only_port": NETWORK,
+    "test_proxy_container_holds_only_the_proxy": NETWORK,
+    "test_killing_the_proxy_leaves_no_network": NETWORK,
+    "test_network_log_never_reaches_the_terminal_raw": TERMINAL,
+}
+POLICY.update(NETWORK_TESTS)
+TARGETS = ["tests/security"] + [f"tests/test_container.py::{name}" for name in POLICY
+                                if name not in NETWORK_TESTS] \
+    + [f"tests/test_network.py::{name}" for name in NETWORK_TESTS]
 
 
 def rows(junit: Path) -> dict[tuple[str, str], list[tuple[str, bool]]]:

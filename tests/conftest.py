@@ -155,6 +155,16 @@ def assert_nothing_made(home: Path, before: dict | None = None) -> None:
                                                and before[i].get("mode") != "container")
 
 
+@pytest.fixture
+def term(tmp_path, am):
+    """A real terminal of the test's own (tests/terminal.py), with the am fixture's settings."""
+    from terminal import Terminal
+
+    t = Terminal(tmp_path, {**am.env, "TERM": "xterm-256color"})
+    yield t
+    t.close()
+
+
 @pytest.fixture(params=ENGINES)
 def engine(request, am):
     """Each container engine in turn, ready with its image; its containers removed after."""

@@ -37,8 +37,11 @@ def test_sandbox_argv_has_the_agents_policy_and_a_read_only_workspace(eng, iso, 
     assert argv[:len(start) + 1] == [*start, "--rm"]
     pids = isolation.pids_args(iso, 50, os.cpu_count() or 1)
     assert head[head.index("--pids-limit") + 1] == pids[1]
+    from am.backends.engine import agent_uid
+
+    uid = agent_uid()  # what a root am maps agents to (issue 18): never a real account
     for flag, value in (("--network", "none"), ("--memory", "1g"), ("--cap-drop", "ALL"),
-                        ("--user", "1000:1000"), ("--entrypoint", "python3")):
+                        ("--user", f"{uid}:{uid}"), ("--entrypoint", "python3")):
         assert head[head.index(flag) + 1] == value
     assert "--read-only" in head and "no-new-privileges" in head
     assert f"am.home={home.root}" in head
@@ -49,8 +52,11 @@ def test_sandbox_argv_has_the_agents_policy_and_a_read_only_workspace(eng, iso, 
 
 
 def test_exec_argv_runs_as_the_agents_user():
+    from am.backends.engine import agent_uid
+
     argv = Docker().exec_argv("am-x", 0, 0, ["python3"])
-    assert argv[:6] == ["docker", "exec", "--user", "1000:1000", "--workdir", "/"]
+    uid = agent_uid()
+    assert argv[:6] == ["docker", "exec", "--user", f"{uid}:{uid}", "--workdir", "/"]
     assert argv[-2:] == ["am-x", "python3"]
     assert argv[argv.index("--env") + 1].startswith("PATH=/usr/local/sbin:")  # not ~/.local
     assert Podman().exec_argv("am-x", 1234, 99, ["python3"])[2:4] == ["--user", "1234:99"]

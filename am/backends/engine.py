@@ -5,6 +5,7 @@ connections work as the user configured them. Engine-specific differences live i
 ``docker.py`` and ``podman.py``; everything here is common to both.
 """
 
+import contextlib
 import os
 import re
 import shutil
@@ -19,7 +20,15 @@ from am.errors import AmError
 WORKSPACE = "/workspace"
 AGENT_HOME = "/home/agent"
 CONFIG_STAGE = "/run/am-agent-config"  # --mount-agent-config's read-only files, copied from here
-IMAGE_UID = 1000  # the image's non-root user; the agent runs as this uid when am runs as root
+# When am runs as root, agents run as this uid and gid, which no account of the host has: not
+# the image's user 1000, which on a real host is somebody's account (issue 18). It lies in the
+# range systemd leaves unused (1879048192-2147483647) and above the subordinate uids useradd
+# hands out; 'am doctor' checks it, and AM_AGENT_UID chooses another.
+AGENT_UID = 2_000_000_000
+AGENT_UID_ENV = "AM_AGENT_UID"
+# On a remote engine agents run as the image's own user, who owns its /workspace (and so a new
+# volume there): this host's accounts say nothing of the engine's machine (docs/scale.md).
+IMAGE_UID = 1000
 DEFAULT_IMAGE = "am-agent:latest"
 SANDBOX_PREFIX = "am_op-"  # throwaway containers that read a stopped agent's workspace
 # A sandbox's commands are found here, never in the agent's writable home (the image's PATH
@@ -75,12 +84,78 @@ def host_paths(argv: list[str]) -> list[str]:
     return found
 
 
-def grant(top: Path) -> None:
-    """Give the image's user everything under TOP, without following symbolic links."""
+def agent_uid() -> int:
+    """The uid (and gid) container agents run as when am runs as root."""
+    text = os.environ.get(AGENT_UID_ENV, "")
+    if not text:
+        return AGENT_UID
+    if not text.isdigit() or not 0 < int(text) < 2**31 - 1:
+        raise AmError(f"invalid {AGENT_UID_ENV} {text!r}",
+                      "a uid no account uses, such as 2000000000 (the default)")
+    return int(text)
+
+
+def _ranges(path: str) -> list[tuple[str, int, int]]:
+    """(owner, first, count) of each line of /etc/subuid or /etc/subgid."""
+    out = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                owner, _, rest = line.strip().partition(":")
+                first, _, count = rest.partition(":")
+                if first.isdigit() and count.isdigit():
+                    out.append((owner, int(first), int(count)))
+    except OSError:
+        pass
+    return out
+
+
+def uid_problem(uid: int) -> str | None:
+    """Why UID must not be the agents' (an account, a group, a user's subordinate ids)."""
+    import grp
+    import pwd
+
+    with contextlib.suppress(KeyError):
+        return f"uid {uid} is the account {pwd.getpwuid(uid).pw_name!r}"
+    with contextlib.suppress(KeyError):
+        return f"gid {uid} is the group {grp.getgrgid(uid).gr_name!r}"
+    for path in ("/etc/subuid", "/etc/subgid"):
+        for owner, first, count in _ranges(path):
+            if first <= uid < first + count:
+                return f"{uid} is one of {owner}'s subordinate ids in {path}"
+    return None
+
+
+def check_agent_uid() -> int:
+    """The agents' uid as root, or a clear error if it belongs to someone."""
+    uid = agent_uid()
+    problem = uid_problem(uid)
+    if problem:
+        raise AmError(f"agents would run as {problem}",
+                      f"set {AGENT_UID_ENV} to a uid no account uses; 'am doctor' checks it")
+    return uid
+
+
+def identity_files(folder: Path, uid: int) -> list[tuple[Path, str, bool]]:
+    """/etc/passwd and /etc/group naming the agent's uid ``agent`` (home /home/agent), for a
+    root am's container agents: tools such as node's os.userInfo() fail for a uid with no
+    entry. Written into FOLDER; returns their read-only mounts."""
+    (folder / "passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\n"
+        f"agent:x:{uid}:{uid}:agent:{AGENT_HOME}:/bin/bash\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")
+    (folder / "group").write_text(f"root:x:0:\nagent:x:{uid}:\nnogroup:x:65534:\n")
+    for name in ("passwd", "group"):
+        (folder / name).chmod(0o644)
+    return [(folder / "passwd", "/etc/passwd", True), (folder / "group", "/etc/group", True)]
+
+
+def grant(top: Path, uid: int) -> None:
+    """Give UID everything under TOP, without following symbolic links."""
     for root, dirs, files in os.walk(top):
         for name in dirs + files:
-            os.lchown(os.path.join(root, name), IMAGE_UID, IMAGE_UID)
-    os.lchown(top, IMAGE_UID, IMAGE_UID)
+            os.lchown(os.path.join(root, name), uid, uid)
+    os.lchown(top, uid, uid)
 
 
 def worktree_gitdir(workspace: Path) -> Path:
@@ -120,9 +195,11 @@ class Engine(Backend):
 
     def user_args(self, uid: int, gid: int) -> list[str]:
         """Who the agent runs as: never uid 0 inside; the image's user on a remote engine,
-        where this host's user ids mean nothing."""
-        if uid == 0 or self.remote:
+        where this host's user ids mean nothing (and its accounts cannot be checked)."""
+        if self.remote:
             return ["--user", f"{IMAGE_UID}:{IMAGE_UID}"]
+        if uid == 0:
+            return ["--user", f"{agent_uid()}:{agent_uid()}"]
         return ["--user", f"{uid}:{gid}"]
 
     def gpu_args(self, gpus: str | None) -> list[str]:
@@ -248,8 +325,10 @@ class Engine(Backend):
     def home_owner(self, uid: int, gid: int) -> str:
         """The tmpfs option that gives the agent's home to the user the agent runs as (the
         engines take the mount point's root-owned mode from the image otherwise)."""
-        if uid == 0 or self.remote:
+        if self.remote:
             uid = gid = IMAGE_UID
+        elif uid == 0:
+            uid = gid = agent_uid()
         return f"mode=0700,uid={uid},gid={gid}"
 
     def build_argv(self, tag: str, context: Path, build_args: dict[str, str]) -> list[str]:
@@ -266,8 +345,13 @@ class Engine(Backend):
     # -- calls --------------------------------------------------------------------------------
 
     def call(self, *args: str, timeout: float | None = None) -> proc.Result:
+        from am import paths
+
         try:
-            return proc.run([self.runtime, *args], timeout=timeout)
+            # The engine keeps its own files as it would for the user (podman makes a
+            # container's /etc/hosts and storage with it); am's umask is for am's files.
+            with paths.umask(paths.user_umask()):
+                return proc.run([self.runtime, *args], timeout=timeout)
         except proc.NotFound:
             raise AmError(f"{self.title} not found in PATH", self.install_hint) from None
 
@@ -334,10 +418,15 @@ class Engine(Backend):
                           "reinstall am: its package carries the build files")
         print(f"Building {what} (this may take a few minutes)..." + (f"\n  {note}" if note
               else ""), file=sys.stderr, flush=True)
+        from am import paths
+
         env = {**os.environ, "AM_BUILD_DIR": str(image.build_dir())}
-        res = proc.stream(["bash", str(path), "--runtime", self.runtime, "--tag", tag, *extra],
-                          env=env,
-                          on_line=lambda line: print(line, end="", file=sys.stderr, flush=True))
+        # An image is no secret of the user's: its files must be readable by whoever the
+        # agent runs as (am's umask 077 made the proxy's /usr/sbin unreadable to it).
+        with paths.umask(0o022):
+            res = proc.stream(["bash", str(path), "--runtime", self.runtime, "--tag", tag,
+                               *extra], env=env, on_line=lambda line: print(
+                                   line, end="", file=sys.stderr, flush=True))
         if not res.ok:
             raise AmError(f"{what} build failed; its last lines:\n{res.last_lines(12)}")
 
@@ -346,6 +435,8 @@ class Engine(Backend):
         # The image check is the first engine call of a spawn: it also proves the engine answers.
         from am import image, versions
 
+        if os.getuid() == 0:
+            check_agent_uid()  # before a build: a uid that is someone's is refused at once
         cli = image.needed_cli(plan.command)
         labels = self.image_labels(plan.image)
         if labels is None:
@@ -532,14 +623,14 @@ class Engine(Backend):
         kernel OOM-kills something in the container, which the supervisor reads."""
         from am import paths
 
-        folder = paths.layout().run / plan.id
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = paths.private_dir(paths.layout().run) / plan.id
+        folder.mkdir(exist_ok=True)
         return folder
 
     def before_start(self, plan) -> None:
-        """As root, let the image's user write its workspace (am's own folder, never the
-        user's repository); start a limited agent's proxy (the spawn's undo removes it with
-        the container)."""
+        """As root, let the agents' uid write its workspace (am's own folder, never the user's
+        repository) and give it a name; start a limited agent's proxy (the spawn's undo removes
+        it with the container)."""
         if plan.network == "limited":
             from am import network
 
@@ -552,8 +643,14 @@ class Engine(Backend):
             # there, read-only, so no agent can change what other agents borrow.
             objects = plan.mirror / "objects"
             plan.extra_mounts.append((objects, str(objects), True))
-        if os.getuid() == 0:
-            grant(plan.workspace)
+        if os.getuid() != 0:
+            return
+        uid = agent_uid()
+        if plan.image.split(":")[0] == DEFAULT_IMAGE.split(":")[0]:
+            # am's own image: its user list is known, so it is replaced by one naming the uid
+            # (another image keeps its own, where the uid has no name).
+            plan.extra_mounts += identity_files(self.client_dir(plan), uid)
+        grant(plan.workspace, uid)
 
     def state(self, name: str) -> tuple[bool, str] | None:
         """Whether container NAME runs, and the am.home it is labelled for; None if there is

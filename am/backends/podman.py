@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from am.backends.engine import IMAGE_UID, Engine
+from am.backends.engine import IMAGE_UID, Engine, agent_uid
 from am.errors import AmError
 
 # Where containers-common puts the engine's default seccomp profile (containers.conf's
@@ -177,8 +177,10 @@ class Podman(Engine):
             seccomp_profile()
 
     def user_args(self, uid: int, gid: int) -> list[str]:
-        if uid == 0 or self.remote:
+        if self.remote:
             return ["--user", f"{IMAGE_UID}:{IMAGE_UID}"]
+        if uid == 0:
+            return ["--user", f"{agent_uid()}:{agent_uid()}"]
         # Rootless: map the caller to the same uid inside, so files in /workspace stay theirs.
         return ["--userns=keep-id", "--user", f"{uid}:{gid}"]
 

@@ -4,23 +4,25 @@ Read in the agent's sandbox for a container agent (``am.workspace``); the patch 
 the exact bytes git produced.
 """
 
-import sys
 from pathlib import Path
 
-from am import paths, records, workspace
+from am import paths, records, termsafe, workspace
 from am.errors import AmError
 from am.store import open_store
 
 
-def run(args) -> int:
-    layout = paths.layout()
-    record = records.check(open_store(layout).get(args.id), layout, args.id)
+def patch(layout, agent_id: str) -> bytes:
+    """The agent's changes as one patch, the exact bytes git produced (also what ``am ui``
+    shows)."""
+    record = records.check(open_store(layout).get(agent_id), layout, agent_id)
     ws = Path(record["workspace"])
     if workspace.missing(record):
-        raise AmError(f"workspace {ws} of agent {args.id} is missing")
+        raise AmError(f"workspace {ws} of agent {agent_id} is missing")
     if not record.get("base_commit"):
-        raise AmError(f"agent {args.id} has no base commit (its spawn did not finish)")
-    patch = workspace.for_record(record, layout).diff(record["base_commit"])
-    sys.stdout.buffer.write(patch)
-    sys.stdout.buffer.flush()
+        raise AmError(f"agent {agent_id} has no base commit (its spawn did not finish)")
+    return workspace.for_record(record, layout).diff(record["base_commit"])
+
+
+def run(args) -> int:
+    termsafe.write_untrusted(patch(paths.layout(), args.id))
     return 0

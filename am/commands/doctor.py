@@ -1,5 +1,6 @@
 """``am doctor``: check the tools am needs, and find (``--fix``: repair) drift."""
 
+import re
 import shutil
 import sys
 import time
@@ -36,12 +37,10 @@ def checks() -> tuple[list[dict], list]:
         row(name, True, "answers")
         labels = eng.image_labels(DEFAULT_IMAGE)
         row(f"{name} image", *image_row(eng, labels))
-        from am.network import PROXY_IMAGE
-
-        has_proxy = eng.image_exists(PROXY_IMAGE)
-        row(f"{name} proxy", True if has_proxy else None, PROXY_IMAGE + (
-            "" if has_proxy else " not built yet: the first --network limited spawn builds it"))
+        row(f"{name} proxy", *proxy_image_row(eng))
         row(f"{name} gvisor", *gvisor_check(eng, labels is not None))
+    if usable:
+        row("agent uid", *agent_uid_row())
     ok, text = versions.runc_status()
     if ok is not None:
         row("runc", ok, text)
@@ -97,6 +96,68 @@ def image_row(eng, labels: dict | None) -> tuple[bool | None, str]:
         return None, (f"{text}: no {cli} for the default agent {agent!r}; 'am image build "
                       f"--runtime {eng.runtime} --agents {want}' adds it")
     return True, text
+
+
+PROXY_MAX_AGE_DAYS = 30
+
+
+def proxy_image_row(eng) -> tuple[bool | None, str]:
+    """The proxy image: whether it is built, its squid and its age (security updates arrive
+    only with a rebuild)."""
+    from am.network import PROXY_IMAGE
+
+    res = eng.call("image", "inspect", "--format",
+                   '{{.Created}}|{{index .Config.Labels "am.squid"}}', PROXY_IMAGE)
+    if not res.ok:
+        return None, (PROXY_IMAGE + " not built yet: the first --network limited spawn (or "
+                      "'am image build --proxy') builds it")
+    created, _, squid = res.out.strip().partition("|")
+    days = age_days(created)
+    text = f"{PROXY_IMAGE}, squid {squid or '?'}, built " + (
+        "at an unknown time" if days is None else f"{days} day{'s' * (days != 1)} ago")
+    if days is not None and days > PROXY_MAX_AGE_DAYS:
+        return None, text + (f": rebuild it for Debian's security updates with 'am image build "
+                             f"--proxy --runtime {eng.runtime}'")
+    return True, text
+
+
+def age_days(created: str) -> int | None:
+    """Whole days since an engine's ``Created`` time: docker's RFC 3339, or podman's
+    ``2026-11-28 04:50:47.468403422 +0000 UTC``."""
+    from datetime import UTC, datetime, timedelta
+
+    m = re.match(r"(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:\.\d+)? ?(Z|[+-]\d\d:?\d\d)?",
+                 created.strip())
+    if not m:
+        return None
+    when = datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}").replace(tzinfo=UTC)
+    zone = m.group(3) or "Z"
+    if zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        digits = zone[1:].replace(":", "")
+        when -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+    return max(0, (datetime.now(UTC) - when).days)
+
+
+def agent_uid_row() -> tuple[bool | None, str]:
+    """Who container agents run as: the caller, or as root a uid no account has."""
+    import os
+
+    from am.backends.engine import AGENT_UID_ENV, agent_uid, uid_problem
+
+    if os.getuid() != 0:
+        return True, (f"container agents run as you (uid {os.getuid()}; rootless podman maps "
+                      "it with --userns=keep-id)")
+    try:
+        uid = agent_uid()
+    except AmError as e:
+        return False, e.message + f" ({e.hint})"
+    problem = uid_problem(uid)
+    if problem:
+        return False, (f"container agents would run as {problem}: set {AGENT_UID_ENV} to a uid "
+                       "no account uses")
+    return True, (f"container agents run as uid {uid}, which no account, group or subordinate "
+                  f"id range of this host has ({AGENT_UID_ENV} to change)")
 
 
 def adopt(path: Path, store, layout) -> str:

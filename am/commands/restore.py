@@ -84,7 +84,7 @@ def run(args) -> int:
             raise AmError(f"workspace {ws} already exists")
         agents[agent_id] = record
     try:
-        ws.parent.mkdir(parents=True, exist_ok=True)
+        paths.private_dir(ws.parent)
         if worktree:
             # The commits live in the named repository; bring back a worktree at the snapshot's
             # commit on a branch of its own, then the files as they were.
@@ -96,7 +96,7 @@ def run(args) -> int:
             snapshot.extract(path, ws, skip_git=True)
         else:
             snapshot.extract(path, ws)
-        layout.log_file(agent_id).parent.mkdir(parents=True, exist_ok=True)
+        paths.private_dir(layout.logs)
         layout.log_file(agent_id).touch()
         store.update(agent_id, status="stopped")
     except BaseException:

@@ -53,7 +53,7 @@ def hand_over_secrets(fifo: Path, secrets: dict, timeout: int = 60) -> None:
 
 def make_workspace(plan: planning.Plan, undo: Undo) -> str:
     """Clone (or add a worktree), put the agent branch at its base; returns the base commit."""
-    plan.workspace.parent.mkdir(parents=True, exist_ok=True)
+    paths.private_dir(plan.workspace.parent)
     if plan.worktree:
         from am.backends.engine import worktree_gitdir
 
@@ -121,9 +121,11 @@ def launch(plan: planning.Plan, backend, layout, undo: Undo, **fields) -> None:
         # The workspace lives only there now: undone with the container, never before it.
         undo.push(_remove_volume, backend, record, plan.volume, str(layout.root))
 
-    layout.run.mkdir(parents=True, exist_ok=True)
+    paths.private_dir(layout.run)
     spec = backend.launch_spec(plan)
     spec["exit_file"] = str(plan.exit_file)
+    # The agent (tmux) or the engine's client runs with the user's umask, as without am.
+    spec["umask"] = paths.user_umask()
     spec["health_file"] = str(layout.health_file(plan.id))
     spec["started_at"] = time.time()
     if plan.isolation == "gvisor":
@@ -136,7 +138,7 @@ def launch(plan: planning.Plan, backend, layout, undo: Undo, **fields) -> None:
         os.mkfifo(fifo, 0o600)
         undo.push(_unlink, fifo)
         spec["env_fifo"] = str(fifo)
-    plan.log.parent.mkdir(parents=True, exist_ok=True)
+    paths.private_dir(plan.log.parent)
     plan.log.touch()
     spec_file = layout.run / f"{plan.id}.spec.json"
     fd = os.open(spec_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -72,7 +72,8 @@ def test_source_path_with_separators_is_passed_safely(am, repo, tmp_path):
     am("rm", "--force", agent_id)
 
 
-@pytest.mark.parametrize("domain", ["a.com,b.com", "a.com:443", "-x", "a.com\nb.com", "a=b"])
+@pytest.mark.parametrize("domain", ["a.com,b.com", "a.com:x", "a.com:443:1", "-x", "a.com\nb.com",
+                                    "a=b", "127.0.0.1", "localhost"])
 def test_domains(am, repo, domain):
     refused(am, repo, "--container", f"--allow-domain={domain}", "--network", "none", "--cmd",
             "true", expect="invalid --allow-domain")

@@ -27,6 +27,15 @@ def mounts(engine: str, name: str) -> list[tuple[str, str, bool]]:
                   for m in inspect(engine, name)["Mounts"])
 
 
+def identity(am, agent: str) -> list[tuple[str, str, bool]]:
+    """What a root am mounts besides: /etc/passwd and /etc/group naming the agent's uid,
+    read-only files am writes (docs/security.md, property 8)."""
+    if os.getuid() != 0:
+        return []
+    run = am.home / "state" / "run" / agent
+    return [(str(run / "group"), "/etc/group", False), (str(run / "passwd"), "/etc/passwd", False)]
+
+
 def test_host_environment_stays_out(am, repo, engine):
     marker = f"AM_SEC_MARKER_{uuid.uuid4().hex[:8]}"
     agent = am.spawn(repo, "--container", "--runtime", engine, "--cmd",
@@ -48,7 +57,8 @@ def test_no_engine_socket_and_only_the_workspace(am, repo, engine):
     log = am.wait_log(agent, "SOCKS-DONE")
     assert "SOCK:" not in log
     ws = str(am.home / "agents" / agent)
-    assert mounts(engine, f"am-{agent}") == [(ws, "/workspace", True)]
+    assert mounts(engine, f"am-{agent}") == sorted([(ws, "/workspace", True),
+                                                    *identity(am, agent)])
     host = inspect(engine, f"am-{agent}")["HostConfig"]
     assert not host.get("Privileged")
     am("stop", agent)
@@ -106,5 +116,5 @@ def test_env_values_are_passed_not_parsed(am, repo, engine, value):
     assert f"V:{expect}" in log.replace("\r", ""), log
     info = inspect(engine, f"am-{agent}")
     assert not info["HostConfig"].get("Privileged")
-    assert len(info["Mounts"]) == 1
+    assert len(info["Mounts"]) == 1 + len(identity(am, agent))
     am("stop", agent)
