@@ -12,12 +12,12 @@ from pathlib import Path
 
 from am import plan, profiles
 from am.errors import AmError
+from am.health import DEFAULT_IDLE_AFTER
 
 SOURCES = ("flag", "env", "file", "default")
 RUNTIMES = ("docker", "podman", "auto")
 NETWORKS = ("none", "limited", "full")
 ISOLATIONS = ("runc", "gvisor")  # am/isolation.py; not imported here, to keep start-up cheap
-DEFAULT_IDLE_AFTER = 600
 DOCS = "see 'Configuration' in docs/usage.md"
 
 
