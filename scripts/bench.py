@@ -649,7 +649,8 @@ def main() -> int:
     ap.add_argument("--engines", default="docker,podman")
     ap.add_argument("--list-engine", default="docker")
     ap.add_argument("--only",
-                    default="spawn,container,isolation,repeat,ops,list,startup,ui,scale,flood",
+                    default="spawn,container,isolation,repeat,ops,list,startup,ui,scale,flood,"
+                            "remote",
                     help="comma-separated figures to run (the report is written only for all)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "performance.md"))
     ap.add_argument("--before", metavar="REV",
@@ -699,7 +700,7 @@ def main() -> int:
         if "ui" in only:
             print("am ui over 10 agents, a minute each way ...", file=sys.stderr)
             rows += bench_ui(work, medium, engines)
-        if only & {"scale", "flood"}:
+        if only & {"scale", "flood", "remote"}:
             import bench_scale
 
             small = make_repo(work / "small", 20, 50)
@@ -718,7 +719,12 @@ def main() -> int:
     sizes = ("quick: 200 commits/500 files and 2,000 commits/1,000 files, 40 agents"
              if args.quick else "2,000 commits/5,000 files (spawn) and 20,000 commits/5,000 "
              "files (repeat spawn), 200 agents")
-    if only <= {"scale", "flood"} and only:
+    if only == {"remote"}:
+        when = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
+        write_section(ROOT / "docs" / "scale.md", "remote", f"{when}, medians of {args.runs} "
+                      "runs after a warm-up.\n\n" + "\n".join(machine()) + "\n\n" + table)
+        return 0
+    if only <= {"scale", "flood", "remote"} and only:
         when = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
         write_section(Path(args.out), "scale", f"{when}, one sample each (medians of "
                       f"{args.runs * 2} runs for list and status)."

@@ -292,6 +292,47 @@ def flood_figure(work: Path, repo: Path, version: Version, engine: str,
                        f"{end / 2**20:.1f} MiB at the end"}]
 
 
+def remote_figures(work: Path, repo: Path, engine: str, runs: int) -> list[dict]:
+    """A remote engine against the same engine used locally: spawn (clone, tar stream into a
+    volume), a running agent's diff, the bytes a spawn moves. The "remote" engine is this
+    machine's, reached over tcp as tests/remote.py does (a relay to dockerd's socket, a
+    podman service), so the figures are am's own added cost, without a network's."""
+    from bench import median_of
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from remote import RemoteEngine
+
+    remote = RemoteEngine(engine)
+    try:
+        local_home = Home(Version.current(), work / f"home-local-{engine}")
+        remote_home = Home(Version.current(), work / f"home-remote-{engine}")
+        remote_home.env.update(remote.env)
+        out = {}
+        for label, h in (("local", local_home), ("remote", remote_home)):
+            spawn = median_of(lambda _, h=h: h("spawn", repo, "--container", "--runtime",
+                                               engine, "--cmd", "echo x >> README; sleep 600"),
+                              runs)
+            agent = h.agents()[0]["id"]
+            diff = median_of(lambda _, h=h, a=agent: h("diff", a), runs)
+            out[label] = (spawn, diff)
+            h.clean()
+        moved = len(subprocess.run(["tar", "-c", "-f", "-", "-C", str(repo), "."],
+                                   capture_output=True).stdout)
+    finally:
+        remote.close()
+    what = f"the same, {engine} used locally"
+    return [
+        {"figure": f"spawn on a remote engine ({engine} over tcp)", "am": out["remote"][0],
+         "floor": out["local"][0], "floor_what": what, "target": None},
+        {"figure": f"am diff of a running agent on a remote engine ({engine} over tcp)",
+         "am": out["remote"][1], "floor": out["local"][1], "floor_what": what,
+         "target": None},
+        {"figure": "bytes a remote spawn streams into the volume (the clone as tar)",
+         "am": moved, "floor": None, "floor_what": "a 20-commit, 50-file repository",
+         "target": None, "unit": "bytes"},
+    ]
+
+
 def run(work: Path, repo: Path, engines: list[str], runs: int, only: set[str],
         before: str | None, n: int = 50) -> list[dict]:
     from bench import engine_flags
@@ -300,6 +341,9 @@ def run(work: Path, repo: Path, engines: list[str], runs: int, only: set[str],
     if before:
         versions.insert(0, Version.before(work, before))
     rows = []
+    for e in engines if "remote" in only else ():
+        print(f"remote engine, {e} ...", file=sys.stderr)
+        rows += remote_figures(work, repo, e, runs)
     for e in engines if "flood" in only else ():
         for v in versions:
             print(f"flood, {e}, {v.label} ...", file=sys.stderr)
