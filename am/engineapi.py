@@ -219,7 +219,22 @@ class Conmon:
     def __init__(self, static: str):
         self.static = static
 
-    def attach(self) -> socket.socket:
+    def attach(self, wait: float = 10) -> socket.socket:
+        """Connect to the attach socket, waiting up to WAIT seconds for it: conmon makes it
+        only after it has told podman the container's pid, so ``podman init`` can return
+        before it exists (seen under load as ENOENT)."""
+        import time
+
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return self._attach()
+            except (FileNotFoundError, ConnectionRefusedError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+    def _attach(self) -> socket.socket:
         # The folder's path is too long for a socket address: reach it through a descriptor.
         fd = os.open(self.static, os.O_RDONLY | os.O_DIRECTORY)
         try:

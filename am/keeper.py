@@ -30,7 +30,7 @@ from pathlib import Path
 
 OUTPUT_RATE = 1 << 20  # bytes per second one agent's terminal output is read at, at most
 BURST = 256 << 10  # bytes read at once before the rate applies
-IDLE_EXIT = 30.0  # seconds without agents after which the keeper leaves
+IDLE_EXIT = 30.0  # seconds without agents after which the keeper leaves (AM_KEEPER_IDLE)
 PASTE_ON, PASTE_OFF = b"\x1b[?2004h", b"\x1b[?2004l"
 TERM_SIZE = (50, 200)  # rows, columns of a new agent's terminal (as tmux agents get)
 
@@ -88,18 +88,20 @@ def alive(layout) -> bool:
         os.close(fd)
 
 
-def start(layout) -> None:
-    """Start a keeper for LAYOUT in the background (it leaves at once if one already runs)."""
+def start(layout):
+    """Start a keeper for LAYOUT in the background (it leaves at once if one already runs);
+    its Popen."""
     import subprocess
 
     layout.run.mkdir(parents=True, exist_ok=True)
-    keep = ("PATH", "HOME", "AM_HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "LOGNAME")
+    keep = ("PATH", "HOME", "AM_HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "LOGNAME",
+            "AM_KEEPER_IDLE", "AM_PORTABLE")
     env = {k: v for k, v in os.environ.items() if k in keep or k.startswith("XDG_")}
     # -P: not the working directory first on sys.path (see am.supervise).
-    subprocess.Popen([sys.executable, "-P", "-m", "am.keeper"], env=env, cwd="/",
-                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                     stderr=open(layout.run / "keeper.err", "ab"), start_new_session=True,
-                     close_fds=True)
+    with open(layout.run / "keeper.err", "ab") as err:
+        return subprocess.Popen([sys.executable, "-P", "-m", "am.keeper"], env=env, cwd="/",
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=err, start_new_session=True, close_fds=True)
 
 
 def request(layout, message: dict, timeout: float = 60, start_keeper: bool = True) -> dict:
@@ -107,29 +109,38 @@ def request(layout, message: dict, timeout: float = 60, start_keeper: bool = Tru
     from am.errors import AmError
 
     deadline = time.monotonic() + 15
-    started = False
+    started = None
     while True:
         try:
             s = _connect(layout, timeout)
-            break
         except OSError:
             if not start_keeper:
                 raise AmError("am's keeper is not running") from None
-            if not started and not alive(layout):
-                start(layout)
-                started = True
+            # One at a time: again only if the one started has left (it found another
+            # keeper that was leaving itself).
+            if (started is None or started.poll() is not None) and not alive(layout):
+                started = start(layout)
             if time.monotonic() > deadline:
                 raise AmError("am's keeper did not answer",
                               f"see {layout.run / 'keeper.err'}") from None
             time.sleep(0.02)
-    with s:
-        s.sendall(json.dumps(message).encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+            continue
+        with s:
+            data = b""
+            try:
+                s.sendall(json.dumps(message).encode() + b"\n")
+                while not data.endswith(b"\n"):
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            except (ConnectionResetError, BrokenPipeError):
+                data = b""
+        if data or time.monotonic() > deadline:
+            break
+        # Reset unanswered: a keeper leaving as this connected never took the request (it
+        # answers every request it accepts before it leaves). The next keeper will.
+        time.sleep(0.02)
     try:
         answer = json.loads(data)
     except ValueError:
@@ -198,6 +209,13 @@ class Watch:
         self.lock = threading.Lock()
         self.done = False
         self.conmon = None
+        # Set once the spawn that asked for this watch has started the container (or given
+        # up): until then the container is never removed, even if it has already ended, so
+        # that the spawn's own 'start' never finds it gone (an agent that exits at once).
+        self.launched = threading.Event()
+        self.abandoned = False
+        self.resumed = False  # a keeper found it running: output from meanwhile is not logged
+        self.running_seen = False
 
     # -- engine ---------------------------------------------------------------------------
 
@@ -271,7 +289,12 @@ class Watch:
         log = open(self.spec["log"], "ab", buffering=0)
         self.attached.set()
         if state == "running":
-            self.on_running()
+            if self.resumed:
+                # Nobody held the terminal while no keeper ran: say so where it shows.
+                log.write(f"\r\n[am: {now_iso()}: am's keeper was not running; output "
+                          "since it stopped is not in this log]\r\n".encode())
+            with contextlib.suppress(Exception):
+                self.on_running()
         try:
             self.pump(first, log)
         finally:
@@ -295,6 +318,10 @@ class Watch:
 
     def on_running(self) -> None:
         """Once the container runs: its terminal's size, and the watch of its cgroups."""
+        with self.lock:
+            if self.running_seen:
+                return
+            self.running_seen = True
         self.resize(*TERM_SIZE)
         self.watch_cgroups()
 
@@ -377,10 +404,19 @@ class Watch:
         if self.done:
             return
         self.done = True
+        self.launched.wait(330)  # the spawn's own start call, at most its timeout
+        if self.abandoned:
+            return  # the spawn failed and undoes what it made
         c = self.spec["container"]
         res = self.cli("inspect", "--format",
                        "{{.State.ExitCode}} {{.State.OOMKilled}} {{.State.Status}}", self.name)
         if not res.ok or len(res.out.split()) != 3:
+            gone = self.cli("inspect", "--format", "{{.Id}}", self.name)
+            if "no such" in gone.err.lower() and self.keeper.still_running(self.id):
+                # Removed behind am's back (not by am stop or rm, which mark the record
+                # first): it ended, how is unknown; never 'running' forever.
+                write_json(self.spec["exit_file"], {"exit_code": None, "oom_killed": False,
+                                                    "vanished": True, "finished": now_iso()})
             return  # already removed (am stop, am rm): nothing to record
         code, oom, status = res.out.split()
         if status in ("created", "running"):
@@ -409,6 +445,11 @@ class Keeper:
         self.lock = threading.Lock()
         self.last_busy = time.monotonic()
         self.stopping = False
+        self.serving = 0  # requests accepted and not yet answered
+        try:
+            self.idle_exit = float(os.environ.get("AM_KEEPER_IDLE") or IDLE_EXIT)
+        except ValueError:
+            self.idle_exit = IDLE_EXIT
 
     def spec(self, agent_id: str) -> dict | None:
         from am import ids
@@ -419,7 +460,9 @@ class Keeper:
         except (OSError, ValueError):
             return None
 
-    def watch(self, agent_id: str) -> Watch | None:
+    def watch(self, agent_id: str, launched: bool = True) -> Watch | None:
+        """The watch of AGENT_ID, started if none runs. LAUNCHED: the container has been
+        started already (False only for a spawn, before its 'start')."""
         with self.lock:
             w = self.watches.get(agent_id)
             if w is None or w.done:
@@ -427,9 +470,22 @@ class Keeper:
                 if not spec or not spec.get("container"):
                     return None
                 w = Watch(self, agent_id, spec)
+                w.resumed = launched
+                if launched:
+                    w.launched.set()
                 self.watches[agent_id] = w
                 threading.Thread(target=w.run, daemon=True).start()
         return w
+
+    def still_running(self, agent_id: str) -> bool:
+        """Whether the state file still says AGENT_ID runs (am stop and rm mark it first)."""
+        from am.store import open_store
+
+        try:
+            r = open_store(self.layout).agents().get(agent_id)
+        except Exception:
+            return False
+        return bool(r) and r.get("status") in ("running", "starting")
 
     def forget(self, w: Watch) -> None:
         with self.lock:
@@ -458,7 +514,7 @@ class Keeper:
         if not isinstance(agent_id, str):
             return {"ok": False, "error": "no agent id"}
         if op == "watch":
-            w = self.watch(agent_id)
+            w = self.watch(agent_id, launched=False)
             if w is None:
                 return {"ok": False, "error": f"no spec for agent {agent_id}"}
             w.attached.wait(60)
@@ -468,7 +524,12 @@ class Keeper:
         if op == "started":
             w = self.watches.get(agent_id)
             if w:
-                w.on_running()
+                if msg.get("failed"):
+                    w.abandoned = True
+                elif not w.done:
+                    with contextlib.suppress(Exception):  # it may have ended already
+                        w.on_running()
+                w.launched.set()
             return {"ok": True}
         if op == "send":
             w = self.watches.get(agent_id) or self.watch(agent_id)
@@ -497,17 +558,18 @@ class Keeper:
                 answer = {"ok": False, "error": f"keeper: {e}"}
             with contextlib.suppress(OSError):
                 conn.sendall(json.dumps(answer).encode() + b"\n")
-            self.last_busy = time.monotonic()
-
-    def housekeeping(self) -> None:
-        """Leave once no agent has run for IDLE_EXIT seconds."""
-        while True:
-            time.sleep(1.0)
             with self.lock:
-                busy = bool(self.watches)
-            if not busy and time.monotonic() - self.last_busy > IDLE_EXIT:
-                self.stopping = True
-                return
+                self.serving -= 1
+                self.last_busy = time.monotonic()
+
+    def idle(self) -> bool:
+        """Whether to leave: no agent watched, no request being answered, for IDLE_EXIT
+        seconds. Decided by the thread that accepts requests, so none is accepted after."""
+        with self.lock:
+            if self.watches or self.serving or time.monotonic() - self.last_busy < self.idle_exit:
+                return False
+            self.stopping = True
+            return True
 
     def main(self) -> int:
         run = self.layout.run
@@ -532,19 +594,22 @@ class Keeper:
             if fd is not None:
                 os.close(fd)
         server.listen(64)
-        server.settimeout(1.0)
+        server.settimeout(min(1.0, self.idle_exit))
         self.reconcile()
-        house = threading.Thread(target=self.housekeeping, daemon=True)
-        house.start()
-        while house.is_alive():
+        while True:
             try:
                 conn, _ = server.accept()
             except TimeoutError:
+                if self.idle():
+                    break
                 continue
             except OSError:
                 break
+            with self.lock:
+                self.serving += 1
             threading.Thread(target=self.serve_one, args=(conn,), daemon=True).start()
-        # Unlink before the lock goes, so a client never reaches a socket nobody serves.
+        # Unlink before the lock goes, so a client never reaches a socket nobody serves; one
+        # that connected meanwhile is reset unanswered, and asks again (request()).
         for stale in {str(path), addr}:
             if not stale.startswith("/proc/"):
                 with contextlib.suppress(OSError):

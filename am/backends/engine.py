@@ -601,11 +601,20 @@ class Engine(Backend):
             res = self.call("init", plan.container, timeout=300)
             if not res.ok:
                 raise self.start_error(plan, res.err or res.out)
-        keeper.request(layout, {"op": "watch", "id": plan.id})
-        res = self.call("start", plan.container, timeout=300)
-        if not res.ok:
-            raise self.start_error(plan, res.err or res.out)
-        keeper.request(layout, {"op": "started", "id": plan.id})
+        started = False
+        try:
+            keeper.request(layout, {"op": "watch", "id": plan.id})
+            res = self.call("start", plan.container, timeout=300)
+            if not res.ok:
+                raise self.start_error(plan, res.err or res.out)
+            started = True
+        finally:
+            # The keeper removes an ended container only after this word: an agent that
+            # exits at once is recorded, never found gone by the start above; a failed
+            # start is left to the spawn's undo.
+            with contextlib.suppress(AmError):
+                keeper.request(layout, {"op": "started", "id": plan.id,
+                                        "failed": not started})
 
     def start_error(self, plan, text: str) -> AmError:
         gpu = self.gpu_error(text) if plan.gpus else None
