@@ -10,7 +10,7 @@ import time
 import uuid
 
 import pytest
-from conftest import git
+from conftest import git, keeper_pid
 from containers import ENGINES, container_names, engine_ready, remove_containers
 
 
@@ -80,17 +80,9 @@ def test_stale_worktree(am, repo):
     assert not any(d["kind"] == "stale-worktree" for d in drift(am))
 
 
-def keeper_pid(am, monkeypatch) -> int:
-    """The pid of the keeper of AM's home (started by the spawn), asked over its socket."""
-    from am import keeper, paths
-
-    monkeypatch.setenv("AM_HOME", str(am.home))
-    return keeper.request(paths.layout(), {"op": "ping"}, start_keeper=False)["pid"]
-
-
 @pytest.mark.container
 @pytest.mark.parametrize("engine", ENGINES)
-def test_orphan_and_lost_containers(am, repo, engine, monkeypatch):
+def test_orphan_and_lost_containers(am, repo, engine):
     engine_ready(engine)
     orphan = f"am-orphan-{uuid.uuid4().hex[:6]}"
     try:
@@ -105,7 +97,7 @@ def test_orphan_and_lost_containers(am, repo, engine, monkeypatch):
                         f"am.home={am.home}", "am-agent:latest", "sleep", "600"],
                        check=True, capture_output=True)
         # The keeper is killed, and the agent's container ends while none runs.
-        pid = keeper_pid(am, monkeypatch)
+        pid = keeper_pid(am.home)
         os.kill(pid, signal.SIGKILL)
         subprocess.run([engine, "kill", f"am-{agent}"], check=True, capture_output=True)
         report = kinds(drift(am))
@@ -114,7 +106,7 @@ def test_orphan_and_lost_containers(am, repo, engine, monkeypatch):
         # the next keeper (any am command starts one) records how it ended, and removes it
         info = am.wait_status(agent, "exited")
         assert info["exit_code"] == 137  # 128 + SIGKILL, read from the engine
-        assert keeper_pid(am, monkeypatch) != pid
+        assert keeper_pid(am.home) != pid
         drift(am, fix=True)
         assert container_names(engine, str(am.home)) == []
         assert am.info(stopped)["status"] == "stopped"
