@@ -650,12 +650,12 @@ def main() -> int:
     ap.add_argument("--list-engine", default="docker")
     ap.add_argument("--only",
                     default="spawn,container,isolation,repeat,ops,list,startup,ui,scale,flood,"
-                            "remote",
+                            "remote,idle",
                     help="comma-separated figures to run (the report is written only for all)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "performance.md"))
     ap.add_argument("--before", metavar="REV",
-                    help="also measure am at git revision REV for the scale and flood figures,"
-                         " in the same run")
+                    help="also measure am at git revision REV for the scale, idle and flood "
+                         "figures, in the same run")
     # Not /tmp: on these machines its directory tree allocates new files several times slower
     # than the rest of the same disk (measured), which would drown am's own cost in the floor's.
     ap.add_argument("--work-dir", default="/var/tmp",
@@ -700,7 +700,7 @@ def main() -> int:
         if "ui" in only:
             print("am ui over 10 agents, a minute each way ...", file=sys.stderr)
             rows += bench_ui(work, medium, engines)
-        if only & {"scale", "flood", "remote"}:
+        if only & {"scale", "flood", "remote", "idle"}:
             import bench_scale
 
             small = make_repo(work / "small", 20, 50)
@@ -723,6 +723,12 @@ def main() -> int:
         when = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
         write_section(ROOT / "docs" / "scale.md", "remote", f"{when}, medians of {args.runs} "
                       "runs after a warm-up.\n\n" + "\n".join(machine()) + "\n\n" + table)
+        return 0
+    if only == {"idle"}:
+        when = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
+        write_section(Path(args.out), "idle", f"{when}, one sample each (medians of "
+                      f"{args.runs * 2} runs for am list)."
+                      "\n\n" + "\n".join(machine()) + "\n\n" + table)
         return 0
     if only <= {"scale", "flood", "remote"} and only:
         when = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())

@@ -6,10 +6,12 @@ measured for the code under test and, with ``--before REV``, for an older am in 
 - 50 concurrent spawns against 50 concurrent ``run -d`` of the same containers;
 - ``am list`` with 500 records (100 running) against ``python -c pass`` + ``tmux
   list-sessions``; ``am status`` of 100 agents against the engine's ``stats --no-stream``;
+- ten idle agents: am's memory and CPU for them, and ``am list`` over them;
 - a flooding agent (``yes``, ``--cpus 1``): host CPU outside its cgroup, and how fast its log
   grows.
 """
 
+import contextlib
 import json
 import os
 import subprocess
@@ -82,6 +84,10 @@ class Home:
             if owner == str(self.home):
                 subprocess.run(["tmux", "kill-session", "-t", f"={name}:"],
                                capture_output=True)
+        for p in am_processes(self.home):  # its keeper, which would leave once idle
+            with contextlib.suppress(psutil.Error):
+                if "am.keeper" in p.cmdline():
+                    p.terminate()
 
 
 def concurrently(argvs: list[list[str]], env=None) -> tuple[float, int]:
@@ -247,6 +253,25 @@ def cpu_seconds(procs: list[psutil.Process]) -> float:
     return total
 
 
+def cpu_over(groups: list[list[psutil.Process]], seconds: float) -> list[float]:
+    """CPU seconds each group of processes spends over the same SECONDS, counting only the
+    processes alive at both ends (the shared tmux server leaves when its last session does,
+    anyone's): a vanished process is a missing sample, not a negative one."""
+    def sample(procs):
+        got = {}
+        for p in procs:
+            with contextlib.suppress(psutil.Error):
+                if p.is_running():
+                    t = p.cpu_times()
+                    got[p] = t.user + t.system + t.children_user + t.children_system
+        return got
+
+    before = [sample(g) for g in groups]
+    time.sleep(seconds)
+    after = [sample(g) for g in groups]
+    return [sum(a[p] - b[p] for p in b if p in a) for b, a in zip(before, after, strict=True)]
+
+
 def flood_figure(work: Path, repo: Path, version: Version, engine: str,
                  seconds: float = 8) -> list[dict]:
     """One agent printing as fast as it can (``yes``) with --cpus 1: the host CPU spent
@@ -290,6 +315,44 @@ def flood_figure(work: Path, repo: Path, version: Version, engine: str,
              "detail": f"{own / seconds:.2f} the agent's own processes, {extra / seconds:.2f} "
                        f"shared ones; log grew {grew / seconds / 2**20:.1f} MiB/s, "
                        f"{end / 2**20:.1f} MiB at the end"}]
+
+
+def idle_figures(work: Path, repo: Path, version: Version, engine: str, runs: int,
+                 n: int = 10, seconds: float = 60) -> list[dict]:
+    """N idle container agents (``sleep``): am's host memory for them and its CPU over
+    SECONDS, against the engine's own per-container process; then ``am list`` over them
+    against ``python -c pass`` + ``tmux list-sessions``."""
+    from bench import median_of
+
+    h = Home(version, work / f"home-idle-{engine}-{version.label.split()[0]}")
+    server = tmux_server()
+    tmux_before = pss(server) if server else 0
+    try:
+        for _ in range(n):
+            h("spawn", repo, "--container", "--runtime", engine, "--memory", "64m", "--cmd",
+              "sleep 3600")
+        mem = memory_figure(h, engine, n, tmux_before)
+        mem["figure"] = f"am's host memory per idle container agent, {n} agents ({engine}, " \
+                        f"{version.label})"
+        ours = am_processes(h.home) + ([server] if server else [])
+        theirs = engine_processes(engine, container_ids(engine, h.home))
+        used, engines_used = cpu_over([ours, theirs], seconds)
+        floor = median_of(lambda _: (subprocess.run([sys.executable, "-c", "pass"]),
+                                     subprocess.run(["tmux", "list-sessions"],
+                                                    capture_output=True)), runs * 2)
+        listed = median_of(lambda _: h("list"), runs * 2)
+        return [mem,
+                {"figure": f"am's host CPU for {n} idle container agents ({engine}, "
+                           f"{version.label})", "am": used * 60 / seconds,
+                 "floor": engines_used * 60 / seconds,
+                 "floor_what": f"the engine's own {n} per-container processes",
+                 "target": None, "unit": "cpu",
+                 "detail": f"{len(ours)} am processes and tmux's server, over {seconds:.0f} s"},
+                {"figure": f"am list, {n} running container agents ({engine}, "
+                           f"{version.label})", "am": listed, "floor": floor,
+                 "floor_what": "python -c pass + tmux list-sessions", "target": 2.0}]
+    finally:
+        h.clean()
 
 
 def remote_figures(work: Path, repo: Path, engine: str, runs: int) -> list[dict]:
@@ -344,6 +407,10 @@ def run(work: Path, repo: Path, engines: list[str], runs: int, only: set[str],
     for e in engines if "remote" in only else ():
         print(f"remote engine, {e} ...", file=sys.stderr)
         rows += remote_figures(work, repo, e, runs)
+    for e in engines if "idle" in only else ():
+        for v in versions:
+            print(f"{10} idle agents, {e}, {v.label} ...", file=sys.stderr)
+            rows += idle_figures(work, repo, v, e, runs)
     for e in engines if "flood" in only else ():
         for v in versions:
             print(f"flood, {e}, {v.label} ...", file=sys.stderr)
