@@ -347,7 +347,8 @@ def idle_figures(work: Path, repo: Path, version: Version, engine: str, runs: in
                  "floor": engines_used * 60 / seconds,
                  "floor_what": f"the engine's own {n} per-container processes",
                  "target": None, "unit": "cpu",
-                 "detail": f"{len(ours)} am processes and tmux's server, over {seconds:.0f} s"},
+                 "detail": f"{len(ours) - bool(server)} am processes and tmux's server, "
+                           f"over {seconds:.0f} s"},
                 {"figure": f"am list, {n} running container agents ({engine}, "
                            f"{version.label})", "am": listed, "floor": floor,
                  "floor_what": "python -c pass + tmux list-sessions", "target": 2.0}]
