@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME ?= auto
 
-.PHONY: setup install test test-fast lint image clean-agents demo security bench
+.PHONY: setup install test test-fast test-cluster lint image clean-agents demo security bench
 
 setup:  ## system packages and running container engines (root)
 	bash scripts/setup-host.sh
@@ -22,6 +22,9 @@ test: install  ## the whole suite: unit, tmux end-to-end, both container engines
 
 test-fast: install  ## everything that needs no container engine
 	$(BIN)/pytest -q -ra -m "not container"
+
+test-cluster: install  ## Kubernetes agents on a real cluster: AM_TEST_KUBECONFIG (docs/scale.md)
+	AM_TEST_CLUSTER_TIER=1 $(BIN)/pytest -q -ra tests/cluster
 
 lint: install
 	$(BIN)/ruff check am tests scripts

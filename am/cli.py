@@ -26,13 +26,25 @@ def _spawn(p):
         action="store_true",
         help="a git worktree of the local repository instead of a clone",
     )
+    _disk_option(p)
     _prompt_options(p)
+
+
+def _disk_option(p):
+    p.add_argument("--disk", metavar="SIZE",
+                   help="cap a container agent's workspace at SIZE (e.g. 10g; none: no cap): a "
+                        "file system of its own, mounted on a loop device (needs root)")
 
 
 def _run_options(p):
     """How an agent runs: the options of spawn that am start takes for a restored agent."""
     p.add_argument("--container", action="store_true", help="run in an isolated container")
-    p.add_argument("--runtime", choices=["docker", "podman", "auto"], help="container engine")
+    p.add_argument("--runtime", choices=["docker", "podman", "auto", "kubernetes"],
+                   help="container engine, or kubernetes: a pod in kubectl's current context "
+                   "(docs/scale.md)")
+    p.add_argument("--kube-workspace", choices=["pvc", "emptydir"],
+                   help="a Kubernetes agent's workspace: a PersistentVolumeClaim (default), or "
+                   "an emptyDir that lives as long as its pod")
     p.add_argument("--agent", help="agent profile: claude, codex, aider, gemini, ...")
     p.add_argument("--cmd", help="run this shell command as the agent instead of a profile's CLI")
     p.add_argument(
@@ -162,6 +174,7 @@ def _restore(p):
     p.add_argument("--source", metavar="REPO",
                    help="the repository to restore into: needed for a worktree agent's "
                    "snapshot, whose commits live there; never taken from the archive")
+    _disk_option(p)
 
 
 def _clean(p):
@@ -183,7 +196,8 @@ def _config(p):
     )
     c = csub.add_parser("show", help="each setting, its value and where it came from")
     c.add_argument("--json", action="store_true")
-    c.add_argument("--runtime", choices=["docker", "podman", "auto"])
+    c.add_argument("--runtime", choices=["docker", "podman", "auto", "kubernetes"])
+    c.add_argument("--kube-workspace", choices=["pvc", "emptydir"])
     c.add_argument("--agent")
     c.add_argument("--image")
     c.add_argument("--network", choices=["none", "limited", "full"])
@@ -194,6 +208,7 @@ def _config(p):
     c.add_argument("--memory")
     c.add_argument("--cpus")
     c.add_argument("--pids")
+    c.add_argument("--disk")
 
 
 def _image(p):
@@ -206,6 +221,9 @@ def _image(p):
     b.add_argument("--agents", metavar="CLI,...",
                    help="agent CLIs to put in the image: claude, codex, gemini, aider "
                    "(default: agent_clis of the config, else claude; '' for none)")
+    b.add_argument("--push", metavar="REGISTRY",
+                   help="then push it as REGISTRY/TAG (host[:port][/path]), for clusters that "
+                   "pull from a registry")
     b.add_argument("--proxy", action="store_true",
                    help="build the --network limited proxy image anew from Debian's mirror "
                         "(picks up squid's security updates)")

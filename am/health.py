@@ -50,9 +50,9 @@ def last_output(view: dict) -> float | None:
 
 
 def word(view: dict, events: dict, idle_for: float | None, idle_after: float,
-         pids_now: int | None = None) -> str:
-    """The one-word health (pure): oom, pids, idle, ok; '-' for an agent that is not running
-    and ended normally."""
+         pids_now: int | None = None, disk_full: bool = False) -> str:
+    """The one-word health (pure): oom, pids, disk (its --disk file system is full), idle,
+    ok; '-' for an agent that is not running and ended normally."""
     if view["status"] != "running":
         return "oom" if view.get("oom_killed") or events.get("oom") else "-"
     if events.get("oom"):
@@ -60,21 +60,25 @@ def word(view: dict, events: dict, idle_for: float | None, idle_after: float,
     limit = (view.get("limits") or {}).get("pids")
     if events.get("pids_limit") or (pids_now is not None and limit and pids_now >= limit):
         return "pids"
+    if disk_full:
+        return "disk"
     if idle_for is not None and idle_for >= idle_after:
         return "idle"
     return "ok"
 
 
 def brief(view: dict, layout, idle_after: float, now: float | None = None,
-          run_files: set[str] | None = None) -> str:
+          run_files: set[str] | None = None, disk=None) -> str:
     """The health word from files alone (for ``am list``); RUN_FILES: the names in the run
-    folder, when the caller listed it once for many agents."""
+    folder, when the caller listed it once for many agents; DISK: the usage of its --disk file
+    system, for ``am info``."""
     now = time.time() if now is None else now
     out = last_output(view)
     name = f"{view['id']}.health.json"
     events = {} if run_files is not None and name not in run_files else \
         read_json(f"{layout.run}/{name}")
-    return word(view, events, None if out is None else now - out, idle_after)
+    return word(view, events, None if out is None else now - out, idle_after,
+                disk_full=disk is not None and disk.full)
 
 
 # --- live figures -----------------------------------------------------------------------------
@@ -165,9 +169,13 @@ def engine_figures(runtimes: set[str]) -> tuple[dict, list[str], list]:
 def collect(views: list[dict], layout, idle_after: float) -> tuple[list[dict], list[str]]:
     """The full status row of each agent, and warnings about engines that did not answer."""
     running = [v for v in views if v["status"] == "running"]
-    runtimes = {v["runtime"] for v in running if v["mode"] == "container" and v.get("runtime")}
+    # Kubernetes agents have no figures here: a cluster gives them only through its metrics
+    # server ('kubectl top'), which many clusters lack.
+    runtimes = {v["runtime"] for v in running if v["mode"] == "container" and v.get("runtime")
+                and v["runtime"] != "kubernetes"}
     figures, warnings, threads = engine_figures(runtimes)
     tmux = tmux_figures([v["session"] for v in running if v["mode"] == "tmux"])
+    disks = disk_figures(views, layout)
     for t in threads:
         t.join()
     now = time.time()
@@ -182,12 +190,28 @@ def collect(views: list[dict], layout, idle_after: float) -> tuple[list[dict], l
                 # the agent's processes are those inside, which the supervisor counts.
                 guest = read_json(layout.guest_file(v["id"])).get("pids")
                 live = {**(live or {}), "pids": guest if isinstance(guest, int) else None}
-        rows.append(row(v, live or {}, read_json(layout.health_file(v["id"])), now, idle_after))
+        rows.append(row(v, live or {}, read_json(layout.health_file(v["id"])), now, idle_after,
+                        disks.get(v["id"])))
     return rows, warnings
 
 
-def row(view: dict, live: dict, events: dict, now: float, idle_after: float) -> dict:
-    """One agent's status (pure, given the live figures and the supervisor's events)."""
+def disk_figures(views: list[dict], layout) -> dict:
+    """Agent id -> how full its --disk file system is: one statvfs each, no walk of the
+    workspace (agents without --disk have no figure)."""
+    capped = [v for v in views if (v.get("limits") or {}).get("disk")]
+    if not capped:
+        return {}
+    from am import disk
+
+    loops = disk.loops()
+    return {v["id"]: disk.usage(layout.disk_image(v["id"]), layout.workspace(v["id"]), loops)
+            for v in capped}
+
+
+def row(view: dict, live: dict, events: dict, now: float, idle_after: float,
+        disk=None) -> dict:
+    """One agent's status (pure, given the live figures, the supervisor's events and DISK,
+    the usage of its --disk file system)."""
     started = epoch(view.get("started")) or epoch(view.get("created"))
     ended = epoch(view.get("finished")) if view["status"] != "running" else None
     out = last_output(view)
@@ -204,13 +228,16 @@ def row(view: dict, live: dict, events: dict, now: float, idle_after: float) -> 
         "mode": view["mode"],
         "runtime": view.get("runtime"),
         "status": view["status"],
-        "health": word(view, events, idle_for, idle_after, pids_now),
+        "health": word(view, events, idle_for, idle_after, pids_now,
+                       disk is not None and disk.full),
         "cpu_percent": None if live.get("cpu_percent") is None else
         round(live["cpu_percent"], 1),
         "memory_bytes": live.get("memory"),
         "memory_limit_bytes": memory_limit,
         "pids": pids_now,
         "pids_limit": limits.get("pids"),
+        "disk_bytes": None if disk is None else disk.used,
+        "disk_limit_bytes": None if disk is None else disk.size,
         "uptime_seconds": None if started is None or (view["status"] != "running" and
                                                        ended is None)
         else round((ended or now) - started, 1),

@@ -495,6 +495,7 @@ class Keeper:
 
     def reconcile(self) -> None:
         """Every container agent the state file says runs: watch it again."""
+        from am import status
         from am.store import open_store
 
         try:
@@ -502,7 +503,7 @@ class Keeper:
         except Exception:
             return
         for r in agents.values():
-            if r.get("mode") == "container" and r.get("status") in ("running", "starting"):
+            if status.detached(r) and r.get("status") in ("running", "starting"):
                 with contextlib.suppress(Exception):
                     self.watch(r["id"])
 

@@ -28,7 +28,8 @@ PUBLIC = (
 )
 EXTRA = ("worktree", "image", "gpus", "env_names", "started", "finished", "health", "orphan",
          "proxy", "egress_network", "network_log", "allow_private_domains", "publish",
-         "isolation", "volume", "workspace_location")
+         "isolation", "volume", "workspace_location", "disk_bytes", "disk_limit_bytes",
+         "kubernetes")
 
 
 def public(view: dict) -> dict:

@@ -30,6 +30,12 @@ def run_files(run: str) -> set[str]:
         return set()
 
 
+def detached(record: dict) -> bool:
+    """Whether the agent runs detached in a local or remote engine, looked after by am's keeper
+    (a tmux agent, and a Kubernetes agent's ``kubectl attach``, run in a tmux session)."""
+    return record.get("mode") == "container" and record.get("runtime") != "kubernetes"
+
+
 def derive(record: dict, session_alive: bool, exit_info: dict | None) -> dict:
     """The user-facing view of one record given what is live (pure)."""
     view = dict(record)
@@ -79,7 +85,7 @@ def views(records: dict[str, dict] | None = None, layout=None) -> list[dict]:
     for r in sorted(records.values(), key=lambda r: (r.get("created", ""), r["id"])):
         name = f"{r['id']}.exit.json"
         exit_file = f"{run}/{name}" if name in present else None
-        if r.get("mode") == "container":
+        if detached(r):
             # Detached in its engine: it runs until am's keeper writes how it ended.
             exit_info = exit_file and read_exit(exit_file)
             alive = r.get("status") == "running" and exit_info is None

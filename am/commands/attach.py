@@ -22,7 +22,7 @@ def run(args) -> int:
             f"agent {args.id} is not running (status: {view['status']})",
             f"see its output with 'am logs {args.id}'",
         )
-    if view.get("mode") != "container":
+    if not status.detached(view):
         return session.attach(view["session"])
     from am import proc
     from am.commands.logs import screen

@@ -4,7 +4,12 @@ from am import config, health, output, paths, status
 
 
 def location(view: dict, layout) -> str:
-    """Where the workspace lives: on this host, or in a remote engine's volume."""
+    """Where the workspace lives: on this host, in a remote engine's volume, or in a
+    Kubernetes cluster."""
+    if view.get("runtime") == "kubernetes":
+        k = view.get("kubernetes") or {}
+        return (f"kubernetes {k.get('storage') or 'pvc'} in namespace "
+                f"{k.get('namespace') or 'default'}")
     if not view.get("volume"):
         return f"this host: {view['workspace']}"
     import json
@@ -20,8 +25,11 @@ def location(view: dict, layout) -> str:
 def run(args) -> int:
     layout = paths.layout()
     view = status.view(args.id, layout)
+    use = health.disk_figures([view], layout).get(view["id"])  # --disk agents: one statvfs
     view["health"] = health.brief(view, layout,
-                                  config.load(layout).resolve()["idle_after"].value)
+                                  config.load(layout).resolve()["idle_after"].value, disk=use)
+    if use is not None:
+        view["disk_bytes"], view["disk_limit_bytes"] = use.used, use.size
     view["workspace_location"] = location(view, layout)
     view = output.public(view)
     if args.json:

@@ -56,7 +56,7 @@ def run(args) -> int:
         raise AmError(f"agent {args.id} is not running (status: {view['status']})",
                       f"start it again with 'am start {args.id}'"
                       if view["status"] in ("stopped", "exited") else "see 'am list'")
-    if view.get("mode") == "container":
+    if status.detached(view):
         from am import keeper, paths
 
         # The keeper holds the container's terminal (am/keeper.py) and types it there.

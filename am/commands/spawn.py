@@ -51,8 +51,9 @@ def hand_over_secrets(fifo: Path, secrets: dict, timeout: int = 60) -> None:
         os._exit(0)
 
 
-def make_workspace(plan: planning.Plan, undo: Undo) -> str:
-    """Clone (or add a worktree), put the agent branch at its base; returns the base commit."""
+def make_workspace(plan: planning.Plan, undo: Undo, layout=None) -> str:
+    """Clone (or add a worktree), put the agent branch at its base; returns the base commit.
+    With --disk the clone goes into a file system of that size, mounted at the workspace."""
     paths.private_dir(plan.workspace.parent)
     if plan.worktree:
         from am.backends.engine import worktree_gitdir
@@ -64,6 +65,13 @@ def make_workspace(plan: planning.Plan, undo: Undo) -> str:
         plan.worktree_gitdir = worktree_gitdir(plan.workspace)  # before any agent ran there
         return base
     undo.push(shutil.rmtree, plan.workspace, True)
+    if plan.disk:
+        from am import disk
+
+        image = (layout or paths.layout()).disk_image(plan.id)
+        undo.push(disk.remove, image, plan.workspace)  # before the folder goes: unmount
+        say(f"Making its file system of {plan.disk} ...")
+        disk.create(image, plan.workspace, plan.disk)
     if git.is_url(plan.source):
         from am import cache
 
@@ -95,8 +103,13 @@ def execute(plan: planning.Plan, backend, layout) -> None:
             agents[plan.id] = plan.record(str(layout.root))
         undo.push(store.remove, plan.id)
 
-        say(f"Preparing workspace {plan.workspace} from {plan.source} ...")
-        base = make_workspace(plan, undo)
+        if plan.runtime == "kubernetes":
+            # The workspace is made in the cluster, from a bundle of the source.
+            undo.push(backend.delete_workspace, plan.record(str(layout.root)))
+            base = backend.make_seed(plan, undo, layout)
+        else:
+            say(f"Preparing workspace {plan.workspace} from {plan.source} ...")
+            base = make_workspace(plan, undo, layout)
         if plan.proxy:
             from am import network
 
@@ -113,6 +126,11 @@ def launch(plan: planning.Plan, backend, layout, undo: Undo, **fields) -> None:
     ``am spawn`` and ``am start``. Pushes its undo steps; on success the record is ``running``
     with FIELDS."""
     store = open_store(layout)
+    from am import disk
+
+    # A workspace with a file system of its own runs only on it: mounted again after a reboot,
+    # and never started without it when the agent has a cap.
+    disk.ensure(layout.disk_image(plan.id), plan.workspace, plan.id, required=bool(plan.disk))
     # The container, and a limited agent's proxy, once either exists.
     record = plan.record(str(layout.root))
     undo.push(backend.stop, record)
@@ -130,7 +148,9 @@ def launch(plan: planning.Plan, backend, layout, undo: Undo, **fields) -> None:
     spec["started_at"] = time.time()
     if plan.isolation == "gvisor":
         spec["guest_file"] = str(layout.guest_file(plan.id))
-    container = plan.mode == "container"
+    # Detached in a docker or podman engine; in a tmux session otherwise (a Kubernetes
+    # agent's session runs kubectl attach).
+    container = plan.mode == "container" and plan.runtime != "kubernetes"
     if plan.secrets and not container:
         fifo = layout.run / f"{plan.id}.env"
         with contextlib.suppress(FileNotFoundError):
@@ -210,6 +230,10 @@ def run(args) -> int:
 def prepare(plan: planning.Plan):
     """The backend of PLAN, checked and ready (image, proxy image), before anything is made;
     warnings said."""
+    if plan.disk:
+        from am import disk
+
+        disk.check(paths.layout().disks, plan.disk)
     if plan.mode == "container":
         backend = backends.for_mode("container", plan.runtime)
         plan.runtime = backend.runtime
@@ -221,7 +245,9 @@ def prepare(plan: planning.Plan):
     for warning in plan.warnings:
         say(f"am: warning: {warning}")
     if plan.network == "full":
-        say("warning: --network full gives the agent the engine's ordinary bridge network: "
-            "it can reach the internet and your local network")
+        say("warning: --network full gives the agent " + (
+            "the cluster's pod network" if plan.runtime == "kubernetes" else
+            "the engine's ordinary bridge network") +
+            ": it can reach the internet and your local network")
     backend.prepare(plan)
     return backend

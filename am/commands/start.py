@@ -94,10 +94,10 @@ def run(args) -> int:
             raise AmError(f"agent {args.id} never finished its spawn", "'am doctor --fix' "
                           "removes it (saving any work to a snapshot)")
         record = store.get(args.id)
-        from am import workspace as workspaces
-
         workspace = layout.workspace(args.id)
-        if workspaces.missing(record):
+        from am import workspace as ws
+
+        if ws.held_on_host(record) and (workspace.is_symlink() or not workspace.is_dir()):
             raise AmError(f"the workspace of agent {args.id} is missing: {workspace}")
         cfg = config.load(layout, os.environ)
         first = not record.get("command")

@@ -34,7 +34,7 @@ from textual.widgets import (
     TabPane,
 )
 
-from am import health, session
+from am import health, session, status
 from am.errors import AmError
 from am.ui import actions, model
 
@@ -52,7 +52,7 @@ TABS = ("preview", "diff", "log")
 def screen_of(view: dict) -> str | None:
     """A running agent's screen: its tmux session's; a container agent, which runs detached
     with no session, shows the end of its log."""
-    if view.get("mode") != "container":
+    if not status.detached(view):
         return session.capture(view["session"])
     from am import paths
     from am.commands.logs import screen
