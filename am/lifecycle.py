@@ -55,7 +55,7 @@ def delete(record: dict, store, layout) -> None:
     if disk.made(image):
         # Its file system goes whole (no walk of the files); the empty mount point below.
         disk.remove(image, ws)
-    if not workspace.held_on_host(record):
+    if workspace.in_cluster(record):
         backends.for_record(record).delete_workspace(record)  # in its cluster
     elif record.get("worktree"):
         git.worktree_remove(Path(record["source"]), ws)

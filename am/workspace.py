@@ -169,7 +169,7 @@ class Throwaway(Where):
         except AmError as e:
             raise Unavailable(f"cannot read the workspace {self.title}: {e.message}") from None
         limits = self.record.get("limits") or plan.DEFAULT_LIMITS
-        if os.getuid() == 0:
+        if os.getuid() == 0 and held_on_host(self.record):
             # The sandbox reads as the agents' uid, as the agent would: a workspace am made
             # and no start has handed over yet (a restore; am's files are 0600) goes to it now.
             from am.backends.engine import agent_uid, grant
@@ -403,7 +403,7 @@ def for_record(record: dict, layout, *, on_host: bool = False) -> Workspace:
     """The operations on RECORD's workspace (a checked record: ``am.records.check``), run in a
     sandbox for a container agent, or on the host (tmux agents; ON_HOST: a stopped container
     agent whose engine cannot run anything, for removal only)."""
-    if not held_on_host(record):
+    if in_cluster(record):
         return Workspace(kube_where(record, layout))
     from am import disk
 
@@ -426,10 +426,15 @@ def for_record(record: dict, layout, *, on_host: bool = False) -> Workspace:
     return Workspace(throwaway)
 
 
+def in_cluster(record: dict) -> bool:
+    """Whether RECORD's workspace is in a Kubernetes cluster (read through kubectl)."""
+    return record.get("runtime") == "kubernetes"
+
+
 def held_on_host(record: dict) -> bool:
     """Whether RECORD's workspace is the host folder its record names (a Kubernetes agent's
     is in its cluster, a remote engine's agent's in an engine volume there)."""
-    return record.get("runtime") != "kubernetes" and not record.get("volume")
+    return not in_cluster(record) and not record.get("volume")
 
 
 def check_present(record: dict) -> None:
