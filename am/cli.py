@@ -154,6 +154,7 @@ def _push(p):
 
 def _list(p):
     p.add_argument("--json", action="store_true")
+    # the same choices as am.main.quick_list, which parses these without argparse
     p.add_argument("--status", choices=["running", "stopped", "exited", "error", "starting"])
 
 

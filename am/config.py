@@ -12,13 +12,13 @@ from pathlib import Path
 
 from am import plan, profiles
 from am.errors import AmError
+from am.health import DEFAULT_IDLE_AFTER
 
 SOURCES = ("flag", "env", "file", "default")
 RUNTIMES = ("docker", "podman", "auto", "kubernetes")
 STORAGES = ("pvc", "emptydir")  # am/kube.py
 NETWORKS = ("none", "limited", "full")
 ISOLATIONS = ("runc", "gvisor")  # am/isolation.py; not imported here, to keep start-up cheap
-DEFAULT_IDLE_AFTER = 600
 DOCS = "see 'Configuration' in docs/usage.md"
 
 
@@ -48,6 +48,18 @@ def _memory(value):
         plan.check_memory(value)
     except AmError as e:
         raise Invalid(e.hint or "a size such as \"512m\" or \"2g\"") from None
+    return value.lower()
+
+
+def _log_size(value):
+    if not isinstance(value, str):
+        raise Invalid("a size as a string, at least 64k, such as \"16m\"")
+    try:
+        size = plan.memory_bytes(value, "logs.max_size")
+    except AmError:
+        size = 0
+    if size < 64 * 1024:
+        raise Invalid("a size as a string, at least 64k, such as \"16m\"")
     return value.lower()
 
 
@@ -153,6 +165,8 @@ KEYS = {
         Key("idle_after", DEFAULT_IDLE_AFTER, _seconds, "AM_IDLE_AFTER", None),
         # The CLIs `am image build` (and a first container spawn) put in the image.
         Key("agent_clis", ["claude"], _clis, "AM_AGENT_CLIS", None),
+        # The host log of an agent rotates at this size, keeping one older file.
+        Key("logs.max_size", plan.DEFAULT_LOG_MAX_SIZE, _log_size, "AM_LOG_MAX_SIZE", None),
         # --runtime kubernetes (docs/scale.md): empty context and namespace are kubectl's own
         Key("kubernetes.context", "", _optional_text, "AM_KUBE_CONTEXT", None),
         Key("kubernetes.namespace", "", _optional_text, "AM_KUBE_NAMESPACE", None),
@@ -163,7 +177,7 @@ KEYS = {
         Key("kubernetes.proxy_image", "am-proxy:2", _text, None, None),  # network.PROXY_IMAGE
     )
 }
-TABLES = {"limits": ("memory", "cpus", "pids", "disk"), "agents": (),
+TABLES = {"limits": ("memory", "cpus", "pids", "disk"), "logs": ("max_size",), "agents": (),
           "kubernetes": ("context", "namespace", "workspace", "workspace_size", "storage_class",
                          "proxy_image")}
 AGENT_KEYS = {

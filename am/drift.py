@@ -10,8 +10,9 @@ from am.store import open_store
 
 @dataclass
 class Drift:
-    # orphan-session | orphan-container | lost-session | orphan-proxy | orphan-network |
-    # stale-spawn | stale-worktree | orphan-workspace | invalid-record | orphan-disk | loose-loop
+    # orphan-session | orphan-container | lost-container | orphan-proxy |
+    # orphan-network | stale-spawn | stale-worktree | orphan-workspace | invalid-record |
+    # orphan-disk | loose-loop
     kind: str
     subject: str
     detail: str
@@ -84,9 +85,10 @@ def find(layout=None, engines: list | None = None) -> list[Drift]:
                         if r.get("runtime") == engine.runtime}
         for name in engine.labelled(home):
             r = by_container.get(name)
-            if r is not None and r.get("status") != "starting" and r.get("session") not in live:
-                found.append(Drift("lost-session", name, f"{engine.runtime} container of agent "
-                                   f"{r['id']} outlived its session", engine.runtime))
+            if r is not None and r.get("status") not in ("starting", "running"):
+                found.append(Drift("lost-container", name, f"{engine.runtime} container of "
+                                   f"agent {r['id']}, which am no longer runs "
+                                   f"({r.get('status')})", engine.runtime))
                 continue
             if name not in containers:
                 found.append(

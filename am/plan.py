@@ -26,6 +26,8 @@ PROMPT_MAX = 64 * 1024
 PROMPT_ENV = "AM_PROMPT"  # a --cmd agent's prompt
 CONTINUE_ENV = "AM_CONTINUE"  # set to 1 for a --cmd agent started with --continue
 AM_ENV = (PROMPT_ENV, CONTINUE_ENV)
+DEFAULT_LOG_MAX_SIZE = "16m"  # logs.max_size: the log and one rotated file, at most twice it
+DEFAULT_LOG_MAX = 16 * 1024**2
 
 
 @dataclass
@@ -69,6 +71,8 @@ class Plan:
     mount_agent_config: bool = False
     publish: list[str] = field(default_factory=list)  # ADDR:HOST_PORT:PORT, checked
     worktree_gitdir: Path | None = None  # a worktree's own folder in the source's git folder
+    log_max: int = DEFAULT_LOG_MAX  # bytes of the host log before it rotates (logs.max_size)
+    volume: str | None = None  # a remote engine's volume that holds the workspace
     # --runtime kubernetes: where its objects live and how its workspace is kept (the context
     # and namespace are resolved by the backend before the record is made)
     kube: dict | None = None
@@ -146,6 +150,7 @@ class Plan:
             "publish": self.publish,
             # A Kubernetes backend maps it to a runtimeClassName (isolation.runtime_class).
             "isolation": self.isolation,
+            "volume": self.volume,
             **({"kubernetes": self.kube} if self.kube else {}),
             "home": home,
             "spawn_pid": os.getpid(),
@@ -583,6 +588,7 @@ def build(
         custom=args.cmd is not None,
         mount_agent_config=mount_config,
         publish=publish,
+        log_max=memory_bytes(s["logs.max_size"].value),
         kube=kube,
     )
 
@@ -819,6 +825,9 @@ def from_record(record: dict, args, layout: Layout, environ: dict[str, str], cfg
         config_copies=copies, agent_clis=clis, env=env,
         warnings=warnings, secrets=values, prompt=prompt, prompt_args=prompt_args,
         resume_args=resume, custom=custom, mount_agent_config=bool(mounts), publish=publish,
+        log_max=memory_bytes(cfg.resolve()["logs.max_size"].value),
+        # checked against the agent's id (records.problems): only ever its own volume
+        volume=record.get("volume") if mode == "container" else None,
         kube=kube,
     )
 

@@ -12,20 +12,21 @@ import collections
 import contextlib
 import io
 import os
-import subprocess
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 
 from am.errors import AmError
 
 
-@dataclass
 class Result:
-    code: int
-    out: str
-    err: str
+    __slots__ = ("code", "out", "err")
+
+    def __init__(self, code: int, out: str, err: str):
+        self.code, self.out, self.err = code, out, err
+
+    def __repr__(self) -> str:
+        return f"Result(code={self.code!r}, out={self.out!r}, err={self.err!r})"
 
     @property
     def ok(self) -> bool:
@@ -50,6 +51,8 @@ def run(
 ) -> Result:
     """Run ARGV to completion and capture its output; never raises on a non-zero exit. STDIN
     is text to write, or an open binary file to read from."""
+    import subprocess  # here: its import costs more than am list's own work
+
     argv = [os.fspath(a) for a in argv]
     text_in = stdin if isinstance(stdin, str) else None
     file_in = stdin if text_in is None and stdin is not None else subprocess.DEVNULL
@@ -71,6 +74,32 @@ def run(
     return Result(128 - code if code < 0 else code, done.stdout, done.stderr)
 
 
+def quick(argv: Sequence[str]) -> Result:
+    """A short call whose output am reads, spawned without the ``subprocess`` module (for
+    ``am list``'s one tmux call); standard input and errors go to /dev/null."""
+    argv = [os.fspath(a) for a in argv]
+    r, w = os.pipe()
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=[
+            (os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, w, 1),
+            (os.POSIX_SPAWN_DUP2, null, 2)])
+    except FileNotFoundError:
+        os.close(r)
+        raise NotFound(f"{argv[0]} not found in PATH") from None
+    finally:
+        os.close(w)
+        os.close(null)
+    chunks = []
+    with os.fdopen(r, "rb") as f:
+        while data := f.read(65536):
+            chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    return Result(128 - code if code < 0 else code,
+                  b"".join(chunks).decode("utf-8", "replace"), "")
+
+
 def _sh_command(program: str):
     import sh  # only here: its import alone costs 100-130 ms
 
@@ -82,6 +111,8 @@ def _sh_command(program: str):
 
 def run_fg(argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> int:
     """Run ARGV attached to this terminal (for attach) and return its exit code."""
+    import subprocess  # here: its import costs more than am list's own work
+
     argv = [os.fspath(a) for a in argv]
     try:
         code = subprocess.run(argv, env=None if env is None else dict(env)).returncode
@@ -175,6 +206,8 @@ class Pipe(io.RawIOBase):
 
     def exited(self, timeout: float = 5) -> int | None:
         """The command's exit status if it ends within TIMEOUT seconds (its stderr read)."""
+        import subprocess  # here: its import costs more than am list's own work
+
         try:
             code = self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -210,6 +243,8 @@ def reading(argv: Sequence[str], *, env: Mapping[str, str] | None = None, limit:
     """Run ARGV and yield its stdout as a ``Pipe``; afterwards ``pipe.code`` and ``pipe.err``
     say how it ended. DATA, if given, is its standard input. Raises TooLarge or TimedOut (the
     command is then killed)."""
+    import subprocess  # here: its import costs more than am list's own work
+
     argv = [os.fspath(a) for a in argv]
     try:
         popen = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -250,6 +285,8 @@ def _feed(stdin, data: bytes) -> None:
 def run_file(argv: Sequence[str], path: os.PathLike, *, env: Mapping[str, str] | None = None,
              timeout: float | None = None) -> Result:
     """Run ARGV with the file PATH as its standard input; output captured as by ``run``."""
+    import subprocess  # here: its import costs more than am list's own work
+
     argv = [os.fspath(a) for a in argv]
     with open(path, "rb") as f:
         try:

@@ -10,12 +10,30 @@ from am.store import open_store
 STATUSES = ("running", "stopped", "exited", "error", "starting")
 
 
-def read_exit(path: Path) -> dict | None:
+def read_exit(path: Path | str) -> dict | None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def run_files(run: str) -> set[str]:
+    """The names in the run folder, read once: most agents have no exit or health file, and
+    one listing costs less than a failed open for each."""
+    import os
+
+    try:
+        return set(os.listdir(run))
+    except OSError:
+        return set()
+
+
+def detached(record: dict) -> bool:
+    """Whether the agent runs detached in a local or remote engine, looked after by am's keeper
+    (a tmux agent, and a Kubernetes agent's ``kubectl attach``, run in a tmux session)."""
+    return record.get("mode") == "container" and record.get("runtime") != "kubernetes"
 
 
 def derive(record: dict, session_alive: bool, exit_info: dict | None) -> dict:
@@ -27,8 +45,8 @@ def derive(record: dict, session_alive: bool, exit_info: dict | None) -> dict:
     if intent == "stopped":
         status = "stopped"
     elif session_alive:
-        # In container mode the session holds the engine's client, which lives exactly as long
-        # as the container runs; the supervisor records how it ended.
+        # A tmux agent's session lives as long as the agent; a container agent runs until the
+        # keeper records how it ended.
         status = "running"
     elif intent == "starting":
         # A spawn still at work, or one that died before it finished.
@@ -61,9 +79,24 @@ def views(records: dict[str, dict] | None = None, layout=None) -> list[dict]:
               f"({', '.join(orphans[:3])}{', ...' if len(orphans) > 3 else ''}): "
               "run 'am doctor --fix'", file=sys.stderr)
     out = []
+    keeper_checked = False
+    run = str(layout.run)  # paths as text: a Path per agent costs more than the rest
+    present = run_files(run)
     for r in sorted(records.values(), key=lambda r: (r.get("created", ""), r["id"])):
-        alive = r.get("session") in live_sessions
-        exit_info = None if alive else read_exit(layout.exit_file(r["id"]))
+        name = f"{r['id']}.exit.json"
+        exit_file = f"{run}/{name}" if name in present else None
+        if detached(r):
+            # Detached in its engine: it runs until am's keeper writes how it ended.
+            exit_info = exit_file and read_exit(exit_file)
+            alive = r.get("status") == "running" and exit_info is None
+            if alive and not keeper_checked:
+                keeper_checked = True
+                from am import keeper
+
+                keeper.ensure(layout)  # a keeper killed meanwhile: the next one catches up
+        else:
+            alive = r.get("session") in live_sessions
+            exit_info = None if alive or not exit_file else read_exit(exit_file)
         out.append(derive(r, alive, exit_info))
     return out
 

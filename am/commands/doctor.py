@@ -205,19 +205,11 @@ def fix(d: drift.Drift, store, layout) -> str:
         for name in network.networks(eng, str(layout.root)):
             network.remove_network(eng, name)  # refused while another proxy uses it
         return f"removed the {d.kind.split('-')[1]}"
-    if d.kind == "lost-session":
-        # The session and its supervisor died before the container was removed: do what the
-        # supervisor would have done, keeping the container's exit code and OOM state.
-        from am import supervise
-
-        record = store.agents().get(d.subject.removeprefix("am-"), {})
-        egress = record.get("egress_network") if record.get("managed_egress") else None
-        result = supervise.container_result(d.runtime, d.subject, None, False,
-                                            record.get("proxy"), egress)
-        result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        paths.private_dir(layout.run)
-        supervise.write_exit(str(layout.exit_file(d.subject.removeprefix("am-"))), result)
-        return f"removed the container (exit code {result['exit_code']})"
+    if d.kind == "lost-container":
+        # Stopped or exited in am's view, yet still there (the engine was down when it was
+        # stopped): only ever a container labelled for this AM_HOME.
+        engine(d.runtime).remove_owned(d.subject, str(layout.root))
+        return "removed the container"
     if d.kind == "stale-worktree":
         proc.run(["git", "-C", d.subject, "worktree", "prune"], env=git.source_env())
         return "pruned"
