@@ -156,6 +156,7 @@ def _list(p):
     from am.record import Status  # am list imports it anyway; other commands need not
 
     p.add_argument("--json", action="store_true")
+    # the same choices as am.main.quick_list, which parses these without argparse
     p.add_argument("--status", choices=[s.value for s in Status])
 
 

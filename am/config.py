@@ -18,7 +18,6 @@ RUNTIMES = ("docker", "podman", "auto", "kubernetes")
 STORAGES = ("pvc", "emptydir")  # am/kube.py
 NETWORKS = ("none", "limited", "full")
 ISOLATIONS = ("runc", "gvisor")  # am/isolation.py; not imported here, to keep start-up cheap
-DEFAULT_IDLE_AFTER = 600
 DOCS = "see 'Configuration' in docs/usage.md"
 
 
@@ -48,6 +47,18 @@ def _memory(value):
         validate.memory(value)
     except validate.Invalid as e:
         raise Invalid(e.hint or "a size such as \"512m\" or \"2g\"") from None
+    return value.lower()
+
+
+def _log_size(value):
+    if not isinstance(value, str):
+        raise Invalid("a size as a string, at least 64k, such as \"16m\"")
+    try:
+        size = validate.memory_bytes(value)
+    except validate.Invalid:
+        size = 0
+    if size < 64 * 1024:
+        raise Invalid("a size as a string, at least 64k, such as \"16m\"")
     return value.lower()
 
 
@@ -148,9 +159,11 @@ KEYS = {
         Key("limits.pids", int(validate.DEFAULT_LIMITS["pids"]), _pids, "AM_PIDS", "pids"),
         # A container agent's workspace size (am/disk.py); "none": no cap.
         Key("limits.disk", "none", _disk, "AM_DISK", "disk"),
-        Key("idle_after", DEFAULT_IDLE_AFTER, _seconds, "AM_IDLE_AFTER", None),
+        Key("idle_after", validate.DEFAULT_IDLE_AFTER, _seconds, "AM_IDLE_AFTER", None),
         # The CLIs `am image build` (and a first container spawn) put in the image.
         Key("agent_clis", ["claude"], _clis, "AM_AGENT_CLIS", None),
+        # The host log of an agent rotates at this size, keeping one older file.
+        Key("logs.max_size", validate.DEFAULT_LOG_MAX_SIZE, _log_size, "AM_LOG_MAX_SIZE", None),
         # --runtime kubernetes (docs/scale.md): empty context and namespace are kubectl's own
         Key("kubernetes.context", "", _optional_text, "AM_KUBE_CONTEXT", None),
         Key("kubernetes.namespace", "", _optional_text, "AM_KUBE_NAMESPACE", None),
@@ -161,7 +174,7 @@ KEYS = {
         Key("kubernetes.proxy_image", "am-proxy:2", _text, None, None),  # network.PROXY_IMAGE
     )
 }
-TABLES = {"limits": ("memory", "cpus", "pids", "disk"), "agents": (),
+TABLES = {"limits": ("memory", "cpus", "pids", "disk"), "logs": ("max_size",), "agents": (),
           "kubernetes": ("context", "namespace", "workspace", "workspace_size", "storage_class",
                          "proxy_image")}
 AGENT_KEYS = {

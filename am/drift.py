@@ -5,15 +5,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from am import clock, git, paths, proc, session
+from am import git, paths, proc, session
 from am.record import Status
+from am.status import spawn_alive  # noqa: F401 (am clean asks drift)
 from am.store import open_store
 
 
 class Kind(StrEnum):
     ORPHAN_SESSION = "orphan-session"  # a tmux session of this AM_HOME with no record
     ORPHAN_CONTAINER = "orphan-container"  # a labelled container with no record
-    LOST_SESSION = "lost-session"  # a container whose session (and supervisor) died
+    LOST_CONTAINER = "lost-container"  # a container of an agent am no longer runs
     ORPHAN_PROXY = "orphan-proxy"  # a network proxy whose agent is gone or not running
     ORPHAN_NETWORK = "orphan-network"  # am's outside network that no proxy uses
     STALE_SPAWN = "stale-spawn"  # the record of a spawn that died before it finished
@@ -30,23 +31,6 @@ class Drift:
     subject: str
     detail: str
     runtime: str | None = None
-
-
-def spawn_alive(record: dict) -> bool:
-    pid = record.get("spawn_pid")
-    if not pid:
-        return False
-    try:
-        import psutil
-
-        p = psutil.Process(pid)
-        return "am" in " ".join(p.cmdline()) and p.create_time() <= _created_epoch(record) + 5
-    except Exception:
-        return False
-
-
-def _created_epoch(record: dict) -> float:
-    return clock.epoch(record.get("created")) or 0.0
 
 
 def network_drift(engine, records: dict, home: str) -> list[Drift]:
@@ -83,23 +67,23 @@ def find(layout=None, engines: list | None = None) -> list[Drift]:
     found = [Drift(Kind.ORPHAN_SESSION, name, "tmux session with no agent record")
              for name in session.orphans(live, records, home)]
     for engine in engines or []:
-        found += container_drift(engine, records, live, home)
+        found += container_drift(engine, records, home)
         found += network_drift(engine, records, home)
     invalid, valid = record_drift(records, layout)
     return (found + invalid + spawn_drift(valid) + worktree_drift(valid) +
             workspace_drift(records, layout) + disk_drift(records, valid, layout))
 
 
-def container_drift(engine, records: dict, live: dict, home: str) -> list[Drift]:
-    """ENGINE's containers labelled for HOME that outlived their session, or have no record."""
+def container_drift(engine, records: dict, home: str) -> list[Drift]:
+    """ENGINE's containers labelled for HOME of agents am no longer runs, or with no record."""
     mine = {r.get("container"): r for r in records.values() if r.get("runtime") == engine.runtime}
     found = []
     for name in engine.labelled(home):
         r = mine.get(name)
-        if r is not None and r.get("status") != Status.STARTING and \
-                r.get("session") not in live:
-            found.append(Drift(Kind.LOST_SESSION, name, f"{engine.runtime} container of agent "
-                               f"{r['id']} outlived its session", engine.runtime))
+        if r is not None and r.get("status") not in (Status.STARTING, Status.RUNNING):
+            found.append(Drift(Kind.LOST_CONTAINER, name, f"{engine.runtime} container of "
+                               f"agent {r['id']}, which am no longer runs ({r.get('status')})",
+                               engine.runtime))
         elif r is None:
             found.append(Drift(Kind.ORPHAN_CONTAINER, name, f"{engine.runtime} container "
                                "labelled for this AM_HOME with no agent record", engine.runtime))

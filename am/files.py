@@ -6,7 +6,6 @@ import fcntl
 import json
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 StrPath = str | os.PathLike[str]
 
@@ -54,7 +53,8 @@ def locked(path: StrPath, *, wait: bool = True) -> Iterator[None]:
 def read_json_dict(path: StrPath) -> dict[str, object] | None:
     """The JSON object in PATH, or None when it is missing, unreadable or not an object."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

@@ -7,17 +7,17 @@ run in threads while psutil samples CPU, so a status costs about one engine call
 and what the supervisor recorded) and makes no call at all.
 """
 
-import contextlib
-import threading
+import os
 import time
 from pathlib import Path
 
-from am import clock, files, proc
+from am import clock, files
+from am.validate import DEFAULT_IDLE_AFTER  # noqa: F401 (am list's default, read here)
 
 CPU_INTERVAL = 0.5  # seconds psutil samples tmux agents' CPU over, all processes at once
 
 
-def read_json(path: Path) -> dict:
+def read_json(path: Path | str) -> dict:
     return files.read_json_dict(path) or {}
 
 
@@ -31,7 +31,7 @@ def iso(ts: float | None) -> str | None:
 def last_output(view: dict) -> float | None:
     """When the agent last printed: the mtime of its log, which tmux appends to."""
     try:
-        return Path(view["log"]).stat().st_mtime
+        return os.stat(view["log"]).st_mtime
     except (KeyError, TypeError, OSError):
         return None
 
@@ -54,12 +54,16 @@ def word(view: dict, events: dict, idle_for: float | None, idle_after: float,
     return "ok"
 
 
-def brief(view: dict, layout, idle_after: float, now: float | None = None, disk=None) -> str:
-    """The health word from files alone (for ``am list``; DISK: the usage of its --disk file
-    system, for ``am info``)."""
+def brief(view: dict, layout, idle_after: float, now: float | None = None,
+          run_files: set[str] | None = None, disk=None) -> str:
+    """The health word from files alone (for ``am list``); RUN_FILES: the names in the run
+    folder, when the caller listed it once for many agents; DISK: the usage of its --disk file
+    system, for ``am info``."""
     now = time.time() if now is None else now
     out = last_output(view)
-    events = read_json(layout.health_file(view["id"]))
+    name = f"{view['id']}.health.json"
+    events = {} if run_files is not None and name not in run_files else \
+        read_json(f"{layout.run}/{name}")
     return word(view, events, None if out is None else now - out, idle_after,
                 disk_full=disk is not None and disk.full)
 
@@ -69,6 +73,8 @@ def brief(view: dict, layout, idle_after: float, now: float | None = None, disk=
 
 def pane_pids() -> dict[str, int]:
     """Session name -> pid of its pane's process (the supervisor), in one tmux call."""
+    from am import proc
+
     try:
         res = proc.run(["tmux", "list-panes", "-a", "-F", "#{session_name}\t#{pane_pid}"])
     except proc.NotFound:
@@ -121,9 +127,11 @@ def tmux_figures(sessions: list[str], interval: float = CPU_INTERVAL) -> dict[st
     return out
 
 
-def engine_figures(runtimes: set[str]) -> tuple[dict, list[str], list[threading.Thread]]:
+def engine_figures(runtimes: set[str]) -> tuple[dict, list[str], list]:
     """Start one stats call per engine, each in a thread: they fill (runtime, container name)
     -> figures, and a warning for each engine that did not answer; join the threads."""
+    import threading
+
     from am.backends import for_runtime as engine
     from am.errors import AmError
 
@@ -200,8 +208,10 @@ def row(view: dict, live: dict, events: dict, now: float, idle_after: float,
     if view["mode"] == "container" and limits.get("memory"):
         from am import validate
 
-        with contextlib.suppress(validate.Invalid):  # a hand-edited record: the engine's figure
-            memory_limit = validate.memory_bytes(str(limits["memory"]))  # the engine's may round it
+        try:  # the record's: the engine's may round it
+            memory_limit = validate.memory_bytes(str(limits["memory"]))
+        except validate.Invalid:
+            pass  # a hand-edited record: the engine's figure
     pids_now = live.get("pids")
     return {
         "id": view["id"],

@@ -26,3 +26,8 @@ def validate_name(name: str) -> str:
 def session_name(agent_id: str) -> str:
     """The tmux session and container name of an agent."""
     return f"am-{agent_id}"
+
+
+def volume_name(agent_id: str) -> str:
+    """The engine volume that holds an agent's workspace on a remote engine."""
+    return f"am-ws-{agent_id}"

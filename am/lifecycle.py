@@ -56,7 +56,7 @@ def delete(record: dict, store, layout) -> None:
     if disk.made(image):
         # Its file system goes whole (no walk of the files); the empty mount point below.
         disk.remove(image, ws)
-    if not workspace.held_on_host(record):
+    if workspace.in_cluster(record):
         backends.for_record(record).delete_workspace(record)  # in its cluster
     elif record.get("worktree"):
         git.worktree_remove(Path(record["source"]), ws)
@@ -67,6 +67,11 @@ def delete(record: dict, store, layout) -> None:
         shutil.rmtree(ws, ignore_errors=True)
     if ws.exists() or ws.is_symlink():
         raise AmError(f"could not remove {ws} entirely; the record is kept")
+    if record.get("volume"):
+        from am.backends.engine import workspace_volume
+
+        backends.for_record(record).remove_volume(workspace_volume(record["id"]),
+                                                  str(layout.root))
     for f in (
         layout.exit_file(record["id"]),
         layout.health_file(record["id"]),

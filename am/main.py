@@ -4,7 +4,6 @@ Command modules, and the parser itself, are imported only when needed, so ``am -
 little more than Python's own start-up.
 """
 
-import importlib
 import sys
 
 from am import __version__
@@ -13,23 +12,56 @@ from am.errors import AmError
 MODULES = {"list": "list_", "rm": "rm", "status": "status_", "config": "config_"}
 
 
+class Args:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def quick_list(argv: list[str]):
+    """``am list [--json] [--status S]`` parsed without argparse (whose import and parser cost
+    more than listing 500 agents); None for anything else, which argparse then handles (help,
+    errors) as always."""
+    if not argv or argv[0] != "list":
+        return None
+    from am.record import Status
+
+    STATUSES = {s.value for s in Status}
+    json_out, wanted, rest = False, None, argv[1:]
+    while rest:
+        arg, rest = rest[0], rest[1:]
+        if arg == "--json":
+            json_out = True
+        elif arg == "--status" and rest and rest[0] in STATUSES:
+            wanted, rest = rest[0], rest[1:]
+        elif arg.startswith("--status=") and arg.partition("=")[2] in STATUSES:
+            wanted = arg.partition("=")[2]
+        else:
+            return None
+    return Args(command="list", json=json_out, status=wanted)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv == ["--version"]:  # what scripts probe in loops; it needs no parser
         print(f"am {__version__}")
         return 0
     from am import paths, termsafe
-    from am.cli import build_parser
 
     paths.private_umask()  # everything am and its git create: for the user alone
     termsafe.install()  # no escape sequence an agent chose reaches the terminal as such
 
-    parser = build_parser(next((a for a in argv if not a.startswith("-")), None))
-    args = parser.parse_args(argv)
-    if not args.command:
-        parser.print_help(sys.stderr)
-        return 2
-    module = importlib.import_module(f"am.commands.{MODULES.get(args.command, args.command)}")
+    args = quick_list(argv)
+    if args is None:
+        from am.cli import build_parser
+
+        parser = build_parser(next((a for a in argv if not a.startswith("-")), None))
+        args = parser.parse_args(argv)
+        if not args.command:
+            parser.print_help(sys.stderr)
+            return 2
+    name = f"am.commands.{MODULES.get(args.command, args.command)}"
+    __import__(name)
+    module = sys.modules[name]
     try:
         return module.run(args) or 0
     except AmError as e:

@@ -460,16 +460,21 @@ def start(engine, plan, home: str, timeout: float = 30) -> None:
 
 def probe(sock: Path, timeout: float = 2.0) -> str:
     """Ask the proxy for a host no allowlist holds; its status line ('' if no answer)."""
+    from am import hostos
+
+    folder = None
     try:
         # A socket's path may not exceed 107 bytes, and AM_HOME can be deep: connect through
-        # a descriptor of its folder instead.
-        folder = os.open(sock.parent, os.O_PATH | os.O_DIRECTORY)
+        # a descriptor of its folder instead (Linux; elsewhere the path as it is).
+        if hostos.linux():
+            folder = os.open(sock.parent, os.O_PATH | os.O_DIRECTORY)
     except OSError:
         return ""
     try:
         with socket.socket(socket.AF_UNIX) as s:
             s.settimeout(timeout)
-            s.connect(f"/proc/self/fd/{folder}/{sock.name}")
+            s.connect(f"/proc/self/fd/{folder}/{sock.name}" if folder is not None
+                      else str(sock))
             s.sendall(f"GET http://{PROBE_HOST}/ HTTP/1.0\r\nHost: {PROBE_HOST}\r\n\r\n"
                       .encode())
             data = b""
@@ -481,7 +486,8 @@ def probe(sock: Path, timeout: float = 2.0) -> str:
     except OSError:
         return ""
     finally:
-        os.close(folder)
+        if folder is not None:
+            os.close(folder)
     return data.split(b"\r\n", 1)[0].decode("latin-1")
 
 

@@ -10,19 +10,32 @@ import contextlib
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 
-@dataclass(frozen=True)
 class Layout:
-    """The folders and files of one am installation (one AM_HOME)."""
+    """The folders and files of one am installation (one AM_HOME). A plain class: ``am list``
+    needs it, and ``dataclasses`` would cost more to import than the rest of its start."""
 
-    root: Path  # identifies this installation; the value of the am.home label
-    state_dir: Path
-    workspaces: Path
-    data_dir: Path
-    config_dir: Path
+    __slots__ = ("root", "state_dir", "workspaces", "data_dir", "config_dir")
+
+    def __init__(self, root: Path, state_dir: Path, workspaces: Path, data_dir: Path,
+                 config_dir: Path):
+        self.root = root  # identifies this installation; the value of the am.home label
+        self.state_dir = state_dir
+        self.workspaces = workspaces
+        self.data_dir = data_dir
+        self.config_dir = config_dir
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Layout) and all(getattr(self, k) == getattr(other, k)
+                                                 for k in self.__slots__)
+
+    def __hash__(self) -> int:
+        return hash(tuple(getattr(self, k) for k in self.__slots__))
+
+    def __repr__(self) -> str:
+        return f"Layout(root={self.root!r})"
 
     @property
     def state_file(self) -> Path:

@@ -17,7 +17,10 @@ from am.record import Mode, Record
 from am.validate import (  # noqa: F401 (re-exported)
     DEFAULT_IMAGE,
     DEFAULT_LIMITS,
+    DEFAULT_LOG_MAX,
+    DEFAULT_LOG_MAX_SIZE,
     ENV_NAME_RE,
+    memory_bytes,
     publish_parts,
 )
 
@@ -70,6 +73,8 @@ class Plan:
     mount_agent_config: bool = False
     publish: list[str] = field(default_factory=list)  # ADDR:HOST_PORT:PORT, checked
     worktree_gitdir: Path | None = None  # a worktree's own folder in the source's git folder
+    log_max: int = DEFAULT_LOG_MAX  # bytes of the host log before it rotates (logs.max_size)
+    volume: str | None = None  # a remote engine's volume that holds the workspace
     # --runtime kubernetes: where its objects live and how its workspace is kept (the context
     # and namespace are resolved by the backend before the record is made)
     kube: dict | None = None
@@ -130,6 +135,7 @@ class Plan:
                 "publish": self.publish,
                 # A Kubernetes backend maps it to a runtimeClassName (isolation.runtime_class).
                 "isolation": self.isolation,
+                "volume": self.volume,
                 **({"kubernetes": self.kube} if self.kube else {}),
                 "spawn_pid": os.getpid(),
                 **({"proxy": self.proxy, "egress_network": self.egress,
@@ -461,6 +467,7 @@ def build(
         custom=args.cmd is not None,
         mount_agent_config=mount_config,
         publish=publish,
+        log_max=memory_bytes(s["logs.max_size"].value),
         kube=c.kube,
     )
 
@@ -745,7 +752,10 @@ def from_record(record: dict, args, layout: Layout, environ: dict[str, str], cfg
         config_copies=c.copies, agent_clis=c.clis, env=env,
         warnings=warnings, secrets=values, prompt=prompt, prompt_args=prompt_args,
         resume_args=resume, custom=custom, mount_agent_config=bool(c.mounts),
-        publish=c.publish, kube=c.kube,
+        publish=c.publish, log_max=memory_bytes(cfg.resolve()["logs.max_size"].value),
+        # checked against the agent's id (records.problems): only ever its own volume
+        volume=record.get("volume") if mode == "container" else None,
+        kube=c.kube,
     )
 
 

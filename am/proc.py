@@ -12,21 +12,22 @@ import collections
 import contextlib
 import io
 import os
-import subprocess
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 
 from am import trace
 from am.errors import AmError
 
 
-@dataclass
 class Result:
-    code: int
-    out: str
-    err: str
+    __slots__ = ("code", "out", "err")
+
+    def __init__(self, code: int, out: str, err: str):
+        self.code, self.out, self.err = code, out, err
+
+    def __repr__(self) -> str:
+        return f"Result(code={self.code!r}, out={self.out!r}, err={self.err!r})"
 
     @property
     def ok(self) -> bool:
@@ -57,6 +58,7 @@ def run(
 ) -> Result:
     """Run ARGV to completion and capture its output; never raises on a non-zero exit. STDIN
     is text to write, or an open binary file to read from."""
+
     argv = [os.fspath(a) for a in argv]
     started = time.monotonic()
     res = _run(argv, cwd, env, stdin, timeout)
@@ -65,6 +67,8 @@ def run(
 
 
 def _run(argv, cwd, env, stdin, timeout) -> Result:
+    import subprocess  # here: its import costs more than am list's own work
+
     text_in = stdin if isinstance(stdin, str) else None
     file_in = stdin if text_in is None and stdin is not None else subprocess.DEVNULL
     try:
@@ -85,6 +89,34 @@ def _run(argv, cwd, env, stdin, timeout) -> Result:
     return Result(128 - code if code < 0 else code, done.stdout, done.stderr)
 
 
+def quick(argv: Sequence[str]) -> Result:
+    """A short call whose output am reads, spawned without the ``subprocess`` module (for
+    ``am list``'s one tmux call); standard input and errors go to /dev/null."""
+    argv = [os.fspath(a) for a in argv]
+    started = time.monotonic()
+    r, w = os.pipe()
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=[
+            (os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, w, 1),
+            (os.POSIX_SPAWN_DUP2, null, 2)])
+    except FileNotFoundError:
+        os.close(r)
+        raise NotFound(f"{argv[0]} not found in PATH") from None
+    finally:
+        os.close(w)
+        os.close(null)
+    chunks = []
+    with os.fdopen(r, "rb") as f:
+        while data := f.read(65536):
+            chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    code = 128 - code if code < 0 else code
+    trace.report(argv, None, code, time.monotonic() - started)
+    return Result(code, b"".join(chunks).decode("utf-8", "replace"), "")
+
+
 def _sh_command(program: str):
     import sh  # only here: its import alone costs 100-130 ms
 
@@ -96,6 +128,8 @@ def _sh_command(program: str):
 
 def run_fg(argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> int:
     """Run ARGV attached to this terminal (for attach) and return its exit code."""
+    import subprocess  # here: its import costs more than am list's own work
+
     argv = [os.fspath(a) for a in argv]
     started = time.monotonic()
     try:
@@ -194,6 +228,8 @@ class Pipe(io.RawIOBase):
 
     def exited(self, timeout: float = 5) -> int | None:
         """The command's exit status if it ends within TIMEOUT seconds (its stderr read)."""
+        import subprocess  # here: its import costs more than am list's own work
+
         try:
             code = self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -229,6 +265,8 @@ def reading(argv: Sequence[str], *, env: Mapping[str, str] | None = None, limit:
     """Run ARGV and yield its stdout as a ``Pipe``; afterwards ``pipe.code`` and ``pipe.err``
     say how it ended. DATA, if given, is its standard input. Raises TooLarge or TimedOut (the
     command is then killed)."""
+    import subprocess  # here: its import costs more than am list's own work
+
     argv = [os.fspath(a) for a in argv]
     started = time.monotonic()
     try:
@@ -273,7 +311,10 @@ def _feed(stdin, data: bytes) -> None:
 def run_file(argv: Sequence[str], path: os.PathLike, *, env: Mapping[str, str] | None = None,
              timeout: float | None = None) -> Result:
     """Run ARGV with the file PATH as its standard input; output captured as by ``run``."""
+    import subprocess  # here: its import costs more than am list's own work
+
     argv = [os.fspath(a) for a in argv]
+    started = time.monotonic()
     with open(path, "rb") as f:
         try:
             done = subprocess.run(argv, stdin=f, capture_output=True, timeout=timeout,
@@ -283,5 +324,7 @@ def run_file(argv: Sequence[str], path: os.PathLike, *, env: Mapping[str, str] |
         except FileNotFoundError:
             raise NotFound(f"{argv[0]} not found in PATH") from None
     code = done.returncode
-    return Result(128 - code if code < 0 else code, done.stdout.decode(errors="replace"),
-                  done.stderr.decode(errors="replace"))
+    res = Result(128 - code if code < 0 else code, done.stdout.decode(errors="replace"),
+                 done.stderr.decode(errors="replace"))
+    trace.report(argv, env, res.code, time.monotonic() - started, res.err)
+    return res

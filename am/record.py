@@ -25,6 +25,12 @@ class Status(StrEnum):
     STARTING = "starting"  # recorded by a spawn or restore still at work
 
 
+def detached(record: dict[str, object]) -> bool:
+    """Whether the agent runs detached in a local or remote engine, looked after by am's keeper
+    (a tmux agent, and a Kubernetes agent's ``kubectl attach``, run in a tmux session)."""
+    return record.get("mode") == Mode.CONTAINER and record.get("runtime") != "kubernetes"
+
+
 @dataclass
 class Record:
     """A new agent's record; ``as_dict`` is what the state file stores. EXTRA holds the

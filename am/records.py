@@ -59,6 +59,10 @@ def problems(record: dict, layout, key: str | None = None) -> list[str]:
             found += kubernetes_problems(agent_id, record.get("kubernetes"))
     elif record.get("container") is not None:
         found.append("a tmux agent's record names a container")
+    if record.get("volume") is not None:
+        if mode != "container" or record["volume"] != ids.volume_name(agent_id):
+            found.append(f"its workspace volume {record['volume']!r} is not "
+                         f"{ids.volume_name(agent_id)}")
     if record.get("isolation") not in (None, "runc", "gvisor"):
         found.append(f"its isolation {record.get('isolation')!r} is neither runc nor gvisor")
     mirror = record.get("mirror")

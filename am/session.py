@@ -11,7 +11,6 @@ supervisor reads it from a file).
 """
 
 import os
-import shlex
 from pathlib import Path
 
 from am import proc
@@ -45,6 +44,8 @@ def new_session_argv(
     new += ["--", *argv]
     tag = ["set-option", "-t", target(name), HOME_OPTION, home]
     # Same command list as new-session: the pipe is in place before tmux reads any output.
+    import shlex
+
     pipe = ["pipe-pane", "-t", target(name), "-o", "exec cat >> " + _fmt(shlex.quote(str(log)))]
     # Separators are placed here, never recognised by value: an argument that is itself ';'
     # (as in `find -exec ... ;`) is escaped like any other.
@@ -120,7 +121,7 @@ def start(name: str, argv: list[str], log: Path, home: str, env=None) -> None:
 def sessions() -> dict[str, str]:
     """All tmux sessions, name -> am home they belong to ('' if not am's), in one tmux call."""
     try:
-        res = proc.run(list_sessions_argv())
+        res = proc.quick(list_sessions_argv())
     except proc.NotFound:
         return {}
     if not res.ok:  # no server running: no sessions

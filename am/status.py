@@ -2,11 +2,37 @@
 
 import sys
 
-from am import files, paths, session
-from am.record import Status
+from am import clock, files, paths, session
+from am.record import Status, detached  # noqa: F401 (detached: asked of status)
 from am.store import open_store
 
 read_exit = files.read_json_dict
+
+
+def run_files(run: str) -> set[str]:
+    """The names in the run folder, read once: most agents have no exit or health file, and
+    one listing costs less than a failed open for each."""
+    import os
+
+    try:
+        return set(os.listdir(run))
+    except OSError:
+        return set()
+
+
+def spawn_alive(record: dict) -> bool:
+    """Whether the spawn that made RECORD (its ``spawn_pid``) is still at work."""
+    pid = record.get("spawn_pid")
+    if not pid:
+        return False
+    try:
+        import psutil
+
+        p = psutil.Process(pid)
+        created = clock.epoch(record.get("created")) or 0.0
+        return "am" in " ".join(p.cmdline()) and p.create_time() <= created + 5
+    except Exception:
+        return False
 
 
 def derive(record: dict, session_alive: bool, exit_info: dict | None) -> dict:
@@ -18,13 +44,11 @@ def derive(record: dict, session_alive: bool, exit_info: dict | None) -> dict:
     if intent == Status.STOPPED:
         status = Status.STOPPED
     elif session_alive:
-        # In container mode the session holds the engine's client, which lives exactly as long
-        # as the container runs; the supervisor records how it ended.
+        # A tmux agent's session lives as long as the agent; a container agent runs until the
+        # keeper records how it ended.
         status = Status.RUNNING
     elif intent == Status.STARTING:
         # A spawn still at work, or one that died before it finished.
-        from am.drift import spawn_alive
-
         status = Status.STARTING if spawn_alive(record) else Status.ERROR
     else:
         status = Status.EXITED
@@ -50,9 +74,24 @@ def views(records: dict[str, dict] | None = None, layout=None) -> list[dict]:
               f"({', '.join(orphans[:3])}{', ...' if len(orphans) > 3 else ''}): "
               "run 'am doctor --fix'", file=sys.stderr)
     out = []
+    keeper_checked = False
+    run = str(layout.run)  # paths as text: a Path per agent costs more than the rest
+    present = run_files(run)
     for r in sorted(records.values(), key=lambda r: (r.get("created", ""), r["id"])):
-        alive = r.get("session") in live_sessions
-        exit_info = None if alive else read_exit(layout.exit_file(r["id"]))
+        name = f"{r['id']}.exit.json"
+        exit_file = f"{run}/{name}" if name in present else None
+        if detached(r):
+            # Detached in its engine: it runs until am's keeper writes how it ended.
+            exit_info = exit_file and read_exit(exit_file)
+            alive = r.get("status") == "running" and exit_info is None
+            if alive and not keeper_checked:
+                keeper_checked = True
+                from am import keeper
+
+                keeper.ensure(layout)  # a keeper killed meanwhile: the next one catches up
+        else:
+            alive = r.get("session") in live_sessions
+            exit_info = None if alive or not exit_file else read_exit(exit_file)
         out.append(derive(r, alive, exit_info))
     return out
 

@@ -1,12 +1,11 @@
-"""The process a session runs: starts the agent, waits, and records how it ended.
+"""The process a tmux agent's session runs: starts the agent, waits, and records how it ended.
 
 ``python -m am.supervise SPEC`` reads the agent's command line and settings from the JSON file
 SPEC (written by ``am spawn``; the agent's arguments never pass through tmux), runs it on the
-session's terminal, and writes ``exit_code`` and ``oom_killed`` to the spec's exit file. For a
-container agent it then reads the container's final state from the engine and removes the
-container, so the record survives the auto-removal. For a Kubernetes agent it runs ``kubectl
-attach`` (again, if a connection drops while the agent runs), then reads the pod's status and
-deletes what came with the pod (``kube_session``).
+session's terminal, and writes ``exit_code`` to the spec's exit file. Container agents have no
+supervisor of their own: am's keeper (``am.keeper``) looks after all of them. For a Kubernetes
+agent it runs ``kubectl attach`` (again, if a connection drops while the agent runs), then
+reads the pod's status and deletes what came with the pod (``kube_session``).
 """
 
 import json
@@ -16,7 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from am import clock, files
+from am import clock
+from am.runfiles import rotation_note, write_exit, write_guest, write_health  # noqa: F401
 
 
 def read_secrets(fifo: str) -> dict[str, str]:
@@ -32,76 +32,28 @@ def read_secrets(fifo: str) -> dict[str, str]:
     return json.loads(data) if data else {}
 
 
-def write_exit(path: str, result: dict) -> None:
-    files.write_atomic(path, json.dumps(result), sync=True)
-
-
-def write_health(path: str | None):
-    """A callback that records what the cgroup watch saw, while the agent still runs."""
-
-    def write(watch) -> None:
-        if path:
-            write_exit(path, {"oom": watch.killed, "pids_limit": watch.pids_hit,
-                              "at": clock.iso()})
-
-    return write
-
-
-def write_guest(path: str | None):
-    """A callback that keeps a gVisor sandbox's task count where ``am status`` reads it: a
-    figure replaced every few seconds, so not synced to disk like the files above."""
-
-    def write(count: int) -> None:
-        if path:
-            files.write_atomic(path, json.dumps({"pids": count}))
-
-    return write
-
-
-def watch_container(container: dict, watch, child: int, guest_file: str | None = None) -> None:
-    """Once the container runs, watch its memory cgroup for OOM kills, and a gVisor sandbox's
-    task count against its process limit (in a thread)."""
-    import threading
-
-    from am import proc
-
-    engine, name = container["engine"], container["name"]
-
-    def find():
-        while True:
-            res = proc.run([engine, "inspect", "--format", "{{.State.Pid}} {{.Id}}", name])
-            fields = res.out.split() if res.ok else []
-            pid = int(fields[0]) if len(fields) == 2 and fields[0].isdigit() else 0
-            if pid > 0 and watch.start(pid):
-                if container.get("isolation") == "gvisor" and container.get("pids_limit"):
-                    watch.start_guest(pid, fields[1], int(container["pids_limit"]),
-                                      write_guest(guest_file))
-                return
-            try:
-                if os.waitpid(child, os.WNOHANG) != (0, 0):
-                    return
-            except ChildProcessError:
-                return
-            time.sleep(0.2)
-
-    threading.Thread(target=find, daemon=True).start()
-
-
-def container_result(engine: str, name: str, code: int, oom_seen: bool,
-                     proxy: str | None = None, egress: str | None = None) -> dict:
-    """The container's own exit code and OOM state, then remove it (auto-removal), and with it
-    a limited agent's proxy and, if no other proxy uses it, am's outside network."""
-    from am import backends
-
-    eng = backends.for_runtime(engine)
-    res = eng.call("inspect", "--format", "{{.State.ExitCode}} {{.State.OOMKilled}}", name)
-    oom = oom_seen
-    if res.ok and res.out.split():
-        fields = res.out.split()
-        code = int(fields[0])
-        oom = oom or fields[1].lower() == "true"
-    eng.remove_agent(name, proxy=proxy, egress=egress)
-    return {"exit_code": code, "oom_killed": oom}
+def cap_log(path: str, limit: int, every: float = 1.0) -> None:
+    """Keep the log tmux's pipe-pane appends to near LIMIT bytes: checked every EVERY seconds,
+    past it its last LIMIT bytes move to ``.log.1`` and the file starts again with a note
+    (tmux's writer appends, so it carries on at the new end; what it writes during the copy
+    may be lost)."""
+    while True:
+        time.sleep(every)
+        try:
+            if os.path.getsize(path) <= limit:
+                continue
+            tmp = f"{path}.1.tmp"
+            with open(path, "rb") as src, open(tmp, "wb") as dst:
+                src.seek(max(0, os.fstat(src.fileno()).st_size - limit))
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+            os.replace(tmp, f"{path}.1")
+            with open(path, "r+b") as f:
+                f.truncate(0)
+            with open(path, "ab") as f:
+                f.write(rotation_note(limit))
+        except OSError:
+            pass
 
 
 def run_child(spec: dict, env: dict, on_start=None) -> int:
@@ -186,28 +138,21 @@ def main(argv: list[str]) -> int:
     # Ctrl-C in the pane is for the agent, not for its supervisor.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     started = time.time()
-    from am.oomwatch import OomWatch
+    if spec.get("log") and spec.get("log_max"):
+        import threading
 
-    watch = OomWatch(write_health(spec.get("health_file")))
+        threading.Thread(target=cap_log, args=(spec["log"], int(spec["log_max"])),
+                         daemon=True).start()
     kube_result = None
     try:
         if spec.get("kubernetes"):
             kube_result = kube_session(spec, env)
             code = kube_result["exit_code"]
         else:
-            code = run_child(spec, env, (lambda pid: watch_container(
-                spec["container"], watch, pid, spec.get("guest_file")))
-                if spec.get("container") else None)
+            code = run_child(spec, env)
     except KeyboardInterrupt:
         code = 130
     result = kube_result or {"exit_code": code, "oom_killed": False}
-    if spec.get("container"):
-        c = spec["container"]
-        # podman's conmon marks an OOM kill with a file in its working directory
-        marker = Path(spec["cwd"]) / "oom"
-        oom_seen = watch.killed or marker.exists()
-        result = container_result(c["engine"], c["name"], code, oom_seen, c.get("proxy"),
-                                  c.get("egress"))
     result["finished"] = clock.iso()
     result["seconds"] = round(time.time() - started, 3)
     write_exit(spec["exit_file"], result)

@@ -10,6 +10,9 @@ import re
 
 DEFAULT_IMAGE = "am-agent:latest"
 DEFAULT_LIMITS = {"memory": "2g", "cpus": "2", "pids": "100"}
+DEFAULT_LOG_MAX_SIZE = "16m"  # logs.max_size: the log and one rotated file, at most twice it
+DEFAULT_LOG_MAX = 16 * 1024**2
+DEFAULT_IDLE_AFTER = 600  # seconds without output before an agent counts as idle
 
 # Agent ids and agent CLI names: safe as a file name, a tmux session and a container name.
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")

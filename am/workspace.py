@@ -23,7 +23,9 @@ commit ids and counts are checked, tar members are re-checked by ``am.snapshot``
 of the agent's commits is verified by ``am.bundle`` before a trusted repository takes one ref
 from it; no path in it is ever resolved on the host.
 
-Later operations (a remote engine's exec) add an op to wsops and a method here, or a ``Where``.
+Later operations add an op to wsops and a method here, or a ``Where``. On a remote engine the
+workspace is an engine volume (``record["volume"]``): the running container's ``exec``, or a
+throwaway container with that volume mounted read-only; never a host path.
 """
 
 import io
@@ -159,6 +161,11 @@ class Throwaway(Where):
         self.title = f"in a throwaway {eng.runtime} container"
 
     def mounts(self) -> list[tuple[Path, str, bool]]:
+        if self.record.get("volume"):
+            # A remote engine's volume: the whole workspace, its objects included.
+            from am.backends.engine import workspace_volume
+
+            return [(workspace_volume(self.record["id"]), SANDBOX_WORKSPACE, True)]
         mounts = [(Path(self.record["workspace"]), SANDBOX_WORKSPACE, True)]
         if self.record.get("mirror"):
             # a URL clone's alternates name the mirror's objects by their host path
@@ -176,7 +183,7 @@ class Throwaway(Where):
         except AmError as e:
             raise Unavailable(f"cannot read the workspace {self.title}: {e.message}") from None
         limits = self.record.get("limits") or validate.DEFAULT_LIMITS
-        if os.getuid() == 0:
+        if os.getuid() == 0 and held_on_host(self.record):
             # The sandbox reads as the agents' uid, as the agent would: a workspace am made
             # and no start has handed over yet (a restore; am's files are 0600) goes to it now.
             from am.backends.engine import agent_uid, grant
@@ -492,7 +499,7 @@ def for_record(record: dict, layout, *, on_host: bool = False) -> Workspace:
     """The operations on RECORD's workspace (a checked record: ``am.records.check``), run in a
     sandbox for a container agent, or on the host (tmux agents; ON_HOST: a stopped container
     agent whose engine cannot run anything, for removal only)."""
-    if not held_on_host(record):
+    if in_cluster(record):
         return Workspace(kube_where(record, layout))
     from am import disk
 
@@ -515,10 +522,15 @@ def for_record(record: dict, layout, *, on_host: bool = False) -> Workspace:
     return Workspace(throwaway)
 
 
+def in_cluster(record: dict) -> bool:
+    """Whether RECORD's workspace is in a Kubernetes cluster (read through kubectl)."""
+    return record.get("runtime") == "kubernetes"
+
+
 def held_on_host(record: dict) -> bool:
     """Whether RECORD's workspace is the host folder its record names (a Kubernetes agent's
-    is in its cluster)."""
-    return record.get("runtime") != "kubernetes"
+    is in its cluster, a remote engine's agent's in an engine volume there)."""
+    return not in_cluster(record) and not record.get("volume")
 
 
 def check_present(record: dict) -> None:

@@ -134,14 +134,15 @@ def engine_flags(engine: str) -> list[str]:
     p = planning.build(ns, paths.layout(), "/x", {}, None, None)
     p.workspace = Path("/tmp")
     argv = get_engine(engine).run_argv(p, "bench", os.getuid(), os.getgid())
-    rest = argv[argv.index("run") + 1:argv.index("--")]
+    verb = next(i for i, a in enumerate(argv) if a in ("run", "create"))
+    rest = argv[verb + 1:argv.index("--")]
     flags, skip = [], False
     for a in rest:
         if skip:
             skip = False
-        elif a in ("--name", "--hostname", "--mount", "--label"):
+        elif a in ("--name", "--hostname", "--mount", "--label", "--log-opt"):
             skip = True  # the floor names and mounts its own container
-        elif a not in ("--interactive", "--tty"):
+        elif a not in ("--interactive", "--tty", "--detach"):
             flags.append(a)
     return flags
 
@@ -636,7 +637,9 @@ def fmt(value, unit="s"):
     if value is None:
         return "-"
     if unit == "bytes":
-        return f"{value / 1024**2:.1f} MiB"
+        return f"{value / 1024**2:.2f} MiB"
+    if unit == "cores":
+        return f"{value:.2f} cores"
     if unit == "text":
         return value
     if unit == "cpu":  # CPU seconds a minute
@@ -678,11 +681,24 @@ def report(rows, imports, runs, args) -> str:
         unit = r.get("unit", "s")
         ratio = f"{r['am'] / r['floor']:.2f}x" if r.get("floor") else "-"
         target = r.get("note") or (f"<= {r['target']}x" if r.get("target") else "-")
-        lines.append(f"| {r['figure']} | {fmt(r['am'], unit)} | {fmt(r['floor'], unit)} "
-                     f"({r['floor_what']}) | {ratio} | {target} | {verdict(r)} |")
+        detail = f" ({r['detail']})" if r.get("detail") else ""
+        lines.append(f"| {r['figure']}{detail} | {fmt(r['am'], unit)} | {fmt(r['floor'], unit)}"
+                     f" ({r['floor_what']}) | {ratio} | {target} | {verdict(r)} |")
     imp = ["| module | cumulative import |", "|---|---|"]
     imp += [f"| `{name}` | {sec * 1000:.1f} ms |" for name, sec in imports]
     return "\n".join(lines), "\n".join(imp)
+
+
+def write_section(doc: Path, name: str, body: str) -> None:
+    """Replace what lies between <!-- NAME --> and <!-- /NAME --> in DOC with BODY."""
+    text = doc.read_text()
+    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    if start not in text or end not in text:
+        raise SystemExit(f"{doc} has no {start} ... {end} section")
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
+    doc.write_text(f"{head}{start}\n{body}\n{end}{tail}")
+    print(f"\nwrote the {name} section of {doc}", file=sys.stderr)
 
 
 def main() -> int:
@@ -692,9 +708,13 @@ def main() -> int:
     ap.add_argument("--engines", default="docker,podman")
     ap.add_argument("--list-engine", default="docker")
     ap.add_argument("--only",
-                    default="spawn,container,isolation,repeat,ops,pull,list,startup,ui",
+                    default="spawn,container,isolation,repeat,ops,pull,list,startup,ui,scale,"
+                            "flood,remote,idle",
                     help="comma-separated figures to run (the report is written only for all)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "performance.md"))
+    ap.add_argument("--before", metavar="REV",
+                    help="also measure am at git revision REV for the scale, idle and flood "
+                         "figures, in the same run")
     # Not /tmp: on these machines its directory tree allocates new files several times slower
     # than the rest of the same disk (measured), which would drown am's own cost in the floor's.
     ap.add_argument("--work-dir", default="/var/tmp",
@@ -742,6 +762,11 @@ def main() -> int:
         if "ui" in only:
             print("am ui over 10 agents, a minute each way ...", file=sys.stderr)
             rows += bench_ui(work, medium, engines)
+        if only & {"scale", "flood", "remote", "idle"}:
+            import bench_scale
+
+            small = make_repo(work / "small", 20, 50)
+            rows += bench_scale.run(work, small, engines, args.runs, only, args.before)
         imports = []
         if "startup" in only:
             print("start-up ...", file=sys.stderr)
@@ -756,6 +781,23 @@ def main() -> int:
     sizes = ("quick: 200 commits/500 files and 2,000 commits/1,000 files, 40 agents"
              if args.quick else "2,000 commits/5,000 files (spawn) and 20,000 commits/5,000 "
              "files (repeat spawn), 200 agents")
+    if only == {"remote"}:
+        when = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
+        write_section(ROOT / "docs" / "scale.md", "remote", f"{when}, medians of {args.runs} "
+                      "runs after a warm-up.\n\n" + "\n".join(machine()) + "\n\n" + table)
+        return 0
+    if only == {"idle"}:
+        when = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
+        write_section(Path(args.out), "idle", f"{when}, one sample each (medians of "
+                      f"{args.runs * 2} runs for am list)."
+                      "\n\n" + "\n".join(machine()) + "\n\n" + table)
+        return 0
+    if only <= {"scale", "flood", "remote"} and only:
+        when = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
+        write_section(Path(args.out), "scale", f"{when}, one sample each (medians of "
+                      f"{args.runs * 2} runs for list and status)."
+                      "\n\n" + "\n".join(machine()) + "\n\n" + table)
+        return 0
     if only != set(ap.get_default("only").split(",")):
         return 0  # a partial run: the table above, no report
     doc = ROOT / "docs" / "performance.md"

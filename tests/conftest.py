@@ -16,7 +16,10 @@ from helpers import (  # noqa: F401 (older tests import them from here)
     assert_nothing_made,
     git,
     has_session,
+    home_layout,
+    keeper_pid,
     state_agents,
+    stop_keeper,
 )
 
 # The cluster tier runs only through 'make test-cluster': no cluster runs here (docs/scale.md).
@@ -30,6 +33,7 @@ def am(tmp_path):
     env.update(AM_HOME=str(home), **GIT_ID)
     yield Am(home, env)
     _kill_sessions_of(home)
+    stop_keeper(home)
     _unmount_under(home)
 
 

@@ -121,5 +121,41 @@ def assert_nothing_made(home: Path, before: dict | None = None) -> None:
     made = sorted(p.name for p in workspaces.iterdir()) if workspaces.exists() else []
     assert made == sorted(before), f"stray workspaces: {made}"
     assert sorted(state_agents(home)) == sorted(before)
+    # container agents run detached, with no session (am/keeper.py)
     assert sorted(am_sessions(home)) == sorted(f"am-{i}" for i in before
-                                               if before[i].get("status") == "running")
+                                               if before[i].get("status") == "running"
+                                               and before[i].get("mode") != "container")
+
+
+def home_layout(home: Path):
+    """The layout of AM_HOME HOME (as am.paths.layout() makes it)."""
+    from am import paths
+
+    return paths.Layout(home, home / "state", home / "agents", home / "data", home)
+
+
+def keeper_pid(home: Path) -> int | None:
+    """The pid of HOME's keeper, asked over its socket; None if none answers."""
+    from am import keeper
+    from am.errors import AmError
+
+    try:
+        return keeper.request(home_layout(home), {"op": "ping"}, timeout=10,
+                              start_keeper=False)["pid"]
+    except AmError:
+        return None
+
+
+def stop_keeper(home: Path) -> None:
+    """End HOME's keeper (it would leave by itself once idle): tests leave nothing running."""
+    import signal
+
+    from am import keeper
+
+    layout = home_layout(home)
+    pid = keeper_pid(home) if keeper.alive(layout) else None
+    if pid:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while keeper.alive(layout) and time.monotonic() < deadline:
+            time.sleep(0.05)

@@ -229,3 +229,18 @@ def test_check_limits_labels_name_the_source():
         plan.check_limits("1g", "3", "1", host_cpus=2, labels={"cpus": "AM_CPUS"})
     with pytest.raises(AmError, match="invalid --cpus 'inf'"):
         plan.check_limits("1g", "inf", "1")
+
+
+def test_logs_max_size_from_file_and_environment(tmp_path):
+    assert load(tmp_path, "").resolve()["logs.max_size"].value == plan.DEFAULT_LOG_MAX_SIZE
+    assert plan.memory_bytes(plan.DEFAULT_LOG_MAX_SIZE) == plan.DEFAULT_LOG_MAX
+    cfg = load(tmp_path, '[logs]\nmax_size = "64M"\n')
+    assert cfg.resolve()["logs.max_size"].value == "64m"
+    cfg = load(tmp_path, "", {"AM_LOG_MAX_SIZE": "1g"})
+    assert cfg.resolve()["logs.max_size"].source == "env"
+    for bad in ('"10k"', "1000000", '"lots"'):
+        with pytest.raises(AmError, match=r"invalid logs.max_size in .*config.toml") as e:
+            load(tmp_path, f"[logs]\nmax_size = {bad}\n")
+        assert "at least 64k" in e.value.hint
+    with pytest.raises(AmError, match="AM_LOG_MAX_SIZE"):
+        load(tmp_path, "", {"AM_LOG_MAX_SIZE": "1"})

@@ -1,15 +1,17 @@
 """am doctor finds each kind of drift between the state file and reality, and --fix repairs it."""
 
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 import uuid
 
 import pytest
 from containers import ENGINES, container_names, engine_ready, remove_containers
-from helpers import git
+from helpers import git, keeper_pid
 
 
 def drift(am, fix=False) -> list[dict]:
@@ -88,16 +90,26 @@ def test_orphan_and_lost_containers(am, repo, engine):
                         "--label", "am.agent=nobody", "am-agent:latest", "sleep", "600"],
                        check=True, capture_output=True)
         agent = am.spawn(repo, "--container", "--runtime", engine, "--cmd", "sleep 600")
-        # The session dies (say the tmux server was killed) but the container runs on.
-        subprocess.run(["tmux", "kill-session", "-t", f"=am-{agent}:"], check=True)
+        stopped = am.spawn(repo, "--container", "--runtime", engine, "--cmd", "sleep 600")
+        am("stop", stopped)
+        # A container of an agent am stopped, there again (the engine was down at the stop)
+        subprocess.run([engine, "run", "-d", "--name", f"am-{stopped}", "--label",
+                        f"am.home={am.home}", "am-agent:latest", "sleep", "600"],
+                       check=True, capture_output=True)
+        # The keeper is killed, and the agent's container ends while none runs.
+        pid = keeper_pid(am.home)
+        os.kill(pid, signal.SIGKILL)
+        subprocess.run([engine, "kill", f"am-{agent}"], check=True, capture_output=True)
         report = kinds(drift(am))
         assert ("orphan-container", orphan) in report
-        # the tty hang-up ends the container, but nothing removed it
-        assert ("lost-session", f"am-{agent}") in report
+        assert ("lost-container", f"am-{stopped}") in report
+        # the next keeper (any am command starts one) records how it ended, and removes it
+        info = am.wait_status(agent, "exited")
+        assert info["exit_code"] == 137  # 128 + SIGKILL, read from the engine
+        assert keeper_pid(am.home) != pid
         drift(am, fix=True)
         assert container_names(engine, str(am.home)) == []
-        info = am.info(agent)
-        assert info["status"] == "exited" and info["exit_code"] == 129  # 128 + SIGHUP
+        assert am.info(stopped)["status"] == "stopped"
         assert drift(am) == []
     finally:
         remove_containers(engine, str(am.home))

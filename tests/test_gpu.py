@@ -37,6 +37,7 @@ def test_gpu_args_land_before_the_image():
         workspace, extra_mounts, env_names, command = "/w", [], [], ["true"]
         config_copies = []
         gpus, env, publish, isolation = "all", {}, [], "runc"
+        volume = None  # a local engine's workspace is a host folder
 
         @staticmethod
         def agent_argv():

@@ -90,13 +90,16 @@ def test_agent_run_argv_under_gvisor(engine, tmp_path):
     p = plan_for("--cmd", "true", "--isolation", "gvisor", "--pids", "30", tmp=tmp_path)
     assert p.isolation == "gvisor" and p.record("/h")["isolation"] == "gvisor"
     argv = engine.run_argv(p, "/h", 0, 0)
-    assert head(argv) == isolation.run_head(engine.runtime, "gvisor", "none")
+    # an agent's container is made with 'create' (started once the keeper is attached)
+    assert head(argv) == engine.detached_head(isolation.run_head(engine.runtime, "gvisor",
+                                                                 "none"))
+    assert "create" in head(argv) and "run" not in head(argv)
     assert argv[argv.index("--ulimit") + 1] == "nproc=30:30"
     assert int(argv[argv.index("--pids-limit") + 1]) > 30
     for locked in ("--read-only", "--init", "no-new-privileges", "ALL"):
         assert locked in argv
     runc = engine.run_argv(plan_for("--cmd", "true", "--pids", "30", tmp=tmp_path), "/h", 0, 0)
-    assert head(runc) == [engine.runtime, "run"] and "--ulimit" not in runc
+    assert head(runc) == [engine.runtime, "create"] and "--ulimit" not in runc
     assert runc[runc.index("--pids-limit") + 1] == "30"
 
 

@@ -16,8 +16,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import git
 from containers import engine_ready, host_cgroup
+from helpers import git
 from test_container import PROBE, probe_values
 
 from am import kube, workspace

@@ -26,6 +26,16 @@ class Docker(Engine):
                       "then log in again"
     _runtimes = None  # dockerd's registered runtimes, asked once
 
+    def find_api(self, env):
+        from am import engineapi
+
+        def context_host(name: str) -> str | None:
+            res = self.call("context", "inspect", "--format", "{{.Endpoints.docker.Host}}",
+                            name, timeout=30)
+            return res.out.strip() if res.ok else None
+
+        return engineapi.docker_endpoint(env, context_host)
+
     def gpu_args(self, gpus: str | None) -> list[str]:
         if not gpus:
             return []

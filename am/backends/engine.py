@@ -27,6 +27,9 @@ CONFIG_STAGE = "/run/am-agent-config"  # --mount-agent-config's read-only files,
 # hands out; 'am doctor' checks it, and AM_AGENT_UID chooses another.
 AGENT_UID = 2_000_000_000
 AGENT_UID_ENV = "AM_AGENT_UID"
+# On a remote engine agents run as the image's own user, who owns its /workspace (and so a new
+# volume there): this host's accounts say nothing of the engine's machine (docs/scale.md).
+IMAGE_UID = 1000
 SANDBOX_PREFIX = "am_op-"  # throwaway containers that read a stopped agent's workspace
 # A sandbox's commands are found here, never in the agent's writable home (the image's PATH
 # starts with /home/agent/.local/bin).
@@ -43,6 +46,17 @@ def layout():
     return paths.layout()
 
 
+class Volume(str):
+    """An engine volume's name where a mount's source is otherwise a host path."""
+
+
+def workspace_volume(agent_id: str) -> Volume:
+    """The volume that holds the workspace of agent AGENT_ID on a remote engine."""
+    from am import ids
+
+    return Volume(ids.volume_name(agent_id))
+
+
 def check_mount_path(path: Path) -> str:
     """A host path that can be mounted without its text becoming extra mount options."""
     text = str(path)
@@ -52,9 +66,24 @@ def check_mount_path(path: Path) -> str:
     return text
 
 
-def mount_arg(source: Path, target: str, readonly: bool = False) -> str:
+def mount_arg(source: Path | Volume, target: str, readonly: bool = False) -> str:
+    if isinstance(source, Volume):
+        # podman takes only 'ro' for a volume; docker takes both
+        opts = f"type=volume,source={check_mount_path(source)},target={target}"
+        return opts + (",ro" if readonly else "")
     opts = f"type=bind,source={check_mount_path(source)},target={target}"
     return opts + (",readonly" if readonly else "")
+
+
+def host_paths(argv: list[str]) -> list[str]:
+    """The host paths ARGV (a run command line) would mount into the container."""
+    found = []
+    for flag, value in zip(argv, argv[1:], strict=False):
+        if flag == "--mount" and "type=bind" in value.split(","):
+            found += [o.partition("=")[2] for o in value.split(",") if o.startswith("source=")]
+        elif flag in ("-v", "--volume") and value.startswith(("/", ".")):
+            found.append(value.split(":")[0])
+    return found
 
 
 def agent_uid() -> int:
@@ -167,7 +196,10 @@ class Engine(Backend):
     # -- composition (pure) -------------------------------------------------------------------
 
     def user_args(self, uid: int, gid: int) -> list[str]:
-        """Who the agent runs as: never uid 0 inside."""
+        """Who the agent runs as: never uid 0 inside; the image's user on a remote engine,
+        where this host's user ids mean nothing (and its accounts cannot be checked)."""
+        if self.remote:
+            return ["--user", f"{IMAGE_UID}:{IMAGE_UID}"]
         if uid == 0:
             return ["--user", f"{agent_uid()}:{agent_uid()}"]
         return ["--user", f"{uid}:{gid}"]
@@ -209,14 +241,25 @@ class Engine(Backend):
             *self.security_args(), "--read-only", *self.user_args(uid, gid),
         ]
 
+    @staticmethod
+    def detached_head(head: list[str]) -> list[str]:
+        """HEAD (``[engine, ..., "run", ...]``) made the start of a detached agent container:
+        ``create``, so that am's keeper is on its terminal before it starts and not a byte
+        of its output is lost or unthrottled."""
+        i = head.index("run")
+        return [*head[:i], "create", *head[i + 1:]]
+
     def run_argv(self, plan, home: str, uid: int, gid: int) -> list[str]:
-        """The full ``run`` command line for an agent's container, attached to its terminal."""
+        """The command line that makes an agent's container, with its own terminal, detached
+        (``detached_head``)."""
         from am import isolation, network
 
         limited = plan.network == "limited"
         command = with_config_copies(plan.config_copies, plan.agent_argv())
+        head = isolation.run_head(self.runtime, plan.isolation or isolation.DEFAULT,
+                                  plan.network)
         argv = [
-            *isolation.run_head(self.runtime, plan.isolation or isolation.DEFAULT, plan.network),
+            *self.detached_head(head),
             "--interactive", "--tty", "--pull", "never",
             "--name", plan.container, "--hostname", plan.container,
             "--label", f"am.agent={plan.id}", "--label", f"am.home={home}",
@@ -224,8 +267,9 @@ class Engine(Backend):
             *self.policy_args(plan.limits, uid, gid, plan.isolation or isolation.DEFAULT),
             "--tmpfs", "/tmp:rw,nosuid,nodev,size=1g,mode=1777",
             "--tmpfs", f"{AGENT_HOME}:rw,nosuid,nodev,size=1g,{self.home_owner(uid, gid)}",
-            "--log-driver", "none",
-            "--mount", mount_arg(plan.workspace, WORKSPACE),
+            "--log-driver", "none",  # the host log is the keeper's (am/keeper.py)
+            "--mount", mount_arg(Volume(plan.volume) if plan.volume else plan.workspace,
+                                 WORKSPACE),
             *[a for m in plan.extra_mounts for a in ("--mount", mount_arg(*m))],
             "--workdir", WORKSPACE,
             "--env", f"HOME={AGENT_HOME}", "--env", "TERM=xterm-256color",
@@ -238,27 +282,41 @@ class Engine(Backend):
             "--", plan.image,
             *(network.wrap_command(command, plan.publish) if limited else command),
         ]
+        self.refuse_host_mounts(argv)
         return argv
+
+    def refuse_host_mounts(self, argv: list[str]) -> None:
+        """A remote engine mounts a path of its own machine: an empty or wrong folder, never
+        the one meant here. Refuse, loudly, rather than start anything on it."""
+        paths = host_paths(argv) if self.remote else []
+        if paths:
+            raise AmError(f"{self.title} runs on another machine ({self.api.url}): it cannot "
+                          f"mount {paths[0]} of this one",
+                          "on a remote engine the workspace lives in an engine volume; "
+                          "--network limited, --mount-agent-config and --worktree need a local "
+                          "engine (docs/scale.md)")
 
     def sandbox_argv(self, name: str, image: str, home: str, agent_id: str, limits: dict,
                      mounts: list[tuple[Path, str, bool]], uid: int, gid: int,
-                     command: list[str], isolation: str) -> list[str]:
+                     command: list[str], isolation: str, stdin: bool = False) -> list[str]:
         """A throwaway container that reads a stopped agent's workspace: the agent's policy,
         isolation and user, no network, its mounts (read-only where given so), removed when it
         ends."""
         from am import isolation as kernels
 
-        return [
+        argv = [
             *kernels.run_head(self.runtime, isolation, "none"), "--rm", "--pull", "never",
             "--name", name, "--label", f"am.op={agent_id}", "--label", f"am.home={home}",
             "--network", "none", *self.policy_args(limits, uid, gid, isolation),
             "--tmpfs", "/tmp:rw,nosuid,nodev,size=1g,mode=1777",
-            "--log-driver", "none",
+            "--log-driver", "none", *(["--interactive"] if stdin else []),
             *[a for m in mounts for a in ("--mount", mount_arg(*m))],
             "--workdir", "/", "--env", "HOME=/tmp", "--env", f"PATH={SANDBOX_PATH}",
             "--entrypoint", command[0],
             "--", image, *command[1:],
         ]
+        self.refuse_host_mounts(argv)
+        return argv
 
     def exec_argv(self, name: str, uid: int, gid: int, command: list[str]) -> list[str]:
         """COMMAND in the running container NAME, as the agent's user."""
@@ -269,7 +327,9 @@ class Engine(Backend):
     def home_owner(self, uid: int, gid: int) -> str:
         """The tmpfs option that gives the agent's home to the user the agent runs as (the
         engines take the mount point's root-owned mode from the image otherwise)."""
-        if uid == 0:
+        if self.remote:
+            uid = gid = IMAGE_UID
+        elif uid == 0:
             uid = gid = agent_uid()
         return f"mode=0700,uid={uid},gid={gid}"
 
@@ -413,10 +473,92 @@ class Engine(Backend):
                 if problem:
                     raise problem
         check_mount_path(plan.workspace)
+        if self.remote or plan.volume:
+            self.prepare_remote(plan)
         if plan.network == "limited":
             from am import network
 
             network.prepare(self, plan)
+
+    def prepare_remote(self, plan) -> None:
+        """An engine on another machine: the workspace goes into a volume of its own there;
+        what needs a host path mounted is refused before anything is made."""
+        if not self.remote:
+            raise AmError(f"agent {plan.id}'s workspace is in the volume {plan.volume} of a "
+                          f"remote engine, but {self.title} is now reached locally",
+                          "set DOCKER_HOST, the docker context or CONTAINER_HOST as when it "
+                          "was spawned")
+        for flag, used in (("--network limited", plan.network == "limited"),
+                           ("--mount-agent-config", bool(plan.config_copies)),
+                           ("--worktree", plan.worktree)):
+            if used:
+                raise AmError(f"{flag} needs a local engine: {self.title} at "
+                              f"{self.api.url} cannot mount this host's files",
+                              "leave it out, or use a local engine (docs/scale.md)")
+        plan.volume = workspace_volume(plan.id)
+
+    def volume_home(self, name: str) -> str | None:
+        """The am.home label of volume NAME; None when there is no such volume."""
+        res = self.call("volume", "inspect", "--format", '{{index .Labels "am.home"}}', name,
+                        timeout=60)
+        return res.out.strip() if res.ok else None
+
+    def seed_volume(self, plan, home: str) -> bool:
+        """Put the host's fresh clone of PLAN into its volume on the engine's machine (a tar
+        stream through a throwaway container with the agent's policy), then remove the host
+        copy. False when the volume already holds the workspace (am start)."""
+        import shutil
+        import subprocess
+
+        owner = self.volume_home(plan.volume)
+        if owner is not None:
+            if owner != home:
+                raise AmError(f"the volume {plan.volume} is not this AM_HOME's",
+                              "remove it, or choose another AM_HOME")
+            return False
+        if not plan.workspace.is_dir():
+            raise AmError(f"agent {plan.id} has no workspace: neither {plan.workspace} nor "
+                          f"the volume {plan.volume}", "remove it with 'am rm'")
+        if plan.mirror:
+            # Its objects are the cache's, by a host path: copy them in, then drop the link.
+            from am import git, gitsafe
+
+            repo = gitsafe.open_clone(plan.workspace, gitsafe.mirror_objects(plan.mirror))
+            git.ws_git(repo, "repack", "-a", "-d", "-q")
+            (plan.workspace / ".git" / "objects" / "info" / "alternates").unlink(missing_ok=True)
+            plan.mirror = None
+        res = self.call("volume", "create", "--label", f"am.home={home}", "--label",
+                        f"am.agent={plan.id}", plan.volume, timeout=60)
+        if not res.ok:
+            raise self.explain(res.err or res.out)
+        from am import isolation
+
+        argv = self.sandbox_argv(f"{SANDBOX_PREFIX}{plan.id}-seed", plan.image, home, plan.id,
+                                 plan.limits, [(Volume(plan.volume), WORKSPACE, False)],
+                                 os.getuid(), os.getgid(),
+                                 ["tar", "-x", "-p", "-f", "-", "-C", WORKSPACE],
+                                 plan.isolation or isolation.DEFAULT, stdin=True)
+        tar = subprocess.Popen(["tar", "-c", "-f", "-", "-C", str(plan.workspace), "."],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            done = subprocess.run(argv, stdin=tar.stdout, capture_output=True, text=True,
+                                  errors="replace", timeout=3600)
+        finally:
+            tar.stdout.close()
+            tar.wait()
+        if done.returncode != 0 or tar.returncode != 0:
+            self.call("volume", "rm", "--force", plan.volume, timeout=60)
+            raise AmError(f"cannot copy the workspace into the volume {plan.volume}: "
+                          f"{(done.stderr or 'tar failed').strip().splitlines()[-1:]}")
+        shutil.rmtree(plan.workspace)
+        return True
+
+    def remove_volume(self, name: str, home: str) -> None:
+        """Remove volume NAME if, and only if, it carries this AM_HOME's label."""
+        if self.volume_home(name) == home:
+            res = self.call("volume", "rm", "--force", name, timeout=120)
+            if not res.ok:
+                raise AmError(f"cannot remove the volume {name}: {res.brief()}")
 
     def launch_spec(self, plan) -> dict:
         from am import paths
@@ -425,13 +567,74 @@ class Engine(Backend):
         # The session's client must find the engine as the caller does (PATH, DOCKER_HOST...).
         env = {k: os.environ[k] for k in ("PATH", *FORWARDED_ENV) if k in os.environ}
         env.update(plan.env)  # passed on by name, like --env
+        api = self.api
         container = {"engine": self.runtime, "name": plan.container,
-                     "isolation": plan.isolation, "pids_limit": plan.limits["pids"]}
+                     "isolation": plan.isolation, "pids_limit": plan.limits["pids"],
+                     "api": api.to_json() if api else None, "log_max": plan.log_max}
         if plan.proxy:
             container.update(proxy=plan.proxy, egress=plan.egress
                              if plan.egress == plan.managed_egress else None)
         return {"argv": self.run_argv(plan, home, os.getuid(), os.getgid()),
-                "cwd": str(self.client_dir(plan)), "env": env, "container": container}
+                "cwd": str(self.client_dir(plan)), "env": env, "container": container,
+                "log": str(plan.log)}
+
+    @property
+    def api(self):
+        """The engine's API endpoint (``am.engineapi.Endpoint``) when am's keeper reaches its
+        containers' terminals through one; None for a local podman (conmon's sockets)."""
+        if self._api is False:
+            self._api = self.find_api(os.environ)
+        return self._api
+
+    _api = False
+
+    def find_api(self, env):
+        return None
+
+    @property
+    def remote(self) -> bool:
+        """Whether the engine's containers cannot see this host's files: a docker daemon
+        reached over tcp, or a podman service (``CONTAINER_HOST``), wherever it runs."""
+        api = self.api
+        return api is not None and (not api.local or self.runtime == "podman")
+
+    def start(self, plan, spec: dict, layout) -> None:
+        """Make and start the agent's container, detached, with am's keeper on its terminal
+        before its first byte of output; raise with the engine's own words if it cannot."""
+        from am import keeper
+
+        env = {**os.environ, **spec["env"], **plan.secrets}  # --env NAME takes values here
+        res = proc.run(spec["argv"], env=env, cwd=spec["cwd"], timeout=300)
+        if not res.ok:
+            raise self.start_error(plan, res.err or res.out)
+        if self.api is None:
+            # A local podman's conmon, and its attach socket, come with 'init'.
+            res = self.call("init", plan.container, timeout=300)
+            if not res.ok:
+                raise self.start_error(plan, res.err or res.out)
+        started = False
+        try:
+            keeper.request(layout, {"op": "watch", "id": plan.id})
+            res = self.call("start", plan.container, timeout=300)
+            if not res.ok:
+                raise self.start_error(plan, res.err or res.out)
+            started = True
+        finally:
+            # The keeper removes an ended container only after this word: an agent that
+            # exits at once is recorded, never found gone by the start above; a failed
+            # start is left to the spawn's undo.
+            with contextlib.suppress(AmError):
+                keeper.request(layout, {"op": "started", "id": plan.id,
+                                        "failed": not started})
+
+    def start_error(self, plan, text: str) -> AmError:
+        gpu = self.gpu_error(text) if plan.gpus else None
+        if gpu:
+            return gpu
+        lines = [ln.strip() for ln in text.strip().splitlines()
+                 if ln.strip() and "input device is not a TTY" not in ln]
+        return AmError(f"the container {plan.container} did not start" +
+                       (f": {lines[-1]}" if lines else ""))
 
     @staticmethod
     def client_dir(plan) -> Path:
@@ -452,6 +655,9 @@ class Engine(Backend):
             from am import network
 
             network.start(self, plan, str(layout().root))
+        if plan.volume:
+            plan.volume_made = self.seed_volume(plan, str(layout().root))
+            return
         if plan.mirror:
             # The clone's alternates name the mirror's objects by absolute path: mount them
             # there, read-only, so no agent can change what other agents borrow.
@@ -465,30 +671,6 @@ class Engine(Backend):
             # (another image keeps its own, where the uid has no name).
             plan.extra_mounts += identity_files(self.client_dir(plan), uid)
         grant(plan.workspace, uid)
-
-    def after_start(self, plan, session_alive, timeout: float = 60) -> None:
-        """Return once the container runs; raise (with its output) if its session ended first."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            res = self.call("inspect", "--format", "{{.State.Running}}", plan.container)
-            if res.ok and res.out.strip() == "true":
-                return
-            if not session_alive():
-                break
-            # Each inspect is itself 20-70 ms of the engine's; a short pause adds little to it.
-            time.sleep(0.02)
-        else:
-            raise AmError(f"the container {plan.container} did not start within {timeout:.0f}s")
-        tail = ""
-        if plan.log.is_file():
-            text = plan.log.read_text(errors="replace")
-            gpu = self.gpu_error(text) if plan.gpus else None
-            if gpu:
-                raise gpu
-            lines = text.strip().splitlines()
-            tail = lines[-1] if lines else ""
-        raise AmError(f"the container {plan.container} did not start" + (f": {tail}" if tail
-                                                                        else ""))
 
     def state(self, name: str) -> tuple[bool, str] | None:
         """Whether container NAME runs, and the am.home it is labelled for; None if there is
@@ -509,7 +691,7 @@ class Engine(Backend):
 
     def remove(self, name: str, timeout: float = 60) -> None:
         """Remove the container NAME; return once it is gone, also while another process (the
-        supervisor of an agent that just ended) removes it at the same moment: docker then
+        keeper, when an agent has just ended) removes it at the same moment: docker then
         answers at once that removal is in progress. A gVisor sandbox takes a while to go."""
         res = self.call("rm", "--force", name, timeout=timeout)
         if res.ok or "in progress" not in (res.err or "").lower():

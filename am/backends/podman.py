@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 
 from am import files
-from am.backends.engine import Engine, agent_uid
+from am.backends.engine import IMAGE_UID, Engine, agent_uid
 from am.errors import AmError
 
 # Where containers-common puts the engine's default seccomp profile (containers.conf's
@@ -152,13 +152,32 @@ class Podman(Engine):
     daemon_hint = "start the Podman service or check CONTAINER_HOST / 'podman system connection'"
     permission_hint = "check the permissions of the Podman socket named by CONTAINER_HOST"
 
+    def find_api(self, env):
+        from am import engineapi, hostos
+
+        api = engineapi.podman_endpoint(env)
+        if api is None and not hostos.linux():
+            # No conmon here to talk to (its sockets are Linux's): podman runs in a VM.
+            raise AmError("podman here runs its containers elsewhere (a podman machine): am "
+                          "reaches it through its API",
+                          "set CONTAINER_HOST to the machine's socket, e.g. unix://$(podman "
+                          "machine inspect --format '{{.ConnectionInfo.PodmanSocket.Path}}')")
+        return api
+
     def security_args(self) -> list[str]:
+        # A podman service reads the profile on its own machine, where am's file is not: a
+        # remote agent keeps podman's default profile (docs/scale.md).
+        if self.remote:
+            return []
         return ["--security-opt", f"seccomp={seccomp_profile(write=False)}"]
 
     def ensure_security(self) -> None:
-        seccomp_profile()
+        if not self.remote:
+            seccomp_profile()
 
     def user_args(self, uid: int, gid: int) -> list[str]:
+        if self.remote:
+            return ["--user", f"{IMAGE_UID}:{IMAGE_UID}"]
         if uid == 0:
             return ["--user", f"{agent_uid()}:{agent_uid()}"]
         # Rootless: map the caller to the same uid inside, so files in /workspace stay theirs.

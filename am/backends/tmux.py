@@ -23,4 +23,6 @@ class TmuxBackend(Backend):
             "env": plan.env,
             "container": None,
             "clean_env": True,  # the caller's environment arrives through the FIFO
+            "log": str(plan.log),
+            "log_max": plan.log_max,
         }

@@ -1,15 +1,38 @@
-"""``am attach``: the agent's own terminal, through its tmux session."""
+"""``am attach``: the agent's own terminal: its tmux session, or its container's terminal."""
+
+import sys
 
 from am import paths, records, session, status
 from am.errors import AmError
 from am.record import Status
 
+DETACH_KEYS = "ctrl-b,d"  # as tmux's default prefix and detach key
+
+
+def attach_argv(runtime: str, container: str) -> list[str]:
+    """The engine's own attach, detaching on Ctrl-b d as a tmux session does; Ctrl-C and the
+    rest go to the agent."""
+    return [runtime, "attach", "--detach-keys", DETACH_KEYS, "--sig-proxy=false", container]
+
 
 def run(args) -> int:
-    view = records.check(status.view(args.id), paths.layout(), args.id)
+    layout = paths.layout()
+    view = records.check(status.view(args.id), layout, args.id)
     if view["status"] != Status.RUNNING:
         raise AmError(
             f"agent {args.id} is not running (status: {view['status']})",
             f"see its output with 'am logs {args.id}'",
         )
-    return session.attach(view["session"])
+    if not status.detached(view):
+        return session.attach(view["session"])
+    from am import proc
+    from am.commands.logs import screen
+
+    # The engine replays nothing on attach: show the end of the log first, then its terminal.
+    sys.stdout.buffer.write(screen(view, layout))
+    sys.stdout.buffer.write(b"\r\n[am: attached to " + view["id"].encode() +
+                            b"; Ctrl-b d detaches]\r\n")
+    sys.stdout.flush()
+    code = proc.run_fg(attach_argv(view["runtime"], view["container"]))
+    # Detaching is not a failure: the engine's client says 1 for it, docker as podman.
+    return 0 if status.view(args.id, layout)["status"] == "running" else code

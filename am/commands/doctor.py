@@ -5,7 +5,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from am import clock, drift, git, ids, output, paths, proc, session, versions, workspace
+from am import drift, git, ids, output, paths, proc, session, versions, workspace
 from am.backends import for_runtime as engine
 from am.errors import AmError
 from am.record import Record, Status
@@ -209,19 +209,11 @@ def _remove_proxy_or_network(d, store, layout) -> str:
     return f"removed the {d.kind.split('-')[1]}"
 
 
-def _end_lost_session(d, store, layout) -> str:
-    # The session and its supervisor died before the container was removed: do what the
-    # supervisor would have done, keeping the container's exit code and OOM state.
-    from am import supervise
-
-    record = store.agents().get(d.subject.removeprefix("am-"), {})
-    egress = record.get("egress_network") if record.get("managed_egress") else None
-    result = supervise.container_result(d.runtime, d.subject, None, False,
-                                        record.get("proxy"), egress)
-    result["finished"] = clock.iso()
-    paths.private_dir(layout.run)
-    supervise.write_exit(str(layout.exit_file(d.subject.removeprefix("am-"))), result)
-    return f"removed the container (exit code {result['exit_code']})"
+def _remove_lost_container(d, store, layout) -> str:
+    # Stopped or exited in am's view, yet still there (the engine was down when it was
+    # stopped): only ever a container labelled for this AM_HOME.
+    engine(d.runtime).remove_agent(d.subject, home=str(layout.root))
+    return "removed the container"
 
 
 def _prune_worktrees(d, store, layout) -> str:
@@ -275,7 +267,7 @@ FIXES = {
     drift.Kind.ORPHAN_CONTAINER: _remove_container,
     drift.Kind.ORPHAN_PROXY: _remove_proxy_or_network,
     drift.Kind.ORPHAN_NETWORK: _remove_proxy_or_network,
-    drift.Kind.LOST_SESSION: _end_lost_session,
+    drift.Kind.LOST_CONTAINER: _remove_lost_container,
     drift.Kind.STALE_WORKTREE: _prune_worktrees,
     drift.Kind.INVALID_RECORD: _remove_record,
     drift.Kind.STALE_SPAWN: _remove_stale_spawn,

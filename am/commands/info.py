@@ -3,6 +3,25 @@
 from am import config, health, output, paths, status
 
 
+def location(view: dict, layout) -> str:
+    """Where the workspace lives: on this host, in a remote engine's volume, or in a
+    Kubernetes cluster."""
+    if view.get("runtime") == "kubernetes":
+        k = view.get("kubernetes") or {}
+        return (f"kubernetes {k.get('storage') or 'pvc'} in namespace "
+                f"{k.get('namespace') or 'default'}")
+    if not view.get("volume"):
+        return f"this host: {view['workspace']}"
+    import json
+
+    try:
+        spec = json.loads((layout.run / f"{view['id']}.spec.json").read_text())
+        where = ((spec.get("container") or {}).get("api") or {}).get("url")
+    except (OSError, ValueError, AttributeError):
+        where = None
+    return f"{view.get('runtime')} volume {view['volume']}" + (f" at {where}" if where else "")
+
+
 def run(args) -> int:
     layout = paths.layout()
     view = status.view(args.id, layout)
@@ -11,6 +30,7 @@ def run(args) -> int:
                                   config.load(layout).resolve()["idle_after"].value, disk=use)
     if use is not None:
         view["disk_bytes"], view["disk_limit_bytes"] = use.used, use.size
+    view["workspace_location"] = location(view, layout)
     view = output.public(view)
     if args.json:
         output.print_json(view)

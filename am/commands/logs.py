@@ -12,9 +12,23 @@ from am.record import Status
 from am.store import open_store
 
 
-def tail_bytes(path: Path, n: int) -> bytes:
-    with open(path, "rb") as f:
-        return b"".join(deque(f, maxlen=n))
+def tail_bytes(data: bytes, n: int) -> bytes:
+    return b"".join(deque(data.splitlines(keepends=True), maxlen=n))
+
+
+def read_log(log: Path) -> bytes:
+    """The whole log as the agent printed it: the rotated file first, if any."""
+    out = b""
+    for path in (Path(f"{log}.1"), log):
+        if path.is_file() and not path.is_symlink():
+            out += path.read_bytes()
+    return out
+
+
+def screen(view: dict, layout, lines: int = 50) -> bytes:
+    """The last LINES lines of an agent's output (what a terminal would still show)."""
+    log = Path(view["log"])
+    return tail_bytes(read_log(log), lines)
 
 
 def network_log(args, record: dict, layout) -> int:
@@ -79,11 +93,15 @@ def run(args) -> int:
     if not log.is_file() or log.is_symlink():
         raise AmError(f"no log for agent {args.id} at {log}")
     out = sys.stdout.buffer
-    with open(log, "rb") as f:
+    f = open(log, "rb")
+    try:
         if args.tail is not None:
-            out.write(tail_bytes(log, args.tail) if args.tail else b"")
+            out.write(tail_bytes(read_log(log), args.tail) if args.tail else b"")
             f.seek(0, os.SEEK_END)
         else:
+            rotated = Path(f"{log}.1")
+            if rotated.is_file() and not rotated.is_symlink():
+                out.write(rotated.read_bytes())
             out.write(f.read())
         out.flush()
         if not args.follow:
@@ -101,5 +119,13 @@ def run(args) -> int:
                 if status.view(args.id, layout)["status"] != Status.RUNNING:
                     out.write(f.read())
                     return 0
+                try:  # rotated meanwhile: go on with the new file
+                    if os.stat(log).st_ino != os.fstat(f.fileno()).st_ino:
+                        f.close()
+                        f = open(log, "rb")
+                except OSError:
+                    pass
                 quiet_since = time.monotonic()
             time.sleep(0.2)
+    finally:
+        f.close()

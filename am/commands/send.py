@@ -57,5 +57,12 @@ def run(args) -> int:
         raise AmError(f"agent {args.id} is not running (status: {view['status']})",
                       f"start it again with 'am start {args.id}'"
                       if view["status"] in (Status.STOPPED, Status.EXITED) else "see 'am list'")
-    session.paste(view["session"], text, enter=not args.no_enter)
+    if status.detached(view):
+        from am import keeper, paths
+
+        # The keeper holds the container's terminal (am/keeper.py) and types it there.
+        keeper.request(paths.layout(), {"op": "send", "id": view["id"], "text": text,
+                                        "enter": not args.no_enter})
+    else:
+        session.paste(view["session"], text, enter=not args.no_enter)
     return 0

@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import sys
+import time
 from pathlib import Path
 
 from am import backends, clock, git, gitsafe, paths, session
@@ -117,8 +118,12 @@ def launch(plan: planning.Plan, backend, layout, undo: Rollback, **fields) -> No
     # and never started without it when the agent has a cap.
     disk.ensure(layout.disk_image(plan.id), plan.workspace, plan.id, required=bool(plan.disk))
     # The container, and a limited agent's proxy, once either exists.
-    undo.push(backend.stop, plan.record(str(layout.root)))
+    record = plan.record(str(layout.root))
+    undo.push(backend.stop, record)
     backend.before_start(plan)
+    if getattr(plan, "volume_made", False):
+        # The workspace lives only there now: undone with the container, never before it.
+        undo.push(_remove_volume, backend, record, plan.volume, str(layout.root))
 
     paths.private_dir(layout.run)
     spec = backend.launch_spec(plan)
@@ -126,15 +131,21 @@ def launch(plan: planning.Plan, backend, layout, undo: Rollback, **fields) -> No
     # The agent (tmux) or the engine's client runs with the user's umask, as without am.
     spec["umask"] = paths.user_umask()
     spec["health_file"] = str(layout.health_file(plan.id))
+    spec["started_at"] = time.time()
     if plan.isolation == "gvisor":
         spec["guest_file"] = str(layout.guest_file(plan.id))
-    if plan.secrets:
+    # Detached in a docker or podman engine; in a tmux session otherwise (a Kubernetes
+    # agent's session runs kubectl attach).
+    container = plan.mode == "container" and plan.runtime != "kubernetes"
+    if plan.secrets and not container:
         fifo = layout.run / f"{plan.id}.env"
         with contextlib.suppress(FileNotFoundError):
             fifo.unlink()
         os.mkfifo(fifo, 0o600)
         undo.push(_unlink, fifo)
         spec["env_fifo"] = str(fifo)
+    paths.private_dir(plan.log.parent)
+    plan.log.touch()
     spec_file = layout.run / f"{plan.id}.spec.json"
     fd = os.open(spec_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -144,19 +155,24 @@ def launch(plan: planning.Plan, backend, layout, undo: Rollback, **fields) -> No
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()
 
-    say(f"Starting agent {plan.id} ({brief(plan.command)}) in session {plan.session} ...")
-    undo.push(session.kill_own, plan.session, str(layout.root))
-    session.start(
-        plan.session,
-        # -P: not the tmux server's working directory first on sys.path, which would run
-        # whatever 'am' package sits there (another checkout, or a hostile folder).
-        [sys.executable, "-P", "-m", "am.supervise", str(spec_file)],
-        plan.log,
-        str(layout.root),
-    )
-    if plan.secrets:
-        hand_over_secrets(Path(spec["env_fifo"]), plan.secrets)
-    backend.after_start(plan, lambda: plan.session in session.sessions())
+    if container:
+        # Detached, in the engine: am's keeper holds its terminal (am/keeper.py).
+        say(f"Starting agent {plan.id} ({brief(plan.command)}) in container {plan.container} ...")
+        backend.start(plan, spec, layout)
+    else:
+        say(f"Starting agent {plan.id} ({brief(plan.command)}) in session {plan.session} ...")
+        undo.push(session.kill_own, plan.session, str(layout.root))
+        session.start(
+            plan.session,
+            # -P: not the tmux server's working directory first on sys.path, which would run
+            # whatever 'am' package sits there (another checkout, or a hostile folder).
+            [sys.executable, "-P", "-m", "am.supervise", str(spec_file)],
+            plan.log,
+            str(layout.root),
+        )
+        if plan.secrets:
+            hand_over_secrets(Path(spec["env_fifo"]), plan.secrets)
+        backend.after_start(plan, lambda: plan.session in session.sessions())
     store.update(plan.id, status="running", spawn_pid=None,
                  started=clock.iso(),
                  worktree_gitdir=str(plan.worktree_gitdir) if plan.worktree_gitdir else None,
@@ -166,6 +182,11 @@ def launch(plan: planning.Plan, backend, layout, undo: Rollback, **fields) -> No
 def brief(argv: list[str], width: int = 60) -> str:
     text = " ".join(" ".join(argv).split())
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _remove_volume(backend, record: dict, volume: str, home: str) -> None:
+    backend.stop(record)
+    backend.remove_volume(volume, home)
 
 
 def _unlink(path: Path) -> None:

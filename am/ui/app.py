@@ -34,7 +34,7 @@ from textual.widgets import (
     TabPane,
 )
 
-from am import health, session
+from am import health, session, status
 from am.errors import AmError
 from am.ui import actions, model
 
@@ -47,6 +47,17 @@ LOG_TAIL = 256 * 1024  # bytes of the log shown at first; more arrives as it gro
 LOG_LINES = 5000
 DIFF_LINES = 5000
 TABS = ("preview", "diff", "log")
+
+
+def screen_of(view: dict) -> str | None:
+    """A running agent's screen: its tmux session's; a container agent, which runs detached
+    with no session, shows the end of its log."""
+    if not status.detached(view):
+        return session.capture(view["session"])
+    from am import paths
+    from am.commands.logs import screen
+
+    return screen(view, paths.layout()).decode("utf-8", "replace")
 
 
 class AgentTable(DataTable):
@@ -262,7 +273,7 @@ class Agents(Screen):
             return
         self.screen_at = size
         self.background("preview", lambda: self.later(
-            self.show_screen, session.capture(view["session"]), view["id"]))
+            self.show_screen, screen_of(view), view["id"]))
 
     def refresh_diff(self, only_if_changed: bool = False) -> None:
         """The diff tab's patch, read as ``am diff`` reads it; ONLY_IF_CHANGED (the timer):

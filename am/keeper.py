@@ -1,0 +1,614 @@
+"""The keeper: one process per AM_HOME that looks after every running container agent.
+
+A container agent runs detached, with its own terminal in the engine. The keeper holds one
+stream of each (``am.engineapi``), attached before the container starts: it writes the agent's
+output to the host log, reads no faster than ``OUTPUT_RATE`` so that a flooding agent is slowed
+at its own terminal instead of costing the host, rotates the log at ``logs.max_size``, types
+``am send``'s text, and watches the container's cgroups for OOM kills and the process limit.
+When the stream ends it records the container's exit code and OOM state and removes the
+container, as the per-agent supervisor did. One process for all agents: am's memory per agent
+is a share of it (docs/performance.md).
+
+Started on demand (``ensure``) by whatever needs it, it holds an exclusive ``flock`` on
+``state/run/keeper.lock`` while it lives, so there is never more than one, and leaves when no
+agent has run for ``IDLE_EXIT`` seconds. Killed with SIGKILL, it loses nothing that matters:
+containers are never auto-removed, so the next keeper (any am command that finds none starts
+one) reads each one's state again from the engine and carries on.
+
+Clients talk to it over ``state/run/keeper.sock``: one JSON line in, one JSON line out.
+"""
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+from am import clock
+from am.runfiles import rotation_note, write_exit
+
+OUTPUT_RATE = 1 << 20  # bytes per second one agent's terminal output is read at, at most
+BURST = 256 << 10  # bytes read at once before the rate applies
+IDLE_EXIT = 30.0  # seconds without agents after which the keeper leaves (AM_KEEPER_IDLE)
+PASTE_ON, PASTE_OFF = b"\x1b[?2004h", b"\x1b[?2004l"
+TERM_SIZE = (50, 200)  # rows, columns of a new agent's terminal (as tmux agents get)
+
+
+def _sock_addr(path: Path) -> tuple[str, int | None]:
+    """An address for the unix socket PATH, whose full path may be too long for one: through a
+    descriptor of its folder on Linux; elsewhere a short name in a folder of the user's own
+    under the temp folder."""
+    if len(os.fsencode(str(path))) < 100:
+        return str(path), None
+    from am import hostos
+
+    if hostos.linux():
+        fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        return f"/proc/self/fd/{fd}/{path.name}", fd
+    import hashlib
+    import stat
+    import tempfile
+
+    short = Path(tempfile.gettempdir()) / f"am-{os.getuid()}"
+    short.mkdir(mode=0o700, exist_ok=True)
+    st = os.lstat(short)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise OSError(f"{short} is not a private folder of this user")
+    return str(short / (hashlib.sha256(str(path).encode()).hexdigest()[:16] + ".sock")), None
+
+
+def _connect(layout, timeout: float) -> socket.socket:
+    addr, fd = _sock_addr(layout.run / "keeper.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.settimeout(timeout)
+        s.connect(addr)
+    except BaseException:
+        s.close()
+        raise
+    finally:
+        if fd is not None:
+            os.close(fd)
+    return s
+
+
+def alive(layout) -> bool:
+    """Whether a keeper holds this AM_HOME's lock (a flock test: no process list, no call)."""
+    try:
+        fd = os.open(layout.run / "keeper.lock", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def start(layout):
+    """Start a keeper for LAYOUT in the background (it leaves at once if one already runs);
+    its Popen."""
+    import subprocess
+
+    layout.run.mkdir(parents=True, exist_ok=True)
+    keep = ("PATH", "HOME", "AM_HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "LOGNAME",
+            "AM_KEEPER_IDLE", "AM_PORTABLE")
+    env = {k: v for k, v in os.environ.items() if k in keep or k.startswith("XDG_")}
+    # -P: not the working directory first on sys.path (see am.supervise).
+    with open(layout.run / "keeper.err", "ab") as err:
+        return subprocess.Popen([sys.executable, "-P", "-m", "am.keeper"], env=env, cwd="/",
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=err, start_new_session=True, close_fds=True)
+
+
+def request(layout, message: dict, timeout: float = 60, start_keeper: bool = True) -> dict:
+    """Send MESSAGE to the keeper (starting one if none answers) and return its answer."""
+    from am.errors import AmError
+
+    deadline = time.monotonic() + 15
+    started = None
+    while True:
+        try:
+            s = _connect(layout, timeout)
+        except OSError:
+            if not start_keeper:
+                raise AmError("am's keeper is not running") from None
+            # One at a time: again only if the one started has left (it found another
+            # keeper that was leaving itself).
+            if (started is None or started.poll() is not None) and not alive(layout):
+                started = start(layout)
+            if time.monotonic() > deadline:
+                raise AmError("am's keeper did not answer",
+                              f"see {layout.run / 'keeper.err'}") from None
+            time.sleep(0.02)
+            continue
+        with s:
+            data = b""
+            try:
+                s.sendall(json.dumps(message).encode() + b"\n")
+                while not data.endswith(b"\n"):
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            except (ConnectionResetError, BrokenPipeError):
+                data = b""
+        if data or time.monotonic() > deadline:
+            break
+        # Reset unanswered: a keeper leaving as this connected never took the request (it
+        # answers every request it accepts before it leaves). The next keeper will.
+        time.sleep(0.02)
+    try:
+        answer = json.loads(data)
+    except ValueError:
+        raise AmError("am's keeper gave no answer",
+                      f"see {layout.run / 'keeper.err'}") from None
+    if not answer.get("ok"):
+        raise AmError(answer.get("error") or "am's keeper refused", answer.get("hint"))
+    return answer
+
+
+def ensure(layout) -> None:
+    """Make sure a keeper looks after this AM_HOME's container agents (cheap when one does)."""
+    if not alive(layout):
+        start(layout)
+
+
+# -- the keeper itself -------------------------------------------------------------------------
+
+
+def typed(text: str, enter: bool, paste: bool) -> bytes:
+    """The bytes a terminal gets when TEXT is pasted (newlines as Enter, as tmux pastes;
+    bracketed when the program turned PASTE mode on) and Enter pressed."""
+    data = text.replace("\n", "\r").encode()
+    if paste and data:
+        data = b"\x1b[200~" + data + b"\x1b[201~"
+    return data + (b"\r" if enter else b"")
+
+
+class Watch:
+    """One container agent: its stream, its log, its cgroup watch, its end."""
+
+    def __init__(self, keeper: "Keeper", agent_id: str, spec: dict):
+        self.keeper = keeper
+        self.id = agent_id
+        self.spec = spec
+        c = spec["container"]
+        self.engine, self.name = c["engine"], c["name"]
+        self.env = spec.get("env") or None
+        self.api = c.get("api")  # an engine API endpoint; None: a local podman's conmon
+        self.limit = int(c.get("log_max") or 0)
+        self.stream = None
+        self.attached = threading.Event()
+        self.error = None
+        self.paste = False
+        self.tail = b""
+        self.lock = threading.Lock()
+        self.done = False
+        self.conmon = None
+        # Set once the spawn that asked for this watch has started the container (or given
+        # up): until then the container is never removed, even if it has already ended, so
+        # that the spawn's own 'start' never finds it gone (an agent that exits at once).
+        self.launched = threading.Event()
+        self.abandoned = False
+        self.resumed = False  # a keeper found it running: output from meanwhile is not logged
+        self.running_seen = False
+
+    # -- engine ---------------------------------------------------------------------------
+
+    def cli(self, *args, timeout: float = 60):
+        from am import proc
+
+        try:
+            return proc.run([self.engine, *args], env=self.env, timeout=timeout)
+        except proc.NotFound as e:
+            return proc.Result(127, "", e.message)
+
+    def inspect(self, fmt: str) -> str | None:
+        res = self.cli("inspect", "--format", fmt, self.name)
+        return res.out.strip() if res.ok else None
+
+    def endpoint(self):
+        from am import engineapi
+
+        return engineapi.Endpoint.from_json(self.api)
+
+    def open_stream(self) -> bytes:
+        """Attach to the container's terminal; the bytes already read."""
+        if self.api:
+            from am import engineapi
+
+            self.stream, first = engineapi.attach(self.endpoint(), self.name)
+            return first
+        from am import engineapi
+
+        static = self.inspect("{{.StaticDir}}")
+        if not static:
+            raise OSError(f"no container {self.name}")
+        self.conmon = engineapi.Conmon(static)
+        self.stream = self.conmon.attach()
+        return b""
+
+    def resize(self, rows: int, cols: int) -> None:
+        from am import engineapi
+
+        if self.api:
+            engineapi.resize(self.endpoint(), self.name, rows, cols)
+        elif self.conmon:
+            self.conmon.resize(rows, cols)
+
+    # -- the stream -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except Exception as e:  # never let one agent's trouble end the keeper
+            print(f"{clock.iso()} {self.id}: {e!r}", file=sys.stderr, flush=True)
+        finally:
+            self.attached.set()
+            self.keeper.forget(self)
+
+    def _run(self) -> None:
+        state = self.inspect("{{.State.Status}}")
+        if state is None:
+            return  # removed (am stop, am rm): nothing to record
+        if state in ("exited", "dead", "stopped"):
+            self.finish()
+            return
+        try:
+            first = self.open_stream()
+        except OSError as e:
+            self.error = f"cannot attach to {self.name}: {e}"
+            self.attached.set()
+            if self.inspect("{{.State.Status}}") in ("exited", "dead", "stopped"):
+                self.finish()
+            return
+        log = open(self.spec["log"], "ab", buffering=0)
+        self.attached.set()
+        if state == "running":
+            if self.resumed:
+                # Nobody held the terminal while no keeper ran: say so where it shows.
+                log.write(f"\r\n[am: {clock.iso()}: am's keeper was not running; output "
+                          "since it stopped is not in this log]\r\n".encode())
+            with contextlib.suppress(Exception):
+                self.on_running()
+        try:
+            self.pump(first, log)
+        finally:
+            log.close()
+            with contextlib.suppress(OSError):
+                self.stream.close()
+        # The stream ends when the container does (or the engine went away): make sure.
+        while self.inspect("{{.State.Status}}") == "running" and not self.keeper.stopping:
+            time.sleep(1)
+            try:
+                first = self.open_stream()
+            except OSError:
+                continue
+            log = open(self.spec["log"], "ab", buffering=0)
+            try:
+                self.pump(first, log)
+            finally:
+                log.close()
+        if not self.keeper.stopping:
+            self.finish()
+
+    def on_running(self) -> None:
+        """Once the container runs: its terminal's size, and the watch of its cgroups."""
+        with self.lock:
+            if self.running_seen:
+                return
+            self.running_seen = True
+        self.resize(*TERM_SIZE)
+        self.watch_cgroups()
+
+    def pump(self, first: bytes, log) -> None:
+        tokens, last = float(BURST), time.monotonic()
+        data = first
+        packets = not self.api  # conmon: one packet per read, its first byte the stream
+        while True:
+            if data:
+                self.see(data, log)
+                tokens -= len(data)
+                t = time.monotonic()
+                tokens = min(BURST, tokens + (t - last) * OUTPUT_RATE)
+                last = t
+                if tokens < 0:
+                    # Read no more for now: the engine stops reading the terminal, and the
+                    # agent's writes wait, inside its own CPU limit.
+                    time.sleep(-tokens / OUTPUT_RATE)
+            try:
+                chunk = self.stream.recv(65536 if not packets else 8193)
+            except OSError:
+                return
+            if not chunk:
+                return
+            data = chunk[1:] if packets else chunk
+
+    def see(self, data: bytes, log) -> None:
+        """Output: into the log, and what it says of the terminal."""
+        seen = self.tail + data
+        on, off = seen.rfind(PASTE_ON), seen.rfind(PASTE_OFF)
+        if on >= 0 or off >= 0:
+            self.paste = on > off
+        self.tail = seen[-8:]
+        if self.limit and log.tell() + len(data) > self.limit:
+            self.rotate(log)
+        log.write(data)
+
+    def rotate(self, log) -> None:
+        path = self.spec["log"]
+        os.replace(path, path + ".1")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(fd, log.fileno())
+        os.close(fd)
+        log.write(rotation_note(self.limit))
+
+    def send(self, text: str, enter: bool) -> None:
+        """Type TEXT (and Enter) into the terminal, as tmux pastes: newlines as Enter, and
+        bracketed if the program asked for it."""
+        data = typed(text, enter, self.paste)
+        with self.lock:
+            if self.stream is None:
+                raise OSError("not attached")
+            if self.api:
+                self.stream.sendall(data)
+            else:
+                for i in range(0, len(data), 4096):
+                    self.stream.send(data[i:i + 4096])
+
+    # -- cgroups and the end ------------------------------------------------------------------
+
+    def watch_cgroups(self) -> None:
+        from am import hostos
+        from am.oomwatch import OomWatch
+        from am.runfiles import write_guest, write_health
+
+        self.oom = OomWatch(write_health(self.spec.get("health_file")))
+        if not hostos.local_engine(self.api):
+            return
+        fields = (self.inspect("{{.State.Pid}} {{.Id}}") or "").split()
+        if len(fields) != 2 or not fields[0].isdigit() or not self.oom.start(int(fields[0])):
+            return
+        c = self.spec["container"]
+        if c.get("isolation") == "gvisor" and c.get("pids_limit"):
+            self.oom.start_guest(int(fields[0]), fields[1], int(c["pids_limit"]),
+                                 write_guest(self.spec.get("guest_file")))
+
+    def finish(self) -> None:
+        """The container ended: record its exit code and OOM state, then remove it (and a
+        limited agent's proxy and, unused, its outside network)."""
+        if self.done:
+            return
+        self.done = True
+        self.launched.wait(330)  # the spawn's own start call, at most its timeout
+        if self.abandoned:
+            return  # the spawn failed and undoes what it made
+        c = self.spec["container"]
+        res = self.cli("inspect", "--format",
+                       "{{.State.ExitCode}} {{.State.OOMKilled}} {{.State.Status}}", self.name)
+        if not res.ok or len(res.out.split()) != 3:
+            gone = self.cli("inspect", "--format", "{{.Id}}", self.name)
+            if "no such" in gone.err.lower() and self.keeper.still_running(self.id):
+                # Removed behind am's back (not by am stop or rm, which mark the record
+                # first): it ended, how is unknown; never 'running' forever.
+                write_exit(self.spec["exit_file"], {"exit_code": None, "oom_killed": False,
+                                                    "vanished": True, "finished": clock.iso()})
+            return  # already removed (am stop, am rm): nothing to record
+        code, oom, status = res.out.split()
+        if status in ("created", "running"):
+            return
+        marker = Path(self.spec.get("cwd") or "/nonexistent") / "oom"
+        killed = getattr(self, "oom", None)
+        result = {"exit_code": int(code) if code.lstrip("-").isdigit() else None,
+                  "oom_killed": oom.lower() == "true" or marker.exists()
+                  or bool(killed and killed.killed)}
+        self.cli("rm", "--force", self.name)
+        if c.get("proxy"):
+            self.cli("rm", "--force", c["proxy"])
+        if c.get("egress"):
+            self.cli("network", "rm", c["egress"])
+        result["finished"] = clock.iso()
+        started = self.spec.get("started_at")
+        if started:
+            result["seconds"] = round(time.time() - started, 3)
+        write_exit(self.spec["exit_file"], result)
+
+
+class Keeper:
+    def __init__(self, layout):
+        self.layout = layout
+        self.watches: dict[str, Watch] = {}
+        self.lock = threading.Lock()
+        self.last_busy = time.monotonic()
+        self.stopping = False
+        self.serving = 0  # requests accepted and not yet answered
+        try:
+            self.idle_exit = float(os.environ.get("AM_KEEPER_IDLE") or IDLE_EXIT)
+        except ValueError:
+            self.idle_exit = IDLE_EXIT
+
+    def spec(self, agent_id: str) -> dict | None:
+        from am import ids
+
+        ids.validate_name(agent_id)
+        try:
+            return json.loads((self.layout.run / f"{agent_id}.spec.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def watch(self, agent_id: str, launched: bool = True) -> Watch | None:
+        """The watch of AGENT_ID, started if none runs. LAUNCHED: the container has been
+        started already (False only for a spawn, before its 'start')."""
+        with self.lock:
+            w = self.watches.get(agent_id)
+            if w is None or w.done:
+                spec = self.spec(agent_id)
+                if not spec or not spec.get("container"):
+                    return None
+                w = Watch(self, agent_id, spec)
+                w.resumed = launched
+                if launched:
+                    w.launched.set()
+                self.watches[agent_id] = w
+                threading.Thread(target=w.run, daemon=True).start()
+        return w
+
+    def still_running(self, agent_id: str) -> bool:
+        """Whether the state file still says AGENT_ID runs (am stop and rm mark it first)."""
+        from am.store import open_store
+
+        try:
+            r = open_store(self.layout).agents().get(agent_id)
+        except Exception:
+            return False
+        return bool(r) and r.get("status") in ("running", "starting")
+
+    def forget(self, w: Watch) -> None:
+        with self.lock:
+            if self.watches.get(w.id) is w:
+                del self.watches[w.id]
+            self.last_busy = time.monotonic()
+
+    def reconcile(self) -> None:
+        """Every container agent the state file says runs: watch it again."""
+        from am.record import detached
+        from am.store import open_store
+
+        try:
+            agents = open_store(self.layout).agents()
+        except Exception:
+            return
+        for r in agents.values():
+            if detached(r) and r.get("status") in ("running", "starting"):
+                with contextlib.suppress(Exception):
+                    self.watch(r["id"])
+
+    def handle(self, msg: dict) -> dict:
+        op = msg.get("op")
+        if op == "ping":
+            return {"ok": True, "pid": os.getpid()}
+        agent_id = msg.get("id")
+        if not isinstance(agent_id, str):
+            return {"ok": False, "error": "no agent id"}
+        if op == "watch":
+            w = self.watch(agent_id, launched=False)
+            if w is None:
+                return {"ok": False, "error": f"no spec for agent {agent_id}"}
+            w.attached.wait(60)
+            if w.error:
+                return {"ok": False, "error": w.error}
+            return {"ok": True}
+        if op == "started":
+            w = self.watches.get(agent_id)
+            if w:
+                if msg.get("failed"):
+                    w.abandoned = True
+                elif not w.done:
+                    with contextlib.suppress(Exception):  # it may have ended already
+                        w.on_running()
+                w.launched.set()
+            return {"ok": True}
+        if op == "send":
+            w = self.watches.get(agent_id) or self.watch(agent_id)
+            if w is None or not w.attached.wait(30) or w.stream is None:
+                return {"ok": False, "error": f"agent {agent_id} has no terminal to type into"}
+            try:
+                w.send(str(msg.get("text", "")), bool(msg.get("enter", True)))
+            except OSError as e:
+                return {"ok": False, "error": f"cannot type into agent {agent_id}: {e}"}
+            return {"ok": True}
+        return {"ok": False, "error": f"unknown request {op!r}"}
+
+    def serve_one(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(120)
+            data = b""
+            try:
+                while not data.endswith(b"\n") and len(data) < 4 << 20:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                msg = json.loads(data)
+                answer = self.handle(msg if isinstance(msg, dict) else {})
+            except Exception as e:
+                answer = {"ok": False, "error": f"keeper: {e}"}
+            with contextlib.suppress(OSError):
+                conn.sendall(json.dumps(answer).encode() + b"\n")
+            with self.lock:
+                self.serving -= 1
+                self.last_busy = time.monotonic()
+
+    def idle(self) -> bool:
+        """Whether to leave: no agent watched, no request being answered, for IDLE_EXIT
+        seconds. Decided by the thread that accepts requests, so none is accepted after."""
+        with self.lock:
+            if self.watches or self.serving or time.monotonic() - self.last_busy < self.idle_exit:
+                return False
+            self.stopping = True
+            return True
+
+    def main(self) -> int:
+        run = self.layout.run
+        run.mkdir(parents=True, exist_ok=True)
+        lock = os.open(run / "keeper.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return 0  # another keeper looks after this AM_HOME
+        path = run / "keeper.sock"
+        addr, fd = _sock_addr(path)
+        for stale in {str(path), addr}:
+            if not stale.startswith("/proc/"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(stale)
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)
+        try:
+            server.bind(addr)
+        finally:
+            os.umask(old)
+            if fd is not None:
+                os.close(fd)
+        server.listen(64)
+        server.settimeout(min(1.0, self.idle_exit))
+        self.reconcile()
+        while True:
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                if self.idle():
+                    break
+                continue
+            except OSError:
+                break
+            with self.lock:
+                self.serving += 1
+            threading.Thread(target=self.serve_one, args=(conn,), daemon=True).start()
+        # Unlink before the lock goes, so a client never reaches a socket nobody serves; one
+        # that connected meanwhile is reset unanswered, and asks again (request()).
+        for stale in {str(path), addr}:
+            if not stale.startswith("/proc/"):
+                with contextlib.suppress(OSError):
+                    os.unlink(stale)
+        server.close()
+        os.close(lock)
+        return 0
+
+
+def main() -> int:
+    from am import paths
+
+    threading.stack_size(256 << 10)  # threads here only wait and copy: small stacks
+    return Keeper(paths.layout()).main()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

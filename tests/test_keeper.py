@@ -1,0 +1,169 @@
+"""am's keeper under attack: killed while agents run, two AM_HOMEs, stale files, requests
+that arrive as it leaves, agents that end as soon as they start (real engines, real keepers)."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from containers import container_names
+from helpers import home_layout, keeper_pid, stop_keeper
+
+from am import keeper
+from am.errors import AmError
+
+
+def wait_for(what, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not what():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def ping(home, monkeypatch) -> int:
+    monkeypatch.setenv("AM_HOME", str(home))  # the keeper it starts serves the env's AM_HOME
+    return keeper.request(home_layout(home), {"op": "ping"}, timeout=10)["pid"]
+
+
+def test_each_am_home_has_its_own_keeper(tmp_path, monkeypatch):
+    one, two = tmp_path / "one", tmp_path / "two"
+    try:
+        a, b = ping(one, monkeypatch), ping(two, monkeypatch)
+        assert a != b
+        assert keeper_pid(one) == a and keeper_pid(two) == b  # the same keeper answers again
+        stop_keeper(one)
+        assert not keeper.alive(home_layout(one)) and keeper.alive(home_layout(two))
+        assert keeper_pid(two) == b
+    finally:
+        stop_keeper(one)
+        stop_keeper(two)
+
+
+def test_liveness_is_a_lock_the_kernel_drops_not_a_pid(tmp_path, monkeypatch):
+    """A keeper killed with SIGKILL leaves its files behind; nothing in them names a process
+    that could be reused: whether one runs is the lock, which dies with its holder."""
+    home = tmp_path / "home"
+    layout = home_layout(home)
+    layout.run.mkdir(parents=True)
+    # Positive control: a process holding the lock counts as a running keeper ...
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys, time\n"
+        f"fd = os.open({str(layout.run / 'keeper.lock')!r}, os.O_RDWR | os.O_CREAT, 0o600)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(600)\n")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        assert keeper.alive(layout)
+    finally:
+        holder.kill()
+        holder.wait()
+    # ... and no longer once it is killed, whatever its files say: the lock file names a live
+    # process (this test's), and the socket file is one nobody listens on.
+    (layout.run / "keeper.lock").write_text(f"{os.getpid()}\n")
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(layout.run / "keeper.sock"))
+    stale.close()
+    assert not keeper.alive(layout)
+    with pytest.raises(AmError, match="not running"):
+        keeper.request(layout, {"op": "ping"}, start_keeper=False)
+    try:
+        pid = ping(home, monkeypatch)
+        assert pid not in (os.getpid(), holder.pid) and keeper.alive(layout)
+        # what a client asks of the new keeper, it answers
+        assert keeper.request(layout, {"op": "ping"}, start_keeper=False)["pid"] == pid
+    finally:
+        stop_keeper(home)
+
+
+def test_requests_are_answered_while_keepers_come_and_go(tmp_path, monkeypatch):
+    """A keeper leaves when idle; a request that arrives as it leaves is answered, by it or by
+    the next (here keepers leave 50 ms after their last request, hundreds of times)."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("AM_KEEPER_IDLE", "0.05")
+    pids = set()
+    try:
+        for i in range(150):
+            pids.add(ping(home, monkeypatch))
+            time.sleep((i % 8) * 0.015)  # across the moment the keeper decides to leave
+    finally:
+        stop_keeper(home)
+    assert len(pids) > 1  # keepers did leave in between
+
+
+def test_only_one_keeper_however_many_start_at_once(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("AM_HOME", str(home))
+    layout = home_layout(home)
+    procs = [keeper.start(layout) for _ in range(6)]
+    try:
+        wait_for(lambda: keeper.alive(layout))
+        pid = keeper_pid(home)
+        assert pid in [p.pid for p in procs]
+        # every other one found the lock taken and left at once
+        assert [p.wait(60) for p in procs if p.pid != pid] == [0] * 5
+        assert keeper_pid(home) == pid
+    finally:
+        stop_keeper(home)
+        for p in procs:
+            p.wait(60)
+
+
+@pytest.mark.container
+def test_agents_that_end_at_once_are_recorded(am, repo, engine):
+    """An agent that exits within milliseconds of its start, several at once: each spawn
+    succeeds and each exit is recorded (once reported as 'did not start', or a failed
+    attach while conmon had not made its socket yet)."""
+    n = 6
+    procs = [subprocess.Popen([*am.argv, "spawn", str(repo), "--container", "--runtime",
+                               engine, "--cmd", "echo bye; exit 3"], env=am.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(n)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0] * n, [err for _, err in outs]
+    agents = [out.strip().splitlines()[-1] for out, _ in outs]
+    for agent in agents:
+        info = am.wait_status(agent, "exited")
+        assert info["exit_code"] == 3, info
+        assert "bye" in am("logs", agent).stdout
+    wait_for(lambda: container_names(engine, str(am.home)) == [], 60)
+
+
+@pytest.mark.container
+def test_a_killed_keeper_is_replaced_and_nothing_is_lost(am, repo, engine):
+    layout = home_layout(am.home)
+    ended = am.spawn(repo, "--container", "--runtime", engine, "--cmd",
+                     "echo started; sleep 600")
+    typed = am.spawn(repo, "--container", "--runtime", engine, "--cmd",
+                     'echo ready; read line; echo "got $line" > got.txt; cat got.txt; exit 5')
+    am.wait_log(ended, "started")
+    am.wait_log(typed, "ready")
+    old = keeper_pid(am.home)
+    os.kill(old, signal.SIGKILL)
+    wait_for(lambda: not keeper.alive(layout))
+    # While no keeper runs, one agent is killed: its exit is the engine's to remember.
+    subprocess.run([engine, "kill", f"am-{ended}"], check=True, capture_output=True)
+    # The next am command starts a keeper, which finds both and types into the other.
+    am("send", typed, "hello")
+    new = keeper_pid(am.home)
+    assert new and new != old
+    info = am.wait_status(ended, "exited")
+    assert info["exit_code"] == 137, info  # 128 + SIGKILL, read from the engine
+    info = am.wait_status(typed, "exited")
+    assert info["exit_code"] == 5, info
+    log = am("logs", typed).stdout
+    assert "got hello" in log and "keeper was not running" in log, log
+    # the work is in the workspace, and the diff shows it
+    assert "got hello" in am("diff", typed).stdout
+    wait_for(lambda: container_names(engine, str(am.home)) == [], 60)
+
+
+@pytest.mark.container
+def test_a_container_removed_behind_ams_back_is_not_running_forever(am, repo, engine):
+    agent = am.spawn(repo, "--container", "--runtime", engine, "--cmd", "sleep 600")
+    subprocess.run([engine, "rm", "--force", f"am-{agent}"], check=True, capture_output=True)
+    info = am.wait_status(agent, "exited")
+    # the keeper read 137 if it saw the kill before the removal, else nothing is known
+    assert info["exit_code"] in (None, 137), info

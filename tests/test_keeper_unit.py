@@ -1,0 +1,98 @@
+"""The keeper's pure parts: engine endpoints, the log formats, what `am send` types."""
+
+import os
+import socket
+import threading
+
+import pytest
+
+from am import engineapi, hostos, keeper
+from am.errors import AmError
+
+
+def test_docker_endpoint_follows_the_cli():
+    assert engineapi.docker_endpoint({}).url == engineapi.DEFAULT_DOCKER
+    ep = engineapi.docker_endpoint({"DOCKER_HOST": "tcp://127.0.0.1:2399"})
+    assert (ep.scheme, ep.host, ep.port, ep.local, ep.tls) == ("tcp", "127.0.0.1", 2399,
+                                                               False, None)
+    tls = engineapi.docker_endpoint({"DOCKER_HOST": "tcp://h:2376", "DOCKER_TLS_VERIFY": "1",
+                                     "DOCKER_CERT_PATH": "/certs"}).tls
+    assert tls == {"ca": "/certs/ca.pem", "cert": "/certs/cert.pem", "key": "/certs/key.pem",
+                   "verify": True}
+    # a context other than the default is asked of the CLI, and only then
+    asked = []
+    ep = engineapi.docker_endpoint({"DOCKER_CONTEXT": "far"},
+                                   lambda name: asked.append(name) or "unix:///far.sock")
+    assert (asked, ep.url, ep.local) == (["far"], "unix:///far.sock", True)
+    engineapi.docker_endpoint({"DOCKER_CONTEXT": "default"}, lambda n: asked.append(n))
+    assert asked == ["far"]
+    with pytest.raises(AmError, match="only unix:// and tcp://"):
+        engineapi.docker_endpoint({"DOCKER_HOST": "ssh://me@far"})
+
+
+def test_podman_endpoint_is_remote_only_with_a_host():
+    assert engineapi.podman_endpoint({}) is None
+    assert engineapi.podman_endpoint({"CONTAINER_HOST": "unix:///run/p.sock"}).path == \
+        "/run/p.sock"
+
+
+def test_engine_side_fallback_is_forced_by_one_switch(monkeypatch):
+    monkeypatch.delenv("AM_PORTABLE", raising=False)
+    assert hostos.local_engine(None) and hostos.local_engine({"url": "unix:///x"})
+    assert not hostos.local_engine({"url": "tcp://127.0.0.1:1"})
+    monkeypatch.setenv("AM_PORTABLE", "1")
+    assert not hostos.linux() and not hostos.local_engine(None)
+
+
+def test_chunked_body_and_http_head():
+    assert engineapi._unchunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n") == b"abcde"
+    a, b = socket.socketpair()
+    with a, b:
+        a.sendall(b"HTTP/1.1 101 UPGRADED\r\nContent-Type: x\r\n\r\nfirst bytes")
+        status, head, rest = engineapi._read_head(b)
+    assert (status, rest) == (101, b"first bytes")
+
+
+def test_typed_bytes_as_tmux_pastes():
+    assert keeper.typed("a\nb", True, False) == b"a\rb\r"
+    assert keeper.typed("a", False, True) == b"\x1b[200~a\x1b[201~"
+    assert keeper.typed("", True, True) == b"\r"
+
+
+def test_rotation_note():
+    note = keeper.rotation_note(1000)
+    assert note.startswith(b"\r\n[am:") and b"1000 bytes" in note and note.endswith(b"\r\n")
+
+
+@pytest.mark.parametrize("portable", ["0", "1"])
+def test_a_long_socket_path_is_reached_through_its_folder(tmp_path, monkeypatch, portable):
+    """Linux: through a descriptor of its folder; elsewhere (forced): a short name in a private
+    folder of the user's under the temp folder."""
+    monkeypatch.setenv("AM_PORTABLE", portable)
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    path = deep / "keeper.sock"
+    assert len(str(path)) > 108
+    addr, fd = keeper._sock_addr(path)
+    assert addr.startswith("/proc/self/fd/") == (portable == "0")
+    server = socket.socket(socket.AF_UNIX)
+    try:
+        server.bind(addr)
+    finally:
+        if fd is not None:
+            os.close(fd)
+    server.listen(1)
+    got = []
+    t = threading.Thread(target=lambda: got.append(server.accept()[0].recv(5)))
+    t.start()
+
+    class Layout:
+        run = deep
+
+    with keeper._connect(Layout, 5) as c:
+        c.sendall(b"hello")
+    t.join(5)
+    server.close()
+    if portable == "1":
+        os.unlink(addr)
+    assert got == [b"hello"]
