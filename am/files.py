@@ -2,7 +2,6 @@
 JSON object read from a file that may be missing, torn or written by someone else."""
 
 import contextlib
-import fcntl
 import json
 import os
 from collections.abc import Iterator
@@ -42,6 +41,8 @@ def locked(path: StrPath, *, wait: bool = True) -> Iterator[None]:
     """Hold an exclusive flock on the lock file PATH (made 0600, never through a link) for the
     block; the kernel drops it when the process dies. Without WAIT, BlockingIOError if another
     holds it."""
+    import fcntl  # here: am list reads files with this module but locks none
+
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from am import clock, files
-from am.validate import DEFAULT_IDLE_AFTER  # noqa: F401 (am list's default, read here)
+from am.defaults import DEFAULT_IDLE_AFTER  # noqa: F401 (am list's default, read here)
 
 CPU_INTERVAL = 0.5  # seconds psutil samples tmux agents' CPU over, all processes at once
 

@@ -6,10 +6,7 @@ and ``Status.RUNNING == "running"`` either way, so code may compare with the enu
 names that follow from the id (session, container) are derived here, never written by hand.
 """
 
-from dataclasses import dataclass, field
 from enum import StrEnum
-
-from am import clock, ids
 
 
 class Mode(StrEnum):
@@ -31,31 +28,33 @@ def detached(record: dict[str, object]) -> bool:
     return record.get("mode") == Mode.CONTAINER and record.get("runtime") != "kubernetes"
 
 
-@dataclass
 class Record:
     """A new agent's record; ``as_dict`` is what the state file stores. EXTRA holds the
-    fields only some records have (a spawn's settings, a restore's archive)."""
+    fields only some records have (a spawn's settings, a restore's archive). A plain class,
+    not a dataclass: every ``am list`` imports this module, and ``dataclasses`` costs it 6 ms."""
 
-    id: str
-    workspace: str
-    log: str
-    home: str
-    mode: Mode = Mode.TMUX
-    status: Status = Status.STARTING
-    runtime: str | None = None
-    source: str | None = None
-    worktree: bool = False
-    branch: str | None = None
-    base_commit: str | None = None
-    agent: str | None = None
-    command: list[str] = field(default_factory=list)
-    network: str | None = None
-    allow_domains: list[str] = field(default_factory=list)
-    limits: dict[str, object] | None = None
-    created: str = field(default_factory=clock.iso)
-    extra: dict[str, object] = field(default_factory=dict)
+    def __init__(self, id: str, workspace: str, log: str, home: str, *,
+                 mode: Mode = Mode.TMUX, status: Status = Status.STARTING,
+                 runtime: str | None = None, source: str | None = None,
+                 worktree: bool = False, branch: str | None = None,
+                 base_commit: str | None = None, agent: str | None = None,
+                 command: list[str] | None = None, network: str | None = None,
+                 allow_domains: list[str] | None = None,
+                 limits: dict[str, object] | None = None, created: str | None = None,
+                 extra: dict[str, object] | None = None):
+        from am import clock
+
+        self.id, self.workspace, self.log, self.home = id, workspace, log, home
+        self.mode, self.status, self.runtime, self.source = mode, status, runtime, source
+        self.worktree, self.branch, self.base_commit = worktree, branch, base_commit
+        self.agent, self.command, self.network = agent, list(command or []), network
+        self.allow_domains = list(allow_domains or [])
+        self.limits, self.created = limits, created or clock.iso()
+        self.extra = dict(extra or {})
 
     def as_dict(self) -> dict[str, object]:
+        from am import ids
+
         name = ids.session_name(self.id)
         return {
             "id": self.id,

@@ -2,7 +2,7 @@
 
 import sys
 
-from am import clock, files, paths, session
+from am import files, paths, session
 from am.record import Status, detached  # noqa: F401 (detached: asked of status)
 from am.store import open_store
 
@@ -27,6 +27,8 @@ def spawn_alive(record: dict) -> bool:
         return False
     try:
         import psutil
+
+        from am import clock
 
         p = psutil.Process(pid)
         created = clock.epoch(record.get("created")) or 0.0

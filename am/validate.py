@@ -1,18 +1,20 @@
 """Pure validators and the defaults they guard, shared by the spawn plan and the config file.
 
-A leaf: it imports nothing of am, so reading the config (which every ``am list`` does) does
-not pull in the plan, git or the engines. A refused value raises ``Invalid``, which says what
-is wrong and what is accepted; each caller names where the value came from (a flag, a
-variable, a key of the file) in its own error.
+A leaf: it imports nothing of am but its defaults, so reading the config (which every
+``am list`` with a config file does) pulls in neither the plan nor git nor the engines. A
+refused value raises ``Invalid``, which says what is wrong and what is accepted; each caller
+names where the value came from (a flag, a variable, a key of the file) in its own error.
 """
 
 import re
 
-DEFAULT_IMAGE = "am-agent:latest"
-DEFAULT_LIMITS = {"memory": "2g", "cpus": "2", "pids": "100"}
-DEFAULT_LOG_MAX_SIZE = "16m"  # logs.max_size: the log and one rotated file, at most twice it
-DEFAULT_LOG_MAX = 16 * 1024**2
-DEFAULT_IDLE_AFTER = 600  # seconds without output before an agent counts as idle
+from am.defaults import (  # noqa: F401 (what these validators guard; re-exported)
+    DEFAULT_IDLE_AFTER,
+    DEFAULT_IMAGE,
+    DEFAULT_LIMITS,
+    DEFAULT_LOG_MAX,
+    DEFAULT_LOG_MAX_SIZE,
+)
 
 # Agent ids and agent CLI names: safe as a file name, a tmux session and a container name.
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
