@@ -3,8 +3,9 @@
 Short calls whose output am reads (``run``) use the standard library's ``subprocess``: on these
 machines ``sh`` costs about 12 ms a call (it forks the interpreter and handshakes with the child
 before the exec) against about 1 ms, and 100-130 ms to import, which alone is more than a spawn's
-whole budget over git's own work (docs/performance.md). ``sh`` runs what holds a terminal or
-streams for minutes (``run_fg``, ``stream``), imported only there.
+whole budget over git's own work (docs/performance.md). What holds the terminal (``run_fg``)
+runs through ``subprocess`` too, which reports its exit status (``sh``'s ``_fg`` returns None);
+``sh`` streams what runs for minutes (``stream``), imported only there.
 """
 
 import os
@@ -74,11 +75,13 @@ def _sh_command(program: str):
 def run_fg(argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> int:
     """Run ARGV attached to this terminal (for attach) and return its exit code."""
     argv = [os.fspath(a) for a in argv]
-    cmd = _sh_command(argv[0])
-    kwargs = dict(_fg=True, _ok_code=list(range(256)))
-    if env is not None:
-        kwargs["_env"] = dict(env)
-    return cmd(*argv[1:], **kwargs).exit_code
+    try:
+        code = subprocess.call(argv, env=None if env is None else dict(env))
+    except FileNotFoundError:
+        raise NotFound(f"{argv[0]} not found in PATH") from None
+    except PermissionError:
+        raise NotFound(f"{argv[0]} is not executable") from None
+    return 128 - code if code < 0 else code
 
 
 def stream(argv: Sequence[str], *, cwd=None, env=None, on_line=None) -> Result:

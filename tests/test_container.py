@@ -1,12 +1,12 @@
 """Container mode end to end on the real docker and podman engines."""
 
 import json
+import os
 import subprocess
-import time
 import uuid
 
 import pytest
-from conftest import git
+from conftest import Terminal, clients_of, git, wait_for
 from containers import container_names
 
 pytestmark = pytest.mark.container
@@ -22,7 +22,7 @@ def _repo_on_am(am, repo):
     am.repo = repo
 
 
-def test_lifecycle_logs_diff_attach_stop(am, engine):
+def test_lifecycle_logs_diff_attach_stop(am, engine, tmp_path):
     agent = cspawn(am, engine, "echo new > made.txt && git add made.txt && "
                    "git -c user.name=a -c user.email=a@b commit -qm agent && echo edit >> README"
                    " && echo AGENT-READY && read line && echo got-$line && sleep 300")
@@ -38,18 +38,17 @@ def test_lifecycle_logs_diff_attach_stop(am, engine):
     assert "+new" in diff and "+edit" in diff and "made.txt" in diff
 
     # attach from an outer terminal, type a line, detach: the agent keeps running
-    outer = f"outer-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["tmux", "new-session", "-d", "-s", outer, "-x", "120", "-y", "30",
-                    "-e", f"AM_HOME={am.home}", "--", *am.argv, "attach", agent], check=True)
+    term = Terminal(tmp_path, [*am.argv, "attach", agent],
+                    {"AM_HOME": str(am.home), "PATH": os.environ["PATH"]})
     try:
-        time.sleep(1.0)
-        subprocess.run(["tmux", "send-keys", "-t", f"={outer}:", "hello-agent", "Enter"],
-                       check=True)
+        wait_for(lambda: clients_of(f"am-{agent}"), "am attach to attach a client")
+        term.keys("hello-agent", literal=True)
+        term.keys("Enter")
         am.wait_log(agent, "got-hello-agent")
-        subprocess.run(["tmux", "send-keys", "-t", f"={outer}:", "C-b", "d"], check=True)
-        time.sleep(0.5)
+        term.keys("C-b", "d")
+        assert term.result() == (0, "")  # exit status and stderr of am attach
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", f"={outer}:"], capture_output=True)
+        term.close()
     assert am.info(agent)["status"] == "running"
 
     am("stop", agent)

@@ -67,8 +67,12 @@ def test_new_session_argv_env():
 def test_other_tmux_argv():
     assert session.target("am-ab") == "=am-ab:"
     assert session.kill_session_argv("am-ab") == ["tmux", "kill-session", "-t", "=am-ab:"]
-    assert session.attach_argv("am-ab", False) == ["tmux", "attach-session", "-t", "=am-ab:"]
-    assert session.attach_argv("am-ab", True) == ["tmux", "switch-client", "-t", "=am-ab:"]
+    assert session.attach_argv("am-ab") == ["tmux", "attach-session", "-t", "=am-ab:"]
+    assert session.attach_argv("am-ab", "/tmp/s") == ["tmux", "-S", "/tmp/s", "attach-session",
+                                                      "-t", "=am-ab:"]
+    # never a switch-client without -c: tmux would pick another user's client
+    assert session.switch_argv("am-ab", "/dev/pts/3") == ["tmux", "switch-client", "-c",
+                                                          "/dev/pts/3", "-t", "=am-ab:"]
 
 
 def test_new_session_argv_round_trip_through_real_tmux(tmp_path):
