@@ -6,6 +6,7 @@ import subprocess
 import time
 
 import pytest
+from conftest import am_sessions, wait_for
 from containers import container_names, engine_ready, remove_containers
 
 
@@ -59,7 +60,10 @@ def test_sigkilled_container_spawns(am, repo, engine):
     try:
         kill_spawns_at(am, repo, [0.2, 0.5, 0.8, 1.1, 1.5, 2.5],
                        extra=("--container", "--runtime", engine))
-        time.sleep(1)
+        # A killed spawn's session may still be creating its container: fix once every live
+        # session has one (a session whose engine client failed is gone by itself).
+        wait_for(lambda: set(am_sessions(am.home)) <= set(container_names(engine, str(am.home))),
+                 "the engines to settle", 60)
         assert_clean_after_fix(am)
         running = {a["container"] for a in am.list() if a["status"] == "running"}
         assert set(container_names(engine, str(am.home))) == running

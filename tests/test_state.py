@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import am_sessions, assert_am_error
+from conftest import am_sessions, assert_am_error, wait_for
 
 N_SPAWNS = 20
 
@@ -162,7 +162,10 @@ def test_lock_is_exclusive(tmp_path):
                          stdout=subprocess.PIPE, text=True)
     try:
         assert p.stdout.readline() == "trying\n"
-        time.sleep(0.5)  # room for a broken lock to let the child write
+        # The kernel lists a process blocked on a lock as a waiter ('->') in /proc/locks.
+        wait_for(lambda: any(line.split()[1] == "->" and line.split()[5] == str(p.pid)
+                             for line in Path("/proc/locks").read_text().splitlines()),
+                 "the second writer to block on the lock")
         assert p.poll() is None
         assert sorted(json.loads(state.read_text())["agents"]) == ["a"]
     finally:
