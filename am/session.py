@@ -137,6 +137,25 @@ def attach(name: str) -> int:
     return proc.run_fg(attach_argv(name, inside.rsplit(",", 2)[0]), env=env)
 
 
+def server_groups() -> tuple[int | None, set[int] | None]:
+    """The tmux server's pid and the groups it runs with (None when there is none to ask)."""
+    try:
+        res = proc.run(["tmux", "display-message", "-p", "#{pid}"])
+    except proc.NotFound:
+        return None, None
+    pid = res.out.strip()
+    if not res.ok or not pid.isdigit():
+        return None, None
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return int(pid), None
+    for line in status.splitlines():
+        if line.startswith("Groups:"):
+            return int(pid), {int(g) for g in line.split()[1:]}
+    return int(pid), None
+
+
 def require_tmux() -> None:
     import shutil
 

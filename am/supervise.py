@@ -77,18 +77,20 @@ def container_result(engine: str, name: str, code: int, oom_seen: bool,
     from am import proc
 
     res = proc.run([engine, "inspect", "--format",
-                    "{{.State.ExitCode}} {{.State.OOMKilled}}", name])
+                    "{{.State.ExitCode}} {{.State.OOMKilled}} {{.State.StartedAt}}", name])
     oom = oom_seen
-    if res.ok and res.out.split():
+    started = False
+    if res.ok and len(res.out.split()) >= 3:
         fields = res.out.split()
         code = int(fields[0])
         oom = oom or fields[1].lower() == "true"
+        started = not fields[2].startswith("0001-01-01")  # the zero time: it never ran
     proc.run([engine, "rm", "--force", name])
     if proxy:
         proc.run([engine, "rm", "--force", proxy])
     if egress:
         proc.run([engine, "network", "rm", egress])
-    return {"exit_code": code, "oom_killed": oom}
+    return {"exit_code": code, "oom_killed": oom, "started": started}
 
 
 def main(argv: list[str]) -> int:

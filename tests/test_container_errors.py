@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from containers import ENGINES, engine_ready
+from containers import ENGINES, container_names, engine_ready
 
 pytestmark = pytest.mark.container
 
@@ -50,7 +50,38 @@ def test_daemon_not_running(am, repo, tmp_path, name):
              env={HOST_VAR[name]: f"unix://{tmp_path}/no-such.sock"})
     line = last_error(res)
     assert f"{TITLE[name]} daemon is not running" in line and "hint:" in line
+    # the hint names the variable that points at the dead socket, not the local service
+    assert f"{HOST_VAR[name]}=unix://{tmp_path}/no-such.sock" in line, line
+    assert "systemctl" not in line
     nothing_made(am)
+
+
+@pytest.mark.parametrize("name", ENGINES)
+def test_agent_that_cannot_run_is_reported_alike_on_both_engines(am, repo, name):
+    """The container starts, the agent's command does not: spawn says so with the agent's
+    exit code and last output, keeps the agent as exited (its log too), and exits non-zero."""
+    engine_ready(name)
+    res = am("spawn", repo, "--container", "--runtime", name, "--cmd", "exec /nonexistent",
+             check=False)
+    line = last_error(res)
+    agent = res.stdout.strip().splitlines()[-1]  # the id, so the user can look at it
+    assert f"agent {agent} exited with code 127 while starting" in line, res.stderr
+    output = res.stderr.split("its last output:", 1)[1]
+    assert "/nonexistent" in output and "not found" in output, res.stderr
+    info = am.info(agent)
+    assert info["status"] == "exited" and info["exit_code"] == 127
+    assert "/nonexistent" in am("logs", agent).stdout
+    assert container_names(name, str(am.home)) == []
+
+
+@pytest.mark.parametrize("name", ENGINES)
+def test_agent_that_finishes_at_once_is_no_error(am, repo, name):
+    engine_ready(name)
+    res = am("spawn", repo, "--container", "--runtime", name, "--cmd", "echo done-at-once",
+             check=False)
+    assert res.returncode == 0, res.stderr
+    agent = res.stdout.strip().splitlines()[-1]
+    assert am.wait_status(agent, "exited")["exit_code"] == 0
 
 
 @pytest.mark.parametrize("name", ENGINES)

@@ -16,9 +16,21 @@ class Docker(Engine):
     runtime = "docker"
     title = "Docker"
     install_hint = "install it, e.g. 'apt-get install docker.io'"
-    daemon_hint = "start it: 'sudo systemctl start docker' (or run dockerd)"
+    host_vars = ("DOCKER_HOST", "DOCKER_CONTEXT")
+    local_daemon_hint = "start it: 'sudo systemctl start docker' (or run dockerd)"
+
     permission_hint = "add yourself to the docker group: 'sudo usermod -aG docker $USER', " \
                       "then log in again"
+
+    limits_hint = ("run a rootful Docker daemon, or rootless Docker on a cgroup v2 host; or use "
+                   "--runtime podman as root")
+
+    def find_limits_problem(self) -> str | None:
+        res = self.call("info", "--format", "{{.MemoryLimit}} {{.CPUCfsQuota}} {{.PidsLimit}}",
+                        timeout=30)
+        if not res.ok:
+            raise self.explain(res.err or res.out)
+        return limits_verdict(res.out)
 
     def gpu_args(self, gpus: str | None) -> list[str]:
         if not gpus:
@@ -60,6 +72,18 @@ class Docker(Engine):
             out[name] = {"cpu_percent": _number(cpu.rstrip("%")), "memory": size_bytes(used),
                          "memory_limit": size_bytes(limit), "pids": _int(pids)}
         return out
+
+
+def limits_verdict(info: str) -> str | None:
+    """Why the daemon would ignore limits, from ``docker info``'s MemoryLimit, CPUCfsQuota and
+    PidsLimit; None when it enforces all three (pure)."""
+    flags = info.split()
+    missing = [what for what, flag in zip(("memory", "CPU", "process"), flags, strict=False)
+               if flag != "true"]
+    if len(flags) == 3 and not missing:
+        return None
+    return (f"the Docker daemon ignores {', '.join(missing) or 'the'} limits here "
+            "('docker info' reports no support for them)")
 
 
 def size_bytes(text: str) -> int | None:

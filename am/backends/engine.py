@@ -37,6 +37,32 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
+class AgentExited(AmError):
+    """The agent's container started, and the agent ended while the spawn waited for it."""
+
+    def __init__(self, agent_id: str, exit_code, output: list[str]):
+        super().__init__(f"agent {agent_id} exited with code {exit_code} while starting",
+                         f"its output: 'am logs {agent_id}'; 'am rm {agent_id}' removes it")
+        self.exit_code = exit_code
+        self.output = output
+
+
+NOISE = re.compile(r"^(see|run) '\S+ \S+ --help'|^\s*$", re.IGNORECASE)
+
+
+def last_lines(text: str, n: int = 10) -> list[str]:
+    """The last N lines of an agent's terminal output, without blank ones or carriage returns."""
+    lines = [ln.replace("\r", "").rstrip() for ln in text.splitlines()]
+    return [ln for ln in lines if ln.strip()][-n:]
+
+
+def error_lines(text: str, n: int = 6) -> str:
+    """An engine client's error lines as one line: what it said, without its usage pointer
+    ("See 'docker run --help'."), the last N of them."""
+    lines = [ln.strip() for ln in last_lines(text, 50) if not NOISE.search(ln.strip())]
+    return " / ".join(lines[-n:]) or "no output"
+
+
 def check_mount_path(path: Path) -> str:
     """A host path that can be mounted without its text becoming extra mount options."""
     text = str(path)
@@ -162,17 +188,59 @@ class Engine(Backend):
         if not res.ok:
             raise self.explain(res.err or res.out)
 
-    def explain(self, text: str) -> AmError:
-        """Turn an engine's failure text into one clear error with its fix."""
+    # Whether the engine enforces limits here; asked once per instance (a spawn asks twice
+    # when ``auto`` chose the engine).
+    _limits: tuple[str | None] | None = None
+    limits_hint = ""
+
+    def limits_problem(self) -> str | None:
+        """Why this engine cannot enforce memory, CPU and process limits here (None if it
+        can); raises AmError when the engine does not answer."""
+        if self._limits is None:
+            self._limits = (self.find_limits_problem(),)
+        return self._limits[0]
+
+    def find_limits_problem(self) -> str | None:
+        raise NotImplementedError
+
+    def check_limits(self) -> None:
+        """Refuse, before anything is made, an engine that would silently ignore the limits."""
+        problem = self.limits_problem()
+        if problem:
+            raise AmError(f"{problem}, so am will not start a container agent with it",
+                          self.limits_hint)
+
+    host_vars: tuple[str, ...] = ()  # variables that point the client at another daemon
+    local_daemon_hint = ""
+
+    def daemon_hint(self) -> str:
+        """How to get an answer: from the daemon a variable names, when one is set."""
+        for var in self.host_vars:
+            if os.environ.get(var):
+                return (f"nothing answers at {var}={os.environ[var]}: start the {self.title} "
+                        f"daemon it names, or unset {var} to use the local one")
+        return self.local_daemon_hint
+
+    def known_cause(self, text: str) -> AmError | None:
+        """The engine's failure TEXT as one clear error with its fix, if its cause is known."""
         low = text.lower()
-        if "permission denied" in low:
+        lines = low.splitlines()
+
+        def said(*words):  # on one line: a missing program in a run is not a missing socket
+            return any(all(w in ln for w in words) for ln in lines)
+
+        if said("permission denied", "sock"):
             return AmError(f"permission denied on the {self.title} socket",
                            self.permission_hint)
-        if any(s in low for s in ("cannot connect", "is the docker daemon running",
-                                  "connection refused", "no such file or directory")):
-            return AmError(f"{self.title} daemon is not running", self.daemon_hint)
-        lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-        return AmError(f"{self.title} failed: {lines[-1] if lines else 'no output'}")
+        if "cannot connect to" in low or "is the docker daemon running" in low or \
+                said("sock", "connection refused") or said("sock", "no such file or directory"):
+            return AmError(f"{self.title} daemon is not running", self.daemon_hint())
+        return None
+
+    def explain(self, text: str) -> AmError:
+        """Turn an engine's failure text into one clear error: its cause and fix where known,
+        else the engine's own error lines (not just the last, which is often only usage)."""
+        return self.known_cause(text) or AmError(f"{self.title} failed: {error_lines(text)}")
 
     def image_exists(self, image: str) -> bool:
         """Whether the engine has IMAGE; raises the engine's own trouble (daemon, permission)."""
@@ -203,7 +271,8 @@ class Engine(Backend):
     def prepare(self, plan) -> None:
         from am import versions
 
-        # The image check is the first engine call of a spawn: it also proves the engine answers.
+        # First, before an image is built: whether the limits the agent is promised would hold.
+        self.check_limits()
         if not self.image_exists(plan.image):
             # am builds its own image (any tag of am-agent) on first use; others must exist.
             if plan.image.split(":")[0] != DEFAULT_IMAGE.split(":")[0]:
@@ -271,28 +340,57 @@ class Engine(Backend):
                 grant(host)
 
     def after_start(self, plan, session_alive, timeout: float = 60) -> None:
-        """Return once the container runs; raise (with its output) if its session ended first."""
+        """Return once the container runs; raise AgentExited if the agent ended meanwhile, or
+        an error with the engine's own lines if the container never started."""
         deadline = time.monotonic() + timeout
+        seen = 0
         while time.monotonic() < deadline:
             res = self.call("inspect", "--format", "{{.State.Running}}", plan.container)
             if res.ok and res.out.strip() == "true":
-                return
-            if not session_alive():
-                break
+                # Twice running, an inspect apart: an agent whose command cannot run at all
+                # (exec of a missing program) has ended by the second look, on either engine.
+                seen += 1
+                if seen == 2:
+                    return
+            else:
+                seen = 0
+                if not session_alive():
+                    break
             # Each inspect is itself 20-70 ms of the engine's; a short pause adds little to it.
             time.sleep(0.02)
         else:
             raise AmError(f"the container {plan.container} did not start within {timeout:.0f}s")
-        tail = ""
-        if plan.log.is_file():
-            text = plan.log.read_text(errors="replace")
-            gpu = self.gpu_error(text) if plan.gpus else None
-            if gpu:
-                raise gpu
-            lines = text.strip().splitlines()
-            tail = lines[-1] if lines else ""
-        raise AmError(f"the container {plan.container} did not start" + (f": {tail}" if tail
-                                                                        else ""))
+        from am.status import read_exit
+
+        text = plan.log.read_text(errors="replace") if plan.log.is_file() else ""
+        ended = read_exit(plan.exit_file) or {}
+        if ended.get("started"):
+            raise AgentExited(plan.id, ended.get("exit_code"), last_lines(text))
+        gpu = self.gpu_error(text) if plan.gpus else None
+        if gpu:
+            raise gpu
+        cause = self.known_cause(text)
+        if cause:
+            cause.message = f"the container {plan.container} did not start: {cause.message}"
+            cause.hint = self.session_hint(cause) or cause.hint
+            raise cause
+        raise AmError(f"the container {plan.container} did not start" +
+                      (f": {error_lines(text)}" if text.strip() else ""))
+
+    def session_hint(self, cause: AmError) -> str | None:
+        """A better fix when the engine refused the session's client but not am itself: the
+        client runs in the tmux server, which may predate the user's joining the engine's
+        group (am's own calls, made with the user's current groups, got through)."""
+        if "permission denied" not in cause.message:
+            return None
+        from am import session
+
+        pid, groups = session.server_groups()
+        if groups is None or set(os.getgroups()) <= groups:
+            return None
+        return (f"the tmux server (pid {pid}) runs with the groups you had when it started, "
+                "without the engine's group you have now: end it with 'tmux kill-server' "
+                "(this ends every session on it), then spawn again")
 
     def stop(self, record: dict) -> None:
         """Remove the container, then its proxy and, unused, am's outside network."""
@@ -333,8 +431,12 @@ class Engine(Backend):
         return [n for n in res.out.split() if not n.startswith(PROXY_PREFIX)] if res.ok else []
 
 
+AUTO = "podman if it enforces memory, CPU and process limits here, else docker"
+
+
 def engine(runtime: str) -> Engine:
-    """The engine named RUNTIME; ``auto`` is podman if usable, else docker."""
+    """The engine named RUNTIME; ``auto`` is podman if it is usable and enforces the limits
+    here (rootless podman on cgroup v1 ignores them), else docker."""
     from am.backends.docker import Docker
     from am.backends.podman import Podman
 
@@ -344,10 +446,30 @@ def engine(runtime: str) -> Engine:
         return Podman()
     if runtime not in ("auto", "", None):
         raise AmError(f"unknown runtime {runtime!r}", "choose docker, podman or auto")
+    passed_over = None
     if shutil.which("podman") and proc.run(["podman", "version", "--format",
                                             "{{.Client.Version}}"]).ok:
-        return Podman()
-    if shutil.which("docker"):
-        return Docker()
-    raise AmError("no container engine found in PATH",
-                  "install podman or docker.io, or run without --container")
+        podman = Podman()
+        try:
+            passed_over = podman.limits_problem()
+        except AmError as e:
+            passed_over = e.message
+        if passed_over is None:
+            return podman
+    if not shutil.which("docker"):
+        if passed_over:
+            raise AmError(f"{passed_over}, and docker is not installed", Podman.limits_hint)
+        raise AmError("no container engine found in PATH",
+                      "install podman or docker.io, or run without --container")
+    docker = Docker()
+    if passed_over:
+        # Say why podman was passed over when docker cannot take its place either.
+        try:
+            problem = docker.limits_problem()
+        except AmError as e:
+            raise AmError(f"no engine here can run the agent with its limits: {passed_over}; "
+                          f"and {e.message}", e.hint) from None
+        if problem:
+            raise AmError(f"no engine here can run the agent with its limits: {passed_over}; "
+                          f"and {problem}", docker.limits_hint)
+    return docker

@@ -12,6 +12,29 @@ CDI_HINT = ("generate a CDI specification: 'sudo nvidia-ctk cdi generate --outpu
             "/etc/cdi/nvidia.yaml' (NVIDIA Container Toolkit); or leave out --gpus")
 
 
+LIMIT_CONTROLLERS = ("memory", "cpu", "pids")
+
+
+def remote() -> bool:
+    """Whether podman talks to a service (CONTAINER_HOST, a connection) rather than runs here."""
+    return bool(os.environ.get("CONTAINER_HOST") or os.environ.get("CONTAINER_CONNECTION"))
+
+
+def limits_verdict(info: str) -> str | None:
+    """Why podman would ignore limits, from ``podman info``'s rootless flag, cgroup version and
+    controllers (tab-separated); None when it enforces them (pure)."""
+    rootless, _, rest = info.strip().partition("\t")
+    version, _, controllers = rest.partition("\t")
+    have = controllers.strip("[] \n").split()
+    missing = [c for c in LIMIT_CONTROLLERS if c not in have]
+    if not missing:
+        return None
+    who = "rootless Podman" if rootless == "true" else "Podman"
+    where = "on this cgroup v1 host" if version == "v1" else \
+        f"here (cgroup controllers {', '.join(missing)} not delegated to this user)"
+    return f"{who} ignores memory, CPU and process limits {where}"
+
+
 def cdi_dirs() -> list[Path]:
     """Where podman looks for CDI specifications: the defaults, or containers.conf's list."""
     import tomllib
@@ -51,8 +74,23 @@ class Podman(Engine):
     runtime = "podman"
     title = "Podman"
     install_hint = "install it, e.g. 'apt-get install podman runc'"
-    daemon_hint = "start the Podman service or check CONTAINER_HOST / 'podman system connection'"
+    host_vars = ("CONTAINER_HOST", "CONTAINER_CONNECTION")
+    local_daemon_hint = "start the Podman service or check 'podman system connection'"
+
     permission_hint = "check the permissions of the Podman socket named by CONTAINER_HOST"
+
+    limits_hint = ("use Docker ('--runtime docker', as a member of the docker group), run am as "
+                   "root, or use a cgroup v2 host whose systemd delegates the memory, cpu and "
+                   "pids controllers to users")
+
+    def find_limits_problem(self) -> str | None:
+        if os.getuid() == 0 and not remote():
+            return None  # rootful podman on this host: the host's cgroups, v1 or v2
+        res = self.call("info", "--format", "{{.Host.Security.Rootless}}\t"
+                        "{{.Host.CgroupsVersion}}\t{{.Host.CgroupControllers}}", timeout=60)
+        if not res.ok:
+            raise self.explain(res.err or res.out)
+        return limits_verdict(res.out)
 
     def user_args(self, uid: int, gid: int) -> list[str]:
         if uid == 0:
@@ -74,7 +112,7 @@ class Podman(Engine):
     def check_gpu_support(self) -> None:
         # A local podman resolves GPUs from CDI files on this host: cheap to look for. A remote
         # one (CONTAINER_HOST) has its own; its failure is translated by gpu_error.
-        if os.environ.get("CONTAINER_HOST") or os.environ.get("CONTAINER_CONNECTION"):
+        if remote():
             return
         dirs = cdi_dirs()
         if not has_gpu_cdi_spec(dirs):

@@ -34,6 +34,13 @@ def checks() -> tuple[list[dict], list]:
             continue
         usable.append(eng)
         row(name, True, "answers")
+        try:
+            problem = eng.limits_problem()
+        except AmError as e:
+            problem = e.message
+        row(f"{name} limits", problem is None,
+            "memory, CPU and process limits enforced" if problem is None else
+            f"{problem}: container spawns on {name} are refused ({eng.limits_hint})")
         has_image = eng.image_exists(DEFAULT_IMAGE)
         row(f"{name} image", has_image, DEFAULT_IMAGE + ("" if has_image else
                                                          " missing: run 'am image build'"))

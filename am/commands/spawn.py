@@ -72,9 +72,14 @@ def make_workspace(plan: planning.Plan, undo: Undo) -> str:
     return base
 
 
-def execute(plan: planning.Plan, backend, layout) -> None:
+def execute(plan: planning.Plan, backend, layout):
+    """Carry PLAN out; returns AgentExited when the agent ended during the spawn's wait (the
+    agent is then complete, and exited), else None."""
+    from am.backends.engine import AgentExited
+
     store = open_store(layout)
     undo = Undo()
+    exited = None
     try:
         with store.transaction() as agents:
             if plan.id in agents:
@@ -132,13 +137,17 @@ def execute(plan: planning.Plan, backend, layout) -> None:
         )
         if plan.secrets:
             hand_over_secrets(Path(spec["env_fifo"]), plan.secrets)
-        backend.after_start(plan, lambda: plan.session in session.sessions())
+        try:
+            backend.after_start(plan, lambda: plan.session in session.sessions())
+        except AgentExited as e:
+            exited = e  # it ran: its record, workspace and log are kept, like any exited agent
         store.update(plan.id, status="running", base_commit=base, spawn_pid=None,
                      started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                      mirror=str(plan.mirror) if plan.mirror else None)
     except BaseException:
         undo.run()
         raise
+    return exited
 
 
 def brief(argv: list[str], width: int = 60) -> str:
@@ -177,6 +186,14 @@ def run(args) -> int:
         say("warning: --network full gives the agent the engine's ordinary bridge network: "
             "it can reach the internet and your local network")
     backend.prepare(plan)
-    execute(plan, backend, layout)
-    print(plan.id)
-    return 0
+    exited = execute(plan, backend, layout)
+    print(plan.id, flush=True)
+    if exited is None:
+        return 0
+    if exited.exit_code == 0:
+        say(f"Agent {plan.id} already finished (exit code 0); its output: 'am logs {plan.id}'")
+        return 0
+    say(f"Agent {plan.id} ended while starting; its last output:")
+    for line in exited.output or ["(none)"]:
+        say(f"  {line}")
+    raise exited

@@ -1,0 +1,69 @@
+"""What am says when an engine fails or cannot keep a promise (pure composition)."""
+
+import pytest
+
+from am.backends import docker, podman
+from am.backends.engine import error_lines, last_lines
+
+RUN_FAILED = """docker: Error response from daemon: failed to create shim task: OCI runtime create \
+failed: runc create failed: unable to start container process: exec: "/nope": stat /nope: no such \
+file or directory: unknown.
+ERRO[0000] error waiting for container: context canceled
+See 'docker run --help'.
+"""
+SOCKET_DENIED = """docker: permission denied while trying to connect to the Docker daemon socket \
+at unix:///var/run/docker.sock: Post "http://%2Fvar%2Frun%2Fdocker.sock/v1.41/containers/create": \
+dial unix /var/run/docker.sock: connect: permission denied.
+See 'docker run --help'.
+"""
+
+
+def test_error_lines_keep_what_the_engine_said_not_its_usage_pointer():
+    text = error_lines(RUN_FAILED)
+    assert "stat /nope: no such file or directory" in text
+    assert "context canceled" in text  # every error line, not only the last
+    assert "--help" not in text
+    assert error_lines("\n\r\n") == "no output"
+    assert last_lines("a\r\n\nb\r\n", 5) == ["a", "b"]
+
+
+def test_known_causes():
+    d = docker.Docker()
+    denied = d.known_cause(SOCKET_DENIED)
+    assert denied.message == "permission denied on the Docker socket"
+    assert "docker group" in denied.hint
+    # a missing program in a run is not a missing daemon socket
+    assert d.known_cause(RUN_FAILED) is None
+    assert "Docker failed:" in d.explain(RUN_FAILED).message
+    down = d.known_cause("Cannot connect to the Docker daemon at unix:///x.sock. Is the docker "
+                         "daemon running?")
+    assert down.message == "Docker daemon is not running"
+
+
+def test_daemon_hints_name_the_variable_in_use(monkeypatch):
+    for var in ("DOCKER_HOST", "DOCKER_CONTEXT", "CONTAINER_HOST", "CONTAINER_CONNECTION"):
+        monkeypatch.delenv(var, raising=False)
+    assert "systemctl start docker" in docker.Docker().daemon_hint()
+    monkeypatch.setenv("DOCKER_HOST", "unix:///dead.sock")
+    hint = docker.Docker().daemon_hint()
+    assert "DOCKER_HOST=unix:///dead.sock" in hint and "systemctl" not in hint
+    monkeypatch.setenv("CONTAINER_HOST", "unix:///gone.sock")
+    assert "CONTAINER_HOST=unix:///gone.sock" in podman.Podman().daemon_hint()
+
+
+@pytest.mark.parametrize("info, verdict", [
+    ("false\tv1\t[cpuset cpu cpuacct blkio memory devices freezer pids]", None),
+    ("true\tv1\t[]", "rootless Podman ignores memory, CPU and process limits on this cgroup v1 "
+                     "host"),
+    ("true\tv2\t[memory pids]", "rootless Podman ignores memory, CPU and process limits here "
+                                "(cgroup controllers cpu not delegated to this user)"),
+    ("true\tv2\t[cpuset cpu io memory pids]", None),
+])
+def test_podman_limits_verdict(info, verdict):
+    assert podman.limits_verdict(info) == verdict
+
+
+def test_docker_limits_verdict():
+    assert docker.limits_verdict("true true true\n") is None
+    assert "ignores memory, process limits" in docker.limits_verdict("false true false")
+    assert docker.limits_verdict("") is not None  # an answer am cannot read is no promise
