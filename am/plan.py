@@ -243,6 +243,17 @@ def credentials(profile, names: list[str], values: dict, environ: dict, mode: st
             f"able to authenticate ({hint})")
 
 
+def unreachable_model(profile) -> str | None:
+    """A warning when PROFILE's CLI needs its model's API but gets no network at all (the
+    default); None for --cmd agents and profiles that name no domains."""
+    if profile is None or not profile.api_domains:
+        return None
+    return (f"the {profile.name} agent needs {', '.join(profile.api_domains)} to reach its "
+            "model, and --network none (the default) gives it no network: it will not get "
+            "far (--network limited allows exactly those domains; --network none silences "
+            "this)")
+
+
 def agent_config_mounts(profile, environ: dict) -> list:
     """Read-only mounts of the profile's own config from the caller's home (opt-in)."""
     from am.backends.engine import AGENT_HOME
@@ -343,6 +354,13 @@ def build(
             egress = environ.get(net.EGRESS_ENV) or managed
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", egress):
                 raise AmError(f"invalid {net.EGRESS_ENV} {egress!r}", "the name of a network")
+        if network == "full":
+            warnings.append("--network full gives the agent the engine's ordinary bridge "
+                            "network: it can reach the internet and your local network")
+        if network == "none" and s["network"].source == "default":
+            warning = unreachable_model(profile if args.cmd is None else None)
+            if warning:
+                warnings.append(warning)
         if args.gpus:
             check_gpus(args.gpus)
         if mount_config:

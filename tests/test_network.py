@@ -208,7 +208,7 @@ def test_full_reaches_both(am, engine, servers):
     """`full` is the engine's default bridge: the servers, joined to it too, both answer."""
     res = am("spawn", str(am.repo), "--container", "--runtime", engine, "--network", "full",
              "--cmd", fill(REACH_PROBE, servers["bridge_ip"]))
-    assert "warning: --network full" in res.stderr
+    assert "am: warning: --network full" in res.stderr
     agent = res.stdout.strip().splitlines()[-1]
     v = values(am.wait_log(agent, "PROBE-DONE"))
     assert v["IFACES"] != "lo" and int(v["ROUTES"]) >= 1

@@ -212,3 +212,15 @@ def test_relay_reports_a_port_it_cannot_take(tmp_path):
         res = subprocess.run([sys.executable, str(network.relay_source()), "/nowhere",
                               str(port), "--", "true"], capture_output=True, text=True)
     assert res.returncode == 1 and res.stderr.startswith("am: error: cannot listen")
+
+
+def test_a_profile_that_needs_its_api_is_warned_about_the_default_network():
+    warned = plan_for("--agent", "claude").warnings
+    text = " ".join(warned)
+    assert "api.anthropic.com" in text and "--network limited" in text, warned
+    # chosen on purpose (flag, variable or file), or an agent of one's own: no warning
+    for quiet in (plan_for("--agent", "claude", "--network", "none"),
+                  plan_for("--agent", "claude", environ={"AM_NETWORK": "none"}),
+                  plan_for("--agent", "claude", "--network", "limited"),
+                  plan_for("--cmd", "true")):
+        assert not any("--network limited" in w for w in quiet.warnings), quiet.warnings

@@ -182,9 +182,6 @@ def run(args) -> int:
         backend.check()  # a container engine is checked by its first call, in prepare
     for warning in plan.warnings:
         say(f"am: warning: {warning}")
-    if plan.network == "full":
-        say("warning: --network full gives the agent the engine's ordinary bridge network: "
-            "it can reach the internet and your local network")
     backend.prepare(plan)
     exited = execute(plan, backend, layout)
     print(plan.id, flush=True)
