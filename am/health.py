@@ -50,9 +50,12 @@ def last_output(view: dict) -> float | None:
 def word(view: dict, events: dict, idle_for: float | None, idle_after: float,
          pids_now: int | None = None) -> str:
     """The one-word health (pure): oom, pids, idle, ok; '-' for an agent that is not running
-    and ended normally."""
+    and ended normally. What the supervisor saw (an OOM kill, a refused fork) is kept after
+    the agent ends."""
     if view["status"] != "running":
-        return "oom" if view.get("oom_killed") or events.get("oom") else "-"
+        if view.get("oom_killed") or events.get("oom"):
+            return "oom"
+        return "pids" if events.get("pids_limit") else "-"
     if events.get("oom"):
         return "oom"
     limit = (view.get("limits") or {}).get("pids")
@@ -155,9 +158,10 @@ def engine_figures(runtimes: set[str]) -> tuple[dict, list[str], list[threading.
 def collect(views: list[dict], layout, idle_after: float) -> tuple[list[dict], list[str]]:
     """The full status row of each agent, and warnings about engines that did not answer."""
     running = [v for v in views if v["status"] == "running"]
-    runtimes = {v["runtime"] for v in running if v["mode"] == "container" and v.get("runtime")}
+    runtimes = {v["runtime"] for v in running if v.get("mode") == "container" and
+                v.get("runtime")}
     figures, warnings, threads = engine_figures(runtimes)
-    tmux = tmux_figures([v["session"] for v in running if v["mode"] == "tmux"])
+    tmux = tmux_figures([v["session"] for v in running if v.get("mode") == "tmux"])
     for t in threads:
         t.join()
     now = time.time()
@@ -165,7 +169,7 @@ def collect(views: list[dict], layout, idle_after: float) -> tuple[list[dict], l
     for v in views:
         live = None
         if v["status"] == "running":
-            live = tmux.get(v["session"]) if v["mode"] == "tmux" else \
+            live = tmux.get(v["session"]) if v.get("mode") == "tmux" else \
                 figures.get((v.get("runtime"), v.get("container")))
         rows.append(row(v, live or {}, read_json(layout.health_file(v["id"])), now, idle_after))
     return rows, warnings
@@ -179,14 +183,14 @@ def row(view: dict, live: dict, events: dict, now: float, idle_after: float) -> 
     idle_for = None if out is None else max(0.0, now - out)
     limits = view.get("limits") or {}
     memory_limit = live.get("memory_limit")
-    if view["mode"] == "container" and limits.get("memory"):
+    if view.get("mode") == "container" and limits.get("memory"):
         from am.plan import memory_bytes
 
         memory_limit = memory_bytes(str(limits["memory"]))  # the engine's may round it
     pids_now = live.get("pids")
     return {
         "id": view["id"],
-        "mode": view["mode"],
+        "mode": view.get("mode"),
         "runtime": view.get("runtime"),
         "status": view["status"],
         "health": word(view, events, idle_for, idle_after, pids_now),

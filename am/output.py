@@ -41,8 +41,13 @@ def print_json(data) -> None:
     sys.stdout.write("\n")
 
 
+def text(value) -> str:
+    """A table cell: '-' for a missing or null value."""
+    return "-" if value is None or value == "" else str(value)
+
+
 def status_text(view: dict) -> str:
-    s = view["status"]
+    s = text(view.get("status"))
     if s == "exited":
         code = view.get("exit_code")
         s += f" ({'?' if code is None else code})"
@@ -54,16 +59,18 @@ def status_text(view: dict) -> str:
 def table(views: list[dict]) -> str:
     from tabulate import tabulate
 
+    # Any field but the id may be null or missing (an adopted workspace has no source, a
+    # restored or hand-edited record may lack more): every cell shows such a value as '-'.
     rows = [
         [
             v["id"],
-            v["mode"] + (f"/{v['runtime']}" if v.get("runtime") else ""),
+            text(v.get("mode")) + (f"/{v['runtime']}" if v.get("runtime") else ""),
             status_text(v),
-            v.get("health", "-"),
-            v.get("agent"),
-            v.get("branch"),
-            v.get("created", "").replace("T", " ").rstrip("Z"),
-            _short_source(v.get("source", "")),
+            text(v.get("health")),
+            text(v.get("agent")),
+            text(v.get("branch")),
+            text(v.get("created")).replace("T", " ").rstrip("Z"),
+            _short_source(text(v.get("source"))),
         ]
         for v in views
     ]

@@ -61,7 +61,7 @@ def views(records: dict[str, dict] | None = None, layout=None) -> list[dict]:
               f"({', '.join(orphans[:3])}{', ...' if len(orphans) > 3 else ''}): "
               "run 'am doctor --fix'", file=sys.stderr)
     out = []
-    for r in sorted(records.values(), key=lambda r: (r.get("created", ""), r["id"])):
+    for r in sorted(records.values(), key=lambda r: (str(r.get("created") or ""), r["id"])):
         alive = r.get("session") in live_sessions
         exit_info = None if alive else read_exit(layout.exit_file(r["id"]))
         out.append(derive(r, alive, exit_info))

@@ -150,6 +150,16 @@ def assert_nothing_made(home: Path, before: dict | None = None) -> None:
     assert sorted(state_agents(home)) == sorted(before)
     assert sorted(am_sessions(home)) == sorted(f"am-{i}" for i in before
                                                if before[i].get("status") == "running")
+    assert agent_files(home) <= set(before), f"stray log or run files: {agent_files(home)}"
+
+
+def agent_files(home: Path) -> set[str]:
+    """The agent ids that logs and run files under HOME's state folder belong to."""
+    found = set()
+    for folder in (home / "state" / "logs", home / "state" / "run"):
+        if folder.is_dir():
+            found |= {p.name.split(".")[0] for p in folder.iterdir()}
+    return found
 
 
 @pytest.fixture(params=ENGINES)

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from conftest import agent_files
 from containers import ENGINES, container_names, engine_ready
 
 pytestmark = pytest.mark.container
@@ -29,6 +30,7 @@ def nothing_made(am) -> None:
     agents = am.home / "agents"
     assert not agents.exists() or not any(agents.iterdir())
     assert am.list() == []
+    assert agent_files(am.home) == set()  # no log or run file of the agent that never was
 
 
 @pytest.mark.parametrize("name", ENGINES)

@@ -93,6 +93,8 @@ time.sleep(600)
     assert rows[oom]["health"] == "oom" and rows[oom]["memory_limit_bytes"] == 64 * MB
     am("stop", bomb, timeout=120)
     am("stop", oom)
+    # what the agents met is kept once they have ended: both words, not '-'
+    assert {a["id"]: a["health"] for a in am.list()} == {bomb: "pids", oom: "oom"}
 
 
 @pytest.mark.container
@@ -199,6 +201,9 @@ def test_parse_stats_of_both_engines():
      ({"status": "running", "limits": {"pids": 20}}, {}, 1, 20, "pids"),
      ({"status": "running", "limits": {"pids": 20}}, {"pids_limit": True}, 1, 3, "pids"),
      ({"status": "exited", "oom_killed": True}, {}, 99, None, "oom"),
+     ({"status": "exited"}, {"oom": True}, 99, None, "oom"),
+     ({"status": "exited"}, {"pids_limit": True}, 99, None, "pids"),  # kept, like oom
+     ({"status": "stopped"}, {"pids_limit": True}, 99, None, "pids"),
      ({"status": "exited"}, {}, 99, None, "-"),
      ({"status": "stopped"}, {}, 99, None, "-")],
 )

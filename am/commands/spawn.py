@@ -94,6 +94,11 @@ def execute(plan: planning.Plan, backend, layout):
                 )
             agents[plan.id] = plan.record(str(layout.root))
         undo.push(store.remove, plan.id)
+        # The files a session and its supervisor leave: a later agent of the same name must
+        # not show this one's output or ending.
+        for leftover in (plan.log, plan.exit_file, layout.health_file(plan.id)):
+            undo.push(_unlink, leftover)
+        undo.push(shutil.rmtree, layout.run / plan.id, True)
 
         say(f"Preparing workspace {plan.workspace} from {plan.source} ...")
         base = make_workspace(plan, undo)
