@@ -26,15 +26,16 @@ def derive(record: dict, session_alive: bool, exit_info: dict | None) -> dict:
     view["oom_killed"] = bool(record.get("oom_killed"))
     if intent == "stopped":
         status = "stopped"
+    elif intent == "starting":
+        # A spawn still at work, or one that died before it finished: an error even when its
+        # session lives on (the same verdict as 'am doctor', whose --fix settles it).
+        from am.drift import spawn_alive
+
+        status = "starting" if spawn_alive(record) else "error"
     elif session_alive:
         # In container mode the session holds the engine's client, which lives exactly as long
         # as the container runs; the supervisor records how it ended.
         status = "running"
-    elif intent == "starting":
-        # A spawn still at work, or one that died before it finished.
-        from am.drift import spawn_alive
-
-        status = "starting" if spawn_alive(record) else "error"
     else:
         status = "exited"
         if exit_info:

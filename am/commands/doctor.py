@@ -1,5 +1,6 @@
 """``am doctor``: check the tools am needs, and find (``--fix``: repair) drift."""
 
+import os
 import shutil
 import sys
 import time
@@ -55,28 +56,35 @@ def checks() -> tuple[list[dict], list]:
     return rows, usable
 
 
+def start_point(repo) -> tuple[str | None, str | None]:
+    """Where a workspace's work began (its merge-base with what it was cloned from, else
+    HEAD) and its branch, read through the checked REPO; (None, None) without one."""
+    if repo is None:
+        return None, None
+    base = ""
+    remotes = git.ws_git(repo, "for-each-ref", "--format=%(objectname)", "refs/remotes",
+                         check=False).out.split()
+    if remotes:
+        base = git.ws_git(repo, "merge-base", "HEAD", *remotes, check=False).out.strip()
+    head = git.ws_git(repo, "rev-parse", "HEAD", check=False).out.strip()
+    branch = git.ws_git(repo, "symbolic-ref", "--short", "-q", "HEAD", check=False).out.strip()
+    return base or head or None, branch or None
+
+
 def adopt(path: Path, store, layout) -> str:
     """Give a workspace with unsaved work and no record a stopped record, so it is not lost."""
     agent_id = path.name
     ids.validate_name(agent_id)
-    base = head = branch = ""
     try:
         repo = gitsafe.open_clone(path, gitsafe.cache_objects())
     except AmError:
         repo = None  # kept without running git; 'am rm --force' can still delete it
-    if repo:
-        remotes = git.ws_git(repo, "for-each-ref", "--format=%(objectname)", "refs/remotes",
-                             check=False).out.split()
-        if remotes:
-            base = git.ws_git(repo, "merge-base", "HEAD", *remotes, check=False).out.strip()
-        head = git.ws_git(repo, "rev-parse", "HEAD", check=False).out.strip()
-        branch = git.ws_git(repo, "symbolic-ref", "--short", "-q", "HEAD",
-                            check=False).out.strip()
+    base, branch = start_point(repo)
     with store.transaction() as agents:
         agents[agent_id] = {
             "id": agent_id, "name": agent_id, "mode": "tmux", "runtime": None,
-            "status": "stopped", "source": None, "worktree": False, "branch": branch or None,
-            "base_commit": base or head or None, "workspace": str(path), "container": None,
+            "status": "stopped", "source": None, "worktree": False, "branch": branch,
+            "base_commit": base, "workspace": str(path), "container": None,
             "session": ids.session_name(agent_id), "agent": None, "command": [],
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "exit_code": None,
             "oom_killed": False, "network": None, "allow_domains": [], "limits": None,
@@ -85,8 +93,30 @@ def adopt(path: Path, store, layout) -> str:
     return agent_id
 
 
-def fix(d: drift.Drift, store, layout) -> str:
+def settle_spawn(record: dict, store, layout) -> str:
+    """End an interrupted spawn: stop what it started; keep (adopt, stopped) a workspace that
+    holds unsaved work, delete the rest. An agent whose session never started (its log was
+    never made) cannot have worked: its workspace holds only what the spawn cloned."""
     from am import lifecycle
+
+    lifecycle.stop(record, store)
+    record = store.agents()[record["id"]]
+    ran = bool(record.get("log")) and Path(record["log"]).exists()
+    reasons = lifecycle.unsaved(record) if ran else []
+    if not reasons:
+        lifecycle.delete(record, store, layout)
+        return "stopped, and removed the record and its workspace (no unsaved work)"
+    base = record.get("base_commit")
+    if not base and not record.get("worktree"):
+        try:
+            base = start_point(gitsafe.open_record(record))[0]
+        except AmError:
+            base = None
+    store.update(record["id"], base_commit=base, spawn_pid=None, adopted=True)
+    return f"stopped, and kept as a stopped agent: unsaved work ({'; '.join(reasons)})"
+
+
+def fix(d: drift.Drift, store, layout) -> str:
 
     if d.kind == "orphan-session":
         session.kill(d.subject)
@@ -120,15 +150,18 @@ def fix(d: drift.Drift, store, layout) -> str:
         proc.run(["git", "-C", d.subject, "worktree", "prune"], env=git.source_env())
         return "pruned"
     if d.kind == "stale-spawn":
-        record = store.agents()[d.subject]
-        lifecycle.stop(record, store)
-        snap = lifecycle.snapshot_then_delete(store.agents()[d.subject], store, layout)
-        return "removed the record and its workspace" + (f" (saved to {snap})" if snap else "")
+        return settle_spawn(store.agents()[d.subject], store, layout)
     if d.kind == "orphan-workspace":
         path = Path(d.subject)
         if path.is_symlink() or not path.is_dir():
             path.unlink()
             return "removed"
+        if not any(path.iterdir()):
+            path.rmdir()
+            return "removed (empty)"
+        if not os.path.lexists(path / ".git"):
+            # Not something a spawn made: neither adopted as an agent nor deleted.
+            return "left alone: not a git workspace; look at it, and remove it yourself"
         try:
             has_work = bool(git.unsaved_work(gitsafe.open_clone(path, gitsafe.cache_objects())))
         except gitsafe.Refused:
