@@ -30,7 +30,7 @@ image: install  ## the agent image for RUNTIME (docker, podman or auto)
 	$(BIN)/am image build --runtime $(RUNTIME)
 
 clean-agents: install  ## every labelled container of this AM_HOME and stopped agents' records
-	$(BIN)/am clean --containers
+	$(BIN)/am clean --containers $(if $(YES),--yes)  # asks first on a terminal; YES=1: no question
 
 security: install  ## the security suite and container policy checks, as a table
 	$(BIN)/python scripts/security_report.py

@@ -4,6 +4,22 @@ import argparse
 
 from am import __version__
 
+# Options whose value may start with '-' (argparse would read '--memory -1g' as a missing
+# value): the value is joined to its option, so am's own check explains what is wrong with it.
+DASH_VALUES = ("--memory", "--cpus", "--pids")
+
+
+def join_dash_values(args: list[str]) -> list[str]:
+    out, rest = [], list(args)
+    while rest:
+        a = rest.pop(0)
+        if a == "--":
+            return out + [a] + rest
+        if a in DASH_VALUES and rest and rest[0].startswith("-") and rest[0] != "--":
+            a = f"{a}={rest.pop(0)}"
+        out.append(a)
+    return out
+
 
 class Parser(argparse.ArgumentParser):
     """argparse, with usage errors in am's one-line ``am: error:`` form."""
@@ -11,14 +27,30 @@ class Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"am: error: {message} (see '{self.prog} --help')\n")
 
+    def parse_known_args(self, args=None, namespace=None):
+        import sys
+
+        args = join_dash_values(sys.argv[1:] if args is None else list(args))
+        return super().parse_known_args(args, namespace)
+
+
+ID = "agent id (see 'am list')"
+JSON = "print JSON for scripts instead of a table"
+AUTO = "auto: podman if it enforces the limits here, else docker"
+
 
 def _spawn(p):
+    from am.plan import DEFAULT_IMAGE, DEFAULT_LIMITS
+
     p.add_argument(
         "source", help="git URL (https, ssh, git@host:path, file://) or local repository"
     )
-    p.add_argument("--container", action="store_true", help="run in an isolated container")
-    p.add_argument("--runtime", choices=["docker", "podman", "auto"], help="container engine")
-    p.add_argument("--agent", help="agent profile: claude, codex, aider, gemini, ...")
+    p.add_argument("--container", action="store_true",
+                   help="run in an isolated container (default: a tmux session on the host)")
+    p.add_argument("--runtime", choices=["docker", "podman", "auto"],
+                   help=f"container engine (default: {AUTO})")
+    p.add_argument("--agent", help="agent profile: claude (default), codex, aider, gemini, or "
+                   "one of config.toml's")
     p.add_argument("--cmd", help="run this shell command as the agent instead of a profile's CLI")
     p.add_argument(
         "--skip-permissions",
@@ -34,53 +66,59 @@ def _spawn(p):
         help="a git worktree of the local repository instead of a clone",
     )
     p.add_argument("--network", choices=["none", "limited", "full"],
-                   help="container network policy (docs/network.md)")
+                   help="container network: none (default; not even the agent's model API), "
+                   "limited (the profile's API domains and --allow-domain, through a proxy), "
+                   "full (the engine's bridge); see docs/network.md")
     p.add_argument("--allow-domain", action="append", default=[], metavar="DOMAIN",
                    help="domain a limited network allows (repeatable)")
-    p.add_argument("--memory", help="container memory limit, e.g. 2g")
-    p.add_argument("--cpus", help="container CPU limit, e.g. 2")
-    p.add_argument("--pids", help="container process limit, e.g. 100")
+    p.add_argument("--memory", help=f"container memory limit (default: {DEFAULT_LIMITS['memory']})")
+    p.add_argument("--cpus", help=f"container CPU limit (default: {DEFAULT_LIMITS['cpus']})")
+    p.add_argument("--pids", help=f"container process limit (default: {DEFAULT_LIMITS['pids']})")
     p.add_argument("--gpus", help="GPU access: all, a count, or device ids")
     p.add_argument("--env", action="append", default=[], metavar="NAME[=VALUE]",
                    help="environment for the agent; a bare NAME passes the caller's value")
-    p.add_argument("--image", help="agent image (default: the built am-agent image)")
+    p.add_argument("--image", help=f"agent image (default: {DEFAULT_IMAGE}, built on first use)")
     p.add_argument(
         "--mount-agent-config",
         action="store_true",
         help="mount the agent CLI's own config from your home read-only (exposes its tokens)",
     )
+    p.epilog = ("Defaults of --runtime, --agent, --image, --network, --allow-domain and the "
+                "limits can be set in config.toml or AM_* variables ('am config show').")
 
 
 def _list(p):
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--status", choices=["running", "stopped", "exited", "error", "starting"])
+    p.add_argument("--json", action="store_true", help=JSON)
+    p.add_argument("--status", choices=["running", "stopped", "exited", "error", "starting"],
+                   help="only the agents with this status")
 
 
 def _status(p):
-    p.add_argument("id", nargs="?")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("id", nargs="?", help=ID + "; default: every agent")
+    p.add_argument("--json", action="store_true", help=JSON)
     p.add_argument("--watch", action="store_true", help="refresh every 2 seconds until Ctrl-C")
 
 
 def _info(p):
-    p.add_argument("id")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("id", help=ID)
+    p.add_argument("--json", action="store_true", help=JSON)
 
 
 def _id_only(p):
-    p.add_argument("id")
+    p.add_argument("id", help=ID)
 
 
 def _logs(p):
-    p.add_argument("id")
-    p.add_argument("-f", "--follow", action="store_true")
-    p.add_argument("--tail", type=int, metavar="N")
+    p.add_argument("id", help=ID)
+    p.add_argument("-f", "--follow", action="store_true",
+                   help="keep printing new output until the agent stops")
+    p.add_argument("--tail", type=int, metavar="N", help="only the last N lines")
     p.add_argument("--network", action="store_true",
                    help="requests the agent's proxy refused (--network limited)")
 
 
 def _rm(p):
-    p.add_argument("id")
+    p.add_argument("id", help=ID)
     p.add_argument(
         "-f",
         "--force",
@@ -90,8 +128,8 @@ def _rm(p):
 
 
 def _restore(p):
-    p.add_argument("snapshot")
-    p.add_argument("--name")
+    p.add_argument("snapshot", help="the snapshot archive 'am snapshot' printed")
+    p.add_argument("--name", help="id of the new agent (default: a generated one)")
 
 
 def _clean(p):
@@ -99,12 +137,17 @@ def _clean(p):
         "--all", action="store_true", help="also agents with unsaved work (snapshotted first)"
     )
     p.add_argument("--containers", action="store_true",
-                   help="first remove every container labelled for this AM_HOME")
+                   help="first remove every container labelled for this AM_HOME: this stops "
+                   "running agents (asks first on a terminal)")
+    p.add_argument("-y", "--yes", action="store_true",
+                   help="do not ask: stop running agents without a question")
 
 
 def _doctor(p):
-    p.add_argument("--fix", action="store_true")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--fix", action="store_true",
+                   help="repair the drift found: remove orphans, settle interrupted spawns, "
+                   "adopt leftover workspaces that hold work")
+    p.add_argument("--json", action="store_true", help=JSON)
 
 
 def _config(p):
@@ -112,15 +155,16 @@ def _config(p):
         dest="config_command", metavar="ACTION", parser_class=Parser, required=True
     )
     c = csub.add_parser("show", help="each setting, its value and where it came from")
-    c.add_argument("--json", action="store_true")
-    c.add_argument("--runtime", choices=["docker", "podman", "auto"])
-    c.add_argument("--agent")
-    c.add_argument("--image")
-    c.add_argument("--network", choices=["none", "limited", "full"])
-    c.add_argument("--allow-domain", action="append", default=[], metavar="DOMAIN")
-    c.add_argument("--memory")
-    c.add_argument("--cpus")
-    c.add_argument("--pids")
+    c.add_argument("--json", action="store_true", help=JSON)
+    like = "as the spawn flag: show what a spawn with it would use"
+    c.add_argument("--runtime", choices=["docker", "podman", "auto"], help=like)
+    c.add_argument("--agent", help=like)
+    c.add_argument("--image", help=like)
+    c.add_argument("--network", choices=["none", "limited", "full"], help=like)
+    c.add_argument("--allow-domain", action="append", default=[], metavar="DOMAIN", help=like)
+    c.add_argument("--memory", help=like)
+    c.add_argument("--cpus", help=like)
+    c.add_argument("--pids", help=like)
 
 
 def _image(p):
@@ -128,8 +172,9 @@ def _image(p):
         dest="image_command", metavar="ACTION", parser_class=Parser, required=True
     )
     b = isub.add_parser("build", help="build the agent image")
-    b.add_argument("--runtime", choices=["docker", "podman", "auto"])
-    b.add_argument("--tag")
+    b.add_argument("--runtime", choices=["docker", "podman", "auto"],
+                   help=f"engine to build it for (default: the configured runtime; {AUTO})")
+    b.add_argument("--tag", help="the image's tag (default: am-agent:latest)")
 
 
 # name, help, what adds its arguments

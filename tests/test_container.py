@@ -194,3 +194,24 @@ def test_first_spawn_builds_the_image(am, engine):
         am("stop", agent)
     finally:
         subprocess.run([engine, "rmi", "-f", tag], capture_output=True)
+
+
+def test_clean_containers_asks_before_stopping_running_agents(am, engine, tmp_path):
+    agent = cspawn(am, engine, "sleep 300")
+    env = {"AM_HOME": str(am.home), "PATH": os.environ["PATH"]}
+    for answer, code in (("n", 1), ("y", 0)):
+        term = Terminal(tmp_path, [*am.argv, "clean", "--containers"], env)
+        try:
+            wait_for(lambda t=term: t.err.exists() and "Go ahead? [y/N]" in t.err.read_text(),
+                     "the question")
+            term.keys(answer, "Enter")
+            rc, err = term.result()
+        finally:
+            term.close()
+        assert rc == code, err
+        assert f"stops 1 running container agent(s) ({agent})" in err
+        if answer == "n":
+            assert "am: error: nothing done" in err
+            assert am.info(agent)["status"] == "running"
+    assert container_names(engine, str(am.home)) == []
+    assert am.list() == []  # stopped, and with no unsaved work, removed

@@ -137,6 +137,7 @@ def test_missing_custom_image_is_refused(am, repo, name):
 
 
 @pytest.mark.parametrize("bad", [["--memory", "0"], ["--cpus", "-1"], ["--pids", "abc"],
+                                 ["--memory", "-1g"], ["--pids", "-5"],
                                  ["--memory", "100000g"], ["--cpus", "999"]])
 def test_bad_limits_refused_before_anything_starts(am, repo, bad):
     res = am("spawn", repo, "--container", "--runtime", "docker", "--cmd", "true", *bad,

@@ -1,5 +1,7 @@
 """What am says when an engine fails or cannot keep a promise (pure composition)."""
 
+import argparse
+
 import pytest
 
 from am.backends import docker, podman
@@ -67,3 +69,39 @@ def test_docker_limits_verdict():
     assert docker.limits_verdict("true true true\n") is None
     assert "ignores memory, process limits" in docker.limits_verdict("false true false")
     assert docker.limits_verdict("") is not None  # an answer am cannot read is no promise
+
+
+def all_parsers(parser):
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from all_parsers(sub)
+
+
+def test_every_option_and_argument_has_help():
+    from am.cli import build_parser
+
+    missing = [f"{p.prog} {a.dest}" for p in all_parsers(build_parser())
+               for a in p._actions if not a.help and not isinstance(a, argparse._SubParsersAction)]
+    assert missing == []
+
+
+def test_spawn_help_shows_the_defaults():
+    from am.cli import build_parser
+
+    sub = next(a for a in build_parser("spawn")._actions
+               if isinstance(a, argparse._SubParsersAction))
+    text = " ".join(sub.choices["spawn"].format_help().split())
+    for default in ("(default: 2g)", "(default: 2)", "(default: 100)", "none (default;",
+                    "claude (default)", "auto: podman if it enforces the limits here, else docker",
+                    "am-agent:latest"):
+        assert default in text, default
+
+
+@pytest.mark.parametrize("flag, value", [("--memory", "-1g"), ("--cpus", "-1"), ("--pids", "-5")])
+def test_a_value_starting_with_a_dash_reaches_ams_own_check(flag, value):
+    from am.cli import build_parser
+
+    args = build_parser("spawn").parse_args(["spawn", "repo", "--container", flag, value])
+    assert getattr(args, flag[2:]) == value

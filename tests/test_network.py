@@ -301,5 +301,10 @@ def test_clean_containers_removes_proxies_and_networks(am, engine):
     del am.env["AM_EGRESS_NETWORK"]
     agent = spawn(am, engine, "sleep 300", "--network", "limited")
     assert proxies(engine, am.home) == [f"am_proxy-{agent}"]
-    am("clean", "--containers")
+    # it stops a running agent: not without a word, and not without --yes off a terminal
+    line = assert_am_error(am("clean", "--containers", check=False))
+    assert f"stops 1 running container agent(s) ({agent})" in line and "--yes" in line
+    assert proxies(engine, am.home) == [f"am_proxy-{agent}"]
+    assert am.info(agent)["status"] == "running"
+    am("clean", "--containers", "--yes")
     assert container_names(engine, str(am.home)) == [] and am_networks(engine, am.home) == []

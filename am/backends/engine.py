@@ -431,9 +431,6 @@ class Engine(Backend):
         return [n for n in res.out.split() if not n.startswith(PROXY_PREFIX)] if res.ok else []
 
 
-AUTO = "podman if it enforces memory, CPU and process limits here, else docker"
-
-
 def engine(runtime: str) -> Engine:
     """The engine named RUNTIME; ``auto`` is podman if it is usable and enforces the limits
     here (rootless podman on cgroup v1 ignores them), else docker."""
