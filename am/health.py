@@ -131,20 +131,20 @@ def tmux_figures(sessions: list[str], interval: float = CPU_INTERVAL) -> dict[st
     return out
 
 
-def engine_figures(runtimes: set[str]) -> tuple[dict, list[str], list[threading.Thread]]:
+def engine_figures(runtimes: set[str]) -> tuple[dict, dict, list[threading.Thread]]:
     """Start one stats call per engine, each in a thread: they fill (runtime, container name)
-    -> figures, and a warning for each engine that did not answer; join the threads."""
+    -> figures, and runtime -> why its call failed; join the threads."""
     from am.backends.engine import engine
     from am.errors import AmError
 
-    figures, warnings, lock = {}, [], threading.Lock()
+    figures, failed, lock = {}, {}, threading.Lock()
 
     def one(runtime):
         try:
             got = engine(runtime).stats()
         except AmError as e:
             with lock:
-                warnings.append(f"{runtime} stats failed: {e.message}")
+                failed[runtime] = e.message
             return
         with lock:
             figures.update({(runtime, name): f for name, f in got.items()})
@@ -152,27 +152,47 @@ def engine_figures(runtimes: set[str]) -> tuple[dict, list[str], list[threading.
     threads = [threading.Thread(target=one, args=(r,), daemon=True) for r in sorted(runtimes)]
     for t in threads:
         t.start()
-    return figures, warnings, threads
+    return figures, failed, threads
 
 
 def collect(views: list[dict], layout, idle_after: float) -> tuple[list[dict], list[str]]:
-    """The full status row of each agent, and warnings about engines that did not answer."""
+    """The full status row of each agent, and warnings that say why a running agent has no
+    figures (its engine's stats call failed, it was not listed, no pane was found)."""
     running = [v for v in views if v["status"] == "running"]
     runtimes = {v["runtime"] for v in running if v.get("mode") == "container" and
                 v.get("runtime")}
-    figures, warnings, threads = engine_figures(runtimes)
+    figures, failed, threads = engine_figures(runtimes)
     tmux = tmux_figures([v["session"] for v in running if v.get("mode") == "tmux"])
     for t in threads:
         t.join()
     now = time.time()
-    rows = []
+    rows, missing = [], {}
     for v in views:
-        live = None
+        live, why = None, None
         if v["status"] == "running":
-            live = tmux.get(v["session"]) if v.get("mode") == "tmux" else \
-                figures.get((v.get("runtime"), v.get("container")))
-        rows.append(row(v, live or {}, read_json(layout.health_file(v["id"])), now, idle_after))
-    return rows, warnings
+            live, why = live_figures(v, tmux, figures, failed)
+        r = row(v, live or {}, read_json(layout.health_file(v["id"])), now, idle_after)
+        r["figures_missing"] = why
+        if why:
+            missing.setdefault(why, []).append(v["id"])
+        rows.append(r)
+    return rows, [f"no figures for {', '.join(ids)}: {why}" for why, ids in missing.items()]
+
+
+def live_figures(view: dict, tmux: dict, figures: dict, failed: dict):
+    """A running agent's figures, or None and why there are none (pure)."""
+    if view.get("mode") == "tmux":
+        live = tmux.get(view["session"])
+        if not live or live.get("pids") is None:
+            return None, "its tmux session's pane was not found"
+        return live, None
+    runtime = view.get("runtime")
+    if runtime in failed:
+        return None, f"{runtime} stats failed: {failed[runtime]}"
+    live = figures.get((runtime, view.get("container")))
+    if live is None:
+        return None, f"{runtime} stats did not list {view.get('container')} (starting or ending)"
+    return live, None
 
 
 def row(view: dict, live: dict, events: dict, now: float, idle_after: float) -> dict:

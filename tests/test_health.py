@@ -215,3 +215,17 @@ def test_table_formats():
     assert duration(5) == "5s" and duration(65) == "1m05s" and duration(3700) == "1h01m"
     assert duration(90000) == "1d01h" and duration(None) == "-"
     assert size(300 * MB) == "300.0M" and size(2 * 1024**3) == "2.0G" and size(10) == "10B"
+
+
+def test_why_figures_are_missing():
+    tmux_view = {"mode": "tmux", "session": "am-t"}
+    box = {"mode": "container", "runtime": "podman", "container": "am-c"}
+    figures = {("podman", "am-c"): {"pids": 3}}
+    assert health.live_figures(tmux_view, {"am-t": {"pids": 2}}, {}, {}) == ({"pids": 2}, None)
+    assert "pane was not found" in health.live_figures(tmux_view, {}, {}, {})[1]
+    assert health.live_figures(box, {}, figures, {}) == ({"pids": 3}, None)
+    failed = {"podman": "Podman failed: Error: stats is not supported in rootless mode"}
+    assert health.live_figures(box, {}, figures, failed) == (
+        None, "podman stats failed: Podman failed: Error: stats is not supported in rootless "
+              "mode")
+    assert "did not list am-c" in health.live_figures(box, {}, {}, {})[1]
