@@ -1,4 +1,5 @@
-# am: common tasks. `make setup` needs root (apt-get, starting the engines).
+# am: common tasks. `make setup` needs root (apt-get, starting the engines); `make test` runs as
+# root too (its unprivileged tier creates users); the rest runs as you.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,7 +10,9 @@ RUNTIME ?= auto
 setup:  ## system packages and running container engines (root)
 	bash scripts/setup-host.sh
 
-install: $(VENV)/.installed  ## a .venv with am and the test tools
+install:  ## a .venv with am and the test tools (yours, even after a 'sudo make ...')
+	@bash scripts/reclaim-checkout.sh
+	@$(MAKE) -s --no-print-directory $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)

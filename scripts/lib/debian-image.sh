@@ -24,7 +24,14 @@ die() { printf '%s: ERROR: %s\n' "$NAME" "$*" >&2; exit 1; }
 
 build_tarball() {
     command -v mmdebstrap >/dev/null || die "mmdebstrap not installed (apt-get install mmdebstrap)"
-    [ "$(id -u)" -eq 0 ] || die "run as root (mmdebstrap root mode)"
+    # An ordinary user builds in a user namespace of their subordinate ids (uidmap), so that
+    # their first container spawn can build the image without root.
+    local mode=root
+    if [ "$(id -u)" -ne 0 ]; then
+        mode=unshare
+        grep -qE "^($(id -un)|$(id -u)):" /etc/subuid 2>/dev/null ||
+            die "$(id -un) has no subordinate ids in /etc/subuid, which mmdebstrap needs to build as an ordinary user: 'sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $(id -un)', or build the image as root ('sudo make image')"
+    fi
     mkdir -p "$(dirname "$TARBALL")"
     local tmp
     tmp="$(dirname "$TARBALL")/.$(basename "$TARBALL" .tar).partial.tar"
@@ -36,7 +43,7 @@ build_tarball() {
     # stdin is not a terminal (CI).
     mmdebstrap \
         --variant="$VARIANT" \
-        --mode=root \
+        --mode="$mode" \
         --format=tar \
         --include="$INCLUDE" \
         --aptopt='Acquire::Retries "3"' \
