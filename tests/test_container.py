@@ -117,8 +117,18 @@ def test_policy_inside_container(am, engine):
     am("stop", agent)
 
 
+# The agent waits for the test's go (a file in its workspace), not for time: one that ended
+# while the spawn still waited would be reported by the spawn instead.
+WAIT_GO = "until [ -e .go ]; do sleep 0.1; done; "
+
+
+def go(am, agent):
+    (am.home / "agents" / agent / ".go").touch()
+
+
 def test_exit_code_survives_auto_removal(am, engine):
-    agent = cspawn(am, engine, "sleep 1; exit 7")
+    agent = cspawn(am, engine, WAIT_GO + "exit 7")
+    go(am, agent)
     info = am.wait_status(agent, "exited")
     assert info["exit_code"] == 7 and info["oom_killed"] is False
     assert container_names(engine, str(am.home)) == []
@@ -127,7 +137,8 @@ def test_exit_code_survives_auto_removal(am, engine):
 
 
 def test_oom_kill_is_reported(am, engine):
-    agent = cspawn(am, engine, "sleep 1; exec python3 -c 'b = bytearray(3 * 1024**3)'")
+    agent = cspawn(am, engine, WAIT_GO + "exec python3 -c 'b = bytearray(3 * 1024**3)'")
+    go(am, agent)
     info = am.wait_status(agent, "exited", timeout=120)
     assert info["oom_killed"] is True, info
     assert info["exit_code"] == 137

@@ -239,7 +239,9 @@ def test_profile_domains_are_allowed(am, engine):
 
 
 def test_agent_exit_removes_its_proxy(am, engine):
-    agent = spawn(am, engine, "sleep 1; exit 3", "--network", "limited")
+    agent = spawn(am, engine, "until [ -e .go ]; do sleep 0.1; done; exit 3", "--network",
+                  "limited")
+    (am.home / "agents" / agent / ".go").touch()  # its go, once the spawn has returned
     info = am.wait_status(agent, "exited")
     assert info["exit_code"] == 3  # the relay hands the agent its own exit code
     deadline = time.monotonic() + 30
