@@ -105,3 +105,15 @@ def test_a_value_starting_with_a_dash_reaches_ams_own_check(flag, value):
 
     args = build_parser("spawn").parse_args(["spawn", "repo", "--container", flag, value])
     assert getattr(args, flag[2:]) == value
+
+
+def test_a_failure_names_what_failed_and_why():
+    d = docker.Docker()
+    e = d.failure("the network proxy did not start", RUN_FAILED)
+    assert e.message.startswith("the network proxy did not start: docker: Error response")
+    assert "context canceled" in e.message and "--help" not in e.message
+    e = d.failure("the container am-x did not start", SOCKET_DENIED)
+    assert e.message == "the container am-x did not start: permission denied on the Docker socket"
+    assert "docker group" in e.hint
+    assert d.failure("the container am-x did not start", "").message == \
+        "the container am-x did not start"

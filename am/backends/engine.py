@@ -242,6 +242,15 @@ class Engine(Backend):
         else the engine's own error lines (not just the last, which is often only usage)."""
         return self.known_cause(text) or AmError(f"{self.title} failed: {error_lines(text)}")
 
+    def failure(self, what: str, text: str) -> AmError:
+        """WHAT failed, and why: the known cause of the engine's TEXT with its fix, else the
+        engine's own error lines."""
+        cause = self.known_cause(text)
+        if cause:
+            cause.message = f"{what}: {cause.message}"
+            return cause
+        return AmError(f"{what}: {error_lines(text)}" if text.strip() else what)
+
     def image_exists(self, image: str) -> bool:
         """Whether the engine has IMAGE; raises the engine's own trouble (daemon, permission)."""
         res = self.call("image", "inspect", "--format", "{{.Id}}", image)
@@ -369,13 +378,9 @@ class Engine(Backend):
         gpu = self.gpu_error(text) if plan.gpus else None
         if gpu:
             raise gpu
-        cause = self.known_cause(text)
-        if cause:
-            cause.message = f"the container {plan.container} did not start: {cause.message}"
-            cause.hint = self.session_hint(cause) or cause.hint
-            raise cause
-        raise AmError(f"the container {plan.container} did not start" +
-                      (f": {error_lines(text)}" if text.strip() else ""))
+        error = self.failure(f"the container {plan.container} did not start", text)
+        error.hint = self.session_hint(error) or error.hint
+        raise error
 
     def session_hint(self, cause: AmError) -> str | None:
         """A better fix when the engine refused the session's client but not am itself: the
