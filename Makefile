@@ -29,8 +29,8 @@ test-fast: install  ## everything that needs no container engine
 lint: install
 	$(BIN)/ruff check am tests scripts
 
-image: install  ## the agent image for RUNTIME (docker, podman or auto)
-	$(BIN)/am image build --runtime $(RUNTIME)
+image: install  ## the agent image for RUNTIME (docker, podman or auto); AGENTS=claude,codex,...
+	$(BIN)/am image build --runtime $(RUNTIME) $(if $(AGENTS),--agents $(AGENTS))
 
 clean-agents: install  ## every labelled container of this AM_HOME and stopped agents' records
 	$(BIN)/am clean --containers $(if $(YES),--yes)  # asks first on a terminal; YES=1: no question

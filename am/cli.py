@@ -175,6 +175,13 @@ def _image(p):
     b.add_argument("--runtime", choices=["docker", "podman", "auto"],
                    help=f"engine to build it for (default: the configured runtime; {AUTO})")
     b.add_argument("--tag", help="the image's tag (default: am-agent:latest)")
+    b.add_argument("--agents", metavar="CLI,...",
+                   help="agent CLIs to put in the image: claude, codex, gemini, aider "
+                   "(default: agent_clis of the config, else claude; '' for none)")
+    ls = isub.add_parser("ls", help="am's agent images and the agent CLIs each holds")
+    ls.add_argument("--runtime", choices=["docker", "podman"],
+                    help="only this engine (default: each installed one)")
+    ls.add_argument("--json", action="store_true", help="one JSON list for scripts")
 
 
 # name, help, what adds its arguments

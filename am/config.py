@@ -89,6 +89,14 @@ def _domains(value):
         raise Invalid(f"host names such as example.com or *.example.com ({e.message})") from None
 
 
+def _clis(value):
+    items = value.replace(",", " ").split() if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(c, str) and re.fullmatch(
+            r"[a-z0-9][a-z0-9_.-]{0,62}", c) for c in items):
+        raise Invalid("agent CLI names, such as [\"claude\", \"codex\"] (or \"claude,codex\")")
+    return sorted(set(items))
+
+
 @dataclass(frozen=True)
 class Key:
     name: str  # dotted, as in the file
@@ -110,6 +118,8 @@ KEYS = {
         Key("limits.cpus", plan.DEFAULT_LIMITS["cpus"], _cpus, "AM_CPUS", "cpus"),
         Key("limits.pids", int(plan.DEFAULT_LIMITS["pids"]), _pids, "AM_PIDS", "pids"),
         Key("idle_after", DEFAULT_IDLE_AFTER, _seconds, "AM_IDLE_AFTER", None),
+        # The CLIs `am image build` (and a first container spawn) put in the image.
+        Key("agent_clis", ["claude"], _clis, "AM_AGENT_CLIS", None),
     )
 }
 TABLES = {"limits": ("memory", "cpus", "pids"), "agents": ()}

@@ -44,11 +44,13 @@ class Plan:
     image: str | None
     gpus: str | None
     env_names: list[str]
+    agent_clis: list[str] = field(default_factory=list)  # what a first-use image build holds
     cache_dir: Path | None = None
     mirror: Path | None = None  # the cache mirror a URL clone borrows objects from
     egress: str | None = None  # limited: the outside network its proxy joins
     managed_egress: str | None = None  # limited: am's own outside network of this AM_HOME
     extra_mounts: list = field(default_factory=list)  # (host path, container path, read-only)
+    config_copies: list[str] = field(default_factory=list)  # --mount-agent-config, home-relative
     env: dict[str, str] = field(default_factory=dict)  # non-secret settings for the supervisor
     warnings: list[str] = field(default_factory=list)  # printed by spawn, on stderr
     secrets: dict[str, str] = field(default_factory=dict, repr=False)  # --env values
@@ -254,19 +256,20 @@ def unreachable_model(profile) -> str | None:
             "this)")
 
 
-def agent_config_mounts(profile, environ: dict) -> list:
-    """Read-only mounts of the profile's own config from the caller's home (opt-in)."""
-    from am.backends.engine import AGENT_HOME
+def agent_config_mounts(profile, environ: dict) -> tuple[list, list[str]]:
+    """Read-only mounts of the profile's credential files from the caller's home (opt-in), at
+    CONFIG_STAGE, never in the agent's home; and their paths relative to the home, which the
+    container's command copies into its own writable home before the agent starts."""
+    from am.backends.engine import CONFIG_STAGE
 
     home = Path(environ.get("HOME") or Path.home())
-    found = [(home / p, f"{AGENT_HOME}/{p}", True) for p in profile.config_paths
-             if (home / p).exists()]
+    found = [p for p in profile.config_paths if (home / p).exists()]
     if not found:
         looked = ", ".join(f"~/{p}" for p in profile.config_paths) or "nothing: the profile " \
             "names no config_paths"
-        raise AmError(f"--mount-agent-config: no {profile.name} configuration in {home}",
+        raise AmError(f"--mount-agent-config: no {profile.name} credentials in {home}",
                       f"looked for {looked}")
-    return found
+    return [(home / p, f"{CONFIG_STAGE}/{p}", True) for p in found], found
 
 
 def build(
@@ -315,7 +318,7 @@ def build(
         values = {**inherited, **values}
     domains = [check_domain(d) for d in args.allow_domain]
     network = args.network or "none"
-    mounts = []
+    mounts, copies = [], []
     if mode == "tmux":
         for flag, value in (
             ("--network", args.network),
@@ -366,7 +369,7 @@ def build(
         if mount_config:
             if profile is None:
                 raise AmError("--mount-agent-config needs an agent profile", "add --agent NAME")
-            mounts = agent_config_mounts(profile, environ)
+            mounts, copies = agent_config_mounts(profile, environ)
     if network != "limited":
         egress = managed = None
     branch = check_branch(args.branch) if args.branch is not None else f"am/{agent_id}"
@@ -396,7 +399,9 @@ def build(
         image=s["image"].value if mode == "container" else None,
         gpus=args.gpus,
         env_names=names,
+        agent_clis=list(s["agent_clis"].value) if mode == "container" else [],
         extra_mounts=mounts,
+        config_copies=copies,
         warnings=warnings,
         secrets=values,
         cache_dir=layout.cache,

@@ -12,7 +12,8 @@ class Profile:
     skip_permissions_flag: str | None
     api_domains: tuple[str, ...] = ()
     env_names: tuple[str, ...] = field(default=())  # any one of these is enough to authenticate
-    config_paths: tuple[str, ...] = ()  # the CLI's own config, relative to the home folder
+    # The CLI's credential files, relative to the home folder: all --mount-agent-config exposes.
+    config_paths: tuple[str, ...] = ()
 
     def argv(self, skip_permissions: bool) -> list[str]:
         argv = list(self.command)
@@ -32,7 +33,7 @@ BUILTIN = {
             "--dangerously-skip-permissions",
             ("api.anthropic.com", "statsig.anthropic.com", "sentry.io"),
             ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"),
-            (".claude", ".claude.json"),
+            (".claude/.credentials.json",),  # not .claude.json: it keeps other projects' history
         ),
         Profile(
             "codex",
@@ -40,7 +41,7 @@ BUILTIN = {
             "--dangerously-bypass-approvals-and-sandbox",
             ("api.openai.com", "chatgpt.com", "auth.openai.com"),
             ("OPENAI_API_KEY",),
-            (".codex",),
+            (".codex/auth.json",),
         ),
         Profile(
             "aider",
@@ -56,7 +57,7 @@ BUILTIN = {
             "--yolo",
             ("generativelanguage.googleapis.com", "oauth2.googleapis.com"),
             ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
-            (".gemini",),
+            (".gemini/oauth_creds.json", ".gemini/settings.json"),
         ),
     )
 }

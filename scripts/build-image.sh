@@ -1,43 +1,41 @@
 #!/usr/bin/env bash
-# build-image.sh - the whole offline build of the agent image (`make image`).
+# build-image.sh - the whole offline build of the agent image (`make image`, `am image build`).
 #
 # Usage: scripts/build-image.sh [--runtime docker|podman] [--tag am-agent:latest]
-#                               [--no-clis]
+#                               [--agents claude,codex,gemini,aider | --no-clis]
 #
 # Steps:
 #   1. base image: if $BASE_IMAGE (default am-base:bookworm) is not in the
 #      engine, scripts/build-base-image.sh builds/imports it (mmdebstrap).
-#   2. agent CLIs: scripts/fetch-agent-clis.sh fills build/context/npm-global
-#      (cached). --no-clis skips it and builds with AGENT_CLIS= (no CLI).
-#   3. the engine build, output streamed:
+#   2. agent CLIs: scripts/fetch-agent-clis.sh fetches each CLI of --agents
+#      (default: $AGENT_CLIS, else claude) exactly as locked in
+#      scripts/agent-clis/, in a throwaway container (cached in build/fetch/),
+#      and lays out build/context/clis/. --no-clis: an image without any.
+#   3. the engine build, output streamed, with NO network:
 #
-# The engine build command (what `am image build` composes too):
-#     <engine> build -f <repo>/Containerfile \
+#     <engine> build -f <repo>/Containerfile --network none \
 #         --build-arg BASE_IMAGE=am-base:bookworm \
-#         --build-arg AGENT_CLIS=claude \
-#         -t am-agent:latest \
-#         <repo>/build/context
-#   - context dir: <repo>/build/context ($AM_BUILD_DIR/context). It must
-#     exist and contain npm-global/ (empty is fine with AGENT_CLIS=); the
-#     repo top is NOT the context (it holds build/base-bookworm.tar, .git...).
-#   - build args: BASE_IMAGE (default in the Containerfile:
-#     debian:bookworm-slim, which needs a registry), AGENT_CLIS (default
-#     "claude"; empty = no agent CLI, for light test images).
-#   - the same command for docker and podman; nothing in the build reaches
-#     the network when BASE_IMAGE is am-base:bookworm (its apt step is a no-op).
+#         --build-arg AGENT_CLIS=claude,codex \
+#         -t am-agent:latest <repo>/build/context
+#   - context dir: $AM_BUILD_DIR/context (default <repo>/build/context): clis/
+#     holds the fetched CLIs; the repo top is NOT the context.
+#   - AGENT_CLIS: the CLIs to install (comma separated; empty: none). The
+#     image carries them in its label am.agent-clis, and fails to build if
+#     one does not answer --version.
+#   - another BASE_IMAGE (e.g. debian:bookworm-slim, which needs a registry
+#     and apt) builds with the engine's network.
 #
-# Environment: AM_BUILD_DIR, BASE_IMAGE, AGENT_CLIS, plus what the two
-# helper scripts read (AM_CLAUDE_CODE_VERSION, AM_EXTRA_NPM_CLIS, ...).
+# Environment: AM_BUILD_DIR, BASE_IMAGE, AGENT_CLIS, plus what the helper
+# scripts read (AM_OFFLINE, AM_AGENT_CLI_DIRS, AM_DEBIAN_MIRROR, ...).
 set -euo pipefail
 
-log() { printf 'build-image: %s\n' "$*" >&2; }
-die() { printf 'build-image: ERROR: %s\n' "$*" >&2; exit 1; }
-
+NAME=build-image
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-BUILD_DIR="${AM_BUILD_DIR:-$REPO/build}"
+# shellcheck source=lib/agent-clis.sh
+. "$REPO/scripts/lib/agent-clis.sh"
 CONTEXT="$BUILD_DIR/context"
 BASE_IMAGE="${BASE_IMAGE:-am-base:bookworm}"
-AGENT_CLIS="${AGENT_CLIS-claude}"
+AGENTS="${AGENT_CLIS-claude}"
 RUNTIME=docker
 TAG=am-agent:latest
 
@@ -47,8 +45,10 @@ while [ $# -gt 0 ]; do
         --runtime=*) RUNTIME="${1#*=}"; shift ;;
         --tag|-t) TAG="${2:?--tag needs a name}"; shift 2 ;;
         --tag=*) TAG="${1#*=}"; shift ;;
-        --no-clis) AGENT_CLIS=""; shift ;;
-        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+        --agents) AGENTS="${2?--agents needs a list such as claude,codex}"; shift 2 ;;
+        --agents=*) AGENTS="${1#*=}"; shift ;;
+        --no-clis) AGENTS=""; shift ;;
+        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         *) die "unknown argument: $1" ;;
     esac
 done
@@ -56,6 +56,13 @@ case "$RUNTIME" in
     docker|podman) ;;
     *) die "--runtime must be docker or podman (got '$RUNTIME')" ;;
 esac
+# The CLIs, checked, sorted and without repeats: the label lists them the same way each time.
+CLIS=()
+for cli in $(printf '%s' "$AGENTS" | tr ', ' '\n\n' | sort -u); do
+    cli_dir "$cli" >/dev/null || die "unknown agent CLI '$cli' (known: $(known_clis))"
+    CLIS+=("$cli")
+done
+AGENT_CLIS=$(IFS=,; echo "${CLIS[*]}")
 command -v "$RUNTIME" >/dev/null || die "$RUNTIME not installed"
 "$RUNTIME" info >/dev/null 2>&1 || die "'$RUNTIME info' fails: run scripts/engines-up.sh first"
 
@@ -71,17 +78,16 @@ if ! "$RUNTIME" image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
     fi
 fi
 
-mkdir -p "$CONTEXT/npm-global"
-if [ -n "$AGENT_CLIS" ]; then
-    "$REPO/scripts/fetch-agent-clis.sh"
-fi
+"$REPO/scripts/fetch-agent-clis.sh" --runtime "$RUNTIME" "${CLIS[@]}"
 
 build=("$RUNTIME" build -f "$REPO/Containerfile"
        --build-arg "BASE_IMAGE=$BASE_IMAGE"
        --build-arg "AGENT_CLIS=$AGENT_CLIS"
        -t "$TAG")
+# am's own base has every package: the build needs no network, and gets none.
+[ "$BASE_IMAGE" != am-base:bookworm ] || build+=(--network none)
 build+=("$CONTEXT")
 log "$(printf '%q ' "${build[@]}")"
 t0=$SECONDS
 "${build[@]}"
-log "built $TAG with $RUNTIME in $((SECONDS - t0))s (total $((SECONDS - t_all))s)"
+log "built $TAG (CLIs: ${AGENT_CLIS:-none}) with $RUNTIME in $((SECONDS - t0))s (total $((SECONDS - t_all))s)"

@@ -36,6 +36,7 @@ def test_gpu_args_land_before_the_image():
         id, container, network, network_name, image = "x", "am-x", "none", "none", "img"
         limits = {"memory": "1g", "cpus": "1", "pids": 10}
         workspace, extra_mounts, env_names, command = "/w", [], [], ["true"]
+        config_copies = []
         gpus = "all"
 
     for eng, arg in ((Docker(), "--gpus"), (Podman(), "--device")):

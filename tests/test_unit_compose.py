@@ -279,7 +279,8 @@ def test_new_ids_are_valid_and_distinct():
      ("stopped", True, None, "stopped", None),
      ("stopped", False, {"exit_code": 3}, "stopped", None),
      ("starting", False, None, "error", None),
-     ("starting", True, None, "running", None)],
+     # a spawn that died after starting its session: an error, not 'running'
+     ("starting", True, None, "error", None)],
 )
 def test_status_derive(intent, alive, exit_info, expected, code):
     view = status.derive({"id": "a", "status": intent, "exit_code": None}, alive, exit_info)

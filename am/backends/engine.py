@@ -18,6 +18,7 @@ from am.errors import AmError
 
 WORKSPACE = "/workspace"
 AGENT_HOME = "/home/agent"
+CONFIG_STAGE = "/run/am-agent-config"  # --mount-agent-config's read-only files, copied from here
 IMAGE_UID = 1000  # the image's non-root user; the agent runs as this uid when am runs as root
 DEFAULT_IMAGE = "am-agent:latest"
 UNSAFE_MOUNT_CHARS = re.compile(r"[,:\n\r\0]")
@@ -30,11 +31,6 @@ def layout():
     from am import paths
 
     return paths.layout()
-
-
-def repo_root() -> Path:
-    """The folder holding the Containerfile (the source tree am runs from)."""
-    return Path(__file__).resolve().parents[2]
 
 
 class AgentExited(AmError):
@@ -106,6 +102,24 @@ def worktree_mounts(workspace: Path) -> list[tuple[Path, str, bool]]:
     return mounts
 
 
+# Copies the N files named after N from CONFIG_STAGE into $HOME, then runs the command that
+# follows them. Copies, not links, so a CLI may rewrite its own files in its home (a refreshed
+# token) while the host's stay as they were.
+COPY_CONFIG = ('umask 077; n=$1; shift; while [ "$n" -gt 0 ]; do '
+               'mkdir -p "$HOME/$(dirname "$1")" && '
+               f'cp -R "{CONFIG_STAGE}/$1" "$HOME/$1" || '
+               'echo "am: cannot copy ~/$1 into the agent\'s home" >&2; n=$((n - 1)); shift; '
+               'done; exec "$@"')
+
+
+def with_config_copies(paths: list[str], command: list[str]) -> list[str]:
+    """COMMAND, first copying --mount-agent-config's PATHS (relative to the home) into the
+    container's own home."""
+    if not paths:
+        return command
+    return ["sh", "-c", COPY_CONFIG, "am-config", str(len(paths)), *paths, *command]
+
+
 class Engine(Backend):
     """A container engine driven through its CLI."""
 
@@ -139,6 +153,7 @@ class Engine(Backend):
 
         lim = plan.limits
         limited = plan.network == "limited"
+        command = with_config_copies(plan.config_copies, plan.command)
         argv = [
             self.runtime, "run", "--interactive", "--tty", "--pull", "never",
             "--name", plan.container, "--hostname", plan.container,
@@ -149,7 +164,7 @@ class Engine(Backend):
             "--init", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
             "--read-only",
             "--tmpfs", "/tmp:rw,nosuid,nodev,size=1g,mode=1777",
-            "--tmpfs", f"{AGENT_HOME}:rw,nosuid,nodev,size=1g,mode=1777",
+            "--tmpfs", f"{AGENT_HOME}:rw,nosuid,nodev,size=1g,{self.home_owner(uid, gid)}",
             "--log-driver", "none",
             *self.user_args(uid, gid),
             "--mount", mount_arg(plan.workspace, WORKSPACE),
@@ -160,9 +175,16 @@ class Engine(Backend):
             *self.gpu_args(plan.gpus),
             *(network.agent_run_args(plan.network_files) if limited else []),
             "--", plan.image,
-            *(network.wrap_command(plan.command) if limited else plan.command),
+            *(network.wrap_command(command) if limited else command),
         ]
         return argv
+
+    def home_owner(self, uid: int, gid: int) -> str:
+        """The tmpfs option that gives the agent's home to the user the agent runs as (the
+        engines take the mount point's root-owned mode from the image otherwise)."""
+        if uid == 0:
+            uid = gid = IMAGE_UID
+        return f"mode=0700,uid={uid},gid={gid}"
 
     def build_argv(self, tag: str, context: Path, build_args: dict[str, str]) -> list[str]:
         argv = [self.runtime, "build", "--file", str(context / "Containerfile"), "--tag", tag]
@@ -253,41 +275,72 @@ class Engine(Backend):
 
     def image_exists(self, image: str) -> bool:
         """Whether the engine has IMAGE; raises the engine's own trouble (daemon, permission)."""
-        res = self.call("image", "inspect", "--format", "{{.Id}}", image)
+        return self.image_labels(image) is not None
+
+    def image_labels(self, image: str) -> dict | None:
+        """IMAGE's labels ({} for none), or None when the engine does not have it; raises the
+        engine's own trouble (daemon, permission)."""
+        import json
+
+        res = self.call("image", "inspect", "--format", "{{json .Config.Labels}}", image)
         if res.ok:
-            return True
+            try:
+                return json.loads(res.out) or {}
+            except ValueError:
+                return {}
         text = (res.err or res.out).lower()
         if "no such image" in text or "image not known" in text:
-            return False
+            return None
         raise self.explain(res.err or res.out)
 
-    def build_image(self, tag: str = DEFAULT_IMAGE) -> None:
-        """Build the agent image from the Containerfile, streaming the build's progress."""
-        self.run_build_script("build-image.sh", tag, "agent image")
+    def build_image(self, tag: str = DEFAULT_IMAGE, clis=None) -> None:
+        """Build the agent image from the Containerfile with the agent CLIs CLIS (the
+        configured set when None), streaming the build's progress."""
+        from am import image
 
-    def run_build_script(self, script: str, tag: str, what: str) -> None:
+        if clis is None:
+            from am import config
+
+            clis = config.load().resolve()["agent_clis"].value
+        clis = image.parse_clis(clis)
+        note = (f"agent CLIs: {', '.join(clis)}; any not yet in {image.build_dir()} is first "
+                "downloaded from its package registry (AM_OFFLINE=1 refuses)" if clis
+                else "no agent CLI")
+        self.run_build_script("build-image.sh", tag, "agent image",
+                              ["--agents", ",".join(clis)], note)
+
+    def run_build_script(self, script: str, tag: str, what: str, extra=(), note="") -> None:
         """Build WHAT as TAG with one of am's offline build scripts, streaming its output."""
-        path = repo_root() / "scripts" / script
+        from am import image
+
+        path = image.data_root() / "scripts" / script
         if not path.is_file():
             raise AmError(f"cannot build the {what}: {path} is missing",
-                          "build it with the engine from a checkout of am")
-        print(f"Building {what} (this may take a few minutes)...", file=sys.stderr, flush=True)
-        res = proc.stream(["bash", str(path), "--runtime", self.runtime, "--tag", tag],
+                          "reinstall am: its package carries the build files")
+        print(f"Building {what} (this may take a few minutes)..." + (f"\n  {note}" if note
+              else ""), file=sys.stderr, flush=True)
+        env = {**os.environ, "AM_BUILD_DIR": str(image.build_dir())}
+        res = proc.stream(["bash", str(path), "--runtime", self.runtime, "--tag", tag, *extra],
+                          env=env,
                           on_line=lambda line: print(line, end="", file=sys.stderr, flush=True))
         if not res.ok:
             raise AmError(f"{what} build failed; its last lines:\n{res.last_lines(12)}")
 
     def prepare(self, plan) -> None:
-        from am import versions
+        from am import image, versions
 
         # First, before an image is built: whether the limits the agent is promised would hold.
         self.check_limits()
-        if not self.image_exists(plan.image):
+        cli = image.needed_cli(plan.command)
+        labels = self.image_labels(plan.image)
+        if labels is None:
             # am builds its own image (any tag of am-agent) on first use; others must exist.
             if plan.image.split(":")[0] != DEFAULT_IMAGE.split(":")[0]:
                 raise AmError(f"image {plan.image!r} not found in {self.title}",
                               "build or load it first, or leave out --image")
-            self.build_image(plan.image)
+            self.build_image(plan.image, [*plan.agent_clis, *([cli] if cli else [])])
+            labels = self.image_labels(plan.image)
+        image.check_has_cli(self, plan.image, labels, cli, plan.agent)
         ok, text = versions.runc_status()
         if ok is False:
             print(f"am: warning: runc {text}", file=sys.stderr)

@@ -98,6 +98,10 @@ class Podman(Engine):
         # Rootless: map the caller to the same uid inside, so files in /workspace stay theirs.
         return ["--userns=keep-id", "--user", f"{uid}:{gid}"]
 
+    def home_owner(self, uid: int, gid: int) -> str:
+        # podman has no uid=/gid= tmpfs options; U chowns the tmpfs to the container's user.
+        return "mode=0700,U"
+
     def gpu_args(self, gpus: str | None) -> list[str]:
         if not gpus:
             return []

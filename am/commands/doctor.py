@@ -42,9 +42,7 @@ def checks() -> tuple[list[dict], list]:
         row(f"{name} limits", problem is None,
             "memory, CPU and process limits enforced" if problem is None else
             f"{problem}: container spawns on {name} are refused ({eng.limits_hint})")
-        has_image = eng.image_exists(DEFAULT_IMAGE)
-        row(f"{name} image", has_image, DEFAULT_IMAGE + ("" if has_image else
-                                                         " missing: run 'am image build'"))
+        row(f"{name} image", *image_row(eng, eng.image_labels(DEFAULT_IMAGE)))
         from am.network import PROXY_IMAGE
 
         has_proxy = eng.image_exists(PROXY_IMAGE)
@@ -54,6 +52,32 @@ def checks() -> tuple[list[dict], list]:
     if ok is not None:
         row("runc", ok, text)
     return rows, usable
+
+
+def image_row(eng, labels: dict | None) -> tuple[bool | None, str]:
+    """The image check: whether it exists (LABELS not None), the agent CLIs it holds, and
+    whether the default agent's CLI is among them."""
+    from am import image
+
+    if labels is None:
+        return False, f"{DEFAULT_IMAGE} missing: run 'am image build'"
+    held = image.clis_of(labels)
+    if held is None:
+        return True, f"{DEFAULT_IMAGE} (no {image.LABEL} label: its agent CLIs are unknown)"
+    text = f"{DEFAULT_IMAGE} (agent CLIs: {', '.join(held) or 'none'})"
+    try:
+        from am import config
+
+        cfg = config.load()
+        agent = cfg.resolve()["agent"].value
+        cli = image.needed_cli(list(cfg.profile(agent).command))
+    except AmError:
+        return True, text  # a broken config file is reported by the commands that read it
+    if cli and cli not in held:
+        want = ",".join(sorted({*held, cli}))
+        return None, (f"{text}: no {cli} for the default agent {agent!r}; 'am image build "
+                      f"--runtime {eng.runtime} --agents {want}' adds it")
+    return True, text
 
 
 def start_point(repo) -> tuple[str | None, str | None]:

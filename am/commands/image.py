@@ -1,17 +1,66 @@
-"""``am image build``: build the agent image for the chosen engine."""
+"""``am image build`` and ``am image ls``: build the agent image; list am's images and the
+agent CLIs each holds."""
 
 import sys
 
-from am import backends, config
+from am import backends, config, output
 from am.backends.engine import DEFAULT_IMAGE
+from am.errors import AmError
 
 
 def run(args) -> int:
-    runtime = args.runtime or config.load().resolve()["runtime"].value
+    if args.image_command == "ls":
+        return ls(args)
+    settings = config.load().resolve()
+    runtime = args.runtime or settings["runtime"].value
     engine = backends.for_mode("container", runtime)
+    from am import image
+
+    # --agents wins, even empty (an image with no agent CLI); else the configured set.
+    clis = image.parse_clis(args.agents if args.agents is not None
+                            else settings["agent_clis"].value,
+                            "--agents" if args.agents is not None
+                            else settings["agent_clis"].label("agent_clis"))
     engine.check()
     tag = args.tag or DEFAULT_IMAGE
-    engine.build_image(tag)
-    print(f"Built {tag} for {engine.runtime}", file=sys.stderr)
+    engine.build_image(tag, clis)
+    print(f"Built {tag} for {engine.runtime} with {', '.join(clis) or 'no agent CLI'}",
+          file=sys.stderr)
     print(tag)
     return 0
+
+
+def ls(args) -> int:
+    """Every am agent image of the chosen engine (default: each that answers)."""
+    import shutil
+
+    from am import image
+    from am.backends.engine import engine
+
+    names = [args.runtime] if args.runtime else [n for n in ("docker", "podman")
+                                                 if shutil.which(n)]
+    rows, problems = [], []
+    for name in names:
+        eng = engine(name)
+        try:
+            eng.check()
+            rows += image.listing(eng)
+        except AmError as e:
+            if args.runtime:
+                raise
+            problems.append(f"am: warning: {name}: {e.message}")
+    for p in problems:
+        print(p, file=sys.stderr)
+    if args.json:
+        output.print_json(rows)
+        return 0
+    from tabulate import tabulate
+
+    print(tabulate([[r["runtime"], r["image"], r["id"], _size(r["size"]),
+                     ",".join(r["clis"]) or "-"] for r in rows],
+                   headers=["RUNTIME", "IMAGE", "ID", "SIZE", "AGENT CLIS"], tablefmt="plain"))
+    return 0
+
+
+def _size(n) -> str:
+    return "?" if n is None else f"{n / 1e6:.0f}MB" if n < 1e9 else f"{n / 1e9:.2f}GB"

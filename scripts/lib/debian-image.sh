@@ -36,7 +36,9 @@ build_tarball() {
     local tmp
     tmp="$(dirname "$TARBALL")/.$(basename "$TARBALL" .tar).partial.tar"
     rm -f "$tmp"
-    log "mmdebstrap bookworm ($VARIANT: $INCLUDE) -> $TARBALL"
+    [ "${AM_OFFLINE:-}" != 1 ] || die "AM_OFFLINE=1 and $TARBALL is missing: build it on a" \
+        "machine that reaches Debian's mirror and copy it here"
+    log "downloading Debian bookworm packages from $MIRROR with mmdebstrap ($VARIANT: $INCLUDE) -> $TARBALL"
     local t0=$SECONDS
     # Man pages, docs and locales are left out through dpkg path filters. The mirrors are given
     # as sources.list lines: with no mirror argument mmdebstrap reads sources from stdin when

@@ -1,0 +1,85 @@
+"""Pure parts of the agent image: CLI names, labels, the credential copy, the build files."""
+
+import subprocess
+
+import pytest
+
+from am import config, image
+from am.backends.docker import Docker
+from am.backends.engine import CONFIG_STAGE, with_config_copies
+from am.backends.podman import Podman
+from am.errors import AmError
+
+
+def test_known_clis_are_the_locked_folders():
+    assert image.known_clis() == ["aider", "claude", "codex", "gemini"]
+    for cli in ("claude", "codex", "gemini"):
+        assert (image.data_root() / "scripts/agent-clis" / cli / "package-lock.json").is_file()
+    assert (image.data_root() / "scripts/agent-clis/aider/requirements.txt").is_file()
+
+
+def test_parse_clis_sorts_dedupes_and_refuses_unknown_names():
+    assert image.parse_clis("gemini,claude claude") == ["claude", "gemini"]
+    assert image.parse_clis("") == []
+    with pytest.raises(AmError) as e:
+        image.parse_clis("claude,cursor", "AM_AGENT_CLIS")
+    assert "AM_AGENT_CLIS" in e.value.message and "cursor" in e.value.message
+    assert "aider, claude, codex, gemini" in e.value.hint
+
+
+def test_extra_cli_dirs_are_searched(tmp_path, monkeypatch):
+    (tmp_path / "mycli").mkdir()
+    monkeypatch.setenv("AM_AGENT_CLI_DIRS", str(tmp_path))
+    assert "mycli" in image.known_clis() and image.parse_clis("mycli") == ["mycli"]
+
+
+def test_labels_say_which_clis_an_image_holds():
+    assert image.clis_of({"am.agent-clis": "codex,claude"}) == ["claude", "codex"]
+    assert image.clis_of({"am.agent-clis": ""}) == []
+    assert image.clis_of({"other": "x"}) is None and image.clis_of(None) is None
+
+
+def test_needed_cli_is_the_profiles_known_command():
+    assert image.needed_cli(["codex", "--x"]) == "codex"
+    assert image.needed_cli(["sh", "-c", "codex"]) is None  # --cmd: not ours to check
+    assert image.needed_cli(["my-agent"]) is None and image.needed_cli([]) is None
+
+
+def test_agent_clis_setting_accepts_a_list_or_a_comma_string(tmp_path):
+    from am.paths import Layout
+
+    layout = Layout(tmp_path, tmp_path / "s", tmp_path / "a", tmp_path / "d", tmp_path)
+    cfg = config.load(layout, {"AM_AGENT_CLIS": "codex,claude"})
+    assert cfg.resolve()["agent_clis"].value == ["claude", "codex"]
+    (tmp_path / "config.toml").write_text('agent_clis = ["gemini"]\n')
+    assert config.load(layout, {}).resolve()["agent_clis"].value == ["gemini"]
+    (tmp_path / "config.toml").write_text('agent_clis = ["Bad Name"]\n')
+    with pytest.raises(AmError):
+        config.load(layout, {})
+
+
+def test_credential_copy_runs_the_command_after_the_files(tmp_path):
+    argv = with_config_copies([".claude/.credentials.json"], ["claude", "--x"])
+    assert argv[:2] == ["sh", "-c"] and argv[3:] == ["am-config", "1",
+                                                    ".claude/.credentials.json", "claude", "--x"]
+    assert with_config_copies([], ["claude"]) == ["claude"]
+    # The script, run by a real sh with the stage elsewhere: copies into HOME (0600), says
+    # what it could not copy, then runs the command (whose arguments may look like options).
+    stage, home = tmp_path / "stage", tmp_path / "home"
+    (stage / ".c").mkdir(parents=True)
+    (stage / ".c" / "cred").write_text("TOKEN")
+    home.mkdir()
+    argv = with_config_copies([".c/cred", ".missing"],
+                              ["sh", "-c", 'cat "$HOME/.c/cred"; echo " $1"', "x", "--"])
+    script = argv[2].replace(CONFIG_STAGE, str(stage))
+    out = subprocess.run([*argv[:2], script, *argv[3:]], capture_output=True, text=True,
+                         env={"HOME": str(home), "PATH": "/usr/bin:/bin"})
+    assert out.stdout == "TOKEN --\n", out
+    assert "cannot copy ~/.missing" in out.stderr
+    assert (home / ".c" / "cred").stat().st_mode & 0o777 == 0o600
+
+
+def test_agent_home_belongs_to_the_agent():
+    assert "uid=1000,gid=1000" in Docker().home_owner(0, 0)
+    assert "uid=1234,gid=99" in Docker().home_owner(1234, 99)
+    assert Podman().home_owner(0, 0).endswith(",U")
