@@ -5,7 +5,14 @@ import json
 
 import pytest
 from containers import engine_ready, remove_containers
-from unprivileged import Install, User, UserAm, rootless_podman_enforces_limits
+from unprivileged import (
+    Install,
+    User,
+    UserAm,
+    memory_limit_file,
+    mini_rootfs,
+    rootless_podman_enforces_limits,
+)
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +81,11 @@ def test_rootless_podman_limits_hold_or_are_refused(uam, user):
         assert str(2 * 1024**3) in log
         return
     # this host (cgroup v1, or no delegation) would run the agent with no limits at all
+    control = user.run("podman", "run", "--rm", "--network", "none", "--memory", "64m",
+                       "--rootfs", mini_rootfs(user, "/usr/bin/cat"), "/usr/bin/cat",
+                       memory_limit_file(), check=False)
+    assert control.returncode == 0, control.stderr  # podman itself runs it ...
+    assert str(64 * 1024**2) not in control.stdout  # ... without the limit it was given
     errors = [ln for ln in res.stderr.splitlines() if ln.startswith("am: error:")]
     assert res.returncode != 0 and len(errors) == 1, res.stderr
     assert "rootless Podman ignores memory, CPU and process limits" in errors[0]

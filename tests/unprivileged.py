@@ -201,3 +201,23 @@ def rootless_podman_enforces_limits(uid: int) -> bool:
     except OSError:
         return False
     return all(c in have for c in ("memory", "cpu", "pids"))
+
+
+def memory_limit_file() -> str:
+    """Where a container reads its own memory limit: cgroup v2's file, else v1's."""
+    v2 = subprocess.run(["stat", "-f", "-c", "%T", "/sys/fs/cgroup"], capture_output=True,
+                        text=True).stdout.strip() == "cgroup2fs"
+    return "/sys/fs/cgroup/memory.max" if v2 else "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+
+
+def mini_rootfs(user: User, *programs: str) -> Path:
+    """A root file system of the host's PROGRAMS and their libraries, the user's own (a
+    container of it needs no image)."""
+    top = user.home / f"rootfs-{uuid.uuid4().hex[:6]}"
+    for program in programs:
+        libs = subprocess.run(["ldd", program], capture_output=True, text=True).stdout
+        for f in [program, *[w for w in libs.split() if w.startswith("/")]]:
+            (top / f.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(f, top / f.lstrip("/"))
+    subprocess.run(["chown", "-R", f"{user.name}:", str(top)], check=True)
+    return top
