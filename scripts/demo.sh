@@ -14,7 +14,10 @@ if [ "$(id -u)" != 0 ] && [ -z "${AM_DEMO_SG:-}" ] && command -v docker >/dev/nu
         id -nG "$(id -un)" | tr ' ' '\n' | grep -qx docker; then
     echo "Using your new docker group membership for this demo (log in again to have it" \
          "everywhere)" >&2
-    exec env AM_DEMO_SG=1 sg docker -c "$(printf '%q ' bash "$0" "$@")"
+    # sg makes docker the primary group; the inner sg takes yours back (docker stays a
+    # supplementary one), which rootless tools such as newuidmap insist on.
+    inner=$(printf '%q ' bash "$0" "$@")
+    exec env AM_DEMO_SG=1 sg docker -c "sg $(id -gn) -c $(printf '%q' "$inner")"
 fi
 
 if [ ! -d "$sample/.git" ]; then
