@@ -126,6 +126,33 @@ def _plan_members(tar, path: Path, skip_git: bool):
     return others, links
 
 
+def as_data(m: tarfile.TarInfo, path: Path) -> tarfile.TarInfo:
+    """What tarfile's ``data`` filter makes of member M, for Pythons without it (Debian 12's
+    3.11.2 has no extraction filters): special files refused, a hard link only to a name in
+    the archive's folder, no setuid/setgid/sticky or group/other write bits, owned by the user
+    who restores (as root too)."""
+    import copy
+    import stat
+
+    if not (m.isreg() or m.isdir() or m.islnk()):
+        raise _refuse(path, f"{m.name!r} is a special file")
+    if m.islnk():
+        target = PurePosixPath(m.linkname)
+        if target.is_absolute() or ".." in target.parts or target.parts[:1] != (ROOT,):
+            raise _refuse(path, f"hard link {m.name!r} points outside the archive's folder")
+    m = copy.copy(m)
+    mode = m.mode & ~(stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX | stat.S_IWGRP | stat.S_IWOTH)
+    if m.isdir():
+        mode |= 0o700
+    else:
+        mode |= 0o600
+        if not mode & 0o100:
+            mode &= ~0o011
+    m.mode = mode
+    m.uid, m.gid, m.uname, m.gname = os.getuid(), os.getgid(), "", ""
+    return m
+
+
 def extract(path: Path, dest: Path, *, skip_git: bool = False) -> None:
     """Extract the workspace of archive PATH into DEST (which must not exist yet).
 
@@ -139,8 +166,11 @@ def extract(path: Path, dest: Path, *, skip_git: bool = False) -> None:
         others, links = _plan_members(tar, path, skip_git)
         tar.errorlevel = 2  # every extraction problem is an error, none only a warning
         try:
-            tar.extractall(tmp, members=others, filter="data")
-        except tarfile.FilterError as e:
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(tmp, members=others, filter="data")
+            else:
+                tar.extractall(tmp, members=[as_data(m, path) for m in others])
+        except getattr(tarfile, "FilterError", ()) as e:
             raise _refuse(path, str(e)) from None
         except (tarfile.TarError, OSError) as e:
             raise _refuse(path, " ".join(str(e).split())) from None
