@@ -29,6 +29,9 @@ class Docker(Engine):
         res = self.call("info", "--format", "{{.MemoryLimit}} {{.CPUCfsQuota}} {{.PidsLimit}}",
                         timeout=30)
         if not res.ok:
+            # A daemon that does not answer makes docker 20.10's 'info --format' print only a
+            # template error; 'docker version' names the real cause.
+            self.check()
             raise self.explain(res.err or res.out)
         return limits_verdict(res.out)
 
