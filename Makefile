@@ -4,6 +4,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME ?= auto
+# After root's work in an ordinary user's checkout ('sudo make test'), hand back what it made.
+GIVE_BACK := bash scripts/give-back.sh
 
 .PHONY: setup install test test-fast lint image clean-agents demo security bench
 
@@ -19,27 +21,28 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]' --config-settings editable_mode=compat
 	touch $@
+	@$(GIVE_BACK)
 
 test: install  ## the whole suite: unit, tmux end-to-end, both container engines
-	$(BIN)/pytest -q -ra
+	$(BIN)/pytest -q -ra; rc=$$?; $(GIVE_BACK); exit $$rc
 
 test-fast: install  ## everything that needs no container engine
-	$(BIN)/pytest -q -ra -m "not container"
+	$(BIN)/pytest -q -ra -m "not container"; rc=$$?; $(GIVE_BACK); exit $$rc
 
 lint: install
 	$(BIN)/ruff check am tests scripts
 
 image: install  ## the agent image for RUNTIME (docker, podman or auto); AGENTS=claude,codex,...
-	$(BIN)/am image build --runtime $(RUNTIME) $(if $(AGENTS),--agents $(AGENTS))
+	$(BIN)/am image build --runtime $(RUNTIME) $(if $(AGENTS),--agents $(AGENTS)); rc=$$?; $(GIVE_BACK); exit $$rc
 
 clean-agents: install  ## every labelled container of this AM_HOME and stopped agents' records
 	$(BIN)/am clean --containers $(if $(YES),--yes)  # asks first on a terminal; YES=1: no question
 
 security: install  ## the security suite and container policy checks, as a table
-	$(BIN)/python scripts/security_report.py
+	$(BIN)/python scripts/security_report.py; rc=$$?; $(GIVE_BACK); exit $$rc
 
 bench: install  ## benchmarks against their floors; rewrites docs/performance.md
-	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench.py; rc=$$?; $(GIVE_BACK); exit $$rc
 
 demo: install  ## the main job: a container agent on a sample repository, then `am list`
-	bash scripts/demo.sh
+	bash scripts/demo.sh; rc=$$?; $(GIVE_BACK); exit $$rc
