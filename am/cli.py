@@ -40,11 +40,29 @@ AUTO = "auto: podman if it enforces the limits here, else docker"
 
 
 def _spawn(p):
-    from am.plan import DEFAULT_IMAGE, DEFAULT_LIMITS
-
     p.add_argument(
         "source", help="git URL (https, ssh, git@host:path, file://) or local repository"
     )
+    _run_options(p)
+    _env_option(p)
+    p.add_argument("--name", help="agent id to use instead of a generated one")
+    p.add_argument("--base", help="branch, tag or commit to start from (default: source HEAD)")
+    p.add_argument("--branch", help="branch to create (default: am/<id>)")
+    p.add_argument(
+        "--worktree",
+        action="store_true",
+        help="a git worktree of the local repository instead of a clone",
+    )
+    _prompt_options(p)
+    p.epilog = ("Defaults of --runtime, --agent, --image, --network, --isolation, "
+                "--allow-domain and the limits can be set in config.toml or AM_* variables "
+                "('am config show').")
+
+
+def _run_options(p):
+    """How an agent runs: the options of spawn that am start takes for a restored agent."""
+    from am.plan import DEFAULT_IMAGE, DEFAULT_LIMITS
+
     p.add_argument("--container", action="store_true",
                    help="run in an isolated container (default: a tmux session on the host)")
     p.add_argument("--runtime", choices=["docker", "podman", "auto"],
@@ -57,34 +75,71 @@ def _spawn(p):
         action="store_true",
         help="pass the profile's flag for running without approval prompts",
     )
-    p.add_argument("--name", help="agent id to use instead of a generated one")
-    p.add_argument("--base", help="branch, tag or commit to start from (default: source HEAD)")
-    p.add_argument("--branch", help="branch to create (default: am/<id>)")
-    p.add_argument(
-        "--worktree",
-        action="store_true",
-        help="a git worktree of the local repository instead of a clone",
-    )
     p.add_argument("--network", choices=["none", "limited", "full"],
                    help="container network: none (default; not even the agent's model API), "
                    "limited (the profile's API domains and --allow-domain, through a proxy), "
                    "full (the engine's bridge); see docs/network.md")
+    p.add_argument("--isolation", choices=["runc", "gvisor"],
+                   help="container kernel isolation: runc shares the host's kernel, gvisor "
+                        "runs the agent on gVisor's (docs/security.md)")
     p.add_argument("--allow-domain", action="append", default=[], metavar="DOMAIN",
                    help="domain a limited network allows (repeatable)")
     p.add_argument("--memory", help=f"container memory limit (default: {DEFAULT_LIMITS['memory']})")
     p.add_argument("--cpus", help=f"container CPU limit (default: {DEFAULT_LIMITS['cpus']})")
     p.add_argument("--pids", help=f"container process limit (default: {DEFAULT_LIMITS['pids']})")
     p.add_argument("--gpus", help="GPU access: all, a count, or device ids")
-    p.add_argument("--env", action="append", default=[], metavar="NAME[=VALUE]",
-                   help="environment for the agent; a bare NAME passes the caller's value")
     p.add_argument("--image", help=f"agent image (default: {DEFAULT_IMAGE}, built on first use)")
     p.add_argument(
         "--mount-agent-config",
         action="store_true",
         help="mount the agent CLI's own config from your home read-only (exposes its tokens)",
     )
-    p.epilog = ("Defaults of --runtime, --agent, --image, --network, --allow-domain and the "
-                "limits can be set in config.toml or AM_* variables ('am config show').")
+    p.add_argument("--publish", action="append", default=[], metavar="[ADDR:]HOST_PORT:PORT",
+                   help="publish a port of a container agent (network limited or full); "
+                   "binds 127.0.0.1 unless ADDR is given (repeatable)")
+
+
+def _env_option(p):
+    p.add_argument("--env", action="append", default=[], metavar="NAME[=VALUE]",
+                   help="environment for the agent; a bare NAME passes the caller's value")
+
+
+def _prompt_options(p):
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--prompt", metavar="TEXT",
+                   help="the agent's task, given the profile's own way (AM_PROMPT for --cmd)")
+    g.add_argument("--prompt-file", metavar="FILE",
+                   help="the task from a file ('-': standard input)")
+
+
+def _start(p):
+    p.add_argument("id", help="the agent to start (see 'am list')")
+    p.add_argument("--continue", dest="continue_", action="store_true",
+                   help="resume the agent CLI's last conversation (claude --continue) instead "
+                   "of giving it its task again")
+    _prompt_options(p)
+    _env_option(p)
+    _run_options(p.add_argument_group(
+        "how it runs, for an agent without settings yet (restored or adopted; as am spawn)"))
+
+
+def _send(p):
+    p.add_argument("id", help="a running agent (see 'am list')")
+    p.add_argument("text", nargs="?", help="the text to type, taken literally")
+    p.add_argument("--file", metavar="FILE", help="type this file's text ('-': standard input)")
+    p.add_argument("--no-enter", action="store_true", help="type the text without pressing Enter")
+
+
+def _wait(p):
+    p.add_argument("id", help="the agent to wait for (see 'am list')")
+    p.add_argument("--until", choices=["exited", "idle", "any"], default="exited",
+                   help="what to wait for (default: exited, which also ends on am stop)")
+    p.add_argument("--idle-after", type=float, metavar="SECONDS",
+                   help="idle after this long without output (default: idle_after of the "
+                   "configuration)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="give up after this long (exit status 124)")
+    p.add_argument("--json", action="store_true", help="print what ended the wait as JSON")
 
 
 def _list(p):
@@ -161,6 +216,7 @@ def _config(p):
     c.add_argument("--agent", help=like)
     c.add_argument("--image", help=like)
     c.add_argument("--network", choices=["none", "limited", "full"], help=like)
+    c.add_argument("--isolation", choices=["runc", "gvisor"], help=like)
     c.add_argument("--allow-domain", action="append", default=[], metavar="DOMAIN", help=like)
     c.add_argument("--memory", help=like)
     c.add_argument("--cpus", help=like)
@@ -193,7 +249,10 @@ COMMANDS = [
     ("attach", "the agent's own terminal (detach: Ctrl-b d)", _id_only),
     ("logs", "the agent's terminal output", _logs),
     ("diff", "the agent's changes against the commit it started from", _id_only),
+    ("send", "type text into a running agent's terminal", _send),
+    ("wait", "wait until an agent exits or goes idle", _wait),
     ("stop", "stop an agent, keeping its workspace", _id_only),
+    ("start", "run a stopped or exited agent again on its workspace", _start),
     ("rm", "delete an agent and its workspace", _rm),
     ("snapshot", "archive an agent's whole workspace", _id_only),
     ("restore", "a new stopped agent from a snapshot", _restore),

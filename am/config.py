@@ -16,6 +16,7 @@ from am.errors import AmError
 SOURCES = ("flag", "env", "file", "default")
 RUNTIMES = ("docker", "podman", "auto")
 NETWORKS = ("none", "limited", "full")
+ISOLATIONS = ("runc", "gvisor")  # am/isolation.py; not imported here, to keep start-up cheap
 DEFAULT_IDLE_AFTER = 600
 DOCS = "see 'Configuration' in docs/usage.md"
 
@@ -113,6 +114,7 @@ KEYS = {
         Key("agent", "claude", _text, "AM_AGENT", "agent"),
         Key("image", plan.DEFAULT_IMAGE, _text, "AM_IMAGE", "image"),
         Key("network", "none", _choice(NETWORKS), "AM_NETWORK", "network"),
+        Key("isolation", ISOLATIONS[0], _choice(ISOLATIONS), "AM_ISOLATION", "isolation"),
         Key("allow_domains", [], _domains, None, "allow_domain"),
         Key("limits.memory", plan.DEFAULT_LIMITS["memory"], _memory, "AM_MEMORY", "memory"),
         Key("limits.cpus", plan.DEFAULT_LIMITS["cpus"], _cpus, "AM_CPUS", "cpus"),
@@ -129,6 +131,9 @@ AGENT_KEYS = {
     "api_domains": "a list of host names",
     "env_names": "a list of environment variable names, such as [\"MY_API_KEY\"]",
     "config_paths": "a list of paths relative to your home, such as [\".my-agent\"]",
+    "prompt_args": "a list of strings, one holding {prompt}, such as [\"--task\", \"{prompt}\"] "
+                   "(empty: the agent takes no prompt)",
+    "continue_args": "a list of strings, such as [\"--continue\"] (empty: none)",
 }
 
 
@@ -236,7 +241,20 @@ def _agent_profile(name: str, table, path: Path) -> profiles.Profile:
         else (base.env_names if base else ()),
         strings("config_paths", check=_relative) if "config_paths" in table
         else (base.config_paths if base else ()),
+        _prompt_args(table["prompt_args"], name, path) if "prompt_args" in table
+        else (base.prompt_args if base else ()),
+        strings("continue_args") if "continue_args" in table
+        else (base.continue_args if base else ()),
     )
+
+
+def _prompt_args(value, name: str, path: Path) -> tuple[str, ...]:
+    """A profile's prompt_args: strings, at least one holding the placeholder (or none)."""
+    if not isinstance(value, list) or not all(isinstance(s, str) and s for s in value) \
+            or (value and not any(profiles.PROMPT in s for s in value)):
+        raise _fail(f"invalid agents.{name}.prompt_args in {path}: {value!r}",
+                    AGENT_KEYS["prompt_args"])
+    return tuple(value)
 
 
 def _relative(p: str) -> bool:

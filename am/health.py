@@ -171,6 +171,11 @@ def collect(views: list[dict], layout, idle_after: float) -> tuple[list[dict], l
         live, why = None, None
         if v["status"] == "running":
             live, why = live_figures(v, tmux, figures, failed)
+            if v.get("isolation") == "gvisor":
+                # The engine counts the sandbox's host tasks (gVisor's own threads included);
+                # the agent's processes are those inside, which the supervisor counts.
+                guest = read_json(layout.guest_file(v["id"])).get("pids")
+                live = {**(live or {}), "pids": guest if isinstance(guest, int) else None}
         r = row(v, live or {}, read_json(layout.health_file(v["id"])), now, idle_after)
         r["figures_missing"] = why
         if why:

@@ -51,7 +51,9 @@ def delete(record: dict, store, layout) -> None:
     for f in (
         layout.exit_file(record["id"]),
         layout.health_file(record["id"]),
+        layout.guest_file(record["id"]),
         layout.run / f"{record['id']}.spec.json",
+        layout.run / f"{record['id']}.start.lock",
         layout.log_file(record["id"]),
     ):
         with contextlib.suppress(FileNotFoundError):

@@ -43,6 +43,10 @@ PROXY_LIMITS = {"memory": "128m", "pids": "200"}
 # tinyproxy runs as a daemon; socat serves it on the unix socket. A constant: no user input.
 PROXY_COMMAND = ["sh", "-c", f"tinyproxy -c {CONF_DIR}/tinyproxy.conf && exec socat "
                  f"UNIX-LISTEN:{SOCKET},fork,unlink-early TCP:127.0.0.1:{PROXY_PORT}"]
+# --publish: the proxy listens on PUBLISH_BASE + i (published by the engine) and connects each
+# client to the socket PUBLISH_DIR/<i>.sock, where the agent's relay connects it to the port.
+PUBLISH_DIR = "/run/am-publish"
+PUBLISH_BASE = 20000
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _DOMAIN_RE = re.compile(rf"(\*\.)?{_LABEL}(\.{_LABEL})*")
 
@@ -109,6 +113,11 @@ class Files:
     log: Path  # tinyproxy's log; kept after the agent stops
 
     @property
+    def pub(self) -> Path:
+        """--publish: the agent's relay sockets; read-write in the agent, read-only in the proxy."""
+        return self.conf.parent / "pub"
+
+    @property
     def top(self) -> Path:
         return self.conf.parent
 
@@ -123,24 +132,47 @@ def files(run: Path, logs: Path, agent_id: str) -> Files:
     return Files(top / "conf", top / "sock", logs / f"{agent_id}.network.log")
 
 
-def proxy_run_argv(runtime: str, agent_id: str, home: str, egress: str, f: Files,
-                   user_args: list[str]) -> list[str]:
-    """The ``run`` command line of an agent's proxy container."""
-    from am.backends.engine import mount_arg
+def publish_command(count: int) -> list[str]:
+    """The proxy's command: PROXY_COMMAND, with one socat per published port before it (their
+    text holds only numbers am chose)."""
+    if not count:
+        return PROXY_COMMAND
+    relays = "".join(f"{{ socat TCP-LISTEN:{PUBLISH_BASE + i},fork,reuseaddr "
+                     f"UNIX-CONNECT:{PUBLISH_DIR}/{i}.sock & }} && " for i in range(count))
+    first, _, rest = PROXY_COMMAND[2].partition(" && ")
+    return ["sh", "-c", f"{first} && {relays}{rest}"]
 
+
+def proxy_run_argv(runtime: str, agent_id: str, home: str, egress: str, f: Files,
+                   user_args: list[str], publish: list[str] | None = None,
+                   isolation: str = "runc", host_cpus: int = 1) -> list[str]:
+    """The ``run`` command line of an agent's proxy container; it also publishes the agent's
+    ports (the agent itself has no network to publish them on). A gVisor agent's proxy runs
+    under gVisor too (it parses what the agent sends)."""
+    from am import isolation as isolations
+    from am.backends.engine import mount_arg
+    from am.plan import publish_parts
+
+    ports = []
+    for i, spec in enumerate(publish or []):
+        addr, host, _ = publish_parts(spec)
+        ports += ["--publish", f"{addr}:{host}:{PUBLISH_BASE + i}"]
+    if publish:
+        ports += ["--mount", mount_arg(f.pub, PUBLISH_DIR, readonly=True)]
     return [
-        runtime, "run", "--detach", "--pull", "never",
+        *isolations.run_head(runtime, isolation, "proxy"), "--detach", "--pull", "never",
         "--name", proxy_name(agent_id), "--hostname", "am-proxy",
         "--label", f"am.proxy={agent_id}", "--label", f"am.home={home}",
         "--network", egress,
         "--memory", PROXY_LIMITS["memory"], "--memory-swap", PROXY_LIMITS["memory"],
-        "--pids-limit", PROXY_LIMITS["pids"],
+        *isolations.pids_args(isolation, int(PROXY_LIMITS["pids"]), host_cpus),
         "--init", "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--read-only",
         *user_args,
         "--mount", mount_arg(f.conf, CONF_DIR, readonly=True),
         "--mount", mount_arg(f.sock, SOCKET_DIR),
         "--mount", mount_arg(f.log, LOG_PATH),
-        "--", PROXY_IMAGE, *PROXY_COMMAND,
+        *ports,
+        "--", PROXY_IMAGE, *publish_command(len(publish or [])),
     ]
 
 
@@ -153,8 +185,9 @@ def relay_source() -> Path:
     return Path(__file__).with_name("netfwd.py")
 
 
-def agent_run_args(f: Files) -> list[str]:
-    """What a limited agent's ``run`` adds: the socket (read-only), the relay, proxy settings."""
+def agent_run_args(f: Files, publish: list[str] | None = None) -> list[str]:
+    """What a limited agent's ``run`` adds: the socket (read-only), the relay, proxy settings,
+    and with --publish the folder of the relay's sockets for published ports."""
     from am.backends.engine import mount_arg
 
     env = [f"{k}={PROXY_URL}" for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy",
@@ -163,13 +196,19 @@ def agent_run_args(f: Files) -> list[str]:
     return [
         "--mount", mount_arg(f.sock, SOCKET_DIR, readonly=True),
         "--mount", mount_arg(relay_source(), RELAY_PATH, readonly=True),
+        *(["--mount", mount_arg(f.pub, PUBLISH_DIR)] if publish else []),
         *[a for e in env for a in ("--env", e)],
     ]
 
 
-def wrap_command(command: list[str]) -> list[str]:
-    """The agent's command behind the relay, which then runs it in its own place."""
-    return ["python3", RELAY_PATH, SOCKET, str(PROXY_PORT), "--", *command]
+def wrap_command(command: list[str], publish: list[str] | None = None) -> list[str]:
+    """The agent's command behind the relay, which then runs it in its own place; with
+    --publish, the relay also serves each published port on a socket for the proxy."""
+    from am.plan import publish_parts
+
+    served = [f"--publish={PUBLISH_DIR}/{i}.sock:{publish_parts(spec)[2]}"
+              for i, spec in enumerate(publish or [])]
+    return ["python3", RELAY_PATH, SOCKET, str(PROXY_PORT), *served, "--", *command]
 
 
 def denied(lines: list[str]) -> list[str]:
@@ -214,9 +253,11 @@ def prepare(engine, plan) -> None:
     check_mount_path(relay_source())
 
 
-def write_files(f: Files, agent_id: str, domains: list[str], uid: int) -> None:
-    """The proxy's configuration, socket folder and log; as root, the proxy's user owns the
-    last two. Fails closed: any error stops the spawn."""
+def write_files(f: Files, agent_id: str, domains: list[str], uid: int,
+                publish: bool = False) -> None:
+    """The proxy's configuration, socket folder and log (and with PUBLISH the folder of the
+    relay's sockets); as root, the agents' user owns all but the configuration. Fails closed:
+    any error stops the spawn."""
     from am.backends.engine import IMAGE_UID
 
     try:
@@ -229,8 +270,10 @@ def write_files(f: Files, agent_id: str, domains: list[str], uid: int) -> None:
             p.chmod(0o755 if p.is_dir() else 0o644)
         f.log.parent.mkdir(parents=True, exist_ok=True)
         f.log.touch()
+        if publish:
+            f.pub.mkdir(mode=0o700)
         if uid == 0:
-            for p in (f.sock, f.log):
+            for p in (f.sock, f.log, *([f.pub] if publish else [])):
                 os.chown(p, IMAGE_UID, IMAGE_UID)
     except OSError as e:
         raise AmError(f"cannot write the network proxy's configuration: {e}") from None
@@ -254,9 +297,10 @@ def ensure_network(engine, name: str, home: str) -> None:
 def start(engine, plan, home: str, timeout: float = 30) -> None:
     """Start the agent's proxy and return once it refuses what it must; raise otherwise."""
     f = plan.network_files
-    write_files(f, plan.id, plan.allow_domains, os.getuid())
+    write_files(f, plan.id, plan.allow_domains, os.getuid(), bool(plan.publish))
     argv = proxy_run_argv(engine.runtime, plan.id, home, plan.egress, f,
-                          engine.user_args(os.getuid(), os.getgid()))
+                          engine.user_args(os.getuid(), os.getgid()), plan.publish,
+                          plan.isolation or "runc", os.cpu_count() or 1)
     for attempt in (1, 2):  # once more if a concurrent stop removed the shared network
         if plan.egress == plan.managed_egress:
             ensure_network(engine, plan.egress, home)
@@ -317,7 +361,7 @@ def wait_ready(engine, name: str, sock: Path, timeout: float) -> None:
 
 def remove(engine, agent_id: str, egress: str | None) -> None:
     """Remove an agent's proxy, then the am-managed outside network if no proxy uses it."""
-    engine.call("rm", "--force", proxy_name(agent_id), timeout=60)
+    engine.remove(proxy_name(agent_id))
     if egress:
         remove_network(engine, egress)
 

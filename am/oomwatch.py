@@ -5,14 +5,22 @@ cgroup is too, so the supervisor watches the cgroup while the container runs: on
 the kernel's OOM notification (an eventfd registered on ``memory.oom_control``), on v2 by
 reading ``memory.events``. Either way the verdict is the kernel's ``oom_kill`` counter.
 A refused fork shows in the pids cgroup's ``pids.events`` (``max N``) on both versions.
+
+A gVisor agent's cgroup holds the whole sandbox: an OOM kill there ends all of it, and the
+process limit is enforced inside gVisor's kernel, where the host cannot see a refused fork. So
+for those the watch also asks runsc, every few seconds, how many tasks the sandbox runs
+(``runsc events --stats``) and counts reaching the limit as hitting it.
 """
 
+import json
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+GUEST_EVERY = 2.0  # seconds between two counts of a gVisor sandbox's tasks (~15 ms CPU each)
 
 
 def _cgroup(pid: int, controller: str, v1_file: str, v2_file: str) -> tuple[Path, int] | None:
@@ -67,6 +75,57 @@ def oom_kills(folder: Path, version: int) -> int:
                     "oom_kill")
 
 
+def sandbox_cli(pid: int) -> list[str] | None:
+    """runsc and the state folder (``--root``) of the gVisor sandbox whose host process is PID
+    (the container's ``State.Pid``), read from that process; None if it is not one."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    root = next((a[len(b"--root="):].decode(errors="replace") for a in args
+                 if a.startswith(b"--root=")), None)
+    if not root or not args[0].startswith(b"runsc") or not trusted_folder(root):
+        return None
+    try:
+        exe = os.readlink(f"/proc/{pid}/exe")  # the sandbox runs runsc itself
+    except OSError:
+        exe = ""
+    if not os.path.isfile(exe):
+        exe = shutil.which("runsc") or ""
+    return [exe, f"--root={root}"] if exe else None
+
+
+def trusted_folder(path: str) -> bool:
+    """Whether PATH is a folder only its owner (root or the caller) can change: the sandbox's
+    command line is the sandbox's own memory, so what it names is checked before runsc, run
+    by the supervisor, reads state from it."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return (os.path.isabs(path) and stat.S_ISDIR(st.st_mode) and st.st_uid in (0, os.getuid())
+            and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+
+
+def guest_tasks(cli: list[str], container_id: str) -> int | None:
+    """How many tasks (processes and threads) run inside a gVisor sandbox; None once it is
+    gone or cannot be asked."""
+    from am import proc
+
+    try:
+        res = proc.run([*cli, "events", "--stats", container_id], timeout=10)
+    except proc.NotFound:
+        return None
+    if not res.ok:
+        return None
+    try:
+        return int(json.loads(res.out)["data"]["pids"]["current"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 class OomWatch:
     """Set ``killed`` once the kernel OOM-kills anything in the cgroup of a process, and
     ``pids_hit`` once its pids limit refuses a fork; ON_EVENT is told of each, once."""
@@ -75,6 +134,7 @@ class OomWatch:
         self.killed = False
         self.pids_hit = False
         self.on_event = on_event or (lambda watch: None)
+        self.guest_pids = None  # a gVisor sandbox's latest task count
 
     def _set(self, attr: str) -> None:
         if not getattr(self, attr):
@@ -109,13 +169,39 @@ class OomWatch:
         threading.Thread(target=target, args=args, daemon=True).start()
         return True
 
+    def start_guest(self, pid: int, container_id: str, limit: int, on_count=None) -> bool:
+        """Count the tasks of the gVisor sandbox whose host process is PID, every GUEST_EVERY
+        seconds while it runs; reaching LIMIT counts as hitting the process limit. ON_COUNT
+        is told each new count."""
+        cli = sandbox_cli(pid)
+        if not cli:
+            return False
+        threading.Thread(target=self._poll_guest, args=(cli, container_id, limit,
+                                                        on_count or (lambda n: None)),
+                         daemon=True).start()
+        return True
+
+    def _poll_guest(self, cli, container_id: str, limit: int, on_count) -> None:
+        while (count := guest_tasks(cli, container_id)) is not None:
+            if count != self.guest_pids:
+                self.guest_pids = count
+                try:
+                    on_count(count)
+                except Exception:
+                    pass  # a figure we cannot write must not end the watch
+            if count >= limit:
+                self._set("pids_hit")
+            time.sleep(GUEST_EVERY)
+
     def _wait_v1(self, folder: Path, efd: int, ctl: int) -> None:
         # The eventfd fires when the cgroup runs out of memory (just before the kernel picks a
         # victim, so the counter may still read 0) and once more when the cgroup is removed.
+        # When an OOM kill ends the whole container (a gVisor sandbox), both may come before
+        # this thread reads: the eventfd's count (2) still tells them apart.
         try:
             while not self.killed:
-                os.read(efd, 8)
-                if not folder.exists():
+                events = int.from_bytes(os.read(efd, 8), "little")
+                if not folder.exists() and events < 2:
                     return
                 self._set("killed")
         except OSError:

@@ -24,9 +24,10 @@ PUBLIC = (
     "allow_domains",
     "limits",
     "log",
+    "prompt",
 )
 EXTRA = ("worktree", "image", "gpus", "env_names", "started", "finished", "health", "orphan",
-         "proxy", "egress_network", "network_log")
+         "proxy", "egress_network", "network_log", "publish", "isolation")
 
 
 def public(view: dict) -> dict:
@@ -56,7 +57,15 @@ def status_text(view: dict) -> str:
     return s
 
 
-def table(views: list[dict]) -> str:
+def mode_text(view: dict) -> str:
+    """``tmux``, or ``container/<engine>/<isolation>`` (``container/podman/gvisor``)."""
+    parts = [view.get("mode") or "-", view.get("runtime"), view.get("isolation")]
+    return "/".join(p for p in parts if p)
+
+
+def table(views: list[dict], width: int | None = None) -> str:
+    """The agents as a table; the TASK column (each prompt's start) is cut to fit WIDTH (the
+    terminal's columns by default)."""
     from tabulate import tabulate
 
     # Any field but the id may be null or missing (an adopted workspace has no source, a
@@ -64,7 +73,7 @@ def table(views: list[dict]) -> str:
     rows = [
         [
             v["id"],
-            text(v.get("mode")) + (f"/{v['runtime']}" if v.get("runtime") else ""),
+            mode_text(v),
             status_text(v),
             text(v.get("health")),
             text(v.get("agent")),
@@ -74,11 +83,32 @@ def table(views: list[dict]) -> str:
         ]
         for v in views
     ]
-    return tabulate(
-        rows,
-        headers=["ID", "MODE", "STATUS", "HEALTH", "AGENT", "BRANCH", "CREATED", "SOURCE"],
-        tablefmt="plain",
-    )
+    headers = ["ID", "MODE", "STATUS", "HEALTH", "AGENT", "BRANCH", "CREATED", "SOURCE"]
+    if not any(v.get("prompt") for v in views):
+        return tabulate(rows, headers=headers, tablefmt="plain")
+    if width is None:
+        import shutil
+
+        width = shutil.get_terminal_size((120, 24)).columns
+    tasks = [task_text(v.get("prompt"), width) for v in views]
+    # TASK is last: the other columns, as tabulate lays them out, leave the rest of the line
+    # to it (12 characters at least), so each line is cut there.
+    for row, task in zip(rows, tasks, strict=True):
+        row.append(task)
+    lines = tabulate(rows, headers=[*headers, "TASK"], tablefmt="plain").splitlines()
+    end = max(width, lines[0].rindex("TASK") + 12)
+    return "\n".join(line if len(line) <= end else line[: end - 3] + "..." for line in lines)
+
+
+def task_text(prompt, width: int = 200) -> str:
+    """The start of a prompt (WIDTH characters at most) on one line: whitespace runs as one
+    space, other control characters as '?'."""
+    if not prompt:
+        return ""
+    return " ".join(str(prompt)[: 4 * width].split())[:width].translate(_CONTROLS)
+
+
+_CONTROLS = dict.fromkeys([*range(32), *range(0x7F, 0xA0)], "?")
 
 
 def _short_source(source: str, width: int = 48) -> str:

@@ -53,6 +53,10 @@ class Layout:
         """What the supervisor saw while the agent ran: an OOM kill, the pids limit hit."""
         return self.run / f"{agent_id}.health.json"
 
+    def guest_file(self, agent_id: str) -> Path:
+        """A gVisor agent's task count inside its sandbox, kept by the supervisor."""
+        return self.run / f"{agent_id}.guest.json"
+
     def workspace(self, agent_id: str) -> Path:
         return self.workspaces / agent_id
 

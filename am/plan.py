@@ -20,6 +20,12 @@ MEMORY_RE = re.compile(r"^(\d+(?:\.\d+)?)([bkmg]?)$", re.IGNORECASE)
 UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 DEFAULT_LIMITS = {"memory": "2g", "cpus": "2", "pids": "100"}
 DEFAULT_IMAGE = "am-agent:latest"
+# A prompt is one argument of the agent's command line (Linux takes up to 128 KiB in one) and
+# is kept in the state record, which every 'am list' reads.
+PROMPT_MAX = 64 * 1024
+PROMPT_ENV = "AM_PROMPT"  # a --cmd agent's prompt
+CONTINUE_ENV = "AM_CONTINUE"  # set to 1 for a --cmd agent started with --continue
+AM_ENV = (PROMPT_ENV, CONTINUE_ENV)
 
 
 @dataclass
@@ -44,6 +50,7 @@ class Plan:
     image: str | None
     gpus: str | None
     env_names: list[str]
+    isolation: str | None = None  # container agents: runc or gvisor (am/isolation.py)
     agent_clis: list[str] = field(default_factory=list)  # what a first-use image build holds
     cache_dir: Path | None = None
     mirror: Path | None = None  # the cache mirror a URL clone borrows objects from
@@ -54,6 +61,20 @@ class Plan:
     env: dict[str, str] = field(default_factory=dict)  # non-secret settings for the supervisor
     warnings: list[str] = field(default_factory=list)  # printed by spawn, on stderr
     secrets: dict[str, str] = field(default_factory=dict, repr=False)  # --env values
+    prompt: str | None = None  # the agent's task
+    prompt_args: list[str] | None = None  # how the profile takes it (None: AM_PROMPT or none)
+    resume_args: list[str] = field(default_factory=list)  # the profile's continue flag
+    custom: bool = False  # the command is the user's --cmd
+    mount_agent_config: bool = False
+    publish: list[str] = field(default_factory=list)  # ADDR:HOST_PORT:PORT, checked
+    worktree_gitdir: Path | None = None  # a worktree's own folder in the source's git folder
+
+    def agent_argv(self) -> list[str]:
+        """The agent's command line: its command, the continue flag, then the prompt."""
+        argv = [*self.command, *self.resume_args]
+        if self.prompt is not None and self.prompt_args:
+            argv += profiles.prompt_argv(self.prompt_args, self.prompt)
+        return argv
 
     @property
     def network_name(self) -> str:
@@ -103,6 +124,13 @@ class Plan:
             "image": self.image,
             "gpus": self.gpus,
             "env_names": self.env_names,
+            "prompt": self.prompt,
+            "prompt_args": self.prompt_args,
+            "custom": self.custom,
+            "mount_agent_config": self.mount_agent_config,
+            "publish": self.publish,
+            # A Kubernetes backend maps it to a runtimeClassName (isolation.runtime_class).
+            "isolation": self.isolation,
             "home": home,
             "spawn_pid": os.getpid(),
             **({"proxy": self.proxy, "egress_network": self.egress,
@@ -225,6 +253,94 @@ def check_gpus(value: str) -> str:
     return value
 
 
+def check_prompt(text: str, label: str = "--prompt") -> str:
+    """A prompt that can reach the agent unchanged, as one argument or environment value."""
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise AmError(f"{label} is not valid UTF-8 text") from None
+    if "\0" in text:
+        raise AmError(f"{label} holds a NUL character",
+                      "no command line or environment can carry one")
+    if not text.strip():
+        raise AmError(f"{label} is empty", "give the agent's task as text")
+    if size > PROMPT_MAX:
+        raise AmError(f"{label} is {size} bytes, more than {PROMPT_MAX}",
+                      "put the long part in a file in the repository and point the agent to it")
+    return text
+
+
+def read_prompt(args, stdin=None) -> str | None:
+    """The text of --prompt, or of --prompt-file (a path, or '-' for standard input)."""
+    path = getattr(args, "prompt_file", None)
+    if path is None:
+        return getattr(args, "prompt", None)
+    import sys
+
+    try:
+        if path == "-":
+            data = (stdin or sys.stdin.buffer).read(PROMPT_MAX + 1)
+        else:
+            with open(path, "rb") as f:
+                data = f.read(PROMPT_MAX + 1)
+    except OSError as e:
+        raise AmError(f"cannot read --prompt-file {path}: {e.strerror}") from None
+    if len(data) > PROMPT_MAX:
+        raise AmError(f"--prompt-file {path} is more than {PROMPT_MAX} bytes",
+                      "put the long part in a file in the repository and point the agent to it")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise AmError(f"--prompt-file {path} is not UTF-8 text") from None
+
+
+def task(prompt: str | None, profile, agent: str) -> tuple[list[str] | None, dict[str, str]]:
+    """How PROMPT reaches the agent: the arguments of PROFILE (the CLI's own way), or, for a
+    --cmd agent (no PROFILE), the variable AM_PROMPT. Returns (prompt_args, environment)."""
+    if prompt is None:
+        return None, {}
+    if profile is None:
+        return None, {PROMPT_ENV: prompt}
+    if not profile.prompt_args:
+        raise AmError(f"agent {agent!r} takes no initial prompt",
+                      f"set prompt_args in [agents.{agent}] of config.toml, or give it the task "
+                      "with 'am send ID TEXT' once it runs")
+    if profiles.PROMPT in profile.prompt_args and re.fullmatch(r"[a-z][a-z0-9-]*", prompt):
+        # A bare argument of one lowercase word is what CLIs read as a subcommand: 'claude --
+        # update' runs 'claude update', '--' or not.
+        raise AmError(f"the prompt {prompt!r} is a single word that {agent} could take for a "
+                      "subcommand of that name", "write the task as a sentence")
+    return list(profile.prompt_args), {}
+
+
+PUBLISH_RE = re.compile(r"(?:(\[[0-9A-Fa-f:.]+\]|[0-9.]+):)?([0-9]{1,5}):([0-9]{1,5})")
+
+
+def check_publish(value: str) -> str:
+    """``[ADDR:]HOST_PORT:PORT`` as ``ADDR:HOST_PORT:PORT``; ADDR defaults to 127.0.0.1."""
+    import ipaddress
+
+    m = PUBLISH_RE.fullmatch(value.strip())
+    bad = AmError(f"invalid --publish {value!r}",
+                  "[ADDR:]HOST_PORT:PORT such as 8080:3000 or 0.0.0.0:8080:3000")
+    if not m:
+        raise bad
+    addr, host, port = m.group(1) or "127.0.0.1", int(m.group(2)), int(m.group(3))
+    try:
+        ip = ipaddress.ip_address(addr.strip("[]"))
+    except ValueError:
+        raise bad from None
+    if (ip.version == 6) != addr.startswith("[") or not (0 < host < 65536 and 0 < port < 65536):
+        raise bad
+    return f"{ip if ip.version == 4 else f'[{ip}]'}:{host}:{port}"
+
+
+def publish_parts(spec: str) -> tuple[str, int, int]:
+    """A checked publish spec as (address, host port, container port)."""
+    addr, host, port = spec.rsplit(":", 2)
+    return addr, int(host), int(port)
+
+
 def credentials(profile, names: list[str], values: dict, environ: dict, mode: str,
                 mounted: bool) -> str | None:
     """Add the profile's variables that are set here (passed by name, like --env NAME);
@@ -305,7 +421,15 @@ def build(
         command = profile.argv(args.skip_permissions)
     if args.worktree and is_url(source):
         raise AmError("--worktree needs a local repository path, not a URL")
+    prompt = getattr(args, "prompt", None)
+    if prompt is not None:
+        check_prompt(prompt, "--prompt-file" if getattr(args, "prompt_file", None) else "--prompt")
+    prompt_args, env = task(prompt, None if args.cmd is not None else profile, agent)
     names, values = parse_env(args.env, environ)
+    clash = [n for n in names if n in env]
+    if clash:
+        raise AmError(f"--env {clash[0]} would replace the prompt, which a --cmd agent gets as "
+                      f"{clash[0]}", f"leave out --env {clash[0]}")
     warnings = []
     if profile and args.cmd is None:
         warning = credentials(profile, names, values, environ, mode, mount_config)
@@ -314,10 +438,10 @@ def build(
     if not args.container:
         # A tmux agent runs as the user, so it gets the caller's whole environment (through
         # the same FIFO as --env values), not whatever the tmux server happened to start with.
-        inherited = {k: v for k, v in environ.items() if k not in ("TMUX", "TMUX_PANE")}
-        values = {**inherited, **values}
+        values = {**inherited_env(environ), **values}
     domains = [check_domain(d) for d in args.allow_domain]
     network = args.network or "none"
+    publish = [check_publish(v) for v in getattr(args, "publish", None) or []]
     mounts, copies = [], []
     if mode == "tmux":
         for flag, value in (
@@ -329,11 +453,13 @@ def build(
             ("--gpus", args.gpus),
             ("--image", args.image),
             ("--runtime", args.runtime),
+            ("--isolation", getattr(args, "isolation", None)),
             ("--mount-agent-config", mount_config),
+            ("--publish", publish),
         ):
             if value:
                 raise AmError(f"{flag} applies to container agents", "add --container")
-        limits, network, runtime = None, None, None
+        limits, network, runtime, isolation = None, None, None, None
     else:
         labels = {k: s[f"limits.{k}"].label(f"limits.{k}") for k in FLAG_LABELS}
         limits = check_limits(
@@ -345,8 +471,14 @@ def build(
             labels,
         )
         network, runtime = s["network"].value, s["runtime"].value
+        isolation = s["isolation"].value
+        if isolation == "gvisor" and args.gpus:
+            raise AmError(f"--gpus cannot be used with {s['isolation'].label('isolation')} "
+                          "gvisor: this runsc gives its sandboxes no GPUs",
+                          "leave out --gpus, or spawn this agent with --isolation runc")
         if domains and network != "limited":
             raise AmError("--allow-domain needs --network limited")
+        check_published(publish, network, s["network"].label("network"))
         if network == "limited":
             from am import network as net
 
@@ -399,6 +531,7 @@ def build(
         image=s["image"].value if mode == "container" else None,
         gpus=args.gpus,
         env_names=names,
+        isolation=isolation,
         agent_clis=list(s["agent_clis"].value) if mode == "container" else [],
         extra_mounts=mounts,
         config_copies=copies,
@@ -407,4 +540,224 @@ def build(
         cache_dir=layout.cache,
         egress=egress,
         managed_egress=managed,
+        env=env,
+        prompt=prompt,
+        prompt_args=prompt_args,
+        custom=args.cmd is not None,
+        mount_agent_config=mount_config,
+        publish=publish,
     )
+
+
+def inherited_env(environ: dict[str, str]) -> dict[str, str]:
+    """What a tmux agent inherits of the caller's environment: all of it but tmux's own
+    variables and am's (which am sets for the agent)."""
+    return {k: v for k, v in environ.items() if k not in ("TMUX", "TMUX_PANE", *AM_ENV)}
+
+
+def check_published(publish: list[str], network: str, label: str) -> None:
+    """Ports can be published only where the host can reach the agent; once each."""
+    if publish and network == "none":
+        raise AmError(f"--publish needs a network, and the agent's is none ({label}): a "
+                      "container with only loopback has no port the host can reach",
+                      "add --network full, or --network limited")
+    seen = set()
+    for spec in publish:
+        addr, host, _ = publish_parts(spec)
+        if (addr, host) in seen:
+            raise AmError(f"--publish {spec}: host port {host} is published twice")
+        seen.add((addr, host))
+
+
+# --- am start: the plan of an agent that exists ------------------------------------------------
+
+# The flags of a spawn that choose how an agent runs; am start takes them only for an agent that
+# has no settings yet (made by am restore or adopted by am doctor).
+RUN_SETTINGS = ("agent", "cmd", "skip_permissions", "container", "runtime", "network",
+                "allow_domain", "memory", "cpus", "pids", "gpus", "image", "mount_agent_config",
+                "publish", "isolation")
+
+
+def _bad_record(agent_id: str, what: str) -> AmError:
+    return AmError(f"the record of agent {agent_id} has an invalid {what}",
+                   "the state file was changed by hand; repair it, or 'am rm' the agent")
+
+
+def _strings(value, agent_id: str, what: str, nonempty: bool = False) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value) \
+            or (nonempty and not value):
+        raise _bad_record(agent_id, what)
+    return list(value)
+
+
+def continuation(continuing: bool, profile, agent: str) -> tuple[list[str], dict[str, str]]:
+    """What --continue adds: PROFILE's continue_args, or for a --cmd agent (no PROFILE) the
+    variable AM_CONTINUE=1. Returns (arguments, environment)."""
+    if not continuing:
+        return [], {}
+    if profile is None:
+        return [], {CONTINUE_ENV: "1"}
+    if not profile.continue_args:
+        raise AmError(f"agent {agent!r} has no way to continue its last conversation",
+                      f"set continue_args in [agents.{agent}] of config.toml, or start it "
+                      "without --continue")
+    return list(profile.continue_args), {}
+
+
+def from_record(record: dict, args, layout: Layout, environ: dict[str, str], cfg) -> Plan:
+    """The plan that starts a kept agent again with the settings it was spawned with.
+
+    The record is read as untrusted input: every setting is checked as a spawn checks its
+    flags, and paths come from the layout, never from the record. Only the prompt (--prompt,
+    else the recorded one; none with --continue), the continue flag and --env values are new.
+    """
+    agent_id = ids.validate_name(str(record.get("id")))
+    workspace = layout.workspace(agent_id)
+    if record.get("workspace") != str(workspace):
+        raise _bad_record(agent_id, f"workspace ({record.get('workspace')}, not {workspace})")
+    mode = record.get("mode")
+    if mode not in ("tmux", "container"):
+        raise _bad_record(agent_id, "mode")
+    command = _strings(record.get("command"), agent_id, "command", nonempty=True)
+    custom = bool(record.get("custom", command[:2] == ["sh", "-c"]))
+    agent = str(record.get("agent") or "custom")
+    profile = cfg.profile(agent) if agent != "custom" else None
+    if profile is None and not custom:
+        raise _bad_record(agent_id, "agent")
+    continuing = bool(getattr(args, "continue_", False))
+    resume, env = continuation(continuing, None if custom else profile, agent)
+    prompt = getattr(args, "prompt", None)
+    recorded = record.get("prompt")
+    if prompt is not None:
+        check_prompt(prompt, "--prompt-file" if getattr(args, "prompt_file", None) else "--prompt")
+        prompt_args, more = task(prompt, None if custom else profile, agent)
+    elif recorded is not None and not continuing:
+        # The task it was spawned with, given the way it was given then.
+        prompt = check_prompt(str(recorded), f"recorded prompt of {agent_id}")
+        template = record.get("prompt_args")
+        if custom or not template:
+            prompt_args, more = task(prompt, None if custom else profile, agent)
+        else:
+            prompt_args = _strings(template, agent_id, "prompt_args")
+            more = {}
+    else:
+        prompt, prompt_args, more = None, None, {}
+    env.update(more)
+
+    names = [n for n in _strings(record.get("env_names") or [], agent_id, "env_names")
+             if ENV_NAME_RE.fullmatch(n)]
+    given_names, given = parse_env(getattr(args, "env", None) or [], environ)
+    names += [n for n in given_names if n not in names]
+    if any(n in env for n in given_names):
+        raise AmError(f"--env {next(n for n in given_names if n in env)} would replace what am "
+                      "sets for the agent")
+    missing = [n for n in names if n not in given and n not in environ]
+    warnings = []
+    if missing:
+        what = (f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set: agent "
+                f"{agent_id} was spawned with {'it' if len(missing) == 1 else 'them'} (--env, or "
+                "its profile's credentials) and am never stores a value")
+        if mode == "container":
+            raise AmError(what, "set it in this shell, or pass --env NAME=VALUE to am start")
+        warnings.append(what)
+    values = {n: given.get(n, environ.get(n)) for n in names if n not in missing}
+    if mode == "tmux":
+        values = {**inherited_env(environ), **values}
+        names = [n for n in names if n not in missing]
+
+    limits = network = runtime = image = gpus = egress = managed = mirror = isolation = None
+    domains, publish, mounts, copies, clis = [], [], [], [], []
+    if mode == "container":
+        runtime = record.get("runtime")
+        if runtime not in ("docker", "podman"):
+            raise _bad_record(agent_id, "runtime")
+        # Records from before --isolation ran on runc.
+        isolation = record.get("isolation") or "runc"
+        if isolation not in ("runc", "gvisor"):
+            raise _bad_record(agent_id, "isolation")
+        lim = record.get("limits")
+        if not isinstance(lim, dict):
+            raise _bad_record(agent_id, "limits")
+        limits = check_limits(str(lim.get("memory")), str(lim.get("cpus")), str(lim.get("pids")))
+        network = record.get("network")
+        if network not in ("none", "limited", "full"):
+            raise _bad_record(agent_id, "network")
+        domains = [check_domain(d) for d in _strings(record.get("allow_domains") or [],
+                                                      agent_id, "allow_domains")]
+        image = check_image(str(record.get("image") or DEFAULT_IMAGE))
+        gpus = check_gpus(str(record["gpus"])) if record.get("gpus") else None
+        if gpus and isolation == "gvisor":
+            raise _bad_record(agent_id, "gpus (gVisor gives its sandboxes none)")
+        publish = [check_publish(p) for p in _strings(record.get("publish") or [], agent_id,
+                                                       "publish")]
+        check_published(publish, network, "recorded")
+        if network == "limited":
+            from am import network as net
+
+            managed = net.default_egress(str(layout.root))
+            egress = str(record.get("egress_network") or managed)
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", egress):
+                raise _bad_record(agent_id, "egress_network")
+        if record.get("mount_agent_config"):
+            if profile is None:
+                raise _bad_record(agent_id, "mount_agent_config")
+            mounts, copies = agent_config_mounts(profile, environ)
+        clis = list(cfg.resolve()["agent_clis"].value)  # should its image need a first build
+        if record.get("mirror"):
+            # Mounted read-only into the container: only ever a mirror of am's own cache.
+            mirror = Path(str(record["mirror"]))
+            if not mirror.resolve().is_relative_to(layout.cache.resolve()):
+                raise _bad_record(agent_id, "mirror")
+    branch = record.get("branch")
+    return Plan(
+        id=agent_id, mode=mode, runtime=runtime, source=str(record.get("source") or ""),
+        worktree=bool(record.get("worktree")), base=None,
+        branch=check_branch(branch) if branch else "", workspace=workspace,
+        session=ids.session_name(agent_id),
+        container=ids.session_name(agent_id) if mode == "container" else None,
+        agent=agent, command=command, log=layout.log_file(agent_id),
+        exit_file=layout.exit_file(agent_id), limits=limits, network=network,
+        allow_domains=domains, image=image, gpus=gpus, env_names=names, isolation=isolation,
+        cache_dir=layout.cache, mirror=mirror, egress=egress, managed_egress=managed,
+        extra_mounts=mounts,
+        config_copies=copies, agent_clis=clis, env=env,
+        warnings=warnings, secrets=values, prompt=prompt, prompt_args=prompt_args,
+        resume_args=resume, custom=custom, mount_agent_config=bool(mounts), publish=publish,
+    )
+
+
+def first_start(record: dict, args, layout: Layout, environ: dict[str, str],
+                host_memory: int | None = None, host_cpus: int | None = None, cfg=None) -> Plan:
+    """The plan of the first start of an agent that has no settings yet (restored from a
+    snapshot, or adopted): decided from am start's flags as a spawn decides them. Its agent
+    profile defaults to the snapshot's; a snapshot of a container agent runs in a container."""
+    import argparse
+
+    from am import config as configuration
+
+    cfg = cfg or configuration.load(layout, environ)
+    agent_id = ids.validate_name(str(record.get("id")))
+    if record.get("workspace") != str(layout.workspace(agent_id)):
+        raise _bad_record(agent_id, "workspace")
+    ns = argparse.Namespace(**vars(args))
+    ns.name, ns.base, ns.branch, ns.worktree = agent_id, None, None, bool(record.get("worktree"))
+    if ns.cmd is None and ns.agent is None:
+        known = record.get("agent")
+        if not known or known == "custom" or known not in {**profiles.BUILTIN, **cfg.agents}:
+            raise AmError(f"agent {agent_id} has never run here, so it has no command yet"
+                          + (" (restored from a snapshot)" if record.get("restored_from")
+                             else ""), "give one: 'am start ID --agent NAME' or "
+                          "'am start ID --cmd COMMAND'")
+        ns.agent = known
+    if record.get("snapshot_mode") == "container":
+        ns.container = True  # never less isolated than it was
+    plan = build(ns, layout, str(record.get("source") or ""), environ, host_memory, host_cpus,
+                 cfg)
+    plan.resume_args, more = continuation(
+        bool(getattr(args, "continue_", False)),
+        None if plan.custom else cfg.profile(plan.agent),
+        plan.agent)
+    plan.env.update(more)
+    branch = record.get("branch")
+    plan.branch = check_branch(branch) if branch else ""
+    return plan

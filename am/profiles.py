@@ -4,6 +4,8 @@ from dataclasses import dataclass, field
 
 from am.errors import AmError
 
+PROMPT = "{prompt}"  # the placeholder in prompt_args
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -14,6 +16,10 @@ class Profile:
     env_names: tuple[str, ...] = field(default=())  # any one of these is enough to authenticate
     # The CLI's credential files, relative to the home folder: all --mount-agent-config exposes.
     config_paths: tuple[str, ...] = ()
+    # How the CLI takes its first task and stays interactive: PROMPT in an element is replaced
+    # by the prompt (one argument, never split or parsed); empty: it takes none.
+    prompt_args: tuple[str, ...] = ()
+    continue_args: tuple[str, ...] = ()  # how it resumes its last conversation (am start)
 
     def argv(self, skip_permissions: bool) -> list[str]:
         argv = list(self.command)
@@ -34,6 +40,9 @@ BUILTIN = {
             ("api.anthropic.com", "statsig.anthropic.com", "sentry.io"),
             ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"),
             (".claude/.credentials.json",),  # not .claude.json: it keeps other projects' history
+            # '--': a prompt starting with '-' is not read as an option.
+            ("--", PROMPT),
+            ("--continue",),
         ),
         Profile(
             "codex",
@@ -42,6 +51,8 @@ BUILTIN = {
             ("api.openai.com", "chatgpt.com", "auth.openai.com"),
             ("OPENAI_API_KEY",),
             (".codex/auth.json",),
+            ("--", PROMPT),
+            ("resume", "--last"),
         ),
         Profile(
             "aider",
@@ -50,6 +61,10 @@ BUILTIN = {
             ("api.openai.com", "api.anthropic.com", "openrouter.ai"),
             ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENROUTER_API_KEY"),
             (".aider.conf.yml",),
+            # aider has no first message that keeps it interactive: --message does the task,
+            # then aider exits; 'am start --continue' reopens it with the chat restored.
+            ("--message=" + PROMPT,),
+            ("--restore-chat-history",),
         ),
         Profile(
             "gemini",
@@ -58,6 +73,8 @@ BUILTIN = {
             ("generativelanguage.googleapis.com", "oauth2.googleapis.com"),
             ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
             (".gemini/oauth_creds.json", ".gemini/settings.json"),
+            ("--prompt-interactive=" + PROMPT,),  # '=': yargs takes a leading '-' as text
+            ("--resume", "latest"),
         ),
     )
 }
@@ -68,6 +85,12 @@ def get(name: str, extra: dict[str, Profile] | None = None) -> Profile:
     if name not in profiles:
         raise AmError(f"unknown agent {name!r}", f"choose one of: {', '.join(sorted(profiles))}")
     return profiles[name]
+
+
+def prompt_argv(template, prompt: str) -> list[str]:
+    """TEMPLATE (a profile's prompt_args) with the prompt in place of each PROMPT: one
+    argument each, whatever the prompt holds."""
+    return [a.replace(PROMPT, prompt) for a in template]
 
 
 def command_argv(cmd: str) -> list[str]:

@@ -79,6 +79,28 @@ def own_clients_argv(pane: str) -> list[str]:
     return ["tmux", "list-clients", "-t", pane, "-F", "#{client_activity}\t#{client_name}"]
 
 
+def paste_argv(name: str, buffer: str, enter: bool) -> list[str]:
+    """Type the text on tmux's standard input into session NAME, as a paste: read into BUFFER
+    (``load-buffer -``: the text is data, never a command, key name or format), pasted and
+    deleted, then Enter. ``-p``: bracketed, if the program asked for it, so a multi-line text
+    arrives as one paste rather than one submission a line."""
+    cmd = ["tmux", "load-buffer", "-b", buffer, "-", ";",
+           "paste-buffer", "-d", "-p", "-b", buffer, "-t", target(name)]
+    return cmd + ([";", "send-keys", "-t", target(name), "Enter"] if enter else [])
+
+
+def paste(name: str, text: str, enter: bool = True) -> None:
+    """Type TEXT into session NAME's terminal (see ``paste_argv``)."""
+    buffer = f"am-send-{os.getpid()}-{os.urandom(4).hex()}"
+    if text:
+        res = proc.run(paste_argv(name, buffer, enter), stdin=text)
+    else:  # nothing to paste (tmux refuses an empty buffer): only the Enter key
+        res = proc.run(["tmux", "send-keys", "-t", target(name), "Enter"])
+    if not res.ok:
+        proc.run(["tmux", "delete-buffer", "-b", buffer])
+        raise AmError(f"cannot type into session {name}: {res.last_lines(1)}")
+
+
 def start(name: str, argv: list[str], log: Path, home: str, env=None) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     log.touch()

@@ -48,17 +48,38 @@ def write_health(path: str | None):
     return write
 
 
-def watch_container(engine: str, name: str, watch, child: int) -> None:
-    """Once the container runs, watch its memory cgroup for OOM kills (in a thread)."""
+def write_guest(path: str | None):
+    """A callback that keeps a gVisor sandbox's task count where ``am status`` reads it: a
+    figure replaced every few seconds, so not synced to disk like the files above."""
+
+    def write(count: int) -> None:
+        if path:
+            tmp = f"{path}.tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump({"pids": count}, f)
+            os.replace(tmp, path)
+
+    return write
+
+
+def watch_container(container: dict, watch, child: int, guest_file: str | None = None) -> None:
+    """Once the container runs, watch its memory cgroup for OOM kills, and a gVisor sandbox's
+    task count against its process limit (in a thread)."""
     import threading
 
     from am import proc
 
+    engine, name = container["engine"], container["name"]
+
     def find():
         while True:
-            res = proc.run([engine, "inspect", "--format", "{{.State.Pid}}", name])
-            pid = int(res.out.strip() or 0) if res.ok and res.out.strip().isdigit() else 0
+            res = proc.run([engine, "inspect", "--format", "{{.State.Pid}} {{.Id}}", name])
+            fields = res.out.split() if res.ok else []
+            pid = int(fields[0]) if len(fields) == 2 and fields[0].isdigit() else 0
             if pid > 0 and watch.start(pid):
+                if container.get("isolation") == "gvisor" and container.get("pids_limit"):
+                    watch.start_guest(pid, fields[1], int(container["pids_limit"]),
+                                      write_guest(guest_file))
                 return
             try:
                 if os.waitpid(child, os.WNOHANG) != (0, 0):
@@ -119,7 +140,7 @@ def main(argv: list[str]) -> int:
                 print(f"am: error: cannot run {spec['argv'][0]}: {e.strerror}", file=sys.stderr)
                 os._exit(127)
         if spec.get("container"):
-            watch_container(spec["container"]["engine"], spec["container"]["name"], watch, pid)
+            watch_container(spec["container"], watch, pid, spec.get("guest_file"))
         _, status = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(status)
         code = 128 - code if code < 0 else code

@@ -232,6 +232,117 @@ def bench_repeat_spawn(work: Path, big: Path, runs: int) -> list[dict]:
     ]
 
 
+# Inside the agent: on each trigger file am's bench writes (in .git, which git status skips),
+# time one task there (a CPU-bound loop, or git status over the 5,000-file workspace) and print
+# it; the runc and the gVisor agent take turns, so both meet the same load on a busy machine.
+WORKLOAD = r"""exec python3 - <<'EOF'
+import os, subprocess, time
+n = 0
+while True:
+    go = f"/workspace/.git/bench-go-{n}"
+    while not os.path.exists(go):
+        time.sleep(0.01)
+    task = open(go).read().strip()
+    t = time.perf_counter()
+    if task == "cpu":
+        sum(i * i for i in range(10_000_000))
+    else:
+        subprocess.run(["git", "status", "--porcelain"], check=True, capture_output=True)
+    print(f"BENCH-RESULT {n} {time.perf_counter() - t:.4f}", flush=True)
+    n += 1
+EOF"""
+
+
+def cgroup_dir(engine: str, name: str, controller: str) -> Path:
+    """The host's (v1) cgroup folder of a running container for CONTROLLER."""
+    pid = sh([engine, "inspect", "--format", "{{.State.Pid}}", name]).stdout.strip()
+    line = next(ln for ln in Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+                if controller in ln.split(":")[1].split(","))
+    return Path("/sys/fs/cgroup") / controller / line.split(":", 2)[2].lstrip("/")
+
+
+def container_memory(engine: str, name: str) -> tuple[int, int]:
+    """Bytes an idle container costs the host: what its memory cgroup is charged (what
+    --memory counts) and the proportional set size of every host process in it (gVisor's
+    kernel and file proxy included)."""
+    import psutil
+
+    folder = cgroup_dir(engine, name, "memory")
+    stat = dict(ln.split() for ln in (folder / "memory.stat").read_text().splitlines())
+    # Anonymous and shared memory: what cannot be reclaimed (gVisor keeps the agent's memory
+    # in a memfd, which counts as shared); file pages are the page cache of whoever read first.
+    charged = int(stat["total_rss"]) + int(stat.get("total_shmem", 0))
+    pss = 0
+    for p in (folder / "cgroup.procs").read_text().split():
+        try:
+            pss += psutil.Process(int(p)).memory_full_info().pss
+        except psutil.Error:
+            pass
+    return charged, pss
+
+
+def bench_isolation(work: Path, repo: Path, runs: int, engine: str) -> list[dict]:
+    """gVisor against runc on ENGINE: spawn, idle memory, a CPU-bound and a file-heavy task,
+    each pair of samples taken in turn."""
+    homes = {iso: Am(work / f"home-iso-{engine}-{iso}") for iso in ("gvisor", "runc")}
+
+    def spawner(iso, cmd):
+        argv = ["spawn", repo, "--container", "--runtime", engine, "--isolation", iso, "--cmd"]
+        return lambda _: homes[iso](*argv, cmd).stdout.split()[-1]
+
+    spawn_g, spawn_r = paired(spawner("gvisor", "sleep 600"), spawner("runc", "sleep 600"),
+                              runs)
+    time.sleep(2)  # let the idle agents settle before their memory is read
+    mem = {iso: [container_memory(engine, f"am-{i}") for i in am.ids()]
+           for iso, am in homes.items()}
+    agents = {iso: spawner(iso, WORKLOAD)(None) for iso in homes}
+    cpuacct = {iso: cgroup_dir(engine, f"am-{a}", "cpuacct") / "cpuacct.usage"
+               for iso, a in agents.items()}
+    # per task and isolation: wall seconds inside the agent, and CPU seconds the host spent
+    # on the whole container (gVisor's own work included), which a busy machine disturbs less
+    samples = {(name, iso, k): [] for name in ("cpu", "status") for iso in homes
+               for k in ("wall", "host")}
+    trigger = 0
+    for name in ("status", "cpu"):
+        for i in range(runs + 1):
+            for iso in (("gvisor", "runc") if i % 2 else ("runc", "gvisor")):
+                am, agent = homes[iso], agents[iso]
+                before = int(cpuacct[iso].read_text())
+                (am.home / "agents" / agent / ".git" / f"bench-go-{trigger}").write_text(name)
+                deadline = time.monotonic() + 600
+                mark = f"BENCH-RESULT {trigger} "
+                while mark not in (log := am("logs", agent).stdout):
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"no result from the {iso} agent:\n{log[-2000:]}")
+                    time.sleep(0.05)
+                if i:
+                    samples[name, iso, "wall"].append(float(log.split(mark)[1].split()[0]))
+                    samples[name, iso, "host"].append(
+                        (int(cpuacct[iso].read_text()) - before) / 1e9)
+            trigger += 1
+    for am in homes.values():
+        am.stop_all()
+    med = {k: statistics.median(v) for k, v in samples.items()}
+    memory = {iso: (statistics.median(m[0] for m in ms), statistics.median(m[1] for m in ms))
+              for iso, ms in mem.items()}
+    what = f"the same under runc ({engine})"
+    return [
+        {"figure": f"gVisor: spawn ({engine})", "am": spawn_g, "floor": spawn_r,
+         "floor_what": what, "target": None},
+        {"figure": f"gVisor: idle agent, memory charged to its cgroup ({engine})",
+         "am": memory["gvisor"][0], "floor": memory["runc"][0], "floor_what": what,
+         "target": None, "unit": "bytes"},
+        {"figure": f"gVisor: idle agent, host processes' PSS ({engine})",
+         "am": memory["gvisor"][1], "floor": memory["runc"][1], "floor_what": what,
+         "target": None, "unit": "bytes"},
+        *({"figure": f"gVisor: {label}, {kind} ({engine})", "am": med[task, "gvisor", k],
+           "floor": med[task, "runc", k], "floor_what": what, "target": None}
+          for task, label in (("cpu", "CPU-bound loop (10M squares in Python)"),
+                              ("status", "git status over 5,000 files"))
+          for k, kind in (("wall", "time in the agent"), ("host", "host CPU time"))),
+    ]
+
+
 def count_calls(work: Path, engine: str) -> tuple[dict, Path]:
     """A PATH in which ENGINE is a shim that counts its calls into a file."""
     shim_dir = work / "shim"
@@ -323,6 +434,8 @@ def fmt(value, unit="s"):
         return "-"
     if unit == "bytes":
         return f"{value / 1024**2:.1f} MiB"
+    if value < 0.1:
+        return f"{value * 1000:.1f} ms"
     if unit == "calls":
         return str(value)
     return f"{value * 1000:.0f} ms"
@@ -347,7 +460,8 @@ def machine() -> list[str]:
         f"- Python {platform.python_version()}, {v(['git', '--version'])}, {v(['tmux', '-V'])}",
         "- docker: " + v(["docker", "version", "--format",
                           "client {{.Client.Version}}, server {{.Server.Version}}"]),
-        f"- podman: {v(['podman', '--version'])}; runc: {v(['runc', '--version'])}",
+        f"- podman: {v(['podman', '--version'])}; runc: {v(['runc', '--version'])}; "
+        f"{v(['runsc', '--version'])} (gVisor, ptrace platform)",
     ]
 
 
@@ -370,7 +484,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="small repositories and 40 agents")
     ap.add_argument("--engines", default="docker,podman")
     ap.add_argument("--list-engine", default="docker")
-    ap.add_argument("--only", default="spawn,container,repeat,list,startup",
+    ap.add_argument("--only", default="spawn,container,isolation,repeat,list,startup",
                     help="comma-separated figures to run (the report is written only for all)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "performance.md"))
     # Not /tmp: on these machines its directory tree allocates new files several times slower
@@ -401,6 +515,9 @@ def main() -> int:
         for e in engines if "container" in only else ():
             print(f"spawn, container mode, {e} ...", file=sys.stderr)
             rows.append(bench_spawn_container(work, medium, args.runs, e))
+        for e in engines if "isolation" in only else ():
+            print(f"runc and gVisor, {e} ...", file=sys.stderr)
+            rows += bench_isolation(work, medium, args.runs, e)
         if "repeat" in only:
             print("repeat spawn through the cache ...", file=sys.stderr)
             rows += bench_repeat_spawn(work, big, args.runs)

@@ -28,7 +28,16 @@
 #      cgroup v1, which is what we want on the hybrid layout here.
 #      Extra dockerd flags can be given in AM_DOCKERD_FLAGS, e.g.
 #      AM_DOCKERD_FLAGS="--storage-driver=vfs".
-#   3. checks that `podman info` works; moves networks a CNI-backed podman made to netavark
+#   3. gVisor (`am spawn --isolation gvisor`), when runsc is installed:
+#      registers it in /etc/docker/daemon.json once per network policy
+#      and for proxies (am-runsc-none, -limited, -full, -proxy: docker takes a
+#      runtime's flags only from there; am/isolation.py says which and why),
+#      adding to a daemon.json of someone else's without changing their keys.
+#      A running dockerd takes the new runtime on SIGHUP (it reloads
+#      "runtimes" without restarting, so no container stops); only if that
+#      does not show the runtime, a dockerd this script started itself is
+#      restarted. Podman needs no configuration: it knows runsc by name.
+#   4. checks that `podman info` works; moves networks a CNI-backed podman made to netavark
 #      (unused cni-podman* bridges removed, each network made again with its subnets, labels
 #      and internal flag; a bridge still in use stops the script); and checks that a name
 #      resolves on a scratch network, with two containers whose root file system is the
@@ -40,6 +49,7 @@
 #   AM_ENGINE_WAIT       seconds to wait for dockerd (default: 60)
 #   AM_ENGINES           which engines to bring up: "docker podman" (default)
 #   AM_ULIMIT            nofile/nproc value for podman (default: 20000)
+#   AM_DOCKER_DAEMON_JSON  dockerd's configuration file (default: /etc/docker/daemon.json)
 set -euo pipefail
 
 log() { printf 'engines-up: %s\n' "$*" >&2; }
@@ -50,6 +60,10 @@ WAIT="${AM_ENGINE_WAIT:-60}"
 DOCKERD_LOG="${AM_DOCKERD_LOG:-/var/log/dockerd.log}"
 ULIMIT="${AM_ULIMIT:-20000}"
 CONF=/etc/containers/containers.conf
+DAEMON_JSON="${AM_DOCKER_DAEMON_JSON:-/etc/docker/daemon.json}"
+AM_SRC=$(cd "$(dirname "$0")/.." && pwd)  # am's source: am/isolation.py names the runtimes
+# The pid of a dockerd this script started: only that one may be restarted.
+STARTED_PID=/run/am-engines-up.dockerd.pid
 MARKER="# managed by am scripts/engines-up.sh"
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (it writes $CONF and starts dockerd)"
@@ -270,6 +284,7 @@ setup_docker() {
         # setsid + nohup: dockerd outlives this script and its session.
         # shellcheck disable=SC2086
         setsid nohup dockerd ${AM_DOCKERD_FLAGS:-} >>"$DOCKERD_LOG" 2>&1 </dev/null &
+        echo $! >"$STARTED_PID"
     fi
     local i=0
     until docker info >/dev/null 2>&1; do
@@ -283,7 +298,91 @@ setup_docker() {
     log "docker ok after ${i}s: $(docker info --format 'storage={{.Driver}} cgroup={{.CgroupDriver}}/v{{.CgroupVersion}}' 2>/dev/null)"
 }
 
+# Adds am's gVisor runtimes (am/isolation.py: one per network policy, runsc with its flags) to
+# dockerd's configuration; prints "changed" when it wrote the file. Other keys are kept as they
+# are; am's own entries (am-runsc-*) are set to what am needs.
+register_runsc() {
+    python3 - "$DAEMON_JSON" "$1" "$AM_SRC" <<'PY'
+import json, os, sys
+path, runsc, repo = sys.argv[1:4]
+sys.path.insert(0, repo)
+from am.isolation import docker_runtimes
+try:
+    with open(path) as f:
+        conf = json.load(f)
+except FileNotFoundError:
+    conf = {}
+if not isinstance(conf, dict) or not isinstance(conf.get("runtimes", {}), dict):
+    sys.exit(f"{path} does not hold a JSON object with a 'runtimes' object")
+runtimes = conf.setdefault("runtimes", {})
+want = docker_runtimes(runsc)
+if all(runtimes.get(k) == v for k, v in want.items()):
+    sys.exit(0)
+runtimes.update(want)
+os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+tmp = path + ".am-tmp"
+with open(tmp, "w") as f:
+    json.dump(conf, f, indent=2)
+    f.write("\n")
+os.replace(tmp, path)
+print("changed")
+PY
+}
+
+# Whether dockerd offers am's gVisor runtimes as daemon.json has them now.
+docker_has_runsc() {
+    local have
+    have=$(docker info --format '{{json .Runtimes}}' 2>/dev/null) || return 1
+    python3 - "$DAEMON_JSON" "$have" <<'PY'
+import json, sys
+want = {k: v for k, v in json.load(open(sys.argv[1])).get("runtimes", {}).items()
+        if k.startswith("am-runsc-")}
+have = json.loads(sys.argv[2])
+sys.exit(0 if want and all(have.get(k, {}).get("runtimeArgs", []) == v.get("runtimeArgs", [])
+                           for k, v in want.items()) else 1)
+PY
+}
+
+# Writes runsc into dockerd's configuration before dockerd starts, so a fresh one has it.
+register_docker_runsc() {
+    local runsc out
+    if ! runsc=$(command -v runsc); then
+        log "note: runsc (gVisor) not installed: --isolation gvisor is unavailable (apt-get install runsc)"
+        return 0
+    fi
+    out=$(register_runsc "$runsc") || { log "ERROR: cannot register runsc in $DAEMON_JSON"; return 1; }
+    [ "$out" != changed ] || log "registered runsc ($runsc) in $DAEMON_JSON as am-runsc-none, -limited, -full and -proxy"
+}
+
+# Makes a running dockerd offer runsc: SIGHUP first, a restart only of our own dockerd.
+load_docker_runsc() {
+    local pid i
+    command -v runsc >/dev/null || return 0
+    docker_has_runsc && { log "docker ok: gVisor runtimes am-runsc-* available"; return 0; }
+    pid=$(cat /var/run/docker.pid 2>/dev/null || pgrep -xo dockerd || true)
+    [ -n "$pid" ] || { log "ERROR: dockerd's pid not found: restart dockerd to load $DAEMON_JSON"; return 1; }
+    # dockerd reloads its runtimes on SIGHUP: running containers are not touched.
+    log "reloading dockerd ($pid) for the runsc runtime (SIGHUP)"
+    kill -HUP "$pid"
+    for i in $(seq 1 20); do
+        docker_has_runsc && { log "docker ok: gVisor runtimes am-runsc-* available"; return 0; }
+        sleep 0.5
+    done
+    if [ "$(cat "$STARTED_PID" 2>/dev/null)" = "$pid" ]; then
+        log "dockerd did not load runsc on SIGHUP; restarting the dockerd this script started"
+        kill "$pid"
+        for i in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+        setup_docker
+        docker_has_runsc && { log "docker ok: gVisor runtimes am-runsc-* available"; return 0; }
+    fi
+    log "ERROR: dockerd does not offer the runsc runtime: restart dockerd to load $DAEMON_JSON (see $DOCKERD_LOG)"
+    return 1
+}
+
 rc=0
-if want docker; then setup_docker || rc=1; fi
+if want docker; then
+    register_docker_runsc || rc=1
+    setup_docker && load_docker_runsc || rc=1
+fi
 if want podman; then setup_podman || rc=1; fi
 exit "$rc"

@@ -4,7 +4,7 @@
 Usage: scripts/security_report.py [extra pytest args]. Exit status is pytest's.
 Each security test records its property (tests/security/conftest.py); the container policy tests
 of tests/test_container.py are mapped here by name. The engine is the test's [docker]/[podman]
-parameter, else "host".
+parameter, else "host", with the isolation (runc/gvisor) where the test runs for each.
 """
 
 import re
@@ -22,6 +22,7 @@ POLICY = {  # tests/test_container.py -> property
         "4 container policy (no network, caps, read-only, limits)",
     "test_worktree_agent_in_container_commits_to_host_branch":
         "4 container policy (no network, caps, read-only, limits)",
+    "test_the_agent_sees_its_isolations_kernel": "7 kernel isolation (the agent's kernel)",
 }
 TARGETS = ["tests/security"] + [f"tests/test_container.py::{name}" for name in POLICY]
 
@@ -35,6 +36,8 @@ def rows(junit: Path) -> dict[tuple[str, str], list[tuple[str, bool]]]:
         prop = prop or POLICY.get(name.split("[")[0], "?")
         m = re.search(r"\[(docker|podman)\b", name) or re.search(r"(docker|podman)\]", name)
         engine = m.group(1) if m else "host"
+        iso = re.search(r"-(runc|gvisor)\]", name)
+        engine += f"/{iso.group(1)}" if iso else ""
         failed = any(case.find(tag) is not None for tag in ("failure", "error", "skipped"))
         table[(prop, engine)].append((f"{case.get('classname')}::{name}", not failed))
     return table
@@ -50,10 +53,10 @@ def main(argv: list[str]) -> int:
             return code or 1
         table = rows(junit)
     width = max([len(p) for p, _ in table] + [8])
-    print(f"\n{'property':<{width}}  {'engine':<7} {'result':<6} tests")
+    print(f"\n{'property':<{width}}  {'engine':<13} {'result':<6} tests")
     for (prop, engine), cases in sorted(table.items()):
         ok = all(passed for _, passed in cases)
-        print(f"{prop:<{width}}  {engine:<7} {'pass' if ok else 'FAIL':<6} "
+        print(f"{prop:<{width}}  {engine:<13} {'pass' if ok else 'FAIL':<6} "
               f"{sum(p for _, p in cases)}/{len(cases)}")
         for name, passed in cases:
             if not passed:

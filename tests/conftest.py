@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from containers import ENGINES, engine_ready, remove_containers
+from containers import ENGINES, ISOLATIONS, engine_ready, isolation_ready, remove_containers
 
 GIT_ID = {
     "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
@@ -168,6 +168,14 @@ def engine(request, am):
     engine_ready(request.param)
     yield request.param
     remove_containers(request.param, str(am.home))
+
+
+@pytest.fixture(params=ISOLATIONS)
+def isolation(request, engine):
+    """Each kernel isolation in turn on the test's engine; gVisor fails, never skips, where the
+    engine cannot run it."""
+    isolation_ready(engine, request.param)
+    return request.param
 
 
 # --- waiting for conditions, and terminals driven through tmux --------------------------------

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 ENGINES = ("docker", "podman")
+ISOLATIONS = ("runc", "gvisor")
 _ready: dict[str, str] = {}
 
 
@@ -48,3 +49,47 @@ def remove_containers(engine: str, label_home: str) -> None:
     names = container_names(engine, label_home)
     if names:
         subprocess.run([engine, "rm", "-f", *names], capture_output=True)
+
+
+def isolation_ready(engine: str, isolation: str) -> None:
+    """Fail (never skip) when ENGINE cannot run ISOLATION, with am's own reason and fix."""
+    key = f"{engine}/{isolation}"
+    if key not in _ready:
+        problem = None
+        if isolation == "gvisor":
+            from am.backends.engine import engine as by_name
+            from am.isolation import RUNSC_FLAGS
+
+            for network in RUNSC_FLAGS:
+                err = by_name(engine).gvisor_problem(network)
+                if err:
+                    problem = f"gVisor on {engine}: {err.message} ({err.hint})"
+                    break
+        _ready[key] = problem or "ok"
+    if _ready[key] != "ok":
+        pytest.fail(_ready[key])
+
+
+def host_cgroup(engine: str, container: str) -> dict[str, str]:
+    """The limits the host's cgroups hold for a running container (under gVisor: for its whole
+    sandbox), read on the host: memory and pids maxima, CPU quota/period."""
+    from pathlib import Path
+
+    pid = subprocess.run([engine, "inspect", "--format", "{{.State.Pid}}", container],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    v1 = {c: p for _, cs, p in (ln.split(":", 2) for ln in lines) for c in cs.split(",")}
+    root = Path("/sys/fs/cgroup")
+
+    def read(path: Path) -> str:
+        return path.read_text().strip()
+
+    if "memory" in v1:
+        return {"memory": read(root / "memory" / v1["memory"].lstrip("/") /
+                               "memory.limit_in_bytes"),
+                "pids": read(root / "pids" / v1["pids"].lstrip("/") / "pids.max"),
+                "cpu": "{}/{}".format(*(read(root / "cpu" / v1["cpu"].lstrip("/") / f)
+                                        for f in ("cpu.cfs_quota_us", "cpu.cfs_period_us")))}
+    folder = root / v1[""].lstrip("/")
+    return {"memory": read(folder / "memory.max"), "pids": read(folder / "pids.max"),
+            "cpu": read(folder / "cpu.max").replace(" ", "/")}

@@ -29,6 +29,7 @@ def test_defaults_without_a_file(am):
     assert s["agent"] == ("claude", "default")
     assert s["image"] == ("am-agent:latest", "default")
     assert s["network"] == ("none", "default")
+    assert s["isolation"] == ("runc", "default")
     assert s["limits.memory"] == ("2g", "default")
     assert s["limits.cpus"] == ("2", "default")
     assert s["limits.pids"] == (100, "default")
@@ -53,6 +54,11 @@ def test_precedence_flag_over_env_over_file_over_default(am):
 
     s = shown(am, "--pids", "16", "--runtime", "docker", env=env)
     assert s["limits.pids"] == (16, "flag") and s["runtime"] == ("docker", "flag")
+
+    write_config(am, 'isolation = "gvisor"\n')
+    assert shown(am)["isolation"] == ("gvisor", "file")
+    assert shown(am, env={"AM_ISOLATION": "runc"})["isolation"] == ("runc", "env")
+    assert shown(am, "--isolation", "runc")["isolation"] == ("runc", "flag")
     assert s["limits.cpus"] == ("1", "env") and s["limits.memory"] == ("1g", "file")
 
 
@@ -78,6 +84,7 @@ def test_text_output_names_sources(am):
      ('[limits]\npids = true', "limits.pids", "whole number"),
      ('[limits]\nswap = "1g"', "limits.swap", "limits.memory"),
      ('network = "open"', "network", "none, limited, full"),
+     ('isolation = "kata"', "isolation", "runc, gvisor"),
      ('idle_after = 0', "idle_after", "positive number of seconds"),
      ('allow_domains = ["not a domain"]', "allow_domains", "host names"),
      ('agent = "nobody"', "agent", "claude"),
@@ -111,7 +118,7 @@ def test_toml_syntax_error(am, repo):
     [("AM_RUNTIME", "dockr", "docker, podman, auto"), ("AM_MEMORY", "0", "512m"),
      ("AM_CPUS", "many", "positive number"), ("AM_PIDS", "-3", "whole number"),
      ("AM_NETWORK", "open", "none, limited, full"), ("AM_IDLE_AFTER", "soon", "seconds"),
-     ("AM_AGENT", "nobody", "claude")],
+     ("AM_AGENT", "nobody", "claude"), ("AM_ISOLATION", "vm", "runc, gvisor")],
 )
 def test_bad_environment_variable(am, repo, var, value, accepted):
     line = assert_am_error(am("spawn", repo, "--cmd", "true", check=False, env={var: value}))
@@ -137,11 +144,11 @@ def test_config_limits_checked_before_anything_starts(am, repo):
 
 def test_container_settings_in_the_file_do_not_affect_tmux_agents(am, repo):
     write_config(am, 'runtime = "docker"\nnetwork = "full"\nimage = "x:y"\n'
-                     '[limits]\nmemory = "1g"\n')
+                     'isolation = "gvisor"\n[limits]\nmemory = "1g"\n')
     agent = am.spawn(repo, "--cmd", "sleep 30", env={"AM_PIDS": "10"})
     info = am.info(agent)
     assert info["mode"] == "tmux" and info["limits"] is None and info["runtime"] is None
-    assert info["network"] is None and info["image"] is None
+    assert info["network"] is None and info["image"] is None and info["isolation"] is None
     am("stop", agent)
 
 

@@ -7,14 +7,16 @@ import uuid
 
 import pytest
 from conftest import Terminal, clients_of, git, wait_for
-from containers import container_names
+from containers import container_names, host_cgroup
+
+from am import isolation as isolations
 
 pytestmark = pytest.mark.container
 
 
-def cspawn(am, engine, cmd, *extra, env=None):
-    return am.spawn(str(am.repo), "--container", "--runtime", engine, "--cmd", cmd, *extra,
-                    env=env)
+def cspawn(am, engine, cmd, *extra, env=None, isolation="runc"):
+    return am.spawn(str(am.repo), "--container", "--runtime", engine, "--isolation", isolation,
+                    "--cmd", cmd, *extra, env=env)
 
 
 @pytest.fixture(autouse=True)
@@ -22,12 +24,15 @@ def _repo_on_am(am, repo):
     am.repo = repo
 
 
-def test_lifecycle_logs_diff_attach_stop(am, engine, tmp_path):
+def test_lifecycle_logs_diff_attach_stop(am, engine, isolation, tmp_path):
     agent = cspawn(am, engine, "echo new > made.txt && git add made.txt && "
                    "git -c user.name=a -c user.email=a@b commit -qm agent && echo edit >> README"
-                   " && echo AGENT-READY && read line && echo got-$line && sleep 300")
+                   " && echo AGENT-READY && read line && echo got-$line && sleep 300",
+                   isolation=isolation)
     info = am.info(agent)
     assert info["mode"] == "container" and info["runtime"] == engine
+    assert info["isolation"] == isolation
+    assert f"container/{engine}/{isolation}" in am("list").stdout
     assert info["status"] == "running" and info["container"] == f"am-{agent}"
     assert info["limits"] == {"memory": "2g", "cpus": "2", "pids": 100}
     assert [a["id"] for a in am.list()] == [agent]
@@ -65,19 +70,20 @@ def test_lifecycle_logs_diff_attach_stop(am, engine, tmp_path):
     assert not ws.exists()
 
 
+# Read the same way under runc and gVisor: gVisor has no /sys/class/net and no NoNewPrivs line
+# in /proc/self/status, so interfaces come from /proc/net/dev and the flag from prctl.
 PROBE = r"""
-echo "IFACES=$(ls /sys/class/net | tr '\n' ' ')"
+echo "IFACES=$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\n' ' ')"
 echo "ROUTES=$(tail -n +2 /proc/net/route | wc -l)"
 echo "UID=$(id -u)"
-grep -E '^(NoNewPrivs|CapEff|CapPrm|CapBnd):' /proc/self/status | tr -d '\t' | sed 's/^/STATUS_/'
+grep -E '^(CapEff|CapPrm|CapBnd):' /proc/self/status | tr -d '\t' | sed 's/^/STATUS_/'
+python3 -c 'import ctypes; print("NNP=%d" % ctypes.CDLL(None).prctl(39, 0, 0, 0, 0))'
+python3 -c 'import resource; print("NPROC=%d" % resource.getrlimit(resource.RLIMIT_NPROC)[0])'
+echo "ROOTMOUNT=$(awk '$2 == "/" {print $4}' /proc/mounts | tail -1 | cut -d, -f1)"
 if touch /rootfs-write 2>/dev/null; then echo ROOTFS=writable; else echo ROOTFS=readonly; fi
 if touch /workspace/probe-write; then echo WS=writable; fi
-cg=/sys/fs/cgroup
-if [ -f $cg/memory.max ]; then echo "MEM=$(cat $cg/memory.max)"; echo "PIDS=$(cat $cg/pids.max)";
-  echo "CPU=$(cat $cg/cpu.max)";
-else echo "MEM=$(cat $cg/memory/memory.limit_in_bytes)"; echo "PIDS=$(cat $cg/pids/pids.max)";
-  echo "CPU=$(cat $cg/cpu/cpu.cfs_quota_us)/$(cat $cg/cpu/cpu.cfs_period_us)"; fi
-ls -la /var/run/docker.sock /run/podman/podman.sock 2>&1 | sed 's/^/SOCK=/'
+for s in /var/run/docker.sock /run/podman/podman.sock; do [ -e $s ] && echo SOCK=$s; done
+echo SOCK=none
 env | sed 's/^/ENV_/'
 echo PROBE-DONE
 sleep 300
@@ -93,23 +99,30 @@ def probe_values(log: str) -> dict[str, str]:
     return out
 
 
-def test_policy_inside_container(am, engine):
+def test_policy_inside_container(am, engine, isolation):
     agent = cspawn(am, engine, PROBE, "--memory", "1g", "--cpus", "1.5", "--pids", "64",
-                   env={"AM_TEST_SECRET_SHOULD_NOT_LEAK": "leak"})
+                   env={"AM_TEST_SECRET_SHOULD_NOT_LEAK": "leak"}, isolation=isolation)
     log = am.wait_log(agent, "PROBE-DONE")
     v = probe_values(log)
     assert v["IFACES"] == "lo", log
     assert v["ROUTES"] == "0"
     assert v["UID"] != "0"
-    assert "STATUS_NoNewPrivs:1" in log
+    assert v["NNP"] == "1"
     assert "CapEff:0000000000000000" in log and "CapPrm:0000000000000000" in log
-    assert v["ROOTFS"] == "readonly"
+    assert v["ROOTMOUNT"] == "ro" and v["ROOTFS"] == "readonly"
     assert v["WS"] == "writable"
-    assert v["MEM"] == str(1024**3)
-    assert v["PIDS"] == "64"
-    quota, _, period = v["CPU"].replace(" ", "/").partition("/")
+    # The limits as the host's cgroups hold them (gVisor has no cgroup files inside).
+    cg = host_cgroup(engine, f"am-{agent}")
+    assert cg["memory"] == str(1024**3)
+    quota, _, period = cg["cpu"].partition("/")
     assert int(quota) / int(period) == pytest.approx(1.5)
-    assert "No such file" in v["SOCK"]
+    if isolation == "runc":
+        assert cg["pids"] == "64"
+    else:
+        # gVisor's kernel holds the agent to 64; the cgroup bounds the whole sandbox.
+        assert v["NPROC"] == "64"
+        assert int(cg["pids"]) == int(isolations.pids_args("gvisor", 64, os.cpu_count())[1])
+    assert v["SOCK"] == "none"
     assert "ENV_AM_TEST_SECRET_SHOULD_NOT_LEAK" not in log and "AM_HOME" not in log
     probe_file = am.home / "agents" / agent / "probe-write"
     assert probe_file.exists()
@@ -126,8 +139,8 @@ def go(am, agent):
     (am.home / "agents" / agent / ".go").touch()
 
 
-def test_exit_code_survives_auto_removal(am, engine):
-    agent = cspawn(am, engine, WAIT_GO + "exit 7")
+def test_exit_code_survives_auto_removal(am, engine, isolation):
+    agent = cspawn(am, engine, WAIT_GO + "exit 7", isolation=isolation)
     go(am, agent)
     info = am.wait_status(agent, "exited")
     assert info["exit_code"] == 7 and info["oom_killed"] is False
@@ -136,8 +149,9 @@ def test_exit_code_survives_auto_removal(am, engine):
     assert listed[agent]["exit_code"] == 7
 
 
-def test_oom_kill_is_reported(am, engine):
-    agent = cspawn(am, engine, WAIT_GO + "exec python3 -c 'b = bytearray(3 * 1024**3)'")
+def test_oom_kill_is_reported(am, engine, isolation):
+    agent = cspawn(am, engine, WAIT_GO + "exec python3 -c 'b = bytearray(3 * 1024**3)'",
+                   isolation=isolation)
     go(am, agent)
     info = am.wait_status(agent, "exited", timeout=120)
     assert info["oom_killed"] is True, info
@@ -161,8 +175,8 @@ time.sleep(600)
 '"""
 
 
-def test_fork_bomb_hits_pids_limit_and_stop_still_works(am, engine):
-    agent = cspawn(am, engine, BOMB, "--pids", "50")
+def test_fork_bomb_hits_pids_limit_and_stop_still_works(am, engine, isolation):
+    agent = cspawn(am, engine, BOMB, "--pids", "50", isolation=isolation)
     log = am.wait_log(agent, "BOMB-DONE", timeout=120)
     forked = int(log.split("FORK-FAILED")[1].split()[0])
     assert 0 < forked < 50, log[-500:]
@@ -171,13 +185,30 @@ def test_fork_bomb_hits_pids_limit_and_stop_still_works(am, engine):
     assert container_names(engine, str(am.home)) == []
 
 
-def test_worktree_agent_in_container_commits_to_host_branch(am, engine):
+def test_worktree_agent_in_container_commits_to_host_branch(am, engine, isolation):
     agent = cspawn(am, engine, "echo wt > wt.txt && git add wt.txt && "
                    "git -c user.name=a -c user.email=a@b commit -qm from-container && "
-                   "git --no-pager log --oneline -1 && echo WT-DONE; sleep 300", "--worktree")
+                   "git --no-pager log --oneline -1 && echo WT-DONE; sleep 300", "--worktree",
+                   isolation=isolation)
     log = am.wait_log(agent, "WT-DONE")
     assert "from-container" in log
     assert "from-container" in git("log", "--oneline", "-1", f"am/{agent}", cwd=am.repo)
+    am("stop", agent)
+
+
+KERNEL = "echo KERNEL=$(uname -r); dmesg 2>&1 | head -1 | sed 's/^/DMESG=/'; echo K-DONE; sleep 300"
+
+
+def test_the_agent_sees_its_isolations_kernel(am, engine, isolation):
+    """runc: the host's own kernel (the control); gVisor: gVisor's, not the host's."""
+    agent = cspawn(am, engine, KERNEL, isolation=isolation)
+    v = probe_values(am.wait_log(agent, "K-DONE"))
+    if isolation == "runc":
+        assert v["KERNEL"] == os.uname().release
+        assert "gVisor" not in v["DMESG"]
+    else:
+        assert v["KERNEL"] != os.uname().release
+        assert "Starting gVisor" in v["DMESG"], v
     am("stop", agent)
 
 

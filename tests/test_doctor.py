@@ -113,3 +113,17 @@ def test_orphan_and_lost_containers(am, repo, engine):
         assert drift(am) == []
     finally:
         remove_containers(engine, str(am.home))
+
+
+@pytest.mark.container
+def test_doctor_says_whether_gvisor_runs_on_each_engine(am):
+    for engine in ENGINES:
+        engine_ready(engine)
+    report = json.loads(am("doctor", "--json", check=False).stdout)
+    checks = {c["check"]: c for c in report["checks"]}
+    for engine in ENGINES:
+        row = checks[f"{engine} gvisor"]
+        # registered and tried: a sandbox of am's image ran on gVisor's kernel
+        assert row["ok"] is True and "gVisor's kernel" in row["detail"], row
+    text = am("doctor", check=False).stdout
+    assert any(line.startswith("ok") and "docker gvisor" in line for line in text.splitlines())

@@ -37,7 +37,11 @@ def test_gpu_args_land_before_the_image():
         limits = {"memory": "1g", "cpus": "1", "pids": 10}
         workspace, extra_mounts, env_names, command = "/w", [], [], ["true"]
         config_copies = []
-        gpus = "all"
+        gpus, env, publish, isolation = "all", {}, [], "runc"
+
+        @staticmethod
+        def agent_argv():
+            return ["true"]
 
     for eng, arg in ((Docker(), "--gpus"), (Podman(), "--device")):
         argv = eng.run_argv(P, "/h", 1000, 1000)

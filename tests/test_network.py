@@ -82,8 +82,9 @@ def engine(servers, am, repo):
     remove_containers(servers["engine"], str(am.home))
 
 
-def spawn(am, engine, script, *extra):
-    return am.spawn(str(am.repo), "--container", "--runtime", engine, "--cmd", script, *extra)
+def spawn(am, engine, script, *extra, isolation="runc"):
+    return am.spawn(str(am.repo), "--container", "--runtime", engine, "--isolation", isolation,
+                    "--cmd", script, *extra)
 
 
 def fill(script: str, ips: dict[str, str]) -> str:
@@ -110,7 +111,7 @@ def proxies(engine: str, home) -> list[str]:
 
 
 LIMITED_PROBE = """
-echo "IFACES=$(ls /sys/class/net | tr '\\n' ' ')"
+echo "IFACES=$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\\n' ' ')"
 echo "ALLOWED_HTTP=$(curl -sS -m 5 http://allowed.test/)"
 echo "ALLOWED_CONNECT=$(curl -sS -m 5 --proxytunnel http://allowed.test:443/)"
 echo "DENIED_HTTP=$(curl -sS -m 5 -o /dev/null -w '%{http_code}' http://denied.test/)"
@@ -128,10 +129,10 @@ sleep 300
 """
 
 
-def test_limited_allows_only_the_allowlist(am, engine, servers):
+def test_limited_allows_only_the_allowlist(am, engine, servers, isolation):
     ip = servers["ip"]
     agent = spawn(am, engine, fill(LIMITED_PROBE, ip), "--network", "limited",
-                  "--allow-domain", "allowed.test")
+                  "--allow-domain", "allowed.test", isolation=isolation)
     v = values(am.wait_log(agent, "PROBE-DONE", timeout=90))
     assert v["IFACES"] == "lo"
     assert v["ALLOWED_HTTP"] == "allowed"  # forwarded http
@@ -163,15 +164,15 @@ echo WAITING
 while [ ! -e /workspace/.go ]; do sleep 0.2; done
 curl -sS -m 5 http://allowed.test/ >/dev/null 2>&1; echo "AFTER=$?"
 curl -sS -m 5 --noproxy '*' http://@allowed@/ >/dev/null 2>&1; echo "AFTER_DIRECT=$?"
-echo "IFACES=$(ls /sys/class/net | tr '\\n' ' ')"
+echo "IFACES=$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\\n' ' ')"
 echo PROBE-DONE
 sleep 300
 """
 
 
-def test_killing_the_proxy_leaves_no_network(am, engine, servers):
+def test_killing_the_proxy_leaves_no_network(am, engine, servers, isolation):
     agent = spawn(am, engine, fill(KILL_PROBE, servers["ip"]), "--network", "limited",
-                  "--allow-domain", "allowed.test")
+                  "--allow-domain", "allowed.test", isolation=isolation)
     am.wait_log(agent, "WAITING", timeout=60)
     sh(engine, "kill", f"am_proxy-{agent}")
     (am.home / "agents" / agent / ".go").touch()
@@ -186,7 +187,7 @@ def test_killing_the_proxy_leaves_no_network(am, engine, servers):
 
 
 REACH_PROBE = """
-echo "IFACES=$(ls /sys/class/net | tr '\\n' ' ')"
+echo "IFACES=$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\\n' ' ')"
 echo "ROUTES=$(tail -n +2 /proc/net/route | wc -l)"
 echo "ALLOWED=$(curl -sS -m 5 --noproxy '*' http://@allowed@/ 2>&1)"
 echo "DENIED=$(curl -sS -m 5 --noproxy '*' http://@denied@/ 2>&1)"
@@ -195,8 +196,8 @@ sleep 300
 """
 
 
-def test_none_has_only_loopback(am, engine, servers):
-    agent = spawn(am, engine, fill(REACH_PROBE, servers["bridge_ip"]))
+def test_none_has_only_loopback(am, engine, servers, isolation):
+    agent = spawn(am, engine, fill(REACH_PROBE, servers["bridge_ip"]), isolation=isolation)
     v = values(am.wait_log(agent, "PROBE-DONE"))
     assert v["IFACES"] == "lo" and v["ROUTES"] == "0"
     assert v["ALLOWED"] != "allowed" and v["DENIED"] != "denied"
@@ -204,10 +205,10 @@ def test_none_has_only_loopback(am, engine, servers):
     am("stop", agent)
 
 
-def test_full_reaches_both(am, engine, servers):
+def test_full_reaches_both(am, engine, servers, isolation):
     """`full` is the engine's default bridge: the servers, joined to it too, both answer."""
     res = am("spawn", str(am.repo), "--container", "--runtime", engine, "--network", "full",
-             "--cmd", fill(REACH_PROBE, servers["bridge_ip"]))
+             "--isolation", isolation, "--cmd", fill(REACH_PROBE, servers["bridge_ip"]))
     assert "am: warning: --network full" in res.stderr
     agent = res.stdout.strip().splitlines()[-1]
     v = values(am.wait_log(agent, "PROBE-DONE"))
@@ -238,9 +239,9 @@ def test_profile_domains_are_allowed(am, engine):
     am("stop", agent)
 
 
-def test_agent_exit_removes_its_proxy(am, engine):
+def test_agent_exit_removes_its_proxy(am, engine, isolation):
     agent = spawn(am, engine, "until [ -e .go ]; do sleep 0.1; done; exit 3", "--network",
-                  "limited")
+                  "limited", isolation=isolation)
     (am.home / "agents" / agent / ".go").touch()  # its go, once the spawn has returned
     info = am.wait_status(agent, "exited")
     assert info["exit_code"] == 3  # the relay hands the agent its own exit code

@@ -12,6 +12,11 @@ TOOLKIT_HINT = ("install the NVIDIA Container Toolkit, run 'sudo nvidia-ctk runt
                 "--runtime=docker' and restart docker; or leave out --gpus")
 
 
+GVISOR_HINT = ("as root, run scripts/engines-up.sh of am's source: it registers runsc in "
+               "/etc/docker/daemon.json and reloads dockerd (apt-get install runsc first); "
+               "see 'Kernel isolation' in docs/security.md")
+
+
 class Docker(Engine):
     runtime = "docker"
     title = "Docker"
@@ -21,6 +26,7 @@ class Docker(Engine):
 
     permission_hint = "add yourself to the docker group: 'sudo usermod -aG docker $USER', " \
                       "then log in again"
+    _runtimes = None  # dockerd's registered runtimes, asked once
 
     limits_hint = ("run a rootful Docker daemon, or rootless Docker on a cgroup v2 host; or use "
                    "--runtime podman as root")
@@ -57,6 +63,29 @@ class Docker(Engine):
                          if "nvidia" in ln.lower() or "nvml" in ln.lower()), "")
             return AmError(f"Docker could not give the container a GPU: {line.strip()}",
                            "check the NVIDIA driver with 'nvidia-smi' on the host")
+        return None
+
+    def gvisor_problem(self, network: str) -> AmError | None:
+        import json
+
+        from am import isolation
+
+        name = isolation.docker_runtime(network)
+        if self._runtimes is None:
+            res = self.call("info", "--format", "{{json .Runtimes}}", timeout=60)
+            if not res.ok:
+                return self.explain(res.err or res.out)
+            try:
+                self._runtimes = json.loads(res.out)
+            except ValueError:
+                self._runtimes = {}
+        have = self._runtimes.get(name) if isinstance(self._runtimes, dict) else None
+        if not isinstance(have, dict):
+            return AmError(f"Docker has no gVisor runtime {name!r}", GVISOR_HINT)
+        want = [f"--{f}" for f in isolation.RUNSC_FLAGS[network]]
+        if sorted(have.get("runtimeArgs") or []) != sorted(want):
+            return AmError(f"Docker's runtime {name!r} has runtimeArgs "
+                           f"{have.get('runtimeArgs') or []}, not {want}", GVISOR_HINT)
         return None
 
     def stats_argv(self) -> list[str]:

@@ -87,12 +87,17 @@ def grant(top: Path) -> None:
 WORKTREE_WRITABLE = ("objects", "refs", "logs")
 
 
-def worktree_mounts(workspace: Path) -> list[tuple[Path, str, bool]]:
-    """Mounts that let git work inside a worktree: the source's git folder, read-only, at the
-    absolute path the worktree's ``.git`` file names, with only what a commit writes (objects,
-    refs, logs and the worktree's own folder) writable."""
+def worktree_gitdir(workspace: Path) -> Path:
+    """The worktree's own folder in the source's git folder, as its ``.git`` file names it.
+    Read only right after ``git worktree add``, before any agent could change the file."""
     text = (workspace / ".git").read_text()
-    gitdir = Path(text.partition("gitdir:")[2].strip())
+    return Path(text.partition("gitdir:")[2].strip())
+
+
+def worktree_mounts(gitdir: Path) -> list[tuple[Path, str, bool]]:
+    """Mounts that let git work inside a worktree whose own folder is GITDIR: the source's git
+    folder, read-only, at its absolute path, with only what a commit writes (objects, refs,
+    logs and the worktree's own folder) writable."""
     common = Path(os.path.normpath(gitdir / ".." / ".."))
     mounts = [(common, str(common), True)]
     for name in WORKTREE_WRITABLE:
@@ -147,20 +152,28 @@ class Engine(Backend):
         """The clear error for an engine's GPU failure in TEXT, if that is what it is."""
         return None
 
+    def gvisor_problem(self, network: str) -> AmError | None:
+        """Why this engine cannot run a gVisor agent with network policy NETWORK, if it
+        cannot; None when it can, as far as can be told without starting one."""
+        return None
+
     def run_argv(self, plan, home: str, uid: int, gid: int) -> list[str]:
         """The full ``run`` command line for an agent's container, attached to its terminal."""
-        from am import network
+        from am import isolation, network
 
         lim = plan.limits
         limited = plan.network == "limited"
-        command = with_config_copies(plan.config_copies, plan.command)
+        command = with_config_copies(plan.config_copies, plan.agent_argv())
         argv = [
-            self.runtime, "run", "--interactive", "--tty", "--pull", "never",
+            *isolation.run_head(self.runtime, plan.isolation or isolation.DEFAULT, plan.network),
+            "--interactive", "--tty", "--pull", "never",
             "--name", plan.container, "--hostname", plan.container,
             "--label", f"am.agent={plan.id}", "--label", f"am.home={home}",
             "--network", plan.network_name,
             "--memory", lim["memory"], "--memory-swap", lim["memory"],
-            "--cpus", str(lim["cpus"]), "--pids-limit", str(lim["pids"]),
+            "--cpus", str(lim["cpus"]),
+            *isolation.pids_args(plan.isolation or isolation.DEFAULT, lim["pids"],
+                                 os.cpu_count() or 1),
             "--init", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
             "--read-only",
             "--tmpfs", "/tmp:rw,nosuid,nodev,size=1g,mode=1777",
@@ -171,11 +184,14 @@ class Engine(Backend):
             *[a for m in plan.extra_mounts for a in ("--mount", mount_arg(*m))],
             "--workdir", WORKSPACE,
             "--env", f"HOME={AGENT_HOME}", "--env", "TERM=xterm-256color",
-            *[a for name in plan.env_names for a in ("--env", name)],  # values: from our env
+            # values: from the client's environment, never its arguments
+            *[a for name in [*plan.env_names, *plan.env] for a in ("--env", name)],
             *self.gpu_args(plan.gpus),
-            *(network.agent_run_args(plan.network_files) if limited else []),
+            *(network.agent_run_args(plan.network_files, plan.publish) if limited else []),
+            *[a for p in (plan.publish if plan.network == "full" else []) for a in
+              ("--publish", p)],
             "--", plan.image,
-            *(network.wrap_command(command) if limited else command),
+            *(network.wrap_command(command, plan.publish) if limited else command),
         ]
         return argv
 
@@ -349,6 +365,12 @@ class Engine(Backend):
             print(f"am: warning: git {text}", file=sys.stderr)
         if plan.gpus:
             self.check_gpu_support()
+        if plan.isolation == "gvisor":
+            # A limited agent's proxy runs under gVisor too.
+            for kind in (plan.network, "proxy") if plan.network == "limited" else (plan.network,):
+                problem = self.gvisor_problem(kind)
+                if problem:
+                    raise problem
         check_mount_path(plan.workspace)
         if plan.network == "limited":
             from am import network
@@ -361,7 +383,9 @@ class Engine(Backend):
         home = str(paths.layout().root)
         # The session's client must find the engine as the caller does (PATH, DOCKER_HOST...).
         env = {k: os.environ[k] for k in ("PATH", *FORWARDED_ENV) if k in os.environ}
-        container = {"engine": self.runtime, "name": plan.container}
+        env.update(plan.env)  # passed on by name, like --env
+        container = {"engine": self.runtime, "name": plan.container,
+                     "isolation": plan.isolation, "pids_limit": plan.limits["pids"]}
         if plan.proxy:
             container.update(proxy=plan.proxy, egress=plan.egress
                              if plan.egress == plan.managed_egress else None)
@@ -382,7 +406,7 @@ class Engine(Backend):
     def before_start(self, plan) -> None:
         """Mount what a worktree needs; as root, let the image's user write its workspace;
         start a limited agent's proxy (the spawn's undo removes it with the container)."""
-        wt_mounts = worktree_mounts(plan.workspace) if plan.worktree else []
+        wt_mounts = worktree_mounts(plan.worktree_gitdir) if plan.worktree else []
         plan.extra_mounts[:0] = wt_mounts
         if plan.network == "limited":
             from am import network
@@ -450,10 +474,22 @@ class Engine(Backend):
                 "without the engine's group you have now: end it with 'tmux kill-server' "
                 "(this ends every session on it), then spawn again")
 
+    def remove(self, name: str, timeout: float = 60) -> None:
+        """Remove the container NAME; return once it is gone, also while another process (the
+        supervisor of an agent that just ended) removes it at the same moment: docker then
+        answers at once that removal is in progress. A gVisor sandbox takes a while to go."""
+        res = self.call("rm", "--force", name, timeout=timeout)
+        if res.ok or "in progress" not in (res.err or "").lower():
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.call("inspect", "--format", "{{.Id}}",
+                                                        name).ok:
+            time.sleep(0.1)
+
     def stop(self, record: dict) -> None:
         """Remove the container, then its proxy and, unused, am's outside network."""
         if record.get("container"):
-            self.call("rm", "--force", record["container"], timeout=60)
+            self.remove(record["container"])
         if record.get("proxy"):
             from am import network
 

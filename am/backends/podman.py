@@ -7,6 +7,8 @@ from am.backends.engine import IMAGE_UID, Engine
 from am.errors import AmError
 
 CDI_DIRS = ("/etc/cdi", "/var/run/cdi")
+RUNSC_PATHS = ("/usr/bin/runsc", "/usr/sbin/runsc", "/usr/local/bin/runsc",
+               "/usr/local/sbin/runsc", "/bin/runsc", "/sbin/runsc")  # podman's defaults
 CDI_KIND = "nvidia.com/gpu"
 CDI_HINT = ("generate a CDI specification: 'sudo nvidia-ctk cdi generate --output="
             "/etc/cdi/nvidia.yaml' (NVIDIA Container Toolkit); or leave out --gpus")
@@ -129,6 +131,17 @@ class Podman(Engine):
             return AmError(f"Podman has no GPU support configured: it cannot resolve the CDI "
                            f"device {CDI_KIND}", CDI_HINT)
         return None
+
+    def gvisor_problem(self, network: str) -> AmError | None:
+        import shutil
+
+        # podman finds runsc by name in its runtime search paths; a remote one has its own.
+        if os.environ.get("CONTAINER_HOST") or os.environ.get("CONTAINER_CONNECTION"):
+            return None
+        if shutil.which("runsc") or any(Path(p).is_file() for p in RUNSC_PATHS):
+            return None
+        return AmError("runsc (gVisor) not found: podman cannot run gVisor sandboxes",
+                       "install it: 'sudo apt-get install runsc'; or use --isolation runc")
 
     def stats_argv(self) -> list[str]:
         # Raw numbers, not the human columns. podman's one-shot CPU figure is the average

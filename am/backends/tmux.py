@@ -23,7 +23,7 @@ class TmuxBackend(Backend):
 
     def launch_spec(self, plan) -> dict:
         return {
-            "argv": plan.command,
+            "argv": plan.agent_argv(),
             "cwd": str(plan.workspace),
             "env": plan.env,
             "container": None,

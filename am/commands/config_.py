@@ -9,7 +9,8 @@ def run(args) -> int:
     agents = {
         name: {"command": list(p.command), "skip_permissions_flag": p.skip_permissions_flag,
                "api_domains": list(p.api_domains), "env_names": list(p.env_names),
-               "config_paths": list(p.config_paths),
+               "config_paths": list(p.config_paths), "prompt_args": list(p.prompt_args),
+               "continue_args": list(p.continue_args),
                "source": "file" if name in cfg.agents else "default"}
         for name, p in sorted({**profiles.BUILTIN, **cfg.agents}.items())
     }

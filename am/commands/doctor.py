@@ -42,16 +42,43 @@ def checks() -> tuple[list[dict], list]:
         row(f"{name} limits", problem is None,
             "memory, CPU and process limits enforced" if problem is None else
             f"{problem}: container spawns on {name} are refused ({eng.limits_hint})")
-        row(f"{name} image", *image_row(eng, eng.image_labels(DEFAULT_IMAGE)))
+        labels = eng.image_labels(DEFAULT_IMAGE)
+        row(f"{name} image", *image_row(eng, labels))
         from am.network import PROXY_IMAGE
 
         has_proxy = eng.image_exists(PROXY_IMAGE)
         row(f"{name} proxy", True if has_proxy else None, PROXY_IMAGE + (
             "" if has_proxy else " not built yet: the first --network limited spawn builds it"))
+        row(f"{name} gvisor", *gvisor_check(eng, labels is not None))
     ok, text = versions.runc_status()
     if ok is not None:
         row("runc", ok, text)
     return rows, usable
+
+
+def gvisor_check(eng, has_image: bool) -> tuple[bool | None, str]:
+    """Whether ENG can run gVisor agents (``--isolation gvisor``) with every network policy:
+    registered, and a sandbox of am's image really starts on gVisor's kernel."""
+    from am import isolation
+
+    for network in isolation.RUNSC_FLAGS:
+        problem = eng.gvisor_problem(network)
+        if problem:
+            return None, f"not available: {problem.message}" + (
+                f" ({problem.hint})" if problem.hint else "")
+    text = versions.version_text(["runsc", "--version"])
+    runsc = text.splitlines()[0] if text else "runsc"
+    if not has_image:
+        return None, f"{runsc}; not tried: {DEFAULT_IMAGE} missing"
+    argv = [*isolation.run_head(eng.runtime, "gvisor", "none"), "--rm", "--pull", "never",
+            "--network", "none", "--", DEFAULT_IMAGE, "dmesg"]
+    try:
+        res = proc.run(argv, timeout=120)
+    except proc.NotFound:
+        return False, f"{eng.runtime} not found"
+    if res.ok and "gVisor" in res.out:
+        return True, f"available ({runsc}): a test sandbox ran on gVisor's kernel"
+    return False, f"{runsc} is set up, but a test sandbox failed: {res.last_lines(1)}"
 
 
 def image_row(eng, labels: dict | None) -> tuple[bool | None, str]:

@@ -17,5 +17,7 @@ def run(args) -> int:
             value = ", ".join(f"{k}={v}" for k, v in value.items())
         elif isinstance(value, list):
             value = " ".join(map(str, value)) if key == "command" else ", ".join(map(str, value))
+        elif isinstance(value, str) and "\n" in value:  # a prompt's later lines, indented
+            value = value.replace("\n", "\n" + " " * 15)
         print(f"{key + ':':<14} {'' if value is None else value}")
     return 0

@@ -43,6 +43,7 @@ def run(args) -> int:
         "limits": None,
         "log": str(layout.log_file(agent_id)),
         "restored_from": str(path),
+        "snapshot_mode": manifest.get("mode"),  # am start keeps a container agent in one
         "home": str(layout.root),
     }
     with store.transaction() as agents:

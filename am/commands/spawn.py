@@ -55,10 +55,14 @@ def make_workspace(plan: planning.Plan, undo: Undo) -> str:
     """Clone (or add a worktree), put the agent branch at its base; returns the base commit."""
     plan.workspace.parent.mkdir(parents=True, exist_ok=True)
     if plan.worktree:
+        from am.backends.engine import worktree_gitdir
+
         source = Path(plan.source)
         undo.push(git.delete_branch, source, plan.branch)
         undo.push(git.worktree_remove, source, plan.workspace)
-        return git.worktree_add(source, plan.workspace, plan.branch, plan.base)
+        base = git.worktree_add(source, plan.workspace, plan.branch, plan.base)
+        plan.worktree_gitdir = worktree_gitdir(plan.workspace)  # before any agent ran there
+        return base
     undo.push(shutil.rmtree, plan.workspace, True)
     if git.is_url(plan.source):
         from am import cache
@@ -73,13 +77,10 @@ def make_workspace(plan: planning.Plan, undo: Undo) -> str:
 
 
 def execute(plan: planning.Plan, backend, layout):
-    """Carry PLAN out; returns AgentExited when the agent ended during the spawn's wait (the
-    agent is then complete, and exited), else None."""
-    from am.backends.engine import AgentExited
-
+    """Reserve the record, make the workspace, and launch the agent in it; returns what
+    ``launch`` returns."""
     store = open_store(layout)
     undo = Undo()
-    exited = None
     try:
         with store.transaction() as agents:
             if plan.id in agents:
@@ -102,57 +103,87 @@ def execute(plan: planning.Plan, backend, layout):
 
         say(f"Preparing workspace {plan.workspace} from {plan.source} ...")
         base = make_workspace(plan, undo)
-        # The container, and a limited agent's proxy and its files, once any of them exists.
-        undo.push(backend.stop, plan.record(str(layout.root)))
         if plan.proxy:
             from am import network
 
             undo.push(network.discard_files, plan.network_files)
-        backend.before_start(plan)
-
-        layout.run.mkdir(parents=True, exist_ok=True)
-        spec = backend.launch_spec(plan)
-        spec["exit_file"] = str(plan.exit_file)
-        spec["health_file"] = str(layout.health_file(plan.id))
-        if plan.secrets:
-            fifo = layout.run / f"{plan.id}.env"
-            with contextlib.suppress(FileNotFoundError):
-                fifo.unlink()
-            os.mkfifo(fifo, 0o600)
-            undo.push(_unlink, fifo)
-            spec["env_fifo"] = str(fifo)
-        spec_file = layout.run / f"{plan.id}.spec.json"
-        fd = os.open(spec_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(spec, f)
-        undo.push(_unlink, spec_file)
-        for stale in (plan.exit_file, layout.health_file(plan.id)):
-            with contextlib.suppress(FileNotFoundError):
-                stale.unlink()
-
-        say(f"Starting agent {plan.id} ({brief(plan.command)}) in session {plan.session} ...")
-        undo.push(session.kill, plan.session)
-        session.start(
-            plan.session,
-            # -P: not the tmux server's working directory first on sys.path, which would run
-            # whatever 'am' package sits there (another checkout, or a hostile folder).
-            [sys.executable, "-P", "-m", "am.supervise", str(spec_file)],
-            plan.log,
-            str(layout.root),
-        )
-        if plan.secrets:
-            hand_over_secrets(Path(spec["env_fifo"]), plan.secrets)
-        try:
-            backend.after_start(plan, lambda: plan.session in session.sessions())
-        except AgentExited as e:
-            exited = e  # it ran: its record, workspace and log are kept, like any exited agent
-        store.update(plan.id, status="running", base_commit=base, spawn_pid=None,
-                     started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                     mirror=str(plan.mirror) if plan.mirror else None)
+        return launch(plan, backend, layout, undo, base_commit=base,
+                      mirror=str(plan.mirror) if plan.mirror else None)
     except BaseException:
         undo.run()
         raise
+
+
+def launch(plan: planning.Plan, backend, layout, undo: Undo, **fields):
+    """Start the agent of PLAN in its existing workspace: the one way an agent starts, for
+    ``am spawn`` and ``am start``. Pushes its undo steps; on success the record is ``running``
+    with FIELDS. Returns AgentExited when the agent ended while this waited for it (it ran: it
+    is then an exited agent like any other, record, workspace and log kept), else None."""
+    from am.backends.engine import AgentExited
+
+    store = open_store(layout)
+    exited = None
+    # The container, and a limited agent's proxy, once either exists.
+    undo.push(backend.stop, plan.record(str(layout.root)))
+    backend.before_start(plan)
+
+    layout.run.mkdir(parents=True, exist_ok=True)
+    spec = backend.launch_spec(plan)
+    spec["exit_file"] = str(plan.exit_file)
+    spec["health_file"] = str(layout.health_file(plan.id))
+    if plan.isolation == "gvisor":
+        spec["guest_file"] = str(layout.guest_file(plan.id))
+    if plan.secrets:
+        fifo = layout.run / f"{plan.id}.env"
+        with contextlib.suppress(FileNotFoundError):
+            fifo.unlink()
+        os.mkfifo(fifo, 0o600)
+        undo.push(_unlink, fifo)
+        spec["env_fifo"] = str(fifo)
+    spec_file = layout.run / f"{plan.id}.spec.json"
+    fd = os.open(spec_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(spec, f)
+    undo.push(_unlink, spec_file)
+    for stale in (plan.exit_file, layout.health_file(plan.id), layout.guest_file(plan.id)):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
+
+    say(f"Starting agent {plan.id} ({brief(plan.command)}) in session {plan.session} ...")
+    undo.push(session.kill, plan.session)
+    session.start(
+        plan.session,
+        # -P: not the tmux server's working directory first on sys.path, which would run
+        # whatever 'am' package sits there (another checkout, or a hostile folder).
+        [sys.executable, "-P", "-m", "am.supervise", str(spec_file)],
+        plan.log,
+        str(layout.root),
+    )
+    if plan.secrets:
+        hand_over_secrets(Path(spec["env_fifo"]), plan.secrets)
+    try:
+        backend.after_start(plan, lambda: plan.session in session.sessions())
+    except AgentExited as e:
+        exited = e
+    store.update(plan.id, status="running", spawn_pid=None,
+                 started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                 worktree_gitdir=str(plan.worktree_gitdir) if plan.worktree_gitdir else None,
+                 **fields)
     return exited
+
+
+def report(agent_id: str, exited) -> int:
+    """After the agent's id was printed: say how an agent that ended while starting ended;
+    an error (exit status 1) unless its code was 0."""
+    if exited is None:
+        return 0
+    if exited.exit_code == 0:
+        say(f"Agent {agent_id} already finished (exit code 0); its output: 'am logs {agent_id}'")
+        return 0
+    say(f"Agent {agent_id} ended while starting; its last output:")
+    for line in exited.output or ["(none)"]:
+        say(f"  {line}")
+    raise exited
 
 
 def brief(argv: list[str], width: int = 60) -> str:
@@ -176,7 +207,17 @@ def run(args) -> int:
         import psutil
 
         host_memory, host_cpus = psutil.virtual_memory().total, os.cpu_count()
+    args.prompt = planning.read_prompt(args)
     plan = planning.build(args, layout, source, dict(os.environ), host_memory, host_cpus, cfg)
+    backend = prepare(plan)
+    exited = execute(plan, backend, layout)
+    print(plan.id, flush=True)
+    return report(plan.id, exited)
+
+
+def prepare(plan: planning.Plan):
+    """The backend of PLAN, checked and ready (image, proxy image), before anything is made;
+    warnings said."""
     if plan.mode == "container":
         backend = backends.for_mode("container", plan.runtime)
         plan.runtime = backend.runtime
@@ -188,14 +229,4 @@ def run(args) -> int:
     for warning in plan.warnings:
         say(f"am: warning: {warning}")
     backend.prepare(plan)
-    exited = execute(plan, backend, layout)
-    print(plan.id, flush=True)
-    if exited is None:
-        return 0
-    if exited.exit_code == 0:
-        say(f"Agent {plan.id} already finished (exit code 0); its output: 'am logs {plan.id}'")
-        return 0
-    say(f"Agent {plan.id} ended while starting; its last output:")
-    for line in exited.output or ["(none)"]:
-        say(f"  {line}")
-    raise exited
+    return backend
