@@ -28,7 +28,9 @@ def mirror_path(cache: Path, url: str) -> Path:
 
 @contextlib.contextmanager
 def locked(mirror: Path) -> Iterator[None]:
-    mirror.parent.mkdir(parents=True, exist_ok=True)
+    from am import paths
+
+    paths.private_dir(mirror.parent)
     fd = os.open(mirror.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -37,13 +39,19 @@ def locked(mirror: Path) -> Iterator[None]:
         os.close(fd)
 
 
+# am's umask makes what git writes 0600, but container agents of a root am run as their own uid
+# and borrow the mirror's objects (mounted read-only): these stay readable inside the mirror,
+# whose cache folder is the user's alone (0700).
+READABLE = ["-c", "core.sharedRepository=0644"]
+
+
 def mirror_argv(url: str, mirror: Path) -> list[str]:
-    return ["git", "clone", "--quiet", "--mirror", "--", url, str(mirror)]
+    return ["git", *READABLE, "clone", "--quiet", "--mirror", "--", url, str(mirror)]
 
 
 def fetch_argv(mirror: Path) -> list[str]:
     # No --prune: objects of deleted or rewritten branches stay reachable for old workspaces.
-    return ["git", "-C", str(mirror), "fetch", "--quiet", "--no-prune", "origin"]
+    return ["git", *READABLE, "-C", str(mirror), "fetch", "--quiet", "--no-prune", "origin"]
 
 
 def update(url: str, mirror: Path) -> None:

@@ -82,8 +82,13 @@ def _run_options(p):
     p.add_argument("--isolation", choices=["runc", "gvisor"],
                    help="container kernel isolation: runc shares the host's kernel, gvisor "
                         "runs the agent on gVisor's (docs/security.md)")
-    p.add_argument("--allow-domain", action="append", default=[], metavar="DOMAIN",
-                   help="domain a limited network allows (repeatable)")
+    p.add_argument("--allow-domain", action="append", default=[], metavar="DOMAIN[:PORT]",
+                   help="host a limited network allows: example.com, *.example.com; ports 80 "
+                        "and 443, or the one given (repeatable)")
+    p.add_argument("--allow-private-domain", action="append", default=[],
+                   metavar="DOMAIN[:PORT]",
+                   help="like --allow-domain, and the host may be at a private, loopback, "
+                        "link-local or host address (repeatable)")
     p.add_argument("--memory", help=f"container memory limit (default: {DEFAULT_LIMITS['memory']})")
     p.add_argument("--cpus", help=f"container CPU limit (default: {DEFAULT_LIMITS['cpus']})")
     p.add_argument("--pids", help=f"container process limit (default: {DEFAULT_LIMITS['pids']})")
@@ -159,6 +164,13 @@ def _info(p):
     p.add_argument("--json", action="store_true", help=JSON)
 
 
+def _ui(p):
+    p.description = (
+        "Every agent in a table (as am list and am status show them), with the selected "
+        "one's terminal, diff and log. Keys: Enter attach (detach returns), n spawn, s stop, "
+        "p pull, r remove, / filter, v next tab, q quit. Needs a terminal.")
+
+
 def _id_only(p):
     p.add_argument("id", help=ID)
 
@@ -185,6 +197,9 @@ def _rm(p):
 def _restore(p):
     p.add_argument("snapshot", help="the snapshot archive 'am snapshot' printed")
     p.add_argument("--name", help="id of the new agent (default: a generated one)")
+    p.add_argument("--source", metavar="REPO",
+                   help="the repository to restore into: needed for a worktree agent's "
+                   "snapshot, whose commits live there; never taken from the archive")
 
 
 def _clean(p):
@@ -217,23 +232,32 @@ def _config(p):
     c.add_argument("--image", help=like)
     c.add_argument("--network", choices=["none", "limited", "full"], help=like)
     c.add_argument("--isolation", choices=["runc", "gvisor"], help=like)
-    c.add_argument("--allow-domain", action="append", default=[], metavar="DOMAIN", help=like)
+    c.add_argument("--allow-domain", action="append", default=[], metavar="DOMAIN[:PORT]",
+                   help=like)
+    c.add_argument("--allow-private-domain", action="append", default=[],
+                   metavar="DOMAIN[:PORT]", help=like)
     c.add_argument("--memory", help=like)
     c.add_argument("--cpus", help=like)
     c.add_argument("--pids", help=like)
 
 
 def _image(p):
+    from am.plan import DEFAULT_IMAGE
+
     isub = p.add_subparsers(
         dest="image_command", metavar="ACTION", parser_class=Parser, required=True
     )
-    b = isub.add_parser("build", help="build the agent image")
+    b = isub.add_parser("build", help="build the agent image (--proxy: the network proxy's)")
     b.add_argument("--runtime", choices=["docker", "podman", "auto"],
                    help=f"engine to build it for (default: the configured runtime; {AUTO})")
-    b.add_argument("--tag", help="the image's tag (default: am-agent:latest)")
+    b.add_argument("--tag", help=f"the image's tag (default: {DEFAULT_IMAGE}; with --proxy, "
+                   "the proxy's)")
     b.add_argument("--agents", metavar="CLI,...",
                    help="agent CLIs to put in the image: claude, codex, gemini, aider "
                    "(default: agent_clis of the config, else claude; '' for none)")
+    b.add_argument("--proxy", action="store_true",
+                   help="build the --network limited proxy image anew from Debian's mirror "
+                        "(picks up squid's security updates)")
     ls = isub.add_parser("ls", help="am's agent images and the agent CLIs each holds")
     ls.add_argument("--runtime", choices=["docker", "podman"],
                     help="only this engine (default: each installed one)")
@@ -260,6 +284,7 @@ COMMANDS = [
     ("doctor", "check tools and repair drift between state and reality", _doctor),
     ("config", "the effective configuration", _config),
     ("image", "the agent image", _image),
+    ("ui", "a full-screen dashboard of every agent, with keys for these commands", _ui),
 ]
 
 

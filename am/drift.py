@@ -11,7 +11,7 @@ from am.store import open_store
 @dataclass
 class Drift:
     # orphan-session | orphan-container | lost-session | orphan-proxy | orphan-network |
-    # stale-spawn | stale-worktree | orphan-workspace
+    # stale-spawn | stale-worktree | orphan-workspace | invalid-record
     kind: str
     subject: str
     detail: str
@@ -99,12 +99,21 @@ def find(layout=None, engines: list | None = None) -> list[Drift]:
                     )
                 )
         found += network_drift(engine, records, home)
-    for r in records.values():
+    from am import records as checks
+
+    invalid = set()
+    for key, r in records.items():
+        wrong = checks.problems(r, layout, key)
+        if wrong:
+            invalid.add(key)
+            found.append(Drift("invalid-record", key, "; ".join(wrong)))
+    valid = [r for key, r in records.items() if key not in invalid]
+    for r in valid:
         if r.get("status") == "starting" and not spawn_alive(r):
             running = " (its session still runs)" if r.get("session") in live else ""
             found.append(Drift("stale-spawn", r["id"],
                                f"record of a spawn that was interrupted{running}"))
-    for source in sorted({r["source"] for r in records.values() if r.get("worktree")}):
+    for source in sorted({r["source"] for r in valid if r.get("worktree")}):
         res = proc.run(["git", "-C", source, "worktree", "prune", "--dry-run", "--verbose"],
                        env=git.source_env())
         for line in (res.out + res.err).splitlines():

@@ -2,9 +2,11 @@
 
 Two kinds of repository are touched. The *source* is the user's own (trusted) repository or URL:
 it is cloned with the user's git configuration, so credentials and URL rewrites keep working.
-A *workspace* is written by an agent and so is hostile: every call into one goes through
-``ws_git`` with a ``Repo`` that ``am.gitsafe`` checked (layout and configuration allowlist); it
-names the git folder and work tree explicitly, ignores the system and global configuration and
+A *workspace* is written by an agent and so is hostile: once an agent has had it, am reads it
+only through ``am.workspace`` (a git folder of am's own, in the agent's sandbox for a container
+agent). The few calls into a workspace am has just made (the spawn's branch switch, the cache
+clone's remote URL) go through ``ws_git`` with a ``Repo`` that ``am.gitsafe`` checked; it names
+the git folder and work tree explicitly, ignores the system and global configuration and
 overrides the keys through which a repository can make git run programs (docs/security.md).
 """
 
@@ -241,82 +243,3 @@ def delete_branch(source: Path, branch: str) -> None:
         return
     proc.run(["git", "-C", str(source), "branch", "-D", branch], env=source_env())
     _branches_made.discard((str(source), branch))
-
-
-def unsaved_work(repo, *, worktree: bool = False) -> list[str]:
-    """Reasons the checked workspace holds work that exists nowhere else (empty if none).
-
-    Submodules are never entered (git would run in their own, unchecked repositories); a
-    workspace that has any is reported as holding work that was not inspected.
-    """
-    reasons = []
-    status = ws_git(
-        repo,
-        "status",
-        "--porcelain=v1",
-        "-z",
-        "--untracked-files=all",
-        "--ignore-submodules=all",
-    )
-    changed = [p for p in status.out.split("\0") if p.strip()]
-    if changed:
-        reasons.append(f"{len(changed)} uncommitted or untracked file(s)")
-    gitlinks = submodules(repo)
-    if gitlinks:
-        reasons.append(f"{len(gitlinks)} submodule(s), not inspected")
-    # A worktree's branches live in the user's repository, so only commits on no branch are at
-    # risk; a clone's local commits are at risk unless the source (a remote) has them.
-    exclude = "--branches" if worktree else "--remotes"
-    ahead = ws_git(
-        repo,
-        "rev-list",
-        "--count",
-        "HEAD",
-        *([] if worktree else ["--branches"]),
-        "--not",
-        exclude,
-        check=False,
-    )
-    if ahead.ok and int(ahead.out.strip() or 0):
-        reasons.append(f"{ahead.out.strip()} commit(s) the source does not have")
-    return reasons
-
-
-def submodules(repo) -> list[str]:
-    """Paths of the submodules (gitlinks) in the workspace's index, read without entering them."""
-    staged = ws_git(repo, "ls-files", "--stage", "-z", check=False).out.split("\0")
-    return [e.split("\t", 1)[1] for e in staged if e.startswith("160000 ") and "\t" in e]
-
-
-def diff(repo, base: str) -> str:
-    """Commits, uncommitted edits and untracked files against BASE, as one patch.
-
-    Untracked files are staged into a throwaway copy of the index, so the agent's own index is
-    never changed. Symbolic links are shown as links (their target as text), never followed.
-    Submodules are left out of the staging: ``git add`` would run git inside each one, in a
-    repository whose configuration nobody checked; they show as their recorded commit.
-    """
-    index = repo.git_dir / "index"
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="am-diff-") as tmp:
-        tmp_index = Path(tmp) / "index"
-        if index.is_file() and not index.is_symlink():
-            shutil.copyfile(index, tmp_index)
-        extra = {"GIT_INDEX_FILE": str(tmp_index)}
-        skip = [f":(exclude,literal){p}" for p in submodules(repo)]
-        ws_git(repo, "add", "--all", "--", ".", *skip, env_extra=extra)
-        res = ws_git(
-            repo,
-            "diff",
-            "--cached",
-            "--no-ext-diff",
-            "--no-textconv",
-            "--no-color",
-            "--binary",
-            "--end-of-options",
-            base,
-            "--",
-            env_extra=extra,
-        )
-    return res.out

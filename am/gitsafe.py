@@ -1,14 +1,12 @@
-"""Opening an agent's workspace for host-side git: refuse anything git could be made to run.
+"""Opening a fresh clone for host-side git: refuse anything git could be made to run.
 
-The agent writes its workspace, ``.git`` included. Before ``am`` runs any git there it checks,
-without running git in the workspace:
+Used on a workspace am has just cloned, before any agent had it (the spawn's branch switch, the
+cache clone's remote URL); once an agent has had a workspace, am reads it only through
+``am.workspace``. Before ``am`` runs any git there it checks, without running git in it:
 
 - the layout: a clone's ``.git`` is a real folder (no ``commondir``, no object alternates but
-  its own cache mirror's); a
-  worktree's ``.git`` is a file naming exactly ``<source's git folder>/worktrees/<name>``, whose
-  ``commondir`` leads back to that git folder. No symbolic link, FIFO, socket or device anywhere
-  in the workspace's own git folder. Git is then given ``--git-dir`` and ``--work-tree``
-  explicitly, so it never discovers another repository (an embedded bare one, a parent folder's);
+  its own cache mirror's), with no symbolic link, FIFO, socket or device in it. Git is then
+  given ``--git-dir`` and ``--work-tree`` explicitly, so it never discovers another repository;
 - the configuration: every file git would read as repository configuration (``config``,
   ``config.worktree``) is parsed by ``git config --file`` outside any repository, and a key
   outside ``ALLOWED`` (programs, includes, ``core.worktree``, drivers, ...) is refused by name.
@@ -137,13 +135,6 @@ def mirror_objects(mirror) -> tuple[Path, ...]:
     return (Path(mirror) / "objects",) if mirror else ()
 
 
-def cache_objects() -> tuple[Path, ...]:
-    """Every cache mirror's object folder (for workspaces with no record)."""
-    from am import paths
-
-    return tuple(sorted((paths.layout().cache / "mirrors").glob("*.git/objects")))
-
-
 def _check_alternates(path: Path, allowed: tuple[Path, ...], ws: Path) -> None:
     """Borrowed objects only from am's own cache mirror (``clone --shared``), nowhere else."""
     if not os.path.lexists(path):
@@ -178,52 +169,3 @@ def open_clone(ws: Path, alternates: tuple[Path, ...] = ()) -> Repo:
         if (gd / name).exists():
             check_config(gd / name, ws)
     return Repo(ws, gd, gd)
-
-
-def open_worktree(ws: Path, common: Path) -> Repo:
-    """Check a worktree of the user's repository whose git folder is COMMON."""
-    ws = Path(os.path.abspath(ws))
-    common = Path(os.path.realpath(common))
-    if not _real_dir(ws):
-        raise refuse(ws, "it is not a folder")
-    dot = ws / ".git"
-    if dot.is_symlink() or not dot.is_file():
-        raise refuse(ws, "its .git is not the file that names its worktree folder")
-    text = dot.read_text(errors="replace")
-    if not text.startswith("gitdir: ") or text.count("\n") > 1:
-        raise refuse(ws, f"{dot} is not a plain 'gitdir:' line")
-    gd = Path(text[len("gitdir: "):].strip())
-    if not gd.is_absolute() or os.path.realpath(gd.parent) != str(common / "worktrees") or \
-            not _real_dir(gd):
-        raise refuse(ws, f"{dot} points to {gd}, not to a worktree of {common}")
-    _check_files(gd, ws)
-    try:
-        commondir = (gd / "commondir").read_text().strip()
-    except OSError:
-        raise refuse(ws, f"{gd}/commondir is missing") from None
-    if os.path.realpath(gd / commondir) != str(common):
-        raise refuse(ws, f"{gd}/commondir leads to {commondir}, not to {common}")
-    _check_files(common, ws)
-    for name in ("objects", "refs"):
-        if not _real_dir(common / name):
-            raise refuse(ws, f"{common / name} is not a folder")
-    if os.path.lexists(common / "commondir"):
-        raise refuse(ws, f"{common}/commondir would make git read another repository")
-    _check_tree(gd, ws)
-    user_hint = (f"{common / 'config'} is your repository's own configuration; move the key to "
-                 "your global configuration (~/.gitconfig), which am ignores in workspaces")
-    check_config(common / "config", ws, user_hint)
-    for cfg in (common / "config.worktree", gd / "config.worktree"):
-        if cfg.exists():
-            check_config(cfg, ws)
-    return Repo(ws, gd, common)
-
-
-def open_record(record: dict) -> Repo:
-    """The checked workspace of an agent's record."""
-    ws = Path(record["workspace"])
-    if record.get("worktree"):
-        from am import git
-
-        return open_worktree(ws, git.common_dir(Path(record["source"])))
-    return open_clone(ws, mirror_objects(record.get("mirror")))

@@ -6,12 +6,13 @@ import sys
 import time
 from pathlib import Path
 
-from am import backends, git, gitsafe, session
+from am import backends, git, paths, session
 from am.errors import AmError
 
 
 def stop(record: dict, store) -> None:
-    """Mark the agent stopped first (so nobody sees it as exited), then end what runs."""
+    """Mark the agent stopped first (so nobody sees it as exited), then end what runs: only a
+    container and a session that carry this AM_HOME's label (the record was checked)."""
     if record["id"] in store.agents():
         store.update(
             record["id"],
@@ -21,19 +22,23 @@ def stop(record: dict, store) -> None:
     if record.get("mode") == "container":
         with contextlib.suppress(AmError):
             backends.for_record(record).stop(record)
-    session.kill(record["session"])
+    session.kill_own(record["session"], str(paths.layout().root))
 
 
-def unsaved(record: dict) -> list[str]:
-    """Why deleting the agent would lose work; a workspace git may not run in counts as work."""
+def unsaved(record: dict, layout=None) -> list[str]:
+    """Why deleting the agent would lose work; a workspace that could not be read counts as
+    work. Read in the agent's sandbox for a container agent (``am.workspace``)."""
+    from am import workspace
+
     ws = Path(record["workspace"])
     if not ws.exists() and not ws.is_symlink():
         return []
+    if ws.is_symlink():
+        return []  # a link holds nothing of the agent's: delete removes the link itself
     try:
-        repo = gitsafe.open_record(record)
+        return workspace.for_record(record, layout or paths.layout()).unsaved()
     except AmError as e:
         return [f"not inspected ({e.message})"]
-    return git.unsaved_work(repo, worktree=bool(record.get("worktree")))
 
 
 def delete(record: dict, store, layout) -> None:
@@ -71,10 +76,19 @@ def snapshot_then_delete(record: dict, store, layout) -> Path | None:
     ws = Path(record["workspace"])
     # A workspace swapped for a link holds nothing of the agent's: the link is removed, never
     # archived or followed.
-    if not ws.is_symlink() and unsaved(record):
-        from am import snapshot
+    if not ws.is_symlink() and unsaved(record, layout):
+        from am import snapshot, workspace
 
-        snap = snapshot.create(record, layout)
+        try:
+            snap = snapshot.create(record, layout)
+        except workspace.Unavailable as e:
+            if record.get("mode") != "container":
+                raise
+            # The engine cannot run the sandbox (down, image gone) and the agent was stopped
+            # first, so nothing writes the workspace: the host reads it, running no git of
+            # the workspace's, following no link. Removal never depends on the engine.
+            print(f"am: warning: {e.message}; snapshotting on the host", file=sys.stderr)
+            snap = snapshot.create(record, layout, on_host=True)
         print(f"Saved unsaved work of {record['id']} to {snap}", file=sys.stderr)
     delete(record, store, layout)
     return snap

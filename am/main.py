@@ -18,7 +18,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv == ["--version"]:  # what scripts probe in loops; it needs no parser
         print(f"am {__version__}")
         return 0
+    from am import paths, termsafe
     from am.cli import build_parser
+
+    paths.private_umask()  # everything am and its git create: for the user alone
+    termsafe.install()  # no escape sequence an agent chose reaches the terminal as such
 
     parser = build_parser(next((a for a in argv if not a.startswith("-")), None))
     args = parser.parse_args(argv)

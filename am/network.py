@@ -1,54 +1,73 @@
 """``--network limited``: an agent whose only way out is its own filtering proxy.
 
 The agent container has no network but loopback (``--network none``). Its proxy, a container
-``am_proxy-<id>`` running Debian's tinyproxy (image ``am-proxy:latest``, built offline by
-``scripts/build-proxy-image.sh``), sits on an outside network and serves on a unix socket in a
-host folder that both containers mount. Inside the agent, ``am/netfwd.py`` relays
-127.0.0.1:3128 to that socket and the usual proxy variables point there. tinyproxy forwards
-only host names on the allowlist (CONNECT to port 443 for https, plain http), refuses and logs
-everything else, and resolves names itself, so the agent needs no DNS at all. docs/network.md
-says why it is built this way (and not with an engine ``--internal`` network).
+``am_proxy-<id>`` running Debian's squid (image ``am-proxy:2``, built offline by
+``scripts/build-proxy-image.sh``; nothing else in it but a relay that serves squid's loopback
+port on a unix socket), sits on an outside network; the socket is in a host folder both
+containers mount. Inside the agent, ``am/netfwd.py`` relays 127.0.0.1:3128 to that socket and
+the usual proxy variables point there. squid forwards only host names on the allowlist (port 80
+for http, 443 for https unless an entry names its port), refuses names that resolve to private,
+loopback, link-local or host addresses unless allowed by name, resolves names itself (so the
+agent needs no DNS at all) and logs every request. docs/network.md says why it is built this way
+(and not with an engine ``--internal`` network).
 
 Composition (pure, unit-tested) comes first; the few engine calls follow.
 """
 
 import contextlib
 import hashlib
+import ipaddress
+import json
 import os
-import re
 import shutil
 import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from am import profiles
+from am import domains, profiles
 from am.errors import AmError
 
-PROXY_IMAGE = "am-proxy:latest"
+PROXY_IMAGE = "am-proxy:2"
 PROXY_PREFIX = "am_proxy-"  # agent containers are "am-<id>": no agent id can make this name
-PROXY_PORT = 3128  # tinyproxy's port in the proxy; the relay's on the agent's loopback
+PROXY_PORT = 3128  # squid's port in the proxy; the relay's on the agent's loopback
 PROXY_URL = f"http://127.0.0.1:{PROXY_PORT}"
 NO_PROXY = "localhost,127.0.0.1,::1"
 SOCKET_DIR = "/run/am-proxy"  # the same path in both containers
-SOCKET = f"{SOCKET_DIR}/proxy.sock"
+SOCKET = f"{SOCKET_DIR}/proxy.sock"  # also compiled into the image's relay
 CONF_DIR = "/etc/am-proxy"
+CONF_NAME = "squid.conf"  # the relay starts squid with CONF_DIR/CONF_NAME
 LOG_PATH = "/var/log/am-proxy/proxy.log"
 RELAY_PATH = "/run/am-netfwd.py"
-STAT_HOST = "am_no_stats"  # '_' is not allowed in domains, so no allowlist rule can match it
 PROBE_HOST = "am-readiness-probe.invalid"  # what the readiness check asks for (and is refused)
 EGRESS_ENV = "AM_EGRESS_NETWORK"
 EGRESS_LABEL = "am.egress"
-PROXY_LIMITS = {"memory": "128m", "pids": "200"}
-# tinyproxy runs as a daemon; socat serves it on the unix socket. A constant: no user input.
-PROXY_COMMAND = ["sh", "-c", f"tinyproxy -c {CONF_DIR}/tinyproxy.conf && exec socat "
-                 f"UNIX-LISTEN:{SOCKET},fork,unlink-early TCP:127.0.0.1:{PROXY_PORT}"]
+PROXY_LIMITS = {"memory": "128m", "pids": "200", "cpus": "0.5"}
+# Destinations refused unless the name is allowed with --allow-private-domain: "this" network,
+# RFC 1918, shared (CGNAT), loopback, link-local, IETF protocol assignments, benchmarking,
+# multicast and reserved; IPv6 loopback, NAT64, unique local, link-local and multicast. Not
+# "::/128" nor IPv4-mapped "::ffff:0:0/96": squid keeps IPv4 addresses as mapped ones, so it
+# reads both as every IPv4 address (it checks a mapped answer against the IPv4 ranges). The
+# egress network's gateway and this host's own addresses are added when a proxy starts.
+LOCAL_NETS = (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+    "172.16.0.0/12", "192.0.0.0/24", "192.168.0.0/16", "198.18.0.0/15", "224.0.0.0/4",
+    "240.0.0.0/4",
+    "::1/128", "64:ff9b::/96", "fc00::/7", "fe80::/10", "ff00::/8",
+)
+# The error pages (and log codes) of the three refusals, in the image's template folder.
+REFUSALS = {
+    "ERR_AM_DOMAIN": "not on the allowlist",
+    "ERR_AM_PRIVATE": "a private, loopback, link-local or host address (allow the name with "
+                      "--allow-private-domain)",
+    "ERR_AM_PORT": "port not allowed (http: 80, https: 443, others with --allow-domain "
+                   "HOST:PORT)",
+}
 # --publish: the proxy listens on PUBLISH_BASE + i (published by the engine) and connects each
 # client to the socket PUBLISH_DIR/<i>.sock, where the agent's relay connects it to the port.
+# Both are compiled into the image's relay too.
 PUBLISH_DIR = "/run/am-publish"
 PUBLISH_BASE = 20000
-_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_DOMAIN_RE = re.compile(rf"(\*\.)?{_LABEL}(\.{_LABEL})*")
 
 
 # -- composition (pure) -------------------------------------------------------------------------
@@ -69,48 +88,113 @@ def allowed_domains(agent: str, extra: list[str]) -> list[str]:
     return list(dict.fromkeys(base + list(extra)))
 
 
-def domain_rule(domain: str) -> str:
-    """One anchored extended regular expression: ``a.b`` is exactly that host, ``*.a.b`` any
-    host under ``a.b`` (not ``a.b`` itself)."""
-    if not _DOMAIN_RE.fullmatch(domain):
-        raise AmError(f"invalid domain {domain!r} for the network proxy")
-    if domain.startswith("*."):
-        return r"^([a-z0-9_-]+\.)+" + re.escape(domain[2:]) + "$"
-    return "^" + re.escape(domain) + "$"
+def addresses(values) -> list[str]:
+    """The valid IP addresses among VALUES, each once (engine or host output: never trusted
+    to be well-formed before it goes into squid's configuration)."""
+    out = []
+    for v in values:
+        try:
+            out.append(str(ipaddress.ip_address(str(v).split("%")[0])))
+        except ValueError:
+            continue
+    return list(dict.fromkeys(out))
 
 
-def filter_text(domains: list[str]) -> str:
-    lines = ["# am: hosts this agent's proxy forwards to; everything else is refused"]
-    lines += [f"# {d}\n{domain_rule(d)}" for d in domains]
+def gateways(inspect: list | dict) -> list[str]:
+    """The gateway addresses in ``network inspect`` output of docker (IPAM.Config) or podman
+    (subnets)."""
+    nets = inspect if isinstance(inspect, list) else [inspect]
+    found = []
+    for net in nets:
+        if not isinstance(net, dict):
+            continue
+        found += [c.get("Gateway") for c in (net.get("IPAM") or {}).get("Config") or []
+                  if isinstance(c, dict)]
+        found += [s.get("gateway") for s in net.get("subnets") or [] if isinstance(s, dict)]
+    return addresses(filter(None, found))
+
+
+def config_text(agent_id: str, allow: list[str], private: list[str], local: list[str]) -> str:
+    """squid's configuration: deny by default; forward the allowed names on their ports, and
+    to private, loopback, link-local or host addresses (LOCAL) only names in PRIVATE; log
+    every request. ALLOW and PRIVATE are checked allowlist entries (``domains.check``)."""
+    rules = [domains.split(e) for e in dict.fromkeys(allow + private)]
+    nets = [ipaddress.ip_network(n) for n in LOCAL_NETS]
+    # Only what the fixed ranges miss (squid warns about, and ignores, a covered address).
+    local = [a for a in addresses(local)
+             if not any(ipaddress.ip_address(a) in n for n in nets)]
+    names = list(dict.fromkeys(domains.regex(p) for p, _ in rules))
+    private_names = list(dict.fromkeys(domains.regex(domains.split(e)[0]) for e in private))
+    lines = [
+        f"# am: network proxy of agent {agent_id} (generated; mounted read-only)",
+        f"http_port 127.0.0.1:{PROXY_PORT}",
+        # squid sizes its tables by the descriptor limit, which engines set high (podman: a
+        # million): 90 MB more under gVisor, over the proxy's 128m. 4096 is 2000 connections.
+        "max_filedescriptors 4096",
+        "visible_hostname am-proxy",
+        "httpd_suppress_version_string on",
+        "via off",
+        "forwarded_for delete",
+        # No disk cache, pid file, core dumps, ICMP pinger or helpers: a read-only root.
+        "cache deny all",
+        "cache_mem 0 MB",
+        "memory_pools off",
+        "pid_filename none",
+        "coredump_dir none",
+        "pinger_enable off",
+        "unlinkd_program /dev/null",
+        "mime_table /dev/null",
+        "icon_directory /usr/share/squid/icons",
+        "error_directory /usr/share/squid/errors/templates",
+        # Names come from DNS alone, not from the engine's /etc/hosts (host.containers.internal
+        # and the like). negative_dns_ttl is also the shortest time squid keeps an answer, so
+        # the address the rules saw is the one it connects to (no rebinding within a request).
+        "hosts_file none",
+        "negative_dns_ttl 1 minute",
+        "shutdown_lifetime 1 seconds",
+        "cache_log stdio:/dev/stderr",
+        "logfile_rotate 0",
+        "logformat am %ts.%03tu %Ss %>Hs %err_code %rm %>rd %>rP %ru",
+        f"access_log stdio:{LOG_PATH} am",
+        # -n: never a reverse lookup, so an IP literal cannot match a name by its PTR record.
+        "acl am_names dstdom_regex -n -i " + " ".join(names),
+        "acl am_private_ok dstdom_regex -n -i " + (" ".join(private_names) or "^am_none$"),
+        "acl am_local dst " + " ".join([*LOCAL_NETS, *local]),
+        "acl am_connect method CONNECT",
+    ]
+    allows = []
+    for i, (pattern, port) in enumerate(rules):
+        lines.append(f"acl am_d{i} dstdom_regex -n -i {domains.regex(pattern)}")
+        if port is None:
+            allows += [f"http_access allow am_d{i} !am_connect am_port80",
+                       f"http_access allow am_d{i} am_connect am_port443"]
+        else:
+            lines.append(f"acl am_p{i} port {port}")
+            allows.append(f"http_access allow am_d{i} am_p{i}")
+    lines += [
+        "acl am_port80 port 80",
+        "acl am_port443 port 443",
+        # deny_info names the refusal after the last ACL its rule checked.
+        "deny_info ERR_AM_DOMAIN am_names",
+        "deny_info ERR_AM_PRIVATE am_private_ok",
+        "deny_info ERR_AM_PORT all",
+        "http_access deny manager",
+        # Names first: a refused name is never looked up, so DNS carries nothing out.
+        "http_access deny !am_names",
+        "http_access deny am_local !am_private_ok",
+        *allows,
+        "http_access deny all",
+    ]
     return "\n".join(lines) + "\n"
-
-
-def config_text(agent_id: str) -> str:
-    """tinyproxy's configuration: deny by default, allow by host name, log refusals."""
-    return f"""# am: network proxy of agent {agent_id} (generated; mounted read-only)
-Port {PROXY_PORT}
-Listen 127.0.0.1
-Timeout 600
-MaxClients 100
-LogFile "{LOG_PATH}"
-LogLevel Info
-FilterType ere
-Filter "{CONF_DIR}/filter"
-FilterURLs Off
-FilterDefaultDeny Yes
-StatHost "{STAT_HOST}"
-ConnectPort 443
-DisableViaHeader Yes
-"""
 
 
 @dataclass(frozen=True)
 class Files:
     """Where one agent's proxy keeps things on the host."""
 
-    conf: Path  # tinyproxy.conf and filter; read-only in the proxy, absent from the agent
+    conf: Path  # squid.conf; read-only in the proxy, absent from the agent
     sock: Path  # the unix socket's folder: read-write in the proxy, read-only in the agent
-    log: Path  # tinyproxy's log; kept after the agent stops
+    log: Path  # squid's access log; kept after the agent stops
 
     @property
     def pub(self) -> Path:
@@ -132,15 +216,6 @@ def files(run: Path, logs: Path, agent_id: str) -> Files:
     return Files(top / "conf", top / "sock", logs / f"{agent_id}.network.log")
 
 
-def publish_command(count: int) -> list[str]:
-    """The proxy's command: PROXY_COMMAND, with one socat per published port before it (their
-    text holds only numbers am chose)."""
-    if not count:
-        return PROXY_COMMAND
-    relays = "".join(f"{{ socat TCP-LISTEN:{PUBLISH_BASE + i},fork,reuseaddr "
-                     f"UNIX-CONNECT:{PUBLISH_DIR}/{i}.sock & }} && " for i in range(count))
-    first, _, rest = PROXY_COMMAND[2].partition(" && ")
-    return ["sh", "-c", f"{first} && {relays}{rest}"]
 
 
 def proxy_run_argv(runtime: str, agent_id: str, home: str, egress: str, f: Files,
@@ -165,6 +240,7 @@ def proxy_run_argv(runtime: str, agent_id: str, home: str, egress: str, f: Files
         "--label", f"am.proxy={agent_id}", "--label", f"am.home={home}",
         "--network", egress,
         "--memory", PROXY_LIMITS["memory"], "--memory-swap", PROXY_LIMITS["memory"],
+        "--cpus", PROXY_LIMITS["cpus"],
         *isolations.pids_args(isolation, int(PROXY_LIMITS["pids"]), host_cpus),
         "--init", "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--read-only",
         *user_args,
@@ -172,7 +248,7 @@ def proxy_run_argv(runtime: str, agent_id: str, home: str, egress: str, f: Files
         "--mount", mount_arg(f.sock, SOCKET_DIR),
         "--mount", mount_arg(f.log, LOG_PATH),
         *ports,
-        "--", PROXY_IMAGE, *publish_command(len(publish or [])),
+        "--", PROXY_IMAGE, *([str(len(publish))] if publish else []),
     ]
 
 
@@ -212,7 +288,33 @@ def wrap_command(command: list[str], publish: list[str] | None = None) -> list[s
 
 
 def denied(lines: list[str]) -> list[str]:
-    """tinyproxy's log lines about refused requests, as ``<time> denied <what>``."""
+    """The proxy's log lines about refused requests, as ``<time> denied <what>: <why>``.
+
+    The text comes from the agent's requests: the caller's output escapes control characters
+    (am.output), so none reaches a terminal as such."""
+    if lines and not lines[0][:1].isdigit():
+        return _denied_tinyproxy(lines)  # the log of a proxy an am before squid started
+    out = []
+    for line in lines:
+        parts = line.rstrip("\n").split(" ", 7)
+        if len(parts) < 8 or not parts[0].replace(".", "", 1).isdigit():
+            continue
+        stamp, status, code, err, method, host, port, url = parts
+        if host == PROBE_HOST:
+            continue
+        when = time.strftime("%b %d %H:%M:%S", time.localtime(float(stamp)))
+        if err in REFUSALS:
+            out.append(f"{when} denied {method} {host}:{port}: {REFUSALS[err]}")
+        elif status == "TCP_DENIED" or code.startswith("4") and status.startswith("NONE"):
+            what = url if host == "-" else f"{method} {host}:{port}"
+            out.append(f"{when} denied {what}: "
+                       + ("invalid request" if status.startswith("NONE") else "refused"))
+    return out
+
+
+def _denied_tinyproxy(lines: list[str]) -> list[str]:
+    import re
+
     out, connect_to = [], {}  # port -> host of the latest CONNECT request to it
     for line in lines:
         m = re.match(r"\S+\s+(\w{3} +\d+ [\d:]+)\.\d+ \[\d+\]: (.*)", line)
@@ -245,36 +347,44 @@ def prepare(engine, plan) -> None:
     from am.backends.engine import check_mount_path
 
     ensure_image(engine)
-    if plan.egress != plan.managed_egress:
-        res = engine.call("network", "inspect", "--format", "{{.Name}}", plan.egress)
-        if not res.ok:
-            raise AmError(f"{EGRESS_ENV}={plan.egress}: no such {engine.title} network",
-                          "create it, or unset the variable to use am's own")
+    if plan.egress != plan.managed_egress and network_info(engine, plan.egress) is None:
+        raise AmError(f"{EGRESS_ENV}={plan.egress}: no such {engine.title} network",
+                      "create it, or unset the variable to use am's own")
     check_mount_path(relay_source())
 
 
-def write_files(f: Files, agent_id: str, domains: list[str], uid: int,
-                publish: bool = False) -> None:
+def host_addresses() -> list[str]:
+    """Every address of this host's interfaces (a proxy's refused destinations: the host)."""
+    import psutil
+
+    return addresses(a.address for addrs in psutil.net_if_addrs().values() for a in addrs
+                     if a.family in (socket.AF_INET, socket.AF_INET6))
+
+
+def write_files(f: Files, conf: str, uid: int, publish: bool = False) -> None:
     """The proxy's configuration, socket folder and log (and with PUBLISH the folder of the
-    relay's sockets); as root, the agents' user owns all but the configuration. Fails closed:
-    any error stops the spawn."""
-    from am.backends.engine import IMAGE_UID
+    agent's relay sockets); as root, the proxy's user (the agents' uid) owns all but the
+    configuration. Fails closed: any error stops the spawn."""
+    from am import paths
+    from am.backends.engine import agent_uid
 
     try:
         shutil.rmtree(f.top, ignore_errors=True)
-        f.conf.mkdir(parents=True, mode=0o755)
+        paths.private_dir(f.top.parent)
+        f.top.mkdir(mode=0o700)  # the user's alone; the proxy mounts what is inside
+        f.conf.mkdir()
         f.sock.mkdir(mode=0o700)
-        (f.conf / "tinyproxy.conf").write_text(config_text(agent_id))
-        (f.conf / "filter").write_text(filter_text(domains))
-        for p in (f.conf, f.conf / "tinyproxy.conf", f.conf / "filter"):
-            p.chmod(0o755 if p.is_dir() else 0o644)
-        f.log.parent.mkdir(parents=True, exist_ok=True)
+        (f.conf / CONF_NAME).write_text(conf)
+        # Readable by the proxy's user, which is not the owner when am runs as root.
+        f.conf.chmod(0o755)
+        (f.conf / CONF_NAME).chmod(0o644)
+        paths.private_dir(f.log.parent)
         f.log.touch()
         if publish:
             f.pub.mkdir(mode=0o700)
         if uid == 0:
             for p in (f.sock, f.log, *([f.pub] if publish else [])):
-                os.chown(p, IMAGE_UID, IMAGE_UID)
+                os.chown(p, agent_uid(), agent_uid())
     except OSError as e:
         raise AmError(f"cannot write the network proxy's configuration: {e}") from None
 
@@ -286,24 +396,43 @@ def discard_files(f: Files) -> None:
         f.log.unlink()
 
 
-def ensure_network(engine, name: str, home: str) -> None:
-    if engine.call("network", "inspect", "--format", "{{.Name}}", name).ok:
-        return
+def network_info(engine, name: str) -> list | None:
+    """``network inspect`` of NAME, parsed; None if there is no such network."""
+    res = engine.call("network", "inspect", name)
+    if not res.ok:
+        return None
+    try:
+        return json.loads(res.out)
+    except ValueError:
+        return []
+
+
+def ensure_network(engine, name: str, home: str) -> list:
+    """The am-managed outside network NAME, made if missing; its ``network inspect``."""
+    info = network_info(engine, name)
+    if info is not None:
+        return info
     res = engine.call(*network_create_argv(engine.runtime, name, home)[1:], timeout=60)
-    if not res.ok and not engine.call("network", "inspect", name).ok:
+    info = network_info(engine, name)
+    if info is None:
         raise engine.failure(f"cannot create the network {name}", res.err or res.out)
+    return info
 
 
 def start(engine, plan, home: str, timeout: float = 30) -> None:
     """Start the agent's proxy and return once it refuses what it must; raise otherwise."""
     f = plan.network_files
-    write_files(f, plan.id, plan.allow_domains, os.getuid(), bool(plan.publish))
     argv = proxy_run_argv(engine.runtime, plan.id, home, plan.egress, f,
                           engine.user_args(os.getuid(), os.getgid()), plan.publish,
                           plan.isolation or "runc", os.cpu_count() or 1)
     for attempt in (1, 2):  # once more if a concurrent stop removed the shared network
         if plan.egress == plan.managed_egress:
-            ensure_network(engine, plan.egress, home)
+            info = ensure_network(engine, plan.egress, home)
+        else:
+            info = network_info(engine, plan.egress) or []
+        local = gateways(info) + host_addresses()
+        write_files(f, config_text(plan.id, plan.allow_domains, plan.allow_private_domains,
+                                   local), os.getuid(), bool(plan.publish))
         res = engine.call(*argv[1:], timeout=120)
         if res.ok:
             break
@@ -359,9 +488,10 @@ def wait_ready(engine, name: str, sock: Path, timeout: float) -> None:
     raise AmError(f"the network proxy {name} did not answer within {timeout:.0f}s")
 
 
-def remove(engine, agent_id: str, egress: str | None) -> None:
-    """Remove an agent's proxy, then the am-managed outside network if no proxy uses it."""
-    engine.remove(proxy_name(agent_id))
+def remove(engine, agent_id: str, egress: str | None, home: str) -> None:
+    """Remove an agent's proxy (only one labelled for HOME), then the am-managed outside
+    network if no proxy uses it."""
+    engine.remove_owned(proxy_name(agent_id), home)
     if egress:
         remove_network(engine, egress)
 

@@ -27,7 +27,8 @@ PUBLIC = (
     "prompt",
 )
 EXTRA = ("worktree", "image", "gpus", "env_names", "started", "finished", "health", "orphan",
-         "proxy", "egress_network", "network_log", "publish", "isolation")
+         "proxy", "egress_network", "network_log", "allow_private_domains", "publish",
+         "isolation")
 
 
 def public(view: dict) -> dict:

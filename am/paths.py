@@ -1,6 +1,15 @@
-"""Where am keeps things: everything under AM_HOME when it is set, else the platform's dirs."""
+"""Where am keeps things: everything under AM_HOME when it is set, else the platform's dirs.
 
+Everything am keeps is private to its user: am runs with umask 077 (``private_umask``), so the
+files it and the git it runs create are 0600, and each of its folders is 0700 (``private_dir``,
+which also tightens a folder an older am made). Other local users cannot read an agent's
+output, workspace, snapshots or state.
+"""
+
+import contextlib
 import os
+import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,3 +86,43 @@ def layout() -> Layout:
         data_dir=Path(platformdirs.user_data_dir("am")),
         config_dir=Path(platformdirs.user_config_dir("am")),
     )
+
+
+PRIVATE_UMASK = 0o077
+_user_umask: int | None = None  # the caller's own, for what runs as the user (tmux, its agents)
+
+
+def private_umask() -> None:
+    """From here on, what this process and its children create is for the user alone."""
+    global _user_umask
+    old = os.umask(PRIVATE_UMASK)
+    if _user_umask is None:
+        _user_umask = old
+
+
+@contextlib.contextmanager
+def umask(mask: int) -> Iterator[None]:
+    """Children started in this block create files with MASK (am itself stays private)."""
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def user_umask() -> int:
+    """The umask the user ran am with (the current one if am never changed it)."""
+    if _user_umask is not None:
+        return _user_umask
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def private_dir(path: Path) -> Path:
+    """PATH as a folder only its owner may enter (0700): made so, or tightened if it is ours."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = path.stat()
+    if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) != 0o700:
+        path.chmod(0o700)
+    return path

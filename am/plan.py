@@ -50,6 +50,7 @@ class Plan:
     image: str | None
     gpus: str | None
     env_names: list[str]
+    allow_private_domains: list[str] = field(default_factory=list)  # limited: may be local
     isolation: str | None = None  # container agents: runc or gvisor (am/isolation.py)
     agent_clis: list[str] = field(default_factory=list)  # what a first-use image build holds
     cache_dir: Path | None = None
@@ -134,6 +135,7 @@ class Plan:
             "home": home,
             "spawn_pid": os.getpid(),
             **({"proxy": self.proxy, "egress_network": self.egress,
+                "allow_private_domains": self.allow_private_domains,
                 "network_log": str(self.network_files.log),
                 "managed_egress": self.egress == self.managed_egress}
                if self.network == "limited" else {}),
@@ -146,6 +148,10 @@ class Plan:
 
 
 FLAG_LABELS = {"memory": "--memory", "cpus": "--cpus", "pids": "--pids"}
+WORKTREE_CONTAINER = (
+    "--worktree cannot be combined with --container: to commit, the agent would write your "
+    "repository's shared git folder (objects, refs, logs), where it can plant links and "
+    "alternates that your own git and am follow later (docs/security.md)")
 
 
 def memory_bytes(value: str, label: str = "--memory") -> int:
@@ -230,14 +236,11 @@ def check_base(base: str) -> str:
     return base
 
 
-def check_domain(domain: str) -> str:
-    d = domain.strip().lower()
-    label = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-    if not re.fullmatch(rf"(\*\.)?{label}(\.{label})*", d):
-        raise AmError(
-            f"invalid --allow-domain {domain!r}", "a host name such as example.com or *.example.com"
-        )
-    return d
+def check_domain(domain: str, label: str = "--allow-domain", suffixes: bool = True) -> str:
+    """An allowlist entry, checked (am/domains.py)."""
+    from am import domains
+
+    return domains.check(domain, label, suffixes)
 
 
 GPUS_RE = re.compile(r"^(all|[1-9][0-9]*|(device=)?[A-Za-z0-9][A-Za-z0-9:._-]*"
@@ -403,6 +406,10 @@ def build(
     from am import config as configuration
 
     cfg = cfg or configuration.load(layout, environ)
+    # The flags' entries first, each with its own error (the settings check them as a list).
+    domains = [check_domain(d) for d in args.allow_domain]
+    private = [check_domain(d, "--allow-private-domain")
+               for d in getattr(args, "allow_private_domain", [])]
     s = cfg.resolve(args)
     agent_id = ids.validate_name(args.name) if args.name is not None else ids.new_id()
     mode = "container" if args.container else "tmux"
@@ -421,6 +428,10 @@ def build(
         command = profile.argv(args.skip_permissions)
     if args.worktree and is_url(source):
         raise AmError("--worktree needs a local repository path, not a URL")
+    if args.worktree and args.container:
+        raise AmError(WORKTREE_CONTAINER, "leave out --worktree: a clone keeps the agent's "
+                      "commits in its workspace; review them with 'am diff ID', then fetch "
+                      "its branch into your repository (git fetch WORKSPACE am/ID)")
     prompt = getattr(args, "prompt", None)
     if prompt is not None:
         check_prompt(prompt, "--prompt-file" if getattr(args, "prompt_file", None) else "--prompt")
@@ -439,7 +450,6 @@ def build(
         # A tmux agent runs as the user, so it gets the caller's whole environment (through
         # the same FIFO as --env values), not whatever the tmux server happened to start with.
         values = {**inherited_env(environ), **values}
-    domains = [check_domain(d) for d in args.allow_domain]
     network = args.network or "none"
     publish = [check_publish(v) for v in getattr(args, "publish", None) or []]
     mounts, copies = [], []
@@ -447,6 +457,7 @@ def build(
         for flag, value in (
             ("--network", args.network),
             ("--allow-domain", domains),
+            ("--allow-private-domain", private),
             ("--memory", args.memory),
             ("--cpus", args.cpus),
             ("--pids", args.pids),
@@ -476,15 +487,20 @@ def build(
             raise AmError(f"--gpus cannot be used with {s['isolation'].label('isolation')} "
                           "gvisor: this runsc gives its sandboxes no GPUs",
                           "leave out --gpus, or spawn this agent with --isolation runc")
-        if domains and network != "limited":
-            raise AmError("--allow-domain needs --network limited")
+        for flag, given in (("--allow-domain", domains), ("--allow-private-domain", private)):
+            if given and network != "limited":
+                raise AmError(f"{flag} needs --network limited")
         check_published(publish, network, s["network"].label("network"))
         if network == "limited":
             from am import network as net
 
-            # The file's allow_domains count only with a limited network; then the profile's.
-            domains = [check_domain(d) for d in s["allow_domains"].value]
+            # The file's lists count only with a limited network; then the profile's. Checked
+            # again in full here: loading the file skips the public suffix list (its cost).
+            domains = [check_domain(d, s["allow_domains"].label("allow_domains"))
+                       for d in s["allow_domains"].value]
             domains = net.allowed_domains(agent, domains)
+            private = [check_domain(d, s["allow_private_domains"].label("allow_private_domains"))
+                       for d in s["allow_private_domains"].value]
             managed = net.default_egress(str(layout.root))
             egress = environ.get(net.EGRESS_ENV) or managed
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", egress):
@@ -504,6 +520,7 @@ def build(
             mounts, copies = agent_config_mounts(profile, environ)
     if network != "limited":
         egress = managed = None
+        private = []
     branch = check_branch(args.branch) if args.branch is not None else f"am/{agent_id}"
     if args.base is not None:
         check_base(args.base)
@@ -528,6 +545,7 @@ def build(
         limits=limits,
         network=network,
         allow_domains=domains,
+        allow_private_domains=private,
         image=s["image"].value if mode == "container" else None,
         gpus=args.gpus,
         env_names=names,
@@ -618,6 +636,11 @@ def from_record(record: dict, args, layout: Layout, environ: dict[str, str], cfg
     mode = record.get("mode")
     if mode not in ("tmux", "container"):
         raise _bad_record(agent_id, "mode")
+    if mode == "container" and record.get("worktree"):
+        # made by an earlier am, which shared the repository's git folder with the container
+        raise AmError(WORKTREE_CONTAINER, f"'am snapshot {agent_id}', then 'am restore' the "
+                      "snapshot: without --source it is a standalone agent, which may run in "
+                      "a container")
     command = _strings(record.get("command"), agent_id, "command", nonempty=True)
     custom = bool(record.get("custom", command[:2] == ["sh", "-c"]))
     agent = str(record.get("agent") or "custom")
@@ -666,7 +689,7 @@ def from_record(record: dict, args, layout: Layout, environ: dict[str, str], cfg
         names = [n for n in names if n not in missing]
 
     limits = network = runtime = image = gpus = egress = managed = mirror = isolation = None
-    domains, publish, mounts, copies, clis = [], [], [], [], []
+    domains, private, publish, mounts, copies, clis = [], [], [], [], [], []
     if mode == "container":
         runtime = record.get("runtime")
         if runtime not in ("docker", "podman"):
@@ -684,6 +707,9 @@ def from_record(record: dict, args, layout: Layout, environ: dict[str, str], cfg
             raise _bad_record(agent_id, "network")
         domains = [check_domain(d) for d in _strings(record.get("allow_domains") or [],
                                                       agent_id, "allow_domains")]
+        private = [check_domain(d, "--allow-private-domain")
+                   for d in _strings(record.get("allow_private_domains") or [], agent_id,
+                                     "allow_private_domains")]
         image = check_image(str(record.get("image") or DEFAULT_IMAGE))
         gpus = check_gpus(str(record["gpus"])) if record.get("gpus") else None
         if gpus and isolation == "gvisor":
@@ -717,9 +743,9 @@ def from_record(record: dict, args, layout: Layout, environ: dict[str, str], cfg
         container=ids.session_name(agent_id) if mode == "container" else None,
         agent=agent, command=command, log=layout.log_file(agent_id),
         exit_file=layout.exit_file(agent_id), limits=limits, network=network,
-        allow_domains=domains, image=image, gpus=gpus, env_names=names, isolation=isolation,
-        cache_dir=layout.cache, mirror=mirror, egress=egress, managed_egress=managed,
-        extra_mounts=mounts,
+        allow_domains=domains, allow_private_domains=private, image=image, gpus=gpus,
+        env_names=names, isolation=isolation, cache_dir=layout.cache, mirror=mirror,
+        egress=egress, managed_egress=managed, extra_mounts=mounts,
         config_copies=copies, agent_clis=clis, env=env,
         warnings=warnings, secrets=values, prompt=prompt, prompt_args=prompt_args,
         resume_args=resume, custom=custom, mount_agent_config=bool(mounts), publish=publish,

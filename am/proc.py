@@ -3,14 +3,19 @@
 Short calls whose output am reads (``run``) use the standard library's ``subprocess``: on these
 machines ``sh`` costs about 12 ms a call (it forks the interpreter and handshakes with the child
 before the exec) against about 1 ms, and 100-130 ms to import, which alone is more than a spawn's
-whole budget over git's own work (docs/performance.md). What holds the terminal (``run_fg``)
-runs through ``subprocess`` too, which reports its exit status (``sh``'s ``_fg`` returns None);
-``sh`` streams what runs for minutes (``stream``), imported only there.
+whole budget over git's own work (docs/performance.md). ``sh`` runs what streams for minutes
+(``stream``), imported only there. What holds the terminal (``run_fg``) is a plain
+``subprocess`` call too: ``sh``'s ``_fg`` returns no exit code.
 """
 
+import collections
+import contextlib
+import io
 import os
 import subprocess
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from am.errors import AmError
@@ -104,3 +109,124 @@ def stream(argv: Sequence[str], *, cwd=None, env=None, on_line=None) -> Result:
         kwargs["_env"] = dict(env)
     done = cmd(*argv[1:], **kwargs)
     return Result(done.exit_code, "".join(tail), "".join(tail))
+
+
+class TooLarge(AmError):
+    """A command gave more output than its reader takes."""
+
+
+class TimedOut(AmError):
+    """A command ran past its time, or gave no output for too long, and was killed."""
+
+
+class Pipe(io.RawIOBase):
+    """The stdout of a running command, read as untrusted data: at most LIMIT bytes; the
+    command is killed when it gives nothing for IDLE seconds or runs past TOTAL seconds."""
+
+    def __init__(self, popen, limit: int, idle: float, total: float | None, on_timeout):
+        self.popen, self.limit, self.idle, self.total = popen, limit, idle, total
+        self.on_timeout = on_timeout
+        self.count = 0
+        self.code: int | None = None
+        self.timed_out = False
+        self._err: collections.deque = collections.deque(maxlen=64)
+        self._last = self._start = time.monotonic()
+        self._done = threading.Event()
+        self._threads = [threading.Thread(target=self._watch, daemon=True),
+                         threading.Thread(target=self._drain_err, daemon=True)]
+        for t in self._threads:
+            t.start()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        data = os.read(self.popen.stdout.fileno(), min(len(buf), 1 << 20))
+        self._last = time.monotonic()
+        self.count += len(data)
+        if self.count > self.limit:
+            self.popen.kill()
+            raise TooLarge(f"more than {self.limit} bytes")
+        if not data and self.timed_out:
+            raise TimedOut(f"no answer within {self.idle:.0f}s")
+        buf[:len(data)] = data
+        return len(data)
+
+    @property
+    def err(self) -> str:
+        """The last lines the command wrote on stderr."""
+        return b"".join(self._err).decode("utf-8", "replace")[-8192:]
+
+    def _watch(self) -> None:
+        while not self._done.wait(0.25):
+            now = time.monotonic()
+            if now - self._last > self.idle or (self.total and now - self._start > self.total):
+                self.timed_out = True
+                self.popen.kill()
+                if self.on_timeout:
+                    with contextlib.suppress(Exception):
+                        self.on_timeout()
+                return
+
+    def _drain_err(self) -> None:
+        for chunk in iter(lambda: self.popen.stderr.read1(4096), b""):
+            self._err.append(chunk)
+
+    def exited(self, timeout: float = 5) -> int | None:
+        """The command's exit status if it ends within TIMEOUT seconds (its stderr read)."""
+        try:
+            code = self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self._threads[1].join(timeout)
+        return code
+
+    def finish(self, failed: bool) -> None:
+        """Read what is left (or kill, when the reader gave up), reap the command."""
+        try:
+            if failed:
+                self.popen.kill()
+            else:
+                while self.read(1 << 16):
+                    pass
+        finally:
+            if failed or self.timed_out:
+                self.popen.kill()
+            self.code = self.popen.wait()
+            self._done.set()
+            for t in self._threads:
+                t.join(5)
+            self.popen.stdout.close()
+            self.popen.stderr.close()
+        if self.timed_out:
+            raise TimedOut(f"no answer within {self.idle:.0f}s")
+
+
+@contextlib.contextmanager
+def reading(argv: Sequence[str], *, env: Mapping[str, str] | None = None, limit: int,
+            idle: float, total: float | None = None, on_timeout=None) -> Iterator[Pipe]:
+    """Run ARGV and yield its stdout as a ``Pipe``; afterwards ``pipe.code`` and ``pipe.err``
+    say how it ended. Raises TooLarge or TimedOut (the command is then killed)."""
+    argv = [os.fspath(a) for a in argv]
+    try:
+        popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, env=None if env is None else dict(env))
+    except FileNotFoundError:
+        raise NotFound(f"{argv[0]} not found in PATH") from None
+    pipe = Pipe(popen, limit, idle, total, on_timeout)
+    try:
+        yield pipe
+    except BaseException:
+        pipe.finish(failed=True)
+        raise
+    pipe.finish(failed=False)
+
+
+def run_bytes(argv: Sequence[str], *, env: Mapping[str, str] | None = None, limit: int,
+              timeout: float, on_timeout=None) -> tuple[int, bytes, str]:
+    """Run ARGV to completion: (exit code, stdout, the end of stderr), output capped at LIMIT
+    bytes and time at TIMEOUT seconds (TooLarge / TimedOut)."""
+    with reading(argv, env=env, limit=limit, idle=timeout, total=timeout,
+                 on_timeout=on_timeout) as pipe:
+        out = pipe.read()
+    return pipe.code, out, pipe.err

@@ -101,10 +101,29 @@ def paste(name: str, text: str, enter: bool = True) -> None:
         raise AmError(f"cannot type into session {name}: {res.last_lines(1)}")
 
 
+def capture_argv(name: str) -> list[str]:
+    """The visible screen of session NAME, its colours and attributes as SGR sequences."""
+    return ["tmux", "capture-pane", "-p", "-e", "-t", target(name)]
+
+
+def capture(name: str) -> str | None:
+    """Session NAME's screen (see ``capture_argv``), or None if it has none (it ended)."""
+    try:
+        res = proc.run(capture_argv(name), timeout=10)
+    except proc.NotFound:
+        return None
+    return res.out if res.ok else None
+
+
 def start(name: str, argv: list[str], log: Path, home: str, env=None) -> None:
-    log.parent.mkdir(parents=True, exist_ok=True)
+    from am import paths
+
+    paths.private_dir(log.parent)
     log.touch()
-    res = proc.run(new_session_argv(name, argv, log, home, env))
+    # If this starts the tmux server, it keeps the user's own umask, not am's: the user's
+    # later sessions in it are theirs (the supervisor sets its own).
+    with paths.umask(paths.user_umask()):
+        res = proc.run(new_session_argv(name, argv, log, home, env))
     if not res.ok:
         raise AmError(f"cannot start tmux session {name}: {res.last_lines(1)}")
 
@@ -140,6 +159,12 @@ def own_client(pane: str | None) -> str | None:
     if not res.ok or not clients:
         return None
     return max(clients, key=lambda c: int(c[0]) if c[0].isdigit() else 0)[1]
+
+
+def kill_own(name: str, home: str) -> None:
+    """Kill session NAME if, and only if, it carries HOME as its @am_home."""
+    if sessions().get(name) == home:
+        kill(name)
 
 
 def attach(name: str) -> int:

@@ -1,39 +1,59 @@
-"""Snapshots: one archive of a whole workspace, with a manifest, and restoring from one.
+"""Snapshots: one self-contained archive of a whole workspace, with a manifest, and restoring.
 
-Archives are written with tarfile, which stores symbolic links as links (it never follows them;
-FIFOs, sockets and devices are left out), and read back with tarfile's ``data`` filter (which
-refuses absolute names, ``..``, hard links that point outside the target and device files),
-symbolic links last and nothing beneath one, so a restore never writes outside its folder yet
-brings links back exactly as they were. An archive holding anything but its manifest and
-``workspace/`` is refused. Creating one runs no git when the workspace fails ``am.gitsafe``'s
-checks: the manifest's commit is then null.
+**Creating one**: the workspace is walked where the agent cannot turn the walk against the
+host (``am.workspace``: the agent's sandbox for a container agent); what comes back is a tar
+stream, untrusted, and every member is re-checked and re-written here: only folders, files and
+links under ``workspace/``, each parent a folder seen before, a hard link only to a file seen
+before, no owner. A clone that borrows objects from am's repository cache (URL agents) gets
+those objects as a pack of its own inside the archive, verified by ``git index-pack`` on the
+host, and the ``alternates`` file that pointed at the cache is left out: the archive restores,
+or extracts and passes ``git fsck``, anywhere.
+
+**Restoring one** is stricter than tarfile's ``data`` filter: every member must be the manifest
+or under ``workspace/``; no ``..``, absolute name or duplicate; nothing beneath a link or a
+file; a hard link only to a regular file earlier in the archive; no device or FIFO. Members are
+written through folder descriptors opened without following links, symbolic links last (as they
+were, wherever they point) and folder modes at the very end, so no write, chmod or utime ever
+passes through a link. The manifest's ``source`` is never used: a worktree snapshot is restored
+only into a repository the user names.
 """
 
 import contextlib
 import io
 import json
 import os
+import re
 import shutil
+import sys
 import tarfile
 import tempfile
 import time
 from pathlib import Path, PurePosixPath
 
-from am import git, gitsafe
+from am import paths
 from am.errors import AmError
 
 MANIFEST = "am-snapshot.json"
+HEAD_MEMBER = "am-head.json"
 ROOT = "workspace"
+ALTERNATES = f"{ROOT}/.git/objects/info/alternates"
+PACKS = f"{ROOT}/.git/objects/pack"
+OBJECTS = "am-objects"  # a worktree's history, for a restore with no repository named
+OID = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+OBJECTS_PACK = re.compile(rf"^{OBJECTS}/pack-(?:[0-9a-f]{{40}}|[0-9a-f]{{64}})\.pack$")
+ENCODING = {"encoding": "utf-8", "errors": "surrogateescape"}  # file names are bytes
 
 
-def create(record: dict, layout) -> Path:
-    """Archive RECORD's workspace under the snapshots folder; returns the archive's path."""
+def create(record: dict, layout, *, on_host: bool = False) -> Path:
+    """Archive RECORD's (checked) workspace under the snapshots folder; returns its path."""
+    from am import workspace
+
     ws = Path(record["workspace"])
     if not ws.is_dir() or ws.is_symlink():
         raise AmError(f"workspace {ws} of agent {record['id']} is missing")
-    head = head_commit(record)
+    ops = workspace.for_record(record, layout, on_host=on_host)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    layout.snapshots.mkdir(parents=True, exist_ok=True)
+    paths.private_dir(layout.snapshots)
     path = layout.snapshots / f"{record['id']}-{stamp}.tar.gz"
     n = 1
     while path.exists():
@@ -43,7 +63,7 @@ def create(record: dict, layout) -> Path:
         "id": record["id"],
         "source": record.get("source"),
         "branch": record.get("branch"),
-        "commit": head or None,
+        "commit": None,
         "base_commit": record.get("base_commit"),
         "worktree": bool(record.get("worktree")),
         "agent": record.get("agent"),
@@ -52,13 +72,24 @@ def create(record: dict, layout) -> Path:
     }
     tmp = path.with_suffix(".partial")
     try:
-        with tarfile.open(tmp, "w:gz") as tar:
-            data = json.dumps(manifest, indent=1).encode()
-            info = tarfile.TarInfo(MANIFEST)
-            info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
-            tar.addfile(info, io.BytesIO(data))
-            # lstat-based: links stay links
-            tar.add(ws, arcname=ROOT, recursive=True, filter=_plain)
+        # gzip -6 as tar -z: level 9 takes twice the time for a few per cent
+        with tarfile.open(tmp, "w:gz", compresslevel=6, format=tarfile.PAX_FORMAT,
+                          **ENCODING) as out:
+            with ops.stream("tar") as pipe:
+                src = tarfile.open(fileobj=pipe, mode="r|", **ENCODING)
+                manifest["commit"] = _head(src)
+                _add_bytes(out, MANIFEST, json.dumps(manifest, indent=1).encode())
+                alternates, dropped = _copy_workspace(src, out)
+            for warning in ops.warnings:
+                print(f"am: warning: snapshot of {record['id']}: {warning}", file=sys.stderr)
+            if dropped:
+                print(f"am: warning: snapshot of {record['id']}: left out {dropped} archive "
+                      "member(s) that were not plain files, folders or links of the workspace",
+                      file=sys.stderr)
+            if alternates is not None:
+                _add_pack(ops, out, layout, manifest["commit"], PACKS, alternates)
+            elif manifest["worktree"] and manifest["commit"]:
+                _add_pack(ops, out, layout, manifest["commit"], OBJECTS, None)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -70,116 +101,350 @@ def create(record: dict, layout) -> Path:
     return path
 
 
-def head_commit(record: dict) -> str | None:
-    """The workspace's HEAD commit, or None when git may not run there (or there is none)."""
+def _add_bytes(out, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
+    out.addfile(info, io.BytesIO(data))
+
+
+def _head(src) -> str | None:
+    """The HEAD commit the stream's first member names (None when it names none)."""
+    from am import workspace
+
+    first = src.next()
+    if first is None or first.name != HEAD_MEMBER or not first.isreg() or first.size > 65536:
+        raise AmError("the workspace's archive stream does not start with its HEAD")
     try:
-        repo = gitsafe.open_record(record)
-    except AmError:
+        data = json.loads(src.extractfile(first).read())
+    except ValueError:
+        data = None
+    return workspace.parse_head(data).commit if isinstance(data, dict) else None
+
+
+def _clean(m: tarfile.TarInfo, seen: dict[str, str]) -> tarfile.TarInfo | None:
+    """A fresh member with only what a workspace member may carry, or None to leave it out."""
+    parts = PurePosixPath(m.name).parts
+    if not parts or parts[0] != ROOT or "/".join(parts) != m.name or ".." in parts or \
+            m.name in seen:
         return None
-    res = git.ws_git(repo, "rev-parse", "--verify", "--quiet", "HEAD", check=False)
-    return res.out.strip() or None
+    parent = "/".join(parts[:-1])
+    if parent and seen.get(parent) != "dir":
+        return None
+    kind = "dir" if m.isdir() else "reg" if m.isreg() else "sym" if m.issym() else \
+        "lnk" if m.islnk() else None
+    if kind is None or (len(parts) == 1 and kind != "dir"):
+        return None
+    if kind == "lnk" and seen.get(m.linkname) != "reg":
+        return None
+    info = tarfile.TarInfo(m.name)
+    info.type, info.mode, info.mtime = m.type, m.mode & 0o777, max(0, int(m.mtime))
+    if kind == "reg":
+        info.type, info.size = tarfile.REGTYPE, m.size
+    if kind in ("sym", "lnk"):
+        info.linkname = m.linkname
+    seen[m.name] = kind
+    return info
 
 
-def _plain(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-    """Files, folders and links only: a FIFO or device is no one's work, and no restore takes it."""
-    return info if info.isreg() or info.isdir() or info.issym() or info.islnk() else None
+def _copy_workspace(src, out) -> tuple[bytes | None, int]:
+    """Copy the stream's workspace members into OUT, each re-checked; returns the alternates
+    file (held back: a pack replaces it) and how many members were left out."""
+    seen: dict[str, str] = {}
+    alternates, dropped = None, 0
+    while (m := src.next()) is not None:
+        src.members.clear()  # a stream: nothing is looked up again, so nothing is kept
+        info = _clean(m, seen)
+        if info is None:
+            dropped += 1
+            continue
+        if info.name == ALTERNATES and info.isreg() and info.size <= 65536:
+            alternates = src.extractfile(m).read()
+            continue
+        out.addfile(info, src.extractfile(m) if info.isreg() else None)
+    return alternates, dropped
+
+
+def _add_pack(ops, out, layout, commit: str | None, folder: str,
+              alternates: bytes | None) -> None:
+    """Objects the workspace's own folder lacks, packed in the sandbox and indexed here, under
+    FOLDER: a URL clone's borrowed from am's cache (its ALTERNATES file is then left out), or a
+    worktree's history (so it restores where its repository is not)."""
+    fmt = "sha256" if commit and len(commit) == 64 else "sha1"
+    try:
+        with tempfile.TemporaryDirectory(prefix=".pack-", dir=layout.snapshots) as tmp:
+            pack = Path(tmp) / "incoming.pack"
+            with ops.stream("pack") as pipe, open(pack, "wb") as f:
+                shutil.copyfileobj(pipe, f, 1 << 20)
+            name = index_pack(pack, fmt, Path(tmp))
+            for suffix in (".pack", ".idx"):
+                info = out.gettarinfo(str(pack.with_suffix(suffix)),
+                                      f"{folder}/pack-{name}{suffix}")
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                with open(pack.with_suffix(suffix), "rb") as f:
+                    out.addfile(info, f)
+    except AmError as e:
+        if alternates is None:
+            print(f"am: warning: the worktree's history could not be packed into the "
+                  f"snapshot ({e.message}): it restores only into its repository (--source)",
+                  file=sys.stderr)
+            return
+        print(f"am: warning: the snapshot borrows objects from am's cache, which could not be "
+              f"packed into it ({e.message}): it restores only where that cache is",
+              file=sys.stderr)
+        _add_bytes(out, ALTERNATES, alternates)
+
+
+def index_pack(pack: Path, fmt: str, cwd: Path) -> str:
+    """Check every object of the (untrusted) PACK and write its index beside it, with git
+    outside any repository; returns the pack's name."""
+    from am import git, proc
+
+    res = proc.run(["git", "index-pack", f"--object-format={fmt}", "-o",
+                    str(pack.with_suffix(".idx")), str(pack)], cwd=cwd,
+                   env=git.ws_env({"GIT_CEILING_DIRECTORIES": str(cwd.parent)}))
+    name = res.out.strip().split()[-1] if res.ok and res.out.strip() else ""
+    if not OID.match(name):
+        raise AmError(f"git index-pack refused it: {res.last_lines(1)}")
+    return name
+
+
+# --- restoring --------------------------------------------------------------------------------
 
 
 def read_manifest(path: Path) -> dict:
+    """The archive's manifest, its fields checked (it is as untrusted as the rest)."""
     try:
         with tarfile.open(path, "r:*") as tar:
             member = tar.getmember(MANIFEST)
-            f = tar.extractfile(member)
-            return json.loads(f.read())
+            if not member.isreg() or member.size > 1 << 20:
+                raise ValueError("the manifest is not a small file")
+            data = json.loads(tar.extractfile(member).read())
     except (OSError, KeyError, tarfile.TarError, ValueError) as e:
         why = " ".join(str(e).split())  # tarfile's messages span several lines
         raise AmError(f"{path} is not an am snapshot ({why})") from None
+    if not isinstance(data, dict):
+        raise AmError(f"{path} is not an am snapshot (its manifest is not an object)")
+
+    def text(key):
+        v = data.get(key)
+        return v if isinstance(v, str) and v.isprintable() and len(v) < 4096 else None
+
+    def oid(key):
+        v = data.get(key)
+        return v if isinstance(v, str) and OID.match(v) else None
+
+    return {"id": text("id"), "source": text("source"), "branch": text("branch"),
+            "commit": oid("commit"), "base_commit": oid("base_commit"),
+            "worktree": data.get("worktree") is True, "agent": text("agent"),
+            "mode": text("mode")}
 
 
 def _refuse(path: Path, why: str) -> AmError:
     return AmError(f"refusing to restore {path}: {why}")
 
 
-def _plan_members(tar, path: Path, skip_git: bool):
-    """Split the workspace's members into (everything but symlinks, symlinks), refusing names
-    that could write outside the target: absolute ones, ``..``, and anything beneath a link."""
-    others, links = [], []
+def plan_members(tar, path: Path, skip_git: bool) -> list[tarfile.TarInfo]:
+    """The workspace members to restore, in order, or a refusal naming the first bad one."""
+    kinds: dict[str, str] = {}
+    chosen = []
     for m in tar.getmembers():
-        if m.name.startswith("/") or ".." in PurePosixPath(m.name).parts:
-            raise _refuse(path, f"member {m.name!r} points outside the archive's folder")
-        parts = PurePosixPath(m.name).parts
-        if m.name == MANIFEST:
+        name = m.name
+        parts = PurePosixPath(name).parts
+        if name.startswith("/") or ".." in parts:
+            raise _refuse(path, f"member {name!r} points outside the archive's folder")
+        if name == MANIFEST:
             continue
+        if parts[:1] == (OBJECTS,) and (OBJECTS_PACK.match(name) or
+                                        OBJECTS_PACK.match(name.replace(".idx", ".pack"))):
+            if not m.isreg() or name in kinds:
+                raise _refuse(path, f"{name!r} is not a plain file")
+            kinds[name] = "history"
+            continue  # a worktree's history, not a workspace file (history_pack)
         if not parts or parts[0] != ROOT:
-            raise _refuse(path, f"it holds {m.name!r}, which is not under {ROOT}/")
+            raise _refuse(path, f"it holds {name!r}, which is not under {ROOT}/")
+        if "/".join(parts) != name.rstrip("/"):
+            raise _refuse(path, f"member {name!r} is not a plain name")
+        if name in kinds:
+            raise _refuse(path, f"{name!r} appears twice")
+        kind = "dir" if m.isdir() else "reg" if m.isreg() and not m.issparse() else \
+            "sym" if m.issym() else "lnk" if m.islnk() else None
+        if kind is None:
+            raise _refuse(path, f"{name!r} is not a file, folder or link")
+        if len(parts) == 1 and kind != "dir":
+            raise _refuse(path, f"{ROOT!r} is not a folder")
+        kinds[name] = kind
+        for parent in list(PurePosixPath(name).parents)[:-1]:
+            if kinds.get(str(parent), "dir") != "dir":
+                raise _refuse(path, f"{name!r} lies beyond a {_what(kinds[str(parent)])}")
+        if kind == "lnk":
+            # Only to a regular file restored before it: never through a link (the hard link
+            # to a symbolic link would otherwise have its mode and time set through that link).
+            if kinds.get(m.linkname) != "reg":
+                raise _refuse(path, f"hard link {name!r} points to {m.linkname!r}, which is "
+                              "not a file earlier in the archive")
         if skip_git and parts[1:2] == (".git",):
             continue
-        if len(parts) == 1 and not m.isdir():
-            raise _refuse(path, f"{ROOT!r} is not a folder")
-        (links if m.issym() else others).append(m)
-    link_paths = {PurePosixPath(m.name) for m in links}
-    for m in others + links:
-        names = [m.name] + ([m.linkname] if m.islnk() else [])
-        for name in names:
-            if any(parent in link_paths for parent in PurePosixPath(name).parents):
-                raise _refuse(path, f"{name!r} lies beyond a symbolic link")
-    return others, links
+        chosen.append(m)
+    if ROOT not in kinds:
+        raise _refuse(path, f"it holds no {ROOT}/ folder")
+    for m in chosen:  # parents named later in the archive than their children
+        for parent in list(PurePosixPath(m.name).parents)[:-1]:
+            if kinds.get(str(parent), "dir") != "dir":
+                raise _refuse(path, f"{m.name!r} lies beyond a {_what(kinds[str(parent)])}")
+    return chosen
 
 
-def as_data(m: tarfile.TarInfo, path: Path) -> tarfile.TarInfo:
-    """What tarfile's ``data`` filter makes of member M, for Pythons without it (Debian 12's
-    3.11.2 has no extraction filters): special files refused, a hard link only to a name in
-    the archive's folder, no setuid/setgid/sticky or group/other write bits, owned by the user
-    who restores (as root too)."""
-    import copy
-    import stat
+def history_pack(path: Path) -> str | None:
+    """The name of the pack of a worktree's history that archive PATH carries, if any."""
+    with tarfile.open(path, "r:*", **ENCODING) as tar:
+        return next((n for n in tar.getnames() if OBJECTS_PACK.match(n)), None)
 
-    if not (m.isreg() or m.isdir() or m.islnk()):
-        raise _refuse(path, f"{m.name!r} is a special file")
-    if m.islnk():
-        target = PurePosixPath(m.linkname)
-        if target.is_absolute() or ".." in target.parts or target.parts[:1] != (ROOT,):
-            raise _refuse(path, f"hard link {m.name!r} points outside the archive's folder")
-    m = copy.copy(m)
-    mode = m.mode & ~(stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX | stat.S_IWGRP | stat.S_IWOTH)
-    if m.isdir():
-        mode |= 0o700
+
+def restore_history(path: Path, ws: Path, commit: str, branch: str | None) -> None:
+    """Make WS (an empty folder) a repository of its own from the worktree history archive
+    PATH carries: am's own git init (no template, no hooks), the pack indexed anew on the host
+    (its index in the archive is not trusted), the branch at COMMIT, HEAD on it."""
+    from am import git, gitsafe, proc
+
+    member = history_pack(path)
+    fmt = "sha256" if len(commit) == 64 else "sha1"
+    res = proc.run(["git", "init", "--quiet", "--template=", f"--object-format={fmt}", str(ws)],
+                   cwd="/", env=git.ws_env())
+    if not res.ok or member is None:
+        raise _refuse(path, f"cannot make a repository of its history: {res.last_lines(1)}")
+    packs = ws / ".git" / "objects" / "pack"
+    incoming = packs / "incoming.pack"
+    with tarfile.open(path, "r:*", **ENCODING) as tar, open(incoming, "xb") as f:
+        shutil.copyfileobj(tar.extractfile(member), f, 1 << 20)
+    name = index_pack(incoming, fmt, packs)
+    for suffix in (".pack", ".idx"):
+        os.replace(incoming.with_suffix(suffix), packs / f"pack-{name}{suffix}")
+    repo = gitsafe.open_clone(ws)
+    if branch:
+        git.ws_git(repo, "update-ref", f"refs/heads/{git.check_branch(branch)}", commit)
+        git.ws_git(repo, "symbolic-ref", "HEAD", f"refs/heads/{branch}")
     else:
-        mode |= 0o600
-        if not mode & 0o100:
-            mode &= ~0o011
-    m.mode = mode
-    m.uid, m.gid, m.uname, m.gname = os.getuid(), os.getgid(), "", ""
-    return m
+        git.ws_git(repo, "update-ref", "--no-deref", "HEAD", commit)
+    git.ws_git(repo, "read-tree", commit)
+
+
+def check(path: Path, *, skip_git: bool = False) -> None:
+    """Refuse archive PATH now, before anything is made, if ``extract`` would."""
+    try:
+        with tarfile.open(path, "r:*", **ENCODING) as tar:
+            plan_members(tar, path, skip_git)
+    except (OSError, tarfile.TarError) as e:
+        raise _refuse(path, " ".join(str(e).split())) from None
+
+
+def _what(kind: str) -> str:
+    return {"sym": "symbolic link", "lnk": "hard link", "reg": "file"}.get(kind, kind)
+
+
+class _Tree:
+    """Writes under one folder through descriptors: no component is ever a followed link."""
+
+    def __init__(self, top: Path):
+        self.top = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+
+    def close(self):
+        os.close(self.top)
+
+    def parent(self, name: str, create: bool = True) -> tuple[int, str]:
+        """An open descriptor of NAME's folder (made as needed), and NAME's last part."""
+        parts = PurePosixPath(name).parts
+        fd = os.dup(self.top)
+        try:
+            for part in parts[:-1]:
+                if create:
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(part, 0o700, dir_fd=fd)
+                nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                              dir_fd=fd)
+                os.close(fd)
+                fd = nxt
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, parts[-1]
+
+
+def _file_mode(mode: int) -> int:
+    mode = (mode & 0o755) | 0o600
+    return mode if mode & 0o100 else mode & ~0o111
+
+
+def _write(tar, tree: _Tree, m: tarfile.TarInfo) -> None:
+    fd, last = tree.parent(m.name)
+    try:
+        if m.isdir():
+            with contextlib.suppress(FileExistsError):  # made earlier as a child's parent
+                os.mkdir(last, 0o700, dir_fd=fd)
+        elif m.islnk():
+            sfd, slast = tree.parent(m.linkname, create=False)
+            try:
+                os.link(slast, last, src_dir_fd=sfd, dst_dir_fd=fd, follow_symlinks=False)
+            finally:
+                os.close(sfd)
+        else:
+            out = os.open(last, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
+                          os.O_CLOEXEC, 0o600, dir_fd=fd)
+            try:
+                src = tar.extractfile(m)
+                while chunk := src.read(1 << 20):
+                    os.write(out, chunk)
+                os.fchmod(out, _file_mode(m.mode))
+                os.utime(out, (max(0, int(m.mtime)),) * 2)
+            finally:
+                os.close(out)
+    finally:
+        os.close(fd)
+
+
+def _finish_dir(tree: _Tree, m: tarfile.TarInfo) -> None:
+    fd, last = tree.parent(m.name, create=False)
+    try:
+        dfd = os.open(last, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                      dir_fd=fd)
+    finally:
+        os.close(fd)
+    try:
+        os.fchmod(dfd, (m.mode & 0o755) | 0o700)
+        os.utime(dfd, (max(0, int(m.mtime)),) * 2)
+    finally:
+        os.close(dfd)
 
 
 def extract(path: Path, dest: Path, *, skip_git: bool = False) -> None:
-    """Extract the workspace of archive PATH into DEST (which must not exist yet).
-
-    Symbolic links are restored as they were, wherever they point (a link is only a name), but
-    only after everything else, and nothing is ever extracted beneath one.
-    """
+    """Extract the workspace of archive PATH into DEST (which must not exist yet, unless
+    SKIP_GIT: then DEST is a fresh worktree whose files are replaced, .git kept)."""
     with (
-        tarfile.open(path, "r:*") as tar,
+        tarfile.open(path, "r:*", **ENCODING) as tar,
         tempfile.TemporaryDirectory(prefix=".restore-", dir=dest.parent) as tmp,
     ):
-        others, links = _plan_members(tar, path, skip_git)
-        tar.errorlevel = 2  # every extraction problem is an error, none only a warning
         try:
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(tmp, members=others, filter="data")
-            else:
-                tar.extractall(tmp, members=[as_data(m, path) for m in others])
-        except getattr(tarfile, "FilterError", ()) as e:
-            raise _refuse(path, str(e)) from None
-        except (tarfile.TarError, OSError) as e:
+            members = plan_members(tar, path, skip_git)
+        except tarfile.TarError as e:
             raise _refuse(path, " ".join(str(e).split())) from None
-        for m in links:
-            link = Path(tmp, m.name)
-            if os.path.lexists(link):
-                raise _refuse(path, f"{m.name!r} appears twice")
-            link.parent.mkdir(parents=True, exist_ok=True)
-            os.symlink(m.linkname, link)
+        tree = _Tree(Path(tmp))
+        try:
+            for m in members:
+                if not m.issym():
+                    _write(tar, tree, m)
+            for m in members:
+                if m.issym():
+                    fd, last = tree.parent(m.name)
+                    try:
+                        os.symlink(m.linkname, last, dir_fd=fd)
+                    finally:
+                        os.close(fd)
+            for m in sorted((m for m in members if m.isdir()), key=lambda m: -m.name.count("/")):
+                _finish_dir(tree, m)
+        except (OSError, tarfile.TarError) as e:
+            raise _refuse(path, f"{getattr(e, 'strerror', None) or e}") from None
+        finally:
+            tree.close()
         src = Path(tmp) / ROOT
         if skip_git:
             # DEST is a fresh worktree at the snapshot's commit: replace its files wholesale so
@@ -195,3 +460,4 @@ def extract(path: Path, dest: Path, *, skip_git: bool = False) -> None:
                 os.replace(child, dest / child.name)
         else:
             os.replace(src, dest)
+

@@ -38,7 +38,9 @@ class Store:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[dict[str, dict]]:
         """Read-modify-write under the lock; the change is written only if the block succeeds."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        from am import paths
+
+        paths.private_dir(self.path.parent)
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)

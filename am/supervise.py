@@ -115,6 +115,9 @@ def container_result(engine: str, name: str, code: int, oom_seen: bool,
 
 
 def main(argv: list[str]) -> int:
+    # What the supervisor writes (exit and health files) is the user's alone, whatever umask
+    # the tmux server has; a tmux agent gets the umask of the user who spawned it.
+    os.umask(0o077)
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     # A tmux agent gets exactly the caller's environment (from the FIFO), nothing of the server's.
     env = {} if spec.get("clean_env") else dict(os.environ)
@@ -133,6 +136,8 @@ def main(argv: list[str]) -> int:
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            if "umask" in spec:
+                os.umask(spec["umask"])
             try:
                 os.chdir(spec["cwd"])
                 os.execvpe(spec["argv"][0], spec["argv"], env)

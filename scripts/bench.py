@@ -232,6 +232,60 @@ def bench_repeat_spawn(work: Path, big: Path, runs: int) -> list[dict]:
     ]
 
 
+def bench_workspace_ops(work: Path, repo: Path, runs: int, engine: str) -> list[dict]:
+    """am diff, am snapshot and the unsaved-work check of a container agent, running and
+    stopped, against what plain git and tar on the host cost for the same workspace."""
+    am = Am(work / f"home-ops-{engine}")
+    agent = am("spawn", repo, "--container", "--runtime", engine, "--name", "ops", "--cmd",
+               "echo edit >> d0/f0.txt && echo new > made.txt && echo READY && sleep 3600"
+               ).stdout.split()[-1]
+    ws = am.home / "agents" / agent
+    deadline = time.monotonic() + 60
+    while not (ws / "made.txt").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    base = json.loads(am("info", agent, "--json").stdout)["base_commit"]
+    snaps = am.home / "data" / "snapshots"
+    index = work / f"floor-index-{engine}"
+    g = ["git", "-c", "safe.directory=*", "-C", ws]  # the workspace is the agent's uid's
+
+    def drop_snapshots(_=None):
+        shutil.rmtree(snaps, ignore_errors=True)
+
+    def git_diff(_):
+        env = {**os.environ, "GIT_INDEX_FILE": str(index)}
+        sh([*g, "read-tree", "HEAD"], env=env)
+        sh([*g, "add", "--all", "--intent-to-add"], env=env)
+        sh([*g, "diff", "--binary", base], env=env)
+
+    def tar(_):
+        sh(["tar", "-czf", work / f"floor-{engine}.tar.gz", "-C", ws, "."])
+
+    def git_unsaved(_):
+        sh([*g, "status", "--porcelain", "--untracked-files=all"])
+        sh([*g, "rev-list", "--count", "HEAD", "--branches", "--not", "--remotes"])
+
+    rows = []
+    for state in ("running", "stopped"):
+        if state == "stopped":
+            am("stop", agent)
+        o, f = paired(lambda _: am("diff", agent), git_diff, runs)
+        rows.append({"figure": f"am diff, {state} container agent ({engine})", "am": o,
+                     "floor": f, "floor_what": "git read-tree + add -N + diff on the host",
+                     "target": None})
+        o = median_of(lambda _: am("snapshot", agent), runs, teardown=drop_snapshots)
+        f = median_of(tar, runs)
+        rows.append({"figure": f"am snapshot, {state} container agent ({engine})", "am": o,
+                     "floor": f, "floor_what": "tar -czf of the workspace on the host",
+                     "target": None})
+    # am rm refuses a stopped agent with unsaved work: the check alone, and nothing removed
+    o, f = paired(lambda _: am("rm", agent, check=False), git_unsaved, runs)
+    rows.append({"figure": f"unsaved-work check (am rm refused), stopped agent ({engine})",
+                 "am": o, "floor": f, "floor_what": "git status + rev-list on the host",
+                 "target": None})
+    am.stop_all()
+    return rows
+
+
 # Inside the agent: on each trigger file am's bench writes (in .git, which git status skips),
 # time one task there (a CPU-bound loop, or git status over the 5,000-file workspace) and print
 # it; the runc and the gVisor agent take turns, so both meet the same load on a busy machine.
@@ -427,6 +481,96 @@ def bench_startup(work: Path, runs: int) -> tuple[list[dict], list[tuple[str, fl
     ], top[:8]
 
 
+def bench_ui(work: Path, repo: Path, engines: list[str], seconds: float = 60) -> list[dict]:
+    """CPU a minute of an idle ``am ui`` over 10 agents (its preview shown), against running
+    ``am list`` every 2 seconds (watch(1)); the engine and tmux calls it makes a minute; and
+    what the docker daemons spend on its stats calls (their CPU over ten calls, less the same
+    time without: the only way to see it on a machine other work shares)."""
+    import psutil
+
+    am = Am(work / "home-ui")
+    containers = [e for e in engines for _ in range(3)][:6]
+    print(f"  spawning {10 - len(containers)} tmux agents and {len(containers)} container "
+          f"agents ({', '.join(engines)})", file=sys.stderr)
+    for _ in range(10 - len(containers)):
+        am("spawn", repo, "--cmd", "while :; do date; sleep 5; done")
+    for e in containers:
+        am("spawn", repo, "--container", "--runtime", e, "--cmd", "sleep 3600",
+           "--memory", "64m")
+
+    def cpu(procs) -> float:
+        total = 0.0
+        for p in procs:
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+            except psutil.Error:
+                pass
+        return total
+
+    children = os.times()
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        began = time.monotonic()
+        am("list")
+        time.sleep(max(0.0, min(2.0 - (time.monotonic() - began), end - time.monotonic())))
+    done = os.times()
+    am_list = (done.children_user + done.children_system - children.children_user
+               - children.children_system) * 60 / seconds
+
+    # Shims count the ui's calls of each engine and of tmux.
+    shims = work / "ui-shims"
+    shims.mkdir()
+    log = shims / "calls.log"
+    for name in ("docker", "podman", "tmux"):
+        if shutil.which(name):
+            (shims / name).write_text(
+                f'#!/bin/sh\necho "{name} $1" >> {log}\nexec {shutil.which(name)} "$@"\n')
+            (shims / name).chmod(0o755)
+    session = f"bench-ui-{os.getpid()}"
+    sh(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", "--", "env",
+        f"AM_HOME={am.home}", f"PATH={shims}:{os.environ['PATH']}", *AM, "ui"])
+    try:
+        # env execs am: the pane's process is the ui.
+        ui = psutil.Process(int(sh(["tmux", "display-message", "-p", "-t", f"={session}:",
+                                    "#{pane_pid}"]).stdout))
+        time.sleep(5)  # start-up, not the steady cost
+        log.write_text("")
+        before = cpu([ui])
+        time.sleep(seconds)
+        ui_cpu = (cpu([ui]) - before) * 60 / seconds
+        calls = log.read_text().splitlines()
+    finally:
+        sh(["tmux", "kill-session", "-t", f"={session}:"], check=False)
+    per_minute = {c: calls.count(c) * 60 / seconds for c in sorted(set(calls))}
+
+    daemons = [p for p in psutil.process_iter(["name"])
+               if (p.info["name"] or "").startswith(("dockerd", "containerd"))]
+    stats_cost = None
+    if "docker" in engines and daemons:
+        before, began = cpu(daemons), time.monotonic()
+        for _ in range(10):
+            sh(["docker", "stats", "--no-stream"])
+        took, during = time.monotonic() - began, cpu(daemons) - before
+        before = cpu(daemons)
+        time.sleep(took)
+        stats_cost = max(0.0, during - (cpu(daemons) - before)) / 10
+    am.stop_all()
+    mix = f"{10 - len(containers)} tmux + {len(containers)} container agents"
+    rows = [{"figure": f"am ui, {mix}: its CPU a minute (with the engine clients it runs)",
+             "am": ui_cpu, "floor": am_list, "floor_what": "am list every 2 s",
+             "target": 1.0, "unit": "cpu"},
+            {"figure": "am ui: calls a minute", "am": ", ".join(
+                f"{v:.0f} {k}" for k, v in per_minute.items()), "floor": None,
+             "floor_what": "counted by shims", "target": None, "unit": "text"}]
+    if stats_cost is not None:
+        rows.append({"figure": "am ui: CPU a minute of dockerd and containerd for its docker "
+                     "stats calls", "am": stats_cost * per_minute.get("docker stats", 0),
+                     "floor": None, "floor_what": f"{stats_cost * 1000:.0f} ms a call, "
+                     "measured over 10 calls", "target": None, "unit": "cpu"})
+    return rows
+
+
 # -- report --------------------------------------------------------------------------------
 
 def fmt(value, unit="s"):
@@ -434,6 +578,10 @@ def fmt(value, unit="s"):
         return "-"
     if unit == "bytes":
         return f"{value / 1024**2:.1f} MiB"
+    if unit == "text":
+        return value
+    if unit == "cpu":  # CPU seconds a minute
+        return f"{value:.2f} s/min ({value / 60 * 100:.1f}% of a core)"
     if value < 0.1:
         return f"{value * 1000:.1f} ms"
     if unit == "calls":
@@ -484,7 +632,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="small repositories and 40 agents")
     ap.add_argument("--engines", default="docker,podman")
     ap.add_argument("--list-engine", default="docker")
-    ap.add_argument("--only", default="spawn,container,isolation,repeat,list,startup",
+    ap.add_argument("--only", default="spawn,container,isolation,repeat,ops,list,startup,ui",
                     help="comma-separated figures to run (the report is written only for all)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "performance.md"))
     # Not /tmp: on these machines its directory tree allocates new files several times slower
@@ -521,10 +669,16 @@ def main() -> int:
         if "repeat" in only:
             print("repeat spawn through the cache ...", file=sys.stderr)
             rows += bench_repeat_spawn(work, big, args.runs)
+        for e in engines if "ops" in only else ():
+            print(f"diff, snapshot and the unsaved-work check, {e} ...", file=sys.stderr)
+            rows += bench_workspace_ops(work, medium, args.runs, e)
         if "list" in only:
             print("list and status at scale ...", file=sys.stderr)
             rows += bench_list_status(work, medium, args.runs, args.list_engine,
                                       40 if args.quick else 200)
+        if "ui" in only:
+            print("am ui over 10 agents, a minute each way ...", file=sys.stderr)
+            rows += bench_ui(work, medium, engines)
         imports = []
         if "startup" in only:
             print("start-up ...", file=sys.stderr)

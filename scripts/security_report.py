@@ -20,11 +20,24 @@ POLICY = {  # tests/test_container.py -> property
     "test_oom_kill_is_reported": "4 container policy (no network, caps, read-only, limits)",
     "test_fork_bomb_hits_pids_limit_and_stop_still_works":
         "4 container policy (no network, caps, read-only, limits)",
-    "test_worktree_agent_in_container_commits_to_host_branch":
+    "test_worktree_container_is_refused_and_the_repository_untouched":
         "4 container policy (no network, caps, read-only, limits)",
     "test_the_agent_sees_its_isolations_kernel": "7 kernel isolation (the agent's kernel)",
 }
-TARGETS = ["tests/security"] + [f"tests/test_container.py::{name}" for name in POLICY]
+NETWORK = "15 limited network: names, addresses, ports"
+TERMINAL = "13 agent text is escaped on the terminal"
+NETWORK_TESTS = {  # tests/test_network.py -> property
+    "test_limited_allows_only_the_allowlist": NETWORK,
+    "test_private_addresses_only_for_names_allowed_so": NETWORK,
+    "test_an_allowed_port_is_the_only_port": NETWORK,
+    "test_proxy_container_holds_only_the_proxy": NETWORK,
+    "test_killing_the_proxy_leaves_no_network": NETWORK,
+    "test_network_log_never_reaches_the_terminal_raw": TERMINAL,
+}
+POLICY.update(NETWORK_TESTS)
+TARGETS = ["tests/security"] + [f"tests/test_container.py::{name}" for name in POLICY
+                                if name not in NETWORK_TESTS] \
+    + [f"tests/test_network.py::{name}" for name in NETWORK_TESTS]
 
 
 def rows(junit: Path) -> dict[tuple[str, str], list[tuple[str, bool]]]:
@@ -54,7 +67,13 @@ def main(argv: list[str]) -> int:
         table = rows(junit)
     width = max([len(p) for p, _ in table] + [8])
     print(f"\n{'property':<{width}}  {'engine':<13} {'result':<6} tests")
-    for (prop, engine), cases in sorted(table.items()):
+
+    def order(item):  # by property number, then engine
+        (prop, engine), _ = item
+        number = prop.split()[0]
+        return (int(number) if number.isdigit() else 99, prop, engine)
+
+    for (prop, engine), cases in sorted(table.items(), key=order):
         ok = all(passed for _, passed in cases)
         print(f"{prop:<{width}}  {engine:<13} {'pass' if ok else 'FAIL':<6} "
               f"{sum(p for _, p in cases)}/{len(cases)}")

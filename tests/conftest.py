@@ -25,9 +25,10 @@ class Am:
         self.argv = [sys.executable, "-m", "am"]
 
     def __call__(self, *args, check=True, env=None, timeout=300, input=None):
+        # errors="replace": am diff writes the patch's exact bytes, which need not be UTF-8
         res = subprocess.run([sys.executable, "-m", "am", *map(str, args)], env={**self.env,
                              **(env or {})}, capture_output=True, text=True, timeout=timeout,
-                             input=input)
+                             input=input, errors="replace")
         if check and res.returncode != 0:
             raise AssertionError(f"am {' '.join(map(str, args))} failed ({res.returncode}):\n"
                                  f"{res.stdout}\n{res.stderr}")
@@ -160,6 +161,16 @@ def agent_files(home: Path) -> set[str]:
         if folder.is_dir():
             found |= {p.name.split(".")[0] for p in folder.iterdir()}
     return found
+
+
+@pytest.fixture
+def term(tmp_path, am):
+    """A real terminal of the test's own (tests/terminal.py), with the am fixture's settings."""
+    from terminal import Terminal
+
+    t = Terminal(tmp_path, {**am.env, "TERM": "xterm-256color"})
+    yield t
+    t.close()
 
 
 @pytest.fixture(params=ENGINES)

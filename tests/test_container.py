@@ -6,7 +6,7 @@ import subprocess
 import uuid
 
 import pytest
-from conftest import Terminal, clients_of, git, wait_for
+from conftest import Terminal, assert_am_error, assert_nothing_made, clients_of, git, wait_for
 from containers import container_names, host_cgroup
 
 from am import isolation as isolations
@@ -185,15 +185,21 @@ def test_fork_bomb_hits_pids_limit_and_stop_still_works(am, engine, isolation):
     assert container_names(engine, str(am.home)) == []
 
 
-def test_worktree_agent_in_container_commits_to_host_branch(am, engine, isolation):
-    agent = cspawn(am, engine, "echo wt > wt.txt && git add wt.txt && "
-                   "git -c user.name=a -c user.email=a@b commit -qm from-container && "
-                   "git --no-pager log --oneline -1 && echo WT-DONE; sleep 300", "--worktree",
-                   isolation=isolation)
-    log = am.wait_log(agent, "WT-DONE")
-    assert "from-container" in log
-    assert "from-container" in git("log", "--oneline", "-1", f"am/{agent}", cwd=am.repo)
-    am("stop", agent)
+def test_worktree_container_is_refused_and_the_repository_untouched(am, engine):
+    """A container agent would have to write the repository's shared git folder to commit
+    there (tests/security/test_hostile_workspace.py shows what it could plant): refused before
+    anything is made, and nothing of the repository changes hands."""
+    git_dir = am.repo / ".git"
+    before = {p: (p.stat().st_uid, p.stat().st_mode) for p in git_dir.rglob("*")}
+    branches = git("branch", "--list", cwd=am.repo)
+    res = am("spawn", am.repo, "--container", "--runtime", engine, "--worktree", "--cmd",
+             "sleep 300", check=False)
+    line = assert_am_error(res)
+    assert "--worktree cannot be combined with --container" in line and "hint:" in line
+    assert_nothing_made(am.home)
+    assert container_names(engine, str(am.home)) == []
+    assert {p: (p.stat().st_uid, p.stat().st_mode) for p in git_dir.rglob("*")} == before
+    assert git("branch", "--list", cwd=am.repo) == branches
 
 
 KERNEL = "echo KERNEL=$(uname -r); dmesg 2>&1 | head -1 | sed 's/^/DMESG=/'; echo K-DONE; sleep 300"

@@ -71,7 +71,7 @@ def test_secrets_reach_the_agent_and_nothing_else(am, repo, tmp_path, engine):
     (home / ".hasher").mkdir(parents=True)
     (home / ".hasher" / "marker").write_text("host-config\n")
     for p in (home, home / ".hasher"):
-        p.chmod(0o755)  # as root, the agent runs as uid 1000
+        p.chmod(0o755)  # as root, the agent runs as a uid of its own
     (home / ".hasher" / "marker").chmod(0o644)
     given = f"given-{uuid.uuid4().hex}"  # passed with --env NAME
     profile = f"profile-{uuid.uuid4().hex}"  # the profile's own variable, passed by itself
@@ -107,7 +107,7 @@ def test_secrets_reach_the_agent_and_nothing_else(am, repo, tmp_path, engine):
 
 def fake_home(top: Path) -> Path:
     """A home as a claude user has it: the login, the global state and other projects'
-    transcripts; readable by uid 1000 (the agent's uid when am runs as root)."""
+    transcripts; readable by any uid (the agent has its own when am runs as root)."""
     home = top / "home"
     files = {".claude/.credentials.json": "CRED-" + uuid.uuid4().hex,
              ".claude/projects/-other-project/t.jsonl": "TRANSCRIPT-OF-ANOTHER-PROJECT",
@@ -162,8 +162,9 @@ def test_mount_agent_config_exposes_only_the_credentials(am, repo, tmp_path, eng
         assert not (home / ".claude/projects/here").exists()
         mounts = json.loads(subprocess.run([engine, "inspect", f"am-{agent}"],
                                            capture_output=True, text=True).stdout)[0]["Mounts"]
+        # (besides the workspace, and as root am's /etc/passwd and /etc/group for the agent's uid)
         assert sorted((m["Source"], m["Destination"], m["RW"]) for m in mounts
-                      if m["Destination"] != "/workspace") == [
+                      if m["Destination"] not in ("/workspace", "/etc/passwd", "/etc/group")) == [
             (str(home / ".claude/.credentials.json"),
              "/run/am-agent-config/.claude/.credentials.json", False)]
         am("stop", agent)

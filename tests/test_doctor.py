@@ -1,8 +1,10 @@
 """am doctor finds each kind of drift between the state file and reality, and --fix repairs it."""
 
 import json
+import re
 import shutil
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -116,6 +118,30 @@ def test_orphan_and_lost_containers(am, repo, engine):
 
 
 @pytest.mark.container
+@pytest.mark.parametrize("engine", ENGINES)
+def test_proxy_image_row_shows_squid_and_age(am, engine):
+    """Security updates reach the proxy only with a rebuild: doctor says how old it is."""
+    from am.network import PROXY_IMAGE
+
+    engine_ready(engine)
+    if subprocess.run([engine, "image", "inspect", PROXY_IMAGE], capture_output=True).returncode:
+        am("image", "build", "--proxy", "--runtime", engine, timeout=900)
+    rows = {r["check"]: r for r in json.loads(am("doctor", "--json", check=False).stdout)["checks"]}
+    row = rows[f"{engine} proxy"]
+    assert row["ok"] is True, row
+    assert re.search(rf"^{re.escape(PROXY_IMAGE)}, squid 5\.\S+, built \d+ days? ago$",
+                     row["detail"]), row
+
+
+def test_image_ages_of_both_engines():
+    from am.commands.doctor import age_days
+
+    assert age_days("2020-01-01T00:00:00Z") > 365
+    assert age_days("2020-01-01 00:00:00.5 -0500 EST") == age_days("2020-01-01T05:00:00Z")
+    assert age_days(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())) == 0
+    assert age_days("not a time") is None
+
+
 def test_doctor_says_whether_gvisor_runs_on_each_engine(am):
     for engine in ENGINES:
         engine_ready(engine)

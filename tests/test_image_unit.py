@@ -80,6 +80,6 @@ def test_credential_copy_runs_the_command_after_the_files(tmp_path):
 
 
 def test_agent_home_belongs_to_the_agent():
-    assert "uid=1000,gid=1000" in Docker().home_owner(0, 0)
+    assert "uid=2000000000,gid=2000000000" in Docker().home_owner(0, 0)  # as root: no account
     assert "uid=1234,gid=99" in Docker().home_owner(1234, 99)
     assert Podman().home_owner(0, 0).endswith(",U")

@@ -9,6 +9,7 @@ import json
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from conftest import assert_am_error
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.container
 
 DEFAULT_BRIDGE = {"docker": "bridge", "podman": "podman"}
 SERVER = ("cd /tmp && echo {name} > index.html && (python3 -m http.server 443 &) && "
-          "exec python3 -m http.server 80")
+          "(python3 -m http.server 8080 &) && exec python3 -m http.server 80")
 
 
 def sh(*argv, check=True) -> subprocess.CompletedProcess:
@@ -36,7 +37,7 @@ def ip_on(engine: str, container: str, net: str) -> str:
 def wait_http(engine: str, container: str) -> None:
     """Until the server answers on both ports, asked from inside its own container."""
     check = ("import urllib.request as u; [u.urlopen(f'http://127.0.0.1:{p}/', timeout=1) "
-             "for p in (80, 443)]")
+             "for p in (80, 443, 8080)]")
     for _ in range(100):
         if sh(engine, "exec", container, "python3", "-c", check, check=False).returncode == 0:
             return
@@ -46,8 +47,10 @@ def wait_http(engine: str, container: str) -> None:
 
 @pytest.fixture(scope="module", params=ENGINES)
 def servers(request):
-    """Two HTTP servers (ports 80 and 443, plain http) on a network of their own, also joined
-    to the engine's default bridge so that a `full` agent can reach them."""
+    """Two HTTP servers (ports 80, 443 and 8080, plain http) on a network of their own, also
+    joined to the engine's default bridge so that a `full` agent can reach them. Their
+    addresses are private, so a proxy reaches them only for names allowed with
+    --allow-private-domain."""
     engine = request.param
     engine_ready(engine)
     tag = uuid.uuid4().hex[:8]
@@ -88,7 +91,8 @@ def spawn(am, engine, script, *extra, isolation="runc"):
 
 
 def fill(script: str, ips: dict[str, str]) -> str:
-    return script.replace("@allowed@", ips["allowed"]).replace("@denied@", ips["denied"])
+    return script.replace("@allowed@", ips["allowed"]).replace("@denied@", ips["denied"]) \
+        .replace("@code@", CODE)
 
 
 def values(log: str) -> dict[str, str]:
@@ -110,14 +114,19 @@ def proxies(engine: str, home) -> list[str]:
     return [n for n in container_names(engine, str(home)) if n.startswith("am_proxy-")]
 
 
+CODE = "curl -sS -m 5 -o /dev/null -w '%{http_code}'"
 LIMITED_PROBE = """
 echo "IFACES=$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\\n' ' ')"
 echo "ALLOWED_HTTP=$(curl -sS -m 5 http://allowed.test/)"
 echo "ALLOWED_CONNECT=$(curl -sS -m 5 --proxytunnel http://allowed.test:443/)"
-echo "DENIED_HTTP=$(curl -sS -m 5 -o /dev/null -w '%{http_code}' http://denied.test/)"
+echo "DENIED_HTTP=$(@code@ http://denied.test/)"
 curl -sS -m 5 --proxytunnel http://denied.test:443/ >/dev/null 2>&1; echo "DENIED_CONNECT=$?"
 curl -sS -m 5 --proxytunnel http://allowed.test:80/ >/dev/null 2>&1; echo "OTHER_PORT_CONNECT=$?"
-echo "STATS=$(curl -sS -m 5 -o /dev/null -w '%{http_code}' http://tinyproxy.stats/)"
+echo "OTHER_PORT_HTTP=$(@code@ http://allowed.test:8080/)"
+echo "HTTP_TO_TLS_PORT=$(@code@ http://allowed.test:443/)"
+echo "IP_LITERAL=$(@code@ http://@allowed@/)"
+echo "STATS=$(@code@ http://tinyproxy.stats/)"
+echo "MANAGER=$(@code@ http://allowed.test/squid-internal-mgr/info)"
 curl -sS -m 5 --noproxy '*' http://@allowed@/ >/dev/null 2>&1; echo "DIRECT_ALLOWED=$?"
 curl -sS -m 5 --noproxy '*' http://@denied@/ >/dev/null 2>&1; echo "DIRECT_DENIED=$?"
 getent hosts denied.test >/dev/null; echo "DNS_DENIED=$?"
@@ -132,30 +141,180 @@ sleep 300
 def test_limited_allows_only_the_allowlist(am, engine, servers, isolation):
     ip = servers["ip"]
     agent = spawn(am, engine, fill(LIMITED_PROBE, ip), "--network", "limited",
-                  "--allow-domain", "allowed.test", isolation=isolation)
+                  "--allow-private-domain", "allowed.test", isolation=isolation)
     v = values(am.wait_log(agent, "PROBE-DONE", timeout=90))
     assert v["IFACES"] == "lo"
     assert v["ALLOWED_HTTP"] == "allowed"  # forwarded http
     assert v["ALLOWED_CONNECT"] == "allowed"  # a CONNECT tunnel to port 443
     assert v["DENIED_HTTP"] == "403"  # refused by the proxy
     assert v["DENIED_CONNECT"] != "0" and v["OTHER_PORT_CONNECT"] != "0"
-    assert v["STATS"] == "403"  # no statistics page
+    # plain http goes to port 80 only; an address is no name
+    assert v["OTHER_PORT_HTTP"] == v["HTTP_TO_TLS_PORT"] == v["IP_LITERAL"] == "403"
+    assert v["STATS"] == v["MANAGER"] == "403"  # no statistics or manager page
     assert v["DIRECT_ALLOWED"] != "0" and v["DIRECT_DENIED"] != "0"
     assert v["DNS_DENIED"] != "0" and v["DNS_ALLOWED"] != "0"  # no resolver at all
     assert v["CONF_VISIBLE"] != "0" and v["SOCKET_DIR_WRITE"] != "0"
 
     info = am.info(agent)
-    assert info["network"] == "limited" and info["allow_domains"] == ["allowed.test"]
+    assert info["network"] == "limited" and info["allow_domains"] == []
+    assert info["allow_private_domains"] == ["allowed.test"]
     assert info["proxy"] == f"am_proxy-{agent}" and info["egress_network"] == servers["net"]
     denied = am("logs", agent, "--network").stdout
-    assert "denied denied.test" in denied and "tinyproxy.stats" in denied
-    assert "denied allowed.test" not in denied
-    assert "denied CONNECT allowed.test:80" in denied
+    assert "denied GET denied.test:80: not on the allowlist" in denied
+    assert "denied GET tinyproxy.stats:80" in denied
+    assert "denied GET allowed.test:80: not" not in denied and "readiness" not in denied
+    assert "denied GET allowed.test:80: refused" in denied  # the manager's pages
+    assert "denied CONNECT allowed.test:80: port not allowed" in denied
+    assert "denied GET allowed.test:8080: port not allowed" in denied
+    assert f"denied GET {ip['allowed']}:80: not on the allowlist" in denied
 
     am("stop", agent)
     assert container_names(engine, str(am.home)) == []  # agent and proxy both gone
     assert am_networks(engine, am.home) == []
-    assert "denied denied.test" in am("logs", agent, "--network").stdout  # kept after stop
+    assert "denied GET denied.test:80" in am("logs", agent, "--network").stdout  # kept
+
+
+PRIVATE_PROBE = """
+echo "PUBLIC_NAME_HTTP=$(@code@ http://allowed.test/)"
+curl -sS -m 5 --proxytunnel http://allowed.test:443/ >/dev/null 2>&1; echo "PUBLIC_NAME_CONNECT=$?"
+echo "PRIVATE_NAME_HTTP=$(curl -sS -m 5 http://denied.test/)"
+echo PROBE-DONE
+sleep 300
+"""
+
+
+def test_private_addresses_only_for_names_allowed_so(am, engine, servers):
+    """The test servers have private addresses: a name allowed with --allow-domain is refused
+    there (an allowed name an attacker points at the host, the LAN or loopback), a name
+    allowed with --allow-private-domain reaches its server (the control)."""
+    agent = spawn(am, engine, fill(PRIVATE_PROBE, servers["ip"]), "--network", "limited",
+                  "--allow-domain", "allowed.test", "--allow-private-domain", "denied.test")
+    v = values(am.wait_log(agent, "PROBE-DONE", timeout=90))
+    assert v["PRIVATE_NAME_HTTP"] == "denied"  # the control: reachable when allowed so
+    assert v["PUBLIC_NAME_HTTP"] == "403" and v["PUBLIC_NAME_CONNECT"] != "0"
+    denied = am("logs", agent, "--network").stdout
+    assert "denied GET allowed.test:80: a private, loopback, link-local or host address" \
+        in denied
+    assert "denied CONNECT allowed.test:443: a private" in denied
+    # The configuration names the egress network's gateway and this host's addresses too.
+    conf = (am.home / "state" / "run" / f"{agent}.net" / "conf" / "squid.conf").read_text()
+    local = next(ln for ln in conf.splitlines() if ln.startswith("acl am_local dst ")).split()
+    fmt = "{{range .IPAM.Config}}{{.Gateway}} {{end}}" if engine == "docker" else \
+        "{{range .Subnets}}{{.Gateway}} {{end}}"
+    gateway = sh(engine, "network", "inspect", "--format", fmt, servers["net"]).stdout.split()
+    assert gateway and all(g in local or g.startswith(("10.", "172.", "192.168."))
+                           for g in gateway)
+    # squid took every range as given (it drops, with a warning, one it reads otherwise)
+    started = sh(engine, "logs", f"am_proxy-{agent}")
+    assert "am_local" not in started.stdout + started.stderr, started.stderr
+    am("stop", agent)
+
+
+PORT_PROBE = """
+echo "NAMED_PORT_HTTP=$(curl -sS -m 5 http://allowed.test:8080/)"
+echo "NAMED_PORT_CONNECT=$(curl -sS -m 5 --proxytunnel http://allowed.test:8080/)"
+echo "DEFAULT_HTTP=$(@code@ http://allowed.test/)"
+curl -sS -m 5 --proxytunnel http://allowed.test:443/ >/dev/null 2>&1; echo "DEFAULT_CONNECT=$?"
+echo PROBE-DONE
+sleep 300
+"""
+
+
+def test_an_allowed_port_is_the_only_port(am, engine, servers):
+    agent = spawn(am, engine, fill(PORT_PROBE, servers["ip"]), "--network", "limited",
+                  "--allow-private-domain", "allowed.test:8080")
+    v = values(am.wait_log(agent, "PROBE-DONE", timeout=90))
+    assert v["NAMED_PORT_HTTP"] == v["NAMED_PORT_CONNECT"] == "allowed"
+    assert v["DEFAULT_HTTP"] == "403" and v["DEFAULT_CONNECT"] != "0"
+    assert am.info(agent)["allow_private_domains"] == ["allowed.test:8080"]
+    am("stop", agent)
+
+
+def test_proxy_container_holds_only_the_proxy(am, engine):
+    """No shell, socat or other tool an intruder in the proxy could use to reach the host;
+    a CPU limit. The control: the same look at the base image finds a shell."""
+    agent = spawn(am, engine, "sleep 300", "--network", "limited")
+    proxy = f"am_proxy-{agent}"
+    assert sh(engine, "inspect", "--format", "{{.HostConfig.NanoCpus}}", proxy).stdout.strip() \
+        == "500000000"
+    res = sh(engine, "exec", proxy, "sh", "-c", "true", check=False)
+    assert res.returncode != 0
+
+    am("stop", agent)
+
+    def members(image: str) -> list:
+        """The files of IMAGE, from a container made and not run (not the engine's own)."""
+        import io
+        import tarfile
+
+        name = f"amtest-files-{uuid.uuid4().hex[:6]}"
+        sh(engine, "create", "--name", name, image, "true")
+        try:
+            data = subprocess.run([engine, "export", name], capture_output=True,
+                                  timeout=120).stdout
+        finally:
+            sh(engine, "rm", "--force", name, check=False)
+        engine_files = {".dockerenv", "etc/hosts", "etc/hostname", "etc/resolv.conf",
+                        "run/.containerenv"}
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            return [m for m in tar.getmembers()
+                    if (n := m.name.removeprefix("./").rstrip("/")) not in engine_files
+                    and not n.startswith(("dev/", "proc/", "sys/")) and n not in ("dev", "")]
+
+    def programs(files: list) -> set[str]:
+        return {n for m in files if m.isfile() and m.mode & 0o111
+                and ".so" not in (n := m.name.removeprefix("./"))}
+
+    from am.network import PROXY_IMAGE
+
+    files = members(PROXY_IMAGE)
+    assert programs(files) == {"usr/sbin/squid", "usr/local/bin/am-proxy-relay"}
+    assert {"usr/bin/dash", "usr/bin/bash"} <= programs(members("am-base:bookworm"))  # control
+    # Any uid may use it: the proxy runs as the agent's, whoever built the image (an am with
+    # umask 077 once made /usr/sbin unreadable to it).
+    closed = [m.name for m in files if (m.isdir() and m.mode & 0o005 != 0o005)
+              or (m.isfile() and not m.mode & 0o004)]
+    assert closed == [], closed
+
+
+ESCAPE_PROBE = r"""
+python3 - <<'PY'
+import socket
+for line in (b"GET http://\x1b]2;PWNED\x07\x1b[2Jx/ HTTP/1.1",
+             b"GET http://denied.test/\x1b]2;PWNED\x07\x1b[2J HTTP/1.1",
+             b"GET http://den\xc2\x9bied.test/ HTTP/1.1"):
+    s = socket.create_connection(("127.0.0.1", 3128))
+    s.sendall(line + b"\r\nHost: x\r\n\r\n")
+    print("STATUS=" + s.recv(100).split(b"\r\n")[0].decode("latin-1"))
+PY
+echo PROBE-DONE
+sleep 300
+"""
+# What tinyproxy, the proxy before squid, logged for the first request above (issue 18).
+TINYPROXY_LOG = ("NOTICE    Nov 27 13:42:49.072 [10]: Proxying refused on filtered domain "
+                 "\"\x1b]2;PWNED\x07\x1b[2Jx\"\n")
+
+
+def test_network_log_never_reaches_the_terminal_raw(am, engine, servers, term):
+    """Host names and paths with escape sequences: what am logs --network prints about them
+    changes nothing on a real terminal. The control: the same bytes printed raw do."""
+    from terminal import am_cmd, assert_obeyed, assert_shown
+
+    agent = spawn(am, engine, ESCAPE_PROBE, "--network", "limited")
+    out = am.wait_log(agent, "PROBE-DONE", timeout=90)
+    assert out.count("STATUS=HTTP/1.1 4") == 3, out  # all refused
+    assert_obeyed(term, b"GET http://\x1b]2;PWNED\x07\x1b[2Jx/ HTTP/1.1\n")
+    screen = term.run(am_cmd(am, "logs", agent, "--network"))
+    assert term.title() != "PWNED" and "BEFORE-" in screen, screen
+    assert "invalid request" in screen and "\x1b" not in screen
+    # The log of a proxy an older am started (tinyproxy) still reaches the terminal escaped.
+    am("stop", agent)
+    log = Path(am.info(agent)["network_log"])
+    log.write_text(TINYPROXY_LOG)
+    assert_obeyed(term, TINYPROXY_LOG)
+    screen = term.run(am_cmd(am, "logs", agent, "--network"))
+    assert_shown(term, screen)
+    assert "denied \\x1b]2;PWNED\\x07\\x1b[2Jx" in screen
 
 
 KILL_PROBE = """
@@ -172,7 +331,7 @@ sleep 300
 
 def test_killing_the_proxy_leaves_no_network(am, engine, servers, isolation):
     agent = spawn(am, engine, fill(KILL_PROBE, servers["ip"]), "--network", "limited",
-                  "--allow-domain", "allowed.test", isolation=isolation)
+                  "--allow-private-domain", "allowed.test", isolation=isolation)
     am.wait_log(agent, "WAITING", timeout=60)
     sh(engine, "kill", f"am_proxy-{agent}")
     (am.home / "agents" / agent / ".go").touch()

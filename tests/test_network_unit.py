@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from am import ids, network
+from am import domains, ids, network
 from am import plan as planning
 from am.backends.docker import Docker
 from am.backends.podman import Podman
@@ -20,8 +20,8 @@ from am.paths import Layout
 
 
 def matches(domain: str, host: str) -> bool:
-    """tinyproxy matches case-insensitively with POSIX ERE; these rules mean the same in re."""
-    return re.search(network.domain_rule(domain), host, re.IGNORECASE) is not None
+    """squid matches (-i) with POSIX ERE; these rules mean the same in re."""
+    return re.search(domains.regex(domain), host, re.IGNORECASE) is not None
 
 
 def test_exact_domain_is_that_host_only():
@@ -40,36 +40,64 @@ def test_wildcard_is_subdomains_not_the_domain_itself():
         assert not matches("*.example.com", host), host
 
 
-def test_stat_host_can_never_be_allowed():
-    with pytest.raises(AmError):
-        planning.check_domain(network.STAT_HOST)
-    assert not matches("*.stats", network.STAT_HOST)
+def test_split_entries():
+    assert domains.split("a.test") == ("a.test", None)
+    assert domains.split("*.a.test:8443") == ("*.a.test", 8443)
 
 
-def test_domain_rule_refuses_what_check_domain_refuses():
-    for bad in ("a b", "a;b", "*", "*.", "a..b", "-a.b", "a.b\n^.*$", "(x)"):
-        with pytest.raises(AmError):
-            network.domain_rule(bad)
+def conf_lines(*args) -> list[str]:
+    return [ln for ln in network.config_text("abc", *args).splitlines()
+            if ln and not ln.startswith("#")]
 
 
-def test_filter_text_has_one_anchored_rule_per_domain():
-    text = network.filter_text(["allowed.test", "*.example.com"])
-    rules = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
-    assert rules == [r"^allowed\.test$", r"^([a-z0-9_-]+\.)+example\.com$"]
-    assert network.filter_text([]).strip().startswith("#")  # empty: tinyproxy denies all
+def test_config_denies_by_default_and_checks_names_before_addresses():
+    lines = conf_lines(["allowed.test", "*.b.test", "c.test:8443"], [], [])
+    access = [ln for ln in lines if ln.startswith("http_access")]
+    assert access[:3] == ["http_access deny manager", "http_access deny !am_names",
+                          "http_access deny am_local !am_private_ok"]
+    assert access[-1] == "http_access deny all"
+    # bare: http on 80 and CONNECT to 443; with a port: that port alone, for both
+    assert "http_access allow am_d0 !am_connect am_port80" in access
+    assert "http_access allow am_d0 am_connect am_port443" in access
+    assert "http_access allow am_d2 am_p2" in access and "acl am_p2 port 8443" in lines
+    assert not any(ln.startswith("http_access allow") and "am_d2" in ln and "am_port" in ln
+                   for ln in access)
+    names = next(ln for ln in lines if ln.startswith("acl am_names "))
+    assert names == ("acl am_names dstdom_regex -n -i ^allowed\\.test$ "
+                     "^([a-z0-9_-]+\\.)+b\\.test$ ^c\\.test$")
+    assert "acl am_private_ok dstdom_regex -n -i ^am_none$" in lines  # nothing may be local
+    for must in ("http_port 127.0.0.1:3128", "hosts_file none", "via off",
+                 f"access_log stdio:{network.LOG_PATH} am", "cache deny all"):
+        assert must in lines, must
+    for risky in ("cache_peer", "icp_port", "htcp_port", "snmp_port", "https_port",
+                  "url_rewrite_program", "ssl_bump"):
+        assert not any(ln.startswith(risky) for ln in lines), risky
 
 
-def test_config_denies_by_default_and_hides_the_proxy():
-    conf = network.config_text("abc")
-    lines = {ln.split()[0]: ln.split(None, 1)[1] for ln in conf.splitlines()
-             if ln and not ln.startswith("#")}
-    assert lines["FilterDefaultDeny"] == "Yes"
-    assert lines["Listen"] == "127.0.0.1"  # only socat in its own container reaches it
-    assert lines["StatHost"] == f'"{network.STAT_HOST}"'
-    assert lines["ConnectPort"] == "443"
-    assert lines["Filter"] == f'"{network.CONF_DIR}/filter"'
-    for risky in ("Upstream", "ReversePath", "ReverseOnly", "Allow", "BasicAuth"):
-        assert risky not in lines
+def test_config_refuses_local_addresses_unless_the_name_is_allowed():
+    lines = conf_lines(["pub.test"], ["reg.lan:5000"], ["172.18.0.1", "203.0.113.7", "junk",
+                                                        "fe80::1", "2001:db8::5"])
+    assert "acl am_private_ok dstdom_regex -n -i ^reg\\.lan$" in lines
+    local = next(ln for ln in lines if ln.startswith("acl am_local dst ")).split()[3:]
+    for net in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8",
+                "169.254.0.0/16", "100.64.0.0/10", "::1/128", "fc00::/7", "fe80::/10"):
+        assert net in local, net
+    assert "203.0.113.7" in local and "2001:db8::5" in local  # the host's or the gateway's own
+    assert "172.18.0.1" not in local and "fe80::1" not in local  # already covered
+    assert "junk" not in local
+    assert "http_access allow am_d1 am_p1" in lines  # the private entry is allowed too
+    assert "acl am_names dstdom_regex -n -i ^pub\\.test$ ^reg\\.lan$" in lines
+
+
+def test_gateways_of_both_engines():
+    docker = [{"Name": "n", "IPAM": {"Config": [{"Subnet": "172.22.0.0/16",
+                                                 "Gateway": "172.22.0.1"}]}}]
+    podman = [{"name": "n", "subnets": [{"subnet": "10.89.0.0/24", "gateway": "10.89.0.1"},
+                                        {"subnet": "fd00::/64", "gateway": "fd00::1"}]}]
+    assert network.gateways(docker) == ["172.22.0.1"]
+    assert network.gateways(podman) == ["10.89.0.1", "fd00::1"]
+    assert network.gateways([{"IPAM": {"Config": [{"Subnet": "172.17.0.0/16"}]}}]) == []
+    assert network.gateways([{"subnets": [{"gateway": "1.2.3.4 acl x"}]}, "x"]) == []
 
 
 def test_allowed_domains_are_profile_then_extra_without_duplicates():
@@ -95,12 +123,13 @@ def test_proxy_run_argv_is_locked_down():
     joined = " ".join(argv)
     for flag in ("--read-only", "--cap-drop ALL", "--security-opt no-new-privileges",
                  "--pull never", "--network am-egress-1", "--label am.proxy=x",
-                 "--label am.home=/h", "--name am_proxy-x", "--user 1000:1000"):
+                 "--label am.home=/h", "--name am_proxy-x", "--user 1000:1000",
+                 f"--cpus {network.PROXY_LIMITS['cpus']}", "--memory 128m"):
         assert flag in joined, flag
     assert f"source=/h/run/x.net/conf,target={network.CONF_DIR},readonly" in joined
     assert f"source=/h/run/x.net/sock,target={network.SOCKET_DIR}" in joined
     assert "--privileged" not in argv and "--cap-add" not in argv
-    assert argv[argv.index("--") + 1] == network.PROXY_IMAGE
+    assert argv[argv.index("--") + 1:] == [network.PROXY_IMAGE]  # its entry point: the relay
 
 
 def test_network_create_argv():
@@ -119,7 +148,7 @@ def test_plan_of_a_limited_agent():
     p = plan_for("--cmd", "true", "--network", "limited", "--allow-domain", "A.test",
                  "--allow-domain", "*.b.test")
     assert p.network == "limited" and p.network_name == "none"
-    assert p.allow_domains == ["a.test", "*.b.test"]
+    assert p.allow_domains == ["a.test", "*.b.test"] and p.allow_private_domains == []
     assert p.proxy == "am_proxy-x"
     assert p.egress == p.managed_egress == network.default_egress("/tmp/amhome")
     rec = p.record("/tmp/amhome")
@@ -140,6 +169,10 @@ def test_plan_refusals():
         plan_for("--cmd", "true", "--allow-domain", "a.test")
     with pytest.raises(AmError, match="invalid --allow-domain"):
         plan_for("--cmd", "true", "--network", "limited", "--allow-domain", "a;b")
+    with pytest.raises(AmError, match="--allow-private-domain needs --network limited"):
+        plan_for("--cmd", "true", "--allow-private-domain", "a.test")
+    with pytest.raises(AmError, match="invalid --allow-private-domain '127.0.0.1'"):
+        plan_for("--cmd", "true", "--network", "limited", "--allow-private-domain", "127.0.0.1")
     assert plan_for("--cmd", "true", "--network", "none").record("/h").get("proxy") is None
 
 
@@ -172,7 +205,31 @@ garbage
 """
 
 
-def test_denied_lines():
+SQUID_LOG = """\
+1795839936.870 TCP_DENIED 403 ERR_AM_DOMAIN GET am-readiness-probe.invalid 80 http://am-readiness-probe.invalid/
+1795839936.871 TCP_MISS 200 - GET allowed.test 80 http://allowed.test/
+1795839936.872 TCP_DENIED 403 ERR_AM_DOMAIN GET denied.test 80 http://denied.test/
+1795839936.873 TCP_DENIED 403 ERR_AM_PRIVATE CONNECT allowed.test 443 allowed.test:443
+1795839936.874 TCP_DENIED 403 ERR_AM_PORT CONNECT allowed.test 80 allowed.test:80
+1795839936.875 NONE_NONE 400 - GET - - error:invalid-request
+1795839936.876 TCP_TUNNEL 200 - CONNECT allowed.test 443 allowed.test:443
+garbage
+"""
+
+
+def test_denied_lines_of_squid():
+    import time
+
+    when = time.strftime("%b %d %H:%M:%S", time.localtime(1795839936))
+    assert network.denied(SQUID_LOG.splitlines(keepends=True)) == [
+        f"{when} denied GET denied.test:80: not on the allowlist",
+        f"{when} denied CONNECT allowed.test:443: {network.REFUSALS['ERR_AM_PRIVATE']}",
+        f"{when} denied CONNECT allowed.test:80: {network.REFUSALS['ERR_AM_PORT']}",
+        f"{when} denied error:invalid-request: invalid request",
+    ]
+
+
+def test_denied_lines_of_an_older_tinyproxy():
     assert network.denied(LOG.splitlines(keepends=True)) == [
         "Nov 27 13:42:49 denied denied.test",
         "Nov 27 13:42:49 denied CONNECT allowed.test:80 (only port 443 is allowed)",
@@ -224,3 +281,14 @@ def test_a_profile_that_needs_its_api_is_warned_about_the_default_network():
                   plan_for("--agent", "claude", "--network", "limited"),
                   plan_for("--cmd", "true")):
         assert not any("--network limited" in w for w in quiet.warnings), quiet.warnings
+
+
+def test_local_ranges_hold_no_public_address():
+    """squid keeps IPv4 addresses as IPv4-mapped IPv6: '::ffff:0:0/96' or '::/128' would be
+    read as every IPv4 address (it warns and drops such an entry)."""
+    import ipaddress
+
+    for text in network.LOCAL_NETS:
+        net = ipaddress.ip_network(text)
+        for public in ("8.8.8.8", "::ffff:8.8.8.8", "2606:4700::1111"):
+            assert ipaddress.ip_address(public) not in net, (text, public)

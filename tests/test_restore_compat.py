@@ -1,16 +1,19 @@
-"""Restoring on a Python without tarfile's extraction filters (Debian 12's python3 is 3.11.2,
-which has none): am's own 'data' rules refuse every attack the filter refuses, and restore an
-honest archive the same way."""
+"""Restoring does not lean on tarfile's extraction filters (Debian 12's python3 is 3.11.2,
+which has none): with or without them, am's own rules refuse every attack the ``data`` filter
+refuses, and restore an honest archive the same way."""
 
 import os
 import stat
 import tarfile
 
 import pytest
+from security import test_symlinks
 from security.test_symlinks import SECRET, _archive, _attacks, _file, _link
 
 from am import snapshot
 from am.errors import AmError
+
+outside = test_symlinks.outside  # the fixture: a folder with a secret file, outside the target
 
 
 @pytest.fixture(params=["filter", "no filter"])
@@ -18,14 +21,6 @@ def python(request, monkeypatch):
     if request.param == "no filter":
         monkeypatch.delattr(tarfile, "data_filter", raising=False)
     return request.param
-
-
-@pytest.fixture
-def outside(tmp_path):
-    d = tmp_path / "outside"
-    d.mkdir()
-    (d / "secret.txt").write_text(SECRET + "\n")
-    return d
 
 
 @pytest.mark.parametrize("attack", ["dotdot name", "absolute name", "file through absolute link",

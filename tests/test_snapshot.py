@@ -85,7 +85,15 @@ def test_snapshot_of_a_worktree_agent_restores(am, repo, tmp_path):
     (ws / "debug.log").write_text("ignored\n")
     diff = am("diff", agent_id).stdout
     snap = last_line(am("snapshot", agent_id))
-    assert last_line(am("restore", snap, "--name", "wr")) == "wr"
+    # without a repository named, a standalone agent from the history the snapshot carries
+    assert last_line(am("restore", snap, "--name", "alone")) == "alone"
+    alone = Path(am.info("alone")["workspace"])
+    assert am("diff", "alone").stdout == diff
+    assert (alone / ".git").is_dir() and am.info("alone")["worktree"] is False
+    assert git("fsck", cwd=alone) == "" and (alone / "debug.log").read_text() == "ignored\n"
+    assert str(alone) not in git("worktree", "list", "--porcelain", cwd=repo)
+    # named, the repository it was a worktree of gets a worktree again
+    assert last_line(am("restore", snap, "--name", "wr", "--source", repo)) == "wr"
     rws = Path(am.info("wr")["workspace"])
     assert am("diff", "wr").stdout == diff
     assert (rws / "debug.log").read_text() == "ignored\n"

@@ -164,30 +164,18 @@ def test_publish_is_refused_without_a_network(am, repo, engine):
 
 
 
-def test_start_of_a_worktree_agent_mounts_what_was_recorded(am, repo, engine, tmp_path):
-    from am.backends.engine import worktree_gitdir
+def test_start_of_a_container_worktree_agent_is_refused(am, repo, engine):
+    """A container agent may not share the repository's git folder (docs/security.md, 9): a
+    worktree agent recorded in container mode by an earlier am is not started again."""
+    import json
 
-    commit = "git -c user.name=a -c user.email=a@b commit -q --allow-empty -m"
-    agent = am.spawn(repo, "--container", "--runtime", engine, "--worktree", "--cmd",
-                     f"{commit} from-run; cat {tmp_path}/secret/worktrees/x/token; "
-                     "echo run >> runs.txt; printf 'RUN-%s\\n' $(wc -l < runs.txt); sleep 300")
-    am.wait_log(agent, "RUN-1")
+    agent = am.spawn(repo, "--worktree", "--cmd", "sleep 300")
     am("stop", agent)
-    # The agent (it can write its workspace) points its .git at a folder of the host.
-    secret = tmp_path / "secret" / "worktrees" / "x"
-    secret.mkdir(parents=True)
-    (secret / "token").write_text("host-secret\n")
-    ws = workspace(am, agent)
-    gitfile = (ws / ".git").read_text()
-    (ws / ".git").write_text(f"gitdir: {secret}\n")
-    assert worktree_gitdir(ws) == secret  # what reading the file now would mount
-    am("start", agent)
-    log = am.wait_log(agent, "RUN-2")
-    assert "host-secret" not in log and log.count("No such file") == 2
-    am("stop", agent)
-    (ws / ".git").write_text(gitfile)
-    am("start", agent)  # and with its .git as it was, it commits to the source's branch again
-    wait_for(lambda: subprocess.run(["git", "log", "--format=%s", f"am/{agent}"], cwd=repo,
-                                    capture_output=True, text=True).stdout.count("from-run") == 2,
-             "a commit of the third run (the second could not find its repository)")
-    am("stop", agent)
+    state = am.home / "state" / "state.json"
+    data = json.loads(state.read_text())
+    data["agents"][agent].update(mode="container", runtime=engine, container=f"am-{agent}")
+    state.write_text(json.dumps(data))
+    line = assert_am_error(am("start", agent, check=False))
+    assert "--worktree cannot be combined with --container" in line and "am snapshot" in line
+    assert container_names(engine, str(am.home)) == []
+    assert am.info(agent)["status"] == "stopped"

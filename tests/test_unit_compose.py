@@ -75,6 +75,22 @@ def test_other_tmux_argv():
                                                           "/dev/pts/3", "-t", "=am-ab:"]
 
 
+def test_run_fg_returns_the_exit_code():
+    # am attach returns what tmux attach exits with (sh's _fg gave None: a crash on detach).
+    from am import proc
+
+    assert proc.run_fg(["sh", "-c", "exit 7"]) == 7
+    assert proc.run_fg(["sh", "-c", "kill -TERM $$"]) == 128 + 15
+    assert proc.run_fg(["sh", "-c", 'test "$X" = y'], env={**os.environ, "X": "y"}) == 0
+    with pytest.raises(proc.NotFound):
+        proc.run_fg(["am-no-such-program"])
+
+
+def test_capture_argv():
+    assert session.capture_argv("am-ab") == ["tmux", "capture-pane", "-p", "-e", "-t",
+                                             "=am-ab:"]
+
+
 def test_new_session_argv_round_trip_through_real_tmux(tmp_path):
     """What tmux makes of the escaped command list: the exact arguments, log and home."""
     name = f"am-unit-{os.getpid()}-{time.monotonic_ns() % 100000}"
@@ -148,10 +164,18 @@ def test_workspace_config_cannot_run_programs(repo, tmp_path):
     assert marker.exists(), "control failed: the hostile config is not effective"
     marker.unlink()
     base = git("rev-parse", "HEAD~1", cwd=repo).strip()
-    # the -c layer alone (am.gitsafe would refuse this repository before any git ran)
+    # am's workspace operations give git a git folder of am's own: the config is never read
+    from am import workspace
+
+    ops = workspace.at_path(repo)
+    assert "1 uncommitted or untracked file(s)" in ops.unsaved()
+    assert b"+changed" in ops.diff(base)
+    assert ops.head().commit == git("rev-parse", "HEAD", cwd=repo).strip()
+    assert not marker.exists()
+    # and the -c layer alone, for the calls am makes in a workspace it has just cloned
     checked = Repo(repo, repo / ".git", repo / ".git")
-    assert "1 uncommitted or untracked file(s)" in amgit.unsaved_work(checked)
-    assert "+changed" in amgit.diff(checked, base)
+    amgit.ws_git(checked, "status", "--porcelain")
+    amgit.ws_git(checked, "log", "-1")
     assert not marker.exists()
 
 
@@ -229,7 +253,9 @@ def test_parse_env_refuses(item):
 @pytest.mark.parametrize(
     ("domain", "expected"),
     [("example.com", "example.com"), ("Api.Example.COM", "api.example.com"),
-     ("*.example.com", "*.example.com"), ("a-b.c0.io", "a-b.c0.io"), ("localhost", "localhost")],
+     ("*.example.com", "*.example.com"), ("a-b.c0.io", "a-b.c0.io"),
+     ("x.com:8443", "x.com:8443"), ("*.Example.com:022", "*.example.com:22"),
+     ("*.allowed.test", "*.allowed.test"), ("github.io", "github.io"), ("1x.com", "1x.com")],
 )
 def test_check_domain_accepts(domain, expected):
     assert plan.check_domain(domain) == expected
@@ -238,7 +264,8 @@ def test_check_domain_accepts(domain, expected):
 @pytest.mark.parametrize(
     "domain",
     ["", "exa mple.com", "-bad.com", "bad-.com", "a..b", "http://x.com", "x.com/", "*",
-     "**.x.com", "x.*.com", "x.com:443", "a" * 64 + ".com", "x_y.com", "x.com;rm"],
+     "**.x.com", "x.*.com", "x.com:", "x.com:0", "x.com:65536", "x.com:-1", "x.com:a",
+     "a" * 64 + ".com", "x_y.com", "x.com;rm", "a." * 127 + "com"],
 )
 def test_check_domain_refuses(domain):
     with pytest.raises(AmError):
@@ -295,3 +322,26 @@ def test_public_json_has_every_documented_key():
     view = output.public({"id": "a", "spawn_pid": 1, "home": "/h", "secret": "x"})
     assert list(view)[: len(keys)] == keys
     assert "spawn_pid" not in view and "secret" not in view and "home" not in view
+
+
+@pytest.mark.parametrize(
+    ("domain", "why"),
+    [("127.0.0.1", "an IP address"), ("10.0.0.1:80", "an IP address"),
+     ("*.0.0.1", "an IP address"), ("[::1]", "an IP address"), ("::1", "an IP address"),
+     ("0x7f.1", "ends in a number"), ("host.123", "ends in a number"),
+     ("localhost", "a single-label name"), ("intranet:8080", "a single-label name"),
+     ("*.com", "a wildcard over a top-level domain"),
+     ("*.co.uk", "public suffix 'co.uk'"), ("*.github.io", "public suffix 'github.io'"),
+     ("*.githubusercontent.com", "public suffix"), ("*.test", "top-level domain")],
+)
+def test_check_domain_names_why_it_refuses(domain, why):
+    with pytest.raises(AmError, match="invalid --allow-domain") as e:
+        plan.check_domain(domain)
+    assert why in e.value.message and e.value.hint
+
+
+def test_check_domain_without_the_suffix_list_still_refuses_the_rest():
+    assert plan.check_domain("*.co.uk", suffixes=False) == "*.co.uk"  # checked at spawn
+    for bad in ("127.0.0.1", "localhost", "*.com"):
+        with pytest.raises(AmError):
+            plan.check_domain(bad, suffixes=False)

@@ -5,6 +5,7 @@ connections work as the user configured them. Engine-specific differences live i
 ``docker.py`` and ``podman.py``; everything here is common to both.
 """
 
+import contextlib
 import os
 import re
 import shutil
@@ -19,8 +20,17 @@ from am.errors import AmError
 WORKSPACE = "/workspace"
 AGENT_HOME = "/home/agent"
 CONFIG_STAGE = "/run/am-agent-config"  # --mount-agent-config's read-only files, copied from here
-IMAGE_UID = 1000  # the image's non-root user; the agent runs as this uid when am runs as root
+# When am runs as root, agents run as this uid and gid, which no account of the host has: not
+# the image's user 1000, which on a real host is somebody's account (issue 18). It lies in the
+# range systemd leaves unused (1879048192-2147483647) and above the subordinate uids useradd
+# hands out; 'am doctor' checks it, and AM_AGENT_UID chooses another.
+AGENT_UID = 2_000_000_000
+AGENT_UID_ENV = "AM_AGENT_UID"
 DEFAULT_IMAGE = "am-agent:latest"
+SANDBOX_PREFIX = "am_op-"  # throwaway containers that read a stopped agent's workspace
+# A sandbox's commands are found here, never in the agent's writable home (the image's PATH
+# starts with /home/agent/.local/bin).
+SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 UNSAFE_MOUNT_CHARS = re.compile(r"[,:\n\r\0]")
 FORWARDED_ENV = ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_PATH",
                  "DOCKER_TLS_VERIFY", "CONTAINER_HOST", "CONTAINER_CONNECTION",
@@ -73,18 +83,78 @@ def mount_arg(source: Path, target: str, readonly: bool = False) -> str:
     return opts + (",readonly" if readonly else "")
 
 
-def grant(top: Path) -> None:
-    """Give the image's user everything under TOP, without following symbolic links."""
+def agent_uid() -> int:
+    """The uid (and gid) container agents run as when am runs as root."""
+    text = os.environ.get(AGENT_UID_ENV, "")
+    if not text:
+        return AGENT_UID
+    if not text.isdigit() or not 0 < int(text) < 2**31 - 1:
+        raise AmError(f"invalid {AGENT_UID_ENV} {text!r}",
+                      "a uid no account uses, such as 2000000000 (the default)")
+    return int(text)
+
+
+def _ranges(path: str) -> list[tuple[str, int, int]]:
+    """(owner, first, count) of each line of /etc/subuid or /etc/subgid."""
+    out = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                owner, _, rest = line.strip().partition(":")
+                first, _, count = rest.partition(":")
+                if first.isdigit() and count.isdigit():
+                    out.append((owner, int(first), int(count)))
+    except OSError:
+        pass
+    return out
+
+
+def uid_problem(uid: int) -> str | None:
+    """Why UID must not be the agents' (an account, a group, a user's subordinate ids)."""
+    import grp
+    import pwd
+
+    with contextlib.suppress(KeyError):
+        return f"uid {uid} is the account {pwd.getpwuid(uid).pw_name!r}"
+    with contextlib.suppress(KeyError):
+        return f"gid {uid} is the group {grp.getgrgid(uid).gr_name!r}"
+    for path in ("/etc/subuid", "/etc/subgid"):
+        for owner, first, count in _ranges(path):
+            if first <= uid < first + count:
+                return f"{uid} is one of {owner}'s subordinate ids in {path}"
+    return None
+
+
+def check_agent_uid() -> int:
+    """The agents' uid as root, or a clear error if it belongs to someone."""
+    uid = agent_uid()
+    problem = uid_problem(uid)
+    if problem:
+        raise AmError(f"agents would run as {problem}",
+                      f"set {AGENT_UID_ENV} to a uid no account uses; 'am doctor' checks it")
+    return uid
+
+
+def identity_files(folder: Path, uid: int) -> list[tuple[Path, str, bool]]:
+    """/etc/passwd and /etc/group naming the agent's uid ``agent`` (home /home/agent), for a
+    root am's container agents: tools such as node's os.userInfo() fail for a uid with no
+    entry. Written into FOLDER; returns their read-only mounts."""
+    (folder / "passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\n"
+        f"agent:x:{uid}:{uid}:agent:{AGENT_HOME}:/bin/bash\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")
+    (folder / "group").write_text(f"root:x:0:\nagent:x:{uid}:\nnogroup:x:65534:\n")
+    for name in ("passwd", "group"):
+        (folder / name).chmod(0o644)
+    return [(folder / "passwd", "/etc/passwd", True), (folder / "group", "/etc/group", True)]
+
+
+def grant(top: Path, uid: int) -> None:
+    """Give UID everything under TOP, without following symbolic links."""
     for root, dirs, files in os.walk(top):
         for name in dirs + files:
-            os.lchown(os.path.join(root, name), IMAGE_UID, IMAGE_UID)
-    os.lchown(top, IMAGE_UID, IMAGE_UID)
-
-
-# What a commit in a worktree writes in the shared git folder; everything else there stays
-# read-only, so the agent cannot plant config, hooks, a ``commondir`` redirection or submodule
-# repositories that the user's own git (or am) would later read.
-WORKTREE_WRITABLE = ("objects", "refs", "logs")
+            os.lchown(os.path.join(root, name), uid, uid)
+    os.lchown(top, uid, uid)
 
 
 def worktree_gitdir(workspace: Path) -> Path:
@@ -92,19 +162,6 @@ def worktree_gitdir(workspace: Path) -> Path:
     Read only right after ``git worktree add``, before any agent could change the file."""
     text = (workspace / ".git").read_text()
     return Path(text.partition("gitdir:")[2].strip())
-
-
-def worktree_mounts(gitdir: Path) -> list[tuple[Path, str, bool]]:
-    """Mounts that let git work inside a worktree whose own folder is GITDIR: the source's git
-    folder, read-only, at its absolute path, with only what a commit writes (objects, refs,
-    logs and the worktree's own folder) writable."""
-    common = Path(os.path.normpath(gitdir / ".." / ".."))
-    mounts = [(common, str(common), True)]
-    for name in WORKTREE_WRITABLE:
-        (common / name).mkdir(exist_ok=True)
-        mounts.append((common / name, str(common / name), False))
-    mounts.append((gitdir, str(gitdir), False))
-    return mounts
 
 
 # Copies the N files named after N from CONFIG_STAGE into $HOME, then runs the command that
@@ -138,7 +195,7 @@ class Engine(Backend):
     def user_args(self, uid: int, gid: int) -> list[str]:
         """Who the agent runs as: never uid 0 inside."""
         if uid == 0:
-            return ["--user", f"{IMAGE_UID}:{IMAGE_UID}"]
+            return ["--user", f"{agent_uid()}:{agent_uid()}"]
         return ["--user", f"{uid}:{gid}"]
 
     def gpu_args(self, gpus: str | None) -> list[str]:
@@ -157,11 +214,31 @@ class Engine(Backend):
         cannot; None when it can, as far as can be told without starting one."""
         return None
 
+    def security_args(self) -> list[str]:
+        """Engine-specific confinement beyond the common policy (podman: a seccomp profile)."""
+        return []
+
+    def ensure_security(self) -> None:
+        """Make what ``security_args`` names (before a container that uses it starts)."""
+
+    def policy_args(self, limits: dict, uid: int, gid: int, isolation: str) -> list[str]:
+        """What every container of an agent gets, its own and its workspace's sandbox: no
+        capabilities, no new privileges, a read-only root, the limits (the process limit as
+        the ISOLATION enforces it), a non-root user."""
+        from am import isolation as kernels
+
+        return [
+            "--memory", limits["memory"], "--memory-swap", limits["memory"],
+            "--cpus", str(limits["cpus"]),
+            *kernels.pids_args(isolation, int(limits["pids"]), os.cpu_count() or 1),
+            "--init", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+            *self.security_args(), "--read-only", *self.user_args(uid, gid),
+        ]
+
     def run_argv(self, plan, home: str, uid: int, gid: int) -> list[str]:
         """The full ``run`` command line for an agent's container, attached to its terminal."""
         from am import isolation, network
 
-        lim = plan.limits
         limited = plan.network == "limited"
         command = with_config_copies(plan.config_copies, plan.agent_argv())
         argv = [
@@ -170,16 +247,10 @@ class Engine(Backend):
             "--name", plan.container, "--hostname", plan.container,
             "--label", f"am.agent={plan.id}", "--label", f"am.home={home}",
             "--network", plan.network_name,
-            "--memory", lim["memory"], "--memory-swap", lim["memory"],
-            "--cpus", str(lim["cpus"]),
-            *isolation.pids_args(plan.isolation or isolation.DEFAULT, lim["pids"],
-                                 os.cpu_count() or 1),
-            "--init", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-            "--read-only",
+            *self.policy_args(plan.limits, uid, gid, plan.isolation or isolation.DEFAULT),
             "--tmpfs", "/tmp:rw,nosuid,nodev,size=1g,mode=1777",
             "--tmpfs", f"{AGENT_HOME}:rw,nosuid,nodev,size=1g,{self.home_owner(uid, gid)}",
             "--log-driver", "none",
-            *self.user_args(uid, gid),
             "--mount", mount_arg(plan.workspace, WORKSPACE),
             *[a for m in plan.extra_mounts for a in ("--mount", mount_arg(*m))],
             "--workdir", WORKSPACE,
@@ -195,11 +266,37 @@ class Engine(Backend):
         ]
         return argv
 
+    def sandbox_argv(self, name: str, image: str, home: str, agent_id: str, limits: dict,
+                     mounts: list[tuple[Path, str, bool]], uid: int, gid: int,
+                     command: list[str], isolation: str) -> list[str]:
+        """A throwaway container that reads a stopped agent's workspace: the agent's policy,
+        isolation and user, no network, its mounts (read-only where given so), removed when it
+        ends."""
+        from am import isolation as kernels
+
+        return [
+            *kernels.run_head(self.runtime, isolation, "none"), "--rm", "--pull", "never",
+            "--name", name, "--label", f"am.op={agent_id}", "--label", f"am.home={home}",
+            "--network", "none", *self.policy_args(limits, uid, gid, isolation),
+            "--tmpfs", "/tmp:rw,nosuid,nodev,size=1g,mode=1777",
+            "--log-driver", "none",
+            *[a for m in mounts for a in ("--mount", mount_arg(*m))],
+            "--workdir", "/", "--env", "HOME=/tmp", "--env", f"PATH={SANDBOX_PATH}",
+            "--entrypoint", command[0],
+            "--", image, *command[1:],
+        ]
+
+    def exec_argv(self, name: str, uid: int, gid: int, command: list[str]) -> list[str]:
+        """COMMAND in the running container NAME, as the agent's user."""
+        user = self.user_args(uid, gid)
+        return [self.runtime, "exec", "--user", user[user.index("--user") + 1],
+                "--workdir", "/", "--env", f"PATH={SANDBOX_PATH}", name, *command]
+
     def home_owner(self, uid: int, gid: int) -> str:
         """The tmpfs option that gives the agent's home to the user the agent runs as (the
         engines take the mount point's root-owned mode from the image otherwise)."""
         if uid == 0:
-            uid = gid = IMAGE_UID
+            uid = gid = agent_uid()
         return f"mode=0700,uid={uid},gid={gid}"
 
     def build_argv(self, tag: str, context: Path, build_args: dict[str, str]) -> list[str]:
@@ -216,8 +313,13 @@ class Engine(Backend):
     # -- calls --------------------------------------------------------------------------------
 
     def call(self, *args: str, timeout: float | None = None) -> proc.Result:
+        from am import paths
+
         try:
-            return proc.run([self.runtime, *args], timeout=timeout)
+            # The engine keeps its own files as it would for the user (podman makes a
+            # container's /etc/hosts and storage with it); am's umask is for am's files.
+            with paths.umask(paths.user_umask()):
+                return proc.run([self.runtime, *args], timeout=timeout)
         except proc.NotFound:
             raise AmError(f"{self.title} not found in PATH", self.install_hint) from None
 
@@ -335,18 +437,26 @@ class Engine(Backend):
                           "reinstall am: its package carries the build files")
         print(f"Building {what} (this may take a few minutes)..." + (f"\n  {note}" if note
               else ""), file=sys.stderr, flush=True)
+        from am import paths
+
         env = {**os.environ, "AM_BUILD_DIR": str(image.build_dir())}
-        res = proc.stream(["bash", str(path), "--runtime", self.runtime, "--tag", tag, *extra],
-                          env=env,
-                          on_line=lambda line: print(line, end="", file=sys.stderr, flush=True))
+        # An image is no secret of the user's: its files must be readable by whoever the
+        # agent runs as (am's umask 077 made the proxy's /usr/sbin unreadable to it).
+        with paths.umask(0o022):
+            res = proc.stream(["bash", str(path), "--runtime", self.runtime, "--tag", tag,
+                               *extra], env=env, on_line=lambda line: print(
+                                   line, end="", file=sys.stderr, flush=True))
         if not res.ok:
             raise AmError(f"{what} build failed; its last lines:\n{res.last_lines(12)}")
 
     def prepare(self, plan) -> None:
-        from am import image, versions
-
         # First, before an image is built: whether the limits the agent is promised would hold.
         self.check_limits()
+        self.ensure_security()
+        from am import image, versions
+
+        if os.getuid() == 0:
+            check_agent_uid()  # before a build: a uid that is someone's is refused at once
         cli = image.needed_cli(plan.command)
         labels = self.image_labels(plan.image)
         if labels is None:
@@ -399,15 +509,14 @@ class Engine(Backend):
         kernel OOM-kills something in the container, which the supervisor reads."""
         from am import paths
 
-        folder = paths.layout().run / plan.id
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = paths.private_dir(paths.layout().run) / plan.id
+        folder.mkdir(exist_ok=True)
         return folder
 
     def before_start(self, plan) -> None:
-        """Mount what a worktree needs; as root, let the image's user write its workspace;
-        start a limited agent's proxy (the spawn's undo removes it with the container)."""
-        wt_mounts = worktree_mounts(plan.worktree_gitdir) if plan.worktree else []
-        plan.extra_mounts[:0] = wt_mounts
+        """As root, let the agents' uid write its workspace (am's own folder, never the user's
+        repository) and give it a name; start a limited agent's proxy (the spawn's undo removes
+        it with the container)."""
         if plan.network == "limited":
             from am import network
 
@@ -419,11 +528,12 @@ class Engine(Backend):
             plan.extra_mounts.append((objects, str(objects), True))
         if os.getuid() != 0:
             return
-        grant(plan.workspace)
-        # Only what a commit writes; the repository's own folder stays the user's.
-        for host, _, readonly in wt_mounts:
-            if not readonly:
-                grant(host)
+        uid = agent_uid()
+        if plan.image.split(":")[0] == DEFAULT_IMAGE.split(":")[0]:
+            # am's own image: its user list is known, so it is replaced by one naming the uid
+            # (another image keeps its own, where the uid has no name).
+            plan.extra_mounts += identity_files(self.client_dir(plan), uid)
+        grant(plan.workspace, uid)
 
     def after_start(self, plan, session_alive, timeout: float = 60) -> None:
         """Return once the container runs; raise AgentExited if the agent ended meanwhile, or
@@ -474,6 +584,23 @@ class Engine(Backend):
                 "without the engine's group you have now: end it with 'tmux kill-server' "
                 "(this ends every session on it), then spawn again")
 
+    def state(self, name: str) -> tuple[bool, str] | None:
+        """Whether container NAME runs, and the am.home it is labelled for; None if there is
+        no such container (or the engine does not answer)."""
+        res = self.call("inspect", "--format",
+                        '{{.State.Running}}\t{{index .Config.Labels "am.home"}}', name,
+                        timeout=60)
+        if not res.ok:
+            return None
+        running, _, home = res.out.strip().partition("\t")
+        return running == "true", home
+
+    def remove_owned(self, name: str, home: str, timeout: float = 60) -> None:
+        """Remove container NAME if, and only if, it carries this AM_HOME's label."""
+        state = self.state(name)
+        if state is not None and state[1] == home:
+            self.remove(name, timeout)
+
     def remove(self, name: str, timeout: float = 60) -> None:
         """Remove the container NAME; return once it is gone, also while another process (the
         supervisor of an agent that just ended) removes it at the same moment: docker then
@@ -487,14 +614,16 @@ class Engine(Backend):
             time.sleep(0.1)
 
     def stop(self, record: dict) -> None:
-        """Remove the container, then its proxy and, unused, am's outside network."""
+        """Remove the container, then its proxy and, unused, am's outside network; only ever
+        containers labelled for this AM_HOME."""
+        home = str(layout().root)  # never the record's word for it
         if record.get("container"):
-            self.remove(record["container"])
+            self.remove_owned(record["container"], home)
         if record.get("proxy"):
             from am import network
 
             network.remove(self, record["id"], record.get("egress_network")
-                           if record.get("managed_egress") else None)
+                           if record.get("managed_egress") else None, home)
 
     def running(self, records: list[dict]) -> set[str] | None:
         from am import paths
@@ -522,7 +651,8 @@ class Engine(Backend):
         from am.network import PROXY_PREFIX
 
         res = self.call(*self.ps_argv(home, True)[1:])
-        return [n for n in res.out.split() if not n.startswith(PROXY_PREFIX)] if res.ok else []
+        return [n for n in res.out.split()
+                if not n.startswith((PROXY_PREFIX, SANDBOX_PREFIX))] if res.ok else []
 
 
 def engine(runtime: str) -> Engine:

@@ -3,9 +3,16 @@
 import os
 from pathlib import Path
 
-from am.backends.engine import IMAGE_UID, Engine
+from am.backends.engine import Engine, agent_uid
 from am.errors import AmError
 
+# Where containers-common puts the engine's default seccomp profile (containers.conf's
+# seccomp_profile wins). Docker's default profile refuses new namespaces to a process without
+# CAP_SYS_ADMIN (so `unshare -r`, a user namespace with uid 0 in it, fails); podman's allows
+# them. Agents get podman's own profile with docker's rule for clone, clone3 and unshare.
+SECCOMP_DEFAULTS = ("/usr/share/containers/seccomp.json", "/etc/containers/seccomp.json")
+NEW_NAMESPACES = 0x7E020000  # CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET
+ENOSYS, EPERM = 38, 1
 CDI_DIRS = ("/etc/cdi", "/var/run/cdi")
 RUNSC_PATHS = ("/usr/bin/runsc", "/usr/sbin/runsc", "/usr/local/bin/runsc",
                "/usr/local/sbin/runsc", "/bin/runsc", "/sbin/runsc")  # podman's defaults
@@ -14,6 +21,94 @@ CDI_HINT = ("generate a CDI specification: 'sudo nvidia-ctk cdi generate --outpu
             "/etc/cdi/nvidia.yaml' (NVIDIA Container Toolkit); or leave out --gpus")
 
 
+def _conf_value(section: str, key: str):
+    """A value of containers.conf (the user's, then the system's), or None."""
+    import tomllib
+
+    confs = [os.environ.get("CONTAINERS_CONF"),
+             str(Path.home() / ".config/containers/containers.conf"),
+             "/etc/containers/containers.conf", "/usr/share/containers/containers.conf"]
+    for conf in filter(None, confs):
+        try:
+            with open(conf, "rb") as f:
+                value = tomllib.load(f).get(section, {}).get(key)
+        except (OSError, ValueError):
+            continue
+        if value is not None:
+            return value
+    return None
+
+
+def default_seccomp() -> Path | None:
+    """The engine's own default seccomp profile on this host."""
+    conf = _conf_value("containers", "seccomp_profile")
+    for candidate in ([conf] if isinstance(conf, str) else []) + list(SECCOMP_DEFAULTS):
+        if Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+def no_new_namespaces(profile: dict) -> dict:
+    """PROFILE with docker's rule: clone and unshare only without namespace flags, clone3
+    ENOSYS (so the C library falls back to clone, whose flags seccomp can see)."""
+    out = dict(profile)
+    rules = []
+    for rule in profile.get("syscalls", []):
+        names = [n for n in rule.get("names", []) if n not in ("clone", "clone3", "unshare")]
+        if names:
+            rules.append({**rule, "names": names})
+    flags = {"value": NEW_NAMESPACES, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}
+    s390 = ["s390", "s390x"]
+    rules += [
+        {"names": ["clone", "unshare"], "action": "SCMP_ACT_ALLOW",
+         "args": [{"index": 0, **flags}], "excludes": {"arches": s390}},
+        {"names": ["unshare"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, **flags}],
+         "includes": {"arches": s390}},
+        # s390's clone takes the flags second
+        {"names": ["clone"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 1, **flags}],
+         "includes": {"arches": s390}},
+        {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS},
+    ]
+    # What the rules above do not allow would fail with the profile's default (podman's:
+    # ENOSYS); a new namespace fails with EPERM instead, as on docker.
+    for bit in (b for b in range(32) if NEW_NAMESPACES >> b & 1):
+        mask = {"value": 1 << bit, "valueTwo": 1 << bit, "op": "SCMP_CMP_MASKED_EQ"}
+        rules += [{"names": ["clone", "unshare"], "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM,
+                   "args": [{"index": 0, **mask}], "excludes": {"arches": s390}},
+                  {"names": ["unshare"], "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM,
+                   "args": [{"index": 0, **mask}], "includes": {"arches": s390}},
+                  {"names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM,
+                   "args": [{"index": 1, **mask}], "includes": {"arches": s390}}]
+    out["syscalls"] = rules
+    return out
+
+
+def seccomp_profile(write: bool = True) -> Path:
+    """The agents' profile, derived from the engine's default, under am's state folder (named
+    by its content, so a podman upgrade gets a new one)."""
+    import hashlib
+    import json
+
+    from am import paths
+
+    default = default_seccomp()
+    if default is None:
+        raise AmError("cannot find podman's default seccomp profile (looked in "
+                      f"{', '.join(SECCOMP_DEFAULTS)} and containers.conf)",
+                      "install containers-common, which podman needs")
+    raw = default.read_bytes()
+    folder = paths.layout().state_dir / "seccomp"
+    path = folder / f"podman-{hashlib.sha256(raw).hexdigest()[:16]}.json"
+    if write and not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            profile = no_new_namespaces(json.loads(raw))
+        except ValueError as e:
+            raise AmError(f"cannot read podman's seccomp profile {default}: {e}") from None
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(profile, indent=1) + "\n")
+        os.replace(tmp, path)
+    return path
 LIMIT_CONTROLLERS = ("memory", "cpu", "pids")
 
 
@@ -93,10 +188,15 @@ class Podman(Engine):
         if not res.ok:
             raise self.explain(res.err or res.out)
         return limits_verdict(res.out)
+    def security_args(self) -> list[str]:
+        return ["--security-opt", f"seccomp={seccomp_profile(write=False)}"]
+
+    def ensure_security(self) -> None:
+        seccomp_profile()
 
     def user_args(self, uid: int, gid: int) -> list[str]:
         if uid == 0:
-            return ["--user", f"{IMAGE_UID}:{IMAGE_UID}"]
+            return ["--user", f"{agent_uid()}:{agent_uid()}"]
         # Rootless: map the caller to the same uid inside, so files in /workspace stay theirs.
         return ["--userns=keep-id", "--user", f"{uid}:{gid}"]
 

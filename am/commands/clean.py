@@ -2,7 +2,7 @@
 
 import sys
 
-from am import drift, lifecycle, paths, session, status
+from am import drift, lifecycle, paths, records, session, status
 from am.store import open_store
 
 
@@ -25,7 +25,8 @@ def remove_labelled_containers(layout, store) -> None:
             continue
         for container in eng.labelled(str(layout.root)):
             record = by_container.get(container)
-            if record and record.get("runtime") == name:
+            if record and record.get("runtime") == name and \
+                    not records.problems(record, layout):
                 lifecycle.stop(record, store)
             else:
                 eng.call("rm", "--force", container)
@@ -75,7 +76,13 @@ def run(args) -> int:
         record = store.agents().get(view["id"])
         if record is None:
             continue
-        reasons = lifecycle.unsaved(record)
+        wrong = records.problems(record, layout, view["id"])
+        if wrong:
+            print(f"Skipped {view['id']}: its record is invalid ({'; '.join(wrong)})",
+                  file=sys.stderr)
+            kept += 1
+            continue
+        reasons = lifecycle.unsaved(record, layout)
         if reasons and not args.all:
             print(f"Kept {view['id']}: unsaved work ({'; '.join(reasons)})", file=sys.stderr)
             kept += 1

@@ -1,11 +1,14 @@
 """``am config show``: every setting's effective value and where it came from."""
 
-from am import config, output, profiles
+from am import config, output, plan, profiles
 
 
 def run(args) -> int:
     cfg = config.load()
     settings = cfg.resolve(args)
+    for key in ("allow_domains", "allow_private_domains"):  # as a spawn checks them
+        for entry in settings[key].value:
+            plan.check_domain(entry, settings[key].label(key))
     agents = {
         name: {"command": list(p.command), "skip_permissions_flag": p.skip_permissions_flag,
                "api_domains": list(p.api_domains), "env_names": list(p.env_names),

@@ -1,20 +1,28 @@
-"""``am diff``: the agent's commits, edits and new files against the commit it started from."""
+"""``am diff``: the agent's commits, edits and new files against the commit it started from.
 
-import sys
+Read in the agent's sandbox for a container agent (``am.workspace``); the patch is written as
+the exact bytes git produced.
+"""
+
 from pathlib import Path
 
-from am import git, gitsafe, paths
+from am import paths, records, termsafe, workspace
 from am.errors import AmError
 from am.store import open_store
 
 
-def run(args) -> int:
-    record = open_store(paths.layout()).get(args.id)
+def patch(layout, agent_id: str) -> bytes:
+    """The agent's changes as one patch, the exact bytes git produced (also what ``am ui``
+    shows)."""
+    record = records.check(open_store(layout).get(agent_id), layout, agent_id)
     ws = Path(record["workspace"])
-    if not ws.is_dir():
-        raise AmError(f"workspace {ws} of agent {args.id} is missing")
+    if not ws.is_dir() or ws.is_symlink():
+        raise AmError(f"workspace {ws} of agent {agent_id} is missing")
     if not record.get("base_commit"):
-        raise AmError(f"agent {args.id} has no base commit (its spawn did not finish)")
-    repo = gitsafe.open_record(record)
-    sys.stdout.write(git.diff(repo, record["base_commit"]))
+        raise AmError(f"agent {agent_id} has no base commit (its spawn did not finish)")
+    return workspace.for_record(record, layout).diff(record["base_commit"])
+
+
+def run(args) -> int:
+    termsafe.write_untrusted(patch(paths.layout(), args.id))
     return 0

@@ -1,12 +1,13 @@
 """``am doctor``: check the tools am needs, and find (``--fix``: repair) drift."""
 
 import os
+import re
 import shutil
 import sys
 import time
 from pathlib import Path
 
-from am import drift, git, gitsafe, ids, output, paths, proc, session, versions
+from am import drift, git, ids, output, paths, proc, session, versions, workspace
 from am.backends.engine import DEFAULT_IMAGE, engine
 from am.errors import AmError
 from am.store import open_store
@@ -44,12 +45,10 @@ def checks() -> tuple[list[dict], list]:
             f"{problem}: container spawns on {name} are refused ({eng.limits_hint})")
         labels = eng.image_labels(DEFAULT_IMAGE)
         row(f"{name} image", *image_row(eng, labels))
-        from am.network import PROXY_IMAGE
-
-        has_proxy = eng.image_exists(PROXY_IMAGE)
-        row(f"{name} proxy", True if has_proxy else None, PROXY_IMAGE + (
-            "" if has_proxy else " not built yet: the first --network limited spawn builds it"))
+        row(f"{name} proxy", *proxy_image_row(eng))
         row(f"{name} gvisor", *gvisor_check(eng, labels is not None))
+    if usable:
+        row("agent uid", *agent_uid_row())
     ok, text = versions.runc_status()
     if ok is not None:
         row("runc", ok, text)
@@ -107,35 +106,83 @@ def image_row(eng, labels: dict | None) -> tuple[bool | None, str]:
     return True, text
 
 
-def start_point(repo) -> tuple[str | None, str | None]:
-    """Where a workspace's work began (its merge-base with what it was cloned from, else
-    HEAD) and its branch, read through the checked REPO; (None, None) without one."""
-    if repo is None:
-        return None, None
-    base = ""
-    remotes = git.ws_git(repo, "for-each-ref", "--format=%(objectname)", "refs/remotes",
-                         check=False).out.split()
-    if remotes:
-        base = git.ws_git(repo, "merge-base", "HEAD", *remotes, check=False).out.strip()
-    head = git.ws_git(repo, "rev-parse", "HEAD", check=False).out.strip()
-    branch = git.ws_git(repo, "symbolic-ref", "--short", "-q", "HEAD", check=False).out.strip()
-    return base or head or None, branch or None
+PROXY_MAX_AGE_DAYS = 30
+
+
+def proxy_image_row(eng) -> tuple[bool | None, str]:
+    """The proxy image: whether it is built, its squid and its age (security updates arrive
+    only with a rebuild)."""
+    from am.network import PROXY_IMAGE
+
+    res = eng.call("image", "inspect", "--format",
+                   '{{.Created}}|{{index .Config.Labels "am.squid"}}', PROXY_IMAGE)
+    if not res.ok:
+        return None, (PROXY_IMAGE + " not built yet: the first --network limited spawn (or "
+                      "'am image build --proxy') builds it")
+    created, _, squid = res.out.strip().partition("|")
+    days = age_days(created)
+    text = f"{PROXY_IMAGE}, squid {squid or '?'}, built " + (
+        "at an unknown time" if days is None else f"{days} day{'s' * (days != 1)} ago")
+    if days is not None and days > PROXY_MAX_AGE_DAYS:
+        return None, text + (f": rebuild it for Debian's security updates with 'am image build "
+                             f"--proxy --runtime {eng.runtime}'")
+    return True, text
+
+
+def age_days(created: str) -> int | None:
+    """Whole days since an engine's ``Created`` time: docker's RFC 3339, or podman's
+    ``2026-11-28 04:50:47.468403422 +0000 UTC``."""
+    from datetime import UTC, datetime, timedelta
+
+    m = re.match(r"(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:\.\d+)? ?(Z|[+-]\d\d:?\d\d)?",
+                 created.strip())
+    if not m:
+        return None
+    when = datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}").replace(tzinfo=UTC)
+    zone = m.group(3) or "Z"
+    if zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        digits = zone[1:].replace(":", "")
+        when -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+    return max(0, (datetime.now(UTC) - when).days)
+
+
+def agent_uid_row() -> tuple[bool | None, str]:
+    """Who container agents run as: the caller, or as root a uid no account has."""
+    from am.backends.engine import AGENT_UID_ENV, agent_uid, uid_problem
+
+    if os.getuid() != 0:
+        return True, (f"container agents run as you (uid {os.getuid()}; rootless podman maps "
+                      "it with --userns=keep-id)")
+    try:
+        uid = agent_uid()
+    except AmError as e:
+        return False, e.message + f" ({e.hint})"
+    problem = uid_problem(uid)
+    if problem:
+        return False, (f"container agents would run as {problem}: set {AGENT_UID_ENV} to a uid "
+                       "no account uses")
+    return True, (f"container agents run as uid {uid}, which no account, group or subordinate "
+                  f"id range of this host has ({AGENT_UID_ENV} to change)")
 
 
 def adopt(path: Path, store, layout) -> str:
     """Give a workspace with unsaved work and no record a stopped record, so it is not lost."""
     agent_id = path.name
     ids.validate_name(agent_id)
+    base = head = branch = None
     try:
-        repo = gitsafe.open_clone(path, gitsafe.cache_objects())
+        ops = workspace.at_path(path)
+        found = ops.head()
+        head, branch = found.commit, found.branch
+        base = ops.base()
     except AmError:
-        repo = None  # kept without running git; 'am rm --force' can still delete it
-    base, branch = start_point(repo)
+        pass  # kept without reading it; 'am rm --force' can still delete it
     with store.transaction() as agents:
         agents[agent_id] = {
             "id": agent_id, "name": agent_id, "mode": "tmux", "runtime": None,
             "status": "stopped", "source": None, "worktree": False, "branch": branch,
-            "base_commit": base, "workspace": str(path), "container": None,
+            "base_commit": base or head or None, "workspace": str(path), "container": None,
             "session": ids.session_name(agent_id), "agent": None, "command": [],
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "exit_code": None,
             "oom_killed": False, "network": None, "allow_domains": [], "limits": None,
@@ -160,7 +207,7 @@ def settle_spawn(record: dict, store, layout) -> str:
     base = record.get("base_commit")
     if not base and not record.get("worktree"):
         try:
-            base = start_point(gitsafe.open_record(record))[0]
+            base = workspace.for_record(record, layout).base()
         except AmError:
             base = None
     store.update(record["id"], base_commit=base, spawn_pid=None, adopted=True)
@@ -194,14 +241,20 @@ def fix(d: drift.Drift, store, layout) -> str:
         result = supervise.container_result(d.runtime, d.subject, None, False,
                                             record.get("proxy"), egress)
         result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        layout.run.mkdir(parents=True, exist_ok=True)
+        paths.private_dir(layout.run)
         supervise.write_exit(str(layout.exit_file(d.subject.removeprefix("am-"))), result)
         return f"removed the container (exit code {result['exit_code']})"
     if d.kind == "stale-worktree":
         proc.run(["git", "-C", d.subject, "worktree", "prune"], env=git.source_env())
         return "pruned"
+    if d.kind == "invalid-record":
+        store.remove(d.subject)
+        return "removed the record only; nothing it names was touched"
     if d.kind == "stale-spawn":
-        return settle_spawn(store.agents()[d.subject], store, layout)
+        from am import records
+
+        return settle_spawn(records.check(store.agents()[d.subject], layout, d.subject), store,
+                            layout)
     if d.kind == "orphan-workspace":
         path = Path(d.subject)
         if path.is_symlink() or not path.is_dir():
@@ -214,9 +267,9 @@ def fix(d: drift.Drift, store, layout) -> str:
             # Not something a spawn made: neither adopted as an agent nor deleted.
             return "left alone: not a git workspace; look at it, and remove it yourself"
         try:
-            has_work = bool(git.unsaved_work(gitsafe.open_clone(path, gitsafe.cache_objects())))
-        except gitsafe.Refused:
-            has_work = True  # git may not run there: keep it, never guess
+            has_work = bool(workspace.at_path(path).unsaved())
+        except workspace.Refused:
+            has_work = True  # not a layout am made: keep it, never guess
         except AmError:
             has_work = False
         if has_work:

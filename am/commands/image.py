@@ -1,5 +1,5 @@
-"""``am image build`` and ``am image ls``: build the agent image; list am's images and the
-agent CLIs each holds."""
+"""``am image build`` and ``am image ls``: build the agent image (or, with --proxy, the
+network proxy's); list am's images and the agent CLIs each holds."""
 
 import sys
 
@@ -22,6 +22,15 @@ def run(args) -> int:
                             "--agents" if args.agents is not None
                             else settings["agent_clis"].label("agent_clis"))
     engine.check()
+    if args.proxy:
+        from am import network
+
+        # --force: a fresh root from the mirror, so squid's security updates arrive.
+        tag = args.tag or network.PROXY_IMAGE
+        engine.run_build_script("build-proxy-image.sh", tag, "network proxy image", ["--force"])
+        print(f"Built {tag} for {engine.runtime}", file=sys.stderr)
+        print(tag)
+        return 0
     tag = args.tag or DEFAULT_IMAGE
     engine.build_image(tag, clis)
     print(f"Built {tag} for {engine.runtime} with {', '.join(clis) or 'no agent CLI'}",

@@ -6,7 +6,7 @@ import time
 from collections import deque
 from pathlib import Path
 
-from am import paths, status
+from am import paths, records, status
 from am.errors import AmError
 from am.store import open_store
 
@@ -46,7 +46,7 @@ def network_log(args, record: dict, layout) -> int:
 
 def run(args) -> int:
     layout = paths.layout()
-    record = open_store(layout).get(args.id)
+    record = records.check(open_store(layout).get(args.id), layout, args.id)
     log = Path(record["log"])
     if args.tail is not None and args.tail < 0:
         raise AmError("--tail must be 0 or more")

@@ -1,4 +1,11 @@
-"""``am restore``: a new, stopped agent from a snapshot; prints its id."""
+"""``am restore``: a new, stopped agent from a snapshot; prints its id.
+
+The archive is untrusted (``am.snapshot``): its manifest's ``source`` is never used. A clone's
+snapshot carries its whole repository and restores as a standalone agent. A worktree's commits
+live in the repository it was a worktree of: with ``--source REPO`` (named by the user) it
+becomes a worktree there again; without, a standalone agent made from the history the snapshot
+carries.
+"""
 
 import contextlib
 import shutil
@@ -19,21 +26,44 @@ def run(args) -> int:
         raise AmError(f"no snapshot at {path}")
     manifest = snapshot.read_manifest(path)
     agent_id = ids.validate_name(args.name) if args.name else ids.new_id()
+    source = getattr(args, "source", None)
+    worktree = manifest["worktree"]
+    standalone = worktree and not source  # a worktree's snapshot, made a repository of its own
+    if standalone and not (manifest["commit"] and snapshot.history_pack(path)):
+        raise AmError(f"{path} is a snapshot of a worktree agent without its history: its "
+                      "commits live in the repository it was a worktree of "
+                      f"({manifest['source']!r}, says the archive, which am does not take on "
+                      "trust)", f"name that repository: am restore {path} --source REPO")
+    if source:
+        source = git.check_source(source)
+        if worktree and git.is_url(source):
+            raise AmError("--source of a worktree snapshot must be a local repository")
+        if worktree and not manifest["commit"]:
+            raise AmError(f"{path} names no commit to restore the worktree at")
+    if worktree:
+        snapshot.check(path, skip_git=True)  # before git touches the named repository
+        worktree = not standalone
     ws = layout.workspace(agent_id)
+    branch = f"am/{agent_id}" if worktree else manifest["branch"]
+    if standalone and branch:
+        try:
+            git.check_branch(branch)
+        except AmError:
+            branch = None  # HEAD at the commit, detached
     record = {
         "id": agent_id,
         "name": agent_id,
         "mode": "tmux",
         "runtime": None,
         "status": "starting",
-        "source": manifest.get("source"),
-        "worktree": bool(manifest.get("worktree")),
-        "branch": manifest.get("branch"),
-        "base_commit": manifest.get("base_commit"),
+        "source": source,
+        "worktree": worktree,
+        "branch": branch,
+        "base_commit": manifest["base_commit"],
         "workspace": str(ws),
         "container": None,
         "session": ids.session_name(agent_id),
-        "agent": manifest.get("agent"),
+        "agent": manifest["agent"],
         "command": [],
         "exit_code": None,
         "oom_killed": False,
@@ -43,7 +73,8 @@ def run(args) -> int:
         "limits": None,
         "log": str(layout.log_file(agent_id)),
         "restored_from": str(path),
-        "snapshot_mode": manifest.get("mode"),  # am start keeps a container agent in one
+        "snapshot_source": manifest["source"],
+        "snapshot_mode": manifest["mode"],  # am start keeps a container agent in one
         "home": str(layout.root),
     }
     with store.transaction() as agents:
@@ -53,24 +84,26 @@ def run(args) -> int:
             raise AmError(f"workspace {ws} already exists")
         agents[agent_id] = record
     try:
-        ws.parent.mkdir(parents=True, exist_ok=True)
-        if record["worktree"]:
-            # The commits live in the user's repository; bring back a worktree at the snapshot's
+        paths.private_dir(ws.parent)
+        if worktree:
+            # The commits live in the named repository; bring back a worktree at the snapshot's
             # commit on a branch of its own, then the files as they were.
-            branch = f"am/{agent_id}"
-            git.worktree_add(Path(record["source"]), ws, branch, manifest.get("commit"))
-            record["branch"] = branch
+            git.worktree_add(Path(source), ws, branch, manifest["commit"])
+            snapshot.extract(path, ws, skip_git=True)
+        elif standalone:
+            ws.mkdir()
+            snapshot.restore_history(path, ws, manifest["commit"], branch)
             snapshot.extract(path, ws, skip_git=True)
         else:
             snapshot.extract(path, ws)
-        layout.log_file(agent_id).parent.mkdir(parents=True, exist_ok=True)
+        paths.private_dir(layout.logs)
         layout.log_file(agent_id).touch()
-        store.update(agent_id, status="stopped", branch=record["branch"])
+        store.update(agent_id, status="stopped")
     except BaseException:
-        if record["worktree"]:
+        if worktree:
             with contextlib.suppress(Exception):
-                git.worktree_remove(Path(record["source"]), ws)
-                git.delete_branch(Path(record["source"]), f"am/{agent_id}")
+                git.worktree_remove(Path(source), ws)
+                git.delete_branch(Path(source), branch)
         shutil.rmtree(ws, ignore_errors=True)
         store.remove(agent_id)
         raise

@@ -2,7 +2,7 @@
 
 import sys
 
-from am import lifecycle, paths, status
+from am import lifecycle, paths, records, status
 from am.errors import AmError
 from am.store import open_store
 
@@ -10,8 +10,18 @@ from am.store import open_store
 def run(args) -> int:
     layout = paths.layout()
     store = open_store(layout)
-    view = status.view(args.id, layout)
     record = store.get(args.id)
+    try:
+        records.check(record, layout, args.id)
+    except records.Invalid:
+        if not args.force:
+            raise
+        # What an invalid record names is not am's to delete: only the record goes.
+        store.remove(args.id)
+        print(f"Removed the invalid record of {args.id}; nothing it names was touched",
+              file=sys.stderr)
+        return 0
+    view = status.view(args.id, layout)
     if not args.force:
         if view["status"] == "running":
             raise AmError(f"agent {args.id} is running", "stop it first, or use 'am rm --force'")
@@ -22,6 +32,6 @@ def run(args) -> int:
                 "commit and push it, or 'am rm --force' (which snapshots it first)",
             )
     lifecycle.stop(record, store)
-    lifecycle.snapshot_then_delete(store.get(args.id), store, layout)
+    lifecycle.snapshot_then_delete(records.check(store.get(args.id), layout), store, layout)
     print(f"Removed {args.id}", file=sys.stderr)
     return 0

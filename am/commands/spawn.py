@@ -53,7 +53,7 @@ def hand_over_secrets(fifo: Path, secrets: dict, timeout: int = 60) -> None:
 
 def make_workspace(plan: planning.Plan, undo: Undo) -> str:
     """Clone (or add a worktree), put the agent branch at its base; returns the base commit."""
-    plan.workspace.parent.mkdir(parents=True, exist_ok=True)
+    paths.private_dir(plan.workspace.parent)
     if plan.worktree:
         from am.backends.engine import worktree_gitdir
 
@@ -127,9 +127,11 @@ def launch(plan: planning.Plan, backend, layout, undo: Undo, **fields):
     undo.push(backend.stop, plan.record(str(layout.root)))
     backend.before_start(plan)
 
-    layout.run.mkdir(parents=True, exist_ok=True)
+    paths.private_dir(layout.run)
     spec = backend.launch_spec(plan)
     spec["exit_file"] = str(plan.exit_file)
+    # The agent (tmux) or the engine's client runs with the user's umask, as without am.
+    spec["umask"] = paths.user_umask()
     spec["health_file"] = str(layout.health_file(plan.id))
     if plan.isolation == "gvisor":
         spec["guest_file"] = str(layout.guest_file(plan.id))
@@ -150,7 +152,7 @@ def launch(plan: planning.Plan, backend, layout, undo: Undo, **fields):
             stale.unlink()
 
     say(f"Starting agent {plan.id} ({brief(plan.command)}) in session {plan.session} ...")
-    undo.push(session.kill, plan.session)
+    undo.push(session.kill_own, plan.session, str(layout.root))
     session.start(
         plan.session,
         # -P: not the tmux server's working directory first on sys.path, which would run

@@ -114,7 +114,7 @@ def run(args) -> int:
             plan.worktree_gitdir = worktree_gitdir(record, workspace)
         backend = spawn.prepare(plan)
         # Leftovers of its last run (a session or container that outlived am's view of it).
-        session.kill(plan.session)
+        session.kill_own(plan.session, str(layout.root))
         if record.get("mode") == "container":
             backends.for_record(record).stop(record)
         fields = {"exit_code": None, "oom_killed": False, "stopped": None,

@@ -4,7 +4,7 @@ import json
 import sys
 import time
 
-from am import config, health, output, paths, status
+from am import config, health, output, paths, status, termsafe
 
 WATCH_EVERY = 2.0
 
@@ -27,7 +27,7 @@ def run(args) -> int:
                     output.print_json(data)
             else:
                 if args.watch and sys.stdout.isatty():
-                    sys.stdout.write("\033[H\033[J")  # clear, like watch(1)
+                    termsafe.control("\033[H\033[J")  # clear, like watch(1)
                 if rows:
                     print(table(rows), flush=True)
             if not args.watch:

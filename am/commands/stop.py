@@ -2,13 +2,14 @@
 
 import sys
 
-from am import lifecycle, paths
+from am import lifecycle, paths, records
 from am.store import open_store
 
 
 def run(args) -> int:
-    store = open_store(paths.layout())
-    record = store.get(args.id)
+    layout = paths.layout()
+    store = open_store(layout)
+    record = records.check(store.get(args.id), layout, args.id)
     lifecycle.stop(record, store)
     print(f"Stopped {args.id}; workspace kept at {record['workspace']}", file=sys.stderr)
     return 0

@@ -11,8 +11,11 @@
 #   INCLUDE   comma-separated packages     HOOK      mmdebstrap --customize-hook ($1 = root)
 #   SOURCES   array of sources.list lines  CHANGES   array of `import --change` values
 #   EXTRA_OPTS array of further mmdebstrap options (may be empty)
-# and calls ensure_image. Progress goes to stderr.
+# and calls ensure_image. A script may replace build_tarball (run_mmdebstrap and build_checks
+# help), and define before_import to add CHANGES once the tarball exists. Progress: stderr.
 
+# An image's files are for whoever its containers run as, whatever umask the caller has.
+umask 022
 BUILD_DIR="${AM_BUILD_DIR:-$REPO/build}"
 MIRROR="${AM_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SECURITY="${AM_DEBIAN_SECURITY:-http://deb.debian.org/debian-security}"
@@ -22,31 +25,16 @@ FORCE=0
 log() { printf '%s: %s\n' "$NAME" "$*" >&2; }
 die() { printf '%s: ERROR: %s\n' "$NAME" "$*" >&2; exit 1; }
 
-build_tarball() {
-    command -v mmdebstrap >/dev/null || die "mmdebstrap not installed (apt-get install mmdebstrap)"
-    # An ordinary user builds in a user namespace of their subordinate ids (uidmap), so that
-    # their first container spawn can build the image without root.
-    local mode=root
-    if [ "$(id -u)" -ne 0 ]; then
-        mode=unshare
-        grep -qE "^($(id -un)|$(id -u)):" /etc/subuid 2>/dev/null ||
-            die "$(id -un) has no subordinate ids in /etc/subuid, which mmdebstrap needs to build as an ordinary user: 'sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $(id -un)', or build the image as root ('sudo make image')"
-    fi
-    mkdir -p "$(dirname "$TARBALL")"
-    local tmp
-    tmp="$(dirname "$TARBALL")/.$(basename "$TARBALL" .tar).partial.tar"
-    rm -f "$tmp"
-    [ "${AM_OFFLINE:-}" != 1 ] || die "AM_OFFLINE=1 and $TARBALL is missing: build it on a" \
-        "machine that reaches Debian's mirror and copy it here"
-    log "downloading Debian bookworm packages from $MIRROR with mmdebstrap ($VARIANT: $INCLUDE) -> $TARBALL"
-    local t0=$SECONDS
+# mmdebstrap bookworm in FORMAT (tar, directory) into OUT, with the caller's settings, in the
+# MODE build_checks chose.
+run_mmdebstrap() {
     # Man pages, docs and locales are left out through dpkg path filters. The mirrors are given
     # as sources.list lines: with no mirror argument mmdebstrap reads sources from stdin when
     # stdin is not a terminal (CI).
     mmdebstrap \
         --variant="$VARIANT" \
-        --mode="$mode" \
-        --format=tar \
+        --mode="${MODE:-root}" \
+        --format="$1" \
         --include="$INCLUDE" \
         --aptopt='Acquire::Retries "3"' \
         --dpkgopt='path-exclude=/usr/share/man/*' \
@@ -56,8 +44,35 @@ build_tarball() {
         --dpkgopt='path-exclude=/usr/share/locale/*' \
         "${EXTRA_OPTS[@]}" \
         --customize-hook="$HOOK" \
-        bookworm "$tmp" "${SOURCES[@]}" \
+        bookworm "$2" "${SOURCES[@]}" \
         </dev/null >&2
+}
+
+# Checks before a build; sets MODE. As root: mmdebstrap's root mode. An ordinary user builds in
+# a user namespace of their subordinate ids (uidmap) when the caller allows it ($1 = unshare), so
+# that their first container spawn can build the agent image without root.
+build_checks() {
+    command -v mmdebstrap >/dev/null || die "mmdebstrap not installed (apt-get install mmdebstrap)"
+    MODE=root
+    if [ "$(id -u)" -ne 0 ]; then
+        [ "${1:-}" = unshare ] || die "run as root (mmdebstrap root mode), e.g. 'sudo make setup'"
+        MODE=unshare
+        grep -qE "^($(id -un)|$(id -u)):" /etc/subuid 2>/dev/null ||
+            die "$(id -un) has no subordinate ids in /etc/subuid, which mmdebstrap needs to build as an ordinary user: 'sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $(id -un)', or build the image as root ('sudo make image')"
+    fi
+    mkdir -p "$(dirname "$TARBALL")"
+    [ "${AM_OFFLINE:-}" != 1 ] || die "AM_OFFLINE=1 and $TARBALL is missing: build it on a" \
+        "machine that reaches Debian's mirror and copy it here"
+}
+
+build_tarball() {
+    build_checks unshare
+    local tmp
+    tmp="$(dirname "$TARBALL")/.$(basename "$TARBALL" .tar).partial.tar"
+    rm -f "$tmp"
+    log "downloading Debian bookworm packages from $MIRROR with mmdebstrap ($VARIANT: $INCLUDE) -> $TARBALL"
+    local t0=$SECONDS
+    run_mmdebstrap tar "$tmp"
     mv -f "$tmp" "$TARBALL"
     log "mmdebstrap done in $((SECONDS - t0))s ($(du -h "$TARBALL" | cut -f1))"
 }
@@ -78,6 +93,7 @@ ensure_image() {
             log "reusing cached $TARBALL"
         fi
     fi
+    if declare -F before_import >/dev/null; then before_import; fi
     for c in "${CHANGES[@]}"; do import_args+=(--change "$c"); done
     for e in $ENGINES; do
         if [ "$FORCE" -eq 0 ] && image_exists "$e"; then

@@ -209,26 +209,31 @@ def plant_submodule(ws, m):
     (sub / "f").write_text("changed\n")
 
 
+# Git never reads the workspace's configuration (am.workspace gives it a git folder of am's
+# own), so planted keys are not refused: they are simply never read, and am diff shows the
+# agent's work. Only a layout am did not make (a .git file or none) is refused.
+REFUSED = "refusing to read the workspace"
 ATTACKS = {
-    # name: (plant, control, key am names in its refusal, or None when it works safely)
-    "core.fsmonitor": (plant_fsmonitor, control_status, "core.fsmonitor"),
-    "diff.external": (plant_diff_external, control_diff, "diff.external"),
-    "textconv": (plant_textconv, control_diff, "diff.evil.textconv"),
-    "filter.clean": (plant_filter_clean, control_add, "filter.evil.clean"),
-    "filter.smudge": (plant_filter_smudge, control_checkout, "filter.evil.smudge"),
-    "filter.process": (plant_filter_process, control_add, "filter.evil.process"),
-    "core.pager": (plant_pager, control_log_on_tty, "core.pager"),
-    "core.editor": (plant_editor, control_commit_no_message, "core.editor"),
-    "core.sshCommand": (plant_ssh_command, control_fetch, "core.sshcommand"),
-    "credential.helper": (plant_credential_helper, control_credential_fill, "credential.helper"),
-    "include.path": (plant_include, control_status, "include.path"),
-    "includeIf": (plant_include_if, control_status, "includeif.gitdir:/.path"),
-    "gpg.program": (plant_gpg, control_commit, "gpg.program"),
-    "uploadpack.packObjectsHook": (plant_uploadpack, control_clone_from,
-                                   "uploadpack.packobjectshook"),
-    "commondir": (plant_commondir, control_status, "commondir"),
-    ".git file (gitdir redirection)": (plant_gitdir_file, control_status, ".git is a file"),
-    "bare repository at the root": (plant_bare_root, control_status, ".git is missing"),
+    # name: (plant, control, what am's refusal names, or None when it works safely)
+    "core.fsmonitor": (plant_fsmonitor, control_status, None),
+    "diff.external": (plant_diff_external, control_diff, None),
+    "textconv": (plant_textconv, control_diff, None),
+    "filter.clean": (plant_filter_clean, control_add, None),
+    "filter.smudge": (plant_filter_smudge, control_checkout, None),
+    "filter.process": (plant_filter_process, control_add, None),
+    "core.pager": (plant_pager, control_log_on_tty, None),
+    "core.editor": (plant_editor, control_commit_no_message, None),
+    "core.sshCommand": (plant_ssh_command, control_fetch, None),
+    "credential.helper": (plant_credential_helper, control_credential_fill, None),
+    "include.path": (plant_include, control_status, None),
+    "includeIf": (plant_include_if, control_status, None),
+    "gpg.program": (plant_gpg, control_commit, None),
+    "uploadpack.packObjectsHook": (plant_uploadpack, control_clone_from, None),
+    "commondir": (plant_commondir, control_status, None),
+    ".git file (gitdir redirection)": (plant_gitdir_file, control_status,
+                                       "its .git is not the folder am cloned"),
+    "bare repository at the root": (plant_bare_root, control_status,
+                                    "its .git is not the folder am cloned"),
     "submodule config": (plant_submodule, control_status, None),
 }
 
@@ -238,25 +243,28 @@ def am_commands_leave_no_marker(am, agent_id, ws, markers, refusal):
     diff = am("diff", agent_id, check=False)
     if refusal:
         line = assert_am_error(diff)
-        assert "refusing to run git" in line and refusal in line, line
+        assert REFUSED in line and refusal in line, line
         assert "hint:" in line
     else:
         assert diff.returncode == 0, diff.stderr
     assert markers.fired() == [], "am diff"
-    rm = am("rm", agent_id, check=False)  # unsaved-work check
-    line = assert_am_error(rm)
-    assert "unsaved work" in line
-    if refusal:
-        assert "not inspected" in line and refusal in line
-    assert markers.fired() == [], "am rm"
     snap = am("snapshot", agent_id)
     assert Path(snap.stdout.strip()).is_file()
     assert markers.fired() == [], "am snapshot"
+    am("doctor", check=False)
+    assert markers.fired() == [], "am doctor"
+    rm = am("rm", agent_id, check=False)  # unsaved-work check
+    if refusal:
+        line = assert_am_error(rm)
+        assert "unsaved work" in line and "not inspected" in line and refusal in line, line
+    assert markers.fired() == [], "am rm"
+    if rm.returncode == 0:
+        assert not ws.exists()  # a planted config alone is no one's work
+        return
+    assert "unsaved work" in rm.stderr
     clean = am("clean")
     assert f"Kept {agent_id}" in clean.stderr and ws.exists()
     assert markers.fired() == [], "am clean"
-    am("doctor", check=False)
-    assert markers.fired() == [], "am doctor"
     am("rm", "--force", agent_id)  # never lose the ability to remove
     assert not ws.exists()
     assert markers.fired() == [], "am rm --force"
@@ -275,15 +283,16 @@ def test_planted_config_never_runs(am, agent, markers, attack):
     am_commands_leave_no_marker(am, agent_id, ws, markers, refusal)
 
 
-def test_core_worktree_is_refused_and_nothing_outside_is_read(am, agent, markers):
+def test_core_worktree_is_never_read_and_nothing_outside_is_read(am, agent, markers):
     agent_id, ws = agent
     plant_core_worktree(ws, markers)
     control_core_worktree(ws, markers)
     markers.take()
-    diff = am("diff", agent_id, check=False)
-    assert "core.worktree" in assert_am_error(diff)
+    modify(ws)
+    diff = am("diff", agent_id)
+    assert "+changed by the agent" in diff.stdout  # the workspace itself, not the outside
     assert markers.secret not in diff.stdout + diff.stderr
-    am_commands_leave_no_marker(am, agent_id, ws, markers, "core.worktree")
+    am_commands_leave_no_marker(am, agent_id, ws, markers, None)
 
 
 def test_hooks_never_run(am, agent, markers):
@@ -344,7 +353,7 @@ def test_worktree_gitdir_redirection(am, wt_agent, markers):
     plain_git(ws, "status")
     markers.take()
     line = assert_am_error(am("diff", agent_id, check=False))
-    assert "not to a worktree of" in line
+    assert REFUSED in line and "not to a worktree of" in line
     am_commands_leave_no_marker(am, agent_id, ws, markers, "not to a worktree of")
 
 
@@ -357,7 +366,8 @@ def test_worktree_config_worktree_is_checked(am, wt_agent, repo, markers):
     modify(ws)
     plain_git(ws, "status")
     markers.take()
-    am_commands_leave_no_marker(am, agent_id, ws, markers, "core.fsmonitor")
+    assert "+changed by the agent" in am("diff", agent_id).stdout
+    am_commands_leave_no_marker(am, agent_id, ws, markers, None)
 
 
 def test_hardening_layer_alone(am, agent, markers):

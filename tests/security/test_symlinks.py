@@ -51,10 +51,12 @@ def test_snapshot_stores_links_as_links(am, agent, outside):
     assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
 
 
-def _archive(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
-    """A hand-made snapshot: a valid manifest, then MEMBERS."""
-    manifest = json.dumps({"id": "evil", "source": None, "branch": None, "commit": None,
-                           "worktree": False, "mode": "tmux"}).encode()
+def _archive(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]],
+             manifest: dict | None = None) -> Path:
+    """A hand-made snapshot: a manifest (a valid one unless given), then MEMBERS."""
+    manifest = json.dumps(manifest or {"id": "evil", "source": None, "branch": None,
+                                       "commit": None, "worktree": False,
+                                       "mode": "tmux"}).encode()
     with tarfile.open(path, "w:gz") as tar:
         info = tarfile.TarInfo("am-snapshot.json")
         info.size = len(manifest)
@@ -193,7 +195,8 @@ def test_worktree_restore_stays_in_its_target(am, wt_agent, repo, outside, tmp_p
     (ws / "new.txt").write_text("work\n")
     (ws / "to-dir").symlink_to(outside)
     snap = Path(am("snapshot", agent_id).stdout.strip().splitlines()[-1])
-    restored = am("restore", snap, "--name", "wt-back").stdout.strip().splitlines()[-1]
+    restored = am("restore", snap, "--name", "wt-back", "--source", repo
+                  ).stdout.strip().splitlines()[-1]
     back = am.home / "agents" / restored
     assert (back / "new.txt").read_text() == "work\n"
     assert os.readlink(back / "to-dir") == str(outside)
@@ -207,7 +210,8 @@ def test_worktree_restore_stays_in_its_target(am, wt_agent, repo, outside, tmp_p
         extra, data = _file("workspace/to-dir/dropped")
         extra.size = len(data)
         dst.addfile(extra, io.BytesIO(data))
-    line = assert_am_error(am("restore", evil, "--name", "wt-evil", check=False))
+    line = assert_am_error(am("restore", evil, "--name", "wt-evil", "--source", repo,
+                              check=False))
     assert "refusing to restore" in line
     assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
     assert not (am.home / "agents" / "wt-evil").exists()

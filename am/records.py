@@ -1,0 +1,85 @@
+"""Agent records, checked before any command acts on what they name.
+
+No agent can write the state file, but hand edits and corrupt files happen, and a command that
+deletes, kills, prints or reads what a record names must not take its word for it: every path
+must be the one the layout gives the record's id, every name the id's own. These checks compare
+strings only (no system call), so they cost nothing; what must be asked of the world — that a
+container carries this AM_HOME's ``am.home`` label, that a tmux session carries its ``@am_home``
+— is asked right before the action (``Engine.remove_owned``, ``session.kill_own``).
+``am list`` and ``am info`` only show records and check none.
+"""
+
+import os
+import re
+
+from am import ids
+from am.errors import AmError
+
+OID = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+
+
+class Invalid(AmError):
+    """A record that names something other than what am made for its id."""
+
+
+def _same(path, expected) -> bool:
+    return isinstance(path, str) and os.path.normpath(path) == os.path.normpath(str(expected))
+
+
+def problems(record: dict, layout, key: str | None = None) -> list[str]:
+    """What is wrong with RECORD, filed under KEY in the state file, under LAYOUT (empty when
+    nothing is)."""
+    agent_id = record.get("id")
+    if not isinstance(agent_id, str) or not ids.NAME_RE.fullmatch(agent_id) or ".." in agent_id:
+        return [f"its id {agent_id!r} is not a valid agent name"]
+    found = [] if key in (None, agent_id) else [f"it is filed under {key!r}, not its id"]
+    if not _same(record.get("workspace"), layout.workspace(agent_id)):
+        found.append(f"its workspace {record.get('workspace')!r} is not "
+                     f"{layout.workspace(agent_id)}")
+    if not _same(record.get("log"), layout.log_file(agent_id)):
+        found.append(f"its log {record.get('log')!r} is not {layout.log_file(agent_id)}")
+    if record.get("network_log") is not None and not _same(
+            record["network_log"], layout.logs / f"{agent_id}.network.log"):
+        found.append(f"its network log {record['network_log']!r} is not under {layout.logs}")
+    name = ids.session_name(agent_id)
+    if record.get("session") != name:
+        found.append(f"its session {record.get('session')!r} is not {name}")
+    mode = record.get("mode")
+    if mode not in ("tmux", "container"):
+        found.append(f"its mode {mode!r} is neither tmux nor container")
+    if mode == "container":
+        if record.get("container") != name:
+            found.append(f"its container {record.get('container')!r} is not {name}")
+        if record.get("runtime") not in ("docker", "podman"):
+            found.append(f"its runtime {record.get('runtime')!r} is neither docker nor podman")
+    elif record.get("container") is not None:
+        found.append("a tmux agent's record names a container")
+    if record.get("isolation") not in (None, "runc", "gvisor"):
+        found.append(f"its isolation {record.get('isolation')!r} is neither runc nor gvisor")
+    mirror = record.get("mirror")
+    if mirror is not None and not (isinstance(mirror, str) and mirror.endswith(".git") and
+                                   _same(os.path.dirname(mirror), layout.cache / "mirrors")):
+        found.append(f"its cache mirror {mirror!r} is not in {layout.cache / 'mirrors'}")
+    for key in ("base_commit",):
+        if record.get(key) is not None and not (isinstance(record[key], str) and
+                                                OID.match(record[key])):
+            found.append(f"its {key} {record[key]!r} is not a commit id")
+    if record.get("worktree"):
+        source = record.get("source")
+        if not isinstance(source, str) or not os.path.isabs(source):
+            found.append(f"its worktree source {source!r} is not an absolute path")
+        elif os.path.normpath(source).startswith(os.path.normpath(str(layout.workspaces)) +
+                                                 os.sep):
+            found.append(f"its worktree source {source} is an agent's workspace")
+    return found
+
+
+def check(record: dict, layout, key: str | None = None) -> dict:
+    """RECORD, or Invalid naming what is wrong, before any command acts on it."""
+    found = problems(record, layout, key)
+    if found:
+        raise Invalid(f"the record of agent {record.get('id')!r} in {layout.state_file} is "
+                      f"invalid: {'; '.join(found)}",
+                      "am acts on nothing it names; 'am rm --force "
+                      f"{key or record.get('id')}' removes only the record")
+    return record

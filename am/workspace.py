@@ -1,0 +1,329 @@
+"""Workspace operations: everything am reads from an agent's workspace, read where the agent
+cannot turn it against the host.
+
+One program, ``am/wsops.py``, does the reading (HEAD, the unsaved-work check, the diff, a
+snapshot's files and borrowed objects) with a git folder of its own that no repository
+configuration, hook, filter or index of the agent's reaches. This module chooses where that
+program runs (``Where``) and checks what comes back:
+
+- a **container agent**'s workspace is read inside a sandbox: ``exec`` in the agent's own
+  container, as its user, while it runs; otherwise a throwaway container with the agent's policy
+  and image (no network, read-only root, no capabilities, no new privileges, its user and
+  limits) and the workspace mounted read-only. Whatever runs there runs with what the agent
+  already has;
+- a **tmux agent**'s workspace (it runs as the user anyway), and a restored or orphaned one, by
+  a host process.
+
+Only data crosses back, and it is treated as untrusted: its size is capped, its time limited,
+commit ids and counts are checked, and tar members are re-checked by ``am.snapshot``; no path
+in it is ever resolved on the host.
+
+Later operations (a bundle of the agent's branch, a remote engine's exec) add an op to wsops
+and a method here, or a ``Where``.
+"""
+
+import json
+import os
+import re
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from am import proc
+from am.errors import AmError
+
+ANSWER_LIMIT = 1 << 16  # head, unsaved: a little JSON
+DIFF_LIMIT = 1 << 28  # 256 MiB of patch
+STREAM_LIMIT = 1 << 36  # a snapshot's tar stream or pack: 64 GiB
+TIMEOUT = 600  # seconds for head, unsaved and diff
+IDLE = 300  # seconds a tar stream or pack may go without a byte
+STREAM_TIMEOUT = 6 * 3600  # wsops's own alarm for streams
+OID = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+SANDBOX_WORKSPACE = "/workspace"
+MARK = "wsops: "
+
+
+class Refused(AmError):
+    """The workspace's layout is not what am made, so git was not run there."""
+
+
+class Unavailable(AmError):
+    """The sandbox could not run at all (engine down, image missing)."""
+
+
+@dataclass(frozen=True)
+class Head:
+    commit: str | None
+    branch: str | None
+
+
+def source() -> str:
+    """The program that runs next to the workspace (python3 -I -c SOURCE)."""
+    return Path(__file__).with_name("wsops.py").read_text(encoding="utf-8")
+
+
+def printable(text: str, width: int = 300) -> str:
+    """Untrusted text for a one-line message: no control characters, bounded length."""
+    text = "".join(c if c.isprintable() else "?" for c in " ".join(text.split()))
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+class Where:
+    """How the program is started, and what to undo when it must be stopped."""
+
+    title = "on the host"
+    workspace = ""
+    common: str | None = None
+
+    def argv(self, args: list[str]) -> list[str]:
+        raise NotImplementedError
+
+    def on_timeout(self) -> None:
+        """Stop what runs when the reader gives up (a container outlives its client)."""
+
+    def fallback(self) -> "Where | None":
+        """Where to try again when this one could not start at all."""
+        return None
+
+
+class Host(Where):
+    """A host process: for tmux agents (they run as the user anyway) and for workspaces no
+    agent runs in (restored, orphaned)."""
+
+    def __init__(self, workspace: Path, common: str | None = None):
+        self.workspace, self.common = str(workspace), common
+
+    def argv(self, args):
+        return [sys.executable, "-I", "-c", source(), *args]
+
+
+class Exec(Where):
+    """The running agent's own container, as the agent's user."""
+
+    def __init__(self, eng, name: str, common: str | None, then: "Where"):
+        self.eng, self.name, self.common, self.then = eng, name, common, then
+        self.workspace = SANDBOX_WORKSPACE
+        self.title = f"in the container {name}"
+
+    def argv(self, args):
+        return self.eng.exec_argv(self.name, os.getuid(), os.getgid(),
+                                  ["python3", "-I", "-c", source(), *args])
+
+    def fallback(self):
+        return self.then  # it stopped in between: a throwaway container instead
+
+
+class Throwaway(Where):
+    """A container with the agent's policy and image, made for one operation and removed."""
+
+    def __init__(self, eng, record: dict, home: str, common: str | None):
+        from am.backends.engine import DEFAULT_IMAGE, SANDBOX_PREFIX
+
+        self.eng, self.record, self.home, self.common = eng, record, home, common
+        self.image = record.get("image") or DEFAULT_IMAGE
+        self.prefix = f"{SANDBOX_PREFIX}{record['id']}-"
+        self.name = ""
+        self.workspace = SANDBOX_WORKSPACE
+        self.title = f"in a throwaway {eng.runtime} container"
+
+    def mounts(self) -> list[tuple[Path, str, bool]]:
+        mounts = [(Path(self.record["workspace"]), SANDBOX_WORKSPACE, True)]
+        if self.record.get("mirror"):
+            # a URL clone's alternates name the mirror's objects by their host path
+            objects = Path(self.record["mirror"]) / "objects"
+            mounts.append((objects, str(objects), True))
+        if self.common:
+            mounts.append((Path(self.common), self.common, True))
+        return mounts
+
+    def argv(self, args):
+        from am import plan
+
+        self.name = self.prefix + uuid.uuid4().hex[:8]
+        try:
+            self.eng.ensure_security()
+        except AmError as e:
+            raise Unavailable(f"cannot read the workspace {self.title}: {e.message}") from None
+        limits = self.record.get("limits") or plan.DEFAULT_LIMITS
+        if os.getuid() == 0:
+            # The sandbox reads as the agents' uid, as the agent would: a workspace am made
+            # and no start has handed over yet (a restore; am's files are 0600) goes to it now.
+            from am.backends.engine import agent_uid, grant
+
+            grant(Path(self.record["workspace"]), agent_uid())
+        from am import isolation
+
+        return self.eng.sandbox_argv(self.name, self.image, self.home, self.record["id"],
+                                     limits, self.mounts(), os.getuid(), os.getgid(),
+                                     ["python3", "-I", "-c", source(), *args],
+                                     self.record.get("isolation") or isolation.DEFAULT)
+
+    def on_timeout(self):
+        if self.name:
+            self.eng.call("rm", "--force", self.name, timeout=60)
+
+
+class Workspace:
+    """The operations on one workspace, run WHERE."""
+
+    def __init__(self, where: Where):
+        self.where = where
+        self.warnings: list[str] = []  # what the last stream's reader skipped
+
+    def _args(self, op: str, *extra: str, timeout: int = TIMEOUT) -> list[str]:
+        args = [op, self.where.workspace, *extra, "--timeout", str(timeout)]
+        return args + (["--common", self.where.common] if self.where.common else [])
+
+    def _failure(self, code: int, err: str) -> AmError:
+        mine = [ln[len(MARK):] for ln in err.splitlines() if ln.startswith(MARK)]
+        if mine and code == 3:
+            return Refused(printable(mine[-1]),
+                           "am reads a workspace only in the layout it made; 'am rm --force' "
+                           "still snapshots it (without git) and deletes it")
+        if mine:
+            return AmError(printable(mine[-1]))
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        return Unavailable(f"cannot read the workspace {self.where.title}: "
+                           f"{printable(lines[-1]) if lines else f'exit status {code}'}",
+                           None if isinstance(self.where, Host) else
+                           "a container agent's workspace is read in a container of its image, "
+                           "which needs python3 and git; 'am rm --force' still removes it")
+
+    def _run(self, op: str, *extra: str, limit: int) -> bytes:
+        while True:
+            try:
+                code, out, err = proc.run_bytes(self.where.argv(self._args(op, *extra)),
+                                                limit=limit, timeout=TIMEOUT,
+                                                on_timeout=self.where.on_timeout)
+            except proc.NotFound as e:
+                raise Unavailable(f"cannot read the workspace {self.where.title}: "
+                                  f"{e.message}") from None
+            except proc.TooLarge:
+                raise AmError(f"the {op} of the workspace is larger than {limit >> 20} MiB "
+                              "(read " + self.where.title + ")") from None
+            except proc.TimedOut:
+                raise AmError(f"reading the workspace {self.where.title} took more than "
+                              f"{TIMEOUT}s") from None
+            if code == 0:
+                return out
+            error = self._failure(code, err)
+            nxt = self.where.fallback()
+            if isinstance(error, Unavailable) and nxt is not None:
+                self.where = nxt
+                continue
+            raise error
+
+    def _json(self, op: str) -> dict:
+        try:
+            data = json.loads(self._run(op, limit=ANSWER_LIMIT))
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise AmError(f"the {op} answer read {self.where.title} is not valid")
+        return data
+
+    def head(self) -> Head:
+        """The workspace's HEAD commit (None if it has none) and branch (None if detached)."""
+        return parse_head(self._json("head"))
+
+    def base(self) -> str | None:
+        """Where HEAD meets the remote-tracking refs (an adopted workspace's base)."""
+        value = self._json("base").get("base")
+        return value if isinstance(value, str) and OID.match(value) else None
+
+    def unsaved(self) -> list[str]:
+        """Why deleting the workspace would lose work (empty if it would not)."""
+        data = self._json("unsaved")
+        counts = {k: data.get(k) for k in ("changed", "submodules", "ahead")}
+        if not all(isinstance(v, int) and 0 <= v < 1 << 40 for v in counts.values()):
+            raise AmError(f"the unsaved-work answer read {self.where.title} is not valid")
+        reasons = []
+        if counts["changed"]:
+            reasons.append(f"{counts['changed']} uncommitted or untracked file(s)")
+        if counts["submodules"]:
+            reasons.append(f"{counts['submodules']} submodule(s), not inspected")
+        if counts["ahead"]:
+            reasons.append(f"{counts['ahead']} commit(s) the source does not have")
+        return reasons
+
+    def diff(self, base: str) -> bytes:
+        """Commits, uncommitted edits and untracked files against commit BASE, one patch."""
+        if not OID.match(base or ""):
+            raise AmError(f"base {base!r} is not a commit id")
+        return self._run("diff", base, limit=DIFF_LIMIT)
+
+    @contextmanager
+    def stream(self, op: str) -> Iterator[proc.Pipe]:
+        """The ``tar`` or ``pack`` stream of the workspace, as a pipe to read."""
+        argv = self.where.argv(self._args(op, timeout=STREAM_TIMEOUT))
+        try:
+            with proc.reading(argv, limit=STREAM_LIMIT, idle=IDLE,
+                              on_timeout=self.where.on_timeout) as pipe:
+                try:
+                    yield pipe
+                except Exception:
+                    # A stream cut short by the command's own failure: say that, not what
+                    # the reader made of the stump.
+                    code = pipe.exited(2)
+                    if code not in (None, 0):
+                        raise self._failure(code, pipe.err) from None
+                    raise
+        except proc.NotFound as e:
+            raise Unavailable(f"cannot read the workspace {self.where.title}: "
+                              f"{e.message}") from None
+        except proc.TooLarge:
+            raise AmError(f"the {op} stream of the workspace is larger than "
+                          f"{STREAM_LIMIT >> 30} GiB") from None
+        except proc.TimedOut:
+            raise AmError(f"reading the workspace {self.where.title} gave nothing for "
+                          f"{IDLE}s") from None
+        if pipe.code != 0:
+            raise self._failure(pipe.code, pipe.err)
+        self.warnings = [printable(ln[len(MARK):]) for ln in pipe.err.splitlines()
+                         if ln.startswith(MARK)]
+
+
+def parse_head(data: dict) -> Head:
+    commit, branch = data.get("head"), data.get("branch")
+    commit = commit if isinstance(commit, str) and OID.match(commit) else None
+    ok = isinstance(branch, str) and 0 < len(branch) < 256 and branch.isprintable() and \
+        not branch.startswith("-")
+    return Head(commit, branch if ok else None)
+
+
+def common_of(record: dict) -> str | None:
+    """A worktree agent's shared git folder, found by git in the user's (trusted) source."""
+    if not record.get("worktree"):
+        return None
+    from am import git
+
+    return os.path.realpath(git.common_dir(Path(record["source"])))
+
+
+def for_record(record: dict, layout, *, on_host: bool = False) -> Workspace:
+    """The operations on RECORD's workspace (a checked record: ``am.records.check``), run in a
+    sandbox for a container agent, or on the host (tmux agents; ON_HOST: a stopped container
+    agent whose engine cannot run anything, for removal only)."""
+    common = common_of(record)
+    if record.get("mode") != "container" or on_host:
+        return Workspace(Host(Path(record["workspace"]), common))
+    from am.backends.engine import engine
+
+    eng = engine(record.get("runtime") or "auto")
+    home = str(layout.root)
+    throwaway = Throwaway(eng, record, home, common)
+    try:
+        state = eng.state(record["container"]) if record.get("container") else None
+    except AmError:
+        state = None  # no engine: the throwaway container will say so (Unavailable)
+    if state is not None and state == (True, home):
+        return Workspace(Exec(eng, record["container"], common, throwaway))
+    return Workspace(throwaway)
+
+
+def at_path(path: Path) -> Workspace:
+    """The operations on a workspace folder with no record (doctor's orphans), on the host."""
+    return Workspace(Host(path))

@@ -1,0 +1,112 @@
+"""Property 10: am checks a record before it acts on anything the record names.
+
+The state file is am's own, but a hand edit or a corrupt file can name a folder outside
+AM_HOME, a log anywhere, a tmux session that is not am's or another AM_HOME's container. Each
+test edits a real record, and its positive control shows the same command does act on what a
+valid record names.
+"""
+
+import json
+import subprocess
+import uuid
+
+import pytest
+from conftest import assert_am_error, has_session
+from containers import container_names
+
+PROPERTY = "10 records checked before use"
+SECRET = "SECRET-OF-THE-HOST-8"
+
+
+def edit_record(am, agent_id: str, **fields) -> None:
+    path = am.home / "state" / "state.json"
+    data = json.loads(path.read_text())
+    data["agents"][agent_id].update(fields)
+    path.write_text(json.dumps(data))
+
+
+@pytest.fixture
+def outside(tmp_path):
+    d = tmp_path / "outside"
+    d.mkdir()
+    (d / "secret.txt").write_text(SECRET + "\n")
+    return d
+
+
+def test_rm_never_deletes_a_workspace_outside_the_layout(am, repo, outside):
+    control = am.spawn(repo, "--cmd", "sleep 300")
+    am("rm", "--force", control)  # control: rm --force deletes what a valid record names
+    assert not (am.home / "agents" / control).exists()
+    agent = am.spawn(repo, "--cmd", "sleep 300")
+    am("stop", agent)
+    edit_record(am, agent, workspace=str(outside))
+    for verb in ("diff", "snapshot", "stop", "logs"):
+        line = assert_am_error(am(verb, agent, check=False))
+        assert "is invalid" in line and str(outside) in line
+    assert "is invalid" in assert_am_error(am("rm", agent, check=False))
+    res = am("rm", "--force", agent)
+    assert "nothing it names was touched" in res.stderr
+    assert (outside / "secret.txt").read_text() == SECRET + "\n"
+    assert (am.home / "agents" / agent).is_dir()  # its own workspace is not guessed at either
+    assert am.list() == []
+
+
+def test_logs_never_prints_a_file_a_record_names(am, repo, outside):
+    agent = am.spawn(repo, "--cmd", "echo hello; sleep 300")
+    am.wait_log(agent, "hello")  # control: logs prints the file the record names
+    edit_record(am, agent, log=str(outside / "secret.txt"))
+    res = am("logs", agent, check=False)
+    assert "is invalid" in assert_am_error(res)
+    assert SECRET not in res.stdout + res.stderr
+    doctor = am("doctor", check=False)
+    assert "invalid-record" in doctor.stdout and SECRET not in doctor.stdout
+    am("doctor", "--fix", check=False)
+    assert am.list() == []  # the record only: what it names is left alone
+    assert (outside / "secret.txt").read_text() == SECRET + "\n"
+
+
+def test_stop_never_kills_a_session_that_is_not_ams(am, repo):
+    agent = am.spawn(repo, "--cmd", "sleep 300")
+    am("stop", agent)
+    foreign = f"am-{agent}"
+    subprocess.run(["tmux", "new-session", "-d", "-s", foreign, "sleep", "300"], check=True)
+    try:
+        am("stop", agent)
+        am("rm", "--force", agent)
+        assert has_session(foreign), "a session without this AM_HOME's @am_home was killed"
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", f"={foreign}:"], capture_output=True)
+    control = am.spawn(repo, "--cmd", "sleep 300")
+    am("stop", control)  # control: am's own session (with @am_home) is killed
+    assert not has_session(f"am-{control}")
+
+
+@pytest.mark.container
+def test_stop_never_removes_another_homes_container(am, repo, engine):
+    agent = am.spawn(repo, "--cmd", "sleep 300")
+    am("stop", agent)
+    other = f"/tmp/other-home-{uuid.uuid4().hex[:8]}"
+    name = f"am-{agent}"
+    run = [engine, "run", "-d", "--name", name, "--label", f"am.home={other}", "--network",
+           "none", "--pull", "never", "am-agent:latest", "sleep", "300"]
+    subprocess.run(run, check=True, capture_output=True)
+    try:
+        edit_record(am, agent, mode="container", runtime=engine, container=name)
+        am("stop", agent)
+        am("rm", "--force", agent)
+        assert name in container_names(engine, other), "another AM_HOME's container was removed"
+    finally:
+        subprocess.run([engine, "rm", "-f", name], capture_output=True)
+    # control: the same record, naming a container labelled for this AM_HOME: it is removed
+    control = am.spawn(repo, "--cmd", "sleep 300")
+    am("stop", control)
+    name = f"am-{control}"
+    run[run.index("--name") + 1] = name
+    run[run.index("--label") + 1] = f"am.home={am.home}"
+    subprocess.run(run, check=True, capture_output=True)
+    try:
+        edit_record(am, control, mode="container", runtime=engine, container=name)
+        am("stop", control)
+        assert name not in container_names(engine, str(am.home))
+    finally:
+        subprocess.run([engine, "rm", "-f", name], capture_output=True)
