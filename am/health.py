@@ -1,8 +1,9 @@
 """Health of agents: live CPU, memory and process figures, idleness, OOM and pids-limit state.
 
-Figures come from one ``stats`` call per engine for container agents and one ``tmux
-list-panes`` call plus psutil for tmux agents, however many agents there are; the engine calls
-run in threads while psutil samples CPU, so a status costs about one engine call's time.
+Figures come from one ``stats`` call per engine, naming the running agents' containers (one
+call per name only if that call fails), and one ``tmux list-panes`` call plus psutil for tmux
+agents, however many agents there are; the engine calls run in threads while psutil samples
+CPU, so a status costs about one engine call's time.
 ``brief`` is the cheap one-word health ``am list`` shows: it reads only files (the log's mtime
 and what the supervisor recorded) and makes no call at all.
 """
@@ -131,9 +132,11 @@ def tmux_figures(sessions: list[str], interval: float = CPU_INTERVAL) -> dict[st
     return out
 
 
-def engine_figures(runtimes: set[str]) -> tuple[dict, dict, list[threading.Thread]]:
-    """Start one stats call per engine, each in a thread: they fill (runtime, container name)
-    -> figures, and runtime -> why its call failed; join the threads."""
+def engine_figures(containers: dict[str, list[str]]) -> tuple[dict, dict, list[threading.Thread]]:
+    """Start one stats call per engine for its CONTAINERS (runtime -> names: only this
+    AM_HOME's running agents, never every container on the host), each in a thread: they fill
+    (runtime, container name) -> figures, and runtime -> why its call failed; join the
+    threads."""
     from am.backends.engine import engine
     from am.errors import AmError
 
@@ -141,7 +144,7 @@ def engine_figures(runtimes: set[str]) -> tuple[dict, dict, list[threading.Threa
 
     def one(runtime):
         try:
-            got = engine(runtime).stats()
+            got = engine(runtime).stats(containers[runtime])
         except AmError as e:
             with lock:
                 failed[runtime] = e.message
@@ -149,7 +152,7 @@ def engine_figures(runtimes: set[str]) -> tuple[dict, dict, list[threading.Threa
         with lock:
             figures.update({(runtime, name): f for name, f in got.items()})
 
-    threads = [threading.Thread(target=one, args=(r,), daemon=True) for r in sorted(runtimes)]
+    threads = [threading.Thread(target=one, args=(r,), daemon=True) for r in sorted(containers)]
     for t in threads:
         t.start()
     return figures, failed, threads
@@ -159,9 +162,11 @@ def collect(views: list[dict], layout, idle_after: float) -> tuple[list[dict], l
     """The full status row of each agent, and warnings that say why a running agent has no
     figures (its engine's stats call failed, it was not listed, no pane was found)."""
     running = [v for v in views if v["status"] == "running"]
-    runtimes = {v["runtime"] for v in running if v.get("mode") == "container" and
-                v.get("runtime")}
-    figures, failed, threads = engine_figures(runtimes)
+    containers: dict[str, list[str]] = {}
+    for v in running:
+        if v.get("mode") == "container" and v.get("runtime") and v.get("container"):
+            containers.setdefault(v["runtime"], []).append(v["container"])
+    figures, failed, threads = engine_figures(containers)
     tmux = tmux_figures([v["session"] for v in running if v.get("mode") == "tmux"])
     for t in threads:
         t.join()

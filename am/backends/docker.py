@@ -88,9 +88,8 @@ class Docker(Engine):
                            f"{have.get('runtimeArgs') or []}, not {want}", GVISOR_HINT)
         return None
 
-    def stats_argv(self) -> list[str]:
-        return ["docker", "stats", "--no-stream", "--no-trunc", "--format",
-                "{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.PIDs}}"]
+    STATS_OPTIONS = ("--no-stream", "--no-trunc")
+    STATS_FORMAT = "{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.PIDs}}"
 
     def parse_stats(self, text: str) -> dict[str, dict]:
         # docker prints only human units ("305.6MiB / 2GiB", "70.76%"), "--" while starting.

@@ -11,6 +11,7 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from am import proc
@@ -631,20 +632,45 @@ class Engine(Backend):
         res = self.call("ps", *self.ps_argv(str(paths.layout().root), False)[2:])
         return set(res.out.split()) if res.ok else None
 
-    def stats_argv(self) -> list[str]:
-        """One ``stats`` call for every running container, one tab-separated line each."""
-        raise NotImplementedError
+    STATS_OPTIONS: tuple[str, ...] = ("--no-stream",)
+    STATS_FORMAT = ""  # the engine's --format for one tab-separated line a container
+
+    def stats_argv(self, names: Sequence[str]) -> list[str]:
+        """One ``stats`` call for the containers NAMES, one tab-separated line each. Always
+        named: without names the engine reads every container on the host, and one in a broken
+        state (a stranger's, say) fails the whole call."""
+        return [self.runtime, "stats", *self.STATS_OPTIONS, "--format", self.STATS_FORMAT,
+                "--", *names]
 
     def parse_stats(self, text: str) -> dict[str, dict]:
         """Container name -> cpu_percent, memory, memory_limit, pids (None where unknown)."""
         raise NotImplementedError
 
-    def stats(self) -> dict[str, dict]:
-        """Live figures of every running container, from one call; AmError if it fails."""
-        res = self.call(*self.stats_argv()[1:], timeout=60)
-        if not res.ok:
+    def stats(self, names: Sequence[str]) -> dict[str, dict]:
+        """Live figures of the containers NAMES (the running agents'), from one call. A name
+        the engine no longer knows (its agent ended since it was listed) fails that call
+        whole, so then each is asked alone: the others still get their figures. AmError when
+        no call succeeds."""
+        names = sorted(set(names))
+        if not names:
+            return {}
+        res = self.call(*self.stats_argv(names)[1:], timeout=60)
+        if res.ok:
+            return self.parse_stats(res.out)
+        if len(names) == 1:
             raise self.explain(res.err or res.out)
-        return self.parse_stats(res.out)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
+            each = list(pool.map(lambda n: self.call(*self.stats_argv([n])[1:], timeout=60),
+                                 names))
+        answered = [r for r in each if r.ok]
+        if not answered:
+            raise self.explain(res.err or res.out)
+        out = {}
+        for r in answered:
+            out.update(self.parse_stats(r.out))
+        return out
 
     def labelled(self, home: str) -> list[str]:
         """Every agent container, running or not, labelled for this AM_HOME (not proxies)."""

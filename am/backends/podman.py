@@ -243,12 +243,11 @@ class Podman(Engine):
         return AmError("runsc (gVisor) not found: podman cannot run gVisor sandboxes",
                        "install it: 'sudo apt-get install runsc'; or use --isolation runc")
 
-    def stats_argv(self) -> list[str]:
-        # Raw numbers, not the human columns. podman's one-shot CPU figure is the average
-        # since the container started (it keeps no earlier sample to compare with).
-        return ["podman", "stats", "--no-stream", "--no-reset", "--format",
-                "{{.Name}}\t{{.ContainerStats.CPU}}\t{{.ContainerStats.MemUsage}}\t"
-                "{{.ContainerStats.MemLimit}}\t{{.ContainerStats.PIDs}}"]
+    # Raw numbers, not the human columns. podman's one-shot CPU figure is the average since the
+    # container started (it keeps no earlier sample to compare with).
+    STATS_OPTIONS = ("--no-stream", "--no-reset")
+    STATS_FORMAT = ("{{.Name}}\t{{.ContainerStats.CPU}}\t{{.ContainerStats.MemUsage}}\t"
+                    "{{.ContainerStats.MemLimit}}\t{{.ContainerStats.PIDs}}")
 
     def parse_stats(self, text: str) -> dict[str, dict]:
         out = {}
