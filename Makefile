@@ -9,8 +9,8 @@ GIVE_BACK := bash scripts/give-back.sh
 
 .PHONY: setup install test test-fast lint image clean-agents demo security bench
 
-setup:  ## system packages and running container engines (root)
-	bash scripts/setup-host.sh
+setup:  ## system packages, running container engines, the proxy image for you (root)
+	bash scripts/setup-host.sh; rc=$$?; $(GIVE_BACK); exit $$rc
 
 install:  ## a .venv with am and the test tools (yours, even after a 'sudo make ...')
 	@bash scripts/reclaim-checkout.sh

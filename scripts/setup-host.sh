@@ -34,3 +34,10 @@ if [ -n "$user" ] && [ "$user" != root ] && getent group docker >/dev/null &&
     echo "setup-host.sh: added $user to the docker group (it gives root-equivalent control" \
          "of this machine through docker); it takes effect at their next login" >&2
 fi
+
+# A normal user's first '--network limited' spawn needs the proxy image, whose build needs root
+# (it compiles the relay in a chroot): build it now for docker, the engine just given to them.
+# What it caches in the checkout's build folder is handed back by make.
+if [ -n "$user" ] && [ "$user" != root ] && command -v docker >/dev/null; then
+    bash "$here/build-proxy-image.sh" --runtime docker
+fi
