@@ -53,10 +53,17 @@ def _spawn(p):
         action="store_true",
         help="a git worktree of the local repository instead of a clone",
     )
+    _disk_option(p)
     _prompt_options(p)
     p.epilog = ("Defaults of --runtime, --agent, --image, --network, --isolation, "
                 "--allow-domain and the limits can be set in config.toml or AM_* variables "
                 "('am config show').")
+
+
+def _disk_option(p):
+    p.add_argument("--disk", metavar="SIZE",
+                   help="cap a container agent's workspace at SIZE (e.g. 10g; none: no cap): a "
+                        "file system of its own, mounted on a loop device (needs root)")
 
 
 def _run_options(p):
@@ -65,8 +72,12 @@ def _run_options(p):
 
     p.add_argument("--container", action="store_true",
                    help="run in an isolated container (default: a tmux session on the host)")
-    p.add_argument("--runtime", choices=["docker", "podman", "auto"],
-                   help=f"container engine (default: {AUTO})")
+    p.add_argument("--runtime", choices=["docker", "podman", "auto", "kubernetes"],
+                   help=f"container engine (default: {AUTO}), or kubernetes: a pod in "
+                   "kubectl's current context (docs/scale.md)")
+    p.add_argument("--kube-workspace", choices=["pvc", "emptydir"],
+                   help="a Kubernetes agent's workspace: a PersistentVolumeClaim (default), or "
+                   "an emptyDir that lives as long as its pod")
     p.add_argument("--agent", help="agent profile: claude (default), codex, aider, gemini, or "
                    "one of config.toml's")
     p.add_argument("--cmd", help="run this shell command as the agent instead of a profile's CLI")
@@ -200,6 +211,7 @@ def _restore(p):
     p.add_argument("--source", metavar="REPO",
                    help="the repository to restore into: needed for a worktree agent's "
                    "snapshot, whose commits live there; never taken from the archive")
+    _disk_option(p)
 
 
 def _clean(p):
@@ -227,7 +239,8 @@ def _config(p):
     c = csub.add_parser("show", help="each setting, its value and where it came from")
     c.add_argument("--json", action="store_true", help=JSON)
     like = "as the spawn flag: show what a spawn with it would use"
-    c.add_argument("--runtime", choices=["docker", "podman", "auto"], help=like)
+    c.add_argument("--runtime", choices=["docker", "podman", "auto", "kubernetes"], help=like)
+    c.add_argument("--kube-workspace", choices=["pvc", "emptydir"], help=like)
     c.add_argument("--agent", help=like)
     c.add_argument("--image", help=like)
     c.add_argument("--network", choices=["none", "limited", "full"], help=like)
@@ -239,6 +252,7 @@ def _config(p):
     c.add_argument("--memory", help=like)
     c.add_argument("--cpus", help=like)
     c.add_argument("--pids", help=like)
+    c.add_argument("--disk", help=like)
 
 
 def _image(p):
@@ -255,6 +269,9 @@ def _image(p):
     b.add_argument("--agents", metavar="CLI,...",
                    help="agent CLIs to put in the image: claude, codex, gemini, aider "
                    "(default: agent_clis of the config, else claude; '' for none)")
+    b.add_argument("--push", metavar="REGISTRY",
+                   help="then push it as REGISTRY/TAG (host[:port][/path]), for clusters that "
+                   "pull from a registry")
     b.add_argument("--proxy", action="store_true",
                    help="build the --network limited proxy image anew from Debian's mirror "
                         "(picks up squid's security updates)")

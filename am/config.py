@@ -14,7 +14,8 @@ from am import plan, profiles
 from am.errors import AmError
 
 SOURCES = ("flag", "env", "file", "default")
-RUNTIMES = ("docker", "podman", "auto")
+RUNTIMES = ("docker", "podman", "auto", "kubernetes")
+STORAGES = ("pvc", "emptydir")  # am/kube.py
 NETWORKS = ("none", "limited", "full")
 ISOLATIONS = ("runc", "gvisor")  # am/isolation.py; not imported here, to keep start-up cheap
 DEFAULT_IDLE_AFTER = 600
@@ -69,6 +70,17 @@ def _pids(value):
     return int(text)
 
 
+def _disk(value):
+    from am import disk
+
+    if not isinstance(value, str):
+        raise Invalid("a size as a string, such as \"10g\", or \"none\"")
+    try:
+        return disk.check_size(value) or "none"
+    except AmError as e:
+        raise Invalid(e.hint or "a size such as \"10g\", or \"none\"") from None
+
+
 def _seconds(value):
     if isinstance(value, str):
         try:
@@ -90,6 +102,20 @@ def _domains(value):
     except AmError as e:
         raise Invalid(f"host names such as example.com, *.example.com or example.com:8443 "
                       f"({e.message})") from None
+
+
+def _optional_text(value):
+    """A string; empty: the default (a Kubernetes context's own, say)."""
+    if not isinstance(value, str) or any(ord(c) < 32 for c in value):
+        raise Invalid("a string")
+    return value.strip()
+
+
+def _quantity(value):
+    if not isinstance(value, str) or not re.fullmatch(
+            r"[0-9]+(?:\.[0-9]+)?(?:Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?", value):
+        raise Invalid("a Kubernetes size such as \"10Gi\"")
+    return value
 
 
 def _clis(value):
@@ -122,12 +148,24 @@ KEYS = {
         Key("limits.memory", plan.DEFAULT_LIMITS["memory"], _memory, "AM_MEMORY", "memory"),
         Key("limits.cpus", plan.DEFAULT_LIMITS["cpus"], _cpus, "AM_CPUS", "cpus"),
         Key("limits.pids", int(plan.DEFAULT_LIMITS["pids"]), _pids, "AM_PIDS", "pids"),
+        # A container agent's workspace size (am/disk.py); "none": no cap.
+        Key("limits.disk", "none", _disk, "AM_DISK", "disk"),
         Key("idle_after", DEFAULT_IDLE_AFTER, _seconds, "AM_IDLE_AFTER", None),
         # The CLIs `am image build` (and a first container spawn) put in the image.
         Key("agent_clis", ["claude"], _clis, "AM_AGENT_CLIS", None),
+        # --runtime kubernetes (docs/scale.md): empty context and namespace are kubectl's own
+        Key("kubernetes.context", "", _optional_text, "AM_KUBE_CONTEXT", None),
+        Key("kubernetes.namespace", "", _optional_text, "AM_KUBE_NAMESPACE", None),
+        Key("kubernetes.workspace", "pvc", _choice(STORAGES), "AM_KUBE_WORKSPACE",
+            "kube_workspace"),
+        Key("kubernetes.workspace_size", "10Gi", _quantity, None, None),
+        Key("kubernetes.storage_class", "", _optional_text, None, None),
+        Key("kubernetes.proxy_image", "am-proxy:2", _text, None, None),  # network.PROXY_IMAGE
     )
 }
-TABLES = {"limits": ("memory", "cpus", "pids"), "agents": ()}
+TABLES = {"limits": ("memory", "cpus", "pids", "disk"), "agents": (),
+          "kubernetes": ("context", "namespace", "workspace", "workspace_size", "storage_class",
+                         "proxy_image")}
 AGENT_KEYS = {
     "command": "a non-empty list of strings, such as [\"my-agent\", \"--verbose\"]",
     "skip_permissions_flag": "a string, such as \"--yes\"",

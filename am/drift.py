@@ -11,7 +11,7 @@ from am.store import open_store
 @dataclass
 class Drift:
     # orphan-session | orphan-container | lost-session | orphan-proxy | orphan-network |
-    # stale-spawn | stale-worktree | orphan-workspace | invalid-record
+    # stale-spawn | stale-worktree | orphan-workspace | invalid-record | orphan-disk | loose-loop
     kind: str
     subject: str
     detail: str
@@ -119,10 +119,14 @@ def find(layout=None, engines: list | None = None) -> list[Drift]:
         for line in (res.out + res.err).splitlines():
             if line.strip():
                 found.append(Drift("stale-worktree", source, line.strip()))
+    from am import disk
+
     known = {Path(r["workspace"]).name for r in records.values()}
     if layout.workspaces.is_dir():
         for entry in sorted(os.listdir(layout.workspaces)):
-            if entry not in known and not entry.startswith("."):
+            # one with a file system of its own is an orphan-disk, below
+            if entry not in known and not entry.startswith(".") and \
+                    not disk.made(layout.disk_image(entry)):
                 found.append(
                     Drift(
                         "orphan-workspace",
@@ -130,4 +134,12 @@ def find(layout=None, engines: list | None = None) -> list[Drift]:
                         "workspace folder with no agent record",
                     )
                 )
+    busy = {r["id"] for r in valid if r.get("status") == "starting" and spawn_alive(r)}
+    for left in disk.leftovers(layout.disks, set(records), busy):
+        if left.what == "orphan":
+            found.append(Drift("orphan-disk", str(left.image), "workspace file system (--disk) "
+                               "with no agent record"))
+        else:
+            found.append(Drift("loose-loop", left.device, f"loop device reading {left.image}, "
+                               "mounted nowhere"))
     return found

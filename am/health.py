@@ -49,10 +49,10 @@ def last_output(view: dict) -> float | None:
 
 
 def word(view: dict, events: dict, idle_for: float | None, idle_after: float,
-         pids_now: int | None = None) -> str:
-    """The one-word health (pure): oom, pids, idle, ok; '-' for an agent that is not running
-    and ended normally. What the supervisor saw (an OOM kill, a refused fork) is kept after
-    the agent ends."""
+         pids_now: int | None = None, disk_full: bool = False) -> str:
+    """The one-word health (pure): oom, pids, disk (its --disk file system is full), idle,
+    ok; '-' for an agent that is not running and ended normally. What the supervisor saw (an
+    OOM kill, a refused fork) is kept after the agent ends."""
     if view["status"] != "running":
         if view.get("oom_killed") or events.get("oom"):
             return "oom"
@@ -62,17 +62,21 @@ def word(view: dict, events: dict, idle_for: float | None, idle_after: float,
     limit = (view.get("limits") or {}).get("pids")
     if events.get("pids_limit") or (pids_now is not None and limit and pids_now >= limit):
         return "pids"
+    if disk_full:
+        return "disk"
     if idle_for is not None and idle_for >= idle_after:
         return "idle"
     return "ok"
 
 
-def brief(view: dict, layout, idle_after: float, now: float | None = None) -> str:
-    """The health word from files alone (for ``am list``)."""
+def brief(view: dict, layout, idle_after: float, now: float | None = None, disk=None) -> str:
+    """The health word from files alone (for ``am list``; DISK: the usage of its --disk file
+    system, for ``am info``)."""
     now = time.time() if now is None else now
     out = last_output(view)
     events = read_json(layout.health_file(view["id"]))
-    return word(view, events, None if out is None else now - out, idle_after)
+    return word(view, events, None if out is None else now - out, idle_after,
+                disk_full=disk is not None and disk.full)
 
 
 # --- live figures -----------------------------------------------------------------------------
@@ -164,10 +168,14 @@ def collect(views: list[dict], layout, idle_after: float) -> tuple[list[dict], l
     running = [v for v in views if v["status"] == "running"]
     containers: dict[str, list[str]] = {}
     for v in running:
-        if v.get("mode") == "container" and v.get("runtime") and v.get("container"):
+        # Kubernetes agents have no figures here: a cluster gives them only through its metrics
+        # server ('kubectl top'), which many clusters lack.
+        if v.get("mode") == "container" and v.get("runtime") not in (None, "kubernetes") and \
+                v.get("container"):
             containers.setdefault(v["runtime"], []).append(v["container"])
     figures, failed, threads = engine_figures(containers)
     tmux = tmux_figures([v["session"] for v in running if v.get("mode") == "tmux"])
+    disks = disk_figures(views, layout)
     for t in threads:
         t.join()
     now = time.time()
@@ -181,7 +189,8 @@ def collect(views: list[dict], layout, idle_after: float) -> tuple[list[dict], l
                 # the agent's processes are those inside, which the supervisor counts.
                 guest = read_json(layout.guest_file(v["id"])).get("pids")
                 live = {**(live or {}), "pids": guest if isinstance(guest, int) else None}
-        r = row(v, live or {}, read_json(layout.health_file(v["id"])), now, idle_after)
+        r = row(v, live or {}, read_json(layout.health_file(v["id"])), now, idle_after,
+                disks.get(v["id"]))
         r["figures_missing"] = why
         if why:
             missing.setdefault(why, []).append(v["id"])
@@ -197,6 +206,9 @@ def live_figures(view: dict, tmux: dict, figures: dict, failed: dict):
             return None, "its tmux session's pane was not found"
         return live, None
     runtime = view.get("runtime")
+    if runtime == "kubernetes":
+        return None, ("a cluster gives a pod's figures only through its metrics server "
+                      "('kubectl top')")
     if runtime in failed:
         return None, f"{runtime} stats failed: {failed[runtime]}"
     live = figures.get((runtime, view.get("container")))
@@ -205,8 +217,23 @@ def live_figures(view: dict, tmux: dict, figures: dict, failed: dict):
     return live, None
 
 
-def row(view: dict, live: dict, events: dict, now: float, idle_after: float) -> dict:
-    """One agent's status (pure, given the live figures and the supervisor's events)."""
+def disk_figures(views: list[dict], layout) -> dict:
+    """Agent id -> how full its --disk file system is: one statvfs each, no walk of the
+    workspace (agents without --disk have no figure)."""
+    capped = [v for v in views if (v.get("limits") or {}).get("disk")]
+    if not capped:
+        return {}
+    from am import disk
+
+    loops = disk.loops()
+    return {v["id"]: disk.usage(layout.disk_image(v["id"]), layout.workspace(v["id"]), loops)
+            for v in capped}
+
+
+def row(view: dict, live: dict, events: dict, now: float, idle_after: float,
+        disk=None) -> dict:
+    """One agent's status (pure, given the live figures, the supervisor's events and DISK,
+    the usage of its --disk file system)."""
     started = epoch(view.get("started")) or epoch(view.get("created"))
     ended = epoch(view.get("finished")) if view["status"] != "running" else None
     out = last_output(view)
@@ -223,13 +250,16 @@ def row(view: dict, live: dict, events: dict, now: float, idle_after: float) -> 
         "mode": view.get("mode"),
         "runtime": view.get("runtime"),
         "status": view["status"],
-        "health": word(view, events, idle_for, idle_after, pids_now),
+        "health": word(view, events, idle_for, idle_after, pids_now,
+                       disk is not None and disk.full),
         "cpu_percent": None if live.get("cpu_percent") is None else
         round(live["cpu_percent"], 1),
         "memory_bytes": live.get("memory"),
         "memory_limit_bytes": memory_limit,
         "pids": pids_now,
         "pids_limit": limits.get("pids"),
+        "disk_bytes": None if disk is None else disk.used,
+        "disk_limit_bytes": None if disk is None else disk.size,
         "uptime_seconds": None if started is None or (view["status"] != "running" and
                                                        ended is None)
         else round((ended or now) - started, 1),

@@ -116,3 +116,20 @@ def listing(engine) -> list[dict]:
                          "size": item.get("Size"), "created": item.get("Created"),
                          "clis": clis_of(lab) or []})
     return sorted(rows, key=lambda r: r["image"])
+
+
+REGISTRY_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?"
+                         r"(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
+
+
+def push_reference(registry: str, tag: str) -> str:
+    """Where ``am image build --push REGISTRY`` puts the image TAG: REGISTRY (``host[:port]``
+    and an optional path) followed by TAG's own name and tag, without its registry."""
+    registry = registry.strip().rstrip("/")
+    if not REGISTRY_RE.fullmatch(registry):
+        raise AmError(f"invalid --push {registry!r}",
+                      "a registry such as registry.example.com:5000 or ghcr.io/team")
+    name = tag.rsplit("/", 1)[-1]
+    if ":" not in name:
+        name += ":latest"
+    return f"{registry}/{name}"

@@ -31,20 +31,33 @@ def unsaved(record: dict, layout=None) -> list[str]:
     from am import workspace
 
     ws = Path(record["workspace"])
-    if not ws.exists() and not ws.is_symlink():
-        return []
-    if ws.is_symlink():
-        return []  # a link holds nothing of the agent's: delete removes the link itself
+    if workspace.held_on_host(record):
+        if not ws.exists() and not ws.is_symlink():
+            return []
+        if ws.is_symlink():
+            return []  # a link holds nothing of the agent's: delete removes the link itself
     try:
         return workspace.for_record(record, layout or paths.layout()).unsaved()
+    except workspace.Gone:
+        return []  # nothing is left to lose
     except AmError as e:
         return [f"not inspected ({e.message})"]
 
 
 def delete(record: dict, store, layout) -> None:
     """Delete an agent's workspace, record and run files (the caller checked for unsaved work)."""
+    from am import workspace
+
     ws = Path(record["workspace"])
-    if record.get("worktree"):
+    from am import disk
+
+    image = layout.disk_image(record["id"])
+    if disk.made(image):
+        # Its file system goes whole (no walk of the files); the empty mount point below.
+        disk.remove(image, ws)
+    if not workspace.held_on_host(record):
+        backends.for_record(record).delete_workspace(record)  # in its cluster
+    elif record.get("worktree"):
         git.worktree_remove(Path(record["source"]), ws)
     elif ws.is_symlink():
         ws.unlink()  # the link itself, never what it points to
@@ -82,7 +95,7 @@ def snapshot_then_delete(record: dict, store, layout) -> Path | None:
         try:
             snap = snapshot.create(record, layout)
         except workspace.Unavailable as e:
-            if record.get("mode") != "container":
+            if record.get("mode") != "container" or not workspace.held_on_host(record):
                 raise
             # The engine cannot run the sandbox (down, image gone) and the agent was stopped
             # first, so nothing writes the workspace: the host reads it, running no git of

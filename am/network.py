@@ -361,15 +361,17 @@ def host_addresses() -> list[str]:
                      if a.family in (socket.AF_INET, socket.AF_INET6))
 
 
-def write_files(f: Files, conf: str, uid: int, publish: bool = False) -> None:
+def write_files(f: Files, conf: str, uid: int, publish: bool = False,
+                capped: bool = False) -> None:
     """The proxy's configuration, socket folder and log (and with PUBLISH the folder of the
     agent's relay sockets); as root, the proxy's user (the agents' uid) owns all but the
-    configuration. Fails closed: any error stops the spawn."""
+    configuration. CAPPED (--disk): the relay sockets' folder is a tiny tmpfs, so the agent
+    cannot write its way past the cap there. Fails closed: any error stops the spawn."""
     from am import paths
     from am.backends.engine import agent_uid
 
     try:
-        shutil.rmtree(f.top, ignore_errors=True)
+        _remove_top(f)
         paths.private_dir(f.top.parent)
         f.top.mkdir(mode=0o700)  # the user's alone; the proxy mounts what is inside
         f.conf.mkdir()
@@ -385,13 +387,27 @@ def write_files(f: Files, conf: str, uid: int, publish: bool = False) -> None:
         if uid == 0:
             for p in (f.sock, f.log, *([f.pub] if publish else [])):
                 os.chown(p, agent_uid(), agent_uid())
+        if publish and capped:
+            from am import disk
+
+            owner = agent_uid() if uid == 0 else uid
+            disk.cap_folder(f.pub, owner, owner if uid == 0 else os.getgid())
     except OSError as e:
         raise AmError(f"cannot write the network proxy's configuration: {e}") from None
 
 
+def _remove_top(f: Files) -> None:
+    """The proxy's folder gone, the relay sockets' tmpfs (--disk) unmounted first."""
+    if f.pub.is_dir():
+        from am import disk
+
+        disk.unmount_below(f.pub)
+    shutil.rmtree(f.top, ignore_errors=True)
+
+
 def discard_files(f: Files) -> None:
     """Remove an agent's proxy files, its log included (a failed spawn, or ``am rm``)."""
-    shutil.rmtree(f.top, ignore_errors=True)
+    _remove_top(f)
     with contextlib.suppress(FileNotFoundError):
         f.log.unlink()
 
@@ -432,7 +448,7 @@ def start(engine, plan, home: str, timeout: float = 30) -> None:
             info = network_info(engine, plan.egress) or []
         local = gateways(info) + host_addresses()
         write_files(f, config_text(plan.id, plan.allow_domains, plan.allow_private_domains,
-                                   local), os.getuid(), bool(plan.publish))
+                                   local), os.getuid(), bool(plan.publish), bool(plan.disk))
         res = engine.call(*argv[1:], timeout=120)
         if res.ok:
             break

@@ -28,7 +28,7 @@ PUBLIC = (
 )
 EXTRA = ("worktree", "image", "gpus", "env_names", "started", "finished", "health", "orphan",
          "proxy", "egress_network", "network_log", "allow_private_domains", "publish",
-         "isolation")
+         "isolation", "disk_bytes", "disk_limit_bytes", "kubernetes")
 
 
 def public(view: dict) -> dict:

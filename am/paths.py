@@ -49,6 +49,11 @@ class Layout:
         return self.data_dir / "cache"
 
     @property
+    def disks(self) -> Path:
+        """The file systems of --disk workspaces (am/disk.py)."""
+        return self.data_dir / "disks"
+
+    @property
     def config_file(self) -> Path:
         return self.config_dir / "config.toml"
 
@@ -68,6 +73,10 @@ class Layout:
 
     def workspace(self, agent_id: str) -> Path:
         return self.workspaces / agent_id
+
+    def disk_image(self, agent_id: str) -> Path:
+        """The file system an agent's workspace is mounted from, if it has --disk."""
+        return self.disks / f"{agent_id}.ext4"
 
 
 def layout() -> Layout:

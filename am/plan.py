@@ -69,6 +69,16 @@ class Plan:
     mount_agent_config: bool = False
     publish: list[str] = field(default_factory=list)  # ADDR:HOST_PORT:PORT, checked
     worktree_gitdir: Path | None = None  # a worktree's own folder in the source's git folder
+    # --runtime kubernetes: where its objects live and how its workspace is kept (the context
+    # and namespace are resolved by the backend before the record is made)
+    kube: dict | None = None
+    seed: dict | None = None  # the first start's bundle: sha256, branch, base, origin
+    bundle: Path | None = None
+
+    @property
+    def disk(self) -> str | None:
+        """The cap of the workspace's size (--disk), if any (am/disk.py)."""
+        return (self.limits or {}).get("disk")
 
     def agent_argv(self) -> list[str]:
         """The agent's command line: its command, the continue flag, then the prompt."""
@@ -94,6 +104,10 @@ class Plan:
     def proxy(self) -> str | None:
         if self.network != "limited":
             return None
+        if self.runtime == "kubernetes":
+            from am import kube
+
+            return kube.proxy_name(self.id)
         from am import network
 
         return network.proxy_name(self.id)
@@ -132,6 +146,7 @@ class Plan:
             "publish": self.publish,
             # A Kubernetes backend maps it to a runtimeClassName (isolation.runtime_class).
             "isolation": self.isolation,
+            **({"kubernetes": self.kube} if self.kube else {}),
             "home": home,
             "spawn_pid": os.getpid(),
             **({"proxy": self.proxy, "egress_network": self.egress,
@@ -147,7 +162,9 @@ class Plan:
         return d
 
 
-FLAG_LABELS = {"memory": "--memory", "cpus": "--cpus", "pids": "--pids"}
+FLAG_LABELS = {"memory": "--memory", "cpus": "--cpus", "pids": "--pids", "disk": "--disk"}
+TMUX_DISK = ("--disk applies to container agents: a tmux agent runs as you and can write "
+             "wherever you can, so a cap on its workspace would bound nothing")
 WORKTREE_CONTAINER = (
     "--worktree cannot be combined with --container: to commit, the agent would write your "
     "repository's shared git folder (objects, refs, logs), where it can plant links and "
@@ -191,6 +208,7 @@ def check_limits(
     host_memory: int | None = None,
     host_cpus: int | None = None,
     labels: dict[str, str] | None = None,
+    disk: str | None = None,
 ) -> dict:
     """Validate container limits before anything starts; LABELS name where each came from."""
     labels = {**FLAG_LABELS, **(labels or {})}
@@ -199,7 +217,10 @@ def check_limits(
     if not re.fullmatch(r"\d+", str(pids)) or int(pids) < 1:
         raise AmError(f"invalid {labels['pids']} {pids!r}",
                       "a whole number of processes such as 100")
-    return {"memory": memory.lower(), "cpus": cpus, "pids": int(pids)}
+    from am import disk as disks
+
+    return {"memory": memory.lower(), "cpus": cpus, "pids": int(pids),
+            "disk": None if disk is None else disks.check_size(str(disk), labels["disk"])}
 
 
 def parse_env(items: list[str], environ: dict[str, str]) -> tuple[list[str], dict[str, str]]:
@@ -453,7 +474,10 @@ def build(
     network = args.network or "none"
     publish = [check_publish(v) for v in getattr(args, "publish", None) or []]
     mounts, copies = [], []
+    kube = None
     if mode == "tmux":
+        if getattr(args, "disk", None):
+            raise AmError(TMUX_DISK, "add --container")
         for flag, value in (
             ("--network", args.network),
             ("--allow-domain", domains),
@@ -467,11 +491,15 @@ def build(
             ("--isolation", getattr(args, "isolation", None)),
             ("--mount-agent-config", mount_config),
             ("--publish", publish),
+            ("--kube-workspace", getattr(args, "kube_workspace", None)),
         ):
             if value:
                 raise AmError(f"{flag} applies to container agents", "add --container")
         limits, network, runtime, isolation = None, None, None, None
     else:
+        network, runtime = s["network"].value, s["runtime"].value
+        if runtime == "kubernetes":
+            host_memory = host_cpus = None  # a node's, not this host's
         labels = {k: s[f"limits.{k}"].label(f"limits.{k}") for k in FLAG_LABELS}
         limits = check_limits(
             str(s["limits.memory"].value),
@@ -480,8 +508,8 @@ def build(
             host_memory,
             host_cpus,
             labels,
+            s["limits.disk"].value,
         )
-        network, runtime = s["network"].value, s["runtime"].value
         isolation = s["isolation"].value
         if isolation == "gvisor" and args.gpus:
             raise AmError(f"--gpus cannot be used with {s['isolation'].label('isolation')} "
@@ -506,19 +534,30 @@ def build(
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", egress):
                 raise AmError(f"invalid {net.EGRESS_ENV} {egress!r}", "the name of a network")
         if network == "full":
-            warnings.append("--network full gives the agent the engine's ordinary bridge "
-                            "network: it can reach the internet and your local network")
+            warnings.append("--network full gives the agent " + (
+                "the cluster's pod network" if runtime == "kubernetes" else
+                "the engine's ordinary bridge network") +
+                ": it can reach the internet and your local network")
         if network == "none" and s["network"].source == "default":
             warning = unreachable_model(profile if args.cmd is None else None)
             if warning:
                 warnings.append(warning)
+        if runtime == "kubernetes":
+            if limits.get("disk"):
+                raise AmError(f"{labels['disk']} caps a workspace on this host; a Kubernetes "
+                              "agent's is a claim in its cluster",
+                              "size it with kubernetes.workspace_size, and leave out --disk")
+            kube = kubernetes_settings(agent_id, s, args, publish, mount_config, warnings)
+        elif getattr(args, "kube_workspace", None):
+            raise AmError("--kube-workspace applies to Kubernetes agents",
+                          "add --runtime kubernetes")
         if args.gpus:
             check_gpus(args.gpus)
         if mount_config:
             if profile is None:
                 raise AmError("--mount-agent-config needs an agent profile", "add --agent NAME")
             mounts, copies = agent_config_mounts(profile, environ)
-    if network != "limited":
+    if network != "limited" or runtime == "kubernetes":
         egress = managed = None
         private = []
     branch = check_branch(args.branch) if args.branch is not None else f"am/{agent_id}"
@@ -564,7 +603,54 @@ def build(
         custom=args.cmd is not None,
         mount_agent_config=mount_config,
         publish=publish,
+        kube=kube,
     )
+
+
+KUBE_KEYS = ("context", "namespace", "workspace", "workspace_size", "storage_class",
+             "proxy_image")
+
+
+def kubernetes_settings(agent_id: str, s: dict, args, publish: list, mount_config: bool,
+                        warnings: list) -> dict:
+    """A Kubernetes agent's own settings (its context and namespace, if not configured, are
+    kubectl's current ones: the backend resolves them); refuse what a pod cannot have."""
+    from am import kube as k8s
+
+    try:
+        k8s.check_name(agent_id)
+    except k8s.Invalid as e:
+        raise AmError(str(e), "give --name such a name (generated ids are)") from None
+    if publish:
+        raise AmError("--publish applies to docker and podman agents, not Kubernetes ones",
+                      "reach a port of the agent's pod with 'kubectl port-forward pod/am-ID "
+                      "PORT' in its context and namespace")
+    if mount_config:
+        raise AmError("--mount-agent-config mounts files of this host, which a pod in a "
+                      "cluster cannot have", "pass the agent's token with --env NAME (kept in "
+                      "a Secret of the namespace while the agent runs)")
+    if args.gpus and not args.gpus.isdigit():
+        raise AmError(f"--gpus {args.gpus!r}: a Kubernetes agent takes a count of GPUs "
+                      "(the nvidia.com/gpu resource)", "--gpus 1")
+    if s["limits.pids"].source != "default":
+        warnings.append(f"{s['limits.pids'].label('limits.pids')} is not enforced on "
+                        "Kubernetes: a pod has no process limit of its own (the kubelet's "
+                        "podPidsLimit applies)")
+    out = {key: s[f"kubernetes.{key}"].value or None for key in KUBE_KEYS}
+    out["storage"] = out.pop("workspace")
+    out["size"] = out.pop("workspace_size")
+    try:
+        if out["context"]:
+            k8s.check_context(out["context"])
+        if out["namespace"]:
+            k8s.check_namespace(out["namespace"])
+        k8s.check_quantity(out["size"], s["kubernetes.workspace_size"].label(
+            "kubernetes.workspace_size"))
+    except k8s.Invalid as e:
+        raise AmError(str(e)) from None
+    if out["proxy_image"]:
+        check_image(out["proxy_image"])
+    return out
 
 
 def inherited_env(environ: dict[str, str]) -> dict[str, str]:
@@ -593,7 +679,7 @@ def check_published(publish: list[str], network: str, label: str) -> None:
 # has no settings yet (made by am restore or adopted by am doctor).
 RUN_SETTINGS = ("agent", "cmd", "skip_permissions", "container", "runtime", "network",
                 "allow_domain", "memory", "cpus", "pids", "gpus", "image", "mount_agent_config",
-                "publish", "isolation")
+                "publish", "isolation", "kube_workspace")
 
 
 def _bad_record(agent_id: str, what: str) -> AmError:
@@ -689,11 +775,14 @@ def from_record(record: dict, args, layout: Layout, environ: dict[str, str], cfg
         names = [n for n in names if n not in missing]
 
     limits = network = runtime = image = gpus = egress = managed = mirror = isolation = None
+    kube = None
     domains, private, publish, mounts, copies, clis = [], [], [], [], [], []
     if mode == "container":
         runtime = record.get("runtime")
-        if runtime not in ("docker", "podman"):
+        if runtime not in ("docker", "podman", "kubernetes"):
             raise _bad_record(agent_id, "runtime")
+        if runtime == "kubernetes":
+            kube = recorded_kubernetes(record, agent_id)
         # Records from before --isolation ran on runc.
         isolation = record.get("isolation") or "runc"
         if isolation not in ("runc", "gvisor"):
@@ -701,7 +790,8 @@ def from_record(record: dict, args, layout: Layout, environ: dict[str, str], cfg
         lim = record.get("limits")
         if not isinstance(lim, dict):
             raise _bad_record(agent_id, "limits")
-        limits = check_limits(str(lim.get("memory")), str(lim.get("cpus")), str(lim.get("pids")))
+        limits = check_limits(str(lim.get("memory")), str(lim.get("cpus")), str(lim.get("pids")),
+                              disk=lim.get("disk"))
         network = record.get("network")
         if network not in ("none", "limited", "full"):
             raise _bad_record(agent_id, "network")
@@ -717,7 +807,7 @@ def from_record(record: dict, args, layout: Layout, environ: dict[str, str], cfg
         publish = [check_publish(p) for p in _strings(record.get("publish") or [], agent_id,
                                                        "publish")]
         check_published(publish, network, "recorded")
-        if network == "limited":
+        if network == "limited" and runtime != "kubernetes":
             from am import network as net
 
             managed = net.default_egress(str(layout.root))
@@ -749,7 +839,37 @@ def from_record(record: dict, args, layout: Layout, environ: dict[str, str], cfg
         config_copies=copies, agent_clis=clis, env=env,
         warnings=warnings, secrets=values, prompt=prompt, prompt_args=prompt_args,
         resume_args=resume, custom=custom, mount_agent_config=bool(mounts), publish=publish,
+        kube=kube,
     )
+
+
+def recorded_kubernetes(record: dict, agent_id: str) -> dict:
+    """A Kubernetes agent's recorded settings, checked as untrusted input. An emptyDir
+    workspace went with its first pod's agent: it cannot run a second one."""
+    from am import kube as k8s
+
+    k = record.get("kubernetes")
+    if not isinstance(k, dict):
+        raise _bad_record(agent_id, "kubernetes settings")
+    if k.get("storage") == "emptydir":
+        raise AmError(f"agent {agent_id}'s workspace is an emptyDir of its pod, which cannot "
+                      "run an agent again", f"'am snapshot {agent_id}' keeps its work; spawn "
+                      "with kubernetes.workspace = \"pvc\" for agents that stop and start")
+    try:
+        k8s.check_name(agent_id)
+        k8s.check_namespace(str(k.get("namespace")))
+        k8s.check_context(str(k.get("context")))
+        k8s.check_quantity(str(k.get("size")), "workspace size")
+    except k8s.Invalid:
+        raise _bad_record(agent_id, "kubernetes settings") from None
+    if k.get("storage") != "pvc" or not (k.get("kubeconfig") is None or isinstance(
+            k["kubeconfig"], str) and os.path.isabs(k["kubeconfig"])):
+        raise _bad_record(agent_id, "kubernetes settings")
+    check_image(str(k.get("proxy_image") or DEFAULT_IMAGE))
+    if k.get("storage_class") is not None and not isinstance(k["storage_class"], str):
+        raise _bad_record(agent_id, "kubernetes settings")
+    return {key: k.get(key) for key in ("context", "namespace", "kubeconfig", "storage",
+                                        "size", "storage_class", "proxy_image")}
 
 
 def first_start(record: dict, args, layout: Layout, environ: dict[str, str],
@@ -777,8 +897,23 @@ def first_start(record: dict, args, layout: Layout, environ: dict[str, str],
         ns.agent = known
     if record.get("snapshot_mode") == "container":
         ns.container = True  # never less isolated than it was
+    # 'am restore --disk' made its workspace a file system of that size: it runs in a
+    # container (a cap means nothing to a tmux agent), with that cap, whatever the config says.
+    lim = record.get("limits")
+    made = lim.get("disk") if isinstance(lim, dict) else None
+    if made is not None:
+        from am import disk as disks
+
+        made = disks.check_size(str(made), f"recorded disk of {agent_id}")
+        ns.container = True
     plan = build(ns, layout, str(record.get("source") or ""), environ, host_memory, host_cpus,
                  cfg)
+    if plan.runtime == "kubernetes":
+        raise AmError(f"agent {agent_id}'s workspace is on this host, and a Kubernetes agent's "
+                      "is made in its cluster from a source", "start it with --runtime docker "
+                      "or podman, or spawn a new agent from the source or from its branch")
+    if plan.limits is not None:
+        plan.limits["disk"] = made
     plan.resume_args, more = continuation(
         bool(getattr(args, "continue_", False)),
         None if plan.custom else cfg.profile(plan.agent),

@@ -204,15 +204,20 @@ class Pipe(io.RawIOBase):
 
 @contextlib.contextmanager
 def reading(argv: Sequence[str], *, env: Mapping[str, str] | None = None, limit: int,
-            idle: float, total: float | None = None, on_timeout=None) -> Iterator[Pipe]:
+            idle: float, total: float | None = None, on_timeout=None,
+            data: bytes | None = None) -> Iterator[Pipe]:
     """Run ARGV and yield its stdout as a ``Pipe``; afterwards ``pipe.code`` and ``pipe.err``
-    say how it ended. Raises TooLarge or TimedOut (the command is then killed)."""
+    say how it ended. DATA, if given, is its standard input. Raises TooLarge or TimedOut (the
+    command is then killed)."""
     argv = [os.fspath(a) for a in argv]
     try:
-        popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, env=None if env is None else dict(env))
+        popen = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 stdin=subprocess.DEVNULL if data is None else subprocess.PIPE,
+                                 env=None if env is None else dict(env))
     except FileNotFoundError:
         raise NotFound(f"{argv[0]} not found in PATH") from None
+    if data is not None:
+        threading.Thread(target=_feed, args=(popen.stdin, data), daemon=True).start()
     pipe = Pipe(popen, limit, idle, total, on_timeout)
     try:
         yield pipe
@@ -223,10 +228,36 @@ def reading(argv: Sequence[str], *, env: Mapping[str, str] | None = None, limit:
 
 
 def run_bytes(argv: Sequence[str], *, env: Mapping[str, str] | None = None, limit: int,
-              timeout: float, on_timeout=None) -> tuple[int, bytes, str]:
+              timeout: float, on_timeout=None,
+              data: bytes | None = None) -> tuple[int, bytes, str]:
     """Run ARGV to completion: (exit code, stdout, the end of stderr), output capped at LIMIT
-    bytes and time at TIMEOUT seconds (TooLarge / TimedOut)."""
+    bytes and time at TIMEOUT seconds (TooLarge / TimedOut); DATA is its standard input."""
     with reading(argv, env=env, limit=limit, idle=timeout, total=timeout,
-                 on_timeout=on_timeout) as pipe:
+                 on_timeout=on_timeout, data=data) as pipe:
         out = pipe.read()
     return pipe.code, out, pipe.err
+
+
+def _feed(stdin, data: bytes) -> None:
+    """Write DATA to a child's standard input and close it (a child that stops reading ends
+    the write, never the reader)."""
+    with contextlib.suppress(OSError):
+        with stdin:
+            stdin.write(data)
+
+
+def run_file(argv: Sequence[str], path: os.PathLike, *, env: Mapping[str, str] | None = None,
+             timeout: float | None = None) -> Result:
+    """Run ARGV with the file PATH as its standard input; output captured as by ``run``."""
+    argv = [os.fspath(a) for a in argv]
+    with open(path, "rb") as f:
+        try:
+            done = subprocess.run(argv, stdin=f, capture_output=True, timeout=timeout,
+                                  env=None if env is None else dict(env))
+        except subprocess.TimeoutExpired:
+            return Result(124, "", f"{argv[0]} timed out after {timeout}s")
+        except FileNotFoundError:
+            raise NotFound(f"{argv[0]} not found in PATH") from None
+    code = done.returncode
+    return Result(128 - code if code < 0 else code, done.stdout.decode(errors="replace"),
+                  done.stderr.decode(errors="replace"))

@@ -5,7 +5,9 @@ deletes, kills, prints or reads what a record names must not take its word for i
 must be the one the layout gives the record's id, every name the id's own. These checks compare
 strings only (no system call), so they cost nothing; what must be asked of the world — that a
 container carries this AM_HOME's ``am.home`` label, that a tmux session carries its ``@am_home``
-— is asked right before the action (``Engine.remove_owned``, ``session.kill_own``).
+— is asked right before the action (``Engine.remove_owned``, ``session.kill_own``); a
+Kubernetes agent's objects are deleted only by a label selector that names this AM_HOME, so the
+cluster itself skips any object without the label.
 ``am list`` and ``am info`` only show records and check none.
 """
 
@@ -50,8 +52,11 @@ def problems(record: dict, layout, key: str | None = None) -> list[str]:
     if mode == "container":
         if record.get("container") != name:
             found.append(f"its container {record.get('container')!r} is not {name}")
-        if record.get("runtime") not in ("docker", "podman"):
-            found.append(f"its runtime {record.get('runtime')!r} is neither docker nor podman")
+        if record.get("runtime") not in ("docker", "podman", "kubernetes"):
+            found.append(f"its runtime {record.get('runtime')!r} is not docker, podman or "
+                         "kubernetes")
+        elif record["runtime"] == "kubernetes":
+            found += kubernetes_problems(agent_id, record.get("kubernetes"))
     elif record.get("container") is not None:
         found.append("a tmux agent's record names a container")
     if record.get("isolation") not in (None, "runc", "gvisor"):
@@ -71,6 +76,27 @@ def problems(record: dict, layout, key: str | None = None) -> list[str]:
         elif os.path.normpath(source).startswith(os.path.normpath(str(layout.workspaces)) +
                                                  os.sep):
             found.append(f"its worktree source {source} is an agent's workspace")
+    return found
+
+
+def kubernetes_problems(agent_id: str, k) -> list[str]:
+    """What is wrong with a Kubernetes agent's recorded place in its cluster."""
+    from am import kube
+
+    if not isinstance(k, dict):
+        return ["its Kubernetes settings are missing"]
+    found = []
+    for check, value in ((kube.check_name, agent_id), (kube.check_namespace, k.get("namespace")),
+                         (kube.check_context, k.get("context"))):
+        try:
+            check(str(value))
+        except kube.Invalid as e:
+            found.append(str(e))
+    if k.get("storage") not in kube.STORAGES:
+        found.append(f"its workspace storage {k.get('storage')!r} is neither pvc nor emptydir")
+    if k.get("kubeconfig") is not None and not (isinstance(k["kubeconfig"], str) and
+                                                os.path.isabs(k["kubeconfig"])):
+        found.append(f"its kubeconfig {k['kubeconfig']!r} is not an absolute path")
     return found
 
 

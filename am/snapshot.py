@@ -48,9 +48,7 @@ def create(record: dict, layout, *, on_host: bool = False) -> Path:
     """Archive RECORD's (checked) workspace under the snapshots folder; returns its path."""
     from am import workspace
 
-    ws = Path(record["workspace"])
-    if not ws.is_dir() or ws.is_symlink():
-        raise AmError(f"workspace {ws} of agent {record['id']} is missing")
+    workspace.check_present(record)
     ops = workspace.for_record(record, layout, on_host=on_host)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     paths.private_dir(layout.snapshots)
@@ -68,6 +66,7 @@ def create(record: dict, layout, *, on_host: bool = False) -> Path:
         "worktree": bool(record.get("worktree")),
         "agent": record.get("agent"),
         "mode": record.get("mode"),
+        "disk": (record.get("limits") or {}).get("disk"),  # for 'am restore' to mention
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     tmp = path.with_suffix(".partial")
@@ -237,7 +236,17 @@ def read_manifest(path: Path) -> dict:
     return {"id": text("id"), "source": text("source"), "branch": text("branch"),
             "commit": oid("commit"), "base_commit": oid("base_commit"),
             "worktree": data.get("worktree") is True, "agent": text("agent"),
-            "mode": text("mode")}
+            "mode": text("mode"), "disk": disk_size(text("disk"))}
+
+
+def disk_size(value: str | None) -> str | None:
+    """A manifest's --disk, if it is one (a hint for the user, never applied by itself)."""
+    from am import disk
+
+    try:
+        return disk.check_size(value)
+    except AmError:
+        return None
 
 
 def _refuse(path: Path, why: str) -> AmError:
@@ -391,15 +400,40 @@ def _write(tar, tree: _Tree, m: tarfile.TarInfo) -> None:
             out = os.open(last, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
                           os.O_CLOEXEC, 0o600, dir_fd=fd)
             try:
-                src = tar.extractfile(m)
-                while chunk := src.read(1 << 20):
-                    os.write(out, chunk)
+                write_sparse(out, tar.extractfile(m))
                 os.fchmod(out, _file_mode(m.mode))
                 os.utime(out, (max(0, int(m.mtime)),) * 2)
             finally:
                 os.close(out)
     finally:
         os.close(fd)
+
+
+BLOCK = 4096  # a file system block: the granularity of holes
+ZEROS = bytes(1 << 20)
+
+
+def write_sparse(out: int, src) -> None:
+    """Copy SRC into the new file OUT, leaving every block of zeros a hole. An agent's sparse
+    file (``truncate -s 1T``) takes no room where it was written, and a tar stream holds it as
+    zeros: written out as they come, it would take its full length on the host's disk (or
+    overflow a --disk workspace) though the agent never had that room."""
+    end = 0
+    while chunk := src.read(len(ZEROS)):
+        if chunk == ZEROS[:len(chunk)]:
+            end += len(chunk)
+            continue
+        view, run = memoryview(chunk), None  # run: where the blocks of data being met began
+        for i in range(0, len(chunk) + BLOCK, BLOCK):
+            block = view[i:i + BLOCK]
+            data = len(block) > 0 and block != ZEROS[:len(block)]
+            if data and run is None:
+                run = i
+            elif not data and run is not None:
+                os.pwrite(out, view[run:i], end + run)  # one call per stretch of data
+                run = None
+        end += len(chunk)
+    os.ftruncate(out, end)  # the holes at the end, and the length
 
 
 def _finish_dir(tree: _Tree, m: tarfile.TarInfo) -> None:
@@ -419,9 +453,13 @@ def _finish_dir(tree: _Tree, m: tarfile.TarInfo) -> None:
 def extract(path: Path, dest: Path, *, skip_git: bool = False) -> None:
     """Extract the workspace of archive PATH into DEST (which must not exist yet, unless
     SKIP_GIT: then DEST is a fresh worktree whose files are replaced, .git kept)."""
+    # A --disk workspace is a file system of its own, mounted at DEST: the files are written
+    # on it, so that moving them into place is a rename, never a copy across file systems.
+    inside = os.path.ismount(dest)
     with (
         tarfile.open(path, "r:*", **ENCODING) as tar,
-        tempfile.TemporaryDirectory(prefix=".restore-", dir=dest.parent) as tmp,
+        tempfile.TemporaryDirectory(prefix=".restore-", dir=dest if inside else dest.parent)
+        as tmp,
     ):
         try:
             members = plan_members(tar, path, skip_git)
@@ -446,11 +484,12 @@ def extract(path: Path, dest: Path, *, skip_git: bool = False) -> None:
         finally:
             tree.close()
         src = Path(tmp) / ROOT
-        if skip_git:
-            # DEST is a fresh worktree at the snapshot's commit: replace its files wholesale so
-            # that deletions the agent had not committed are restored too.
+        if skip_git or inside:
+            # DEST is a fresh worktree at the snapshot's commit (or the empty root of a --disk
+            # file system): replace its files wholesale so that deletions the agent had not
+            # committed are restored too.
             for child in list(dest.iterdir()):
-                if child.name == ".git":
+                if child.name == ".git" and skip_git or str(child) == tmp:
                     continue
                 if child.is_dir() and not child.is_symlink():
                     shutil.rmtree(child)

@@ -4,7 +4,9 @@
 SPEC (written by ``am spawn``; the agent's arguments never pass through tmux), runs it on the
 session's terminal, and writes ``exit_code`` and ``oom_killed`` to the spec's exit file. For a
 container agent it then reads the container's final state from the engine and removes the
-container, so the record survives the auto-removal.
+container, so the record survives the auto-removal. For a Kubernetes agent it runs ``kubectl
+attach`` (again, if a connection drops while the agent runs), then reads the pod's status and
+deletes what came with the pod (``kube_session``).
 """
 
 import json
@@ -114,6 +116,75 @@ def container_result(engine: str, name: str, code: int, oom_seen: bool,
     return {"exit_code": code, "oom_killed": oom, "started": started}
 
 
+def run_child(spec: dict, env: dict, on_start=None) -> int:
+    """Fork and exec SPEC's command on the session's terminal; its exit code (128+N for a
+    signal). fork/exec rather than a library call: the agent must inherit the pane's terminal,
+    and SIGINT must be ignored here but not in the agent."""
+    pid = os.fork()
+    if pid == 0:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if "umask" in spec:
+            os.umask(spec["umask"])
+        try:
+            os.chdir(spec["cwd"])
+            os.execvpe(spec["argv"][0], spec["argv"], env)
+        except OSError as e:
+            print(f"am: error: cannot run {spec['argv'][0]}: {e.strerror}", file=sys.stderr)
+            os._exit(127)
+    if on_start:
+        on_start(pid)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def kube_session(spec: dict, env: dict) -> dict:
+    """A Kubernetes agent: attach to its pod until the agent ends, again when a connection
+    drops while it runs; its exit code and an OOM kill come from the pod's status. Then its
+    objects go (auto-removal): a claim-backed agent's claim, its workspace, stays; an emptyDir
+    agent's pod stays too, holding its workspace."""
+    from am import kube
+    from am.backends import kubernetes
+    from am.errors import AmError
+
+    k = spec["kubernetes"]
+    t = kube.Target(k["namespace"], k.get("context"), k.get("kubeconfig"))
+    os.environ.update(env)  # this process's own kubectl calls find the cluster as the caller
+    quick = 0
+    while True:
+        began = time.monotonic()
+        code = run_child(spec, env)
+        try:
+            state = kube.container_state(kubernetes.get_pod(t, k["pod"]), kube.AGENT)
+        except AmError as e:
+            print(f"\r\nam: cannot ask the cluster about pod {k['pod']}: {e.message}",
+                  file=sys.stderr)
+            state = None
+        if state is None or state.phase in ("running", "waiting"):
+            quick = quick + 1 if time.monotonic() - began < 10 else 0
+            if quick < 5:
+                print(f"\r\nam: the connection to pod {k['pod']} ended while its agent runs; "
+                      "attaching again", file=sys.stderr)
+                time.sleep(2 * quick)
+                continue
+            print(f"\r\nam: error: cannot stay attached to pod {k['pod']}: stopping it",
+                  file=sys.stderr)
+        break
+    # Unknown when the cluster could not say how the agent ended.
+    result = {"exit_code": code if state is not None else None, "oom_killed": False}
+    if state is not None and state.phase == "terminated":
+        result = {"exit_code": state.exit_code, "oom_killed": state.oom}
+    if k.get("network_log"):
+        log = kubernetes.call(kube.logs_argv(t, kube.proxy_name(k["agent"]), "proxy"))
+        if log.ok:
+            with open(k["network_log"], "a", encoding="utf-8") as f:
+                f.write(log.out)
+    roles = ("proxy", "env") if k.get("storage") == "emptydir" else ()
+    kubernetes.call(kube.delete_argv(t, kube.RUN_KINDS, kube.selector(k["agent"], k["home"],
+                                                                      *roles), wait=False))
+    return result
+
+
 def main(argv: list[str]) -> int:
     # What the supervisor writes (exit and health files) is the user's alone, whatever umask
     # the tmux server has; a tmux agent gets the umask of the user who spawned it.
@@ -130,28 +201,18 @@ def main(argv: list[str]) -> int:
     from am.oomwatch import OomWatch
 
     watch = OomWatch(write_health(spec.get("health_file")))
-    # fork/exec rather than a library call: the agent must inherit the pane's terminal, and
-    # SIGINT must be ignored here but not in the agent.
+    kube_result = None
     try:
-        pid = os.fork()
-        if pid == 0:
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            if "umask" in spec:
-                os.umask(spec["umask"])
-            try:
-                os.chdir(spec["cwd"])
-                os.execvpe(spec["argv"][0], spec["argv"], env)
-            except OSError as e:
-                print(f"am: error: cannot run {spec['argv'][0]}: {e.strerror}", file=sys.stderr)
-                os._exit(127)
-        if spec.get("container"):
-            watch_container(spec["container"], watch, pid, spec.get("guest_file"))
-        _, status = os.waitpid(pid, 0)
-        code = os.waitstatus_to_exitcode(status)
-        code = 128 - code if code < 0 else code
+        if spec.get("kubernetes"):
+            kube_result = kube_session(spec, env)
+            code = kube_result["exit_code"]
+        else:
+            code = run_child(spec, env, (lambda pid: watch_container(
+                spec["container"], watch, pid, spec.get("guest_file")))
+                if spec.get("container") else None)
     except KeyboardInterrupt:
         code = 130
-    result = {"exit_code": code, "oom_killed": False}
+    result = kube_result or {"exit_code": code, "oom_killed": False}
     if spec.get("container"):
         c = spec["container"]
         # podman's conmon marks an OOM kill with a file in its working directory

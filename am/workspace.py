@@ -12,7 +12,11 @@ program runs (``Where``) and checks what comes back:
   limits) and the workspace mounted read-only. Whatever runs there runs with what the agent
   already has;
 - a **tmux agent**'s workspace (it runs as the user anyway), and a restored or orphaned one, by
-  a host process.
+  a host process;
+- a **Kubernetes agent**'s workspace, which is in its cluster and never on this host, through
+  ``kubectl exec``: in the agent's container while it runs (an emptyDir workspace: in the pod's
+  ``am-keep`` container), else in a pod made for the one operation over the workspace's claim,
+  read-only, with the agent's policy, image, user and limits and no network.
 
 Only data crosses back, and it is treated as untrusted: its size is capped, its time limited,
 commit ids and counts are checked, and tar members are re-checked by ``am.snapshot``; no path
@@ -54,6 +58,10 @@ class Unavailable(AmError):
     """The sandbox could not run at all (engine down, image missing)."""
 
 
+class Gone(Unavailable):
+    """The workspace no longer exists anywhere (an emptyDir whose pod was deleted)."""
+
+
 @dataclass(frozen=True)
 class Head:
     commit: str | None
@@ -87,6 +95,13 @@ class Where:
     def fallback(self) -> "Where | None":
         """Where to try again when this one could not start at all."""
         return None
+
+    def data(self) -> bytes | None:
+        """What the program gets on its standard input (None: nothing)."""
+        return None
+
+    def done(self) -> None:
+        """Remove what was made for the operation, once it ended (either way)."""
 
 
 class Host(Where):
@@ -166,6 +181,75 @@ class Throwaway(Where):
             self.eng.call("rm", "--force", self.name, timeout=60)
 
 
+class KubeExec(Where):
+    """A container of the agent's pod, through ``kubectl exec``, as the agent's user: the
+    program comes on stdin (``kube.wsops_command``)."""
+
+    def __init__(self, target, pod: str, container: str, then: "Where | None"):
+        self.target, self.pod, self.container, self.then = target, pod, container, then
+        self.workspace = SANDBOX_WORKSPACE
+        self.title = f"in the pod {pod}"
+
+    def argv(self, args):
+        from am import kube
+
+        return kube.exec_argv(self.target, self.pod, self.container, kube.wsops_command(args))
+
+    def data(self):
+        return source().encode()
+
+    def fallback(self):
+        return self.then  # it stopped in between: a pod of its own over the claim
+
+
+class KubeOp(Where):
+    """A pod made for one operation on a stopped agent's workspace claim (``kube.op_manifests``),
+    deleted when it ends."""
+
+    def __init__(self, record: dict, home: str):
+        from am.backends import kubernetes
+
+        self.record, self.home = record, home
+        self.target = kubernetes.target_of(record)
+        self.workspace = SANDBOX_WORKSPACE
+        self.token = ""
+        self.title = f"in a pod over the claim of {record['id']}"
+
+    def argv(self, args):
+        from am import kube
+        from am.backends import kubernetes
+
+        self.token = uuid.uuid4().hex[:8]
+        name = kube.op_name(self.record["id"], self.token)
+        try:
+            spec = kubernetes.recorded_spec(self.record, self.home)
+            res = kubernetes.call(kube.create_argv(self.target),
+                                  stdin=kube.as_list(kube.op_manifests(spec, self.token)))
+            if not res.ok:
+                raise kubernetes.explain(res.err or res.out, self.target)
+            kubernetes.wait_for(self.target, name, "op", timeout=kubernetes.OP_TIMEOUT,
+                                quiet=True)
+        except AmError as e:
+            self.done()
+            raise Unavailable(f"cannot read the workspace {self.title}: {e.message}") from None
+        return kube.exec_argv(self.target, name, "op", kube.wsops_command(args))
+
+    def data(self):
+        return source().encode()
+
+    def done(self):
+        if self.token:
+            from am import kube
+            from am.backends import kubernetes
+
+            sel = f"{kube.selector(self.record['id'], self.home, 'op')},am.op={self.token}"
+            kubernetes.call(kube.delete_argv(self.target, "pods,networkpolicies", sel,
+                                             wait=False), timeout=60)
+            self.token = ""
+
+    on_timeout = done
+
+
 class Workspace:
     """The operations on one workspace, run WHERE."""
 
@@ -197,7 +281,8 @@ class Workspace:
             try:
                 code, out, err = proc.run_bytes(self.where.argv(self._args(op, *extra)),
                                                 limit=limit, timeout=TIMEOUT,
-                                                on_timeout=self.where.on_timeout)
+                                                on_timeout=self.where.on_timeout,
+                                                data=self.where.data())
             except proc.NotFound as e:
                 raise Unavailable(f"cannot read the workspace {self.where.title}: "
                                   f"{e.message}") from None
@@ -207,6 +292,8 @@ class Workspace:
             except proc.TimedOut:
                 raise AmError(f"reading the workspace {self.where.title} took more than "
                               f"{TIMEOUT}s") from None
+            finally:
+                self.where.done()
             if code == 0:
                 return out
             error = self._failure(code, err)
@@ -261,7 +348,8 @@ class Workspace:
         argv = self.where.argv(self._args(op, timeout=STREAM_TIMEOUT))
         try:
             with proc.reading(argv, limit=STREAM_LIMIT, idle=IDLE,
-                              on_timeout=self.where.on_timeout) as pipe:
+                              on_timeout=self.where.on_timeout,
+                              data=self.where.data()) as pipe:
                 try:
                     yield pipe
                 except Exception:
@@ -280,6 +368,8 @@ class Workspace:
         except proc.TimedOut:
             raise AmError(f"reading the workspace {self.where.title} gave nothing for "
                           f"{IDLE}s") from None
+        finally:
+            self.where.done()
         if pipe.code != 0:
             raise self._failure(pipe.code, pipe.err)
         self.warnings = [printable(ln[len(MARK):]) for ln in pipe.err.splitlines()
@@ -307,6 +397,12 @@ def for_record(record: dict, layout, *, on_host: bool = False) -> Workspace:
     """The operations on RECORD's workspace (a checked record: ``am.records.check``), run in a
     sandbox for a container agent, or on the host (tmux agents; ON_HOST: a stopped container
     agent whose engine cannot run anything, for removal only)."""
+    if not held_on_host(record):
+        return Workspace(kube_where(record, layout))
+    from am import disk
+
+    # A --disk workspace is read on its own file system (mounted again after a reboot).
+    disk.ensure(layout.disk_image(record["id"]), Path(record["workspace"]), record["id"])
     common = common_of(record)
     if record.get("mode") != "container" or on_host:
         return Workspace(Host(Path(record["workspace"]), common))
@@ -322,6 +418,52 @@ def for_record(record: dict, layout, *, on_host: bool = False) -> Workspace:
     if state is not None and state == (True, home):
         return Workspace(Exec(eng, record["container"], common, throwaway))
     return Workspace(throwaway)
+
+
+def held_on_host(record: dict) -> bool:
+    """Whether RECORD's workspace is the host folder its record names (a Kubernetes agent's
+    is in its cluster)."""
+    return record.get("runtime") != "kubernetes"
+
+
+def check_present(record: dict) -> None:
+    """Refuse an agent whose workspace folder on this host is missing (or a link); a
+    workspace elsewhere is found, or not, by the operation itself."""
+    ws = Path(record["workspace"])
+    if held_on_host(record) and (not ws.is_dir() or ws.is_symlink()):
+        raise AmError(f"workspace {ws} of agent {record['id']} is missing")
+
+
+def kube_where(record: dict, layout) -> Where:
+    """Where a Kubernetes agent's workspace is read: its pod, if it runs and carries this
+    AM_HOME's label, else a pod over its claim; an emptyDir workspace only in its pod."""
+    from am import kube
+    from am.backends import kubernetes
+
+    home = str(layout.root)
+    target = kubernetes.target_of(record)
+    name = kube.pod_name(record["id"])
+    emptydir = (record.get("kubernetes") or {}).get("storage") == "emptydir"
+    op = None if emptydir else KubeOp(record, home)
+    try:
+        pod = kubernetes.get_pod(target, name)
+    except AmError as e:
+        if emptydir:
+            raise Unavailable(f"cannot read the workspace of {record['id']}: {e.message}") \
+                from None
+        return op  # which says what is wrong, if the cluster still does not answer
+    owned = pod is not None and (pod.get("metadata") or {}).get("labels", {}).get(
+        "am.home") == kube.home_label(home)
+    container = kube.KEEPER if emptydir else kube.AGENT
+    if owned and kube.container_state(pod, container).phase == "running":
+        return KubeExec(target, name, container, op)
+    if emptydir:
+        if pod is None:
+            raise Gone(f"the pod {name} that held agent {record['id']}'s workspace (an "
+                       "emptyDir) is gone, and the workspace with it")
+        raise Unavailable(f"the pod {name} that holds agent {record['id']}'s workspace is "
+                          + ("not this AM_HOME's" if not owned else "not running"))
+    return op
 
 
 def at_path(path: Path) -> Workspace:

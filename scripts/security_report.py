@@ -34,10 +34,23 @@ NETWORK_TESTS = {  # tests/test_network.py -> property
     "test_killing_the_proxy_leaves_no_network": NETWORK,
     "test_network_log_never_reaches_the_terminal_raw": TERMINAL,
 }
+DISK = "18 disk: --disk caps a container agent's workspace"
+DISK_TESTS = {  # tests/test_disk.py -> property
+    "test_disk_caps_the_workspace_and_am_still_works": DISK,
+    "test_a_lost_mount_comes_back_before_any_use": DISK,
+    "test_sigkilled_disk_spawns_leave_nothing_doctor_cannot_clean": DISK,
+    "test_non_root_users_are_refused_clearly": DISK,
+    "test_tmux_agents_refuse_disk": DISK,
+    "test_a_sparse_file_gets_no_room_past_the_cap": DISK,
+    "test_the_publish_folder_is_no_way_past_the_cap": DISK,
+    "test_a_host_without_loop_devices_is_refused_clearly": DISK,
+}
 POLICY.update(NETWORK_TESTS)
+POLICY.update(DISK_TESTS)
 TARGETS = ["tests/security"] + [f"tests/test_container.py::{name}" for name in POLICY
-                                if name not in NETWORK_TESTS] \
-    + [f"tests/test_network.py::{name}" for name in NETWORK_TESTS]
+                                if name not in NETWORK_TESTS and name not in DISK_TESTS] \
+    + [f"tests/test_network.py::{name}" for name in NETWORK_TESTS] \
+    + [f"tests/test_disk.py::{name}" for name in DISK_TESTS]
 
 
 def rows(junit: Path) -> dict[tuple[str, str], list[tuple[str, bool]]]:

@@ -1,5 +1,6 @@
 """Shared fixtures: a private AM_HOME per test, real git repositories, the am CLI as a process."""
 
+import contextlib
 import json
 import os
 import subprocess
@@ -9,6 +10,9 @@ from pathlib import Path
 
 import pytest
 from containers import ENGINES, ISOLATIONS, engine_ready, isolation_ready, remove_containers
+
+# The cluster tier runs only through 'make test-cluster': no cluster runs here (docs/scale.md).
+collect_ignore = [] if os.environ.get("AM_TEST_CLUSTER_TIER") else ["cluster"]
 
 GIT_ID = {
     "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
@@ -81,6 +85,23 @@ def am(tmp_path):
     env.update(AM_HOME=str(home), **GIT_ID)
     yield Am(home, env)
     _kill_sessions_of(home)
+    _unmount_under(home)
+
+
+def _unmount_under(home: Path) -> None:
+    """Unmount what a --disk test left mounted under HOME, and detach its loop devices."""
+    try:
+        table = Path("/proc/self/mountinfo").read_text()
+    except OSError:
+        return
+    points = [line.split()[4] for line in table.splitlines()]
+    for point in sorted((p for p in points if p.startswith(f"{home}/")), reverse=True):
+        subprocess.run(["umount", "--lazy", point], capture_output=True)
+    for lo in Path("/sys/block").glob("loop*/loop/backing_file"):
+        with contextlib.suppress(OSError):
+            if lo.read_text().startswith(f"{home}/"):
+                subprocess.run(["losetup", "--detach", f"/dev/{lo.parent.parent.name}"],
+                               capture_output=True)
 
 
 def git(*args, cwd=None, check=True) -> str:

@@ -34,7 +34,7 @@ def test_lifecycle_logs_diff_attach_stop(am, engine, isolation, tmp_path):
     assert info["isolation"] == isolation
     assert f"container/{engine}/{isolation}" in am("list").stdout
     assert info["status"] == "running" and info["container"] == f"am-{agent}"
-    assert info["limits"] == {"memory": "2g", "cpus": "2", "pids": 100}
+    assert info["limits"] == {"memory": "2g", "cpus": "2", "pids": 100, "disk": None}
     assert [a["id"] for a in am.list()] == [agent]
     assert f"am-{agent}" in container_names(engine, str(am.home))
     am.wait_log(agent, "AGENT-READY")

@@ -201,7 +201,8 @@ def test_config_precedence_reaches_a_real_container(am, repo, engine):
                      env={"AM_CPUS": "1.5"})
     info = am.info(agent)
     assert info["runtime"] == engine  # from the file
-    assert info["limits"] == {"memory": "1g", "cpus": "1.5", "pids": 77}  # file, env, flag
+    # file, env, flag
+    assert info["limits"] == {"memory": "1g", "cpus": "1.5", "pids": 77, "disk": None}
     log = am.wait_log(agent, "PIDS=")
     assert f"MEM={1024**3}" in log and "PIDS=77" in log
     am("stop", agent)

@@ -206,10 +206,10 @@ def test_is_not_url(path):
 
 @pytest.mark.parametrize(
     ("memory", "cpus", "pids", "expected"),
-    [("2g", "2", "100", {"memory": "2g", "cpus": "2", "pids": 100}),
-     ("512M", "0.5", "1", {"memory": "512m", "cpus": "0.5", "pids": 1}),
-     ("1.5g", "1", "4096", {"memory": "1.5g", "cpus": "1", "pids": 4096}),
-     ("6m", "16", "100", {"memory": "6m", "cpus": "16", "pids": 100})],
+    [("2g", "2", "100", {"memory": "2g", "cpus": "2", "pids": 100, "disk": None}),
+     ("512M", "0.5", "1", {"memory": "512m", "cpus": "0.5", "pids": 1, "disk": None}),
+     ("1.5g", "1", "4096", {"memory": "1.5g", "cpus": "1", "pids": 4096, "disk": None}),
+     ("6m", "16", "100", {"memory": "6m", "cpus": "16", "pids": 100, "disk": None})],
 )
 def test_check_limits_accepts(memory, cpus, pids, expected):
     assert plan.check_limits(memory, cpus, pids) == expected

@@ -1,4 +1,5 @@
-"""Backends: where an agent runs. ``tmux`` on the host, or a container on docker or podman."""
+"""Backends: where an agent runs. ``tmux`` on the host, a container on docker or podman, or a
+pod of a Kubernetes cluster."""
 
 from am.backends.base import Backend
 
@@ -8,6 +9,10 @@ def for_mode(mode: str, runtime: str | None = None) -> Backend:
         from am.backends.tmux import TmuxBackend
 
         return TmuxBackend()
+    if runtime == "kubernetes":
+        from am.backends.kubernetes import Kubernetes
+
+        return Kubernetes()
     from am.backends.engine import engine
 
     return engine(runtime or "auto")

@@ -306,6 +306,10 @@ class Engine(Backend):
             argv += ["--build-arg", f"{k}={v}"]
         return argv + [str(context)]
 
+    def push_argvs(self, tag: str, remote: str) -> list[list[str]]:
+        """Name the image TAG also REMOTE, then push it there."""
+        return [[self.runtime, "tag", tag, remote], [self.runtime, "push", remote]]
+
     def ps_argv(self, home: str, all_states: bool) -> list[str]:
         argv = [self.runtime, "ps", "--filter", f"label=am.home={home}", "--format",
                 "{{.Names}}"]
@@ -449,6 +453,17 @@ class Engine(Backend):
                                    line, end="", file=sys.stderr, flush=True))
         if not res.ok:
             raise AmError(f"{what} build failed; its last lines:\n{res.last_lines(12)}")
+
+    def push(self, tag: str, remote: str) -> None:
+        """Push the image TAG to the registry reference REMOTE, streaming the engine's
+        progress; the registry's credentials are the engine's own (docker/podman login)."""
+        print(f"Pushing {remote} ...", file=sys.stderr, flush=True)
+        for argv in self.push_argvs(tag, remote):
+            res = proc.stream(argv, on_line=lambda line: print(line, end="", file=sys.stderr,
+                                                               flush=True))
+            if not res.ok:
+                raise AmError(f"{' '.join(argv[:2])} failed: {res.last_lines(1)}",
+                              push_hint(self.runtime, res.last_lines(3), remote))
 
     def prepare(self, plan) -> None:
         # First, before an image is built: whether the limits the agent is promised would hold.
@@ -720,3 +735,19 @@ def engine(runtime: str) -> Engine:
             raise AmError(f"no engine here can run the agent with its limits: {passed_over}; "
                           f"and {problem}", docker.limits_hint)
     return docker
+
+
+def push_hint(runtime: str, text: str, remote: str) -> str:
+    """The fix for a failed push, from the engine's words (TEXT) about the registry of REMOTE."""
+    registry = remote.split("/")[0]
+    low = text.lower()
+    if "http response to https client" in low:
+        return (f"{registry} speaks plain HTTP: give it TLS, or mark it insecure for "
+                f"{runtime} (" + ("'insecure-registries' in /etc/docker/daemon.json"
+                                  if runtime == "docker" else
+                                  "a [[registry]] with insecure = true in registries.conf")
+                + ")")
+    if any(w in low for w in ("unauthorized", "authentication required", "denied",
+                              "authorization")):
+        return f"log in first: '{runtime} login {registry}'"
+    return f"check that {registry} is the registry's address and that it answers"

@@ -4,8 +4,6 @@ Read in the agent's sandbox for a container agent (``am.workspace``); the patch 
 the exact bytes git produced.
 """
 
-from pathlib import Path
-
 from am import paths, records, termsafe, workspace
 from am.errors import AmError
 from am.store import open_store
@@ -15,9 +13,7 @@ def patch(layout, agent_id: str) -> bytes:
     """The agent's changes as one patch, the exact bytes git produced (also what ``am ui``
     shows)."""
     record = records.check(open_store(layout).get(agent_id), layout, agent_id)
-    ws = Path(record["workspace"])
-    if not ws.is_dir() or ws.is_symlink():
-        raise AmError(f"workspace {ws} of agent {agent_id} is missing")
+    workspace.check_present(record)
     if not record.get("base_commit"):
         raise AmError(f"agent {agent_id} has no base commit (its spawn did not finish)")
     return workspace.for_record(record, layout).diff(record["base_commit"])

@@ -166,8 +166,9 @@ def agent_uid_row() -> tuple[bool | None, str]:
                   f"id range of this host has ({AGENT_UID_ENV} to change)")
 
 
-def adopt(path: Path, store, layout) -> str:
-    """Give a workspace with unsaved work and no record a stopped record, so it is not lost."""
+def adopt(path: Path, store, layout, disk: str | None = None) -> str:
+    """Give a workspace with unsaved work and no record a stopped record, so it is not lost;
+    DISK: the size of the file system it is (its first start runs it in a container)."""
     agent_id = path.name
     ids.validate_name(agent_id)
     base = head = branch = None
@@ -185,7 +186,8 @@ def adopt(path: Path, store, layout) -> str:
             "base_commit": base or head or None, "workspace": str(path), "container": None,
             "session": ids.session_name(agent_id), "agent": None, "command": [],
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "exit_code": None,
-            "oom_killed": False, "network": None, "allow_domains": [], "limits": None,
+            "oom_killed": False, "network": None, "allow_domains": [],
+            "limits": {"disk": disk} if disk else None,
             "log": str(layout.log_file(agent_id)), "adopted": True, "home": str(layout.root),
         }
     return agent_id
@@ -255,6 +257,12 @@ def fix(d: drift.Drift, store, layout) -> str:
 
         return settle_spawn(records.check(store.agents()[d.subject], layout, d.subject), store,
                             layout)
+    if d.kind == "orphan-disk":
+        return fix_disk(Path(d.subject), store, layout)
+    if d.kind == "loose-loop":
+        from am import disk
+
+        return "detached" if disk.detach(d.subject) else "already detached"
     if d.kind == "orphan-workspace":
         path = Path(d.subject)
         if path.is_symlink() or not path.is_dir():
@@ -277,6 +285,34 @@ def fix(d: drift.Drift, store, layout) -> str:
         shutil.rmtree(path)
         return "removed (no unsaved work)"
     return "left alone"
+
+
+def fix_disk(image: Path, store, layout) -> str:
+    """A workspace file system with no record: adopted if it holds unsaved work (mounted to
+    look), else unmounted and deleted with its mount point."""
+    from am import disk
+
+    agent_id = image.name.removesuffix(disk.PARTIAL).removesuffix(disk.SUFFIX)
+    ids.validate_name(agent_id)
+    ws = layout.workspace(agent_id)
+    whole = layout.disk_image(agent_id)
+    if image == whole and whole.is_file():  # made whole: it may hold work
+        disk.ensure(whole, ws, agent_id)
+        try:
+            # empty: a spawn killed before its clone
+            has_work = any(e.name != "lost+found" for e in ws.iterdir()) and \
+                bool(workspace.at_path(ws).unsaved())
+        except workspace.Refused:
+            has_work = True
+        except AmError:
+            has_work = False
+        if has_work:
+            size = f"{max(1, whole.stat().st_size // 1024**2)}m"
+            return f"kept: adopted as stopped agent {adopt(ws, store, layout, size)}"
+    disk.remove(whole, ws)
+    if ws.is_dir() and not ws.is_symlink() and not any(ws.iterdir()):
+        ws.rmdir()
+    return "unmounted and removed"
 
 
 def run(args) -> int:

@@ -13,8 +13,11 @@ def run(args) -> int:
         return ls(args)
     settings = config.load().resolve()
     runtime = args.runtime or settings["runtime"].value
-    engine = backends.for_mode("container", runtime)
+    # A cluster's image is built here, by a local engine, and pushed to its registry.
+    engine = backends.for_mode("container", "auto" if runtime == "kubernetes" else runtime)
     from am import image
+
+    remote = image.push_reference(args.push, args.tag or DEFAULT_IMAGE) if args.push else None
 
     # --agents wins, even empty (an image with no agent CLI); else the configured set.
     clis = image.parse_clis(args.agents if args.agents is not None
@@ -35,7 +38,11 @@ def run(args) -> int:
     engine.build_image(tag, clis)
     print(f"Built {tag} for {engine.runtime} with {', '.join(clis) or 'no agent CLI'}",
           file=sys.stderr)
-    print(tag)
+    if remote:
+        engine.push(tag, remote)
+        print(f"Pushed {remote}: spawn Kubernetes agents with --image {remote}",
+              file=sys.stderr)
+    print(remote or tag)
     return 0
 
 

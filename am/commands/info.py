@@ -6,8 +6,11 @@ from am import config, health, output, paths, status
 def run(args) -> int:
     layout = paths.layout()
     view = status.view(args.id, layout)
+    use = health.disk_figures([view], layout).get(view["id"])  # --disk agents: one statvfs
     view["health"] = health.brief(view, layout,
-                                  config.load(layout).resolve()["idle_after"].value)
+                                  config.load(layout).resolve()["idle_after"].value, disk=use)
+    if use is not None:
+        view["disk_bytes"], view["disk_limit_bytes"] = use.used, use.size
     view = output.public(view)
     if args.json:
         output.print_json(view)

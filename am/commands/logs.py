@@ -24,6 +24,9 @@ def network_log(args, record: dict, layout) -> int:
         raise AmError(f"agent {args.id} has no network log",
                       f"its network policy is {record.get('network') or 'the host (tmux)'}; "
                       "only --network limited agents have a proxy")
+    if record.get("runtime") == "kubernetes" and \
+            status.view(args.id, layout)["status"] == "running":
+        return kube_network_log(args, record)
     log = Path(record["network_log"])
     if not log.is_file() or log.is_symlink():
         raise AmError(f"no network log for agent {args.id} at {log}")
@@ -41,6 +44,26 @@ def network_log(args, record: dict, layout) -> int:
                 return 0
             else:
                 time.sleep(0.5)
+    return 0
+
+
+def kube_network_log(args, record: dict) -> int:
+    """A running Kubernetes agent's refused requests, from its proxy pod's output (the host's
+    network log gets them when the agent ends)."""
+    from am import kube, network
+    from am.backends import kubernetes
+
+    t = kubernetes.target_of(record)
+    res = kubernetes.call(kube.logs_argv(t, kube.proxy_name(record["id"]), "proxy"))
+    if not res.ok:
+        raise kubernetes.explain(res.err or res.out, t)
+    lines = network.denied(res.out.splitlines(keepends=True))
+    if args.tail is not None:
+        lines = lines[-args.tail:] if args.tail else []
+    print("\n".join(lines), end="\n" if lines else "", flush=True)
+    if args.follow:
+        print("am: note: --follow is not available for a Kubernetes agent's network log; "
+              "run it again, or 'kubectl logs -f' its proxy pod", file=sys.stderr)
     return 0
 
 

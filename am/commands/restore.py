@@ -43,6 +43,19 @@ def run(args) -> int:
     if worktree:
         snapshot.check(path, skip_git=True)  # before git touches the named repository
         worktree = not standalone
+    from am import disk
+
+    cap = disk.check_size(getattr(args, "disk", None))
+    if cap:
+        if worktree:
+            raise AmError("--disk cannot cap a worktree agent: it runs in tmux, as you, and "
+                          "its commits go into your repository's objects",
+                          "leave out --source: the snapshot then restores as a standalone agent")
+        disk.check(layout.disks, cap)
+    elif manifest["disk"] and getattr(args, "disk", None) is None:
+        print(f"am: warning: the snapshot's agent had its workspace capped at {manifest['disk']}"
+              f"; this one is not: 'am restore ... --disk {manifest['disk']}' caps it",
+              file=sys.stderr)
     ws = layout.workspace(agent_id)
     branch = f"am/{agent_id}" if worktree else manifest["branch"]
     if standalone and branch:
@@ -70,7 +83,7 @@ def run(args) -> int:
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "network": None,
         "allow_domains": [],
-        "limits": None,
+        "limits": {"disk": cap} if cap else None,  # its first start runs it in a container
         "log": str(layout.log_file(agent_id)),
         "restored_from": str(path),
         "snapshot_source": manifest["source"],
@@ -83,15 +96,19 @@ def run(args) -> int:
         if ws.exists() or ws.is_symlink():
             raise AmError(f"workspace {ws} already exists")
         agents[agent_id] = record
+    image = layout.disk_image(agent_id)
     try:
         paths.private_dir(ws.parent)
+        if cap:
+            disk.create(image, ws, cap)
         if worktree:
             # The commits live in the named repository; bring back a worktree at the snapshot's
             # commit on a branch of its own, then the files as they were.
             git.worktree_add(Path(source), ws, branch, manifest["commit"])
             snapshot.extract(path, ws, skip_git=True)
         elif standalone:
-            ws.mkdir()
+            if not cap:
+                ws.mkdir()
             snapshot.restore_history(path, ws, manifest["commit"], branch)
             snapshot.extract(path, ws, skip_git=True)
         else:
@@ -99,13 +116,19 @@ def run(args) -> int:
         paths.private_dir(layout.logs)
         layout.log_file(agent_id).touch()
         store.update(agent_id, status="stopped")
-    except BaseException:
+    except BaseException as e:
         if worktree:
             with contextlib.suppress(Exception):
                 git.worktree_remove(Path(source), ws)
                 git.delete_branch(Path(source), branch)
+        if cap:
+            with contextlib.suppress(Exception):
+                disk.remove(image, ws)
         shutil.rmtree(ws, ignore_errors=True)
         store.remove(agent_id)
+        if cap and isinstance(e, AmError) and "No space left" in e.message:
+            raise AmError(f"the snapshot's workspace does not fit in --disk {cap}",
+                          "give a larger --disk") from None
         raise
     print(f"Restored {path.name} as stopped agent {agent_id} in {ws}", file=sys.stderr)
     print(agent_id)

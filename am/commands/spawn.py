@@ -51,8 +51,9 @@ def hand_over_secrets(fifo: Path, secrets: dict, timeout: int = 60) -> None:
         os._exit(0)
 
 
-def make_workspace(plan: planning.Plan, undo: Undo) -> str:
-    """Clone (or add a worktree), put the agent branch at its base; returns the base commit."""
+def make_workspace(plan: planning.Plan, undo: Undo, layout=None) -> str:
+    """Clone (or add a worktree), put the agent branch at its base; returns the base commit.
+    With --disk the clone goes into a file system of that size, mounted at the workspace."""
     paths.private_dir(plan.workspace.parent)
     if plan.worktree:
         from am.backends.engine import worktree_gitdir
@@ -64,6 +65,13 @@ def make_workspace(plan: planning.Plan, undo: Undo) -> str:
         plan.worktree_gitdir = worktree_gitdir(plan.workspace)  # before any agent ran there
         return base
     undo.push(shutil.rmtree, plan.workspace, True)
+    if plan.disk:
+        from am import disk
+
+        image = (layout or paths.layout()).disk_image(plan.id)
+        undo.push(disk.remove, image, plan.workspace)  # before the folder goes: unmount
+        say(f"Making its file system of {plan.disk} ...")
+        disk.create(image, plan.workspace, plan.disk)
     if git.is_url(plan.source):
         from am import cache
 
@@ -101,8 +109,13 @@ def execute(plan: planning.Plan, backend, layout):
             undo.push(_unlink, leftover)
         undo.push(shutil.rmtree, layout.run / plan.id, True)
 
-        say(f"Preparing workspace {plan.workspace} from {plan.source} ...")
-        base = make_workspace(plan, undo)
+        if plan.runtime == "kubernetes":
+            # The workspace is made in the cluster, from a bundle of the source.
+            undo.push(backend.delete_workspace, plan.record(str(layout.root)))
+            base = backend.make_seed(plan, undo, layout)
+        else:
+            say(f"Preparing workspace {plan.workspace} from {plan.source} ...")
+            base = make_workspace(plan, undo, layout)
         if plan.proxy:
             from am import network
 
@@ -123,6 +136,11 @@ def launch(plan: planning.Plan, backend, layout, undo: Undo, **fields):
 
     store = open_store(layout)
     exited = None
+    from am import disk
+
+    # A workspace with a file system of its own runs only on it: mounted again after a reboot,
+    # and never started without it when the agent has a cap.
+    disk.ensure(layout.disk_image(plan.id), plan.workspace, plan.id, required=bool(plan.disk))
     # The container, and a limited agent's proxy, once either exists.
     undo.push(backend.stop, plan.record(str(layout.root)))
     backend.before_start(plan)
@@ -220,6 +238,10 @@ def run(args) -> int:
 def prepare(plan: planning.Plan):
     """The backend of PLAN, checked and ready (image, proxy image), before anything is made;
     warnings said."""
+    if plan.disk:
+        from am import disk
+
+        disk.check(paths.layout().disks, plan.disk)
     if plan.mode == "container":
         backend = backends.for_mode("container", plan.runtime)
         plan.runtime = backend.runtime

@@ -96,7 +96,9 @@ def run(args) -> int:
                           "removed")
         record = store.get(args.id)
         workspace = layout.workspace(args.id)
-        if workspace.is_symlink() or not workspace.is_dir():
+        from am import workspace as ws
+
+        if ws.held_on_host(record) and (workspace.is_symlink() or not workspace.is_dir()):
             raise AmError(f"the workspace of agent {args.id} is missing: {workspace}")
         cfg = config.load(layout, os.environ)
         first = not record.get("command")

@@ -44,11 +44,13 @@ def table(rows: list[dict]) -> str:
     return tabulate(
         [[r["id"], r["status"], r["health"], _cpu(r["cpu_percent"]),
           _pair(r["memory_bytes"], r["memory_limit_bytes"], size),
-          _pair(r["pids"], r["pids_limit"], str), duration(r["uptime_seconds"]),
+          _pair(r["pids"], r["pids_limit"], str),
+          _pair(r.get("disk_bytes"), r.get("disk_limit_bytes"), size),
+          duration(r["uptime_seconds"]),
           "-" if r["idle_seconds"] is None else duration(r["idle_seconds"]) + " ago",
           "-" if r["exit_code"] is None else r["exit_code"]] for r in rows],
-        headers=["ID", "STATUS", "HEALTH", "CPU", "MEMORY", "PIDS", "UPTIME", "LAST OUTPUT",
-                 "EXIT"],
+        headers=["ID", "STATUS", "HEALTH", "CPU", "MEMORY", "PIDS", "DISK", "UPTIME",
+                 "LAST OUTPUT", "EXIT"],
         tablefmt="plain",
     )
 
