@@ -213,8 +213,9 @@ def isolation(request, engine):
 # --- waiting for conditions, and terminals driven through tmux --------------------------------
 
 
-def wait_for(predicate, what: str, timeout: float = 30):
-    """Poll PREDICATE until it returns something true (which is returned), or fail."""
+def wait_for(predicate, what: str, timeout: float = 30, every: float = 0.1):
+    """Poll PREDICATE every EVERY seconds until it returns something true (which is
+    returned), or fail."""
     deadline = time.monotonic() + timeout
     while True:
         got = predicate()
@@ -222,7 +223,7 @@ def wait_for(predicate, what: str, timeout: float = 30):
             return got
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
+        time.sleep(every)
 
 
 def tmux_out(*args) -> str:
