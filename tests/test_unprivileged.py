@@ -106,7 +106,7 @@ def test_auto_chooses_an_engine_that_enforces_the_limits(uam, user):
     want = "podman" if rootless_podman_enforces_limits(user.uid) else "docker"
     info = uam.info(agent)
     assert info["runtime"] == want and info["limits"] == {"memory": "2g", "cpus": "2",
-                                                          "pids": 100}
+                                                          "pids": 100, "disk": None}
     uam("stop", agent)
 
 
