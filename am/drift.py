@@ -112,7 +112,9 @@ def find(layout=None, engines: list | None = None) -> list[Drift]:
     valid = [r for key, r in records.items() if key not in invalid]
     for r in valid:
         if r.get("status") == "starting" and not spawn_alive(r):
-            found.append(Drift("stale-spawn", r["id"], "record of a spawn that never finished"))
+            running = " (its session still runs)" if r.get("session") in live else ""
+            found.append(Drift("stale-spawn", r["id"],
+                               f"record of a spawn that was interrupted{running}"))
     for source in sorted({r["source"] for r in valid if r.get("worktree")}):
         res = proc.run(["git", "-C", source, "worktree", "prune", "--dry-run", "--verbose"],
                        env=git.source_env())

@@ -44,15 +44,16 @@ def derive(record: dict, session_alive: bool, exit_info: dict | None) -> dict:
     view["oom_killed"] = bool(record.get("oom_killed"))
     if intent == "stopped":
         status = "stopped"
+    elif intent == "starting":
+        # A spawn still at work, or one that died before it finished: an error even when its
+        # session lives on (the same verdict as 'am doctor', whose --fix settles it).
+        from am.drift import spawn_alive
+
+        status = "starting" if spawn_alive(record) else "error"
     elif session_alive:
         # A tmux agent's session lives as long as the agent; a container agent runs until the
         # keeper records how it ended.
         status = "running"
-    elif intent == "starting":
-        # A spawn still at work, or one that died before it finished.
-        from am.drift import spawn_alive
-
-        status = "starting" if spawn_alive(record) else "error"
     else:
         status = "exited"
         if exit_info:
@@ -82,7 +83,7 @@ def views(records: dict[str, dict] | None = None, layout=None) -> list[dict]:
     keeper_checked = False
     run = str(layout.run)  # paths as text: a Path per agent costs more than the rest
     present = run_files(run)
-    for r in sorted(records.values(), key=lambda r: (r.get("created", ""), r["id"])):
+    for r in sorted(records.values(), key=lambda r: (str(r.get("created") or ""), r["id"])):
         name = f"{r['id']}.exit.json"
         exit_file = f"{run}/{name}" if name in present else None
         if detached(r):

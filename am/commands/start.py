@@ -92,7 +92,8 @@ def run(args) -> int:
                           f"see it with 'am attach {args.id}'" if current == "running" else None)
         if current == "error":
             raise AmError(f"agent {args.id} never finished its spawn", "'am doctor --fix' "
-                          "removes it (saving any work to a snapshot)")
+                          "settles it: kept as a stopped agent if it holds unsaved work, else "
+                          "removed")
         record = store.get(args.id)
         workspace = layout.workspace(args.id)
         from am import workspace as ws
@@ -131,9 +132,9 @@ def run(args) -> int:
                                         "spawn_pid")})
         undo = spawn.Undo()
         try:
-            spawn.launch(plan, backend, layout, undo, **fields)
+            exited = spawn.launch(plan, backend, layout, undo, **fields)
         except BaseException:
             undo.run()
             raise
     spawn.say(f"Started {args.id} on its workspace {workspace}")
-    return 0
+    return spawn.report(args.id, exited)
