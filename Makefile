@@ -1,50 +1,56 @@
-# am: common tasks. `make setup` needs root (apt-get, starting the engines).
+# am: common tasks. `make setup` needs root (apt-get, starting the engines); `make test` runs as
+# root too (its unprivileged tier creates users); the rest runs as you.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME ?= auto
+# After root's work in an ordinary user's checkout ('sudo make test'), hand back what it made.
+GIVE_BACK := bash scripts/give-back.sh
 
 .PHONY: setup install test test-fast test-cluster lint format image clean-agents demo security bench
 
-setup:  ## system packages and running container engines (root)
-	bash scripts/setup-host.sh
+setup:  ## system packages, running container engines, the proxy image for you (root)
+	bash scripts/setup-host.sh; rc=$$?; $(GIVE_BACK); exit $$rc
 
-install: $(VENV)/.installed  ## a .venv with am and the test tools
+install:  ## a .venv with am and the test tools (yours, even after a 'sudo make ...')
+	@bash scripts/reclaim-checkout.sh
+	@$(MAKE) -s --no-print-directory $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,dev]' --config-settings editable_mode=compat
 	touch $@
+	@$(GIVE_BACK)
 
 test: lint  ## lint, then the whole suite: unit, tmux end-to-end, both container engines
-	$(BIN)/pytest -q -ra
+	$(BIN)/pytest -q -ra; rc=$$?; $(GIVE_BACK); exit $$rc
 
 test-fast: lint  ## lint, then everything that needs no container engine
-	$(BIN)/pytest -q -ra -m "not container"
+	$(BIN)/pytest -q -ra -m "not container"; rc=$$?; $(GIVE_BACK); exit $$rc
 
 test-cluster: install  ## Kubernetes agents on a real cluster: AM_TEST_KUBECONFIG (docs/scale.md)
 	AM_TEST_CLUSTER_TIER=1 $(BIN)/pytest -q -ra tests/cluster
 
 lint: install  ## ruff's checks, no new import cycle, and mypy over the typed modules (pyproject's tool.mypy)
-	$(BIN)/ruff check am tests scripts
-	$(BIN)/python scripts/import_cycles.py --allow am.backends.engine,am.network
-	$(BIN)/mypy
+	$(BIN)/ruff check am tests scripts && \
+	$(BIN)/python scripts/import_cycles.py --allow am.backends.engine,am.network && \
+	$(BIN)/mypy; rc=$$?; $(GIVE_BACK); exit $$rc
 
 format: install  ## ruff format over the tree
-	$(BIN)/ruff format am tests scripts
+	$(BIN)/ruff format am tests scripts; rc=$$?; $(GIVE_BACK); exit $$rc
 
 image: install  ## the agent image for RUNTIME (docker, podman or auto); AGENTS=claude,codex,...
-	$(BIN)/am image build --runtime $(RUNTIME) $(if $(AGENTS),--agents $(AGENTS))
+	$(BIN)/am image build --runtime $(RUNTIME) $(if $(AGENTS),--agents $(AGENTS)); rc=$$?; $(GIVE_BACK); exit $$rc
 
 clean-agents: install  ## every labelled container of this AM_HOME and stopped agents' records
-	$(BIN)/am clean --containers
+	$(BIN)/am clean --containers $(if $(YES),--yes)  # asks first on a terminal; YES=1: no question
 
 security: install  ## the security suite and container policy checks, as a table
-	$(BIN)/python scripts/security_report.py
+	$(BIN)/python scripts/security_report.py; rc=$$?; $(GIVE_BACK); exit $$rc
 
 bench: install  ## benchmarks against their floors; rewrites docs/performance.md
-	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench.py; rc=$$?; $(GIVE_BACK); exit $$rc
 
 demo: install  ## the main job: a container agent on a sample repository, then `am list`
-	bash scripts/demo.sh
+	bash scripts/demo.sh; rc=$$?; $(GIVE_BACK); exit $$rc

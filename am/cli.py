@@ -4,12 +4,39 @@ import argparse
 
 from am import __version__
 
+# Options whose value may start with '-' (argparse would read '--memory -1g' as a missing
+# value): the value is joined to its option, so am's own check explains what is wrong with it.
+DASH_VALUES = ("--memory", "--cpus", "--pids")
+
+
+def join_dash_values(args: list[str]) -> list[str]:
+    out, rest = [], list(args)
+    while rest:
+        a = rest.pop(0)
+        if a == "--":
+            return out + [a] + rest
+        if a in DASH_VALUES and rest and rest[0].startswith("-") and rest[0] != "--":
+            a = f"{a}={rest.pop(0)}"
+        out.append(a)
+    return out
+
 
 class Parser(argparse.ArgumentParser):
     """argparse, with usage errors in am's one-line ``am: error:`` form."""
 
     def error(self, message):
         self.exit(2, f"am: error: {message} (see '{self.prog} --help')\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        import sys
+
+        args = join_dash_values(sys.argv[1:] if args is None else list(args))
+        return super().parse_known_args(args, namespace)
+
+
+ID = "agent id (see 'am list')"
+JSON = "print JSON for scripts instead of a table"
+AUTO = "auto: podman if it enforces the limits here, else docker"
 
 
 def _spawn(p):
@@ -28,6 +55,9 @@ def _spawn(p):
     )
     _disk_option(p)
     _prompt_options(p)
+    p.epilog = ("Defaults of --runtime, --agent, --image, --network, --isolation, "
+                "--allow-domain and the limits can be set in config.toml or AM_* variables "
+                "('am config show').")
 
 
 def _disk_option(p):
@@ -38,14 +68,18 @@ def _disk_option(p):
 
 def _run_options(p):
     """How an agent runs: the options of spawn that am start takes for a restored agent."""
-    p.add_argument("--container", action="store_true", help="run in an isolated container")
+    from am.plan import DEFAULT_IMAGE, DEFAULT_LIMITS
+
+    p.add_argument("--container", action="store_true",
+                   help="run in an isolated container (default: a tmux session on the host)")
     p.add_argument("--runtime", choices=["docker", "podman", "auto", "kubernetes"],
-                   help="container engine, or kubernetes: a pod in kubectl's current context "
-                   "(docs/scale.md)")
+                   help=f"container engine (default: {AUTO}), or kubernetes: a pod in "
+                   "kubectl's current context (docs/scale.md)")
     p.add_argument("--kube-workspace", choices=["pvc", "emptydir"],
                    help="a Kubernetes agent's workspace: a PersistentVolumeClaim (default), or "
                    "an emptyDir that lives as long as its pod")
-    p.add_argument("--agent", help="agent profile: claude, codex, aider, gemini, ...")
+    p.add_argument("--agent", help="agent profile: claude (default), codex, aider, gemini, or "
+                   "one of config.toml's")
     p.add_argument("--cmd", help="run this shell command as the agent instead of a profile's CLI")
     p.add_argument(
         "--skip-permissions",
@@ -53,7 +87,9 @@ def _run_options(p):
         help="pass the profile's flag for running without approval prompts",
     )
     p.add_argument("--network", choices=["none", "limited", "full"],
-                   help="container network policy (docs/network.md)")
+                   help="container network: none (default; not even the agent's model API), "
+                   "limited (the profile's API domains and --allow-domain, through a proxy), "
+                   "full (the engine's bridge); see docs/network.md")
     p.add_argument("--isolation", choices=["runc", "gvisor"],
                    help="container kernel isolation: runc shares the host's kernel, gvisor "
                         "runs the agent on gVisor's (docs/security.md)")
@@ -64,11 +100,11 @@ def _run_options(p):
                    metavar="DOMAIN[:PORT]",
                    help="like --allow-domain, and the host may be at a private, loopback, "
                         "link-local or host address (repeatable)")
-    p.add_argument("--memory", help="container memory limit, e.g. 2g")
-    p.add_argument("--cpus", help="container CPU limit, e.g. 2")
-    p.add_argument("--pids", help="container process limit, e.g. 100")
+    p.add_argument("--memory", help=f"container memory limit (default: {DEFAULT_LIMITS['memory']})")
+    p.add_argument("--cpus", help=f"container CPU limit (default: {DEFAULT_LIMITS['cpus']})")
+    p.add_argument("--pids", help=f"container process limit (default: {DEFAULT_LIMITS['pids']})")
     p.add_argument("--gpus", help="GPU access: all, a count, or device ids")
-    p.add_argument("--image", help="agent image (default: the built am-agent image)")
+    p.add_argument("--image", help=f"agent image (default: {DEFAULT_IMAGE}, built on first use)")
     p.add_argument(
         "--mount-agent-config",
         action="store_true",
@@ -155,20 +191,21 @@ def _push(p):
 def _list(p):
     from am.record import Status  # am list imports it anyway; other commands need not
 
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON)
     # the same choices as am.main.quick_list, which parses these without argparse
-    p.add_argument("--status", choices=[s.value for s in Status])
+    p.add_argument("--status", choices=[s.value for s in Status],
+                   help="only the agents with this status")
 
 
 def _status(p):
-    p.add_argument("id", nargs="?")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("id", nargs="?", help=ID + "; default: every agent")
+    p.add_argument("--json", action="store_true", help=JSON)
     p.add_argument("--watch", action="store_true", help="refresh every 2 seconds until Ctrl-C")
 
 
 def _info(p):
-    p.add_argument("id")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("id", help=ID)
+    p.add_argument("--json", action="store_true", help=JSON)
 
 
 def _ui(p):
@@ -179,19 +216,20 @@ def _ui(p):
 
 
 def _id_only(p):
-    p.add_argument("id")
+    p.add_argument("id", help=ID)
 
 
 def _logs(p):
-    p.add_argument("id")
-    p.add_argument("-f", "--follow", action="store_true")
-    p.add_argument("--tail", type=int, metavar="N")
+    p.add_argument("id", help=ID)
+    p.add_argument("-f", "--follow", action="store_true",
+                   help="keep printing new output until the agent stops")
+    p.add_argument("--tail", type=int, metavar="N", help="only the last N lines")
     p.add_argument("--network", action="store_true",
                    help="requests the agent's proxy refused (--network limited)")
 
 
 def _rm(p):
-    p.add_argument("id")
+    p.add_argument("id", help=ID)
     p.add_argument(
         "-f",
         "--force",
@@ -201,8 +239,8 @@ def _rm(p):
 
 
 def _restore(p):
-    p.add_argument("snapshot")
-    p.add_argument("--name")
+    p.add_argument("snapshot", help="the snapshot archive 'am snapshot' printed")
+    p.add_argument("--name", help="id of the new agent (default: a generated one)")
     p.add_argument("--source", metavar="REPO",
                    help="the repository to restore into: needed for a worktree agent's "
                    "snapshot, whose commits live there; never taken from the archive")
@@ -214,12 +252,17 @@ def _clean(p):
         "--all", action="store_true", help="also agents with unsaved work (snapshotted first)"
     )
     p.add_argument("--containers", action="store_true",
-                   help="first remove every container labelled for this AM_HOME")
+                   help="first remove every container labelled for this AM_HOME: this stops "
+                   "running agents (asks first on a terminal)")
+    p.add_argument("-y", "--yes", action="store_true",
+                   help="do not ask: stop running agents without a question")
 
 
 def _doctor(p):
-    p.add_argument("--fix", action="store_true")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--fix", action="store_true",
+                   help="repair the drift found: remove orphans, settle interrupted spawns, "
+                   "adopt leftover workspaces that hold work")
+    p.add_argument("--json", action="store_true", help=JSON)
 
 
 def _config(p):
@@ -227,29 +270,35 @@ def _config(p):
         dest="config_command", metavar="ACTION", parser_class=Parser, required=True
     )
     c = csub.add_parser("show", help="each setting, its value and where it came from")
-    c.add_argument("--json", action="store_true")
-    c.add_argument("--runtime", choices=["docker", "podman", "auto", "kubernetes"])
-    c.add_argument("--kube-workspace", choices=["pvc", "emptydir"])
-    c.add_argument("--agent")
-    c.add_argument("--image")
-    c.add_argument("--network", choices=["none", "limited", "full"])
-    c.add_argument("--isolation", choices=["runc", "gvisor"])
-    c.add_argument("--allow-domain", action="append", default=[], metavar="DOMAIN[:PORT]")
+    c.add_argument("--json", action="store_true", help=JSON)
+    like = "as the spawn flag: show what a spawn with it would use"
+    c.add_argument("--runtime", choices=["docker", "podman", "auto", "kubernetes"], help=like)
+    c.add_argument("--kube-workspace", choices=["pvc", "emptydir"], help=like)
+    c.add_argument("--agent", help=like)
+    c.add_argument("--image", help=like)
+    c.add_argument("--network", choices=["none", "limited", "full"], help=like)
+    c.add_argument("--isolation", choices=["runc", "gvisor"], help=like)
+    c.add_argument("--allow-domain", action="append", default=[], metavar="DOMAIN[:PORT]",
+                   help=like)
     c.add_argument("--allow-private-domain", action="append", default=[],
-                   metavar="DOMAIN[:PORT]")
-    c.add_argument("--memory")
-    c.add_argument("--cpus")
-    c.add_argument("--pids")
-    c.add_argument("--disk")
+                   metavar="DOMAIN[:PORT]", help=like)
+    c.add_argument("--memory", help=like)
+    c.add_argument("--cpus", help=like)
+    c.add_argument("--pids", help=like)
+    c.add_argument("--disk", help=like)
 
 
 def _image(p):
+    from am.plan import DEFAULT_IMAGE
+
     isub = p.add_subparsers(
         dest="image_command", metavar="ACTION", parser_class=Parser, required=True
     )
     b = isub.add_parser("build", help="build the agent image (--proxy: the network proxy's)")
-    b.add_argument("--runtime", choices=["docker", "podman", "auto"])
-    b.add_argument("--tag")
+    b.add_argument("--runtime", choices=["docker", "podman", "auto"],
+                   help=f"engine to build it for (default: the configured runtime; {AUTO})")
+    b.add_argument("--tag", help=f"the image's tag (default: {DEFAULT_IMAGE}; with --proxy, "
+                   "the proxy's)")
     b.add_argument("--agents", metavar="CLI,...",
                    help="agent CLIs to put in the image: claude, codex, gemini, aider "
                    "(default: agent_clis of the config, else claude; '' for none)")

@@ -70,7 +70,7 @@ def find(layout=None, engines: list | None = None) -> list[Drift]:
         found += container_drift(engine, records, home)
         found += network_drift(engine, records, home)
     invalid, valid = record_drift(records, layout)
-    return (found + invalid + spawn_drift(valid) + worktree_drift(valid) +
+    return (found + invalid + spawn_drift(valid, live) + worktree_drift(valid) +
             workspace_drift(records, layout) + disk_drift(records, valid, layout))
 
 
@@ -104,9 +104,10 @@ def record_drift(records: dict, layout) -> tuple[list[Drift], list[dict]]:
     return invalid, valid
 
 
-def spawn_drift(valid: list[dict]) -> list[Drift]:
-    """Records of spawns that died before they finished."""
-    return [Drift(Kind.STALE_SPAWN, r["id"], "record of a spawn that never finished")
+def spawn_drift(valid: list[dict], live: dict) -> list[Drift]:
+    """Records of spawns that were interrupted before they finished."""
+    return [Drift(Kind.STALE_SPAWN, r["id"], "record of a spawn that was interrupted" +
+                  (" (its session still runs)" if r.get("session") in live else ""))
             for r in valid if r.get("status") == Status.STARTING and not spawn_alive(r)]
 
 

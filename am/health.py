@@ -1,8 +1,9 @@
 """Health of agents: live CPU, memory and process figures, idleness, OOM and pids-limit state.
 
-Figures come from one ``stats`` call per engine for container agents and one ``tmux
-list-panes`` call plus psutil for tmux agents, however many agents there are; the engine calls
-run in threads while psutil samples CPU, so a status costs about one engine call's time.
+Figures come from one ``stats`` call per engine, naming the running agents' containers (one
+call per name only if that call fails), and one ``tmux list-panes`` call plus psutil for tmux
+agents, however many agents there are; the engine calls run in threads while psutil samples
+CPU, so a status costs about one engine call's time.
 ``brief`` is the cheap one-word health ``am list`` shows: it reads only files (the log's mtime
 and what the supervisor recorded) and makes no call at all.
 """
@@ -39,9 +40,12 @@ def last_output(view: dict) -> float | None:
 def word(view: dict, events: dict, idle_for: float | None, idle_after: float,
          pids_now: int | None = None, disk_full: bool = False) -> str:
     """The one-word health (pure): oom, pids, disk (its --disk file system is full), idle,
-    ok; '-' for an agent that is not running and ended normally."""
+    ok; '-' for an agent that is not running and ended normally. What the supervisor saw (an
+    OOM kill, a refused fork) is kept after the agent ends."""
     if view["status"] != "running":
-        return "oom" if view.get("oom_killed") or events.get("oom") else "-"
+        if view.get("oom_killed") or events.get("oom"):
+            return "oom"
+        return "pids" if events.get("pids_limit") else "-"
     if events.get("oom"):
         return "oom"
     limit = (view.get("limits") or {}).get("pids")
@@ -127,59 +131,87 @@ def tmux_figures(sessions: list[str], interval: float = CPU_INTERVAL) -> dict[st
     return out
 
 
-def engine_figures(runtimes: set[str]) -> tuple[dict, list[str], list]:
-    """Start one stats call per engine, each in a thread: they fill (runtime, container name)
-    -> figures, and a warning for each engine that did not answer; join the threads."""
+def engine_figures(containers: dict[str, list[str]]) -> tuple[dict, dict, list]:
+    """Start one stats call per engine for its CONTAINERS (runtime -> names: only this
+    AM_HOME's running agents, never every container on the host), each in a thread: they fill
+    (runtime, container name) -> figures, and runtime -> why its call failed; join the
+    threads."""
     import threading
 
     from am.backends import for_runtime as engine
     from am.errors import AmError
 
-    figures, warnings, lock = {}, [], threading.Lock()
+    figures, failed, lock = {}, {}, threading.Lock()
 
     def one(runtime):
         try:
-            got = engine(runtime).stats()
+            got = engine(runtime).stats(containers[runtime])
         except AmError as e:
             with lock:
-                warnings.append(f"{runtime} stats failed: {e.message}")
+                failed[runtime] = e.message
             return
         with lock:
             figures.update({(runtime, name): f for name, f in got.items()})
 
-    threads = [threading.Thread(target=one, args=(r,), daemon=True) for r in sorted(runtimes)]
+    threads = [threading.Thread(target=one, args=(r,), daemon=True) for r in sorted(containers)]
     for t in threads:
         t.start()
-    return figures, warnings, threads
+    return figures, failed, threads
 
 
 def collect(views: list[dict], layout, idle_after: float) -> tuple[list[dict], list[str]]:
-    """The full status row of each agent, and warnings about engines that did not answer."""
+    """The full status row of each agent, and warnings that say why a running agent has no
+    figures (its engine's stats call failed, it was not listed, no pane was found)."""
     running = [v for v in views if v["status"] == "running"]
-    # Kubernetes agents have no figures here: a cluster gives them only through its metrics
-    # server ('kubectl top'), which many clusters lack.
-    runtimes = {v["runtime"] for v in running if v["mode"] == "container" and v.get("runtime")
-                and v["runtime"] != "kubernetes"}
-    figures, warnings, threads = engine_figures(runtimes)
-    tmux = tmux_figures([v["session"] for v in running if v["mode"] == "tmux"])
+    containers: dict[str, list[str]] = {}
+    for v in running:
+        # Kubernetes agents have no figures here: a cluster gives them only through its metrics
+        # server ('kubectl top'), which many clusters lack.
+        if v.get("mode") == "container" and v.get("runtime") not in (None, "kubernetes") and \
+                v.get("container"):
+            containers.setdefault(v["runtime"], []).append(v["container"])
+    figures, failed, threads = engine_figures(containers)
+    tmux = tmux_figures([v["session"] for v in running if v.get("mode") == "tmux"])
     disks = disk_figures(views, layout)
     for t in threads:
         t.join()
     now = time.time()
-    rows = []
+    rows, missing = [], {}
     for v in views:
-        live = None
+        live, why = None, None
         if v["status"] == "running":
-            live = tmux.get(v["session"]) if v["mode"] == "tmux" else \
-                figures.get((v.get("runtime"), v.get("container")))
+            live, why = live_figures(v, tmux, figures, failed)
             if v.get("isolation") == "gvisor":
                 # The engine counts the sandbox's host tasks (gVisor's own threads included);
                 # the agent's processes are those inside, which the supervisor counts.
                 guest = read_json(layout.guest_file(v["id"])).get("pids")
                 live = {**(live or {}), "pids": guest if isinstance(guest, int) else None}
-        rows.append(row(v, live or {}, read_json(layout.health_file(v["id"])), now, idle_after,
-                        disks.get(v["id"])))
-    return rows, warnings
+        r = row(v, live or {}, read_json(layout.health_file(v["id"])), now, idle_after,
+                disks.get(v["id"]))
+        r["figures_missing"] = why
+        if why:
+            missing.setdefault(why, []).append(v["id"])
+        rows.append(r)
+    return rows, [f"no figures for {', '.join(ids)}: {why}" for why, ids in missing.items()]
+
+
+def live_figures(view: dict, tmux: dict, figures: dict, failed: dict):
+    """A running agent's figures, or None and why there are none (pure)."""
+    if view.get("mode") == "tmux":
+        live = tmux.get(view["session"])
+        if not live or live.get("pids") is None:
+            return None, "its tmux session's pane was not found"
+        return live, None
+    runtime = view.get("runtime")
+    if runtime == "kubernetes":
+        return None, ("a cluster gives a pod's figures only through its metrics server "
+                      "('kubectl top')")
+    if runtime in failed:
+        return None, f"{runtime} stats failed: {failed[runtime]}"
+    live = figures.get((runtime, view.get("container")))
+    if live is None:
+        return None, f"{runtime} stats did not list {view.get('container')} (starting or ending)"
+    return live, None
 
 
 def disk_figures(views: list[dict], layout) -> dict:
@@ -205,7 +237,7 @@ def row(view: dict, live: dict, events: dict, now: float, idle_after: float,
     idle_for = None if out is None else max(0.0, now - out)
     limits = view.get("limits") or {}
     memory_limit = live.get("memory_limit")
-    if view["mode"] == "container" and limits.get("memory"):
+    if view.get("mode") == "container" and limits.get("memory"):
         from am import validate
 
         try:  # the record's: the engine's may round it
@@ -215,7 +247,7 @@ def row(view: dict, live: dict, events: dict, now: float, idle_after: float,
     pids_now = live.get("pids")
     return {
         "id": view["id"],
-        "mode": view["mode"],
+        "mode": view.get("mode"),
         "runtime": view.get("runtime"),
         "status": view["status"],
         "health": word(view, events, idle_for, idle_after, pids_now,

@@ -431,7 +431,7 @@ def ensure_network(engine, name: str, home: str) -> list:
     res = engine.call(*network_create_argv(engine.runtime, name, home)[1:], timeout=60)
     info = network_info(engine, name)
     if info is None:
-        raise AmError(f"cannot create the network {name}: {res.brief()}")
+        raise engine.failure(f"cannot create the network {name}", res.err or res.out)
     return info
 
 
@@ -454,7 +454,7 @@ def start(engine, plan, home: str, timeout: float = 30) -> None:
             break
         engine.call("rm", "--force", proxy_name(plan.id))
         if attempt == 2 or "network" not in res.err.lower():
-            raise AmError(f"the network proxy did not start: {res.brief()}")
+            raise engine.failure("the network proxy did not start", res.err or res.out)
     wait_ready(engine, proxy_name(plan.id), f.socket, timeout)
 
 

@@ -44,8 +44,13 @@ def print_json(data) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
 
+def text(value) -> str:
+    """A table cell: '-' for a missing or null value."""
+    return "-" if value is None or value == "" else str(value)
+
+
 def status_text(view: dict) -> str:
-    s = view["status"]
+    s = text(view.get("status"))
     if s == "exited":
         code = view.get("exit_code")
         s += f" ({'?' if code is None else code})"
@@ -56,23 +61,25 @@ def status_text(view: dict) -> str:
 
 def mode_text(view: dict) -> str:
     """``tmux``, or ``container/<engine>/<isolation>`` (``container/podman/gvisor``)."""
-    parts = [view["mode"], view.get("runtime"), view.get("isolation")]
+    parts = [view.get("mode") or "-", view.get("runtime"), view.get("isolation")]
     return "/".join(p for p in parts if p)
 
 
 def table(views: list[dict], width: int | None = None) -> str:
     """The agents as a table; the TASK column (each prompt's start) is cut to fit WIDTH (the
     terminal's columns by default)."""
+    # Any field but the id may be null or missing (an adopted workspace has no source, a
+    # restored or hand-edited record may lack more): every cell shows such a value as '-'.
     rows = [
         [
             v["id"],
             mode_text(v),
             status_text(v),
-            v.get("health", "-"),
-            v.get("agent"),
-            v.get("branch"),
-            v.get("created", "").replace("T", " ").rstrip("Z"),
-            _short_source(v.get("source") or ""),
+            text(v.get("health")),
+            text(v.get("agent")),
+            text(v.get("branch")),
+            text(v.get("created")).replace("T", " ").rstrip("Z"),
+            _short_source(text(v.get("source"))),
         ]
         for v in views
     ]
@@ -86,8 +93,8 @@ def table(views: list[dict], width: int | None = None) -> str:
     tasks = [task_text(v.get("prompt"), width) for v in views]
     # TASK is last: the other columns, as they are laid out, leave the rest of the line
     # to it (12 characters at least), so each line is cut there.
-    for row, text in zip(rows, tasks, strict=True):
-        row.append(text)
+    for row, task in zip(rows, tasks, strict=True):
+        row.append(task)
     lines = plain(rows, [*headers, "TASK"]).splitlines()
     end = max(width, lines[0].rindex("TASK") + 12)
     return "\n".join(line if len(line) <= end else line[: end - 3] + "..." for line in lines)

@@ -353,6 +353,17 @@ def credentials(profile, names: list[str], values: dict, environ: dict, mode: st
             f"able to authenticate ({hint})")
 
 
+def unreachable_model(profile) -> str | None:
+    """A warning when PROFILE's CLI needs its model's API but gets no network at all (the
+    default); None for --cmd agents and profiles that name no domains."""
+    if profile is None or not profile.api_domains:
+        return None
+    return (f"the {profile.name} agent needs {', '.join(profile.api_domains)} to reach its "
+            "model, and --network none (the default) gives it no network: it will not get "
+            "far (--network limited allows exactly those domains; --network none silences "
+            "this)")
+
+
 def agent_config_mounts(profile, environ: dict) -> tuple[list, list[str]]:
     """Read-only mounts of the profile's credential files from the caller's home (opt-in), at
     CONFIG_STAGE, never in the agent's home; and their paths relative to the home, which the
@@ -567,6 +578,15 @@ def container(args, s: dict, layout: Layout, environ: dict[str, str], agent_id: 
     check_published(publish, c.network, s["network"].label("network"))
     if c.network == "limited":
         limited_network(c, s, agent, layout, environ)
+    if c.network == "full":
+        warnings.append("--network full gives the agent " + (
+            "the cluster's pod network" if c.runtime == "kubernetes" else
+            "the engine's ordinary bridge network") +
+            ": it can reach the internet and your local network")
+    if c.network == "none" and s["network"].source == "default":
+        warning = unreachable_model(profile if args.cmd is None else None)
+        if warning:
+            warnings.append(warning)
     if c.runtime == "kubernetes":
         if c.limits.get("disk"):
             raise AmError(f"{labels['disk']} caps a workspace on this host; a Kubernetes "

@@ -133,9 +133,11 @@ def run_fg(argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> int:
     argv = [os.fspath(a) for a in argv]
     started = time.monotonic()
     try:
-        code = subprocess.run(argv, env=None if env is None else dict(env)).returncode
+        code = subprocess.call(argv, env=None if env is None else dict(env))
     except FileNotFoundError:
         raise NotFound(f"{argv[0]} not found in PATH") from None
+    except PermissionError:
+        raise NotFound(f"{argv[0]} is not executable") from None
     code = 128 - code if code < 0 else code
     trace.report(argv, env, code, time.monotonic() - started)
     return code

@@ -64,9 +64,20 @@ def kill_session_argv(name: str) -> list[str]:
     return ["tmux", "kill-session", "-t", target(name)]
 
 
-def attach_argv(name: str, inside_tmux: bool) -> list[str]:
-    verb = "switch-client" if inside_tmux else "attach-session"
-    return ["tmux", verb, "-t", target(name)]
+def attach_argv(name: str, socket: str | None = None) -> list[str]:
+    """Attach this terminal to NAME (on the server at SOCKET, when nested inside tmux)."""
+    return ["tmux", *(["-S", socket] if socket else []), "attach-session", "-t", target(name)]
+
+
+def switch_argv(name: str, client: str) -> list[str]:
+    """Show NAME on CLIENT, and only on it: without -c tmux picks its 'best' client, which is
+    someone else's terminal when the caller's own session has none."""
+    return ["tmux", "switch-client", "-c", client, "-t", target(name)]
+
+
+def own_clients_argv(pane: str) -> list[str]:
+    """The clients showing the session of PANE (the caller's pane), with their last activity."""
+    return ["tmux", "list-clients", "-t", pane, "-F", "#{client_activity}\t#{client_name}"]
 
 
 def paste_argv(name: str, buffer: str, enter: bool) -> list[str]:
@@ -148,6 +159,17 @@ def kill(name: str) -> None:
         pass
 
 
+def own_client(pane: str | None) -> str | None:
+    """The most recently active client showing the caller's own session (PANE's), or None."""
+    if not pane:
+        return None
+    res = proc.run(own_clients_argv(pane))
+    clients = [line.split("\t", 1) for line in res.out.splitlines() if "\t" in line]
+    if not res.ok or not clients:
+        return None
+    return max(clients, key=lambda c: int(c[0]) if c[0].isdigit() else 0)[1]
+
+
 def kill_own(name: str, home: str) -> None:
     """Kill session NAME if, and only if, it carries HOME as its @am_home."""
     if sessions().get(name) == home:
@@ -155,14 +177,39 @@ def kill_own(name: str, home: str) -> None:
 
 
 def attach(name: str) -> int:
-    """Attach this terminal to session NAME; inside tmux, switch the current client to it."""
-    if os.environ.get("TMUX"):
-        if proc.run(attach_argv(name, inside_tmux=True)).ok:
-            return 0
-        # No client to switch (e.g. a detached outer session): attach nested instead.
-        env = {k: v for k, v in os.environ.items() if k != "TMUX"}
-        return proc.run_fg(attach_argv(name, inside_tmux=False), env=env)
-    return proc.run_fg(attach_argv(name, inside_tmux=False))
+    """Attach this terminal to session NAME. Inside tmux, switch the caller's own client to
+    it; a caller whose session has no client (a script in a detached session) attaches nested,
+    in its own pane, and never moves another client."""
+    inside = os.environ.get("TMUX")
+    if not inside:
+        return proc.run_fg(attach_argv(name))
+    client = own_client(os.environ.get("TMUX_PANE"))
+    if client:
+        res = proc.run(switch_argv(name, client))
+        if not res.ok:
+            raise AmError(f"cannot switch to session {name}: {res.brief()}")
+        return 0
+    env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
+    return proc.run_fg(attach_argv(name, inside.rsplit(",", 2)[0]), env=env)
+
+
+def server_groups() -> tuple[int | None, set[int] | None]:
+    """The tmux server's pid and the groups it runs with (None when there is none to ask)."""
+    try:
+        res = proc.run(["tmux", "display-message", "-p", "#{pid}"])
+    except proc.NotFound:
+        return None, None
+    pid = res.out.strip()
+    if not res.ok or not pid.isdigit():
+        return None, None
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return int(pid), None
+    for line in status.splitlines():
+        if line.startswith("Groups:"):
+            return int(pid), {int(g) for g in line.split()[1:]}
+    return int(pid), None
 
 
 def require_tmux() -> None:

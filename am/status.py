@@ -45,13 +45,14 @@ def derive(record: dict, session_alive: bool, exit_info: dict | None) -> dict:
     view["oom_killed"] = bool(record.get("oom_killed"))
     if intent == Status.STOPPED:
         status = Status.STOPPED
+    elif intent == Status.STARTING:
+        # A spawn still at work, or one that died before it finished: an error even when its
+        # session lives on (the same verdict as 'am doctor', whose --fix settles it).
+        status = Status.STARTING if spawn_alive(record) else Status.ERROR
     elif session_alive:
         # A tmux agent's session lives as long as the agent; a container agent runs until the
         # keeper records how it ended.
         status = Status.RUNNING
-    elif intent == Status.STARTING:
-        # A spawn still at work, or one that died before it finished.
-        status = Status.STARTING if spawn_alive(record) else Status.ERROR
     else:
         status = Status.EXITED
         if exit_info:
@@ -79,7 +80,7 @@ def views(records: dict[str, dict] | None = None, layout=None) -> list[dict]:
     keeper_checked = False
     run = str(layout.run)  # paths as text: a Path per agent costs more than the rest
     present = run_files(run)
-    for r in sorted(records.values(), key=lambda r: (r.get("created", ""), r["id"])):
+    for r in sorted(records.values(), key=lambda r: (str(r.get("created") or ""), r["id"])):
         name = f"{r['id']}.exit.json"
         exit_file = f"{run}/{name}" if name in present else None
         if detached(r):

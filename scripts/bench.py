@@ -110,7 +110,7 @@ class Am:
         return [a["id"] for a in json.loads(self("list", "--json").stdout)]
 
     def stop_all(self):
-        self("clean", "--containers", "--all", check=False)
+        self("clean", "--containers", "--all", "--yes", check=False)
         out = sh(["tmux", "list-sessions", "-F", "#{session_name}\t#{@am_home}"],
                  check=False).stdout
         for line in out.splitlines():

@@ -4,7 +4,21 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 am="$here/.venv/bin/am"
-sample="${AM_DEMO_REPO:-${TMPDIR:-/tmp}/am-demo-repo}"
+# One per user: another user's sample (root's, say) is not yours to clone or change.
+sample="${AM_DEMO_REPO:-${TMPDIR:-/tmp}/am-demo-repo-$(id -u)}"
+
+# Just added to the docker group by 'sudo make setup' (it takes effect at the next login):
+# run the demo with that group now.
+if [ "$(id -u)" != 0 ] && [ -z "${AM_DEMO_SG:-}" ] && command -v docker >/dev/null &&
+        ! docker info >/dev/null 2>&1 && ! id -nG | tr ' ' '\n' | grep -qx docker &&
+        id -nG "$(id -un)" | tr ' ' '\n' | grep -qx docker; then
+    echo "Using your new docker group membership for this demo (log in again to have it" \
+         "everywhere)" >&2
+    # sg makes docker the primary group; the inner sg takes yours back (docker stays a
+    # supplementary one), which rootless tools such as newuidmap insist on.
+    inner=$(printf '%q ' bash "$0" "$@")
+    exec env AM_DEMO_SG=1 sg docker -c "sg $(id -gn) -c $(printf '%q' "$inner")"
+fi
 
 if [ ! -d "$sample/.git" ]; then
     echo "Creating a sample repository in $sample" >&2

@@ -3,7 +3,7 @@
 #
 # Run as root (CI does). Idempotent: safe to run again and again.
 # Works on a fresh Debian 12 after
-#     apt-get install docker.io podman runc mmdebstrap uidmap
+#     apt-get install docker.io podman runc mmdebstrap uidmap netavark aardvark-dns catatonit
 #
 # What it does:
 #   1. podman: writes /etc/containers/containers.conf (only if missing or if
@@ -37,7 +37,11 @@
 #      "runtimes" without restarting, so no container stops); only if that
 #      does not show the runtime, a dockerd this script started itself is
 #      restarted. Podman needs no configuration: it knows runsc by name.
-#   4. checks that `podman info` works.
+#   4. checks that `podman info` works; moves networks a CNI-backed podman made to netavark
+#      (unused cni-podman* bridges removed, each network made again with its subnets, labels
+#      and internal flag; a bridge still in use stops the script); and checks that a name
+#      resolves on a scratch network, with two containers whose root file system is the
+#      host's own getent and sleep (no image needed). Each failure names its cause and fix.
 #
 # Environment:
 #   AM_DOCKERD_FLAGS     extra flags for dockerd (default: none)
@@ -141,40 +145,124 @@ setup_podman() {
         die "netavark not installed (apt-get install netavark aardvark-dns)"
     [ -x /usr/lib/podman/aardvark-dns ] || command -v aardvark-dns >/dev/null ||
         die "aardvark-dns not installed (apt-get install aardvark-dns)"
-    local cni
-    cni=$(find /etc/cni/net.d -name '*.conflist' ! -name '87-podman-bridge.conflist' 2>/dev/null || true)
-    [ -z "$cni" ] ||
-        log "note: networks made with the CNI backend are not seen by netavark: $(echo "$cni" | tr '\n' ' ')"
     local out
     if ! out=$(podman info --format '{{.Host.OCIRuntime.Name}} {{.Store.GraphDriverName}} cgroup{{.Host.CgroupsVersion}}' 2>&1); then
         printf '%s\n' "$out" >&2
         die "'podman info' failed"
     fi
     log "podman ok: runtime/storage/cgroups = $out"
+    migrate_cni_networks
     check_podman_dns
 }
 
+# A machine where podman ran with the CNI backend has networks netavark does not see (in
+# /etc/cni/net.d: the user's own, am's outside networks) and may still have CNI's bridges up,
+# holding the same subnets netavark hands out (cni-podman0 is 10.88.0.0/16, as is netavark's
+# default podman0): traffic would go to the wrong bridge. Unused CNI bridges are removed; each
+# CNI network is made again under netavark with its name, subnets, labels and internal flag,
+# so containers and scripts that name it keep working. Bridges still in use stop the script.
+migrate_cni_networks() {
+    local dev name rest args out
+    command -v ip >/dev/null || return 0
+    for dev in $(ip -o link show type bridge 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' |
+                 grep '^cni-podman' || true); do
+        if [ -n "$(ip -o link show master "$dev" 2>/dev/null)" ]; then
+            die "the CNI bridge $dev still has containers attached, started before podman used netavark: stop them ('podman ps', 'podman stop ...'), then run this again"
+        fi
+        ip link delete "$dev"
+        log "removed the unused CNI bridge $dev (netavark makes its own)"
+    done
+    [ -d /etc/cni/net.d ] || return 0
+    while IFS=$'\t' read -r name rest; do
+        [ -n "$name" ] || continue
+        if podman network exists "$name" 2>/dev/null; then
+            continue
+        fi
+        read -r -a args <<<"$rest"
+        if out=$(podman network create "${args[@]}" "$name" 2>&1); then
+            log "made the CNI network $name again under netavark (${rest:-default subnet})"
+        else
+            log "warning: could not make the CNI network $name under netavark: $out"
+        fi
+    done < <(cni_networks /etc/cni/net.d)
+}
+
+# One line per CNI network (not podman's default): its name, a tab, and the options of
+# 'podman network create' that keep its subnets, gateways, labels and internal flag.
+cni_networks() {
+    python3 - "$1" <<'PY'
+import json, pathlib, shlex, sys
+for f in sorted(pathlib.Path(sys.argv[1]).glob("*.conflist")):
+    try:
+        conf = json.loads(f.read_text())
+    except (OSError, ValueError):
+        continue
+    name = conf.get("name")
+    if not isinstance(name, str) or name == "podman" or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        continue
+    opts, podmans = [], False
+    for plugin in conf.get("plugins", []):
+        # only what podman made: other CNI users (Kubernetes, ...) keep their own files
+        if plugin.get("type") != "bridge" or not str(plugin.get("bridge", "")).startswith("cni-podman"):
+            continue
+        podmans = True
+        for ranges in plugin.get("ipam", {}).get("ranges", []):
+            for r in ranges:
+                if r.get("subnet"):
+                    opts += ["--subnet", r["subnet"]]
+                    if r.get("gateway"):
+                        opts += ["--gateway", r["gateway"]]
+        if not plugin.get("isGateway", True):
+            opts.append("--internal")
+    for k, v in (conf.get("args", {}).get("podman_labels") or {}).items():
+        opts += ["--label", f"{k}={v}"]
+    if podmans and all(" " not in o and "\t" not in o for o in opts):
+        print(name + "\t" + " ".join(opts))
+PY
+}
+
 # Names must resolve on a user network (a limited agent's proxy is found by name). Checked on a
-# scratch network: its DNS must be on; when am's base image is there, a name is resolved too.
+# scratch network with two containers that need no image: a root file system of the host's own
+# getent and sleep (with their libraries), one container named by an alias, the other
+# resolving that alias.
 check_podman_dns() {
-    local net="am-dnscheck-$$" backend dns out
+    local net="am-dnscheck-$$" backend out rootfs rc=0
     backend=$(podman info --format '{{.Host.NetworkBackend}}' 2>/dev/null || true)
     [ "$backend" = netavark ] ||
         die "podman uses the '${backend:-?}' network backend, where names do not resolve on user networks: set network_backend = \"netavark\" under [network] in $CONF (with netavark and aardvark-dns installed)"
+    rootfs=$(mktemp -d)
+    mini_rootfs "$rootfs" || { rm -rf "$rootfs"; die "cannot make a root file system of getent and sleep for the name check"; }
     podman network rm -f "$net" >/dev/null 2>&1 || true
-    podman network create "$net" >/dev/null || die "'podman network create' failed"
-    dns=$(podman network inspect --format '{{.DNSEnabled}}' "$net" 2>/dev/null || true)
-    if [ "$dns" = true ] && podman image exists am-base:bookworm 2>/dev/null; then
-        podman run -d --rm --name "$net-a" --network "$net" --network-alias am-dnscheck \
-            am-base:bookworm sleep 30 >/dev/null 2>&1 || true
-        out=$(podman run --rm --network "$net" am-base:bookworm getent hosts am-dnscheck 2>&1) ||
-            dns="no: ${out:-the name did not resolve}"
-        podman rm -f "$net-a" >/dev/null 2>&1 || true
+    if ! out=$(podman network create "$net" 2>&1); then
+        rm -rf "$rootfs"
+        die "'podman network create' failed: $out"
     fi
+    if ! out=$(podman run -d --rm --name "$net-a" --network "$net" --network-alias am-dnscheck \
+                   --rootfs "$rootfs" /usr/bin/sleep 60 2>&1); then
+        rc=1
+    elif ! out=$(podman run --rm --network "$net" --rootfs "$rootfs" /usr/bin/getent hosts am-dnscheck 2>&1); then
+        rc=1
+        out="the name did not resolve${out:+: $out}"
+    fi
+    podman rm -f --time 0 "$net-a" >/dev/null 2>&1 || true
     podman network rm -f "$net" >/dev/null 2>&1 || true
-    [ "$dns" = true ] ||
-        die "names do not resolve on podman networks (DNS: ${dns:-off}): install aardvark-dns and use the netavark backend"
+    rm -rf "$rootfs"
+    [ "$rc" -eq 0 ] ||
+        die "names do not resolve on podman networks ($out): install netavark and aardvark-dns, and use the netavark backend"
     log "podman ok: names resolve on user networks (netavark + aardvark-dns)"
+}
+
+# DIR: just enough of the host to run getent (glibc resolves DNS itself) and sleep.
+mini_rootfs() {
+    local dir=$1 bin f
+    for bin in /usr/bin/getent /usr/bin/sleep; do
+        for f in "$bin" $(ldd "$bin" | grep -o '/[^ ]*'); do
+            mkdir -p "$dir$(dirname "$f")"
+            cp -L "$f" "$dir$f" || return 1
+        done
+    done
+    mkdir -p "$dir/etc"
+    echo 'hosts: files dns' >"$dir/etc/nsswitch.conf"
 }
 
 setup_docker() {

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what am and its tests need on Debian/Ubuntu and starts the container engines.
+# Installs what am and its tests need on Debian/Ubuntu and starts the container engines; run
+# through sudo, it also puts the calling user in the docker group.
 # Idempotent; run as root (CI runs it through `make setup`).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,3 +27,20 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 bash "$here/engines-up.sh"
+
+# The one root step of a normal user's path: whoever ran 'sudo make setup' may use docker from
+# now on (membership of the docker group is as good as root on this machine: say so).
+user="${SUDO_USER:-}"
+if [ -n "$user" ] && [ "$user" != root ] && getent group docker >/dev/null &&
+        ! id -nG "$user" | tr ' ' '\n' | grep -qx docker; then
+    usermod --append --groups docker "$user"
+    echo "setup-host.sh: added $user to the docker group (it gives root-equivalent control" \
+         "of this machine through docker); it takes effect at their next login" >&2
+fi
+
+# A normal user's first '--network limited' spawn needs the proxy image, whose build needs root
+# (it compiles the relay in a chroot): build it now for docker, the engine just given to them.
+# What it caches in the checkout's build folder is handed back by make.
+if [ -n "$user" ] && [ "$user" != root ] && command -v docker >/dev/null; then
+    bash "$here/build-proxy-image.sh" --runtime docker
+fi

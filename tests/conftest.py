@@ -11,15 +11,20 @@ from helpers import (  # noqa: F401 (older tests import them from here)
     GIT_ID,
     Am,
     _kill_sessions_of,
+    agent_files,
     am_sessions,
     assert_am_error,
     assert_nothing_made,
+    clients_of,
     git,
     has_session,
     home_layout,
     keeper_pid,
+    pane_tty,
     state_agents,
     stop_keeper,
+    tmux_out,
+    wait_for,
 )
 
 # The cluster tier runs only through 'make test-cluster': no cluster runs here (docs/scale.md).

@@ -125,6 +125,16 @@ def assert_nothing_made(home: Path, before: dict | None = None) -> None:
     assert sorted(am_sessions(home)) == sorted(f"am-{i}" for i in before
                                                if before[i].get("status") == "running"
                                                and before[i].get("mode") != "container")
+    assert agent_files(home) <= set(before), f"stray log or run files: {agent_files(home)}"
+
+
+def agent_files(home: Path) -> set[str]:
+    """The agent ids that logs and run files under HOME's state folder belong to."""
+    found = set()
+    for folder in (home / "state" / "logs", home / "state" / "run"):
+        if folder.is_dir():
+            found |= {p.name.split(".")[0] for p in folder.iterdir()}
+    return found
 
 
 def home_layout(home: Path):
@@ -159,3 +169,67 @@ def stop_keeper(home: Path) -> None:
         deadline = time.monotonic() + 30
         while keeper.alive(layout) and time.monotonic() < deadline:
             time.sleep(0.05)
+
+
+# --- waiting for conditions, and terminals driven through tmux --------------------------------
+
+
+def wait_for(predicate, what: str, timeout: float = 30, every: float = 0.1):
+    """Poll PREDICATE every EVERY seconds until it returns something true (which is
+    returned), or fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = predicate()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(every)
+
+
+def tmux_out(*args) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True).stdout.strip()
+
+
+def clients_of(session: str) -> list[str]:
+    """The terminals (ttys) of the clients showing SESSION."""
+    return tmux_out("list-clients", "-t", f"={session}:", "-F", "#{client_tty}").split()
+
+
+def pane_tty(session: str) -> str:
+    return tmux_out("display-message", "-p", "-t", f"={session}:", "#{pane_tty}")
+
+
+class Terminal:
+    """A command running on a terminal of its own: the pane of a new detached tmux session.
+
+    It runs through a shell that, when the command ends, writes its exit status and keeps its
+    stderr in files, so a test can look at both after the pane is gone.
+    """
+
+    def __init__(self, folder: Path, argv: list[str], env: dict[str, str] | None = None,
+                 wait_file: Path | None = None, keep_tmux: bool = False):
+        import uuid
+
+        self.name = f"term-{uuid.uuid4().hex[:8]}"
+        self.rc = folder / f"{self.name}.rc"
+        self.err = folder / f"{self.name}.err"
+        wait = f'while [ ! -e "{wait_file}" ]; do sleep 0.05; done; ' if wait_file else ""
+        script = wait + '"$@" 2>"$0.err"; echo $? >"$0.rc.tmp"; mv "$0.rc.tmp" "$0.rc"'
+        envs = [f"{k}={v}" for k, v in (env or {}).items()]
+        unset = [] if keep_tmux else ["-u", "TMUX", "-u", "TMUX_PANE"]
+        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", "120", "-y", "30",
+                        "--", "env", *unset, *envs, "sh", "-c", script, str(folder / self.name),
+                        *argv], check=True)
+
+    def keys(self, *keys: str, literal: bool = False) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", f"={self.name}:",
+                        *(["-l"] if literal else []), *keys], check=True)
+
+    def result(self, timeout: float = 30) -> tuple[int, str]:
+        """The command's exit status and stderr, once it has ended."""
+        wait_for(self.rc.exists, f"the command in {self.name} to end", timeout)
+        return int(self.rc.read_text()), self.err.read_text()
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", f"={self.name}:"], capture_output=True)

@@ -3,12 +3,11 @@
 import json
 import os
 import subprocess
-import time
 import uuid
 
 import pytest
 from containers import container_names, host_cgroup
-from helpers import assert_am_error, assert_nothing_made, git
+from helpers import Terminal, assert_am_error, assert_nothing_made, clients_of, git, wait_for
 
 from am import isolation as isolations
 
@@ -25,7 +24,7 @@ def _repo_on_am(am, repo):
     am.repo = repo
 
 
-def test_lifecycle_logs_diff_attach_stop(am, engine, isolation):
+def test_lifecycle_logs_diff_attach_stop(am, engine, isolation, tmp_path):
     agent = cspawn(am, engine, "echo new > made.txt && git add made.txt && "
                    "git -c user.name=a -c user.email=a@b commit -qm agent && echo edit >> README"
                    " && echo AGENT-READY && read line && echo got-$line && sleep 300",
@@ -44,18 +43,17 @@ def test_lifecycle_logs_diff_attach_stop(am, engine, isolation):
     assert "+new" in diff and "+edit" in diff and "made.txt" in diff
 
     # attach from an outer terminal, type a line, detach: the agent keeps running
-    outer = f"outer-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["tmux", "new-session", "-d", "-s", outer, "-x", "120", "-y", "30",
-                    "-e", f"AM_HOME={am.home}", "--", *am.argv, "attach", agent], check=True)
+    term = Terminal(tmp_path, [*am.argv, "attach", agent],
+                    {"AM_HOME": str(am.home), "PATH": os.environ["PATH"]})
     try:
-        time.sleep(1.0)
-        subprocess.run(["tmux", "send-keys", "-t", f"={outer}:", "hello-agent", "Enter"],
-                       check=True)
+        wait_for(lambda: clients_of(f"am-{agent}"), "am attach to attach a client")
+        term.keys("hello-agent", literal=True)
+        term.keys("Enter")
         am.wait_log(agent, "got-hello-agent")
-        subprocess.run(["tmux", "send-keys", "-t", f"={outer}:", "C-b", "d"], check=True)
-        time.sleep(0.5)
+        term.keys("C-b", "d")
+        assert term.result() == (0, "")  # exit status and stderr of am attach
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", f"={outer}:"], capture_output=True)
+        term.close()
     assert am.info(agent)["status"] == "running"
 
     am("stop", agent)
@@ -132,8 +130,18 @@ def test_policy_inside_container(am, engine, isolation):
     am("stop", agent)
 
 
+# The agent waits for the test's go (a file in its workspace), not for time: one that ended
+# while the spawn still waited would be reported by the spawn instead.
+WAIT_GO = "until [ -e .go ]; do sleep 0.1; done; "
+
+
+def go(am, agent):
+    (am.home / "agents" / agent / ".go").touch()
+
+
 def test_exit_code_survives_auto_removal(am, engine, isolation):
-    agent = cspawn(am, engine, "sleep 1; exit 7", isolation=isolation)
+    agent = cspawn(am, engine, WAIT_GO + "exit 7", isolation=isolation)
+    go(am, agent)
     info = am.wait_status(agent, "exited")
     assert info["exit_code"] == 7 and info["oom_killed"] is False
     assert container_names(engine, str(am.home)) == []
@@ -142,8 +150,9 @@ def test_exit_code_survives_auto_removal(am, engine, isolation):
 
 
 def test_oom_kill_is_reported(am, engine, isolation):
-    agent = cspawn(am, engine, "sleep 1; exec python3 -c 'b = bytearray(3 * 1024**3)'",
+    agent = cspawn(am, engine, WAIT_GO + "exec python3 -c 'b = bytearray(3 * 1024**3)'",
                    isolation=isolation)
+    go(am, agent)
     info = am.wait_status(agent, "exited", timeout=120)
     assert info["oom_killed"] is True, info
     assert info["exit_code"] == 137
@@ -233,3 +242,24 @@ def test_first_spawn_builds_the_image(am, engine):
         am("stop", agent)
     finally:
         subprocess.run([engine, "rmi", "-f", tag], capture_output=True)
+
+
+def test_clean_containers_asks_before_stopping_running_agents(am, engine, tmp_path):
+    agent = cspawn(am, engine, "sleep 300")
+    env = {"AM_HOME": str(am.home), "PATH": os.environ["PATH"]}
+    for answer, code in (("n", 1), ("y", 0)):
+        term = Terminal(tmp_path, [*am.argv, "clean", "--containers"], env)
+        try:
+            wait_for(lambda t=term: t.err.exists() and "Go ahead? [y/N]" in t.err.read_text(),
+                     "the question")
+            term.keys(answer, "Enter")
+            rc, err = term.result()
+        finally:
+            term.close()
+        assert rc == code, err
+        assert f"stops 1 running container agent(s) ({agent})" in err
+        if answer == "n":
+            assert "am: error: nothing done" in err
+            assert am.info(agent)["status"] == "running"
+    assert container_names(engine, str(am.home)) == []
+    assert am.list() == []  # stopped, and with no unsaved work, removed

@@ -9,7 +9,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from containers import ENGINES, engine_ready
+from containers import ENGINES, container_names, engine_ready
+from helpers import agent_files
 
 pytestmark = pytest.mark.container
 
@@ -29,6 +30,7 @@ def nothing_made(am) -> None:
     agents = am.home / "agents"
     assert not agents.exists() or not any(agents.iterdir())
     assert am.list() == []
+    assert agent_files(am.home) == set()  # no log or run file of the agent that never was
 
 
 @pytest.mark.parametrize("name", ENGINES)
@@ -50,7 +52,38 @@ def test_daemon_not_running(am, repo, tmp_path, name):
              env={HOST_VAR[name]: f"unix://{tmp_path}/no-such.sock"})
     line = last_error(res)
     assert f"{TITLE[name]} daemon is not running" in line and "hint:" in line
+    # the hint names the variable that points at the dead socket, not the local service
+    assert f"{HOST_VAR[name]}=unix://{tmp_path}/no-such.sock" in line, line
+    assert "systemctl" not in line
     nothing_made(am)
+
+
+@pytest.mark.parametrize("name", ENGINES)
+def test_agent_that_cannot_run_is_reported_alike_on_both_engines(am, repo, name):
+    """The container starts, the agent's command does not: spawn says so with the agent's
+    exit code and last output, keeps the agent as exited (its log too), and exits non-zero."""
+    engine_ready(name)
+    res = am("spawn", repo, "--container", "--runtime", name, "--cmd", "exec /nonexistent",
+             check=False)
+    line = last_error(res)
+    agent = res.stdout.strip().splitlines()[-1]  # the id, so the user can look at it
+    assert f"agent {agent} exited with code 127 while starting" in line, res.stderr
+    output = res.stderr.split("its last output:", 1)[1]
+    assert "/nonexistent" in output and "not found" in output, res.stderr
+    info = am.info(agent)
+    assert info["status"] == "exited" and info["exit_code"] == 127
+    assert "/nonexistent" in am("logs", agent).stdout
+    assert container_names(name, str(am.home)) == []
+
+
+@pytest.mark.parametrize("name", ENGINES)
+def test_agent_that_finishes_at_once_is_no_error(am, repo, name):
+    engine_ready(name)
+    res = am("spawn", repo, "--container", "--runtime", name, "--cmd", "echo done-at-once",
+             check=False)
+    assert res.returncode == 0, res.stderr
+    agent = res.stdout.strip().splitlines()[-1]
+    assert am.wait_status(agent, "exited")["exit_code"] == 0
 
 
 @pytest.mark.parametrize("name", ENGINES)
@@ -104,6 +137,7 @@ def test_missing_custom_image_is_refused(am, repo, name):
 
 
 @pytest.mark.parametrize("bad", [["--memory", "0"], ["--cpus", "-1"], ["--pids", "abc"],
+                                 ["--memory", "-1g"], ["--pids", "-5"],
                                  ["--memory", "100000g"], ["--cpus", "999"]])
 def test_bad_limits_refused_before_anything_starts(am, repo, bad):
     res = am("spawn", repo, "--container", "--runtime", "docker", "--cmd", "true", *bad,

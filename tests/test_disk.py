@@ -10,12 +10,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-from helpers import assert_am_error, assert_nothing_made, state_agents
+from helpers import assert_am_error, assert_nothing_made, state_agents, wait_for
 
 from am import disk
 from am.errors import AmError
@@ -52,20 +51,11 @@ def assert_no_disk_left(home: Path) -> None:
     assert not disks.exists() or [p for p in disks.iterdir() if p.name != ".lock"] == []
 
 
-def wait_for(what, predicate, timeout=60.0, every=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(every)
 
 
 def dd_result(ws: Path) -> tuple[str, str]:
-    wait_for("the write to end", lambda: (ws / "dd.rc").exists() and
-             (ws / "dd.rc").read_text().strip())
+    wait_for(lambda: (ws / "dd.rc").exists() and
+             (ws / "dd.rc").read_text().strip(), "the write to end", timeout=60)
     return (ws / "dd.rc").read_text().strip(), (ws / "dd.err").read_text()
 
 
@@ -235,7 +225,7 @@ def test_a_lost_mount_comes_back_before_any_use(am, repo, engine):
     agent = am.spawn(repo, "--container", "--runtime", engine, "--disk", CAP, "--cmd",
                      "echo kept > /workspace/kept; sleep 300")
     ws = am.home / "agents" / agent
-    wait_for("the agent's file", lambda: (ws / "kept").exists())
+    wait_for(lambda: (ws / "kept").exists(), "the agent's file", timeout=60)
     am("stop", agent)
     subprocess.run(["umount", str(ws)], check=True)
     assert list(ws.iterdir()) == []  # as after a reboot
@@ -269,8 +259,8 @@ def test_restore_with_disk(am, repo, engine):
     agent = am.spawn(repo, "--container", "--runtime", engine, "--disk", CAP, "--cmd",
                      "head -c 20000000 /dev/urandom > /workspace/data; sleep 300")
     ws = am.home / "agents" / agent
-    wait_for("the agent's file", lambda: (ws / "data").exists() and
-             (ws / "data").stat().st_size == 20_000_000)
+    wait_for(lambda: (ws / "data").exists() and
+             (ws / "data").stat().st_size == 20_000_000, "the agent's file", timeout=60)
     snap = am("snapshot", agent).stdout.strip().splitlines()[-1]
     am("rm", "--force", agent)
 
@@ -319,8 +309,8 @@ def test_sigkilled_disk_spawns_leave_nothing_doctor_cannot_clean(am, repo, engin
                               "--runtime", engine, "--disk", CAP, "--cmd", "sleep 300"],
                              env=am.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            wait_for(condition.__name__, lambda c=condition, p=p: c() or p.poll() is not None,
-                     every=0.002)
+            wait_for(lambda c=condition, p=p: c() or p.poll() is not None, condition.__name__,
+                     every=0.002, timeout=60)
         finally:
             alive = p.poll() is None
             p.send_signal(signal.SIGKILL)
@@ -436,7 +426,7 @@ def test_a_sparse_file_gets_no_room_past_the_cap(am, repo, engine, tmp_path):
                      "of=/workspace/sparse bs=1 seek=100000000 conv=notrunc 2>/dev/null; "
                      "echo made > /workspace/made; sleep 300")
     ws = am.home / "agents" / agent
-    wait_for("the sparse file", lambda: (ws / "made").exists())
+    wait_for(lambda: (ws / "made").exists(), "the sparse file", timeout=60)
     assert (ws / "sparse").stat().st_size == SPARSE_MB << 20
     image = am.home / "data" / "disks" / f"{agent}.ext4"
     assert image.stat().st_blocks * 512 <= 64 * 1024**2

@@ -70,6 +70,20 @@ def test_orphan_workspaces(am, repo):
     assert drift(am) == []
 
 
+def test_only_workspaces_holding_work_are_adopted(am):
+    agents = am.home / "agents"
+    (agents / "empty").mkdir(parents=True)
+    (agents / "notes").mkdir()
+    (agents / "notes" / "todo.txt").write_text("mine\n")  # not something a spawn made
+    fixed = {d["subject"]: d["fixed"] for d in drift(am, fix=True)}
+    assert fixed[str(agents / "empty")] == "removed (empty)"
+    assert not (agents / "empty").exists()
+    assert fixed[str(agents / "notes")].startswith("left alone")
+    assert (agents / "notes" / "todo.txt").read_text() == "mine\n"
+    assert am.list() == []  # neither adopted as an agent
+    assert kinds(drift(am)) == {("orphan-workspace", str(agents / "notes"))}  # still reported
+
+
 def test_stale_worktree(am, repo):
     agent = am.spawn(repo, "--worktree", "--cmd", "true")
     am.wait_status(agent, "exited")

@@ -70,6 +70,9 @@ def test_fix_removes_an_invalid_record_only(layout):
 def test_fix_of_orphan_workspaces(layout, repo):
     empty = layout.workspaces / "empty"
     empty.mkdir()
+    loose = layout.workspaces / "loose"
+    loose.mkdir()
+    (loose / "notes.txt").write_text("not a clone\n")
     link = layout.workspaces / "link"
     link.symlink_to(repo)
     work = layout.workspaces / "work"
@@ -83,8 +86,9 @@ def test_fix_of_orphan_workspaces(layout, repo):
     adopted = store.agents()["work"]
     assert adopted["status"] == "stopped" and adopted["adopted"] is True
     assert (work / "new.txt").exists()
-    assert fixed[str(empty)] == "kept: adopted as stopped agent empty"  # not a clone: kept
-    assert drift.find(layout) == []
+    assert fixed[str(empty)] == "removed (empty)" and not empty.exists()
+    assert fixed[str(loose)].startswith("left alone") and (loose / "notes.txt").exists()
+    assert [d.subject for d in drift.find(layout)] == [str(loose)]
 
 
 @pytest.mark.parametrize("key, ok", [

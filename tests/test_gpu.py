@@ -5,6 +5,7 @@ import subprocess
 
 import pytest
 from containers import ENGINES, engine_ready, remove_containers
+from helpers import agent_files
 
 from am import plan
 from am.backends.docker import Docker
@@ -104,6 +105,7 @@ def test_gpu_agent_on_this_host(am, repo, engine):
         agents = am.home / "agents"
         assert not agents.exists() or not any(agents.iterdir())
         assert am.list() == []
+        assert agent_files(am.home) == set()  # docker fails after the session started
     finally:
         remove_containers(engine, str(am.home))
 

@@ -2,16 +2,20 @@
 containers on both engines and in tmux, idle detection, OOM kills and the pids limit."""
 
 import json
+import os
 import signal
 import subprocess
 import time
+import uuid
 
 import pytest
 
 from am import health
+from am.backends import for_runtime as engine_named
 from am.backends.docker import Docker, size_bytes
 from am.backends.podman import Podman
 from am.commands.status_ import duration, size
+from am.errors import AmError
 
 MB = 1024**2
 
@@ -113,6 +117,76 @@ time.sleep(600)
         assert "CHILD-GONE" not in am("logs", oom).stdout
     am("stop", bomb, timeout=120)
     am("stop", oom)
+    # what the agents met is kept once they have ended: both words, not '-'
+    assert {a["id"]: a["health"] for a in am.list()} == {bomb: "pids", oom: "oom"}
+
+
+def stats_call(engine: str, *names: str) -> subprocess.CompletedProcess:
+    return subprocess.run([engine, "stats", "--no-stream", "--format", "{{.Name}}", *names],
+                          capture_output=True, text=True, timeout=120)
+
+
+def break_stranger(name: str) -> None:
+    """Run container NAME (not am's) on podman, then kill its monitor (conmon) and its process:
+    podman still records it running while runc knows it stopped, the state a leftover of a
+    killed test run is in."""
+    subprocess.run(["podman", "run", "-d", "--name", name, "--label", "test.stranger=1",
+                    "am-base:bookworm", "sleep", "600"], check=True, capture_output=True)
+    pids = subprocess.run(["podman", "inspect", "--format", "{{.State.ConmonPid}} {{.State.Pid}}",
+                           name], check=True, capture_output=True, text=True).stdout.split()
+    for pid in map(int, pids):
+        os.kill(pid, signal.SIGKILL)
+        wait_gone = time.monotonic() + 30
+        while os.path.exists(f"/proc/{pid}") and time.monotonic() < wait_gone:
+            time.sleep(0.05)
+
+
+def figures_of(am, agent) -> dict:
+    return wait_status(am, agent, lambda row: row["pids"] is not None, timeout=20)
+
+
+@pytest.mark.container
+def test_status_figures_despite_a_strangers_broken_container(am, repo):
+    """A container that is not am's, in a state that fails an unnamed 'podman stats', does not
+    blind am status: it asks only for its own agents' containers."""
+    agent = am.spawn(repo, "--container", "--runtime", "podman", "--cmd", "exec sleep 600")
+    stranger = f"stranger-{uuid.uuid4().hex[:8]}"
+    try:
+        break_stranger(stranger)
+        # positive control: the engine's own unnamed call fails on the stranger
+        unnamed = stats_call("podman")
+        assert unnamed.returncode != 0 and "container is stopped" in unnamed.stderr, unnamed
+        s = figures_of(am, agent)
+        assert s["pids"] >= 1 and s["memory_bytes"] and s["cpu_percent"] is not None, s
+        assert s["figures_missing"] is None, s
+    finally:
+        subprocess.run(["podman", "rm", "-f", stranger], capture_output=True, timeout=120)
+
+
+@pytest.mark.container
+def test_stats_of_several_names_survives_one_that_vanished(am, repo, engine):
+    """One call for several names fails whole when one is gone (its agent ended between the
+    listing and the call): am then asks for each alone, and the others keep their figures."""
+    agent = am.spawn(repo, "--container", "--runtime", engine, "--cmd", "exec sleep 600")
+    box = am.info(agent)["container"]
+    gone = f"am-gone-{uuid.uuid4().hex[:8]}"
+    both = stats_call(engine, box, gone)
+    assert both.returncode != 0 and box not in both.stdout, both  # positive control
+    got = engine_named(engine).stats([box, gone])
+    assert set(got) == {box} and got[box]["memory"], got
+    with pytest.raises(AmError, match=gone):  # nothing answered: the engine's own words
+        engine_named(engine).stats([gone, gone + "-2"])
+
+
+def test_stats_names_only_the_agents_containers():
+    fmt = ["--format", Docker.STATS_FORMAT]
+    assert Docker().stats_argv(["am-a", "am-b"]) == [
+        "docker", "stats", "--no-stream", "--no-trunc", *fmt, "--", "am-a", "am-b"]
+    assert Podman().stats_argv(["am-a"]) == [
+        "podman", "stats", "--no-stream", "--no-reset", "--format", Podman.STATS_FORMAT, "--",
+        "am-a"]
+    assert "{{.ContainerStats.PIDs}}" in Podman.STATS_FORMAT and "{{.PIDs}}" in fmt[1]
+    assert Docker().stats([]) == {}  # no running container agent: no call at all
 
 
 @pytest.mark.container
@@ -220,6 +294,9 @@ def test_parse_stats_of_both_engines():
      ({"status": "running", "limits": {"pids": 20}}, {}, 1, 20, "pids"),
      ({"status": "running", "limits": {"pids": 20}}, {"pids_limit": True}, 1, 3, "pids"),
      ({"status": "exited", "oom_killed": True}, {}, 99, None, "oom"),
+     ({"status": "exited"}, {"oom": True}, 99, None, "oom"),
+     ({"status": "exited"}, {"pids_limit": True}, 99, None, "pids"),  # kept, like oom
+     ({"status": "stopped"}, {"pids_limit": True}, 99, None, "pids"),
      ({"status": "exited"}, {}, 99, None, "-"),
      ({"status": "stopped"}, {}, 99, None, "-")],
 )
@@ -231,3 +308,17 @@ def test_table_formats():
     assert duration(5) == "5s" and duration(65) == "1m05s" and duration(3700) == "1h01m"
     assert duration(90000) == "1d01h" and duration(None) == "-"
     assert size(300 * MB) == "300.0M" and size(2 * 1024**3) == "2.0G" and size(10) == "10B"
+
+
+def test_why_figures_are_missing():
+    tmux_view = {"mode": "tmux", "session": "am-t"}
+    box = {"mode": "container", "runtime": "podman", "container": "am-c"}
+    figures = {("podman", "am-c"): {"pids": 3}}
+    assert health.live_figures(tmux_view, {"am-t": {"pids": 2}}, {}, {}) == ({"pids": 2}, None)
+    assert "pane was not found" in health.live_figures(tmux_view, {}, {}, {})[1]
+    assert health.live_figures(box, {}, figures, {}) == ({"pids": 3}, None)
+    failed = {"podman": "Podman failed: Error: stats is not supported in rootless mode"}
+    assert health.live_figures(box, {}, figures, failed) == (
+        None, "podman stats failed: Podman failed: Error: stats is not supported in rootless "
+              "mode")
+    assert "did not list am-c" in health.live_figures(box, {}, {}, {})[1]

@@ -11,13 +11,12 @@ none`` stands in for the deny-all policy), Services, Secrets by reference, ``run
 
 import json
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 from containers import engine_ready, host_cgroup
-from helpers import git
+from helpers import git, wait_for
 from test_container import PROBE, probe_values
 
 from am import kube, workspace
@@ -35,15 +34,6 @@ def podman(*args, check=True, input=None, timeout=120) -> subprocess.CompletedPr
     return res
 
 
-def wait_until(what, test, timeout=90):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = test()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def status(container: str) -> str:
@@ -98,8 +88,8 @@ class Play:
         try:
             if deliver is not None:
                 seeder = f"{kube.pod_name(self.id)}-{kube.SEEDER}"
-                wait_until("the init container", lambda: status(seeder) == "running" or
-                           proc.poll() is not None)
+                wait_for(lambda: status(seeder) == "running" or proc.poll() is not None,
+                         "the init container", timeout=90)
                 assert proc.poll() is None, proc.communicate()[1].decode()
                 # The init container's own policy, probed while it waits for the bundle.
                 self.seed_probe = podman("exec", seeder, "sh", "-c", SEED_PROBE,
@@ -161,8 +151,8 @@ def test_the_pods_policy_holds_inside_and_the_bundle_seeds_the_workspace(play, r
     # The agent waits for its client: it has printed nothing yet, so nothing is lost.
     assert "PROBE-DONE" not in play.logs(agent)
     play.attach(agent)
-    log = wait_until("the probe", lambda: (text := play.logs(agent)) and
-                     "PROBE-DONE" in text and text)
+    log = wait_for(lambda: (text := play.logs(agent)) and
+                     "PROBE-DONE" in text and text, "the probe", timeout=90)
     v = probe_values(log)
     assert v["UID"] == str(kube.POD_UID)
     assert "CapEff:0000000000000000" in log and "CapBnd:0000000000000000" in log
@@ -212,7 +202,8 @@ def test_without_the_policy_the_probe_sees_capabilities_and_a_writable_root(play
     assert "CapBnd:\t0000000000000000" not in play.seed_probe
     agent = f"am-{play.id}-agent"
     play.attach(agent)
-    log = wait_until("the probe", lambda: (t := play.logs(agent)) and "PROBE-DONE" in t and t)
+    log = wait_for(lambda: (t := play.logs(agent)) and "PROBE-DONE" in t and t, "the probe",
+                   timeout=90)
     v = probe_values(log)
     assert v["ROOTMOUNT"] == "rw" and v["NNP"] == "0"
     assert "CapBnd:0000000000000000" not in log
@@ -231,7 +222,7 @@ def test_a_bundle_that_is_not_the_one_am_made_is_refused(play, repo, tmp_path):
     proc = subprocess.Popen(["podman", "kube", "play", "--network", "none", str(path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     seeder = f"am-{play.id}-{kube.SEEDER}"
-    wait_until("the init container", lambda: status(seeder) == "running")
+    wait_for(lambda: status(seeder) == "running", "the init container", timeout=90)
     podman("exec", "-i", seeder, *kube.DELIVER, input=other.read_bytes())
     _, err = proc.communicate(timeout=180)
     # The init container refuses it: the agent never starts on a workspace am did not make.
@@ -246,7 +237,7 @@ def test_an_emptydir_workspace_outlives_its_agent_in_the_keeper(play, repo):
     play.play(kube.manifests(spec), deliver=plan.bundle)
     agent, keeper = f"am-{play.id}-agent", f"am-{play.id}-{kube.KEEPER}"
     play.attach(agent)
-    wait_until("the agent's end", lambda: status(agent) == "exited")
+    wait_for(lambda: status(agent) == "exited", "the agent's end", timeout=90)
     code = podman("inspect", "--format", "{{.State.ExitCode}}", agent).stdout.decode().strip()
     assert code == "7"
     assert status(keeper) == "running"
@@ -274,7 +265,7 @@ def test_a_limited_agents_proxy_pod_refuses_what_is_not_allowed(play):
         assert status(proxy) == "running"
         uid = podman("inspect", "--format", "{{.Config.User}}", proxy).stdout.decode()
         assert uid.startswith(str(kube.PROXY_UID))
-        wait_until("squid", lambda: "Accepting HTTP" in play.logs(proxy))
+        wait_for(lambda: "Accepting HTTP" in play.logs(proxy), "squid", timeout=90)
         ip = podman("inspect", "--format",
                     "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
                     proxy).stdout.decode().strip()
@@ -300,7 +291,7 @@ def test_an_operations_pod_reads_the_claim_read_only(play, repo):
     play.play(kube.manifests(spec), deliver=plan.bundle)
     agent = f"am-{play.id}-agent"
     play.attach(agent)
-    wait_until("the agent's end", lambda: status(agent) == "exited")
+    wait_for(lambda: status(agent) == "exited", "the agent's end", timeout=90)
     subprocess.run(["podman", "kube", "down", str(play.files[0])], capture_output=True)
     # The claim's volume stays: a later operation's pod mounts it, read-only.
     play.play(kube.op_manifests(play.spec(), "0a1b2c3d"))

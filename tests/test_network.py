@@ -368,7 +368,7 @@ def test_full_reaches_both(am, engine, servers, isolation):
     """`full` is the engine's default bridge: the servers, joined to it too, both answer."""
     res = am("spawn", str(am.repo), "--container", "--runtime", engine, "--network", "full",
              "--isolation", isolation, "--cmd", fill(REACH_PROBE, servers["bridge_ip"]))
-    assert "warning: --network full" in res.stderr
+    assert "am: warning: --network full" in res.stderr
     agent = res.stdout.strip().splitlines()[-1]
     v = values(am.wait_log(agent, "PROBE-DONE"))
     assert v["IFACES"] != "lo" and int(v["ROUTES"]) >= 1
@@ -399,7 +399,9 @@ def test_profile_domains_are_allowed(am, engine):
 
 
 def test_agent_exit_removes_its_proxy(am, engine, isolation):
-    agent = spawn(am, engine, "sleep 1; exit 3", "--network", "limited", isolation=isolation)
+    agent = spawn(am, engine, "until [ -e .go ]; do sleep 0.1; done; exit 3", "--network",
+                  "limited", isolation=isolation)
+    (am.home / "agents" / agent / ".go").touch()  # its go, once the spawn has returned
     info = am.wait_status(agent, "exited")
     assert info["exit_code"] == 3  # the relay hands the agent its own exit code
     deadline = time.monotonic() + 30
@@ -461,5 +463,10 @@ def test_clean_containers_removes_proxies_and_networks(am, engine):
     del am.env["AM_EGRESS_NETWORK"]
     agent = spawn(am, engine, "sleep 300", "--network", "limited")
     assert proxies(engine, am.home) == [f"am_proxy-{agent}"]
-    am("clean", "--containers")
+    # it stops a running agent: not without a word, and not without --yes off a terminal
+    line = assert_am_error(am("clean", "--containers", check=False))
+    assert f"stops 1 running container agent(s) ({agent})" in line and "--yes" in line
+    assert proxies(engine, am.home) == [f"am_proxy-{agent}"]
+    assert am.info(agent)["status"] == "running"
+    am("clean", "--containers", "--yes")
     assert container_names(engine, str(am.home)) == [] and am_networks(engine, am.home) == []

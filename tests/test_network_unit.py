@@ -271,6 +271,18 @@ def test_relay_reports_a_port_it_cannot_take(tmp_path):
     assert res.returncode == 1 and res.stderr.startswith("am: error: cannot listen")
 
 
+def test_a_profile_that_needs_its_api_is_warned_about_the_default_network():
+    warned = plan_for("--agent", "claude").warnings
+    text = " ".join(warned)
+    assert "api.anthropic.com" in text and "--network limited" in text, warned
+    # chosen on purpose (flag, variable or file), or an agent of one's own: no warning
+    for quiet in (plan_for("--agent", "claude", "--network", "none"),
+                  plan_for("--agent", "claude", environ={"AM_NETWORK": "none"}),
+                  plan_for("--agent", "claude", "--network", "limited"),
+                  plan_for("--cmd", "true")):
+        assert not any("--network limited" in w for w in quiet.warnings), quiet.warnings
+
+
 def test_local_ranges_hold_no_public_address():
     """squid keeps IPv4 addresses as IPv4-mapped IPv6: '::ffff:0:0/96' or '::/128' would be
     read as every IPv4 address (it warns and drops such an entry)."""

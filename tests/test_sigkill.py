@@ -7,6 +7,7 @@ import time
 
 import pytest
 from containers import container_names, engine_ready, remove_containers
+from helpers import am_sessions, wait_for
 
 
 def kill_spawns_at(am, source, delays, extra=()):
@@ -59,7 +60,10 @@ def test_sigkilled_container_spawns(am, repo, engine):
     try:
         kill_spawns_at(am, repo, [0.2, 0.5, 0.8, 1.1, 1.5, 2.5],
                        extra=("--container", "--runtime", engine))
-        time.sleep(1)
+        # A killed spawn's session may still be creating its container: fix once every live
+        # session has one (a session whose engine client failed is gone by itself).
+        wait_for(lambda: set(am_sessions(am.home)) <= set(container_names(engine, str(am.home))),
+                 "the engines to settle", 60)
         assert_clean_after_fix(am)
         running = {a["container"] for a in am.list() if a["status"] == "running"}
         assert set(container_names(engine, str(am.home))) == running
@@ -69,3 +73,37 @@ def test_sigkilled_container_spawns(am, repo, engine):
     finally:
         remove_containers(engine, str(am.home))
 
+
+def interrupt(am, agent: str) -> None:
+    """Leave AGENT's record as a spawn killed after its session started leaves it: 'starting',
+    its spawn's process gone, no base commit yet."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid that no longer runs, as a killed spawn's
+    state = am.home / "state" / "state.json"
+    data = json.loads(state.read_text())
+    data["agents"][agent].update(status="starting", spawn_pid=gone.pid, base_commit=None)
+    state.write_text(json.dumps(data))
+
+
+def test_interrupted_spawn_has_one_truth_and_fix_keeps_its_work(am, repo):
+    idle = am.spawn(repo, "--name", "idle", "--cmd", "sleep 300")
+    busy = am.spawn(repo, "--name", "busy", "--cmd",
+                    "echo work > work.txt && echo WORK-DONE; sleep 300")
+    am.wait_log(busy, "WORK-DONE")
+    for agent in (idle, busy):
+        interrupt(am, agent)
+    # its session still runs, yet list, info and doctor agree: the spawn did not finish
+    assert {a["id"]: a["status"] for a in am.list()} == {idle: "error", busy: "error"}
+    report = json.loads(am("doctor", "--json", check=False).stdout)["drift"]
+    assert {(d["kind"], d["subject"]) for d in report} == {("stale-spawn", idle),
+                                                           ("stale-spawn", busy)}
+    fixed = {d["subject"]: d["fixed"] for d in
+             json.loads(am("doctor", "--fix", "--json").stdout)["drift"]}
+    assert "removed" in fixed[idle] and "kept" in fixed[busy], fixed
+    assert not (am.home / "agents" / idle).exists()
+    info = am.info(busy)  # adopted: stopped, its work where it was, diff works
+    assert info["status"] == "stopped" and info["base_commit"]
+    assert (am.home / "agents" / busy / "work.txt").read_text() == "work\n"
+    assert "+work" in am("diff", busy).stdout
+    assert am_sessions(am.home) == []
+    assert json.loads(am("doctor", "--json").stdout)["drift"] == []

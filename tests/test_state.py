@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import am_sessions, assert_am_error
+from helpers import am_sessions, assert_am_error, wait_for
 
 N_SPAWNS = 20
 
@@ -162,7 +162,10 @@ def test_lock_is_exclusive(tmp_path):
                          stdout=subprocess.PIPE, text=True)
     try:
         assert p.stdout.readline() == "trying\n"
-        time.sleep(0.5)  # room for a broken lock to let the child write
+        # The kernel lists a process blocked on a lock as a waiter ('->') in /proc/locks.
+        wait_for(lambda: any(line.split()[1] == "->" and line.split()[5] == str(p.pid)
+                             for line in Path("/proc/locks").read_text().splitlines()),
+                 "the second writer to block on the lock")
         assert p.poll() is None
         assert sorted(json.loads(state.read_text())["agents"]) == ["a"]
     finally:
@@ -192,3 +195,27 @@ def assert_am_error_for_unknown(store):
     with pytest.raises(AmError, match="no such agent"):
         store.get("zzz")
 
+
+
+def test_every_view_handles_every_record_the_json_handles(am, repo):
+    """Records with nulls where a spawn would have values (an adopted workspace has no source;
+    restored or older records lack more): list, status and info, as tables and JSON."""
+    real = am.spawn(repo, "--cmd", "sleep 60")
+    state = am.home / "state" / "state.json"
+    data = json.loads(state.read_text())
+    data["agents"]["adopted"] = {**data["agents"][real], "id": "adopted", "name": "adopted",
+                                 "status": "stopped", "source": None, "agent": None,
+                                 "command": [], "runtime": None, "limits": None,
+                                 "network": None, "adopted": True}
+    data["agents"]["sparse"] = {"id": "sparse", "status": "exited", "mode": None,
+                                "source": None, "created": None, "branch": None,
+                                "workspace": str(am.home / "agents" / "sparse"),
+                                "session": None, "log": None, "limits": None}
+    state.write_text(json.dumps(data))
+    for args in (["list"], ["list", "--json"], ["status"], ["status", "--json"],
+                 ["info", "adopted"], ["info", "sparse"], ["info", "sparse", "--json"]):
+        res = am(*args)
+        assert "Traceback" not in res.stderr, (args, res.stderr)
+    table = am("list").stdout
+    assert "adopted" in table and "sparse" in table
+    assert {a["id"] for a in am.list()} == {real, "adopted", "sparse"}

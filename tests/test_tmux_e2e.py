@@ -5,11 +5,19 @@ import os
 import re
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
-from helpers import assert_am_error, git, has_session, state_agents
+from helpers import (
+    Terminal,
+    assert_am_error,
+    clients_of,
+    git,
+    has_session,
+    pane_tty,
+    state_agents,
+    wait_for,
+)
 
 # The agent commits with its own identity: the tmux server's environment may predate the test's.
 GITC = "git -c user.name=agent -c user.email=agent@example.invalid"
@@ -22,14 +30,6 @@ FAKE_AGENT = (
     " && echo edited >> README && echo fresh > untracked.txt"
     " && printf '%s-%s\\n' MARKER ready; sleep 60"
 )
-
-
-def wait_for(predicate, what: str, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def test_full_lifecycle(am, repo):
@@ -183,33 +183,78 @@ def test_session_killed_from_outside(am, repo):
     assert am.list() == []
 
 
-def test_attach_through_tmux(am, repo):
-    agent_id = am.spawn(repo, "--cmd", "read x; echo got-$x; sleep 60")
-    outer = f"outer-{uuid.uuid4().hex[:8]}"
-    # A plain terminal running `am attach`: a pane of a separate session, with TMUX unset so am
-    # attaches rather than switching a client.
-    cmd = ["env", "-u", "TMUX", f"AM_HOME={am.home}", f"PATH={os.environ['PATH']}",
-           sys.executable, "-m", "am", "attach", agent_id]
-    subprocess.run(["tmux", "new-session", "-d", "-s", outer, "-x", "120", "-y", "40",
-                    "--", *cmd], check=True)
-    try:
-        def clients():
-            res = subprocess.run(["tmux", "list-clients", "-t", f"=am-{agent_id}:"],
-                                 capture_output=True, text=True)
-            return res.stdout.strip()
+def am_command(am) -> tuple[list[str], dict[str, str]]:
+    """The am CLI as a terminal's command, with this test's AM_HOME."""
+    return [sys.executable, "-m", "am"], {"AM_HOME": str(am.home), "PATH": os.environ["PATH"]}
 
-        wait_for(clients, "am attach to attach a client to the agent's session")
-        subprocess.run(["tmux", "send-keys", "-t", f"={outer}:", "-l", "hello-42"], check=True)
-        subprocess.run(["tmux", "send-keys", "-t", f"={outer}:", "Enter"], check=True)
+
+def test_attach_through_tmux(am, repo, tmp_path):
+    agent_id = am.spawn(repo, "--cmd", "read x; echo got-$x; sleep 60")
+    cmd, env = am_command(am)
+    # A plain terminal running `am attach` (TMUX unset, so am attaches rather than switches).
+    term = Terminal(tmp_path, [*cmd, "attach", agent_id], env)
+    try:
+        wait_for(lambda: clients_of(f"am-{agent_id}"), "am attach to attach a client")
+        term.keys("hello-42", literal=True)
+        term.keys("Enter")
         am.wait_log(agent_id, "got-hello-42")
 
-        subprocess.run(["tmux", "send-keys", "-t", f"={outer}:", "C-b", "d"], check=True)
-        wait_for(lambda: not clients(), "the client to detach")
-        wait_for(lambda: not has_session(outer), "am attach to return after detaching")
+        term.keys("C-b", "d")
+        code, err = term.result()
+        assert (code, err) == (0, ""), err  # detaching is a clean end of am attach
+        assert not clients_of(f"am-{agent_id}")
         assert am.info(agent_id)["status"] == "running"
         assert has_session(f"am-{agent_id}")
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", f"={outer}:"], capture_output=True)
+        term.close()
+
+
+def test_attach_from_a_detached_session_moves_no_other_client(am, repo, tmp_path):
+    """A script in a session nobody watches runs am attach: it attaches in its own pane, and the
+    terminal of whoever else uses this tmux server stays where it was."""
+    agent_id = am.spawn(repo, "--cmd", "read x; echo got-$x; sleep 60")
+    cmd, env = am_command(am)
+    other = Terminal(tmp_path, ["sleep", "600"])  # someone's session, and their terminal on it
+    watcher = Terminal(tmp_path, ["tmux", "attach-session", "-t", f"={other.name}:"])
+    go = tmp_path / "go"
+    script = Terminal(tmp_path, [*cmd, "attach", agent_id], env, wait_file=go, keep_tmux=True)
+    try:
+        wait_for(lambda: clients_of(other.name), "the other user's client")
+        victim = pane_tty(watcher.name)
+        assert clients_of(other.name) == [victim] and not clients_of(script.name)
+        go.touch()
+        wait_for(lambda: clients_of(f"am-{agent_id}"), "am attach to attach a client")
+        assert clients_of(f"am-{agent_id}") == [pane_tty(script.name)]  # its own, nested
+        assert clients_of(other.name) == [victim]  # not moved
+        script.keys("hello-nested", literal=True)
+        script.keys("Enter")
+        am.wait_log(agent_id, "got-hello-nested")
+        script.keys("C-b", "d")
+        assert script.result() == (0, "")
+        assert clients_of(other.name) == [victim]
+        assert am.info(agent_id)["status"] == "running"
+    finally:
+        for t in (script, watcher, other):
+            t.close()
+
+
+def test_attach_inside_tmux_switches_only_the_callers_client(am, repo, tmp_path):
+    agent_id = am.spawn(repo, "--cmd", "sleep 60")
+    cmd, env = am_command(am)
+    other = Terminal(tmp_path, ["sleep", "600"])
+    go = tmp_path / "go"
+    script = Terminal(tmp_path, [*cmd, "attach", agent_id], env, wait_file=go, keep_tmux=True)
+    mine = Terminal(tmp_path, ["tmux", "attach-session", "-t", f"={script.name}:"])
+    victim = Terminal(tmp_path, ["tmux", "attach-session", "-t", f"={other.name}:"])
+    try:
+        wait_for(lambda: clients_of(script.name) and clients_of(other.name), "both clients")
+        go.touch()
+        assert script.result() == (0, "")  # switching returns at once
+        assert clients_of(f"am-{agent_id}") == [pane_tty(mine.name)]
+        assert clients_of(other.name) == [pane_tty(victim.name)]
+    finally:
+        for t in (victim, mine, script, other):
+            t.close()
 
 
 def test_attach_refuses_agent_that_is_not_running(am, repo):

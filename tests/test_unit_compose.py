@@ -67,8 +67,12 @@ def test_new_session_argv_env():
 def test_other_tmux_argv():
     assert session.target("am-ab") == "=am-ab:"
     assert session.kill_session_argv("am-ab") == ["tmux", "kill-session", "-t", "=am-ab:"]
-    assert session.attach_argv("am-ab", False) == ["tmux", "attach-session", "-t", "=am-ab:"]
-    assert session.attach_argv("am-ab", True) == ["tmux", "switch-client", "-t", "=am-ab:"]
+    assert session.attach_argv("am-ab") == ["tmux", "attach-session", "-t", "=am-ab:"]
+    assert session.attach_argv("am-ab", "/tmp/s") == ["tmux", "-S", "/tmp/s", "attach-session",
+                                                      "-t", "=am-ab:"]
+    # never a switch-client without -c: tmux would pick another user's client
+    assert session.switch_argv("am-ab", "/dev/pts/3") == ["tmux", "switch-client", "-c",
+                                                          "/dev/pts/3", "-t", "=am-ab:"]
 
 
 def test_run_fg_returns_the_exit_code():
@@ -302,7 +306,8 @@ def test_new_ids_are_valid_and_distinct():
      ("stopped", True, None, "stopped", None),
      ("stopped", False, {"exit_code": 3}, "stopped", None),
      ("starting", False, None, "error", None),
-     ("starting", True, None, "running", None)],
+     # a spawn that died after starting its session: an error, not 'running'
+     ("starting", True, None, "error", None)],
 )
 def test_status_derive(intent, alive, exit_info, expected, code):
     view = status.derive({"id": "a", "status": intent, "exit_code": None}, alive, exit_info)

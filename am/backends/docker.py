@@ -21,7 +21,9 @@ class Docker(Engine):
     runtime = "docker"
     title = "Docker"
     install_hint = "install it, e.g. 'apt-get install docker.io'"
-    daemon_hint = "start it: 'sudo systemctl start docker' (or run dockerd)"
+    host_vars = ("DOCKER_HOST", "DOCKER_CONTEXT")
+    local_daemon_hint = "start it: 'sudo systemctl start docker' (or run dockerd)"
+
     permission_hint = "add yourself to the docker group: 'sudo usermod -aG docker $USER', " \
                       "then log in again"
     _runtimes = None  # dockerd's registered runtimes, asked once
@@ -35,6 +37,18 @@ class Docker(Engine):
             return res.out.strip() if res.ok else None
 
         return engineapi.docker_endpoint(env, context_host)
+    limits_hint = ("run a rootful Docker daemon, or rootless Docker on a cgroup v2 host; or use "
+                   "--runtime podman as root")
+
+    def find_limits_problem(self) -> str | None:
+        res = self.call("info", "--format", "{{.MemoryLimit}} {{.CPUCfsQuota}} {{.PidsLimit}}",
+                        timeout=30)
+        if not res.ok:
+            # A daemon that does not answer makes docker 20.10's 'info --format' print only a
+            # template error; 'docker version' names the real cause.
+            self.check()
+            raise self.explain(res.err or res.out)
+        return limits_verdict(res.out)
 
     def gpu_args(self, gpus: str | None) -> list[str]:
         if not gpus:
@@ -83,9 +97,8 @@ class Docker(Engine):
                            f"{have.get('runtimeArgs') or []}, not {want}", GVISOR_HINT)
         return None
 
-    def stats_argv(self) -> list[str]:
-        return ["docker", "stats", "--no-stream", "--no-trunc", "--format",
-                "{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.PIDs}}"]
+    STATS_OPTIONS = ("--no-stream", "--no-trunc")
+    STATS_FORMAT = "{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.PIDs}}"
 
     def parse_stats(self, text: str) -> dict[str, dict]:
         # docker prints only human units ("305.6MiB / 2GiB", "70.76%"), "--" while starting.
@@ -99,6 +112,18 @@ class Docker(Engine):
             out[name] = {"cpu_percent": _number(cpu.rstrip("%")), "memory": size_bytes(used),
                          "memory_limit": size_bytes(limit), "pids": _int(pids)}
         return out
+
+
+def limits_verdict(info: str) -> str | None:
+    """Why the daemon would ignore limits, from ``docker info``'s MemoryLimit, CPUCfsQuota and
+    PidsLimit; None when it enforces all three (pure)."""
+    flags = info.split()
+    missing = [what for what, flag in zip(("memory", "CPU", "process"), flags, strict=False)
+               if flag != "true"]
+    if len(flags) == 3 and not missing:
+        return None
+    return (f"the Docker daemon ignores {', '.join(missing) or 'the'} limits here "
+            "('docker info' reports no support for them)")
 
 
 def size_bytes(text: str) -> int | None:

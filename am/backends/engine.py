@@ -11,6 +11,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from am import proc
@@ -55,6 +56,32 @@ def workspace_volume(agent_id: str) -> Volume:
     from am import ids
 
     return Volume(ids.volume_name(agent_id))
+
+
+class AgentExited(AmError):
+    """The agent's container started, and the agent ended while the spawn waited for it."""
+
+    def __init__(self, agent_id: str, exit_code, output: list[str]):
+        super().__init__(f"agent {agent_id} exited with code {exit_code} while starting",
+                         f"its output: 'am logs {agent_id}'; 'am rm {agent_id}' removes it")
+        self.exit_code = exit_code
+        self.output = output
+
+
+NOISE = re.compile(r"^(see|run) '\S+ \S+ --help'|^\s*$", re.IGNORECASE)
+
+
+def last_lines(text: str, n: int = 10) -> list[str]:
+    """The last N lines of an agent's terminal output, without blank ones or carriage returns."""
+    lines = [ln.replace("\r", "").rstrip() for ln in text.splitlines()]
+    return [ln for ln in lines if ln.strip()][-n:]
+
+
+def error_lines(text: str, n: int = 6) -> str:
+    """An engine client's error lines as one line: what it said, without its usage pointer
+    ("See 'docker run --help'."), the last N of them."""
+    lines = [ln.strip() for ln in last_lines(text, 50) if not NOISE.search(ln.strip())]
+    return " / ".join(lines[-n:]) or "no output"
 
 
 def check_mount_path(path: Path) -> str:
@@ -360,17 +387,68 @@ class Engine(Backend):
         if not res.ok:
             raise self.explain(res.err or res.out)
 
-    def explain(self, text: str) -> AmError:
-        """Turn an engine's failure text into one clear error with its fix."""
+    # Whether the engine enforces limits here; asked once per instance (a spawn asks twice
+    # when ``auto`` chose the engine).
+    _limits: tuple[str | None] | None = None
+    limits_hint = ""
+
+    def limits_problem(self) -> str | None:
+        """Why this engine cannot enforce memory, CPU and process limits here (None if it
+        can); raises AmError when the engine does not answer."""
+        if self._limits is None:
+            self._limits = (self.find_limits_problem(),)
+        return self._limits[0]
+
+    def find_limits_problem(self) -> str | None:
+        raise NotImplementedError
+
+    def check_limits(self) -> None:
+        """Refuse, before anything is made, an engine that would silently ignore the limits."""
+        problem = self.limits_problem()
+        if problem:
+            raise AmError(f"{problem}, so am will not start a container agent with it",
+                          self.limits_hint)
+
+    host_vars: tuple[str, ...] = ()  # variables that point the client at another daemon
+    local_daemon_hint = ""
+
+    def daemon_hint(self) -> str:
+        """How to get an answer: from the daemon a variable names, when one is set."""
+        for var in self.host_vars:
+            if os.environ.get(var):
+                return (f"nothing answers at {var}={os.environ[var]}: start the {self.title} "
+                        f"daemon it names, or unset {var} to use the local one")
+        return self.local_daemon_hint
+
+    def known_cause(self, text: str) -> AmError | None:
+        """The engine's failure TEXT as one clear error with its fix, if its cause is known."""
         low = text.lower()
-        if "permission denied" in low:
+        lines = low.splitlines()
+
+        def said(*words):  # on one line: a missing program in a run is not a missing socket
+            return any(all(w in ln for w in words) for ln in lines)
+
+        if said("permission denied", "sock"):
             return AmError(f"permission denied on the {self.title} socket",
                            self.permission_hint)
-        if any(s in low for s in ("cannot connect", "is the docker daemon running",
-                                  "connection refused", "no such file or directory")):
-            return AmError(f"{self.title} daemon is not running", self.daemon_hint)
-        lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-        return AmError(f"{self.title} failed: {lines[-1] if lines else 'no output'}")
+        if "cannot connect to" in low or "is the docker daemon running" in low or \
+                said("sock", "connection refused") or said("sock", "no such file or directory"):
+            return AmError(f"{self.title} daemon is not running", self.daemon_hint())
+        return None
+
+    def explain(self, text: str) -> AmError:
+        """Turn an engine's failure text into one clear error: its cause and fix where known,
+        else the engine's own error lines (not just the last, which is often only usage)."""
+        return self.known_cause(text) or AmError(f"{self.title} failed: {error_lines(text)}")
+
+    def failure(self, what: str, text: str) -> AmError:
+        """WHAT failed, and why: the known cause of the engine's TEXT with its fix, else the
+        engine's own error lines."""
+        cause = self.known_cause(text)
+        if cause:
+            cause.message = f"{what}: {cause.message}"
+            return cause
+        return AmError(f"{what}: {error_lines(text)}" if text.strip() else what)
 
     def image_exists(self, image: str) -> bool:
         """Whether the engine has IMAGE; raises the engine's own trouble (daemon, permission)."""
@@ -442,8 +520,9 @@ class Engine(Backend):
                               push_hint(self.runtime, res.last_lines(3), remote))
 
     def prepare(self, plan) -> None:
+        # First, before an image is built: whether the limits the agent is promised would hold.
+        self.check_limits()
         self.ensure_security()
-        # The image check is the first engine call of a spawn: it also proves the engine answers.
         from am import image, versions
 
         if os.getuid() == 0:
@@ -672,6 +751,22 @@ class Engine(Backend):
             plan.extra_mounts += identity_files(self.client_dir(plan), uid)
         grant(plan.workspace, uid)
 
+    def ended_at_start(self, plan, timeout: float = 10) -> AgentExited | None:
+        """How an agent that ended before its spawn returned ended (AgentExited), else None:
+        one inspect while it runs; once it does not, the keeper's record of its end."""
+        from am.status import read_exit
+
+        res = self.call("inspect", "--format", "{{.State.Running}}", plan.container)
+        if res.ok and res.out.strip() == "true":
+            return None
+        deadline = time.monotonic() + timeout
+        while (ended := read_exit(plan.exit_file)) is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # the keeper records it once the engine says how it ended
+        if ended is None:
+            return None  # the keeper records it later; am list shows it
+        text = plan.log.read_text(errors="replace") if plan.log.is_file() else ""
+        return AgentExited(plan.id, ended.get("exit_code"), last_lines(text))
+
     def state(self, name: str) -> tuple[bool, str] | None:
         """Whether container NAME runs, and the am.home it is labelled for; None if there is
         no such container (or the engine does not answer)."""
@@ -738,20 +833,45 @@ class Engine(Backend):
         res = self.call("ps", *self.ps_argv(str(paths.layout().root), False)[2:])
         return set(res.out.split()) if res.ok else None
 
-    def stats_argv(self) -> list[str]:
-        """One ``stats`` call for every running container, one tab-separated line each."""
-        raise NotImplementedError
+    STATS_OPTIONS: tuple[str, ...] = ("--no-stream",)
+    STATS_FORMAT = ""  # the engine's --format for one tab-separated line a container
+
+    def stats_argv(self, names: Sequence[str]) -> list[str]:
+        """One ``stats`` call for the containers NAMES, one tab-separated line each. Always
+        named: without names the engine reads every container on the host, and one in a broken
+        state (a stranger's, say) fails the whole call."""
+        return [self.runtime, "stats", *self.STATS_OPTIONS, "--format", self.STATS_FORMAT,
+                "--", *names]
 
     def parse_stats(self, text: str) -> dict[str, dict]:
         """Container name -> cpu_percent, memory, memory_limit, pids (None where unknown)."""
         raise NotImplementedError
 
-    def stats(self) -> dict[str, dict]:
-        """Live figures of every running container, from one call; AmError if it fails."""
-        res = self.call(*self.stats_argv()[1:], timeout=60)
-        if not res.ok:
+    def stats(self, names: Sequence[str]) -> dict[str, dict]:
+        """Live figures of the containers NAMES (the running agents'), from one call. A name
+        the engine no longer knows (its agent ended since it was listed) fails that call
+        whole, so then each is asked alone: the others still get their figures. AmError when
+        no call succeeds."""
+        names = sorted(set(names))
+        if not names:
+            return {}
+        res = self.call(*self.stats_argv(names)[1:], timeout=60)
+        if res.ok:
+            return self.parse_stats(res.out)
+        if len(names) == 1:
             raise self.explain(res.err or res.out)
-        return self.parse_stats(res.out)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
+            each = list(pool.map(lambda n: self.call(*self.stats_argv([n])[1:], timeout=60),
+                                 names))
+        answered = [r for r in each if r.ok]
+        if not answered:
+            raise self.explain(res.err or res.out)
+        out = {}
+        for r in answered:
+            out.update(self.parse_stats(r.out))
+        return out
 
     def labelled(self, home: str) -> list[str]:
         """Every agent container, running or not, labelled for this AM_HOME (not proxies)."""

@@ -108,6 +108,27 @@ def seccomp_profile(write: bool = True) -> Path:
             raise AmError(f"cannot read podman's seccomp profile {default}: {e}") from None
         files.write_atomic(path, json.dumps(profile, indent=1) + "\n")
     return path
+LIMIT_CONTROLLERS = ("memory", "cpu", "pids")
+
+
+def remote() -> bool:
+    """Whether podman talks to a service (CONTAINER_HOST, a connection) rather than runs here."""
+    return bool(os.environ.get("CONTAINER_HOST") or os.environ.get("CONTAINER_CONNECTION"))
+
+
+def limits_verdict(info: str) -> str | None:
+    """Why podman would ignore limits, from ``podman info``'s rootless flag, cgroup version and
+    controllers (tab-separated); None when it enforces them (pure)."""
+    rootless, _, rest = info.strip().partition("\t")
+    version, _, controllers = rest.partition("\t")
+    have = controllers.strip("[] \n").split()
+    missing = [c for c in LIMIT_CONTROLLERS if c not in have]
+    if not missing:
+        return None
+    who = "rootless Podman" if rootless == "true" else "Podman"
+    where = "on this cgroup v1 host" if version == "v1" else \
+        f"here (cgroup controllers {', '.join(missing)} not delegated to this user)"
+    return f"{who} ignores memory, CPU and process limits {where}"
 
 
 def cdi_dirs() -> list[Path]:
@@ -149,7 +170,9 @@ class Podman(Engine):
     runtime = "podman"
     title = "Podman"
     install_hint = "install it, e.g. 'apt-get install podman runc'"
-    daemon_hint = "start the Podman service or check CONTAINER_HOST / 'podman system connection'"
+    host_vars = ("CONTAINER_HOST", "CONTAINER_CONNECTION")
+    local_daemon_hint = "start the Podman service or check 'podman system connection'"
+
     permission_hint = "check the permissions of the Podman socket named by CONTAINER_HOST"
 
     def find_api(self, env):
@@ -164,6 +187,18 @@ class Podman(Engine):
                           "machine inspect --format '{{.ConnectionInfo.PodmanSocket.Path}}')")
         return api
 
+    limits_hint = ("use Docker ('--runtime docker', as a member of the docker group), run am as "
+                   "root, or use a cgroup v2 host whose systemd delegates the memory, cpu and "
+                   "pids controllers to users")
+
+    def find_limits_problem(self) -> str | None:
+        if os.getuid() == 0 and not remote():
+            return None  # rootful podman on this host: the host's cgroups, v1 or v2
+        res = self.call("info", "--format", "{{.Host.Security.Rootless}}\t"
+                        "{{.Host.CgroupsVersion}}\t{{.Host.CgroupControllers}}", timeout=60)
+        if not res.ok:
+            raise self.explain(res.err or res.out)
+        return limits_verdict(res.out)
     def security_args(self) -> list[str]:
         # A podman service reads the profile on its own machine, where am's file is not: a
         # remote agent keeps podman's default profile (docs/scale.md).
@@ -201,7 +236,7 @@ class Podman(Engine):
     def check_gpu_support(self) -> None:
         # A local podman resolves GPUs from CDI files on this host: cheap to look for. A remote
         # one (CONTAINER_HOST) has its own; its failure is translated by gpu_error.
-        if os.environ.get("CONTAINER_HOST") or os.environ.get("CONTAINER_CONNECTION"):
+        if remote():
             return
         dirs = cdi_dirs()
         if not has_gpu_cdi_spec(dirs):
@@ -226,12 +261,11 @@ class Podman(Engine):
         return AmError("runsc (gVisor) not found: podman cannot run gVisor sandboxes",
                        "install it: 'sudo apt-get install runsc'; or use --isolation runc")
 
-    def stats_argv(self) -> list[str]:
-        # Raw numbers, not the human columns. podman's one-shot CPU figure is the average
-        # since the container started (it keeps no earlier sample to compare with).
-        return ["podman", "stats", "--no-stream", "--no-reset", "--format",
-                "{{.Name}}\t{{.ContainerStats.CPU}}\t{{.ContainerStats.MemUsage}}\t"
-                "{{.ContainerStats.MemLimit}}\t{{.ContainerStats.PIDs}}"]
+    # Raw numbers, not the human columns. podman's one-shot CPU figure is the average since the
+    # container started (it keeps no earlier sample to compare with).
+    STATS_OPTIONS = ("--no-stream", "--no-reset")
+    STATS_FORMAT = ("{{.Name}}\t{{.ContainerStats.CPU}}\t{{.ContainerStats.MemUsage}}\t"
+                    "{{.ContainerStats.MemLimit}}\t{{.ContainerStats.PIDs}}")
 
     def parse_stats(self, text: str) -> dict[str, dict]:
         out = {}

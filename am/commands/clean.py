@@ -22,7 +22,7 @@ def remove_labelled_containers(layout, store) -> None:
         try:
             eng.check()
         except AmError as e:
-            print(f"Skipped {name}: {e.message}", file=sys.stderr)
+            print(f"am: warning: skipped {name}: {e.message}", file=sys.stderr)
             continue
         for container in eng.labelled(str(layout.root)):
             record = by_container.get(container)
@@ -42,11 +42,32 @@ def remove_labelled_containers(layout, store) -> None:
             print(f"Removed network {net} ({name})", file=sys.stderr)
 
 
+def confirm(views: list[dict], assume_yes: bool) -> None:
+    """Before --containers stops running agents: say so, and ask on a terminal; elsewhere
+    only --yes goes ahead."""
+    from am.errors import AmError
+
+    live = [v["id"] for v in views if v.get("mode") == "container" and
+            v["status"] in ("running", "starting", "error")]
+    if not live or assume_yes:
+        return
+    what = (f"am clean --containers stops {len(live)} running container agent(s) "
+            f"({', '.join(live)}), then removes every stopped agent without unsaved work "
+            "(record and workspace)")
+    if not sys.stdin.isatty():
+        raise AmError(what, "add --yes to go ahead; 'am stop ID' stops one agent")
+    print(f"{what}.\nGo ahead? [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline()
+    if answer.strip().lower() not in ("y", "yes"):
+        raise AmError("nothing done", "'am stop ID' stops one agent")
+
+
 def run(args) -> int:
     layout = paths.layout()
     store = open_store(layout)
     removed = kept = 0
     if args.containers:
+        confirm(status.views(layout=layout), args.yes)
         remove_labelled_containers(layout, store)
     for view in status.views(layout=layout):
         if view["status"] == Status.RUNNING:

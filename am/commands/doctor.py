@@ -1,5 +1,6 @@
 """``am doctor``: check the tools am needs, and find (``--fix``: repair) drift."""
 
+import os
 import re
 import shutil
 import sys
@@ -36,6 +37,13 @@ def checks() -> tuple[list[dict], list]:
             continue
         usable.append(eng)
         row(name, True, "answers")
+        try:
+            problem = eng.limits_problem()
+        except AmError as e:
+            problem = e.message
+        row(f"{name} limits", problem is None,
+            "memory, CPU and process limits enforced" if problem is None else
+            f"{problem}: container spawns on {name} are refused ({eng.limits_hint})")
         labels = eng.image_labels(DEFAULT_IMAGE)
         row(f"{name} image", *image_row(eng, labels))
         row(f"{name} proxy", *proxy_image_row(eng))
@@ -142,8 +150,6 @@ def age_days(created: str) -> int | None:
 
 def agent_uid_row() -> tuple[bool | None, str]:
     """Who container agents run as: the caller, or as root a uid no account has."""
-    import os
-
     from am.backends.engine import AGENT_UID_ENV, agent_uid, uid_problem
 
     if os.getuid() != 0:
@@ -180,6 +186,29 @@ def adopt(path: Path, store, layout, disk: str | None = None) -> str:
             status=Status.STOPPED, branch=branch or None, base_commit=base or head or None,
             limits={"disk": disk} if disk else None, extra={"adopted": True}).as_dict()
     return agent_id
+
+
+def settle_spawn(record: dict, store, layout) -> str:
+    """End an interrupted spawn: stop what it started; keep (adopt, stopped) a workspace that
+    holds unsaved work, delete the rest. An agent whose session never started (its log was
+    never made) cannot have worked: its workspace holds only what the spawn cloned."""
+    from am import lifecycle
+
+    lifecycle.stop(record, store)
+    record = store.agents()[record["id"]]
+    ran = bool(record.get("log")) and Path(record["log"]).exists()
+    reasons = lifecycle.unsaved(record) if ran else []
+    if not reasons:
+        lifecycle.delete(record, store, layout)
+        return "stopped, and removed the record and its workspace (no unsaved work)"
+    base = record.get("base_commit")
+    if not base and not record.get("worktree"):
+        try:
+            base = workspace.for_record(record, layout).base()
+        except AmError:
+            base = None
+    store.update(record["id"], base_commit=base, spawn_pid=None, adopted=True)
+    return f"stopped, and kept as a stopped agent: unsaved work ({'; '.join(reasons)})"
 
 
 def fix(d: drift.Drift, store, layout) -> str:
@@ -226,13 +255,11 @@ def _remove_record(d, store, layout) -> str:
     return "removed the record only; nothing it names was touched"
 
 
-def _remove_stale_spawn(d, store, layout) -> str:
-    from am import lifecycle, records
+def _settle_stale_spawn(d, store, layout) -> str:
+    from am import records
 
-    record = records.check(store.agents()[d.subject], layout, d.subject)
-    lifecycle.stop(record, store)
-    snap = lifecycle.snapshot_then_delete(store.agents()[d.subject], store, layout)
-    return "removed the record and its workspace" + (f" (saved to {snap})" if snap else "")
+    return settle_spawn(records.check(store.agents()[d.subject], layout, d.subject), store,
+                        layout)
 
 
 def _remove_or_adopt_disk(d, store, layout) -> str:
@@ -250,6 +277,12 @@ def _remove_or_adopt_workspace(d, store, layout) -> str:
     if path.is_symlink() or not path.is_dir():
         path.unlink()
         return "removed"
+    if not any(path.iterdir()):
+        path.rmdir()
+        return "removed (empty)"
+    if not os.path.lexists(path / ".git"):
+        # Not something a spawn made: neither adopted as an agent nor deleted.
+        return "left alone: not a git workspace; look at it, and remove it yourself"
     try:
         has_work = bool(workspace.at_path(path).unsaved())
     except workspace.Refused:
@@ -270,7 +303,7 @@ FIXES = {
     drift.Kind.LOST_CONTAINER: _remove_lost_container,
     drift.Kind.STALE_WORKTREE: _prune_worktrees,
     drift.Kind.INVALID_RECORD: _remove_record,
-    drift.Kind.STALE_SPAWN: _remove_stale_spawn,
+    drift.Kind.STALE_SPAWN: _settle_stale_spawn,
     drift.Kind.ORPHAN_WORKSPACE: _remove_or_adopt_workspace,
     drift.Kind.ORPHAN_DISK: _remove_or_adopt_disk,
     drift.Kind.LOOSE_LOOP: _detach_loop,

@@ -70,8 +70,9 @@ def make_workspace(plan: planning.Plan, undo: Rollback, layout=None) -> str:
     return base
 
 
-def execute(plan: planning.Plan, backend, layout) -> None:
-    """Reserve the record, make the workspace, and launch the agent in it."""
+def execute(plan: planning.Plan, backend, layout):
+    """Reserve the record, make the workspace, and launch the agent in it; returns what
+    ``launch`` returns."""
     store = open_store(layout)
     undo = Rollback("the spawn")
     try:
@@ -88,6 +89,11 @@ def execute(plan: planning.Plan, backend, layout) -> None:
                 )
             agents[plan.id] = plan.record(str(layout.root))
         undo.push(store.remove, plan.id)
+        # The files a session and its supervisor leave: a later agent of the same name must
+        # not show this one's output or ending.
+        for leftover in (plan.log, plan.exit_file, layout.health_file(plan.id)):
+            undo.push(_unlink, leftover)
+        undo.push(shutil.rmtree, layout.run / plan.id, True)
 
         if plan.runtime == "kubernetes":
             # The workspace is made in the cluster, from a bundle of the source.
@@ -100,18 +106,21 @@ def execute(plan: planning.Plan, backend, layout) -> None:
             from am import network
 
             undo.push(network.discard_files, plan.network_files)
-        launch(plan, backend, layout, undo, base_commit=base,
-               mirror=str(plan.mirror) if plan.mirror else None)
+        return launch(plan, backend, layout, undo, base_commit=base,
+                      mirror=str(plan.mirror) if plan.mirror else None)
     except BaseException:
         undo.run()
         raise
 
 
-def launch(plan: planning.Plan, backend, layout, undo: Rollback, **fields) -> None:
+def launch(plan: planning.Plan, backend, layout, undo: Rollback, **fields):
     """Start the agent of PLAN in its existing workspace: the one way an agent starts, for
     ``am spawn`` and ``am start``. Pushes its undo steps; on success the record is ``running``
-    with FIELDS."""
+    with FIELDS. Returns AgentExited when the agent ended while this waited for it (it ran: it
+    is then an exited agent like any other, record, workspace and log kept), else None."""
+
     store = open_store(layout)
+    exited = None
     from am import disk
 
     # A workspace with a file system of its own runs only on it: mounted again after a reboot,
@@ -159,6 +168,7 @@ def launch(plan: planning.Plan, backend, layout, undo: Rollback, **fields) -> No
         # Detached, in the engine: am's keeper holds its terminal (am/keeper.py).
         say(f"Starting agent {plan.id} ({brief(plan.command)}) in container {plan.container} ...")
         backend.start(plan, spec, layout)
+        exited = backend.ended_at_start(plan)
     else:
         say(f"Starting agent {plan.id} ({brief(plan.command)}) in session {plan.session} ...")
         undo.push(session.kill_own, plan.session, str(layout.root))
@@ -177,6 +187,21 @@ def launch(plan: planning.Plan, backend, layout, undo: Rollback, **fields) -> No
                  started=clock.iso(),
                  worktree_gitdir=str(plan.worktree_gitdir) if plan.worktree_gitdir else None,
                  **fields)
+    return exited
+
+
+def report(agent_id: str, exited) -> int:
+    """After the agent's id was printed: say how an agent that ended while starting ended;
+    an error (exit status 1) unless its code was 0."""
+    if exited is None:
+        return 0
+    if exited.exit_code == 0:
+        say(f"Agent {agent_id} already finished (exit code 0); its output: 'am logs {agent_id}'")
+        return 0
+    say(f"Agent {agent_id} ended while starting; its last output:")
+    for line in exited.output or ["(none)"]:
+        say(f"  {line}")
+    raise exited
 
 
 def brief(argv: list[str], width: int = 60) -> str:
@@ -208,9 +233,9 @@ def run(args) -> int:
     args.prompt = planning.read_prompt(args)
     plan = planning.build(args, layout, source, dict(os.environ), host_memory, host_cpus, cfg)
     backend = prepare(plan)
-    execute(plan, backend, layout)
-    print(plan.id)
-    return 0
+    exited = execute(plan, backend, layout)
+    print(plan.id, flush=True)
+    return report(plan.id, exited)
 
 
 def prepare(plan: planning.Plan):
@@ -228,10 +253,5 @@ def prepare(plan: planning.Plan):
     session.require_tmux()  # both modes: a container's client runs in a session too
     for warning in plan.warnings:
         say(f"am: warning: {warning}")
-    if plan.network == "full":
-        say("warning: --network full gives the agent " + (
-            "the cluster's pod network" if plan.runtime == "kubernetes" else
-            "the engine's ordinary bridge network") +
-            ": it can reach the internet and your local network")
     backend.prepare(plan)
     return backend

@@ -91,7 +91,8 @@ def run(args) -> int:
                           if current == Status.RUNNING else None)
         if current == Status.ERROR:
             raise AmError(f"agent {args.id} never finished its spawn", "'am doctor --fix' "
-                          "removes it (saving any work to a snapshot)")
+                          "settles it: kept as a stopped agent if it holds unsaved work, else "
+                          "removed")
         record = store.get(args.id)
         workspace = layout.workspace(args.id)
         from am import workspace as ws
@@ -130,9 +131,9 @@ def run(args) -> int:
                                         "spawn_pid")})
         undo = Rollback("the start")
         try:
-            spawn.launch(plan, backend, layout, undo, **fields)
+            exited = spawn.launch(plan, backend, layout, undo, **fields)
         except BaseException:
             undo.run()
             raise
     spawn.say(f"Started {args.id} on its workspace {workspace}")
-    return 0
+    return spawn.report(args.id, exited)

@@ -25,14 +25,15 @@ FORCE=0
 log() { printf '%s: %s\n' "$NAME" "$*" >&2; }
 die() { printf '%s: ERROR: %s\n' "$NAME" "$*" >&2; exit 1; }
 
-# mmdebstrap bookworm in FORMAT (tar, directory) into OUT, with the caller's settings.
+# mmdebstrap bookworm in FORMAT (tar, directory) into OUT, with the caller's settings, in the
+# MODE build_checks chose.
 run_mmdebstrap() {
     # Man pages, docs and locales are left out through dpkg path filters. The mirrors are given
     # as sources.list lines: with no mirror argument mmdebstrap reads sources from stdin when
     # stdin is not a terminal (CI).
     mmdebstrap \
         --variant="$VARIANT" \
-        --mode=root \
+        --mode="${MODE:-root}" \
         --format="$1" \
         --include="$INCLUDE" \
         --aptopt='Acquire::Retries "3"' \
@@ -47,16 +48,25 @@ run_mmdebstrap() {
         </dev/null >&2
 }
 
+# Checks before a build; sets MODE. As root: mmdebstrap's root mode. An ordinary user builds in
+# a user namespace of their subordinate ids (uidmap) when the caller allows it ($1 = unshare), so
+# that their first container spawn can build the agent image without root.
 build_checks() {
     command -v mmdebstrap >/dev/null || die "mmdebstrap not installed (apt-get install mmdebstrap)"
-    [ "$(id -u)" -eq 0 ] || die "run as root (mmdebstrap root mode)"
+    MODE=root
+    if [ "$(id -u)" -ne 0 ]; then
+        [ "${1:-}" = unshare ] || die "run as root (mmdebstrap root mode), e.g. 'sudo make setup'"
+        MODE=unshare
+        grep -qE "^($(id -un)|$(id -u)):" /etc/subuid 2>/dev/null ||
+            die "$(id -un) has no subordinate ids in /etc/subuid, which mmdebstrap needs to build as an ordinary user: 'sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $(id -un)', or build the image as root ('sudo make image')"
+    fi
     mkdir -p "$(dirname "$TARBALL")"
     [ "${AM_OFFLINE:-}" != 1 ] || die "AM_OFFLINE=1 and $TARBALL is missing: build it on a" \
         "machine that reaches Debian's mirror and copy it here"
 }
 
 build_tarball() {
-    build_checks
+    build_checks unshare
     local tmp
     tmp="$(dirname "$TARBALL")/.$(basename "$TARBALL" .tar).partial.tar"
     rm -f "$tmp"
