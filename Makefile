@@ -34,7 +34,7 @@ test-cluster: install  ## Kubernetes agents on a real cluster: AM_TEST_KUBECONFI
 
 lint: install  ## ruff's checks, no new import cycle, and mypy over the typed modules (pyproject's tool.mypy)
 	$(BIN)/ruff check am tests scripts && \
-	$(BIN)/python scripts/import_cycles.py --allow am.backends.engine,am.network && \
+	$(BIN)/python scripts/import_cycles.py && \
 	$(BIN)/mypy; rc=$$?; $(GIVE_BACK); exit $$rc
 
 format: install  ## ruff format over the tree

@@ -225,7 +225,7 @@ def proxy_run_argv(runtime: str, agent_id: str, home: str, egress: str, f: Files
     ports (the agent itself has no network to publish them on). A gVisor agent's proxy runs
     under gVisor too (it parses what the agent sends)."""
     from am import isolation as isolations
-    from am.backends.engine import mount_arg
+    from am.backends.hostside import mount_arg
     from am.validate import publish_parts
 
     ports = []
@@ -264,7 +264,7 @@ def relay_source() -> Path:
 def agent_run_args(f: Files, publish: list[str] | None = None) -> list[str]:
     """What a limited agent's ``run`` adds: the socket (read-only), the relay, proxy settings,
     and with --publish the folder of the relay's sockets for published ports."""
-    from am.backends.engine import mount_arg
+    from am.backends.hostside import mount_arg
 
     env = [f"{k}={PROXY_URL}" for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy",
                                         "https_proxy")]
@@ -344,7 +344,7 @@ def ensure_image(engine) -> None:
 
 def prepare(engine, plan) -> None:
     """Before anything is created: the proxy image, the outside network, the relay's path."""
-    from am.backends.engine import check_mount_path
+    from am.backends.hostside import check_mount_path
 
     ensure_image(engine)
     if plan.egress != plan.managed_egress and network_info(engine, plan.egress) is None:
@@ -368,7 +368,7 @@ def write_files(f: Files, conf: str, uid: int, publish: bool = False,
     configuration. CAPPED (--disk): the relay sockets' folder is a tiny tmpfs, so the agent
     cannot write its way past the cap there. Fails closed: any error stops the spawn."""
     from am import paths
-    from am.backends.engine import agent_uid
+    from am.backends.hostside import agent_uid
 
     try:
         _remove_top(f)
