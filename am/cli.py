@@ -159,19 +159,19 @@ def _wait(p):
 
 
 def _diff(p):
-    p.add_argument("id")
+    p.add_argument("id", help="the agent whose work to show (see 'am list')")
     p.add_argument("--stat", action="store_true", help="a summary: the files changed and how much")
 
 
 def _log(p):
-    p.add_argument("id")
+    p.add_argument("id", help="the agent whose commits to list (see 'am list')")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--oneline", action="store_true", help="one line per commit")
     g.add_argument("--json", action="store_true", help="each commit's fields as JSON")
 
 
 def _pull(p):
-    p.add_argument("id")
+    p.add_argument("id", help="the agent whose branch to bring in (see 'am list')")
     p.add_argument("--branch", metavar="NAME",
                    help="the branch to create or move (default: the agent's, am/<id>)")
     p.add_argument("--force", action="store_true",
@@ -180,7 +180,7 @@ def _pull(p):
 
 
 def _push(p):
-    p.add_argument("id")
+    p.add_argument("id", help="the agent whose branch to push (see 'am list')")
     p.add_argument("--remote", metavar="URL|NAME",
                    help="where to push (default: the URL the agent was spawned from; for a "
                    "local source, its remote origin)")
