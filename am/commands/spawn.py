@@ -132,7 +132,6 @@ def launch(plan: planning.Plan, backend, layout, undo: Undo, **fields):
     ``am spawn`` and ``am start``. Pushes its undo steps; on success the record is ``running``
     with FIELDS. Returns AgentExited when the agent ended while this waited for it (it ran: it
     is then an exited agent like any other, record, workspace and log kept), else None."""
-    from am.backends.engine import AgentExited
 
     store = open_store(layout)
     exited = None
