@@ -78,6 +78,14 @@ def run_head(engine: str, isolation: str, network: str) -> list[str]:
     return [engine, "run", "--runtime", docker_runtime(network)]
 
 
+def engine_options(engine: str, isolation: str, network: str) -> list[str]:
+    """The engine's own options before its command (podman's gVisor runtime and its flags),
+    which podman needs on every call that runs the container's runtime (init, start), not only
+    on the one that made it."""
+    head = run_head(engine, isolation, network)
+    return head[1:head.index("run")]
+
+
 def pids_args(isolation: str, pids: int, host_cpus: int) -> list[str]:
     """The process limit PIDS as run options.
 

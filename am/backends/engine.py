@@ -580,15 +580,20 @@ class Engine(Backend):
         res = proc.run(spec["argv"], env=env, cwd=spec["cwd"], timeout=300)
         if not res.ok:
             raise self.start_error(plan, res.err or res.out)
+        from am import isolation
+
+        # podman runs runsc with the flags it is given on this call, not those of the create.
+        runtime_options = isolation.engine_options(
+            self.runtime, plan.isolation or isolation.DEFAULT, plan.network)
         if self.api is None:
             # A local podman's conmon, and its attach socket, come with 'init'.
-            res = self.call("init", plan.container, timeout=300)
+            res = self.call(*runtime_options, "init", plan.container, timeout=300)
             if not res.ok:
                 raise self.start_error(plan, res.err or res.out)
         started = False
         try:
             keeper.request(layout, {"op": "watch", "id": plan.id})
-            res = self.call("start", plan.container, timeout=300)
+            res = self.call(*runtime_options, "start", plan.container, timeout=300)
             if not res.ok:
                 raise self.start_error(plan, res.err or res.out)
             started = True

@@ -33,6 +33,14 @@ def run(args) -> int:
     sys.stdout.buffer.write(b"\r\n[am: attached to " + view["id"].encode() +
                             b"; Ctrl-b d detaches]\r\n")
     sys.stdout.flush()
-    code = proc.run_fg(attach_argv(view["runtime"], view["container"]))
+    import shutil
+
+    from am import ptyrelay
+
+    argv = attach_argv(view["runtime"], view["container"])
+    if not shutil.which(argv[0]):
+        raise proc.NotFound(f"{argv[0]} not found in PATH")
+    # am's own terminal relay detaches on Ctrl-b d (the engine's client may not: ptyrelay).
+    code = ptyrelay.relay(argv)
     # Detaching is not a failure: the engine's client says 1 for it, docker as podman.
     return 0 if status.view(args.id, layout)["status"] == "running" else code
