@@ -134,7 +134,7 @@ def agent_files(home: Path) -> set[str]:
     for folder in (home / "state" / "logs", home / "state" / "run"):
         if folder.is_dir():
             found |= {p.name.split(".")[0] for p in folder.iterdir()}
-    return found
+    return found - {"keeper"}  # am's keeper's lock and socket, not an agent's
 
 
 def home_layout(home: Path):

@@ -114,15 +114,19 @@ def test_only_one_keeper_however_many_start_at_once(tmp_path, monkeypatch):
 @pytest.mark.container
 def test_agents_that_end_at_once_are_recorded(am, repo, engine):
     """An agent that exits within milliseconds of its start, several at once: each spawn
-    succeeds and each exit is recorded (once reported as 'did not start', or a failed
-    attach while conmon had not made its socket yet)."""
+    makes its agent (and says so if it already ended) and each exit is recorded (once
+    reported as 'did not start', or a failed attach while conmon had not made its socket
+    yet)."""
     n = 6
     procs = [subprocess.Popen([*am.argv, "spawn", str(repo), "--container", "--runtime",
                                engine, "--cmd", "echo bye; exit 3"], env=am.env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(n)]
     outs = [p.communicate(timeout=300) for p in procs]
-    assert [p.returncode for p in procs] == [0] * n, [err for _, err in outs]
+    for p, (_, err) in zip(procs, outs, strict=True):
+        # Ended before its spawn returned: said, with its code; else a plain spawn.
+        assert p.returncode == 0 or (
+            p.returncode == 1 and "exited with code 3 while starting" in err), err
     agents = [out.strip().splitlines()[-1] for out, _ in outs]
     for agent in agents:
         info = am.wait_status(agent, "exited")

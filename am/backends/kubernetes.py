@@ -58,6 +58,11 @@ def explain(text: str, t: kube.Target | None = None) -> AmError:
                        "'am clean --containers', or choose another --name")
     if "forbidden" in low:
         return AmError(f"Kubernetes refused: {last}", RBAC_HINT)
+    if "doesn't have a resource type" in low:
+        # An older kubectl (Debian 12's 1.20) asks for the API's resource list first and says
+        # only this when the server refuses it.
+        return AmError(f"Kubernetes refused kubectl the list of its resources: {last}",
+                       RBAC_HINT)
     if "cannot locate context" in low or "context was not found" in low:
         return AmError(f"kubectl has no context of that name: {last}",
                        "'kubectl config get-contexts' lists them: fix AM_KUBE_CONTEXT "
@@ -74,7 +79,8 @@ def explain(text: str, t: kube.Target | None = None) -> AmError:
         return AmError(f"the cluster refused kubectl's credentials: {last}",
                        "log in again (your cluster vendor's login, or refresh the "
                        "kubeconfig's token), then check with 'kubectl get pods'")
-    if any(s in low for s in ("unable to connect", "connection refused", "no such host",
+    if any(s in low for s in ("unable to connect", "connection refused", "was refused",
+                              "no such host",
                               "i/o timeout", "couldn't get current server api")):
         return AmError(f"cannot reach {where}: {last}",
                        "check 'kubectl cluster-info' with the same context")
