@@ -7,7 +7,7 @@ RUNTIME ?= auto
 # After root's work in an ordinary user's checkout ('sudo make test'), hand back what it made.
 GIVE_BACK := bash scripts/give-back.sh
 
-.PHONY: setup install test test-fast test-cluster lint image clean-agents demo security bench
+.PHONY: setup install test test-fast test-cluster lint format image clean-agents demo security bench
 
 setup:  ## system packages, running container engines, the proxy image for you (root)
 	bash scripts/setup-host.sh; rc=$$?; $(GIVE_BACK); exit $$rc
@@ -19,21 +19,26 @@ install:  ## a .venv with am and the test tools (yours, even after a 'sudo make 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]' --config-settings editable_mode=compat
+	$(BIN)/pip install -q -e '.[test,dev]' --config-settings editable_mode=compat
 	touch $@
 	@$(GIVE_BACK)
 
-test: install  ## the whole suite: unit, tmux end-to-end, both container engines
+test: lint  ## lint, then the whole suite: unit, tmux end-to-end, both container engines
 	$(BIN)/pytest -q -ra; rc=$$?; $(GIVE_BACK); exit $$rc
 
-test-fast: install  ## everything that needs no container engine
+test-fast: lint  ## lint, then everything that needs no container engine
 	$(BIN)/pytest -q -ra -m "not container"; rc=$$?; $(GIVE_BACK); exit $$rc
 
 test-cluster: install  ## Kubernetes agents on a real cluster: AM_TEST_KUBECONFIG (docs/scale.md)
 	AM_TEST_CLUSTER_TIER=1 $(BIN)/pytest -q -ra tests/cluster
 
-lint: install
-	$(BIN)/ruff check am tests scripts
+lint: install  ## ruff's checks, no new import cycle, and mypy over the typed modules (pyproject's tool.mypy)
+	$(BIN)/ruff check am tests scripts && \
+	$(BIN)/python scripts/import_cycles.py && \
+	$(BIN)/mypy; rc=$$?; $(GIVE_BACK); exit $$rc
+
+format: install  ## ruff format over the tree
+	$(BIN)/ruff format am tests scripts; rc=$$?; $(GIVE_BACK); exit $$rc
 
 image: install  ## the agent image for RUNTIME (docker, podman or auto); AGENTS=claude,codex,...
 	$(BIN)/am image build --runtime $(RUNTIME) $(if $(AGENTS),--agents $(AGENTS)); rc=$$?; $(GIVE_BACK); exit $$rc

@@ -105,7 +105,7 @@ def fetch_argv(repo: Path, path: Path) -> list[str]:
 def _git(argv: list[str], what: str, stdin=None) -> proc.Result:
     res = proc.run(argv, env=git.source_env(), stdin=stdin, cwd="/")
     if not res.ok:  # git's words may quote the bundle's: one printable line
-        raise bad(f"{what}: {printable(git.one_line(res.last_lines(3))) or res.code}")
+        raise bad(f"{what}: {printable(res.brief(3)) or res.code}")
     return res
 
 

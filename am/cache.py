@@ -8,14 +8,13 @@ ever held. Agents never write to a mirror — in container mode it is mounted re
 """
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from am import git, proc
+from am import files, git, proc
 from am.errors import AmError
 
 
@@ -31,12 +30,8 @@ def locked(mirror: Path) -> Iterator[None]:
     from am import paths
 
     paths.private_dir(mirror.parent)
-    fd = os.open(mirror.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with files.locked(mirror.with_suffix(".lock")):
         yield
-    finally:
-        os.close(fd)
 
 
 # am's umask makes what git writes 0600, but container agents of a root am run as their own uid
@@ -59,7 +54,7 @@ def update(url: str, mirror: Path) -> None:
     if (mirror / "HEAD").is_file():
         res = proc.run(fetch_argv(mirror), env=git.source_env())
         if not res.ok:
-            raise AmError(f"cannot fetch {url}: {res.last_lines(1)}")
+            raise AmError(f"cannot fetch {url}: {res.brief()}")
         return
     partial = mirror.with_name(mirror.name + ".partial")
     import shutil
@@ -68,7 +63,7 @@ def update(url: str, mirror: Path) -> None:
     res = proc.run(mirror_argv(url, partial), env=git.source_env())
     if not res.ok:
         shutil.rmtree(partial, ignore_errors=True)
-        raise AmError(f"cannot clone {url}: {res.last_lines(1)}")
+        raise AmError(f"cannot clone {url}: {res.brief()}")
     proc.run(["git", "-C", str(partial), "config", "gc.auto", "0"])
     os.replace(partial, mirror)
 
@@ -81,7 +76,7 @@ def clone(url: str, dest: Path, cache: Path) -> Path:
         res = proc.run(["git", "clone", "--quiet", "--shared", "--no-checkout", "--",
                         str(mirror), str(dest)], env=git.source_env())
     if not res.ok:
-        raise AmError(f"cannot clone {url} from its cache: {res.last_lines(1)}")
+        raise AmError(f"cannot clone {url} from its cache: {res.brief()}")
     # The agent's remote is the real URL, as with a plain clone.
     from am import gitsafe
 

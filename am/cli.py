@@ -189,9 +189,11 @@ def _push(p):
 
 
 def _list(p):
+    from am.record import Status  # am list imports it anyway; other commands need not
+
     p.add_argument("--json", action="store_true", help=JSON)
     # the same choices as am.main.quick_list, which parses these without argparse
-    p.add_argument("--status", choices=["running", "stopped", "exited", "error", "starting"],
+    p.add_argument("--status", choices=[s.value for s in Status],
                    help="only the agents with this status")
 
 

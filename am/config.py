@@ -10,9 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from am import plan, profiles
+from am import domains, profiles, validate
 from am.errors import AmError
-from am.health import DEFAULT_IDLE_AFTER
 
 SOURCES = ("flag", "env", "file", "default")
 RUNTIMES = ("docker", "podman", "auto", "kubernetes")
@@ -45,8 +44,8 @@ def _memory(value):
     if not isinstance(value, str):
         raise Invalid("a size as a string, such as \"512m\" or \"2g\"")
     try:
-        plan.check_memory(value)
-    except AmError as e:
+        validate.memory(value)
+    except validate.Invalid as e:
         raise Invalid(e.hint or "a size such as \"512m\" or \"2g\"") from None
     return value.lower()
 
@@ -55,8 +54,8 @@ def _log_size(value):
     if not isinstance(value, str):
         raise Invalid("a size as a string, at least 64k, such as \"16m\"")
     try:
-        size = plan.memory_bytes(value, "logs.max_size")
-    except AmError:
+        size = validate.memory_bytes(value)
+    except validate.Invalid:
         size = 0
     if size < 64 * 1024:
         raise Invalid("a size as a string, at least 64k, such as \"16m\"")
@@ -67,19 +66,17 @@ def _cpus(value):
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise Invalid("a positive number such as 0.5 or 2")
     try:
-        plan.check_cpus(str(value))
-    except AmError:
-        raise Invalid("a positive number such as 0.5 or 2") from None
+        validate.cpus(str(value))
+    except validate.Invalid as e:
+        raise Invalid(e.hint) from None
     return str(value)
 
 
 def _pids(value):
-    if isinstance(value, bool):
-        raise Invalid("a whole number of processes such as 100")
-    text = str(value)
-    if not re.fullmatch(r"\d+", text) or int(text) < 1:
-        raise Invalid("a whole number of processes such as 100")
-    return int(text)
+    try:
+        return validate.pids(value)
+    except validate.Invalid as e:
+        raise Invalid(e.hint) from None
 
 
 def _disk(value):
@@ -110,7 +107,7 @@ def _domains(value):
         raise Invalid("a list of host names such as [\"pypi.org\", \"*.example.com\"]")
     try:
         # Public suffix wildcards are refused at spawn: the list costs 50 ms to load.
-        return [plan.check_domain(d, "entry", suffixes=False) for d in value]
+        return [domains.check(d, "entry", suffixes=False) for d in value]
     except AmError as e:
         raise Invalid(f"host names such as example.com, *.example.com or example.com:8443 "
                       f"({e.message})") from None
@@ -132,8 +129,8 @@ def _quantity(value):
 
 def _clis(value):
     items = value.replace(",", " ").split() if isinstance(value, str) else value
-    if not isinstance(items, list) or not all(isinstance(c, str) and re.fullmatch(
-            r"[a-z0-9][a-z0-9_.-]{0,62}", c) for c in items):
+    if not isinstance(items, list) or not all(
+            isinstance(c, str) and validate.NAME_RE.fullmatch(c) for c in items):
         raise Invalid("agent CLI names, such as [\"claude\", \"codex\"] (or \"claude,codex\")")
     return sorted(set(items))
 
@@ -152,21 +149,21 @@ KEYS = {
     for k in (
         Key("runtime", "auto", _choice(RUNTIMES), "AM_RUNTIME", "runtime"),
         Key("agent", "claude", _text, "AM_AGENT", "agent"),
-        Key("image", plan.DEFAULT_IMAGE, _text, "AM_IMAGE", "image"),
+        Key("image", validate.DEFAULT_IMAGE, _text, "AM_IMAGE", "image"),
         Key("network", "none", _choice(NETWORKS), "AM_NETWORK", "network"),
         Key("isolation", ISOLATIONS[0], _choice(ISOLATIONS), "AM_ISOLATION", "isolation"),
         Key("allow_domains", [], _domains, None, "allow_domain"),
         Key("allow_private_domains", [], _domains, None, "allow_private_domain"),
-        Key("limits.memory", plan.DEFAULT_LIMITS["memory"], _memory, "AM_MEMORY", "memory"),
-        Key("limits.cpus", plan.DEFAULT_LIMITS["cpus"], _cpus, "AM_CPUS", "cpus"),
-        Key("limits.pids", int(plan.DEFAULT_LIMITS["pids"]), _pids, "AM_PIDS", "pids"),
+        Key("limits.memory", validate.DEFAULT_LIMITS["memory"], _memory, "AM_MEMORY", "memory"),
+        Key("limits.cpus", validate.DEFAULT_LIMITS["cpus"], _cpus, "AM_CPUS", "cpus"),
+        Key("limits.pids", int(validate.DEFAULT_LIMITS["pids"]), _pids, "AM_PIDS", "pids"),
         # A container agent's workspace size (am/disk.py); "none": no cap.
         Key("limits.disk", "none", _disk, "AM_DISK", "disk"),
-        Key("idle_after", DEFAULT_IDLE_AFTER, _seconds, "AM_IDLE_AFTER", None),
+        Key("idle_after", validate.DEFAULT_IDLE_AFTER, _seconds, "AM_IDLE_AFTER", None),
         # The CLIs `am image build` (and a first container spawn) put in the image.
         Key("agent_clis", ["claude"], _clis, "AM_AGENT_CLIS", None),
         # The host log of an agent rotates at this size, keeping one older file.
-        Key("logs.max_size", plan.DEFAULT_LOG_MAX_SIZE, _log_size, "AM_LOG_MAX_SIZE", None),
+        Key("logs.max_size", validate.DEFAULT_LOG_MAX_SIZE, _log_size, "AM_LOG_MAX_SIZE", None),
         # --runtime kubernetes (docs/scale.md): empty context and namespace are kubectl's own
         Key("kubernetes.context", "", _optional_text, "AM_KUBE_CONTEXT", None),
         Key("kubernetes.namespace", "", _optional_text, "AM_KUBE_NAMESPACE", None),
@@ -200,9 +197,7 @@ class Setting:
 
     def label(self, key: str) -> str:
         """How an error message names this value."""
-        if self.source == "flag":
-            return self.origin
-        if self.source == "env":
+        if self.source in ("flag", "env"):
             return self.origin
         if self.source == "file":
             return f"{key} in {self.origin}"
@@ -253,7 +248,7 @@ def _agent_profile(name: str, table, path: Path) -> profiles.Profile:
     if not isinstance(table, dict):
         raise _fail(f"invalid {where}: expected a table", "[agents.NAME] with " +
                     ", ".join(AGENT_KEYS))
-    if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,62}", name):
+    if not validate.NAME_RE.fullmatch(name):
         raise _fail(f"invalid agent name {name!r} in {path}",
                     "lowercase letters, digits, '_', '.', '-'")
     for k in table:
@@ -281,7 +276,7 @@ def _agent_profile(name: str, table, path: Path) -> profiles.Profile:
                     AGENT_KEYS["skip_permissions_flag"])
     def domain_ok(d):
         try:
-            plan.check_domain(d, suffixes=False)
+            domains.check(d, suffixes=False)
             return True
         except AmError:
             return False
@@ -292,7 +287,7 @@ def _agent_profile(name: str, table, path: Path) -> profiles.Profile:
         flag,
         strings("api_domains", check=domain_ok) if "api_domains" in table
         else (base.api_domains if base else ()),
-        strings("env_names", check=plan.ENV_NAME_RE.fullmatch) if "env_names" in table
+        strings("env_names", check=validate.ENV_NAME_RE.fullmatch) if "env_names" in table
         else (base.env_names if base else ()),
         strings("config_paths", check=_relative) if "config_paths" in table
         else (base.config_paths if base else ()),

@@ -92,7 +92,7 @@ def detach(device: str) -> bool:
         return False
     res = proc.run(detach_argv(device), timeout=60)
     if not res.ok:
-        raise AmError(f"cannot detach {device}: {res.last_lines(1)}")
+        raise AmError(f"cannot detach {device}: {res.brief()}")
     return True
 
 
@@ -243,7 +243,7 @@ LOOP_HINT = ("no loop device was free: 'losetup --list' shows what holds them ('
 def _run(argv: list[str], what: str) -> None:
     res = proc.run(argv, timeout=120)
     if not res.ok:
-        why = res.last_lines(1)
+        why = res.brief()
         raise AmError(f"cannot {what}: {why}", LOOP_HINT if "loop device" in why else None)
 
 
@@ -307,17 +307,11 @@ def ensure(image: Path, workspace: Path, agent_id: str, required: bool = False) 
     return True
 
 
-@contextlib.contextmanager
 def locked(folder: Path):
     """Mounting and unmounting in FOLDER's file systems, one am process at a time."""
-    import fcntl
+    from am import files
 
-    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+    return files.locked(folder / ".lock")
 
 
 def remove(image: Path, workspace: Path) -> None:
@@ -334,7 +328,7 @@ def _remove(image: Path, workspace: Path) -> None:
     while mounted(image, workspace):  # each of stacked mounts, should there be any
         res = proc.run(umount_argv(workspace), timeout=120)
         if not res.ok:
-            raise AmError(f"cannot unmount the workspace {workspace}: {res.last_lines(1)}",
+            raise AmError(f"cannot unmount the workspace {workspace}: {res.brief()}",
                           "a process still uses it (a shell in it?); end it, then try again")
     partial = image.with_name(image.name + PARTIAL)
     for path in (image, partial):

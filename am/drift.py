@@ -2,44 +2,35 @@
 
 import os
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from am import git, paths, proc, session
+from am.record import Status
+from am.status import spawn_alive  # noqa: F401 (am clean asks drift)
 from am.store import open_store
+
+
+class Kind(StrEnum):
+    ORPHAN_SESSION = "orphan-session"  # a tmux session of this AM_HOME with no record
+    ORPHAN_CONTAINER = "orphan-container"  # a labelled container with no record
+    LOST_CONTAINER = "lost-container"  # a container of an agent am no longer runs
+    ORPHAN_PROXY = "orphan-proxy"  # a network proxy whose agent is gone or not running
+    ORPHAN_NETWORK = "orphan-network"  # am's outside network that no proxy uses
+    STALE_SPAWN = "stale-spawn"  # the record of a spawn that died before it finished
+    STALE_WORKTREE = "stale-worktree"  # a worktree entry in a source whose folder is gone
+    ORPHAN_WORKSPACE = "orphan-workspace"  # a workspace folder with no record
+    INVALID_RECORD = "invalid-record"  # a record naming what am did not make for its id
+    ORPHAN_DISK = "orphan-disk"  # a workspace file system (--disk) with no record
+    LOOSE_LOOP = "loose-loop"  # a loop device of one, mounted nowhere
 
 
 @dataclass
 class Drift:
-    # orphan-session | orphan-container | lost-container | orphan-proxy |
-    # orphan-network | stale-spawn | stale-worktree | orphan-workspace | invalid-record |
-    # orphan-disk | loose-loop
-    kind: str
+    kind: Kind
     subject: str
     detail: str
     runtime: str | None = None
-
-
-def spawn_alive(record: dict) -> bool:
-    pid = record.get("spawn_pid")
-    if not pid:
-        return False
-    try:
-        import psutil
-
-        p = psutil.Process(pid)
-        return "am" in " ".join(p.cmdline()) and p.create_time() <= _created_epoch(record) + 5
-    except Exception:
-        return False
-
-
-def _created_epoch(record: dict) -> float:
-    import calendar
-    import time
-
-    try:
-        return calendar.timegm(time.strptime(record["created"], "%Y-%m-%dT%H:%M:%SZ"))
-    except (KeyError, ValueError):
-        return 0.0
 
 
 def network_drift(engine, records: dict, home: str) -> list[Drift]:
@@ -48,100 +39,115 @@ def network_drift(engine, records: dict, home: str) -> list[Drift]:
     from am import network
 
     proxies = network.proxies(engine, home)
-    running = (engine.running(list(records.values())) or set()) if proxies else set()
+    running = (engine.running() or set()) if proxies else set()
     found = []
     for name in proxies:
         r = records.get(name[len(network.PROXY_PREFIX):])
         if r is None or r.get("runtime") != engine.runtime:
             why = "with no agent record"
-        elif r.get("status") != "starting" and r.get("container") not in running:
+        elif r.get("status") != Status.STARTING and r.get("container") not in running:
             why = f"of agent {r['id']}, which is not running"
         else:
             continue
-        found.append(Drift("orphan-proxy", name, f"{engine.runtime} network proxy {why}",
+        found.append(Drift(Kind.ORPHAN_PROXY, name, f"{engine.runtime} network proxy {why}",
                            engine.runtime))
     if not proxies:
         for name in network.networks(engine, home):
-            found.append(Drift("orphan-network", name, f"{engine.runtime} outside network of "
+            found.append(Drift(Kind.ORPHAN_NETWORK, name, f"{engine.runtime} outside network of "
                                "this AM_HOME that no proxy uses", engine.runtime))
     return found
 
 
 def find(layout=None, engines: list | None = None) -> list[Drift]:
+    """Every drift of LAYOUT's state file against tmux, the ENGINES given, and the disk."""
     layout = layout or paths.layout()
     records = open_store(layout).agents()
     home = str(layout.root)
-    sessions_by_name = {r.get("session") for r in records.values()}
-    found: list[Drift] = []
     live = session.sessions()
-    for name, owner in live.items():
-        if owner == home and name.startswith("am-") and name not in sessions_by_name:
-            found.append(Drift("orphan-session", name, "tmux session with no agent record"))
+    found = [Drift(Kind.ORPHAN_SESSION, name, "tmux session with no agent record")
+             for name in session.orphans(live, records, home)]
     for engine in engines or []:
-        containers = {
-            r.get("container") for r in records.values() if r.get("runtime") == engine.runtime
-        }
-        by_container = {r.get("container"): r for r in records.values()
-                        if r.get("runtime") == engine.runtime}
-        for name in engine.labelled(home):
-            r = by_container.get(name)
-            if r is not None and r.get("status") not in ("starting", "running"):
-                found.append(Drift("lost-container", name, f"{engine.runtime} container of "
-                                   f"agent {r['id']}, which am no longer runs "
-                                   f"({r.get('status')})", engine.runtime))
-                continue
-            if name not in containers:
-                found.append(
-                    Drift(
-                        "orphan-container",
-                        name,
-                        f"{engine.runtime} container "
-                        "labelled for this AM_HOME with no agent record",
-                        engine.runtime,
-                    )
-                )
+        found += container_drift(engine, records, home)
         found += network_drift(engine, records, home)
+    invalid, valid = record_drift(records, layout)
+    return (found + invalid + spawn_drift(valid, live) + worktree_drift(valid) +
+            workspace_drift(records, layout) + disk_drift(records, valid, layout))
+
+
+def container_drift(engine, records: dict, home: str) -> list[Drift]:
+    """ENGINE's containers labelled for HOME of agents am no longer runs, or with no record."""
+    mine = {r.get("container"): r for r in records.values() if r.get("runtime") == engine.runtime}
+    found = []
+    for name in engine.labelled(home):
+        r = mine.get(name)
+        if r is not None and r.get("status") not in (Status.STARTING, Status.RUNNING):
+            found.append(Drift(Kind.LOST_CONTAINER, name, f"{engine.runtime} container of "
+                               f"agent {r['id']}, which am no longer runs ({r.get('status')})",
+                               engine.runtime))
+        elif r is None:
+            found.append(Drift(Kind.ORPHAN_CONTAINER, name, f"{engine.runtime} container "
+                               "labelled for this AM_HOME with no agent record", engine.runtime))
+    return found
+
+
+def record_drift(records: dict, layout) -> tuple[list[Drift], list[dict]]:
+    """Records that name something other than what am made for their id; and the others."""
     from am import records as checks
 
-    invalid = set()
+    invalid, valid = [], []
     for key, r in records.items():
         wrong = checks.problems(r, layout, key)
         if wrong:
-            invalid.add(key)
-            found.append(Drift("invalid-record", key, "; ".join(wrong)))
-    valid = [r for key, r in records.items() if key not in invalid]
-    for r in valid:
-        if r.get("status") == "starting" and not spawn_alive(r):
-            running = " (its session still runs)" if r.get("session") in live else ""
-            found.append(Drift("stale-spawn", r["id"],
-                               f"record of a spawn that was interrupted{running}"))
+            invalid.append(Drift(Kind.INVALID_RECORD, key, "; ".join(wrong)))
+        else:
+            valid.append(r)
+    return invalid, valid
+
+
+def spawn_drift(valid: list[dict], live: dict) -> list[Drift]:
+    """Records of spawns that were interrupted before they finished."""
+    return [Drift(Kind.STALE_SPAWN, r["id"], "record of a spawn that was interrupted" +
+                  (" (its session still runs)" if r.get("session") in live else ""))
+            for r in valid if r.get("status") == Status.STARTING and not spawn_alive(r)]
+
+
+def worktree_drift(valid: list[dict]) -> list[Drift]:
+    """What ``git worktree prune`` would remove in the sources of worktree agents."""
+    found = []
     for source in sorted({r["source"] for r in valid if r.get("worktree")}):
         res = proc.run(["git", "-C", source, "worktree", "prune", "--dry-run", "--verbose"],
                        env=git.source_env())
-        for line in (res.out + res.err).splitlines():
-            if line.strip():
-                found.append(Drift("stale-worktree", source, line.strip()))
+        found += [Drift(Kind.STALE_WORKTREE, source, line.strip())
+                  for line in (res.out + res.err).splitlines() if line.strip()]
+    return found
+
+
+def workspace_drift(records: dict, layout) -> list[Drift]:
+    """Folders among the workspaces that no record names (am's own temporaries start with
+    a dot; one with a file system of its own is an orphan-disk, in disk_drift)."""
     from am import disk
 
+    if not layout.workspaces.is_dir():
+        return []
     known = {Path(r["workspace"]).name for r in records.values()}
-    if layout.workspaces.is_dir():
-        for entry in sorted(os.listdir(layout.workspaces)):
-            # one with a file system of its own is an orphan-disk, below
-            if entry not in known and not entry.startswith(".") and \
-                    not disk.made(layout.disk_image(entry)):
-                found.append(
-                    Drift(
-                        "orphan-workspace",
-                        str(layout.workspaces / entry),
-                        "workspace folder with no agent record",
-                    )
-                )
-    busy = {r["id"] for r in valid if r.get("status") == "starting" and spawn_alive(r)}
+    return [Drift(Kind.ORPHAN_WORKSPACE, str(layout.workspaces / entry),
+                  "workspace folder with no agent record")
+            for entry in sorted(os.listdir(layout.workspaces))
+            if entry not in known and not entry.startswith(".") and
+            not disk.made(layout.disk_image(entry))]
+
+
+def disk_drift(records: dict, valid: list[dict], layout) -> list[Drift]:
+    """Workspace file systems (--disk) with no record, and their loop devices left attached."""
+    from am import disk
+
+    busy = {r["id"] for r in valid if r.get("status") == Status.STARTING and spawn_alive(r)}
+    found = []
     for left in disk.leftovers(layout.disks, set(records), busy):
         if left.what == "orphan":
-            found.append(Drift("orphan-disk", str(left.image), "workspace file system (--disk) "
-                               "with no agent record"))
+            found.append(Drift(Kind.ORPHAN_DISK, str(left.image), "workspace file system "
+                               "(--disk) with no agent record"))
         else:
-            found.append(Drift("loose-loop", left.device, f"loop device reading {left.image}, "
-                               "mounted nowhere"))
+            found.append(Drift(Kind.LOOSE_LOOP, left.device, f"loop device reading "
+                               f"{left.image}, mounted nowhere"))
     return found

@@ -44,11 +44,6 @@ HARDENING = (
 )
 
 
-def one_line(text: str) -> str:
-    """Git's message as part of am's one-line error."""
-    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
-
-
 def is_url(source: str) -> bool:
     return bool(URL_RE.match(source))
 
@@ -101,7 +96,7 @@ def ws_git(repo, *args: str, env_extra=None, check=True) -> proc.Result:
     res = proc.run(ws_argv(repo, *args), env=ws_env(env_extra))
     if check and not res.ok:
         raise AmError(f"git {args[0]} failed in {repo.work_tree}: "
-                      f"{one_line(res.last_lines(3))}")
+                      f"{res.brief()}")
     return res
 
 
@@ -161,7 +156,7 @@ def check_branch(branch: str) -> str:
 def clone(source: str, dest: Path, *, hardlinks: bool) -> None:
     res = proc.run(clone_argv(source, dest, hardlinks=hardlinks), env=source_env())
     if not res.ok:
-        raise AmError(f"cannot clone {source}: {res.last_lines(1)}")
+        raise AmError(f"cannot clone {source}: {res.brief()}")
 
 
 def resolve_base(repo, base: str | None) -> str:
@@ -211,7 +206,7 @@ def worktree_add(source: Path, dest: Path, branch: str, base: str | None) -> str
     commit = res.out.strip()
     res = proc.run(worktree_add_argv(source, dest, branch, commit), env=source_env())
     if not res.ok:
-        raise AmError(f"cannot add a worktree of {source}: {res.last_lines(1)}")
+        raise AmError(f"cannot add a worktree of {source}: {res.brief()}")
     _branches_made.add((str(source), branch))
     return commit
 
@@ -221,7 +216,7 @@ def common_dir(source: Path) -> Path:
     res = proc.run(["git", "-C", str(source), "rev-parse", "--path-format=absolute",
                     "--git-common-dir"], env=source_env())
     if not res.ok:
-        raise AmError(f"cannot find the git folder of {source}: {res.last_lines(1)}")
+        raise AmError(f"cannot find the git folder of {source}: {res.brief()}")
     return Path(res.out.strip())
 
 

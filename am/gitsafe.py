@@ -76,7 +76,7 @@ def config_entries(path: Path) -> list[tuple[str, str | None]]:
         env=env,
     )
     if not res.ok:
-        raise AmError(f"cannot parse {path}: {res.last_lines(1)}")
+        raise AmError(f"cannot parse {path}: {res.brief()}")
     entries = []
     for item in res.out.split("\0"):
         if item:

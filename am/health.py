@@ -8,38 +8,25 @@ CPU, so a status costs about one engine call's time.
 and what the supervisor recorded) and makes no call at all.
 """
 
-import json
 import os
 import time
 from pathlib import Path
 
-DEFAULT_IDLE_AFTER = 600  # seconds without output before an agent counts as idle
+from am import clock, files
+from am.defaults import DEFAULT_IDLE_AFTER  # noqa: F401 (am list's default, read here)
 
 CPU_INTERVAL = 0.5  # seconds psutil samples tmux agents' CPU over, all processes at once
 
 
 def read_json(path: Path | str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return files.read_json_dict(path) or {}
 
 
-def epoch(iso: str | None) -> float | None:
-    if not iso:
-        return None
-    from datetime import UTC, datetime
-
-    try:
-        return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-    except ValueError:
-        return None
+epoch = clock.epoch
 
 
 def iso(ts: float | None) -> str | None:
-    return None if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+    return None if ts is None else clock.iso(ts)
 
 
 def last_output(view: dict) -> float | None:
@@ -151,7 +138,7 @@ def engine_figures(containers: dict[str, list[str]]) -> tuple[dict, dict, list]:
     threads."""
     import threading
 
-    from am.backends.engine import engine
+    from am.backends import for_runtime as engine
     from am.errors import AmError
 
     figures, failed, lock = {}, {}, threading.Lock()
@@ -251,9 +238,12 @@ def row(view: dict, live: dict, events: dict, now: float, idle_after: float,
     limits = view.get("limits") or {}
     memory_limit = live.get("memory_limit")
     if view.get("mode") == "container" and limits.get("memory"):
-        from am.plan import memory_bytes
+        from am import validate
 
-        memory_limit = memory_bytes(str(limits["memory"]))  # the engine's may round it
+        try:  # the record's: the engine's may round it
+            memory_limit = validate.memory_bytes(str(limits["memory"]))
+        except validate.Invalid:
+            pass  # a hand-edited record: the engine's figure
     pids_now = live.get("pids")
     return {
         "id": view["id"],

@@ -1,11 +1,11 @@
 """Agent ids: generated ones and user-chosen names."""
 
 import os
-import re
 
+from am import validate
 from am.errors import AmError
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+NAME_RE = validate.NAME_RE
 
 
 def new_id() -> str:
@@ -26,3 +26,8 @@ def validate_name(name: str) -> str:
 def session_name(agent_id: str) -> str:
     """The tmux session and container name of an agent."""
     return f"am-{agent_id}"
+
+
+def volume_name(agent_id: str) -> str:
+    """The engine volume that holds an agent's workspace on a remote engine."""
+    return f"am-ws-{agent_id}"

@@ -11,11 +11,12 @@ import os
 import re
 from pathlib import Path
 
+from am import validate
 from am.errors import AmError
 
 LABEL = "am.agent-clis"
 DEFAULT_CLIS = ("claude",)
-CLI_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+CLI_NAME = validate.NAME_RE
 
 
 def data_root() -> Path:

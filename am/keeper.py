@@ -28,6 +28,9 @@ import threading
 import time
 from pathlib import Path
 
+from am import clock
+from am.runfiles import rotation_note, write_exit
+
 OUTPUT_RATE = 1 << 20  # bytes per second one agent's terminal output is read at, at most
 BURST = 256 << 10  # bytes read at once before the rate applies
 IDLE_EXIT = 30.0  # seconds without agents after which the keeper leaves (AM_KEEPER_IDLE)
@@ -160,26 +163,6 @@ def ensure(layout) -> None:
 # -- the keeper itself -------------------------------------------------------------------------
 
 
-def now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def write_json(path: str, data: dict, sync: bool = True) -> None:
-    tmp = f"{path}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f)
-        if sync:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def rotation_note(limit: int) -> bytes:
-    return (f"\r\n[am: the log reached logs.max_size ({limit} bytes) here; the output before "
-            "this line is in the .log.1 file beside it, older output was dropped]\r\n").encode()
-
-
 def typed(text: str, enter: bool, paste: bool) -> bytes:
     """The bytes a terminal gets when TEXT is pasted (newlines as Enter, as tmux pastes;
     bracketed when the program turned PASTE mode on) and Enter pressed."""
@@ -266,7 +249,7 @@ class Watch:
         try:
             self._run()
         except Exception as e:  # never let one agent's trouble end the keeper
-            print(f"{now_iso()} {self.id}: {e!r}", file=sys.stderr, flush=True)
+            print(f"{clock.iso()} {self.id}: {e!r}", file=sys.stderr, flush=True)
         finally:
             self.attached.set()
             self.keeper.forget(self)
@@ -291,7 +274,7 @@ class Watch:
         if state == "running":
             if self.resumed:
                 # Nobody held the terminal while no keeper ran: say so where it shows.
-                log.write(f"\r\n[am: {now_iso()}: am's keeper was not running; output "
+                log.write(f"\r\n[am: {clock.iso()}: am's keeper was not running; output "
                           "since it stopped is not in this log]\r\n".encode())
             with contextlib.suppress(Exception):
                 self.on_running()
@@ -385,7 +368,7 @@ class Watch:
     def watch_cgroups(self) -> None:
         from am import hostos
         from am.oomwatch import OomWatch
-        from am.supervise import write_guest, write_health
+        from am.runfiles import write_guest, write_health
 
         self.oom = OomWatch(write_health(self.spec.get("health_file")))
         if not hostos.local_engine(self.api):
@@ -415,8 +398,8 @@ class Watch:
             if "no such" in gone.err.lower() and self.keeper.still_running(self.id):
                 # Removed behind am's back (not by am stop or rm, which mark the record
                 # first): it ended, how is unknown; never 'running' forever.
-                write_json(self.spec["exit_file"], {"exit_code": None, "oom_killed": False,
-                                                    "vanished": True, "finished": now_iso()})
+                write_exit(self.spec["exit_file"], {"exit_code": None, "oom_killed": False,
+                                                    "vanished": True, "finished": clock.iso()})
             return  # already removed (am stop, am rm): nothing to record
         code, oom, status = res.out.split()
         if status in ("created", "running"):
@@ -431,11 +414,11 @@ class Watch:
             self.cli("rm", "--force", c["proxy"])
         if c.get("egress"):
             self.cli("network", "rm", c["egress"])
-        result["finished"] = now_iso()
+        result["finished"] = clock.iso()
         started = self.spec.get("started_at")
         if started:
             result["seconds"] = round(time.time() - started, 3)
-        write_json(self.spec["exit_file"], result)
+        write_exit(self.spec["exit_file"], result)
 
 
 class Keeper:
@@ -495,7 +478,7 @@ class Keeper:
 
     def reconcile(self) -> None:
         """Every container agent the state file says runs: watch it again."""
-        from am import status
+        from am.record import detached
         from am.store import open_store
 
         try:
@@ -503,7 +486,7 @@ class Keeper:
         except Exception:
             return
         for r in agents.values():
-            if status.detached(r) and r.get("status") in ("running", "starting"):
+            if detached(r) and r.get("status") in ("running", "starting"):
                 with contextlib.suppress(Exception):
                     self.watch(r["id"])
 

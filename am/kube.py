@@ -308,7 +308,7 @@ def _pod_base(uid: int, grace: int, service_links: bool = False) -> dict:
 
 
 def _resources(spec: Spec) -> dict:
-    from am.plan import memory_bytes
+    from am.validate import memory_bytes
 
     limits = {"memory": quantity(memory_bytes(str(spec.limits["memory"]))),
               "cpu": millicores(spec.limits["cpus"])}

@@ -3,11 +3,11 @@
 import contextlib
 import shutil
 import sys
-import time
 from pathlib import Path
 
-from am import backends, git, paths, session
+from am import backends, clock, git, paths, session
 from am.errors import AmError
+from am.record import Mode, Status
 
 
 def stop(record: dict, store) -> None:
@@ -16,12 +16,11 @@ def stop(record: dict, store) -> None:
     if record["id"] in store.agents():
         store.update(
             record["id"],
-            status="stopped",
-            stopped=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            status=Status.STOPPED,
+            stopped=clock.iso(),
         )
-    if record.get("mode") == "container":
-        with contextlib.suppress(AmError):
-            backends.for_record(record).stop(record)
+    with contextlib.suppress(AmError):
+        backends.for_record(record).stop(record)  # tmux: nothing runs beyond the session
     session.kill_own(record["session"], str(paths.layout().root))
 
 
@@ -102,7 +101,7 @@ def snapshot_then_delete(record: dict, store, layout) -> Path | None:
         try:
             snap = snapshot.create(record, layout)
         except workspace.Unavailable as e:
-            if record.get("mode") != "container" or not workspace.held_on_host(record):
+            if record.get("mode") != Mode.CONTAINER or not workspace.held_on_host(record):
                 raise
             # The engine cannot run the sandbox (down, image gone) and the agent was stopped
             # first, so nothing writes the workspace: the host reads it, running no git of

@@ -23,8 +23,9 @@ def quick_list(argv: list[str]):
     errors) as always."""
     if not argv or argv[0] != "list":
         return None
-    from am.status import STATUSES
+    from am.record import Status
 
+    STATUSES = {s.value for s in Status}
     json_out, wanted, rest = False, None, argv[1:]
     while rest:
         arg, rest = rest[0], rest[1:]

@@ -225,8 +225,8 @@ def proxy_run_argv(runtime: str, agent_id: str, home: str, egress: str, f: Files
     ports (the agent itself has no network to publish them on). A gVisor agent's proxy runs
     under gVisor too (it parses what the agent sends)."""
     from am import isolation as isolations
-    from am.backends.engine import mount_arg
-    from am.plan import publish_parts
+    from am.backends.hostside import mount_arg
+    from am.validate import publish_parts
 
     ports = []
     for i, spec in enumerate(publish or []):
@@ -264,7 +264,7 @@ def relay_source() -> Path:
 def agent_run_args(f: Files, publish: list[str] | None = None) -> list[str]:
     """What a limited agent's ``run`` adds: the socket (read-only), the relay, proxy settings,
     and with --publish the folder of the relay's sockets for published ports."""
-    from am.backends.engine import mount_arg
+    from am.backends.hostside import mount_arg
 
     env = [f"{k}={PROXY_URL}" for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy",
                                         "https_proxy")]
@@ -280,7 +280,7 @@ def agent_run_args(f: Files, publish: list[str] | None = None) -> list[str]:
 def wrap_command(command: list[str], publish: list[str] | None = None) -> list[str]:
     """The agent's command behind the relay, which then runs it in its own place; with
     --publish, the relay also serves each published port on a socket for the proxy."""
-    from am.plan import publish_parts
+    from am.validate import publish_parts
 
     served = [f"--publish={PUBLISH_DIR}/{i}.sock:{publish_parts(spec)[2]}"
               for i, spec in enumerate(publish or [])]
@@ -344,7 +344,7 @@ def ensure_image(engine) -> None:
 
 def prepare(engine, plan) -> None:
     """Before anything is created: the proxy image, the outside network, the relay's path."""
-    from am.backends.engine import check_mount_path
+    from am.backends.hostside import check_mount_path
 
     ensure_image(engine)
     if plan.egress != plan.managed_egress and network_info(engine, plan.egress) is None:
@@ -368,7 +368,7 @@ def write_files(f: Files, conf: str, uid: int, publish: bool = False,
     configuration. CAPPED (--disk): the relay sockets' folder is a tiny tmpfs, so the agent
     cannot write its way past the cap there. Fails closed: any error stops the spawn."""
     from am import paths
-    from am.backends.engine import agent_uid
+    from am.backends.hostside import agent_uid
 
     try:
         _remove_top(f)
@@ -508,14 +508,6 @@ def wait_ready(engine, name: str, sock: Path, timeout: float) -> None:
                           + (f": {tail[-1]}" if tail else ""))
         time.sleep(0.1)
     raise AmError(f"the network proxy {name} did not answer within {timeout:.0f}s")
-
-
-def remove(engine, agent_id: str, egress: str | None, home: str) -> None:
-    """Remove an agent's proxy (only one labelled for HOME), then the am-managed outside
-    network if no proxy uses it."""
-    engine.remove_owned(proxy_name(agent_id), home)
-    if egress:
-        remove_network(engine, egress)
 
 
 def remove_network(engine, name: str) -> None:

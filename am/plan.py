@@ -6,28 +6,30 @@
 
 import os
 import re
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from am import ids, profiles
+from am import ids, profiles, validate
 from am.errors import AmError
 from am.git import check_branch, is_url
 from am.paths import Layout
+from am.record import Mode, Record
+from am.validate import (  # noqa: F401 (re-exported)
+    DEFAULT_IMAGE,
+    DEFAULT_LIMITS,
+    DEFAULT_LOG_MAX,
+    DEFAULT_LOG_MAX_SIZE,
+    ENV_NAME_RE,
+    memory_bytes,
+    publish_parts,
+)
 
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-MEMORY_RE = re.compile(r"^(\d+(?:\.\d+)?)([bkmg]?)$", re.IGNORECASE)
-UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
-DEFAULT_LIMITS = {"memory": "2g", "cpus": "2", "pids": "100"}
-DEFAULT_IMAGE = "am-agent:latest"
 # A prompt is one argument of the agent's command line (Linux takes up to 128 KiB in one) and
 # is kept in the state record, which every 'am list' reads.
 PROMPT_MAX = 64 * 1024
 PROMPT_ENV = "AM_PROMPT"  # a --cmd agent's prompt
 CONTINUE_ENV = "AM_CONTINUE"  # set to 1 for a --cmd agent started with --continue
 AM_ENV = (PROMPT_ENV, CONTINUE_ENV)
-DEFAULT_LOG_MAX_SIZE = "16m"  # logs.max_size: the log and one rotated file, at most twice it
-DEFAULT_LOG_MAX = 16 * 1024**2
 
 
 @dataclass
@@ -118,53 +120,30 @@ class Plan:
 
     def record(self, home: str) -> dict:
         """The initial state record (no secret values, ever)."""
-        return {
-            "id": self.id,
-            "name": self.id,
-            "mode": self.mode,
-            "runtime": self.runtime,
-            "status": "starting",
-            "source": self.source,
-            "worktree": self.worktree,
-            "branch": self.branch,
-            "base_commit": None,
-            "workspace": str(self.workspace),
-            "container": self.container,
-            "session": self.session,
-            "agent": self.agent,
-            "command": self.command,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "exit_code": None,
-            "oom_killed": False,
-            "network": self.network,
-            "allow_domains": self.allow_domains,
-            "limits": self.limits,
-            "log": str(self.log),
-            "image": self.image,
-            "gpus": self.gpus,
-            "env_names": self.env_names,
-            "prompt": self.prompt,
-            "prompt_args": self.prompt_args,
-            "custom": self.custom,
-            "mount_agent_config": self.mount_agent_config,
-            "publish": self.publish,
-            # A Kubernetes backend maps it to a runtimeClassName (isolation.runtime_class).
-            "isolation": self.isolation,
-            "volume": self.volume,
-            **({"kubernetes": self.kube} if self.kube else {}),
-            "home": home,
-            "spawn_pid": os.getpid(),
-            **({"proxy": self.proxy, "egress_network": self.egress,
-                "allow_private_domains": self.allow_private_domains,
-                "network_log": str(self.network_files.log),
-                "managed_egress": self.egress == self.managed_egress}
-               if self.network == "limited" else {}),
-        }
-
-    def as_dict(self) -> dict:
-        d = asdict(self)
-        d.pop("secrets")
-        return d
+        return Record(
+            self.id, str(self.workspace), str(self.log), home, mode=Mode(self.mode),
+            runtime=self.runtime, source=self.source, worktree=self.worktree,
+            branch=self.branch, agent=self.agent, command=self.command, network=self.network,
+            allow_domains=self.allow_domains, limits=self.limits, extra={
+                "image": self.image,
+                "gpus": self.gpus,
+                "env_names": self.env_names,
+                "prompt": self.prompt,
+                "prompt_args": self.prompt_args,
+                "custom": self.custom,
+                "mount_agent_config": self.mount_agent_config,
+                "publish": self.publish,
+                # A Kubernetes backend maps it to a runtimeClassName (isolation.runtime_class).
+                "isolation": self.isolation,
+                "volume": self.volume,
+                **({"kubernetes": self.kube} if self.kube else {}),
+                "spawn_pid": os.getpid(),
+                **({"proxy": self.proxy, "egress_network": self.egress,
+                    "allow_private_domains": self.allow_private_domains,
+                    "network_log": str(self.network_files.log),
+                    "managed_egress": self.egress == self.managed_egress}
+                   if self.network == "limited" else {}),
+            }).as_dict()
 
 
 FLAG_LABELS = {"memory": "--memory", "cpus": "--cpus", "pids": "--pids", "disk": "--disk"}
@@ -176,34 +155,23 @@ WORKTREE_CONTAINER = (
     "alternates that your own git and am follow later (docs/security.md)")
 
 
-def memory_bytes(value: str, label: str = "--memory") -> int:
-    m = MEMORY_RE.match(value.strip())
-    if not m or float(m.group(1)) <= 0:
-        raise AmError(f"invalid {label} {value!r}", "a positive size such as 512m or 2g")
-    return int(float(m.group(1)) * UNITS[m.group(2).lower()])
+def _refused(label: str, value, e: validate.Invalid) -> AmError:
+    return AmError(f"{label} {value!r} {e.problem}" if e.problem else
+                   f"invalid {label} {value!r}", e.hint)
 
 
 def check_memory(value: str, label: str = "--memory", host_memory: int | None = None) -> int:
-    size = memory_bytes(value, label)
-    if size < 6 * 1024**2:
-        raise AmError(f"{label} {value!r} is too small", "engines need at least 6m")
-    if host_memory and size > host_memory:
-        raise AmError(
-            f"{label} {value!r} is more than this host has ({host_memory / 1024**3:.1f}g)"
-        )
-    return size
+    try:
+        return validate.memory(value, host_memory)
+    except validate.Invalid as e:
+        raise _refused(label, value, e) from None
 
 
 def check_cpus(value: str, label: str = "--cpus", host_cpus: int | None = None) -> float:
     try:
-        ncpus = float(value)
-    except ValueError:
-        raise AmError(f"invalid {label} {value!r}", "a positive number such as 0.5 or 2") from None
-    if not ncpus > 0 or ncpus == float("inf"):
-        raise AmError(f"invalid {label} {value!r}", "a positive number such as 0.5 or 2")
-    if host_cpus and ncpus > host_cpus:
-        raise AmError(f"{label} {value!r} is more than this host has ({host_cpus})")
-    return ncpus
+        return validate.cpus(value, host_cpus)
+    except validate.Invalid as e:
+        raise _refused(label, value, e) from None
 
 
 def check_limits(
@@ -219,12 +187,13 @@ def check_limits(
     labels = {**FLAG_LABELS, **(labels or {})}
     check_memory(memory, labels["memory"], host_memory)
     check_cpus(cpus, labels["cpus"], host_cpus)
-    if not re.fullmatch(r"\d+", str(pids)) or int(pids) < 1:
-        raise AmError(f"invalid {labels['pids']} {pids!r}",
-                      "a whole number of processes such as 100")
+    try:
+        pids_limit = validate.pids(pids)
+    except validate.Invalid as e:
+        raise _refused(labels["pids"], pids, e) from None
     from am import disk as disks
 
-    return {"memory": memory.lower(), "cpus": cpus, "pids": int(pids),
+    return {"memory": memory.lower(), "cpus": cpus, "pids": pids_limit,
             "disk": None if disk is None else disks.check_size(str(disk), labels["disk"])}
 
 
@@ -364,12 +333,6 @@ def check_publish(value: str) -> str:
     return f"{ip if ip.version == 4 else f'[{ip}]'}:{host}:{port}"
 
 
-def publish_parts(spec: str) -> tuple[str, int, int]:
-    """A checked publish spec as (address, host port, container port)."""
-    addr, host, port = spec.rsplit(":", 2)
-    return addr, int(host), int(port)
-
-
 def credentials(profile, names: list[str], values: dict, environ: dict, mode: str,
                 mounted: bool) -> str | None:
     """Add the profile's variables that are set here (passed by name, like --env NAME);
@@ -440,18 +403,7 @@ def build(
     agent_id = ids.validate_name(args.name) if args.name is not None else ids.new_id()
     mode = "container" if args.container else "tmux"
     mount_config = bool(getattr(args, "mount_agent_config", False))
-    profile = None
-    if args.cmd is not None:
-        if args.skip_permissions and not args.agent:
-            raise AmError("--skip-permissions needs an agent profile, not --cmd")
-        command = profiles.command_argv(args.cmd)
-        agent = args.agent or "custom"
-        if args.agent:
-            profile = cfg.profile(args.agent)
-    else:
-        agent = s["agent"].value
-        profile = cfg.profile(agent)
-        command = profile.argv(args.skip_permissions)
+    agent, profile, command = agent_command(args, cfg, s)
     if args.worktree and is_url(source):
         raise AmError("--worktree needs a local repository path, not a URL")
     if args.worktree and args.container:
@@ -476,95 +428,13 @@ def build(
         # A tmux agent runs as the user, so it gets the caller's whole environment (through
         # the same FIFO as --env values), not whatever the tmux server happened to start with.
         values = {**inherited_env(environ), **values}
-    network = args.network or "none"
     publish = [check_publish(v) for v in getattr(args, "publish", None) or []]
-    mounts, copies = [], []
-    kube = None
     if mode == "tmux":
-        if getattr(args, "disk", None):
-            raise AmError(TMUX_DISK, "add --container")
-        for flag, value in (
-            ("--network", args.network),
-            ("--allow-domain", domains),
-            ("--allow-private-domain", private),
-            ("--memory", args.memory),
-            ("--cpus", args.cpus),
-            ("--pids", args.pids),
-            ("--gpus", args.gpus),
-            ("--image", args.image),
-            ("--runtime", args.runtime),
-            ("--isolation", getattr(args, "isolation", None)),
-            ("--mount-agent-config", mount_config),
-            ("--publish", publish),
-            ("--kube-workspace", getattr(args, "kube_workspace", None)),
-        ):
-            if value:
-                raise AmError(f"{flag} applies to container agents", "add --container")
-        limits, network, runtime, isolation = None, None, None, None
+        refuse_container_flags(args, domains, private, mount_config, publish)
+        c = Container(domains=domains)
     else:
-        network, runtime = s["network"].value, s["runtime"].value
-        if runtime == "kubernetes":
-            host_memory = host_cpus = None  # a node's, not this host's
-        labels = {k: s[f"limits.{k}"].label(f"limits.{k}") for k in FLAG_LABELS}
-        limits = check_limits(
-            str(s["limits.memory"].value),
-            str(s["limits.cpus"].value),
-            str(s["limits.pids"].value),
-            host_memory,
-            host_cpus,
-            labels,
-            s["limits.disk"].value,
-        )
-        isolation = s["isolation"].value
-        if isolation == "gvisor" and args.gpus:
-            raise AmError(f"--gpus cannot be used with {s['isolation'].label('isolation')} "
-                          "gvisor: this runsc gives its sandboxes no GPUs",
-                          "leave out --gpus, or spawn this agent with --isolation runc")
-        for flag, given in (("--allow-domain", domains), ("--allow-private-domain", private)):
-            if given and network != "limited":
-                raise AmError(f"{flag} needs --network limited")
-        check_published(publish, network, s["network"].label("network"))
-        if network == "limited":
-            from am import network as net
-
-            # The file's lists count only with a limited network; then the profile's. Checked
-            # again in full here: loading the file skips the public suffix list (its cost).
-            domains = [check_domain(d, s["allow_domains"].label("allow_domains"))
-                       for d in s["allow_domains"].value]
-            domains = net.allowed_domains(agent, domains)
-            private = [check_domain(d, s["allow_private_domains"].label("allow_private_domains"))
-                       for d in s["allow_private_domains"].value]
-            managed = net.default_egress(str(layout.root))
-            egress = environ.get(net.EGRESS_ENV) or managed
-            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", egress):
-                raise AmError(f"invalid {net.EGRESS_ENV} {egress!r}", "the name of a network")
-        if network == "full":
-            warnings.append("--network full gives the agent " + (
-                "the cluster's pod network" if runtime == "kubernetes" else
-                "the engine's ordinary bridge network") +
-                ": it can reach the internet and your local network")
-        if network == "none" and s["network"].source == "default":
-            warning = unreachable_model(profile if args.cmd is None else None)
-            if warning:
-                warnings.append(warning)
-        if runtime == "kubernetes":
-            if limits.get("disk"):
-                raise AmError(f"{labels['disk']} caps a workspace on this host; a Kubernetes "
-                              "agent's is a claim in its cluster",
-                              "size it with kubernetes.workspace_size, and leave out --disk")
-            kube = kubernetes_settings(agent_id, s, args, publish, mount_config, warnings)
-        elif getattr(args, "kube_workspace", None):
-            raise AmError("--kube-workspace applies to Kubernetes agents",
-                          "add --runtime kubernetes")
-        if args.gpus:
-            check_gpus(args.gpus)
-        if mount_config:
-            if profile is None:
-                raise AmError("--mount-agent-config needs an agent profile", "add --agent NAME")
-            mounts, copies = agent_config_mounts(profile, environ)
-    if network != "limited" or runtime == "kubernetes":
-        egress = managed = None
-        private = []
+        c = container(args, s, layout, environ, agent_id, agent, profile, domains, private,
+                      publish, mount_config, host_memory, host_cpus, warnings)
     branch = check_branch(args.branch) if args.branch is not None else f"am/{agent_id}"
     if args.base is not None:
         check_base(args.base)
@@ -574,7 +444,7 @@ def build(
     return Plan(
         id=agent_id,
         mode=mode,
-        runtime=runtime,
+        runtime=c.runtime,
         source=source,
         worktree=bool(args.worktree),
         base=args.base,
@@ -586,22 +456,22 @@ def build(
         command=command,
         log=layout.log_file(agent_id),
         exit_file=layout.exit_file(agent_id),
-        limits=limits,
-        network=network,
-        allow_domains=domains,
-        allow_private_domains=private,
+        limits=c.limits,
+        network=c.network,
+        allow_domains=c.domains,
+        allow_private_domains=c.private,
         image=s["image"].value if mode == "container" else None,
         gpus=args.gpus,
         env_names=names,
-        isolation=isolation,
+        isolation=c.isolation,
         agent_clis=list(s["agent_clis"].value) if mode == "container" else [],
-        extra_mounts=mounts,
-        config_copies=copies,
+        extra_mounts=c.mounts,
+        config_copies=c.copies,
         warnings=warnings,
         secrets=values,
         cache_dir=layout.cache,
-        egress=egress,
-        managed_egress=managed,
+        egress=c.egress,
+        managed_egress=c.managed,
         env=env,
         prompt=prompt,
         prompt_args=prompt_args,
@@ -609,8 +479,151 @@ def build(
         mount_agent_config=mount_config,
         publish=publish,
         log_max=memory_bytes(s["logs.max_size"].value),
-        kube=kube,
+        kube=c.kube,
     )
+
+
+def agent_command(args, cfg, s: dict) -> tuple[str, object, list[str]]:
+    """The agent's name, its profile (None for a --cmd agent named by no --agent) and its
+    command line."""
+    profile = None
+    if args.cmd is not None:
+        if args.skip_permissions and not args.agent:
+            raise AmError("--skip-permissions needs an agent profile, not --cmd")
+        command = profiles.command_argv(args.cmd)
+        agent = args.agent or "custom"
+        if args.agent:
+            profile = cfg.profile(args.agent)
+    else:
+        agent = s["agent"].value
+        profile = cfg.profile(agent)
+        command = profile.argv(args.skip_permissions)
+    return agent, profile, command
+
+
+def refuse_container_flags(args, domains, private, mount_config: bool, publish) -> None:
+    """A tmux spawn takes no container setting: each flag given is refused by name."""
+    if getattr(args, "disk", None):
+        raise AmError(TMUX_DISK, "add --container")
+    for flag, value in (
+        ("--network", args.network),
+        ("--allow-domain", domains),
+        ("--allow-private-domain", private),
+        ("--memory", args.memory),
+        ("--cpus", args.cpus),
+        ("--pids", args.pids),
+        ("--gpus", args.gpus),
+        ("--image", args.image),
+        ("--runtime", args.runtime),
+        ("--isolation", getattr(args, "isolation", None)),
+        ("--mount-agent-config", mount_config),
+        ("--publish", publish),
+        ("--kube-workspace", getattr(args, "kube_workspace", None)),
+    ):
+        if value:
+            raise AmError(f"{flag} applies to container agents", "add --container")
+
+
+@dataclass
+class Container:
+    """A container agent's settings, decided by ``container`` (a tmux agent has none)."""
+
+    limits: dict | None = None
+    network: str | None = None
+    runtime: str | None = None
+    isolation: str | None = None
+    domains: list[str] = field(default_factory=list)
+    private: list[str] = field(default_factory=list)
+    egress: str | None = None  # limited: the outside network its proxy joins
+    managed: str | None = None  # limited: am's own outside network of this AM_HOME
+    kube: dict | None = None
+    mounts: list = field(default_factory=list)
+    copies: list[str] = field(default_factory=list)
+    # read from a record by recorded_container (a spawn takes them from its settings)
+    image: str | None = None
+    gpus: str | None = None
+    publish: list[str] = field(default_factory=list)
+    mirror: Path | None = None
+    clis: list[str] = field(default_factory=list)
+
+
+def container(args, s: dict, layout: Layout, environ: dict[str, str], agent_id: str,
+              agent: str, profile, domains: list[str], private: list[str], publish: list[str],
+              mount_config: bool, host_memory: int | None, host_cpus: int | None,
+              warnings: list[str]) -> Container:
+    """A container spawn's settings from S (flags, variables, file, defaults), each checked;
+    may add to WARNINGS."""
+    c = Container(network=s["network"].value, runtime=s["runtime"].value, domains=domains,
+                  private=private)
+    if c.runtime == "kubernetes":
+        host_memory = host_cpus = None  # a node's, not this host's
+    labels = {k: s[f"limits.{k}"].label(f"limits.{k}") for k in FLAG_LABELS}
+    c.limits = check_limits(
+        str(s["limits.memory"].value),
+        str(s["limits.cpus"].value),
+        str(s["limits.pids"].value),
+        host_memory,
+        host_cpus,
+        labels,
+        s["limits.disk"].value,
+    )
+    c.isolation = s["isolation"].value
+    if c.isolation == "gvisor" and args.gpus:
+        raise AmError(f"--gpus cannot be used with {s['isolation'].label('isolation')} "
+                      "gvisor: this runsc gives its sandboxes no GPUs",
+                      "leave out --gpus, or spawn this agent with --isolation runc")
+    for flag, given in (("--allow-domain", domains), ("--allow-private-domain", private)):
+        if given and c.network != "limited":
+            raise AmError(f"{flag} needs --network limited")
+    check_published(publish, c.network, s["network"].label("network"))
+    if c.network == "limited":
+        limited_network(c, s, agent, layout, environ)
+    if c.network == "full":
+        warnings.append("--network full gives the agent " + (
+            "the cluster's pod network" if c.runtime == "kubernetes" else
+            "the engine's ordinary bridge network") +
+            ": it can reach the internet and your local network")
+    if c.network == "none" and s["network"].source == "default":
+        warning = unreachable_model(profile if args.cmd is None else None)
+        if warning:
+            warnings.append(warning)
+    if c.runtime == "kubernetes":
+        if c.limits.get("disk"):
+            raise AmError(f"{labels['disk']} caps a workspace on this host; a Kubernetes "
+                          "agent's is a claim in its cluster",
+                          "size it with kubernetes.workspace_size, and leave out --disk")
+        c.kube = kubernetes_settings(agent_id, s, args, publish, mount_config, warnings)
+    elif getattr(args, "kube_workspace", None):
+        raise AmError("--kube-workspace applies to Kubernetes agents",
+                      "add --runtime kubernetes")
+    if args.gpus:
+        check_gpus(args.gpus)
+    if mount_config:
+        if profile is None:
+            raise AmError("--mount-agent-config needs an agent profile", "add --agent NAME")
+        c.mounts, c.copies = agent_config_mounts(profile, environ)
+    if c.network != "limited" or c.runtime == "kubernetes":
+        c.egress = c.managed = None  # a Kubernetes agent's proxy is in its pod
+        c.private = []
+    return c
+
+
+def limited_network(c: Container, s: dict, agent: str, layout: Layout,
+                    environ: dict[str, str]) -> None:
+    """A limited agent's allowlists and the outside network its proxy joins, into C."""
+    from am import network as net
+
+    # The file's lists count only with a limited network; then the profile's. Checked
+    # again in full here: loading the file skips the public suffix list (its cost).
+    domains = [check_domain(d, s["allow_domains"].label("allow_domains"))
+               for d in s["allow_domains"].value]
+    c.domains = net.allowed_domains(agent, domains)
+    c.private = [check_domain(d, s["allow_private_domains"].label("allow_private_domains"))
+                 for d in s["allow_private_domains"].value]
+    c.managed = net.default_egress(str(layout.root))
+    c.egress = environ.get(net.EGRESS_ENV) or c.managed
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", c.egress):
+        raise AmError(f"invalid {net.EGRESS_ENV} {c.egress!r}", "the name of a network")
 
 
 KUBE_KEYS = ("context", "namespace", "workspace", "workspace_size", "storage_class",
@@ -739,26 +752,62 @@ def from_record(record: dict, args, layout: Layout, environ: dict[str, str], cfg
     profile = cfg.profile(agent) if agent != "custom" else None
     if profile is None and not custom:
         raise _bad_record(agent_id, "agent")
+    prompt, prompt_args, resume, env = recorded_task(record, args, agent_id, agent,
+                                                     None if custom else profile)
+    names, values, warnings = recorded_env(record, args, environ, env, mode, agent_id)
+    c = (recorded_container(record, agent_id, layout, environ, cfg, profile)
+         if mode == "container" else Container())
+    branch = record.get("branch")
+    return Plan(
+        id=agent_id, mode=mode, runtime=c.runtime, source=str(record.get("source") or ""),
+        worktree=bool(record.get("worktree")), base=None,
+        branch=check_branch(branch) if branch else "", workspace=workspace,
+        session=ids.session_name(agent_id),
+        container=ids.session_name(agent_id) if mode == "container" else None,
+        agent=agent, command=command, log=layout.log_file(agent_id),
+        exit_file=layout.exit_file(agent_id), limits=c.limits, network=c.network,
+        allow_domains=c.domains, allow_private_domains=c.private, image=c.image, gpus=c.gpus,
+        env_names=names, isolation=c.isolation, cache_dir=layout.cache, mirror=c.mirror,
+        egress=c.egress, managed_egress=c.managed, extra_mounts=c.mounts,
+        config_copies=c.copies, agent_clis=c.clis, env=env,
+        warnings=warnings, secrets=values, prompt=prompt, prompt_args=prompt_args,
+        resume_args=resume, custom=custom, mount_agent_config=bool(c.mounts),
+        publish=c.publish, log_max=memory_bytes(cfg.resolve()["logs.max_size"].value),
+        # checked against the agent's id (records.problems): only ever its own volume
+        volume=record.get("volume") if mode == "container" else None,
+        kube=c.kube,
+    )
+
+
+def recorded_task(record: dict, args, agent_id: str, agent: str, profile):
+    """(prompt, prompt_args, continue arguments, environment) of a start: --prompt, else the
+    recorded task given as it was given then (none with --continue). PROFILE is None for a
+    --cmd agent."""
     continuing = bool(getattr(args, "continue_", False))
-    resume, env = continuation(continuing, None if custom else profile, agent)
+    resume, env = continuation(continuing, profile, agent)
     prompt = getattr(args, "prompt", None)
     recorded = record.get("prompt")
     if prompt is not None:
         check_prompt(prompt, "--prompt-file" if getattr(args, "prompt_file", None) else "--prompt")
-        prompt_args, more = task(prompt, None if custom else profile, agent)
+        prompt_args, more = task(prompt, profile, agent)
     elif recorded is not None and not continuing:
-        # The task it was spawned with, given the way it was given then.
         prompt = check_prompt(str(recorded), f"recorded prompt of {agent_id}")
         template = record.get("prompt_args")
-        if custom or not template:
-            prompt_args, more = task(prompt, None if custom else profile, agent)
+        if profile is None or not template:
+            prompt_args, more = task(prompt, profile, agent)
         else:
             prompt_args = _strings(template, agent_id, "prompt_args")
             more = {}
     else:
         prompt, prompt_args, more = None, None, {}
     env.update(more)
+    return prompt, prompt_args, resume, env
 
+
+def recorded_env(record: dict, args, environ: dict[str, str], env: dict[str, str], mode: str,
+                 agent_id: str) -> tuple[list[str], dict[str, str], list[str]]:
+    """(names, values, warnings) of the variables a start hands the agent: those it was
+    spawned with (whose values am never stored) and --env's."""
     names = [n for n in _strings(record.get("env_names") or [], agent_id, "env_names")
              if ENV_NAME_RE.fullmatch(n)]
     given_names, given = parse_env(getattr(args, "env", None) or [], environ)
@@ -779,77 +828,59 @@ def from_record(record: dict, args, layout: Layout, environ: dict[str, str], cfg
     if mode == "tmux":
         values = {**inherited_env(environ), **values}
         names = [n for n in names if n not in missing]
+    return names, values, warnings
 
-    limits = network = runtime = image = gpus = egress = managed = mirror = isolation = None
-    kube = None
-    domains, private, publish, mounts, copies, clis = [], [], [], [], [], []
-    if mode == "container":
-        runtime = record.get("runtime")
-        if runtime not in ("docker", "podman", "kubernetes"):
-            raise _bad_record(agent_id, "runtime")
-        if runtime == "kubernetes":
-            kube = recorded_kubernetes(record, agent_id)
-        # Records from before --isolation ran on runc.
-        isolation = record.get("isolation") or "runc"
-        if isolation not in ("runc", "gvisor"):
-            raise _bad_record(agent_id, "isolation")
-        lim = record.get("limits")
-        if not isinstance(lim, dict):
-            raise _bad_record(agent_id, "limits")
-        limits = check_limits(str(lim.get("memory")), str(lim.get("cpus")), str(lim.get("pids")),
-                              disk=lim.get("disk"))
-        network = record.get("network")
-        if network not in ("none", "limited", "full"):
-            raise _bad_record(agent_id, "network")
-        domains = [check_domain(d) for d in _strings(record.get("allow_domains") or [],
-                                                      agent_id, "allow_domains")]
-        private = [check_domain(d, "--allow-private-domain")
-                   for d in _strings(record.get("allow_private_domains") or [], agent_id,
-                                     "allow_private_domains")]
-        image = check_image(str(record.get("image") or DEFAULT_IMAGE))
-        gpus = check_gpus(str(record["gpus"])) if record.get("gpus") else None
-        if gpus and isolation == "gvisor":
-            raise _bad_record(agent_id, "gpus (gVisor gives its sandboxes none)")
-        publish = [check_publish(p) for p in _strings(record.get("publish") or [], agent_id,
-                                                       "publish")]
-        check_published(publish, network, "recorded")
-        if network == "limited" and runtime != "kubernetes":
-            from am import network as net
 
-            managed = net.default_egress(str(layout.root))
-            egress = str(record.get("egress_network") or managed)
-            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", egress):
-                raise _bad_record(agent_id, "egress_network")
-        if record.get("mount_agent_config"):
-            if profile is None:
-                raise _bad_record(agent_id, "mount_agent_config")
-            mounts, copies = agent_config_mounts(profile, environ)
-        clis = list(cfg.resolve()["agent_clis"].value)  # should its image need a first build
-        if record.get("mirror"):
-            # Mounted read-only into the container: only ever a mirror of am's own cache.
-            mirror = Path(str(record["mirror"]))
-            if not mirror.resolve().is_relative_to(layout.cache.resolve()):
-                raise _bad_record(agent_id, "mirror")
-    branch = record.get("branch")
-    return Plan(
-        id=agent_id, mode=mode, runtime=runtime, source=str(record.get("source") or ""),
-        worktree=bool(record.get("worktree")), base=None,
-        branch=check_branch(branch) if branch else "", workspace=workspace,
-        session=ids.session_name(agent_id),
-        container=ids.session_name(agent_id) if mode == "container" else None,
-        agent=agent, command=command, log=layout.log_file(agent_id),
-        exit_file=layout.exit_file(agent_id), limits=limits, network=network,
-        allow_domains=domains, allow_private_domains=private, image=image, gpus=gpus,
-        env_names=names, isolation=isolation, cache_dir=layout.cache, mirror=mirror,
-        egress=egress, managed_egress=managed, extra_mounts=mounts,
-        config_copies=copies, agent_clis=clis, env=env,
-        warnings=warnings, secrets=values, prompt=prompt, prompt_args=prompt_args,
-        resume_args=resume, custom=custom, mount_agent_config=bool(mounts), publish=publish,
-        log_max=memory_bytes(cfg.resolve()["logs.max_size"].value),
-        # checked against the agent's id (records.problems): only ever its own volume
-        volume=record.get("volume") if mode == "container" else None,
-        kube=kube,
-    )
+def recorded_container(record: dict, agent_id: str, layout: Layout, environ: dict[str, str],
+                       cfg, profile) -> Container:
+    """A container agent's recorded settings, each checked as a spawn checks its flags."""
+    c = Container(runtime=record.get("runtime"))
+    if c.runtime not in ("docker", "podman", "kubernetes"):
+        raise _bad_record(agent_id, "runtime")
+    if c.runtime == "kubernetes":
+        c.kube = recorded_kubernetes(record, agent_id)
+    # Records from before --isolation ran on runc.
+    c.isolation = record.get("isolation") or "runc"
+    if c.isolation not in ("runc", "gvisor"):
+        raise _bad_record(agent_id, "isolation")
+    lim = record.get("limits")
+    if not isinstance(lim, dict):
+        raise _bad_record(agent_id, "limits")
+    c.limits = check_limits(str(lim.get("memory")), str(lim.get("cpus")), str(lim.get("pids")),
+                            disk=lim.get("disk"))
+    c.network = record.get("network")
+    if c.network not in ("none", "limited", "full"):
+        raise _bad_record(agent_id, "network")
+    c.domains = [check_domain(d) for d in _strings(record.get("allow_domains") or [],
+                                                    agent_id, "allow_domains")]
+    c.private = [check_domain(d, "--allow-private-domain")
+                 for d in _strings(record.get("allow_private_domains") or [], agent_id,
+                                   "allow_private_domains")]
+    c.image = check_image(str(record.get("image") or DEFAULT_IMAGE))
+    c.gpus = check_gpus(str(record["gpus"])) if record.get("gpus") else None
+    if c.gpus and c.isolation == "gvisor":
+        raise _bad_record(agent_id, "gpus (gVisor gives its sandboxes none)")
+    c.publish = [check_publish(p) for p in _strings(record.get("publish") or [], agent_id,
+                                                     "publish")]
+    check_published(c.publish, c.network, "recorded")
+    if c.network == "limited" and c.runtime != "kubernetes":
+        from am import network as net
+
+        c.managed = net.default_egress(str(layout.root))
+        c.egress = str(record.get("egress_network") or c.managed)
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", c.egress):
+            raise _bad_record(agent_id, "egress_network")
+    if record.get("mount_agent_config"):
+        if profile is None:
+            raise _bad_record(agent_id, "mount_agent_config")
+        c.mounts, c.copies = agent_config_mounts(profile, environ)
+    c.clis = list(cfg.resolve()["agent_clis"].value)  # should its image need a first build
+    if record.get("mirror"):
+        # Mounted read-only into the container: only ever a mirror of am's own cache.
+        c.mirror = Path(str(record["mirror"]))
+        if not c.mirror.resolve().is_relative_to(layout.cache.resolve()):
+            raise _bad_record(agent_id, "mirror")
+    return c
 
 
 def recorded_kubernetes(record: dict, agent_id: str) -> dict:

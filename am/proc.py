@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 
+from am import trace
 from am.errors import AmError
 
 
@@ -36,6 +37,12 @@ class Result:
         lines = (self.err or self.out).strip().splitlines()
         return "\n".join(lines[-n:])
 
+    def brief(self, n: int = 3) -> str:
+        """The last N non-blank lines of the command's message, on one line (for an error:
+        the last line alone often drops the cause, as in git's "error: ..." then "fatal: ...")."""
+        lines = [t.strip() for t in (self.err or self.out).splitlines() if t.strip()]
+        return "; ".join(lines[-n:])
+
 
 class NotFound(AmError):
     """The program is not on PATH."""
@@ -51,9 +58,17 @@ def run(
 ) -> Result:
     """Run ARGV to completion and capture its output; never raises on a non-zero exit. STDIN
     is text to write, or an open binary file to read from."""
-    import subprocess  # here: its import costs more than am list's own work
 
     argv = [os.fspath(a) for a in argv]
+    started = time.monotonic()
+    res = _run(argv, cwd, env, stdin, timeout)
+    trace.report(argv, env, res.code, time.monotonic() - started, res.err)
+    return res
+
+
+def _run(argv, cwd, env, stdin, timeout) -> Result:
+    import subprocess  # here: its import costs more than am list's own work
+
     text_in = stdin if isinstance(stdin, str) else None
     file_in = stdin if text_in is None and stdin is not None else subprocess.DEVNULL
     try:
@@ -78,6 +93,7 @@ def quick(argv: Sequence[str]) -> Result:
     """A short call whose output am reads, spawned without the ``subprocess`` module (for
     ``am list``'s one tmux call); standard input and errors go to /dev/null."""
     argv = [os.fspath(a) for a in argv]
+    started = time.monotonic()
     r, w = os.pipe()
     null = os.open(os.devnull, os.O_RDWR)
     try:
@@ -96,8 +112,9 @@ def quick(argv: Sequence[str]) -> Result:
             chunks.append(data)
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
-    return Result(128 - code if code < 0 else code,
-                  b"".join(chunks).decode("utf-8", "replace"), "")
+    code = 128 - code if code < 0 else code
+    trace.report(argv, None, code, time.monotonic() - started)
+    return Result(code, b"".join(chunks).decode("utf-8", "replace"), "")
 
 
 def _sh_command(program: str):
@@ -114,18 +131,22 @@ def run_fg(argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> int:
     import subprocess  # here: its import costs more than am list's own work
 
     argv = [os.fspath(a) for a in argv]
+    started = time.monotonic()
     try:
         code = subprocess.call(argv, env=None if env is None else dict(env))
     except FileNotFoundError:
         raise NotFound(f"{argv[0]} not found in PATH") from None
     except PermissionError:
         raise NotFound(f"{argv[0]} is not executable") from None
-    return 128 - code if code < 0 else code
+    code = 128 - code if code < 0 else code
+    trace.report(argv, env, code, time.monotonic() - started)
+    return code
 
 
 def stream(argv: Sequence[str], *, cwd=None, env=None, on_line=None) -> Result:
     """Run ARGV, passing each output line to ON_LINE as it comes (for long builds)."""
     argv = [os.fspath(a) for a in argv]
+    started = time.monotonic()
     cmd = _sh_command(argv[0])
     tail: list[str] = []
 
@@ -142,6 +163,7 @@ def stream(argv: Sequence[str], *, cwd=None, env=None, on_line=None) -> Result:
     if env is not None:
         kwargs["_env"] = dict(env)
     done = cmd(*argv[1:], **kwargs)
+    trace.report(argv, env, done.exit_code, time.monotonic() - started, "".join(tail))
     return Result(done.exit_code, "".join(tail), "".join(tail))
 
 
@@ -248,6 +270,7 @@ def reading(argv: Sequence[str], *, env: Mapping[str, str] | None = None, limit:
     import subprocess  # here: its import costs more than am list's own work
 
     argv = [os.fspath(a) for a in argv]
+    started = time.monotonic()
     try:
         popen = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  stdin=subprocess.DEVNULL if data is None else subprocess.PIPE,
@@ -258,11 +281,14 @@ def reading(argv: Sequence[str], *, env: Mapping[str, str] | None = None, limit:
         threading.Thread(target=_feed, args=(popen.stdin, data), daemon=True).start()
     pipe = Pipe(popen, limit, idle, total, on_timeout)
     try:
-        yield pipe
-    except BaseException:
-        pipe.finish(failed=True)
-        raise
-    pipe.finish(failed=False)
+        try:
+            yield pipe
+        except BaseException:
+            pipe.finish(failed=True)
+            raise
+        pipe.finish(failed=False)
+    finally:
+        trace.report(argv, env, pipe.code, time.monotonic() - started, pipe.err)
 
 
 def run_bytes(argv: Sequence[str], *, env: Mapping[str, str] | None = None, limit: int,
@@ -290,6 +316,7 @@ def run_file(argv: Sequence[str], path: os.PathLike, *, env: Mapping[str, str] |
     import subprocess  # here: its import costs more than am list's own work
 
     argv = [os.fspath(a) for a in argv]
+    started = time.monotonic()
     with open(path, "rb") as f:
         try:
             done = subprocess.run(argv, stdin=f, capture_output=True, timeout=timeout,
@@ -299,5 +326,7 @@ def run_file(argv: Sequence[str], path: os.PathLike, *, env: Mapping[str, str] |
         except FileNotFoundError:
             raise NotFound(f"{argv[0]} not found in PATH") from None
     code = done.returncode
-    return Result(128 - code if code < 0 else code, done.stdout.decode(errors="replace"),
-                  done.stderr.decode(errors="replace"))
+    res = Result(128 - code if code < 0 else code, done.stdout.decode(errors="replace"),
+                 done.stderr.decode(errors="replace"))
+    trace.report(argv, env, res.code, time.monotonic() - started, res.err)
+    return res

@@ -12,12 +12,12 @@ cluster itself skips any object without the label.
 """
 
 import os
-import re
 
-from am import ids
+from am import ids, validate
 from am.errors import AmError
+from am.record import Mode
 
-OID = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+OID = validate.OID_RE
 
 
 class Invalid(AmError):
@@ -47,9 +47,9 @@ def problems(record: dict, layout, key: str | None = None) -> list[str]:
     if record.get("session") != name:
         found.append(f"its session {record.get('session')!r} is not {name}")
     mode = record.get("mode")
-    if mode not in ("tmux", "container"):
+    if mode not in tuple(Mode):
         found.append(f"its mode {mode!r} is neither tmux nor container")
-    if mode == "container":
+    if mode == Mode.CONTAINER:
         if record.get("container") != name:
             found.append(f"its container {record.get('container')!r} is not {name}")
         if record.get("runtime") not in ("docker", "podman", "kubernetes"):
@@ -60,11 +60,9 @@ def problems(record: dict, layout, key: str | None = None) -> list[str]:
     elif record.get("container") is not None:
         found.append("a tmux agent's record names a container")
     if record.get("volume") is not None:
-        from am.backends.engine import workspace_volume
-
-        if mode != "container" or record["volume"] != workspace_volume(agent_id):
+        if mode != "container" or record["volume"] != ids.volume_name(agent_id):
             found.append(f"its workspace volume {record['volume']!r} is not "
-                         f"{workspace_volume(agent_id)}")
+                         f"{ids.volume_name(agent_id)}")
     if record.get("isolation") not in (None, "runc", "gvisor"):
         found.append(f"its isolation {record.get('isolation')!r} is neither runc nor gvisor")
     mirror = record.get("mirror")

@@ -99,7 +99,7 @@ def paste(name: str, text: str, enter: bool = True) -> None:
         res = proc.run(["tmux", "send-keys", "-t", target(name), "Enter"])
     if not res.ok:
         proc.run(["tmux", "delete-buffer", "-b", buffer])
-        raise AmError(f"cannot type into session {name}: {res.last_lines(1)}")
+        raise AmError(f"cannot type into session {name}: {res.brief()}")
 
 
 def capture_argv(name: str) -> list[str]:
@@ -126,7 +126,7 @@ def start(name: str, argv: list[str], log: Path, home: str, env=None) -> None:
     with paths.umask(paths.user_umask()):
         res = proc.run(new_session_argv(name, argv, log, home, env))
     if not res.ok:
-        raise AmError(f"cannot start tmux session {name}: {res.last_lines(1)}")
+        raise AmError(f"cannot start tmux session {name}: {res.brief()}")
 
 
 def sessions() -> dict[str, str]:
@@ -142,6 +142,14 @@ def sessions() -> dict[str, str]:
         name, _, home = line.partition("\t")
         out[name] = home
     return out
+
+
+def orphans(live: dict[str, str], records: dict[str, dict], home: str) -> list[str]:
+    """Sessions of LIVE (``sessions()``) that am made for HOME and that no record names
+    (pure)."""
+    known = {r.get("session") for r in records.values()}
+    return sorted(name for name, owner in live.items()
+                  if owner == home and name.startswith("am-") and name not in known)
 
 
 def kill(name: str) -> None:
@@ -179,7 +187,7 @@ def attach(name: str) -> int:
     if client:
         res = proc.run(switch_argv(name, client))
         if not res.ok:
-            raise AmError(f"cannot switch to session {name}: {res.last_lines(1)}")
+            raise AmError(f"cannot switch to session {name}: {res.brief()}")
         return 0
     env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
     return proc.run_fg(attach_argv(name, inside.rsplit(",", 2)[0]), env=env)

@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path, PurePosixPath
 
-from am import paths
+from am import clock, paths, validate
 from am.errors import AmError
 
 MANIFEST = "am-snapshot.json"
@@ -39,7 +39,7 @@ ROOT = "workspace"
 ALTERNATES = f"{ROOT}/.git/objects/info/alternates"
 PACKS = f"{ROOT}/.git/objects/pack"
 OBJECTS = "am-objects"  # a worktree's history, for a restore with no repository named
-OID = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+OID = validate.OID_RE
 OBJECTS_PACK = re.compile(rf"^{OBJECTS}/pack-(?:[0-9a-f]{{40}}|[0-9a-f]{{64}})\.pack$")
 ENCODING = {"encoding": "utf-8", "errors": "surrogateescape"}  # file names are bytes
 
@@ -67,7 +67,7 @@ def create(record: dict, layout, *, on_host: bool = False) -> Path:
         "agent": record.get("agent"),
         "mode": record.get("mode"),
         "disk": (record.get("limits") or {}).get("disk"),  # for 'am restore' to mention
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "time": clock.iso(),
     }
     tmp = path.with_suffix(".partial")
     try:
@@ -204,7 +204,7 @@ def index_pack(pack: Path, fmt: str, cwd: Path) -> str:
                    env=git.ws_env({"GIT_CEILING_DIRECTORIES": str(cwd.parent)}))
     name = res.out.strip().split()[-1] if res.ok and res.out.strip() else ""
     if not OID.match(name):
-        raise AmError(f"git index-pack refused it: {res.last_lines(1)}")
+        raise AmError(f"git index-pack refused it: {res.brief()}")
     return name
 
 
@@ -321,7 +321,7 @@ def restore_history(path: Path, ws: Path, commit: str, branch: str | None) -> No
     res = proc.run(["git", "init", "--quiet", "--template=", f"--object-format={fmt}", str(ws)],
                    cwd="/", env=git.ws_env())
     if not res.ok or member is None:
-        raise _refuse(path, f"cannot make a repository of its history: {res.last_lines(1)}")
+        raise _refuse(path, f"cannot make a repository of its history: {res.brief()}")
     packs = ws / ".git" / "objects" / "pack"
     incoming = packs / "incoming.pack"
     with tarfile.open(path, "r:*", **ENCODING) as tar, open(incoming, "xb") as f:

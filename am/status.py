@@ -1,22 +1,12 @@
 """Live status: the state file reconciled against tmux in one call, however many agents."""
 
-import json
 import sys
-from pathlib import Path
 
-from am import paths, session
+from am import files, paths, session
+from am.record import Status, detached  # noqa: F401 (detached: asked of status)
 from am.store import open_store
 
-STATUSES = ("running", "stopped", "exited", "error", "starting")
-
-
-def read_exit(path: Path | str) -> dict | None:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+read_exit = files.read_json_dict
 
 
 def run_files(run: str) -> set[str]:
@@ -30,10 +20,21 @@ def run_files(run: str) -> set[str]:
         return set()
 
 
-def detached(record: dict) -> bool:
-    """Whether the agent runs detached in a local or remote engine, looked after by am's keeper
-    (a tmux agent, and a Kubernetes agent's ``kubectl attach``, run in a tmux session)."""
-    return record.get("mode") == "container" and record.get("runtime") != "kubernetes"
+def spawn_alive(record: dict) -> bool:
+    """Whether the spawn that made RECORD (its ``spawn_pid``) is still at work."""
+    pid = record.get("spawn_pid")
+    if not pid:
+        return False
+    try:
+        import psutil
+
+        from am import clock
+
+        p = psutil.Process(pid)
+        created = clock.epoch(record.get("created")) or 0.0
+        return "am" in " ".join(p.cmdline()) and p.create_time() <= created + 5
+    except Exception:
+        return False
 
 
 def derive(record: dict, session_alive: bool, exit_info: dict | None) -> dict:
@@ -42,25 +43,23 @@ def derive(record: dict, session_alive: bool, exit_info: dict | None) -> dict:
     intent = record.get("status")
     view["exit_code"] = record.get("exit_code")
     view["oom_killed"] = bool(record.get("oom_killed"))
-    if intent == "stopped":
-        status = "stopped"
-    elif intent == "starting":
+    if intent == Status.STOPPED:
+        status = Status.STOPPED
+    elif intent == Status.STARTING:
         # A spawn still at work, or one that died before it finished: an error even when its
         # session lives on (the same verdict as 'am doctor', whose --fix settles it).
-        from am.drift import spawn_alive
-
-        status = "starting" if spawn_alive(record) else "error"
+        status = Status.STARTING if spawn_alive(record) else Status.ERROR
     elif session_alive:
         # A tmux agent's session lives as long as the agent; a container agent runs until the
         # keeper records how it ended.
-        status = "running"
+        status = Status.RUNNING
     else:
-        status = "exited"
+        status = Status.EXITED
         if exit_info:
             view["exit_code"] = exit_info.get("exit_code")
             view["oom_killed"] = bool(exit_info.get("oom_killed"))
             view["finished"] = exit_info.get("finished")
-    view["status"] = status
+    view["status"] = str(status)  # a plain word, as the record's own
     return view
 
 
@@ -72,9 +71,7 @@ def views(records: dict[str, dict] | None = None, layout=None) -> list[dict]:
         records = open_store(layout).agents()
     live_sessions = session.sessions()
     home = str(layout.root)
-    known = {r.get("session") for r in records.values()}
-    orphans = sorted(n for n, owner in live_sessions.items()
-                     if owner == home and n.startswith("am-") and n not in known)
+    orphans = session.orphans(live_sessions, records, home)
     if everyone and orphans:
         print(f"am: warning: {len(orphans)} session(s) with no agent record "
               f"({', '.join(orphans[:3])}{', ...' if len(orphans) > 3 else ''}): "

@@ -6,12 +6,12 @@ takes no lock) sees either the old or the new file, never a torn one.
 """
 
 import contextlib
-import fcntl
 import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from am import files
 from am.errors import AmError
 
 FORMAT = 1
@@ -41,17 +41,13 @@ class Store:
         from am import paths
 
         paths.private_dir(self.path.parent)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with files.locked(self.lock_path):
             data = self._load()
             before = json.dumps(data, sort_keys=True)
             yield data["agents"]
             if json.dumps(data, sort_keys=True) != before:
                 self._write(data)
             self._remove_stale_temps()
-        finally:
-            os.close(fd)  # closing releases the flock
 
     def update(self, agent_id: str, **fields) -> dict:
         """Set fields of one record under the lock and return the new record."""
@@ -96,24 +92,8 @@ class Store:
 
     def _write(self, data: dict) -> None:
         # One writer at a time (the lock holder), so a name of its own pid cannot collide.
-        tmp = str(self.path.parent / f".state.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, indent=1, sort_keys=True)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        dirfd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dirfd)
-        finally:
-            os.close(dirfd)
+        files.write_atomic(self.path, json.dumps(data, indent=1, sort_keys=True) + "\n",
+                           sync=True, tmp=self.path.parent / f".state.{os.getpid()}.tmp")
 
 
 def open_store(layout) -> Store:

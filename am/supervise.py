@@ -15,6 +15,9 @@ import sys
 import time
 from pathlib import Path
 
+from am import clock
+from am.runfiles import rotation_note, write_exit, write_guest, write_health  # noqa: F401
+
 
 def read_secrets(fifo: str) -> dict[str, str]:
     """Values of --env NAME variables, handed over through a FIFO so they touch no file."""
@@ -29,47 +32,11 @@ def read_secrets(fifo: str) -> dict[str, str]:
     return json.loads(data) if data else {}
 
 
-def write_exit(path: str, result: dict) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(result, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def write_health(path: str | None):
-    """A callback that records what the cgroup watch saw, while the agent still runs."""
-
-    def write(watch) -> None:
-        if path:
-            write_exit(path, {"oom": watch.killed, "pids_limit": watch.pids_hit,
-                              "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-
-    return write
-
-
-def write_guest(path: str | None):
-    """A callback that keeps a gVisor sandbox's task count where ``am status`` reads it: a
-    figure replaced every few seconds, so not synced to disk like the files above."""
-
-    def write(count: int) -> None:
-        if path:
-            tmp = f"{path}.tmp"
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump({"pids": count}, f)
-            os.replace(tmp, path)
-
-    return write
-
-
 def cap_log(path: str, limit: int, every: float = 1.0) -> None:
     """Keep the log tmux's pipe-pane appends to near LIMIT bytes: checked every EVERY seconds,
     past it its last LIMIT bytes move to ``.log.1`` and the file starts again with a note
     (tmux's writer appends, so it carries on at the new end; what it writes during the copy
     may be lost)."""
-    from am.keeper import rotation_note
-
     while True:
         time.sleep(every)
         try:
@@ -186,7 +153,7 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         code = 130
     result = kube_result or {"exit_code": code, "oom_killed": False}
-    result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    result["finished"] = clock.iso()
     result["seconds"] = round(time.time() - started, 3)
     write_exit(spec["exit_file"], result)
     return 0

@@ -125,7 +125,7 @@ def make_outbox(path: Path, mirror: Path) -> None:
     res = proc.run(["git", "init", "--quiet", "--bare", "--template=", f"--object-format={fmt}",
                     "--", str(partial)], env=git.source_env(), cwd="/")
     if not res.ok:
-        raise AmError(f"cannot make {path}: {git.one_line(res.last_lines(2))}",
+        raise AmError(f"cannot make {path}: {res.brief(2)}",
                       f"am needs to write in {path.parent}")
     info = partial / "objects" / "info"
     info.mkdir(parents=True, exist_ok=True)
@@ -206,6 +206,6 @@ def move(target: Target, branch: str, new: str, old: str | None, message: str,
     zero = "0" * len(new)
     res = run(target, "update-ref", "-m", message, f"refs/heads/{branch}", new, old or zero)
     if not res.ok:
-        raise AmError(f"cannot move {branch} in {target}: {git.one_line(res.last_lines(2))}",
+        raise AmError(f"cannot move {branch} in {target}: {res.brief(2)}",
                       f"run am pull {agent_id} again" if tip(target, branch) != old else
                       f"pull into another branch: am pull {agent_id} --branch NAME")

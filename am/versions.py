@@ -2,7 +2,7 @@
 
 import re
 
-from am import proc
+from am import files, proc
 
 MIN_GIT = (2, 39, 0)
 MIN_RUNC = (1, 1, 12)  # earlier runc releases allow container escapes (CVE-2024-21626)
@@ -31,11 +31,8 @@ def version_text(argv: list[str]) -> str | None:
     st = os.stat(path)
     key = f"{' '.join(argv)}|{os.path.realpath(path)}|{st.st_size}|{st.st_mtime_ns}"
     cache = paths.layout().state_dir / "tool-versions.json"
-    try:
-        known = json.loads(cache.read_text())
-    except (OSError, ValueError):
-        known = {}
-    if isinstance(known, dict) and key in known:
+    known = files.read_json_dict(cache) or {}
+    if key in known:
         return known[key]
     try:
         res = proc.run(argv)
@@ -44,9 +41,7 @@ def version_text(argv: list[str]) -> str | None:
     text = res.out if res.ok else ""
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({**(known if isinstance(known, dict) else {}), key: text}))
-        os.replace(tmp, cache)
+        files.write_atomic(cache, json.dumps({**known, key: text}))
     except OSError:
         pass  # a cache that cannot be written only costs time
     return text

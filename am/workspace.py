@@ -31,7 +31,6 @@ throwaway container with that volume mounted read-only; never a host path.
 import io
 import json
 import os
-import re
 import shutil
 import sys
 import uuid
@@ -40,8 +39,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from am import proc
+from am import proc, validate
 from am.errors import AmError
+from am.record import Mode
 
 ANSWER_LIMIT = 1 << 16  # head, unsaved: a little JSON
 DIFF_LIMIT = 1 << 28  # 256 MiB of patch (or log)
@@ -49,7 +49,7 @@ STREAM_LIMIT = 1 << 36  # a snapshot's tar stream or pack: 64 GiB
 TIMEOUT = 600  # seconds for head, unsaved and diff
 IDLE = 300  # seconds a tar stream or pack may go without a byte
 STREAM_TIMEOUT = 6 * 3600  # wsops's own alarm for streams
-OID = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+OID = validate.OID_RE
 SANDBOX_WORKSPACE = "/workspace"
 MARK = "wsops: "
 MAX_EXCLUDE = 256  # commits the trusted side has, named to the workspace op
@@ -176,14 +176,13 @@ class Throwaway(Where):
         return mounts
 
     def argv(self, args):
-        from am import plan
 
         self.name = self.prefix + uuid.uuid4().hex[:8]
         try:
             self.eng.ensure_security()
         except AmError as e:
             raise Unavailable(f"cannot read the workspace {self.title}: {e.message}") from None
-        limits = self.record.get("limits") or plan.DEFAULT_LIMITS
+        limits = self.record.get("limits") or validate.DEFAULT_LIMITS
         if os.getuid() == 0 and held_on_host(self.record):
             # The sandbox reads as the agents' uid, as the agent would: a workspace am made
             # and no start has handed over yet (a restore; am's files are 0600) goes to it now.
@@ -507,9 +506,9 @@ def for_record(record: dict, layout, *, on_host: bool = False) -> Workspace:
     # A --disk workspace is read on its own file system (mounted again after a reboot).
     disk.ensure(layout.disk_image(record["id"]), Path(record["workspace"]), record["id"])
     common = common_of(record)
-    if record.get("mode") != "container" or on_host:
+    if record.get("mode") != Mode.CONTAINER or on_host:
         return Workspace(Host(Path(record["workspace"]), common))
-    from am.backends.engine import engine
+    from am.backends import for_runtime as engine
 
     eng = engine(record.get("runtime") or "auto")
     home = str(layout.root)

@@ -125,7 +125,7 @@ def engine_flags(engine: str) -> list[str]:
 
     from am import paths
     from am import plan as planning
-    from am.backends.engine import engine as get_engine
+    from am.backends import for_runtime as get_engine
 
     ns = Namespace(name="floor", container=True, cmd="sleep 600", agent=None,
                    skip_permissions=False, worktree=False, env=[], allow_domain=[],

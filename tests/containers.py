@@ -57,7 +57,7 @@ def isolation_ready(engine: str, isolation: str) -> None:
     if key not in _ready:
         problem = None
         if isolation == "gvisor":
-            from am.backends.engine import engine as by_name
+            from am.backends import for_runtime as by_name
             from am.isolation import RUNSC_FLAGS
 
             for network in RUNSC_FLAGS:

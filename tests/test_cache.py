@@ -4,8 +4,8 @@ import json
 import subprocess
 
 import pytest
-from conftest import GIT_ID, git
 from containers import ENGINES, engine_ready, remove_containers
+from helpers import GIT_ID, git
 
 
 def generate_repo(path, commits: int, files: int = 200):

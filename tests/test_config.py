@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import assert_am_error, assert_nothing_made
+from helpers import assert_am_error, assert_nothing_made
 
 from am import config, plan, profiles
 from am.errors import AmError

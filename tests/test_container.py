@@ -6,8 +6,8 @@ import subprocess
 import uuid
 
 import pytest
-from conftest import Terminal, assert_am_error, assert_nothing_made, git, wait_for
 from containers import container_names, host_cgroup
+from helpers import Terminal, assert_am_error, assert_nothing_made, git, wait_for
 
 from am import isolation as isolations
 

@@ -9,8 +9,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import agent_files
 from containers import ENGINES, container_names, engine_ready
+from helpers import agent_files
 
 pytestmark = pytest.mark.container
 

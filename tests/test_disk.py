@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import assert_am_error, assert_nothing_made, state_agents, wait_for
+from helpers import assert_am_error, assert_nothing_made, state_agents, wait_for
 
 from am import disk
 from am.errors import AmError

@@ -10,8 +10,8 @@ import time
 import uuid
 
 import pytest
-from conftest import git, keeper_pid
 from containers import ENGINES, container_names, engine_ready, remove_containers
+from helpers import git, keeper_pid
 
 
 def drift(am, fix=False) -> list[dict]:

@@ -5,7 +5,7 @@ import shutil
 import sys
 
 import pytest
-from conftest import assert_am_error, assert_nothing_made, git, has_session, state_agents
+from helpers import assert_am_error, assert_nothing_made, git, has_session, state_agents
 
 GITC = "git -c user.name=agent -c user.email=agent@example.invalid"
 

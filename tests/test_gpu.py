@@ -4,8 +4,8 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import agent_files
 from containers import ENGINES, engine_ready, remove_containers
+from helpers import agent_files
 
 from am import plan
 from am.backends.docker import Docker

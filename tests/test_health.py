@@ -11,8 +11,8 @@ import uuid
 import pytest
 
 from am import health
+from am.backends import for_runtime as engine_named
 from am.backends.docker import Docker, size_bytes
-from am.backends.engine import engine as engine_named
 from am.backends.podman import Podman
 from am.commands.status_ import duration, size
 from am.errors import AmError

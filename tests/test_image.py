@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import assert_am_error, assert_nothing_made
+from helpers import assert_am_error, assert_nothing_made
 
 pytestmark = pytest.mark.container
 REPO = Path(__file__).resolve().parents[1]

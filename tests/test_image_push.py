@@ -11,8 +11,8 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import assert_am_error
 from containers import engine_ready
+from helpers import assert_am_error
 
 pytestmark = pytest.mark.container
 TAG = "am-agent:kube-push-test"

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import assert_am_error, assert_nothing_made
+from helpers import assert_am_error, assert_nothing_made
 
 from am import config, isolation, network
 from am import plan as planning

@@ -9,8 +9,8 @@ import sys
 import time
 
 import pytest
-from conftest import home_layout, keeper_pid, stop_keeper
 from containers import container_names
+from helpers import home_layout, keeper_pid, stop_keeper
 
 from am import keeper
 from am.errors import AmError
@@ -114,8 +114,9 @@ def test_only_one_keeper_however_many_start_at_once(tmp_path, monkeypatch):
 @pytest.mark.container
 def test_agents_that_end_at_once_are_recorded(am, repo, engine):
     """An agent that exits within milliseconds of its start, several at once: each spawn
-    makes its agent (and says so if it already ended) and each exit is recorded (once reported as 'did not start', or a failed
-    attach while conmon had not made its socket yet)."""
+    makes its agent (and says so if it already ended) and each exit is recorded (once
+    reported as 'did not start', or a failed attach while conmon had not made its socket
+    yet)."""
     n = 6
     procs = [subprocess.Popen([*am.argv, "spawn", str(repo), "--container", "--runtime",
                                engine, "--cmd", "echo bye; exit 3"], env=am.env,

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import assert_am_error, assert_nothing_made, state_agents
+from helpers import assert_am_error, assert_nothing_made, state_agents
 
 from am import kube
 

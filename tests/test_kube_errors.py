@@ -13,7 +13,7 @@ import socket
 import threading
 
 import pytest
-from conftest import assert_am_error, assert_nothing_made
+from helpers import assert_am_error, assert_nothing_made
 
 
 def kubectl_ready() -> None:

@@ -15,8 +15,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import git, wait_for
 from containers import engine_ready, host_cgroup
+from helpers import git, wait_for
 from test_container import PROBE, probe_values
 
 from am import kube, workspace
@@ -68,13 +68,13 @@ class Play:
         """The backend's own bundle of REPO (a plan's few fields are all it reads)."""
         from types import SimpleNamespace
 
-        from am.commands.spawn import Undo
         from am.paths import Layout
+        from am.rollback import Rollback
 
         plan = SimpleNamespace(id=self.id, source=str(repo), base=None, branch=f"am/{self.id}")
         lay = Layout(self.tmp, self.tmp / "state", self.tmp / "agents", self.tmp / "data",
                      self.tmp)
-        base = kubernetes.Kubernetes()._bundle(plan, repo, Undo(), lay)
+        base = kubernetes.Kubernetes()._bundle(plan, repo, Rollback(), lay)
         return plan, base
 
     def play(self, objects: list[dict], network: str = "none", deliver: Path | None = None):

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import kubernetes_validate
 import pytest
 
-from am import config, image, kube, plan, records
+from am import config, image, kube, plan, records, validate
 from am.errors import AmError
 from am.paths import Layout
 
@@ -127,8 +127,8 @@ def test_limits_come_from_the_same_flags():
     assert agent["resources"]["limits"] == {"memory": "512Mi", "cpu": "500m"}
     # requests = limits: the scheduler places the agent where it fits whole
     assert agent["resources"]["requests"] == agent["resources"]["limits"]
-    assert kube.quantity(plan.memory_bytes("1.5g")) == "1536Mi"
-    assert kube.quantity(plan.memory_bytes("2g")) == "2Gi"
+    assert kube.quantity(validate.memory_bytes("1.5g")) == "1536Mi"
+    assert kube.quantity(validate.memory_bytes("2g")) == "2Gi"
     assert kube.quantity(1000) == "1000"
     gpu = kube.agent_pod(spec(gpus=2))["spec"]["containers"][0]["resources"]["limits"]
     assert gpu["nvidia.com/gpu"] == "2"

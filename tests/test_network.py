@@ -12,8 +12,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import assert_am_error
 from containers import ENGINES, container_names, engine_ready, remove_containers
+from helpers import assert_am_error
 
 pytestmark = pytest.mark.container
 

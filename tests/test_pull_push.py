@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import assert_am_error, git
+from helpers import assert_am_error, git
 
 SHELL = ("export GIT_AUTHOR_NAME=agent GIT_AUTHOR_EMAIL=agent@example.invalid "
          "GIT_COMMITTER_NAME=agent GIT_COMMITTER_EMAIL=agent@example.invalid && "

@@ -6,8 +6,8 @@ import subprocess
 import time
 
 import pytest
-from conftest import am_sessions, wait_for
 from containers import container_names, engine_ready, remove_containers
+from helpers import am_sessions, wait_for
 
 
 def kill_spawns_at(am, source, delays, extra=()):

@@ -7,7 +7,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import assert_am_error, assert_nothing_made, git
+from helpers import assert_am_error, assert_nothing_made, git
 
 
 def last_line(res) -> str:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import am_sessions, assert_am_error, wait_for
+from helpers import am_sessions, assert_am_error, wait_for
 
 N_SPAWNS = 20
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import assert_am_error, assert_nothing_made, git, state_agents
+from helpers import assert_am_error, assert_nothing_made, git, state_agents
 
 from am import network, output, plan, profiles, session
 from am.commands import wait

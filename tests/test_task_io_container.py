@@ -7,8 +7,8 @@ import time
 import urllib.request
 
 import pytest
-from conftest import assert_am_error, assert_nothing_made
 from containers import container_names
+from helpers import assert_am_error, assert_nothing_made
 from test_task_io import (
     HOSTILE,
     argv_profile,

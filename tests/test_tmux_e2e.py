@@ -8,7 +8,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from conftest import (
+from helpers import (
     Terminal,
     assert_am_error,
     clients_of,

@@ -11,7 +11,7 @@ import time
 import uuid
 
 import pytest
-from conftest import GIT_ID, assert_am_error, has_session
+from helpers import GIT_ID, assert_am_error, has_session
 from textual.widgets import DataTable, Input, RichLog, Static
 
 from am import paths

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import git
+from helpers import git
 
 from am import git as amgit
 from am import ids, output, plan, session, status

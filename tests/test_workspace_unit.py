@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import git
+from helpers import git
 
 from am import paths, proc, records, workspace
 from am.backends.docker import Docker

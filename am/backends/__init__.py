@@ -1,11 +1,59 @@
 """Backends: where an agent runs. ``tmux`` on the host, a container on docker or podman, or a
-pod of a Kubernetes cluster."""
+pod of a Kubernetes cluster.
+
+The factories live here, so that the engine module needs neither of its subclasses."""
 
 from am.backends.base import Backend
+from am.record import Mode
+
+
+def for_runtime(runtime: str | None):
+    """The engine named RUNTIME; ``auto`` is podman if it is usable and enforces the limits
+    here (rootless podman on cgroup v1 ignores them), else docker."""
+    import shutil
+
+    from am import proc
+    from am.backends.docker import Docker  # here: a tmux spawn needs no engine module
+    from am.backends.podman import Podman
+    from am.errors import AmError
+
+    if runtime == "docker":
+        return Docker()
+    if runtime == "podman":
+        return Podman()
+    if runtime not in ("auto", "", None):
+        raise AmError(f"unknown runtime {runtime!r}", "choose docker, podman or auto")
+    passed_over = None
+    if shutil.which("podman") and proc.run(["podman", "version", "--format",
+                                            "{{.Client.Version}}"]).ok:
+        podman = Podman()
+        try:
+            passed_over = podman.limits_problem()
+        except AmError as e:
+            passed_over = e.message
+        if passed_over is None:
+            return podman
+    if not shutil.which("docker"):
+        if passed_over:
+            raise AmError(f"{passed_over}, and docker is not installed", Podman.limits_hint)
+        raise AmError("no container engine found in PATH",
+                      "install podman or docker.io, or run without --container")
+    docker = Docker()
+    if passed_over:
+        # Say why podman was passed over when docker cannot take its place either.
+        try:
+            problem = docker.limits_problem()
+        except AmError as e:
+            raise AmError(f"no engine here can run the agent with its limits: {passed_over}; "
+                          f"and {e.message}", e.hint) from None
+        if problem:
+            raise AmError(f"no engine here can run the agent with its limits: {passed_over}; "
+                          f"and {problem}", docker.limits_hint)
+    return docker
 
 
 def for_mode(mode: str, runtime: str | None = None) -> Backend:
-    if mode == "tmux":
+    if mode == Mode.TMUX:
         from am.backends.tmux import TmuxBackend
 
         return TmuxBackend()
@@ -13,10 +61,8 @@ def for_mode(mode: str, runtime: str | None = None) -> Backend:
         from am.backends.kubernetes import Kubernetes
 
         return Kubernetes()
-    from am.backends.engine import engine
-
-    return engine(runtime or "auto")
+    return for_runtime(runtime or "auto")
 
 
 def for_record(record: dict) -> Backend:
-    return for_mode(record.get("mode", "tmux"), record.get("runtime"))
+    return for_mode(record.get("mode", Mode.TMUX), record.get("runtime"))

@@ -26,6 +26,6 @@ class Backend(ABC):
     def stop(self, record: dict) -> None:
         """Stop what runs beyond the session (a container); the session is killed separately."""
 
-    def running(self, records: list[dict]) -> set[str] | None:
+    def running(self) -> set[str] | None:
         """Names of this backend's live containers in one call, or None if it has none."""
         return None

@@ -1,4 +1,5 @@
-"""Container mode, shared by docker and podman: compose their command lines, run them via sh.
+"""Container mode, shared by docker and podman: compose their command lines, run them
+through ``am.proc``.
 
 No engine SDK: the CLIs are the contract, so DOCKER_HOST, CONTAINER_HOST, contexts and
 connections work as the user configured them. Engine-specific differences live in
@@ -8,7 +9,6 @@ connections work as the user configured them. Engine-specific differences live i
 import contextlib
 import os
 import re
-import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -16,26 +16,34 @@ from pathlib import Path
 
 from am import proc
 from am.backends.base import Backend
+from am.backends.hostside import (  # noqa: F401 (engine's to its importers, as before)
+    AGENT_HOME,
+    AGENT_UID,
+    AGENT_UID_ENV,
+    UNSAFE_MOUNT_CHARS,
+    Volume,
+    agent_uid,
+    check_agent_uid,
+    check_mount_path,
+    grant,
+    host_paths,
+    identity_files,
+    mount_arg,
+    uid_problem,
+    workspace_volume,
+)
 from am.errors import AmError
+from am.validate import DEFAULT_IMAGE
 
 WORKSPACE = "/workspace"
-AGENT_HOME = "/home/agent"
 CONFIG_STAGE = "/run/am-agent-config"  # --mount-agent-config's read-only files, copied from here
-# When am runs as root, agents run as this uid and gid, which no account of the host has: not
-# the image's user 1000, which on a real host is somebody's account (issue 18). It lies in the
-# range systemd leaves unused (1879048192-2147483647) and above the subordinate uids useradd
-# hands out; 'am doctor' checks it, and AM_AGENT_UID chooses another.
-AGENT_UID = 2_000_000_000
-AGENT_UID_ENV = "AM_AGENT_UID"
 # On a remote engine agents run as the image's own user, who owns its /workspace (and so a new
 # volume there): this host's accounts say nothing of the engine's machine (docs/scale.md).
 IMAGE_UID = 1000
-DEFAULT_IMAGE = "am-agent:latest"
 SANDBOX_PREFIX = "am_op-"  # throwaway containers that read a stopped agent's workspace
 # A sandbox's commands are found here, never in the agent's writable home (the image's PATH
 # starts with /home/agent/.local/bin).
 SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-UNSAFE_MOUNT_CHARS = re.compile(r"[,:\n\r\0]")
 FORWARDED_ENV = ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_PATH",
                  "DOCKER_TLS_VERIFY", "CONTAINER_HOST", "CONTAINER_CONNECTION",
                  "CONTAINERS_CONF", "CONTAINER_SSHKEY")
@@ -47,13 +55,6 @@ def layout():
     return paths.layout()
 
 
-class Volume(str):
-    """An engine volume's name where a mount's source is otherwise a host path."""
-
-
-def workspace_volume(agent_id: str) -> Volume:
-    """The volume that holds the workspace of agent AGENT_ID on a remote engine."""
-    return Volume(f"am-ws-{agent_id}")
 class AgentExited(AmError):
     """The agent's container started, and the agent ended while the spawn waited for it."""
 
@@ -78,109 +79,6 @@ def error_lines(text: str, n: int = 6) -> str:
     ("See 'docker run --help'."), the last N of them."""
     lines = [ln.strip() for ln in last_lines(text, 50) if not NOISE.search(ln.strip())]
     return " / ".join(lines[-n:]) or "no output"
-
-
-def check_mount_path(path: Path) -> str:
-    """A host path that can be mounted without its text becoming extra mount options."""
-    text = str(path)
-    if UNSAFE_MOUNT_CHARS.search(text):
-        raise AmError(f"cannot mount {text!r} into a container: it contains ',', ':' or a "
-                      "control character", "choose an AM_HOME without them")
-    return text
-
-
-def mount_arg(source: Path | Volume, target: str, readonly: bool = False) -> str:
-    if isinstance(source, Volume):
-        # podman takes only 'ro' for a volume; docker takes both
-        opts = f"type=volume,source={check_mount_path(source)},target={target}"
-        return opts + (",ro" if readonly else "")
-    opts = f"type=bind,source={check_mount_path(source)},target={target}"
-    return opts + (",readonly" if readonly else "")
-
-
-def host_paths(argv: list[str]) -> list[str]:
-    """The host paths ARGV (a run command line) would mount into the container."""
-    found = []
-    for flag, value in zip(argv, argv[1:], strict=False):
-        if flag == "--mount" and "type=bind" in value.split(","):
-            found += [o.partition("=")[2] for o in value.split(",") if o.startswith("source=")]
-        elif flag in ("-v", "--volume") and value.startswith(("/", ".")):
-            found.append(value.split(":")[0])
-    return found
-
-
-def agent_uid() -> int:
-    """The uid (and gid) container agents run as when am runs as root."""
-    text = os.environ.get(AGENT_UID_ENV, "")
-    if not text:
-        return AGENT_UID
-    if not text.isdigit() or not 0 < int(text) < 2**31 - 1:
-        raise AmError(f"invalid {AGENT_UID_ENV} {text!r}",
-                      "a uid no account uses, such as 2000000000 (the default)")
-    return int(text)
-
-
-def _ranges(path: str) -> list[tuple[str, int, int]]:
-    """(owner, first, count) of each line of /etc/subuid or /etc/subgid."""
-    out = []
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                owner, _, rest = line.strip().partition(":")
-                first, _, count = rest.partition(":")
-                if first.isdigit() and count.isdigit():
-                    out.append((owner, int(first), int(count)))
-    except OSError:
-        pass
-    return out
-
-
-def uid_problem(uid: int) -> str | None:
-    """Why UID must not be the agents' (an account, a group, a user's subordinate ids)."""
-    import grp
-    import pwd
-
-    with contextlib.suppress(KeyError):
-        return f"uid {uid} is the account {pwd.getpwuid(uid).pw_name!r}"
-    with contextlib.suppress(KeyError):
-        return f"gid {uid} is the group {grp.getgrgid(uid).gr_name!r}"
-    for path in ("/etc/subuid", "/etc/subgid"):
-        for owner, first, count in _ranges(path):
-            if first <= uid < first + count:
-                return f"{uid} is one of {owner}'s subordinate ids in {path}"
-    return None
-
-
-def check_agent_uid() -> int:
-    """The agents' uid as root, or a clear error if it belongs to someone."""
-    uid = agent_uid()
-    problem = uid_problem(uid)
-    if problem:
-        raise AmError(f"agents would run as {problem}",
-                      f"set {AGENT_UID_ENV} to a uid no account uses; 'am doctor' checks it")
-    return uid
-
-
-def identity_files(folder: Path, uid: int) -> list[tuple[Path, str, bool]]:
-    """/etc/passwd and /etc/group naming the agent's uid ``agent`` (home /home/agent), for a
-    root am's container agents: tools such as node's os.userInfo() fail for a uid with no
-    entry. Written into FOLDER; returns their read-only mounts."""
-    (folder / "passwd").write_text(
-        "root:x:0:0:root:/root:/bin/sh\n"
-        f"agent:x:{uid}:{uid}:agent:{AGENT_HOME}:/bin/bash\n"
-        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")
-    (folder / "group").write_text(f"root:x:0:\nagent:x:{uid}:\nnogroup:x:65534:\n")
-    for name in ("passwd", "group"):
-        (folder / name).chmod(0o644)
-    return [(folder / "passwd", "/etc/passwd", True), (folder / "group", "/etc/group", True)]
-
-
-def grant(top: Path, uid: int) -> None:
-    """Give UID everything under TOP, without following symbolic links."""
-    for root, dirs, files in os.walk(top):
-        for name in dirs + files:
-            os.lchown(os.path.join(root, name), uid, uid)
-    os.lchown(top, uid, uid)
 
 
 def worktree_gitdir(workspace: Path) -> Path:
@@ -356,12 +254,6 @@ class Engine(Backend):
             uid = gid = agent_uid()
         return f"mode=0700,uid={uid},gid={gid}"
 
-    def build_argv(self, tag: str, context: Path, build_args: dict[str, str]) -> list[str]:
-        argv = [self.runtime, "build", "--file", str(context / "Containerfile"), "--tag", tag]
-        for k, v in build_args.items():
-            argv += ["--build-arg", f"{k}={v}"]
-        return argv + [str(context)]
-
     def push_argvs(self, tag: str, remote: str) -> list[list[str]]:
         """Name the image TAG also REMOTE, then push it there."""
         return [[self.runtime, "tag", tag, remote], [self.runtime, "push", remote]]
@@ -518,7 +410,7 @@ class Engine(Backend):
             res = proc.stream(argv, on_line=lambda line: print(line, end="", file=sys.stderr,
                                                                flush=True))
             if not res.ok:
-                raise AmError(f"{' '.join(argv[:2])} failed: {res.last_lines(1)}",
+                raise AmError(f"{' '.join(argv[:2])} failed: {res.brief()}",
                               push_hint(self.runtime, res.last_lines(3), remote))
 
     def prepare(self, plan) -> None:
@@ -639,7 +531,7 @@ class Engine(Backend):
         if self.volume_home(name) == home:
             res = self.call("volume", "rm", "--force", name, timeout=120)
             if not res.ok:
-                raise AmError(f"cannot remove the volume {name}: {res.last_lines(1)}")
+                raise AmError(f"cannot remove the volume {name}: {res.brief()}")
 
     def launch_spec(self, plan) -> dict:
         from am import paths
@@ -793,7 +685,7 @@ class Engine(Backend):
 
     def remove(self, name: str, timeout: float = 60) -> None:
         """Remove the container NAME; return once it is gone, also while another process (the
-        supervisor of an agent that just ended) removes it at the same moment: docker then
+        keeper, when an agent has just ended) removes it at the same moment: docker then
         answers at once that removal is in progress. A gVisor sandbox takes a while to go."""
         res = self.call("rm", "--force", name, timeout=timeout)
         if res.ok or "in progress" not in (res.err or "").lower():
@@ -806,16 +698,35 @@ class Engine(Backend):
     def stop(self, record: dict) -> None:
         """Remove the container, then its proxy and, unused, am's outside network; only ever
         containers labelled for this AM_HOME."""
-        home = str(layout().root)  # never the record's word for it
-        if record.get("container"):
-            self.remove_owned(record["container"], home)
-        if record.get("proxy"):
+        from am import network
+
+        limited = bool(record.get("proxy"))
+        self.remove_agent(record.get("container"),
+                          proxy=network.proxy_name(record["id"]) if limited else None,
+                          egress=record.get("egress_network")
+                          if limited and record.get("managed_egress") else None,
+                          home=str(layout().root))  # never the record's word for it
+
+    def remove_agent(self, name: str | None, *, proxy: str | None = None,
+                     egress: str | None = None, home: str | None = None,
+                     timeout: float = 60) -> None:
+        """Remove an agent's container NAME, then its network proxy PROXY, then am's outside
+        network EGRESS (which the engine refuses to remove while another proxy uses it).
+        With HOME, a container is removed only if it carries that AM_HOME's label; without,
+        the caller knows it does (the agent's own supervisor, a name ``labelled`` gave)."""
+        for container in (name, proxy):
+            if not container:
+                continue
+            if home is None:
+                self.remove(container, timeout)
+            else:
+                self.remove_owned(container, home, timeout)
+        if egress:
             from am import network
 
-            network.remove(self, record["id"], record.get("egress_network")
-                           if record.get("managed_egress") else None, home)
+            network.remove_network(self, egress)
 
-    def running(self, records: list[dict]) -> set[str] | None:
+    def running(self) -> set[str] | None:
         from am import paths
 
         res = self.call("ps", *self.ps_argv(str(paths.layout().root), False)[2:])
@@ -868,47 +779,6 @@ class Engine(Backend):
         res = self.call(*self.ps_argv(home, True)[1:])
         return [n for n in res.out.split()
                 if not n.startswith((PROXY_PREFIX, SANDBOX_PREFIX))] if res.ok else []
-
-
-def engine(runtime: str) -> Engine:
-    """The engine named RUNTIME; ``auto`` is podman if it is usable and enforces the limits
-    here (rootless podman on cgroup v1 ignores them), else docker."""
-    from am.backends.docker import Docker
-    from am.backends.podman import Podman
-
-    if runtime == "docker":
-        return Docker()
-    if runtime == "podman":
-        return Podman()
-    if runtime not in ("auto", "", None):
-        raise AmError(f"unknown runtime {runtime!r}", "choose docker, podman or auto")
-    passed_over = None
-    if shutil.which("podman") and proc.run(["podman", "version", "--format",
-                                            "{{.Client.Version}}"]).ok:
-        podman = Podman()
-        try:
-            passed_over = podman.limits_problem()
-        except AmError as e:
-            passed_over = e.message
-        if passed_over is None:
-            return podman
-    if not shutil.which("docker"):
-        if passed_over:
-            raise AmError(f"{passed_over}, and docker is not installed", Podman.limits_hint)
-        raise AmError("no container engine found in PATH",
-                      "install podman or docker.io, or run without --container")
-    docker = Docker()
-    if passed_over:
-        # Say why podman was passed over when docker cannot take its place either.
-        try:
-            problem = docker.limits_problem()
-        except AmError as e:
-            raise AmError(f"no engine here can run the agent with its limits: {passed_over}; "
-                          f"and {e.message}", e.hint) from None
-        if problem:
-            raise AmError(f"no engine here can run the agent with its limits: {passed_over}; "
-                          f"and {problem}", docker.limits_hint)
-    return docker
 
 
 def push_hint(runtime: str, text: str, remote: str) -> str:

@@ -234,7 +234,7 @@ class Kubernetes(Backend):
         res = proc.run(["git", "-C", str(repo), "bundle", "create", "--quiet", str(path),
                         "--branches", "--tags", *(["HEAD"] if head else []), base], env=env)
         if not res.ok:
-            raise AmError(f"cannot bundle {plan.source}: {res.last_lines(1)}")
+            raise AmError(f"cannot bundle {plan.source}: {res.brief()}")
         digest = hashlib.sha256()
         with open(path, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -349,11 +349,11 @@ def _unlink(path) -> None:
 def recorded_spec(record: dict, home: str) -> kube.Spec:
     """What a workspace operation's pod takes of a (checked) record: the agent's image,
     limits, isolation and workspace."""
-    from am import plan as planning
+    from am import validate
 
     k = record.get("kubernetes") or {}
     return kube.Spec(agent_id=record["id"], home=home,
-                     image=record.get("image") or planning.DEFAULT_IMAGE, command=[],
-                     limits=record.get("limits") or planning.DEFAULT_LIMITS,
+                     image=record.get("image") or validate.DEFAULT_IMAGE, command=[],
+                     limits=record.get("limits") or validate.DEFAULT_LIMITS,
                      isolation=record.get("isolation") or "runc",
                      storage=k.get("storage") or "pvc")

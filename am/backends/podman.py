@@ -3,6 +3,7 @@
 import os
 from pathlib import Path
 
+from am import files
 from am.backends.engine import IMAGE_UID, Engine, agent_uid
 from am.errors import AmError
 
@@ -105,9 +106,7 @@ def seccomp_profile(write: bool = True) -> Path:
             profile = no_new_namespaces(json.loads(raw))
         except ValueError as e:
             raise AmError(f"cannot read podman's seccomp profile {default}: {e}") from None
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(profile, indent=1) + "\n")
-        os.replace(tmp, path)
+        files.write_atomic(path, json.dumps(profile, indent=1) + "\n")
     return path
 LIMIT_CONTROLLERS = ("memory", "cpu", "pids")
 

@@ -9,11 +9,6 @@ from am.errors import AmError
 class TmuxBackend(Backend):
     mode = "tmux"
 
-    def check(self) -> None:
-        from am import session
-
-        session.require_tmux()
-
     def prepare(self, plan) -> None:
         if plan.command[0] != "sh" and shutil.which(plan.command[0]) is None:
             raise AmError(

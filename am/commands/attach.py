@@ -4,6 +4,7 @@ import sys
 
 from am import paths, records, session, status
 from am.errors import AmError
+from am.record import Status
 
 DETACH_KEYS = "ctrl-b,d"  # as tmux's default prefix and detach key
 
@@ -17,7 +18,7 @@ def attach_argv(runtime: str, container: str) -> list[str]:
 def run(args) -> int:
     layout = paths.layout()
     view = records.check(status.view(args.id), layout, args.id)
-    if view["status"] != "running":
+    if view["status"] != Status.RUNNING:
         raise AmError(
             f"agent {args.id} is not running (status: {view['status']})",
             f"see its output with 'am logs {args.id}'",

@@ -3,6 +3,7 @@
 import sys
 
 from am import drift, lifecycle, paths, records, session, status
+from am.record import Status
 from am.store import open_store
 
 
@@ -10,7 +11,7 @@ def remove_labelled_containers(layout, store) -> None:
     """Remove every container labelled for this AM_HOME on each engine that answers."""
     import shutil
 
-    from am.backends.engine import engine
+    from am.backends import for_runtime as engine
     from am.errors import AmError
 
     by_container = {r.get("container"): r for r in store.agents().values()}
@@ -29,12 +30,12 @@ def remove_labelled_containers(layout, store) -> None:
                     not records.problems(record, layout):
                 lifecycle.stop(record, store)
             else:
-                eng.call("rm", "--force", container)
+                eng.remove_agent(container)  # labelled for this AM_HOME, with no record
             print(f"Removed container {container} ({name})", file=sys.stderr)
         from am import network
 
         for proxy in network.proxies(eng, str(layout.root)):
-            eng.call("rm", "--force", proxy, timeout=60)
+            eng.remove(proxy)
             print(f"Removed network proxy {proxy} ({name})", file=sys.stderr)
         for net in network.networks(eng, str(layout.root)):
             network.remove_network(eng, net)
@@ -69,9 +70,9 @@ def run(args) -> int:
         confirm(status.views(layout=layout), args.yes)
         remove_labelled_containers(layout, store)
     for view in status.views(layout=layout):
-        if view["status"] == "running":
+        if view["status"] == Status.RUNNING:
             continue
-        if view["status"] == "error" and drift.spawn_alive(view):
+        if view["status"] == Status.ERROR and drift.spawn_alive(view):
             continue  # a spawn still in progress
         record = store.agents().get(view["id"])
         if record is None:
@@ -91,9 +92,8 @@ def run(args) -> int:
         lifecycle.snapshot_then_delete(store.agents()[view["id"]], store, layout)
         print(f"Removed {view['id']}", file=sys.stderr)
         removed += 1
-    for d in drift.find(layout):
-        if d.kind == "orphan-session":
-            session.kill(d.subject)
-            print(f"Removed orphaned session {d.subject}", file=sys.stderr)
+    for name in session.orphans(session.sessions(), store.agents(), str(layout.root)):
+        session.kill(name)
+        print(f"Removed orphaned session {name}", file=sys.stderr)
     print(f"{removed} removed, {kept} kept", file=sys.stderr)
     return 0

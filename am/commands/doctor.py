@@ -4,13 +4,14 @@ import os
 import re
 import shutil
 import sys
-import time
 from pathlib import Path
 
 from am import drift, git, ids, output, paths, proc, session, versions, workspace
-from am.backends.engine import DEFAULT_IMAGE, engine
+from am.backends import for_runtime as engine
 from am.errors import AmError
+from am.record import Record, Status
 from am.store import open_store
+from am.validate import DEFAULT_IMAGE
 
 
 def checks() -> tuple[list[dict], list]:
@@ -77,7 +78,7 @@ def gvisor_check(eng, has_image: bool) -> tuple[bool | None, str]:
         return False, f"{eng.runtime} not found"
     if res.ok and "gVisor" in res.out:
         return True, f"available ({runsc}): a test sandbox ran on gVisor's kernel"
-    return False, f"{runsc} is set up, but a test sandbox failed: {res.last_lines(1)}"
+    return False, f"{runsc} is set up, but a test sandbox failed: {res.brief()}"
 
 
 def image_row(eng, labels: dict | None) -> tuple[bool | None, str]:
@@ -180,16 +181,10 @@ def adopt(path: Path, store, layout, disk: str | None = None) -> str:
     except AmError:
         pass  # kept without reading it; 'am rm --force' can still delete it
     with store.transaction() as agents:
-        agents[agent_id] = {
-            "id": agent_id, "name": agent_id, "mode": "tmux", "runtime": None,
-            "status": "stopped", "source": None, "worktree": False, "branch": branch,
-            "base_commit": base or head or None, "workspace": str(path), "container": None,
-            "session": ids.session_name(agent_id), "agent": None, "command": [],
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "exit_code": None,
-            "oom_killed": False, "network": None, "allow_domains": [],
-            "limits": {"disk": disk} if disk else None,
-            "log": str(layout.log_file(agent_id)), "adopted": True, "home": str(layout.root),
-        }
+        agents[agent_id] = Record(
+            agent_id, str(path), str(layout.log_file(agent_id)), str(layout.root),
+            status=Status.STOPPED, branch=branch or None, base_commit=base or head or None,
+            limits={"disk": disk} if disk else None, extra={"adopted": True}).as_dict()
     return agent_id
 
 
@@ -217,66 +212,102 @@ def settle_spawn(record: dict, store, layout) -> str:
 
 
 def fix(d: drift.Drift, store, layout) -> str:
+    """Repair one drift; returns what was done."""
+    handler = FIXES.get(d.kind)
+    return handler(d, store, layout) if handler else "left alone"
 
-    if d.kind == "orphan-session":
-        session.kill(d.subject)
-        return "killed the session"
-    if d.kind == "orphan-container":
-        engine(d.runtime).call("rm", "--force", d.subject)
-        return "removed the container"
-    if d.kind in ("orphan-proxy", "orphan-network"):
-        from am import network
 
-        eng = engine(d.runtime)
-        if d.kind == "orphan-proxy":
-            eng.call("rm", "--force", d.subject, timeout=60)
-        for name in network.networks(eng, str(layout.root)):
-            network.remove_network(eng, name)  # refused while another proxy uses it
-        return f"removed the {d.kind.split('-')[1]}"
-    if d.kind == "lost-container":
-        # Stopped or exited in am's view, yet still there (the engine was down when it was
-        # stopped): only ever a container labelled for this AM_HOME.
-        engine(d.runtime).remove_owned(d.subject, str(layout.root))
-        return "removed the container"
-    if d.kind == "stale-worktree":
-        proc.run(["git", "-C", d.subject, "worktree", "prune"], env=git.source_env())
-        return "pruned"
-    if d.kind == "invalid-record":
-        store.remove(d.subject)
-        return "removed the record only; nothing it names was touched"
-    if d.kind == "stale-spawn":
-        from am import records
+def _kill_session(d, store, layout) -> str:
+    session.kill(d.subject)
+    return "killed the session"
 
-        return settle_spawn(records.check(store.agents()[d.subject], layout, d.subject), store,
-                            layout)
-    if d.kind == "orphan-disk":
-        return fix_disk(Path(d.subject), store, layout)
-    if d.kind == "loose-loop":
-        from am import disk
 
-        return "detached" if disk.detach(d.subject) else "already detached"
-    if d.kind == "orphan-workspace":
-        path = Path(d.subject)
-        if path.is_symlink() or not path.is_dir():
-            path.unlink()
-            return "removed"
-        if not any(path.iterdir()):
-            path.rmdir()
-            return "removed (empty)"
-        if not os.path.lexists(path / ".git"):
-            # Not something a spawn made: neither adopted as an agent nor deleted.
-            return "left alone: not a git workspace; look at it, and remove it yourself"
-        try:
-            has_work = bool(workspace.at_path(path).unsaved())
-        except workspace.Refused:
-            has_work = True  # not a layout am made: keep it, never guess
-        except AmError:
-            has_work = False
-        if has_work:
-            return f"kept: adopted as stopped agent {adopt(path, store, layout)}"
-        shutil.rmtree(path)
-        return "removed (no unsaved work)"
-    return "left alone"
+def _remove_container(d, store, layout) -> str:
+    engine(d.runtime).remove_agent(d.subject)
+    return "removed the container"
+
+
+def _remove_proxy_or_network(d, store, layout) -> str:
+    from am import network
+
+    eng = engine(d.runtime)
+    if d.kind == drift.Kind.ORPHAN_PROXY:
+        eng.remove(d.subject)
+    for name in network.networks(eng, str(layout.root)):
+        network.remove_network(eng, name)  # refused while another proxy uses it
+    return f"removed the {d.kind.split('-')[1]}"
+
+
+def _remove_lost_container(d, store, layout) -> str:
+    # Stopped or exited in am's view, yet still there (the engine was down when it was
+    # stopped): only ever a container labelled for this AM_HOME.
+    engine(d.runtime).remove_agent(d.subject, home=str(layout.root))
+    return "removed the container"
+
+
+def _prune_worktrees(d, store, layout) -> str:
+    proc.run(["git", "-C", d.subject, "worktree", "prune"], env=git.source_env())
+    return "pruned"
+
+
+def _remove_record(d, store, layout) -> str:
+    store.remove(d.subject)
+    return "removed the record only; nothing it names was touched"
+
+
+def _settle_stale_spawn(d, store, layout) -> str:
+    from am import records
+
+    return settle_spawn(records.check(store.agents()[d.subject], layout, d.subject), store,
+                        layout)
+
+
+def _remove_or_adopt_disk(d, store, layout) -> str:
+    return fix_disk(Path(d.subject), store, layout)
+
+
+def _detach_loop(d, store, layout) -> str:
+    from am import disk
+
+    return "detached" if disk.detach(d.subject) else "already detached"
+
+
+def _remove_or_adopt_workspace(d, store, layout) -> str:
+    path = Path(d.subject)
+    if path.is_symlink() or not path.is_dir():
+        path.unlink()
+        return "removed"
+    if not any(path.iterdir()):
+        path.rmdir()
+        return "removed (empty)"
+    if not os.path.lexists(path / ".git"):
+        # Not something a spawn made: neither adopted as an agent nor deleted.
+        return "left alone: not a git workspace; look at it, and remove it yourself"
+    try:
+        has_work = bool(workspace.at_path(path).unsaved())
+    except workspace.Refused:
+        has_work = True  # not a layout am made: keep it, never guess
+    except AmError:
+        has_work = False
+    if has_work:
+        return f"kept: adopted as stopped agent {adopt(path, store, layout)}"
+    shutil.rmtree(path)
+    return "removed (no unsaved work)"
+
+
+FIXES = {
+    drift.Kind.ORPHAN_SESSION: _kill_session,
+    drift.Kind.ORPHAN_CONTAINER: _remove_container,
+    drift.Kind.ORPHAN_PROXY: _remove_proxy_or_network,
+    drift.Kind.ORPHAN_NETWORK: _remove_proxy_or_network,
+    drift.Kind.LOST_CONTAINER: _remove_lost_container,
+    drift.Kind.STALE_WORKTREE: _prune_worktrees,
+    drift.Kind.INVALID_RECORD: _remove_record,
+    drift.Kind.STALE_SPAWN: _settle_stale_spawn,
+    drift.Kind.ORPHAN_WORKSPACE: _remove_or_adopt_workspace,
+    drift.Kind.ORPHAN_DISK: _remove_or_adopt_disk,
+    drift.Kind.LOOSE_LOOP: _detach_loop,
+}
 
 
 def fix_disk(image: Path, store, layout) -> str:

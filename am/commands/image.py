@@ -51,7 +51,7 @@ def ls(args) -> int:
     import shutil
 
     from am import image
-    from am.backends.engine import engine
+    from am.backends import for_runtime as engine
 
     names = [args.runtime] if args.runtime else [n for n in ("docker", "podman")
                                                  if shutil.which(n)]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from am import paths, records, status
 from am.errors import AmError
+from am.record import Status
 from am.store import open_store
 
 
@@ -39,7 +40,7 @@ def network_log(args, record: dict, layout) -> int:
                       f"its network policy is {record.get('network') or 'the host (tmux)'}; "
                       "only --network limited agents have a proxy")
     if record.get("runtime") == "kubernetes" and \
-            status.view(args.id, layout)["status"] == "running":
+            status.view(args.id, layout)["status"] == Status.RUNNING:
         return kube_network_log(args, record)
     log = Path(record["network_log"])
     if not log.is_file() or log.is_symlink():
@@ -54,7 +55,7 @@ def network_log(args, record: dict, layout) -> int:
             if more:
                 for line in network.denied(more):
                     print(line, flush=True)
-            elif status.view(args.id, layout)["status"] != "running":
+            elif status.view(args.id, layout)["status"] != Status.RUNNING:
                 return 0
             else:
                 time.sleep(0.5)
@@ -115,7 +116,7 @@ def run(args) -> int:
                 continue
             # Poll the status only when output has paused, and stop once the agent is gone.
             if time.monotonic() - quiet_since > 1.0:
-                if status.view(args.id, layout)["status"] != "running":
+                if status.view(args.id, layout)["status"] != Status.RUNNING:
                     out.write(f.read())
                     return 0
                 try:  # rotated meanwhile: go on with the new file

@@ -107,7 +107,7 @@ def send(record: dict, store, target: trusted.Target, where: str, own: str, dest
     print(f"Pushing {own} ({commit[:12]}) to {where} as {dest} ...", file=sys.stderr, flush=True)
     res = proc.run(push_argv(target, where, commit, dest), env=env, cwd="/")
     if not res.ok:
-        said = git.one_line(res.last_lines(3))
+        said = res.brief(3)
         raise AmError(f"git push to {where} failed: {said}",
                       f"{dest} moved on there and is not overwritten: push to another, "
                       f"am push {record['id']} --branch NAME" if "rejected" in res.err else

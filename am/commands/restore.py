@@ -7,15 +7,28 @@ becomes a worktree there again; without, a standalone agent made from the histor
 carries.
 """
 
-import contextlib
 import shutil
 import sys
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from am import git, ids, paths, snapshot
 from am.errors import AmError
+from am.record import Record, Status
+from am.rollback import Rollback
 from am.store import open_store
+
+
+@dataclass
+class Restore:
+    """What a restore makes, decided and checked before anything is made."""
+
+    agent_id: str
+    source: str | None  # the repository named by --source (never the archive's word)
+    worktree: bool  # a worktree of SOURCE again
+    standalone: bool  # a worktree's snapshot, made a repository of its own
+    branch: str | None
+    cap: str | None  # --disk: the size of the workspace's own file system
 
 
 def run(args) -> int:
@@ -25,6 +38,34 @@ def run(args) -> int:
     if not path.is_file():
         raise AmError(f"no snapshot at {path}")
     manifest = snapshot.read_manifest(path)
+    r = decide(args, layout, path, manifest)
+    ws = layout.workspace(r.agent_id)
+    with store.transaction() as agents:
+        if r.agent_id in agents:
+            raise AmError(f"an agent named {r.agent_id!r} already exists",
+                          "choose another --name")
+        if ws.exists() or ws.is_symlink():
+            raise AmError(f"workspace {ws} already exists")
+        agents[r.agent_id] = new_record(r, path, manifest, layout)
+    undo = rollback(r, store, layout)
+    try:
+        unpack(r, path, manifest, layout)
+        store.update(r.agent_id, status=Status.STOPPED)
+    except BaseException as e:
+        undo.run()
+        if r.cap and isinstance(e, AmError) and "No space left" in e.message:
+            raise AmError(f"the snapshot's workspace does not fit in --disk {r.cap}",
+                          "give a larger --disk") from None
+        raise
+    print(f"Restored {path.name} as stopped agent {r.agent_id} in {ws}", file=sys.stderr)
+    print(r.agent_id)
+    return 0
+
+
+def decide(args, layout, path: Path, manifest: dict) -> Restore:
+    """The restore ARGS ask for, checked against the snapshot at PATH; AmError otherwise."""
+    from am import disk
+
     agent_id = ids.validate_name(args.name) if args.name else ids.new_id()
     source = getattr(args, "source", None)
     worktree = manifest["worktree"]
@@ -43,8 +84,6 @@ def run(args) -> int:
     if worktree:
         snapshot.check(path, skip_git=True)  # before git touches the named repository
         worktree = not standalone
-    from am import disk
-
     cap = disk.check_size(getattr(args, "disk", None))
     if cap:
         if worktree:
@@ -56,80 +95,64 @@ def run(args) -> int:
         print(f"am: warning: the snapshot's agent had its workspace capped at {manifest['disk']}"
               f"; this one is not: 'am restore ... --disk {manifest['disk']}' caps it",
               file=sys.stderr)
-    ws = layout.workspace(agent_id)
     branch = f"am/{agent_id}" if worktree else manifest["branch"]
     if standalone and branch:
         try:
             git.check_branch(branch)
         except AmError:
             branch = None  # HEAD at the commit, detached
-    record = {
-        "id": agent_id,
-        "name": agent_id,
-        "mode": "tmux",
-        "runtime": None,
-        "status": "starting",
-        "source": source,
-        "worktree": worktree,
-        "branch": branch,
-        "base_commit": manifest["base_commit"],
-        "workspace": str(ws),
-        "container": None,
-        "session": ids.session_name(agent_id),
-        "agent": manifest["agent"],
-        "command": [],
-        "exit_code": None,
-        "oom_killed": False,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "network": None,
-        "allow_domains": [],
-        "limits": {"disk": cap} if cap else None,  # its first start runs it in a container
-        "log": str(layout.log_file(agent_id)),
-        "restored_from": str(path),
-        "snapshot_source": manifest["source"],
-        "snapshot_mode": manifest["mode"],  # am start keeps a container agent in one
-        "home": str(layout.root),
-    }
-    with store.transaction() as agents:
-        if agent_id in agents:
-            raise AmError(f"an agent named {agent_id!r} already exists", "choose another --name")
-        if ws.exists() or ws.is_symlink():
-            raise AmError(f"workspace {ws} already exists")
-        agents[agent_id] = record
-    image = layout.disk_image(agent_id)
-    try:
-        paths.private_dir(ws.parent)
-        if cap:
-            disk.create(image, ws, cap)
-        if worktree:
-            # The commits live in the named repository; bring back a worktree at the snapshot's
-            # commit on a branch of its own, then the files as they were.
-            git.worktree_add(Path(source), ws, branch, manifest["commit"])
-            snapshot.extract(path, ws, skip_git=True)
-        elif standalone:
-            if not cap:
-                ws.mkdir()
-            snapshot.restore_history(path, ws, manifest["commit"], branch)
-            snapshot.extract(path, ws, skip_git=True)
-        else:
-            snapshot.extract(path, ws)
-        paths.private_dir(layout.logs)
-        layout.log_file(agent_id).touch()
-        store.update(agent_id, status="stopped")
-    except BaseException as e:
-        if worktree:
-            with contextlib.suppress(Exception):
-                git.worktree_remove(Path(source), ws)
-                git.delete_branch(Path(source), branch)
-        if cap:
-            with contextlib.suppress(Exception):
-                disk.remove(image, ws)
-        shutil.rmtree(ws, ignore_errors=True)
-        store.remove(agent_id)
-        if cap and isinstance(e, AmError) and "No space left" in e.message:
-            raise AmError(f"the snapshot's workspace does not fit in --disk {cap}",
-                          "give a larger --disk") from None
-        raise
-    print(f"Restored {path.name} as stopped agent {agent_id} in {ws}", file=sys.stderr)
-    print(agent_id)
-    return 0
+    return Restore(agent_id, source, worktree, standalone, branch, cap)
+
+
+def new_record(r: Restore, path: Path, manifest: dict, layout) -> dict:
+    """The restored agent's record, ``starting`` until its workspace is complete."""
+    return Record(
+        r.agent_id, str(layout.workspace(r.agent_id)), str(layout.log_file(r.agent_id)),
+        str(layout.root), source=r.source, worktree=r.worktree, branch=r.branch,
+        base_commit=manifest["base_commit"], agent=manifest["agent"],
+        limits={"disk": r.cap} if r.cap else None,  # its first start runs it in a container
+        extra={
+            "restored_from": str(path),
+            "snapshot_source": manifest["source"],
+            "snapshot_mode": manifest["mode"],  # am start keeps a container agent in one
+        }).as_dict()
+
+
+def rollback(r: Restore, store, layout) -> Rollback:
+    """What undoes a failed restore, newest first: each step runs even if another fails."""
+    from am import disk
+
+    ws = layout.workspace(r.agent_id)
+    undo = Rollback("the restore")
+    undo.push(store.remove, r.agent_id)
+    undo.push(shutil.rmtree, ws, True)
+    if r.cap:
+        undo.push(disk.remove, layout.disk_image(r.agent_id), ws)
+    if r.worktree:  # a failing worktree removal still deletes the branch
+        undo.push(git.delete_branch, Path(r.source), r.branch)
+        undo.push(git.worktree_remove, Path(r.source), ws)
+    return undo
+
+
+def unpack(r: Restore, path: Path, manifest: dict, layout) -> None:
+    """Make the workspace from the snapshot at PATH, and the agent's (empty) log."""
+    from am import disk
+
+    ws = layout.workspace(r.agent_id)
+    paths.private_dir(ws.parent)
+    if r.cap:
+        disk.create(layout.disk_image(r.agent_id), ws, r.cap)
+    if r.worktree:
+        # The commits live in the named repository; bring back a worktree at the snapshot's
+        # commit on a branch of its own, then the files as they were.
+        git.worktree_add(Path(r.source), ws, r.branch, manifest["commit"])
+        snapshot.extract(path, ws, skip_git=True)
+    elif r.standalone:
+        if not r.cap:
+            ws.mkdir()
+        snapshot.restore_history(path, ws, manifest["commit"], r.branch)
+        snapshot.extract(path, ws, skip_git=True)
+    else:
+        snapshot.extract(path, ws)
+    paths.private_dir(layout.logs)
+    layout.log_file(r.agent_id).touch()

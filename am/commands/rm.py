@@ -4,6 +4,7 @@ import sys
 
 from am import lifecycle, paths, records, status
 from am.errors import AmError
+from am.record import Status
 from am.store import open_store
 
 
@@ -23,7 +24,7 @@ def run(args) -> int:
         return 0
     view = status.view(args.id, layout)
     if not args.force:
-        if view["status"] == "running":
+        if view["status"] == Status.RUNNING:
             raise AmError(f"agent {args.id} is running", "stop it first, or use 'am rm --force'")
         reasons = lifecycle.unsaved(record)
         if reasons:

@@ -5,6 +5,7 @@ import unicodedata
 
 from am import session, status
 from am.errors import AmError
+from am.record import Status
 
 SEND_MAX = 1024 * 1024
 
@@ -52,10 +53,10 @@ def run(args) -> int:
     if not text and args.no_enter:
         raise AmError("nothing to send", "an empty text with --no-enter types nothing")
     view = status.view(args.id)
-    if view["status"] != "running":
+    if view["status"] != Status.RUNNING:
         raise AmError(f"agent {args.id} is not running (status: {view['status']})",
                       f"start it again with 'am start {args.id}'"
-                      if view["status"] in ("stopped", "exited") else "see 'am list'")
+                      if view["status"] in (Status.STOPPED, Status.EXITED) else "see 'am list'")
     if status.detached(view):
         from am import keeper, paths
 

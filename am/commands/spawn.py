@@ -9,29 +9,15 @@ import sys
 import time
 from pathlib import Path
 
-from am import backends, git, gitsafe, paths, session
+from am import backends, clock, git, gitsafe, paths, session
 from am import plan as planning
 from am.errors import AmError
+from am.rollback import Rollback
 from am.store import open_store
 
 
 def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-class Undo:
-    """Steps that reverse what a spawn made, run newest first if it fails."""
-
-    def __init__(self):
-        self.steps = []
-
-    def push(self, fn, *args):
-        self.steps.append((fn, args))
-
-    def run(self):
-        for fn, args in reversed(self.steps):
-            with contextlib.suppress(Exception):
-                fn(*args)
 
 
 def hand_over_secrets(fifo: Path, secrets: dict, timeout: int = 60) -> None:
@@ -51,7 +37,7 @@ def hand_over_secrets(fifo: Path, secrets: dict, timeout: int = 60) -> None:
         os._exit(0)
 
 
-def make_workspace(plan: planning.Plan, undo: Undo, layout=None) -> str:
+def make_workspace(plan: planning.Plan, undo: Rollback, layout=None) -> str:
     """Clone (or add a worktree), put the agent branch at its base; returns the base commit.
     With --disk the clone goes into a file system of that size, mounted at the workspace."""
     paths.private_dir(plan.workspace.parent)
@@ -88,7 +74,7 @@ def execute(plan: planning.Plan, backend, layout):
     """Reserve the record, make the workspace, and launch the agent in it; returns what
     ``launch`` returns."""
     store = open_store(layout)
-    undo = Undo()
+    undo = Rollback("the spawn")
     try:
         with store.transaction() as agents:
             if plan.id in agents:
@@ -127,7 +113,7 @@ def execute(plan: planning.Plan, backend, layout):
         raise
 
 
-def launch(plan: planning.Plan, backend, layout, undo: Undo, **fields):
+def launch(plan: planning.Plan, backend, layout, undo: Rollback, **fields):
     """Start the agent of PLAN in its existing workspace: the one way an agent starts, for
     ``am spawn`` and ``am start``. Pushes its undo steps; on success the record is ``running``
     with FIELDS. Returns AgentExited when the agent ended while this waited for it (it ran: it
@@ -198,7 +184,7 @@ def launch(plan: planning.Plan, backend, layout, undo: Undo, **fields):
             hand_over_secrets(Path(spec["env_fifo"]), plan.secrets)
         backend.after_start(plan, lambda: plan.session in session.sessions())
     store.update(plan.id, status="running", spawn_pid=None,
-                 started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                 started=clock.iso(),
                  worktree_gitdir=str(plan.worktree_gitdir) if plan.worktree_gitdir else None,
                  **fields)
     return exited
@@ -264,9 +250,7 @@ def prepare(plan: planning.Plan):
         plan.runtime = backend.runtime
     else:
         backend = backends.for_mode("tmux")
-    session.require_tmux()
-    if plan.mode == "tmux":
-        backend.check()  # a container engine is checked by its first call, in prepare
+    session.require_tmux()  # both modes: a container's client runs in a session too
     for warning in plan.warnings:
         say(f"am: warning: {warning}")
     backend.prepare(plan)

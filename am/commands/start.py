@@ -6,15 +6,16 @@ here (restored, adopted), from this command's flags as a spawn would decide them
 """
 
 import contextlib
-import fcntl
 import os
 import stat
 from pathlib import Path
 
-from am import backends, git, paths, session, status
+from am import backends, files, git, paths, session, status
 from am import plan as planning
 from am.commands import spawn
 from am.errors import AmError
+from am.record import Mode, Status
+from am.rollback import Rollback
 from am.store import open_store
 
 
@@ -22,15 +23,12 @@ from am.store import open_store
 def starting(layout, agent_id: str):
     """Only one ``am start`` of an agent at a time (the lock goes with the process)."""
     layout.run.mkdir(parents=True, exist_ok=True)
-    fd = os.open(layout.run / f"{agent_id}.start.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
+    with contextlib.ExitStack() as held:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held.enter_context(files.locked(layout.run / f"{agent_id}.start.lock", wait=False))
         except BlockingIOError:
             raise AmError(f"agent {agent_id} is being started by another 'am start'") from None
         yield
-    finally:
-        os.close(fd)
 
 
 def worktree_gitdir(record: dict, workspace: Path) -> Path:
@@ -87,10 +85,11 @@ def run(args) -> int:
     args.prompt = planning.read_prompt(args)
     with starting(layout, args.id):
         current = status.view(args.id, layout)["status"]
-        if current in ("running", "starting"):
+        if current in (Status.RUNNING, Status.STARTING):
             raise AmError(f"agent {args.id} is already {current}",
-                          f"see it with 'am attach {args.id}'" if current == "running" else None)
-        if current == "error":
+                          f"see it with 'am attach {args.id}'"
+                          if current == Status.RUNNING else None)
+        if current == Status.ERROR:
             raise AmError(f"agent {args.id} never finished its spawn", "'am doctor --fix' "
                           "settles it: kept as a stopped agent if it holds unsaved work, else "
                           "removed")
@@ -104,7 +103,7 @@ def run(args) -> int:
         first = not record.get("command")
         if first:
             host_memory = host_cpus = None
-            if args.container or record.get("snapshot_mode") == "container":
+            if args.container or record.get("snapshot_mode") == Mode.CONTAINER:
                 import psutil
 
                 host_memory, host_cpus = psutil.virtual_memory().total, os.cpu_count()
@@ -112,12 +111,12 @@ def run(args) -> int:
                                         host_cpus, cfg)
         else:
             plan = planning.from_record(record, args, layout, dict(os.environ), cfg)
-        if plan.worktree and plan.mode == "container":
+        if plan.worktree and plan.mode == Mode.CONTAINER:
             plan.worktree_gitdir = worktree_gitdir(record, workspace)
         backend = spawn.prepare(plan)
         # Leftovers of its last run (a session or container that outlived am's view of it).
         session.kill_own(plan.session, str(layout.root))
-        if record.get("mode") == "container":
+        if record.get("mode") == Mode.CONTAINER:
             backends.for_record(record).stop(record)
         fields = {"exit_code": None, "oom_killed": False, "stopped": None,
                   "prompt": plan.prompt if args.prompt is not None else record.get("prompt"),
@@ -130,7 +129,7 @@ def run(args) -> int:
                            if k not in ("id", "name", "status", "source", "worktree", "branch",
                                         "base_commit", "workspace", "created", "log", "home",
                                         "spawn_pid")})
-        undo = spawn.Undo()
+        undo = Rollback("the start")
         try:
             exited = spawn.launch(plan, backend, layout, undo, **fields)
         except BaseException:

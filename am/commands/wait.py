@@ -12,6 +12,7 @@ import time
 
 from am import health, output, paths, status
 from am.errors import AmError
+from am.record import Status
 
 EXITED_OK = 0  # the agent exited with code 0
 IDLE = 3  # it is running and printed nothing for the idle time
@@ -26,12 +27,12 @@ CHECK_SESSION = 3.0  # seconds between calls to tmux
 def outcome(view: dict, until: str, idle_for: float | None, idle_after: float):
     """(event, exit status) if VIEW ends the wait, else None (pure)."""
     state = view["status"]
-    if state == "stopped":
+    if state == Status.STOPPED:
         return "stopped", STOPPED
-    if state in ("exited", "error"):
-        ok = state == "exited" and view.get("exit_code") == 0 and not view.get("oom_killed")
+    if state in (Status.EXITED, Status.ERROR):
+        ok = state == Status.EXITED and view.get("exit_code") == 0 and not view.get("oom_killed")
         return state, EXITED_OK if ok else EXITED_FAILED
-    if state == "running" and until in ("idle", "any") and idle_for is not None \
+    if state == Status.RUNNING and until in ("idle", "any") and idle_for is not None \
             and idle_for >= idle_after:
         return "idle", IDLE
     return None

@@ -12,7 +12,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import assert_am_error
+from helpers import assert_am_error
 
 from am import kube
 

@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import GIT_ID
+from helpers import GIT_ID
 
 
 @pytest.fixture(autouse=True)

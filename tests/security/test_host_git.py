@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import assert_am_error, git
+from helpers import assert_am_error, git
 
 from .conftest import plain_git
 

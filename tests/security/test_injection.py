@@ -6,8 +6,8 @@ list at all; the validators are checked with it directly.
 """
 
 import pytest
-from conftest import assert_am_error, assert_nothing_made, git
 from containers import engine_ready
+from helpers import assert_am_error, assert_nothing_made, git
 
 PROPERTY = "3 no argument or mount injection"
 

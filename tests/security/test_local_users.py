@@ -15,8 +15,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import GIT_ID, Am
 from containers import engine_ready, remove_containers
+from helpers import GIT_ID, Am
 
 PROPERTY = "14 private to the user; agents run as no account"
 AGENT_UID = 2_000_000_000
@@ -183,12 +183,12 @@ def test_a_uid_that_is_an_account_is_refused(home, cengine, other_user):
 
 def test_subordinate_ids_are_no_agent_uid(tmp_path, monkeypatch):
     """A uid inside a user's /etc/subuid range belongs to that user's rootless containers."""
-    from am.backends import engine
+    from am.backends import hostside
 
-    monkeypatch.setattr(engine, "_ranges", lambda path: [("alice", 100000, 65536)])
-    assert "alice's subordinate ids" in engine.uid_problem(100500)
-    assert engine.uid_problem(AGENT_UID) is None
+    monkeypatch.setattr(hostside, "_ranges", lambda path: [("alice", 100000, 65536)])
+    assert "alice's subordinate ids" in hostside.uid_problem(100500)
+    assert hostside.uid_problem(AGENT_UID) is None
     monkeypatch.setenv("AM_AGENT_UID", "abc")
-    with pytest.raises(engine.AmError, match="invalid AM_AGENT_UID"):
-        engine.agent_uid()
+    with pytest.raises(hostside.AmError, match="invalid AM_AGENT_UID"):
+        hostside.agent_uid()
 

@@ -7,7 +7,7 @@ the agent's work), a layout am did not make is refused.
 """
 
 import pytest
-from conftest import assert_am_error
+from helpers import assert_am_error
 
 from .conftest import plain_git
 from .test_host_git import REFUSED, am_commands_leave_no_marker

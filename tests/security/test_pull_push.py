@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import assert_am_error, git
+from helpers import assert_am_error, git
 
 from am import bundle
 

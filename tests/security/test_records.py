@@ -12,8 +12,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import assert_am_error, has_session
 from containers import container_names
+from helpers import assert_am_error, has_session
 
 PROPERTY = "10 records checked before use"
 SECRET = "SECRET-OF-THE-HOST-8"

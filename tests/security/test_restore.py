@@ -13,7 +13,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import assert_am_error, assert_nothing_made, git
+from helpers import assert_am_error, assert_nothing_made, git
 
 from .test_symlinks import _archive
 

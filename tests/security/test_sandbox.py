@@ -21,7 +21,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import assert_am_error
+from helpers import assert_am_error
 
 from .conftest import plain_env
 

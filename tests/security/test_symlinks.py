@@ -12,7 +12,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import assert_am_error, git, state_agents
+from helpers import assert_am_error, git, state_agents
 
 PROPERTY = "2 no symlink escapes"
 SECRET = "SECRET-OF-THE-HOST-42"

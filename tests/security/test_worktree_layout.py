@@ -10,8 +10,8 @@ file it names. No mount layout lets the agent commit there without such a write,
 import subprocess
 
 import pytest
-from conftest import assert_am_error, assert_nothing_made, git
 from containers import container_names
+from helpers import assert_am_error, assert_nothing_made, git
 
 PROPERTY = "9 no writable share of the user's git folder"
 pytestmark = pytest.mark.container

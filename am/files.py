@@ -1,0 +1,61 @@
+"""Small file primitives am uses in several places: atomic replace, an exclusive lock, and a
+JSON object read from a file that may be missing, torn or written by someone else."""
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+
+StrPath = str | os.PathLike[str]
+
+
+def write_atomic(path: StrPath, text: str, *, sync: bool = False,
+                 tmp: StrPath | None = None) -> None:
+    """Replace PATH with TEXT in one step: readers see the old file or the new one, never a
+    part. SYNC also puts both on disk (the file and its folder's entry) before returning. The
+    temporary file (TMP, or PATH.<pid>.tmp) is never followed if it is a link, and removed when
+    the write fails."""
+    tmp = os.fspath(tmp) if tmp is not None else f"{os.fspath(path)}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    if sync:
+        dirfd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+        try:
+            os.fsync(dirfd)
+        finally:
+            os.close(dirfd)
+
+
+@contextlib.contextmanager
+def locked(path: StrPath, *, wait: bool = True) -> Iterator[None]:
+    """Hold an exclusive flock on the lock file PATH (made 0600, never through a link) for the
+    block; the kernel drops it when the process dies. Without WAIT, BlockingIOError if another
+    holds it."""
+    import fcntl  # here: am list reads files with this module but locks none
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def read_json_dict(path: StrPath) -> dict[str, object] | None:
+    """The JSON object in PATH, or None when it is missing, unreadable or not an object."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,116 @@
+"""drift.find and doctor.fix called directly, on a private AM_HOME with real git (no engine):
+each kind of drift that needs no container is found, and fixed as the handler says."""
+
+import os
+import subprocess
+
+import pytest
+from helpers import git
+
+from am import drift, gitsafe, paths
+from am.commands import doctor
+from am.record import Record, Status
+from am.store import open_store
+
+
+@pytest.fixture
+def layout(tmp_path, monkeypatch):
+    monkeypatch.setenv("AM_HOME", str(tmp_path / "home"))
+    lay = paths.layout()
+    paths.private_dir(lay.workspaces)
+    return lay
+
+
+def add_record(layout, agent_id, **fields) -> dict:
+    record = Record(agent_id, str(layout.workspace(agent_id)), str(layout.log_file(agent_id)),
+                    str(layout.root)).as_dict()
+    record.update(fields)
+    with open_store(layout).transaction() as agents:
+        agents[agent_id] = record
+    return record
+
+
+def kinds(found) -> list[tuple[str, str]]:
+    return sorted((d.kind, d.subject) for d in found)
+
+
+def test_find_reports_each_kind_and_nothing_for_a_sound_agent(layout):
+    add_record(layout, "sound", status=Status.STOPPED)
+    layout.workspace("sound").mkdir()
+    add_record(layout, "stale")  # starting, and no spawn alive: a spawn that never finished
+    layout.workspace("stale").mkdir()
+    add_record(layout, "bad", workspace="/etc")
+    (layout.workspaces / "left").mkdir()
+    (layout.workspaces / ".hidden").mkdir()  # am's own temporary folders start with a dot
+    assert kinds(drift.find(layout)) == [
+        ("invalid-record", "bad"),
+        ("orphan-workspace", str(layout.workspaces / "left")),
+        ("stale-spawn", "stale"),
+    ]
+
+
+def test_find_reports_a_stale_worktree_of_a_recorded_source(layout, repo):
+    gone = layout.workspaces / "wt"
+    git("worktree", "add", "-q", "-b", "am/wt", str(gone), cwd=repo)
+    subprocess.run(["rm", "-rf", str(gone)], check=True)
+    add_record(layout, "wt", status=Status.STOPPED, worktree=True, source=str(repo))
+    found = [d for d in drift.find(layout) if d.kind == "stale-worktree"]
+    assert [d.subject for d in found] == [str(repo)]
+    assert doctor.fix(found[0], open_store(layout), layout) == "pruned"
+    assert "wt" not in git("worktree", "list", cwd=repo)
+
+
+def test_fix_removes_an_invalid_record_only(layout):
+    add_record(layout, "bad", workspace="/etc")
+    (d,) = [d for d in drift.find(layout) if d.kind == "invalid-record"]
+    assert doctor.fix(d, open_store(layout), layout).startswith("removed the record only")
+    assert open_store(layout).agents() == {} and os.path.isdir("/etc")
+
+
+def test_fix_of_orphan_workspaces(layout, repo):
+    empty = layout.workspaces / "empty"
+    empty.mkdir()
+    loose = layout.workspaces / "loose"
+    loose.mkdir()
+    (loose / "notes.txt").write_text("not a clone\n")
+    link = layout.workspaces / "link"
+    link.symlink_to(repo)
+    work = layout.workspaces / "work"
+    git("clone", "-q", str(repo), str(work))
+    (work / "new.txt").write_text("unsaved\n")
+    store = open_store(layout)
+    fixed = {d.subject: doctor.fix(d, store, layout) for d in drift.find(layout)}
+    assert fixed[str(link)] == "removed" and not os.path.lexists(link)
+    assert (repo / "README").exists()  # a link is removed, never followed
+    assert fixed[str(work)] == "kept: adopted as stopped agent work"
+    adopted = store.agents()["work"]
+    assert adopted["status"] == "stopped" and adopted["adopted"] is True
+    assert (work / "new.txt").exists()
+    assert fixed[str(empty)] == "removed (empty)" and not empty.exists()
+    assert fixed[str(loose)].startswith("left alone") and (loose / "notes.txt").exists()
+    assert [d.subject for d in drift.find(layout)] == [str(loose)]
+
+
+@pytest.mark.parametrize("key, ok", [
+    ("core.bare", True), ("Core.FileMode", True), ("remote.origin.url", True),
+    ("remote.a.b.c.fetch", True), ("branch.Main.merge", True), ("core.hooksPath", True),
+    ("core.fsmonitor", False), ("core.sshCommand", False), ("core.worktree", False),
+    ("include.path", False), ("includeIf.gitdir:/x/.path", False),
+    ("remote.origin.uploadpack", False), ("filter.lfs.smudge", False), ("remote.url", False),
+    ("core.pager", False), ("diff.external", False),
+])
+def test_gitsafe_allowed(key, ok):
+    assert gitsafe.allowed(key) is ok
+
+
+def test_gitsafe_check_config_names_the_refused_key(tmp_path):
+    config = tmp_path / "config"
+    config.write_text('[remote "origin"]\n\turl = /x\n[core]\n\tbare = false\n')
+    gitsafe.check_config(config, tmp_path)
+    config.write_text('[core]\n\tbare = false\n\tfsmonitor = touch /tmp/pwned\n')
+    with pytest.raises(gitsafe.Refused, match="sets 'core.fsmonitor'"):
+        gitsafe.check_config(config, tmp_path)
+
+
+def test_every_kind_has_a_fix():
+    assert set(doctor.FIXES) == set(drift.Kind)

@@ -1,0 +1,72 @@
+"""am/files.py, am/clock.py and the orphan-session rule: helpers every module shares."""
+
+import multiprocessing
+import os
+
+import pytest
+
+from am import clock, files, session
+
+
+def test_write_atomic_replaces_whole_and_leaves_no_temp(tmp_path):
+    path = tmp_path / "f.json"
+    path.write_text("old")
+    files.write_atomic(path, "new", sync=True)
+    assert path.read_text() == "new"
+    assert sorted(os.listdir(tmp_path)) == ["f.json"]
+    assert (path.stat().st_mode & 0o777) == 0o600
+
+
+def test_write_atomic_never_follows_a_planted_temp_link(tmp_path):
+    target = tmp_path / "target"
+    target.write_text("keep")
+    path = tmp_path / "f"
+    os.symlink(target, tmp_path / "planted.tmp")
+    with pytest.raises(OSError):
+        files.write_atomic(path, "x", tmp=tmp_path / "planted.tmp")
+    assert target.read_text() == "keep" and not path.exists()
+
+
+def _try_lock(path, queue):
+    try:
+        with files.locked(path, wait=False):
+            queue.put("got it")
+    except BlockingIOError:
+        queue.put("busy")
+
+
+def test_locked_excludes_another_process(tmp_path):
+    lock = tmp_path / "x.lock"
+    queue = multiprocessing.get_context("fork").Queue()
+    with files.locked(lock):
+        p = multiprocessing.get_context("fork").Process(target=_try_lock, args=(lock, queue))
+        p.start()
+        p.join(30)
+        assert queue.get(timeout=5) == "busy"
+    p = multiprocessing.get_context("fork").Process(target=_try_lock, args=(lock, queue))
+    p.start()
+    p.join(30)
+    assert queue.get(timeout=5) == "got it"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('{"a": 1}', {"a": 1}), ("[1]", None), ("{torn", None), ("", None), (None, None)])
+def test_read_json_dict(tmp_path, text, expected):
+    path = tmp_path / "x.json"
+    if text is not None:
+        path.write_text(text)
+    assert files.read_json_dict(path) == expected
+
+
+def test_clock_round_trip():
+    assert clock.iso(0) == "1970-01-01T00:00:00Z"
+    assert clock.epoch("2026-11-28T07:41:49Z") == 1795851709.0
+    assert clock.epoch(clock.iso(1795851709)) == 1795851709.0
+    for bad in (None, "", "2026-11-28 07:41:49", 5):
+        assert clock.epoch(bad) is None
+
+
+def test_orphan_sessions_are_ams_own_with_no_record():
+    live = {"am-a": "/h", "am-b": "/h", "am-c": "/other", "mine": "/h", "am-d": ""}
+    records = {"a": {"session": "am-a"}}
+    assert session.orphans(live, records, "/h") == ["am-b"]
