@@ -9,6 +9,7 @@ import time
 import uuid
 
 import pytest
+from containers import remove_containers
 
 from am import health
 from am.backends import for_runtime as engine_named
@@ -161,6 +162,8 @@ def test_status_figures_despite_a_strangers_broken_container(am, repo):
         assert s["figures_missing"] is None, s
     finally:
         subprocess.run(["podman", "rm", "-f", stranger], capture_output=True, timeout=120)
+        # no engine fixture here to remove the agent's container after the test
+        remove_containers("podman", str(am.home))
 
 
 @pytest.mark.container
