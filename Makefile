@@ -32,8 +32,9 @@ test-fast: lint  ## lint, then everything that needs no container engine
 test-cluster: install  ## Kubernetes agents on a real cluster: AM_TEST_KUBECONFIG (docs/scale.md)
 	AM_TEST_CLUSTER_TIER=1 $(BIN)/pytest -q -ra tests/cluster
 
-lint: install  ## ruff's checks, no new import cycle, and mypy over the typed modules (pyproject's tool.mypy)
+lint: install  ## ruff's checks and format, no new import cycle, and mypy over the typed modules (pyproject's tool.mypy)
 	$(BIN)/ruff check am tests scripts && \
+	$(BIN)/ruff format --check am tests scripts && \
 	$(BIN)/python scripts/import_cycles.py && \
 	$(BIN)/mypy; rc=$$?; $(GIVE_BACK); exit $$rc
 

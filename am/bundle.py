@@ -51,8 +51,10 @@ class Header:
 
 
 def bad(why: str) -> Bad:
-    return Bad(f"the agent's bundle was refused: {why}",
-               "nothing was taken from it; 'am diff ID' still shows the agent's work")
+    return Bad(
+        f"the agent's bundle was refused: {why}",
+        "nothing was taken from it; 'am diff ID' still shows the agent's work",
+    )
 
 
 def read_header(path: Path) -> Header:
@@ -60,11 +62,11 @@ def read_header(path: Path) -> Header:
     with open(path, "rb") as f:
         head = f.read(HEADER_LIMIT)
     end = head.find(b"\n\n")
-    first = head[:head.find(b"\n") + 1]
+    first = head[: head.find(b"\n") + 1]
     if first not in SIGNATURES or end < 0:
         raise bad("it is not a git bundle (v2 or v3) with a header am can read")
     refs, prerequisites = [], []
-    for line in head[len(first):end].split(b"\n"):
+    for line in head[len(first) : end].split(b"\n"):
         text = line.decode("utf-8", "replace")
         if text.startswith("@"):
             # object-format only: a @filter (a partial bundle) would leave the commits'
@@ -98,8 +100,17 @@ def fetch_argv(repo: Path, path: Path) -> list[str]:
     argv = ["git", "-C", str(repo)]
     for kv in FSCK:
         argv += ["-c", kv]
-    return argv + ["fetch", "--quiet", "--no-tags", "--no-recurse-submodules",
-                   "--no-write-fetch-head", "--no-auto-gc", "--", str(path), REF]
+    return argv + [
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "--no-recurse-submodules",
+        "--no-write-fetch-head",
+        "--no-auto-gc",
+        "--",
+        str(path),
+        REF,
+    ]
 
 
 def _git(argv: list[str], what: str, stdin=None) -> proc.Result:
@@ -120,8 +131,9 @@ def receive(repo: Path, path: Path, expected: str) -> list[str]:
     warnings = []
     if others:
         shown = printable(", ".join(others[:5]) + (", ..." if len(others) > 5 else ""))
-        warnings.append(f"the agent's bundle also carried {len(others)} other ref(s) ({shown}); "
-                        "none was taken")
+        warnings.append(
+            f"the agent's bundle also carried {len(others)} other ref(s) ({shown}); none was taken"
+        )
     _git(verify_argv(repo, path), "git bundle verify failed")
     scratch = path.with_name(path.name + ".check.pack")
     try:
@@ -134,8 +146,9 @@ def receive(repo: Path, path: Path, expected: str) -> list[str]:
                 p.unlink()
     _git(fetch_argv(repo, path), "git fetch from it failed")
     # exactly a commit: a tag object peels to one, but a branch cannot point at it
-    res = proc.run(["git", "-C", str(repo), "cat-file", "-t", expected],
-                   env=git.source_env(), cwd="/")
+    res = proc.run(
+        ["git", "-C", str(repo), "cat-file", "-t", expected], env=git.source_env(), cwd="/"
+    )
     if res.out.strip() != "commit":
         raise bad(f"the workspace's HEAD {expected} is not a commit in {repo} after the fetch")
     return warnings

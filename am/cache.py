@@ -73,8 +73,10 @@ def clone(url: str, dest: Path, cache: Path) -> Path:
     mirror = mirror_path(cache, url)
     with locked(mirror):
         update(url, mirror)
-        res = proc.run(["git", "clone", "--quiet", "--shared", "--no-checkout", "--",
-                        str(mirror), str(dest)], env=git.source_env())
+        res = proc.run(
+            ["git", "clone", "--quiet", "--shared", "--no-checkout", "--", str(mirror), str(dest)],
+            env=git.source_env(),
+        )
     if not res.ok:
         raise AmError(f"cannot clone {url} from its cache: {res.brief()}")
     # The agent's remote is the real URL, as with a plain clone.

@@ -55,51 +55,82 @@ def _spawn(p):
     )
     _disk_option(p)
     _prompt_options(p)
-    p.epilog = ("Defaults of --runtime, --agent, --image, --network, --isolation, "
-                "--allow-domain and the limits can be set in config.toml or AM_* variables "
-                "('am config show').")
+    p.epilog = (
+        "Defaults of --runtime, --agent, --image, --network, --isolation, "
+        "--allow-domain and the limits can be set in config.toml or AM_* variables "
+        "('am config show')."
+    )
 
 
 def _disk_option(p):
-    p.add_argument("--disk", metavar="SIZE",
-                   help="cap a container agent's workspace at SIZE (e.g. 10g; none: no cap): a "
-                        "file system of its own, mounted on a loop device (needs root)")
+    p.add_argument(
+        "--disk",
+        metavar="SIZE",
+        help="cap a container agent's workspace at SIZE (e.g. 10g; none: no cap): a "
+        "file system of its own, mounted on a loop device (needs root)",
+    )
 
 
 def _run_options(p):
     """How an agent runs: the options of spawn that am start takes for a restored agent."""
     from am.plan import DEFAULT_IMAGE, DEFAULT_LIMITS
 
-    p.add_argument("--container", action="store_true",
-                   help="run in an isolated container (default: a tmux session on the host)")
-    p.add_argument("--runtime", choices=["docker", "podman", "auto", "kubernetes"],
-                   help=f"container engine (default: {AUTO}), or kubernetes: a pod in "
-                   "kubectl's current context (docs/scale.md)")
-    p.add_argument("--kube-workspace", choices=["pvc", "emptydir"],
-                   help="a Kubernetes agent's workspace: a PersistentVolumeClaim (default), or "
-                   "an emptyDir that lives as long as its pod")
-    p.add_argument("--agent", help="agent profile: claude (default), codex, aider, gemini, or "
-                   "one of config.toml's")
+    p.add_argument(
+        "--container",
+        action="store_true",
+        help="run in an isolated container (default: a tmux session on the host)",
+    )
+    p.add_argument(
+        "--runtime",
+        choices=["docker", "podman", "auto", "kubernetes"],
+        help=f"container engine (default: {AUTO}), or kubernetes: a pod in "
+        "kubectl's current context (docs/scale.md)",
+    )
+    p.add_argument(
+        "--kube-workspace",
+        choices=["pvc", "emptydir"],
+        help="a Kubernetes agent's workspace: a PersistentVolumeClaim (default), or "
+        "an emptyDir that lives as long as its pod",
+    )
+    p.add_argument(
+        "--agent",
+        help="agent profile: claude (default), codex, aider, gemini, or one of config.toml's",
+    )
     p.add_argument("--cmd", help="run this shell command as the agent instead of a profile's CLI")
     p.add_argument(
         "--skip-permissions",
         action="store_true",
         help="pass the profile's flag for running without approval prompts",
     )
-    p.add_argument("--network", choices=["none", "limited", "full"],
-                   help="container network: none (default; not even the agent's model API), "
-                   "limited (the profile's API domains and --allow-domain, through a proxy), "
-                   "full (the engine's bridge); see docs/network.md")
-    p.add_argument("--isolation", choices=["runc", "gvisor"],
-                   help="container kernel isolation: runc shares the host's kernel, gvisor "
-                        "runs the agent on gVisor's (docs/security.md)")
-    p.add_argument("--allow-domain", action="append", default=[], metavar="DOMAIN[:PORT]",
-                   help="host a limited network allows: example.com, *.example.com; ports 80 "
-                        "and 443, or the one given (repeatable)")
-    p.add_argument("--allow-private-domain", action="append", default=[],
-                   metavar="DOMAIN[:PORT]",
-                   help="like --allow-domain, and the host may be at a private, loopback, "
-                        "link-local or host address (repeatable)")
+    p.add_argument(
+        "--network",
+        choices=["none", "limited", "full"],
+        help="container network: none (default; not even the agent's model API), "
+        "limited (the profile's API domains and --allow-domain, through a proxy), "
+        "full (the engine's bridge); see docs/network.md",
+    )
+    p.add_argument(
+        "--isolation",
+        choices=["runc", "gvisor"],
+        help="container kernel isolation: runc shares the host's kernel, gvisor "
+        "runs the agent on gVisor's (docs/security.md)",
+    )
+    p.add_argument(
+        "--allow-domain",
+        action="append",
+        default=[],
+        metavar="DOMAIN[:PORT]",
+        help="host a limited network allows: example.com, *.example.com; ports 80 "
+        "and 443, or the one given (repeatable)",
+    )
+    p.add_argument(
+        "--allow-private-domain",
+        action="append",
+        default=[],
+        metavar="DOMAIN[:PORT]",
+        help="like --allow-domain, and the host may be at a private, loopback, "
+        "link-local or host address (repeatable)",
+    )
     p.add_argument("--memory", help=f"container memory limit (default: {DEFAULT_LIMITS['memory']})")
     p.add_argument("--cpus", help=f"container CPU limit (default: {DEFAULT_LIMITS['cpus']})")
     p.add_argument("--pids", help=f"container process limit (default: {DEFAULT_LIMITS['pids']})")
@@ -110,33 +141,54 @@ def _run_options(p):
         action="store_true",
         help="mount the agent CLI's own config from your home read-only (exposes its tokens)",
     )
-    p.add_argument("--publish", action="append", default=[], metavar="[ADDR:]HOST_PORT:PORT",
-                   help="publish a port of a container agent (network limited or full); "
-                   "binds 127.0.0.1 unless ADDR is given (repeatable)")
+    p.add_argument(
+        "--publish",
+        action="append",
+        default=[],
+        metavar="[ADDR:]HOST_PORT:PORT",
+        help="publish a port of a container agent (network limited or full); "
+        "binds 127.0.0.1 unless ADDR is given (repeatable)",
+    )
 
 
 def _env_option(p):
-    p.add_argument("--env", action="append", default=[], metavar="NAME[=VALUE]",
-                   help="environment for the agent; a bare NAME passes the caller's value")
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME[=VALUE]",
+        help="environment for the agent; a bare NAME passes the caller's value",
+    )
 
 
 def _prompt_options(p):
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--prompt", metavar="TEXT",
-                   help="the agent's task, given the profile's own way (AM_PROMPT for --cmd)")
-    g.add_argument("--prompt-file", metavar="FILE",
-                   help="the task from a file ('-': standard input)")
+    g.add_argument(
+        "--prompt",
+        metavar="TEXT",
+        help="the agent's task, given the profile's own way (AM_PROMPT for --cmd)",
+    )
+    g.add_argument(
+        "--prompt-file", metavar="FILE", help="the task from a file ('-': standard input)"
+    )
 
 
 def _start(p):
     p.add_argument("id", help="the agent to start (see 'am list')")
-    p.add_argument("--continue", dest="continue_", action="store_true",
-                   help="resume the agent CLI's last conversation (claude --continue) instead "
-                   "of giving it its task again")
+    p.add_argument(
+        "--continue",
+        dest="continue_",
+        action="store_true",
+        help="resume the agent CLI's last conversation (claude --continue) instead "
+        "of giving it its task again",
+    )
     _prompt_options(p)
     _env_option(p)
-    _run_options(p.add_argument_group(
-        "how it runs, for an agent without settings yet (restored or adopted; as am spawn)"))
+    _run_options(
+        p.add_argument_group(
+            "how it runs, for an agent without settings yet (restored or adopted; as am spawn)"
+        )
+    )
 
 
 def _send(p):
@@ -148,13 +200,21 @@ def _send(p):
 
 def _wait(p):
     p.add_argument("id", help="the agent to wait for (see 'am list')")
-    p.add_argument("--until", choices=["exited", "idle", "any"], default="exited",
-                   help="what to wait for (default: exited, which also ends on am stop)")
-    p.add_argument("--idle-after", type=float, metavar="SECONDS",
-                   help="idle after this long without output (default: idle_after of the "
-                   "configuration)")
-    p.add_argument("--timeout", type=float, metavar="SECONDS",
-                   help="give up after this long (exit status 124)")
+    p.add_argument(
+        "--until",
+        choices=["exited", "idle", "any"],
+        default="exited",
+        help="what to wait for (default: exited, which also ends on am stop)",
+    )
+    p.add_argument(
+        "--idle-after",
+        type=float,
+        metavar="SECONDS",
+        help="idle after this long without output (default: idle_after of the configuration)",
+    )
+    p.add_argument(
+        "--timeout", type=float, metavar="SECONDS", help="give up after this long (exit status 124)"
+    )
     p.add_argument("--json", action="store_true", help="print what ended the wait as JSON")
 
 
@@ -172,20 +232,32 @@ def _log(p):
 
 def _pull(p):
     p.add_argument("id", help="the agent whose branch to bring in (see 'am list')")
-    p.add_argument("--branch", metavar="NAME",
-                   help="the branch to create or move (default: the agent's, am/<id>)")
-    p.add_argument("--force", action="store_true",
-                   help="move the branch even when the agent's history was rewritten")
+    p.add_argument(
+        "--branch",
+        metavar="NAME",
+        help="the branch to create or move (default: the agent's, am/<id>)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="move the branch even when the agent's history was rewritten",
+    )
     p.add_argument("--json", action="store_true", help="what was done, as JSON")
 
 
 def _push(p):
     p.add_argument("id", help="the agent whose branch to push (see 'am list')")
-    p.add_argument("--remote", metavar="URL|NAME",
-                   help="where to push (default: the URL the agent was spawned from; for a "
-                   "local source, its remote origin)")
-    p.add_argument("--branch", metavar="NAME",
-                   help="the branch name on the remote (default: the agent's, am/<id>)")
+    p.add_argument(
+        "--remote",
+        metavar="URL|NAME",
+        help="where to push (default: the URL the agent was spawned from; for a "
+        "local source, its remote origin)",
+    )
+    p.add_argument(
+        "--branch",
+        metavar="NAME",
+        help="the branch name on the remote (default: the agent's, am/<id>)",
+    )
 
 
 def _list(p):
@@ -193,8 +265,9 @@ def _list(p):
 
     p.add_argument("--json", action="store_true", help=JSON)
     # the same choices as am.main.quick_list, which parses these without argparse
-    p.add_argument("--status", choices=[s.value for s in Status],
-                   help="only the agents with this status")
+    p.add_argument(
+        "--status", choices=[s.value for s in Status], help="only the agents with this status"
+    )
 
 
 def _status(p):
@@ -212,7 +285,8 @@ def _ui(p):
     p.description = (
         "Every agent in a table (as am list and am status show them), with the selected "
         "one's terminal, diff and log. Keys: Enter attach (detach returns), n spawn, s stop, "
-        "p pull, r remove, / filter, v next tab, q quit. Needs a terminal.")
+        "p pull, r remove, / filter, v next tab, q quit. Needs a terminal."
+    )
 
 
 def _id_only(p):
@@ -221,11 +295,15 @@ def _id_only(p):
 
 def _logs(p):
     p.add_argument("id", help=ID)
-    p.add_argument("-f", "--follow", action="store_true",
-                   help="keep printing new output until the agent stops")
+    p.add_argument(
+        "-f", "--follow", action="store_true", help="keep printing new output until the agent stops"
+    )
     p.add_argument("--tail", type=int, metavar="N", help="only the last N lines")
-    p.add_argument("--network", action="store_true",
-                   help="requests the agent's proxy refused (--network limited)")
+    p.add_argument(
+        "--network",
+        action="store_true",
+        help="requests the agent's proxy refused (--network limited)",
+    )
 
 
 def _rm(p):
@@ -241,9 +319,12 @@ def _rm(p):
 def _restore(p):
     p.add_argument("snapshot", help="the snapshot archive 'am snapshot' printed")
     p.add_argument("--name", help="id of the new agent (default: a generated one)")
-    p.add_argument("--source", metavar="REPO",
-                   help="the repository to restore into: needed for a worktree agent's "
-                   "snapshot, whose commits live there; never taken from the archive")
+    p.add_argument(
+        "--source",
+        metavar="REPO",
+        help="the repository to restore into: needed for a worktree agent's "
+        "snapshot, whose commits live there; never taken from the archive",
+    )
     _disk_option(p)
 
 
@@ -251,17 +332,27 @@ def _clean(p):
     p.add_argument(
         "--all", action="store_true", help="also agents with unsaved work (snapshotted first)"
     )
-    p.add_argument("--containers", action="store_true",
-                   help="first remove every container labelled for this AM_HOME: this stops "
-                   "running agents (asks first on a terminal)")
-    p.add_argument("-y", "--yes", action="store_true",
-                   help="do not ask: stop running agents without a question")
+    p.add_argument(
+        "--containers",
+        action="store_true",
+        help="first remove every container labelled for this AM_HOME: this stops "
+        "running agents (asks first on a terminal)",
+    )
+    p.add_argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help="do not ask: stop running agents without a question",
+    )
 
 
 def _doctor(p):
-    p.add_argument("--fix", action="store_true",
-                   help="repair the drift found: remove orphans, settle interrupted spawns, "
-                   "adopt leftover workspaces that hold work")
+    p.add_argument(
+        "--fix",
+        action="store_true",
+        help="repair the drift found: remove orphans, settle interrupted spawns, "
+        "adopt leftover workspaces that hold work",
+    )
     p.add_argument("--json", action="store_true", help=JSON)
 
 
@@ -278,10 +369,12 @@ def _config(p):
     c.add_argument("--image", help=like)
     c.add_argument("--network", choices=["none", "limited", "full"], help=like)
     c.add_argument("--isolation", choices=["runc", "gvisor"], help=like)
-    c.add_argument("--allow-domain", action="append", default=[], metavar="DOMAIN[:PORT]",
-                   help=like)
-    c.add_argument("--allow-private-domain", action="append", default=[],
-                   metavar="DOMAIN[:PORT]", help=like)
+    c.add_argument(
+        "--allow-domain", action="append", default=[], metavar="DOMAIN[:PORT]", help=like
+    )
+    c.add_argument(
+        "--allow-private-domain", action="append", default=[], metavar="DOMAIN[:PORT]", help=like
+    )
     c.add_argument("--memory", help=like)
     c.add_argument("--cpus", help=like)
     c.add_argument("--pids", help=like)
@@ -295,22 +388,38 @@ def _image(p):
         dest="image_command", metavar="ACTION", parser_class=Parser, required=True
     )
     b = isub.add_parser("build", help="build the agent image (--proxy: the network proxy's)")
-    b.add_argument("--runtime", choices=["docker", "podman", "auto"],
-                   help=f"engine to build it for (default: the configured runtime; {AUTO})")
-    b.add_argument("--tag", help=f"the image's tag (default: {DEFAULT_IMAGE}; with --proxy, "
-                   "the proxy's)")
-    b.add_argument("--agents", metavar="CLI,...",
-                   help="agent CLIs to put in the image: claude, codex, gemini, aider "
-                   "(default: agent_clis of the config, else claude; '' for none)")
-    b.add_argument("--push", metavar="REGISTRY",
-                   help="then push it as REGISTRY/TAG (host[:port][/path]), for clusters that "
-                   "pull from a registry")
-    b.add_argument("--proxy", action="store_true",
-                   help="build the --network limited proxy image anew from Debian's mirror "
-                        "(picks up squid's security updates)")
+    b.add_argument(
+        "--runtime",
+        choices=["docker", "podman", "auto"],
+        help=f"engine to build it for (default: the configured runtime; {AUTO})",
+    )
+    b.add_argument(
+        "--tag", help=f"the image's tag (default: {DEFAULT_IMAGE}; with --proxy, the proxy's)"
+    )
+    b.add_argument(
+        "--agents",
+        metavar="CLI,...",
+        help="agent CLIs to put in the image: claude, codex, gemini, aider "
+        "(default: agent_clis of the config, else claude; '' for none)",
+    )
+    b.add_argument(
+        "--push",
+        metavar="REGISTRY",
+        help="then push it as REGISTRY/TAG (host[:port][/path]), for clusters that "
+        "pull from a registry",
+    )
+    b.add_argument(
+        "--proxy",
+        action="store_true",
+        help="build the --network limited proxy image anew from Debian's mirror "
+        "(picks up squid's security updates)",
+    )
     ls = isub.add_parser("ls", help="am's agent images and the agent CLIs each holds")
-    ls.add_argument("--runtime", choices=["docker", "podman"],
-                    help="only this engine (default: each installed one)")
+    ls.add_argument(
+        "--runtime",
+        choices=["docker", "podman"],
+        help="only this engine (default: each installed one)",
+    )
     ls.add_argument("--json", action="store_true", help="one JSON list for scripts")
 
 

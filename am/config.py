@@ -42,23 +42,23 @@ def _text(value):
 
 def _memory(value):
     if not isinstance(value, str):
-        raise Invalid("a size as a string, such as \"512m\" or \"2g\"")
+        raise Invalid('a size as a string, such as "512m" or "2g"')
     try:
         validate.memory(value)
     except validate.Invalid as e:
-        raise Invalid(e.hint or "a size such as \"512m\" or \"2g\"") from None
+        raise Invalid(e.hint or 'a size such as "512m" or "2g"') from None
     return value.lower()
 
 
 def _log_size(value):
     if not isinstance(value, str):
-        raise Invalid("a size as a string, at least 64k, such as \"16m\"")
+        raise Invalid('a size as a string, at least 64k, such as "16m"')
     try:
         size = validate.memory_bytes(value)
     except validate.Invalid:
         size = 0
     if size < 64 * 1024:
-        raise Invalid("a size as a string, at least 64k, such as \"16m\"")
+        raise Invalid('a size as a string, at least 64k, such as "16m"')
     return value.lower()
 
 
@@ -83,11 +83,11 @@ def _disk(value):
     from am import disk
 
     if not isinstance(value, str):
-        raise Invalid("a size as a string, such as \"10g\", or \"none\"")
+        raise Invalid('a size as a string, such as "10g", or "none"')
     try:
         return disk.check_size(value) or "none"
     except AmError as e:
-        raise Invalid(e.hint or "a size such as \"10g\", or \"none\"") from None
+        raise Invalid(e.hint or 'a size such as "10g", or "none"') from None
 
 
 def _seconds(value):
@@ -96,21 +96,26 @@ def _seconds(value):
             value = float(value)
         except ValueError:
             raise Invalid("a positive number of seconds such as 600") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
-            or value == float("inf"):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not value > 0
+        or value == float("inf")
+    ):
         raise Invalid("a positive number of seconds such as 600")
     return value
 
 
 def _domains(value):
     if not isinstance(value, list) or not all(isinstance(d, str) for d in value):
-        raise Invalid("a list of host names such as [\"pypi.org\", \"*.example.com\"]")
+        raise Invalid('a list of host names such as ["pypi.org", "*.example.com"]')
     try:
         # Public suffix wildcards are refused at spawn: the list costs 50 ms to load.
         return [domains.check(d, "entry", suffixes=False) for d in value]
     except AmError as e:
-        raise Invalid(f"host names such as example.com, *.example.com or example.com:8443 "
-                      f"({e.message})") from None
+        raise Invalid(
+            f"host names such as example.com, *.example.com or example.com:8443 ({e.message})"
+        ) from None
 
 
 def _optional_text(value):
@@ -122,16 +127,18 @@ def _optional_text(value):
 
 def _quantity(value):
     if not isinstance(value, str) or not re.fullmatch(
-            r"[0-9]+(?:\.[0-9]+)?(?:Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?", value):
-        raise Invalid("a Kubernetes size such as \"10Gi\"")
+        r"[0-9]+(?:\.[0-9]+)?(?:Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?", value
+    ):
+        raise Invalid('a Kubernetes size such as "10Gi"')
     return value
 
 
 def _clis(value):
     items = value.replace(",", " ").split() if isinstance(value, str) else value
     if not isinstance(items, list) or not all(
-            isinstance(c, str) and validate.NAME_RE.fullmatch(c) for c in items):
-        raise Invalid("agent CLI names, such as [\"claude\", \"codex\"] (or \"claude,codex\")")
+        isinstance(c, str) and validate.NAME_RE.fullmatch(c) for c in items
+    ):
+        raise Invalid('agent CLI names, such as ["claude", "codex"] (or "claude,codex")')
     return sorted(set(items))
 
 
@@ -167,25 +174,36 @@ KEYS = {
         # --runtime kubernetes (docs/scale.md): empty context and namespace are kubectl's own
         Key("kubernetes.context", "", _optional_text, "AM_KUBE_CONTEXT", None),
         Key("kubernetes.namespace", "", _optional_text, "AM_KUBE_NAMESPACE", None),
-        Key("kubernetes.workspace", "pvc", _choice(STORAGES), "AM_KUBE_WORKSPACE",
-            "kube_workspace"),
+        Key(
+            "kubernetes.workspace", "pvc", _choice(STORAGES), "AM_KUBE_WORKSPACE", "kube_workspace"
+        ),
         Key("kubernetes.workspace_size", "10Gi", _quantity, None, None),
         Key("kubernetes.storage_class", "", _optional_text, None, None),
         Key("kubernetes.proxy_image", "am-proxy:2", _text, None, None),  # network.PROXY_IMAGE
     )
 }
-TABLES = {"limits": ("memory", "cpus", "pids", "disk"), "logs": ("max_size",), "agents": (),
-          "kubernetes": ("context", "namespace", "workspace", "workspace_size", "storage_class",
-                         "proxy_image")}
+TABLES = {
+    "limits": ("memory", "cpus", "pids", "disk"),
+    "logs": ("max_size",),
+    "agents": (),
+    "kubernetes": (
+        "context",
+        "namespace",
+        "workspace",
+        "workspace_size",
+        "storage_class",
+        "proxy_image",
+    ),
+}
 AGENT_KEYS = {
-    "command": "a non-empty list of strings, such as [\"my-agent\", \"--verbose\"]",
-    "skip_permissions_flag": "a string, such as \"--yes\"",
+    "command": 'a non-empty list of strings, such as ["my-agent", "--verbose"]',
+    "skip_permissions_flag": 'a string, such as "--yes"',
     "api_domains": "a list of host names",
-    "env_names": "a list of environment variable names, such as [\"MY_API_KEY\"]",
-    "config_paths": "a list of paths relative to your home, such as [\".my-agent\"]",
-    "prompt_args": "a list of strings, one holding {prompt}, such as [\"--task\", \"{prompt}\"] "
-                   "(empty: the agent takes no prompt)",
-    "continue_args": "a list of strings, such as [\"--continue\"] (empty: none)",
+    "env_names": 'a list of environment variable names, such as ["MY_API_KEY"]',
+    "config_paths": 'a list of paths relative to your home, such as [".my-agent"]',
+    "prompt_args": 'a list of strings, one holding {prompt}, such as ["--task", "{prompt}"] '
+    "(empty: the agent takes no prompt)",
+    "continue_args": 'a list of strings, such as ["--continue"] (empty: none)',
 }
 
 
@@ -231,8 +249,10 @@ class Config:
         agent = out["agent"]
         known = {**profiles.BUILTIN, **self.agents}
         if agent.value not in known:
-            raise _fail(f"invalid {agent.label('agent')}: unknown agent {agent.value!r}",
-                        ", ".join(sorted(known)))
+            raise _fail(
+                f"invalid {agent.label('agent')}: unknown agent {agent.value!r}",
+                ", ".join(sorted(known)),
+            )
         return out
 
     def profile(self, name: str) -> profiles.Profile:
@@ -246,21 +266,26 @@ def _fail(what: str, accepted: str) -> AmError:
 def _agent_profile(name: str, table, path: Path) -> profiles.Profile:
     where = f"agents.{name} in {path}"
     if not isinstance(table, dict):
-        raise _fail(f"invalid {where}: expected a table", "[agents.NAME] with " +
-                    ", ".join(AGENT_KEYS))
+        raise _fail(
+            f"invalid {where}: expected a table", "[agents.NAME] with " + ", ".join(AGENT_KEYS)
+        )
     if not validate.NAME_RE.fullmatch(name):
-        raise _fail(f"invalid agent name {name!r} in {path}",
-                    "lowercase letters, digits, '_', '.', '-'")
+        raise _fail(
+            f"invalid agent name {name!r} in {path}", "lowercase letters, digits, '_', '.', '-'"
+        )
     for k in table:
         if k not in AGENT_KEYS:
-            raise _fail(f"unknown key {k!r} in [agents.{name}] of {path}",
-                        ", ".join(AGENT_KEYS))
+            raise _fail(f"unknown key {k!r} in [agents.{name}] of {path}", ", ".join(AGENT_KEYS))
     base = profiles.BUILTIN.get(name)
 
     def strings(k, nonempty=False, check=None):
         v = table[k]
-        if not isinstance(v, list) or not all(isinstance(s, str) and s for s in v) \
-                or (nonempty and not v) or (check and not all(check(s) for s in v)):
+        if (
+            not isinstance(v, list)
+            or not all(isinstance(s, str) and s for s in v)
+            or (nonempty and not v)
+            or (check and not all(check(s) for s in v))
+        ):
             raise _fail(f"invalid agents.{name}.{k} in {path}: {v!r}", AGENT_KEYS[k])
         return tuple(v)
 
@@ -272,8 +297,11 @@ def _agent_profile(name: str, table, path: Path) -> profiles.Profile:
         raise _fail(f"agents.{name} in {path} has no command", AGENT_KEYS["command"])
     flag = table.get("skip_permissions_flag", base.skip_permissions_flag if base else None)
     if flag is not None and (not isinstance(flag, str) or not flag):
-        raise _fail(f"invalid agents.{name}.skip_permissions_flag in {path}: {flag!r}",
-                    AGENT_KEYS["skip_permissions_flag"])
+        raise _fail(
+            f"invalid agents.{name}.skip_permissions_flag in {path}: {flag!r}",
+            AGENT_KEYS["skip_permissions_flag"],
+        )
+
     def domain_ok(d):
         try:
             domains.check(d, suffixes=False)
@@ -285,25 +313,34 @@ def _agent_profile(name: str, table, path: Path) -> profiles.Profile:
         name,
         command,
         flag,
-        strings("api_domains", check=domain_ok) if "api_domains" in table
+        strings("api_domains", check=domain_ok)
+        if "api_domains" in table
         else (base.api_domains if base else ()),
-        strings("env_names", check=validate.ENV_NAME_RE.fullmatch) if "env_names" in table
+        strings("env_names", check=validate.ENV_NAME_RE.fullmatch)
+        if "env_names" in table
         else (base.env_names if base else ()),
-        strings("config_paths", check=_relative) if "config_paths" in table
+        strings("config_paths", check=_relative)
+        if "config_paths" in table
         else (base.config_paths if base else ()),
-        _prompt_args(table["prompt_args"], name, path) if "prompt_args" in table
+        _prompt_args(table["prompt_args"], name, path)
+        if "prompt_args" in table
         else (base.prompt_args if base else ()),
-        strings("continue_args") if "continue_args" in table
+        strings("continue_args")
+        if "continue_args" in table
         else (base.continue_args if base else ()),
     )
 
 
 def _prompt_args(value, name: str, path: Path) -> tuple[str, ...]:
     """A profile's prompt_args: strings, at least one holding the placeholder (or none)."""
-    if not isinstance(value, list) or not all(isinstance(s, str) and s for s in value) \
-            or (value and not any(profiles.PROMPT in s for s in value)):
-        raise _fail(f"invalid agents.{name}.prompt_args in {path}: {value!r}",
-                    AGENT_KEYS["prompt_args"])
+    if (
+        not isinstance(value, list)
+        or not all(isinstance(s, str) and s for s in value)
+        or (value and not any(profiles.PROMPT in s for s in value))
+    ):
+        raise _fail(
+            f"invalid agents.{name}.prompt_args in {path}: {value!r}", AGENT_KEYS["prompt_args"]
+        )
     return tuple(value)
 
 
@@ -342,15 +379,15 @@ def parse_file(path: Path) -> tuple[dict, dict]:
             continue
         if k in TABLES:
             if not isinstance(v, dict):
-                raise _fail(f"invalid {k} in {path}: expected a table [{k}]",
-                            ", ".join(TABLES[k]))
+                raise _fail(f"invalid {k} in {path}: expected a table [{k}]", ", ".join(TABLES[k]))
             items = {f"{k}.{sub}": sv for sub, sv in v.items()}
         else:
             items = {k: v}
         for dotted, value in items.items():
             if dotted not in KEYS:
-                raise _fail(f"unknown key {dotted!r} in {path}",
-                            ", ".join(f"{k}.{s}" for s in TABLES[k]))
+                raise _fail(
+                    f"unknown key {dotted!r} in {path}", ", ".join(f"{k}.{s}" for s in TABLES[k])
+                )
             values[dotted] = _checked(KEYS[dotted], value, f"{dotted} in {path}")
     return values, agents
 

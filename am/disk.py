@@ -51,9 +51,11 @@ def size_bytes(value: str, label: str = "--disk") -> int | None:
         raise AmError(f"invalid {label} {value!r}", "a size such as 512m or 10g, or none")
     size = int(float(m.group(1)) * UNITS[m.group(2)])
     if size < MIN_SIZE:
-        raise AmError(f"{label} {value!r} is too small",
-                      f"at least {MIN_SIZE // 1024**2}m: the file system's own tables and a "
-                      "checkout need room")
+        raise AmError(
+            f"{label} {value!r} is too small",
+            f"at least {MIN_SIZE // 1024**2}m: the file system's own tables and a "
+            "checkout need room",
+        )
     return size
 
 
@@ -140,8 +142,10 @@ def _mountinfo() -> list[list[str]]:
 
 def mount_points() -> list[str]:
     """Every mount point (its octal escapes undone)."""
-    return [re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
-            for fields in _mountinfo()]
+    return [
+        re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+        for fields in _mountinfo()
+    ]
 
 
 def mounted_devices() -> set[int]:
@@ -192,8 +196,11 @@ def usage(image: Path, workspace: Path, all_loops: list[Loop] | None = None) -> 
         st = os.statvfs(workspace)
     except OSError:
         return None
-    return Usage((st.f_blocks - st.f_bfree) * st.f_frsize, st.f_blocks * st.f_frsize,
-                 st.f_bavail * st.f_frsize)
+    return Usage(
+        (st.f_blocks - st.f_bfree) * st.f_frsize,
+        st.f_blocks * st.f_frsize,
+        st.f_bavail * st.f_frsize,
+    )
 
 
 # --- checks before anything is made -----------------------------------------------------------
@@ -202,24 +209,33 @@ def usage(image: Path, workspace: Path, all_loops: list[Loop] | None = None) -> 
 def problem(folder: Path, size: int, label: str = "--disk") -> AmError | None:
     """Why this host cannot give a workspace a file system of SIZE bytes kept in FOLDER."""
     if os.geteuid() != 0:
-        return AmError(f"{label}: capping a workspace needs root here: am mounts a file system "
-                       "of that size on a loop device, which only root may do (this host has "
-                       "no project quotas, docker's volumes cannot use a loop device, and "
-                       "rootless podman cannot set one up)", HINT)
+        return AmError(
+            f"{label}: capping a workspace needs root here: am mounts a file system "
+            "of that size on a loop device, which only root may do (this host has "
+            "no project quotas, docker's volumes cannot use a loop device, and "
+            "rootless podman cannot set one up)",
+            HINT,
+        )
     for name in ("mkfs.ext4", "mount", "umount", "losetup"):
         if tool(name) == name and not shutil.which(name):
-            return AmError(f"{label}: {name} not found", "install e2fsprogs and mount "
-                           "('apt-get install e2fsprogs mount')")
+            return AmError(
+                f"{label}: {name} not found",
+                "install e2fsprogs and mount ('apt-get install e2fsprogs mount')",
+            )
     if not os.path.exists("/dev/loop-control"):
-        return AmError(f"{label}: this kernel offers no loop devices (/dev/loop-control)",
-                       "load the loop module ('modprobe loop'), or leave out --disk")
+        return AmError(
+            f"{label}: this kernel offers no loop devices (/dev/loop-control)",
+            "load the loop module ('modprobe loop'), or leave out --disk",
+        )
     probe = folder
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     st = os.statvfs(probe)
     if size > st.f_blocks * st.f_frsize:
-        return AmError(f"{label} is more than the file system holding {folder} has "
-                       f"({st.f_blocks * st.f_frsize / 1024**3:.1f}g)")
+        return AmError(
+            f"{label} is more than the file system holding {folder} has "
+            f"({st.f_blocks * st.f_frsize / 1024**3:.1f}g)"
+        )
     return None
 
 
@@ -235,9 +251,11 @@ def check(folder: Path, value: str | None, label: str = "--disk") -> None:
 # --- making, mounting, removing -----------------------------------------------------------------
 
 
-LOOP_HINT = ("no loop device was free: 'losetup --list' shows what holds them ('am doctor --fix' "
-             "detaches am's own leftovers); more need the loop module's max_loop, or /dev/loopN "
-             "nodes in a container")
+LOOP_HINT = (
+    "no loop device was free: 'losetup --list' shows what holds them ('am doctor --fix' "
+    "detaches am's own leftovers); more need the loop module's max_loop, or /dev/loopN "
+    "nodes in a container"
+)
 
 
 def _run(argv: list[str], what: str) -> None:
@@ -285,14 +303,19 @@ def ensure(image: Path, workspace: Path, agent_id: str, required: bool = False) 
     is an error, never an uncapped start."""
     if not image.is_file():
         if required:
-            raise AmError(f"the workspace file system of agent {agent_id} is missing: {image}",
-                          f"its files are gone; 'am rm --force {agent_id}' removes the agent")
+            raise AmError(
+                f"the workspace file system of agent {agent_id} is missing: {image}",
+                f"its files are gone; 'am rm --force {agent_id}' removes the agent",
+            )
         return False
     if mounted(image, workspace):
         return True
     if os.geteuid() != 0:
-        raise AmError(f"the workspace of agent {agent_id} is a file system that is not mounted "
-                      "(--disk), and only root can mount it", "run am as root (sudo)")
+        raise AmError(
+            f"the workspace of agent {agent_id} is a file system that is not mounted "
+            "(--disk), and only root can mount it",
+            "run am as root (sudo)",
+        )
     with locked(image.parent):  # two commands at once would stack two mounts
         if mounted(image, workspace):
             return True
@@ -301,8 +324,11 @@ def ensure(image: Path, workspace: Path, agent_id: str, required: bool = False) 
         if not workspace.exists():
             workspace.mkdir(mode=0o700)
         elif any(os.scandir(workspace)):
-            raise AmError(f"cannot mount the workspace file system of agent {agent_id}: "
-                          f"{workspace} is not empty", "move its files away, then try again")
+            raise AmError(
+                f"cannot mount the workspace file system of agent {agent_id}: "
+                f"{workspace} is not empty",
+                "move its files away, then try again",
+            )
         mount(image, workspace)
     return True
 
@@ -328,14 +354,18 @@ def _remove(image: Path, workspace: Path) -> None:
     while mounted(image, workspace):  # each of stacked mounts, should there be any
         res = proc.run(umount_argv(workspace), timeout=120)
         if not res.ok:
-            raise AmError(f"cannot unmount the workspace {workspace}: {res.brief()}",
-                          "a process still uses it (a shell in it?); end it, then try again")
+            raise AmError(
+                f"cannot unmount the workspace {workspace}: {res.brief()}",
+                "a process still uses it (a shell in it?); end it, then try again",
+            )
     partial = image.with_name(image.name + PARTIAL)
     for path in (image, partial):
         for lo in attached(path):
             if lo.dev in mounted_devices():
-                raise AmError(f"{path} is still mounted ({lo.device}) elsewhere than at "
-                              f"{workspace}", f"unmount {lo.device}, then try again")
+                raise AmError(
+                    f"{path} is still mounted ({lo.device}) elsewhere than at {workspace}",
+                    f"unmount {lo.device}, then try again",
+                )
             detach(lo.device)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
@@ -350,8 +380,15 @@ SMALL_TMPFS = "size=256k,nr_inodes=256,mode=0700,nosuid,nodev,noexec"
 
 
 def small_tmpfs_argv(folder: Path, uid: int, gid: int) -> list[str]:
-    return [tool("mount"), "-t", "tmpfs", "-o", f"{SMALL_TMPFS},uid={uid},gid={gid}",
-            "am-publish", str(folder)]
+    return [
+        tool("mount"),
+        "-t",
+        "tmpfs",
+        "-o",
+        f"{SMALL_TMPFS},uid={uid},gid={gid}",
+        "am-publish",
+        str(folder),
+    ]
 
 
 def cap_folder(folder: Path, uid: int, gid: int) -> None:
@@ -362,8 +399,9 @@ def cap_folder(folder: Path, uid: int, gid: int) -> None:
 def unmount_below(folder: Path) -> None:
     """Unmount whatever is mounted at or below FOLDER, deepest first (no call if nothing)."""
     top = os.path.realpath(folder)
-    for point in sorted((p for p in mount_points() if p == top or p.startswith(top + "/")),
-                        reverse=True):
+    for point in sorted(
+        (p for p in mount_points() if p == top or p.startswith(top + "/")), reverse=True
+    ):
         _run([tool("umount"), point], f"unmount {point}")
 
 

@@ -37,8 +37,11 @@ def check(entry: str, label: str = "--allow-domain", suffixes: bool = True) -> s
 
     ipv6 = text.startswith("[") or text.count(":") > 1 and re.fullmatch(r"[\da-f:.]+", text)
     if ipv6 or re.fullmatch(r"[\d.]+", host.removeprefix("*.")):
-        raise bad("an IP address", "name the host instead: the proxy forwards host names only, "
-                  "and refuses private addresses unless allowed by name")
+        raise bad(
+            "an IP address",
+            "name the host instead: the proxy forwards host names only, "
+            "and refuses private addresses unless allowed by name",
+        )
     if sep and not (port.isdigit() and 0 < int(port) < 65536):
         raise bad("the port must be a number from 1 to 65535")
     if ":" in host:
@@ -49,13 +52,15 @@ def check(entry: str, label: str = "--allow-domain", suffixes: bool = True) -> s
         raise bad("ends in a number, like an IP address", "name the host instead")
     base = host.removeprefix("*.")
     if "." not in base:
-        what = "a wildcard over a top-level domain" if host.startswith("*.") else \
-            "a single-label name"
+        what = (
+            "a wildcard over a top-level domain" if host.startswith("*.") else "a single-label name"
+        )
         raise bad(what, "give a full host name such as example.com")
     if suffixes and host.startswith("*.") and is_public_suffix(base):
-        raise bad(f"a wildcard over the public suffix {base!r}, whose hosts belong to many "
-                  "owners", f"name the hosts you need, such as example.{base} or "
-                  f"*.example.{base}")
+        raise bad(
+            f"a wildcard over the public suffix {base!r}, whose hosts belong to many owners",
+            f"name the hosts you need, such as example.{base} or *.example.{base}",
+        )
     return f"{host}:{int(port)}" if sep else host
 
 

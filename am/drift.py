@@ -42,19 +42,26 @@ def network_drift(engine, records: dict, home: str) -> list[Drift]:
     running = (engine.running() or set()) if proxies else set()
     found = []
     for name in proxies:
-        r = records.get(name[len(network.PROXY_PREFIX):])
+        r = records.get(name[len(network.PROXY_PREFIX) :])
         if r is None or r.get("runtime") != engine.runtime:
             why = "with no agent record"
         elif r.get("status") != Status.STARTING and r.get("container") not in running:
             why = f"of agent {r['id']}, which is not running"
         else:
             continue
-        found.append(Drift(Kind.ORPHAN_PROXY, name, f"{engine.runtime} network proxy {why}",
-                           engine.runtime))
+        found.append(
+            Drift(Kind.ORPHAN_PROXY, name, f"{engine.runtime} network proxy {why}", engine.runtime)
+        )
     if not proxies:
         for name in network.networks(engine, home):
-            found.append(Drift(Kind.ORPHAN_NETWORK, name, f"{engine.runtime} outside network of "
-                               "this AM_HOME that no proxy uses", engine.runtime))
+            found.append(
+                Drift(
+                    Kind.ORPHAN_NETWORK,
+                    name,
+                    f"{engine.runtime} outside network of this AM_HOME that no proxy uses",
+                    engine.runtime,
+                )
+            )
     return found
 
 
@@ -64,14 +71,22 @@ def find(layout=None, engines: list | None = None) -> list[Drift]:
     records = open_store(layout).agents()
     home = str(layout.root)
     live = session.sessions()
-    found = [Drift(Kind.ORPHAN_SESSION, name, "tmux session with no agent record")
-             for name in session.orphans(live, records, home)]
+    found = [
+        Drift(Kind.ORPHAN_SESSION, name, "tmux session with no agent record")
+        for name in session.orphans(live, records, home)
+    ]
     for engine in engines or []:
         found += container_drift(engine, records, home)
         found += network_drift(engine, records, home)
     invalid, valid = record_drift(records, layout)
-    return (found + invalid + spawn_drift(valid, live) + worktree_drift(valid) +
-            workspace_drift(records, layout) + disk_drift(records, valid, layout))
+    return (
+        found
+        + invalid
+        + spawn_drift(valid, live)
+        + worktree_drift(valid)
+        + workspace_drift(records, layout)
+        + disk_drift(records, valid, layout)
+    )
 
 
 def container_drift(engine, records: dict, home: str) -> list[Drift]:
@@ -81,12 +96,24 @@ def container_drift(engine, records: dict, home: str) -> list[Drift]:
     for name in engine.labelled(home):
         r = mine.get(name)
         if r is not None and r.get("status") not in (Status.STARTING, Status.RUNNING):
-            found.append(Drift(Kind.LOST_CONTAINER, name, f"{engine.runtime} container of "
-                               f"agent {r['id']}, which am no longer runs ({r.get('status')})",
-                               engine.runtime))
+            found.append(
+                Drift(
+                    Kind.LOST_CONTAINER,
+                    name,
+                    f"{engine.runtime} container of "
+                    f"agent {r['id']}, which am no longer runs ({r.get('status')})",
+                    engine.runtime,
+                )
+            )
         elif r is None:
-            found.append(Drift(Kind.ORPHAN_CONTAINER, name, f"{engine.runtime} container "
-                               "labelled for this AM_HOME with no agent record", engine.runtime))
+            found.append(
+                Drift(
+                    Kind.ORPHAN_CONTAINER,
+                    name,
+                    f"{engine.runtime} container labelled for this AM_HOME with no agent record",
+                    engine.runtime,
+                )
+            )
     return found
 
 
@@ -106,19 +133,31 @@ def record_drift(records: dict, layout) -> tuple[list[Drift], list[dict]]:
 
 def spawn_drift(valid: list[dict], live: dict) -> list[Drift]:
     """Records of spawns that were interrupted before they finished."""
-    return [Drift(Kind.STALE_SPAWN, r["id"], "record of a spawn that was interrupted" +
-                  (" (its session still runs)" if r.get("session") in live else ""))
-            for r in valid if r.get("status") == Status.STARTING and not spawn_alive(r)]
+    return [
+        Drift(
+            Kind.STALE_SPAWN,
+            r["id"],
+            "record of a spawn that was interrupted"
+            + (" (its session still runs)" if r.get("session") in live else ""),
+        )
+        for r in valid
+        if r.get("status") == Status.STARTING and not spawn_alive(r)
+    ]
 
 
 def worktree_drift(valid: list[dict]) -> list[Drift]:
     """What ``git worktree prune`` would remove in the sources of worktree agents."""
     found = []
     for source in sorted({r["source"] for r in valid if r.get("worktree")}):
-        res = proc.run(["git", "-C", source, "worktree", "prune", "--dry-run", "--verbose"],
-                       env=git.source_env())
-        found += [Drift(Kind.STALE_WORKTREE, source, line.strip())
-                  for line in (res.out + res.err).splitlines() if line.strip()]
+        res = proc.run(
+            ["git", "-C", source, "worktree", "prune", "--dry-run", "--verbose"],
+            env=git.source_env(),
+        )
+        found += [
+            Drift(Kind.STALE_WORKTREE, source, line.strip())
+            for line in (res.out + res.err).splitlines()
+            if line.strip()
+        ]
     return found
 
 
@@ -130,11 +169,17 @@ def workspace_drift(records: dict, layout) -> list[Drift]:
     if not layout.workspaces.is_dir():
         return []
     known = {Path(r["workspace"]).name for r in records.values()}
-    return [Drift(Kind.ORPHAN_WORKSPACE, str(layout.workspaces / entry),
-                  "workspace folder with no agent record")
-            for entry in sorted(os.listdir(layout.workspaces))
-            if entry not in known and not entry.startswith(".") and
-            not disk.made(layout.disk_image(entry))]
+    return [
+        Drift(
+            Kind.ORPHAN_WORKSPACE,
+            str(layout.workspaces / entry),
+            "workspace folder with no agent record",
+        )
+        for entry in sorted(os.listdir(layout.workspaces))
+        if entry not in known
+        and not entry.startswith(".")
+        and not disk.made(layout.disk_image(entry))
+    ]
 
 
 def disk_drift(records: dict, valid: list[dict], layout) -> list[Drift]:
@@ -145,9 +190,19 @@ def disk_drift(records: dict, valid: list[dict], layout) -> list[Drift]:
     found = []
     for left in disk.leftovers(layout.disks, set(records), busy):
         if left.what == "orphan":
-            found.append(Drift(Kind.ORPHAN_DISK, str(left.image), "workspace file system "
-                               "(--disk) with no agent record"))
+            found.append(
+                Drift(
+                    Kind.ORPHAN_DISK,
+                    str(left.image),
+                    "workspace file system (--disk) with no agent record",
+                )
+            )
         else:
-            found.append(Drift(Kind.LOOSE_LOOP, left.device, f"loop device reading "
-                               f"{left.image}, mounted nowhere"))
+            found.append(
+                Drift(
+                    Kind.LOOSE_LOOP,
+                    left.device,
+                    f"loop device reading {left.image}, mounted nowhere",
+                )
+            )
     return found

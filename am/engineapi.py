@@ -39,9 +39,11 @@ class Endpoint:
         elif self.scheme in ("tcp", "http", "https"):
             self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 2375
         else:
-            raise AmError(f"engine endpoint {url!r}: only unix:// and tcp:// are supported",
-                          "reach the engine through a unix socket or tcp (an ssh tunnel "
-                          "with 'ssh -L' gives one)")
+            raise AmError(
+                f"engine endpoint {url!r}: only unix:// and tcp:// are supported",
+                "reach the engine through a unix socket or tcp (an ssh tunnel "
+                "with 'ssh -L' gives one)",
+            )
 
     def to_json(self) -> dict:
         return {"url": self.url, "tls": self.tls}
@@ -89,8 +91,12 @@ def docker_endpoint(env: dict, context_host=None) -> Endpoint:
     tls = None
     if host.startswith("tcp://") and (env.get("DOCKER_TLS_VERIFY") or env.get("DOCKER_CERT_PATH")):
         certs = Path(env.get("DOCKER_CERT_PATH") or Path.home() / ".docker")
-        tls = {"ca": str(certs / "ca.pem"), "cert": str(certs / "cert.pem"),
-               "key": str(certs / "key.pem"), "verify": bool(env.get("DOCKER_TLS_VERIFY"))}
+        tls = {
+            "ca": str(certs / "ca.pem"),
+            "cert": str(certs / "cert.pem"),
+            "key": str(certs / "key.pem"),
+            "verify": bool(env.get("DOCKER_TLS_VERIFY")),
+        }
     return Endpoint(host, tls)
 
 
@@ -112,6 +118,7 @@ def podman_endpoint(env: dict) -> Endpoint | None:
 
 
 # -- the HTTP API ------------------------------------------------------------------------------
+
 
 def _request_head(method: str, path: str, upgrade: bool, body: bytes = b"") -> bytes:
     head = [f"{method} {path} HTTP/1.1", "Host: engine", "User-Agent: am"]
@@ -143,8 +150,9 @@ def _read_head(sock: socket.socket) -> tuple[int, bytes, bytes]:
     return status, head, rest
 
 
-def attach(ep: Endpoint, name: str, stdin: bool = True, timeout: float = 30
-           ) -> tuple[socket.socket, bytes]:
+def attach(
+    ep: Endpoint, name: str, stdin: bool = True, timeout: float = 30
+) -> tuple[socket.socket, bytes]:
     """A raw stream of container NAME's terminal (a tty container: no multiplexing) and the
     first bytes already read; raises OSError if the engine refuses."""
     q = urllib.parse.quote(name)
@@ -162,8 +170,9 @@ def attach(ep: Endpoint, name: str, stdin: bool = True, timeout: float = 30
     return sock, rest
 
 
-def call(ep: Endpoint, method: str, path: str, body: dict | None = None,
-         timeout: float = 30) -> tuple[int, bytes]:
+def call(
+    ep: Endpoint, method: str, path: str, body: dict | None = None, timeout: float = 30
+) -> tuple[int, bytes]:
     """One plain request: status and body (the whole answer up to the close)."""
     data = json.dumps(body).encode() if body is not None else b""
     with ep.connect(timeout) as sock:
@@ -187,15 +196,19 @@ def _unchunk(data: bytes) -> bytes:
         size = int(data[pos:end].split(b";")[0] or b"0", 16)
         if size == 0:
             break
-        out.append(data[end + 2:end + 2 + size])
+        out.append(data[end + 2 : end + 2 + size])
         pos = end + 2 + size + 2
     return b"".join(out)
 
 
 def resize(ep: Endpoint, name: str, rows: int, cols: int) -> bool:
     try:
-        status, _ = call(ep, "POST", f"/containers/{urllib.parse.quote(name)}/resize"
-                         f"?h={rows}&w={cols}", timeout=10)
+        status, _ = call(
+            ep,
+            "POST",
+            f"/containers/{urllib.parse.quote(name)}/resize?h={rows}&w={cols}",
+            timeout=10,
+        )
     except OSError:
         return False
     return status < 300
@@ -212,6 +225,7 @@ def inspect(ep: Endpoint, name: str) -> dict | None:
 
 
 # -- local podman: conmon's sockets ------------------------------------------------------------
+
 
 class Conmon:
     """The attach socket and control FIFOs conmon keeps in a container's folder (STATIC)."""

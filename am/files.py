@@ -9,8 +9,9 @@ from collections.abc import Iterator
 StrPath = str | os.PathLike[str]
 
 
-def write_atomic(path: StrPath, text: str, *, sync: bool = False,
-                 tmp: StrPath | None = None) -> None:
+def write_atomic(
+    path: StrPath, text: str, *, sync: bool = False, tmp: StrPath | None = None
+) -> None:
     """Replace PATH with TEXT in one step: readers see the old file or the new one, never a
     part. SYNC also puts both on disk (the file and its folder's entry) before returning. The
     temporary file (TMP, or PATH.<pid>.tmp) is never followed if it is a link, and removed when

@@ -49,9 +49,17 @@ def is_url(source: str) -> bool:
 
 
 # Variables that would point git at another repository than the one am names explicitly.
-REPO_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR",
-             "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NAMESPACE",
-             "GIT_CEILING_DIRECTORIES", "GIT_DISCOVERY_ACROSS_FILESYSTEM")
+REPO_VARS = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_COMMON_DIR",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_NAMESPACE",
+    "GIT_CEILING_DIRECTORIES",
+    "GIT_DISCOVERY_ACROSS_FILESYSTEM",
+)
 
 
 def source_env() -> dict[str, str]:
@@ -84,8 +92,16 @@ def ws_argv(repo, *args: str) -> list[str]:
     """A git command line for a checked workspace (a ``gitsafe.Repo``), hardened against its
     own configuration; the git folder and work tree are explicit, so git discovers nothing."""
     ws = repo.work_tree
-    argv = ["git", "--no-pager", "-C", str(ws), f"--git-dir={repo.git_dir}",
-            f"--work-tree={ws}", "-c", f"safe.directory={ws}"]
+    argv = [
+        "git",
+        "--no-pager",
+        "-C",
+        str(ws),
+        f"--git-dir={repo.git_dir}",
+        f"--work-tree={ws}",
+        "-c",
+        f"safe.directory={ws}",
+    ]
     for kv in HARDENING:
         argv += ["-c", kv]
     return argv + list(args)
@@ -95,8 +111,7 @@ def ws_git(repo, *args: str, env_extra=None, check=True) -> proc.Result:
     """Run git in a checked workspace (``gitsafe.Repo``); raise AmError on failure when CHECK."""
     res = proc.run(ws_argv(repo, *args), env=ws_env(env_extra))
     if check and not res.ok:
-        raise AmError(f"git {args[0]} failed in {repo.work_tree}: "
-                      f"{res.brief()}")
+        raise AmError(f"git {args[0]} failed in {repo.work_tree}: {res.brief()}")
     return res
 
 
@@ -142,11 +157,18 @@ def check_source(source: str) -> str:
 def check_branch(branch: str) -> str:
     """BRANCH if it is a valid branch name that cannot be read as an option or extra text."""
     # HEAD: git makes the ref, then every command reads the name as HEAD itself
-    bad = not branch or branch.startswith("-") or branch == "HEAD" or \
-        any(ord(c) < 32 or c == "\x7f" for c in branch)
+    bad = (
+        not branch
+        or branch.startswith("-")
+        or branch == "HEAD"
+        or any(ord(c) < 32 or c == "\x7f" for c in branch)
+    )
     if not bad:
-        res = proc.run(["git", "check-ref-format", f"refs/heads/{branch}"], cwd="/",
-                       env=ws_env({"GIT_DIR": os.devnull}))
+        res = proc.run(
+            ["git", "check-ref-format", f"refs/heads/{branch}"],
+            cwd="/",
+            env=ws_env({"GIT_DIR": os.devnull}),
+        )
         bad = not res.ok
     if bad:
         raise AmError(f"invalid branch name {branch!r}", "see 'git help check-ref-format'")
@@ -213,8 +235,10 @@ def worktree_add(source: Path, dest: Path, branch: str, base: str | None) -> str
 
 def common_dir(source: Path) -> Path:
     """The git folder a worktree of SOURCE shares with it (objects, refs, config, hooks)."""
-    res = proc.run(["git", "-C", str(source), "rev-parse", "--path-format=absolute",
-                    "--git-common-dir"], env=source_env())
+    res = proc.run(
+        ["git", "-C", str(source), "rev-parse", "--path-format=absolute", "--git-common-dir"],
+        env=source_env(),
+    )
     if not res.ok:
         raise AmError(f"cannot find the git folder of {source}: {res.brief()}")
     return Path(res.out.strip())

@@ -26,16 +26,42 @@ from am.errors import AmError
 # Repository configuration keys that make git run nothing and read nothing outside the
 # repository (lowercase; '*' stands for a subsection). Everything else is refused.
 ALLOWED = (
-    "core.repositoryformatversion", "core.filemode", "core.bare", "core.logallrefupdates",
-    "core.ignorecase", "core.precomposeunicode", "core.symlinks", "core.autocrlf", "core.eol",
-    "core.safecrlf", "core.quotepath", "core.abbrev", "core.sparsecheckout",
-    "core.sparsecheckoutcone", "index.sparse",
-    "remote.*.url", "remote.*.pushurl", "remote.*.fetch", "remote.*.tagopt", "remote.*.prune",
-    "branch.*.remote", "branch.*.merge", "branch.*.rebase", "branch.*.description",
-    "submodule.*.url", "submodule.*.active",
-    "user.name", "user.email", "gc.auto", "pull.rebase", "pull.ff", "push.default",
-    "fetch.prune", "init.defaultbranch",
-    "extensions.objectformat", "extensions.worktreeconfig",
+    "core.repositoryformatversion",
+    "core.filemode",
+    "core.bare",
+    "core.logallrefupdates",
+    "core.ignorecase",
+    "core.precomposeunicode",
+    "core.symlinks",
+    "core.autocrlf",
+    "core.eol",
+    "core.safecrlf",
+    "core.quotepath",
+    "core.abbrev",
+    "core.sparsecheckout",
+    "core.sparsecheckoutcone",
+    "index.sparse",
+    "remote.*.url",
+    "remote.*.pushurl",
+    "remote.*.fetch",
+    "remote.*.tagopt",
+    "remote.*.prune",
+    "branch.*.remote",
+    "branch.*.merge",
+    "branch.*.rebase",
+    "branch.*.description",
+    "submodule.*.url",
+    "submodule.*.active",
+    "user.name",
+    "user.email",
+    "gc.auto",
+    "pull.rebase",
+    "pull.ff",
+    "push.default",
+    "fetch.prune",
+    "init.defaultbranch",
+    "extensions.objectformat",
+    "extensions.worktreeconfig",
 )
 # Keys git takes from the command line over the repository, where ws_git pins a harmless value.
 # core.hooksPath is common legitimate configuration (husky and similar tools set it).
@@ -61,7 +87,8 @@ class Repo:
 def refuse(ws: Path, why: str, hint: str | None = None) -> Refused:
     return Refused(
         f"refusing to run git in workspace {ws}: {why}",
-        hint or "am runs no git where the repository could make it run a program or reach "
+        hint
+        or "am runs no git where the repository could make it run a program or reach "
         "outside the workspace; 'am rm --force' still snapshots (without git) and deletes it",
     )
 
@@ -102,7 +129,8 @@ def check_config(path: Path, ws: Path, hint: str | None = None) -> None:
             raise refuse(
                 ws,
                 f"{path} sets {key!r}, which am does not allow",
-                hint or f"if the agent's work is wanted, remove the key first: "
+                hint
+                or f"if the agent's work is wanted, remove the key first: "
                 f"git config --file {shlex.quote(str(path))} --unset-all {shlex.quote(key)} "
                 "(or 'am rm --force' snapshots and deletes without running git)",
             )
@@ -144,8 +172,11 @@ def _check_alternates(path: Path, allowed: tuple[Path, ...], ws: Path) -> None:
     real = {os.path.realpath(p) for p in allowed}
     for line in path.read_text(errors="replace").splitlines():
         line = line.strip()
-        if line and not line.startswith("#") and (not os.path.isabs(line) or
-                                                  os.path.realpath(line) not in real):
+        if (
+            line
+            and not line.startswith("#")
+            and (not os.path.isabs(line) or os.path.realpath(line) not in real)
+        ):
             raise refuse(ws, f"{path} borrows objects from {line}, which is not am's cache")
 
 

@@ -37,8 +37,14 @@ def last_output(view: dict) -> float | None:
         return None
 
 
-def word(view: dict, events: dict, idle_for: float | None, idle_after: float,
-         pids_now: int | None = None, disk_full: bool = False) -> str:
+def word(
+    view: dict,
+    events: dict,
+    idle_for: float | None,
+    idle_after: float,
+    pids_now: int | None = None,
+    disk_full: bool = False,
+) -> str:
     """The one-word health (pure): oom, pids, disk (its --disk file system is full), idle,
     ok; '-' for an agent that is not running and ended normally. What the supervisor saw (an
     OOM kill, a refused fork) is kept after the agent ends."""
@@ -58,18 +64,30 @@ def word(view: dict, events: dict, idle_for: float | None, idle_after: float,
     return "ok"
 
 
-def brief(view: dict, layout, idle_after: float, now: float | None = None,
-          run_files: set[str] | None = None, disk=None) -> str:
+def brief(
+    view: dict,
+    layout,
+    idle_after: float,
+    now: float | None = None,
+    run_files: set[str] | None = None,
+    disk=None,
+) -> str:
     """The health word from files alone (for ``am list``); RUN_FILES: the names in the run
     folder, when the caller listed it once for many agents; DISK: the usage of its --disk file
     system, for ``am info``."""
     now = time.time() if now is None else now
     out = last_output(view)
     name = f"{view['id']}.health.json"
-    events = {} if run_files is not None and name not in run_files else \
-        read_json(f"{layout.run}/{name}")
-    return word(view, events, None if out is None else now - out, idle_after,
-                disk_full=disk is not None and disk.full)
+    events = (
+        {} if run_files is not None and name not in run_files else read_json(f"{layout.run}/{name}")
+    )
+    return word(
+        view,
+        events,
+        None if out is None else now - out,
+        idle_after,
+        disk_full=disk is not None and disk.full,
+    )
 
 
 # --- live figures -----------------------------------------------------------------------------
@@ -114,8 +132,7 @@ def tmux_figures(sessions: list[str], interval: float = CPU_INTERVAL) -> dict[st
     out = {}
     for name, procs in trees.items():
         if procs is None:
-            out[name] = {"cpu_percent": None, "memory": None, "memory_limit": None,
-                         "pids": None}
+            out[name] = {"cpu_percent": None, "memory": None, "memory_limit": None, "pids": None}
             continue
         cpu = mem = count = 0
         for p in procs:
@@ -126,8 +143,12 @@ def tmux_figures(sessions: list[str], interval: float = CPU_INTERVAL) -> dict[st
                 count += 1
             except psutil.Error:
                 pass  # it ended during the sample
-        out[name] = {"cpu_percent": round(cpu, 1), "memory": mem, "memory_limit": None,
-                     "pids": count}
+        out[name] = {
+            "cpu_percent": round(cpu, 1),
+            "memory": mem,
+            "memory_limit": None,
+            "pids": count,
+        }
     return out
 
 
@@ -167,8 +188,11 @@ def collect(views: list[dict], layout, idle_after: float) -> tuple[list[dict], l
     for v in running:
         # Kubernetes agents have no figures here: a cluster gives them only through its metrics
         # server ('kubectl top'), which many clusters lack.
-        if v.get("mode") == "container" and v.get("runtime") not in (None, "kubernetes") and \
-                v.get("container"):
+        if (
+            v.get("mode") == "container"
+            and v.get("runtime") not in (None, "kubernetes")
+            and v.get("container")
+        ):
             containers.setdefault(v["runtime"], []).append(v["container"])
     figures, failed, threads = engine_figures(containers)
     tmux = tmux_figures([v["session"] for v in running if v.get("mode") == "tmux"])
@@ -186,8 +210,14 @@ def collect(views: list[dict], layout, idle_after: float) -> tuple[list[dict], l
                 # the agent's processes are those inside, which the supervisor counts.
                 guest = read_json(layout.guest_file(v["id"])).get("pids")
                 live = {**(live or {}), "pids": guest if isinstance(guest, int) else None}
-        r = row(v, live or {}, read_json(layout.health_file(v["id"])), now, idle_after,
-                disks.get(v["id"]))
+        r = row(
+            v,
+            live or {},
+            read_json(layout.health_file(v["id"])),
+            now,
+            idle_after,
+            disks.get(v["id"]),
+        )
         r["figures_missing"] = why
         if why:
             missing.setdefault(why, []).append(v["id"])
@@ -204,8 +234,9 @@ def live_figures(view: dict, tmux: dict, figures: dict, failed: dict):
         return live, None
     runtime = view.get("runtime")
     if runtime == "kubernetes":
-        return None, ("a cluster gives a pod's figures only through its metrics server "
-                      "('kubectl top')")
+        return None, (
+            "a cluster gives a pod's figures only through its metrics server ('kubectl top')"
+        )
     if runtime in failed:
         return None, f"{runtime} stats failed: {failed[runtime]}"
     live = figures.get((runtime, view.get("container")))
@@ -223,12 +254,13 @@ def disk_figures(views: list[dict], layout) -> dict:
     from am import disk
 
     loops = disk.loops()
-    return {v["id"]: disk.usage(layout.disk_image(v["id"]), layout.workspace(v["id"]), loops)
-            for v in capped}
+    return {
+        v["id"]: disk.usage(layout.disk_image(v["id"]), layout.workspace(v["id"]), loops)
+        for v in capped
+    }
 
 
-def row(view: dict, live: dict, events: dict, now: float, idle_after: float,
-        disk=None) -> dict:
+def row(view: dict, live: dict, events: dict, now: float, idle_after: float, disk=None) -> dict:
     """One agent's status (pure, given the live figures, the supervisor's events and DISK,
     the usage of its --disk file system)."""
     started = epoch(view.get("started")) or epoch(view.get("created"))
@@ -250,23 +282,25 @@ def row(view: dict, live: dict, events: dict, now: float, idle_after: float,
         "mode": view.get("mode"),
         "runtime": view.get("runtime"),
         "status": view["status"],
-        "health": word(view, events, idle_for, idle_after, pids_now,
-                       disk is not None and disk.full),
-        "cpu_percent": None if live.get("cpu_percent") is None else
-        round(live["cpu_percent"], 1),
+        "health": word(
+            view, events, idle_for, idle_after, pids_now, disk is not None and disk.full
+        ),
+        "cpu_percent": None if live.get("cpu_percent") is None else round(live["cpu_percent"], 1),
         "memory_bytes": live.get("memory"),
         "memory_limit_bytes": memory_limit,
         "pids": pids_now,
         "pids_limit": limits.get("pids"),
         "disk_bytes": None if disk is None else disk.used,
         "disk_limit_bytes": None if disk is None else disk.size,
-        "uptime_seconds": None if started is None or (view["status"] != "running" and
-                                                       ended is None)
+        "uptime_seconds": None
+        if started is None or (view["status"] != "running" and ended is None)
         else round((ended or now) - started, 1),
         "last_output": iso(out),
         "idle_seconds": None if idle_for is None else round(idle_for, 1),
         "exit_code": view.get("exit_code"),
         "oom_killed": bool(view.get("oom_killed") or events.get("oom")),
-        "pids_limit_hit": bool(events.get("pids_limit") or (
-            pids_now is not None and limits.get("pids") and pids_now >= limits["pids"])),
+        "pids_limit_hit": bool(
+            events.get("pids_limit")
+            or (pids_now is not None and limits.get("pids") and pids_now >= limits["pids"])
+        ),
     }

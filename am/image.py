@@ -61,8 +61,9 @@ def parse_clis(value, label: str = "--agents") -> list[str]:
     known = known_clis()
     for name in items:
         if name not in known:
-            raise AmError(f"invalid {label}: no agent CLI {name!r}",
-                          f"choose from: {', '.join(known)}")
+            raise AmError(
+                f"invalid {label}: no agent CLI {name!r}", f"choose from: {', '.join(known)}"
+            )
     return sorted(set(items))
 
 
@@ -94,7 +95,8 @@ def check_has_cli(engine, image: str, labels: dict | None, cli: str | None, agen
         f"image {image} in {engine.title} has no {cli} CLI, which agent {agent!r} runs "
         f"(it holds: {', '.join(held) or 'none'})",
         f"build one that has it: am image build --runtime {engine.runtime} --agents {want} "
-        f"--tag {image}")
+        f"--tag {image}",
+    )
 
 
 def listing(engine) -> list[dict]:
@@ -112,15 +114,23 @@ def listing(engine) -> list[dict]:
     for item in json.loads(res.out):
         lab = (item.get("Config") or {}).get("Labels") or item.get("Labels") or {}
         for tag in item.get("RepoTags") or ["<none>"]:
-            rows.append({"runtime": engine.runtime, "image": tag,
-                         "id": item["Id"].removeprefix("sha256:")[:12],
-                         "size": item.get("Size"), "created": item.get("Created"),
-                         "clis": clis_of(lab) or []})
+            rows.append(
+                {
+                    "runtime": engine.runtime,
+                    "image": tag,
+                    "id": item["Id"].removeprefix("sha256:")[:12],
+                    "size": item.get("Size"),
+                    "created": item.get("Created"),
+                    "clis": clis_of(lab) or [],
+                }
+            )
     return sorted(rows, key=lambda r: r["image"])
 
 
-REGISTRY_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?"
-                         r"(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
+REGISTRY_RE = re.compile(
+    r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?"
+    r"(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$"
+)
 
 
 def push_reference(registry: str, tag: str) -> str:
@@ -128,8 +138,10 @@ def push_reference(registry: str, tag: str) -> str:
     and an optional path) followed by TAG's own name and tag, without its registry."""
     registry = registry.strip().rstrip("/")
     if not REGISTRY_RE.fullmatch(registry):
-        raise AmError(f"invalid --push {registry!r}",
-                      "a registry such as registry.example.com:5000 or ghcr.io/team")
+        raise AmError(
+            f"invalid --push {registry!r}",
+            "a registry such as registry.example.com:5000 or ghcr.io/team",
+        )
     name = tag.rsplit("/", 1)[-1]
     if ":" not in name:
         name += ":latest"

@@ -54,8 +54,10 @@ def docker_runtime(network: str) -> str:
 def docker_runtimes(path: str) -> dict[str, dict]:
     """dockerd's ``runtimes`` entries for gVisor, one per network policy and one for proxies,
     runsc at PATH."""
-    return {docker_runtime(net): {"path": path, "runtimeArgs": [f"--{f}" for f in flags]}
-            for net, flags in RUNSC_FLAGS.items()}
+    return {
+        docker_runtime(net): {"path": path, "runtimeArgs": [f"--{f}" for f in flags]}
+        for net, flags in RUNSC_FLAGS.items()
+    }
 
 
 def runtime_class(isolation: str) -> str | None:
@@ -83,7 +85,7 @@ def engine_options(engine: str, isolation: str, network: str) -> list[str]:
     which podman needs on every call that runs the container's runtime (init, start), not only
     on the one that made it."""
     head = run_head(engine, isolation, network)
-    return head[1:head.index("run")]
+    return head[1 : head.index("run")]
 
 
 def pids_args(isolation: str, pids: int, host_cpus: int) -> list[str]:

@@ -97,14 +97,31 @@ def start(layout):
     import subprocess
 
     layout.run.mkdir(parents=True, exist_ok=True)
-    keep = ("PATH", "HOME", "AM_HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "LOGNAME",
-            "AM_KEEPER_IDLE", "AM_PORTABLE")
+    keep = (
+        "PATH",
+        "HOME",
+        "AM_HOME",
+        "LANG",
+        "LC_ALL",
+        "TMPDIR",
+        "USER",
+        "LOGNAME",
+        "AM_KEEPER_IDLE",
+        "AM_PORTABLE",
+    )
     env = {k: v for k, v in os.environ.items() if k in keep or k.startswith("XDG_")}
     # -P: not the working directory first on sys.path (see am.supervise).
     with open(layout.run / "keeper.err", "ab") as err:
-        return subprocess.Popen([sys.executable, "-P", "-m", "am.keeper"], env=env, cwd="/",
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=err, start_new_session=True, close_fds=True)
+        return subprocess.Popen(
+            [sys.executable, "-P", "-m", "am.keeper"],
+            env=env,
+            cwd="/",
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+            close_fds=True,
+        )
 
 
 def request(layout, message: dict, timeout: float = 60, start_keeper: bool = True) -> dict:
@@ -124,8 +141,9 @@ def request(layout, message: dict, timeout: float = 60, start_keeper: bool = Tru
             if (started is None or started.poll() is not None) and not alive(layout):
                 started = start(layout)
             if time.monotonic() > deadline:
-                raise AmError("am's keeper did not answer",
-                              f"see {layout.run / 'keeper.err'}") from None
+                raise AmError(
+                    "am's keeper did not answer", f"see {layout.run / 'keeper.err'}"
+                ) from None
             time.sleep(0.02)
             continue
         with s:
@@ -147,8 +165,7 @@ def request(layout, message: dict, timeout: float = 60, start_keeper: bool = Tru
     try:
         answer = json.loads(data)
     except ValueError:
-        raise AmError("am's keeper gave no answer",
-                      f"see {layout.run / 'keeper.err'}") from None
+        raise AmError("am's keeper gave no answer", f"see {layout.run / 'keeper.err'}") from None
     if not answer.get("ok"):
         raise AmError(answer.get("error") or "am's keeper refused", answer.get("hint"))
     return answer
@@ -274,8 +291,10 @@ class Watch:
         if state == "running":
             if self.resumed:
                 # Nobody held the terminal while no keeper ran: say so where it shows.
-                log.write(f"\r\n[am: {clock.iso()}: am's keeper was not running; output "
-                          "since it stopped is not in this log]\r\n".encode())
+                log.write(
+                    f"\r\n[am: {clock.iso()}: am's keeper was not running; output "
+                    "since it stopped is not in this log]\r\n".encode()
+                )
             with contextlib.suppress(Exception):
                 self.on_running()
         try:
@@ -361,7 +380,7 @@ class Watch:
                 self.stream.sendall(data)
             else:
                 for i in range(0, len(data), 4096):
-                    self.stream.send(data[i:i + 4096])
+                    self.stream.send(data[i : i + 4096])
 
     # -- cgroups and the end ------------------------------------------------------------------
 
@@ -378,8 +397,12 @@ class Watch:
             return
         c = self.spec["container"]
         if c.get("isolation") == "gvisor" and c.get("pids_limit"):
-            self.oom.start_guest(int(fields[0]), fields[1], int(c["pids_limit"]),
-                                 write_guest(self.spec.get("guest_file")))
+            self.oom.start_guest(
+                int(fields[0]),
+                fields[1],
+                int(c["pids_limit"]),
+                write_guest(self.spec.get("guest_file")),
+            )
 
     def finish(self) -> None:
         """The container ended: record its exit code and OOM state, then remove it (and a
@@ -391,24 +414,38 @@ class Watch:
         if self.abandoned:
             return  # the spawn failed and undoes what it made
         c = self.spec["container"]
-        res = self.cli("inspect", "--format",
-                       "{{.State.ExitCode}} {{.State.OOMKilled}} {{.State.Status}}", self.name)
+        res = self.cli(
+            "inspect",
+            "--format",
+            "{{.State.ExitCode}} {{.State.OOMKilled}} {{.State.Status}}",
+            self.name,
+        )
         if not res.ok or len(res.out.split()) != 3:
             gone = self.cli("inspect", "--format", "{{.Id}}", self.name)
             if "no such" in gone.err.lower() and self.keeper.still_running(self.id):
                 # Removed behind am's back (not by am stop or rm, which mark the record
                 # first): it ended, how is unknown; never 'running' forever.
-                write_exit(self.spec["exit_file"], {"exit_code": None, "oom_killed": False,
-                                                    "vanished": True, "finished": clock.iso()})
+                write_exit(
+                    self.spec["exit_file"],
+                    {
+                        "exit_code": None,
+                        "oom_killed": False,
+                        "vanished": True,
+                        "finished": clock.iso(),
+                    },
+                )
             return  # already removed (am stop, am rm): nothing to record
         code, oom, status = res.out.split()
         if status in ("created", "running"):
             return
         marker = Path(self.spec.get("cwd") or "/nonexistent") / "oom"
         killed = getattr(self, "oom", None)
-        result = {"exit_code": int(code) if code.lstrip("-").isdigit() else None,
-                  "oom_killed": oom.lower() == "true" or marker.exists()
-                  or bool(killed and killed.killed)}
+        result = {
+            "exit_code": int(code) if code.lstrip("-").isdigit() else None,
+            "oom_killed": oom.lower() == "true"
+            or marker.exists()
+            or bool(killed and killed.killed),
+        }
         self.cli("rm", "--force", self.name)
         if c.get("proxy"):
             self.cli("rm", "--force", c["proxy"])

@@ -59,8 +59,10 @@ DELIVER = ["sh", "-c", f"cat > {SEED_DIR}/.part && mv {SEED_DIR}/.part {BUNDLE}"
 # the URL of the exec request, which proxies in front of API servers may cap), and commands are
 # found in the image's own folders, never first in the agent's writable home.
 SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-BOOT = ("import sys; s = sys.stdin.buffer.read(); sys.argv[0] = 'wsops'; "
-        "exec(compile(s, 'wsops', 'exec'))")
+BOOT = (
+    "import sys; s = sys.stdin.buffer.read(); sys.argv[0] = 'wsops'; "
+    "exec(compile(s, 'wsops', 'exec'))"
+)
 # Agent ids become object names: DNS labels, and 'am-ID-proxy' within 63 characters.
 NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,45}[a-z0-9])?$")
 NAMESPACE_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -73,9 +75,11 @@ class Invalid(ValueError):
 
 def check_name(agent_id: str) -> str:
     if not NAME_RE.fullmatch(agent_id):
-        raise Invalid(f"agent name {agent_id!r} cannot name Kubernetes objects: lowercase "
-                      "letters, digits and '-', at most 47, starting and ending with a letter "
-                      "or digit")
+        raise Invalid(
+            f"agent name {agent_id!r} cannot name Kubernetes objects: lowercase "
+            "letters, digits and '-', at most 47, starting and ending with a letter "
+            "or digit"
+        )
     return agent_id
 
 
@@ -87,8 +91,7 @@ def check_namespace(namespace: str) -> str:
 
 def check_context(context: str) -> str:
     """A kubeconfig context name: any text kubectl takes as one argument, not an option."""
-    if not context or context.startswith("-") or len(context) > 253 or \
-            not context.isprintable():
+    if not context or context.startswith("-") or len(context) > 253 or not context.isprintable():
         raise Invalid(f"invalid kubeconfig context {context!r}")
     return context
 
@@ -166,8 +169,7 @@ class Target:
         return env
 
     def record(self) -> dict:
-        return {"namespace": self.namespace, "context": self.context,
-                "kubeconfig": self.kubeconfig}
+        return {"namespace": self.namespace, "context": self.context, "kubeconfig": self.kubeconfig}
 
 
 @dataclass
@@ -197,8 +199,7 @@ class Spec:
 
 
 def labels(spec: Spec, role: str, **more: str) -> dict:
-    return {"am.agent": spec.agent_id, "am.home": home_label(spec.home), "am.role": role,
-            **more}
+    return {"am.agent": spec.agent_id, "am.home": home_label(spec.home), "am.role": role, **more}
 
 
 def selector(agent_id: str, home: str, *roles: str) -> str:
@@ -248,14 +249,16 @@ echo "am-seed: workspace made at $AM_BASE on branch $AM_BRANCH"
 
 def seed_script(seed: dict) -> str:
     """The init container's script: the bundle's values (quoted), then a constant body."""
-    return "\n".join([
-        "# am: makes the workspace from the bundle am delivers (generated)",
-        _assign("AM_BUNDLE_SHA256", seed["sha256"]),
-        _assign("AM_BRANCH", seed["branch"]),
-        _assign("AM_BASE", seed["base"]),
-        _assign("AM_ORIGIN", seed["origin"]),
-        SEED_BODY,
-    ])
+    return "\n".join(
+        [
+            "# am: makes the workspace from the bundle am delivers (generated)",
+            _assign("AM_BUNDLE_SHA256", seed["sha256"]),
+            _assign("AM_BRANCH", seed["branch"]),
+            _assign("AM_BASE", seed["base"]),
+            _assign("AM_ORIGIN", seed["origin"]),
+            SEED_BODY,
+        ]
+    )
 
 
 def agent_script(spec: Spec) -> str:
@@ -267,10 +270,12 @@ def agent_script(spec: Spec) -> str:
     if spec.network == "limited":
         host = service_host_var(spec.agent_id)
         url = f'"http://${{{host}}}:{PROXY_PORT}"'
-        lines += [f"export {k}={url}" for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy",
-                                                "https_proxy")]
-        lines += [_assign(k, "localhost,127.0.0.1,::1", export=True)
-                  for k in ("NO_PROXY", "no_proxy")]
+        lines += [
+            f"export {k}={url}" for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
+        ]
+        lines += [
+            _assign(k, "localhost,127.0.0.1,::1", export=True) for k in ("NO_PROXY", "no_proxy")
+        ]
     lines += [
         # Until am's client attaches, the terminal has no size: what the agent prints from its
         # first line on reaches the session, and so am's log.
@@ -288,30 +293,48 @@ def agent_script(spec: Spec) -> str:
 
 
 def _security() -> dict:
-    return {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-            "privileged": False, "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}}
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "privileged": False,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
 
 
 def _pod_security(uid: int) -> dict:
-    return {"runAsUser": uid, "runAsGroup": uid, "runAsNonRoot": True, "fsGroup": uid,
-            "seccompProfile": {"type": "RuntimeDefault"}}
+    return {
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "runAsNonRoot": True,
+        "fsGroup": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
 def _pod_base(uid: int, grace: int, service_links: bool = False) -> dict:
     """What every pod of am has: run once, as UID, no service account token, none of the
     node's namespaces (said explicitly, for whoever audits the spec), and GRACE seconds to
     end."""
-    return {"restartPolicy": "Never", "automountServiceAccountToken": False,
-            "hostNetwork": False, "hostPID": False, "hostIPC": False,
-            "enableServiceLinks": service_links, "terminationGracePeriodSeconds": grace,
-            "securityContext": _pod_security(uid)}
+    return {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "hostNetwork": False,
+        "hostPID": False,
+        "hostIPC": False,
+        "enableServiceLinks": service_links,
+        "terminationGracePeriodSeconds": grace,
+        "securityContext": _pod_security(uid),
+    }
 
 
 def _resources(spec: Spec) -> dict:
     from am.validate import memory_bytes
 
-    limits = {"memory": quantity(memory_bytes(str(spec.limits["memory"]))),
-              "cpu": millicores(spec.limits["cpus"])}
+    limits = {
+        "memory": quantity(memory_bytes(str(spec.limits["memory"]))),
+        "cpu": millicores(spec.limits["cpus"]),
+    }
     if spec.gpus:
         limits["nvidia.com/gpu"] = str(spec.gpus)
     return {"limits": limits, "requests": dict(limits)}
@@ -328,51 +351,87 @@ def _memory_dir(name: str) -> dict:
 
 
 def _container(spec: Spec, name: str, command: list[str], mounts: list[dict], **more) -> dict:
-    return {"name": name, "image": spec.image, "imagePullPolicy": "IfNotPresent",
-            "command": command, "securityContext": _security(), "resources": _resources(spec),
-            "volumeMounts": mounts, **more}
+    return {
+        "name": name,
+        "image": spec.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": command,
+        "securityContext": _security(),
+        "resources": _resources(spec),
+        "volumeMounts": mounts,
+        **more,
+    }
 
 
 def workspace_volume(spec: Spec, read_only: bool = False) -> dict:
     name = _vol(spec, "ws")
     if spec.storage == "emptydir":
         return {"name": name, "emptyDir": {}}
-    return {"name": name, "persistentVolumeClaim": {"claimName": claim_name(spec.agent_id),
-                                                    "readOnly": read_only}}
+    return {
+        "name": name,
+        "persistentVolumeClaim": {"claimName": claim_name(spec.agent_id), "readOnly": read_only},
+    }
 
 
 def claim(spec: Spec) -> dict:
     body = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": spec.size}}}
     if spec.storage_class:
         body["storageClassName"] = spec.storage_class
-    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-            "metadata": meta(spec, claim_name(spec.agent_id), "workspace"), "spec": body}
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": meta(spec, claim_name(spec.agent_id), "workspace"),
+        "spec": body,
+    }
 
 
 def agent_pod(spec: Spec) -> dict:
     from am import isolation
 
     ws, tmp, home, run = (_vol(spec, v) for v in ("ws", "tmp", "home", "run"))
-    mounts = [{"name": ws, "mountPath": WORKSPACE}, {"name": tmp, "mountPath": "/tmp"},
-              {"name": home, "mountPath": HOME},
-              {"name": run, "mountPath": RUN_DIR, "readOnly": True}]
+    mounts = [
+        {"name": ws, "mountPath": WORKSPACE},
+        {"name": tmp, "mountPath": "/tmp"},
+        {"name": home, "mountPath": HOME},
+        {"name": run, "mountPath": RUN_DIR, "readOnly": True},
+    ]
     env = [{"name": "HOME", "value": HOME}, {"name": "TERM", "value": "xterm-256color"}]
-    env += [{"name": n, "valueFrom": {"secretKeyRef": {"name": secret_name(spec.agent_id),
-                                                       "key": n}}}
-            for n in spec.secret_names]
-    containers = [_container(spec, AGENT, ["sh", f"{RUN_DIR}/agent.sh"], mounts, env=env,
-                             workingDir=WORKSPACE, stdin=True, tty=True)]
-    volumes = [workspace_volume(spec), _memory_dir(tmp), _memory_dir(home),
-               {"name": run, "configMap": {"name": run_name(spec.agent_id),
-                                           "defaultMode": 0o444}}]
+    env += [
+        {"name": n, "valueFrom": {"secretKeyRef": {"name": secret_name(spec.agent_id), "key": n}}}
+        for n in spec.secret_names
+    ]
+    containers = [
+        _container(
+            spec,
+            AGENT,
+            ["sh", f"{RUN_DIR}/agent.sh"],
+            mounts,
+            env=env,
+            workingDir=WORKSPACE,
+            stdin=True,
+            tty=True,
+        )
+    ]
+    volumes = [
+        workspace_volume(spec),
+        _memory_dir(tmp),
+        _memory_dir(home),
+        {"name": run, "configMap": {"name": run_name(spec.agent_id), "defaultMode": 0o444}},
+    ]
     if spec.storage == "emptydir":
         # Holds the pod, and so its workspace, once the agent has ended; the workspace
         # operations run here, read-only.
         ktmp = _vol(spec, "ktmp")
-        keeper = _container(spec, KEEPER, ["sleep", "infinity"],
-                            [{"name": ws, "mountPath": WORKSPACE, "readOnly": True},
-                             {"name": ktmp, "mountPath": "/tmp"}],
-                            env=[{"name": "HOME", "value": "/tmp"}])
+        keeper = _container(
+            spec,
+            KEEPER,
+            ["sleep", "infinity"],
+            [
+                {"name": ws, "mountPath": WORKSPACE, "readOnly": True},
+                {"name": ktmp, "mountPath": "/tmp"},
+            ],
+            env=[{"name": "HOME", "value": "/tmp"}],
+        )
         keeper["resources"]["requests"] = {"memory": "16Mi", "cpu": "10m"}
         containers.append(keeper)
         volumes.append(_memory_dir(ktmp))
@@ -387,23 +446,39 @@ def agent_pod(spec: Spec) -> dict:
         body["runtimeClassName"] = runtime_class
     if spec.seed is not None:
         seed = _vol(spec, "seed")
-        body["initContainers"] = [_container(
-            spec, SEEDER, ["sh", f"{RUN_DIR}/seed.sh"],
-            [{"name": ws, "mountPath": WORKSPACE}, {"name": seed, "mountPath": SEED_DIR},
-             {"name": tmp, "mountPath": "/tmp"},
-             {"name": run, "mountPath": RUN_DIR, "readOnly": True}],
-            env=[{"name": "HOME", "value": "/tmp"}])]
+        body["initContainers"] = [
+            _container(
+                spec,
+                SEEDER,
+                ["sh", f"{RUN_DIR}/seed.sh"],
+                [
+                    {"name": ws, "mountPath": WORKSPACE},
+                    {"name": seed, "mountPath": SEED_DIR},
+                    {"name": tmp, "mountPath": "/tmp"},
+                    {"name": run, "mountPath": RUN_DIR, "readOnly": True},
+                ],
+                env=[{"name": "HOME", "value": "/tmp"}],
+            )
+        ]
         volumes.append({"name": seed, "emptyDir": {}})
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": meta(spec, pod_name(spec.agent_id), "agent"), "spec": body}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta(spec, pod_name(spec.agent_id), "agent"),
+        "spec": body,
+    }
 
 
 def run_config(spec: Spec) -> dict:
     data = {"agent.sh": agent_script(spec)}
     if spec.seed is not None:
         data["seed.sh"] = seed_script(spec.seed)
-    return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": meta(spec, run_name(spec.agent_id), "agent"), "data": data}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": meta(spec, run_name(spec.agent_id), "agent"),
+        "data": data,
+    }
 
 
 def agent_policy(spec: Spec) -> dict:
@@ -412,11 +487,22 @@ def agent_policy(spec: Spec) -> dict:
     body = {"podSelector": pod, "policyTypes": ["Ingress"], "ingress": []}
     if spec.network in ("none", "limited"):
         body["policyTypes"].append("Egress")
-        body["egress"] = [] if spec.network == "none" else [{
-            "to": [{"podSelector": {"matchLabels": labels(spec, "proxy")}}],
-            "ports": [{"protocol": "TCP", "port": PROXY_PORT}]}]
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": meta(spec, pod_name(spec.agent_id), "agent"), "spec": body}
+        body["egress"] = (
+            []
+            if spec.network == "none"
+            else [
+                {
+                    "to": [{"podSelector": {"matchLabels": labels(spec, "proxy")}}],
+                    "ports": [{"protocol": "TCP", "port": PROXY_PORT}],
+                }
+            ]
+        )
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": meta(spec, pod_name(spec.agent_id), "agent"),
+        "spec": body,
+    }
 
 
 def proxy_config_text(spec: Spec) -> dict:
@@ -426,8 +512,10 @@ def proxy_config_text(spec: Spec) -> dict:
     from am import network
 
     conf = network.config_text(spec.agent_id, list(spec.domains), list(spec.private), [])
-    changes = {f"http_port 127.0.0.1:{network.PROXY_PORT}\n": f"http_port {PROXY_PORT}\n",
-               f"access_log stdio:{network.LOG_PATH} am\n": "access_log stdio:/dev/stdout am\n"}
+    changes = {
+        f"http_port 127.0.0.1:{network.PROXY_PORT}\n": f"http_port {PROXY_PORT}\n",
+        f"access_log stdio:{network.LOG_PATH} am\n": "access_log stdio:/dev/stdout am\n",
+    }
     for old, new in changes.items():
         if old not in conf:
             raise Invalid(f"the proxy's configuration no longer has {old.strip()!r}")
@@ -437,40 +525,75 @@ def proxy_config_text(spec: Spec) -> dict:
 
 def proxy_objects(spec: Spec) -> list[dict]:
     name = proxy_name(spec.agent_id)
-    conf = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(spec, name, "proxy"),
-            "data": proxy_config_text(spec)}
+    conf = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": meta(spec, name, "proxy"),
+        "data": proxy_config_text(spec),
+    }
     vol = _vol(spec, "proxyconf")
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta(spec, name, "proxy"), "spec": {
-        **_pod_base(PROXY_UID, 2),
-        "containers": [{
-            "name": "proxy", "image": spec.proxy_image, "imagePullPolicy": "IfNotPresent",
-            "command": ["/usr/sbin/squid", "-N", "-f", f"{PROXY_DIR}/squid.conf"],
-            "securityContext": _security(),
-            "resources": {"limits": {"memory": "128Mi", "cpu": "500m"},
-                          "requests": {"memory": "32Mi", "cpu": "50m"}},
-            "volumeMounts": [{"name": vol, "mountPath": PROXY_DIR, "readOnly": True}]}],
-        "volumes": [{"name": vol, "configMap": {"name": name, "defaultMode": 0o444}}]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta(spec, name, "proxy"),
+        "spec": {
+            **_pod_base(PROXY_UID, 2),
+            "containers": [
+                {
+                    "name": "proxy",
+                    "image": spec.proxy_image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["/usr/sbin/squid", "-N", "-f", f"{PROXY_DIR}/squid.conf"],
+                    "securityContext": _security(),
+                    "resources": {
+                        "limits": {"memory": "128Mi", "cpu": "500m"},
+                        "requests": {"memory": "32Mi", "cpu": "50m"},
+                    },
+                    "volumeMounts": [{"name": vol, "mountPath": PROXY_DIR, "readOnly": True}],
+                }
+            ],
+            "volumes": [{"name": vol, "configMap": {"name": name, "defaultMode": 0o444}}],
+        },
+    }
     from am import isolation
 
     if isolation.runtime_class(spec.isolation):
         pod["spec"]["runtimeClassName"] = isolation.runtime_class(spec.isolation)
-    service = {"apiVersion": "v1", "kind": "Service", "metadata": meta(spec, name, "proxy"),
-               "spec": {"selector": labels(spec, "proxy"),
-                        "ports": [{"port": PROXY_PORT, "targetPort": PROXY_PORT,
-                                   "protocol": "TCP"}]}}
-    policy = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-              "metadata": meta(spec, name, "proxy"), "spec": {
-                  "podSelector": {"matchLabels": labels(spec, "proxy")},
-                  "policyTypes": ["Ingress"],
-                  "ingress": [{"from": [{"podSelector": {"matchLabels": labels(spec, "agent")}}],
-                               "ports": [{"protocol": "TCP", "port": PROXY_PORT}]}]}}
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta(spec, name, "proxy"),
+        "spec": {
+            "selector": labels(spec, "proxy"),
+            "ports": [{"port": PROXY_PORT, "targetPort": PROXY_PORT, "protocol": "TCP"}],
+        },
+    }
+    policy = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": meta(spec, name, "proxy"),
+        "spec": {
+            "podSelector": {"matchLabels": labels(spec, "proxy")},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [{"podSelector": {"matchLabels": labels(spec, "agent")}}],
+                    "ports": [{"protocol": "TCP", "port": PROXY_PORT}],
+                }
+            ],
+        },
+    }
     return [policy, conf, service, pod]
 
 
 def env_secret(spec: Spec, values: dict) -> dict:
-    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": meta(spec, secret_name(spec.agent_id), "env"),
-            "stringData": {n: values[n] for n in spec.secret_names}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": meta(spec, secret_name(spec.agent_id), "env"),
+        "stringData": {n: values[n] for n in spec.secret_names},
+    }
 
 
 def manifests(spec: Spec, secrets: dict | None = None) -> list[dict]:
@@ -499,21 +622,41 @@ def op_manifests(spec: Spec, token: str) -> list[dict]:
     name = op_name(spec.agent_id, token)
     ws, tmp = _vol(spec, "ws"), _vol(spec, f"t{token}")
     pod_labels = labels(spec, "op", **{"am.op": token})
-    container = _container(spec, "op", ["sleep", str(OP_DEADLINE)],
-                           [{"name": ws, "mountPath": WORKSPACE, "readOnly": True},
-                            {"name": tmp, "mountPath": "/tmp"}],
-                           env=[{"name": "HOME", "value": "/tmp"}])
-    body = {**_pod_base(POD_UID, 1), "activeDeadlineSeconds": OP_DEADLINE,
-            "containers": [container],
-            "volumes": [workspace_volume(spec, read_only=True), _memory_dir(tmp)]}
+    container = _container(
+        spec,
+        "op",
+        ["sleep", str(OP_DEADLINE)],
+        [
+            {"name": ws, "mountPath": WORKSPACE, "readOnly": True},
+            {"name": tmp, "mountPath": "/tmp"},
+        ],
+        env=[{"name": "HOME", "value": "/tmp"}],
+    )
+    body = {
+        **_pod_base(POD_UID, 1),
+        "activeDeadlineSeconds": OP_DEADLINE,
+        "containers": [container],
+        "volumes": [workspace_volume(spec, read_only=True), _memory_dir(tmp)],
+    }
     if isolation.runtime_class(spec.isolation):
         body["runtimeClassName"] = isolation.runtime_class(spec.isolation)
-    policy = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-              "metadata": {**meta(spec, name, "op"), "labels": pod_labels},
-              "spec": {"podSelector": {"matchLabels": pod_labels},
-                       "policyTypes": ["Ingress", "Egress"], "ingress": [], "egress": []}}
-    pod = {"apiVersion": "v1", "kind": "Pod",
-           "metadata": {**meta(spec, name, "op"), "labels": pod_labels}, "spec": body}
+    policy = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {**meta(spec, name, "op"), "labels": pod_labels},
+        "spec": {
+            "podSelector": {"matchLabels": pod_labels},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [],
+            "egress": [],
+        },
+    }
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {**meta(spec, name, "op"), "labels": pod_labels},
+        "spec": body,
+    }
     return [policy, pod]
 
 
@@ -547,10 +690,12 @@ def attach_argv(t: Target, pod: str) -> list[str]:
     return t.argv("attach", "--quiet", "--stdin", "--tty", pod, "--container", AGENT)
 
 
-def exec_argv(t: Target, pod: str, container: str, command: list[str],
-              stdin: bool = True) -> list[str]:
-    return t.argv("exec", *(["--stdin"] if stdin else []), pod, "--container", container,
-                  "--", *command)
+def exec_argv(
+    t: Target, pod: str, container: str, command: list[str], stdin: bool = True
+) -> list[str]:
+    return t.argv(
+        "exec", *(["--stdin"] if stdin else []), pod, "--container", container, "--", *command
+    )
 
 
 def wsops_command(args: list[str]) -> list[str]:
@@ -559,13 +704,21 @@ def wsops_command(args: list[str]) -> list[str]:
 
 
 def delete_argv(t: Target, kinds: str, sel: str, wait: bool = True) -> list[str]:
-    return t.argv("delete", kinds, "--selector", sel, "--ignore-not-found",
-                  f"--wait={'true' if wait else 'false'}", "--timeout=120s")
+    return t.argv(
+        "delete",
+        kinds,
+        "--selector",
+        sel,
+        "--ignore-not-found",
+        f"--wait={'true' if wait else 'false'}",
+        "--timeout=120s",
+    )
 
 
 def logs_argv(t: Target, pod: str, container: str, tail: int | None = None) -> list[str]:
-    return t.argv("logs", pod, "--container", container,
-                  *([f"--tail={tail}"] if tail is not None else []))
+    return t.argv(
+        "logs", pod, "--container", container, *([f"--tail={tail}"] if tail is not None else [])
+    )
 
 
 def current_context_argv() -> list[str]:
@@ -574,8 +727,7 @@ def current_context_argv() -> list[str]:
 
 def context_namespace_argv(context: str | None) -> list[str]:
     ctx = ["--context", context] if context else []
-    return ["kubectl", "config", "view", "--minify", *ctx, "--output",
-            "jsonpath={..namespace}"]
+    return ["kubectl", "config", "view", "--minify", *ctx, "--output", "jsonpath={..namespace}"]
 
 
 def version_argv(t: Target) -> list[str]:
@@ -613,8 +765,12 @@ def container_state(pod: dict | None, name: str, init: bool = False) -> State:
             if isinstance(state.get(phase), dict):
                 s = state[phase]
                 code = s.get("exitCode")
-                return State(phase, str(s.get("reason") or ""), str(s.get("message") or ""),
-                             code if isinstance(code, int) else None)
+                return State(
+                    phase,
+                    str(s.get("reason") or ""),
+                    str(s.get("message") or ""),
+                    code if isinstance(code, int) else None,
+                )
     return State("waiting", "", pod_problem(pod))
 
 

@@ -70,8 +70,7 @@ def delete(record: dict, store, layout) -> None:
     if record.get("volume"):
         from am.backends.engine import workspace_volume
 
-        backends.for_record(record).remove_volume(workspace_volume(record["id"]),
-                                                  str(layout.root))
+        backends.for_record(record).remove_volume(workspace_volume(record["id"]), str(layout.root))
     for f in (
         layout.exit_file(record["id"]),
         layout.health_file(record["id"]),

@@ -42,13 +42,16 @@ async def _relay(connect, client_r, client_w) -> None:
 
 async def _serve(listener: socket.socket, path: str, agent: int, published) -> None:
     server = await asyncio.start_server(
-        lambda r, w: _relay(lambda: asyncio.open_unix_connection(path), r, w), sock=listener)
+        lambda r, w: _relay(lambda: asyncio.open_unix_connection(path), r, w), sock=listener
+    )
     for sock_path, port in published:
         try:
             await asyncio.start_unix_server(
                 lambda r, w, port=port: _relay(
-                    lambda: asyncio.open_connection("127.0.0.1", port), r, w),
-                path=sock_path)
+                    lambda: asyncio.open_connection("127.0.0.1", port), r, w
+                ),
+                path=sock_path,
+            )
         except OSError:
             pass  # that port stays unreachable; the way out to the proxy must not go with it
     async with server:
@@ -62,10 +65,11 @@ def main(argv: list[str]) -> int:
     end = argv.index("--") if "--" in argv else -1
     options = argv[2:end] if end >= 2 else []
     if end < 2 or end == len(argv) - 1 or not all(o.startswith("--publish=") for o in options):
-        print("usage: netfwd.py SOCKET PORT [--publish=PATH:PORT]... -- COMMAND...",
-              file=sys.stderr)
+        print(
+            "usage: netfwd.py SOCKET PORT [--publish=PATH:PORT]... -- COMMAND...", file=sys.stderr
+        )
         return 2
-    path, port, command = argv[0], int(argv[1]), argv[end + 1:]
+    path, port, command = argv[0], int(argv[1]), argv[end + 1 :]
     published = []
     for option in options:
         sock_path, _, aport = option.removeprefix("--publish=").rpartition(":")
@@ -73,8 +77,10 @@ def main(argv: list[str]) -> int:
     try:
         listener = socket.create_server(("127.0.0.1", port), backlog=128)
     except OSError as e:
-        print(f"am: error: cannot listen on 127.0.0.1:{port} for the proxy: {e.strerror}",
-              file=sys.stderr)
+        print(
+            f"am: error: cannot listen on 127.0.0.1:{port} for the proxy: {e.strerror}",
+            file=sys.stderr,
+        )
         return 1
     agent = os.getpid()  # the command keeps this process id
     if os.fork() == 0:

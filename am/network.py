@@ -50,18 +50,29 @@ PROXY_LIMITS = {"memory": "128m", "pids": "200", "cpus": "0.5"}
 # reads both as every IPv4 address (it checks a mapped answer against the IPv4 ranges). The
 # egress network's gateway and this host's own addresses are added when a proxy starts.
 LOCAL_NETS = (
-    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
-    "172.16.0.0/12", "192.0.0.0/24", "192.168.0.0/16", "198.18.0.0/15", "224.0.0.0/4",
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "224.0.0.0/4",
     "240.0.0.0/4",
-    "::1/128", "64:ff9b::/96", "fc00::/7", "fe80::/10", "ff00::/8",
+    "::1/128",
+    "64:ff9b::/96",
+    "fc00::/7",
+    "fe80::/10",
+    "ff00::/8",
 )
 # The error pages (and log codes) of the three refusals, in the image's template folder.
 REFUSALS = {
     "ERR_AM_DOMAIN": "not on the allowlist",
     "ERR_AM_PRIVATE": "a private, loopback, link-local or host address (allow the name with "
-                      "--allow-private-domain)",
-    "ERR_AM_PORT": "port not allowed (http: 80, https: 443, others with --allow-domain "
-                   "HOST:PORT)",
+    "--allow-private-domain)",
+    "ERR_AM_PORT": "port not allowed (http: 80, https: 443, others with --allow-domain HOST:PORT)",
 }
 # --publish: the proxy listens on PUBLISH_BASE + i (published by the engine) and connects each
 # client to the socket PUBLISH_DIR/<i>.sock, where the agent's relay connects it to the port.
@@ -108,8 +119,11 @@ def gateways(inspect: list | dict) -> list[str]:
     for net in nets:
         if not isinstance(net, dict):
             continue
-        found += [c.get("Gateway") for c in (net.get("IPAM") or {}).get("Config") or []
-                  if isinstance(c, dict)]
+        found += [
+            c.get("Gateway")
+            for c in (net.get("IPAM") or {}).get("Config") or []
+            if isinstance(c, dict)
+        ]
         found += [s.get("gateway") for s in net.get("subnets") or [] if isinstance(s, dict)]
     return addresses(filter(None, found))
 
@@ -121,8 +135,7 @@ def config_text(agent_id: str, allow: list[str], private: list[str], local: list
     rules = [domains.split(e) for e in dict.fromkeys(allow + private)]
     nets = [ipaddress.ip_network(n) for n in LOCAL_NETS]
     # Only what the fixed ranges miss (squid warns about, and ignores, a covered address).
-    local = [a for a in addresses(local)
-             if not any(ipaddress.ip_address(a) in n for n in nets)]
+    local = [a for a in addresses(local) if not any(ipaddress.ip_address(a) in n for n in nets)]
     names = list(dict.fromkeys(domains.regex(p) for p, _ in rules))
     private_names = list(dict.fromkeys(domains.regex(domains.split(e)[0]) for e in private))
     lines = [
@@ -166,8 +179,10 @@ def config_text(agent_id: str, allow: list[str], private: list[str], local: list
     for i, (pattern, port) in enumerate(rules):
         lines.append(f"acl am_d{i} dstdom_regex -n -i {domains.regex(pattern)}")
         if port is None:
-            allows += [f"http_access allow am_d{i} !am_connect am_port80",
-                       f"http_access allow am_d{i} am_connect am_port443"]
+            allows += [
+                f"http_access allow am_d{i} !am_connect am_port80",
+                f"http_access allow am_d{i} am_connect am_port443",
+            ]
         else:
             lines.append(f"acl am_p{i} port {port}")
             allows.append(f"http_access allow am_d{i} am_p{i}")
@@ -216,11 +231,17 @@ def files(run: Path, logs: Path, agent_id: str) -> Files:
     return Files(top / "conf", top / "sock", logs / f"{agent_id}.network.log")
 
 
-
-
-def proxy_run_argv(runtime: str, agent_id: str, home: str, egress: str, f: Files,
-                   user_args: list[str], publish: list[str] | None = None,
-                   isolation: str = "runc", host_cpus: int = 1) -> list[str]:
+def proxy_run_argv(
+    runtime: str,
+    agent_id: str,
+    home: str,
+    egress: str,
+    f: Files,
+    user_args: list[str],
+    publish: list[str] | None = None,
+    isolation: str = "runc",
+    host_cpus: int = 1,
+) -> list[str]:
     """The ``run`` command line of an agent's proxy container; it also publishes the agent's
     ports (the agent itself has no network to publish them on). A gVisor agent's proxy runs
     under gVisor too (it parses what the agent sends)."""
@@ -235,26 +256,58 @@ def proxy_run_argv(runtime: str, agent_id: str, home: str, egress: str, f: Files
     if publish:
         ports += ["--mount", mount_arg(f.pub, PUBLISH_DIR, readonly=True)]
     return [
-        *isolations.run_head(runtime, isolation, "proxy"), "--detach", "--pull", "never",
-        "--name", proxy_name(agent_id), "--hostname", "am-proxy",
-        "--label", f"am.proxy={agent_id}", "--label", f"am.home={home}",
-        "--network", egress,
-        "--memory", PROXY_LIMITS["memory"], "--memory-swap", PROXY_LIMITS["memory"],
-        "--cpus", PROXY_LIMITS["cpus"],
+        *isolations.run_head(runtime, isolation, "proxy"),
+        "--detach",
+        "--pull",
+        "never",
+        "--name",
+        proxy_name(agent_id),
+        "--hostname",
+        "am-proxy",
+        "--label",
+        f"am.proxy={agent_id}",
+        "--label",
+        f"am.home={home}",
+        "--network",
+        egress,
+        "--memory",
+        PROXY_LIMITS["memory"],
+        "--memory-swap",
+        PROXY_LIMITS["memory"],
+        "--cpus",
+        PROXY_LIMITS["cpus"],
         *isolations.pids_args(isolation, int(PROXY_LIMITS["pids"]), host_cpus),
-        "--init", "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--read-only",
+        "--init",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--read-only",
         *user_args,
-        "--mount", mount_arg(f.conf, CONF_DIR, readonly=True),
-        "--mount", mount_arg(f.sock, SOCKET_DIR),
-        "--mount", mount_arg(f.log, LOG_PATH),
+        "--mount",
+        mount_arg(f.conf, CONF_DIR, readonly=True),
+        "--mount",
+        mount_arg(f.sock, SOCKET_DIR),
+        "--mount",
+        mount_arg(f.log, LOG_PATH),
         *ports,
-        "--", PROXY_IMAGE, *([str(len(publish))] if publish else []),
+        "--",
+        PROXY_IMAGE,
+        *([str(len(publish))] if publish else []),
     ]
 
 
 def network_create_argv(runtime: str, name: str, home: str) -> list[str]:
-    return [runtime, "network", "create", "--label", f"am.home={home}",
-            "--label", f"{EGRESS_LABEL}=1", name]
+    return [
+        runtime,
+        "network",
+        "create",
+        "--label",
+        f"am.home={home}",
+        "--label",
+        f"{EGRESS_LABEL}=1",
+        name,
+    ]
 
 
 def relay_source() -> Path:
@@ -266,12 +319,13 @@ def agent_run_args(f: Files, publish: list[str] | None = None) -> list[str]:
     and with --publish the folder of the relay's sockets for published ports."""
     from am.backends.hostside import mount_arg
 
-    env = [f"{k}={PROXY_URL}" for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy",
-                                        "https_proxy")]
+    env = [f"{k}={PROXY_URL}" for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")]
     env += [f"NO_PROXY={NO_PROXY}", f"no_proxy={NO_PROXY}"]
     return [
-        "--mount", mount_arg(f.sock, SOCKET_DIR, readonly=True),
-        "--mount", mount_arg(relay_source(), RELAY_PATH, readonly=True),
+        "--mount",
+        mount_arg(f.sock, SOCKET_DIR, readonly=True),
+        "--mount",
+        mount_arg(relay_source(), RELAY_PATH, readonly=True),
         *(["--mount", mount_arg(f.pub, PUBLISH_DIR)] if publish else []),
         *[a for e in env for a in ("--env", e)],
     ]
@@ -282,8 +336,10 @@ def wrap_command(command: list[str], publish: list[str] | None = None) -> list[s
     --publish, the relay also serves each published port on a socket for the proxy."""
     from am.validate import publish_parts
 
-    served = [f"--publish={PUBLISH_DIR}/{i}.sock:{publish_parts(spec)[2]}"
-              for i, spec in enumerate(publish or [])]
+    served = [
+        f"--publish={PUBLISH_DIR}/{i}.sock:{publish_parts(spec)[2]}"
+        for i, spec in enumerate(publish or [])
+    ]
     return ["python3", RELAY_PATH, SOCKET, str(PROXY_PORT), *served, "--", *command]
 
 
@@ -307,8 +363,10 @@ def denied(lines: list[str]) -> list[str]:
             out.append(f"{when} denied {method} {host}:{port}: {REFUSALS[err]}")
         elif status == "TCP_DENIED" or code.startswith("4") and status.startswith("NONE"):
             what = url if host == "-" else f"{method} {host}:{port}"
-            out.append(f"{when} denied {what}: "
-                       + ("invalid request" if status.startswith("NONE") else "refused"))
+            out.append(
+                f"{when} denied {what}: "
+                + ("invalid request" if status.startswith("NONE") else "refused")
+            )
     return out
 
 
@@ -328,8 +386,7 @@ def _denied_tinyproxy(lines: list[str]) -> list[str]:
                 out.append(f"{when} denied {host.group(1)}")
         elif port := re.fullmatch(r"Refused CONNECT method on port (\d+)", text):
             target = connect_to.get(port.group(1), "")
-            out.append(f"{when} denied CONNECT {target}:{port.group(1)} (only port 443 is "
-                       "allowed)")
+            out.append(f"{when} denied CONNECT {target}:{port.group(1)} (only port 443 is allowed)")
     return out
 
 
@@ -348,8 +405,10 @@ def prepare(engine, plan) -> None:
 
     ensure_image(engine)
     if plan.egress != plan.managed_egress and network_info(engine, plan.egress) is None:
-        raise AmError(f"{EGRESS_ENV}={plan.egress}: no such {engine.title} network",
-                      "create it, or unset the variable to use am's own")
+        raise AmError(
+            f"{EGRESS_ENV}={plan.egress}: no such {engine.title} network",
+            "create it, or unset the variable to use am's own",
+        )
     check_mount_path(relay_source())
 
 
@@ -357,12 +416,15 @@ def host_addresses() -> list[str]:
     """Every address of this host's interfaces (a proxy's refused destinations: the host)."""
     import psutil
 
-    return addresses(a.address for addrs in psutil.net_if_addrs().values() for a in addrs
-                     if a.family in (socket.AF_INET, socket.AF_INET6))
+    return addresses(
+        a.address
+        for addrs in psutil.net_if_addrs().values()
+        for a in addrs
+        if a.family in (socket.AF_INET, socket.AF_INET6)
+    )
 
 
-def write_files(f: Files, conf: str, uid: int, publish: bool = False,
-                capped: bool = False) -> None:
+def write_files(f: Files, conf: str, uid: int, publish: bool = False, capped: bool = False) -> None:
     """The proxy's configuration, socket folder and log (and with PUBLISH the folder of the
     agent's relay sockets); as root, the proxy's user (the agents' uid) owns all but the
     configuration. CAPPED (--disk): the relay sockets' folder is a tiny tmpfs, so the agent
@@ -438,17 +500,30 @@ def ensure_network(engine, name: str, home: str) -> list:
 def start(engine, plan, home: str, timeout: float = 30) -> None:
     """Start the agent's proxy and return once it refuses what it must; raise otherwise."""
     f = plan.network_files
-    argv = proxy_run_argv(engine.runtime, plan.id, home, plan.egress, f,
-                          engine.user_args(os.getuid(), os.getgid()), plan.publish,
-                          plan.isolation or "runc", os.cpu_count() or 1)
+    argv = proxy_run_argv(
+        engine.runtime,
+        plan.id,
+        home,
+        plan.egress,
+        f,
+        engine.user_args(os.getuid(), os.getgid()),
+        plan.publish,
+        plan.isolation or "runc",
+        os.cpu_count() or 1,
+    )
     for attempt in (1, 2):  # once more if a concurrent stop removed the shared network
         if plan.egress == plan.managed_egress:
             info = ensure_network(engine, plan.egress, home)
         else:
             info = network_info(engine, plan.egress) or []
         local = gateways(info) + host_addresses()
-        write_files(f, config_text(plan.id, plan.allow_domains, plan.allow_private_domains,
-                                   local), os.getuid(), bool(plan.publish), bool(plan.disk))
+        write_files(
+            f,
+            config_text(plan.id, plan.allow_domains, plan.allow_private_domains, local),
+            os.getuid(),
+            bool(plan.publish),
+            bool(plan.disk),
+        )
         res = engine.call(*argv[1:], timeout=120)
         if res.ok:
             break
@@ -473,10 +548,8 @@ def probe(sock: Path, timeout: float = 2.0) -> str:
     try:
         with socket.socket(socket.AF_UNIX) as s:
             s.settimeout(timeout)
-            s.connect(f"/proc/self/fd/{folder}/{sock.name}" if folder is not None
-                      else str(sock))
-            s.sendall(f"GET http://{PROBE_HOST}/ HTTP/1.0\r\nHost: {PROBE_HOST}\r\n\r\n"
-                      .encode())
+            s.connect(f"/proc/self/fd/{folder}/{sock.name}" if folder is not None else str(sock))
+            s.sendall(f"GET http://{PROBE_HOST}/ HTTP/1.0\r\nHost: {PROBE_HOST}\r\n\r\n".encode())
             data = b""
             while b"\r\n" not in data and len(data) < 4096:
                 chunk = s.recv(4096)
@@ -498,14 +571,15 @@ def wait_ready(engine, name: str, sock: Path, timeout: float) -> None:
         if line:
             if line.split()[1:2] == ["403"]:
                 return
-            raise AmError(f"the network proxy {name} answered {line!r} for a host it must "
-                          "refuse; not starting the agent")
+            raise AmError(
+                f"the network proxy {name} answered {line!r} for a host it must "
+                "refuse; not starting the agent"
+            )
         state = engine.call("inspect", "--format", "{{.State.Running}}", name)
         if state.ok and state.out.strip() == "false":
             logs = engine.call("logs", "--tail", "3", name)
             tail = (logs.err or logs.out).strip().splitlines()
-            raise AmError(f"the network proxy {name} exited"
-                          + (f": {tail[-1]}" if tail else ""))
+            raise AmError(f"the network proxy {name} exited" + (f": {tail[-1]}" if tail else ""))
         time.sleep(0.1)
     raise AmError(f"the network proxy {name} did not answer within {timeout:.0f}s")
 
@@ -518,13 +592,11 @@ def remove_network(engine, name: str) -> None:
 
 def proxies(engine, home: str) -> list[str]:
     """Names of the proxy containers, running or not, of this AM_HOME."""
-    res = engine.call("ps", "--all", "--filter", f"label=am.home={home}", "--format",
-                      "{{.Names}}")
+    res = engine.call("ps", "--all", "--filter", f"label=am.home={home}", "--format", "{{.Names}}")
     return [n for n in res.out.split() if n.startswith(PROXY_PREFIX)] if res.ok else []
 
 
 def networks(engine, home: str) -> list[str]:
     """The outside networks am made for this AM_HOME."""
-    res = engine.call("network", "ls", "--filter", f"label=am.home={home}", "--format",
-                      "{{.Name}}")
+    res = engine.call("network", "ls", "--filter", f"label=am.home={home}", "--format", "{{.Name}}")
     return res.out.split() if res.ok else []

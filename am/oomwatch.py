@@ -71,8 +71,9 @@ def pids_refused(folder: Path) -> int:
 
 
 def oom_kills(folder: Path, version: int) -> int:
-    return _counter(folder / ("memory.oom_control" if version == 1 else "memory.events"),
-                    "oom_kill")
+    return _counter(
+        folder / ("memory.oom_control" if version == 1 else "memory.events"), "oom_kill"
+    )
 
 
 def sandbox_cli(pid: int) -> list[str] | None:
@@ -82,8 +83,10 @@ def sandbox_cli(pid: int) -> list[str] | None:
         args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return None
-    root = next((a[len(b"--root="):].decode(errors="replace") for a in args
-                 if a.startswith(b"--root=")), None)
+    root = next(
+        (a[len(b"--root=") :].decode(errors="replace") for a in args if a.startswith(b"--root=")),
+        None,
+    )
     if not root or not args[0].startswith(b"runsc") or not trusted_folder(root):
         return None
     try:
@@ -105,8 +108,12 @@ def trusted_folder(path: str) -> bool:
         st = os.stat(path)
     except OSError:
         return False
-    return (os.path.isabs(path) and stat.S_ISDIR(st.st_mode) and st.st_uid in (0, os.getuid())
-            and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+    return (
+        os.path.isabs(path)
+        and stat.S_ISDIR(st.st_mode)
+        and st.st_uid in (0, os.getuid())
+        and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    )
 
 
 def guest_tasks(cli: list[str], container_id: str) -> int | None:
@@ -176,9 +183,11 @@ class OomWatch:
         cli = sandbox_cli(pid)
         if not cli:
             return False
-        threading.Thread(target=self._poll_guest, args=(cli, container_id, limit,
-                                                        on_count or (lambda n: None)),
-                         daemon=True).start()
+        threading.Thread(
+            target=self._poll_guest,
+            args=(cli, container_id, limit, on_count or (lambda n: None)),
+            daemon=True,
+        ).start()
         return True
 
     def _poll_guest(self, cli, container_id: str, limit: int, on_count) -> None:

@@ -26,10 +26,28 @@ PUBLIC = (
     "log",
     "prompt",
 )
-EXTRA = ("worktree", "image", "gpus", "env_names", "started", "finished", "health", "orphan",
-         "proxy", "egress_network", "network_log", "allow_private_domains", "publish",
-         "isolation", "volume", "workspace_location", "disk_bytes", "disk_limit_bytes",
-         "kubernetes", "pushed")
+EXTRA = (
+    "worktree",
+    "image",
+    "gpus",
+    "env_names",
+    "started",
+    "finished",
+    "health",
+    "orphan",
+    "proxy",
+    "egress_network",
+    "network_log",
+    "allow_private_domains",
+    "publish",
+    "isolation",
+    "volume",
+    "workspace_location",
+    "disk_bytes",
+    "disk_limit_bytes",
+    "kubernetes",
+    "pushed",
+)
 
 
 def public(view: dict) -> dict:
@@ -106,8 +124,9 @@ def plain(rows: list[list], headers: list[str]) -> str:
     of its time in tabulate's guessing at each cell's type."""
     cells = [headers, *[["" if c is None else str(c) for c in row] for row in rows]]
     widths = [max(map(len, column)) for column in zip(*cells, strict=True)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-                     for row in cells)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    )
 
 
 def task_text(prompt, width: int = 200) -> str:

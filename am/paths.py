@@ -19,8 +19,9 @@ class Layout:
 
     __slots__ = ("root", "state_dir", "workspaces", "data_dir", "config_dir")
 
-    def __init__(self, root: Path, state_dir: Path, workspaces: Path, data_dir: Path,
-                 config_dir: Path):
+    def __init__(
+        self, root: Path, state_dir: Path, workspaces: Path, data_dir: Path, config_dir: Path
+    ):
         self.root = root  # identifies this installation; the value of the am.home label
         self.state_dir = state_dir
         self.workspaces = workspaces
@@ -28,8 +29,9 @@ class Layout:
         self.config_dir = config_dir
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, Layout) and all(getattr(self, k) == getattr(other, k)
-                                                 for k in self.__slots__)
+        return isinstance(other, Layout) and all(
+            getattr(self, k) == getattr(other, k) for k in self.__slots__
+        )
 
     def __hash__(self) -> int:
         return hash(tuple(getattr(self, k) for k in self.__slots__))

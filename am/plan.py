@@ -121,10 +121,21 @@ class Plan:
     def record(self, home: str) -> dict:
         """The initial state record (no secret values, ever)."""
         return Record(
-            self.id, str(self.workspace), str(self.log), home, mode=Mode(self.mode),
-            runtime=self.runtime, source=self.source, worktree=self.worktree,
-            branch=self.branch, agent=self.agent, command=self.command, network=self.network,
-            allow_domains=self.allow_domains, limits=self.limits, extra={
+            self.id,
+            str(self.workspace),
+            str(self.log),
+            home,
+            mode=Mode(self.mode),
+            runtime=self.runtime,
+            source=self.source,
+            worktree=self.worktree,
+            branch=self.branch,
+            agent=self.agent,
+            command=self.command,
+            network=self.network,
+            allow_domains=self.allow_domains,
+            limits=self.limits,
+            extra={
                 "image": self.image,
                 "gpus": self.gpus,
                 "env_names": self.env_names,
@@ -138,26 +149,37 @@ class Plan:
                 "volume": self.volume,
                 **({"kubernetes": self.kube} if self.kube else {}),
                 "spawn_pid": os.getpid(),
-                **({"proxy": self.proxy, "egress_network": self.egress,
-                    "allow_private_domains": self.allow_private_domains,
-                    "network_log": str(self.network_files.log),
-                    "managed_egress": self.egress == self.managed_egress}
-                   if self.network == "limited" else {}),
-            }).as_dict()
+                **(
+                    {
+                        "proxy": self.proxy,
+                        "egress_network": self.egress,
+                        "allow_private_domains": self.allow_private_domains,
+                        "network_log": str(self.network_files.log),
+                        "managed_egress": self.egress == self.managed_egress,
+                    }
+                    if self.network == "limited"
+                    else {}
+                ),
+            },
+        ).as_dict()
 
 
 FLAG_LABELS = {"memory": "--memory", "cpus": "--cpus", "pids": "--pids", "disk": "--disk"}
-TMUX_DISK = ("--disk applies to container agents: a tmux agent runs as you and can write "
-             "wherever you can, so a cap on its workspace would bound nothing")
+TMUX_DISK = (
+    "--disk applies to container agents: a tmux agent runs as you and can write "
+    "wherever you can, so a cap on its workspace would bound nothing"
+)
 WORKTREE_CONTAINER = (
     "--worktree cannot be combined with --container: to commit, the agent would write your "
     "repository's shared git folder (objects, refs, logs), where it can plant links and "
-    "alternates that your own git and am follow later (docs/security.md)")
+    "alternates that your own git and am follow later (docs/security.md)"
+)
 
 
 def _refused(label: str, value, e: validate.Invalid) -> AmError:
-    return AmError(f"{label} {value!r} {e.problem}" if e.problem else
-                   f"invalid {label} {value!r}", e.hint)
+    return AmError(
+        f"{label} {value!r} {e.problem}" if e.problem else f"invalid {label} {value!r}", e.hint
+    )
 
 
 def check_memory(value: str, label: str = "--memory", host_memory: int | None = None) -> int:
@@ -193,8 +215,12 @@ def check_limits(
         raise _refused(labels["pids"], pids, e) from None
     from am import disk as disks
 
-    return {"memory": memory.lower(), "cpus": cpus, "pids": pids_limit,
-            "disk": None if disk is None else disks.check_size(str(disk), labels["disk"])}
+    return {
+        "memory": memory.lower(),
+        "cpus": cpus,
+        "pids": pids_limit,
+        "disk": None if disk is None else disks.check_size(str(disk), labels["disk"]),
+    }
 
 
 def parse_env(items: list[str], environ: dict[str, str]) -> tuple[list[str], dict[str, str]]:
@@ -238,16 +264,20 @@ def check_domain(domain: str, label: str = "--allow-domain", suffixes: bool = Tr
     return domains.check(domain, label, suffixes)
 
 
-GPUS_RE = re.compile(r"^(all|[1-9][0-9]*|(device=)?[A-Za-z0-9][A-Za-z0-9:._-]*"
-                     r"(,[A-Za-z0-9][A-Za-z0-9:._-]*)*)$")
+GPUS_RE = re.compile(
+    r"^(all|[1-9][0-9]*|(device=)?[A-Za-z0-9][A-Za-z0-9:._-]*"
+    r"(,[A-Za-z0-9][A-Za-z0-9:._-]*)*)$"
+)
 
 
 def check_gpus(value: str) -> str:
     """``all``, a count, or device ids (``0,1``, ``GPU-<uuid>``, ``device=0``)."""
     ids = value.removeprefix("device=").split(",")
     if not GPUS_RE.fullmatch(value) or value == "0" or ("all" in ids and value != "all"):
-        raise AmError(f"invalid --gpus {value!r}",
-                      "all, a count such as 2, or device ids such as device=0 or 0,1")
+        raise AmError(
+            f"invalid --gpus {value!r}",
+            "all, a count such as 2, or device ids such as device=0 or 0,1",
+        )
     return value
 
 
@@ -258,13 +288,16 @@ def check_prompt(text: str, label: str = "--prompt") -> str:
     except UnicodeEncodeError:
         raise AmError(f"{label} is not valid UTF-8 text") from None
     if "\0" in text:
-        raise AmError(f"{label} holds a NUL character",
-                      "no command line or environment can carry one")
+        raise AmError(
+            f"{label} holds a NUL character", "no command line or environment can carry one"
+        )
     if not text.strip():
         raise AmError(f"{label} is empty", "give the agent's task as text")
     if size > PROMPT_MAX:
-        raise AmError(f"{label} is {size} bytes, more than {PROMPT_MAX}",
-                      "put the long part in a file in the repository and point the agent to it")
+        raise AmError(
+            f"{label} is {size} bytes, more than {PROMPT_MAX}",
+            "put the long part in a file in the repository and point the agent to it",
+        )
     return text
 
 
@@ -284,8 +317,10 @@ def read_prompt(args, stdin=None) -> str | None:
     except OSError as e:
         raise AmError(f"cannot read --prompt-file {path}: {e.strerror}") from None
     if len(data) > PROMPT_MAX:
-        raise AmError(f"--prompt-file {path} is more than {PROMPT_MAX} bytes",
-                      "put the long part in a file in the repository and point the agent to it")
+        raise AmError(
+            f"--prompt-file {path} is more than {PROMPT_MAX} bytes",
+            "put the long part in a file in the repository and point the agent to it",
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -300,14 +335,19 @@ def task(prompt: str | None, profile, agent: str) -> tuple[list[str] | None, dic
     if profile is None:
         return None, {PROMPT_ENV: prompt}
     if not profile.prompt_args:
-        raise AmError(f"agent {agent!r} takes no initial prompt",
-                      f"set prompt_args in [agents.{agent}] of config.toml, or give it the task "
-                      "with 'am send ID TEXT' once it runs")
+        raise AmError(
+            f"agent {agent!r} takes no initial prompt",
+            f"set prompt_args in [agents.{agent}] of config.toml, or give it the task "
+            "with 'am send ID TEXT' once it runs",
+        )
     if profiles.PROMPT in profile.prompt_args and re.fullmatch(r"[a-z][a-z0-9-]*", prompt):
         # A bare argument of one lowercase word is what CLIs read as a subcommand: 'claude --
         # update' runs 'claude update', '--' or not.
-        raise AmError(f"the prompt {prompt!r} is a single word that {agent} could take for a "
-                      "subcommand of that name", "write the task as a sentence")
+        raise AmError(
+            f"the prompt {prompt!r} is a single word that {agent} could take for a "
+            "subcommand of that name",
+            "write the task as a sentence",
+        )
     return list(profile.prompt_args), {}
 
 
@@ -319,8 +359,10 @@ def check_publish(value: str) -> str:
     import ipaddress
 
     m = PUBLISH_RE.fullmatch(value.strip())
-    bad = AmError(f"invalid --publish {value!r}",
-                  "[ADDR:]HOST_PORT:PORT such as 8080:3000 or 0.0.0.0:8080:3000")
+    bad = AmError(
+        f"invalid --publish {value!r}",
+        "[ADDR:]HOST_PORT:PORT such as 8080:3000 or 0.0.0.0:8080:3000",
+    )
     if not m:
         raise bad
     addr, host, port = m.group(1) or "127.0.0.1", int(m.group(2)), int(m.group(3))
@@ -333,8 +375,9 @@ def check_publish(value: str) -> str:
     return f"{ip if ip.version == 4 else f'[{ip}]'}:{host}:{port}"
 
 
-def credentials(profile, names: list[str], values: dict, environ: dict, mode: str,
-                mounted: bool) -> str | None:
+def credentials(
+    profile, names: list[str], values: dict, environ: dict, mode: str, mounted: bool
+) -> str | None:
     """Add the profile's variables that are set here (passed by name, like --env NAME);
     return a warning when none of them reaches the agent."""
     for name in profile.env_names:
@@ -349,8 +392,10 @@ def credentials(profile, names: list[str], values: dict, environ: dict, mode: st
     hint = "set one, or pass it with --env NAME=VALUE"
     if mode == "container" and profile.config_paths:
         hint += ", or use --mount-agent-config"
-    return (f"none of {', '.join(profile.env_names)} is set: the {profile.name} agent may not be "
-            f"able to authenticate ({hint})")
+    return (
+        f"none of {', '.join(profile.env_names)} is set: the {profile.name} agent may not be "
+        f"able to authenticate ({hint})"
+    )
 
 
 def unreachable_model(profile) -> str | None:
@@ -358,10 +403,12 @@ def unreachable_model(profile) -> str | None:
     default); None for --cmd agents and profiles that name no domains."""
     if profile is None or not profile.api_domains:
         return None
-    return (f"the {profile.name} agent needs {', '.join(profile.api_domains)} to reach its "
-            "model, and --network none (the default) gives it no network: it will not get "
-            "far (--network limited allows exactly those domains; --network none silences "
-            "this)")
+    return (
+        f"the {profile.name} agent needs {', '.join(profile.api_domains)} to reach its "
+        "model, and --network none (the default) gives it no network: it will not get "
+        "far (--network limited allows exactly those domains; --network none silences "
+        "this)"
+    )
 
 
 def agent_config_mounts(profile, environ: dict) -> tuple[list, list[str]]:
@@ -373,10 +420,13 @@ def agent_config_mounts(profile, environ: dict) -> tuple[list, list[str]]:
     home = Path(environ.get("HOME") or Path.home())
     found = [p for p in profile.config_paths if (home / p).exists()]
     if not found:
-        looked = ", ".join(f"~/{p}" for p in profile.config_paths) or "nothing: the profile " \
-            "names no config_paths"
-        raise AmError(f"--mount-agent-config: no {profile.name} credentials in {home}",
-                      f"looked for {looked}")
+        looked = (
+            ", ".join(f"~/{p}" for p in profile.config_paths)
+            or "nothing: the profile names no config_paths"
+        )
+        raise AmError(
+            f"--mount-agent-config: no {profile.name} credentials in {home}", f"looked for {looked}"
+        )
     return [(home / p, f"{CONFIG_STAGE}/{p}", True) for p in found], found
 
 
@@ -397,8 +447,9 @@ def build(
     cfg = cfg or configuration.load(layout, environ)
     # The flags' entries first, each with its own error (the settings check them as a list).
     domains = [check_domain(d) for d in args.allow_domain]
-    private = [check_domain(d, "--allow-private-domain")
-               for d in getattr(args, "allow_private_domain", [])]
+    private = [
+        check_domain(d, "--allow-private-domain") for d in getattr(args, "allow_private_domain", [])
+    ]
     s = cfg.resolve(args)
     agent_id = ids.validate_name(args.name) if args.name is not None else ids.new_id()
     mode = "container" if args.container else "tmux"
@@ -407,9 +458,12 @@ def build(
     if args.worktree and is_url(source):
         raise AmError("--worktree needs a local repository path, not a URL")
     if args.worktree and args.container:
-        raise AmError(WORKTREE_CONTAINER, "leave out --worktree: a clone keeps the agent's "
-                      "commits in its workspace; review them with 'am diff ID', then bring "
-                      "its branch into your repository with 'am pull ID'")
+        raise AmError(
+            WORKTREE_CONTAINER,
+            "leave out --worktree: a clone keeps the agent's "
+            "commits in its workspace; review them with 'am diff ID', then bring "
+            "its branch into your repository with 'am pull ID'",
+        )
     prompt = getattr(args, "prompt", None)
     if prompt is not None:
         check_prompt(prompt, "--prompt-file" if getattr(args, "prompt_file", None) else "--prompt")
@@ -417,8 +471,10 @@ def build(
     names, values = parse_env(args.env, environ)
     clash = [n for n in names if n in env]
     if clash:
-        raise AmError(f"--env {clash[0]} would replace the prompt, which a --cmd agent gets as "
-                      f"{clash[0]}", f"leave out --env {clash[0]}")
+        raise AmError(
+            f"--env {clash[0]} would replace the prompt, which a --cmd agent gets as {clash[0]}",
+            f"leave out --env {clash[0]}",
+        )
     warnings = []
     if profile and args.cmd is None:
         warning = credentials(profile, names, values, environ, mode, mount_config)
@@ -433,8 +489,22 @@ def build(
         refuse_container_flags(args, domains, private, mount_config, publish)
         c = Container(domains=domains)
     else:
-        c = container(args, s, layout, environ, agent_id, agent, profile, domains, private,
-                      publish, mount_config, host_memory, host_cpus, warnings)
+        c = container(
+            args,
+            s,
+            layout,
+            environ,
+            agent_id,
+            agent,
+            profile,
+            domains,
+            private,
+            publish,
+            mount_config,
+            host_memory,
+            host_cpus,
+            warnings,
+        )
     branch = check_branch(args.branch) if args.branch is not None else f"am/{agent_id}"
     if args.base is not None:
         check_base(args.base)
@@ -547,14 +617,27 @@ class Container:
     clis: list[str] = field(default_factory=list)
 
 
-def container(args, s: dict, layout: Layout, environ: dict[str, str], agent_id: str,
-              agent: str, profile, domains: list[str], private: list[str], publish: list[str],
-              mount_config: bool, host_memory: int | None, host_cpus: int | None,
-              warnings: list[str]) -> Container:
+def container(
+    args,
+    s: dict,
+    layout: Layout,
+    environ: dict[str, str],
+    agent_id: str,
+    agent: str,
+    profile,
+    domains: list[str],
+    private: list[str],
+    publish: list[str],
+    mount_config: bool,
+    host_memory: int | None,
+    host_cpus: int | None,
+    warnings: list[str],
+) -> Container:
     """A container spawn's settings from S (flags, variables, file, defaults), each checked;
     may add to WARNINGS."""
-    c = Container(network=s["network"].value, runtime=s["runtime"].value, domains=domains,
-                  private=private)
+    c = Container(
+        network=s["network"].value, runtime=s["runtime"].value, domains=domains, private=private
+    )
     if c.runtime == "kubernetes":
         host_memory = host_cpus = None  # a node's, not this host's
     labels = {k: s[f"limits.{k}"].label(f"limits.{k}") for k in FLAG_LABELS}
@@ -569,9 +652,11 @@ def container(args, s: dict, layout: Layout, environ: dict[str, str], agent_id: 
     )
     c.isolation = s["isolation"].value
     if c.isolation == "gvisor" and args.gpus:
-        raise AmError(f"--gpus cannot be used with {s['isolation'].label('isolation')} "
-                      "gvisor: this runsc gives its sandboxes no GPUs",
-                      "leave out --gpus, or spawn this agent with --isolation runc")
+        raise AmError(
+            f"--gpus cannot be used with {s['isolation'].label('isolation')} "
+            "gvisor: this runsc gives its sandboxes no GPUs",
+            "leave out --gpus, or spawn this agent with --isolation runc",
+        )
     for flag, given in (("--allow-domain", domains), ("--allow-private-domain", private)):
         if given and c.network != "limited":
             raise AmError(f"{flag} needs --network limited")
@@ -579,23 +664,29 @@ def container(args, s: dict, layout: Layout, environ: dict[str, str], agent_id: 
     if c.network == "limited":
         limited_network(c, s, agent, layout, environ)
     if c.network == "full":
-        warnings.append("--network full gives the agent " + (
-            "the cluster's pod network" if c.runtime == "kubernetes" else
-            "the engine's ordinary bridge network") +
-            ": it can reach the internet and your local network")
+        warnings.append(
+            "--network full gives the agent "
+            + (
+                "the cluster's pod network"
+                if c.runtime == "kubernetes"
+                else "the engine's ordinary bridge network"
+            )
+            + ": it can reach the internet and your local network"
+        )
     if c.network == "none" and s["network"].source == "default":
         warning = unreachable_model(profile if args.cmd is None else None)
         if warning:
             warnings.append(warning)
     if c.runtime == "kubernetes":
         if c.limits.get("disk"):
-            raise AmError(f"{labels['disk']} caps a workspace on this host; a Kubernetes "
-                          "agent's is a claim in its cluster",
-                          "size it with kubernetes.workspace_size, and leave out --disk")
+            raise AmError(
+                f"{labels['disk']} caps a workspace on this host; a Kubernetes "
+                "agent's is a claim in its cluster",
+                "size it with kubernetes.workspace_size, and leave out --disk",
+            )
         c.kube = kubernetes_settings(agent_id, s, args, publish, mount_config, warnings)
     elif getattr(args, "kube_workspace", None):
-        raise AmError("--kube-workspace applies to Kubernetes agents",
-                      "add --runtime kubernetes")
+        raise AmError("--kube-workspace applies to Kubernetes agents", "add --runtime kubernetes")
     if args.gpus:
         check_gpus(args.gpus)
     if mount_config:
@@ -608,30 +699,34 @@ def container(args, s: dict, layout: Layout, environ: dict[str, str], agent_id: 
     return c
 
 
-def limited_network(c: Container, s: dict, agent: str, layout: Layout,
-                    environ: dict[str, str]) -> None:
+def limited_network(
+    c: Container, s: dict, agent: str, layout: Layout, environ: dict[str, str]
+) -> None:
     """A limited agent's allowlists and the outside network its proxy joins, into C."""
     from am import network as net
 
     # The file's lists count only with a limited network; then the profile's. Checked
     # again in full here: loading the file skips the public suffix list (its cost).
-    domains = [check_domain(d, s["allow_domains"].label("allow_domains"))
-               for d in s["allow_domains"].value]
+    domains = [
+        check_domain(d, s["allow_domains"].label("allow_domains")) for d in s["allow_domains"].value
+    ]
     c.domains = net.allowed_domains(agent, domains)
-    c.private = [check_domain(d, s["allow_private_domains"].label("allow_private_domains"))
-                 for d in s["allow_private_domains"].value]
+    c.private = [
+        check_domain(d, s["allow_private_domains"].label("allow_private_domains"))
+        for d in s["allow_private_domains"].value
+    ]
     c.managed = net.default_egress(str(layout.root))
     c.egress = environ.get(net.EGRESS_ENV) or c.managed
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", c.egress):
         raise AmError(f"invalid {net.EGRESS_ENV} {c.egress!r}", "the name of a network")
 
 
-KUBE_KEYS = ("context", "namespace", "workspace", "workspace_size", "storage_class",
-             "proxy_image")
+KUBE_KEYS = ("context", "namespace", "workspace", "workspace_size", "storage_class", "proxy_image")
 
 
-def kubernetes_settings(agent_id: str, s: dict, args, publish: list, mount_config: bool,
-                        warnings: list) -> dict:
+def kubernetes_settings(
+    agent_id: str, s: dict, args, publish: list, mount_config: bool, warnings: list
+) -> dict:
     """A Kubernetes agent's own settings (its context and namespace, if not configured, are
     kubectl's current ones: the backend resolves them); refuse what a pod cannot have."""
     from am import kube as k8s
@@ -641,20 +736,29 @@ def kubernetes_settings(agent_id: str, s: dict, args, publish: list, mount_confi
     except k8s.Invalid as e:
         raise AmError(str(e), "give --name such a name (generated ids are)") from None
     if publish:
-        raise AmError("--publish applies to docker and podman agents, not Kubernetes ones",
-                      "reach a port of the agent's pod with 'kubectl port-forward pod/am-ID "
-                      "PORT' in its context and namespace")
+        raise AmError(
+            "--publish applies to docker and podman agents, not Kubernetes ones",
+            "reach a port of the agent's pod with 'kubectl port-forward pod/am-ID "
+            "PORT' in its context and namespace",
+        )
     if mount_config:
-        raise AmError("--mount-agent-config mounts files of this host, which a pod in a "
-                      "cluster cannot have", "pass the agent's token with --env NAME (kept in "
-                      "a Secret of the namespace while the agent runs)")
+        raise AmError(
+            "--mount-agent-config mounts files of this host, which a pod in a cluster cannot have",
+            "pass the agent's token with --env NAME (kept in "
+            "a Secret of the namespace while the agent runs)",
+        )
     if args.gpus and not args.gpus.isdigit():
-        raise AmError(f"--gpus {args.gpus!r}: a Kubernetes agent takes a count of GPUs "
-                      "(the nvidia.com/gpu resource)", "--gpus 1")
+        raise AmError(
+            f"--gpus {args.gpus!r}: a Kubernetes agent takes a count of GPUs "
+            "(the nvidia.com/gpu resource)",
+            "--gpus 1",
+        )
     if s["limits.pids"].source != "default":
-        warnings.append(f"{s['limits.pids'].label('limits.pids')} is not enforced on "
-                        "Kubernetes: a pod has no process limit of its own (the kubelet's "
-                        "podPidsLimit applies)")
+        warnings.append(
+            f"{s['limits.pids'].label('limits.pids')} is not enforced on "
+            "Kubernetes: a pod has no process limit of its own (the kubelet's "
+            "podPidsLimit applies)"
+        )
     out = {key: s[f"kubernetes.{key}"].value or None for key in KUBE_KEYS}
     out["storage"] = out.pop("workspace")
     out["size"] = out.pop("workspace_size")
@@ -663,8 +767,9 @@ def kubernetes_settings(agent_id: str, s: dict, args, publish: list, mount_confi
             k8s.check_context(out["context"])
         if out["namespace"]:
             k8s.check_namespace(out["namespace"])
-        k8s.check_quantity(out["size"], s["kubernetes.workspace_size"].label(
-            "kubernetes.workspace_size"))
+        k8s.check_quantity(
+            out["size"], s["kubernetes.workspace_size"].label("kubernetes.workspace_size")
+        )
     except k8s.Invalid as e:
         raise AmError(str(e)) from None
     if out["proxy_image"]:
@@ -681,9 +786,11 @@ def inherited_env(environ: dict[str, str]) -> dict[str, str]:
 def check_published(publish: list[str], network: str, label: str) -> None:
     """Ports can be published only where the host can reach the agent; once each."""
     if publish and network == "none":
-        raise AmError(f"--publish needs a network, and the agent's is none ({label}): a "
-                      "container with only loopback has no port the host can reach",
-                      "add --network full, or --network limited")
+        raise AmError(
+            f"--publish needs a network, and the agent's is none ({label}): a "
+            "container with only loopback has no port the host can reach",
+            "add --network full, or --network limited",
+        )
     seen = set()
     for spec in publish:
         addr, host, _ = publish_parts(spec)
@@ -696,19 +803,39 @@ def check_published(publish: list[str], network: str, label: str) -> None:
 
 # The flags of a spawn that choose how an agent runs; am start takes them only for an agent that
 # has no settings yet (made by am restore or adopted by am doctor).
-RUN_SETTINGS = ("agent", "cmd", "skip_permissions", "container", "runtime", "network",
-                "allow_domain", "memory", "cpus", "pids", "gpus", "image", "mount_agent_config",
-                "publish", "isolation", "kube_workspace")
+RUN_SETTINGS = (
+    "agent",
+    "cmd",
+    "skip_permissions",
+    "container",
+    "runtime",
+    "network",
+    "allow_domain",
+    "memory",
+    "cpus",
+    "pids",
+    "gpus",
+    "image",
+    "mount_agent_config",
+    "publish",
+    "isolation",
+    "kube_workspace",
+)
 
 
 def _bad_record(agent_id: str, what: str) -> AmError:
-    return AmError(f"the record of agent {agent_id} has an invalid {what}",
-                   "the state file was changed by hand; repair it, or 'am rm' the agent")
+    return AmError(
+        f"the record of agent {agent_id} has an invalid {what}",
+        "the state file was changed by hand; repair it, or 'am rm' the agent",
+    )
 
 
 def _strings(value, agent_id: str, what: str, nonempty: bool = False) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value) \
-            or (nonempty and not value):
+    if (
+        not isinstance(value, list)
+        or not all(isinstance(v, str) for v in value)
+        or (nonempty and not value)
+    ):
         raise _bad_record(agent_id, what)
     return list(value)
 
@@ -721,9 +848,10 @@ def continuation(continuing: bool, profile, agent: str) -> tuple[list[str], dict
     if profile is None:
         return [], {CONTINUE_ENV: "1"}
     if not profile.continue_args:
-        raise AmError(f"agent {agent!r} has no way to continue its last conversation",
-                      f"set continue_args in [agents.{agent}] of config.toml, or start it "
-                      "without --continue")
+        raise AmError(
+            f"agent {agent!r} has no way to continue its last conversation",
+            f"set continue_args in [agents.{agent}] of config.toml, or start it without --continue",
+        )
     return list(profile.continue_args), {}
 
 
@@ -743,36 +871,68 @@ def from_record(record: dict, args, layout: Layout, environ: dict[str, str], cfg
         raise _bad_record(agent_id, "mode")
     if mode == "container" and record.get("worktree"):
         # made by an earlier am, which shared the repository's git folder with the container
-        raise AmError(WORKTREE_CONTAINER, f"'am snapshot {agent_id}', then 'am restore' the "
-                      "snapshot: without --source it is a standalone agent, which may run in "
-                      "a container")
+        raise AmError(
+            WORKTREE_CONTAINER,
+            f"'am snapshot {agent_id}', then 'am restore' the "
+            "snapshot: without --source it is a standalone agent, which may run in "
+            "a container",
+        )
     command = _strings(record.get("command"), agent_id, "command", nonempty=True)
     custom = bool(record.get("custom", command[:2] == ["sh", "-c"]))
     agent = str(record.get("agent") or "custom")
     profile = cfg.profile(agent) if agent != "custom" else None
     if profile is None and not custom:
         raise _bad_record(agent_id, "agent")
-    prompt, prompt_args, resume, env = recorded_task(record, args, agent_id, agent,
-                                                     None if custom else profile)
+    prompt, prompt_args, resume, env = recorded_task(
+        record, args, agent_id, agent, None if custom else profile
+    )
     names, values, warnings = recorded_env(record, args, environ, env, mode, agent_id)
-    c = (recorded_container(record, agent_id, layout, environ, cfg, profile)
-         if mode == "container" else Container())
+    c = (
+        recorded_container(record, agent_id, layout, environ, cfg, profile)
+        if mode == "container"
+        else Container()
+    )
     branch = record.get("branch")
     return Plan(
-        id=agent_id, mode=mode, runtime=c.runtime, source=str(record.get("source") or ""),
-        worktree=bool(record.get("worktree")), base=None,
-        branch=check_branch(branch) if branch else "", workspace=workspace,
+        id=agent_id,
+        mode=mode,
+        runtime=c.runtime,
+        source=str(record.get("source") or ""),
+        worktree=bool(record.get("worktree")),
+        base=None,
+        branch=check_branch(branch) if branch else "",
+        workspace=workspace,
         session=ids.session_name(agent_id),
         container=ids.session_name(agent_id) if mode == "container" else None,
-        agent=agent, command=command, log=layout.log_file(agent_id),
-        exit_file=layout.exit_file(agent_id), limits=c.limits, network=c.network,
-        allow_domains=c.domains, allow_private_domains=c.private, image=c.image, gpus=c.gpus,
-        env_names=names, isolation=c.isolation, cache_dir=layout.cache, mirror=c.mirror,
-        egress=c.egress, managed_egress=c.managed, extra_mounts=c.mounts,
-        config_copies=c.copies, agent_clis=c.clis, env=env,
-        warnings=warnings, secrets=values, prompt=prompt, prompt_args=prompt_args,
-        resume_args=resume, custom=custom, mount_agent_config=bool(c.mounts),
-        publish=c.publish, log_max=memory_bytes(cfg.resolve()["logs.max_size"].value),
+        agent=agent,
+        command=command,
+        log=layout.log_file(agent_id),
+        exit_file=layout.exit_file(agent_id),
+        limits=c.limits,
+        network=c.network,
+        allow_domains=c.domains,
+        allow_private_domains=c.private,
+        image=c.image,
+        gpus=c.gpus,
+        env_names=names,
+        isolation=c.isolation,
+        cache_dir=layout.cache,
+        mirror=c.mirror,
+        egress=c.egress,
+        managed_egress=c.managed,
+        extra_mounts=c.mounts,
+        config_copies=c.copies,
+        agent_clis=c.clis,
+        env=env,
+        warnings=warnings,
+        secrets=values,
+        prompt=prompt,
+        prompt_args=prompt_args,
+        resume_args=resume,
+        custom=custom,
+        mount_agent_config=bool(c.mounts),
+        publish=c.publish,
+        log_max=memory_bytes(cfg.resolve()["logs.max_size"].value),
         # checked against the agent's id (records.problems): only ever its own volume
         volume=record.get("volume") if mode == "container" else None,
         kube=c.kube,
@@ -804,23 +964,31 @@ def recorded_task(record: dict, args, agent_id: str, agent: str, profile):
     return prompt, prompt_args, resume, env
 
 
-def recorded_env(record: dict, args, environ: dict[str, str], env: dict[str, str], mode: str,
-                 agent_id: str) -> tuple[list[str], dict[str, str], list[str]]:
+def recorded_env(
+    record: dict, args, environ: dict[str, str], env: dict[str, str], mode: str, agent_id: str
+) -> tuple[list[str], dict[str, str], list[str]]:
     """(names, values, warnings) of the variables a start hands the agent: those it was
     spawned with (whose values am never stored) and --env's."""
-    names = [n for n in _strings(record.get("env_names") or [], agent_id, "env_names")
-             if ENV_NAME_RE.fullmatch(n)]
+    names = [
+        n
+        for n in _strings(record.get("env_names") or [], agent_id, "env_names")
+        if ENV_NAME_RE.fullmatch(n)
+    ]
     given_names, given = parse_env(getattr(args, "env", None) or [], environ)
     names += [n for n in given_names if n not in names]
     if any(n in env for n in given_names):
-        raise AmError(f"--env {next(n for n in given_names if n in env)} would replace what am "
-                      "sets for the agent")
+        raise AmError(
+            f"--env {next(n for n in given_names if n in env)} would replace what am "
+            "sets for the agent"
+        )
     missing = [n for n in names if n not in given and n not in environ]
     warnings = []
     if missing:
-        what = (f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set: agent "
-                f"{agent_id} was spawned with {'it' if len(missing) == 1 else 'them'} (--env, or "
-                "its profile's credentials) and am never stores a value")
+        what = (
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set: agent "
+            f"{agent_id} was spawned with {'it' if len(missing) == 1 else 'them'} (--env, or "
+            "its profile's credentials) and am never stores a value"
+        )
         if mode == "container":
             raise AmError(what, "set it in this shell, or pass --env NAME=VALUE to am start")
         warnings.append(what)
@@ -831,8 +999,9 @@ def recorded_env(record: dict, args, environ: dict[str, str], env: dict[str, str
     return names, values, warnings
 
 
-def recorded_container(record: dict, agent_id: str, layout: Layout, environ: dict[str, str],
-                       cfg, profile) -> Container:
+def recorded_container(
+    record: dict, agent_id: str, layout: Layout, environ: dict[str, str], cfg, profile
+) -> Container:
     """A container agent's recorded settings, each checked as a spawn checks its flags."""
     c = Container(runtime=record.get("runtime"))
     if c.runtime not in ("docker", "podman", "kubernetes"):
@@ -846,22 +1015,29 @@ def recorded_container(record: dict, agent_id: str, layout: Layout, environ: dic
     lim = record.get("limits")
     if not isinstance(lim, dict):
         raise _bad_record(agent_id, "limits")
-    c.limits = check_limits(str(lim.get("memory")), str(lim.get("cpus")), str(lim.get("pids")),
-                            disk=lim.get("disk"))
+    c.limits = check_limits(
+        str(lim.get("memory")), str(lim.get("cpus")), str(lim.get("pids")), disk=lim.get("disk")
+    )
     c.network = record.get("network")
     if c.network not in ("none", "limited", "full"):
         raise _bad_record(agent_id, "network")
-    c.domains = [check_domain(d) for d in _strings(record.get("allow_domains") or [],
-                                                    agent_id, "allow_domains")]
-    c.private = [check_domain(d, "--allow-private-domain")
-                 for d in _strings(record.get("allow_private_domains") or [], agent_id,
-                                   "allow_private_domains")]
+    c.domains = [
+        check_domain(d)
+        for d in _strings(record.get("allow_domains") or [], agent_id, "allow_domains")
+    ]
+    c.private = [
+        check_domain(d, "--allow-private-domain")
+        for d in _strings(
+            record.get("allow_private_domains") or [], agent_id, "allow_private_domains"
+        )
+    ]
     c.image = check_image(str(record.get("image") or DEFAULT_IMAGE))
     c.gpus = check_gpus(str(record["gpus"])) if record.get("gpus") else None
     if c.gpus and c.isolation == "gvisor":
         raise _bad_record(agent_id, "gpus (gVisor gives its sandboxes none)")
-    c.publish = [check_publish(p) for p in _strings(record.get("publish") or [], agent_id,
-                                                     "publish")]
+    c.publish = [
+        check_publish(p) for p in _strings(record.get("publish") or [], agent_id, "publish")
+    ]
     check_published(c.publish, c.network, "recorded")
     if c.network == "limited" and c.runtime != "kubernetes":
         from am import network as net
@@ -892,9 +1068,12 @@ def recorded_kubernetes(record: dict, agent_id: str) -> dict:
     if not isinstance(k, dict):
         raise _bad_record(agent_id, "kubernetes settings")
     if k.get("storage") == "emptydir":
-        raise AmError(f"agent {agent_id}'s workspace is an emptyDir of its pod, which cannot "
-                      "run an agent again", f"'am snapshot {agent_id}' keeps its work; spawn "
-                      "with kubernetes.workspace = \"pvc\" for agents that stop and start")
+        raise AmError(
+            f"agent {agent_id}'s workspace is an emptyDir of its pod, which cannot "
+            "run an agent again",
+            f"'am snapshot {agent_id}' keeps its work; spawn "
+            'with kubernetes.workspace = "pvc" for agents that stop and start',
+        )
     try:
         k8s.check_name(agent_id)
         k8s.check_namespace(str(k.get("namespace")))
@@ -902,18 +1081,38 @@ def recorded_kubernetes(record: dict, agent_id: str) -> dict:
         k8s.check_quantity(str(k.get("size")), "workspace size")
     except k8s.Invalid:
         raise _bad_record(agent_id, "kubernetes settings") from None
-    if k.get("storage") != "pvc" or not (k.get("kubeconfig") is None or isinstance(
-            k["kubeconfig"], str) and os.path.isabs(k["kubeconfig"])):
+    if k.get("storage") != "pvc" or not (
+        k.get("kubeconfig") is None
+        or isinstance(k["kubeconfig"], str)
+        and os.path.isabs(k["kubeconfig"])
+    ):
         raise _bad_record(agent_id, "kubernetes settings")
     check_image(str(k.get("proxy_image") or DEFAULT_IMAGE))
     if k.get("storage_class") is not None and not isinstance(k["storage_class"], str):
         raise _bad_record(agent_id, "kubernetes settings")
-    return {key: k.get(key) for key in ("context", "namespace", "kubeconfig", "storage",
-                                        "size", "storage_class", "proxy_image")}
+    return {
+        key: k.get(key)
+        for key in (
+            "context",
+            "namespace",
+            "kubeconfig",
+            "storage",
+            "size",
+            "storage_class",
+            "proxy_image",
+        )
+    }
 
 
-def first_start(record: dict, args, layout: Layout, environ: dict[str, str],
-                host_memory: int | None = None, host_cpus: int | None = None, cfg=None) -> Plan:
+def first_start(
+    record: dict,
+    args,
+    layout: Layout,
+    environ: dict[str, str],
+    host_memory: int | None = None,
+    host_cpus: int | None = None,
+    cfg=None,
+) -> Plan:
     """The plan of the first start of an agent that has no settings yet (restored from a
     snapshot, or adopted): decided from am start's flags as a spawn decides them. Its agent
     profile defaults to the snapshot's; a snapshot of a container agent runs in a container."""
@@ -930,10 +1129,11 @@ def first_start(record: dict, args, layout: Layout, environ: dict[str, str],
     if ns.cmd is None and ns.agent is None:
         known = record.get("agent")
         if not known or known == "custom" or known not in {**profiles.BUILTIN, **cfg.agents}:
-            raise AmError(f"agent {agent_id} has never run here, so it has no command yet"
-                          + (" (restored from a snapshot)" if record.get("restored_from")
-                             else ""), "give one: 'am start ID --agent NAME' or "
-                          "'am start ID --cmd COMMAND'")
+            raise AmError(
+                f"agent {agent_id} has never run here, so it has no command yet"
+                + (" (restored from a snapshot)" if record.get("restored_from") else ""),
+                "give one: 'am start ID --agent NAME' or 'am start ID --cmd COMMAND'",
+            )
         ns.agent = known
     if record.get("snapshot_mode") == "container":
         ns.container = True  # never less isolated than it was
@@ -946,18 +1146,21 @@ def first_start(record: dict, args, layout: Layout, environ: dict[str, str],
 
         made = disks.check_size(str(made), f"recorded disk of {agent_id}")
         ns.container = True
-    plan = build(ns, layout, str(record.get("source") or ""), environ, host_memory, host_cpus,
-                 cfg)
+    plan = build(ns, layout, str(record.get("source") or ""), environ, host_memory, host_cpus, cfg)
     if plan.runtime == "kubernetes":
-        raise AmError(f"agent {agent_id}'s workspace is on this host, and a Kubernetes agent's "
-                      "is made in its cluster from a source", "start it with --runtime docker "
-                      "or podman, or spawn a new agent from the source or from its branch")
+        raise AmError(
+            f"agent {agent_id}'s workspace is on this host, and a Kubernetes agent's "
+            "is made in its cluster from a source",
+            "start it with --runtime docker "
+            "or podman, or spawn a new agent from the source or from its branch",
+        )
     if plan.limits is not None:
         plan.limits["disk"] = made
     plan.resume_args, more = continuation(
         bool(getattr(args, "continue_", False)),
         None if plan.custom else cfg.profile(plan.agent),
-        plan.agent)
+        plan.agent,
+    )
     plan.env.update(more)
     branch = record.get("branch")
     plan.branch = check_branch(branch) if branch else ""

@@ -72,10 +72,17 @@ def _run(argv, cwd, env, stdin, timeout) -> Result:
     text_in = stdin if isinstance(stdin, str) else None
     file_in = stdin if text_in is None and stdin is not None else subprocess.DEVNULL
     try:
-        done = subprocess.run(argv, cwd=cwd, env=None if env is None else dict(env),
-                              input=text_in, stdin=None if text_in is not None else file_in,
-                              capture_output=True, text=True, errors="replace",
-                              timeout=timeout)
+        done = subprocess.run(
+            argv,
+            cwd=cwd,
+            env=None if env is None else dict(env),
+            input=text_in,
+            stdin=None if text_in is not None else file_in,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:  # run() has killed and reaped the child
         return Result(124, "", f"{argv[0]} timed out after {timeout}s")
     except FileNotFoundError:
@@ -97,9 +104,16 @@ def quick(argv: Sequence[str]) -> Result:
     r, w = os.pipe()
     null = os.open(os.devnull, os.O_RDWR)
     try:
-        pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=[
-            (os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, w, 1),
-            (os.POSIX_SPAWN_DUP2, null, 2)])
+        pid = os.posix_spawnp(
+            argv[0],
+            argv,
+            os.environ,
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, null, 0),
+                (os.POSIX_SPAWN_DUP2, w, 1),
+                (os.POSIX_SPAWN_DUP2, null, 2),
+            ],
+        )
     except FileNotFoundError:
         os.close(r)
         raise NotFound(f"{argv[0]} not found in PATH") from None
@@ -156,8 +170,9 @@ def stream(argv: Sequence[str], *, cwd=None, env=None, on_line=None) -> Result:
         if on_line:
             on_line(line)
 
-    kwargs = dict(_ok_code=list(range(256)), _out=collect, _err_to_out=True, _return_cmd=True,
-                  _tty_out=False)
+    kwargs = dict(
+        _ok_code=list(range(256)), _out=collect, _err_to_out=True, _return_cmd=True, _tty_out=False
+    )
     if cwd is not None:
         kwargs["_cwd"] = os.fspath(cwd)
     if env is not None:
@@ -188,8 +203,10 @@ class Pipe(io.RawIOBase):
         self._err: collections.deque = collections.deque(maxlen=64)
         self._last = self._start = time.monotonic()
         self._done = threading.Event()
-        self._threads = [threading.Thread(target=self._watch, daemon=True),
-                         threading.Thread(target=self._drain_err, daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._watch, daemon=True),
+            threading.Thread(target=self._drain_err, daemon=True),
+        ]
         for t in self._threads:
             t.start()
 
@@ -205,7 +222,7 @@ class Pipe(io.RawIOBase):
             raise TooLarge(f"more than {self.limit} bytes")
         if not data and self.timed_out:
             raise TimedOut(f"no answer within {self.idle:.0f}s")
-        buf[:len(data)] = data
+        buf[: len(data)] = data
         return len(data)
 
     @property
@@ -261,9 +278,16 @@ class Pipe(io.RawIOBase):
 
 
 @contextlib.contextmanager
-def reading(argv: Sequence[str], *, env: Mapping[str, str] | None = None, limit: int,
-            idle: float, total: float | None = None, on_timeout=None,
-            data: bytes | None = None) -> Iterator[Pipe]:
+def reading(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    limit: int,
+    idle: float,
+    total: float | None = None,
+    on_timeout=None,
+    data: bytes | None = None,
+) -> Iterator[Pipe]:
     """Run ARGV and yield its stdout as a ``Pipe``; afterwards ``pipe.code`` and ``pipe.err``
     say how it ended. DATA, if given, is its standard input. Raises TooLarge or TimedOut (the
     command is then killed)."""
@@ -272,9 +296,13 @@ def reading(argv: Sequence[str], *, env: Mapping[str, str] | None = None, limit:
     argv = [os.fspath(a) for a in argv]
     started = time.monotonic()
     try:
-        popen = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 stdin=subprocess.DEVNULL if data is None else subprocess.PIPE,
-                                 env=None if env is None else dict(env))
+        popen = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL if data is None else subprocess.PIPE,
+            env=None if env is None else dict(env),
+        )
     except FileNotFoundError:
         raise NotFound(f"{argv[0]} not found in PATH") from None
     if data is not None:
@@ -291,13 +319,20 @@ def reading(argv: Sequence[str], *, env: Mapping[str, str] | None = None, limit:
         trace.report(argv, env, pipe.code, time.monotonic() - started, pipe.err)
 
 
-def run_bytes(argv: Sequence[str], *, env: Mapping[str, str] | None = None, limit: int,
-              timeout: float, on_timeout=None,
-              data: bytes | None = None) -> tuple[int, bytes, str]:
+def run_bytes(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    limit: int,
+    timeout: float,
+    on_timeout=None,
+    data: bytes | None = None,
+) -> tuple[int, bytes, str]:
     """Run ARGV to completion: (exit code, stdout, the end of stderr), output capped at LIMIT
     bytes and time at TIMEOUT seconds (TooLarge / TimedOut); DATA is its standard input."""
-    with reading(argv, env=env, limit=limit, idle=timeout, total=timeout,
-                 on_timeout=on_timeout, data=data) as pipe:
+    with reading(
+        argv, env=env, limit=limit, idle=timeout, total=timeout, on_timeout=on_timeout, data=data
+    ) as pipe:
         out = pipe.read()
     return pipe.code, out, pipe.err
 
@@ -310,8 +345,13 @@ def _feed(stdin, data: bytes) -> None:
             stdin.write(data)
 
 
-def run_file(argv: Sequence[str], path: os.PathLike, *, env: Mapping[str, str] | None = None,
-             timeout: float | None = None) -> Result:
+def run_file(
+    argv: Sequence[str],
+    path: os.PathLike,
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+) -> Result:
     """Run ARGV with the file PATH as its standard input; output captured as by ``run``."""
     import subprocess  # here: its import costs more than am list's own work
 
@@ -319,14 +359,22 @@ def run_file(argv: Sequence[str], path: os.PathLike, *, env: Mapping[str, str] |
     started = time.monotonic()
     with open(path, "rb") as f:
         try:
-            done = subprocess.run(argv, stdin=f, capture_output=True, timeout=timeout,
-                                  env=None if env is None else dict(env))
+            done = subprocess.run(
+                argv,
+                stdin=f,
+                capture_output=True,
+                timeout=timeout,
+                env=None if env is None else dict(env),
+            )
         except subprocess.TimeoutExpired:
             return Result(124, "", f"{argv[0]} timed out after {timeout}s")
         except FileNotFoundError:
             raise NotFound(f"{argv[0]} not found in PATH") from None
     code = done.returncode
-    res = Result(128 - code if code < 0 else code, done.stdout.decode(errors="replace"),
-                 done.stderr.decode(errors="replace"))
+    res = Result(
+        128 - code if code < 0 else code,
+        done.stdout.decode(errors="replace"),
+        done.stderr.decode(errors="replace"),
+    )
     trace.report(argv, env, res.code, time.monotonic() - started, res.err)
     return res

@@ -46,8 +46,9 @@ def relay(argv: list[str]) -> int:
 
     def resize(*_):
         if on_tty:
-            fcntl.ioctl(master, termios.TIOCSWINSZ,
-                        fcntl.ioctl(stdin, termios.TIOCGWINSZ, b"\0" * 8))
+            fcntl.ioctl(
+                master, termios.TIOCSWINSZ, fcntl.ioctl(stdin, termios.TIOCGWINSZ, b"\0" * 8)
+            )
 
     resize()
     previous = signal.signal(signal.SIGWINCH, resize)

@@ -33,15 +33,28 @@ class Record:
     fields only some records have (a spawn's settings, a restore's archive). A plain class,
     not a dataclass: every ``am list`` imports this module, and ``dataclasses`` costs it 6 ms."""
 
-    def __init__(self, id: str, workspace: str, log: str, home: str, *,
-                 mode: Mode = Mode.TMUX, status: Status = Status.STARTING,
-                 runtime: str | None = None, source: str | None = None,
-                 worktree: bool = False, branch: str | None = None,
-                 base_commit: str | None = None, agent: str | None = None,
-                 command: list[str] | None = None, network: str | None = None,
-                 allow_domains: list[str] | None = None,
-                 limits: dict[str, object] | None = None, created: str | None = None,
-                 extra: dict[str, object] | None = None):
+    def __init__(
+        self,
+        id: str,
+        workspace: str,
+        log: str,
+        home: str,
+        *,
+        mode: Mode = Mode.TMUX,
+        status: Status = Status.STARTING,
+        runtime: str | None = None,
+        source: str | None = None,
+        worktree: bool = False,
+        branch: str | None = None,
+        base_commit: str | None = None,
+        agent: str | None = None,
+        command: list[str] | None = None,
+        network: str | None = None,
+        allow_domains: list[str] | None = None,
+        limits: dict[str, object] | None = None,
+        created: str | None = None,
+        extra: dict[str, object] | None = None,
+    ):
         from am import clock
 
         self.id, self.workspace, self.log, self.home = id, workspace, log, home

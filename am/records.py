@@ -36,12 +36,14 @@ def problems(record: dict, layout, key: str | None = None) -> list[str]:
         return [f"its id {agent_id!r} is not a valid agent name"]
     found = [] if key in (None, agent_id) else [f"it is filed under {key!r}, not its id"]
     if not _same(record.get("workspace"), layout.workspace(agent_id)):
-        found.append(f"its workspace {record.get('workspace')!r} is not "
-                     f"{layout.workspace(agent_id)}")
+        found.append(
+            f"its workspace {record.get('workspace')!r} is not {layout.workspace(agent_id)}"
+        )
     if not _same(record.get("log"), layout.log_file(agent_id)):
         found.append(f"its log {record.get('log')!r} is not {layout.log_file(agent_id)}")
     if record.get("network_log") is not None and not _same(
-            record["network_log"], layout.logs / f"{agent_id}.network.log"):
+        record["network_log"], layout.logs / f"{agent_id}.network.log"
+    ):
         found.append(f"its network log {record['network_log']!r} is not under {layout.logs}")
     name = ids.session_name(agent_id)
     if record.get("session") != name:
@@ -53,36 +55,42 @@ def problems(record: dict, layout, key: str | None = None) -> list[str]:
         if record.get("container") != name:
             found.append(f"its container {record.get('container')!r} is not {name}")
         if record.get("runtime") not in ("docker", "podman", "kubernetes"):
-            found.append(f"its runtime {record.get('runtime')!r} is not docker, podman or "
-                         "kubernetes")
+            found.append(
+                f"its runtime {record.get('runtime')!r} is not docker, podman or kubernetes"
+            )
         elif record["runtime"] == "kubernetes":
             found += kubernetes_problems(agent_id, record.get("kubernetes"))
     elif record.get("container") is not None:
         found.append("a tmux agent's record names a container")
     if record.get("volume") is not None:
         if mode != "container" or record["volume"] != ids.volume_name(agent_id):
-            found.append(f"its workspace volume {record['volume']!r} is not "
-                         f"{ids.volume_name(agent_id)}")
+            found.append(
+                f"its workspace volume {record['volume']!r} is not {ids.volume_name(agent_id)}"
+            )
     if record.get("isolation") not in (None, "runc", "gvisor"):
         found.append(f"its isolation {record.get('isolation')!r} is neither runc nor gvisor")
     mirror = record.get("mirror")
-    if mirror is not None and not (isinstance(mirror, str) and mirror.endswith(".git") and
-                                   _same(os.path.dirname(mirror), layout.cache / "mirrors")):
+    if mirror is not None and not (
+        isinstance(mirror, str)
+        and mirror.endswith(".git")
+        and _same(os.path.dirname(mirror), layout.cache / "mirrors")
+    ):
         found.append(f"its cache mirror {mirror!r} is not in {layout.cache / 'mirrors'}")
     for key in ("base_commit",):
-        if record.get(key) is not None and not (isinstance(record[key], str) and
-                                                OID.match(record[key])):
+        if record.get(key) is not None and not (
+            isinstance(record[key], str) and OID.match(record[key])
+        ):
             found.append(f"its {key} {record[key]!r} is not a commit id")
     pushed = record.get("pushed")
-    if pushed is not None and not (isinstance(pushed, list) and
-                                   all(isinstance(o, str) and OID.match(o) for o in pushed)):
+    if pushed is not None and not (
+        isinstance(pushed, list) and all(isinstance(o, str) and OID.match(o) for o in pushed)
+    ):
         found.append(f"its pushed commits {pushed!r} are not commit ids")
     if record.get("worktree"):
         source = record.get("source")
         if not isinstance(source, str) or not os.path.isabs(source):
             found.append(f"its worktree source {source!r} is not an absolute path")
-        elif os.path.normpath(source).startswith(os.path.normpath(str(layout.workspaces)) +
-                                                 os.sep):
+        elif os.path.normpath(source).startswith(os.path.normpath(str(layout.workspaces)) + os.sep):
             found.append(f"its worktree source {source} is an agent's workspace")
     return found
 
@@ -94,16 +102,20 @@ def kubernetes_problems(agent_id: str, k) -> list[str]:
     if not isinstance(k, dict):
         return ["its Kubernetes settings are missing"]
     found = []
-    for check, value in ((kube.check_name, agent_id), (kube.check_namespace, k.get("namespace")),
-                         (kube.check_context, k.get("context"))):
+    for check, value in (
+        (kube.check_name, agent_id),
+        (kube.check_namespace, k.get("namespace")),
+        (kube.check_context, k.get("context")),
+    ):
         try:
             check(str(value))
         except kube.Invalid as e:
             found.append(str(e))
     if k.get("storage") not in kube.STORAGES:
         found.append(f"its workspace storage {k.get('storage')!r} is neither pvc nor emptydir")
-    if k.get("kubeconfig") is not None and not (isinstance(k["kubeconfig"], str) and
-                                                os.path.isabs(k["kubeconfig"])):
+    if k.get("kubeconfig") is not None and not (
+        isinstance(k["kubeconfig"], str) and os.path.isabs(k["kubeconfig"])
+    ):
         found.append(f"its kubeconfig {k['kubeconfig']!r} is not an absolute path")
     return found
 
@@ -112,8 +124,10 @@ def check(record: dict, layout, key: str | None = None) -> dict:
     """RECORD, or Invalid naming what is wrong, before any command acts on it."""
     found = problems(record, layout, key)
     if found:
-        raise Invalid(f"the record of agent {record.get('id')!r} in {layout.state_file} is "
-                      f"invalid: {'; '.join(found)}",
-                      "am acts on nothing it names; 'am rm --force "
-                      f"{key or record.get('id')}' removes only the record")
+        raise Invalid(
+            f"the record of agent {record.get('id')!r} in {layout.state_file} is "
+            f"invalid: {'; '.join(found)}",
+            "am acts on nothing it names; 'am rm --force "
+            f"{key or record.get('id')}' removes only the record",
+        )
     return record

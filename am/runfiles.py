@@ -16,8 +16,7 @@ def write_health(path: str | None):
 
     def write(watch) -> None:
         if path:
-            write_exit(path, {"oom": watch.killed, "pids_limit": watch.pids_hit,
-                              "at": clock.iso()})
+            write_exit(path, {"oom": watch.killed, "pids_limit": watch.pids_hit, "at": clock.iso()})
 
     return write
 
@@ -34,5 +33,7 @@ def write_guest(path: str | None):
 
 
 def rotation_note(limit: int) -> bytes:
-    return (f"\r\n[am: the log reached logs.max_size ({limit} bytes) here; the output before "
-            "this line is in the .log.1 file beside it, older output was dropped]\r\n").encode()
+    return (
+        f"\r\n[am: the log reached logs.max_size ({limit} bytes) here; the output before "
+        "this line is in the .log.1 file beside it, older output was dropped]\r\n"
+    ).encode()

@@ -85,8 +85,21 @@ def paste_argv(name: str, buffer: str, enter: bool) -> list[str]:
     (``load-buffer -``: the text is data, never a command, key name or format), pasted and
     deleted, then Enter. ``-p``: bracketed, if the program asked for it, so a multi-line text
     arrives as one paste rather than one submission a line."""
-    cmd = ["tmux", "load-buffer", "-b", buffer, "-", ";",
-           "paste-buffer", "-d", "-p", "-b", buffer, "-t", target(name)]
+    cmd = [
+        "tmux",
+        "load-buffer",
+        "-b",
+        buffer,
+        "-",
+        ";",
+        "paste-buffer",
+        "-d",
+        "-p",
+        "-b",
+        buffer,
+        "-t",
+        target(name),
+    ]
     return cmd + ([";", "send-keys", "-t", target(name), "Enter"] if enter else [])
 
 
@@ -148,8 +161,11 @@ def orphans(live: dict[str, str], records: dict[str, dict], home: str) -> list[s
     """Sessions of LIVE (``sessions()``) that am made for HOME and that no record names
     (pure)."""
     known = {r.get("session") for r in records.values()}
-    return sorted(name for name, owner in live.items()
-                  if owner == home and name.startswith("am-") and name not in known)
+    return sorted(
+        name
+        for name, owner in live.items()
+        if owner == home and name.startswith("am-") and name not in known
+    )
 
 
 def kill(name: str) -> None:

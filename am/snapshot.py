@@ -72,8 +72,9 @@ def create(record: dict, layout, *, on_host: bool = False) -> Path:
     tmp = path.with_suffix(".partial")
     try:
         # gzip -6 as tar -z: level 9 takes twice the time for a few per cent
-        with tarfile.open(tmp, "w:gz", compresslevel=6, format=tarfile.PAX_FORMAT,
-                          **ENCODING) as out:
+        with tarfile.open(
+            tmp, "w:gz", compresslevel=6, format=tarfile.PAX_FORMAT, **ENCODING
+        ) as out:
             with ops.stream("tar") as pipe:
                 src = tarfile.open(fileobj=pipe, mode="r|", **ENCODING)
                 manifest["commit"] = _head(src)
@@ -82,9 +83,11 @@ def create(record: dict, layout, *, on_host: bool = False) -> Path:
             for warning in ops.warnings:
                 print(f"am: warning: snapshot of {record['id']}: {warning}", file=sys.stderr)
             if dropped:
-                print(f"am: warning: snapshot of {record['id']}: left out {dropped} archive "
-                      "member(s) that were not plain files, folders or links of the workspace",
-                      file=sys.stderr)
+                print(
+                    f"am: warning: snapshot of {record['id']}: left out {dropped} archive "
+                    "member(s) that were not plain files, folders or links of the workspace",
+                    file=sys.stderr,
+                )
             if alternates is not None:
                 _add_pack(ops, out, layout, manifest["commit"], PACKS, alternates)
             elif manifest["worktree"] and manifest["commit"]:
@@ -123,14 +126,28 @@ def _head(src) -> str | None:
 def _clean(m: tarfile.TarInfo, seen: dict[str, str]) -> tarfile.TarInfo | None:
     """A fresh member with only what a workspace member may carry, or None to leave it out."""
     parts = PurePosixPath(m.name).parts
-    if not parts or parts[0] != ROOT or "/".join(parts) != m.name or ".." in parts or \
-            m.name in seen:
+    if (
+        not parts
+        or parts[0] != ROOT
+        or "/".join(parts) != m.name
+        or ".." in parts
+        or m.name in seen
+    ):
         return None
     parent = "/".join(parts[:-1])
     if parent and seen.get(parent) != "dir":
         return None
-    kind = "dir" if m.isdir() else "reg" if m.isreg() else "sym" if m.issym() else \
-        "lnk" if m.islnk() else None
+    kind = (
+        "dir"
+        if m.isdir()
+        else "reg"
+        if m.isreg()
+        else "sym"
+        if m.issym()
+        else "lnk"
+        if m.islnk()
+        else None
+    )
     if kind is None or (len(parts) == 1 and kind != "dir"):
         return None
     if kind == "lnk" and seen.get(m.linkname) != "reg":
@@ -163,8 +180,7 @@ def _copy_workspace(src, out) -> tuple[bytes | None, int]:
     return alternates, dropped
 
 
-def _add_pack(ops, out, layout, commit: str | None, folder: str,
-              alternates: bytes | None) -> None:
+def _add_pack(ops, out, layout, commit: str | None, folder: str, alternates: bytes | None) -> None:
     """Objects the workspace's own folder lacks, packed in the sandbox and indexed here, under
     FOLDER: a URL clone's borrowed from am's cache (its ALTERNATES file is then left out), or a
     worktree's history (so it restores where its repository is not)."""
@@ -176,21 +192,26 @@ def _add_pack(ops, out, layout, commit: str | None, folder: str,
                 shutil.copyfileobj(pipe, f, 1 << 20)
             name = index_pack(pack, fmt, Path(tmp))
             for suffix in (".pack", ".idx"):
-                info = out.gettarinfo(str(pack.with_suffix(suffix)),
-                                      f"{folder}/pack-{name}{suffix}")
+                info = out.gettarinfo(
+                    str(pack.with_suffix(suffix)), f"{folder}/pack-{name}{suffix}"
+                )
                 info.uid = info.gid = 0
                 info.uname = info.gname = ""
                 with open(pack.with_suffix(suffix), "rb") as f:
                     out.addfile(info, f)
     except AmError as e:
         if alternates is None:
-            print(f"am: warning: the worktree's history could not be packed into the "
-                  f"snapshot ({e.message}): it restores only into its repository (--source)",
-                  file=sys.stderr)
+            print(
+                f"am: warning: the worktree's history could not be packed into the "
+                f"snapshot ({e.message}): it restores only into its repository (--source)",
+                file=sys.stderr,
+            )
             return
-        print(f"am: warning: the snapshot borrows objects from am's cache, which could not be "
-              f"packed into it ({e.message}): it restores only where that cache is",
-              file=sys.stderr)
+        print(
+            f"am: warning: the snapshot borrows objects from am's cache, which could not be "
+            f"packed into it ({e.message}): it restores only where that cache is",
+            file=sys.stderr,
+        )
         _add_bytes(out, ALTERNATES, alternates)
 
 
@@ -199,9 +220,18 @@ def index_pack(pack: Path, fmt: str, cwd: Path) -> str:
     outside any repository; returns the pack's name."""
     from am import git, proc
 
-    res = proc.run(["git", "index-pack", f"--object-format={fmt}", "-o",
-                    str(pack.with_suffix(".idx")), str(pack)], cwd=cwd,
-                   env=git.ws_env({"GIT_CEILING_DIRECTORIES": str(cwd.parent)}))
+    res = proc.run(
+        [
+            "git",
+            "index-pack",
+            f"--object-format={fmt}",
+            "-o",
+            str(pack.with_suffix(".idx")),
+            str(pack),
+        ],
+        cwd=cwd,
+        env=git.ws_env({"GIT_CEILING_DIRECTORIES": str(cwd.parent)}),
+    )
     name = res.out.strip().split()[-1] if res.ok and res.out.strip() else ""
     if not OID.match(name):
         raise AmError(f"git index-pack refused it: {res.brief()}")
@@ -233,10 +263,17 @@ def read_manifest(path: Path) -> dict:
         v = data.get(key)
         return v if isinstance(v, str) and OID.match(v) else None
 
-    return {"id": text("id"), "source": text("source"), "branch": text("branch"),
-            "commit": oid("commit"), "base_commit": oid("base_commit"),
-            "worktree": data.get("worktree") is True, "agent": text("agent"),
-            "mode": text("mode"), "disk": disk_size(text("disk"))}
+    return {
+        "id": text("id"),
+        "source": text("source"),
+        "branch": text("branch"),
+        "commit": oid("commit"),
+        "base_commit": oid("base_commit"),
+        "worktree": data.get("worktree") is True,
+        "agent": text("agent"),
+        "mode": text("mode"),
+        "disk": disk_size(text("disk")),
+    }
 
 
 def disk_size(value: str | None) -> str | None:
@@ -264,8 +301,9 @@ def plan_members(tar, path: Path, skip_git: bool) -> list[tarfile.TarInfo]:
             raise _refuse(path, f"member {name!r} points outside the archive's folder")
         if name == MANIFEST:
             continue
-        if parts[:1] == (OBJECTS,) and (OBJECTS_PACK.match(name) or
-                                        OBJECTS_PACK.match(name.replace(".idx", ".pack"))):
+        if parts[:1] == (OBJECTS,) and (
+            OBJECTS_PACK.match(name) or OBJECTS_PACK.match(name.replace(".idx", ".pack"))
+        ):
             if not m.isreg() or name in kinds:
                 raise _refuse(path, f"{name!r} is not a plain file")
             kinds[name] = "history"
@@ -276,8 +314,17 @@ def plan_members(tar, path: Path, skip_git: bool) -> list[tarfile.TarInfo]:
             raise _refuse(path, f"member {name!r} is not a plain name")
         if name in kinds:
             raise _refuse(path, f"{name!r} appears twice")
-        kind = "dir" if m.isdir() else "reg" if m.isreg() and not m.issparse() else \
-            "sym" if m.issym() else "lnk" if m.islnk() else None
+        kind = (
+            "dir"
+            if m.isdir()
+            else "reg"
+            if m.isreg() and not m.issparse()
+            else "sym"
+            if m.issym()
+            else "lnk"
+            if m.islnk()
+            else None
+        )
         if kind is None:
             raise _refuse(path, f"{name!r} is not a file, folder or link")
         if len(parts) == 1 and kind != "dir":
@@ -290,8 +337,11 @@ def plan_members(tar, path: Path, skip_git: bool) -> list[tarfile.TarInfo]:
             # Only to a regular file restored before it: never through a link (the hard link
             # to a symbolic link would otherwise have its mode and time set through that link).
             if kinds.get(m.linkname) != "reg":
-                raise _refuse(path, f"hard link {name!r} points to {m.linkname!r}, which is "
-                              "not a file earlier in the archive")
+                raise _refuse(
+                    path,
+                    f"hard link {name!r} points to {m.linkname!r}, which is "
+                    "not a file earlier in the archive",
+                )
         if skip_git and parts[1:2] == (".git",):
             continue
         chosen.append(m)
@@ -318,8 +368,11 @@ def restore_history(path: Path, ws: Path, commit: str, branch: str | None) -> No
 
     member = history_pack(path)
     fmt = "sha256" if len(commit) == 64 else "sha1"
-    res = proc.run(["git", "init", "--quiet", "--template=", f"--object-format={fmt}", str(ws)],
-                   cwd="/", env=git.ws_env())
+    res = proc.run(
+        ["git", "init", "--quiet", "--template=", f"--object-format={fmt}", str(ws)],
+        cwd="/",
+        env=git.ws_env(),
+    )
     if not res.ok or member is None:
         raise _refuse(path, f"cannot make a repository of its history: {res.brief()}")
     packs = ws / ".git" / "objects" / "pack"
@@ -369,8 +422,9 @@ class _Tree:
                 if create:
                     with contextlib.suppress(FileExistsError):
                         os.mkdir(part, 0o700, dir_fd=fd)
-                nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                              dir_fd=fd)
+                nxt = os.open(
+                    part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd
+                )
                 os.close(fd)
                 fd = nxt
         except BaseException:
@@ -397,8 +451,12 @@ def _write(tar, tree: _Tree, m: tarfile.TarInfo) -> None:
             finally:
                 os.close(sfd)
         else:
-            out = os.open(last, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
-                          os.O_CLOEXEC, 0o600, dir_fd=fd)
+            out = os.open(
+                last,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o600,
+                dir_fd=fd,
+            )
             try:
                 write_sparse(out, tar.extractfile(m))
                 os.fchmod(out, _file_mode(m.mode))
@@ -420,13 +478,13 @@ def write_sparse(out: int, src) -> None:
     overflow a --disk workspace) though the agent never had that room."""
     end = 0
     while chunk := src.read(len(ZEROS)):
-        if chunk == ZEROS[:len(chunk)]:
+        if chunk == ZEROS[: len(chunk)]:
             end += len(chunk)
             continue
         view, run = memoryview(chunk), None  # run: where the blocks of data being met began
         for i in range(0, len(chunk) + BLOCK, BLOCK):
-            block = view[i:i + BLOCK]
-            data = len(block) > 0 and block != ZEROS[:len(block)]
+            block = view[i : i + BLOCK]
+            data = len(block) > 0 and block != ZEROS[: len(block)]
             if data and run is None:
                 run = i
             elif not data and run is not None:
@@ -439,8 +497,7 @@ def write_sparse(out: int, src) -> None:
 def _finish_dir(tree: _Tree, m: tarfile.TarInfo) -> None:
     fd, last = tree.parent(m.name, create=False)
     try:
-        dfd = os.open(last, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                      dir_fd=fd)
+        dfd = os.open(last, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
     finally:
         os.close(fd)
     try:
@@ -458,8 +515,7 @@ def extract(path: Path, dest: Path, *, skip_git: bool = False) -> None:
     inside = os.path.ismount(dest)
     with (
         tarfile.open(path, "r:*", **ENCODING) as tar,
-        tempfile.TemporaryDirectory(prefix=".restore-", dir=dest if inside else dest.parent)
-        as tmp,
+        tempfile.TemporaryDirectory(prefix=".restore-", dir=dest if inside else dest.parent) as tmp,
     ):
         try:
             members = plan_members(tar, path, skip_git)
@@ -499,4 +555,3 @@ def extract(path: Path, dest: Path, *, skip_git: bool = False) -> None:
                 os.replace(child, dest / child.name)
         else:
             os.replace(src, dest)
-

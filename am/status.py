@@ -73,9 +73,12 @@ def views(records: dict[str, dict] | None = None, layout=None) -> list[dict]:
     home = str(layout.root)
     orphans = session.orphans(live_sessions, records, home)
     if everyone and orphans:
-        print(f"am: warning: {len(orphans)} session(s) with no agent record "
-              f"({', '.join(orphans[:3])}{', ...' if len(orphans) > 3 else ''}): "
-              "run 'am doctor --fix'", file=sys.stderr)
+        print(
+            f"am: warning: {len(orphans)} session(s) with no agent record "
+            f"({', '.join(orphans[:3])}{', ...' if len(orphans) > 3 else ''}): "
+            "run 'am doctor --fix'",
+            file=sys.stderr,
+        )
     out = []
     keeper_checked = False
     run = str(layout.run)  # paths as text: a Path per agent costs more than the rest

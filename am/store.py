@@ -92,8 +92,12 @@ class Store:
 
     def _write(self, data: dict) -> None:
         # One writer at a time (the lock holder), so a name of its own pid cannot collide.
-        files.write_atomic(self.path, json.dumps(data, indent=1, sort_keys=True) + "\n",
-                           sync=True, tmp=self.path.parent / f".state.{os.getpid()}.tmp")
+        files.write_atomic(
+            self.path,
+            json.dumps(data, indent=1, sort_keys=True) + "\n",
+            sync=True,
+            tmp=self.path.parent / f".state.{os.getpid()}.tmp",
+        )
 
 
 def open_store(layout) -> Store:

@@ -97,18 +97,24 @@ def kube_session(spec: dict, env: dict) -> dict:
         try:
             state = kube.container_state(kubernetes.get_pod(t, k["pod"]), kube.AGENT)
         except AmError as e:
-            print(f"\r\nam: cannot ask the cluster about pod {k['pod']}: {e.message}",
-                  file=sys.stderr)
+            print(
+                f"\r\nam: cannot ask the cluster about pod {k['pod']}: {e.message}", file=sys.stderr
+            )
             state = None
         if state is None or state.phase in ("running", "waiting"):
             quick = quick + 1 if time.monotonic() - began < 10 else 0
             if quick < 5:
-                print(f"\r\nam: the connection to pod {k['pod']} ended while its agent runs; "
-                      "attaching again", file=sys.stderr)
+                print(
+                    f"\r\nam: the connection to pod {k['pod']} ended while its agent runs; "
+                    "attaching again",
+                    file=sys.stderr,
+                )
                 time.sleep(2 * quick)
                 continue
-            print(f"\r\nam: error: cannot stay attached to pod {k['pod']}: stopping it",
-                  file=sys.stderr)
+            print(
+                f"\r\nam: error: cannot stay attached to pod {k['pod']}: stopping it",
+                file=sys.stderr,
+            )
         break
     # Unknown when the cluster could not say how the agent ended.
     result = {"exit_code": code if state is not None else None, "oom_killed": False}
@@ -120,8 +126,11 @@ def kube_session(spec: dict, env: dict) -> dict:
             with open(k["network_log"], "a", encoding="utf-8") as f:
                 f.write(log.out)
     roles = ("proxy", "env") if k.get("storage") == "emptydir" else ()
-    kubernetes.call(kube.delete_argv(t, kube.RUN_KINDS, kube.selector(k["agent"], k["home"],
-                                                                      *roles), wait=False))
+    kubernetes.call(
+        kube.delete_argv(
+            t, kube.RUN_KINDS, kube.selector(k["agent"], k["home"], *roles), wait=False
+        )
+    )
     return result
 
 
@@ -141,8 +150,9 @@ def main(argv: list[str]) -> int:
     if spec.get("log") and spec.get("log_max"):
         import threading
 
-        threading.Thread(target=cap_log, args=(spec["log"], int(spec["log_max"])),
-                         daemon=True).start()
+        threading.Thread(
+            target=cap_log, args=(spec["log"], int(spec["log_max"])), daemon=True
+        ).start()
     kube_result = None
     try:
         if spec.get("kubernetes"):

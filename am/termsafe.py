@@ -16,8 +16,9 @@ import sys
 
 # C0 but tab and newline; DEL and C1; bidi marks, embeddings, overrides and isolates;
 # surrogates (undecodable bytes under surrogateescape, or lone halves).
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e"
-                     "\u2066-\u2069\ud800-\udfff]")
+_UNSAFE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 
 
 def _visible(m: re.Match) -> str:

@@ -41,8 +41,13 @@ def env_names(env: Mapping[str, str] | None) -> list[str]:
     return sorted(k for k, v in env.items() if os.environ.get(k) != v)
 
 
-def line(argv: Sequence[str], env: Mapping[str, str] | None, code: int | None,
-         seconds: float, err: str = "") -> str:
+def line(
+    argv: Sequence[str],
+    env: Mapping[str, str] | None,
+    code: int | None,
+    seconds: float,
+    err: str = "",
+) -> str:
     """The trace of one command (several lines when it failed with stderr)."""
     import shlex
 
@@ -59,8 +64,13 @@ def line(argv: Sequence[str], env: Mapping[str, str] | None, code: int | None,
     return termsafe.escape(text)
 
 
-def report(argv: Sequence[str], env: Mapping[str, str] | None, code: int | None,
-           seconds: float, err: str = "") -> None:
+def report(
+    argv: Sequence[str],
+    env: Mapping[str, str] | None,
+    code: int | None,
+    seconds: float,
+    err: str = "",
+) -> None:
     """Write the trace of one command to stderr, when AM_DEBUG is set."""
     if enabled():
         print(line(argv, env, code, seconds, err), file=sys.stderr, flush=True)

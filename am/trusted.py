@@ -38,8 +38,9 @@ class Target:
 
 
 def run(target: Target, *args: str, stdin: str | None = None) -> proc.Result:
-    return proc.run(["git", "-C", str(target.path), *args], env=git.source_env(), stdin=stdin,
-                    cwd="/")
+    return proc.run(
+        ["git", "-C", str(target.path), *args], env=git.source_env(), stdin=stdin, cwd="/"
+    )
 
 
 def outbox_path(cache: Path, mirror: Path) -> Path:
@@ -53,9 +54,11 @@ def agent_branch(record: dict) -> str:
     try:
         return git.check_branch(branch) if isinstance(branch, str) else git.check_branch("")
     except AmError:
-        raise AmError(f"the record of agent {record['id']} names the branch {branch!r}, which "
-                      "is not a valid branch name", "name the branch yourself: am pull "
-                      f"{record['id']} --branch NAME") from None
+        raise AmError(
+            f"the record of agent {record['id']} names the branch {branch!r}, which "
+            "is not a valid branch name",
+            f"name the branch yourself: am pull {record['id']} --branch NAME",
+        ) from None
 
 
 @contextmanager
@@ -83,28 +86,37 @@ def for_record(record: dict, layout) -> Target:
     """Where RECORD's (a checked clone's) commits go; an outbox is made if there is none."""
     source = record.get("source")
     if not source:
-        raise AmError(f"agent {record['id']} has no source repository (it was restored from "
-                      "a snapshot without one)",
-                      f"'am diff {record['id']}' shows its work; a restore with --source REPO "
-                      "names a repository to pull into")
+        raise AmError(
+            f"agent {record['id']} has no source repository (it was restored from "
+            "a snapshot without one)",
+            f"'am diff {record['id']}' shows its work; a restore with --source REPO "
+            "names a repository to pull into",
+        )
     if git.is_url(source):
         if not record.get("mirror"):
-            raise AmError(f"agent {record['id']} was spawned from {source} before am kept a "
-                          "cache of it", "spawn a new agent to pull or push through am")
+            raise AmError(
+                f"agent {record['id']} was spawned from {source} before am kept a cache of it",
+                "spawn a new agent to pull or push through am",
+            )
         path = outbox_path(layout.cache, Path(record["mirror"]))
         make_outbox(path, Path(record["mirror"]))
         return Target(path, source)
     path = Path(source)
     if not yours(path, layout):
-        raise AmError(f"the source {source} of agent {record['id']} is not a repository of "
-                      "yours: am runs no git in an agent's workspace",
-                      f"'am diff {record['id']}' shows its work")
-    res = proc.run(["git", "-C", str(path), "rev-parse", "--git-dir"], env=git.source_env(),
-                   cwd="/")
+        raise AmError(
+            f"the source {source} of agent {record['id']} is not a repository of "
+            "yours: am runs no git in an agent's workspace",
+            f"'am diff {record['id']}' shows its work",
+        )
+    res = proc.run(
+        ["git", "-C", str(path), "rev-parse", "--git-dir"], env=git.source_env(), cwd="/"
+    )
     if not path.is_dir() or not res.ok:
-        raise AmError(f"the source repository {path} of agent {record['id']} is gone",
-                      f"'am diff {record['id']}' still shows its work; 'am rm --force "
-                      f"{record['id']}' snapshots it")
+        raise AmError(
+            f"the source repository {path} of agent {record['id']} is gone",
+            f"'am diff {record['id']}' still shows its work; 'am rm --force "
+            f"{record['id']}' snapshots it",
+        )
     return Target(path)
 
 
@@ -119,14 +131,31 @@ def make_outbox(path: Path, mirror: Path) -> None:
     if (path / "HEAD").is_file():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fmt = proc.run(["git", "-C", str(mirror), "rev-parse", "--show-object-format"],
-                   env=git.source_env(), cwd="/").out.strip() or "sha1"
+    fmt = (
+        proc.run(
+            ["git", "-C", str(mirror), "rev-parse", "--show-object-format"],
+            env=git.source_env(),
+            cwd="/",
+        ).out.strip()
+        or "sha1"
+    )
     partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    res = proc.run(["git", "init", "--quiet", "--bare", "--template=", f"--object-format={fmt}",
-                    "--", str(partial)], env=git.source_env(), cwd="/")
+    res = proc.run(
+        [
+            "git",
+            "init",
+            "--quiet",
+            "--bare",
+            "--template=",
+            f"--object-format={fmt}",
+            "--",
+            str(partial),
+        ],
+        env=git.source_env(),
+        cwd="/",
+    )
     if not res.ok:
-        raise AmError(f"cannot make {path}: {res.brief(2)}",
-                      f"am needs to write in {path.parent}")
+        raise AmError(f"cannot make {path}: {res.brief(2)}", f"am needs to write in {path.parent}")
     info = partial / "objects" / "info"
     info.mkdir(parents=True, exist_ok=True)
     (info / "alternates").write_text(f"{mirror / 'objects'}\n")
@@ -141,8 +170,14 @@ def make_outbox(path: Path, mirror: Path) -> None:
 def tips(target: Target, base: str | None = None) -> tuple[str, ...]:
     """Commits TARGET has, for the workspace op to leave out: its newest branch tips, and BASE
     if it has that commit."""
-    found = run(target, "for-each-ref", "--sort=-committerdate", f"--count={MAX_TIPS}",
-                "--format=%(objectname)", "refs/heads/").out.split()
+    found = run(
+        target,
+        "for-each-ref",
+        "--sort=-committerdate",
+        f"--count={MAX_TIPS}",
+        "--format=%(objectname)",
+        "refs/heads/",
+    ).out.split()
     if base and has_commit(target, base):
         found.append(base)
     return tuple(dict.fromkeys(found))
@@ -173,8 +208,14 @@ def saved(record: dict, layout) -> tuple[str, ...]:
 
 
 def tip(target: Target, branch: str) -> str | None:
-    res = run(target, "rev-parse", "--verify", "--quiet", "--end-of-options",
-              f"refs/heads/{branch}^{{commit}}")
+    res = run(
+        target,
+        "rev-parse",
+        "--verify",
+        "--quiet",
+        "--end-of-options",
+        f"refs/heads/{branch}^{{commit}}",
+    )
     return res.out.strip() if res.ok else None
 
 
@@ -184,7 +225,7 @@ def checked_out(target: Target, branch: str) -> str | None:
     where = None
     for field in res.out.split("\0"):
         if field.startswith("worktree "):
-            where = field[len("worktree "):]
+            where = field[len("worktree ") :]
         elif field == f"branch refs/heads/{branch}":
             return where
     return None
@@ -200,12 +241,16 @@ def count(target: Target, new: str, *exclude: str) -> int:
     return int(res.out.strip()) if res.ok and res.out.strip().isdigit() else 0
 
 
-def move(target: Target, branch: str, new: str, old: str | None, message: str,
-         agent_id: str) -> None:
+def move(
+    target: Target, branch: str, new: str, old: str | None, message: str, agent_id: str
+) -> None:
     """Point BRANCH of TARGET at NEW, only if it is still at OLD (None: does not exist)."""
     zero = "0" * len(new)
     res = run(target, "update-ref", "-m", message, f"refs/heads/{branch}", new, old or zero)
     if not res.ok:
-        raise AmError(f"cannot move {branch} in {target}: {res.brief(2)}",
-                      f"run am pull {agent_id} again" if tip(target, branch) != old else
-                      f"pull into another branch: am pull {agent_id} --branch NAME")
+        raise AmError(
+            f"cannot move {branch} in {target}: {res.brief(2)}",
+            f"run am pull {agent_id} again"
+            if tip(target, branch) != old
+            else f"pull into another branch: am pull {agent_id} --branch NAME",
+        )

@@ -63,8 +63,10 @@ def git_verdict(text: str) -> tuple[bool | None, str]:
         return None, "unknown version"
     if v >= MIN_GIT:
         return True, show(v)
-    return False, (f"{show(v)} is older than 2.39, which lacks fixes that keep hostile "
-                   "repositories from running code; upgrade git")
+    return False, (
+        f"{show(v)} is older than 2.39, which lacks fixes that keep hostile "
+        "repositories from running code; upgrade git"
+    )
 
 
 def git_status() -> tuple[bool | None, str]:

@@ -92,7 +92,7 @@ def source() -> str:
 def printable(text: str, width: int = 300) -> str:
     """Untrusted text for a one-line message: no control characters, bounded length."""
     text = "".join(c if c.isprintable() else "?" for c in " ".join(text.split()))
-    return text if len(text) <= width else text[:width - 3] + "..."
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 class Where:
@@ -140,8 +140,9 @@ class Exec(Where):
         self.title = f"in the container {name}"
 
     def argv(self, args):
-        return self.eng.exec_argv(self.name, os.getuid(), os.getgid(),
-                                  ["python3", "-I", "-c", source(), *args])
+        return self.eng.exec_argv(
+            self.name, os.getuid(), os.getgid(), ["python3", "-I", "-c", source(), *args]
+        )
 
     def fallback(self):
         return self.then  # it stopped in between: a throwaway container instead
@@ -191,10 +192,18 @@ class Throwaway(Where):
             grant(Path(self.record["workspace"]), agent_uid())
         from am import isolation
 
-        return self.eng.sandbox_argv(self.name, self.image, self.home, self.record["id"],
-                                     limits, self.mounts(), os.getuid(), os.getgid(),
-                                     ["python3", "-I", "-c", source(), *args],
-                                     self.record.get("isolation") or isolation.DEFAULT)
+        return self.eng.sandbox_argv(
+            self.name,
+            self.image,
+            self.home,
+            self.record["id"],
+            limits,
+            self.mounts(),
+            os.getuid(),
+            os.getgid(),
+            ["python3", "-I", "-c", source(), *args],
+            self.record.get("isolation") or isolation.DEFAULT,
+        )
 
     def on_timeout(self):
         if self.name:
@@ -243,12 +252,13 @@ class KubeOp(Where):
         name = kube.op_name(self.record["id"], self.token)
         try:
             spec = kubernetes.recorded_spec(self.record, self.home)
-            res = kubernetes.call(kube.create_argv(self.target),
-                                  stdin=kube.as_list(kube.op_manifests(spec, self.token)))
+            res = kubernetes.call(
+                kube.create_argv(self.target),
+                stdin=kube.as_list(kube.op_manifests(spec, self.token)),
+            )
             if not res.ok:
                 raise kubernetes.explain(res.err or res.out, self.target)
-            kubernetes.wait_for(self.target, name, "op", timeout=kubernetes.OP_TIMEOUT,
-                                quiet=True)
+            kubernetes.wait_for(self.target, name, "op", timeout=kubernetes.OP_TIMEOUT, quiet=True)
         except AmError as e:
             self.done()
             raise Unavailable(f"cannot read the workspace {self.title}: {e.message}") from None
@@ -263,8 +273,9 @@ class KubeOp(Where):
             from am.backends import kubernetes
 
             sel = f"{kube.selector(self.record['id'], self.home, 'op')},am.op={self.token}"
-            kubernetes.call(kube.delete_argv(self.target, "pods,networkpolicies", sel,
-                                             wait=False), timeout=60)
+            kubernetes.call(
+                kube.delete_argv(self.target, "pods,networkpolicies", sel, wait=False), timeout=60
+            )
             self.token = ""
 
     on_timeout = done
@@ -282,36 +293,48 @@ class Workspace:
         return args + (["--common", self.where.common] if self.where.common else [])
 
     def _failure(self, code: int, err: str) -> AmError:
-        mine = [ln[len(MARK):] for ln in err.splitlines() if ln.startswith(MARK)]
+        mine = [ln[len(MARK) :] for ln in err.splitlines() if ln.startswith(MARK)]
         if mine and code == 3:
-            return Refused(printable(mine[-1]),
-                           "am reads a workspace only in the layout it made; 'am rm --force' "
-                           "still snapshots it (without git) and deletes it")
+            return Refused(
+                printable(mine[-1]),
+                "am reads a workspace only in the layout it made; 'am rm --force' "
+                "still snapshots it (without git) and deletes it",
+            )
         if mine:
             return AmError(printable(mine[-1]))
         lines = [ln for ln in err.splitlines() if ln.strip()]
-        return Unavailable(f"cannot read the workspace {self.where.title}: "
-                           f"{printable(lines[-1]) if lines else f'exit status {code}'}",
-                           None if isinstance(self.where, Host) else
-                           "a container agent's workspace is read in a container of its image, "
-                           "which needs python3 and git; 'am rm --force' still removes it")
+        return Unavailable(
+            f"cannot read the workspace {self.where.title}: "
+            f"{printable(lines[-1]) if lines else f'exit status {code}'}",
+            None
+            if isinstance(self.where, Host)
+            else "a container agent's workspace is read in a container of its image, "
+            "which needs python3 and git; 'am rm --force' still removes it",
+        )
 
     def _run(self, op: str, *extra: str, limit: int) -> bytes:
         while True:
             try:
-                code, out, err = proc.run_bytes(self.where.argv(self._args(op, *extra)),
-                                                limit=limit, timeout=TIMEOUT,
-                                                on_timeout=self.where.on_timeout,
-                                                data=self.where.data())
+                code, out, err = proc.run_bytes(
+                    self.where.argv(self._args(op, *extra)),
+                    limit=limit,
+                    timeout=TIMEOUT,
+                    on_timeout=self.where.on_timeout,
+                    data=self.where.data(),
+                )
             except proc.NotFound as e:
-                raise Unavailable(f"cannot read the workspace {self.where.title}: "
-                                  f"{e.message}") from None
+                raise Unavailable(
+                    f"cannot read the workspace {self.where.title}: {e.message}"
+                ) from None
             except proc.TooLarge:
-                raise AmError(f"the {op} of the workspace is larger than {limit >> 20} MiB "
-                              "(read " + self.where.title + ")") from None
+                raise AmError(
+                    f"the {op} of the workspace is larger than {limit >> 20} MiB "
+                    "(read " + self.where.title + ")"
+                ) from None
             except proc.TimedOut:
-                raise AmError(f"reading the workspace {self.where.title} took more than "
-                              f"{TIMEOUT}s") from None
+                raise AmError(
+                    f"reading the workspace {self.where.title} took more than {TIMEOUT}s"
+                ) from None
             finally:
                 self.where.done()
             if code == 0:
@@ -360,13 +383,15 @@ class Workspace:
     def diff(self, base: str, stat: bool = False) -> bytes:
         """Commits, uncommitted edits and untracked files against commit BASE, one patch (or
         with STAT, git's summary of it)."""
-        return self._run("diff", checked_base(base), *(["--stat"] if stat else []),
-                         limit=DIFF_LIMIT)
+        return self._run(
+            "diff", checked_base(base), *(["--stat"] if stat else []), limit=DIFF_LIMIT
+        )
 
     def log(self, base: str, oneline: bool = False) -> bytes:
         """git log's text of the commits since BASE (HEAD's, newest first)."""
-        return self._run("log", checked_base(base), *(["--oneline"] if oneline else []),
-                         limit=DIFF_LIMIT)
+        return self._run(
+            "log", checked_base(base), *(["--oneline"] if oneline else []), limit=DIFF_LIMIT
+        )
 
     def commits(self, base: str) -> list[dict]:
         """The commits since BASE as checked fields: commit, parents, author, committer
@@ -391,15 +416,20 @@ class Workspace:
                 data = json.loads(line)
             except ValueError:
                 data = None
-            if not isinstance(data, dict) or not line.endswith(b"\n") or \
-                    not all(counted(data.get(k)) for k in ("changed", "submodules", "commits")):
+            if (
+                not isinstance(data, dict)
+                or not line.endswith(b"\n")
+                or not all(counted(data.get(k)) for k in ("changed", "submodules", "commits"))
+            ):
                 raise AmError(f"the bundle answer read {self.where.title} is not valid")
             try:
                 with open(dest, "wb") as f:
                     shutil.copyfileobj(reader, f, 1 << 20)
             except OSError as e:  # a full disk, say: said as am's error, not a traceback
-                raise AmError(f"cannot write the agent's bundle to {dest}: {e.strerror}",
-                              f"make room in {dest.parent.parent}") from None
+                raise AmError(
+                    f"cannot write the agent's bundle to {dest}: {e.strerror}",
+                    f"make room in {dest.parent.parent}",
+                ) from None
         return Bundled(parse_head(data), data["changed"], data["submodules"], data["commits"])
 
     @contextmanager
@@ -407,9 +437,13 @@ class Workspace:
         """The ``tar``, ``pack`` or ``bundle`` stream of the workspace, as a pipe to read."""
         argv = self.where.argv(self._args(op, *extra, timeout=STREAM_TIMEOUT))
         try:
-            with proc.reading(argv, limit=STREAM_LIMIT, idle=IDLE,
-                              on_timeout=self.where.on_timeout,
-                              data=self.where.data()) as pipe:
+            with proc.reading(
+                argv,
+                limit=STREAM_LIMIT,
+                idle=IDLE,
+                on_timeout=self.where.on_timeout,
+                data=self.where.data(),
+            ) as pipe:
                 try:
                     yield pipe
                 except Exception:
@@ -420,20 +454,24 @@ class Workspace:
                         raise self._failure(code, pipe.err) from None
                     raise
         except proc.NotFound as e:
-            raise Unavailable(f"cannot read the workspace {self.where.title}: "
-                              f"{e.message}") from None
+            raise Unavailable(
+                f"cannot read the workspace {self.where.title}: {e.message}"
+            ) from None
         except proc.TooLarge:
-            raise AmError(f"the {op} stream of the workspace is larger than "
-                          f"{STREAM_LIMIT >> 30} GiB") from None
+            raise AmError(
+                f"the {op} stream of the workspace is larger than {STREAM_LIMIT >> 30} GiB"
+            ) from None
         except proc.TimedOut:
-            raise AmError(f"reading the workspace {self.where.title} gave nothing for "
-                          f"{IDLE}s") from None
+            raise AmError(
+                f"reading the workspace {self.where.title} gave nothing for {IDLE}s"
+            ) from None
         finally:
             self.where.done()
         if pipe.code != 0:
             raise self._failure(pipe.code, pipe.err)
-        self.warnings = [printable(ln[len(MARK):]) for ln in pipe.err.splitlines()
-                         if ln.startswith(MARK)]
+        self.warnings = [
+            printable(ln[len(MARK) :]) for ln in pipe.err.splitlines() if ln.startswith(MARK)
+        ]
 
 
 def counted(value) -> bool:
@@ -451,13 +489,15 @@ def excludes(oids) -> list[str]:
     MAX_EXCLUDE)."""
     args = []
     for oid in list(dict.fromkeys(o for o in oids if isinstance(o, str) and OID.match(o)))[
-            :MAX_EXCLUDE]:
+        :MAX_EXCLUDE
+    ]:
         args += ["--exclude", oid]
     return args
 
 
 def checked_commit(c: dict) -> dict:
     """One commit of the log op's JSON, with exactly the fields and types am expects."""
+
     def text(v, limit=1 << 20):
         if not isinstance(v, str) or len(v) > limit:
             raise TypeError
@@ -467,22 +507,36 @@ def checked_commit(c: dict) -> dict:
         if p is None:
             return None
         date = p.get("date")
-        return {"name": text(p["name"], 4096), "email": text(p["email"], 4096),
-                "date": None if date is None else text(date, 64)}
+        return {
+            "name": text(p["name"], 4096),
+            "email": text(p["email"], 4096),
+            "date": None if date is None else text(date, 64),
+        }
 
-    if not OID.match(text(c["commit"], 64)) or not isinstance(c["parents"], list) or \
-            not all(isinstance(o, str) and OID.match(o) for o in c["parents"]):
+    if (
+        not OID.match(text(c["commit"], 64))
+        or not isinstance(c["parents"], list)
+        or not all(isinstance(o, str) and OID.match(o) for o in c["parents"])
+    ):
         raise TypeError
-    return {"commit": c["commit"], "parents": list(c["parents"]),
-            "author": person(c["author"]), "committer": person(c["committer"]),
-            "message": text(c["message"], DIFF_LIMIT)}
+    return {
+        "commit": c["commit"],
+        "parents": list(c["parents"]),
+        "author": person(c["author"]),
+        "committer": person(c["committer"]),
+        "message": text(c["message"], DIFF_LIMIT),
+    }
 
 
 def parse_head(data: dict) -> Head:
     commit, branch = data.get("head"), data.get("branch")
     commit = commit if isinstance(commit, str) and OID.match(commit) else None
-    ok = isinstance(branch, str) and 0 < len(branch) < 256 and branch.isprintable() and \
-        not branch.startswith("-")
+    ok = (
+        isinstance(branch, str)
+        and 0 < len(branch) < 256
+        and branch.isprintable()
+        and not branch.startswith("-")
+    )
     return Head(commit, branch if ok else None)
 
 
@@ -556,20 +610,24 @@ def kube_where(record: dict, layout) -> Where:
         pod = kubernetes.get_pod(target, name)
     except AmError as e:
         if emptydir:
-            raise Unavailable(f"cannot read the workspace of {record['id']}: {e.message}") \
-                from None
+            raise Unavailable(f"cannot read the workspace of {record['id']}: {e.message}") from None
         return op  # which says what is wrong, if the cluster still does not answer
     owned = pod is not None and (pod.get("metadata") or {}).get("labels", {}).get(
-        "am.home") == kube.home_label(home)
+        "am.home"
+    ) == kube.home_label(home)
     container = kube.KEEPER if emptydir else kube.AGENT
     if owned and kube.container_state(pod, container).phase == "running":
         return KubeExec(target, name, container, op)
     if emptydir:
         if pod is None:
-            raise Gone(f"the pod {name} that held agent {record['id']}'s workspace (an "
-                       "emptyDir) is gone, and the workspace with it")
-        raise Unavailable(f"the pod {name} that holds agent {record['id']}'s workspace is "
-                          + ("not this AM_HOME's" if not owned else "not running"))
+            raise Gone(
+                f"the pod {name} that held agent {record['id']}'s workspace (an "
+                "emptyDir) is gone, and the workspace with it"
+            )
+        raise Unavailable(
+            f"the pod {name} that holds agent {record['id']}'s workspace is "
+            + ("not this AM_HOME's" if not owned else "not running")
+        )
     return op
 
 

@@ -53,10 +53,19 @@ OID = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 SMALL = 1 << 20  # HEAD, a ref, the .git file
 # A second layer over am's own config; the workspace's commit-graph and multi-pack index are
 # its data too, so reachability is worked out from the objects themselves.
-HARDENING = ("core.fsmonitor=false", "core.hooksPath=/dev/null", "core.pager=cat",
-             "core.untrackedCache=false", "core.splitIndex=false", "diff.external=",
-             "protocol.allow=never", "submodule.recurse=false", "safe.directory=*",
-             "core.commitGraph=false", "core.multiPackIndex=false")
+HARDENING = (
+    "core.fsmonitor=false",
+    "core.hooksPath=/dev/null",
+    "core.pager=cat",
+    "core.untrackedCache=false",
+    "core.splitIndex=false",
+    "diff.external=",
+    "protocol.allow=never",
+    "submodule.recurse=false",
+    "safe.directory=*",
+    "core.commitGraph=false",
+    "core.multiPackIndex=false",
+)
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _child = None
@@ -126,8 +135,9 @@ class Layout:
             try:
                 self.git_fd = open_dir(".git", self.ws_fd)
             except OSError:
-                raise Refused("its .git is not the folder am cloned (a link, a file or "
-                              "missing)") from None
+                raise Refused(
+                    "its .git is not the folder am cloned (a link, a file or missing)"
+                ) from None
             self.common_fd = self.git_fd
             self.objects = os.path.join(self.ws, ".git", "objects")
         else:
@@ -135,13 +145,13 @@ class Layout:
             try:
                 text = read_small(".git", self.ws_fd).decode()
             except (OSError, UnicodeDecodeError):
-                raise Refused("its .git is not the file that names its worktree folder") \
-                    from None
+                raise Refused("its .git is not the file that names its worktree folder") from None
             if not text.startswith("gitdir: ") or text.count("\n") > 1:
                 raise Refused(".git is not a plain 'gitdir:' line")
-            gitdir = os.path.normpath(text[len("gitdir: "):].strip())
-            if os.path.realpath(os.path.dirname(gitdir)) != \
-                    os.path.join(os.path.realpath(common), "worktrees"):
+            gitdir = os.path.normpath(text[len("gitdir: ") :].strip())
+            if os.path.realpath(os.path.dirname(gitdir)) != os.path.join(
+                os.path.realpath(common), "worktrees"
+            ):
                 raise Refused(f".git points to {gitdir!r}, not to a worktree of {common}")
             try:
                 self.common_fd = open_dir(common)
@@ -156,8 +166,7 @@ class Layout:
         """Every ref of the (common) git folder: name -> commit, loose ones over packed ones."""
         refs, symbolic = {}, {}
         try:
-            packed = read_small("packed-refs", self.common_fd, 1 << 30).decode("utf-8",
-                                                                               "replace")
+            packed = read_small("packed-refs", self.common_fd, 1 << 30).decode("utf-8", "replace")
         except FileNotFoundError:
             packed = ""
         for line in packed.splitlines():
@@ -239,12 +248,20 @@ class Git:
             f.write((lay.head or "ref: refs/heads/unborn") + "\n")
         self.env = {
             "PATH": os.environ.get("PATH") or "/usr/local/bin:/usr/bin:/bin",
-            "HOME": tmp, "XDG_CONFIG_HOME": tmp, "LC_ALL": "C",
-            "GIT_DIR": gd, "GIT_WORK_TREE": lay.ws, "GIT_INDEX_FILE": os.path.join(gd, "index"),
+            "HOME": tmp,
+            "XDG_CONFIG_HOME": tmp,
+            "LC_ALL": "C",
+            "GIT_DIR": gd,
+            "GIT_WORK_TREE": lay.ws,
+            "GIT_INDEX_FILE": os.path.join(gd, "index"),
             "GIT_OBJECT_DIRECTORY": os.path.join(gd, "objects"),
             "GIT_ALTERNATE_OBJECT_DIRECTORIES": lay.objects,
-            "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_ATTR_NOSYSTEM": "1",
-            "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "GIT_NO_REPLACE_OBJECTS": "1",
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": os.devnull,
+            "GIT_ATTR_NOSYSTEM": "1",
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_OPTIONAL_LOCKS": "0",
+            "GIT_NO_REPLACE_OBJECTS": "1",
         }
 
     def argv(self, *args: str) -> list:
@@ -253,13 +270,18 @@ class Git:
             argv += ["-c", kv]
         return argv + list(args)
 
-    def run(self, *args: str, stdin: bytes | None = None, stdout=subprocess.PIPE,
-            check: bool = True) -> bytes:
+    def run(
+        self, *args: str, stdin: bytes | None = None, stdout=subprocess.PIPE, check: bool = True
+    ) -> bytes:
         global _child
-        _child = subprocess.Popen(self.argv(*args), env=self.env, cwd="/",
-                                  stdin=subprocess.PIPE if stdin is not None
-                                  else subprocess.DEVNULL, stdout=stdout,
-                                  stderr=subprocess.PIPE)
+        _child = subprocess.Popen(
+            self.argv(*args),
+            env=self.env,
+            cwd="/",
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+        )
         out, err = _child.communicate(stdin)
         code, _child = _child.returncode, None
         if code != 0 and not check:
@@ -276,8 +298,11 @@ class Git:
         else:
             self.run("read-tree", "--empty")
         staged = self.run("ls-files", "--stage", "-z").split(b"\0")
-        return [e.split(b"\t", 1)[1].decode("utf-8", "surrogateescape") for e in staged
-                if e.startswith(b"160000 ") and b"\t" in e]
+        return [
+            e.split(b"\t", 1)[1].decode("utf-8", "surrogateescape")
+            for e in staged
+            if e.startswith(b"160000 ") and b"\t" in e
+        ]
 
 
 def op_head(lay: Layout) -> None:
@@ -295,8 +320,9 @@ def op_base(lay: Layout, git: Git) -> None:
 def changed_files(git: Git) -> tuple[int, int]:
     """How many files differ from HEAD or are untracked, and how many submodules (not entered)."""
     gitlinks = git.index_from_head()
-    status = git.run("status", "--porcelain=v1", "-z", "--untracked-files=all",
-                     "--ignore-submodules=all")
+    status = git.run(
+        "status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignore-submodules=all"
+    )
     return len([p for p in status.split(b"\0") if p.strip()]), len(gitlinks)
 
 
@@ -305,8 +331,9 @@ def present(git: Git, oids) -> list:
     oids = sorted({o for o in oids if o and OID.match(o)})
     if not oids:
         return []
-    check = git.run("cat-file", "--batch-check=%(objectname)",
-                    stdin="".join(o + "\n" for o in oids).encode())
+    check = git.run(
+        "cat-file", "--batch-check=%(objectname)", stdin="".join(o + "\n" for o in oids).encode()
+    )
     return [line for line in check.decode().splitlines() if OID.match(line)]
 
 
@@ -338,8 +365,13 @@ def op_bundle(lay: Layout, git: Git, exclude: list) -> None:
     saying what HEAD is and what stays behind (uncommitted files, submodules)."""
     changed, submodules = changed_files(git)
     commits = count(git, [lay.head], exclude)
-    line = {"head": lay.head, "branch": lay.branch, "changed": changed,
-            "submodules": submodules, "commits": commits}
+    line = {
+        "head": lay.head,
+        "branch": lay.branch,
+        "changed": changed,
+        "submodules": submodules,
+        "commits": commits,
+    }
     sys.stdout.write(json.dumps(line) + "\n")
     sys.stdout.flush()
     if not commits:
@@ -348,8 +380,15 @@ def op_bundle(lay: Layout, git: Git, exclude: list) -> None:
     with open(os.path.join(git.gd, "refs", "am", "head"), "w") as f:
         f.write(lay.head + "\n")
     revs = ["refs/am/head"] + ["^" + o for o in present(git, exclude)]
-    git.run("bundle", "create", "--quiet", "-", "--stdin",
-            stdin="\n".join(revs).encode() + b"\n", stdout=sys.stdout.fileno())
+    git.run(
+        "bundle",
+        "create",
+        "--quiet",
+        "-",
+        "--stdin",
+        stdin="\n".join(revs).encode() + b"\n",
+        stdout=sys.stdout.fileno(),
+    )
 
 
 def op_diff(lay: Layout, git: Git, base: str, stat: bool = False) -> None:
@@ -359,16 +398,33 @@ def op_diff(lay: Layout, git: Git, base: str, stat: bool = False) -> None:
     if not OID.match(base):
         fail(f"base {base!r} is not a commit id")
     gitlinks = git.index_from_head()
-    git.run("add", "--all", "--intent-to-add", "--", ".",
-            *[f":(exclude,literal){p}" for p in gitlinks])
+    git.run(
+        "add", "--all", "--intent-to-add", "--", ".", *[f":(exclude,literal){p}" for p in gitlinks]
+    )
     sys.stdout.flush()
-    git.run("diff", "--no-ext-diff", "--no-textconv", "--no-color",
-            "--stat" if stat else "--binary", "--ignore-submodules=dirty", "--end-of-options",
-            base, "--", stdout=sys.stdout.fileno())
+    git.run(
+        "diff",
+        "--no-ext-diff",
+        "--no-textconv",
+        "--no-color",
+        "--stat" if stat else "--binary",
+        "--ignore-submodules=dirty",
+        "--end-of-options",
+        base,
+        "--",
+        stdout=sys.stdout.fileno(),
+    )
 
 
-LOG_FLAGS = ("--no-color", "--no-decorate", "--no-mailmap", "--no-show-signature",
-             "--no-notes", "--no-ext-diff", "--no-textconv")
+LOG_FLAGS = (
+    "--no-color",
+    "--no-decorate",
+    "--no-mailmap",
+    "--no-show-signature",
+    "--no-notes",
+    "--no-ext-diff",
+    "--no-textconv",
+)
 
 
 def op_log(lay: Layout, git: Git, base: str, style: str) -> None:
@@ -385,8 +441,14 @@ def op_log(lay: Layout, git: Git, base: str, style: str) -> None:
     revs = f"^{base}\n{lay.head}\n".encode()
     if style != "json":
         sys.stdout.flush()
-        git.run("log", *LOG_FLAGS, *(["--oneline"] if style == "oneline" else []), "--stdin",
-                stdin=revs, stdout=sys.stdout.fileno())
+        git.run(
+            "log",
+            *LOG_FLAGS,
+            *(["--oneline"] if style == "oneline" else []),
+            "--stdin",
+            stdin=revs,
+            stdout=sys.stdout.fileno(),
+        )
         return
     oids = git.run("rev-list", "--stdin", stdin=revs).decode().split()
     raw = git.run("cat-file", "--batch", stdin="".join(o + "\n" for o in oids).encode())
@@ -425,12 +487,14 @@ def person(value: bytes) -> dict:
         seconds, tz = when.split()
         sign = -1 if tz.startswith(b"-") else 1
         offset = datetime.timedelta(hours=int(tz[1:3]), minutes=int(tz[3:5])) * sign
-        date = datetime.datetime.fromtimestamp(int(seconds), datetime.timezone(offset)) \
-            .isoformat()
+        date = datetime.datetime.fromtimestamp(int(seconds), datetime.timezone(offset)).isoformat()
     except (ValueError, OverflowError, OSError):
         pass
-    return {"name": name.decode("utf-8", "replace"), "email": email.decode("utf-8", "replace"),
-            "date": date}
+    return {
+        "name": name.decode("utf-8", "replace"),
+        "email": email.decode("utf-8", "replace"),
+        "date": date,
+    }
 
 
 def op_pack(lay: Layout, git: Git, worktree: bool) -> None:
@@ -439,8 +503,14 @@ def op_pack(lay: Layout, git: Git, worktree: bool) -> None:
     tips = {lay.head} if worktree else {lay.head} | set(lay.refs.values()) | lay.reflog_oids()
     have = present(git, tips)
     sys.stdout.flush()
-    git.run("pack-objects", "--revs", "--stdout", "-q",
-            stdin="".join(t + "\n" for t in have).encode(), stdout=sys.stdout.fileno())
+    git.run(
+        "pack-objects",
+        "--revs",
+        "--stdout",
+        "-q",
+        stdin="".join(t + "\n" for t in have).encode(),
+        stdout=sys.stdout.fileno(),
+    )
 
 
 class Padded(io.RawIOBase):
@@ -462,7 +532,7 @@ class Padded(io.RawIOBase):
         except OSError:
             data, self.failed = b"", True
         data = data or b"\0" * n
-        buf[:len(data)] = data
+        buf[: len(data)] = data
         self.left -= len(data)
         return len(data)
 
@@ -471,8 +541,13 @@ def op_tar(ws: str, head: dict) -> int:
     """The workspace as a tar stream, walked by folder descriptors: a folder swapped for a link
     while the walk is in it is skipped, never followed; an entry that vanishes or changes kind
     is skipped. FIFOs, sockets and devices are left out. Returns the number skipped."""
-    out = tarfile.open(fileobj=sys.stdout.buffer, mode="w|", format=tarfile.PAX_FORMAT,
-                       encoding="utf-8", errors="surrogateescape")
+    out = tarfile.open(
+        fileobj=sys.stdout.buffer,
+        mode="w|",
+        format=tarfile.PAX_FORMAT,
+        encoding="utf-8",
+        errors="surrogateescape",
+    )
     data = json.dumps(head).encode()
     info = tarfile.TarInfo("am-head.json")
     info.size = len(data)
@@ -575,8 +650,9 @@ def run(argv: list) -> int:
         except OSError as e:
             fail(f"cannot read the workspace: {e.strerror}")
         if skipped:
-            sys.stderr.write(f"wsops: skipped {skipped} entries that changed or could not "
-                             "be read\n")
+            sys.stderr.write(
+                f"wsops: skipped {skipped} entries that changed or could not be read\n"
+            )
         return 0
     try:
         lay = Layout(ws, common)
@@ -596,8 +672,12 @@ def run(argv: list) -> int:
         elif op == "diff":
             op_diff(lay, git, base, "--stat" in flags)
         elif op == "log":
-            op_log(lay, git, base, "json" if "--json" in flags else
-                   "oneline" if "--oneline" in flags else "medium")
+            op_log(
+                lay,
+                git,
+                base,
+                "json" if "--json" in flags else "oneline" if "--oneline" in flags else "medium",
+            )
         elif op == "bundle":
             op_bundle(lay, git, exclude)
         else:

@@ -23,10 +23,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 # The command users run: the installed entry point beside this interpreter (make install).
-AM = ([str(Path(PY).parent / "am")] if (Path(PY).parent / "am").is_file()
-      else [PY, "-m", "am"])
-GIT_ID = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@localhost",
-          "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@localhost"}
+AM = [str(Path(PY).parent / "am")] if (Path(PY).parent / "am").is_file() else [PY, "-m", "am"]
+GIT_ID = {
+    "GIT_AUTHOR_NAME": "b",
+    "GIT_AUTHOR_EMAIL": "b@localhost",
+    "GIT_COMMITTER_NAME": "b",
+    "GIT_COMMITTER_EMAIL": "b@localhost",
+}
 
 
 def sh(argv, **kw) -> subprocess.CompletedProcess:
@@ -77,21 +80,25 @@ def make_repo(path: Path, commits: int, files: int, blob_lines: int = 8) -> Path
     sh(["git", "init", "-q", "-b", "main", path])
     chunks = []
     # The first commit creates every file; later ones each change a few.
-    chunks.append("commit refs/heads/main\nmark :1\ncommitter b <b@l> 1700000000 +0000\n"
-                  "data 4\ninit\n")
+    chunks.append(
+        "commit refs/heads/main\nmark :1\ncommitter b <b@l> 1700000000 +0000\ndata 4\ninit\n"
+    )
     for f in range(files):
         body = "".join(f"file {f} line {n}\n" for n in range(blob_lines))
         chunks.append(f"M 644 inline d{f % 50}/f{f}.txt\ndata {len(body)}\n{body}\n")
     for i in range(2, commits + 1):
-        chunks.append(f"commit refs/heads/main\nmark :{i}\n"
-                      f"committer b <b@l> {1700000000 + i} +0000\ndata {len(str(i))}\n{i}\n"
-                      f"from :{i - 1}\n")
+        chunks.append(
+            f"commit refs/heads/main\nmark :{i}\n"
+            f"committer b <b@l> {1700000000 + i} +0000\ndata {len(str(i))}\n{i}\n"
+            f"from :{i - 1}\n"
+        )
         for k in range(3):
             f = (i * 7 + k * 131) % files
             body = f"file {f} changed in {i}\n"
             chunks.append(f"M 644 inline d{f % 50}/f{f}.txt\ndata {len(body)}\n{body}\n")
-    subprocess.run(["git", "fast-import", "--quiet"], cwd=path, input="".join(chunks),
-                   text=True, check=True)
+    subprocess.run(
+        ["git", "fast-import", "--quiet"], cwd=path, input="".join(chunks), text=True, check=True
+    )
     sh(["git", "-C", path, "checkout", "-q", "-f", "main"])
     sh(["git", "-C", path, "gc", "-q"])
     return path
@@ -103,16 +110,18 @@ class Am:
         self.home = home
 
     def __call__(self, *args, check=True):
-        return subprocess.run([*AM, *map(str, args)], env=self.env, capture_output=True,
-                              text=True, check=check)
+        return subprocess.run(
+            [*AM, *map(str, args)], env=self.env, capture_output=True, text=True, check=check
+        )
 
     def ids(self):
         return [a["id"] for a in json.loads(self("list", "--json").stdout)]
 
     def stop_all(self):
         self("clean", "--containers", "--all", "--yes", check=False)
-        out = sh(["tmux", "list-sessions", "-F", "#{session_name}\t#{@am_home}"],
-                 check=False).stdout
+        out = sh(
+            ["tmux", "list-sessions", "-F", "#{session_name}\t#{@am_home}"], check=False
+        ).stdout
         for line in out.splitlines():
             name, _, home = line.partition("\t")
             if home == str(self.home):
@@ -127,15 +136,30 @@ def engine_flags(engine: str) -> list[str]:
     from am import plan as planning
     from am.backends import for_runtime as get_engine
 
-    ns = Namespace(name="floor", container=True, cmd="sleep 600", agent=None,
-                   skip_permissions=False, worktree=False, env=[], allow_domain=[],
-                   network=None, memory=None, cpus=None, pids=None, image=None, gpus=None,
-                   branch=None, base=None, runtime=engine)
+    ns = Namespace(
+        name="floor",
+        container=True,
+        cmd="sleep 600",
+        agent=None,
+        skip_permissions=False,
+        worktree=False,
+        env=[],
+        allow_domain=[],
+        network=None,
+        memory=None,
+        cpus=None,
+        pids=None,
+        image=None,
+        gpus=None,
+        branch=None,
+        base=None,
+        runtime=engine,
+    )
     p = planning.build(ns, paths.layout(), "/x", {}, None, None)
     p.workspace = Path("/tmp")
     argv = get_engine(engine).run_argv(p, "bench", os.getuid(), os.getgid())
     verb = next(i for i, a in enumerate(argv) if a in ("run", "create"))
-    rest = argv[verb + 1:argv.index("--")]
+    rest = argv[verb + 1 : argv.index("--")]
     flags, skip = [], False
     for a in rest:
         if skip:
@@ -148,6 +172,7 @@ def engine_flags(engine: str) -> list[str]:
 
 
 # -- the figures ---------------------------------------------------------------------------
+
 
 def bench_spawn_tmux(work: Path, repo: Path, runs: int) -> dict:
     am = Am(work / "home-tmux")
@@ -167,9 +192,13 @@ def bench_spawn_tmux(work: Path, repo: Path, runs: int) -> dict:
         if line.startswith("bench-floor-"):
             sh(["tmux", "kill-session", "-t", f"={line}:"], check=False)
     am.stop_all()
-    return {"figure": "spawn, tmux mode, local repository", "am": o, "floor": f,
-            "floor_what": "git clone --local + git switch -c + tmux new-session -d",
-            "target": 1.3}
+    return {
+        "figure": "spawn, tmux mode, local repository",
+        "am": o,
+        "floor": f,
+        "floor_what": "git clone --local + git switch -c + tmux new-session -d",
+        "target": 1.3,
+    }
 
 
 def bench_spawn_container(work: Path, repo: Path, runs: int, engine: str) -> dict:
@@ -181,22 +210,39 @@ def bench_spawn_container(work: Path, repo: Path, runs: int, engine: str) -> dic
         d = work / f"cfloor-{engine}-{next(n)}"
         sh(["git", "clone", "-q", "--no-hardlinks", repo, d])
         sh(["git", "-C", d, "switch", "-q", "-c", "am/x"])
-        sh([engine, "run", "-d", "--name", f"bench-{d.name}", *flags,
-            "--mount", f"type=bind,source={d},target=/workspace", "am-agent:latest",
-            "sleep", "600"])
+        sh(
+            [
+                engine,
+                "run",
+                "-d",
+                "--name",
+                f"bench-{d.name}",
+                *flags,
+                "--mount",
+                f"type=bind,source={d},target=/workspace",
+                "am-agent:latest",
+                "sleep",
+                "600",
+            ]
+        )
 
     def ours(_):
         am("spawn", repo, "--container", "--runtime", engine, "--cmd", "sleep 600")
 
     o, f = paired(ours, floor, runs)
-    names = sh([engine, "ps", "-a", "--filter", "name=bench-cfloor", "--format", "{{.Names}}"],
-               check=False).stdout.split()
+    names = sh(
+        [engine, "ps", "-a", "--filter", "name=bench-cfloor", "--format", "{{.Names}}"], check=False
+    ).stdout.split()
     if names:
         sh([engine, "rm", "-f", *names], check=False)
     am.stop_all()
-    return {"figure": f"spawn, container mode ({engine}), image present", "am": o, "floor": f,
-            "floor_what": f"git clone + switch -c + plain {engine} run -d, same flags",
-            "target": 1.3}
+    return {
+        "figure": f"spawn, container mode ({engine}), image present",
+        "am": o,
+        "floor": f,
+        "floor_what": f"git clone + switch -c + plain {engine} run -d, same flags",
+        "target": 1.3,
+    }
 
 
 def bench_repeat_spawn(work: Path, big: Path, runs: int) -> list[dict]:
@@ -223,13 +269,29 @@ def bench_repeat_spawn(work: Path, big: Path, runs: int) -> list[dict]:
     checkout = du(big) - du(big / ".git")
     am.stop_all()
     return [
-        {"figure": "repeat spawn from a URL through the cache", "am": o, "floor": w,
-         "floor_what": "git worktree add", "target": 1.5},
-        {"figure": "repeat spawn vs a plain full clone", "am": o, "floor": f,
-         "floor_what": "git clone --no-local (what users do without am)", "target": 0.1,
-         "note": "target: at least 10x faster"},
-        {"figure": "disk per extra agent vs one checkout", "am": per_agent, "floor": checkout,
-         "floor_what": "size of one checkout (work tree only)", "target": 1.2, "unit": "bytes"},
+        {
+            "figure": "repeat spawn from a URL through the cache",
+            "am": o,
+            "floor": w,
+            "floor_what": "git worktree add",
+            "target": 1.5,
+        },
+        {
+            "figure": "repeat spawn vs a plain full clone",
+            "am": o,
+            "floor": f,
+            "floor_what": "git clone --no-local (what users do without am)",
+            "target": 0.1,
+            "note": "target: at least 10x faster",
+        },
+        {
+            "figure": "disk per extra agent vs one checkout",
+            "am": per_agent,
+            "floor": checkout,
+            "floor_what": "size of one checkout (work tree only)",
+            "target": 1.2,
+            "unit": "bytes",
+        },
     ]
 
 
@@ -237,9 +299,17 @@ def bench_workspace_ops(work: Path, repo: Path, runs: int, engine: str) -> list[
     """am diff, am snapshot and the unsaved-work check of a container agent, running and
     stopped, against what plain git and tar on the host cost for the same workspace."""
     am = Am(work / f"home-ops-{engine}")
-    agent = am("spawn", repo, "--container", "--runtime", engine, "--name", "ops", "--cmd",
-               "echo edit >> d0/f0.txt && echo new > made.txt && echo READY && sleep 3600"
-               ).stdout.split()[-1]
+    agent = am(
+        "spawn",
+        repo,
+        "--container",
+        "--runtime",
+        engine,
+        "--name",
+        "ops",
+        "--cmd",
+        "echo edit >> d0/f0.txt && echo new > made.txt && echo READY && sleep 3600",
+    ).stdout.split()[-1]
     ws = am.home / "agents" / agent
     deadline = time.monotonic() + 60
     while not (ws / "made.txt").exists() and time.monotonic() < deadline:
@@ -270,28 +340,48 @@ def bench_workspace_ops(work: Path, repo: Path, runs: int, engine: str) -> list[
         if state == "stopped":
             am("stop", agent)
         o, f = paired(lambda _: am("diff", agent), git_diff, runs)
-        rows.append({"figure": f"am diff, {state} container agent ({engine})", "am": o,
-                     "floor": f, "floor_what": "git read-tree + add -N + diff on the host",
-                     "target": None})
+        rows.append(
+            {
+                "figure": f"am diff, {state} container agent ({engine})",
+                "am": o,
+                "floor": f,
+                "floor_what": "git read-tree + add -N + diff on the host",
+                "target": None,
+            }
+        )
         o = median_of(lambda _: am("snapshot", agent), runs, teardown=drop_snapshots)
         f = median_of(tar, runs)
-        rows.append({"figure": f"am snapshot, {state} container agent ({engine})", "am": o,
-                     "floor": f, "floor_what": "tar -czf of the workspace on the host",
-                     "target": None})
+        rows.append(
+            {
+                "figure": f"am snapshot, {state} container agent ({engine})",
+                "am": o,
+                "floor": f,
+                "floor_what": "tar -czf of the workspace on the host",
+                "target": None,
+            }
+        )
     # am rm refuses a stopped agent with unsaved work: the check alone, and nothing removed
     o, f = paired(lambda _: am("rm", agent, check=False), git_unsaved, runs)
-    rows.append({"figure": f"unsaved-work check (am rm refused), stopped agent ({engine})",
-                 "am": o, "floor": f, "floor_what": "git status + rev-list on the host",
-                 "target": None})
+    rows.append(
+        {
+            "figure": f"unsaved-work check (am rm refused), stopped agent ({engine})",
+            "am": o,
+            "floor": f,
+            "floor_what": "git status + rev-list on the host",
+            "target": None,
+        }
+    )
     am.stop_all()
     return rows
 
 
 # A stand-in agent with ten commits of its own (three files each), then idle.
-TEN_COMMITS = ("for i in 0 1 2 3 4 5 6 7 8 9; do for k in 1 2 3; do "
-               "echo \"agent $i\" >> d$i/f$((i * 100 + k)).txt; done; "
-               "git add -A && git -c user.name=a -c user.email=a@l commit -qm \"agent $i\"; "
-               "done; echo COMMITTED; sleep 3600")
+TEN_COMMITS = (
+    "for i in 0 1 2 3 4 5 6 7 8 9; do for k in 1 2 3; do "
+    'echo "agent $i" >> d$i/f$((i * 100 + k)).txt; done; '
+    'git add -A && git -c user.name=a -c user.email=a@l commit -qm "agent $i"; '
+    "done; echo COMMITTED; sleep 3600"
+)
 
 
 def bench_pull_push(work: Path, repo: Path, runs: int, engine: str | None) -> list[dict]:
@@ -306,8 +396,9 @@ def bench_pull_push(work: Path, repo: Path, runs: int, engine: str | None) -> li
     g = ["git", "-c", "safe.directory=*", "-C"]  # a container agent's workspace is its uid's
     try:
         for kind, source in (("pull", repo), ("push", f"file://{remote}")):
-            agent = am("spawn", source, *mode, "--name", f"{kind}-{label}", "--cmd", TEN_COMMITS
-                       ).stdout.split()[-1]
+            agent = am(
+                "spawn", source, *mode, "--name", f"{kind}-{label}", "--cmd", TEN_COMMITS
+            ).stdout.split()[-1]
             ws = am.home / "agents" / agent
             deadline = time.monotonic() + 120
             while "COMMITTED" not in am("logs", agent).stdout:
@@ -323,14 +414,30 @@ def bench_pull_push(work: Path, repo: Path, runs: int, engine: str | None) -> li
 
             if kind == "pull":
                 ours = lambda _, a=agent: am("pull", a)  # noqa: E731
-                floor = lambda _, w=ws, g=g: sh([*g, repo, "fetch", "-q",  # noqa: E731
-                                                 "--upload-pack=git -c safe.directory=* "
-                                                 "upload-pack", w, "HEAD:refs/heads/floor"])
+                floor = lambda _, w=ws, g=g: sh(  # noqa: E731
+                    [
+                        *g,
+                        repo,
+                        "fetch",
+                        "-q",
+                        "--upload-pack=git -c safe.directory=* upload-pack",
+                        w,
+                        "HEAD:refs/heads/floor",
+                    ]
+                )
                 what = "git fetch from the workspace into the source"
             else:
                 ours = lambda _, a=agent: am("push", a)  # noqa: E731
-                floor = lambda _, w=ws, g=g: sh([*g, w, "push", "-q",  # noqa: E731
-                                                 f"file://{remote}", "HEAD:refs/heads/floor"])
+                floor = lambda _, w=ws, g=g: sh(  # noqa: E731
+                    [
+                        *g,
+                        w,
+                        "push",
+                        "-q",
+                        f"file://{remote}",
+                        "HEAD:refs/heads/floor",
+                    ]
+                )
                 what = "git push from the workspace"
             for state in ("running", "stopped"):
                 if state == "stopped":
@@ -339,8 +446,15 @@ def bench_pull_push(work: Path, repo: Path, runs: int, engine: str | None) -> li
                     am("stop", agent)
                 o = median_of(ours, runs, setup=reset)
                 f = median_of(floor, runs, setup=reset)
-                rows.append({"figure": f"am {kind}, ten commits, {state} agent ({label})", "am": o,
-                             "floor": f, "floor_what": what, "target": None})
+                rows.append(
+                    {
+                        "figure": f"am {kind}, ten commits, {state} agent ({label})",
+                        "am": o,
+                        "floor": f,
+                        "floor_what": what,
+                        "target": None,
+                    }
+                )
     finally:
         am.stop_all()
     return rows
@@ -370,8 +484,11 @@ EOF"""
 def cgroup_dir(engine: str, name: str, controller: str) -> Path:
     """The host's (v1) cgroup folder of a running container for CONTROLLER."""
     pid = sh([engine, "inspect", "--format", "{{.State.Pid}}", name]).stdout.strip()
-    line = next(ln for ln in Path(f"/proc/{pid}/cgroup").read_text().splitlines()
-                if controller in ln.split(":")[1].split(","))
+    line = next(
+        ln
+        for ln in Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+        if controller in ln.split(":")[1].split(",")
+    )
     return Path("/sys/fs/cgroup") / controller / line.split(":", 2)[2].lstrip("/")
 
 
@@ -404,22 +521,24 @@ def bench_isolation(work: Path, repo: Path, runs: int, engine: str) -> list[dict
         argv = ["spawn", repo, "--container", "--runtime", engine, "--isolation", iso, "--cmd"]
         return lambda _: homes[iso](*argv, cmd).stdout.split()[-1]
 
-    spawn_g, spawn_r = paired(spawner("gvisor", "sleep 600"), spawner("runc", "sleep 600"),
-                              runs)
+    spawn_g, spawn_r = paired(spawner("gvisor", "sleep 600"), spawner("runc", "sleep 600"), runs)
     time.sleep(2)  # let the idle agents settle before their memory is read
-    mem = {iso: [container_memory(engine, f"am-{i}") for i in am.ids()]
-           for iso, am in homes.items()}
+    mem = {
+        iso: [container_memory(engine, f"am-{i}") for i in am.ids()] for iso, am in homes.items()
+    }
     agents = {iso: spawner(iso, WORKLOAD)(None) for iso in homes}
-    cpuacct = {iso: cgroup_dir(engine, f"am-{a}", "cpuacct") / "cpuacct.usage"
-               for iso, a in agents.items()}
+    cpuacct = {
+        iso: cgroup_dir(engine, f"am-{a}", "cpuacct") / "cpuacct.usage" for iso, a in agents.items()
+    }
     # per task and isolation: wall seconds inside the agent, and CPU seconds the host spent
     # on the whole container (gVisor's own work included), which a busy machine disturbs less
-    samples = {(name, iso, k): [] for name in ("cpu", "status") for iso in homes
-               for k in ("wall", "host")}
+    samples = {
+        (name, iso, k): [] for name in ("cpu", "status") for iso in homes for k in ("wall", "host")
+    }
     trigger = 0
     for name in ("status", "cpu"):
         for i in range(runs + 1):
-            for iso in (("gvisor", "runc") if i % 2 else ("runc", "gvisor")):
+            for iso in ("gvisor", "runc") if i % 2 else ("runc", "gvisor"):
                 am, agent = homes[iso], agents[iso]
                 before = int(cpuacct[iso].read_text())
                 (am.home / "agents" / agent / ".git" / f"bench-go-{trigger}").write_text(name)
@@ -432,28 +551,55 @@ def bench_isolation(work: Path, repo: Path, runs: int, engine: str) -> list[dict
                 if i:
                     samples[name, iso, "wall"].append(float(log.split(mark)[1].split()[0]))
                     samples[name, iso, "host"].append(
-                        (int(cpuacct[iso].read_text()) - before) / 1e9)
+                        (int(cpuacct[iso].read_text()) - before) / 1e9
+                    )
             trigger += 1
     for am in homes.values():
         am.stop_all()
     med = {k: statistics.median(v) for k, v in samples.items()}
-    memory = {iso: (statistics.median(m[0] for m in ms), statistics.median(m[1] for m in ms))
-              for iso, ms in mem.items()}
+    memory = {
+        iso: (statistics.median(m[0] for m in ms), statistics.median(m[1] for m in ms))
+        for iso, ms in mem.items()
+    }
     what = f"the same under runc ({engine})"
     return [
-        {"figure": f"gVisor: spawn ({engine})", "am": spawn_g, "floor": spawn_r,
-         "floor_what": what, "target": None},
-        {"figure": f"gVisor: idle agent, memory charged to its cgroup ({engine})",
-         "am": memory["gvisor"][0], "floor": memory["runc"][0], "floor_what": what,
-         "target": None, "unit": "bytes"},
-        {"figure": f"gVisor: idle agent, host processes' PSS ({engine})",
-         "am": memory["gvisor"][1], "floor": memory["runc"][1], "floor_what": what,
-         "target": None, "unit": "bytes"},
-        *({"figure": f"gVisor: {label}, {kind} ({engine})", "am": med[task, "gvisor", k],
-           "floor": med[task, "runc", k], "floor_what": what, "target": None}
-          for task, label in (("cpu", "CPU-bound loop (10M squares in Python)"),
-                              ("status", "git status over 5,000 files"))
-          for k, kind in (("wall", "time in the agent"), ("host", "host CPU time"))),
+        {
+            "figure": f"gVisor: spawn ({engine})",
+            "am": spawn_g,
+            "floor": spawn_r,
+            "floor_what": what,
+            "target": None,
+        },
+        {
+            "figure": f"gVisor: idle agent, memory charged to its cgroup ({engine})",
+            "am": memory["gvisor"][0],
+            "floor": memory["runc"][0],
+            "floor_what": what,
+            "target": None,
+            "unit": "bytes",
+        },
+        {
+            "figure": f"gVisor: idle agent, host processes' PSS ({engine})",
+            "am": memory["gvisor"][1],
+            "floor": memory["runc"][1],
+            "floor_what": what,
+            "target": None,
+            "unit": "bytes",
+        },
+        *(
+            {
+                "figure": f"gVisor: {label}, {kind} ({engine})",
+                "am": med[task, "gvisor", k],
+                "floor": med[task, "runc", k],
+                "floor_what": what,
+                "target": None,
+            }
+            for task, label in (
+                ("cpu", "CPU-bound loop (10M squares in Python)"),
+                ("status", "git status over 5,000 files"),
+            )
+            for k, kind in (("wall", "time in the agent"), ("host", "host CPU time"))
+        ),
     ]
 
 
@@ -472,11 +618,22 @@ def count_calls(work: Path, engine: str) -> tuple[dict, Path]:
 def bench_list_status(work: Path, repo: Path, runs: int, engine: str, agents: int) -> list[dict]:
     am = Am(work / "home-list")
     live = agents // 2
-    print(f"  spawning {live} container agents on {engine} and {agents - live} tmux agents",
-          file=sys.stderr)
+    print(
+        f"  spawning {live} container agents on {engine} and {agents - live} tmux agents",
+        file=sys.stderr,
+    )
     for _ in range(live):
-        am("spawn", repo, "--container", "--runtime", engine, "--cmd", "sleep 3600",
-           "--memory", "64m")
+        am(
+            "spawn",
+            repo,
+            "--container",
+            "--runtime",
+            engine,
+            "--cmd",
+            "sleep 3600",
+            "--memory",
+            "64m",
+        )
     for _ in range(agents - live):
         am("spawn", repo, "--cmd", "exit 0")
 
@@ -488,20 +645,38 @@ def bench_list_status(work: Path, repo: Path, runs: int, engine: str, agents: in
     f = median_of(floor, runs)
     o_list = median_of(lambda _: am("list"), runs)
     o_json = median_of(lambda _: am("list", "--json"), runs)
-    rows = [{"figure": f"am list, {agents} agents ({live} live on {engine})", "am": o_list,
-             "floor": f, "floor_what": f"python -c pass + {engine} ps + tmux list-sessions",
-             "target": 4.0},
-            {"figure": f"am list --json, {agents} agents", "am": o_json, "floor": f,
-             "floor_what": "same", "target": 4.0}]
+    rows = [
+        {
+            "figure": f"am list, {agents} agents ({live} live on {engine})",
+            "am": o_list,
+            "floor": f,
+            "floor_what": f"python -c pass + {engine} ps + tmux list-sessions",
+            "target": 4.0,
+        },
+        {
+            "figure": f"am list --json, {agents} agents",
+            "am": o_json,
+            "floor": f,
+            "floor_what": "same",
+            "target": 4.0,
+        },
+    ]
+
     def stats_floor(_):
         sh([PY, "-c", "pass"])
         sh([engine, "stats", "--no-stream"])
         sh(["tmux", "list-sessions"])
 
     o_status, f_status = paired(lambda _: am("status", "--json"), stats_floor, runs)
-    rows.append({"figure": f"am status, {agents} agents", "am": o_status, "floor": f_status,
-                 "floor_what": f"python -c pass + {engine} stats --no-stream + tmux "
-                 "list-sessions", "target": 4.0})
+    rows.append(
+        {
+            "figure": f"am status, {agents} agents",
+            "am": o_status,
+            "floor": f_status,
+            "floor_what": f"python -c pass + {engine} stats --no-stream + tmux list-sessions",
+            "target": 4.0,
+        }
+    )
     # engine calls per am list must not grow with the agent count
     env, log = count_calls(work, engine)
     calls = []
@@ -509,9 +684,16 @@ def bench_list_status(work: Path, repo: Path, runs: int, engine: str, agents: in
         log.write_text("")
         subprocess.run([*AM, "list"], env={**am.env, **env}, capture_output=True, check=True)
         calls.append(len(log.read_text().split()))
-    rows.append({"figure": f"{engine} calls per am list ({agents} agents)", "am": calls[0],
-                 "floor": None, "floor_what": "must not grow with the agent count",
-                 "target": None, "unit": "calls"})
+    rows.append(
+        {
+            "figure": f"{engine} calls per am list ({agents} agents)",
+            "am": calls[0],
+            "floor": None,
+            "floor_what": "must not grow with the agent count",
+            "target": None,
+            "unit": "calls",
+        }
+    )
     am.stop_all()
     return rows
 
@@ -521,8 +703,9 @@ def bench_startup(work: Path, runs: int) -> tuple[list[dict], list[tuple[str, fl
     f = median_of(lambda _: sh([PY, "-c", "pass"]), runs * 4)
     v = median_of(lambda _: am("--version"), runs * 4)
     e = median_of(lambda _: am("list"), runs * 4)
-    res = subprocess.run([PY, "-X", "importtime", "-m", "am", "list"], env=am.env,
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [PY, "-X", "importtime", "-m", "am", "list"], env=am.env, capture_output=True, text=True
+    )
     mods = []
     for line in res.stderr.splitlines():
         if line.startswith("import time:") and "|" in line:
@@ -534,10 +717,20 @@ def bench_startup(work: Path, runs: int) -> tuple[list[dict], list[tuple[str, fl
     top = [m for m in mods if "." not in m[0] or m[0].startswith("am")]
     top.sort(key=lambda m: -m[1])
     return [
-        {"figure": "am --version", "am": v, "floor": f, "floor_what": "python -c pass",
-         "target": 2.0},
-        {"figure": "am list, no agents", "am": e, "floor": f, "floor_what": "python -c pass",
-         "target": None},
+        {
+            "figure": "am --version",
+            "am": v,
+            "floor": f,
+            "floor_what": "python -c pass",
+            "target": 2.0,
+        },
+        {
+            "figure": "am list, no agents",
+            "am": e,
+            "floor": f,
+            "floor_what": "python -c pass",
+            "target": None,
+        },
     ], top[:8]
 
 
@@ -550,13 +743,15 @@ def bench_ui(work: Path, repo: Path, engines: list[str], seconds: float = 60) ->
 
     am = Am(work / "home-ui")
     containers = [e for e in engines for _ in range(3)][:6]
-    print(f"  spawning {10 - len(containers)} tmux agents and {len(containers)} container "
-          f"agents ({', '.join(engines)})", file=sys.stderr)
+    print(
+        f"  spawning {10 - len(containers)} tmux agents and {len(containers)} container "
+        f"agents ({', '.join(engines)})",
+        file=sys.stderr,
+    )
     for _ in range(10 - len(containers)):
         am("spawn", repo, "--cmd", "while :; do date; sleep 5; done")
     for e in containers:
-        am("spawn", repo, "--container", "--runtime", e, "--cmd", "sleep 3600",
-           "--memory", "64m")
+        am("spawn", repo, "--container", "--runtime", e, "--cmd", "sleep 3600", "--memory", "64m")
 
     def cpu(procs) -> float:
         total = 0.0
@@ -575,8 +770,16 @@ def bench_ui(work: Path, repo: Path, engines: list[str], seconds: float = 60) ->
         am("list")
         time.sleep(max(0.0, min(2.0 - (time.monotonic() - began), end - time.monotonic())))
     done = os.times()
-    am_list = (done.children_user + done.children_system - children.children_user
-               - children.children_system) * 60 / seconds
+    am_list = (
+        (
+            done.children_user
+            + done.children_system
+            - children.children_user
+            - children.children_system
+        )
+        * 60
+        / seconds
+    )
 
     # Shims count the ui's calls of each engine and of tmux.
     shims = work / "ui-shims"
@@ -585,15 +788,34 @@ def bench_ui(work: Path, repo: Path, engines: list[str], seconds: float = 60) ->
     for name in ("docker", "podman", "tmux"):
         if shutil.which(name):
             (shims / name).write_text(
-                f'#!/bin/sh\necho "{name} $1" >> {log}\nexec {shutil.which(name)} "$@"\n')
+                f'#!/bin/sh\necho "{name} $1" >> {log}\nexec {shutil.which(name)} "$@"\n'
+            )
             (shims / name).chmod(0o755)
     session = f"bench-ui-{os.getpid()}"
-    sh(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", "--", "env",
-        f"AM_HOME={am.home}", f"PATH={shims}:{os.environ['PATH']}", *AM, "ui"])
+    sh(
+        [
+            "tmux",
+            "new-session",
+            "-d",
+            "-s",
+            session,
+            "-x",
+            "120",
+            "-y",
+            "40",
+            "--",
+            "env",
+            f"AM_HOME={am.home}",
+            f"PATH={shims}:{os.environ['PATH']}",
+            *AM,
+            "ui",
+        ]
+    )
     try:
         # env execs am: the pane's process is the ui.
-        ui = psutil.Process(int(sh(["tmux", "display-message", "-p", "-t", f"={session}:",
-                                    "#{pane_pid}"]).stdout))
+        ui = psutil.Process(
+            int(sh(["tmux", "display-message", "-p", "-t", f"={session}:", "#{pane_pid}"]).stdout)
+        )
         time.sleep(5)  # start-up, not the steady cost
         log.write_text("")
         before = cpu([ui])
@@ -604,8 +826,11 @@ def bench_ui(work: Path, repo: Path, engines: list[str], seconds: float = 60) ->
         sh(["tmux", "kill-session", "-t", f"={session}:"], check=False)
     per_minute = {c: calls.count(c) * 60 / seconds for c in sorted(set(calls))}
 
-    daemons = [p for p in psutil.process_iter(["name"])
-               if (p.info["name"] or "").startswith(("dockerd", "containerd"))]
+    daemons = [
+        p
+        for p in psutil.process_iter(["name"])
+        if (p.info["name"] or "").startswith(("dockerd", "containerd"))
+    ]
     stats_cost = None
     if "docker" in engines and daemons:
         before, began = cpu(daemons), time.monotonic()
@@ -617,21 +842,41 @@ def bench_ui(work: Path, repo: Path, engines: list[str], seconds: float = 60) ->
         stats_cost = max(0.0, during - (cpu(daemons) - before)) / 10
     am.stop_all()
     mix = f"{10 - len(containers)} tmux + {len(containers)} container agents"
-    rows = [{"figure": f"am ui, {mix}: its CPU a minute (with the engine clients it runs)",
-             "am": ui_cpu, "floor": am_list, "floor_what": "am list every 2 s",
-             "target": 1.0, "unit": "cpu"},
-            {"figure": "am ui: calls a minute", "am": ", ".join(
-                f"{v:.0f} {k}" for k, v in per_minute.items()), "floor": None,
-             "floor_what": "counted by shims", "target": None, "unit": "text"}]
+    rows = [
+        {
+            "figure": f"am ui, {mix}: its CPU a minute (with the engine clients it runs)",
+            "am": ui_cpu,
+            "floor": am_list,
+            "floor_what": "am list every 2 s",
+            "target": 1.0,
+            "unit": "cpu",
+        },
+        {
+            "figure": "am ui: calls a minute",
+            "am": ", ".join(f"{v:.0f} {k}" for k, v in per_minute.items()),
+            "floor": None,
+            "floor_what": "counted by shims",
+            "target": None,
+            "unit": "text",
+        },
+    ]
     if stats_cost is not None:
-        rows.append({"figure": "am ui: CPU a minute of dockerd and containerd for its docker "
-                     "stats calls", "am": stats_cost * per_minute.get("docker stats", 0),
-                     "floor": None, "floor_what": f"{stats_cost * 1000:.0f} ms a call, "
-                     "measured over 10 calls", "target": None, "unit": "cpu"})
+        rows.append(
+            {
+                "figure": "am ui: CPU a minute of dockerd and containerd for its docker "
+                "stats calls",
+                "am": stats_cost * per_minute.get("docker stats", 0),
+                "floor": None,
+                "floor_what": f"{stats_cost * 1000:.0f} ms a call, measured over 10 calls",
+                "target": None,
+                "unit": "cpu",
+            }
+        )
     return rows
 
 
 # -- report --------------------------------------------------------------------------------
+
 
 def fmt(value, unit="s"):
     if value is None:
@@ -668,8 +913,15 @@ def machine() -> list[str]:
         f"memory {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 1024**3:.0f} GiB",
         f"- OS: {platform.platform()}",
         f"- Python {platform.python_version()}, {v(['git', '--version'])}, {v(['tmux', '-V'])}",
-        "- docker: " + v(["docker", "version", "--format",
-                          "client {{.Client.Version}}, server {{.Server.Version}}"]),
+        "- docker: "
+        + v(
+            [
+                "docker",
+                "version",
+                "--format",
+                "client {{.Client.Version}}, server {{.Server.Version}}",
+            ]
+        ),
         f"- podman: {v(['podman', '--version'])}; runc: {v(['runc', '--version'])}; "
         f"{v(['runsc', '--version'])} (gVisor, ptrace platform)",
     ]
@@ -682,8 +934,10 @@ def report(rows, imports, runs, args) -> str:
         ratio = f"{r['am'] / r['floor']:.2f}x" if r.get("floor") else "-"
         target = r.get("note") or (f"<= {r['target']}x" if r.get("target") else "-")
         detail = f" ({r['detail']})" if r.get("detail") else ""
-        lines.append(f"| {r['figure']}{detail} | {fmt(r['am'], unit)} | {fmt(r['floor'], unit)}"
-                     f" ({r['floor_what']}) | {ratio} | {target} | {verdict(r)} |")
+        lines.append(
+            f"| {r['figure']}{detail} | {fmt(r['am'], unit)} | {fmt(r['floor'], unit)}"
+            f" ({r['floor_what']}) | {ratio} | {target} | {verdict(r)} |"
+        )
     imp = ["| module | cumulative import |", "|---|---|"]
     imp += [f"| `{name}` | {sec * 1000:.1f} ms |" for name, sec in imports]
     return "\n".join(lines), "\n".join(imp)
@@ -707,18 +961,25 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="small repositories and 40 agents")
     ap.add_argument("--engines", default="docker,podman")
     ap.add_argument("--list-engine", default="docker")
-    ap.add_argument("--only",
-                    default="spawn,container,isolation,repeat,ops,pull,list,startup,ui,scale,"
-                            "flood,remote,idle",
-                    help="comma-separated figures to run (the report is written only for all)")
+    ap.add_argument(
+        "--only",
+        default="spawn,container,isolation,repeat,ops,pull,list,startup,ui,scale,flood,remote,idle",
+        help="comma-separated figures to run (the report is written only for all)",
+    )
     ap.add_argument("--out", default=str(ROOT / "docs" / "performance.md"))
-    ap.add_argument("--before", metavar="REV",
-                    help="also measure am at git revision REV for the scale, idle and flood "
-                         "figures, in the same run")
+    ap.add_argument(
+        "--before",
+        metavar="REV",
+        help="also measure am at git revision REV for the scale, idle and flood "
+        "figures, in the same run",
+    )
     # Not /tmp: on these machines its directory tree allocates new files several times slower
     # than the rest of the same disk (measured), which would drown am's own cost in the floor's.
-    ap.add_argument("--work-dir", default="/var/tmp",
-                    help="where the repositories, workspaces and AM_HOMEs are made")
+    ap.add_argument(
+        "--work-dir",
+        default="/var/tmp",
+        help="where the repositories, workspaces and AM_HOMEs are made",
+    )
     args = ap.parse_args()
     engines = [e for e in args.engines.split(",") if e]
     only = set(args.only.split(","))
@@ -727,16 +988,21 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     # Byte-compiled, as pip installs a package (PYTHONDONTWRITEBYTECODE would otherwise make
     # every run compile am's sources again).
-    subprocess.run([PY, "-m", "compileall", "-q", str(ROOT / "am")], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [PY, "-m", "compileall", "-q", str(ROOT / "am")], check=True, stdout=subprocess.DEVNULL
+    )
     work = Path(tempfile.mkdtemp(prefix="am-bench-", dir=args.work_dir))
     rows: list[dict] = []
     try:
         print("generating repositories ...", file=sys.stderr)
-        medium = make_repo(work / "medium", 200 if args.quick else 2000,
-                           500 if args.quick else 5000)
-        big = make_repo(work / "big", 2000 if args.quick else 20000,
-                        1000 if args.quick else 5000) if "repeat" in only else None
+        medium = make_repo(
+            work / "medium", 200 if args.quick else 2000, 500 if args.quick else 5000
+        )
+        big = (
+            make_repo(work / "big", 2000 if args.quick else 20000, 1000 if args.quick else 5000)
+            if "repeat" in only
+            else None
+        )
         if "spawn" in only:
             print("spawn, tmux mode ...", file=sys.stderr)
             rows.append(bench_spawn_tmux(work, medium, args.runs))
@@ -757,8 +1023,9 @@ def main() -> int:
             rows += bench_pull_push(work, medium, args.runs, e)
         if "list" in only:
             print("list and status at scale ...", file=sys.stderr)
-            rows += bench_list_status(work, medium, args.runs, args.list_engine,
-                                      40 if args.quick else 200)
+            rows += bench_list_status(
+                work, medium, args.runs, args.list_engine, 40 if args.quick else 200
+            )
         if "ui" in only:
             print("am ui over 10 agents, a minute each way ...", file=sys.stderr)
             rows += bench_ui(work, medium, engines)
@@ -778,25 +1045,40 @@ def main() -> int:
     print(table)
     print()
     print(imp)
-    sizes = ("quick: 200 commits/500 files and 2,000 commits/1,000 files, 40 agents"
-             if args.quick else "2,000 commits/5,000 files (spawn) and 20,000 commits/5,000 "
-             "files (repeat spawn), 200 agents")
+    sizes = (
+        "quick: 200 commits/500 files and 2,000 commits/1,000 files, 40 agents"
+        if args.quick
+        else "2,000 commits/5,000 files (spawn) and 20,000 commits/5,000 "
+        "files (repeat spawn), 200 agents"
+    )
     if only == {"remote"}:
-        when = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
-        write_section(ROOT / "docs" / "scale.md", "remote", f"{when}, medians of {args.runs} "
-                      "runs after a warm-up.\n\n" + "\n".join(machine()) + "\n\n" + table)
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        write_section(
+            ROOT / "docs" / "scale.md",
+            "remote",
+            f"{when}, medians of {args.runs} "
+            "runs after a warm-up.\n\n" + "\n".join(machine()) + "\n\n" + table,
+        )
         return 0
     if only == {"idle"}:
-        when = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
-        write_section(Path(args.out), "idle", f"{when}, one sample each (medians of "
-                      f"{args.runs * 2} runs for am list)."
-                      "\n\n" + "\n".join(machine()) + "\n\n" + table)
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        write_section(
+            Path(args.out),
+            "idle",
+            f"{when}, one sample each (medians of "
+            f"{args.runs * 2} runs for am list)."
+            "\n\n" + "\n".join(machine()) + "\n\n" + table,
+        )
         return 0
     if only <= {"scale", "flood", "remote"} and only:
-        when = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
-        write_section(Path(args.out), "scale", f"{when}, one sample each (medians of "
-                      f"{args.runs * 2} runs for list and status)."
-                      "\n\n" + "\n".join(machine()) + "\n\n" + table)
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        write_section(
+            Path(args.out),
+            "scale",
+            f"{when}, one sample each (medians of "
+            f"{args.runs * 2} runs for list and status)."
+            "\n\n" + "\n".join(machine()) + "\n\n" + table,
+        )
         return 0
     if only != set(ap.get_default("only").split(",")):
         return 0  # a partial run: the table above, no report
@@ -805,9 +1087,14 @@ def main() -> int:
     Path(args.out).write_text(
         head + "<!-- bench -->\n## Latest run\n\n"
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, medians of {args.runs} runs "
-        f"after a warm-up; repositories: {sizes}.\n\n" + "\n".join(machine()) + "\n\n" + table
-        + "\n\nSlowest imports of `am list` (`python -X importtime`, cumulative):\n\n" + imp
-        + "\n")
+        f"after a warm-up; repositories: {sizes}.\n\n"
+        + "\n".join(machine())
+        + "\n\n"
+        + table
+        + "\n\nSlowest imports of `am list` (`python -X importtime`, cumulative):\n\n"
+        + imp
+        + "\n"
+    )
     print(f"\nwrote {args.out}", file=sys.stderr)
     return 0
 

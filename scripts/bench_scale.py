@@ -41,16 +41,20 @@ class Version:
     def before(cls, work: Path, rev: str) -> "Version":
         tree = work / "before-am"
         tree.mkdir()
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "am"], check=True,
-                                 capture_output=True).stdout
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", rev, "am"], check=True, capture_output=True
+        ).stdout
         subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
         venv = work / "before-venv"
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
         site = next((venv / "lib").glob("python3*/site-packages"))
         ours = next(p for p in sys.path if p.endswith("site-packages"))
         (site / "am-before.pth").write_text(f"{tree}\n{ours}\n")
-        subprocess.run([str(venv / "bin" / "python"), "-m", "compileall", "-q", str(tree)],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "compileall", "-q", str(tree)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         return cls(f"before ({rev})", str(venv / "bin" / "python"))
 
 
@@ -58,9 +62,14 @@ class Home:
     def __init__(self, version: Version, home: Path):
         self.version = version
         self.home = home
-        self.env = {**os.environ, "AM_HOME": str(home), "GIT_AUTHOR_NAME": "b",
-                    "GIT_AUTHOR_EMAIL": "b@localhost", "GIT_COMMITTER_NAME": "b",
-                    "GIT_COMMITTER_EMAIL": "b@localhost"}
+        self.env = {
+            **os.environ,
+            "AM_HOME": str(home),
+            "GIT_AUTHOR_NAME": "b",
+            "GIT_AUTHOR_EMAIL": "b@localhost",
+            "GIT_COMMITTER_NAME": "b",
+            "GIT_COMMITTER_EMAIL": "b@localhost",
+        }
 
     def argv(self, *args) -> list[str]:
         return [self.version.python, "-P", "-m", "am", *map(str, args)]  # not the cwd's am
@@ -68,8 +77,9 @@ class Home:
     def __call__(self, *args, check=True) -> subprocess.CompletedProcess:
         res = subprocess.run(self.argv(*args), env=self.env, capture_output=True, text=True)
         if check and res.returncode:
-            raise RuntimeError(f"{self.version.label}: am {' '.join(map(str, args))} failed:\n"
-                               f"{res.stderr[-2000:]}")
+            raise RuntimeError(
+                f"{self.version.label}: am {' '.join(map(str, args))} failed:\n{res.stderr[-2000:]}"
+            )
         return res
 
     def agents(self) -> list[dict]:
@@ -77,13 +87,15 @@ class Home:
 
     def clean(self) -> None:
         self("clean", "--containers", "--all", check=False)
-        out = subprocess.run(["tmux", "list-sessions", "-F", "#{session_name}\t#{@am_home}"],
-                             capture_output=True, text=True).stdout
+        out = subprocess.run(
+            ["tmux", "list-sessions", "-F", "#{session_name}\t#{@am_home}"],
+            capture_output=True,
+            text=True,
+        ).stdout
         for line in out.splitlines():
             name, _, owner = line.partition("\t")
             if owner == str(self.home):
-                subprocess.run(["tmux", "kill-session", "-t", f"={name}:"],
-                               capture_output=True)
+                subprocess.run(["tmux", "kill-session", "-t", f"={name}:"], capture_output=True)
         for p in am_processes(self.home):  # its keeper, which would leave once idle
             with contextlib.suppress(psutil.Error):
                 if "am.keeper" in p.cmdline():
@@ -93,15 +105,20 @@ class Home:
 def concurrently(argvs: list[list[str]], env=None) -> tuple[float, int]:
     """Wall seconds for all of ARGVS started at once, and how many failed."""
     t = time.perf_counter()
-    procs = [subprocess.Popen(a, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL) for a in argvs]
+    procs = [
+        subprocess.Popen(a, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for a in argvs
+    ]
     failed = sum(p.wait() != 0 for p in procs)
     return time.perf_counter() - t, failed
 
 
 def container_ids(engine: str, home: Path) -> list[str]:
-    out = subprocess.run([engine, "ps", "-q", "--no-trunc", "--filter",
-                          f"label=am.home={home}"], capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [engine, "ps", "-q", "--no-trunc", "--filter", f"label=am.home={home}"],
+        capture_output=True,
+        text=True,
+    ).stdout
     return out.split()
 
 
@@ -133,8 +150,12 @@ def am_processes(home: Path) -> list[psutil.Process]:
             elif "am.supervise" in cmd and any(str(home) in a for a in cmd):
                 found.append(p)
                 found += p.children(recursive=True)
-            elif server and p.info["ppid"] == server.pid and cmd[:1] == ["cat"] and any(
-                    f.path.startswith(logs) for f in p.open_files()):
+            elif (
+                server
+                and p.info["ppid"] == server.pid
+                and cmd[:1] == ["cat"]
+                and any(f.path.startswith(logs) for f in p.open_files())
+            ):
                 found.append(p)
         except psutil.Error:
             pass
@@ -162,18 +183,24 @@ def memory_figure(h: Home, engine: str, n: int, tmux_before: int) -> dict:
     am_total = sum(pss(p) for p in ours) + tmux_share
     eng = engine_processes(engine, ids)
     eng_total = sum(pss(p) for p in eng)
-    return {"figure": f"am's host memory per running container agent, {n} agents ({engine}, "
-                      f"{h.version.label})",
-            "am": am_total / max(1, len(ids)), "floor": eng_total / max(1, len(eng)),
-            "floor_what": "the engine's own " + ("containerd-shim" if engine == "docker"
-                                                 else "conmon") + " per container (PSS)",
-            "target": 1.0, "unit": "bytes",
-            "detail": f"{len(ours)} am processes, {tmux_share / 2**20:.1f} MiB of tmux's server;"
-                      f" {len(ids)} containers, {len(eng)} engine processes"}
+    return {
+        "figure": f"am's host memory per running container agent, {n} agents ({engine}, "
+        f"{h.version.label})",
+        "am": am_total / max(1, len(ids)),
+        "floor": eng_total / max(1, len(eng)),
+        "floor_what": "the engine's own "
+        + ("containerd-shim" if engine == "docker" else "conmon")
+        + " per container (PSS)",
+        "target": 1.0,
+        "unit": "bytes",
+        "detail": f"{len(ours)} am processes, {tmux_share / 2**20:.1f} MiB of tmux's server;"
+        f" {len(ids)} containers, {len(eng)} engine processes",
+    }
 
 
-def spawn_figures(work: Path, repo: Path, version: Version, engine: str, n: int,
-                  flags: list[str], extra: int = 0) -> tuple[list[dict], Home]:
+def spawn_figures(
+    work: Path, repo: Path, version: Version, engine: str, n: int, flags: list[str], extra: int = 0
+) -> tuple[list[dict], Home]:
     """N concurrent spawns against N concurrent run -d; then EXTRA more agents (untimed);
     am's memory per agent at the end. Returns the figures and the home, agents running."""
     h = Home(version, work / f"home-scale-{engine}-{version.label.split()[0]}")
@@ -181,19 +208,43 @@ def spawn_figures(work: Path, repo: Path, version: Version, engine: str, n: int,
     tmux_before = pss(server) if server else 0
     names = [f"bench-floor-{engine}-{i}" for i in range(n)]
     floor, floor_failed = concurrently(
-        [[engine, "run", "-d", "--name", name, *flags, "--memory", "64m",
-          "--mount", f"type=bind,source={repo},target=/workspace,readonly", "am-agent:latest",
-          "sleep", "3600"] for name in names])
+        [
+            [
+                engine,
+                "run",
+                "-d",
+                "--name",
+                name,
+                *flags,
+                "--memory",
+                "64m",
+                "--mount",
+                f"type=bind,source={repo},target=/workspace,readonly",
+                "am-agent:latest",
+                "sleep",
+                "3600",
+            ]
+            for name in names
+        ]
+    )
     subprocess.run([engine, "rm", "-f", *names], capture_output=True)
-    spawn = h.argv("spawn", repo, "--container", "--runtime", engine, "--memory", "64m",
-                   "--cmd", "sleep 3600")
+    spawn = h.argv(
+        "spawn", repo, "--container", "--runtime", engine, "--memory", "64m", "--cmd", "sleep 3600"
+    )
     ours, failed = concurrently([spawn] * n, env=h.env)
     running = sum(a["status"] == "running" for a in h.agents())
     live = len(container_ids(engine, h.home))
-    rows = [{"figure": f"{n} concurrent spawns ({engine}, {h.version.label})", "am": ours,
-             "floor": floor, "floor_what": f"{n} concurrent {engine} run -d, same flags",
-             "target": 1.5, "detail": f"{failed} failed, {running} running in am list, "
-                                      f"{live} containers; floor: {floor_failed} failed"}]
+    rows = [
+        {
+            "figure": f"{n} concurrent spawns ({engine}, {h.version.label})",
+            "am": ours,
+            "floor": floor,
+            "floor_what": f"{n} concurrent {engine} run -d, same flags",
+            "target": 1.5,
+            "detail": f"{failed} failed, {running} running in am list, "
+            f"{live} containers; floor: {floor_failed} failed",
+        }
+    ]
     if extra:
         concurrently([spawn] * extra, env=h.env)
     rows.append(memory_figure(h, engine, n + extra, tmux_before))
@@ -211,10 +262,19 @@ def add_records(h: Home, total: int) -> None:
     while len(agents) < total:
         aid = f"rec{i:05d}"
         i += 1
-        agents[aid] = {**model, "id": aid, "name": aid, "status": "exited", "mode": "tmux",
-                       "runtime": None, "container": None, "session": f"am-{aid}",
-                       "workspace": str(h.home / "agents" / aid),
-                       "log": str(h.home / "state" / "logs" / f"{aid}.log"), "exit_code": 0}
+        agents[aid] = {
+            **model,
+            "id": aid,
+            "name": aid,
+            "status": "exited",
+            "mode": "tmux",
+            "runtime": None,
+            "container": None,
+            "session": f"am-{aid}",
+            "workspace": str(h.home / "agents" / aid),
+            "log": str(h.home / "state" / "logs" / f"{aid}.log"),
+            "exit_code": 0,
+        }
     tmp = state.with_suffix(".bench")
     tmp.write_text(json.dumps(data))
     os.replace(tmp, state)
@@ -226,19 +286,34 @@ def list_status_figures(h: Home, engine: str, runs: int) -> list[dict]:
     n = len(h.agents())
     add_records(h, 500)
     running = sum(a["status"] == "running" for a in h.agents())
-    floor = median_of(lambda _: (subprocess.run([sys.executable, "-c", "pass"]),
-                                 subprocess.run(["tmux", "list-sessions"],
-                                                capture_output=True)), runs * 2)
+    floor = median_of(
+        lambda _: (
+            subprocess.run([sys.executable, "-c", "pass"]),
+            subprocess.run(["tmux", "list-sessions"], capture_output=True),
+        ),
+        runs * 2,
+    )
     ours = median_of(lambda _: h("list"), runs * 2)
-    o_status, f_status = paired(lambda _: h("status", "--json"),
-                                lambda _: subprocess.run([engine, "stats", "--no-stream"],
-                                                         capture_output=True), runs)
+    o_status, f_status = paired(
+        lambda _: h("status", "--json"),
+        lambda _: subprocess.run([engine, "stats", "--no-stream"], capture_output=True),
+        runs,
+    )
     return [
-        {"figure": f"am list, 500 records, {running} running ({h.version.label})", "am": ours,
-         "floor": floor, "floor_what": "python -c pass + tmux list-sessions", "target": 2.0},
-        {"figure": f"am status, {n} running agents ({engine}, {h.version.label})",
-         "am": o_status, "floor": f_status, "floor_what": f"{engine} stats --no-stream",
-         "target": 1.2},
+        {
+            "figure": f"am list, 500 records, {running} running ({h.version.label})",
+            "am": ours,
+            "floor": floor,
+            "floor_what": "python -c pass + tmux list-sessions",
+            "target": 2.0,
+        },
+        {
+            "figure": f"am status, {n} running agents ({engine}, {h.version.label})",
+            "am": o_status,
+            "floor": f_status,
+            "floor_what": f"{engine} stats --no-stream",
+            "target": 1.2,
+        },
     ]
 
 
@@ -257,6 +332,7 @@ def cpu_over(groups: list[list[psutil.Process]], seconds: float) -> list[float]:
     """CPU seconds each group of processes spends over the same SECONDS, counting only the
     processes alive at both ends (the shared tmux server leaves when its last session does,
     anyone's): a vanished process is a missing sample, not a negative one."""
+
     def sample(procs):
         got = {}
         for p in procs:
@@ -272,16 +348,26 @@ def cpu_over(groups: list[list[psutil.Process]], seconds: float) -> list[float]:
     return [sum(a[p] - b[p] for p in b if p in a) for b, a in zip(before, after, strict=True)]
 
 
-def flood_figure(work: Path, repo: Path, version: Version, engine: str,
-                 seconds: float = 8) -> list[dict]:
+def flood_figure(
+    work: Path, repo: Path, version: Version, engine: str, seconds: float = 8
+) -> list[dict]:
     """One agent printing as fast as it can (``yes``) with --cpus 1: the host CPU spent
     outside its cgroup (am's processes, the engine's, tmux's server), and its log's growth.
     The shared processes (tmux's server, dockerd) also serve everyone else on the machine:
     their CPU in the same span before the flood starts is taken off."""
     h = Home(version, work / f"home-flood-{engine}-{version.label.split()[0]}")
     t0 = time.monotonic()
-    agent = h("spawn", repo, "--container", "--runtime", engine, "--cpus", "1", "--cmd",
-              f"sleep {seconds + 4}; exec yes").stdout.split()[-1]
+    agent = h(
+        "spawn",
+        repo,
+        "--container",
+        "--runtime",
+        engine,
+        "--cpus",
+        "1",
+        "--cmd",
+        f"sleep {seconds + 4}; exec yes",
+    ).stdout.split()[-1]
     time.sleep(1)
     ids = container_ids(engine, h.home)
     procs = am_processes(h.home) + engine_processes(engine, ids)
@@ -289,8 +375,10 @@ def flood_figure(work: Path, repo: Path, version: Version, engine: str,
     shared = [server] if server else []
     if engine == "docker":
         shared += [p for p in psutil.process_iter(["name"]) if p.info["name"] == "dockerd"]
-    logs = [h.home / "state" / "logs" / f"{agent}.log", h.home / "state" / "logs" /
-            f"{agent}.log.1"]
+    logs = [
+        h.home / "state" / "logs" / f"{agent}.log",
+        h.home / "state" / "logs" / f"{agent}.log.1",
+    ]
 
     def size():
         return sum(p.stat().st_size for p in logs if p.exists())
@@ -306,19 +394,32 @@ def flood_figure(work: Path, repo: Path, version: Version, engine: str,
     end = size()
     h.clean()
     extra = max(0.0, busy - quiet)
-    return [{"figure": f"a flooding agent: host CPU outside its cgroup ({engine}, "
-                       f"{version.label})", "am": (own + extra) / seconds, "floor": None,
-             "floor_what": "share of one core: am's and the engine's processes of the agent,"
-                           f" and what {'dockerd and ' if engine == 'docker' else ''}tmux's "
-                           "server spent more than before the flood", "target": None,
-             "unit": "cores",
-             "detail": f"{own / seconds:.2f} the agent's own processes, {extra / seconds:.2f} "
-                       f"shared ones; log grew {grew / seconds / 2**20:.1f} MiB/s, "
-                       f"{end / 2**20:.1f} MiB at the end"}]
+    return [
+        {
+            "figure": f"a flooding agent: host CPU outside its cgroup ({engine}, {version.label})",
+            "am": (own + extra) / seconds,
+            "floor": None,
+            "floor_what": "share of one core: am's and the engine's processes of the agent,"
+            f" and what {'dockerd and ' if engine == 'docker' else ''}tmux's "
+            "server spent more than before the flood",
+            "target": None,
+            "unit": "cores",
+            "detail": f"{own / seconds:.2f} the agent's own processes, {extra / seconds:.2f} "
+            f"shared ones; log grew {grew / seconds / 2**20:.1f} MiB/s, "
+            f"{end / 2**20:.1f} MiB at the end",
+        }
+    ]
 
 
-def idle_figures(work: Path, repo: Path, version: Version, engine: str, runs: int,
-                 n: int = 10, seconds: float = 60) -> list[dict]:
+def idle_figures(
+    work: Path,
+    repo: Path,
+    version: Version,
+    engine: str,
+    runs: int,
+    n: int = 10,
+    seconds: float = 60,
+) -> list[dict]:
     """N idle container agents (``sleep``): am's host memory for them and its CPU over
     SECONDS, against the engine's own per-container process; then ``am list`` over them
     against ``python -c pass`` + ``tmux list-sessions``."""
@@ -329,29 +430,53 @@ def idle_figures(work: Path, repo: Path, version: Version, engine: str, runs: in
     tmux_before = pss(server) if server else 0
     try:
         for _ in range(n):
-            h("spawn", repo, "--container", "--runtime", engine, "--memory", "64m", "--cmd",
-              "sleep 3600")
+            h(
+                "spawn",
+                repo,
+                "--container",
+                "--runtime",
+                engine,
+                "--memory",
+                "64m",
+                "--cmd",
+                "sleep 3600",
+            )
         mem = memory_figure(h, engine, n, tmux_before)
-        mem["figure"] = f"am's host memory per idle container agent, {n} agents ({engine}, " \
-                        f"{version.label})"
+        mem["figure"] = (
+            f"am's host memory per idle container agent, {n} agents ({engine}, {version.label})"
+        )
         ours = am_processes(h.home) + ([server] if server else [])
         theirs = engine_processes(engine, container_ids(engine, h.home))
         used, engines_used = cpu_over([ours, theirs], seconds)
-        floor = median_of(lambda _: (subprocess.run([sys.executable, "-c", "pass"]),
-                                     subprocess.run(["tmux", "list-sessions"],
-                                                    capture_output=True)), runs * 2)
+        floor = median_of(
+            lambda _: (
+                subprocess.run([sys.executable, "-c", "pass"]),
+                subprocess.run(["tmux", "list-sessions"], capture_output=True),
+            ),
+            runs * 2,
+        )
         listed = median_of(lambda _: h("list"), runs * 2)
-        return [mem,
-                {"figure": f"am's host CPU for {n} idle container agents ({engine}, "
-                           f"{version.label})", "am": used * 60 / seconds,
-                 "floor": engines_used * 60 / seconds,
-                 "floor_what": f"the engine's own {n} per-container processes",
-                 "target": None, "unit": "cpu",
-                 "detail": f"{len(ours) - bool(server)} am processes and tmux's server, "
-                           f"over {seconds:.0f} s"},
-                {"figure": f"am list, {n} running container agents ({engine}, "
-                           f"{version.label})", "am": listed, "floor": floor,
-                 "floor_what": "python -c pass + tmux list-sessions", "target": 2.0}]
+        return [
+            mem,
+            {
+                "figure": f"am's host CPU for {n} idle container agents ({engine}, "
+                f"{version.label})",
+                "am": used * 60 / seconds,
+                "floor": engines_used * 60 / seconds,
+                "floor_what": f"the engine's own {n} per-container processes",
+                "target": None,
+                "unit": "cpu",
+                "detail": f"{len(ours) - bool(server)} am processes and tmux's server, "
+                f"over {seconds:.0f} s",
+            },
+            {
+                "figure": f"am list, {n} running container agents ({engine}, {version.label})",
+                "am": listed,
+                "floor": floor,
+                "floor_what": "python -c pass + tmux list-sessions",
+                "target": 2.0,
+            },
+        ]
     finally:
         h.clean()
 
@@ -373,32 +498,65 @@ def remote_figures(work: Path, repo: Path, engine: str, runs: int) -> list[dict]
         remote_home.env.update(remote.env)
         out = {}
         for label, h in (("local", local_home), ("remote", remote_home)):
-            spawn = median_of(lambda _, h=h: h("spawn", repo, "--container", "--runtime",
-                                               engine, "--cmd", "echo x >> README; sleep 600"),
-                              runs)
+            spawn = median_of(
+                lambda _, h=h: h(
+                    "spawn",
+                    repo,
+                    "--container",
+                    "--runtime",
+                    engine,
+                    "--cmd",
+                    "echo x >> README; sleep 600",
+                ),
+                runs,
+            )
             agent = h.agents()[0]["id"]
             diff = median_of(lambda _, h=h, a=agent: h("diff", a), runs)
             out[label] = (spawn, diff)
             h.clean()
-        moved = len(subprocess.run(["tar", "-c", "-f", "-", "-C", str(repo), "."],
-                                   capture_output=True).stdout)
+        moved = len(
+            subprocess.run(
+                ["tar", "-c", "-f", "-", "-C", str(repo), "."], capture_output=True
+            ).stdout
+        )
     finally:
         remote.close()
     what = f"the same, {engine} used locally"
     return [
-        {"figure": f"spawn on a remote engine ({engine} over tcp)", "am": out["remote"][0],
-         "floor": out["local"][0], "floor_what": what, "target": None},
-        {"figure": f"am diff of a running agent on a remote engine ({engine} over tcp)",
-         "am": out["remote"][1], "floor": out["local"][1], "floor_what": what,
-         "target": None},
-        {"figure": "bytes a remote spawn streams into the volume (the clone as tar)",
-         "am": moved, "floor": None, "floor_what": "a 20-commit, 50-file repository",
-         "target": None, "unit": "bytes"},
+        {
+            "figure": f"spawn on a remote engine ({engine} over tcp)",
+            "am": out["remote"][0],
+            "floor": out["local"][0],
+            "floor_what": what,
+            "target": None,
+        },
+        {
+            "figure": f"am diff of a running agent on a remote engine ({engine} over tcp)",
+            "am": out["remote"][1],
+            "floor": out["local"][1],
+            "floor_what": what,
+            "target": None,
+        },
+        {
+            "figure": "bytes a remote spawn streams into the volume (the clone as tar)",
+            "am": moved,
+            "floor": None,
+            "floor_what": "a 20-commit, 50-file repository",
+            "target": None,
+            "unit": "bytes",
+        },
     ]
 
 
-def run(work: Path, repo: Path, engines: list[str], runs: int, only: set[str],
-        before: str | None, n: int = 50) -> list[dict]:
+def run(
+    work: Path,
+    repo: Path,
+    engines: list[str],
+    runs: int,
+    only: set[str],
+    before: str | None,
+    n: int = 50,
+) -> list[dict]:
     from bench import engine_flags
 
     versions = [Version.current()]
@@ -428,4 +586,3 @@ def run(work: Path, repo: Path, engines: list[str], runs: int, only: set[str],
                 rows += list_status_figures(h, e, runs)
             h.clean()
     return rows
-

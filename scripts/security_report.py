@@ -15,13 +15,12 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
 
+P4 = "4 container policy (no network, caps, read-only, limits)"
 POLICY = {  # tests/test_container.py -> property
-    "test_policy_inside_container": "4 container policy (no network, caps, read-only, limits)",
-    "test_oom_kill_is_reported": "4 container policy (no network, caps, read-only, limits)",
-    "test_fork_bomb_hits_pids_limit_and_stop_still_works":
-        "4 container policy (no network, caps, read-only, limits)",
-    "test_worktree_container_is_refused_and_the_repository_untouched":
-        "4 container policy (no network, caps, read-only, limits)",
+    "test_policy_inside_container": P4,
+    "test_oom_kill_is_reported": P4,
+    "test_fork_bomb_hits_pids_limit_and_stop_still_works": P4,
+    "test_worktree_container_is_refused_and_the_repository_untouched": P4,
     "test_the_agent_sees_its_isolations_kernel": "7 kernel isolation (the agent's kernel)",
 }
 NETWORK = "15 limited network: names, addresses, ports"
@@ -47,18 +46,25 @@ DISK_TESTS = {  # tests/test_disk.py -> property
 }
 POLICY.update(NETWORK_TESTS)
 POLICY.update(DISK_TESTS)
-TARGETS = ["tests/security"] + [f"tests/test_container.py::{name}" for name in POLICY
-                                if name not in NETWORK_TESTS and name not in DISK_TESTS] \
-    + [f"tests/test_network.py::{name}" for name in NETWORK_TESTS] \
+TARGETS = (
+    ["tests/security"]
+    + [
+        f"tests/test_container.py::{name}"
+        for name in POLICY
+        if name not in NETWORK_TESTS and name not in DISK_TESTS
+    ]
+    + [f"tests/test_network.py::{name}" for name in NETWORK_TESTS]
     + [f"tests/test_disk.py::{name}" for name in DISK_TESTS]
+)
 
 
 def rows(junit: Path) -> dict[tuple[str, str], list[tuple[str, bool]]]:
     table = defaultdict(list)
     for case in ET.parse(junit).getroot().iter("testcase"):
         name = case.get("name", "")
-        prop = next((p.get("value") for p in case.iter("property")
-                     if p.get("name") == "property"), None)
+        prop = next(
+            (p.get("value") for p in case.iter("property") if p.get("name") == "property"), None
+        )
         prop = prop or POLICY.get(name.split("[")[0], "?")
         m = re.search(r"\[(docker|podman)\b", name) or re.search(r"(docker|podman)\]", name)
         engine = m.group(1) if m else "host"
@@ -72,9 +78,21 @@ def rows(junit: Path) -> dict[tuple[str, str], list[tuple[str, bool]]]:
 def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         junit = Path(tmp) / "junit.xml"
-        code = subprocess.call([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                                "-o", "junit_family=xunit1",
-                                f"--junitxml={junit}", *TARGETS, *argv])
+        code = subprocess.call(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-o",
+                "junit_family=xunit1",
+                f"--junitxml={junit}",
+                *TARGETS,
+                *argv,
+            ]
+        )
         if not junit.exists():
             return code or 1
         table = rows(junit)
@@ -88,8 +106,10 @@ def main(argv: list[str]) -> int:
 
     for (prop, engine), cases in sorted(table.items(), key=order):
         ok = all(passed for _, passed in cases)
-        print(f"{prop:<{width}}  {engine:<13} {'pass' if ok else 'FAIL':<6} "
-              f"{sum(p for _, p in cases)}/{len(cases)}")
+        print(
+            f"{prop:<{width}}  {engine:<13} {'pass' if ok else 'FAIL':<6} "
+            f"{sum(p for _, p in cases)}/{len(cases)}"
+        )
         for name, passed in cases:
             if not passed:
                 print(f"    failed: {name}")

@@ -16,8 +16,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-GIT_ID = {"GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@localhost",
-          "GIT_COMMITTER_NAME": "a", "GIT_COMMITTER_EMAIL": "a@localhost"}
+GIT_ID = {
+    "GIT_AUTHOR_NAME": "a",
+    "GIT_AUTHOR_EMAIL": "a@localhost",
+    "GIT_COMMITTER_NAME": "a",
+    "GIT_COMMITTER_EMAIL": "a@localhost",
+}
 # A stand-in that draws what an agent's session looks like, in colour.
 TRANSCRIPT = (
     "printf '\\033[1;35m> \\033[0mFix the failing tests in tests/api\\n\\n'; "
@@ -34,8 +38,9 @@ TRANSCRIPT = (
 
 
 def am(env, *args) -> str:
-    out = subprocess.run([sys.executable, "-m", "am", *args], env=env, check=True,
-                         capture_output=True, text=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-m", "am", *args], env=env, check=True, capture_output=True, text=True
+    ).stdout.split()
     return out[-1] if out else ""
 
 
@@ -54,18 +59,59 @@ def main() -> int:
         (src / "README").write_text("app\n")
         subprocess.run(["git", "-C", src, "add", "."], check=True)
         subprocess.run(["git", "-C", src, "commit", "-qm", "init"], check=True, env=env)
-        first = am(env, "spawn", src, "--name", "api-tests", "--prompt",
-                   "Fix the failing tests in tests/api", "--cmd", TRANSCRIPT)
-        for name, engine, task in zip(("docs", "search"), args.engines.split(","),
-                                      ("Document the public API in docs/api.md",
-                                       "Add full-text search to the orders page"),
-                                      strict=False):
-            am(env, "spawn", src, "--name", name, "--container", "--runtime", engine,
-               "--prompt", task, "--cmd", "echo working; sleep 3600")
-        am(env, "spawn", src, "--name", "deps", "--prompt", "Update the pinned dependencies",
-           "--cmd", "echo done")
-        stopped = am(env, "spawn", src, "--name", "login", "--prompt",
-                     "Rework the login form", "--cmd", "sleep 3600")
+        first = am(
+            env,
+            "spawn",
+            src,
+            "--name",
+            "api-tests",
+            "--prompt",
+            "Fix the failing tests in tests/api",
+            "--cmd",
+            TRANSCRIPT,
+        )
+        for name, engine, task in zip(
+            ("docs", "search"),
+            args.engines.split(","),
+            ("Document the public API in docs/api.md", "Add full-text search to the orders page"),
+            strict=False,
+        ):
+            am(
+                env,
+                "spawn",
+                src,
+                "--name",
+                name,
+                "--container",
+                "--runtime",
+                engine,
+                "--prompt",
+                task,
+                "--cmd",
+                "echo working; sleep 3600",
+            )
+        am(
+            env,
+            "spawn",
+            src,
+            "--name",
+            "deps",
+            "--prompt",
+            "Update the pinned dependencies",
+            "--cmd",
+            "echo done",
+        )
+        stopped = am(
+            env,
+            "spawn",
+            src,
+            "--name",
+            "login",
+            "--prompt",
+            "Rework the login form",
+            "--cmd",
+            "sleep 3600",
+        )
         am(env, "stop", stopped)
         time.sleep(1)
         os.environ.update(env)
@@ -74,25 +120,34 @@ def main() -> int:
         from am.ui.app import Dashboard
 
         async def shoot():
-            app = Dashboard(paths.layout(), 600.0,
-                            {"agent": "claude", "runtime": "auto", "network": "none"})
+            app = Dashboard(
+                paths.layout(), 600.0, {"agent": "claude", "runtime": "auto", "network": "none"}
+            )
             async with app.run_test(size=(80, 24)) as pilot:
                 deadline = time.monotonic() + 60
                 screen = app.screen
-                while (screen.selected != first or not screen.live_shown
-                       or "43 passed" not in (screen.screen_raw or "")):
+                while (
+                    screen.selected != first
+                    or not screen.live_shown
+                    or "43 passed" not in (screen.screen_raw or "")
+                ):
                     if time.monotonic() > deadline:
                         raise SystemExit("the dashboard did not settle")
                     await pilot.pause(0.2)
                 app.save_screenshot(args.out)
+
         asyncio.run(shoot())
         print(f"wrote {args.out}", file=sys.stderr)
     finally:
         for agent in ("api-tests", "docs", "search", "deps", "login"):
-            subprocess.run([sys.executable, "-m", "am", "stop", agent], env=env,
-                           capture_output=True)
-        subprocess.run([sys.executable, "-m", "am", "clean", "--all", "--containers"], env=env,
-                       capture_output=True)
+            subprocess.run(
+                [sys.executable, "-m", "am", "stop", agent], env=env, capture_output=True
+            )
+        subprocess.run(
+            [sys.executable, "-m", "am", "clean", "--all", "--containers"],
+            env=env,
+            capture_output=True,
+        )
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

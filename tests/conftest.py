@@ -54,8 +54,9 @@ def _unmount_under(home: Path) -> None:
     for lo in Path("/sys/block").glob("loop*/loop/backing_file"):
         with contextlib.suppress(OSError):
             if lo.read_text().startswith(f"{home}/"):
-                subprocess.run(["losetup", "--detach", f"/dev/{lo.parent.parent.name}"],
-                               capture_output=True)
+                subprocess.run(
+                    ["losetup", "--detach", f"/dev/{lo.parent.parent.name}"], capture_output=True
+                )
 
 
 @pytest.fixture

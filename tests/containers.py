@@ -30,8 +30,11 @@ def engine_ready(name: str) -> None:
     if problem is None:
         have = subprocess.run([name, "image", "inspect", "am-agent:latest"], capture_output=True)
         if have.returncode != 0:
-            res = subprocess.run([sys.executable, "-m", "am", "image", "build", "--runtime", name],
-                                 capture_output=True, text=True)
+            res = subprocess.run(
+                [sys.executable, "-m", "am", "image", "build", "--runtime", name],
+                capture_output=True,
+                text=True,
+            )
             if res.returncode != 0:
                 problem = f"am image build --runtime {name} failed:\n{res.stderr[-3000:]}"
     _ready[name] = problem or "ok"
@@ -40,8 +43,11 @@ def engine_ready(name: str) -> None:
 
 
 def container_names(engine: str, label_home: str) -> list[str]:
-    res = subprocess.run([engine, "ps", "-a", "--filter", f"label=am.home={label_home}",
-                          "--format", "{{.Names}}"], capture_output=True, text=True)
+    res = subprocess.run(
+        [engine, "ps", "-a", "--filter", f"label=am.home={label_home}", "--format", "{{.Names}}"],
+        capture_output=True,
+        text=True,
+    )
     return res.stdout.split()
 
 
@@ -75,8 +81,12 @@ def host_cgroup(engine: str, container: str) -> dict[str, str]:
     sandbox), read on the host: memory and pids maxima, CPU quota/period."""
     from pathlib import Path
 
-    pid = subprocess.run([engine, "inspect", "--format", "{{.State.Pid}}", container],
-                         capture_output=True, text=True, check=True).stdout.strip()
+    pid = subprocess.run(
+        [engine, "inspect", "--format", "{{.State.Pid}}", container],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
     v1 = {c: p for _, cs, p in (ln.split(":", 2) for ln in lines) for c in cs.split(",")}
     root = Path("/sys/fs/cgroup")
@@ -85,11 +95,19 @@ def host_cgroup(engine: str, container: str) -> dict[str, str]:
         return path.read_text().strip()
 
     if "memory" in v1:
-        return {"memory": read(root / "memory" / v1["memory"].lstrip("/") /
-                               "memory.limit_in_bytes"),
-                "pids": read(root / "pids" / v1["pids"].lstrip("/") / "pids.max"),
-                "cpu": "{}/{}".format(*(read(root / "cpu" / v1["cpu"].lstrip("/") / f)
-                                        for f in ("cpu.cfs_quota_us", "cpu.cfs_period_us")))}
+        return {
+            "memory": read(root / "memory" / v1["memory"].lstrip("/") / "memory.limit_in_bytes"),
+            "pids": read(root / "pids" / v1["pids"].lstrip("/") / "pids.max"),
+            "cpu": "{}/{}".format(
+                *(
+                    read(root / "cpu" / v1["cpu"].lstrip("/") / f)
+                    for f in ("cpu.cfs_quota_us", "cpu.cfs_period_us")
+                )
+            ),
+        }
     folder = root / v1[""].lstrip("/")
-    return {"memory": read(folder / "memory.max"), "pids": read(folder / "pids.max"),
-            "cpu": read(folder / "cpu.max").replace(" ", "/")}
+    return {
+        "memory": read(folder / "memory.max"),
+        "pids": read(folder / "pids.max"),
+        "cpu": read(folder / "cpu.max").replace(" ", "/"),
+    }

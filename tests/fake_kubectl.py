@@ -15,8 +15,14 @@ import sys
 import time
 
 STATE = os.environ["FAKE_KUBE_STATE"]
-PLURAL = {"Pod": "pods", "Service": "services", "ConfigMap": "configmaps", "Secret": "secrets",
-          "NetworkPolicy": "networkpolicies", "PersistentVolumeClaim": "persistentvolumeclaims"}
+PLURAL = {
+    "Pod": "pods",
+    "Service": "services",
+    "ConfigMap": "configmaps",
+    "Secret": "secrets",
+    "NetworkPolicy": "networkpolicies",
+    "PersistentVolumeClaim": "persistentvolumeclaims",
+}
 
 
 def locked(fn):
@@ -59,16 +65,22 @@ def pod_json(obj: dict, state: dict) -> dict:
             if c["name"] == "agent" and state["ended"]:
                 s = {"terminated": state["ended"]}
             status["containerStatuses"].append({"name": c["name"], "state": s})
-    return {"kind": "Pod", "metadata": {"name": name, "labels": obj["metadata"]["labels"]},
-            "status": status}
+    return {
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": obj["metadata"]["labels"]},
+        "status": status,
+    }
 
 
 def main(argv: list[str]) -> int:
     args = list(argv)
     while args and args[0] in ("--context", "--namespace"):
         args = args[2:]
-    data = sys.stdin.buffer.read() if ("create" in args[:1] or
-                                       (args[:1] == ["exec"] and "--stdin" in args)) else b""
+    data = (
+        sys.stdin.buffer.read()
+        if ("create" in args[:1] or (args[:1] == ["exec"] and "--stdin" in args))
+        else b""
+    )
     locked(lambda s: s["calls"].append({"argv": argv, "stdin": len(data)}))
     cmd = args[:2]
     if cmd == ["config", "current-context"]:
@@ -87,12 +99,16 @@ def main(argv: list[str]) -> int:
             return True
 
         if not locked(create):
-            print(f'Error from server (AlreadyExists): pods "{items[-1]["metadata"]["name"]}" '
-                  "already exists", file=sys.stderr)
+            print(
+                f'Error from server (AlreadyExists): pods "{items[-1]["metadata"]["name"]}" '
+                "already exists",
+                file=sys.stderr,
+            )
             return 1
         for o in items:
             print(f"{o['kind'].lower()}/{o['metadata']['name']}")
     elif cmd == ["get", "pod"]:
+
         def find(s):
             for o in s["objects"]:
                 if o["kind"] == "Pod" and o["metadata"]["name"] == args[2]:
@@ -111,8 +127,14 @@ def main(argv: list[str]) -> int:
     elif args[0] == "attach":
         pod = args[-3]
         while True:
-            alive = locked(lambda s: not s["ended"] and any(
-                o["kind"] == "Pod" and o["metadata"]["name"] == pod for o in s["objects"]))
+            alive = locked(
+                lambda s: (
+                    not s["ended"]
+                    and any(
+                        o["kind"] == "Pod" and o["metadata"]["name"] == pod for o in s["objects"]
+                    )
+                )
+            )
             if not alive:
                 return 0
             time.sleep(0.1)
@@ -121,8 +143,11 @@ def main(argv: list[str]) -> int:
         sel = args[args.index("--selector") + 1]
 
         def delete(s):
-            s["objects"] = [o for o in s["objects"] if PLURAL[o["kind"]] not in kinds
-                            or not matches(o["metadata"]["labels"], sel)]
+            s["objects"] = [
+                o
+                for o in s["objects"]
+                if PLURAL[o["kind"]] not in kinds or not matches(o["metadata"]["labels"], sel)
+            ]
 
         locked(delete)
     elif args[0] == "logs":

@@ -12,8 +12,10 @@ import time
 from pathlib import Path
 
 GIT_ID = {
-    "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-    "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@example.invalid",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@example.invalid",
 }
 
 
@@ -27,12 +29,20 @@ class Am:
 
     def __call__(self, *args, check=True, env=None, timeout=300, input=None):
         # errors="replace": am diff writes the patch's exact bytes, which need not be UTF-8
-        res = subprocess.run([sys.executable, "-m", "am", *map(str, args)], env={**self.env,
-                             **(env or {})}, capture_output=True, text=True, timeout=timeout,
-                             input=input, errors="replace")
+        res = subprocess.run(
+            [sys.executable, "-m", "am", *map(str, args)],
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+            errors="replace",
+        )
         if check and res.returncode != 0:
-            raise AssertionError(f"am {' '.join(map(str, args))} failed ({res.returncode}):\n"
-                                 f"{res.stdout}\n{res.stderr}")
+            raise AssertionError(
+                f"am {' '.join(map(str, args))} failed ({res.returncode}):\n"
+                f"{res.stdout}\n{res.stderr}"
+            )
         return res
 
     def spawn(self, *args, **kw) -> str:
@@ -67,8 +77,11 @@ class Am:
 
 
 def _kill_sessions_of(home: Path) -> None:
-    res = subprocess.run(["tmux", "list-sessions", "-F", "#{session_name}\t#{@am_home}"],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        ["tmux", "list-sessions", "-F", "#{session_name}\t#{@am_home}"],
+        capture_output=True,
+        text=True,
+    )
     for line in res.stdout.splitlines():
         name, _, owner = line.partition("\t")
         if owner == str(home):
@@ -76,8 +89,13 @@ def _kill_sessions_of(home: Path) -> None:
 
 
 def git(*args, cwd=None, check=True) -> str:
-    res = subprocess.run(["git", *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                         env={**os.environ, **GIT_ID})
+    res = subprocess.run(
+        ["git", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **GIT_ID},
+    )
     if check and res.returncode != 0:
         raise AssertionError(f"git {' '.join(map(str, args))}: {res.stderr}")
     return res.stdout
@@ -85,15 +103,23 @@ def git(*args, cwd=None, check=True) -> str:
 
 def am_sessions(home: Path) -> list[str]:
     """Names of the live tmux sessions that belong to AM_HOME HOME."""
-    res = subprocess.run(["tmux", "list-sessions", "-F", "#{session_name}\t#{@am_home}"],
-                         capture_output=True, text=True)
-    return [line.partition("\t")[0] for line in res.stdout.splitlines()
-            if line.partition("\t")[2] == str(home)]
+    res = subprocess.run(
+        ["tmux", "list-sessions", "-F", "#{session_name}\t#{@am_home}"],
+        capture_output=True,
+        text=True,
+    )
+    return [
+        line.partition("\t")[0]
+        for line in res.stdout.splitlines()
+        if line.partition("\t")[2] == str(home)
+    ]
 
 
 def has_session(name: str) -> bool:
-    return subprocess.run(["tmux", "has-session", "-t", f"={name}:"],
-                          capture_output=True).returncode == 0
+    return (
+        subprocess.run(["tmux", "has-session", "-t", f"={name}:"], capture_output=True).returncode
+        == 0
+    )
 
 
 def assert_am_error(res) -> str:
@@ -122,9 +148,11 @@ def assert_nothing_made(home: Path, before: dict | None = None) -> None:
     assert made == sorted(before), f"stray workspaces: {made}"
     assert sorted(state_agents(home)) == sorted(before)
     # container agents run detached, with no session (am/keeper.py)
-    assert sorted(am_sessions(home)) == sorted(f"am-{i}" for i in before
-                                               if before[i].get("status") == "running"
-                                               and before[i].get("mode") != "container")
+    assert sorted(am_sessions(home)) == sorted(
+        f"am-{i}"
+        for i in before
+        if before[i].get("status") == "running" and before[i].get("mode") != "container"
+    )
     assert agent_files(home) <= set(before), f"stray log or run files: {agent_files(home)}"
 
 
@@ -150,8 +178,9 @@ def keeper_pid(home: Path) -> int | None:
     from am.errors import AmError
 
     try:
-        return keeper.request(home_layout(home), {"op": "ping"}, timeout=10,
-                              start_keeper=False)["pid"]
+        return keeper.request(home_layout(home), {"op": "ping"}, timeout=10, start_keeper=False)[
+            "pid"
+        ]
     except AmError:
         return None
 
@@ -207,8 +236,14 @@ class Terminal:
     stderr in files, so a test can look at both after the pane is gone.
     """
 
-    def __init__(self, folder: Path, argv: list[str], env: dict[str, str] | None = None,
-                 wait_file: Path | None = None, keep_tmux: bool = False):
+    def __init__(
+        self,
+        folder: Path,
+        argv: list[str],
+        env: dict[str, str] | None = None,
+        wait_file: Path | None = None,
+        keep_tmux: bool = False,
+    ):
         import uuid
 
         self.name = f"term-{uuid.uuid4().hex[:8]}"
@@ -218,13 +253,35 @@ class Terminal:
         script = wait + '"$@" 2>"$0.err"; echo $? >"$0.rc.tmp"; mv "$0.rc.tmp" "$0.rc"'
         envs = [f"{k}={v}" for k, v in (env or {}).items()]
         unset = [] if keep_tmux else ["-u", "TMUX", "-u", "TMUX_PANE"]
-        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", "120", "-y", "30",
-                        "--", "env", *unset, *envs, "sh", "-c", script, str(folder / self.name),
-                        *argv], check=True)
+        subprocess.run(
+            [
+                "tmux",
+                "new-session",
+                "-d",
+                "-s",
+                self.name,
+                "-x",
+                "120",
+                "-y",
+                "30",
+                "--",
+                "env",
+                *unset,
+                *envs,
+                "sh",
+                "-c",
+                script,
+                str(folder / self.name),
+                *argv,
+            ],
+            check=True,
+        )
 
     def keys(self, *keys: str, literal: bool = False) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", f"={self.name}:",
-                        *(["-l"] if literal else []), *keys], check=True)
+        subprocess.run(
+            ["tmux", "send-keys", "-t", f"={self.name}:", *(["-l"] if literal else []), *keys],
+            check=True,
+        )
 
     def result(self, timeout: float = 30) -> tuple[int, str]:
         """The command's exit status and stderr, once it has ended."""

@@ -75,9 +75,19 @@ class Namespace:
     def __init__(self, folder: Path):
         self.folder = folder
         self.holder = subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-             f'mount -t tmpfs -o mode=0755 am-remote "{folder}" && echo ready && '
-             "exec sleep 100000"], stdout=subprocess.PIPE, text=True)
+            [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                f'mount -t tmpfs -o mode=0755 am-remote "{folder}" && echo ready && '
+                "exec sleep 100000",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         if self.holder.stdout.readline().strip() != "ready":
             pytest.fail("cannot make a private mount namespace with a tmpfs (unshare -m)")
         self.ns = f"/proc/{self.holder.pid}/ns/mnt"
@@ -107,20 +117,30 @@ class RemoteEngine:
         else:
             port = free_port()
             self.url = f"tcp://127.0.0.1:{port}"
-            self.service = subprocess.Popen(["podman", "system", "service", "--time=0",
-                                             self.url], stdout=subprocess.DEVNULL,
-                                            stderr=subprocess.DEVNULL)
+            self.service = subprocess.Popen(
+                ["podman", "system", "service", "--time=0", self.url],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             self.env = {"CONTAINER_HOST": self.url}
         deadline = time.monotonic() + 60
-        while subprocess.run([engine, "version"], env={**os.environ, **self.env},
-                             capture_output=True).returncode != 0:
+        while (
+            subprocess.run(
+                [engine, "version"], env={**os.environ, **self.env}, capture_output=True
+            ).returncode
+            != 0
+        ):
             if time.monotonic() > deadline:
                 pytest.fail(f"{engine} does not answer at {self.url}")
             time.sleep(0.2)
 
     def cli(self, *args) -> subprocess.CompletedProcess:
-        return subprocess.run([self.engine, *map(str, args)], env={**os.environ, **self.env},
-                              capture_output=True, text=True)
+        return subprocess.run(
+            [self.engine, *map(str, args)],
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+        )
 
     def close(self):
         if self.relay:
@@ -143,11 +163,19 @@ class RemoteAm:
         self.argv = [*ns.prefix, sys.executable, "-m", "am"]
 
     def __call__(self, *args, check=True, timeout=300, env=None):
-        res = subprocess.run([*self.argv, *map(str, args)], env={**self.env, **(env or {})},
-                             capture_output=True, text=True, timeout=timeout, errors="replace")
+        res = subprocess.run(
+            [*self.argv, *map(str, args)],
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            errors="replace",
+        )
         if check and res.returncode != 0:
-            raise AssertionError(f"am {' '.join(map(str, args))} failed ({res.returncode}):\n"
-                                 f"{res.stdout}\n{res.stderr}")
+            raise AssertionError(
+                f"am {' '.join(map(str, args))} failed ({res.returncode}):\n"
+                f"{res.stdout}\n{res.stderr}"
+            )
         return res
 
     def spawn(self, *args) -> str:

@@ -21,8 +21,13 @@ class Terminal:
         self.pane = None
 
     def tmux(self, *args: str) -> str:
-        res = subprocess.run(["tmux", "-S", self.sock, "-f", "/dev/null", *args],
-                             capture_output=True, text=True, env=self.env, timeout=30)
+        res = subprocess.run(
+            ["tmux", "-S", self.sock, "-f", "/dev/null", *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=30,
+        )
         assert res.returncode == 0, res.stderr
         return res.stdout
 

@@ -15,15 +15,18 @@ def generate_repo(path, commits: int, files: int = 200):
     lines = []
     for i in range(1, commits + 1):
         blob = f"line {i}\n" * 20
-        lines += ["commit refs/heads/main", f"mark :{i}",
-                  f"committer t <t@example.invalid> {1700000000 + i} +0000",
-                  f"data {len(f'c{i}')}", f"c{i}"]
+        lines += [
+            "commit refs/heads/main",
+            f"mark :{i}",
+            f"committer t <t@example.invalid> {1700000000 + i} +0000",
+            f"data {len(f'c{i}')}",
+            f"c{i}",
+        ]
         if i > 1:
             lines.append(f"from :{i - 1}")
         lines += [f"M 644 inline f{i % files}.txt", f"data {len(blob)}", blob.rstrip("\n")]
     data = "\n".join(lines) + "\n"
-    subprocess.run(["git", "fast-import", "--quiet"], cwd=path, input=data, text=True,
-                   check=True)
+    subprocess.run(["git", "fast-import", "--quiet"], cwd=path, input=data, text=True, check=True)
     git("checkout", "-q", "main", cwd=path)
     return path
 
@@ -54,8 +57,9 @@ def test_second_spawn_reads_no_history(am, big):
     second = am.spawn(url, "--cmd", "sleep 300")
     assert pack_bytes(mirror) == before  # nothing new upstream: nothing fetched
     ws = am.home / "agents" / second
-    assert (ws / ".git" / "objects" / "info" / "alternates").read_text().strip() == \
-        str(mirror / "objects")
+    assert (ws / ".git" / "objects" / "info" / "alternates").read_text().strip() == str(
+        mirror / "objects"
+    )
     # The workspace's own object store holds none of the history.
     assert pack_bytes(ws) == 0
     assert dir_bytes(ws / ".git") < dir_bytes(mirror / "objects") / 5
@@ -75,8 +79,12 @@ def test_second_spawn_reads_no_history(am, big):
 
 def test_agents_do_not_share_objects_or_refs(am, big):
     url = f"file://{big}"
-    a = am.spawn(url, "--cmd", "echo a > a.txt && git add a.txt && git commit -qm from-a && "
-                 "echo A-DONE && sleep 300", env=GIT_ID)
+    a = am.spawn(
+        url,
+        "--cmd",
+        "echo a > a.txt && git add a.txt && git commit -qm from-a && echo A-DONE && sleep 300",
+        env=GIT_ID,
+    )
     b = am.spawn(url, "--cmd", "sleep 300")
     am.wait_log(a, "A-DONE")
     head_a = git("rev-parse", "HEAD", cwd=am.home / "agents" / a).strip()
@@ -95,10 +103,12 @@ def test_mirror_is_read_only_inside_container(am, big, engine):
     url = f"file://{big}"
     am.spawn(url, "--cmd", "true")  # makes the mirror
     mirror = next((am.home / "data" / "cache" / "mirrors").glob("*.git"))
-    probe = (f"git --no-pager log --oneline -1 && echo x > x.txt && git add x.txt && "
-             f"git -c user.name=a -c user.email=b commit -qm inside && echo COMMITTED; "
-             f"touch {mirror}/objects/planted 2>&1 || echo MIRROR-READ-ONLY; "
-             f"ls {mirror}/refs 2>&1 | head -1; echo PROBE-END; sleep 300")
+    probe = (
+        f"git --no-pager log --oneline -1 && echo x > x.txt && git add x.txt && "
+        f"git -c user.name=a -c user.email=b commit -qm inside && echo COMMITTED; "
+        f"touch {mirror}/objects/planted 2>&1 || echo MIRROR-READ-ONLY; "
+        f"ls {mirror}/refs 2>&1 | head -1; echo PROBE-END; sleep 300"
+    )
     try:
         agent = am.spawn(url, "--container", "--runtime", engine, "--cmd", probe)
         log = am.wait_log(agent, "PROBE-END")

@@ -75,25 +75,30 @@ def test_text_output_names_sources(am):
 
 @pytest.mark.parametrize(
     ("text", "key", "accepted"),
-    [('runtime = "dockr"', "runtime", "docker, podman, auto"),
-     ('memroy = "2g"', "memroy", "limits"),
-     ('[limits]\nmemory = "0"', "limits.memory", "512m"),
-     ('[limits]\nmemory = 2', "limits.memory", "2g"),
-     ('[limits]\ncpus = -1', "limits.cpus", "positive number"),
-     ('[limits]\npids = "abc"', "limits.pids", "whole number"),
-     ('[limits]\npids = true', "limits.pids", "whole number"),
-     ('[limits]\nswap = "1g"', "limits.swap", "limits.memory"),
-     ('network = "open"', "network", "none, limited, full"),
-     ('isolation = "kata"', "isolation", "runc, gvisor"),
-     ('idle_after = 0', "idle_after", "positive number of seconds"),
-     ('allow_domains = ["not a domain"]', "allow_domains", "host names"),
-     ('agent = "nobody"', "agent", "claude"),
-     ('limits = "2g"', "limits", "memory, cpus, pids"),
-     ('[agents.mine]\ncommand = "mine"', "agents.mine.command", "list of strings"),
-     ('[agents.mine]\nenv_names = ["X"]', "agents.mine", "command"),
-     ('[agents.mine]\ncommand = ["mine"]\ncolour = 1', "colour", "env_names"),
-     ('[agents.mine]\ncommand = ["m"]\nenv_names = ["1X"]', "agents.mine.env_names",
-      "variable names")],
+    [
+        ('runtime = "dockr"', "runtime", "docker, podman, auto"),
+        ('memroy = "2g"', "memroy", "limits"),
+        ('[limits]\nmemory = "0"', "limits.memory", "512m"),
+        ("[limits]\nmemory = 2", "limits.memory", "2g"),
+        ("[limits]\ncpus = -1", "limits.cpus", "positive number"),
+        ('[limits]\npids = "abc"', "limits.pids", "whole number"),
+        ("[limits]\npids = true", "limits.pids", "whole number"),
+        ('[limits]\nswap = "1g"', "limits.swap", "limits.memory"),
+        ('network = "open"', "network", "none, limited, full"),
+        ('isolation = "kata"', "isolation", "runc, gvisor"),
+        ("idle_after = 0", "idle_after", "positive number of seconds"),
+        ('allow_domains = ["not a domain"]', "allow_domains", "host names"),
+        ('agent = "nobody"', "agent", "claude"),
+        ('limits = "2g"', "limits", "memory, cpus, pids"),
+        ('[agents.mine]\ncommand = "mine"', "agents.mine.command", "list of strings"),
+        ('[agents.mine]\nenv_names = ["X"]', "agents.mine", "command"),
+        ('[agents.mine]\ncommand = ["mine"]\ncolour = 1', "colour", "env_names"),
+        (
+            '[agents.mine]\ncommand = ["m"]\nenv_names = ["1X"]',
+            "agents.mine.env_names",
+            "variable names",
+        ),
+    ],
 )
 def test_bad_value_names_file_key_and_accepted_values(am, repo, text, key, accepted):
     path = write_config(am, text + "\n")
@@ -115,10 +120,16 @@ def test_toml_syntax_error(am, repo):
 
 @pytest.mark.parametrize(
     ("var", "value", "accepted"),
-    [("AM_RUNTIME", "dockr", "docker, podman, auto"), ("AM_MEMORY", "0", "512m"),
-     ("AM_CPUS", "many", "positive number"), ("AM_PIDS", "-3", "whole number"),
-     ("AM_NETWORK", "open", "none, limited, full"), ("AM_IDLE_AFTER", "soon", "seconds"),
-     ("AM_AGENT", "nobody", "claude"), ("AM_ISOLATION", "vm", "runc, gvisor")],
+    [
+        ("AM_RUNTIME", "dockr", "docker, podman, auto"),
+        ("AM_MEMORY", "0", "512m"),
+        ("AM_CPUS", "many", "positive number"),
+        ("AM_PIDS", "-3", "whole number"),
+        ("AM_NETWORK", "open", "none, limited, full"),
+        ("AM_IDLE_AFTER", "soon", "seconds"),
+        ("AM_AGENT", "nobody", "claude"),
+        ("AM_ISOLATION", "vm", "runc, gvisor"),
+    ],
 )
 def test_bad_environment_variable(am, repo, var, value, accepted):
     line = assert_am_error(am("spawn", repo, "--cmd", "true", check=False, env={var: value}))
@@ -130,21 +141,26 @@ def test_config_limits_checked_before_anything_starts(am, repo):
     path = write_config(am, '[limits]\nmemory = "100000g"\n')
     line = assert_am_error(am("spawn", repo, "--container", "--cmd", "true", check=False))
     assert f"limits.memory in {path}" in line and "more than this host has" in line
-    write_config(am, '[limits]\ncpus = 1\n')
-    line = assert_am_error(am("spawn", repo, "--container", "--cmd", "true", check=False,
-                              env={"AM_CPUS": "4096"}))
+    write_config(am, "[limits]\ncpus = 1\n")
+    line = assert_am_error(
+        am("spawn", repo, "--container", "--cmd", "true", check=False, env={"AM_CPUS": "4096"})
+    )
     assert "AM_CPUS" in line and "more than this host has" in line
     assert_nothing_made(am.home)
     # a flag still wins over the file, and is itself checked
-    line = assert_am_error(am("spawn", repo, "--container", "--memory", "0", "--cmd", "true",
-                              check=False))
+    line = assert_am_error(
+        am("spawn", repo, "--container", "--memory", "0", "--cmd", "true", check=False)
+    )
     assert "--memory" in line
     assert_nothing_made(am.home)
 
 
 def test_container_settings_in_the_file_do_not_affect_tmux_agents(am, repo):
-    write_config(am, 'runtime = "docker"\nnetwork = "full"\nimage = "x:y"\n'
-                     'isolation = "gvisor"\n[limits]\nmemory = "1g"\n')
+    write_config(
+        am,
+        'runtime = "docker"\nnetwork = "full"\nimage = "x:y"\n'
+        'isolation = "gvisor"\n[limits]\nmemory = "1g"\n',
+    )
     agent = am.spawn(repo, "--cmd", "sleep 30", env={"AM_PIDS": "10"})
     info = am.info(agent)
     assert info["mode"] == "tmux" and info["limits"] is None and info["runtime"] is None
@@ -153,9 +169,12 @@ def test_container_settings_in_the_file_do_not_affect_tmux_agents(am, repo):
 
 
 def test_agent_profile_from_the_file(am, repo):
-    write_config(am, 'agent = "greeter"\n[agents.greeter]\n'
-                     'command = ["sh", "-c", "echo hello from $0; sleep 30", "greeter"]\n'
-                     'skip_permissions_flag = "--yes"\nenv_names = ["GREETER_KEY"]\n')
+    write_config(
+        am,
+        'agent = "greeter"\n[agents.greeter]\n'
+        'command = ["sh", "-c", "echo hello from $0; sleep 30", "greeter"]\n'
+        'skip_permissions_flag = "--yes"\nenv_names = ["GREETER_KEY"]\n',
+    )
     res = am("spawn", repo, env={"GREETER_KEY": "k"})
     agent = res.stdout.strip().splitlines()[-1]
     assert "am: warning" not in res.stderr
@@ -167,8 +186,10 @@ def test_agent_profile_from_the_file(am, repo):
 
 
 def test_credential_warning(am, repo):
-    write_config(am, '[agents.keyed]\ncommand = ["sh", "-c", "sleep 30"]\n'
-                     'env_names = ["KEYED_A", "KEYED_B"]\n')
+    write_config(
+        am,
+        '[agents.keyed]\ncommand = ["sh", "-c", "sleep 30"]\nenv_names = ["KEYED_A", "KEYED_B"]\n',
+    )
     res = am("spawn", repo, "--agent", "keyed")
     warnings = [ln for ln in res.stderr.splitlines() if ln.startswith("am: warning")]
     assert len(warnings) == 1 and "KEYED_A, KEYED_B" in warnings[0], res.stderr
@@ -182,15 +203,26 @@ def test_credential_warning(am, repo):
 
 
 def test_mount_agent_config_is_refused_where_it_cannot_apply(am, repo, tmp_path):
-    line = assert_am_error(am("spawn", repo, "--mount-agent-config", "--cmd", "true",
-                              check=False))
+    line = assert_am_error(am("spawn", repo, "--mount-agent-config", "--cmd", "true", check=False))
     assert "--mount-agent-config" in line and "container" in line
-    line = assert_am_error(am("spawn", repo, "--container", "--mount-agent-config", "--cmd",
-                              "true", check=False))
+    line = assert_am_error(
+        am("spawn", repo, "--container", "--mount-agent-config", "--cmd", "true", check=False)
+    )
     assert "agent profile" in line
-    line = assert_am_error(am("spawn", repo, "--container", "--agent", "codex",
-                              "--mount-agent-config", "--cmd", "true", check=False,
-                              env={"HOME": str(tmp_path)}))
+    line = assert_am_error(
+        am(
+            "spawn",
+            repo,
+            "--container",
+            "--agent",
+            "codex",
+            "--mount-agent-config",
+            "--cmd",
+            "true",
+            check=False,
+            env={"HOME": str(tmp_path)},
+        )
+    )
     assert "~/.codex" in line
     assert_nothing_made(am.home)
 

@@ -15,8 +15,18 @@ pytestmark = pytest.mark.container
 
 
 def cspawn(am, engine, cmd, *extra, env=None, isolation="runc"):
-    return am.spawn(str(am.repo), "--container", "--runtime", engine, "--isolation", isolation,
-                    "--cmd", cmd, *extra, env=env)
+    return am.spawn(
+        str(am.repo),
+        "--container",
+        "--runtime",
+        engine,
+        "--isolation",
+        isolation,
+        "--cmd",
+        cmd,
+        *extra,
+        env=env,
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -25,10 +35,14 @@ def _repo_on_am(am, repo):
 
 
 def test_lifecycle_logs_diff_attach_stop(am, engine, isolation, tmp_path):
-    agent = cspawn(am, engine, "echo new > made.txt && git add made.txt && "
-                   "git -c user.name=a -c user.email=a@b commit -qm agent && echo edit >> README"
-                   " && echo AGENT-READY && read line && echo got-$line && sleep 300",
-                   isolation=isolation)
+    agent = cspawn(
+        am,
+        engine,
+        "echo new > made.txt && git add made.txt && "
+        "git -c user.name=a -c user.email=a@b commit -qm agent && echo edit >> README"
+        " && echo AGENT-READY && read line && echo got-$line && sleep 300",
+        isolation=isolation,
+    )
     info = am.info(agent)
     assert info["mode"] == "container" and info["runtime"] == engine
     assert info["isolation"] == isolation
@@ -43,12 +57,15 @@ def test_lifecycle_logs_diff_attach_stop(am, engine, isolation, tmp_path):
     assert "+new" in diff and "+edit" in diff and "made.txt" in diff
 
     # attach from an outer terminal, type a line, detach: the agent keeps running
-    term = Terminal(tmp_path, [*am.argv, "attach", agent],
-                    {"AM_HOME": str(am.home), "PATH": os.environ["PATH"]})
+    term = Terminal(
+        tmp_path, [*am.argv, "attach", agent], {"AM_HOME": str(am.home), "PATH": os.environ["PATH"]}
+    )
     try:
         # A container agent runs detached: am attach ends in the engine's own attach client.
-        wait_for(lambda: engine_attach_running(engine, f"am-{agent}"),
-                 "am attach to run the engine's attach")
+        wait_for(
+            lambda: engine_attach_running(engine, f"am-{agent}"),
+            "am attach to run the engine's attach",
+        )
         term.keys("hello-agent", literal=True)
         term.keys("Enter")
         am.wait_log(agent, "got-hello-agent")
@@ -104,8 +121,19 @@ def probe_values(log: str) -> dict[str, str]:
 
 
 def test_policy_inside_container(am, engine, isolation):
-    agent = cspawn(am, engine, PROBE, "--memory", "1g", "--cpus", "1.5", "--pids", "64",
-                   env={"AM_TEST_SECRET_SHOULD_NOT_LEAK": "leak"}, isolation=isolation)
+    agent = cspawn(
+        am,
+        engine,
+        PROBE,
+        "--memory",
+        "1g",
+        "--cpus",
+        "1.5",
+        "--pids",
+        "64",
+        env={"AM_TEST_SECRET_SHOULD_NOT_LEAK": "leak"},
+        isolation=isolation,
+    )
     log = am.wait_log(agent, "PROBE-DONE")
     v = probe_values(log)
     assert v["IFACES"] == "lo", log
@@ -154,8 +182,9 @@ def test_exit_code_survives_auto_removal(am, engine, isolation):
 
 
 def test_oom_kill_is_reported(am, engine, isolation):
-    agent = cspawn(am, engine, WAIT_GO + "exec python3 -c 'b = bytearray(3 * 1024**3)'",
-                   isolation=isolation)
+    agent = cspawn(
+        am, engine, WAIT_GO + "exec python3 -c 'b = bytearray(3 * 1024**3)'", isolation=isolation
+    )
     go(am, agent)
     info = am.wait_status(agent, "exited", timeout=120)
     assert info["oom_killed"] is True, info
@@ -196,8 +225,17 @@ def test_worktree_container_is_refused_and_the_repository_untouched(am, engine):
     git_dir = am.repo / ".git"
     before = {p: (p.stat().st_uid, p.stat().st_mode) for p in git_dir.rglob("*")}
     branches = git("branch", "--list", cwd=am.repo)
-    res = am("spawn", am.repo, "--container", "--runtime", engine, "--worktree", "--cmd",
-             "sleep 300", check=False)
+    res = am(
+        "spawn",
+        am.repo,
+        "--container",
+        "--runtime",
+        engine,
+        "--worktree",
+        "--cmd",
+        "sleep 300",
+        check=False,
+    )
     line = assert_am_error(res)
     assert "--worktree cannot be combined with --container" in line and "hint:" in line
     assert_nothing_made(am.home)
@@ -225,9 +263,28 @@ def test_the_agent_sees_its_isolations_kernel(am, engine, isolation):
 def test_json_fields_of_container_agent(am, engine):
     agent = cspawn(am, engine, "sleep 300", "--memory", "512m")
     info = am.info(agent)
-    for key in ("id", "name", "mode", "runtime", "status", "source", "branch", "base_commit",
-                "workspace", "container", "session", "agent", "command", "created",
-                "exit_code", "oom_killed", "network", "allow_domains", "limits", "log"):
+    for key in (
+        "id",
+        "name",
+        "mode",
+        "runtime",
+        "status",
+        "source",
+        "branch",
+        "base_commit",
+        "workspace",
+        "container",
+        "session",
+        "agent",
+        "command",
+        "created",
+        "exit_code",
+        "oom_killed",
+        "network",
+        "allow_domains",
+        "limits",
+        "log",
+    ):
         assert key in info
     assert info["network"] == "none" and info["limits"]["memory"] == "512m"
     assert json.loads(am("list", "--json").stdout)[0]["id"] == agent
@@ -237,8 +294,18 @@ def test_json_fields_of_container_agent(am, engine):
 def test_first_spawn_builds_the_image(am, engine):
     tag = f"am-agent:first-use-{uuid.uuid4().hex[:8]}"
     try:
-        res = am("spawn", am.repo, "--container", "--runtime", engine, "--image", tag,
-                 "--cmd", "echo BUILT-AND-RUNNING; sleep 300", timeout=1800)
+        res = am(
+            "spawn",
+            am.repo,
+            "--container",
+            "--runtime",
+            engine,
+            "--image",
+            tag,
+            "--cmd",
+            "echo BUILT-AND-RUNNING; sleep 300",
+            timeout=1800,
+        )
         assert "Building agent image (this may take a few minutes)..." in res.stderr
         assert "STEP" in res.stderr or "Step" in res.stderr  # the build's progress streamed
         agent = res.stdout.strip().splitlines()[-1]
@@ -254,8 +321,10 @@ def test_clean_containers_asks_before_stopping_running_agents(am, engine, tmp_pa
     for answer, code in (("n", 1), ("y", 0)):
         term = Terminal(tmp_path, [*am.argv, "clean", "--containers"], env)
         try:
-            wait_for(lambda t=term: t.err.exists() and "Go ahead? [y/N]" in t.err.read_text(),
-                     "the question")
+            wait_for(
+                lambda t=term: t.err.exists() and "Go ahead? [y/N]" in t.err.read_text(),
+                "the question",
+            )
             term.keys(answer, "Enter")
             rc, err = term.result()
         finally:

@@ -39,8 +39,17 @@ def test_engine_not_in_path(am, repo, tmp_path, name):
     bin_dir.mkdir()
     for tool in ("git", "tmux"):
         (bin_dir / tool).symlink_to(shutil.which(tool))
-    res = am("spawn", repo, "--container", "--runtime", name, "--cmd", "true", check=False,
-             env={"PATH": str(bin_dir)})
+    res = am(
+        "spawn",
+        repo,
+        "--container",
+        "--runtime",
+        name,
+        "--cmd",
+        "true",
+        check=False,
+        env={"PATH": str(bin_dir)},
+    )
     assert f"{TITLE[name]} not found in PATH" in last_error(res)
     nothing_made(am)
 
@@ -48,8 +57,17 @@ def test_engine_not_in_path(am, repo, tmp_path, name):
 @pytest.mark.parametrize("name", ENGINES)
 def test_daemon_not_running(am, repo, tmp_path, name):
     engine_ready(name)
-    res = am("spawn", repo, "--container", "--runtime", name, "--cmd", "true", check=False,
-             env={HOST_VAR[name]: f"unix://{tmp_path}/no-such.sock"})
+    res = am(
+        "spawn",
+        repo,
+        "--container",
+        "--runtime",
+        name,
+        "--cmd",
+        "true",
+        check=False,
+        env={HOST_VAR[name]: f"unix://{tmp_path}/no-such.sock"},
+    )
     line = last_error(res)
     assert f"{TITLE[name]} daemon is not running" in line and "hint:" in line
     # the hint names the variable that points at the dead socket, not the local service
@@ -63,8 +81,9 @@ def test_agent_that_cannot_run_is_reported_alike_on_both_engines(am, repo, name)
     """The container starts, the agent's command does not: spawn says so with the agent's
     exit code and last output, keeps the agent as exited (its log too), and exits non-zero."""
     engine_ready(name)
-    res = am("spawn", repo, "--container", "--runtime", name, "--cmd", "exec /nonexistent",
-             check=False)
+    res = am(
+        "spawn", repo, "--container", "--runtime", name, "--cmd", "exec /nonexistent", check=False
+    )
     line = last_error(res)
     agent = res.stdout.strip().splitlines()[-1]  # the id, so the user can look at it
     assert f"agent {agent} exited with code 127 while starting" in line, res.stderr
@@ -79,8 +98,9 @@ def test_agent_that_cannot_run_is_reported_alike_on_both_engines(am, repo, name)
 @pytest.mark.parametrize("name", ENGINES)
 def test_agent_that_finishes_at_once_is_no_error(am, repo, name):
     engine_ready(name)
-    res = am("spawn", repo, "--container", "--runtime", name, "--cmd", "echo done-at-once",
-             check=False)
+    res = am(
+        "spawn", repo, "--container", "--runtime", name, "--cmd", "echo done-at-once", check=False
+    )
     assert res.returncode == 0, res.stderr
     agent = res.stdout.strip().splitlines()[-1]
     assert am.wait_status(agent, "exited")["exit_code"] == 0
@@ -102,12 +122,32 @@ def test_permission_denied_on_socket(name):
         sock_path.chmod(0o600)
         home = top / "home"
         home.mkdir(mode=0o777)
-        env = {"PATH": os.environ["PATH"], "AM_HOME": str(home), "HOME": str(home),
-               HOST_VAR[name]: f"unix://{sock_path}"}
-        res = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                              sys.executable, "-m", "am", "image", "build", "--runtime", name],
-                             env=env, capture_output=True, text=True, timeout=120,
-                             cwd=str(Path(__file__).parents[1]))
+        env = {
+            "PATH": os.environ["PATH"],
+            "AM_HOME": str(home),
+            "HOME": str(home),
+            HOST_VAR[name]: f"unix://{sock_path}",
+        }
+        res = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                sys.executable,
+                "-m",
+                "am",
+                "image",
+                "build",
+                "--runtime",
+                name,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=str(Path(__file__).parents[1]),
+        )
         line = last_error(res)
         assert f"permission denied on the {TITLE[name]} socket" in line, res.stderr
         if name == "docker":
@@ -130,17 +170,37 @@ def test_image_build_failure_shows_the_build_output(am, name):
 @pytest.mark.parametrize("name", ENGINES)
 def test_missing_custom_image_is_refused(am, repo, name):
     engine_ready(name)
-    res = am("spawn", repo, "--container", "--runtime", name, "--image", "am-no-such:image",
-             "--cmd", "true", check=False)
+    res = am(
+        "spawn",
+        repo,
+        "--container",
+        "--runtime",
+        name,
+        "--image",
+        "am-no-such:image",
+        "--cmd",
+        "true",
+        check=False,
+    )
     assert "not found" in last_error(res)
     nothing_made(am)
 
 
-@pytest.mark.parametrize("bad", [["--memory", "0"], ["--cpus", "-1"], ["--pids", "abc"],
-                                 ["--memory", "-1g"], ["--pids", "-5"],
-                                 ["--memory", "100000g"], ["--cpus", "999"]])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--memory", "0"],
+        ["--cpus", "-1"],
+        ["--pids", "abc"],
+        ["--memory", "-1g"],
+        ["--pids", "-5"],
+        ["--memory", "100000g"],
+        ["--cpus", "999"],
+    ],
+)
 def test_bad_limits_refused_before_anything_starts(am, repo, bad):
-    res = am("spawn", repo, "--container", "--runtime", "docker", "--cmd", "true", *bad,
-             check=False)
+    res = am(
+        "spawn", repo, "--container", "--runtime", "docker", "--cmd", "true", *bad, check=False
+    )
     assert bad[0] in last_error(res)
     nothing_made(am)

@@ -76,9 +76,19 @@ def test_secrets_reach_the_agent_and_nothing_else(am, repo, tmp_path, engine):
     given = f"given-{uuid.uuid4().hex}"  # passed with --env NAME
     profile = f"profile-{uuid.uuid4().hex}"  # the profile's own variable, passed by itself
     try:
-        res = am("spawn", repo, "--container", "--runtime", engine, "--agent", "hasher",
-                 "--env", "LEAK_TEST_TOKEN", "--mount-agent-config",
-                 env={"LEAK_TEST_TOKEN": given, "HASHER_TOKEN": profile, "HOME": str(home)})
+        res = am(
+            "spawn",
+            repo,
+            "--container",
+            "--runtime",
+            engine,
+            "--agent",
+            "hasher",
+            "--env",
+            "LEAK_TEST_TOKEN",
+            "--mount-agent-config",
+            env={"LEAK_TEST_TOKEN": given, "HASHER_TOKEN": profile, "HOME": str(home)},
+        )
         agent = res.stdout.split()[-1]
         assert "am: warning" not in res.stderr
         log = am.wait_log(agent, "READY")
@@ -109,10 +119,12 @@ def fake_home(top: Path) -> Path:
     """A home as a claude user has it: the login, the global state and other projects'
     transcripts; readable by any uid (the agent has its own when am runs as root)."""
     home = top / "home"
-    files = {".claude/.credentials.json": "CRED-" + uuid.uuid4().hex,
-             ".claude/projects/-other-project/t.jsonl": "TRANSCRIPT-OF-ANOTHER-PROJECT",
-             ".claude/settings.json": "{}",
-             ".claude.json": '{"projects": {"/other": {"history": ["OTHER-PROMPT"]}}}'}
+    files = {
+        ".claude/.credentials.json": "CRED-" + uuid.uuid4().hex,
+        ".claude/projects/-other-project/t.jsonl": "TRANSCRIPT-OF-ANOTHER-PROJECT",
+        ".claude/settings.json": "{}",
+        ".claude.json": '{"projects": {"/other": {"history": ["OTHER-PROMPT"]}}}',
+    }
     for rel, text in files.items():
         (home / rel).parent.mkdir(parents=True, exist_ok=True)
         (home / rel).write_text(text)
@@ -123,12 +135,14 @@ def fake_home(top: Path) -> Path:
     return home
 
 
-PROBE = ("echo FILES:; cd ~ && find . /run/am-agent-config -type f | sort; "
-         "echo CRED=$(cat ~/.claude/.credentials.json); "
-         "cat ~/.claude.json ~/.claude/projects/*/* 2>/dev/null; "
-         "touch ~/x && mkdir -p ~/.claude/projects/here && echo HOME-WRITABLE; "
-         "echo new > /run/am-agent-config/.claude/.credentials.json || echo SOURCE-READ-ONLY; "
-         "echo PROBE-DONE; sleep 300")
+PROBE = (
+    "echo FILES:; cd ~ && find . /run/am-agent-config -type f | sort; "
+    "echo CRED=$(cat ~/.claude/.credentials.json); "
+    "cat ~/.claude.json ~/.claude/projects/*/* 2>/dev/null; "
+    "touch ~/x && mkdir -p ~/.claude/projects/here && echo HOME-WRITABLE; "
+    "echo new > /run/am-agent-config/.claude/.credentials.json || echo SOURCE-READ-ONLY; "
+    "echo PROBE-DONE; sleep 300"
+)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -138,35 +152,71 @@ def test_mount_agent_config_exposes_only_the_credentials(am, repo, tmp_path, eng
     cred = (home / ".claude/.credentials.json").read_text()
     # Positive controls: mounting the config folder, as am did, shows the other projects'
     # transcripts; and a tmpfs home as am made it (mode=1777) is root's, not the agent's.
-    res = subprocess.run([engine, "run", "--rm", "--user", "1000:1000", "--read-only",
-                          "--tmpfs", "/home/agent:rw,nosuid,nodev,size=1g,mode=1777",
-                          "--mount", f"type=bind,source={home / '.claude'},"
-                          "target=/home/agent/.claude,readonly", "am-agent:latest", "sh", "-c",
-                          "cat ~/.claude/projects/*/*; touch ~/x || echo HOME-NOT-WRITABLE"],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [
+            engine,
+            "run",
+            "--rm",
+            "--user",
+            "1000:1000",
+            "--read-only",
+            "--tmpfs",
+            "/home/agent:rw,nosuid,nodev,size=1g,mode=1777",
+            "--mount",
+            f"type=bind,source={home / '.claude'},target=/home/agent/.claude,readonly",
+            "am-agent:latest",
+            "sh",
+            "-c",
+            "cat ~/.claude/projects/*/*; touch ~/x || echo HOME-NOT-WRITABLE",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert "TRANSCRIPT-OF-ANOTHER-PROJECT" in res.stdout and "HOME-NOT-WRITABLE" in res.stdout
     try:
-        agent = am.spawn(repo, "--container", "--runtime", engine, "--agent", "claude",
-                         "--mount-agent-config", "--cmd", PROBE, env={"HOME": str(home)})
+        agent = am.spawn(
+            repo,
+            "--container",
+            "--runtime",
+            engine,
+            "--agent",
+            "claude",
+            "--mount-agent-config",
+            "--cmd",
+            PROBE,
+            env={"HOME": str(home)},
+        )
         log = am.wait_log(agent, "PROBE-DONE")
         files = log.split("FILES:", 1)[1].split("CRED=", 1)[0].split()
         # podman copies the image's own /home/agent (its skeleton files) into the tmpfs
         files = [f for f in files if f not in ("./.bash_logout", "./.bashrc", "./.profile")]
-        assert files == ["./.claude/.credentials.json",
-                         "/run/am-agent-config/.claude/.credentials.json"], log
+        assert files == [
+            "./.claude/.credentials.json",
+            "/run/am-agent-config/.claude/.credentials.json",
+        ], log
         assert f"CRED={cred}" in log
         for leak in ("TRANSCRIPT-OF-ANOTHER-PROJECT", "OTHER-PROMPT"):
             assert leak not in log
         assert "HOME-WRITABLE" in log and "SOURCE-READ-ONLY" in log
         assert (home / ".claude/.credentials.json").read_text() == cred
         assert not (home / ".claude/projects/here").exists()
-        mounts = json.loads(subprocess.run([engine, "inspect", f"am-{agent}"],
-                                           capture_output=True, text=True).stdout)[0]["Mounts"]
+        mounts = json.loads(
+            subprocess.run(
+                [engine, "inspect", f"am-{agent}"], capture_output=True, text=True
+            ).stdout
+        )[0]["Mounts"]
         # (besides the workspace, and as root am's /etc/passwd and /etc/group for the agent's uid)
-        assert sorted((m["Source"], m["Destination"], m["RW"]) for m in mounts
-                      if m["Destination"] not in ("/workspace", "/etc/passwd", "/etc/group")) == [
-            (str(home / ".claude/.credentials.json"),
-             "/run/am-agent-config/.claude/.credentials.json", False)]
+        assert sorted(
+            (m["Source"], m["Destination"], m["RW"])
+            for m in mounts
+            if m["Destination"] not in ("/workspace", "/etc/passwd", "/etc/group")
+        ) == [
+            (
+                str(home / ".claude/.credentials.json"),
+                "/run/am-agent-config/.claude/.credentials.json",
+                False,
+            )
+        ]
         am("stop", agent)
     finally:
         remove_containers(engine, str(am.home))

@@ -21,13 +21,16 @@ from am.errors import AmError
 
 CAP = "64m"
 WRITE_MB = 96  # more than the cap, little enough for a test
-FILL = (f"dd if=/dev/zero of=/workspace/fill bs=1M count={WRITE_MB} 2>/workspace/dd.err; "
-        "echo dd-exit=$? > /workspace/dd.rc; echo filled; sleep 300")
+FILL = (
+    f"dd if=/dev/zero of=/workspace/fill bs=1M count={WRITE_MB} 2>/workspace/dd.err; "
+    "echo dd-exit=$? > /workspace/dd.rc; echo filled; sleep 300"
+)
 
 
 def engine_exec(engine: str, agent: str, *cmd: str) -> subprocess.CompletedProcess:
-    return subprocess.run([engine, "exec", f"am-{agent}", *cmd], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [engine, "exec", f"am-{agent}", *cmd], capture_output=True, text=True, timeout=120
+    )
 
 
 def mounts_under(path: Path) -> list[str]:
@@ -51,19 +54,22 @@ def assert_no_disk_left(home: Path) -> None:
     assert not disks.exists() or [p for p in disks.iterdir() if p.name != ".lock"] == []
 
 
-
-
 def dd_result(ws: Path) -> tuple[str, str]:
-    wait_for(lambda: (ws / "dd.rc").exists() and
-             (ws / "dd.rc").read_text().strip(), "the write to end", timeout=60)
+    wait_for(
+        lambda: (ws / "dd.rc").exists() and (ws / "dd.rc").read_text().strip(),
+        "the write to end",
+        timeout=60,
+    )
     return (ws / "dd.rc").read_text().strip(), (ws / "dd.err").read_text()
 
 
 # --- no container: checks before anything is made ---------------------------------------------
 
 
-@pytest.mark.parametrize(("value", "why"), [("0", "invalid"), ("abc", "invalid"),
-                                             ("1.5x", "invalid"), ("1m", "at least 16m")])
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [("0", "invalid"), ("abc", "invalid"), ("1.5x", "invalid"), ("1m", "at least 16m")],
+)
 def test_bad_sizes_are_refused_and_nothing_made(am, repo, value, why):
     res = am("spawn", repo, "--container", "--disk", value, "--cmd", "true", check=False)
     line = assert_am_error(res)
@@ -93,8 +99,11 @@ def test_config_key_is_checked_and_shown(am):
     shown = json.loads(am("config", "show", "--json").stdout)["settings"]["limits.disk"]
     assert shown["value"] == "10g" and shown["source"] == "file"
     flag = json.loads(am("config", "show", "--json", "--disk", "none").stdout)
-    assert flag["settings"]["limits.disk"] == {"value": "none", "source": "flag",
-                                               "origin": "--disk"}
+    assert flag["settings"]["limits.disk"] == {
+        "value": "none",
+        "source": "flag",
+        "origin": "--disk",
+    }
     env = json.loads(am("config", "show", "--json", env={"AM_DISK": "2g"}).stdout)
     assert env["settings"]["limits.disk"]["value"] == "2g"
 
@@ -122,12 +131,25 @@ def test_a_host_without_loop_devices_is_refused_clearly(am, repo):
     """/dev hidden in a mount namespace of its own (only /dev/null made again): no
     /dev/loop-control, so one error naming the module to load, and nothing made."""
     require_root()
-    argv = " ".join(f"'{a}'" for a in [*am.argv, "spawn", str(repo), "--container", "--disk",
-                                       CAP, "--cmd", "true"])
-    res = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                          "mount -t tmpfs none /dev && mknod -m 666 /dev/null c 1 3 && "
-                          f"exec {argv}"], env=am.env, capture_output=True, text=True,
-                         timeout=120)
+    argv = " ".join(
+        f"'{a}'"
+        for a in [*am.argv, "spawn", str(repo), "--container", "--disk", CAP, "--cmd", "true"]
+    )
+    res = subprocess.run(
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            f"mount -t tmpfs none /dev && mknod -m 666 /dev/null c 1 3 && exec {argv}",
+        ],
+        env=am.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     line = assert_am_error(res)
     assert "no loop devices" in line and "modprobe loop" in line, line
     assert_nothing_made(am.home)
@@ -135,8 +157,10 @@ def test_a_host_without_loop_devices_is_refused_clearly(am, repo):
 
 def test_a_mount_without_a_free_loop_device_names_the_fix():
     with pytest.raises(AmError) as e:
-        disk._run(["sh", "-c", "echo 'mount: /w: failed to setup loop device for /i.' >&2; "
-                   "exit 32"], "mount the workspace's file system /i")
+        disk._run(
+            ["sh", "-c", "echo 'mount: /w: failed to setup loop device for /i.' >&2; exit 32"],
+            "mount the workspace's file system /i",
+        )
     assert "failed to setup loop device" in e.value.message and "losetup --list" in e.value.hint
 
 
@@ -165,8 +189,10 @@ def test_restore_writes_blocks_of_zeros_as_holes(tmp_path):
 
 def require_root():
     if os.geteuid() != 0:
-        pytest.fail("--disk needs root: run the container tests as root (CI does), or see "
-                    "test_non_root_users_are_refused_clearly")
+        pytest.fail(
+            "--disk needs root: run the container tests as root (CI does), or see "
+            "test_non_root_users_are_refused_clearly"
+        )
 
 
 @pytest.mark.container
@@ -201,8 +227,13 @@ def test_disk_caps_the_workspace_and_am_still_works(am, repo, engine):
 
     # am's own operations write nothing into the full workspace
     engine_exec(engine, agent, "sh", "-c", "rm /workspace/fill; echo mine > /workspace/note")
-    engine_exec(engine, agent, "sh", "-c",
-                "dd if=/dev/zero of=/workspace/fill bs=1M count=96 2>/dev/null; true")
+    engine_exec(
+        engine,
+        agent,
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/workspace/fill bs=1M count=96 2>/dev/null; true",
+    )
     assert "+mine" in am("diff", agent).stdout
     snap = am("snapshot", agent).stdout.strip().splitlines()[-1]
     am("stop", agent)
@@ -222,8 +253,16 @@ def test_a_lost_mount_comes_back_before_any_use(am, repo, engine):
     """After a reboot the image is there and the mount is not: reading or starting the agent
     mounts it again first, and never runs the agent on the empty folder beneath."""
     require_root()
-    agent = am.spawn(repo, "--container", "--runtime", engine, "--disk", CAP, "--cmd",
-                     "echo kept > /workspace/kept; sleep 300")
+    agent = am.spawn(
+        repo,
+        "--container",
+        "--runtime",
+        engine,
+        "--disk",
+        CAP,
+        "--cmd",
+        "echo kept > /workspace/kept; sleep 300",
+    )
     ws = am.home / "agents" / agent
     wait_for(lambda: (ws / "kept").exists(), "the agent's file", timeout=60)
     am("stop", agent)
@@ -256,11 +295,22 @@ def test_a_lost_mount_comes_back_before_any_use(am, repo, engine):
 @pytest.mark.container
 def test_restore_with_disk(am, repo, engine):
     require_root()
-    agent = am.spawn(repo, "--container", "--runtime", engine, "--disk", CAP, "--cmd",
-                     "head -c 20000000 /dev/urandom > /workspace/data; sleep 300")
+    agent = am.spawn(
+        repo,
+        "--container",
+        "--runtime",
+        engine,
+        "--disk",
+        CAP,
+        "--cmd",
+        "head -c 20000000 /dev/urandom > /workspace/data; sleep 300",
+    )
     ws = am.home / "agents" / agent
-    wait_for(lambda: (ws / "data").exists() and
-             (ws / "data").stat().st_size == 20_000_000, "the agent's file", timeout=60)
+    wait_for(
+        lambda: (ws / "data").exists() and (ws / "data").stat().st_size == 20_000_000,
+        "the agent's file",
+        timeout=60,
+    )
     snap = am("snapshot", agent).stdout.strip().splitlines()[-1]
     am("rm", "--force", agent)
 
@@ -279,8 +329,9 @@ def test_restore_with_disk(am, repo, engine):
     am("start", "capped", "--runtime", engine, "--cmd", "sleep 300")
     info = am.wait_status("capped", "running")
     assert info["mode"] == "container" and info["limits"]["disk"] == CAP
-    out = engine_exec(engine, "capped", "sh", "-c",
-                      "head -c 60000000 /dev/zero > /workspace/more; echo $?").stdout
+    out = engine_exec(
+        engine, "capped", "sh", "-c", "head -c 60000000 /dev/zero > /workspace/more; echo $?"
+    ).stdout
     assert out.strip() != "0"
     am("rm", "--force", "capped")
     am("rm", "--force", "plain")
@@ -295,8 +346,9 @@ def test_sigkilled_disk_spawns_leave_nothing_doctor_cannot_clean(am, repo, engin
     disks = am.home / "data" / "disks"
 
     def made():
-        return disks.exists() and any(p.name.endswith((".ext4", ".partial"))
-                                      for p in disks.iterdir())
+        return disks.exists() and any(
+            p.name.endswith((".ext4", ".partial")) for p in disks.iterdir()
+        )
 
     def mounted():
         return mounts_under(am.home)
@@ -305,12 +357,32 @@ def test_sigkilled_disk_spawns_leave_nothing_doctor_cannot_clean(am, repo, engin
         return any((Path(p) / ".git").exists() for p in mounts_under(am.home))
 
     for i, condition in enumerate((made, mounted, cloned)):
-        p = subprocess.Popen([*am.argv, "spawn", str(repo), "--name", f"k{i}", "--container",
-                              "--runtime", engine, "--disk", CAP, "--cmd", "sleep 300"],
-                             env=am.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        p = subprocess.Popen(
+            [
+                *am.argv,
+                "spawn",
+                str(repo),
+                "--name",
+                f"k{i}",
+                "--container",
+                "--runtime",
+                engine,
+                "--disk",
+                CAP,
+                "--cmd",
+                "sleep 300",
+            ],
+            env=am.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
-            wait_for(lambda c=condition, p=p: c() or p.poll() is not None, condition.__name__,
-                     every=0.002, timeout=60)
+            wait_for(
+                lambda c=condition, p=p: c() or p.poll() is not None,
+                condition.__name__,
+                every=0.002,
+                timeout=60,
+            )
         finally:
             alive = p.poll() is None
             p.send_signal(signal.SIGKILL)
@@ -320,14 +392,16 @@ def test_sigkilled_disk_spawns_leave_nothing_doctor_cannot_clean(am, repo, engin
     orphan = disks / "gone.ext4"
     subprocess.run(["truncate", "--size", "16m", str(orphan)], check=True)
     subprocess.run(disk.mkfs_argv(orphan), check=True, capture_output=True)
-    loose = subprocess.run(["losetup", "--find", "--show", str(orphan)], capture_output=True,
-                           text=True, check=True).stdout.strip()
+    loose = subprocess.run(
+        ["losetup", "--find", "--show", str(orphan)], capture_output=True, text=True, check=True
+    ).stdout.strip()
     report = json.loads(am("doctor", "--json", check=False).stdout)
     kinds = {d["kind"] for d in report["drift"]}
     assert {"stale-spawn", "orphan-disk", "loose-loop"} <= kinds, report["drift"]
     fixed = json.loads(am("doctor", "--fix", "--json", check=False).stdout)
-    assert all(d["fixed"] and not d["fixed"].startswith("not fixed")
-               for d in fixed["drift"]), fixed["drift"]
+    assert all(d["fixed"] and not d["fixed"].startswith("not fixed") for d in fixed["drift"]), (
+        fixed["drift"]
+    )
     assert json.loads(am("doctor", "--json", check=False).stdout)["drift"] == []
     assert all(a["status"] in ("running", "stopped", "exited") for a in am.list())
     for a in am.list():
@@ -349,8 +423,20 @@ def unprivileged():
     import tempfile
 
     name = f"amd{uuid.uuid4().hex[:8]}"
-    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                    "--groups", "docker", name], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "useradd",
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            "--groups",
+            "docker",
+            name,
+        ],
+        check=True,
+        capture_output=True,
+    )
     top = Path(tempfile.mkdtemp(prefix="amtest-disk-", dir="/tmp"))
     try:
         pw = pwd.getpwnam(name)
@@ -361,8 +447,21 @@ def unprivileged():
         subprocess.run(["git", "init", "-q", "-b", "main", str(src)], check=True)
         (src / "README").write_text("hello\n")
         subprocess.run(["git", "-C", str(src), "add", "."], check=True)
-        subprocess.run(["git", "-C", str(src), "-c", "user.name=t", "-c",
-                        "user.email=t@example.invalid", "commit", "-qm", "first"], check=True)
+        subprocess.run(
+            [
+                "git",
+                "-C",
+                str(src),
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@example.invalid",
+                "commit",
+                "-qm",
+                "first",
+            ],
+            check=True,
+        )
         subprocess.run(["chown", "-R", f"{pw.pw_uid}:{pw.pw_gid}", str(mine)], check=True)
         yield pw.pw_uid, pw.pw_gid, grp.getgrnam("docker").gr_gid, mine
     finally:
@@ -390,20 +489,40 @@ def test_non_root_users_are_refused_clearly(engine, unprivileged):
     site = [p for p in sys.path if p.endswith("site-packages")]
     src = str(Path(package.__file__).parent.parent)
     home = mine / "amhome"
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(mine), "AM_HOME": str(home),
-           "PYTHONPATH": os.pathsep.join([src, *site])}
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(mine),
+        "AM_HOME": str(home),
+        "PYTHONPATH": os.pathsep.join([src, *site]),
+    }
 
     def as_user(*args):
-        return subprocess.run([system_python(), "-m", "am", *args], user=uid, group=gid,
-                              extra_groups=[docker_gid], env=env, capture_output=True,
-                              text=True, timeout=120)
+        return subprocess.run(
+            [system_python(), "-m", "am", *args],
+            user=uid,
+            group=gid,
+            extra_groups=[docker_gid],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     # this am really runs as that user, and reads its settings as theirs
     shown = as_user("config", "show", "--json", "--disk", CAP)
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["settings"]["limits.disk"]["value"] == CAP
-    res = as_user("spawn", str(mine / "source"), "--container", "--runtime", engine, "--disk",
-                  CAP, "--cmd", "true")
+    res = as_user(
+        "spawn",
+        str(mine / "source"),
+        "--container",
+        "--runtime",
+        engine,
+        "--disk",
+        CAP,
+        "--cmd",
+        "true",
+    )
     line = assert_am_error(res)
     assert "needs root" in line and "loop device" in line and "leave out --disk" in line
     assert "rootless podman cannot" in line
@@ -421,10 +540,18 @@ def test_a_sparse_file_gets_no_room_past_the_cap(am, repo, engine, tmp_path):
     (compressed), and a restore writes it with its holes: never its full length on the host's
     disk, and it fits in the same cap again."""
     require_root()
-    agent = am.spawn(repo, "--container", "--runtime", engine, "--disk", CAP, "--cmd",
-                     f"truncate -s {SPARSE_MB}M /workspace/sparse && printf mark | dd "
-                     "of=/workspace/sparse bs=1 seek=100000000 conv=notrunc 2>/dev/null; "
-                     "echo made > /workspace/made; sleep 300")
+    agent = am.spawn(
+        repo,
+        "--container",
+        "--runtime",
+        engine,
+        "--disk",
+        CAP,
+        "--cmd",
+        f"truncate -s {SPARSE_MB}M /workspace/sparse && printf mark | dd "
+        "of=/workspace/sparse bs=1 seek=100000000 conv=notrunc 2>/dev/null; "
+        "echo made > /workspace/made; sleep 300",
+    )
     ws = am.home / "agents" / agent
     wait_for(lambda: (ws / "made").exists(), "the sparse file", timeout=60)
     assert (ws / "sparse").stat().st_size == SPARSE_MB << 20
@@ -464,12 +591,25 @@ def test_the_publish_folder_is_no_way_past_the_cap(am, repo, engine):
     require_root()
     from test_task_io_container import free_port
 
-    write = (f"dd if=/dev/zero of=/run/am-publish/fill bs=1M count={WRITE_MB} "
-             "2>/workspace/dd.err; echo dd-exit=$? > /workspace/dd.rc; sleep 300")
+    write = (
+        f"dd if=/dev/zero of=/run/am-publish/fill bs=1M count={WRITE_MB} "
+        "2>/workspace/dd.err; echo dd-exit=$? > /workspace/dd.rc; sleep 300"
+    )
 
     def spawn(*extra):
-        return am.spawn(repo, "--container", "--runtime", engine, "--network", "limited",
-                        "--publish", f"{free_port()}:8000", *extra, "--cmd", write)
+        return am.spawn(
+            repo,
+            "--container",
+            "--runtime",
+            engine,
+            "--network",
+            "limited",
+            "--publish",
+            f"{free_port()}:8000",
+            *extra,
+            "--cmd",
+            write,
+        )
 
     free = spawn()
     code, _ = dd_result(am.home / "agents" / free)

@@ -31,11 +31,41 @@ def test_checks_report_tools(am):
 
 def test_orphan_session(am):
     name = f"am-orphan{uuid.uuid4().hex[:6]}"
-    subprocess.run(["tmux", "new-session", "-d", "-s", name, "sleep 600", ";", "set-option",
-                    "-t", f"={name}:", "@am_home", str(am.home)], check=True)
+    subprocess.run(
+        [
+            "tmux",
+            "new-session",
+            "-d",
+            "-s",
+            name,
+            "sleep 600",
+            ";",
+            "set-option",
+            "-t",
+            f"={name}:",
+            "@am_home",
+            str(am.home),
+        ],
+        check=True,
+    )
     other = f"am-other{uuid.uuid4().hex[:6]}"  # a session of another AM_HOME is not ours
-    subprocess.run(["tmux", "new-session", "-d", "-s", other, "sleep 600", ";", "set-option",
-                    "-t", f"={other}:", "@am_home", "/elsewhere"], check=True)
+    subprocess.run(
+        [
+            "tmux",
+            "new-session",
+            "-d",
+            "-s",
+            other,
+            "sleep 600",
+            ";",
+            "set-option",
+            "-t",
+            f"={other}:",
+            "@am_home",
+            "/elsewhere",
+        ],
+        check=True,
+    )
     try:
         assert am("doctor", check=False).returncode != 0
         assert ("orphan-session", name) in kinds(drift(am))
@@ -100,16 +130,44 @@ def test_orphan_and_lost_containers(am, repo, engine):
     engine_ready(engine)
     orphan = f"am-orphan-{uuid.uuid4().hex[:6]}"
     try:
-        subprocess.run([engine, "run", "-d", "--name", orphan, "--label", f"am.home={am.home}",
-                        "--label", "am.agent=nobody", "am-agent:latest", "sleep", "600"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                engine,
+                "run",
+                "-d",
+                "--name",
+                orphan,
+                "--label",
+                f"am.home={am.home}",
+                "--label",
+                "am.agent=nobody",
+                "am-agent:latest",
+                "sleep",
+                "600",
+            ],
+            check=True,
+            capture_output=True,
+        )
         agent = am.spawn(repo, "--container", "--runtime", engine, "--cmd", "sleep 600")
         stopped = am.spawn(repo, "--container", "--runtime", engine, "--cmd", "sleep 600")
         am("stop", stopped)
         # A container of an agent am stopped, there again (the engine was down at the stop)
-        subprocess.run([engine, "run", "-d", "--name", f"am-{stopped}", "--label",
-                        f"am.home={am.home}", "am-agent:latest", "sleep", "600"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                engine,
+                "run",
+                "-d",
+                "--name",
+                f"am-{stopped}",
+                "--label",
+                f"am.home={am.home}",
+                "am-agent:latest",
+                "sleep",
+                "600",
+            ],
+            check=True,
+            capture_output=True,
+        )
         # The keeper is killed, and the agent's container ends while none runs.
         pid = keeper_pid(am.home)
         os.kill(pid, signal.SIGKILL)
@@ -141,8 +199,9 @@ def test_proxy_image_row_shows_squid_and_age(am, engine):
     rows = {r["check"]: r for r in json.loads(am("doctor", "--json", check=False).stdout)["checks"]}
     row = rows[f"{engine} proxy"]
     assert row["ok"] is True, row
-    assert re.search(rf"^{re.escape(PROXY_IMAGE)}, squid 5\.\S+, built \d+ days? ago$",
-                     row["detail"]), row
+    assert re.search(
+        rf"^{re.escape(PROXY_IMAGE)}, squid 5\.\S+, built \d+ days? ago$", row["detail"]
+    ), row
 
 
 def test_image_ages_of_both_engines():

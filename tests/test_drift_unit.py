@@ -22,8 +22,9 @@ def layout(tmp_path, monkeypatch):
 
 
 def add_record(layout, agent_id, **fields) -> dict:
-    record = Record(agent_id, str(layout.workspace(agent_id)), str(layout.log_file(agent_id)),
-                    str(layout.root)).as_dict()
+    record = Record(
+        agent_id, str(layout.workspace(agent_id)), str(layout.log_file(agent_id)), str(layout.root)
+    ).as_dict()
     record.update(fields)
     with open_store(layout).transaction() as agents:
         agents[agent_id] = record
@@ -91,14 +92,27 @@ def test_fix_of_orphan_workspaces(layout, repo):
     assert [d.subject for d in drift.find(layout)] == [str(loose)]
 
 
-@pytest.mark.parametrize("key, ok", [
-    ("core.bare", True), ("Core.FileMode", True), ("remote.origin.url", True),
-    ("remote.a.b.c.fetch", True), ("branch.Main.merge", True), ("core.hooksPath", True),
-    ("core.fsmonitor", False), ("core.sshCommand", False), ("core.worktree", False),
-    ("include.path", False), ("includeIf.gitdir:/x/.path", False),
-    ("remote.origin.uploadpack", False), ("filter.lfs.smudge", False), ("remote.url", False),
-    ("core.pager", False), ("diff.external", False),
-])
+@pytest.mark.parametrize(
+    "key, ok",
+    [
+        ("core.bare", True),
+        ("Core.FileMode", True),
+        ("remote.origin.url", True),
+        ("remote.a.b.c.fetch", True),
+        ("branch.Main.merge", True),
+        ("core.hooksPath", True),
+        ("core.fsmonitor", False),
+        ("core.sshCommand", False),
+        ("core.worktree", False),
+        ("include.path", False),
+        ("includeIf.gitdir:/x/.path", False),
+        ("remote.origin.uploadpack", False),
+        ("filter.lfs.smudge", False),
+        ("remote.url", False),
+        ("core.pager", False),
+        ("diff.external", False),
+    ],
+)
 def test_gitsafe_allowed(key, ok):
     assert gitsafe.allowed(key) is ok
 
@@ -107,7 +121,7 @@ def test_gitsafe_check_config_names_the_refused_key(tmp_path):
     config = tmp_path / "config"
     config.write_text('[remote "origin"]\n\turl = /x\n[core]\n\tbare = false\n')
     gitsafe.check_config(config, tmp_path)
-    config.write_text('[core]\n\tbare = false\n\tfsmonitor = touch /tmp/pwned\n')
+    config.write_text("[core]\n\tbare = false\n\tfsmonitor = touch /tmp/pwned\n")
     with pytest.raises(gitsafe.Refused, match="sets 'core.fsmonitor'"):
         gitsafe.check_config(config, tmp_path)
 

@@ -16,15 +16,25 @@ import pytest
 pytestmark = pytest.mark.container
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "engines-up.sh"
-PODMAN_DIRS = ("/etc/cni/net.d", "/etc/containers/networks", "/var/lib/containers",
-               "/run/containers", "/run/libpod")
+PODMAN_DIRS = (
+    "/etc/cni/net.d",
+    "/etc/containers/networks",
+    "/var/lib/containers",
+    "/run/containers",
+    "/run/libpod",
+)
 
 
-def conflist(name: str, bridge: str, subnet: str, gateway: str, *, is_gateway=True,
-             labels=None) -> str:
-    plugin = {"type": "bridge", "bridge": bridge, "isGateway": is_gateway, "ipMasq": is_gateway,
-              "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet,
-                                                          "gateway": gateway}]]}}
+def conflist(
+    name: str, bridge: str, subnet: str, gateway: str, *, is_gateway=True, labels=None
+) -> str:
+    plugin = {
+        "type": "bridge",
+        "bridge": bridge,
+        "isGateway": is_gateway,
+        "ipMasq": is_gateway,
+        "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet, "gateway": gateway}]]},
+    }
     conf = {"cniVersion": "0.4.0", "name": name, "plugins": [plugin, {"type": "portmap"}]}
     if labels:
         conf["args"] = {"podman_labels": labels}
@@ -36,8 +46,9 @@ def isolated(tmp_path: Path, setup: str, after: str, conf: str | None = None):
     if os.getuid() != 0:
         pytest.fail("engines-up.sh runs as root: run 'sudo make test'")
     conf_file = tmp_path / "containers.conf"
-    conf_file.write_text(conf if conf is not None else Path(
-        "/etc/containers/containers.conf").read_text())
+    conf_file.write_text(
+        conf if conf is not None else Path("/etc/containers/containers.conf").read_text()
+    )
     mounts = "\n".join(f"mkdir -p {d} && mount -t tmpfs tmpfs {d}" for d in PODMAN_DIRS)
     script = f"""set -e
 ip link set lo up
@@ -48,19 +59,26 @@ rc=0; AM_ENGINES=podman bash {SCRIPT} || rc=$?
 echo "RC=$rc"
 {after}
 """
-    return subprocess.run(["unshare", "-m", "-n", "--propagation", "private", "bash", "-c",
-                           script], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        ["unshare", "-m", "-n", "--propagation", "private", "bash", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_cni_networks_are_made_again_under_netavark(tmp_path):
     nets = tmp_path / "cni"
     nets.mkdir()
     (nets / "87-podman-bridge.conflist").write_text(
-        conflist("podman", "cni-podman0", "10.88.0.0/16", "10.88.0.1"))
-    (nets / "mine.conflist").write_text(conflist("mine", "cni-podman1", "10.89.7.0/24",
-                                                 "10.89.7.1", labels={"am.home": "/x"}))
-    (nets / "inner.conflist").write_text(conflist("inner", "cni-podman2", "10.89.8.0/24",
-                                                  "10.89.8.1", is_gateway=False))
+        conflist("podman", "cni-podman0", "10.88.0.0/16", "10.88.0.1")
+    )
+    (nets / "mine.conflist").write_text(
+        conflist("mine", "cni-podman1", "10.89.7.0/24", "10.89.7.1", labels={"am.home": "/x"})
+    )
+    (nets / "inner.conflist").write_text(
+        conflist("inner", "cni-podman2", "10.89.8.0/24", "10.89.8.1", is_gateway=False)
+    )
     (nets / "k8s.conflist").write_text(conflist("k8s", "cni0", "10.244.0.0/16", "10.244.0.1"))
     # CNI leaves its bridges up: the default one holds the subnet netavark's default uses
     setup = f"""cp {nets}/* /etc/cni/net.d/
@@ -104,6 +122,8 @@ def test_the_cni_backend_is_named_as_the_cause(tmp_path):
     conf = '[engine]\nruntime = "runc"\n[network]\nnetwork_backend = "cni"\n'
     res = isolated(tmp_path, "", "", conf)
     assert "RC=1" in res.stdout
-    assert "the 'cni' network backend" in res.stderr and 'network_backend = \\"netavark\\"' \
-        not in res.stderr
+    assert (
+        "the 'cni' network backend" in res.stderr
+        and 'network_backend = \\"netavark\\"' not in res.stderr
+    )
     assert 'network_backend = "netavark"' in res.stderr

@@ -27,9 +27,20 @@ def test_unknown_id_with_no_state_at_all(am):
 
 
 @pytest.mark.parametrize(
-    "name", ["../x", "a b", "-rf", "UPPER", "a" * 64, ".", "..", "x/y", "_x", ""],
-    ids=["dotdot", "space", "dash", "upper", "64chars", "dot", "dotdot-only", "slash",
-         "underscore-first", "empty"],
+    "name",
+    ["../x", "a b", "-rf", "UPPER", "a" * 64, ".", "..", "x/y", "_x", ""],
+    ids=[
+        "dotdot",
+        "space",
+        "dash",
+        "upper",
+        "64chars",
+        "dot",
+        "dotdot-only",
+        "slash",
+        "underscore-first",
+        "empty",
+    ],
 )
 def test_invalid_name(am, repo, name):
     line = assert_am_error(am("spawn", repo, f"--name={name}", "--cmd", "sleep 60", check=False))
@@ -62,8 +73,15 @@ def test_source_does_not_exist(am, tmp_path):
 
 
 def test_unreachable_url(am):
-    res = am("spawn", "https://127.0.0.1:9/none.git", "--cmd", "true", check=False,
-             env={"GIT_TERMINAL_PROMPT": "0"}, timeout=120)
+    res = am(
+        "spawn",
+        "https://127.0.0.1:9/none.git",
+        "--cmd",
+        "true",
+        check=False,
+        env={"GIT_TERMINAL_PROMPT": "0"},
+        timeout=120,
+    )
     line = assert_am_error(res)
     assert "127.0.0.1" in line
     assert_nothing_made(am.home)
@@ -93,8 +111,9 @@ def test_failing_base_removes_the_clone(am, repo):
 def test_failing_base_with_worktree_leaves_the_source_alone(am, repo):
     branches = git("branch", "--list", cwd=repo)
     worktrees = git("worktree", "list", cwd=repo)
-    assert_am_error(am("spawn", repo, "--worktree", "--base", "nonexistent", "--cmd", "true",
-                       check=False))
+    assert_am_error(
+        am("spawn", repo, "--worktree", "--base", "nonexistent", "--cmd", "true", check=False)
+    )
     assert_nothing_made(am.home)
     assert git("branch", "--list", cwd=repo) == branches
     assert git("worktree", "list", cwd=repo) == worktrees
@@ -102,22 +121,24 @@ def test_failing_base_with_worktree_leaves_the_source_alone(am, repo):
 
 def test_existing_branch_with_worktree_leaves_the_source_alone(am, repo):
     head = git("rev-parse", "side", cwd=repo)
-    assert_am_error(am("spawn", repo, "--worktree", "--branch", "side", "--cmd", "true",
-                       check=False))
+    assert_am_error(
+        am("spawn", repo, "--worktree", "--branch", "side", "--cmd", "true", check=False)
+    )
     assert_nothing_made(am.home)
     assert git("rev-parse", "side", cwd=repo) == head  # the user's branch survives the undo
 
 
 def test_reused_worktree_name_keeps_the_earlier_agents_branch(am, repo):
-    cmd = (f"echo w > w.txt && git add w.txt && {GITC} commit -qm earlier-work"
-           " && printf '%s-%s\\n' WT done")
+    cmd = (
+        f"echo w > w.txt && git add w.txt && {GITC} commit -qm earlier-work"
+        " && printf '%s-%s\\n' WT done"
+    )
     am.spawn(repo, "--worktree", "--name", "wt", "--cmd", cmd)
     am.wait_log("wt", "WT-done")
     am("stop", "wt")
     am("rm", "wt")  # the work lives on in the source, on branch am/wt
     tip = git("rev-parse", "am/wt", cwd=repo)
-    assert_am_error(am("spawn", repo, "--worktree", "--name", "wt", "--cmd", "true",
-                       check=False))
+    assert_am_error(am("spawn", repo, "--worktree", "--name", "wt", "--cmd", "true", check=False))
     assert_nothing_made(am.home)
     assert git("rev-parse", "am/wt", cwd=repo) == tip
 
@@ -139,8 +160,7 @@ def path_with(tmp_path, *tools) -> str:
 
 
 def test_missing_tmux(am, repo, tmp_path):
-    res = am("spawn", repo, "--cmd", "true", env={"PATH": path_with(tmp_path, "git")},
-             check=False)
+    res = am("spawn", repo, "--cmd", "true", env={"PATH": path_with(tmp_path, "git")}, check=False)
     line = assert_am_error(res)
     assert "tmux" in line
     assert_nothing_made(am.home)
@@ -149,8 +169,9 @@ def test_missing_tmux(am, repo, tmp_path):
 @pytest.mark.parametrize("kind", ["path", "url"])
 def test_missing_git(am, repo, tmp_path, kind):
     source = repo if kind == "path" else f"file://{repo}"
-    res = am("spawn", source, "--cmd", "true", env={"PATH": path_with(tmp_path, "tmux")},
-             check=False)
+    res = am(
+        "spawn", source, "--cmd", "true", env={"PATH": path_with(tmp_path, "tmux")}, check=False
+    )
     line = assert_am_error(res)
     assert "git" in line
     assert_nothing_made(am.home)
@@ -158,9 +179,17 @@ def test_missing_git(am, repo, tmp_path, kind):
 
 @pytest.mark.parametrize(
     "flag",
-    [["--memory", "1g"], ["--cpus", "2"], ["--pids", "50"], ["--gpus", "all"],
-     ["--network", "none"], ["--network", "full"], ["--allow-domain", "example.com"],
-     ["--image", "alpine"], ["--runtime", "docker"]],
+    [
+        ["--memory", "1g"],
+        ["--cpus", "2"],
+        ["--pids", "50"],
+        ["--gpus", "all"],
+        ["--network", "none"],
+        ["--network", "full"],
+        ["--allow-domain", "example.com"],
+        ["--image", "alpine"],
+        ["--runtime", "docker"],
+    ],
     ids=lambda f: f[0].lstrip("-") + "=" + f[1],
 )
 def test_container_flags_need_container(am, repo, flag):
@@ -171,11 +200,24 @@ def test_container_flags_need_container(am, repo, flag):
 
 @pytest.mark.parametrize(
     "args",
-    [["--agent", "nosuchagent"], ["--cmd", ""], ["--cmd", "true", "--skip-permissions"],
-     ["--branch", "bad..branch", "--cmd", "true"], ["--base", "-x", "--cmd", "true"],
-     ["--env", "1BAD=x", "--cmd", "true"], ["--env", "AM_TEST_UNSET_VAR", "--cmd", "true"]],
-    ids=["unknown-agent", "empty-cmd", "skip-permissions-with-cmd", "bad-branch", "dash-base",
-         "bad-env-name", "unset-env"],
+    [
+        ["--agent", "nosuchagent"],
+        ["--cmd", ""],
+        ["--cmd", "true", "--skip-permissions"],
+        ["--branch", "bad..branch", "--cmd", "true"],
+        ["--base", "-x", "--cmd", "true"],
+        ["--env", "1BAD=x", "--cmd", "true"],
+        ["--env", "AM_TEST_UNSET_VAR", "--cmd", "true"],
+    ],
+    ids=[
+        "unknown-agent",
+        "empty-cmd",
+        "skip-permissions-with-cmd",
+        "bad-branch",
+        "dash-base",
+        "bad-env-name",
+        "unset-env",
+    ],
 )
 def test_other_bad_spawn_input(am, repo, args):
     assert_am_error(am("spawn", repo, *args, check=False))

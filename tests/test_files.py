@@ -49,8 +49,10 @@ def test_locked_excludes_another_process(tmp_path):
     assert queue.get(timeout=5) == "got it"
 
 
-@pytest.mark.parametrize("text, expected", [
-    ('{"a": 1}', {"a": 1}), ("[1]", None), ("{torn", None), ("", None), (None, None)])
+@pytest.mark.parametrize(
+    "text, expected",
+    [('{"a": 1}', {"a": 1}), ("[1]", None), ("{torn", None), ("", None), (None, None)],
+)
 def test_read_json_dict(tmp_path, text, expected):
     path = tmp_path / "x.json"
     if text is not None:

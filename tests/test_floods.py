@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 # 4 MB of 100-character lines, then a marker: a few seconds at the keeper's read rate
-FLOOD = ("yes 0123456789012345678901234567890123456789012345678901234567890123456789"
-         "01234567890123456789012345678 | head -c 4000000; echo; echo FLOOD-DONE; sleep 300")
+FLOOD = (
+    "yes 0123456789012345678901234567890123456789012345678901234567890123456789"
+    "01234567890123456789012345678 | head -c 4000000; echo; echo FLOOD-DONE; sleep 300"
+)
 CAP = 1 << 20  # logs.max_size of 1m
 NOTE = "[am: the log reached logs.max_size"
 

@@ -15,14 +15,22 @@ from am.errors import AmError
 
 @pytest.mark.parametrize(
     ("gpus", "docker", "podman"),
-    [(None, [], []),
-     ("all", ["--gpus", "all"], ["--device", "nvidia.com/gpu=all"]),
-     ("2", ["--gpus", "2"], ["--device", "nvidia.com/gpu=0", "--device", "nvidia.com/gpu=1"]),
-     ("0,1", ["--gpus", '"device=0,1"'],
-      ["--device", "nvidia.com/gpu=0", "--device", "nvidia.com/gpu=1"]),
-     ("device=3", ["--gpus", '"device=3"'], ["--device", "nvidia.com/gpu=3"]),
-     ("GPU-3a4b-c5d6", ["--gpus", '"device=GPU-3a4b-c5d6"'],
-      ["--device", "nvidia.com/gpu=GPU-3a4b-c5d6"])],
+    [
+        (None, [], []),
+        ("all", ["--gpus", "all"], ["--device", "nvidia.com/gpu=all"]),
+        ("2", ["--gpus", "2"], ["--device", "nvidia.com/gpu=0", "--device", "nvidia.com/gpu=1"]),
+        (
+            "0,1",
+            ["--gpus", '"device=0,1"'],
+            ["--device", "nvidia.com/gpu=0", "--device", "nvidia.com/gpu=1"],
+        ),
+        ("device=3", ["--gpus", '"device=3"'], ["--device", "nvidia.com/gpu=3"]),
+        (
+            "GPU-3a4b-c5d6",
+            ["--gpus", '"device=GPU-3a4b-c5d6"'],
+            ["--device", "nvidia.com/gpu=GPU-3a4b-c5d6"],
+        ),
+    ],
 )
 def test_gpu_args(gpus, docker, podman):
     if gpus:
@@ -64,11 +72,14 @@ def test_cdi_spec_detection(tmp_path):
 
 
 def test_gpu_failure_texts_are_translated():
-    d = Docker().gpu_error('docker: Error response from daemon: could not select device driver ""'
-                           ' with capabilities: [[gpu]].\n\nRun \'docker run --help\'\n')
+    d = Docker().gpu_error(
+        'docker: Error response from daemon: could not select device driver ""'
+        " with capabilities: [[gpu]].\n\nRun 'docker run --help'\n"
+    )
     assert d and "Docker has no GPU support configured" in d.message and "nvidia-ctk" in d.hint
-    p = Podman().gpu_error("Error: setting up CDI devices: unresolvable CDI devices "
-                           "nvidia.com/gpu=all\n")
+    p = Podman().gpu_error(
+        "Error: setting up CDI devices: unresolvable CDI devices nvidia.com/gpu=all\n"
+    )
     assert p and "Podman has no GPU support configured" in p.message
     assert Docker().gpu_error("some other failure") is None
     assert Podman().gpu_error("some other failure") is None
@@ -86,8 +97,18 @@ def test_gpu_agent_on_this_host(am, repo, engine):
     support in the engine, and am must refuse with its clear error, leaving nothing behind."""
     engine_ready(engine)
     try:
-        res = am("spawn", repo, "--container", "--runtime", engine, "--gpus", "all",
-                 "--cmd", "nvidia-smi -L; echo GPU-DONE; sleep 300", check=False)
+        res = am(
+            "spawn",
+            repo,
+            "--container",
+            "--runtime",
+            engine,
+            "--gpus",
+            "all",
+            "--cmd",
+            "nvidia-smi -L; echo GPU-DONE; sleep 300",
+            check=False,
+        )
         if host_has_gpu():
             assert res.returncode == 0, res.stderr
             agent = res.stdout.split()[-1]
@@ -117,9 +138,23 @@ def test_engine_own_gpu_failure_is_recognised(engine):
     otherwise answer first): where it refuses, gpu_error recognises the refusal."""
     engine_ready(engine)
     eng = {"docker": Docker, "podman": Podman}[engine]()
-    res = subprocess.run([engine, "run", "--rm", "--pull", "never", "--network", "none",
-                          *eng.gpu_args("all"), "am-agent:latest", "true"],
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [
+            engine,
+            "run",
+            "--rm",
+            "--pull",
+            "never",
+            "--network",
+            "none",
+            *eng.gpu_args("all"),
+            "am-agent:latest",
+            "true",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if host_has_gpu():
         assert res.returncode == 0, res.stderr  # and then there is nothing to translate
         return

@@ -59,8 +59,18 @@ def wait_status(am, agent, ready, timeout=30):
 
 @pytest.mark.container
 def test_status_figures_of_a_loaded_container(am, repo, engine, isolation):
-    agent = am.spawn(repo, "--container", "--runtime", engine, "--isolation", isolation,
-                     "--cpus", "2", "--cmd", LOAD)
+    agent = am.spawn(
+        repo,
+        "--container",
+        "--runtime",
+        engine,
+        "--isolation",
+        isolation,
+        "--cpus",
+        "2",
+        "--cmd",
+        LOAD,
+    )
     am.wait_log(agent, "LOADED")
     s = wait_status(am, agent, lambda row: row["pids"] is not None)
     assert s["id"] == agent and s["status"] == "running" and s["runtime"] == engine
@@ -82,8 +92,16 @@ def test_status_figures_of_a_loaded_container(am, repo, engine, isolation):
 @pytest.mark.container
 def test_oom_and_pids_limit_show_in_health(am, repo, engine, isolation):
     iso = ["--isolation", isolation]
-    bomb = am.spawn(repo, "--container", "--runtime", engine, *iso, "--pids", "20", "--cmd",
-                    """exec python3 -c '
+    bomb = am.spawn(
+        repo,
+        "--container",
+        "--runtime",
+        engine,
+        *iso,
+        "--pids",
+        "20",
+        "--cmd",
+        """exec python3 -c '
 import os, time
 try:
     while True:
@@ -93,10 +111,19 @@ try:
 except OSError:
     print("FORK-FAILED", flush=True)
 time.sleep(600)
-'""")
-    oom = am.spawn(repo, "--container", "--runtime", engine, *iso, "--memory", "64m", "--cmd",
-                   "sleep 3; python3 -c 'b = bytearray(256 * 1024 * 1024)'; echo CHILD-GONE; "
-                   "sleep 600")
+'""",
+    )
+    oom = am.spawn(
+        repo,
+        "--container",
+        "--runtime",
+        engine,
+        *iso,
+        "--memory",
+        "64m",
+        "--cmd",
+        "sleep 3; python3 -c 'b = bytearray(256 * 1024 * 1024)'; echo CHILD-GONE; sleep 600",
+    )
     am.wait_log(bomb, "FORK-FAILED")
     if isolation == "runc":
         am.wait_log(oom, "CHILD-GONE")
@@ -123,18 +150,40 @@ time.sleep(600)
 
 
 def stats_call(engine: str, *names: str) -> subprocess.CompletedProcess:
-    return subprocess.run([engine, "stats", "--no-stream", "--format", "{{.Name}}", *names],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [engine, "stats", "--no-stream", "--format", "{{.Name}}", *names],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def break_stranger(name: str) -> None:
     """Run container NAME (not am's) on podman, then kill its monitor (conmon) and its process:
     podman still records it running while runc knows it stopped, the state a leftover of a
     killed test run is in."""
-    subprocess.run(["podman", "run", "-d", "--name", name, "--label", "test.stranger=1",
-                    "am-base:bookworm", "sleep", "600"], check=True, capture_output=True)
-    pids = subprocess.run(["podman", "inspect", "--format", "{{.State.ConmonPid}} {{.State.Pid}}",
-                           name], check=True, capture_output=True, text=True).stdout.split()
+    subprocess.run(
+        [
+            "podman",
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--label",
+            "test.stranger=1",
+            "am-base:bookworm",
+            "sleep",
+            "600",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    pids = subprocess.run(
+        ["podman", "inspect", "--format", "{{.State.ConmonPid}} {{.State.Pid}}", name],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     for pid in map(int, pids):
         os.kill(pid, signal.SIGKILL)
         wait_gone = time.monotonic() + 30
@@ -184,10 +233,25 @@ def test_stats_of_several_names_survives_one_that_vanished(am, repo, engine):
 def test_stats_names_only_the_agents_containers():
     fmt = ["--format", Docker.STATS_FORMAT]
     assert Docker().stats_argv(["am-a", "am-b"]) == [
-        "docker", "stats", "--no-stream", "--no-trunc", *fmt, "--", "am-a", "am-b"]
+        "docker",
+        "stats",
+        "--no-stream",
+        "--no-trunc",
+        *fmt,
+        "--",
+        "am-a",
+        "am-b",
+    ]
     assert Podman().stats_argv(["am-a"]) == [
-        "podman", "stats", "--no-stream", "--no-reset", "--format", Podman.STATS_FORMAT, "--",
-        "am-a"]
+        "podman",
+        "stats",
+        "--no-stream",
+        "--no-reset",
+        "--format",
+        Podman.STATS_FORMAT,
+        "--",
+        "am-a",
+    ]
     assert "{{.ContainerStats.PIDs}}" in Podman.STATS_FORMAT and "{{.PIDs}}" in fmt[1]
     assert Docker().stats([]) == {}  # no running container agent: no call at all
 
@@ -196,12 +260,14 @@ def test_stats_names_only_the_agents_containers():
 def test_config_precedence_reaches_a_real_container(am, repo, engine):
     am.home.mkdir(parents=True, exist_ok=True)
     (am.home / "config.toml").write_text(
-        f'runtime = "{engine}"\n[limits]\nmemory = "1g"\ncpus = 1\npids = 50\n')
-    probe = ("cg=/sys/fs/cgroup; if [ -f $cg/memory.max ]; then echo MEM=$(cat $cg/memory.max)"
-             " PIDS=$(cat $cg/pids.max); else echo MEM=$(cat $cg/memory/memory.limit_in_bytes)"
-             " PIDS=$(cat $cg/pids/pids.max); fi; sleep 300")
-    agent = am.spawn(repo, "--container", "--pids", "77", "--cmd", probe,
-                     env={"AM_CPUS": "1.5"})
+        f'runtime = "{engine}"\n[limits]\nmemory = "1g"\ncpus = 1\npids = 50\n'
+    )
+    probe = (
+        "cg=/sys/fs/cgroup; if [ -f $cg/memory.max ]; then echo MEM=$(cat $cg/memory.max)"
+        " PIDS=$(cat $cg/pids.max); else echo MEM=$(cat $cg/memory/memory.limit_in_bytes)"
+        " PIDS=$(cat $cg/pids/pids.max); fi; sleep 300"
+    )
+    agent = am.spawn(repo, "--container", "--pids", "77", "--cmd", probe, env={"AM_CPUS": "1.5"})
     info = am.info(agent)
     assert info["runtime"] == engine  # from the file
     # file, env, flag
@@ -247,8 +313,13 @@ def test_idle_detection(am, repo):
 
 def test_watch_refreshes_until_ctrl_c(am, repo):
     agent = am.spawn(repo, "--cmd", "sleep 300")
-    watch = subprocess.Popen([*am.argv, "status", "--watch", "--json"], env=am.env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watch = subprocess.Popen(
+        [*am.argv, "status", "--watch", "--json"],
+        env=am.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         docs = [json.loads(watch.stdout.readline()) for _ in range(2)]  # two refreshes
         watch.send_signal(signal.SIGINT)
@@ -272,8 +343,15 @@ def test_status_of_unknown_agent_and_empty_home(am):
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("305.6MiB", int(305.6 * MB)), ("2GiB", 2 * 1024**3), ("1.5kB", 1500), ("0B", 0),
-     ("12.3MB", 12_300_000), ("--", None), ("", None)],
+    [
+        ("305.6MiB", int(305.6 * MB)),
+        ("2GiB", 2 * 1024**3),
+        ("1.5kB", 1500),
+        ("0B", 0),
+        ("12.3MB", 12_300_000),
+        ("--", None),
+        ("", None),
+    ],
 )
 def test_docker_sizes(text, expected):
     assert size_bytes(text) == expected
@@ -281,27 +359,37 @@ def test_docker_sizes(text, expected):
 
 def test_parse_stats_of_both_engines():
     d = Docker().parse_stats("am-a\t70.76%\t305.6MiB / 2GiB\t3\nam-b\t--\t-- / --\t--\n")
-    assert d["am-a"] == {"cpu_percent": 70.76, "memory": int(305.6 * MB),
-                         "memory_limit": 2 * 1024**3, "pids": 3}
+    assert d["am-a"] == {
+        "cpu_percent": 70.76,
+        "memory": int(305.6 * MB),
+        "memory_limit": 2 * 1024**3,
+        "pids": 3,
+    }
     assert d["am-b"]["cpu_percent"] is None and d["am-b"]["pids"] is None
     p = Podman().parse_stats("am-a\t54.5\t319770624\t2147483648\t1\n")
-    assert p["am-a"] == {"cpu_percent": 54.5, "memory": 319770624, "memory_limit": 2147483648,
-                         "pids": 1}
+    assert p["am-a"] == {
+        "cpu_percent": 54.5,
+        "memory": 319770624,
+        "memory_limit": 2147483648,
+        "pids": 1,
+    }
 
 
 @pytest.mark.parametrize(
     ("view", "events", "idle_for", "pids", "expected"),
-    [({"status": "running"}, {}, 1, None, "ok"),
-     ({"status": "running"}, {}, 10, None, "idle"),
-     ({"status": "running"}, {"oom": True}, 10, None, "oom"),
-     ({"status": "running", "limits": {"pids": 20}}, {}, 1, 20, "pids"),
-     ({"status": "running", "limits": {"pids": 20}}, {"pids_limit": True}, 1, 3, "pids"),
-     ({"status": "exited", "oom_killed": True}, {}, 99, None, "oom"),
-     ({"status": "exited"}, {"oom": True}, 99, None, "oom"),
-     ({"status": "exited"}, {"pids_limit": True}, 99, None, "pids"),  # kept, like oom
-     ({"status": "stopped"}, {"pids_limit": True}, 99, None, "pids"),
-     ({"status": "exited"}, {}, 99, None, "-"),
-     ({"status": "stopped"}, {}, 99, None, "-")],
+    [
+        ({"status": "running"}, {}, 1, None, "ok"),
+        ({"status": "running"}, {}, 10, None, "idle"),
+        ({"status": "running"}, {"oom": True}, 10, None, "oom"),
+        ({"status": "running", "limits": {"pids": 20}}, {}, 1, 20, "pids"),
+        ({"status": "running", "limits": {"pids": 20}}, {"pids_limit": True}, 1, 3, "pids"),
+        ({"status": "exited", "oom_killed": True}, {}, 99, None, "oom"),
+        ({"status": "exited"}, {"oom": True}, 99, None, "oom"),
+        ({"status": "exited"}, {"pids_limit": True}, 99, None, "pids"),  # kept, like oom
+        ({"status": "stopped"}, {"pids_limit": True}, 99, None, "pids"),
+        ({"status": "exited"}, {}, 99, None, "-"),
+        ({"status": "stopped"}, {}, 99, None, "-"),
+    ],
 )
 def test_health_word(view, events, idle_for, pids, expected):
     assert health.word(view, events, idle_for, 5, pids) == expected
@@ -322,6 +410,7 @@ def test_why_figures_are_missing():
     assert health.live_figures(box, {}, figures, {}) == ({"pids": 3}, None)
     failed = {"podman": "Podman failed: Error: stats is not supported in rootless mode"}
     assert health.live_figures(box, {}, figures, failed) == (
-        None, "podman stats failed: Podman failed: Error: stats is not supported in rootless "
-              "mode")
+        None,
+        "podman stats failed: Podman failed: Error: stats is not supported in rootless mode",
+    )
     assert "did not list am-c" in health.live_figures(box, {}, {}, {})[1]

@@ -26,8 +26,9 @@ def free_port() -> int:
 
 def tags(port: int) -> list[str]:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/am-agent/tags/list",
-                                    timeout=5) as r:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/v2/am-agent/tags/list", timeout=5
+        ) as r:
             return json.load(r).get("tags") or []
     except urllib.error.HTTPError as e:
         if e.code == 404:
@@ -38,14 +39,20 @@ def tags(port: int) -> list[str]:
 @pytest.fixture
 def registry(tmp_path):
     if not shutil.which("docker-registry"):
-        pytest.fail("docker-registry is not installed: 'sudo make setup' (Debian's "
-                    "docker-registry package)")
+        pytest.fail(
+            "docker-registry is not installed: 'sudo make setup' (Debian's docker-registry package)"
+        )
     port = free_port()
     conf = tmp_path / "registry.yml"
-    conf.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path}/reg\n"
-                    f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: error\n")
-    proc = subprocess.Popen(["docker-registry", "serve", str(conf)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    conf.write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path}/reg\n"
+        f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: error\n"
+    )
+    proc = subprocess.Popen(
+        ["docker-registry", "serve", str(conf)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -73,8 +80,19 @@ def test_build_push_puts_the_image_in_the_registry(am, engine, registry, tmp_pat
         am.env["CONTAINERS_REGISTRIES_CONF"] = registries_conf(tmp_path, registry)
     assert "kube-push-test" not in tags(registry)  # control: nothing there before
     try:
-        res = am("image", "build", "--runtime", engine, "--agents", "", "--tag", TAG,
-                 "--push", f"127.0.0.1:{registry}", timeout=900)
+        res = am(
+            "image",
+            "build",
+            "--runtime",
+            engine,
+            "--agents",
+            "",
+            "--tag",
+            TAG,
+            "--push",
+            f"127.0.0.1:{registry}",
+            timeout=900,
+        )
         assert res.stdout.strip().splitlines()[-1] == remote
         assert f"Pushed {remote}" in res.stderr
         assert "kube-push-test" in tags(registry)
@@ -88,8 +106,20 @@ def test_a_plain_http_registry_is_named_as_the_cause(am, registry):
     engine_ready("podman")
     remote = f"127.0.0.1:{registry}/{TAG}"
     try:
-        res = am("image", "build", "--runtime", "podman", "--agents", "", "--tag", TAG,
-                 "--push", f"127.0.0.1:{registry}", check=False, timeout=900)
+        res = am(
+            "image",
+            "build",
+            "--runtime",
+            "podman",
+            "--agents",
+            "",
+            "--tag",
+            TAG,
+            "--push",
+            f"127.0.0.1:{registry}",
+            check=False,
+            timeout=900,
+        )
         line = assert_am_error(res)
         assert "speaks plain HTTP" in line and "insecure = true in registries.conf" in line
         assert "kube-push-test" not in tags(registry)

@@ -60,8 +60,13 @@ def test_agent_clis_setting_accepts_a_list_or_a_comma_string(tmp_path):
 
 def test_credential_copy_runs_the_command_after_the_files(tmp_path):
     argv = with_config_copies([".claude/.credentials.json"], ["claude", "--x"])
-    assert argv[:2] == ["sh", "-c"] and argv[3:] == ["am-config", "1",
-                                                    ".claude/.credentials.json", "claude", "--x"]
+    assert argv[:2] == ["sh", "-c"] and argv[3:] == [
+        "am-config",
+        "1",
+        ".claude/.credentials.json",
+        "claude",
+        "--x",
+    ]
     assert with_config_copies([], ["claude"]) == ["claude"]
     # The script, run by a real sh with the stage elsewhere: copies into HOME (0600), says
     # what it could not copy, then runs the command (whose arguments may look like options).
@@ -69,11 +74,16 @@ def test_credential_copy_runs_the_command_after_the_files(tmp_path):
     (stage / ".c").mkdir(parents=True)
     (stage / ".c" / "cred").write_text("TOKEN")
     home.mkdir()
-    argv = with_config_copies([".c/cred", ".missing"],
-                              ["sh", "-c", 'cat "$HOME/.c/cred"; echo " $1"', "x", "--"])
+    argv = with_config_copies(
+        [".c/cred", ".missing"], ["sh", "-c", 'cat "$HOME/.c/cred"; echo " $1"', "x", "--"]
+    )
     script = argv[2].replace(CONFIG_STAGE, str(stage))
-    out = subprocess.run([*argv[:2], script, *argv[3:]], capture_output=True, text=True,
-                         env={"HOME": str(home), "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [*argv[:2], script, *argv[3:]],
+        capture_output=True,
+        text=True,
+        env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
+    )
     assert out.stdout == "TOKEN --\n", out
     assert "cannot copy ~/.missing" in out.stderr
     assert (home / ".c" / "cred").stat().st_mode & 0o777 == 0o600

@@ -29,7 +29,7 @@ def plan_for(*extra, tmp=Path("/tmp/amhome")):
 
 
 def head(argv: list[str]) -> list[str]:
-    return argv[:argv.index("--interactive")]
+    return argv[: argv.index("--interactive")]
 
 
 def test_settings_know_the_same_isolations():
@@ -37,15 +37,38 @@ def test_settings_know_the_same_isolations():
     assert config.KEYS["isolation"].default == isolation.DEFAULT == "runc"
 
 
-@pytest.mark.parametrize(("engine", "network", "expected"), [
-    ("podman", "none", ["podman", "--runtime", "runsc", "--runtime-flag", "network=none", "run"]),
-    ("podman", "limited", ["podman", "--runtime", "runsc", "--runtime-flag", "network=none",
-                           "--runtime-flag", "host-uds=all", "run"]),
-    ("podman", "full", ["podman", "--runtime", "runsc", "--runtime-flag", "network=host", "run"]),
-    ("docker", "none", ["docker", "run", "--runtime", "am-runsc-none"]),
-    ("docker", "limited", ["docker", "run", "--runtime", "am-runsc-limited"]),
-    ("docker", "proxy", ["docker", "run", "--runtime", "am-runsc-proxy"]),
-])
+@pytest.mark.parametrize(
+    ("engine", "network", "expected"),
+    [
+        (
+            "podman",
+            "none",
+            ["podman", "--runtime", "runsc", "--runtime-flag", "network=none", "run"],
+        ),
+        (
+            "podman",
+            "limited",
+            [
+                "podman",
+                "--runtime",
+                "runsc",
+                "--runtime-flag",
+                "network=none",
+                "--runtime-flag",
+                "host-uds=all",
+                "run",
+            ],
+        ),
+        (
+            "podman",
+            "full",
+            ["podman", "--runtime", "runsc", "--runtime-flag", "network=host", "run"],
+        ),
+        ("docker", "none", ["docker", "run", "--runtime", "am-runsc-none"]),
+        ("docker", "limited", ["docker", "run", "--runtime", "am-runsc-limited"]),
+        ("docker", "proxy", ["docker", "run", "--runtime", "am-runsc-proxy"]),
+    ],
+)
 def test_run_head_of_gvisor(engine, network, expected):
     assert isolation.run_head(engine, "gvisor", network) == expected
 
@@ -60,14 +83,22 @@ def test_runc_leaves_the_engine_its_own_runtime():
 
 def test_docker_runtimes_carry_the_same_flags_as_podman():
     runtimes = isolation.docker_runtimes("/usr/bin/runsc")
-    assert sorted(runtimes) == ["am-runsc-full", "am-runsc-limited", "am-runsc-none",
-                                "am-runsc-proxy"]
+    assert sorted(runtimes) == [
+        "am-runsc-full",
+        "am-runsc-limited",
+        "am-runsc-none",
+        "am-runsc-proxy",
+    ]
     for net, flags in isolation.RUNSC_FLAGS.items():
         assert runtimes[isolation.docker_runtime(net)] == {
-            "path": "/usr/bin/runsc", "runtimeArgs": [f"--{f}" for f in flags]}
+            "path": "/usr/bin/runsc",
+            "runtimeArgs": [f"--{f}" for f in flags],
+        }
     # only a limited agent and its proxy may reach or make sockets in their host mounts
-    assert [n for n, f in isolation.RUNSC_FLAGS.items() if any("host-uds" in x for x in f)] \
-        == ["limited", "proxy"]
+    assert [n for n, f in isolation.RUNSC_FLAGS.items() if any("host-uds" in x for x in f)] == [
+        "limited",
+        "proxy",
+    ]
 
 
 def test_pids_limit_under_each_isolation():
@@ -91,8 +122,7 @@ def test_agent_run_argv_under_gvisor(engine, tmp_path):
     assert p.isolation == "gvisor" and p.record("/h")["isolation"] == "gvisor"
     argv = engine.run_argv(p, "/h", 0, 0)
     # an agent's container is made with 'create' (started once the keeper is attached)
-    assert head(argv) == engine.detached_head(isolation.run_head(engine.runtime, "gvisor",
-                                                                 "none"))
+    assert head(argv) == engine.detached_head(isolation.run_head(engine.runtime, "gvisor", "none"))
     assert "create" in head(argv) and "run" not in head(argv)
     assert argv[argv.index("--ulimit") + 1] == "nproc=30:30"
     assert int(argv[argv.index("--pids-limit") + 1]) > 30
@@ -105,9 +135,10 @@ def test_agent_run_argv_under_gvisor(engine, tmp_path):
 
 def test_proxy_of_a_gvisor_agent_runs_under_gvisor():
     files = network.Files(Path("/h/c"), Path("/h/s"), Path("/h/l"))
-    argv = network.proxy_run_argv("podman", "x", "/h", "am-egress-1", files, [],
-                                  isolation="gvisor", host_cpus=2)
-    assert argv[:argv.index("run") + 1] == isolation.run_head("podman", "gvisor", "proxy")
+    argv = network.proxy_run_argv(
+        "podman", "x", "/h", "am-egress-1", files, [], isolation="gvisor", host_cpus=2
+    )
+    assert argv[: argv.index("run") + 1] == isolation.run_head("podman", "gvisor", "proxy")
     assert "--ulimit" in argv and "--read-only" in argv
     runc = network.proxy_run_argv("podman", "x", "/h", "am-egress-1", files, [])
     assert runc[:2] == ["podman", "run"] and "--ulimit" not in runc
@@ -132,8 +163,18 @@ def test_gvisor_with_gpus_is_refused():
 def test_isolation_is_refused_for_tmux_agents_and_with_gpus(am, repo):
     res = am("spawn", repo, "--isolation", "gvisor", "--cmd", "true", check=False)
     assert "--isolation applies to container agents" in assert_am_error(res)
-    res = am("spawn", repo, "--container", "--isolation", "gvisor", "--gpus", "all", "--cmd",
-             "true", check=False)
+    res = am(
+        "spawn",
+        repo,
+        "--container",
+        "--isolation",
+        "gvisor",
+        "--gpus",
+        "all",
+        "--cmd",
+        "true",
+        check=False,
+    )
     assert "--gpus cannot be used" in assert_am_error(res)
     assert_nothing_made(am.home)
 
@@ -158,10 +199,20 @@ def test_oom_that_ended_the_whole_sandbox_is_seen(tmp_path):
 def register(daemon_json: Path) -> str:
     """engines-up.sh's registration, run alone against DAEMON_JSON (no dockerd involved)."""
     script = (ROOT / "scripts" / "engines-up.sh").read_text()
-    body = script[script.index("register_runsc() {"):script.index("# Whether dockerd offers")]
-    res = subprocess.run(["bash", "-c", f'{body}\nDAEMON_JSON="$1"; AM_SRC="$2"\n'
-                          'register_runsc /usr/bin/runsc', "x", str(daemon_json), str(ROOT)],
-                         capture_output=True, text=True, check=True)
+    body = script[script.index("register_runsc() {") : script.index("# Whether dockerd offers")]
+    res = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f'{body}\nDAEMON_JSON="$1"; AM_SRC="$2"\nregister_runsc /usr/bin/runsc',
+            "x",
+            str(daemon_json),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return res.stdout.strip()
 
 
@@ -171,20 +222,27 @@ def test_engines_up_registers_the_runtimes_and_keeps_the_rest(tmp_path):
     assert register(conf) == "changed"
     data = json.loads(conf.read_text())
     assert data["log-level"] == "warn" and data["runtimes"]["mine"] == {"path": "/opt/mine"}
-    assert {k: v for k, v in data["runtimes"].items() if k != "mine"} == \
-        isolation.docker_runtimes("/usr/bin/runsc")
+    assert {k: v for k, v in data["runtimes"].items() if k != "mine"} == isolation.docker_runtimes(
+        "/usr/bin/runsc"
+    )
     assert register(conf) == ""  # already there: the file is not rewritten
     fresh = tmp_path / "new" / "daemon.json"
     assert register(fresh) == "changed"
-    assert json.loads(fresh.read_text()) == {"runtimes": isolation.docker_runtimes(
-        "/usr/bin/runsc")}
+    assert json.loads(fresh.read_text()) == {
+        "runtimes": isolation.docker_runtimes("/usr/bin/runsc")
+    }
 
 
 def without_runsc(am, *args) -> subprocess.CompletedProcess:
     """``am ARGS`` where runsc is hidden (/dev/null over it, in a mount namespace of its own)."""
     hide = 'for f in $(which -a runsc); do mount --bind /dev/null "$f"; done && exec "$@"'
-    return subprocess.run(["unshare", "-m", "sh", "-c", hide, "sh", *am.argv, *map(str, args)],
-                          env=am.env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-c", hide, "sh", *am.argv, *map(str, args)],
+        env=am.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.container
@@ -194,8 +252,18 @@ def test_podman_without_runsc(am, repo):
     engine_ready("podman")
     # the control: where runsc is, the same spawn gets past the check
     assert Podman().gvisor_problem("none") is None
-    res = without_runsc(am, "spawn", repo, "--container", "--runtime", "podman", "--isolation",
-                        "gvisor", "--cmd", "true")
+    res = without_runsc(
+        am,
+        "spawn",
+        repo,
+        "--container",
+        "--runtime",
+        "podman",
+        "--isolation",
+        "gvisor",
+        "--cmd",
+        "true",
+    )
     line = assert_am_error(res)
     assert "runsc (gVisor) not found" in line and "apt-get install runsc" in res.stderr
     assert_nothing_made(am.home)
@@ -217,10 +285,13 @@ def test_only_a_folder_its_owner_alone_can_change_is_read_as_runscs_state(tmp_pa
 
 @pytest.mark.container
 def test_start_keeps_the_isolation(am, repo, engine):
-    cmd = "dmesg 2>&1 | head -1; echo run >> runs.txt; printf 'RUN-%s\\n' $(wc -l < runs.txt); " \
-          "sleep 300"
-    agent = am.spawn(repo, "--container", "--runtime", engine, "--isolation", "gvisor",
-                     "--cmd", cmd)
+    cmd = (
+        "dmesg 2>&1 | head -1; echo run >> runs.txt; printf 'RUN-%s\\n' $(wc -l < runs.txt); "
+        "sleep 300"
+    )
+    agent = am.spawn(
+        repo, "--container", "--runtime", engine, "--isolation", "gvisor", "--cmd", cmd
+    )
     am.wait_log(agent, "RUN-1")
     am("stop", agent)
     line = assert_am_error(am("start", agent, "--isolation", "runc", check=False))

@@ -49,11 +49,20 @@ def test_liveness_is_a_lock_the_kernel_drops_not_a_pid(tmp_path, monkeypatch):
     layout = home_layout(home)
     layout.run.mkdir(parents=True)
     # Positive control: a process holding the lock counts as a running keeper ...
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import fcntl, os, sys, time\n"
-        f"fd = os.open({str(layout.run / 'keeper.lock')!r}, os.O_RDWR | os.O_CREAT, 0o600)\n"
-        "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(600)\n")],
-        stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import fcntl, os, sys, time\n"
+                f"fd = os.open({str(layout.run / 'keeper.lock')!r}, "
+                "os.O_RDWR | os.O_CREAT, 0o600)\n"
+                "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(600)\n"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline() == "held\n"
         assert keeper.alive(layout)
@@ -118,15 +127,31 @@ def test_agents_that_end_at_once_are_recorded(am, repo, engine):
     reported as 'did not start', or a failed attach while conmon had not made its socket
     yet)."""
     n = 6
-    procs = [subprocess.Popen([*am.argv, "spawn", str(repo), "--container", "--runtime",
-                               engine, "--cmd", "echo bye; exit 3"], env=am.env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(n)]
+    procs = [
+        subprocess.Popen(
+            [
+                *am.argv,
+                "spawn",
+                str(repo),
+                "--container",
+                "--runtime",
+                engine,
+                "--cmd",
+                "echo bye; exit 3",
+            ],
+            env=am.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(n)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     for p, (_, err) in zip(procs, outs, strict=True):
         # Ended before its spawn returned: said, with its code; else a plain spawn.
         assert p.returncode == 0 or (
-            p.returncode == 1 and "exited with code 3 while starting" in err), err
+            p.returncode == 1 and "exited with code 3 while starting" in err
+        ), err
     agents = [out.strip().splitlines()[-1] for out, _ in outs]
     for agent in agents:
         info = am.wait_status(agent, "exited")
@@ -138,10 +163,15 @@ def test_agents_that_end_at_once_are_recorded(am, repo, engine):
 @pytest.mark.container
 def test_a_killed_keeper_is_replaced_and_nothing_is_lost(am, repo, engine):
     layout = home_layout(am.home)
-    ended = am.spawn(repo, "--container", "--runtime", engine, "--cmd",
-                     "echo started; sleep 600")
-    typed = am.spawn(repo, "--container", "--runtime", engine, "--cmd",
-                     'echo ready; read line; echo "got $line" > got.txt; cat got.txt; exit 5')
+    ended = am.spawn(repo, "--container", "--runtime", engine, "--cmd", "echo started; sleep 600")
+    typed = am.spawn(
+        repo,
+        "--container",
+        "--runtime",
+        engine,
+        "--cmd",
+        'echo ready; read line; echo "got $line" > got.txt; cat got.txt; exit 5',
+    )
     am.wait_log(ended, "started")
     am.wait_log(typed, "ready")
     old = keeper_pid(am.home)

@@ -13,16 +13,27 @@ from am.errors import AmError
 def test_docker_endpoint_follows_the_cli():
     assert engineapi.docker_endpoint({}).url == engineapi.DEFAULT_DOCKER
     ep = engineapi.docker_endpoint({"DOCKER_HOST": "tcp://127.0.0.1:2399"})
-    assert (ep.scheme, ep.host, ep.port, ep.local, ep.tls) == ("tcp", "127.0.0.1", 2399,
-                                                               False, None)
-    tls = engineapi.docker_endpoint({"DOCKER_HOST": "tcp://h:2376", "DOCKER_TLS_VERIFY": "1",
-                                     "DOCKER_CERT_PATH": "/certs"}).tls
-    assert tls == {"ca": "/certs/ca.pem", "cert": "/certs/cert.pem", "key": "/certs/key.pem",
-                   "verify": True}
+    assert (ep.scheme, ep.host, ep.port, ep.local, ep.tls) == (
+        "tcp",
+        "127.0.0.1",
+        2399,
+        False,
+        None,
+    )
+    tls = engineapi.docker_endpoint(
+        {"DOCKER_HOST": "tcp://h:2376", "DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": "/certs"}
+    ).tls
+    assert tls == {
+        "ca": "/certs/ca.pem",
+        "cert": "/certs/cert.pem",
+        "key": "/certs/key.pem",
+        "verify": True,
+    }
     # a context other than the default is asked of the CLI, and only then
     asked = []
-    ep = engineapi.docker_endpoint({"DOCKER_CONTEXT": "far"},
-                                   lambda name: asked.append(name) or "unix:///far.sock")
+    ep = engineapi.docker_endpoint(
+        {"DOCKER_CONTEXT": "far"}, lambda name: asked.append(name) or "unix:///far.sock"
+    )
     assert (asked, ep.url, ep.local) == (["far"], "unix:///far.sock", True)
     engineapi.docker_endpoint({"DOCKER_CONTEXT": "default"}, lambda n: asked.append(n))
     assert asked == ["far"]
@@ -32,8 +43,7 @@ def test_docker_endpoint_follows_the_cli():
 
 def test_podman_endpoint_is_remote_only_with_a_host():
     assert engineapi.podman_endpoint({}) is None
-    assert engineapi.podman_endpoint({"CONTAINER_HOST": "unix:///run/p.sock"}).path == \
-        "/run/p.sock"
+    assert engineapi.podman_endpoint({"CONTAINER_HOST": "unix:///run/p.sock"}).path == "/run/p.sock"
 
 
 def test_engine_side_fallback_is_forced_by_one_switch(monkeypatch):

@@ -23,7 +23,7 @@ def kam(am, tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     tool = bin_dir / "kubectl"
-    tool.write_text(f"#!/bin/sh\nexec {sys.executable} {FAKE} \"$@\"\n")
+    tool.write_text(f'#!/bin/sh\nexec {sys.executable} {FAKE} "$@"\n')
     tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
     state = tmp_path / "kube.json"
     am.env.update(PATH=f"{bin_dir}:{os.environ['PATH']}", FAKE_KUBE_STATE=str(state))
@@ -54,8 +54,9 @@ HEAD = ["--context", "ctx-test", "--namespace", "team-a"]
 
 
 def test_spawn_stop_rm_send_these_command_lines(kam, repo):
-    agent = kam.spawn(repo, "--container", "--runtime", "kubernetes", "--name", "k1",
-                      "--cmd", "echo hi")
+    agent = kam.spawn(
+        repo, "--container", "--runtime", "kubernetes", "--name", "k1", "--cmd", "echo hi"
+    )
     sent = calls(kam)
     assert sent[0] == ["config", "current-context"]
     assert sent[1][:2] == ["config", "view"] and "ctx-test" in sent[1]
@@ -68,8 +69,15 @@ def test_spawn_stop_rm_send_these_command_lines(kam, repo):
     home = kube.home_label(str(kam.home))
     assert {o["metadata"]["labels"]["am.home"] for o in state(kam)["objects"]} == {home}
     deliver = next(c for c in state(kam)["calls"] if kube.SEEDER in c["argv"])
-    assert deliver["argv"][4:] == ["exec", "--stdin", "am-k1", "--container", kube.SEEDER,
-                                   "--", *kube.DELIVER]
+    assert deliver["argv"][4:] == [
+        "exec",
+        "--stdin",
+        "am-k1",
+        "--container",
+        kube.SEEDER,
+        "--",
+        *kube.DELIVER,
+    ]
     assert deliver["stdin"] > 0 and state(kam)["delivered"] == deliver["stdin"]
     assert not list((kam.home / "state" / "run").glob("*.bundle"))  # delivered, then gone
     info = kam.info(agent)
@@ -80,15 +88,30 @@ def test_spawn_stop_rm_send_these_command_lines(kam, repo):
     assert not (kam.home / "agents" / "k1").exists()  # the workspace is in the cluster
     # the session's client
     attach = wait_for_call(kam, "attach")
-    assert attach == [*HEAD, "attach", "--quiet", "--stdin", "--tty", "am-k1",
-                      "--container", "agent"]
+    assert attach == [
+        *HEAD,
+        "attach",
+        "--quiet",
+        "--stdin",
+        "--tty",
+        "am-k1",
+        "--container",
+        "agent",
+    ]
     assert kam.info(agent)["status"] == "running"
 
     kam("stop", agent)
     delete = [c for c in calls(kam) if "delete" in c][0]
-    assert delete == [*HEAD, "delete", kube.RUN_KINDS, "--selector",
-                      f"am.agent=k1,am.home={home}", "--ignore-not-found", "--wait=true",
-                      "--timeout=120s"]
+    assert delete == [
+        *HEAD,
+        "delete",
+        kube.RUN_KINDS,
+        "--selector",
+        f"am.agent=k1,am.home={home}",
+        "--ignore-not-found",
+        "--wait=true",
+        "--timeout=120s",
+    ]
     assert [o["kind"] for o in state(kam)["objects"]] == ["PersistentVolumeClaim"]
     assert kam.info(agent)["status"] == "stopped"
 
@@ -101,13 +124,14 @@ def test_spawn_stop_rm_send_these_command_lines(kam, repo):
     from am import workspace
 
     assert exec_call["stdin"] == len(workspace.source().encode())
-    assert exec_call["argv"][4:9] == ["exec", "--stdin", exec_call["argv"][6], "--container",
-                                      "op"]
+    assert exec_call["argv"][4:9] == ["exec", "--stdin", exec_call["argv"][6], "--container", "op"]
     assert "unsaved" in exec_call["argv"] and workspace.source() not in exec_call["argv"]
     assert op_create["stdin"] > 0
     op_delete = next(c for c in later if "delete" in c and "pods,networkpolicies" in c)
-    assert f"am.agent=k1,am.home={home},am.role in (op)" in op_delete[op_delete.index(
-        "--selector") + 1]
+    assert (
+        f"am.agent=k1,am.home={home},am.role in (op)"
+        in op_delete[op_delete.index("--selector") + 1]
+    )
     final = [c for c in later if "delete" in c][-1]
     assert final[5] == f"{kube.RUN_KINDS},persistentvolumeclaims"
     assert state(kam)["objects"] == []
@@ -130,28 +154,46 @@ def test_the_exit_code_and_an_oom_kill_come_from_the_pods_status(kam, repo):
 
 
 def test_a_name_taken_in_the_namespace_leaves_nothing_made(kam, repo):
-    kam.state.write_text(json.dumps({"calls": [], "objects": [], "delivered": 0,
-                                     "ended": None, "refuse_create": True}))
-    res = kam("spawn", repo, "--container", "--runtime", "kubernetes", "--name", "k2",
-              "--cmd", "x", check=False)
+    kam.state.write_text(
+        json.dumps(
+            {"calls": [], "objects": [], "delivered": 0, "ended": None, "refuse_create": True}
+        )
+    )
+    res = kam(
+        "spawn",
+        repo,
+        "--container",
+        "--runtime",
+        "kubernetes",
+        "--name",
+        "k2",
+        "--cmd",
+        "x",
+        check=False,
+    )
     line = assert_am_error(res)
     assert "already exists" in line and "another AM_HOME" in line
     assert_nothing_made(kam.home)
     assert not list((kam.home / "state" / "run").glob("*.bundle"))
     # the undo deleted by this AM_HOME's selector: what it made, never another's
     deletes = [c for c in calls(kam) if "delete" in c]
-    assert deletes and all(f"am.home={kube.home_label(str(kam.home))}" in
-                           c[c.index("--selector") + 1] for c in deletes)
+    assert deletes and all(
+        f"am.home={kube.home_label(str(kam.home))}" in c[c.index("--selector") + 1] for c in deletes
+    )
 
 
-@pytest.mark.parametrize("extra, text", [
-    (["--publish", "8080:80", "--network", "full"], "--publish applies to docker and podman"),
-    (["--name", "a.b"], "cannot name Kubernetes objects"),
-    (["--mount-agent-config", "--agent", "claude"], "--mount-agent-config mounts files"),
-])
+@pytest.mark.parametrize(
+    "extra, text",
+    [
+        (["--publish", "8080:80", "--network", "full"], "--publish applies to docker and podman"),
+        (["--name", "a.b"], "cannot name Kubernetes objects"),
+        (["--mount-agent-config", "--agent", "claude"], "--mount-agent-config mounts files"),
+    ],
+)
 def test_refusals_come_before_any_call(kam, repo, extra, text):
-    res = kam("spawn", repo, "--container", "--runtime", "kubernetes", "--cmd", "x", *extra,
-              check=False)
+    res = kam(
+        "spawn", repo, "--container", "--runtime", "kubernetes", "--cmd", "x", *extra, check=False
+    )
     assert text in assert_am_error(res)
     assert calls(kam) == []
     assert_nothing_made(kam.home)

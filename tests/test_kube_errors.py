@@ -34,8 +34,16 @@ class Refusing(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         reason = {401: "Unauthorized", 403: "Forbidden"}[self.code]
-        body = json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                           "message": reason, "reason": reason, "code": self.code}).encode()
+        body = json.dumps(
+            {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "status": "Failure",
+                "message": reason,
+                "reason": reason,
+                "code": self.code,
+            }
+        ).encode()
         self.send_response(self.code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -67,22 +75,33 @@ def api():
 
 
 def kubeconfig(path, server: str) -> str:
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "ctx",
-        "clusters": [{"name": "c", "cluster": {"server": server}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u",
-                                                 "namespace": "ns1"}}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "ctx",
+                "clusters": [{"name": "c", "cluster": {"server": server}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [
+                    {"name": "ctx", "context": {"cluster": "c", "user": "u", "namespace": "ns1"}}
+                ],
+            }
+        )
+    )
     return str(path)
 
 
-@pytest.mark.parametrize("case, cause, fix", [
-    ("no-kubeconfig", "kubectl has no usable context", "set up a kubeconfig"),
-    ("unknown-context", "kubectl has no context of that name", "kubectl config get-contexts"),
-    ("closed-port", "cannot reach namespace ns1 of context ctx", "kubectl cluster-info"),
-    ("401", "the cluster refused kubectl's credentials", "log in again"),
-    ("403", "Kubernetes refused", "ask your cluster's admin for the rights"),
-])
+@pytest.mark.parametrize(
+    "case, cause, fix",
+    [
+        ("no-kubeconfig", "kubectl has no usable context", "set up a kubeconfig"),
+        ("unknown-context", "kubectl has no context of that name", "kubectl config get-contexts"),
+        ("closed-port", "cannot reach namespace ns1 of context ctx", "kubectl cluster-info"),
+        ("401", "the cluster refused kubectl's credentials", "log in again"),
+        ("403", "Kubernetes refused", "ask your cluster's admin for the rights"),
+    ],
+)
 def test_no_usable_cluster_is_one_clear_error(am, repo, tmp_path, api, case, cause, fix):
     kubectl_ready()
     env = {}
@@ -96,8 +115,7 @@ def test_no_usable_cluster_is_one_clear_error(am, repo, tmp_path, api, case, cau
     else:
         env["KUBECONFIG"] = kubeconfig(tmp_path / "kc", api(int(case)))
     am.env.update(env)
-    res = am("spawn", repo, "--container", "--runtime", "kubernetes", "--cmd", "x",
-             check=False)
+    res = am("spawn", repo, "--container", "--runtime", "kubernetes", "--cmd", "x", check=False)
     line = assert_am_error(res)
     said, _, hint = line.partition(" (hint: ")
     assert cause in said and fix in hint, line
@@ -112,6 +130,10 @@ def test_control_the_kubeconfig_is_one_kubectl_reads(tmp_path, api):
 
     kubectl_ready()
     env = {**os.environ, "KUBECONFIG": kubeconfig(tmp_path / "kc", api(401))}
-    res = subprocess.run(["kubectl", "config", "view", "--minify", "--output",
-                          "jsonpath={..namespace}"], capture_output=True, text=True, env=env)
+    res = subprocess.run(
+        ["kubectl", "config", "view", "--minify", "--output", "jsonpath={..namespace}"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert res.returncode == 0 and res.stdout == "ns1"

@@ -27,13 +27,12 @@ IMAGE = "localhost/am-agent:latest"
 
 
 def podman(*args, check=True, input=None, timeout=120) -> subprocess.CompletedProcess:
-    res = subprocess.run(["podman", *map(str, args)], capture_output=True, input=input,
-                         timeout=timeout)
+    res = subprocess.run(
+        ["podman", *map(str, args)], capture_output=True, input=input, timeout=timeout
+    )
     if check and res.returncode != 0:
         raise AssertionError(f"podman {' '.join(map(str, args[:3]))}: {res.stderr.decode()}")
     return res
-
-
 
 
 def status(container: str) -> str:
@@ -42,10 +41,12 @@ def status(container: str) -> str:
 
 
 # What the init container is allowed, asked from inside it.
-SEED_PROBE = ("echo UID=$(id -u); grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' "
-              "/proc/self/status; echo ROOT=$(awk '$2 == \"/\" {print $4}' /proc/mounts | "
-              "tail -1 | cut -d, -f1); "
-              "touch /workspace/.w && rm /workspace/.w && echo WS=rw")
+SEED_PROBE = (
+    "echo UID=$(id -u); grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' "
+    "/proc/self/status; echo ROOT=$(awk '$2 == \"/\" {print $4}' /proc/mounts | "
+    "tail -1 | cut -d, -f1); "
+    "touch /workspace/.w && rm /workspace/.w && echo WS=rw"
+)
 
 
 class Play:
@@ -59,9 +60,13 @@ class Play:
         self.seed_probe = ""
 
     def spec(self, repo: Path | None = None, **kw) -> kube.Spec:
-        base = dict(agent_id=self.id, home=str(self.tmp / "amhome"), image=IMAGE,
-                    command=["sh", "-c", PROBE], limits={"memory": "512m", "cpus": "1",
-                                                         "pids": 100})
+        base = dict(
+            agent_id=self.id,
+            home=str(self.tmp / "amhome"),
+            image=IMAGE,
+            command=["sh", "-c", PROBE],
+            limits={"memory": "512m", "cpus": "1", "pids": 100},
+        )
         return kube.Spec(**{**base, **kw})
 
     def bundle(self, repo: Path):
@@ -72,8 +77,7 @@ class Play:
         from am.rollback import Rollback
 
         plan = SimpleNamespace(id=self.id, source=str(repo), base=None, branch=f"am/{self.id}")
-        lay = Layout(self.tmp, self.tmp / "state", self.tmp / "agents", self.tmp / "data",
-                     self.tmp)
+        lay = Layout(self.tmp, self.tmp / "state", self.tmp / "agents", self.tmp / "data", self.tmp)
         base = kubernetes.Kubernetes()._bundle(plan, repo, Rollback(), lay)
         return plan, base
 
@@ -83,17 +87,24 @@ class Play:
         path = self.tmp / f"{self.id}-{len(self.files)}.yaml"
         path.write_text(kube.as_yaml_stream(objects))
         self.files.append(path)
-        proc = subprocess.Popen(["podman", "kube", "play", "--network", network, str(path)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            ["podman", "kube", "play", "--network", network, str(path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         try:
             if deliver is not None:
                 seeder = f"{kube.pod_name(self.id)}-{kube.SEEDER}"
-                wait_for(lambda: status(seeder) == "running" or proc.poll() is not None,
-                         "the init container", timeout=90)
+                wait_for(
+                    lambda: status(seeder) == "running" or proc.poll() is not None,
+                    "the init container",
+                    timeout=90,
+                )
                 assert proc.poll() is None, proc.communicate()[1].decode()
                 # The init container's own policy, probed while it waits for the bundle.
-                self.seed_probe = podman("exec", seeder, "sh", "-c", SEED_PROBE,
-                                         check=False).stdout.decode()
+                self.seed_probe = podman(
+                    "exec", seeder, "sh", "-c", SEED_PROBE, check=False
+                ).stdout.decode()
                 with open(deliver, "rb") as f:
                     podman("exec", "-i", seeder, *kube.DELIVER, input=f.read())
             out, err = proc.communicate(timeout=180)
@@ -107,8 +118,23 @@ class Play:
         """What the session does: a client attached on a terminal (tmux), which gives the
         container's terminal its size and so lets the agent start."""
         name = f"kt-{uuid.uuid4().hex[:8]}"
-        subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "120", "-y", "40",
-                        "podman", "attach", container], check=True)
+        subprocess.run(
+            [
+                "tmux",
+                "new-session",
+                "-d",
+                "-s",
+                name,
+                "-x",
+                "120",
+                "-y",
+                "40",
+                "podman",
+                "attach",
+                container,
+            ],
+            check=True,
+        )
         self.sessions.append(name)
 
     def logs(self, container: str) -> str:
@@ -143,16 +169,23 @@ def play(tmp_path):
 def test_the_pods_policy_holds_inside_and_the_bundle_seeds_the_workspace(play, repo):
     plan, base = play.bundle(repo)
     objects = kube.manifests(play.spec(seed=plan.seed))
-    assert [o["kind"] for o in objects] == ["NetworkPolicy", "PersistentVolumeClaim",
-                                            "ConfigMap", "Pod"]
+    assert [o["kind"] for o in objects] == [
+        "NetworkPolicy",
+        "PersistentVolumeClaim",
+        "ConfigMap",
+        "Pod",
+    ]
     play.play(objects, deliver=plan.bundle)
     agent = f"am-{play.id}-agent"
     assert status(agent) == "running"
     # The agent waits for its client: it has printed nothing yet, so nothing is lost.
     assert "PROBE-DONE" not in play.logs(agent)
     play.attach(agent)
-    log = wait_for(lambda: (text := play.logs(agent)) and
-                     "PROBE-DONE" in text and text, "the probe", timeout=90)
+    log = wait_for(
+        lambda: (text := play.logs(agent)) and "PROBE-DONE" in text and text,
+        "the probe",
+        timeout=90,
+    )
     v = probe_values(log)
     assert v["UID"] == str(kube.POD_UID)
     assert "CapEff:0000000000000000" in log and "CapBnd:0000000000000000" in log
@@ -162,12 +195,17 @@ def test_the_pods_policy_holds_inside_and_the_bundle_seeds_the_workspace(play, r
     assert v["SOCK"] == "none"
     assert "ENV_HOME=/home/agent" in log
     assert not any(k.startswith("ENV_KUBERNETES") for k in v)  # no service links, no token
-    probe = podman("exec", agent, "sh", "-c",
-                   "ls /var/run/secrets/kubernetes.io 2>&1; grep Seccomp: /proc/self/status; "
-                   "git -C /workspace log -1 --format=%H; git -C /workspace branch "
-                   "--show-current; git -C /workspace remote get-url origin; "
-                   "git -C /workspace for-each-ref --format='%(refname)' refs/remotes; "
-                   "test -e /workspace/probe-write && echo PROBE-FILE").stdout.decode()
+    probe = podman(
+        "exec",
+        agent,
+        "sh",
+        "-c",
+        "ls /var/run/secrets/kubernetes.io 2>&1; grep Seccomp: /proc/self/status; "
+        "git -C /workspace log -1 --format=%H; git -C /workspace branch "
+        "--show-current; git -C /workspace remote get-url origin; "
+        "git -C /workspace for-each-ref --format='%(refname)' refs/remotes; "
+        "test -e /workspace/probe-write && echo PROBE-FILE",
+    ).stdout.decode()
     assert "No such file or directory" in probe
     assert "Seccomp:\t2" in probe
     assert base in probe and f"am/{play.id}" in probe and str(repo) in probe
@@ -202,8 +240,9 @@ def test_without_the_policy_the_probe_sees_capabilities_and_a_writable_root(play
     assert "CapBnd:\t0000000000000000" not in play.seed_probe
     agent = f"am-{play.id}-agent"
     play.attach(agent)
-    log = wait_for(lambda: (t := play.logs(agent)) and "PROBE-DONE" in t and t, "the probe",
-                   timeout=90)
+    log = wait_for(
+        lambda: (t := play.logs(agent)) and "PROBE-DONE" in t and t, "the probe", timeout=90
+    )
     v = probe_values(log)
     assert v["ROOTMOUNT"] == "rw" and v["NNP"] == "0"
     assert "CapBnd:0000000000000000" not in log
@@ -219,8 +258,11 @@ def test_a_bundle_that_is_not_the_one_am_made_is_refused(play, repo, tmp_path):
     path = tmp_path / "pod.yaml"
     path.write_text(kube.as_yaml_stream(objects))
     play.files.append(path)
-    proc = subprocess.Popen(["podman", "kube", "play", "--network", "none", str(path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        ["podman", "kube", "play", "--network", "none", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     seeder = f"am-{play.id}-{kube.SEEDER}"
     wait_for(lambda: status(seeder) == "running", "the init container", timeout=90)
     podman("exec", "-i", seeder, *kube.DELIVER, input=other.read_bytes())
@@ -232,8 +274,11 @@ def test_a_bundle_that_is_not_the_one_am_made_is_refused(play, repo, tmp_path):
 
 def test_an_emptydir_workspace_outlives_its_agent_in_the_keeper(play, repo):
     plan, base = play.bundle(repo)
-    spec = play.spec(storage="emptydir", seed=plan.seed,
-                     command=["sh", "-c", "echo work > /workspace/new.txt; exit 7"])
+    spec = play.spec(
+        storage="emptydir",
+        seed=plan.seed,
+        command=["sh", "-c", "echo work > /workspace/new.txt; exit 7"],
+    )
     play.play(kube.manifests(spec), deliver=plan.bundle)
     agent, keeper = f"am-{play.id}-agent", f"am-{play.id}-{kube.KEEPER}"
     play.attach(agent)
@@ -254,32 +299,54 @@ def test_a_limited_agents_proxy_pod_refuses_what_is_not_allowed(play):
     refusals in its output, which is what 'kubectl logs' and 'am logs --network' read."""
     from am import network
 
-    spec = play.spec(network="limited", domains=["example.com"],
-                     proxy_image=f"localhost/{network.PROXY_IMAGE}")
+    spec = play.spec(
+        network="limited", domains=["example.com"], proxy_image=f"localhost/{network.PROXY_IMAGE}"
+    )
     net = f"am-{play.id}-net"
     podman("network", "create", net)
     try:
-        play.play([o for o in kube.proxy_objects(spec) if o["kind"] in ("ConfigMap", "Pod")],
-                  network=net)
+        play.play(
+            [o for o in kube.proxy_objects(spec) if o["kind"] in ("ConfigMap", "Pod")], network=net
+        )
         proxy = f"{kube.proxy_name(play.id)}-proxy"
         assert status(proxy) == "running"
         uid = podman("inspect", "--format", "{{.Config.User}}", proxy).stdout.decode()
         assert uid.startswith(str(kube.PROXY_UID))
         wait_for(lambda: "Accepting HTTP" in play.logs(proxy), "squid", timeout=90)
-        ip = podman("inspect", "--format",
-                    "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-                    proxy).stdout.decode().strip()
+        ip = (
+            podman(
+                "inspect",
+                "--format",
+                "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                proxy,
+            )
+            .stdout.decode()
+            .strip()
+        )
         url = f"http://{ip}:{kube.PROXY_PORT}"
-        codes = podman("run", "--rm", "--network", net, IMAGE, "sh", "-c",
-                       f"for u in http://denied.example.org/ http://{ip}/ "
-                       "http://example.com:8080/; do curl -s -o /dev/null -w '%{http_code} ' "
-                       f"-x {url} $u; done").stdout.decode().split()
+        codes = (
+            podman(
+                "run",
+                "--rm",
+                "--network",
+                net,
+                IMAGE,
+                "sh",
+                "-c",
+                f"for u in http://denied.example.org/ http://{ip}/ "
+                "http://example.com:8080/; do curl -s -o /dev/null -w '%{http_code} ' "
+                f"-x {url} $u; done",
+            )
+            .stdout.decode()
+            .split()
+        )
         assert codes == ["403", "403", "403"]
         refused = network.denied(podman("logs", proxy).stdout.decode().splitlines(True))
         assert [r.split(" denied ")[1] for r in refused] == [
             f"GET denied.example.org:80: {network.REFUSALS['ERR_AM_DOMAIN']}",
             f"GET {ip}:80: {network.REFUSALS['ERR_AM_DOMAIN']}",
-            f"GET example.com:8080: {network.REFUSALS['ERR_AM_PORT']}"]
+            f"GET example.com:8080: {network.REFUSALS['ERR_AM_PORT']}",
+        ]
     finally:
         play.cleanup()
         podman("network", "rm", "--force", net, check=False)

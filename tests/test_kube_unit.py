@@ -24,31 +24,49 @@ VERSIONS = ("1.27.0", kubernetes_validate.latest_version())
 
 
 def spec(**kw) -> kube.Spec:
-    base = dict(agent_id="k1", home=HOME, image="registry.example/am-agent:1",
-                command=["claude", "--dangerously-skip-permissions"],
-                limits={"memory": "2g", "cpus": "1.5", "pids": 100})
+    base = dict(
+        agent_id="k1",
+        home=HOME,
+        image="registry.example/am-agent:1",
+        command=["claude", "--dangerously-skip-permissions"],
+        limits={"memory": "2g", "cpus": "1.5", "pids": 100},
+    )
     return kube.Spec(**{**base, **kw})
 
 
 def by_kind(objects, kind, role=None):
-    return [o for o in objects if o["kind"] == kind and
-            (role is None or o["metadata"]["labels"]["am.role"] == role)]
+    return [
+        o
+        for o in objects
+        if o["kind"] == kind and (role is None or o["metadata"]["labels"]["am.role"] == role)
+    ]
 
 
 def containers(pod) -> list[dict]:
     return pod["spec"]["containers"] + pod["spec"].get("initContainers", [])
 
 
-ALL_SHAPES = [dict(network=n, storage=s, isolation=i, seed=seed)
-              for n in ("none", "limited", "full") for s in kube.STORAGES
-              for i in ("runc", "gvisor") for seed in (SEED, None)]
+ALL_SHAPES = [
+    dict(network=n, storage=s, isolation=i, seed=seed)
+    for n in ("none", "limited", "full")
+    for s in kube.STORAGES
+    for i in ("runc", "gvisor")
+    for seed in (SEED, None)
+]
 
 
-@pytest.mark.parametrize("shape", ALL_SHAPES, ids=lambda s: "-".join(
-    [s["network"], s["storage"], s["isolation"], "seed" if s["seed"] else "start"]))
+@pytest.mark.parametrize(
+    "shape",
+    ALL_SHAPES,
+    ids=lambda s: "-".join(
+        [s["network"], s["storage"], s["isolation"], "seed" if s["seed"] else "start"]
+    ),
+)
 def test_every_object_is_valid_kubernetes(shape):
-    objects = kube.manifests(spec(**shape, secret_names=["TOKEN"], domains=["example.com"],
-                                  env={"AM_PROMPT": "task"}), {"TOKEN": "v"})
+    objects = kube.manifests(
+        spec(**shape, secret_names=["TOKEN"], domains=["example.com"], env={"AM_PROMPT": "task"}),
+        {"TOKEN": "v"},
+    )
     objects += kube.op_manifests(spec(**shape), "0a1b2c3d")
     for version in VERSIONS:
         for obj in objects:
@@ -95,11 +113,16 @@ def node_access(pod: dict) -> list[str]:
         kinds = set(vol) - {"name"}
         if not kinds <= {"emptyDir", "persistentVolumeClaim", "configMap"}:
             found.append(f"volume {vol}")
-        if vol.get("emptyDir", {}).get("medium") == "Memory" and \
-                not vol["emptyDir"].get("sizeLimit"):
+        if vol.get("emptyDir", {}).get("medium") == "Memory" and not vol["emptyDir"].get(
+            "sizeLimit"
+        ):
             found.append(f"uncapped memory volume {vol['name']}")
-    found += [f"host port of {c['name']}" for c in containers(pod)
-              for p in c.get("ports", []) if "hostPort" in p]
+    found += [
+        f"host port of {c['name']}"
+        for c in containers(pod)
+        for p in c.get("ports", [])
+        if "hostPort" in p
+    ]
     return found
 
 
@@ -146,8 +169,9 @@ def test_labels_name_the_agent_and_a_digest_of_am_home():
 def test_names_are_dns_labels_for_the_longest_id():
     long_id = "a" + "-b" * 22 + "-9"
     assert len(long_id) == 47
-    objects = kube.manifests(spec(agent_id=long_id, network="limited", seed=SEED,
-                                  secret_names=["T"]), {"T": "x"})
+    objects = kube.manifests(
+        spec(agent_id=long_id, network="limited", seed=SEED, secret_names=["T"]), {"T": "x"}
+    )
     objects += kube.op_manifests(spec(agent_id=long_id), "0a1b2c3d")
     for obj in objects:
         assert DNS_LABEL.fullmatch(obj["metadata"]["name"]), obj["metadata"]["name"]
@@ -174,19 +198,23 @@ def test_network_none_denies_all_egress_and_ingress():
 
 
 def test_network_limited_allows_only_the_agents_proxy():
-    objects = kube.manifests(spec(network="limited", domains=["api.example.com"],
-                                  private=["git.internal.example"]))
+    objects = kube.manifests(
+        spec(network="limited", domains=["api.example.com"], private=["git.internal.example"])
+    )
     agent_policy = by_kind(objects, "NetworkPolicy", "agent")[0]["spec"]
     (rule,) = agent_policy["egress"]
     assert rule["to"] == [{"podSelector": {"matchLabels": kube.labels(spec(), "proxy")}}]
     assert rule["ports"] == [{"protocol": "TCP", "port": kube.PROXY_PORT}]
     proxy_policy = by_kind(objects, "NetworkPolicy", "proxy")[0]["spec"]
     assert proxy_policy["ingress"][0]["from"] == [
-        {"podSelector": {"matchLabels": kube.labels(spec(), "agent")}}]
+        {"podSelector": {"matchLabels": kube.labels(spec(), "agent")}}
+    ]
     conf = by_kind(objects, "ConfigMap", "proxy")[0]["data"]
     squid = conf["squid.conf"]
-    assert f"\nhttp_port {kube.PROXY_PORT}\n" in squid and "127.0.0.1" not in squid.split(
-        "http_port")[1].splitlines()[0]
+    assert (
+        f"\nhttp_port {kube.PROXY_PORT}\n" in squid
+        and "127.0.0.1" not in squid.split("http_port")[1].splitlines()[0]
+    )
     assert "access_log stdio:/dev/stdout am" in squid
     assert "http_access deny all" in squid and "api\\.example\\.com" in squid
     assert "git\\.internal\\.example" in squid.split("acl am_private_ok")[1].splitlines()[0]
@@ -205,8 +233,10 @@ def test_network_limited_allows_only_the_agents_proxy():
 def test_network_full_still_takes_no_ingress():
     (policy,) = by_kind(kube.manifests(spec(network="full")), "NetworkPolicy")
     assert policy["spec"]["policyTypes"] == ["Ingress"] and policy["spec"]["ingress"] == []
-    assert by_kind(kube.manifests(spec(network="full")), "Pod")[0]["spec"][
-        "enableServiceLinks"] is False
+    assert (
+        by_kind(kube.manifests(spec(network="full")), "Pod")[0]["spec"]["enableServiceLinks"]
+        is False
+    )
 
 
 def test_workspace_claim_or_emptydir():
@@ -216,15 +246,18 @@ def test_workspace_claim_or_emptydir():
     assert claim["metadata"]["labels"]["am.role"] == "workspace"
     assert claim["spec"]["resources"]["requests"]["storage"] == kube.DEFAULT_SIZE
     pod = by_kind(first, "Pod")[0]["spec"]
-    assert {"name": "am-k1-ws", "persistentVolumeClaim": {"claimName": "am-k1-ws",
-                                                           "readOnly": False}} in pod["volumes"]
+    assert {
+        "name": "am-k1-ws",
+        "persistentVolumeClaim": {"claimName": "am-k1-ws", "readOnly": False},
+    } in pod["volumes"]
     assert [c["name"] for c in pod["initContainers"]] == [kube.SEEDER]
     # a later start: the same claim, no seeding, no new claim
     again = kube.manifests(spec())
     assert not by_kind(again, "PersistentVolumeClaim")
     assert "initContainers" not in by_kind(again, "Pod")[0]["spec"]
-    classed = by_kind(kube.manifests(spec(seed=SEED, storage_class="fast", size="50Gi")),
-                      "PersistentVolumeClaim")[0]["spec"]
+    classed = by_kind(
+        kube.manifests(spec(seed=SEED, storage_class="fast", size="50Gi")), "PersistentVolumeClaim"
+    )[0]["spec"]
     assert classed["storageClassName"] == "fast"
     assert classed["resources"]["requests"]["storage"] == "50Gi"
     # emptyDir: no claim; a keeper container holds the pod, reading the workspace read-only
@@ -232,8 +265,9 @@ def test_workspace_claim_or_emptydir():
     assert not by_kind(empty, "PersistentVolumeClaim")
     pod = by_kind(empty, "Pod")[0]["spec"]
     keeper = next(c for c in pod["containers"] if c["name"] == kube.KEEPER)
-    assert {"name": "am-k1-ws", "mountPath": kube.WORKSPACE, "readOnly": True} in \
-        keeper["volumeMounts"]
+    assert {"name": "am-k1-ws", "mountPath": kube.WORKSPACE, "readOnly": True} in keeper[
+        "volumeMounts"
+    ]
     with pytest.raises(kube.Invalid):
         kube.manifests(spec(storage="hostPath"))
 
@@ -244,17 +278,16 @@ def test_an_operations_pod_reads_the_claim_without_network():
     assert pod["metadata"]["labels"] == {**kube.labels(spec(), "op"), "am.op": "0a1b2c3d"}
     assert policy["spec"]["podSelector"]["matchLabels"] == pod["metadata"]["labels"]
     assert policy["spec"]["egress"] == [] and policy["spec"]["ingress"] == []
-    assert {"name": "am-k1-ws", "persistentVolumeClaim": {"claimName": "am-k1-ws",
-                                                           "readOnly": True}} in \
-        pod["spec"]["volumes"]
+    assert {
+        "name": "am-k1-ws",
+        "persistentVolumeClaim": {"claimName": "am-k1-ws", "readOnly": True},
+    } in pod["spec"]["volumes"]
     (c,) = pod["spec"]["containers"]
-    assert {"name": "am-k1-ws", "mountPath": kube.WORKSPACE, "readOnly": True} in \
-        c["volumeMounts"]
+    assert {"name": "am-k1-ws", "mountPath": kube.WORKSPACE, "readOnly": True} in c["volumeMounts"]
     assert pod["spec"]["activeDeadlineSeconds"] == kube.OP_DEADLINE
 
 
-HOSTILE = ["claude", "--print", "it's $(HOME) `id` $$ \\n ${PATH} \"q\"\n; rm -rf / #",
-           "-x", ""]
+HOSTILE = ["claude", "--print", 'it\'s $(HOME) `id` $$ \\n ${PATH} "q"\n; rm -rf / #', "-x", ""]
 
 
 def test_no_value_reaches_a_field_kubernetes_expands():
@@ -265,24 +298,30 @@ def test_no_value_reaches_a_field_kubernetes_expands():
         if obj["kind"] != "Pod":
             continue
         for c in containers(obj):
-            for text in c["command"] + c.get("args", []) + \
-                    [e.get("value", "") for e in c.get("env", [])]:
+            for text in (
+                c["command"] + c.get("args", []) + [e.get("value", "") for e in c.get("env", [])]
+            ):
                 assert "$" not in text, (c["name"], text)
 
 
 def _sh_argv(line: str) -> list[str]:
-    out = subprocess.run(["sh", "-c", line + '\nprintf "%s\\0" "$@"'], capture_output=True,
-                         check=True).stdout
+    out = subprocess.run(
+        ["sh", "-c", line + '\nprintf "%s\\0" "$@"'], capture_output=True, check=True
+    ).stdout
     return out.decode().split("\0")[:-1]
 
 
 def test_the_agent_script_gives_the_arguments_exactly():
     script = kube.agent_script(spec(command=HOSTILE, env={"AM_PROMPT": "do $(HOME) 'x'"}))
-    line = script[script.index("set -- "):script.index('\n"$@"')]
+    line = script[script.index("set -- ") : script.index('\n"$@"')]
     assert _sh_argv(line) == HOSTILE
     export = next(ln for ln in script.splitlines() if ln.startswith("export AM_PROMPT="))
-    out = subprocess.run(["sh", "-c", export + '\nprintf %s "$AM_PROMPT"'],
-                         capture_output=True, check=True, text=True).stdout
+    out = subprocess.run(
+        ["sh", "-c", export + '\nprintf %s "$AM_PROMPT"'],
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout
     assert out == "do $(HOME) 'x'"
     # the agent runs as a child of the script's shell, which reports its exit status
     assert script.rstrip().endswith('"$@"\nexit $?')
@@ -292,11 +331,15 @@ def test_the_seed_script_quotes_its_values():
     seed = {**SEED, "branch": "am/it's $(x)", "origin": "https://example.com/a b.git"}
     text = kube.seed_script(seed)
     head = "\n".join(ln for ln in text.splitlines() if ln.startswith("AM_"))
-    out = subprocess.run(["sh", "-c", head + '\nprintf "%s|%s" "$AM_BRANCH" "$AM_ORIGIN"'],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["sh", "-c", head + '\nprintf "%s|%s" "$AM_BRANCH" "$AM_ORIGIN"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out == "am/it's $(x)|https://example.com/a b.git"
     assert subprocess.run(["sh", "-n", "-c", text]).returncode == 0
-    assert "until [ -f \"$bundle\" ]" in text and "sha256sum --check" in text
+    assert 'until [ -f "$bundle" ]' in text and "sha256sum --check" in text
 
 
 def test_env_values_are_only_in_the_secret():
@@ -308,8 +351,10 @@ def test_env_values_are_only_in_the_secret():
     others = json.dumps([o for o in objects if o["kind"] != "Secret"])
     assert value not in others
     env = by_kind(objects, "Pod")[0]["spec"]["containers"][0]["env"]
-    assert {"name": "API_KEY", "valueFrom": {"secretKeyRef": {"name": "am-k1-env",
-                                                              "key": "API_KEY"}}} in env
+    assert {
+        "name": "API_KEY",
+        "valueFrom": {"secretKeyRef": {"name": "am-k1-env", "key": "API_KEY"}},
+    } in env
     assert not by_kind(kube.manifests(spec()), "Secret")
 
 
@@ -320,8 +365,7 @@ T = kube.Target("team-a", "prod-cluster", "/home/u/.kube/config")
 
 
 def test_every_call_names_the_recorded_context_and_namespace():
-    assert kube.Target("ns").argv("get", "pods") == ["kubectl", "--namespace", "ns", "get",
-                                                     "pods"]
+    assert kube.Target("ns").argv("get", "pods") == ["kubectl", "--namespace", "ns", "get", "pods"]
     assert T.argv("x")[:5] == ["kubectl", "--context", "prod-cluster", "--namespace", "team-a"]
     assert T.env({"A": "1"}) == {"A": "1", "KUBECONFIG": "/home/u/.kube/config"}
 
@@ -329,18 +373,50 @@ def test_every_call_names_the_recorded_context_and_namespace():
 def test_kubectl_command_lines():
     head = ["kubectl", "--context", "prod-cluster", "--namespace", "team-a"]
     assert kube.create_argv(T) == head + ["create", "--filename", "-", "--output", "name"]
-    assert kube.attach_argv(T, "am-k1") == head + ["attach", "--quiet", "--stdin", "--tty",
-                                                   "am-k1", "--container", "agent"]
+    assert kube.attach_argv(T, "am-k1") == head + [
+        "attach",
+        "--quiet",
+        "--stdin",
+        "--tty",
+        "am-k1",
+        "--container",
+        "agent",
+    ]
     assert kube.exec_argv(T, "am-k1", kube.SEEDER, kube.DELIVER) == head + [
-        "exec", "--stdin", "am-k1", "--container", "am-seed", "--", *kube.DELIVER]
-    assert kube.get_pod_argv(T, "am-k1") == head + ["get", "pod", "am-k1",
-                                                    "--ignore-not-found", "--output", "json"]
+        "exec",
+        "--stdin",
+        "am-k1",
+        "--container",
+        "am-seed",
+        "--",
+        *kube.DELIVER,
+    ]
+    assert kube.get_pod_argv(T, "am-k1") == head + [
+        "get",
+        "pod",
+        "am-k1",
+        "--ignore-not-found",
+        "--output",
+        "json",
+    ]
     assert kube.logs_argv(T, "am-k1-proxy", "proxy", tail=5) == head + [
-        "logs", "am-k1-proxy", "--container", "proxy", "--tail=5"]
+        "logs",
+        "am-k1-proxy",
+        "--container",
+        "proxy",
+        "--tail=5",
+    ]
     assert kube.current_context_argv() == ["kubectl", "config", "current-context"]
-    assert kube.context_namespace_argv("c") == ["kubectl", "config", "view", "--minify",
-                                                "--context", "c", "--output",
-                                                "jsonpath={..namespace}"]
+    assert kube.context_namespace_argv("c") == [
+        "kubectl",
+        "config",
+        "view",
+        "--minify",
+        "--context",
+        "c",
+        "--output",
+        "jsonpath={..namespace}",
+    ]
 
 
 def test_deletes_select_this_am_homes_objects_only():
@@ -348,8 +424,15 @@ def test_deletes_select_this_am_homes_objects_only():
     assert sel == f"am.agent=k1,am.home={kube.home_label(HOME)}"
     assert kube.selector("k1", HOME, "proxy", "env").endswith(",am.role in (proxy,env)")
     argv = kube.delete_argv(T, kube.RUN_KINDS, sel)
-    assert argv[5:] == ["delete", "pods,services,configmaps,secrets,networkpolicies",
-                        "--selector", sel, "--ignore-not-found", "--wait=true", "--timeout=120s"]
+    assert argv[5:] == [
+        "delete",
+        "pods,services,configmaps,secrets,networkpolicies",
+        "--selector",
+        sel,
+        "--ignore-not-found",
+        "--wait=true",
+        "--timeout=120s",
+    ]
     assert "persistentvolumeclaims" not in kube.RUN_KINDS  # a stop keeps the workspace
 
 
@@ -372,43 +455,66 @@ def test_wsops_gets_its_program_on_stdin(tmp_path):
     argv = kube.wsops_command(["head", str(tmp_path), "--timeout", "30"])
     assert argv[:3] == ["/usr/bin/env", f"PATH={kube.SANDBOX_PATH}", "python3"]
     assert workspace.source() not in " ".join(argv)
-    out = subprocess.run(argv, input=workspace.source().encode(), capture_output=True,
-                         check=True).stdout
-    assert json.loads(out) == {"head": None, "branch": "master"} or \
-        json.loads(out)["head"] is None
+    out = subprocess.run(
+        argv, input=workspace.source().encode(), capture_output=True, check=True
+    ).stdout
+    assert json.loads(out) == {"head": None, "branch": "master"} or json.loads(out)["head"] is None
 
 
 # -- pod status --------------------------------------------------------------------------------
 
 
 def pod_with(statuses, init=None, conditions=None):
-    return {"kind": "Pod", "status": {"containerStatuses": statuses,
-                                      "initContainerStatuses": init or [],
-                                      "conditions": conditions or []}}
+    return {
+        "kind": "Pod",
+        "status": {
+            "containerStatuses": statuses,
+            "initContainerStatuses": init or [],
+            "conditions": conditions or [],
+        },
+    }
 
 
 def test_an_oom_kill_and_the_exit_code_come_from_the_pod_status():
-    pod = pod_with([{"name": "agent", "state": {"terminated": {"exitCode": 137,
-                                                               "reason": "OOMKilled"}}}])
+    pod = pod_with(
+        [{"name": "agent", "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]
+    )
     s = kube.container_state(pod, "agent")
     assert (s.phase, s.exit_code, s.oom) == ("terminated", 137, True)
-    done = kube.container_state(pod_with([{"name": "agent", "state": {
-        "terminated": {"exitCode": 3, "reason": "Error"}}}]), "agent")
+    done = kube.container_state(
+        pod_with([{"name": "agent", "state": {"terminated": {"exitCode": 3, "reason": "Error"}}}]),
+        "agent",
+    )
     assert (done.exit_code, done.oom) == (3, False)
-    assert kube.container_state(pod_with([{"name": "agent", "state": {"running": {}}}]),
-                                "agent").phase == "running"
+    assert (
+        kube.container_state(pod_with([{"name": "agent", "state": {"running": {}}}]), "agent").phase
+        == "running"
+    )
 
 
 def test_waiting_reasons_and_missing_pods():
     assert kube.container_state(None, "agent").phase == "missing"
-    pull = kube.container_state(pod_with([{"name": "agent", "state": {"waiting": {
-        "reason": "ErrImagePull", "message": "not found"}}}]), "agent")
+    pull = kube.container_state(
+        pod_with(
+            [
+                {
+                    "name": "agent",
+                    "state": {"waiting": {"reason": "ErrImagePull", "message": "not found"}},
+                }
+            ]
+        ),
+        "agent",
+    )
     assert pull.reason in kube.PULL_REASONS and pull.message == "not found"
     init = pod_with([], init=[{"name": kube.SEEDER, "state": {"running": {}}}])
     assert kube.container_state(init, kube.SEEDER, init=True).phase == "running"
     assert kube.container_state(init, kube.SEEDER).phase == "waiting"
-    pending = pod_with([], conditions=[{"type": "PodScheduled", "status": "False",
-                                        "message": "0/3 nodes are available"}])
+    pending = pod_with(
+        [],
+        conditions=[
+            {"type": "PodScheduled", "status": "False", "message": "0/3 nodes are available"}
+        ],
+    )
     assert kube.container_state(pending, "agent").message == "0/3 nodes are available"
     assert kube.parse_pod("") is None and kube.parse_pod("{bad") is None
     assert kube.parse_pod(json.dumps({"kind": "Pod"})) == {"kind": "Pod"}
@@ -418,22 +524,42 @@ def test_waiting_reasons_and_missing_pods():
 
 
 def spawn_args(**kw):
-    base = dict(name=None, container=True, runtime="kubernetes", agent=None, cmd="sleep 1",
-                skip_permissions=False, network=None, allow_domain=[], memory=None, cpus=None,
-                pids=None, gpus=None, image=None, mount_agent_config=False, publish=[],
-                isolation=None, kube_workspace=None, env=[], base=None, branch=None,
-                worktree=False, prompt=None, prompt_file=None)
+    base = dict(
+        name=None,
+        container=True,
+        runtime="kubernetes",
+        agent=None,
+        cmd="sleep 1",
+        skip_permissions=False,
+        network=None,
+        allow_domain=[],
+        memory=None,
+        cpus=None,
+        pids=None,
+        gpus=None,
+        image=None,
+        mount_agent_config=False,
+        publish=[],
+        isolation=None,
+        kube_workspace=None,
+        env=[],
+        base=None,
+        branch=None,
+        worktree=False,
+        prompt=None,
+        prompt_file=None,
+    )
     return SimpleNamespace(**{**base, **kw})
 
 
 def layout(tmp_path) -> Layout:
-    return Layout(tmp_path, tmp_path / "state", tmp_path / "agents", tmp_path / "data",
-                  tmp_path)
+    return Layout(tmp_path, tmp_path / "state", tmp_path / "agents", tmp_path / "data", tmp_path)
 
 
 def build(tmp_path, environ=None, **kw):
-    return plan.build(spawn_args(**kw), layout(tmp_path), "/src", environ or {},
-                      host_memory=1 << 30, host_cpus=1)
+    return plan.build(
+        spawn_args(**kw), layout(tmp_path), "/src", environ or {}, host_memory=1 << 30, host_cpus=1
+    )
 
 
 def test_a_kubernetes_plan(tmp_path):
@@ -441,22 +567,30 @@ def test_a_kubernetes_plan(tmp_path):
     assert (p.mode, p.runtime, p.container) == ("container", "kubernetes", "am-k1")
     # the limits are the node's to judge, not this host's (1 GiB, 1 CPU here)
     assert p.limits["memory"] == "8g"
-    assert p.kube == {"context": None, "namespace": None, "storage": "emptydir",
-                      "size": "10Gi", "storage_class": None, "proxy_image": "am-proxy:2"}
+    assert p.kube == {
+        "context": None,
+        "namespace": None,
+        "storage": "emptydir",
+        "size": "10Gi",
+        "storage_class": None,
+        "proxy_image": "am-proxy:2",
+    }
     assert p.record(str(tmp_path))["kubernetes"] == p.kube
     env = {"AM_KUBE_CONTEXT": "dev", "AM_KUBE_NAMESPACE": "agents"}
     p = build(tmp_path, env)
-    assert (p.kube["context"], p.kube["namespace"], p.kube["storage"]) == ("dev", "agents",
-                                                                            "pvc")
+    assert (p.kube["context"], p.kube["namespace"], p.kube["storage"]) == ("dev", "agents", "pvc")
     limited = build(tmp_path, network="limited")
     assert limited.proxy == f"am-{limited.id}-proxy" and limited.egress is None
 
 
-@pytest.mark.parametrize("kw, text", [
-    (dict(publish=["8080:80"], network="full"), "--publish applies to docker and podman"),
-    (dict(gpus="device=0"), "takes a count of GPUs"),
-    (dict(name="a.b"), "cannot name Kubernetes objects"),
-])
+@pytest.mark.parametrize(
+    "kw, text",
+    [
+        (dict(publish=["8080:80"], network="full"), "--publish applies to docker and podman"),
+        (dict(gpus="device=0"), "takes a count of GPUs"),
+        (dict(name="a.b"), "cannot name Kubernetes objects"),
+    ],
+)
 def test_what_a_pod_cannot_have_is_refused(tmp_path, kw, text):
     with pytest.raises(AmError, match=re.escape(text)):
         build(tmp_path, **kw)
@@ -482,11 +616,15 @@ def test_kubernetes_settings_in_config_are_checked(tmp_path):
     (tmp_path / "config.toml").write_text('[kubernetes]\nworkspace_size = "lots"\n')
     with pytest.raises(AmError, match="kubernetes.workspace_size"):
         config.load(layout(tmp_path), {})
-    (tmp_path / "config.toml").write_text('runtime = "kubernetes"\n[kubernetes]\n'
-                                          'namespace = "agents"\nstorage_class = "fast"\n')
+    (tmp_path / "config.toml").write_text(
+        'runtime = "kubernetes"\n[kubernetes]\nnamespace = "agents"\nstorage_class = "fast"\n'
+    )
     p = plan.build(spawn_args(runtime=None), layout(tmp_path), "/src", {})
-    assert (p.runtime, p.kube["namespace"], p.kube["storage_class"]) == ("kubernetes",
-                                                                         "agents", "fast")
+    assert (p.runtime, p.kube["namespace"], p.kube["storage_class"]) == (
+        "kubernetes",
+        "agents",
+        "fast",
+    )
 
 
 def kube_record(tmp_path, **kube_fields):
@@ -499,8 +637,12 @@ def kube_record(tmp_path, **kube_fields):
 def test_records_of_kubernetes_agents_are_checked(tmp_path):
     record, lay = kube_record(tmp_path)
     assert records.problems(record, lay) == []
-    for bad in ({"namespace": "Team A"}, {"context": "--kubeconfig=/x"},
-                {"storage": "hostPath"}, {"kubeconfig": "relative/config"}):
+    for bad in (
+        {"namespace": "Team A"},
+        {"context": "--kubeconfig=/x"},
+        {"storage": "hostPath"},
+        {"kubeconfig": "relative/config"},
+    ):
         wrong, _ = kube_record(tmp_path, **bad)
         assert records.problems(wrong, lay), bad
     missing = dict(record)
@@ -524,10 +666,13 @@ def test_am_start_takes_a_kubernetes_record_as_untrusted_input(tmp_path):
 
 
 def test_push_reference():
-    assert image.push_reference("registry.example.com:5000", "am-agent:latest") == \
-        "registry.example.com:5000/am-agent:latest"
-    assert image.push_reference("ghcr.io/team/", "localhost/am-agent:v2") == \
-        "ghcr.io/team/am-agent:v2"
+    assert (
+        image.push_reference("registry.example.com:5000", "am-agent:latest")
+        == "registry.example.com:5000/am-agent:latest"
+    )
+    assert (
+        image.push_reference("ghcr.io/team/", "localhost/am-agent:v2") == "ghcr.io/team/am-agent:v2"
+    )
     assert image.push_reference("127.0.0.1:5000", "am-agent") == "127.0.0.1:5000/am-agent:latest"
     for bad in ("-reg", "reg/UPPER", "reg:port", "a b", ""):
         with pytest.raises(AmError, match="invalid --push"):
@@ -537,7 +682,7 @@ def test_push_reference():
 def test_a_failed_push_names_its_fix():
     from am.backends.engine import push_hint
 
-    plain = 'pinging container registry r:5000: http: server gave HTTP response to HTTPS client'
+    plain = "pinging container registry r:5000: http: server gave HTTP response to HTTPS client"
     assert "insecure-registries" in push_hint("docker", plain, "r:5000/am-agent:latest")
     assert "registries.conf" in push_hint("podman", plain, "r:5000/am-agent:latest")
     login = "unauthorized: authentication required"

@@ -37,8 +37,9 @@ def test_known_causes():
     # a missing program in a run is not a missing daemon socket
     assert d.known_cause(RUN_FAILED) is None
     assert "Docker failed:" in d.explain(RUN_FAILED).message
-    down = d.known_cause("Cannot connect to the Docker daemon at unix:///x.sock. Is the docker "
-                         "daemon running?")
+    down = d.known_cause(
+        "Cannot connect to the Docker daemon at unix:///x.sock. Is the docker daemon running?"
+    )
     assert down.message == "Docker daemon is not running"
 
 
@@ -53,14 +54,22 @@ def test_daemon_hints_name_the_variable_in_use(monkeypatch):
     assert "CONTAINER_HOST=unix:///gone.sock" in podman.Podman().daemon_hint()
 
 
-@pytest.mark.parametrize("info, verdict", [
-    ("false\tv1\t[cpuset cpu cpuacct blkio memory devices freezer pids]", None),
-    ("true\tv1\t[]", "rootless Podman ignores memory, CPU and process limits on this cgroup v1 "
-                     "host"),
-    ("true\tv2\t[memory pids]", "rootless Podman ignores memory, CPU and process limits here "
-                                "(cgroup controllers cpu not delegated to this user)"),
-    ("true\tv2\t[cpuset cpu io memory pids]", None),
-])
+@pytest.mark.parametrize(
+    "info, verdict",
+    [
+        ("false\tv1\t[cpuset cpu cpuacct blkio memory devices freezer pids]", None),
+        (
+            "true\tv1\t[]",
+            "rootless Podman ignores memory, CPU and process limits on this cgroup v1 host",
+        ),
+        (
+            "true\tv2\t[memory pids]",
+            "rootless Podman ignores memory, CPU and process limits here "
+            "(cgroup controllers cpu not delegated to this user)",
+        ),
+        ("true\tv2\t[cpuset cpu io memory pids]", None),
+    ],
+)
 def test_podman_limits_verdict(info, verdict):
     assert podman.limits_verdict(info) == verdict
 
@@ -82,20 +91,31 @@ def all_parsers(parser):
 def test_every_option_and_argument_has_help():
     from am.cli import build_parser
 
-    missing = [f"{p.prog} {a.dest}" for p in all_parsers(build_parser())
-               for a in p._actions if not a.help and not isinstance(a, argparse._SubParsersAction)]
+    missing = [
+        f"{p.prog} {a.dest}"
+        for p in all_parsers(build_parser())
+        for a in p._actions
+        if not a.help and not isinstance(a, argparse._SubParsersAction)
+    ]
     assert missing == []
 
 
 def test_spawn_help_shows_the_defaults():
     from am.cli import build_parser
 
-    sub = next(a for a in build_parser("spawn")._actions
-               if isinstance(a, argparse._SubParsersAction))
+    sub = next(
+        a for a in build_parser("spawn")._actions if isinstance(a, argparse._SubParsersAction)
+    )
     text = " ".join(sub.choices["spawn"].format_help().split())
-    for default in ("(default: 2g)", "(default: 2)", "(default: 100)", "none (default;",
-                    "claude (default)", "auto: podman if it enforces the limits here, else docker",
-                    "am-agent:latest"):
+    for default in (
+        "(default: 2g)",
+        "(default: 2)",
+        "(default: 100)",
+        "none (default;",
+        "claude (default)",
+        "auto: podman if it enforces the limits here, else docker",
+        "am-agent:latest",
+    ):
         assert default in text, default
 
 
@@ -115,5 +135,7 @@ def test_a_failure_names_what_failed_and_why():
     e = d.failure("the container am-x did not start", SOCKET_DENIED)
     assert e.message == "the container am-x did not start: permission denied on the Docker socket"
     assert "docker group" in e.hint
-    assert d.failure("the container am-x did not start", "").message == \
-        "the container am-x did not start"
+    assert (
+        d.failure("the container am-x did not start", "").message
+        == "the container am-x did not start"
+    )

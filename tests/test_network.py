@@ -18,8 +18,10 @@ from helpers import assert_am_error
 pytestmark = pytest.mark.container
 
 DEFAULT_BRIDGE = {"docker": "bridge", "podman": "podman"}
-SERVER = ("cd /tmp && echo {name} > index.html && (python3 -m http.server 443 &) && "
-          "(python3 -m http.server 8080 &) && exec python3 -m http.server 80")
+SERVER = (
+    "cd /tmp && echo {name} > index.html && (python3 -m http.server 443 &) && "
+    "(python3 -m http.server 8080 &) && exec python3 -m http.server 80"
+)
 
 
 def sh(*argv, check=True) -> subprocess.CompletedProcess:
@@ -36,8 +38,10 @@ def ip_on(engine: str, container: str, net: str) -> str:
 
 def wait_http(engine: str, container: str) -> None:
     """Until the server answers on both ports, asked from inside its own container."""
-    check = ("import urllib.request as u; [u.urlopen(f'http://127.0.0.1:{p}/', timeout=1) "
-             "for p in (80, 443, 8080)]")
+    check = (
+        "import urllib.request as u; [u.urlopen(f'http://127.0.0.1:{p}/', timeout=1) "
+        "for p in (80, 443, 8080)]"
+    )
     for _ in range(100):
         if sh(engine, "exec", container, "python3", "-c", check, check=False).returncode == 0:
             return
@@ -60,14 +64,30 @@ def servers(request):
     try:
         for host in ("allowed", "denied"):
             name = f"amtest-{host}-{tag}"
-            sh(engine, "run", "--detach", "--init", "--pull", "never", "--name", name,
-               "--network", net, "--network-alias", f"{host}.test", "am-base:bookworm", "sh", "-c",
-               SERVER.format(name=host))
+            sh(
+                engine,
+                "run",
+                "--detach",
+                "--init",
+                "--pull",
+                "never",
+                "--name",
+                name,
+                "--network",
+                net,
+                "--network-alias",
+                f"{host}.test",
+                "am-base:bookworm",
+                "sh",
+                "-c",
+                SERVER.format(name=host),
+            )
             sh(engine, "network", "connect", DEFAULT_BRIDGE[engine], name)
             wait_http(engine, name)
             names[host] = name
         yield {
-            "engine": engine, "net": net,
+            "engine": engine,
+            "net": net,
             "ip": {h: ip_on(engine, n, net) for h, n in names.items()},
             "bridge_ip": {h: ip_on(engine, n, DEFAULT_BRIDGE[engine]) for h, n in names.items()},
         }
@@ -86,13 +106,25 @@ def engine(servers, am, repo):
 
 
 def spawn(am, engine, script, *extra, isolation="runc"):
-    return am.spawn(str(am.repo), "--container", "--runtime", engine, "--isolation", isolation,
-                    "--cmd", script, *extra)
+    return am.spawn(
+        str(am.repo),
+        "--container",
+        "--runtime",
+        engine,
+        "--isolation",
+        isolation,
+        "--cmd",
+        script,
+        *extra,
+    )
 
 
 def fill(script: str, ips: dict[str, str]) -> str:
-    return script.replace("@allowed@", ips["allowed"]).replace("@denied@", ips["denied"]) \
+    return (
+        script.replace("@allowed@", ips["allowed"])
+        .replace("@denied@", ips["denied"])
         .replace("@code@", CODE)
+    )
 
 
 def values(log: str) -> dict[str, str]:
@@ -105,8 +137,7 @@ def values(log: str) -> dict[str, str]:
 
 
 def am_networks(engine: str, home) -> list[str]:
-    res = sh(engine, "network", "ls", "--filter", f"label=am.home={home}", "--format",
-             "{{.Name}}")
+    res = sh(engine, "network", "ls", "--filter", f"label=am.home={home}", "--format", "{{.Name}}")
     return res.stdout.split()
 
 
@@ -140,8 +171,16 @@ sleep 300
 
 def test_limited_allows_only_the_allowlist(am, engine, servers, isolation):
     ip = servers["ip"]
-    agent = spawn(am, engine, fill(LIMITED_PROBE, ip), "--network", "limited",
-                  "--allow-private-domain", "allowed.test", isolation=isolation)
+    agent = spawn(
+        am,
+        engine,
+        fill(LIMITED_PROBE, ip),
+        "--network",
+        "limited",
+        "--allow-private-domain",
+        "allowed.test",
+        isolation=isolation,
+    )
     v = values(am.wait_log(agent, "PROBE-DONE", timeout=90))
     assert v["IFACES"] == "lo"
     assert v["ALLOWED_HTTP"] == "allowed"  # forwarded http
@@ -187,23 +226,33 @@ def test_private_addresses_only_for_names_allowed_so(am, engine, servers):
     """The test servers have private addresses: a name allowed with --allow-domain is refused
     there (an allowed name an attacker points at the host, the LAN or loopback), a name
     allowed with --allow-private-domain reaches its server (the control)."""
-    agent = spawn(am, engine, fill(PRIVATE_PROBE, servers["ip"]), "--network", "limited",
-                  "--allow-domain", "allowed.test", "--allow-private-domain", "denied.test")
+    agent = spawn(
+        am,
+        engine,
+        fill(PRIVATE_PROBE, servers["ip"]),
+        "--network",
+        "limited",
+        "--allow-domain",
+        "allowed.test",
+        "--allow-private-domain",
+        "denied.test",
+    )
     v = values(am.wait_log(agent, "PROBE-DONE", timeout=90))
     assert v["PRIVATE_NAME_HTTP"] == "denied"  # the control: reachable when allowed so
     assert v["PUBLIC_NAME_HTTP"] == "403" and v["PUBLIC_NAME_CONNECT"] != "0"
     denied = am("logs", agent, "--network").stdout
-    assert "denied GET allowed.test:80: a private, loopback, link-local or host address" \
-        in denied
+    assert "denied GET allowed.test:80: a private, loopback, link-local or host address" in denied
     assert "denied CONNECT allowed.test:443: a private" in denied
     # The configuration names the egress network's gateway and this host's addresses too.
     conf = (am.home / "state" / "run" / f"{agent}.net" / "conf" / "squid.conf").read_text()
     local = next(ln for ln in conf.splitlines() if ln.startswith("acl am_local dst ")).split()
-    fmt = "{{range .IPAM.Config}}{{.Gateway}} {{end}}" if engine == "docker" else \
-        "{{range .Subnets}}{{.Gateway}} {{end}}"
+    fmt = (
+        "{{range .IPAM.Config}}{{.Gateway}} {{end}}"
+        if engine == "docker"
+        else "{{range .Subnets}}{{.Gateway}} {{end}}"
+    )
     gateway = sh(engine, "network", "inspect", "--format", fmt, servers["net"]).stdout.split()
-    assert gateway and all(g in local or g.startswith(("10.", "172.", "192.168."))
-                           for g in gateway)
+    assert gateway and all(g in local or g.startswith(("10.", "172.", "192.168.")) for g in gateway)
     # squid took every range as given (it drops, with a warning, one it reads otherwise)
     started = sh(engine, "logs", f"am_proxy-{agent}")
     assert "am_local" not in started.stdout + started.stderr, started.stderr
@@ -221,8 +270,15 @@ sleep 300
 
 
 def test_an_allowed_port_is_the_only_port(am, engine, servers):
-    agent = spawn(am, engine, fill(PORT_PROBE, servers["ip"]), "--network", "limited",
-                  "--allow-private-domain", "allowed.test:8080")
+    agent = spawn(
+        am,
+        engine,
+        fill(PORT_PROBE, servers["ip"]),
+        "--network",
+        "limited",
+        "--allow-private-domain",
+        "allowed.test:8080",
+    )
     v = values(am.wait_log(agent, "PROBE-DONE", timeout=90))
     assert v["NAMED_PORT_HTTP"] == v["NAMED_PORT_CONNECT"] == "allowed"
     assert v["DEFAULT_HTTP"] == "403" and v["DEFAULT_CONNECT"] != "0"
@@ -235,8 +291,10 @@ def test_proxy_container_holds_only_the_proxy(am, engine):
     a CPU limit. The control: the same look at the base image finds a shell."""
     agent = spawn(am, engine, "sleep 300", "--network", "limited")
     proxy = f"am_proxy-{agent}"
-    assert sh(engine, "inspect", "--format", "{{.HostConfig.NanoCpus}}", proxy).stdout.strip() \
+    assert (
+        sh(engine, "inspect", "--format", "{{.HostConfig.NanoCpus}}", proxy).stdout.strip()
         == "500000000"
+    )
     res = sh(engine, "exec", proxy, "sh", "-c", "true", check=False)
     assert res.returncode != 0
 
@@ -250,20 +308,31 @@ def test_proxy_container_holds_only_the_proxy(am, engine):
         name = f"amtest-files-{uuid.uuid4().hex[:6]}"
         sh(engine, "create", "--name", name, image, "true")
         try:
-            data = subprocess.run([engine, "export", name], capture_output=True,
-                                  timeout=120).stdout
+            data = subprocess.run([engine, "export", name], capture_output=True, timeout=120).stdout
         finally:
             sh(engine, "rm", "--force", name, check=False)
-        engine_files = {".dockerenv", "etc/hosts", "etc/hostname", "etc/resolv.conf",
-                        "run/.containerenv"}
+        engine_files = {
+            ".dockerenv",
+            "etc/hosts",
+            "etc/hostname",
+            "etc/resolv.conf",
+            "run/.containerenv",
+        }
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            return [m for m in tar.getmembers()
-                    if (n := m.name.removeprefix("./").rstrip("/")) not in engine_files
-                    and not n.startswith(("dev/", "proc/", "sys/")) and n not in ("dev", "")]
+            return [
+                m
+                for m in tar.getmembers()
+                if (n := m.name.removeprefix("./").rstrip("/")) not in engine_files
+                and not n.startswith(("dev/", "proc/", "sys/"))
+                and n not in ("dev", "")
+            ]
 
     def programs(files: list) -> set[str]:
-        return {n for m in files if m.isfile() and m.mode & 0o111
-                and ".so" not in (n := m.name.removeprefix("./"))}
+        return {
+            n
+            for m in files
+            if m.isfile() and m.mode & 0o111 and ".so" not in (n := m.name.removeprefix("./"))
+        }
 
     from am.network import PROXY_IMAGE
 
@@ -272,8 +341,11 @@ def test_proxy_container_holds_only_the_proxy(am, engine):
     assert {"usr/bin/dash", "usr/bin/bash"} <= programs(members("am-base:bookworm"))  # control
     # Any uid may use it: the proxy runs as the agent's, whoever built the image (an am with
     # umask 077 once made /usr/sbin unreadable to it).
-    closed = [m.name for m in files if (m.isdir() and m.mode & 0o005 != 0o005)
-              or (m.isfile() and not m.mode & 0o004)]
+    closed = [
+        m.name
+        for m in files
+        if (m.isdir() and m.mode & 0o005 != 0o005) or (m.isfile() and not m.mode & 0o004)
+    ]
     assert closed == [], closed
 
 
@@ -291,8 +363,10 @@ echo PROBE-DONE
 sleep 300
 """
 # What tinyproxy, the proxy before squid, logged for the first request above (issue 18).
-TINYPROXY_LOG = ("NOTICE    Nov 27 13:42:49.072 [10]: Proxying refused on filtered domain "
-                 "\"\x1b]2;PWNED\x07\x1b[2Jx\"\n")
+TINYPROXY_LOG = (
+    "NOTICE    Nov 27 13:42:49.072 [10]: Proxying refused on filtered domain "
+    '"\x1b]2;PWNED\x07\x1b[2Jx"\n'
+)
 
 
 def test_network_log_never_reaches_the_terminal_raw(am, engine, servers, term):
@@ -330,8 +404,16 @@ sleep 300
 
 
 def test_killing_the_proxy_leaves_no_network(am, engine, servers, isolation):
-    agent = spawn(am, engine, fill(KILL_PROBE, servers["ip"]), "--network", "limited",
-                  "--allow-private-domain", "allowed.test", isolation=isolation)
+    agent = spawn(
+        am,
+        engine,
+        fill(KILL_PROBE, servers["ip"]),
+        "--network",
+        "limited",
+        "--allow-private-domain",
+        "allowed.test",
+        isolation=isolation,
+    )
     am.wait_log(agent, "WAITING", timeout=60)
     sh(engine, "kill", f"am_proxy-{agent}")
     (am.home / "agents" / agent / ".go").touch()
@@ -366,8 +448,19 @@ def test_none_has_only_loopback(am, engine, servers, isolation):
 
 def test_full_reaches_both(am, engine, servers, isolation):
     """`full` is the engine's default bridge: the servers, joined to it too, both answer."""
-    res = am("spawn", str(am.repo), "--container", "--runtime", engine, "--network", "full",
-             "--isolation", isolation, "--cmd", fill(REACH_PROBE, servers["bridge_ip"]))
+    res = am(
+        "spawn",
+        str(am.repo),
+        "--container",
+        "--runtime",
+        engine,
+        "--network",
+        "full",
+        "--isolation",
+        isolation,
+        "--cmd",
+        fill(REACH_PROBE, servers["bridge_ip"]),
+    )
     assert "am: warning: --network full" in res.stderr
     agent = res.stdout.strip().splitlines()[-1]
     v = values(am.wait_log(agent, "PROBE-DONE"))
@@ -391,16 +484,35 @@ def test_default_egress_network_comes_and_goes_with_its_proxies(am, engine):
 
 
 def test_profile_domains_are_allowed(am, engine):
-    agent = spawn(am, engine, "sleep 300", "--agent", "claude", "--network", "limited",
-                  "--allow-domain", "*.example.test")
-    assert am.info(agent)["allow_domains"] == ["api.anthropic.com", "statsig.anthropic.com",
-                                               "sentry.io", "*.example.test"]
+    agent = spawn(
+        am,
+        engine,
+        "sleep 300",
+        "--agent",
+        "claude",
+        "--network",
+        "limited",
+        "--allow-domain",
+        "*.example.test",
+    )
+    assert am.info(agent)["allow_domains"] == [
+        "api.anthropic.com",
+        "statsig.anthropic.com",
+        "sentry.io",
+        "*.example.test",
+    ]
     am("stop", agent)
 
 
 def test_agent_exit_removes_its_proxy(am, engine, isolation):
-    agent = spawn(am, engine, "until [ -e .go ]; do sleep 0.1; done; exit 3", "--network",
-                  "limited", isolation=isolation)
+    agent = spawn(
+        am,
+        engine,
+        "until [ -e .go ]; do sleep 0.1; done; exit 3",
+        "--network",
+        "limited",
+        isolation=isolation,
+    )
     (am.home / "agents" / agent / ".go").touch()  # its go, once the spawn has returned
     info = am.wait_status(agent, "exited")
     assert info["exit_code"] == 3  # the relay hands the agent its own exit code
@@ -431,10 +543,30 @@ def test_doctor_finds_and_fixes_an_orphaned_proxy(am, engine):
 
 def test_proxy_that_cannot_start_fails_the_spawn_closed(am, engine):
     """A container already holding the proxy's name: the spawn fails and leaves nothing."""
-    sh(engine, "create", "--name", "am_proxy-blocked", "--label", f"am.home={am.home}",
-       "am-base:bookworm", "true")
-    res = am("spawn", str(am.repo), "--container", "--runtime", engine, "--name", "blocked",
-             "--network", "limited", "--cmd", "sleep 300", check=False)
+    sh(
+        engine,
+        "create",
+        "--name",
+        "am_proxy-blocked",
+        "--label",
+        f"am.home={am.home}",
+        "am-base:bookworm",
+        "true",
+    )
+    res = am(
+        "spawn",
+        str(am.repo),
+        "--container",
+        "--runtime",
+        engine,
+        "--name",
+        "blocked",
+        "--network",
+        "limited",
+        "--cmd",
+        "sleep 300",
+        check=False,
+    )
     assert "network proxy did not start" in assert_am_error(res)
     assert container_names(engine, str(am.home)) == []
     assert am.list() == [] and not (am.home / "agents" / "blocked").exists()
@@ -445,16 +577,38 @@ def test_unwritable_proxy_config_fails_the_spawn_closed(am, engine):
     run = am.home / "state" / "run"
     run.mkdir(parents=True)
     (run / "stuck.net").write_text("not a folder")
-    res = am("spawn", str(am.repo), "--container", "--runtime", engine, "--name", "stuck",
-             "--network", "limited", "--cmd", "sleep 300", check=False)
+    res = am(
+        "spawn",
+        str(am.repo),
+        "--container",
+        "--runtime",
+        engine,
+        "--name",
+        "stuck",
+        "--network",
+        "limited",
+        "--cmd",
+        "sleep 300",
+        check=False,
+    )
     assert "cannot write the network proxy's configuration" in assert_am_error(res)
     assert container_names(engine, str(am.home)) == [] and am.list() == []
 
 
 def test_missing_egress_network_is_refused_before_anything(am, engine):
     am.env["AM_EGRESS_NETWORK"] = f"amtest-missing-{uuid.uuid4().hex[:6]}"
-    res = am("spawn", str(am.repo), "--container", "--runtime", engine, "--network", "limited",
-             "--cmd", "true", check=False)
+    res = am(
+        "spawn",
+        str(am.repo),
+        "--container",
+        "--runtime",
+        engine,
+        "--network",
+        "limited",
+        "--cmd",
+        "true",
+        check=False,
+    )
     assert "no such" in assert_am_error(res)
     assert am.list() == [] and container_names(engine, str(am.home)) == []
 

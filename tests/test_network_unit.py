@@ -27,16 +27,27 @@ def matches(domain: str, host: str) -> bool:
 def test_exact_domain_is_that_host_only():
     assert matches("allowed.test", "allowed.test")
     assert matches("allowed.test", "ALLOWED.test")
-    for host in ("xallowed.test", "allowed.test.evil", "a.allowed.test", "allowedxtest",
-                 "allowed.test."):
+    for host in (
+        "xallowed.test",
+        "allowed.test.evil",
+        "a.allowed.test",
+        "allowedxtest",
+        "allowed.test.",
+    ):
         assert not matches("allowed.test", host), host
 
 
 def test_wildcard_is_subdomains_not_the_domain_itself():
     for host in ("a.example.com", "a.b.example.com", "x-1.example.com"):
         assert matches("*.example.com", host), host
-    for host in ("example.com", "evilexample.com", "a.example.com.evil", "a.example.comx",
-                 ".example.com", "a/b.example.com"):
+    for host in (
+        "example.com",
+        "evilexample.com",
+        "a.example.com.evil",
+        "a.example.comx",
+        ".example.com",
+        "a/b.example.com",
+    ):
         assert not matches("*.example.com", host), host
 
 
@@ -46,41 +57,71 @@ def test_split_entries():
 
 
 def conf_lines(*args) -> list[str]:
-    return [ln for ln in network.config_text("abc", *args).splitlines()
-            if ln and not ln.startswith("#")]
+    return [
+        ln for ln in network.config_text("abc", *args).splitlines() if ln and not ln.startswith("#")
+    ]
 
 
 def test_config_denies_by_default_and_checks_names_before_addresses():
     lines = conf_lines(["allowed.test", "*.b.test", "c.test:8443"], [], [])
     access = [ln for ln in lines if ln.startswith("http_access")]
-    assert access[:3] == ["http_access deny manager", "http_access deny !am_names",
-                          "http_access deny am_local !am_private_ok"]
+    assert access[:3] == [
+        "http_access deny manager",
+        "http_access deny !am_names",
+        "http_access deny am_local !am_private_ok",
+    ]
     assert access[-1] == "http_access deny all"
     # bare: http on 80 and CONNECT to 443; with a port: that port alone, for both
     assert "http_access allow am_d0 !am_connect am_port80" in access
     assert "http_access allow am_d0 am_connect am_port443" in access
     assert "http_access allow am_d2 am_p2" in access and "acl am_p2 port 8443" in lines
-    assert not any(ln.startswith("http_access allow") and "am_d2" in ln and "am_port" in ln
-                   for ln in access)
+    assert not any(
+        ln.startswith("http_access allow") and "am_d2" in ln and "am_port" in ln for ln in access
+    )
     names = next(ln for ln in lines if ln.startswith("acl am_names "))
-    assert names == ("acl am_names dstdom_regex -n -i ^allowed\\.test$ "
-                     "^([a-z0-9_-]+\\.)+b\\.test$ ^c\\.test$")
+    assert names == (
+        "acl am_names dstdom_regex -n -i ^allowed\\.test$ ^([a-z0-9_-]+\\.)+b\\.test$ ^c\\.test$"
+    )
     assert "acl am_private_ok dstdom_regex -n -i ^am_none$" in lines  # nothing may be local
-    for must in ("http_port 127.0.0.1:3128", "hosts_file none", "via off",
-                 f"access_log stdio:{network.LOG_PATH} am", "cache deny all"):
+    for must in (
+        "http_port 127.0.0.1:3128",
+        "hosts_file none",
+        "via off",
+        f"access_log stdio:{network.LOG_PATH} am",
+        "cache deny all",
+    ):
         assert must in lines, must
-    for risky in ("cache_peer", "icp_port", "htcp_port", "snmp_port", "https_port",
-                  "url_rewrite_program", "ssl_bump"):
+    for risky in (
+        "cache_peer",
+        "icp_port",
+        "htcp_port",
+        "snmp_port",
+        "https_port",
+        "url_rewrite_program",
+        "ssl_bump",
+    ):
         assert not any(ln.startswith(risky) for ln in lines), risky
 
 
 def test_config_refuses_local_addresses_unless_the_name_is_allowed():
-    lines = conf_lines(["pub.test"], ["reg.lan:5000"], ["172.18.0.1", "203.0.113.7", "junk",
-                                                        "fe80::1", "2001:db8::5"])
+    lines = conf_lines(
+        ["pub.test"],
+        ["reg.lan:5000"],
+        ["172.18.0.1", "203.0.113.7", "junk", "fe80::1", "2001:db8::5"],
+    )
     assert "acl am_private_ok dstdom_regex -n -i ^reg\\.lan$" in lines
     local = next(ln for ln in lines if ln.startswith("acl am_local dst ")).split()[3:]
-    for net in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8",
-                "169.254.0.0/16", "100.64.0.0/10", "::1/128", "fc00::/7", "fe80::/10"):
+    for net in (
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "100.64.0.0/10",
+        "::1/128",
+        "fc00::/7",
+        "fe80::/10",
+    ):
         assert net in local, net
     assert "203.0.113.7" in local and "2001:db8::5" in local  # the host's or the gateway's own
     assert "172.18.0.1" not in local and "fe80::1" not in local  # already covered
@@ -90,10 +131,18 @@ def test_config_refuses_local_addresses_unless_the_name_is_allowed():
 
 
 def test_gateways_of_both_engines():
-    docker = [{"Name": "n", "IPAM": {"Config": [{"Subnet": "172.22.0.0/16",
-                                                 "Gateway": "172.22.0.1"}]}}]
-    podman = [{"name": "n", "subnets": [{"subnet": "10.89.0.0/24", "gateway": "10.89.0.1"},
-                                        {"subnet": "fd00::/64", "gateway": "fd00::1"}]}]
+    docker = [
+        {"Name": "n", "IPAM": {"Config": [{"Subnet": "172.22.0.0/16", "Gateway": "172.22.0.1"}]}}
+    ]
+    podman = [
+        {
+            "name": "n",
+            "subnets": [
+                {"subnet": "10.89.0.0/24", "gateway": "10.89.0.1"},
+                {"subnet": "fd00::/64", "gateway": "fd00::1"},
+            ],
+        }
+    ]
     assert network.gateways(docker) == ["172.22.0.1"]
     assert network.gateways(podman) == ["10.89.0.1", "fd00::1"]
     assert network.gateways([{"IPAM": {"Config": [{"Subnet": "172.17.0.0/16"}]}}]) == []
@@ -102,7 +151,11 @@ def test_gateways_of_both_engines():
 
 def test_allowed_domains_are_profile_then_extra_without_duplicates():
     assert network.allowed_domains("claude", ["x.test", "api.anthropic.com"]) == [
-        "api.anthropic.com", "statsig.anthropic.com", "sentry.io", "x.test"]
+        "api.anthropic.com",
+        "statsig.anthropic.com",
+        "sentry.io",
+        "x.test",
+    ]
     assert network.allowed_domains("custom", ["x.test"]) == ["x.test"]
 
 
@@ -112,30 +165,48 @@ def test_proxy_names_never_collide_with_agent_containers():
     assert network.proxy_name("x") == "am_proxy-x"
 
 
-FILES = network.Files(Path("/h/run/x.net/conf"), Path("/h/run/x.net/sock"),
-                      Path("/h/logs/x.network.log"))
+FILES = network.Files(
+    Path("/h/run/x.net/conf"), Path("/h/run/x.net/sock"), Path("/h/logs/x.network.log")
+)
 
 
 def test_proxy_run_argv_is_locked_down():
-    argv = network.proxy_run_argv("docker", "x", "/h", "am-egress-1", FILES,
-                                  ["--user", "1000:1000"])
+    argv = network.proxy_run_argv(
+        "docker", "x", "/h", "am-egress-1", FILES, ["--user", "1000:1000"]
+    )
     assert argv[:2] == ["docker", "run"]
     joined = " ".join(argv)
-    for flag in ("--read-only", "--cap-drop ALL", "--security-opt no-new-privileges",
-                 "--pull never", "--network am-egress-1", "--label am.proxy=x",
-                 "--label am.home=/h", "--name am_proxy-x", "--user 1000:1000",
-                 f"--cpus {network.PROXY_LIMITS['cpus']}", "--memory 128m"):
+    for flag in (
+        "--read-only",
+        "--cap-drop ALL",
+        "--security-opt no-new-privileges",
+        "--pull never",
+        "--network am-egress-1",
+        "--label am.proxy=x",
+        "--label am.home=/h",
+        "--name am_proxy-x",
+        "--user 1000:1000",
+        f"--cpus {network.PROXY_LIMITS['cpus']}",
+        "--memory 128m",
+    ):
         assert flag in joined, flag
     assert f"source=/h/run/x.net/conf,target={network.CONF_DIR},readonly" in joined
     assert f"source=/h/run/x.net/sock,target={network.SOCKET_DIR}" in joined
     assert "--privileged" not in argv and "--cap-add" not in argv
-    assert argv[argv.index("--") + 1:] == [network.PROXY_IMAGE]  # its entry point: the relay
+    assert argv[argv.index("--") + 1 :] == [network.PROXY_IMAGE]  # its entry point: the relay
 
 
 def test_network_create_argv():
     assert network.network_create_argv("podman", "am-egress-1", "/h") == [
-        "podman", "network", "create", "--label", "am.home=/h", "--label", "am.egress=1",
-        "am-egress-1"]
+        "podman",
+        "network",
+        "create",
+        "--label",
+        "am.home=/h",
+        "--label",
+        "am.egress=1",
+        "am-egress-1",
+    ]
 
 
 def plan_for(*extra, environ=None, tmp=Path("/tmp/amhome")):
@@ -145,8 +216,16 @@ def plan_for(*extra, environ=None, tmp=Path("/tmp/amhome")):
 
 
 def test_plan_of_a_limited_agent():
-    p = plan_for("--cmd", "true", "--network", "limited", "--allow-domain", "A.test",
-                 "--allow-domain", "*.b.test")
+    p = plan_for(
+        "--cmd",
+        "true",
+        "--network",
+        "limited",
+        "--allow-domain",
+        "A.test",
+        "--allow-domain",
+        "*.b.test",
+    )
     assert p.network == "limited" and p.network_name == "none"
     assert p.allow_domains == ["a.test", "*.b.test"] and p.allow_private_domains == []
     assert p.proxy == "am_proxy-x"
@@ -160,8 +239,9 @@ def test_plan_takes_the_egress_network_from_the_environment():
     p = plan_for("--cmd", "true", "--network", "limited", environ={"AM_EGRESS_NETWORK": "mine"})
     assert p.egress == "mine" and p.record("/h")["managed_egress"] is False
     with pytest.raises(AmError, match="AM_EGRESS_NETWORK"):
-        plan_for("--cmd", "true", "--network", "limited",
-                 environ={"AM_EGRESS_NETWORK": "--privileged"})
+        plan_for(
+            "--cmd", "true", "--network", "limited", environ={"AM_EGRESS_NETWORK": "--privileged"}
+        )
 
 
 def test_plan_refusals():
@@ -189,9 +269,17 @@ def test_agent_run_argv_of_a_limited_agent(engine, tmp_path):
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
         assert f"{var}={network.PROXY_URL}" in argv
     assert f"NO_PROXY={network.NO_PROXY}" in argv
-    tail = argv[argv.index("--") + 2:]
-    assert tail == ["python3", network.RELAY_PATH, network.SOCKET, str(network.PROXY_PORT),
-                    "--", "sh", "-c", "echo hi"]
+    tail = argv[argv.index("--") + 2 :]
+    assert tail == [
+        "python3",
+        network.RELAY_PATH,
+        network.SOCKET,
+        str(network.PROXY_PORT),
+        "--",
+        "sh",
+        "-c",
+        "echo hi",
+    ]
 
 
 LOG = """\
@@ -252,11 +340,25 @@ def test_relay_forwards_loopback_to_the_socket_and_runs_the_command(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    client = (f"import socket; s = socket.create_connection(('127.0.0.1', {port})); "
-              "s.sendall(b'hi'); print(s.recv(100).decode()); raise SystemExit(5)")
-    res = subprocess.run([sys.executable, str(network.relay_source()), str(path), str(port),
-                          "--", sys.executable, "-c", client], capture_output=True, text=True,
-                         timeout=30)
+    client = (
+        f"import socket; s = socket.create_connection(('127.0.0.1', {port})); "
+        "s.sendall(b'hi'); print(s.recv(100).decode()); raise SystemExit(5)"
+    )
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(network.relay_source()),
+            str(path),
+            str(port),
+            "--",
+            sys.executable,
+            "-c",
+            client,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert res.stdout.strip() == "echo:hi" and res.returncode == 5
     server.close()
 
@@ -266,8 +368,11 @@ def test_relay_reports_a_port_it_cannot_take(tmp_path):
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        res = subprocess.run([sys.executable, str(network.relay_source()), "/nowhere",
-                              str(port), "--", "true"], capture_output=True, text=True)
+        res = subprocess.run(
+            [sys.executable, str(network.relay_source()), "/nowhere", str(port), "--", "true"],
+            capture_output=True,
+            text=True,
+        )
     assert res.returncode == 1 and res.stderr.startswith("am: error: cannot listen")
 
 
@@ -276,10 +381,12 @@ def test_a_profile_that_needs_its_api_is_warned_about_the_default_network():
     text = " ".join(warned)
     assert "api.anthropic.com" in text and "--network limited" in text, warned
     # chosen on purpose (flag, variable or file), or an agent of one's own: no warning
-    for quiet in (plan_for("--agent", "claude", "--network", "none"),
-                  plan_for("--agent", "claude", environ={"AM_NETWORK": "none"}),
-                  plan_for("--agent", "claude", "--network", "limited"),
-                  plan_for("--cmd", "true")):
+    for quiet in (
+        plan_for("--agent", "claude", "--network", "none"),
+        plan_for("--agent", "claude", environ={"AM_NETWORK": "none"}),
+        plan_for("--agent", "claude", "--network", "limited"),
+        plan_for("--cmd", "true"),
+    ):
         assert not any("--network limited" in w for w in quiet.warnings), quiet.warnings
 
 

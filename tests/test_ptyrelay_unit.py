@@ -21,7 +21,11 @@ def test_plain_keys_pass_through():
 
 def test_podman_repeats_the_gvisor_runtime_on_init_and_start():
     assert isolation.engine_options("podman", "gvisor", "none") == [
-        "--runtime", isolation.RUNSC, "--runtime-flag", "network=none"]
+        "--runtime",
+        isolation.RUNSC,
+        "--runtime-flag",
+        "network=none",
+    ]
     assert isolation.engine_options("podman", "runc", "none") == []
     # docker names the runtime on the create; its start takes none
     assert isolation.engine_options("docker", "gvisor", "none") == []

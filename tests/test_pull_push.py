@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from helpers import assert_am_error, git
 
-SHELL = ("export GIT_AUTHOR_NAME=agent GIT_AUTHOR_EMAIL=agent@example.invalid "
-         "GIT_COMMITTER_NAME=agent GIT_COMMITTER_EMAIL=agent@example.invalid && "
-         "echo READY-$((1+1)) && exec sh")
+SHELL = (
+    "export GIT_AUTHOR_NAME=agent GIT_AUTHOR_EMAIL=agent@example.invalid "
+    "GIT_COMMITTER_NAME=agent GIT_COMMITTER_EMAIL=agent@example.invalid && "
+    "echo READY-$((1+1)) && exec sh"
+)
 
 
 class Shell:
@@ -30,8 +32,11 @@ class Shell:
         self.am.wait_log(self.id, f"MARK-{self.n}", timeout=120)
 
     def commit(self, *names: str) -> None:
-        self.do(" && ".join(f"echo {n} >> work.txt && git add work.txt && git commit -qm {n}"
-                            for n in names))
+        self.do(
+            " && ".join(
+                f"echo {n} >> work.txt && git add work.txt && git commit -qm {n}" for n in names
+            )
+        )
 
     def commits(self) -> list[dict]:
         return json.loads(self.am("log", self.id, "--json").stdout)
@@ -74,8 +79,9 @@ def check_pull(am, repo: Path, mode: tuple) -> None:
     agent.do("echo draft > draft.txt")
     res = pull(am, agent.id)
     head = agent.commits()[0]["commit"]
-    assert f"Fast-forwarded {branch} by 1 commit(s)" in res.stderr and "3 since its base" in \
-        res.stderr
+    assert (
+        f"Fast-forwarded {branch} by 1 commit(s)" in res.stderr and "3 since its base" in res.stderr
+    )
     assert "1 uncommitted or untracked file(s) that were not pulled: see am diff" in res.stderr
     assert git("rev-parse", branch, cwd=repo).strip() == head
     assert "draft.txt" not in git("ls-tree", "--name-only", branch, cwd=repo).split()
@@ -129,8 +135,9 @@ def check_push(am, repo: Path, tmp_path: Path, mode: tuple) -> None:
     am("stop", agent.id)
     line = assert_am_error(am("rm", agent.id, check=False))
     assert "1 commit(s) the source does not have" in line and f"am push {agent.id}" in line
-    refs_before = sorted(p.name for p in (am.home / "agents" / agent.id / ".git").rglob("*")
-                         if "refs" in p.parts)
+    refs_before = sorted(
+        p.name for p in (am.home / "agents" / agent.id / ".git").rglob("*") if "refs" in p.parts
+    )
 
     res = am("push", agent.id)
     head = agent.commits()[0]["commit"]
@@ -144,8 +151,12 @@ def check_push(am, repo: Path, tmp_path: Path, mode: tuple) -> None:
     assert git("rev-parse", "feature/x", cwd=other).strip() == head
     assert "not a URL" in assert_am_error(am("push", agent.id, "--remote", "origin", check=False))
     # the workspace was only read: no ref, no remote-tracking ref was written there
-    assert sorted(p.name for p in (am.home / "agents" / agent.id / ".git").rglob("*")
-                  if "refs" in p.parts) == refs_before
+    assert (
+        sorted(
+            p.name for p in (am.home / "agents" / agent.id / ".git").rglob("*") if "refs" in p.parts
+        )
+        == refs_before
+    )
     # pushed to its own URL: am rm no longer counts the commit
     am("rm", agent.id)
 
@@ -194,7 +205,8 @@ def test_pull_errors_are_clear_and_change_nothing(am, repo, tmp_path):
     assert git("branch", "--list", f"am/{agent.id}", cwd=repo).strip() == ""
     for name in ("-x", "HEAD", "a..b"):
         assert "invalid branch name" in assert_am_error(
-            pull(am, agent.id, f"--branch={name}", check=False))
+            pull(am, agent.id, f"--branch={name}", check=False)
+        )
     assert "no such agent" in assert_am_error(pull(am, "nobody", check=False))
     agent.commit("c")
     # the branch checked out in the user's worktree is never moved under them
@@ -220,8 +232,7 @@ def test_a_head_that_is_a_tag_object_is_refused_and_nothing_moves(am, repo, tmp_
     agent = Shell(am, repo if source == "path" else f"file://{remote}")
     agent.commit("tagged")
     # HEAD names an annotated tag object: it peels to a commit, but is none
-    agent.do("git tag -a -m t t1 && git rev-parse t1 > .git/HEAD.new && "
-             "mv .git/HEAD.new .git/HEAD")
+    agent.do("git tag -a -m t t1 && git rev-parse t1 > .git/HEAD.new && mv .git/HEAD.new .git/HEAD")
     refs = git("for-each-ref", cwd=repo)
     line = assert_am_error(pull(am, agent.id, check=False))
     assert "the agent's bundle was refused" in line and "is not a commit" in line

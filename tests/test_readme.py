@@ -16,8 +16,11 @@ def test_ci_runs_exactly_the_readmes_test_command():
     demo, test = fresh_machine_commands()
     assert demo == "sudo make setup && make demo"  # root's step, then the user's
     assert test.startswith("sudo ")  # the suite creates a user: it runs as root, as CI does
-    ci = [line.split("#", 1)[0].strip() for line in (REPO / ".ci" / "run").read_text()
-          .splitlines() if line.strip() and not line.startswith("#")]
+    ci = [
+        line.split("#", 1)[0].strip()
+        for line in (REPO / ".ci" / "run").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert test.removeprefix("sudo ") in ci, ci  # CI is root already
 
 

@@ -29,8 +29,9 @@ def ram(am, engine, tmp_path):
     finally:
         for name in remote.cli("ps", "-aq", "--filter", f"label=am.home={r.home}").stdout.split():
             remote.cli("rm", "-f", name)
-        for vol in remote.cli("volume", "ls", "-q", "--filter",
-                              f"label=am.home={r.home}").stdout.split():
+        for vol in remote.cli(
+            "volume", "ls", "-q", "--filter", f"label=am.home={r.home}"
+        ).stdout.split():
             remote.cli("volume", "rm", "-f", vol)
         ns.close()
         remote.close()
@@ -59,16 +60,31 @@ def test_the_engine_does_not_see_ams_files(ram, repo):
     folder — the engine creates the bind mount's source on its own side."""
     ram.ns.run("mkdir", "-p", ram.home / "agents" / "x")
     assert ram.ns.run("ls", ram.home).stdout.split() == ["agents"]  # am sees its files
-    seen = ram.remote.cli("run", "--rm", "--pull", "never", "--mount",
-                          f"type=bind,source={ram.home.parent},target=/x", "am-agent:latest",
-                          "ls", "-A", "/x")
+    seen = ram.remote.cli(
+        "run",
+        "--rm",
+        "--pull",
+        "never",
+        "--mount",
+        f"type=bind,source={ram.home.parent},target=/x",
+        "am-agent:latest",
+        "ls",
+        "-A",
+        "/x",
+    )
     assert seen.returncode == 0 and seen.stdout.strip() == "", seen.stdout
 
 
 def test_an_agent_lives_in_an_engine_volume(ram, repo, engine):
-    agent = ram.spawn(repo, "--container", "--runtime", engine, "--cmd",
-                      "echo edit >> README && echo new > made.txt && echo AGENT-READY && "
-                      "read line && echo got-$line && sleep 300")
+    agent = ram.spawn(
+        repo,
+        "--container",
+        "--runtime",
+        engine,
+        "--cmd",
+        "echo edit >> README && echo new > made.txt && echo AGENT-READY && "
+        "read line && echo got-$line && sleep 300",
+    )
     info = json.loads(ram("info", agent, "--json").stdout)
     volume = f"am-ws-{agent}"
     assert info["volume"] == volume and info["status"] == "running"
@@ -105,24 +121,53 @@ def test_exit_code_and_attach_through_the_engine(ram, repo, engine):
     assert wait_status(ram, agent, "exited")["exit_code"] == 7
     assert ram.remote.cli("ps", "-aq", "--filter", f"name=am-{agent}").stdout.strip() == ""
 
-    agent = ram.spawn(repo, "--container", "--runtime", engine, "--cmd",
-                      "echo READY; read line; echo got-$line; sleep 300")
+    agent = ram.spawn(
+        repo,
+        "--container",
+        "--runtime",
+        engine,
+        "--cmd",
+        "echo READY; read line; echo got-$line; sleep 300",
+    )
     wait_log(ram, agent, "READY")
     outer = f"outer-{uuid.uuid4().hex[:8]}"
-    env = [a for k, v in ram.env.items() if k.startswith(("AM_", "DOCKER_", "CONTAINER_"))
-           for a in ("-e", f"{k}={v}")]
-    subprocess.run(["tmux", "new-session", "-d", "-s", outer, "-x", "120", "-y", "30", *env,
-                    "--", *ram.argv, "attach", agent], check=True)
+    env = [
+        a
+        for k, v in ram.env.items()
+        if k.startswith(("AM_", "DOCKER_", "CONTAINER_"))
+        for a in ("-e", f"{k}={v}")
+    ]
+    subprocess.run(
+        [
+            "tmux",
+            "new-session",
+            "-d",
+            "-s",
+            outer,
+            "-x",
+            "120",
+            "-y",
+            "30",
+            *env,
+            "--",
+            *ram.argv,
+            "attach",
+            agent,
+        ],
+        check=True,
+    )
     try:
         deadline = time.monotonic() + 30
-        while "Ctrl-b d detaches" not in subprocess.run(
-                ["tmux", "capture-pane", "-p", "-t", f"={outer}:"], capture_output=True,
-                text=True).stdout:
+        while (
+            "Ctrl-b d detaches"
+            not in subprocess.run(
+                ["tmux", "capture-pane", "-p", "-t", f"={outer}:"], capture_output=True, text=True
+            ).stdout
+        ):
             assert time.monotonic() < deadline, "am attach did not attach"
             time.sleep(0.2)
         time.sleep(0.5)  # the engine's client sets the terminal up after it prints
-        subprocess.run(["tmux", "send-keys", "-t", f"={outer}:", "via-attach", "Enter"],
-                       check=True)
+        subprocess.run(["tmux", "send-keys", "-t", f"={outer}:", "via-attach", "Enter"], check=True)
         wait_log(ram, agent, "got-via-attach")
         subprocess.run(["tmux", "send-keys", "-t", f"={outer}:", "C-b", "d"], check=True)
     finally:
@@ -132,14 +177,28 @@ def test_exit_code_and_attach_through_the_engine(ram, repo, engine):
 
 def test_host_mounts_are_refused_loudly(ram, repo, engine):
     home = ram.home.parent / "user"
-    ram.ns.run("sh", "-c", f'mkdir -p "{home}/.claude" && echo {{}} > '
-               f'"{home}/.claude/.credentials.json"', check=True)
+    ram.ns.run(
+        "sh",
+        "-c",
+        f'mkdir -p "{home}/.claude" && echo {{}} > "{home}/.claude/.credentials.json"',
+        check=True,
+    )
     for flags in (["--network", "limited"], ["--mount-agent-config", "--agent", "claude"]):
-        res = ram("spawn", repo, "--container", "--runtime", engine, *flags, check=False,
-                  env={"HOME": str(home)})
+        res = ram(
+            "spawn",
+            repo,
+            "--container",
+            "--runtime",
+            engine,
+            *flags,
+            check=False,
+            env={"HOME": str(home)},
+        )
         assert res.returncode != 0
         lines = [ln for ln in res.stderr.splitlines() if ln.startswith("am: error:")]
         assert len(lines) == 1 and "needs a local engine" in lines[0], res.stderr
     assert json.loads(ram("list", "--json").stdout) == []
-    assert ram.remote.cli("volume", "ls", "-q", "--filter",
-                          f"label=am.home={ram.home}").stdout.strip() == ""
+    assert (
+        ram.remote.cli("volume", "ls", "-q", "--filter", f"label=am.home={ram.home}").stdout.strip()
+        == ""
+    )

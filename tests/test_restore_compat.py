@@ -23,9 +23,17 @@ def python(request, monkeypatch):
     return request.param
 
 
-@pytest.mark.parametrize("attack", ["dotdot name", "absolute name", "file through absolute link",
-                                    "file through relative link", "file over a link",
-                                    "hard link to outside"])
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "dotdot name",
+        "absolute name",
+        "file through absolute link",
+        "file through relative link",
+        "file over a link",
+        "hard link to outside",
+    ],
+)
 def test_attacks_are_refused_with_or_without_filters(tmp_path, outside, python, attack):
     evil = _archive(tmp_path / "evil.tar.gz", _attacks(outside, tmp_path)[attack])
     with pytest.raises(AmError, match="refusing to restore"):
@@ -49,8 +57,9 @@ def test_an_honest_archive_restores_alike(tmp_path, python):
     hard = _link("workspace/again.txt", "workspace/notes.txt", tarfile.LNKTYPE)
     soft = _link("workspace/to-notes", "notes.txt")
     dest = tmp_path / "restored"
-    snapshot.extract(_archive(tmp_path / "ok.tar.gz", [(setuid, data), (plain, text), hard,
-                                                       soft]), dest)
+    snapshot.extract(
+        _archive(tmp_path / "ok.tar.gz", [(setuid, data), (plain, text), hard, soft]), dest
+    )
     assert (dest / "again.txt").read_text() == "notes\n"
     assert os.readlink(dest / "to-notes") == "notes.txt"
     mode = stat.S_IMODE((dest / "tool").stat().st_mode)

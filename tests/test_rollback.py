@@ -40,7 +40,8 @@ def test_a_clean_rollback_says_nothing(capsys):
 
 
 def test_failed_restore_deletes_the_branch_even_if_the_worktree_removal_fails(
-        am, repo, tmp_path, monkeypatch, capsys):
+    am, repo, tmp_path, monkeypatch, capsys
+):
     """restore.py's rollback: one failing step (worktree_remove) no longer skips the next
     (delete_branch), and the failure is named."""
     from am import git as amgit

@@ -12,9 +12,12 @@ from helpers import am_sessions, wait_for
 
 def kill_spawns_at(am, source, delays, extra=()):
     for i, delay in enumerate(delays):
-        p = subprocess.Popen([*am.argv, "spawn", str(source), "--name", f"k{i}", "--cmd",
-                              "sleep 300", *extra], env=am.env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+        p = subprocess.Popen(
+            [*am.argv, "spawn", str(source), "--name", f"k{i}", "--cmd", "sleep 300", *extra],
+            env=am.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(delay)
         p.send_signal(signal.SIGKILL)
         p.wait()
@@ -58,12 +61,16 @@ def test_sigkilled_url_spawns_leave_the_cache_usable(am, repo):
 def test_sigkilled_container_spawns(am, repo, engine):
     engine_ready(engine)
     try:
-        kill_spawns_at(am, repo, [0.2, 0.5, 0.8, 1.1, 1.5, 2.5],
-                       extra=("--container", "--runtime", engine))
+        kill_spawns_at(
+            am, repo, [0.2, 0.5, 0.8, 1.1, 1.5, 2.5], extra=("--container", "--runtime", engine)
+        )
         # A killed spawn's session may still be creating its container: fix once every live
         # session has one (a session whose engine client failed is gone by itself).
-        wait_for(lambda: set(am_sessions(am.home)) <= set(container_names(engine, str(am.home))),
-                 "the engines to settle", 60)
+        wait_for(
+            lambda: set(am_sessions(am.home)) <= set(container_names(engine, str(am.home))),
+            "the engines to settle",
+            60,
+        )
         assert_clean_after_fix(am)
         running = {a["container"] for a in am.list() if a["status"] == "running"}
         assert set(container_names(engine, str(am.home))) == running
@@ -87,18 +94,23 @@ def interrupt(am, agent: str) -> None:
 
 def test_interrupted_spawn_has_one_truth_and_fix_keeps_its_work(am, repo):
     idle = am.spawn(repo, "--name", "idle", "--cmd", "sleep 300")
-    busy = am.spawn(repo, "--name", "busy", "--cmd",
-                    "echo work > work.txt && echo WORK-DONE; sleep 300")
+    busy = am.spawn(
+        repo, "--name", "busy", "--cmd", "echo work > work.txt && echo WORK-DONE; sleep 300"
+    )
     am.wait_log(busy, "WORK-DONE")
     for agent in (idle, busy):
         interrupt(am, agent)
     # its session still runs, yet list, info and doctor agree: the spawn did not finish
     assert {a["id"]: a["status"] for a in am.list()} == {idle: "error", busy: "error"}
     report = json.loads(am("doctor", "--json", check=False).stdout)["drift"]
-    assert {(d["kind"], d["subject"]) for d in report} == {("stale-spawn", idle),
-                                                           ("stale-spawn", busy)}
-    fixed = {d["subject"]: d["fixed"] for d in
-             json.loads(am("doctor", "--fix", "--json").stdout)["drift"]}
+    assert {(d["kind"], d["subject"]) for d in report} == {
+        ("stale-spawn", idle),
+        ("stale-spawn", busy),
+    }
+    fixed = {
+        d["subject"]: d["fixed"]
+        for d in json.loads(am("doctor", "--fix", "--json").stdout)["drift"]
+    }
     assert "removed" in fixed[idle] and "kept" in fixed[busy], fixed
     assert not (am.home / "agents" / idle).exists()
     info = am.info(busy)  # adopted: stopped, its work where it was, diff works

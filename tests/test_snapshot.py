@@ -124,8 +124,16 @@ def add_link(tar, name, target, kind=tarfile.SYMTYPE):
 
 
 def build_archive(path: Path, members) -> Path:
-    manifest = json.dumps({"id": "evil", "source": None, "branch": "am/evil", "commit": None,
-                           "base_commit": None, "worktree": False}).encode()
+    manifest = json.dumps(
+        {
+            "id": "evil",
+            "source": None,
+            "branch": "am/evil",
+            "commit": None,
+            "base_commit": None,
+            "worktree": False,
+        }
+    ).encode()
     with tarfile.open(path, "w:gz") as tar:
         add_file(tar, "am-snapshot.json", manifest)
         add_dir(tar, "workspace")
@@ -140,12 +148,17 @@ HOSTILE = {
     "dotdot": lambda t: [("file", "../../../evil")],
     "dotdot-under-workspace": lambda t: [("file", "workspace/../../../../evil")],
     "absolute": lambda t: [("file", str(t / "evil"))],
-    "through-symlink": lambda t: [("link", "workspace/link", str(t / "outdir")),
-                                  ("file", "workspace/link/evil")],
-    "through-relative-symlink": lambda t: [("link", "workspace/up", "../../../.."),
-                                           ("file", "workspace/up/outdir/evil")],
-    "hardlink-outside": lambda t: [("link", "workspace/hl", str(t / "outdir" / "victim"),
-                                    tarfile.LNKTYPE)],
+    "through-symlink": lambda t: [
+        ("link", "workspace/link", str(t / "outdir")),
+        ("file", "workspace/link/evil"),
+    ],
+    "through-relative-symlink": lambda t: [
+        ("link", "workspace/up", "../../../.."),
+        ("file", "workspace/up/outdir/evil"),
+    ],
+    "hardlink-outside": lambda t: [
+        ("link", "workspace/hl", str(t / "outdir" / "victim"), tarfile.LNKTYPE)
+    ],
     "workspace-is-a-symlink": lambda t: [("link", "workspace", str(t / "outdir"))],
 }
 

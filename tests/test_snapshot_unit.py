@@ -19,8 +19,13 @@ def archive(*members) -> tarfile.TarFile:
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for name, kind, *target in members:
             info = tarfile.TarInfo(name)
-            info.type = {"dir": tarfile.DIRTYPE, "reg": tarfile.REGTYPE, "sym": tarfile.SYMTYPE,
-                         "lnk": tarfile.LNKTYPE, "fifo": tarfile.FIFOTYPE}[kind]
+            info.type = {
+                "dir": tarfile.DIRTYPE,
+                "reg": tarfile.REGTYPE,
+                "sym": tarfile.SYMTYPE,
+                "lnk": tarfile.LNKTYPE,
+                "fifo": tarfile.FIFOTYPE,
+            }[kind]
             if target:
                 info.linkname = target[0]
             tar.addfile(info, io.BytesIO(b"") if kind == "reg" else None)
@@ -33,11 +38,23 @@ def planned(*members, skip_git=False) -> list[str]:
 
 
 def test_plan_keeps_workspace_members_in_order_and_skips_git_when_asked():
-    members = [(snapshot.MANIFEST, "reg"), (R, "dir"), (f"{R}/a", "reg"),
-               (f"{R}/link", "sym", "a"), (f"{R}/hard", "lnk", f"{R}/a"), (f"{R}/.git", "dir"),
-               (f"{R}/.git/HEAD", "reg")]
-    assert planned(*members) == [R, f"{R}/a", f"{R}/link", f"{R}/hard", f"{R}/.git",
-                                 f"{R}/.git/HEAD"]
+    members = [
+        (snapshot.MANIFEST, "reg"),
+        (R, "dir"),
+        (f"{R}/a", "reg"),
+        (f"{R}/link", "sym", "a"),
+        (f"{R}/hard", "lnk", f"{R}/a"),
+        (f"{R}/.git", "dir"),
+        (f"{R}/.git/HEAD", "reg"),
+    ]
+    assert planned(*members) == [
+        R,
+        f"{R}/a",
+        f"{R}/link",
+        f"{R}/hard",
+        f"{R}/.git",
+        f"{R}/.git/HEAD",
+    ]
     assert planned(*members, skip_git=True) == [R, f"{R}/a", f"{R}/link", f"{R}/hard"]
 
 
@@ -46,19 +63,22 @@ def test_a_history_pack_is_not_a_workspace_member():
     assert planned((R, "dir"), (pack, "reg")) == [R]
 
 
-@pytest.mark.parametrize("members, why", [
-    ([(R, "dir"), ("/etc/passwd", "reg")], "points outside"),
-    ([(R, "dir"), (f"{R}/../x", "reg")], "points outside"),
-    ([(R, "dir"), ("other/x", "reg")], "not under workspace/"),
-    ([(R, "dir"), (f"{R}/a", "reg"), (f"{R}/a", "reg")], "appears twice"),
-    ([(R, "dir"), (f"{R}/p", "fifo")], "not a file, folder or link"),
-    ([(R, "reg")], "is not a folder"),
-    ([(R, "dir"), (f"{R}/l", "sym", "/etc"), (f"{R}/l/x", "reg")], "lies beyond a"),
-    ([(R, "dir"), (f"{R}/h", "lnk", "/etc/passwd")], "hard link"),
-    ([(R, "dir"), (f"{R}/l", "sym", "x"), (f"{R}/h", "lnk", f"{R}/l")], "hard link"),
-    ([(f"{R}/x", "reg")], "holds no workspace/ folder"),
-    ([(R, "dir"), (f"{R}/d/f", "reg"), (f"{R}/d", "sym", "/tmp")], "lies beyond a"),
-])
+@pytest.mark.parametrize(
+    "members, why",
+    [
+        ([(R, "dir"), ("/etc/passwd", "reg")], "points outside"),
+        ([(R, "dir"), (f"{R}/../x", "reg")], "points outside"),
+        ([(R, "dir"), ("other/x", "reg")], "not under workspace/"),
+        ([(R, "dir"), (f"{R}/a", "reg"), (f"{R}/a", "reg")], "appears twice"),
+        ([(R, "dir"), (f"{R}/p", "fifo")], "not a file, folder or link"),
+        ([(R, "reg")], "is not a folder"),
+        ([(R, "dir"), (f"{R}/l", "sym", "/etc"), (f"{R}/l/x", "reg")], "lies beyond a"),
+        ([(R, "dir"), (f"{R}/h", "lnk", "/etc/passwd")], "hard link"),
+        ([(R, "dir"), (f"{R}/l", "sym", "x"), (f"{R}/h", "lnk", f"{R}/l")], "hard link"),
+        ([(f"{R}/x", "reg")], "holds no workspace/ folder"),
+        ([(R, "dir"), (f"{R}/d/f", "reg"), (f"{R}/d", "sym", "/tmp")], "lies beyond a"),
+    ],
+)
 def test_plan_refuses(members, why):
     with pytest.raises(AmError, match="refusing to restore") as e:
         planned(*members)

@@ -19,8 +19,13 @@ N_SPAWNS = 20
 
 def test_twenty_concurrent_spawns(am, repo):
     procs = [
-        subprocess.Popen([sys.executable, "-m", "am", "spawn", str(repo), "--cmd", "sleep 60"],
-                         env=am.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "am", "spawn", str(repo), "--cmd", "sleep 60"],
+            env=am.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(N_SPAWNS)
     ]
     printed = []
@@ -104,8 +109,11 @@ def test_writer_killed_mid_write(tmp_path):
     rng = random.Random(1234)
     last = mid_write = 0
     for _ in range(30):
-        p = subprocess.Popen([sys.executable, "-c", WRITER, str(state), str(lock), str(n)],
-                             stdout=subprocess.PIPE, text=True)
+        p = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(state), str(lock), str(n)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert p.stdout.readline() == "ready\n"
         time.sleep(rng.uniform(0.0, 0.15))
         os.kill(p.pid, signal.SIGKILL)
@@ -158,14 +166,19 @@ def test_lock_is_exclusive(tmp_path):
     )
     fd = os.open(lock, os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_EX)
-    p = subprocess.Popen([sys.executable, "-c", script, str(state), str(lock)],
-                         stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-c", script, str(state), str(lock)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert p.stdout.readline() == "trying\n"
         # The kernel lists a process blocked on a lock as a waiter ('->') in /proc/locks.
-        wait_for(lambda: any(line.split()[1] == "->" and line.split()[5] == str(p.pid)
-                             for line in Path("/proc/locks").read_text().splitlines()),
-                 "the second writer to block on the lock")
+        wait_for(
+            lambda: any(
+                line.split()[1] == "->" and line.split()[5] == str(p.pid)
+                for line in Path("/proc/locks").read_text().splitlines()
+            ),
+            "the second writer to block on the lock",
+        )
         assert p.poll() is None
         assert sorted(json.loads(state.read_text())["agents"]) == ["a"]
     finally:
@@ -196,24 +209,47 @@ def assert_am_error_for_unknown(store):
         store.get("zzz")
 
 
-
 def test_every_view_handles_every_record_the_json_handles(am, repo):
     """Records with nulls where a spawn would have values (an adopted workspace has no source;
     restored or older records lack more): list, status and info, as tables and JSON."""
     real = am.spawn(repo, "--cmd", "sleep 60")
     state = am.home / "state" / "state.json"
     data = json.loads(state.read_text())
-    data["agents"]["adopted"] = {**data["agents"][real], "id": "adopted", "name": "adopted",
-                                 "status": "stopped", "source": None, "agent": None,
-                                 "command": [], "runtime": None, "limits": None,
-                                 "network": None, "adopted": True}
-    data["agents"]["sparse"] = {"id": "sparse", "status": "exited", "mode": None,
-                                "source": None, "created": None, "branch": None,
-                                "workspace": str(am.home / "agents" / "sparse"),
-                                "session": None, "log": None, "limits": None}
+    data["agents"]["adopted"] = {
+        **data["agents"][real],
+        "id": "adopted",
+        "name": "adopted",
+        "status": "stopped",
+        "source": None,
+        "agent": None,
+        "command": [],
+        "runtime": None,
+        "limits": None,
+        "network": None,
+        "adopted": True,
+    }
+    data["agents"]["sparse"] = {
+        "id": "sparse",
+        "status": "exited",
+        "mode": None,
+        "source": None,
+        "created": None,
+        "branch": None,
+        "workspace": str(am.home / "agents" / "sparse"),
+        "session": None,
+        "log": None,
+        "limits": None,
+    }
     state.write_text(json.dumps(data))
-    for args in (["list"], ["list", "--json"], ["status"], ["status", "--json"],
-                 ["info", "adopted"], ["info", "sparse"], ["info", "sparse", "--json"]):
+    for args in (
+        ["list"],
+        ["list", "--json"],
+        ["status"],
+        ["status", "--json"],
+        ["info", "adopted"],
+        ["info", "sparse"],
+        ["info", "sparse", "--json"],
+    ):
         res = am(*args)
         assert "Traceback" not in res.stderr, (args, res.stderr)
     table = am("list").stdout

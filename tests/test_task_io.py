@@ -17,11 +17,15 @@ from am.commands import wait
 
 # Quotes, a command substitution, backquotes, tmux formats and a trailing ';' (tmux's command
 # separator), a leading '-', newlines, a tab, a shell comment, non-ASCII and an escape byte.
-HOSTILE = ("-x --help \"double\" 'single' $(touch /tmp/am-pwned) `id` #{pane_id} #(id) \\ ;\n"
-           "second line\twith tab # not a comment\nünïcödé 🚀 %s %n \x1b[31m ;")
+HOSTILE = (
+    "-x --help \"double\" 'single' $(touch /tmp/am-pwned) `id` #{pane_id} #(id) \\ ;\n"
+    "second line\twith tab # not a comment\nünïcödé 🚀 %s %n \x1b[31m ;"
+)
 # (It lingers a second: a container spawn waits to see its container run.)
-ARGV_PROGRAM = ("import json, sys, time; open('argv.json', 'w').write(json.dumps(sys.argv[1:]));"
-                " print('ARGV' + '-WRITTEN', flush=True); time.sleep(1)")
+ARGV_PROGRAM = (
+    "import json, sys, time; open('argv.json', 'w').write(json.dumps(sys.argv[1:]));"
+    " print('ARGV' + '-WRITTEN', flush=True); time.sleep(1)"
+)
 # Types each line it reads into typed.bin until a line END; run from the workspace.
 READER = """import sys
 out = open('typed.bin', 'ab')
@@ -77,22 +81,49 @@ def test_prompt_args_compose_one_argument_whatever_the_text():
     assert profiles.prompt_argv(claude.prompt_args, HOSTILE) == ["--", HOSTILE]
     gemini = profiles.BUILTIN["gemini"]
     assert profiles.prompt_argv(gemini.prompt_args, "-{prompt}-") == [
-        "--prompt-interactive=-{prompt}-"]
-    p = plan.Plan(id="x", mode="tmux", runtime=None, source="/s", worktree=False, base=None,
-                  branch="b", workspace=Path("/w"), session="am-x", container=None,
-                  agent="claude", command=["claude", "--dangerously-skip-permissions"],
-                  log=Path("/l"), exit_file=Path("/e"), limits=None, network=None,
-                  allow_domains=[], image=None, gpus=None, env_names=[], prompt=HOSTILE,
-                  prompt_args=list(claude.prompt_args), resume_args=["--continue"])
-    assert p.agent_argv() == ["claude", "--dangerously-skip-permissions", "--continue", "--",
-                              HOSTILE]
+        "--prompt-interactive=-{prompt}-"
+    ]
+    p = plan.Plan(
+        id="x",
+        mode="tmux",
+        runtime=None,
+        source="/s",
+        worktree=False,
+        base=None,
+        branch="b",
+        workspace=Path("/w"),
+        session="am-x",
+        container=None,
+        agent="claude",
+        command=["claude", "--dangerously-skip-permissions"],
+        log=Path("/l"),
+        exit_file=Path("/e"),
+        limits=None,
+        network=None,
+        allow_domains=[],
+        image=None,
+        gpus=None,
+        env_names=[],
+        prompt=HOSTILE,
+        prompt_args=list(claude.prompt_args),
+        resume_args=["--continue"],
+    )
+    assert p.agent_argv() == [
+        "claude",
+        "--dangerously-skip-permissions",
+        "--continue",
+        "--",
+        HOSTILE,
+    ]
 
 
 def test_task_refuses_what_a_cli_would_misread():
     with pytest.raises(plan.AmError, match="subcommand"):
         plan.task("update", profiles.BUILTIN["claude"], "claude")
     assert plan.task("Update the README", profiles.BUILTIN["claude"], "claude")[0] == [
-        "--", "{prompt}"]
+        "--",
+        "{prompt}",
+    ]
     # passed inside --opt=..., a single word is only text
     assert plan.task("update", profiles.BUILTIN["aider"], "aider")[0] == ["--message={prompt}"]
     assert plan.task("update", None, "custom") == (None, {"AM_PROMPT": "update"})
@@ -105,18 +136,35 @@ def test_task_refuses_what_a_cli_would_misread():
     assert plan.check_prompt(HOSTILE) == HOSTILE
 
 
-@pytest.mark.parametrize("given,expected", [
-    ("8080:3000", "127.0.0.1:8080:3000"),
-    ("0.0.0.0:8080:3000", "0.0.0.0:8080:3000"),
-    ("[::1]:8080:80", "[::1]:8080:80"),
-    (" 10.1.2.3:1:65535 ", "10.1.2.3:1:65535"),
-])
+@pytest.mark.parametrize(
+    "given,expected",
+    [
+        ("8080:3000", "127.0.0.1:8080:3000"),
+        ("0.0.0.0:8080:3000", "0.0.0.0:8080:3000"),
+        ("[::1]:8080:80", "[::1]:8080:80"),
+        (" 10.1.2.3:1:65535 ", "10.1.2.3:1:65535"),
+    ],
+)
 def test_publish_specs(given, expected):
     assert plan.check_publish(given) == expected
 
 
-@pytest.mark.parametrize("bad", ["8080", "0:80", "80:0", "70000:80", "::1:80:80", "[1.2.3.4]:1:2",
-                                 "a:1:2", "1.2.3:1:2", "-p 80:80", "80:80,ro", "80:80:1"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "8080",
+        "0:80",
+        "80:0",
+        "70000:80",
+        "::1:80:80",
+        "[1.2.3.4]:1:2",
+        "a:1:2",
+        "1.2.3:1:2",
+        "-p 80:80",
+        "80:80,ro",
+        "80:80:1",
+    ],
+)
 def test_publish_specs_refused(bad):
     with pytest.raises(plan.AmError, match="invalid --publish"):
         plan.check_publish(bad)
@@ -124,8 +172,26 @@ def test_publish_specs_refused(bad):
 
 def test_paste_is_data_then_enter():
     argv = session.paste_argv("am-x", "buf", enter=True)
-    assert argv == ["tmux", "load-buffer", "-b", "buf", "-", ";", "paste-buffer", "-d", "-p",
-                    "-b", "buf", "-t", "=am-x:", ";", "send-keys", "-t", "=am-x:", "Enter"]
+    assert argv == [
+        "tmux",
+        "load-buffer",
+        "-b",
+        "buf",
+        "-",
+        ";",
+        "paste-buffer",
+        "-d",
+        "-p",
+        "-b",
+        "buf",
+        "-t",
+        "=am-x:",
+        ";",
+        "send-keys",
+        "-t",
+        "=am-x:",
+        "Enter",
+    ]
     assert "send-keys" not in session.paste_argv("am-x", "buf", enter=False)
 
 
@@ -137,15 +203,24 @@ def test_limited_publish_goes_through_the_proxy():
     assert "0.0.0.0:9090:20001" in proxy
     assert f"type=bind,source={files.pub},target=/run/am-publish,readonly" in proxy
     # the image's relay serves the two published ports (20000, 20001) on their sockets
-    assert proxy[proxy.index("--") + 1:] == [network.PROXY_IMAGE, "2"]
+    assert proxy[proxy.index("--") + 1 :] == [network.PROXY_IMAGE, "2"]
     # without ports, the proxy is exactly what it was
-    assert network.proxy_run_argv("docker", "x", "/h", "net", files, [])[-2:] == \
-        ["--", network.PROXY_IMAGE]
+    assert network.proxy_run_argv("docker", "x", "/h", "net", files, [])[-2:] == [
+        "--",
+        network.PROXY_IMAGE,
+    ]
     wrapped = network.wrap_command(["agent", "--", "-p"], specs)
-    assert wrapped[4:] == ["--publish=/run/am-publish/0.sock:3000",
-                           "--publish=/run/am-publish/1.sock:5000", "--", "agent", "--", "-p"]
-    assert f"type=bind,source={files.pub},target=/run/am-publish" in \
-        network.agent_run_args(files, specs)
+    assert wrapped[4:] == [
+        "--publish=/run/am-publish/0.sock:3000",
+        "--publish=/run/am-publish/1.sock:5000",
+        "--",
+        "agent",
+        "--",
+        "-p",
+    ]
+    assert f"type=bind,source={files.pub},target=/run/am-publish" in network.agent_run_args(
+        files, specs
+    )
 
 
 def test_wait_outcomes():
@@ -155,20 +230,36 @@ def test_wait_outcomes():
     assert wait.outcome(view, "idle", 10, 10) == ("idle", wait.IDLE)
     assert wait.outcome(view, "any", 11, 10) == ("idle", wait.IDLE)
     assert wait.outcome({"status": "exited", "exit_code": 0}, "idle", 0, 10) == (
-        "exited", wait.EXITED_OK)
-    assert wait.outcome({"status": "exited", "exit_code": 0, "oom_killed": True}, "any", 0,
-                        10) == ("exited", wait.EXITED_FAILED)
-    assert wait.outcome({"status": "exited", "exit_code": None}, "exited", 0, 10)[1] == \
-        wait.EXITED_FAILED
+        "exited",
+        wait.EXITED_OK,
+    )
+    assert wait.outcome({"status": "exited", "exit_code": 0, "oom_killed": True}, "any", 0, 10) == (
+        "exited",
+        wait.EXITED_FAILED,
+    )
+    assert (
+        wait.outcome({"status": "exited", "exit_code": None}, "exited", 0, 10)[1]
+        == wait.EXITED_FAILED
+    )
     assert wait.outcome({"status": "stopped"}, "exited", 0, 10) == ("stopped", wait.STOPPED)
     assert wait.outcome({"status": "error"}, "exited", 0, 10) == ("error", wait.EXITED_FAILED)
 
 
 def test_task_column_is_one_line_cut_to_fit():
-    base = {"id": "a1", "mode": "tmux", "status": "running", "health": "ok", "agent": "claude",
-            "branch": "am/a1", "created": "2026-01-01T00:00:00Z", "source": "/src"}
-    views = [{**base, "prompt": "fix\nthe\tbug " + "x" * 300 + "\x1b[31m"},
-             {**base, "id": "b2", "prompt": None}]
+    base = {
+        "id": "a1",
+        "mode": "tmux",
+        "status": "running",
+        "health": "ok",
+        "agent": "claude",
+        "branch": "am/a1",
+        "created": "2026-01-01T00:00:00Z",
+        "source": "/src",
+    }
+    views = [
+        {**base, "prompt": "fix\nthe\tbug " + "x" * 300 + "\x1b[31m"},
+        {**base, "id": "b2", "prompt": None},
+    ]
     lines = output.table(views, width=100).splitlines()
     assert lines[0].split()[-1] == "TASK"
     assert all(len(line.rstrip()) <= 100 for line in lines)
@@ -194,10 +285,11 @@ def test_prompt_reaches_a_cmd_agent_byte_for_byte(am, repo):
     # from a file, and from standard input: the exact bytes, a final newline included
     text = "line one\n$(not run)\n-last\n"
     (am.home / "task.txt").write_text(text)
-    for args, stdin in ((("--prompt-file", am.home / "task.txt"), None),
-                        (("--prompt-file", "-"), text)):
-        other = am.spawn(repo, "--cmd", 'printf %s "$AM_PROMPT" > prompt.out', *args,
-                         input=stdin)
+    for args, stdin in (
+        (("--prompt-file", am.home / "task.txt"), None),
+        (("--prompt-file", "-"), text),
+    ):
+        other = am.spawn(repo, "--cmd", 'printf %s "$AM_PROMPT" > prompt.out', *args, input=stdin)
         assert read_when_there(workspace(am, other) / "prompt.out") == text.encode()
 
 
@@ -208,7 +300,10 @@ def test_profile_takes_the_prompt_its_own_way_and_continues(am, repo):
     ws = workspace(am, agent)
     assert am("wait", agent).returncode == 0
     assert json.loads((ws / "argv.json").read_text()) == [
-        "--dangerously-skip-permissions", "--", HOSTILE]
+        "--dangerously-skip-permissions",
+        "--",
+        HOSTILE,
+    ]
     info = am.info(agent)
     assert info["prompt"] == HOSTILE and info["command"][:2] == ["python3", "-c"]
 
@@ -221,15 +316,18 @@ def test_profile_takes_the_prompt_its_own_way_and_continues(am, repo):
     assert start() == ["--dangerously-skip-permissions", "--", HOSTILE]  # its task again
     assert start("--continue") == ["--dangerously-skip-permissions", "--continue"]
     assert start("--continue", "--prompt", "now the tests") == [
-        "--dangerously-skip-permissions", "--continue", "--", "now the tests"]
+        "--dangerously-skip-permissions",
+        "--continue",
+        "--",
+        "now the tests",
+    ]
     assert am.info(agent)["prompt"] == "now the tests"  # the task it was last given
 
     # A profile of one's own says how it takes a prompt, and may have no continue flag.
     configure(am, argv_profile("mine", 'prompt_args = ["--task={prompt}", "--go"]\n'))
     mine = am.spawn(repo, "--agent", "mine", "--prompt", "update")
     assert am("wait", mine).returncode == 0
-    assert json.loads((workspace(am, mine) / "argv.json").read_text()) == [
-        "--task=update", "--go"]
+    assert json.loads((workspace(am, mine) / "argv.json").read_text()) == ["--task=update", "--go"]
     line = assert_am_error(am("start", mine, "--continue", check=False))
     assert "no way to continue" in line and "continue_args" in line
 
@@ -250,14 +348,20 @@ def test_bad_prompts_are_refused_and_leave_nothing(am, repo, tmp_path):
         (("--cmd", "true", "--prompt", "x", "--env", "AM_PROMPT=y"), "--env AM_PROMPT"),
         (("--cmd", "true", "--publish", "8080:80"), "applies to container agents"),
         (("--cmd", "true", "--container", "--publish", "8080:80"), "needs a network"),
-        (("--cmd", "true", "--container", "--network", "full", "--publish", "80"),
-         "invalid --publish"),
+        (
+            ("--cmd", "true", "--container", "--network", "full", "--publish", "80"),
+            "invalid --publish",
+        ),
     ]
     for args, why in cases:
         line = assert_am_error(am("spawn", repo, *args, check=False))
         assert why in line, line
-    assert am("spawn", repo, "--cmd", "true", "--prompt", "a", "--prompt-file", "b",
-              check=False).returncode == 2
+    assert (
+        am(
+            "spawn", repo, "--cmd", "true", "--prompt", "a", "--prompt-file", "b", check=False
+        ).returncode
+        == 2
+    )
     assert_nothing_made(am.home)
 
 
@@ -265,23 +369,36 @@ def test_send_types_text_literally(am, repo):
     commit_reader(repo)
     agent = am.spawn(repo, "--cmd", "python3 reader.py; sleep 300")
     am.wait_log(agent, "READER-READY")
-    text = ('a "b" \'c\' $(touch /tmp/am-pwned) `id` #{pane_id} #(id) \\ é 🚀 C-c Enter ;'
-            '\n\tsecond ;')
+    text = (
+        "a \"b\" 'c' $(touch /tmp/am-pwned) `id` #{pane_id} #(id) \\ é 🚀 C-c Enter ;\n\tsecond ;"
+    )
     am("send", agent, text)
     am("send", agent, "partial", "--no-enter")
     am("send", agent, " rest")
     (am.home / "more.txt").write_text("from a file\n")
     am("send", agent, "--file", am.home / "more.txt")
     am("send", agent, "--file", "-", input="END\n")
-    typed = wait_for(lambda: (b := (workspace(am, agent) / "typed.bin").read_bytes()
-                              if (workspace(am, agent) / "typed.bin").exists() else b"")
-                     .endswith(b"END\n") and b, "the agent to read END")
+    typed = wait_for(
+        lambda: (
+            (
+                b := (workspace(am, agent) / "typed.bin").read_bytes()
+                if (workspace(am, agent) / "typed.bin").exists()
+                else b""
+            ).endswith(b"END\n")
+            and b
+        ),
+        "the agent to read END",
+    )
     assert typed == (text + "\npartial rest\nfrom a file\nEND\n").encode()
     assert not Path("/tmp/am-pwned").exists()
 
-    for args, why in ((("a\x03b",), "control character"), (("a\x1b[201~b",), "control"),
-                      (("a\rb",), "control"), ((), "nothing to send"),
-                      (("", "--no-enter"), "nothing to send")):
+    for args, why in (
+        (("a\x03b",), "control character"),
+        (("a\x1b[201~b",), "control"),
+        (("a\rb",), "control"),
+        ((), "nothing to send"),
+        (("", "--no-enter"), "nothing to send"),
+    ):
         assert why in assert_am_error(am("send", agent, *args, check=False))
     am("stop", agent)
     line = assert_am_error(am("send", agent, "hello", check=False))
@@ -290,9 +407,11 @@ def test_send_types_text_literally(am, repo):
 
 
 def test_start_resumes_a_tmux_agent_on_its_workspace(am, repo):
-    cmd = ("echo run >> runs.txt && git add runs.txt && "
-           "git -c user.name=a -c user.email=a@b commit -qm run && "
-           "printf '%s-%s\\n' RUN $(wc -l < runs.txt) && sleep 300")
+    cmd = (
+        "echo run >> runs.txt && git add runs.txt && "
+        "git -c user.name=a -c user.email=a@b commit -qm run && "
+        "printf '%s-%s\\n' RUN $(wc -l < runs.txt) && sleep 300"
+    )
     agent = am.spawn(repo, "--cmd", cmd, "--branch", "work/x", "--env", "AM_TEST_VAR=one")
     am.wait_log(agent, "RUN-1")
     before = am.info(agent)
@@ -359,14 +478,14 @@ def test_wait_says_how_the_agent_ended(am, repo):
     quiet = am.spawn(repo, "--cmd", "echo hello; sleep 300")
     res = am("wait", quiet, "--until", "idle", "--idle-after", "1", check=False)
     assert (res.returncode, res.stdout) == (wait.IDLE, "idle\n")
-    res = am("wait", quiet, "--until", "any", "--json", check=False,
-             env={"AM_IDLE_AFTER": "1"})
+    res = am("wait", quiet, "--until", "any", "--json", check=False, env={"AM_IDLE_AFTER": "1"})
     assert res.returncode == wait.IDLE and json.loads(res.stdout)["status"] == "running"
     res = am("wait", quiet, "--timeout", "0.5", check=False)
     assert (res.returncode, res.stdout) == (wait.TIMEOUT, "timeout\n")
 
-    waiter = subprocess.Popen([*am.argv, "wait", quiet], env=am.env, stdout=subprocess.PIPE,
-                              text=True)
+    waiter = subprocess.Popen(
+        [*am.argv, "wait", quiet], env=am.env, stdout=subprocess.PIPE, text=True
+    )
     am("stop", quiet)
     assert waiter.wait(timeout=30) == wait.STOPPED and waiter.stdout.read() == "stopped\n"
     assert_am_error(am("wait", "nosuch", check=False))

@@ -25,8 +25,9 @@ pytestmark = pytest.mark.container
 
 
 def inspect(engine: str, name: str, fmt: str) -> str:
-    return subprocess.run([engine, "inspect", "--format", fmt, name], capture_output=True,
-                          text=True, check=True).stdout.strip()
+    return subprocess.run(
+        [engine, "inspect", "--format", fmt, name], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def free_port() -> int:
@@ -50,36 +51,67 @@ def http_get(port: int, path: str = "/", timeout: float = 60) -> bytes:
 
 def test_prompt_and_send_reach_a_container_agent(am, repo, engine):
     commit_reader(repo)
-    agent = am.spawn(repo, "--container", "--runtime", engine, f"--prompt={HOSTILE}", "--cmd",
-                     'printf %s "$AM_PROMPT" > prompt.out; python3 reader.py; sleep 300')
+    agent = am.spawn(
+        repo,
+        "--container",
+        "--runtime",
+        engine,
+        f"--prompt={HOSTILE}",
+        "--cmd",
+        'printf %s "$AM_PROMPT" > prompt.out; python3 reader.py; sleep 300',
+    )
     ws = workspace(am, agent)
     assert read_when_there(ws / "prompt.out") == HOSTILE.encode()
     # am's own variable reaches the agent by name: its value is in no command line
-    run_argv = " ".join(json.loads((am.home / "state" / "run" / f"{agent}.spec.json")
-                                   .read_text())["argv"])
+    run_argv = " ".join(
+        json.loads((am.home / "state" / "run" / f"{agent}.spec.json").read_text())["argv"]
+    )
     assert "--env AM_PROMPT" in run_argv and "am-pwned" not in run_argv
     am.wait_log(agent, "READER-READY")
-    text = "first $(id) #{pane_id} \"q\" é 🚀 ;\n\tsecond C-c ;"
+    text = 'first $(id) #{pane_id} "q" é 🚀 ;\n\tsecond C-c ;'
     am("send", agent, text)
     am("send", agent, "END")
-    typed = wait_for(lambda: (ws / "typed.bin").exists() and (ws / "typed.bin").read_bytes()
-                     .endswith(b"END\n") and (ws / "typed.bin").read_bytes(), "END typed")
+    typed = wait_for(
+        lambda: (
+            (ws / "typed.bin").exists()
+            and (ws / "typed.bin").read_bytes().endswith(b"END\n")
+            and (ws / "typed.bin").read_bytes()
+        ),
+        "END typed",
+    )
     assert typed == (text + "\nEND\n").encode()
     am("stop", agent)
 
     # a profile's own way, inside the container
     configure(am, argv_profile("claude"))
-    agent = am.spawn(repo, "--container", "--runtime", engine, "--agent", "claude",
-                     f"--prompt={HOSTILE}")
+    agent = am.spawn(
+        repo, "--container", "--runtime", engine, "--agent", "claude", f"--prompt={HOSTILE}"
+    )
     assert am("wait", agent).returncode == 0
     assert json.loads((workspace(am, agent) / "argv.json").read_text()) == ["--", HOSTILE]
 
 
 def test_start_keeps_the_settings_of_a_container_agent(am, repo, engine):
-    cmd = ("echo run >> runs.txt; printf '%s-%s\\n' RUN $(wc -l < runs.txt); "
-           "echo \"VAR=$AM_TEST_VAR\"; sleep 300")
-    agent = am.spawn(repo, "--container", "--runtime", engine, "--memory", "512m", "--cpus",
-                     "1.5", "--pids", "64", "--env", "AM_TEST_VAR=one", "--cmd", cmd)
+    cmd = (
+        "echo run >> runs.txt; printf '%s-%s\\n' RUN $(wc -l < runs.txt); "
+        'echo "VAR=$AM_TEST_VAR"; sleep 300'
+    )
+    agent = am.spawn(
+        repo,
+        "--container",
+        "--runtime",
+        engine,
+        "--memory",
+        "512m",
+        "--cpus",
+        "1.5",
+        "--pids",
+        "64",
+        "--env",
+        "AM_TEST_VAR=one",
+        "--cmd",
+        cmd,
+    )
     am.wait_log(agent, "RUN-1")
     name = f"am-{agent}"
     fmt = "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}}"
@@ -110,13 +142,22 @@ def test_start_keeps_the_settings_of_a_container_agent(am, repo, engine):
 
 
 def test_a_restored_container_agent_starts_in_a_container(am, repo, engine):
-    agent = am.spawn(repo, "--container", "--runtime", engine, "--cmd",
-                     "echo made > made.txt; sleep 1")
+    agent = am.spawn(
+        repo, "--container", "--runtime", engine, "--cmd", "echo made > made.txt; sleep 1"
+    )
     assert am("wait", agent).returncode == 0
     snap = am("snapshot", agent).stdout.strip().splitlines()[-1]
     am("restore", snap, "--name", "back")
-    am("start", "back", "--runtime", engine, "--memory", "256m", "--cmd",
-       "cat made.txt > seen.txt; sleep 300")
+    am(
+        "start",
+        "back",
+        "--runtime",
+        engine,
+        "--memory",
+        "256m",
+        "--cmd",
+        "cat made.txt > seen.txt; sleep 300",
+    )
     ws = workspace(am, "back")
     assert read_when_there(ws / "seen.txt") == b"made\n"
     info = am.info("back")
@@ -133,18 +174,31 @@ def test_publish_reaches_a_server_the_agent_runs(am, repo, engine, network, isol
     subprocess.run(["git", "add", "page.html"], cwd=repo, check=True)
     subprocess.run(["git", "commit", "-qm", "page"], cwd=repo, check=True, env=am.env)
     # The server listens on the agent's own loopback, as dev servers do.
-    agent = am.spawn(repo, "--container", "--runtime", engine, "--network", network,
-                     "--isolation", isolation, "--publish", f"{port}:8000", "--cmd",
-                     "exec python3 -m http.server 8000 --bind 127.0.0.1"
-                     if network == "limited" else "exec python3 -m http.server 8000")
+    agent = am.spawn(
+        repo,
+        "--container",
+        "--runtime",
+        engine,
+        "--network",
+        network,
+        "--isolation",
+        isolation,
+        "--publish",
+        f"{port}:8000",
+        "--cmd",
+        "exec python3 -m http.server 8000 --bind 127.0.0.1"
+        if network == "limited"
+        else "exec python3 -m http.server 8000",
+    )
     try:
         assert http_get(port, "/page.html") == f"served by the agent over {network}\n".encode()
         assert am.info(agent)["publish"] == [f"127.0.0.1:{port}:8000"]
         # bound to the host's loopback only
         holder = f"am_proxy-{agent}" if network == "limited" else f"am-{agent}"
         ports = inspect(engine, holder, "{{json .HostConfig.PortBindings}}")
-        assert json.loads(ports) and all(b["HostIp"] == "127.0.0.1"
-                                         for bs in json.loads(ports).values() for b in bs)
+        assert json.loads(ports) and all(
+            b["HostIp"] == "127.0.0.1" for bs in json.loads(ports).values() for b in bs
+        )
         am("stop", agent)
         with pytest.raises(OSError):
             http_get(port, timeout=0)
@@ -156,12 +210,23 @@ def test_publish_reaches_a_server_the_agent_runs(am, repo, engine, network, isol
 
 
 def test_publish_is_refused_without_a_network(am, repo, engine):
-    line = assert_am_error(am("spawn", repo, "--container", "--runtime", engine,
-                              "--publish", "8080:80", "--cmd", "true", check=False))
+    line = assert_am_error(
+        am(
+            "spawn",
+            repo,
+            "--container",
+            "--runtime",
+            engine,
+            "--publish",
+            "8080:80",
+            "--cmd",
+            "true",
+            check=False,
+        )
+    )
     assert "needs a network" in line and "none" in line and "--network full" in line
     assert_nothing_made(am.home)
     assert container_names(engine, str(am.home)) == []
-
 
 
 def test_start_of_a_container_worktree_agent_is_refused(am, repo, engine):

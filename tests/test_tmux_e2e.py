@@ -124,8 +124,13 @@ def test_spawn_from_file_url(am, repo):
 
 
 def test_spawn_from_relative_local_path(am, repo):
-    res = subprocess.run([sys.executable, "-m", "am", "spawn", "source", "--cmd", "true"],
-                         cwd=repo.parent, env=am.env, capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "am", "spawn", "source", "--cmd", "true"],
+        cwd=repo.parent,
+        env=am.env,
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
     info = am.info(res.stdout.splitlines()[-1])
     assert info["source"] == str(repo)  # recorded absolute
@@ -133,8 +138,10 @@ def test_spawn_from_relative_local_path(am, repo):
 
 
 def test_worktree(am, repo):
-    cmd = (f"echo wt > wt.txt && git add wt.txt && {GITC} commit -qm worktree-commit"
-           " && printf '%s-%s\\n' WT done; sleep 60")
+    cmd = (
+        f"echo wt > wt.txt && git add wt.txt && {GITC} commit -qm worktree-commit"
+        " && printf '%s-%s\\n' WT done; sleep 60"
+    )
     agent_id = am.spawn(repo, "--worktree", "--cmd", cmd)
     info = am.info(agent_id)
     ws = Path(info["workspace"])
@@ -265,15 +272,17 @@ def test_attach_refuses_agent_that_is_not_running(am, repo):
 
 
 def test_logs_tail(am, repo):
-    agent_id = am.spawn(repo, "--cmd", "for i in 1 2 3 4 5 6 7 8 9 10; do echo line-$i; done;"
-                                       " sleep 60")
+    agent_id = am.spawn(
+        repo, "--cmd", "for i in 1 2 3 4 5 6 7 8 9 10; do echo line-$i; done; sleep 60"
+    )
     am.wait_log(agent_id, "line-10")
     out = am("logs", "--tail", "3", agent_id).stdout
     assert [line.strip() for line in out.splitlines()] == ["line-8", "line-9", "line-10"]
     assert am("logs", "--tail", "0", agent_id).stdout == ""
     full = am("logs", agent_id).stdout
-    assert [f"line-{i}" for i in range(1, 11)] == [ln.strip() for ln in full.splitlines()
-                                                   if ln.startswith("line-")]
+    assert [f"line-{i}" for i in range(1, 11)] == [
+        ln.strip() for ln in full.splitlines() if ln.startswith("line-")
+    ]
     assert_am_error(am("logs", "--tail", "-1", agent_id, check=False))
 
 
@@ -290,12 +299,22 @@ def test_logs_follow_ends_with_the_agent(am, repo):
 
 def test_env_reaches_the_agent_and_no_file(am, repo):
     secret = f"s3cret-{uuid.uuid4().hex}"
-    agent_id = am.spawn(repo, "--env", "AM_T_SECRET", "--env", "AM_T_PLAIN=lit",
-                        "--cmd", 'echo "v=[$AM_T_SECRET] p=[$AM_T_PLAIN]"; sleep 60',
-                        env={"AM_T_SECRET": secret})
+    agent_id = am.spawn(
+        repo,
+        "--env",
+        "AM_T_SECRET",
+        "--env",
+        "AM_T_PLAIN=lit",
+        "--cmd",
+        'echo "v=[$AM_T_SECRET] p=[$AM_T_PLAIN]"; sleep 60',
+        env={"AM_T_SECRET": secret},
+    )
     am.wait_log(agent_id, f"v=[{secret}] p=[lit]")
-    files = [p for p in am.home.rglob("*") if p.is_file() and not p.is_relative_to(
-        am.home / "agents") and not p.name.endswith(".log")]
+    files = [
+        p
+        for p in am.home.rglob("*")
+        if p.is_file() and not p.is_relative_to(am.home / "agents") and not p.name.endswith(".log")
+    ]
     assert files, "no state written?"
     for p in files:
         assert secret.encode() not in p.read_bytes(), f"the value was written to {p}"

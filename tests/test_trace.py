@@ -6,10 +6,34 @@ from am import proc, trace
 
 
 def test_redact_hides_env_values_only():
-    argv = ["tmux", "new-session", "-e", "TOKEN=s3cret", "-e", "BARE", "--env", "K=v=w",
-            "--env=X=y", "--", "echo", "A=b"]
-    assert trace.redact(argv) == ["tmux", "new-session", "-e", "TOKEN=…", "-e", "BARE",
-                                  "--env", "K=…", "--env=X=…", "--", "echo", "A=b"]
+    argv = [
+        "tmux",
+        "new-session",
+        "-e",
+        "TOKEN=s3cret",
+        "-e",
+        "BARE",
+        "--env",
+        "K=v=w",
+        "--env=X=y",
+        "--",
+        "echo",
+        "A=b",
+    ]
+    assert trace.redact(argv) == [
+        "tmux",
+        "new-session",
+        "-e",
+        "TOKEN=…",
+        "-e",
+        "BARE",
+        "--env",
+        "K=…",
+        "--env=X=…",
+        "--",
+        "echo",
+        "A=b",
+    ]
 
 
 def test_env_names_lists_what_changes_by_name(monkeypatch):
@@ -55,8 +79,9 @@ def test_other_runners_trace(monkeypatch, capsys):
 
 def test_spawn_trace_end_to_end(am, repo, tmp_path):
     """A real spawn with AM_DEBUG=1: git and tmux calls traced, an --env value nowhere."""
-    res = am("spawn", repo, "--cmd", "sleep 60", "--env", "SECRET_VALUE=hunter2",
-             env={"AM_DEBUG": "1"})
+    res = am(
+        "spawn", repo, "--cmd", "sleep 60", "--env", "SECRET_VALUE=hunter2", env={"AM_DEBUG": "1"}
+    )
     agent = res.stdout.strip().splitlines()[-1]
     lines = [t for t in res.stderr.splitlines() if t.startswith("am: debug: ")]
     assert any(t.startswith("am: debug: git ") and "-> exit 0 in " in t for t in lines), lines

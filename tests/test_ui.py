@@ -19,8 +19,7 @@ from am.ui.app import Confirm, Dashboard, SpawnForm
 
 # Prints its marker in green (the text built by printf, so it is not in the command line),
 # edits a tracked file, then waits.
-MARKER_AGENT = ("printf '\\033[32m%s-%s\\033[0m\\n' MARKER ready; echo change >> README; "
-                "sleep 600")
+MARKER_AGENT = "printf '\\033[32m%s-%s\\033[0m\\n' MARKER ready; echo change >> README; sleep 600"
 
 
 def unique(name: str) -> str:
@@ -39,16 +38,19 @@ def ui_env(am, monkeypatch):
 
 
 def dashboard() -> Dashboard:
-    return Dashboard(paths.layout(), 600.0,
-                     {"agent": "claude", "runtime": "auto", "network": "none"})
+    return Dashboard(
+        paths.layout(), 600.0, {"agent": "claude", "runtime": "auto", "network": "none"}
+    )
 
 
 def drive(test):
     """Run TEST(app, pilot) in Textual's test harness, at 80x24."""
+
     async def main():
         app = dashboard()
         async with app.run_test(size=(80, 24)) as pilot:
             await test(app, pilot)
+
     asyncio.run(main())
 
 
@@ -85,8 +87,15 @@ def select(app, agent_id: str) -> None:
 
 def test_rows_preview_diff_and_log(ui_env, repo):
     am = ui_env
-    a = am.spawn(repo, "--name", unique("alpha"), "--prompt", "Fix [bold red]the[/] tests",
-                 "--cmd", MARKER_AGENT)
+    a = am.spawn(
+        repo,
+        "--name",
+        unique("alpha"),
+        "--prompt",
+        "Fix [bold red]the[/] tests",
+        "--cmd",
+        MARKER_AGENT,
+    )
     b = am.spawn(repo, "--name", unique("beta"), "--cmd", "exit 3")
     am.wait_status(b, "exited")
 
@@ -104,8 +113,9 @@ def test_rows_preview_diff_and_log(ui_env, repo):
         await until(pilot, lambda: "MARKER-ready" in preview(app), "the marker in the preview")
         content = app.screen.query_one("#screen", Static).content
         at = content.plain.index("MARKER-ready")
-        assert any(s.start <= at < s.end and s.style.color.number == 2
-                   for s in content.spans), "the agent's green is kept"
+        assert any(s.start <= at < s.end and s.style.color.number == 2 for s in content.spans), (
+            "the agent's green is kept"
+        )
 
         await pilot.press("v")  # the diff tab
         await until(pilot, lambda: "+change" in log_lines(app, "#diff-text"), "the diff")
@@ -133,12 +143,20 @@ def test_container_agent(ui_env, repo, engine):
         await until(pilot, lambda: rows(app)[agent_id][5] != "-", "its memory", 60)
         await until(pilot, lambda: "MARKER-ready" in preview(app), "its screen")
         await pilot.press("v")
-        await until(pilot, lambda: "+change" in log_lines(app, "#diff-text"),
-                    "its diff, read in its sandbox", 60)
+        await until(
+            pilot,
+            lambda: "+change" in log_lines(app, "#diff-text"),
+            "its diff, read in its sandbox",
+            60,
+        )
         await pilot.press("s")
         await until(pilot, lambda: rows(app)[agent_id][2] == "stopped", "the stop", 60)
-        names = subprocess.run([engine, "ps", "-a", "--format", "{{.Names}}"],
-                               capture_output=True, text=True, check=True).stdout.split()
+        names = subprocess.run(
+            [engine, "ps", "-a", "--format", "{{.Names}}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
         assert f"am-{agent_id}" not in names  # am stop removed the container
 
     drive(test)
@@ -209,7 +227,8 @@ def test_spawn_form(ui_env, repo, monkeypatch):
     am.home.mkdir(parents=True, exist_ok=True)
     (am.home / "config.toml").write_text(
         '[agents.standin]\ncommand = ["sh", "-c", "printf \'task=%s\\\\n\' \\"$0\\"; '
-        'sleep 600"]\nprompt_args = ["{prompt}"]\n')
+        'sleep 600"]\nprompt_args = ["{prompt}"]\n'
+    )
     monkeypatch.chdir(repo)  # the form offers the current repository as the source
     task = "Fix [b]it[/b]: $(touch pwned) 'q'"
 
@@ -240,8 +259,10 @@ def test_spawn_form(ui_env, repo, monkeypatch):
 
 def test_pull_key_runs_am_pull(ui_env, repo):
     am = ui_env
-    commit = ("echo work > work.txt && git add work.txt && git commit -qm work && "
-              "echo COMMITTED-$((0+1)); sleep 600")
+    commit = (
+        "echo work > work.txt && git add work.txt && git commit -qm work && "
+        "echo COMMITTED-$((0+1)); sleep 600"
+    )
     agent_id = am.spawn(repo, "--name", unique("puller"), "--cmd", commit)
     am.wait_log(agent_id, "COMMITTED-1")
     head = json.loads(am("log", agent_id, "--json").stdout)[0]["commit"]
@@ -250,8 +271,12 @@ def test_pull_key_runs_am_pull(ui_env, repo):
         await until(pilot, lambda: list(rows(app)) == [agent_id], "the row")
         await pilot.press("p")  # 'am pull ID', as from the shell: its last line is the tip
         await until(pilot, lambda: message(app) == head, "the pulled tip", 60)
-        assert subprocess.run(["git", "rev-parse", f"am/{agent_id}"], cwd=repo,
-                              capture_output=True, text=True).stdout.strip() == head
+        assert (
+            subprocess.run(
+                ["git", "rev-parse", f"am/{agent_id}"], cwd=repo, capture_output=True, text=True
+            ).stdout.strip()
+            == head
+        )
 
     drive(test)
 
@@ -326,29 +351,54 @@ def test_am_ui_needs_a_terminal(am):
 
 def test_am_ui_in_a_real_terminal(am, repo):
     # The first agent also sets its terminal's title: the preview must not pass that on.
-    first = am.spawn(repo, "--name", unique("first"), "--cmd",
-                     "printf '\033]2;%s-%s\007' pwned title; " + MARKER_AGENT)
-    second = am.spawn(repo, "--name", unique("second"), "--prompt", "Write the docs",
-                      "--cmd", "printf '%s-%s\\n' OTHER ready; read line; echo got-$line; "
-                      "sleep 600")
+    first = am.spawn(
+        repo,
+        "--name",
+        unique("first"),
+        "--cmd",
+        "printf '\033]2;%s-%s\007' pwned title; " + MARKER_AGENT,
+    )
+    second = am.spawn(
+        repo,
+        "--name",
+        unique("second"),
+        "--prompt",
+        "Write the docs",
+        "--cmd",
+        "printf '%s-%s\\n' OTHER ready; read line; echo got-$line; sleep 600",
+    )
     am.wait_log(first, "MARKER-ready")
     name = f"ui-{uuid.uuid4().hex[:8]}"
     # An 80x24 terminal of 8 colours; TMUX unset, as in a plain terminal or over SSH.
-    cmd = ["env", "-u", "TMUX", "TERM=screen", f"AM_HOME={am.home}",
-           f"PATH={os.environ['PATH']}", sys.executable, "-m", "am", "ui"]
+    cmd = [
+        "env",
+        "-u",
+        "TMUX",
+        "TERM=screen",
+        f"AM_HOME={am.home}",
+        f"PATH={os.environ['PATH']}",
+        sys.executable,
+        "-m",
+        "am",
+        "ui",
+    ]
     tmux("new-session", "-d", "-s", name, "-x", "80", "-y", "24", "--", *cmd)
     try:
-        text = wait_screen(name, lambda t: second in t and "MARKER-ready" in t,
-                           "the rows and the first agent's preview")
+        text = wait_screen(
+            name,
+            lambda t: second in t and "MARKER-ready" in t,
+            "the rows and the first agent's preview",
+        )
         lines = text.splitlines()
         assert any(line.split()[:3] == [first, "tmux", "running"] for line in lines), text
         assert any(line.split()[:3] == [second, "tmux", "running"] for line in lines), text
         for key in ("attach", "new", "stop", "pull", "remove", "filter", "quit"):
             assert key in lines[-1], f"{key} not in the footer: {lines[-1]!r}"
-        assert tmux("display-message", "-p", "-t", f"=am-{first}:", "#{pane_title}").strip() \
-            == "pwned-title"  # control: on a terminal, the sequence sets the title
-        assert "pwned" not in tmux("display-message", "-p", "-t", f"={name}:",
-                                   "#{pane_title}")
+        assert (
+            tmux("display-message", "-p", "-t", f"=am-{first}:", "#{pane_title}").strip()
+            == "pwned-title"
+        )  # control: on a terminal, the sequence sets the title
+        assert "pwned" not in tmux("display-message", "-p", "-t", f"={name}:", "#{pane_title}")
 
         tmux("send-keys", "-t", f"={name}:", "Down")
         wait_screen(name, lambda t: "OTHER-ready" in t, "the second agent's preview")
@@ -358,8 +408,9 @@ def test_am_ui_in_a_real_terminal(am, repo):
         while not tmux(*clients).strip():
             assert time.monotonic() < deadline, f"no client attached:\n{screen(name)}"
             time.sleep(0.1)
-        wait_screen(name, lambda t: "OTHER-ready" in t and "am ui" not in t,
-                    "the agent's own screen")
+        wait_screen(
+            name, lambda t: "OTHER-ready" in t and "am ui" not in t, "the agent's own screen"
+        )
         tmux("send-keys", "-t", f"={name}:", "-l", "typed-9")
         tmux("send-keys", "-t", f"={name}:", "Enter")
         am.wait_log(second, "got-typed-9")  # the keys reached the agent itself
@@ -369,8 +420,13 @@ def test_am_ui_in_a_real_terminal(am, repo):
 
         tmux("send-keys", "-t", f"={name}:", "s")  # stop the selected agent
         am.wait_status(second, "stopped")
-        wait_screen(name, lambda t: any(line.split()[:3] == [second, "tmux", "stopped"]
-                                        for line in t.splitlines()), "the stopped row")
+        wait_screen(
+            name,
+            lambda t: any(
+                line.split()[:3] == [second, "tmux", "stopped"] for line in t.splitlines()
+            ),
+            "the stopped row",
+        )
         assert am.info(first)["status"] == "running"
 
         tmux("send-keys", "-t", f"={name}:", "q")

@@ -22,9 +22,15 @@ HOSTILE = (
 
 def controls(text: str) -> list[str]:
     """The characters of TEXT that a terminal could act on (all but line breaks)."""
-    return [c for c in text if c != "\n" and (unicodedata.category(c) == "Cc"
-                                             or c in "\u200e\u200f\u202a\u202b\u202c\u202d"
-                                             "\u202e\u2066\u2067\u2068\u2069")]
+    return [
+        c
+        for c in text
+        if c != "\n"
+        and (
+            unicodedata.category(c) == "Cc"
+            or c in "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+        )
+    ]
 
 
 def test_terminal_text_keeps_colours_and_drops_every_other_sequence():
@@ -57,30 +63,66 @@ def test_visible_and_one_line():
 
 
 def test_cells():
-    view = {"id": "ab12", "mode": "container", "runtime": "podman", "status": "running",
-            "health": "idle", "branch": "am/ab12", "prompt": "Fix\nthe [b]tests[/b]",
-            "created": "2026-01-01T00:00:00Z"}
+    view = {
+        "id": "ab12",
+        "mode": "container",
+        "runtime": "podman",
+        "status": "running",
+        "health": "idle",
+        "branch": "am/ab12",
+        "prompt": "Fix\nthe [b]tests[/b]",
+        "created": "2026-01-01T00:00:00Z",
+    }
     live = {"cpu_percent": 12.34, "memory_bytes": 3 * 1024**2}
     now = 1767225600 + 125  # 2026-01-01T00:02:05Z
     assert model.cells(view, live, now) == (
-        "ab12", "podman", "running", "idle", "12%", "3.0M", "2m", "am/ab12",
-        "Fix the [b]tests[/b]")
+        "ab12",
+        "podman",
+        "running",
+        "idle",
+        "12%",
+        "3.0M",
+        "2m",
+        "am/ab12",
+        "Fix the [b]tests[/b]",
+    )
     # An agent that stopped shows no stale figures; a tmux agent shows its mode.
-    exited = {**view, "mode": "tmux", "runtime": None, "status": "exited", "exit_code": 3,
-              "health": "-", "prompt": None}
+    exited = {
+        **view,
+        "mode": "tmux",
+        "runtime": None,
+        "status": "exited",
+        "exit_code": 3,
+        "health": "-",
+        "prompt": None,
+    }
     assert model.cells(exited, live, now)[:6] == ("ab12", "tmux", "exited (3)", "-", "-", "-")
     assert model.cells(exited, live, now)[-1] == ""
     assert model.cells({**view, "isolation": "gvisor"}, live, now)[1] == "podman/gvisor"
 
 
 def test_age():
-    assert [model.age(s) for s in (-1, 0, 59, 60, 3599, 3600, 3660 + 59, 86400 * 3 + 7200)] \
-        == ["0s", "0s", "59s", "1m", "59m", "1h00m", "1h01m", "3d02h"]
+    assert [model.age(s) for s in (-1, 0, 59, 60, 3599, 3600, 3660 + 59, 86400 * 3 + 7200)] == [
+        "0s",
+        "0s",
+        "59s",
+        "1m",
+        "59m",
+        "1h00m",
+        "1h01m",
+        "3d02h",
+    ]
 
 
 def test_matches():
-    view = {"id": "ab12", "mode": "tmux", "status": "running", "branch": "am/ab12",
-            "prompt": "Fix the API tests", "source": "/src/app"}
+    view = {
+        "id": "ab12",
+        "mode": "tmux",
+        "status": "running",
+        "branch": "am/ab12",
+        "prompt": "Fix the API tests",
+        "source": "/src/app",
+    }
     assert model.matches(view, "")
     assert model.matches(view, "api RUNNING")
     assert model.matches(view, "/src/app")
@@ -97,16 +139,27 @@ def test_diff_text():
 
 
 def test_spawn_argv_is_read_by_ams_parser_as_given():
-    argv = actions.spawn_argv("-src", "-x $(rm -rf ~) [b]no[/b]\nnext", " codex ", True,
-                              "podman", "limited")
+    argv = actions.spawn_argv(
+        "-src", "-x $(rm -rf ~) [b]no[/b]\nnext", " codex ", True, "podman", "limited"
+    )
     args = actions.parse("spawn", argv)
     assert args.source == "-src"
     assert args.prompt == "-x $(rm -rf ~) [b]no[/b]\nnext"
     assert (args.agent, args.container, args.runtime, args.network) == (
-        "codex", True, "podman", "limited")
+        "codex",
+        True,
+        "podman",
+        "limited",
+    )
     plain = actions.parse("spawn", actions.spawn_argv("/src", " ", "", False, "docker", "full"))
-    assert (plain.source, plain.prompt, plain.agent, plain.container, plain.runtime,
-            plain.network) == ("/src", None, None, False, None, None)
+    assert (
+        plain.source,
+        plain.prompt,
+        plain.agent,
+        plain.container,
+        plain.runtime,
+        plain.network,
+    ) == ("/src", None, None, False, None, None)
 
 
 def test_available_commands():

@@ -46,8 +46,16 @@ def test_new_session_argv_escapes_semicolons():
         "am-x", ["find", ".", "-exec", "echo", "{}", ";", "end;", "bs\\;"], Path("/l"), "/h;"
     )
     new, tag, _ = split_commands(argv)  # exactly three commands: no argument split one
-    assert new[new.index("--") + 1 :] == ["find", ".", "-exec", "echo", "{}", "\\;", "end\\;",
-                                          "bs\\\\;"]
+    assert new[new.index("--") + 1 :] == [
+        "find",
+        ".",
+        "-exec",
+        "echo",
+        "{}",
+        "\\;",
+        "end\\;",
+        "bs\\\\;",
+    ]
     assert tag[-1] == "/h\\;"
 
 
@@ -68,11 +76,23 @@ def test_other_tmux_argv():
     assert session.target("am-ab") == "=am-ab:"
     assert session.kill_session_argv("am-ab") == ["tmux", "kill-session", "-t", "=am-ab:"]
     assert session.attach_argv("am-ab") == ["tmux", "attach-session", "-t", "=am-ab:"]
-    assert session.attach_argv("am-ab", "/tmp/s") == ["tmux", "-S", "/tmp/s", "attach-session",
-                                                      "-t", "=am-ab:"]
+    assert session.attach_argv("am-ab", "/tmp/s") == [
+        "tmux",
+        "-S",
+        "/tmp/s",
+        "attach-session",
+        "-t",
+        "=am-ab:",
+    ]
     # never a switch-client without -c: tmux would pick another user's client
-    assert session.switch_argv("am-ab", "/dev/pts/3") == ["tmux", "switch-client", "-c",
-                                                          "/dev/pts/3", "-t", "=am-ab:"]
+    assert session.switch_argv("am-ab", "/dev/pts/3") == [
+        "tmux",
+        "switch-client",
+        "-c",
+        "/dev/pts/3",
+        "-t",
+        "=am-ab:",
+    ]
 
 
 def test_run_fg_returns_the_exit_code():
@@ -87,8 +107,7 @@ def test_run_fg_returns_the_exit_code():
 
 
 def test_capture_argv():
-    assert session.capture_argv("am-ab") == ["tmux", "capture-pane", "-p", "-e", "-t",
-                                             "=am-ab:"]
+    assert session.capture_argv("am-ab") == ["tmux", "capture-pane", "-p", "-e", "-t", "=am-ab:"]
 
 
 def test_new_session_argv_round_trip_through_real_tmux(tmp_path):
@@ -100,12 +119,18 @@ def test_new_session_argv_round_trip_through_real_tmux(tmp_path):
     log.touch()
     home = f"{tmp_path}/home #{{session_name}};"
     out = tmp_path / "argv.json"
-    script = ("import json, sys, time; open(sys.argv[1], 'w').write(json.dumps(sys.argv[2:]));"
-              " print('child-' + 'printed', flush=True); time.sleep(30)")
+    script = (
+        "import json, sys, time; open(sys.argv[1], 'w').write(json.dumps(sys.argv[2:]));"
+        " print('child-' + 'printed', flush=True); time.sleep(30)"
+    )
     args = ["a;", ";", "b\\;", "#{session_name}", "it's", "x y", "-d", "--"]
     argv = [sys.executable, "-c", script, str(out), *args]
-    res = subprocess.run(session.new_session_argv(name, argv, log, home), capture_output=True,
-                         text=True, cwd=tmp_path)
+    res = subprocess.run(
+        session.new_session_argv(name, argv, log, home),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     try:
         assert res.returncode == 0, res.stderr
         deadline = time.monotonic() + 30
@@ -124,8 +149,9 @@ def test_new_session_argv_round_trip_through_real_tmux(tmp_path):
 
 @pytest.mark.parametrize("ws", ["/tmp/ws", "/tmp/with space/-dash", "/tmp/x;y#{z}"])
 def test_ws_argv_always_hardened(ws):
-    argv = amgit.ws_argv(Repo(Path(ws), Path(ws) / ".git", Path(ws) / ".git"), "status",
-                         "--porcelain")
+    argv = amgit.ws_argv(
+        Repo(Path(ws), Path(ws) / ".git", Path(ws) / ".git"), "status", "--porcelain"
+    )
     assert argv[:2] == ["git", "--no-pager"]
     assert argv[argv.index("-C") + 1] == ws
     assert argv[-2:] == ["status", "--porcelain"]
@@ -134,8 +160,14 @@ def test_ws_argv_always_hardened(ws):
     assert f"safe.directory={ws}" in configs
     for kv in amgit.HARDENING:
         assert kv in configs
-    for kv in ("core.fsmonitor=false", "core.hooksPath=/dev/null", "core.pager=cat",
-               "protocol.allow=never", "credential.helper=", "diff.external="):
+    for kv in (
+        "core.fsmonitor=false",
+        "core.hooksPath=/dev/null",
+        "core.pager=cat",
+        "protocol.allow=never",
+        "credential.helper=",
+        "diff.external=",
+    ):
         assert kv in configs
     # every option is a '-c KEY=VALUE' pair or one of the fixed ones; git discovers nothing
     rest = [a for i, a in enumerate(options) if a != "-c" and options[i - 1] != "-c"]
@@ -183,15 +215,22 @@ def test_clone_and_worktree_argv_end_options():
     argv = amgit.clone_argv("-oops", Path("/d"), hardlinks=False)
     assert argv[-3:] == ["--", "-oops", "/d"] and "--no-hardlinks" in argv
     assert "--no-hardlinks" not in amgit.clone_argv("/src", Path("/d"), hardlinks=True)
-    assert "--no-hardlinks" not in amgit.clone_argv("https://h/r.git", Path("/d"),
-                                                    hardlinks=False)
+    assert "--no-hardlinks" not in amgit.clone_argv("https://h/r.git", Path("/d"), hardlinks=False)
     argv = amgit.worktree_add_argv(Path("/s"), Path("/d"), "am/x", "abc123")
     assert argv[-3:] == ["--", "/d", "abc123"]
     assert argv[argv.index("-b") + 1] == "am/x"
 
 
-@pytest.mark.parametrize("url", ["https://h/r.git", "ssh://git@h/r", "git@github.com:o/r.git",
-                                 "file:///tmp/r", "http://127.0.0.1:9/x"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://h/r.git",
+        "ssh://git@h/r",
+        "git@github.com:o/r.git",
+        "file:///tmp/r",
+        "http://127.0.0.1:9/x",
+    ],
+)
 def test_is_url(url):
     assert amgit.is_url(url)
 
@@ -206,10 +245,12 @@ def test_is_not_url(path):
 
 @pytest.mark.parametrize(
     ("memory", "cpus", "pids", "expected"),
-    [("2g", "2", "100", {"memory": "2g", "cpus": "2", "pids": 100, "disk": None}),
-     ("512M", "0.5", "1", {"memory": "512m", "cpus": "0.5", "pids": 1, "disk": None}),
-     ("1.5g", "1", "4096", {"memory": "1.5g", "cpus": "1", "pids": 4096, "disk": None}),
-     ("6m", "16", "100", {"memory": "6m", "cpus": "16", "pids": 100, "disk": None})],
+    [
+        ("2g", "2", "100", {"memory": "2g", "cpus": "2", "pids": 100, "disk": None}),
+        ("512M", "0.5", "1", {"memory": "512m", "cpus": "0.5", "pids": 1, "disk": None}),
+        ("1.5g", "1", "4096", {"memory": "1.5g", "cpus": "1", "pids": 4096, "disk": None}),
+        ("6m", "16", "100", {"memory": "6m", "cpus": "16", "pids": 100, "disk": None}),
+    ],
 )
 def test_check_limits_accepts(memory, cpus, pids, expected):
     assert plan.check_limits(memory, cpus, pids) == expected
@@ -217,12 +258,25 @@ def test_check_limits_accepts(memory, cpus, pids, expected):
 
 @pytest.mark.parametrize(
     ("memory", "cpus", "pids"),
-    [("0", "2", "100"), ("-1g", "2", "100"), ("abc", "2", "100"), ("1t", "2", "100"),
-     ("5m", "2", "100"), ("", "2", "100"), ("1 g", "2", "100"),
-     ("2g", "0", "100"), ("2g", "-1", "100"), ("2g", "abc", "100"), ("2g", "nan", "100"),
-     ("2g", "", "100"),
-     ("2g", "2", "0"), ("2g", "2", "-1"), ("2g", "2", "1.5"), ("2g", "2", "abc"),
-     ("2g", "2", "")],
+    [
+        ("0", "2", "100"),
+        ("-1g", "2", "100"),
+        ("abc", "2", "100"),
+        ("1t", "2", "100"),
+        ("5m", "2", "100"),
+        ("", "2", "100"),
+        ("1 g", "2", "100"),
+        ("2g", "0", "100"),
+        ("2g", "-1", "100"),
+        ("2g", "abc", "100"),
+        ("2g", "nan", "100"),
+        ("2g", "", "100"),
+        ("2g", "2", "0"),
+        ("2g", "2", "-1"),
+        ("2g", "2", "1.5"),
+        ("2g", "2", "abc"),
+        ("2g", "2", ""),
+    ],
 )
 def test_check_limits_refuses(memory, cpus, pids):
     with pytest.raises(AmError):
@@ -252,10 +306,17 @@ def test_parse_env_refuses(item):
 
 @pytest.mark.parametrize(
     ("domain", "expected"),
-    [("example.com", "example.com"), ("Api.Example.COM", "api.example.com"),
-     ("*.example.com", "*.example.com"), ("a-b.c0.io", "a-b.c0.io"),
-     ("x.com:8443", "x.com:8443"), ("*.Example.com:022", "*.example.com:22"),
-     ("*.allowed.test", "*.allowed.test"), ("github.io", "github.io"), ("1x.com", "1x.com")],
+    [
+        ("example.com", "example.com"),
+        ("Api.Example.COM", "api.example.com"),
+        ("*.example.com", "*.example.com"),
+        ("a-b.c0.io", "a-b.c0.io"),
+        ("x.com:8443", "x.com:8443"),
+        ("*.Example.com:022", "*.example.com:22"),
+        ("*.allowed.test", "*.allowed.test"),
+        ("github.io", "github.io"),
+        ("1x.com", "1x.com"),
+    ],
 )
 def test_check_domain_accepts(domain, expected):
     assert plan.check_domain(domain) == expected
@@ -263,9 +324,27 @@ def test_check_domain_accepts(domain, expected):
 
 @pytest.mark.parametrize(
     "domain",
-    ["", "exa mple.com", "-bad.com", "bad-.com", "a..b", "http://x.com", "x.com/", "*",
-     "**.x.com", "x.*.com", "x.com:", "x.com:0", "x.com:65536", "x.com:-1", "x.com:a",
-     "a" * 64 + ".com", "x_y.com", "x.com;rm", "a." * 127 + "com"],
+    [
+        "",
+        "exa mple.com",
+        "-bad.com",
+        "bad-.com",
+        "a..b",
+        "http://x.com",
+        "x.com/",
+        "*",
+        "**.x.com",
+        "x.*.com",
+        "x.com:",
+        "x.com:0",
+        "x.com:65536",
+        "x.com:-1",
+        "x.com:a",
+        "a" * 64 + ".com",
+        "x_y.com",
+        "x.com;rm",
+        "a." * 127 + "com",
+    ],
 )
 def test_check_domain_refuses(domain):
     with pytest.raises(AmError):
@@ -282,8 +361,23 @@ def test_validate_name_accepts(name):
 
 @pytest.mark.parametrize(
     "name",
-    ["", "../x", "a b", "-rf", "UPPER", "x" * 64, ".", "..", "a/b", "_a", ".a", "a\n", "a\0",
-     "é", "a..b"],
+    [
+        "",
+        "../x",
+        "a b",
+        "-rf",
+        "UPPER",
+        "x" * 64,
+        ".",
+        "..",
+        "a/b",
+        "_a",
+        ".a",
+        "a\n",
+        "a\0",
+        "é",
+        "a..b",
+    ],
 )
 def test_validate_name_refuses(name):
     with pytest.raises(AmError, match="invalid agent name"):
@@ -300,14 +394,16 @@ def test_new_ids_are_valid_and_distinct():
 
 @pytest.mark.parametrize(
     ("intent", "alive", "exit_info", "expected", "code"),
-    [("running", True, None, "running", None),
-     ("running", False, {"exit_code": 3}, "exited", 3),
-     ("running", False, None, "exited", None),
-     ("stopped", True, None, "stopped", None),
-     ("stopped", False, {"exit_code": 3}, "stopped", None),
-     ("starting", False, None, "error", None),
-     # a spawn that died after starting its session: an error, not 'running'
-     ("starting", True, None, "error", None)],
+    [
+        ("running", True, None, "running", None),
+        ("running", False, {"exit_code": 3}, "exited", 3),
+        ("running", False, None, "exited", None),
+        ("stopped", True, None, "stopped", None),
+        ("stopped", False, {"exit_code": 3}, "stopped", None),
+        ("starting", False, None, "error", None),
+        # a spawn that died after starting its session: an error, not 'running'
+        ("starting", True, None, "error", None),
+    ],
 )
 def test_status_derive(intent, alive, exit_info, expected, code):
     view = status.derive({"id": "a", "status": intent, "exit_code": None}, alive, exit_info)
@@ -316,9 +412,28 @@ def test_status_derive(intent, alive, exit_info, expected, code):
 
 
 def test_public_json_has_every_documented_key():
-    keys = ["id", "name", "mode", "runtime", "status", "source", "branch", "base_commit",
-            "workspace", "container", "session", "agent", "command", "created", "exit_code",
-            "oom_killed", "network", "allow_domains", "limits", "log"]
+    keys = [
+        "id",
+        "name",
+        "mode",
+        "runtime",
+        "status",
+        "source",
+        "branch",
+        "base_commit",
+        "workspace",
+        "container",
+        "session",
+        "agent",
+        "command",
+        "created",
+        "exit_code",
+        "oom_killed",
+        "network",
+        "allow_domains",
+        "limits",
+        "log",
+    ]
     view = output.public({"id": "a", "spawn_pid": 1, "home": "/h", "secret": "x"})
     assert list(view)[: len(keys)] == keys
     assert "spawn_pid" not in view and "secret" not in view and "home" not in view
@@ -326,13 +441,22 @@ def test_public_json_has_every_documented_key():
 
 @pytest.mark.parametrize(
     ("domain", "why"),
-    [("127.0.0.1", "an IP address"), ("10.0.0.1:80", "an IP address"),
-     ("*.0.0.1", "an IP address"), ("[::1]", "an IP address"), ("::1", "an IP address"),
-     ("0x7f.1", "ends in a number"), ("host.123", "ends in a number"),
-     ("localhost", "a single-label name"), ("intranet:8080", "a single-label name"),
-     ("*.com", "a wildcard over a top-level domain"),
-     ("*.co.uk", "public suffix 'co.uk'"), ("*.github.io", "public suffix 'github.io'"),
-     ("*.githubusercontent.com", "public suffix"), ("*.test", "top-level domain")],
+    [
+        ("127.0.0.1", "an IP address"),
+        ("10.0.0.1:80", "an IP address"),
+        ("*.0.0.1", "an IP address"),
+        ("[::1]", "an IP address"),
+        ("::1", "an IP address"),
+        ("0x7f.1", "ends in a number"),
+        ("host.123", "ends in a number"),
+        ("localhost", "a single-label name"),
+        ("intranet:8080", "a single-label name"),
+        ("*.com", "a wildcard over a top-level domain"),
+        ("*.co.uk", "public suffix 'co.uk'"),
+        ("*.github.io", "public suffix 'github.io'"),
+        ("*.githubusercontent.com", "public suffix"),
+        ("*.test", "top-level domain"),
+    ],
 )
 def test_check_domain_names_why_it_refuses(domain, why):
     with pytest.raises(AmError, match="invalid --allow-domain") as e:

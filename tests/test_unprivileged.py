@@ -58,8 +58,15 @@ def test_tmux_agent_runs_as_the_user(uam, user):
 def test_docker_agent_through_the_docker_group(uam, user):
     engine_ready("docker")
     repo = uam.repo()
-    res = uam("spawn", repo, "--container", "--runtime", "docker", "--cmd",
-              "echo made-inside > inside.txt; echo uid=$(id -u); echo IN-DONE; sleep 300")
+    res = uam(
+        "spawn",
+        repo,
+        "--container",
+        "--runtime",
+        "docker",
+        "--cmd",
+        "echo made-inside > inside.txt; echo uid=$(id -u); echo IN-DONE; sleep 300",
+    )
     agent = res.stdout.strip().splitlines()[-1]
     log = uam.wait_log(agent, "IN-DONE")
     assert f"uid={user.uid}" in log  # the agent runs as the user, not as root
@@ -75,17 +82,36 @@ def test_docker_agent_through_the_docker_group(uam, user):
 @pytest.mark.container
 def test_rootless_podman_limits_hold_or_are_refused(uam, user):
     repo = uam.repo()
-    res = uam("spawn", repo, "--container", "--runtime", "podman", "--cmd",
-              "cat /sys/fs/cgroup/memory.max; echo LIMIT-DONE; sleep 300", check=False)
+    res = uam(
+        "spawn",
+        repo,
+        "--container",
+        "--runtime",
+        "podman",
+        "--cmd",
+        "cat /sys/fs/cgroup/memory.max; echo LIMIT-DONE; sleep 300",
+        check=False,
+    )
     if rootless_podman_enforces_limits(user.uid):
         assert res.returncode == 0, res.stderr
         log = uam.wait_log(res.stdout.split()[-1], "LIMIT-DONE")
         assert str(2 * 1024**3) in log
         return
     # this host (cgroup v1, or no delegation) would run the agent with no limits at all
-    control = user.run("podman", "run", "--rm", "--network", "none", "--memory", "64m",
-                       "--rootfs", mini_rootfs(user, "/usr/bin/cat"), "/usr/bin/cat",
-                       memory_limit_file(), check=False)
+    control = user.run(
+        "podman",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--memory",
+        "64m",
+        "--rootfs",
+        mini_rootfs(user, "/usr/bin/cat"),
+        "/usr/bin/cat",
+        memory_limit_file(),
+        check=False,
+    )
     assert control.returncode == 0, control.stderr  # podman itself runs it ...
     assert str(64 * 1024**2) not in control.stdout  # ... without the limit it was given
     errors = [ln for ln in res.stderr.splitlines() if ln.startswith("am: error:")]
@@ -107,8 +133,12 @@ def test_auto_chooses_an_engine_that_enforces_the_limits(uam, user):
     agent = uam.spawn(repo, "--container", "--cmd", "sleep 300")
     want = "podman" if rootless_podman_enforces_limits(user.uid) else "docker"
     info = uam.info(agent)
-    assert info["runtime"] == want and info["limits"] == {"memory": "2g", "cpus": "2",
-                                                          "pids": 100, "disk": None}
+    assert info["runtime"] == want and info["limits"] == {
+        "memory": "2g",
+        "cpus": "2",
+        "pids": 100,
+        "disk": None,
+    }
     uam("stop", agent)
 
 
@@ -129,12 +159,12 @@ def test_a_tmux_server_older_than_the_group_does_not_matter(install):
         status = Path(f"/proc/{server.strip()}/status").read_text()
         groups = next(ln for ln in status.splitlines() if ln.startswith("Groups:")).split()[1:]
         assert str(grp.getgrnam("docker").gr_gid) not in groups
-        agent = uam.spawn(repo, "--container", "--runtime", "docker", "--cmd",
-                          "echo LATE-READY; sleep 300")
+        agent = uam.spawn(
+            repo, "--container", "--runtime", "docker", "--cmd", "echo LATE-READY; sleep 300"
+        )
         uam.wait_log(agent, "LATE-READY")
         assert late.run("tmux", "has-session", "-t", "=mine:", check=False).returncode == 0
         uam("stop", agent)
     finally:
         remove_containers("docker", str(late.home / "amhome"))
         late.remove()
-

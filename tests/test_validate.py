@@ -5,14 +5,23 @@ import pytest
 from am import validate
 
 
-@pytest.mark.parametrize("value, size", [("512m", 512 * 1024**2), ("2G", 2 * 1024**3),
-                                         ("1.5g", int(1.5 * 1024**3)), ("7000000", 7000000)])
+@pytest.mark.parametrize(
+    "value, size",
+    [
+        ("512m", 512 * 1024**2),
+        ("2G", 2 * 1024**3),
+        ("1.5g", int(1.5 * 1024**3)),
+        ("7000000", 7000000),
+    ],
+)
 def test_memory_accepts(value, size):
     assert validate.memory(value) == size
 
 
-@pytest.mark.parametrize("value, problem", [("0", None), ("-1g", None), ("2x", None),
-                                            ("", None), (None, None), ("1m", "is too small")])
+@pytest.mark.parametrize(
+    "value, problem",
+    [("0", None), ("-1g", None), ("2x", None), ("", None), (None, None), ("1m", "is too small")],
+)
 def test_memory_refuses(value, problem):
     with pytest.raises(validate.Invalid) as e:
         validate.memory(value)
@@ -33,8 +42,10 @@ def test_cpus_refuses(value):
         validate.cpus(value)
 
 
-@pytest.mark.parametrize("value, ok", [("100", 100), (7, 7), ("0", None), (True, None),
-                                       ("1.5", None), ("-3", None), ("10\n", None)])
+@pytest.mark.parametrize(
+    "value, ok",
+    [("100", 100), (7, 7), ("0", None), (True, None), ("1.5", None), ("-3", None), ("10\n", None)],
+)
 def test_pids(value, ok):
     if ok is None:
         with pytest.raises(validate.Invalid):

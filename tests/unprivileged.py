@@ -47,26 +47,60 @@ class User:
     def __init__(self, groups: tuple[str, ...] = ()):
         root()
         self.name = f"amt{uuid.uuid4().hex[:8]}"
-        _locked(["useradd", "--create-home", "--shell", "/bin/sh", "--user-group",
-                 *(["--groups", ",".join(groups)] if groups else []), self.name])
+        _locked(
+            [
+                "useradd",
+                "--create-home",
+                "--shell",
+                "/bin/sh",
+                "--user-group",
+                *(["--groups", ",".join(groups)] if groups else []),
+                self.name,
+            ]
+        )
         entry = pwd.getpwnam(self.name)
         self.uid, self.home = entry.pw_uid, Path(entry.pw_dir)
 
     def join(self, group: str) -> None:
         _locked(["usermod", "--append", "--groups", group, self.name])
 
-    def run(self, *argv, env: dict | None = None, check: bool = True, timeout: float = 300,
-            cwd: Path | None = None) -> subprocess.CompletedProcess:
+    def run(
+        self,
+        *argv,
+        env: dict | None = None,
+        check: bool = True,
+        timeout: float = 300,
+        cwd: Path | None = None,
+    ) -> subprocess.CompletedProcess:
         """ARGV as this user, with a login's groups and a clean environment."""
-        base = {"HOME": str(self.home), "USER": self.name, "LOGNAME": self.name, "PATH": PATH,
-                "LANG": "C.UTF-8"}
-        res = subprocess.run(["runuser", "-u", self.name, "--", "env", "-i",
-                              *[f"{k}={v}" for k, v in {**base, **(env or {})}.items()],
-                              *map(str, argv)], capture_output=True, text=True,
-                             timeout=timeout, cwd=cwd or self.home)
+        base = {
+            "HOME": str(self.home),
+            "USER": self.name,
+            "LOGNAME": self.name,
+            "PATH": PATH,
+            "LANG": "C.UTF-8",
+        }
+        res = subprocess.run(
+            [
+                "runuser",
+                "-u",
+                self.name,
+                "--",
+                "env",
+                "-i",
+                *[f"{k}={v}" for k, v in {**base, **(env or {})}.items()],
+                *map(str, argv),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=cwd or self.home,
+        )
         if check and res.returncode != 0:
-            raise AssertionError(f"{' '.join(map(str, argv))} as {self.name} failed "
-                                 f"({res.returncode}):\n{res.stdout}\n{res.stderr}")
+            raise AssertionError(
+                f"{' '.join(map(str, argv))} as {self.name} failed "
+                f"({res.returncode}):\n{res.stdout}\n{res.stderr}"
+            )
         return res
 
     def processes(self) -> list[int]:
@@ -107,16 +141,17 @@ class Install:
         self.top = Path(tempfile.mkdtemp(prefix="am-unpriv-", dir="/var/tmp"))
         self.top.chmod(0o755)
         python = self.python()
-        subprocess.run([python, "-m", "venv", "--without-pip", str(self.top / "venv")],
-                       check=True)
+        subprocess.run([python, "-m", "venv", "--without-pip", str(self.top / "venv")], check=True)
         site = next((self.top / "venv" / "lib").glob("python3*/site-packages"))
-        shutil.copytree(REPO / "am", site / "am",
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(REPO / "am", site / "am", ignore=shutil.ignore_patterns("__pycache__"))
         for name in DEPS:
             module = Path(__import__(name).__file__)
             if module.name == "__init__.py":
-                shutil.copytree(module.parent, site / module.parent.name,
-                                ignore=shutil.ignore_patterns("__pycache__"))
+                shutil.copytree(
+                    module.parent,
+                    site / module.parent.name,
+                    ignore=shutil.ignore_patterns("__pycache__"),
+                )
             else:
                 shutil.copy2(module, site / module.name)
         for folder, dirs, files in os.walk(self.top):
@@ -125,8 +160,10 @@ class Install:
                 if not p.is_symlink():
                     p.chmod(p.stat().st_mode | 0o555 if p.is_dir() else p.stat().st_mode | 0o444)
         self.am = self.top / "venv" / "bin" / "am"
-        self.am.write_text(f"#!{self.top / 'venv' / 'bin' / 'python'}\n"
-                           "import sys\nfrom am.main import main\nsys.exit(main())\n")
+        self.am.write_text(
+            f"#!{self.top / 'venv' / 'bin' / 'python'}\n"
+            "import sys\nfrom am.main import main\nsys.exit(main())\n"
+        )
         self.am.chmod(0o755)
 
     @staticmethod
@@ -137,8 +174,10 @@ class Install:
         for candidate in (os.path.realpath(sys.executable), f"/usr/bin/{want}"):
             if os.path.basename(candidate) == want and _world_executable(Path(candidate)):
                 return candidate
-        pytest.fail(f"no {want} that an ordinary user may run: install python3 and "
-                    "python3-venv (sudo make setup)")
+        pytest.fail(
+            f"no {want} that an ordinary user may run: install python3 and "
+            "python3-venv (sudo make setup)"
+        )
 
     def remove(self) -> None:
         shutil.rmtree(self.top, ignore_errors=True)
@@ -159,8 +198,9 @@ class UserAm:
         self.env = {"AM_HOME": str(self.home)}
 
     def __call__(self, *args, check=True, env=None, timeout=300):
-        return self.user.run(self.install.am, *args, env={**self.env, **(env or {})},
-                             check=check, timeout=timeout)
+        return self.user.run(
+            self.install.am, *args, env={**self.env, **(env or {})}, check=check, timeout=timeout
+        )
 
     def spawn(self, *args, **kw) -> str:
         return self("spawn", *args, **kw).stdout.strip().splitlines()[-1]
@@ -192,8 +232,12 @@ def rootless_podman_enforces_limits(uid: int) -> bool:
     """Whether this host can give USER's rootless containers memory, CPU and process limits,
     judged without podman: a pure cgroup v2 host whose systemd delegates those controllers to
     the user's service (cgroup v1, or no delegation, cannot)."""
-    if subprocess.run(["stat", "-f", "-c", "%T", "/sys/fs/cgroup"], capture_output=True,
-                      text=True).stdout.strip() != "cgroup2fs":
+    if (
+        subprocess.run(
+            ["stat", "-f", "-c", "%T", "/sys/fs/cgroup"], capture_output=True, text=True
+        ).stdout.strip()
+        != "cgroup2fs"
+    ):
         return False
     service = Path(f"/sys/fs/cgroup/user.slice/user-{uid}.slice/user@{uid}.service")
     try:
@@ -205,8 +249,12 @@ def rootless_podman_enforces_limits(uid: int) -> bool:
 
 def memory_limit_file() -> str:
     """Where a container reads its own memory limit: cgroup v2's file, else v1's."""
-    v2 = subprocess.run(["stat", "-f", "-c", "%T", "/sys/fs/cgroup"], capture_output=True,
-                        text=True).stdout.strip() == "cgroup2fs"
+    v2 = (
+        subprocess.run(
+            ["stat", "-f", "-c", "%T", "/sys/fs/cgroup"], capture_output=True, text=True
+        ).stdout.strip()
+        == "cgroup2fs"
+    )
     return "/sys/fs/cgroup/memory.max" if v2 else "/sys/fs/cgroup/memory/memory.limit_in_bytes"
 
 

@@ -24,8 +24,10 @@ def for_runtime(runtime: str | None):
     if runtime not in ("auto", "", None):
         raise AmError(f"unknown runtime {runtime!r}", "choose docker, podman or auto")
     passed_over = None
-    if shutil.which("podman") and proc.run(["podman", "version", "--format",
-                                            "{{.Client.Version}}"]).ok:
+    if (
+        shutil.which("podman")
+        and proc.run(["podman", "version", "--format", "{{.Client.Version}}"]).ok
+    ):
         podman = Podman()
         try:
             passed_over = podman.limits_problem()
@@ -36,19 +38,25 @@ def for_runtime(runtime: str | None):
     if not shutil.which("docker"):
         if passed_over:
             raise AmError(f"{passed_over}, and docker is not installed", Podman.limits_hint)
-        raise AmError("no container engine found in PATH",
-                      "install podman or docker.io, or run without --container")
+        raise AmError(
+            "no container engine found in PATH",
+            "install podman or docker.io, or run without --container",
+        )
     docker = Docker()
     if passed_over:
         # Say why podman was passed over when docker cannot take its place either.
         try:
             problem = docker.limits_problem()
         except AmError as e:
-            raise AmError(f"no engine here can run the agent with its limits: {passed_over}; "
-                          f"and {e.message}", e.hint) from None
+            raise AmError(
+                f"no engine here can run the agent with its limits: {passed_over}; and {e.message}",
+                e.hint,
+            ) from None
         if problem:
-            raise AmError(f"no engine here can run the agent with its limits: {passed_over}; "
-                          f"and {problem}", docker.limits_hint)
+            raise AmError(
+                f"no engine here can run the agent with its limits: {passed_over}; and {problem}",
+                docker.limits_hint,
+            )
     return docker
 
 

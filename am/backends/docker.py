@@ -5,16 +5,29 @@ import re
 from am.backends.engine import Engine
 from am.errors import AmError
 
-SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
-              "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+SIZE_UNITS = {
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
 
-TOOLKIT_HINT = ("install the NVIDIA Container Toolkit, run 'sudo nvidia-ctk runtime configure "
-                "--runtime=docker' and restart docker; or leave out --gpus")
+TOOLKIT_HINT = (
+    "install the NVIDIA Container Toolkit, run 'sudo nvidia-ctk runtime configure "
+    "--runtime=docker' and restart docker; or leave out --gpus"
+)
 
 
-GVISOR_HINT = ("as root, run scripts/engines-up.sh of am's source: it registers runsc in "
-               "/etc/docker/daemon.json and reloads dockerd (apt-get install runsc first); "
-               "see 'Kernel isolation' in docs/security.md")
+GVISOR_HINT = (
+    "as root, run scripts/engines-up.sh of am's source: it registers runsc in "
+    "/etc/docker/daemon.json and reloads dockerd (apt-get install runsc first); "
+    "see 'Kernel isolation' in docs/security.md"
+)
 
 
 class Docker(Engine):
@@ -24,25 +37,31 @@ class Docker(Engine):
     host_vars = ("DOCKER_HOST", "DOCKER_CONTEXT")
     local_daemon_hint = "start it: 'sudo systemctl start docker' (or run dockerd)"
 
-    permission_hint = "add yourself to the docker group: 'sudo usermod -aG docker $USER', " \
-                      "then log in again"
+    permission_hint = (
+        "add yourself to the docker group: 'sudo usermod -aG docker $USER', then log in again"
+    )
     _runtimes = None  # dockerd's registered runtimes, asked once
 
     def find_api(self, env):
         from am import engineapi
 
         def context_host(name: str) -> str | None:
-            res = self.call("context", "inspect", "--format", "{{.Endpoints.docker.Host}}",
-                            name, timeout=30)
+            res = self.call(
+                "context", "inspect", "--format", "{{.Endpoints.docker.Host}}", name, timeout=30
+            )
             return res.out.strip() if res.ok else None
 
         return engineapi.docker_endpoint(env, context_host)
-    limits_hint = ("run a rootful Docker daemon, or rootless Docker on a cgroup v2 host; or use "
-                   "--runtime podman as root")
+
+    limits_hint = (
+        "run a rootful Docker daemon, or rootless Docker on a cgroup v2 host; or use "
+        "--runtime podman as root"
+    )
 
     def find_limits_problem(self) -> str | None:
-        res = self.call("info", "--format", "{{.MemoryLimit}} {{.CPUCfsQuota}} {{.PidsLimit}}",
-                        timeout=30)
+        res = self.call(
+            "info", "--format", "{{.MemoryLimit}} {{.CPUCfsQuota}} {{.PidsLimit}}", timeout=30
+        )
         if not res.ok:
             # A daemon that does not answer makes docker 20.10's 'info --format' print only a
             # template error; 'docker version' names the real cause.
@@ -65,13 +84,19 @@ class Docker(Engine):
         # run's own failure is translated instead of guessed at beforehand.
         low = text.lower()
         if "could not select device driver" in low:
-            return AmError("Docker has no GPU support configured (no NVIDIA device driver in "
-                           "the daemon)", TOOLKIT_HINT)
+            return AmError(
+                "Docker has no GPU support configured (no NVIDIA device driver in the daemon)",
+                TOOLKIT_HINT,
+            )
         if "nvidia-container-cli" in low or "nvml" in low:
-            line = next((ln for ln in text.splitlines()
-                         if "nvidia" in ln.lower() or "nvml" in ln.lower()), "")
-            return AmError(f"Docker could not give the container a GPU: {line.strip()}",
-                           "check the NVIDIA driver with 'nvidia-smi' on the host")
+            line = next(
+                (ln for ln in text.splitlines() if "nvidia" in ln.lower() or "nvml" in ln.lower()),
+                "",
+            )
+            return AmError(
+                f"Docker could not give the container a GPU: {line.strip()}",
+                "check the NVIDIA driver with 'nvidia-smi' on the host",
+            )
         return None
 
     def gvisor_problem(self, network: str) -> AmError | None:
@@ -93,8 +118,11 @@ class Docker(Engine):
             return AmError(f"Docker has no gVisor runtime {name!r}", GVISOR_HINT)
         want = [f"--{f}" for f in isolation.RUNSC_FLAGS[network]]
         if sorted(have.get("runtimeArgs") or []) != sorted(want):
-            return AmError(f"Docker's runtime {name!r} has runtimeArgs "
-                           f"{have.get('runtimeArgs') or []}, not {want}", GVISOR_HINT)
+            return AmError(
+                f"Docker's runtime {name!r} has runtimeArgs "
+                f"{have.get('runtimeArgs') or []}, not {want}",
+                GVISOR_HINT,
+            )
         return None
 
     STATS_OPTIONS = ("--no-stream", "--no-trunc")
@@ -109,8 +137,12 @@ class Docker(Engine):
                 continue
             name, cpu, mem, pids = fields
             used, _, limit = mem.partition("/")
-            out[name] = {"cpu_percent": _number(cpu.rstrip("%")), "memory": size_bytes(used),
-                         "memory_limit": size_bytes(limit), "pids": _int(pids)}
+            out[name] = {
+                "cpu_percent": _number(cpu.rstrip("%")),
+                "memory": size_bytes(used),
+                "memory_limit": size_bytes(limit),
+                "pids": _int(pids),
+            }
         return out
 
 
@@ -118,12 +150,17 @@ def limits_verdict(info: str) -> str | None:
     """Why the daemon would ignore limits, from ``docker info``'s MemoryLimit, CPUCfsQuota and
     PidsLimit; None when it enforces all three (pure)."""
     flags = info.split()
-    missing = [what for what, flag in zip(("memory", "CPU", "process"), flags, strict=False)
-               if flag != "true"]
+    missing = [
+        what
+        for what, flag in zip(("memory", "CPU", "process"), flags, strict=False)
+        if flag != "true"
+    ]
     if len(flags) == 3 and not missing:
         return None
-    return (f"the Docker daemon ignores {', '.join(missing) or 'the'} limits here "
-            "('docker info' reports no support for them)")
+    return (
+        f"the Docker daemon ignores {', '.join(missing) or 'the'} limits here "
+        "('docker info' reports no support for them)"
+    )
 
 
 def size_bytes(text: str) -> int | None:

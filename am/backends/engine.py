@@ -44,9 +44,17 @@ SANDBOX_PREFIX = "am_op-"  # throwaway containers that read a stopped agent's wo
 # A sandbox's commands are found here, never in the agent's writable home (the image's PATH
 # starts with /home/agent/.local/bin).
 SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-FORWARDED_ENV = ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_PATH",
-                 "DOCKER_TLS_VERIFY", "CONTAINER_HOST", "CONTAINER_CONNECTION",
-                 "CONTAINERS_CONF", "CONTAINER_SSHKEY")
+FORWARDED_ENV = (
+    "DOCKER_HOST",
+    "DOCKER_CONTEXT",
+    "DOCKER_CONFIG",
+    "DOCKER_CERT_PATH",
+    "DOCKER_TLS_VERIFY",
+    "CONTAINER_HOST",
+    "CONTAINER_CONNECTION",
+    "CONTAINERS_CONF",
+    "CONTAINER_SSHKEY",
+)
 
 
 def layout():
@@ -59,8 +67,10 @@ class AgentExited(AmError):
     """The agent's container started, and the agent ended while the spawn waited for it."""
 
     def __init__(self, agent_id: str, exit_code, output: list[str]):
-        super().__init__(f"agent {agent_id} exited with code {exit_code} while starting",
-                         f"its output: 'am logs {agent_id}'; 'am rm {agent_id}' removes it")
+        super().__init__(
+            f"agent {agent_id} exited with code {exit_code} while starting",
+            f"its output: 'am logs {agent_id}'; 'am rm {agent_id}' removes it",
+        )
         self.exit_code = exit_code
         self.output = output
 
@@ -91,11 +101,13 @@ def worktree_gitdir(workspace: Path) -> Path:
 # Copies the N files named after N from CONFIG_STAGE into $HOME, then runs the command that
 # follows them. Copies, not links, so a CLI may rewrite its own files in its home (a refreshed
 # token) while the host's stay as they were.
-COPY_CONFIG = ('umask 077; n=$1; shift; while [ "$n" -gt 0 ]; do '
-               'mkdir -p "$HOME/$(dirname "$1")" && '
-               f'cp -R "{CONFIG_STAGE}/$1" "$HOME/$1" || '
-               'echo "am: cannot copy ~/$1 into the agent\'s home" >&2; n=$((n - 1)); shift; '
-               'done; exec "$@"')
+COPY_CONFIG = (
+    'umask 077; n=$1; shift; while [ "$n" -gt 0 ]; do '
+    'mkdir -p "$HOME/$(dirname "$1")" && '
+    f'cp -R "{CONFIG_STAGE}/$1" "$HOME/$1" || '
+    'echo "am: cannot copy ~/$1 into the agent\'s home" >&2; n=$((n - 1)); shift; '
+    'done; exec "$@"'
+)
 
 
 def with_config_copies(paths: list[str], command: list[str]) -> list[str]:
@@ -155,11 +167,21 @@ class Engine(Backend):
         from am import isolation as kernels
 
         return [
-            "--memory", limits["memory"], "--memory-swap", limits["memory"],
-            "--cpus", str(limits["cpus"]),
+            "--memory",
+            limits["memory"],
+            "--memory-swap",
+            limits["memory"],
+            "--cpus",
+            str(limits["cpus"]),
             *kernels.pids_args(isolation, int(limits["pids"]), os.cpu_count() or 1),
-            "--init", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-            *self.security_args(), "--read-only", *self.user_args(uid, gid),
+            "--init",
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges",
+            *self.security_args(),
+            "--read-only",
+            *self.user_args(uid, gid),
         ]
 
     @staticmethod
@@ -168,7 +190,7 @@ class Engine(Backend):
         ``create``, so that am's keeper is on its terminal before it starts and not a byte
         of its output is lost or unthrottled."""
         i = head.index("run")
-        return [*head[:i], "create", *head[i + 1:]]
+        return [*head[:i], "create", *head[i + 1 :]]
 
     def run_argv(self, plan, home: str, uid: int, gid: int) -> list[str]:
         """The command line that makes an agent's container, with its own terminal, detached
@@ -177,30 +199,50 @@ class Engine(Backend):
 
         limited = plan.network == "limited"
         command = with_config_copies(plan.config_copies, plan.agent_argv())
-        head = isolation.run_head(self.runtime, plan.isolation or isolation.DEFAULT,
-                                  plan.network)
+        head = isolation.run_head(self.runtime, plan.isolation or isolation.DEFAULT, plan.network)
         argv = [
             *self.detached_head(head),
-            "--interactive", "--tty", "--pull", "never",
-            "--name", plan.container, "--hostname", plan.container,
-            "--label", f"am.agent={plan.id}", "--label", f"am.home={home}",
-            "--network", plan.network_name,
+            "--interactive",
+            "--tty",
+            "--pull",
+            "never",
+            "--name",
+            plan.container,
+            "--hostname",
+            plan.container,
+            "--label",
+            f"am.agent={plan.id}",
+            "--label",
+            f"am.home={home}",
+            "--network",
+            plan.network_name,
             *self.policy_args(plan.limits, uid, gid, plan.isolation or isolation.DEFAULT),
-            "--tmpfs", "/tmp:rw,nosuid,nodev,size=1g,mode=1777",
-            "--tmpfs", f"{AGENT_HOME}:rw,nosuid,nodev,size=1g,{self.home_owner(uid, gid)}",
-            "--log-driver", "none",  # the host log is the keeper's (am/keeper.py)
-            "--mount", mount_arg(Volume(plan.volume) if plan.volume else plan.workspace,
-                                 WORKSPACE),
+            "--tmpfs",
+            "/tmp:rw,nosuid,nodev,size=1g,mode=1777",
+            "--tmpfs",
+            f"{AGENT_HOME}:rw,nosuid,nodev,size=1g,{self.home_owner(uid, gid)}",
+            "--log-driver",
+            "none",  # the host log is the keeper's (am/keeper.py)
+            "--mount",
+            mount_arg(Volume(plan.volume) if plan.volume else plan.workspace, WORKSPACE),
             *[a for m in plan.extra_mounts for a in ("--mount", mount_arg(*m))],
-            "--workdir", WORKSPACE,
-            "--env", f"HOME={AGENT_HOME}", "--env", "TERM=xterm-256color",
+            "--workdir",
+            WORKSPACE,
+            "--env",
+            f"HOME={AGENT_HOME}",
+            "--env",
+            "TERM=xterm-256color",
             # values: from the client's environment, never its arguments
             *[a for name in [*plan.env_names, *plan.env] for a in ("--env", name)],
             *self.gpu_args(plan.gpus),
             *(network.agent_run_args(plan.network_files, plan.publish) if limited else []),
-            *[a for p in (plan.publish if plan.network == "full" else []) for a in
-              ("--publish", p)],
-            "--", plan.image,
+            *[
+                a
+                for p in (plan.publish if plan.network == "full" else [])
+                for a in ("--publish", p)
+            ],
+            "--",
+            plan.image,
             *(network.wrap_command(command, plan.publish) if limited else command),
         ]
         self.refuse_host_mounts(argv)
@@ -211,30 +253,64 @@ class Engine(Backend):
         the one meant here. Refuse, loudly, rather than start anything on it."""
         paths = host_paths(argv) if self.remote else []
         if paths:
-            raise AmError(f"{self.title} runs on another machine ({self.api.url}): it cannot "
-                          f"mount {paths[0]} of this one",
-                          "on a remote engine the workspace lives in an engine volume; "
-                          "--network limited, --mount-agent-config and --worktree need a local "
-                          "engine (docs/scale.md)")
+            raise AmError(
+                f"{self.title} runs on another machine ({self.api.url}): it cannot "
+                f"mount {paths[0]} of this one",
+                "on a remote engine the workspace lives in an engine volume; "
+                "--network limited, --mount-agent-config and --worktree need a local "
+                "engine (docs/scale.md)",
+            )
 
-    def sandbox_argv(self, name: str, image: str, home: str, agent_id: str, limits: dict,
-                     mounts: list[tuple[Path, str, bool]], uid: int, gid: int,
-                     command: list[str], isolation: str, stdin: bool = False) -> list[str]:
+    def sandbox_argv(
+        self,
+        name: str,
+        image: str,
+        home: str,
+        agent_id: str,
+        limits: dict,
+        mounts: list[tuple[Path, str, bool]],
+        uid: int,
+        gid: int,
+        command: list[str],
+        isolation: str,
+        stdin: bool = False,
+    ) -> list[str]:
         """A throwaway container that reads a stopped agent's workspace: the agent's policy,
         isolation and user, no network, its mounts (read-only where given so), removed when it
         ends."""
         from am import isolation as kernels
 
         argv = [
-            *kernels.run_head(self.runtime, isolation, "none"), "--rm", "--pull", "never",
-            "--name", name, "--label", f"am.op={agent_id}", "--label", f"am.home={home}",
-            "--network", "none", *self.policy_args(limits, uid, gid, isolation),
-            "--tmpfs", "/tmp:rw,nosuid,nodev,size=1g,mode=1777",
-            "--log-driver", "none", *(["--interactive"] if stdin else []),
+            *kernels.run_head(self.runtime, isolation, "none"),
+            "--rm",
+            "--pull",
+            "never",
+            "--name",
+            name,
+            "--label",
+            f"am.op={agent_id}",
+            "--label",
+            f"am.home={home}",
+            "--network",
+            "none",
+            *self.policy_args(limits, uid, gid, isolation),
+            "--tmpfs",
+            "/tmp:rw,nosuid,nodev,size=1g,mode=1777",
+            "--log-driver",
+            "none",
+            *(["--interactive"] if stdin else []),
             *[a for m in mounts for a in ("--mount", mount_arg(*m))],
-            "--workdir", "/", "--env", "HOME=/tmp", "--env", f"PATH={SANDBOX_PATH}",
-            "--entrypoint", command[0],
-            "--", image, *command[1:],
+            "--workdir",
+            "/",
+            "--env",
+            "HOME=/tmp",
+            "--env",
+            f"PATH={SANDBOX_PATH}",
+            "--entrypoint",
+            command[0],
+            "--",
+            image,
+            *command[1:],
         ]
         self.refuse_host_mounts(argv)
         return argv
@@ -242,8 +318,18 @@ class Engine(Backend):
     def exec_argv(self, name: str, uid: int, gid: int, command: list[str]) -> list[str]:
         """COMMAND in the running container NAME, as the agent's user."""
         user = self.user_args(uid, gid)
-        return [self.runtime, "exec", "--user", user[user.index("--user") + 1],
-                "--workdir", "/", "--env", f"PATH={SANDBOX_PATH}", name, *command]
+        return [
+            self.runtime,
+            "exec",
+            "--user",
+            user[user.index("--user") + 1],
+            "--workdir",
+            "/",
+            "--env",
+            f"PATH={SANDBOX_PATH}",
+            name,
+            *command,
+        ]
 
     def home_owner(self, uid: int, gid: int) -> str:
         """The tmpfs option that gives the agent's home to the user the agent runs as (the
@@ -259,8 +345,7 @@ class Engine(Backend):
         return [[self.runtime, "tag", tag, remote], [self.runtime, "push", remote]]
 
     def ps_argv(self, home: str, all_states: bool) -> list[str]:
-        argv = [self.runtime, "ps", "--filter", f"label=am.home={home}", "--format",
-                "{{.Names}}"]
+        argv = [self.runtime, "ps", "--filter", f"label=am.home={home}", "--format", "{{.Names}}"]
         return argv + (["--all"] if all_states else [])
 
     # -- calls --------------------------------------------------------------------------------
@@ -300,8 +385,9 @@ class Engine(Backend):
         """Refuse, before anything is made, an engine that would silently ignore the limits."""
         problem = self.limits_problem()
         if problem:
-            raise AmError(f"{problem}, so am will not start a container agent with it",
-                          self.limits_hint)
+            raise AmError(
+                f"{problem}, so am will not start a container agent with it", self.limits_hint
+            )
 
     host_vars: tuple[str, ...] = ()  # variables that point the client at another daemon
     local_daemon_hint = ""
@@ -310,8 +396,10 @@ class Engine(Backend):
         """How to get an answer: from the daemon a variable names, when one is set."""
         for var in self.host_vars:
             if os.environ.get(var):
-                return (f"nothing answers at {var}={os.environ[var]}: start the {self.title} "
-                        f"daemon it names, or unset {var} to use the local one")
+                return (
+                    f"nothing answers at {var}={os.environ[var]}: start the {self.title} "
+                    f"daemon it names, or unset {var} to use the local one"
+                )
         return self.local_daemon_hint
 
     def known_cause(self, text: str) -> AmError | None:
@@ -323,10 +411,13 @@ class Engine(Backend):
             return any(all(w in ln for w in words) for ln in lines)
 
         if said("permission denied", "sock"):
-            return AmError(f"permission denied on the {self.title} socket",
-                           self.permission_hint)
-        if "cannot connect to" in low or "is the docker daemon running" in low or \
-                said("sock", "connection refused") or said("sock", "no such file or directory"):
+            return AmError(f"permission denied on the {self.title} socket", self.permission_hint)
+        if (
+            "cannot connect to" in low
+            or "is the docker daemon running" in low
+            or said("sock", "connection refused")
+            or said("sock", "no such file or directory")
+        ):
             return AmError(f"{self.title} daemon is not running", self.daemon_hint())
         return None
 
@@ -374,11 +465,15 @@ class Engine(Backend):
 
             clis = config.load().resolve()["agent_clis"].value
         clis = image.parse_clis(clis)
-        note = (f"agent CLIs: {', '.join(clis)}; any not yet in {image.build_dir()} is first "
-                "downloaded from its package registry (AM_OFFLINE=1 refuses)" if clis
-                else "no agent CLI")
-        self.run_build_script("build-image.sh", tag, "agent image",
-                              ["--agents", ",".join(clis)], note)
+        note = (
+            f"agent CLIs: {', '.join(clis)}; any not yet in {image.build_dir()} is first "
+            "downloaded from its package registry (AM_OFFLINE=1 refuses)"
+            if clis
+            else "no agent CLI"
+        )
+        self.run_build_script(
+            "build-image.sh", tag, "agent image", ["--agents", ",".join(clis)], note
+        )
 
     def run_build_script(self, script: str, tag: str, what: str, extra=(), note="") -> None:
         """Build WHAT as TAG with one of am's offline build scripts, streaming its output."""
@@ -386,19 +481,26 @@ class Engine(Backend):
 
         path = image.data_root() / "scripts" / script
         if not path.is_file():
-            raise AmError(f"cannot build the {what}: {path} is missing",
-                          "reinstall am: its package carries the build files")
-        print(f"Building {what} (this may take a few minutes)..." + (f"\n  {note}" if note
-              else ""), file=sys.stderr, flush=True)
+            raise AmError(
+                f"cannot build the {what}: {path} is missing",
+                "reinstall am: its package carries the build files",
+            )
+        print(
+            f"Building {what} (this may take a few minutes)..." + (f"\n  {note}" if note else ""),
+            file=sys.stderr,
+            flush=True,
+        )
         from am import paths
 
         env = {**os.environ, "AM_BUILD_DIR": str(image.build_dir())}
         # An image is no secret of the user's: its files must be readable by whoever the
         # agent runs as (am's umask 077 made the proxy's /usr/sbin unreadable to it).
         with paths.umask(0o022):
-            res = proc.stream(["bash", str(path), "--runtime", self.runtime, "--tag", tag,
-                               *extra], env=env, on_line=lambda line: print(
-                                   line, end="", file=sys.stderr, flush=True))
+            res = proc.stream(
+                ["bash", str(path), "--runtime", self.runtime, "--tag", tag, *extra],
+                env=env,
+                on_line=lambda line: print(line, end="", file=sys.stderr, flush=True),
+            )
         if not res.ok:
             raise AmError(f"{what} build failed; its last lines:\n{res.last_lines(12)}")
 
@@ -407,11 +509,14 @@ class Engine(Backend):
         progress; the registry's credentials are the engine's own (docker/podman login)."""
         print(f"Pushing {remote} ...", file=sys.stderr, flush=True)
         for argv in self.push_argvs(tag, remote):
-            res = proc.stream(argv, on_line=lambda line: print(line, end="", file=sys.stderr,
-                                                               flush=True))
+            res = proc.stream(
+                argv, on_line=lambda line: print(line, end="", file=sys.stderr, flush=True)
+            )
             if not res.ok:
-                raise AmError(f"{' '.join(argv[:2])} failed: {res.brief()}",
-                              push_hint(self.runtime, res.last_lines(3), remote))
+                raise AmError(
+                    f"{' '.join(argv[:2])} failed: {res.brief()}",
+                    push_hint(self.runtime, res.last_lines(3), remote),
+                )
 
     def prepare(self, plan) -> None:
         # First, before an image is built: whether the limits the agent is promised would hold.
@@ -426,8 +531,10 @@ class Engine(Backend):
         if labels is None:
             # am builds its own image (any tag of am-agent) on first use; others must exist.
             if plan.image.split(":")[0] != DEFAULT_IMAGE.split(":")[0]:
-                raise AmError(f"image {plan.image!r} not found in {self.title}",
-                              "build or load it first, or leave out --image")
+                raise AmError(
+                    f"image {plan.image!r} not found in {self.title}",
+                    "build or load it first, or leave out --image",
+                )
             self.build_image(plan.image, [*plan.agent_clis, *([cli] if cli else [])])
             labels = self.image_labels(plan.image)
         image.check_has_cli(self, plan.image, labels, cli, plan.agent)
@@ -457,23 +564,29 @@ class Engine(Backend):
         """An engine on another machine: the workspace goes into a volume of its own there;
         what needs a host path mounted is refused before anything is made."""
         if not self.remote:
-            raise AmError(f"agent {plan.id}'s workspace is in the volume {plan.volume} of a "
-                          f"remote engine, but {self.title} is now reached locally",
-                          "set DOCKER_HOST, the docker context or CONTAINER_HOST as when it "
-                          "was spawned")
-        for flag, used in (("--network limited", plan.network == "limited"),
-                           ("--mount-agent-config", bool(plan.config_copies)),
-                           ("--worktree", plan.worktree)):
+            raise AmError(
+                f"agent {plan.id}'s workspace is in the volume {plan.volume} of a "
+                f"remote engine, but {self.title} is now reached locally",
+                "set DOCKER_HOST, the docker context or CONTAINER_HOST as when it was spawned",
+            )
+        for flag, used in (
+            ("--network limited", plan.network == "limited"),
+            ("--mount-agent-config", bool(plan.config_copies)),
+            ("--worktree", plan.worktree),
+        ):
             if used:
-                raise AmError(f"{flag} needs a local engine: {self.title} at "
-                              f"{self.api.url} cannot mount this host's files",
-                              "leave it out, or use a local engine (docs/scale.md)")
+                raise AmError(
+                    f"{flag} needs a local engine: {self.title} at "
+                    f"{self.api.url} cannot mount this host's files",
+                    "leave it out, or use a local engine (docs/scale.md)",
+                )
         plan.volume = workspace_volume(plan.id)
 
     def volume_home(self, name: str) -> str | None:
         """The am.home label of volume NAME; None when there is no such volume."""
-        res = self.call("volume", "inspect", "--format", '{{index .Labels "am.home"}}', name,
-                        timeout=60)
+        res = self.call(
+            "volume", "inspect", "--format", '{{index .Labels "am.home"}}', name, timeout=60
+        )
         return res.out.strip() if res.ok else None
 
     def seed_volume(self, plan, home: str) -> bool:
@@ -486,12 +599,17 @@ class Engine(Backend):
         owner = self.volume_home(plan.volume)
         if owner is not None:
             if owner != home:
-                raise AmError(f"the volume {plan.volume} is not this AM_HOME's",
-                              "remove it, or choose another AM_HOME")
+                raise AmError(
+                    f"the volume {plan.volume} is not this AM_HOME's",
+                    "remove it, or choose another AM_HOME",
+                )
             return False
         if not plan.workspace.is_dir():
-            raise AmError(f"agent {plan.id} has no workspace: neither {plan.workspace} nor "
-                          f"the volume {plan.volume}", "remove it with 'am rm'")
+            raise AmError(
+                f"agent {plan.id} has no workspace: neither {plan.workspace} nor "
+                f"the volume {plan.volume}",
+                "remove it with 'am rm'",
+            )
         if plan.mirror:
             # Its objects are the cache's, by a host path: copy them in, then drop the link.
             from am import git, gitsafe
@@ -500,29 +618,56 @@ class Engine(Backend):
             git.ws_git(repo, "repack", "-a", "-d", "-q")
             (plan.workspace / ".git" / "objects" / "info" / "alternates").unlink(missing_ok=True)
             plan.mirror = None
-        res = self.call("volume", "create", "--label", f"am.home={home}", "--label",
-                        f"am.agent={plan.id}", plan.volume, timeout=60)
+        res = self.call(
+            "volume",
+            "create",
+            "--label",
+            f"am.home={home}",
+            "--label",
+            f"am.agent={plan.id}",
+            plan.volume,
+            timeout=60,
+        )
         if not res.ok:
             raise self.explain(res.err or res.out)
         from am import isolation
 
-        argv = self.sandbox_argv(f"{SANDBOX_PREFIX}{plan.id}-seed", plan.image, home, plan.id,
-                                 plan.limits, [(Volume(plan.volume), WORKSPACE, False)],
-                                 os.getuid(), os.getgid(),
-                                 ["tar", "-x", "-p", "-f", "-", "-C", WORKSPACE],
-                                 plan.isolation or isolation.DEFAULT, stdin=True)
-        tar = subprocess.Popen(["tar", "-c", "-f", "-", "-C", str(plan.workspace), "."],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        argv = self.sandbox_argv(
+            f"{SANDBOX_PREFIX}{plan.id}-seed",
+            plan.image,
+            home,
+            plan.id,
+            plan.limits,
+            [(Volume(plan.volume), WORKSPACE, False)],
+            os.getuid(),
+            os.getgid(),
+            ["tar", "-x", "-p", "-f", "-", "-C", WORKSPACE],
+            plan.isolation or isolation.DEFAULT,
+            stdin=True,
+        )
+        tar = subprocess.Popen(
+            ["tar", "-c", "-f", "-", "-C", str(plan.workspace), "."],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
         try:
-            done = subprocess.run(argv, stdin=tar.stdout, capture_output=True, text=True,
-                                  errors="replace", timeout=3600)
+            done = subprocess.run(
+                argv,
+                stdin=tar.stdout,
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=3600,
+            )
         finally:
             tar.stdout.close()
             tar.wait()
         if done.returncode != 0 or tar.returncode != 0:
             self.call("volume", "rm", "--force", plan.volume, timeout=60)
-            raise AmError(f"cannot copy the workspace into the volume {plan.volume}: "
-                          f"{(done.stderr or 'tar failed').strip().splitlines()[-1:]}")
+            raise AmError(
+                f"cannot copy the workspace into the volume {plan.volume}: "
+                f"{(done.stderr or 'tar failed').strip().splitlines()[-1:]}"
+            )
         shutil.rmtree(plan.workspace)
         return True
 
@@ -541,15 +686,25 @@ class Engine(Backend):
         env = {k: os.environ[k] for k in ("PATH", *FORWARDED_ENV) if k in os.environ}
         env.update(plan.env)  # passed on by name, like --env
         api = self.api
-        container = {"engine": self.runtime, "name": plan.container,
-                     "isolation": plan.isolation, "pids_limit": plan.limits["pids"],
-                     "api": api.to_json() if api else None, "log_max": plan.log_max}
+        container = {
+            "engine": self.runtime,
+            "name": plan.container,
+            "isolation": plan.isolation,
+            "pids_limit": plan.limits["pids"],
+            "api": api.to_json() if api else None,
+            "log_max": plan.log_max,
+        }
         if plan.proxy:
-            container.update(proxy=plan.proxy, egress=plan.egress
-                             if plan.egress == plan.managed_egress else None)
-        return {"argv": self.run_argv(plan, home, os.getuid(), os.getgid()),
-                "cwd": str(self.client_dir(plan)), "env": env, "container": container,
-                "log": str(plan.log)}
+            container.update(
+                proxy=plan.proxy, egress=plan.egress if plan.egress == plan.managed_egress else None
+            )
+        return {
+            "argv": self.run_argv(plan, home, os.getuid(), os.getgid()),
+            "cwd": str(self.client_dir(plan)),
+            "env": env,
+            "container": container,
+            "log": str(plan.log),
+        }
 
     @property
     def api(self):
@@ -584,7 +739,8 @@ class Engine(Backend):
 
         # podman runs runsc with the flags it is given on this call, not those of the create.
         runtime_options = isolation.engine_options(
-            self.runtime, plan.isolation or isolation.DEFAULT, plan.network)
+            self.runtime, plan.isolation or isolation.DEFAULT, plan.network
+        )
         if self.api is None:
             # A local podman's conmon, and its attach socket, come with 'init'.
             res = self.call(*runtime_options, "init", plan.container, timeout=300)
@@ -602,17 +758,20 @@ class Engine(Backend):
             # exits at once is recorded, never found gone by the start above; a failed
             # start is left to the spawn's undo.
             with contextlib.suppress(AmError):
-                keeper.request(layout, {"op": "started", "id": plan.id,
-                                        "failed": not started})
+                keeper.request(layout, {"op": "started", "id": plan.id, "failed": not started})
 
     def start_error(self, plan, text: str) -> AmError:
         gpu = self.gpu_error(text) if plan.gpus else None
         if gpu:
             return gpu
-        lines = [ln.strip() for ln in text.strip().splitlines()
-                 if ln.strip() and "input device is not a TTY" not in ln]
-        return AmError(f"the container {plan.container} did not start" +
-                       (f": {lines[-1]}" if lines else ""))
+        lines = [
+            ln.strip()
+            for ln in text.strip().splitlines()
+            if ln.strip() and "input device is not a TTY" not in ln
+        ]
+        return AmError(
+            f"the container {plan.container} did not start" + (f": {lines[-1]}" if lines else "")
+        )
 
     @staticmethod
     def client_dir(plan) -> Path:
@@ -669,9 +828,13 @@ class Engine(Backend):
     def state(self, name: str) -> tuple[bool, str] | None:
         """Whether container NAME runs, and the am.home it is labelled for; None if there is
         no such container (or the engine does not answer)."""
-        res = self.call("inspect", "--format",
-                        '{{.State.Running}}\t{{index .Config.Labels "am.home"}}', name,
-                        timeout=60)
+        res = self.call(
+            "inspect",
+            "--format",
+            '{{.State.Running}}\t{{index .Config.Labels "am.home"}}',
+            name,
+            timeout=60,
+        )
         if not res.ok:
             return None
         running, _, home = res.out.strip().partition("\t")
@@ -691,8 +854,7 @@ class Engine(Backend):
         if res.ok or "in progress" not in (res.err or "").lower():
             return
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.call("inspect", "--format", "{{.Id}}",
-                                                        name).ok:
+        while time.monotonic() < deadline and self.call("inspect", "--format", "{{.Id}}", name).ok:
             time.sleep(0.1)
 
     def stop(self, record: dict) -> None:
@@ -701,15 +863,24 @@ class Engine(Backend):
         from am import network
 
         limited = bool(record.get("proxy"))
-        self.remove_agent(record.get("container"),
-                          proxy=network.proxy_name(record["id"]) if limited else None,
-                          egress=record.get("egress_network")
-                          if limited and record.get("managed_egress") else None,
-                          home=str(layout().root))  # never the record's word for it
+        self.remove_agent(
+            record.get("container"),
+            proxy=network.proxy_name(record["id"]) if limited else None,
+            egress=record.get("egress_network")
+            if limited and record.get("managed_egress")
+            else None,
+            home=str(layout().root),
+        )  # never the record's word for it
 
-    def remove_agent(self, name: str | None, *, proxy: str | None = None,
-                     egress: str | None = None, home: str | None = None,
-                     timeout: float = 60) -> None:
+    def remove_agent(
+        self,
+        name: str | None,
+        *,
+        proxy: str | None = None,
+        egress: str | None = None,
+        home: str | None = None,
+        timeout: float = 60,
+    ) -> None:
         """Remove an agent's container NAME, then its network proxy PROXY, then am's outside
         network EGRESS (which the engine refuses to remove while another proxy uses it).
         With HOME, a container is removed only if it carries that AM_HOME's label; without,
@@ -739,8 +910,15 @@ class Engine(Backend):
         """One ``stats`` call for the containers NAMES, one tab-separated line each. Always
         named: without names the engine reads every container on the host, and one in a broken
         state (a stranger's, say) fails the whole call."""
-        return [self.runtime, "stats", *self.STATS_OPTIONS, "--format", self.STATS_FORMAT,
-                "--", *names]
+        return [
+            self.runtime,
+            "stats",
+            *self.STATS_OPTIONS,
+            "--format",
+            self.STATS_FORMAT,
+            "--",
+            *names,
+        ]
 
     def parse_stats(self, text: str) -> dict[str, dict]:
         """Container name -> cpu_percent, memory, memory_limit, pids (None where unknown)."""
@@ -762,8 +940,7 @@ class Engine(Backend):
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
-            each = list(pool.map(lambda n: self.call(*self.stats_argv([n])[1:], timeout=60),
-                                 names))
+            each = list(pool.map(lambda n: self.call(*self.stats_argv([n])[1:], timeout=60), names))
         answered = [r for r in each if r.ok]
         if not answered:
             raise self.explain(res.err or res.out)
@@ -777,8 +954,11 @@ class Engine(Backend):
         from am.network import PROXY_PREFIX
 
         res = self.call(*self.ps_argv(home, True)[1:])
-        return [n for n in res.out.split()
-                if not n.startswith((PROXY_PREFIX, SANDBOX_PREFIX))] if res.ok else []
+        return (
+            [n for n in res.out.split() if not n.startswith((PROXY_PREFIX, SANDBOX_PREFIX))]
+            if res.ok
+            else []
+        )
 
 
 def push_hint(runtime: str, text: str, remote: str) -> str:
@@ -786,12 +966,18 @@ def push_hint(runtime: str, text: str, remote: str) -> str:
     registry = remote.split("/")[0]
     low = text.lower()
     if "http response to https client" in low:
-        return (f"{registry} speaks plain HTTP: give it TLS, or mark it insecure for "
-                f"{runtime} (" + ("'insecure-registries' in /etc/docker/daemon.json"
-                                  if runtime == "docker" else
-                                  "a [[registry]] with insecure = true in registries.conf")
-                + ")")
-    if any(w in low for w in ("unauthorized", "authentication required", "denied",
-                              "authorization")):
+        return (
+            f"{registry} speaks plain HTTP: give it TLS, or mark it insecure for "
+            f"{runtime} ("
+            + (
+                "'insecure-registries' in /etc/docker/daemon.json"
+                if runtime == "docker"
+                else "a [[registry]] with insecure = true in registries.conf"
+            )
+            + ")"
+        )
+    if any(
+        w in low for w in ("unauthorized", "authentication required", "denied", "authorization")
+    ):
         return f"log in first: '{runtime} login {registry}'"
     return f"check that {registry} is the registry's address and that it answers"

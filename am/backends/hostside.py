@@ -34,8 +34,10 @@ def check_mount_path(path: Path) -> str:
     """A host path that can be mounted without its text becoming extra mount options."""
     text = str(path)
     if UNSAFE_MOUNT_CHARS.search(text):
-        raise AmError(f"cannot mount {text!r} into a container: it contains ',', ':' or a "
-                      "control character", "choose an AM_HOME without them")
+        raise AmError(
+            f"cannot mount {text!r} into a container: it contains ',', ':' or a control character",
+            "choose an AM_HOME without them",
+        )
     return text
 
 
@@ -65,8 +67,10 @@ def agent_uid() -> int:
     if not text:
         return AGENT_UID
     if not text.isdigit() or not 0 < int(text) < 2**31 - 1:
-        raise AmError(f"invalid {AGENT_UID_ENV} {text!r}",
-                      "a uid no account uses, such as 2000000000 (the default)")
+        raise AmError(
+            f"invalid {AGENT_UID_ENV} {text!r}",
+            "a uid no account uses, such as 2000000000 (the default)",
+        )
     return int(text)
 
 
@@ -106,8 +110,10 @@ def check_agent_uid() -> int:
     uid = agent_uid()
     problem = uid_problem(uid)
     if problem:
-        raise AmError(f"agents would run as {problem}",
-                      f"set {AGENT_UID_ENV} to a uid no account uses; 'am doctor' checks it")
+        raise AmError(
+            f"agents would run as {problem}",
+            f"set {AGENT_UID_ENV} to a uid no account uses; 'am doctor' checks it",
+        )
     return uid
 
 
@@ -118,7 +124,8 @@ def identity_files(folder: Path, uid: int) -> list[tuple[Path, str, bool]]:
     (folder / "passwd").write_text(
         "root:x:0:0:root:/root:/bin/sh\n"
         f"agent:x:{uid}:{uid}:agent:{AGENT_HOME}:/bin/bash\n"
-        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")
+        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+    )
     (folder / "group").write_text(f"root:x:0:\nagent:x:{uid}:\nnogroup:x:65534:\n")
     for name in ("passwd", "group"):
         (folder / name).chmod(0o644)

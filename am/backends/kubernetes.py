@@ -22,11 +22,15 @@ from am import kube, proc
 from am.backends.base import Backend
 from am.errors import AmError
 
-INSTALL_HINT = ("install kubectl (Kubernetes' own package repository, or your cluster "
-                "vendor's SDK) and set up a kubeconfig context for the cluster")
-RBAC_HINT = ("ask your cluster's admin for the rights to create and delete pods, pods/exec, "
-             "pods/attach, persistentvolumeclaims, configmaps, secrets, services and "
-             "networkpolicies in the namespace")
+INSTALL_HINT = (
+    "install kubectl (Kubernetes' own package repository, or your cluster "
+    "vendor's SDK) and set up a kubeconfig context for the cluster"
+)
+RBAC_HINT = (
+    "ask your cluster's admin for the rights to create and delete pods, pods/exec, "
+    "pods/attach, persistentvolumeclaims, configmaps, secrets, services and "
+    "networkpolicies in the namespace"
+)
 START_TIMEOUT = 600  # seconds for a pod to be scheduled, pull its image and seed its workspace
 OP_TIMEOUT = 300  # seconds for a workspace operation's pod to start
 # What the session's client needs of the caller's environment at once (the rest of it comes
@@ -50,40 +54,60 @@ def explain(text: str, t: kube.Target | None = None) -> AmError:
     low = text.lower()
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     last = lines[-1] if lines else "no output"
-    where = f"namespace {t.namespace} of context {t.context}" if t and t.context else \
-        "the cluster"
+    where = f"namespace {t.namespace} of context {t.context}" if t and t.context else "the cluster"
     if "alreadyexists" in low or "already exists" in low:
-        return AmError(f"{last.removeprefix('Error from server (AlreadyExists): ')} in {where}",
-                       "an agent of the same name from another AM_HOME, or a leftover: "
-                       "'am clean --containers', or choose another --name")
+        return AmError(
+            f"{last.removeprefix('Error from server (AlreadyExists): ')} in {where}",
+            "an agent of the same name from another AM_HOME, or a leftover: "
+            "'am clean --containers', or choose another --name",
+        )
     if "forbidden" in low:
         return AmError(f"Kubernetes refused: {last}", RBAC_HINT)
     if "doesn't have a resource type" in low:
         # An older kubectl (Debian 12's 1.20) asks for the API's resource list first and says
         # only this when the server refuses it.
-        return AmError(f"Kubernetes refused kubectl the list of its resources: {last}",
-                       RBAC_HINT)
+        return AmError(f"Kubernetes refused kubectl the list of its resources: {last}", RBAC_HINT)
     if "cannot locate context" in low or "context was not found" in low:
-        return AmError(f"kubectl has no context of that name: {last}",
-                       "'kubectl config get-contexts' lists them: fix AM_KUBE_CONTEXT "
-                       "(kubernetes.context in config.toml), or leave it empty for the "
-                       "current one")
-    if any(s in low for s in ("current-context is not set", "no configuration has been "
-                              "provided", "does not exist")):
-        return AmError(f"kubectl has no usable context: {last}",
-                       "set up a kubeconfig for your cluster (~/.kube/config or KUBECONFIG, "
-                       "as its vendor's tools make it), then 'kubectl config use-context "
-                       "NAME', or set AM_KUBE_CONTEXT (kubernetes.context in config.toml)")
-    if any(s in low for s in ("must be logged in", "unauthorized",
-                              "provide credentials")):
-        return AmError(f"the cluster refused kubectl's credentials: {last}",
-                       "log in again (your cluster vendor's login, or refresh the "
-                       "kubeconfig's token), then check with 'kubectl get pods'")
-    if any(s in low for s in ("unable to connect", "connection refused", "was refused",
-                              "no such host",
-                              "i/o timeout", "couldn't get current server api")):
-        return AmError(f"cannot reach {where}: {last}",
-                       "check 'kubectl cluster-info' with the same context")
+        return AmError(
+            f"kubectl has no context of that name: {last}",
+            "'kubectl config get-contexts' lists them: fix AM_KUBE_CONTEXT "
+            "(kubernetes.context in config.toml), or leave it empty for the "
+            "current one",
+        )
+    if any(
+        s in low
+        for s in (
+            "current-context is not set",
+            "no configuration has been provided",
+            "does not exist",
+        )
+    ):
+        return AmError(
+            f"kubectl has no usable context: {last}",
+            "set up a kubeconfig for your cluster (~/.kube/config or KUBECONFIG, "
+            "as its vendor's tools make it), then 'kubectl config use-context "
+            "NAME', or set AM_KUBE_CONTEXT (kubernetes.context in config.toml)",
+        )
+    if any(s in low for s in ("must be logged in", "unauthorized", "provide credentials")):
+        return AmError(
+            f"the cluster refused kubectl's credentials: {last}",
+            "log in again (your cluster vendor's login, or refresh the "
+            "kubeconfig's token), then check with 'kubectl get pods'",
+        )
+    if any(
+        s in low
+        for s in (
+            "unable to connect",
+            "connection refused",
+            "was refused",
+            "no such host",
+            "i/o timeout",
+            "couldn't get current server api",
+        )
+    ):
+        return AmError(
+            f"cannot reach {where}: {last}", "check 'kubectl cluster-info' with the same context"
+        )
     return AmError(f"kubectl failed: {last}")
 
 
@@ -104,13 +128,24 @@ def kubeconfig_path() -> str | None:
 def spec_of(plan, home: str) -> kube.Spec:
     k = plan.kube
     return kube.Spec(
-        agent_id=plan.id, home=home, image=plan.image, command=plan.agent_argv(),
-        limits=plan.limits, network=plan.network, isolation=plan.isolation or "runc",
-        storage=k["storage"], size=k["size"], storage_class=k.get("storage_class"),
-        env=dict(plan.env), secret_names=[n for n in plan.env_names if n in plan.secrets],
-        gpus=int(plan.gpus) if plan.gpus else None, domains=list(plan.allow_domains),
-        private=list(plan.allow_private_domains), proxy_image=k["proxy_image"],
-        seed=getattr(plan, "seed", None))
+        agent_id=plan.id,
+        home=home,
+        image=plan.image,
+        command=plan.agent_argv(),
+        limits=plan.limits,
+        network=plan.network,
+        isolation=plan.isolation or "runc",
+        storage=k["storage"],
+        size=k["size"],
+        storage_class=k.get("storage_class"),
+        env=dict(plan.env),
+        secret_names=[n for n in plan.env_names if n in plan.secrets],
+        gpus=int(plan.gpus) if plan.gpus else None,
+        domains=list(plan.allow_domains),
+        private=list(plan.allow_private_domains),
+        proxy_image=k["proxy_image"],
+        seed=getattr(plan, "seed", None),
+    )
 
 
 def get_pod(t: kube.Target, pod: str) -> dict | None:
@@ -121,8 +156,15 @@ def get_pod(t: kube.Target, pod: str) -> dict | None:
     return kube.parse_pod(res.out)
 
 
-def wait_for(t: kube.Target, pod: str, container: str, *, init: bool = False,
-             timeout: float = START_TIMEOUT, quiet: bool = False) -> None:
+def wait_for(
+    t: kube.Target,
+    pod: str,
+    container: str,
+    *,
+    init: bool = False,
+    timeout: float = START_TIMEOUT,
+    quiet: bool = False,
+) -> None:
     """Return once CONTAINER of POD runs; raise with the reason when it cannot."""
     deadline = time.monotonic() + timeout
     said = ""
@@ -135,21 +177,26 @@ def wait_for(t: kube.Target, pod: str, container: str, *, init: bool = False,
         if state.phase == "terminated":
             tail = call(kube.logs_argv(t, pod, container, tail=5), timeout=60)
             text = (tail.out or tail.err).strip().splitlines()
-            raise AmError(f"the container {container} of pod {pod} ended ({state.reason or 'exit'}"
-                          f" {state.exit_code})" + (f": {text[-1]}" if text else ""))
+            raise AmError(
+                f"the container {container} of pod {pod} ended ({state.reason or 'exit'}"
+                f" {state.exit_code})" + (f": {text[-1]}" if text else "")
+            )
         if state.reason in kube.PULL_REASONS:
             why = state.message or state.reason
-            raise AmError(f"the cluster cannot pull the image of pod {pod}: {why}",
-                          "push the image to a registry the cluster reaches "
-                          "('am image build --push REGISTRY') and spawn with --image "
-                          "REGISTRY/am-agent:TAG")
+            raise AmError(
+                f"the cluster cannot pull the image of pod {pod}: {why}",
+                "push the image to a registry the cluster reaches "
+                "('am image build --push REGISTRY') and spawn with --image "
+                "REGISTRY/am-agent:TAG",
+            )
         now = state.reason or state.message
         if now and now != said and not quiet:
             say(f"  pod {pod}: {now}")
             said = now
         if time.monotonic() > deadline:
-            raise AmError(f"the pod {pod} did not start within {timeout:.0f}s"
-                          + (f": {now}" if now else ""))
+            raise AmError(
+                f"the pod {pod} did not start within {timeout:.0f}s" + (f": {now}" if now else "")
+            )
         time.sleep(0.5)
 
 
@@ -190,14 +237,20 @@ class Kubernetes(Backend):
     def prepare(self, plan) -> None:
         self.check()
         t = self.resolve(plan.kube)
-        res = call(t.argv("get", "pods", "--selector", "am.agent", "--output", "name",
-                          "--request-timeout=30s"), timeout=60)
+        res = call(
+            t.argv(
+                "get", "pods", "--selector", "am.agent", "--output", "name", "--request-timeout=30s"
+            ),
+            timeout=60,
+        )
         if not res.ok:
             raise explain(res.err or res.out, t)
         if "/" not in plan.image.split(":")[0] and not plan.image.startswith("localhost"):
-            say(f"am: note: image {plan.image} names no registry: the cluster's nodes must "
+            say(
+                f"am: note: image {plan.image} names no registry: the cluster's nodes must "
                 "have it already (else push one: 'am image build --push REGISTRY', then "
-                "--image REGISTRY/am-agent:TAG)")
+                "--image REGISTRY/am-agent:TAG)"
+            )
 
     def make_seed(self, plan, undo, layout) -> str:
         """The bundle the pod's workspace is made from: the source's branches and tags and
@@ -217,22 +270,51 @@ class Kubernetes(Backend):
 
         env = git.source_env()
         base = None
-        for ref in (["HEAD"] if plan.base is None else [f"refs/heads/{plan.base}", plan.base]):
-            res = proc.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet",
-                            "--end-of-options", f"{ref}^{{commit}}"], env=env)
+        for ref in ["HEAD"] if plan.base is None else [f"refs/heads/{plan.base}", plan.base]:
+            res = proc.run(
+                [
+                    "git",
+                    "-C",
+                    str(repo),
+                    "rev-parse",
+                    "--verify",
+                    "--quiet",
+                    "--end-of-options",
+                    f"{ref}^{{commit}}",
+                ],
+                env=env,
+            )
             if res.ok:
                 base = res.out.strip()
                 break
         if base is None:
-            raise AmError("the source has no commits to start from" if plan.base is None else
-                          f"base {plan.base!r} is not a branch, tag or commit of the source")
+            raise AmError(
+                "the source has no commits to start from"
+                if plan.base is None
+                else f"base {plan.base!r} is not a branch, tag or commit of the source"
+            )
         layout.run.mkdir(parents=True, exist_ok=True)
         path = layout.run / f"{plan.id}.bundle"
         undo.push(_unlink, path)
-        head = proc.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", "HEAD"],
-                        env=env).ok
-        res = proc.run(["git", "-C", str(repo), "bundle", "create", "--quiet", str(path),
-                        "--branches", "--tags", *(["HEAD"] if head else []), base], env=env)
+        head = proc.run(
+            ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", "HEAD"], env=env
+        ).ok
+        res = proc.run(
+            [
+                "git",
+                "-C",
+                str(repo),
+                "bundle",
+                "create",
+                "--quiet",
+                str(path),
+                "--branches",
+                "--tags",
+                *(["HEAD"] if head else []),
+                base,
+            ],
+            env=env,
+        )
         if not res.ok:
             raise AmError(f"cannot bundle {plan.source}: {res.brief()}")
         digest = hashlib.sha256()
@@ -240,8 +322,12 @@ class Kubernetes(Backend):
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 digest.update(chunk)
         plan.bundle = path
-        plan.seed = {"sha256": digest.hexdigest(), "branch": plan.branch, "base": base,
-                     "origin": plan.source}
+        plan.seed = {
+            "sha256": digest.hexdigest(),
+            "branch": plan.branch,
+            "base": base,
+            "origin": plan.source,
+        }
         say(f"Bundled {path.stat().st_size / 1e6:.1f} MB of {plan.source} for the pod")
         return base
 
@@ -263,11 +349,14 @@ class Kubernetes(Backend):
             raise explain(res.err or res.out, t)
         if getattr(plan, "seed", None):
             wait_for(t, pod, kube.SEEDER, init=True)
-            res = proc.run_file(kube.exec_argv(t, pod, kube.SEEDER, kube.DELIVER), plan.bundle,
-                                timeout=3600)
+            res = proc.run_file(
+                kube.exec_argv(t, pod, kube.SEEDER, kube.DELIVER), plan.bundle, timeout=3600
+            )
             if not res.ok:
-                raise AmError(f"cannot deliver the workspace's bundle to pod {pod}: "
-                              f"{explain(res.err or res.out, t).message}")
+                raise AmError(
+                    f"cannot deliver the workspace's bundle to pod {pod}: "
+                    f"{explain(res.err or res.out, t).message}"
+                )
             _unlink(plan.bundle)
         wait_for(t, pod, kube.AGENT)
         # The session's kubectl runs as the caller does: their whole environment (a cloud
@@ -284,18 +373,24 @@ class Kubernetes(Backend):
         folder = paths.layout().run / plan.id
         folder.mkdir(parents=True, exist_ok=True)
         env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
-        return {"argv": kube.attach_argv(t, kube.pod_name(plan.id)), "cwd": str(folder),
-                "env": env, "container": None,
-                "kubernetes": {**t.record(), "pod": kube.pod_name(plan.id), "agent": plan.id,
-                               "home": str(paths.layout().root),
-                               "storage": plan.kube["storage"],
-                               "network_log": str(plan.network_files.log)
-                               if plan.network == "limited" else None}}
+        return {
+            "argv": kube.attach_argv(t, kube.pod_name(plan.id)),
+            "cwd": str(folder),
+            "env": env,
+            "container": None,
+            "kubernetes": {
+                **t.record(),
+                "pod": kube.pod_name(plan.id),
+                "agent": plan.id,
+                "home": str(paths.layout().root),
+                "storage": plan.kube["storage"],
+                "network_log": str(plan.network_files.log) if plan.network == "limited" else None,
+            },
+        }
 
     def after_start(self, plan, session_alive) -> None:
         if not session_alive():
-            raise AmError(f"the session of agent {plan.id} ended at once; see 'am logs "
-                          f"{plan.id}'")
+            raise AmError(f"the session of agent {plan.id} ended at once; see 'am logs {plan.id}'")
 
     # -- stop and remove ------------------------------------------------------------------
 
@@ -311,10 +406,20 @@ class Kubernetes(Backend):
         try:
             if storage == "emptydir":
                 pod = get_pod(t, kube.pod_name(record["id"]))
-                if pod and kube.home_label(home) == pod["metadata"].get("labels", {}).get(
-                        "am.home") and kube.container_state(pod, kube.AGENT).phase == "running":
-                    call(kube.exec_argv(t, kube.pod_name(record["id"]), kube.AGENT,
-                                        ["kill", "-KILL", "-1"], stdin=False))
+                if (
+                    pod
+                    and kube.home_label(home) == pod["metadata"].get("labels", {}).get("am.home")
+                    and kube.container_state(pod, kube.AGENT).phase == "running"
+                ):
+                    call(
+                        kube.exec_argv(
+                            t,
+                            kube.pod_name(record["id"]),
+                            kube.AGENT,
+                            ["kill", "-KILL", "-1"],
+                            stdin=False,
+                        )
+                    )
                 sel = kube.selector(record["id"], home, "proxy", "env")
             else:
                 sel = kube.selector(record["id"], home)
@@ -322,9 +427,11 @@ class Kubernetes(Backend):
             if not res.ok:
                 raise explain(res.err or res.out, t)
         except AmError as e:
-            say(f"am: warning: could not stop pod {kube.pod_name(record['id'])} in namespace "
+            say(
+                f"am: warning: could not stop pod {kube.pod_name(record['id'])} in namespace "
                 f"{t.namespace}: {e.message}; it may still run: 'am stop {record['id']}' again "
-                "once the cluster answers")
+                "once the cluster answers"
+            )
             raise
 
     def delete_workspace(self, record: dict) -> None:
@@ -334,8 +441,9 @@ class Kubernetes(Backend):
 
         t = target_of(record)
         sel = kube.selector(record["id"], str(paths.layout().root))
-        res = call(kube.delete_argv(t, f"{kube.RUN_KINDS},persistentvolumeclaims", sel),
-                   timeout=180)
+        res = call(
+            kube.delete_argv(t, f"{kube.RUN_KINDS},persistentvolumeclaims", sel), timeout=180
+        )
         if not res.ok:
             raise explain(res.err or res.out, t)
 
@@ -352,8 +460,12 @@ def recorded_spec(record: dict, home: str) -> kube.Spec:
     from am import validate
 
     k = record.get("kubernetes") or {}
-    return kube.Spec(agent_id=record["id"], home=home,
-                     image=record.get("image") or validate.DEFAULT_IMAGE, command=[],
-                     limits=record.get("limits") or validate.DEFAULT_LIMITS,
-                     isolation=record.get("isolation") or "runc",
-                     storage=k.get("storage") or "pvc")
+    return kube.Spec(
+        agent_id=record["id"],
+        home=home,
+        image=record.get("image") or validate.DEFAULT_IMAGE,
+        command=[],
+        limits=record.get("limits") or validate.DEFAULT_LIMITS,
+        isolation=record.get("isolation") or "runc",
+        storage=k.get("storage") or "pvc",
+    )

@@ -15,20 +15,31 @@ SECCOMP_DEFAULTS = ("/usr/share/containers/seccomp.json", "/etc/containers/secco
 NEW_NAMESPACES = 0x7E020000  # CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET
 ENOSYS, EPERM = 38, 1
 CDI_DIRS = ("/etc/cdi", "/var/run/cdi")
-RUNSC_PATHS = ("/usr/bin/runsc", "/usr/sbin/runsc", "/usr/local/bin/runsc",
-               "/usr/local/sbin/runsc", "/bin/runsc", "/sbin/runsc")  # podman's defaults
+RUNSC_PATHS = (
+    "/usr/bin/runsc",
+    "/usr/sbin/runsc",
+    "/usr/local/bin/runsc",
+    "/usr/local/sbin/runsc",
+    "/bin/runsc",
+    "/sbin/runsc",
+)  # podman's defaults
 CDI_KIND = "nvidia.com/gpu"
-CDI_HINT = ("generate a CDI specification: 'sudo nvidia-ctk cdi generate --output="
-            "/etc/cdi/nvidia.yaml' (NVIDIA Container Toolkit); or leave out --gpus")
+CDI_HINT = (
+    "generate a CDI specification: 'sudo nvidia-ctk cdi generate --output="
+    "/etc/cdi/nvidia.yaml' (NVIDIA Container Toolkit); or leave out --gpus"
+)
 
 
 def _conf_value(section: str, key: str):
     """A value of containers.conf (the user's, then the system's), or None."""
     import tomllib
 
-    confs = [os.environ.get("CONTAINERS_CONF"),
-             str(Path.home() / ".config/containers/containers.conf"),
-             "/etc/containers/containers.conf", "/usr/share/containers/containers.conf"]
+    confs = [
+        os.environ.get("CONTAINERS_CONF"),
+        str(Path.home() / ".config/containers/containers.conf"),
+        "/etc/containers/containers.conf",
+        "/usr/share/containers/containers.conf",
+    ]
     for conf in filter(None, confs):
         try:
             with open(conf, "rb") as f:
@@ -61,25 +72,54 @@ def no_new_namespaces(profile: dict) -> dict:
     flags = {"value": NEW_NAMESPACES, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}
     s390 = ["s390", "s390x"]
     rules += [
-        {"names": ["clone", "unshare"], "action": "SCMP_ACT_ALLOW",
-         "args": [{"index": 0, **flags}], "excludes": {"arches": s390}},
-        {"names": ["unshare"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, **flags}],
-         "includes": {"arches": s390}},
+        {
+            "names": ["clone", "unshare"],
+            "action": "SCMP_ACT_ALLOW",
+            "args": [{"index": 0, **flags}],
+            "excludes": {"arches": s390},
+        },
+        {
+            "names": ["unshare"],
+            "action": "SCMP_ACT_ALLOW",
+            "args": [{"index": 0, **flags}],
+            "includes": {"arches": s390},
+        },
         # s390's clone takes the flags second
-        {"names": ["clone"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 1, **flags}],
-         "includes": {"arches": s390}},
+        {
+            "names": ["clone"],
+            "action": "SCMP_ACT_ALLOW",
+            "args": [{"index": 1, **flags}],
+            "includes": {"arches": s390},
+        },
         {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS},
     ]
     # What the rules above do not allow would fail with the profile's default (podman's:
     # ENOSYS); a new namespace fails with EPERM instead, as on docker.
     for bit in (b for b in range(32) if NEW_NAMESPACES >> b & 1):
         mask = {"value": 1 << bit, "valueTwo": 1 << bit, "op": "SCMP_CMP_MASKED_EQ"}
-        rules += [{"names": ["clone", "unshare"], "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM,
-                   "args": [{"index": 0, **mask}], "excludes": {"arches": s390}},
-                  {"names": ["unshare"], "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM,
-                   "args": [{"index": 0, **mask}], "includes": {"arches": s390}},
-                  {"names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM,
-                   "args": [{"index": 1, **mask}], "includes": {"arches": s390}}]
+        rules += [
+            {
+                "names": ["clone", "unshare"],
+                "action": "SCMP_ACT_ERRNO",
+                "errnoRet": EPERM,
+                "args": [{"index": 0, **mask}],
+                "excludes": {"arches": s390},
+            },
+            {
+                "names": ["unshare"],
+                "action": "SCMP_ACT_ERRNO",
+                "errnoRet": EPERM,
+                "args": [{"index": 0, **mask}],
+                "includes": {"arches": s390},
+            },
+            {
+                "names": ["clone"],
+                "action": "SCMP_ACT_ERRNO",
+                "errnoRet": EPERM,
+                "args": [{"index": 1, **mask}],
+                "includes": {"arches": s390},
+            },
+        ]
     out["syscalls"] = rules
     return out
 
@@ -94,9 +134,11 @@ def seccomp_profile(write: bool = True) -> Path:
 
     default = default_seccomp()
     if default is None:
-        raise AmError("cannot find podman's default seccomp profile (looked in "
-                      f"{', '.join(SECCOMP_DEFAULTS)} and containers.conf)",
-                      "install containers-common, which podman needs")
+        raise AmError(
+            "cannot find podman's default seccomp profile (looked in "
+            f"{', '.join(SECCOMP_DEFAULTS)} and containers.conf)",
+            "install containers-common, which podman needs",
+        )
     raw = default.read_bytes()
     folder = paths.layout().state_dir / "seccomp"
     path = folder / f"podman-{hashlib.sha256(raw).hexdigest()[:16]}.json"
@@ -108,6 +150,8 @@ def seccomp_profile(write: bool = True) -> Path:
             raise AmError(f"cannot read podman's seccomp profile {default}: {e}") from None
         files.write_atomic(path, json.dumps(profile, indent=1) + "\n")
     return path
+
+
 LIMIT_CONTROLLERS = ("memory", "cpu", "pids")
 
 
@@ -126,8 +170,11 @@ def limits_verdict(info: str) -> str | None:
     if not missing:
         return None
     who = "rootless Podman" if rootless == "true" else "Podman"
-    where = "on this cgroup v1 host" if version == "v1" else \
-        f"here (cgroup controllers {', '.join(missing)} not delegated to this user)"
+    where = (
+        "on this cgroup v1 host"
+        if version == "v1"
+        else f"here (cgroup controllers {', '.join(missing)} not delegated to this user)"
+    )
     return f"{who} ignores memory, CPU and process limits {where}"
 
 
@@ -136,8 +183,11 @@ def cdi_dirs() -> list[Path]:
     import tomllib
 
     dirs = list(CDI_DIRS)
-    confs = [os.environ.get("CONTAINERS_CONF"), "/etc/containers/containers.conf",
-             str(Path.home() / ".config/containers/containers.conf")]
+    confs = [
+        os.environ.get("CONTAINERS_CONF"),
+        "/etc/containers/containers.conf",
+        str(Path.home() / ".config/containers/containers.conf"),
+    ]
     for conf in filter(None, confs):
         try:
             with open(conf, "rb") as f:
@@ -181,24 +231,33 @@ class Podman(Engine):
         api = engineapi.podman_endpoint(env)
         if api is None and not hostos.linux():
             # No conmon here to talk to (its sockets are Linux's): podman runs in a VM.
-            raise AmError("podman here runs its containers elsewhere (a podman machine): am "
-                          "reaches it through its API",
-                          "set CONTAINER_HOST to the machine's socket, e.g. unix://$(podman "
-                          "machine inspect --format '{{.ConnectionInfo.PodmanSocket.Path}}')")
+            raise AmError(
+                "podman here runs its containers elsewhere (a podman machine): am "
+                "reaches it through its API",
+                "set CONTAINER_HOST to the machine's socket, e.g. unix://$(podman "
+                "machine inspect --format '{{.ConnectionInfo.PodmanSocket.Path}}')",
+            )
         return api
 
-    limits_hint = ("use Docker ('--runtime docker', as a member of the docker group), run am as "
-                   "root, or use a cgroup v2 host whose systemd delegates the memory, cpu and "
-                   "pids controllers to users")
+    limits_hint = (
+        "use Docker ('--runtime docker', as a member of the docker group), run am as "
+        "root, or use a cgroup v2 host whose systemd delegates the memory, cpu and "
+        "pids controllers to users"
+    )
 
     def find_limits_problem(self) -> str | None:
         if os.getuid() == 0 and not remote():
             return None  # rootful podman on this host: the host's cgroups, v1 or v2
-        res = self.call("info", "--format", "{{.Host.Security.Rootless}}\t"
-                        "{{.Host.CgroupsVersion}}\t{{.Host.CgroupControllers}}", timeout=60)
+        res = self.call(
+            "info",
+            "--format",
+            "{{.Host.Security.Rootless}}\t{{.Host.CgroupsVersion}}\t{{.Host.CgroupControllers}}",
+            timeout=60,
+        )
         if not res.ok:
             raise self.explain(res.err or res.out)
         return limits_verdict(res.out)
+
     def security_args(self) -> list[str]:
         # A podman service reads the profile on its own machine, where am's file is not: a
         # remote agent keeps podman's default profile (docs/scale.md).
@@ -240,14 +299,20 @@ class Podman(Engine):
             return
         dirs = cdi_dirs()
         if not has_gpu_cdi_spec(dirs):
-            raise AmError("Podman has no GPU support configured: no CDI specification for "
-                          f"{CDI_KIND} in {' or '.join(map(str, dirs))}", CDI_HINT)
+            raise AmError(
+                "Podman has no GPU support configured: no CDI specification for "
+                f"{CDI_KIND} in {' or '.join(map(str, dirs))}",
+                CDI_HINT,
+            )
 
     def gpu_error(self, text: str) -> AmError | None:
         low = text.lower()
         if "unresolvable cdi devices" in low or "cdi" in low and CDI_KIND in low:
-            return AmError(f"Podman has no GPU support configured: it cannot resolve the CDI "
-                           f"device {CDI_KIND}", CDI_HINT)
+            return AmError(
+                f"Podman has no GPU support configured: it cannot resolve the CDI "
+                f"device {CDI_KIND}",
+                CDI_HINT,
+            )
         return None
 
     def gvisor_problem(self, network: str) -> AmError | None:
@@ -258,14 +323,18 @@ class Podman(Engine):
             return None
         if shutil.which("runsc") or any(Path(p).is_file() for p in RUNSC_PATHS):
             return None
-        return AmError("runsc (gVisor) not found: podman cannot run gVisor sandboxes",
-                       "install it: 'sudo apt-get install runsc'; or use --isolation runc")
+        return AmError(
+            "runsc (gVisor) not found: podman cannot run gVisor sandboxes",
+            "install it: 'sudo apt-get install runsc'; or use --isolation runc",
+        )
 
     # Raw numbers, not the human columns. podman's one-shot CPU figure is the average since the
     # container started (it keeps no earlier sample to compare with).
     STATS_OPTIONS = ("--no-stream", "--no-reset")
-    STATS_FORMAT = ("{{.Name}}\t{{.ContainerStats.CPU}}\t{{.ContainerStats.MemUsage}}\t"
-                    "{{.ContainerStats.MemLimit}}\t{{.ContainerStats.PIDs}}")
+    STATS_FORMAT = (
+        "{{.Name}}\t{{.ContainerStats.CPU}}\t{{.ContainerStats.MemUsage}}\t"
+        "{{.ContainerStats.MemLimit}}\t{{.ContainerStats.PIDs}}"
+    )
 
     def parse_stats(self, text: str) -> dict[str, dict]:
         out = {}
@@ -275,9 +344,17 @@ class Podman(Engine):
                 continue
             name, cpu, mem, limit, pids = fields
             try:
-                out[name] = {"cpu_percent": float(cpu), "memory": int(mem),
-                             "memory_limit": int(limit), "pids": int(pids)}
+                out[name] = {
+                    "cpu_percent": float(cpu),
+                    "memory": int(mem),
+                    "memory_limit": int(limit),
+                    "pids": int(pids),
+                }
             except ValueError:
-                out[name] = {"cpu_percent": None, "memory": None, "memory_limit": None,
-                             "pids": None}
+                out[name] = {
+                    "cpu_percent": None,
+                    "memory": None,
+                    "memory_limit": None,
+                    "pids": None,
+                }
         return out

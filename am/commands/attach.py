@@ -30,8 +30,9 @@ def run(args) -> int:
 
     # The engine replays nothing on attach: show the end of the log first, then its terminal.
     sys.stdout.buffer.write(screen(view, layout))
-    sys.stdout.buffer.write(b"\r\n[am: attached to " + view["id"].encode() +
-                            b"; Ctrl-b d detaches]\r\n")
+    sys.stdout.buffer.write(
+        b"\r\n[am: attached to " + view["id"].encode() + b"; Ctrl-b d detaches]\r\n"
+    )
     sys.stdout.flush()
     import shutil
 

@@ -26,8 +26,7 @@ def remove_labelled_containers(layout, store) -> None:
             continue
         for container in eng.labelled(str(layout.root)):
             record = by_container.get(container)
-            if record and record.get("runtime") == name and \
-                    not records.problems(record, layout):
+            if record and record.get("runtime") == name and not records.problems(record, layout):
                 lifecycle.stop(record, store)
             else:
                 eng.remove_agent(container)  # labelled for this AM_HOME, with no record
@@ -47,13 +46,18 @@ def confirm(views: list[dict], assume_yes: bool) -> None:
     only --yes goes ahead."""
     from am.errors import AmError
 
-    live = [v["id"] for v in views if v.get("mode") == "container" and
-            v["status"] in ("running", "starting", "error")]
+    live = [
+        v["id"]
+        for v in views
+        if v.get("mode") == "container" and v["status"] in ("running", "starting", "error")
+    ]
     if not live or assume_yes:
         return
-    what = (f"am clean --containers stops {len(live)} running container agent(s) "
-            f"({', '.join(live)}), then removes every stopped agent without unsaved work "
-            "(record and workspace)")
+    what = (
+        f"am clean --containers stops {len(live)} running container agent(s) "
+        f"({', '.join(live)}), then removes every stopped agent without unsaved work "
+        "(record and workspace)"
+    )
     if not sys.stdin.isatty():
         raise AmError(what, "add --yes to go ahead; 'am stop ID' stops one agent")
     print(f"{what}.\nGo ahead? [y/N] ", end="", file=sys.stderr, flush=True)
@@ -79,8 +83,9 @@ def run(args) -> int:
             continue
         wrong = records.problems(record, layout, view["id"])
         if wrong:
-            print(f"Skipped {view['id']}: its record is invalid ({'; '.join(wrong)})",
-                  file=sys.stderr)
+            print(
+                f"Skipped {view['id']}: its record is invalid ({'; '.join(wrong)})", file=sys.stderr
+            )
             kept += 1
             continue
         reasons = lifecycle.unsaved(record, layout)

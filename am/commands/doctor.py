@@ -41,9 +41,13 @@ def checks() -> tuple[list[dict], list]:
             problem = eng.limits_problem()
         except AmError as e:
             problem = e.message
-        row(f"{name} limits", problem is None,
-            "memory, CPU and process limits enforced" if problem is None else
-            f"{problem}: container spawns on {name} are refused ({eng.limits_hint})")
+        row(
+            f"{name} limits",
+            problem is None,
+            "memory, CPU and process limits enforced"
+            if problem is None
+            else f"{problem}: container spawns on {name} are refused ({eng.limits_hint})",
+        )
         labels = eng.image_labels(DEFAULT_IMAGE)
         row(f"{name} image", *image_row(eng, labels))
         row(f"{name} proxy", *proxy_image_row(eng))
@@ -65,13 +69,23 @@ def gvisor_check(eng, has_image: bool) -> tuple[bool | None, str]:
         problem = eng.gvisor_problem(network)
         if problem:
             return None, f"not available: {problem.message}" + (
-                f" ({problem.hint})" if problem.hint else "")
+                f" ({problem.hint})" if problem.hint else ""
+            )
     text = versions.version_text(["runsc", "--version"])
     runsc = text.splitlines()[0] if text else "runsc"
     if not has_image:
         return None, f"{runsc}; not tried: {DEFAULT_IMAGE} missing"
-    argv = [*isolation.run_head(eng.runtime, "gvisor", "none"), "--rm", "--pull", "never",
-            "--network", "none", "--", DEFAULT_IMAGE, "dmesg"]
+    argv = [
+        *isolation.run_head(eng.runtime, "gvisor", "none"),
+        "--rm",
+        "--pull",
+        "never",
+        "--network",
+        "none",
+        "--",
+        DEFAULT_IMAGE,
+        "dmesg",
+    ]
     try:
         res = proc.run(argv, timeout=120)
     except proc.NotFound:
@@ -102,8 +116,10 @@ def image_row(eng, labels: dict | None) -> tuple[bool | None, str]:
         return True, text  # a broken config file is reported by the commands that read it
     if cli and cli not in held:
         want = ",".join(sorted({*held, cli}))
-        return None, (f"{text}: no {cli} for the default agent {agent!r}; 'am image build "
-                      f"--runtime {eng.runtime} --agents {want}' adds it")
+        return None, (
+            f"{text}: no {cli} for the default agent {agent!r}; 'am image build "
+            f"--runtime {eng.runtime} --agents {want}' adds it"
+        )
     return True, text
 
 
@@ -115,18 +131,28 @@ def proxy_image_row(eng) -> tuple[bool | None, str]:
     only with a rebuild)."""
     from am.network import PROXY_IMAGE
 
-    res = eng.call("image", "inspect", "--format",
-                   '{{.Created}}|{{index .Config.Labels "am.squid"}}', PROXY_IMAGE)
+    res = eng.call(
+        "image",
+        "inspect",
+        "--format",
+        '{{.Created}}|{{index .Config.Labels "am.squid"}}',
+        PROXY_IMAGE,
+    )
     if not res.ok:
-        return None, (PROXY_IMAGE + " not built yet: the first --network limited spawn (or "
-                      "'am image build --proxy') builds it")
+        return None, (
+            PROXY_IMAGE + " not built yet: the first --network limited spawn (or "
+            "'am image build --proxy') builds it"
+        )
     created, _, squid = res.out.strip().partition("|")
     days = age_days(created)
     text = f"{PROXY_IMAGE}, squid {squid or '?'}, built " + (
-        "at an unknown time" if days is None else f"{days} day{'s' * (days != 1)} ago")
+        "at an unknown time" if days is None else f"{days} day{'s' * (days != 1)} ago"
+    )
     if days is not None and days > PROXY_MAX_AGE_DAYS:
-        return None, text + (f": rebuild it for Debian's security updates with 'am image build "
-                             f"--proxy --runtime {eng.runtime}'")
+        return None, text + (
+            f": rebuild it for Debian's security updates with 'am image build "
+            f"--proxy --runtime {eng.runtime}'"
+        )
     return True, text
 
 
@@ -135,8 +161,9 @@ def age_days(created: str) -> int | None:
     ``2026-11-28 04:50:47.468403422 +0000 UTC``."""
     from datetime import UTC, datetime, timedelta
 
-    m = re.match(r"(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:\.\d+)? ?(Z|[+-]\d\d:?\d\d)?",
-                 created.strip())
+    m = re.match(
+        r"(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:\.\d+)? ?(Z|[+-]\d\d:?\d\d)?", created.strip()
+    )
     if not m:
         return None
     when = datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}").replace(tzinfo=UTC)
@@ -153,18 +180,23 @@ def agent_uid_row() -> tuple[bool | None, str]:
     from am.backends.engine import AGENT_UID_ENV, agent_uid, uid_problem
 
     if os.getuid() != 0:
-        return True, (f"container agents run as you (uid {os.getuid()}; rootless podman maps "
-                      "it with --userns=keep-id)")
+        return True, (
+            f"container agents run as you (uid {os.getuid()}; rootless podman maps "
+            "it with --userns=keep-id)"
+        )
     try:
         uid = agent_uid()
     except AmError as e:
         return False, e.message + f" ({e.hint})"
     problem = uid_problem(uid)
     if problem:
-        return False, (f"container agents would run as {problem}: set {AGENT_UID_ENV} to a uid "
-                       "no account uses")
-    return True, (f"container agents run as uid {uid}, which no account, group or subordinate "
-                  f"id range of this host has ({AGENT_UID_ENV} to change)")
+        return False, (
+            f"container agents would run as {problem}: set {AGENT_UID_ENV} to a uid no account uses"
+        )
+    return True, (
+        f"container agents run as uid {uid}, which no account, group or subordinate "
+        f"id range of this host has ({AGENT_UID_ENV} to change)"
+    )
 
 
 def adopt(path: Path, store, layout, disk: str | None = None) -> str:
@@ -182,9 +214,16 @@ def adopt(path: Path, store, layout, disk: str | None = None) -> str:
         pass  # kept without reading it; 'am rm --force' can still delete it
     with store.transaction() as agents:
         agents[agent_id] = Record(
-            agent_id, str(path), str(layout.log_file(agent_id)), str(layout.root),
-            status=Status.STOPPED, branch=branch or None, base_commit=base or head or None,
-            limits={"disk": disk} if disk else None, extra={"adopted": True}).as_dict()
+            agent_id,
+            str(path),
+            str(layout.log_file(agent_id)),
+            str(layout.root),
+            status=Status.STOPPED,
+            branch=branch or None,
+            base_commit=base or head or None,
+            limits={"disk": disk} if disk else None,
+            extra={"adopted": True},
+        ).as_dict()
     return agent_id
 
 
@@ -258,8 +297,7 @@ def _remove_record(d, store, layout) -> str:
 def _settle_stale_spawn(d, store, layout) -> str:
     from am import records
 
-    return settle_spawn(records.check(store.agents()[d.subject], layout, d.subject), store,
-                        layout)
+    return settle_spawn(records.check(store.agents()[d.subject], layout, d.subject), store, layout)
 
 
 def _remove_or_adopt_disk(d, store, layout) -> str:
@@ -323,8 +361,9 @@ def fix_disk(image: Path, store, layout) -> str:
         disk.ensure(whole, ws, agent_id)
         try:
             # empty: a spawn killed before its clone
-            has_work = any(e.name != "lost+found" for e in ws.iterdir()) and \
-                bool(workspace.at_path(ws).unsaved())
+            has_work = any(e.name != "lost+found" for e in ws.iterdir()) and bool(
+                workspace.at_path(ws).unsaved()
+            )
         except workspace.Refused:
             has_work = True
         except AmError:
@@ -354,9 +393,20 @@ def run(args) -> int:
             except AmError as e:
                 fixed[d.subject] = f"not fixed: {e.message}"
     if args.json:
-        output.print_json({"checks": rows, "drift": [
-            {"kind": d.kind, "subject": d.subject, "detail": d.detail,
-             "fixed": fixed.get(d.subject)} for d in found]})
+        output.print_json(
+            {
+                "checks": rows,
+                "drift": [
+                    {
+                        "kind": d.kind,
+                        "subject": d.subject,
+                        "detail": d.detail,
+                        "fixed": fixed.get(d.subject),
+                    }
+                    for d in found
+                ],
+            }
+        )
     else:
         for r in rows:
             mark = {True: "ok", False: "FAIL", None: "--"}[r["ok"]]

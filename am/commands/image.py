@@ -20,10 +20,10 @@ def run(args) -> int:
     remote = image.push_reference(args.push, args.tag or DEFAULT_IMAGE) if args.push else None
 
     # --agents wins, even empty (an image with no agent CLI); else the configured set.
-    clis = image.parse_clis(args.agents if args.agents is not None
-                            else settings["agent_clis"].value,
-                            "--agents" if args.agents is not None
-                            else settings["agent_clis"].label("agent_clis"))
+    clis = image.parse_clis(
+        args.agents if args.agents is not None else settings["agent_clis"].value,
+        "--agents" if args.agents is not None else settings["agent_clis"].label("agent_clis"),
+    )
     engine.check()
     if args.proxy:
         from am import network
@@ -36,12 +36,13 @@ def run(args) -> int:
         return 0
     tag = args.tag or DEFAULT_IMAGE
     engine.build_image(tag, clis)
-    print(f"Built {tag} for {engine.runtime} with {', '.join(clis) or 'no agent CLI'}",
-          file=sys.stderr)
+    print(
+        f"Built {tag} for {engine.runtime} with {', '.join(clis) or 'no agent CLI'}",
+        file=sys.stderr,
+    )
     if remote:
         engine.push(tag, remote)
-        print(f"Pushed {remote}: spawn Kubernetes agents with --image {remote}",
-              file=sys.stderr)
+        print(f"Pushed {remote}: spawn Kubernetes agents with --image {remote}", file=sys.stderr)
     print(remote or tag)
     return 0
 
@@ -53,8 +54,7 @@ def ls(args) -> int:
     from am import image
     from am.backends import for_runtime as engine
 
-    names = [args.runtime] if args.runtime else [n for n in ("docker", "podman")
-                                                 if shutil.which(n)]
+    names = [args.runtime] if args.runtime else [n for n in ("docker", "podman") if shutil.which(n)]
     rows, problems = [], []
     for name in names:
         eng = engine(name)
@@ -72,9 +72,16 @@ def ls(args) -> int:
         return 0
     from tabulate import tabulate
 
-    print(tabulate([[r["runtime"], r["image"], r["id"], _size(r["size"]),
-                     ",".join(r["clis"]) or "-"] for r in rows],
-                   headers=["RUNTIME", "IMAGE", "ID", "SIZE", "AGENT CLIS"], tablefmt="plain"))
+    print(
+        tabulate(
+            [
+                [r["runtime"], r["image"], r["id"], _size(r["size"]), ",".join(r["clis"]) or "-"]
+                for r in rows
+            ],
+            headers=["RUNTIME", "IMAGE", "ID", "SIZE", "AGENT CLIS"],
+            tablefmt="plain",
+        )
+    )
     return 0
 
 

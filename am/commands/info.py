@@ -8,8 +8,9 @@ def location(view: dict, layout) -> str:
     Kubernetes cluster."""
     if view.get("runtime") == "kubernetes":
         k = view.get("kubernetes") or {}
-        return (f"kubernetes {k.get('storage') or 'pvc'} in namespace "
-                f"{k.get('namespace') or 'default'}")
+        return (
+            f"kubernetes {k.get('storage') or 'pvc'} in namespace {k.get('namespace') or 'default'}"
+        )
     if not view.get("volume"):
         return f"this host: {view['workspace']}"
     import json
@@ -26,8 +27,9 @@ def run(args) -> int:
     layout = paths.layout()
     view = status.view(args.id, layout)
     use = health.disk_figures([view], layout).get(view["id"])  # --disk agents: one statvfs
-    view["health"] = health.brief(view, layout,
-                                  config.load(layout).resolve()["idle_after"].value, disk=use)
+    view["health"] = health.brief(
+        view, layout, config.load(layout).resolve()["idle_after"].value, disk=use
+    )
     if use is not None:
         view["disk_bytes"], view["disk_limit_bytes"] = use.used, use.size
     view["workspace_location"] = location(view, layout)

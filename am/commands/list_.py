@@ -16,7 +16,8 @@ def idle_after(layout) -> float:
     """The idle_after setting. Read (and so check) the config on every list where there is
     one, so a broken file or variable is reported at once."""
     if not layout.config_file.exists() and not any(
-            k.startswith("AM_") and k not in NOT_SETTINGS for k in os.environ):
+        k.startswith("AM_") and k not in NOT_SETTINGS for k in os.environ
+    ):
         return health.DEFAULT_IDLE_AFTER
     from am import config
 

@@ -36,11 +36,15 @@ def network_log(args, record: dict, layout) -> int:
     from am import network
 
     if not record.get("network_log"):
-        raise AmError(f"agent {args.id} has no network log",
-                      f"its network policy is {record.get('network') or 'the host (tmux)'}; "
-                      "only --network limited agents have a proxy")
-    if record.get("runtime") == "kubernetes" and \
-            status.view(args.id, layout)["status"] == Status.RUNNING:
+        raise AmError(
+            f"agent {args.id} has no network log",
+            f"its network policy is {record.get('network') or 'the host (tmux)'}; "
+            "only --network limited agents have a proxy",
+        )
+    if (
+        record.get("runtime") == "kubernetes"
+        and status.view(args.id, layout)["status"] == Status.RUNNING
+    ):
         return kube_network_log(args, record)
     log = Path(record["network_log"])
     if not log.is_file() or log.is_symlink():
@@ -48,7 +52,7 @@ def network_log(args, record: dict, layout) -> int:
     with open(log, encoding="utf-8", errors="replace") as f:
         lines = network.denied(f.readlines())
         if args.tail is not None:
-            lines = lines[-args.tail:] if args.tail else []
+            lines = lines[-args.tail :] if args.tail else []
         print("\n".join(lines), end="\n" if lines else "", flush=True)
         while args.follow:
             more = f.readlines()
@@ -74,11 +78,14 @@ def kube_network_log(args, record: dict) -> int:
         raise kubernetes.explain(res.err or res.out, t)
     lines = network.denied(res.out.splitlines(keepends=True))
     if args.tail is not None:
-        lines = lines[-args.tail:] if args.tail else []
+        lines = lines[-args.tail :] if args.tail else []
     print("\n".join(lines), end="\n" if lines else "", flush=True)
     if args.follow:
-        print("am: note: --follow is not available for a Kubernetes agent's network log; "
-              "run it again, or 'kubectl logs -f' its proxy pod", file=sys.stderr)
+        print(
+            "am: note: --follow is not available for a Kubernetes agent's network log; "
+            "run it again, or 'kubectl logs -f' its proxy pod",
+            file=sys.stderr,
+        )
     return 0
 
 

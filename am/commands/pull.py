@@ -43,8 +43,10 @@ class Pulled:
     def summary(self) -> str:
         short = (self.new or self.head or "")[:12]
         if self.worktree:
-            return (f"Agent {self.agent} works in a worktree of {self.repo}: its commits are "
-                    f"already on {self.branch} there (at {short}); nothing to pull")
+            return (
+                f"Agent {self.agent} works in a worktree of {self.repo}: its commits are "
+                f"already on {self.branch} there (at {short}); nothing to pull"
+            )
         if self.new is None:
             return f"Agent {self.agent} has no commits since its base: nothing to pull"
         if not self.moved:
@@ -55,13 +57,14 @@ class Pulled:
         elif self.forced and not self.commits:
             what = f"Reset {self.branch} (was {self.old[:12]})"
         else:
-            what = f"{'Forced' if self.forced else 'Fast-forwarded'} {self.branch} by " \
-                   f"{self.commits} commit(s)"
+            what = (
+                f"{'Forced' if self.forced else 'Fast-forwarded'} {self.branch} by "
+                f"{self.commits} commit(s)"
+            )
         return f"{what} in {self.repo}: now at {short}{total}"
 
 
-def pull(agent_id: str, branch: str | None = None, force: bool = False, *,
-         layout=None) -> Pulled:
+def pull(agent_id: str, branch: str | None = None, force: bool = False, *, layout=None) -> Pulled:
     """Bring agent AGENT_ID's commits into its trusted repository as BRANCH (default: the
     agent's own branch). Raises AmError, changing nothing, when it cannot."""
     from am.store import open_store
@@ -75,16 +78,20 @@ def pull(agent_id: str, branch: str | None = None, force: bool = False, *,
         own = trusted.agent_branch(record)
         tip = trusted.tip(source, own)
         if tip is None:
-            raise AmError(f"agent {agent_id} works in a worktree of {source}, whose branch "
-                          f"{own} is gone", f"'am diff {agent_id}' shows its work")
-        return Pulled(agent_id, str(source), str(source.path), own, None, old=tip, new=tip,
-                      worktree=True)
+            raise AmError(
+                f"agent {agent_id} works in a worktree of {source}, whose branch {own} is gone",
+                f"'am diff {agent_id}' shows its work",
+            )
+        return Pulled(
+            agent_id, str(source), str(source.path), own, None, old=tip, new=tip, worktree=True
+        )
     with trusted.opened(record, layout) as target:
         return receive(record, layout, target, branch, force, "am pull")
 
 
-def receive(record: dict, layout, target: trusted.Target, branch: str, force: bool,
-            why: str) -> Pulled:
+def receive(
+    record: dict, layout, target: trusted.Target, branch: str, force: bool, why: str
+) -> Pulled:
     """Bundle the workspace's HEAD, check it, and move BRANCH of TARGET there."""
     from am import bundle, workspace
 
@@ -92,9 +99,11 @@ def receive(record: dict, layout, target: trusted.Target, branch: str, force: bo
     workspace.check_present(record)
     where = trusted.checked_out(target, branch)
     if where is not None:
-        raise AmError(f"{branch} is checked out in {where}",
-                      f"switch that worktree to another branch first, or pull into another: "
-                      f"am pull {agent_id} --branch NAME")
+        raise AmError(
+            f"{branch} is checked out in {where}",
+            f"switch that worktree to another branch first, or pull into another: "
+            f"am pull {agent_id} --branch NAME",
+        )
     old = trusted.tip(target, branch)
     have = trusted.tips(target, record.get("base_commit"))
     layout.cache.mkdir(parents=True, exist_ok=True)
@@ -104,17 +113,31 @@ def receive(record: dict, layout, target: trusted.Target, branch: str, force: bo
         got = ops.bundle(have, path)
         head = got.head.commit
         if head is None:
-            raise AmError(f"agent {agent_id} has no commit to pull",
-                          f"'am diff {agent_id}' shows its uncommitted work")
-        result = Pulled(agent_id, str(target), str(target.path), branch, head, old=old, new=old,
-                        changed=got.changed, submodules=got.submodules, outbox=target.outbox,
-                        warnings=list(ops.warnings))
+            raise AmError(
+                f"agent {agent_id} has no commit to pull",
+                f"'am diff {agent_id}' shows its uncommitted work",
+            )
+        result = Pulled(
+            agent_id,
+            str(target),
+            str(target.path),
+            branch,
+            head,
+            old=old,
+            new=old,
+            changed=got.changed,
+            submodules=got.submodules,
+            outbox=target.outbox,
+            warnings=list(ops.warnings),
+        )
         if got.commits:
             result.warnings += bundle.receive(target.path, path, head)
         elif not trusted.has_commit(target, head):
-            raise AmError(f"the workspace's HEAD {head} is neither in {target} nor in the "
-                          "bundle of the agent's commits; nothing was taken",
-                          f"'am log {agent_id}' and 'am diff {agent_id}' show its work")
+            raise AmError(
+                f"the workspace's HEAD {head} is neither in {target} nor in the "
+                "bundle of the agent's commits; nothing was taken",
+                f"'am log {agent_id}' and 'am diff {agent_id}' show its work",
+            )
     own = record.get("branch") or f"am/{agent_id}"
     if got.head.branch != own:
         on = f"on {got.head.branch}" if got.head.branch else "detached"
@@ -122,8 +145,9 @@ def receive(record: dict, layout, target: trusted.Target, branch: str, force: bo
     if got.changed or got.submodules:
         left = [f"{got.changed} uncommitted or untracked file(s)"] if got.changed else []
         left += [f"{got.submodules} submodule(s)"] if got.submodules else []
-        result.warnings.append(f"the workspace holds {' and '.join(left)} that were not "
-                               f"pulled: see am diff {agent_id}")
+        result.warnings.append(
+            f"the workspace holds {' and '.join(left)} that were not pulled: see am diff {agent_id}"
+        )
     base = record.get("base_commit")
     if old is None and head == base:
         result.new = None
@@ -131,10 +155,12 @@ def receive(record: dict, layout, target: trusted.Target, branch: str, force: bo
     if old != head:
         if old is not None and not trusted.is_ancestor(target, old, head):
             if not force:
-                raise AmError(f"{branch} in {target} has commits that the agent's HEAD "
-                              f"{head[:12]} does not: its history was rewritten",
-                              f"'am pull {agent_id} --force' replaces {branch} (now at "
-                              f"{old[:12]}); or pull into another: --branch NAME")
+                raise AmError(
+                    f"{branch} in {target} has commits that the agent's HEAD "
+                    f"{head[:12]} does not: its history was rewritten",
+                    f"'am pull {agent_id} --force' replaces {branch} (now at "
+                    f"{old[:12]}); or pull into another: --branch NAME",
+                )
             result.forced = True
         trusted.move(target, branch, head, old, f"{why}: agent {agent_id}", agent_id)
         result.new = head
@@ -143,9 +169,13 @@ def receive(record: dict, layout, target: trusted.Target, branch: str, force: bo
     if result.moved:
         # what the branch gained; a new one: its commits since the base (else what no branch
         # had before)
-        result.commits = trusted.count(target, head, old) if old else \
-            result.since_base if result.since_base is not None else \
-            trusted.count(target, head, *have)
+        result.commits = (
+            trusted.count(target, head, old)
+            if old
+            else result.since_base
+            if result.since_base is not None
+            else trusted.count(target, head, *have)
+        )
     return result
 
 
@@ -154,8 +184,10 @@ def hint(result: Pulled) -> str | None:
     if result.worktree or not result.moved:
         return None
     if result.outbox:
-        return (f"send it with: am push {result.agent}; or fetch it into a clone of yours: "
-                f"git fetch {result.path} {result.branch}:{result.branch}")
+        return (
+            f"send it with: am push {result.agent}; or fetch it into a clone of yours: "
+            f"git fetch {result.path} {result.branch}:{result.branch}"
+        )
     return f"review it with: git log {result.branch}; merge it with: git merge {result.branch}"
 
 

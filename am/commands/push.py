@@ -29,8 +29,10 @@ class Pushed:
 
 def check_remote(remote: str) -> str:
     if not remote or remote.startswith("-") or any(ord(c) < 32 or c == "\x7f" for c in remote):
-        raise AmError(f"invalid --remote {remote!r}", "a URL, or the name of a remote of the "
-                      "source repository")
+        raise AmError(
+            f"invalid --remote {remote!r}",
+            "a URL, or the name of a remote of the source repository",
+        )
     return remote
 
 
@@ -43,21 +45,30 @@ def resolve_remote(record: dict, target: trusted.Target, remote: str | None) -> 
         if remote is None:
             return source
         if not git.is_url(remote):
-            raise AmError(f"--remote {remote!r} is not a URL",
-                          f"agent {record['id']} was spawned from {source}, not from a "
-                          "repository with named remotes: give a URL")
+            raise AmError(
+                f"--remote {remote!r} is not a URL",
+                f"agent {record['id']} was spawned from {source}, not from a "
+                "repository with named remotes: give a URL",
+            )
         return remote
     name = remote or "origin"
     if git.is_url(name):
         return name
     if not trusted.run(target, "remote", "get-url", "--", name).ok:
-        raise AmError(f"{target} has no remote {name!r}",
-                      f"am push {record['id']} --remote URL|NAME")
+        raise AmError(
+            f"{target} has no remote {name!r}", f"am push {record['id']} --remote URL|NAME"
+        )
     return name
 
 
-def push(agent_id: str, remote: str | None = None, branch: str | None = None, *,
-         interactive: bool = False, layout=None) -> Pushed:
+def push(
+    agent_id: str,
+    remote: str | None = None,
+    branch: str | None = None,
+    *,
+    interactive: bool = False,
+    layout=None,
+) -> Pushed:
     """Push agent AGENT_ID's branch to REMOTE as BRANCH; INTERACTIVE lets git ask for a
     password on this terminal."""
     from am.commands import pull
@@ -73,9 +84,11 @@ def push(agent_id: str, remote: str | None = None, branch: str | None = None, *,
         where = resolve_remote(record, target, remote)
         commit = trusted.tip(target, own)
         if commit is None:
-            raise AmError(f"agent {agent_id} works in a worktree of {target}, whose branch "
-                          f"{own} is gone: nothing to push", f"'am diff {agent_id}' shows its "
-                          "work")
+            raise AmError(
+                f"agent {agent_id} works in a worktree of {target}, whose branch "
+                f"{own} is gone: nothing to push",
+                f"'am diff {agent_id}' shows its work",
+            )
         return send(record, store, target, where, own, dest, commit, interactive)
     with trusted.opened(record, layout) as target:
         where = resolve_remote(record, target, remote)
@@ -87,20 +100,39 @@ def push(agent_id: str, remote: str | None = None, branch: str | None = None, *,
         if done.moved and not target.outbox:
             print(done.summary(), file=sys.stderr)  # the user's branch moved: said
         if done.new is None:
-            raise AmError(f"agent {agent_id} has no commits since its base: nothing to push",
-                          f"'am diff {agent_id}' shows its uncommitted work")
+            raise AmError(
+                f"agent {agent_id} has no commits since its base: nothing to push",
+                f"'am diff {agent_id}' shows its uncommitted work",
+            )
         return send(record, store, target, where, own, dest, done.new, interactive)
 
 
 def push_argv(target: trusted.Target, where: str, commit: str, dest: str) -> list[str]:
     """One ref, and nothing the agent's commits could add to it: no tag they lead to, no
     submodule their gitlinks name (whatever push.followTags or push.recurseSubmodules say)."""
-    return ["git", "-C", str(target.path), "push", "--no-follow-tags",
-            "--recurse-submodules=no", "--", where, f"{commit}:refs/heads/{dest}"]
+    return [
+        "git",
+        "-C",
+        str(target.path),
+        "push",
+        "--no-follow-tags",
+        "--recurse-submodules=no",
+        "--",
+        where,
+        f"{commit}:refs/heads/{dest}",
+    ]
 
 
-def send(record: dict, store, target: trusted.Target, where: str, own: str, dest: str,
-         commit: str, interactive: bool) -> Pushed:
+def send(
+    record: dict,
+    store,
+    target: trusted.Target,
+    where: str,
+    own: str,
+    dest: str,
+    commit: str,
+    interactive: bool,
+) -> Pushed:
     env = git.source_env()
     if interactive:
         env.pop("GIT_TERMINAL_PROMPT", None)
@@ -108,10 +140,13 @@ def send(record: dict, store, target: trusted.Target, where: str, own: str, dest
     res = proc.run(push_argv(target, where, commit, dest), env=env, cwd="/")
     if not res.ok:
         said = res.brief(3)
-        raise AmError(f"git push to {where} failed: {said}",
-                      f"{dest} moved on there and is not overwritten: push to another, "
-                      f"am push {record['id']} --branch NAME" if "rejected" in res.err else
-                      f"check that your git can push there: git push --dry-run {where}")
+        raise AmError(
+            f"git push to {where} failed: {said}",
+            f"{dest} moved on there and is not overwritten: push to another, "
+            f"am push {record['id']} --branch NAME"
+            if "rejected" in res.err
+            else f"check that your git can push there: git push --dry-run {where}",
+        )
     if target.outbox and where == record["source"]:
         pushed = [o for o in record.get("pushed") or [] if o != commit] + [commit]
         store.update(record["id"], pushed=pushed[-KEEP_PUSHED:])

@@ -42,8 +42,7 @@ def run(args) -> int:
     ws = layout.workspace(r.agent_id)
     with store.transaction() as agents:
         if r.agent_id in agents:
-            raise AmError(f"an agent named {r.agent_id!r} already exists",
-                          "choose another --name")
+            raise AmError(f"an agent named {r.agent_id!r} already exists", "choose another --name")
         if ws.exists() or ws.is_symlink():
             raise AmError(f"workspace {ws} already exists")
         agents[r.agent_id] = new_record(r, path, manifest, layout)
@@ -54,8 +53,9 @@ def run(args) -> int:
     except BaseException as e:
         undo.run()
         if r.cap and isinstance(e, AmError) and "No space left" in e.message:
-            raise AmError(f"the snapshot's workspace does not fit in --disk {r.cap}",
-                          "give a larger --disk") from None
+            raise AmError(
+                f"the snapshot's workspace does not fit in --disk {r.cap}", "give a larger --disk"
+            ) from None
         raise
     print(f"Restored {path.name} as stopped agent {r.agent_id} in {ws}", file=sys.stderr)
     print(r.agent_id)
@@ -71,10 +71,13 @@ def decide(args, layout, path: Path, manifest: dict) -> Restore:
     worktree = manifest["worktree"]
     standalone = worktree and not source  # a worktree's snapshot, made a repository of its own
     if standalone and not (manifest["commit"] and snapshot.history_pack(path)):
-        raise AmError(f"{path} is a snapshot of a worktree agent without its history: its "
-                      "commits live in the repository it was a worktree of "
-                      f"({manifest['source']!r}, says the archive, which am does not take on "
-                      "trust)", f"name that repository: am restore {path} --source REPO")
+        raise AmError(
+            f"{path} is a snapshot of a worktree agent without its history: its "
+            "commits live in the repository it was a worktree of "
+            f"({manifest['source']!r}, says the archive, which am does not take on "
+            "trust)",
+            f"name that repository: am restore {path} --source REPO",
+        )
     if source:
         source = git.check_source(source)
         if worktree and git.is_url(source):
@@ -87,14 +90,18 @@ def decide(args, layout, path: Path, manifest: dict) -> Restore:
     cap = disk.check_size(getattr(args, "disk", None))
     if cap:
         if worktree:
-            raise AmError("--disk cannot cap a worktree agent: it runs in tmux, as you, and "
-                          "its commits go into your repository's objects",
-                          "leave out --source: the snapshot then restores as a standalone agent")
+            raise AmError(
+                "--disk cannot cap a worktree agent: it runs in tmux, as you, and "
+                "its commits go into your repository's objects",
+                "leave out --source: the snapshot then restores as a standalone agent",
+            )
         disk.check(layout.disks, cap)
     elif manifest["disk"] and getattr(args, "disk", None) is None:
-        print(f"am: warning: the snapshot's agent had its workspace capped at {manifest['disk']}"
-              f"; this one is not: 'am restore ... --disk {manifest['disk']}' caps it",
-              file=sys.stderr)
+        print(
+            f"am: warning: the snapshot's agent had its workspace capped at {manifest['disk']}"
+            f"; this one is not: 'am restore ... --disk {manifest['disk']}' caps it",
+            file=sys.stderr,
+        )
     branch = f"am/{agent_id}" if worktree else manifest["branch"]
     if standalone and branch:
         try:
@@ -107,15 +114,22 @@ def decide(args, layout, path: Path, manifest: dict) -> Restore:
 def new_record(r: Restore, path: Path, manifest: dict, layout) -> dict:
     """The restored agent's record, ``starting`` until its workspace is complete."""
     return Record(
-        r.agent_id, str(layout.workspace(r.agent_id)), str(layout.log_file(r.agent_id)),
-        str(layout.root), source=r.source, worktree=r.worktree, branch=r.branch,
-        base_commit=manifest["base_commit"], agent=manifest["agent"],
+        r.agent_id,
+        str(layout.workspace(r.agent_id)),
+        str(layout.log_file(r.agent_id)),
+        str(layout.root),
+        source=r.source,
+        worktree=r.worktree,
+        branch=r.branch,
+        base_commit=manifest["base_commit"],
+        agent=manifest["agent"],
         limits={"disk": r.cap} if r.cap else None,  # its first start runs it in a container
         extra={
             "restored_from": str(path),
             "snapshot_source": manifest["source"],
             "snapshot_mode": manifest["mode"],  # am start keeps a container agent in one
-        }).as_dict()
+        },
+    ).as_dict()
 
 
 def rollback(r: Restore, store, layout) -> Rollback:

@@ -19,8 +19,10 @@ def run(args) -> int:
             raise
         # What an invalid record names is not am's to delete: only the record goes.
         store.remove(args.id)
-        print(f"Removed the invalid record of {args.id}; nothing it names was touched",
-              file=sys.stderr)
+        print(
+            f"Removed the invalid record of {args.id}; nothing it names was touched",
+            file=sys.stderr,
+        )
         return 0
     view = status.view(args.id, layout)
     if not args.force:

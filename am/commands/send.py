@@ -16,8 +16,10 @@ def check_text(text: str, label: str) -> str:
     for i, c in enumerate(text):
         if c not in "\t\n" and unicodedata.category(c) in ("Cc", "Cs"):
             what = f"U+{ord(c):04X}" if unicodedata.category(c) == "Cc" else "invalid UTF-8"
-            raise AmError(f"{label} holds a control character ({what} at offset {i})",
-                          "am send types text; use 'am attach' for keys")
+            raise AmError(
+                f"{label} holds a control character ({what} at offset {i})",
+                "am send types text; use 'am attach' for keys",
+            )
     if len(text.encode("utf-8")) > SEND_MAX:
         raise AmError(f"{label} is more than {SEND_MAX} bytes")
     return text
@@ -54,15 +56,20 @@ def run(args) -> int:
         raise AmError("nothing to send", "an empty text with --no-enter types nothing")
     view = status.view(args.id)
     if view["status"] != Status.RUNNING:
-        raise AmError(f"agent {args.id} is not running (status: {view['status']})",
-                      f"start it again with 'am start {args.id}'"
-                      if view["status"] in (Status.STOPPED, Status.EXITED) else "see 'am list'")
+        raise AmError(
+            f"agent {args.id} is not running (status: {view['status']})",
+            f"start it again with 'am start {args.id}'"
+            if view["status"] in (Status.STOPPED, Status.EXITED)
+            else "see 'am list'",
+        )
     if status.detached(view):
         from am import keeper, paths
 
         # The keeper holds the container's terminal (am/keeper.py) and types it there.
-        keeper.request(paths.layout(), {"op": "send", "id": view["id"], "text": text,
-                                        "enter": not args.no_enter})
+        keeper.request(
+            paths.layout(),
+            {"op": "send", "id": view["id"], "text": text, "enter": not args.no_enter},
+        )
     else:
         session.paste(view["session"], text, enter=not args.no_enter)
     return 0

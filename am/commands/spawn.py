@@ -106,8 +106,14 @@ def execute(plan: planning.Plan, backend, layout):
             from am import network
 
             undo.push(network.discard_files, plan.network_files)
-        return launch(plan, backend, layout, undo, base_commit=base,
-                      mirror=str(plan.mirror) if plan.mirror else None)
+        return launch(
+            plan,
+            backend,
+            layout,
+            undo,
+            base_commit=base,
+            mirror=str(plan.mirror) if plan.mirror else None,
+        )
     except BaseException:
         undo.run()
         raise
@@ -183,10 +189,14 @@ def launch(plan: planning.Plan, backend, layout, undo: Rollback, **fields):
         if plan.secrets:
             hand_over_secrets(Path(spec["env_fifo"]), plan.secrets)
         backend.after_start(plan, lambda: plan.session in session.sessions())
-    store.update(plan.id, status="running", spawn_pid=None,
-                 started=clock.iso(),
-                 worktree_gitdir=str(plan.worktree_gitdir) if plan.worktree_gitdir else None,
-                 **fields)
+    store.update(
+        plan.id,
+        status="running",
+        spawn_pid=None,
+        started=clock.iso(),
+        worktree_gitdir=str(plan.worktree_gitdir) if plan.worktree_gitdir else None,
+        **fields,
+    )
     return exited
 
 

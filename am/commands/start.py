@@ -39,11 +39,17 @@ def worktree_gitdir(record: dict, workspace: Path) -> Path:
     worktrees = git.common_dir(source) / "worktrees"
     recorded = record.get("worktree_gitdir")
     gitdir = Path(str(recorded)) if recorded else worktrees / workspace.name
-    if gitdir.parent != worktrees or gitdir.is_symlink() or not gitdir.is_dir() \
-            or _pointer(gitdir / "gitdir") != str(workspace / ".git"):
-        raise AmError(f"the worktree of agent {record['id']} is no longer registered in "
-                      f"{source}", "'git worktree prune' may have removed it; snapshot the "
-                      "workspace and restore it as a new agent")
+    if (
+        gitdir.parent != worktrees
+        or gitdir.is_symlink()
+        or not gitdir.is_dir()
+        or _pointer(gitdir / "gitdir") != str(workspace / ".git")
+    ):
+        raise AmError(
+            f"the worktree of agent {record['id']} is no longer registered in {source}",
+            "'git worktree prune' may have removed it; snapshot the "
+            "workspace and restore it as a new agent",
+        )
     return gitdir
 
 
@@ -70,9 +76,11 @@ def check_flags(args, record: dict) -> None:
     for name in planning.RUN_SETTINGS:
         if getattr(args, name, None) not in (None, False, []):
             flag = "--" + name.replace("_", "-")
-            raise AmError(f"{flag}: agent {record['id']} keeps the settings it was spawned with",
-                          "spawn a new agent for other settings; only an agent restored from a "
-                          "snapshot, which has none yet, takes them here")
+            raise AmError(
+                f"{flag}: agent {record['id']} keeps the settings it was spawned with",
+                "spawn a new agent for other settings; only an agent restored from a "
+                "snapshot, which has none yet, takes them here",
+            )
 
 
 def run(args) -> int:
@@ -86,13 +94,17 @@ def run(args) -> int:
     with starting(layout, args.id):
         current = status.view(args.id, layout)["status"]
         if current in (Status.RUNNING, Status.STARTING):
-            raise AmError(f"agent {args.id} is already {current}",
-                          f"see it with 'am attach {args.id}'"
-                          if current == Status.RUNNING else None)
+            raise AmError(
+                f"agent {args.id} is already {current}",
+                f"see it with 'am attach {args.id}'" if current == Status.RUNNING else None,
+            )
         if current == Status.ERROR:
-            raise AmError(f"agent {args.id} never finished its spawn", "'am doctor --fix' "
-                          "settles it: kept as a stopped agent if it holds unsaved work, else "
-                          "removed")
+            raise AmError(
+                f"agent {args.id} never finished its spawn",
+                "'am doctor --fix' "
+                "settles it: kept as a stopped agent if it holds unsaved work, else "
+                "removed",
+            )
         record = store.get(args.id)
         workspace = layout.workspace(args.id)
         from am import workspace as ws
@@ -107,8 +119,9 @@ def run(args) -> int:
                 import psutil
 
                 host_memory, host_cpus = psutil.virtual_memory().total, os.cpu_count()
-            plan = planning.first_start(record, args, layout, dict(os.environ), host_memory,
-                                        host_cpus, cfg)
+            plan = planning.first_start(
+                record, args, layout, dict(os.environ), host_memory, host_cpus, cfg
+            )
         else:
             plan = planning.from_record(record, args, layout, dict(os.environ), cfg)
         if plan.worktree and plan.mode == Mode.CONTAINER:
@@ -118,17 +131,38 @@ def run(args) -> int:
         session.kill_own(plan.session, str(layout.root))
         if record.get("mode") == Mode.CONTAINER:
             backends.for_record(record).stop(record)
-        fields = {"exit_code": None, "oom_killed": False, "stopped": None,
-                  "prompt": plan.prompt if args.prompt is not None else record.get("prompt"),
-                  "env_names": plan.env_names}
+        fields = {
+            "exit_code": None,
+            "oom_killed": False,
+            "stopped": None,
+            "prompt": plan.prompt if args.prompt is not None else record.get("prompt"),
+            "env_names": plan.env_names,
+        }
         if args.prompt is not None:
             fields["prompt_args"] = plan.prompt_args
         if first:
             # Its first run fixes its settings, as a spawn records them.
-            fields.update({k: v for k, v in plan.record(str(layout.root)).items()
-                           if k not in ("id", "name", "status", "source", "worktree", "branch",
-                                        "base_commit", "workspace", "created", "log", "home",
-                                        "spawn_pid")})
+            fields.update(
+                {
+                    k: v
+                    for k, v in plan.record(str(layout.root)).items()
+                    if k
+                    not in (
+                        "id",
+                        "name",
+                        "status",
+                        "source",
+                        "worktree",
+                        "branch",
+                        "base_commit",
+                        "workspace",
+                        "created",
+                        "log",
+                        "home",
+                        "spawn_pid",
+                    )
+                }
+            )
         undo = Rollback("the start")
         try:
             exited = spawn.launch(plan, backend, layout, undo, **fields)

@@ -42,15 +42,33 @@ def table(rows: list[dict]) -> str:
     from tabulate import tabulate
 
     return tabulate(
-        [[r["id"], r["status"], r["health"], _cpu(r["cpu_percent"]),
-          _pair(r["memory_bytes"], r["memory_limit_bytes"], size),
-          _pair(r["pids"], r["pids_limit"], str),
-          _pair(r.get("disk_bytes"), r.get("disk_limit_bytes"), size),
-          duration(r["uptime_seconds"]),
-          "-" if r["idle_seconds"] is None else duration(r["idle_seconds"]) + " ago",
-          "-" if r["exit_code"] is None else r["exit_code"]] for r in rows],
-        headers=["ID", "STATUS", "HEALTH", "CPU", "MEMORY", "PIDS", "DISK", "UPTIME",
-                 "LAST OUTPUT", "EXIT"],
+        [
+            [
+                r["id"],
+                r["status"],
+                r["health"],
+                _cpu(r["cpu_percent"]),
+                _pair(r["memory_bytes"], r["memory_limit_bytes"], size),
+                _pair(r["pids"], r["pids_limit"], str),
+                _pair(r.get("disk_bytes"), r.get("disk_limit_bytes"), size),
+                duration(r["uptime_seconds"]),
+                "-" if r["idle_seconds"] is None else duration(r["idle_seconds"]) + " ago",
+                "-" if r["exit_code"] is None else r["exit_code"],
+            ]
+            for r in rows
+        ],
+        headers=[
+            "ID",
+            "STATUS",
+            "HEALTH",
+            "CPU",
+            "MEMORY",
+            "PIDS",
+            "DISK",
+            "UPTIME",
+            "LAST OUTPUT",
+            "EXIT",
+        ],
         tablefmt="plain",
     )
 

@@ -32,8 +32,12 @@ def outcome(view: dict, until: str, idle_for: float | None, idle_after: float):
     if state in (Status.EXITED, Status.ERROR):
         ok = state == Status.EXITED and view.get("exit_code") == 0 and not view.get("oom_killed")
         return state, EXITED_OK if ok else EXITED_FAILED
-    if state == Status.RUNNING and until in ("idle", "any") and idle_for is not None \
-            and idle_for >= idle_after:
+    if (
+        state == Status.RUNNING
+        and until in ("idle", "any")
+        and idle_for is not None
+        and idle_for >= idle_after
+    ):
         return "idle", IDLE
     return None
 
@@ -79,9 +83,15 @@ def run(args) -> int:
 def report(args, view: dict, event: str, code: int) -> int:
     """Say what ended the wait: a word on stdout (or JSON), and the exit status."""
     if args.json:
-        output.print_json({"id": view["id"], "event": event, "status": view["status"],
-                           "exit_code": view.get("exit_code"),
-                           "oom_killed": bool(view.get("oom_killed"))})
+        output.print_json(
+            {
+                "id": view["id"],
+                "event": event,
+                "status": view["status"],
+                "exit_code": view.get("exit_code"),
+                "oom_killed": bool(view.get("oom_killed")),
+            }
+        )
     else:
         print(output.status_text(view) if event == "exited" else event)
     sys.stdout.flush()

@@ -28,8 +28,10 @@ def available(command: str) -> bool:
     """Whether this am has COMMAND."""
     from am.cli import COMMANDS
 
-    return any(name == command for name, _, _ in COMMANDS) \
+    return (
+        any(name == command for name, _, _ in COMMANDS)
         and importlib.util.find_spec(module_name(command)) is not None
+    )
 
 
 def parse(command: str, argv: list[str]):
@@ -52,8 +54,9 @@ def run(command: str, argv: list[str], out: Out) -> int:
         return importlib.import_module(module_name(command)).run(args) or 0
 
 
-def spawn_argv(source: str, task: str, agent: str, container: bool, runtime: str,
-               network: str) -> list[str]:
+def spawn_argv(
+    source: str, task: str, agent: str, container: bool, runtime: str, network: str
+) -> list[str]:
     """The ``am spawn`` arguments of the spawn form (pure). Options are written ``--x=VALUE``
     and the source follows ``--``, so no value is ever read as an option."""
     argv = []

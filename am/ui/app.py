@@ -81,22 +81,35 @@ class SpawnForm(ModalScreen):
             yield Label("Spawn an agent (Esc: cancel)", id="form-title")
             with Grid(id="fields"):
                 yield Label("Source")
-                yield Input(source, placeholder="git URL or local repository", id="source",
-                            compact=True)
+                yield Input(
+                    source, placeholder="git URL or local repository", id="source", compact=True
+                )
                 yield Label("Task")
-                yield Input(placeholder="what the agent should do (optional)", id="task",
-                            compact=True)
+                yield Input(
+                    placeholder="what the agent should do (optional)", id="task", compact=True
+                )
                 yield Label("Agent")
-                yield Input(placeholder=f"profile (default: {agent})", id="agent",
-                            compact=True)
+                yield Input(placeholder=f"profile (default: {agent})", id="agent", compact=True)
                 yield Label("Container")
                 yield Checkbox("run in an isolated container", id="container", compact=True)
                 yield Label("Engine")
-                yield Select([(r, r) for r in ("auto", "podman", "docker")], value=runtime,
-                             allow_blank=False, id="runtime", compact=True, disabled=True)
+                yield Select(
+                    [(r, r) for r in ("auto", "podman", "docker")],
+                    value=runtime,
+                    allow_blank=False,
+                    id="runtime",
+                    compact=True,
+                    disabled=True,
+                )
                 yield Label("Network")
-                yield Select([(n, n) for n in ("none", "limited", "full")], value=network,
-                             allow_blank=False, id="network", compact=True, disabled=True)
+                yield Select(
+                    [(n, n) for n in ("none", "limited", "full")],
+                    value=network,
+                    allow_blank=False,
+                    id="network",
+                    compact=True,
+                    disabled=True,
+                )
             yield Static("", id="form-error")
             with Horizontal(id="buttons"):
                 yield Button("Spawn", variant="primary", id="spawn", compact=True)
@@ -112,15 +125,21 @@ class SpawnForm(ModalScreen):
     def submit(self) -> None:
         source = self.query_one("#source", Input).value
         if not source.strip():
-            self.query_one("#form-error", Static).update(Text("Source is required",
-                                                              style="bold red"))
+            self.query_one("#form-error", Static).update(
+                Text("Source is required", style="bold red")
+            )
             self.query_one("#source", Input).focus()
             return
-        self.dismiss(actions.spawn_argv(
-            source, self.query_one("#task", Input).value, self.query_one("#agent", Input).value,
-            self.query_one("#container", Checkbox).value,
-            str(self.query_one("#runtime", Select).value),
-            str(self.query_one("#network", Select).value)))
+        self.dismiss(
+            actions.spawn_argv(
+                source,
+                self.query_one("#task", Input).value,
+                self.query_one("#agent", Input).value,
+                self.query_one("#container", Checkbox).value,
+                str(self.query_one("#runtime", Select).value),
+                str(self.query_one("#network", Select).value),
+            )
+        )
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
@@ -130,8 +149,11 @@ class SpawnForm(ModalScreen):
 class Confirm(ModalScreen):
     """A yes/no question; dismissed with True for yes."""
 
-    BINDINGS = [Binding("y", "answer(True)", "yes"), Binding("n", "answer(False)", "no"),
-                Binding("escape", "answer(False)", "no")]
+    BINDINGS = [
+        Binding("y", "answer(True)", "yes"),
+        Binding("n", "answer(False)", "no"),
+        Binding("escape", "answer(False)", "no"),
+    ]
 
     def __init__(self, question: Text):
         super().__init__()
@@ -187,8 +209,11 @@ class Agents(Screen):
         yield Static(id="title")
         yield AgentTable(cursor_type="row", zebra_stripes=True, id="agents")
         yield Static(id="detail")
-        yield Input(placeholder="filter: words in id, status, branch, task... (Enter: keep, "
-                    "Esc: clear)", id="filter", compact=True)
+        yield Input(
+            placeholder="filter: words in id, status, branch, task... (Enter: keep, Esc: clear)",
+            id="filter",
+            compact=True,
+        )
         with TabbedContent(id="tabs"):
             with TabPane("Preview", id="preview"):
                 yield Static(id="screen")
@@ -245,8 +270,9 @@ class Agents(Screen):
 
     def refresh_rows(self) -> None:
         app = self.app
-        self.background("rows", lambda: self.later(
-            self.show_rows, model.snapshot(app.layout, app.idle_after)))
+        self.background(
+            "rows", lambda: self.later(self.show_rows, model.snapshot(app.layout, app.idle_after))
+        )
 
     def refresh_live(self) -> None:
         views = [v for v in self.views.values() if v["status"] == "running"]
@@ -272,8 +298,9 @@ class Agents(Screen):
         if self.screen_raw is not None and size is not None and self.screen_at == size:
             return
         self.screen_at = size
-        self.background("preview", lambda: self.later(
-            self.show_screen, screen_of(view), view["id"]))
+        self.background(
+            "preview", lambda: self.later(self.show_screen, screen_of(view), view["id"])
+        )
 
     def refresh_diff(self, only_if_changed: bool = False) -> None:
         """The diff tab's patch, read as ``am diff`` reads it; ONLY_IF_CHANGED (the timer):
@@ -283,8 +310,9 @@ class Agents(Screen):
         if self.query_one(TabbedContent).active != "diff" or view is None:
             return
         log_size = log_bytes(view)
-        if only_if_changed and (view["status"] != "running"
-                                or self.diff_at == (view["id"], log_size)):
+        if only_if_changed and (
+            view["status"] != "running" or self.diff_at == (view["id"], log_size)
+        ):
             return
         self.diff_at = (view["id"], log_size)
         agent_id = view["id"]
@@ -325,14 +353,21 @@ class Agents(Screen):
     def show_rows(self, views: list[dict]) -> None:
         self.views = {v["id"]: v for v in views}
         table = self.query_one(AgentTable)
-        rows = [(v["id"], model.cells(v, self.live.get(v["id"])))
-                for v in views if model.matches(v, self.filter)]
+        rows = [
+            (v["id"], model.cells(v, self.live.get(v["id"])))
+            for v in views
+            if model.matches(v, self.filter)
+        ]
         if [k for k, _ in rows] == [k for k, _ in self.shown]:
             for (key, new), (_, old) in zip(rows, self.shown, strict=True):
                 for name, a, b in zip(model.COLUMNS, new, old, strict=True):
                     if a != b:
-                        table.update_cell(key, name, Text(a),
-                                          update_width=len(a) > table.columns[name].content_width)
+                        table.update_cell(
+                            key,
+                            name,
+                            Text(a),
+                            update_width=len(a) > table.columns[name].content_width,
+                        )
         else:
             keep = self.select_next if self.select_next in self.views else self.selected
             table.clear()
@@ -368,21 +403,36 @@ class Agents(Screen):
         widget = self.query_one("#screen", Static)
         if raw is not None:
             # Its size is the layout's to set, not the text's: no layout pass a frame.
-            widget.update(model.terminal_text(raw, last=max(1, widget.size.height)),
-                          layout=False)
+            widget.update(model.terminal_text(raw, last=max(1, widget.size.height)), layout=False)
             return
         view = self.views.get(self.selected or "")
         if view is None:
-            widget.update(Text("No agents yet: press n to spawn one." if not self.views
-                               else "No agent matches the filter."))
+            widget.update(
+                Text(
+                    "No agents yet: press n to spawn one."
+                    if not self.views
+                    else "No agent matches the filter."
+                )
+            )
         elif view["invalid"]:
-            widget.update(Text(model.one_line(
-                f"The record of {view['id']} is invalid: {'; '.join(view['invalid'])}. The "
-                f"dashboard reads nothing it names; 'am rm --force {view['id']}' removes only "
-                "the record.", 2000), style="red"))
+            widget.update(
+                Text(
+                    model.one_line(
+                        f"The record of {view['id']} is invalid: {'; '.join(view['invalid'])}. "
+                        "The dashboard reads nothing it names; "
+                        f"'am rm --force {view['id']}' removes only the record.",
+                        2000,
+                    ),
+                    style="red",
+                )
+            )
         else:
-            widget.update(Text(f"{model.one_line(view['id'], 64)} is "
-                               f"{output_status(view)}: its output is in the Log tab (v)."))
+            widget.update(
+                Text(
+                    f"{model.one_line(view['id'], 64)} is "
+                    f"{output_status(view)}: its output is in the Log tab (v)."
+                )
+            )
 
     def show_diff(self, agent_id: str, text: Text) -> None:
         if agent_id != self.selected:
@@ -406,8 +456,7 @@ class Agents(Screen):
         running = sum(v["status"] == "running" for v in self.views.values())
         text = Text(f" am ui · {len(self.views)} agents, {running} running", style="bold")
         if self.filter:
-            text.append(f" · filter: {model.one_line(self.filter, 30)} "
-                        f"({len(self.shown)} shown)")
+            text.append(f" · filter: {model.one_line(self.filter, 30)} ({len(self.shown)} shown)")
         if text != self.title_text:  # an update lays the screen out again
             self.title_text = text
             self.query_one("#title", Static).update(text)
@@ -418,9 +467,13 @@ class Agents(Screen):
         text = Text()
         if view:
             text = Text.assemble(
-                " ", (model.one_line(view["id"], 64), "bold"), "  ",
-                model.one_line(view.get("prompt") or "(no task)", 400), "  ·  ",
-                model.one_line(view.get("source") or "", 200))
+                " ",
+                (model.one_line(view["id"], 64), "bold"),
+                "  ",
+                model.one_line(view.get("prompt") or "(no task)", 400),
+                "  ·  ",
+                model.one_line(view.get("source") or "", 200),
+            )
         if text != self.detail_text:
             self.detail_text = text
             self.query_one("#detail", Static).update(text, layout=False)
@@ -430,7 +483,8 @@ class Agents(Screen):
         if not line.strip():
             return
         self.query_one("#message", Static).update(
-            Text(model.one_line(line, 400), style="bold red" if error else ""))
+            Text(model.one_line(line, 400), style="bold red" if error else "")
+        )
 
     # --- selection and tabs ----------------------------------------------------------------
 
@@ -524,16 +578,18 @@ class Agents(Screen):
             return
         view = self.views[agent_id]
         if view["status"] != "running":
-            self.say(f"am: error: agent {agent_id} is not running (status: "
-                     f"{output_status(view)})", True)
+            self.say(
+                f"am: error: agent {agent_id} is not running (status: {output_status(view)})", True
+            )
             return
         lines: list[str] = []
         try:
             with self.app.suspend():
                 code = actions.run("attach", [agent_id], lambda text, _: lines.append(text))
             if code:
-                lines.append(f"am: error: attaching to {agent_id} failed: tmux exited with "
-                             f"status {code}")
+                lines.append(
+                    f"am: error: attaching to {agent_id} failed: tmux exited with status {code}"
+                )
         except AmError as e:
             lines.append(e.render())
         except Exception as e:  # e.g. no terminal to suspend: said, never a crash
@@ -554,8 +610,12 @@ class Agents(Screen):
                 self.say("spawning ...")
                 self.command("spawn", argv, after=self.spawned)
 
-        app.push_screen(SpawnForm(source, app.defaults["agent"], app.defaults["runtime"],
-                                  app.defaults["network"]), spawn)
+        app.push_screen(
+            SpawnForm(
+                source, app.defaults["agent"], app.defaults["runtime"], app.defaults["network"]
+            ),
+            spawn,
+        )
 
     def spawned(self, out: list[str]) -> None:
         if out and out[-1].strip():
@@ -584,9 +644,11 @@ class Agents(Screen):
                 self.command("rm", [agent_id])
 
         question = Text.assemble(
-            "Remove agent ", (model.one_line(agent_id, 64), "bold"),
+            "Remove agent ",
+            (model.one_line(agent_id, 64), "bold"),
             " and its workspace?\n\nLike 'am rm', this is refused while the agent runs or "
-            "holds unsaved work (stop it with s; 'am rm --force' snapshots the work first).")
+            "holds unsaved work (stop it with s; 'am rm --force' snapshots the work first).",
+        )
         self.app.push_screen(Confirm(question), answered)
 
     def action_quit(self) -> None:

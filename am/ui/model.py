@@ -82,8 +82,10 @@ def age(seconds: float) -> str:
 def matches(view: dict, query: str) -> bool:
     """Whether VIEW has every word of QUERY (any case) in its id, mode, engine, status, health,
     branch, source or task."""
-    hay = " ".join(str(view.get(k) or "") for k in (
-        "id", "mode", "runtime", "status", "health", "branch", "source", "prompt")).lower()
+    hay = " ".join(
+        str(view.get(k) or "")
+        for k in ("id", "mode", "runtime", "status", "health", "branch", "source", "prompt")
+    ).lower()
     return all(word in hay for word in query.lower().split())
 
 
@@ -101,7 +103,7 @@ def _lines(raw: str) -> list[str]:
         line = line.rstrip("\r").rsplit("\r", 1)[-1]
         kept, pos = [], 0
         for m in _ESCAPE.finditer(line):
-            kept.append(visible(line[pos:m.start()]))
+            kept.append(visible(line[pos : m.start()]))
             if _SGR.fullmatch(m.group()):
                 kept.append(m.group())
             pos = m.end()
@@ -125,8 +127,14 @@ def terminal_text(raw: str, last: int | None = None) -> Text:
     return text
 
 
-DIFF_STYLES = (("+++", "bold"), ("---", "bold"), ("diff ", "bold"), ("@@", "cyan"),
-               ("+", "green"), ("-", "red"))
+DIFF_STYLES = (
+    ("+++", "bold"),
+    ("---", "bold"),
+    ("diff ", "bold"),
+    ("@@", "cyan"),
+    ("+", "green"),
+    ("-", "red"),
+)
 
 
 def diff_text(patch: str, max_lines: int) -> Text:
@@ -137,6 +145,7 @@ def diff_text(patch: str, max_lines: int) -> Text:
         style = next((s for prefix, s in DIFF_STYLES if line.startswith(prefix)), "")
         text.append(visible(line) + "\n", style)
     if len(lines) > max_lines:
-        text.append(f"... {len(lines) - max_lines} more lines: see the whole diff with "
-                    "'am diff'\n", "bold")
+        text.append(
+            f"... {len(lines) - max_lines} more lines: see the whole diff with 'am diff'\n", "bold"
+        )
     return text

@@ -18,8 +18,9 @@ from am import kube
 
 KUBECONFIG = os.environ.get("AM_TEST_KUBECONFIG")
 if not KUBECONFIG:
-    pytest.fail("the cluster tier needs a cluster: set AM_TEST_KUBECONFIG (docs/scale.md)",
-                pytrace=False)
+    pytest.fail(
+        "the cluster tier needs a cluster: set AM_TEST_KUBECONFIG (docs/scale.md)", pytrace=False
+    )
 IMAGE = os.environ.get("AM_TEST_KUBE_IMAGE", "am-agent:latest")
 
 PROBE = r"""
@@ -46,8 +47,10 @@ sleep 600
 @pytest.fixture
 def kam(am):
     am.env.update(KUBECONFIG=KUBECONFIG, AM_RUNTIME="kubernetes", AM_IMAGE=IMAGE)
-    for var, key in (("AM_TEST_KUBE_CONTEXT", "AM_KUBE_CONTEXT"),
-                     ("AM_TEST_KUBE_NAMESPACE", "AM_KUBE_NAMESPACE")):
+    for var, key in (
+        ("AM_TEST_KUBE_CONTEXT", "AM_KUBE_CONTEXT"),
+        ("AM_TEST_KUBE_NAMESPACE", "AM_KUBE_NAMESPACE"),
+    ):
         if os.environ.get(var):
             am.env[key] = os.environ[var]
     made = []
@@ -60,8 +63,9 @@ def kam(am):
 def kubectl(am, agent: str, *args) -> subprocess.CompletedProcess:
     k = am.info(agent)["kubernetes"]
     t = kube.Target(k["namespace"], k["context"], k.get("kubeconfig"))
-    return subprocess.run(t.argv(*args), capture_output=True, text=True,
-                          env={**os.environ, "KUBECONFIG": KUBECONFIG})
+    return subprocess.run(
+        t.argv(*args), capture_output=True, text=True, env={**os.environ, "KUBECONFIG": KUBECONFIG}
+    )
 
 
 def values(log: str) -> dict:
@@ -91,8 +95,12 @@ def test_policy_workspace_and_lifecycle(kam, repo):
     info = kam.info(agent)
     assert info["runtime"] == "kubernetes" and info["kubernetes"]["storage"] == "pvc"
     kam("stop", agent)
-    assert kubectl(kam, agent, "get", "pod", f"am-{agent}", "--ignore-not-found",
-                   "-o", "name").stdout.strip() == ""
+    assert (
+        kubectl(
+            kam, agent, "get", "pod", f"am-{agent}", "--ignore-not-found", "-o", "name"
+        ).stdout.strip()
+        == ""
+    )
     assert kubectl(kam, agent, "get", "pvc", f"am-{agent}-ws", "-o", "name").returncode == 0
     # stopped: read through an operations pod over the claim
     assert "made-by-agent.txt" in kam("diff", agent).stdout
@@ -100,8 +108,16 @@ def test_policy_workspace_and_lifecycle(kam, repo):
     kam("start", agent, timeout=600)
     kam.wait_status(agent, "running")
     kam("rm", "--force", agent, timeout=600)
-    left = kubectl(kam, agent, "get", f"{kube.RUN_KINDS},persistentvolumeclaims", "-l",
-                   f"am.agent={agent}", "-o", "name")
+    left = kubectl(
+        kam,
+        agent,
+        "get",
+        f"{kube.RUN_KINDS},persistentvolumeclaims",
+        "-l",
+        f"am.agent={agent}",
+        "-o",
+        "name",
+    )
     assert left.stdout.strip() == ""
 
 
@@ -114,8 +130,15 @@ def test_exit_code_and_oom_come_from_the_pod_status(kam, repo):
     agent = kam.spawn(repo, "--container", "--cmd", "exit 7", timeout=900)
     kam.made.append(agent)
     assert kam.wait_status(agent, "exited", timeout=300)["exit_code"] == 7
-    oom = kam.spawn(repo, "--container", "--memory", "64m", "--cmd",
-                    "python3 -c 'x = bytearray(512 << 20); print(len(x))'", timeout=900)
+    oom = kam.spawn(
+        repo,
+        "--container",
+        "--memory",
+        "64m",
+        "--cmd",
+        "python3 -c 'x = bytearray(512 << 20); print(len(x))'",
+        timeout=900,
+    )
     kam.made.append(oom)
     info = kam.wait_status(oom, "exited", timeout=300)
     assert info["oom_killed"] is True
@@ -124,9 +147,13 @@ def test_exit_code_and_oom_come_from_the_pod_status(kam, repo):
 def test_a_name_taken_in_the_namespace_is_refused(kam, repo, tmp_path):
     agent = spawn(kam, repo, "--name", f"kt{int(time.time())}")
     other = dict(kam.env, AM_HOME=str(tmp_path / "other-home"))
-    res = subprocess.run([*kam.argv, "spawn", str(repo), "--container", "--name", agent,
-                          "--cmd", "sleep 1"], env=other, capture_output=True, text=True,
-                         timeout=600)
+    res = subprocess.run(
+        [*kam.argv, "spawn", str(repo), "--container", "--name", agent, "--cmd", "sleep 1"],
+        env=other,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert_am_error(res)
     assert "already exists" in res.stderr
     pod = json.loads(kubectl(kam, agent, "get", "pod", f"am-{agent}", "-o", "json").stdout)

@@ -50,10 +50,14 @@ def markers(tmp_path):
 
 def plain_env() -> dict[str, str]:
     """What a user's own git sees: no am hardening, no pager/editor from the environment."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("GIT_") and k not in ("PAGER", "EDITOR", "VISUAL")}
-    env.update(GIT_ID, GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull,
-               GIT_TERMINAL_PROMPT="0")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("GIT_") and k not in ("PAGER", "EDITOR", "VISUAL")
+    }
+    env.update(
+        GIT_ID, GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull, GIT_TERMINAL_PROMPT="0"
+    )
     return env
 
 
@@ -61,12 +65,20 @@ def plain_git(cwd: Path, *args: str, input: str | None = None, tty: bool = False
     """Run plain git (the positive control); with TTY, stdout is a terminal, as in am's proc."""
     argv = ["git", "-c", f"safe.directory={cwd}", *args]
     if not tty:
-        return subprocess.run(argv, cwd=cwd, env=plain_env(), capture_output=True, text=True,
-                              input=input)
+        return subprocess.run(
+            argv, cwd=cwd, env=plain_env(), capture_output=True, text=True, input=input
+        )
     main, sub = pty.openpty()
     try:
-        res = subprocess.run(argv, cwd=cwd, env={**plain_env(), "TERM": "xterm"}, stdout=sub,
-                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        res = subprocess.run(
+            argv,
+            cwd=cwd,
+            env={**plain_env(), "TERM": "xterm"},
+            stdout=sub,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
     finally:
         os.close(sub)
         os.close(main)

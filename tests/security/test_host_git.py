@@ -146,10 +146,17 @@ def control_clone_from(ws):
     # git itself honours this key only from protected (global/system/command-line) config: the
     # control reads the planted file with that scope, as a tool merging configs naively would.
     out = ws.parent / f"{ws.name}-clone"
-    subprocess.run(["git", "clone", "-q", "--no-local", str(ws), str(out)], capture_output=True,
-                   env={**__import__("conftest").GIT_ID, "PATH": __import__("os").environ["PATH"],
-                        "HOME": str(ws.parent), "GIT_CONFIG_NOSYSTEM": "1",
-                        "GIT_CONFIG_GLOBAL": str(ws / ".git" / "config")})
+    subprocess.run(
+        ["git", "clone", "-q", "--no-local", str(ws), str(out)],
+        capture_output=True,
+        env={
+            **__import__("conftest").GIT_ID,
+            "PATH": __import__("os").environ["PATH"],
+            "HOME": str(ws.parent),
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": str(ws / ".git" / "config"),
+        },
+    )
     shutil.rmtree(out, ignore_errors=True)
 
 
@@ -230,10 +237,16 @@ ATTACKS = {
     "gpg.program": (plant_gpg, control_commit, None),
     "uploadpack.packObjectsHook": (plant_uploadpack, control_clone_from, None),
     "commondir": (plant_commondir, control_status, None),
-    ".git file (gitdir redirection)": (plant_gitdir_file, control_status,
-                                       "its .git is not the folder am cloned"),
-    "bare repository at the root": (plant_bare_root, control_status,
-                                    "its .git is not the folder am cloned"),
+    ".git file (gitdir redirection)": (
+        plant_gitdir_file,
+        control_status,
+        "its .git is not the folder am cloned",
+    ),
+    "bare repository at the root": (
+        plant_bare_root,
+        control_status,
+        "its .git is not the folder am cloned",
+    ),
     "submodule config": (plant_submodule, control_status, None),
 }
 
@@ -330,8 +343,11 @@ def test_embedded_bare_repository(am, agent, markers):
     markers.take()
     from am import git as amgit
 
-    refused = subprocess.run(["git", "-C", str(bare), "-c", "safe.bareRepository=explicit",
-                              "status"], capture_output=True, text=True)
+    refused = subprocess.run(
+        ["git", "-C", str(bare), "-c", "safe.bareRepository=explicit", "status"],
+        capture_output=True,
+        text=True,
+    )
     assert refused.returncode != 0 and "bare" in refused.stderr
     assert "safe.bareRepository=explicit" in amgit.HARDENING
     assert markers.fired() == []
@@ -377,15 +393,27 @@ def test_hardening_layer_alone(am, agent, markers):
     from am.gitsafe import Repo
 
     agent_id, ws = agent
-    for key in ("core.fsmonitor", "diff.external", "core.pager", "core.editor",
-                "core.sshCommand", "gpg.program"):
+    for key in (
+        "core.fsmonitor",
+        "diff.external",
+        "core.pager",
+        "core.editor",
+        "core.sshCommand",
+        "gpg.program",
+    ):
         cfg(ws, key, markers.payload())
     cfg(ws, "credential.helper", "!" + markers.payload())
     cfg(ws, "commit.gpgSign", "true")
     modify(ws)
     repo = Repo(ws, ws / ".git", ws / ".git")
-    for args in (("status",), ("diff",), ("log", "-1"), ("add", "--all"),
-                 ("commit", "-m", "x"), ("fetch", "ssh://git.invalid/x")):
+    for args in (
+        ("status",),
+        ("diff",),
+        ("log", "-1"),
+        ("add", "--all"),
+        ("commit", "-m", "x"),
+        ("fetch", "ssh://git.invalid/x"),
+    ):
         amgit.ws_git(repo, *args, check=False)
     amgit.ws_git(repo, "credential", "fill", check=False)
     assert markers.fired() == []

@@ -52,8 +52,9 @@ def test_base_refs(am, repo, base, tmp_path):
 def test_base_option_never_reaches_git_as_option(am, repo, worktree, tmp_path):
     out = tmp_path / "pwned"
     args = ["--worktree"] if worktree else []
-    assert_am_error(am("spawn", repo, *args, f"--base=--output={out}", "--cmd", "true",
-                       check=False))
+    assert_am_error(
+        am("spawn", repo, *args, f"--base=--output={out}", "--cmd", "true", check=False)
+    )
     assert not out.exists()
 
 
@@ -72,11 +73,31 @@ def test_source_path_with_separators_is_passed_safely(am, repo, tmp_path):
     am("rm", "--force", agent_id)
 
 
-@pytest.mark.parametrize("domain", ["a.com,b.com", "a.com:x", "a.com:443:1", "-x", "a.com\nb.com",
-                                    "a=b", "127.0.0.1", "localhost"])
+@pytest.mark.parametrize(
+    "domain",
+    [
+        "a.com,b.com",
+        "a.com:x",
+        "a.com:443:1",
+        "-x",
+        "a.com\nb.com",
+        "a=b",
+        "127.0.0.1",
+        "localhost",
+    ],
+)
 def test_domains(am, repo, domain):
-    refused(am, repo, "--container", f"--allow-domain={domain}", "--network", "none", "--cmd",
-            "true", expect="invalid --allow-domain")
+    refused(
+        am,
+        repo,
+        "--container",
+        f"--allow-domain={domain}",
+        "--network",
+        "none",
+        "--cmd",
+        "true",
+        expect="invalid --allow-domain",
+    )
 
 
 @pytest.mark.parametrize("item", ["A:B", "A,B", "A\nB=1", "-x", "=x", "A-B=1", "1A=x"])
@@ -86,8 +107,7 @@ def test_env_names(am, repo, item):
 
 @pytest.mark.parametrize("image", ["--privileged", "-v/:/host", "img x", "img\n--privileged"])
 def test_images(am, repo, image):
-    refused(am, repo, "--container", f"--image={image}", "--cmd", "true",
-            expect="invalid --image")
+    refused(am, repo, "--container", f"--image={image}", "--cmd", "true", expect="invalid --image")
 
 
 @pytest.mark.parametrize("gpus", ['"device=0', "0,--privileged", "all\n", "-1"])
@@ -101,8 +121,17 @@ def test_mount_sources_from_am_home(am, repo, tmp_path, home):
     """A workspace path that would add mount options is refused before a container starts."""
     engine_ready("docker")
     odd = tmp_path / home
-    res = am("spawn", repo, "--container", "--runtime", "docker", "--cmd", "true", check=False,
-             env={"AM_HOME": str(odd)})
+    res = am(
+        "spawn",
+        repo,
+        "--container",
+        "--runtime",
+        "docker",
+        "--cmd",
+        "true",
+        check=False,
+        env={"AM_HOME": str(odd)},
+    )
     assert "cannot mount" in assert_am_error(res)
     assert not (odd / "agents").exists() or list((odd / "agents").iterdir()) == []
 
@@ -115,9 +144,16 @@ def test_nul_is_refused_by_every_validator(value):
     from am.backends.engine import check_mount_path
     from am.errors import AmError
 
-    for check in (ids.validate_name, git.check_branch, plan.check_domain, plan.check_image,
-                  plan.check_gpus, plan.check_base, git.check_source,
-                  lambda v: check_mount_path(Path("/tmp") / v),
-                  lambda v: plan.parse_env([v + "=1"], {})):
+    for check in (
+        ids.validate_name,
+        git.check_branch,
+        plan.check_domain,
+        plan.check_image,
+        plan.check_gpus,
+        plan.check_base,
+        git.check_source,
+        lambda v: check_mount_path(Path("/tmp") / v),
+        lambda v: plan.parse_env([v + "=1"], {}),
+    ):
         with pytest.raises(AmError):
             check(value)

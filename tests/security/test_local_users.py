@@ -26,8 +26,11 @@ AGENT_UID = 2_000_000_000
 def other_user():
     """A fresh unprivileged account: (uid, gid)."""
     name = f"amt{uuid.uuid4().hex[:8]}"
-    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                    name], check=True, capture_output=True)
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+        check=True,
+        capture_output=True,
+    )
     try:
         import pwd
 
@@ -39,14 +42,16 @@ def other_user():
 
 def read_as(user, path: Path) -> subprocess.CompletedProcess:
     uid, gid = user
-    return subprocess.run(["cat", str(path)], user=uid, group=gid, extra_groups=[],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        ["cat", str(path)], user=uid, group=gid, extra_groups=[], capture_output=True, text=True
+    )
 
 
 def list_as(user, path: Path) -> subprocess.CompletedProcess:
     uid, gid = user
-    return subprocess.run(["ls", str(path)], user=uid, group=gid, extra_groups=[],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        ["ls", str(path)], user=uid, group=gid, extra_groups=[], capture_output=True, text=True
+    )
 
 
 @pytest.fixture
@@ -58,15 +63,17 @@ def home(repo):
     home = top / "home"
     home.mkdir(mode=0o755)
     home.chmod(0o755)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AM_", "TMUX", "XDG_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AM_", "TMUX", "XDG_"))}
     env.update(HOME=str(home), **GIT_ID)
     am = Am(home, env)
     am.repo = repo
     am.state = home / ".local" / "state" / "am"
     yield am
-    res = subprocess.run(["tmux", "list-sessions", "-F", "#{session_name}\t#{@am_home}"],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        ["tmux", "list-sessions", "-F", "#{session_name}\t#{@am_home}"],
+        capture_output=True,
+        text=True,
+    )
     for line in res.stdout.splitlines():
         name, _, owner = line.partition("\t")
         if owner == str(am.state):
@@ -86,8 +93,9 @@ def test_other_users_cannot_read_logs_workspaces_or_snapshots(home, other_user):
     old.mkdir(mode=0o755)
     old.chmod(0o755)
 
-    agent = home.spawn(str(home.repo), "--cmd",
-                       f"echo TOKEN={SECRET} > .env; echo printed {SECRET}; sleep 300")
+    agent = home.spawn(
+        str(home.repo), "--cmd", f"echo TOKEN={SECRET} > .env; echo printed {SECRET}; sleep 300"
+    )
     home.wait_log(agent, f"printed {SECRET}")
     snap = Path(home("snapshot", agent).stdout.strip().splitlines()[-1])
     state = home.state
@@ -138,10 +146,12 @@ def cengine(request, home):
     remove_containers(request.param, str(home.state))
 
 
-PROBE = ("id -u; id -un; getent passwd $(id -u); "
-         "node -e 'console.log(\"NODE-USER=\" + require(\"os\").userInfo().username)'; "
-         "git --no-pager log --oneline -1 >/dev/null && echo GIT-OK; "
-         "echo agent > made.txt && echo WRITE-OK; sleep 300")
+PROBE = (
+    "id -u; id -un; getent passwd $(id -u); "
+    'node -e \'console.log("NODE-USER=" + require("os").userInfo().username)\'; '
+    "git --no-pager log --oneline -1 >/dev/null && echo GIT-OK; "
+    "echo agent > made.txt && echo WRITE-OK; sleep 300"
+)
 
 
 def test_root_agents_run_as_no_account_and_others_cannot_read(home, cengine, other_user):
@@ -149,8 +159,7 @@ def test_root_agents_run_as_no_account_and_others_cannot_read(home, cengine, oth
     its workspace (whose files are its own), reads the cache mirror's objects of a URL clone,
     and another local user still reads nothing of it."""
     assert os.getuid() == 0, "this test runs am as root"
-    agent = home.spawn(f"file://{home.repo}", "--container", "--runtime", cengine,
-                       "--cmd", PROBE)
+    agent = home.spawn(f"file://{home.repo}", "--container", "--runtime", cengine, "--cmd", PROBE)
     log = home.wait_log(agent, "WRITE-OK", timeout=120)
     lines = log.replace("\r", "").splitlines()
     assert str(AGENT_UID) in lines and "agent" in lines, log
@@ -171,8 +180,17 @@ def test_a_uid_that_is_an_account_is_refused(home, cengine, other_user):
     """AM_AGENT_UID naming a real account: the spawn refuses before anything is made, and
     doctor fails the row. The control: the default uid spawns (previous test)."""
     uid = str(other_user[0])
-    res = home("spawn", str(home.repo), "--container", "--runtime", cengine, "--cmd", "true",
-               env={"AM_AGENT_UID": uid}, check=False)
+    res = home(
+        "spawn",
+        str(home.repo),
+        "--container",
+        "--runtime",
+        cengine,
+        "--cmd",
+        "true",
+        env={"AM_AGENT_UID": uid},
+        check=False,
+    )
     assert res.returncode != 0 and "am: error: agents would run as uid" in res.stderr
     assert "is the account" in res.stderr and "AM_AGENT_UID" in res.stderr
     assert not (home.home / ".agents").exists() or not any((home.home / ".agents").iterdir())
@@ -191,4 +209,3 @@ def test_subordinate_ids_are_no_agent_uid(tmp_path, monkeypatch):
     monkeypatch.setenv("AM_AGENT_UID", "abc")
     with pytest.raises(hostside.AmError, match="invalid AM_AGENT_UID"):
         hostside.agent_uid()
-

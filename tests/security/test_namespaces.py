@@ -16,10 +16,27 @@ PROBE = "unshare -r id -u; echo rc=$?; echo PROBE-DONE"
 
 
 def test_unshare_fails_inside_an_agent(am, repo, engine):
-    control = [engine, "run", "--rm", "--pull", "never", "--network", "none", "--cap-drop",
-               "ALL", "--security-opt", "no-new-privileges", "--read-only", "--user",
-               "1000:1000", *(["--security-opt", "seccomp=unconfined"] if engine == "docker"
-                              else []), "am-agent:latest", "sh", "-c", PROBE]
+    control = [
+        engine,
+        "run",
+        "--rm",
+        "--pull",
+        "never",
+        "--network",
+        "none",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--read-only",
+        "--user",
+        "1000:1000",
+        *(["--security-opt", "seccomp=unconfined"] if engine == "docker" else []),
+        "am-agent:latest",
+        "sh",
+        "-c",
+        PROBE,
+    ]
     out = subprocess.run(control, capture_output=True, text=True).stdout
     assert "rc=0" in out and "\n0\n" in f"\n{out}", f"control: unshare -r failed\n{out}"
     agent = am.spawn(repo, "--container", "--runtime", engine, "--cmd", PROBE + "; sleep 300")

@@ -17,21 +17,33 @@ pytestmark = pytest.mark.container
 
 
 ATTACKS = {
-    "core.fsmonitor": ('git config core.fsmonitor "{p}" && echo edit >> README',
-                       ("status",), None),
-    "textconv": ('echo "* diff=evil" > .gitattributes && git config diff.evil.textconv "{p}" '
-                 "&& echo edit >> README", ("diff",), None),
-    "gitdir redirection": ('mv .git .hidden && git --git-dir=.hidden config core.fsmonitor "{p}"'
-                           " && echo \"gitdir: $PWD/.hidden\" > .git && echo edit >> README",
-                           ("status",), "its .git is not the folder am cloned"),
+    "core.fsmonitor": ('git config core.fsmonitor "{p}" && echo edit >> README', ("status",), None),
+    "textconv": (
+        'echo "* diff=evil" > .gitattributes && git config diff.evil.textconv "{p}" '
+        "&& echo edit >> README",
+        ("diff",),
+        None,
+    ),
+    "gitdir redirection": (
+        'mv .git .hidden && git --git-dir=.hidden config core.fsmonitor "{p}"'
+        ' && echo "gitdir: $PWD/.hidden" > .git && echo edit >> README',
+        ("status",),
+        "its .git is not the folder am cloned",
+    ),
 }
 
 
 @pytest.mark.parametrize("attack", list(ATTACKS))
 def test_planted_from_inside(am, repo, engine, markers, attack):
     script, control, refusal = ATTACKS[attack]
-    agent = am.spawn(repo, "--container", "--runtime", engine, "--cmd",
-                     script.format(p=markers.payload()) + " && echo PLANTED; sleep 300")
+    agent = am.spawn(
+        repo,
+        "--container",
+        "--runtime",
+        engine,
+        "--cmd",
+        script.format(p=markers.payload()) + " && echo PLANTED; sleep 300",
+    )
     am.wait_log(agent, "PLANTED")
     am("stop", agent)
     ws = am.home / "agents" / agent

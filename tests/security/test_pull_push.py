@@ -23,8 +23,10 @@ from .conftest import plain_git
 from .test_host_git import ATTACKS, REFUSED, cfg, control_add, modify
 
 PROPERTY = "16 pull and push take one checked commit"
-COMMIT = ("echo work > work.txt && git add work.txt && git commit -qm work && "
-          "echo COMMITTED-$((0+1)); sleep 300")
+COMMIT = (
+    "echo work > work.txt && git add work.txt && git commit -qm work && "
+    "echo COMMITTED-$((0+1)); sleep 300"
+)
 
 
 def committed_agent(am, source: str) -> tuple[str, Path]:
@@ -76,8 +78,10 @@ def test_planted_code_never_runs_in_pull_or_push(am, remote, markers, attack):
     plant(ws, markers)
     control(ws)
     markers.take()
-    results = [am(*cmd, agent_id, check=False)
-               for cmd in (("log",), ("diff", "--stat"), ("pull",), ("push",))]
+    results = [
+        am(*cmd, agent_id, check=False)
+        for cmd in (("log",), ("diff", "--stat"), ("pull",), ("push",))
+    ]
     assert markers.fired() == []
     if refusal:
         for res in results:
@@ -162,11 +166,14 @@ def test_a_bundle_with_extra_refs_adds_only_the_agents_branch(am, repo, tmp_path
     copy = tmp_path / "hostile.bundle"
     res = am("pull", agent_id, env=wrapped_git(tmp_path / "bin", copy))
     head = res.stdout.strip()
-    assert "the agent's bundle also carried 3 other ref(s)" in res.stderr and "none was taken" \
-        in res.stderr
+    assert (
+        "the agent's bundle also carried 3 other ref(s)" in res.stderr
+        and "none was taken" in res.stderr
+    )
     assert git("rev-parse", "main", cwd=repo).strip() == main
-    assert sorted(git("for-each-ref", "--format=%(refname)", cwd=repo).split()) == \
-        sorted(refs + [f"refs/heads/am/{agent_id}"])
+    assert sorted(git("for-each-ref", "--format=%(refname)", cwd=repo).split()) == sorted(
+        refs + [f"refs/heads/am/{agent_id}"]
+    )
     assert git("rev-parse", f"am/{agent_id}", cwd=repo).strip() == head
     # control: a plain fetch of everything the bundle carries moves the user's main
     control = tmp_path / "control"
@@ -179,10 +186,16 @@ def test_a_bundle_with_extra_refs_adds_only_the_agents_branch(am, repo, tmp_path
 
 def hostile_commit(ws: Path, case: str) -> tuple[str, str]:
     """A commit on HEAD whose objects git's checks refuse; returns it and the bad object."""
+
     def hashed(kind: str, data: str) -> str:
-        return subprocess.run(["git", "hash-object", "-w", "--literally", "-t", kind, "--stdin"],
-                              cwd=ws, input=data, capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "hash-object", "-w", "--literally", "-t", kind, "--stdin"],
+            cwd=ws,
+            input=data,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
 
     head = git("rev-parse", "HEAD", cwd=ws).strip()
     tree = git("rev-parse", "HEAD^{tree}", cwd=ws).strip()
@@ -190,13 +203,16 @@ def hostile_commit(ws: Path, case: str) -> tuple[str, str]:
         # a submodule URL read as an option: the CVE-2018-17456 kind
         modules = hashed("blob", '[submodule "x"]\n\tpath = x\n\turl = --upload-pack=id\n')
         entries = git("ls-tree", "HEAD", cwd=ws) + f"100644 blob {modules}\t.gitmodules\n"
-        tree = subprocess.run(["git", "mktree"], cwd=ws, input=entries, capture_output=True,
-                              text=True, check=True).stdout.strip()
+        tree = subprocess.run(
+            ["git", "mktree"], cwd=ws, input=entries, capture_output=True, text=True, check=True
+        ).stdout.strip()
         bad = modules
         commit = git("commit-tree", tree, "-p", head, "-m", "submodule", cwd=ws).strip()
     else:  # badEmail: an author line git cannot parse
-        commit = bad = hashed("commit", f"tree {tree}\nparent {head}\nauthor x <x 1 +0000\n"
-                              "committer c <c@x> 1 +0000\n\nbad\n")
+        commit = bad = hashed(
+            "commit",
+            f"tree {tree}\nparent {head}\nauthor x <x 1 +0000\ncommitter c <c@x> 1 +0000\n\nbad\n",
+        )
     git("update-ref", "HEAD", commit, cwd=ws)
     return commit, bad
 
@@ -207,8 +223,9 @@ def test_an_object_gits_checks_refuse_never_enters_the_source(am, repo, tmp_path
     commit, bad = hostile_commit(ws, case)
     refs = git("for-each-ref", cwd=repo)
     copy = tmp_path / "copy.bundle"
-    line = assert_am_error(am("pull", agent_id, check=False,
-                              env=wrapped_git(tmp_path / "bin", copy)))
+    line = assert_am_error(
+        am("pull", agent_id, check=False, env=wrapped_git(tmp_path / "bin", copy))
+    )
     assert "the agent's bundle was refused: its objects failed git's checks" in line
     assert case in line
     assert git("for-each-ref", cwd=repo) == refs
@@ -216,15 +233,29 @@ def test_an_object_gits_checks_refuse_never_enters_the_source(am, repo, tmp_path
     # control: git 2.39's own fetch from that bundle, object checks asked for, takes it
     control = tmp_path / "control"
     git("clone", "-q", repo, control)
-    git("-c", "fetch.fsckObjects=true", "-c", "transfer.fsckObjects=true", "fetch", "-q", copy,
-        "refs/am/head:refs/heads/taken", cwd=control)
+    git(
+        "-c",
+        "fetch.fsckObjects=true",
+        "-c",
+        "transfer.fsckObjects=true",
+        "fetch",
+        "-q",
+        copy,
+        "refs/am/head:refs/heads/taken",
+        cwd=control,
+    )
     assert git("rev-parse", "taken", cwd=control).strip() == commit
 
 
 def make_bundle(tmp_path: Path, repo: Path, refs: list[tuple[str, str]]) -> Path:
     """A bundle of REPO's history with the ref lines REFS (name, commit), made by hand."""
-    pack = subprocess.run(["git", "pack-objects", "--revs", "--stdout", "-q"], cwd=repo,
-                          input=b"HEAD\n", capture_output=True, check=True).stdout
+    pack = subprocess.run(
+        ["git", "pack-objects", "--revs", "--stdout", "-q"],
+        cwd=repo,
+        input=b"HEAD\n",
+        capture_output=True,
+        check=True,
+    ).stdout
     header = "# v2 git bundle\n" + "".join(f"{oid} {name}\n" for name, oid in refs) + "\n"
     path = tmp_path / "hand.bundle"
     path.write_bytes(header.encode() + pack)
@@ -237,9 +268,12 @@ def test_a_bundle_that_is_not_what_was_asked_is_refused(repo, tmp_path, case):
     side = git("rev-parse", "side", cwd=repo).strip()
     target = tmp_path / "target"
     git("init", "-q", "--bare", target)
-    refs = {"twice": [(bundle.REF, head), (bundle.REF, head)],
-            "another commit": [(bundle.REF, side)],
-            "not a bundle": [], "bad line": [(bundle.REF, "xyz")]}[case]
+    refs = {
+        "twice": [(bundle.REF, head), (bundle.REF, head)],
+        "another commit": [(bundle.REF, side)],
+        "not a bundle": [],
+        "bad line": [(bundle.REF, "xyz")],
+    }[case]
     path = make_bundle(tmp_path, repo, refs)
     if case == "not a bundle":
         path.write_bytes(b"PACK" + path.read_bytes())
@@ -250,7 +284,6 @@ def test_a_bundle_that_is_not_what_was_asked_is_refused(repo, tmp_path, case):
     good = make_bundle(tmp_path, repo, [(bundle.REF, head)])
     assert bundle.receive(target, good, head) == []
     assert subprocess.run(["git", "cat-file", "-e", head], cwd=target).returncode == 0
-
 
 
 def test_a_partial_bundle_is_refused_before_git_reads_it(repo, tmp_path):
@@ -265,41 +298,52 @@ def test_a_partial_bundle_is_refused_before_git_reads_it(repo, tmp_path):
     assert list((target / "objects" / "pack").iterdir()) == []
     # control: git's own fetch of it fails too, but leaves a promisor pack of the agent's
     # objects in the repository
-    res = subprocess.run(["git", "fetch", "-q", partial, f"{bundle.REF}:refs/heads/taken"],
-                         cwd=target, capture_output=True, text=True)
+    res = subprocess.run(
+        ["git", "fetch", "-q", partial, f"{bundle.REF}:refs/heads/taken"],
+        cwd=target,
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode != 0
     assert [p.suffix for p in (target / "objects" / "pack").iterdir()].count(".promisor") == 1
 
 
-INSIDE = ("export GIT_AUTHOR_NAME=a GIT_AUTHOR_EMAIL=a@x GIT_COMMITTER_NAME=a "
-          "GIT_COMMITTER_EMAIL=a@x && echo work > work.txt && git add work.txt && "
-          "git commit -qm work && "
-          'git config core.fsmonitor "{fsmonitor}" && '
-          'echo "* filter=evil" > .gitattributes && git config filter.evil.clean "{filter}" && '
-          'git config remote.origin.receivepack "{receivepack}" && '
-          'printf "#!/bin/sh\\n{prepush}\\n" > .git/hooks/pre-push && '
-          "chmod +x .git/hooks/pre-push && echo edit >> README && echo PLANTED-$((0+1)); "
-          "sleep 300")
+INSIDE = (
+    "export GIT_AUTHOR_NAME=a GIT_AUTHOR_EMAIL=a@x GIT_COMMITTER_NAME=a "
+    "GIT_COMMITTER_EMAIL=a@x && echo work > work.txt && git add work.txt && "
+    "git commit -qm work && "
+    'git config core.fsmonitor "{fsmonitor}" && '
+    'echo "* filter=evil" > .gitattributes && git config filter.evil.clean "{filter}" && '
+    'git config remote.origin.receivepack "{receivepack}" && '
+    'printf "#!/bin/sh\\n{prepush}\\n" > .git/hooks/pre-push && '
+    "chmod +x .git/hooks/pre-push && echo edit >> README && echo PLANTED-$((0+1)); "
+    "sleep 300"
+)
 
 
 @pytest.mark.container
-def test_planted_from_inside_a_container_never_runs_in_pull_or_push(am, remote, engine,
-                                                                      markers):
+def test_planted_from_inside_a_container_never_runs_in_pull_or_push(am, remote, engine, markers):
     names = ("fsmonitor", "filter", "receivepack", "prepush")
-    agent_id = am.spawn(f"file://{remote}", "--container", "--runtime", engine, "--cmd",
-                        INSIDE.format(**{n: markers.payload(n) for n in names}))
+    agent_id = am.spawn(
+        f"file://{remote}",
+        "--container",
+        "--runtime",
+        engine,
+        "--cmd",
+        INSIDE.format(**{n: markers.payload(n) for n in names}),
+    )
     am.wait_log(agent_id, "PLANTED-1", timeout=120)
     ws = am.home / "agents" / agent_id
     plain_git(ws, "status")
     plain_git(ws, "add", "--all")
     plain_git(ws, "push", "origin", "HEAD:refs/heads/control")
-    plain_git(ws, "push", "--receive-pack=git-receive-pack", "origin",
-              "HEAD:refs/heads/control")
+    plain_git(ws, "push", "--receive-pack=git-receive-pack", "origin", "HEAD:refs/heads/control")
     for name in names:
         markers.take(name)
     for state in ("running", "stopped"):  # read by exec, then in a throwaway container
-        out = {cmd: am(*cmd, agent_id) for cmd in (("log",), ("diff", "--stat"), ("pull",),
-                                                   ("push",))}
+        out = {
+            cmd: am(*cmd, agent_id) for cmd in (("log",), ("diff", "--stat"), ("pull",), ("push",))
+        }
         assert markers.fired() == [], f"a {state} agent"
         assert "work.txt" in out[("diff", "--stat")].stdout and "edit" not in out[("log",)].stdout
         am("stop", agent_id)

@@ -88,8 +88,22 @@ def test_stop_never_removes_another_homes_container(am, repo, engine):
     am("stop", agent)
     other = f"/tmp/other-home-{uuid.uuid4().hex[:8]}"
     name = f"am-{agent}"
-    run = [engine, "run", "-d", "--name", name, "--label", f"am.home={other}", "--network",
-           "none", "--pull", "never", "am-agent:latest", "sleep", "300"]
+    run = [
+        engine,
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--label",
+        f"am.home={other}",
+        "--network",
+        "none",
+        "--pull",
+        "never",
+        "am-agent:latest",
+        "sleep",
+        "300",
+    ]
     subprocess.run(run, check=True, capture_output=True)
     try:
         edit_record(am, agent, mode="container", runtime=engine, container=name)
@@ -115,15 +129,16 @@ def test_stop_never_removes_another_homes_container(am, repo, engine):
 
 def test_pull_and_push_never_take_a_branch_a_record_names_as_an_option(am, repo):
     agent_id = am.spawn(repo, "--cmd", "sleep 300")
-    refs = subprocess.run(["git", "for-each-ref"], cwd=repo, capture_output=True,
-                          text=True).stdout
+    refs = subprocess.run(["git", "for-each-ref"], cwd=repo, capture_output=True, text=True).stdout
     edit_record(am, agent_id, branch="--upload-pack=touch pwned")
     for cmd in ("pull", "push"):
         line = assert_am_error(am(cmd, agent_id, check=False))
         assert "is not a valid branch name" in line and f"am pull {agent_id} --branch NAME" in line
     assert not (repo / "pwned").exists() and not Path("pwned").exists()
-    assert subprocess.run(["git", "for-each-ref"], cwd=repo, capture_output=True,
-                          text=True).stdout == refs
+    assert (
+        subprocess.run(["git", "for-each-ref"], cwd=repo, capture_output=True, text=True).stdout
+        == refs
+    )
     # control: the same record, with a branch named by the user, pulls
     edit_record(am, agent_id, branch=f"am/{agent_id}")
     assert "nothing to pull" in am("pull", agent_id).stderr

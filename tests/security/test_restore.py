@@ -61,8 +61,14 @@ def test_restore_never_takes_its_source_from_the_archive(am, repo, tmp_path, mar
     git("worktree", "add", "-q", "--detach", tmp_path / "control-wt", commit, cwd=victim)
     markers.take()  # control: a worktree added there runs its hook
     git("worktree", "remove", "--force", tmp_path / "control-wt", cwd=victim)
-    manifest = {"id": "x", "worktree": True, "source": str(victim), "commit": commit,
-                "base_commit": commit, "branch": "am/x"}
+    manifest = {
+        "id": "x",
+        "worktree": True,
+        "source": str(victim),
+        "commit": commit,
+        "base_commit": commit,
+        "branch": "am/x",
+    }
     readme = tarfile.TarInfo("workspace/README")
     evil = archive(tmp_path / "evil.tar.gz", manifest, [readme])
     worktrees = git("worktree", "list", "--porcelain", cwd=victim)
@@ -79,9 +85,11 @@ def test_restore_never_takes_its_source_from_the_archive(am, repo, tmp_path, mar
 
 def url_agent(am, repo, mode: str) -> str:
     """An agent of file://REPO (it borrows objects from am's cache) with work of every kind."""
-    cmd = ("echo edit >> README && echo new > new.txt && git add new.txt && "
-           "git -c user.name=a -c user.email=b commit -qm agent && echo untracked > u.txt && "
-           "echo READY; sleep 300")
+    cmd = (
+        "echo edit >> README && echo new > new.txt && git add new.txt && "
+        "git -c user.name=a -c user.email=b commit -qm agent && echo untracked > u.txt && "
+        "echo READY; sleep 300"
+    )
     extra = [] if mode == "tmux" else ["--container", "--runtime", mode]
     agent = am.spawn(f"file://{repo}", *extra, "--cmd", cmd)
     am.wait_log(agent, "READY")
@@ -106,8 +114,11 @@ def check_self_contained(am, repo, tmp_path, mode):
         tar.extractall(out, filter="tar")
     extracted = out / "workspace"
     assert not (extracted / ".git" / "objects" / "info" / "alternates").exists()
-    fsck = subprocess.run(["git", "-c", "safe.directory=*", "-C", extracted, "fsck", "--full"],
-                          capture_output=True, text=True)
+    fsck = subprocess.run(
+        ["git", "-c", "safe.directory=*", "-C", extracted, "fsck", "--full"],
+        capture_output=True,
+        text=True,
+    )
     assert fsck.returncode == 0, fsck.stdout + fsck.stderr
     log = git("-c", "safe.directory=*", "log", "--format=%s", "-2", cwd=extracted)
     assert log.split() == ["agent", "second"]

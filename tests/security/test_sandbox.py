@@ -33,13 +33,25 @@ EMPTY_BLOB = "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
 
 def host_git(ws: Path, *args: str, env=None) -> subprocess.CompletedProcess:
     """Plain git on the host, as a user (or am before this round) would run it there."""
-    return subprocess.run(["git", "-c", f"safe.directory={ws}", *args], cwd=ws,
-                          env={**plain_env(), **(env or {})}, capture_output=True)
+    return subprocess.run(
+        ["git", "-c", f"safe.directory={ws}", *args],
+        cwd=ws,
+        env={**plain_env(), **(env or {})},
+        capture_output=True,
+    )
 
 
 def spawn_racer(am, repo, engine, script: str, ready: str) -> tuple[str, Path]:
-    agent = am.spawn(repo, "--container", "--runtime", engine, "--env", f"SCRIPT={script}",
-                     "--cmd", 'python3 -c "$SCRIPT"')
+    agent = am.spawn(
+        repo,
+        "--container",
+        "--runtime",
+        engine,
+        "--env",
+        f"SCRIPT={script}",
+        "--cmd",
+        'python3 -c "$SCRIPT"',
+    )
     am.wait_log(agent, ready)
     return agent, am.home / "agents" / agent
 
@@ -62,8 +74,9 @@ while True:
 
 
 def test_config_race_in_diff_never_runs_on_the_host(am, repo, engine, markers, tmp_path):
-    agent, ws = spawn_racer(am, repo, engine,
-                            CONFIG_RACE.replace("{payload}", markers.payload()), "RACING")
+    agent, ws = spawn_racer(
+        am, repo, engine, CONFIG_RACE.replace("{payload}", markers.payload()), "RACING"
+    )
     # positive control: plain git on the host, while the agent races, runs the filter
     for _ in range(200):
         host_git(ws, "add", "--all", env={"GIT_INDEX_FILE": str(tmp_path / "control-index")})
@@ -82,10 +95,20 @@ def crafted_index(ws: Path, entry: str, tmp: Path) -> bytes:
     written with a placeholder of the same length, patched, and its checksum made again."""
     placeholder = "p" * len(entry)
     index = tmp / "crafted-index"
-    subprocess.run(["git", "-c", "safe.directory=*", "update-index", "--add", "--cacheinfo",
-                    f"100644,{EMPTY_BLOB},{placeholder}"], cwd=ws, check=True,
-                   env={**plain_env(), "GIT_INDEX_FILE": str(index),
-                        "GIT_DIR": str(ws / ".git")})
+    subprocess.run(
+        [
+            "git",
+            "-c",
+            "safe.directory=*",
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            f"100644,{EMPTY_BLOB},{placeholder}",
+        ],
+        cwd=ws,
+        check=True,
+        env={**plain_env(), "GIT_INDEX_FILE": str(index), "GIT_DIR": str(ws / ".git")},
+    )
     body = index.read_bytes()[:-20].replace(placeholder.encode(), entry.encode())
     return body + hashlib.sha1(body).digest()
 
@@ -99,10 +122,20 @@ def test_crafted_index_entry_copies_no_host_file(am, repo, engine, tmp_path, sta
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret.txt").write_text(SECRET + "\n")
-    oid = subprocess.run(["git", "hash-object", str(outside / "secret.txt")], capture_output=True,
-                         text=True, check=True).stdout.strip()
-    agent = am.spawn(repo, "--container", "--runtime", engine, "--cmd",
-                     "echo work > new.txt; echo READY; sleep 300")
+    oid = subprocess.run(
+        ["git", "hash-object", str(outside / "secret.txt")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    agent = am.spawn(
+        repo,
+        "--container",
+        "--runtime",
+        engine,
+        "--cmd",
+        "echo work > new.txt; echo READY; sleep 300",
+    )
     am.wait_log(agent, "READY")
     ws = am.home / "agents" / agent
     index = crafted_index(ws, os.path.relpath(outside / "secret.txt", ws), tmp_path)
@@ -145,8 +178,7 @@ def test_snapshot_never_follows_a_swapped_folder(am, repo, engine, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret.txt").write_text(SECRET + "\n")
-    agent, ws = spawn_racer(am, repo, engine, SWAP.replace("{outside}", str(outside)),
-                            "SWAPPING")
+    agent, ws = spawn_racer(am, repo, engine, SWAP.replace("{outside}", str(outside)), "SWAPPING")
     # positive control: tarfile walks by path strings and follows the swap within some tries
     naive = tmp_path / "naive.tar"
     for _ in range(500):
@@ -163,8 +195,9 @@ def test_snapshot_never_follows_a_swapped_folder(am, repo, engine, tmp_path):
         assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
         with tarfile.open(res.stdout.strip().splitlines()[-1]) as tar:
             for m in tar.getmembers():
-                assert m.name in ("am-snapshot.json", "workspace") or \
-                    m.name.startswith("workspace/")
+                assert m.name in ("am-snapshot.json", "workspace") or m.name.startswith(
+                    "workspace/"
+                )
                 if m.isreg():
                     assert SECRET.encode() not in tar.extractfile(m).read(), m.name
     assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
@@ -174,24 +207,34 @@ def test_snapshot_never_follows_a_swapped_folder(am, repo, engine, tmp_path):
 def test_stopped_agents_are_read_in_a_throwaway_container(am, repo, engine):
     """What reading a stopped agent's workspace leaves: nothing written into its .git, and no
     container behind."""
-    agent = am.spawn(repo, "--container", "--runtime", engine, "--cmd",
-                     "echo work > new.txt; echo READY; sleep 300")
+    agent = am.spawn(
+        repo,
+        "--container",
+        "--runtime",
+        engine,
+        "--cmd",
+        "echo work > new.txt; echo READY; sleep 300",
+    )
     am.wait_log(agent, "READY")
     am("stop", agent)
     ws = am.home / "agents" / agent
     git_dir = ws / ".git"
 
     def listing():
-        return sorted((str(p.relative_to(git_dir)), p.stat().st_mtime_ns)
-                      for p in git_dir.rglob("*"))
+        return sorted(
+            (str(p.relative_to(git_dir)), p.stat().st_mtime_ns) for p in git_dir.rglob("*")
+        )
 
     before = listing()
     assert "+work" in am("diff", agent).stdout
     assert "uncommitted" in am("rm", agent, check=False).stderr
     am("snapshot", agent)
     assert listing() == before
-    res = subprocess.run([engine, "ps", "-a", "--filter", f"label=am.home={am.home}",
-                          "--format", "{{.Names}}"], capture_output=True, text=True)
+    res = subprocess.run(
+        [engine, "ps", "-a", "--filter", f"label=am.home={am.home}", "--format", "{{.Names}}"],
+        capture_output=True,
+        text=True,
+    )
     assert res.stdout.split() == []
 
 
@@ -204,8 +247,16 @@ def test_removal_never_depends_on_the_sandbox(am, repo, engine):
     tag = f"am-agent:gone-{uuid.uuid4().hex[:8]}"
     subprocess.run([engine, "tag", "am-agent:latest", tag], check=True)
     try:
-        agent = am.spawn(repo, "--container", "--runtime", engine, "--image", tag, "--cmd",
-                         "echo work > new.txt; echo READY; sleep 300")
+        agent = am.spawn(
+            repo,
+            "--container",
+            "--runtime",
+            engine,
+            "--image",
+            tag,
+            "--cmd",
+            "echo work > new.txt; echo READY; sleep 300",
+        )
         am.wait_log(agent, "READY")
         am("stop", agent)
     finally:

@@ -23,8 +23,9 @@ def inspect(engine: str, name: str) -> dict:
 
 
 def mounts(engine: str, name: str) -> list[tuple[str, str, bool]]:
-    return sorted((m["Source"], m["Destination"], bool(m["RW"]))
-                  for m in inspect(engine, name)["Mounts"])
+    return sorted(
+        (m["Source"], m["Destination"], bool(m["RW"])) for m in inspect(engine, name)["Mounts"]
+    )
 
 
 def identity(am, agent: str) -> list[tuple[str, str, bool]]:
@@ -38,27 +39,37 @@ def identity(am, agent: str) -> list[tuple[str, str, bool]]:
 
 def test_host_environment_stays_out(am, repo, engine):
     marker = f"AM_SEC_MARKER_{uuid.uuid4().hex[:8]}"
-    agent = am.spawn(repo, "--container", "--runtime", engine, "--cmd",
-                     "env | sed 's/^/ENV:/'; echo ENV-DONE; sleep 300",
-                     env={marker: "host-only-value", "GIT_DIR": "/etc", "SSH_AUTH_SOCK": "/x"})
+    agent = am.spawn(
+        repo,
+        "--container",
+        "--runtime",
+        engine,
+        "--cmd",
+        "env | sed 's/^/ENV:/'; echo ENV-DONE; sleep 300",
+        env={marker: "host-only-value", "GIT_DIR": "/etc", "SSH_AUTH_SOCK": "/x"},
+    )
     log = am.wait_log(agent, "ENV-DONE")
-    names = {line.split("=", 1)[0][4:] for line in log.replace("\r", "").splitlines()
-             if line.startswith("ENV:")}
+    names = {
+        line.split("=", 1)[0][4:]
+        for line in log.replace("\r", "").splitlines()
+        if line.startswith("ENV:")
+    }
     assert marker not in names and "host-only-value" not in log
     assert not names & {"AM_HOME", "GIT_DIR", "SSH_AUTH_SOCK", "DOCKER_HOST", "CONTAINER_HOST"}
     am("stop", agent)
 
 
 def test_no_engine_socket_and_only_the_workspace(am, repo, engine):
-    probe = ("for s in /var/run/docker.sock /run/docker.sock /run/podman/podman.sock "
-             "/run/containerd/containerd.sock; do [ -e $s ] && echo SOCK:$s; done; "
-             "echo SOCKS-DONE; sleep 300")
+    probe = (
+        "for s in /var/run/docker.sock /run/docker.sock /run/podman/podman.sock "
+        "/run/containerd/containerd.sock; do [ -e $s ] && echo SOCK:$s; done; "
+        "echo SOCKS-DONE; sleep 300"
+    )
     agent = am.spawn(repo, "--container", "--runtime", engine, "--cmd", probe)
     log = am.wait_log(agent, "SOCKS-DONE")
     assert "SOCK:" not in log
     ws = str(am.home / "agents" / agent)
-    assert mounts(engine, f"am-{agent}") == sorted([(ws, "/workspace", True),
-                                                    *identity(am, agent)])
+    assert mounts(engine, f"am-{agent}") == sorted([(ws, "/workspace", True), *identity(am, agent)])
     host = inspect(engine, f"am-{agent}")["HostConfig"]
     assert not host.get("Privileged")
     am("stop", agent)
@@ -78,11 +89,21 @@ def _cmdlines() -> list[str]:
 def test_env_values_stay_secret(am, repo, engine):
     bare = f"bare-{uuid.uuid4().hex}"
     given = f"given-{uuid.uuid4().hex}"
-    agent = am.spawn(repo, "--container", "--runtime", engine, "--env", "AM_BARE_SECRET",
-                     "--env", f"AM_GIVEN_SECRET={given}", "--cmd",
-                     'printf %s "$AM_BARE_SECRET" | sha256sum | sed s/^/BARE:/; '
-                     'printf %s "$AM_GIVEN_SECRET" | sha256sum | sed s/^/GIVEN:/; '
-                     "echo SECRETS-DONE; sleep 300", env={"AM_BARE_SECRET": bare})
+    agent = am.spawn(
+        repo,
+        "--container",
+        "--runtime",
+        engine,
+        "--env",
+        "AM_BARE_SECRET",
+        "--env",
+        f"AM_GIVEN_SECRET={given}",
+        "--cmd",
+        'printf %s "$AM_BARE_SECRET" | sha256sum | sed s/^/BARE:/; '
+        'printf %s "$AM_GIVEN_SECRET" | sha256sum | sed s/^/GIVEN:/; '
+        "echo SECRETS-DONE; sleep 300",
+        env={"AM_BARE_SECRET": bare},
+    )
     log = am.wait_log(agent, "SECRETS-DONE")
     import hashlib
 
@@ -93,8 +114,12 @@ def test_env_values_stay_secret(am, repo, engine):
     for cmdline in _cmdlines():
         assert bare not in cmdline and given not in cmdline
     # ...and no file or output of am holds them
-    texts = [am("info", agent, "--json").stdout, am("list", "--json").stdout,
-             am("info", agent).stdout, am("logs", agent).stdout]
+    texts = [
+        am("info", agent, "--json").stdout,
+        am("list", "--json").stdout,
+        am("info", agent).stdout,
+        am("logs", agent).stdout,
+    ]
     for root in (am.home / "state", am.home / "data"):
         for p in root.rglob("*"):
             if p.is_file() and not p.is_symlink():
@@ -108,9 +133,17 @@ def test_env_values_stay_secret(am, repo, engine):
 @pytest.mark.parametrize("value", ["a,b:c=d", "x\ny", "--privileged", "-v /:/host"])
 def test_env_values_are_passed_not_parsed(am, repo, engine, value):
     """Injection through a value: it reaches the agent verbatim and adds no flag or mount."""
-    agent = am.spawn(repo, "--container", "--runtime", engine, "--env", f"AM_V={value}",
-                     "--cmd", 'printf %s "$AM_V" | od -An -c | tr -d " \\n" | sed "s/^/V:/";'
-                     " echo; echo V-DONE; sleep 300")
+    agent = am.spawn(
+        repo,
+        "--container",
+        "--runtime",
+        engine,
+        "--env",
+        f"AM_V={value}",
+        "--cmd",
+        'printf %s "$AM_V" | od -An -c | tr -d " \\n" | sed "s/^/V:/";'
+        " echo; echo V-DONE; sleep 300",
+    )
     log = am.wait_log(agent, "V-DONE")
     expect = "".join("\\n" if c == "\n" else c for c in value).replace(" ", "")
     assert f"V:{expect}" in log.replace("\r", ""), log

@@ -41,8 +41,10 @@ def package_tgz(version: str, postinstall: str) -> bytes:
     meta = {"name": "evil-pkg", "version": version, "scripts": {"postinstall": postinstall}}
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, text in (("package/package.json", json.dumps(meta)),
-                           ("package/index.js", "module.exports = 1;\n")):
+        for name, text in (
+            ("package/package.json", json.dumps(meta)),
+            ("package/index.js", "module.exports = 1;\n"),
+        ):
             data = text.encode()
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), 0o644
@@ -51,8 +53,13 @@ def package_tgz(version: str, postinstall: str) -> bytes:
 
 
 def run(argv, env=None, check=True):
-    res = subprocess.run([str(a) for a in argv], capture_output=True, text=True,
-                         env={**os.environ, **(env or {})}, timeout=900)
+    res = subprocess.run(
+        [str(a) for a in argv],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=900,
+    )
     if check and res.returncode != 0:
         raise AssertionError(f"{argv} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
     return res
@@ -66,9 +73,15 @@ def evil(tmp_path, engine):
     folder = clis / "evilcli"
     folder.mkdir(parents=True)
     (folder / "evil-pkg-1.0.0.tgz").write_bytes(package_tgz("1.0.0", POSTINSTALL))
-    (folder / "package.json").write_text(json.dumps({
-        "name": "am-agent-cli-evilcli", "private": True,
-        "dependencies": {"evil-pkg": "file:evil-pkg-1.0.0.tgz"}}))
+    (folder / "package.json").write_text(
+        json.dumps(
+            {
+                "name": "am-agent-cli-evilcli",
+                "private": True,
+                "dependencies": {"evil-pkg": "file:evil-pkg-1.0.0.tgz"},
+            }
+        )
+    )
     (folder / "install.sh").write_text(INSTALL_SH)
     env = {"AM_AGENT_CLI_DIRS": str(clis), "AM_BUILD_DIR": str(tmp_path / "build")}
     run(["bash", SCRIPTS / "lock-agent-clis.sh", "--runtime", engine, "evilcli"], env)
@@ -88,9 +101,18 @@ def test_fetch_runs_no_install_script_and_the_build_has_no_network(evil, engine)
     (control / "evilcli").mkdir(parents=True)
     for f in ("package.json", "package-lock.json", "evil-pkg-1.0.0.tgz"):
         (control / "evilcli" / f).write_bytes((folder / f).read_bytes())
-    run(["bash", "-c", 'NAME=t; die() { echo "$*" >&2; exit 1; }; . "$1"; '
-         'throwaway "$2" "$3" sh -c "cd /out/evilcli && npm ci --no-audit --no-fund"', "t",
-         SCRIPTS / "lib" / "throwaway.sh", engine, control])
+    run(
+        [
+            "bash",
+            "-c",
+            'NAME=t; die() { echo "$*" >&2; exit 1; }; . "$1"; '
+            'throwaway "$2" "$3" sh -c "cd /out/evilcli && npm ci --no-audit --no-fund"',
+            "t",
+            SCRIPTS / "lib" / "throwaway.sh",
+            engine,
+            control,
+        ]
+    )
     assert marker_files(control), "positive control: npm ci did not run the postinstall"
 
     res = run(["bash", SCRIPTS / "fetch-agent-clis.sh", "--runtime", engine, "evilcli"], env)
@@ -104,14 +126,17 @@ def test_fetch_runs_no_install_script_and_the_build_has_no_network(evil, engine)
     tag = f"am-agent:evil-{uuid.uuid4().hex[:8]}"
     am = [sys.executable, "-m", "am"]
     try:
-        run([*am, "image", "build", "--runtime", engine, "--agents", "evilcli", "--tag", tag],
-            {**env, "AM_OFFLINE": "1"})  # fetched above: the build reaches no registry
+        run(
+            [*am, "image", "build", "--runtime", engine, "--agents", "evilcli", "--tag", tag],
+            {**env, "AM_OFFLINE": "1"},
+        )  # fetched above: the build reaches no registry
         out = run([engine, "run", "--rm", tag, "evilcli"]).stdout
         assert "build-net: lo" in out and "eth" not in out, out
         nets = run([engine, "run", "--rm", tag, "ls", "/sys/class/net"]).stdout.split()
         assert len(nets) > 1, nets
-        labels = json.loads(run([engine, "image", "inspect", "--format",
-                                 "{{json .Config.Labels}}", tag]).stdout)
+        labels = json.loads(
+            run([engine, "image", "inspect", "--format", "{{json .Config.Labels}}", tag]).stdout
+        )
         assert labels["am.agent-clis"] == "evilcli"
     finally:
         run([engine, "rmi", "-f", tag], check=False)
@@ -125,8 +150,9 @@ def test_fetch_refuses_a_package_that_differs_from_the_lockfile(evil, engine):
     # Control: the tampered tarball is not what the lockfile pins.
     assert lock["packages"]["node_modules/evil-pkg"]["integrity"] != digest
     (folder / "evil-pkg-1.0.0.tgz").write_bytes(tampered)
-    res = run(["bash", SCRIPTS / "fetch-agent-clis.sh", "--runtime", engine, "evilcli"], env,
-              check=False)
+    res = run(
+        ["bash", SCRIPTS / "fetch-agent-clis.sh", "--runtime", engine, "evilcli"], env, check=False
+    )
     assert res.returncode != 0
     assert "EINTEGRITY" in res.stderr or "integrity" in res.stderr.lower(), res.stderr
     assert "fetching evilcli failed" in res.stderr
@@ -152,23 +178,47 @@ def test_fetch_container_sees_only_its_output_folder(tmp_path, engine):
     engine_ready(engine)
     out = tmp_path / "out"
     out.mkdir()
-    probe = ("cat /proc/self/mountinfo; echo UID=$(id -u); grep CapEff /proc/self/status; "
-             "touch /probe 2>/dev/null || echo READ-ONLY-ROOT")
-    res = run(["bash", "-c", 'NAME=t; die() { echo "$*" >&2; exit 1; }; . "$1"; '
-               'throwaway "$2" "$3" sh -c "$4"', "t", SCRIPTS / "lib" / "throwaway.sh",
-               engine, out, probe])
+    probe = (
+        "cat /proc/self/mountinfo; echo UID=$(id -u); grep CapEff /proc/self/status; "
+        "touch /probe 2>/dev/null || echo READ-ONLY-ROOT"
+    )
+    res = run(
+        [
+            "bash",
+            "-c",
+            'NAME=t; die() { echo "$*" >&2; exit 1; }; . "$1"; throwaway "$2" "$3" sh -c "$4"',
+            "t",
+            SCRIPTS / "lib" / "throwaway.sh",
+            engine,
+            out,
+            probe,
+        ]
+    )
     assert host_mounts(res.stdout) - ENGINE_FILES == {"/out"}, res.stdout
     assert "UID=0" not in res.stdout and "CapEff:\t0000000000000000" in res.stdout
     assert "READ-ONLY-ROOT" in res.stdout
     # Positive control: the same reading sees a host folder that is mounted.
-    res = run([engine, "run", "--rm", "--mount", f"type=bind,source={tmp_path},target=/host",
-               "am-base:bookworm", "cat", "/proc/self/mountinfo"])
+    res = run(
+        [
+            engine,
+            "run",
+            "--rm",
+            "--mount",
+            f"type=bind,source={tmp_path},target=/host",
+            "am-base:bookworm",
+            "cat",
+            "/proc/self/mountinfo",
+        ]
+    )
     assert "/host" in host_mounts(res.stdout)
 
 
 def test_unpinned_extra_clis_are_refused(tmp_path):
-    res = run(["bash", SCRIPTS / "fetch-agent-clis.sh", "claude"],
-              {"AM_EXTRA_NPM_CLIS": "left-pad", "AM_BUILD_DIR": str(tmp_path)}, check=False)
+    res = run(
+        ["bash", SCRIPTS / "fetch-agent-clis.sh", "claude"],
+        {"AM_EXTRA_NPM_CLIS": "left-pad", "AM_BUILD_DIR": str(tmp_path)},
+        check=False,
+    )
     assert res.returncode != 0 and "AM_EXTRA_NPM_CLIS is refused" in res.stderr
     assert "AM_AGENT_CLI_DIRS" in res.stderr
     assert not (tmp_path / "fetch").exists()
@@ -176,8 +226,18 @@ def test_unpinned_extra_clis_are_refused(tmp_path):
 
 def test_offline_build_without_a_fetched_cli_fails_before_any_download(am, tmp_path, engine):
     tag = f"am-agent:offline-{uuid.uuid4().hex[:8]}"
-    res = am("image", "build", "--runtime", engine, "--agents", "codex", "--tag", tag,
-             check=False, env={"AM_OFFLINE": "1", "AM_BUILD_DIR": str(tmp_path / "b")})
+    res = am(
+        "image",
+        "build",
+        "--runtime",
+        engine,
+        "--agents",
+        "codex",
+        "--tag",
+        tag,
+        check=False,
+        env={"AM_OFFLINE": "1", "AM_BUILD_DIR": str(tmp_path / "b")},
+    )
     assert res.returncode != 0
     assert "AM_OFFLINE=1 and codex is not fetched yet" in res.stderr
     assert "downloading" not in res.stderr

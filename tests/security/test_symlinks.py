@@ -51,12 +51,21 @@ def test_snapshot_stores_links_as_links(am, agent, outside):
     assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
 
 
-def _archive(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]],
-             manifest: dict | None = None) -> Path:
+def _archive(
+    path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]], manifest: dict | None = None
+) -> Path:
     """A hand-made snapshot: a manifest (a valid one unless given), then MEMBERS."""
-    manifest = json.dumps(manifest or {"id": "evil", "source": None, "branch": None,
-                                       "commit": None, "worktree": False,
-                                       "mode": "tmux"}).encode()
+    manifest = json.dumps(
+        manifest
+        or {
+            "id": "evil",
+            "source": None,
+            "branch": None,
+            "commit": None,
+            "worktree": False,
+            "mode": "tmux",
+        }
+    ).encode()
     with tarfile.open(path, "w:gz") as tar:
         info = tarfile.TarInfo("am-snapshot.json")
         info.size = len(manifest)
@@ -86,21 +95,36 @@ def _attacks(outside: Path, home: Path) -> dict[str, list]:
     return {
         "dotdot name": [_file(f"workspace/{depth}{outside.relative_to('/')}/dropped")],
         "absolute name": [_file(f"{outside}/dropped")],
-        "file through absolute link": [_link("workspace/esc", str(outside)),
-                                       _file("workspace/esc/dropped")],
-        "file through relative link": [_link("workspace/esc", depth + str(outside)[1:]),
-                                       _file("workspace/esc/dropped")],
-        "file over a link": [_link("workspace/dropped", str(outside / "secret.txt")),
-                             _file("workspace/dropped", b"overwritten\n")],
-        "hard link to outside": [_link("workspace/hl", str(outside / "secret.txt"),
-                                       tarfile.LNKTYPE),
-                                 _file("workspace/hl", b"overwritten\n")],
+        "file through absolute link": [
+            _link("workspace/esc", str(outside)),
+            _file("workspace/esc/dropped"),
+        ],
+        "file through relative link": [
+            _link("workspace/esc", depth + str(outside)[1:]),
+            _file("workspace/esc/dropped"),
+        ],
+        "file over a link": [
+            _link("workspace/dropped", str(outside / "secret.txt")),
+            _file("workspace/dropped", b"overwritten\n"),
+        ],
+        "hard link to outside": [
+            _link("workspace/hl", str(outside / "secret.txt"), tarfile.LNKTYPE),
+            _file("workspace/hl", b"overwritten\n"),
+        ],
     }
 
 
-@pytest.mark.parametrize("attack", ["dotdot name", "absolute name", "file through absolute link",
-                                    "file through relative link", "file over a link",
-                                    "hard link to outside"])
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "dotdot name",
+        "absolute name",
+        "file through absolute link",
+        "file through relative link",
+        "file over a link",
+        "hard link to outside",
+    ],
+)
 def test_restore_never_writes_outside(am, tmp_path, outside, attack):
     members = _attacks(outside, am.home)[attack]
     control = _archive(tmp_path / "control.tar.gz", members)
@@ -110,12 +134,16 @@ def test_restore_never_writes_outside(am, tmp_path, outside, attack):
         for m in tar.getmembers():
             try:
                 # (Pythons without extraction filters, Debian 12's 3.11.2, trust fully anyway)
-                tar.extract(m, scratch, **({"filter": "fully_trusted"}
-                                           if hasattr(tarfile, "data_filter") else {}))
+                tar.extract(
+                    m,
+                    scratch,
+                    **({"filter": "fully_trusted"} if hasattr(tarfile, "data_filter") else {}),
+                )
             except OSError:
                 pass
-    escaped = (outside / "dropped").exists() or "overwritten" in (outside / "secret.txt"
-                                                                    ).read_text()
+    escaped = (outside / "dropped").exists() or "overwritten" in (
+        outside / "secret.txt"
+    ).read_text()
     assert escaped, f"{attack}: the unfiltered control did not escape"
     for p in outside.iterdir():
         p.unlink()
@@ -195,8 +223,9 @@ def test_worktree_restore_stays_in_its_target(am, wt_agent, repo, outside, tmp_p
     (ws / "new.txt").write_text("work\n")
     (ws / "to-dir").symlink_to(outside)
     snap = Path(am("snapshot", agent_id).stdout.strip().splitlines()[-1])
-    restored = am("restore", snap, "--name", "wt-back", "--source", repo
-                  ).stdout.strip().splitlines()[-1]
+    restored = (
+        am("restore", snap, "--name", "wt-back", "--source", repo).stdout.strip().splitlines()[-1]
+    )
     back = am.home / "agents" / restored
     assert (back / "new.txt").read_text() == "work\n"
     assert os.readlink(back / "to-dir") == str(outside)
@@ -210,8 +239,7 @@ def test_worktree_restore_stays_in_its_target(am, wt_agent, repo, outside, tmp_p
         extra, data = _file("workspace/to-dir/dropped")
         extra.size = len(data)
         dst.addfile(extra, io.BytesIO(data))
-    line = assert_am_error(am("restore", evil, "--name", "wt-evil", "--source", repo,
-                              check=False))
+    line = assert_am_error(am("restore", evil, "--name", "wt-evil", "--source", repo, check=False))
     assert "refusing to restore" in line
     assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
     assert not (am.home / "agents" / "wt-evil").exists()

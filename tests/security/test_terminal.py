@@ -43,8 +43,9 @@ def test_diff_on_a_terminal_shows_what_would_hide_a_line(am, agent, term, repo):
     agent_id, ws = agent
 
     (ws / "file.txt").write_bytes(f"one\nADDED-LINE{HIDE}\nnext{TITLE}{HIDE}{HIDE}\n".encode())
-    plain = subprocess.run(["git", "-c", f"safe.directory={ws}", "diff"], cwd=ws,
-                           capture_output=True).stdout
+    plain = subprocess.run(
+        ["git", "-c", f"safe.directory={ws}", "diff"], cwd=ws, capture_output=True
+    ).stdout
     raw = term.folder / "plain.diff"
     raw.write_bytes(plain)
     control = term.run(f"cat {raw}")
@@ -56,8 +57,9 @@ def test_diff_on_a_terminal_shows_what_would_hide_a_line(am, agent, term, repo):
     # Into a pipe or a file, the patch is exact: it still applies.
     piped = subprocess.run([*am.argv, "diff", agent_id], env=am.env, capture_output=True)
     assert piped.returncode == 0 and b"\x1b[1A\x1b[2K" in piped.stdout
-    check = subprocess.run(["git", "apply", "--check", "-"], cwd=repo, input=piped.stdout,
-                           capture_output=True)
+    check = subprocess.run(
+        ["git", "apply", "--check", "-"], cwd=repo, input=piped.stdout, capture_output=True
+    )
     assert check.returncode == 0, check.stderr
 
 

@@ -24,17 +24,28 @@ def test_worktree_container_is_refused(am, repo, tmp_path, engine):
     common = repo / ".git"
     wt = tmp_path / "wt"
     git("worktree", "add", "-q", "-b", "agent", wt, cwd=repo)
-    mounts = [(common, True), (common / "objects", False), (common / "refs", False),
-              (common / "logs", False), (common / "worktrees" / "wt", False)]
+    mounts = [
+        (common, True),
+        (common / "objects", False),
+        (common / "refs", False),
+        (common / "logs", False),
+        (common / "worktrees" / "wt", False),
+    ]
     for path, readonly in mounts:
         if not readonly:
             subprocess.run(["chown", "-R", "1000:1000", path], check=True)
     argv = [engine, "run", "--rm", "--pull", "never", "--network", "none", "--user", "1000:1000"]
     for path, readonly in mounts:
-        argv += ["--mount", f"type=bind,source={path},target={path}"
-                 + (",readonly" if readonly else "")]
-    argv += ["am-agent:latest", "sh", "-c",
-             f"rm -f {common}/logs/HEAD && ln -s {victim} {common}/logs/HEAD && echo PLANTED"]
+        argv += [
+            "--mount",
+            f"type=bind,source={path},target={path}" + (",readonly" if readonly else ""),
+        ]
+    argv += [
+        "am-agent:latest",
+        "sh",
+        "-c",
+        f"rm -f {common}/logs/HEAD && ln -s {victim} {common}/logs/HEAD && echo PLANTED",
+    ]
     assert "PLANTED" in subprocess.run(argv, capture_output=True, text=True).stdout
     git("checkout", "-q", "other", cwd=repo)
     assert "checkout: moving from main to other" in victim.read_text()  # control
@@ -43,8 +54,17 @@ def test_worktree_container_is_refused(am, repo, tmp_path, engine):
 
     git("worktree", "remove", "--force", wt, cwd=repo)
     branches = git("branch", "--list", cwd=repo)
-    res = am("spawn", repo, "--container", "--runtime", engine, "--worktree", "--cmd",
-             "sleep 300", check=False)
+    res = am(
+        "spawn",
+        repo,
+        "--container",
+        "--runtime",
+        engine,
+        "--worktree",
+        "--cmd",
+        "sleep 300",
+        check=False,
+    )
     line = assert_am_error(res)
     assert "--worktree cannot be combined with --container" in line and "leave out" in line
     assert_nothing_made(am.home)
