@@ -157,7 +157,9 @@ def engine_flags(engine: str) -> list[str]:
     )
     p = planning.build(ns, paths.layout(), "/x", {}, None, None)
     p.workspace = Path("/tmp")
-    argv = get_engine(engine).run_argv(p, "bench", os.getuid(), os.getgid())
+    eng = get_engine(engine)
+    eng.ensure_security()  # podman's seccomp profile, which the flags name, exists
+    argv = eng.run_argv(p, "bench", os.getuid(), os.getgid())
     verb = next(i for i, a in enumerate(argv) if a in ("run", "create"))
     rest = argv[verb + 1 : argv.index("--")]
     flags, skip = [], False
