@@ -86,7 +86,9 @@ class Home:
         return json.loads(self("list", "--json").stdout)
 
     def clean(self) -> None:
-        self("clean", "--containers", "--all", check=False)
+        # --yes: am asks first since it learned to; a version from before it has no such flag
+        if self("clean", "--containers", "--all", "--yes", check=False).returncode == 2:
+            self("clean", "--containers", "--all", check=False)
         out = subprocess.run(
             ["tmux", "list-sessions", "-F", "#{session_name}\t#{@am_home}"],
             capture_output=True,
