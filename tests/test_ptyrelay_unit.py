@@ -29,3 +29,61 @@ def test_podman_repeats_the_gvisor_runtime_on_init_and_start():
     assert isolation.engine_options("podman", "runc", "none") == []
     # docker names the runtime on the create; its start takes none
     assert isolation.engine_options("docker", "gvisor", "none") == []
+
+
+def relay_on_a_terminal(argv: list[str], keys: list[bytes], deadline: float = 30) -> str:
+    """am's relay run on a terminal of the test's own (no engine: ARGV stands in for the
+    attach client), KEYS typed into it; the relay's return value."""
+    import os
+    import pty
+    import select
+    import termios
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:
+        from am import ptyrelay
+
+        code = ptyrelay.relay(argv)
+        os.write(1, f"\r\nRELAY-RC={code}\r\n".encode())
+        os._exit(0)
+    os.set_blocking(fd, False)
+    out, typed = b"", memoryview(b"".join(keys))
+    end = time.monotonic() + deadline
+    # type once the relay has the terminal in raw mode, as a user at the keyboard would
+    while keys and termios.tcgetattr(fd)[3] & termios.ICANON:
+        assert time.monotonic() < end, "the relay never set the terminal raw"
+        time.sleep(0.01)
+    while True:
+        assert time.monotonic() < end, f"the relay did not return: {out[-200:]!r}"
+        _, writable, _ = select.select([], [fd] if typed else [], [], 0)
+        if writable:
+            try:
+                typed = typed[os.write(fd, typed) :]
+            except BlockingIOError:
+                pass
+        if select.select([fd], [], [], 0.05)[0]:
+            try:
+                got = os.read(fd, 1 << 16)
+            except OSError:
+                break
+            out += got
+        if b"RELAY-RC=" in out and out.split(b"RELAY-RC=")[1].find(b"\r\n") >= 0:
+            break
+    os.waitpid(pid, 0)
+    return out.split(b"RELAY-RC=")[1].split(b"\r")[0].decode()
+
+
+def test_relay_detaches_on_ctrl_b_d_and_the_client_ends():
+    assert relay_on_a_terminal(["cat"], [b"hello\r", b"\x02d"]) == "0"
+
+
+def test_an_agent_that_reads_nothing_cannot_keep_the_user_from_detaching():
+    # A megabyte typed ahead of a client that never reads, then Ctrl-b d: a blocking write
+    # would hang here until the deadline.
+    assert relay_on_a_terminal(["sleep", "60"], [b"x" * (1 << 20), b"\x02d"]) == "0"
+
+
+def test_the_clients_own_exit_status_is_returned():
+    assert relay_on_a_terminal(["sh", "-c", "exit 7"], []) == "7"
+    assert relay_on_a_terminal(["no-such-program-am-test"], []) == "127"

@@ -78,6 +78,20 @@ class AgentExited(AmError):
 NOISE = re.compile(r"^(see|run) '\S+ \S+ --help'|^\s*$", re.IGNORECASE)
 
 
+def log_tail(log: Path, size: int = 1 << 16) -> str:
+    """The last SIZE bytes of an agent's log (and of its rotated part, if the log was just
+    rotated), as text: never the whole of a log that may be large."""
+    parts = []
+    for path in (log.with_name(log.name + ".1"), log):
+        try:
+            with open(path, "rb") as f:
+                f.seek(max(0, os.fstat(f.fileno()).st_size - size))
+                parts.append(f.read(size))
+        except OSError:
+            pass
+    return b"".join(parts)[-size:].decode(errors="replace")
+
+
 def last_lines(text: str, n: int = 10) -> list[str]:
     """The last N lines of an agent's terminal output, without blank ones or carriage returns."""
     lines = [ln.replace("\r", "").rstrip() for ln in text.splitlines()]
@@ -814,7 +828,7 @@ class Engine(Backend):
         one inspect while it runs; once it does not, the keeper's record of its end."""
         from am.status import read_exit
 
-        res = self.call("inspect", "--format", "{{.State.Running}}", plan.container)
+        res = self.call("inspect", "--format", "{{.State.Running}}", plan.container, timeout=60)
         if res.ok and res.out.strip() == "true":
             return None
         deadline = time.monotonic() + timeout
@@ -822,8 +836,7 @@ class Engine(Backend):
             time.sleep(0.05)  # the keeper records it once the engine says how it ended
         if ended is None:
             return None  # the keeper records it later; am list shows it
-        text = plan.log.read_text(errors="replace") if plan.log.is_file() else ""
-        return AgentExited(plan.id, ended.get("exit_code"), last_lines(text))
+        return AgentExited(plan.id, ended.get("exit_code"), last_lines(log_tail(plan.log)))
 
     def state(self, name: str) -> tuple[bool, str] | None:
         """Whether container NAME runs, and the am.home it is labelled for; None if there is

@@ -39,9 +39,13 @@ def run(args) -> int:
     from am import ptyrelay
 
     argv = attach_argv(view["runtime"], view["container"])
+    if not sys.stdin.isatty():
+        raise AmError(
+            f"am attach needs a terminal: its input is not one (agent {args.id})",
+            f"run it in a terminal; from a script, 'am send {args.id} TEXT' types into it",
+        )
     if not shutil.which(argv[0]):
         raise proc.NotFound(f"{argv[0]} not found in PATH")
     # am's own terminal relay detaches on Ctrl-b d (the engine's client may not: ptyrelay).
-    code = ptyrelay.relay(argv)
-    # Detaching is not a failure: the engine's client says 1 for it, docker as podman.
-    return 0 if status.view(args.id, layout)["status"] == "running" else code
+    # 0 when the user detached; else the client's own status (the agent ended, or it failed)
+    return ptyrelay.relay(argv)
