@@ -127,6 +127,7 @@ def test_composition_and_sizes():
     assert disk.umount_argv(ws)[1:] == [str(ws)]
 
 
+@pytest.mark.container  # it runs a container engine
 def test_a_host_without_loop_devices_is_refused_clearly(am, repo):
     """/dev hidden in a mount namespace of its own (only /dev/null made again): no
     /dev/loop-control, so one error naming the module to load, and nothing made."""

@@ -213,6 +213,7 @@ def test_image_ages_of_both_engines():
     assert age_days("not a time") is None
 
 
+@pytest.mark.container  # it runs a container engine
 def test_doctor_says_whether_gvisor_runs_on_each_engine(am):
     for engine in ENGINES:
         engine_ready(engine)

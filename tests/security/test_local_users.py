@@ -154,6 +154,7 @@ PROBE = (
 )
 
 
+@pytest.mark.container  # it runs a container engine
 def test_root_agents_run_as_no_account_and_others_cannot_read(home, cengine, other_user):
     """As root: the container agent runs as the dedicated uid (named 'agent' inside), writes
     its workspace (whose files are its own), reads the cache mirror's objects of a URL clone,
@@ -176,6 +177,7 @@ def test_root_agents_run_as_no_account_and_others_cannot_read(home, cengine, oth
     home("stop", agent)
 
 
+@pytest.mark.container  # it runs a container engine
 def test_a_uid_that_is_an_account_is_refused(home, cengine, other_user):
     """AM_AGENT_UID naming a real account: the spawn refuses before anything is made, and
     doctor fails the row. The control: the default uid spawns (previous test)."""

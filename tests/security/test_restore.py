@@ -24,6 +24,15 @@ def archive(path: Path, manifest: dict, members: list[tarfile.TarInfo]) -> Path:
     return _archive(path, [(m, None) for m in members], manifest)
 
 
+def plain_extract(tar: tarfile.TarFile, dest) -> None:
+    """tarfile's own extraction, as a program that trusts the archive does it: the "tar"
+    filter where this Python has filters (3.11.4 on), none before (Debian 12's 3.11.2)."""
+    if hasattr(tarfile, "tar_filter"):
+        tar.extractall(dest, filter="tar")
+    else:
+        tar.extractall(dest)
+
+
 def test_hard_link_to_a_symbolic_link_changes_nothing_outside(am, tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_text("the user's file\n")
@@ -40,7 +49,7 @@ def test_hard_link_to_a_symbolic_link_changes_nothing_outside(am, tmp_path):
     # positive control: plain tarfile makes the link at H, then chmods and utimes through it
     reset()
     with tarfile.open(evil) as tar:
-        tar.extractall(tmp_path / "plain", filter="tar")
+        plain_extract(tar, tmp_path / "plain")
     st = victim.stat()
     assert (st.st_mode & 0o777, st.st_mtime) == (0o755, 0), "control: nothing went through"
     reset()
@@ -111,7 +120,7 @@ def check_self_contained(am, repo, tmp_path, mode):
     out = tmp_path / "extracted"
     out.mkdir()
     with tarfile.open(snap) as tar:
-        tar.extractall(out, filter="tar")
+        plain_extract(tar, out)
     extracted = out / "workspace"
     assert not (extracted / ".git" / "objects" / "info" / "alternates").exists()
     fsck = subprocess.run(
