@@ -82,7 +82,7 @@ def delete(record: dict, store, layout) -> None:
         with contextlib.suppress(FileNotFoundError):
             f.unlink()
     if record.get("proxy"):
-        from am import network
+        from am.backends import network
 
         network.discard_files(network.files(layout.run, layout.logs, record["id"]))
     store.remove(record["id"])

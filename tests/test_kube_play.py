@@ -297,7 +297,7 @@ def test_a_limited_agents_proxy_pod_refuses_what_is_not_allowed(play):
     """The proxy pod of --network limited, on a network of the test's own (podman enforces no
     NetworkPolicy, so a client container stands in for the agent): squid with am's rules, its
     refusals in its output, which is what 'kubectl logs' and 'am logs --network' read."""
-    from am import network
+    from am.backends import network
 
     spec = play.spec(
         network="limited", domains=["example.com"], proxy_image=f"localhost/{network.PROXY_IMAGE}"

@@ -33,7 +33,7 @@ def screen(view: dict, layout, lines: int = 50) -> bytes:
 
 def network_log(args, record: dict, layout) -> int:
     """The requests a limited agent's proxy refused, one line each; -f follows them."""
-    from am import network
+    from am.backends import network
 
     if not record.get("network_log"):
         raise AmError(
@@ -69,8 +69,8 @@ def network_log(args, record: dict, layout) -> int:
 def kube_network_log(args, record: dict) -> int:
     """A running Kubernetes agent's refused requests, from its proxy pod's output (the host's
     network log gets them when the agent ends)."""
-    from am import kube, network
-    from am.backends import kubernetes
+    from am import kube
+    from am.backends import kubernetes, network
 
     t = kubernetes.target_of(record)
     res = kubernetes.call(kube.logs_argv(t, kube.proxy_name(record["id"]), "proxy"))
