@@ -963,6 +963,30 @@ class Engine(Backend):
             out.update(self.parse_stats(r.out))
         return out
 
+    def figures(self, views: list[dict]) -> dict[str, tuple[dict | None, str | None]]:
+        """From one ``stats`` call naming their containers (never every container here)."""
+        try:
+            got, failed = self.stats([v["container"] for v in views if v.get("container")]), None
+        except AmError as e:
+            got, failed = {}, e.message
+        return {v["id"]: self.figure(v, got, failed) for v in views}
+
+    def figure(self, view: dict, got: dict, failed: str | None) -> tuple[dict | None, str | None]:
+        """One agent's figures from the stats call's GOT, or why that call FAILED (pure)."""
+        if failed is not None:
+            return None, f"{self.runtime} stats failed: {failed}"
+        live = got.get(view.get("container"))
+        if live is None:
+            return None, (
+                f"{self.runtime} stats did not list {view.get('container')} (starting or ending)"
+            )
+        return live, None
+
+    def snapshot_on_host(self, record: dict) -> bool:
+        """A workspace that is a host folder (not an engine volume): the agent was stopped
+        first, so nothing writes it, and the host reads it running no git of its own."""
+        return not record.get("volume")
+
     def labelled(self, home: str) -> list[str]:
         """Every agent container, running or not, labelled for this AM_HOME (not proxies)."""
         from am.backends.network import PROXY_PREFIX
