@@ -6,7 +6,7 @@ does. The bundle reaches the waiting init container the way am's backend deliver
 
 What podman does not do, and so is not shown here (docs/scale.md): NetworkPolicy (``--network
 none`` stands in for the deny-all policy), Services, Secrets by reference, ``runtimeClassName``,
-``$(NAME)`` expansion, and the kubectl calls themselves (tests/test_kube_unit.py composes them).
+``$(NAME)`` expansion, and the kubectl calls themselves (tests/unit/test_kube.py composes them).
 """
 
 import json
