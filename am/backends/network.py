@@ -313,7 +313,7 @@ def network_create_argv(runtime: str, name: str, home: str) -> list[str]:
 
 
 def relay_source() -> Path:
-    return Path(__file__).with_name("netfwd.py")
+    return Path(__file__).parents[1] / "netfwd.py"  # am/netfwd.py
 
 
 def agent_run_args(f: Files, publish: list[str] | None = None) -> list[str]:
