@@ -18,11 +18,11 @@ class Backend(ABC):
 
     @property
     def layout(self):
-        if self._layout is None:
-            from am import paths
+        if self._layout is not None:
+            return self._layout
+        from am import paths
 
-            self._layout = paths.layout()
-        return self._layout
+        return paths.layout()  # read each time, as before: AM_HOME may change (tests)
 
     @property
     def environ(self) -> Mapping[str, str]:
