@@ -235,6 +235,8 @@ class Config:
         out = {}
         for name, key in KEYS.items():
             flag_value = getattr(args, key.flag, None) if key.flag and args is not None else None
+            if isinstance(flag_value, tuple):  # a Request's (am/request.py)
+                flag_value = list(flag_value)
             if flag_value not in (None, [], ""):
                 flag = "--" + key.flag.replace("_", "-")
                 out[name] = Setting(_checked(key, flag_value, flag), "flag", flag)

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from am import clock
+from am.launchspec import LaunchSpec
 from am.runfiles import cap_appended, rotation_note, write_exit
 
 OUTPUT_RATE = 1 << 20  # bytes per second one agent's terminal output is read at, at most
@@ -193,15 +194,16 @@ def typed(text: str, enter: bool, paste: bool) -> bytes:
 class Watch:
     """One container agent: its stream, its log, its cgroup watch, its end."""
 
-    def __init__(self, keeper: "Keeper", agent_id: str, spec: dict):
+    def __init__(self, keeper: "Keeper", agent_id: str, spec: LaunchSpec):
         self.keeper = keeper
         self.id = agent_id
         self.spec = spec
-        c = spec["container"]
-        self.engine, self.name = c["engine"], c["name"]
-        self.env = spec.get("env") or None
-        self.api = c.get("api")  # an engine API endpoint; None: a local podman's conmon
-        self.limit = int(c.get("log_max") or 0)
+        c = spec.container
+        self.container = c
+        self.engine, self.name = c.engine, c.name
+        self.env = spec.env or None
+        self.api = c.api  # an engine API endpoint; None: a local podman's conmon
+        self.limit = c.log_max
         self.stream = None
         self.attached = threading.Event()
         self.error = None
@@ -287,7 +289,7 @@ class Watch:
             if self.inspect("{{.State.Status}}") in ("exited", "dead", "stopped"):
                 self.finish()
             return
-        log = open(self.spec["log"], "ab", buffering=0)
+        log = open(self.spec.log, "ab", buffering=0)
         self.attached.set()
         if state == "running":
             if self.resumed:
@@ -311,7 +313,7 @@ class Watch:
                 first = self.open_stream()
             except OSError:
                 continue
-            log = open(self.spec["log"], "ab", buffering=0)
+            log = open(self.spec.log, "ab", buffering=0)
             try:
                 self.pump(first, log)
             finally:
@@ -363,7 +365,7 @@ class Watch:
         log.write(data)
 
     def rotate(self, log) -> None:
-        path = self.spec["log"]
+        path = self.spec.log
         os.replace(path, path + ".1")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.dup2(fd, log.fileno())
@@ -390,19 +392,19 @@ class Watch:
         from am.oomwatch import OomWatch
         from am.runfiles import write_guest, write_health
 
-        self.oom = OomWatch(write_health(self.spec.get("health_file")))
+        self.oom = OomWatch(write_health(self.spec.health_file))
         if not hostos.local_engine(self.api):
             return
         fields = (self.inspect("{{.State.Pid}} {{.Id}}") or "").split()
         if len(fields) != 2 or not fields[0].isdigit() or not self.oom.start(int(fields[0])):
             return
-        c = self.spec["container"]
-        if c.get("isolation") == "gvisor" and c.get("pids_limit"):
+        c = self.container
+        if c.isolation == "gvisor" and c.pids_limit:
             self.oom.start_guest(
                 int(fields[0]),
                 fields[1],
-                int(c["pids_limit"]),
-                write_guest(self.spec.get("guest_file")),
+                c.pids_limit,
+                write_guest(self.spec.guest_file),
             )
 
     def finish(self) -> None:
@@ -414,7 +416,7 @@ class Watch:
         self.launched.wait(330)  # the spawn's own start call, at most its timeout
         if self.abandoned:
             return  # the spawn failed and undoes what it made
-        c = self.spec["container"]
+        c = self.container
         res = self.cli(
             "inspect",
             "--format",
@@ -427,7 +429,7 @@ class Watch:
                 # Removed behind am's back (not by am stop or rm, which mark the record
                 # first): it ended, how is unknown; never 'running' forever.
                 write_exit(
-                    self.spec["exit_file"],
+                    self.spec.exit_file,
                     {
                         "exit_code": None,
                         "oom_killed": False,
@@ -439,7 +441,7 @@ class Watch:
         code, oom, status = res.out.split()
         if status in ("created", "running"):
             return
-        marker = Path(self.spec.get("cwd") or "/nonexistent") / "oom"
+        marker = Path(self.spec.cwd or "/nonexistent") / "oom"
         killed = getattr(self, "oom", None)
         result = {
             "exit_code": int(code) if code.lstrip("-").isdigit() else None,
@@ -448,15 +450,15 @@ class Watch:
             or bool(killed and killed.killed),
         }
         self.cli("rm", "--force", self.name)
-        if c.get("proxy"):
-            self.cli("rm", "--force", c["proxy"])
-        if c.get("egress"):
-            self.cli("network", "rm", c["egress"])
+        if c.proxy:
+            self.cli("rm", "--force", c.proxy)
+        if c.egress:
+            self.cli("network", "rm", c.egress)
         result["finished"] = clock.iso()
-        started = self.spec.get("started_at")
+        started = self.spec.started_at
         if started:
             result["seconds"] = round(time.time() - started, 3)
-        write_exit(self.spec["exit_file"], result)
+        write_exit(self.spec.exit_file, result)
 
 
 class Keeper:
@@ -472,14 +474,16 @@ class Keeper:
         except ValueError:
             self.idle_exit = IDLE_EXIT
 
-    def spec(self, agent_id: str) -> dict | None:
+    def spec(self, agent_id: str) -> LaunchSpec | None:
+        """AGENT_ID's launch spec; None when it has none. A spec that is not what am wrote
+        raises InvalidSpec, which the request's answer carries."""
         from am import ids
 
         ids.validate_name(agent_id)
-        try:
-            return json.loads((self.layout.run / f"{agent_id}.spec.json").read_text())
-        except (OSError, ValueError):
+        path = self.layout.run / f"{agent_id}.spec.json"
+        if not path.exists():
             return None
+        return LaunchSpec.read(path)
 
     def watch(self, agent_id: str, launched: bool = True) -> Watch | None:
         """The watch of AGENT_ID, started if none runs. LAUNCHED: the container has been
@@ -488,7 +492,7 @@ class Keeper:
             w = self.watches.get(agent_id)
             if w is None or w.done:
                 spec = self.spec(agent_id)
-                if not spec or not spec.get("container"):
+                if spec is None or spec.container is None:
                     return None
                 w = Watch(self, agent_id, spec)
                 w.resumed = launched

@@ -6,7 +6,7 @@
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from am import ids, profiles, validate
@@ -14,6 +14,7 @@ from am.errors import AmError
 from am.git import check_branch, is_url
 from am.paths import Layout
 from am.record import Mode, Record
+from am.request import Request
 from am.validate import (  # noqa: F401 (re-exported)
     DEFAULT_IMAGE,
     DEFAULT_LIMITS,
@@ -32,8 +33,11 @@ CONTINUE_ENV = "AM_CONTINUE"  # set to 1 for a --cmd agent started with --contin
 AM_ENV = (PROMPT_ENV, CONTINUE_ENV)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
+    """Frozen: an execution step that learns something (the mirror a clone borrows from,
+    the engine's volume) returns a new plan made with ``dataclasses.replace``."""
+
     id: str
     mode: str
     runtime: str | None
@@ -80,6 +84,7 @@ class Plan:
     kube: dict | None = None
     seed: dict | None = None  # the first start's bundle: sha256, branch, base, origin
     bundle: Path | None = None
+    volume_made: bool = False  # this start made the engine volume that holds the workspace
 
     @property
     def disk(self) -> str | None:
@@ -301,11 +306,10 @@ def check_prompt(text: str, label: str = "--prompt") -> str:
     return text
 
 
-def read_prompt(args, stdin=None) -> str | None:
-    """The text of --prompt, or of --prompt-file (a path, or '-' for standard input)."""
-    path = getattr(args, "prompt_file", None)
+def read_prompt(prompt: str | None, path: str | None, stdin=None) -> str | None:
+    """The text of --prompt, or of --prompt-file PATH (a path, or '-' for standard input)."""
     if path is None:
-        return getattr(args, "prompt", None)
+        return prompt
     import sys
 
     try:
@@ -431,7 +435,7 @@ def agent_config_mounts(profile, environ: dict) -> tuple[list, list[str]]:
 
 
 def build(
-    args,
+    args: Request,
     layout: Layout,
     source: str,
     environ: dict[str, str],
@@ -447,13 +451,11 @@ def build(
     cfg = cfg or configuration.load(layout, environ)
     # The flags' entries first, each with its own error (the settings check them as a list).
     domains = [check_domain(d) for d in args.allow_domain]
-    private = [
-        check_domain(d, "--allow-private-domain") for d in getattr(args, "allow_private_domain", [])
-    ]
+    private = [check_domain(d, "--allow-private-domain") for d in args.allow_private_domain]
     s = cfg.resolve(args)
     agent_id = ids.validate_name(args.name) if args.name is not None else ids.new_id()
     mode = "container" if args.container else "tmux"
-    mount_config = bool(getattr(args, "mount_agent_config", False))
+    mount_config = args.mount_agent_config
     agent, profile, command = agent_command(args, cfg, s)
     if args.worktree and is_url(source):
         raise AmError("--worktree needs a local repository path, not a URL")
@@ -464,9 +466,9 @@ def build(
             "commits in its workspace; review them with 'am diff ID', then bring "
             "its branch into your repository with 'am pull ID'",
         )
-    prompt = getattr(args, "prompt", None)
+    prompt = args.prompt
     if prompt is not None:
-        check_prompt(prompt, "--prompt-file" if getattr(args, "prompt_file", None) else "--prompt")
+        check_prompt(prompt, "--prompt-file" if args.prompt_file else "--prompt")
     prompt_args, env = task(prompt, None if args.cmd is not None else profile, agent)
     names, values = parse_env(args.env, environ)
     clash = [n for n in names if n in env]
@@ -484,10 +486,10 @@ def build(
         # A tmux agent runs as the user, so it gets the caller's whole environment (through
         # the same FIFO as --env values), not whatever the tmux server happened to start with.
         values = {**inherited_env(environ), **values}
-    publish = [check_publish(v) for v in getattr(args, "publish", None) or []]
+    publish = [check_publish(v) for v in args.publish]
     if mode == "tmux":
         refuse_container_flags(args, domains, private, mount_config, publish)
-        c = Container(domains=domains)
+        c = Container(domains=domains, gpus=args.gpus, publish=publish)
     else:
         c = container(
             args,
@@ -510,50 +512,63 @@ def build(
         check_base(args.base)
     if args.image is not None:
         check_image(args.image)
-    name = ids.session_name(agent_id)
-    return Plan(
-        id=agent_id,
-        mode=mode,
-        runtime=c.runtime,
+    return assemble(
+        agent_id,
+        mode,
+        layout,
+        c,
         source=source,
         worktree=bool(args.worktree),
         base=args.base,
         branch=branch,
-        workspace=layout.workspace(agent_id),
-        session=name,
-        container=name if mode == "container" else None,
         agent=agent,
         command=command,
-        log=layout.log_file(agent_id),
-        exit_file=layout.exit_file(agent_id),
-        limits=c.limits,
-        network=c.network,
-        allow_domains=c.domains,
-        allow_private_domains=c.private,
-        image=s["image"].value if mode == "container" else None,
-        gpus=args.gpus,
         env_names=names,
-        isolation=c.isolation,
-        agent_clis=list(s["agent_clis"].value) if mode == "container" else [],
-        extra_mounts=c.mounts,
-        config_copies=c.copies,
         warnings=warnings,
         secrets=values,
-        cache_dir=layout.cache,
-        egress=c.egress,
-        managed_egress=c.managed,
         env=env,
         prompt=prompt,
         prompt_args=prompt_args,
         custom=args.cmd is not None,
         mount_agent_config=mount_config,
-        publish=publish,
         log_max=memory_bytes(s["logs.max_size"].value),
-        kube=c.kube,
     )
 
 
-def agent_command(args, cfg, s: dict) -> tuple[str, object, list[str]]:
+def assemble(agent_id: str, mode: str, layout: Layout, c: "Container", **fields) -> Plan:
+    """The one way a Plan is made: its names and paths from the agent's id and LAYOUT, its
+    container settings from C (empty for a tmux agent), the rest from FIELDS."""
+    name = ids.session_name(agent_id)
+    return Plan(
+        id=agent_id,
+        mode=mode,
+        runtime=c.runtime,
+        workspace=layout.workspace(agent_id),
+        session=name,
+        container=name if mode == "container" else None,
+        log=layout.log_file(agent_id),
+        exit_file=layout.exit_file(agent_id),
+        cache_dir=layout.cache,
+        limits=c.limits,
+        network=c.network,
+        allow_domains=c.domains,
+        allow_private_domains=c.private,
+        image=c.image,
+        gpus=c.gpus,
+        isolation=c.isolation,
+        agent_clis=c.clis,
+        mirror=c.mirror,
+        egress=c.egress,
+        managed_egress=c.managed,
+        extra_mounts=c.mounts,
+        config_copies=c.copies,
+        publish=c.publish,
+        kube=c.kube,
+        **fields,
+    )
+
+
+def agent_command(args: Request, cfg, s: dict) -> tuple[str, object, list[str]]:
     """The agent's name, its profile (None for a --cmd agent named by no --agent) and its
     command line."""
     profile = None
@@ -571,9 +586,9 @@ def agent_command(args, cfg, s: dict) -> tuple[str, object, list[str]]:
     return agent, profile, command
 
 
-def refuse_container_flags(args, domains, private, mount_config: bool, publish) -> None:
+def refuse_container_flags(args: Request, domains, private, mount_config: bool, publish) -> None:
     """A tmux spawn takes no container setting: each flag given is refused by name."""
-    if getattr(args, "disk", None):
+    if args.disk:
         raise AmError(TMUX_DISK, "add --container")
     for flag, value in (
         ("--network", args.network),
@@ -585,10 +600,10 @@ def refuse_container_flags(args, domains, private, mount_config: bool, publish) 
         ("--gpus", args.gpus),
         ("--image", args.image),
         ("--runtime", args.runtime),
-        ("--isolation", getattr(args, "isolation", None)),
+        ("--isolation", args.isolation),
         ("--mount-agent-config", mount_config),
         ("--publish", publish),
-        ("--kube-workspace", getattr(args, "kube_workspace", None)),
+        ("--kube-workspace", args.kube_workspace),
     ):
         if value:
             raise AmError(f"{flag} applies to container agents", "add --container")
@@ -609,7 +624,6 @@ class Container:
     kube: dict | None = None
     mounts: list = field(default_factory=list)
     copies: list[str] = field(default_factory=list)
-    # read from a record by recorded_container (a spawn takes them from its settings)
     image: str | None = None
     gpus: str | None = None
     publish: list[str] = field(default_factory=list)
@@ -618,7 +632,7 @@ class Container:
 
 
 def container(
-    args,
+    args: Request,
     s: dict,
     layout: Layout,
     environ: dict[str, str],
@@ -636,7 +650,14 @@ def container(
     """A container spawn's settings from S (flags, variables, file, defaults), each checked;
     may add to WARNINGS."""
     c = Container(
-        network=s["network"].value, runtime=s["runtime"].value, domains=domains, private=private
+        network=s["network"].value,
+        runtime=s["runtime"].value,
+        domains=domains,
+        private=private,
+        image=s["image"].value,
+        gpus=args.gpus,
+        publish=publish,
+        clis=list(s["agent_clis"].value),
     )
     if c.runtime == "kubernetes":
         host_memory = host_cpus = None  # a node's, not this host's
@@ -685,7 +706,7 @@ def container(
                 "size it with kubernetes.workspace_size, and leave out --disk",
             )
         c.kube = kubernetes_settings(agent_id, s, args, publish, mount_config, warnings)
-    elif getattr(args, "kube_workspace", None):
+    elif args.kube_workspace:
         raise AmError("--kube-workspace applies to Kubernetes agents", "add --runtime kubernetes")
     if args.gpus:
         check_gpus(args.gpus)
@@ -725,7 +746,7 @@ KUBE_KEYS = ("context", "namespace", "workspace", "workspace_size", "storage_cla
 
 
 def kubernetes_settings(
-    agent_id: str, s: dict, args, publish: list, mount_config: bool, warnings: list
+    agent_id: str, s: dict, args: Request, publish: list, mount_config: bool, warnings: list
 ) -> dict:
     """A Kubernetes agent's own settings (its context and namespace, if not configured, are
     kubectl's current ones: the backend resolves them); refuse what a pod cannot have."""
@@ -855,7 +876,7 @@ def continuation(continuing: bool, profile, agent: str) -> tuple[list[str], dict
     return list(profile.continue_args), {}
 
 
-def from_record(record: dict, args, layout: Layout, environ: dict[str, str], cfg) -> Plan:
+def from_record(record: dict, args: Request, layout: Layout, environ: dict[str, str], cfg) -> Plan:
     """The plan that starts a kept agent again with the settings it was spawned with.
 
     The record is read as untrusted input: every setting is checked as a spawn checks its
@@ -893,36 +914,18 @@ def from_record(record: dict, args, layout: Layout, environ: dict[str, str], cfg
         else Container()
     )
     branch = record.get("branch")
-    return Plan(
-        id=agent_id,
-        mode=mode,
-        runtime=c.runtime,
+    return assemble(
+        agent_id,
+        mode,
+        layout,
+        c,
         source=str(record.get("source") or ""),
         worktree=bool(record.get("worktree")),
         base=None,
         branch=check_branch(branch) if branch else "",
-        workspace=workspace,
-        session=ids.session_name(agent_id),
-        container=ids.session_name(agent_id) if mode == "container" else None,
         agent=agent,
         command=command,
-        log=layout.log_file(agent_id),
-        exit_file=layout.exit_file(agent_id),
-        limits=c.limits,
-        network=c.network,
-        allow_domains=c.domains,
-        allow_private_domains=c.private,
-        image=c.image,
-        gpus=c.gpus,
         env_names=names,
-        isolation=c.isolation,
-        cache_dir=layout.cache,
-        mirror=c.mirror,
-        egress=c.egress,
-        managed_egress=c.managed,
-        extra_mounts=c.mounts,
-        config_copies=c.copies,
-        agent_clis=c.clis,
         env=env,
         warnings=warnings,
         secrets=values,
@@ -931,24 +934,22 @@ def from_record(record: dict, args, layout: Layout, environ: dict[str, str], cfg
         resume_args=resume,
         custom=custom,
         mount_agent_config=bool(c.mounts),
-        publish=c.publish,
         log_max=memory_bytes(cfg.resolve()["logs.max_size"].value),
         # checked against the agent's id (records.problems): only ever its own volume
         volume=record.get("volume") if mode == "container" else None,
-        kube=c.kube,
     )
 
 
-def recorded_task(record: dict, args, agent_id: str, agent: str, profile):
+def recorded_task(record: dict, args: Request, agent_id: str, agent: str, profile):
     """(prompt, prompt_args, continue arguments, environment) of a start: --prompt, else the
     recorded task given as it was given then (none with --continue). PROFILE is None for a
     --cmd agent."""
-    continuing = bool(getattr(args, "continue_", False))
+    continuing = args.continue_
     resume, env = continuation(continuing, profile, agent)
-    prompt = getattr(args, "prompt", None)
+    prompt = args.prompt
     recorded = record.get("prompt")
     if prompt is not None:
-        check_prompt(prompt, "--prompt-file" if getattr(args, "prompt_file", None) else "--prompt")
+        check_prompt(prompt, "--prompt-file" if args.prompt_file else "--prompt")
         prompt_args, more = task(prompt, profile, agent)
     elif recorded is not None and not continuing:
         prompt = check_prompt(str(recorded), f"recorded prompt of {agent_id}")
@@ -965,7 +966,12 @@ def recorded_task(record: dict, args, agent_id: str, agent: str, profile):
 
 
 def recorded_env(
-    record: dict, args, environ: dict[str, str], env: dict[str, str], mode: str, agent_id: str
+    record: dict,
+    args: Request,
+    environ: dict[str, str],
+    env: dict[str, str],
+    mode: str,
+    agent_id: str,
 ) -> tuple[list[str], dict[str, str], list[str]]:
     """(names, values, warnings) of the variables a start hands the agent: those it was
     spawned with (whose values am never stored) and --env's."""
@@ -974,7 +980,7 @@ def recorded_env(
         for n in _strings(record.get("env_names") or [], agent_id, "env_names")
         if ENV_NAME_RE.fullmatch(n)
     ]
-    given_names, given = parse_env(getattr(args, "env", None) or [], environ)
+    given_names, given = parse_env(list(args.env), environ)
     names += [n for n in given_names if n not in names]
     if any(n in env for n in given_names):
         raise AmError(
@@ -1106,7 +1112,7 @@ def recorded_kubernetes(record: dict, agent_id: str) -> dict:
 
 def first_start(
     record: dict,
-    args,
+    args: Request,
     layout: Layout,
     environ: dict[str, str],
     host_memory: int | None = None,
@@ -1116,16 +1122,13 @@ def first_start(
     """The plan of the first start of an agent that has no settings yet (restored from a
     snapshot, or adopted): decided from am start's flags as a spawn decides them. Its agent
     profile defaults to the snapshot's; a snapshot of a container agent runs in a container."""
-    import argparse
-
     from am import config as configuration
 
     cfg = cfg or configuration.load(layout, environ)
     agent_id = ids.validate_name(str(record.get("id")))
     if record.get("workspace") != str(layout.workspace(agent_id)):
         raise _bad_record(agent_id, "workspace")
-    ns = argparse.Namespace(**vars(args))
-    ns.name, ns.base, ns.branch, ns.worktree = agent_id, None, None, bool(record.get("worktree"))
+    ns = replace(args, name=agent_id, base=None, branch=None, worktree=bool(record.get("worktree")))
     if ns.cmd is None and ns.agent is None:
         known = record.get("agent")
         if not known or known == "custom" or known not in {**profiles.BUILTIN, **cfg.agents}:
@@ -1134,9 +1137,9 @@ def first_start(
                 + (" (restored from a snapshot)" if record.get("restored_from") else ""),
                 "give one: 'am start ID --agent NAME' or 'am start ID --cmd COMMAND'",
             )
-        ns.agent = known
+        ns = replace(ns, agent=known)
     if record.get("snapshot_mode") == "container":
-        ns.container = True  # never less isolated than it was
+        ns = replace(ns, container=True)  # never less isolated than it was
     # 'am restore --disk' made its workspace a file system of that size: it runs in a
     # container (a cap means nothing to a tmux agent), with that cap, whatever the config says.
     lim = record.get("limits")
@@ -1145,7 +1148,7 @@ def first_start(
         from am import disk as disks
 
         made = disks.check_size(str(made), f"recorded disk of {agent_id}")
-        ns.container = True
+        ns = replace(ns, container=True)
     plan = build(ns, layout, str(record.get("source") or ""), environ, host_memory, host_cpus, cfg)
     if plan.runtime == "kubernetes":
         raise AmError(
@@ -1154,14 +1157,14 @@ def first_start(
             "start it with --runtime docker "
             "or podman, or spawn a new agent from the source or from its branch",
         )
-    if plan.limits is not None:
-        plan.limits["disk"] = made
-    plan.resume_args, more = continuation(
-        bool(getattr(args, "continue_", False)),
-        None if plan.custom else cfg.profile(plan.agent),
-        plan.agent,
+    resume, more = continuation(
+        args.continue_, None if plan.custom else cfg.profile(plan.agent), plan.agent
     )
-    plan.env.update(more)
     branch = record.get("branch")
-    plan.branch = check_branch(branch) if branch else ""
-    return plan
+    return replace(
+        plan,
+        limits=None if plan.limits is None else {**plan.limits, "disk": made},
+        resume_args=resume,
+        env={**plan.env, **more},
+        branch=check_branch(branch) if branch else "",
+    )

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from am import clock
+from am.launchspec import InvalidSpec, LaunchSpec
 from am.runfiles import rotation_note, write_exit, write_guest, write_health  # noqa: F401
 
 
@@ -56,20 +57,20 @@ def cap_log(path: str, limit: int, every: float = 1.0) -> None:
             pass
 
 
-def run_child(spec: dict, env: dict, on_start=None) -> int:
+def run_child(spec: LaunchSpec, env: dict, on_start=None) -> int:
     """Fork and exec SPEC's command on the session's terminal; its exit code (128+N for a
     signal). fork/exec rather than a library call: the agent must inherit the pane's terminal,
     and SIGINT must be ignored here but not in the agent."""
     pid = os.fork()
     if pid == 0:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-        if "umask" in spec:
-            os.umask(spec["umask"])
+        if spec.umask is not None:
+            os.umask(spec.umask)
         try:
-            os.chdir(spec["cwd"])
-            os.execvpe(spec["argv"][0], spec["argv"], env)
+            os.chdir(spec.cwd)
+            os.execvpe(spec.argv[0], spec.argv, env)
         except OSError as e:
-            print(f"am: error: cannot run {spec['argv'][0]}: {e.strerror}", file=sys.stderr)
+            print(f"am: error: cannot run {spec.argv[0]}: {e.strerror}", file=sys.stderr)
             os._exit(127)
     if on_start:
         on_start(pid)
@@ -78,7 +79,7 @@ def run_child(spec: dict, env: dict, on_start=None) -> int:
     return 128 - code if code < 0 else code
 
 
-def kube_session(spec: dict, env: dict) -> dict:
+def kube_session(spec: LaunchSpec, env: dict) -> dict:
     """A Kubernetes agent: attach to its pod until the agent ends, again when a connection
     drops while it runs; its exit code and an OOM kill come from the pod's status. Then its
     objects go (auto-removal): a claim-backed agent's claim, its workspace, stays; an emptyDir
@@ -87,32 +88,30 @@ def kube_session(spec: dict, env: dict) -> dict:
     from am.backends import kubernetes
     from am.errors import AmError
 
-    k = spec["kubernetes"]
-    t = kube.Target(k["namespace"], k.get("context"), k.get("kubeconfig"))
+    k = spec.kubernetes
+    t = kube.Target(k.namespace, k.context, k.kubeconfig)
     os.environ.update(env)  # this process's own kubectl calls find the cluster as the caller
     quick = 0
     while True:
         began = time.monotonic()
         code = run_child(spec, env)
         try:
-            state = kube.container_state(kubernetes.get_pod(t, k["pod"]), kube.AGENT)
+            state = kube.container_state(kubernetes.get_pod(t, k.pod), kube.AGENT)
         except AmError as e:
-            print(
-                f"\r\nam: cannot ask the cluster about pod {k['pod']}: {e.message}", file=sys.stderr
-            )
+            print(f"\r\nam: cannot ask the cluster about pod {k.pod}: {e.message}", file=sys.stderr)
             state = None
         if state is None or state.phase in ("running", "waiting"):
             quick = quick + 1 if time.monotonic() - began < 10 else 0
             if quick < 5:
                 print(
-                    f"\r\nam: the connection to pod {k['pod']} ended while its agent runs; "
+                    f"\r\nam: the connection to pod {k.pod} ended while its agent runs; "
                     "attaching again",
                     file=sys.stderr,
                 )
                 time.sleep(2 * quick)
                 continue
             print(
-                f"\r\nam: error: cannot stay attached to pod {k['pod']}: stopping it",
+                f"\r\nam: error: cannot stay attached to pod {k.pod}: stopping it",
                 file=sys.stderr,
             )
         break
@@ -120,16 +119,14 @@ def kube_session(spec: dict, env: dict) -> dict:
     result = {"exit_code": code if state is not None else None, "oom_killed": False}
     if state is not None and state.phase == "terminated":
         result = {"exit_code": state.exit_code, "oom_killed": state.oom}
-    if k.get("network_log"):
-        log = kubernetes.call(kube.logs_argv(t, kube.proxy_name(k["agent"]), "proxy"))
+    if k.network_log:
+        log = kubernetes.call(kube.logs_argv(t, kube.proxy_name(k.agent), "proxy"))
         if log.ok:
-            with open(k["network_log"], "a", encoding="utf-8") as f:
+            with open(k.network_log, "a", encoding="utf-8") as f:
                 f.write(log.out)
-    roles = ("proxy", "env") if k.get("storage") == "emptydir" else ()
+    roles = ("proxy", "env") if k.storage == "emptydir" else ()
     kubernetes.call(
-        kube.delete_argv(
-            t, kube.RUN_KINDS, kube.selector(k["agent"], k["home"], *roles), wait=False
-        )
+        kube.delete_argv(t, kube.RUN_KINDS, kube.selector(k.agent, k.home, *roles), wait=False)
     )
     return result
 
@@ -138,24 +135,26 @@ def main(argv: list[str]) -> int:
     # What the supervisor writes (exit and health files) is the user's alone, whatever umask
     # the tmux server has; a tmux agent gets the umask of the user who spawned it.
     os.umask(0o077)
-    spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    try:
+        spec = LaunchSpec.read(Path(argv[0]))
+    except InvalidSpec as e:
+        print(f"am: error: {e}", file=sys.stderr)
+        return 2
     # A tmux agent gets exactly the caller's environment (from the FIFO), nothing of the server's.
-    env = {} if spec.get("clean_env") else dict(os.environ)
-    env.update(spec.get("env", {}))
-    if spec.get("env_fifo"):
-        env.update(read_secrets(spec["env_fifo"]))
+    env = {} if spec.clean_env else dict(os.environ)
+    env.update(spec.env)
+    if spec.env_fifo:
+        env.update(read_secrets(spec.env_fifo))
     # Ctrl-C in the pane is for the agent, not for its supervisor.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     started = time.time()
-    if spec.get("log") and spec.get("log_max"):
+    if spec.log and spec.log_max:
         import threading
 
-        threading.Thread(
-            target=cap_log, args=(spec["log"], int(spec["log_max"])), daemon=True
-        ).start()
+        threading.Thread(target=cap_log, args=(spec.log, spec.log_max), daemon=True).start()
     kube_result = None
     try:
-        if spec.get("kubernetes"):
+        if spec.kubernetes:
             kube_result = kube_session(spec, env)
             code = kube_result["exit_code"]
         else:
@@ -165,7 +164,7 @@ def main(argv: list[str]) -> int:
     result = kube_result or {"exit_code": code, "oom_killed": False}
     result["finished"] = clock.iso()
     result["seconds"] = round(time.time() - started, 3)
-    write_exit(spec["exit_file"], result)
+    write_exit(spec.exit_file, result)
     return 0
 
 

@@ -130,33 +130,16 @@ class Am:
 
 def engine_flags(engine: str) -> list[str]:
     """The flags am gives an agent container, for the floor's plain run -d."""
-    from argparse import Namespace
+    from dataclasses import replace
 
     from am import paths
     from am import plan as planning
     from am.backends import for_runtime as get_engine
+    from am.request import Request
 
-    ns = Namespace(
-        name="floor",
-        container=True,
-        cmd="sleep 600",
-        agent=None,
-        skip_permissions=False,
-        worktree=False,
-        env=[],
-        allow_domain=[],
-        network=None,
-        memory=None,
-        cpus=None,
-        pids=None,
-        image=None,
-        gpus=None,
-        branch=None,
-        base=None,
-        runtime=engine,
-    )
+    ns = Request(name="floor", container=True, cmd="sleep 600", runtime=engine)
     p = planning.build(ns, paths.layout(), "/x", {}, None, None)
-    p.workspace = Path("/tmp")
+    p = replace(p, workspace=Path("/tmp"))
     eng = get_engine(engine)
     eng.ensure_security()  # podman's seccomp profile, which the flags name, exists
     argv = eng.run_argv(p, "bench", os.getuid(), os.getgid())

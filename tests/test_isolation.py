@@ -19,6 +19,7 @@ from am.cli import build_parser
 from am.errors import AmError
 from am.oomwatch import OomWatch
 from am.paths import Layout
+from am.request import Request
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def plan_for(*extra, tmp=Path("/tmp/amhome")):
     args = build_parser().parse_args(["spawn", "/src", "--container", "--name", "x", *extra])
     layout = Layout(tmp, tmp / "state", tmp / "agents", tmp / "data", tmp)
-    return planning.build(args, layout, "/src", {})
+    return planning.build(Request.from_args(args), layout, "/src", {})
 
 
 def head(argv: list[str]) -> list[str]:

@@ -78,8 +78,8 @@ class Play:
 
         plan = SimpleNamespace(id=self.id, source=str(repo), base=None, branch=f"am/{self.id}")
         lay = Layout(self.tmp, self.tmp / "state", self.tmp / "agents", self.tmp / "data", self.tmp)
-        base = kubernetes.Kubernetes()._bundle(plan, repo, Rollback(), lay)
-        return plan, base
+        base, path, seed = kubernetes.Kubernetes()._bundle(plan, repo, Rollback(), lay)
+        return SimpleNamespace(seed=seed, bundle=path), base
 
     def play(self, objects: list[dict], network: str = "none", deliver: Path | None = None):
         """Play OBJECTS (as kubectl would create them) and, while the init container waits,

@@ -7,9 +7,10 @@ from am.backends.base import Backend
 from am.record import Mode
 
 
-def for_runtime(runtime: str | None):
+def for_runtime(runtime: str | None, layout=None, environ=None):
     """The engine named RUNTIME; ``auto`` is podman if it is usable and enforces the limits
-    here (rootless podman on cgroup v1 ignores them), else docker."""
+    here (rootless podman on cgroup v1 ignores them), else docker. LAYOUT and ENVIRON are the
+    command's (``Backend``)."""
     import shutil
 
     from am import proc
@@ -18,9 +19,9 @@ def for_runtime(runtime: str | None):
     from am.errors import AmError
 
     if runtime == "docker":
-        return Docker()
+        return Docker(layout, environ)
     if runtime == "podman":
-        return Podman()
+        return Podman(layout, environ)
     if runtime not in ("auto", "", None):
         raise AmError(f"unknown runtime {runtime!r}", "choose docker, podman or auto")
     passed_over = None
@@ -28,7 +29,7 @@ def for_runtime(runtime: str | None):
         shutil.which("podman")
         and proc.run(["podman", "version", "--format", "{{.Client.Version}}"]).ok
     ):
-        podman = Podman()
+        podman = Podman(layout, environ)
         try:
             passed_over = podman.limits_problem()
         except AmError as e:
@@ -42,7 +43,7 @@ def for_runtime(runtime: str | None):
             "no container engine found in PATH",
             "install podman or docker.io, or run without --container",
         )
-    docker = Docker()
+    docker = Docker(layout, environ)
     if passed_over:
         # Say why podman was passed over when docker cannot take its place either.
         try:
@@ -60,28 +61,29 @@ def for_runtime(runtime: str | None):
     return docker
 
 
-def for_mode(mode: str, runtime: str | None = None) -> Backend:
+def for_mode(mode: str, runtime: str | None = None, layout=None, environ=None) -> Backend:
+    """The backend of an agent of MODE and RUNTIME, for a command of LAYOUT and ENVIRON."""
     if mode == Mode.TMUX:
         from am.backends.tmux import TmuxBackend
 
-        return TmuxBackend()
+        return TmuxBackend(layout, environ)
     if runtime == "kubernetes":
         from am.backends.kubernetes import Kubernetes
 
-        return Kubernetes()
-    return for_runtime(runtime or "auto")
+        return Kubernetes(layout, environ)
+    return for_runtime(runtime or "auto", layout, environ)
 
 
-def for_record(record: dict) -> Backend:
-    return for_mode(record.get("mode", Mode.TMUX), record.get("runtime"))
+def for_record(record: dict, layout=None, environ=None) -> Backend:
+    return for_mode(record.get("mode", Mode.TMUX), record.get("runtime"), layout, environ)
 
 
-def of_record(record: dict) -> Backend | None:
+def of_record(record: dict, layout=None, environ=None) -> Backend | None:
     """The backend RECORD names, or None when it names none (a hand-edited record): never a
     search for an engine, as an ``auto`` runtime is."""
     mode, runtime = record.get("mode"), record.get("runtime")
     if mode == Mode.TMUX or (
         mode == Mode.CONTAINER and runtime in ("docker", "podman", "kubernetes")
     ):
-        return for_mode(mode, runtime)
+        return for_mode(mode, runtime, layout, environ)
     return None

@@ -1,6 +1,8 @@
 """The small interface every backend implements."""
 
+import os
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 
 
 class Backend(ABC):
@@ -10,21 +12,44 @@ class Backend(ABC):
     # if not, ``proxy_log`` reads them where its proxy runs.
     network_log_live: bool = True
 
+    def __init__(self, layout=None, environ: Mapping[str, str] | None = None):
+        """LAYOUT (``am.paths.Layout``) and ENVIRON are the command's: what the backend makes
+        goes there, and its clients run with that environment. Without them (a command that
+        only looks), the process's own."""
+        self._layout = layout
+        self._environ = environ
+
+    @property
+    def layout(self):
+        if self._layout is not None:
+            return self._layout
+        from am import paths
+
+        return paths.layout()  # read each time, as before: AM_HOME may change (tests)
+
+    @property
+    def environ(self) -> Mapping[str, str]:
+        return os.environ if self._environ is None else self._environ
+
     def check(self) -> None:
         """Raise AmError with a fix when the backend cannot run agents here."""
 
-    def prepare(self, plan) -> None:
-        """Make what every agent of this backend needs (an image); before anything is created."""
+    def prepare(self, plan):
+        """Make what every agent of this backend needs (an image); before anything is created.
+        Returns the plan, with what the backend decided for it."""
+        return plan
 
-    def before_start(self, plan) -> None:
-        """Last step before the session starts, once the workspace exists."""
+    def before_start(self, plan):
+        """Last step before the session starts, once the workspace exists; returns the plan
+        with what it made (mounts, a volume)."""
+        return plan
 
     def after_start(self, plan, session_alive) -> None:
         """Return once the agent really runs; raise AmError if it could not start."""
 
     @abstractmethod
-    def launch_spec(self, plan) -> dict:
-        """What the session's supervisor runs: ``argv``, ``cwd``, ``env``, ``container``."""
+    def launch_spec(self, plan):
+        """What the session's supervisor or am's keeper runs (``am.launchspec.LaunchSpec``)."""
 
     def stop(self, record: dict) -> None:
         """Stop what runs beyond the session (a container); the session is killed separately."""

@@ -12,6 +12,7 @@ import re
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from am import proc
@@ -55,12 +56,6 @@ FORWARDED_ENV = (
     "CONTAINERS_CONF",
     "CONTAINER_SSHKEY",
 )
-
-
-def layout():
-    from am import paths
-
-    return paths.layout()
 
 
 class AgentExited(AmError):
@@ -410,9 +405,9 @@ class Engine(Backend):
     def daemon_hint(self) -> str:
         """How to get an answer: from the daemon a variable names, when one is set."""
         for var in self.host_vars:
-            if os.environ.get(var):
+            if self.environ.get(var):
                 return (
-                    f"nothing answers at {var}={os.environ[var]}: start the {self.title} "
+                    f"nothing answers at {var}={self.environ[var]}: start the {self.title} "
                     f"daemon it names, or unset {var} to use the local one"
                 )
         return self.local_daemon_hint
@@ -533,7 +528,7 @@ class Engine(Backend):
                     push_hint(self.runtime, res.last_lines(3), remote),
                 )
 
-    def prepare(self, plan) -> None:
+    def prepare(self, plan):
         # First, before an image is built: whether the limits the agent is promised would hold.
         self.check_limits()
         self.ensure_security()
@@ -569,15 +564,17 @@ class Engine(Backend):
                     raise problem
         check_mount_path(plan.workspace)
         if self.remote or plan.volume:
-            self.prepare_remote(plan)
+            plan = self.prepare_remote(plan)
         if plan.network == "limited":
             from am.backends import network
 
             network.prepare(self, plan)
+        return plan
 
-    def prepare_remote(self, plan) -> None:
-        """An engine on another machine: the workspace goes into a volume of its own there;
-        what needs a host path mounted is refused before anything is made."""
+    def prepare_remote(self, plan):
+        """An engine on another machine: the workspace goes into a volume of its own there
+        (PLAN with it is returned); what needs a host path mounted is refused before anything
+        is made."""
         if not self.remote:
             raise AmError(
                 f"agent {plan.id}'s workspace is in the volume {plan.volume} of a "
@@ -595,7 +592,7 @@ class Engine(Backend):
                     f"{self.api.url} cannot mount this host's files",
                     "leave it out, or use a local engine (docs/scale.md)",
                 )
-        plan.volume = workspace_volume(plan.id)
+        return replace(plan, volume=workspace_volume(plan.id))
 
     def volume_home(self, name: str) -> str | None:
         """The am.home label of volume NAME; None when there is no such volume."""
@@ -607,7 +604,8 @@ class Engine(Backend):
     def seed_volume(self, plan, home: str) -> bool:
         """Put the host's fresh clone of PLAN into its volume on the engine's machine (a tar
         stream through a throwaway container with the agent's policy), then remove the host
-        copy. False when the volume already holds the workspace (am start)."""
+        copy (and so its link to the cache's mirror). False when the volume already holds the
+        workspace (am start)."""
         import shutil
         import subprocess
 
@@ -632,7 +630,6 @@ class Engine(Backend):
             repo = gitsafe.open_clone(plan.workspace, gitsafe.mirror_objects(plan.mirror))
             git.ws_git(repo, "repack", "-a", "-d", "-q")
             (plan.workspace / ".git" / "objects" / "info" / "alternates").unlink(missing_ok=True)
-            plan.mirror = None
         res = self.call(
             "volume",
             "create",
@@ -693,40 +690,38 @@ class Engine(Backend):
             if not res.ok:
                 raise AmError(f"cannot remove the volume {name}: {res.brief()}")
 
-    def launch_spec(self, plan) -> dict:
-        from am import paths
+    def launch_spec(self, plan):
+        from am.launchspec import ContainerSpec, LaunchSpec
 
-        home = str(paths.layout().root)
+        home = str(self.layout.root)
         # The session's client must find the engine as the caller does (PATH, DOCKER_HOST...).
-        env = {k: os.environ[k] for k in ("PATH", *FORWARDED_ENV) if k in os.environ}
+        env = {k: self.environ[k] for k in ("PATH", *FORWARDED_ENV) if k in self.environ}
         env.update(plan.env)  # passed on by name, like --env
         api = self.api
-        container = {
-            "engine": self.runtime,
-            "name": plan.container,
-            "isolation": plan.isolation,
-            "pids_limit": plan.limits["pids"],
-            "api": api.to_json() if api else None,
-            "log_max": plan.log_max,
-        }
-        if plan.proxy:
-            container.update(
-                proxy=plan.proxy, egress=plan.egress if plan.egress == plan.managed_egress else None
-            )
-        return {
-            "argv": self.run_argv(plan, home, os.getuid(), os.getgid()),
-            "cwd": str(self.client_dir(plan)),
-            "env": env,
-            "container": container,
-            "log": str(plan.log),
-        }
+        container = ContainerSpec(
+            engine=self.runtime,
+            name=plan.container,
+            isolation=plan.isolation,
+            pids_limit=plan.limits["pids"],
+            api=api.to_json() if api else None,
+            log_max=plan.log_max,
+            proxy=plan.proxy or None,
+            egress=plan.egress if plan.proxy and plan.egress == plan.managed_egress else None,
+        )
+        return LaunchSpec(
+            argv=self.run_argv(plan, home, os.getuid(), os.getgid()),
+            cwd=str(self.client_dir(plan)),
+            env=env,
+            container=container,
+            log=str(plan.log),
+        )
 
     @property
     def api(self):
         """The engine's API endpoint (``am.engineapi.Endpoint``) when am's keeper reaches its
         containers' terminals through one; None for a local podman (conmon's sockets)."""
         if self._api is False:
-            self._api = self.find_api(os.environ)
+            self._api = self.find_api(self.environ)
         return self._api
 
     _api = False
@@ -741,13 +736,13 @@ class Engine(Backend):
         api = self.api
         return api is not None and (not api.local or self.runtime == "podman")
 
-    def start(self, plan, spec: dict, layout) -> None:
+    def start(self, plan, spec, layout) -> None:
         """Make and start the agent's container, detached, with am's keeper on its terminal
         before its first byte of output; raise with the engine's own words if it cannot."""
         from am import keeper
 
-        env = {**os.environ, **spec["env"], **plan.secrets}  # --env NAME takes values here
-        res = proc.run(spec["argv"], env=env, cwd=spec["cwd"], timeout=300)
+        env = {**self.environ, **spec.env, **plan.secrets}  # --env NAME takes values here
+        res = proc.run(spec.argv, env=env, cwd=spec.cwd, timeout=300)
         if not res.ok:
             raise self.start_error(plan, res.err or res.out)
         from am import isolation
@@ -788,41 +783,42 @@ class Engine(Backend):
             f"the container {plan.container} did not start" + (f": {lines[-1]}" if lines else "")
         )
 
-    @staticmethod
-    def client_dir(plan) -> Path:
+    def client_dir(self, plan) -> Path:
         """The engine client's working directory: a folder of the agent's own under the run
         folder, not the workspace. Podman's conmon drops an ``oom`` marker into it when the
         kernel OOM-kills something in the container, which the supervisor reads."""
         from am import paths
 
-        folder = paths.private_dir(paths.layout().run) / plan.id
+        folder = paths.private_dir(self.layout.run) / plan.id
         folder.mkdir(exist_ok=True)
         return folder
 
-    def before_start(self, plan) -> None:
+    def before_start(self, plan):
         """As root, let the agents' uid write its workspace (am's own folder, never the user's
         repository) and give it a name; start a limited agent's proxy (the spawn's undo removes
-        it with the container)."""
+        it with the container). Returns PLAN with the mounts this adds, or its seeded volume."""
+        home = str(self.layout.root)
         if plan.network == "limited":
             from am.backends import network
 
-            network.start(self, plan, str(layout().root))
+            network.start(self, plan, home)
         if plan.volume:
-            plan.volume_made = self.seed_volume(plan, str(layout().root))
-            return
+            made = self.seed_volume(plan, home)
+            return replace(plan, volume_made=made, mirror=None if made else plan.mirror)
+        mounts = list(plan.extra_mounts)
         if plan.mirror:
             # The clone's alternates name the mirror's objects by absolute path: mount them
             # there, read-only, so no agent can change what other agents borrow.
             objects = plan.mirror / "objects"
-            plan.extra_mounts.append((objects, str(objects), True))
-        if os.getuid() != 0:
-            return
-        uid = agent_uid()
-        if plan.image.split(":")[0] == DEFAULT_IMAGE.split(":")[0]:
-            # am's own image: its user list is known, so it is replaced by one naming the uid
-            # (another image keeps its own, where the uid has no name).
-            plan.extra_mounts += identity_files(self.client_dir(plan), uid)
-        grant(plan.workspace, uid)
+            mounts.append((objects, str(objects), True))
+        if os.getuid() == 0:
+            uid = agent_uid()
+            if plan.image.split(":")[0] == DEFAULT_IMAGE.split(":")[0]:
+                # am's own image: its user list is known, so it is replaced by one naming the
+                # uid (another image keeps its own, where the uid has no name).
+                mounts += identity_files(self.client_dir(plan), uid)
+            grant(plan.workspace, uid)
+        return replace(plan, extra_mounts=mounts)
 
     def ended_at_start(self, plan, timeout: float = 10) -> AgentExited | None:
         """How an agent that ended before its spawn returned ended (AgentExited), else None:
@@ -883,7 +879,7 @@ class Engine(Backend):
             egress=record.get("egress_network")
             if limited and record.get("managed_egress")
             else None,
-            home=str(layout().root),
+            home=str(self.layout.root),
         )  # never the record's word for it
 
     def remove_agent(
@@ -912,9 +908,7 @@ class Engine(Backend):
             network.remove_network(self, egress)
 
     def running(self) -> set[str] | None:
-        from am import paths
-
-        res = self.call("ps", *self.ps_argv(str(paths.layout().root), False)[2:])
+        res = self.call("ps", *self.ps_argv(str(self.layout.root), False)[2:])
         return set(res.out.split()) if res.ok else None
 
     STATS_OPTIONS: tuple[str, ...] = ("--no-stream",)

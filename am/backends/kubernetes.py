@@ -16,6 +16,7 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from am import kube, proc
@@ -116,10 +117,10 @@ def target_of(record: dict) -> kube.Target:
     return kube.Target(k.get("namespace") or "default", k.get("context"), k.get("kubeconfig"))
 
 
-def kubeconfig_path() -> str | None:
+def kubeconfig_path(environ=os.environ) -> str | None:
     """The caller's KUBECONFIG when it names one file (recorded, so later commands find the
     same cluster); a list of files is left to the environment."""
-    value = os.environ.get("KUBECONFIG", "")
+    value = environ.get("KUBECONFIG", "")
     if value and os.pathsep not in value:
         return os.path.abspath(os.path.expanduser(value))
     return None
@@ -232,10 +233,10 @@ class Kubernetes(Backend):
             kube.check_namespace(k["namespace"])
         except kube.Invalid as e:
             raise AmError(str(e)) from None
-        k.setdefault("kubeconfig", kubeconfig_path())
+        k.setdefault("kubeconfig", kubeconfig_path(self.environ))
         return kube.Target(k["namespace"], k["context"], k.get("kubeconfig"))
 
-    def prepare(self, plan) -> None:
+    def prepare(self, plan):
         self.check()
         t = self.resolve(plan.kube)
         res = call(
@@ -252,21 +253,25 @@ class Kubernetes(Backend):
                 "have it already (else push one: 'am image build --push REGISTRY', then "
                 "--image REGISTRY/am-agent:TAG)"
             )
+        return plan
 
-    def make_seed(self, plan, undo, layout) -> str:
+    def make_seed(self, plan, undo, layout):
         """The bundle the pod's workspace is made from: the source's branches and tags and
         the base commit, from the user's own repository (or am's cache mirror of a URL), on
-        this host. Returns the base commit; sets PLAN.seed and PLAN.bundle."""
+        this host. Returns the base commit and PLAN with its seed and bundle."""
         from am import cache, git
 
         if git.is_url(plan.source):
             mirror = cache.mirror_path(plan.cache_dir, plan.source)
             with cache.locked(mirror):
                 cache.update(plan.source, mirror)
-                return self._bundle(plan, mirror, undo, layout)
-        return self._bundle(plan, Path(plan.source), undo, layout)
+                base, bundle, seed = self._bundle(plan, mirror, undo, layout)
+        else:
+            base, bundle, seed = self._bundle(plan, Path(plan.source), undo, layout)
+        return base, replace(plan, bundle=bundle, seed=seed)
 
-    def _bundle(self, plan, repo: Path, undo, layout) -> str:
+    def _bundle(self, plan, repo: Path, undo, layout) -> tuple[str, Path, dict]:
+        """Bundle REPO for PLAN: (its base commit, the bundle's path, the seed it is for)."""
         from am import git
 
         env = git.source_env()
@@ -322,22 +327,20 @@ class Kubernetes(Backend):
         with open(path, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 digest.update(chunk)
-        plan.bundle = path
-        plan.seed = {
+        seed = {
             "sha256": digest.hexdigest(),
             "branch": plan.branch,
             "base": base,
             "origin": plan.source,
         }
         say(f"Bundled {path.stat().st_size / 1e6:.1f} MB of {plan.source} for the pod")
-        return base
+        return base, path, seed
 
-    def before_start(self, plan) -> None:
+    def before_start(self, plan):
         """Create the agent's objects, seed its workspace on the first start, and return once
-        the agent's container runs (its agent waits for the session's client)."""
-        from am import paths
-
-        home = str(paths.layout().root)
+        the agent's container runs (its agent waits for the session's client); returns PLAN
+        with the environment the session's client gets."""
+        home = str(self.layout.root)
         t = self.resolve(plan.kube)
         pod = kube.pod_name(plan.id)
         try:
@@ -348,7 +351,7 @@ class Kubernetes(Backend):
         res = call(kube.create_argv(t), stdin=kube.as_list(objects))
         if not res.ok:
             raise explain(res.err or res.out, t)
-        if getattr(plan, "seed", None):
+        if plan.seed:
             wait_for(t, pod, kube.SEEDER, init=True)
             res = proc.run_file(
                 kube.exec_argv(t, pod, kube.SEEDER, kube.DELIVER), plan.bundle, timeout=3600
@@ -365,29 +368,29 @@ class Kubernetes(Backend):
         # tmux agent's is, never written to a file. The agent's own values are in the Secret.
         from am.plan import inherited_env
 
-        plan.secrets = {**inherited_env(dict(os.environ)), **plan.secrets}
+        return replace(plan, secrets={**inherited_env(dict(self.environ)), **plan.secrets})
 
-    def launch_spec(self, plan) -> dict:
-        from am import paths
+    def launch_spec(self, plan):
+        from am.launchspec import KubeSpec, LaunchSpec
 
         t = self.resolve(plan.kube)
-        folder = paths.layout().run / plan.id
+        folder = self.layout.run / plan.id
         folder.mkdir(parents=True, exist_ok=True)
-        env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
-        return {
-            "argv": kube.attach_argv(t, kube.pod_name(plan.id)),
-            "cwd": str(folder),
-            "env": env,
-            "container": None,
-            "kubernetes": {
+        env = {k: self.environ[k] for k in FORWARDED_ENV if k in self.environ}
+        return LaunchSpec(
+            argv=kube.attach_argv(t, kube.pod_name(plan.id)),
+            cwd=str(folder),
+            env=env,
+            log=str(plan.log),
+            kubernetes=KubeSpec(
                 **t.record(),
-                "pod": kube.pod_name(plan.id),
-                "agent": plan.id,
-                "home": str(paths.layout().root),
-                "storage": plan.kube["storage"],
-                "network_log": str(plan.network_files.log) if plan.network == "limited" else None,
-            },
-        }
+                pod=kube.pod_name(plan.id),
+                agent=plan.id,
+                home=str(self.layout.root),
+                storage=plan.kube["storage"],
+                network_log=str(plan.network_files.log) if plan.network == "limited" else None,
+            ),
+        )
 
     def after_start(self, plan, session_alive) -> None:
         if not session_alive():
@@ -413,10 +416,8 @@ class Kubernetes(Backend):
         """End the agent. A claim-backed agent: delete its pod and what came with it (the
         claim, its workspace, stays). An emptyDir agent: kill the agent's processes, keeping
         the pod, whose second container holds the workspace."""
-        from am import paths
-
         t = target_of(record)
-        home = str(paths.layout().root)
+        home = str(self.layout.root)
         storage = (record.get("kubernetes") or {}).get("storage")
         try:
             if storage == "emptydir":
@@ -452,10 +453,8 @@ class Kubernetes(Backend):
     def delete_workspace(self, record: dict) -> None:
         """Delete everything of the agent in the cluster, its workspace (claim) included:
         only objects labelled for this AM_HOME."""
-        from am import paths
-
         t = target_of(record)
-        sel = kube.selector(record["id"], str(paths.layout().root))
+        sel = kube.selector(record["id"], str(self.layout.root))
         res = call(
             kube.delete_argv(t, f"{kube.RUN_KINDS},persistentvolumeclaims", sel), timeout=180
         )

@@ -124,9 +124,9 @@ def no_new_namespaces(profile: dict) -> dict:
     return out
 
 
-def seccomp_profile(write: bool = True) -> Path:
-    """The agents' profile, derived from the engine's default, under am's state folder (named
-    by its content, so a podman upgrade gets a new one)."""
+def seccomp_profile(write: bool = True, layout=None) -> Path:
+    """The agents' profile, derived from the engine's default, under the state folder of
+    LAYOUT (named by its content, so a podman upgrade gets a new one)."""
     import hashlib
     import json
 
@@ -140,7 +140,7 @@ def seccomp_profile(write: bool = True) -> Path:
             "install containers-common, which podman needs",
         )
     raw = default.read_bytes()
-    folder = paths.layout().state_dir / "seccomp"
+    folder = (layout or paths.layout()).state_dir / "seccomp"
     path = folder / f"podman-{hashlib.sha256(raw).hexdigest()[:16]}.json"
     if write and not path.is_file():
         folder.mkdir(parents=True, exist_ok=True)
@@ -155,9 +155,9 @@ def seccomp_profile(write: bool = True) -> Path:
 LIMIT_CONTROLLERS = ("memory", "cpu", "pids")
 
 
-def remote() -> bool:
+def remote(environ=os.environ) -> bool:
     """Whether podman talks to a service (CONTAINER_HOST, a connection) rather than runs here."""
-    return bool(os.environ.get("CONTAINER_HOST") or os.environ.get("CONTAINER_CONNECTION"))
+    return bool(environ.get("CONTAINER_HOST") or environ.get("CONTAINER_CONNECTION"))
 
 
 def limits_verdict(info: str) -> str | None:
@@ -246,7 +246,7 @@ class Podman(Engine):
     )
 
     def find_limits_problem(self) -> str | None:
-        if os.getuid() == 0 and not remote():
+        if os.getuid() == 0 and not remote(self.environ):
             return None  # rootful podman on this host: the host's cgroups, v1 or v2
         res = self.call(
             "info",
@@ -263,11 +263,11 @@ class Podman(Engine):
         # remote agent keeps podman's default profile (docs/scale.md).
         if self.remote:
             return []
-        return ["--security-opt", f"seccomp={seccomp_profile(write=False)}"]
+        return ["--security-opt", f"seccomp={seccomp_profile(write=False, layout=self.layout)}"]
 
     def ensure_security(self) -> None:
         if not self.remote:
-            seccomp_profile()
+            seccomp_profile(layout=self.layout)
 
     def user_args(self, uid: int, gid: int) -> list[str]:
         if self.remote:
@@ -295,7 +295,7 @@ class Podman(Engine):
     def check_gpu_support(self) -> None:
         # A local podman resolves GPUs from CDI files on this host: cheap to look for. A remote
         # one (CONTAINER_HOST) has its own; its failure is translated by gpu_error.
-        if remote():
+        if remote(self.environ):
             return
         dirs = cdi_dirs()
         if not has_gpu_cdi_spec(dirs):
@@ -319,7 +319,7 @@ class Podman(Engine):
         import shutil
 
         # podman finds runsc by name in its runtime search paths; a remote one has its own.
-        if os.environ.get("CONTAINER_HOST") or os.environ.get("CONTAINER_CONNECTION"):
+        if remote(self.environ):
             return None
         if shutil.which("runsc") or any(Path(p).is_file() for p in RUNSC_PATHS):
             return None

@@ -5,6 +5,7 @@ import time
 
 from am.backends.base import Backend
 from am.errors import AmError
+from am.launchspec import LaunchSpec
 
 CPU_INTERVAL = 0.5  # seconds psutil samples tmux agents' CPU over, all processes at once
 
@@ -12,23 +13,23 @@ CPU_INTERVAL = 0.5  # seconds psutil samples tmux agents' CPU over, all processe
 class TmuxBackend(Backend):
     mode = "tmux"
 
-    def prepare(self, plan) -> None:
+    def prepare(self, plan):
         if plan.command[0] != "sh" and shutil.which(plan.command[0]) is None:
             raise AmError(
                 f"{plan.command[0]} not found in PATH",
                 f"install the {plan.agent} CLI, or give the agent with --cmd",
             )
+        return plan
 
-    def launch_spec(self, plan) -> dict:
-        return {
-            "argv": plan.agent_argv(),
-            "cwd": str(plan.workspace),
-            "env": plan.env,
-            "container": None,
-            "clean_env": True,  # the caller's environment arrives through the FIFO
-            "log": str(plan.log),
-            "log_max": plan.log_max,
-        }
+    def launch_spec(self, plan) -> LaunchSpec:
+        return LaunchSpec(
+            argv=plan.agent_argv(),
+            cwd=str(plan.workspace),
+            env=dict(plan.env),
+            clean_env=True,  # the caller's environment arrives through the FIFO
+            log=str(plan.log),
+            log_max=plan.log_max,
+        )
 
     def figures(self, views: list[dict]) -> dict[str, tuple[dict | None, str | None]]:
         """From one ``tmux list-panes`` call and psutil, CPU sampled over one interval."""

@@ -13,12 +13,12 @@ def location(view: dict, layout) -> str:
         )
     if not view.get("volume"):
         return f"this host: {view['workspace']}"
-    import json
+    from am.launchspec import InvalidSpec, LaunchSpec
 
     try:
-        spec = json.loads((layout.run / f"{view['id']}.spec.json").read_text())
-        where = ((spec.get("container") or {}).get("api") or {}).get("url")
-    except (OSError, ValueError, AttributeError):
+        c = LaunchSpec.read(layout.run / f"{view['id']}.spec.json").container
+        where = c.api.get("url") if c and c.api else None
+    except InvalidSpec:
         where = None
     return f"{view.get('runtime')} volume {view['volume']}" + (f" at {where}" if where else "")
 

@@ -7,6 +7,7 @@ import shutil
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from am import backends, clock, git, gitsafe, paths, session
@@ -37,8 +38,11 @@ def hand_over_secrets(fifo: Path, secrets: dict, timeout: int = 60) -> None:
         os._exit(0)
 
 
-def make_workspace(plan: planning.Plan, undo: Rollback, layout=None) -> str:
-    """Clone (or add a worktree), put the agent branch at its base; returns the base commit.
+def make_workspace(
+    plan: planning.Plan, undo: Rollback, layout: paths.Layout
+) -> tuple[str, planning.Plan]:
+    """Clone (or add a worktree), put the agent branch at its base; returns the base commit
+    and PLAN with what the clone learnt (the mirror it borrows from, a worktree's git folder).
     With --disk the clone goes into a file system of that size, mounted at the workspace."""
     paths.private_dir(plan.workspace.parent)
     if plan.worktree:
@@ -48,26 +52,27 @@ def make_workspace(plan: planning.Plan, undo: Rollback, layout=None) -> str:
         undo.push(git.delete_branch, source, plan.branch)
         undo.push(git.worktree_remove, source, plan.workspace)
         base = git.worktree_add(source, plan.workspace, plan.branch, plan.base)
-        plan.worktree_gitdir = worktree_gitdir(plan.workspace)  # before any agent ran there
-        return base
+        # before any agent ran there
+        return base, replace(plan, worktree_gitdir=worktree_gitdir(plan.workspace))
     undo.push(shutil.rmtree, plan.workspace, True)
     if plan.disk:
         from am import disk
 
-        image = (layout or paths.layout()).disk_image(plan.id)
+        image = layout.disk_image(plan.id)
         undo.push(disk.remove, image, plan.workspace)  # before the folder goes: unmount
         say(f"Making its file system of {plan.disk} ...")
         disk.create(image, plan.workspace, plan.disk)
+    mirror = None
     if git.is_url(plan.source):
         from am import cache
 
-        plan.mirror = cache.clone(plan.source, plan.workspace, plan.cache_dir)
+        mirror = cache.clone(plan.source, plan.workspace, plan.cache_dir)
     else:
         git.clone(plan.source, plan.workspace, hardlinks=plan.mode == "tmux")
-    repo = gitsafe.open_clone(plan.workspace, gitsafe.mirror_objects(plan.mirror))
+    repo = gitsafe.open_clone(plan.workspace, gitsafe.mirror_objects(mirror))
     base = git.resolve_base(repo, plan.base)
     git.switch_new_branch(repo, plan.branch, base)
-    return base
+    return base, replace(plan, mirror=mirror)
 
 
 def execute(plan: planning.Plan, backend, layout):
@@ -98,10 +103,10 @@ def execute(plan: planning.Plan, backend, layout):
         if plan.runtime == "kubernetes":
             # The workspace is made in the cluster, from a bundle of the source.
             undo.push(backend.delete_workspace, plan.record(str(layout.root)))
-            base = backend.make_seed(plan, undo, layout)
+            base, plan = backend.make_seed(plan, undo, layout)
         else:
             say(f"Preparing workspace {plan.workspace} from {plan.source} ...")
-            base = make_workspace(plan, undo, layout)
+            base, plan = make_workspace(plan, undo, layout)
         if plan.proxy:
             from am.backends import network
 
@@ -135,37 +140,17 @@ def launch(plan: planning.Plan, backend, layout, undo: Rollback, **fields):
     # The container, and a limited agent's proxy, once either exists.
     record = plan.record(str(layout.root))
     undo.push(backend.stop, record)
-    backend.before_start(plan)
-    if getattr(plan, "volume_made", False):
+    plan = backend.before_start(plan)
+    if plan.volume_made:
         # The workspace lives only there now: undone with the container, never before it.
         undo.push(_remove_volume, backend, record, plan.volume, str(layout.root))
 
-    paths.private_dir(layout.run)
-    spec = backend.launch_spec(plan)
-    spec["exit_file"] = str(plan.exit_file)
-    # The agent (tmux) or the engine's client runs with the user's umask, as without am.
-    spec["umask"] = paths.user_umask()
-    spec["health_file"] = str(layout.health_file(plan.id))
-    spec["started_at"] = time.time()
-    if plan.isolation == "gvisor":
-        spec["guest_file"] = str(layout.guest_file(plan.id))
     # Detached in a docker or podman engine; in a tmux session otherwise (a Kubernetes
     # agent's session runs kubectl attach).
     container = plan.mode == "container" and plan.runtime != "kubernetes"
-    if plan.secrets and not container:
-        fifo = layout.run / f"{plan.id}.env"
-        with contextlib.suppress(FileNotFoundError):
-            fifo.unlink()
-        os.mkfifo(fifo, 0o600)
-        undo.push(_unlink, fifo)
-        spec["env_fifo"] = str(fifo)
     paths.private_dir(plan.log.parent)
     plan.log.touch()
-    spec_file = layout.run / f"{plan.id}.spec.json"
-    fd = os.open(spec_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(spec, f)
-    undo.push(_unlink, spec_file)
+    spec, spec_file = write_spec(plan, backend, layout, undo, fifo=plan.secrets and not container)
     for stale in (plan.exit_file, layout.health_file(plan.id), layout.guest_file(plan.id)):
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()
@@ -186,8 +171,8 @@ def launch(plan: planning.Plan, backend, layout, undo: Rollback, **fields):
             plan.log,
             str(layout.root),
         )
-        if plan.secrets:
-            hand_over_secrets(Path(spec["env_fifo"]), plan.secrets)
+        if spec.env_fifo:
+            hand_over_secrets(Path(spec.env_fifo), plan.secrets)
         backend.after_start(plan, lambda: plan.session in session.sessions())
     store.update(
         plan.id,
@@ -198,6 +183,35 @@ def launch(plan: planning.Plan, backend, layout, undo: Rollback, **fields):
         **fields,
     )
     return exited
+
+
+def write_spec(plan: planning.Plan, backend, layout, undo: Rollback, fifo: bool):
+    """The launch spec of PLAN, in its file (0600) under the run folder, with the FIFO that
+    hands the supervisor the secret values if FIFO; returns the spec and its file."""
+    paths.private_dir(layout.run)
+    fifo_path = None
+    if fifo:
+        fifo_path = layout.run / f"{plan.id}.env"
+        with contextlib.suppress(FileNotFoundError):
+            fifo_path.unlink()
+        os.mkfifo(fifo_path, 0o600)
+        undo.push(_unlink, fifo_path)
+    spec = replace(
+        backend.launch_spec(plan),
+        exit_file=str(plan.exit_file),
+        # The agent (tmux) or the engine's client runs with the user's umask, as without am.
+        umask=paths.user_umask(),
+        health_file=str(layout.health_file(plan.id)),
+        started_at=time.time(),
+        guest_file=str(layout.guest_file(plan.id)) if plan.isolation == "gvisor" else None,
+        env_fifo=str(fifo_path) if fifo_path else None,
+    )
+    spec_file = layout.run / f"{plan.id}.spec.json"
+    fd = os.open(spec_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(spec.to_json())
+    undo.push(_unlink, spec_file)
+    return spec, spec_file
 
 
 def report(agent_id: str, exited) -> int:
@@ -231,37 +245,37 @@ def _unlink(path: Path) -> None:
 
 def run(args) -> int:
     from am import config
+    from am.request import Request
 
     layout = paths.layout()
-    cfg = config.load(layout, os.environ)
+    environ = dict(os.environ)
+    cfg = config.load(layout, environ)
     source = git.check_source(args.source)
     host_memory = host_cpus = None
     if args.container:
         import psutil
 
         host_memory, host_cpus = psutil.virtual_memory().total, os.cpu_count()
-    args.prompt = planning.read_prompt(args)
-    plan = planning.build(args, layout, source, dict(os.environ), host_memory, host_cpus, cfg)
-    backend = prepare(plan)
+    request = Request.from_args(args, prompt=planning.read_prompt(args.prompt, args.prompt_file))
+    plan = planning.build(request, layout, source, environ, host_memory, host_cpus, cfg)
+    plan, backend = prepare(plan, layout, environ)
     exited = execute(plan, backend, layout)
     print(plan.id, flush=True)
     return report(plan.id, exited)
 
 
-def prepare(plan: planning.Plan):
+def prepare(plan: planning.Plan, layout: paths.Layout, environ: dict[str, str]):
     """The backend of PLAN, checked and ready (image, proxy image), before anything is made;
-    warnings said."""
+    warnings said. Returns PLAN with the backend's choices (its engine, a remote engine's
+    volume) and the backend."""
     if plan.disk:
         from am import disk
 
-        disk.check(paths.layout().disks, plan.disk)
+        disk.check(layout.disks, plan.disk)
+    backend = backends.for_mode(plan.mode, plan.runtime, layout, environ)
     if plan.mode == "container":
-        backend = backends.for_mode("container", plan.runtime)
-        plan.runtime = backend.runtime
-    else:
-        backend = backends.for_mode("tmux")
+        plan = replace(plan, runtime=backend.runtime)
     session.require_tmux()  # both modes: a container's client runs in a session too
     for warning in plan.warnings:
         say(f"am: warning: {warning}")
-    backend.prepare(plan)
-    return backend
+    return backend.prepare(plan), backend

@@ -8,6 +8,7 @@ here (restored, adopted), from this command's flags as a spawn would decide them
 import contextlib
 import os
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 from am import backends, files, git, paths, session, status
@@ -15,6 +16,7 @@ from am import plan as planning
 from am.commands import spawn
 from am.errors import AmError
 from am.record import Mode, Status
+from am.request import Request
 from am.rollback import Rollback
 from am.store import open_store
 
@@ -90,7 +92,7 @@ def run(args) -> int:
     store = open_store(layout)
     record = store.get(args.id)
     check_flags(args, record)
-    args.prompt = planning.read_prompt(args)
+    request = Request.from_args(args, prompt=planning.read_prompt(args.prompt, args.prompt_file))
     with starting(layout, args.id):
         current = status.view(args.id, layout)["status"]
         if current in (Status.RUNNING, Status.STARTING):
@@ -111,34 +113,35 @@ def run(args) -> int:
 
         if ws.held_on_host(record) and (workspace.is_symlink() or not workspace.is_dir()):
             raise AmError(f"the workspace of agent {args.id} is missing: {workspace}")
-        cfg = config.load(layout, os.environ)
+        environ = dict(os.environ)
+        cfg = config.load(layout, environ)
         first = not record.get("command")
         if first:
             host_memory = host_cpus = None
-            if args.container or record.get("snapshot_mode") == Mode.CONTAINER:
+            if request.container or record.get("snapshot_mode") == Mode.CONTAINER:
                 import psutil
 
                 host_memory, host_cpus = psutil.virtual_memory().total, os.cpu_count()
             plan = planning.first_start(
-                record, args, layout, dict(os.environ), host_memory, host_cpus, cfg
+                record, request, layout, environ, host_memory, host_cpus, cfg
             )
         else:
-            plan = planning.from_record(record, args, layout, dict(os.environ), cfg)
+            plan = planning.from_record(record, request, layout, environ, cfg)
         if plan.worktree and plan.mode == Mode.CONTAINER:
-            plan.worktree_gitdir = worktree_gitdir(record, workspace)
-        backend = spawn.prepare(plan)
+            plan = replace(plan, worktree_gitdir=worktree_gitdir(record, workspace))
+        plan, backend = spawn.prepare(plan, layout, environ)
         # Leftovers of its last run (a session or container that outlived am's view of it).
         session.kill_own(plan.session, str(layout.root))
         if record.get("mode") == Mode.CONTAINER:
-            backends.for_record(record).stop(record)
+            backends.for_record(record, layout, environ).stop(record)
         fields = {
             "exit_code": None,
             "oom_killed": False,
             "stopped": None,
-            "prompt": plan.prompt if args.prompt is not None else record.get("prompt"),
+            "prompt": plan.prompt if request.prompt is not None else record.get("prompt"),
             "env_names": plan.env_names,
         }
-        if args.prompt is not None:
+        if request.prompt is not None:
             fields["prompt_args"] = plan.prompt_args
         if first:
             # Its first run fixes its settings, as a spawn records them.

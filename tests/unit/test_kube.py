@@ -15,6 +15,7 @@ import pytest
 from am import config, image, kube, plan, records, validate
 from am.errors import AmError
 from am.paths import Layout
+from am.request import Request
 
 HOME = "/home/user/.local/state/am"
 SEED = {"sha256": "a" * 64, "branch": "am/k1", "base": "b" * 40, "origin": "/src/repo"}
@@ -549,7 +550,7 @@ def spawn_args(**kw):
         prompt=None,
         prompt_file=None,
     )
-    return SimpleNamespace(**{**base, **kw})
+    return Request.from_args(SimpleNamespace(**{**base, **kw}))
 
 
 def layout(tmp_path) -> Layout:
@@ -653,7 +654,7 @@ def test_records_of_kubernetes_agents_are_checked(tmp_path):
 def test_am_start_takes_a_kubernetes_record_as_untrusted_input(tmp_path):
     record, lay = kube_record(tmp_path)
     cfg = config.load(lay, {})
-    args = SimpleNamespace(prompt=None, env=[], continue_=False)
+    args = Request()
     again = plan.from_record(record, args, lay, {}, cfg)
     assert again.runtime == "kubernetes" and again.kube["namespace"] == "team-a"
     assert again.seed is None  # a start never seeds the claim again

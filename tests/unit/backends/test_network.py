@@ -18,6 +18,7 @@ from am.backends.podman import Podman
 from am.cli import build_parser
 from am.errors import AmError
 from am.paths import Layout
+from am.request import Request
 
 
 def matches(domain: str, host: str) -> bool:
@@ -213,7 +214,7 @@ def test_network_create_argv():
 def plan_for(*extra, environ=None, tmp=Path("/tmp/amhome")):
     args = build_parser().parse_args(["spawn", "/src", "--container", "--name", "x", *extra])
     layout = Layout(tmp, tmp / "state", tmp / "agents", tmp / "data", tmp)
-    return planning.build(args, layout, "/src", environ or {})
+    return planning.build(Request.from_args(args), layout, "/src", environ or {})
 
 
 def test_plan_of_a_limited_agent():
