@@ -76,7 +76,8 @@ def brief(
     folder, when the caller listed it once for many agents; DISK: the usage of its --disk file
     system, for ``am info``."""
     now = time.time() if now is None else now
-    out = last_output(view)
+    # Idleness matters only while it runs: no stat of an ended agent's log (most of a list).
+    out = last_output(view) if view["status"] == "running" else None
     name = f"{view['id']}.health.json"
     events = (
         {} if run_files is not None and name not in run_files else read_json(f"{layout.run}/{name}")

@@ -1,8 +1,9 @@
 """What the supervisor and the keeper write beside a running agent, for ``am list`` and
 ``am status`` to read: its exit file, its health events, a gVisor sandbox's task count, and the
-note where its log was rotated."""
+note where its log was rotated; and whether the keeper that writes them is alive."""
 
 import json
+import os
 
 from am import clock, files
 
@@ -37,3 +38,22 @@ def rotation_note(limit: int) -> bytes:
         f"\r\n[am: the log reached logs.max_size ({limit} bytes) here; the output before "
         "this line is in the .log.1 file beside it, older output was dropped]\r\n"
     ).encode()
+
+
+def keeper_alive(run: str) -> bool:
+    """Whether a keeper holds the lock in the run folder RUN (a flock test: no process list,
+    no call). Here, not in ``am.keeper``: ``am list`` asks it, and the keeper's own imports
+    (socket, threading) cost more than the rest of a list."""
+    import fcntl
+
+    try:
+        fd = os.open(f"{run}/keeper.lock", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)

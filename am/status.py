@@ -2,7 +2,7 @@
 
 import sys
 
-from am import files, paths, session
+from am import files, paths, runfiles, session
 from am.record import Status, detached  # noqa: F401 (detached: asked of status)
 from am.store import open_store
 
@@ -92,9 +92,12 @@ def views(records: dict[str, dict] | None = None, layout=None) -> list[dict]:
             alive = r.get("status") == "running" and exit_info is None
             if alive and not keeper_checked:
                 keeper_checked = True
-                from am import keeper
+                # A keeper killed meanwhile: the next one catches up. Asked here, not through
+                # keeper.ensure: am.keeper is imported only to start one.
+                if not runfiles.keeper_alive(run):
+                    from am import keeper
 
-                keeper.ensure(layout)  # a keeper killed meanwhile: the next one catches up
+                    keeper.start(layout)
         else:
             alive = r.get("session") in live_sessions
             exit_info = None if alive or not exit_file else read_exit(exit_file)
