@@ -13,9 +13,25 @@ import time
 from pathlib import Path
 
 from am import clock, files
-from am.defaults import DEFAULT_IDLE_AFTER  # noqa: F401 (am list's default, read here)
+from am.defaults import DEFAULT_IDLE_AFTER
 
 CPU_INTERVAL = 0.5  # seconds psutil samples tmux agents' CPU over, all processes at once
+
+
+NOT_SETTINGS = ("AM_HOME", "AM_PORTABLE")  # AM_* variables that are no config key
+
+
+def idle_after(layout) -> float:
+    """The idle_after setting. Read (and so check) the config on every list and status where
+    there is one, so a broken file or variable is reported at once; where there is none, the
+    default without importing the config module (and the plan checks behind it)."""
+    if not layout.config_file.exists() and not any(
+        k.startswith("AM_") and k not in NOT_SETTINGS for k in os.environ
+    ):
+        return DEFAULT_IDLE_AFTER
+    from am import config
+
+    return config.load(layout).resolve()["idle_after"].value
 
 
 def read_json(path: Path | str) -> dict:
@@ -112,7 +128,10 @@ def pane_pids() -> dict[str, int]:
 
 def tmux_figures(sessions: list[str], interval: float = CPU_INTERVAL) -> dict[str, dict]:
     """CPU, memory and process count of each session's agent: the descendants of the
-    session's supervisor, with CPU sampled over one INTERVAL shared by all of them."""
+    session's supervisor, with CPU sampled over one INTERVAL shared by all of them. No call
+    and no psutil import without SESSIONS (a status of container agents only)."""
+    if not sessions:
+        return {}
     import psutil
 
     pids = pane_pids()
