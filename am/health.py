@@ -183,10 +183,16 @@ def engine_figures(containers: dict[str, list[str]]) -> tuple[dict, dict, list]:
     from am.errors import AmError
 
     figures, failed, lock = {}, {}, threading.Lock()
+    # The engines, and subprocess which runs their calls, imported here: a thread that had to
+    # import them would share the interpreter with the caller's own work, and start its call
+    # tens of milliseconds later.
+    import subprocess  # noqa: F401
+
+    engines = {r: engine(r) for r in containers}
 
     def one(runtime):
         try:
-            got = engine(runtime).stats(containers[runtime])
+            got = engines[runtime].stats(containers[runtime])
         except AmError as e:
             with lock:
                 failed[runtime] = e.message
@@ -217,6 +223,10 @@ def collect(views: list[dict], layout, idle_after: float) -> tuple[list[dict], l
     figures, failed, threads = engine_figures(containers)
     tmux = tmux_figures([v["session"] for v in running if v.get("mode") == "tmux"])
     disks = disk_figures(views, layout)
+    # While the engines answer: the files and the record's own figures, whose parsing costs
+    # imports (time stamps, sizes) that would otherwise come after the calls.
+    events = {v["id"]: read_json(layout.health_file(v["id"])) for v in views}
+    fixed = {v["id"]: record_figures(v) for v in views}
     for t in threads:
         t.join()
     now = time.time()
@@ -233,10 +243,11 @@ def collect(views: list[dict], layout, idle_after: float) -> tuple[list[dict], l
         r = row(
             v,
             live or {},
-            read_json(layout.health_file(v["id"])),
+            events[v["id"]],
             now,
             idle_after,
             disks.get(v["id"]),
+            fixed[v["id"]],
         )
         r["figures_missing"] = why
         if why:
@@ -280,22 +291,40 @@ def disk_figures(views: list[dict], layout) -> dict:
     }
 
 
-def row(view: dict, live: dict, events: dict, now: float, idle_after: float, disk=None) -> dict:
-    """One agent's status (pure, given the live figures, the supervisor's events and DISK,
-    the usage of its --disk file system)."""
+def record_figures(view: dict) -> tuple:
+    """What ``row`` takes from the record alone (pure): when the agent started and ended,
+    and its memory limit as it was asked for (the engine's may round it; None if the record
+    has none or a hand-edited one that does not parse)."""
     started = epoch(view.get("started")) or epoch(view.get("created"))
     ended = epoch(view.get("finished")) if view["status"] != "running" else None
+    memory = (view.get("limits") or {}).get("memory")
+    asked = None
+    if view.get("mode") == "container" and memory:
+        from am import validate
+
+        try:
+            asked = validate.memory_bytes(str(memory))
+        except validate.Invalid:
+            pass  # a hand-edited record: the engine's figure
+    return started, ended, asked
+
+
+def row(
+    view: dict,
+    live: dict,
+    events: dict,
+    now: float,
+    idle_after: float,
+    disk=None,
+    fixed: tuple | None = None,
+) -> dict:
+    """One agent's status (pure, given the live figures, the supervisor's events, DISK, the
+    usage of its --disk file system, and FIXED, its ``record_figures`` if read already)."""
+    started, ended, asked = fixed or record_figures(view)
     out = last_output(view)
     idle_for = None if out is None else max(0.0, now - out)
     limits = view.get("limits") or {}
-    memory_limit = live.get("memory_limit")
-    if view.get("mode") == "container" and limits.get("memory"):
-        from am import validate
-
-        try:  # the record's: the engine's may round it
-            memory_limit = validate.memory_bytes(str(limits["memory"]))
-        except validate.Invalid:
-            pass  # a hand-edited record: the engine's figure
+    memory_limit = live.get("memory_limit") if asked is None else asked
     pids_now = live.get("pids")
     return {
         "id": view["id"],
