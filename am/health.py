@@ -10,7 +10,6 @@ and what the supervisor recorded) and makes no call at all.
 
 import os
 import time
-from pathlib import Path
 
 from am import clock, files
 from am.defaults import DEFAULT_IDLE_AFTER
@@ -25,7 +24,7 @@ def idle_after(layout) -> float:
     """The idle_after setting. Read (and so check) the config on every list and status where
     there is one, so a broken file or variable is reported at once; where there is none, the
     default without importing the config module (and the plan checks behind it)."""
-    if not layout.config_file.exists() and not any(
+    if not os.path.exists(layout.config_file_text) and not any(
         k.startswith("AM_") and k not in NOT_SETTINGS for k in os.environ
     ):
         return DEFAULT_IDLE_AFTER
@@ -34,7 +33,7 @@ def idle_after(layout) -> float:
     return config.load(layout).resolve()["idle_after"].value
 
 
-def read_json(path: Path | str) -> dict:
+def read_json(path) -> dict:
     return files.read_json_dict(path) or {}
 
 
@@ -96,7 +95,9 @@ def brief(
     out = last_output(view) if view["status"] == "running" else None
     name = f"{view['id']}.health.json"
     events = (
-        {} if run_files is not None and name not in run_files else read_json(f"{layout.run}/{name}")
+        {}
+        if run_files is not None and name not in run_files
+        else read_json(f"{layout.run_text}/{name}")
     )
     return word(
         view,

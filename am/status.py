@@ -70,7 +70,7 @@ def views(records: dict[str, dict] | None = None, layout=None) -> list[dict]:
     if everyone:
         records = open_store(layout).agents()
     live_sessions = session.sessions()
-    home = str(layout.root)
+    home = layout.root_text
     orphans = session.orphans(live_sessions, records, home)
     if everyone and orphans:
         print(
@@ -81,7 +81,7 @@ def views(records: dict[str, dict] | None = None, layout=None) -> list[dict]:
         )
     out = []
     keeper_checked = False
-    run = str(layout.run)  # paths as text: a Path per agent costs more than the rest
+    run = layout.run_text  # paths as text: a Path per agent costs more than the rest
     present = run_files(run)
     for r in sorted(records.values(), key=lambda r: (str(r.get("created") or ""), r["id"])):
         name = f"{r['id']}.exit.json"

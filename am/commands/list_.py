@@ -15,7 +15,7 @@ def run(args) -> int:
     views = status.views(layout=layout)
     if args.status:
         views = [v for v in views if v["status"] == args.status]
-    present = status.run_files(str(layout.run))
+    present = status.run_files(layout.run_text)
     for v in views:
         v["health"] = health.brief(v, layout, after, run_files=present)
     if args.json:
