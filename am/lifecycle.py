@@ -78,6 +78,7 @@ def delete(record: dict, store, layout) -> None:
         layout.run / f"{record['id']}.spec.json",
         layout.run / f"{record['id']}.start.lock",
         layout.log_file(record["id"]),
+        Path(f"{layout.log_file(record['id'])}.1"),  # the older part, once it reached its cap
     ):
         with contextlib.suppress(FileNotFoundError):
             f.unlink()

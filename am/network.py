@@ -167,7 +167,9 @@ def config_text(agent_id: str, allow: list[str], private: list[str], local: list
         "shutdown_lifetime 1 seconds",
         "cache_log stdio:/dev/stderr",
         "logfile_rotate 0",
-        "logformat am %ts.%03tu %Ss %>Hs %err_code %rm %>rd %>rP %ru",
+        # A URL of at most 256 characters: one request writes a line of a few hundred bytes at
+        # most, so the keeper's cap on the log (logs.max_size, looked at each second) holds.
+        "logformat am %ts.%03tu %Ss %>Hs %err_code %rm %>rd %>rP %.256ru",
         f"access_log stdio:{LOG_PATH} am",
         # -n: never a reverse lookup, so an IP literal cannot match a name by its PTR record.
         "acl am_names dstdom_regex -n -i " + " ".join(names),
@@ -470,8 +472,9 @@ def _remove_top(f: Files) -> None:
 def discard_files(f: Files) -> None:
     """Remove an agent's proxy files, its log included (a failed spawn, or ``am rm``)."""
     _remove_top(f)
-    with contextlib.suppress(FileNotFoundError):
-        f.log.unlink()
+    for log in (f.log, Path(f"{f.log}.1")):
+        with contextlib.suppress(FileNotFoundError):
+            log.unlink()
 
 
 def network_info(engine, name: str) -> list | None:

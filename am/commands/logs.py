@@ -50,11 +50,17 @@ def network_log(args, record: dict, layout) -> int:
     if not log.is_file() or log.is_symlink():
         raise AmError(f"no network log for agent {args.id} at {log}")
     with open(log, encoding="utf-8", errors="replace") as f:
-        lines = network.denied(f.readlines())
+        rotated = Path(f"{log}.1")
+        older = []
+        if rotated.is_file() and not rotated.is_symlink():
+            older = rotated.read_text(encoding="utf-8", errors="replace").splitlines(True)
+        lines = network.denied(older + f.readlines())
         if args.tail is not None:
             lines = lines[-args.tail :] if args.tail else []
         print("\n".join(lines), end="\n" if lines else "", flush=True)
         while args.follow:
+            if os.fstat(f.fileno()).st_size < f.tell():
+                f.seek(0)  # the keeper moved what we read to the .1 file (logs.max_size)
             more = f.readlines()
             if more:
                 for line in network.denied(more):
