@@ -10,13 +10,27 @@ and what the supervisor recorded) and makes no call at all.
 
 import os
 import time
-from pathlib import Path
 
 from am import clock, files
-from am.defaults import DEFAULT_IDLE_AFTER  # noqa: F401 (am list's default, read here)
+from am.defaults import DEFAULT_IDLE_AFTER
+
+NOT_SETTINGS = ("AM_HOME", "AM_PORTABLE")  # AM_* variables that are no config key
 
 
-def read_json(path: Path | str) -> dict:
+def idle_after(layout) -> float:
+    """The idle_after setting. Read (and so check) the config on every list and status where
+    there is one, so a broken file or variable is reported at once; where there is none, the
+    default without importing the config module (and the plan checks behind it)."""
+    if not os.path.exists(layout.config_file_text) and not any(
+        k.startswith("AM_") and k not in NOT_SETTINGS for k in os.environ
+    ):
+        return DEFAULT_IDLE_AFTER
+    from am import config
+
+    return config.load(layout).resolve()["idle_after"].value
+
+
+def read_json(path) -> dict:
     return files.read_json_dict(path) or {}
 
 
@@ -74,10 +88,13 @@ def brief(
     folder, when the caller listed it once for many agents; DISK: the usage of its --disk file
     system, for ``am info``."""
     now = time.time() if now is None else now
-    out = last_output(view)
+    # Idleness matters only while it runs: no stat of an ended agent's log (most of a list).
+    out = last_output(view) if view["status"] == "running" else None
     name = f"{view['id']}.health.json"
     events = (
-        {} if run_files is not None and name not in run_files else read_json(f"{layout.run}/{name}")
+        {}
+        if run_files is not None and name not in run_files
+        else read_json(f"{layout.run_text}/{name}")
     )
     return word(
         view,
@@ -116,6 +133,11 @@ def live_figures(running: list[dict]) -> tuple[dict, list]:
             out.update({v["id"]: (None, why) for v in views})
             continue
         threads.append(threading.Thread(target=one, args=(backend, views), daemon=True))
+    if threads:
+        # subprocess, which runs the backends' calls, imported here: a thread that had to
+        # import it would share the interpreter with the caller's own work and start its call
+        # tens of milliseconds later (the backends themselves were made above).
+        import subprocess  # noqa: F401
     for t in threads:
         t.start()
     return out, threads
@@ -126,6 +148,10 @@ def collect(views: list[dict], layout, idle_after: float) -> tuple[list[dict], l
     figures (its engine's stats call failed, it was not listed, no pane was found)."""
     figures, threads = live_figures([v for v in views if v["status"] == "running"])
     disks = disk_figures(views, layout)
+    # While the engines answer: the files and the record's own figures, whose parsing costs
+    # imports (time stamps, sizes) that would otherwise come after the calls.
+    events = {v["id"]: read_json(layout.health_file(v["id"])) for v in views}
+    fixed = {v["id"]: record_figures(v) for v in views}
     for t in threads:
         t.join()
     now = time.time()
@@ -142,10 +168,11 @@ def collect(views: list[dict], layout, idle_after: float) -> tuple[list[dict], l
         r = row(
             v,
             live or {},
-            read_json(layout.health_file(v["id"])),
+            events[v["id"]],
             now,
             idle_after,
             disks.get(v["id"]),
+            fixed[v["id"]],
         )
         r["figures_missing"] = why
         if why:
@@ -169,22 +196,40 @@ def disk_figures(views: list[dict], layout) -> dict:
     }
 
 
-def row(view: dict, live: dict, events: dict, now: float, idle_after: float, disk=None) -> dict:
-    """One agent's status (pure, given the live figures, the supervisor's events and DISK,
-    the usage of its --disk file system)."""
+def record_figures(view: dict) -> tuple:
+    """What ``row`` takes from the record alone (pure): when the agent started and ended,
+    and its memory limit as it was asked for (the engine's may round it; None if the record
+    has none or a hand-edited one that does not parse)."""
     started = epoch(view.get("started")) or epoch(view.get("created"))
     ended = epoch(view.get("finished")) if view["status"] != "running" else None
+    memory = (view.get("limits") or {}).get("memory")
+    asked = None
+    if view.get("mode") == "container" and memory:
+        from am import validate
+
+        try:
+            asked = validate.memory_bytes(str(memory))
+        except validate.Invalid:
+            pass  # a hand-edited record: the engine's figure
+    return started, ended, asked
+
+
+def row(
+    view: dict,
+    live: dict,
+    events: dict,
+    now: float,
+    idle_after: float,
+    disk=None,
+    fixed: tuple | None = None,
+) -> dict:
+    """One agent's status (pure, given the live figures, the supervisor's events, DISK, the
+    usage of its --disk file system, and FIXED, its ``record_figures`` if read already)."""
+    started, ended, asked = fixed or record_figures(view)
     out = last_output(view)
     idle_for = None if out is None else max(0.0, now - out)
     limits = view.get("limits") or {}
-    memory_limit = live.get("memory_limit")
-    if view.get("mode") == "container" and limits.get("memory"):
-        from am import validate
-
-        try:  # the record's: the engine's may round it
-            memory_limit = validate.memory_bytes(str(limits["memory"]))
-        except validate.Invalid:
-            pass  # a hand-edited record: the engine's figure
+    memory_limit = live.get("memory_limit") if asked is None else asked
     pids_now = live.get("pids")
     return {
         "id": view["id"],

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from am import clock
 from am.launchspec import LaunchSpec
-from am.runfiles import cap_appended, rotation_note, write_exit
+from am.runfiles import cap_appended, keeper_alive, rotation_note, write_exit
 
 OUTPUT_RATE = 1 << 20  # bytes per second one agent's terminal output is read at, at most
 BURST = 256 << 10  # bytes read at once before the rate applies
@@ -79,18 +79,8 @@ def _connect(layout, timeout: float) -> socket.socket:
 
 
 def alive(layout) -> bool:
-    """Whether a keeper holds this AM_HOME's lock (a flock test: no process list, no call)."""
-    try:
-        fd = os.open(layout.run / "keeper.lock", os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
+    """Whether a keeper holds this AM_HOME's lock (see ``runfiles.keeper_alive``)."""
+    return keeper_alive(str(layout.run))
 
 
 def start(layout):

@@ -40,6 +40,25 @@ def quick_list(argv: list[str]):
     return Args(command="list", json=json_out, status=wanted)
 
 
+def quick_status(argv: list[str]):
+    """``am status [ID] [--json] [--watch]`` parsed without argparse, as ``quick_list``: its
+    parser costs as much as the rest of am's work around the engine's stats call. None for
+    anything else (help, an id that looks like an option, ``--``, a second id)."""
+    if not argv or argv[0] != "status":
+        return None
+    flags, ids = {"--json": False, "--watch": False}, []
+    for arg in argv[1:]:
+        if arg in flags:
+            flags[arg] = True
+        elif arg.startswith("-") or ids:
+            return None
+        else:
+            ids.append(arg)
+    return Args(
+        command="status", id=ids[0] if ids else None, json=flags["--json"], watch=flags["--watch"]
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv == ["--version"]:  # what scripts probe in loops; it needs no parser
@@ -50,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     paths.private_umask()  # everything am and its git create: for the user alone
     termsafe.install()  # no escape sequence an agent chose reaches the terminal as such
 
-    args = quick_list(argv)
+    args = quick_list(argv) or quick_status(argv)
     if args is None:
         from am.cli import build_parser
 

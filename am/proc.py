@@ -12,7 +12,6 @@ import collections
 import contextlib
 import io
 import os
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 
@@ -200,6 +199,8 @@ class Pipe(io.RawIOBase):
         self.count = 0
         self.code: int | None = None
         self.timed_out = False
+        import threading  # here: subprocess, which a Pipe reads, needs it anyway; am list not
+
         self._err: collections.deque = collections.deque(maxlen=64)
         self._last = self._start = time.monotonic()
         self._done = threading.Event()
@@ -306,6 +307,8 @@ def reading(
     except FileNotFoundError:
         raise NotFound(f"{argv[0]} not found in PATH") from None
     if data is not None:
+        import threading
+
         threading.Thread(target=_feed, args=(popen.stdin, data), daemon=True).start()
     pipe = Pipe(popen, limit, idle, total, on_timeout)
     try:

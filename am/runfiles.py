@@ -1,6 +1,7 @@
 """What the supervisor and the keeper write beside a running agent, for ``am list`` and
 ``am status`` to read: its exit file, its health events, a gVisor sandbox's task count, and the
-note where its log was rotated; and the cap on a log another process writes."""
+note where its log was rotated; the cap on a log another process writes; and whether the keeper
+that writes them is alive."""
 
 import json
 import os
@@ -65,6 +66,25 @@ def cap_appended(path: str, limit: int) -> bool:
             os.unlink(tmp)
             raise
         os.replace(tmp, f"{path}.1")
+        return True
+    finally:
+        os.close(fd)
+
+
+def keeper_alive(run: str) -> bool:
+    """Whether a keeper holds the lock in the run folder RUN (a flock test: no process list,
+    no call). Here, not in ``am.keeper``: ``am list`` asks it, and the keeper's own imports
+    (socket, threading) cost more than the rest of a list."""
+    import fcntl
+
+    try:
+        fd = os.open(f"{run}/keeper.lock", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError:
         return True
     finally:
         os.close(fd)

@@ -10,11 +10,16 @@ escaped by ``_arg`` and ``_fmt``; the agent's own command line never reaches tmu
 supervisor reads it from a file).
 """
 
+from __future__ import annotations
+
 import os
-from pathlib import Path
 
 from am import proc
 from am.errors import AmError
+
+TYPE_CHECKING = False  # am list imports this module: no typing, no pathlib
+if TYPE_CHECKING:
+    from pathlib import Path
 
 HOME_OPTION = "@am_home"
 
@@ -219,7 +224,8 @@ def server_groups() -> tuple[int | None, set[int] | None]:
     if not res.ok or not pid.isdigit():
         return None, None
     try:
-        status = Path(f"/proc/{pid}/status").read_text()
+        with open(f"/proc/{pid}/status") as f:
+            status = f.read()
     except OSError:
         return int(pid), None
     for line in status.splitlines():

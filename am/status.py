@@ -2,7 +2,7 @@
 
 import sys
 
-from am import files, paths, session
+from am import files, paths, runfiles, session
 from am.record import Status, detached  # noqa: F401 (detached: asked of status)
 from am.store import open_store
 
@@ -70,7 +70,7 @@ def views(records: dict[str, dict] | None = None, layout=None) -> list[dict]:
     if everyone:
         records = open_store(layout).agents()
     live_sessions = session.sessions()
-    home = str(layout.root)
+    home = layout.root_text
     orphans = session.orphans(live_sessions, records, home)
     if everyone and orphans:
         print(
@@ -81,7 +81,7 @@ def views(records: dict[str, dict] | None = None, layout=None) -> list[dict]:
         )
     out = []
     keeper_checked = False
-    run = str(layout.run)  # paths as text: a Path per agent costs more than the rest
+    run = layout.run_text  # paths as text: a Path per agent costs more than the rest
     present = run_files(run)
     for r in sorted(records.values(), key=lambda r: (str(r.get("created") or ""), r["id"])):
         name = f"{r['id']}.exit.json"
@@ -92,9 +92,12 @@ def views(records: dict[str, dict] | None = None, layout=None) -> list[dict]:
             alive = r.get("status") == "running" and exit_info is None
             if alive and not keeper_checked:
                 keeper_checked = True
-                from am import keeper
+                # A keeper killed meanwhile: the next one catches up. Asked here, not through
+                # keeper.ensure: am.keeper is imported only to start one.
+                if not runfiles.keeper_alive(run):
+                    from am import keeper
 
-                keeper.ensure(layout)  # a keeper killed meanwhile: the next one catches up
+                    keeper.start(layout)
         else:
             alive = r.get("session") in live_sessions
             exit_info = None if alive or not exit_file else read_exit(exit_file)

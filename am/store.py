@@ -9,7 +9,6 @@ import contextlib
 import json
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 from am import files
 from am.errors import AmError
@@ -18,11 +17,18 @@ FORMAT = 1
 
 
 class Store:
-    """Agent records keyed by id, persisted in one JSON file."""
+    """Agent records keyed by id, persisted in one JSON file (PATH and LOCK_PATH: Paths or
+    text; a read needs no pathlib)."""
 
-    def __init__(self, path: Path, lock_path: Path):
+    def __init__(self, path: files.StrPath, lock_path: files.StrPath):
         self.path = path
         self.lock_path = lock_path
+
+    @property
+    def folder(self):
+        from pathlib import Path
+
+        return Path(self.path).parent
 
     def agents(self) -> dict[str, dict]:
         """A consistent read of all records, without locking."""
@@ -40,7 +46,7 @@ class Store:
         """Read-modify-write under the lock; the change is written only if the block succeeds."""
         from am import paths
 
-        paths.private_dir(self.path.parent)
+        paths.private_dir(self.folder)
         with files.locked(self.lock_path):
             data = self._load()
             before = json.dumps(data, sort_keys=True)
@@ -63,7 +69,8 @@ class Store:
 
     def _load(self) -> dict:
         try:
-            raw = self.path.read_bytes()
+            with open(self.path, "rb") as f:
+                raw = f.read()
         except FileNotFoundError:
             return {"format": FORMAT, "agents": {}}
         except OSError as e:
@@ -86,7 +93,7 @@ class Store:
 
     def _remove_stale_temps(self) -> None:
         """Temporary files left by writers killed mid-write (only a lock holder writes one)."""
-        for stale in self.path.parent.glob(".state.*.tmp"):
+        for stale in self.folder.glob(".state.*.tmp"):
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
 
@@ -96,9 +103,9 @@ class Store:
             self.path,
             json.dumps(data, indent=1, sort_keys=True) + "\n",
             sync=True,
-            tmp=self.path.parent / f".state.{os.getpid()}.tmp",
+            tmp=self.folder / f".state.{os.getpid()}.tmp",
         )
 
 
 def open_store(layout) -> Store:
-    return Store(layout.state_file, layout.lock_file)
+    return Store(layout.state_file_text, layout.lock_file_text)

@@ -46,3 +46,38 @@ def test_am_list_imports_no_plan_git_or_engine_modules(tmp_path):
     modules = set(found["modules"])
     assert {"am.commands.list_", "am.config", "am.validate", "am.store"} <= modules  # it ran
     assert modules & NOT_FOR_LIST == set()
+
+
+def test_am_list_of_running_container_agents_imports_no_keeper_or_threads(tmp_path):
+    """A list over running container agents asks whether their keeper lives (a flock test)
+    without importing the keeper itself, whose sockets and threads cost more than the list;
+    with no config to check, it imports nothing it does not use."""
+    import fcntl
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AM_", "TMUX"))}
+    state = tmp_path / "state"
+    (state / "run").mkdir(parents=True)
+    record = {
+        "id": "c0ffee01",
+        "mode": "container",
+        "runtime": "docker",
+        "container": "am-c0ffee01",
+        "session": None,
+        "status": "running",
+        "created": "2026-01-01T00:00:00Z",
+        "log": str(state / "logs" / "c0ffee01.log"),
+    }
+    (state / "state.json").write_text(json.dumps({"format": 1, "agents": {"c0ffee01": record}}))
+    fd = os.open(state / "run" / "keeper.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a keeper, as far as any other process can tell
+        found = imported_by({**env, "AM_HOME": str(tmp_path)})
+    finally:
+        os.close(fd)
+    assert found["code"] == 0
+    modules = set(found["modules"])
+    assert {"am.commands.list_", "am.runfiles", "fcntl"} <= modules  # it asked
+    # nor pathlib (the layout is text), typing, or subprocess (tmux is spawned directly)
+    lean = {"am.keeper", "socket", "threading", "pathlib", "typing", "subprocess"}
+    assert modules & (NOT_FOR_LIST | lean) == set()
+    assert not (state / "run" / "keeper.err").exists()  # and started no keeper

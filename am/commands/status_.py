@@ -4,14 +4,14 @@ import json
 import sys
 import time
 
-from am import config, health, output, paths, status, termsafe
+from am import health, output, paths, status, termsafe
 
 WATCH_EVERY = 2.0
 
 
 def run(args) -> int:
     layout = paths.layout()
-    idle_after = config.load(layout).resolve()["idle_after"].value
+    idle_after = health.idle_after(layout)
     try:
         while True:
             began = time.monotonic()

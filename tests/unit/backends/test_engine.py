@@ -139,3 +139,45 @@ def test_a_failure_names_what_failed_and_why():
         d.failure("the container am-x did not start", "").message
         == "the container am-x did not start"
     )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["list"],
+        ["list", "--json"],
+        ["list", "--status", "running", "--json"],
+        ["list", "--status=exited"],
+        ["status"],
+        ["status", "--json"],
+        ["status", "abc123", "--watch"],
+        ["status", "--json", "abc123", "--watch"],
+        ["status", ""],
+    ],
+)
+def test_the_quick_parsers_read_what_argparse_reads(argv):
+    """``am list`` and ``am status`` skip argparse: they must still mean what it says."""
+    from am.cli import build_parser
+    from am.main import quick_list, quick_status
+
+    quick = quick_list(argv) or quick_status(argv)
+    assert quick is not None
+    assert vars(quick) == vars(build_parser(argv[0]).parse_args(argv))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["status", "--help"],
+        ["status", "--js"],  # argparse's abbreviation: argparse decides
+        ["status", "--", "-x"],
+        ["status", "a", "b"],
+        ["status", "--json=1"],
+        ["list", "--status", "bogus"],
+        ["list", "extra"],
+    ],
+)
+def test_the_quick_parsers_leave_anything_else_to_argparse(argv):
+    from am.main import quick_list, quick_status
+
+    assert quick_list(argv) is None and quick_status(argv) is None
