@@ -209,9 +209,11 @@ class Engine(Backend):
     def run_argv(self, plan, home: str, uid: int, gid: int) -> list[str]:
         """The command line that makes an agent's container, with its own terminal, detached
         (``detached_head``)."""
-        from am import isolation, network
+        from am import isolation
 
         limited = plan.network == "limited"
+        if limited:
+            from am import network
         command = with_config_copies(plan.config_copies, plan.agent_argv())
         head = isolation.run_head(self.runtime, plan.isolation or isolation.DEFAULT, plan.network)
         argv = [
