@@ -7,7 +7,7 @@ RUNTIME ?= auto
 # After root's work in an ordinary user's checkout ('sudo make test'), hand back what it made.
 GIVE_BACK := bash scripts/give-back.sh
 
-.PHONY: setup install test test-fast test-cluster lint format image clean-agents demo security bench
+.PHONY: setup install test test-fast test-unit test-cluster lint format image clean-agents demo security bench
 
 setup:  ## system packages, running container engines, the proxy image for you (root)
 	bash scripts/setup-host.sh; rc=$$?; $(GIVE_BACK); exit $$rc
@@ -28,6 +28,9 @@ test: lint  ## lint, then the whole suite: unit, tmux end-to-end, both container
 
 test-fast: lint  ## lint, then everything that needs no container engine
 	$(BIN)/pytest -q -ra -m "not container"; rc=$$?; $(GIVE_BACK); exit $$rc
+
+test-unit: install  ## the unit tests alone (tests/unit, laid out like am/): pure composition, no engine, no tmux
+	$(BIN)/pytest -q -ra tests/unit; rc=$$?; $(GIVE_BACK); exit $$rc
 
 test-cluster: install  ## Kubernetes agents on a real cluster: AM_TEST_KUBECONFIG (docs/scale.md)
 	AM_TEST_CLUSTER_TIER=1 $(BIN)/pytest -q -ra tests/cluster

@@ -373,9 +373,9 @@ def _remove(image: Path, workspace: Path) -> None:
 
 # --- the other folder a capped agent writes ---------------------------------------------------
 
-# The agent's relay sockets for --publish (am/network.py) are the one host folder besides the
-# workspace that a container agent may write: a tmpfs this small holds sockets and nothing
-# more, and what it holds is memory, charged to the agent's own --memory.
+# The agent's relay sockets for --publish (am/backends/network.py) are the one host folder
+# besides the workspace that a container agent may write: a tmpfs this small holds sockets and
+# nothing more, and what it holds is memory, charged to the agent's own --memory.
 SMALL_TMPFS = "size=256k,nr_inodes=256,mode=0700,nosuid,nodev,noexec"
 
 

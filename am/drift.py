@@ -36,7 +36,7 @@ class Drift:
 def network_drift(engine, records: dict, home: str) -> list[Drift]:
     """Proxies whose agent has no record or no longer runs, and am's outside networks that
     no proxy uses."""
-    from am import network
+    from am.backends import network
 
     proxies = network.proxies(engine, home)
     running = (engine.running() or set()) if proxies else set()

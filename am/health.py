@@ -1,9 +1,9 @@
 """Health of agents: live CPU, memory and process figures, idleness, OOM and pids-limit state.
 
-Figures come from one ``stats`` call per engine, naming the running agents' containers (one
-call per name only if that call fails), and one ``tmux list-panes`` call plus psutil for tmux
-agents, however many agents there are; the engine calls run in threads while psutil samples
-CPU, so a status costs about one engine call's time.
+Figures come from each backend of the running agents, asked once for all of its agents, each
+in a thread: one ``stats`` call per engine, naming the running agents' containers (one call
+per name only if that call fails), and one ``tmux list-panes`` call plus psutil for tmux
+agents, however many agents there are; so a status costs about one engine call's time.
 ``brief`` is the cheap one-word health ``am list`` shows: it reads only files (the log's mtime
 and what the supervisor recorded) and makes no call at all.
 """
@@ -14,8 +14,6 @@ from pathlib import Path
 
 from am import clock, files
 from am.defaults import DEFAULT_IDLE_AFTER  # noqa: F401 (am list's default, read here)
-
-CPU_INTERVAL = 0.5  # seconds psutil samples tmux agents' CPU over, all processes at once
 
 
 def read_json(path: Path | str) -> dict:
@@ -93,109 +91,40 @@ def brief(
 # --- live figures -----------------------------------------------------------------------------
 
 
-def pane_pids() -> dict[str, int]:
-    """Session name -> pid of its pane's process (the supervisor), in one tmux call."""
-    from am import proc
-
-    try:
-        res = proc.run(["tmux", "list-panes", "-a", "-F", "#{session_name}\t#{pane_pid}"])
-    except proc.NotFound:
-        return {}
-    out = {}
-    for line in res.out.splitlines() if res.ok else []:
-        name, _, pid = line.partition("\t")
-        if pid.isdigit():
-            out.setdefault(name, int(pid))
-    return out
-
-
-def tmux_figures(sessions: list[str], interval: float = CPU_INTERVAL) -> dict[str, dict]:
-    """CPU, memory and process count of each session's agent: the descendants of the
-    session's supervisor, with CPU sampled over one INTERVAL shared by all of them."""
-    import psutil
-
-    pids = pane_pids()
-    trees = {}
-    for name in sessions:
-        try:
-            trees[name] = psutil.Process(pids[name]).children(recursive=True)
-        except (KeyError, psutil.Error):
-            trees[name] = None
-    for procs in filter(None, trees.values()):
-        for p in procs:
-            try:
-                p.cpu_percent(None)  # the first call starts the sample
-            except psutil.Error:
-                pass
-    if any(trees.values()):
-        time.sleep(interval)
-    out = {}
-    for name, procs in trees.items():
-        if procs is None:
-            out[name] = {"cpu_percent": None, "memory": None, "memory_limit": None, "pids": None}
-            continue
-        cpu = mem = count = 0
-        for p in procs:
-            try:
-                with p.oneshot():
-                    cpu += p.cpu_percent(None)
-                    mem += p.memory_info().rss
-                count += 1
-            except psutil.Error:
-                pass  # it ended during the sample
-        out[name] = {
-            "cpu_percent": round(cpu, 1),
-            "memory": mem,
-            "memory_limit": None,
-            "pids": count,
-        }
-    return out
-
-
-def engine_figures(containers: dict[str, list[str]]) -> tuple[dict, dict, list]:
-    """Start one stats call per engine for its CONTAINERS (runtime -> names: only this
-    AM_HOME's running agents, never every container on the host), each in a thread: they fill
-    (runtime, container name) -> figures, and runtime -> why its call failed; join the
-    threads."""
+def live_figures(running: list[dict]) -> tuple[dict, list]:
+    """Start one thread per backend of the RUNNING agents, each asking its backend for the
+    figures of all of its agents at once; they fill agent id -> (figures, or None and why
+    there are none). Join the threads."""
     import threading
 
-    from am.backends import for_runtime as engine
-    from am.errors import AmError
+    from am import backends
 
-    figures, failed, lock = {}, {}, threading.Lock()
+    groups: dict[tuple, list[dict]] = {}
+    for v in running:
+        groups.setdefault((v.get("mode"), v.get("runtime")), []).append(v)
+    out, lock, threads = {}, threading.Lock(), []
 
-    def one(runtime):
-        try:
-            got = engine(runtime).stats(containers[runtime])
-        except AmError as e:
-            with lock:
-                failed[runtime] = e.message
-            return
+    def one(backend, views):
+        got = backend.figures(views)
         with lock:
-            figures.update({(runtime, name): f for name, f in got.items()})
+            out.update(got)
 
-    threads = [threading.Thread(target=one, args=(r,), daemon=True) for r in sorted(containers)]
+    for (mode, runtime), views in groups.items():
+        backend = backends.of_record(views[0])
+        if backend is None:
+            why = f"its record names no backend am knows (mode {mode!r}, runtime {runtime!r})"
+            out.update({v["id"]: (None, why) for v in views})
+            continue
+        threads.append(threading.Thread(target=one, args=(backend, views), daemon=True))
     for t in threads:
         t.start()
-    return figures, failed, threads
+    return out, threads
 
 
 def collect(views: list[dict], layout, idle_after: float) -> tuple[list[dict], list[str]]:
     """The full status row of each agent, and warnings that say why a running agent has no
     figures (its engine's stats call failed, it was not listed, no pane was found)."""
-    running = [v for v in views if v["status"] == "running"]
-    containers: dict[str, list[str]] = {}
-    for v in running:
-        # Kubernetes agents have no figures here: a cluster gives them only through its metrics
-        # server ('kubectl top'), which many clusters lack.
-        if (
-            v.get("mode") == "container"
-            and v.get("runtime") not in (None, "kubernetes")
-            and v.get("container")
-        ):
-            containers.setdefault(v["runtime"], []).append(v["container"])
-    figures, failed, threads = engine_figures(containers)
-    tmux = tmux_figures([v["session"] for v in running if v.get("mode") == "tmux"])
+    figures, threads = live_figures([v for v in views if v["status"] == "running"])
     disks = disk_figures(views, layout)
     for t in threads:
         t.join()
@@ -204,7 +133,7 @@ def collect(views: list[dict], layout, idle_after: float) -> tuple[list[dict], l
     for v in views:
         live, why = None, None
         if v["status"] == "running":
-            live, why = live_figures(v, tmux, figures, failed)
+            live, why = figures.get(v["id"], (None, "its backend gave no figures"))
             if v.get("isolation") == "gvisor":
                 # The engine counts the sandbox's host tasks (gVisor's own threads included);
                 # the agent's processes are those inside, which the supervisor counts.
@@ -223,26 +152,6 @@ def collect(views: list[dict], layout, idle_after: float) -> tuple[list[dict], l
             missing.setdefault(why, []).append(v["id"])
         rows.append(r)
     return rows, [f"no figures for {', '.join(ids)}: {why}" for why, ids in missing.items()]
-
-
-def live_figures(view: dict, tmux: dict, figures: dict, failed: dict):
-    """A running agent's figures, or None and why there are none (pure)."""
-    if view.get("mode") == "tmux":
-        live = tmux.get(view["session"])
-        if not live or live.get("pids") is None:
-            return None, "its tmux session's pane was not found"
-        return live, None
-    runtime = view.get("runtime")
-    if runtime == "kubernetes":
-        return None, (
-            "a cluster gives a pod's figures only through its metrics server ('kubectl top')"
-        )
-    if runtime in failed:
-        return None, f"{runtime} stats failed: {failed[runtime]}"
-    live = figures.get((runtime, view.get("container")))
-    if live is None:
-        return None, f"{runtime} stats did not list {view.get('container')} (starting or ending)"
-    return live, None
 
 
 def disk_figures(views: list[dict], layout) -> dict:

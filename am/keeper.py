@@ -29,11 +29,12 @@ import time
 from pathlib import Path
 
 from am import clock
-from am.runfiles import rotation_note, write_exit
+from am.runfiles import cap_appended, rotation_note, write_exit
 
 OUTPUT_RATE = 1 << 20  # bytes per second one agent's terminal output is read at, at most
 BURST = 256 << 10  # bytes read at once before the rate applies
 IDLE_EXIT = 30.0  # seconds without agents after which the keeper leaves (AM_KEEPER_IDLE)
+NETLOG_EVERY = 1.0  # seconds between looks at the size of each limited agent's network log
 PASTE_ON, PASTE_OFF = b"\x1b[?2004h", b"\x1b[?2004l"
 TERM_SIZE = (50, 200)  # rows, columns of a new agent's terminal (as tmux agents get)
 
@@ -591,6 +592,19 @@ class Keeper:
                 with contextlib.suppress(Exception):
                     self.watch(r["id"])
 
+    def cap_network_logs(self) -> None:
+        """A limited agent's proxy appends to its network log on the host, one line per request
+        the agent makes, with no cap of its own: keep each near the agent's logs.max_size (it
+        may pass it by what the proxy writes in NETLOG_EVERY)."""
+        while not self.stopping:
+            time.sleep(NETLOG_EVERY)
+            with self.lock:
+                watches = list(self.watches.values())
+            for w in watches:
+                if w.limit:
+                    with contextlib.suppress(OSError):
+                        cap_appended(str(self.layout.logs / f"{w.id}.network.log"), w.limit)
+
     def handle(self, msg: dict) -> dict:
         op = msg.get("op")
         if op == "ping":
@@ -684,6 +698,7 @@ class Keeper:
         server.listen(64)
         server.settimeout(min(1.0, self.idle_exit))
         self.reconcile()
+        threading.Thread(target=self.cap_network_logs, daemon=True).start()
         while True:
             try:
                 conn, _ = server.accept()

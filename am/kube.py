@@ -509,7 +509,7 @@ def proxy_config_text(spec: Spec) -> dict:
     """squid's configuration for a proxy pod: am's own (network.py: the allowlist, no local
     addresses but the names allowed as private, ports 80 and 443), listening on the pod's
     address instead of loopback, and logging requests to its output (``kubectl logs``)."""
-    from am import network
+    from am.backends import network
 
     conf = network.config_text(spec.agent_id, list(spec.domains), list(spec.private), [])
     changes = {

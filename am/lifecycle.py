@@ -7,7 +7,7 @@ from pathlib import Path
 
 from am import backends, clock, git, paths, session
 from am.errors import AmError
-from am.record import Mode, Status
+from am.record import Status
 
 
 def stop(record: dict, store) -> None:
@@ -78,11 +78,12 @@ def delete(record: dict, store, layout) -> None:
         layout.run / f"{record['id']}.spec.json",
         layout.run / f"{record['id']}.start.lock",
         layout.log_file(record["id"]),
+        Path(f"{layout.log_file(record['id'])}.1"),  # the older part, once it reached its cap
     ):
         with contextlib.suppress(FileNotFoundError):
             f.unlink()
     if record.get("proxy"):
-        from am import network
+        from am.backends import network
 
         network.discard_files(network.files(layout.run, layout.logs, record["id"]))
     store.remove(record["id"])
@@ -100,7 +101,8 @@ def snapshot_then_delete(record: dict, store, layout) -> Path | None:
         try:
             snap = snapshot.create(record, layout)
         except workspace.Unavailable as e:
-            if record.get("mode") != Mode.CONTAINER or not workspace.held_on_host(record):
+            backend = backends.of_record(record)
+            if backend is None or not backend.snapshot_on_host(record):
                 raise
             # The engine cannot run the sandbox (down, image gone) and the agent was stopped
             # first, so nothing writes the workspace: the host reads it, running no git of

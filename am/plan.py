@@ -102,7 +102,7 @@ class Plan:
     @property
     def network_files(self):
         """A limited agent's proxy files, beside its exit file and its log."""
-        from am import network
+        from am.backends import network
 
         return network.files(self.exit_file.parent, self.log.parent, self.id)
 
@@ -114,7 +114,7 @@ class Plan:
             from am import kube
 
             return kube.proxy_name(self.id)
-        from am import network
+        from am.backends import network
 
         return network.proxy_name(self.id)
 
@@ -703,7 +703,7 @@ def limited_network(
     c: Container, s: dict, agent: str, layout: Layout, environ: dict[str, str]
 ) -> None:
     """A limited agent's allowlists and the outside network its proxy joins, into C."""
-    from am import network as net
+    from am.backends import network as net
 
     # The file's lists count only with a limited network; then the profile's. Checked
     # again in full here: loading the file skips the public suffix list (its cost).
@@ -1040,7 +1040,7 @@ def recorded_container(
     ]
     check_published(c.publish, c.network, "recorded")
     if c.network == "limited" and c.runtime != "kubernetes":
-        from am import network as net
+        from am.backends import network as net
 
         c.managed = net.default_egress(str(layout.root))
         c.egress = str(record.get("egress_network") or c.managed)

@@ -1,8 +1,9 @@
 """What the supervisor and the keeper write beside a running agent, for ``am list`` and
 ``am status`` to read: its exit file, its health events, a gVisor sandbox's task count, and the
-note where its log was rotated."""
+note where its log was rotated; and the cap on a log another process writes."""
 
 import json
+import os
 
 from am import clock, files
 
@@ -37,3 +38,33 @@ def rotation_note(limit: int) -> bytes:
         f"\r\n[am: the log reached logs.max_size ({limit} bytes) here; the output before "
         "this line is in the .log.1 file beside it, older output was dropped]\r\n"
     ).encode()
+
+
+def cap_appended(path: str, limit: int) -> bool:
+    """Keep a log that another process appends to (a limited agent's proxy, through a bind
+    mount) near LIMIT bytes: once it is larger, its content moves to ``PATH.1`` (replacing the
+    older one) and the file is emptied in place. The writer opened it with O_APPEND, so it goes
+    on at the new end; it cannot be renamed away from it, as the writer holds the inode. Lines
+    it appends between the last read and the truncation (microseconds) are lost. Whether a
+    rotation happened."""
+    fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        import stat
+
+        if not stat.S_ISREG(st.st_mode) or st.st_size <= limit:
+            return False
+        tmp = f"{path}.{os.getpid()}.tmp"
+        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        try:
+            with os.fdopen(out, "wb") as f:
+                while chunk := os.read(fd, 1 << 20):
+                    f.write(chunk)
+                os.ftruncate(fd, 0)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        os.replace(tmp, f"{path}.1")
+        return True
+    finally:
+        os.close(fd)

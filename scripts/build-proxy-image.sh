@@ -44,7 +44,7 @@ CHANGES=('LABEL am.image=proxy' 'USER 65534:65534'
 RELAY=/usr/local/bin/am-proxy-relay
 # What squid reads besides its configuration: its error page templates.
 DATA=(usr/share/squid/errors/templates)
-# am's own refusals (am/network.py names them in squid's configuration and its log).
+# am's own refusals (am/backends/network.py names them in squid's configuration and its log).
 declare -A REFUSALS=(
     [ERR_AM_DOMAIN]="this host is not on the agent's network allowlist. The user can allow it when spawning an agent: am spawn ... --network limited --allow-domain HOST"
     [ERR_AM_PRIVATE]="this host resolves to a private, loopback, link-local or host address, which the agent's network policy refuses unless the user allows the host by name: --allow-private-domain HOST"

@@ -33,6 +33,11 @@ class Terminal:
 
     def run(self, command: str) -> str:
         """COMMAND in a new pane (a clean title and screen); the screen once it is done."""
+        name = self.start(command)
+        return self.wait(lambda screen: f"DONE-{name}" in screen, f"{command!r} did not finish")
+
+    def start(self, command: str) -> str:
+        """COMMAND started in a new pane, as for run(); the pane's name, without waiting."""
         name = f"p{uuid.uuid4().hex[:6]}"
         script = self.folder / f"{name}.sh"
         script.write_text(f"echo BEFORE-{name}\n{command}\necho\necho DONE-{name}\nsleep 600\n")
@@ -46,13 +51,18 @@ class Terminal:
         self.tmux("select-pane", "-t", "t", "-T", "clean")
         self.tmux("send-keys", "-t", "t", "Enter")
         self.pane = name
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        return name
+
+    def wait(self, done, what: str, timeout: float = 60) -> str:
+        """The pane's screen once DONE(screen) holds."""
+        deadline = time.monotonic() + timeout
+        while True:
             screen = self.tmux("capture-pane", "-p", "-J", "-t", "t")
-            if f"DONE-{name}" in screen:
+            if done(screen):
                 return screen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what}:\n{screen}")
             time.sleep(0.1)
-        raise AssertionError(f"{command!r} did not finish:\n{screen}")
 
     def title(self) -> str:
         return self.tmux("display-message", "-p", "-t", "t", "#{pane_title}").strip()

@@ -191,7 +191,7 @@ def test_orphan_and_lost_containers(am, repo, engine):
 @pytest.mark.parametrize("engine", ENGINES)
 def test_proxy_image_row_shows_squid_and_age(am, engine):
     """Security updates reach the proxy only with a rebuild: doctor says how old it is."""
-    from am.network import PROXY_IMAGE
+    from am.backends.network import PROXY_IMAGE
 
     engine_ready(engine)
     if subprocess.run([engine, "image", "inspect", PROXY_IMAGE], capture_output=True).returncode:

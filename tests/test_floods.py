@@ -42,6 +42,8 @@ def assert_capped(am, agent: str) -> None:
 def test_a_container_flood_is_capped_and_the_cut_noted(am, repo, engine):
     capped = flood(am, repo, "1m", "--container", "--runtime", engine)
     assert_capped(am, capped)
+    am("rm", "--force", capped)
+    assert log_files(am, capped) == []  # the log and its older part go with the agent
     # the positive control: the default cap (16m) lets the same flood grow the log past 2m
     uncapped = flood(am, repo, None, "--container", "--runtime", engine)
     assert sum(p.stat().st_size for p in log_files(am, uncapped)) > 2 * CAP + 8192
@@ -53,3 +55,45 @@ def test_a_tmux_flood_is_capped_and_the_cut_noted(am, repo):
     assert_capped(am, capped)
     uncapped = flood(am, repo, None)
     assert sum(p.stat().st_size for p in log_files(am, uncapped)) > 2 * CAP + 8192
+
+
+# 8,000 refused requests with long paths through the limited agent's proxy: about 2.7 MB of
+# lines in its network log (the URL is cut at 256 characters)
+NET_FLOOD = (
+    "curl -s -o /dev/null 'http://flood.test/" + "p" * 300 + "[1-8000]'; "
+    "echo NET-FLOOD-DONE; sleep 300"
+)
+NET_WRITTEN = 8000 * 300  # bytes of log lines the flood makes, at least
+
+
+def net_flood(am, repo, engine, cap: str | None) -> tuple[Path, Path]:
+    env = {"AM_LOG_MAX_SIZE": cap} if cap else None
+    agent = am.spawn(
+        repo, "--container", "--runtime", engine, "--network", "limited", "--cmd", NET_FLOOD,
+        env=env,
+    )  # fmt: skip
+    am.wait_log(agent, "NET-FLOOD-DONE", timeout=180)
+    log = Path(am.info(agent)["network_log"])
+    return log, Path(f"{log}.1")
+
+
+@pytest.mark.container
+def test_a_network_log_flood_is_capped(am, repo, engine):
+    cap = 64 << 10
+    log, older = net_flood(am, repo, engine, "64k")
+    # the keeper looks at the log once a second: wait for its look after the flood
+    deadline = time.monotonic() + 30
+    while not older.exists() or log.stat().st_size > cap:
+        assert time.monotonic() < deadline, (log.stat().st_size, older.exists())
+        time.sleep(0.2)
+    # what is kept is the newest part, far less than what was written
+    assert log.stat().st_size + older.stat().st_size < NET_WRITTEN / 2
+    agent = log.name.split(".")[0]
+    lines = am("logs", agent, "--network").stdout.splitlines()
+    assert lines and all("denied GET flood.test:80: not on the allowlist" in x for x in lines)
+    assert len(lines) > log.read_text().count("\n")  # the .1 file's lines first, then the log's
+    am("rm", "--force", agent)
+    assert not log.exists() and not older.exists()  # both parts go with the agent
+    # the positive control: under the default cap (16m) the same flood keeps every line
+    log, older = net_flood(am, repo, engine, None)
+    assert log.stat().st_size >= NET_WRITTEN and not older.exists()

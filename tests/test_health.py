@@ -14,7 +14,9 @@ from containers import remove_containers
 from am import health
 from am.backends import for_runtime as engine_named
 from am.backends.docker import Docker, size_bytes
+from am.backends.kubernetes import Kubernetes
 from am.backends.podman import Podman
+from am.backends.tmux import TmuxBackend
 from am.commands.status_ import duration, size
 from am.errors import AmError
 
@@ -402,15 +404,21 @@ def test_table_formats():
 
 
 def test_why_figures_are_missing():
-    tmux_view = {"mode": "tmux", "session": "am-t"}
-    box = {"mode": "container", "runtime": "podman", "container": "am-c"}
-    figures = {("podman", "am-c"): {"pids": 3}}
-    assert health.live_figures(tmux_view, {"am-t": {"pids": 2}}, {}, {}) == ({"pids": 2}, None)
-    assert "pane was not found" in health.live_figures(tmux_view, {}, {}, {})[1]
-    assert health.live_figures(box, {}, figures, {}) == ({"pids": 3}, None)
-    failed = {"podman": "Podman failed: Error: stats is not supported in rootless mode"}
-    assert health.live_figures(box, {}, figures, failed) == (
+    tmux_view = {"id": "t", "mode": "tmux", "session": "am-t"}
+    box = {"id": "c", "mode": "container", "runtime": "podman", "container": "am-c"}
+    figures = {"am-c": {"pids": 3}}
+    assert TmuxBackend.figure(tmux_view, {"am-t": {"pids": 2}}) == ({"pids": 2}, None)
+    assert "pane was not found" in TmuxBackend.figure(tmux_view, {})[1]
+    assert Podman().figure(box, figures, None) == ({"pids": 3}, None)
+    failed = "Podman failed: Error: stats is not supported in rootless mode"
+    assert Podman().figure(box, figures, failed) == (
         None,
         "podman stats failed: Podman failed: Error: stats is not supported in rootless mode",
     )
-    assert "did not list am-c" in health.live_figures(box, {}, {}, {})[1]
+    assert "did not list am-c" in Podman().figure(box, {}, None)[1]
+    kube = {**box, "runtime": "kubernetes"}
+    assert "metrics server" in Kubernetes().figures([kube])["c"][1]
+    # A hand-edited record that names no backend: said, and never a search for an engine.
+    bogus = {**box, "id": "b", "runtime": None}
+    figures, threads = health.live_figures([bogus])
+    assert threads == [] and "names no backend" in figures["b"][1]

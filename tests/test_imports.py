@@ -12,7 +12,7 @@ NOT_FOR_LIST = {
     "am.git",
     "am.gitsafe",
     "am.cache",
-    "am.network",
+    "am.backends.network",
     "am.snapshot",
     "am.workspace",
     "am.backends.docker",

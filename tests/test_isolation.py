@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from helpers import assert_am_error, assert_nothing_made
 
-from am import config, isolation, network
+from am import config, isolation
 from am import plan as planning
+from am.backends import network
 from am.backends.docker import Docker
 from am.backends.podman import Podman
 from am.cli import build_parser

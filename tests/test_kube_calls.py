@@ -197,3 +197,27 @@ def test_refusals_come_before_any_call(kam, repo, extra, text):
     assert text in assert_am_error(res)
     assert calls(kam) == []
     assert_nothing_made(kam.home)
+
+
+def test_network_log_of_a_running_agent_is_its_proxy_pods_output(kam, repo):
+    """The host's network log gets the proxy's refusals only when the agent ends: while it
+    runs, 'am logs --network' asks its backend, which reads the proxy pod's output."""
+    agent = kam.spawn(
+        repo,
+        "--container",
+        "--runtime",
+        "kubernetes",
+        "--network",
+        "limited",
+        "--name",
+        "k2",
+        "--cmd",
+        "sleep 600",
+    )
+    wait_for_call(kam, "attach")
+    assert kam.info(agent)["status"] == "running"
+    res = kam("logs", "--network", "--follow", agent)
+    assert res.returncode == 0 and res.stdout == ""  # the stand-in proxy refused nothing
+    assert "--follow is not available for a Kubernetes agent's network log" in res.stderr
+    assert [*HEAD, "logs", kube.proxy_name("k2"), "--container", "proxy"] in calls(kam)
+    kam("stop", agent)

@@ -6,7 +6,7 @@ does. The bundle reaches the waiting init container the way am's backend deliver
 
 What podman does not do, and so is not shown here (docs/scale.md): NetworkPolicy (``--network
 none`` stands in for the deny-all policy), Services, Secrets by reference, ``runtimeClassName``,
-``$(NAME)`` expansion, and the kubectl calls themselves (tests/test_kube_unit.py composes them).
+``$(NAME)`` expansion, and the kubectl calls themselves (tests/unit/test_kube.py composes them).
 """
 
 import json
@@ -297,7 +297,7 @@ def test_a_limited_agents_proxy_pod_refuses_what_is_not_allowed(play):
     """The proxy pod of --network limited, on a network of the test's own (podman enforces no
     NetworkPolicy, so a client container stands in for the agent): squid with am's rules, its
     refusals in its output, which is what 'kubectl logs' and 'am logs --network' read."""
-    from am import network
+    from am.backends import network
 
     spec = play.spec(
         network="limited", domains=["example.com"], proxy_image=f"localhost/{network.PROXY_IMAGE}"

@@ -334,7 +334,7 @@ def test_proxy_container_holds_only_the_proxy(am, engine):
             if m.isfile() and m.mode & 0o111 and ".so" not in (n := m.name.removeprefix("./"))
         }
 
-    from am.network import PROXY_IMAGE
+    from am.backends.network import PROXY_IMAGE
 
     files = members(PROXY_IMAGE)
     assert programs(files) == {"usr/sbin/squid", "usr/local/bin/am-proxy-relay"}

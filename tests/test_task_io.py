@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from helpers import assert_am_error, assert_nothing_made, git, state_agents
 
-from am import network, output, plan, profiles, session
+from am import output, plan, profiles, session
+from am.backends import network
 from am.commands import wait
 
 # Quotes, a command substitution, backquotes, tmux formats and a trailing ';' (tmux's command

@@ -80,6 +80,34 @@ def test_docker_agent_through_the_docker_group(uam, user):
 
 
 @pytest.mark.container
+def test_docker_group_user_gets_a_gvisor_agent(uam, user):
+    """gVisor through the docker group: the runtimes engines-up.sh registers in dockerd serve
+    an ordinary user too, and the workspace is still the user's."""
+    engine_ready("docker")
+    repo = uam.repo()
+    res = uam(
+        "spawn",
+        repo,
+        "--container",
+        "--runtime",
+        "docker",
+        "--isolation",
+        "gvisor",
+        "--cmd",
+        "dmesg 2>&1 | head -1; echo uid=$(id -u); echo made > g.txt; echo G-DONE; sleep 300",
+    )
+    agent = res.stdout.strip().splitlines()[-1]
+    log = uam.wait_log(agent, "G-DONE", timeout=120)
+    assert "Starting gVisor" in log and f"uid={user.uid}" in log  # gVisor's kernel, as the user
+    made = uam.home / "agents" / agent / "g.txt"
+    assert made.read_text() == "made\n" and made.stat().st_uid == user.uid
+    assert uam.info(agent)["isolation"] == "gvisor"
+    uam("stop", agent)
+    uam("rm", "--force", agent)
+    assert not (uam.home / "agents" / agent).exists()
+
+
+@pytest.mark.container
 def test_rootless_podman_limits_hold_or_are_refused(uam, user):
     repo = uam.repo()
     res = uam(
@@ -118,6 +146,13 @@ def test_rootless_podman_limits_hold_or_are_refused(uam, user):
     assert res.returncode != 0 and len(errors) == 1, res.stderr
     assert "rootless Podman ignores memory, CPU and process limits" in errors[0]
     assert "--runtime docker" in errors[0]  # the hint names what works
+    gvisor = uam(
+        "spawn", repo, "--container", "--runtime", "podman", "--isolation", "gvisor",
+        "--cmd", "sleep 300", check=False,
+    )  # fmt: skip
+    errors = [ln for ln in gvisor.stderr.splitlines() if ln.startswith("am: error:")]
+    assert gvisor.returncode != 0 and len(errors) == 1, gvisor.stderr  # gVisor changes nothing
+    assert "rootless Podman ignores memory, CPU and process limits" in errors[0]
     assert not (uam.home / "agents").exists() or not any((uam.home / "agents").iterdir())
     assert json.loads(uam("list", "--json").stdout) == []
     doctor = {c["check"]: c for c in json.loads(uam("doctor", "--json").stdout)["checks"]}

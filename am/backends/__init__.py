@@ -74,3 +74,14 @@ def for_mode(mode: str, runtime: str | None = None) -> Backend:
 
 def for_record(record: dict) -> Backend:
     return for_mode(record.get("mode", Mode.TMUX), record.get("runtime"))
+
+
+def of_record(record: dict) -> Backend | None:
+    """The backend RECORD names, or None when it names none (a hand-edited record): never a
+    search for an engine, as an ``auto`` runtime is."""
+    mode, runtime = record.get("mode"), record.get("runtime")
+    if mode == Mode.TMUX or (
+        mode == Mode.CONTAINER and runtime in ("docker", "podman", "kubernetes")
+    ):
+        return for_mode(mode, runtime)
+    return None

@@ -213,7 +213,7 @@ class Engine(Backend):
 
         limited = plan.network == "limited"
         if limited:
-            from am import network
+            from am.backends import network
         command = with_config_copies(plan.config_copies, plan.agent_argv())
         head = isolation.run_head(self.runtime, plan.isolation or isolation.DEFAULT, plan.network)
         argv = [
@@ -572,7 +572,7 @@ class Engine(Backend):
         if self.remote or plan.volume:
             self.prepare_remote(plan)
         if plan.network == "limited":
-            from am import network
+            from am.backends import network
 
             network.prepare(self, plan)
 
@@ -826,7 +826,7 @@ class Engine(Backend):
         repository) and give it a name; start a limited agent's proxy (the spawn's undo removes
         it with the container)."""
         if plan.network == "limited":
-            from am import network
+            from am.backends import network
 
             network.start(self, plan, str(layout().root))
         if plan.volume:
@@ -895,7 +895,7 @@ class Engine(Backend):
     def stop(self, record: dict) -> None:
         """Remove the container, then its proxy and, unused, am's outside network; only ever
         containers labelled for this AM_HOME."""
-        from am import network
+        from am.backends import network
 
         limited = bool(record.get("proxy"))
         self.remove_agent(
@@ -928,7 +928,7 @@ class Engine(Backend):
             else:
                 self.remove_owned(container, home, timeout)
         if egress:
-            from am import network
+            from am.backends import network
 
             network.remove_network(self, egress)
 
@@ -984,9 +984,33 @@ class Engine(Backend):
             out.update(self.parse_stats(r.out))
         return out
 
+    def figures(self, views: list[dict]) -> dict[str, tuple[dict | None, str | None]]:
+        """From one ``stats`` call naming their containers (never every container here)."""
+        try:
+            got, failed = self.stats([v["container"] for v in views if v.get("container")]), None
+        except AmError as e:
+            got, failed = {}, e.message
+        return {v["id"]: self.figure(v, got, failed) for v in views}
+
+    def figure(self, view: dict, got: dict, failed: str | None) -> tuple[dict | None, str | None]:
+        """One agent's figures from the stats call's GOT, or why that call FAILED (pure)."""
+        if failed is not None:
+            return None, f"{self.runtime} stats failed: {failed}"
+        live = got.get(view.get("container"))
+        if live is None:
+            return None, (
+                f"{self.runtime} stats did not list {view.get('container')} (starting or ending)"
+            )
+        return live, None
+
+    def snapshot_on_host(self, record: dict) -> bool:
+        """A workspace that is a host folder (not an engine volume): the agent was stopped
+        first, so nothing writes it, and the host reads it running no git of its own."""
+        return not record.get("volume")
+
     def labelled(self, home: str) -> list[str]:
         """Every agent container, running or not, labelled for this AM_HOME (not proxies)."""
-        from am.network import PROXY_PREFIX
+        from am.backends.network import PROXY_PREFIX
 
         res = self.call(*self.ps_argv(home, True)[1:])
         return (

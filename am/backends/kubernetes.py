@@ -206,6 +206,7 @@ class Kubernetes(Backend):
     mode = "container"
     runtime = "kubernetes"
     title = "Kubernetes"
+    network_log_live = False  # the host's network log gets the proxy pod's when the agent ends
 
     def check(self) -> None:
         if not shutil.which("kubectl"):
@@ -391,6 +392,20 @@ class Kubernetes(Backend):
     def after_start(self, plan, session_alive) -> None:
         if not session_alive():
             raise AmError(f"the session of agent {plan.id} ended at once; see 'am logs {plan.id}'")
+
+    def figures(self, views: list[dict]) -> dict[str, tuple[dict | None, str | None]]:
+        """None: a cluster gives a pod's figures only through its metrics server, which many
+        clusters lack."""
+        why = "a cluster gives a pod's figures only through its metrics server ('kubectl top')"
+        return {v["id"]: (None, why) for v in views}
+
+    def proxy_log(self, record: dict) -> str:
+        """The output of the agent's proxy pod."""
+        t = target_of(record)
+        res = call(kube.logs_argv(t, kube.proxy_name(record["id"]), "proxy"))
+        if not res.ok:
+            raise explain(res.err or res.out, t)
+        return res.out
 
     # -- stop and remove ------------------------------------------------------------------
 

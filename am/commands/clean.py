@@ -31,7 +31,7 @@ def remove_labelled_containers(layout, store) -> None:
             else:
                 eng.remove_agent(container)  # labelled for this AM_HOME, with no record
             print(f"Removed container {container} ({name})", file=sys.stderr)
-        from am import network
+        from am.backends import network
 
         for proxy in network.proxies(eng, str(layout.root)):
             eng.remove(proxy)

@@ -129,7 +129,7 @@ PROXY_MAX_AGE_DAYS = 30
 def proxy_image_row(eng) -> tuple[bool | None, str]:
     """The proxy image: whether it is built, its squid and its age (security updates arrive
     only with a rebuild)."""
-    from am.network import PROXY_IMAGE
+    from am.backends.network import PROXY_IMAGE
 
     res = eng.call(
         "image",
@@ -267,7 +267,7 @@ def _remove_container(d, store, layout) -> str:
 
 
 def _remove_proxy_or_network(d, store, layout) -> str:
-    from am import network
+    from am.backends import network
 
     eng = engine(d.runtime)
     if d.kind == drift.Kind.ORPHAN_PROXY:

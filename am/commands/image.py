@@ -26,7 +26,7 @@ def run(args) -> int:
     )
     engine.check()
     if args.proxy:
-        from am import network
+        from am.backends import network
 
         # --force: a fresh root from the mirror, so squid's security updates arrive.
         tag = args.tag or network.PROXY_IMAGE

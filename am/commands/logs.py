@@ -6,7 +6,7 @@ import time
 from collections import deque
 from pathlib import Path
 
-from am import paths, records, status
+from am import backends, paths, records, status
 from am.errors import AmError
 from am.record import Status
 from am.store import open_store
@@ -33,7 +33,7 @@ def screen(view: dict, layout, lines: int = 50) -> bytes:
 
 def network_log(args, record: dict, layout) -> int:
     """The requests a limited agent's proxy refused, one line each; -f follows them."""
-    from am import network
+    from am.backends import network
 
     if not record.get("network_log"):
         raise AmError(
@@ -41,20 +41,28 @@ def network_log(args, record: dict, layout) -> int:
             f"its network policy is {record.get('network') or 'the host (tmux)'}; "
             "only --network limited agents have a proxy",
         )
+    backend = backends.of_record(record)
     if (
-        record.get("runtime") == "kubernetes"
+        backend is not None
+        and not backend.network_log_live
         and status.view(args.id, layout)["status"] == Status.RUNNING
     ):
-        return kube_network_log(args, record)
+        return proxy_network_log(args, record, backend)
     log = Path(record["network_log"])
     if not log.is_file() or log.is_symlink():
         raise AmError(f"no network log for agent {args.id} at {log}")
     with open(log, encoding="utf-8", errors="replace") as f:
-        lines = network.denied(f.readlines())
+        rotated = Path(f"{log}.1")
+        older = []
+        if rotated.is_file() and not rotated.is_symlink():
+            older = rotated.read_text(encoding="utf-8", errors="replace").splitlines(True)
+        lines = network.denied(older + f.readlines())
         if args.tail is not None:
             lines = lines[-args.tail :] if args.tail else []
         print("\n".join(lines), end="\n" if lines else "", flush=True)
         while args.follow:
+            if os.fstat(f.fileno()).st_size < f.tell():
+                f.seek(0)  # the keeper moved what we read to the .1 file (logs.max_size)
             more = f.readlines()
             if more:
                 for line in network.denied(more):
@@ -66,17 +74,13 @@ def network_log(args, record: dict, layout) -> int:
     return 0
 
 
-def kube_network_log(args, record: dict) -> int:
-    """A running Kubernetes agent's refused requests, from its proxy pod's output (the host's
-    network log gets them when the agent ends)."""
-    from am import kube, network
-    from am.backends import kubernetes
+def proxy_network_log(args, record: dict, backend) -> int:
+    """A running agent's refused requests from where its proxy runs (a Kubernetes proxy pod's
+    output: the host's network log gets them when the agent ends)."""
+    from am.backends import network
 
-    t = kubernetes.target_of(record)
-    res = kubernetes.call(kube.logs_argv(t, kube.proxy_name(record["id"]), "proxy"))
-    if not res.ok:
-        raise kubernetes.explain(res.err or res.out, t)
-    lines = network.denied(res.out.splitlines(keepends=True))
+    out = backend.proxy_log(record)
+    lines = network.denied(out.splitlines(keepends=True))
     if args.tail is not None:
         lines = lines[-args.tail :] if args.tail else []
     print("\n".join(lines), end="\n" if lines else "", flush=True)

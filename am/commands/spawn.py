@@ -103,7 +103,7 @@ def execute(plan: planning.Plan, backend, layout):
             say(f"Preparing workspace {plan.workspace} from {plan.source} ...")
             base = make_workspace(plan, undo, layout)
         if plan.proxy:
-            from am import network
+            from am.backends import network
 
             undo.push(network.discard_files, plan.network_files)
         return launch(

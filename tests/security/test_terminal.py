@@ -7,6 +7,8 @@ as ``\\x1b`` text and changes nothing.
 """
 
 import json
+import os
+import signal
 import subprocess
 
 from terminal import CLEAR, TITLE, am_cmd, assert_shown
@@ -100,5 +102,10 @@ def test_every_am_error_line_is_escaped(am, term):
 def test_ams_own_control_sequences_still_work(am, term):
     """The escaping is for text: am status --watch still clears the screen between refreshes
     (its own sequence, not an agent's)."""
-    screen = term.run(f"timeout 3 {am_cmd(am, 'status', '--watch')}")
-    assert "BEFORE-" not in screen and "\\x1b" not in screen
+    pid = term.folder / "watch.pid"
+    name = term.start(f"{am_cmd(am, 'status', '--watch')} & echo $! > {pid}; wait")
+    # until its first refresh has cleared the screen (however long am takes to start)
+    screen = term.wait(lambda s: "BEFORE-" not in s, "am status --watch never cleared it")
+    assert "\\x1b" not in screen
+    os.kill(int(pid.read_text()), signal.SIGTERM)  # (a background job ignores SIGINT)
+    term.wait(lambda s: f"DONE-{name}" in s, "am status --watch did not end")

@@ -167,7 +167,9 @@ def config_text(agent_id: str, allow: list[str], private: list[str], local: list
         "shutdown_lifetime 1 seconds",
         "cache_log stdio:/dev/stderr",
         "logfile_rotate 0",
-        "logformat am %ts.%03tu %Ss %>Hs %err_code %rm %>rd %>rP %ru",
+        # A URL of at most 256 characters: one request writes a line of a few hundred bytes at
+        # most, so the keeper's cap on the log (logs.max_size, looked at each second) holds.
+        "logformat am %ts.%03tu %Ss %>Hs %err_code %rm %>rd %>rP %.256ru",
         f"access_log stdio:{LOG_PATH} am",
         # -n: never a reverse lookup, so an IP literal cannot match a name by its PTR record.
         "acl am_names dstdom_regex -n -i " + " ".join(names),
@@ -311,7 +313,7 @@ def network_create_argv(runtime: str, name: str, home: str) -> list[str]:
 
 
 def relay_source() -> Path:
-    return Path(__file__).with_name("netfwd.py")
+    return Path(__file__).parents[1] / "netfwd.py"  # am/netfwd.py
 
 
 def agent_run_args(f: Files, publish: list[str] | None = None) -> list[str]:
@@ -470,8 +472,9 @@ def _remove_top(f: Files) -> None:
 def discard_files(f: Files) -> None:
     """Remove an agent's proxy files, its log included (a failed spawn, or ``am rm``)."""
     _remove_top(f)
-    with contextlib.suppress(FileNotFoundError):
-        f.log.unlink()
+    for log in (f.log, Path(f"{f.log}.1")):
+        with contextlib.suppress(FileNotFoundError):
+            log.unlink()
 
 
 def network_info(engine, name: str) -> list | None:

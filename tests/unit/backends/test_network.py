@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from am import domains, ids, network
+from am import domains, ids
 from am import plan as planning
+from am.backends import network
 from am.backends.docker import Docker
 from am.backends.podman import Podman
 from am.cli import build_parser

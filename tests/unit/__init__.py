@@ -1,0 +1,1 @@
+"""Unit tests: pure composition and checks, laid out like am/ (no engine, no tmux)."""
