@@ -172,6 +172,22 @@ def ensure(layout) -> None:
 # -- the keeper itself -------------------------------------------------------------------------
 
 
+def render(fmt: str, doc: dict) -> str:
+    """FMT, a docker ``--format`` template of plain fields (``{{.State.Pid}}``), filled from
+    the inspect document DOC as the CLI fills it (booleans as true/false)."""
+    import re
+
+    def field(m) -> str:
+        value = doc
+        for key in m.group(1).split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, bool):
+            return str(value).lower()
+        return "<no value>" if value is None else str(value)
+
+    return re.sub(r"\{\{\s*\.([\w.]+)\s*\}\}", field, fmt)
+
+
 def typed(text: str, enter: bool, paste: bool) -> bytes:
     """The bytes a terminal gets when TEXT is pasted (newlines as Enter, as tmux pastes;
     bracketed when the program turned PASTE mode on) and Enter pressed."""
@@ -209,6 +225,9 @@ class Watch:
         self.abandoned = False
         self.resumed = False  # a keeper found it running: output from meanwhile is not logged
         self.running_seen = False
+        # A local podman's container folder, pid and id, from the watch's first inspect (its
+        # pid is the same from 'init' on): each podman inspect costs tens of ms of CPU.
+        self.static = self.pid = self.cid = None
 
     # -- engine ---------------------------------------------------------------------------
 
@@ -220,9 +239,55 @@ class Watch:
         except proc.NotFound as e:
             return proc.Result(127, "", e.message)
 
+    def inspect_result(self, fmt: str):
+        """``ENGINE inspect --format FMT``'s result; docker's API answers instead of a client
+        process where the keeper speaks it (the same fields, rendered as the CLI would)."""
+        if self.api and self.engine == "docker":
+            from am import engineapi, proc
+
+            try:
+                doc = engineapi.inspect(self.endpoint(), self.name)
+            except (OSError, ValueError):
+                doc = False
+            if doc is None:
+                return proc.Result(1, "", f"Error: No such object: {self.name}")
+            if doc:
+                return proc.Result(0, render(fmt, doc), "")
+        return self.cli("inspect", "--format", fmt, self.name)
+
     def inspect(self, fmt: str) -> str | None:
-        res = self.cli("inspect", "--format", fmt, self.name)
+        res = self.inspect_result(fmt)
         return res.out.strip() if res.ok else None
+
+    def first_look(self) -> str | None:
+        """The container's state (None: no such container); a local podman's folder, pid
+        and id too, in the same call."""
+        if self.api:
+            return self.inspect("{{.State.Status}}")
+        got = self.inspect("{{.State.Status}}\t{{.StaticDir}}\t{{.State.Pid}}\t{{.Id}}")
+        if got is None:
+            return None
+        state, static, pid, cid = (got.split("\t") + ["", "", ""])[:4]
+        self.static = static or None
+        if pid.isdigit() and pid != "0" and cid:
+            self.pid, self.cid = int(pid), cid
+        return state
+
+    def alive(self) -> bool | None:
+        """Whether the container's first process still runs, seen in /proc (no engine call);
+        None when that cannot be told here."""
+        if not self.pid or not self.cid:
+            return None
+        try:
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+            cgroup = Path(f"/proc/{self.pid}/cgroup").read_text()
+        except OSError:
+            return None
+        # Its cgroup names the container: the pid is not another process's, in another pid
+        # namespace, or one reused since.
+        if self.cid not in cgroup:
+            return None
+        return stat.rpartition(")")[2].split()[:1] not in (["Z"], ["X"])
 
     def endpoint(self):
         from am import engineapi
@@ -238,7 +303,7 @@ class Watch:
             return first
         from am import engineapi
 
-        static = self.inspect("{{.StaticDir}}")
+        static = self.static or self.inspect("{{.StaticDir}}")
         if not static:
             raise OSError(f"no container {self.name}")
         self.conmon = engineapi.Conmon(static)
@@ -265,7 +330,7 @@ class Watch:
             self.keeper.forget(self)
 
     def _run(self) -> None:
-        state = self.inspect("{{.State.Status}}")
+        state = self.first_look()
         if state is None:
             return  # removed (am stop, am rm): nothing to record
         if state in ("exited", "dead", "stopped"):
@@ -385,9 +450,13 @@ class Watch:
         self.oom = OomWatch(write_health(self.spec.health_file))
         if not hostos.local_engine(self.api):
             return
-        fields = (self.inspect("{{.State.Pid}} {{.Id}}") or "").split()
+        if self.pid and self.cid:
+            fields = [str(self.pid), self.cid]
+        else:
+            fields = (self.inspect("{{.State.Pid}} {{.Id}}") or "").split()
         if len(fields) != 2 or not fields[0].isdigit() or not self.oom.start(int(fields[0])):
             return
+        self.pid, self.cid = int(fields[0]), fields[1]
         c = self.container
         if c.isolation == "gvisor" and c.pids_limit:
             self.oom.start_guest(
@@ -407,14 +476,9 @@ class Watch:
         if self.abandoned:
             return  # the spawn failed and undoes what it made
         c = self.container
-        res = self.cli(
-            "inspect",
-            "--format",
-            "{{.State.ExitCode}} {{.State.OOMKilled}} {{.State.Status}}",
-            self.name,
-        )
+        res = self.inspect_result("{{.State.ExitCode}} {{.State.OOMKilled}} {{.State.Status}}")
         if not res.ok or len(res.out.split()) != 3:
-            gone = self.cli("inspect", "--format", "{{.Id}}", self.name)
+            gone = self.inspect_result("{{.Id}}")
             if "no such" in gone.err.lower() and self.keeper.still_running(self.id):
                 # Removed behind am's back (not by am stop or rm, which mark the record
                 # first): it ended, how is unknown; never 'running' forever.
@@ -559,6 +623,9 @@ class Keeper:
                     with contextlib.suppress(Exception):  # it may have ended already
                         w.on_running()
                 w.launched.set()
+                if not msg.get("failed") and not w.done:
+                    # Seen running in /proc: the spawn need not ask the engine.
+                    return {"ok": True, "running": w.alive()}
             return {"ok": True}
         if op == "send":
             w = self.watches.get(agent_id) or self.watch(agent_id)

@@ -6,7 +6,7 @@ import subprocess
 import uuid
 
 import pytest
-from containers import container_names, host_cgroup
+from containers import container_names, engine_ready, host_cgroup
 from helpers import Terminal, assert_am_error, assert_nothing_made, git, wait_for
 
 from am import isolation as isolations
@@ -347,3 +347,70 @@ def engine_attach_running(engine: str, container: str) -> bool:
         if argv and os.path.basename(argv[0]) == engine and "attach" in argv and container in argv:
             return True
     return False
+
+
+def test_a_spawn_runs_few_engine_clients(am, engine):
+    """Each engine client process costs tens of ms of CPU, paid per agent at scale: a docker
+    spawn runs one (create; the rest goes over the API socket), podman four (image inspect,
+    create, init, start; the keeper sees it run in /proc). The agent still runs, logs."""
+    res = am(
+        "spawn",
+        str(am.repo),
+        "--container",
+        "--runtime",
+        engine,
+        "--cmd",
+        "echo up; sleep 60",
+        env={"AM_DEBUG": "1"},
+    )
+    agent = res.stdout.strip().splitlines()[-1]
+    calls = [
+        line.split()[3]
+        for line in res.stderr.splitlines()
+        if line.startswith(f"am: debug: {engine} ")
+    ]
+    want = ["create"] if engine == "docker" else ["image", "create", "init", "start"]
+    assert calls == want
+    assert am.info(agent)["status"] == "running"
+    wait_for(lambda: "up" in am("logs", agent).stdout, what="the agent's output in its log")
+
+
+def test_docker_api_answers_as_the_cli(am):
+    """The docker backend's API calls give what its CLI calls give (limits, an image's labels,
+    whether a container runs), and the CLI's words where the API cannot answer."""
+    from am.backends.docker import Docker
+    from am.backends.engine import Engine
+
+    engine_ready("docker")
+    d = Docker()
+    assert d.find_limits_problem() is None  # the API's verdict (this host enforces limits)
+    for image in ("am-agent:latest", "am-no-such-image:x"):
+        assert d.image_labels(image) == Engine.image_labels(d, image)
+    name = f"am-test-api-{uuid.uuid4().hex[:8]}"
+    subprocess.run(
+        [
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--label",
+            f"am.home={am.home}",
+            "am-agent:latest",
+            "sleep",
+            "60",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        assert d.container_running(name) is Engine.container_running(d, name) is True
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    assert d.container_running(name) is Engine.container_running(d, name) is False
+    # An API that does not answer: the CLI is asked, and its own words come back.
+    from am import engineapi
+
+    d._api = engineapi.Endpoint("unix:///nonexistent/docker.sock")
+    res = d.start_container(name, [])
+    assert not res.ok and "no such container" in res.err.lower()

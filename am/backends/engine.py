@@ -205,9 +205,10 @@ class Engine(Backend):
         """The command line that makes an agent's container, with its own terminal, detached
         (``detached_head``)."""
         from am import isolation
-        from am.backends import network
 
         limited = plan.network == "limited"
+        if limited:
+            from am.backends import network
         command = with_config_copies(plan.config_copies, plan.agent_argv())
         head = isolation.run_head(self.runtime, plan.isolation or isolation.DEFAULT, plan.network)
         argv = [
@@ -726,6 +727,13 @@ class Engine(Backend):
 
     _api = False
 
+    @property
+    def seen_running(self) -> dict[str, bool]:
+        """Containers this instance started whose keeper saw them running right after."""
+        if "_seen" not in self.__dict__:
+            self._seen: dict[str, bool] = {}
+        return self._seen
+
     def find_api(self, env):
         return None
 
@@ -757,9 +765,10 @@ class Engine(Backend):
             if not res.ok:
                 raise self.start_error(plan, res.err or res.out)
         started = False
+        self.seen_running.pop(plan.container, None)
         try:
             keeper.request(layout, {"op": "watch", "id": plan.id})
-            res = self.call(*runtime_options, "start", plan.container, timeout=300)
+            res = self.start_container(plan.container, runtime_options)
             if not res.ok:
                 raise self.start_error(plan, res.err or res.out)
             started = True
@@ -768,7 +777,20 @@ class Engine(Backend):
             # exits at once is recorded, never found gone by the start above; a failed
             # start is left to the spawn's undo.
             with contextlib.suppress(AmError):
-                keeper.request(layout, {"op": "started", "id": plan.id, "failed": not started})
+                answer = keeper.request(
+                    layout, {"op": "started", "id": plan.id, "failed": not started}
+                )
+                # The keeper saw its process in /proc: no engine call to ask again.
+                self.seen_running[plan.container] = answer.get("running") is True
+
+    def start_container(self, name: str, options: list[str]) -> proc.Result:
+        """Start the created container NAME (OPTIONS: the engine's own, before 'start')."""
+        return self.call(*options, "start", name, timeout=300)
+
+    def container_running(self, name: str) -> bool:
+        """Whether container NAME runs now (False also when there is none)."""
+        res = self.call("inspect", "--format", "{{.State.Running}}", name, timeout=60)
+        return res.ok and res.out.strip() == "true"
 
     def start_error(self, plan, text: str) -> AmError:
         gpu = self.gpu_error(text) if plan.gpus else None
@@ -825,8 +847,7 @@ class Engine(Backend):
         one inspect while it runs; once it does not, the keeper's record of its end."""
         from am.status import read_exit
 
-        res = self.call("inspect", "--format", "{{.State.Running}}", plan.container, timeout=60)
-        if res.ok and res.out.strip() == "true":
+        if self.seen_running.pop(plan.container, False) or self.container_running(plan.container):
             return None
         deadline = time.monotonic() + timeout
         while (ended := read_exit(plan.exit_file)) is None and time.monotonic() < deadline:

@@ -253,9 +253,9 @@ def run(args) -> int:
     source = git.check_source(args.source)
     host_memory = host_cpus = None
     if args.container:
-        import psutil
-
-        host_memory, host_cpus = psutil.virtual_memory().total, os.cpu_count()
+        # What psutil.virtual_memory().total reads, without importing psutil for it.
+        host_memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        host_cpus = os.cpu_count()
     request = Request.from_args(args, prompt=planning.read_prompt(args.prompt, args.prompt_file))
     plan = planning.build(request, layout, source, environ, host_memory, host_cpus, cfg)
     plan, backend = prepare(plan, layout, environ)

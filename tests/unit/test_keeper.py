@@ -106,3 +106,11 @@ def test_a_long_socket_path_is_reached_through_its_folder(tmp_path, monkeypatch,
     if portable == "1":
         os.unlink(addr)
     assert got == [b"hello"]
+
+
+def test_render_fills_a_format_as_the_docker_cli_does():
+    doc = {"Id": "abc", "State": {"Pid": 42, "OOMKilled": False, "ExitCode": 0, "Status": "x"}}
+    fmt = "{{.State.ExitCode}} {{.State.OOMKilled}} {{.State.Status}}"
+    assert keeper.render(fmt, doc) == "0 false x"
+    assert keeper.render("{{.State.Pid}}\t{{.Id}}", doc) == "42\tabc"
+    assert keeper.render("{{.State.Nope}}", doc) == "<no value>"
