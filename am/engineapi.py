@@ -89,14 +89,16 @@ def docker_endpoint(env: dict, context_host=None) -> Endpoint:
             host = context_host(context)
     host = host or DEFAULT_DOCKER
     tls = None
-    if host.startswith("tcp://") and (env.get("DOCKER_TLS_VERIFY") or env.get("DOCKER_CERT_PATH")):
+    if host.startswith("tcp://") and any(
+        env.get(k) for k in ("DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_TLS")
+    ):
+        # As the CLI: DOCKER_TLS alone is TLS without checking the daemon; the folder's files
+        # are used where they exist.
         certs = Path(env.get("DOCKER_CERT_PATH") or Path.home() / ".docker")
-        tls = {
-            "ca": str(certs / "ca.pem"),
-            "cert": str(certs / "cert.pem"),
-            "key": str(certs / "key.pem"),
-            "verify": bool(env.get("DOCKER_TLS_VERIFY")),
-        }
+        verify = bool(env.get("DOCKER_TLS_VERIFY"))
+        found = {k: certs / f"{k}.pem" for k in ("ca", "cert", "key")}
+        tls = {k: str(p) for k, p in found.items() if verify or p.is_file()}
+        tls["verify"] = verify
     return Endpoint(host, tls)
 
 

@@ -78,6 +78,16 @@ def _connect(layout, timeout: float) -> socket.socket:
     return s
 
 
+def _stat_fields(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (its state first, its start time
+    20th); empty if there is no such process. The name is the process's own choice, so the
+    fields are found after its last ')'."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return []
+
+
 def alive(layout) -> bool:
     """Whether a keeper holds this AM_HOME's lock (see ``runfiles.keeper_alive``)."""
     return keeper_alive(str(layout.run))
@@ -227,7 +237,7 @@ class Watch:
         self.running_seen = False
         # A local podman's container folder, pid and id, from the watch's first inspect (its
         # pid is the same from 'init' on): each podman inspect costs tens of ms of CPU.
-        self.static = self.pid = self.cid = None
+        self.static = self.pid = self.cid = self.born = None
 
     # -- engine ---------------------------------------------------------------------------
 
@@ -270,24 +280,29 @@ class Watch:
         state, static, pid, cid = (got.split("\t") + ["", "", ""])[:4]
         self.static = static or None
         if pid.isdigit() and pid != "0" and cid:
-            self.pid, self.cid = int(pid), cid
+            self.seen(int(pid), cid)
         return state
+
+    def seen(self, pid: int, cid: str) -> None:
+        """The container's first process, as its engine just named it, and when it started:
+        a pid reused later is another process, with another start time."""
+        self.pid, self.cid, self.born = pid, cid, _stat_fields(pid)[19:20]
 
     def alive(self) -> bool | None:
         """Whether the container's first process still runs, seen in /proc (no engine call);
         None when that cannot be told here."""
         if not self.pid or not self.cid:
             return None
+        stat = _stat_fields(self.pid)
         try:
-            stat = Path(f"/proc/{self.pid}/stat").read_text()
             cgroup = Path(f"/proc/{self.pid}/cgroup").read_text()
         except OSError:
             return None
-        # Its cgroup names the container: the pid is not another process's, in another pid
-        # namespace, or one reused since.
-        if self.cid not in cgroup:
+        # The same start time and a cgroup that names the container: not another process
+        # with the pid since (one the agent made could name any cgroup below its own).
+        if not stat or stat[19:20] != self.born or self.cid not in cgroup:
             return None
-        return stat.rpartition(")")[2].split()[:1] not in (["Z"], ["X"])
+        return stat[0] not in ("Z", "X")
 
     def endpoint(self):
         from am import engineapi
@@ -456,7 +471,8 @@ class Watch:
             fields = (self.inspect("{{.State.Pid}} {{.Id}}") or "").split()
         if len(fields) != 2 or not fields[0].isdigit() or not self.oom.start(int(fields[0])):
             return
-        self.pid, self.cid = int(fields[0]), fields[1]
+        if (self.pid, self.cid) != (int(fields[0]), fields[1]):
+            self.seen(int(fields[0]), fields[1])
         c = self.container
         if c.isolation == "gvisor" and c.pids_limit:
             self.oom.start_guest(

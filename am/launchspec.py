@@ -8,6 +8,7 @@ change it, so it is read as untrusted input: a missing field or one of the wrong
 """
 
 import json
+import re
 import types
 import typing
 from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
@@ -80,6 +81,10 @@ class LaunchSpec:
             raise InvalidSpec("argv is empty")
         if spec.umask is not None and not 0 <= spec.umask <= 0o777:
             raise InvalidSpec("umask is out of range")
+        if spec.log_max < 0:
+            raise InvalidSpec("log_max is negative")
+        if spec.container is not None:
+            _check_container(spec.container)
         return spec
 
     @classmethod
@@ -94,6 +99,36 @@ class LaunchSpec:
                 f"the launch spec {path} is invalid: {e}; am writes it at each start "
                 "('am stop', then 'am start' the agent)"
             ) from None
+
+
+ENGINES = ("docker", "podman")
+# The engines' own rule for a container or network name: never an option's leading '-'.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,253}")
+TLS_FILES = ("ca", "cert", "key")
+
+
+def _check_container(c: ContainerSpec) -> None:
+    """What the types alone do not say: names the engine reads as names, sizes that are
+    sizes, an API endpoint as ``engineapi.Endpoint.to_json`` writes it."""
+    if c.engine not in ENGINES:
+        raise InvalidSpec(f"container.engine is not one of {', '.join(ENGINES)}")
+    for what, value in (("name", c.name), ("proxy", c.proxy), ("egress", c.egress)):
+        if value is not None and not NAME.fullmatch(value):
+            raise InvalidSpec(f"container.{what} is not a container or network name")
+    if c.log_max < 0 or (c.pids_limit is not None and c.pids_limit < 0):
+        raise InvalidSpec("container.log_max or container.pids_limit is negative")
+    if c.api is None:
+        return
+    tls = c.api.get("tls")
+    if set(c.api) - {"url", "tls"} or not isinstance(c.api.get("url"), str):
+        raise InvalidSpec("container.api is not an engine endpoint (url, tls)")
+    if tls is not None and (
+        not isinstance(tls, dict)
+        or set(tls) - {*TLS_FILES, "verify"}
+        or not all(isinstance(tls[k], str) for k in TLS_FILES if k in tls)
+        or not isinstance(tls.get("verify", True), bool)
+    ):
+        raise InvalidSpec("container.api.tls is not TLS settings (ca, cert, key, verify)")
 
 
 def _build(cls: type[T], data: object, where: str) -> T:

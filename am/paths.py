@@ -152,7 +152,15 @@ def layout() -> Layout:
         if not (
             home.startswith("/") and not home.startswith("//") and os.path.normpath(home) == home
         ):
-            home = str(_path(home).expanduser().absolute())  # as pathlib writes it, always
+            try:
+                home = str(_path(home).expanduser().absolute())  # as pathlib writes it, always
+            except RuntimeError:  # ~USER of no such user
+                from am.errors import AmError
+
+                raise AmError(
+                    f"AM_HOME={home!r}: its ~ names no user of this system",
+                    "set AM_HOME to a folder's full path",
+                ) from None
         # HOME is now what str(Path(HOME).expanduser().absolute()) gives, pathlib or not.
         return Layout(home, _join(home, "state"), _join(home, "agents"), _join(home, "data"), home)
     from pathlib import Path

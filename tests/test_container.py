@@ -414,3 +414,36 @@ def test_docker_api_answers_as_the_cli(am):
     d._api = engineapi.Endpoint("unix:///nonexistent/docker.sock")
     res = d.start_container(name, [])
     assert not res.ok and "no such container" in res.err.lower()
+
+
+def test_docker_start_asks_the_cli_when_the_answer_is_not_dockers(am):
+    """A TLS daemon spoken to in plain HTTP answers with text, not docker's JSON: the start is
+    then the CLI's, whose own words come back, never that text as a failed start."""
+    import socket
+    import threading
+
+    from am import engineapi
+    from am.backends.docker import Docker, api_message
+
+    engine_ready("docker")
+    page = b"Client sent an HTTP request to an HTTPS server.\n"
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def answer():
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            head = f"HTTP/1.1 400 Bad Request\r\nContent-Length: {len(page)}\r\n\r\n"
+            conn.sendall(head.encode() + page)
+
+    t = threading.Thread(target=answer, daemon=True)
+    t.start()
+    d = Docker()
+    d._api = engineapi.Endpoint(f"tcp://127.0.0.1:{server.getsockname()[1]}")
+    res = d.start_container(f"am-test-nosuch-{uuid.uuid4().hex[:8]}", [])
+    t.join(timeout=30)
+    server.close()
+    assert not t.is_alive()  # the API was asked first
+    assert not res.ok and "no such container" in res.err.lower() and "HTTPS" not in res.err
+    # the positive control: read as docker's answer, that page would have been the error
+    assert api_message(page) == page.decode().strip() and api_message(page, strict=True) is None

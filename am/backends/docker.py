@@ -130,7 +130,9 @@ class Docker(Engine):
             else:
                 if status in (204, 304):
                     return proc.Result(0, "", "")
-                return proc.Result(1, "", api_message(body))
+                message = api_message(body, strict=True)
+                if message is not None:  # docker's own refusal; anything else: ask the CLI
+                    return proc.Result(1, "", message)
         return super().start_container(name, options)
 
     def gpu_args(self, gpus: str | None) -> list[str]:
@@ -210,8 +212,10 @@ class Docker(Engine):
         return out
 
 
-def api_message(body: bytes) -> str:
-    """The error message of a docker API answer (``{"message": ...}``), else its text."""
+def api_message(body: bytes, strict: bool = False) -> str | None:
+    """The error message of a docker API answer (``{"message": ...}``), else its text; with
+    STRICT, None for an answer that is not docker's (a TLS port spoken to in plain HTTP, a
+    proxy's page), whose caller then asks the CLI."""
     import json
 
     try:
@@ -220,7 +224,7 @@ def api_message(body: bytes) -> str:
         doc = None
     if isinstance(doc, dict) and isinstance(doc.get("message"), str):
         return doc["message"]
-    return body.decode(errors="replace").strip()
+    return None if strict else body.decode(errors="replace").strip()
 
 
 def limits_verdict(info: str) -> str | None:

@@ -215,9 +215,11 @@ class Kubernetes(Backend):
 
     # -- spawn and start ------------------------------------------------------------------
 
-    def resolve(self, k: dict) -> kube.Target:
-        """The context and namespace of a new agent: the configured ones, else kubectl's
-        current context and its namespace; written into K (recorded with the agent)."""
+    def resolve(self, asked: dict) -> tuple[kube.Target, dict]:
+        """The context and namespace of a new agent: the configured ones (in ASKED, the plan's
+        settings), else kubectl's current context and its namespace; and the settings with
+        them, which the plan takes (and records with the agent)."""
+        k = dict(asked)
         if not k.get("context"):
             res = call(kube.current_context_argv(), timeout=30)
             if not res.ok or not res.out.strip():
@@ -234,11 +236,12 @@ class Kubernetes(Backend):
         except kube.Invalid as e:
             raise AmError(str(e)) from None
         k.setdefault("kubeconfig", kubeconfig_path(self.environ))
-        return kube.Target(k["namespace"], k["context"], k.get("kubeconfig"))
+        return kube.Target(k["namespace"], k["context"], k.get("kubeconfig")), k
 
     def prepare(self, plan):
         self.check()
-        t = self.resolve(plan.kube)
+        t, settings = self.resolve(plan.kube)
+        plan = replace(plan, kube=settings)
         res = call(
             t.argv(
                 "get", "pods", "--selector", "am.agent", "--output", "name", "--request-timeout=30s"
@@ -341,7 +344,7 @@ class Kubernetes(Backend):
         the agent's container runs (its agent waits for the session's client); returns PLAN
         with the environment the session's client gets."""
         home = str(self.layout.root)
-        t = self.resolve(plan.kube)
+        t, _ = self.resolve(plan.kube)
         pod = kube.pod_name(plan.id)
         try:
             objects = kube.manifests(spec_of(plan, home), plan.secrets)
@@ -373,7 +376,7 @@ class Kubernetes(Backend):
     def launch_spec(self, plan):
         from am.launchspec import KubeSpec, LaunchSpec
 
-        t = self.resolve(plan.kube)
+        t, _ = self.resolve(plan.kube)
         folder = self.layout.run / plan.id
         folder.mkdir(parents=True, exist_ok=True)
         env = {k: self.environ[k] for k in FORWARDED_ENV if k in self.environ}

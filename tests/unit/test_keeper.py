@@ -10,7 +10,7 @@ from am import engineapi, hostos, keeper
 from am.errors import AmError
 
 
-def test_docker_endpoint_follows_the_cli():
+def test_docker_endpoint_follows_the_cli(tmp_path):
     assert engineapi.docker_endpoint({}).url == engineapi.DEFAULT_DOCKER
     ep = engineapi.docker_endpoint({"DOCKER_HOST": "tcp://127.0.0.1:2399"})
     assert (ep.scheme, ep.host, ep.port, ep.local, ep.tls) == (
@@ -29,6 +29,13 @@ def test_docker_endpoint_follows_the_cli():
         "key": "/certs/key.pem",
         "verify": True,
     }
+    # DOCKER_TLS alone: TLS that does not check the daemon, with the folder's files that exist
+    certs = tmp_path
+    (certs / "ca.pem").write_text("")
+    tls = engineapi.docker_endpoint(
+        {"DOCKER_HOST": "tcp://h:2376", "DOCKER_TLS": "1", "DOCKER_CERT_PATH": str(certs)}
+    ).tls
+    assert tls == {"ca": str(certs / "ca.pem"), "verify": False}
     # a context other than the default is asked of the CLI, and only then
     asked = []
     ep = engineapi.docker_endpoint(
@@ -114,3 +121,35 @@ def test_render_fills_a_format_as_the_docker_cli_does():
     assert keeper.render(fmt, doc) == "0 false x"
     assert keeper.render("{{.State.Pid}}\t{{.Id}}", doc) == "42\tabc"
     assert keeper.render("{{.State.Nope}}", doc) == "<no value>"
+
+
+def test_a_watch_tells_its_process_from_one_that_took_its_pid(tmp_path):
+    """alive() reads /proc, no engine: the process the engine named, while it runs; never
+    another process that has its pid later (another start time)."""
+    import subprocess
+
+    from am.launchspec import ContainerSpec, LaunchSpec
+
+    spec = LaunchSpec(
+        argv=["x"], cwd="/", env={}, log=str(tmp_path / "l"),
+        container=ContainerSpec(engine="docker", name="am-x"),
+    )  # fmt: skip
+    w = keeper.Watch(None, "x", spec)
+    assert w.alive() is None  # nothing named yet
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        # every process's cgroup file has a ':' (a stand-in for the container's id)
+        w.seen(child.pid, ":")
+        assert w.alive() is True
+        born = w.born
+        w.born = [str(int(born[0]) + 1)]  # what a later process with the same pid would show
+        assert w.alive() is None
+        w.born = born  # the positive control: the same process again
+        assert w.alive() is True
+        w.seen(child.pid, "no-such-container-id")
+        assert w.alive() is None  # a cgroup that does not name the container
+    finally:
+        child.kill()
+        child.wait()
+    w.seen(child.pid, ":")
+    assert w.alive() is None  # gone (reaped)

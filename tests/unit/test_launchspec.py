@@ -64,6 +64,22 @@ def test_a_spec_written_by_an_earlier_am_reads():
         ({"container": ["docker"]}, "container is not an object"),
         ({"kubernetes": {"namespace": "n", "pod": 1}}, "kubernetes.pod is not a str"),
         ({"cwd": None}, "cwd is not a str"),
+        ({"log_max": -1}, "log_max is negative"),
+        ({"container": {"engine": "docker", "name": "--all"}}, "name is not a container"),
+        ({"container": {"engine": "sh", "name": "am-x"}}, "engine is not one of"),
+        ({"container": {"engine": "docker", "name": "x", "proxy": "-x"}}, "proxy is not a"),
+        ({"container": {"engine": "docker", "name": "x", "log_max": -1}}, "is negative"),
+        ({"container": {"engine": "docker", "name": "x", "api": {}}}, "api is not an engine"),
+        (
+            {
+                "container": {
+                    "engine": "docker",
+                    "name": "x",
+                    "api": {"url": "u", "tls": {"ca": []}},
+                }
+            },
+            "api.tls is not TLS settings",
+        ),
     ],
 )
 def test_a_tampered_spec_is_one_clear_error(change, said):

@@ -38,3 +38,14 @@ def test_a_layout_of_paths_equals_one_of_text(tmp_path):
         str(tmp_path), f"{tmp_path}/s", f"{tmp_path}/a", f"{tmp_path}/d", str(tmp_path)
     )
     assert a == b and hash(a) == hash(b) and a.state_dir == tmp_path / "s"
+
+
+def test_a_home_of_no_such_user_is_one_clear_error(monkeypatch):
+    from am.errors import AmError
+
+    monkeypatch.setenv("AM_HOME", "~am-no-such-user-x/home")
+    with pytest.raises(AmError, match="its ~ names no user") as e:
+        paths.layout()
+    assert "full path" in e.value.hint
+    with pytest.raises(RuntimeError):  # the positive control: what pathlib does with it
+        Path("~am-no-such-user-x/home").expanduser()
