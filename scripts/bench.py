@@ -949,7 +949,9 @@ def main() -> int:
     ap.add_argument(
         "--only",
         default="spawn,container,isolation,repeat,ops,pull,list,startup,ui,scale,flood,remote,idle",
-        help="comma-separated figures to run (the report is written only for all)",
+        help="comma-separated figures to run: all of them rewrite the whole report; "
+        "only scale, flood and remote, or only idle, rewrite their own section of it (remote: "
+        "docs/scale.md); any other part prints its table and writes nothing",
     )
     ap.add_argument("--out", default=str(ROOT / "docs" / "performance.md"))
     ap.add_argument(
