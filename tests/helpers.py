@@ -11,6 +11,32 @@ import sys
 import time
 from pathlib import Path
 
+# The keys of an agent's JSON that docs/usage.md promises to scripts, spelled out here (not
+# read from am.output) so that a test fails when am drops one.
+DOCUMENTED_KEYS = (
+    "id",
+    "name",
+    "mode",
+    "runtime",
+    "status",
+    "source",
+    "branch",
+    "base_commit",
+    "workspace",
+    "container",
+    "session",
+    "agent",
+    "command",
+    "created",
+    "exit_code",
+    "oom_killed",
+    "network",
+    "allow_domains",
+    "limits",
+    "log",
+)
+
+
 GIT_ID = {
     "GIT_AUTHOR_NAME": "t",
     "GIT_AUTHOR_EMAIL": "t@example.invalid",

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 from containers import container_names, engine_ready, host_cgroup
-from helpers import Terminal, assert_am_error, assert_nothing_made, git, wait_for
+from helpers import DOCUMENTED_KEYS, Terminal, assert_am_error, assert_nothing_made, git, wait_for
 
 from am import isolation as isolations
 
@@ -263,28 +263,7 @@ def test_the_agent_sees_its_isolations_kernel(am, engine, isolation):
 def test_json_fields_of_container_agent(am, engine):
     agent = cspawn(am, engine, "sleep 300", "--memory", "512m")
     info = am.info(agent)
-    for key in (
-        "id",
-        "name",
-        "mode",
-        "runtime",
-        "status",
-        "source",
-        "branch",
-        "base_commit",
-        "workspace",
-        "container",
-        "session",
-        "agent",
-        "command",
-        "created",
-        "exit_code",
-        "oom_killed",
-        "network",
-        "allow_domains",
-        "limits",
-        "log",
-    ):
+    for key in DOCUMENTED_KEYS:
         assert key in info
     assert info["network"] == "none" and info["limits"]["memory"] == "512m"
     assert json.loads(am("list", "--json").stdout)[0]["id"] == agent

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import git
+from helpers import DOCUMENTED_KEYS, git
 
 from am import git as amgit
 from am import ids, output, plan, session, status
@@ -412,28 +412,7 @@ def test_status_derive(intent, alive, exit_info, expected, code):
 
 
 def test_public_json_has_every_documented_key():
-    keys = [
-        "id",
-        "name",
-        "mode",
-        "runtime",
-        "status",
-        "source",
-        "branch",
-        "base_commit",
-        "workspace",
-        "container",
-        "session",
-        "agent",
-        "command",
-        "created",
-        "exit_code",
-        "oom_killed",
-        "network",
-        "allow_domains",
-        "limits",
-        "log",
-    ]
+    keys = list(DOCUMENTED_KEYS)
     view = output.public({"id": "a", "spawn_pid": 1, "home": "/h", "secret": "x"})
     assert list(view)[: len(keys)] == keys
     assert "spawn_pid" not in view and "secret" not in view and "home" not in view
