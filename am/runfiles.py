@@ -46,8 +46,8 @@ def cap_appended(path: str, limit: int) -> bool:
     mount) near LIMIT bytes: once it is larger, its content moves to ``PATH.1`` (replacing the
     older one) and the file is emptied in place. The writer opened it with O_APPEND, so it goes
     on at the new end; it cannot be renamed away from it, as the writer holds the inode. Lines
-    it appends between the last read and the truncation (microseconds) are lost. Whether a
-    rotation happened."""
+    it appends between the last read and the truncation (microseconds) are lost, and so is
+    one it was writing while read. Whether a rotation happened."""
     fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
         st = os.fstat(fd)
@@ -59,9 +59,15 @@ def cap_appended(path: str, limit: int) -> bool:
         out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         try:
             with os.fdopen(out, "wb") as f:
+                whole = 0  # bytes up to the last newline copied
                 while chunk := os.read(fd, 1 << 20):
                     f.write(chunk)
+                    if (nl := chunk.rfind(b"\n")) >= 0:
+                        whole = f.tell() - len(chunk) + nl + 1
                 os.ftruncate(fd, 0)
+                # A line the writer was still writing when read is cut by the truncation:
+                # the .1 file keeps whole lines only (the cut one is lost, as above).
+                f.truncate(whole)
         except BaseException:
             os.unlink(tmp)
             raise
