@@ -111,10 +111,11 @@ def brief(
 def live_figures(running: list[dict]) -> tuple[dict, list]:
     """Start one thread per backend of the RUNNING agents, each asking its backend for the
     figures of all of its agents at once; they fill agent id -> (figures, or None and why
-    there are none). Join the threads."""
+    there are none). Join the threads. An engine's stats call that ``am status`` began early
+    is read without its backend, which is then never imported (``enginestats.early``)."""
     import threading
 
-    from am import backends
+    from am import enginestats
 
     groups: dict[tuple, list[dict]] = {}
     for v in running:
@@ -126,14 +127,30 @@ def live_figures(running: list[dict]) -> tuple[dict, list]:
         with lock:
             out.update(got)
 
+    def early(runtime, views):
+        got = enginestats.early(runtime, views)
+        if got is None:
+            from am import backends
+
+            got = backends.of_record(views[0]).figures(views)
+        with lock:
+            out.update(got)
+
+    need_calls = False
     for (mode, runtime), views in groups.items():
+        if mode == "container" and enginestats.began(runtime):
+            threads.append(threading.Thread(target=early, args=(runtime, views), daemon=True))
+            continue
+        from am import backends
+
         backend = backends.of_record(views[0])
         if backend is None:
             why = f"its record names no backend am knows (mode {mode!r}, runtime {runtime!r})"
             out.update({v["id"]: (None, why) for v in views})
             continue
+        need_calls = True
         threads.append(threading.Thread(target=one, args=(backend, views), daemon=True))
-    if threads:
+    if need_calls:
         # subprocess, which runs the backends' calls, imported here: a thread that had to
         # import it would share the interpreter with the caller's own work and start its call
         # tens of milliseconds later (the backends themselves were made above).

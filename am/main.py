@@ -64,12 +64,17 @@ def main(argv: list[str] | None = None) -> int:
     if argv == ["--version"]:  # what scripts probe in loops; it needs no parser
         print(f"am {__version__}")
         return 0
-    from am import paths, termsafe
+    from am import paths
 
     paths.private_umask()  # everything am and its git create: for the user alone
-    termsafe.install()  # no escape sequence an agent chose reaches the terminal as such
-
     args = quick_list(argv) or quick_status(argv)
+    if args is not None and args.command == "status":
+        from am import earlystats
+
+        earlystats.start(args.id)  # before the imports below: the engine's call overlaps them
+    from am import termsafe
+
+    termsafe.install()  # no escape sequence an agent chose reaches the terminal as such
     if args is None:
         from am.cli import build_parser
 

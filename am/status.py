@@ -63,11 +63,16 @@ def derive(record: dict, session_alive: bool, exit_info: dict | None) -> dict:
     return view
 
 
-def views(records: dict[str, dict] | None = None, layout=None) -> list[dict]:
-    """Every agent with its live status, in creation order."""
+def views(
+    records: dict[str, dict] | None = None, layout=None, everyone: bool | None = None
+) -> list[dict]:
+    """Every agent with its live status, in creation order; RECORDS: the state file's if not
+    given. EVERYONE (by default: no RECORDS given) says them all, so sessions of no record are
+    reported."""
     layout = layout or paths.layout()
-    everyone = records is None
-    if everyone:
+    if everyone is None:
+        everyone = records is None
+    if records is None:
         records = open_store(layout).agents()
     live_sessions = session.sessions()
     home = layout.root_text

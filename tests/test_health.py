@@ -5,19 +5,21 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 
 import pytest
 from containers import remove_containers
 
-from am import health
+from am import enginestats, health
 from am.backends import for_runtime as engine_named
-from am.backends.docker import Docker, size_bytes
+from am.backends.docker import Docker
 from am.backends.kubernetes import Kubernetes
 from am.backends.podman import Podman
 from am.backends.tmux import TmuxBackend
 from am.commands.status_ import duration, size
+from am.enginestats import size_bytes
 from am.errors import AmError
 
 MB = 1024**2
@@ -232,8 +234,60 @@ def test_stats_of_several_names_survives_one_that_vanished(am, repo, engine):
         engine_named(engine).stats([gone, gone + "-2"])
 
 
+@pytest.mark.container
+def test_status_reads_the_stats_call_it_began_first(am, repo, engine, tmp_path):
+    """``am status`` begins the engine's stats call before it imports the backends, and reads
+    that answer: one call. When that answer is unusable (here: the first call fails), the
+    backend makes its own and the figures are still there: two calls, the positive control of
+    the count."""
+    agent = am.spawn(repo, "--container", "--runtime", engine, "--cmd", "exec sleep 600")
+    shims, log, fail = tmp_path / "shims", tmp_path / "calls", tmp_path / "fail-next-stats"
+    shims.mkdir()
+    real = subprocess.run(["sh", "-c", f"command -v {engine}"], capture_output=True, text=True)
+    (shims / engine).write_text(
+        "#!/bin/sh\n"
+        f'printf "%s\\n" "$1" >> {log}\n'
+        f'if [ "$1" = stats ] && [ -e {fail} ]; then rm -f {fail}; exit 1; fi\n'
+        f'exec {real.stdout.strip()} "$@"\n'
+    )
+    (shims / engine).chmod(0o755)
+    env = {"PATH": f"{shims}:{os.environ['PATH']}"}
+    wait_status(am, agent, lambda row: row["memory_bytes"] is not None)  # past its start
+    for unusable, calls in ((False, 1), (True, 2)):
+        log.write_text("")
+        if unusable:
+            fail.touch()
+        s = status(am, agent, env=env)
+        assert s["memory_bytes"] and s["figures_missing"] is None, s
+        assert log.read_text().splitlines() == ["stats"] * calls
+        assert not fail.exists()
+
+
+@pytest.mark.container
+def test_status_of_container_agents_needs_no_engine_module(am, repo, engine):
+    """The early call's answer is read without the backends: ``am status`` of container agents
+    imports no engine module (they cost it about as much as the rest of its start-up)."""
+    agent = am.spawn(repo, "--container", "--runtime", engine, "--cmd", "exec sleep 600")
+    wait_status(am, agent, lambda row: row["memory_bytes"] is not None)
+    probe = (
+        "import json, sys\n"
+        "from am.main import main\n"
+        "code = main(['status', '--json'])\n"
+        "print(json.dumps([code, sorted(sys.modules)]), file=sys.stderr)\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", probe], env=am.env, capture_output=True, text=True, timeout=60
+    )
+    code, modules = json.loads(res.stderr.strip().splitlines()[-1])
+    assert code == 0 and json.loads(res.stdout)[0]["memory_bytes"], res.stdout
+    assert "am.enginestats" in modules  # it read the engine's answer
+    assert {"am.backends.engine", "am.backends.docker", "am.backends.podman"}.isdisjoint(modules)
+
+
 def test_stats_names_only_the_agents_containers():
-    fmt = ["--format", Docker.STATS_FORMAT]
+    from am.enginestats import SHAPES
+
+    fmt = ["--format", SHAPES["docker"][1]]
     assert Docker().stats_argv(["am-a", "am-b"]) == [
         "docker",
         "stats",
@@ -250,11 +304,11 @@ def test_stats_names_only_the_agents_containers():
         "--no-stream",
         "--no-reset",
         "--format",
-        Podman.STATS_FORMAT,
+        SHAPES["podman"][1],
         "--",
         "am-a",
     ]
-    assert "{{.ContainerStats.PIDs}}" in Podman.STATS_FORMAT and "{{.PIDs}}" in fmt[1]
+    assert "{{.ContainerStats.PIDs}}" in SHAPES["podman"][1] and "{{.PIDs}}" in fmt[1]
     assert Docker().stats([]) == {}  # no running container agent: no call at all
 
 
@@ -409,13 +463,13 @@ def test_why_figures_are_missing():
     figures = {"am-c": {"pids": 3}}
     assert TmuxBackend.figure(tmux_view, {"am-t": {"pids": 2}}) == ({"pids": 2}, None)
     assert "pane was not found" in TmuxBackend.figure(tmux_view, {})[1]
-    assert Podman().figure(box, figures, None) == ({"pids": 3}, None)
+    assert enginestats.figure("podman", box, figures, None) == ({"pids": 3}, None)
     failed = "Podman failed: Error: stats is not supported in rootless mode"
-    assert Podman().figure(box, figures, failed) == (
+    assert enginestats.figure("podman", box, figures, failed) == (
         None,
         "podman stats failed: Podman failed: Error: stats is not supported in rootless mode",
     )
-    assert "did not list am-c" in Podman().figure(box, {}, None)[1]
+    assert "did not list am-c" in enginestats.figure("podman", box, {}, None)[1]
     kube = {**box, "runtime": "kubernetes"}
     assert "metrics server" in Kubernetes().figures([kube])["c"][1]
     # A hand-edited record that names no backend: said, and never a search for an engine.

@@ -1,21 +1,7 @@
 """Docker: the engine's CLI, with docker's GPU flag and docker's error hints."""
 
-import re
-
 from am.backends.engine import Engine
 from am.errors import AmError
-
-SIZE_UNITS = {
-    "b": 1,
-    "kb": 1000,
-    "mb": 1000**2,
-    "gb": 1000**3,
-    "tb": 1000**4,
-    "kib": 1024,
-    "mib": 1024**2,
-    "gib": 1024**3,
-    "tib": 1024**4,
-}
 
 TOOLKIT_HINT = (
     "install the NVIDIA Container Toolkit, run 'sudo nvidia-ctk runtime configure "
@@ -191,26 +177,6 @@ class Docker(Engine):
             )
         return None
 
-    STATS_OPTIONS = ("--no-stream", "--no-trunc")
-    STATS_FORMAT = "{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.PIDs}}"
-
-    def parse_stats(self, text: str) -> dict[str, dict]:
-        # docker prints only human units ("305.6MiB / 2GiB", "70.76%"), "--" while starting.
-        out = {}
-        for line in text.splitlines():
-            fields = line.split("\t")
-            if len(fields) != 4:
-                continue
-            name, cpu, mem, pids = fields
-            used, _, limit = mem.partition("/")
-            out[name] = {
-                "cpu_percent": _number(cpu.rstrip("%")),
-                "memory": size_bytes(used),
-                "memory_limit": size_bytes(limit),
-                "pids": _int(pids),
-            }
-        return out
-
 
 def api_message(body: bytes, strict: bool = False) -> str | None:
     """The error message of a docker API answer (``{"message": ...}``), else its text; with
@@ -242,22 +208,3 @@ def limits_verdict(info: str) -> str | None:
         f"the Docker daemon ignores {', '.join(missing) or 'the'} limits here "
         "('docker info' reports no support for them)"
     )
-
-
-def size_bytes(text: str) -> int | None:
-    """Bytes of a docker size such as ``305.6MiB`` or ``1.2GB``."""
-    m = re.fullmatch(r"([0-9.]+)\s*([A-Za-z]*)", text.strip())
-    if not m or m.group(2).lower() not in SIZE_UNITS:
-        return None
-    return int(float(m.group(1)) * SIZE_UNITS[m.group(2).lower()])
-
-
-def _number(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def _int(text: str) -> int | None:
-    return int(text) if text.strip().isdigit() else None

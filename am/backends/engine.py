@@ -932,26 +932,17 @@ class Engine(Backend):
         res = self.call("ps", *self.ps_argv(str(self.layout.root), False)[2:])
         return set(res.out.split()) if res.ok else None
 
-    STATS_OPTIONS: tuple[str, ...] = ("--no-stream",)
-    STATS_FORMAT = ""  # the engine's --format for one tab-separated line a container
-
     def stats_argv(self, names: Sequence[str]) -> list[str]:
-        """One ``stats`` call for the containers NAMES, one tab-separated line each. Always
-        named: without names the engine reads every container on the host, and one in a broken
-        state (a stranger's, say) fails the whole call."""
-        return [
-            self.runtime,
-            "stats",
-            *self.STATS_OPTIONS,
-            "--format",
-            self.STATS_FORMAT,
-            "--",
-            *names,
-        ]
+        """One ``stats`` call for the containers NAMES (``am/enginestats.py``)."""
+        from am import enginestats
+
+        return enginestats.argv(self.runtime, names)
 
     def parse_stats(self, text: str) -> dict[str, dict]:
         """Container name -> cpu_percent, memory, memory_limit, pids (None where unknown)."""
-        raise NotImplementedError
+        from am import enginestats
+
+        return enginestats.parse(self.runtime, text)
 
     def stats(self, names: Sequence[str]) -> dict[str, dict]:
         """Live figures of the containers NAMES (the running agents'), from one call. A name
@@ -980,22 +971,13 @@ class Engine(Backend):
 
     def figures(self, views: list[dict]) -> dict[str, tuple[dict | None, str | None]]:
         """From one ``stats`` call naming their containers (never every container here)."""
+        from am import enginestats
+
         try:
             got, failed = self.stats([v["container"] for v in views if v.get("container")]), None
         except AmError as e:
             got, failed = {}, e.message
-        return {v["id"]: self.figure(v, got, failed) for v in views}
-
-    def figure(self, view: dict, got: dict, failed: str | None) -> tuple[dict | None, str | None]:
-        """One agent's figures from the stats call's GOT, or why that call FAILED (pure)."""
-        if failed is not None:
-            return None, f"{self.runtime} stats failed: {failed}"
-        live = got.get(view.get("container"))
-        if live is None:
-            return None, (
-                f"{self.runtime} stats did not list {view.get('container')} (starting or ending)"
-            )
-        return live, None
+        return {v["id"]: enginestats.figure(self.runtime, v, got, failed) for v in views}
 
     def snapshot_on_host(self, record: dict) -> bool:
         """A workspace that is a host folder (not an engine volume): the agent was stopped

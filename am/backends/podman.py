@@ -327,34 +327,3 @@ class Podman(Engine):
             "runsc (gVisor) not found: podman cannot run gVisor sandboxes",
             "install it: 'sudo apt-get install runsc'; or use --isolation runc",
         )
-
-    # Raw numbers, not the human columns. podman's one-shot CPU figure is the average since the
-    # container started (it keeps no earlier sample to compare with).
-    STATS_OPTIONS = ("--no-stream", "--no-reset")
-    STATS_FORMAT = (
-        "{{.Name}}\t{{.ContainerStats.CPU}}\t{{.ContainerStats.MemUsage}}\t"
-        "{{.ContainerStats.MemLimit}}\t{{.ContainerStats.PIDs}}"
-    )
-
-    def parse_stats(self, text: str) -> dict[str, dict]:
-        out = {}
-        for line in text.splitlines():
-            fields = line.split("\t")
-            if len(fields) != 5:
-                continue
-            name, cpu, mem, limit, pids = fields
-            try:
-                out[name] = {
-                    "cpu_percent": float(cpu),
-                    "memory": int(mem),
-                    "memory_limit": int(limit),
-                    "pids": int(pids),
-                }
-            except ValueError:
-                out[name] = {
-                    "cpu_percent": None,
-                    "memory": None,
-                    "memory_limit": None,
-                    "pids": None,
-                }
-        return out

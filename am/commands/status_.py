@@ -4,18 +4,24 @@ import json
 import sys
 import time
 
-from am import health, output, paths, status, termsafe
+from am import earlystats, health, output, paths, status, termsafe
+from am.store import open_store
 
 WATCH_EVERY = 2.0
 
 
 def run(args) -> int:
     layout = paths.layout()
-    idle_after = health.idle_after(layout)
+    store = open_store(layout)
+    idle_after = None
     try:
         while True:
             began = time.monotonic()
-            views = [status.view(args.id, layout)] if args.id else status.views(layout=layout)
+            records = {args.id: store.get(args.id)} if args.id else store.agents()
+            earlystats.start(args.id)  # begun by main for the first round
+            if idle_after is None:  # after the calls began: it may read the config
+                idle_after = health.idle_after(layout)
+            views = status.views(records, layout, everyone=not args.id)
             rows, warnings = health.collect(views, layout, idle_after)
             for w in warnings:
                 print(f"am: warning: {w}", file=sys.stderr)

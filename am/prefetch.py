@@ -1,0 +1,87 @@
+"""Engine calls begun early, so that a command whose wall time is one engine call (``am status``)
+overlaps that call with its own start-up: ``start`` runs an argument list at once, and
+``proc.run`` of the same list later takes its answer instead of running it again.
+
+Only an answer that succeeded is taken: a failed call is run again where it is asked for, which
+reads its error message (an early call's messages go to /dev/null). A call nobody took is killed
+at exit. Callers start only their own engine's calls, composed by am (``am/enginestats.py``),
+never a program named by a record.
+"""
+
+import os
+import select
+import time
+from collections.abc import Sequence
+
+_started: dict[tuple[str, ...], tuple[int, int]] = {}
+
+
+def start(argv: Sequence[str]) -> None:
+    """Run ARGV now, its output kept for ``take``; nothing if it cannot start (the call made
+    later says why)."""
+    from am import paths, proc
+
+    key = tuple(argv)
+    if key in _started:
+        return
+    try:
+        # The engine keeps its own files as it would for the user (as ``Engine.call``).
+        with paths.umask(paths.user_umask()):
+            pid, r = proc.spawn_reading(key)
+    except OSError:
+        return
+    if not _started:
+        import atexit
+
+        atexit.register(discard)
+    _started[key] = (pid, r)
+
+
+def began(program: str) -> bool:
+    """Whether a call of PROGRAM was started and not taken yet."""
+    return any(key[0] == program for key in _started)
+
+
+def take(argv: Sequence[str], timeout: float | None = None):
+    """The answer of an early call of exactly ARGV, as a ``proc.Result``: its output if it
+    succeeded, a timeout (code 124, as ``proc.run``'s) if it took longer than TIMEOUT seconds
+    from now; None if there was none or it failed (the caller runs it again)."""
+    from am.proc import Result
+
+    key = tuple(argv)
+    entry = _started.pop(key, None)
+    if entry is None:
+        return None
+    pid, r = entry
+    deadline = None if timeout is None else time.monotonic() + timeout
+    chunks = []
+    with os.fdopen(r, "rb") as f:
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not select.select([f], [], [], left)[0]:
+                _kill(pid)
+                return Result(124, "", f"{key[0]} timed out after {timeout}s")
+            data = os.read(f.fileno(), 65536)
+            if not data:
+                break
+            chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        return None
+    return Result(0, b"".join(chunks).decode("utf-8", "replace"), "")
+
+
+def discard() -> None:
+    """Kill and reap every call nobody took (at exit)."""
+    while _started:
+        _, (pid, r) = _started.popitem()
+        os.close(r)
+        _kill(pid)
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
