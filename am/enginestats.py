@@ -3,7 +3,6 @@ backends run them; ``am status`` also starts them before it imports the backends
 their answers without them when they succeed (``am/prefetch.py``). One place for both, so the
 two command lines are the same list."""
 
-import re
 from collections.abc import Sequence
 
 # Raw numbers where the engine has them. docker prints only human units; podman's one-shot CPU
@@ -119,6 +118,8 @@ def early(runtime: str, views: list[dict]) -> dict | None:
 
 def size_bytes(text: str) -> int | None:
     """Bytes of a docker size such as ``305.6MiB`` or ``1.2GB``."""
+    import re  # here: am status starts the call before it imports re
+
     m = re.fullmatch(r"([0-9.]+)\s*([A-Za-z]*)", text.strip())
     if not m or m.group(2).lower() not in SIZE_UNITS:
         return None

@@ -59,7 +59,23 @@ def public(view: dict) -> dict:
 
 def print_json(data) -> None:
     # One write: json.dump's thousands of small ones each went through the escaping stream.
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    sys.stdout.write(dumps(data) + "\n")
+
+
+def dumps(data) -> str:
+    """``json.dumps(DATA, indent=2)``, the same text; for a list of flat objects (``am status``
+    of hundreds of agents) in a fraction of its time: the indenting encoder is pure Python,
+    so each object goes through the C one, its separators carrying the indent."""
+    nested = (dict, list, tuple)
+    if not isinstance(data, list) or not all(
+        type(r) is dict and r and not any(type(v) in nested for v in r.values()) for r in data
+    ):
+        return json.dumps(data, indent=2)
+    if not data:
+        return "[]"
+    encode = json.JSONEncoder(separators=(",\n    ", ": ")).encode
+    rows = [encode(r)[1:-1] for r in data]
+    return "[\n  {\n    " + "\n  },\n  {\n    ".join(rows) + "\n  }\n]"
 
 
 def text(value) -> str:

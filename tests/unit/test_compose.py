@@ -448,3 +448,14 @@ def test_check_domain_without_the_suffix_list_still_refuses_the_rest():
     for bad in ("127.0.0.1", "localhost", "*.com"):
         with pytest.raises(AmError):
             plan.check_domain(bad, suffixes=False)
+
+
+def test_json_output_is_json_dumps_indented_text():
+    from am.output import dumps
+
+    rows = [
+        {"id": "a1", "n": 1, "f": 2.5, "none": None, "yes": True, "s": 'q"{}\n\t\\ é \u202e'},
+        {"id": "a2", "k": -0.0, "big": 10**20, "empty": ""},
+    ]
+    for data in (rows, rows[:1], [], [{}], [{"nested": {"a": 1}}], [{"l": [1]}], {"a": 1}, 3):
+        assert dumps(data) == json.dumps(data, indent=2), data
