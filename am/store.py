@@ -101,10 +101,27 @@ class Store:
         # One writer at a time (the lock holder), so a name of its own pid cannot collide.
         files.write_atomic(
             self.path,
-            json.dumps(data, indent=1, sort_keys=True) + "\n",
+            encode(data),
             sync=True,
             tmp=self.folder / f".state.{os.getpid()}.tmp",
         )
+
+
+def encode(data: dict) -> str:
+    """The state file's text: JSON, keys sorted, one agent record a line. Every spawn writes
+    it twice under the lock; ``json.dumps(indent=...)`` takes the pure-Python encoder, about
+    4 ms a write for 100 agents and 22 ms for 500, where each line through the C one takes a
+    third of that."""
+    enc = json.JSONEncoder(sort_keys=True).encode
+    parts = []
+    for key in sorted(data):
+        value = data[key]
+        if key == "agents" and isinstance(value, dict) and value:
+            lines = ",\n".join(f"{enc(i)}: {enc(value[i])}" for i in sorted(value))
+            parts.append(f'"agents": {{\n{lines}\n}}')
+        else:
+            parts.append(f"{enc(key)}: {enc(value)}")
+    return "{" + ", ".join(parts) + "}\n"
 
 
 def open_store(layout) -> Store:
