@@ -48,11 +48,14 @@ class Store:
 
         paths.private_dir(self.folder)
         with files.locked(self.lock_path):
-            data = self._load()
-            before = json.dumps(data, sort_keys=True)
+            raw = self._read()
+            data = self._parse(raw)
+            before = raw or encode(data).encode()
             yield data["agents"]
-            if json.dumps(data, sort_keys=True) != before:
-                self._write(data)
+            # Written when its text changed: one encoding, which the write needs anyway.
+            text = encode(data)
+            if text.encode() != before:
+                self._write(text)
             self._remove_stale_temps()
 
     def update(self, agent_id: str, **fields) -> dict:
@@ -68,13 +71,21 @@ class Store:
             agents.pop(agent_id, None)
 
     def _load(self) -> dict:
+        return self._parse(self._read())
+
+    def _read(self) -> bytes | None:
+        """The state file's bytes; None if there is none yet."""
         try:
             with open(self.path, "rb") as f:
-                raw = f.read()
+                return f.read()
         except FileNotFoundError:
-            return {"format": FORMAT, "agents": {}}
+            return None
         except OSError as e:
             raise AmError(f"cannot read state file {self.path}: {e.strerror}") from None
+
+    def _parse(self, raw: bytes | None) -> dict:
+        if raw is None:
+            return {"format": FORMAT, "agents": {}}
         try:
             data = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -97,11 +108,11 @@ class Store:
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
 
-    def _write(self, data: dict) -> None:
+    def _write(self, text: str) -> None:
         # One writer at a time (the lock holder), so a name of its own pid cannot collide.
         files.write_atomic(
             self.path,
-            encode(data),
+            text,
             sync=True,
             tmp=self.folder / f".state.{os.getpid()}.tmp",
         )
