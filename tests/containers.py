@@ -111,3 +111,20 @@ def host_cgroup(engine: str, container: str) -> dict[str, str]:
         "pids": read(folder / "pids.max"),
         "cpu": read(folder / "cpu.max").replace(" ", "/"),
     }
+
+
+def cspawn(am, engine, cmd, *extra, env=None, isolation="runc"):
+    """A container agent of ENGINE and ISOLATION on the test's repository (``am.repo``),
+    running CMD, with EXTRA flags."""
+    return am.spawn(
+        str(am.repo),
+        "--container",
+        "--runtime",
+        engine,
+        "--isolation",
+        isolation,
+        "--cmd",
+        cmd,
+        *extra,
+        env=env,
+    )

@@ -6,27 +6,12 @@ import subprocess
 import uuid
 
 import pytest
-from containers import container_names, engine_ready, host_cgroup
+from containers import container_names, cspawn, engine_ready, host_cgroup
 from helpers import DOCUMENTED_KEYS, Terminal, assert_am_error, assert_nothing_made, git, wait_for
 
 from am import isolation as isolations
 
 pytestmark = pytest.mark.container
-
-
-def cspawn(am, engine, cmd, *extra, env=None, isolation="runc"):
-    return am.spawn(
-        str(am.repo),
-        "--container",
-        "--runtime",
-        engine,
-        "--isolation",
-        isolation,
-        "--cmd",
-        cmd,
-        *extra,
-        env=env,
-    )
 
 
 @pytest.fixture(autouse=True)

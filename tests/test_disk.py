@@ -20,6 +20,13 @@ from am import disk
 from am.errors import AmError
 
 CAP = "64m"
+
+
+def capped(am, repo, engine: str, cmd: str) -> str:
+    """A container agent of ENGINE with a --disk CAP, running CMD."""
+    return am.spawn(repo, "--container", "--runtime", engine, "--disk", CAP, "--cmd", cmd)
+
+
 WRITE_MB = 96  # more than the cap, little enough for a test
 FILL = (
     f"dd if=/dev/zero of=/workspace/fill bs=1M count={WRITE_MB} 2>/workspace/dd.err; "
@@ -207,7 +214,7 @@ def test_disk_caps_the_workspace_and_am_still_works(am, repo, engine):
     assert json.loads(am("status", free, "--json").stdout)["disk_bytes"] is None
     am("rm", "--force", free)
 
-    agent = am.spawn(repo, "--container", "--runtime", engine, "--disk", CAP, "--cmd", FILL)
+    agent = capped(am, repo, engine, FILL)
     ws = am.home / "agents" / agent
     image = am.home / "data" / "disks" / f"{agent}.ext4"
     assert am.info(agent)["limits"]["disk"] == CAP
@@ -254,16 +261,7 @@ def test_a_lost_mount_comes_back_before_any_use(am, repo, engine):
     """After a reboot the image is there and the mount is not: reading or starting the agent
     mounts it again first, and never runs the agent on the empty folder beneath."""
     require_root()
-    agent = am.spawn(
-        repo,
-        "--container",
-        "--runtime",
-        engine,
-        "--disk",
-        CAP,
-        "--cmd",
-        "echo kept > /workspace/kept; sleep 300",
-    )
+    agent = capped(am, repo, engine, "echo kept > /workspace/kept; sleep 300")
     ws = am.home / "agents" / agent
     wait_for(lambda: (ws / "kept").exists(), "the agent's file", timeout=60)
     am("stop", agent)
@@ -296,16 +294,7 @@ def test_a_lost_mount_comes_back_before_any_use(am, repo, engine):
 @pytest.mark.container
 def test_restore_with_disk(am, repo, engine):
     require_root()
-    agent = am.spawn(
-        repo,
-        "--container",
-        "--runtime",
-        engine,
-        "--disk",
-        CAP,
-        "--cmd",
-        "head -c 20000000 /dev/urandom > /workspace/data; sleep 300",
-    )
+    agent = capped(am, repo, engine, "head -c 20000000 /dev/urandom > /workspace/data; sleep 300")
     ws = am.home / "agents" / agent
     wait_for(
         lambda: (ws / "data").exists() and (ws / "data").stat().st_size == 20_000_000,
@@ -541,14 +530,10 @@ def test_a_sparse_file_gets_no_room_past_the_cap(am, repo, engine, tmp_path):
     (compressed), and a restore writes it with its holes: never its full length on the host's
     disk, and it fits in the same cap again."""
     require_root()
-    agent = am.spawn(
+    agent = capped(
+        am,
         repo,
-        "--container",
-        "--runtime",
         engine,
-        "--disk",
-        CAP,
-        "--cmd",
         f"truncate -s {SPARSE_MB}M /workspace/sparse && printf mark | dd "
         "of=/workspace/sparse bs=1 seek=100000000 conv=notrunc 2>/dev/null; "
         "echo made > /workspace/made; sleep 300",

@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from containers import ENGINES, container_names, engine_ready, remove_containers
+from containers import ENGINES, container_names, cspawn, engine_ready, remove_containers
 from helpers import assert_am_error
 
 pytestmark = pytest.mark.container
@@ -105,20 +105,6 @@ def engine(servers, am, repo):
     remove_containers(servers["engine"], str(am.home))
 
 
-def spawn(am, engine, script, *extra, isolation="runc"):
-    return am.spawn(
-        str(am.repo),
-        "--container",
-        "--runtime",
-        engine,
-        "--isolation",
-        isolation,
-        "--cmd",
-        script,
-        *extra,
-    )
-
-
 def fill(script: str, ips: dict[str, str]) -> str:
     return (
         script.replace("@allowed@", ips["allowed"])
@@ -171,7 +157,7 @@ sleep 300
 
 def test_limited_allows_only_the_allowlist(am, engine, servers, isolation):
     ip = servers["ip"]
-    agent = spawn(
+    agent = cspawn(
         am,
         engine,
         fill(LIMITED_PROBE, ip),
@@ -226,7 +212,7 @@ def test_private_addresses_only_for_names_allowed_so(am, engine, servers):
     """The test servers have private addresses: a name allowed with --allow-domain is refused
     there (an allowed name an attacker points at the host, the LAN or loopback), a name
     allowed with --allow-private-domain reaches its server (the control)."""
-    agent = spawn(
+    agent = cspawn(
         am,
         engine,
         fill(PRIVATE_PROBE, servers["ip"]),
@@ -270,7 +256,7 @@ sleep 300
 
 
 def test_an_allowed_port_is_the_only_port(am, engine, servers):
-    agent = spawn(
+    agent = cspawn(
         am,
         engine,
         fill(PORT_PROBE, servers["ip"]),
@@ -289,7 +275,7 @@ def test_an_allowed_port_is_the_only_port(am, engine, servers):
 def test_proxy_container_holds_only_the_proxy(am, engine):
     """No shell, socat or other tool an intruder in the proxy could use to reach the host;
     a CPU limit. The control: the same look at the base image finds a shell."""
-    agent = spawn(am, engine, "sleep 300", "--network", "limited")
+    agent = cspawn(am, engine, "sleep 300", "--network", "limited")
     proxy = f"am_proxy-{agent}"
     assert (
         sh(engine, "inspect", "--format", "{{.HostConfig.NanoCpus}}", proxy).stdout.strip()
@@ -374,7 +360,7 @@ def test_network_log_never_reaches_the_terminal_raw(am, engine, servers, term):
     changes nothing on a real terminal. The control: the same bytes printed raw do."""
     from terminal import am_cmd, assert_obeyed, assert_shown
 
-    agent = spawn(am, engine, ESCAPE_PROBE, "--network", "limited")
+    agent = cspawn(am, engine, ESCAPE_PROBE, "--network", "limited")
     out = am.wait_log(agent, "PROBE-DONE", timeout=90)
     assert out.count("STATUS=HTTP/1.1 4") == 3, out  # all refused
     assert_obeyed(term, b"GET http://\x1b]2;PWNED\x07\x1b[2Jx/ HTTP/1.1\n")
@@ -404,7 +390,7 @@ sleep 300
 
 
 def test_killing_the_proxy_leaves_no_network(am, engine, servers, isolation):
-    agent = spawn(
+    agent = cspawn(
         am,
         engine,
         fill(KILL_PROBE, servers["ip"]),
@@ -438,7 +424,7 @@ sleep 300
 
 
 def test_none_has_only_loopback(am, engine, servers, isolation):
-    agent = spawn(am, engine, fill(REACH_PROBE, servers["bridge_ip"]), isolation=isolation)
+    agent = cspawn(am, engine, fill(REACH_PROBE, servers["bridge_ip"]), isolation=isolation)
     v = values(am.wait_log(agent, "PROBE-DONE"))
     assert v["IFACES"] == "lo" and v["ROUTES"] == "0"
     assert v["ALLOWED"] != "allowed" and v["DENIED"] != "denied"
@@ -471,8 +457,8 @@ def test_full_reaches_both(am, engine, servers, isolation):
 
 def test_default_egress_network_comes_and_goes_with_its_proxies(am, engine):
     del am.env["AM_EGRESS_NETWORK"]
-    one = spawn(am, engine, "sleep 300", "--network", "limited")
-    two = spawn(am, engine, "sleep 300", "--network", "limited")
+    one = cspawn(am, engine, "sleep 300", "--network", "limited")
+    two = cspawn(am, engine, "sleep 300", "--network", "limited")
     nets = am_networks(engine, am.home)
     assert len(nets) == 1 and nets[0].startswith("am-egress-")
     assert am.info(one)["allow_domains"] == []  # --cmd: no profile, so nothing but its own
@@ -484,7 +470,7 @@ def test_default_egress_network_comes_and_goes_with_its_proxies(am, engine):
 
 
 def test_profile_domains_are_allowed(am, engine):
-    agent = spawn(
+    agent = cspawn(
         am,
         engine,
         "sleep 300",
@@ -505,7 +491,7 @@ def test_profile_domains_are_allowed(am, engine):
 
 
 def test_agent_exit_removes_its_proxy(am, engine, isolation):
-    agent = spawn(
+    agent = cspawn(
         am,
         engine,
         "until [ -e .go ]; do sleep 0.1; done; exit 3",
@@ -524,7 +510,7 @@ def test_agent_exit_removes_its_proxy(am, engine, isolation):
 
 def test_doctor_finds_and_fixes_an_orphaned_proxy(am, engine):
     del am.env["AM_EGRESS_NETWORK"]
-    agent = spawn(am, engine, "sleep 300", "--network", "limited")
+    agent = cspawn(am, engine, "sleep 300", "--network", "limited")
     state = am.home / "state" / "state.json"
     data = json.loads(state.read_text())
     del data["agents"][agent]
@@ -615,7 +601,7 @@ def test_missing_egress_network_is_refused_before_anything(am, engine):
 
 def test_clean_containers_removes_proxies_and_networks(am, engine):
     del am.env["AM_EGRESS_NETWORK"]
-    agent = spawn(am, engine, "sleep 300", "--network", "limited")
+    agent = cspawn(am, engine, "sleep 300", "--network", "limited")
     assert proxies(engine, am.home) == [f"am_proxy-{agent}"]
     # it stops a running agent: not without a word, and not without --yes off a terminal
     line = assert_am_error(am("clean", "--containers", check=False))

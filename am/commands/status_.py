@@ -4,7 +4,7 @@ import json
 import sys
 import time
 
-from am import earlystats, health, output, paths, status, termsafe
+from am import earlystats, health, output, paths, prefetch, status, termsafe
 from am.store import open_store
 
 WATCH_EVERY = 2.0
@@ -23,6 +23,9 @@ def run(args) -> int:
                 idle_after = health.idle_after(layout)
             views = status.views(records, layout, everyone=not args.id)
             rows, warnings = health.collect(views, layout, idle_after)
+            # A call begun for an agent that ended meanwhile was not taken: no zombie of it
+            # stays for the rest of a --watch.
+            prefetch.discard()
             for w in warnings:
                 print(f"am: warning: {w}", file=sys.stderr)
             if args.json:
