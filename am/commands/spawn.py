@@ -132,11 +132,14 @@ def launch(plan: planning.Plan, backend, layout, undo: Rollback, **fields):
 
     store = open_store(layout)
     exited = None
-    from am import disk
-
     # A workspace with a file system of its own runs only on it: mounted again after a reboot,
-    # and never started without it when the agent has a cap.
-    disk.ensure(layout.disk_image(plan.id), plan.workspace, plan.id, required=bool(plan.disk))
+    # and never started without it when the agent has a cap. (No image and no cap, as for most
+    # agents: nothing to do, and am.disk is not imported.)
+    image = layout.disk_image(plan.id)
+    if plan.disk or image.is_file():
+        from am import disk
+
+        disk.ensure(image, plan.workspace, plan.id, required=bool(plan.disk))
     # The container, and a limited agent's proxy, once either exists.
     record = plan.record(str(layout.root))
     undo.push(backend.stop, record)
