@@ -6,27 +6,29 @@ ended meanwhile, the list the backend asks for differs and it makes its own call
 import os
 
 from am import enginestats, paths, prefetch
-from am.errors import AmError
 from am.record import detached
 from am.store import open_store
 
 
-def start(agent_id: str | None = None) -> None:
-    """Start them for AGENT_ID's record, or for every record; nothing where the state file or
-    AM_HOME is unusable (the command's own read reports it)."""
+def start(agent_id: str | None = None, records: dict | None = None) -> None:
+    """Start them for AGENT_ID's record, or for every record (RECORDS: the state file's, if
+    read already). Only a head start: where anything is amiss (AM_HOME or the state file
+    unusable, a record no engine would take) it starts nothing, and the command's own steps
+    report it or make the call themselves."""
     try:
         layout = paths.layout()
-        records = open_store(layout).agents()
-    except AmError:
+        if records is None:
+            records = open_store(layout).agents()
+        if agent_id is not None:
+            records = {agent_id: records[agent_id]} if agent_id in records else {}
+        try:
+            present = set(os.listdir(layout.run_text))
+        except OSError:
+            present = set()
+        for runtime, names in running(records, present).items():
+            prefetch.start(enginestats.argv(runtime, names))
+    except Exception:  # noqa: BLE001 (hostile records: the backends meet them as before)
         return
-    if agent_id is not None:
-        records = {agent_id: records[agent_id]} if agent_id in records else {}
-    try:
-        present = set(os.listdir(layout.run_text))
-    except OSError:
-        present = set()
-    for runtime, names in running(records, present).items():
-        prefetch.start(enginestats.argv(runtime, names))
 
 
 def running(records: dict, present: set[str]) -> dict[str, list[str]]:
@@ -39,7 +41,8 @@ def running(records: dict, present: set[str]) -> dict[str, list[str]]:
             continue
         runtime, container = r.get("runtime"), r.get("container")
         if (
-            detached(r)
+            isinstance(runtime, str)
+            and detached(r)
             and runtime in enginestats.SHAPES
             and r.get("status") == "running"
             and isinstance(container, str)

@@ -119,7 +119,12 @@ def live_figures(running: list[dict]) -> tuple[dict, list]:
 
     groups: dict[tuple, list[dict]] = {}
     for v in running:
-        groups.setdefault((v.get("mode"), v.get("runtime")), []).append(v)
+        # A hand-edited record may hold a list here; of_record then knows no backend for it.
+        key = tuple(
+            x if x is None or isinstance(x, str) else repr(x)
+            for x in (v.get("mode"), v.get("runtime"))
+        )
+        groups.setdefault(key, []).append(v)
     out, lock, threads = {}, threading.Lock(), []
 
     def one(backend, views):
@@ -169,33 +174,32 @@ def collect(views: list[dict], layout, idle_after: float) -> tuple[list[dict], l
     # imports (time stamps, sizes) that would otherwise come after the calls.
     events = {v["id"]: read_json(layout.health_file(v["id"])) for v in views}
     fixed = {v["id"]: record_figures(v) for v in views}
-
-    def full_row(v: dict, live: dict | None, why: str | None, now: float) -> dict:
-        r = row(v, live or {}, events[v["id"]], now, idle_after, disks.get(v["id"]), fixed[v["id"]])
-        r["figures_missing"] = why
-        return r
-
-    # An agent that does not run has no live figures (nor an age that grows): its row too.
-    ready = {
-        v["id"]: full_row(v, None, None, time.time()) for v in views if v["status"] != "running"
-    }
     for t in threads:
         t.join()
     now = time.time()
     rows, missing = [], {}
     for v in views:
-        if v["id"] in ready:
-            rows.append(ready[v["id"]])
-            continue
-        live, why = figures.get(v["id"], (None, "its backend gave no figures"))
-        if v.get("isolation") == "gvisor":
-            # The engine counts the sandbox's host tasks (gVisor's own threads included);
-            # the agent's processes are those inside, which the supervisor counts.
-            guest = read_json(layout.guest_file(v["id"])).get("pids")
-            live = {**(live or {}), "pids": guest if isinstance(guest, int) else None}
-        rows.append(full_row(v, live, why, now))
+        live, why = None, None
+        if v["status"] == "running":
+            live, why = figures.get(v["id"], (None, "its backend gave no figures"))
+            if v.get("isolation") == "gvisor":
+                # The engine counts the sandbox's host tasks (gVisor's own threads included);
+                # the agent's processes are those inside, which the supervisor counts.
+                guest = read_json(layout.guest_file(v["id"])).get("pids")
+                live = {**(live or {}), "pids": guest if isinstance(guest, int) else None}
+        r = row(
+            v,
+            live or {},
+            events[v["id"]],
+            now,
+            idle_after,
+            disks.get(v["id"]),
+            fixed[v["id"]],
+        )
+        r["figures_missing"] = why
         if why:
             missing.setdefault(why, []).append(v["id"])
+        rows.append(r)
     return rows, [f"no figures for {', '.join(ids)}: {why}" for why, ids in missing.items()]
 
 

@@ -68,7 +68,8 @@ def dumps(data) -> str:
     so each object goes through the C one, its separators carrying the indent."""
     nested = (dict, list, tuple)
     if not isinstance(data, list) or not all(
-        type(r) is dict and r and not any(type(v) in nested for v in r.values()) for r in data
+        isinstance(r, dict) and r and not any(isinstance(v, nested) for v in r.values())
+        for r in data
     ):
         return json.dumps(data, indent=2)
     if not data:
@@ -96,7 +97,7 @@ def status_text(view: dict) -> str:
 def mode_text(view: dict) -> str:
     """``tmux``, or ``container/<engine>/<isolation>`` (``container/podman/gvisor``)."""
     parts = [view.get("mode") or "-", view.get("runtime"), view.get("isolation")]
-    return "/".join(p for p in parts if p)
+    return "/".join(str(p) for p in parts if p)  # str: a hand-edited record may hold anything
 
 
 def table(views: list[dict], width: int | None = None) -> str:

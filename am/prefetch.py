@@ -8,6 +8,7 @@ at exit. Callers start only their own engine's calls, composed by am (``am/engin
 never a program named by a record.
 """
 
+import contextlib
 import os
 import select
 import time
@@ -28,7 +29,7 @@ def start(argv: Sequence[str]) -> None:
         # The engine keeps its own files as it would for the user (as ``Engine.call``).
         with paths.umask(paths.user_umask()):
             pid, r = proc.spawn_reading(key)
-    except OSError:
+    except (OSError, ValueError):  # not found; a NUL in an argument
         return
     if not _started:
         import atexit
@@ -65,10 +66,30 @@ def take(argv: Sequence[str], timeout: float | None = None):
             if not data:
                 break
             chunks.append(data)
+    # Its output may end before it does: the deadline holds for its exit too.
+    with _pidfd(pid) as done:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if done is not None and not select.select([done], [], [], left)[0]:
+            _kill(pid)
+            return Result(124, "", f"{key[0]} timed out after {timeout}s")
     _, status = os.waitpid(pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         return None
     return Result(0, b"".join(chunks).decode("utf-8", "replace"), "")
+
+
+@contextlib.contextmanager
+def _pidfd(pid: int):
+    """A descriptor that reads ready when PID ends (None where the kernel has none)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        yield None
+        return
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def discard() -> None:

@@ -72,6 +72,10 @@ def run(
 
 
 def _run(argv, cwd, env, stdin, timeout) -> Result:
+    if any("\0" in a for a in argv):
+        # No program can be given it (a hand-edited record's name, say): a failed call, as
+        # any other the caller explains, not a traceback.
+        return Result(126, "", f"{argv[0]}: an argument holds a NUL character")
     import subprocess  # here: its import costs more than am list's own work
 
     text_in = stdin if isinstance(stdin, str) else None
@@ -137,7 +141,7 @@ def spawn_reading(argv: Sequence[str]) -> tuple[int, int]:
                 (os.POSIX_SPAWN_DUP2, null, 2),
             ],
         )
-    except OSError:
+    except BaseException:
         os.close(r)
         raise
     finally:

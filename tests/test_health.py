@@ -284,6 +284,29 @@ def test_status_of_container_agents_needs_no_engine_module(am, repo, engine):
     assert {"am.backends.engine", "am.backends.docker", "am.backends.podman"}.isdisjoint(modules)
 
 
+def test_hand_edited_records_get_rows_not_a_traceback(am):
+    """The state file is hostile input: a container name no program can take (a NUL) and a
+    runtime that is a list still give every row, and a warning that names each."""
+    state = am.home / "state"
+    state.mkdir(parents=True)
+    made = "2026-01-01T00:00:0{}Z"
+    records = {
+        "a1": {"runtime": "docker", "status": "running", "container": "x\u0000y"},
+        "a2": {"runtime": ["docker"], "status": "stopped", "container": "am-a2"},
+        "a3": {"runtime": ["docker"], "status": "running", "container": "am-a3"},
+    }
+    for i, (aid, r) in enumerate(records.items()):
+        r.update(id=aid, mode="container", created=made.format(i))
+    (state / "state.json").write_text(json.dumps({"format": 1, "agents": records}))
+    res = am("status", "--json")
+    rows = {r["id"]: r for r in json.loads(res.stdout)}
+    assert set(rows) == {"a1", "a2", "a3"}
+    assert "NUL" in rows["a1"]["figures_missing"] and "no backend" in rows["a3"]["figures_missing"]
+    assert "Traceback" not in res.stderr and "a1" in res.stderr and "a3" in res.stderr
+    listed = am("list")
+    assert [ln.split()[0] for ln in listed.stdout.splitlines()[1:]] == ["a1", "a2", "a3"]
+
+
 def test_stats_names_only_the_agents_containers():
     from am.enginestats import SHAPES
 

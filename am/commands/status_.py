@@ -12,15 +12,13 @@ WATCH_EVERY = 2.0
 
 def run(args) -> int:
     layout = paths.layout()
+    idle_after = health.idle_after(layout)
     store = open_store(layout)
-    idle_after = None
     try:
         while True:
             began = time.monotonic()
             records = {args.id: store.get(args.id)} if args.id else store.agents()
-            earlystats.start(args.id)  # begun by main for the first round
-            if idle_after is None:  # after the calls began: it may read the config
-                idle_after = health.idle_after(layout)
+            earlystats.start(args.id, records)  # main began the first round's
             views = status.views(records, layout, everyone=not args.id)
             rows, warnings = health.collect(views, layout, idle_after)
             # A call begun for an agent that ended meanwhile was not taken: no zombie of it

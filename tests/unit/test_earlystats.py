@@ -46,10 +46,53 @@ def test_only_what_the_backend_would_ask_for():
     assert running(records, {"a4.exit.json"}) == {"podman": ["am-a8"]}
 
 
-def test_the_call_is_the_backends_own():
+def test_the_names_are_those_the_backend_asks_for(tmp_path, monkeypatch):
+    """For the same records, the early calls name what ``status.views`` and
+    ``Engine.figures`` would ask each engine for: the containers of its running views."""
+    import fcntl
+    import os
+
+    from am import paths, status
     from am.backends.docker import Docker
     from am.backends.podman import Podman
 
-    names = ["am-a", "am-b"]
-    assert Docker().stats_argv(names) == enginestats.argv("docker", names)
-    assert Podman().stats_argv(names) == enginestats.argv("podman", names)
+    monkeypatch.setenv("AM_HOME", str(tmp_path))
+    layout = paths.layout()
+    run = tmp_path / "state" / "run"
+    run.mkdir(parents=True)
+    (run / "a4.exit.json").write_text('{"exit_code": 0}')
+    records = {
+        r["id"]: r
+        for r in [
+            rec(1, mode="tmux", session="am-a1"),
+            rec(2, runtime="docker"),
+            rec(3, status="stopped"),
+            rec(4),
+            rec(5),
+            rec(6, container="am-a5"),
+        ]
+    }
+    fd = os.open(run / "keeper.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a keeper, so the views start none
+        views = status.views(records, layout, everyone=False)
+    finally:
+        os.close(fd)
+    asked = {}
+    for engine in (Docker(), Podman()):
+        mine = [
+            v
+            for v in views
+            if v["status"] == "running"
+            and v["mode"] == "container"
+            and v["runtime"] == engine.runtime
+        ]
+        names = sorted({v["container"] for v in mine if v.get("container")})
+        if names:
+            asked[engine.runtime] = engine.stats_argv(names)
+    early = {
+        rt: enginestats.argv(rt, names)
+        for rt, names in running(records, set(os.listdir(run))).items()
+    }
+    assert early == asked
+    assert set(asked) == {"docker", "podman"}  # both engines asked: the comparison is not empty

@@ -70,6 +70,25 @@ def test_an_early_call_that_takes_too_long_is_killed(tmp_path):
     assert not psutil.pid_exists(pid)  # killed and reaped
 
 
+def test_the_timeout_holds_after_the_output_ends(tmp_path):
+    """A call that closes its output and goes on is still bound by the caller's timeout."""
+    argv = ["sh", "-c", f"exec >&-; echo $$ > {tmp_path / 'pid'}; exec sleep 60"]
+    prefetch.start(argv)
+    res = proc.run(argv, timeout=0.5)
+    assert res.code == 124 and "timed out" in res.err
+    pid = int((tmp_path / "pid").read_text())
+    assert not psutil.pid_exists(pid)
+    # positive control: the same call, run as proc.run runs it, times out too
+    assert proc.run(["sh", "-c", "exec >&-; exec sleep 60"], timeout=0.5).code == 124
+
+
+def test_an_argument_no_program_can_take_starts_nothing():
+    prefetch.start(["sh", "-c", "echo a\0b"])  # a NUL: no exec takes it
+    assert not prefetch.began("sh")
+    prefetch.start(["am-no-such-program-here"])
+    assert not prefetch.began("am-no-such-program-here")
+
+
 @pytest.mark.parametrize("exit_call", ["sys.exit(0)", "os._exit(0)"])
 def test_calls_nobody_took_are_killed_at_exit(tmp_path, exit_call):
     pidfile = tmp_path / "pid"

@@ -2,7 +2,7 @@
 
 import json
 
-from am.store import encode
+from am.store import Store, encode
 
 
 def test_the_state_file_is_json_with_one_record_a_line():
@@ -19,3 +19,32 @@ def test_the_state_file_is_json_with_one_record_a_line():
     assert lines[1].startswith('"a1": {') and lines[2].startswith('"b2": {')  # sorted
     assert len(lines) == 4
     assert json.loads(encode({"format": 1, "agents": {}})) == {"format": 1, "agents": {}}
+
+
+def test_a_key_json_would_convert_is_written_as_json_writes_it():
+    data = {"format": 1, "agents": {1: {"id": "x"}}}
+    assert json.loads(encode(data)) == json.loads(json.dumps(data))
+
+
+def test_a_transaction_writes_only_a_change(tmp_path):
+    store = Store(tmp_path / "state.json", tmp_path / "state.lock")
+    with store.transaction() as agents:
+        agents["a1"] = {"id": "a1", "status": "running"}
+    written = (tmp_path / "state.json").stat()
+    with store.transaction() as agents:
+        agents["a1"]["status"] = "running"  # the same value: no change
+    assert (tmp_path / "state.json").stat().st_ino == written.st_ino  # not replaced
+    with store.transaction() as agents:
+        agents["a1"]["status"] = "exited"
+    assert (tmp_path / "state.json").stat().st_ino != written.st_ino  # control: replaced
+    assert store.agents()["a1"]["status"] == "exited"
+
+
+def test_the_old_indented_file_is_read_and_rewritten_once(tmp_path):
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps({"format": 1, "agents": {"a1": {"id": "a1"}}}, indent=1))
+    store = Store(path, tmp_path / "state.lock")
+    assert store.agents() == {"a1": {"id": "a1"}}
+    with store.transaction():
+        pass
+    assert path.read_text() == encode({"format": 1, "agents": {"a1": {"id": "a1"}}})
