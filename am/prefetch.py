@@ -55,23 +55,27 @@ def take(argv: Sequence[str], timeout: float | None = None):
         return None
     pid, r = entry
     deadline = None if timeout is None else time.monotonic() + timeout
+
+    def ready(fd) -> bool:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return bool(select.select([fd], [], [], left)[0])
+
+    timed_out = Result(124, "", f"{key[0]} timed out after {timeout}s")
     chunks = []
     with os.fdopen(r, "rb") as f:
         while True:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not select.select([f], [], [], left)[0]:
+            if not ready(f):
                 _kill(pid)
-                return Result(124, "", f"{key[0]} timed out after {timeout}s")
+                return timed_out
             data = os.read(f.fileno(), 65536)
             if not data:
                 break
             chunks.append(data)
     # Its output may end before it does: the deadline holds for its exit too.
     with _pidfd(pid) as done:
-        left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if done is not None and not select.select([done], [], [], left)[0]:
+        if done is not None and not ready(done):
             _kill(pid)
-            return Result(124, "", f"{key[0]} timed out after {timeout}s")
+            return timed_out
     _, status = os.waitpid(pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         return None

@@ -14,11 +14,14 @@ def run(args) -> int:
     layout = paths.layout()
     idle_after = health.idle_after(layout)
     store = open_store(layout)
+    first = True
     try:
         while True:
             began = time.monotonic()
             records = {args.id: store.get(args.id)} if args.id else store.agents()
-            earlystats.start(args.id, records)  # main began the first round's
+            if not first:  # main began the first round's, before its imports
+                earlystats.start(args.id, records)
+            first = False
             views = status.views(records, layout, everyone=not args.id)
             rows, warnings = health.collect(views, layout, idle_after)
             # A call begun for an agent that ended meanwhile was not taken: no zombie of it
