@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import socket
 import sys
 import threading
@@ -37,6 +38,7 @@ BURST = 256 << 10  # bytes read at once before the rate applies
 IDLE_EXIT = 30.0  # seconds without agents after which the keeper leaves (AM_KEEPER_IDLE)
 NETLOG_EVERY = 1.0  # seconds between looks at the size of each limited agent's network log
 PASTE_ON, PASTE_OFF = b"\x1b[?2004h", b"\x1b[?2004l"
+CONTAINER_ID = re.compile(r"[0-9a-f]{64}")  # what docker and podman 'create' print
 TERM_SIZE = (50, 200)  # rows, columns of a new agent's terminal (as tmux agents get)
 
 
@@ -185,7 +187,6 @@ def ensure(layout) -> None:
 def render(fmt: str, doc: dict) -> str:
     """FMT, a docker ``--format`` template of plain fields (``{{.State.Pid}}``), filled from
     the inspect document DOC as the CLI fills it (booleans as true/false)."""
-    import re
 
     def field(m) -> str:
         value = doc
@@ -238,6 +239,10 @@ class Watch:
         # A local podman's container folder, pid and id, from the watch's first inspect (its
         # pid is the same from 'init' on): each podman inspect costs tens of ms of CPU.
         self.static = self.pid = self.cid = self.born = None
+        # The container's id, from the first look: every later call names it, never the
+        # name, which a container made after 'am stop' (an 'am start', or anyone) reuses.
+        self.ref: str | None = None
+        self.superseded = False  # a later start of the agent has its own watch
 
     # -- engine ---------------------------------------------------------------------------
 
@@ -256,14 +261,19 @@ class Watch:
             from am import engineapi, proc
 
             try:
-                doc = engineapi.inspect(self.endpoint(), self.name)
+                doc = engineapi.inspect(self.endpoint(), self.target)
             except (OSError, ValueError):
                 doc = False
             if doc is None:
-                return proc.Result(1, "", f"Error: No such object: {self.name}")
+                return proc.Result(1, "", f"Error: No such object: {self.target}")
             if doc:
                 return proc.Result(0, render(fmt, doc), "")
-        return self.cli("inspect", "--format", fmt, self.name)
+        return self.cli("inspect", "--format", fmt, self.target)
+
+    @property
+    def target(self) -> str:
+        """What engine calls name: the container's id once seen, its name before."""
+        return self.ref or self.name
 
     def inspect(self, fmt: str) -> str | None:
         res = self.inspect_result(fmt)
@@ -273,12 +283,18 @@ class Watch:
         """The container's state (None: no such container); a local podman's folder, pid
         and id too, in the same call."""
         if self.api:
-            return self.inspect("{{.State.Status}}")
+            got = self.inspect("{{.State.Status}}\t{{.Id}}")
+            if got is None:
+                return None
+            state, _, cid = got.partition("\t")
+            self.ref = cid.strip() or None
+            return state
         got = self.inspect("{{.State.Status}}\t{{.StaticDir}}\t{{.State.Pid}}\t{{.Id}}")
         if got is None:
             return None
         state, static, pid, cid = (got.split("\t") + ["", "", ""])[:4]
         self.static = static or None
+        self.ref = cid or None
         if pid.isdigit() and pid != "0" and cid:
             self.seen(int(pid), cid)
         return state
@@ -314,7 +330,7 @@ class Watch:
         if self.api:
             from am import engineapi
 
-            self.stream, first = engineapi.attach(self.endpoint(), self.name)
+            self.stream, first = engineapi.attach(self.endpoint(), self.target)
             return first
         from am import engineapi
 
@@ -329,7 +345,7 @@ class Watch:
         from am import engineapi
 
         if self.api:
-            engineapi.resize(self.endpoint(), self.name, rows, cols)
+            engineapi.resize(self.endpoint(), self.target, rows, cols)
         elif self.conmon:
             self.conmon.resize(rows, cols)
 
@@ -377,7 +393,11 @@ class Watch:
             with contextlib.suppress(OSError):
                 self.stream.close()
         # The stream ends when the container does (or the engine went away): make sure.
-        while self.inspect("{{.State.Status}}") == "running" and not self.keeper.stopping:
+        while (
+            self.inspect("{{.State.Status}}") == "running"
+            and not self.keeper.stopping
+            and not self.superseded
+        ):
             time.sleep(1)
             try:
                 first = self.open_stream()
@@ -485,7 +505,7 @@ class Watch:
     def finish(self) -> None:
         """The container ended: record its exit code and OOM state, then remove it (and a
         limited agent's proxy and, unused, its outside network)."""
-        if self.done:
+        if self.done or self.superseded:
             return
         self.done = True
         self.launched.wait(330)  # the spawn's own start call, at most its timeout
@@ -519,7 +539,7 @@ class Watch:
             or marker.exists()
             or bool(killed and killed.killed),
         }
-        self.cli("rm", "--force", self.name)
+        self.cli("rm", "--force", self.target)
         if c.proxy:
             self.cli("rm", "--force", c.proxy)
         if c.egress:
@@ -555,16 +575,24 @@ class Keeper:
             return None
         return LaunchSpec.read(path)
 
-    def watch(self, agent_id: str, launched: bool = True) -> Watch | None:
+    def watch(self, agent_id: str, launched: bool = True, cid: str | None = None) -> Watch | None:
         """The watch of AGENT_ID, started if none runs. LAUNCHED: the container has been
-        started already (False only for a spawn, before its 'start')."""
+        started already (False only for a spawn, before its 'start'). CID: the id of the
+        container the spawn just made, when its engine said it."""
         with self.lock:
             w = self.watches.get(agent_id)
+            if w is not None and cid and w.ref and w.ref != cid and not w.done:
+                # A spawn or start made container CID: the watch of the one before (an
+                # 'am stop' removed it, and its end may not have reached that watch yet)
+                # must never record this one's end, nor remove it.
+                w.superseded = True
+                w = None
             if w is None or w.done:
                 spec = self.spec(agent_id)
                 if spec is None or spec.container is None:
                     return None
                 w = Watch(self, agent_id, spec)
+                w.ref = cid
                 w.resumed = launched
                 if launched:
                     w.launched.set()
@@ -623,7 +651,10 @@ class Keeper:
         if not isinstance(agent_id, str):
             return {"ok": False, "error": "no agent id"}
         if op == "watch":
-            w = self.watch(agent_id, launched=False)
+            cid = msg.get("cid")
+            if not isinstance(cid, str) or not CONTAINER_ID.fullmatch(cid):
+                cid = None
+            w = self.watch(agent_id, launched=False, cid=cid)
             if w is None:
                 return {"ok": False, "error": f"no spec for agent {agent_id}"}
             w.attached.wait(60)

@@ -202,3 +202,72 @@ def test_a_container_removed_behind_ams_back_is_not_running_forever(am, repo, en
     # the keeper read the engine's SIGTERM (143) or SIGKILL (137) if it saw the end before the
     # removal, else nothing is known
     assert info["exit_code"] in (None, 137, 143), info
+
+
+@pytest.mark.container
+def test_a_watch_acts_only_on_the_container_it_watched(am, engine, tmp_path):
+    """'am stop' removes an agent's container, and the next container of that name ('am
+    start', or anyone's) may exist before the old watch sees its end: that watch must never
+    record the new one's end as the agent's, nor remove it. Real engine, the keeper's own
+    Watch, driven by hand to hit the moment the race only sometimes reaches."""
+    import json
+    import uuid
+
+    from am import engineapi
+    from am.launchspec import ContainerSpec, LaunchSpec
+
+    name = f"am-watch-{uuid.uuid4().hex[:8]}"
+    label = ["--label", f"am.home={am.home}"]
+    api = engineapi.Endpoint(engineapi.DEFAULT_DOCKER).to_json() if engine == "docker" else None
+
+    def watch(n: int) -> keeper.Watch:
+        spec = LaunchSpec(
+            argv=["x"], cwd=str(tmp_path), env={}, log=str(tmp_path / "log"),
+            exit_file=str(tmp_path / f"exit{n}.json"),
+            container=ContainerSpec(engine=engine, name=name, api=api),
+        )  # fmt: skip
+        w = keeper.Watch(keeper.Keeper(home_layout(am.home)), "x", spec)
+        w.launched.set()
+        return w
+
+    def exists() -> bool:
+        return subprocess.run([engine, "inspect", name], capture_output=True).returncode == 0
+
+    subprocess.run([engine, "create", "--name", name, *label, "am-agent:latest", "true"],
+                   check=True, capture_output=True)  # fmt: skip
+    old = watch(1)
+    assert old.first_look() == "created" and old.ref
+    subprocess.run([engine, "rm", "--force", name], check=True, capture_output=True)
+    # the next container of that name, ended with a code of its own
+    subprocess.run([engine, "run", "--name", name, *label, "am-agent:latest", "sh", "-c", "exit 7"],
+                   capture_output=True)  # fmt: skip
+    assert exists()
+    old.finish()
+    assert exists(), "the old watch removed a container it never watched"
+    assert not (tmp_path / "exit1.json").exists()
+    # Positive control: a watch that names the container by its name alone (as the keeper
+    # did) takes the new container's end for its own, and removes it.
+    blind = watch(2)
+    blind.finish()
+    assert not exists()
+    assert json.loads((tmp_path / "exit2.json").read_text())["exit_code"] == 7
+
+
+@pytest.mark.container
+def test_an_agent_started_right_after_its_stop_is_watched_to_its_end(am, repo, engine):
+    """'am start' straight after 'am stop': the new container is the new watch's, typed
+    into, logged and recorded when it ends; the old watch leaves it alone."""
+    agent = am.spawn(
+        repo, "--container", "--runtime", engine, "--cmd",
+        'echo "ready $AM_RUN"; read line; echo "got $line"; exit 4',
+    )  # fmt: skip
+    am.wait_log(agent, "ready")
+    am("stop", agent)
+    am("start", agent)
+    assert am.info(agent)["status"] == "running"
+    wait_for(lambda: am("logs", agent).stdout.count("ready") == 2, 60)
+    am("send", agent, "hello")
+    info = am.wait_status(agent, "exited")
+    assert info["exit_code"] == 4, info
+    assert "got hello" in am("logs", agent).stdout
+    wait_for(lambda: container_names(engine, str(am.home)) == [], 60)

@@ -753,6 +753,7 @@ class Engine(Backend):
         res = proc.run(spec.argv, env=env, cwd=spec.cwd, timeout=300)
         if not res.ok:
             raise self.start_error(plan, res.err or res.out)
+        made = res.out.strip().splitlines()  # 'create' says the new container's id last
         from am import isolation
 
         # podman runs runsc with the flags it is given on this call, not those of the create.
@@ -767,7 +768,9 @@ class Engine(Backend):
         started = False
         self.seen_running.pop(plan.container, None)
         try:
-            keeper.request(layout, {"op": "watch", "id": plan.id})
+            keeper.request(
+                layout, {"op": "watch", "id": plan.id, "cid": made[-1] if made else None}
+            )
             res = self.start_container(plan.container, runtime_options)
             if not res.ok:
                 raise self.start_error(plan, res.err or res.out)
