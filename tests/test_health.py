@@ -499,3 +499,18 @@ def test_why_figures_are_missing():
     bogus = {**box, "id": "b", "runtime": None}
     figures, threads = health.live_figures([bogus])
     assert threads == [] and "names no backend" in figures["b"][1]
+
+
+def test_tables_show_an_id_that_looks_like_a_number_as_written():
+    """A hex id such as 497491e8 is also a float's notation: tabulate's guess turned it into
+    4.97491e+13 in am status (seen in a test run). am status, image and config keep text."""
+    from am.commands.status_ import table
+
+    row = {
+        "id": "497491e8", "status": "running", "health": "ok", "cpu_percent": 1.0,
+        "memory_bytes": None, "memory_limit_bytes": None, "pids": None, "pids_limit": None,
+        "uptime_seconds": 5, "idle_seconds": None, "exit_code": None,
+    }  # fmt: skip
+    for agent in ("497491e8", "00012e34"):
+        text = table([{**row, "id": agent}])
+        assert text.splitlines()[1].startswith(f"{agent}  running"), text

@@ -42,7 +42,9 @@ def run(args) -> int:
         [k, _show(s.value), s.source + ("" if s.source == "default" else f" ({s.origin})")]
         for k, s in settings.items()
     ]
-    print(tabulate(rows, headers=["KEY", "VALUE", "SOURCE"], tablefmt="plain"))
+    print(
+        tabulate(rows, headers=["KEY", "VALUE", "SOURCE"], tablefmt="plain", disable_numparse=True)
+    )
     print(
         "agents: "
         + ", ".join(

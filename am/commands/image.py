@@ -80,6 +80,7 @@ def ls(args) -> int:
             ],
             headers=["RUNTIME", "IMAGE", "ID", "SIZE", "AGENT CLIS"],
             tablefmt="plain",
+            disable_numparse=True,  # an id like 497491e8 is text, not 4.97491e+13
         )
     )
     return 0

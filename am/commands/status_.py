@@ -80,6 +80,7 @@ def table(rows: list[dict]) -> str:
             "EXIT",
         ],
         tablefmt="plain",
+        disable_numparse=True,  # an id like 497491e8 is text, not 4.97491e+13
     )
 
 
