@@ -39,6 +39,7 @@ IDLE_EXIT = 30.0  # seconds without agents after which the keeper leaves (AM_KEE
 NETLOG_EVERY = 1.0  # seconds between looks at the size of each limited agent's network log
 PASTE_ON, PASTE_OFF = b"\x1b[?2004h", b"\x1b[?2004l"
 CONTAINER_ID = re.compile(r"[0-9a-f]{64}")  # what docker and podman 'create' print
+START_WINDOW = 0.1  # seconds after a gated command's release in which an end is the spawn's
 TERM_SIZE = (50, 200)  # rows, columns of a new agent's terminal (as tmux agents get)
 
 
@@ -243,6 +244,8 @@ class Watch:
         # name, which a container made after 'am stop' (an 'am start', or anyone) reuses.
         self.ref: str | None = None
         self.superseded = False  # a later start of the agent has its own watch
+        self.released: float | None = None  # when a gated command was let go (am/gate.py)
+        self.stream_ended = threading.Event()
 
     # -- engine ---------------------------------------------------------------------------
 
@@ -376,9 +379,10 @@ class Watch:
                 self.finish()
             return
         log = open(self.spec.log, "ab", buffering=0)
-        self.attached.set()
+        gate = self.keeper.layout.gate_file(self.id) if self.container.gated else None
+        held = gate is not None and gate.exists()  # its command has not run yet
         if state == "running":
-            if self.resumed:
+            if self.resumed and not held:
                 # Nobody held the terminal while no keeper ran: say so where it shows.
                 log.write(
                     f"\r\n[am: {clock.iso()}: am's keeper was not running; output "
@@ -386,9 +390,16 @@ class Watch:
                 )
             with contextlib.suppress(Exception):
                 self.on_running()
+        if held:
+            if self.release(gate):
+                self.released = time.monotonic()
+            else:
+                self.error = f"{self.name} did not take its start signal (am/gate.py)"
+        self.attached.set()
         try:
             self.pump(first, log)
         finally:
+            self.stream_ended.set()
             log.close()
             with contextlib.suppress(OSError):
                 self.stream.close()
@@ -410,6 +421,12 @@ class Watch:
                 log.close()
         if not self.keeper.stopping:
             self.finish()
+
+    def release(self, path) -> bool:
+        """Let a gated container's command go, now that its terminal is held here."""
+        from am import gate
+
+        return gate.release(path, running=lambda: self.alive() is not False)
 
     def on_running(self) -> None:
         """Once the container runs: its terminal's size, and the watch of its cgroups."""
@@ -663,6 +680,11 @@ class Keeper:
             return {"ok": True}
         if op == "started":
             w = self.watches.get(agent_id)
+            if w and w.released is not None and not msg.get("failed"):
+                # A gated command runs from its release on, with no engine call after it to
+                # take time as 'start' did: an agent whose command cannot run ends within
+                # this window, and the spawn says so (docs/usage.md).
+                w.stream_ended.wait(START_WINDOW - (time.monotonic() - w.released))
             if w:
                 if msg.get("failed"):
                     w.abandoned = True

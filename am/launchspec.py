@@ -34,6 +34,7 @@ class ContainerSpec:
     log_max: int = 0
     proxy: str | None = None  # a limited agent's proxy container, removed with it
     egress: str | None = None  # am's own outside network, removed when unused
+    gated: bool = False  # started held: the keeper releases its gate once attached (am/gate.py)
 
 
 @dataclass(frozen=True)

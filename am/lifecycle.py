@@ -75,6 +75,7 @@ def delete(record: dict, store, layout) -> None:
         layout.exit_file(record["id"]),
         layout.health_file(record["id"]),
         layout.guest_file(record["id"]),
+        layout.gate_file(record["id"]),
         layout.run / f"{record['id']}.spec.json",
         layout.run / f"{record['id']}.start.lock",
         layout.log_file(record["id"]),

@@ -133,6 +133,11 @@ class Layout:
         """What the supervisor saw while the agent ran: an OOM kill, the pids limit hit."""
         return self.run / f"{agent_id}.health.json"
 
+    def gate_file(self, agent_id: str) -> Path:
+        """The FIFO a gated container agent's command waits on until am's keeper holds its
+        terminal (``am/gate.py``)."""
+        return self.run / f"{agent_id}.gate"
+
     def guest_file(self, agent_id: str) -> Path:
         """A gVisor agent's task count inside its sandbox, kept by the supervisor."""
         return self.run / f"{agent_id}.guest.json"

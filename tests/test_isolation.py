@@ -131,8 +131,40 @@ def test_agent_run_argv_under_gvisor(engine, tmp_path):
     for locked in ("--read-only", "--init", "no-new-privileges", "ALL"):
         assert locked in argv
     runc = engine.run_argv(plan_for("--cmd", "true", "--pids", "30", tmp=tmp_path), "/h", 0, 0)
-    assert head(runc) == [engine.runtime, "create"] and "--ulimit" not in runc
+    # a local podman's runc agent starts with one run, held by its gate (am/gate.py)
+    made = {"docker": ["docker", "create"], "podman": ["podman", "run", "--detach"]}
+    assert head(runc) == made[engine.runtime] and "--ulimit" not in runc
     assert runc[runc.index("--pids-limit") + 1] == "30"
+
+
+@pytest.mark.parametrize("network", ["none", "limited"])
+def test_a_local_podman_agent_waits_at_its_gate(tmp_path, monkeypatch, network):
+    """One 'run --detach': the gate's FIFO mounted read-only, and the gate the command's
+    outermost part (before a limited agent's relay, which would otherwise print or connect
+    first). Not under gVisor, not through a podman service, never docker."""
+    from am import gate
+    from am.paths import Layout
+
+    monkeypatch.delenv("CONTAINER_HOST", raising=False)
+    layout = Layout(tmp_path, tmp_path / "state", tmp_path / "agents", tmp_path / "data", tmp_path)
+    engine = Podman(layout=layout)
+    p = plan_for("--cmd", "echo hi", "--network", network, tmp=tmp_path)
+    assert engine.gated(p)
+    argv = engine.run_argv(p, "/h", 0, 0)
+    assert head(argv) == ["podman", "run", "--detach"]
+    fifo = layout.gate_file(p.id)
+    mount = f"type=bind,source={fifo},target={gate.TARGET},readonly"
+    assert argv[argv.index(mount) - 1] == "--mount"
+    command = argv[argv.index(p.image) + 1 :]
+    assert command[:4] == ["sh", "-c", gate.SCRIPT, "am-gate"]
+    assert command[-3:] == ["sh", "-c", "echo hi"]
+    assert engine.launch_spec(p).container.gated
+    under_gvisor = plan_for("--cmd", "true", "--isolation", "gvisor", tmp=tmp_path)
+    assert not engine.gated(under_gvisor)
+    assert gate.TARGET not in " ".join(engine.run_argv(under_gvisor, "/h", 0, 0))
+    assert not Docker(layout=layout).gated(p)
+    monkeypatch.setenv("CONTAINER_HOST", "unix:///nonexistent/podman.sock")
+    assert not Podman(layout=layout).gated(p)
 
 
 def test_proxy_of_a_gvisor_agent_runs_under_gvisor():

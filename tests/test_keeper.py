@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from containers import container_names
+from containers import container_names, engine_ready
 from helpers import home_layout, keeper_pid, stop_keeper
 
 from am import keeper
@@ -271,3 +271,78 @@ def test_an_agent_started_right_after_its_stop_is_watched_to_its_end(am, repo, e
     assert info["exit_code"] == 4, info
     assert "got hello" in am("logs", agent).stdout
     wait_for(lambda: container_names(engine, str(am.home)) == [], 60)
+
+
+@pytest.mark.container
+def test_a_gated_command_runs_only_once_released(am, tmp_path):
+    """The gate of a local podman agent (am/gate.py), on the real engine: its command waits
+    while the FIFO has a writer but no line; runs once the line comes; never runs if the
+    writer goes without one. The control: the same command without the gate runs at once."""
+    import errno
+    import uuid
+
+    from am import gate
+
+    engine = "podman"
+    engine_ready(engine)
+    mark = "RAN-" + uuid.uuid4().hex[:6]
+    names = []
+
+    def run(fifo=None) -> str:
+        name = f"am-gate-{uuid.uuid4().hex[:8]}"
+        names.append(name)
+        mount = ["--mount", f"type=bind,source={fifo},target={gate.TARGET},readonly"]
+        command = ["sh", "-c", f"echo {mark}; sleep 600"]
+        subprocess.run(
+            [engine, "run", "--detach", "--name", name, "--label", f"am.home={am.home}",
+             *(mount if fifo else []), "am-agent:latest",
+             *(gate.command(command) if fifo else command)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        return name
+
+    def ran(name) -> bool:
+        res = subprocess.run([engine, "logs", name], capture_output=True, text=True)
+        return mark in res.stdout
+
+    def writer(fifo) -> int:
+        """A writer's end, once the container's shell has opened the reading one."""
+        got = []
+
+        def opened():
+            try:
+                got.append(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError as e:
+                assert e.errno == errno.ENXIO
+            return bool(got)
+
+        wait_for(opened, 60)
+        return got[0]
+
+    try:
+        control = run()
+        wait_for(lambda: ran(control), 60)
+
+        fifo = tmp_path / "gate"
+        gate.make(fifo)
+        held = run(fifo)
+        fd = writer(fifo)  # the shell is past its open: in the read, waiting for the line
+        assert not ran(held)
+        os.write(fd, b"go\n")
+        os.close(fd)
+        wait_for(lambda: ran(held), 60)
+
+        gate.make(fifo)
+        refused = run(fifo)
+        os.close(writer(fifo))  # gone without the line
+        status = [engine, "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", refused]
+        wait_for(
+            lambda: subprocess.run(status, capture_output=True, text=True).stdout.startswith(
+                "exited"
+            ),
+            60,
+        )
+        assert subprocess.run(status, capture_output=True, text=True).stdout.split()[1] != "0"
+        assert not ran(refused)
+    finally:
+        subprocess.run([engine, "rm", "--force", *names], capture_output=True)

@@ -201,18 +201,32 @@ class Engine(Backend):
         i = head.index("run")
         return [*head[:i], "create", *head[i + 1 :]]
 
+    def gated(self, plan) -> bool:
+        """Whether PLAN's container starts with one ``run --detach``, its command held by a
+        gate until am's keeper holds its terminal (``am/gate.py``), rather than ``create``
+        and a later ``start``."""
+        return False
+
     def run_argv(self, plan, home: str, uid: int, gid: int) -> list[str]:
         """The command line that makes an agent's container, with its own terminal, detached
-        (``detached_head``)."""
-        from am import isolation
+        (``detached_head``), or, gated, started held (``am/gate.py``)."""
+        from am import gate, isolation
 
         limited = plan.network == "limited"
         if limited:
             from am.backends import network
         command = with_config_copies(plan.config_copies, plan.agent_argv())
+        command = network.wrap_command(command, plan.publish) if limited else command
         head = isolation.run_head(self.runtime, plan.isolation or isolation.DEFAULT, plan.network)
+        gated = self.gated(plan)
+        if gated:
+            i = head.index("run") + 1
+            head = [*head[:i], "--detach", *head[i:]]
+            gate_mount = ["--mount", mount_arg(self.layout.gate_file(plan.id), gate.TARGET, True)]
+        else:
+            head, gate_mount = self.detached_head(head), []
         argv = [
-            *self.detached_head(head),
+            *head,
             "--interactive",
             "--tty",
             "--pull",
@@ -237,6 +251,7 @@ class Engine(Backend):
             "--mount",
             mount_arg(Volume(plan.volume) if plan.volume else plan.workspace, WORKSPACE),
             *[a for m in plan.extra_mounts for a in ("--mount", mount_arg(*m))],
+            *gate_mount,
             "--workdir",
             WORKSPACE,
             "--env",
@@ -254,7 +269,7 @@ class Engine(Backend):
             ],
             "--",
             plan.image,
-            *(network.wrap_command(command, plan.publish) if limited else command),
+            *(gate.command(command) if gated else command),
         ]
         self.refuse_host_mounts(argv)
         return argv
@@ -708,6 +723,7 @@ class Engine(Backend):
             log_max=plan.log_max,
             proxy=plan.proxy or None,
             egress=plan.egress if plan.proxy and plan.egress == plan.managed_egress else None,
+            gated=self.gated(plan),
         )
         return LaunchSpec(
             argv=self.run_argv(plan, home, os.getuid(), os.getgid()),
@@ -747,20 +763,24 @@ class Engine(Backend):
     def start(self, plan, spec, layout) -> None:
         """Make and start the agent's container, detached, with am's keeper on its terminal
         before its first byte of output; raise with the engine's own words if it cannot."""
-        from am import keeper
+        from am import gate, keeper
 
         env = {**self.environ, **spec.env, **plan.secrets}  # --env NAME takes values here
+        gated = spec.container is not None and spec.container.gated
+        if gated:
+            gate.make(layout.gate_file(plan.id))
         res = proc.run(spec.argv, env=env, cwd=spec.cwd, timeout=300)
         if not res.ok:
+            gate.discard(layout.gate_file(plan.id))
             raise self.start_error(plan, res.err or res.out)
-        made = res.out.strip().splitlines()  # 'create' says the new container's id last
+        made = res.out.strip().splitlines()  # 'create' and 'run' say the container's id last
         from am import isolation
 
         # podman runs runsc with the flags it is given on this call, not those of the create.
         runtime_options = isolation.engine_options(
             self.runtime, plan.isolation or isolation.DEFAULT, plan.network
         )
-        if self.api is None:
+        if self.api is None and not gated:
             # A local podman's conmon, and its attach socket, come with 'init'.
             res = self.call(*runtime_options, "init", plan.container, timeout=300)
             if not res.ok:
@@ -771,9 +791,10 @@ class Engine(Backend):
             keeper.request(
                 layout, {"op": "watch", "id": plan.id, "cid": made[-1] if made else None}
             )
-            res = self.start_container(plan.container, runtime_options)
-            if not res.ok:
-                raise self.start_error(plan, res.err or res.out)
+            if not gated:  # a gated one runs, and the keeper has let its command go
+                res = self.start_container(plan.container, runtime_options)
+                if not res.ok:
+                    raise self.start_error(plan, res.err or res.out)
             started = True
         finally:
             # The keeper removes an ended container only after this word: an agent that

@@ -225,6 +225,14 @@ class Podman(Engine):
 
     permission_hint = "check the permissions of the Podman socket named by CONTAINER_HOST"
 
+    def gated(self, plan) -> bool:
+        # Local podman under runc: its keeper reads conmon's sockets, which 'run --detach'
+        # makes as 'init' did. (A podman service is reached through its API, as docker is;
+        # gVisor keeps create, init and start.)
+        from am import isolation
+
+        return self.api is None and (plan.isolation or isolation.DEFAULT) == "runc"
+
     def find_api(self, env):
         from am import engineapi, hostos
 

@@ -1,0 +1,82 @@
+"""The start gate of a local podman agent: one ``podman run --detach`` instead of ``create``,
+``init`` and ``start`` (three engine processes, the dearest part of a spawn at scale), and
+still not a byte of the agent's output before am's keeper holds its terminal.
+
+The container's first command is a shell that waits on a FIFO, bind-mounted read-only from
+am's run folder, and then becomes the agent's command. The keeper attaches to the
+terminal, and only then writes the one line that lets it go (``release``). The agent cannot
+write to the FIFO (read-only), and reading it again only blocks its own reader.
+"""
+
+import errno
+import os
+import select
+import stat
+import time
+from pathlib import Path
+
+TARGET = "/run/am-gate"  # where the FIFO is in the container
+# $0 is a name for error messages; the agent's command follows as "$@". A gate that cannot
+# be read is said, and the agent never runs unheld.
+SCRIPT = f'read -r _ < {TARGET} && exec "$@"'
+WAIT = 60.0  # seconds the keeper waits for the container's shell to open the FIFO
+
+
+def command(argv: list[str]) -> list[str]:
+    """ARGV behind the gate."""
+    return ["sh", "-c", SCRIPT, "am-gate", *argv]
+
+
+def make(path: Path) -> None:
+    """A fresh FIFO at PATH (a stale one, of a start that failed, replaced), readable by the
+    agent's user, whoever that is inside."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    os.mkfifo(path, 0o600)
+    os.chmod(path, 0o644)  # mkfifo's mode passes the umask (am's is 077)
+
+
+def discard(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def release(path: Path, running=lambda: True, wait: float = WAIT) -> bool:
+    """Let the command waiting on the FIFO PATH go: True once it has its line, or when there
+    is no gate (released before, by a keeper before this one). False when no reader came
+    within WAIT seconds, or RUNNING() said the container ended meanwhile."""
+    deadline = time.monotonic() + wait
+    checked = time.monotonic()
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return True
+        except OSError as e:
+            # ENXIO: nobody reads it yet (the container's shell is starting)
+            if e.errno != errno.ENXIO or time.monotonic() > deadline:
+                return False
+            if time.monotonic() - checked > 1:
+                checked = time.monotonic()
+                if not running():
+                    return False
+            time.sleep(0.005)
+            continue
+        try:
+            if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+                return False
+            os.write(fd, b"go\n")
+            # Its reader closes the FIFO once it has the line, right before it becomes the
+            # agent's command: a writer sees that as POLLERR. Returning then, not at the
+            # write, lets the spawn's look at an agent that ends at once see its end.
+            poll = select.poll()
+            poll.register(fd, 0)
+            poll.poll(max(0.0, deadline - time.monotonic()) * 1000)
+        finally:
+            os.close(fd)
+        discard(path)
+        return True
