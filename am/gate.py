@@ -2,10 +2,12 @@
 ``init`` and ``start`` (three engine processes, the dearest part of a spawn at scale), and
 still not a byte of the agent's output before am's keeper holds its terminal.
 
-The container's first command is a shell that waits on a FIFO, bind-mounted read-only from
-am's run folder, and then becomes the agent's command. The keeper attaches to the
-terminal, and only then writes the one line that lets it go (``release``). The agent cannot
-write to the FIFO (read-only), and reading it again only blocks its own reader.
+The container's first command is a shell that waits on a FIFO, bind-mounted from am's run
+folder, and then becomes the agent's command. The keeper attaches to the terminal, and only
+then writes the one line that lets it go (``release``), and removes the FIFO's host path.
+A read-only mount does not stop writes to a FIFO, so the agent (the FIFO's owner under a
+rootless podman) can write to it once it runs: nobody reads it then, and each start has a new
+FIFO, which only the watch that saw it releases.
 """
 
 import errno
@@ -45,10 +47,11 @@ def discard(path: Path) -> None:
         pass
 
 
-def release(path: Path, running=lambda: True, wait: float = WAIT) -> bool:
+def release(path: Path, running=lambda: True, same=None, wait: float = WAIT) -> bool:
     """Let the command waiting on the FIFO PATH go: True once it has its line, or when there
-    is no gate (released before, by a keeper before this one). False when no reader came
-    within WAIT seconds, or RUNNING() said the container ended meanwhile."""
+    is no gate (released before). False when no reader came within WAIT seconds, RUNNING()
+    turned false meanwhile (checked each second), or PATH is no longer the FIFO SAME
+    (st_dev, st_ino): a later start's gate is never released by the watch of an earlier."""
     deadline = time.monotonic() + wait
     checked = time.monotonic()
     while True:
@@ -67,7 +70,8 @@ def release(path: Path, running=lambda: True, wait: float = WAIT) -> bool:
             time.sleep(0.005)
             continue
         try:
-            if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            st = os.fstat(fd)
+            if not stat.S_ISFIFO(st.st_mode) or same not in (None, (st.st_dev, st.st_ino)):
                 return False
             os.write(fd, b"go\n")
             # Its reader closes the FIFO once it has the line, right before it becomes the
@@ -76,6 +80,8 @@ def release(path: Path, running=lambda: True, wait: float = WAIT) -> bool:
             poll = select.poll()
             poll.register(fd, 0)
             poll.poll(max(0.0, deadline - time.monotonic()) * 1000)
+        except OSError:  # EPIPE: its reader went between the open and the write
+            return False
         finally:
             os.close(fd)
         discard(path)

@@ -162,6 +162,11 @@ def request(layout, message: dict, timeout: float = 60, start_keeper: bool = Tru
                     data += chunk
             except (ConnectionResetError, BrokenPipeError):
                 data = b""
+            except TimeoutError:
+                raise AmError(
+                    f"am's keeper did not answer within {timeout:.0f} s",
+                    f"see {layout.run / 'keeper.err'}",
+                ) from None
         if data or time.monotonic() > deadline:
             break
         # Reset unanswered: a keeper leaving as this connected never took the request (it
@@ -246,6 +251,7 @@ class Watch:
         self.superseded = False  # a later start of the agent has its own watch
         self.released: float | None = None  # when a gated command was let go (am/gate.py)
         self.stream_ended = threading.Event()
+        self.gate_lock = threading.Lock()
 
     # -- engine ---------------------------------------------------------------------------
 
@@ -292,15 +298,42 @@ class Watch:
             state, _, cid = got.partition("\t")
             self.ref = cid.strip() or None
             return state
-        got = self.inspect("{{.State.Status}}\t{{.StaticDir}}\t{{.State.Pid}}\t{{.Id}}")
+        if self.container.gated and self.quick_look():
+            return "running"
+        got = self.inspect(
+            "{{.State.Status}}\t{{.StaticDir}}\t{{.State.Pid}}\t{{.Id}}\t{{.PidFile}}"
+        )
         if got is None:
             return None
-        state, static, pid, cid = (got.split("\t") + ["", "", ""])[:4]
+        state, static, pid, cid, pidfile = (got.split("\t") + ["", "", "", ""])[:5]
         self.static = static or None
         self.ref = cid or None
         if pid.isdigit() and pid != "0" and cid:
             self.seen(int(pid), cid)
+            self.keeper.learn_paths(self.env, cid, static, pidfile)
         return state
+
+    def quick_look(self) -> bool:
+        """A gated container its spawn just ran (its id known), seen without an engine call:
+        its folders are where podman put the last container's, with this id; its pid from
+        conmon's pid file, running and in a cgroup that names the container. False (ask the
+        engine) when anything of that does not hold."""
+        paths = self.keeper.paths_of(self.env, self.ref) if self.ref else None
+        if not paths:
+            return False
+        static, pidfile = paths
+        try:
+            text = Path(pidfile).read_text()
+        except OSError:
+            return False
+        if not text.strip().isdigit() or not (Path(static) / "attach").exists():
+            return False
+        self.seen(int(text), self.ref)
+        if self.alive() is not True:
+            self.pid = self.cid = self.born = None
+            return False
+        self.static = static
+        return True
 
     def seen(self, pid: int, cid: str) -> None:
         """The container's first process, as its engine just named it, and when it started:
@@ -368,6 +401,7 @@ class Watch:
         if state is None:
             return  # removed (am stop, am rm): nothing to record
         if state in ("exited", "dead", "stopped"):
+            self.attached.set()  # the spawn's 'started' lets finish() go on
             self.finish()
             return
         try:
@@ -379,8 +413,7 @@ class Watch:
                 self.finish()
             return
         log = open(self.spec.log, "ab", buffering=0)
-        gate = self.keeper.layout.gate_file(self.id) if self.container.gated else None
-        held = gate is not None and gate.exists()  # its command has not run yet
+        held = self.container.gated and self.gate.exists()  # its command has not run yet
         if state == "running":
             if self.resumed and not held:
                 # Nobody held the terminal while no keeper ran: say so where it shows.
@@ -390,11 +423,6 @@ class Watch:
                 )
             with contextlib.suppress(Exception):
                 self.on_running()
-        if held:
-            if self.release(gate):
-                self.released = time.monotonic()
-            else:
-                self.error = f"{self.name} did not take its start signal (am/gate.py)"
         self.attached.set()
         try:
             self.pump(first, log)
@@ -422,11 +450,32 @@ class Watch:
         if not self.keeper.stopping:
             self.finish()
 
-    def release(self, path) -> bool:
-        """Let a gated container's command go, now that its terminal is held here."""
+    @property
+    def gate(self) -> Path:
+        return self.keeper.layout.gate_file(self.id)
+
+    def release(self) -> bool:
+        """Let a gated container's command go, now that its terminal is held here; asked by
+        the spawn that made it (a container whose spawn died stays held, never run, as a
+        created one stayed). Only the FIFO there now, made by that spawn, and only while
+        this watch's container runs."""
         from am import gate
 
-        return gate.release(path, running=lambda: self.alive() is not False)
+        with self.gate_lock:
+            if self.released is not None:
+                return True
+            try:
+                fifo = os.stat(self.gate)
+            except FileNotFoundError:
+                return False
+
+            def waiting() -> bool:
+                return not self.superseded and not self.keeper.stopping and self.alive() is True
+
+            if not gate.release(self.gate, running=waiting, same=(fifo.st_dev, fifo.st_ino)):
+                return False
+            self.released = time.monotonic()
+            return True
 
     def on_running(self) -> None:
         """Once the container runs: its terminal's size, and the watch of its cgroups."""
@@ -557,10 +606,13 @@ class Watch:
             or bool(killed and killed.killed),
         }
         self.cli("rm", "--force", self.target)
-        if c.proxy:
+        # A later start's container, proxy and end are its own watch's (a name is reused).
+        if c.proxy and not self.superseded:
             self.cli("rm", "--force", c.proxy)
-        if c.egress:
+        if c.egress and not self.superseded:
             self.cli("network", "rm", c.egress)
+        if self.superseded:
+            return
         result["finished"] = clock.iso()
         started = self.spec.started_at
         if started:
@@ -576,10 +628,27 @@ class Keeper:
         self.last_busy = time.monotonic()
         self.stopping = False
         self.serving = 0  # requests accepted and not yet answered
+        self.podman_paths: dict[str, tuple[list[str], list[str]]] = {}  # learn_paths
         try:
             self.idle_exit = float(os.environ.get("AM_KEEPER_IDLE") or IDLE_EXIT)
         except ValueError:
             self.idle_exit = IDLE_EXIT
+
+    def learn_paths(self, env: dict | None, cid: str, static: str, pidfile: str) -> None:
+        """Where a local podman (with ENV) keeps a container's folder and pid file, learnt
+        from one container's inspect: both name its id once."""
+        if CONTAINER_ID.fullmatch(cid) and static.count(cid) == 1 and pidfile.count(cid) == 1:
+            self.podman_paths[json.dumps(env, sort_keys=True)] = (
+                static.split(cid),
+                pidfile.split(cid),
+            )
+
+    def paths_of(self, env: dict | None, cid: str) -> tuple[str, str] | None:
+        """Container CID's folder and pid file, as ``learn_paths`` learnt them; None before."""
+        learnt = self.podman_paths.get(json.dumps(env, sort_keys=True))
+        if not learnt or not CONTAINER_ID.fullmatch(cid):
+            return None
+        return cid.join(learnt[0]), cid.join(learnt[1])
 
     def spec(self, agent_id: str) -> LaunchSpec | None:
         """AGENT_ID's launch spec; None when it has none. A spec that is not what am wrote
@@ -598,7 +667,7 @@ class Keeper:
         container the spawn just made, when its engine said it."""
         with self.lock:
             w = self.watches.get(agent_id)
-            if w is not None and cid and w.ref and w.ref != cid and not w.done:
+            if w is not None and cid and w.ref and w.ref != cid:
                 # A spawn or start made container CID: the watch of the one before (an
                 # 'am stop' removed it, and its end may not have reached that watch yet)
                 # must never record this one's end, nor remove it.
@@ -674,9 +743,12 @@ class Keeper:
             w = self.watch(agent_id, launched=False, cid=cid)
             if w is None:
                 return {"ok": False, "error": f"no spec for agent {agent_id}"}
-            w.attached.wait(60)
+            if not w.attached.wait(60):
+                return {"ok": False, "error": f"am's keeper could not attach to {w.name} in 60 s"}
             if w.error:
                 return {"ok": False, "error": w.error}
+            if w.container.gated:
+                return {"ok": True, "released": w.release()}
             return {"ok": True}
         if op == "started":
             w = self.watches.get(agent_id)

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from containers import ENGINES, engine_ready, remove_containers
 
+from am import gate
+
 pytestmark = pytest.mark.container
 
 # A profile from the config file: prints hashes of its two secrets (never the values), reads a
@@ -209,7 +211,7 @@ def test_mount_agent_config_exposes_only_the_credentials(am, repo, tmp_path, eng
         assert sorted(
             (m["Source"], m["Destination"], m["RW"])
             for m in mounts
-            if m["Destination"] not in ("/workspace", "/etc/passwd", "/etc/group")
+            if m["Destination"] not in ("/workspace", "/etc/passwd", "/etc/group", gate.TARGET)
         ) == [
             (
                 str(home / ".claude/.credentials.json"),

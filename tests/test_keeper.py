@@ -346,3 +346,36 @@ def test_a_gated_command_runs_only_once_released(am, tmp_path):
         assert not ran(refused)
     finally:
         subprocess.run([engine, "rm", "--force", *names], capture_output=True)
+
+
+@pytest.mark.container
+def test_the_keeper_asks_podman_once_for_a_run_of_gated_agents(am, repo, tmp_path):
+    """Each podman client costs tens of ms of CPU: the keeper inspects the first gated
+    agent's container, learns where podman keeps a container's folder and pid file, and
+    sees the next ones run from there (conmon's pid file, /proc), asking nothing. Those
+    agents are still held until attached, typed into, and their end recorded."""
+    engine_ready("podman")
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    calls = tmp_path / "calls"
+    real = subprocess.run(["sh", "-c", "command -v podman"], capture_output=True, text=True)
+    (shim / "podman").write_text(
+        f'#!/bin/sh\nprintf "%s\\n" "$*" >> {calls}\nexec {real.stdout.strip()} "$@"\n'
+    )
+    (shim / "podman").chmod(0o755)
+    env = {"PATH": f"{shim}:{os.environ['PATH']}"}
+    stop_keeper(am.home)  # the keeper starts with the spawn's PATH: the shim counts its calls
+    first = am.spawn(repo, "--container", "--runtime", "podman", "--cmd", "echo one; sleep 600",
+                     env=env)  # fmt: skip
+    second = am.spawn(
+        repo, "--container", "--runtime", "podman", "--cmd",
+        'echo two; read line; echo "got $line"; exit 6', env=env,
+    )  # fmt: skip
+    inspects = [c for c in calls.read_text().splitlines() if c.startswith("inspect ")]
+    assert len(inspects) == 1, inspects  # the control: the first one is counted
+    am.wait_log(first, "one")
+    am.wait_log(second, "two")
+    am("send", second, "hello")
+    info = am.wait_status(second, "exited")
+    assert info["exit_code"] == 6, info
+    assert "got hello" in am("logs", second).stdout

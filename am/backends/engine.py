@@ -788,15 +788,26 @@ class Engine(Backend):
         started = False
         self.seen_running.pop(plan.container, None)
         try:
-            keeper.request(
+            answer = keeper.request(
                 layout, {"op": "watch", "id": plan.id, "cid": made[-1] if made else None}
             )
+            if gated and "released" not in answer:
+                # A keeper of an older am (it runs on while agents do) attached, and knows
+                # no gate: let the command go from here.
+                answer["released"] = gate.release(
+                    layout.gate_file(plan.id),
+                    running=lambda: self.container_running(plan.container),
+                )
+            if gated and not answer["released"]:
+                raise AmError(f"container {plan.container} did not take its start signal")
             if not gated:  # a gated one runs, and the keeper has let its command go
                 res = self.start_container(plan.container, runtime_options)
                 if not res.ok:
                     raise self.start_error(plan, res.err or res.out)
             started = True
         finally:
+            if gated and not started:
+                gate.discard(layout.gate_file(plan.id))
             # The keeper removes an ended container only after this word: an agent that
             # exits at once is recorded, never found gone by the start above; a failed
             # start is left to the spawn's undo.

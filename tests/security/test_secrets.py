@@ -12,6 +12,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from helpers import home_layout
+
+from am import gate
 
 PROPERTY = "4 secrets stay out"
 pytestmark = pytest.mark.container
@@ -69,7 +72,11 @@ def test_no_engine_socket_and_only_the_workspace(am, repo, engine):
     log = am.wait_log(agent, "SOCKS-DONE")
     assert "SOCK:" not in log
     ws = str(am.home / "agents" / agent)
-    assert mounts(engine, f"am-{agent}") == sorted([(ws, "/workspace", True), *identity(am, agent)])
+    # and a local podman agent's start gate, read-only from am's run folder (am/gate.py)
+    gated = [(str(home_layout(am.home).gate_file(agent)), gate.TARGET, False)]
+    assert mounts(engine, f"am-{agent}") == sorted(
+        [(ws, "/workspace", True), *identity(am, agent), *(gated if engine == "podman" else [])]
+    )
     host = inspect(engine, f"am-{agent}")["HostConfig"]
     assert not host.get("Privileged")
     am("stop", agent)
@@ -149,5 +156,11 @@ def test_env_values_are_passed_not_parsed(am, repo, engine, value):
     assert f"V:{expect}" in log.replace("\r", ""), log
     info = inspect(engine, f"am-{agent}")
     assert not info["HostConfig"].get("Privileged")
-    assert len(info["Mounts"]) == 1 + len(identity(am, agent))
+    # besides the workspace (and as root the identity files): a local podman agent's start
+    # gate, its FIFO from am's run folder, read-only (am/gate.py)
+    gates = [m for m in info["Mounts"] if m["Destination"] == gate.TARGET]
+    assert gates == [] if engine == "docker" else len(gates) == 1, info["Mounts"]
+    for m in gates:
+        assert m["Source"] == str(home_layout(am.home).gate_file(agent)) and not m["RW"]
+    assert len(info["Mounts"]) == 1 + len(identity(am, agent)) + len(gates)
     am("stop", agent)
