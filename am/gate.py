@@ -29,19 +29,30 @@ def command(argv: list[str]) -> list[str]:
     return ["sh", "-c", SCRIPT, "am-gate", *argv]
 
 
-def make(path: Path) -> None:
+def make(path: Path) -> tuple[int, int]:
     """A fresh FIFO at PATH (a stale one, of a start that failed, replaced), readable by the
-    agent's user, whoever that is inside."""
+    agent's user, whoever that is inside; its (st_dev, st_ino), which names this one."""
     try:
         path.unlink()
     except FileNotFoundError:
         pass
-    os.mkfifo(path, 0o600)
-    os.chmod(path, 0o644)  # mkfifo's mode passes the umask (am's is 077)
-
-
-def discard(path: Path) -> None:
+    umask = os.umask(0o022)  # am's own (077) would leave it unreadable to the agent's user
     try:
+        os.mkfifo(path, 0o644)
+    finally:
+        os.umask(umask)
+    st = os.lstat(path)
+    return st.st_dev, st.st_ino
+
+
+def discard(path: Path, same: tuple[int, int] | None = None) -> None:
+    """Remove the FIFO at PATH; with SAME, only if it is still that one (another start of
+    the agent may have made its own since)."""
+    try:
+        if same is not None:
+            st = os.lstat(path)
+            if (st.st_dev, st.st_ino) != same:
+                return
         path.unlink()
     except FileNotFoundError:
         pass
@@ -49,16 +60,23 @@ def discard(path: Path) -> None:
 
 def release(path: Path, running=lambda: True, same=None, wait: float = WAIT) -> bool:
     """Let the command waiting on the FIFO PATH go: True once it has its line, or when there
-    is no gate (released before). False when no reader came within WAIT seconds, RUNNING()
-    turned false meanwhile (checked each second), or PATH is no longer the FIFO SAME
-    (st_dev, st_ino): a later start's gate is never released by the watch of an earlier."""
+    is no gate and no SAME (released before). False when no reader came within WAIT
+    seconds, RUNNING() turned false meanwhile (checked each second), or PATH is no longer
+    the FIFO SAME (st_dev, st_ino): a later start's gate is never released by the watch of
+    an earlier one."""
     deadline = time.monotonic() + wait
     checked = time.monotonic()
     while True:
         try:
+            if same is not None:
+                # Never open another start's FIFO: a writer that leaves without the line
+                # would end its shell (EOF), and so that agent.
+                st = os.lstat(path)
+                if (st.st_dev, st.st_ino) != same:
+                    return False
             fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
-            return True
+            return same is None  # SAME's FIFO is gone: never delivered
         except OSError as e:
             # ENXIO: nobody reads it yet (the container's shell is starting)
             if e.errno != errno.ENXIO or time.monotonic() > deadline:
@@ -84,5 +102,5 @@ def release(path: Path, running=lambda: True, same=None, wait: float = WAIT) -> 
             return False
         finally:
             os.close(fd)
-        discard(path)
+        discard(path, same)
         return True

@@ -252,6 +252,7 @@ class Watch:
         self.released: float | None = None  # when a gated command was let go (am/gate.py)
         self.stream_ended = threading.Event()
         self.gate_lock = threading.Lock()
+        self.holding = False
 
     # -- engine ---------------------------------------------------------------------------
 
@@ -346,10 +347,12 @@ class Watch:
         if not self.pid or not self.cid:
             return None
         stat = _stat_fields(self.pid)
+        if not stat:
+            return False  # no such process (any later one with its pid has a /proc entry)
         try:
             cgroup = Path(f"/proc/{self.pid}/cgroup").read_text()
         except OSError:
-            return None
+            return False
         # The same start time and a cgroup that names the container: not another process
         # with the pid since (one the agent made could name any cgroup below its own).
         if not stat or stat[19:20] != self.born or self.cid not in cgroup:
@@ -392,7 +395,11 @@ class Watch:
             self._run()
         except Exception as e:  # never let one agent's trouble end the keeper
             print(f"{clock.iso()} {self.id}: {e!r}", file=sys.stderr, flush=True)
+            if not self.attached.is_set():
+                self.error = f"am's keeper could not hold {self.name}'s terminal: {e}"
         finally:
+            if not self.attached.is_set() and not self.error:
+                self.error = f"am's keeper found no container {self.name}"
             self.attached.set()
             self.keeper.forget(self)
 
@@ -423,6 +430,7 @@ class Watch:
                 )
             with contextlib.suppress(Exception):
                 self.on_running()
+        self.holding = True  # its terminal is read from here on: a gate may be released
         self.attached.set()
         try:
             self.pump(first, log)
@@ -454,25 +462,26 @@ class Watch:
     def gate(self) -> Path:
         return self.keeper.layout.gate_file(self.id)
 
-    def release(self) -> bool:
+    def release(self, fifo: tuple[int, int]) -> bool:
         """Let a gated container's command go, now that its terminal is held here; asked by
         the spawn that made it (a container whose spawn died stays held, never run, as a
-        created one stayed). Only the FIFO there now, made by that spawn, and only while
-        this watch's container runs."""
+        created one stayed). Only the FIFO FIFO (st_dev, st_ino) that spawn made, only while
+        this watch holds the terminal of the container it runs."""
         from am import gate
+
+        def waiting() -> bool:
+            return (
+                self.holding
+                and not self.done
+                and not self.superseded
+                and not self.keeper.stopping
+                and self.alive() is not False
+            )
 
         with self.gate_lock:
             if self.released is not None:
                 return True
-            try:
-                fifo = os.stat(self.gate)
-            except FileNotFoundError:
-                return False
-
-            def waiting() -> bool:
-                return not self.superseded and not self.keeper.stopping and self.alive() is True
-
-            if not gate.release(self.gate, running=waiting, same=(fifo.st_dev, fifo.st_ino)):
+            if not waiting() or not gate.release(self.gate, running=waiting, same=fifo):
                 return False
             self.released = time.monotonic()
             return True
@@ -667,12 +676,15 @@ class Keeper:
         container the spawn just made, when its engine said it."""
         with self.lock:
             w = self.watches.get(agent_id)
-            if w is not None and cid and w.ref and w.ref != cid:
+            if w is not None and cid and (w.error or (w.ref and w.ref != cid)):
                 # A spawn or start made container CID: the watch of the one before (an
                 # 'am stop' removed it, and its end may not have reached that watch yet)
                 # must never record this one's end, nor remove it.
                 w.superseded = True
                 w = None
+            if w is not None and not w.done and not launched:
+                w.launched.clear()  # a keeper's own watch, now the spawn's: it says 'started'
+                w.resumed = False
             if w is None or w.done:
                 spec = self.spec(agent_id)
                 if spec is None or spec.container is None:
@@ -732,7 +744,7 @@ class Keeper:
     def handle(self, msg: dict) -> dict:
         op = msg.get("op")
         if op == "ping":
-            return {"ok": True, "pid": os.getpid()}
+            return {"ok": True, "pid": os.getpid(), "gate": True}
         agent_id = msg.get("id")
         if not isinstance(agent_id, str):
             return {"ok": False, "error": "no agent id"}
@@ -747,11 +759,20 @@ class Keeper:
                 return {"ok": False, "error": f"am's keeper could not attach to {w.name} in 60 s"}
             if w.error:
                 return {"ok": False, "error": w.error}
-            if w.container.gated:
-                return {"ok": True, "released": w.release()}
+            fifo = msg.get("gate")
+            if w.container.gated and fifo is not None:
+                ok = (
+                    isinstance(fifo, list)
+                    and len(fifo) == 2
+                    and all(isinstance(n, int) for n in fifo)
+                    and w.release((fifo[0], fifo[1]))
+                )
+                return {"ok": True, "released": ok}
             return {"ok": True}
         if op == "started":
             w = self.watches.get(agent_id)
+            if w and msg.get("cid") and w.ref and w.ref != msg.get("cid"):
+                w = None  # another start's watch: this spawn's container is not its
             if w and w.released is not None and not msg.get("failed"):
                 # A gated command runs from its release on, with no engine call after it to
                 # take time as 'start' did: an agent whose command cannot run ends within

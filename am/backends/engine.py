@@ -119,6 +119,15 @@ COPY_CONFIG = (
 )
 
 
+def keeper_gates(layout) -> bool:
+    """Whether the keeper of LAYOUT's AM_HOME releases start gates: one of an older am (it
+    runs on, across an upgrade, while it has agents) does not, and its agents start with
+    ``create`` and ``start`` as it expects."""
+    from am import keeper
+
+    return keeper.request(layout, {"op": "ping"}).get("gate") is True
+
+
 def with_config_copies(paths: list[str], command: list[str]) -> list[str]:
     """COMMAND, first copying --mount-agent-config's PATHS (relative to the home) into the
     container's own home."""
@@ -207,9 +216,10 @@ class Engine(Backend):
         and a later ``start``."""
         return False
 
-    def run_argv(self, plan, home: str, uid: int, gid: int) -> list[str]:
+    def run_argv(self, plan, home: str, uid: int, gid: int, gated: bool | None = None) -> list[str]:
         """The command line that makes an agent's container, with its own terminal, detached
-        (``detached_head``), or, gated, started held (``am/gate.py``)."""
+        (``detached_head``), or, GATED (``self.gated(plan)`` unless given), started held
+        (``am/gate.py``)."""
         from am import gate, isolation
 
         limited = plan.network == "limited"
@@ -218,7 +228,7 @@ class Engine(Backend):
         command = with_config_copies(plan.config_copies, plan.agent_argv())
         command = network.wrap_command(command, plan.publish) if limited else command
         head = isolation.run_head(self.runtime, plan.isolation or isolation.DEFAULT, plan.network)
-        gated = self.gated(plan)
+        gated = self.gated(plan) if gated is None else gated
         if gated:
             i = head.index("run") + 1
             head = [*head[:i], "--detach", *head[i:]]
@@ -723,10 +733,10 @@ class Engine(Backend):
             log_max=plan.log_max,
             proxy=plan.proxy or None,
             egress=plan.egress if plan.proxy and plan.egress == plan.managed_egress else None,
-            gated=self.gated(plan),
+            gated=self.gated(plan) and keeper_gates(self.layout),
         )
         return LaunchSpec(
-            argv=self.run_argv(plan, home, os.getuid(), os.getgid()),
+            argv=self.run_argv(plan, home, os.getuid(), os.getgid(), gated=container.gated),
             cwd=str(self.client_dir(plan)),
             env=env,
             container=container,
@@ -767,13 +777,14 @@ class Engine(Backend):
 
         env = {**self.environ, **spec.env, **plan.secrets}  # --env NAME takes values here
         gated = spec.container is not None and spec.container.gated
-        if gated:
-            gate.make(layout.gate_file(plan.id))
+        fifo = gate.make(layout.gate_file(plan.id)) if gated else None
         res = proc.run(spec.argv, env=env, cwd=spec.cwd, timeout=300)
         if not res.ok:
-            gate.discard(layout.gate_file(plan.id))
+            if fifo:
+                gate.discard(layout.gate_file(plan.id), fifo)
             raise self.start_error(plan, res.err or res.out)
         made = res.out.strip().splitlines()  # 'create' and 'run' say the container's id last
+        cid = made[-1] if made else None
         from am import isolation
 
         # podman runs runsc with the flags it is given on this call, not those of the create.
@@ -789,31 +800,29 @@ class Engine(Backend):
         self.seen_running.pop(plan.container, None)
         try:
             answer = keeper.request(
-                layout, {"op": "watch", "id": plan.id, "cid": made[-1] if made else None}
+                layout,
+                {"op": "watch", "id": plan.id, "cid": cid, "gate": list(fifo) if fifo else None},
+                timeout=gate.WAIT + 90,  # its attach (60 s at most), then the release
             )
-            if gated and "released" not in answer:
-                # A keeper of an older am (it runs on while agents do) attached, and knows
-                # no gate: let the command go from here.
-                answer["released"] = gate.release(
-                    layout.gate_file(plan.id),
-                    running=lambda: self.container_running(plan.container),
+            if fifo and answer.get("released") is not True:
+                raise AmError(
+                    f"am's keeper did not let container {plan.container} start",
+                    f"see {layout.run / 'keeper.err'}",
                 )
-            if gated and not answer["released"]:
-                raise AmError(f"container {plan.container} did not take its start signal")
             if not gated:  # a gated one runs, and the keeper has let its command go
                 res = self.start_container(plan.container, runtime_options)
                 if not res.ok:
                     raise self.start_error(plan, res.err or res.out)
             started = True
         finally:
-            if gated and not started:
-                gate.discard(layout.gate_file(plan.id))
+            if fifo and not started:
+                gate.discard(layout.gate_file(plan.id), fifo)
             # The keeper removes an ended container only after this word: an agent that
             # exits at once is recorded, never found gone by the start above; a failed
             # start is left to the spawn's undo.
             with contextlib.suppress(AmError):
                 answer = keeper.request(
-                    layout, {"op": "started", "id": plan.id, "failed": not started}
+                    layout, {"op": "started", "id": plan.id, "cid": cid, "failed": not started}
                 )
                 # The keeper saw its process in /proc: no engine call to ask again.
                 self.seen_running[plan.container] = answer.get("running") is True

@@ -152,4 +152,4 @@ def test_a_watch_tells_its_process_from_one_that_took_its_pid(tmp_path):
         child.kill()
         child.wait()
     w.seen(child.pid, ":")
-    assert w.alive() is None  # gone (reaped)
+    assert w.alive() is False  # gone (reaped): no process has its pid now
