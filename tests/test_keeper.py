@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from containers import container_names, engine_ready
+from containers import container_names, engine_ready, remove_containers
 from helpers import home_layout, keeper_pid, stop_keeper
 
 from am import keeper
@@ -365,6 +365,13 @@ def test_the_keeper_asks_podman_once_for_a_run_of_gated_agents(am, repo, tmp_pat
     (shim / "podman").chmod(0o755)
     env = {"PATH": f"{shim}:{os.environ['PATH']}"}
     stop_keeper(am.home)  # the keeper starts with the spawn's PATH: the shim counts its calls
+    try:
+        spawn_two_counting_inspects(am, repo, env, calls)
+    finally:
+        remove_containers("podman", str(am.home))
+
+
+def spawn_two_counting_inspects(am, repo, env, calls):
     first = am.spawn(repo, "--container", "--runtime", "podman", "--cmd", "echo one; sleep 600",
                      env=env)  # fmt: skip
     second = am.spawn(
