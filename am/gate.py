@@ -32,15 +32,11 @@ def command(argv: list[str]) -> list[str]:
 def make(path: Path) -> tuple[int, int]:
     """A fresh FIFO at PATH (a stale one, of a start that failed, replaced), readable by the
     agent's user, whoever that is inside; its (st_dev, st_ino), which names this one."""
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-    umask = os.umask(0o022)  # am's own (077) would leave it unreadable to the agent's user
-    try:
+    from am import paths
+
+    path.unlink(missing_ok=True)
+    with paths.umask(0o022):  # am's own (077) would leave it unreadable to the agent's user
         os.mkfifo(path, 0o644)
-    finally:
-        os.umask(umask)
     st = os.lstat(path)
     return st.st_dev, st.st_ino
 

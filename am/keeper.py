@@ -355,7 +355,7 @@ class Watch:
             return False
         # The same start time and a cgroup that names the container: not another process
         # with the pid since (one the agent made could name any cgroup below its own).
-        if not stat or stat[19:20] != self.born or self.cid not in cgroup:
+        if stat[19:20] != self.born or self.cid not in cgroup:
             return None
         return stat[0] not in ("Z", "X")
 
