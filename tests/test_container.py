@@ -315,29 +315,37 @@ def engine_attach_running(engine: str, container: str) -> bool:
 
 def test_a_spawn_runs_few_engine_clients(am, engine):
     """Each engine client process costs tens of ms of CPU, paid per agent at scale: a docker
-    spawn runs one (create; the rest goes over the API socket), podman two (image inspect, and
-    one run, its command held until the keeper holds its terminal: am/gate.py; the keeper
-    sees it run in /proc). The agent still runs, logs."""
-    res = am(
-        "spawn",
-        str(am.repo),
-        "--container",
-        "--runtime",
-        engine,
-        "--cmd",
-        "echo up; sleep 60",
-        env={"AM_DEBUG": "1"},
-    )
-    agent = res.stdout.strip().splitlines()[-1]
-    calls = [
-        line.split()[3]
-        for line in res.stderr.splitlines()
-        if line.startswith(f"am: debug: {engine} ")
-    ]
-    want = ["create"] if engine == "docker" else ["image", "run"]
-    assert calls == want
-    assert am.info(agent)["status"] == "running"
-    wait_for(lambda: "up" in am("logs", agent).stdout, what="the agent's output in its log")
+    spawn runs one (create; the rest goes over the API socket), podman one run, its command
+    held until the keeper holds its terminal (am/gate.py; the keeper sees it run in /proc),
+    and an image inspect only until its labels are known under podman's unchanged image file
+    (am/imagecache.py: two spawns learn it). The agent still runs, logs."""
+
+    def spawn():
+        res = am(
+            "spawn",
+            str(am.repo),
+            "--container",
+            "--runtime",
+            engine,
+            "--cmd",
+            "echo up; sleep 60",
+            env={"AM_DEBUG": "1"},
+        )
+        calls = [
+            line.split()[3]
+            for line in res.stderr.splitlines()
+            if line.startswith(f"am: debug: {engine} ")
+        ]
+        return res.stdout.strip().splitlines()[-1], calls
+
+    agent, calls = spawn()
+    assert calls == (["create"] if engine == "docker" else ["image", "run"])
+    for _ in range(2):
+        later, calls = spawn()
+    assert calls == (["create"] if engine == "docker" else ["run"])
+    for one in (agent, later):
+        assert am.info(one)["status"] == "running"
+        wait_for(lambda one=one: "up" in am("logs", one).stdout, what="the agent's output")
 
 
 def test_docker_api_answers_as_the_cli(am):

@@ -179,3 +179,53 @@ def test_installed_wheel_builds_the_image_without_a_checkout(am, tmp_path, engin
         assert "Claude Code" in out.stdout
     finally:
         run([engine, "rmi", "-f", tag])
+
+
+def test_podman_labels_are_read_again_when_its_image_store_changes(tmp_path, monkeypatch):
+    """A local podman's image labels are read once and kept while podman's image file is
+    unchanged (am/imagecache.py): the second check asks no podman, and a retag of the same
+    name to an image with other labels is seen at once, as is its removal."""
+    from containers import engine_ready
+
+    from am import proc
+    from am.backends.podman import Podman
+    from am.paths import Layout
+
+    engine_ready("podman")
+    monkeypatch.delenv("CONTAINER_HOST", raising=False)
+    tag = f"localhost/am-labels:{uuid.uuid4().hex[:8]}"
+    built = []
+    for clis in ("claude", "codex"):
+        ctx = tmp_path / clis
+        ctx.mkdir()
+        (ctx / "Containerfile").write_text(
+            f"FROM localhost/am-base:bookworm\nLABEL am.agent-clis={clis}\n"
+        )
+        res = run(["podman", "build", "-q", "-t", f"{tag}-{clis}", ctx], timeout=300)
+        assert res.returncode == 0, res.stderr
+        built.append(f"{tag}-{clis}")
+    calls = []
+    real = proc.run
+
+    def counting(argv, **kw):
+        calls.append(list(argv))
+        return real(argv, **kw)
+
+    monkeypatch.setattr(proc, "run", counting)
+    layout = Layout(tmp_path, tmp_path / "state", tmp_path / "agents", tmp_path / "data", tmp_path)
+    try:
+        assert run(["podman", "tag", built[0], tag]).returncode == 0
+        engine = Podman(layout=layout)
+        assert engine.image_labels(tag)["am.agent-clis"] == "claude"  # learns the store
+        assert engine.image_labels(tag)["am.agent-clis"] == "claude"  # and now its stamp
+        asked = len(calls)
+        assert asked == 2, calls  # the control: podman was asked each time until then
+        assert Podman(layout=layout).image_labels(tag)["am.agent-clis"] == "claude"
+        assert len(calls) == asked  # from the cache: no podman
+        assert run(["podman", "tag", built[1], tag]).returncode == 0
+        assert Podman(layout=layout).image_labels(tag)["am.agent-clis"] == "codex"
+        assert len(calls) == asked + 1
+        assert run(["podman", "untag", tag]).returncode == 0
+        assert Podman(layout=layout).image_labels(tag) is None
+    finally:
+        run(["podman", "rmi", "-f", tag, *built])

@@ -486,6 +486,11 @@ class Engine(Backend):
                 return json.loads(res.out) or {}
             except ValueError:
                 return {}
+        return self.missing_image(res)
+
+    def missing_image(self, res: proc.Result) -> None:
+        """None for a failed image inspect RES that says there is no such image; else raises
+        the engine's own trouble (daemon, permission)."""
         text = (res.err or res.out).lower()
         if "no such image" in text or "image not known" in text:
             return None

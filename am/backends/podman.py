@@ -273,6 +273,24 @@ class Podman(Engine):
             return []
         return ["--security-opt", f"seccomp={seccomp_profile(write=False, layout=self.layout)}"]
 
+    def image_labels(self, image: str) -> dict | None:
+        # A local store: the labels read once hold while podman's image file is unchanged
+        # (am/imagecache.py), which spares 50 agents spawned at once 50 podman clients.
+        if self.remote:
+            return super().image_labels(image)
+        from am import imagecache
+
+        cache = imagecache.LabelCache(self.layout.state_dir / "podman-image-labels.json")
+        labels = cache.get(image)
+        if labels is not None:
+            return labels
+        res = self.call("image", "inspect", "--format", imagecache.INSPECT_FORMAT, image)
+        if not res.ok:
+            return self.missing_image(res)
+        labels, store = imagecache.parse(res.out)
+        cache.put(image, labels, store)
+        return labels
+
     def ensure_security(self) -> None:
         if not self.remote:
             seccomp_profile(layout=self.layout)

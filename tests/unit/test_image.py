@@ -1,5 +1,6 @@
 """Pure parts of the agent image: CLI names, labels, the credential copy, the build files."""
 
+import json
 import subprocess
 
 import pytest
@@ -93,3 +94,23 @@ def test_agent_home_belongs_to_the_agent():
     assert "uid=2000000000,gid=2000000000" in Docker().home_owner(0, 0)  # as root: no account
     assert "uid=1234,gid=99" in Docker().home_owner(1234, 99)
     assert Podman().home_owner(0, 0).endswith(",U")
+
+
+def test_podmans_image_file_is_found_only_from_an_overlay_layer():
+    from am.imagecache import parse, store_file
+
+    layer = "/var/lib/containers/storage/overlay/0a1b/diff"
+    want = "/var/lib/containers/storage/overlay-images/images.json"
+    assert store_file({"Name": "overlay", "Data": {"UpperDir": layer}}) == want
+    for odd in (
+        None,
+        {"Name": "vfs", "Data": {"UpperDir": layer}},
+        {"Name": "overlay", "Data": {}},
+        {"Name": "overlay", "Data": {"UpperDir": "relative/overlay/0a1b/diff"}},
+        {"Name": "overlay", "Data": {"UpperDir": "/s/elsewhere/0a1b/diff"}},
+    ):
+        assert store_file(odd) is None, odd
+    driver = json.dumps({"Name": "overlay", "Data": {"UpperDir": layer}})
+    assert parse('{"a":"b"}\t' + driver) == ({"a": "b"}, want)
+    assert parse("null\t" + driver) == ({}, want)
+    assert parse("not json") == ({}, None)

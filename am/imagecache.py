@@ -1,0 +1,104 @@
+"""An image's labels, remembered while a local podman's image store is unchanged.
+
+Every container spawn checks the image's labels (which agent CLIs it holds) before anything
+is made. A podman client costs 40-50 ms of CPU here, and 50 agents spawned at once pay it 50
+times. Podman keeps every image's names and metadata in one file, ``<graphroot>/<driver>-
+images/images.json``, which it rewrites whenever an image is built, pulled, tagged, untagged
+or removed. So a label read once stays true while that file's stamp (device, inode, size,
+modification time) is the one taken before the read; any change asks podman again.
+
+The file's place is learnt from an answer of podman's own (``.GraphDriver``: an overlay
+layer's ``<graphroot>/overlay/<layer>/diff``). Stale labels could only cost a check's message
+(the engine runs the image it has, or reports that it has none): no decision about what an
+agent may reach is taken from here.
+"""
+
+import json
+import os
+from pathlib import Path
+
+from am import files
+
+# The fields of os.stat that change when podman rewrites its image file (in place or not).
+STAMP_FIELDS = ("st_dev", "st_ino", "st_size", "st_mtime_ns")
+INSPECT_FORMAT = "{{json .Config.Labels}}\t{{json .GraphDriver}}"
+
+
+def store_file(graph_driver: object) -> str | None:
+    """Podman's image file for the store an image's GRAPH_DRIVER (``.GraphDriver``) names;
+    None for a driver or shape not known here."""
+    if not isinstance(graph_driver, dict) or graph_driver.get("Name") != "overlay":
+        return None
+    upper = (graph_driver.get("Data") or {}).get("UpperDir")
+    if not isinstance(upper, str) or not upper.startswith("/"):
+        return None
+    diff = Path(upper)
+    if diff.name != "diff" or diff.parent.parent.name != "overlay":
+        return None
+    return str(diff.parent.parent.parent / "overlay-images" / "images.json")
+
+
+def stamp(path: str) -> list[int] | None:
+    """PATH's stamp, None when it cannot be read."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [getattr(st, f) for f in STAMP_FIELDS]
+
+
+def parse(text: str) -> tuple[dict, str | None]:
+    """An inspect's answer in INSPECT_FORMAT: the labels ({} for none) and the store file."""
+    labels_text, _, driver_text = text.strip().partition("\t")
+    try:
+        labels = json.loads(labels_text) or {}
+    except ValueError:
+        labels = {}
+    try:
+        driver = json.loads(driver_text) if driver_text else None
+    except ValueError:
+        driver = None
+    return (labels if isinstance(labels, dict) else {}), store_file(driver)
+
+
+class LabelCache:
+    """Labels per image reference in FILE, with the store file and its stamp they hold for."""
+
+    def __init__(self, file: Path):
+        self.file = file
+        self.data = files.read_json_dict(file) or {}
+        store = self.data.get("store")
+        self.store = store if isinstance(store, str) else None
+        # Taken before podman is asked, so a change during the call is never hidden.
+        self.before = stamp(self.store) if self.store else None
+
+    def get(self, image: str) -> dict | None:
+        """IMAGE's labels when they were read under the store's present stamp."""
+        entry = (self.data.get("images") or {}).get(image)
+        if self.before is None or not isinstance(entry, dict):
+            return None
+        labels = entry.get("labels")
+        return labels if entry.get("stamp") == self.before and isinstance(labels, dict) else None
+
+    def put(self, image: str, labels: dict, store: str | None) -> None:
+        """Remember LABELS of IMAGE, read from podman after this cache was opened, when STORE
+        is the file whose stamp was taken then; else learn STORE for the next time."""
+        if store is None:
+            return
+        if store != self.store or self.before is None:
+            data = {"store": store, "images": {}}
+        else:
+            images = {
+                k: v
+                for k, v in (self.data.get("images") or {}).items()
+                if isinstance(v, dict) and v.get("stamp") == self.before
+            }
+            data = {
+                "store": store,
+                "images": {**images, image: {"stamp": self.before, "labels": labels}},
+            }
+        try:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            files.write_atomic(self.file, json.dumps(data))
+        except OSError:
+            pass  # a cache that cannot be written only costs time
