@@ -45,6 +45,8 @@ class Bad(AmError):
 
 @dataclass(frozen=True)
 class Header:
+    """What a bundle file's header says: its refs, the commits it needs, where its pack starts."""
+
     refs: tuple[tuple[str, str], ...]  # (name, commit) in the bundle's order
     prerequisites: tuple[str, ...]
     pack_offset: int  # where the pack starts in the file

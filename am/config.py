@@ -144,6 +144,8 @@ def _clis(value):
 
 @dataclass(frozen=True)
 class Key:
+    """One setting am knows: its dotted name, default, check and environment variable."""
+
     name: str  # dotted, as in the file
     default: object
     check: Callable[[object], object]  # returns the normalised value or raises Invalid
@@ -209,6 +211,8 @@ AGENT_KEYS = {
 
 @dataclass
 class Setting:
+    """A setting's effective value and where it came from."""
+
     value: object
     source: str  # one of SOURCES
     origin: str  # the flag, variable or file it came from
@@ -224,6 +228,8 @@ class Setting:
 
 @dataclass
 class Config:
+    """The config file and the environment's settings, checked; ``resolve`` gives each value."""
+
     path: Path
     exists: bool
     file_values: dict = field(default_factory=dict)  # dotted key -> normalised value

@@ -109,6 +109,8 @@ def tool(name: str) -> str:
 
 @dataclass(frozen=True)
 class Loop:
+    """A loop device and the file behind it."""
+
     device: str  # /dev/loopN
     dev: int  # its device number
     backing: str  # the file it reads, as the kernel names it
@@ -177,6 +179,8 @@ def mounted(image: Path, workspace: Path, all_loops: list[Loop] | None = None) -
 
 @dataclass(frozen=True)
 class Usage:
+    """How full a workspace's own file system is, in bytes."""
+
     used: int  # bytes in use, the file system's own tables not counted
     size: int  # what the agent can fill: the image less those tables
     free: int
@@ -410,6 +414,8 @@ def unmount_below(folder: Path) -> None:
 
 @dataclass(frozen=True)
 class Leftover:
+    """A workspace file system left behind by an agent that is gone."""
+
     agent_id: str
     image: Path
     what: str  # orphan: an image with no record; loose: a loop device with no mount

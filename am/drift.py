@@ -27,6 +27,8 @@ class Kind(StrEnum):
 
 @dataclass
 class Drift:
+    """One difference between the state file and what runs."""
+
     kind: Kind
     subject: str
     detail: str

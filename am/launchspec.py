@@ -53,6 +53,8 @@ class KubeSpec:
 
 @dataclass(frozen=True)
 class LaunchSpec:
+    """What runs an agent: its command line, where, with what, and where its output goes."""
+
     argv: list[str]  # the agent's command line, or the engine client's that makes it
     cwd: str
     env: dict[str, str]  # set for the command (no secret values: those come by FIFO)

@@ -218,14 +218,13 @@ def check_limits(
         pids_limit = validate.pids(pids)
     except validate.Invalid as e:
         raise _refused(labels["pids"], pids, e) from None
-    from am import disk as disks
+    if disk is None or str(disk).strip().lower() in ("", "none"):
+        disk = None  # no cap, as most agents: am.disk is not imported
+    else:
+        from am import disk as disks
 
-    return {
-        "memory": memory.lower(),
-        "cpus": cpus,
-        "pids": pids_limit,
-        "disk": None if disk is None else disks.check_size(str(disk), labels["disk"]),
-    }
+        disk = disks.check_size(str(disk), labels["disk"])
+    return {"memory": memory.lower(), "cpus": cpus, "pids": pids_limit, "disk": disk}
 
 
 def parse_env(items: list[str], environ: dict[str, str]) -> tuple[list[str], dict[str, str]]:

@@ -9,6 +9,9 @@ PROMPT = "{prompt}"  # the placeholder in prompt_args
 
 @dataclass(frozen=True)
 class Profile:
+    """An agent CLI am knows: its command, its flag that skips permission prompts, and the
+    domains of its API."""
+
     name: str
     command: tuple[str, ...]
     skip_permissions_flag: str | None

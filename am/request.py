@@ -11,6 +11,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Request:
+    """What the user asked of a spawn, from its flags, before any default or check."""
+
     name: str | None = None
     base: str | None = None
     branch: str | None = None

@@ -26,6 +26,8 @@ MAX_TIPS = 256  # branch tips named to the workspace op as commits the repositor
 
 @dataclass(frozen=True)
 class Target:
+    """A repository am may write into, with the URL of an outbox's agents."""
+
     path: Path
     url: str | None = None  # an outbox's: the URL its agents were spawned from
 

@@ -69,6 +69,8 @@ class Gone(Unavailable):
 
 @dataclass(frozen=True)
 class Head:
+    """A workspace's HEAD: its commit and branch, each None when it has none."""
+
     commit: str | None
     branch: str | None
 

@@ -13,15 +13,20 @@ def for_runtime(runtime: str | None, layout=None, environ=None):
     command's (``Backend``)."""
     import shutil
 
+    # Here, and only the one named: a spawn imports no engine module it does not use.
+    if runtime == "docker":
+        from am.backends.docker import Docker
+
+        return Docker(layout, environ)
+    if runtime == "podman":
+        from am.backends.podman import Podman
+
+        return Podman(layout, environ)
     from am import proc
-    from am.backends.docker import Docker  # here: a tmux spawn needs no engine module
+    from am.backends.docker import Docker
     from am.backends.podman import Podman
     from am.errors import AmError
 
-    if runtime == "docker":
-        return Docker(layout, environ)
-    if runtime == "podman":
-        return Podman(layout, environ)
     if runtime not in ("auto", "", None):
         raise AmError(f"unknown runtime {runtime!r}", "choose docker, podman or auto")
     passed_over = None

@@ -894,10 +894,10 @@ class Engine(Backend):
     def ended_at_start(self, plan, timeout: float = 10) -> AgentExited | None:
         """How an agent that ended before its spawn returned ended (AgentExited), else None:
         one inspect while it runs; once it does not, the keeper's record of its end."""
-        from am.status import read_exit
-
         if self.seen_running.pop(plan.container, False) or self.container_running(plan.container):
             return None
+        from am.status import read_exit
+
         deadline = time.monotonic() + timeout
         while (ended := read_exit(plan.exit_file)) is None and time.monotonic() < deadline:
             time.sleep(0.05)  # the keeper records it once the engine says how it ended

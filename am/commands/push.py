@@ -20,6 +20,8 @@ KEEP_PUSHED = 16  # tips recorded as pushed to the agent's URL
 
 @dataclass
 class Pushed:
+    """One agent's branch pushed: to which remote, as which branch, at which commit."""
+
     agent: str
     remote: str
     branch: str  # on the remote

@@ -72,3 +72,14 @@ def test_first_start_replaces_what_it_decides(tmp_path):
     p = planning.first_start(record, Request(cmd="true", continue_=True), lay, {})
     assert (p.mode, p.branch, p.limits["disk"]) == ("container", "work", "1g")
     assert p.env == {"AM_CONTINUE": "1"}
+
+
+def test_limits_say_no_disk_cap_as_none():
+    from am.errors import AmError
+    from am.plan import check_limits
+
+    for none in (None, "", "none", " None "):
+        assert check_limits("2g", "1", "100", disk=none)["disk"] is None, none
+    assert check_limits("2g", "1", "100", disk="1G")["disk"] == "1g"
+    with pytest.raises(AmError, match="invalid limits.disk 'lots'"):
+        check_limits("2g", "1", "100", labels={"disk": "limits.disk"}, disk="lots")
