@@ -105,6 +105,35 @@ def _run(argv, cwd, env, stdin, timeout) -> Result:
     return Result(128 - code if code < 0 else code, done.stdout, done.stderr)
 
 
+class Background:
+    """ARGV running beside the caller, its output captured; ``result`` waits for it."""
+
+    def __init__(self, argv: Sequence[str]):
+        import subprocess
+
+        self.argv = [os.fspath(a) for a in argv]
+        self.started = time.monotonic()
+        try:
+            self.popen = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                errors="replace",
+            )
+        except FileNotFoundError:
+            raise NotFound(f"{self.argv[0]} not found in PATH") from None
+
+    def result(self) -> Result:
+        """Its Result, once it has ended."""
+        out, err = self.popen.communicate()
+        code = self.popen.returncode
+        code = 128 - code if code < 0 else code
+        trace.report(self.argv, None, code, time.monotonic() - self.started, err)
+        return Result(code, out, err)
+
+
 def quick(argv: Sequence[str]) -> Result:
     """A short call whose output am reads, spawned without the ``subprocess`` module (for
     ``am list``'s one tmux call); standard input and errors go to /dev/null."""

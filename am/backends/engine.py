@@ -26,10 +26,12 @@ from am.backends.hostside import (  # noqa: F401 (engine's to its importers, as 
     agent_uid,
     check_agent_uid,
     check_mount_path,
+    finish_grant,
     grant,
     host_paths,
     identity_files,
     mount_arg,
+    start_grant,
     uid_problem,
     workspace_volume,
 )
@@ -782,11 +784,15 @@ class Engine(Backend):
 
         env = {**self.environ, **spec.env, **plan.secrets}  # --env NAME takes values here
         gated = spec.container is not None and spec.container.gated
+        if gated:
+            self.granted()  # 'run' starts the gate's shell in the workspace, as the agent
         fifo = gate.make(layout.gate_file(plan.id)) if gated else None
         res = proc.run(spec.argv, env=env, cwd=spec.cwd, timeout=300)
         if not res.ok:
             if fifo:
                 gate.discard(layout.gate_file(plan.id), fifo)
+            with contextlib.suppress(AmError):
+                self.granted()  # ended before the spawn's undo removes the workspace
             raise self.start_error(plan, res.err or res.out)
         made = res.out.strip().splitlines()  # 'create' and 'run' say the container's id last
         cid = made[-1] if made else None
@@ -796,6 +802,7 @@ class Engine(Backend):
         runtime_options = isolation.engine_options(
             self.runtime, plan.isolation or isolation.DEFAULT, plan.network
         )
+        self.granted()
         if self.api is None and not gated:
             # A local podman's conmon, and its attach socket, come with 'init'.
             res = self.call(*runtime_options, "init", plan.container, timeout=300)
@@ -888,8 +895,19 @@ class Engine(Backend):
                 # am's own image: its user list is known, so it is replaced by one naming the
                 # uid (another image keeps its own, where the uid has no name).
                 mounts += identity_files(self.client_dir(plan), uid)
-            grant(plan.workspace, uid)
+            # Finished in start, before anything runs as the uid: meanwhile the engine makes
+            # the container.
+            self.granting = (plan.workspace, start_grant(plan.workspace, uid))
         return replace(plan, extra_mounts=mounts)
+
+    granting = None  # before_start's hand-over of the workspace, while it runs
+
+    def granted(self) -> None:
+        """Wait for before_start's hand-over of the workspace, if one runs; raise if it
+        failed."""
+        if self.granting is not None:
+            (top, running), self.granting = self.granting, None
+            finish_grant(running, top)
 
     def ended_at_start(self, plan, timeout: float = 10) -> AgentExited | None:
         """How an agent that ended before its spawn returned ended (AgentExited), else None:

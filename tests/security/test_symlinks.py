@@ -8,6 +8,7 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -244,3 +245,33 @@ def test_worktree_restore_stays_in_its_target(am, wt_agent, repo, outside, tmp_p
     assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
     assert not (am.home / "agents" / "wt-evil").exists()
     assert "am/wt-evil" not in git("branch", "--list", "am/wt-evil", cwd=repo)
+
+
+def test_the_workspace_hand_over_changes_links_never_what_they_name(tmp_path, outside):
+    """As root, am gives a container agent's uid its workspace (chown, am/backends/hostside.py)
+    at each start, over a tree the agent has written: a link to a file and a link to a folder
+    outside stay pointing there, and only the links themselves change owner."""
+    from am.backends.hostside import grant, grant_argv
+
+    if os.getuid() != 0:
+        pytest.fail("changing owners needs root, as am's hand-over does")
+    ws = tmp_path / "ws"
+    (ws / "sub").mkdir(parents=True)
+    (ws / "sub" / "file").write_text("x")
+    (ws / "to-file").symlink_to(outside / "secret.txt")
+    (ws / "sub" / "to-dir").symlink_to(outside)
+    uid = 2_000_000_123
+    # Positive control: the same hand-over that follows links (-L) takes the outside files.
+    naive = grant_argv(ws, uid)
+    naive[naive.index("-P")] = "-L"
+    subprocess.run(naive, check=True)
+    assert (outside / "secret.txt").stat().st_uid == uid
+    shutil.chown(outside / "secret.txt", 0, 0)
+    shutil.chown(outside, 0, 0)
+    grant(ws, uid + 1)
+    for path in (ws, ws / "sub", ws / "sub" / "file"):
+        assert path.stat().st_uid == uid + 1, path
+    for link in (ws / "to-file", ws / "sub" / "to-dir"):
+        assert os.lstat(link).st_uid == uid + 1, link
+    assert (outside / "secret.txt").stat().st_uid == 0
+    assert outside.stat().st_uid == 0
