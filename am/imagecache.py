@@ -7,10 +7,11 @@ images/images.json``, which it rewrites whenever an image is built, pulled, tagg
 or removed. So a label read once stays true while that file's stamp (device, inode, size,
 modification time) is the one taken before the read; any change asks podman again.
 
-The file's place is learnt from an answer of podman's own (``.GraphDriver``: an overlay
-layer's ``<graphroot>/overlay/<layer>/diff``). Stale labels could only cost a check's message
-(the engine runs the image it has, or reports that it has none): no decision about what an
-agent may reach is taken from here.
+The file's place is podman's default, confirmed by an answer of podman's own
+(``.GraphDriver``: an overlay layer's ``<graphroot>/overlay/<layer>/diff``), or else learnt
+from that answer. Stale labels could only cost a check's message (the engine runs the image
+it has, or reports that it has none): no decision about what an agent may reach is taken from
+here.
 """
 
 import json
@@ -36,6 +37,17 @@ def store_file(graph_driver: object) -> str | None:
     if diff.name != "diff" or diff.parent.parent.name != "overlay":
         return None
     return str(diff.parent.parent.parent / "overlay-images" / "images.json")
+
+
+def default_store() -> str:
+    """Where podman keeps its image file unless storage.conf says otherwise: a first guess,
+    which the first answer confirms (``LabelCache.put``) before any label is kept under it."""
+    if os.getuid() == 0:
+        root = "/var/lib/containers/storage"
+    else:
+        data = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+        root = os.path.join(data, "containers", "storage")
+    return os.path.join(root, "overlay-images", "images.json")
 
 
 def stamp(path: str) -> list[int] | None:
@@ -68,7 +80,7 @@ class LabelCache:
         self.file = file
         self.data = files.read_json_dict(file) or {}
         store = self.data.get("store")
-        self.store = store if isinstance(store, str) else None
+        self.store = store if isinstance(store, str) else default_store()
         # Taken before podman is asked, so a change during the call is never hidden.
         self.before = stamp(self.store) if self.store else None
 

@@ -114,3 +114,19 @@ def test_podmans_image_file_is_found_only_from_an_overlay_layer():
     assert parse('{"a":"b"}\t' + driver) == ({"a": "b"}, want)
     assert parse("null\t" + driver) == ({}, want)
     assert parse("not json") == ({}, None)
+
+
+def test_a_guessed_image_file_holds_no_label_until_podman_confirms_it(tmp_path):
+    from am.imagecache import LabelCache, default_store
+
+    real = tmp_path / "images.json"
+    real.write_text("[]")
+    cache = LabelCache(tmp_path / "labels.json")
+    assert cache.store == default_store()
+    cache.put("img", {"a": "1"}, str(real))  # podman's answer names another file
+    again = LabelCache(tmp_path / "labels.json")
+    assert again.store == str(real) and again.get("img") is None  # learnt, nothing kept
+    again.put("img", {"a": "1"}, str(real))
+    assert LabelCache(tmp_path / "labels.json").get("img") == {"a": "1"}
+    real.write_text("[{}]")  # podman changed its images
+    assert LabelCache(tmp_path / "labels.json").get("img") is None
