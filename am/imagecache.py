@@ -30,7 +30,8 @@ def store_file(graph_driver: object) -> str | None:
     None for a driver or shape not known here."""
     if not isinstance(graph_driver, dict) or graph_driver.get("Name") != "overlay":
         return None
-    upper = (graph_driver.get("Data") or {}).get("UpperDir")
+    data = graph_driver.get("Data")
+    upper = data.get("UpperDir") if isinstance(data, dict) else None
     if not isinstance(upper, str) or not upper.startswith("/"):
         return None
     diff = Path(upper)
@@ -48,6 +49,30 @@ def default_store() -> str:
         data = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
         root = os.path.join(data, "containers", "storage")
     return os.path.join(root, "overlay-images", "images.json")
+
+
+def storage_confs() -> list[str]:
+    """The storage.conf files podman reads for this user, the first found winning."""
+    home = os.path.expanduser("~")
+    config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    return [
+        *filter(None, [os.environ.get("CONTAINERS_STORAGE_CONF")]),
+        os.path.join(config, "containers", "storage.conf"),
+        "/etc/containers/storage.conf",
+        "/usr/share/containers/storage.conf",
+    ]
+
+
+def context() -> list:
+    """What decides where podman keeps its images for this call: the user, the variables that
+    move the store, and the stamps of the storage.conf files. A cache kept under another
+    context is not read (a shared AM_HOME, an edited graphroot)."""
+    names = ("CONTAINERS_STORAGE_CONF", "XDG_DATA_HOME", "XDG_CONFIG_HOME", "HOME")
+    return [
+        os.getuid(),
+        [os.environ.get(n) for n in names],
+        [stamp(conf) for conf in storage_confs()],
+    ]
 
 
 def stamp(path: str) -> list[int] | None:
@@ -73,39 +98,51 @@ def parse(text: str) -> tuple[dict, str | None]:
     return (labels if isinstance(labels, dict) else {}), store_file(driver)
 
 
+def text_labels(labels: object) -> bool:
+    """Whether LABELS are labels as an engine gives them: text names, text values."""
+    return isinstance(labels, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
+    )
+
+
 class LabelCache:
     """Labels per image reference in FILE, with the store file and its stamp they hold for."""
 
     def __init__(self, file: Path):
         self.file = file
-        self.data = files.read_json_dict(file) or {}
+        self.context = context()
+        data = files.read_json_dict(file) or {}
+        self.data = data if data.get("context") == self.context else {}
         store = self.data.get("store")
+        images = self.data.get("images")
+        self.images = images if isinstance(images, dict) else {}
         self.store = store if isinstance(store, str) else default_store()
         # Taken before podman is asked, so a change during the call is never hidden.
         self.before = stamp(self.store) if self.store else None
 
     def get(self, image: str) -> dict | None:
         """IMAGE's labels when they were read under the store's present stamp."""
-        entry = (self.data.get("images") or {}).get(image)
+        entry = self.images.get(image)
         if self.before is None or not isinstance(entry, dict):
             return None
         labels = entry.get("labels")
-        return labels if entry.get("stamp") == self.before and isinstance(labels, dict) else None
+        return labels if entry.get("stamp") == self.before and text_labels(labels) else None
 
     def put(self, image: str, labels: dict, store: str | None) -> None:
         """Remember LABELS of IMAGE, read from podman after this cache was opened, when STORE
         is the file whose stamp was taken then; else learn STORE for the next time."""
         if store is None:
             return
-        if store != self.store or self.before is None:
-            data = {"store": store, "images": {}}
+        if store != self.store or self.before is None or not text_labels(labels):
+            data = {"context": self.context, "store": store, "images": {}}
         else:
             images = {
                 k: v
-                for k, v in (self.data.get("images") or {}).items()
+                for k, v in self.images.items()
                 if isinstance(v, dict) and v.get("stamp") == self.before
             }
             data = {
+                "context": self.context,
                 "store": store,
                 "images": {**images, image: {"stamp": self.before, "labels": labels}},
             }

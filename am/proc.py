@@ -124,6 +124,8 @@ class Background:
             )
         except FileNotFoundError:
             raise NotFound(f"{self.argv[0]} not found in PATH") from None
+        except OSError as e:
+            raise AmError(f"cannot run {self.argv[0]}: {e.strerror or e}") from None
 
     def result(self) -> Result:
         """Its Result, once it has ended."""

@@ -960,6 +960,10 @@ class Engine(Backend):
         containers labelled for this AM_HOME."""
         from am.backends import network
 
+        # A spawn undone before its start waited: the hand-over ends before the workspace
+        # is unmounted or removed.
+        with contextlib.suppress(AmError):
+            self.granted()
         limited = bool(record.get("proxy"))
         self.remove_agent(
             record.get("container"),

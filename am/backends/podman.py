@@ -276,7 +276,7 @@ class Podman(Engine):
     def image_labels(self, image: str) -> dict | None:
         # A local store: the labels read once hold while podman's image file is unchanged
         # (am/imagecache.py), which spares 50 agents spawned at once 50 podman clients.
-        if self.remote:
+        if self.remote or self.environ.get("CONTAINER_CONNECTION"):
             return super().image_labels(image)
         from am import imagecache
 

@@ -130,3 +130,24 @@ def test_a_guessed_image_file_holds_no_label_until_podman_confirms_it(tmp_path):
     assert LabelCache(tmp_path / "labels.json").get("img") == {"a": "1"}
     real.write_text("[{}]")  # podman changed its images
     assert LabelCache(tmp_path / "labels.json").get("img") is None
+
+
+def test_a_label_cache_of_another_shape_or_context_is_not_read(tmp_path, monkeypatch):
+    from am.imagecache import LabelCache, context, parse, stamp
+
+    real = tmp_path / "images.json"
+    real.write_text("[]")
+    file = tmp_path / "labels.json"
+    cache = LabelCache(file)
+    cache.store = str(real)
+    cache.before = stamp(str(real))
+    cache.put("img", {"a": "1"}, str(real))
+    kept = json.loads(file.read_text())
+    assert kept["context"] == context() and LabelCache(file).get("img") == {"a": "1"}  # control
+    for shape in ([1], "x", {"img": {"stamp": [1], "labels": {"a": 5}}}, {"img": 3}):
+        file.write_text(json.dumps({**kept, "images": shape}))
+        assert LabelCache(file).get("img") is None, shape  # no traceback, no labels
+    file.write_text(json.dumps(kept))
+    monkeypatch.setenv("CONTAINERS_STORAGE_CONF", str(tmp_path / "other.conf"))
+    assert LabelCache(file).store != str(real)  # another store is named: start over
+    assert parse('{"a":"b"}\t{"Name":"overlay","Data":"x"}') == ({"a": "b"}, None)
