@@ -419,3 +419,34 @@ def test_docker_start_asks_the_cli_when_the_answer_is_not_dockers(am):
     assert not res.ok and "no such container" in res.err.lower() and "HTTPS" not in res.err
     # the positive control: read as docker's answer, that page would have been the error
     assert api_message(page) == page.decode().strip() and api_message(page, strict=True) is None
+
+
+def test_a_root_ams_agent_runs_only_once_its_workspace_is_its_own(am, engine, tmp_path):
+    """As root, the workspace is handed to the agent's uid (chown) beside the engine's create,
+    and waited for before anything runs as that uid: with the hand-over slowed by a second,
+    the agent's first act, a write at the workspace's top, still succeeds."""
+    if os.getuid() != 0:
+        pytest.fail("the hand-over is root's: run as root")
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    real = subprocess.run(["sh", "-c", "command -v chown"], capture_output=True, text=True)
+    (shim / "chown").write_text(f'#!/bin/sh\nsleep 1\nexec {real.stdout.strip()} "$@"\n')
+    (shim / "chown").chmod(0o755)
+    # Control: the top of a fresh workspace is root's and private until the hand-over; the
+    # agent's uid cannot write there.
+    top = tmp_path / "private"
+    top.mkdir(mode=0o700)
+    probe = subprocess.run(
+        [engine, "run", "--rm", "--user", "2000000000:2000000000", "--mount",
+         f"type=bind,source={top},target=/workspace", "am-agent:latest",
+         "touch", "/workspace/written"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert probe.returncode != 0 and "Permission denied" in probe.stderr, probe
+    agent = am.spawn(
+        am.repo, "--container", "--runtime", engine, "--cmd",
+        "touch /workspace/written && echo WROTE; sleep 60",
+        env={"PATH": f"{shim}:{os.environ['PATH']}"},
+    )  # fmt: skip
+    am.wait_log(agent, "WROTE")
+    assert am.info(agent)["status"] == "running"
