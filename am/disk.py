@@ -27,7 +27,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from am import proc
+from am import proc, validate
 from am.errors import AmError
 
 FSTYPE = "ext4"
@@ -61,7 +61,7 @@ def size_bytes(value: str, label: str = "--disk") -> int | None:
 
 def check_size(value, label: str = "--disk") -> str | None:
     """A --disk value, normalised (``1g``), or None for no cap (unset, or ``none``)."""
-    if value is None or str(value).strip().lower() in ("", "none"):
+    if validate.no_disk_cap(value):
         return None
     size_bytes(str(value), label)
     return str(value).strip().lower()

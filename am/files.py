@@ -52,6 +52,16 @@ def locked(path: StrPath, *, wait: bool = True) -> Iterator[None]:
         os.close(fd)  # closing releases the flock
 
 
+def write_cache(path: StrPath, text: str) -> None:
+    """Replace the cache file PATH with TEXT, its folder made; a cache that cannot be written
+    only costs time, so a failure is ignored."""
+    try:
+        os.makedirs(os.path.dirname(os.fspath(path)), exist_ok=True)
+        write_atomic(path, text)
+    except OSError:
+        pass
+
+
 def read_json_dict(path: StrPath) -> dict[str, object] | None:
     """The JSON object in PATH, or None when it is missing, unreadable or not an object."""
     try:

@@ -146,8 +146,4 @@ class LabelCache:
                 "store": store,
                 "images": {**images, image: {"stamp": self.before, "labels": labels}},
             }
-        try:
-            self.file.parent.mkdir(parents=True, exist_ok=True)
-            files.write_atomic(self.file, json.dumps(data))
-        except OSError:
-            pass  # a cache that cannot be written only costs time
+        files.write_cache(self.file, json.dumps(data))

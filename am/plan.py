@@ -218,8 +218,8 @@ def check_limits(
         pids_limit = validate.pids(pids)
     except validate.Invalid as e:
         raise _refused(labels["pids"], pids, e) from None
-    if disk is None or str(disk).strip().lower() in ("", "none"):
-        disk = None  # no cap, as most agents: am.disk is not imported
+    if validate.no_disk_cap(disk):
+        disk = None  # as for most agents: am.disk is not imported
     else:
         from am import disk as disks
 

@@ -44,6 +44,11 @@ class Result:
         return "; ".join(lines[-n:])
 
 
+def shell_code(code: int) -> int:
+    """A child's exit code as a shell reports it: one killed by signal N reads as 128+N."""
+    return 128 - code if code < 0 else code
+
+
 class NotFound(AmError):
     """The program is not on PATH."""
 
@@ -100,9 +105,7 @@ def _run(argv, cwd, env, stdin, timeout) -> Result:
         raise NotFound(f"{argv[0]} not found in PATH") from None
     except PermissionError:
         raise NotFound(f"{argv[0]} is not executable") from None
-    code = done.returncode
-    # A child killed by a signal reads as 128+N, as a shell reports it.
-    return Result(128 - code if code < 0 else code, done.stdout, done.stderr)
+    return Result(shell_code(done.returncode), done.stdout, done.stderr)
 
 
 class Background:
@@ -130,8 +133,7 @@ class Background:
     def result(self) -> Result:
         """Its Result, once it has ended."""
         out, err = self.popen.communicate()
-        code = self.popen.returncode
-        code = 128 - code if code < 0 else code
+        code = shell_code(self.popen.returncode)
         trace.report(self.argv, None, code, time.monotonic() - self.started, err)
         return Result(code, out, err)
 
@@ -151,7 +153,7 @@ def quick(argv: Sequence[str]) -> Result:
             chunks.append(data)
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
-    code = 128 - code if code < 0 else code
+    code = shell_code(code)
     trace.report(argv, None, code, time.monotonic() - started)
     return Result(code, b"".join(chunks).decode("utf-8", "replace"), "")
 
@@ -202,7 +204,7 @@ def run_fg(argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> int:
         raise NotFound(f"{argv[0]} not found in PATH") from None
     except PermissionError:
         raise NotFound(f"{argv[0]} is not executable") from None
-    code = 128 - code if code < 0 else code
+    code = shell_code(code)
     trace.report(argv, env, code, time.monotonic() - started)
     return code
 
@@ -424,9 +426,8 @@ def run_file(
             return Result(124, "", f"{argv[0]} timed out after {timeout}s")
         except FileNotFoundError:
             raise NotFound(f"{argv[0]} not found in PATH") from None
-    code = done.returncode
     res = Result(
-        128 - code if code < 0 else code,
+        shell_code(done.returncode),
         done.stdout.decode(errors="replace"),
         done.stderr.decode(errors="replace"),
     )

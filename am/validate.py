@@ -82,3 +82,8 @@ def pids(value: object) -> int:
     if isinstance(value, bool) or not re.fullmatch(r"\d+", text) or int(text) < 1:
         raise Invalid(PIDS_HINT)
     return int(text)
+
+
+def no_disk_cap(value: object) -> bool:
+    """Whether a --disk value asks for no cap: unset, empty or ``none``."""
+    return value is None or str(value).strip().lower() in ("", "none")

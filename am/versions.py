@@ -39,11 +39,7 @@ def version_text(argv: list[str]) -> str | None:
     except proc.NotFound:
         return None
     text = res.out if res.ok else ""
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        files.write_atomic(cache, json.dumps({**known, key: text}))
-    except OSError:
-        pass  # a cache that cannot be written only costs time
+    files.write_cache(cache, json.dumps({**known, key: text}))
     return text
 
 
