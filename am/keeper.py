@@ -31,7 +31,7 @@ from pathlib import Path
 
 from am import clock
 from am.launchspec import LaunchSpec
-from am.runfiles import cap_appended, keeper_alive, rotation_note, write_exit
+from am.runfiles import cap_appended, keeper_alive, rotate_written, write_exit
 
 OUTPUT_RATE = 1 << 20  # bytes per second one agent's terminal output is read at, at most
 BURST = 256 << 10  # bytes read at once before the rate applies
@@ -530,12 +530,9 @@ class Watch:
         log.write(data)
 
     def rotate(self, log) -> None:
-        path = self.spec.log
-        os.replace(path, path + ".1")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = rotate_written(self.spec.log, self.limit)
         os.dup2(fd, log.fileno())
         os.close(fd)
-        log.write(rotation_note(self.limit))
 
     def send(self, text: str, enter: bool) -> None:
         """Type TEXT (and Enter) into the terminal, as tmux pastes: newlines as Enter, and

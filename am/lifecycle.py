@@ -80,6 +80,9 @@ def delete(record: dict, store, layout) -> None:
         layout.run / f"{record['id']}.start.lock",
         layout.log_file(record["id"]),
         Path(f"{layout.log_file(record['id'])}.1"),  # the older part, once it reached its cap
+        # what a rotation cut short by a kill leaves (runfiles.rotate_written)
+        Path(f"{layout.log_file(record['id'])}.new"),
+        Path(f"{layout.log_file(record['id'])}.old"),
     ):
         with contextlib.suppress(FileNotFoundError):
             f.unlink()

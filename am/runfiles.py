@@ -1,8 +1,9 @@
 """What the supervisor and the keeper write beside a running agent, for ``am list`` and
 ``am status`` to read: its exit file, its health events, a gVisor sandbox's task count, and the
-note where its log was rotated; the cap on a log another process writes; and whether the keeper
-that writes them is alive."""
+note where its log was rotated; the rotation of a log this process writes and the cap on a log
+another process writes; and whether the keeper that writes them is alive."""
 
+import contextlib
 import json
 import os
 
@@ -39,6 +40,25 @@ def rotation_note(limit: int) -> bytes:
         f"\r\n[am: the log reached logs.max_size ({limit} bytes) here; the output before "
         "this line is in the .log.1 file beside it, older output was dropped]\r\n"
     ).encode()
+
+
+def rotate_written(path: str, limit: int) -> int:
+    """Start the log at PATH, which this process writes, again: its content becomes the
+    ``.1`` file, and PATH a new file that opens with the rotation note. PATH names a file at
+    every moment (``am logs`` opens it while the agent writes); for an instant it and ``.1``
+    name the same file, which readers skip. The new file's descriptor."""
+    fd = os.open(f"{path}.new", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+    try:
+        os.write(fd, rotation_note(limit))
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{path}.old")
+        os.link(path, f"{path}.old")
+        os.replace(f"{path}.old", f"{path}.1")
+        os.replace(f"{path}.new", path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def cap_appended(path: str, limit: int) -> bool:

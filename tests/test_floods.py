@@ -1,6 +1,8 @@
 """An agent's output flood: the host log is capped at logs.max_size, rotated once, and says
 where it was cut; the same flood without the cap grows the log (the positive control)."""
 
+import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -55,6 +57,45 @@ def test_a_tmux_flood_is_capped_and_the_cut_noted(am, repo):
     assert_capped(am, capped)
     uncapped = flood(am, repo, None)
     assert sum(p.stat().st_size for p in log_files(am, uncapped)) > 2 * CAP + 8192
+
+
+def test_logs_follow_goes_on_after_the_log_is_cut_in_place(am, repo, tmp_path):
+    """A tmux agent's log is cut in place by its supervisor: ``am logs -f``, which had read
+    past the new end, starts again at the cut instead of waiting for the log to grow back.
+    The agent prints 1.5 MB, waits until the cut is made, then prints one more line."""
+    go = tmp_path / "go"
+    cmd = (
+        "head -c 1500000 /dev/zero | tr '\\0' x; echo; echo PART-ONE; "
+        f"while [ ! -e {go} ]; do sleep 0.1; done; echo AFTER-CUT; sleep 300"
+    )
+    agent = am.spawn(repo, "--cmd", cmd, env={"AM_LOG_MAX_SIZE": "1m"})
+    am.wait_log(agent, "PART-ONE")
+    follow = subprocess.Popen(
+        [*am.argv, "logs", "-f", agent], env=am.env, stdout=subprocess.PIPE
+    )  # fmt: skip
+    seen = bytearray()
+
+    def read() -> None:
+        while chunk := follow.stdout.read1():
+            seen.extend(chunk)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        log = am.home / "state" / "logs" / f"{agent}.log"
+        deadline = time.monotonic() + 60
+        while b"PART-ONE" not in seen or log.stat().st_size > CAP:  # followed, then cut
+            assert time.monotonic() < deadline, (len(seen), log.stat().st_size)
+            time.sleep(0.2)
+        go.touch()
+        am.wait_log(agent, "AFTER-CUT")
+        deadline = time.monotonic() + 30
+        while b"AFTER-CUT" not in seen:
+            assert time.monotonic() < deadline, bytes(seen[-300:])
+            time.sleep(0.2)
+    finally:
+        follow.kill()
+        reader.join()
 
 
 # 8,000 refused requests with long paths through the limited agent's proxy: about 2.7 MB of

@@ -16,13 +16,24 @@ def tail_bytes(data: bytes, n: int) -> bytes:
     return b"".join(deque(data.splitlines(keepends=True), maxlen=n))
 
 
+def older_part(log: Path, current: int | None) -> bytes:
+    """The rotated ``.1`` file's bytes, unless it is the file of inode CURRENT (for an
+    instant of a rotation both names name one file)."""
+    rotated = Path(f"{log}.1")
+    try:
+        if rotated.is_symlink() or not rotated.is_file() or rotated.stat().st_ino == current:
+            return b""
+        return rotated.read_bytes()
+    except OSError:
+        return b""
+
+
 def read_log(log: Path) -> bytes:
     """The whole log as the agent printed it: the rotated file first, if any."""
-    out = b""
-    for path in (Path(f"{log}.1"), log):
-        if path.is_file() and not path.is_symlink():
-            out += path.read_bytes()
-    return out
+    if not log.is_file() or log.is_symlink():
+        return older_part(log, None)
+    with open(log, "rb") as f:
+        return older_part(log, os.fstat(f.fileno()).st_ino) + f.read()
 
 
 def screen(view: dict, layout, lines: int = 50) -> bytes:
@@ -110,9 +121,7 @@ def run(args) -> int:
             out.write(tail_bytes(read_log(log), args.tail) if args.tail else b"")
             f.seek(0, os.SEEK_END)
         else:
-            rotated = Path(f"{log}.1")
-            if rotated.is_file() and not rotated.is_symlink():
-                out.write(rotated.read_bytes())
+            out.write(older_part(log, os.fstat(f.fileno()).st_ino))
             out.write(f.read())
         out.flush()
         if not args.follow:
@@ -134,6 +143,8 @@ def run(args) -> int:
                     if os.stat(log).st_ino != os.fstat(f.fileno()).st_ino:
                         f.close()
                         f = open(log, "rb")
+                    elif os.fstat(f.fileno()).st_size < f.tell():
+                        f.seek(0)  # a tmux agent's supervisor cut it in place
                 except OSError:
                     pass
                 quiet_since = time.monotonic()

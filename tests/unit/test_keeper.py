@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from am import engineapi, hostos, keeper
+from am import engineapi, hostos, keeper, runfiles
 from am.errors import AmError
 
 
@@ -77,8 +77,49 @@ def test_typed_bytes_as_tmux_pastes():
 
 
 def test_rotation_note():
-    note = keeper.rotation_note(1000)
+    note = runfiles.rotation_note(1000)
     assert note.startswith(b"\r\n[am:") and b"1000 bytes" in note and note.endswith(b"\r\n")
+
+
+def gaps(tmp_path, monkeypatch, rotate) -> list[str]:
+    """The file-system calls ROTATE made while the log's name named no file."""
+    log = tmp_path / "a.log"
+    log.write_bytes(b"old\n")
+    missing = []
+    for name in ("open", "link", "replace", "rename", "unlink", "write"):
+        real = getattr(os, name)
+
+        def spy(*a, _real=real, _name=name, **k):
+            if not log.exists():
+                missing.append(_name)
+            return _real(*a, **k)
+
+        monkeypatch.setattr(os, name, spy)
+    fd = rotate(str(log))
+    monkeypatch.undo()
+    os.close(fd)
+    return missing
+
+
+def test_a_rotated_log_is_never_missing(tmp_path, monkeypatch):
+    """``am logs`` opens the log while the keeper rotates it: its name always names a file,
+    which once failed CI with 'no log for agent'."""
+    assert gaps(tmp_path, monkeypatch, lambda p: runfiles.rotate_written(p, 1000)) == []
+    log = tmp_path / "a.log"
+    assert (tmp_path / "a.log.1").read_bytes() == b"old\n"
+    assert log.read_bytes() == runfiles.rotation_note(1000)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.log", "a.log.1"]
+
+
+def test_the_rename_first_rotation_leaves_a_gap(tmp_path, monkeypatch):
+    """The positive control: the rotation as it was (rename, then create) has a moment
+    without the log, and the spy sees it."""
+
+    def rename_first(path):
+        os.replace(path, path + ".1")
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+    assert gaps(tmp_path, monkeypatch, rename_first) == ["open"]
 
 
 @pytest.mark.parametrize("portable", ["0", "1"])
