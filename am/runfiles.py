@@ -52,8 +52,12 @@ def rotate_written(path: str, limit: int) -> int:
         os.write(fd, rotation_note(limit))
         with contextlib.suppress(FileNotFoundError):
             os.unlink(f"{path}.old")
-        os.link(path, f"{path}.old")
-        os.replace(f"{path}.old", f"{path}.1")
+        try:
+            os.link(path, f"{path}.old")
+        except OSError:  # a file system without hard links: a moment without the log
+            os.replace(path, f"{path}.1")
+        else:
+            os.replace(f"{path}.old", f"{path}.1")
         os.replace(f"{path}.new", path)
     except BaseException:
         os.close(fd)

@@ -111,6 +111,19 @@ def test_a_rotated_log_is_never_missing(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.log", "a.log.1"]
 
 
+def test_without_hard_links_a_log_still_rotates(tmp_path, monkeypatch):
+    log = tmp_path / "a.log"
+    log.write_bytes(b"old\n")
+
+    def refuse(*_):
+        raise PermissionError("no hard links here")
+
+    monkeypatch.setattr(os, "link", refuse)
+    os.close(runfiles.rotate_written(str(log), 1000))
+    assert (tmp_path / "a.log.1").read_bytes() == b"old\n"
+    assert log.read_bytes() == runfiles.rotation_note(1000)
+
+
 def test_the_rename_first_rotation_leaves_a_gap(tmp_path, monkeypatch):
     """The positive control: the rotation as it was (rename, then create) has a moment
     without the log, and the spy sees it."""
