@@ -91,6 +91,32 @@ def find(layout=None, engines: list | None = None) -> list[Drift]:
     )
 
 
+NO_RECORD = (Kind.ORPHAN_SESSION, Kind.ORPHAN_CONTAINER, Kind.ORPHAN_WORKSPACE, Kind.ORPHAN_DISK)
+
+
+def claimed(d: Drift, records: dict) -> bool:
+    """Whether a record of RECORDS, read again, names the subject of D, a drift found for
+    want of one (pure). A spawn reserves its record before it makes its workspace, session,
+    container or file system, so a spawn begun after ``find`` read the records shows here."""
+    if d.kind == Kind.ORPHAN_SESSION:
+        return d.subject in {r.get("session") for r in records.values()}
+    if d.kind == Kind.ORPHAN_CONTAINER:
+        return d.subject in {r.get("container") for r in records.values()}
+    if d.kind == Kind.ORPHAN_WORKSPACE:
+        return Path(d.subject).name in workspace_names(records)
+    if d.kind == Kind.ORPHAN_DISK:
+        from am import disk
+
+        return Path(d.subject).name.removesuffix(disk.PARTIAL).removesuffix(disk.SUFFIX) in records
+    return False
+
+
+def workspace_names(records: dict) -> set[str]:
+    return {
+        Path(r["workspace"]).name for r in records.values() if isinstance(r.get("workspace"), str)
+    }
+
+
 def container_drift(engine, records: dict, home: str) -> list[Drift]:
     """ENGINE's containers labelled for HOME of agents am no longer runs, or with no record."""
     mine = {r.get("container"): r for r in records.values() if r.get("runtime") == engine.runtime}
@@ -170,7 +196,7 @@ def workspace_drift(records: dict, layout) -> list[Drift]:
 
     if not layout.workspaces.is_dir():
         return []
-    known = {Path(r["workspace"]).name for r in records.values()}
+    known = workspace_names(records)
     return [
         Drift(
             Kind.ORPHAN_WORKSPACE,

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 from containers import ENGINES, container_names, engine_ready, remove_containers
-from helpers import git, keeper_pid
+from helpers import git, keeper_pid, wait_for
 
 
 def drift(am, fix=False) -> list[dict]:
@@ -225,3 +225,42 @@ def test_doctor_says_whether_gvisor_runs_on_each_engine(am):
         assert row["ok"] is True and "gVisor's kernel" in row["detail"], row
     text = am("doctor", check=False).stdout
     assert any(line.startswith("ok") and "docker gvisor" in line for line in text.splitlines())
+
+
+def test_fix_leaves_alone_what_a_spawn_made_after_the_look(am, repo, tmp_path):
+    """doctor reads the records, then asks tmux for the sessions: an agent spawned in between
+    has a session and a workspace the records doctor read do not name. --fix reads them again
+    under the state file's lock and leaves both alone (before, it killed the new agent's
+    session and deleted its fresh workspace). doctor is held at its tmux call by a shim."""
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    looked, go = tmp_path / "looked", tmp_path / "go"
+    real = shutil.which("tmux")
+    (shim / "tmux").write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = list-sessions ] && [ ! -e {go} ]; then\n'
+        f"  touch {looked}\n"
+        f"  while [ ! -e {go} ]; do sleep 0.05; done\n"
+        "fi\n"
+        f'exec {real} "$@"\n'
+    )
+    (shim / "tmux").chmod(0o755)
+    doctor = subprocess.Popen(
+        [*am.argv, "doctor", "--fix", "--json"],
+        env={**am.env, "PATH": f"{shim}:{am.env.get('PATH', os.environ['PATH'])}"},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(looked.exists, "doctor's look at the sessions")
+        agent = am.spawn(repo, "--cmd", "sleep 600")
+        go.touch()
+        report = json.loads(doctor.communicate(timeout=120)[0])["drift"]
+    finally:
+        doctor.kill()
+    fixed = {d["kind"]: d["fixed"] for d in report}
+    assert fixed.get("orphan-session", "").startswith("left alone"), report
+    assert fixed.get("orphan-workspace", "").startswith("left alone"), report
+    assert am.info(agent)["status"] == "running"
+    assert (am.home / "agents" / agent / ".git").is_dir()
+    assert drift(am) == []

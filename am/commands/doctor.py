@@ -1,5 +1,6 @@
 """``am doctor``: check the tools am needs, and find (``--fix``: repair) drift."""
 
+import contextlib
 import os
 import re
 import shutil
@@ -251,9 +252,30 @@ def settle_spawn(record: dict, store, layout) -> str:
 
 
 def fix(d: drift.Drift, store, layout) -> str:
-    """Repair one drift; returns what was done."""
+    """Repair one drift; returns what was done. What was found for want of a record is
+    repaired under the state file's lock, and only if still no record names it: a spawn that
+    began since the look has reserved its record, and one that begins now waits for the lock."""
     handler = FIXES.get(d.kind)
-    return handler(d, store, layout) if handler else "left alone"
+    if handler is None:
+        return "left alone"
+    if d.kind not in drift.NO_RECORD:
+        return handler(d, store, layout)
+    with store.transaction() as agents:
+        if drift.claimed(d, agents):
+            return "left alone: an agent record names it now (a spawn began meanwhile)"
+        return handler(d, Held(agents), layout)
+
+
+class Held:
+    """The records while ``fix`` holds the state file's lock, for a repair that adopts a
+    workspace: its record is written when the hold ends."""
+
+    def __init__(self, agents: dict):
+        self._agents = agents
+
+    @contextlib.contextmanager
+    def transaction(self):
+        yield self._agents
 
 
 def _kill_session(d, store, layout) -> str:

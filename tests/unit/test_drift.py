@@ -128,3 +128,24 @@ def test_gitsafe_check_config_names_the_refused_key(tmp_path):
 
 def test_every_kind_has_a_fix():
     assert set(doctor.FIXES) == set(drift.Kind)
+
+
+def test_a_record_written_since_the_look_claims_what_it_names():
+    from am.drift import Drift, Kind, claimed
+
+    records = {
+        "a1": {"id": "a1", "session": "am-a1", "workspace": "/h/agents/a1"},
+        "c1": {"id": "c1", "container": "am-c1", "workspace": "/h/agents/c1"},
+        "bad": {"id": "bad", "workspace": 7},  # a hostile record: no traceback
+    }
+    assert claimed(Drift(Kind.ORPHAN_SESSION, "am-a1", ""), records)
+    assert not claimed(Drift(Kind.ORPHAN_SESSION, "am-zz", ""), records)
+    assert claimed(Drift(Kind.ORPHAN_CONTAINER, "am-c1", ""), records)
+    assert not claimed(Drift(Kind.ORPHAN_CONTAINER, "am-a1", ""), records)
+    assert claimed(Drift(Kind.ORPHAN_WORKSPACE, "/h/agents/c1", ""), records)
+    assert not claimed(Drift(Kind.ORPHAN_WORKSPACE, "/h/agents/zz", ""), records)
+    assert claimed(Drift(Kind.ORPHAN_DISK, "/h/disks/a1.ext4", ""), records)
+    assert claimed(Drift(Kind.ORPHAN_DISK, "/h/disks/a1.ext4.partial", ""), records)
+    assert not claimed(Drift(Kind.ORPHAN_DISK, "/h/disks/zz.ext4", ""), records)
+    # what is not found for want of a record is never 'claimed'
+    assert not claimed(Drift(Kind.INVALID_RECORD, "a1", ""), records)
