@@ -14,9 +14,13 @@ def write_atomic(
 ) -> None:
     """Replace PATH with TEXT in one step: readers see the old file or the new one, never a
     part. SYNC also puts both on disk (the file and its folder's entry) before returning. The
-    temporary file (TMP, or PATH.<pid>.tmp) is never followed if it is a link, and removed when
-    the write fails."""
-    tmp = os.fspath(tmp) if tmp is not None else f"{os.fspath(path)}.{os.getpid()}.tmp"
+    temporary file (TMP, or PATH.<pid>.<thread>.tmp: two of the keeper's threads may write one
+    file at once) is never followed if it is a link, and removed when the write fails."""
+    if tmp is None:
+        import _thread  # built in: no import cost
+
+        tmp = f"{os.fspath(path)}.{os.getpid()}.{_thread.get_ident()}.tmp"
+    tmp = os.fspath(tmp)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -142,14 +142,18 @@ class OomWatch:
         self.pids_hit = False
         self.on_event = on_event or (lambda watch: None)
         self.guest_pids = None  # a gVisor sandbox's latest task count
+        # The OOM and pids watches run in different threads of the keeper: one report at a
+        # time, so the last one written has both flags.
+        self.lock = threading.Lock()
 
     def _set(self, attr: str) -> None:
-        if not getattr(self, attr):
-            setattr(self, attr, True)
-            try:
-                self.on_event(self)
-            except Exception:
-                pass  # a report we cannot write must not end the watch
+        with self.lock:
+            if not getattr(self, attr):
+                setattr(self, attr, True)
+                try:
+                    self.on_event(self)
+                except Exception:
+                    pass  # a report we cannot write must not end the watch
 
     def start(self, pid: int) -> bool:
         pids = pids_cgroup(pid)

@@ -2,6 +2,7 @@
 
 import multiprocessing
 import os
+import threading
 
 import pytest
 
@@ -15,6 +16,40 @@ def test_write_atomic_replaces_whole_and_leaves_no_temp(tmp_path):
     assert path.read_text() == "new"
     assert sorted(os.listdir(tmp_path)) == ["f.json"]
     assert (path.stat().st_mode & 0o777) == 0o600
+
+
+def test_two_threads_writing_one_file_each_replace_it_whole(tmp_path, monkeypatch):
+    """The keeper's OOM and pids threads may write an agent's health file at once. Thread A
+    is held between its write and its replace while B writes the file whole: A's own
+    temporary file must still be there (with one per process, B's replace took it)."""
+    path = tmp_path / "health.json"
+    real_replace = os.replace
+    b_done = threading.Event()
+
+    def replace(src, dst):
+        if threading.current_thread().name == "A":
+            assert b_done.wait(10)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    errors = []
+
+    def write(text):
+        try:
+            files.write_atomic(path, text)
+        except OSError as e:
+            errors.append(e)
+
+    a = threading.Thread(target=write, args=('{"oom": true, "pids_limit": false}',), name="A")
+    a.start()
+    b = threading.Thread(target=write, args=('{"oom": true}',), name="B")
+    b.start()
+    b.join()
+    b_done.set()
+    a.join()
+    assert errors == []
+    assert path.read_text() == '{"oom": true, "pids_limit": false}'  # A's, replaced last
+    assert sorted(os.listdir(tmp_path)) == ["health.json"]
 
 
 def test_write_atomic_never_follows_a_planted_temp_link(tmp_path):
