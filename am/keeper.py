@@ -249,6 +249,9 @@ class Watch:
         # name, which a container made after 'am stop' (an 'am start', or anyone) reuses.
         self.ref: str | None = None
         self.superseded = False  # a later start of the agent has its own watch
+        # Held while it is told it is superseded, and while it writes the agent's end: once
+        # superseded it writes nothing (Keeper.watch).
+        self.ending = threading.Lock()
         self.released: float | None = None  # when a gated command was let go (am/gate.py)
         self.stream_ended = threading.Event()
         self.gate_lock = threading.Lock()
@@ -589,15 +592,15 @@ class Watch:
             gone = self.inspect_result("{{.Id}}")
             if "no such" in gone.err.lower() and self.keeper.still_running(self.id):
                 # Removed behind am's back (not by am stop or rm, which mark the record
-                # first): it ended, how is unknown; never 'running' forever.
-                write_exit(
-                    self.spec.exit_file,
+                # first): it ended, how is unknown; never 'running' forever. (Unless a new
+                # start runs now: its record says running too.)
+                self.record_end(
                     {
                         "exit_code": None,
                         "oom_killed": False,
                         "vanished": True,
                         "finished": clock.iso(),
-                    },
+                    }
                 )
             return  # already removed (am stop, am rm): nothing to record
         code, oom, status = res.out.split()
@@ -617,13 +620,17 @@ class Watch:
             self.cli("rm", "--force", c.proxy)
         if c.egress and not self.superseded:
             self.cli("network", "rm", c.egress)
-        if self.superseded:
-            return
         result["finished"] = clock.iso()
         started = self.spec.started_at
         if started:
             result["seconds"] = round(time.time() - started, 3)
-        write_exit(self.spec.exit_file, result)
+        self.record_end(result)
+
+    def record_end(self, result: dict) -> None:
+        """Write the agent's end RESULT, unless a later start has superseded this watch."""
+        with self.ending:
+            if not self.superseded:
+                write_exit(self.spec.exit_file, result)
 
 
 class Keeper:
@@ -677,7 +684,12 @@ class Keeper:
                 # A spawn or start made container CID: the watch of the one before (an
                 # 'am stop' removed it, and its end may not have reached that watch yet)
                 # must never record this one's end, nor remove it.
-                w.superseded = True
+                with w.ending:
+                    w.superseded = True
+                # An end it wrote after this start cleared the last one is not this start's
+                # (this container's end is only ever written by the watch made below).
+                with contextlib.suppress(OSError):
+                    os.unlink(w.spec.exit_file)
                 w = None
             if w is not None and not w.done and not launched:
                 w.launched.clear()  # a keeper's own watch, now the spawn's: it says 'started'

@@ -254,6 +254,58 @@ def test_a_watch_acts_only_on_the_container_it_watched(am, engine, tmp_path):
 
 
 @pytest.mark.container
+def test_a_superseded_watch_never_records_an_end(am, engine, tmp_path, monkeypatch):
+    """The old watch of an agent that 'am stop' and 'am start' ran for reaches its end late:
+    its container is gone and the record says running (the new start's). A start's watch
+    request that supersedes it in the middle of its end must leave no exit file, or the new
+    run would read as ended. The supersede is made to land there: in the old watch's look
+    at the record. The positive control is the same end without the supersede."""
+    import uuid
+
+    from am import engineapi
+    from am.launchspec import ContainerSpec, LaunchSpec
+
+    name = f"am-late-{uuid.uuid4().hex[:8]}"
+    api = engineapi.Endpoint(engineapi.DEFAULT_DOCKER).to_json() if engine == "docker" else None
+    exit_file = tmp_path / "exit.json"
+    k = keeper.Keeper(home_layout(am.home))
+
+    def old_watch() -> keeper.Watch:
+        spec = LaunchSpec(
+            argv=["x"], cwd=str(tmp_path), env={}, log=str(tmp_path / "log"),
+            exit_file=str(exit_file), container=ContainerSpec(engine=engine, name=name, api=api),
+        )  # fmt: skip
+        w = keeper.Watch(k, "x", spec)
+        w.launched.set()
+        subprocess.run([engine, "create", "--name", name, "am-agent:latest", "true"],
+                       check=True, capture_output=True)  # fmt: skip
+        assert w.first_look() == "created" and w.ref
+        subprocess.run([engine, "rm", "--force", name], check=True, capture_output=True)
+        k.watches["x"] = w
+        return w
+
+    # the control: not superseded, the vanished container's end is written
+    monkeypatch.setattr(k, "still_running", lambda agent_id: True)
+    old_watch().finish()
+    assert exit_file.exists()
+    exit_file.unlink()
+
+    def start_meanwhile(agent_id):
+        k.watch(agent_id, launched=False, cid="the-new-container")  # no spec: only supersedes
+        return True
+
+    old = old_watch()
+    monkeypatch.setattr(k, "still_running", start_meanwhile)
+    old.finish()
+    assert old.superseded and not exit_file.exists()
+    # an end it wrote just before it was superseded goes too: not the new start's
+    exit_file.write_text("{}")
+    k.watches["x"] = old
+    k.watch("x", launched=False, cid="another")
+    assert not exit_file.exists()
+
+
+@pytest.mark.container
 def test_an_agent_started_right_after_its_stop_is_watched_to_its_end(am, repo, engine):
     """'am start' straight after 'am stop': the new container is the new watch's, typed
     into, logged and recorded when it ends; the old watch leaves it alone."""
