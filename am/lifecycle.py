@@ -83,6 +83,7 @@ def delete(record: dict, store, layout) -> None:
         # what a rotation cut short by a kill leaves (runfiles.rotate_written)
         Path(f"{layout.log_file(record['id'])}.new"),
         Path(f"{layout.log_file(record['id'])}.old"),
+        Path(f"{layout.log_file(record['id'])}.1.tmp"),  # a tmux agent's, by its supervisor
     ):
         with contextlib.suppress(FileNotFoundError):
             f.unlink()

@@ -8,6 +8,7 @@ agent it runs ``kubectl attach`` (again, if a connection drops while the agent r
 reads the pod's status and deletes what came with the pod (``kube_session``).
 """
 
+import fcntl
 import json
 import os
 import signal
@@ -44,15 +45,17 @@ def cap_log(path: str, limit: int, every: float = 1.0) -> None:
             if os.path.getsize(path) <= limit:
                 continue
             tmp = f"{path}.1.tmp"
-            with open(path, "rb") as src, open(tmp, "wb") as dst:
-                src.seek(max(0, os.fstat(src.fileno()).st_size - limit))
-                while chunk := src.read(1 << 20):
-                    dst.write(chunk)
-            os.replace(tmp, f"{path}.1")
-            with open(path, "r+b") as f:
-                f.truncate(0)
-            with open(path, "ab") as f:
-                f.write(rotation_note(limit))
+            with open(path, "r+b") as src:
+                # 'am logs' reads both parts under a shared lock: the cut is one moment to it.
+                fcntl.flock(src.fileno(), fcntl.LOCK_EX)
+                with open(tmp, "wb") as dst:
+                    src.seek(max(0, os.fstat(src.fileno()).st_size - limit))
+                    while chunk := src.read(1 << 20):
+                        dst.write(chunk)
+                os.replace(tmp, f"{path}.1")
+                src.truncate(0)
+                with open(path, "ab") as f:
+                    f.write(rotation_note(limit))
         except OSError:
             pass
 
