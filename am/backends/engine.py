@@ -909,9 +909,10 @@ class Engine(Backend):
             (top, running), self.granting = self.granting, None
             finish_grant(running, top)
 
-    def ended_at_start(self, plan, timeout: float = 10) -> AgentExited | None:
+    def ended_at_start(self, plan, timeout: float = 30) -> AgentExited | None:
         """How an agent that ended before its spawn returned ended (AgentExited), else None:
-        one inspect while it runs; once it does not, the keeper's record of its end."""
+        one inspect while it runs; once it does not, the keeper's record of its end, which it
+        writes once the container is removed (on a busy host, or in gVisor, seconds)."""
         if self.seen_running.pop(plan.container, False) or self.container_running(plan.container):
             return None
         from am.status import read_exit
