@@ -75,7 +75,9 @@ def run(args) -> int:
             return report(args, view, "timeout", TIMEOUT)
         time.sleep(POLL)
         now = (_mtime(layout.state_file), _mtime(exit_file))
-        if now != seen or time.monotonic() - checked >= CHECK_SESSION:
+        # An exit file is written just before a tmux agent's session ends: look again at
+        # once until the session has gone, not CHECK_SESSION later.
+        if now != seen or now[1] is not None or time.monotonic() - checked >= CHECK_SESSION:
             seen, checked = now, time.monotonic()
             view = status.view(args.id, layout)
 
