@@ -10,7 +10,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from am import backends, clock, git, gitsafe, paths, session
+from am import backends, clock, files, git, gitsafe, paths, session
 from am import plan as planning
 from am.errors import AmError
 from am.rollback import Rollback
@@ -210,9 +210,8 @@ def write_spec(plan: planning.Plan, backend, layout, undo: Rollback, fifo: bool)
         env_fifo=str(fifo_path) if fifo_path else None,
     )
     spec_file = layout.run / f"{plan.id}.spec.json"
-    fd = os.open(spec_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(spec.to_json())
+    # Whole or not at all: the keeper may read an agent's spec as 'am start' writes it anew.
+    files.write_atomic(spec_file, spec.to_json())
     undo.push(_unlink, spec_file)
     return spec, spec_file
 
