@@ -84,6 +84,7 @@ def delete(record: dict, store, layout) -> None:
         Path(f"{layout.log_file(record['id'])}.new"),
         Path(f"{layout.log_file(record['id'])}.old"),
         Path(f"{layout.log_file(record['id'])}.1.tmp"),  # a tmux agent's, by its supervisor
+        Path(f"{layout.log_file(record['id'])}.1.at"),  # where its last cut was made
     ):
         with contextlib.suppress(FileNotFoundError):
             f.unlink()

@@ -8,6 +8,7 @@ agent it runs ``kubectl attach`` (again, if a connection drops while the agent r
 reads the pod's status and deletes what came with the pod (``kube_session``).
 """
 
+import contextlib
 import fcntl
 import json
 import os
@@ -16,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from am import clock
+from am import clock, files
 from am.launchspec import InvalidSpec, LaunchSpec
 from am.runfiles import rotation_note, write_exit, write_guest, write_health  # noqa: F401
 
@@ -35,29 +36,40 @@ def read_secrets(fifo: str) -> dict[str, str]:
 
 
 def cap_log(path: str, limit: int, every: float = 1.0) -> None:
-    """Keep the log tmux's pipe-pane appends to near LIMIT bytes: checked every EVERY seconds,
-    past it its last LIMIT bytes move to ``.log.1`` and the file starts again with a note
-    (tmux's writer appends, so it carries on at the new end; what it writes during the copy
-    may be lost)."""
+    """Keep the log tmux's pipe-pane appends to near LIMIT bytes, looked at every EVERY
+    seconds (``cut_in_place``)."""
     while True:
         time.sleep(every)
+        with contextlib.suppress(OSError):
+            cut_in_place(path, limit)
+
+
+def cut_in_place(path: str, limit: int) -> bool:
+    """Past LIMIT bytes, move the log's last LIMIT bytes to ``.log.1`` and start it again
+    with a note; whether it did. tmux's writer appends, so it carries on at the new end (what
+    it writes during the copy may be lost). Done under an exclusive flock, which 'am logs'
+    takes shared, so to it the cut is one moment; ``.log.1.at`` says at which byte of the old
+    log ``.log.1`` ends, so that 'am logs -f' prints what it had not read yet. A reader
+    holding the lock (a paused pager) defers the cut to the next look, never blocks it."""
+    if os.path.getsize(path) <= limit:
+        return False
+    with open(path, "r+b") as src:
         try:
-            if os.path.getsize(path) <= limit:
-                continue
-            tmp = f"{path}.1.tmp"
-            with open(path, "r+b") as src:
-                # 'am logs' reads both parts under a shared lock: the cut is one moment to it.
-                fcntl.flock(src.fileno(), fcntl.LOCK_EX)
-                with open(tmp, "wb") as dst:
-                    src.seek(max(0, os.fstat(src.fileno()).st_size - limit))
-                    while chunk := src.read(1 << 20):
-                        dst.write(chunk)
-                os.replace(tmp, f"{path}.1")
-                src.truncate(0)
-                with open(path, "ab") as f:
-                    f.write(rotation_note(limit))
-        except OSError:
-            pass
+            fcntl.flock(src.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        tmp = f"{path}.1.tmp"
+        with open(tmp, "wb") as dst:
+            start = src.seek(max(0, os.fstat(src.fileno()).st_size - limit))
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
+            end = start + dst.tell()
+        files.write_atomic(f"{path}.1.at", str(end))
+        os.replace(tmp, f"{path}.1")
+        src.truncate(0)
+        with open(path, "ab") as f:
+            f.write(rotation_note(limit))
+    return True
 
 
 def run_child(spec: LaunchSpec, env: dict, on_start=None) -> int:

@@ -1,8 +1,6 @@
 """``am logs``: the agent's terminal output, kept on the host after the agent is gone."""
 
-import contextlib
 import os
-import stat
 import sys
 import time
 from collections import deque
@@ -10,84 +8,13 @@ from pathlib import Path
 
 from am import backends, paths, records, status
 from am.errors import AmError
+from am.logread import follow, open_log, read_log, whole
 from am.record import Status
 from am.store import open_store
 
 
 def tail_bytes(data: bytes, n: int) -> bytes:
     return b"".join(deque(data.splitlines(keepends=True), maxlen=n))
-
-
-def open_log(log: Path):
-    """LOG opened for reading, never through a link; None if it is no regular file."""
-    try:
-        fd = os.open(log, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        return None
-    return os.fdopen(fd, "rb")
-
-
-def inode(path) -> int | None:
-    try:
-        return os.stat(path).st_ino
-    except OSError:
-        return None
-
-
-@contextlib.contextmanager
-def steady(f, wait: float = 2.0):
-    """Hold a shared flock on the open log F for the block: a tmux agent's supervisor cuts
-    its log in place under an exclusive one, so both parts read in the block are of one
-    moment. Given up after WAIT seconds (the log is read anyway)."""
-    import fcntl
-
-    deadline = time.monotonic() + wait
-    held = False
-    while not held:
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-            held = True
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.01)
-        except OSError:
-            break
-    try:
-        yield
-    finally:
-        if held and not f.closed:  # closing it (for the keeper's new log) let go
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-
-def older_part(log: Path, current: int | None) -> bytes:
-    """The rotated ``.1`` file's bytes, unless it is the file of inode CURRENT (for an
-    instant of a rotation both names name one file)."""
-    rotated = open_log(Path(f"{log}.1"))
-    if rotated is None:
-        return b""
-    with rotated:
-        if os.fstat(rotated.fileno()).st_ino == current:
-            return b""
-        return rotated.read()
-
-
-def whole(f, log: Path) -> bytes:
-    """What the open log F and its older part hold, read together (``steady``)."""
-    with steady(f):
-        return older_part(log, os.fstat(f.fileno()).st_ino) + f.read()
-
-
-def read_log(log: Path) -> bytes:
-    """The whole log as the agent printed it: the rotated file first, if any."""
-    f = open_log(log)
-    if f is None:
-        return older_part(log, None)
-    with f:
-        return whole(f, log)
 
 
 def screen(view: dict, layout, lines: int = 50) -> bytes:
@@ -158,41 +85,6 @@ def proxy_network_log(args, record: dict, backend) -> int:
     return 0
 
 
-def follow(f, log: Path, cut: int | None, out, running) -> object:
-    """Print what is written to the open log F from here on, across its cuts, until the
-    agent is no longer RUNNING (asked only when output has paused); CUT: the inode of the
-    log's .1 file at the last read. Returns the file last read (the caller closes it)."""
-    quiet_since = time.monotonic()
-    while True:
-        with steady(f):
-            chunk = f.read(65536)
-            mine, current = os.fstat(f.fileno()).st_ino, inode(log)
-            if current is not None and current != mine:
-                # The keeper made a new log: what is left of this one, then that one.
-                chunk += f.read()
-                f.close()
-                f = open_log(log) or open(os.devnull, "rb")
-                cut = inode(f"{log}.1")
-            elif inode(f"{log}.1") not in (cut, mine):
-                # A tmux agent's supervisor moved this one's end to a new .1 file and
-                # emptied it: it starts again.
-                cut = inode(f"{log}.1")
-                f.seek(0)
-        if chunk:
-            out.write(chunk)
-            out.flush()
-            quiet_since = time.monotonic()
-            continue
-        # Poll the status only when output has paused, and stop once the agent is gone.
-        if time.monotonic() - quiet_since > 1.0:
-            if not running():
-                out.write(f.read())
-                out.flush()
-                return f
-            quiet_since = time.monotonic()
-        time.sleep(0.2)
-
-
 def run(args) -> int:
     layout = paths.layout()
     record = records.check(open_store(layout).get(args.id), layout, args.id)
@@ -206,21 +98,18 @@ def run(args) -> int:
         raise AmError(f"no log for agent {args.id} at {log}")
     out = sys.stdout.buffer
     try:
+        data, cut = whole(f, log)  # written out once the lock is let go: a pager may pause
         if args.tail is not None:
-            out.write(tail_bytes(read_log(log), args.tail) if args.tail else b"")
-            f.seek(0, os.SEEK_END)
-            cut = inode(f"{log}.1")
-        else:
-            with steady(f):
-                out.write(older_part(log, os.fstat(f.fileno()).st_ino))
-                out.write(f.read())
-                cut = inode(f"{log}.1")
+            data = tail_bytes(data, args.tail) if args.tail else b""
+        out.write(data)
         out.flush()
         if not args.follow:
             return 0
-        f = follow(
-            f, log, cut, out, lambda: status.view(args.id, layout)["status"] == Status.RUNNING
-        )
+
+        def running() -> bool:
+            return status.view(args.id, layout)["status"] == Status.RUNNING
+
+        f = follow(f, log, cut, out, running)
         return 0
     finally:
         f.close()
