@@ -91,13 +91,22 @@ def find(layout=None, engines: list | None = None) -> list[Drift]:
     )
 
 
-NO_RECORD = (Kind.ORPHAN_SESSION, Kind.ORPHAN_CONTAINER, Kind.ORPHAN_WORKSPACE, Kind.ORPHAN_DISK)
+# What a spawn makes after it has reserved its record (which the look may predate).
+SPAWN_MAY_OWN = (
+    Kind.ORPHAN_SESSION,
+    Kind.ORPHAN_CONTAINER,
+    Kind.ORPHAN_WORKSPACE,
+    Kind.ORPHAN_DISK,
+    Kind.ORPHAN_PROXY,
+    Kind.ORPHAN_NETWORK,
+)
 
 
 def claimed(d: Drift, records: dict) -> bool:
-    """Whether a record of RECORDS, read again, names the subject of D, a drift found for
-    want of one (pure). A spawn reserves its record before it makes its workspace, session,
-    container or file system, so a spawn begun after ``find`` read the records shows here."""
+    """Whether RECORDS, read again, show an agent that owns the subject of D, or may be
+    about to (pure). A spawn reserves its record before it makes its workspace, session,
+    container, file system, proxy or outside network, so a spawn begun after ``find`` read
+    the records shows here; so does an agent started since."""
     if d.kind == Kind.ORPHAN_SESSION:
         return d.subject in {r.get("session") for r in records.values()}
     if d.kind == Kind.ORPHAN_CONTAINER:
@@ -108,6 +117,13 @@ def claimed(d: Drift, records: dict) -> bool:
         from am import disk
 
         return Path(d.subject).name.removesuffix(disk.PARTIAL).removesuffix(disk.SUFFIX) in records
+    if d.kind == Kind.ORPHAN_PROXY:
+        from am.backends import network
+
+        r = records.get(d.subject.removeprefix(network.PROXY_PREFIX))
+        return isinstance(r, dict) and r.get("status") in (Status.STARTING, Status.RUNNING)
+    if d.kind == Kind.ORPHAN_NETWORK:  # a spawn's proxy may be about to join it
+        return any(r.get("status") == Status.STARTING for r in records.values())
     return False
 
 

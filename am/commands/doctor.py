@@ -252,13 +252,14 @@ def settle_spawn(record: dict, store, layout) -> str:
 
 
 def fix(d: drift.Drift, store, layout) -> str:
-    """Repair one drift; returns what was done. What was found for want of a record is
-    repaired under the state file's lock, and only if still no record names it: a spawn that
-    began since the look has reserved its record, and one that begins now waits for the lock."""
+    """Repair one drift; returns what was done. What a spawn may own is repaired under the
+    state file's lock, and only if the records, read again, show no agent that owns it
+    (``drift.claimed``): a spawn begun since the look has reserved its record, and one that
+    begins now waits for the lock."""
     handler = FIXES.get(d.kind)
     if handler is None:
         return "left alone"
-    if d.kind not in drift.NO_RECORD:
+    if d.kind not in drift.SPAWN_MAY_OWN:
         return handler(d, store, layout)
     with store.transaction() as agents:
         if drift.claimed(d, agents):
@@ -276,6 +277,9 @@ class Held:
     @contextlib.contextmanager
     def transaction(self):
         yield self._agents
+
+    def agents(self) -> dict:
+        return self._agents
 
 
 def _kill_session(d, store, layout) -> str:

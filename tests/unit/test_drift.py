@@ -147,5 +147,13 @@ def test_a_record_written_since_the_look_claims_what_it_names():
     assert claimed(Drift(Kind.ORPHAN_DISK, "/h/disks/a1.ext4", ""), records)
     assert claimed(Drift(Kind.ORPHAN_DISK, "/h/disks/a1.ext4.partial", ""), records)
     assert not claimed(Drift(Kind.ORPHAN_DISK, "/h/disks/zz.ext4", ""), records)
-    # what is not found for want of a record is never 'claimed'
+    # a proxy: its agent's spawn or run; an outside network: any spawn under way
+    assert not claimed(Drift(Kind.ORPHAN_PROXY, "am_proxy-a1", ""), records)
+    assert not claimed(Drift(Kind.ORPHAN_NETWORK, "am_egress-x", ""), records)
+    records["a1"]["status"] = "starting"
+    assert claimed(Drift(Kind.ORPHAN_PROXY, "am_proxy-a1", ""), records)
+    assert claimed(Drift(Kind.ORPHAN_NETWORK, "am_egress-x", ""), records)
+    records["a1"]["status"] = "exited"
+    assert not claimed(Drift(Kind.ORPHAN_PROXY, "am_proxy-a1", ""), records)
+    # what a spawn never makes is never 'claimed'
     assert not claimed(Drift(Kind.INVALID_RECORD, "a1", ""), records)
