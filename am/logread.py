@@ -70,14 +70,14 @@ def steady(f, wait: float = 2.0):
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
-def older_part(log: Path, current: tuple[int, int] | None) -> bytes:
-    """The ``.1`` file's bytes, unless it is the file CURRENT (for an instant of the
+def older_part(log: Path, *skip: tuple[int, int]) -> bytes:
+    """The ``.1`` file's bytes, unless it is one of the files SKIP (for an instant of the
     keeper's rotation both names name one file)."""
     rotated = open_log(f"{log}{ROTATED}")
     if rotated is None:
         return b""
     with rotated:
-        return b"" if ident_of(rotated) == current else rotated.read()
+        return b"" if ident_of(rotated) in skip else rotated.read()
 
 
 def whole(f, log: Path) -> tuple[bytes, tuple[int, int] | None]:
@@ -92,7 +92,7 @@ def read_log(log: Path) -> bytes:
     """The whole log as the agent printed it: the older part first, if any."""
     f = open_log(log)
     if f is None:
-        return older_part(log, None)
+        return older_part(log)
     with f:
         return whole(f, log)[0]
 
@@ -110,14 +110,13 @@ def _next(f, log: Path, cut):
     mine, current = ident_of(f), ident(log)
     if current is not None and current != mine:
         # The keeper made a new log: the rest of this one; a whole log between the two, if
-        # it rotated twice since the last look (the .1 file is then neither); the new one.
+        # it rotated twice since the last look (the .1 file is then neither: looked at after
+        # the new log is open, which may be newer than CURRENT by now); the new one.
         data = f.read()
-        between = ident(f"{log}{ROTATED}")
-        if between not in (None, mine, current):
-            data += older_part(log, None)
         new = open_log(log)
         if new is None:  # gone meanwhile (am rm): nothing more to follow
             return data, f, cut
+        data += older_part(log, mine, ident_of(new))
         f.close()
         return data + new.read(65536), new, ident(f"{log}{ROTATED}")
     now = ident(f"{log}{ROTATED}")
@@ -127,7 +126,7 @@ def _next(f, log: Path, cut):
         at, read_to = _cut_at(log), f.tell()
         missed = b""
         if at is not None and at > read_to:
-            older = older_part(log, None)
+            older = older_part(log)
             missed = older[-(at - read_to) :] if at - read_to < len(older) else older
         f.seek(0)
         return missed + f.read(65536), f, now
@@ -156,4 +155,6 @@ def follow(f, log: Path, cut, out, running, quiet: float = 1.0) -> object:
                 out.flush()
                 return f
             quiet_since = time.monotonic()
-        time.sleep(0.2)
+        # A 64k log at the keeper's 1 MiB/s is cut every 60 ms: a look more often than that
+        # finds each whole log before the next cut drops it.
+        time.sleep(0.05)

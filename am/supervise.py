@@ -47,7 +47,8 @@ def cap_log(path: str, limit: int, every: float = 1.0) -> None:
 def cut_in_place(path: str, limit: int) -> bool:
     """Past LIMIT bytes, move the log's last LIMIT bytes to ``.log.1`` and start it again
     with a note; whether it did. tmux's writer appends, so it carries on at the new end (what
-    it writes during the copy may be lost). Done under an exclusive flock, which 'am logs'
+    it writes between the copy's last read and the emptying is lost; the note may come after
+    its next lines). Done under an exclusive flock, which 'am logs'
     takes shared, so to it the cut is one moment; ``.log.1.at`` says at which byte of the old
     log ``.log.1`` ends, so that 'am logs -f' prints what it had not read yet. A reader
     holding the lock (a paused pager) defers the cut to the next look, never blocks it."""
@@ -63,10 +64,11 @@ def cut_in_place(path: str, limit: int) -> bool:
             start = src.seek(max(0, os.fstat(src.fileno()).st_size - limit))
             while chunk := src.read(1 << 20):
                 dst.write(chunk)
+            # Emptied right after the last read: what tmux appends in between is lost.
+            src.truncate(0)
             end = start + dst.tell()
         files.write_atomic(f"{path}.1.at", str(end))
         os.replace(tmp, f"{path}.1")
-        src.truncate(0)
         with open(path, "ab") as f:
             f.write(rotation_note(limit))
     return True
