@@ -252,7 +252,7 @@ def test_fix_leaves_alone_what_a_spawn_made_after_the_look(am, repo, tmp_path):
         text=True,
     )
     try:
-        wait_for(looked.exists, "doctor's look at the sessions")
+        wait_for(looked.exists, "doctor's look at the sessions", timeout=180)  # after its checks
         agent = am.spawn(repo, "--cmd", "sleep 600")
         go.touch()
         report = json.loads(doctor.communicate(timeout=120)[0])["drift"]
