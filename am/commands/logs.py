@@ -1,5 +1,6 @@
 """``am logs``: the agent's terminal output, kept on the host after the agent is gone."""
 
+import io
 import os
 import sys
 import time
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from am import backends, paths, records, status
 from am.errors import AmError
-from am.logread import follow, open_log, read_log, whole
+from am.logread import follow, ident_of, older_part, open_log, read_log, whole
 from am.record import Status
 from am.store import open_store
 
@@ -41,13 +42,11 @@ def network_log(args, record: dict, layout) -> int:
     ):
         return proxy_network_log(args, record, backend)
     log = Path(record["network_log"])
-    if not log.is_file() or log.is_symlink():
+    raw = open_log(log)  # one open, never through a link: no check-then-use
+    if raw is None:
         raise AmError(f"no network log for agent {args.id} at {log}")
-    with open(log, encoding="utf-8", errors="replace") as f:
-        rotated = Path(f"{log}.1")
-        older = []
-        if rotated.is_file() and not rotated.is_symlink():
-            older = rotated.read_text(encoding="utf-8", errors="replace").splitlines(True)
+    with io.TextIOWrapper(raw, encoding="utf-8", errors="replace") as f:
+        older = older_part(log, ident_of(raw)).decode("utf-8", "replace").splitlines(True)
         lines = network.denied(older + f.readlines())
         if args.tail is not None:
             lines = lines[-args.tail :] if args.tail else []
