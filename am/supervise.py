@@ -19,6 +19,7 @@ from pathlib import Path
 
 from am import clock, files
 from am.launchspec import InvalidSpec, LaunchSpec
+from am.logread import CUT_AT, ROTATED
 from am.runfiles import rotation_note, write_exit, write_guest, write_health  # noqa: F401
 
 
@@ -67,8 +68,8 @@ def cut_in_place(path: str, limit: int) -> bool:
             # Emptied right after the last read: what tmux appends in between is lost.
             src.truncate(0)
             end = start + dst.tell()
-        files.write_atomic(f"{path}.1.at", str(end))
-        os.replace(tmp, f"{path}.1")
+        files.write_atomic(f"{path}{CUT_AT}", str(end))
+        os.replace(tmp, f"{path}{ROTATED}")
         with open(path, "ab") as f:
             f.write(rotation_note(limit))
     return True
