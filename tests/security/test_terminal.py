@@ -92,6 +92,27 @@ def test_escape_keeps_newlines_and_tabs_only():
     assert termsafe.escape("héllo ✓") == "héllo ✓"
 
 
+def test_the_quick_look_passes_only_what_the_pattern_would():
+    """``plain`` lets text through unescaped without ``re``: for every ASCII character, alone
+    and amid text, it must agree with the pattern. Control: a look that forgot DEL passes a
+    text the pattern would escape."""
+    import re
+
+    from am import termsafe
+
+    pattern = re.compile(termsafe.UNSAFE)
+    for c in map(chr, range(128)):
+        for text in (c, f"a{c}b\n", f"{c}\t"):
+            assert termsafe.plain(text) == (pattern.search(text) is None), repr(text)
+            assert termsafe.escape(text) == pattern.sub(termsafe._visible, text)
+    assert not termsafe.plain("é") and termsafe.escape("é\x9b") == "é\\x9b"
+
+    def forgetful(text):
+        return all(" " <= ch < "\x7f" or ch in "\n\t\x7f" for ch in text)
+
+    assert forgetful("a\x7fb") and pattern.search("a\x7fb")
+
+
 def test_every_am_error_line_is_escaped(am, term):
     """Even argparse's and an unknown id's errors: no text reaches the terminal raw."""
     screen = term.run(am_cmd(am, "info", f"x{TITLE}{CLEAR}"))
