@@ -265,9 +265,7 @@ def _list(p):
 
     p.add_argument("--json", action="store_true", help=JSON)
     # the same choices as am.main.quick_list, which parses these without argparse
-    p.add_argument(
-        "--status", choices=[s.value for s in Status], help="only the agents with this status"
-    )
+    p.add_argument("--status", choices=Status.ALL, help="only the agents with this status")
 
 
 def _status(p):

@@ -25,15 +25,14 @@ def quick_list(argv: list[str]):
         return None
     from am.record import Status
 
-    STATUSES = {s.value for s in Status}
     json_out, wanted, rest = False, None, argv[1:]
     while rest:
         arg, rest = rest[0], rest[1:]
         if arg == "--json":
             json_out = True
-        elif arg == "--status" and rest and rest[0] in STATUSES:
+        elif arg == "--status" and rest and rest[0] in Status.ALL:
             wanted, rest = rest[0], rest[1:]
-        elif arg.startswith("--status=") and arg.partition("=")[2] in STATUSES:
+        elif arg.startswith("--status=") and arg.partition("=")[2] in Status.ALL:
             wanted = arg.partition("=")[2]
         else:
             return None

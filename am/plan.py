@@ -13,7 +13,7 @@ from am import ids, profiles, validate
 from am.errors import AmError
 from am.git import check_branch, is_url
 from am.paths import Layout
-from am.record import Mode, Record
+from am.record import Mode, Record, word
 from am.request import Request
 from am.validate import (  # noqa: F401 (re-exported)
     DEFAULT_IMAGE,
@@ -130,7 +130,7 @@ class Plan:
             str(self.workspace),
             str(self.log),
             home,
-            mode=Mode(self.mode),
+            mode=word(self.mode, Mode.ALL),
             runtime=self.runtime,
             source=self.source,
             worktree=self.worktree,

@@ -1,25 +1,33 @@
 """An agent's record: the entry the state file keeps for it, and its mode and status words.
 
-``Mode`` and ``Status`` are ``str`` enums: a record read back from JSON holds plain strings,
-and ``Status.RUNNING == "running"`` either way, so code may compare with the enum or the word.
+``Mode`` and ``Status`` name the words a record holds: plain strings, as a record read back
+from JSON holds them, so code compares with either. Not ``enum``s: every ``am list`` imports
+this module, and ``enum`` (with what it imports) costs it a tenth of its time.
 ``Record`` is the one way a new entry is made (a spawn, a restore, an adopted workspace): the
 names that follow from the id (session, container) are derived here, never written by hand.
 """
 
-from enum import StrEnum
 
-
-class Mode(StrEnum):
+class Mode:
     TMUX = "tmux"  # the agent runs in its host tmux session
     CONTAINER = "container"  # the session runs the engine's client of the agent's container
+    ALL = (TMUX, CONTAINER)
 
 
-class Status(StrEnum):
+class Status:
     RUNNING = "running"
     STOPPED = "stopped"  # am stop (or never started: restored, adopted)
     EXITED = "exited"  # derived: the session ended by itself
     ERROR = "error"  # derived: a spawn that died before it finished
     STARTING = "starting"  # recorded by a spawn or restore still at work
+    ALL = (RUNNING, STOPPED, EXITED, ERROR, STARTING)
+
+
+def word(value: object, words: tuple[str, ...]) -> str:
+    """VALUE if it is one of WORDS; ValueError if not."""
+    if value not in words:
+        raise ValueError(f"{value!r} is not one of {', '.join(words)}")
+    return str(value)
 
 
 def detached(record: dict[str, object]) -> bool:
@@ -40,8 +48,8 @@ class Record:
         log: str,
         home: str,
         *,
-        mode: Mode = Mode.TMUX,
-        status: Status = Status.STARTING,
+        mode: str = Mode.TMUX,
+        status: str = Status.STARTING,
         runtime: str | None = None,
         source: str | None = None,
         worktree: bool = False,
@@ -72,9 +80,9 @@ class Record:
         return {
             "id": self.id,
             "name": self.id,
-            "mode": Mode(self.mode).value,
+            "mode": word(self.mode, Mode.ALL),
             "runtime": self.runtime,
-            "status": Status(self.status).value,
+            "status": word(self.status, Status.ALL),
             "source": self.source,
             "worktree": self.worktree,
             "branch": self.branch,

@@ -49,7 +49,7 @@ def problems(record: dict, layout, key: str | None = None) -> list[str]:
     if record.get("session") != name:
         found.append(f"its session {record.get('session')!r} is not {name}")
     mode = record.get("mode")
-    if mode not in tuple(Mode):
+    if mode not in Mode.ALL:
         found.append(f"its mode {mode!r} is neither tmux nor container")
     if mode == Mode.CONTAINER:
         if record.get("container") != name:

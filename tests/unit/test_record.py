@@ -2,16 +2,27 @@
 
 import json
 
+import pytest
+
 from am import paths, records
-from am.record import Mode, Record, Status
+from am.record import Mode, Record, Status, word
 
 
-def test_enums_are_the_words_json_and_old_comparisons_use():
+def test_mode_and_status_are_the_words_json_and_comparisons_use():
     assert Status.RUNNING == "running" and "running" == Status.RUNNING
     words = json.dumps({"s": Status.STOPPED, "m": Mode.CONTAINER})
     assert words == '{"s": "stopped", "m": "container"}'
-    assert [s.value for s in Status] == ["running", "stopped", "exited", "error", "starting"]
-    assert f"{Status.EXITED}" == "exited"
+    assert Status.ALL == ("running", "stopped", "exited", "error", "starting")
+    assert f"{Status.EXITED}" == "exited" and Mode.ALL == ("tmux", "container")
+
+
+def test_a_record_with_a_word_am_does_not_know_is_refused():
+    assert word("stopped", Status.ALL) == "stopped"
+    for bad in ("Running", "", None, ["running"]):
+        with pytest.raises(ValueError):
+            word(bad, Status.ALL)
+    with pytest.raises(ValueError):
+        Record("a1", "/w", "/l", "/h", mode="kube").as_dict()
 
 
 def test_new_records_pass_the_record_checks(tmp_path):
