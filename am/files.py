@@ -1,10 +1,9 @@
 """Small file primitives am uses in several places: atomic replace, an exclusive lock, and a
 JSON object read from a file that may be missing, torn or written by someone else."""
 
-import contextlib
-import json
 import os
-from collections.abc import Iterator
+
+from am import jsonread
 
 StrPath = str | os.PathLike[str]
 
@@ -30,8 +29,10 @@ def write_atomic(
                 os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        try:
             os.unlink(tmp)
+        except FileNotFoundError:
+            pass
         raise
     if sync:
         dirfd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
@@ -41,19 +42,28 @@ def write_atomic(
             os.close(dirfd)
 
 
-@contextlib.contextmanager
-def locked(path: StrPath, *, wait: bool = True) -> Iterator[None]:
+class locked:
     """Hold an exclusive flock on the lock file PATH (made 0600, never through a link) for the
     block; the kernel drops it when the process dies. Without WAIT, BlockingIOError if another
-    holds it."""
-    import fcntl  # here: am list reads files with this module but locks none
+    holds it. A class, not a ``contextlib`` generator: am list imports this module, and no
+    contextlib."""
 
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        yield
-    finally:
-        os.close(fd)  # closing releases the flock
+    def __init__(self, path: StrPath, *, wait: bool = True):
+        self.path, self.wait = path, wait
+
+    def __enter__(self) -> None:
+        import fcntl  # here: am list reads files with this module but locks none
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if self.wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)  # closing releases the flock
 
 
 def write_cache(path: StrPath, text: str) -> None:
@@ -69,8 +79,8 @@ def write_cache(path: StrPath, text: str) -> None:
 def read_json_dict(path: StrPath) -> dict[str, object] | None:
     """The JSON object in PATH, or None when it is missing, unreadable or not an object."""
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        with open(path, "rb") as f:
+            data = jsonread.loads(f.read())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

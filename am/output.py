@@ -1,6 +1,5 @@
 """Printing records: JSON for scripts, tables for people."""
 
-import json
 import sys
 
 PUBLIC = (
@@ -66,6 +65,8 @@ def dumps(data) -> str:
     """``json.dumps(DATA, indent=2)``, the same text; for a list of flat objects (``am status``
     of hundreds of agents) in a fraction of its time: the indenting encoder is pure Python,
     so each object goes through the C one, its separators carrying the indent."""
+    import json  # here: am list's table needs none
+
     nested = (dict, list, tuple)
     if not isinstance(data, list) or not all(
         isinstance(r, dict) and r and not any(isinstance(v, nested) for v in r.values())

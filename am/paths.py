@@ -8,10 +8,8 @@ output, workspace, snapshots or state.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
-from collections.abc import Iterator
 
 TYPE_CHECKING = False  # typing's own costs am list 3 ms: the annotations' Path, unimported
 if TYPE_CHECKING:
@@ -194,14 +192,19 @@ def private_umask() -> None:
         _user_umask = old
 
 
-@contextlib.contextmanager
-def umask(mask: int) -> Iterator[None]:
-    """Children started in this block create files with MASK (am itself stays private)."""
-    old = os.umask(mask)
-    try:
-        yield
-    finally:
-        os.umask(old)
+class umask:
+    """A block in which children create files with MASK (am itself stays private). A class,
+    not a ``contextlib`` generator: am list starts its tmux call in one, and imports no
+    contextlib."""
+
+    def __init__(self, mask: int):
+        self.mask = mask
+
+    def __enter__(self) -> None:
+        self.old = os.umask(self.mask)
+
+    def __exit__(self, *exc) -> None:
+        os.umask(self.old)
 
 
 def user_umask() -> int:

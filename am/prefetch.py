@@ -8,11 +8,15 @@ at exit. Callers start only their own engine's calls, composed by am (``am/engin
 never a program named by a record.
 """
 
-import contextlib
+from __future__ import annotations
+
 import os
 import select
 import time
-from collections.abc import Sequence
+
+TYPE_CHECKING = False  # collections.abc imports all of collections: am list imports none
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 _started: dict[tuple[str, ...], tuple[int, int]] = {}
 
@@ -72,28 +76,26 @@ def take(argv: Sequence[str], timeout: float | None = None):
                 break
             chunks.append(data)
     # Its output may end before it does: the deadline holds for its exit too.
-    with _pidfd(pid) as done:
+    done = _pidfd(pid)
+    try:
         if done is not None and not ready(done):
             _kill(pid)
             return timed_out
+    finally:
+        if done is not None:
+            os.close(done)
     _, status = os.waitpid(pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         return None
     return Result(0, b"".join(chunks).decode("utf-8", "replace"), "")
 
 
-@contextlib.contextmanager
-def _pidfd(pid: int):
+def _pidfd(pid: int) -> int | None:
     """A descriptor that reads ready when PID ends (None where the kernel has none)."""
     try:
-        fd = os.pidfd_open(pid)
+        return os.pidfd_open(pid)
     except (AttributeError, OSError):
-        yield None
-        return
-    try:
-        yield fd
-    finally:
-        os.close(fd)
+        return None
 
 
 def discard() -> None:

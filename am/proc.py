@@ -8,16 +8,20 @@ whole budget over git's own work (docs/performance.md). ``sh`` runs what streams
 ``subprocess`` call too: ``sh``'s ``_fg`` returns no exit code.
 """
 
-import collections
-import contextlib
+from __future__ import annotations
+
 import io
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
 
 from am import trace
 from am.errors import AmError
+
+TYPE_CHECKING = False  # collections.abc imports all of collections: am list imports none
+if TYPE_CHECKING:
+    import contextlib
+    from collections.abc import Iterator, Mapping, Sequence
 
 
 class Result:
@@ -252,6 +256,7 @@ class Pipe(io.RawIOBase):
         self.count = 0
         self.code: int | None = None
         self.timed_out = False
+        import collections  # here, as threading: am list imports neither
         import threading  # here: subprocess, which a Pipe reads, needs it anyway; am list not
 
         self._err: collections.deque = collections.deque(maxlen=64)
@@ -291,8 +296,10 @@ class Pipe(io.RawIOBase):
                 self.timed_out = True
                 self.popen.kill()
                 if self.on_timeout:
-                    with contextlib.suppress(Exception):
+                    try:
                         self.on_timeout()
+                    except Exception:  # noqa: BLE001 (the kill above is what matters)
+                        pass
                 return
 
     def _drain_err(self) -> None:
@@ -331,7 +338,6 @@ class Pipe(io.RawIOBase):
             raise TimedOut(f"no answer within {self.idle:.0f}s")
 
 
-@contextlib.contextmanager
 def reading(
     argv: Sequence[str],
     *,
@@ -341,10 +347,16 @@ def reading(
     total: float | None = None,
     on_timeout=None,
     data: bytes | None = None,
-) -> Iterator[Pipe]:
-    """Run ARGV and yield its stdout as a ``Pipe``; afterwards ``pipe.code`` and ``pipe.err``
-    say how it ended. DATA, if given, is its standard input. Raises TooLarge or TimedOut (the
-    command is then killed)."""
+) -> contextlib.AbstractContextManager[Pipe]:
+    """Run ARGV and give its stdout as a ``Pipe`` for the block; afterwards ``pipe.code`` and
+    ``pipe.err`` say how it ended. DATA, if given, is its standard input. Raises TooLarge or
+    TimedOut (the command is then killed)."""
+    import contextlib  # here: am list imports this module, and no contextlib
+
+    return contextlib.contextmanager(_reading)(argv, env, limit, idle, total, on_timeout, data)
+
+
+def _reading(argv, env, limit, idle, total, on_timeout, data) -> Iterator[Pipe]:
     import subprocess  # here: its import costs more than am list's own work
 
     argv = [os.fspath(a) for a in argv]
@@ -396,9 +408,11 @@ def run_bytes(
 def _feed(stdin, data: bytes) -> None:
     """Write DATA to a child's standard input and close it (a child that stops reading ends
     the write, never the reader)."""
-    with contextlib.suppress(OSError):
+    try:
         with stdin:
             stdin.write(data)
+    except OSError:
+        pass
 
 
 def run_file(

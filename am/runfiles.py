@@ -3,14 +3,14 @@
 note where its log was rotated; the rotation of a log this process writes and the cap on a log
 another process writes; and whether the keeper that writes them is alive."""
 
-import contextlib
-import json
 import os
 
 from am import clock, files
 
 
 def write_exit(path: str, result: dict) -> None:
+    import json  # here: am list reads these files (am.jsonread) and imports no json
+
     files.write_atomic(path, json.dumps(result), sync=True)
 
 
@@ -30,6 +30,8 @@ def write_guest(path: str | None):
 
     def write(count: int) -> None:
         if path:
+            import json
+
             files.write_atomic(path, json.dumps({"pids": count}))
 
     return write
@@ -50,8 +52,10 @@ def rotate_written(path: str, limit: int) -> int:
     fd = os.open(f"{path}.new", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
     try:
         os.write(fd, rotation_note(limit))
-        with contextlib.suppress(FileNotFoundError):
+        try:
             os.unlink(f"{path}.old")
+        except FileNotFoundError:
+            pass
         try:
             os.link(path, f"{path}.old")
         except OSError:  # a file system without hard links: a moment without the log

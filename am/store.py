@@ -5,13 +5,17 @@ file in the same folder, fsync it and ``os.replace`` it over the old one, so a r
 takes no lock) sees either the old or the new file, never a torn one.
 """
 
-import contextlib
-import json
-import os
-from collections.abc import Iterator
+from __future__ import annotations
 
-from am import files
+import os
+
+from am import files, jsonread
 from am.errors import AmError
+
+TYPE_CHECKING = False  # collections.abc imports all of collections: am list imports none
+if TYPE_CHECKING:
+    import contextlib
+    from collections.abc import Iterator
 
 FORMAT = 1
 
@@ -41,9 +45,13 @@ class Store:
             raise AmError(f"no such agent: {agent_id!r}", "see 'am list' for the agents there are")
         return agents[agent_id]
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[dict[str, dict]]:
+    def transaction(self) -> contextlib.AbstractContextManager[dict[str, dict]]:
         """Read-modify-write under the lock; the change is written only if the block succeeds."""
+        import contextlib  # here: am list reads the file and imports no contextlib
+
+        return contextlib.contextmanager(self._transaction)()
+
+    def _transaction(self) -> Iterator[dict[str, dict]]:
         from am import paths
 
         paths.private_dir(self.folder)
@@ -87,8 +95,8 @@ class Store:
         if raw is None:
             return {"format": FORMAT, "agents": {}}
         try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            data = jsonread.loads(raw)
+        except ValueError as e:  # not UTF-8, not JSON, nested too deeply
             raise self._corrupt(f"not valid JSON: {e}") from None
         if not isinstance(data, dict) or not isinstance(data.get("agents"), dict):
             raise self._corrupt("it has no 'agents' object")
@@ -105,8 +113,10 @@ class Store:
     def _remove_stale_temps(self) -> None:
         """Temporary files left by writers killed mid-write (only a lock holder writes one)."""
         for stale in self.folder.glob(".state.*.tmp"):
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 stale.unlink()
+            except FileNotFoundError:
+                pass
 
     def _write(self, text: str) -> None:
         # One writer at a time (the lock holder), so a name of its own pid cannot collide.
@@ -123,6 +133,8 @@ def encode(data: dict) -> str:
     it twice under the lock; ``json.dumps(indent=...)`` takes the pure-Python encoder, about
     4 ms a write for 100 agents and 22 ms for 500, where each line through the C one takes a
     third of that."""
+    import json  # here: a read needs no encoder (am list imports no json)
+
     agents = data.get("agents")
     if isinstance(agents, dict) and not all(isinstance(k, str) for k in agents):
         return json.dumps(data, indent=1, sort_keys=True) + "\n"  # as json writes such keys

@@ -6,9 +6,14 @@ am sets for the child are listed by name only, since they carry credentials. A f
 also shows the end of its stderr, which the error am prints condenses to a few lines.
 """
 
+from __future__ import annotations
+
 import os
 import sys
-from collections.abc import Mapping, Sequence
+
+TYPE_CHECKING = False  # collections.abc imports all of collections: am list imports none
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 ENV_FLAGS = ("-e", "--env")
 HIDDEN = "…"
