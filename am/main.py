@@ -71,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         from am import earlystats
 
         earlystats.start(args.id)  # before the imports below: the engine's call overlaps them
+    elif args is not None:  # am list: its one tmux call overlaps the imports below
+        from am import prefetch, session
+
+        prefetch.start(session.list_sessions_argv())
     from am import termsafe
 
     termsafe.install()  # no escape sequence an agent chose reaches the terminal as such
