@@ -3,7 +3,8 @@ overlaps that call with its own start-up: ``start`` runs an argument list at onc
 ``proc.run`` of the same list later takes its answer instead of running it again.
 
 Only an answer that succeeded is taken: a failed call is run again where it is asked for, which
-reads its error message (an early call's messages go to /dev/null). A call nobody took is killed
+reads its error message (an early call's messages go to /dev/null); a caller that reads no
+message (``proc.quick``) takes a failed answer too. A call nobody took is killed
 at exit. Callers start only their own engine's calls, composed by am (``am/enginestats.py``),
 never a program named by a record.
 """
@@ -47,10 +48,11 @@ def began(program: str) -> bool:
     return any(key[0] == program for key in _started)
 
 
-def take(argv: Sequence[str], timeout: float | None = None):
+def take(argv: Sequence[str], timeout: float | None = None, failed: bool = False):
     """The answer of an early call of exactly ARGV, as a ``proc.Result``: its output if it
-    succeeded, a timeout (code 124, as ``proc.run``'s) if it took longer than TIMEOUT seconds
-    from now; None if there was none or it failed (the caller runs it again)."""
+    succeeded (or, with FAILED, whatever its exit code), a timeout (code 124, as
+    ``proc.run``'s) if it took longer than TIMEOUT seconds from now; None if there was none or
+    it failed (the caller runs it again)."""
     from am.proc import Result
 
     key = tuple(argv)
@@ -85,9 +87,10 @@ def take(argv: Sequence[str], timeout: float | None = None):
         if done is not None:
             os.close(done)
     _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0 and not failed:
         return None
-    return Result(0, b"".join(chunks).decode("utf-8", "replace"), "")
+    return Result(code, b"".join(chunks).decode("utf-8", "replace"), "")
 
 
 def _pidfd(pid: int) -> int | None:

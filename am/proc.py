@@ -148,7 +148,8 @@ def quick(argv: Sequence[str]) -> Result:
     argv = [os.fspath(a) for a in argv]
     started = time.monotonic()
     early = sys.modules.get("am.prefetch")
-    res = early.take(argv) if early is not None else None
+    # Failed or not, as a call made here: its errors go to /dev/null either way.
+    res = early.take(argv, failed=True) if early is not None else None
     if res is not None:
         trace.report(argv, None, res.code, time.monotonic() - started)
         return res
