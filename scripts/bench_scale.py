@@ -58,6 +58,9 @@ class Version:
         return cls(f"before ({rev})", str(venv / "bin" / "python"))
 
 
+ENTRY = "import sys; from am.main import main; sys.exit(main())"
+
+
 class Home:
     def __init__(self, version: Version, home: Path):
         self.version = version
@@ -72,7 +75,9 @@ class Home:
         }
 
     def argv(self, *args) -> list[str]:
-        return [self.version.python, "-P", "-m", "am", *map(str, args)]  # not the cwd's am
+        # What the installed ``am`` script runs (not ``-m am``, whose runpy imports contextlib
+        # and more that am itself does not); -P: not the cwd's am.
+        return [self.version.python, "-P", "-c", ENTRY, *map(str, args)]
 
     def __call__(self, *args, check=True) -> subprocess.CompletedProcess:
         res = subprocess.run(self.argv(*args), env=self.env, capture_output=True, text=True)
