@@ -9,16 +9,19 @@ from am import enginestats, paths, prefetch
 from am.record import detached
 from am.store import open_store
 
+_read: dict | None = None  # the state file's records as the first start read them
+
 
 def start(agent_id: str | None = None, records: dict | None = None) -> None:
     """Start them for AGENT_ID's record, or for every record (RECORDS: the state file's, if
-    read already). Only a head start: where anything is amiss (AM_HOME or the state file
-    unusable, a record no engine would take) it starts nothing, and the command's own steps
-    report it or make the call themselves."""
+    read already), and tmux's list of sessions. Only a head start: where anything is amiss
+    (AM_HOME or the state file unusable, a record no engine would take) it starts nothing, and
+    the command's own steps report it or make the call themselves."""
+    global _read
     try:
         layout = paths.layout()
         if records is None:
-            records = open_store(layout).agents()
+            records = _read = open_store(layout).agents()
         if agent_id is not None:
             records = {agent_id: records[agent_id]} if agent_id in records else {}
         try:
@@ -27,8 +30,19 @@ def start(agent_id: str | None = None, records: dict | None = None) -> None:
             present = set()
         for runtime, names in running(records, present).items():
             prefetch.start(enginestats.argv(runtime, names))
+        from am import session
+
+        prefetch.start(session.list_sessions_argv())
     except Exception:  # noqa: BLE001 (hostile records: the backends meet them as before)
         return
+
+
+def records_read() -> dict | None:
+    """The records ``start`` read from the state file, once (None if it read none): the
+    command's first round shows what its calls were begun for, without a second read."""
+    global _read
+    read, _read = _read, None
+    return read
 
 
 def running(records: dict, present: set[str]) -> dict[str, list[str]]:

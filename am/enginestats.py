@@ -3,7 +3,11 @@ backends run them; ``am status`` also starts them before it imports the backends
 their answers without them when they succeed (``am/prefetch.py``). One place for both, so the
 two command lines are the same list."""
 
-from collections.abc import Sequence
+from __future__ import annotations
+
+TYPE_CHECKING = False  # collections.abc imports all of collections, before am status's call
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 # Raw numbers where the engine has them. docker prints only human units; podman's one-shot CPU
 # figure is the average since the container started (it keeps no earlier sample to compare with).

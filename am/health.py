@@ -170,36 +170,38 @@ def collect(views: list[dict], layout, idle_after: float) -> tuple[list[dict], l
     figures (its engine's stats call failed, it was not listed, no pane was found)."""
     figures, threads = live_figures([v for v in views if v["status"] == "running"])
     disks = disk_figures(views, layout)
-    # While the engines answer: the files and the record's own figures, whose parsing costs
-    # imports (time stamps, sizes) that would otherwise come after the calls.
-    events = {v["id"]: read_json(layout.health_file(v["id"])) for v in views}
-    fixed = {v["id"]: record_figures(v) for v in views}
+    # While the engines answer: the files, and every row that needs no live figure.
+    from am.status import run_files
+
+    run = layout.run_text
+    present = run_files(run)
+
+    def events(v: dict) -> dict:
+        name = f"{v['id']}.health.json"  # most agents have none: no open for those
+        return read_json(f"{run}/{name}") if name in present else {}
+
+    def one(v: dict, live: dict | None, why: str | None, now: float) -> dict:
+        r = row(v, live or {}, events(v), now, idle_after, disks.get(v["id"]))
+        r["figures_missing"] = why
+        return r
+
+    now = time.time()
+    rows = [None if v["status"] == "running" else one(v, None, None, now) for v in views]
     for t in threads:
         t.join()
-    now = time.time()
-    rows, missing = [], {}
-    for v in views:
-        live, why = None, None
-        if v["status"] == "running":
-            live, why = figures.get(v["id"], (None, "its backend gave no figures"))
-            if v.get("isolation") == "gvisor":
-                # The engine counts the sandbox's host tasks (gVisor's own threads included);
-                # the agent's processes are those inside, which the supervisor counts.
-                guest = read_json(layout.guest_file(v["id"])).get("pids")
-                live = {**(live or {}), "pids": guest if isinstance(guest, int) else None}
-        r = row(
-            v,
-            live or {},
-            events[v["id"]],
-            now,
-            idle_after,
-            disks.get(v["id"]),
-            fixed[v["id"]],
-        )
-        r["figures_missing"] = why
+    now, missing = time.time(), {}
+    for i, v in enumerate(views):
+        if rows[i] is not None:
+            continue
+        live, why = figures.get(v["id"], (None, "its backend gave no figures"))
+        if v.get("isolation") == "gvisor":
+            # The engine counts the sandbox's host tasks (gVisor's own threads included);
+            # the agent's processes are those inside, which the supervisor counts.
+            guest = read_json(layout.guest_file(v["id"])).get("pids")
+            live = {**(live or {}), "pids": guest if isinstance(guest, int) else None}
+        rows[i] = one(v, live, why, now)
         if why:
             missing.setdefault(why, []).append(v["id"])
-        rows.append(r)
     return rows, [f"no figures for {', '.join(ids)}: {why}" for why, ids in missing.items()]
 
 
@@ -243,11 +245,10 @@ def row(
     now: float,
     idle_after: float,
     disk=None,
-    fixed: tuple | None = None,
 ) -> dict:
     """One agent's status (pure, given the live figures, the supervisor's events, DISK, the
-    usage of its --disk file system, and FIXED, its ``record_figures`` if read already)."""
-    started, ended, asked = fixed or record_figures(view)
+    usage of its --disk file system)."""
+    started, ended, asked = record_figures(view)
     out = last_output(view)
     idle_for = None if out is None else max(0.0, now - out)
     limits = view.get("limits") or {}

@@ -38,9 +38,9 @@ class Store:
         """A consistent read of all records, without locking."""
         return self._load()["agents"]
 
-    def get(self, agent_id: str) -> dict:
-        """One record, or a clear error for an unknown id."""
-        agents = self.agents()
+    def get(self, agent_id: str, agents: dict[str, dict] | None = None) -> dict:
+        """One record (of AGENTS, if read already), or a clear error for an unknown id."""
+        agents = self.agents() if agents is None else agents
         if agent_id not in agents:
             raise AmError(f"no such agent: {agent_id!r}", "see 'am list' for the agents there are")
         return agents[agent_id]

@@ -18,8 +18,12 @@ def run(args) -> int:
     try:
         while True:
             began = time.monotonic()
-            records = {args.id: store.get(args.id)} if args.id else store.agents()
-            if not first:  # main began the first round's, before its imports
+            # main began the first round's calls, before its imports, from a read of its own
+            read = earlystats.records_read() if first else None
+            if read is None:
+                read = store.agents()
+            records = {args.id: store.get(args.id, read)} if args.id else read
+            if not first:
                 earlystats.start(args.id, records)
             first = False
             views = status.views(records, layout, everyone=not args.id)

@@ -96,3 +96,24 @@ def test_the_names_are_those_the_backend_asks_for(tmp_path, monkeypatch):
     }
     assert early == asked
     assert set(asked) == {"docker", "podman"}  # both engines asked: the comparison is not empty
+
+
+def test_the_first_read_is_handed_over_once_and_a_broken_file_is_not(tmp_path, monkeypatch):
+    """``am status`` shows the records its calls were begun for, read once; a state file
+    that does not parse is left for the command's own read, which says what is wrong."""
+    import json
+
+    from am import earlystats, prefetch
+
+    monkeypatch.setenv("AM_HOME", str(tmp_path))
+    monkeypatch.setenv("PATH", "/nonexistent")  # no engine, no tmux: nothing to start
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "state.json").write_text(json.dumps({"format": 1, "agents": {"a1": rec(1)}}))
+    earlystats.start()
+    assert earlystats.records_read() == {"a1": rec(1)}
+    assert earlystats.records_read() is None  # once
+    (state / "state.json").write_text('{"agents": {')
+    earlystats.start()
+    assert earlystats.records_read() is None
+    prefetch.discard()
