@@ -1,7 +1,11 @@
-"""``am status``'s engine calls, begun first thing: each engine's ``stats`` call for the container
-agents the state file says are running starts before am imports what reads its answer, so the
-call, most of a status's time, overlaps am's own start-up (``am/prefetch.py``). If an agent
-ended meanwhile, the list the backend asks for differs and it makes its own call."""
+"""``am status``'s and ``am list``'s outside calls, begun first thing: each engine's ``stats``
+call for the container agents the state file says are running (for a status), and tmux's list
+of sessions, start before am imports what reads their answers, so the calls, most of a
+status's time, overlap am's own start-up (``am/prefetch.py``). If an agent ended meanwhile,
+the list the backend asks for differs and it makes its own call.
+
+The state file is read first, and tmux asked after: a spawn starts its session before it
+records the agent as running, so a session a record calls running is always in the answer."""
 
 import os
 
@@ -12,11 +16,12 @@ from am.store import open_store
 _read: dict | None = None  # the state file's records as the first start read them
 
 
-def start(agent_id: str | None = None, records: dict | None = None) -> None:
+def start(agent_id: str | None = None, records: dict | None = None, engines: bool = True) -> None:
     """Start them for AGENT_ID's record, or for every record (RECORDS: the state file's, if
-    read already), and tmux's list of sessions. Only a head start: where anything is amiss
-    (AM_HOME or the state file unusable, a record no engine would take) it starts nothing, and
-    the command's own steps report it or make the call themselves."""
+    read already; none without ENGINES), and tmux's list of sessions. Only a head start:
+    where anything is amiss (AM_HOME or the state file unusable, a record no engine would
+    take) it starts nothing, and the command's own steps report it or make the call
+    themselves."""
     global _read
     try:
         layout = paths.layout()
@@ -28,7 +33,7 @@ def start(agent_id: str | None = None, records: dict | None = None) -> None:
             present = set(os.listdir(layout.run_text))
         except OSError:
             present = set()
-        for runtime, names in running(records, present).items():
+        for runtime, names in running(records, present).items() if engines else ():
             prefetch.start(enginestats.argv(runtime, names))
         from am import session
 

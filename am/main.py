@@ -78,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
 
         earlystats.start(args.id)  # before the imports below: the engine's call overlaps them
     elif args is not None:  # am list: its one tmux call overlaps the imports below
-        from am import prefetch, session
+        from am import earlystats
 
-        prefetch.start(session.list_sessions_argv())
+        earlystats.start(engines=False)
     from am import termsafe
 
     termsafe.install()  # no escape sequence an agent chose reaches the terminal as such

@@ -6,13 +6,14 @@ config module (and the plan checks behind it) only when there is a config file o
 without argparse.
 """
 
-from am import health, output, paths, status
+from am import earlystats, health, output, paths, status
 
 
 def run(args) -> int:
     layout = paths.layout()
     after = health.idle_after(layout)
-    views = status.views(layout=layout)
+    # The records main read before it asked tmux (None: read here, then ask)
+    views = status.views(earlystats.records_read(), layout=layout, everyone=True)
     if args.status:
         views = [v for v in views if v["status"] == args.status]
     present = status.run_files(layout.run_text)

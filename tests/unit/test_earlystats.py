@@ -117,3 +117,47 @@ def test_the_first_read_is_handed_over_once_and_a_broken_file_is_not(tmp_path, m
     earlystats.start()
     assert earlystats.records_read() is None
     prefetch.discard()
+
+
+ORDER = """
+import sys
+seen = []
+def hook(event, args):
+    if event == "open" and str(args[0]).endswith("state.json"):
+        seen.append("state")
+    elif event == "os.posix_spawn" and args[0].endswith("tmux"):
+        seen.append("tmux")
+sys.addaudithook(hook)
+from am.main import main
+main(sys.argv[1:])
+print(" ".join(seen), file=sys.stderr)
+"""
+
+
+def test_the_state_file_is_read_before_tmux_is_asked(tmp_path):
+    """A spawn starts its session before it records the agent as running: read the other
+    way round, a list could call a just-spawned agent exited. The hook sees both events, in
+    the order they happened (the control: each event is there to be ordered)."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "state.json").write_text(json.dumps({"format": 1, "agents": {"a1": rec(1)}}))
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "tmux").symlink_to(shutil.which("true"))
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AM_", "TMUX"))},
+        "AM_HOME": str(tmp_path),
+        "PATH": f"{bin_}:{os.environ['PATH']}",
+    }
+    for args in (["list"], ["status"]):
+        res = subprocess.run(
+            [sys.executable, "-c", ORDER, *args], env=env, capture_output=True, text=True
+        )
+        seen = res.stderr.strip().splitlines()[-1].split()
+        assert seen[:2] == ["state", "tmux"], (args, res.stderr)
