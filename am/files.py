@@ -80,7 +80,7 @@ def read_json_dict(path: StrPath) -> dict[str, object] | None:
     """The JSON object in PATH, or None when it is missing, unreadable or not an object."""
     try:
         with open(path, "rb") as f:
-            data = jsonread.loads(f.read())
+            data = jsonread.loads(f.read().decode("utf-8"))  # UTF-8 alone, as always
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

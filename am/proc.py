@@ -151,6 +151,7 @@ def quick(argv: Sequence[str]) -> Result:
     # Failed or not, as a call made here: its errors go to /dev/null either way.
     res = early.take(argv, failed=True) if early is not None else None
     if res is not None:
+        res = Result(shell_code(res.code), res.out, res.err)
         trace.report(argv, None, res.code, time.monotonic() - started)
         return res
     try:

@@ -107,3 +107,27 @@ def test_orphan_sessions_are_ams_own_with_no_record():
     live = {"am-a": "/h", "am-b": "/h", "am-c": "/other", "mine": "/h", "am-d": ""}
     records = {"a": {"session": "am-a"}}
     assert session.orphans(live, records, "/h") == ["am-b"]
+
+
+def test_a_json_object_is_read_from_utf_8_alone(tmp_path):
+    """Run files are UTF-8 JSON as am writes them: a byte-order mark, UTF-16 or an encoded
+    surrogate is refused as it always was, though json.loads of the bytes would take each
+    (the control)."""
+    import json
+
+    from am.files import read_json_dict
+
+    good = tmp_path / "good.json"
+    good.write_bytes(b'{"exit_code": 0}')
+    assert read_json_dict(good) == {"exit_code": 0}
+    for i, data in enumerate(
+        [
+            b'\xef\xbb\xbf{"exit_code": 0}',
+            '{"exit_code": 0}'.encode("utf-16"),
+            b'{"a": "\xed\xa0\x80"}',
+        ]
+    ):
+        assert isinstance(json.loads(data), dict)
+        path = tmp_path / f"odd{i}.json"
+        path.write_bytes(data)
+        assert read_json_dict(path) is None, data
