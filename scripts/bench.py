@@ -1062,8 +1062,8 @@ def main() -> int:
         write_section(
             Path(args.out),
             "scale",
-            f"{when}, one sample each (medians of "
-            f"{args.runs * 2} runs for list and status)."
+            f"{when}, one sample each (medians of {args.runs * 4} alternating pairs with "
+            f"the floor for list, {args.runs} for status)."
             "\n\n" + "\n".join(machine()) + "\n\n" + table,
         )
         return 0

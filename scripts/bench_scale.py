@@ -288,19 +288,21 @@ def add_records(h: Home, total: int) -> None:
 
 
 def list_status_figures(h: Home, engine: str, runs: int) -> list[dict]:
-    from bench import median_of, paired
+    from bench import paired
 
     n = len(h.agents())
     add_records(h, 500)
     running = sum(a["status"] == "running" for a in h.agents())
-    floor = median_of(
+    # Alternately, twelve pairs at --runs 3: a list is tens of milliseconds, and six runs of
+    # each, one after the other, moved by a third between two runs of the same code.
+    ours, floor = paired(
+        lambda _: h("list"),
         lambda _: (
             subprocess.run([sys.executable, "-c", "pass"]),
             subprocess.run(["tmux", "list-sessions"], capture_output=True),
         ),
-        runs * 2,
+        runs * 4,
     )
-    ours = median_of(lambda _: h("list"), runs * 2)
     o_status, f_status = paired(
         lambda _: h("status", "--json"),
         lambda _: subprocess.run([engine, "stats", "--no-stream"], capture_output=True),
