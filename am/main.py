@@ -73,14 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         # A short command: what it allocates lives until it ends, so the collector's passes
         # over the records it reads (a millisecond of a list of 500) find nothing to free.
         gc.disable()
-    if args is not None and args.command == "status":
+    if args is not None:
         from am import earlystats
 
-        earlystats.start(args.id)  # before the imports below: the engine's call overlaps them
-    elif args is not None:  # am list: its one tmux call overlaps the imports below
-        from am import earlystats
-
-        earlystats.start(engines=False)
+        # The state file read, then tmux's call (and a status's engine calls) begun: the
+        # imports below overlap them.
+        earlystats.start(getattr(args, "id", None), engines=args.command == "status")
     from am import termsafe
 
     termsafe.install()  # no escape sequence an agent chose reaches the terminal as such
