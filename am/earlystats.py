@@ -29,12 +29,13 @@ def start(agent_id: str | None = None, records: dict | None = None, engines: boo
             records = _read = open_store(layout).agents()
         if agent_id is not None:
             records = {agent_id: records[agent_id]} if agent_id in records else {}
-        try:
-            present = set(os.listdir(layout.run_text))
-        except OSError:
-            present = set()
-        for runtime, names in running(records, present).items() if engines else ():
-            prefetch.start(enginestats.argv(runtime, names))
+        if engines:  # a list asks no engine: no look at the run folder for one
+            try:
+                present = set(os.listdir(layout.run_text))
+            except OSError:
+                present = set()
+            for runtime, names in running(records, present).items():
+                prefetch.start(enginestats.argv(runtime, names))
         from am import session
 
         prefetch.start(session.list_sessions_argv())

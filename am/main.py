@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
     paths.private_umask()  # everything am and its git create: for the user alone
     args = quick_list(argv) or quick_status(argv)
-    if args is not None and not args.__dict__.get("watch"):
+    if args is not None and not getattr(args, "watch", False):
         import gc
 
         # A short command: what it allocates lives until it ends, so the collector's passes
