@@ -1,7 +1,9 @@
 """Small file primitives am uses in several places: atomic replace, an exclusive lock, and a
 JSON object read from a file that may be missing, torn or written by someone else."""
 
+import io
 import os
+import stat
 
 from am import jsonread
 
@@ -76,10 +78,27 @@ def write_cache(path: StrPath, text: str) -> None:
         pass
 
 
-def read_json_dict(path: StrPath) -> dict[str, object] | None:
-    """The JSON object in PATH, or None when it is missing, unreadable or not an object."""
+def open_regular(path: StrPath) -> io.BufferedReader | None:
+    """PATH opened for reading, never through a link and never waiting on a FIFO; None if it
+    is no regular file (or cannot be opened)."""
     try:
-        with open(path, "rb") as f:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb")
+
+
+def read_json_dict(path: StrPath) -> dict[str, object] | None:
+    """The JSON object in the regular file PATH, or None when it is missing, unreadable, a
+    link, a FIFO or anything but a file, or not an object."""
+    f = open_regular(path)
+    if f is None:
+        return None
+    try:
+        with f:
             data = jsonread.loads(f.read().decode("utf-8"))  # UTF-8 alone, as always
     except (OSError, ValueError):
         return None

@@ -9,26 +9,17 @@ apart by the files' identities: it prints each byte once, across either kind.
 """
 
 import contextlib
-import io
 import os
-import stat
 import time
 from pathlib import Path
+
+from am import files
 
 ROTATED = ".1"
 CUT_AT = ".1.at"
 
 
-def open_log(path) -> io.BufferedReader | None:
-    """PATH opened for reading, never through a link; None if it is no regular file."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        return None
-    return os.fdopen(fd, "rb")
+open_log = files.open_regular  # never through a link, never waiting on a FIFO
 
 
 def ident(path) -> tuple[int, int] | None:

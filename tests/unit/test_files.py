@@ -131,3 +131,27 @@ def test_a_json_object_is_read_from_utf_8_alone(tmp_path):
         path = tmp_path / f"odd{i}.json"
         path.write_bytes(data)
         assert read_json_dict(path) is None, data
+
+
+def test_a_json_object_is_read_from_a_regular_file_alone(tmp_path):
+    """An exit or health file planted as a FIFO hung am list and am status; one planted as
+    a link was read through it. Controls: a plain open of the link reads the file behind it,
+    and a plain open of the FIFO does not return within two seconds."""
+    import json
+    import subprocess
+    import sys
+
+    from am.files import read_json_dict
+
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text('{"exit_code": 0}')
+    link = tmp_path / "link.json"
+    link.symlink_to(elsewhere)
+    assert json.loads(link.read_text()) == {"exit_code": 0}
+    assert read_json_dict(link) is None
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    with pytest.raises(subprocess.TimeoutExpired):
+        subprocess.run([sys.executable, "-c", f"open({str(fifo)!r}).read()"], timeout=2)
+    assert read_json_dict(fifo) is None
+    assert read_json_dict(tmp_path) is None  # a folder
