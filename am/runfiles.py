@@ -112,7 +112,7 @@ def keeper_alive(run: str) -> bool:
     import fcntl
 
     try:
-        fd = os.open(f"{run}/keeper.lock", os.O_RDONLY)
+        fd = os.open(f"{run}/keeper.lock", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return False
     try:

@@ -83,8 +83,13 @@ class Store:
 
     def _read(self) -> bytes | None:
         """The state file's bytes; None if there is none yet."""
+        import stat
+
         try:
-            with open(self.path, "rb") as f:
+            # Never waiting on a FIFO planted as the file: every command reads it.
+            with open(os.open(self.path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    raise self._corrupt("it is not a regular file")
                 return f.read()
         except FileNotFoundError:
             return None

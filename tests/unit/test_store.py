@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from am.store import Store, encode
 
 
@@ -48,3 +50,25 @@ def test_the_old_indented_file_is_read_and_rewritten_once(tmp_path):
     with store.transaction():
         pass
     assert path.read_text() == encode({"format": 1, "agents": {"a1": {"id": "a1"}}})
+
+
+def test_a_fifo_planted_as_the_state_file_or_keeper_lock_hangs_nothing(tmp_path):
+    """Every command reads the state file, and am list tests the keeper's lock: a FIFO in
+    either place made them wait forever. Control: a plain open of such a FIFO does not
+    return within two seconds."""
+    import os
+    import subprocess
+    import sys
+
+    from am import runfiles
+    from am.errors import AmError
+    from am.store import Store
+
+    fifo = tmp_path / "state.json"
+    os.mkfifo(fifo)
+    with pytest.raises(subprocess.TimeoutExpired):
+        subprocess.run([sys.executable, "-c", f"open({str(fifo)!r}, 'rb').read()"], timeout=2)
+    with pytest.raises(AmError, match="not a regular file"):
+        Store(fifo, tmp_path / "state.lock").agents()
+    os.mkfifo(tmp_path / "keeper.lock")
+    assert runfiles.keeper_alive(str(tmp_path)) is False
