@@ -34,8 +34,14 @@ def start(agent_id: str | None = None, records: dict | None = None, engines: boo
                 present = set(os.listdir(layout.run_text))
             except OSError:
                 present = set()
-            for runtime, names in running(records, present).items():
-                prefetch.start(enginestats.argv(runtime, names))
+            wanted = running(records, present)
+            # The keeper reads the cgroups of the containers it holds: no engine call for those.
+            ids = sorted(i for agents in wanted.values() for i in agents)
+            kept = enginestats.ask_keeper(layout.run_text, ids) if ids else {}
+            for runtime, agents in wanted.items():
+                names = sorted({c for i, c in agents.items() if i not in kept})
+                if names:
+                    prefetch.start(enginestats.argv(runtime, names))
         from am import session
 
         prefetch.start(session.list_sessions_argv())
@@ -51,11 +57,11 @@ def records_read() -> dict | None:
     return read
 
 
-def running(records: dict, present: set[str]) -> dict[str, list[str]]:
-    """Engine -> the sorted container names of RECORDS that run detached there and have no
-    exit file among PRESENT, the run folder's names (pure): what ``Engine.stats`` will ask
-    for when their views say running."""
-    out: dict[str, set[str]] = {}
+def running(records: dict, present: set[str]) -> dict[str, dict[str, str]]:
+    """Engine -> agent id -> container name, of RECORDS that run detached there and have no
+    exit file among PRESENT, the run folder's names (pure): whose figures ``am status``
+    will ask for when their views say running."""
+    out: dict[str, dict[str, str]] = {}
     for r in records.values():
         if not isinstance(r, dict):
             continue
@@ -67,7 +73,8 @@ def running(records: dict, present: set[str]) -> dict[str, list[str]]:
             and r.get("status") == "running"
             and isinstance(container, str)
             and container
-            and f"{r.get('id')}.exit.json" not in present
+            and isinstance(r.get("id"), str)
+            and f"{r['id']}.exit.json" not in present
         ):
-            out.setdefault(runtime, set()).add(container)
-    return {runtime: sorted(names) for runtime, names in out.items()}
+            out.setdefault(runtime, {})[r["id"]] = container
+    return out

@@ -1,7 +1,10 @@
-"""The engines' ``stats`` calls, pure: their command lines and their answers parsed. The
-backends run them; ``am status`` also starts them before it imports the backends, and reads
-their answers without them when they succeed (``am/prefetch.py``). One place for both, so the
-two command lines are the same list."""
+"""Where container agents' live figures come from. First am's keeper, which reads the cgroups
+of the containers it watches on this host (``am/cgroupstats.py``): no engine process at all.
+For the rest (a remote engine, an agent the keeper does not hold yet), the engines' ``stats``
+calls, pure here: their command lines and their answers parsed. The backends run them;
+``am status`` also starts them before it imports the backends, and reads their answers
+without them when they succeed (``am/prefetch.py``). One place for both, so the two command
+lines are the same list."""
 
 from __future__ import annotations
 
@@ -34,6 +37,44 @@ SIZE_UNITS = {
     "gib": 1024**3,
     "tib": 1024**4,
 }
+
+
+FIGURES = ("cpu_percent", "memory", "memory_limit", "pids")
+
+_kept: dict[str, dict] | None = None  # the keeper's figures of this round, once asked
+
+
+def ask_keeper(run: str, ids: Sequence[str]) -> dict[str, dict]:
+    """Agent id -> figures of those of IDS that the keeper of the run folder RUN reads from
+    their cgroups; kept for ``take_kept``. Empty when no keeper answers in time, and on the
+    engine-side way (``am.hostos``)."""
+    global _kept
+    from am import hostos, keepersock
+
+    # Cgroups are this host's: on the engine-side way (hostos) the engines are asked.
+    asking = bool(ids) and hostos.linux()
+    answer = keepersock.ask(run, {"op": "stats", "ids": list(ids)}) if asking else None
+    got = answer.get("figures") if answer else None
+    _kept = {}
+    if isinstance(got, dict):
+        for agent_id in ids:
+            figures = got.get(agent_id)
+            if isinstance(figures, dict) and all(
+                k in figures and _figure(figures[k]) for k in FIGURES
+            ):
+                _kept[agent_id] = {k: figures[k] for k in FIGURES}
+    return _kept
+
+
+def take_kept() -> dict[str, dict] | None:
+    """The keeper's figures ``ask_keeper`` got this round (None: it was not asked)."""
+    global _kept
+    kept, _kept = _kept, None
+    return kept
+
+
+def _figure(value) -> bool:
+    return value is None or (type(value) in (int, float) and 0 <= value < float("inf"))
 
 
 def argv(runtime: str, names: Sequence[str]) -> list[str]:

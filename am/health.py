@@ -108,24 +108,36 @@ def brief(
 # --- live figures -----------------------------------------------------------------------------
 
 
-def live_figures(running: list[dict]) -> tuple[dict, list]:
-    """Start one thread per backend of the RUNNING agents, each asking its backend for the
-    figures of all of its agents at once; they fill agent id -> (figures, or None and why
-    there are none). Join the threads. An engine's stats call that ``am status`` began early
-    is read without its backend, which is then never imported (``enginestats.early``)."""
+def live_figures(running: list[dict], run: str) -> tuple[dict, list]:
+    """Agent id -> (figures, or None and why there are none) of the RUNNING agents: those of
+    container agents am's keeper (of the run folder RUN) reads from their cgroups, at once;
+    for the rest, one thread per backend starts, asking its backend for the figures of all of
+    its agents at once, which fill the same dict: join the threads. An engine's stats call that
+    ``am status`` began early is read without its backend, which is then never imported
+    (``enginestats.early``)."""
     import threading
 
     from am import enginestats
 
+    kept = enginestats.take_kept()  # what earlystats asked the keeper for, this round
+    if kept is None:
+        from am.record import detached
+
+        ids = [v["id"] for v in running if detached(v)]
+        kept = enginestats.ask_keeper(run, ids) if ids else {}
+        enginestats.take_kept()
+    out: dict[str, tuple] = {i: (kept[i], None) for i in kept}
     groups: dict[tuple, list[dict]] = {}
     for v in running:
+        if v["id"] in out:
+            continue
         # A hand-edited record may hold a list here; of_record then knows no backend for it.
         key = tuple(
             x if x is None or isinstance(x, str) else repr(x)
             for x in (v.get("mode"), v.get("runtime"))
         )
         groups.setdefault(key, []).append(v)
-    out, lock, threads = {}, threading.Lock(), []
+    lock, threads = threading.Lock(), []
 
     def one(backend, views):
         got = backend.figures(views)
@@ -168,7 +180,7 @@ def live_figures(running: list[dict]) -> tuple[dict, list]:
 def collect(views: list[dict], layout, idle_after: float) -> tuple[list[dict], list[str]]:
     """The full status row of each agent, and warnings that say why a running agent has no
     figures (its engine's stats call failed, it was not listed, no pane was found)."""
-    figures, threads = live_figures([v for v in views if v["status"] == "running"])
+    figures, threads = live_figures([v for v in views if v["status"] == "running"], layout.run_text)
     disks = disk_figures(views, layout)
     # While the engines answer: the files, and every row that needs no live figure.
     from am.status import run_files

@@ -30,55 +30,19 @@ import time
 from pathlib import Path
 
 from am import clock
+from am.cgroupstats import MARK_EVERY, Cgroups
+from am.keepersock import address, connect
 from am.launchspec import LaunchSpec
 from am.runfiles import cap_appended, keeper_alive, rotate_written, write_exit
 
 OUTPUT_RATE = 1 << 20  # bytes per second one agent's terminal output is read at, at most
 BURST = 256 << 10  # bytes read at once before the rate applies
 IDLE_EXIT = 30.0  # seconds without agents after which the keeper leaves (AM_KEEPER_IDLE)
-NETLOG_EVERY = 1.0  # seconds between looks at the size of each limited agent's network log
+TICK = MARK_EVERY  # seconds between looks at network logs' sizes and marks of CPU time
 PASTE_ON, PASTE_OFF = b"\x1b[?2004h", b"\x1b[?2004l"
 CONTAINER_ID = re.compile(r"[0-9a-f]{64}")  # what docker and podman 'create' print
 START_WINDOW = 0.1  # seconds after a gated command's release in which an end is the spawn's
 TERM_SIZE = (50, 200)  # rows, columns of a new agent's terminal (as tmux agents get)
-
-
-def _sock_addr(path: Path) -> tuple[str, int | None]:
-    """An address for the unix socket PATH, whose full path may be too long for one: through a
-    descriptor of its folder on Linux; elsewhere a short name in a folder of the user's own
-    under the temp folder."""
-    if len(os.fsencode(str(path))) < 100:
-        return str(path), None
-    from am import hostos
-
-    if hostos.linux():
-        fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        return f"/proc/self/fd/{fd}/{path.name}", fd
-    import hashlib
-    import stat
-    import tempfile
-
-    short = Path(tempfile.gettempdir()) / f"am-{os.getuid()}"
-    short.mkdir(mode=0o700, exist_ok=True)
-    st = os.lstat(short)
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
-        raise OSError(f"{short} is not a private folder of this user")
-    return str(short / (hashlib.sha256(str(path).encode()).hexdigest()[:16] + ".sock")), None
-
-
-def _connect(layout, timeout: float) -> socket.socket:
-    addr, fd = _sock_addr(layout.run / "keeper.sock")
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        s.settimeout(timeout)
-        s.connect(addr)
-    except BaseException:
-        s.close()
-        raise
-    finally:
-        if fd is not None:
-            os.close(fd)
-    return s
 
 
 def _stat_fields(pid: int) -> list[str]:
@@ -137,7 +101,7 @@ def request(layout, message: dict, timeout: float = 60, start_keeper: bool = Tru
     started = None
     while True:
         try:
-            s = _connect(layout, timeout)
+            s = connect(layout.run_text, timeout)
         except OSError:
             if not start_keeper:
                 raise AmError("am's keeper is not running") from None
@@ -242,6 +206,7 @@ class Watch:
         self.abandoned = False
         self.resumed = False  # a keeper found it running: output from meanwhile is not logged
         self.running_seen = False
+        self.cgroups = None  # its cgroups once it runs on this host (am.cgroupstats): am status
         # A local podman's container folder, pid and id, from the watch's first inspect (its
         # pid is the same from 'init' on): each podman inspect costs tens of ms of CPU.
         self.static = self.pid = self.cid = self.born = None
@@ -568,6 +533,7 @@ class Watch:
             return
         if (self.pid, self.cid) != (int(fields[0]), fields[1]):
             self.seen(int(fields[0]), fields[1])
+        self.cgroups = Cgroups.of(int(fields[0]))
         c = self.container
         if c.isolation == "gvisor" and c.pids_limit:
             self.oom.start_guest(
@@ -737,23 +703,45 @@ class Keeper:
                 with contextlib.suppress(Exception):
                     self.watch(r["id"])
 
-    def cap_network_logs(self) -> None:
-        """A limited agent's proxy appends to its network log on the host, one line per request
-        the agent makes, with no cap of its own: keep each near the agent's logs.max_size (it
-        may pass it by what the proxy writes in NETLOG_EVERY)."""
+    def each_second(self) -> None:
+        """Every TICK seconds: mark each container's CPU time (``am status``'s CPU
+        is measured from these marks), and cap the network logs. A limited agent's proxy
+        appends to its network log on the host, one line per request the agent makes, with no
+        cap of its own: keep each near the agent's logs.max_size (it may pass it by what the
+        proxy writes in TICK)."""
         while not self.stopping:
-            time.sleep(NETLOG_EVERY)
+            time.sleep(TICK)
             with self.lock:
                 watches = list(self.watches.values())
             for w in watches:
+                if w.cgroups is not None:
+                    w.cgroups.mark()
                 if w.limit:
                     with contextlib.suppress(OSError):
                         cap_appended(str(self.layout.logs / f"{w.id}.network.log"), w.limit)
+
+    def figures(self, ids: list) -> dict[str, dict]:
+        """Agent id -> live figures of those of IDS whose containers run on this host and are
+        watched here, read from their cgroups (``am status`` asks no engine for those)."""
+        with self.lock:
+            watches = [self.watches.get(i) for i in ids if isinstance(i, str)]
+        out = {}
+        for w in watches:
+            if w is None or w.cgroups is None or w.done:
+                continue
+            with contextlib.suppress(Exception):  # a cgroup gone as it is read: no figure
+                got = w.cgroups.figures(subtract_inactive=w.engine == "docker")
+                if got is not None:
+                    out[w.id] = got
+        return out
 
     def handle(self, msg: dict) -> dict:
         op = msg.get("op")
         if op == "ping":
             return {"ok": True, "pid": os.getpid(), "gate": True}
+        if op == "stats":
+            ids = msg.get("ids")
+            return {"ok": True, "figures": self.figures(ids if isinstance(ids, list) else [])}
         agent_id = msg.get("id")
         if not isinstance(agent_id, str):
             return {"ok": False, "error": "no agent id"}
@@ -847,7 +835,7 @@ class Keeper:
         except OSError:
             return 0  # another keeper looks after this AM_HOME
         path = run / "keeper.sock"
-        addr, fd = _sock_addr(path)
+        addr, fd = address(str(path))
         for stale in {str(path), addr}:
             if not stale.startswith("/proc/"):
                 with contextlib.suppress(FileNotFoundError):
@@ -863,7 +851,7 @@ class Keeper:
         server.listen(64)
         server.settimeout(min(1.0, self.idle_exit))
         self.reconcile()
-        threading.Thread(target=self.cap_network_logs, daemon=True).start()
+        threading.Thread(target=self.each_second, daemon=True).start()
         while True:
             try:
                 conn, _ = server.accept()

@@ -23,7 +23,7 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 GUEST_EVERY = 2.0  # seconds between two counts of a gVisor sandbox's tasks (~15 ms CPU each)
 
 
-def _cgroup(pid: int, controller: str, v1_file: str, v2_file: str) -> tuple[Path, int] | None:
+def cgroup_folder(pid: int, controller: str, v1_file: str, v2_file: str) -> tuple[Path, int] | None:
     """PID's cgroup folder for CONTROLLER and the cgroup version, if this host can see it."""
     try:
         lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
@@ -44,12 +44,12 @@ def _cgroup(pid: int, controller: str, v1_file: str, v2_file: str) -> tuple[Path
 
 def memory_cgroup(pid: int) -> tuple[Path, int] | None:
     """The memory cgroup folder of PID and its cgroup version, if this host can see it."""
-    return _cgroup(pid, "memory", "memory.oom_control", "memory.events")
+    return cgroup_folder(pid, "memory", "memory.oom_control", "memory.events")
 
 
 def pids_cgroup(pid: int) -> Path | None:
     """The folder holding ``pids.events`` for PID's cgroup (v1 pids controller or v2)."""
-    found = _cgroup(pid, "pids", "pids.events", "pids.events")
+    found = cgroup_folder(pid, "pids", "pids.events", "pids.events")
     return found[0] if found else None
 
 

@@ -23,6 +23,9 @@ from am.enginestats import size_bytes
 from am.errors import AmError
 
 MB = 1024**2
+# The engine-side way a host without the Linux-only calls takes (am/hostos.py): am status takes
+# no figures from cgroups (the keeper's), so it makes the engine's stats call.
+PORTABLE = {"AM_PORTABLE": "1"}
 
 # One process: holds ~300 MB (touched, so resident) and keeps one CPU busy.
 LOAD = """exec python3 -c '
@@ -52,11 +55,11 @@ def wait_health(am, agent, word, env=None, timeout=60):
         time.sleep(0.3)
 
 
-def wait_status(am, agent, ready, timeout=30):
+def wait_status(am, agent, ready, timeout=30, env=None):
     """``am status`` of AGENT once READY(row) holds (a gVisor agent's process count comes from
     its supervisor's first look inside the sandbox)."""
     deadline = time.monotonic() + timeout
-    while not ready(s := status(am, agent)) and time.monotonic() < deadline:
+    while not ready(s := status(am, agent, env=env)) and time.monotonic() < deadline:
         time.sleep(0.3)
     return s
 
@@ -195,14 +198,15 @@ def break_stranger(name: str) -> None:
             time.sleep(0.05)
 
 
-def figures_of(am, agent) -> dict:
-    return wait_status(am, agent, lambda row: row["pids"] is not None, timeout=20)
+def figures_of(am, agent, env=None) -> dict:
+    return wait_status(am, agent, lambda row: row["pids"] is not None, timeout=20, env=env)
 
 
 @pytest.mark.container
 def test_status_figures_despite_a_strangers_broken_container(am, repo):
     """A container that is not am's, in a state that fails an unnamed 'podman stats', does not
-    blind am status: it asks only for its own agents' containers."""
+    blind am status: it asks only for its own agents' containers. (AM_PORTABLE=1: no figures
+    from the keeper's cgroups, so am status makes the engine's stats call.)"""
     agent = am.spawn(repo, "--container", "--runtime", "podman", "--cmd", "exec sleep 600")
     stranger = f"stranger-{uuid.uuid4().hex[:8]}"
     try:
@@ -210,7 +214,7 @@ def test_status_figures_despite_a_strangers_broken_container(am, repo):
         # positive control: the engine's own unnamed call fails on the stranger
         unnamed = stats_call("podman")
         assert unnamed.returncode != 0 and "container is stopped" in unnamed.stderr, unnamed
-        s = figures_of(am, agent)
+        s = figures_of(am, agent, env=PORTABLE)
         assert s["pids"] >= 1 and s["memory_bytes"] and s["cpu_percent"] is not None, s
         assert s["figures_missing"] is None, s
     finally:
@@ -239,7 +243,7 @@ def test_status_reads_the_stats_call_it_began_first(am, repo, engine, tmp_path):
     """``am status`` begins the engine's stats call before it imports the backends, and reads
     that answer: one call. When that answer is unusable (here: the first call fails), the
     backend makes its own and the figures are still there: two calls, the positive control of
-    the count."""
+    the count. (AM_PORTABLE=1: no figures from the keeper's cgroups, so the engine is asked.)"""
     agent = am.spawn(repo, "--container", "--runtime", engine, "--cmd", "exec sleep 600")
     shims, log, fail = tmp_path / "shims", tmp_path / "calls", tmp_path / "fail-next-stats"
     shims.mkdir()
@@ -251,8 +255,8 @@ def test_status_reads_the_stats_call_it_began_first(am, repo, engine, tmp_path):
         f'exec {real.stdout.strip()} "$@"\n'
     )
     (shims / engine).chmod(0o755)
-    env = {"PATH": f"{shims}:{os.environ['PATH']}"}
-    wait_status(am, agent, lambda row: row["memory_bytes"] is not None)  # past its start
+    env = {"PATH": f"{shims}:{os.environ['PATH']}", **PORTABLE}
+    wait_status(am, agent, lambda row: row["memory_bytes"] is not None, env=env)  # started
     for unusable, calls in ((False, 1), (True, 2)):
         log.write_text("")
         if unusable:
@@ -264,11 +268,52 @@ def test_status_reads_the_stats_call_it_began_first(am, repo, engine, tmp_path):
 
 
 @pytest.mark.container
-def test_status_of_container_agents_needs_no_engine_module(am, repo, engine):
-    """The early call's answer is read without the backends: ``am status`` of container agents
-    imports no engine module (they cost it about as much as the rest of its start-up)."""
+def test_status_asks_no_engine_for_agents_the_keeper_holds(am, repo, engine, tmp_path):
+    """The keeper reads the figures of the containers it holds from their cgroups: am status
+    makes no engine call for them, and its figures are those the engine's own stats gives.
+    The positive control: with the keeper killed, the same status through the same logging
+    shim makes the engine's call."""
+    from am import keepersock
+    from am.runfiles import keeper_alive
+
+    agent = am.spawn(repo, "--container", "--runtime", engine, "--cmd", LOAD)
+    am.wait_log(agent, "LOADED")
+    box = am.info(agent)["container"]
+    shims, log = tmp_path / "shims", tmp_path / "calls"
+    shims.mkdir()
+    real = subprocess.run(["sh", "-c", f"command -v {engine}"], capture_output=True, text=True)
+    (shims / engine).write_text(
+        f'#!/bin/sh\nprintf "%s\\n" "$1" >> {log}\nexec {real.stdout.strip()} "$@"\n'
+    )
+    (shims / engine).chmod(0o755)
+    env = {"PATH": f"{shims}:{os.environ['PATH']}"}
+    log.write_text("")
+    s = status(am, agent, env=env)
+    own = engine_named(engine).stats([box])[box]  # the engine's figures, a moment later
+    assert log.read_text() == "", log.read_text()  # no engine call at all
+    assert s["figures_missing"] is None and s["pids"] == own["pids"], (s, own)
+    assert abs(s["memory_bytes"] - own["memory"]) <= 0.05 * own["memory"], (s, own)
+    assert s["memory_limit_bytes"] == own["memory_limit"] == 2 * 1024**3, (s, own)
+    assert 250 * MB <= s["memory_bytes"] <= 600 * MB and 20 <= s["cpu_percent"] <= 250, s
+    # positive control: no keeper to answer, so the engine is asked
+    run = str(am.home / "state" / "run")
+    os.kill(keepersock.ask(run, {"op": "ping"})["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while keeper_alive(run) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    s = status(am, agent, env=env)
+    assert "stats" in log.read_text().split() and s["memory_bytes"], (log.read_text(), s)
+
+
+@pytest.mark.container
+@pytest.mark.parametrize("way", ["keeper", "portable"])
+def test_status_of_container_agents_needs_no_engine_module(am, repo, engine, way):
+    """The keeper's figures, or the early call's answer (the engine-side way), are read
+    without the backends: ``am status`` of container agents imports no engine module (they
+    cost it about as much as the rest of its start-up)."""
+    env = PORTABLE if way == "portable" else {}
     agent = am.spawn(repo, "--container", "--runtime", engine, "--cmd", "exec sleep 600")
-    wait_status(am, agent, lambda row: row["memory_bytes"] is not None)
+    wait_status(am, agent, lambda row: row["memory_bytes"] is not None, env=env)
     probe = (
         "import json, sys\n"
         "from am.main import main\n"
@@ -276,11 +321,15 @@ def test_status_of_container_agents_needs_no_engine_module(am, repo, engine):
         "print(json.dumps([code, sorted(sys.modules)]), file=sys.stderr)\n"
     )
     res = subprocess.run(
-        [sys.executable, "-c", probe], env=am.env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", probe],
+        env={**am.env, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     code, modules = json.loads(res.stderr.strip().splitlines()[-1])
     assert code == 0 and json.loads(res.stdout)[0]["memory_bytes"], res.stdout
-    assert "am.enginestats" in modules  # it read the engine's answer
+    assert "am.enginestats" in modules  # it read the keeper's or the engine's answer
     assert {"am.backends.engine", "am.backends.docker", "am.backends.podman"}.isdisjoint(modules)
 
 
@@ -480,7 +529,7 @@ def test_table_formats():
     assert size(300 * MB) == "300.0M" and size(2 * 1024**3) == "2.0G" and size(10) == "10B"
 
 
-def test_why_figures_are_missing():
+def test_why_figures_are_missing(tmp_path):
     tmux_view = {"id": "t", "mode": "tmux", "session": "am-t"}
     box = {"id": "c", "mode": "container", "runtime": "podman", "container": "am-c"}
     figures = {"am-c": {"pids": 3}}
@@ -497,7 +546,7 @@ def test_why_figures_are_missing():
     assert "metrics server" in Kubernetes().figures([kube])["c"][1]
     # A hand-edited record that names no backend: said, and never a search for an engine.
     bogus = {**box, "id": "b", "runtime": None}
-    figures, threads = health.live_figures([bogus])
+    figures, threads = health.live_figures([bogus], str(tmp_path))  # no keeper there
     assert threads == [] and "names no backend" in figures["b"][1]
 
 

@@ -1,7 +1,14 @@
 """Which stats calls ``am status`` begins before it imports the backends (pure)."""
 
-from am import enginestats
-from am.earlystats import running
+from am import earlystats, enginestats
+
+
+def running(records, present):
+    """Engine -> the container names its stats call asks for, with no keeper to answer."""
+    return {
+        rt: sorted(set(agents.values()))
+        for rt, agents in earlystats.running(records, present).items()
+    }
 
 
 def rec(i, **kw):
@@ -26,6 +33,11 @@ def test_the_running_container_agents_of_each_engine_sorted():
         ]
     }
     assert running(records, set()) == {"podman": ["am-a1", "am-a3"], "docker": ["am-a2"]}
+    assert earlystats.running(records, set())["podman"] == {
+        "a1": "am-a1",
+        "a3": "am-a3",
+        "a4": "am-a1",
+    }
 
 
 def test_only_what_the_backend_would_ask_for():
@@ -43,6 +55,7 @@ def test_only_what_the_backend_would_ask_for():
         ]
     }
     records["junk"] = "not a record"
+    records["a9"] = rec(9, id=["a9"])  # an id that is not one
     assert running(records, {"a4.exit.json"}) == {"podman": ["am-a8"]}
 
 

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from am import engineapi, hostos, keeper, runfiles
+from am import engineapi, hostos, keeper, keepersock, runfiles
 from am.errors import AmError
 
 
@@ -144,7 +144,7 @@ def test_a_long_socket_path_is_reached_through_its_folder(tmp_path, monkeypatch,
     deep.mkdir(parents=True)
     path = deep / "keeper.sock"
     assert len(str(path)) > 108
-    addr, fd = keeper._sock_addr(path)
+    addr, fd = keepersock.address(str(path))
     assert addr.startswith("/proc/self/fd/") == (portable == "0")
     server = socket.socket(socket.AF_UNIX)
     try:
@@ -157,10 +157,7 @@ def test_a_long_socket_path_is_reached_through_its_folder(tmp_path, monkeypatch,
     t = threading.Thread(target=lambda: got.append(server.accept()[0].recv(5)))
     t.start()
 
-    class Layout:
-        run = deep
-
-    with keeper._connect(Layout, 5) as c:
+    with keepersock.connect(str(deep), 5) as c:
         c.sendall(b"hello")
     t.join(5)
     server.close()
