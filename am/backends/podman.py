@@ -30,10 +30,16 @@ CDI_HINT = (
 )
 
 
+def may_set(data: bytes, key: str) -> bool:
+    """Whether the TOML text DATA may set KEY: a line that is not a comment names it. Most
+    containers.conf files name their keys only in comments, and a spawn need not import
+    tomllib and parse 24 kB to learn that (about 10 ms of a podman spawn)."""
+    name = key.encode()
+    return any(name in ln and not ln.lstrip().startswith(b"#") for ln in data.splitlines())
+
+
 def _conf_value(section: str, key: str):
     """A value of containers.conf (the user's, then the system's), or None."""
-    import tomllib
-
     confs = [
         os.environ.get("CONTAINERS_CONF"),
         str(Path.home() / ".config/containers/containers.conf"),
@@ -43,7 +49,12 @@ def _conf_value(section: str, key: str):
     for conf in filter(None, confs):
         try:
             with open(conf, "rb") as f:
-                value = tomllib.load(f).get(section, {}).get(key)
+                data = f.read()
+            if not may_set(data, key):
+                continue
+            import tomllib
+
+            value = tomllib.loads(data.decode()).get(section, {}).get(key)
         except (OSError, ValueError):
             continue
         if value is not None:
@@ -124,14 +135,19 @@ def no_new_namespaces(profile: dict) -> dict:
     return out
 
 
+_made: dict[str, Path] = {}  # state folder -> the profile this process found or wrote there
+
+
 def seccomp_profile(write: bool = True, layout=None) -> Path:
     """The agents' profile, derived from the engine's default, under the state folder of
     LAYOUT (named by its content, so a podman upgrade gets a new one)."""
-    import hashlib
     import json
 
     from am import paths
 
+    folder = (layout or paths.layout()).state_dir / "seccomp"
+    if str(folder) in _made:
+        return _made[str(folder)]  # a spawn asks twice: to make it, then for its flag
     default = default_seccomp()
     if default is None:
         raise AmError(
@@ -140,8 +156,7 @@ def seccomp_profile(write: bool = True, layout=None) -> Path:
             "install containers-common, which podman needs",
         )
     raw = default.read_bytes()
-    folder = (layout or paths.layout()).state_dir / "seccomp"
-    path = folder / f"podman-{hashlib.sha256(raw).hexdigest()[:16]}.json"
+    path = folder / f"podman-{files.sha256_hex(raw)[:16]}.json"
     if write and not path.is_file():
         folder.mkdir(parents=True, exist_ok=True)
         try:
@@ -149,6 +164,8 @@ def seccomp_profile(write: bool = True, layout=None) -> Path:
         except ValueError as e:
             raise AmError(f"cannot read podman's seccomp profile {default}: {e}") from None
         files.write_atomic(path, json.dumps(profile, indent=1) + "\n")
+    if write:
+        _made[str(folder)] = path
     return path
 
 
@@ -180,8 +197,6 @@ def limits_verdict(info: str) -> str | None:
 
 def cdi_dirs() -> list[Path]:
     """Where podman looks for CDI specifications: the defaults, or containers.conf's list."""
-    import tomllib
-
     dirs = list(CDI_DIRS)
     confs = [
         os.environ.get("CONTAINERS_CONF"),
@@ -191,7 +206,12 @@ def cdi_dirs() -> list[Path]:
     for conf in filter(None, confs):
         try:
             with open(conf, "rb") as f:
-                listed = tomllib.load(f).get("engine", {}).get("cdi_spec_dirs")
+                data = f.read()
+            if not may_set(data, "cdi_spec_dirs"):
+                continue
+            import tomllib
+
+            listed = tomllib.loads(data.decode()).get("engine", {}).get("cdi_spec_dirs")
         except (OSError, ValueError):
             continue
         if isinstance(listed, list):
