@@ -1,5 +1,5 @@
 """Allow ``python -m am``."""
 
-from am.main import main
+from am.main import entry
 
-raise SystemExit(main())
+entry()

@@ -58,7 +58,8 @@ class Version:
         return cls(f"before ({rev})", str(venv / "bin" / "python"))
 
 
-ENTRY = "import sys; from am.main import main; sys.exit(main())"
+# What each version's installed ``am`` script runs: ``entry`` where it has one, ``main`` before.
+ENTRY = "import sys, am.main as m; m.entry() if hasattr(m, 'entry') else sys.exit(m.main())"
 
 
 class Home:
