@@ -23,11 +23,11 @@ and a fetch from a bundle runs nothing of the bundle's.
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from am import git, proc
 from am.errors import AmError
+from am.valueclass import value_class
 from am.workspace import printable
 
 REF = "refs/am/head"
@@ -43,7 +43,7 @@ class Bad(AmError):
     """A bundle am will not take anything from."""
 
 
-@dataclass(frozen=True)
+@value_class
 class Header:
     """What a bundle file's header says: its refs, the commits it needs, where its pack starts."""
 

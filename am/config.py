@@ -7,11 +7,11 @@ once, as one error naming the file, the key and what it accepts, whichever comma
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from am import domains, profiles, validate
 from am.errors import AmError
+from am.valueclass import field, value_class
 
 SOURCES = ("flag", "env", "file", "default")
 RUNTIMES = ("docker", "podman", "auto", "kubernetes")
@@ -142,7 +142,7 @@ def _clis(value):
     return sorted(set(items))
 
 
-@dataclass(frozen=True)
+@value_class
 class Key:
     """One setting am knows: its dotted name, default, check and environment variable."""
 
@@ -209,7 +209,7 @@ AGENT_KEYS = {
 }
 
 
-@dataclass
+@value_class(frozen=False)
 class Setting:
     """A setting's effective value and where it came from."""
 
@@ -226,7 +226,7 @@ class Setting:
         return f"default {key}"
 
 
-@dataclass
+@value_class(frozen=False)
 class Config:
     """The config file and the environment's settings, checked; ``resolve`` gives each value."""
 

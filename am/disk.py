@@ -24,11 +24,11 @@ import contextlib
 import os
 import re
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 from am import proc, validate
 from am.errors import AmError
+from am.valueclass import value_class
 
 FSTYPE = "ext4"
 SUFFIX = ".ext4"
@@ -107,7 +107,7 @@ def tool(name: str) -> str:
 # --- what the kernel says ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@value_class
 class Loop:
     """A loop device and the file behind it."""
 
@@ -177,7 +177,7 @@ def mounted(image: Path, workspace: Path, all_loops: list[Loop] | None = None) -
     return any(lo.dev == st.st_dev for lo in attached(image, all_loops))
 
 
-@dataclass(frozen=True)
+@value_class
 class Usage:
     """How full a workspace's own file system is, in bytes."""
 
@@ -412,7 +412,7 @@ def unmount_below(folder: Path) -> None:
 # --- leftovers --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@value_class
 class Leftover:
     """A workspace file system left behind by an agent that is gone."""
 

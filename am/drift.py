@@ -1,7 +1,6 @@
 """Drift between the state file and reality, found without trusting either alone."""
 
 import os
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
@@ -9,6 +8,7 @@ from am import git, paths, proc, session
 from am.record import Status
 from am.status import spawn_alive  # noqa: F401 (am clean asks drift)
 from am.store import open_store
+from am.valueclass import value_class
 
 
 class Kind(StrEnum):
@@ -25,7 +25,7 @@ class Kind(StrEnum):
     LOOSE_LOOP = "loose-loop"  # a loop device of one, mounted nowhere
 
 
-@dataclass
+@value_class(frozen=False)
 class Drift:
     """One difference between the state file and what runs."""
 

@@ -17,11 +17,11 @@ cache clone's remote URL); once an agent has had a workspace, am reads it only t
 import os
 import shlex
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
 from am import proc
 from am.errors import AmError
+from am.valueclass import value_class
 
 # Repository configuration keys that make git run nothing and read nothing outside the
 # repository (lowercase; '*' stands for a subsection). Everything else is refused.
@@ -75,7 +75,7 @@ class Refused(AmError):
     """A workspace am will not run git in."""
 
 
-@dataclass(frozen=True)
+@value_class
 class Repo:
     """A checked workspace: git is pointed at exactly these folders."""
 

@@ -35,7 +35,8 @@ import hashlib
 import json
 import re
 import shlex
-from dataclasses import dataclass, field
+
+from am.valueclass import field, value_class
 
 POD_UID = 1000  # the image's agent user (Containerfile), who owns its /home/agent
 WORKSPACE = "/workspace"
@@ -148,7 +149,7 @@ def millicores(cpus) -> str:
     return f"{max(1, round(float(cpus) * 1000))}m"
 
 
-@dataclass(frozen=True)
+@value_class
 class Target:
     """Where an agent's objects live: a kubeconfig (None: kubectl's own choice), a context
     (None: its current one) and a namespace, as resolved at spawn and recorded."""
@@ -172,7 +173,7 @@ class Target:
         return {"namespace": self.namespace, "context": self.context, "kubeconfig": self.kubeconfig}
 
 
-@dataclass
+@value_class(frozen=False)
 class Spec:
     """What an agent's objects depend on (from its plan)."""
 
@@ -738,7 +739,7 @@ def version_argv(t: Target) -> list[str]:
 # -- pod status (pure) ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@value_class
 class State:
     """One container's state, as the pod's status tells it."""
 

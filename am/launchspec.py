@@ -7,22 +7,26 @@ change it, so it is read as untrusted input: a missing field or one of the wrong
 ``InvalidSpec`` that names it, never a traceback.
 """
 
+from __future__ import annotations
+
 import json
 import re
-import types
-import typing
-from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
 from pathlib import Path
-from typing import Any, TypeVar, Union
 
-T = TypeVar("T")
+from am.valueclass import MISSING, asdict, fields, is_value, value_class
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 
 
 class InvalidSpec(ValueError):
     """A spec that is not what am writes (changed by hand, damaged, or from elsewhere)."""
 
 
-@dataclass(frozen=True)
+@value_class
 class ContainerSpec:
     """A docker or podman agent's container, which the keeper attaches to and watches."""
 
@@ -37,7 +41,7 @@ class ContainerSpec:
     gated: bool = False  # started held: the keeper releases its gate once attached (am/gate.py)
 
 
-@dataclass(frozen=True)
+@value_class
 class KubeSpec:
     """A Kubernetes agent's pod, which the session's supervisor attaches to."""
 
@@ -51,7 +55,7 @@ class KubeSpec:
     network_log: str | None = None
 
 
-@dataclass(frozen=True)
+@value_class
 class LaunchSpec:
     """What runs an agent: its command line, where, with what, and where its output goes."""
 
@@ -74,7 +78,7 @@ class LaunchSpec:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "LaunchSpec":
+    def from_json(cls, text: str | bytes) -> LaunchSpec:
         try:
             data = json.loads(text)
         except (ValueError, RecursionError):
@@ -91,7 +95,7 @@ class LaunchSpec:
         return spec
 
     @classmethod
-    def read(cls, path: Path) -> "LaunchSpec":
+    def read(cls, path: Path) -> LaunchSpec:
         """The spec in the file PATH; InvalidSpec, naming the file, if it cannot be one."""
         try:
             return cls.from_json(path.read_bytes())
@@ -135,12 +139,15 @@ def _check_container(c: ContainerSpec) -> None:
 
 
 def _build(cls: type[T], data: object, where: str) -> T:
-    """An instance of the dataclass CLS from DATA, every field checked against its type."""
+    """An instance of the value class CLS from DATA, every field checked against its type.
+    (``typing`` is imported here, by the readers: a spawn that writes a spec needs none.)"""
+    import typing
+
     if not isinstance(data, dict):
         raise InvalidSpec(f"{where or 'the spec'} is not an object")
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, globalns=globals() | {"Any": typing.Any})
     values = {}
-    for f in fields(cls):  # type: ignore[arg-type]
+    for f in fields(cls):
         name = f"{where}.{f.name}" if where else f.name
         if f.name not in data:
             if f.default is MISSING and f.default_factory is MISSING:
@@ -151,15 +158,18 @@ def _build(cls: type[T], data: object, where: str) -> T:
 
 
 def _value(kind: Any, value: object, name: str) -> Any:
+    import types
+    import typing
+
     origin = typing.get_origin(kind)
-    if origin in (Union, types.UnionType):
+    if origin in (typing.Union, types.UnionType):
         options = typing.get_args(kind)
         if value is None and type(None) in options:
             return None
         (kind,) = [k for k in options if k is not type(None)]
         return _value(kind, value, name)
-    if is_dataclass(kind):
-        return _build(kind, value, name)  # type: ignore[arg-type]
+    if is_value(kind):
+        return _build(kind, value, name)
     if origin is list:
         if not isinstance(value, list):
             raise InvalidSpec(f"{name} is not a list")
@@ -170,7 +180,7 @@ def _value(kind: Any, value: object, name: str) -> Any:
             raise InvalidSpec(f"{name} is not an object")
         _, item = typing.get_args(kind)
         return {k: _value(item, v, f"{name}.{k}") for k, v in value.items()}
-    if kind is Any:
+    if kind is typing.Any:
         return value
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)

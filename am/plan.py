@@ -6,7 +6,6 @@
 
 import os
 import re
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from am import ids, profiles, validate
@@ -24,6 +23,7 @@ from am.validate import (  # noqa: F401 (re-exported)
     memory_bytes,
     publish_parts,
 )
+from am.valueclass import field, replace, value_class
 
 # A prompt is one argument of the agent's command line (Linux takes up to 128 KiB in one) and
 # is kept in the state record, which every 'am list' reads.
@@ -33,10 +33,10 @@ CONTINUE_ENV = "AM_CONTINUE"  # set to 1 for a --cmd agent started with --contin
 AM_ENV = (PROMPT_ENV, CONTINUE_ENV)
 
 
-@dataclass(frozen=True)
+@value_class
 class Plan:
     """Frozen: an execution step that learns something (the mirror a clone borrows from,
-    the engine's volume) returns a new plan made with ``dataclasses.replace``."""
+    the engine's volume) returns a new plan made with ``valueclass.replace``."""
 
     id: str
     mode: str
@@ -608,7 +608,7 @@ def refuse_container_flags(args: Request, domains, private, mount_config: bool, 
             raise AmError(f"{flag} applies to container agents", "add --container")
 
 
-@dataclass
+@value_class(frozen=False)
 class Container:
     """A container agent's settings, decided by ``container`` (a tmux agent has none)."""
 

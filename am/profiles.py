@@ -1,13 +1,12 @@
 """Agent profiles: how to run each known agent CLI, and what it needs to reach its model."""
 
-from dataclasses import dataclass, field
-
 from am.errors import AmError
+from am.valueclass import field, value_class
 
 PROMPT = "{prompt}"  # the placeholder in prompt_args
 
 
-@dataclass(frozen=True)
+@value_class
 class Profile:
     """An agent CLI am knows: its command, its flag that skips permission prompts, and the
     domains of its API."""

@@ -5,11 +5,16 @@
 field names are the flags' argparse names, which the settings (``Config.resolve``) look up.
 """
 
-from dataclasses import dataclass, fields
-from typing import Any
+from __future__ import annotations
+
+from am.valueclass import fields, value_class
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
-@dataclass(frozen=True)
+@value_class
 class Request:
     """What the user asked of a spawn, from its flags, before any default or check."""
 
@@ -41,7 +46,7 @@ class Request:
     continue_: bool = False  # am start --continue
 
     @classmethod
-    def from_args(cls, args: Any, **given: Any) -> "Request":
+    def from_args(cls, args: Any, **given: Any) -> Request:
         """The request of an argparse Namespace ARGS (a flag it lacks keeps its default);
         GIVEN replaces fields, such as the prompt's text once read."""
         values: dict[str, Any] = {}

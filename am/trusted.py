@@ -15,16 +15,16 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from am import git, proc
 from am.errors import AmError
+from am.valueclass import value_class
 
 MAX_TIPS = 256  # branch tips named to the workspace op as commits the repository has
 
 
-@dataclass(frozen=True)
+@value_class
 class Target:
     """A repository am may write into, with the URL of an outbox's agents."""
 

@@ -36,12 +36,12 @@ import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from am import proc, validate
 from am.errors import AmError
 from am.record import Mode
+from am.valueclass import value_class
 
 ANSWER_LIMIT = 1 << 16  # head, unsaved: a little JSON
 DIFF_LIMIT = 1 << 28  # 256 MiB of patch (or log)
@@ -67,7 +67,7 @@ class Gone(Unavailable):
     """The workspace no longer exists anywhere (an emptyDir whose pod was deleted)."""
 
 
-@dataclass(frozen=True)
+@value_class
 class Head:
     """A workspace's HEAD: its commit and branch, each None when it has none."""
 
@@ -75,7 +75,7 @@ class Head:
     branch: str | None
 
 
-@dataclass(frozen=True)
+@value_class
 class Bundled:
     """What the bundle op said about the workspace (checked); the bundle holds COMMITS
     commits when that is not 0."""

@@ -130,12 +130,11 @@ class Am:
 
 def engine_flags(engine: str) -> list[str]:
     """The flags am gives an agent container, for the floor's plain run -d."""
-    from dataclasses import replace
-
     from am import paths
     from am import plan as planning
     from am.backends import for_runtime as get_engine
     from am.request import Request
+    from am.valueclass import replace
 
     ns = Request(name="floor", container=True, cmd="sleep 600", runtime=engine)
     p = planning.build(ns, paths.layout(), "/x", {}, None, None)

@@ -12,7 +12,6 @@ import re
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from am import proc
@@ -37,6 +36,7 @@ from am.backends.hostside import (  # noqa: F401 (engine's to its importers, as 
 )
 from am.errors import AmError
 from am.validate import DEFAULT_IMAGE
+from am.valueclass import replace
 
 WORKSPACE = "/workspace"
 CONFIG_STAGE = "/run/am-agent-config"  # --mount-agent-config's read-only files, copied from here

@@ -16,12 +16,12 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from am import kube, proc
 from am.backends.base import Backend
 from am.errors import AmError
+from am.valueclass import replace
 
 INSTALL_HINT = (
     "install kubectl (Kubernetes' own package repository, or your cluster "

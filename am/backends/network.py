@@ -22,11 +22,11 @@ import os
 import shutil
 import socket
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from am import domains, profiles
 from am.errors import AmError
+from am.valueclass import value_class
 
 PROXY_IMAGE = "am-proxy:2"
 PROXY_PREFIX = "am_proxy-"  # agent containers are "am-<id>": no agent id can make this name
@@ -205,7 +205,7 @@ def config_text(agent_id: str, allow: list[str], private: list[str], local: list
     return "\n".join(lines) + "\n"
 
 
-@dataclass(frozen=True)
+@value_class
 class Files:
     """Where one agent's proxy keeps things on the host."""
 

@@ -9,14 +9,14 @@ FORCE. ``pull`` is what the dashboard calls; ``run`` is the command.
 
 import sys
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from am import git, paths, records, trusted
 from am.errors import AmError
+from am.valueclass import field, value_class
 
 
-@dataclass
+@value_class(frozen=False)
 class Pulled:
     """What a pull did (or found nothing to do)."""
 

@@ -9,16 +9,16 @@ is recorded (``pushed``), so ``am rm`` no longer counts those commits as unsaved
 """
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from am import git, paths, proc, records, trusted
 from am.errors import AmError
+from am.valueclass import value_class
 
 KEEP_PUSHED = 16  # tips recorded as pushed to the agent's URL
 
 
-@dataclass
+@value_class(frozen=False)
 class Pushed:
     """One agent's branch pushed: to which remote, as which branch, at which commit."""
 

@@ -9,7 +9,6 @@ carries.
 
 import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from am import git, ids, paths, snapshot
@@ -17,9 +16,10 @@ from am.errors import AmError
 from am.record import Record, Status
 from am.rollback import Rollback
 from am.store import open_store
+from am.valueclass import value_class
 
 
-@dataclass
+@value_class(frozen=False)
 class Restore:
     """What a restore makes, decided and checked before anything is made."""
 

@@ -7,7 +7,6 @@ import shutil
 import signal
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from am import backends, clock, files, git, gitsafe, paths, session
@@ -15,6 +14,7 @@ from am import plan as planning
 from am.errors import AmError
 from am.rollback import Rollback
 from am.store import open_store
+from am.valueclass import replace
 
 
 def say(msg: str) -> None:

@@ -8,7 +8,6 @@ here (restored, adopted), from this command's flags as a spawn would decide them
 import contextlib
 import os
 import stat
-from dataclasses import replace
 from pathlib import Path
 
 from am import backends, files, git, paths, session, status
@@ -19,6 +18,7 @@ from am.record import Mode, Status
 from am.request import Request
 from am.rollback import Rollback
 from am.store import open_store
+from am.valueclass import replace
 
 
 @contextlib.contextmanager

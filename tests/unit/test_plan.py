@@ -1,6 +1,5 @@
 """The spawn plan is frozen, and is built from a Request, not from a command line."""
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ from am.cli import build_parser
 from am.errors import AmError
 from am.paths import Layout
 from am.request import Request
+from am.valueclass import FrozenInstanceError, replace
 
 
 def layout(tmp: Path) -> Layout:
@@ -19,9 +19,9 @@ def layout(tmp: Path) -> Layout:
 def test_a_plan_cannot_be_changed_only_replaced(tmp_path):
     p = planning.build(Request(cmd="true", name="x"), layout(tmp_path), "/src", {})
     for name, value in (("mirror", tmp_path), ("runtime", "docker"), ("extra_mounts", [])):
-        with pytest.raises(dataclasses.FrozenInstanceError):
+        with pytest.raises(FrozenInstanceError):
             setattr(p, name, value)
-    q = dataclasses.replace(p, mirror=tmp_path)
+    q = replace(p, mirror=tmp_path)
     assert (q.mirror, p.mirror) == (tmp_path, None)
 
 
@@ -35,7 +35,7 @@ def test_a_request_needs_no_argparse(tmp_path):
         ["A"],
     )
     assert p.limits["memory"] == "1g" and p.secrets == {"A": "1"}
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(FrozenInstanceError):
         r.name = "other"  # type: ignore[misc]
     # a tmux request refuses container flags by name, as the command line does
     with pytest.raises(AmError, match="--memory applies to container agents"):
