@@ -27,14 +27,15 @@ class Cgroups:
         self.marks: list[tuple[float, int]] = []  # (monotonic time, CPU ns), the newest last
 
     @classmethod
-    def of(cls, pid: int) -> Cgroups | None:
-        """The cgroups of the container whose first process is PID; None where this host
-        cannot read them (a remote engine, rootless podman without cgroups)."""
-        memory = memory_cgroup(pid)
+    def of(cls, pid: int, container: str) -> Cgroups | None:
+        """The cgroups of CONTAINER (its full id), whose first process is PID: only cgroups
+        that name it. None where this host cannot read them (a remote engine, rootless
+        podman without cgroups) or PID is not the container's here."""
+        memory = memory_cgroup(pid, container)
         if memory is None:
             return None
-        cpu = cgroup_folder(pid, "cpuacct", "cpuacct.usage", "cpu.stat")
-        made = cls(memory, cpu, pids_cgroup(pid))
+        cpu = cgroup_folder(pid, "cpuacct", "cpuacct.usage", "cpu.stat", container)
+        made = cls(memory, cpu, pids_cgroup(pid, container))
         made.mark()
         return made
 

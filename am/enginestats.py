@@ -74,7 +74,9 @@ def take_kept() -> dict[str, dict] | None:
 
 
 def _figure(value) -> bool:
-    return value is None or (type(value) in (int, float) and 0 <= value < float("inf"))
+    """A figure as the keeper sends it: none, or a number a table can show (a cgroup's
+    counters are 64-bit; NaN, infinity and negative numbers are no figures)."""
+    return value is None or (type(value) in (int, float) and 0 <= value <= 2**64)
 
 
 def argv(runtime: str, names: Sequence[str]) -> list[str]:

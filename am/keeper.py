@@ -529,11 +529,15 @@ class Watch:
             fields = [str(self.pid), self.cid]
         else:
             fields = (self.inspect("{{.State.Pid}} {{.Id}}") or "").split()
-        if len(fields) != 2 or not fields[0].isdigit() or not self.oom.start(int(fields[0])):
+        if len(fields) != 2 or not fields[0].isdigit():
+            return
+        if not self.oom.start(int(fields[0]), fields[1]):
             return
         if (self.pid, self.cid) != (int(fields[0]), fields[1]):
             self.seen(int(fields[0]), fields[1])
-        self.cgroups = Cgroups.of(int(fields[0]))
+        cgroups = Cgroups.of(int(fields[0]), fields[1])
+        # Read as the pid's, then checked to be still the container's first process.
+        self.cgroups = cgroups if self.alive() is True else None
         c = self.container
         if c.isolation == "gvisor" and c.pids_limit:
             self.oom.start_guest(
@@ -715,7 +719,8 @@ class Keeper:
                 watches = list(self.watches.values())
             for w in watches:
                 if w.cgroups is not None:
-                    w.cgroups.mark()
+                    with contextlib.suppress(Exception):  # never end the loop: it caps logs
+                        w.cgroups.mark()
                 if w.limit:
                     with contextlib.suppress(OSError):
                         cap_appended(str(self.layout.logs / f"{w.id}.network.log"), w.limit)

@@ -124,11 +124,17 @@ def entry() -> None:
     import atexit
 
     atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a reader gone (am list | head), or a closed stream
-            pass
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):  # a reader gone (am list | head), or closed
+        pass
+    except OSError as e:  # a full disk: the output is not all there, and a script must know
+        print(f"am: error: cannot write the output: {e.strerror or e}", file=sys.stderr)
+        code = 120  # what Python itself exits with when its last flush fails
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
     os._exit(code)
 
 

@@ -23,8 +23,13 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 GUEST_EVERY = 2.0  # seconds between two counts of a gVisor sandbox's tasks (~15 ms CPU each)
 
 
-def cgroup_folder(pid: int, controller: str, v1_file: str, v2_file: str) -> tuple[Path, int] | None:
-    """PID's cgroup folder for CONTROLLER and the cgroup version, if this host can see it."""
+def cgroup_folder(
+    pid: int, controller: str, v1_file: str, v2_file: str, container: str | None = None
+) -> tuple[Path, int] | None:
+    """PID's cgroup folder for CONTROLLER and the cgroup version, if this host can see it.
+    With CONTAINER (its full id): only a cgroup that names it, cut back to the folder that
+    does (not a child one below it), and None otherwise: the pid an engine reports may be
+    another process's here (one in a VM, or a pid reused since)."""
     try:
         lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
     except OSError:
@@ -32,24 +37,42 @@ def cgroup_folder(pid: int, controller: str, v1_file: str, v2_file: str) -> tupl
     for line in lines:
         _, controllers, path = line.split(":", 2)
         if controller in controllers.split(","):
-            folder = CGROUP_ROOT / controller / path.lstrip("/")
+            own = _own(path, container)
+            if own is None:
+                return None
+            folder = CGROUP_ROOT / controller / own.lstrip("/")
             return (folder, 1) if (folder / v1_file).is_file() else None
     for line in lines:
         if line.startswith("0::"):
-            folder = CGROUP_ROOT / line[3:].lstrip("/")
+            own = _own(line[3:], container)
+            if own is None:
+                return None
+            folder = CGROUP_ROOT / own.lstrip("/")
             if (folder / v2_file).is_file():
                 return folder, 2
     return None
 
 
-def memory_cgroup(pid: int) -> tuple[Path, int] | None:
+def _own(path: str, container: str | None) -> str | None:
+    """PATH up to its first part that names CONTAINER (PATH itself without one); None when
+    no part does."""
+    if container is None:
+        return path
+    parts = path.split("/")
+    for i, part in enumerate(parts):
+        if container in part:
+            return "/".join(parts[: i + 1])
+    return None
+
+
+def memory_cgroup(pid: int, container: str | None = None) -> tuple[Path, int] | None:
     """The memory cgroup folder of PID and its cgroup version, if this host can see it."""
-    return cgroup_folder(pid, "memory", "memory.oom_control", "memory.events")
+    return cgroup_folder(pid, "memory", "memory.oom_control", "memory.events", container)
 
 
-def pids_cgroup(pid: int) -> Path | None:
+def pids_cgroup(pid: int, container: str | None = None) -> Path | None:
     """The folder holding ``pids.events`` for PID's cgroup (v1 pids controller or v2)."""
-    found = cgroup_folder(pid, "pids", "pids.events", "pids.events")
+    found = cgroup_folder(pid, "pids", "pids.events", "pids.events", container)
     return found[0] if found else None
 
 
@@ -155,11 +178,12 @@ class OomWatch:
                 except Exception:
                     pass  # a report we cannot write must not end the watch
 
-    def start(self, pid: int) -> bool:
-        pids = pids_cgroup(pid)
+    def start(self, pid: int, container: str | None = None) -> bool:
+        """Watch the cgroups of PID (of CONTAINER, its full id: only cgroups that name it)."""
+        pids = pids_cgroup(pid, container)
         if pids:
             PIDS.add(self, pids)
-        found = memory_cgroup(pid)
+        found = memory_cgroup(pid, container)
         if not found:
             return False
         folder, version = found

@@ -22,6 +22,12 @@ else:
         return lambda f: f
 
 
+try:
+    import annotationlib as _annotationlib  # type: ignore[import-not-found]  # Python 3.14 on
+except ImportError:
+    _annotationlib = None
+
+
 class _Missing:
     def __repr__(self) -> str:
         return "MISSING"
@@ -69,10 +75,22 @@ def value_class(cls: Any = None, /, *, frozen: bool = True) -> Any:
     return make if cls is None else make(cls)
 
 
+def _annotated(cls: type) -> list[str]:
+    """The names CLS itself annotates, in order. Python 3.14 evaluates annotations lazily
+    and keeps them out of the class's namespace unless its module asks for strings
+    (``from __future__ import annotations``); ``annotationlib`` reads them either way."""
+    if _annotationlib is None:
+        return list(cls.__dict__.get("__annotations__", {}))
+    fmt = _annotationlib.Format.FORWARDREF
+    return list(_annotationlib.get_annotations(cls, format=fmt))
+
+
 def _make(cls: type, frozen: bool) -> type:
     own = []
-    for name in cls.__dict__.get("__annotations__", {}):
+    for name in _annotated(cls):
         got = cls.__dict__.get(name, MISSING)
+        if isinstance(got, list | dict | set):
+            raise ValueError(f"mutable default for field {name!r}: use default_factory")
         f = got if isinstance(got, Field) else Field(default=got)
         f.name = name
         if isinstance(got, Field):
@@ -90,6 +108,8 @@ def _make(cls: type, frozen: bool) -> type:
             defaulted = True
         elif defaulted:
             raise TypeError(f"non-default field {f.name!r} follows a default field")
+    if not flds:
+        raise TypeError(f"value class {cls.__name__} has no fields")
     cls.__value_fields__ = flds  # type: ignore[attr-defined]
     methods: dict[str, Any] = {"__init__": _init, "__repr__": _repr, "__eq__": _eq}
     if frozen:

@@ -31,11 +31,14 @@ CDI_HINT = (
 
 
 def may_set(data: bytes, key: str) -> bool:
-    """Whether the TOML text DATA may set KEY: a line that is not a comment names it. Most
-    containers.conf files name their keys only in comments, and a spawn need not import
-    tomllib and parse 24 kB to learn that (about 10 ms of a podman spawn)."""
-    name = key.encode()
-    return any(name in ln and not ln.lstrip().startswith(b"#") for ln in data.splitlines())
+    """Whether the TOML text DATA may set KEY: a line that is not a comment names it, or
+    holds an escape (a quoted key may spell KEY with ``\\u``). Most containers.conf files
+    name their keys only in comments, and a spawn need not import tomllib and parse 24 kB to
+    learn that (about 10 ms of a podman spawn)."""
+    marks = (key.encode(), b"\\u", b"\\U")
+    return any(
+        not ln.lstrip().startswith(b"#") and any(m in ln for m in marks) for ln in data.splitlines()
+    )
 
 
 def _conf_value(section: str, key: str):

@@ -81,13 +81,24 @@ def test_a_gone_cgroup_gives_no_figures(tmp_path):
     assert cg.figures(False) is None
 
 
-def test_cgroups_of_a_process_on_this_host():
-    """This test's own process: its cgroups are found, and read, as the keeper's are."""
-    cg = Cgroups.of(__import__("os").getpid())
-    if cg is None:
-        pytest.fail("no memory cgroup readable for this process on a Linux host")
-    got = cg.figures(False)
-    assert got["memory"] > 0 and cg.cpu_ns() > 0 and len(cg.marks) == 1
+def test_only_cgroups_that_name_the_container_are_its():
+    """The pid an engine reports may be another process's here (in a VM, or reused): its
+    cgroups are taken only if they name the container, and cut back to the folder that does
+    (a child cgroup below it is not the container's whole)."""
+    import os
+
+    from am.oomwatch import _own, cgroup_folder
+
+    cid = "a" * 64
+    assert _own(f"/libpod_parent/libpod-{cid}", cid) == f"/libpod_parent/libpod-{cid}"
+    assert _own(f"/docker/{cid}/inner/deeper", cid) == f"/docker/{cid}"
+    assert _own(f"/system.slice/docker-{cid}.scope", cid) == f"/system.slice/docker-{cid}.scope"
+    assert _own("/user.slice/session-1.scope", cid) is None
+    assert _own("/", cid) is None
+    # this test's own process is in no container: none of its cgroups are a container's...
+    assert Cgroups.of(os.getpid(), cid) is None
+    # ...though they are there to read (the positive control)
+    assert cgroup_folder(os.getpid(), "memory", "memory.usage_in_bytes", "memory.current")
 
 
 def test_the_keepers_answer_is_taken_only_as_numbers(monkeypatch):
@@ -104,6 +115,7 @@ def test_the_keepers_answer_is_taken_only_as_numbers(monkeypatch):
             "a5": {**good, "memory": -1},
             "a6": {**good, "cpu_percent": float("inf")},
             "a7": {k: v for k, v in good.items() if k != "pids"},
+            "a9": {**good, "memory": 10**400},  # no table can show it
             "a8": "figures",
             "zz": good,
         },
@@ -111,7 +123,7 @@ def test_the_keepers_answer_is_taken_only_as_numbers(monkeypatch):
     from am import keepersock
 
     monkeypatch.setattr(keepersock, "ask", lambda run, message: answer)
-    ids = [f"a{i}" for i in range(1, 9)]
+    ids = [f"a{i}" for i in range(1, 10)]
     assert enginestats.ask_keeper("/nowhere", ids) == {"a1": good}
     assert enginestats.take_kept() == {"a1": good}
     assert enginestats.take_kept() is None  # once a round

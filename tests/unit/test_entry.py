@@ -47,6 +47,19 @@ def test_all_of_a_long_output_reaches_a_pipe(tmp_path):
     assert len(json.loads(res.stdout)) == 2000
 
 
+def test_output_that_cannot_be_written_is_an_error(tmp_path):
+    """A full disk (``/dev/full``): the output is not there, so the exit code says so (120,
+    as Python's own last flush) with one line that names why; to /dev/null, the control,
+    the same command succeeds."""
+    env = {"AM_HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    argv = [sys.executable, "-P", "-c", ENTRY.format(setup="pass"), "--help"]
+    with open("/dev/full", "w") as full:
+        res = subprocess.run(argv, stdout=full, stderr=subprocess.PIPE, text=True, env=env)
+    assert res.returncode == 120 and "am: error: cannot write the output" in res.stderr, res
+    with open("/dev/null", "w") as null:
+        assert subprocess.run(argv, stdout=null, env=env).returncode == 0
+
+
 def test_atexit_work_still_runs(tmp_path):
     mark = tmp_path / "ran"
     setup = f"import atexit; atexit.register(lambda: open({str(mark)!r}, 'w').close())"

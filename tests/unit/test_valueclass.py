@@ -80,6 +80,10 @@ def test_wrong_arguments_are_type_errors_as_for_any_call():
         vc.replace(ours(1), zz=1)
     with pytest.raises(TypeError, match="non-default field 'b' follows a default field"):
         vc.value_class(type("W", (), {"__annotations__": {"a": "int", "b": "int"}, "a": 1}))
+    with pytest.raises(ValueError, match="mutable default for field 'a'"):
+        vc.value_class(type("M", (), {"__annotations__": {"a": "list"}, "a": []}))
+    with pytest.raises(TypeError, match="has no fields"):
+        vc.value_class(type("E", (), {}))
     with pytest.raises(TypeError):
         vc.fields(object())
     with pytest.raises(TypeError):

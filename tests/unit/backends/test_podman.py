@@ -19,6 +19,12 @@ def test_a_key_named_only_in_comments_is_not_set():
     assert not podman.may_set(CONF, "seccomp_profile")
     assert podman.may_set(CONF + b'  seccomp_profile = "/x.json"\n', "seccomp_profile")
     assert podman.may_set(b'[containers]\n"seccomp_profile" = "/x"\n', "seccomp_profile")
+    # a quoted key may spell it with an escape, which tomllib reads as the same key
+    escaped = b'[containers]\n"seccomp\\u005fprofile" = "/x"\n'
+    assert podman.may_set(escaped, "seccomp_profile")
+    import tomllib
+
+    assert tomllib.loads(escaped.decode())["containers"]["seccomp_profile"] == "/x"
 
 
 @pytest.mark.parametrize(
