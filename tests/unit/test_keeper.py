@@ -204,3 +204,50 @@ def test_a_watch_tells_its_process_from_one_that_took_its_pid(tmp_path):
         child.wait()
     w.seen(child.pid, ":")
     assert w.alive() is False  # gone (reaped): no process has its pid now
+
+
+def test_the_stats_request_answers_for_the_watches_it_holds(tmp_path):
+    """``{"op": "stats"}``: figures for each id asked that the keeper watches with cgroups
+    (here folders written as the kernel writes them), none for the rest: an id it does not
+    watch, one whose cgroups it has not found, one that ended, one whose cgroup is gone."""
+    from am.cgroupstats import Cgroups
+    from am.launchspec import ContainerSpec, LaunchSpec
+
+    def folder(name, usage):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "memory.usage_in_bytes").write_text(f"{usage}\n")
+        (d / "memory.limit_in_bytes").write_text("1073741824\n")
+        (d / "memory.stat").write_text("total_inactive_file 1000\n")
+        (d / "cpuacct.usage").write_text("5000000000\n")
+        (d / "pids.current").write_text("3\n")
+        return Cgroups((d, 1), (d, 1), d)
+
+    k = keeper.Keeper(type("L", (), {"run": tmp_path})())
+    for agent, engine, usage in (
+        ("p1", "podman", 5000),
+        ("d1", "docker", 5000),
+        ("none", "podman", 1),
+    ):
+        spec = LaunchSpec(
+            argv=["x"], cwd="/", env={}, log=str(tmp_path / f"{agent}.log"),
+            container=ContainerSpec(engine=engine, name=f"am-{agent}"),
+        )  # fmt: skip
+        w = keeper.Watch(k, agent, spec)
+        w.cgroups = folder(agent, usage) if agent != "none" else None
+        k.watches[agent] = w
+    ended = keeper.Watch(k, "ended", k.watches["p1"].spec)
+    ended.cgroups, ended.done = folder("ended", 7), True
+    k.watches["ended"] = ended
+    gone = keeper.Watch(k, "gone", k.watches["p1"].spec)
+    gone.cgroups = folder("gone", 7)
+    (tmp_path / "gone" / "memory.usage_in_bytes").unlink()
+    k.watches["gone"] = gone
+
+    answer = k.handle({"op": "stats", "ids": ["p1", "d1", "none", "ended", "gone", "zz", 5]})
+    assert answer["ok"] and set(answer["figures"]) == {"p1", "d1"}, answer
+    p1, d1 = answer["figures"]["p1"], answer["figures"]["d1"]
+    assert (p1["memory"], d1["memory"]) == (5000, 4000)  # docker: without inactive files
+    assert p1["memory_limit"] == 1 << 30 and p1["pids"] == 3
+    assert k.handle({"op": "stats", "ids": "p1"}) == {"ok": True, "figures": {}}
+    assert k.handle({"op": "stats"}) == {"ok": True, "figures": {}}
