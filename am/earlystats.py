@@ -38,6 +38,7 @@ def start(agent_id: str | None = None, records: dict | None = None, engines: boo
             # The keeper reads the cgroups of the containers it holds: no engine call for those.
             ids = sorted(i for agents in wanted.values() for i in agents)
             kept = enginestats.ask_keeper(layout.run_text, ids) if ids else {}
+            enginestats.keep(kept)
             for runtime, agents in wanted.items():
                 names = sorted({c for i, c in agents.items() if i not in kept})
                 if names:

@@ -46,28 +46,32 @@ _kept: dict[str, dict] | None = None  # the keeper's figures of this round, once
 
 def ask_keeper(run: str, ids: Sequence[str]) -> dict[str, dict]:
     """Agent id -> figures of those of IDS that the keeper of the run folder RUN reads from
-    their cgroups; kept for ``take_kept``. Empty when no keeper answers in time, and on the
-    engine-side way (``am.hostos``)."""
-    global _kept
+    their cgroups. Empty when no keeper answers in time, and on the engine-side way
+    (``am.hostos``: cgroups are this host's)."""
     from am import hostos, keepersock
 
-    # Cgroups are this host's: on the engine-side way (hostos) the engines are asked.
     asking = bool(ids) and hostos.linux()
     answer = keepersock.ask(run, {"op": "stats", "ids": list(ids)}) if asking else None
     got = answer.get("figures") if answer else None
-    _kept = {}
+    out = {}
     if isinstance(got, dict):
         for agent_id in ids:
             figures = got.get(agent_id)
             if isinstance(figures, dict) and all(
                 k in figures and _figure(figures[k]) for k in FIGURES
             ):
-                _kept[agent_id] = {k: figures[k] for k in FIGURES}
-    return _kept
+                out[agent_id] = {k: figures[k] for k in FIGURES}
+    return out
+
+
+def keep(figures: dict[str, dict]) -> None:
+    """Hold the keeper's FIGURES, asked early, for this round's ``take_kept``."""
+    global _kept
+    _kept = figures
 
 
 def take_kept() -> dict[str, dict] | None:
-    """The keeper's figures ``ask_keeper`` got this round (None: it was not asked)."""
+    """The keeper's figures ``keep`` holds for this round (None: it was not asked)."""
     global _kept
     kept, _kept = _kept, None
     return kept

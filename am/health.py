@@ -125,7 +125,6 @@ def live_figures(running: list[dict], run: str) -> tuple[dict, list]:
 
         ids = [v["id"] for v in running if detached(v)]
         kept = enginestats.ask_keeper(run, ids) if ids else {}
-        enginestats.take_kept()
     out: dict[str, tuple] = {i: (kept[i], None) for i in kept}
     groups: dict[tuple, list[dict]] = {}
     for v in running:

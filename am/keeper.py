@@ -531,11 +531,12 @@ class Watch:
             fields = (self.inspect("{{.State.Pid}} {{.Id}}") or "").split()
         if len(fields) != 2 or not fields[0].isdigit():
             return
-        if not self.oom.start(int(fields[0]), fields[1]):
+        # Only cgroups that name the container: the pid may be another process's here.
+        cgroups = Cgroups.of(int(fields[0]), fields[1])
+        if cgroups is None or not self.oom.start(cgroups.memory, cgroups.pids):
             return
         if (self.pid, self.cid) != (int(fields[0]), fields[1]):
             self.seen(int(fields[0]), fields[1])
-        cgroups = Cgroups.of(int(fields[0]), fields[1])
         # Read as the pid's, then checked to be still the container's first process.
         self.cgroups = cgroups if self.alive() is True else None
         c = self.container

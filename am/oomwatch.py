@@ -178,15 +178,12 @@ class OomWatch:
                 except Exception:
                     pass  # a report we cannot write must not end the watch
 
-    def start(self, pid: int, container: str | None = None) -> bool:
-        """Watch the cgroups of PID (of CONTAINER, its full id: only cgroups that name it)."""
-        pids = pids_cgroup(pid, container)
+    def start(self, memory: tuple[Path, int], pids: Path | None) -> bool:
+        """Watch a container's cgroups: MEMORY (its folder and cgroup version) and PIDS (the
+        folder of ``pids.events``), as ``cgroupstats.Cgroups.of`` found them."""
         if pids:
             PIDS.add(self, pids)
-        found = memory_cgroup(pid, container)
-        if not found:
-            return False
-        folder, version = found
+        folder, version = memory
         if version == 1:
             try:
                 ctl = os.open(folder / "memory.oom_control", os.O_RDONLY)

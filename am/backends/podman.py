@@ -41,6 +41,22 @@ def may_set(data: bytes, key: str) -> bool:
     )
 
 
+def conf_setting(conf: str, section: str, key: str):
+    """KEY of the table SECTION in the containers.conf file CONF; None when there is no such
+    file, table or key, or the file does not parse. Parsed only where a line may set KEY."""
+    try:
+        with open(conf, "rb") as f:
+            data = f.read()
+        if not may_set(data, key):
+            return None
+        import tomllib
+
+        table = tomllib.loads(data.decode()).get(section)
+    except (OSError, ValueError):
+        return None
+    return table.get(key) if isinstance(table, dict) else None
+
+
 def _conf_value(section: str, key: str):
     """A value of containers.conf (the user's, then the system's), or None."""
     confs = [
@@ -50,16 +66,7 @@ def _conf_value(section: str, key: str):
         "/usr/share/containers/containers.conf",
     ]
     for conf in filter(None, confs):
-        try:
-            with open(conf, "rb") as f:
-                data = f.read()
-            if not may_set(data, key):
-                continue
-            import tomllib
-
-            value = tomllib.loads(data.decode()).get(section, {}).get(key)
-        except (OSError, ValueError):
-            continue
+        value = conf_setting(conf, section, key)
         if value is not None:
             return value
     return None
@@ -207,16 +214,7 @@ def cdi_dirs() -> list[Path]:
         str(Path.home() / ".config/containers/containers.conf"),
     ]
     for conf in filter(None, confs):
-        try:
-            with open(conf, "rb") as f:
-                data = f.read()
-            if not may_set(data, "cdi_spec_dirs"):
-                continue
-            import tomllib
-
-            listed = tomllib.loads(data.decode()).get("engine", {}).get("cdi_spec_dirs")
-        except (OSError, ValueError):
-            continue
+        listed = conf_setting(conf, "engine", "cdi_spec_dirs")
         if isinstance(listed, list):
             dirs = [str(d) for d in listed]
     return [Path(d) for d in dirs]
