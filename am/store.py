@@ -105,8 +105,13 @@ class Store:
             raise self._corrupt(f"not valid JSON: {e}") from None
         if not isinstance(data, dict) or not isinstance(data.get("agents"), dict):
             raise self._corrupt("it has no 'agents' object")
-        if not all(isinstance(v, dict) for v in data["agents"].values()):
-            raise self._corrupt("an agent record is not an object")
+        for key, record in data["agents"].items():
+            if not isinstance(record, dict):
+                raise self._corrupt("an agent record is not an object")
+            # Every command keys its work by the record's id: one that is not its own key
+            # (a list, a number, another agent's) would be read as a different agent.
+            if record.get("id") != key:
+                raise self._corrupt(f"the record of agent {key!r} has the id {record.get('id')!r}")
         return data
 
     def _corrupt(self, why: str) -> AmError:

@@ -72,3 +72,35 @@ def test_a_fifo_planted_as_the_state_file_or_keeper_lock_hangs_nothing(tmp_path)
         Store(fifo, tmp_path / "state.lock").agents()
     os.mkfifo(tmp_path / "keeper.lock")
     assert runfiles.keeper_alive(str(tmp_path)) is False
+
+
+@pytest.mark.parametrize("bad", [["x"], 5, None, "other"])
+def test_a_record_whose_id_is_not_its_key_is_corruption_said_once(tmp_path, bad):
+    """Every command keys its work by the record's id: a list there made ``am status`` end in
+    a traceback (unhashable), another agent's id would be read as that agent. The state file is
+    then corrupt, one ``am: error:`` line that names the record; the control: the same file
+    with that record's id set right is read."""
+    import json
+    import subprocess
+    import sys
+
+    state = tmp_path / "state"
+    state.mkdir()
+    good = {"id": "a1", "mode": "tmux", "status": "stopped", "created": "2026-01-01T00:00:00Z"}
+    agents = {"a1": good, "junk": {**good, "id": bad}}
+    (state / "state.json").write_text(json.dumps({"agents": agents}))
+    env = {"AM_HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    entry = "import am.main as m; m.entry()"
+    for command in (["status", "--json"], ["list"], ["info", "a1"]):
+        res = subprocess.run(
+            [sys.executable, "-P", "-c", entry, *command], env=env, capture_output=True, text=True
+        )
+        assert res.returncode == 1, res
+        assert res.stderr.startswith("am: error: state file") and "'junk'" in res.stderr, res
+        assert len(res.stderr.splitlines()) == 1 and "Traceback" not in res.stderr
+    agents["junk"]["id"] = "junk"
+    (state / "state.json").write_text(json.dumps({"agents": agents}))
+    res = subprocess.run(
+        [sys.executable, "-P", "-c", entry, "list", "--json"], env=env, capture_output=True
+    )
+    assert res.returncode == 0 and len(json.loads(res.stdout)) == 2
