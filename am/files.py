@@ -1,6 +1,6 @@
-"""Small file primitives am uses in several places: atomic replace, an exclusive lock, a JSON
-object read from a file that may be missing, torn or written by someone else, and a content
-digest."""
+"""Small file primitives am uses in several places: atomic replace, an exclusive lock, a cache
+that processes missing it at once fill once, a JSON object read from a file that may be
+missing, torn or written by someone else, and a content digest."""
 
 import io
 import os
@@ -9,6 +9,13 @@ import stat
 from am import jsonread
 
 StrPath = str | os.PathLike[str]
+
+TYPE_CHECKING = False  # typing costs am list an import
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 
 def write_atomic(
@@ -67,6 +74,27 @@ class locked:
 
     def __exit__(self, *exc: object) -> None:
         os.close(self.fd)  # closing releases the flock
+
+
+def fill_once(
+    lock: StrPath, lookup: "Callable[[], T | None]", fill: "Callable[[], T | None]"
+) -> "T | None":
+    """LOOKUP()'s answer, or on a miss (None) FILL()'s, made under an exclusive flock on LOCK
+    after one more LOOKUP() there: processes that miss a cache at once run one FILL, and the
+    rest read what it wrote."""
+    got = lookup()
+    if got is not None:
+        return got
+    try:
+        held = locked(lock)
+        held.__enter__()
+    except OSError:  # no lock to be had (a read-only AM_HOME): each fills its own
+        return fill()
+    try:
+        got = lookup()
+        return got if got is not None else fill()
+    finally:
+        held.__exit__()
 
 
 def write_cache(path: StrPath, text: str) -> None:

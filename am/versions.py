@@ -30,17 +30,27 @@ def version_text(argv: list[str]) -> str | None:
         return None
     st = os.stat(path)
     key = f"{' '.join(argv)}|{os.path.realpath(path)}|{st.st_size}|{st.st_mtime_ns}"
-    cache = paths.layout().state_dir / "tool-versions.json"
-    known = files.read_json_dict(cache) or {}
-    if key in known:
-        return known[key]
-    try:
-        res = proc.run(argv)
-    except proc.NotFound:
-        return None
-    text = res.out if res.ok else ""
-    files.write_cache(cache, json.dumps({**known, key: text}))
-    return text
+    state = paths.private_dir(paths.layout().state_dir)
+    cache = state / "tool-versions.json"
+
+    def known() -> dict:
+        return files.read_json_dict(cache) or {}
+
+    def ask() -> str | None:
+        try:
+            res = proc.run(argv)
+        except proc.NotFound:
+            return None
+        text = res.out if res.ok else ""
+        files.write_cache(cache, json.dumps({**known(), key: text}))
+        return text
+
+    def lookup() -> str | None:
+        text = known().get(key)
+        return text if isinstance(text, str) else None
+
+    # Agents spawned at once ask each binary once, and keep each other's answers.
+    return files.fill_once(state / "tool-versions.lock", lookup, ask)
 
 
 def tool_version(argv: list[str]) -> tuple[int, ...] | None:

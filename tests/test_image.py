@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -226,5 +227,26 @@ def test_podman_labels_are_read_again_when_its_image_store_changes(tmp_path, mon
         assert len(calls) == asked + 1
         assert run(["podman", "untag", tag]).returncode == 0
         assert Podman(layout=layout).image_labels(tag) is None
+        # Agents spawned at once into a new AM_HOME: one of them asks podman, and the others
+        # wait for its answer (eight threads, each with its own lock file descriptor). The
+        # untag took every name of the codex image: the claude one still has its own.
+        assert run(["podman", "tag", built[0], tag]).returncode == 0
+        cold = Layout(*(tmp_path / "cold" / n for n in ("h", "state", "agents", "data", "c")))
+        gate = threading.Barrier(8)
+        got = []
+
+        def check():
+            gate.wait()
+            got.append(Podman(layout=cold).image_labels(tag)["am.agent-clis"])
+
+        before = len(calls)
+        threads = [threading.Thread(target=check) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert got == ["claude"] * 8
+        inspects = [c for c in calls[before:] if c[1:3] == ["image", "inspect"]]
+        assert len(inspects) == 1, calls[before:]
     finally:
         run(["podman", "rmi", "-f", tag, *built])

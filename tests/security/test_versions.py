@@ -112,3 +112,21 @@ def test_spawn_container_warns(am, repo, tmp_path):
     finally:
         remove_containers("docker", str(am.home))
     assert res.returncode == 0, res.stderr
+
+
+def test_each_binary_is_asked_once_and_answers_are_kept(tmp_path, monkeypatch):
+    """version_text runs a binary once per install: a tool that prints, one that fails, and
+    one that is missing, each asked twice (the failing one's empty answer is kept too)."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    for name, body in (("good", 'echo "good version 1.2"'), ("bad", "exit 3")):
+        tool = bin_dir / name
+        tool.write_text(f"#!/bin/sh\necho {name} >> {log}\n{body}\n")
+        tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("AM_HOME", str(tmp_path / "home"))
+    for _ in range(2):
+        assert versions.version_text(["good", "--version"]) == "good version 1.2\n"
+        assert versions.version_text(["bad", "--version"]) == ""
+        assert versions.version_text(["am-no-such-tool", "--version"]) is None
+    assert sorted(log.read_text().split()) == ["bad", "good"]

@@ -155,3 +155,44 @@ def test_a_json_object_is_read_from_a_regular_file_alone(tmp_path):
         subprocess.run([sys.executable, "-c", f"open({str(fifo)!r}).read()"], timeout=2)
     assert read_json_dict(fifo) is None
     assert read_json_dict(tmp_path) is None  # a folder
+
+
+def test_fill_once_fills_a_miss_and_reads_a_hit(tmp_path):
+    cache, filled = {}, []
+
+    def fill():
+        filled.append(1)
+        cache["k"] = "made"
+        return "made"
+
+    assert files.fill_once(tmp_path / "lock", lambda: cache.get("k"), fill) == "made"
+    assert files.fill_once(tmp_path / "lock", lambda: cache.get("k"), fill) == "made"
+    assert filled == [1]
+    # No lock to be had (its folder is missing): each caller fills for itself.
+    assert files.fill_once(tmp_path / "none" / "lock", lambda: None, lambda: "own") == "own"
+
+
+def test_fill_once_waits_for_the_filler_and_reads_its_answer(tmp_path):
+    """Two processes miss a cache at once: the second waits for the first's lock, finds the
+    answer it wrote, and never fills (the burst of 50 spawns asked podman 50 times)."""
+    lock, cache, filled = tmp_path / "lock", {}, []
+    missed = threading.Event()
+
+    def lookup():
+        got = cache.get("k")
+        if got is None:
+            missed.set()
+        return got
+
+    def fill():
+        filled.append(1)
+        return "own"
+
+    result = []
+    with files.locked(lock):  # the first process, asking its engine
+        t = threading.Thread(target=lambda: result.append(files.fill_once(lock, lookup, fill)))
+        t.start()
+        assert missed.wait(10)
+        cache["k"] = "first's"
+    t.join(10)
+    assert result == ["first's"] and filled == []
