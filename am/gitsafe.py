@@ -137,14 +137,23 @@ def check_config(path: Path, ws: Path, hint: str | None = None) -> None:
 
 
 def _check_tree(top: Path, ws: Path) -> None:
-    """No symbolic link or special file anywhere under TOP (a git folder)."""
-    for root, dirs, files in os.walk(top):
-        for name in dirs + files:
-            p = Path(root) / name
-            mode = os.lstat(p).st_mode
-            if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
-                kind = "symbolic link" if stat.S_ISLNK(mode) else "special file"
-                raise refuse(ws, f"its git folder holds a {kind}: {p}")
+    """No symbolic link or special file anywhere under TOP (a git folder), and no folder
+    that cannot be read. Each entry's type comes with its folder's listing (an ``lstat`` only
+    where the file system does not give it): a clone with thousands of loose objects took
+    one ``lstat`` and one ``Path`` per object."""
+    folders = [os.fspath(top)]
+    while folders:
+        folder = folders.pop()
+        try:
+            with os.scandir(folder) as entries:
+                for e in entries:
+                    if e.is_dir(follow_symlinks=False):
+                        folders.append(e.path)
+                    elif not e.is_file(follow_symlinks=False):
+                        kind = "symbolic link" if e.is_symlink() else "special file"
+                        raise refuse(ws, f"its git folder holds a {kind}: {e.path}")
+        except OSError as err:
+            raise refuse(ws, f"cannot read {folder}: {err.strerror}") from None
 
 
 def _check_files(git_dir: Path, ws: Path) -> None:

@@ -2,6 +2,7 @@
 each kind of drift that needs no container is found, and fixed as the handler says."""
 
 import os
+import re
 import subprocess
 
 import pytest
@@ -124,6 +125,35 @@ def test_gitsafe_check_config_names_the_refused_key(tmp_path):
     config.write_text("[core]\n\tbare = false\n\tfsmonitor = touch /tmp/pwned\n")
     with pytest.raises(gitsafe.Refused, match="sets 'core.fsmonitor'"):
         gitsafe.check_config(config, tmp_path)
+
+
+@pytest.mark.parametrize("plant", ["link", "fifo", "unreadable"])
+def test_gitsafe_open_clone_refuses_a_link_or_special_file_deep_in_its_git_folder(
+    tmp_path, plant, monkeypatch
+):
+    """The clone's whole .git tree is checked, however deep: the control opens it clean."""
+    src, ws = tmp_path / "src", tmp_path / "ws"
+    git("init", "-q", src)
+    (src / "a").write_text("a\n")
+    git("-C", src, "add", "a")
+    git("-C", src, "-c", "user.name=t", "-c", "user.email=t@l", "commit", "-qm", "a")
+    git("clone", "-q", "--no-checkout", "--no-hardlinks", src, ws)
+    assert gitsafe.open_clone(ws).git_dir == ws / ".git"  # the control
+    deep = next(p for p in (ws / ".git" / "objects").iterdir() if len(p.name) == 2)
+    if plant == "link":
+        (deep / "planted").symlink_to("/etc/shadow")
+        said = "holds a symbolic link: " + str(deep / "planted")
+    elif plant == "fifo":
+        os.mkfifo(deep / "planted")
+        said = "holds a special file: " + str(deep / "planted")
+    else:  # root reads any folder: the listing's own failure stands in for chmod 000
+        real = os.scandir
+        monkeypatch.setattr(
+            os, "scandir", lambda p: real(p) if p != str(deep) else real(tmp_path / "none")
+        )
+        said = f"cannot read {deep}: No such file or directory"
+    with pytest.raises(gitsafe.Refused, match=re.escape(said)):
+        gitsafe.open_clone(ws)
 
 
 def test_every_kind_has_a_fix():
