@@ -218,8 +218,16 @@ def user_umask() -> int:
 
 def private_dir(path: Path) -> Path:
     """PATH as a folder only its owner may enter (0700): made so, or tightened if it is ours."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    st = path.stat()
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = path.stat()
+    except OSError as e:
+        from am.errors import AmError
+
+        raise AmError(
+            f"cannot make the folder {path}: {e.strerror or e}",
+            "am keeps its state and workspaces under AM_HOME: set it to a folder you can write",
+        ) from None
     if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) != 0o700:
         path.chmod(0o700)
     return path

@@ -33,23 +33,20 @@ def nothing_made(am) -> None:
     assert agent_files(am.home) == set()  # no log or run file of the agent that never was
 
 
+def spawn_true(am, repo, name, **env):
+    """A container spawn of ``true`` on engine NAME with ENV, its failure expected."""
+    return am(
+        "spawn", repo, "--container", "--runtime", name, "--cmd", "true", check=False, env=env
+    )
+
+
 @pytest.mark.parametrize("name", ENGINES)
 def test_engine_not_in_path(am, repo, tmp_path, name):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool in ("git", "tmux"):
         (bin_dir / tool).symlink_to(shutil.which(tool))
-    res = am(
-        "spawn",
-        repo,
-        "--container",
-        "--runtime",
-        name,
-        "--cmd",
-        "true",
-        check=False,
-        env={"PATH": str(bin_dir)},
-    )
+    res = spawn_true(am, repo, name, PATH=str(bin_dir))
     assert f"{TITLE[name]} not found in PATH" in last_error(res)
     nothing_made(am)
 
@@ -74,6 +71,17 @@ def test_daemon_not_running(am, repo, tmp_path, name):
     assert f"{HOST_VAR[name]}=unix://{tmp_path}/no-such.sock" in line, line
     assert "systemctl" not in line
     nothing_made(am)
+
+
+@pytest.mark.parametrize("name", ENGINES)
+def test_an_am_home_that_cannot_be_made_is_said_on_both_engines(am, repo, name):
+    engine_ready(name)
+    home = "/proc/am-no-such-folder/home"  # see test_errors: no folder can be made there
+    res = spawn_true(am, repo, name, AM_HOME=home)
+    line = last_error(res)
+    assert "Traceback" not in res.stderr and res.returncode != 0, res.stderr
+    assert f"cannot make the folder {home}/state" in line and "AM_HOME" in line, line
+    assert container_names(name, home) == []
 
 
 @pytest.mark.parametrize("name", ENGINES)

@@ -72,6 +72,19 @@ def test_source_does_not_exist(am, tmp_path):
     assert_nothing_made(am.home)
 
 
+def test_an_am_home_that_cannot_be_made(am, repo):
+    """An AM_HOME where nothing can be made (read-only, or not the user's: here /proc, where
+    even root makes no folder) and whose config cannot exist: a spawn says which folder it
+    cannot make and why, and doctor, which only reads the home, still reports (it ended in a
+    traceback once it kept a cache there)."""
+    env = {"AM_HOME": "/proc/am-no-such-folder/home"}
+    line = assert_am_error(am("spawn", repo, "--cmd", "true", check=False, env=env))
+    assert "cannot make the folder /proc/am-no-such-folder/home/state: No such file" in line
+    assert "set it to a folder you can write" in line
+    res = am("doctor", check=False, env=env)
+    assert "Traceback" not in res.stderr and "git" in res.stdout, res.stderr
+
+
 def test_unreachable_url(am):
     res = am(
         "spawn",

@@ -168,7 +168,7 @@ def seccomp_profile(write: bool = True, layout=None) -> Path:
     raw = default.read_bytes()
     path = folder / f"podman-{files.sha256_hex(raw)[:16]}.json"
     if write and not path.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
+        paths.private_dir(folder)
         try:
             profile = no_new_namespaces(json.loads(raw))
         except ValueError as e:
@@ -299,9 +299,9 @@ class Podman(Engine):
         # (am/imagecache.py), which spares 50 agents spawned at once 50 podman clients.
         if self.remote or self.environ.get("CONTAINER_CONNECTION"):
             return super().image_labels(image)
-        from am import files, imagecache, paths
+        from am import imagecache
 
-        state = paths.private_dir(self.layout.state_dir)
+        state = self.layout.state_dir  # a spawn has made it (the seccomp profile's folder)
         file = state / "podman-image-labels.json"
 
         def inspect() -> dict | None:
