@@ -76,25 +76,62 @@ class locked:
         os.close(self.fd)  # closing releases the flock
 
 
+FILL_WAIT = 10.0  # seconds a miss waits for another process's fill before doing its own
+
+
 def fill_once(
-    lock: StrPath, lookup: "Callable[[], T | None]", fill: "Callable[[], T | None]"
+    lock: StrPath,
+    lookup: "Callable[[], T | None]",
+    fill: "Callable[[], T | None]",
+    wait: float = FILL_WAIT,
 ) -> "T | None":
-    """LOOKUP()'s answer, or on a miss (None) FILL()'s, made under an exclusive flock on LOCK
-    after one more LOOKUP() there: processes that miss a cache at once run one FILL, and the
-    rest read what it wrote."""
+    """LOOKUP()'s answer, or on a miss (None) FILL()'s: processes that miss a cache at once
+    run one FILL, and the rest read what it wrote.
+
+    A miss takes an exclusive flock on LOCK and looks again; the first to hold it fills while
+    holding it. One that had to wait and still misses (that answer is not kept: no cache
+    here) fills at once, the lock let go, beside the others rather than after each. No process
+    waits longer than WAIT seconds (a holder stopped or hung, or FILL itself calling here with
+    the same LOCK), and with no lock to be had (a read-only AM_HOME) each fills its own."""
+    import fcntl  # here: am list reads files with this module but locks none
+    import time
+
     got = lookup()
     if got is not None:
         return got
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW
     try:
-        held = locked(lock)
-        held.__enter__()
-    except OSError:  # no lock to be had (a read-only AM_HOME): each fills its own
+        try:
+            fd = os.open(lock, flags, 0o600)
+        except FileNotFoundError:  # a new home: its folder is made as the cache's would be
+            os.makedirs(os.path.dirname(os.fspath(lock)), mode=0o700, exist_ok=True)
+            fd = os.open(lock, flags, 0o600)
+    except OSError:
         return fill()
     try:
+        deadline, pause, waited = time.monotonic() + wait, 0.005, False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return fill()
+                waited = True
+                time.sleep(pause)  # a poll: a blocking flock cannot be given a timeout
+                pause = min(pause * 2, 0.05)
+            except OSError:  # a file system without flock
+                return fill()
         got = lookup()
-        return got if got is not None else fill()
+        if got is not None:
+            return got
+        if waited:
+            os.close(fd)
+            fd = -1
+        return fill()
     finally:
-        held.__exit__()
+        if fd >= 0:
+            os.close(fd)
 
 
 def write_cache(path: StrPath, text: str) -> None:

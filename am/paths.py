@@ -221,6 +221,8 @@ def private_dir(path: Path) -> Path:
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         st = path.stat()
+        if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) != 0o700:
+            path.chmod(0o700)
     except OSError as e:
         from am.errors import AmError
 
@@ -228,6 +230,4 @@ def private_dir(path: Path) -> Path:
             f"cannot make the folder {path}: {e.strerror or e}",
             "am keeps its state and workspaces under AM_HOME: set it to a folder you can write",
         ) from None
-    if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) != 0o700:
-        path.chmod(0o700)
     return path

@@ -30,7 +30,7 @@ def version_text(argv: list[str]) -> str | None:
         return None
     st = os.stat(path)
     key = f"{' '.join(argv)}|{os.path.realpath(path)}|{st.st_size}|{st.st_mtime_ns}"
-    state = paths.layout().state_dir  # made by the first write: doctor runs in any home
+    state = paths.layout().state_dir
     cache = state / "tool-versions.json"
 
     def known() -> dict:

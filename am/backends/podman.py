@@ -301,7 +301,7 @@ class Podman(Engine):
             return super().image_labels(image)
         from am import imagecache
 
-        state = self.layout.state_dir  # a spawn has made it (the seccomp profile's folder)
+        state = self.layout.state_dir
         file = state / "podman-image-labels.json"
 
         def inspect() -> dict | None:

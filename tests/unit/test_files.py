@@ -196,3 +196,60 @@ def test_fill_once_waits_for_the_filler_and_reads_its_answer(tmp_path):
         cache["k"] = "first's"
     t.join(10)
     assert result == ["first's"] and filled == []
+
+
+def test_fill_once_waits_a_bounded_time_for_a_holder_that_never_lets_go(tmp_path):
+    lock = tmp_path / "lock"
+    with files.locked(lock):  # a spawn stopped with ^Z, or a hung engine call, holding it
+        assert files.fill_once(lock, lambda: None, lambda: "own", wait=0.2) == "own"
+    # Nor does a fill that asks for the same lock again wait on itself for ever.
+    inner = lambda: files.fill_once(lock, lambda: None, lambda: "inner", wait=0.2)  # noqa: E731
+    assert files.fill_once(lock, lambda: None, inner) == "inner"
+
+
+def test_fill_once_after_a_fill_that_kept_nothing_fills_with_the_lock_let_go(tmp_path, monkeypatch):
+    """An answer no cache keeps (a podman store that is not overlay, an image that is
+    missing): each waiter fills beside the others, not one after another under the lock."""
+    import fcntl
+    import time
+
+    lock = tmp_path / "lock"
+    free = []
+    waiting = threading.Event()
+    real_sleep = time.sleep
+
+    def sleep(seconds):  # fill_once polls the lock: it has found it held
+        waiting.set()
+        real_sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", sleep)
+
+    def fill():
+        fd = os.open(lock, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            free.append(True)
+        except BlockingIOError:
+            free.append(False)
+        finally:
+            os.close(fd)
+        return "own"
+
+    result = []
+    with files.locked(lock):  # the first filler, which will keep nothing
+        t = threading.Thread(
+            target=lambda: result.append(files.fill_once(lock, lambda: None, fill))
+        )
+        t.start()
+        assert waiting.wait(10)
+    t.join(10)
+    assert result == ["own"] and free == [True]
+    # The control: a miss with nobody else there fills holding the lock.
+    free.clear()
+    assert files.fill_once(lock, lambda: None, fill) == "own" and free == [False]
+
+
+def test_fill_once_in_a_new_home_makes_the_lock_folder(tmp_path):
+    lock = tmp_path / "home" / "state" / "x.lock"
+    assert files.fill_once(lock, lambda: None, lambda: "own") == "own"
+    assert lock.is_file() and (lock.parent.stat().st_mode & 0o777) == 0o700
