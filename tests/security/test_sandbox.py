@@ -77,9 +77,13 @@ def test_config_race_in_diff_never_runs_on_the_host(am, repo, engine, markers, t
     agent, ws = spawn_racer(
         am, repo, engine, CONFIG_RACE.replace("{payload}", markers.payload()), "RACING"
     )
-    # positive control: plain git on the host, while the agent races, runs the filter
+    # positive control: plain git on the host, while the agent races, runs the filter. Each
+    # try starts from no index: one that already holds the file, unchanged since, makes git
+    # skip the file, so only the first try used to have a chance (it missed once in CI).
+    control_index = tmp_path / "control-index"
     for _ in range(200):
-        host_git(ws, "add", "--all", env={"GIT_INDEX_FILE": str(tmp_path / "control-index")})
+        control_index.unlink(missing_ok=True)
+        host_git(ws, "add", "--all", env={"GIT_INDEX_FILE": str(control_index)})
         if markers.path().exists():
             break
     markers.take()
