@@ -93,12 +93,12 @@ def fill_once(
     here) fills at once, the lock let go, beside the others rather than after each. No process
     waits longer than WAIT seconds (a holder stopped or hung, or FILL itself calling here with
     the same LOCK), and with no lock to be had (a read-only AM_HOME) each fills its own."""
-    import fcntl  # here: am list reads files with this module but locks none
-    import time
-
     got = lookup()
     if got is not None:
         return got
+    import fcntl  # here, after a hit: am list reads files with this module but locks none
+    import time
+
     flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW
     try:
         try:

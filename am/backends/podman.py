@@ -302,23 +302,23 @@ class Podman(Engine):
         from am import imagecache
 
         state = self.layout.state_dir
-        file = state / "podman-image-labels.json"
+        opened: list[imagecache.LabelCache] = []
+
+        def look() -> dict | None:
+            opened[:] = [imagecache.LabelCache(state / "podman-image-labels.json")]
+            return opened[0].get(image)
 
         def inspect() -> dict | None:
-            cache = imagecache.LabelCache(file)  # its stamp taken before podman is asked
+            # The last look's cache: its stamp was taken before podman is asked.
             res = self.call("image", "inspect", "--format", imagecache.INSPECT_FORMAT, image)
             if not res.ok:
                 return self.missing_image(res)
             labels, store = imagecache.parse(res.out)
-            cache.put(image, labels, store)
+            opened[0].put(image, labels, store)
             return labels
 
         # A cold AM_HOME with 50 agents spawned at once: one inspect, not 50 (1.5 s of CPU).
-        return files.fill_once(
-            state / "podman-image-labels.lock",
-            lambda: imagecache.LabelCache(file).get(image),
-            inspect,
-        )
+        return files.fill_once(state / "podman-image-labels.lock", look, inspect)
 
     def ensure_security(self) -> None:
         if not self.remote:
