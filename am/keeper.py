@@ -42,6 +42,9 @@ TICK = MARK_EVERY  # seconds between looks at network logs' sizes and marks of C
 PASTE_ON, PASTE_OFF = b"\x1b[?2004h", b"\x1b[?2004l"
 CONTAINER_ID = re.compile(r"[0-9a-f]{64}")  # what docker and podman 'create' print
 START_WINDOW = 0.1  # seconds after a gated command's release in which an end is the spawn's
+# What a container runs on its way to the agent's program: its init, the gate, the shell of a
+# --cmd. Any other process below the container's first has had its program found and started.
+ON_THE_WAY = frozenset({"sh", "dash", "bash", "podman-init", "catatonit", "docker-init", "tini"})
 TERM_SIZE = (50, 200)  # rows, columns of a new agent's terminal (as tmux agents get)
 
 
@@ -53,6 +56,24 @@ def _stat_fields(pid: int) -> list[str]:
         return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     except OSError:
         return []
+
+
+def runs_a_program(pid: int, most: int = 64) -> bool:
+    """Whether the tree below PID (a container's first process, included) holds a process
+    that is none of ``ON_THE_WAY``: the agent's command was found and its program runs. A
+    command that cannot run (not found, a shell's syntax error, ``exit 3``) never gets here."""
+    todo, looked = [pid], 0
+    while todo and looked < most:  # the agent makes the tree: bounded
+        p = todo.pop()
+        looked += 1
+        try:
+            if Path(f"/proc/{p}/comm").read_text().rstrip("\n") not in ON_THE_WAY:
+                return True
+            # Shells and inits are single-threaded: their one task's children are theirs.
+            todo += [int(k) for k in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return False
 
 
 def alive(layout) -> bool:
@@ -326,6 +347,21 @@ class Watch:
         if stat[19:20] != self.born or self.cid not in cgroup:
             return None
         return stat[0] not in ("Z", "X")
+
+    def settle(self, deadline: float) -> None:
+        """Wait until the agent's stream ends, its program runs (``runs_a_program``), or the
+        monotonic DEADLINE, whichever comes first; polled, as /proc tells no one of an exec."""
+        pause = 0.001
+        while not self.stream_ended.is_set() and not self.program_runs():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.stream_ended.wait(min(pause, left))
+            pause = min(pause * 2, 0.008)
+
+    def program_runs(self) -> bool:
+        pid = self.pid
+        return pid is not None and self.alive() is True and runs_a_program(pid)
 
     def endpoint(self):
         from am import engineapi
@@ -779,8 +815,9 @@ class Keeper:
             if w and w.released is not None and not msg.get("failed"):
                 # A gated command runs from its release on, with no engine call after it to
                 # take time as 'start' did: an agent whose command cannot run ends within
-                # this window, and the spawn says so (docs/usage.md).
-                w.stream_ended.wait(START_WINDOW - (time.monotonic() - w.released))
+                # this window, and the spawn says so (docs/usage.md). One whose program is
+                # seen running needs no more of it.
+                w.settle(w.released + START_WINDOW)
             if w:
                 if msg.get("failed"):
                     w.abandoned = True

@@ -2,9 +2,11 @@
 
 import os
 import socket
+import subprocess
 import threading
 
 import pytest
+from helpers import wait_for
 
 from am import engineapi, hostos, keeper, keepersock, runfiles
 from am.errors import AmError
@@ -251,3 +253,40 @@ def test_the_stats_request_answers_for_the_watches_it_holds(tmp_path):
     assert p1["memory_limit"] == 1 << 30 and p1["pids"] == 3
     assert k.handle({"op": "stats", "ids": "p1"}) == {"ok": True, "figures": {}}
     assert k.handle({"op": "stats"}) == {"ok": True, "figures": {}}
+
+
+def test_a_program_runs_only_once_the_shells_on_its_way_have_found_it(tmp_path):
+    """The start window ends early only when a process below the container's first is none
+    of its init, gate or shells: a shell still reading, or one that cannot find its command,
+    does not end it."""
+
+    def is_a_shell(pid):  # exec'd from Python's fork
+        return open(f"/proc/{pid}/comm").read() == "sh\n"
+
+    fifo = tmp_path / "gate"
+    os.mkfifo(fifo)
+    # The gate's shape: a shell holding at a FIFO, then its command a shell of its own.
+    held = subprocess.Popen(
+        ["sh", "-c", f'read -r _ < {fifo} && exec "$@"', "g", "sh", "-c", "sleep 30; true"]
+    )
+    try:
+        wait_for(lambda: is_a_shell(held.pid), "the gate's shell")
+        assert not keeper.runs_a_program(held.pid)  # only a shell, blocked on its FIFO
+        with open(fifo, "w") as f:
+            f.write("go\n")
+        # Positive control of the walk: the sleep, two shells down, is found.
+        wait_for(lambda: keeper.runs_a_program(held.pid), "the sleep to be seen")
+    finally:
+        held.kill()
+        held.wait()
+    missing = subprocess.Popen(
+        ["sh", "-c", "read -r _; /nonexistent-am-program"], stdin=subprocess.PIPE
+    )
+    try:
+        wait_for(lambda: is_a_shell(missing.pid), "the shell")
+        assert not keeper.runs_a_program(missing.pid)
+        missing.communicate(b"go\n")
+        assert missing.returncode == 127  # it never ran a program, and never was seen to
+    finally:
+        missing.kill()
+    assert not keeper.runs_a_program(missing.pid)  # gone: nothing runs
