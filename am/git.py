@@ -148,10 +148,32 @@ def check_source(source: str) -> str:
     path = Path(source).expanduser()
     if not path.exists():
         raise AmError(f"source {source!r} is neither a git URL nor an existing path")
-    res = proc.run(["git", "-C", str(path), "rev-parse", "--git-dir"], env=source_env())
-    if not res.ok:
-        raise AmError(f"source {source!r} is not a git repository")
+    if not _plainly_a_repository(path):
+        res = proc.run(["git", "-C", str(path), "rev-parse", "--git-dir"], env=source_env())
+        if not res.ok:
+            raise AmError(f"source {source!r} is not a git repository")
     return str(path.resolve())
+
+
+def _plainly_a_repository(path: Path) -> bool:
+    """Whether PATH is the top of a work tree of the user's own whose ``.git`` is a folder
+    (no link) with a HEAD, ``objects`` and ``refs``: what ``rev-parse --git-dir`` would find
+    at once, found without a git call. False leaves the question to git (a bare repository,
+    a worktree's ``.git`` file, a subfolder, another owner)."""
+    import stat
+
+    gd = path / ".git"
+    try:
+        top, git_dir = os.stat(path), os.lstat(gd)
+        objects, refs = os.lstat(gd / "objects"), os.lstat(gd / "refs")
+    except OSError:
+        return False
+    me = os.geteuid()
+    if top.st_uid != me or git_dir.st_uid != me:
+        return False  # git's own ownership check (safe.directory) decides
+    if not all(stat.S_ISDIR(st.st_mode) for st in (git_dir, objects, refs)):
+        return False
+    return _head_branch(gd) is not None or _loose_ref(gd, "HEAD") is not None
 
 
 def check_branch(branch: str) -> str:
@@ -205,6 +227,59 @@ def resolve_base(repo, base: str | None) -> str:
 
 def switch_new_branch(repo, branch: str, commit: str) -> None:
     ws_git(repo, "switch", "--quiet", "--no-track", "-c", branch, "--end-of-options", commit)
+
+
+def _loose_ref(git_dir: Path, ref: str) -> str | None:
+    """The object name in REF's own file in GIT_DIR (a branch as git clone and switch write
+    it), never through a link; None for anything else (a packed or symbolic ref, no file)."""
+    from am import files
+
+    f = files.open_regular(git_dir / ref)
+    if f is None:
+        return None
+    with f:
+        text = f.read(100).decode("ascii", "replace")
+    name = text[:-1]
+    if text.endswith("\n") and len(name) in (40, 64) and set(name) <= set("0123456789abcdef"):
+        return name
+    return None
+
+
+def _head_branch(git_dir: Path) -> str | None:
+    """The branch HEAD names in GIT_DIR, when it names one plainly; None otherwise."""
+    from am import files
+
+    f = files.open_regular(git_dir / "HEAD")
+    if f is None:
+        return None
+    with f:
+        text = f.read(300).decode("ascii", "replace")
+    ref = text.removeprefix("ref: ").removesuffix("\n")
+    plain = all(c.isalnum() or c in "-_./" for c in ref)
+    parts = ref.split("/")
+    if text.endswith("\n") and ref.startswith("refs/heads/") and plain and "" not in parts:
+        if "." not in parts and ".." not in parts:
+            return ref
+    return None
+
+
+def start_branch(repo, branch: str, base: str | None) -> str:
+    """Make BRANCH at BASE (``resolve_base``) in a clone am has just made, and check it out;
+    returns its commit. Without a BASE, the commit HEAD's branch holds is read from the files
+    the clone wrote (no agent has had them), and the one git put on BRANCH, peeled, read back:
+    a git call fewer. Anything unusual is asked of git."""
+    head = _head_branch(repo.git_dir) if base is None else None
+    start = _loose_ref(repo.git_dir, head) if head else None
+    if start is None:
+        start = resolve_base(repo, base)
+        switch_new_branch(repo, branch, start)
+        return start
+    switch_new_branch(repo, branch, start)
+    made = _loose_ref(repo.git_dir, f"refs/heads/{branch}")
+    if made is not None:
+        return made
+    ref = f"refs/heads/{branch}"
+    return ws_git(repo, "rev-parse", "--verify", "--end-of-options", ref).out.strip()
 
 
 def worktree_add(source: Path, dest: Path, branch: str, base: str | None) -> str:

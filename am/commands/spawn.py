@@ -70,8 +70,7 @@ def make_workspace(
     else:
         git.clone(plan.source, plan.workspace, hardlinks=plan.mode == "tmux")
     repo = gitsafe.open_clone(plan.workspace, gitsafe.mirror_objects(mirror))
-    base = git.resolve_base(repo, plan.base)
-    git.switch_new_branch(repo, plan.branch, base)
+    base = git.start_branch(repo, plan.branch, plan.base)
     return base, replace(plan, mirror=mirror)
 
 
