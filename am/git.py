@@ -12,7 +12,6 @@ overrides the keys through which a repository can make git run programs (docs/se
 
 import os
 import re
-import shutil
 from pathlib import Path
 
 from am import proc
@@ -321,6 +320,8 @@ def common_dir(source: Path) -> Path:
 
 def worktree_remove(source: Path, dest: Path) -> None:
     """Drop the worktree's files and its entry in the source; the branch (the work) stays."""
+    import shutil
+
     if dest.is_symlink():
         dest.unlink()
     shutil.rmtree(dest, ignore_errors=True)

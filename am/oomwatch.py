@@ -14,10 +14,11 @@ for those the watch also asks runsc, every few seconds, how many tasks the sandb
 
 import json
 import os
-import shutil
 import threading
 import time
 from pathlib import Path
+
+from am import proc
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 GUEST_EVERY = 2.0  # seconds between two counts of a gVisor sandbox's tasks (~15 ms CPU each)
@@ -117,7 +118,7 @@ def sandbox_cli(pid: int) -> list[str] | None:
     except OSError:
         exe = ""
     if not os.path.isfile(exe):
-        exe = shutil.which("runsc") or ""
+        exe = proc.which("runsc") or ""
     return [exe, f"--root={root}"] if exe else None
 
 

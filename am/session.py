@@ -235,7 +235,5 @@ def server_groups() -> tuple[int | None, set[int] | None]:
 
 
 def require_tmux() -> None:
-    import shutil
-
-    if not shutil.which("tmux"):
+    if not proc.which("tmux"):
         raise AmError("tmux not found in PATH", "install it, e.g. 'apt-get install tmux'")

@@ -21,11 +21,10 @@ def version_text(argv: list[str]) -> str | None:
     """
     import json
     import os
-    import shutil
 
     from am import paths
 
-    path = shutil.which(argv[0])
+    path = proc.which(argv[0])
     if not path:
         return None
     st = os.stat(path)

@@ -11,8 +11,6 @@ def for_runtime(runtime: str | None, layout=None, environ=None):
     """The engine named RUNTIME; ``auto`` is podman if it is usable and enforces the limits
     here (rootless podman on cgroup v1 ignores them), else docker. LAYOUT and ENVIRON are the
     command's (``Backend``)."""
-    import shutil
-
     # Here, and only the one named: a spawn imports no engine module it does not use.
     if runtime == "docker":
         from am.backends.docker import Docker
@@ -31,7 +29,7 @@ def for_runtime(runtime: str | None, layout=None, environ=None):
         raise AmError(f"unknown runtime {runtime!r}", "choose docker, podman or auto")
     passed_over = None
     if (
-        shutil.which("podman")
+        proc.which("podman")
         and proc.run(["podman", "version", "--format", "{{.Client.Version}}"]).ok
     ):
         podman = Podman(layout, environ)
@@ -41,7 +39,7 @@ def for_runtime(runtime: str | None, layout=None, environ=None):
             passed_over = e.message
         if passed_over is None:
             return podman
-    if not shutil.which("docker"):
+    if not proc.which("docker"):
         if passed_over:
             raise AmError(f"{passed_over}, and docker is not installed", Podman.limits_hint)
         raise AmError(

@@ -62,9 +62,9 @@ class Docker(Engine):
             return None
 
     def find_limits_problem(self) -> str | None:
-        import shutil
+        from am import proc
 
-        if shutil.which(self.runtime) is None:  # the API answers, but 'create' needs the CLI
+        if proc.which(self.runtime) is None:  # the API answers, but 'create' needs the CLI
             raise AmError(f"{self.title} not found in PATH", self.install_hint)
         got = self.api_get("/info")
         if got and got[0] == 200 and isinstance(got[1], dict):

@@ -13,7 +13,6 @@ drops while the agent runs, and reads the exit code and an OOM kill from the pod
 import contextlib
 import hashlib
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -210,7 +209,7 @@ class Kubernetes(Backend):
     network_log_live = False  # the host's network log gets the proxy pod's when the agent ends
 
     def check(self) -> None:
-        if not shutil.which("kubectl"):
+        if not proc.which("kubectl"):
             raise AmError("kubectl not found in PATH", INSTALL_HINT)
 
     # -- spawn and start ------------------------------------------------------------------

@@ -1,6 +1,5 @@
 """tmux mode: the agent runs directly in its host session, in the workspace, as the user."""
 
-import shutil
 import time
 
 from am.backends.base import Backend
@@ -14,7 +13,9 @@ class TmuxBackend(Backend):
     mode = "tmux"
 
     def prepare(self, plan):
-        if plan.command[0] != "sh" and shutil.which(plan.command[0]) is None:
+        from am import proc
+
+        if plan.command[0] != "sh" and proc.which(plan.command[0]) is None:
             raise AmError(
                 f"{plan.command[0]} not found in PATH",
                 f"install the {plan.agent} CLI, or give the agent with --cmd",

@@ -34,7 +34,6 @@ def run(args) -> int:
         b"\r\n[am: attached to " + view["id"].encode() + b"; Ctrl-b d detaches]\r\n"
     )
     sys.stdout.flush()
-    import shutil
 
     from am import ptyrelay
 
@@ -44,7 +43,7 @@ def run(args) -> int:
             f"am attach needs a terminal: its input is not one (agent {args.id})",
             f"run it in a terminal; from a script, 'am send {args.id} TEXT' types into it",
         )
-    if not shutil.which(argv[0]):
+    if not proc.which(argv[0]):
         raise proc.NotFound(f"{argv[0]} not found in PATH")
     # am's own terminal relay detaches on Ctrl-b d (the engine's client may not: ptyrelay).
     # 0 when the user detached; else the client's own status (the agent ended, or it failed)

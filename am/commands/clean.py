@@ -9,14 +9,13 @@ from am.store import open_store
 
 def remove_labelled_containers(layout, store) -> None:
     """Remove every container labelled for this AM_HOME on each engine that answers."""
-    import shutil
-
+    from am import proc
     from am.backends import for_runtime as engine
     from am.errors import AmError
 
     by_container = {r.get("container"): r for r in store.agents().values()}
     for name in ("docker", "podman"):
-        if not shutil.which(name):
+        if not proc.which(name):
             continue
         eng = engine(name)
         try:

@@ -27,7 +27,7 @@ def checks() -> tuple[list[dict], list]:
     t = versions.tool_version(["tmux", "-V"])
     row("tmux", bool(t), versions.show(t))
     for name in ("docker", "podman"):
-        if not shutil.which(name):
+        if not proc.which(name):
             row(name, None, "not installed (container mode needs docker or podman)")
             continue
         eng = engine(name)

@@ -49,12 +49,10 @@ def run(args) -> int:
 
 def ls(args) -> int:
     """Every am agent image of the chosen engine (default: each that answers)."""
-    import shutil
-
-    from am import image
+    from am import image, proc
     from am.backends import for_runtime as engine
 
-    names = [args.runtime] if args.runtime else [n for n in ("docker", "podman") if shutil.which(n)]
+    names = [args.runtime] if args.runtime else [n for n in ("docker", "podman") if proc.which(n)]
     rows, problems = [], []
     for name in names:
         eng = engine(name)

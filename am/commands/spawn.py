@@ -3,7 +3,6 @@
 import contextlib
 import json
 import os
-import shutil
 import signal
 import sys
 import time
@@ -38,6 +37,12 @@ def hand_over_secrets(fifo: Path, secrets: dict, timeout: int = 60) -> None:
         os._exit(0)
 
 
+def _remove_tree(path: Path) -> None:
+    import shutil  # only to undo: its import is 2 ms of every spawn otherwise
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def make_workspace(
     plan: planning.Plan, undo: Rollback, layout: paths.Layout
 ) -> tuple[str, planning.Plan]:
@@ -54,7 +59,7 @@ def make_workspace(
         base = git.worktree_add(source, plan.workspace, plan.branch, plan.base)
         # before any agent ran there
         return base, replace(plan, worktree_gitdir=worktree_gitdir(plan.workspace))
-    undo.push(shutil.rmtree, plan.workspace, True)
+    undo.push(_remove_tree, plan.workspace)
     if plan.disk:
         from am import disk
 
@@ -97,7 +102,7 @@ def execute(plan: planning.Plan, backend, layout):
         # not show this one's output or ending.
         for leftover in (plan.log, plan.exit_file, layout.health_file(plan.id)):
             undo.push(_unlink, leftover)
-        undo.push(shutil.rmtree, layout.run / plan.id, True)
+        undo.push(_remove_tree, layout.run / plan.id)
 
         if plan.runtime == "kubernetes":
             # The workspace is made in the cluster, from a bundle of the source.
