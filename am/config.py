@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from am import domains, profiles, validate
+from am import profiles, validate
 from am.errors import AmError
 from am.valueclass import field, value_class
 
@@ -109,6 +109,8 @@ def _seconds(value):
 def _domains(value):
     if not isinstance(value, list) or not all(isinstance(d, str) for d in value):
         raise Invalid('a list of host names such as ["pypi.org", "*.example.com"]')
+    from am import domains  # only with a list to check: not every command's import
+
     try:
         # Public suffix wildcards are refused at spawn: the list costs 50 ms to load.
         return [domains.check(d, "entry", suffixes=False) for d in value]
@@ -311,6 +313,8 @@ def _agent_profile(name: str, table, path: Path) -> profiles.Profile:
         )
 
     def domain_ok(d):
+        from am import domains
+
         try:
             domains.check(d, suffixes=False)
             return True

@@ -31,9 +31,11 @@ from pathlib import Path
 
 from am import clock
 from am.cgroupstats import MARK_EVERY, Cgroups
-from am.keepersock import address, connect
+
+# The clients' side, there so that a client imports none of this module; here for the keeper.
+from am.keepersock import address, alive, connect, ensure, request, start  # noqa: F401
 from am.launchspec import LaunchSpec
-from am.runfiles import cap_appended, keeper_alive, rotate_written, write_exit
+from am.runfiles import cap_appended, rotate_written, write_exit
 
 OUTPUT_RATE = 1 << 20  # bytes per second one agent's terminal output is read at, at most
 BURST = 256 << 10  # bytes read at once before the rate applies
@@ -74,102 +76,6 @@ def runs_a_program(pid: int, most: int = 64) -> bool:
         except (OSError, ValueError):
             continue
     return False
-
-
-def alive(layout) -> bool:
-    """Whether a keeper holds this AM_HOME's lock (see ``runfiles.keeper_alive``)."""
-    return keeper_alive(str(layout.run))
-
-
-def start(layout):
-    """Start a keeper for LAYOUT in the background (it leaves at once if one already runs);
-    its Popen."""
-    import subprocess
-
-    layout.run.mkdir(parents=True, exist_ok=True)
-    keep = (
-        "PATH",
-        "HOME",
-        "AM_HOME",
-        "LANG",
-        "LC_ALL",
-        "TMPDIR",
-        "USER",
-        "LOGNAME",
-        "AM_KEEPER_IDLE",
-        "AM_PORTABLE",
-    )
-    env = {k: v for k, v in os.environ.items() if k in keep or k.startswith("XDG_")}
-    # -P: not the working directory first on sys.path (see am.supervise).
-    with open(layout.run / "keeper.err", "ab") as err:
-        return subprocess.Popen(
-            [sys.executable, "-P", "-m", "am.keeper"],
-            env=env,
-            cwd="/",
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            start_new_session=True,
-            close_fds=True,
-        )
-
-
-def request(layout, message: dict, timeout: float = 60, start_keeper: bool = True) -> dict:
-    """Send MESSAGE to the keeper (starting one if none answers) and return its answer."""
-    from am.errors import AmError
-
-    deadline = time.monotonic() + 15
-    started = None
-    while True:
-        try:
-            s = connect(layout.run_text, timeout)
-        except OSError:
-            if not start_keeper:
-                raise AmError("am's keeper is not running") from None
-            # One at a time: again only if the one started has left (it found another
-            # keeper that was leaving itself).
-            if (started is None or started.poll() is not None) and not alive(layout):
-                started = start(layout)
-            if time.monotonic() > deadline:
-                raise AmError(
-                    "am's keeper did not answer", f"see {layout.run / 'keeper.err'}"
-                ) from None
-            time.sleep(0.02)
-            continue
-        with s:
-            data = b""
-            try:
-                s.sendall(json.dumps(message).encode() + b"\n")
-                while not data.endswith(b"\n"):
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-            except (ConnectionResetError, BrokenPipeError):
-                data = b""
-            except TimeoutError:
-                raise AmError(
-                    f"am's keeper did not answer within {timeout:.0f} s",
-                    f"see {layout.run / 'keeper.err'}",
-                ) from None
-        if data or time.monotonic() > deadline:
-            break
-        # Reset unanswered: a keeper leaving as this connected never took the request (it
-        # answers every request it accepts before it leaves). The next keeper will.
-        time.sleep(0.02)
-    try:
-        answer = json.loads(data)
-    except ValueError:
-        raise AmError("am's keeper gave no answer", f"see {layout.run / 'keeper.err'}") from None
-    if not answer.get("ok"):
-        raise AmError(answer.get("error") or "am's keeper refused", answer.get("hint"))
-    return answer
-
-
-def ensure(layout) -> None:
-    """Make sure a keeper looks after this AM_HOME's container agents (cheap when one does)."""
-    if not alive(layout):
-        start(layout)
 
 
 # -- the keeper itself -------------------------------------------------------------------------

@@ -1,14 +1,12 @@
 """The keeper's socket, ``state/run/keeper.sock``, from the clients' side: its address, a
-connection, and ``ask``, one quick question that never starts a keeper (``am status``).
-Here, not in ``am.keeper``, whose imports a status does not need."""
+connection, ``ask``, one quick question that never starts a keeper (``am status``), and
+``request``, which starts one when none answers (a spawn's watch of its container). Here,
+not in ``am.keeper``, whose imports (its watches, cgroups and threads) no client needs."""
 
 from __future__ import annotations
 
+import _socket
 import os
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    import socket
 
 
 def address(path: str) -> tuple[str, int | None]:
@@ -36,12 +34,21 @@ def address(path: str) -> tuple[str, int | None]:
     return str(short / (hashlib.sha256(path.encode()).hexdigest()[:16] + ".sock")), None
 
 
-def connect(run: str, timeout: float) -> socket.socket:
-    """A connection to the keeper of the run folder RUN (OSError if none listens)."""
-    import socket
+class Connection(_socket.socket):
+    """A client's unix stream socket, made by the C module itself: ``socket.py`` adds only
+    what a client here does not use, and its import (its enums) is 2.5 ms of every spawn."""
 
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def connect(run: str, timeout: float) -> Connection:
+    """A connection to the keeper of the run folder RUN (OSError if none listens)."""
     addr, fd = address(f"{run}/keeper.sock")
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s = Connection(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         s.settimeout(timeout)
         s.connect(addr)
@@ -72,3 +79,105 @@ def ask(run: str, message: dict, timeout: float = 1.0) -> dict | None:
     except (OSError, ValueError):
         return None
     return answer if isinstance(answer, dict) else None
+
+
+def alive(layout) -> bool:
+    """Whether a keeper holds this AM_HOME's lock (see ``runfiles.keeper_alive``)."""
+    from am.runfiles import keeper_alive
+
+    return keeper_alive(str(layout.run))
+
+
+def start(layout):
+    """Start a keeper for LAYOUT in the background (it leaves at once if one already runs);
+    its Popen."""
+    import subprocess
+    import sys
+
+    layout.run.mkdir(parents=True, exist_ok=True)
+    keep = (
+        "PATH",
+        "HOME",
+        "AM_HOME",
+        "LANG",
+        "LC_ALL",
+        "TMPDIR",
+        "USER",
+        "LOGNAME",
+        "AM_KEEPER_IDLE",
+        "AM_PORTABLE",
+    )
+    env = {k: v for k, v in os.environ.items() if k in keep or k.startswith("XDG_")}
+    # -P: not the working directory first on sys.path (see am.supervise).
+    with open(layout.run / "keeper.err", "ab") as err:
+        return subprocess.Popen(
+            [sys.executable, "-P", "-m", "am.keeper"],
+            env=env,
+            cwd="/",
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+            close_fds=True,
+        )
+
+
+def request(layout, message: dict, timeout: float = 60, start_keeper: bool = True) -> dict:
+    """Send MESSAGE to the keeper (starting one if none answers) and return its answer."""
+    import json
+    import time
+
+    from am.errors import AmError
+
+    deadline = time.monotonic() + 15
+    started = None
+    while True:
+        try:
+            s = connect(layout.run_text, timeout)
+        except OSError:
+            if not start_keeper:
+                raise AmError("am's keeper is not running") from None
+            # One at a time: again only if the one started has left (it found another
+            # keeper that was leaving itself).
+            if (started is None or started.poll() is not None) and not alive(layout):
+                started = start(layout)
+            if time.monotonic() > deadline:
+                raise AmError(
+                    "am's keeper did not answer", f"see {layout.run / 'keeper.err'}"
+                ) from None
+            time.sleep(0.02)
+            continue
+        with s:
+            data = b""
+            try:
+                s.sendall(json.dumps(message).encode() + b"\n")
+                while not data.endswith(b"\n"):
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            except (ConnectionResetError, BrokenPipeError):
+                data = b""
+            except TimeoutError:
+                raise AmError(
+                    f"am's keeper did not answer within {timeout:.0f} s",
+                    f"see {layout.run / 'keeper.err'}",
+                ) from None
+        if data or time.monotonic() > deadline:
+            break
+        # Reset unanswered: a keeper leaving as this connected never took the request (it
+        # answers every request it accepts before it leaves). The next keeper will.
+        time.sleep(0.02)
+    try:
+        answer = json.loads(data)
+    except ValueError:
+        raise AmError("am's keeper gave no answer", f"see {layout.run / 'keeper.err'}") from None
+    if not answer.get("ok"):
+        raise AmError(answer.get("error") or "am's keeper refused", answer.get("hint"))
+    return answer
+
+
+def ensure(layout) -> None:
+    """Make sure a keeper looks after this AM_HOME's container agents (cheap when one does)."""
+    if not alive(layout):
+        start(layout)

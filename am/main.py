@@ -58,21 +58,14 @@ def quick_status(argv: list[str]):
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv == ["--version"]:  # what scripts probe in loops; it needs no parser
-        print(f"am {__version__}")
-        return 0
+def _command(argv: list[str]):
+    """(the command's module, its arguments, whether it is a short one), or the exit code
+    when there is none to run."""
     from am import paths
 
     paths.private_umask()  # everything am and its git create: for the user alone
     args = quick_list(argv) or quick_status(argv)
-    if args is not None and not getattr(args, "watch", False):
-        import gc
-
-        # A short command: what it allocates lives until it ends, so the collector's passes
-        # over the records it reads (a millisecond of a list of 500) find nothing to free.
-        gc.disable()
+    short = args is not None and not getattr(args, "watch", False)
     if args is not None:
         from am import earlystats
 
@@ -92,7 +85,31 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     name = f"am.commands.{MODULES.get(args.command, args.command)}"
     __import__(name)
-    module = sys.modules[name]
+    return sys.modules[name], args, short
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--version"]:  # what scripts probe in loops; it needs no parser
+        print(f"am {__version__}")
+        return 0
+    import gc
+
+    # Imports and the parser make objects that live as long as the command: the collector's
+    # passes over them (about a millisecond of a spawn) find nothing to free. A short command
+    # keeps it off to its end (a millisecond of a list of 500 records); any other has it
+    # back once its module is in.
+    collecting = gc.isenabled()
+    gc.disable()
+    short = False
+    try:
+        got = _command(argv)
+        if isinstance(got, int):
+            return got
+        module, args, short = got
+    finally:
+        if collecting and not short:
+            gc.enable()
     try:
         return module.run(args) or 0
     except AmError as e:

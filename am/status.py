@@ -97,12 +97,11 @@ def views(
             alive = r.get("status") == "running" and exit_info is None
             if alive and not keeper_checked:
                 keeper_checked = True
-                # A keeper killed meanwhile: the next one catches up. Asked here, not through
-                # keeper.ensure: am.keeper is imported only to start one.
+                # A keeper killed meanwhile: the next one catches up.
                 if not runfiles.keeper_alive(run):
-                    from am import keeper
+                    from am import keepersock
 
-                    keeper.start(layout)
+                    keepersock.start(layout)
         else:
             alive = r.get("session") in live_sessions
             exit_info = None if alive or not exit_file else read_exit(exit_file)

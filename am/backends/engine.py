@@ -125,9 +125,9 @@ def keeper_gates(layout) -> bool:
     """Whether the keeper of LAYOUT's AM_HOME releases start gates: one of an older am (it
     runs on, across an upgrade, while it has agents) does not, and its agents start with
     ``create`` and ``start`` as it expects."""
-    from am import keeper
+    from am import keepersock
 
-    return keeper.request(layout, {"op": "ping"}).get("gate") is True
+    return keepersock.request(layout, {"op": "ping"}).get("gate") is True
 
 
 def with_config_copies(paths: list[str], command: list[str]) -> list[str]:
@@ -780,7 +780,7 @@ class Engine(Backend):
     def start(self, plan, spec, layout) -> None:
         """Make and start the agent's container, detached, with am's keeper on its terminal
         before its first byte of output; raise with the engine's own words if it cannot."""
-        from am import gate, keeper
+        from am import gate, keepersock
 
         env = {**self.environ, **spec.env, **plan.secrets}  # --env NAME takes values here
         gated = spec.container is not None and spec.container.gated
@@ -811,7 +811,7 @@ class Engine(Backend):
         started = False
         self.seen_running.pop(plan.container, None)
         try:
-            answer = keeper.request(
+            answer = keepersock.request(
                 layout,
                 {"op": "watch", "id": plan.id, "cid": cid, "gate": list(fifo) if fifo else None},
                 timeout=gate.WAIT + 90,  # its attach (60 s at most), then the release
@@ -833,7 +833,7 @@ class Engine(Backend):
             # exits at once is recorded, never found gone by the start above; a failed
             # start is left to the spawn's undo.
             with contextlib.suppress(AmError):
-                answer = keeper.request(
+                answer = keepersock.request(
                     layout, {"op": "started", "id": plan.id, "cid": cid, "failed": not started}
                 )
                 # The keeper saw its process in /proc: no engine call to ask again.

@@ -255,9 +255,13 @@ class Podman(Engine):
         return self.api is None and (plan.isolation or isolation.DEFAULT) == "runc"
 
     def find_api(self, env):
-        from am import engineapi, hostos
+        from am import hostos
 
-        api = engineapi.podman_endpoint(env)
+        api = None
+        if env.get("CONTAINER_HOST"):  # engineapi.podman_endpoint's rule; else no import
+            from am import engineapi
+
+            api = engineapi.podman_endpoint(env)
         if api is None and not hostos.linux():
             # No conmon here to talk to (its sockets are Linux's): podman runs in a VM.
             raise AmError(
@@ -371,12 +375,12 @@ class Podman(Engine):
         return None
 
     def gvisor_problem(self, network: str) -> AmError | None:
-        import shutil
+        from am import proc
 
         # podman finds runsc by name in its runtime search paths; a remote one has its own.
         if remote(self.environ):
             return None
-        if shutil.which("runsc") or any(Path(p).is_file() for p in RUNSC_PATHS):
+        if proc.which("runsc") or any(Path(p).is_file() for p in RUNSC_PATHS):
             return None
         return AmError(
             "runsc (gVisor) not found: podman cannot run gVisor sandboxes",

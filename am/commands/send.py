@@ -63,10 +63,10 @@ def run(args) -> int:
             else "see 'am list'",
         )
     if status.detached(view):
-        from am import keeper, paths
+        from am import keepersock, paths
 
         # The keeper holds the container's terminal (am/keeper.py) and types it there.
-        keeper.request(
+        keepersock.request(
             paths.layout(),
             {"op": "send", "id": view["id"], "text": text, "enter": not args.no_enter},
         )

@@ -57,9 +57,9 @@ def test_a_writer_gone_without_the_line_runs_nothing(tmp_path):
 def test_a_keeper_of_an_older_am_gets_agents_it_knows(monkeypatch):
     """A keeper from before gates (it runs on across an upgrade while it has agents) does
     not say 'gate' to a ping: agents then start with create and start, never held."""
-    from am import keeper
+    from am import keepersock
 
-    monkeypatch.setattr(keeper, "request", lambda layout, msg, **kw: {"ok": True, "pid": 1})
+    monkeypatch.setattr(keepersock, "request", lambda layout, msg, **kw: {"ok": True, "pid": 1})
     assert engine_module.keeper_gates(None) is False
-    monkeypatch.setattr(keeper, "request", lambda layout, msg, **kw: {"ok": True, "gate": True})
+    monkeypatch.setattr(keepersock, "request", lambda layout, msg, **kw: {"ok": True, "gate": True})
     assert engine_module.keeper_gates(None) is True
