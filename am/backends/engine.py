@@ -785,7 +785,9 @@ class Engine(Backend):
         env = {**self.environ, **spec.env, **plan.secrets}  # --env NAME takes values here
         gated = spec.container is not None and spec.container.gated
         if gated:
-            self.granted()  # 'run' starts the gate's shell in the workspace, as the agent
+            # 'run' starts the gate's shell in the workspace, as the agent: its folder is the
+            # agent's from now; the rest is, before the release (below), while 'run' works.
+            self.grant_top()
         fifo = gate.make(layout.gate_file(plan.id)) if gated else None
         res = proc.run(spec.argv, env=env, cwd=spec.cwd, timeout=300)
         if not res.ok:
@@ -897,7 +899,7 @@ class Engine(Backend):
                 mounts += identity_files(self.client_dir(plan), uid)
             # Finished in start, before anything runs as the uid: meanwhile the engine makes
             # the container.
-            self.granting = (plan.workspace, start_grant(plan.workspace, uid))
+            self.granting = (plan.workspace, uid, start_grant(plan.workspace, uid))
         return replace(plan, extra_mounts=mounts)
 
     granting = None  # before_start's hand-over of the workspace, while it runs
@@ -906,8 +908,19 @@ class Engine(Backend):
         """Wait for before_start's hand-over of the workspace, if one runs; raise if it
         failed."""
         if self.granting is not None:
-            (top, running), self.granting = self.granting, None
+            (top, _uid, running), self.granting = self.granting, None
             finish_grant(running, top)
+
+    def grant_top(self) -> None:
+        """Give the agent's uid the folder of the workspace that before_start's hand-over is
+        giving it (its own process may not have got there yet), so that a process of that uid
+        can start there before the hand-over is done. Nothing of the agent's runs meanwhile."""
+        if self.granting is not None:
+            top, uid, _running = self.granting
+            try:
+                os.lchown(top, uid, uid)
+            except OSError as e:
+                raise AmError(f"cannot give the agent's uid its workspace {top}: {e}") from None
 
     def ended_at_start(self, plan, timeout: float = 30) -> AgentExited | None:
         """How an agent that ended before its spawn returned ended (AgentExited), else None:
