@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     # Imports and the parser make objects that live as long as the command: the collector's
     # passes over them (about a millisecond of a spawn) find nothing to free. A short command
     # keeps it off to its end (a millisecond of a list of 500 records); any other has it
-    # back once its module is in.
+    # back once its module is in, with all it has made so far out of its sight (frozen): else
+    # its first pass walks every object the imports made, and later ones again.
     collecting = gc.isenabled()
     gc.disable()
     short = False
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         module, args, short = got
     finally:
         if collecting and not short:
+            gc.freeze()
             gc.enable()
     try:
         return module.run(args) or 0
