@@ -55,9 +55,10 @@ def _stat_fields(pid: int) -> list[str]:
     20th); empty if there is no such process. The name is the process's own choice, so the
     fields are found after its last ')'."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        text = Path(f"/proc/{pid}/stat").read_bytes().decode("ascii", "replace")
     except OSError:
         return []
+    return text.rpartition(")")[2].split()
 
 
 def runs_a_program(pid: int, most: int = 64) -> bool:
@@ -69,7 +70,8 @@ def runs_a_program(pid: int, most: int = 64) -> bool:
         p = todo.pop()
         looked += 1
         try:
-            if Path(f"/proc/{p}/comm").read_text().rstrip("\n") not in ON_THE_WAY:
+            name = Path(f"/proc/{p}/comm").read_bytes().decode("ascii", "replace")
+            if name.removesuffix("\n") not in ON_THE_WAY:
                 return True
             # Shells and inits are single-threaded: their one task's children are theirs.
             todo += [int(k) for k in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
@@ -254,20 +256,24 @@ class Watch:
             return None
         return stat[0] not in ("Z", "X")
 
-    def settle(self, deadline: float) -> None:
-        """Wait until the agent's stream ends, its program runs (``runs_a_program``), or the
-        monotonic DEADLINE, whichever comes first; polled, as /proc tells no one of an exec."""
+    def settle(self, deadline: float, early: bool) -> None:
+        """Wait until the agent's stream ends or the monotonic DEADLINE; with EARLY (the gate
+        execs the agent's own command, ``ContainerSpec.direct``), also until its program runs
+        (``runs_a_program``), polled, as /proc tells no one of an exec."""
         pause = 0.001
-        while not self.stream_ended.is_set() and not self.program_runs():
+        while not self.stream_ended.is_set():
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 or (early and self.program_runs()):
                 return
-            self.stream_ended.wait(min(pause, left))
+            self.stream_ended.wait(min(pause if early else left, left))
             pause = min(pause * 2, 0.008)
 
     def program_runs(self) -> bool:
         pid = self.pid
-        return pid is not None and self.alive() is True and runs_a_program(pid)
+        try:
+            return pid is not None and self.alive() is True and runs_a_program(pid)
+        except Exception:  # what the agent's processes show is theirs: the window decides
+            return False
 
     def endpoint(self):
         from am import engineapi
@@ -723,7 +729,7 @@ class Keeper:
                 # take time as 'start' did: an agent whose command cannot run ends within
                 # this window, and the spawn says so (docs/usage.md). One whose program is
                 # seen running needs no more of it.
-                w.settle(w.released + START_WINDOW)
+                w.settle(w.released + START_WINDOW, early=w.container.direct)
             if w:
                 if msg.get("failed"):
                     w.abandoned = True

@@ -108,11 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(got, int):
             return got
         module, args, short = got
-    finally:
         if collecting and not short:
             gc.freeze()
             gc.enable()
-    try:
         return module.run(args) or 0
     except AmError as e:
         print(e.render(), file=sys.stderr)
@@ -122,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    finally:  # as it was, for a caller that goes on (a test calling main)
+        gc.unfreeze()
+        if collecting:
+            gc.enable()
 
 
 def entry() -> None:

@@ -69,7 +69,10 @@ def which(name: str) -> str | None:
         return name if runnable(name) else None
     path = os.environ.get("PATH")
     if path is None:
-        path = os.confstr("CS_PATH") or os.defpath
+        try:
+            path = os.confstr("CS_PATH")
+        except (AttributeError, ValueError):  # no confstr, or no CS_PATH, here
+            path = os.defpath
     seen = set()
     for folder in path.split(os.pathsep) if path else ():
         if folder not in seen:

@@ -137,6 +137,34 @@ def test_agent_run_argv_under_gvisor(engine, tmp_path):
     assert runc[runc.index("--pids-limit") + 1] == "30"
 
 
+def test_only_a_gate_that_execs_the_agents_own_command_may_end_its_window_early(
+    tmp_path, monkeypatch
+):
+    """The keeper ends a gated agent's start window when a program other than a shell runs
+    in it: only right when that program is the agent's command, not a wrapper of am's (the
+    limited network's relay, --mount-agent-config's copies) or another image's entrypoint."""
+    from am.backends import engine as engine_module
+    from am.valueclass import replace
+
+    monkeypatch.delenv("CONTAINER_HOST", raising=False)
+    monkeypatch.setattr(engine_module, "keeper_gates", lambda layout: True)
+    layout = Layout(tmp_path, tmp_path / "state", tmp_path / "agents", tmp_path / "data", tmp_path)
+
+    def container(engine, plan):
+        return engine.launch_spec(plan).container
+
+    podman, plain = Podman(layout=layout), plan_for("--cmd", "true", tmp=tmp_path)
+    assert container(podman, plain).gated and container(podman, plain).direct
+    for other in (
+        plan_for("--cmd", "true", "--network", "limited", tmp=tmp_path),
+        plan_for("--cmd", "true", "--image", "someone/else:1", tmp=tmp_path),
+        replace(plain, config_copies=[".claude.json"]),
+    ):
+        got = container(podman, other)
+        assert got.gated and not got.direct, other
+    assert not container(Docker(layout=layout), plain).direct  # not gated at all
+
+
 @pytest.mark.parametrize("network", ["none", "limited"])
 def test_a_local_podman_agent_waits_at_its_gate(tmp_path, monkeypatch, network):
     """One 'run --detach': the gate's FIFO mounted read-only, and the gate the command's

@@ -130,6 +130,12 @@ def keeper_gates(layout) -> bool:
     return keepersock.request(layout, {"op": "ping"}).get("gate") is True
 
 
+def own_image(image: str) -> bool:
+    """Whether IMAGE is a tag of am's own agent image: one am builds, whose users am knows and
+    which has no entrypoint of its own."""
+    return image.split(":")[0] == DEFAULT_IMAGE.split(":")[0]
+
+
 def with_config_copies(paths: list[str], command: list[str]) -> list[str]:
     """COMMAND, first copying --mount-agent-config's PATHS (relative to the home) into the
     container's own home."""
@@ -573,7 +579,7 @@ class Engine(Backend):
         labels = self.image_labels(plan.image)
         if labels is None:
             # am builds its own image (any tag of am-agent) on first use; others must exist.
-            if plan.image.split(":")[0] != DEFAULT_IMAGE.split(":")[0]:
+            if not own_image(plan.image):
                 raise AmError(
                     f"image {plan.image!r} not found in {self.title}",
                     "build or load it first, or leave out --image",
@@ -731,6 +737,7 @@ class Engine(Backend):
         env = {k: self.environ[k] for k in ("PATH", *FORWARDED_ENV) if k in self.environ}
         env.update(plan.env)  # passed on by name, like --env
         api = self.api
+        gated = self.gated(plan) and keeper_gates(self.layout)
         container = ContainerSpec(
             engine=self.runtime,
             name=plan.container,
@@ -740,7 +747,11 @@ class Engine(Backend):
             log_max=plan.log_max,
             proxy=plan.proxy or None,
             egress=plan.egress if plan.proxy and plan.egress == plan.managed_egress else None,
-            gated=self.gated(plan) and keeper_gates(self.layout),
+            gated=gated,
+            direct=gated
+            and own_image(plan.image)
+            and plan.network != "limited"
+            and not plan.config_copies,
         )
         return LaunchSpec(
             argv=self.run_argv(plan, home, os.getuid(), os.getgid(), gated=container.gated),
@@ -784,10 +795,12 @@ class Engine(Backend):
 
         env = {**self.environ, **spec.env, **plan.secrets}  # --env NAME takes values here
         gated = spec.container is not None and spec.container.gated
-        if gated:
+        if gated and own_image(plan.image):
             # 'run' starts the gate's shell in the workspace, as the agent: its folder is the
             # agent's from now; the rest is, before the release (below), while 'run' works.
             self.grant_top()
+        elif gated:
+            self.granted()  # another image's entrypoint runs there first, as the agent
         fifo = gate.make(layout.gate_file(plan.id)) if gated else None
         res = proc.run(spec.argv, env=env, cwd=spec.cwd, timeout=300)
         if not res.ok:
@@ -804,7 +817,12 @@ class Engine(Backend):
         runtime_options = isolation.engine_options(
             self.runtime, plan.isolation or isolation.DEFAULT, plan.network
         )
-        self.granted()
+        try:
+            self.granted()
+        except BaseException:
+            if fifo:  # the container holds at its gate: the spawn's undo removes it
+                gate.discard(layout.gate_file(plan.id), fifo)
+            raise
         if self.api is None and not gated:
             # A local podman's conmon, and its attach socket, come with 'init'.
             res = self.call(*runtime_options, "init", plan.container, timeout=300)
@@ -893,7 +911,7 @@ class Engine(Backend):
             mounts.append((objects, str(objects), True))
         if os.getuid() == 0:
             uid = agent_uid()
-            if plan.image.split(":")[0] == DEFAULT_IMAGE.split(":")[0]:
+            if own_image(plan.image):
                 # am's own image: its user list is known, so it is replaced by one naming the
                 # uid (another image keeps its own, where the uid has no name).
                 mounts += identity_files(self.client_dir(plan), uid)
@@ -914,7 +932,8 @@ class Engine(Backend):
     def grant_top(self) -> None:
         """Give the agent's uid the folder of the workspace that before_start's hand-over is
         giving it (its own process may not have got there yet), so that a process of that uid
-        can start there before the hand-over is done. Nothing of the agent's runs meanwhile."""
+        can start there before the hand-over is done: am's gate, in am's own image, which
+        runs nothing of the agent's until its release, after ``granted``."""
         if self.granting is not None:
             top, uid, _running = self.granting
             try:

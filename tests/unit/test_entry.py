@@ -83,3 +83,20 @@ def test_an_uncaught_error_ends_as_python_ends_it(tmp_path):
     setup = "m.main = lambda: 1 / 0"
     res = run(setup=setup)
     assert res.returncode == 1 and "ZeroDivisionError" in res.stderr
+
+
+def test_main_leaves_the_collector_as_it_found_it(tmp_path, monkeypatch):
+    """A command's imports run with the collector off and what they made frozen; a caller
+    that goes on after main (a test) gets the collector back as it was, nothing frozen."""
+    import gc
+
+    from am.main import main
+
+    monkeypatch.setenv("AM_HOME", str(tmp_path))
+    for argv in (["list", "--json"], ["config", "show"], ["no-such-command"]):
+        gc.enable()
+        try:
+            main(argv)
+        except SystemExit:
+            pass
+        assert gc.isenabled() and gc.get_freeze_count() == 0, argv

@@ -3,6 +3,7 @@
 import os
 import socket
 import subprocess
+import sys
 import threading
 
 import pytest
@@ -290,3 +291,28 @@ def test_a_program_runs_only_once_the_shells_on_its_way_have_found_it(tmp_path):
     finally:
         missing.kill()
     assert not keeper.runs_a_program(missing.pid)  # gone: nothing runs
+
+
+def test_a_process_name_that_is_no_text_is_still_read():
+    """An agent names its processes as it likes (prctl), bytes that are no UTF-8 included:
+    the keeper's reads of /proc neither fail on them nor take them for a shell."""
+    named = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import ctypes, sys, time\n"
+            "ctypes.CDLL(None).prctl(15, b'\\xff\\xfe(x) ', 0, 0, 0)\n"
+            "print('named', flush=True)\n"
+            "time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert named.stdout.readline() == b"named\n"
+        with open(f"/proc/{named.pid}/comm", "rb") as f:
+            assert f.read().startswith(b"\xff\xfe")  # positive control: not UTF-8
+        assert keeper._stat_fields(named.pid)[0] in ("S", "R")
+        assert keeper.runs_a_program(named.pid)
+    finally:
+        named.kill()
+        named.wait()
