@@ -228,16 +228,22 @@ def switch_new_branch(repo, branch: str, commit: str) -> None:
     ws_git(repo, "switch", "--quiet", "--no-track", "-c", branch, "--end-of-options", commit)
 
 
+def _head_of(path: Path, size: int) -> str:
+    """The first SIZE bytes of the regular file PATH as text, never through a link; "" if it
+    is no such file."""
+    from am import files
+
+    f = files.open_regular(path)
+    if f is None:
+        return ""
+    with f:
+        return f.read(size).decode("ascii", "replace")
+
+
 def _loose_ref(git_dir: Path, ref: str) -> str | None:
     """The object name in REF's own file in GIT_DIR (a branch as git clone and switch write
     it), never through a link; None for anything else (a packed or symbolic ref, no file)."""
-    from am import files
-
-    f = files.open_regular(git_dir / ref)
-    if f is None:
-        return None
-    with f:
-        text = f.read(100).decode("ascii", "replace")
+    text = _head_of(git_dir / ref, 100)
     name = text[:-1]
     if text.endswith("\n") and len(name) in (40, 64) and set(name) <= set("0123456789abcdef"):
         return name
@@ -246,13 +252,7 @@ def _loose_ref(git_dir: Path, ref: str) -> str | None:
 
 def _head_branch(git_dir: Path) -> str | None:
     """The branch HEAD names in GIT_DIR, when it names one plainly; None otherwise."""
-    from am import files
-
-    f = files.open_regular(git_dir / "HEAD")
-    if f is None:
-        return None
-    with f:
-        text = f.read(300).decode("ascii", "replace")
+    text = _head_of(git_dir / "HEAD", 300)
     ref = text.removeprefix("ref: ").removesuffix("\n")
     plain = all(c.isalnum() or c in "-_./" for c in ref)
     parts = ref.split("/")

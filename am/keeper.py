@@ -31,9 +31,7 @@ from pathlib import Path
 
 from am import clock
 from am.cgroupstats import MARK_EVERY, Cgroups
-
-# The clients' side, there so that a client imports none of this module; here for the keeper.
-from am.keepersock import address, alive, connect, ensure, request, start  # noqa: F401
+from am.keepersock import address
 from am.launchspec import LaunchSpec
 from am.runfiles import cap_appended, rotate_written, write_exit
 

@@ -61,6 +61,21 @@ def connect(run: str, timeout: float) -> Connection:
     return s
 
 
+def exchange(s: Connection, message: dict) -> bytes:
+    """MESSAGE as one JSON line on the connection S, and the keeper's line back (what came
+    before the connection's end, if no whole line did)."""
+    import json
+
+    s.sendall(json.dumps(message).encode() + b"\n")
+    data = b""
+    while not data.endswith(b"\n") and len(data) < 16 << 20:
+        chunk = s.recv(1 << 16)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 def ask(run: str, message: dict, timeout: float = 1.0) -> dict | None:
     """The keeper's answer to MESSAGE, or None: no keeper, no answer within TIMEOUT seconds,
     or not one JSON object."""
@@ -68,13 +83,7 @@ def ask(run: str, message: dict, timeout: float = 1.0) -> dict | None:
 
     try:
         with connect(run, timeout) as s:
-            s.sendall(json.dumps(message).encode() + b"\n")
-            data = b""
-            while not data.endswith(b"\n") and len(data) < 16 << 20:
-                chunk = s.recv(1 << 16)
-                if not chunk:
-                    break
-                data += chunk
+            data = exchange(s, message)
         answer = json.loads(data)
     except (OSError, ValueError):
         return None
@@ -150,12 +159,7 @@ def request(layout, message: dict, timeout: float = 60, start_keeper: bool = Tru
         with s:
             data = b""
             try:
-                s.sendall(json.dumps(message).encode() + b"\n")
-                while not data.endswith(b"\n"):
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
+                data = exchange(s, message)
             except (ConnectionResetError, BrokenPipeError):
                 data = b""
             except TimeoutError:

@@ -200,13 +200,13 @@ def home_layout(home: Path):
 
 def keeper_pid(home: Path) -> int | None:
     """The pid of HOME's keeper, asked over its socket; None if none answers."""
-    from am import keeper
+    from am import keepersock
     from am.errors import AmError
 
     try:
-        return keeper.request(home_layout(home), {"op": "ping"}, timeout=10, start_keeper=False)[
-            "pid"
-        ]
+        return keepersock.request(
+            home_layout(home), {"op": "ping"}, timeout=10, start_keeper=False
+        )["pid"]
     except AmError:
         return None
 
@@ -215,14 +215,14 @@ def stop_keeper(home: Path) -> None:
     """End HOME's keeper (it would leave by itself once idle): tests leave nothing running."""
     import signal
 
-    from am import keeper
+    from am import keepersock
 
     layout = home_layout(home)
-    pid = keeper_pid(home) if keeper.alive(layout) else None
+    pid = keeper_pid(home) if keepersock.alive(layout) else None
     if pid:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 30
-        while keeper.alive(layout) and time.monotonic() < deadline:
+        while keepersock.alive(layout) and time.monotonic() < deadline:
             time.sleep(0.05)
 
 

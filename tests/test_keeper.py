@@ -12,7 +12,7 @@ import pytest
 from containers import container_names, engine_ready, remove_containers
 from helpers import home_layout, keeper_pid, stop_keeper
 
-from am import keeper
+from am import keeper, keepersock
 from am.errors import AmError
 
 
@@ -25,7 +25,7 @@ def wait_for(what, timeout=30):
 
 def ping(home, monkeypatch) -> int:
     monkeypatch.setenv("AM_HOME", str(home))  # the keeper it starts serves the env's AM_HOME
-    return keeper.request(home_layout(home), {"op": "ping"}, timeout=10)["pid"]
+    return keepersock.request(home_layout(home), {"op": "ping"}, timeout=10)["pid"]
 
 
 def test_each_am_home_has_its_own_keeper(tmp_path, monkeypatch):
@@ -35,7 +35,7 @@ def test_each_am_home_has_its_own_keeper(tmp_path, monkeypatch):
         assert a != b
         assert keeper_pid(one) == a and keeper_pid(two) == b  # the same keeper answers again
         stop_keeper(one)
-        assert not keeper.alive(home_layout(one)) and keeper.alive(home_layout(two))
+        assert not keepersock.alive(home_layout(one)) and keepersock.alive(home_layout(two))
         assert keeper_pid(two) == b
     finally:
         stop_keeper(one)
@@ -65,7 +65,7 @@ def test_liveness_is_a_lock_the_kernel_drops_not_a_pid(tmp_path, monkeypatch):
     )
     try:
         assert holder.stdout.readline() == "held\n"
-        assert keeper.alive(layout)
+        assert keepersock.alive(layout)
     finally:
         holder.kill()
         holder.wait()
@@ -75,14 +75,14 @@ def test_liveness_is_a_lock_the_kernel_drops_not_a_pid(tmp_path, monkeypatch):
     stale = socket.socket(socket.AF_UNIX)
     stale.bind(str(layout.run / "keeper.sock"))
     stale.close()
-    assert not keeper.alive(layout)
+    assert not keepersock.alive(layout)
     with pytest.raises(AmError, match="not running"):
-        keeper.request(layout, {"op": "ping"}, start_keeper=False)
+        keepersock.request(layout, {"op": "ping"}, start_keeper=False)
     try:
         pid = ping(home, monkeypatch)
-        assert pid not in (os.getpid(), holder.pid) and keeper.alive(layout)
+        assert pid not in (os.getpid(), holder.pid) and keepersock.alive(layout)
         # what a client asks of the new keeper, it answers
-        assert keeper.request(layout, {"op": "ping"}, start_keeper=False)["pid"] == pid
+        assert keepersock.request(layout, {"op": "ping"}, start_keeper=False)["pid"] == pid
     finally:
         stop_keeper(home)
 
@@ -106,9 +106,9 @@ def test_only_one_keeper_however_many_start_at_once(tmp_path, monkeypatch):
     home = tmp_path / "home"
     monkeypatch.setenv("AM_HOME", str(home))
     layout = home_layout(home)
-    procs = [keeper.start(layout) for _ in range(6)]
+    procs = [keepersock.start(layout) for _ in range(6)]
     try:
-        wait_for(lambda: keeper.alive(layout))
+        wait_for(lambda: keepersock.alive(layout))
         pid = keeper_pid(home)
         assert pid in [p.pid for p in procs]
         # every other one found the lock taken and left at once
@@ -176,7 +176,7 @@ def test_a_killed_keeper_is_replaced_and_nothing_is_lost(am, repo, engine):
     am.wait_log(typed, "ready")
     old = keeper_pid(am.home)
     os.kill(old, signal.SIGKILL)
-    wait_for(lambda: not keeper.alive(layout))
+    wait_for(lambda: not keepersock.alive(layout))
     # While no keeper runs, one agent is killed: its exit is the engine's to remember.
     subprocess.run([engine, "kill", f"am-{ended}"], check=True, capture_output=True)
     # The next am command starts a keeper, which finds both and types into the other.
