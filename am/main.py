@@ -102,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     # its first pass walks every object the imports made, and later ones again.
     collecting = gc.isenabled()
     gc.disable()
-    short = False
-    try:
+
+    def command() -> int | None:
         got = _command(argv)
         if isinstance(got, int):
             return got
@@ -111,7 +111,21 @@ def main(argv: list[str] | None = None) -> int:
         if collecting and not short:
             gc.freeze()
             gc.enable()
-        return module.run(args) or 0
+        return module.run(args)
+
+    try:
+        return outcome(command)
+    finally:  # as it was, for a caller that goes on (a test calling main)
+        gc.unfreeze()
+        if collecting:
+            gc.enable()
+
+
+def outcome(run, *args) -> int:
+    """RUN(*ARGS)'s exit code as an am command ends: an AmError as its message and code, an
+    interrupt as 130, a reader gone as 0."""
+    try:
+        return run(*args) or 0
     except AmError as e:
         print(e.render(), file=sys.stderr)
         return e.code
@@ -120,10 +134,6 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    finally:  # as it was, for a caller that goes on (a test calling main)
-        gc.unfreeze()
-        if collecting:
-            gc.enable()
 
 
 def entry() -> None:
