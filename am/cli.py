@@ -69,6 +69,7 @@ class Parser(argparse.ArgumentParser):
 ID = "agent id (see 'am list')"
 JSON = "print JSON for scripts instead of a table"
 AUTO = "auto: podman if it enforces the limits here, else docker"
+MAX_COUNT = 100  # spawn --count: a slip of the finger makes no thousand agents
 
 
 def _spawn(p):
@@ -78,6 +79,13 @@ def _spawn(p):
     _run_options(p)
     _env_option(p)
     p.add_argument("--name", help="agent id to use instead of a generated one")
+    p.add_argument(
+        "--count",
+        type=_count,
+        default=1,
+        metavar="N",
+        help="spawn N agents alike, each with its own workspace and id (one id a line)",
+    )
     p.add_argument("--base", help="branch, tag or commit to start from (default: source HEAD)")
     p.add_argument("--branch", help="branch to create (default: am/<id>)")
     p.add_argument(
@@ -92,6 +100,13 @@ def _spawn(p):
         "--allow-domain and the limits can be set in config.toml or AM_* variables "
         "('am config show')."
     )
+
+
+def _count(text: str) -> int:
+    n = int(text) if text.isascii() and text.isdigit() else 0
+    if not 1 <= n <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {MAX_COUNT}")
+    return n
 
 
 def _disk_option(p):

@@ -255,6 +255,22 @@ def test_json_fields_of_container_agent(am, engine):
     am("stop", agent)
 
 
+def test_count_spawns_several_containers(am, engine):
+    res = am(
+        "spawn", str(am.repo), "--count", "3", "--container", "--runtime", engine,
+        "--memory", "64m", "--cmd", "echo READY-now && sleep 300",
+    )  # fmt: skip
+    ids = res.stdout.split()
+    assert len(set(ids)) == 3 and res.stdout == "".join(f"{i}\n" for i in ids), res.stdout
+    assert sorted(container_names(engine, str(am.home))) == sorted(f"am-{i}" for i in ids)
+    for entry in am.list():
+        assert entry["status"] == "running" and entry["runtime"] == engine
+        assert entry["limits"]["memory"] == "64m"
+        am.wait_log(entry["id"], "READY-now")
+    for agent in ids:
+        am("stop", agent)
+
+
 def test_first_spawn_builds_the_image(am, engine):
     tag = f"am-agent:first-use-{uuid.uuid4().hex[:8]}"
     try:

@@ -11,6 +11,7 @@ from pathlib import Path
 from helpers import (
     Terminal,
     assert_am_error,
+    assert_nothing_made,
     clients_of,
     git,
     has_session,
@@ -337,3 +338,37 @@ def test_clean_removes_only_agents_without_unsaved_work(am, repo):
     assert [a["id"] for a in am.list()] == [running]
     assert not busy_ws.exists()
     assert re.search(r"/\S+\.tar\.gz", res.stderr)  # its work was snapshotted first
+
+
+def test_count_spawns_several_alike(am, repo):
+    res = am("spawn", repo, "--count", "3", "--cmd", "echo READY-now; sleep 60")
+    ids = res.stdout.split()
+    assert len(ids) == len(set(ids)) == 3 and all(ID_RE.match(i) for i in ids), res.stdout
+    assert res.stdout == "".join(f"{i}\n" for i in ids)  # one id a line, nothing else
+    assert "Spawning 3 agents, 3 at a time" in res.stderr
+    entries = {e["id"]: e for e in am.list()}
+    assert sorted(entries) == sorted(ids)
+    assert {e["status"] for e in entries.values()} == {"running"}
+    assert len({e["workspace"] for e in entries.values()}) == 3  # each its own clone
+    assert {e["branch"] for e in entries.values()} == {f"am/{i}" for i in ids}
+    for agent_id in ids:
+        assert has_session(f"am-{agent_id}")
+        am.wait_log(agent_id, "READY-")
+
+
+def test_count_refuses_what_names_one_agent_and_counts_out_of_range(am, repo):
+    for flags in (["--name", "one"], ["--branch", "mine"], ["--publish", "8080:80"]):
+        res = am("spawn", repo, "--count", "2", *flags, "--cmd", "true", check=False)
+        assert f"{flags[0]} applies to one agent" in assert_am_error(res)
+    for bad in ("0", "101", "two", "-1", "1.5"):
+        res = am("spawn", repo, "--count", bad, "--cmd", "true", check=False)
+        assert "--count" in assert_am_error(res)
+    assert_nothing_made(am.home)
+
+
+def test_count_whose_spawns_all_fail_says_so_once_and_leaves_nothing(am, repo):
+    res = am("spawn", repo, "--count", "3", "--base", "no-such-ref", "--cmd", "true", check=False)
+    assert "none of the 3 agents started" in assert_am_error(res)
+    assert res.stdout == ""
+    assert res.stderr.count("no-such-ref") >= 3  # each spawn's own error
+    assert_nothing_made(am.home)

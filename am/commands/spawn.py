@@ -249,10 +249,21 @@ def _unlink(path: Path) -> None:
         path.unlink()
 
 
+# What names or binds one agent: with --count, every agent would get the same.
+ONE_AGENT_ONLY = (("name", "--name"), ("branch", "--branch"), ("publish", "--publish"))
+
+
 def run(args) -> int:
     from am import config
     from am.request import Request
 
+    count = args.count
+    for attr, flag in ONE_AGENT_ONLY if count > 1 else ():
+        if getattr(args, attr, None):
+            raise AmError(
+                f"{flag} applies to one agent, and --count {count} makes {count}",
+                f"leave out {flag}, or --count",
+            )
     layout = paths.layout()
     environ = dict(os.environ)
     cfg = config.load(layout, environ)
@@ -263,17 +274,50 @@ def run(args) -> int:
         host_memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         host_cpus = os.cpu_count()
     request = Request.from_args(args, prompt=planning.read_prompt(args.prompt, args.prompt_file))
-    plan = planning.build(request, layout, source, environ, host_memory, host_cpus, cfg)
-    plan, backend = prepare(plan, layout, environ)
-    exited = execute(plan, backend, layout)
-    print(plan.id, flush=True)
-    return report(plan.id, exited)
+
+    def plan_one(warn: bool):
+        plan = planning.build(request, layout, source, environ, host_memory, host_cpus, cfg)
+        return prepare(plan, layout, environ, warn)
+
+    def spawn_one(plan, backend) -> int:
+        exited = execute(plan, backend, layout)
+        print(plan.id, flush=True)
+        return report(plan.id, exited)
+
+    # Everything checked, and the image built if it must be, once: before anything is made.
+    first = plan_one(warn=True)
+    if count == 1:
+        return spawn_one(*first)
+    return spawn_many(count, lambda i: spawn_one(*(first if i == 0 else plan_one(warn=False))))
 
 
-def prepare(plan: planning.Plan, layout: paths.Layout, environ: dict[str, str]):
+def spawn_many(count: int, spawn_one) -> int:
+    """SPAWN_ONE(i) for COUNT agents, each in a process of its own (``am/fanout.py``); each
+    prints its id, or its error, as a spawn of its own would. An error names how many failed."""
+    import gc
+
+    from am import fanout
+    from am.main import outcome
+
+    most = fanout.width(count, os.cpu_count())
+    say(f"Spawning {count} agents, {most} at a time ...")
+    gc.freeze()  # what the children share stays shared: no collector pass writes to it
+    codes = fanout.run(count, most, lambda i: outcome(spawn_one, i))
+    failed = sum(code != 0 for code in codes)
+    if failed == count:
+        raise AmError(f"none of the {count} agents started (their errors are above)")
+    if failed:
+        raise AmError(
+            f"{failed} of {count} agents did not start (their errors are above); the other "
+            f"{count - failed} did: their ids are on standard output"
+        )
+    return 0
+
+
+def prepare(plan: planning.Plan, layout: paths.Layout, environ: dict[str, str], warn=True):
     """The backend of PLAN, checked and ready (image, proxy image), before anything is made;
-    warnings said. Returns PLAN with the backend's choices (its engine, a remote engine's
-    volume) and the backend."""
+    warnings said if WARN. Returns PLAN with the backend's choices (its engine, a remote
+    engine's volume) and the backend."""
     if plan.disk:
         from am import disk
 
@@ -282,6 +326,6 @@ def prepare(plan: planning.Plan, layout: paths.Layout, environ: dict[str, str]):
     if plan.mode == "container":
         plan = replace(plan, runtime=backend.runtime)
     session.require_tmux()  # both modes: a container's client runs in a session too
-    for warning in plan.warnings:
+    for warning in plan.warnings if warn else ():
         say(f"am: warning: {warning}")
     return backend.prepare(plan), backend
