@@ -253,10 +253,39 @@ def spawn_figures(
             f"{live} containers; floor: {floor_failed} failed",
         }
     ]
+    if version.label == "after":  # --count is new: the version before has none
+        rows.append(count_figure(work, repo, version, engine, n, floor))
     if extra:
         concurrently([spawn] * extra, env=h.env)
     rows.append(memory_figure(h, engine, n + extra, tmux_before))
     return rows, h
+
+
+def count_figure(
+    work: Path, repo: Path, version: Version, engine: str, n: int, floor: float
+) -> dict:
+    """One ``am spawn --count N`` against the same floor as N separate spawns."""
+    h = Home(version, work / f"home-count-{engine}")
+    ours, failed = concurrently(
+        [
+            h.argv(
+                "spawn", repo, "--count", n, "--container", "--runtime", engine,
+                "--memory", "64m", "--cmd", "sleep 3600",
+            )
+        ],
+        env=h.env,
+    )  # fmt: skip
+    running = sum(a["status"] == "running" for a in h.agents())
+    live = len(container_ids(engine, h.home))
+    h.clean()
+    return {
+        "figure": f"{n} agents in one spawn --count {n} ({engine}, {version.label})",
+        "am": ours,
+        "floor": floor,
+        "floor_what": f"the same {n} concurrent {engine} run -d",
+        "target": 1.5,
+        "detail": f"exit status {failed}, {running} running in am list, {live} containers",
+    }
 
 
 def add_records(h: Home, total: int) -> None:
