@@ -78,7 +78,9 @@ def _spawn(p):
     )
     _run_options(p)
     _env_option(p)
-    p.add_argument("--name", help="agent id to use instead of a generated one")
+    p.add_argument(
+        "--name", help="agent id to use instead of a generated one (with --count: NAME-1 ...)"
+    )
     p.add_argument(
         "--count",
         type=_count,

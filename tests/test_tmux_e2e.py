@@ -357,7 +357,7 @@ def test_count_spawns_several_alike(am, repo):
 
 
 def test_count_refuses_what_names_one_agent_and_counts_out_of_range(am, repo):
-    for flags in (["--name", "one"], ["--branch", "mine"], ["--publish", "8080:80"]):
+    for flags in (["--branch", "mine"], ["--publish", "8080:80"]):
         res = am("spawn", repo, "--count", "2", *flags, "--cmd", "true", check=False)
         assert f"{flags[0]} applies to one agent" in assert_am_error(res)
     for bad in ("0", "101", "two", "-1", "1.5"):
@@ -372,3 +372,17 @@ def test_count_whose_spawns_all_fail_says_so_once_and_leaves_nothing(am, repo):
     assert res.stdout == ""
     assert res.stderr.count("no-such-ref") >= 3  # each spawn's own error
     assert_nothing_made(am.home)
+
+
+def test_count_with_a_name_numbers_the_agents(am, repo):
+    res = am("spawn", repo, "--count", "3", "--name", "batch", "--cmd", "sleep 60")
+    assert sorted(res.stdout.split()) == ["batch-1", "batch-2", "batch-3"], res.stdout
+    assert sorted(a["id"] for a in am.list()) == ["batch-1", "batch-2", "batch-3"]
+    before = state_agents(am.home)
+    # one of the names taken: none is made
+    res = am("spawn", repo, "--count", "3", "--name", "batch", "--cmd", "true", check=False)
+    assert "an agent named 'batch-1' already exists" in assert_am_error(res)
+    # a name that is valid alone, but not with its number
+    res = am("spawn", repo, "--count", "2", "--name", "n" * 62, "--cmd", "true", check=False)
+    assert f"invalid agent name '{'n' * 62}-1'" in assert_am_error(res)
+    assert_nothing_made(am.home, before)

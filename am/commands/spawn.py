@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from am import backends, clock, files, git, gitsafe, paths, session
+from am import backends, clock, files, git, gitsafe, ids, paths, session
 from am import plan as planning
 from am.errors import AmError
 from am.rollback import Rollback
@@ -79,6 +79,13 @@ def make_workspace(
     return base, replace(plan, mirror=mirror)
 
 
+def taken(agent_id: str) -> AmError:
+    return AmError(
+        f"an agent named {agent_id!r} already exists",
+        "choose another --name, or remove it with 'am rm'",
+    )
+
+
 def execute(plan: planning.Plan, backend, layout):
     """Reserve the record, make the workspace, and launch the agent in it; returns what
     ``launch`` returns."""
@@ -87,10 +94,7 @@ def execute(plan: planning.Plan, backend, layout):
     try:
         with store.transaction() as agents:
             if plan.id in agents:
-                raise AmError(
-                    f"an agent named {plan.id!r} already exists",
-                    "choose another --name, or remove it with 'am rm'",
-                )
+                raise taken(plan.id)
             if plan.workspace.exists() or os.path.lexists(plan.workspace):
                 raise AmError(
                     f"workspace {plan.workspace} already exists",
@@ -250,7 +254,19 @@ def _unlink(path: Path) -> None:
 
 
 # What names or binds one agent: with --count, every agent would get the same.
-ONE_AGENT_ONLY = (("name", "--name"), ("branch", "--branch"), ("publish", "--publish"))
+ONE_AGENT_ONLY = (("branch", "--branch"), ("publish", "--publish"))
+
+
+def count_names(name: str | None, count: int) -> list[str | None]:
+    """The --name of each of COUNT agents (pure): NAME alone, NAME-1 to NAME-COUNT for
+    several, or a generated id for each without a name. Each is checked here, before
+    anything is made."""
+    if name is None:
+        return [None] * count
+    names = [name] if count == 1 else [f"{name}-{i}" for i in range(1, count + 1)]
+    for each in names:
+        ids.validate_name(each)
+    return names
 
 
 def run(args) -> int:
@@ -264,7 +280,13 @@ def run(args) -> int:
                 f"{flag} applies to one agent, and --count {count} makes {count}",
                 f"leave out {flag}, or --count",
             )
+    names = count_names(args.name, count)
     layout = paths.layout()
+    if count > 1 and args.name is not None:  # all or none, as far as it can be known now
+        agents = open_store(layout).agents()
+        for name in names:
+            if name in agents:
+                raise taken(name)
     environ = dict(os.environ)
     cfg = config.load(layout, environ)
     source = git.check_source(args.source)
@@ -275,8 +297,9 @@ def run(args) -> int:
         host_cpus = os.cpu_count()
     request = Request.from_args(args, prompt=planning.read_prompt(args.prompt, args.prompt_file))
 
-    def plan_one(warn: bool):
-        plan = planning.build(request, layout, source, environ, host_memory, host_cpus, cfg)
+    def plan_one(i: int, warn: bool):
+        named = replace(request, name=names[i])
+        plan = planning.build(named, layout, source, environ, host_memory, host_cpus, cfg)
         return prepare(plan, layout, environ, warn)
 
     def spawn_one(plan, backend) -> int:
@@ -285,10 +308,10 @@ def run(args) -> int:
         return report(plan.id, exited)
 
     # Everything checked, and the image built if it must be, once: before anything is made.
-    first = plan_one(warn=True)
+    first = plan_one(0, warn=True)
     if count == 1:
         return spawn_one(*first)
-    return spawn_many(count, lambda i: spawn_one(*(first if i == 0 else plan_one(warn=False))))
+    return spawn_many(count, lambda i: spawn_one(*(first if i == 0 else plan_one(i, False))))
 
 
 def spawn_many(count: int, spawn_one) -> int:
