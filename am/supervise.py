@@ -22,18 +22,40 @@ from am.launchspec import InvalidSpec, LaunchSpec
 from am.logread import CUT_AT, ROTATED
 from am.runfiles import rotation_note, write_exit, write_guest, write_health  # noqa: F401
 
+# As long as the spawn's writer waits for this end to open (spawn.hand_over_secrets).
+SECRETS_WAIT = 60
 
-def read_secrets(fifo: str) -> dict[str, str]:
-    """Values of --env NAME variables, handed over through a FIFO so they touch no file."""
+
+def read_secrets(fifo: str, timeout: float = SECRETS_WAIT) -> dict[str, str] | None:
+    """The agent's environment values, handed over through a FIFO so they touch no file; None
+    when no writer gave them within TIMEOUT seconds, or one left without (it was killed): the
+    agent must not start without what its spawn meant it to have."""
+    import select
+
+    data = b""
+    deadline = time.monotonic() + timeout
     try:
-        with open(fifo, encoding="utf-8") as f:
-            data = f.read()
-    finally:
-        try:
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a writer that never comes: no hang
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(fifo)
-        except FileNotFoundError:
-            pass
-    return json.loads(data) if data else {}
+        raise
+    try:  # unlinked only once the writer had its chance: it opens the path, never creates it
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not poller.poll(left * 1000):
+                return None
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:  # the writer is done
+                break
+            data += chunk
+    finally:
+        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(fifo)
+    return json.loads(data) if data else None
 
 
 def cap_log(path: str, limit: int, every: float = 1.0) -> None:
@@ -162,7 +184,17 @@ def main(argv: list[str]) -> int:
     env = {} if spec.clean_env else dict(os.environ)
     env.update(spec.env)
     if spec.env_fifo:
-        env.update(read_secrets(spec.env_fifo))
+        secrets = read_secrets(spec.env_fifo)
+        if secrets is None:
+            print(
+                "am: error: the agent's environment never came from its spawn, which was "
+                "stopped first; the agent did not start (hint: 'am start ID' starts it)",
+                file=sys.stderr,
+            )
+            ended = {"exit_code": 1, "oom_killed": False, "finished": clock.iso()}
+            write_exit(spec.exit_file, ended)
+            return 1
+        env.update(secrets)
     # Ctrl-C in the pane is for the agent, not for its supervisor.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     started = time.time()

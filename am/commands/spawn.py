@@ -27,12 +27,29 @@ def hand_over_secrets(fifo: Path, secrets: dict, timeout: int = 60) -> None:
     start; it gives up after TIMEOUT seconds if no supervisor ever opens the FIFO.
     """
     data = json.dumps(secrets).encode()
-    if os.fork():
+    # The writer outlives the spawn: no Ctrl-C, hang-up or group's SIGTERM meant for the spawn
+    # (a --count spawn is still in the foreground) may end it before it wrote. Blocked across
+    # the fork, ignored in the writer, which then leaves the spawn's session.
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+    try:
+        pid = os.fork()
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        raise
+    if pid:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         return
     try:
+        for s in stops:
+            signal.signal(s, signal.SIG_IGN)
+        os.setsid()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
         signal.alarm(timeout)
-        with open(fifo, "wb") as f:  # blocks until the supervisor opens it for reading
-            f.write(data)
+        # Blocks until the supervisor opens it for reading. Never O_CREAT: a FIFO already
+        # gone (an undone spawn) must not become a file holding the values.
+        fd = os.open(fifo, os.O_WRONLY)
+        os.write(fd, data)
     finally:
         os._exit(0)
 

@@ -1,0 +1,92 @@
+"""The hand-over of a tmux agent's environment through a FIFO: the spawn's forked writer
+(``spawn.hand_over_secrets``) and the supervisor's reader (``supervise.read_secrets``)."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+from am.commands.spawn import hand_over_secrets
+from am.supervise import read_secrets
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_reader_takes_what_the_writer_wrote(tmp_path):
+    fifo = tmp_path / "env"
+    os.mkfifo(fifo, 0o600)
+    hand_over_secrets(fifo, {"TOKEN": "s3cret"})
+    assert read_secrets(str(fifo), timeout=60) == {"TOKEN": "s3cret"}
+    assert not fifo.exists()  # read once, then gone
+
+
+def test_no_writer_is_no_environment_not_a_hang(tmp_path):
+    fifo = tmp_path / "env"
+    os.mkfifo(fifo, 0o600)
+    assert read_secrets(str(fifo), timeout=0.2) is None
+
+
+def test_a_writer_that_left_without_writing_is_no_environment(tmp_path):
+    fifo = tmp_path / "env"
+    os.mkfifo(fifo, 0o600)
+
+    def leave_at_once():  # once the reader is there: opened, closed, nothing written
+        os.close(os.open(fifo, os.O_WRONLY))
+
+    writer = threading.Thread(target=leave_at_once)
+    writer.start()
+    assert read_secrets(str(fifo), timeout=60) is None
+    writer.join()
+
+
+SPAWN = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from am.commands.spawn import hand_over_secrets
+
+    hand_over_secrets(Path(sys.argv[1]), {"TOKEN": "s3cret"})
+    print("handed", flush=True)
+    time.sleep(600)  # as a --count spawn, still in the foreground
+    """
+)
+
+
+def test_the_writer_outlives_a_ctrl_c_to_the_spawns_group(tmp_path):
+    """The spawn and its group get SIGINT (a terminal's Ctrl-C, or SIGTERM as timeout(1)
+    sends) before the supervisor came to read: the writer still hands the values over."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        fifo = tmp_path / f"env-{signum}"
+        os.mkfifo(fifo, 0o600)
+        spawn = subprocess.Popen(
+            [sys.executable, "-c", SPAWN, str(fifo)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        assert spawn.stdout.readline() == "handed\n"
+        os.killpg(spawn.pid, signum)
+        assert spawn.wait(timeout=60) == -signum  # the spawn itself is gone
+        assert read_secrets(str(fifo), timeout=60) == {"TOKEN": "s3cret"}, signum
+
+
+GONE = textwrap.dedent(
+    """
+    import os, sys
+    from pathlib import Path
+    from am.commands.spawn import hand_over_secrets
+
+    hand_over_secrets(Path(sys.argv[1]), {"TOKEN": "s3cret"})
+    os.wait()  # the writer, done
+    """
+)
+
+
+def test_a_fifo_already_gone_never_becomes_a_file_of_the_values(tmp_path):
+    gone = tmp_path / "env"  # an undone spawn removed it before its writer came to it
+    subprocess.run([sys.executable, "-c", GONE, str(gone)], cwd=ROOT, check=True, timeout=60)
+    assert not gone.exists() and list(tmp_path.iterdir()) == []
