@@ -105,7 +105,7 @@ def _spawn(p):
 
 
 def _count(text: str) -> int:
-    n = int(text) if text.isascii() and text.isdigit() else 0
+    n = int(text) if text.isascii() and text.isdigit() and len(text) <= 3 else 0
     if not 1 <= n <= MAX_COUNT:
         raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {MAX_COUNT}")
     return n

@@ -9,11 +9,17 @@ task changes for its process (the umask, signal handlers, open files) reaches an
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+# What ends the fan-out early. SIGINT: a terminal's Ctrl-C reached the children too (one
+# process group), and each undoes its own work. SIGTERM, SIGHUP: the parent alone was told,
+# and passes its children a SIGINT, which they undo their work on.
+STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def width(count: int, cpus: int | None) -> int:
@@ -23,50 +29,87 @@ def width(count: int, cpus: int | None) -> int:
     return max(1, min(count, 4 * max(cpus or 1, 1)))
 
 
+class Stopped(Exception):
+    """The fan-out was told to stop by SIGNUM; it started no further task and waited for
+    the running ones."""
+
+    def __init__(self, signum: int, codes: list[int]):
+        super().__init__(f"stopped by signal {signum}")
+        self.signum = signum
+        self.codes = codes
+
+
 def run(count: int, most: int, task: Callable[[int], int]) -> list[int]:
     """TASK(i) for each i below COUNT, each in a child of its own, at most MOST at once; the
     children's exit codes by i (a child killed by signal N: 128+N). A task's output is its
     own: the streams are flushed before each fork, so a child repeats nothing of ours.
 
-    On KeyboardInterrupt no further child starts; those running are waited for (a terminal's
-    Ctrl-C reached them too: each undoes its own work) before it is raised again. A task that
-    never started reads as 130."""
+    A signal of ``STOPS`` only marks the fan-out stopped (no exception can cut its
+    bookkeeping short): no further child starts, those running are waited for, then
+    ``Stopped`` is raised, with 130 for each task that never started. The signals are
+    blocked across each fork, so a child takes one sent then as its task's own, never as
+    ours."""
     codes = [130] * count
     running: dict[int, int] = {}
-    started = 0
-    interrupted = False
-    while started < count or running:
-        try:
-            while not interrupted and started < count and len(running) < most:
-                running[_fork(task, started)] = started
+    stopped: list[int] = []
+
+    def stop(signum, _frame) -> None:
+        if not stopped and signum != signal.SIGINT:
+            for pid in running:
+                _signal(pid, signal.SIGINT)
+        stopped.append(signum)
+
+    before = {s: signal.signal(s, stop) for s in STOPS}
+    try:
+        started = 0
+        while started < count or running:
+            while not stopped and started < count and len(running) < most:
+                running[_fork(task, started, before)] = started
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)  # one sent meanwhile: now
                 started += 1
             if not running:
                 break
-            pid, status = os.wait()
-        except KeyboardInterrupt:
-            interrupted = True
-            continue
-        if pid in running:
+            pid, status = os.wait()  # a stop's handler returns: the wait goes on
             code = os.waitstatus_to_exitcode(status)
-            codes[running.pop(pid)] = 128 - code if code < 0 else code
-    if interrupted:
-        raise KeyboardInterrupt
+            if pid in running:
+                codes[running.pop(pid)] = 128 - code if code < 0 else code
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+    if stopped:
+        raise Stopped(stopped[0], codes)
     return codes
 
 
-def _fork(task: Callable[[int], int], i: int) -> int:
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:  # ended, not yet reaped
+        pass
+
+
+def _fork(task: Callable[[int], int], i: int, handlers: dict) -> int:
+    """A child running TASK(i) with the command's own HANDLERS; returns its pid with the stop
+    signals still blocked, for the caller to unblock once the child is on its books."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
     pid = os.fork()
     if pid:
         return pid
-    code = 1
+    code = 130
     try:
+        for s, handler in handlers.items():  # the command's own, as a spawn of its own has
+            signal.signal(s, handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
         code = task(i) or 0
+    except KeyboardInterrupt:  # before the task could take it: nothing of it was made
+        code = 130
     except BaseException:  # the task's own handling failed: say why, as Python would
         import traceback
 
         traceback.print_exc()
+        code = 1
     finally:
         for stream in (sys.stdout, sys.stderr):
             try:

@@ -271,6 +271,20 @@ def test_count_spawns_several_containers(am, engine):
         am("stop", agent)
 
 
+def test_count_keeps_agents_that_ended_while_starting_and_says_so(am, engine):
+    res = am(
+        "spawn", str(am.repo), "--count", "2", "--container", "--runtime", engine,
+        "--cmd", "exec /nonexistent-program", check=False,
+    )  # fmt: skip
+    last = assert_am_error(res)
+    assert "2 of 2 agents are not running; 2 ended while starting (kept" in last, last
+    ids = res.stdout.split()
+    assert sorted(ids) == sorted(a["id"] for a in am.list()) and len(ids) == 2
+    for agent in ids:
+        assert f"agent {agent} exited with code 127 while starting" in res.stderr
+        assert am.info(agent)["status"] == "exited" and am.info(agent)["exit_code"] == 127
+
+
 def test_first_spawn_builds_the_image(am, engine):
     tag = f"am-agent:first-use-{uuid.uuid4().hex[:8]}"
     try:

@@ -368,9 +368,11 @@ def test_count_refuses_what_names_one_agent_and_counts_out_of_range(am, repo):
 
 def test_count_whose_spawns_all_fail_says_so_once_and_leaves_nothing(am, repo):
     res = am("spawn", repo, "--count", "3", "--base", "no-such-ref", "--cmd", "true", check=False)
-    assert "none of the 3 agents started" in assert_am_error(res)
+    last = assert_am_error(res)
+    assert last.startswith("am: error: 3 of 3 agents are not running; 3 did not start"), last
+    assert last.endswith("the ids of the 0 made are on standard output")
     assert res.stdout == ""
-    assert res.stderr.count("no-such-ref") >= 3  # each spawn's own error
+    assert res.stderr.count("no-such-ref") == 3  # each spawn's own error, once
     assert_nothing_made(am.home)
 
 
@@ -386,3 +388,17 @@ def test_count_with_a_name_numbers_the_agents(am, repo):
     res = am("spawn", repo, "--count", "2", "--name", "n" * 62, "--cmd", "true", check=False)
     assert f"invalid agent name '{'n' * 62}-1'" in assert_am_error(res)
     assert_nothing_made(am.home, before)
+
+
+def test_count_with_one_failure_keeps_the_others_and_says_which(am, repo):
+    (am.home / "agents" / "part-2").mkdir(parents=True)  # in the way of the second agent
+    res = am("spawn", repo, "--count", "3", "--name", "part", "--cmd", "sleep 60", check=False)
+    last = assert_am_error(res)
+    assert last.startswith("am: error: 1 of 3 agents are not running; 1 did not start"), last
+    assert "am: error: agent part-2: workspace" in res.stderr  # its own error, named
+    assert sorted(res.stdout.split()) == ["part-1", "part-3"]  # the ids of those made
+    agents = state_agents(am.home)
+    assert sorted(agents) == ["part-1", "part-3"]
+    assert {a["status"] for a in agents.values()} == {"running"}
+    assert sorted(p.name for p in (am.home / "agents").iterdir()) == ["part-1", "part-2", "part-3"]
+    assert not any((am.home / "agents" / "part-2").iterdir())  # what was there, untouched

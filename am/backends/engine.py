@@ -72,6 +72,9 @@ class AgentExited(AmError):
         self.output = output
 
 
+# Said once a process: the children of a --count spawn inherit what their parent said.
+WARNED: set[tuple[str, str]] = set()
+
 NOISE = re.compile(r"^(see|run) '\S+ \S+ --help'|^\s*$", re.IGNORECASE)
 
 
@@ -587,12 +590,13 @@ class Engine(Backend):
             self.build_image(plan.image, [*plan.agent_clis, *([cli] if cli else [])])
             labels = self.image_labels(plan.image)
         image.check_has_cli(self, plan.image, labels, cli, plan.agent)
-        ok, text = versions.runc_status()
-        if ok is False:
-            print(f"am: warning: runc {text}", file=sys.stderr)
-        ok, text = versions.git_status()
-        if ok is False:
-            print(f"am: warning: git {text}", file=sys.stderr)
+        for program, (ok, text) in (
+            ("runc", versions.runc_status()),
+            ("git", versions.git_status()),
+        ):
+            if ok is False and (program, text) not in WARNED:
+                WARNED.add((program, text))
+                print(f"am: warning: {program} {text}", file=sys.stderr)
         if plan.gpus:
             self.check_gpu_support()
         if plan.isolation == "gvisor":

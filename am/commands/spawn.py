@@ -324,16 +324,30 @@ def run(args) -> int:
         print(plan.id, flush=True)
         return report(plan.id, exited)
 
+    def one_of_many(i: int) -> int:
+        from am.backends.engine import AgentExited
+
+        plan, backend = first if i == 0 else plan_one(i, warn=False)
+        try:
+            return spawn_one(plan, backend)
+        except AgentExited as e:  # made, and kept: not a failed spawn
+            say(e.render())
+            return ENDED_WHILE_STARTING
+        except AmError as e:  # one of many: say which
+            e.message = f"agent {plan.id}: {e.message}"
+            raise
+
     # Everything checked, and the image built if it must be, once: before anything is made.
     first = plan_one(0, warn=True)
     if count == 1:
         return spawn_one(*first)
-    return spawn_many(count, lambda i: spawn_one(*(first if i == 0 else plan_one(i, False))))
+    return spawn_many(count, one_of_many)
 
 
-def spawn_many(count: int, spawn_one) -> int:
-    """SPAWN_ONE(i) for COUNT agents, each in a process of its own (``am/fanout.py``); each
-    prints its id, or its error, as a spawn of its own would. An error names how many failed."""
+def spawn_many(count: int, one_of_many) -> int:
+    """ONE_OF_MANY(i) for COUNT agents, each in a process of its own (``am/fanout.py``); each
+    prints its id, or its error, as a spawn of its own would; then one error for all that are
+    not running, if any."""
     import gc
 
     from am import fanout
@@ -342,16 +356,58 @@ def spawn_many(count: int, spawn_one) -> int:
     most = fanout.width(count, os.cpu_count())
     say(f"Spawning {count} agents, {most} at a time ...")
     gc.freeze()  # what the children share stays shared: no collector pass writes to it
-    codes = fanout.run(count, most, lambda i: outcome(spawn_one, i))
-    failed = sum(code != 0 for code in codes)
-    if failed == count:
-        raise AmError(f"none of the {count} agents started (their errors are above)")
-    if failed:
-        raise AmError(
-            f"{failed} of {count} agents did not start (their errors are above); the other "
-            f"{count - failed} did: their ids are on standard output"
-        )
+    try:
+        codes = fanout.run(count, most, lambda i: outcome(one_of_many, i))
+    except fanout.Stopped as e:
+        codes, signum = e.codes, e.signum
+    else:
+        signum = None
+    error = many_failed(codes, signum)
+    if error:
+        raise error
     return 0
+
+
+# A child's exit code for an agent that was made and ended while it started (kept, as
+# 'am spawn' keeps one): neither a failure to undo nor a success.
+ENDED_WHILE_STARTING = 3
+
+
+def many_failed(codes: list[int], signum: int | None = None) -> AmError | None:
+    """The error of a --count spawn whose children ended with CODES (pure), stopped by
+    SIGNUM if given; None when every agent runs."""
+    running = codes.count(0)
+    ended = codes.count(ENDED_WHILE_STARTING)
+    interrupted = codes.count(130)
+    killed = [c - 128 for c in codes if c > 128 and c != 130]
+    failed = len(codes) - running - ended - interrupted - len(killed)
+    parts = []
+    if failed:
+        parts.append(f"{failed} did not start (errors above)")
+    if ended:
+        parts.append(f"{ended} ended while starting (kept: 'am list' shows them)")
+    if interrupted:
+        parts.append(f"{interrupted} interrupted (undone) or never begun")
+    if killed:
+        names = ", ".join(sorted({signal_name(n) for n in killed}))
+        parts.append(f"{len(killed)} killed by {names} ('am doctor --fix' clears what it left)")
+    if not parts and signum is None:
+        return None
+    text = f"{len(codes) - running} of {len(codes)} agents are not running"
+    text += "".join(f"; {p}" for p in parts)
+    text += f"; the ids of the {running + ended} made are on standard output"
+    if signum is not None:
+        return AmError(f"stopped by {signal_name(signum)}: {text}", code=128 + signum)
+    return AmError(text)
+
+
+def signal_name(signum: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def prepare(plan: planning.Plan, layout: paths.Layout, environ: dict[str, str], warn=True):

@@ -1,5 +1,5 @@
 """am/fanout.py with real forked children: exit codes by task, the bound on how many run at
-once, and what a child leaves of the parent's streams and interrupts."""
+once, what a child leaves of the parent's output, and how a stop signal ends the fan-out."""
 
 import os
 import signal
@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from am import fanout
 
 ROOT = Path(__file__).resolve().parents[2]
+DEADLINE = 60  # seconds: a wait that passes it fails the test instead of hanging it
 
 
 def test_width_is_four_a_core_at_least_four_never_more_than_the_tasks():
@@ -34,11 +36,18 @@ def test_each_tasks_exit_code_by_its_index():
     assert fanout.run(5, 2, task) == [0, 10, 128 + signal.SIGKILL, 1, 40]
 
 
-def children_once_waiting(thread: threading.Thread) -> list[str]:
-    """The children of THREAD once it waits for one (its tasks block, so that stays)."""
-    task = Path(f"/proc/self/task/{thread.native_id}")
-    while (task / "wchan").read_text() != "do_wait":
-        os.sched_yield()
+def until(predicate, what: str):
+    end = time.monotonic() + DEADLINE
+    while not predicate():
+        if time.monotonic() > end:
+            pytest.fail(f"waited {DEADLINE} s for {what}")
+        time.sleep(0.001)
+
+
+def children_once_waiting(tid: int) -> list[str]:
+    """The children of thread TID once it waits for one (its tasks block, so that stays)."""
+    task = Path(f"/proc/self/task/{tid}")
+    until(lambda: (task / "wchan").read_text() == "do_wait", "the fan-out to wait")
     return (task / "children").read_text().split()
 
 
@@ -46,17 +55,19 @@ def children_once_waiting(thread: threading.Thread) -> list[str]:
 def test_no_more_than_most_run_at_once(most):
     """The tasks block at a gate: once the fan-out waits for one, it has forked all it may."""
     gate_r, gate_w = os.pipe()
-    got: list = []
-    runner = threading.Thread(
-        target=lambda: got.append(fanout.run(6, most, lambda i: len(os.read(gate_r, 1)) - 1))
-    )
-    runner.start()
-    try:
-        assert len(children_once_waiting(runner)) == most
-    finally:
-        os.write(gate_w, b"x" * 6)
-        runner.join(timeout=60)
-    assert got == [[0] * 6]
+    seen = []
+
+    def watch():
+        try:
+            seen.append(len(children_once_waiting(threading.main_thread().native_id)))
+        finally:
+            os.write(gate_w, b"x" * 6)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    codes = fanout.run(6, most, lambda i: len(os.read(gate_r, 1)) - 1)
+    watcher.join()
+    assert seen == [most] and codes == [0] * 6
 
 
 PROGRAM = textwrap.dedent(
@@ -70,23 +81,29 @@ PROGRAM = textwrap.dedent(
     def task(i):
         print(f" child{i}", flush=True)
         if i == 0:
-            with open(gate + ".started", "w"):
-                pass
-            with open(gate) as f:  # a FIFO: blocks until the test opens it
-                f.read()
+            try:
+                with open(gate + ".started", "w"):
+                    pass
+                with open(gate) as f:  # a FIFO: blocks until the test opens it
+                    f.read()
+            except KeyboardInterrupt:
+                print(" child0-interrupted", flush=True)
+                return 130
         return 0
 
     try:
         codes = fanout.run(3, 1, task)
-    except KeyboardInterrupt:
-        print(" interrupted", flush=True)
-        sys.exit(130)
+    except fanout.Stopped as e:
+        print(f" stopped-by-{e.signum} {e.codes}", flush=True)
+        sys.exit(1)
     print(" codes", codes, flush=True)
     """
 )
 
 
-def run_program(tmp_path, interrupt: bool) -> subprocess.CompletedProcess:
+def run_program(tmp_path, stop=None, gate_opens=True) -> subprocess.CompletedProcess:
+    """PROGRAM, its first child held at a gate; STOP(pid) is done to it there, then the gate
+    opens if GATE_OPENS (else the child is to leave it on its own)."""
     gate = tmp_path / "gate"
     os.mkfifo(gate)
     proc = subprocess.Popen(
@@ -94,31 +111,70 @@ def run_program(tmp_path, interrupt: bool) -> subprocess.CompletedProcess:
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # a group of its own, as a terminal gives a command
     )
-    started = gate.with_suffix(".started")
-    while not started.exists():  # the first child waits at its gate
-        if proc.poll() is not None:
-            pytest.fail("the program ended before its first child started")
-        os.sched_yield()
-    if interrupt:
-        proc.send_signal(signal.SIGINT)  # the parent alone, as 'kill -INT' would
-    with open(gate, "w") as f:  # then the first child goes on
-        f.write("go")
-    out, _ = proc.communicate(timeout=60)
+    until(lambda: gate.with_suffix(".started").exists() or proc.poll() is not None, "child 0")
+    if stop:
+        stop(proc.pid)
+    if gate_opens:
+        os.close(os.open(gate, os.O_WRONLY))  # as the child reads it: no message, its end
+    try:
+        out, _ = proc.communicate(timeout=DEADLINE)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # it and its children: none outlives the test
+        proc.communicate()
+        pytest.fail(f"the program did not end within {DEADLINE} s")
     return subprocess.CompletedProcess(proc.args, proc.returncode, out)
 
 
 def test_children_repeat_nothing_of_the_parents_output(tmp_path):
-    res = run_program(tmp_path, interrupt=False)
+    res = run_program(tmp_path)
     assert res.returncode == 0
     assert res.stdout.count("before") == 1, res.stdout
     assert " child0" in res.stdout and " child2" in res.stdout
     assert res.stdout.endswith(" codes [0, 0, 0]\n"), res.stdout
 
 
-def test_an_interrupt_starts_no_further_child_and_waits_for_the_running_one(tmp_path):
-    res = run_program(tmp_path, interrupt=True)
-    assert res.returncode == 130
-    # the running child finished its task; none after it began
-    assert " child0" in res.stdout and " child1" not in res.stdout, res.stdout
-    assert res.stdout.index(" child0") < res.stdout.index(" interrupted")
+def interrupted_child_took(tmp_path, stop):
+    """STOP the program while child 0 waits: no later child starts, and the program reports
+    the stop once child 0 ended."""
+    res = run_program(tmp_path, stop, gate_opens=False)
+    assert res.returncode == 1, res.stdout
+    assert " child1" not in res.stdout and " child2" not in res.stdout, res.stdout
+    return res.stdout
+
+
+def test_ctrl_c_reaches_the_children_and_stops_the_fan_out(tmp_path):
+    out = interrupted_child_took(tmp_path, lambda pid: os.killpg(pid, signal.SIGINT))
+    assert " child0-interrupted" in out  # the child took it as its own
+    assert out.endswith(f" stopped-by-{int(signal.SIGINT)} [130, 130, 130]\n"), out
+
+
+def test_sigterm_to_the_parent_alone_interrupts_its_children(tmp_path):
+    out = interrupted_child_took(tmp_path, lambda pid: os.kill(pid, signal.SIGTERM))
+    assert " child0-interrupted" in out  # passed on as SIGINT, which a spawn undoes on
+    assert out.endswith(f" stopped-by-{int(signal.SIGTERM)} [130, 130, 130]\n"), out
+
+
+def test_sigint_to_the_parent_alone_lets_the_running_child_finish(tmp_path):
+    def stop(pid):
+        os.kill(pid, signal.SIGINT)
+
+    res = run_program(tmp_path, stop)
+    # The running child was not told: it finished its task once its gate opened.
+    assert " child0-interrupted" not in res.stdout and " child1" not in res.stdout, res.stdout
+    assert res.stdout.endswith(f" stopped-by-{int(signal.SIGINT)} [0, 130, 130]\n"), res.stdout
+
+
+def test_a_signal_between_fork_and_the_books_is_neither_lost_nor_a_traceback():
+    """SIGINT sent to the parent by its first child, first thing (as a Ctrl-C while it
+    forks): no KeyboardInterrupt cuts the parent's books; it starts no other child."""
+
+    def task(i: int) -> int:
+        os.kill(os.getppid(), signal.SIGINT)
+        return 7
+
+    with pytest.raises(fanout.Stopped) as stopped:
+        fanout.run(4, 1, task)
+    assert stopped.value.signum == signal.SIGINT and stopped.value.codes == [7, 130, 130, 130]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # ours again

@@ -1,0 +1,42 @@
+"""The pure parts of ``am spawn --count``: the agents' names, and the one error for those
+that are not running."""
+
+import signal
+
+import pytest
+
+from am.commands.spawn import ENDED_WHILE_STARTING, count_names, many_failed
+from am.errors import AmError
+
+
+def test_names_are_numbered_only_for_several():
+    assert count_names(None, 3) == [None, None, None]
+    assert count_names("fix", 1) == ["fix"]
+    assert count_names("fix", 3) == ["fix-1", "fix-2", "fix-3"]
+    with pytest.raises(AmError, match="invalid agent name 'nnn.*-1'"):
+        count_names("n" * 62, 2)  # valid alone, 64 characters with its number
+
+
+def test_all_running_is_no_error():
+    assert many_failed([0, 0, 0]) is None
+
+
+def test_each_way_of_not_running_is_counted_and_named():
+    codes = [0, 1, ENDED_WHILE_STARTING, 130, 128 + signal.SIGKILL, 0, 2]
+    error = many_failed(codes)
+    assert error.code == 1
+    assert error.message == (
+        "5 of 7 agents are not running; 2 did not start (errors above); 1 ended while "
+        "starting (kept: 'am list' shows them); 1 interrupted (undone) or never begun; 1 "
+        "killed by SIGKILL ('am doctor --fix' clears what it left); the ids of the 3 made "
+        "are on standard output"
+    )
+
+
+def test_a_stop_says_by_what_and_exits_as_the_signal_does():
+    error = many_failed([0, 130, 130], signal.SIGTERM)
+    assert error.code == 128 + signal.SIGTERM
+    assert error.message.startswith("stopped by SIGTERM: 2 of 3 agents are not running; 2 ")
+    # stopped after every agent had started: still said, still the signal's exit status
+    error = many_failed([0, 0], signal.SIGINT)
+    assert error.code == 130 and error.message.startswith("stopped by SIGINT: 0 of 2 agents")
