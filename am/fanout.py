@@ -16,9 +16,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-# What ends the fan-out early. SIGINT: a terminal's Ctrl-C reached the children too (one
-# process group), and each undoes its own work. SIGTERM, SIGHUP: the parent alone was told,
-# and passes its children a SIGINT, which they undo their work on.
+# What ends the fan-out early. A child takes the first of them as a Ctrl-C (its task undoes
+# its work) and ignores the rest, so that its undoing is not cut short by the same stop sent
+# twice: to its group (a terminal's Ctrl-C or hang-up, timeout(1)'s SIGTERM), then passed on
+# by the parent, which passes SIGTERM and SIGHUP on as SIGINT in case it alone was told.
 STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -64,7 +65,7 @@ def run(count: int, most: int, task: Callable[[int], int]) -> list[int]:
         started = 0
         while started < count or running:
             while not stopped and started < count and len(running) < most:
-                running[_fork(task, started, before)] = started
+                running[_fork(task, started)] = started
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)  # one sent meanwhile: now
                 started += 1
             if not running:
@@ -88,9 +89,19 @@ def _signal(pid: int, signum: int) -> None:
         pass
 
 
-def _fork(task: Callable[[int], int], i: int, handlers: dict) -> int:
-    """A child running TASK(i) with the command's own HANDLERS; returns its pid with the stop
-    signals still blocked, for the caller to unblock once the child is on its books."""
+def _interrupted_once(_signum, _frame) -> None:
+    for s in STOPS:  # not SIG_IGN: one already on its way would then end in an OSError
+        signal.signal(s, _taken)
+    raise KeyboardInterrupt
+
+
+def _taken(_signum, _frame) -> None:
+    """A stop after the first: the task is already undoing its work."""
+
+
+def _fork(task: Callable[[int], int], i: int) -> int:
+    """A child running TASK(i); returns its pid with the stop signals still blocked, for the
+    caller to unblock once the child is on its books."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
@@ -99,8 +110,8 @@ def _fork(task: Callable[[int], int], i: int, handlers: dict) -> int:
         return pid
     code = 130
     try:
-        for s, handler in handlers.items():  # the command's own, as a spawn of its own has
-            signal.signal(s, handler)
+        for s in STOPS:
+            signal.signal(s, _interrupted_once)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
         code = task(i) or 0
     except KeyboardInterrupt:  # before the task could take it: nothing of it was made

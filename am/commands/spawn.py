@@ -321,7 +321,8 @@ def run(args) -> int:
 
     def spawn_one(plan, backend) -> int:
         exited = execute(plan, backend, layout)
-        print(plan.id, flush=True)
+        sys.stdout.write(f"{plan.id}\n")  # one piece: never half a line among others' ids
+        sys.stdout.flush()
         return report(plan.id, exited)
 
     def one_of_many(i: int) -> int:

@@ -72,7 +72,7 @@ def test_no_more_than_most_run_at_once(most):
 
 PROGRAM = textwrap.dedent(
     """
-    import os, sys
+    import os, signal, sys
     from am import fanout
 
     print("before", end="")  # left in the buffer as the children fork
@@ -88,6 +88,10 @@ PROGRAM = textwrap.dedent(
                     f.read()
             except KeyboardInterrupt:
                 print(" child0-interrupted", flush=True)
+                os.kill(os.getppid(), signal.SIGTERM)  # the parent passes on one more
+                with open(gate + ".undone", "w"):  # ... which no longer cuts this short
+                    pass
+                print(" child0-undone", flush=True)
                 return 130
         return 0
 
@@ -148,6 +152,16 @@ def test_ctrl_c_reaches_the_children_and_stops_the_fan_out(tmp_path):
     out = interrupted_child_took(tmp_path, lambda pid: os.killpg(pid, signal.SIGINT))
     assert " child0-interrupted" in out  # the child took it as its own
     assert out.endswith(f" stopped-by-{int(signal.SIGINT)} [130, 130, 130]\n"), out
+
+
+def test_sigterm_to_the_group_interrupts_the_children_once(tmp_path):
+    def stop(pid):  # timeout(1)'s SIGTERM to all, then the parent passes on a SIGINT
+        os.killpg(pid, signal.SIGTERM)
+
+    out = interrupted_child_took(tmp_path, stop)
+    assert out.count(" child0-interrupted") == 1  # not killed, and its undoing not cut:
+    assert " child0-undone" in out  # the SIGINT passed on by the parent came to nothing
+    assert out.endswith(f" stopped-by-{int(signal.SIGTERM)} [130, 130, 130]\n"), out
 
 
 def test_sigterm_to_the_parent_alone_interrupts_its_children(tmp_path):
