@@ -17,9 +17,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 # What ends the fan-out early. A child takes the first of them as a Ctrl-C (its task undoes
-# its work) and ignores the rest, so that its undoing is not cut short by the same stop sent
-# twice: to its group (a terminal's Ctrl-C or hang-up, timeout(1)'s SIGTERM), then passed on
-# by the parent, which passes SIGTERM and SIGHUP on as SIGINT in case it alone was told.
+# its work), leaves the terminal's foreground group and only notes the rest, so that its
+# undoing is not cut short by the same stop sent twice: to its group (a terminal's Ctrl-C or
+# hang-up, timeout(1)'s SIGTERM), then passed on by the parent as SIGINT, in case it alone
+# was told.
 STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -55,7 +56,9 @@ def run(count: int, most: int, task: Callable[[int], int]) -> list[int]:
     stopped: list[int] = []
 
     def stop(signum, _frame) -> None:
-        if not stopped and signum != signal.SIGINT:
+        # Passed on even when the group had it too: a child forked while it was blocked here
+        # did not get it, and one that did takes only the first.
+        if not stopped:
             for pid in running:
                 _signal(pid, signal.SIGINT)
         stopped.append(signum)
@@ -92,6 +95,9 @@ def _signal(pid: int, signum: int) -> None:
 def _interrupted_once(_signum, _frame) -> None:
     for s in STOPS:  # not SIG_IGN: one already on its way would then end in an OSError
         signal.signal(s, _taken)
+    # Out of the terminal's foreground group, so a second Ctrl-C does not kill the commands
+    # the undoing runs (a tmux or engine call killed there would leave its agent behind).
+    os.setpgid(0, 0)
     raise KeyboardInterrupt
 
 

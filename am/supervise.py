@@ -28,7 +28,7 @@ SECRETS_WAIT = 60
 
 def read_secrets(fifo: str, timeout: float = SECRETS_WAIT) -> dict[str, str] | None:
     """The agent's environment values, handed over through a FIFO so they touch no file; None
-    when no writer gave them within TIMEOUT seconds, or one left without (it was killed): the
+    when no writer gave them all within TIMEOUT seconds (its spawn was stopped first): the
     agent must not start without what its spawn meant it to have."""
     import select
 
@@ -44,18 +44,27 @@ def read_secrets(fifo: str, timeout: float = SECRETS_WAIT) -> dict[str, str] | N
         poller = select.poll()
         poller.register(fd, select.POLLIN | select.POLLHUP)
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not poller.poll(left * 1000):
-                return None
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:  # the writer is done
+            left = max(0.0, deadline - time.monotonic())
+            if not poller.poll(left * 1000):  # nothing more, and the time is up
                 break
-            data += chunk
+            chunk = os.read(fd, 1 << 16)
+            if chunk:
+                data += chunk
+            elif data:  # the writer wrote, and is done
+                break
+            elif left > 0:  # no writer yet (where a FIFO tells no one apart): look again
+                time.sleep(0.01)
+            else:
+                break
     finally:
         os.close(fd)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(fifo)
-    return json.loads(data) if data else None
+    try:
+        values = json.loads(data) if data else None
+    except ValueError:  # not one whole hand-over (cut short, or two): none of it is taken
+        return None
+    return values if isinstance(values, dict) else None
 
 
 def cap_log(path: str, limit: int, every: float = 1.0) -> None:
@@ -187,8 +196,9 @@ def main(argv: list[str]) -> int:
         secrets = read_secrets(spec.env_fifo)
         if secrets is None:
             print(
-                "am: error: the agent's environment never came from its spawn, which was "
-                "stopped first; the agent did not start (hint: 'am start ID' starts it)",
+                f"am: error: the agent's environment did not come whole from its spawn within "
+                f"{SECRETS_WAIT} s (the spawn was stopped, or this started too late); the "
+                "agent did not start (hint: 'am start ID' starts it)",
                 file=sys.stderr,
             )
             ended = {"exit_code": 1, "oom_killed": False, "finished": clock.iso()}

@@ -11,6 +11,7 @@ from pathlib import Path
 from am import backends, clock, files, git, gitsafe, ids, paths, session
 from am import plan as planning
 from am.errors import AmError
+from am.fanout import STOPS
 from am.rollback import Rollback
 from am.store import open_store
 from am.valueclass import replace
@@ -20,18 +21,19 @@ def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def hand_over_secrets(fifo: Path, secrets: dict, timeout: int = 60) -> None:
+def hand_over_secrets(fifo: Path, secrets: dict, timeout: int = 60) -> int:
     """Write the environment values into the FIFO the supervisor reads; never a regular file.
 
     A forked child does the writing, so the spawn need not wait for the supervisor's Python to
-    start; it gives up after TIMEOUT seconds if no supervisor ever opens the FIFO.
+    start; it gives up after TIMEOUT seconds if no supervisor ever opens the FIFO. Returns its
+    pid. It holds nothing of the spawn's open (its output, a lock): a caller reading the
+    spawn's output is not kept waiting, and no lock outlives the spawn.
     """
     data = json.dumps(secrets).encode()
     # The writer outlives the spawn: no Ctrl-C, hang-up or group's SIGTERM meant for the spawn
     # (a --count spawn is still in the foreground) may end it before it wrote. Blocked across
     # the fork, ignored in the writer, which then leaves the spawn's session.
-    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
     try:
         pid = os.fork()
     except BaseException:
@@ -39,12 +41,16 @@ def hand_over_secrets(fifo: Path, secrets: dict, timeout: int = 60) -> None:
         raise
     if pid:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        return
+        return pid
     try:
-        for s in stops:
+        for s in STOPS:
             signal.signal(s, signal.SIG_IGN)
         os.setsid()
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
         signal.alarm(timeout)
         # Blocks until the supervisor opens it for reading. Never O_CREAT: a FIFO already
         # gone (an undone spawn) must not become a file holding the values.
@@ -109,16 +115,21 @@ def execute(plan: planning.Plan, backend, layout):
     store = open_store(layout)
     undo = Rollback("the spawn")
     try:
-        with store.transaction() as agents:
-            if plan.id in agents:
-                raise taken(plan.id)
-            if plan.workspace.exists() or os.path.lexists(plan.workspace):
-                raise AmError(
-                    f"workspace {plan.workspace} already exists",
-                    "'am doctor --fix' clears leftovers of an interrupted spawn",
-                )
-            agents[plan.id] = plan.record(str(layout.root))
-        undo.push(store.remove, plan.id)
+        # The record and its undo step as one: a Ctrl-C between them left a record behind.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
+        try:
+            with store.transaction() as agents:
+                if plan.id in agents:
+                    raise taken(plan.id)
+                if plan.workspace.exists() or os.path.lexists(plan.workspace):
+                    raise AmError(
+                        f"workspace {plan.workspace} already exists",
+                        "'am doctor --fix' clears leftovers of an interrupted spawn",
+                    )
+                agents[plan.id] = plan.record(str(layout.root))
+            undo.push(store.remove, plan.id)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         # The files a session and its supervisor leave: a later agent of the same name must
         # not show this one's output or ending.
         for leftover in (plan.log, plan.exit_file, layout.health_file(plan.id)):
@@ -200,7 +211,7 @@ def launch(plan: planning.Plan, backend, layout, undo: Rollback, **fields):
             str(layout.root),
         )
         if spec.env_fifo:
-            hand_over_secrets(Path(spec.env_fifo), plan.secrets)
+            undo.push(_kill, hand_over_secrets(Path(spec.env_fifo), plan.secrets))
         backend.after_start(plan, lambda: plan.session in session.sessions())
     store.update(
         plan.id,
@@ -219,7 +230,9 @@ def write_spec(plan: planning.Plan, backend, layout, undo: Rollback, fifo: bool)
     paths.private_dir(layout.run)
     fifo_path = None
     if fifo:
-        fifo_path = layout.run / f"{plan.id}.env"
+        # A name of this launch's own: a writer of an earlier launch of the agent that is
+        # still waiting (stopped, say) cannot join this one's FIFO.
+        fifo_path = layout.run / f"{plan.id}.{os.urandom(4).hex()}.env"
         with contextlib.suppress(FileNotFoundError):
             fifo_path.unlink()
         os.mkfifo(fifo_path, 0o600)
@@ -263,6 +276,13 @@ def brief(argv: list[str], width: int = 60) -> str:
 def _remove_volume(backend, record: dict, volume: str, home: str) -> None:
     backend.stop(record)
     backend.remove_volume(volume, home)
+
+
+def _kill(pid: int) -> None:
+    """End the hand-over's writer of an undone spawn (reaped by init: it is in a session of
+    its own, and the spawn exits soon)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
 
 
 def _unlink(path: Path) -> None:
@@ -321,8 +341,7 @@ def run(args) -> int:
 
     def spawn_one(plan, backend) -> int:
         exited = execute(plan, backend, layout)
-        sys.stdout.write(f"{plan.id}\n")  # one piece: never half a line among others' ids
-        sys.stdout.flush()
+        print(plan.id, flush=True)
         return report(plan.id, exited)
 
     def one_of_many(i: int) -> int:
@@ -330,7 +349,13 @@ def run(args) -> int:
 
         plan, backend = first if i == 0 else plan_one(i, warn=False)
         try:
-            return spawn_one(plan, backend)
+            try:
+                exited = execute(plan, backend, layout)
+            finally:  # made (or undone): a stop now would count a made agent as undone
+                signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
+            sys.stdout.write(f"{plan.id}\n")
+            sys.stdout.flush()
+            return report(plan.id, exited)
         except AgentExited as e:  # made, and kept: not a failed spawn
             say(e.render())
             return ENDED_WHILE_STARTING

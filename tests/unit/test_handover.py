@@ -2,11 +2,13 @@
 (``spawn.hand_over_secrets``) and the supervisor's reader (``supervise.read_secrets``)."""
 
 import os
+import select
 import signal
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 from am.commands.spawn import hand_over_secrets
@@ -38,8 +40,41 @@ def test_a_writer_that_left_without_writing_is_no_environment(tmp_path):
 
     writer = threading.Thread(target=leave_at_once)
     writer.start()
-    assert read_secrets(str(fifo), timeout=60) is None
+    assert read_secrets(str(fifo), timeout=1) is None
     writer.join()
+
+
+def test_a_whole_hand_over_is_taken_even_when_the_reader_comes_late(tmp_path):
+    """The values all wait in the FIFO, and the reader's time is up as it looks: taken."""
+    fifo = tmp_path / "env"
+    os.mkfifo(fifo, 0o600)
+    early = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # lets the writer write at once
+    try:
+        hand_over_secrets(fifo, {"TOKEN": "s3cret"})
+        poller = select.poll()
+        poller.register(early, select.POLLIN)
+        assert poller.poll(60_000)  # the values are in the pipe
+        assert read_secrets(str(fifo), timeout=0) == {"TOKEN": "s3cret"}
+    finally:
+        os.close(early)
+
+
+def waiting_to_open(pid: int) -> bool:
+    return Path(f"/proc/{pid}/wchan").read_text() == "wait_for_partner"
+
+
+def test_two_hand_overs_in_one_fifo_are_none(tmp_path):
+    """A writer of an earlier launch that joined this one's FIFO: nothing of it is taken."""
+    fifo = tmp_path / "env"
+    os.mkfifo(fifo, 0o600)
+    writers = [hand_over_secrets(fifo, {"TOKEN": value}) for value in ("old", "new")]
+    deadline = time.monotonic() + 60
+    while not all(waiting_to_open(pid) for pid in writers):  # both at the FIFO first
+        assert time.monotonic() < deadline, "the writers never came to the FIFO"
+        time.sleep(0.001)
+    assert read_secrets(str(fifo), timeout=60) is None
+    for pid in writers:
+        os.waitpid(pid, 0)
 
 
 SPAWN = textwrap.dedent(
