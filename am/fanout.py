@@ -97,7 +97,10 @@ def _interrupted_once(_signum, _frame) -> None:
         signal.signal(s, _taken)
     # Out of the terminal's foreground group, so a second Ctrl-C does not kill the commands
     # the undoing runs (a tmux or engine call killed there would leave its agent behind).
-    os.setpgid(0, 0)
+    try:
+        os.setpgid(0, 0)
+    except OSError:  # cannot: the undoing runs all the same
+        pass
     raise KeyboardInterrupt
 
 
