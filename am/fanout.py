@@ -8,6 +8,7 @@ task changes for its process (the umask, signal handlers, open files) reaches an
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -22,6 +23,17 @@ if TYPE_CHECKING:
 # hang-up, timeout(1)'s SIGTERM), then passed on by the parent as SIGINT, in case it alone
 # was told.
 STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def held():
+    """The stop signals held back (blocked) for the block's length: what it does is done
+    whole, and one sent meanwhile arrives after it."""
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def width(count: int, cpus: int | None) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 from am import backends, clock, files, git, gitsafe, ids, paths, session
 from am import plan as planning
 from am.errors import AmError
-from am.fanout import STOPS
+from am.fanout import STOPS, held
 from am.rollback import Rollback
 from am.store import open_store
 from am.valueclass import replace
@@ -31,17 +31,16 @@ def hand_over_secrets(fifo: Path, secrets: dict, timeout: int = 60) -> int:
     """
     data = json.dumps(secrets).encode()
     # The writer outlives the spawn: no Ctrl-C, hang-up or group's SIGTERM meant for the spawn
-    # (a --count spawn is still in the foreground) may end it before it wrote. Blocked across
-    # the fork, ignored in the writer, which then leaves the spawn's session.
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
-    try:
+    # (a --count spawn is still in the foreground) may end it before it wrote. Held back
+    # across the fork, ignored in the writer, which then leaves the spawn's session.
+    with held():
         pid = os.fork()
-    except BaseException:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        raise
-    if pid:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        return pid
+        if pid == 0:
+            _write_secrets(fifo, data, timeout)  # the writer: never returns
+    return pid
+
+
+def _write_secrets(fifo: Path, data: bytes, timeout: int) -> None:
     try:
         for s in STOPS:
             signal.signal(s, signal.SIG_IGN)
@@ -116,8 +115,7 @@ def execute(plan: planning.Plan, backend, layout):
     undo = Rollback("the spawn")
     try:
         # The record and its undo step as one: a Ctrl-C between them left a record behind.
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
-        try:
+        with held():
             with store.transaction() as agents:
                 if plan.id in agents:
                     raise taken(plan.id)
@@ -128,8 +126,6 @@ def execute(plan: planning.Plan, backend, layout):
                     )
                 agents[plan.id] = plan.record(str(layout.root))
             undo.push(store.remove, plan.id)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         # The files a session and its supervisor leave: a later agent of the same name must
         # not show this one's output or ending.
         for leftover in (plan.log, plan.exit_file, layout.health_file(plan.id)):
@@ -340,8 +336,12 @@ def run(args) -> int:
         return prepare(plan, layout, environ, warn)
 
     def spawn_one(plan, backend) -> int:
-        exited = execute(plan, backend, layout)
-        print(plan.id, flush=True)
+        try:
+            exited = execute(plan, backend, layout)
+        finally:  # made (or undone): a stop from here would tell a made agent as undone
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
+        sys.stdout.write(f"{plan.id}\n")  # one piece: never half a line among others' ids
+        sys.stdout.flush()
         return report(plan.id, exited)
 
     def one_of_many(i: int) -> int:
@@ -349,13 +349,7 @@ def run(args) -> int:
 
         plan, backend = first if i == 0 else plan_one(i, warn=False)
         try:
-            try:
-                exited = execute(plan, backend, layout)
-            finally:  # made (or undone): a stop now would count a made agent as undone
-                signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
-            sys.stdout.write(f"{plan.id}\n")
-            sys.stdout.flush()
-            return report(plan.id, exited)
+            return spawn_one(plan, backend)
         except AgentExited as e:  # made, and kept: not a failed spawn
             say(e.render())
             return ENDED_WHILE_STARTING
@@ -428,8 +422,6 @@ def many_failed(codes: list[int], signum: int | None = None) -> AmError | None:
 
 
 def signal_name(signum: int) -> str:
-    import signal
-
     try:
         return signal.Signals(signum).name
     except ValueError:
