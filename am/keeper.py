@@ -722,12 +722,17 @@ class Keeper:
             w = self.watches.get(agent_id)
             if w and msg.get("cid") and w.ref and w.ref != msg.get("cid"):
                 w = None  # another start's watch: this spawn's container is not its
-            if w and w.released is not None and not msg.get("failed"):
-                # A gated command runs from its release on, with no engine call after it to
-                # take time as 'start' did: an agent whose command cannot run ends within
-                # this window, and the spawn says so (docs/usage.md). One whose program is
-                # seen running needs no more of it.
-                w.settle(w.released + START_WINDOW, early=w.container.direct)
+            if w and not msg.get("failed"):
+                # An agent whose command cannot run ends within this window after its start,
+                # and the spawn says so (docs/usage.md); one whose program is seen running
+                # needs no more of it. A gated command runs from its release on; an ungated
+                # one from its 'start', whose return says only that its first process runs:
+                # on a busy host that shell may not have tried the command yet.
+                if w.released is None and not w.done:
+                    with contextlib.suppress(Exception):  # it may have ended already
+                        w.on_running()  # its pid, from here on, for the window's look
+                began = time.monotonic() if w.released is None else w.released
+                w.settle(began + START_WINDOW, early=w.container.direct)
             if w:
                 if msg.get("failed"):
                     w.abandoned = True

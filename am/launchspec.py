@@ -39,9 +39,10 @@ class ContainerSpec:
     proxy: str | None = None  # a limited agent's proxy container, removed with it
     egress: str | None = None  # am's own outside network, removed when unused
     gated: bool = False  # started held: the keeper releases its gate once attached (am/gate.py)
-    # Gated, and the gate execs the agent's own command: no wrapper of am's (the limited
-    # network's relay, --mount-agent-config's copies) and am's image (no entrypoint) around
-    # it. The keeper may then end the start window once that command's program runs.
+    # The container (or its gate) execs the agent's own command: no wrapper of am's (the
+    # limited network's relay, --mount-agent-config's copies), am's image (no entrypoint)
+    # around it, and runc (gVisor's sandbox is no program of the agent's). The keeper may
+    # then end the start window once that command's program runs.
     direct: bool = False
 
 

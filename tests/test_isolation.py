@@ -137,12 +137,13 @@ def test_agent_run_argv_under_gvisor(engine, tmp_path):
     assert runc[runc.index("--pids-limit") + 1] == "30"
 
 
-def test_only_a_gate_that_execs_the_agents_own_command_may_end_its_window_early(
+def test_only_a_container_that_execs_the_agents_own_command_may_end_its_window_early(
     tmp_path, monkeypatch
 ):
-    """The keeper ends a gated agent's start window when a program other than a shell runs
-    in it: only right when that program is the agent's command, not a wrapper of am's (the
-    limited network's relay, --mount-agent-config's copies) or another image's entrypoint."""
+    """The keeper ends an agent's start window when a program other than a shell runs in it:
+    only right when that program is the agent's command, not a wrapper of am's (the limited
+    network's relay, --mount-agent-config's copies), another image's entrypoint or gVisor's
+    sandbox. Gated (podman) or not (docker) alike."""
     from am.backends import engine as engine_module
     from am.valueclass import replace
 
@@ -162,7 +163,11 @@ def test_only_a_gate_that_execs_the_agents_own_command_may_end_its_window_early(
     ):
         got = container(podman, other)
         assert got.gated and not got.direct, other
-    assert not container(Docker(layout=layout), plain).direct  # not gated at all
+    docker = container(Docker(layout=layout), plain)
+    assert not docker.gated and docker.direct
+    sandboxed = plan_for("--cmd", "true", "--isolation", "gvisor", tmp=tmp_path)
+    for engine in (Podman(layout=layout), Docker(layout=layout)):
+        assert not container(engine, sandboxed).direct
 
 
 @pytest.mark.parametrize("network", ["none", "limited"])

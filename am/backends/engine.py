@@ -734,6 +734,7 @@ class Engine(Backend):
                 raise AmError(f"cannot remove the volume {name}: {res.brief()}")
 
     def launch_spec(self, plan):
+        from am import isolation
         from am.launchspec import ContainerSpec, LaunchSpec
 
         home = str(self.layout.root)
@@ -752,10 +753,10 @@ class Engine(Backend):
             proxy=plan.proxy or None,
             egress=plan.egress if plan.proxy and plan.egress == plan.managed_egress else None,
             gated=gated,
-            direct=gated
-            and own_image(plan.image)
+            direct=own_image(plan.image)
             and plan.network != "limited"
-            and not plan.config_copies,
+            and not plan.config_copies
+            and (plan.isolation or isolation.DEFAULT) != "gvisor",
         )
         return LaunchSpec(
             argv=self.run_argv(plan, home, os.getuid(), os.getgid(), gated=container.gated),
