@@ -166,9 +166,19 @@ def test_exit_code_and_attach_through_the_engine(ram, repo, engine):
         ):
             assert time.monotonic() < deadline, "am attach did not attach"
             time.sleep(0.2)
-        time.sleep(0.5)  # the engine's client sets the terminal up after it prints
-        subprocess.run(["tmux", "send-keys", "-t", f"={outer}:", "via-attach", "Enter"], check=True)
-        wait_log(ram, agent, "got-via-attach")
+        # The engine's client sets its terminal up after it prints: on a busy host, keys typed
+        # before may not reach the agent. Typed again until its answer is in the log (the
+        # agent reads one line; a second goes nowhere).
+        deadline = time.monotonic() + 60
+        while True:
+            subprocess.run(
+                ["tmux", "send-keys", "-t", f"={outer}:", "via-attach", "Enter"], check=True
+            )
+            try:
+                wait_log(ram, agent, "got-via-attach", timeout=3)
+                break
+            except AssertionError:
+                assert time.monotonic() < deadline, "the typed line never reached the agent"
         subprocess.run(["tmux", "send-keys", "-t", f"={outer}:", "C-b", "d"], check=True)
     finally:
         subprocess.run(["tmux", "kill-session", "-t", f"={outer}:"], capture_output=True)
