@@ -224,8 +224,8 @@ def resolve_base(repo, base: str | None) -> str:
     raise AmError(f"base {base!r} is not a branch, tag or commit of the source")
 
 
-def switch_new_branch(repo, branch: str, commit: str) -> None:
-    ws_git(repo, "switch", "--quiet", "--no-track", "-c", branch, "--end-of-options", commit)
+def _switch_args(branch: str, commit: str) -> list[str]:
+    return ["switch", "--quiet", "--no-track", "-c", branch, "--end-of-options", commit]
 
 
 def _head_of(path: Path, size: int) -> str:
@@ -264,21 +264,38 @@ def _head_branch(git_dir: Path) -> str | None:
 
 def start_branch(repo, branch: str, base: str | None) -> str:
     """Make BRANCH at BASE (``resolve_base``) in a clone am has just made, and check it out;
-    returns its commit. Without a BASE, the commit HEAD's branch holds is read from the files
-    the clone wrote (no agent has had them), and the one git put on BRANCH, peeled, read back:
-    a git call fewer. Anything unusual is asked of git."""
+    returns its commit."""
+    running, finish = begin_branch(repo, branch, base)
+    return finish()
+
+
+def begin_branch(repo, branch: str, base: str | None):
+    """``start_branch``, its checkout left running beside the caller: returns the checkout
+    (``proc.Background``, for an undo to ``end``) and a call that waits for it and returns
+    BRANCH's commit, or raises. Without a BASE, the commit HEAD's branch holds is read from
+    the files the clone wrote (no agent has had them), and the one git put on BRANCH, peeled,
+    read back: a git call fewer. Anything unusual is asked of git."""
     head = _head_branch(repo.git_dir) if base is None else None
     start = _loose_ref(repo.git_dir, head) if head else None
-    if start is None:
+    known = start is not None
+    if not known:
         start = resolve_base(repo, base)
-        switch_new_branch(repo, branch, start)
-        return start
-    switch_new_branch(repo, branch, start)
-    made = _loose_ref(repo.git_dir, f"refs/heads/{branch}")
-    if made is not None:
-        return made
-    ref = f"refs/heads/{branch}"
-    return ws_git(repo, "rev-parse", "--verify", "--end-of-options", ref).out.strip()
+    args = _switch_args(branch, start)
+    running = proc.Background(ws_argv(repo, *args), env=ws_env())
+
+    def finish() -> str:
+        res = running.result()
+        if not res.ok:
+            raise AmError(f"git {args[0]} failed in {repo.work_tree}: {res.brief()}")
+        if not known:
+            return start
+        made = _loose_ref(repo.git_dir, f"refs/heads/{branch}")
+        if made is not None:
+            return made
+        ref = f"refs/heads/{branch}"
+        return ws_git(repo, "rev-parse", "--verify", "--end-of-options", ref).out.strip()
+
+    return running, finish
 
 
 def worktree_add(source: Path, dest: Path, branch: str, base: str | None) -> str:

@@ -141,14 +141,16 @@ def _run(argv, cwd, env, stdin, timeout) -> Result:
 class Background:
     """ARGV running beside the caller, its output captured; ``result`` waits for it."""
 
-    def __init__(self, argv: Sequence[str]):
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str] | None = None):
         import subprocess
 
         self.argv = [os.fspath(a) for a in argv]
+        self.env = env
         self.started = time.monotonic()
         try:
             self.popen = subprocess.Popen(
                 self.argv,
+                env=None if env is None else dict(env),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -164,8 +166,18 @@ class Background:
         """Its Result, once it has ended."""
         out, err = self.popen.communicate()
         code = shell_code(self.popen.returncode)
-        trace.report(self.argv, None, code, time.monotonic() - self.started, err)
+        trace.report(self.argv, self.env, code, time.monotonic() - self.started, err)
         return Result(code, out, err)
+
+    def end(self) -> None:
+        """Kill it, if it still runs, and wait until it has ended: an undo removes what it
+        was writing only after."""
+        if self.popen.returncode is None:
+            try:
+                self.popen.kill()
+            except ProcessLookupError:
+                pass
+            self.popen.communicate()
 
 
 def quick(argv: Sequence[str]) -> Result:

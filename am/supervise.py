@@ -26,6 +26,20 @@ from am.runfiles import rotation_note, write_exit, write_guest, write_health  # 
 SECRETS_WAIT = 60
 
 
+def await_spec(path: Path, timeout: float = SECRETS_WAIT) -> bool:
+    """Whether the spec PATH is there, waiting up to TIMEOUT seconds for it: a spawn starts a
+    tmux agent's session while git still checks its workspace out, and writes the spec (whole,
+    by a rename) once that is done. Polled: a few ms at first, as the checkout's end is near."""
+    deadline = time.monotonic() + timeout
+    pause = 0.002
+    while not os.path.lexists(path):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+    return True
+
+
 def read_secrets(fifo: str, timeout: float = SECRETS_WAIT) -> dict[str, str] | None:
     """The agent's environment values, handed over through a FIFO so they touch no file; None
     when no writer gave them all within TIMEOUT seconds (its spawn was stopped first): the
@@ -184,8 +198,17 @@ def main(argv: list[str]) -> int:
     # What the supervisor writes (exit and health files) is the user's alone, whatever umask
     # the tmux server has; a tmux agent gets the umask of the user who spawned it.
     os.umask(0o077)
+    path = Path(argv[0])
+    if not await_spec(path):
+        print(
+            f"am: error: the launch spec {path} did not come from the spawn within "
+            f"{SECRETS_WAIT} s (the spawn was stopped); the agent did not start (hint: "
+            "'am start ID' starts it)",
+            file=sys.stderr,
+        )
+        return 2
     try:
-        spec = LaunchSpec.read(Path(argv[0]))
+        spec = LaunchSpec.read(path)
     except InvalidSpec as e:
         print(f"am: error: {e}", file=sys.stderr)
         return 2

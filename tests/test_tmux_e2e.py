@@ -402,3 +402,25 @@ def test_count_with_one_failure_keeps_the_others_and_says_which(am, repo):
     assert {a["status"] for a in agents.values()} == {"running"}
     assert sorted(p.name for p in (am.home / "agents").iterdir()) == ["part-1", "part-2", "part-3"]
     assert not any((am.home / "agents" / "part-2").iterdir())  # what was there, untouched
+
+
+def test_agent_starts_on_a_whole_checkout_and_its_base_is_recorded(am, tmp_path):
+    """The spawn starts a tmux agent's session while git still checks its workspace out; its
+    supervisor waits for the spec, written once the checkout is done (the wait itself:
+    tests/unit/test_handover.py). The agent's first look finds every file of the branch and
+    a clean tree, and the spawn records the commit it started from."""
+    source = tmp_path / "many"
+    source.mkdir()
+    git("init", "-q", "-b", "main", cwd=source)
+    for d in range(4):
+        folder = source / f"d{d}"
+        folder.mkdir()
+        for f in range(500):
+            (folder / f"f{f}.txt").write_text(f"{d} {f}\n")
+    git("add", ".", cwd=source)
+    git("commit", "-qm", "many", cwd=source)
+    count = "find . -path ./.git -prune -o -type f -print | wc -l; git status --porcelain | wc -l"
+    agent = am.spawn(source, "--cmd", f"echo FILES $({count} | paste -sd' ')")
+    assert am.wait_status(agent, "exited")["exit_code"] == 0
+    assert "FILES 2000 0" in am("logs", agent).stdout
+    assert am.info(agent)["base_commit"] == git("rev-parse", "HEAD", cwd=source).strip()

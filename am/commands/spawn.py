@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from am import backends, clock, files, git, gitsafe, ids, paths, session
@@ -67,10 +68,12 @@ def _remove_tree(path: Path) -> None:
 
 def make_workspace(
     plan: planning.Plan, undo: Rollback, layout: paths.Layout
-) -> tuple[str, planning.Plan]:
-    """Clone (or add a worktree), put the agent branch at its base; returns the base commit
-    and PLAN with what the clone learnt (the mirror it borrows from, a worktree's git folder).
-    With --disk the clone goes into a file system of that size, mounted at the workspace."""
+) -> tuple[Callable[[], str], planning.Plan]:
+    """Clone (or add a worktree), put the agent branch at its base. Returns a call that
+    returns the base commit once the branch is checked out (a clone's checkout runs on beside
+    the caller until then), and PLAN with what the clone learnt (the mirror it borrows from, a
+    worktree's git folder). With --disk the clone goes into a file system of that size,
+    mounted at the workspace."""
     paths.private_dir(plan.workspace.parent)
     if plan.worktree:
         from am.backends.engine import worktree_gitdir
@@ -80,7 +83,7 @@ def make_workspace(
         undo.push(git.worktree_remove, source, plan.workspace)
         base = git.worktree_add(source, plan.workspace, plan.branch, plan.base)
         # before any agent ran there
-        return base, replace(plan, worktree_gitdir=worktree_gitdir(plan.workspace))
+        return (lambda: base), replace(plan, worktree_gitdir=worktree_gitdir(plan.workspace))
     undo.push(_remove_tree, plan.workspace)
     if plan.disk:
         from am import disk
@@ -97,8 +100,9 @@ def make_workspace(
     else:
         git.clone(plan.source, plan.workspace, hardlinks=plan.mode == "tmux")
     repo = gitsafe.open_clone(plan.workspace, gitsafe.mirror_objects(mirror))
-    base = git.start_branch(repo, plan.branch, plan.base)
-    return base, replace(plan, mirror=mirror)
+    running, checked_out = git.begin_branch(repo, plan.branch, plan.base)
+    undo.push(running.end)  # before the workspace goes: git may still be writing there
+    return checked_out, replace(plan, mirror=mirror)
 
 
 def taken(agent_id: str) -> AmError:
@@ -136,9 +140,10 @@ def execute(plan: planning.Plan, backend, layout):
             # The workspace is made in the cluster, from a bundle of the source.
             undo.push(backend.delete_workspace, plan.record(str(layout.root)))
             base, plan = backend.make_seed(plan, undo, layout)
+            checked_out = lambda: base  # noqa: E731
         else:
             say(f"Preparing workspace {plan.workspace} from {plan.source} ...")
-            base, plan = make_workspace(plan, undo, layout)
+            checked_out, plan = make_workspace(plan, undo, layout)
         if plan.proxy:
             from am.backends import network
 
@@ -148,7 +153,7 @@ def execute(plan: planning.Plan, backend, layout):
             backend,
             layout,
             undo,
-            base_commit=base,
+            checked_out=checked_out,
             mirror=str(plan.mirror) if plan.mirror else None,
         )
     except BaseException:
@@ -156,14 +161,21 @@ def execute(plan: planning.Plan, backend, layout):
         raise
 
 
-def launch(plan: planning.Plan, backend, layout, undo: Rollback, **fields):
+def launch(plan: planning.Plan, backend, layout, undo: Rollback, checked_out=None, **fields):
     """Start the agent of PLAN in its existing workspace: the one way an agent starts, for
     ``am spawn`` and ``am start``. Pushes its undo steps; on success the record is ``running``
     with FIELDS. Returns AgentExited when the agent ended while this waited for it (it ran: it
-    is then an exited agent like any other, record, workspace and log kept), else None."""
+    is then an exited agent like any other, record, workspace and log kept), else None.
+
+    CHECKED_OUT (a spawn's, from ``make_workspace``) waits for the workspace's checkout and
+    returns its base commit. A tmux agent's session starts while git still checks out: its
+    supervisor waits for its spec, written only once the checkout is done."""
 
     store = open_store(layout)
     exited = None
+    if checked_out is not None and plan.mode != "tmux":  # the engine or cluster mounts it
+        fields["base_commit"] = checked_out()
+        checked_out = None
     # A workspace with a file system of its own runs only on it: mounted again after a reboot,
     # and never started without it when the agent has a cap. (No image and no cap, as for most
     # agents: nothing to do, and am.disk is not imported.)
@@ -185,7 +197,14 @@ def launch(plan: planning.Plan, backend, layout, undo: Rollback, **fields):
     container = plan.mode == "container" and plan.runtime != "kubernetes"
     paths.private_dir(plan.log.parent)
     plan.log.touch()
-    spec, spec_file = write_spec(plan, backend, layout, undo, fifo=plan.secrets and not container)
+    spec, spec_file = write_spec(
+        plan,
+        backend,
+        layout,
+        undo,
+        fifo=plan.secrets and not container,
+        put=checked_out is None,
+    )
     for stale in (plan.exit_file, layout.health_file(plan.id), layout.guest_file(plan.id)):
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()
@@ -206,6 +225,9 @@ def launch(plan: planning.Plan, backend, layout, undo: Rollback, **fields):
             plan.log,
             str(layout.root),
         )
+        if checked_out is not None:
+            fields["base_commit"] = checked_out()
+            files.write_atomic(spec_file, spec.to_json())  # the supervisor's go
         if spec.env_fifo:
             undo.push(_kill, hand_over_secrets(Path(spec.env_fifo), plan.secrets))
         backend.after_start(plan, lambda: plan.session in session.sessions())
@@ -220,9 +242,10 @@ def launch(plan: planning.Plan, backend, layout, undo: Rollback, **fields):
     return exited
 
 
-def write_spec(plan: planning.Plan, backend, layout, undo: Rollback, fifo: bool):
+def write_spec(plan: planning.Plan, backend, layout, undo: Rollback, fifo: bool, put=True):
     """The launch spec of PLAN, in its file (0600) under the run folder, with the FIFO that
-    hands the supervisor the secret values if FIFO; returns the spec and its file."""
+    hands the supervisor the secret values if FIFO; returns the spec and its file. Without
+    PUT the file is not written (and an older one is gone): the caller writes it later."""
     paths.private_dir(layout.run)
     fifo_path = None
     if fifo:
@@ -244,8 +267,12 @@ def write_spec(plan: planning.Plan, backend, layout, undo: Rollback, fifo: bool)
         env_fifo=str(fifo_path) if fifo_path else None,
     )
     spec_file = layout.run / f"{plan.id}.spec.json"
-    # Whole or not at all: the keeper may read an agent's spec as 'am start' writes it anew.
-    files.write_atomic(spec_file, spec.to_json())
+    # Whole or not at all: the keeper may read an agent's spec as 'am start' writes it anew,
+    # and a supervisor waiting for its spec starts the agent once it is there.
+    if put:
+        files.write_atomic(spec_file, spec.to_json())
+    else:
+        _unlink(spec_file)
     undo.push(_unlink, spec_file)
     return spec, spec_file
 

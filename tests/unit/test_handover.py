@@ -125,3 +125,77 @@ def test_a_fifo_already_gone_never_becomes_a_file_of_the_values(tmp_path):
     gone = tmp_path / "env"  # an undone spawn removed it before its writer came to it
     subprocess.run([sys.executable, "-c", GONE, str(gone)], cwd=ROOT, check=True, timeout=60)
     assert not gone.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_await_spec_is_there_at_once_late_or_never(tmp_path):
+    from am.supervise import await_spec
+
+    spec = tmp_path / "a.spec.json"
+    assert not await_spec(spec, timeout=0.05)  # never: the supervisor gives up
+    late = threading.Timer(0.1, spec.write_text, args=("{}",))
+    late.start()
+    assert await_spec(spec, timeout=30)  # written while it waits
+    late.join()
+    assert await_spec(spec, timeout=0)  # there already: no wait at all
+
+
+def test_a_supervisor_started_before_its_spec_runs_the_agent_once_it_is_there(tmp_path):
+    """A spawn starts a tmux agent's session while git still checks its workspace out: the
+    supervisor runs nothing until the spec is there, then the agent (an older supervisor
+    would have ended at once, the spec missing, and never run it)."""
+    import uuid
+
+    from am import files
+    from am.launchspec import LaunchSpec
+
+    spec_file, ran = tmp_path / "x.spec.json", tmp_path / "ran"
+    name = f"am-test-{uuid.uuid4().hex[:8]}"
+    supervise = [sys.executable, "-P", "-m", "am.supervise", str(spec_file)]
+    subprocess.run(["tmux", "new-session", "-d", "-s", name, "--", *supervise], check=True)
+    try:
+        pid = wait_until(lambda: _pid_of(supervise[1:]), "the supervisor to start")
+        # Asleep in its wait for the spec (Python's start never sleeps): past its start.
+        wait_until(lambda: "sleep" in _wchan(pid), "the supervisor to wait for its spec")
+        assert not ran.exists()
+        spec = LaunchSpec(
+            argv=["sh", "-c", f"echo ran > {ran}"],
+            cwd=str(tmp_path),
+            env={},
+            log=str(tmp_path / "log"),
+            exit_file=str(tmp_path / "exit.json"),
+        )
+        files.write_atomic(spec_file, spec.to_json())
+        wait_until(lambda: (tmp_path / "exit.json").exists(), "the agent to run and end")
+        assert ran.read_text() == "ran\n"
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", f"={name}:"], capture_output=True)
+
+
+def wait_until(predicate, what: str, timeout: float = 30):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+    return value
+
+
+def _pid_of(args: list[str]) -> int | None:
+    """The process whose command line ends with ARGS (a tmux server that a client started
+    has that client's command line, ARGS inside it)."""
+    tail = "\0".join(args).encode() + b"\0"
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmdline.endswith(tail) and b"tmux" not in cmdline.split(b"\0")[0]:
+                return int(entry.name)
+    return None
+
+
+def _wchan(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/wchan").read_text()
+    except OSError:
+        return ""
