@@ -286,7 +286,8 @@ def begin_branch(repo, branch: str, base: str | None):
     def finish() -> str:
         res = running.result()
         if not res.ok:
-            raise AmError(f"git {args[0]} failed in {repo.work_tree}: {res.brief()}")
+            why = res.brief() or f"exit status {res.code}"  # killed: nothing said
+            raise AmError(f"git {args[0]} failed in {repo.work_tree}: {why}")
         if not known:
             return start
         made = _loose_ref(repo.git_dir, f"refs/heads/{branch}")

@@ -1,6 +1,7 @@
 """Stopping and deleting agents: the steps ``stop``, ``rm``, ``clean`` and ``doctor`` share."""
 
 import contextlib
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -88,11 +89,27 @@ def delete(record: dict, store, layout) -> None:
     ):
         with contextlib.suppress(FileNotFoundError):
             f.unlink()
+    _remove_fifos(layout.run, record["id"])
     if record.get("proxy"):
         from am.backends import network
 
         network.discard_files(network.files(layout.run, layout.logs, record["id"]))
     store.remove(record["id"])
+
+
+def _remove_fifos(run: Path, agent_id: str) -> None:
+    """The hand-over FIFOs (``<id>.<8 hex>.env``) a killed spawn of the agent left."""
+    import re
+
+    name = re.compile(re.escape(agent_id) + r"\.[0-9a-f]{8}\.env")
+    try:
+        entries = os.listdir(run)
+    except OSError:
+        return
+    for entry in entries:
+        if name.fullmatch(entry):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(run / entry)
 
 
 def snapshot_then_delete(record: dict, store, layout) -> Path | None:

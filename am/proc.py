@@ -48,6 +48,21 @@ class Result:
         return "; ".join(lines[-n:])
 
 
+def identity(pid: int | str | None = None) -> str | None:
+    """The process PID (this one by default) as ``PID:START``, its start time in clock ticks
+    since boot: a process that gets the pid later has another. None if there is none."""
+    pid = str(os.getpid() if pid is None else pid)
+    if not pid.isdigit():
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            text = f.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    fields = text.rpartition(")")[2].split()  # the name before it is the process's own
+    return f"{pid}:{fields[19]}" if len(fields) > 19 else None
+
+
 def shell_code(code: int) -> int:
     """A child's exit code as a shell reports it: one killed by signal N reads as 128+N."""
     return 128 - code if code < 0 else code

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from am import clock, files
+from am import clock, files, proc
 from am.launchspec import InvalidSpec, LaunchSpec
 from am.logread import CUT_AT, ROTATED
 from am.runfiles import rotation_note, write_exit, write_guest, write_health  # noqa: F401
@@ -26,14 +26,18 @@ from am.runfiles import rotation_note, write_exit, write_guest, write_health  # 
 SECRETS_WAIT = 60
 
 
-def await_spec(path: Path, timeout: float = SECRETS_WAIT) -> bool:
-    """Whether the spec PATH is there, waiting up to TIMEOUT seconds for it: a spawn starts a
+def await_spec(path: Path, spawn: str | None = None, timeout: float = SECRETS_WAIT) -> bool:
+    """Whether the spec PATH is there, waiting for it while its spawn works: a spawn starts a
     tmux agent's session while git still checks its workspace out, and writes the spec (whole,
-    by a rename) once that is done. Polled: a few ms at first, as the checkout's end is near."""
+    by a rename) once that is done, however long it takes. SPAWN: the spawn as
+    ``proc.identity`` names it; without it, TIMEOUT seconds at most. Polled: a few ms at first,
+    as the checkout's end is near."""
     deadline = time.monotonic() + timeout
     pause = 0.002
     while not os.path.lexists(path):
-        if time.monotonic() > deadline:
+        if spawn is not None and spawn != proc.identity(spawn.partition(":")[0]):
+            return os.path.lexists(path)  # it ended (or is another process): last look
+        if spawn is None and time.monotonic() > deadline:
             return False
         time.sleep(pause)
         pause = min(pause * 2, 0.05)
@@ -199,11 +203,10 @@ def main(argv: list[str]) -> int:
     # the tmux server has; a tmux agent gets the umask of the user who spawned it.
     os.umask(0o077)
     path = Path(argv[0])
-    if not await_spec(path):
+    if not await_spec(path, argv[1] if len(argv) > 1 else None):
         print(
-            f"am: error: the launch spec {path} did not come from the spawn within "
-            f"{SECRETS_WAIT} s (the spawn was stopped); the agent did not start (hint: "
-            "'am start ID' starts it)",
+            f"am: error: the spawn ended before it wrote the launch spec {path}; the agent "
+            "did not start (hint: 'am doctor --fix' settles it)",
             file=sys.stderr,
         )
         return 2

@@ -119,3 +119,50 @@ def test_interrupted_spawn_has_one_truth_and_fix_keeps_its_work(am, repo):
     assert "+work" in am("diff", busy).stdout
     assert am_sessions(am.home) == []
     assert json.loads(am("doctor", "--json").stdout)["drift"] == []
+
+
+def test_a_spawn_killed_during_its_checkout_leaves_no_agent_to_adopt(am, tmp_path):
+    """A tmux agent's session starts while git still checks its workspace out. A spawn killed
+    then (SIGKILL to its group: git too) leaves a part of the tree, no index and no spec: no
+    agent ran, so doctor --fix removes it rather than keep the part as 'unsaved work'."""
+    import os
+
+    from helpers import git
+
+    source = tmp_path / "many"
+    source.mkdir()
+    git("init", "-q", "-b", "main", cwd=source)
+    for d in range(20):  # 20,000 files: a checkout of a third of a second here
+        (source / f"d{d}").mkdir()
+        for f in range(1000):
+            (source / f"d{d}" / f"f{f}.txt").write_text(f"{d} {f}\n")
+    git("add", ".", cwd=source)
+    git("commit", "-qm", "many", cwd=source)
+    p = subprocess.Popen(
+        [*am.argv, "spawn", str(source), "--name", "cut", "--cmd", "sleep 300"],
+        env=am.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    ws = am.home / "agents" / "cut"
+    # Its session runs and git is writing the tree: some files are there, the index not yet.
+    wait_for(
+        lambda: (
+            "am-cut" in am_sessions(am.home)
+            and (ws / "d0").exists()
+            and not (ws / ".git" / "index").exists()
+            or p.poll() is not None
+        ),
+        "the spawn's session to start during its checkout",
+        60,
+    )
+    assert p.poll() is None, "the spawn ended before its checkout could be cut"
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    fixed = {
+        d["subject"]: d["fixed"]
+        for d in json.loads(am("doctor", "--fix", "--json").stdout)["drift"]
+    }
+    assert "removed the record and its workspace" in fixed.get("cut", ""), fixed
+    assert not ws.exists() and am.list() == [] and am_sessions(am.home) == []

@@ -230,13 +230,19 @@ def adopt(path: Path, store, layout, disk: str | None = None) -> str:
 
 def settle_spawn(record: dict, store, layout) -> str:
     """End an interrupted spawn: stop what it started; keep (adopt, stopped) a workspace that
-    holds unsaved work, delete the rest. An agent whose session never started (its log was
-    never made) cannot have worked: its workspace holds only what the spawn cloned."""
+    holds unsaved work, delete the rest. An agent cannot have worked when its session never
+    started (its log was never made), or when its spec was never written and its clone's
+    checkout never ended (no index): its workspace holds only what the spawn put there, a
+    tmux agent's session waiting for that spec."""
     from am import lifecycle
 
+    spec = layout.run / f"{record['id']}.spec.json"
+    index = Path(record.get("workspace") or "/nonexistent") / ".git" / "index"
+    # (A restore's record: its log is made once its workspace is whole.)
+    started = record.get("restored_from") or os.path.lexists(spec) or os.path.lexists(index)
     lifecycle.stop(record, store)
     record = store.agents()[record["id"]]
-    ran = bool(record.get("log")) and Path(record["log"]).exists()
+    ran = bool(record.get("log")) and Path(record["log"]).exists() and started
     reasons = lifecycle.unsaved(record) if ran else []
     if not reasons:
         lifecycle.delete(record, store, layout)

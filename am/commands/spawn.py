@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from am import backends, clock, files, git, gitsafe, ids, paths, session
+from am import backends, clock, files, git, gitsafe, ids, paths, proc, session
 from am import plan as planning
 from am.errors import AmError
 from am.fanout import STOPS, held
@@ -221,13 +221,14 @@ def launch(plan: planning.Plan, backend, layout, undo: Rollback, checked_out=Non
             plan.session,
             # -P: not the tmux server's working directory first on sys.path, which would run
             # whatever 'am' package sits there (another checkout, or a hostile folder).
-            [sys.executable, "-P", "-m", "am.supervise", str(spec_file)],
+            # With this spawn's identity: the supervisor waits for its spec while it works.
+            [sys.executable, "-P", "-m", "am.supervise", str(spec_file), *spawner()],
             plan.log,
             str(layout.root),
         )
         if checked_out is not None:
             fields["base_commit"] = checked_out()
-            files.write_atomic(spec_file, spec.to_json())  # the supervisor's go
+            put_spec(spec, spec_file)  # the supervisor's go
         if spec.env_fifo:
             undo.push(_kill, hand_over_secrets(Path(spec.env_fifo), plan.secrets))
         backend.after_start(plan, lambda: plan.session in session.sessions())
@@ -242,19 +243,23 @@ def launch(plan: planning.Plan, backend, layout, undo: Rollback, checked_out=Non
     return exited
 
 
+def spawner() -> list[str]:
+    """This process as ``proc.identity`` names it, for its supervisor's argv (none if that
+    cannot be told)."""
+    me = proc.identity()
+    return [me] if me else []
+
+
 def write_spec(plan: planning.Plan, backend, layout, undo: Rollback, fifo: bool, put=True):
-    """The launch spec of PLAN, in its file (0600) under the run folder, with the FIFO that
-    hands the supervisor the secret values if FIFO; returns the spec and its file. Without
-    PUT the file is not written (and an older one is gone): the caller writes it later."""
+    """The launch spec of PLAN with the FIFO that hands the supervisor the secret values if
+    FIFO; returns the spec and its file. With PUT, both are made (``put_spec``); without, an
+    older spec file is removed, and the caller puts them later."""
     paths.private_dir(layout.run)
     fifo_path = None
     if fifo:
         # A name of this launch's own: a writer of an earlier launch of the agent that is
         # still waiting (stopped, say) cannot join this one's FIFO.
         fifo_path = layout.run / f"{plan.id}.{os.urandom(4).hex()}.env"
-        with contextlib.suppress(FileNotFoundError):
-            fifo_path.unlink()
-        os.mkfifo(fifo_path, 0o600)
         undo.push(_unlink, fifo_path)
     spec = replace(
         backend.launch_spec(plan),
@@ -267,14 +272,24 @@ def write_spec(plan: planning.Plan, backend, layout, undo: Rollback, fifo: bool,
         env_fifo=str(fifo_path) if fifo_path else None,
     )
     spec_file = layout.run / f"{plan.id}.spec.json"
-    # Whole or not at all: the keeper may read an agent's spec as 'am start' writes it anew,
-    # and a supervisor waiting for its spec starts the agent once it is there.
     if put:
-        files.write_atomic(spec_file, spec.to_json())
+        put_spec(spec, spec_file)
     else:
         _unlink(spec_file)
     undo.push(_unlink, spec_file)
     return spec, spec_file
+
+
+def put_spec(spec, spec_file: Path) -> None:
+    """Make SPEC's FIFO, if it has one, and write SPEC to SPEC_FILE: whole or not at all, as
+    the keeper may read an agent's spec while 'am start' writes it anew, and a supervisor
+    waiting for its spec starts the agent once it is there."""
+    if spec.env_fifo:
+        fifo = Path(spec.env_fifo)
+        with contextlib.suppress(FileNotFoundError):
+            fifo.unlink()
+        os.mkfifo(fifo, 0o600)
+    files.write_atomic(spec_file, spec.to_json())
 
 
 def report(agent_id: str, exited) -> int:

@@ -139,6 +139,29 @@ def test_await_spec_is_there_at_once_late_or_never(tmp_path):
     assert await_spec(spec, timeout=0)  # there already: no wait at all
 
 
+def test_await_spec_waits_while_its_spawn_works_and_no_longer(tmp_path):
+    """With its spawn named (``proc.identity``), the wait has no time limit while that spawn
+    lives (a checkout of any size, a spawn stopped with Ctrl-Z), and ends once it is gone or
+    its pid is another process's."""
+    from am import proc
+    from am.supervise import await_spec
+
+    spec = tmp_path / "a.spec.json"
+    me = proc.identity()
+    late = threading.Timer(0.2, spec.write_text, args=("{}",))
+    late.start()
+    assert await_spec(spec, me, timeout=0)  # no time limit: it outlives TIMEOUT
+    late.join()
+    spec.unlink()
+    gone = subprocess.Popen(["true"])
+    them = proc.identity(gone.pid)
+    gone.wait()
+    assert them is not None and not await_spec(spec, them, timeout=60)
+    pid, _, start = me.partition(":")
+    assert not await_spec(spec, f"{pid}:{int(start) + 1}", timeout=60)  # a pid reused
+    assert not await_spec(spec, "not-a-pid:1", timeout=60)
+
+
 def test_a_supervisor_started_before_its_spec_runs_the_agent_once_it_is_there(tmp_path):
     """A spawn starts a tmux agent's session while git still checks its workspace out: the
     supervisor runs nothing until the spec is there, then the agent (an older supervisor
