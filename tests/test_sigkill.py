@@ -121,35 +121,37 @@ def test_interrupted_spawn_has_one_truth_and_fix_keeps_its_work(am, repo):
     assert json.loads(am("doctor", "--json").stdout)["drift"] == []
 
 
-def test_a_spawn_killed_during_its_checkout_leaves_no_agent_to_adopt(am, tmp_path):
-    """A tmux agent's session starts while git still checks its workspace out. A spawn killed
-    then (SIGKILL to its group: git too) leaves a part of the tree, no index and no spec: no
-    agent ran, so doctor --fix removes it rather than keep the part as 'unsaved work'."""
-    import os
-
+def many_files(tmp_path):
+    """A repository of 20,000 files: a checkout of a third of a second here."""
     from helpers import git
 
     source = tmp_path / "many"
     source.mkdir()
     git("init", "-q", "-b", "main", cwd=source)
-    for d in range(20):  # 20,000 files: a checkout of a third of a second here
+    for d in range(20):
         (source / f"d{d}").mkdir()
         for f in range(1000):
             (source / f"d{d}" / f"f{f}.txt").write_text(f"{d} {f}\n")
     git("add", ".", cwd=source)
     git("commit", "-qm", "many", cwd=source)
+    return source
+
+
+def spawn_cut_in_its_checkout(am, source, name: str) -> subprocess.Popen:
+    """A tmux spawn of NAME, once its session runs and git is writing its tree (some files
+    there, the index not yet)."""
     p = subprocess.Popen(
-        [*am.argv, "spawn", str(source), "--name", "cut", "--cmd", "sleep 300"],
+        [*am.argv, "spawn", str(source), "--name", name, "--cmd", "sleep 300"],
         env=am.env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         start_new_session=True,
     )
-    ws = am.home / "agents" / "cut"
-    # Its session runs and git is writing the tree: some files are there, the index not yet.
+    ws = am.home / "agents" / name
     wait_for(
         lambda: (
-            "am-cut" in am_sessions(am.home)
+            f"am-{name}" in am_sessions(am.home)
             and (ws / "d0").exists()
             and not (ws / ".git" / "index").exists()
             or p.poll() is not None
@@ -158,6 +160,35 @@ def test_a_spawn_killed_during_its_checkout_leaves_no_agent_to_adopt(am, tmp_pat
         60,
     )
     assert p.poll() is None, "the spawn ended before its checkout could be cut"
+    return p
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
+def test_a_spawn_stopped_by_sigterm_or_sighup_undoes_its_work(am, tmp_path, stop):
+    """'timeout', a closed terminal: the spawn alone gets the signal, mid-checkout, and
+    undoes what it made as on Ctrl-C, then says so with 128+N."""
+    p = spawn_cut_in_its_checkout(am, many_files(tmp_path), "cut")
+    p.send_signal(stop)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 128 + stop, err
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .startswith(f"am: error: stopped by {stop.name}; what the spawn had made is undone")
+    ), err
+    assert am.list() == [] and am_sessions(am.home) == []
+    assert not (am.home / "agents" / "cut").exists()
+    assert json.loads(am("doctor", "--json").stdout)["drift"] == []
+
+
+def test_a_spawn_killed_during_its_checkout_leaves_no_agent_to_adopt(am, tmp_path):
+    """A tmux agent's session starts while git still checks its workspace out. A spawn killed
+    then (SIGKILL to its group: git too) leaves a part of the tree, no index and no spec: no
+    agent ran, so doctor --fix removes it rather than keep the part as 'unsaved work'."""
+    import os
+
+    p = spawn_cut_in_its_checkout(am, many_files(tmp_path), "cut")
+    ws = am.home / "agents" / "cut"
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()
     fixed = {

@@ -402,8 +402,38 @@ def run(args) -> int:
     # Everything checked, and the image built if it must be, once: before anything is made.
     first = plan_one(0, warn=True)
     if count == 1:
-        return spawn_one(*first)
+        return spawn_alone(lambda: spawn_one(*first))
     return spawn_many(count, one_of_many)
+
+
+def spawn_alone(spawn_one) -> int:
+    """SPAWN_ONE() for one agent, undone on SIGTERM or SIGHUP as on Ctrl-C (``timeout``, a
+    closed terminal): the stop is raised as an interrupt, so that no ``except Exception``
+    along the way takes it, and said as what it was once the undoing is done."""
+    stopped: list[int] = []
+
+    def stop(signum, _frame):
+        for s in STOPS:  # a second stop must not cut the undoing short
+            signal.signal(s, _ignore)
+        stopped.append(signum)
+        raise KeyboardInterrupt
+
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, stop)
+    try:
+        return spawn_one()
+    except KeyboardInterrupt:
+        if not stopped:
+            raise
+        raise AmError(
+            f"stopped by {signal_name(stopped[0])}; what the spawn had made is undone",
+            code=128 + stopped[0],
+        ) from None
+
+
+def _ignore(_signum, _frame) -> None:
+    """A stop while a stopped spawn undoes its work (not SIG_IGN: one already on its way
+    would then end in an OSError)."""
 
 
 def spawn_many(count: int, one_of_many) -> int:
