@@ -418,8 +418,11 @@ def spawn_alone(spawn_one) -> int:
         stopped.append(signum)
         raise KeyboardInterrupt
 
-    for s in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(s, stop)
+    try:
+        for s in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(s, stop)
+    except ValueError:  # not the main thread ('am ui' spawns in a worker): its process's own
+        pass
     try:
         return spawn_one()
     except KeyboardInterrupt:
