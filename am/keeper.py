@@ -33,6 +33,7 @@ from am import clock
 from am.cgroupstats import MARK_EVERY, Cgroups
 from am.keepersock import address
 from am.launchspec import LaunchSpec
+from am.proc import stat_fields
 from am.runfiles import cap_appended, rotate_written, write_exit
 
 OUTPUT_RATE = 1 << 20  # bytes per second one agent's terminal output is read at, at most
@@ -46,17 +47,6 @@ START_WINDOW = 0.1  # seconds after a gated command's release in which an end is
 # --cmd. Any other process below the container's first has had its program found and started.
 ON_THE_WAY = frozenset({"sh", "dash", "bash", "podman-init", "catatonit", "docker-init", "tini"})
 TERM_SIZE = (50, 200)  # rows, columns of a new agent's terminal (as tmux agents get)
-
-
-def _stat_fields(pid: int) -> list[str]:
-    """The fields of /proc/PID/stat after the command name (its state first, its start time
-    20th); empty if there is no such process. The name is the process's own choice, so the
-    fields are found after its last ')'."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_bytes().decode("ascii", "replace")
-    except OSError:
-        return []
-    return text.rpartition(")")[2].split()
 
 
 def runs_a_program(pid: int, most: int = 64) -> bool:
@@ -234,14 +224,14 @@ class Watch:
     def seen(self, pid: int, cid: str) -> None:
         """The container's first process, as its engine just named it, and when it started:
         a pid reused later is another process, with another start time."""
-        self.pid, self.cid, self.born = pid, cid, _stat_fields(pid)[19:20]
+        self.pid, self.cid, self.born = pid, cid, stat_fields(pid)[19:20]
 
     def alive(self) -> bool | None:
         """Whether the container's first process still runs, seen in /proc (no engine call);
         None when that cannot be told here."""
         if not self.pid or not self.cid:
             return None
-        stat = _stat_fields(self.pid)
+        stat = stat_fields(self.pid)
         if not stat:
             return False  # no such process (any later one with its pid has a /proc entry)
         try:

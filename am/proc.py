@@ -48,18 +48,23 @@ class Result:
         return "; ".join(lines[-n:])
 
 
+def stat_fields(pid: int | str) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (its state first, its start time
+    20th); empty if there is no such process. The name is the process's own choice, so the
+    fields are found after its last ')'."""
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as f:
+            text = f.read().decode("ascii", "replace")
+    except (OSError, ValueError):
+        return []
+    return text.rpartition(")")[2].split()
+
+
 def identity(pid: int | str | None = None) -> str | None:
     """The process PID (this one by default) as ``PID:START``, its start time in clock ticks
     since boot: a process that gets the pid later has another. None if there is none."""
     pid = str(os.getpid() if pid is None else pid)
-    if not pid.isdigit():
-        return None
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            text = f.read().decode("ascii", "replace")
-    except OSError:
-        return None
-    fields = text.rpartition(")")[2].split()  # the name before it is the process's own
+    fields = stat_fields(pid) if pid.isdigit() else []
     return f"{pid}:{fields[19]}" if len(fields) > 19 else None
 
 

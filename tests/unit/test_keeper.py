@@ -311,7 +311,7 @@ def test_a_process_name_that_is_no_text_is_still_read():
         assert named.stdout.readline() == b"named\n"
         with open(f"/proc/{named.pid}/comm", "rb") as f:
             assert f.read().startswith(b"\xff\xfe")  # positive control: not UTF-8
-        assert keeper._stat_fields(named.pid)[0] in ("S", "R")
+        assert keeper.stat_fields(named.pid)[0] in ("S", "R")
         assert keeper.runs_a_program(named.pid)
     finally:
         named.kill()
