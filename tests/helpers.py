@@ -316,3 +316,49 @@ class Terminal:
 
     def close(self) -> None:
         subprocess.run(["tmux", "kill-session", "-t", f"={self.name}:"], capture_output=True)
+
+
+def many_files(tmp_path: Path) -> Path:
+    """A repository of 20,000 files: a checkout of a third of a second here."""
+    source = tmp_path / "many"
+    source.mkdir()
+    git("init", "-q", "-b", "main", cwd=source)
+    for d in range(20):
+        (source / f"d{d}").mkdir()
+        for f in range(1000):
+            (source / f"d{d}" / f"f{f}.txt").write_text(f"{d} {f}\n")
+    git("add", ".", cwd=source)
+    # No gc of its own: one in the background would remove loose objects a clone copies.
+    git("-c", "gc.auto=0", "commit", "-qm", "many", cwd=source)
+    return source
+
+
+def spawn_cut_in_its_checkout(
+    am, source: Path, name: str, *extra: str, cmd: str = "sleep 300"
+) -> subprocess.Popen:
+    """A spawn of NAME (with EXTRA options), once git is writing its tree (some files there,
+    the index not yet) and, for a tmux agent, its session runs."""
+    p = subprocess.Popen(
+        [*am.argv, "spawn", str(source), "--name", name, "--cmd", cmd, *extra],
+        env=am.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    ws = am.home / "agents" / name
+    in_session = "--container" not in extra
+    wait_for(
+        lambda: (
+            (not in_session or f"am-{name}" in am_sessions(am.home))
+            and (ws / "d0").exists()
+            and not (ws / ".git" / "index").exists()
+            or p.poll() is not None
+        ),
+        "the spawn's checkout (and session) to be under way",
+        60,
+    )
+    if p.poll() is not None:
+        out, err = p.communicate()
+        raise AssertionError(f"the spawn ended before its checkout could be cut:\n{out}{err}")
+    return p

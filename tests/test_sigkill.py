@@ -7,7 +7,7 @@ import time
 
 import pytest
 from containers import container_names, engine_ready, remove_containers
-from helpers import am_sessions, wait_for
+from helpers import am_sessions, many_files, spawn_cut_in_its_checkout, wait_for
 
 
 def kill_spawns_at(am, source, delays, extra=()):
@@ -119,48 +119,6 @@ def test_interrupted_spawn_has_one_truth_and_fix_keeps_its_work(am, repo):
     assert "+work" in am("diff", busy).stdout
     assert am_sessions(am.home) == []
     assert json.loads(am("doctor", "--json").stdout)["drift"] == []
-
-
-def many_files(tmp_path):
-    """A repository of 20,000 files: a checkout of a third of a second here."""
-    from helpers import git
-
-    source = tmp_path / "many"
-    source.mkdir()
-    git("init", "-q", "-b", "main", cwd=source)
-    for d in range(20):
-        (source / f"d{d}").mkdir()
-        for f in range(1000):
-            (source / f"d{d}" / f"f{f}.txt").write_text(f"{d} {f}\n")
-    git("add", ".", cwd=source)
-    git("commit", "-qm", "many", cwd=source)
-    return source
-
-
-def spawn_cut_in_its_checkout(am, source, name: str) -> subprocess.Popen:
-    """A tmux spawn of NAME, once its session runs and git is writing its tree (some files
-    there, the index not yet)."""
-    p = subprocess.Popen(
-        [*am.argv, "spawn", str(source), "--name", name, "--cmd", "sleep 300"],
-        env=am.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    ws = am.home / "agents" / name
-    wait_for(
-        lambda: (
-            f"am-{name}" in am_sessions(am.home)
-            and (ws / "d0").exists()
-            and not (ws / ".git" / "index").exists()
-            or p.poll() is not None
-        ),
-        "the spawn's session to start during its checkout",
-        60,
-    )
-    assert p.poll() is None, "the spawn ended before its checkout could be cut"
-    return p
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
