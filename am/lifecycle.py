@@ -8,18 +8,23 @@ from pathlib import Path
 
 from am import backends, clock, git, paths, session
 from am.errors import AmError
-from am.record import Status
+from am.record import Status, stop_count
 
 
 def stop(record: dict, store) -> None:
     """Mark the agent stopped first (so nobody sees it as exited), then end what runs: only a
     container and a session that carry this AM_HOME's label (the record was checked)."""
-    if record["id"] in store.agents():
-        store.update(
-            record["id"],
-            status=Status.STOPPED,
-            stopped=clock.iso(),
-        )
+    from am.status import spawn_alive
+
+    with store.transaction() as agents:
+        now = agents.get(record["id"])
+        if now is not None:
+            # Counted: a spawn or start still at work sees that a stop came meanwhile. A
+            # spawn's record stays 'starting' until the spawn, which still writes the
+            # workspace, ends and settles it 'stopped' (or, killed, leaves it to doctor).
+            if not (now.get("status") == Status.STARTING and spawn_alive(now)):
+                now["status"] = Status.STOPPED
+            now.update(stopped=clock.iso(), stops=stop_count(now) + 1)
     with contextlib.suppress(AmError):
         backends.for_record(record).stop(record)  # tmux: nothing runs beyond the session
     session.kill_own(record["session"], str(paths.layout().root))

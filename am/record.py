@@ -23,6 +23,13 @@ class Status:
     ALL = (RUNNING, STOPPED, EXITED, ERROR, STARTING)
 
 
+def stop_count(record: dict[str, object]) -> int:
+    """How many times 'am stop' (or 'am rm', 'am clean') stopped the agent of RECORD: a spawn
+    or start still at work tells by it that a stop came meanwhile."""
+    n = record.get("stops")
+    return n if type(n) is int else 0
+
+
 def word(value: object, words: tuple[str, ...]) -> str:
     """VALUE if it is one of WORDS; ValueError if not."""
     if value not in words:

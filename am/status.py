@@ -37,6 +37,19 @@ def spawn_alive(record: dict) -> bool:
         return False
 
 
+def refuse_while_spawning(record: dict) -> None:
+    """An error while RECORD's spawn is still at work, whatever its status says: 'am stop'
+    marks an agent stopped at once, but its spawn still writes the workspace until it ends."""
+    if spawn_alive(record):
+        from am.errors import AmError
+
+        raise AmError(
+            f"agent {record['id']} is still being made by its 'am spawn' (process "
+            f"{record['spawn_pid']})",
+            "try again once that spawn has ended",
+        )
+
+
 def derive(record: dict, session_alive: bool, exit_info: dict | None) -> dict:
     """The user-facing view of one record given what is live (pure)."""
     view = dict(record)

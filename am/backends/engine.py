@@ -946,16 +946,21 @@ class Engine(Backend):
             except OSError as e:
                 raise AmError(f"cannot give the agent's uid its workspace {top}: {e}") from None
 
-    def ended_at_start(self, plan, timeout: float = 30) -> AgentExited | None:
+    def ended_at_start(
+        self, plan, timeout: float = 30, stopped=lambda: False
+    ) -> AgentExited | None:
         """How an agent that ended before its spawn returned ended (AgentExited), else None:
         one inspect while it runs; once it does not, the keeper's record of its end, which it
-        writes once the container is removed (on a busy host, or in gVisor, seconds)."""
+        writes once the container is removed (on a busy host, or in gVisor, seconds). None at
+        once when STOPPED() says 'am stop' ended it: the keeper records no end of that."""
         if self.seen_running.pop(plan.container, False) or self.container_running(plan.container):
             return None
         from am.status import read_exit
 
         deadline = time.monotonic() + timeout
         while (ended := read_exit(plan.exit_file)) is None and time.monotonic() < deadline:
+            if stopped():
+                return None
             time.sleep(0.05)  # the keeper records it once the engine says how it ended
         if ended is None:
             return None  # the keeper records it later; am list shows it

@@ -75,8 +75,10 @@ def run(args) -> int:
     for view in status.views(layout=layout):
         if view["status"] == Status.RUNNING:
             continue
-        if view["status"] == Status.ERROR and drift.spawn_alive(view):
-            continue  # a spawn still in progress
+        if drift.spawn_alive(view):  # stopped meanwhile or not: git still writes its tree
+            print(f"Kept {view['id']}: its 'am spawn' is still at work", file=sys.stderr)
+            kept += 1
+            continue
         record = store.agents().get(view["id"])
         if record is None:
             continue

@@ -24,6 +24,7 @@ def run(args) -> int:
             file=sys.stderr,
         )
         return 0
+    status.refuse_while_spawning(record)  # even --force: it would delete what git writes
     view = status.view(args.id, layout)
     if not args.force:
         if view["status"] == Status.RUNNING:

@@ -13,6 +13,7 @@ from am import backends, clock, files, git, gitsafe, ids, paths, proc, session
 from am import plan as planning
 from am.errors import AmError
 from am.fanout import STOPS, held
+from am.record import Status, stop_count
 from am.rollback import Rollback
 from am.store import open_store
 from am.valueclass import replace
@@ -161,7 +162,9 @@ def execute(plan: planning.Plan, backend, layout):
         raise
 
 
-def launch(plan: planning.Plan, backend, layout, undo: Rollback, checked_out=None, **fields):
+def launch(
+    plan: planning.Plan, backend, layout, undo: Rollback, checked_out=None, stops=0, **fields
+):
     """Start the agent of PLAN in its existing workspace: the one way an agent starts, for
     ``am spawn`` and ``am start``. Pushes its undo steps; on success the record is ``running``
     with FIELDS. Returns AgentExited when the agent ended while this waited for it (it ran: it
@@ -169,7 +172,10 @@ def launch(plan: planning.Plan, backend, layout, undo: Rollback, checked_out=Non
 
     CHECKED_OUT (a spawn's, from ``make_workspace``) waits for the workspace's checkout and
     returns its base commit. A tmux agent's session starts while git still checks out: its
-    supervisor waits for its spec, written only once the checkout is done."""
+    supervisor waits for its spec, written only once the checkout is done.
+
+    STOPS is the record's stop count (``record.stop_count``) when this spawn or start began:
+    an 'am stop' since then keeps the agent stopped, and returns StoppedWhileStarting."""
 
     store = open_store(layout)
     exited = None
@@ -188,6 +194,7 @@ def launch(plan: planning.Plan, backend, layout, undo: Rollback, checked_out=Non
     record = plan.record(str(layout.root))
     undo.push(backend.stop, record)
     plan = backend.before_start(plan)
+    fields["worktree_gitdir"] = str(plan.worktree_gitdir) if plan.worktree_gitdir else None
     if plan.volume_made:
         # The workspace lives only there now: undone with the container, never before it.
         undo.push(_remove_volume, backend, record, plan.volume, str(layout.root))
@@ -210,10 +217,19 @@ def launch(plan: planning.Plan, backend, layout, undo: Rollback, checked_out=Non
             stale.unlink()
 
     if container:
+        if stopped_meanwhile(store, plan.id, stops):
+            return keep_stopped(store, plan, backend, layout, record, stops, fields)
         # Detached, in the engine: am's keeper holds its terminal (am/keeper.py).
         say(f"Starting agent {plan.id} ({brief(plan.command)}) in container {plan.container} ...")
-        backend.start(plan, spec, layout)
-        exited = backend.ended_at_start(plan)
+        try:
+            backend.start(plan, spec, layout)
+            exited = backend.ended_at_start(
+                plan, stopped=lambda: stopped_meanwhile(store, plan.id, stops)
+            )
+        except AmError:
+            if stopped_meanwhile(store, plan.id, stops):  # the stop removed what it found
+                return keep_stopped(store, plan, backend, layout, record, stops, fields)
+            raise
     else:
         say(f"Starting agent {plan.id} ({brief(plan.command)}) in session {plan.session} ...")
         undo.push(session.kill_own, plan.session, str(layout.root))
@@ -228,19 +244,62 @@ def launch(plan: planning.Plan, backend, layout, undo: Rollback, checked_out=Non
         )
         if checked_out is not None:
             fields["base_commit"] = checked_out()
+            if stopped_meanwhile(store, plan.id, stops):  # before the go: it never runs
+                return keep_stopped(store, plan, backend, layout, record, stops, fields)
             put_spec(spec, spec_file)  # the supervisor's go
         if spec.env_fifo:
             undo.push(_kill, hand_over_secrets(Path(spec.env_fifo), plan.secrets))
-        backend.after_start(plan, lambda: plan.session in session.sessions())
-    store.update(
-        plan.id,
-        status="running",
-        spawn_pid=None,
-        started=clock.iso(),
-        worktree_gitdir=str(plan.worktree_gitdir) if plan.worktree_gitdir else None,
-        **fields,
-    )
+        try:
+            backend.after_start(plan, lambda: plan.session in session.sessions())
+        except AmError:
+            if stopped_meanwhile(store, plan.id, stops):  # the stop ended the session
+                return keep_stopped(store, plan, backend, layout, record, stops, fields)
+            raise
+    if not settle(store, plan.id, stops, fields):
+        return keep_stopped(store, plan, backend, layout, record, stops, fields)
     return exited
+
+
+class StoppedWhileStarting(AmError):
+    """'am stop' came while the spawn started the agent: it is kept, stopped, whole."""
+
+    def __init__(self, agent_id: str):
+        super().__init__(
+            f"agent {agent_id} was stopped ('am stop') while it started; it is kept, stopped, "
+            "with its workspace",
+            f"'am start {agent_id}' runs it; 'am rm {agent_id}' removes it",
+        )
+
+
+def stopped_meanwhile(store, agent_id: str, stops: int) -> bool:
+    """Whether 'am stop' stopped AGENT_ID since its record's stop count was STOPS."""
+    return stop_count(store.agents().get(agent_id, {})) != stops
+
+
+def settle(store, agent_id: str, stops: int, fields: dict) -> bool:
+    """Record what the spawn or start learnt (FIELDS) and, unless 'am stop' stopped the agent
+    since its stop count was STOPS, that it runs: whether it does. One transaction, so a stop
+    is either seen here or comes after, and then ends the agent itself."""
+    with store.transaction() as agents:
+        record = agents.get(agent_id)
+        if record is None:  # 'am rm' refuses while a spawn lives: the file was edited
+            raise AmError(f"the record of agent {agent_id} was removed while it started")
+        if stop_count(record) != stops:  # stopped, as and when the stop said
+            record.update({k: v for k, v in fields.items() if k != "stopped"})
+            record.update(spawn_pid=None, status=Status.STOPPED)
+            return False
+        record.update(fields, spawn_pid=None, status=Status.RUNNING, started=clock.iso())
+        return True
+
+
+def keep_stopped(store, plan, backend, layout, record: dict, stops: int, fields: dict):
+    """End what this spawn or start started of an agent 'am stop' stopped meanwhile (the stop
+    came before it existed), and keep the agent stopped with its workspace."""
+    with contextlib.suppress(AmError):
+        backend.stop(record)
+    session.kill_own(plan.session, str(layout.root))
+    settle(store, plan.id, stops, fields)
+    return StoppedWhileStarting(plan.id)
 
 
 def spawner() -> list[str]:
@@ -297,6 +356,8 @@ def report(agent_id: str, exited) -> int:
     an error (exit status 1) unless its code was 0."""
     if exited is None:
         return 0
+    if isinstance(exited, StoppedWhileStarting):
+        raise exited
     if exited.exit_code == 0:
         say(f"Agent {agent_id} already finished (exit code 0); its output: 'am logs {agent_id}'")
         return 0
@@ -395,6 +456,9 @@ def run(args) -> int:
         except AgentExited as e:  # made, and kept: not a failed spawn
             say(e.render())
             return ENDED_WHILE_STARTING
+        except StoppedWhileStarting as e:
+            say(e.render())
+            return STOPPED_WHILE_STARTING
         except AmError as e:  # one of many: say which
             e.message = f"agent {plan.id}: {e.message}"
             raise
@@ -466,6 +530,7 @@ def spawn_many(count: int, one_of_many) -> int:
 # A child's exit code for an agent that was made and ended while it started (kept, as
 # 'am spawn' keeps one): neither a failure to undo nor a success.
 ENDED_WHILE_STARTING = 3
+STOPPED_WHILE_STARTING = 4  # and one 'am stop' stopped while it started, kept too
 
 
 def many_failed(codes: list[int], signum: int | None = None) -> AmError | None:
@@ -473,14 +538,17 @@ def many_failed(codes: list[int], signum: int | None = None) -> AmError | None:
     SIGNUM if given; None when every agent runs."""
     running = codes.count(0)
     ended = codes.count(ENDED_WHILE_STARTING)
+    stopped = codes.count(STOPPED_WHILE_STARTING)
     interrupted = codes.count(130)
     killed = [c - 128 for c in codes if c > 128 and c != 130]
-    failed = len(codes) - running - ended - interrupted - len(killed)
+    failed = len(codes) - running - ended - stopped - interrupted - len(killed)
     parts = []
     if failed:
         parts.append(f"{failed} did not start (errors above)")
     if ended:
         parts.append(f"{ended} ended while starting (kept: 'am list' shows them)")
+    if stopped:
+        parts.append(f"{stopped} stopped by 'am stop' while starting (kept, stopped)")
     if interrupted:
         parts.append(f"{interrupted} interrupted (undone) or never begun")
     if killed:
@@ -490,7 +558,7 @@ def many_failed(codes: list[int], signum: int | None = None) -> AmError | None:
         return None
     text = f"{len(codes) - running} of {len(codes)} agents are not running"
     text += "".join(f"; {p}" for p in parts)
-    text += f"; the ids of the {running + ended} made are on standard output"
+    text += f"; the ids of the {running + ended + stopped} made are on standard output"
     if signum is not None:
         return AmError(f"stopped by {signal_name(signum)}: {text}", code=128 + signum)
     return AmError(text)

@@ -14,7 +14,7 @@ from am import backends, files, git, paths, session, status
 from am import plan as planning
 from am.commands import spawn
 from am.errors import AmError
-from am.record import Mode, Status
+from am.record import Mode, Status, stop_count
 from am.request import Request
 from am.rollback import Rollback
 from am.store import open_store
@@ -94,6 +94,7 @@ def run(args) -> int:
     check_flags(args, record)
     request = Request.from_args(args, prompt=planning.read_prompt(args.prompt, args.prompt_file))
     with starting(layout, args.id):
+        status.refuse_while_spawning(store.get(args.id))
         current = status.view(args.id, layout)["status"]
         if current in (Status.RUNNING, Status.STARTING):
             raise AmError(
@@ -168,9 +169,11 @@ def run(args) -> int:
             )
         undo = Rollback("the start")
         try:
-            exited = spawn.launch(plan, backend, layout, undo, **fields)
+            exited = spawn.launch(plan, backend, layout, undo, stops=stop_count(record), **fields)
         except BaseException:
             undo.run()
             raise
+    if isinstance(exited, spawn.StoppedWhileStarting):
+        raise exited
     spawn.say(f"Started {args.id} on its workspace {workspace}")
     return spawn.report(args.id, exited)

@@ -5,7 +5,12 @@ import signal
 
 import pytest
 
-from am.commands.spawn import ENDED_WHILE_STARTING, count_names, many_failed
+from am.commands.spawn import (
+    ENDED_WHILE_STARTING,
+    STOPPED_WHILE_STARTING,
+    count_names,
+    many_failed,
+)
 from am.errors import AmError
 
 
@@ -22,14 +27,14 @@ def test_all_running_is_no_error():
 
 
 def test_each_way_of_not_running_is_counted_and_named():
-    codes = [0, 1, ENDED_WHILE_STARTING, 130, 128 + signal.SIGKILL, 0, 2]
+    codes = [0, 1, ENDED_WHILE_STARTING, 130, 128 + signal.SIGKILL, 0, 2, STOPPED_WHILE_STARTING]
     error = many_failed(codes)
     assert error.code == 1
     assert error.message == (
-        "5 of 7 agents are not running; 2 did not start (errors above); 1 ended while "
-        "starting (kept: 'am list' shows them); 1 interrupted (undone) or never begun; 1 "
-        "killed by SIGKILL ('am doctor --fix' clears what it left); the ids of the 3 made "
-        "are on standard output"
+        "6 of 8 agents are not running; 2 did not start (errors above); 1 ended while "
+        "starting (kept: 'am list' shows them); 1 stopped by 'am stop' while starting (kept, "
+        "stopped); 1 interrupted (undone) or never begun; 1 killed by SIGKILL ('am doctor "
+        "--fix' clears what it left); the ids of the 4 made are on standard output"
     )
 
 
