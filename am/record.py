@@ -27,7 +27,10 @@ def stop_count(record: dict[str, object]) -> int:
     """How many times 'am stop' (or 'am rm', 'am clean') stopped the agent of RECORD: a spawn
     or start still at work tells by it that a stop came meanwhile."""
     n = record.get("stops")
-    return n if type(n) is int else 0
+    return n if type(n) is int and 0 <= n < MAX_STOPS else 0  # a hand-edited file: 0
+
+
+MAX_STOPS = 1 << 31
 
 
 def word(value: object, words: tuple[str, ...]) -> str:

@@ -37,16 +37,21 @@ def spawn_alive(record: dict) -> bool:
         return False
 
 
+def maker(record: dict) -> str:
+    """The command that makes (or made) RECORD's agent."""
+    return "'am restore'" if record.get("restored_from") else "'am spawn'"
+
+
 def refuse_while_spawning(record: dict) -> None:
-    """An error while RECORD's spawn is still at work, whatever its status says: 'am stop'
-    marks an agent stopped at once, but its spawn still writes the workspace until it ends."""
+    """An error while RECORD's spawn or restore is still at work: it still writes the
+    workspace until it ends, 'am stop' or not."""
     if spawn_alive(record):
         from am.errors import AmError
 
         raise AmError(
-            f"agent {record['id']} is still being made by its 'am spawn' (process "
+            f"agent {record['id']} is still being made by its {maker(record)} (process "
             f"{record['spawn_pid']})",
-            "try again once that spawn has ended",
+            "try again once that has ended",
         )
 
 

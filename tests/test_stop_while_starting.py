@@ -119,3 +119,57 @@ def test_a_stop_while_the_engine_starts_the_container_holds(am, repo, command):
         wait_for(lambda: container_names(engine, str(am.home)) == [], "no container", 60)
     finally:
         subprocess.run([engine, "rm", "-f", "am-held"], capture_output=True)
+
+
+@pytest.mark.container
+def test_a_stop_while_a_limited_agents_proxy_starts_holds(am, repo, engine):
+    """The stop removes the proxy the spawn waits to answer: the spawn keeps the agent stopped
+    at once (it waited out its 30 s, then undid the agent)."""
+    p = subprocess.Popen(
+        [*am.argv, "spawn", str(repo), "--name", "held", "--container", "--runtime", engine]
+        + ["--network", "limited", "--cmd", "sleep 300"],
+        env=am.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(
+        lambda: "am_proxy-held" in container_names(engine, str(am.home)) or p.poll() is not None,
+        "the spawn to start its network proxy",
+        60,
+        every=0.02,
+    )
+    assert p.poll() is None, p.communicate()
+    with frozen(p):
+        am("stop", "held")
+    assert_kept_stopped(am, p, "held")
+    wait_for(lambda: container_names(engine, str(am.home)) == [], "no container", 60)
+
+
+def test_a_restore_at_work_is_left_alone_by_doctor_rm_and_clean(am, tmp_path):
+    """A restore's record is 'starting' while it unpacks, as a spawn's: doctor --fix took it
+    for an interrupted one and deleted it under the restore."""
+    source = many_files(tmp_path)
+    agent = am.spawn(source, "--cmd", "sleep 300")
+    am("stop", agent)
+    snap = am("snapshot", agent).stdout.strip().splitlines()[-1]
+    p = subprocess.Popen(
+        [*am.argv, "restore", snap, "--name", "back"],
+        env=am.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    ws = am.home / "agents" / "back"
+    wait_for(lambda: ws.exists() or p.poll() is not None, "the restore to unpack", 60, every=0.01)
+    with frozen(p):
+        assert am.info("back")["status"] == "starting"
+        fixed = am("doctor", "--fix", "--json").stdout
+        assert "back" not in fixed, fixed
+        line = assert_am_error(am("rm", "--force", "back", check=False))
+        assert "is still being made by its 'am restore'" in line
+        assert "Kept back: its 'am restore' is still at work" in am("clean", "--all").stderr
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    assert am.info("back")["status"] == "stopped"
+    assert (ws / "d19" / "f999.txt").read_text() == "19 999\n"

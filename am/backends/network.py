@@ -579,6 +579,8 @@ def wait_ready(engine, name: str, sock: Path, timeout: float) -> None:
                 "refuse; not starting the agent"
             )
         state = engine.call("inspect", "--format", "{{.State.Running}}", name)
+        if not state.ok and "no such" in state.err.lower():  # removed ('am stop' came)
+            raise AmError(f"the network proxy {name} is gone")
         if state.ok and state.out.strip() == "false":
             logs = engine.call("logs", "--tail", "3", name)
             tail = (logs.err or logs.out).strip().splitlines()

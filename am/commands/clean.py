@@ -76,7 +76,7 @@ def run(args) -> int:
         if view["status"] == Status.RUNNING:
             continue
         if drift.spawn_alive(view):  # stopped meanwhile or not: git still writes its tree
-            print(f"Kept {view['id']}: its 'am spawn' is still at work", file=sys.stderr)
+            print(f"Kept {view['id']}: its {status.maker(view)} is still at work", file=sys.stderr)
             kept += 1
             continue
         record = store.agents().get(view["id"])

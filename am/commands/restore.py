@@ -7,6 +7,7 @@ becomes a worktree there again; without, a standalone agent made from the histor
 carries.
 """
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -49,7 +50,7 @@ def run(args) -> int:
     undo = rollback(r, store, layout)
     try:
         unpack(r, path, manifest, layout)
-        store.update(r.agent_id, status=Status.STOPPED)
+        store.update(r.agent_id, status=Status.STOPPED, spawn_pid=None)
     except BaseException as e:
         undo.run()
         if r.cap and isinstance(e, AmError) and "No space left" in e.message:
@@ -128,6 +129,8 @@ def new_record(r: Restore, path: Path, manifest: dict, layout) -> dict:
             "restored_from": str(path),
             "snapshot_source": manifest["source"],
             "snapshot_mode": manifest["mode"],  # am start keeps a container agent in one
+            # As a spawn's: while it lives, doctor, rm, clean and start leave the record be.
+            "spawn_pid": os.getpid(),
         },
     ).as_dict()
 

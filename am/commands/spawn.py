@@ -171,14 +171,14 @@ def launch(
     is then an exited agent like any other, record, workspace and log kept), else None.
 
     CHECKED_OUT (a spawn's, from ``make_workspace``) waits for the workspace's checkout and
-    returns its base commit. A tmux agent's session starts while git still checks out: its
-    supervisor waits for its spec, written only once the checkout is done.
+    returns its base commit. A session's supervisor waits for its spec, written only once the
+    session runs: a tmux agent's session starts while git still checks out.
 
     STOPS is the record's stop count (``record.stop_count``) when this spawn or start began:
-    an 'am stop' since then keeps the agent stopped, and returns StoppedWhileStarting."""
+    after an 'am stop' since then nothing more starts, what did is ended, and the agent is
+    kept stopped (StoppedWhileStarting is returned)."""
 
     store = open_store(layout)
-    exited = None
     if checked_out is not None and plan.mode != "tmux":  # the engine or cluster mounts it
         fields["base_commit"] = checked_out()
         checked_out = None
@@ -193,7 +193,24 @@ def launch(
     # The container, and a limited agent's proxy, once either exists.
     record = plan.record(str(layout.root))
     undo.push(backend.stop, record)
-    plan = backend.before_start(plan)
+    stop = StopWatch(store, plan.id, stops)
+    try:
+        exited = start_agent(plan, backend, layout, undo, checked_out, stop, record, fields)
+        if not settle(store, plan.id, stops, fields):
+            raise StopCame
+    except StopCame:
+        with contextlib.suppress(AmError):
+            backend.stop(record)
+        session.kill_own(plan.session, str(layout.root))
+        settle_stopped(store, plan.id, fields)  # and only now may another start it
+        return StoppedWhileStarting(plan.id)
+    return exited
+
+
+def start_agent(plan, backend, layout, undo, checked_out, stop, record: dict, fields: dict):
+    """``launch``'s starting, past its record: raises StopCame once STOP sees an 'am stop'."""
+    stop.check()
+    plan = stop.step(backend.before_start, plan)
     fields["worktree_gitdir"] = str(plan.worktree_gitdir) if plan.worktree_gitdir else None
     if plan.volume_made:
         # The workspace lives only there now: undone with the container, never before it.
@@ -210,54 +227,37 @@ def launch(
         layout,
         undo,
         fifo=plan.secrets and not container,
-        put=checked_out is None,
+        put=container,  # a session's supervisor waits for it: it is the go, put last
     )
     for stale in (plan.exit_file, layout.health_file(plan.id), layout.guest_file(plan.id)):
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()
 
     if container:
-        if stopped_meanwhile(store, plan.id, stops):
-            return keep_stopped(store, plan, backend, layout, record, stops, fields)
+        stop.check()
         # Detached, in the engine: am's keeper holds its terminal (am/keeper.py).
         say(f"Starting agent {plan.id} ({brief(plan.command)}) in container {plan.container} ...")
-        try:
-            backend.start(plan, spec, layout)
-            exited = backend.ended_at_start(
-                plan, stopped=lambda: stopped_meanwhile(store, plan.id, stops)
-            )
-        except AmError:
-            if stopped_meanwhile(store, plan.id, stops):  # the stop removed what it found
-                return keep_stopped(store, plan, backend, layout, record, stops, fields)
-            raise
-    else:
-        say(f"Starting agent {plan.id} ({brief(plan.command)}) in session {plan.session} ...")
-        undo.push(session.kill_own, plan.session, str(layout.root))
-        session.start(
-            plan.session,
-            # -P: not the tmux server's working directory first on sys.path, which would run
-            # whatever 'am' package sits there (another checkout, or a hostile folder).
-            # With this spawn's identity: the supervisor waits for its spec while it works.
-            [sys.executable, "-P", "-m", "am.supervise", str(spec_file), *spawner()],
-            plan.log,
-            str(layout.root),
-        )
-        if checked_out is not None:
-            fields["base_commit"] = checked_out()
-            if stopped_meanwhile(store, plan.id, stops):  # before the go: it never runs
-                return keep_stopped(store, plan, backend, layout, record, stops, fields)
-            put_spec(spec, spec_file)  # the supervisor's go
-        if spec.env_fifo:
-            undo.push(_kill, hand_over_secrets(Path(spec.env_fifo), plan.secrets))
-        try:
-            backend.after_start(plan, lambda: plan.session in session.sessions())
-        except AmError:
-            if stopped_meanwhile(store, plan.id, stops):  # the stop ended the session
-                return keep_stopped(store, plan, backend, layout, record, stops, fields)
-            raise
-    if not settle(store, plan.id, stops, fields):
-        return keep_stopped(store, plan, backend, layout, record, stops, fields)
-    return exited
+        stop.step(backend.start, plan, spec, layout)
+        return stop.step(backend.ended_at_start, plan, stopped=stop.came)
+    say(f"Starting agent {plan.id} ({brief(plan.command)}) in session {plan.session} ...")
+    undo.push(session.kill_own, plan.session, str(layout.root))
+    session.start(
+        plan.session,
+        # -P: not the tmux server's working directory first on sys.path, which would run
+        # whatever 'am' package sits there (another checkout, or a hostile folder).
+        # With this spawn's identity: the supervisor waits for its spec while it works.
+        [sys.executable, "-P", "-m", "am.supervise", str(spec_file), *spawner()],
+        plan.log,
+        str(layout.root),
+    )
+    if checked_out is not None:
+        fields["base_commit"] = checked_out()
+    stop.check()  # before the go: it never runs
+    put_spec(spec, spec_file)  # the supervisor's go
+    if spec.env_fifo:
+        undo.push(_kill, hand_over_secrets(Path(spec.env_fifo), plan.secrets))
+    stop.step(backend.after_start, plan, lambda: plan.session in session.sessions())
+    return None
 
 
 class StoppedWhileStarting(AmError):
@@ -271,35 +271,56 @@ class StoppedWhileStarting(AmError):
         )
 
 
-def stopped_meanwhile(store, agent_id: str, stops: int) -> bool:
-    """Whether 'am stop' stopped AGENT_ID since its record's stop count was STOPS."""
-    return stop_count(store.agents().get(agent_id, {})) != stops
+class StopCame(Exception):
+    """Within a launch: 'am stop' stopped the agent meanwhile."""
+
+
+class StopWatch:
+    """Whether 'am stop' stopped an agent since its record's stop count was STOPS."""
+
+    def __init__(self, store, agent_id: str, stops: int):
+        self.store, self.agent_id, self.stops = store, agent_id, stops
+
+    def came(self) -> bool:
+        return stop_count(self.store.agents().get(self.agent_id, {})) != self.stops
+
+    def check(self) -> None:
+        if self.came():
+            raise StopCame
+
+    def step(self, fn, *args, **kwargs):
+        """FN(*ARGS, **KWARGS); an AmError of it after a stop is the stop's doing (it removed
+        the container or proxy FN waited for), and raises StopCame."""
+        try:
+            return fn(*args, **kwargs)
+        except AmError:
+            if self.came():
+                raise StopCame from None
+            raise
 
 
 def settle(store, agent_id: str, stops: int, fields: dict) -> bool:
-    """Record what the spawn or start learnt (FIELDS) and, unless 'am stop' stopped the agent
-    since its stop count was STOPS, that it runs: whether it does. One transaction, so a stop
+    """Unless 'am stop' stopped the agent since its stop count was STOPS, record that it runs,
+    with what the spawn or start learnt (FIELDS): whether it does. One transaction, so a stop
     is either seen here or comes after, and then ends the agent itself."""
     with store.transaction() as agents:
         record = agents.get(agent_id)
         if record is None:  # 'am rm' refuses while a spawn lives: the file was edited
             raise AmError(f"the record of agent {agent_id} was removed while it started")
-        if stop_count(record) != stops:  # stopped, as and when the stop said
-            record.update({k: v for k, v in fields.items() if k != "stopped"})
-            record.update(spawn_pid=None, status=Status.STOPPED)
+        if stop_count(record) != stops:
             return False
         record.update(fields, spawn_pid=None, status=Status.RUNNING, started=clock.iso())
         return True
 
 
-def keep_stopped(store, plan, backend, layout, record: dict, stops: int, fields: dict):
-    """End what this spawn or start started of an agent 'am stop' stopped meanwhile (the stop
-    came before it existed), and keep the agent stopped with its workspace."""
-    with contextlib.suppress(AmError):
-        backend.stop(record)
-    session.kill_own(plan.session, str(layout.root))
-    settle(store, plan.id, stops, fields)
-    return StoppedWhileStarting(plan.id)
+def settle_stopped(store, agent_id: str, fields: dict) -> None:
+    """The record of an agent a stop came to while it started, once what started is ended:
+    stopped, as and when the stop said, with FIELDS; its spawn done (another may start it)."""
+    with store.transaction() as agents:
+        record = agents.get(agent_id)
+        if record is not None:
+            record.update({k: v for k, v in fields.items() if k != "stopped"})
+            record.update(spawn_pid=None, status=Status.STOPPED)
 
 
 def spawner() -> list[str]:
