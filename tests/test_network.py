@@ -610,3 +610,23 @@ def test_clean_containers_removes_proxies_and_networks(am, engine):
     assert am.info(agent)["status"] == "running"
     am("clean", "--containers", "--yes")
     assert container_names(engine, str(am.home)) == [] and am_networks(engine, am.home) == []
+
+
+@pytest.mark.parametrize("runtime", ENGINES)
+def test_limited_agents_spawned_at_once_share_one_managed_network(am, repo, runtime):
+    """The spawns look for am's outside network and make it one at a time: docker made three
+    of one name at once, answered for none, and every later limited spawn failed."""
+    engine_ready(runtime)
+    try:
+        res = am(
+            "spawn", repo, "--count", "3", "--container", "--runtime", runtime,
+            "--network", "limited", "--cmd", "sleep 300",
+        )  # fmt: skip
+        assert len(res.stdout.split()) == 3, res.stderr
+        assert [a["status"] for a in am.list()] == ["running"] * 3
+        assert len(am_networks(runtime, am.home)) == 1
+    finally:
+        am("clean", "--containers", "--all", "--yes", check=False)
+        ids = sh(runtime, "network", "ls", "-q", "--filter", f"label=am.home={am.home}")
+        for net in ids.stdout.split():  # by id: a name taken twice removes neither
+            sh(runtime, "network", "rm", net, check=False)

@@ -489,12 +489,18 @@ def network_info(engine, name: str) -> list | None:
 
 
 def ensure_network(engine, name: str, home: str) -> list:
-    """The am-managed outside network NAME, made if missing; its ``network inspect``."""
-    info = network_info(engine, name)
-    if info is not None:
-        return info
-    res = engine.call(*network_create_argv(engine.runtime, name, home)[1:], timeout=60)
-    info = network_info(engine, name)
+    """The am-managed outside network NAME, made if missing; its ``network inspect``. One
+    spawn at a time looks and makes: docker makes a second network of a name already taken,
+    and then answers for neither (a --count of limited agents made three)."""
+    from am import files, paths
+
+    paths.private_dir(engine.layout.run)
+    with files.locked(engine.layout.run / f"network-{name}.lock"):
+        info = network_info(engine, name)
+        if info is not None:
+            return info
+        res = engine.call(*network_create_argv(engine.runtime, name, home)[1:], timeout=60)
+        info = network_info(engine, name)
     if info is None:
         raise engine.failure(f"cannot create the network {name}", res.err or res.out)
     return info
