@@ -23,6 +23,7 @@ class Kind(StrEnum):
     INVALID_RECORD = "invalid-record"  # a record naming what am did not make for its id
     ORPHAN_DISK = "orphan-disk"  # a workspace file system (--disk) with no record
     LOOSE_LOOP = "loose-loop"  # a loop device of one, mounted nowhere
+    LEFTOVER_RESTORE = "leftover-restore"  # what a restore that died had unpacked
 
 
 @value_class(frozen=False)
@@ -87,6 +88,7 @@ def find(layout=None, engines: list | None = None) -> list[Drift]:
         + spawn_drift(valid, live)
         + worktree_drift(valid)
         + workspace_drift(records, layout)
+        + restore_drift(records, layout)
         + disk_drift(records, valid, layout)
     )
 
@@ -96,6 +98,7 @@ SPAWN_MAY_OWN = (
     Kind.ORPHAN_SESSION,
     Kind.ORPHAN_CONTAINER,
     Kind.ORPHAN_WORKSPACE,
+    Kind.LEFTOVER_RESTORE,
     Kind.ORPHAN_DISK,
     Kind.ORPHAN_PROXY,
     Kind.ORPHAN_NETWORK,
@@ -113,6 +116,8 @@ def claimed(d: Drift, records: dict) -> bool:
         return d.subject in {r.get("container") for r in records.values()}
     if d.kind == Kind.ORPHAN_WORKSPACE:
         return Path(d.subject).name in workspace_names(records)
+    if d.kind == Kind.LEFTOVER_RESTORE:
+        return restoring(Path(d.subject).name, records)
     if d.kind == Kind.ORPHAN_DISK:
         from am import disk
 
@@ -223,6 +228,41 @@ def workspace_drift(records: dict, layout) -> list[Drift]:
         if entry not in known
         and not entry.startswith(".")
         and not disk.made(layout.disk_image(entry))
+    ]
+
+
+# A restore unpacks into <workspaces>/.restore-<id>+<random> (am/snapshot.py), then moves
+# the files into place: one killed meanwhile leaves that folder, which no record names.
+RESTORE_TEMP = ".restore-"
+RESTORE_TEMP_END = "+"
+
+
+def restoring(entry: str, records: dict) -> bool:
+    """Whether the restore that unpacks into folder ENTRY is still at work: its agent's
+    record names a live restore (any live restore, for a folder of an older am that named
+    no agent)."""
+    agent_id, sep, _ = entry.removeprefix(RESTORE_TEMP).rpartition(RESTORE_TEMP_END)
+    candidates = [records.get(agent_id)] if sep else list(records.values())
+    return any(
+        isinstance(r, dict) and r.get("status") == Status.STARTING and spawn_alive(r)
+        for r in candidates
+    )
+
+
+def restore_drift(records: dict, layout) -> list[Drift]:
+    """The folders restores that died left among the workspaces."""
+    try:
+        entries = sorted(os.listdir(layout.workspaces))
+    except OSError:
+        return []
+    return [
+        Drift(
+            Kind.LEFTOVER_RESTORE,
+            str(layout.workspaces / entry),
+            "folder of a restore that ended before it finished",
+        )
+        for entry in entries
+        if entry.startswith(RESTORE_TEMP) and not restoring(entry, records)
     ]
 
 

@@ -515,7 +515,11 @@ def extract(path: Path, dest: Path, *, skip_git: bool = False) -> None:
     inside = os.path.ismount(dest)
     with (
         tarfile.open(path, "r:*", **ENCODING) as tar,
-        tempfile.TemporaryDirectory(prefix=".restore-", dir=dest if inside else dest.parent) as tmp,
+        tempfile.TemporaryDirectory(
+            # Named for its agent: doctor tells a restore's at work from one a kill left.
+            prefix=f".restore-{dest.name}+",
+            dir=dest if inside else dest.parent,
+        ) as tmp,
     ):
         try:
             members = plan_members(tar, path, skip_git)

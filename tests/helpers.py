@@ -362,3 +362,31 @@ def spawn_cut_in_its_checkout(
         out, err = p.communicate()
         raise AssertionError(f"the spawn ended before its checkout could be cut:\n{out}{err}")
     return p
+
+
+def restore_caught_unpacking(am, tmp_path: Path, name: str) -> tuple[subprocess.Popen, str]:
+    """An 'am restore --name NAME' of a 20,000-file agent's snapshot, once it unpacks into its
+    folder beside the workspaces; and the id of the agent snapshotted."""
+    agent = am.spawn(many_files(tmp_path), "--cmd", "sleep 300")
+    am("stop", agent)
+    snap = am("snapshot", agent).stdout.strip().splitlines()[-1]
+    p = subprocess.Popen(
+        [*am.argv, "restore", snap, "--name", name],
+        env=am.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    agents = am.home / "agents"
+    wait_for(
+        lambda: (
+            any(e.name.startswith(f".restore-{name}+") for e in agents.iterdir())
+            or p.poll() is not None
+        ),
+        "the restore to unpack",
+        60,
+        every=0.01,
+    )
+    if p.poll() is not None:
+        raise AssertionError(f"the restore ended before it could be caught: {p.communicate()}")
+    return p, agent

@@ -7,7 +7,13 @@ import time
 
 import pytest
 from containers import container_names, engine_ready, remove_containers
-from helpers import am_sessions, many_files, spawn_cut_in_its_checkout, wait_for
+from helpers import (
+    am_sessions,
+    many_files,
+    restore_caught_unpacking,
+    spawn_cut_in_its_checkout,
+    wait_for,
+)
 
 
 def kill_spawns_at(am, source, delays, extra=()):
@@ -155,3 +161,11 @@ def test_a_spawn_killed_during_its_checkout_leaves_no_agent_to_adopt(am, tmp_pat
     }
     assert "removed the record and its workspace" in fixed.get("cut", ""), fixed
     assert not ws.exists() and am.list() == [] and am_sessions(am.home) == []
+
+
+def test_a_restore_killed_while_it_unpacks_leaves_nothing_doctor_cannot_clean(am, tmp_path):
+    p, agent = restore_caught_unpacking(am, tmp_path, "back")
+    p.kill()
+    p.communicate()
+    assert_clean_after_fix(am)
+    assert sorted(e.name for e in (am.home / "agents").iterdir()) == [agent]  # none of it left

@@ -13,7 +13,14 @@ import subprocess
 import psutil
 import pytest
 from containers import container_names
-from helpers import am_sessions, assert_am_error, many_files, spawn_cut_in_its_checkout, wait_for
+from helpers import (
+    am_sessions,
+    assert_am_error,
+    many_files,
+    restore_caught_unpacking,
+    spawn_cut_in_its_checkout,
+    wait_for,
+)
 
 STOPPED_LINE = "am: error: agent {} was stopped ('am stop') while it started"
 
@@ -149,19 +156,8 @@ def test_a_stop_while_a_limited_agents_proxy_starts_holds(am, repo, engine):
 def test_a_restore_at_work_is_left_alone_by_doctor_rm_and_clean(am, tmp_path):
     """A restore's record is 'starting' while it unpacks, as a spawn's: doctor --fix took it
     for an interrupted one and deleted it under the restore."""
-    source = many_files(tmp_path)
-    agent = am.spawn(source, "--cmd", "sleep 300")
-    am("stop", agent)
-    snap = am("snapshot", agent).stdout.strip().splitlines()[-1]
-    p = subprocess.Popen(
-        [*am.argv, "restore", snap, "--name", "back"],
-        env=am.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    p, _ = restore_caught_unpacking(am, tmp_path, "back")
     ws = am.home / "agents" / "back"
-    wait_for(lambda: ws.exists() or p.poll() is not None, "the restore to unpack", 60, every=0.01)
     with frozen(p):
         assert am.info("back")["status"] == "starting"
         fixed = am("doctor", "--fix", "--json").stdout

@@ -365,6 +365,15 @@ def _remove_or_adopt_workspace(d, store, layout) -> str:
     return "removed (no unsaved work)"
 
 
+def _remove_leftover_restore(d, store, layout) -> str:
+    path = Path(d.subject)
+    if path.is_symlink() or not path.is_dir():
+        path.unlink()
+    else:
+        shutil.rmtree(path)  # never follows a link: it removes the links themselves
+    return "removed"
+
+
 FIXES = {
     drift.Kind.ORPHAN_SESSION: _kill_session,
     drift.Kind.ORPHAN_CONTAINER: _remove_container,
@@ -375,6 +384,7 @@ FIXES = {
     drift.Kind.INVALID_RECORD: _remove_record,
     drift.Kind.STALE_SPAWN: _settle_stale_spawn,
     drift.Kind.ORPHAN_WORKSPACE: _remove_or_adopt_workspace,
+    drift.Kind.LEFTOVER_RESTORE: _remove_leftover_restore,
     drift.Kind.ORPHAN_DISK: _remove_or_adopt_disk,
     drift.Kind.LOOSE_LOOP: _detach_loop,
 }

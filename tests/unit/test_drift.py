@@ -44,8 +44,10 @@ def test_find_reports_each_kind_and_nothing_for_a_sound_agent(layout):
     add_record(layout, "bad", workspace="/etc")
     (layout.workspaces / "left").mkdir()
     (layout.workspaces / ".hidden").mkdir()  # am's own temporary folders start with a dot
+    (layout.workspaces / ".restore-gone+k2j4_x9a").mkdir()  # but a dead restore's is told
     assert kinds(drift.find(layout)) == [
         ("invalid-record", "bad"),
+        ("leftover-restore", str(layout.workspaces / ".restore-gone+k2j4_x9a")),
         ("orphan-workspace", str(layout.workspaces / "left")),
         ("stale-spawn", "stale"),
     ]
@@ -187,3 +189,32 @@ def test_a_record_written_since_the_look_claims_what_it_names():
     assert not claimed(Drift(Kind.ORPHAN_PROXY, "am_proxy-a1", ""), records)
     # what a spawn never makes is never 'claimed'
     assert not claimed(Drift(Kind.INVALID_RECORD, "a1", ""), records)
+
+
+def test_the_folder_of_a_restore_at_work_is_its_own_and_a_dead_ones_goes(layout):
+    from am import clock
+
+    restore = subprocess.Popen(["sh", "-c", "sleep 60", "am"])  # 'am' in its command line
+    try:
+        add_record(
+            layout, "r.1-x", status=Status.STARTING, spawn_pid=restore.pid, created=clock.iso()
+        )
+        mine = layout.workspaces / ".restore-r.1-x+ab_cd012"
+        old = layout.workspaces / ".restore-ab_cd012"  # an older am's: any live restore's
+        dead = layout.workspaces / ".restore-r.1+ab_cd012"  # no record: its restore died
+        for folder in (mine, old, dead):
+            folder.mkdir()
+        (dead / "f").write_text("x")
+        (dead / "link").symlink_to("/etc")
+        found = [d for d in drift.find(layout) if d.kind == "leftover-restore"]
+        assert [d.subject for d in found] == [str(dead)]
+        records = open_store(layout).agents()
+        assert drift.claimed(drift.Drift(drift.Kind.LEFTOVER_RESTORE, str(mine), ""), records)
+        assert drift.claimed(drift.Drift(drift.Kind.LEFTOVER_RESTORE, str(old), ""), records)
+        assert doctor.fix(found[0], open_store(layout), layout) == "removed"
+        assert not dead.exists() and os.path.isdir("/etc") and mine.is_dir()
+    finally:
+        restore.kill()
+        restore.wait()
+    # Its restore gone, the agent's folder is a leftover too.
+    assert len([d for d in drift.find(layout) if d.kind == "leftover-restore"]) == 2
