@@ -367,6 +367,8 @@ def _remove_or_adopt_workspace(d, store, layout) -> str:
 
 def _remove_leftover_restore(d, store, layout) -> str:
     path = Path(d.subject)
+    if not os.path.lexists(path):
+        return "already gone (its restore finished meanwhile)"
     if path.is_symlink() or not path.is_dir():
         path.unlink()
     else:

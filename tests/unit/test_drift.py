@@ -213,6 +213,7 @@ def test_the_folder_of_a_restore_at_work_is_its_own_and_a_dead_ones_goes(layout)
         assert drift.claimed(drift.Drift(drift.Kind.LEFTOVER_RESTORE, str(old), ""), records)
         assert doctor.fix(found[0], open_store(layout), layout) == "removed"
         assert not dead.exists() and os.path.isdir("/etc") and mine.is_dir()
+        assert doctor.fix(found[0], open_store(layout), layout).startswith("already gone")
     finally:
         restore.kill()
         restore.wait()
