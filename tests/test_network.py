@@ -630,3 +630,38 @@ def test_limited_agents_spawned_at_once_share_one_managed_network(am, repo, runt
         ids = sh(runtime, "network", "ls", "-q", "--filter", f"label=am.home={am.home}")
         for net in ids.stdout.split():  # by id: a name taken twice removes neither
             sh(runtime, "network", "rm", net, check=False)
+
+
+def test_networks_an_older_am_made_twice_are_removed(am):
+    """Docker made several outside networks of one name when an older am's spawns made it at
+    once, and refuses that name: they go by id."""
+    engine_ready("docker")
+    argv = ["docker", "network", "create", "--label", f"am.home={am.home}"]
+    argv += ["--label", "am.egress=1", "am-egress-twice"]
+    try:
+        for _ in range(20):  # docker makes one each only when the makes meet: until they do
+            makers = [
+                subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                for _ in range(4)
+            ]
+            for p in makers:
+                p.wait()
+            made = len(
+                sh(
+                    "docker", "network", "ls", "-q", "--filter", f"label=am.home={am.home}"
+                ).stdout.split()
+            )
+            if made >= 2:
+                break
+        assert made >= 2, "docker made no second network of the name"
+        assert am_networks("docker", am.home) == ["am-egress-twice"] * made
+        report = json.loads(am("doctor", "--json", check=False).stdout)["drift"]
+        assert [d["subject"] for d in report if d["kind"] == "orphan-network"] == [
+            "am-egress-twice"
+        ]
+        am("clean", "--containers", "--all", "--yes")
+        assert am_networks("docker", am.home) == [], f"{made} made"
+    finally:
+        ids = sh("docker", "network", "ls", "-q", "--filter", f"label=am.home={am.home}")
+        for net in ids.stdout.split():
+            sh("docker", "network", "rm", net, check=False)

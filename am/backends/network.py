@@ -596,9 +596,20 @@ def wait_ready(engine, name: str, sock: Path, timeout: float) -> None:
 
 
 def remove_network(engine, name: str) -> None:
-    """Remove an outside network am made; the engine refuses while a container uses it."""
+    """Remove an outside network am made; the engine refuses while a container uses it. A
+    name that names several (an older am's spawns made one each, at once), which docker
+    refuses, goes by the id of each of am's networks of that name."""
     with contextlib.suppress(AmError):
-        engine.call("network", "rm", name, timeout=60)
+        res = engine.call("network", "rm", name, timeout=60)
+        if res.ok or "matches found" not in res.err:
+            return
+        res = engine.call(
+            "network", "ls", "--filter", f"label={EGRESS_LABEL}=1", "--format", "{{.ID}}\t{{.Name}}"
+        )
+        rows = (line.partition("\t") for line in res.out.splitlines()) if res.ok else ()
+        ids = [i for i, _, n in rows if n == name]
+        if ids:
+            engine.call("network", "rm", *ids, timeout=60)
 
 
 def proxies(engine, home: str) -> list[str]:
@@ -610,4 +621,4 @@ def proxies(engine, home: str) -> list[str]:
 def networks(engine, home: str) -> list[str]:
     """The outside networks am made for this AM_HOME."""
     res = engine.call("network", "ls", "--filter", f"label=am.home={home}", "--format", "{{.Name}}")
-    return res.out.split() if res.ok else []
+    return list(dict.fromkeys(res.out.split())) if res.ok else []  # a name made twice: once
