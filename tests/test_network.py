@@ -632,7 +632,7 @@ def test_limited_agents_spawned_at_once_share_one_managed_network(am, repo, runt
             sh(runtime, "network", "rm", net, check=False)
 
 
-def test_networks_an_older_am_made_twice_are_removed(am):
+def test_networks_an_older_am_made_twice_are_removed(am, repo):
     """Docker made several outside networks of one name when an older am's spawns made it at
     once, and refuses that name: they go by id."""
     engine_ready("docker")
@@ -655,6 +655,11 @@ def test_networks_an_older_am_made_twice_are_removed(am):
                 break
         assert made >= 2, "docker made no second network of the name"
         assert am_networks("docker", am.home) == ["am-egress-twice"] * made
+        spawn = am(
+            "spawn", repo, "--container", "--runtime", "docker", "--network", "limited",
+            "--cmd", "true", env={"AM_EGRESS_NETWORK": "am-egress-twice"}, check=False,
+        )  # fmt: skip
+        assert "several networks named am-egress-twice" in assert_am_error(spawn)
         report = json.loads(am("doctor", "--json", check=False).stdout)["drift"]
         assert [d["subject"] for d in report if d["kind"] == "orphan-network"] == [
             "am-egress-twice"

@@ -481,6 +481,12 @@ def network_info(engine, name: str) -> list | None:
     """``network inspect`` of NAME, parsed; None if there is no such network."""
     res = engine.call("network", "inspect", name)
     if not res.ok:
+        if "matches found" in res.err:  # docker: several of that name, answered for none
+            raise AmError(
+                f"{engine.title} has several networks named {name}, and uses none of them",
+                f"'am clean --containers' removes am's while no limited agent runs; or 'docker "
+                f"network ls --filter name={name}' and 'docker network rm ID'",
+            )
         return None
     try:
         return json.loads(res.out)
