@@ -24,6 +24,7 @@ class Kind(StrEnum):
     ORPHAN_DISK = "orphan-disk"  # a workspace file system (--disk) with no record
     LOOSE_LOOP = "loose-loop"  # a loop device of one, mounted nowhere
     LEFTOVER_RESTORE = "leftover-restore"  # what a restore that died had unpacked
+    LEFTOVER_SNAPSHOT = "leftover-snapshot"  # what a snapshot that died had written
 
 
 @value_class(frozen=False)
@@ -89,6 +90,7 @@ def find(layout=None, engines: list | None = None) -> list[Drift]:
         + worktree_drift(valid)
         + workspace_drift(records, layout)
         + restore_drift(records, layout)
+        + snapshot_drift(layout)
         + disk_drift(records, valid, layout)
     )
 
@@ -231,18 +233,14 @@ def workspace_drift(records: dict, layout) -> list[Drift]:
     ]
 
 
-# A restore unpacks into <workspaces>/.restore-<id>+<random> (am/snapshot.py), then moves
-# the files into place: one killed meanwhile leaves that folder, which no record names.
-RESTORE_TEMP = ".restore-"
-RESTORE_TEMP_END = "+"
-
-
 def restoring(entry: str, records: dict) -> bool:
     """Whether the restore that unpacks into folder ENTRY is still at work: its agent's
     record names a live restore (any live restore, for a folder of an older am that named
     no agent)."""
-    agent_id, sep, _ = entry.removeprefix(RESTORE_TEMP).rpartition(RESTORE_TEMP_END)
-    candidates = [records.get(agent_id)] if sep else list(records.values())
+    from am import snapshot
+
+    agent_id = snapshot.agent_of_restore(entry)
+    candidates = [records.get(agent_id)] if agent_id is not None else list(records.values())
     return any(
         isinstance(r, dict) and r.get("status") == Status.STARTING and spawn_alive(r)
         for r in candidates
@@ -251,19 +249,36 @@ def restoring(entry: str, records: dict) -> bool:
 
 def restore_drift(records: dict, layout) -> list[Drift]:
     """The folders restores that died left among the workspaces."""
+    from am import snapshot
+
+    return _leftovers(
+        layout.workspaces,
+        Kind.LEFTOVER_RESTORE,
+        "folder of a restore that ended before it finished",
+        lambda e: e.startswith(snapshot.RESTORE_TEMP) and not restoring(e, records),
+    )
+
+
+def snapshot_drift(layout) -> list[Drift]:
+    """What snapshots that died left among the snapshots: a partial archive its writer no
+    longer holds, and the folder of a pack being indexed for one."""
+    from am import snapshot
+
+    return _leftovers(
+        layout.snapshots,
+        Kind.LEFTOVER_SNAPSHOT,
+        "part of a snapshot that ended before it finished",
+        lambda e: snapshot.left_by_a_kill(layout.snapshots, e),
+    )
+
+
+def _leftovers(folder, kind: Kind, detail: str, left) -> list[Drift]:
+    """A drift of KIND for each entry of FOLDER that LEFT(entry) says a dead process left."""
     try:
-        entries = sorted(os.listdir(layout.workspaces))
+        entries = sorted(os.listdir(folder))
     except OSError:
         return []
-    return [
-        Drift(
-            Kind.LEFTOVER_RESTORE,
-            str(layout.workspaces / entry),
-            "folder of a restore that ended before it finished",
-        )
-        for entry in entries
-        if entry.startswith(RESTORE_TEMP) and not restoring(entry, records)
-    ]
+    return [Drift(kind, str(folder / e), detail) for e in entries if left(e)]
 
 
 def disk_drift(records: dict, valid: list[dict], layout) -> list[Drift]:

@@ -76,6 +76,52 @@ class locked:
         os.close(self.fd)  # closing releases the flock
 
 
+def create_locked(path: StrPath) -> int | None:
+    """A new file PATH (0600, never through a link), made and flocked, as a descriptor that
+    holds the lock until it is closed or this process dies; None if PATH exists. A file
+    ``take_if_free`` took and removed between the making and the lock is not returned."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        return None
+    held = _flocked(fd, fcntl.LOCK_EX)
+    if held is not None and os.fstat(held).st_nlink == 0:  # taken as left over before the lock
+        os.close(held)
+        return None
+    return held
+
+
+def take_if_free(path: StrPath) -> int | None:
+    """A descriptor of the existing file PATH holding its flock, if no process holds it (the
+    one that made it with ``create_locked`` has died): the caller may remove it while it
+    holds this. None while a process holds it, or when there is no such file."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return _flocked(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _flocked(fd: int, op: int) -> int | None:
+    """FD once it holds the flock OP asks for; None, and FD closed, if another holds it
+    (``LOCK_NB``). FD is closed on any error."""
+    import fcntl
+
+    try:
+        fcntl.flock(fd, op)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 FILL_WAIT = 10.0  # seconds a miss waits for another process's fill before doing its own
 
 

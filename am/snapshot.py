@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path, PurePosixPath
 
-from am import clock, paths, validate
+from am import clock, files, paths, validate
 from am.errors import AmError
 
 MANIFEST = "am-snapshot.json"
@@ -50,13 +50,7 @@ def create(record: dict, layout, *, on_host: bool = False) -> Path:
 
     workspace.check_present(record)
     ops = workspace.for_record(record, layout, on_host=on_host)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    paths.private_dir(layout.snapshots)
-    path = layout.snapshots / f"{record['id']}-{stamp}.tar.gz"
-    n = 1
-    while path.exists():
-        n += 1
-        path = layout.snapshots / f"{record['id']}-{stamp}-{n}.tar.gz"
+    path, tmp, fd = reserve(layout.snapshots, record["id"])
     manifest = {
         "id": record["id"],
         "source": record.get("source"),
@@ -69,12 +63,18 @@ def create(record: dict, layout, *, on_host: bool = False) -> Path:
         "disk": (record.get("limits") or {}).get("disk"),  # for 'am restore' to mention
         "time": clock.iso(),
     }
-    tmp = path.with_suffix(".partial")
     try:
         # gzip -6 as tar -z: level 9 takes twice the time for a few per cent
-        with tarfile.open(
-            tmp, "w:gz", compresslevel=6, format=tarfile.PAX_FORMAT, **ENCODING
-        ) as out:
+        with (
+            open(fd, "wb", closefd=False) as partial,
+            tarfile.open(
+                fileobj=partial,
+                mode="w:gz",
+                compresslevel=6,
+                format=tarfile.PAX_FORMAT,
+                **ENCODING,
+            ) as out,
+        ):
             with ops.stream("tar") as pipe:
                 src = tarfile.open(fileobj=pipe, mode="r|", **ENCODING)
                 manifest["commit"] = _head(src)
@@ -89,14 +89,16 @@ def create(record: dict, layout, *, on_host: bool = False) -> Path:
                     file=sys.stderr,
                 )
             if alternates is not None:
-                _add_pack(ops, out, layout, manifest["commit"], PACKS, alternates)
+                _add_pack(ops, out, tmp, manifest["commit"], PACKS, alternates)
             elif manifest["worktree"] and manifest["commit"]:
-                _add_pack(ops, out, layout, manifest["commit"], OBJECTS, None)
+                _add_pack(ops, out, tmp, manifest["commit"], OBJECTS, None)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+    finally:
+        os.close(fd)  # and its lock: the archive is whole, or gone
     manifest["size"] = path.stat().st_size
     manifest["archive"] = str(path)
     path.with_suffix("").with_suffix(".json").write_text(json.dumps(manifest, indent=1) + "\n")
@@ -180,13 +182,95 @@ def _copy_workspace(src, out) -> tuple[bytes | None, int]:
     return alternates, dropped
 
 
-def _add_pack(ops, out, layout, commit: str | None, folder: str, alternates: bytes | None) -> None:
-    """Objects the workspace's own folder lacks, packed in the sandbox and indexed here, under
-    FOLDER: a URL clone's borrowed from am's cache (its ALTERNATES file is then left out), or a
-    worktree's history (so it restores where its repository is not)."""
+# An archive is written to <name>.tar.partial, made and flocked by its writer alone
+# (``files.create_locked``), then renamed: doctor tells one at work (locked) from one a kill
+# left. A pack being indexed for it sits in .pack-<that partial's name>+<random> beside it.
+PARTIAL = ".partial"
+PACK_TEMP = ".pack-"
+TEMP_END = "+"
+
+
+def reserve(folder: Path, agent_id: str) -> tuple[Path, Path, int]:
+    """A new snapshot's archive path in FOLDER, its partial file made, and that file's
+    descriptor holding its lock. Two snapshots of one agent in the same second each get a
+    name of their own."""
+    paths.private_dir(folder)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    for n in range(1, 10_000):
+        path = folder / (
+            f"{agent_id}-{stamp}.tar.gz" if n == 1 else f"{agent_id}-{stamp}-{n}.tar.gz"
+        )
+        tmp = path.with_suffix(PARTIAL)
+        if os.path.lexists(path):
+            continue
+        fd = files.create_locked(tmp)
+        if fd is None:
+            continue
+        if not os.path.lexists(path):
+            return path, tmp, fd
+        # Another snapshot's, renamed from that partial between the look and the making.
+        tmp.unlink()
+        os.close(fd)
+    raise AmError(f"no free name for a snapshot of {agent_id} in {folder}")
+
+
+def writing(partial: Path) -> bool:
+    """Whether a snapshot is at work on the partial archive PARTIAL: its writer, alive,
+    holds its lock. A link or other non-file there is no snapshot's."""
+    import stat
+
+    try:
+        if not stat.S_ISREG(os.lstat(partial).st_mode):
+            return False
+    except FileNotFoundError:
+        return False
+    fd = files.take_if_free(partial)
+    if fd is None:
+        return os.path.lexists(partial)  # held; unless it was renamed meanwhile: done
+    os.close(fd)
+    return False
+
+
+def left_by_a_kill(folder: Path, entry: str) -> bool:
+    """Whether ENTRY of the snapshots FOLDER is part of a snapshot that ended before it
+    finished: a partial archive no writer holds, or the pack folder of one (of an older am,
+    which named no archive: while no snapshot is at work)."""
+    if entry.endswith(PARTIAL):
+        return not writing(folder / entry)
+    if not entry.startswith(PACK_TEMP):
+        return False
+    partial = partial_of_pack(entry)
+    if partial is not None:
+        return not writing(folder / partial)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return False
+    return not any(writing(folder / n) for n in names if n.endswith(PARTIAL))
+
+
+def pack_prefix(partial_name: str) -> str:
+    return f"{PACK_TEMP}{partial_name}{TEMP_END}"
+
+
+def partial_of_pack(entry: str) -> str | None:
+    """The partial archive whose pack folder is ENTRY (pure), None if ENTRY is not one."""
+    if not entry.startswith(PACK_TEMP):
+        return None
+    name, sep, _ = entry.removeprefix(PACK_TEMP).rpartition(TEMP_END)
+    return name if sep and name.endswith(PARTIAL) else None
+
+
+def _add_pack(ops, out, partial: Path, commit: str | None, folder: str, alternates: bytes | None):
+    """Objects the workspace's own folder lacks, packed in the sandbox and indexed here (beside
+    the archive's PARTIAL file), under FOLDER: a URL clone's borrowed from am's cache (its
+    ALTERNATES file is then left out), or a worktree's history (so it restores where its
+    repository is not)."""
     fmt = "sha256" if commit and len(commit) == 64 else "sha1"
     try:
-        with tempfile.TemporaryDirectory(prefix=".pack-", dir=layout.snapshots) as tmp:
+        with tempfile.TemporaryDirectory(
+            prefix=pack_prefix(partial.name), dir=partial.parent
+        ) as tmp:
             pack = Path(tmp) / "incoming.pack"
             with ops.stream("pack") as pipe, open(pack, "wb") as f:
                 shutil.copyfileobj(pipe, f, 1 << 20)
@@ -507,6 +591,24 @@ def _finish_dir(tree: _Tree, m: tarfile.TarInfo) -> None:
         os.close(dfd)
 
 
+# A restore unpacks into <workspaces>/.restore-<id>+<random>, then moves the files into
+# place: named for its agent, so that doctor tells a restore's at work from one a kill left.
+RESTORE_TEMP = ".restore-"
+
+
+def restore_prefix(agent_id: str) -> str:
+    return f"{RESTORE_TEMP}{agent_id}{TEMP_END}"
+
+
+def agent_of_restore(entry: str) -> str | None:
+    """The agent whose restore unpacks into folder ENTRY (pure); None if ENTRY is not one's,
+    or is an older am's, which named no agent."""
+    if not entry.startswith(RESTORE_TEMP):
+        return None
+    agent_id, sep, _ = entry.removeprefix(RESTORE_TEMP).rpartition(TEMP_END)
+    return agent_id if sep else None
+
+
 def extract(path: Path, dest: Path, *, skip_git: bool = False) -> None:
     """Extract the workspace of archive PATH into DEST (which must not exist yet, unless
     SKIP_GIT: then DEST is a fresh worktree whose files are replaced, .git kept)."""
@@ -516,8 +618,7 @@ def extract(path: Path, dest: Path, *, skip_git: bool = False) -> None:
     with (
         tarfile.open(path, "r:*", **ENCODING) as tar,
         tempfile.TemporaryDirectory(
-            # Named for its agent: doctor tells a restore's at work from one a kill left.
-            prefix=f".restore-{dest.name}+",
+            prefix=restore_prefix(dest.name),
             dir=dest if inside else dest.parent,
         ) as tmp,
     ):

@@ -1,6 +1,7 @@
 """A spawn killed with SIGKILL at any point leaves nothing doctor --fix cannot clean."""
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -169,3 +170,42 @@ def test_a_restore_killed_while_it_unpacks_leaves_nothing_doctor_cannot_clean(am
     p.communicate()
     assert_clean_after_fix(am)
     assert sorted(e.name for e in (am.home / "agents").iterdir()) == [agent]  # none of it left
+
+
+@pytest.mark.parametrize(
+    "catch, extra",
+    [(".tar.partial", ()), (".pack-", ("--worktree",))],
+    ids=["writing-the-archive", "packing-a-worktrees-history"],
+)
+def test_a_snapshot_killed_while_it_writes_leaves_nothing_doctor_cannot_clean(
+    am, tmp_path, catch, extra
+):
+    agent = am.spawn(many_files(tmp_path), "--cmd", "sleep 300", *extra)
+    snapshots = am.home / "data" / "snapshots"
+    p = subprocess.Popen(
+        [*am.argv, "snapshot", agent],
+        env=am.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def caught():
+        names = os.listdir(snapshots) if snapshots.exists() else []
+        return any(catch in n for n in names) or p.poll() is not None
+
+    wait_for(caught, "the snapshot to write", 120, every=0.01)
+    p.send_signal(signal.SIGSTOP)  # held there: its lock with it
+    try:
+        assert p.poll() is None, p.communicate()
+        at_work = json.loads(am("doctor", "--json", check=False).stdout)["drift"]
+        assert [d for d in at_work if d["kind"] == "leftover-snapshot"] == []
+    finally:
+        p.kill()
+        p.communicate()
+    left = json.loads(am("doctor", "--json", check=False).stdout)["drift"]
+    subjects = [os.path.basename(d["subject"]) for d in left if d["kind"] == "leftover-snapshot"]
+    assert any(catch in s for s in subjects), left
+    assert_clean_after_fix(am)
+    assert os.listdir(snapshots) == []  # nothing of it left
+    assert am.info(agent)["status"] == "running"  # and the agent never noticed

@@ -182,3 +182,39 @@ def test_hostile_archive_is_refused(am, tmp_path, kind):
     assert_nothing_made(am.home)
     agents = am.home / "agents"
     assert not agents.exists() or list(agents.iterdir()) == []  # no .restore- leftovers either
+
+
+def test_snapshots_of_one_agent_at_once_each_write_an_archive_of_their_own(am, repo):
+    import subprocess
+
+    agent_id = am.spawn(repo, "--cmd", "sleep 300")
+    archives: list[str] = []
+    for _ in range(5):  # until two of them fell in one second, as they mostly do
+        ps = [
+            subprocess.Popen(
+                [*am.argv, "snapshot", agent_id],
+                env=am.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(3)
+        ]
+        outs = [p.communicate() for p in ps]
+        assert [p.returncode for p in ps] == [0, 0, 0], outs
+        made = [out.strip().splitlines()[-1] for out, _ in outs]
+        assert len(set(made)) == 3, made
+        archives += made
+        stamps = [Path(a).name.split("-")[1].split(".")[0] for a in made]
+        if len(set(stamps)) < 3:
+            break
+    else:
+        pytest.fail(f"no two snapshots fell in one second: {archives}")
+    for a in archives:
+        with tarfile.open(a) as tar:
+            assert json.load(tar.extractfile("am-snapshot.json"))["id"] == agent_id
+    names = os.listdir(Path(archives[0]).parent)
+    assert sorted(names) == sorted(
+        [Path(a).name for a in archives]
+        + [Path(a).name.replace(".tar.gz", ".json") for a in archives]
+    )

@@ -365,15 +365,46 @@ def _remove_or_adopt_workspace(d, store, layout) -> str:
     return "removed (no unsaved work)"
 
 
+GONE = "already gone (its {} finished meanwhile)"
+
+
 def _remove_leftover_restore(d, store, layout) -> str:
     path = Path(d.subject)
     if not os.path.lexists(path):
-        return "already gone (its restore finished meanwhile)"
+        return GONE.format("restore")
+    _remove(path)
+    return "removed"
+
+
+def _remove_leftover_snapshot(d, store, layout) -> str:
+    from am import files, snapshot
+
+    path = Path(d.subject)
+    held = None
+    if path.is_file() and not path.is_symlink():
+        # Its partial archive, removed under its lock: a snapshot that makes the name now
+        # makes a new file (files.create_locked).
+        held = files.take_if_free(path)
+        if held is None:
+            busy = os.path.lexists(path)
+            return "left alone: a snapshot is writing it" if busy else GONE.format("snapshot")
+    elif not os.path.lexists(path):
+        return GONE.format("snapshot")
+    elif not snapshot.left_by_a_kill(path.parent, path.name):
+        return "left alone: a snapshot is writing it"
+    try:
+        _remove(path)
+    finally:
+        if held is not None:
+            os.close(held)
+    return "removed"
+
+
+def _remove(path: Path) -> None:
     if path.is_symlink() or not path.is_dir():
         path.unlink()
     else:
         shutil.rmtree(path)  # never follows a link: it removes the links themselves
-    return "removed"
 
 
 FIXES = {
@@ -387,6 +418,7 @@ FIXES = {
     drift.Kind.STALE_SPAWN: _settle_stale_spawn,
     drift.Kind.ORPHAN_WORKSPACE: _remove_or_adopt_workspace,
     drift.Kind.LEFTOVER_RESTORE: _remove_leftover_restore,
+    drift.Kind.LEFTOVER_SNAPSHOT: _remove_leftover_snapshot,
     drift.Kind.ORPHAN_DISK: _remove_or_adopt_disk,
     drift.Kind.LOOSE_LOOP: _detach_loop,
 }

@@ -253,3 +253,38 @@ def test_fill_once_in_a_new_home_makes_the_lock_folder(tmp_path):
     lock = tmp_path / "home" / "state" / "x.lock"
     assert files.fill_once(lock, lambda: None, lambda: "own") == "own"
     assert lock.is_file() and (lock.parent.stat().st_mode & 0o777) == 0o700
+
+
+def test_a_file_made_locked_is_taken_only_once_its_maker_lets_go(tmp_path):
+    path = tmp_path / "x.partial"
+    fd = files.create_locked(path)
+    assert fd is not None
+    assert files.create_locked(path) is None  # made once
+    assert files.take_if_free(path) is None  # held
+    os.close(fd)  # as its maker's death does
+    taken = files.take_if_free(path)
+    assert taken is not None
+    os.close(taken)
+    assert files.take_if_free(tmp_path / "none") is None
+
+
+def test_a_file_taken_and_removed_before_its_maker_locked_it_is_not_made(tmp_path, monkeypatch):
+    """The maker's flock waits while doctor holds the file to remove it: the maker must then
+    see its file gone, not write into a name nobody will find."""
+    import fcntl
+
+    path = tmp_path / "x.partial"
+    real_flock = fcntl.flock
+
+    def flock(fd, op):
+        if not hasattr(flock, "done"):  # doctor comes between the making and the lock
+            flock.done = True
+            taken = files.take_if_free(path)
+            assert taken is not None
+            path.unlink()
+            os.close(taken)
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    assert files.create_locked(path) is None
+    assert not path.exists()

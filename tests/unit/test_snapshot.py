@@ -105,3 +105,29 @@ def test_alternates_only_to_am_cache(tmp_path):
     alternates.symlink_to(tmp_path / "elsewhere")
     with pytest.raises(gitsafe.Refused, match="not a regular file"):
         gitsafe._check_alternates(alternates, allowed, ws)
+
+
+def test_snapshots_of_one_agent_in_one_second_each_get_a_name(tmp_path, monkeypatch):
+    import os
+    import time
+
+    monkeypatch.setattr(time, "gmtime", lambda *_: time.struct_time((2026, 1, 2, 3, 4, 5, 0, 2, 0)))
+    first, first_tmp, fd1 = snapshot.reserve(tmp_path, "a")
+    second, second_tmp, fd2 = snapshot.reserve(tmp_path, "a")  # the first still writing
+    assert (first.name, second.name) == ("a-20260102T030405Z.tar.gz", "a-20260102T030405Z-2.tar.gz")
+    assert first_tmp.name == "a-20260102T030405Z.tar.partial"
+    os.replace(first_tmp, first)  # done
+    os.close(fd1)
+    third, _, fd3 = snapshot.reserve(tmp_path, "a")
+    assert third.name == "a-20260102T030405Z-3.tar.gz"
+    assert snapshot.writing(second_tmp)
+    os.close(fd2)
+    assert not snapshot.writing(second_tmp)  # its writer gone
+    os.close(fd3)
+
+
+def test_a_pack_folder_names_its_partial_archive():
+    name = "a-20260102T030405Z.tar.partial"
+    assert snapshot.partial_of_pack(snapshot.pack_prefix(name) + "x1_y2") == name
+    assert snapshot.partial_of_pack(".pack-x1_y2") is None  # an older am's
+    assert snapshot.partial_of_pack("a.tar.gz") is None
