@@ -25,6 +25,7 @@ class Kind(StrEnum):
     LOOSE_LOOP = "loose-loop"  # a loop device of one, mounted nowhere
     LEFTOVER_RESTORE = "leftover-restore"  # what a restore that died had unpacked
     LEFTOVER_SNAPSHOT = "leftover-snapshot"  # what a snapshot that died had written
+    LEFTOVER_PULL = "leftover-pull"  # the bundle a pull that died had written
 
 
 @value_class(frozen=False)
@@ -91,6 +92,7 @@ def find(layout=None, engines: list | None = None) -> list[Drift]:
         + workspace_drift(records, layout)
         + restore_drift(records, layout)
         + snapshot_drift(layout)
+        + pull_drift(layout)
         + disk_drift(records, valid, layout)
     )
 
@@ -269,6 +271,19 @@ def snapshot_drift(layout) -> list[Drift]:
         Kind.LEFTOVER_SNAPSHOT,
         "part of a snapshot that ended before it finished",
         lambda e: snapshot.left_by_a_kill(layout.snapshots, e),
+    )
+
+
+def pull_drift(layout) -> list[Drift]:
+    """The bundle folders pulls that died left in the cache."""
+    from am import files
+    from am.commands.pull import BUNDLE_TEMP
+
+    return _leftovers(
+        layout.cache,
+        Kind.LEFTOVER_PULL,
+        "bundle of a pull that ended before it finished",
+        lambda e: e.startswith(BUNDLE_TEMP) and files.left_by_a_kill(layout.cache / e),
     )
 
 

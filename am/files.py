@@ -13,6 +13,7 @@ StrPath = str | os.PathLike[str]
 TYPE_CHECKING = False  # typing costs am list an import
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
     from typing import TypeVar
 
     T = TypeVar("T")
@@ -104,6 +105,56 @@ def take_if_free(path: StrPath) -> int | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     return _flocked(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+class held_temp_dir:
+    """A new folder in PARENT named PREFIX<random>, held (an flock on the folder) for the
+    block, then removed: doctor tells one at work from one a kill left (``take_if_free``)."""
+
+    def __init__(self, parent: StrPath, prefix: str):
+        self.parent, self.prefix = parent, prefix
+
+    def __enter__(self) -> "Path":
+        import fcntl
+        import tempfile
+        from pathlib import Path
+
+        self.path = Path(tempfile.mkdtemp(prefix=self.prefix, dir=self.parent))
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except BaseException:
+            os.rmdir(self.path)
+            raise
+        self.fd = _flocked(fd, fcntl.LOCK_EX)
+        return self.path
+
+    def __exit__(self, *exc: object) -> None:
+        import shutil
+
+        try:
+            shutil.rmtree(self.path, ignore_errors=True)
+        finally:
+            if self.fd is not None:
+                os.close(self.fd)
+
+
+def left_by_a_kill(path: StrPath) -> bool:
+    """Whether PATH, a file of ``create_locked`` or a folder of ``held_temp_dir``, is one no
+    process holds any more: its maker died. Anything else there (a link, say) is no maker's,
+    and left over too; nothing there is nothing left."""
+    import stat
+
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return False
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        return True
+    fd = take_if_free(path)
+    if fd is None:
+        return False  # held, or gone
+    os.close(fd)
+    return True
 
 
 def _flocked(fd: int, op: int) -> int | None:

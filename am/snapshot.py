@@ -183,11 +183,10 @@ def _copy_workspace(src, out) -> tuple[bytes | None, int]:
 
 
 # An archive is written to <name>.tar.partial, made and flocked by its writer alone
-# (``files.create_locked``), then renamed: doctor tells one at work (locked) from one a kill
-# left. A pack being indexed for it sits in .pack-<that partial's name>+<random> beside it.
+# (``files.create_locked``), then renamed; a pack is indexed for it in a .pack-<random>
+# folder held likewise. Doctor tells either at work (held) from one a kill left.
 PARTIAL = ".partial"
 PACK_TEMP = ".pack-"
-TEMP_END = "+"
 
 
 def reserve(folder: Path, agent_id: str) -> tuple[Path, Path, int]:
@@ -214,63 +213,21 @@ def reserve(folder: Path, agent_id: str) -> tuple[Path, Path, int]:
     raise AmError(f"no free name for a snapshot of {agent_id} in {folder}")
 
 
-def writing(partial: Path) -> bool:
-    """Whether a snapshot is at work on the partial archive PARTIAL: its writer, alive,
-    holds its lock. A link or other non-file there is no snapshot's."""
-    import stat
-
-    try:
-        if not stat.S_ISREG(os.lstat(partial).st_mode):
-            return False
-    except FileNotFoundError:
-        return False
-    fd = files.take_if_free(partial)
-    if fd is None:
-        return os.path.lexists(partial)  # held; unless it was renamed meanwhile: done
-    os.close(fd)
-    return False
-
-
 def left_by_a_kill(folder: Path, entry: str) -> bool:
     """Whether ENTRY of the snapshots FOLDER is part of a snapshot that ended before it
-    finished: a partial archive no writer holds, or the pack folder of one (of an older am,
-    which named no archive: while no snapshot is at work)."""
-    if entry.endswith(PARTIAL):
-        return not writing(folder / entry)
-    if not entry.startswith(PACK_TEMP):
-        return False
-    partial = partial_of_pack(entry)
-    if partial is not None:
-        return not writing(folder / partial)
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return False
-    return not any(writing(folder / n) for n in names if n.endswith(PARTIAL))
-
-
-def pack_prefix(partial_name: str) -> str:
-    return f"{PACK_TEMP}{partial_name}{TEMP_END}"
-
-
-def partial_of_pack(entry: str) -> str | None:
-    """The partial archive whose pack folder is ENTRY (pure), None if ENTRY is not one."""
-    if not entry.startswith(PACK_TEMP):
-        return None
-    name, sep, _ = entry.removeprefix(PACK_TEMP).rpartition(TEMP_END)
-    return name if sep and name.endswith(PARTIAL) else None
+    finished: a partial archive, or a folder a pack was indexed in, that no process holds."""
+    is_part = entry.endswith(PARTIAL) or entry.startswith(PACK_TEMP)
+    return is_part and files.left_by_a_kill(folder / entry)
 
 
 def _add_pack(ops, out, partial: Path, commit: str | None, folder: str, alternates: bytes | None):
-    """Objects the workspace's own folder lacks, packed in the sandbox and indexed here (beside
-    the archive's PARTIAL file), under FOLDER: a URL clone's borrowed from am's cache (its
-    ALTERNATES file is then left out), or a worktree's history (so it restores where its
-    repository is not)."""
+    """Objects the workspace's own folder lacks, packed in the sandbox and indexed here
+    (beside the archive's PARTIAL file, in a held folder), under FOLDER: a URL clone's
+    borrowed from am's cache (its ALTERNATES file is then left out), or a worktree's history
+    (so it restores where its repository is not)."""
     fmt = "sha256" if commit and len(commit) == 64 else "sha1"
     try:
-        with tempfile.TemporaryDirectory(
-            prefix=pack_prefix(partial.name), dir=partial.parent
-        ) as tmp:
+        with files.held_temp_dir(partial.parent, PACK_TEMP) as tmp:
             pack = Path(tmp) / "incoming.pack"
             with ops.stream("pack") as pipe, open(pack, "wb") as f:
                 shutil.copyfileobj(pipe, f, 1 << 20)
@@ -594,6 +551,7 @@ def _finish_dir(tree: _Tree, m: tarfile.TarInfo) -> None:
 # A restore unpacks into <workspaces>/.restore-<id>+<random>, then moves the files into
 # place: named for its agent, so that doctor tells a restore's at work from one a kill left.
 RESTORE_TEMP = ".restore-"
+TEMP_END = "+"
 
 
 def restore_prefix(agent_id: str) -> str:

@@ -5,11 +5,13 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from containers import container_names, engine_ready, remove_containers
 from helpers import (
     am_sessions,
+    git,
     many_files,
     restore_caught_unpacking,
     spawn_cut_in_its_checkout,
@@ -182,30 +184,47 @@ def test_a_snapshot_killed_while_it_writes_leaves_nothing_doctor_cannot_clean(
 ):
     agent = am.spawn(many_files(tmp_path), "--cmd", "sleep 300", *extra)
     snapshots = am.home / "data" / "snapshots"
-    p = subprocess.Popen(
-        [*am.argv, "snapshot", agent],
-        env=am.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-    def caught():
-        names = os.listdir(snapshots) if snapshots.exists() else []
-        return any(catch in n for n in names) or p.poll() is not None
-
-    wait_for(caught, "the snapshot to write", 120, every=0.01)
-    p.send_signal(signal.SIGSTOP)  # held there: its lock with it
-    try:
-        assert p.poll() is None, p.communicate()
-        at_work = json.loads(am("doctor", "--json", check=False).stdout)["drift"]
-        assert [d for d in at_work if d["kind"] == "leftover-snapshot"] == []
-    finally:
-        p.kill()
-        p.communicate()
-    left = json.loads(am("doctor", "--json", check=False).stdout)["drift"]
-    subjects = [os.path.basename(d["subject"]) for d in left if d["kind"] == "leftover-snapshot"]
-    assert any(catch in s for s in subjects), left
+    left = killed_at_work(am, ["snapshot", agent], snapshots, catch, "leftover-snapshot")
+    assert any(catch in os.path.basename(d["subject"]) for d in left), left
     assert_clean_after_fix(am)
     assert os.listdir(snapshots) == []  # nothing of it left
     assert am.info(agent)["status"] == "running"  # and the agent never noticed
+
+
+def test_a_pull_killed_while_it_bundles_leaves_nothing_doctor_cannot_clean(am, tmp_path):
+    source = many_files(tmp_path)
+    agent = am.spawn(source, "--cmd", "sleep 300")
+    ws = Path(am.info(agent)["workspace"])
+    for d in range(20):  # 20,000 new blobs for the bundle to carry
+        for f in range(1000):
+            (ws / f"d{d}" / f"f{f}.txt").write_text(f"changed {d} {f}\n")
+    git("-c", "user.name=a", "-c", "user.email=a@b", "commit", "-qam", "work", cwd=ws)
+    cache = am.home / "data" / "cache"
+    left = killed_at_work(am, ["pull", agent], cache, "bundle-", "leftover-pull")
+    assert [d["kind"] for d in left] == ["leftover-pull"], left
+    assert_clean_after_fix(am)
+    assert [n for n in os.listdir(cache) if n.startswith("bundle-")] == []
+
+
+def killed_at_work(am, args: list[str], folder, catch: str, kind: str) -> list[dict]:
+    """'am ARGS', held (SIGSTOP) once FOLDER holds an entry named with CATCH: doctor must not
+    list it as KIND while that command lives (it holds its lock), and then SIGKILLed. Returns
+    the drift doctor finds after the kill."""
+    p = subprocess.Popen(
+        [*am.argv, *args], env=am.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+    def caught():
+        names = os.listdir(folder) if folder.exists() else []
+        return any(catch in n for n in names) or p.poll() is not None
+
+    wait_for(caught, f"'am {args[0]}' to write", 120, every=0.01)
+    p.send_signal(signal.SIGSTOP)
+    try:
+        assert p.poll() is None, p.communicate()
+        at_work = json.loads(am("doctor", "--json", check=False).stdout)["drift"]
+        assert [d for d in at_work if d["kind"] == kind] == []
+    finally:
+        p.kill()
+        p.communicate()
+    return json.loads(am("doctor", "--json", check=False).stdout)["drift"]

@@ -376,22 +376,21 @@ def _remove_leftover_restore(d, store, layout) -> str:
     return "removed"
 
 
-def _remove_leftover_snapshot(d, store, layout) -> str:
-    from am import files, snapshot
+def _remove_held_leftover(d, store, layout) -> str:
+    """What a snapshot or pull that died left: removed while held here, so that one at work
+    (which holds it) keeps it, and one that makes its name now makes a new one."""
+    from am import files
 
+    what = "snapshot" if d.kind == drift.Kind.LEFTOVER_SNAPSHOT else "pull"
     path = Path(d.subject)
+    if not os.path.lexists(path):
+        return GONE.format(what)
     held = None
-    if path.is_file() and not path.is_symlink():
-        # Its partial archive, removed under its lock: a snapshot that makes the name now
-        # makes a new file (files.create_locked).
+    if not path.is_symlink() and (path.is_file() or path.is_dir()):
         held = files.take_if_free(path)
         if held is None:
             busy = os.path.lexists(path)
-            return "left alone: a snapshot is writing it" if busy else GONE.format("snapshot")
-    elif not os.path.lexists(path):
-        return GONE.format("snapshot")
-    elif not snapshot.left_by_a_kill(path.parent, path.name):
-        return "left alone: a snapshot is writing it"
+            return f"left alone: a {what} is at work on it" if busy else GONE.format(what)
     try:
         _remove(path)
     finally:
@@ -418,7 +417,8 @@ FIXES = {
     drift.Kind.STALE_SPAWN: _settle_stale_spawn,
     drift.Kind.ORPHAN_WORKSPACE: _remove_or_adopt_workspace,
     drift.Kind.LEFTOVER_RESTORE: _remove_leftover_restore,
-    drift.Kind.LEFTOVER_SNAPSHOT: _remove_leftover_snapshot,
+    drift.Kind.LEFTOVER_SNAPSHOT: _remove_held_leftover,
+    drift.Kind.LEFTOVER_PULL: _remove_held_leftover,
     drift.Kind.ORPHAN_DISK: _remove_or_adopt_disk,
     drift.Kind.LOOSE_LOOP: _detach_loop,
 }

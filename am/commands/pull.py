@@ -8,12 +8,15 @@ FORCE. ``pull`` is what the dashboard calls; ``run`` is the command.
 """
 
 import sys
-import tempfile
 from pathlib import Path
 
-from am import git, paths, records, trusted
+from am import files, git, paths, records, trusted
 from am.errors import AmError
 from am.valueclass import field, value_class
+
+# A pull's bundle is written in <cache>/bundle-<random>, held while it works
+# (files.held_temp_dir): doctor removes one a kill left.
+BUNDLE_TEMP = "bundle-"
 
 
 @value_class(frozen=False)
@@ -108,7 +111,7 @@ def receive(
     have = trusted.tips(target, record.get("base_commit"))
     layout.cache.mkdir(parents=True, exist_ok=True)
     ops = workspace.for_record(record, layout)
-    with tempfile.TemporaryDirectory(prefix="bundle-", dir=layout.cache) as tmp:
+    with files.held_temp_dir(layout.cache, BUNDLE_TEMP) as tmp:
         path = Path(tmp) / f"{agent_id}.bundle"
         got = ops.bundle(have, path)
         head = got.head.commit

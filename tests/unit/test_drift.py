@@ -226,31 +226,28 @@ def test_the_parts_of_a_snapshot_at_work_are_its_own_and_a_dead_ones_go(layout):
 
     folder = layout.snapshots
     working, working_tmp, fd = snapshot.reserve(folder, "w")
-    working_pack = folder / (snapshot.pack_prefix(working_tmp.name) + "ab_cd")
-    working_pack.mkdir()
-    dead = folder / "d-20260101T000000Z.tar.partial"
-    os.close(files.create_locked(dead))  # as a kill leaves it: made, and no longer held
-    dead_pack = folder / (snapshot.pack_prefix(dead.name) + "ef_gh")
-    dead_pack.mkdir()
-    (dead_pack / "incoming.pack").write_bytes(b"PACK")
-    older = folder / ".pack-ij_kl"  # an older am's, which named no archive
-    older.mkdir()
-    finished = folder / "f-20260101T000000Z.tar.gz"
-    finished.write_bytes(b"whole")
-    try:
-        found = [d for d in drift.find(layout) if d.kind == "leftover-snapshot"]
-        assert sorted(d.subject for d in found) == sorted(map(str, (dead, dead_pack)))
-        store = open_store(layout)
-        assert {doctor.fix(d, store, layout) for d in found} == {"removed"}
-        gone = drift.Drift(drift.Kind.LEFTOVER_SNAPSHOT, str(older), "")
-        assert doctor.fix(gone, store, layout) == "left alone: a snapshot is writing it"
-        live = drift.Drift(drift.Kind.LEFTOVER_SNAPSHOT, str(working_tmp), "")
-        assert doctor.fix(live, store, layout) == "left alone: a snapshot is writing it"
-    finally:
-        os.close(fd)  # its writer dies
-    assert sorted(d.subject for d in drift.find(layout) if d.kind == "leftover-snapshot") == sorted(
-        map(str, (older, working_pack, working_tmp))
-    )
-    assert sorted(os.listdir(folder)) == sorted(
-        [finished.name, older.name, working_pack.name, working_tmp.name]
-    )
+    with files.held_temp_dir(folder, snapshot.PACK_TEMP) as working_pack:
+        dead = folder / "d-20260101T000000Z.tar.partial"
+        os.close(files.create_locked(dead))  # as a kill leaves it: made, and no longer held
+        dead_pack = folder / ".pack-ef_gh"  # as a kill leaves it: nobody holds it
+        dead_pack.mkdir()
+        (dead_pack / "incoming.pack").write_bytes(b"PACK")
+        link = folder / "l.tar.partial"  # no snapshot's
+        link.symlink_to("/etc/passwd")
+        finished = folder / "f-20260101T000000Z.tar.gz"
+        finished.write_bytes(b"whole")
+        try:
+            found = [d for d in drift.find(layout) if d.kind == "leftover-snapshot"]
+            assert sorted(d.subject for d in found) == sorted(map(str, (dead, dead_pack, link)))
+            store = open_store(layout)
+            assert {doctor.fix(d, store, layout) for d in found} == {"removed"}
+            for live in (working_tmp, working_pack):
+                d = drift.Drift(drift.Kind.LEFTOVER_SNAPSHOT, str(live), "")
+                assert doctor.fix(d, store, layout) == "left alone: a snapshot is at work on it"
+            assert os.path.isfile("/etc/passwd")
+        finally:
+            os.close(fd)  # its writer dies
+        assert [d.subject for d in drift.find(layout) if d.kind == "leftover-snapshot"] == [
+            str(working_tmp)
+        ]  # the pack folder is still held
+    assert sorted(os.listdir(folder)) == sorted([finished.name, working_tmp.name])

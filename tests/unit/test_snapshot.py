@@ -120,14 +120,8 @@ def test_snapshots_of_one_agent_in_one_second_each_get_a_name(tmp_path, monkeypa
     os.close(fd1)
     third, _, fd3 = snapshot.reserve(tmp_path, "a")
     assert third.name == "a-20260102T030405Z-3.tar.gz"
-    assert snapshot.writing(second_tmp)
+    assert not snapshot.left_by_a_kill(tmp_path, second_tmp.name)  # held by its writer
     os.close(fd2)
-    assert not snapshot.writing(second_tmp)  # its writer gone
+    assert snapshot.left_by_a_kill(tmp_path, second_tmp.name)  # its writer gone
+    assert not snapshot.left_by_a_kill(tmp_path, first.name)
     os.close(fd3)
-
-
-def test_a_pack_folder_names_its_partial_archive():
-    name = "a-20260102T030405Z.tar.partial"
-    assert snapshot.partial_of_pack(snapshot.pack_prefix(name) + "x1_y2") == name
-    assert snapshot.partial_of_pack(".pack-x1_y2") is None  # an older am's
-    assert snapshot.partial_of_pack("a.tar.gz") is None
