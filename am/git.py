@@ -346,6 +346,42 @@ def worktree_remove(source: Path, dest: Path) -> None:
     proc.run(["git", "-C", str(source), "worktree", "prune"], env=source_env())
 
 
+def worktree_branch(source: Path, dest: Path) -> str | None:
+    """The branch SOURCE records as checked out in its worktree at DEST (None if it has no
+    worktree there, or one on no branch)."""
+    res = proc.run(
+        ["git", "-C", str(source), "worktree", "list", "--porcelain", "-z"], env=source_env()
+    )
+    if not res.ok:
+        return None
+    want = os.path.realpath(dest)
+    for entry in res.out.split("\0\0"):
+        fields = dict(f.partition(" ")[::2] for f in entry.split("\0") if f)
+        if "worktree" in fields and os.path.realpath(fields["worktree"]) == want:
+            return fields.get("branch", "").removeprefix("refs/heads/") or None
+    return None
+
+
+def delete_branch_kept_elsewhere(source: Path, branch: str) -> bool:
+    """Delete BRANCH of SOURCE if its commit is on another ref of SOURCE as well, so that no
+    commit is lost with it (and only while it is still at that commit); whether it was."""
+    ref = f"refs/heads/{branch}"
+    tip = proc.run(
+        ["git", "-C", str(source), "rev-parse", "--verify", "--quiet", "--end-of-options", ref],
+        env=source_env(),
+    ).out.strip()
+    if not tip:
+        return False
+    holders = proc.run(
+        ["git", "-C", str(source), "for-each-ref", "--contains", tip, "--format=%(refname)"],
+        env=source_env(),
+    ).out.split()
+    if not any(h != ref for h in holders):
+        return False
+    res = proc.run(["git", "-C", str(source), "update-ref", "-d", ref, tip], env=source_env())
+    return res.ok
+
+
 # Branches of the user's repository that worktree_add created in this process: undoing a failed
 # spawn or restore may delete those, and never a branch that was there before (the user's own,
 # or the work of an earlier agent of the same name).

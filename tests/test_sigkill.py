@@ -228,3 +228,27 @@ def killed_at_work(am, args: list[str], folder, catch: str, kind: str) -> list[d
         p.kill()
         p.communicate()
     return json.loads(am("doctor", "--json", check=False).stdout)["drift"]
+
+
+def test_a_worktree_spawn_killed_in_its_checkout_leaves_no_branch_behind(am, tmp_path):
+    source = many_files(tmp_path)
+    p = subprocess.Popen(
+        [*am.argv, "spawn", str(source), "--worktree", "--name", "wk", "--cmd", "sleep 300"],
+        env=am.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    ws = am.home / "agents" / "wk"
+    wait_for(lambda: (ws / "d0").exists() or p.poll() is not None, "the worktree's checkout", 60)
+    p.kill()  # git goes on, and makes the branch and the worktree whole
+    assert p.wait() == -signal.SIGKILL
+    index = source / ".git" / "worktrees" / "wk" / "index"
+    wait_for(lambda: index.exists() and not index.with_suffix(".lock").exists(), "git's end")
+    assert git("branch", "--list", "am/wk", cwd=source).strip()  # what the kill left
+    (before,) = json.loads(am("doctor", "--json", check=False).stdout)["drift"]
+    assert before["kind"] == "stale-spawn"
+    assert_clean_after_fix(am)
+    assert git("branch", "--list", "am/wk", cwd=source).strip() == ""
+    assert "wk" not in git("worktree", "list", cwd=source)
+    # and the name is free again
+    assert am.info(am.spawn(source, "--worktree", "--name", "wk", "--cmd", "sleep 300"))

@@ -228,6 +228,16 @@ def adopt(path: Path, store, layout, disk: str | None = None) -> str:
     return agent_id
 
 
+def branch_it_made(record: dict) -> str | None:
+    """The branch of the user's repository that an interrupted worktree spawn or restore of
+    RECORD made: the one checked out in its worktree, which 'git worktree add -b' made (it
+    refuses a branch that exists); None for any other agent."""
+    if not record.get("worktree") or not record.get("source") or not record.get("branch"):
+        return None
+    found = git.worktree_branch(Path(record["source"]), Path(record["workspace"]))
+    return found if found == record["branch"] else None
+
+
 def settle_spawn(record: dict, store, layout) -> str:
     """End an interrupted spawn: stop what it started; keep (adopt, stopped) a workspace that
     holds unsaved work, delete the rest. An agent cannot have worked when its session never
@@ -245,8 +255,12 @@ def settle_spawn(record: dict, store, layout) -> str:
     ran = bool(record.get("log")) and Path(record["log"]).exists() and started
     reasons = lifecycle.unsaved(record) if ran else []
     if not reasons:
+        made = None if ran else branch_it_made(record)
         lifecycle.delete(record, store, layout)
-        return "stopped, and removed the record and its workspace (no unsaved work)"
+        done = "stopped, and removed the record and its workspace (no unsaved work)"
+        if made and git.delete_branch_kept_elsewhere(Path(record["source"]), made):
+            done += f", and the branch {made} it had made in {record['source']}"
+        return done
     base = record.get("base_commit")
     if not base and not record.get("worktree"):
         try:

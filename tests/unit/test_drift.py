@@ -251,3 +251,28 @@ def test_the_parts_of_a_snapshot_at_work_are_its_own_and_a_dead_ones_go(layout):
             str(working_tmp)
         ]  # the pack folder is still held
     assert sorted(os.listdir(folder)) == sorted([finished.name, working_tmp.name])
+
+
+def test_fix_of_a_stale_worktree_spawn_deletes_only_a_branch_it_made_and_nothing_lost(layout, repo):
+    def stale(name):  # a killed worktree spawn's record
+        add_record(layout, name, worktree=True, source=str(repo), branch=f"am/{name}")
+
+    git("worktree", "add", "-q", "-b", "am/made", str(layout.workspace("made")), cwd=repo)
+    stale("made")
+    git("branch", "am/kept", cwd=repo)  # the user's own: the spawn died before its worktree
+    stale("kept")
+    tree = git("rev-parse", "HEAD^{tree}", cwd=repo).strip()
+    lone = git("commit-tree", "-m", "only here", tree, cwd=repo).strip()
+    git("worktree", "add", "-q", "-b", "am/lone", str(layout.workspace("lone")), lone, cwd=repo)
+    stale("lone")
+    store = open_store(layout)
+    said = {
+        d.subject: doctor.fix(d, store, layout)
+        for d in drift.find(layout)
+        if d.kind == "stale-spawn"
+    }
+    assert said["made"].endswith(f", and the branch am/made it had made in {repo}")
+    assert "branch" not in said["kept"] and "branch" not in said["lone"]
+    branches = git("branch", "--list", "am/*", "--format=%(refname:short)", cwd=repo).split()
+    assert branches == ["am/kept", "am/lone"]  # the user's, and one only it holds
+    assert open_store(layout).agents() == {}
