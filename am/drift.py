@@ -283,7 +283,7 @@ def pull_drift(layout) -> list[Drift]:
         layout.cache,
         Kind.LEFTOVER_PULL,
         "bundle of a pull that ended before it finished",
-        lambda e: e.startswith(BUNDLE_TEMP) and files.left_by_a_kill(layout.cache / e),
+        lambda e: e.startswith(BUNDLE_TEMP) and files.held_left_by_a_kill(layout.cache / e),
     )
 
 

@@ -79,54 +79,73 @@ class locked:
 
 def create_locked(path: StrPath) -> int | None:
     """A new file PATH (0600, never through a link), made and flocked, as a descriptor that
-    holds the lock until it is closed or this process dies; None if PATH exists. A file
-    ``take_if_free`` took and removed between the making and the lock is not returned."""
+    holds the lock until it is closed or this process dies; None if PATH exists, or if
+    ``take_if_free`` took and removed it between the making and the lock. OSError if the
+    file system cannot lock it."""
     import fcntl
 
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except FileExistsError:
         return None
-    held = _flocked(fd, fcntl.LOCK_EX)
-    if held is not None and os.fstat(held).st_nlink == 0:  # taken as left over before the lock
-        os.close(held)
-        return None
-    return held
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_nlink == 0:  # taken as left over before the lock
+            os.close(fd)
+            return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def take_if_free(path: StrPath) -> int | None:
     """A descriptor of the existing file PATH holding its flock, if no process holds it (the
     one that made it with ``create_locked`` has died): the caller may remove it while it
-    holds this. None while a process holds it, or when there is no such file."""
+    holds this. None while a process holds it, when there is no such file, or when it
+    cannot be told (no access, a link, a file system without locks): never taken then.
+    Opened for writing: an NFS lock (fcntl's, underneath) needs it."""
     import fcntl
 
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except (FileNotFoundError, NotADirectoryError):
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
         return None
-    return _flocked(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # held (BlockingIOError), or no lock to be had
+        os.close(fd)
+        return None
+    return fd
+
+
+HELD = ".held"  # the lock file of a held_temp_dir folder, the first thing in it
 
 
 class held_temp_dir:
-    """A new folder in PARENT named PREFIX<random>, held (an flock on the folder) for the
-    block, then removed: doctor tells one at work from one a kill left (``take_if_free``)."""
+    """A new folder in PARENT named PREFIX<random>, held for the block (an flock on the file
+    ``HELD`` in it), then removed: doctor tells one at work from one a kill left
+    (``held_left_by_a_kill``), and takes no folder without that file for one of these."""
 
     def __init__(self, parent: StrPath, prefix: str):
         self.parent, self.prefix = parent, prefix
 
     def __enter__(self) -> "Path":
-        import fcntl
+        import shutil
         import tempfile
         from pathlib import Path
 
-        self.path = Path(tempfile.mkdtemp(prefix=self.prefix, dir=self.parent))
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except BaseException:
-            os.rmdir(self.path)
-            raise
-        self.fd = _flocked(fd, fcntl.LOCK_EX)
-        return self.path
+        while True:
+            self.path = Path(tempfile.mkdtemp(prefix=self.prefix, dir=self.parent))
+            try:
+                fd = create_locked(self.path / HELD)
+            except BaseException:
+                shutil.rmtree(self.path, ignore_errors=True)
+                raise
+            if fd is not None:
+                self.fd = fd
+                return self.path
+            # doctor took it for a dead one's between the making and the lock: another
 
     def __exit__(self, *exc: object) -> None:
         import shutil
@@ -134,43 +153,42 @@ class held_temp_dir:
         try:
             shutil.rmtree(self.path, ignore_errors=True)
         finally:
-            if self.fd is not None:
-                os.close(self.fd)
+            os.close(self.fd)
 
 
 def left_by_a_kill(path: StrPath) -> bool:
-    """Whether PATH, a file of ``create_locked`` or a folder of ``held_temp_dir``, is one no
-    process holds any more: its maker died. Anything else there (a link, say) is no maker's,
-    and left over too; nothing there is nothing left."""
+    """Whether PATH, a file ``create_locked`` made, is one its maker no longer holds (it
+    died). Anything else of that name but a folder (a link, say) is no maker's, and left
+    over too; nothing there is nothing left."""
     import stat
 
     try:
         mode = os.lstat(path).st_mode
-    except FileNotFoundError:
+    except OSError:
         return False
-    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+    if stat.S_ISDIR(mode):
+        return False
+    if not stat.S_ISREG(mode):
         return True
     fd = take_if_free(path)
     if fd is None:
-        return False  # held, or gone
+        return False  # held, gone, or not to be told
     os.close(fd)
     return True
 
 
-def _flocked(fd: int, op: int) -> int | None:
-    """FD once it holds the flock OP asks for; None, and FD closed, if another holds it
-    (``LOCK_NB``). FD is closed on any error."""
-    import fcntl
+def held_left_by_a_kill(folder: StrPath) -> bool:
+    """Whether FOLDER is a ``held_temp_dir`` folder (its ``HELD`` file in it) that its maker
+    no longer holds. A folder without that file is no such folder."""
+    import stat
 
+    held = os.path.join(folder, HELD)
     try:
-        fcntl.flock(fd, op)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+        if not (stat.S_ISDIR(os.lstat(folder).st_mode) and stat.S_ISREG(os.lstat(held).st_mode)):
+            return False
+    except OSError:
+        return False
+    return left_by_a_kill(held)
 
 
 FILL_WAIT = 10.0  # seconds a miss waits for another process's fill before doing its own

@@ -193,6 +193,16 @@ def reserve(folder: Path, agent_id: str) -> tuple[Path, Path, int]:
     """A new snapshot's archive path in FOLDER, its partial file made, and that file's
     descriptor holding its lock. Two snapshots of one agent in the same second each get a
     name of their own."""
+    try:
+        return _reserve(folder, agent_id)
+    except OSError as e:
+        raise AmError(
+            f"cannot write a snapshot in {folder}: {e.strerror or e}",
+            "am needs to write there: check its owner, permissions and free space",
+        ) from None
+
+
+def _reserve(folder: Path, agent_id: str) -> tuple[Path, Path, int]:
     paths.private_dir(folder)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     for n in range(1, 10_000):
@@ -216,8 +226,9 @@ def reserve(folder: Path, agent_id: str) -> tuple[Path, Path, int]:
 def left_by_a_kill(folder: Path, entry: str) -> bool:
     """Whether ENTRY of the snapshots FOLDER is part of a snapshot that ended before it
     finished: a partial archive, or a folder a pack was indexed in, that no process holds."""
-    is_part = entry.endswith(PARTIAL) or entry.startswith(PACK_TEMP)
-    return is_part and files.left_by_a_kill(folder / entry)
+    if entry.endswith(PARTIAL):
+        return files.left_by_a_kill(folder / entry)
+    return entry.startswith(PACK_TEMP) and files.held_left_by_a_kill(folder / entry)
 
 
 def _add_pack(ops, out, partial: Path, commit: str | None, folder: str, alternates: bytes | None):

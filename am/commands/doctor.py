@@ -391,17 +391,21 @@ def _remove_leftover_restore(d, store, layout) -> str:
 
 
 def _remove_held_leftover(d, store, layout) -> str:
-    """What a snapshot or pull that died left: removed while held here, so that one at work
-    (which holds it) keeps it, and one that makes its name now makes a new one."""
+    """What a snapshot or pull that died left: removed while held here (a file, or a held
+    folder's lock file), so that one at work (which holds it) keeps it, and one that makes
+    its name now makes a new one."""
     from am import files
 
     what = "snapshot" if d.kind == drift.Kind.LEFTOVER_SNAPSHOT else "pull"
     path = Path(d.subject)
     if not os.path.lexists(path):
         return GONE.format(what)
+    folder = path.is_dir() and not path.is_symlink()
+    if folder and os.path.ismount(path):
+        return "left alone: a file system is mounted there"
     held = None
-    if not path.is_symlink() and (path.is_file() or path.is_dir()):
-        held = files.take_if_free(path)
+    if folder or path.is_file() and not path.is_symlink():
+        held = files.take_if_free(path / files.HELD if folder else path)
         if held is None:
             busy = os.path.lexists(path)
             return f"left alone: a {what} is at work on it" if busy else GONE.format(what)
@@ -482,6 +486,8 @@ def run(args) -> int:
                 fixed[d.subject] = fix(d, store, layout)
             except AmError as e:
                 fixed[d.subject] = f"not fixed: {e.message}"
+            except OSError as e:  # a file it may not remove, say: the next drift still fixed
+                fixed[d.subject] = f"not fixed: {e.strerror or e}"
     if args.json:
         output.print_json(
             {

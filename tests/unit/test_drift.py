@@ -229,11 +229,15 @@ def test_the_parts_of_a_snapshot_at_work_are_its_own_and_a_dead_ones_go(layout):
     with files.held_temp_dir(folder, snapshot.PACK_TEMP) as working_pack:
         dead = folder / "d-20260101T000000Z.tar.partial"
         os.close(files.create_locked(dead))  # as a kill leaves it: made, and no longer held
-        dead_pack = folder / ".pack-ef_gh"  # as a kill leaves it: nobody holds it
+        dead_pack = folder / ".pack-ef_gh"
         dead_pack.mkdir()
+        os.close(files.create_locked(dead_pack / files.HELD))  # likewise
         (dead_pack / "incoming.pack").write_bytes(b"PACK")
         link = folder / "l.tar.partial"  # no snapshot's
         link.symlink_to("/etc/passwd")
+        users = [folder / ".pack-mine", folder / "mine.partial"]  # folders with no lock file
+        for f in users:
+            f.mkdir()
         finished = folder / "f-20260101T000000Z.tar.gz"
         finished.write_bytes(b"whole")
         try:
@@ -250,7 +254,37 @@ def test_the_parts_of_a_snapshot_at_work_are_its_own_and_a_dead_ones_go(layout):
         assert [d.subject for d in drift.find(layout) if d.kind == "leftover-snapshot"] == [
             str(working_tmp)
         ]  # the pack folder is still held
-    assert sorted(os.listdir(folder)) == sorted([finished.name, working_tmp.name])
+    assert sorted(os.listdir(folder)) == sorted(
+        [finished.name, working_tmp.name] + [f.name for f in users]
+    )
+
+
+def test_a_held_folder_that_doctor_took_between_its_making_and_its_lock_is_made_anew(
+    tmp_path, monkeypatch
+):
+    import fcntl
+
+    from am import files
+
+    real_flock, taken = fcntl.flock, []
+
+    def flock(fd, op):
+        if not taken:  # doctor comes between the lock file's making and its lock
+            (made,) = [p for p in tmp_path.iterdir()]
+            taken.append(made)
+            held = files.take_if_free(made / files.HELD)
+            assert held is not None and files.held_left_by_a_kill(made) is False
+            import shutil
+
+            shutil.rmtree(made)
+            os.close(held)
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    with files.held_temp_dir(tmp_path, "bundle-") as path:
+        assert path != taken[0] and (path / files.HELD).is_file()
+        assert not files.held_left_by_a_kill(path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_fix_of_a_stale_worktree_spawn_deletes_only_a_branch_it_made_and_nothing_lost(layout, repo):
