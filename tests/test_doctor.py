@@ -264,3 +264,14 @@ def test_fix_leaves_alone_what_a_spawn_made_after_the_look(am, repo, tmp_path):
     assert am.info(agent)["status"] == "running"
     assert (am.home / "agents" / agent / ".git").is_dir()
     assert drift(am) == []
+
+
+def test_a_name_with_a_newline_stays_on_its_drift_line(am):
+    forged = "x\nok    git            fine"
+    (am.home / "agents" / forged).mkdir(parents=True)
+    out = am("doctor", check=False).stdout.splitlines()
+    drift_lines = [line for line in out if "x\\nok" in line]
+    assert len(drift_lines) == 1 and drift_lines[0].startswith("drift orphan-workspace")
+    assert [line for line in out if line.startswith("ok    git ")] == [
+        line for line in out if line.startswith("ok    git ") and "fine" not in line
+    ]

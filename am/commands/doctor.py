@@ -509,7 +509,9 @@ def run(args) -> int:
             print(f"{mark:5} {r['check']:14} {r['detail']}")
         for d in found:
             note = f" -> {fixed[d.subject]}" if d.subject in fixed else ""
-            print(f"drift {d.kind:17} {d.subject}: {d.detail}{note}")
+            # One line each: a folder's name may hold a newline, and forge a line of its own.
+            line = f"{d.subject}: {d.detail}{note}".replace("\n", "\\n")
+            print(f"drift {d.kind:17} {line}")
         if not found:
             print("no drift between the state file and what runs")
         elif not args.fix:
