@@ -139,6 +139,8 @@ class held_temp_dir:
             self.path = Path(tempfile.mkdtemp(prefix=self.prefix, dir=self.parent))
             try:
                 fd = create_locked(self.path / HELD)
+            except FileNotFoundError:  # doctor took it, empty, for a dead one's: another
+                continue
             except BaseException:
                 shutil.rmtree(self.path, ignore_errors=True)
                 raise
@@ -150,6 +152,17 @@ class held_temp_dir:
     def __exit__(self, *exc: object) -> None:
         import shutil
 
+        # Its lock file last: a kill in between leaves a folder doctor still knows for one.
+        try:
+            for entry in os.scandir(self.path):
+                if entry.name == HELD:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+        except OSError:
+            pass
         try:
             shutil.rmtree(self.path, ignore_errors=True)
         finally:
@@ -184,7 +197,14 @@ def held_left_by_a_kill(folder: StrPath) -> bool:
 
     held = os.path.join(folder, HELD)
     try:
-        if not (stat.S_ISDIR(os.lstat(folder).st_mode) and stat.S_ISREG(os.lstat(held).st_mode)):
+        if not stat.S_ISDIR(os.lstat(folder).st_mode):
+            return False
+        if not stat.S_ISREG(os.lstat(held).st_mode):
+            return False
+    except FileNotFoundError:  # killed before its lock file was made: left empty
+        try:
+            return not os.listdir(folder)
+        except OSError:
             return False
     except OSError:
         return False

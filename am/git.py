@@ -348,38 +348,72 @@ def worktree_remove(source: Path, dest: Path) -> None:
 
 def worktree_branch(source: Path, dest: Path) -> str | None:
     """The branch SOURCE records as checked out in its worktree at DEST (None if it has no
-    worktree there, or one on no branch)."""
-    res = proc.run(
-        ["git", "-C", str(source), "worktree", "list", "--porcelain", "-z"], env=source_env()
-    )
-    if not res.ok:
-        return None
-    want = os.path.realpath(dest)
-    for entry in res.out.split("\0\0"):
-        fields = dict(f.partition(" ")[::2] for f in entry.split("\0") if f)
-        if "worktree" in fields and os.path.realpath(fields["worktree"]) == want:
-            return fields.get("branch", "").removeprefix("refs/heads/") or None
+    worktree there, or one on no branch). DEST's folder is compared as its parent's real
+    path and its own name: a link there is not followed."""
+    want = os.path.join(os.path.realpath(dest.parent), dest.name)
+    for path, branch in _worktrees(source):
+        if path == want:
+            return branch
     return None
 
 
-def delete_branch_kept_elsewhere(source: Path, branch: str) -> bool:
-    """Delete BRANCH of SOURCE if its commit is on another ref of SOURCE as well, so that no
-    commit is lost with it (and only while it is still at that commit); whether it was."""
+def _worktrees(source: Path) -> list[tuple[str, str | None]]:
+    """SOURCE's worktrees (its own first) as git lists them: each path and its branch."""
+    res = proc.run(
+        ["git", "-C", str(source), "worktree", "list", "--porcelain", "-z"], env=source_env()
+    )
+    found = []
+    for entry in res.out.split("\0\0") if res.ok else []:
+        fields = dict(f.partition(" ")[::2] for f in entry.split("\0") if f)
+        if "worktree" in fields:
+            branch = fields.get("branch", "").removeprefix("refs/heads/") or None
+            found.append((fields["worktree"], branch))
+    return found
+
+
+def has_branch(record: dict) -> bool:
+    """Whether the source of worktree agent RECORD has the branch its record names."""
+    source, branch = record.get("source"), record.get("branch")
+    if not isinstance(source, str) or not isinstance(branch, str) or not branch:
+        return False
+    return proc.run(
+        ["git", "-C", source, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"],
+        env=source_env(),
+    ).ok
+
+
+def delete_made_branch(source: Path, branch: str) -> str:
+    """Delete BRANCH of SOURCE, which an interrupted spawn made and no agent worked on, if no
+    worktree has it checked out and another branch or tag (not a link to it) holds its commit
+    too, so that nothing is lost; only while it is still at that commit. Says what was done."""
     ref = f"refs/heads/{branch}"
     tip = proc.run(
         ["git", "-C", str(source), "rev-parse", "--verify", "--quiet", "--end-of-options", ref],
         env=source_env(),
     ).out.strip()
     if not tip:
-        return False
+        return f"the branch {branch} it had made in {source} is gone"
+    kept = f"kept the branch {branch} it had made in {source}"
+    if any(b == branch for _, b in _worktrees(source)):
+        return f"{kept}: a worktree has it checked out"
     holders = proc.run(
-        ["git", "-C", str(source), "for-each-ref", "--contains", tip, "--format=%(refname)"],
+        [
+            "git",
+            "-C",
+            str(source),
+            "for-each-ref",
+            "--contains",
+            tip,
+            "--format=%(refname)%00%(symref)",
+        ],
         env=source_env(),
-    ).out.split()
-    if not any(h != ref for h in holders):
-        return False
+    ).out.splitlines()
+    if not any(name != ref and not link for name, _, link in (h.partition("\0") for h in holders)):
+        return f"{kept}: its commit is on no other branch or tag"
     res = proc.run(["git", "-C", str(source), "update-ref", "-d", ref, tip], env=source_env())
-    return res.ok
+    if not res.ok:
+        return f"{kept}: {res.brief()}"
+    return f"deleted the branch {branch} it had made in {source} (its commit is kept elsewhere)"
 
 
 # Branches of the user's repository that worktree_add created in this process: undoing a failed

@@ -229,21 +229,25 @@ def adopt(path: Path, store, layout, disk: str | None = None) -> str:
 
 
 def branch_it_made(record: dict) -> str | None:
-    """The branch of the user's repository that an interrupted worktree spawn or restore of
-    RECORD made: the one checked out in its worktree, which 'git worktree add -b' made (it
-    refuses a branch that exists); None for any other agent."""
-    if not record.get("worktree") or not record.get("source") or not record.get("branch"):
+    """The branch ``am/ID`` of the user's repository that an interrupted worktree spawn or
+    restore of RECORD made, as far as can be told: the one checked out in the worktree at its
+    own workspace (a real folder, no link), which 'git worktree add -b' made, since it refuses
+    a branch that exists. None for any other agent, or when it cannot be told."""
+    if not record.get("worktree") or not isinstance(record.get("source"), str):
         return None
-    found = git.worktree_branch(Path(record["source"]), Path(record["workspace"]))
-    return found if found == record["branch"] else None
+    ws = Path(record["workspace"])
+    if ws.is_symlink() or not ws.is_dir():
+        return None
+    branch = f"am/{record['id']}"
+    return branch if git.worktree_branch(Path(record["source"]), ws) == branch else None
 
 
 def settle_spawn(record: dict, store, layout) -> str:
     """End an interrupted spawn: stop what it started; keep (adopt, stopped) a workspace that
     holds unsaved work, delete the rest. An agent cannot have worked when its session never
-    started (its log was never made), or when its spec was never written and its clone's
-    checkout never ended (no index): its workspace holds only what the spawn put there, a
-    tmux agent's session waiting for that spec."""
+    started (its log was never made) and its spec was never written, or when neither its spec
+    nor its clone's checkout (the index) is there: its workspace holds only what the spawn put
+    there, a tmux agent's session waiting for that spec."""
     from am import lifecycle
 
     spec = layout.run / f"{record['id']}.spec.json"
@@ -252,14 +256,21 @@ def settle_spawn(record: dict, store, layout) -> str:
     started = record.get("restored_from") or os.path.lexists(spec) or os.path.lexists(index)
     lifecycle.stop(record, store)
     record = store.agents()[record["id"]]
-    ran = bool(record.get("log")) and Path(record["log"]).exists() and started
+    log = bool(record.get("log")) and Path(record["log"]).exists()
+    ran = started and (log or os.path.lexists(spec))
     reasons = lifecycle.unsaved(record) if ran else []
     if not reasons:
         made = None if ran else branch_it_made(record)
         lifecycle.delete(record, store, layout)
-        done = "stopped, and removed the record and its workspace (no unsaved work)"
-        if made and git.delete_branch_kept_elsewhere(Path(record["source"]), made):
-            done += f", and the branch {made} it had made in {record['source']}"
+        why = "no unsaved work" if ran else "its agent never ran"
+        done = f"stopped, and removed the record and its workspace ({why})"
+        if made:
+            done += "; " + git.delete_made_branch(Path(record["source"]), made)
+        elif not ran and record.get("worktree") and git.has_branch(record):
+            done += (
+                f"; the branch {record['branch']} stays in {record['source']}: am cannot tell "
+                "that this spawn made it"
+            )
         return done
     base = record.get("base_commit")
     if not base and not record.get("worktree"):
@@ -404,6 +415,14 @@ def _remove_held_leftover(d, store, layout) -> str:
     if folder and os.path.ismount(path):
         return "left alone: a file system is mounted there"
     held = None
+    if folder and not os.path.lexists(path / files.HELD):
+        try:  # killed before it made its lock file: only ever an empty folder goes
+            path.rmdir()
+        except FileNotFoundError:
+            return GONE.format(what)
+        except OSError:
+            return f"left alone: a {what} is at work on it"
+        return "removed (empty)"
     if folder or path.is_file() and not path.is_symlink():
         held = files.take_if_free(path / files.HELD if folder else path)
         if held is None:

@@ -238,13 +238,18 @@ def test_the_parts_of_a_snapshot_at_work_are_its_own_and_a_dead_ones_go(layout):
         users = [folder / ".pack-mine", folder / "mine.partial"]  # folders with no lock file
         for f in users:
             f.mkdir()
+            (f / "notes").write_text("mine")
+        empty = folder / ".pack-empty"  # a kill before its lock file was made
+        empty.mkdir()
         finished = folder / "f-20260101T000000Z.tar.gz"
         finished.write_bytes(b"whole")
         try:
             found = [d for d in drift.find(layout) if d.kind == "leftover-snapshot"]
-            assert sorted(d.subject for d in found) == sorted(map(str, (dead, dead_pack, link)))
+            assert sorted(d.subject for d in found) == sorted(
+                map(str, (dead, dead_pack, link, empty))
+            )
             store = open_store(layout)
-            assert {doctor.fix(d, store, layout) for d in found} == {"removed"}
+            assert {doctor.fix(d, store, layout) for d in found} == {"removed", "removed (empty)"}
             for live in (working_tmp, working_pack):
                 d = drift.Drift(drift.Kind.LEFTOVER_SNAPSHOT, str(live), "")
                 assert doctor.fix(d, store, layout) == "left alone: a snapshot is at work on it"
@@ -288,25 +293,63 @@ def test_a_held_folder_that_doctor_took_between_its_making_and_its_lock_is_made_
 
 
 def test_fix_of_a_stale_worktree_spawn_deletes_only_a_branch_it_made_and_nothing_lost(layout, repo):
-    def stale(name):  # a killed worktree spawn's record
-        add_record(layout, name, worktree=True, source=str(repo), branch=f"am/{name}")
+    def stale(name, branch=None):  # a killed worktree spawn's record
+        add_record(layout, name, worktree=True, source=str(repo), branch=branch or f"am/{name}")
 
-    git("worktree", "add", "-q", "-b", "am/made", str(layout.workspace("made")), cwd=repo)
+    def worktree(name, *at):
+        git("worktree", "add", "-q", "-b", f"am/{name}", str(layout.workspace(name)), *at, cwd=repo)
+
+    worktree("made")
     stale("made")
     git("branch", "am/kept", cwd=repo)  # the user's own: the spawn died before its worktree
     stale("kept")
     tree = git("rev-parse", "HEAD^{tree}", cwd=repo).strip()
     lone = git("commit-tree", "-m", "only here", tree, cwd=repo).strip()
-    git("worktree", "add", "-q", "-b", "am/lone", str(layout.workspace("lone")), lone, cwd=repo)
+    worktree("lone", lone)
     stale("lone")
+    linked = git("commit-tree", "-m", "only here, and a link to it", tree, cwd=repo).strip()
+    worktree("linked", linked)
+    git("symbolic-ref", "refs/heads/alias", "refs/heads/am/linked", cwd=repo)
+    stale("linked")
+    # A hand-made record: its workspace a link to the user's repository, its branch theirs.
+    os.symlink(repo, layout.workspace("forged"))
+    stale("forged", branch="main")
     store = open_store(layout)
     said = {
         d.subject: doctor.fix(d, store, layout)
         for d in drift.find(layout)
         if d.kind == "stale-spawn"
     }
-    assert said["made"].endswith(f", and the branch am/made it had made in {repo}")
-    assert "branch" not in said["kept"] and "branch" not in said["lone"]
-    branches = git("branch", "--list", "am/*", "--format=%(refname:short)", cwd=repo).split()
-    assert branches == ["am/kept", "am/lone"]  # the user's, and one only it holds
+    gone = "stopped, and removed the record and its workspace (its agent never ran)"
+    assert said["made"] == (
+        f"{gone}; deleted the branch am/made it had made in {repo} (its commit is kept elsewhere)"
+    )
+    assert said["kept"] == f"{gone}; the branch am/kept stays in {repo}: am cannot tell that " + (
+        "this spawn made it"
+    )
+    for name in ("lone", "linked"):
+        assert said[name] == (
+            f"{gone}; kept the branch am/{name} it had made in {repo}: its commit is on no other "
+            "branch or tag"
+        )
+    assert "deleted" not in said["forged"] and (repo / ".git").is_dir()  # the link went alone
+    branches = git("branch", "--list", "--format=%(refname:short)", cwd=repo).split()
+    assert sorted(branches) == ["alias", "am/kept", "am/linked", "am/lone", "main", "side"]
+    assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=repo).strip() == "main"
     assert open_store(layout).agents() == {}
+
+
+def test_fix_of_a_stale_spawn_whose_agent_started_checks_its_work_even_with_no_log(layout, repo):
+    """Its spec was written (the agent may have run), its log is gone: its workspace is still
+    checked for unsaved work, never deleted unread."""
+    ws = layout.workspace("w1")
+    git("worktree", "add", "-q", "-b", "am/w1", str(ws), cwd=repo)
+    (ws / "wip.txt").write_text("precious\n")
+    paths.private_dir(layout.run)
+    (layout.run / "w1.spec.json").write_text("{}")
+    add_record(layout, "w1", worktree=True, source=str(repo), branch="am/w1")
+    (d,) = [d for d in drift.find(layout) if d.kind == "stale-spawn"]
+    said = doctor.fix(d, open_store(layout), layout)
+    assert said.startswith("stopped, and kept as a stopped agent: unsaved work"), said
+    assert (ws / "wip.txt").read_text() == "precious\n"
+    assert git("branch", "--list", "am/w1", cwd=repo).strip()
