@@ -348,11 +348,11 @@ def worktree_remove(source: Path, dest: Path) -> None:
 
 def worktree_branch(source: Path, dest: Path) -> str | None:
     """The branch SOURCE records as checked out in its worktree at DEST (None if it has no
-    worktree there, or one on no branch). DEST's folder is compared as its parent's real
-    path and its own name: a link there is not followed."""
-    want = os.path.join(os.path.realpath(dest.parent), dest.name)
+    worktree there, or one on no branch). DEST is compared as given (absolute) and as its
+    parent's real path and its own name: a link at DEST itself is never followed."""
+    want = {os.path.abspath(dest), os.path.join(os.path.realpath(dest.parent), dest.name)}
     for path, branch in _worktrees(source):
-        if path == want:
+        if path in want:
             return branch
     return None
 
