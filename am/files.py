@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import TypeVar
 
+    from am.errors import AmError
+
     T = TypeVar("T")
 
 
@@ -136,13 +138,18 @@ class held_temp_dir:
         from pathlib import Path
 
         while True:
-            self.path = Path(tempfile.mkdtemp(prefix=self.prefix, dir=self.parent))
+            try:
+                self.path = Path(tempfile.mkdtemp(prefix=self.prefix, dir=self.parent))
+            except OSError as e:
+                raise cannot_write(self.parent, e) from None
             try:
                 fd = create_locked(self.path / HELD)
             except FileNotFoundError:  # doctor took it, empty, for a dead one's: another
                 continue
-            except BaseException:
+            except BaseException as e:
                 shutil.rmtree(self.path, ignore_errors=True)
+                if isinstance(e, OSError):
+                    raise cannot_write(self.parent, e) from None
                 raise
             if fd is not None:
                 self.fd = fd
@@ -152,7 +159,8 @@ class held_temp_dir:
     def __exit__(self, *exc: object) -> None:
         import shutil
 
-        # Its lock file last: a kill in between leaves a folder doctor still knows for one.
+        # Its lock file last, and only once nothing else is left: a kill in between, or what
+        # could not be removed, leaves a folder doctor still knows for one.
         try:
             for entry in os.scandir(self.path):
                 if entry.name == HELD:
@@ -161,12 +169,28 @@ class held_temp_dir:
                     shutil.rmtree(entry.path, ignore_errors=True)
                 else:
                     os.unlink(entry.path)
+            if os.listdir(self.path) == [HELD]:
+                os.unlink(self.path / HELD)
+                os.rmdir(self.path)
         except OSError:
             pass
-        try:
-            shutil.rmtree(self.path, ignore_errors=True)
         finally:
             os.close(self.fd)
+
+
+def cannot_write(folder: StrPath, e: OSError) -> "AmError":
+    """The AmError for OSError E while am wrote in FOLDER, with the way out its cause needs."""
+    import errno
+
+    from am.errors import AmError
+
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = f"make room in {folder}"
+    elif e.errno in (errno.ENOLCK, errno.EOPNOTSUPP):
+        hint = "its file system has no file locks: give AM_HOME a folder on one that has"
+    else:
+        hint = f"am needs to write in {folder}: check its owner and permissions"
+    return AmError(f"cannot write in {folder}: {e.strerror or e}", hint)
 
 
 def left_by_a_kill(path: StrPath) -> bool:

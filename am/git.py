@@ -351,19 +351,24 @@ def worktree_branch(source: Path, dest: Path) -> str | None:
     worktree there, or one on no branch). DEST is compared as given (absolute) and as its
     parent's real path and its own name: a link at DEST itself is never followed."""
     want = {os.path.abspath(dest), os.path.join(os.path.realpath(dest.parent), dest.name)}
-    for path, branch in _worktrees(source):
+    for path, branch in _worktrees(source) or []:
         if path in want:
             return branch
     return None
 
 
-def _worktrees(source: Path) -> list[tuple[str, str | None]]:
-    """SOURCE's worktrees (its own first) as git lists them: each path and its branch."""
+def _worktrees(source: Path) -> list[tuple[str, str | None]] | None:
+    """SOURCE's worktrees (its own first) as git lists them; None if git could not say."""
     res = proc.run(
         ["git", "-C", str(source), "worktree", "list", "--porcelain", "-z"], env=source_env()
     )
+    return parse_worktrees(res.out) if res.ok else None
+
+
+def parse_worktrees(out: str) -> list[tuple[str, str | None]]:
+    """Each worktree's path and branch (pure), from ``worktree list --porcelain -z``."""
     found = []
-    for entry in res.out.split("\0\0") if res.ok else []:
+    for entry in out.split("\0\0"):
         fields = dict(f.partition(" ")[::2] for f in entry.split("\0") if f)
         if "worktree" in fields:
             branch = fields.get("branch", "").removeprefix("refs/heads/") or None
@@ -394,7 +399,10 @@ def delete_made_branch(source: Path, branch: str) -> str:
     if not tip:
         return f"the branch {branch} it had made in {source} is gone"
     kept = f"kept the branch {branch} it had made in {source}"
-    if any(b == branch for _, b in _worktrees(source)):
+    worktrees = _worktrees(source)
+    if worktrees is None:
+        return f"{kept}: git could not list its worktrees"
+    if any(b == branch for _, b in worktrees):
         return f"{kept}: a worktree has it checked out"
     holders = proc.run(
         [
@@ -405,6 +413,8 @@ def delete_made_branch(source: Path, branch: str) -> str:
             "--contains",
             tip,
             "--format=%(refname)%00%(symref)",
+            "refs/heads/",
+            "refs/tags/",
         ],
         env=source_env(),
     ).out.splitlines()

@@ -196,10 +196,7 @@ def reserve(folder: Path, agent_id: str) -> tuple[Path, Path, int]:
     try:
         return _reserve(folder, agent_id)
     except OSError as e:
-        raise AmError(
-            f"cannot write a snapshot in {folder}: {e.strerror or e}",
-            "am needs to write there: check its owner, permissions and free space",
-        ) from None
+        raise files.cannot_write(folder, e) from None
 
 
 def _reserve(folder: Path, agent_id: str) -> tuple[Path, Path, int]:

@@ -224,13 +224,7 @@ def tip(target: Target, branch: str) -> str | None:
 def checked_out(target: Target, branch: str) -> str | None:
     """The worktree of TARGET that has BRANCH checked out, if one has."""
     res = run(target, "worktree", "list", "--porcelain", "-z")
-    where = None
-    for field in res.out.split("\0"):
-        if field.startswith("worktree "):
-            where = field[len("worktree ") :]
-        elif field == f"branch refs/heads/{branch}":
-            return where
-    return None
+    return next((p for p, b in git.parse_worktrees(res.out) if b == branch), None)
 
 
 def is_ancestor(target: Target, old: str, new: str) -> bool:

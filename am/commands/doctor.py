@@ -1,6 +1,7 @@
 """``am doctor``: check the tools am needs, and find (``--fix``: repair) drift."""
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -247,7 +248,8 @@ def settle_spawn(record: dict, store, layout) -> str:
     holds unsaved work, delete the rest. An agent cannot have worked when its session never
     started (its log was never made) and its spec was never written, or when neither its spec
     nor its clone's checkout (the index) is there: its workspace holds only what the spawn put
-    there, a tmux agent's session waiting for that spec."""
+    there, a tmux agent's session waiting for that spec. A restore's counts as started: its
+    record is made before it unpacks, and its log once it has."""
     from am import lifecycle
 
     spec = layout.run / f"{record['id']}.spec.json"
@@ -420,8 +422,10 @@ def _remove_held_leftover(d, store, layout) -> str:
             path.rmdir()
         except FileNotFoundError:
             return GONE.format(what)
-        except OSError:
-            return f"left alone: a {what} is at work on it"
+        except OSError as e:  # not empty: a maker has made its lock file since
+            if e.errno == errno.ENOTEMPTY:
+                return f"left alone: a {what} is at work on it"
+            return f"left alone: {e.strerror}"
         return "removed (empty)"
     if folder or path.is_file() and not path.is_symlink():
         held = files.take_if_free(path / files.HELD if folder else path)
@@ -506,7 +510,8 @@ def run(args) -> int:
             except AmError as e:
                 fixed[d.subject] = f"not fixed: {e.message}"
             except OSError as e:  # a file it may not remove, say: the next drift still fixed
-                fixed[d.subject] = f"not fixed: {e.strerror or e}"
+                where = f" ({e.filename})" if e.filename else ""
+                fixed[d.subject] = f"not fixed: {e.strerror or e}{where}"
     if args.json:
         output.print_json(
             {

@@ -307,6 +307,10 @@ def test_fix_of_a_stale_worktree_spawn_deletes_only_a_branch_it_made_and_nothing
     lone = git("commit-tree", "-m", "only here", tree, cwd=repo).strip()
     worktree("lone", lone)
     stale("lone")
+    fetched = git("commit-tree", "-m", "only here and on a remote's", tree, cwd=repo).strip()
+    git("update-ref", "refs/remotes/origin/gone-soon", fetched, cwd=repo)
+    worktree("remote", fetched)
+    stale("remote")
     linked = git("commit-tree", "-m", "only here, and a link to it", tree, cwd=repo).strip()
     worktree("linked", linked)
     git("symbolic-ref", "refs/heads/alias", "refs/heads/am/linked", cwd=repo)
@@ -327,14 +331,22 @@ def test_fix_of_a_stale_worktree_spawn_deletes_only_a_branch_it_made_and_nothing
     assert said["kept"] == f"{gone}; the branch am/kept stays in {repo}: am cannot tell that " + (
         "this spawn made it"
     )
-    for name in ("lone", "linked"):
+    for name in ("lone", "linked", "remote"):  # a remote's ref goes with the next prune
         assert said[name] == (
             f"{gone}; kept the branch am/{name} it had made in {repo}: its commit is on no other "
             "branch or tag"
         )
     assert "deleted" not in said["forged"] and (repo / ".git").is_dir()  # the link went alone
     branches = git("branch", "--list", "--format=%(refname:short)", cwd=repo).split()
-    assert sorted(branches) == ["alias", "am/kept", "am/linked", "am/lone", "main", "side"]
+    assert sorted(branches) == [
+        "alias",
+        "am/kept",
+        "am/linked",
+        "am/lone",
+        "am/remote",
+        "main",
+        "side",
+    ]
     assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=repo).strip() == "main"
     assert open_store(layout).agents() == {}
 

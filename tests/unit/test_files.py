@@ -288,3 +288,22 @@ def test_a_file_taken_and_removed_before_its_maker_locked_it_is_not_made(tmp_pat
     monkeypatch.setattr(fcntl, "flock", flock)
     assert files.create_locked(path) is None
     assert not path.exists()
+
+
+def test_what_am_could_not_write_is_said_with_the_way_out_its_cause_needs(tmp_path):
+    import errno
+
+    said = {
+        code: files.cannot_write(tmp_path, OSError(code, os.strerror(code))).hint
+        for code in (errno.ENOSPC, errno.ENOLCK, errno.EACCES)
+    }
+    assert said[errno.ENOSPC] == f"make room in {tmp_path}"
+    assert "no file locks" in said[errno.ENOLCK]
+    assert "owner and permissions" in said[errno.EACCES]
+
+
+def test_a_held_folder_keeps_its_lock_file_while_anything_else_is_left_in_it(tmp_path):
+    with files.held_temp_dir(tmp_path, "bundle-") as path:
+        (path / "sub").mkdir()
+        (path / "sub" / "f").write_text("x")
+    assert list(tmp_path.iterdir()) == []  # all of it, the lock file last

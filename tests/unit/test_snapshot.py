@@ -125,3 +125,11 @@ def test_snapshots_of_one_agent_in_one_second_each_get_a_name(tmp_path, monkeypa
     assert snapshot.left_by_a_kill(tmp_path, second_tmp.name)  # its writer gone
     assert not snapshot.left_by_a_kill(tmp_path, first.name)
     os.close(fd3)
+
+
+def test_worktree_list_is_read_as_paths_and_branches():
+    from am import git
+
+    out = "worktree /r\0HEAD 1a\0branch refs/heads/main\0\0worktree /w\0HEAD 2b\0detached\0\0"
+    assert git.parse_worktrees(out) == [("/r", "main"), ("/w", None)]
+    assert git.parse_worktrees("") == []
