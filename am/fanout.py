@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import sys
 
@@ -62,12 +63,17 @@ def run(count: int, most: int, task: Callable[[int], int]) -> list[int]:
     bookkeeping short): no further child starts, those running are waited for, then
     ``Stopped`` is raised, with 130 for each task that never started. The signals are
     blocked across each fork, so a child takes one sent then as its task's own, never as
-    ours."""
+    ours.
+
+    Signals and ended children are both learnt from the bytes the signal module writes to a
+    pipe (``signal.set_wakeup_fd``), which the fan-out waits on: a signal that comes just
+    before the wait, or that another thread takes, still ends it. (Waiting in ``os.wait``
+    left a stop sent in the moment before the call unseen until a child ended by itself.)"""
     codes = [130] * count
     running: dict[int, int] = {}
     stopped: list[int] = []
 
-    def stop(signum, _frame) -> None:
+    def stop(signum: int) -> None:
         # Passed on even when the group had it too: a child forked while it was blocked here
         # did not get it, and one that did takes only the first.
         if not stopped:
@@ -75,26 +81,64 @@ def run(count: int, most: int, task: Callable[[int], int]) -> list[int]:
                 _signal(pid, signal.SIGINT)
         stopped.append(signum)
 
-    before = {s: signal.signal(s, stop) for s in STOPS}
+    woken, wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    noted = (*STOPS, signal.SIGCHLD)
+    before = {s: signal.signal(s, _noted) for s in noted}
+    wakeup_before = signal.set_wakeup_fd(wake, warn_on_full_buffer=False)
     try:
         started = 0
-        while started < count or running:
+        while (started < count and not stopped) or running:
             while not stopped and started < count and len(running) < most:
-                running[_fork(task, started)] = started
+                running[_fork(task, started, before, (woken, wake))] = started
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)  # one sent meanwhile: now
                 started += 1
-            if not running:
-                break
-            pid, status = os.wait()  # a stop's handler returns: the wait goes on
-            code = os.waitstatus_to_exitcode(status)
-            if pid in running:
-                codes[running.pop(pid)] = 128 - code if code < 0 else code
+                _signals(woken, stop)  # ... and no further child after it
+            if not _reap(running, codes):
+                select.select([woken], [], [])  # a child's end, or a stop
+                _signals(woken, stop)
     finally:
+        signal.set_wakeup_fd(wakeup_before)
         for s, handler in before.items():
             signal.signal(s, handler)
+        os.close(woken)
+        os.close(wake)
     if stopped:
         raise Stopped(stopped[0], codes)
     return codes
+
+
+def _noted(_signum, _frame) -> None:
+    """A stop or a child's end while the fan-out runs: its wakeup byte says which."""
+
+
+def _signals(woken: int, stop: Callable[[int], None]) -> None:
+    """STOP(signum) for each stop signal whose wakeup byte is waiting in WOKEN; the others
+    (a child ended) only woke the fan-out. Those read at once are taken lowest first, as
+    Python runs its handlers: signals pending together (sent while blocked) write their
+    bytes in the reverse order, the last one's handler running first."""
+    while True:
+        try:
+            got = os.read(woken, 512)
+        except BlockingIOError:
+            return
+        for signum in sorted(set(got)):
+            if signum in STOPS:
+                stop(signum)
+
+
+def _reap(running: dict[int, int], codes: list[int]) -> bool:
+    """Take the exit code of every child of RUNNING that has ended, into CODES by its task's
+    index; whether any had."""
+    reaped = False
+    while running:
+        pid, status = os.waitpid(-1, os.WNOHANG)
+        if pid == 0:
+            break
+        if pid in running:
+            code = os.waitstatus_to_exitcode(status)
+            codes[running.pop(pid)] = 128 - code if code < 0 else code
+            reaped = True
+    return reaped
 
 
 def _signal(pid: int, signum: int) -> None:
@@ -120,9 +164,10 @@ def _taken(_signum, _frame) -> None:
     """A stop after the first: the task is already undoing its work."""
 
 
-def _fork(task: Callable[[int], int], i: int) -> int:
+def _fork(task: Callable[[int], int], i: int, handlers: dict, pipe: tuple[int, int]) -> int:
     """A child running TASK(i); returns its pid with the stop signals still blocked, for the
-    caller to unblock once the child is on its books."""
+    caller to unblock once the child is on its books. The child has the caller's HANDLERS
+    back (but its own for the stops), and none of the fan-out's wakeup PIPE."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
@@ -131,8 +176,11 @@ def _fork(task: Callable[[int], int], i: int) -> int:
         return pid
     code = 130
     try:
-        for s in STOPS:
-            signal.signal(s, _interrupted_once)
+        signal.set_wakeup_fd(-1)
+        for fd in pipe:
+            os.close(fd)
+        for s, handler in handlers.items():
+            signal.signal(s, _interrupted_once if s in STOPS else handler)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
         code = task(i) or 0
     except KeyboardInterrupt:  # before the task could take it: nothing of it was made

@@ -45,10 +45,17 @@ def until(predicate, what: str):
 
 
 def children_once_waiting(tid: int) -> list[str]:
-    """The children of thread TID once it waits for one (its tasks block, so that stays)."""
+    """The children of thread TID once it waits for one to end (in ``select``: its tasks
+    block, so that stays)."""
     task = Path(f"/proc/self/task/{tid}")
-    until(lambda: (task / "wchan").read_text() == "do_wait", "the fan-out to wait")
+    until(lambda: in_select((task / "wchan").read_text()), "the fan-out to wait")
     return (task / "children").read_text().split()
+
+
+def in_select(wchan: str) -> bool:
+    """Whether a thread whose wait channel is WCHAN sleeps in select(2), by the kernel's
+    names for it (a thread waiting for the GIL sleeps on a futex instead)."""
+    return wchan.startswith(("poll_schedule_timeout", "do_select", "core_sys_select"))
 
 
 @pytest.mark.parametrize("most", [2, 6])
@@ -191,3 +198,56 @@ def test_a_signal_between_fork_and_the_books_is_neither_lost_nor_a_traceback():
         fanout.run(4, 1, task)
     assert stopped.value.signum == signal.SIGINT and stopped.value.codes == [130] * 4
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # ours again
+
+
+ELSEWHERE = textwrap.dedent(
+    """
+    import os, signal, sys, threading
+    from pathlib import Path
+    from am import fanout
+
+    never_r, _never_w = os.pipe()
+    started = sys.argv[1]
+    main = Path(f"/proc/self/task/{threading.get_native_id()}/wchan")
+
+    def task(i):
+        open(started, "w").close()
+        os.read(never_r, 1)  # only the stop passed on ends this
+        return 7
+
+    def elsewhere():
+        # once the fan-out sleeps in its wait (not on the GIL): this thread takes the stop,
+        # as any thread may take a signal sent to the process
+        while not os.path.exists(started) or main.read_text() in ("0", "") or (
+            main.read_text().startswith("futex")
+        ):
+            pass
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+    threading.Thread(target=elsewhere, daemon=True).start()
+    try:
+        fanout.run(2, 1, task)
+    except fanout.Stopped as e:
+        print(f"stopped-by-{e.signum} {e.codes}", flush=True)
+    """
+)
+
+
+def test_a_stop_another_thread_takes_while_the_fan_out_waits_still_ends_it(tmp_path):
+    """The signal's handler runs in a thread other than the waiting one (as when a stop
+    comes just before the wait begins): the fan-out is woken all the same, passes it on to
+    the child it waits for, and stops."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ELSEWHERE, str(tmp_path / "started")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, _ = proc.communicate(timeout=DEADLINE)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"the fan-out did not see the stop within {DEADLINE} s")
+    assert out == f"stopped-by-{int(signal.SIGTERM)} [130, 130]\n" and proc.returncode == 0
