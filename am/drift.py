@@ -121,7 +121,7 @@ def claimed(d: Drift, records: dict) -> bool:
     if d.kind == Kind.ORPHAN_WORKSPACE:
         return Path(d.subject).name in workspace_names(records)
     if d.kind == Kind.LEFTOVER_RESTORE:
-        return restoring(Path(d.subject).name, records)
+        return restoring(Path(d.subject).name, records, Path(d.subject).parent)
     if d.kind == Kind.ORPHAN_DISK:
         from am import disk
 
@@ -235,12 +235,15 @@ def workspace_drift(records: dict, layout) -> list[Drift]:
     ]
 
 
-def restoring(entry: str, records: dict) -> bool:
-    """Whether the restore that unpacks into folder ENTRY is still at work: its agent's
-    record names a live restore (any live restore, for a folder of an older am that named
-    no agent)."""
-    from am import snapshot
+def restoring(entry: str, records: dict, folder=None) -> bool:
+    """Whether the restore that unpacks into folder ENTRY (in FOLDER, the workspaces) is
+    still at work: it holds the folder's lock file. A folder without one is an older am's,
+    or one made a moment ago: at work while its agent's record names a live restore (any
+    live restore, for a folder of an older am that named no agent)."""
+    from am import files, snapshot
 
+    if folder is not None and os.path.lexists(os.path.join(folder, entry, files.HELD)):
+        return not files.held_left_by_a_kill(os.path.join(folder, entry))
     agent_id = snapshot.agent_of_restore(entry)
     candidates = [records.get(agent_id)] if agent_id is not None else list(records.values())
     return any(
@@ -257,7 +260,9 @@ def restore_drift(records: dict, layout) -> list[Drift]:
         layout.workspaces,
         Kind.LEFTOVER_RESTORE,
         "folder of a restore that ended before it finished",
-        lambda e: e.startswith(snapshot.RESTORE_TEMP) and not restoring(e, records),
+        lambda e: (
+            e.startswith(snapshot.RESTORE_TEMP) and not restoring(e, records, layout.workspaces)
+        ),
     )
 
 

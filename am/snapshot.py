@@ -26,7 +26,6 @@ import re
 import shutil
 import sys
 import tarfile
-import tempfile
 import time
 from pathlib import Path, PurePosixPath
 
@@ -557,7 +556,8 @@ def _finish_dir(tree: _Tree, m: tarfile.TarInfo) -> None:
 
 
 # A restore unpacks into <workspaces>/.restore-<id>+<random>, then moves the files into
-# place: named for its agent, so that doctor tells a restore's at work from one a kill left.
+# place. The folder is held (files.held_temp_dir), so that doctor tells a restore's at work
+# from one a kill left; named for its agent, as an older am's was (told by its record).
 RESTORE_TEMP = ".restore-"
 TEMP_END = "+"
 
@@ -583,16 +583,14 @@ def extract(path: Path, dest: Path, *, skip_git: bool = False) -> None:
     inside = os.path.ismount(dest)
     with (
         tarfile.open(path, "r:*", **ENCODING) as tar,
-        tempfile.TemporaryDirectory(
-            prefix=restore_prefix(dest.name),
-            dir=dest if inside else dest.parent,
-        ) as tmp,
+        files.held_temp_dir(dest if inside else dest.parent, restore_prefix(dest.name)) as held,
     ):
         try:
             members = plan_members(tar, path, skip_git)
         except tarfile.TarError as e:
             raise _refuse(path, " ".join(str(e).split())) from None
-        tree = _Tree(Path(tmp))
+        tmp = str(held)
+        tree = _Tree(held)
         try:
             for m in members:
                 if not m.issym():

@@ -396,20 +396,28 @@ GONE = "already gone (its {} finished meanwhile)"
 
 
 def _remove_leftover_restore(d, store, layout) -> str:
+    """A dead restore's folder: taken as a held one when it has the lock file, else (an
+    older am's, its restore told dead by its record) removed."""
+    from am import files
+
     path = Path(d.subject)
     if not os.path.lexists(path):
         return GONE.format("restore")
+    if os.path.lexists(path / files.HELD):
+        return _remove_held_leftover(d, store, layout)
     _remove(path)
     return "removed"
 
 
 def _remove_held_leftover(d, store, layout) -> str:
-    """What a snapshot or pull that died left: removed while held here (a file, or a held
+    """What a snapshot, pull or restore that died left: removed while held here (a file, or a held
     folder's lock file), so that one at work (which holds it) keeps it, and one that makes
     its name now makes a new one."""
     from am import files
 
-    what = "snapshot" if d.kind == drift.Kind.LEFTOVER_SNAPSHOT else "pull"
+    what = {drift.Kind.LEFTOVER_SNAPSHOT: "snapshot", drift.Kind.LEFTOVER_RESTORE: "restore"}.get(
+        d.kind, "pull"
+    )
     path = Path(d.subject)
     if not os.path.lexists(path):
         return GONE.format(what)

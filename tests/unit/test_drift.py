@@ -221,6 +221,32 @@ def test_the_folder_of_a_restore_at_work_is_its_own_and_a_dead_ones_goes(layout)
     assert len([d for d in drift.find(layout) if d.kind == "leftover-restore"]) == 2
 
 
+def test_a_held_restore_folder_is_told_by_its_lock_not_by_a_record(layout):
+    """A restore holds its folder's lock file: at work while it does, whatever the records
+    say (none names it here, as after its pid was reused or its record went); left over
+    once nobody holds it, and then removed under doctor's own hold."""
+    from am import files
+
+    folder = layout.workspaces / ".restore-back+ab_cd012"
+    folder.mkdir(parents=True)
+    fd = files.create_locked(folder / files.HELD)
+    (folder / "root").mkdir()
+    (folder / "root" / "f").write_text("x")
+    try:
+        assert [d for d in drift.find(layout) if d.kind == "leftover-restore"] == []
+        d = drift.Drift(drift.Kind.LEFTOVER_RESTORE, str(folder), "")
+        assert drift.claimed(d, open_store(layout).agents())
+        assert doctor.fix(d, open_store(layout), layout).startswith("left alone")
+        assert (folder / "root" / "f").exists()
+    finally:
+        os.close(fd)
+    (found,) = [d for d in drift.find(layout) if d.kind == "leftover-restore"]
+    assert found.subject == str(folder)
+    assert not drift.claimed(found, open_store(layout).agents())
+    assert doctor.fix(found, open_store(layout), layout) == "removed"
+    assert not folder.exists()
+
+
 def test_the_parts_of_a_snapshot_at_work_are_its_own_and_a_dead_ones_go(layout):
     from am import files, snapshot
 
