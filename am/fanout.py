@@ -82,29 +82,62 @@ def run(count: int, most: int, task: Callable[[int], int]) -> list[int]:
         stopped.append(signum)
 
     woken, wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    noted = (*STOPS, signal.SIGCHLD)
-    before = {s: signal.signal(s, _noted) for s in noted}
-    wakeup_before = signal.set_wakeup_fd(wake, warn_on_full_buffer=False)
+    # SIGCHLD's byte is how an ended child is learnt: unblocked here even if whatever
+    # started am blocked it (a mask outlives exec).
+    mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+    before: dict = {}
     try:
-        started = 0
-        while (started < count and not stopped) or running:
-            while not stopped and started < count and len(running) < most:
-                running[_fork(task, started, before, (woken, wake))] = started
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)  # one sent meanwhile: now
-                started += 1
-                _signals(woken, stop)  # ... and no further child after it
-            if not _reap(running, codes):
-                select.select([woken], [], [])  # a child's end, or a stop
-                _signals(woken, stop)
+        for s in (*STOPS, signal.SIGCHLD):
+            before[s] = signal.signal(s, _noted)
+        wakeup_before = signal.set_wakeup_fd(wake, warn_on_full_buffer=False)
+        try:
+            _fan_out(count, most, task, codes, running, stopped, stop, before, (woken, wake))
+        finally:
+            # One that comes from now on is the caller's, once its handlers are back; one
+            # that came since the last look is still the fan-out's.
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
+            signal.set_wakeup_fd(wakeup_before)
+            _signals(woken, stop)
     finally:
-        signal.set_wakeup_fd(wakeup_before)
         for s, handler in before.items():
             signal.signal(s, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(woken)
         os.close(wake)
     if stopped:
         raise Stopped(stopped[0], codes)
     return codes
+
+
+def _fan_out(count, most, task, codes, running, stopped, stop, handlers, pipe) -> None:
+    """``run``'s loop: fork while there is room and no stop, reap, wait on the PIPE."""
+    woken = pipe[0]
+    started = 0
+    while (started < count and not stopped) or running:
+        while not stopped and started < count and len(running) < most:
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
+            _signals(woken, stop)  # a stop that came since the last look: no further child
+            if stopped:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
+                break
+            try:
+                pid = _fork(task, started, handlers, pipe)
+            except OSError as e:  # no more processes to be had: those begun run on
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
+                print(
+                    f"am: error: cannot start another spawn: {e.strerror or e}; "
+                    "waiting for those begun",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                count = started
+                break
+            running[pid] = started
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)  # one sent meanwhile: now
+            started += 1
+        if running and not _reap(running, codes):
+            select.select([woken], [], [])  # a child's end, or a stop
+            _signals(woken, stop)
 
 
 def _noted(_signum, _frame) -> None:
@@ -165,12 +198,11 @@ def _taken(_signum, _frame) -> None:
 
 
 def _fork(task: Callable[[int], int], i: int, handlers: dict, pipe: tuple[int, int]) -> int:
-    """A child running TASK(i); returns its pid with the stop signals still blocked, for the
-    caller to unblock once the child is on its books. The child has the caller's HANDLERS
-    back (but its own for the stops), and none of the fan-out's wakeup PIPE."""
+    """A child running TASK(i); the caller blocks the stop signals across it, and unblocks
+    them once the child is on its books. The child has the caller's HANDLERS back (but its
+    own for the stops), and none of the fan-out's wakeup PIPE."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
     pid = os.fork()
     if pid:
         return pid

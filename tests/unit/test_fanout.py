@@ -251,3 +251,71 @@ def test_a_stop_another_thread_takes_while_the_fan_out_waits_still_ends_it(tmp_p
         proc.communicate()
         pytest.fail(f"the fan-out did not see the stop within {DEADLINE} s")
     assert out == f"stopped-by-{int(signal.SIGTERM)} [130, 130]\n" and proc.returncode == 0
+
+
+BLOCKED = textwrap.dedent(
+    """
+    import signal
+    from am import fanout
+
+    # as a launcher may leave it: a blocked mask outlives exec
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+    print(fanout.run(3, 2, lambda i: i), signal.SIGCHLD in signal.pthread_sigmask(0, []))
+    """
+)
+
+
+def test_a_fan_out_started_with_sigchld_blocked_still_learns_its_children_ended():
+    """Its children's ends wake it whatever mask it was started with, which it gives back."""
+    try:
+        res = subprocess.run(
+            [sys.executable, "-c", BLOCKED],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE,
+            start_new_session=True,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the fan-out did not see its children end within {DEADLINE} s")
+    assert (res.stdout, res.returncode) == ("[0, 1, 2] True\n", 0), res.stderr
+
+
+def test_a_stop_just_after_the_last_child_ended_is_not_lost(monkeypatch):
+    """SIGTERM as the fan-out reaps its last child: still its stop, said as such; the
+    caller's handler is back, and the signal is not left blocked."""
+    reap = fanout._reap
+
+    def reap_then_stop(running, codes):
+        got = reap(running, codes)
+        if got and not running:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return got
+
+    monkeypatch.setattr(fanout, "_reap", reap_then_stop)
+    with pytest.raises(fanout.Stopped) as stopped:
+        fanout.run(2, 2, lambda i: 0)
+    assert (stopped.value.signum, stopped.value.codes) == (signal.SIGTERM, [0, 0])
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert not set(fanout.STOPS) & signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+def test_a_fork_that_fails_starts_no_more_and_waits_for_those_begun(monkeypatch, capsys):
+    """No process to be had for the third task (EAGAIN): the two begun finish, the rest are
+    never begun (130), one line says why, and the stops are not left blocked."""
+    import errno
+
+    fork, forks = os.fork, []
+
+    def fork_twice():
+        if len(forks) == 2:
+            raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+        forks.append(1)
+        return fork()
+
+    monkeypatch.setattr(os, "fork", fork_twice)
+    assert fanout.run(4, 4, lambda i: 5) == [5, 5, 130, 130]
+    err = capsys.readouterr().err
+    assert err.startswith("am: error: cannot start another spawn: Resource temporarily")
+    assert err.count("\n") == 1
+    assert not set(fanout.STOPS) & signal.pthread_sigmask(signal.SIG_BLOCK, [])
