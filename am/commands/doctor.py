@@ -396,16 +396,24 @@ GONE = "already gone (its {} finished meanwhile)"
 
 
 def _remove_leftover_restore(d, store, layout) -> str:
-    """A dead restore's folder: taken as a held one when it has the lock file, else (an
-    older am's, its restore told dead by its record) removed."""
+    """A dead restore's folder: taken as a held one when it is empty or has the lock file;
+    else an older am's, whose restore its record told dead, removed. A restore makes its
+    lock file first and removes it last, so looked at in that order (empty, then the lock
+    file), a folder that has content but no lock file is never a restore's at work."""
     from am import files
 
     path = Path(d.subject)
     if not os.path.lexists(path):
         return GONE.format("restore")
-    if os.path.lexists(path / files.HELD):
-        return _remove_held_leftover(d, store, layout)
-    _remove(path)
+    if path.is_dir() and not path.is_symlink():
+        with os.scandir(path) as entries:
+            empty = next(entries, None) is None
+        if empty or os.path.lexists(path / files.HELD):
+            return _remove_held_leftover(d, store, layout)
+    try:
+        _remove(path)
+    except FileNotFoundError:
+        return GONE.format("restore")
     return "removed"
 
 
