@@ -35,6 +35,15 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+def _drain(fd: int) -> None:
+    """Read what is waiting in the non-blocking FD, and let it go."""
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass
+
+
 def _leave(signum, _frame):
     raise SystemExit(128 + signum)  # through the finally below, which restores the terminal
 
@@ -63,15 +72,25 @@ def relay(argv: list[str]) -> int:
     handlers = {s: signal.getsignal(s) for s in (signal.SIGWINCH, signal.SIGTERM, signal.SIGHUP)}
     detached = ended = False
     pending, to_agent = b"", bytearray()
+    # A signal's byte wakes the select below, so that its handler runs at once: one that
+    # came just before the select began (or that another thread took) would else wait for
+    # the next key or output.
+    woken, wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    wakeup_before = None
     try:
         resize()
         signal.signal(signal.SIGWINCH, resize)
         signal.signal(signal.SIGTERM, _leave)
         signal.signal(signal.SIGHUP, _leave)
+        wakeup_before = signal.set_wakeup_fd(wake, warn_on_full_buffer=False)
         tty.setraw(stdin)
         os.set_blocking(master, False)
         while not detached:
-            ready, writable, _ = select.select([master, stdin], [master] if to_agent else [], [])
+            ready, writable, _ = select.select(
+                [master, stdin, woken], [master] if to_agent else [], []
+            )
+            if woken in ready:
+                _drain(woken)  # the handlers run as Python goes on
             if writable:
                 try:
                     del to_agent[: os.write(master, to_agent)]
@@ -100,6 +119,10 @@ def relay(argv: list[str]) -> int:
                 to_agent += now[: max(0, KEYS_HELD - len(to_agent))]
     finally:
         termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
+        if wakeup_before is not None:
+            signal.set_wakeup_fd(wakeup_before)
+        os.close(woken)
+        os.close(wake)
         for s, h in handlers.items():
             signal.signal(s, h)
         if not ended:

@@ -31,9 +31,12 @@ def test_podman_repeats_the_gvisor_runtime_on_init_and_start():
     assert isolation.engine_options("docker", "gvisor", "none") == []
 
 
-def relay_on_a_terminal(argv: list[str], keys: list[bytes], deadline: float = 30) -> str:
+def relay_on_a_terminal(
+    argv: list[str], keys: list[bytes], deadline: float = 30, before=None
+) -> str:
     """am's relay run on a terminal of the test's own (no engine: ARGV stands in for the
-    attach client), KEYS typed into it; the relay's return value."""
+    attach client), KEYS typed into it; the relay's return value, or "exit N" when it ended
+    the process (a signal's). BEFORE() runs first in the relay's process."""
     import os
     import pty
     import select
@@ -44,7 +47,12 @@ def relay_on_a_terminal(argv: list[str], keys: list[bytes], deadline: float = 30
     if pid == 0:
         from am import ptyrelay
 
-        code = ptyrelay.relay(argv)
+        if before:
+            before()
+        try:
+            code = ptyrelay.relay(argv)
+        except SystemExit as e:
+            code = f"exit {e.code}"
         os.write(1, f"\r\nRELAY-RC={code}\r\n".encode())
         os._exit(0)
     os.set_blocking(fd, False)
@@ -87,3 +95,31 @@ def test_an_agent_that_reads_nothing_cannot_keep_the_user_from_detaching():
 def test_the_clients_own_exit_status_is_returned():
     assert relay_on_a_terminal(["sh", "-c", "exit 7"], []) == "7"
     assert relay_on_a_terminal(["no-such-program-am-test"], []) == "127"
+
+
+def sigterm_once_the_relay_waits_taken_by_another_thread():
+    """A thread of the relay's process that, once the relay sleeps in select, takes a
+    SIGTERM itself: as a signal that comes just before the select begins, its Python
+    handler is left to the relay's thread, which no key or output wakes."""
+    import signal
+    import threading
+
+    wchan = f"/proc/self/task/{threading.get_native_id()}/wchan"
+
+    def elsewhere():
+        while not open(wchan).read().startswith(("poll_schedule_timeout", "do_select")):
+            pass
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+    threading.Thread(target=elsewhere, daemon=True).start()
+
+
+def test_a_sigterm_ends_the_relay_though_nothing_comes_through_it():
+    # 'sleep' says nothing and nobody types: only the signal's own wakeup ends the wait
+    rc = relay_on_a_terminal(
+        ["sleep", "60"],
+        [],
+        deadline=20,
+        before=sigterm_once_the_relay_waits_taken_by_another_thread,
+    )
+    assert rc == "exit 143"
