@@ -14,6 +14,8 @@ import select
 import signal
 import sys
 
+from am import wakeup
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -63,17 +65,18 @@ def run(count: int, most: int, task: Callable[[int], int]) -> list[int]:
     bookkeeping short): no further child starts, those running are waited for, then
     ``Stopped`` is raised, with 130 for each task that never started. The signals are
     blocked across each fork, so a child takes one sent then as its task's own, never as
-    ours.
+    ours. One the caller ignores (a shell script's background job, nohup) stays ignored,
+    here and in the children.
 
-    Signals and ended children are both learnt from the bytes the signal module writes to a
-    pipe (``signal.set_wakeup_fd``), which the fan-out waits on: a signal that comes just
-    before the wait, or that another thread takes, still ends it. (Waiting in ``os.wait``
-    left a stop sent in the moment before the call unseen until a child ended by itself.)"""
+    The fan-out waits on the pipe the signal module writes a byte to for each signal
+    (``signal.set_wakeup_fd``): a child's end or a stop wakes it even when it came just
+    before the wait began, or another thread took it. (Waiting in ``os.wait`` left a stop
+    sent in the moment before the call unseen until a child ended by itself.)"""
     codes = [130] * count
     running: dict[int, int] = {}
     stopped: list[int] = []
 
-    def stop(signum: int) -> None:
+    def stop(signum: int, _frame=None) -> None:
         # Passed on even when the group had it too: a child forked while it was blocked here
         # did not get it, and one that did takes only the first.
         if not stopped:
@@ -81,42 +84,48 @@ def run(count: int, most: int, task: Callable[[int], int]) -> list[int]:
                 _signal(pid, signal.SIGINT)
         stopped.append(signum)
 
-    woken, wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    # SIGCHLD's byte is how an ended child is learnt: unblocked here even if whatever
-    # started am blocked it (a mask outlives exec).
+    stops = [s for s in STOPS if signal.getsignal(s) is not signal.SIG_IGN]
+    woken, wake = wakeup.pipe()
+    # SIGCHLD is how an ended child is learnt: unblocked here even if whatever started am
+    # blocked it (a mask outlives exec).
     mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
     before: dict = {}
+    wakeup_before = None
     try:
-        for s in (*STOPS, signal.SIGCHLD):
-            before[s] = signal.signal(s, _noted)
+        for s in stops:
+            before[s] = signal.signal(s, stop)
+        before[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, _woke)
         wakeup_before = signal.set_wakeup_fd(wake, warn_on_full_buffer=False)
-        try:
-            _fan_out(count, most, task, codes, running, stopped, stop, before, (woken, wake))
-        finally:
-            # One that comes from now on is the caller's, once its handlers are back; one
-            # that came since the last look is still the fan-out's.
-            signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
-            signal.set_wakeup_fd(wakeup_before)
-            _signals(woken, stop)
+        _fan_out(count, most, task, codes, running, stopped, before, (woken, wake))
+    except BaseException:
+        _end(running)  # nothing begun is left unattended
+        raise
     finally:
+        # From here on a stop is the caller's: its handlers go back before the wakeup fd,
+        # the mask last (one held back meanwhile then reaches the caller's handler).
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
         for s, handler in before.items():
             signal.signal(s, handler)
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        if wakeup_before is not None:
+            signal.set_wakeup_fd(wakeup_before)
         os.close(woken)
         os.close(wake)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     if stopped:
         raise Stopped(stopped[0], codes)
     return codes
 
 
-def _fan_out(count, most, task, codes, running, stopped, stop, handlers, pipe) -> None:
+def _fan_out(count, most, task, codes, running, stopped, handlers, pipe) -> None:
     """``run``'s loop: fork while there is room and no stop, reap, wait on the PIPE."""
     woken = pipe[0]
+    waiting = select.poll()  # not select(): a descriptor past 1023 is fine
+    waiting.register(woken, select.POLLIN)
     started = 0
     while (started < count and not stopped) or running:
         while not stopped and started < count and len(running) < most:
             signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
-            _signals(woken, stop)  # a stop that came since the last look: no further child
+            wakeup.drain(woken)  # ... and a stop that came since runs its handler here: no fork
             if stopped:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
                 break
@@ -133,30 +142,28 @@ def _fan_out(count, most, task, codes, running, stopped, stop, handlers, pipe) -
                 count = started
                 break
             running[pid] = started
+            if stopped:  # taken by another thread as it forked, before the books had it
+                _signal(pid, signal.SIGINT)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)  # one sent meanwhile: now
             started += 1
         if running and not _reap(running, codes):
-            select.select([woken], [], [])  # a child's end, or a stop
-            _signals(woken, stop)
+            waiting.poll()  # a child's end, or a stop (whose handler then runs)
+            wakeup.drain(woken)
 
 
-def _noted(_signum, _frame) -> None:
-    """A stop or a child's end while the fan-out runs: its wakeup byte says which."""
+def _woke(_signum, _frame) -> None:
+    """A child ended: its wakeup byte woke the fan-out, which reaps it."""
 
 
-def _signals(woken: int, stop: Callable[[int], None]) -> None:
-    """STOP(signum) for each stop signal whose wakeup byte is waiting in WOKEN; the others
-    (a child ended) only woke the fan-out. Those read at once are taken lowest first, as
-    Python runs its handlers: signals pending together (sent while blocked) write their
-    bytes in the reverse order, the last one's handler running first."""
-    while True:
+def _end(running: dict[int, int]) -> None:
+    """Interrupt the children of RUNNING and wait for each (the fan-out failed)."""
+    for pid in running:
+        _signal(pid, signal.SIGINT)
+    for pid in list(running):
         try:
-            got = os.read(woken, 512)
-        except BlockingIOError:
-            return
-        for signum in sorted(set(got)):
-            if signum in STOPS:
-                stop(signum)
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
 
 
 def _reap(running: dict[int, int], codes: list[int]) -> bool:
@@ -183,7 +190,8 @@ def _signal(pid: int, signum: int) -> None:
 
 def _interrupted_once(_signum, _frame) -> None:
     for s in STOPS:  # not SIG_IGN: one already on its way would then end in an OSError
-        signal.signal(s, _taken)
+        if signal.getsignal(s) is not signal.SIG_IGN:  # one the caller ignores stays so
+            signal.signal(s, _taken)
     # Out of the terminal's foreground group, so a second Ctrl-C does not kill the commands
     # the undoing runs (a tmux or engine call killed there would leave its agent behind).
     try:

@@ -12,6 +12,8 @@ import os
 import select
 import signal
 
+from am import wakeup
+
 PREFIX = b"\x02"  # Ctrl-b
 DETACH = PREFIX + b"d"
 KEYS_HELD = 1 << 20  # typed ahead of an agent that does not read; more is dropped
@@ -33,15 +35,6 @@ def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
-
-
-def _drain(fd: int) -> None:
-    """Read what is waiting in the non-blocking FD, and let it go."""
-    try:
-        while os.read(fd, 512):
-            pass
-    except BlockingIOError:
-        pass
 
 
 def _leave(signum, _frame):
@@ -75,7 +68,7 @@ def relay(argv: list[str]) -> int:
     # A signal's byte wakes the select below, so that its handler runs at once: one that
     # came just before the select began (or that another thread took) would else wait for
     # the next key or output.
-    woken, wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    woken, wake = wakeup.pipe()
     wakeup_before = None
     try:
         resize()
@@ -90,7 +83,7 @@ def relay(argv: list[str]) -> int:
                 [master, stdin, woken], [master] if to_agent else [], []
             )
             if woken in ready:
-                _drain(woken)  # the handlers run as Python goes on
+                wakeup.drain(woken)  # the handlers run as Python goes on
             if writable:
                 try:
                     del to_agent[: os.write(master, to_agent)]

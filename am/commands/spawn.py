@@ -499,13 +499,15 @@ def spawn_alone(spawn_one) -> int:
 
     def stop(signum, _frame):
         for s in STOPS:  # a second stop must not cut the undoing short
-            signal.signal(s, _ignore)
+            if signal.getsignal(s) is not signal.SIG_IGN:
+                signal.signal(s, _ignore)
         stopped.append(signum)
         raise KeyboardInterrupt
 
     try:
         for s in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(s, stop)
+            if signal.getsignal(s) is not signal.SIG_IGN:  # nohup's SIGHUP stays ignored
+                signal.signal(s, stop)
     except ValueError:  # not the main thread ('am ui' spawns in a worker): its process's own
         pass
     try:

@@ -247,31 +247,34 @@ def test_a_held_restore_folder_is_told_by_its_lock_not_by_a_record(layout):
     assert not folder.exists()
 
 
-def test_a_restore_that_locks_its_folder_as_doctor_looks_at_it_keeps_it(layout, monkeypatch):
+@pytest.mark.parametrize("moment", ["scandir", "rmdir"])
+def test_a_restore_that_locks_its_folder_as_doctor_takes_it_keeps_it(layout, monkeypatch, moment):
     """Doctor found an empty restore folder (between the restore's mkdtemp and its lock file,
-    no record naming it); the restore makes its lock file and unpacks the moment doctor looks
-    inside: doctor must leave it, not remove it whole."""
+    no record naming it); the restore makes its lock file and unpacks the moment doctor
+    looks inside, or the moment it removes the folder it saw empty: doctor must leave it,
+    not remove it whole."""
     from am import files
 
     folder = layout.workspaces / ".restore-back+ab_cd012"
     folder.mkdir(parents=True)
     (found,) = [d for d in drift.find(layout) if d.kind == "leftover-restore"]
-    scandir, held = os.scandir, []
+    real, held = getattr(os, moment), []
 
     def at(path) -> bool:  # by name, or by descriptor (as shutil.rmtree looks)
         if isinstance(path, int):
             return folder.exists() and os.path.samestat(os.fstat(path), os.stat(folder))
         return os.fspath(path) == str(folder)
 
-    def restore_moves_on(path="."):
+    def restore_moves_on(path=".", *args, **kw):
         if at(path) and not held:
             held.append(files.create_locked(folder / files.HELD))
             (folder / "root").mkdir()
-        return scandir(path)
+        return real(path, *args, **kw)
 
-    monkeypatch.setattr(os, "scandir", restore_moves_on)
+    monkeypatch.setattr(os, moment, restore_moves_on)
     try:
-        assert doctor.fix(found, open_store(layout), layout).startswith("left alone")
+        said = doctor.fix(found, open_store(layout), layout)
+        assert said == "left alone: a restore is at work on it"
         assert held and (folder / files.HELD).exists() and (folder / "root").is_dir()
     finally:
         for fd in held:

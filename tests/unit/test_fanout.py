@@ -319,3 +319,61 @@ def test_a_fork_that_fails_starts_no_more_and_waits_for_those_begun(monkeypatch,
     assert err.startswith("am: error: cannot start another spawn: Resource temporarily")
     assert err.count("\n") == 1
     assert not set(fanout.STOPS) & signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+def test_a_stop_the_caller_ignores_stays_ignored_by_the_fan_out_and_its_children():
+    """As under nohup: a hang-up neither stops the fan-out nor reaches a child's task (nor
+    what it runs) as anything but ignored."""
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+
+        def task(i: int) -> int:
+            os.kill(os.getppid(), signal.SIGHUP)
+            return 0 if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN else 9
+
+        assert fanout.run(2, 1, task) == [0, 0]
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
+MANY_FILES = textwrap.dedent(
+    """
+    import os, resource
+    from am import fanout
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]  # the fan-out's pipe: past 1023
+    print(fanout.run(2, 2, lambda i: 3))
+    """
+)
+
+
+def test_a_fan_out_in_a_process_with_many_files_open_waits_as_any():
+    """Its wakeup pipe past descriptor 1023, where select() cannot look."""
+    res = subprocess.run(
+        [sys.executable, "-c", MANY_FILES], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert (res.stdout, res.returncode) == ("[3, 3]\n", 0), res.stderr
+
+
+def test_a_stop_that_comes_as_the_fan_out_ends_is_the_callers_and_leaks_nothing(monkeypatch):
+    """SIGINT once the fan-out has given the caller's handlers back (held back until its
+    mask is too): the caller's handler takes it (here Python's, a KeyboardInterrupt), and
+    the fan-out's pipe is closed all the same."""
+    set_wakeup_fd, calls, parent = signal.set_wakeup_fd, [], os.getpid()
+
+    def giving_back(fd, **kw):
+        if os.getpid() != parent:  # a child's own call
+            return set_wakeup_fd(fd, **kw)
+        calls.append(fd)
+        if len(calls) == 2:  # the second call gives the caller's back: a Ctrl-C now
+            os.kill(os.getpid(), signal.SIGINT)
+        return set_wakeup_fd(fd, **kw)
+
+    monkeypatch.setattr(signal, "set_wakeup_fd", giving_back)
+    fds = set(os.listdir("/proc/self/fd"))
+    with pytest.raises(KeyboardInterrupt):
+        fanout.run(2, 2, lambda i: 0)
+    assert set(os.listdir("/proc/self/fd")) == fds and len(calls) == 2

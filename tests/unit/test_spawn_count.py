@@ -45,3 +45,35 @@ def test_a_stop_says_by_what_and_exits_as_the_signal_does():
     # stopped after every agent had started: still said, still the signal's exit status
     error = many_failed([0, 0], signal.SIGINT)
     assert error.code == 130 and error.message.startswith("stopped by SIGINT: 0 of 2 agents")
+
+
+def test_a_lone_spawn_under_nohup_is_not_undone_by_a_hang_up():
+    """SIGHUP ignored, as nohup leaves it: a hang-up during the spawn is still ignored, and
+    so is one during an undo a SIGTERM began."""
+    import os
+
+    from am.commands.spawn import spawn_alone
+
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    term = signal.getsignal(signal.SIGTERM)
+    try:
+
+        def one():
+            os.kill(os.getpid(), signal.SIGHUP)
+            return 0
+
+        assert spawn_alone(one) == 0
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+
+        def stopped_then_hung_up():
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+            except KeyboardInterrupt:  # the undo: a hang-up now must not change its handler
+                assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+                raise
+
+        with pytest.raises(AmError, match="stopped by SIGTERM"):
+            spawn_alone(stopped_then_hung_up)
+    finally:
+        signal.signal(signal.SIGHUP, before)
+        signal.signal(signal.SIGTERM, term)
