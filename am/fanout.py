@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 # What ends the fan-out early. A child takes the first of them as a Ctrl-C (its task undoes
 # its work), leaves the terminal's foreground group and only notes the rest, so that its
 # undoing is not cut short by the same stop sent twice: to its group (a terminal's Ctrl-C or
-# hang-up, timeout(1)'s SIGTERM), then passed on by the parent as SIGINT, in case it alone
-# was told.
+# hang-up, timeout(1)'s SIGTERM), then passed on by the parent as SIGINT (another of them if
+# SIGINT is ignored), in case it alone was told.
 STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -74,17 +74,7 @@ def run(count: int, most: int, task: Callable[[int], int]) -> list[int]:
     sent in the moment before the call unseen until a child ended by itself.)"""
     codes = [130] * count
     running: dict[int, int] = {}
-    stopped: list[int] = []
-
-    def stop(signum: int, _frame=None) -> None:
-        # Passed on even when the group had it too: a child forked while it was blocked here
-        # did not get it, and one that did takes only the first.
-        if not stopped:
-            for pid in running:
-                _signal(pid, signal.SIGINT)
-        stopped.append(signum)
-
-    stops = [s for s in STOPS if signal.getsignal(s) is not signal.SIG_IGN]
+    stops = _Stops([s for s in STOPS if signal.getsignal(s) is not signal.SIG_IGN])
     woken, wake = wakeup.pipe()
     # SIGCHLD is how an ended child is learnt: unblocked here even if whatever started am
     # blocked it (a mask outlives exec).
@@ -92,41 +82,96 @@ def run(count: int, most: int, task: Callable[[int], int]) -> list[int]:
     before: dict = {}
     wakeup_before = None
     try:
-        for s in stops:
-            before[s] = signal.signal(s, stop)
+        for s in stops.taken:
+            before[s] = signal.signal(s, stops.seen.__setitem__)
         before[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, _woke)
         wakeup_before = signal.set_wakeup_fd(wake, warn_on_full_buffer=False)
-        _fan_out(count, most, task, codes, running, stopped, before, (woken, wake))
+        _fan_out(count, most, task, codes, running, stops, before, (woken, wake))
     except BaseException:
-        _end(running)  # nothing begun is left unattended
+        _end(running, stops.passed)  # nothing begun is left unattended
         raise
     finally:
         # From here on a stop is the caller's: its handlers go back before the wakeup fd,
-        # the mask last (one held back meanwhile then reaches the caller's handler).
+        # the mask last (one held back meanwhile then reaches the caller's handler). Each
+        # step is done whatever the one before raised (the caller's handler, run for a stop
+        # another thread took).
         signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
-        for s, handler in before.items():
-            signal.signal(s, handler)
-        if wakeup_before is not None:
-            signal.set_wakeup_fd(wakeup_before)
-        os.close(woken)
-        os.close(wake)
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-    if stopped:
-        raise Stopped(stopped[0], codes)
+        try:
+            stops.read(woken)  # one since the last look
+            for s, handler in before.items():
+                signal.signal(s, handler)
+        finally:
+            try:
+                if wakeup_before is not None:
+                    signal.set_wakeup_fd(wakeup_before)
+            finally:
+                os.close(woken)
+                os.close(wake)
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    if stops:
+        raise Stopped(stops.first(), codes)
     return codes
 
 
-def _fan_out(count, most, task, codes, running, stopped, handlers, pipe) -> None:
+class _Stops:
+    """The stop signals the fan-out takes (TAKEN: those the caller does not ignore), those
+    it was sent, and passing them on to the children, each told once.
+
+    A stop is recorded twice over, for each way alone can miss one: by its handler,
+    ``SEEN.__setitem__`` (C code, with no Python frame of its own, so that no handler runs
+    inside another and records its signal first), and from its byte in the wakeup pipe
+    (``read``), which the fan-out reads each time it wakes. The handler alone can be late:
+    Python may run it only at the main thread's next check, after the wait began, when
+    another thread took the signal. The byte alone misses one that comes once the wakeup fd
+    is given back. The signals are kept in the order first recorded; those pending together,
+    lowest first (as Python runs their handlers; their bytes come in reverse)."""
+
+    def __init__(self, taken: list[int]):
+        self.taken = taken
+        self.seen: dict = {}
+        self.told: set[int] = set()
+        # What a stop is passed on as: one the children take (SIGINT, unless ignored).
+        self.passed = signal.SIGINT if signal.SIGINT in taken or not taken else taken[0]
+
+    def __bool__(self) -> bool:
+        return bool(self.seen)
+
+    def read(self, woken: int) -> None:
+        """Record the stops whose wakeup bytes wait in WOKEN (the others: a child ended)."""
+        while True:
+            try:
+                got = os.read(woken, 512)
+            except BlockingIOError:
+                return
+            for signum in sorted(set(got)):
+                if signum in self.taken:
+                    self.seen.setdefault(signum, None)
+
+    def first(self) -> int:
+        return next(iter(self.seen))
+
+    def pass_on(self, running: dict[int, int]) -> None:
+        """Once stopped: the stop to each child of RUNNING not yet told. Passed on even when
+        the group had it too: a child forked while it was blocked here did not get it, and
+        one that did takes only the first."""
+        if self.seen:
+            for pid in running:
+                if pid not in self.told:
+                    self.told.add(pid)
+                    _signal(pid, self.passed)
+
+
+def _fan_out(count, most, task, codes, running, stops: _Stops, handlers, pipe) -> None:
     """``run``'s loop: fork while there is room and no stop, reap, wait on the PIPE."""
     woken = pipe[0]
     waiting = select.poll()  # not select(): a descriptor past 1023 is fine
     waiting.register(woken, select.POLLIN)
     started = 0
-    while (started < count and not stopped) or running:
-        while not stopped and started < count and len(running) < most:
+    while (started < count and not stops) or running:
+        while not stops and started < count and len(running) < most:
             signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
-            wakeup.drain(woken)  # ... and a stop that came since runs its handler here: no fork
-            if stopped:
+            stops.read(woken)  # a stop that came since: no fork
+            if stops:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
                 break
             try:
@@ -142,23 +187,25 @@ def _fan_out(count, most, task, codes, running, stopped, handlers, pipe) -> None
                 count = started
                 break
             running[pid] = started
-            if stopped:  # taken by another thread as it forked, before the books had it
-                _signal(pid, signal.SIGINT)
+            stops.pass_on(running)  # one another thread took as it forked
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)  # one sent meanwhile: now
             started += 1
+        stops.pass_on(running)
         if running and not _reap(running, codes):
-            waiting.poll()  # a child's end, or a stop (whose handler then runs)
-            wakeup.drain(woken)
+            waiting.poll()  # a child's end, or a stop
+            stops.read(woken)
+            stops.pass_on(running)
 
 
 def _woke(_signum, _frame) -> None:
     """A child ended: its wakeup byte woke the fan-out, which reaps it."""
 
 
-def _end(running: dict[int, int]) -> None:
-    """Interrupt the children of RUNNING and wait for each (the fan-out failed)."""
+def _end(running: dict[int, int], passed: int) -> None:
+    """Interrupt the children of RUNNING (with PASSED) and wait for each: the fan-out
+    failed."""
     for pid in running:
-        _signal(pid, signal.SIGINT)
+        _signal(pid, passed)
     for pid in list(running):
         try:
             os.waitpid(pid, 0)
@@ -231,9 +278,16 @@ def _fork(task: Callable[[int], int], i: int, handlers: dict, pipe: tuple[int, i
         traceback.print_exc()
         code = 1
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
-        os._exit(code)
+        # The child ends here, whatever comes: a stop now (the task done) must not carry it
+        # out of this into the fan-out's own code, as if it were the parent.
+        try:
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (OSError, ValueError):
+                    pass
+        except BaseException:  # a stop's KeyboardInterrupt, taken before the block
+            pass
+        finally:
+            os._exit(code)

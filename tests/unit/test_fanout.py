@@ -2,6 +2,7 @@
 once, what a child leaves of the parent's output, and how a stop signal ends the fan-out."""
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 from am import fanout
 
 ROOT = Path(__file__).resolve().parents[2]
-DEADLINE = 60  # seconds: a wait that passes it fails the test instead of hanging it
+DEADLINE = 6  # seconds: a wait that passes it fails the test instead of hanging it
 
 
 def test_width_is_four_a_core_at_least_four_never_more_than_the_tasks():
@@ -200,6 +201,22 @@ def test_a_signal_between_fork_and_the_books_is_neither_lost_nor_a_traceback():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # ours again
 
 
+def python(program: str) -> subprocess.CompletedProcess:
+    """PROGRAM run by Python in a process group of its own, from the top of the checkout;
+    killed, and the test failed, if it outlives the deadline."""
+    try:
+        return subprocess.run(
+            [sys.executable, "-c", program],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE,
+            start_new_session=True,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the program did not end within {DEADLINE} s")
+
+
 ELSEWHERE = textwrap.dedent(
     """
     import os, signal, sys, threading
@@ -267,17 +284,7 @@ BLOCKED = textwrap.dedent(
 
 def test_a_fan_out_started_with_sigchld_blocked_still_learns_its_children_ended():
     """Its children's ends wake it whatever mask it was started with, which it gives back."""
-    try:
-        res = subprocess.run(
-            [sys.executable, "-c", BLOCKED],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=DEADLINE,
-            start_new_session=True,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the fan-out did not see its children end within {DEADLINE} s")
+    res = python(BLOCKED)
     assert (res.stdout, res.returncode) == ("[0, 1, 2] True\n", 0), res.stderr
 
 
@@ -352,9 +359,7 @@ MANY_FILES = textwrap.dedent(
 
 def test_a_fan_out_in_a_process_with_many_files_open_waits_as_any():
     """Its wakeup pipe past descriptor 1023, where select() cannot look."""
-    res = subprocess.run(
-        [sys.executable, "-c", MANY_FILES], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    res = python(MANY_FILES)
     assert (res.stdout, res.returncode) == ("[3, 3]\n", 0), res.stderr
 
 
@@ -377,3 +382,58 @@ def test_a_stop_that_comes_as_the_fan_out_ends_is_the_callers_and_leaks_nothing(
     with pytest.raises(KeyboardInterrupt):
         fanout.run(2, 2, lambda i: 0)
     assert set(os.listdir("/proc/self/fd")) == fds and len(calls) == 2
+
+
+def test_with_sigint_ignored_a_stop_is_passed_on_as_one_the_children_take():
+    """A shell script's background job has SIGINT ignored: a SIGTERM to am alone still
+    interrupts the spawns under way (passed on as SIGTERM), instead of waiting for them."""
+    handlers = {s: signal.getsignal(s) for s in fanout.STOPS}
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    never_r, never_w = os.pipe()
+    try:
+
+        def task(i: int) -> int:
+            os.kill(os.getppid(), signal.SIGTERM)
+            if select.select([never_r], [], [], DEADLINE)[0]:  # only a stop ends this
+                return 5
+            return 7  # the deadline: no stop came
+
+        with pytest.raises(fanout.Stopped) as stopped:
+            fanout.run(3, 1, task)
+        assert (stopped.value.signum, stopped.value.codes) == (signal.SIGTERM, [130] * 3)
+    finally:
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+        os.close(never_r)
+        os.close(never_w)
+
+
+STOP_AS_IT_ENDS = textwrap.dedent(
+    """
+    import os, signal, sys
+    from am import fanout
+
+    parent = os.getpid()
+
+    class Out:  # the child's stdout: a Ctrl-C comes as the child flushes it on its way out
+        def write(self, text):
+            return sys.__stdout__.write(text)
+
+        def flush(self):
+            os.kill(os.getpid(), signal.SIGINT)
+            sys.__stdout__.flush()
+
+    def task(i):
+        sys.stdout = Out()
+        return 1
+
+    print(fanout.run(1, 1, task), os.getpid() == parent, flush=True)
+    """
+)
+
+
+def test_a_stop_as_a_child_ends_never_carries_it_into_the_fan_outs_own_code():
+    """The child exits with its task's code; it does not go on as a second parent (which
+    then tries to close the parent's pipe again, and fails on standard error)."""
+    res = python(STOP_AS_IT_ENDS)
+    assert (res.stdout, res.stderr, res.returncode) == ("[1] True\n", "", 0)

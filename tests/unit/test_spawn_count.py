@@ -53,9 +53,10 @@ def test_a_lone_spawn_under_nohup_is_not_undone_by_a_hang_up():
     import os
 
     from am.commands.spawn import spawn_alone
+    from am.fanout import STOPS
 
-    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    term = signal.getsignal(signal.SIGTERM)
+    handlers = {s: signal.getsignal(s) for s in STOPS}  # the undo sets them all: put back
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
 
         def one():
@@ -75,5 +76,5 @@ def test_a_lone_spawn_under_nohup_is_not_undone_by_a_hang_up():
         with pytest.raises(AmError, match="stopped by SIGTERM"):
             spawn_alone(stopped_then_hung_up)
     finally:
-        signal.signal(signal.SIGHUP, before)
-        signal.signal(signal.SIGTERM, term)
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
