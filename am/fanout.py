@@ -75,42 +75,48 @@ def run(count: int, most: int, task: Callable[[int], int]) -> list[int]:
     codes = [130] * count
     running: dict[int, int] = {}
     stops = _Stops([s for s in STOPS if signal.getsignal(s) is not signal.SIG_IGN])
-    woken, wake = wakeup.pipe()
     # SIGCHLD is how an ended child is learnt: unblocked here even if whatever started am
     # blocked it (a mask outlives exec).
     mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
     before: dict = {}
-    wakeup_before = None
+    undo = [lambda: signal.pthread_sigmask(signal.SIG_SETMASK, mask)]
     try:
+        woken, wake = wakeup.pipe()
+        undo += [lambda: os.close(wake), lambda: os.close(woken)]
         for s in stops.taken:
             before[s] = signal.signal(s, stops.seen.__setitem__)
         before[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, _woke)
         wakeup_before = signal.set_wakeup_fd(wake, warn_on_full_buffer=False)
+        undo.append(lambda: signal.set_wakeup_fd(wakeup_before))
         _fan_out(count, most, task, codes, running, stops, before, (woken, wake))
     except BaseException:
         _end(running, stops.passed)  # nothing begun is left unattended
         raise
     finally:
-        # From here on a stop is the caller's: its handlers go back before the wakeup fd,
-        # the mask last (one held back meanwhile then reaches the caller's handler). Each
-        # step is done whatever the one before raised (the caller's handler, run for a stop
-        # another thread took).
+        # From here on a stop is the caller's: one since the last look is read, the caller's
+        # handlers go back before the wakeup fd, the mask last (one held back meanwhile then
+        # reaches the caller's handler). Each step is done whatever one before raised (the
+        # caller's handler, run there for a stop another thread took).
         signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
-        try:
-            stops.read(woken)  # one since the last look
-            for s, handler in before.items():
-                signal.signal(s, handler)
-        finally:
-            try:
-                if wakeup_before is not None:
-                    signal.set_wakeup_fd(wakeup_before)
-            finally:
-                os.close(woken)
-                os.close(wake)
-                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        undo += [lambda s=s, h=h: signal.signal(s, h) for s, h in reversed(before.items())]
+        if len(undo) > 1:  # (last in, first done)
+            undo.append(lambda: stops.read(woken))
+        _all_of(reversed(undo))
     if stops:
         raise Stopped(stops.first(), codes)
     return codes
+
+
+def _all_of(steps) -> None:
+    """Each of STEPS (calls), in turn, whatever one raised; then the first exception."""
+    error = None
+    for step in steps:
+        try:
+            step()
+        except BaseException as e:
+            error = error or e
+    if error is not None:
+        raise error
 
 
 class _Stops:

@@ -16,7 +16,7 @@ import pytest
 from am import fanout
 
 ROOT = Path(__file__).resolve().parents[2]
-DEADLINE = 6  # seconds: a wait that passes it fails the test instead of hanging it
+DEADLINE = 60  # seconds: a wait that passes it fails the test instead of hanging it
 
 
 def test_width_is_four_a_core_at_least_four_never_more_than_the_tasks():
@@ -437,3 +437,31 @@ def test_a_stop_as_a_child_ends_never_carries_it_into_the_fan_outs_own_code():
     then tries to close the parent's pipe again, and fails on standard error)."""
     res = python(STOP_AS_IT_ENDS)
     assert (res.stdout, res.stderr, res.returncode) == ("[1] True\n", "", 0)
+
+
+def test_a_stop_the_callers_handler_raises_as_the_fan_out_ends_leaves_all_given_back(
+    monkeypatch,
+):
+    """The caller's SIGINT handler, back first, raises at once (as for a Ctrl-C another
+    thread took): every other handler, the wakeup fd, the mask and the pipe are still given
+    back, and the interrupt reaches the caller."""
+    real, parent, calls = signal.signal, os.getpid(), []
+
+    def putting_back(signum, handler):
+        old = real(signum, handler)
+        if os.getpid() == parent and signum == signal.SIGINT:
+            calls.append(handler)
+            if len(calls) == 2:  # the caller's, given back
+                raise KeyboardInterrupt
+        return old
+
+    handlers = {s: signal.getsignal(s) for s in (*fanout.STOPS, signal.SIGCHLD)}
+    fds = set(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(signal, "signal", putting_back)
+    with pytest.raises(KeyboardInterrupt):
+        fanout.run(2, 2, lambda i: 0)
+    monkeypatch.undo()
+    assert {s: signal.getsignal(s) for s in handlers} == handlers
+    assert set(os.listdir("/proc/self/fd")) == fds
+    assert not set(fanout.STOPS) & signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    assert signal.set_wakeup_fd(-1) == -1  # none was left set
