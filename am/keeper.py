@@ -782,27 +782,14 @@ class Keeper:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             return 0  # another keeper looks after this AM_HOME
-        path = run / "keeper.sock"
-        addr, fd = address(str(path))
-        for stale in {str(path), addr}:
-            if not stale.startswith("/proc/"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(stale)
-        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old = os.umask(0o177)
-        try:
-            server.bind(addr)
-        finally:
-            os.umask(old)
-            if fd is not None:
-                os.close(fd)
-        server.listen(64)
-        server.settimeout(min(1.0, self.idle_exit))
+        listener = Listener(run / "keeper.sock", lock, min(1.0, self.idle_exit))
+        listener.open()
         self.reconcile()
         threading.Thread(target=self.each_second, daemon=True).start()
         while True:
+            listener.heal()
             try:
-                conn, _ = server.accept()
+                conn, _ = listener.server.accept()
             except TimeoutError:
                 if self.idle():
                     break
@@ -814,13 +801,85 @@ class Keeper:
             threading.Thread(target=self.serve_one, args=(conn,), daemon=True).start()
         # Unlink before the lock goes, so a client never reaches a socket nobody serves; one
         # that connected meanwhile is reset unanswered, and asks again (request()).
-        for stale in {str(path), addr}:
-            if not stale.startswith("/proc/"):
-                with contextlib.suppress(OSError):
-                    os.unlink(stale)
-        server.close()
+        listener.close()
         os.close(lock)
         return 0
+
+
+class Listener:
+    """The keeper's socket, ``state/run/keeper.sock``: made by the keeper that holds the lock,
+    and removed only by it. Told by its inode from a socket a later keeper made there (once
+    the folder was deleted and made again under this one, whose leaving would otherwise
+    unlink the new keeper's socket and leave it deaf), and made again when the file goes
+    (a cleaner of old files, a hand's ``rm``) while this keeper still holds the lock."""
+
+    def __init__(self, path: Path, lock: int, timeout: float):
+        self.path, self.lock, self.timeout = path, lock, timeout
+        self.server: socket.socket  # set by open()
+        self.at = str(path)  # its file: the path, or off Linux a short name for a long one
+        self.made: tuple[int, int] | None = None  # its file's (st_dev, st_ino)
+        self.looked = time.monotonic()
+        self.made_before = False
+
+    def open(self) -> None:
+        """Listen at the path, in place of whatever is there: this keeper holds the lock, so a
+        socket there is one no keeper serves."""
+        addr, fd = address(str(self.path))
+        try:
+            self.at = str(self.path) if addr.startswith("/proc/") else addr
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.at)
+            server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            old = os.umask(0o177)
+            try:
+                server.bind(addr)
+            except BaseException:
+                server.close()
+                raise
+            finally:
+                os.umask(old)
+        finally:
+            if fd is not None:
+                os.close(fd)
+        st = os.lstat(self.at)
+        self.made = (st.st_dev, st.st_ino)
+        server.listen(64)
+        server.settimeout(self.timeout)
+        if self.made_before:
+            self.server.close()
+        self.server, self.made_before = server, True
+
+    def ours(self) -> bool:
+        return same_file(self.at, self.made)
+
+    def heal(self) -> None:
+        """At most once a second: listen again if the socket's file has gone while this keeper
+        still holds the lock file at its path (else it belongs to a folder deleted since)."""
+        now = time.monotonic()
+        if now - self.looked < 1:
+            return
+        self.looked = now
+        if self.ours():
+            return
+        mine = os.fstat(self.lock)
+        if same_file(str(self.path.parent / "keeper.lock"), (mine.st_dev, mine.st_ino)):
+            with contextlib.suppress(OSError):  # tried again in a second
+                self.open()
+
+    def close(self) -> None:
+        if self.ours():
+            with contextlib.suppress(OSError):
+                os.unlink(self.at)
+        if self.made_before:
+            self.server.close()
+
+
+def same_file(path: str, ident: tuple[int, int] | None) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == ident
 
 
 def main() -> int:

@@ -85,6 +85,7 @@ def test_liveness_is_a_lock_the_kernel_drops_not_a_pid(tmp_path, monkeypatch):
         assert keepersock.request(layout, {"op": "ping"}, start_keeper=False)["pid"] == pid
     finally:
         stop_keeper(home)
+        end(pid)
 
 
 def test_requests_are_answered_while_keepers_come_and_go(tmp_path, monkeypatch):
@@ -118,6 +119,61 @@ def test_only_one_keeper_however_many_start_at_once(tmp_path, monkeypatch):
         stop_keeper(home)
         for p in procs:
             p.wait(60)
+
+
+def gone(pid: int) -> bool:
+    """Whether the keeper PID has ended (it is this process's child, reaped here)."""
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] == pid
+    except ChildProcessError:  # reaped already
+        return True
+
+
+def end(*pids: int | None) -> None:
+    """Kill and reap keepers a test started that no socket may reach (as on the code before)."""
+    for pid in pids:
+        if pid and not gone(pid):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+
+
+def test_a_keeper_of_a_deleted_home_leaves_the_new_keepers_socket(tmp_path, monkeypatch):
+    """AM_HOME deleted and made again while its keeper ran: the new home gets a keeper of its
+    own, and the old one, leaving later, keeps its hands off the new keeper's socket (before,
+    it unlinked it on its way out, and every spawn then waited 15 s for a keeper that held the
+    lock but could not be reached)."""
+    home = tmp_path / "home"
+    layout = home_layout(home)
+    monkeypatch.setenv("AM_KEEPER_IDLE", "1")  # the old keeper leaves a second after its ping
+    old, new = ping(home, monkeypatch), None
+    subprocess.run(["rm", "-rf", str(home)], check=True)
+    monkeypatch.setenv("AM_KEEPER_IDLE", "600")
+    try:
+        new = ping(home, monkeypatch)
+        assert new != old and not gone(old)
+        wait_for(lambda: gone(old))
+        assert keepersock.request(layout, {"op": "ping"}, start_keeper=False)["pid"] == new
+    finally:
+        stop_keeper(home)
+        end(old, new)
+
+
+def test_a_keeper_listens_again_when_its_socket_file_goes(tmp_path, monkeypatch):
+    """A cleaner of old files (or a hand) removes keeper.sock while the keeper runs: it makes
+    it again within a second or two, and answers as before."""
+    home = tmp_path / "home"
+    layout = home_layout(home)
+    monkeypatch.setenv("AM_KEEPER_IDLE", "600")
+    pid = ping(home, monkeypatch)
+    try:
+        (layout.run / "keeper.sock").unlink()
+        with pytest.raises(AmError, match="not running"):  # the file is what clients reach
+            keepersock.request(layout, {"op": "ping"}, start_keeper=False)
+        wait_for(lambda: keepersock.ask(layout.run_text, {"op": "ping"}))
+        assert keepersock.request(layout, {"op": "ping"}, start_keeper=False)["pid"] == pid
+    finally:
+        stop_keeper(home)
+        end(pid)
 
 
 @pytest.mark.container
