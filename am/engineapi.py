@@ -13,13 +13,17 @@ for the host log, and its input for ``am send``. Two ways to reach it:
 Standard library only; every call here is a socket or a file, never a process.
 """
 
+import _socket
 import json
 import os
-import socket
 import urllib.parse
 from pathlib import Path
 
+from am import rawsock
 from am.errors import AmError
+
+# What connect() returns: rawsock's on a unix socket, socket.py's (or ssl's) over tcp.
+Sock = _socket.socket
 
 DEFAULT_DOCKER = "unix:///var/run/docker.sock"
 LINUX = os.uname().sysname == "Linux" if hasattr(os, "uname") else False
@@ -52,12 +56,18 @@ class Endpoint:
     def from_json(cls, data: dict) -> "Endpoint":
         return cls(data["url"], data.get("tls"))
 
-    def connect(self, timeout: float | None = 30) -> socket.socket:
+    def connect(self, timeout: float | None = 30) -> Sock:
         if self.scheme == "unix":
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.settimeout(timeout)
-            s.connect(self.path)
+            s = rawsock.unix()
+            try:
+                s.settimeout(timeout)
+                s.connect(self.path)
+            except BaseException:
+                s.close()
+                raise
             return s
+        import socket  # its enums cost every spawn a few ms: only where tcp needs it
+
         s = socket.create_connection((self.host, self.port), timeout=timeout)
         if self.tls:
             import ssl
@@ -134,7 +144,7 @@ def _request_head(method: str, path: str, upgrade: bool, body: bytes = b"") -> b
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
-def _read_head(sock: socket.socket) -> tuple[int, bytes, bytes]:
+def _read_head(sock: Sock) -> tuple[int, bytes, bytes]:
     """Status, head and the bytes read past the head."""
     data = b""
     while b"\r\n\r\n" not in data:
@@ -152,9 +162,7 @@ def _read_head(sock: socket.socket) -> tuple[int, bytes, bytes]:
     return status, head, rest
 
 
-def attach(
-    ep: Endpoint, name: str, stdin: bool = True, timeout: float = 30
-) -> tuple[socket.socket, bytes]:
+def attach(ep: Endpoint, name: str, stdin: bool = True, timeout: float = 30) -> tuple[Sock, bytes]:
     """A raw stream of container NAME's terminal (a tty container: no multiplexing) and the
     first bytes already read; raises OSError if the engine refuses."""
     q = urllib.parse.quote(name)
@@ -235,7 +243,7 @@ class Conmon:
     def __init__(self, static: str):
         self.static = static
 
-    def attach(self, wait: float = 10) -> socket.socket:
+    def attach(self, wait: float = 10) -> Sock:
         """Connect to the attach socket, waiting up to WAIT seconds for it: conmon makes it
         only after it has told podman the container's pid, so ``podman init`` can return
         before it exists (seen under load as ENOENT)."""
@@ -250,11 +258,11 @@ class Conmon:
                     raise
                 time.sleep(0.01)
 
-    def _attach(self) -> socket.socket:
+    def _attach(self) -> Sock:
         # The folder's path is too long for a socket address: reach it through a descriptor.
         fd = os.open(self.static, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            s = rawsock.unix(rawsock.SOCK_SEQPACKET)
             try:
                 s.connect(f"/proc/self/fd/{fd}/attach")
             except BaseException:

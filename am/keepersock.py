@@ -5,8 +5,10 @@ not in ``am.keeper``, whose imports (its watches, cgroups and threads) no client
 
 from __future__ import annotations
 
-import _socket
 import os
+
+from am.rawsock import Socket as Connection
+from am.rawsock import unix
 
 
 def address(path: str) -> tuple[str, int | None]:
@@ -34,21 +36,10 @@ def address(path: str) -> tuple[str, int | None]:
     return str(short / (hashlib.sha256(path.encode()).hexdigest()[:16] + ".sock")), None
 
 
-class Connection(_socket.socket):
-    """A client's unix stream socket, made by the C module itself: ``socket.py`` adds only
-    what a client here does not use, and its import (its enums) is 2.5 ms of every spawn."""
-
-    def __enter__(self) -> Connection:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
 def connect(run: str, timeout: float) -> Connection:
     """A connection to the keeper of the run folder RUN (OSError if none listens)."""
     addr, fd = address(f"{run}/keeper.sock")
-    s = Connection(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    s = unix()
     try:
         s.settimeout(timeout)
         s.connect(addr)

@@ -1,0 +1,25 @@
+"""Sockets made by the C module itself (``_socket``): ``socket.py`` adds only what am's
+clients of a unix socket do not use, and its import (its enums) costs a few ms of every
+command that talks to the keeper or to an engine's API."""
+
+from __future__ import annotations
+
+import _socket
+
+AF_UNIX = _socket.AF_UNIX
+SOCK_STREAM = _socket.SOCK_STREAM
+SOCK_SEQPACKET = _socket.SOCK_SEQPACKET
+
+
+class Socket(_socket.socket):
+    """A socket that closes at the end of a ``with`` block."""
+
+    def __enter__(self) -> Socket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def unix(kind: int = SOCK_STREAM) -> Socket:
+    return Socket(AF_UNIX, kind)
