@@ -127,7 +127,8 @@ def listing(engine) -> list[dict]:
     return sorted(rows, key=lambda r: r["image"])
 
 
-REGISTRY_RE = re.compile(
+# Compiled where used (re's cache), not at import: a spawn imports this module, never uses it.
+REGISTRY = (
     r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?"
     r"(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$"
 )
@@ -137,7 +138,7 @@ def push_reference(registry: str, tag: str) -> str:
     """Where ``am image build --push REGISTRY`` puts the image TAG: REGISTRY (``host[:port]``
     and an optional path) followed by TAG's own name and tag, without its registry."""
     registry = registry.strip().rstrip("/")
-    if not REGISTRY_RE.fullmatch(registry):
+    if not re.fullmatch(REGISTRY, registry):
         raise AmError(
             f"invalid --push {registry!r}",
             "a registry such as registry.example.com:5000 or ghcr.io/team",

@@ -268,7 +268,8 @@ def check_domain(domain: str, label: str = "--allow-domain", suffixes: bool = Tr
     return domains.check(domain, label, suffixes)
 
 
-GPUS_RE = re.compile(
+# Compiled where used (re's cache), not at import: most spawns pass no --gpus or --publish.
+GPUS = (
     r"^(all|[1-9][0-9]*|(device=)?[A-Za-z0-9][A-Za-z0-9:._-]*"
     r"(,[A-Za-z0-9][A-Za-z0-9:._-]*)*)$"
 )
@@ -277,7 +278,7 @@ GPUS_RE = re.compile(
 def check_gpus(value: str) -> str:
     """``all``, a count, or device ids (``0,1``, ``GPU-<uuid>``, ``device=0``)."""
     ids = value.removeprefix("device=").split(",")
-    if not GPUS_RE.fullmatch(value) or value == "0" or ("all" in ids and value != "all"):
+    if not re.fullmatch(GPUS, value) or value == "0" or ("all" in ids and value != "all"):
         raise AmError(
             f"invalid --gpus {value!r}",
             "all, a count such as 2, or device ids such as device=0 or 0,1",
@@ -354,14 +355,14 @@ def task(prompt: str | None, profile, agent: str) -> tuple[list[str] | None, dic
     return list(profile.prompt_args), {}
 
 
-PUBLISH_RE = re.compile(r"(?:(\[[0-9A-Fa-f:.]+\]|[0-9.]+):)?([0-9]{1,5}):([0-9]{1,5})")
+PUBLISH = r"(?:(\[[0-9A-Fa-f:.]+\]|[0-9.]+):)?([0-9]{1,5}):([0-9]{1,5})"
 
 
 def check_publish(value: str) -> str:
     """``[ADDR:]HOST_PORT:PORT`` as ``ADDR:HOST_PORT:PORT``; ADDR defaults to 127.0.0.1."""
     import ipaddress
 
-    m = PUBLISH_RE.fullmatch(value.strip())
+    m = re.fullmatch(PUBLISH, value.strip())
     bad = AmError(
         f"invalid --publish {value!r}",
         "[ADDR:]HOST_PORT:PORT such as 8080:3000 or 0.0.0.0:8080:3000",

@@ -75,7 +75,8 @@ class AgentExited(AmError):
 # Said once a process: the children of a --count spawn inherit what their parent said.
 WARNED: set[tuple[str, str]] = set()
 
-NOISE = re.compile(r"^(see|run) '\S+ \S+ --help'|^\s*$", re.IGNORECASE)
+# What an engine error adds to no purpose; compiled at the first error (re's cache).
+NOISE = r"(?i)^(see|run) '\S+ \S+ --help'|^\s*$"
 
 
 def log_tail(log: Path, size: int = 1 << 16) -> str:
@@ -101,7 +102,7 @@ def last_lines(text: str, n: int = 10) -> list[str]:
 def error_lines(text: str, n: int = 6) -> str:
     """An engine client's error lines as one line: what it said, without its usage pointer
     ("See 'docker run --help'."), the last N of them."""
-    lines = [ln.strip() for ln in last_lines(text, 50) if not NOISE.search(ln.strip())]
+    lines = [ln.strip() for ln in last_lines(text, 50) if not re.search(NOISE, ln.strip())]
     return " / ".join(lines[-n:]) or "no output"
 
 
