@@ -235,14 +235,14 @@ def workspace_drift(records: dict, layout) -> list[Drift]:
     ]
 
 
-def restoring(entry: str, records: dict, folder=None) -> bool:
+def restoring(entry: str, records: dict, folder: "str | os.PathLike[str]") -> bool:
     """Whether the restore that unpacks into folder ENTRY (in FOLDER, the workspaces) is
     still at work: it holds the folder's lock file. A folder without one is an older am's,
     or one made a moment ago: at work while its agent's record names a live restore (any
     live restore, for a folder of an older am that named no agent)."""
     from am import files, snapshot
 
-    if folder is not None and os.path.lexists(os.path.join(folder, entry, files.HELD)):
+    if os.path.lexists(os.path.join(folder, entry, files.HELD)):
         return not files.held_left_by_a_kill(os.path.join(folder, entry))
     agent_id = snapshot.agent_of_restore(entry)
     candidates = [records.get(agent_id)] if agent_id is not None else list(records.values())
