@@ -1061,8 +1061,9 @@ def main() -> int:
         write_section(
             Path(args.out),
             "scale",
-            f"{when}, one sample each (medians of {args.runs * 4} alternating pairs with "
-            f"the floor for list, {args.runs} for status)."
+            f"{when}: medians of {max(1, min(args.runs, 3))} rounds in turn with the floor "
+            f"for the 50 separate spawns; one sample for --count 50 and memory; medians of "
+            f"{args.runs * 4} alternating pairs with the floor for list, {args.runs} for status."
             "\n\n" + "\n".join(machine()) + "\n\n" + table,
         )
         return 0

@@ -3,7 +3,8 @@ measured for the code under test and, with ``--before REV``, for an older am in 
 
 - memory: am's own host processes per running container agent (summed PSS) against the
   engine's own per-container process (containerd-shim, conmon), at N agents;
-- 50 concurrent spawns against 50 concurrent ``run -d`` of the same containers;
+- 50 concurrent spawns against 50 concurrent ``run -d`` of the same containers (medians of
+  three rounds in turn);
 - ``am list`` with 500 records (100 running) against ``python -c pass`` + ``tmux
   list-sessions``; ``am status`` of 100 agents against the engine's ``stats --no-stream``;
 - ten idle agents: am's memory and CPU for them, and ``am list`` over them;
@@ -14,6 +15,7 @@ measured for the code under test and, with ``--before REV``, for an older am in 
 import contextlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -207,50 +209,70 @@ def memory_figure(h: Home, engine: str, n: int, tmux_before: int) -> dict:
 
 
 def spawn_figures(
-    work: Path, repo: Path, version: Version, engine: str, n: int, flags: list[str], extra: int = 0
+    work: Path,
+    repo: Path,
+    version: Version,
+    engine: str,
+    n: int,
+    flags: list[str],
+    extra: int = 0,
+    rounds: int = 3,
 ) -> tuple[list[dict], Home]:
-    """N concurrent spawns against N concurrent run -d; then EXTRA more agents (untimed);
-    am's memory per agent at the end. Returns the figures and the home, agents running."""
-    h = Home(version, work / f"home-scale-{engine}-{version.label.split()[0]}")
+    """N concurrent spawns against N concurrent run -d, ROUNDS times in turn, each round's am
+    in a new home (cold: its keeper and caches made then); the medians' ratio, as one round
+    moves by a tenth either way. Then EXTRA more agents (untimed) in the last round's home,
+    and am's memory per agent. Returns the figures and that home, agents running."""
     server = tmux_server()
     tmux_before = pss(server) if server else 0
     names = [f"bench-floor-{engine}-{i}" for i in range(n)]
-    floor, floor_failed = concurrently(
-        [
+    floors, ours, ratios, lost = [], [], [], 0
+    for r in range(rounds):
+        floor, floor_failed = concurrently(
             [
-                engine,
-                "run",
-                "-d",
-                "--name",
-                name,
-                *flags,
-                "--memory",
-                "64m",
-                "--mount",
-                f"type=bind,source={repo},target=/workspace,readonly",
-                "am-agent:latest",
-                "sleep",
-                "3600",
+                [
+                    engine,
+                    "run",
+                    "-d",
+                    "--name",
+                    name,
+                    *flags,
+                    "--memory",
+                    "64m",
+                    "--mount",
+                    f"type=bind,source={repo},target=/workspace,readonly",
+                    "am-agent:latest",
+                    "sleep",
+                    "3600",
+                ]
+                for name in names
             ]
-            for name in names
-        ]
-    )
-    subprocess.run([engine, "rm", "-f", *names], capture_output=True)
-    spawn = h.argv(
-        "spawn", repo, "--container", "--runtime", engine, "--memory", "64m", "--cmd", "sleep 3600"
-    )
-    ours, failed = concurrently([spawn] * n, env=h.env)
-    running = sum(a["status"] == "running" for a in h.agents())
-    live = len(container_ids(engine, h.home))
+        )
+        subprocess.run([engine, "rm", "-f", *names], capture_output=True)
+        h = Home(version, work / f"home-scale-{engine}-{version.label.split()[0]}-{r}")
+        spawn = h.argv(
+            "spawn", repo, "--container", "--runtime", engine, "--memory", "64m",
+            "--cmd", "sleep 3600",
+        )  # fmt: skip
+        took, failed = concurrently([spawn] * n, env=h.env)
+        running = sum(a["status"] == "running" for a in h.agents())
+        live = len(container_ids(engine, h.home))
+        lost += floor_failed + max(failed, n - running)
+        floors.append(floor)
+        ours.append(took)
+        ratios.append(took / floor)
+        if r < rounds - 1:
+            h.clean()
+    span = f"{min(ratios):.2f}x-{max(ratios):.2f}x" if rounds > 1 else f"{ratios[0]:.2f}x"
+    floor = statistics.median(floors)
     rows = [
         {
             "figure": f"{n} concurrent spawns ({engine}, {h.version.label})",
-            "am": ours,
+            "am": statistics.median(ours),
             "floor": floor,
-            "floor_what": f"{n} concurrent {engine} run -d, same flags",
+            "floor_what": f"{n} concurrent {engine} run -d, same flags; medians of {rounds}",
             "target": 1.5,
-            "detail": f"{failed} failed, {running} running in am list, "
-            f"{live} containers; floor: {floor_failed} failed",
+            "detail": f"rounds {span}; {lost} failed or not running in all rounds; last: "
+            f"{running} running in am list, {live} containers",
         }
     ]
     if version.label == "after":  # --count is new: the version before has none
@@ -282,7 +304,7 @@ def count_figure(
         "figure": f"{n} agents in one spawn --count {n} ({engine}, {version.label})",
         "am": ours,
         "floor": floor,
-        "floor_what": f"the same {n} concurrent {engine} run -d",
+        "floor_what": f"the median of the {n} concurrent {engine} run -d",
         "target": 1.5,
         "detail": f"exit status {failed}, {running} running in am list, {live} containers",
     }
@@ -618,7 +640,8 @@ def run(
         for v in versions:
             print(f"{n} concurrent spawns, {e}, {v.label} ...", file=sys.stderr)
             extra = 50 if e == engines[0] else 0  # 100 agents for list and status
-            got, h = spawn_figures(work, repo, v, e, n, flags, extra)
+            rounds = max(1, min(runs, 3))
+            got, h = spawn_figures(work, repo, v, e, n, flags, extra, rounds)
             rows += got
             if extra:
                 print(f"list and status, {e}, {v.label} ...", file=sys.stderr)
