@@ -16,10 +16,13 @@ install:  ## a .venv with am and the test tools (yours, even after a 'sudo make 
 	@bash scripts/reclaim-checkout.sh
 	@$(MAKE) -s --no-print-directory $(VENV)/.installed
 
+# editable_mode=compat: a plain path entry, no import hook (docs/performance.md); its
+# deprecation notice is a page of warnings a new user cannot act on.
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,dev]' --config-settings editable_mode=compat
+	PYTHONWARNINGS='ignore:Compat editable installs' \
+		$(BIN)/pip install -q -e '.[test,dev]' --config-settings editable_mode=compat
 	touch $@
 	@$(GIVE_BACK)
 
