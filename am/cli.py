@@ -353,8 +353,12 @@ def _logs(p):
     )
 
 
+def _stop(p):
+    p.add_argument("id", nargs="+", metavar="ID", help="the agents to stop (see 'am list')")
+
+
 def _rm(p):
-    p.add_argument("id", help=ID)
+    p.add_argument("id", nargs="+", metavar="ID", help="the agents to delete (see 'am list')")
     p.add_argument(
         "-f",
         "--force",
@@ -484,9 +488,9 @@ COMMANDS = [
     ("push", "push the agent's branch to the source's remote with your credentials", _push),
     ("send", "type text into a running agent's terminal", _send),
     ("wait", "wait until an agent exits or goes idle", _wait),
-    ("stop", "stop an agent, keeping its workspace", _id_only),
+    ("stop", "stop agents, keeping their workspaces", _stop),
     ("start", "run a stopped or exited agent again on its workspace", _start),
-    ("rm", "delete an agent and its workspace", _rm),
+    ("rm", "delete agents and their workspaces", _rm),
     ("snapshot", "archive an agent's whole workspace", _id_only),
     ("restore", "a new stopped agent from a snapshot", _restore),
     ("clean", "remove stopped agents without unsaved work, and orphans", _clean),

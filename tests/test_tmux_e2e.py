@@ -340,6 +340,29 @@ def test_clean_removes_only_agents_without_unsaved_work(am, repo):
     assert re.search(r"/\S+\.tar\.gz", res.stderr)  # its work was snapshotted first
 
 
+def test_stop_and_rm_take_several_ids(am, repo):
+    """Several agents at once: every id is known and every removal allowed before anything
+    happens (a mistyped id stops nothing; one agent with unsaved work deletes none), then each
+    goes in turn."""
+    a, b, c = (am.spawn(repo, "--cmd", "sleep 60") for _ in range(3))
+    assert "nope0000" in assert_am_error(am("stop", a, "nope0000", check=False))
+    assert {e["status"] for e in am.list()} == {"running"}  # not even a
+    res = am("stop", a, b, a)  # twice named, stopped once
+    assert res.stderr.count(f"Stopped {a}") == 1 and f"Stopped {b}" in res.stderr
+    assert {e["id"]: e["status"] for e in am.list()} == {a: "stopped", b: "stopped", c: "running"}
+    ws = {e["id"]: Path(e["workspace"]) for e in am.list()}
+    (ws[b] / "work.txt").write_text("unsaved\n")
+    res = am("rm", a, b, check=False)  # b holds unsaved work: neither goes
+    assert f"agent {b} has unsaved work" in assert_am_error(res)
+    assert ws[a].is_dir() and ws[b].is_dir()
+    assert sorted(e["id"] for e in am.list()) == sorted([a, b, c])
+    res = am("rm", a, c, check=False)  # c runs: neither goes
+    assert f"agent {c} is running" in assert_am_error(res)
+    assert ws[a].is_dir()
+    am("rm", a, b, c, "--force")
+    assert am.list() == [] and not any(w.exists() for w in ws.values())
+
+
 def test_count_spawns_several_alike(am, repo):
     res = am("spawn", repo, "--count", "3", "--cmd", "echo READY-now; sleep 60")
     ids = res.stdout.split()

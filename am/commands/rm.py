@@ -1,4 +1,4 @@
-"""``am rm``: delete an agent and its workspace, refusing while it holds unsaved work."""
+"""``am rm``: delete agents and their workspaces, refusing while one holds unsaved work."""
 
 import sys
 
@@ -11,32 +11,55 @@ from am.store import open_store
 def run(args) -> int:
     layout = paths.layout()
     store = open_store(layout)
-    record = store.get(args.id)
+    ids = list(dict.fromkeys(args.id))
+    # Every agent is checked before any is deleted: one refusal deletes nothing.
+    invalid = {agent_id for agent_id in ids if not _check(agent_id, store, layout, args.force)}
+    failed = 0
+    for agent_id in ids:
+        try:
+            _remove(agent_id, store, layout, agent_id in invalid)
+        except AmError as e:  # the others still go; this one says why it did not
+            print(e.render(), file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
+
+
+def _check(agent_id: str, store, layout, force: bool) -> bool:
+    """Refuse AGENT_ID's removal as 'am rm' would; False for an invalid record that --force
+    removes alone."""
+    record = store.get(agent_id)
     try:
-        records.check(record, layout, args.id)
+        records.check(record, layout, agent_id)
     except records.Invalid:
-        if not args.force:
+        if not force:
             raise
+        return False
+    status.refuse_while_spawning(record)  # even --force: it would delete what git writes
+    if force:
+        return True
+    view = status.view(agent_id, layout)
+    if view["status"] == Status.RUNNING:
+        raise AmError(f"agent {agent_id} is running", "stop it first, or use 'am rm --force'")
+    reasons = lifecycle.unsaved(record)
+    if reasons:
+        raise AmError(
+            f"agent {agent_id} has unsaved work: {'; '.join(reasons)}",
+            f"commit it and bring it home with 'am pull {agent_id}' (or 'am push "
+            f"{agent_id}'), or 'am rm --force' (which snapshots it first)",
+        )
+    return True
+
+
+def _remove(agent_id: str, store, layout, invalid: bool) -> None:
+    if invalid:
         # What an invalid record names is not am's to delete: only the record goes.
-        store.remove(args.id)
+        store.remove(agent_id)
         print(
-            f"Removed the invalid record of {args.id}; nothing it names was touched",
+            f"Removed the invalid record of {agent_id}; nothing it names was touched",
             file=sys.stderr,
         )
-        return 0
-    status.refuse_while_spawning(record)  # even --force: it would delete what git writes
-    view = status.view(args.id, layout)
-    if not args.force:
-        if view["status"] == Status.RUNNING:
-            raise AmError(f"agent {args.id} is running", "stop it first, or use 'am rm --force'")
-        reasons = lifecycle.unsaved(record)
-        if reasons:
-            raise AmError(
-                f"agent {args.id} has unsaved work: {'; '.join(reasons)}",
-                f"commit it and bring it home with 'am pull {args.id}' (or 'am push "
-                f"{args.id}'), or 'am rm --force' (which snapshots it first)",
-            )
+        return
+    record = records.check(store.get(agent_id), layout, agent_id)
     lifecycle.stop(record, store)
-    lifecycle.snapshot_then_delete(records.check(store.get(args.id), layout), store, layout)
-    print(f"Removed {args.id}", file=sys.stderr)
-    return 0
+    lifecycle.snapshot_then_delete(records.check(store.get(agent_id), layout), store, layout)
+    print(f"Removed {agent_id}", file=sys.stderr)
