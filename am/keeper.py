@@ -810,8 +810,8 @@ class Listener:
     """The keeper's socket, ``state/run/keeper.sock``: made by the keeper that holds the lock,
     and removed only by it. Told by its inode from a socket a later keeper made there (once
     the folder was deleted and made again under this one, whose leaving would otherwise
-    unlink the new keeper's socket and leave it deaf), and made again when the file goes
-    (a cleaner of old files, a hand's ``rm``) while this keeper still holds the lock."""
+    unlink the new keeper's socket and leave it deaf), and made again when the file alone
+    goes (a hand's ``rm``) while this keeper still holds the lock file at its path."""
 
     def __init__(self, path: Path, lock: int, timeout: float):
         self.path, self.lock, self.timeout = path, lock, timeout
@@ -823,28 +823,28 @@ class Listener:
 
     def open(self) -> None:
         """Listen at the path, in place of whatever is there: this keeper holds the lock, so a
-        socket there is one no keeper serves."""
+        socket there is one no keeper serves. Owner-only, without a turn of the umask, which
+        is the whole process's: the keeper's other threads make files and start processes."""
         addr, fd = address(str(self.path))
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self.at = str(self.path) if addr.startswith("/proc/") else addr
+            with contextlib.suppress(OSError):  # Linux: bind makes the file with this mode
+                os.fchmod(server.fileno(), 0o600)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.at)
-            server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            old = os.umask(0o177)
-            try:
-                server.bind(addr)
-            except BaseException:
-                server.close()
-                raise
-            finally:
-                os.umask(old)
+            server.bind(addr)
+            os.chmod(self.at, 0o600)  # elsewhere (the folder is the user's alone meanwhile)
+            st = os.lstat(self.at)
+            server.listen(64)
+            server.settimeout(self.timeout)
+        except BaseException:
+            server.close()
+            raise
         finally:
             if fd is not None:
                 os.close(fd)
-        st = os.lstat(self.at)
         self.made = (st.st_dev, st.st_ino)
-        server.listen(64)
-        server.settimeout(self.timeout)
         if self.made_before:
             self.server.close()
         self.server, self.made_before = server, True

@@ -316,3 +316,48 @@ def test_a_process_name_that_is_no_text_is_still_read():
     finally:
         named.kill()
         named.wait()
+
+
+def test_listening_again_leaves_the_umask_of_the_keepers_other_threads_alone(tmp_path):
+    """The keeper listens again while its watches make files in other threads: the umask is
+    the process's, so a turn of it there gave their folders mode 0600. Control: the same
+    loop over the code that turned it made dozens of such folders."""
+    import fcntl
+    import itertools
+    import stat
+
+    run = tmp_path / "run"
+    run.mkdir()
+    lock = os.open(run / "keeper.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    old = os.umask(0o022)
+    listener = keeper.Listener(run / "keeper.sock", lock, 1.0)
+    wrong, stop = [], threading.Event()
+
+    def make_folders():
+        for i in itertools.count():
+            if stop.is_set():
+                return
+            d = tmp_path / f"d{i % 4}"
+            d.mkdir()
+            if stat.S_IMODE(d.stat().st_mode) != 0o755:
+                wrong.append(d)
+            d.rmdir()
+
+    t = threading.Thread(target=make_folders)
+    try:
+        listener.open()
+        t.start()
+        for _ in range(2000):
+            (run / "keeper.sock").unlink()
+            listener.looked = 0  # as a second later
+            listener.heal()
+            assert stat.S_IMODE((run / "keeper.sock").stat().st_mode) == 0o600
+    finally:
+        stop.set()
+        if t.is_alive():
+            t.join()
+        listener.close()
+        os.close(lock)
+        os.umask(old)
+    assert wrong == []
