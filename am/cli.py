@@ -354,11 +354,11 @@ def _logs(p):
 
 
 def _stop(p):
-    p.add_argument("id", nargs="+", metavar="ID", help="the agents to stop (see 'am list')")
+    p.add_argument("id", nargs="+", help="the agents to stop (see 'am list')")
 
 
 def _rm(p):
-    p.add_argument("id", nargs="+", metavar="ID", help="the agents to delete (see 'am list')")
+    p.add_argument("id", nargs="+", help="the agents to delete (see 'am list')")
     p.add_argument(
         "-f",
         "--force",

@@ -15,3 +15,25 @@ class AmError(Exception):
         if self.hint:
             text += f" (hint: {self.hint})"
         return text
+
+
+def raise_all(errors: list[AmError]) -> None:
+    """Each of ERRORS on its own line, the last raised (as a command's error ends it): what
+    was wrong with each of several ids at once."""
+    import sys
+
+    for e in errors[:-1]:
+        print(e.render(), file=sys.stderr)
+    if errors:
+        raise errors[-1]
+
+
+def each(ids, check) -> None:
+    """CHECK(id) for every one of IDS, each refusal (AmError) named: see ``raise_all``."""
+    refused = []
+    for agent_id in ids:
+        try:
+            check(agent_id)
+        except AmError as e:
+            refused.append(e)
+    raise_all(refused)

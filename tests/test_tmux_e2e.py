@@ -359,7 +359,21 @@ def test_stop_and_rm_take_several_ids(am, repo):
     res = am("rm", a, c, check=False)  # c runs: neither goes
     assert f"agent {c} is running" in assert_am_error(res)
     assert ws[a].is_dir()
-    am("rm", a, b, c, "--force")
+    res = am("rm", "nope0001", a, "nope0002", check=False)  # each unknown id named
+    assert "nope0002" in assert_am_error(res) and "nope0001" in res.stderr
+    assert ws[a].is_dir()
+    # A removal that fails half-way (a folder where a's last log part would be) says so on
+    # its own line; the others still go.
+    stray = am.home / "state" / "logs" / f"{a}.log.1.tmp"
+    stray.mkdir(parents=True)
+    (stray / "x").write_text("x")
+    res = am("rm", a, b, c, "--force", check=False)
+    assert f"agent {a} was not fully removed" in assert_am_error(res)
+    assert f"Removed {b}" in res.stderr and f"Removed {c}" in res.stderr
+    assert [e["id"] for e in am.list()] == [a]
+    stray.joinpath("x").unlink()
+    stray.rmdir()
+    am("rm", a, "--force")
     assert am.list() == [] and not any(w.exists() for w in ws.values())
 
 

@@ -3,7 +3,7 @@
 import sys
 
 from am import lifecycle, paths, records, status
-from am.errors import AmError
+from am.errors import AmError, each, raise_all
 from am.record import Status
 from am.store import open_store
 
@@ -12,16 +12,29 @@ def run(args) -> int:
     layout = paths.layout()
     store = open_store(layout)
     ids = list(dict.fromkeys(args.id))
-    # Every agent is checked before any is deleted: one refusal deletes nothing.
-    invalid = {agent_id for agent_id in ids if not _check(agent_id, store, layout, args.force)}
-    failed = 0
+    agents = store.agents()
+    each(ids, lambda agent_id: store.get(agent_id, agents))  # every id known, from one read
+    # Every agent is checked before any is deleted: one refusal deletes none.
+    invalid = set()
+
+    def check(agent_id: str) -> None:
+        if not _check(agent_id, store, layout, args.force):
+            invalid.add(agent_id)
+
+    each(ids, check)
+    failed = []  # said after the others went, each on its own line
     for agent_id in ids:
         try:
+            # Checked again where an earlier removal took time to change it (an 'am start').
+            if len(ids) > 1 and agent_id not in invalid:
+                _check(agent_id, store, layout, args.force)
             _remove(agent_id, store, layout, agent_id in invalid)
-        except AmError as e:  # the others still go; this one says why it did not
-            print(e.render(), file=sys.stderr)
-            failed += 1
-    return 1 if failed else 0
+        except AmError as e:
+            failed.append(e)
+        except OSError as e:
+            failed.append(AmError(f"agent {agent_id} was not fully removed: {e}"))
+    raise_all(failed)
+    return 0
 
 
 def _check(agent_id: str, store, layout, force: bool) -> bool:
@@ -52,8 +65,16 @@ def _check(agent_id: str, store, layout, force: bool) -> bool:
 
 def _remove(agent_id: str, store, layout, invalid: bool) -> None:
     if invalid:
-        # What an invalid record names is not am's to delete: only the record goes.
-        store.remove(agent_id)
+        # What an invalid record names is not am's to delete: only the record goes, and only
+        # while it is still the invalid one (another 'am rm' or a spawn may have been since).
+        with store.transaction() as agents:
+            now = store.get(agent_id, agents)
+            if not records.problems(now, layout, agent_id):
+                raise AmError(
+                    f"the record of agent {agent_id} is valid now: it was not removed",
+                    f"run 'am rm {agent_id}' again",
+                )
+            del agents[agent_id]
         print(
             f"Removed the invalid record of {agent_id}; nothing it names was touched",
             file=sys.stderr,

@@ -3,7 +3,7 @@
 import sys
 
 from am import lifecycle, paths, records
-from am.errors import AmError
+from am.errors import AmError, each, raise_all
 from am.store import open_store
 
 
@@ -11,15 +11,21 @@ def run(args) -> int:
     layout = paths.layout()
     store = open_store(layout)
     ids = list(dict.fromkeys(args.id))
-    # Every id is known before any agent stops: a mistyped one stops nothing.
-    found = [records.check(store.get(agent_id), layout, agent_id) for agent_id in ids]
-    failed = 0
-    for agent_id, record in zip(ids, found, strict=True):
+    agents = store.agents()
+    # Every id names a valid record before any agent stops: a mistyped one stops nothing.
+    each(ids, lambda agent_id: records.check(store.get(agent_id, agents), layout, agent_id))
+    failed = []  # said after the others stopped, each on its own line
+    for agent_id in ids:
         try:
+            # Read again: an 'am rm' may have taken it while the ones before were stopped.
+            record = records.check(store.get(agent_id), layout, agent_id)
             lifecycle.stop(record, store)
-        except AmError as e:  # the others still stop; this one says why it did not
-            print(e.render(), file=sys.stderr)
-            failed += 1
+        except AmError as e:
+            failed.append(e)
+            continue
+        except OSError as e:
+            failed.append(AmError(f"agent {agent_id} was not fully stopped: {e}"))
             continue
         print(f"Stopped {agent_id}; workspace kept at {record['workspace']}", file=sys.stderr)
-    return 1 if failed else 0
+    raise_all(failed)
+    return 0
