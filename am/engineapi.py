@@ -58,14 +58,7 @@ class Endpoint:
 
     def connect(self, timeout: float | None = 30) -> Sock:
         if self.scheme == "unix":
-            s = rawsock.unix()
-            try:
-                s.settimeout(timeout)
-                s.connect(self.path)
-            except BaseException:
-                s.close()
-                raise
-            return s
+            return rawsock.connect(self.path, timeout)
         import socket  # its enums cost every spawn a few ms: only where tcp needs it
 
         s = socket.create_connection((self.host, self.port), timeout=timeout)
@@ -262,15 +255,9 @@ class Conmon:
         # The folder's path is too long for a socket address: reach it through a descriptor.
         fd = os.open(self.static, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            s = rawsock.unix(rawsock.SOCK_SEQPACKET)
-            try:
-                s.connect(f"/proc/self/fd/{fd}/attach")
-            except BaseException:
-                s.close()
-                raise
+            return rawsock.connect(f"/proc/self/fd/{fd}/attach", kind=rawsock.SOCK_SEQPACKET)
         finally:
             os.close(fd)
-        return s
 
     def _fifo(self, name: str, line: str) -> bool:
         try:

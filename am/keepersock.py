@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 
+from am import rawsock
 from am.rawsock import Socket as Connection
-from am.rawsock import unix
 
 
 def address(path: str) -> tuple[str, int | None]:
@@ -39,17 +39,11 @@ def address(path: str) -> tuple[str, int | None]:
 def connect(run: str, timeout: float) -> Connection:
     """A connection to the keeper of the run folder RUN (OSError if none listens)."""
     addr, fd = address(f"{run}/keeper.sock")
-    s = unix()
     try:
-        s.settimeout(timeout)
-        s.connect(addr)
-    except BaseException:
-        s.close()
-        raise
+        return rawsock.connect(addr, timeout)
     finally:
         if fd is not None:
             os.close(fd)
-    return s
 
 
 def exchange(s: Connection, message: dict) -> bytes:

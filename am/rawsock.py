@@ -21,5 +21,13 @@ class Socket(_socket.socket):
         self.close()
 
 
-def unix(kind: int = SOCK_STREAM) -> Socket:
-    return Socket(AF_UNIX, kind)
+def connect(address: str, timeout: float | None = None, kind: int = SOCK_STREAM) -> Socket:
+    """A unix socket of KIND connected to ADDRESS (OSError if nothing listens there)."""
+    s = Socket(AF_UNIX, kind)
+    try:
+        s.settimeout(timeout)
+        s.connect(address)
+    except BaseException:
+        s.close()
+        raise
+    return s
