@@ -18,7 +18,7 @@ def run(args) -> int:
     invalid = set()
 
     def check(agent_id: str) -> None:
-        if not _check(agent_id, store, layout, args.force):
+        if not _check(agent_id, store, layout, args.force, agents):
             invalid.add(agent_id)
 
     each(ids, check)
@@ -37,10 +37,10 @@ def run(args) -> int:
     return 0
 
 
-def _check(agent_id: str, store, layout, force: bool) -> bool:
-    """Refuse AGENT_ID's removal as 'am rm' would; False for an invalid record that --force
-    removes alone."""
-    record = store.get(agent_id)
+def _check(agent_id: str, store, layout, force: bool, agents: dict | None = None) -> bool:
+    """Refuse AGENT_ID's removal as 'am rm' would (its record from AGENTS, if read already);
+    False for an invalid record that --force removes alone."""
+    record = store.get(agent_id, agents)
     try:
         records.check(record, layout, agent_id)
     except records.Invalid:

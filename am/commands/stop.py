@@ -13,12 +13,14 @@ def run(args) -> int:
     ids = list(dict.fromkeys(args.id))
     agents = store.agents()
     # Every id names a valid record before any agent stops: a mistyped one stops nothing.
-    each(ids, lambda agent_id: records.check(store.get(agent_id, agents), layout, agent_id))
+    checked: dict[str, dict] = {}
+    each(ids, lambda i: checked.update({i: records.check(store.get(i, agents), layout, i)}))
     failed = []  # said after the others stopped, each on its own line
     for agent_id in ids:
         try:
-            # Read again: an 'am rm' may have taken it while the ones before were stopped.
-            record = records.check(store.get(agent_id), layout, agent_id)
+            record = checked[agent_id]
+            if len(ids) > 1:  # read again: an 'am rm' may have come while others stopped
+                record = records.check(store.get(agent_id), layout, agent_id)
             lifecycle.stop(record, store)
         except AmError as e:
             failed.append(e)
