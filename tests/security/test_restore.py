@@ -51,7 +51,8 @@ def test_hard_link_to_a_symbolic_link_changes_nothing_outside(am, tmp_path):
     with tarfile.open(evil) as tar:
         plain_extract(tar, tmp_path / "plain")
     st = victim.stat()
-    assert (st.st_mode & 0o777, st.st_mtime) == (0o755, 0), "control: nothing went through"
+    mode = 0o755 if hasattr(tarfile, "tar_filter") else 0o777  # the filter drops group write
+    assert (st.st_mode & 0o777, st.st_mtime) == (mode, 0), "control: nothing went through"
     reset()
     line = assert_am_error(am("restore", evil, "--name", "evil", check=False))
     assert "refusing to restore" in line and "hard link" in line
