@@ -961,6 +961,8 @@ def main() -> int:
     )
     # Not /tmp: on these machines its directory tree allocates new files several times slower
     # than the rest of the same disk (measured), which would drown am's own cost in the floor's.
+    # (The disk is ext4 without a journal: its inode allocator passes over every inode freed in
+    # the last minutes, looking each up, and the test suite frees many in /tmp.)
     ap.add_argument(
         "--work-dir",
         default="/var/tmp",
