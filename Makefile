@@ -3,9 +3,10 @@
 # The venv's Python: the system's (what 'make setup' installs with its venv module, and apt
 # keeps patched; what sudo's own PATH finds too), not whichever python3 a shell finds first: a
 # pyenv build here, without its optimizations, took 17% longer over am's imports. PY=...
-# chooses another; an older system one (below 3.11) falls back to python3.
-PY ?= $(shell /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
-	&& echo /usr/bin/python3 || echo python3)
+# chooses another; a system one older than 3.11, or without its venv module (ensurepip, in
+# python3-venv), falls back to python3.
+PY ?= $(shell /usr/bin/python3 -c 'import sys, ensurepip; sys.exit(sys.version_info < (3, 11))' \
+	2>/dev/null && echo /usr/bin/python3 || echo python3)
 VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME ?= auto
