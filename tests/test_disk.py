@@ -547,11 +547,13 @@ def test_a_sparse_file_gets_no_room_past_the_cap(am, repo, engine, tmp_path):
     assert snap.stat().st_size < 16 * 1024**2  # zeros compress
     am("rm", "--force", agent)
 
-    # control: extracted as tar does by default, the file takes its full length
+    # control: extracted by plain tarfile, the file takes its full length
     import tarfile
 
+    # the data filter where this Python has filters (3.11.4 on), none before (Debian's 3.11.2)
+    safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
     with tarfile.open(snap) as tar:
-        tar.extract("workspace/sparse", tmp_path, filter="data")
+        tar.extract("workspace/sparse", tmp_path, **safe)
     plain = tmp_path / "workspace" / "sparse"
     assert plain.stat().st_blocks * 512 >= (SPARSE_MB - 1) << 20
     plain.unlink()
