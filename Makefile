@@ -2,7 +2,7 @@
 # root too (its unprivileged tier creates users); the rest runs as you.
 # The venv's Python: the system's (what 'make setup' installs with its venv module, and apt
 # keeps patched; what sudo's own PATH finds too), not whichever python3 a shell finds first: a
-# pyenv build here, without its optimizations, took 17% longer over am's imports. PY=...
+# pyenv build here, without its optimizations, took 21% longer over am's imports. PY=...
 # chooses another; a system one older than 3.11, or without its venv module (ensurepip, in
 # python3-venv), falls back to python3.
 PY ?= $(shell /usr/bin/python3 -c 'import sys, ensurepip; sys.exit(sys.version_info < (3, 11))' \
@@ -20,12 +20,18 @@ setup:  ## system packages, running container engines, the proxy image for you (
 
 install:  ## a .venv with am and the test tools (yours, even after a 'sudo make ...')
 	@bash scripts/reclaim-checkout.sh
+	@# A venv of another interpreter than PY's (made before PY's default changed, or with
+	@# another PY) is made again, from PY.
+	@want=$$($(PY) -c 'import os, sys; print(os.path.realpath(sys.executable))' 2>/dev/null); \
+	if [ -n "$$want" ] && [ -e $(BIN)/python3 ] && [ "$$(readlink -f $(BIN)/python3)" != "$$want" ]; \
+	then echo "make: $(VENV) was made with $$(readlink -f $(BIN)/python3); making it again with $$want"; \
+		rm -f $(VENV)/.installed; fi
 	@$(MAKE) -s --no-print-directory $(VENV)/.installed
 
 # editable_mode=compat: a plain path entry, no import hook (docs/performance.md); its
 # deprecation notice is a page of warnings a new user cannot act on.
 $(VENV)/.installed: pyproject.toml
-	$(PY) -m venv $(VENV)
+	$(PY) -m venv --clear $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	PYTHONWARNINGS='ignore:Compat editable installs' \
 		$(BIN)/pip install -q -e '.[test,dev]' --config-settings editable_mode=compat
