@@ -105,11 +105,15 @@ class Home:
         without a journal, whose inode allocator passes over every inode freed in the last
         minute or more, looking each up in the buffer cache (``recently_deleted``): deleting
         50 workspaces before the next round made that round's clones spend up to 40% of the
-        machine's CPU there (``perf``), a cost of the bench's own clean-up, not of a spawn."""
+        machine's CPU there (``perf``), a cost of the bench's own clean-up, not of a spawn.
+        Its keeper ends first: it would write (and free) files for each container it sees go."""
+        self.end_processes()
         ids = container_ids(engine, self.home, every=True)
         if ids:
-            subprocess.run([engine, "rm", "-f", *ids], capture_output=True)
-        self.end_processes()
+            subprocess.run([engine, "rm", "-f", *ids], capture_output=True, check=True)
+        left = container_ids(engine, self.home, every=True)
+        if left:  # they would load the next rounds
+            raise RuntimeError(f"{len(left)} containers of {self.home} were not removed")
 
     def end_processes(self) -> None:
         out = subprocess.run(
@@ -121,10 +125,13 @@ class Home:
             name, _, owner = line.partition("\t")
             if owner == str(self.home):
                 subprocess.run(["tmux", "kill-session", "-t", f"={name}:"], capture_output=True)
+        keepers = []
         for p in am_processes(self.home):  # its keeper, which would leave once idle
             with contextlib.suppress(psutil.Error):
                 if "am.keeper" in p.cmdline():
                     p.terminate()
+                    keepers.append(p)
+        psutil.wait_procs(keepers, timeout=10)
 
 
 def concurrently(argvs: list[list[str]], env=None) -> tuple[float, int]:
@@ -636,7 +643,7 @@ def remote_figures(work: Path, repo: Path, engine: str, runs: int) -> list[dict]
 def settle_disk(seconds: int = 61) -> None:
     """Let what was deleted before (earlier sections, other work) stop costing the rounds.
     On ext4 without a journal (this machine's disk) the inode allocator passes over an inode
-    freed less than 60 s ago, or 300 s while its inode table block is unwritten, looking each
+    freed less than 60 s ago, or 360 s while its inode table block is dirty, looking each
     up (``recently_deleted`` in fs/ext4/ialloc.c): written out, then a minute, and none is."""
     print(f"letting the disk settle ({seconds} s) ...", file=sys.stderr)
     os.sync()
