@@ -28,12 +28,18 @@ def raise_all(errors: list[AmError]) -> None:
         raise errors[-1]
 
 
-def each(ids, check) -> None:
-    """CHECK(id) for every one of IDS, each refusal (AmError) named: see ``raise_all``."""
+def each(ids, act, unfinished: str | None = None) -> None:
+    """ACT(id) for every one of IDS, each refusal (AmError) named: see ``raise_all``. With
+    UNFINISHED ("stopped", say), an OSError is named too, as that agent not fully
+    UNFINISHED, and the others are still tried."""
     refused = []
     for agent_id in ids:
         try:
-            check(agent_id)
+            act(agent_id)
         except AmError as e:
             refused.append(e)
+        except OSError as e:
+            if unfinished is None:
+                raise
+            refused.append(AmError(f"agent {agent_id} was not fully {unfinished}: {e}"))
     raise_all(refused)

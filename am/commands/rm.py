@@ -3,7 +3,7 @@
 import sys
 
 from am import lifecycle, paths, records, status
-from am.errors import AmError, each, raise_all
+from am.errors import AmError, each
 from am.record import Status
 from am.store import open_store
 
@@ -22,18 +22,14 @@ def run(args) -> int:
             invalid.add(agent_id)
 
     each(ids, check)
-    failed = []  # said after the others went, each on its own line
-    for agent_id in ids:
-        try:
-            # Checked again where an earlier removal took time to change it (an 'am start').
-            if len(ids) > 1 and agent_id not in invalid:
-                _check(agent_id, store, layout, args.force)
-            _remove(agent_id, store, layout, agent_id in invalid)
-        except AmError as e:
-            failed.append(e)
-        except OSError as e:
-            failed.append(AmError(f"agent {agent_id} was not fully removed: {e}"))
-    raise_all(failed)
+
+    def remove(agent_id: str) -> None:
+        # Checked again where an earlier removal took time to change it (an 'am start').
+        if len(ids) > 1 and agent_id not in invalid:
+            _check(agent_id, store, layout, args.force)
+        _remove(agent_id, store, layout, agent_id in invalid)
+
+    each(ids, remove, unfinished="removed")  # a failure is said after the others went
     return 0
 
 

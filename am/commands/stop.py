@@ -3,7 +3,7 @@
 import sys
 
 from am import lifecycle, paths, records
-from am.errors import AmError, each, raise_all
+from am.errors import each
 from am.store import open_store
 
 
@@ -15,19 +15,13 @@ def run(args) -> int:
     # Every id names a valid record before any agent stops: a mistyped one stops nothing.
     checked: dict[str, dict] = {}
     each(ids, lambda i: checked.update({i: records.check(store.get(i, agents), layout, i)}))
-    failed = []  # said after the others stopped, each on its own line
-    for agent_id in ids:
-        try:
-            record = checked[agent_id]
-            if len(ids) > 1:  # read again: an 'am rm' may have come while others stopped
-                record = records.check(store.get(agent_id), layout, agent_id)
-            lifecycle.stop(record, store)
-        except AmError as e:
-            failed.append(e)
-            continue
-        except OSError as e:
-            failed.append(AmError(f"agent {agent_id} was not fully stopped: {e}"))
-            continue
+
+    def stop(agent_id: str) -> None:
+        record = checked[agent_id]
+        if len(ids) > 1:  # read again: an 'am rm' may have come while others stopped
+            record = records.check(store.get(agent_id), layout, agent_id)
+        lifecycle.stop(record, store)
         print(f"Stopped {agent_id}; workspace kept at {record['workspace']}", file=sys.stderr)
-    raise_all(failed)
+
+    each(ids, stop, unfinished="stopped")  # a failure is said after the others stopped
     return 0
