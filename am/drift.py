@@ -26,6 +26,7 @@ class Kind(StrEnum):
     LEFTOVER_RESTORE = "leftover-restore"  # what a restore that died had unpacked
     LEFTOVER_SNAPSHOT = "leftover-snapshot"  # what a snapshot that died had written
     LEFTOVER_PULL = "leftover-pull"  # the bundle a pull that died had written
+    LEFTOVER_SPAWN = "leftover-spawn"  # the clone a spawn that died had begun early
 
 
 @value_class(frozen=False)
@@ -93,6 +94,7 @@ def find(layout=None, engines: list | None = None) -> list[Drift]:
         + restore_drift(records, layout)
         + snapshot_drift(layout)
         + pull_drift(layout)
+        + headstart_drift(layout)
         + disk_drift(records, valid, layout)
     )
 
@@ -289,6 +291,18 @@ def pull_drift(layout) -> list[Drift]:
         Kind.LEFTOVER_PULL,
         "bundle of a pull that ended before it finished",
         lambda e: e.startswith(BUNDLE_TEMP) and files.held_left_by_a_kill(layout.cache / e),
+    )
+
+
+def headstart_drift(layout) -> list[Drift]:
+    """The folders of spawns' head starts (``am/headstart.py``) whose spawn died."""
+    from am import files, headstart
+
+    return _leftovers(
+        layout.workspaces,
+        Kind.LEFTOVER_SPAWN,
+        "clone of a spawn that ended before it finished",
+        lambda e: e.startswith(headstart.TEMP) and files.held_left_by_a_kill(layout.workspaces / e),
     )
 
 

@@ -14,8 +14,9 @@ import os
 import re
 from pathlib import Path
 
-from am import proc
+from am import gitfiles, proc
 from am.errors import AmError
+from am.gitfiles import REPO_VARS, source_env  # noqa: F401 (what callers know as git.*)
 
 URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://|^[^/:@\s]+@[^/:\s]+:")
 
@@ -45,28 +46,6 @@ HARDENING = (
 
 def is_url(source: str) -> bool:
     return bool(URL_RE.match(source))
-
-
-# Variables that would point git at another repository than the one am names explicitly.
-REPO_VARS = (
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_COMMON_DIR",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_NAMESPACE",
-    "GIT_CEILING_DIRECTORIES",
-    "GIT_DISCOVERY_ACROSS_FILESYSTEM",
-)
-
-
-def source_env() -> dict[str, str]:
-    """The environment for git calls on the user's own source: theirs (credentials, URL
-    rewrites), minus prompts and anything that would select another repository."""
-    env = {k: v for k, v in os.environ.items() if k not in REPO_VARS}
-    env["GIT_TERMINAL_PROMPT"] = "0"
-    return env
 
 
 def ws_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -116,10 +95,9 @@ def ws_git(repo, *args: str, env_extra=None, check=True) -> proc.Result:
 
 def clone_argv(source: str, dest: Path, *, hardlinks: bool) -> list[str]:
     """Clone SOURCE into DEST without a checkout (the agent branch is checked out next)."""
-    argv = ["git", "clone", "--quiet", "--no-checkout"]
-    if not is_url(source) and not hardlinks:
-        argv.append("--no-hardlinks")
-    return argv + ["--", source, str(dest)]
+    if is_url(source):
+        return ["git", "clone", "--quiet", "--no-checkout", "--", source, str(dest)]
+    return gitfiles.local_clone_argv(source, str(dest), hardlinks=hardlinks)
 
 
 def worktree_add_argv(source: Path, dest: Path, branch: str, base: str) -> list[str]:
@@ -140,39 +118,18 @@ def worktree_add_argv(source: Path, dest: Path, branch: str, base: str) -> list[
 
 def check_source(source: str) -> str:
     """Return SOURCE as git should see it: a URL unchanged, a local repository as absolute path."""
-    if not source or source.startswith("-") or any(c in source for c in "\n\r\0"):
+    if gitfiles.malformed(source):
         raise AmError(f"invalid source {source!r}")
     if is_url(source):
         return source
     path = Path(source).expanduser()
     if not path.exists():
         raise AmError(f"source {source!r} is neither a git URL nor an existing path")
-    if not _plainly_a_repository(path):
+    if not gitfiles.plainly_a_repository(str(path)):
         res = proc.run(["git", "-C", str(path), "rev-parse", "--git-dir"], env=source_env())
         if not res.ok:
             raise AmError(f"source {source!r} is not a git repository")
     return str(path.resolve())
-
-
-def _plainly_a_repository(path: Path) -> bool:
-    """Whether PATH is the top of a work tree of the user's own whose ``.git`` is a folder
-    (no link) with a HEAD, ``objects`` and ``refs``: what ``rev-parse --git-dir`` would find
-    at once, found without a git call. False leaves the question to git (a bare repository,
-    a worktree's ``.git`` file, a subfolder, another owner)."""
-    import stat
-
-    gd = path / ".git"
-    try:
-        top, git_dir = os.stat(path), os.lstat(gd)
-        objects, refs = os.lstat(gd / "objects"), os.lstat(gd / "refs")
-    except OSError:
-        return False
-    me = os.geteuid()
-    if top.st_uid != me or git_dir.st_uid != me:
-        return False  # git's own ownership check (safe.directory) decides
-    if not all(stat.S_ISDIR(st.st_mode) for st in (git_dir, objects, refs)):
-        return False
-    return _head_branch(gd) is not None or _loose_ref(gd, "HEAD") is not None
 
 
 def check_branch(branch: str) -> str:
@@ -228,40 +185,6 @@ def _switch_args(branch: str, commit: str) -> list[str]:
     return ["switch", "--quiet", "--no-track", "-c", branch, "--end-of-options", commit]
 
 
-def _head_of(path: Path, size: int) -> str:
-    """The first SIZE bytes of the regular file PATH as text, never through a link; "" if it
-    is no such file."""
-    from am import files
-
-    f = files.open_regular(path)
-    if f is None:
-        return ""
-    with f:
-        return f.read(size).decode("ascii", "replace")
-
-
-def _loose_ref(git_dir: Path, ref: str) -> str | None:
-    """The object name in REF's own file in GIT_DIR (a branch as git clone and switch write
-    it), never through a link; None for anything else (a packed or symbolic ref, no file)."""
-    text = _head_of(git_dir / ref, 100)
-    name = text[:-1]
-    if text.endswith("\n") and len(name) in (40, 64) and set(name) <= set("0123456789abcdef"):
-        return name
-    return None
-
-
-def _head_branch(git_dir: Path) -> str | None:
-    """The branch HEAD names in GIT_DIR, when it names one plainly; None otherwise."""
-    text = _head_of(git_dir / "HEAD", 300)
-    ref = text.removeprefix("ref: ").removesuffix("\n")
-    plain = all(c.isalnum() or c in "-_./" for c in ref)
-    parts = ref.split("/")
-    if text.endswith("\n") and ref.startswith("refs/heads/") and plain and "" not in parts:
-        if "." not in parts and ".." not in parts:
-            return ref
-    return None
-
-
 def start_branch(repo, branch: str, base: str | None) -> str:
     """Make BRANCH at BASE (``resolve_base``) in a clone am has just made, and check it out;
     returns its commit."""
@@ -269,19 +192,20 @@ def start_branch(repo, branch: str, base: str | None) -> str:
     return finish()
 
 
-def begin_branch(repo, branch: str, base: str | None):
+def begin_branch(repo, branch: str, base: str | None, pass_fds=()):
     """``start_branch``, its checkout left running beside the caller: returns the checkout
-    (``proc.Background``, for an undo to ``end``) and a call that waits for it and returns
-    BRANCH's commit, or raises. Without a BASE, the commit HEAD's branch holds is read from
-    the files the clone wrote (no agent has had them), and the one git put on BRANCH, peeled,
-    read back: a git call fewer. Anything unusual is asked of git."""
-    head = _head_branch(repo.git_dir) if base is None else None
-    start = _loose_ref(repo.git_dir, head) if head else None
+    (``proc.Background``, for an undo to ``end``; PASS_FDS stay open in it) and a call that
+    waits for it and returns BRANCH's commit, or raises. Without a BASE, the commit HEAD's
+    branch holds is read from the files the clone wrote (no agent has had them), and the one
+    git put on BRANCH, peeled, read back: a git call fewer. Anything unusual is asked of
+    git."""
+    head = gitfiles.head_branch(repo.git_dir) if base is None else None
+    start = gitfiles.loose_ref(repo.git_dir, head) if head else None
     known = start is not None
     if not known:
         start = resolve_base(repo, base)
     args = _switch_args(branch, start)
-    running = proc.Background(ws_argv(repo, *args), env=ws_env())
+    running = proc.Background(ws_argv(repo, *args), env=ws_env(), pass_fds=pass_fds)
 
     def finish() -> str:
         res = running.result()
@@ -290,7 +214,7 @@ def begin_branch(repo, branch: str, base: str | None):
             raise AmError(f"git {args[0]} failed in {repo.work_tree}: {why}")
         if not known:
             return start
-        made = _loose_ref(repo.git_dir, f"refs/heads/{branch}")
+        made = gitfiles.loose_ref(repo.git_dir, f"refs/heads/{branch}")
         if made is not None:
             return made
         ref = f"refs/heads/{branch}"

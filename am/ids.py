@@ -8,9 +8,29 @@ from am.errors import AmError
 NAME_RE = validate.NAME_RE
 
 
+# Ids drawn ahead of the plan that uses them (``draw``).
+_drawn: list[str] = []
+
+
 def new_id() -> str:
-    """A fresh 8-hex-character id."""
+    """A fresh 8-hex-character id: the one ``draw`` drew, if any is left."""
+    if _drawn:
+        return _drawn.pop()
     return os.urandom(4).hex()  # what secrets.token_hex does, without importing hmac
+
+
+def draw() -> str:
+    """A fresh id that the next ``new_id`` returns: a spawn's head start (``am.headstart``)
+    names the branch it makes by it before the spawn's plan is made."""
+    agent_id = os.urandom(4).hex()
+    _drawn.append(agent_id)
+    return agent_id
+
+
+def undraw(agent_id: str) -> None:
+    """AGENT_ID no longer for the next ``new_id``, if ``draw`` drew it and none took it."""
+    if agent_id in _drawn:
+        _drawn.remove(agent_id)
 
 
 def validate_name(name: str) -> str:

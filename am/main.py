@@ -64,6 +64,10 @@ def _command(argv: list[str]):
     from am import paths
 
     paths.private_umask()  # everything am and its git create: for the user alone
+    if argv[:1] == ["spawn"]:
+        from am import headstart
+
+        headstart.begin(argv[1:])  # git clones while Python imports the rest
     args = quick_list(argv) or quick_status(argv)
     short = args is not None and not getattr(args, "watch", False)
     if args is not None:
@@ -83,6 +87,9 @@ def _command(argv: list[str]):
         if not args.command:
             parser.print_help(sys.stderr)
             return 2
+        early = sys.modules.get("am.headstart")
+        if early is not None:
+            early.advance()  # a spawn's clone may have ended meanwhile: its checkout begins
     name = f"am.commands.{MODULES.get(args.command, args.command)}"
     __import__(name)
     return sys.modules[name], args, short
@@ -116,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return outcome(command)
     finally:  # as it was, for a caller that goes on (a test calling main)
+        early = sys.modules.get("am.headstart")
+        if early is not None:
+            early.discard()  # a spawn's that nothing took
         gc.unfreeze()
         if collecting:
             gc.enable()

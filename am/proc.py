@@ -161,7 +161,7 @@ def _run(argv, cwd, env, stdin, timeout) -> Result:
 class Background:
     """ARGV running beside the caller, its output captured; ``result`` waits for it."""
 
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str] | None = None):
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str] | None = None, pass_fds=()):
         import subprocess
 
         self.argv = [os.fspath(a) for a in argv]
@@ -176,6 +176,7 @@ class Background:
                 stderr=subprocess.PIPE,
                 text=True,
                 errors="replace",
+                pass_fds=pass_fds,
             )
         except FileNotFoundError:
             raise NotFound(f"{self.argv[0]} not found in PATH") from None
@@ -197,7 +198,9 @@ class Background:
                 self.popen.kill()
             except ProcessLookupError:
                 pass
-            self.popen.communicate()
+            _, err = self.popen.communicate()
+            code = shell_code(self.popen.returncode)
+            trace.report(self.argv, self.env, code, time.monotonic() - self.started, err)
 
 
 def quick(argv: Sequence[str]) -> Result:

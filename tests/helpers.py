@@ -333,11 +333,26 @@ def many_files(tmp_path: Path) -> Path:
     return source
 
 
+def trees_being_made(home: Path, name: str) -> list[Path]:
+    """Where a spawn of NAME may be checking its tree out: its workspace, or its head
+    start's folder (``am/headstart.py``) when the home had its workspaces folder already."""
+    agents = home / "agents"
+    early = sorted(agents.glob(".spawn-*/ws")) if agents.is_dir() else []
+    return [agents / name, *early]
+
+
 def spawn_cut_in_its_checkout(
-    am, source: Path, name: str, *extra: str, cmd: str = "sleep 300"
+    am, source: Path, name: str, *extra: str, cmd: str = "sleep 300", head_start: bool = False
 ) -> subprocess.Popen:
     """A spawn of NAME (with EXTRA options), once git is writing its tree (some files there,
-    the index not yet) and, for a tmux agent, its session runs."""
+    the index not yet) and, for a tmux agent, its session runs. HEAD_START: into a home that
+    has its workspaces folder, so that the tree is its head start's (``am/headstart.py``),
+    not yet in the workspace; else into a new home, where a spawn clones in its workspace."""
+    agents = am.home / "agents"
+    if head_start:
+        agents.mkdir(mode=0o700, parents=True, exist_ok=True)
+    else:
+        assert not agents.exists()
     p = subprocess.Popen(
         [*am.argv, "spawn", str(source), "--name", name, "--cmd", cmd, *extra],
         env=am.env,
@@ -346,13 +361,17 @@ def spawn_cut_in_its_checkout(
         text=True,
         start_new_session=True,
     )
-    ws = am.home / "agents" / name
     in_session = "--container" not in extra
+
+    def under_way(tree: Path) -> bool:
+        return (tree / "d0").exists() and not (tree / ".git" / "index").exists()
+
+    # The record too: a head start's checkout may begin before the spawn has reserved it.
     wait_for(
         lambda: (
             (not in_session or f"am-{name}" in am_sessions(am.home))
-            and (ws / "d0").exists()
-            and not (ws / ".git" / "index").exists()
+            and any(under_way(t) for t in trees_being_made(am.home, name))
+            and name in state_agents(am.home)
             or p.poll() is not None
         ),
         "the spawn's checkout (and session) to be under way",
@@ -361,6 +380,7 @@ def spawn_cut_in_its_checkout(
     if p.poll() is not None:
         out, err = p.communicate()
         raise AssertionError(f"the spawn ended before its checkout could be cut:\n{out}{err}")
+    assert (agents / name).exists() != head_start  # the tree under way is where it should be
     return p
 
 

@@ -130,11 +130,12 @@ def test_interrupted_spawn_has_one_truth_and_fix_keeps_its_work(am, repo):
     assert json.loads(am("doctor", "--json").stdout)["drift"] == []
 
 
+@pytest.mark.parametrize("head_start", [False, True], ids=["in-a-new-home", "head-start"])
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
-def test_a_spawn_stopped_by_sigterm_or_sighup_undoes_its_work(am, tmp_path, stop):
+def test_a_spawn_stopped_by_sigterm_or_sighup_undoes_its_work(am, tmp_path, stop, head_start):
     """'timeout', a closed terminal: the spawn alone gets the signal, mid-checkout, and
     undoes what it made as on Ctrl-C, then says so with 128+N."""
-    p = spawn_cut_in_its_checkout(am, many_files(tmp_path), "cut")
+    p = spawn_cut_in_its_checkout(am, many_files(tmp_path), "cut", head_start=head_start)
     p.send_signal(stop)
     _, err = p.communicate(timeout=120)
     assert p.returncode == 128 + stop, err
@@ -144,26 +145,28 @@ def test_a_spawn_stopped_by_sigterm_or_sighup_undoes_its_work(am, tmp_path, stop
         .startswith(f"am: error: stopped by {stop.name}; what the spawn had made is undone")
     ), err
     assert am.list() == [] and am_sessions(am.home) == []
-    assert not (am.home / "agents" / "cut").exists()
+    assert os.listdir(am.home / "agents") == []  # neither the workspace nor a head start
     assert json.loads(am("doctor", "--json").stdout)["drift"] == []
 
 
-def test_a_spawn_killed_during_its_checkout_leaves_no_agent_to_adopt(am, tmp_path):
+@pytest.mark.parametrize("head_start", [False, True], ids=["in-a-new-home", "head-start"])
+def test_a_spawn_killed_during_its_checkout_leaves_no_agent_to_adopt(am, tmp_path, head_start):
     """A tmux agent's session starts while git still checks its workspace out. A spawn killed
     then (SIGKILL to its group: git too) leaves a part of the tree, no index and no spec: no
     agent ran, so doctor --fix removes it rather than keep the part as 'unsaved work'."""
-    import os
-
-    p = spawn_cut_in_its_checkout(am, many_files(tmp_path), "cut")
+    p = spawn_cut_in_its_checkout(am, many_files(tmp_path), "cut", head_start=head_start)
     ws = am.home / "agents" / "cut"
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()
-    fixed = {
-        d["subject"]: d["fixed"]
-        for d in json.loads(am("doctor", "--fix", "--json").stdout)["drift"]
-    }
+    drift = json.loads(am("doctor", "--fix", "--json").stdout)["drift"]
+    fixed = {d["subject"]: d["fixed"] for d in drift}
     assert "removed the record and its workspace" in fixed.get("cut", ""), fixed
+    # A head start's part of the tree is in its own folder, which doctor removes too.
+    assert [d["kind"] for d in drift if d["subject"] != "cut"] == (
+        ["leftover-spawn"] if head_start else []
+    )
     assert not ws.exists() and am.list() == [] and am_sessions(am.home) == []
+    assert os.listdir(am.home / "agents") == []
 
 
 def test_a_restore_killed_while_it_unpacks_leaves_nothing_doctor_cannot_clean(am, tmp_path):

@@ -44,9 +44,14 @@ def assert_kept_stopped(am, p: subprocess.Popen, name: str) -> None:
     assert am.info(name)["status"] == "stopped"
 
 
-def test_a_stop_during_the_checkout_keeps_the_agent_stopped_and_it_never_runs(am, tmp_path):
+@pytest.mark.parametrize("head_start", [False, True], ids=["in-a-new-home", "head-start"])
+def test_a_stop_during_the_checkout_keeps_the_agent_stopped_and_it_never_runs(
+    am, tmp_path, head_start
+):
     ws = am.home / "agents" / "held"
-    p = spawn_cut_in_its_checkout(am, many_files(tmp_path), "held", cmd="touch ran; sleep 300")
+    p = spawn_cut_in_its_checkout(
+        am, many_files(tmp_path), "held", cmd="touch ran; sleep 300", head_start=head_start
+    )
     with frozen(p):
         # 'am rm' and 'am clean' would delete the tree git is writing: refused, even forced.
         line = assert_am_error(am("rm", "--force", "held", check=False))
@@ -65,9 +70,12 @@ def test_a_stop_during_the_checkout_keeps_the_agent_stopped_and_it_never_runs(am
 
 
 @pytest.mark.container
-def test_a_stop_during_a_container_spawns_checkout_starts_no_container(am, tmp_path, engine):
+@pytest.mark.parametrize("head_start", [False, True], ids=["in-a-new-home", "head-start"])
+def test_a_stop_during_a_container_spawns_checkout_starts_no_container(
+    am, tmp_path, engine, head_start
+):
     p = spawn_cut_in_its_checkout(
-        am, many_files(tmp_path), "held", "--container", "--runtime", engine
+        am, many_files(tmp_path), "held", "--container", "--runtime", engine, head_start=head_start
     )
     with frozen(p):
         am("stop", "held")

@@ -423,9 +423,11 @@ def _remove_held_leftover(d, store, layout) -> str:
     its name now makes a new one."""
     from am import files
 
-    what = {drift.Kind.LEFTOVER_SNAPSHOT: "snapshot", drift.Kind.LEFTOVER_RESTORE: "restore"}.get(
-        d.kind, "pull"
-    )
+    what = {
+        drift.Kind.LEFTOVER_SNAPSHOT: "snapshot",
+        drift.Kind.LEFTOVER_RESTORE: "restore",
+        drift.Kind.LEFTOVER_SPAWN: "spawn",
+    }.get(d.kind, "pull")
     path = Path(d.subject)
     if not os.path.lexists(path):
         return GONE.format(what)
@@ -476,6 +478,7 @@ FIXES = {
     drift.Kind.LEFTOVER_RESTORE: _remove_leftover_restore,
     drift.Kind.LEFTOVER_SNAPSHOT: _remove_held_leftover,
     drift.Kind.LEFTOVER_PULL: _remove_held_leftover,
+    drift.Kind.LEFTOVER_SPAWN: _remove_held_leftover,
     drift.Kind.ORPHAN_DISK: _remove_or_adopt_disk,
     drift.Kind.LOOSE_LOOP: _detach_loop,
 }

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from am import backends, clock, files, git, gitsafe, ids, paths, proc, session
+from am import backends, clock, files, git, gitsafe, headstart, ids, paths, proc, session
 from am import plan as planning
 from am.errors import AmError
 from am.fanout import STOPS, held
@@ -68,13 +68,18 @@ def _remove_tree(path: Path) -> None:
 
 
 def make_workspace(
-    plan: planning.Plan, undo: Rollback, layout: paths.Layout
+    plan: planning.Plan, undo: Rollback, layout: paths.Layout, early=None
 ) -> tuple[Callable[[], str], planning.Plan]:
     """Clone (or add a worktree), put the agent branch at its base. Returns a call that
     returns the base commit once the branch is checked out (a clone's checkout runs on beside
     the caller until then), and PLAN with what the clone learnt (the mirror it borrows from, a
     worktree's git folder). With --disk the clone goes into a file system of that size,
-    mounted at the workspace."""
+    mounted at the workspace. EARLY, the spawn's head start (``headstart.take``), is that
+    clone made already: the call moves it to the workspace once its checkout has ended."""
+    if early is not None:
+        undo.push(_remove_tree, plan.workspace)
+        undo.push(early.discard)  # first: its checkout may still be writing
+        return (lambda: early.moved_to(plan.workspace)), plan
     paths.private_dir(plan.workspace.parent)
     if plan.worktree:
         from am.backends.engine import worktree_gitdir
@@ -144,7 +149,7 @@ def execute(plan: planning.Plan, backend, layout):
             checked_out = lambda: base  # noqa: E731
         else:
             say(f"Preparing workspace {plan.workspace} from {plan.source} ...")
-            checked_out, plan = make_workspace(plan, undo, layout)
+            checked_out, plan = make_workspace(plan, undo, layout, headstart.take(plan))
         if plan.proxy:
             from am.backends import network
 
@@ -182,6 +187,8 @@ def launch(
     if checked_out is not None and plan.mode != "tmux":  # the engine or cluster mounts it
         fields["base_commit"] = checked_out()
         checked_out = None
+    if checked_out is not None:
+        checked_out = once(checked_out)
     # A workspace with a file system of its own runs only on it: mounted again after a reboot,
     # and never started without it when the agent has a cap. (No image and no cap, as for most
     # agents: nothing to do, and am.disk is not imported.)
@@ -202,9 +209,23 @@ def launch(
         with contextlib.suppress(AmError):
             backend.stop(record)
         session.kill_own(plan.session, str(layout.root))
+        if checked_out is not None:  # kept: whole, and in its place (a head start's moved)
+            fields["base_commit"] = checked_out()
         settle_stopped(store, plan.id, fields)  # and only now may another start it
         return StoppedWhileStarting(plan.id)
     return exited
+
+
+def once(fn: Callable[[], str]) -> Callable[[], str]:
+    """FN, called at most once: later calls return its first answer."""
+    answers: list[str] = []
+
+    def call() -> str:
+        if not answers:
+            answers.append(fn())
+        return answers[0]
+
+    return call
 
 
 def start_agent(plan, backend, layout, undo, checked_out, stop, record: dict, fields: dict):
@@ -430,6 +451,7 @@ def run(args) -> int:
     from am import config
     from am.request import Request
 
+    headstart.advance()  # its checkout runs while this checks and plans
     count = args.count
     for attr, flag in ONE_AGENT_ONLY if count > 1 else ():
         if getattr(args, attr, None):
@@ -488,6 +510,7 @@ def run(args) -> int:
     first = plan_one(0, warn=True)
     if count == 1:
         return spawn_alone(lambda: spawn_one(*first))
+    headstart.discard()  # one clone for one agent: not for the children to share
     return spawn_many(count, one_of_many)
 
 

@@ -8,7 +8,7 @@ import pytest
 from helpers import git
 
 from am import git as amgit
-from am import gitsafe
+from am import gitfiles, gitsafe
 from am.errors import AmError
 
 
@@ -56,7 +56,7 @@ def test_unusual_heads_are_asked_of_git(repo, tmp_path):
     ref = ws / ".git" / "refs" / "heads" / "main"
     os.rename(ref, ws / ".git" / "elsewhere")
     ref.symlink_to(ws / ".git" / "elsewhere")
-    assert amgit._loose_ref(ws / ".git", "refs/heads/main") is None
+    assert gitfiles.loose_ref(ws / ".git", "refs/heads/main") is None
     assert amgit.start_branch(r, "am/one", None) == commit_of(repo, "HEAD")
     # an empty source: the error says so
     empty = tmp_path / "empty"
@@ -67,19 +67,19 @@ def test_unusual_heads_are_asked_of_git(repo, tmp_path):
 
 
 def test_a_source_is_plainly_a_repository_only_as_git_would_find_it(repo, tmp_path, monkeypatch):
-    assert amgit._plainly_a_repository(repo)
+    assert gitfiles.plainly_a_repository(str(repo))
     assert amgit.check_source(str(repo)) == str(repo.resolve())
     sub = repo / "sub"
     sub.mkdir()
-    assert not amgit._plainly_a_repository(sub)  # git decides (and finds the parent)
+    assert not gitfiles.plainly_a_repository(str(sub))  # git decides (and finds the parent)
     linked = tmp_path / "linked"
     linked.mkdir()
     (linked / ".git").symlink_to(repo / ".git")
-    assert not amgit._plainly_a_repository(linked)
+    assert not gitfiles.plainly_a_repository(str(linked))
     (tmp_path / "empty").mkdir()
-    assert not amgit._plainly_a_repository(tmp_path / "empty")
+    assert not gitfiles.plainly_a_repository(str(tmp_path / "empty"))
     with pytest.raises(AmError, match="is not a git repository"):
         amgit.check_source(str(tmp_path / "empty"))
     # another owner's repository: git's own ownership check decides
     monkeypatch.setattr(os, "geteuid", lambda: os.stat(repo).st_uid + 1)
-    assert not amgit._plainly_a_repository(repo)
+    assert not gitfiles.plainly_a_repository(str(repo))
