@@ -134,6 +134,13 @@ def capture(name: str) -> str | None:
     return res.out if res.ok else None
 
 
+# What tmux's client says when the server it reached exits before answering: the server
+# leaves once its last session has ended (an agent that just finished), and a client that
+# connected in that moment finds it gone. Nothing was made; the next try starts a new server.
+SERVER_GONE = "server exited unexpectedly"
+START_TRIES = 5
+
+
 def start(name: str, argv: list[str], log: Path, home: str, env=None) -> None:
     from am import paths
 
@@ -141,8 +148,11 @@ def start(name: str, argv: list[str], log: Path, home: str, env=None) -> None:
     log.touch()
     # If this starts the tmux server, it keeps the user's own umask, not am's: the user's
     # later sessions in it are theirs (the supervisor sets its own).
-    with paths.umask(paths.user_umask()):
-        res = proc.run(new_session_argv(name, argv, log, home, env))
+    for _ in range(START_TRIES):
+        with paths.umask(paths.user_umask()):
+            res = proc.run(new_session_argv(name, argv, log, home, env))
+        if res.ok or SERVER_GONE not in res.err:
+            break
     if not res.ok:
         raise AmError(f"cannot start tmux session {name}: {res.brief()}")
 
