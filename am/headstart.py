@@ -120,10 +120,13 @@ class Child:
 
         from am import proc, trace
 
-        pid, status = os.waitpid(self.pid, flags)
+        try:
+            pid, status = os.waitpid(self.pid, flags)
+        except ChildProcessError:  # reaped by another wait: how it ended is not known
+            pid, status = self.pid, -1
         if pid == 0:
             return False
-        self.code = proc.shell_code(os.waitstatus_to_exitcode(status))
+        self.code = proc.shell_code(os.waitstatus_to_exitcode(status)) if status >= 0 else 255
         trace.report(self.argv, self.env, self.code, time.monotonic() - self.started)
         return True
 
