@@ -9,6 +9,7 @@ measured in the same run. Run with ``make bench`` (root, engines up, image built
 """
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -624,7 +625,8 @@ def bench_list_status(work: Path, repo: Path, runs: int, engine: str, agents: in
     def floor(_):
         sh([PY, "-c", "pass"])
         sh([engine, "ps"])
-        sh(["tmux", "list-sessions"])
+        # No server once the last 'exit 0' agent's session has ended: an answer all the same.
+        sh(["tmux", "list-sessions"], check=False)
 
     f = median_of(floor, runs)
     o_list = median_of(lambda _: am("list"), runs)
@@ -939,6 +941,22 @@ def write_section(doc: Path, name: str, body: str) -> None:
     print(f"\nwrote the {name} section of {doc}", file=sys.stderr)
 
 
+def leave_nothing(work: Path, engines: list[str]) -> None:
+    """What the agents of the homes under WORK still run when the bench ends, as it ends
+    (one that failed halfway, say): their containers, keepers and sessions. Their files go
+    with WORK."""
+    import bench_scale
+
+    homes = {p.parent.parent for p in work.glob("**/state/state.json")}
+    for home in sorted(homes):
+        h = bench_scale.Home(bench_scale.Version.current(), home)
+        for engine in engines:
+            with contextlib.suppress(Exception):
+                h.halt(engine)
+        with contextlib.suppress(Exception):
+            h.end_processes()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
@@ -1028,6 +1046,7 @@ def main() -> int:
             start, imports = bench_startup(work, args.runs)
             rows += start
     finally:
+        leave_nothing(work, engines)
         shutil.rmtree(work, ignore_errors=True)
     table, imp = report(rows, imports, args.runs, args)
     print(table)
