@@ -651,7 +651,7 @@ def bench_list_status(work: Path, repo: Path, runs: int, engine: str, agents: in
     def stats_floor(_):
         sh([PY, "-c", "pass"])
         sh([engine, "stats", "--no-stream"])
-        sh(["tmux", "list-sessions"])
+        sh(["tmux", "list-sessions"], check=False)
 
     o_status, f_status = paired(lambda _: am("status", "--json"), stats_floor, runs)
     rows.append(
