@@ -76,11 +76,11 @@ def make_workspace(
     worktree's git folder). With --disk the clone goes into a file system of that size,
     mounted at the workspace. EARLY, the spawn's head start (``headstart.take``), is that
     clone made already: the call moves it to the workspace once its checkout has ended."""
+    paths.private_dir(plan.workspace.parent)  # tightened if an older am left it open
     if early is not None:
         undo.push(_remove_tree, plan.workspace)
         undo.push(early.discard)  # first: its checkout may still be writing
         return (lambda: early.moved_to(plan.workspace)), plan
-    paths.private_dir(plan.workspace.parent)
     if plan.worktree:
         from am.backends.engine import worktree_gitdir
 
