@@ -62,75 +62,6 @@ def predict(argv: list[str]) -> Guess | None:
     return guess
 
 
-class Child:
-    """ARGV running beside the spawn, started without the ``subprocess`` module (whose import
-    is a good part of what the head start runs before); its output goes to /dev/null (a step
-    that fails is done again by the spawn, which says why), and KEEP, the head start's lock
-    file, stays open in it."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], keep: int):
-        import time
-
-        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-        os.set_inheritable(keep, True)
-        try:
-            actions = [(os.POSIX_SPAWN_DUP2, null, fd) for fd in (0, 1, 2)]
-            self.pid = os.posix_spawnp(argv[0], argv, env, file_actions=actions)
-        finally:
-            os.set_inheritable(keep, False)
-            os.close(null)
-        self.argv, self.env, self.started = argv, env, time.monotonic()
-        self.code: int | None = None
-
-    def done(self, within: float = 0.0) -> bool:
-        """Whether it has ended, or does within WITHIN seconds (then ``wait`` returns at
-        once)."""
-        if self.code is not None or self._reap(os.WNOHANG):
-            return True
-        if within > 0:
-            import select
-
-            try:
-                fd = os.pidfd_open(self.pid)
-            except OSError:
-                return False
-            try:
-                select.select([fd], [], [], within)
-            finally:
-                os.close(fd)
-        return self._reap(os.WNOHANG)
-
-    def wait(self) -> int:
-        """Its exit code, once it has ended."""
-        while self.code is None:
-            self._reap(0)
-        return self.code
-
-    def end(self) -> None:
-        """Kill it, if it still runs, and wait until it has ended."""
-        if self.code is None:
-            try:
-                os.kill(self.pid, 9)
-            except ProcessLookupError:
-                pass
-            self.wait()
-
-    def _reap(self, flags: int) -> bool:
-        import time
-
-        from am import proc, trace
-
-        try:
-            pid, status = os.waitpid(self.pid, flags)
-        except ChildProcessError:  # reaped by another wait: how it ended is not known
-            pid, status = self.pid, -1
-        if pid == 0:
-            return False
-        self.code = proc.shell_code(os.waitstatus_to_exitcode(status)) if status >= 0 else 255
-        trace.report(self.argv, self.env, self.code, time.monotonic() - self.started)
-        return True
-
-
 class Early:
     """A head start at work: its folder, the clone, then the checkout."""
 
@@ -141,18 +72,19 @@ class Early:
         self.source, self.hardlinks = source, not guess.container
         self.agent_id = agent_id
         self.branch = guess.branch or f"am/{agent_id}"
-        self.clone: Child | None = None
+        self.clone = None  # git's clone, a proc.Child
         self.checkout = None  # the checkout's proc.Background, once begun
         self.finish = None  # waits for the checkout; returns the base commit
         self.failed = False
 
     def start_clone(self) -> None:
-        from am import gitfiles
+        from am import gitfiles, proc
 
         argv = gitfiles.local_clone_argv(self.source, self.ws, hardlinks=self.hardlinks)
         # git holds the folder's lock file too: doctor leaves the folder alone until git has
-        # ended, even when this process is killed first.
-        self.clone = Child(argv, gitfiles.source_env(), self.held)
+        # ended, even when this process is killed first. Its messages go to /dev/null: a step
+        # that fails is done again by the spawn, which says why.
+        self.clone = proc.Child(argv, gitfiles.source_env(), keep=(self.held,), traced=True)
 
     def advance(self, wait: float | None) -> None:
         """The clone checked, and the branch's checkout begun, once the clone has ended: at

@@ -11,15 +11,15 @@ never a program named by a record.
 
 from __future__ import annotations
 
-import os
-import select
 import time
 
 TYPE_CHECKING = False  # collections.abc imports all of collections: am list imports none
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-_started: dict[tuple[str, ...], tuple[int, int]] = {}
+    from am.proc import Child
+
+_started: dict[tuple[str, ...], Child] = {}
 
 
 def start(argv: Sequence[str]) -> None:
@@ -33,14 +33,14 @@ def start(argv: Sequence[str]) -> None:
     try:
         # The engine keeps its own files as it would for the user (as ``Engine.call``).
         with paths.umask(paths.user_umask()):
-            pid, r = proc.spawn_reading(key)
+            child = proc.Child(key, reading=True)
     except (OSError, ValueError):  # not found; a NUL in an argument
         return
     if not _started:
         import atexit
 
         atexit.register(discard)
-    _started[key] = (pid, r)
+    _started[key] = child
 
 
 def began(program: str) -> bool:
@@ -56,62 +56,25 @@ def take(argv: Sequence[str], timeout: float | None = None, failed: bool = False
     from am.proc import Result
 
     key = tuple(argv)
-    entry = _started.pop(key, None)
-    if entry is None:
+    child = _started.pop(key, None)
+    if child is None:
         return None
-    pid, r = entry
     deadline = None if timeout is None else time.monotonic() + timeout
 
-    def ready(fd) -> bool:
-        left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        return bool(select.select([fd], [], [], left)[0])
+    def left() -> float | None:
+        return None if deadline is None else max(0.0, deadline - time.monotonic())
 
-    timed_out = Result(124, "", f"{key[0]} timed out after {timeout}s")
-    chunks = []
-    with os.fdopen(r, "rb") as f:
-        while True:
-            if not ready(f):
-                _kill(pid)
-                return timed_out
-            data = os.read(f.fileno(), 65536)
-            if not data:
-                break
-            chunks.append(data)
+    out = child.read(left())
     # Its output may end before it does: the deadline holds for its exit too.
-    done = _pidfd(pid)
-    try:
-        if done is not None and not ready(done):
-            _kill(pid)
-            return timed_out
-    finally:
-        if done is not None:
-            os.close(done)
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0 and not failed:
+    if out is None or not child.done(left()):
+        child.end()
+        return Result(124, "", f"{key[0]} timed out after {timeout}s")
+    if child.wait() != 0 and not failed:
         return None
-    return Result(code, b"".join(chunks).decode("utf-8", "replace"), "")
-
-
-def _pidfd(pid: int) -> int | None:
-    """A descriptor that reads ready when PID ends (None where the kernel has none)."""
-    try:
-        return os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        return None
+    return Result(child.code, out.decode("utf-8", "replace"), "")
 
 
 def discard() -> None:
     """Kill and reap every call nobody took (at exit)."""
     while _started:
-        _, (pid, r) = _started.popitem()
-        os.close(r)
-        _kill(pid)
-
-
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):
-        pass
+        _started.popitem()[1].end()

@@ -5,7 +5,8 @@ machines ``sh`` costs about 12 ms a call (it forks the interpreter and handshake
 before the exec) against about 1 ms, and 100-130 ms to import, which alone is more than a spawn's
 whole budget over git's own work (docs/performance.md). ``sh`` runs what streams for minutes
 (``stream``), imported only there. What holds the terminal (``run_fg``) is a plain
-``subprocess`` call too: ``sh``'s ``_fg`` returns no exit code.
+``subprocess`` call too: ``sh``'s ``_fg`` returns no exit code. What runs before or without
+that import (am list's tmux call, calls begun early, a spawn's head start) is a ``Child``.
 """
 
 from __future__ import annotations
@@ -212,47 +213,128 @@ def quick(argv: Sequence[str]) -> Result:
     # Failed or not, as a call made here: its errors go to /dev/null either way.
     res = early.take(argv, failed=True) if early is not None else None
     if res is not None:
-        res = Result(shell_code(res.code), res.out, res.err)
         trace.report(argv, None, res.code, time.monotonic() - started)
         return res
     try:
-        pid, r = spawn_reading(argv)
+        child = Child(argv, reading=True, traced=True)
     except FileNotFoundError:
         raise NotFound(f"{argv[0]} not found in PATH") from None
-    chunks = []
-    with os.fdopen(r, "rb") as f:
-        while data := f.read(65536):
-            chunks.append(data)
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    code = shell_code(code)
-    trace.report(argv, None, code, time.monotonic() - started)
-    return Result(code, b"".join(chunks).decode("utf-8", "replace"), "")
+    out = child.read()
+    return Result(child.wait(), (out or b"").decode("utf-8", "replace"), "")
 
 
-def spawn_reading(argv: Sequence[str]) -> tuple[int, int]:
-    """Start ARGV (found on PATH) with its output on a pipe, its input and errors on
-    /dev/null, without the ``subprocess`` module: its pid and the pipe's reading end."""
-    r, w = os.pipe()
-    null = os.open(os.devnull, os.O_RDWR)
-    try:
-        pid = os.posix_spawnp(
-            argv[0],
-            list(argv),
-            os.environ,
-            file_actions=[
-                (os.POSIX_SPAWN_DUP2, null, 0),
-                (os.POSIX_SPAWN_DUP2, w, 1),
-                (os.POSIX_SPAWN_DUP2, null, 2),
-            ],
-        )
-    except BaseException:
-        os.close(r)
-        raise
-    finally:
-        os.close(w)
-        os.close(null)
-    return pid, r
+class Child:
+    """ARGV (found on PATH) started with ``posix_spawn``, without the ``subprocess`` module,
+    whose import costs ``am list`` and a spawn's head start more than the call itself. Its
+    input and errors go to /dev/null, its output to a pipe (READING) or /dev/null; the
+    descriptors KEEP stay open in it. With TRACED its end is reported as any call's."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        *,
+        reading: bool = False,
+        keep: Sequence[int] = (),
+        traced: bool = False,
+    ):
+        self.argv, self.env, self.traced = list(argv), env, traced
+        self.code: int | None = None
+        self.out: int | None = None  # the pipe's reading end, while open
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        r, w = os.pipe() if reading else (None, null)
+        for fd in keep:
+            os.set_inheritable(fd, True)
+        try:
+            actions = [(os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate((null, w, null))]
+            self.pid = os.posix_spawnp(
+                self.argv[0], self.argv, os.environ if env is None else env, file_actions=actions
+            )
+        except BaseException:
+            if r is not None:
+                os.close(r)
+            raise
+        finally:
+            for fd in keep:
+                os.set_inheritable(fd, False)
+            os.close(null)
+            if r is not None:
+                os.close(w)
+        self.out, self.started = r, time.monotonic()
+
+    def read(self, within: float | None = None) -> bytes | None:
+        """Its whole output, once it closes it; None if that takes more than WITHIN seconds
+        (None: however long). The pipe is closed either way."""
+        deadline = None
+        if within is not None:
+            import select
+
+            deadline = time.monotonic() + within
+        chunks = []
+        fd, self.out = self.out, None
+        try:
+            while True:
+                if deadline is not None:
+                    left = max(0.0, deadline - time.monotonic())
+                    if not select.select([fd], [], [], left)[0]:
+                        return None
+                data = os.read(fd, 65536)
+                if not data:
+                    return b"".join(chunks)
+                chunks.append(data)
+        finally:
+            os.close(fd)
+
+    def done(self, within: float | None = 0.0) -> bool:
+        """Whether it has ended, or does within WITHIN seconds (None: however long); then
+        ``wait`` returns at once."""
+        if self.code is not None or self._reap(os.WNOHANG):
+            return True
+        if within is None:
+            self.wait()
+            return True
+        if within > 0:
+            import select
+
+            try:
+                fd = os.pidfd_open(self.pid)
+            except OSError:  # a kernel without pidfds: as if not ended yet
+                return False
+            try:
+                select.select([fd], [], [], within)
+            finally:
+                os.close(fd)
+        return self._reap(os.WNOHANG)
+
+    def wait(self) -> int:
+        """Its exit code (as a shell reports it), once it has ended."""
+        while self.code is None:
+            self._reap(0)
+        return self.code
+
+    def end(self) -> None:
+        """Kill it, if it still runs, wait until it has ended, and close its pipe."""
+        if self.out is not None:
+            os.close(self.out)
+            self.out = None
+        if self.code is None:
+            try:
+                os.kill(self.pid, 9)
+            except ProcessLookupError:
+                pass
+            self.wait()
+
+    def _reap(self, flags: int) -> bool:
+        try:
+            pid, status = os.waitpid(self.pid, flags)
+        except ChildProcessError:  # reaped by another wait: how it ended is not known
+            pid, status = self.pid, -1
+        if pid == 0:
+            return False
+        self.code = shell_code(os.waitstatus_to_exitcode(status)) if status >= 0 else 255
+        if self.traced:
+            trace.report(self.argv, self.env, self.code, time.monotonic() - self.started)
+        return True
 
 
 def _sh_command(program: str):

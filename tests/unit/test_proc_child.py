@@ -1,0 +1,61 @@
+"""am/proc.py's ``Child`` with real processes: the call am list, prefetch and a spawn's head
+start make without the ``subprocess`` module. Its output is read whole or not past a deadline,
+it keeps exactly the descriptors it is given, and ``end`` leaves no process behind."""
+
+import os
+
+import psutil
+import pytest
+
+from am import files, proc
+
+
+def test_its_output_and_exit_code_are_read():
+    child = proc.Child(["sh", "-c", "echo out; echo err >&2; exit 3"], reading=True)
+    assert child.read() == b"out\n"  # errors go to /dev/null
+    assert child.wait() == 3 and child.done()
+
+
+def test_a_child_killed_by_a_signal_reads_as_a_shell_says():
+    child = proc.Child(["sh", "-c", "kill -9 $$"])
+    assert child.wait() == 128 + 9
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_it_holds_a_lock_it_is_given_and_no_other(tmp_path, keep):
+    """The head start's git keeps its folder's lock file open after am is gone; the positive
+    control, without KEEP, shows the lock is the child's doing and not the parent's."""
+    fd = files.create_locked(tmp_path / files.HELD)
+    child = proc.Child(["sleep", "60"], keep=(fd,) if keep else ())
+    try:
+        assert not os.get_inheritable(fd)  # only that child got it
+        os.close(fd)
+        # as doctor asks it of a head start's folder
+        assert files.held_left_by_a_kill(tmp_path) is not keep
+    finally:
+        child.end()
+    assert files.held_left_by_a_kill(tmp_path)
+
+
+def test_a_read_past_its_deadline_gives_up_and_end_reaps_it(tmp_path):
+    child = proc.Child(["sh", "-c", "echo early; exec sleep 60"], reading=True)
+    assert child.read(within=0.2) is None
+    assert not child.done(within=0.05)
+    pid = child.pid
+    child.end()
+    assert child.code == 128 + 9
+    assert not psutil.pid_exists(pid)  # killed and reaped, no zombie left
+
+
+def test_done_waits_for_the_end_within_its_time():
+    child = proc.Child(["sh", "-c", "exit 0"])
+    assert child.done(within=30)  # ends long before: no waiting for the whole time
+    assert child.code == 0
+    assert proc.Child(["true"]).done(within=None)
+
+
+def test_a_program_not_on_path_is_not_found():
+    with pytest.raises(FileNotFoundError):
+        proc.Child(["am-no-such-program-here"], reading=True)
+    with pytest.raises(proc.NotFound, match="not found in PATH"):
+        proc.quick(["am-no-such-program-here"])
