@@ -79,15 +79,17 @@ class locked:
         os.close(self.fd)  # closing releases the flock
 
 
-def create_locked(path: StrPath) -> int | None:
-    """A new file PATH (0600, never through a link), made and flocked, as a descriptor that
-    holds the lock until it is closed or this process dies; None if PATH exists, or if
-    ``take_if_free`` took and removed it between the making and the lock. OSError if the
-    file system cannot lock it."""
+def create_locked(path: StrPath, dir_fd: int | None = None) -> int | None:
+    """A new file PATH (0600, never through a link; relative to the folder DIR_FD if given),
+    made and flocked, as a descriptor that holds the lock until it is closed or this process
+    dies; None if PATH exists, or if ``take_if_free`` took and removed it between the making
+    and the lock. OSError if the file system cannot lock it (the file is removed again: no
+    lock could ever tell it from a live one)."""
     import fcntl
 
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fd = os.open(path, flags, 0o600, dir_fd=dir_fd)
     except FileExistsError:
         return None
     try:
@@ -96,6 +98,10 @@ def create_locked(path: StrPath) -> int | None:
             os.close(fd)
             return None
     except BaseException:
+        try:
+            os.unlink(path, dir_fd=dir_fd)
+        except OSError:
+            pass
         os.close(fd)
         raise
     return fd

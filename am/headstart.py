@@ -65,9 +65,13 @@ def predict(argv: list[str]) -> Guess | None:
 class Early:
     """A head start at work: its folder, the clone, then the checkout."""
 
-    def __init__(self, folder: str, held: int, guess: Guess, source: str, agent_id: str):
+    def __init__(
+        self, folder: str, dirfd: int, held: int, guess: Guess, source: str, agent_id: str
+    ):
         self.pid = os.getpid()  # a forked child (--count) never takes its parent's
-        self.folder, self.held = folder, held
+        # The folder as made: what is removed and moved goes through it, never through a
+        # link a process of the user's might put in its place.
+        self.folder, self.dirfd, self.held = folder, dirfd, held
         self.ws = os.path.join(folder, "ws")
         self.source, self.hardlinks = source, not guess.container
         self.agent_id = agent_id
@@ -107,7 +111,7 @@ class Early:
             self.checkout, self.finish = git.begin_branch(
                 repo, self.branch, None, pass_fds=(self.held,)
             )
-        except AmError:
+        except (AmError, OSError, ValueError):  # the spawn's own steps say what is wrong
             self.failed = True
 
     def fits(self, plan) -> bool:
@@ -136,7 +140,7 @@ class Early:
             e.message = e.message.replace(self.ws, os.fspath(workspace))
             raise
         try:
-            os.rename(self.ws, workspace)
+            os.rename("ws", workspace, src_dir_fd=self.dirfd)
         except OSError as e:  # something made it since the spawn reserved its name
             raise AmError(f"cannot make the workspace {workspace}: {e.strerror or e}") from None
         self.release()
@@ -149,14 +153,15 @@ class Early:
         from am import files
 
         try:
-            if os.listdir(self.folder) == [files.HELD]:
-                os.unlink(os.path.join(self.folder, files.HELD))
-                os.rmdir(self.folder)
+            if os.listdir(self.dirfd) == [files.HELD]:
+                os.unlink(files.HELD, dir_fd=self.dirfd)
+                os.rmdir(self.folder)  # a link put in its place is not removed: ENOTDIR
         except OSError:
             pass
         finally:
             if self.held >= 0:
                 os.close(self.held)
+                os.close(self.dirfd)
                 self.held = -1
 
     def discard(self) -> None:
@@ -166,10 +171,9 @@ class Early:
                 running.end()
         if self.held < 0:  # moved and released, or discarded already
             return
-        if os.path.lexists(self.ws):
-            import shutil
+        import shutil
 
-            shutil.rmtree(self.ws, ignore_errors=True)
+        shutil.rmtree("ws", ignore_errors=True, dir_fd=self.dirfd)
         self.release()
 
 
@@ -196,17 +200,23 @@ def begin(argv: list[str]) -> None:
         os.mkdir(folder, 0o700)
     except (OSError, RuntimeError, AmError):  # no workspaces folder yet; not ours; a bad name
         return
+    held = None
     try:
-        held = files.create_locked(os.path.join(folder, files.HELD))
-    except OSError:
-        held = None
+        dirfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:  # no longer the folder just made
+        return
+    try:
+        held = files.create_locked(files.HELD, dir_fd=dirfd)
+    except OSError:  # no locks here: the file is not left either
+        pass
     if held is None:  # doctor took it, empty, as a dead one's; or no locks here
+        os.close(dirfd)
         try:
             os.rmdir(folder)
         except OSError:
             pass
         return
-    _early = Early(folder, held, guess, source, guess.name or ids.draw())
+    _early = Early(folder, dirfd, held, guess, source, guess.name or ids.draw())
     _catch_stops()
     try:
         _early.start_clone()
@@ -220,7 +230,10 @@ def begin(argv: list[str]) -> None:
 
     from am import gitsafe  # noqa: F401
 
-    _early.advance(wait=FIRST_WAIT)
+    try:
+        _early.advance(wait=FIRST_WAIT)
+    except Exception:  # the spawn does it all itself, and says what is wrong
+        discard()
 
 
 def overturned(guess: Guess, environ) -> bool:
@@ -296,8 +309,17 @@ def discard() -> None:
     global _early
     early, _early = _early, None
     if early is not None and early.pid == os.getpid():
+        import signal
+
         from am import ids
 
         ids.undraw(early.agent_id)
-        early.discard()
-        _release_stops()
+        # A second Ctrl-C (or a stop) while a partial clone is removed waits until it is
+        # gone, then ends am as it would have: nothing half-removed is left.
+        stops = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+        try:
+            early.discard()
+            _release_stops()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)

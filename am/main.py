@@ -125,7 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:  # as it was, for a caller that goes on (a test calling main)
         early = sys.modules.get("am.headstart")
         if early is not None:
-            early.discard()  # a spawn's that nothing took
+            try:
+                early.discard()  # a spawn's that nothing took
+            except KeyboardInterrupt:  # a second Ctrl-C, held until that was done: out now
+                pass
         gc.unfreeze()
         if collecting:
             gc.enable()
