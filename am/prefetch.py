@@ -64,9 +64,14 @@ def take(argv: Sequence[str], timeout: float | None = None, failed: bool = False
     def left() -> float | None:
         return None if deadline is None else max(0.0, deadline - time.monotonic())
 
-    out = child.read(left())
-    # Its output may end before it does: the deadline holds for its exit too.
-    if out is None or not child.done(left()):
+    try:
+        out = child.read(left())
+        # Its output may end before it does: the deadline holds for its exit too.
+        ended = out is not None and child.done(left())
+    except BaseException:  # a Ctrl-C, say: no child is left behind it
+        child.end()
+        raise
+    if out is None or not ended:
         child.end()
         return Result(124, "", f"{key[0]} timed out after {timeout}s")
     if child.wait() != 0 and not failed:

@@ -242,10 +242,11 @@ class Child:
         self.code: int | None = None
         self.out: int | None = None  # the pipe's reading end, while open
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-        r, w = os.pipe() if reading else (None, null)
-        for fd in keep:
-            os.set_inheritable(fd, True)
+        r = w = None
         try:
+            r, w = os.pipe() if reading else (None, null)
+            for fd in keep:
+                os.set_inheritable(fd, True)
             actions = [(os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate((null, w, null))]
             self.pid = os.posix_spawnp(
                 self.argv[0], self.argv, os.environ if env is None else env, file_actions=actions
@@ -272,6 +273,8 @@ class Child:
             deadline = time.monotonic() + within
         chunks = []
         fd, self.out = self.out, None
+        if fd is None:  # made without READING, or read already
+            return b""
         try:
             while True:
                 if deadline is not None:
@@ -298,13 +301,23 @@ class Child:
 
             try:
                 fd = os.pidfd_open(self.pid)
-            except OSError:  # a kernel without pidfds: as if not ended yet
-                return False
+            except (AttributeError, OSError):  # no pidfds (macOS, an old kernel): polls
+                return self._polled(within)
             try:
                 select.select([fd], [], [], within)
             finally:
                 os.close(fd)
         return self._reap(os.WNOHANG)
+
+    def _polled(self, within: float) -> bool:
+        deadline, pause = time.monotonic() + within, 0.001
+        while not self._reap(os.WNOHANG):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 0.05)
+        return True
 
     def wait(self) -> int:
         """Its exit code (as a shell reports it), once it has ended."""

@@ -66,3 +66,36 @@ def test_a_program_not_on_path_is_not_found():
         proc.Child(["am-no-such-program-here"], reading=True)
     with pytest.raises(proc.NotFound, match="not found in PATH"):
         proc.quick(["am-no-such-program-here"])
+
+
+@pytest.fixture
+def no_pidfds(monkeypatch):
+    """A system without pidfds (macOS, or a kernel before 5.3): ``os.pidfd_open`` missing."""
+    monkeypatch.delattr(os, "pidfd_open")
+
+
+def test_without_pidfds_done_polls_for_its_time(no_pidfds):
+    ends = proc.Child(["sh", "-c", "sleep 0.2"])
+    assert ends.done(within=30)  # it ended in time: not "not ended", not a traceback
+    assert ends.code == 0
+    runs = proc.Child(["sleep", "60"])
+    try:
+        assert not runs.done(within=0.1)
+    finally:
+        runs.end()
+
+
+def test_without_pidfds_an_early_call_is_still_taken(tmp_path, no_pidfds):
+    """Its output closes before it can be reaped: the wait for its exit, not a false
+    timeout."""
+    from am import prefetch
+
+    argv = ["sh", "-c", "echo out; exec >&-; sleep 0.2"]
+    prefetch.start(argv)
+    res = prefetch.take(argv, timeout=30)
+    assert res is not None and (res.code, res.out) == (0, "out\n")
+
+
+def test_reading_what_was_never_piped_is_nothing():
+    child = proc.Child(["true"])
+    assert child.read() == b"" and child.wait() == 0
