@@ -200,7 +200,6 @@ def begin(argv: list[str]) -> None:
         os.mkdir(folder, 0o700)
     except (OSError, RuntimeError, AmError):  # no workspaces folder yet; not ours; a bad name
         return
-    held = None
     try:
         dirfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:  # no longer the folder just made
@@ -208,7 +207,7 @@ def begin(argv: list[str]) -> None:
     try:
         held = files.create_locked(files.HELD, dir_fd=dirfd)
     except OSError:  # no locks here: the file is not left either
-        pass
+        held = None
     if held is None:  # doctor took it, empty, as a dead one's; or no locks here
         os.close(dirfd)
         try:

@@ -950,11 +950,12 @@ def leave_nothing(work: Path, engines: list[str]) -> None:
     homes = {p.parent.parent for p in work.glob("**/state/state.json")}
     for home in sorted(homes):
         h = bench_scale.Home(bench_scale.Version.current(), home)
-        for engine in engines:
+        for engine in engines:  # each halt ends the home's processes first
             with contextlib.suppress(Exception):
                 h.halt(engine)
-        with contextlib.suppress(Exception):
-            h.end_processes()
+        if not engines:
+            with contextlib.suppress(Exception):
+                h.end_processes()
 
 
 def main() -> int:
