@@ -227,7 +227,8 @@ class Child:
     """ARGV (found on PATH) started with ``posix_spawn``, without the ``subprocess`` module,
     whose import costs ``am list`` and a spawn's head start more than the call itself. Its
     input and errors go to /dev/null, its output to a pipe (READING) or /dev/null; the
-    descriptors KEEP stay open in it. With TRACED its end is reported as any call's."""
+    descriptors KEEP stay open in it, and no other (``inherited``). With TRACED its end is
+    reported as any call's."""
 
     def __init__(
         self,
@@ -248,6 +249,8 @@ class Child:
             for fd in keep:
                 os.set_inheritable(fd, True)
             actions = [(os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate((null, w, null))]
+            # As subprocess's close_fds: what am's own parent left open to it stays out.
+            actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in inherited(keep)]
             self.pid = os.posix_spawnp(
                 self.argv[0], self.argv, os.environ if env is None else env, file_actions=actions
             )
@@ -348,6 +351,26 @@ class Child:
         if self.traced:
             trace.report(self.argv, self.env, self.code, time.monotonic() - self.started)
         return True
+
+
+def inherited(keep: Sequence[int] = ()) -> list[int]:
+    """This process's descriptors past 2 that a program it starts would get (not
+    close-on-exec: Python opens none so, but am's own parent may have left some open, a
+    ``9>lock`` of a script, say), except KEEP."""
+    try:
+        names = os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd")
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            try:
+                if os.get_inheritable(fd):
+                    found.append(fd)
+            except OSError:  # the listing's own, closed by now
+                pass
+    return found
 
 
 def _sh_command(program: str):

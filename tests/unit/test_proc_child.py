@@ -99,3 +99,31 @@ def test_without_pidfds_an_early_call_is_still_taken(tmp_path, no_pidfds):
 def test_reading_what_was_never_piped_is_nothing():
     child = proc.Child(["true"])
     assert child.read() == b"" and child.wait() == 0
+
+
+@pytest.mark.parametrize("defended", [True, False])
+def test_a_descriptor_ams_parent_left_open_stays_out_of_the_child(tmp_path, defended):
+    """A script's ``9>file`` reaches am open and inheritable; a program am starts never gets
+    it, as ``subprocess`` would not give it. The positive control is the same spawn without
+    the close actions: the child has it."""
+    fd = os.open(tmp_path / "left-open", os.O_WRONLY | os.O_CREAT, 0o600)
+    os.set_inheritable(fd, True)  # as a parent's shell leaves it
+    probe = ["sh", "-c", f"[ -e /proc/self/fd/{fd} ] && echo open || echo closed"]
+    try:
+        if defended:
+            child = proc.Child(probe, reading=True)
+            seen = child.read()
+            child.wait()
+        else:
+            r, w = os.pipe()
+            pid = os.posix_spawnp(
+                "sh", probe, os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, w, 1)]
+            )
+            os.close(w)
+            with os.fdopen(r, "rb") as out:
+                seen = out.read()
+            os.waitpid(pid, 0)
+        assert seen == (b"closed\n" if defended else b"open\n")
+        assert fd in proc.inherited() and fd not in proc.inherited(keep=(fd,))
+    finally:
+        os.close(fd)
