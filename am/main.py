@@ -100,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv == ["--version"]:  # what scripts probe in loops; it needs no parser
         print(f"am {__version__}")
         return 0
+    from am import streams
+
+    streams.standard()
     import gc
 
     # Imports and the parser make objects that live as long as the command: the collector's
@@ -136,17 +139,23 @@ def main(argv: list[str] | None = None) -> int:
 
 def outcome(run, *args) -> int:
     """RUN(*ARGS)'s exit code as an am command ends: an AmError as its message and code, an
-    interrupt as 130, a reader gone as 0."""
+    interrupt as 130, standard output's reader gone as 0 (``am list | head``), standard
+    error's as 141 (``streams.ErrGone``: what a spawn made is undone, and must not read as
+    made)."""
+    from am import streams
+
     try:
         return run(*args) or 0
     except AmError as e:
-        print(e.render(), file=sys.stderr)
+        streams.say_err(e.render())
         return e.code
     except KeyboardInterrupt:
-        print("am: interrupted", file=sys.stderr)
+        streams.say_err("am: interrupted")
         return 130
     except BrokenPipeError:
         return 0
+    except streams.ErrGone:
+        return streams.GONE_CODE
 
 
 def entry() -> None:
@@ -156,6 +165,8 @@ def entry() -> None:
     still happen first. An error nobody caught ends as Python ends it, with its traceback."""
     import os
 
+    from am.streams import ErrGone, say_err
+
     try:
         code = main()
     except SystemExit as e:  # argparse's help and usage errors
@@ -163,7 +174,7 @@ def entry() -> None:
     if code is None:
         code = 0
     elif not isinstance(code, int):
-        print(code, file=sys.stderr)
+        say_err(str(code))
         code = 1
     import atexit
 
@@ -173,11 +184,11 @@ def entry() -> None:
     except (BrokenPipeError, ValueError):  # a reader gone (am list | head), or closed
         pass
     except OSError as e:  # a full disk: the output is not all there, and a script must know
-        print(f"am: error: cannot write the output: {e.strerror or e}", file=sys.stderr)
+        say_err(f"am: error: cannot write the output: {e.strerror or e}")
         code = 120  # what Python itself exits with when its last flush fails
     try:
         sys.stderr.flush()
-    except (OSError, ValueError):
+    except (OSError, ValueError, ErrGone):
         pass
     os._exit(code)
 

@@ -1,0 +1,67 @@
+"""Standard streams as a command needs them: descriptors 0-2 always open, and a standard error
+whose reader went away ending the command (undone, exit 141, as SIGPIPE ends other tools),
+never letting it pass for a success."""
+
+import os
+import sys
+
+GONE_CODE = 128 + 13  # what a shell reports for a tool SIGPIPE ended
+
+
+class ErrGone(BaseException):
+    """Standard error's reader went away. Not an Exception: no ``except Exception`` on the way
+    takes it, and a spawn's undo runs, as for an interrupt."""
+
+
+class GuardedErr:
+    """Standard error, raising ErrGone at the first write its reader is gone for; later writes
+    (an undo's messages) are dropped, so the undo itself is never cut short."""
+
+    def __init__(self, stream):
+        self._stream, self.gone = stream, False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._gone()
+
+    def _gone(self):
+        self.gone = True
+        raise ErrGone
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def standard() -> None:
+    """Open /dev/null on any of descriptors 0-2 the caller closed (``2>&-``): else the first
+    file am opened would take that number, and what am or its children write to standard error
+    would land in it. Then guard standard error (``GuardedErr``)."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.set_inheritable(os.open(os.devnull, os.O_RDWR), True)  # the lowest free: FD
+    for name, mode in (("stdin", "r"), ("stdout", "w"), ("stderr", "w")):
+        if getattr(sys, name) is None:  # Python found it closed at its start
+            setattr(sys, name, open(os.devnull, mode))
+    if not isinstance(sys.stderr, GuardedErr):
+        sys.stderr = GuardedErr(sys.stderr)
+
+
+def say_err(text: str) -> None:
+    """TEXT on standard error as a line, unless its reader has gone."""
+    try:
+        print(text, file=sys.stderr)
+    except ErrGone:
+        pass
