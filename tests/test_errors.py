@@ -254,3 +254,12 @@ def test_usage_errors_use_the_same_form(am):
     assert_am_error(am("spawn", check=False))
     assert_am_error(am("list", "--status", "bogus", check=False))
     assert_am_error(am("nosuchcommand", check=False))
+
+
+def test_attach_without_a_terminal_says_so_in_ams_words(am, repo):
+    """Not tmux's own 'open terminal failed: not a terminal', which names neither the cause
+    nor what to do instead."""
+    agent = am.spawn(repo, "--cmd", "sleep 60")
+    res = am("attach", agent, check=False, input="")  # its input a pipe, no terminal
+    assert "needs a terminal" in assert_am_error(res) and "am send" in res.stderr
+    assert has_session(f"am-{agent}")  # and the agent runs on

@@ -1,5 +1,6 @@
 """``am attach``: the agent's own terminal: its tmux session, or its container's terminal."""
 
+import os
 import sys
 
 from am import paths, records, session, status
@@ -23,6 +24,9 @@ def run(args) -> int:
             f"agent {args.id} is not running (status: {view['status']})",
             f"see its output with 'am logs {args.id}'",
         )
+    inside_tmux = bool(os.environ.get("TMUX"))  # there tmux switches its own client
+    if not (inside_tmux and not status.detached(view)):
+        need_terminal(args.id)
     if not status.detached(view):
         return session.attach(view["session"])
     from am import proc
@@ -38,13 +42,18 @@ def run(args) -> int:
     from am import ptyrelay
 
     argv = attach_argv(view["runtime"], view["container"])
-    if not sys.stdin.isatty():
-        raise AmError(
-            f"am attach needs a terminal: its input is not one (agent {args.id})",
-            f"run it in a terminal; from a script, 'am send {args.id} TEXT' types into it",
-        )
     if not proc.which(argv[0]):
         raise proc.NotFound(f"{argv[0]} not found in PATH")
     # am's own terminal relay detaches on Ctrl-b d (the engine's client may not: ptyrelay).
     # 0 when the user detached; else the client's own status (the agent ended, or it failed)
     return ptyrelay.relay(argv)
+
+
+def need_terminal(agent_id: str) -> None:
+    """Refuse, in am's words, an attach whose input is no terminal (tmux's own is 'open
+    terminal failed: not a terminal')."""
+    if not sys.stdin.isatty():
+        raise AmError(
+            f"am attach needs a terminal: its input is not one (agent {agent_id})",
+            f"run it in a terminal; from a script, 'am send {agent_id} TEXT' types into it",
+        )
