@@ -298,9 +298,9 @@ def _push(p):
     p.add_argument("id", help="the agent whose branch to push (see 'am list')")
     p.add_argument(
         "--remote",
-        metavar="URL|NAME",
-        help="where to push (default: the URL the agent was spawned from; for a "
-        "local source, its remote origin)",
+        metavar="URL|NAME|PATH",
+        help="where to push: a URL, a remote's name, or a repository's folder (default: the "
+        "URL the agent was spawned from; for a local source, its remote origin)",
     )
     p.add_argument(
         "--branch",

@@ -149,6 +149,8 @@ def check_push(am, repo: Path, tmp_path: Path, mode: tuple) -> None:
     git("init", "-q", "--bare", other)
     am("push", agent.id, "--remote", f"file://{other}", "--branch", "feature/x")
     assert git("rev-parse", "feature/x", cwd=other).strip() == head
+    am("push", agent.id, "--remote", other, "--branch", "feature/y")  # its folder's path
+    assert git("rev-parse", "feature/y", cwd=other).strip() == head
     assert "not a URL" in assert_am_error(am("push", agent.id, "--remote", "origin", check=False))
     # the workspace was only read: no ref, no remote-tracking ref was written there
     assert (
@@ -184,6 +186,11 @@ def test_push_from_a_local_source_goes_through_its_remote(am, repo, tmp_path):
     assert git("rev-parse", f"am/{agent.id}", cwd=remote).strip() == head
     line = assert_am_error(am("push", agent.id, "--remote", "nowhere", check=False))
     assert "no remote 'nowhere'" in line
+    # a repository's folder, as git itself takes it; a path with a space in it
+    folder = tmp_path / "by path.git"
+    git("init", "-q", "--bare", folder)
+    assert am("push", agent.id, "--remote", folder).stdout.strip() == head
+    assert git("rev-parse", f"am/{agent.id}", cwd=folder).strip() == head
     am("stop", agent.id)
     am("rm", agent.id)
 

@@ -46,21 +46,37 @@ def resolve_remote(record: dict, target: trusted.Target, remote: str | None) -> 
     if target.outbox:
         if remote is None:
             return source
+        remote = folder_url(remote) or remote
         if not git.is_url(remote):
             raise AmError(
-                f"--remote {remote!r} is not a URL",
+                f"--remote {remote!r} is not a URL, nor a folder",
                 f"agent {record['id']} was spawned from {source}, not from a "
-                "repository with named remotes: give a URL",
+                "repository with named remotes: give a URL, or a repository's folder",
             )
         return remote
     name = remote or "origin"
     if git.is_url(name):
         return name
     if not trusted.run(target, "remote", "get-url", "--", name).ok:
+        url = folder_url(name)
+        if url:
+            return url
         raise AmError(
-            f"{target} has no remote {name!r}", f"am push {record['id']} --remote URL|NAME"
+            f"{target} has no remote {name!r}, and no folder has that path",
+            f"am push {record['id']} --remote URL|NAME|PATH",
         )
     return name
+
+
+def folder_url(remote: str) -> str | None:
+    """REMOTE as a file:// URL when it is the path of a folder (a repository on this machine,
+    which git takes as a path); None otherwise. Relative paths are the caller's, as typed."""
+    import os
+
+    path = os.path.expanduser(remote)
+    if git.is_url(remote) or not os.path.isdir(path):
+        return None
+    return "file://" + os.path.abspath(path)
 
 
 def push(
