@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
 def outcome(run, *args) -> int:
     """RUN(*ARGS)'s exit code as an am command ends: an AmError as its message and code, an
     interrupt as 130, standard output's reader gone as 0 (``am list | head``), standard
-    error's as 141 (``streams.ErrGone``: what a spawn made is undone, and must not read as
+    error's as 141 (``streams.ErrGone``: a spawn it cut short is undone, and must not read as
     made)."""
     from am import streams
 

@@ -21,16 +21,19 @@ class Rollback:
         self.steps.append((fn, args))
 
     def run(self) -> list[str]:
+        from am.streams import holding
+
         failures = []
-        for fn, args in reversed(self.steps):
-            try:
-                fn(*args)
-            except Exception as e:  # each one is reported below
-                why = e.message if isinstance(e, AmError) else f"{type(e).__name__}: {e}"
-                failures.append(f"{_name(fn)}({', '.join(map(str, args))}): {why}")
-        self.steps.clear()
-        for failure in failures:
-            print(f"am: warning: undoing {self.what} failed: {failure}", file=sys.stderr)
+        with holding():  # a standard error whose reader is gone cuts no step short
+            for fn, args in reversed(self.steps):
+                try:
+                    fn(*args)
+                except Exception as e:  # each one is reported below
+                    why = e.message if isinstance(e, AmError) else f"{type(e).__name__}: {e}"
+                    failures.append(f"{_name(fn)}({', '.join(map(str, args))}): {why}")
+            self.steps.clear()
+            for failure in failures:
+                print(f"am: warning: undoing {self.what} failed: {failure}", file=sys.stderr)
         return failures
 
 

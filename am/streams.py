@@ -1,6 +1,6 @@
 """Standard streams as a command needs them: descriptors 0-2 always open, and a standard error
-whose reader went away ending the command (undone, exit 141, as SIGPIPE ends other tools),
-never letting it pass for a success."""
+whose reader went away ending the command (exit 141, as SIGPIPE ends other tools), never
+letting a spawn it cut short pass for a success."""
 
 import os
 import sys
@@ -14,18 +14,21 @@ class ErrGone(BaseException):
 
 
 class GuardedErr:
-    """Standard error, raising ErrGone at the first write its reader is gone for; later writes
-    (an undo's messages) are dropped, so the undo itself is never cut short."""
+    """Standard error, raising ErrGone at the first write its reader is gone for, and dropping
+    what is written after. Never while an undo runs (``holding``) or an exception is being
+    handled: an undo is never cut short, and the error that started it is not replaced; the
+    next write outside them raises instead."""
 
     def __init__(self, stream):
-        self._stream, self.gone = stream, False
+        self._stream, self.gone, self.holding, self.pending = stream, False, 0, False
 
     def write(self, text: str) -> int:
         if not self.gone:
             try:
                 return self._stream.write(text)
             except BrokenPipeError:
-                self._gone()
+                self.gone = self.pending = True
+        self._raise_pending()
         return len(text)
 
     def flush(self) -> None:
@@ -33,14 +36,33 @@ class GuardedErr:
             try:
                 self._stream.flush()
             except BrokenPipeError:
-                self._gone()
+                self.gone = self.pending = True
+        self._raise_pending()
 
-    def _gone(self):
-        self.gone = True
-        raise ErrGone
+    def _raise_pending(self) -> None:
+        if self.pending and not self.holding and sys.exc_info()[1] is None:
+            self.pending = False
+            raise ErrGone
 
     def __getattr__(self, name):
         return getattr(self._stream, name)
+
+
+_guard: GuardedErr | None = None  # the one ``standard`` put on sys.stderr
+
+
+class holding:  # noqa: N801 (used as a function: ``with holding():``)
+    """While this lasts (an undo), standard error's reader found gone is not raised. A class,
+    not contextlib's: ``am list`` imports no contextlib."""
+
+    def __enter__(self):
+        self.guard = _guard
+        if self.guard is not None:
+            self.guard.holding += 1
+
+    def __exit__(self, *exc):
+        if self.guard is not None:
+            self.guard.holding -= 1
 
 
 def standard() -> None:
@@ -55,8 +77,9 @@ def standard() -> None:
     for name, mode in (("stdin", "r"), ("stdout", "w"), ("stderr", "w")):
         if getattr(sys, name) is None:  # Python found it closed at its start
             setattr(sys, name, open(os.devnull, mode))
+    global _guard
     if not isinstance(sys.stderr, GuardedErr):
-        sys.stderr = GuardedErr(sys.stderr)
+        sys.stderr = _guard = GuardedErr(sys.stderr)
 
 
 def say_err(text: str) -> None:

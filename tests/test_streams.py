@@ -5,6 +5,8 @@ says never lands on standard output or in a file am opens."""
 
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
 
@@ -61,3 +63,45 @@ def test_a_closed_standard_descriptor_is_no_failure(am, repo, fd):
     )
     assert res.returncode == 0, res
     assert ("running" in res.stdout) == (fd != 1) and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("reader_gone", [True, False])
+def test_an_undo_is_whole_though_standard_errors_reader_went_away_meanwhile(
+    am, repo, tmp_path, reader_gone
+):
+    """`AM_DEBUG=1 am spawn ... 2>&1 | tee log`, then Ctrl-C: the same SIGINT ends tee, and the
+    undo's first word (a traced tmux call) finds standard error gone. That must not cut the
+    undo short: exit 130, nothing left. tmux is real; a gate in front of it holds the
+    session's start until the reader is gone and the interrupt sent. The control keeps the
+    reader: the same interrupt, the same whole undo."""
+    gate = tmp_path / "gate"
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "tmux").write_text(
+        "#!/bin/sh\n"
+        f'case " $* " in *" new-session "*) while [ ! -e {gate} ]; do sleep 0.01; done;; esac\n'
+        f'exec {shutil.which("tmux")} "$@"\n'
+    )
+    (shim / "tmux").chmod(0o755)
+    env = {**am.env, "AM_DEBUG": "1", "PATH": f"{shim}:{os.environ['PATH']}"}
+    p = subprocess.Popen(
+        am_argv("spawn", repo, "--cmd", "sleep 60"),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        for line in p.stderr:
+            if b"Starting agent" in line:
+                break
+        if reader_gone:
+            p.stderr.close()
+        p.send_signal(signal.SIGINT)
+        gate.touch()
+        p.wait(timeout=120)
+    finally:
+        gate.touch()
+        p.kill()
+        p.wait()
+    assert p.returncode == 130
+    assert_nothing_made(am.home)
