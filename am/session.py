@@ -207,12 +207,14 @@ def kill_own(name: str, home: str) -> None:
         kill(name)
 
 
-def attach(name: str) -> int:
+def attach(name: str, need_terminal=lambda: None) -> int:
     """Attach this terminal to session NAME. Inside tmux, switch the caller's own client to
     it; a caller whose session has no client (a script in a detached session) attaches nested,
-    in its own pane, and never moves another client."""
+    in its own pane, and never moves another client. NEED_TERMINAL() comes first where tmux
+    needs this process's terminal (all but the switch): it raises if there is none."""
     inside = os.environ.get("TMUX")
     if not inside:
+        need_terminal()
         return proc.run_fg(attach_argv(name))
     client = own_client(os.environ.get("TMUX_PANE"))
     if client:
@@ -220,6 +222,7 @@ def attach(name: str) -> int:
         if not res.ok:
             raise AmError(f"cannot switch to session {name}: {res.brief()}")
         return 0
+    need_terminal()
     env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
     return proc.run_fg(attach_argv(name, inside.rsplit(",", 2)[0]), env=env)
 

@@ -262,4 +262,8 @@ def test_attach_without_a_terminal_says_so_in_ams_words(am, repo):
     agent = am.spawn(repo, "--cmd", "sleep 60")
     res = am("attach", agent, check=False, input="")  # its input a pipe, no terminal
     assert "needs a terminal" in assert_am_error(res) and "am send" in res.stderr
+    # inside tmux, from a pane no client shows (a script in a detached session): nested
+    server = f"/tmp/tmux-{os.getuid()}/default"  # the fixture's (it sets no TMUX_TMPDIR)
+    res = am("attach", agent, check=False, input="", env={"TMUX": f"{server},1,0"})
+    assert "needs a terminal" in assert_am_error(res)
     assert has_session(f"am-{agent}")  # and the agent runs on

@@ -1,6 +1,5 @@
 """``am attach``: the agent's own terminal: its tmux session, or its container's terminal."""
 
-import os
 import sys
 
 from am import paths, records, session, status
@@ -24,11 +23,9 @@ def run(args) -> int:
             f"agent {args.id} is not running (status: {view['status']})",
             f"see its output with 'am logs {args.id}'",
         )
-    inside_tmux = bool(os.environ.get("TMUX"))  # there tmux switches its own client
-    if not (inside_tmux and not status.detached(view)):
-        need_terminal(args.id)
     if not status.detached(view):
-        return session.attach(view["session"])
+        return session.attach(view["session"], lambda: need_terminal(args.id))
+    need_terminal(args.id)
     from am import proc
     from am.commands.logs import screen
 
