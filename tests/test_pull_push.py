@@ -5,6 +5,8 @@ commits are made by the agent itself, in tmux mode and inside containers on dock
 """
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -191,6 +193,24 @@ def test_push_from_a_local_source_goes_through_its_remote(am, repo, tmp_path):
     git("init", "-q", "--bare", folder)
     assert am("push", agent.id, "--remote", folder).stdout.strip() == head
     assert git("rev-parse", f"am/{agent.id}", cwd=folder).strip() == head
+    # a path, not a file:// URL, which git percent-decodes: the control pushes "d%41" into "dA"
+    for name in ("d%41", "dA"):
+        git("init", "-q", "--bare", tmp_path / name)
+    git("push", "-q", f"file://{tmp_path / 'd%41'}", "HEAD:refs/heads/control", cwd=repo)
+    assert git("branch", "--list", "control", cwd=tmp_path / "dA").strip() == "control"
+    am("push", agent.id, "--remote", tmp_path / "d%41")
+    assert git("rev-parse", f"am/{agent.id}", cwd=tmp_path / "d%41").strip() == head
+    assert f"am/{agent.id}" not in git("branch", "--list", cwd=tmp_path / "dA")
+
+    # a name that is no remote is no folder either, though one of that name is where am runs;
+    # written as a path, it is
+    def push_from(where, remote):
+        argv = [sys.executable, "-m", "am", "push", agent.id, "--remote", remote, "--branch", "y"]
+        return subprocess.run(argv, cwd=where, env=am.env, capture_output=True, text=True)
+
+    assert "no remote 'dA'" in assert_am_error(push_from(tmp_path, "dA"))
+    assert push_from(tmp_path, "./dA").returncode == 0
+    assert git("rev-parse", "y", cwd=tmp_path / "dA").strip() == head
     am("stop", agent.id)
     am("rm", agent.id)
 

@@ -46,7 +46,9 @@ def resolve_remote(record: dict, target: trusted.Target, remote: str | None) -> 
     if target.outbox:
         if remote is None:
             return source
-        remote = folder_url(remote) or remote
+        folder = folder_path(remote)
+        if folder:
+            return folder
         if not git.is_url(remote):
             raise AmError(
                 f"--remote {remote!r} is not a URL, nor a folder",
@@ -58,7 +60,7 @@ def resolve_remote(record: dict, target: trusted.Target, remote: str | None) -> 
     if git.is_url(name):
         return name
     if not trusted.run(target, "remote", "get-url", "--", name).ok:
-        url = folder_url(name)
+        url = folder_path(name)
         if url:
             return url
         raise AmError(
@@ -68,15 +70,17 @@ def resolve_remote(record: dict, target: trusted.Target, remote: str | None) -> 
     return name
 
 
-def folder_url(remote: str) -> str | None:
-    """REMOTE as a file:// URL when it is the path of a folder (a repository on this machine,
-    which git takes as a path); None otherwise. Relative paths are the caller's, as typed."""
+def folder_path(remote: str) -> str | None:
+    """REMOTE, written as a path (``/``, ``./``, ``../`` or ``~`` first) to a folder, as that
+    folder's absolute path, which git takes as is (a ``file://`` URL would be percent-decoded:
+    ``d%41`` is ``dA`` to git); None otherwise. A mistyped remote name is never taken for a
+    folder that happens to be here. Relative paths are the caller's, as typed."""
     import os
 
-    path = os.path.expanduser(remote)
-    if git.is_url(remote) or not os.path.isdir(path):
+    if not remote.startswith(("/", "./", "../", "~")) or git.is_url(remote):
         return None
-    return "file://" + os.path.abspath(path)
+    path = os.path.expanduser(remote)
+    return os.path.abspath(path) if os.path.isdir(path) else None
 
 
 def push(
