@@ -88,6 +88,9 @@ python3 -c 'import resource; print("NPROC=%d" % resource.getrlimit(resource.RLIM
 echo "ROOTMOUNT=$(awk '$2 == "/" {print $4}' /proc/mounts | tail -1 | cut -d, -f1)"
 if touch /rootfs-write 2>/dev/null; then echo ROOTFS=writable; else echo ROOTFS=readonly; fi
 if touch /workspace/probe-write; then echo WS=writable; fi
+for d in /tmp "$HOME"; do printf '#!/bin/sh\necho yes\n' > "$d/run.sh"; chmod +x "$d/run.sh"; done
+echo "TMPEXEC=$(/tmp/run.sh 2>/dev/null || echo no)"
+echo "HOMEEXEC=$("$HOME/run.sh" 2>/dev/null || echo no)"
 for s in /var/run/docker.sock /run/podman/podman.sock; do [ -e $s ] && echo SOCK=$s; done
 echo SOCK=none
 env | sed 's/^/ENV_/'
@@ -128,6 +131,9 @@ def test_policy_inside_container(am, engine, isolation):
     assert "CapEff:0000000000000000" in log and "CapPrm:0000000000000000" in log
     assert v["ROOTMOUNT"] == "ro" and v["ROOTFS"] == "readonly"
     assert v["WS"] == "writable"
+    # what the agent writes in /tmp and its home runs, on either engine (docker's default
+    # for a tmpfs is noexec, podman's is not)
+    assert v["TMPEXEC"] == "yes" and v["HOMEEXEC"] == "yes", log
     # The limits as the host's cgroups hold them (gVisor has no cgroup files inside).
     cg = host_cgroup(engine, f"am-{agent}")
     assert cg["memory"] == str(1024**3)

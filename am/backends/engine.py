@@ -264,10 +264,13 @@ class Engine(Backend):
             "--network",
             plan.network_name,
             *self.policy_args(plan.limits, uid, gid, plan.isolation or isolation.DEFAULT),
+            # exec, as a developer's /tmp and home are (go test runs its binaries from /tmp,
+            # pip --user installs into ~/.local/bin); docker alone made them noexec, and
+            # the agent can run what it writes in /workspace anyway.
             "--tmpfs",
-            "/tmp:rw,nosuid,nodev,size=1g,mode=1777",
+            "/tmp:rw,exec,nosuid,nodev,size=1g,mode=1777",
             "--tmpfs",
-            f"{AGENT_HOME}:rw,nosuid,nodev,size=1g,{self.home_owner(uid, gid)}",
+            f"{AGENT_HOME}:rw,exec,nosuid,nodev,size=1g,{self.home_owner(uid, gid)}",
             "--log-driver",
             "none",  # the host log is the keeper's (am/keeper.py)
             "--mount",
