@@ -238,7 +238,10 @@ def parse_env(items: list[str], environ: dict[str, str]) -> tuple[list[str], dic
             )
         if not eq:
             if name not in environ:
-                raise AmError(f"--env {name}: {name} is not set in this environment")
+                raise AmError(
+                    f"--env {name}: {name} is not set in this environment",
+                    f"export {name} first, or give its value: --env {name}=VALUE",
+                )
             value = environ[name]
         names.append(name)
         values[name] = value
@@ -680,7 +683,7 @@ def container(
         )
     for flag, given in (("--allow-domain", domains), ("--allow-private-domain", private)):
         if given and c.network != "limited":
-            raise AmError(f"{flag} needs --network limited")
+            raise AmError(f"{flag} needs --network limited", "add --network limited")
     check_published(publish, c.network, s["network"].label("network"))
     if c.network == "limited":
         limited_network(c, s, agent, layout, environ)

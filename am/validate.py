@@ -59,7 +59,8 @@ def memory(value: str, host_memory: int | None = None) -> int:
     if size < MIN_MEMORY:
         raise Invalid("engines need at least 6m", "is too small")
     if host_memory and size > host_memory:
-        raise Invalid(None, f"is more than this host has ({host_memory / 1024**3:.1f}g)")
+        most = f"{host_memory / 1024**3:.1f}g"
+        raise Invalid(f"at most {most}", f"is more than this host has ({most})")
     return size
 
 
@@ -72,7 +73,7 @@ def cpus(value: str, host_cpus: int | None = None) -> float:
     if not ncpus > 0 or ncpus == float("inf"):
         raise Invalid(CPUS_HINT)
     if host_cpus and ncpus > host_cpus:
-        raise Invalid(None, f"is more than this host has ({host_cpus})")
+        raise Invalid(f"at most {host_cpus}", f"is more than this host has ({host_cpus})")
     return ncpus
 
 

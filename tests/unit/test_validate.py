@@ -29,10 +29,12 @@ def test_memory_refuses(value, problem):
 
 
 def test_memory_and_cpus_against_the_host():
-    with pytest.raises(validate.Invalid, match="more than this host has \\(1.0g\\)"):
+    with pytest.raises(validate.Invalid, match="more than this host has \\(1.0g\\)") as e:
         validate.memory("2g", host_memory=1024**3)
-    with pytest.raises(validate.Invalid, match="more than this host has \\(2\\)"):
+    assert e.value.hint == "at most 1.0g"  # what to give instead
+    with pytest.raises(validate.Invalid, match="more than this host has \\(2\\)") as e:
         validate.cpus("3", host_cpus=2)
+    assert e.value.hint == "at most 2"
     assert validate.cpus("0.5", host_cpus=2) == 0.5
 
 

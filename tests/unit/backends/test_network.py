@@ -247,8 +247,12 @@ def test_plan_takes_the_egress_network_from_the_environment():
 
 
 def test_plan_refusals():
-    with pytest.raises(AmError, match="--allow-domain needs --network limited"):
+    with pytest.raises(AmError, match="--allow-domain needs --network limited") as e:
         plan_for("--cmd", "true", "--allow-domain", "a.test")
+    assert e.value.hint == "add --network limited"
+    with pytest.raises(AmError, match="NOPE is not set in this environment") as e:
+        plan_for("--cmd", "true", "--env", "NOPE", environ={"OTHER": "1"})
+    assert e.value.hint == "export NOPE first, or give its value: --env NOPE=VALUE"
     with pytest.raises(AmError, match="invalid --allow-domain"):
         plan_for("--cmd", "true", "--network", "limited", "--allow-domain", "a;b")
     with pytest.raises(AmError, match="--allow-private-domain needs --network limited"):
