@@ -95,6 +95,9 @@ def delete(record: dict, store, layout) -> None:
         with contextlib.suppress(FileNotFoundError):
             f.unlink()
     _remove_fifos(layout.run, record["id"])
+    # The engine client's folder (a root am's passwd and group for the container, conmon's
+    # OOM marker): am's own, never mounted as a folder, and no agent runs now.
+    shutil.rmtree(layout.run / record["id"], ignore_errors=True)
     if record.get("proxy"):
         from am.backends import network
 

@@ -72,8 +72,10 @@ def test_lifecycle_logs_diff_attach_stop(am, engine, isolation, tmp_path):
     # files the agent wrote are the host user's to read and remove
     res = am("rm", agent, check=False)
     assert res.returncode != 0 and ws.exists()
+    assert (am.home / "state" / "run" / agent).is_dir()  # the engine client's own folder
     am("rm", "--force", agent)
     assert not ws.exists()
+    assert not (am.home / "state" / "run" / agent).exists()  # nothing of it piles up
 
 
 # Read the same way under runc and gVisor: gVisor has no /sys/class/net and no NoNewPrivs line
