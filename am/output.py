@@ -53,6 +53,8 @@ def public(view: dict) -> dict:
     """The documented JSON shape of an agent (spec: ``am info --json``)."""
     out = {k: view.get(k) for k in PUBLIC}
     out.update({k: view[k] for k in EXTRA if k in view})
+    if view.get("mode") == "container" and view.get("runtime") != "kubernetes":
+        out["session"] = None  # none: am's keeper holds a detached agent's terminal
     return out
 
 

@@ -73,6 +73,7 @@ def test_lifecycle_logs_diff_attach_stop(am, engine, isolation, tmp_path):
     res = am("rm", agent, check=False)
     assert res.returncode != 0 and ws.exists()
     assert (am.home / "state" / "run" / agent).is_dir()  # the engine client's own folder
+    assert info["session"] is None  # no tmux session: am's keeper holds its terminal
     am("rm", "--force", agent)
     assert not ws.exists()
     assert not (am.home / "state" / "run" / agent).exists()  # nothing of it piles up
