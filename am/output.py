@@ -98,7 +98,11 @@ def status_text(view: dict) -> str:
 
 
 def mode_text(view: dict) -> str:
-    """``tmux``, or ``container/<engine>/<isolation>`` (``container/podman/gvisor``)."""
+    """``tmux``, or ``container/<engine>/<isolation>`` (``container/podman/gvisor``); a
+    container agent's restored snapshot, which has not run yet, is ``container`` already: its
+    first start runs it in one, never on the host."""
+    if view.get("snapshot_mode") == "container" and view.get("mode") != "container":
+        return "container"
     parts = [view.get("mode") or "-", view.get("runtime"), view.get("isolation")]
     return "/".join(str(p) for p in parts if p)  # str: a hand-edited record may hold anything
 
