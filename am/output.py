@@ -2,6 +2,8 @@
 
 import sys
 
+from am.record import Mode, detached
+
 PUBLIC = (
     "id",
     "name",
@@ -53,8 +55,8 @@ def public(view: dict) -> dict:
     """The documented JSON shape of an agent (spec: ``am info --json``)."""
     out = {k: view.get(k) for k in PUBLIC}
     out.update({k: view[k] for k in EXTRA if k in view})
-    if view.get("mode") == "container" and view.get("runtime") != "kubernetes":
-        out["session"] = None  # none: am's keeper holds a detached agent's terminal
+    if detached(view):
+        out["session"] = None  # none: am's keeper holds its terminal
     return out
 
 
@@ -101,8 +103,8 @@ def mode_text(view: dict) -> str:
     """``tmux``, or ``container/<engine>/<isolation>`` (``container/podman/gvisor``); a
     container agent's restored snapshot, which has not run yet, is ``container`` already: its
     first start runs it in one, never on the host."""
-    if view.get("snapshot_mode") == "container" and view.get("mode") != "container":
-        return "container"
+    if view.get("snapshot_mode") == Mode.CONTAINER and view.get("mode") != Mode.CONTAINER:
+        return Mode.CONTAINER
     parts = [view.get("mode") or "-", view.get("runtime"), view.get("isolation")]
     return "/".join(str(p) for p in parts if p)  # str: a hand-edited record may hold anything
 

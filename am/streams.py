@@ -23,23 +23,18 @@ class GuardedErr:
         self._stream, self.gone, self.holding, self.pending = stream, False, 0, False
 
     def write(self, text: str) -> int:
-        if not self.gone:
-            try:
-                return self._stream.write(text)
-            except BrokenPipeError:
-                self.gone = self.pending = True
-        self._raise_pending()
+        self._through(self._stream.write, text)
         return len(text)
 
     def flush(self) -> None:
+        self._through(self._stream.flush)
+
+    def _through(self, call, *args) -> None:
         if not self.gone:
             try:
-                self._stream.flush()
+                call(*args)
             except BrokenPipeError:
                 self.gone = self.pending = True
-        self._raise_pending()
-
-    def _raise_pending(self) -> None:
         if self.pending and not self.holding and sys.exc_info()[1] is None:
             self.pending = False
             raise ErrGone

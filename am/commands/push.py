@@ -60,9 +60,9 @@ def resolve_remote(record: dict, target: trusted.Target, remote: str | None) -> 
     if git.is_url(name):
         return name
     if not trusted.run(target, "remote", "get-url", "--", name).ok:
-        url = folder_path(name)
-        if url:
-            return url
+        folder = folder_path(name)
+        if folder:
+            return folder
         raise AmError(
             f"{target} has no remote {name!r}, and no folder has that path",
             f"am push {record['id']} --remote URL|NAME|PATH",
