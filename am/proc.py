@@ -111,23 +111,27 @@ def run(
     env: Mapping[str, str] | None = None,
     stdin: str | io.BufferedIOBase | None = None,
     timeout: float | None = None,
+    settle: bool = False,
 ) -> Result:
     """Run ARGV to completion and capture its output; never raises on a non-zero exit. STDIN
-    is text to write, or an open binary file to read from."""
+    is text to write, or an open binary file to read from. SETTLE: an interrupt (Ctrl-C, a
+    stop) is raised only once ARGV has ended (within TIMEOUT), not by killing it: for a call
+    that makes what an undo then looks for (a tmux session, a container), whose work killed
+    mid-way could still land after the undo looked (the tmux server, dockerd)."""
 
     argv = [os.fspath(a) for a in argv]
     started = time.monotonic()
     res = None
     early = sys.modules.get("am.prefetch")  # imported only by a command that started calls
-    if early is not None and cwd is None and env is None and stdin is None:
+    if early is not None and cwd is None and env is None and stdin is None and not settle:
         res = early.take(argv, timeout)
     if res is None:
-        res = _run(argv, cwd, env, stdin, timeout)
+        res = _run(argv, cwd, env, stdin, timeout, settle)
     trace.report(argv, env, res.code, time.monotonic() - started, res.err)
     return res
 
 
-def _run(argv, cwd, env, stdin, timeout) -> Result:
+def _run(argv, cwd, env, stdin, timeout, settle=False) -> Result:
     if any("\0" in a for a in argv):
         # No program can be given it (a hand-edited record's name, say): a failed call, as
         # any other the caller explains, not a traceback.
@@ -137,17 +141,21 @@ def _run(argv, cwd, env, stdin, timeout) -> Result:
     text_in = stdin if isinstance(stdin, str) else None
     file_in = stdin if text_in is None and stdin is not None else subprocess.DEVNULL
     try:
-        done = subprocess.run(
-            argv,
-            cwd=cwd,
-            env=None if env is None else dict(env),
-            input=text_in,
-            stdin=None if text_in is not None else file_in,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-        )
+        if settle:
+            assert text_in is None, "a settled call reads no text"
+            done = _settled(argv, cwd, env, file_in, timeout)
+        else:
+            done = subprocess.run(
+                argv,
+                cwd=cwd,
+                env=None if env is None else dict(env),
+                input=text_in,
+                stdin=None if text_in is not None else file_in,
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=timeout,
+            )
     except subprocess.TimeoutExpired:  # run() has killed and reaped the child
         return Result(124, "", f"{argv[0]} timed out after {timeout}s")
     except FileNotFoundError:
@@ -157,6 +165,80 @@ def _run(argv, cwd, env, stdin, timeout) -> Result:
     except PermissionError:
         raise NotFound(f"{argv[0]} is not executable") from None
     return Result(shell_code(done.returncode), done.stdout, done.stderr)
+
+
+def _settled(argv, cwd, env, stdin, timeout):
+    """``subprocess.run`` of ARGV, but a stop (an interrupt) while it runs waits for it to end
+    before it goes on, and one while it starts is held until it has: ``Popen`` raising from
+    its start would leave the child running, unwaited, on its way to make what the undo
+    has already looked for."""
+    import subprocess
+
+    with _held_stops() as held:
+        child = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=None if env is None else dict(env),
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+        )
+    with child:
+        try:
+            held.deliver()
+            out, err = child.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.communicate()
+            raise
+        except BaseException:
+            try:  # communicate() takes up where it was cut off
+                child.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                child.kill()
+            except BaseException:  # a second Ctrl-C: the user will not wait for it
+                child.kill()
+                raise
+            raise
+        return subprocess.CompletedProcess(argv, child.returncode, out, err)
+
+
+class _held_stops:
+    """Within: SIGINT, SIGTERM and SIGHUP, where Python handles them, are noted rather than
+    handled; ``deliver()`` then runs the handler of the first one noted. Outside the main
+    thread (where no handler can be set) nothing is held."""
+
+    def __init__(self):
+        self.noted: list[tuple[int, object]] = []
+        self.before: dict = {}
+
+    def __enter__(self):
+        import signal
+
+        try:
+            for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                handler = signal.getsignal(s)
+                if callable(handler):
+                    self.before[s] = signal.signal(s, self._note)
+        except ValueError:  # not the main thread
+            pass
+        return self
+
+    def _note(self, signum, frame) -> None:
+        self.noted.append((signum, frame))
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for s, handler in self.before.items():
+            signal.signal(s, handler)
+
+    def deliver(self) -> None:
+        if self.noted:
+            signum, frame = self.noted[0]
+            self.before[signum](signum, frame)
 
 
 class Background:

@@ -150,7 +150,9 @@ def start(name: str, argv: list[str], log: Path, home: str, env=None) -> None:
     # later sessions in it are theirs (the supervisor sets its own).
     for _ in range(START_TRIES):
         with paths.umask(paths.user_umask()):
-            res = proc.run(new_session_argv(name, argv, log, home, env))
+            # Settled: a client killed mid-way (by an interrupt) could leave its session made
+            # after the spawn's undo looked for it.
+            res = proc.run(new_session_argv(name, argv, log, home, env), settle=True)
         if res.ok or SERVER_GONE not in res.err:
             break
     if not res.ok:

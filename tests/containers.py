@@ -1,10 +1,12 @@
 """Helpers for container tests: which engines to test, and their images built once."""
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 
+import psutil
 import pytest
 
 ENGINES = ("docker", "podman")
@@ -128,3 +130,16 @@ def cspawn(am, engine, cmd, *extra, env=None, isolation="runc"):
         *extra,
         env=env,
     )
+
+
+def engine_client(p: subprocess.Popen, engine: str) -> bool:
+    """Whether P waits on its engine's 'run' or 'create' (the container is being made)."""
+    try:
+        kids = psutil.Process(p.pid).children()
+    except psutil.NoSuchProcess:
+        return False
+    for kid in kids:
+        with contextlib.suppress(psutil.Error):
+            if kid.cmdline()[:2] in ([engine, "run"], [engine, "create"]):
+                return True
+    return False

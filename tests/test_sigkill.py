@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from containers import container_names, engine_ready, remove_containers
+from containers import container_names, engine_client, engine_ready, remove_containers
 from helpers import (
     am_sessions,
     git,
@@ -88,6 +88,36 @@ def test_sigkilled_container_spawns(am, repo, engine):
         am("stop", agent)
     finally:
         remove_containers(engine, str(am.home))
+
+
+@pytest.mark.container
+def test_an_interrupt_while_the_engine_makes_the_container_leaves_nothing(am, repo, engine):
+    """Ctrl-C while the engine's client makes the container. A client killed there leaves
+    dockerd making it after the spawn's undo looked, so the spawn lets the call end, then
+    removes what it made: 130, and no container, record or session left."""
+    p = subprocess.Popen(
+        [*am.argv, "spawn", str(repo), "--container", "--runtime", engine, "--cmd", "sleep 300"],
+        env=am.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(
+            lambda: engine_client(p, engine) or p.poll() is not None,
+            "the spawn to make its container",
+            60,
+            every=0.002,
+        )
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=120)
+    finally:
+        p.kill()
+        p.wait()
+    assert p.returncode == 130, (out, err)
+    assert out == "" and "Traceback" not in err
+    assert container_names(engine, str(am.home)) == []  # at once: the undo did it, no one else
+    assert am.list() == [] and am_sessions(am.home) == []
 
 
 def interrupt(am, agent: str) -> None:

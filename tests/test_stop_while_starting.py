@@ -10,9 +10,8 @@ import os
 import signal
 import subprocess
 
-import psutil
 import pytest
-from containers import container_names
+from containers import container_names, engine_client
 from helpers import (
     am_sessions,
     assert_am_error,
@@ -81,19 +80,6 @@ def test_a_stop_during_a_container_spawns_checkout_starts_no_container(
         am("stop", "held")
     assert_kept_stopped(am, p, "held")
     assert container_names(engine, str(am.home)) == []
-
-
-def engine_client(p: subprocess.Popen, engine: str) -> bool:
-    """Whether P waits on its engine's 'run' (the container is being made and started)."""
-    try:
-        kids = psutil.Process(p.pid).children()
-    except psutil.NoSuchProcess:
-        return False
-    for kid in kids:
-        with contextlib.suppress(psutil.Error):
-            if kid.cmdline()[:2] == [engine, "run"]:
-                return True
-    return False
 
 
 @pytest.mark.container

@@ -811,7 +811,9 @@ class Engine(Backend):
         elif gated:
             self.granted()  # another image's entrypoint runs there first, as the agent
         fifo = gate.make(layout.gate_file(plan.id)) if gated else None
-        res = proc.run(spec.argv, env=env, cwd=spec.cwd, timeout=300)
+        # Settled: a docker client killed mid-way leaves dockerd making the container after
+        # the spawn's undo looked for it.
+        res = proc.run(spec.argv, env=env, cwd=spec.cwd, timeout=300, settle=True)
         if not res.ok:
             if fifo:
                 gate.discard(layout.gate_file(plan.id), fifo)
