@@ -8,7 +8,8 @@ container carries this AM_HOME's ``am.home`` label, that a tmux session carries 
 — is asked right before the action (``Engine.remove_owned``, ``session.kill_own``); a
 Kubernetes agent's objects are deleted only by a label selector that names this AM_HOME, so the
 cluster itself skips any object without the label.
-``am list`` and ``am info`` only show records and check none.
+``am list`` only shows records and checks none; ``am info`` shows one, reads nothing an invalid
+one names, and fails with what is wrong.
 """
 
 import os

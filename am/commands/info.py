@@ -24,17 +24,34 @@ def location(view: dict, layout) -> str:
 
 
 def run(args) -> int:
+    from am import records
+
     layout = paths.layout()
-    view = status.view(args.id, layout)
-    use = health.disk_figures([view], layout).get(view["id"])  # --disk agents: one statvfs
-    view["health"] = health.brief(
-        view, layout, config.load(layout).resolve()["idle_after"].value, disk=use
-    )
-    if use is not None:
-        view["disk_bytes"], view["disk_limit_bytes"] = use.used, use.size
-    view["workspace_location"] = location(view, layout)
+    record = status.open_store(layout).get(args.id)
+    invalid = records.problems(record, layout, args.id)
+    view = status.views({args.id: record}, layout)[0]
+    if invalid:
+        # Shown, for the user to see what is wrong; but nothing it names is read.
+        view["health"], view["workspace_location"] = "-", None
+    else:
+        use = health.disk_figures([view], layout).get(view["id"])  # --disk agents: one statvfs
+        view["health"] = health.brief(
+            view, layout, config.load(layout).resolve()["idle_after"].value, disk=use
+        )
+        if use is not None:
+            view["disk_bytes"], view["disk_limit_bytes"] = use.used, use.size
+        view["workspace_location"] = location(view, layout)
     view = output.public(view)
-    if args.json:
+    if args.json:  # the text has the error line below
+        view["invalid"] = invalid or None
+    shown = show(view, args.json)
+    if invalid:
+        records.check(record, layout, args.id)  # raises: the error line, with its hint
+    return shown
+
+
+def show(view: dict, as_json: bool) -> int:
+    if as_json:
         output.print_json(view)
         return 0
     for key, value in view.items():

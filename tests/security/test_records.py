@@ -66,6 +66,25 @@ def test_logs_never_prints_a_file_a_record_names(am, repo, outside):
     assert (outside / "secret.txt").read_text() == SECRET + "\n"
 
 
+def test_info_shows_an_invalid_record_and_fails_with_the_reason(am, repo, outside):
+    """Shown, for the user to see what is wrong, with nothing it names read (no health, no
+    location), and exit 1 with the fix. The control: the valid record, exit 0, invalid null."""
+    agent = am.spawn(repo, "--cmd", "sleep 300")
+    valid = json.loads(am("info", agent, "--json").stdout)
+    assert valid["invalid"] is None and valid["health"] != "-" and valid["workspace_location"]
+    edit_record(am, agent, log=str(outside / "secret.txt"), workspace=str(outside))
+    res = am("info", agent, "--json", check=False)
+    error = assert_am_error(res)
+    assert "is invalid" in error and f"'am rm --force {agent}'" in error
+    shown = json.loads(res.stdout)
+    assert shown["log"] == str(outside / "secret.txt") and shown["workspace"] == str(outside)
+    assert len(shown["invalid"]) == 2 and all(str(outside) in p for p in shown["invalid"])
+    assert shown["health"] == "-" and shown["workspace_location"] is None
+    text = am("info", agent, check=False)
+    assert f"workspace:     {outside}" in text.stdout and "is invalid" in assert_am_error(text)
+    assert SECRET not in res.stdout + res.stderr + text.stdout + text.stderr
+
+
 def test_stop_never_kills_a_session_that_is_not_ams(am, repo):
     agent = am.spawn(repo, "--cmd", "sleep 300")
     am("stop", agent)
