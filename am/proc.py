@@ -167,6 +167,11 @@ def _run(argv, cwd, env, stdin, timeout, settle=False) -> Result:
     return Result(shell_code(done.returncode), done.stdout, done.stderr)
 
 
+# How long an interrupted call without a timeout of its own is let end: a hung tmux must not
+# hold a --count spawn's child, which takes no second stop, for ever.
+SETTLE_MAX = 60.0
+
+
 def _settled(argv, cwd, env, stdin, timeout):
     """``subprocess.run`` of ARGV, but a stop (an interrupt) while it runs waits for it to end
     before it goes on, and one while it starts is held until it has: ``Popen`` raising from
@@ -174,41 +179,51 @@ def _settled(argv, cwd, env, stdin, timeout):
     has already looked for."""
     import subprocess
 
-    with _held_stops() as held:
-        child = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=None if env is None else dict(env),
-            stdin=stdin,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            errors="replace",
-        )
-    with child:
-        try:
+    held, child = _held_stops(), None
+    try:
+        with held:
+            child = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=None if env is None else dict(env),
+                stdin=stdin,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                errors="replace",
+            )
+        held.deliver()
+        out, err = child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _end(child)
+        raise
+    except BaseException:
+        if child is None:  # it never started: a stop noted meanwhile is said, not the error
             held.deliver()
-            out, err = child.communicate(timeout=timeout)
+            raise
+        try:  # communicate() takes up where it was cut off
+            child.communicate(timeout=timeout or SETTLE_MAX)
         except subprocess.TimeoutExpired:
-            child.kill()
-            child.communicate()
+            _end(child)
+        except BaseException:  # a second Ctrl-C: the user will not wait for it
+            _end(child)
             raise
-        except BaseException:
-            try:  # communicate() takes up where it was cut off
-                child.communicate(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                child.kill()
-            except BaseException:  # a second Ctrl-C: the user will not wait for it
-                child.kill()
-                raise
-            raise
-        return subprocess.CompletedProcess(argv, child.returncode, out, err)
+        raise
+    return subprocess.CompletedProcess(argv, child.returncode, out, err)
+
+
+def _end(child) -> None:
+    """Kill CHILD, reap it, and close its pipes."""
+    child.kill()
+    child.wait()
+    for pipe in (child.stdout, child.stderr):
+        pipe.close()
 
 
 class _held_stops:
     """Within: SIGINT, SIGTERM and SIGHUP, where Python handles them, are noted rather than
-    handled; ``deliver()`` then runs the handler of the first one noted. Outside the main
-    thread (where no handler can be set) nothing is held."""
+    handled; ``deliver()`` then runs the handler of the first one noted, once. Outside the
+    main thread (where no handler can be set) nothing is held."""
 
     def __init__(self):
         self.noted: list[tuple[int, object]] = []
@@ -230,14 +245,25 @@ class _held_stops:
         self.noted.append((signum, frame))
 
     def __exit__(self, *exc) -> None:
+        """Every handler back, though a stop that came after the first is back runs (and
+        raises) within the next ``signal.signal``: it is raised once all are."""
         import signal
 
+        came = None
         for s, handler in self.before.items():
-            signal.signal(s, handler)
+            # Not one the handler that ran has set itself (a stop's, to take no second one).
+            while signal.getsignal(s) == self._note:
+                try:
+                    signal.signal(s, handler)
+                except BaseException as e:  # not set: a pending stop's handler ran first
+                    came = came or e
+        if came is not None:
+            raise came
 
     def deliver(self) -> None:
         if self.noted:
             signum, frame = self.noted[0]
+            self.noted.clear()
             self.before[signum](signum, frame)
 
 

@@ -177,7 +177,7 @@ def sessions() -> dict[str, str]:
 def orphans(live: dict[str, str], records: dict[str, dict], home: str) -> list[str]:
     """Sessions of LIVE (``sessions()``) that am made for HOME and that no record names
     (pure)."""
-    known = {r.get("session") for r in records.values()}
+    known = {r.get("session") for r in records.values() if isinstance(r.get("session"), str)}
     return sorted(
         name
         for name, owner in live.items()

@@ -121,7 +121,8 @@ def views(
 
                     keepersock.start(layout)
         else:
-            alive = r.get("session") in live_sessions
+            name = r.get("session")
+            alive = isinstance(name, str) and name in live_sessions  # a hand edit: any type
             exit_info = None if alive or not exit_file else read_exit(exit_file)
         out.append(derive(r, alive, exit_info))
     return out

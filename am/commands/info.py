@@ -29,11 +29,14 @@ def run(args) -> int:
     layout = paths.layout()
     record = status.open_store(layout).get(args.id)
     invalid = records.problems(record, layout, args.id)
-    view = status.views({args.id: record}, layout)[0]
     if invalid:
-        # Shown, for the user to see what is wrong; but nothing it names is read.
-        view["health"], view["workspace_location"] = "-", None
+        # Shown, for the user to see what is wrong, as recorded: nothing it names is read,
+        # no process it names asked, no keeper started for it.
+        view = {**record, "status": str(record.get("status")), "health": "-"}
+        view.update(exit_code=record.get("exit_code"), oom_killed=bool(record.get("oom_killed")))
+        view["workspace_location"] = None
     else:
+        view = status.views({args.id: record}, layout)[0]
         use = health.disk_figures([view], layout).get(view["id"])  # --disk agents: one statvfs
         view["health"] = health.brief(
             view, layout, config.load(layout).resolve()["idle_after"].value, disk=use

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from containers import container_names
-from helpers import assert_am_error, has_session
+from helpers import assert_am_error, has_session, keeper_pid, wait_for
 
 PROPERTY = "10 records checked before use"
 SECRET = "SECRET-OF-THE-HOST-8"
@@ -83,6 +83,26 @@ def test_info_shows_an_invalid_record_and_fails_with_the_reason(am, repo, outsid
     text = am("info", agent, check=False)
     assert f"workspace:     {outside}" in text.stdout and "is invalid" in assert_am_error(text)
     assert SECRET not in res.stdout + res.stderr + text.stdout + text.stderr
+
+
+def test_info_of_an_invalid_record_starts_nothing_and_asks_no_process(am, repo):
+    """A tmux agent's record edited into a running container agent's with a workspace
+    outside: am info shows it as recorded, and starts no keeper for it (am list would, for a
+    valid one: the control). A record whose session is a list breaks no view."""
+    agent = am.spawn(repo, "--cmd", "sleep 300")
+    container = {"mode": "container", "runtime": "docker", "container": f"am-{agent}"}
+    edit_record(am, agent, workspace="/", status="starting", spawn_pid=1, **container)
+    shown = json.loads(am("info", agent, "--json", check=False).stdout)
+    assert shown["status"] == "starting" and shown["invalid"]  # as recorded: pid 1 not asked
+    assert keeper_pid(am.home) is None
+    edit_record(am, agent, workspace=str(am.home / "agents" / agent), status="running")
+    am("list")  # control: a running container agent's record starts its keeper
+    wait_for(lambda: keeper_pid(am.home) is not None, "the keeper", 30)
+    edit_record(am, agent, session=["am-x"], mode="tmux", runtime=None, container=None)
+    for args in (["list"], ["list", "--json"], ["info", agent], ["status"]):
+        res = am(*args, check=False)
+        assert "Traceback" not in res.stderr, (args, res.stderr)
+    assert "its session ['am-x']" in assert_am_error(am("info", agent, check=False))
 
 
 def test_stop_never_kills_a_session_that_is_not_ams(am, repo):

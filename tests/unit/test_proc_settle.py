@@ -94,3 +94,92 @@ def test_nothing_is_held_where_no_handler_can_be_set():
     )
     out, err = p.communicate(timeout=60)
     assert out == "{}\n", err
+
+
+STOPS_SET = """
+import os, signal, subprocess
+from am import proc
+stopped = []
+def stop(signum, frame):
+    stopped.append(signum)
+    raise KeyboardInterrupt
+signal.signal(signal.SIGTERM, stop)
+signal.signal(signal.SIGHUP, stop)
+"""
+
+
+def test_a_stop_the_moment_its_handler_is_back_still_waits_for_the_call(tmp_path):
+    """Python runs a pending handler within the next ``signal.signal``: a Ctrl-C right after
+    SIGINT's handler is back comes while the others are set back. It must still find the call
+    waited for, and leave no handler of am's in place."""
+    made = tmp_path / "made"
+    script = f"sleep 1; touch {made}"
+    p = driver(
+        STOPS_SET
+        + f"""
+real = signal.signal
+def signal_then_a_stop(s, handler):
+    before = real(s, handler)
+    if s == signal.SIGINT and handler is signal.default_int_handler:
+        os.kill(os.getpid(), signal.SIGINT)  # pending: it runs within the next call
+    return before
+signal.signal = signal_then_a_stop
+try:
+    proc.run(["sh", "-c", {script!r}], settle=True)
+except KeyboardInterrupt:
+    print("interrupted", os.path.exists({str(made)!r}))
+signal.signal = real
+print(signal.getsignal(signal.SIGTERM) is stop, signal.getsignal(signal.SIGHUP) is stop)
+"""
+    )
+    out, err = p.communicate(timeout=60)
+    assert out == "interrupted True\nTrue True\n", err
+
+
+def test_a_stop_while_the_call_fails_to_start_is_the_stop(tmp_path):
+    """SIGTERM as Popen finds no such program: the spawn ends as stopped (143), not with
+    'not found', which would drop the stop."""
+    p = driver(
+        STOPS_SET
+        + """
+real = subprocess.Popen._execute_child
+def stopped_meanwhile(self, *args, **kwargs):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return real(self, *args, **kwargs)
+subprocess.Popen._execute_child = stopped_meanwhile
+try:
+    proc.run(["no-such-program-here"], settle=True)
+except KeyboardInterrupt:
+    print("stopped", stopped)
+except proc.NotFound:
+    print("not found", stopped)
+"""
+    )
+    out, err = p.communicate(timeout=60)
+    assert out == f"stopped [{int(signal.SIGTERM)}]\n", err
+
+
+def test_a_call_that_will_not_end_is_killed_and_reaped(tmp_path):
+    """An interrupted call is let end for SETTLE_MAX at most (a hung tmux); then it is
+    killed, and no zombie of it is left (a second Ctrl-C ends it the same way)."""
+    started = tmp_path / "started"
+    script = f"touch {started}; sleep 60"
+    p = driver(
+        f"""
+import psutil
+from am import proc
+proc.SETTLE_MAX = 0.5
+try:
+    proc.run(["sh", "-c", {script!r}], settle=True)
+except KeyboardInterrupt:
+    print("interrupted", psutil.Process().children(), flush=True)
+"""
+    )
+    try:
+        wait_for(started.exists, "the call started", 30, 0.005)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=50)  # well within the child's own 60 s
+    finally:
+        p.kill()
+        p.wait()
+    assert out == "interrupted []\n", err
