@@ -188,7 +188,9 @@ def agent_files(home: Path) -> set[str]:
     for folder in (home / "state" / "logs", home / "state" / "run"):
         if folder.is_dir():
             found |= {p.name.split(".")[0] for p in folder.iterdir()}
-    return found - {"keeper"}  # am's keeper's lock and socket, not an agent's
+    # am's keeper's lock and socket, and the lock of each engine's limited-network egress
+    # network (one per AM_HOME, kept with the network): not an agent's
+    return {f for f in found - {"keeper"} if not f.startswith("network-am-egress-")}
 
 
 def home_layout(home: Path):

@@ -111,6 +111,29 @@ def test_agent_that_finishes_at_once_is_no_error(am, repo, engine):
     assert am.wait_status(agent, "exited")["exit_code"] == 0
 
 
+@pytest.mark.parametrize("network", ["full", "limited"])
+def test_a_published_host_port_in_use_says_so(am, repo, engine, network):
+    """The engine's words, and the fix: another host port, or who holds this one. The
+    control: the same spawn once the port is free publishes it."""
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    port = held.getsockname()[1]
+    argv = ["spawn", repo, "--container", "--runtime", engine, "--network", network]
+    argv += ["--publish", f"{port}:3000", "--cmd", "sleep 300"]
+    try:
+        error = last_error(am(*argv, check=False))
+    finally:
+        held.close()
+    assert "address already in use" in error, error
+    assert f"(hint: host port {port} is in use here: publish on another" in error
+    assert f"ss -ltnp 'sport = :{port}'" in error
+    nothing_made(am)
+    assert container_names(engine, str(am.home)) == []
+    agent = am.spawn(*argv[1:])
+    assert am.info(agent)["publish"] == [f"127.0.0.1:{port}:3000"]
+
+
 @pytest.mark.parametrize("name", ENGINES)
 def test_permission_denied_on_socket(name):
     """A socket only root may use, and am run as an unprivileged user."""

@@ -106,6 +106,27 @@ def error_lines(text: str, n: int = 6) -> str:
     return " / ".join(lines[-n:]) or "no output"
 
 
+# Docker's and podman's words for a --publish whose host port another program holds.
+PORT_TAKEN = re.compile(
+    r"listen tcp[46]? \[?([0-9a-f.:]*?)\]?:(\d+): bind: address already in use"
+    r"|bind for \[?([0-9a-f.:]*?)\]?:(\d+) failed: port is already allocated",
+    re.IGNORECASE,
+)
+
+
+def port_taken_hint(text: str) -> str | None:
+    """The fix for an engine's failure TEXT when a published host port is in use, else None
+    (pure)."""
+    m = PORT_TAKEN.search(text)
+    if m is None:
+        return None
+    port = m.group(2) or m.group(4)
+    return (
+        f"host port {port} is in use here: publish on another ('--publish OTHER:PORT'), or "
+        f"see what holds it: ss -ltnp 'sport = :{port}'"
+    )
+
+
 def worktree_gitdir(workspace: Path) -> Path:
     """The worktree's own folder in the source's git folder, as its ``.git`` file names it.
     Read only right after ``git worktree add``, before any agent could change the file."""
@@ -484,7 +505,9 @@ class Engine(Backend):
         if cause:
             cause.message = f"{what}: {cause.message}"
             return cause
-        return AmError(f"{what}: {error_lines(text)}" if text.strip() else what)
+        return AmError(
+            f"{what}: {error_lines(text)}" if text.strip() else what, port_taken_hint(text)
+        )
 
     def image_exists(self, image: str) -> bool:
         """Whether the engine has IMAGE; raises the engine's own trouble (daemon, permission)."""
@@ -889,7 +912,8 @@ class Engine(Backend):
             if ln.strip() and "input device is not a TTY" not in ln
         ]
         return AmError(
-            f"the container {plan.container} did not start" + (f": {lines[-1]}" if lines else "")
+            f"the container {plan.container} did not start" + (f": {lines[-1]}" if lines else ""),
+            port_taken_hint(text),
         )
 
     def client_dir(self, plan) -> Path:

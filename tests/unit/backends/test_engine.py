@@ -5,7 +5,7 @@ import argparse
 import pytest
 
 from am.backends import docker, podman
-from am.backends.engine import error_lines, last_lines
+from am.backends.engine import error_lines, last_lines, port_taken_hint
 
 RUN_FAILED = """docker: Error response from daemon: failed to create shim task: OCI runtime create \
 failed: runc create failed: unable to start container process: exec: "/nope": stat /nope: no such \
@@ -181,3 +181,32 @@ def test_the_quick_parsers_leave_anything_else_to_argparse(argv):
     from am.main import quick_list, quick_status
 
     assert quick_list(argv) is None and quick_status(argv) is None
+
+
+@pytest.mark.parametrize(
+    "text, port",
+    [
+        # docker, another program on the port
+        (
+            "Error starting userland proxy: listen tcp4 127.0.0.1:18932: bind: address "
+            "already in use",
+            "18932",
+        ),
+        # docker, another container on it
+        ("Bind for 127.0.0.1:18933 failed: port is already allocated", "18933"),
+        ("Bind for [::1]:8080 failed: port is already allocated", "8080"),
+        # podman
+        (
+            "Error: cannot listen on the TCP port: listen tcp6 [::1]:3000: bind: address "
+            "already in use",
+            "3000",
+        ),
+        ("Error: no such image", None),
+        ("bind: address already in use", None),  # no port to name: no made-up hint
+    ],
+)
+def test_a_published_port_in_use_gets_its_fix(text, port):
+    hint = port_taken_hint(text)
+    assert (hint is None) == (port is None)
+    if port:
+        assert f"host port {port} is in use" in hint and f"sport = :{port}" in hint
