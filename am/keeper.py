@@ -339,6 +339,10 @@ class Watch:
         try:
             self.pump(first, log)
         finally:
+            oom = getattr(self, "oom", None)  # first: the stream ends as the container does
+            if oom is not None:
+                with contextlib.suppress(Exception):
+                    oom.last_look()
             self.stream_ended.set()
             log.close()
             with contextlib.suppress(OSError):

@@ -166,6 +166,7 @@ class OomWatch:
         self.pids_hit = False
         self.on_event = on_event or (lambda watch: None)
         self.guest_pids = None  # a gVisor sandbox's latest task count
+        self.pids_folder: Path | None = None
         # The OOM and pids watches run in different threads of the keeper: one report at a
         # time, so the last one written has both flags.
         self.lock = threading.Lock()
@@ -183,6 +184,7 @@ class OomWatch:
         """Watch a container's cgroups: MEMORY (its folder and cgroup version) and PIDS (the
         folder of ``pids.events``), as ``cgroupstats.Cgroups.of`` found them."""
         if pids:
+            self.pids_folder = pids
             PIDS.add(self, pids)
         folder, version = memory
         if version == 1:
@@ -250,6 +252,13 @@ class OomWatch:
             if oom_kills(folder, 2):
                 self._set("killed")
             time.sleep(0.1)
+
+    def last_look(self) -> None:
+        """One more read of the refused forks, now: the container has ended, and its cgroup
+        goes moments later, before the poller's next read (an agent that dies of a refused
+        fork, as a shell does on "Cannot fork", would lose its ``pids`` flag)."""
+        if self.pids_folder is not None:
+            self._check_pids(self.pids_folder)
 
     def _check_pids(self, folder: Path) -> bool:
         """One look at FOLDER's refused forks; False once there is nothing more to watch."""

@@ -10,7 +10,7 @@ import time
 import uuid
 
 import pytest
-from containers import remove_containers
+from containers import engine_ready, remove_containers
 
 from am import enginestats, health
 from am.backends import for_runtime as engine_named
@@ -154,6 +154,21 @@ time.sleep(600)
     am("stop", oom)
     # what the agents met is kept once they have ended: both words, not '-'
     assert {a["id"]: a["health"] for a in am.list()} == {bomb: "pids", oom: "oom"}
+
+
+@pytest.mark.container
+def test_an_agent_that_dies_of_a_refused_fork_keeps_its_pids_flag(am, repo):
+    """A shell ends at "Cannot fork", at once: the keeper reads the refused forks once more as
+    the container's stream ends, before its cgroup goes (the poller reads every 0.5 s).
+    Podman keeps the cgroup until then; docker removes it before its stream ends, so there the
+    flag is kept only when the poller read it first (docs/usage.md)."""
+    engine_ready("podman")
+    forks = "i=0; while [ $i -lt 40 ]; do sleep 100 & i=$((i+1)); done; exit 3"
+    argv = ["--container", "--runtime", "podman", "--pids", "20", "--cmd", forks]
+    agent = am.spawn(repo, *argv)
+    am.wait_status(agent, "exited", timeout=120)
+    info = am.info(agent)
+    assert info["exit_code"] == 2 and info["health"] == "pids", info  # dash's "Cannot fork"
 
 
 def stats_call(engine: str, *names: str) -> subprocess.CompletedProcess:
