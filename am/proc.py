@@ -180,6 +180,7 @@ def _settled(argv, cwd, env, stdin, timeout):
     import subprocess
 
     held, child = _held_stops(), None
+    deadline = None if timeout is None else time.monotonic() + timeout
     try:
         with held:
             child = subprocess.Popen(
@@ -201,8 +202,9 @@ def _settled(argv, cwd, env, stdin, timeout):
         if child is None:  # it never started: a stop noted meanwhile is said, not the error
             held.deliver()
             raise
-        try:  # communicate() takes up where it was cut off
-            child.communicate(timeout=timeout or SETTLE_MAX)
+        try:  # communicate() takes up where it was cut off, within what is left of TIMEOUT
+            left = SETTLE_MAX if deadline is None else max(0.0, deadline - time.monotonic())
+            child.communicate(timeout=left)
         except subprocess.TimeoutExpired:
             _end(child)
         except BaseException:  # a second Ctrl-C: the user will not wait for it
@@ -239,12 +241,15 @@ class _held_stops:
                     self.before[s] = signal.signal(s, self._note)
         except ValueError:  # not the main thread
             pass
+        except BaseException:  # a stop's handler ran (and raised) before its own was swapped
+            self.__exit__()
+            raise
         return self
 
     def _note(self, signum, frame) -> None:
         self.noted.append((signum, frame))
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *_exc) -> None:
         """Every handler back, though a stop that came after the first is back runs (and
         raises) within the next ``signal.signal``: it is raised once all are."""
         import signal

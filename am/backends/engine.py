@@ -122,8 +122,9 @@ def port_taken_hint(text: str) -> str | None:
         return None
     port = m.group(2) or m.group(4)
     return (
-        f"host port {port} is in use here: publish on another ('--publish OTHER:PORT'), or "
-        f"see what holds it: ss -ltnp 'sport = :{port}'"
+        f"host port {port} is in use here: publish on another host port ('--publish "
+        f"OTHER_PORT:CONTAINER_PORT'), or see what holds it: ss -ltnp 'sport = :{port}' (an "
+        "agent's: 'am list --json' shows each one's publish)"
     )
 
 

@@ -183,3 +183,27 @@ except KeyboardInterrupt:
         p.kill()
         p.wait()
     assert out == "interrupted []\n", err
+
+
+def test_a_stop_while_the_handlers_are_swapped_leaves_none_of_ams():
+    """A SIGTERM whose handler raises, arriving as _held_stops swaps SIGTERM: SIGINT, swapped
+    already, must not stay on the noting handler (every later Ctrl-C would be dropped)."""
+    p = driver(
+        STOPS_SET
+        + """
+real = signal.signal
+def stop_as_swapped(s, handler):
+    if s == signal.SIGTERM and getattr(handler, "__func__", None) is proc._held_stops._note:
+        os.kill(os.getpid(), signal.SIGTERM)  # pending: runs within this very call
+    return real(s, handler)
+signal.signal = stop_as_swapped
+try:
+    proc.run(["true"], settle=True)
+except KeyboardInterrupt:
+    print("stopped", stopped)
+signal.signal = real
+print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+"""
+    )
+    out, err = p.communicate(timeout=60)
+    assert out == f"stopped [{int(signal.SIGTERM)}]\nTrue\n", err
