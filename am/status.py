@@ -55,12 +55,20 @@ def refuse_while_spawning(record: dict) -> None:
         )
 
 
-def derive(record: dict, session_alive: bool, exit_info: dict | None) -> dict:
-    """The user-facing view of one record given what is live (pure)."""
+def as_recorded(record: dict) -> dict:
+    """The user-facing view of one record as the record says it, nothing live asked (pure):
+    what ``am info`` shows of an invalid one."""
     view = dict(record)
-    intent = record.get("status")
     view["exit_code"] = record.get("exit_code")
     view["oom_killed"] = bool(record.get("oom_killed"))
+    view["status"] = str(record.get("status"))
+    return view
+
+
+def derive(record: dict, session_alive: bool, exit_info: dict | None) -> dict:
+    """The user-facing view of one record given what is live (pure)."""
+    view = as_recorded(record)
+    intent = record.get("status")
     if intent == Status.STOPPED:
         status = Status.STOPPED
     elif intent == Status.STARTING:

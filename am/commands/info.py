@@ -32,9 +32,7 @@ def run(args) -> int:
     if invalid:
         # Shown, for the user to see what is wrong, as recorded: nothing it names is read,
         # no process it names asked, no keeper started for it.
-        view = {**record, "status": str(record.get("status")), "health": "-"}
-        view.update(exit_code=record.get("exit_code"), oom_killed=bool(record.get("oom_killed")))
-        view["workspace_location"] = None
+        view = {**status.as_recorded(record), "health": "-", "workspace_location": None}
     else:
         view = status.views({args.id: record}, layout)[0]
         use = health.disk_figures([view], layout).get(view["id"])  # --disk agents: one statvfs
