@@ -91,7 +91,11 @@ def head_of(path: str, size: int) -> str:
 def loose_ref(git_dir, ref: str) -> str | None:
     """The object name in REF's own file in GIT_DIR (a branch as git clone and switch write
     it), never through a link; None for anything else (a packed or symbolic ref, no file)."""
-    text = head_of(os.path.join(git_dir, ref), 100)
+    return object_name(head_of(os.path.join(git_dir, ref), 100))
+
+
+def object_name(text: str) -> str | None:
+    """The object name a loose ref's TEXT holds (pure); None for anything else."""
     name = text[:-1]
     if text.endswith("\n") and len(name) in (40, 64) and set(name) <= set("0123456789abcdef"):
         return name
@@ -100,7 +104,14 @@ def loose_ref(git_dir, ref: str) -> str | None:
 
 def head_branch(git_dir) -> str | None:
     """The branch HEAD names in GIT_DIR, when it names one plainly; None otherwise."""
-    text = head_of(os.path.join(git_dir, "HEAD"), 300)
+    return branch_in_head(head_of(os.path.join(git_dir, "HEAD"), 300))
+
+
+def branch_in_head(text: str) -> str | None:
+    """The branch's ref (``refs/heads/...``) that a HEAD file's TEXT names plainly (pure);
+    None otherwise."""
+    if not text.startswith("ref: "):
+        return None
     ref = text.removeprefix("ref: ").removesuffix("\n")
     plain = all(c.isalnum() or c in "-_./" for c in ref)
     parts = ref.split("/")

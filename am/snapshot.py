@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import sys
 import tarfile
 import time
@@ -437,6 +438,90 @@ def restore_history(path: Path, ws: Path, commit: str, branch: str | None) -> No
     else:
         git.ws_git(repo, "update-ref", "--no-deref", "HEAD", commit)
     git.ws_git(repo, "read-tree", commit)
+
+
+PACKED_REFS_MAX = 64 << 20  # a packed-refs file larger than this is not read
+HEAD_TEMP = "HEAD.am-new"
+
+
+def own_branch(ws: Path, branch: str) -> bool:
+    """Put the HEAD of WS, a clone's restored workspace, on BRANCH (the new agent's own), made
+    at the commit of the branch HEAD was on, as ``git switch -c`` would; the snapshot's branch
+    stays. Written through descriptors, no link followed, and no git run in what the archive
+    held. False, changing nothing, unless HEAD plainly names a branch with a loose or packed
+    ref at a commit, and BRANCH is not there yet."""
+    from am import gitfiles
+
+    try:
+        tree = _Tree(ws / ".git")
+    except OSError:
+        return False
+    try:
+        old = gitfiles.branch_in_head(_read(tree, "HEAD", 300))
+        new = f"refs/heads/{branch}"
+        if old is None or old == new:
+            return False
+        commit = gitfiles.object_name(_read(tree, old, 100)) or _packed(tree, old)
+        if commit is None:
+            return False
+        _write_new(tree.top, HEAD_TEMP, f"ref: {new}\n")
+        try:
+            fd, last = tree.parent(new)
+            try:
+                _write_new(fd, last, f"{commit}\n")
+            finally:
+                os.close(fd)
+        except BaseException:
+            os.unlink(HEAD_TEMP, dir_fd=tree.top)
+            raise
+        os.replace(HEAD_TEMP, "HEAD", src_dir_fd=tree.top, dst_dir_fd=tree.top)
+        return True
+    except (OSError, UnicodeError):  # a name that is not a folder, BRANCH there already, ...
+        return False
+    finally:
+        tree.close()
+
+
+def _read(tree: "_Tree", name: str, size: int) -> str:
+    """The first SIZE bytes of regular file NAME under TREE as text; "" if it is none."""
+    try:
+        fd, last = tree.parent(name, create=False)
+    except OSError:
+        return ""
+    try:
+        f = os.open(last, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
+    with os.fdopen(f, "rb") as r:
+        if not stat.S_ISREG(os.fstat(f).st_mode):
+            return ""
+        return r.read(size).decode("ascii", "replace")
+
+
+def _packed(tree: "_Tree", ref: str) -> str | None:
+    """The commit REF names in TREE's ``packed-refs``, if it is there."""
+    from am import gitfiles
+
+    text = _read(tree, "packed-refs", PACKED_REFS_MAX)
+    if len(text) >= PACKED_REFS_MAX:
+        return None
+    for line in text.splitlines():
+        name, _, what = line.partition(" ")
+        if what == ref:
+            return gitfiles.object_name(f"{name}\n")
+    return None
+
+
+def _write_new(fd: int, name: str, text: str) -> None:
+    out = os.open(
+        name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd
+    )
+    try:
+        os.write(out, text.encode())
+    finally:
+        os.close(out)
 
 
 def check(path: Path, *, skip_git: bool = False) -> None:

@@ -50,7 +50,11 @@ def test_snapshot_and_restore_round_trip(am, repo, tmp_path):
     assert rws != ws and rws.is_dir()
     assert am("diff", "r1").stdout == original_diff
     assert info["base_commit"] == am.info(agent_id)["base_commit"]
-    assert info["branch"] == am.info(agent_id)["branch"]
+    # on a branch of its own at the commit the snapshot's was at, which stays
+    assert info["branch"] == "am/r1"
+    assert git("symbolic-ref", "HEAD", cwd=rws).strip() == "refs/heads/am/r1"
+    head = git("rev-parse", "HEAD", cwd=ws).strip()
+    assert git("rev-parse", f"refs/heads/am/{agent_id}", "am/r1", cwd=rws).split() == [head] * 2
     assert (rws / "debug.log").read_text() == "ignored\n"
     assert (rws / "sub" / "untracked.txt").read_text() == "untracked\n"
     assert not (rws / "file.txt").exists()
@@ -75,6 +79,69 @@ def test_restore_without_name_prints_a_new_id(am, repo, tmp_path):
     new_id = last_line(am("restore", snap))
     assert new_id != agent_id and len(new_id) == 8
     assert am.info(new_id)["status"] == "stopped"
+
+
+def test_restores_of_one_snapshot_pull_into_branches_of_their_own(am, repo):
+    """Two restores of one clone's snapshot, and the agent it was taken of, each pull into
+    their own branch: none moves another's."""
+    agent_id = am.spawn(repo, "--cmd", "true")
+    am.wait_status(agent_id, "exited")
+    ws = Path(am.info(agent_id)["workspace"])
+    git("commit", "-q", "--allow-empty", "-m", "the agent's", cwd=ws)
+    am("pull", agent_id)
+    first = git("rev-parse", f"am/{agent_id}", cwd=repo).strip()
+    snap = last_line(am("snapshot", agent_id))
+    for name in ("r1", "r2"):
+        assert last_line(am("restore", snap, "--name", name, "--source", repo)) == name
+        rws = Path(am.info(name)["workspace"])
+        git("commit", "-q", "--allow-empty", "-m", f"{name}'s", cwd=rws)
+        res = am("pull", name)
+        assert "warning" not in res.stderr
+        assert git("log", "-1", "--format=%s", f"am/{name}", cwd=repo).strip() == f"{name}'s"
+        assert git("rev-parse", f"am/{name}~1", cwd=repo).strip() == first
+    assert git("rev-parse", f"am/{agent_id}", cwd=repo).strip() == first
+
+
+def test_a_restore_finds_the_branch_in_packed_refs(am, repo):
+    agent_id = am.spawn(repo, "--cmd", "true")
+    am.wait_status(agent_id, "exited")
+    ws = Path(am.info(agent_id)["workspace"])
+    git("pack-refs", "--all", cwd=ws)
+    assert not (ws / ".git" / "refs" / "heads" / "am" / agent_id).exists()
+    snap = last_line(am("snapshot", agent_id))
+    res = am("restore", snap, "--name", "packed")
+    assert "warning" not in res.stderr
+    rws = Path(am.info("packed")["workspace"])
+    assert git("symbolic-ref", "HEAD", cwd=rws).strip() == "refs/heads/am/packed"
+    assert git("rev-parse", "HEAD", cwd=rws) == git("rev-parse", "HEAD", cwd=ws)
+
+
+def test_a_restore_moves_no_branch_through_a_link_in_the_snapshots_git(am, repo, tmp_path):
+    """The agent made its branch's folder a link to a folder outside: what the restore writes
+    for the new branch stays in the workspace, and HEAD stays as it was."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    agent_id = am.spawn(repo, "--cmd", "true")
+    am.wait_status(agent_id, "exited")
+    ws = Path(am.info(agent_id)["workspace"])
+    ref = ws / ".git" / "refs" / "heads" / "am" / agent_id
+    ref.rename(outside / agent_id)
+    ref.parent.rmdir()
+    os.symlink(outside, ref.parent)
+    snap = last_line(am("snapshot", agent_id))
+    res = am("restore", snap, "--name", "linked")
+    assert "HEAD stays as the snapshot had it" in res.stderr
+    rws = Path(am.info("linked")["workspace"])
+    link = rws / ".git" / "refs" / "heads" / "am"
+    # positive control: by path, the branch reads through the link, and the new one's ref
+    # would be written beside it, outside
+    assert (
+        link.is_symlink()
+        and (link / agent_id).read_text().strip() == git("rev-parse", "HEAD", cwd=ws).strip()
+    )
+    assert sorted(p.name for p in outside.iterdir()) == [agent_id]
+    assert (rws / ".git" / "HEAD").read_text() == f"ref: refs/heads/am/{agent_id}\n"
+    assert am.info("linked")["branch"] == "am/linked"
 
 
 def test_snapshot_of_a_worktree_agent_restores(am, repo, tmp_path):

@@ -103,13 +103,9 @@ def decide(args, layout, path: Path, manifest: dict) -> Restore:
             f"; this one is not: 'am restore ... --disk {manifest['disk']}' caps it",
             file=sys.stderr,
         )
-    branch = f"am/{agent_id}" if worktree else manifest["branch"]
-    if standalone and branch:
-        try:
-            git.check_branch(branch)
-        except AmError:
-            branch = None  # HEAD at the commit, detached
-    return Restore(agent_id, source, worktree, standalone, branch, cap)
+    # Every restore works on a branch of its own, as a spawn does: the snapshot's agent, or
+    # another restore of the same snapshot, has the snapshot's branch where am pull would go.
+    return Restore(agent_id, source, worktree, standalone, f"am/{agent_id}", cap)
 
 
 def new_record(r: Restore, path: Path, manifest: dict, layout) -> dict:
@@ -171,5 +167,12 @@ def unpack(r: Restore, path: Path, manifest: dict, layout) -> None:
         snapshot.extract(path, ws, skip_git=True)
     else:
         snapshot.extract(path, ws)
+        if not snapshot.own_branch(ws, r.branch):
+            print(
+                f"am: warning: the restored workspace's HEAD stays as the snapshot had it "
+                f"(on no branch, or one am could not move to {r.branch}); am pull takes "
+                f"HEAD into {r.branch}",
+                file=sys.stderr,
+            )
     paths.private_dir(layout.logs)
     layout.log_file(r.agent_id).touch()
