@@ -19,6 +19,7 @@ only into a repository the user names.
 """
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -507,21 +508,31 @@ def _packed(tree: "_Tree", ref: str) -> str | None:
     text = _read(tree, "packed-refs", PACKED_REFS_MAX)
     if len(text) >= PACKED_REFS_MAX:
         return None
-    for line in text.splitlines():
-        name, _, what = line.partition(" ")
-        if what == ref:
-            return gitfiles.object_name(f"{name}\n")
+    # found in place: a list of its lines would cost many times the file's size
+    end, line = text.find(f" {ref}\n"), f" {ref}\n"
+    while end >= 0:
+        start = text.rfind("\n", 0, end) + 1
+        name = gitfiles.object_name(f"{text[start:end]}\n")
+        if name:
+            return name
+        end = text.find(line, end + 1)
     return None
 
 
 def _write_new(fd: int, name: str, text: str) -> None:
+    """Make file NAME in folder FD holding TEXT, or nothing: a write that fails (a full disk)
+    takes the file away again."""
     out = os.open(
         name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd
     )
     try:
-        os.write(out, text.encode())
-    finally:
-        os.close(out)
+        try:
+            _pwrite_all(out, memoryview(text.encode()), 0)
+        finally:
+            os.close(out)
+    except BaseException:
+        os.unlink(name, dir_fd=fd)
+        raise
 
 
 def check(path: Path, *, skip_git: bool = False) -> None:
@@ -621,10 +632,21 @@ def write_sparse(out: int, src) -> None:
             if data and run is None:
                 run = i
             elif not data and run is not None:
-                os.pwrite(out, view[run:i], end + run)  # one call per stretch of data
+                _pwrite_all(out, view[run:i], end + run)  # a call per stretch of data
                 run = None
         end += len(chunk)
     os.ftruncate(out, end)  # the holes at the end, and the length
+
+
+def _pwrite_all(out: int, data: memoryview, offset: int) -> None:
+    """Write all of DATA at OFFSET: a file system that fills up mid-call writes less and says
+    so only by the count (the next call raises ENOSPC), and a short write left as it is would
+    read back as zeros once the file's length is set."""
+    while data:
+        n = os.pwrite(out, data, offset)
+        if n <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        data, offset = data[n:], offset + n
 
 
 def _finish_dir(tree: _Tree, m: tarfile.TarInfo) -> None:

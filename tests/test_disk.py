@@ -192,6 +192,36 @@ def test_restore_writes_blocks_of_zeros_as_holes(tmp_path):
     assert (tmp_path / "plain").stat().st_blocks * 512 >= len(data) - 4096
 
 
+def test_restore_never_leaves_a_short_write_as_zeros(tmp_path):
+    """A file system that fills up mid-write writes less and says so only by the count: a
+    restore that took it for all would set the file's length and read zeros where its last
+    bytes were. Run as root in a mount namespace of its own, on a 64 KiB tmpfs."""
+    require_root()
+    code = (
+        "import io, os, sys\n"
+        "from am.snapshot import write_sparse\n"
+        "data = os.urandom(100_000)\n"
+        "fd = os.open(sys.argv[1] + '/control', os.O_WRONLY | os.O_CREAT, 0o600)\n"
+        "print('control', os.pwrite(fd, data, 0))\n"
+        "os.close(fd)\n"
+        "os.unlink(sys.argv[1] + '/control')\n"
+        "fd = os.open(sys.argv[1] + '/restored', os.O_WRONLY | os.O_CREAT, 0o600)\n"
+        "try:\n"
+        "    write_sparse(fd, io.BufferedReader(io.BytesIO(data)))\n"
+        "    print('wrote', open(sys.argv[1] + '/restored', 'rb').read() == data)\n"
+        "except OSError as e:\n"
+        "    print('error', e.errno)\n"
+    )
+    folder = tmp_path / "small"
+    folder.mkdir()
+    script = f'mount -t tmpfs -o size=64k tmpfs {folder} && exec {sys.executable} -c "$0" {folder}'
+    out = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script, code], capture_output=True, text=True, timeout=60
+    )
+    # control: the first write of 100,000 bytes wrote 65,536 and raised nothing
+    assert out.stdout.splitlines() == ["control 65536", "error 28"], out.stderr
+
+
 # --- root: the cap on both engines --------------------------------------------------------------
 
 

@@ -133,3 +133,102 @@ def test_worktree_list_is_read_as_paths_and_branches():
     out = "worktree /r\0HEAD 1a\0branch refs/heads/main\0\0worktree /w\0HEAD 2b\0detached\0\0"
     assert git.parse_worktrees(out) == [("/r", "main"), ("/w", None)]
     assert git.parse_worktrees("") == []
+
+
+# --- own_branch: the restored clone's HEAD on the new agent's branch, written as data ---------
+
+OLD, NEW = "a" * 40, "b" * 40
+
+
+def restored_git(tmp_path: Path, packed: str | None = None, loose: bool = True) -> Path:
+    """A workspace whose .git has HEAD on am/old, its ref loose or in PACKED."""
+    git_dir = tmp_path / "ws" / ".git"
+    (git_dir / "refs" / "heads" / "am").mkdir(parents=True)
+    (git_dir / "HEAD").write_text("ref: refs/heads/am/old\n")
+    if loose:
+        (git_dir / "refs" / "heads" / "am" / "old").write_text(f"{OLD}\n")
+    if packed is not None:
+        (git_dir / "packed-refs").write_text(packed)
+    return git_dir
+
+
+def test_own_branch_moves_head_to_a_new_branch_at_the_old_ones_commit(tmp_path):
+    git_dir = restored_git(tmp_path)
+    assert snapshot.own_branch(git_dir.parent, "am/new")
+    assert (git_dir / "HEAD").read_text() == "ref: refs/heads/am/new\n"
+    assert (git_dir / "refs" / "heads" / "am" / "new").read_text() == f"{OLD}\n"
+    assert (git_dir / "refs" / "heads" / "am" / "old").read_text() == f"{OLD}\n"  # it stays
+    assert sorted(p.name for p in git_dir.iterdir()) == ["HEAD", "refs"]
+
+
+def test_own_branch_reads_packed_refs_line_by_line_and_only_whole_lines(tmp_path):
+    packed = (
+        "# pack-refs with: peeled fully-peeled sorted\n"
+        f"junk refs/heads/am/old\n"  # no object name: not this ref's line
+        f"{NEW} refs/heads/x/refs/heads/am/old\n"  # another ref that ends alike
+        f"{OLD} refs/heads/am/old\n"
+        f"^{NEW}\n"
+    )
+    git_dir = restored_git(tmp_path, packed, loose=False)
+    assert snapshot.own_branch(git_dir.parent, "am/new")
+    assert (git_dir / "refs" / "heads" / "am" / "new").read_text() == f"{OLD}\n"
+
+
+@pytest.mark.parametrize("case", ["linked-refs", "branch-folder-is-a-file", "detached", "no-ref"])
+def test_own_branch_changes_nothing_when_it_cannot(tmp_path, case):
+    git_dir = restored_git(tmp_path, loose=case != "no-ref")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    if case == "linked-refs":
+        (outside / "am").mkdir()
+        (outside / "am" / "old").write_text(f"{OLD}\n")
+        (git_dir / "refs" / "heads" / "am" / "old").unlink()
+        (git_dir / "refs" / "heads" / "am").rmdir()
+        (git_dir / "refs" / "heads").rmdir()
+        (git_dir / "refs" / "heads").symlink_to(outside)
+        # control: by path, the old branch reads through the link
+        assert (git_dir / "refs" / "heads" / "am" / "old").read_text() == f"{OLD}\n"
+    elif case == "branch-folder-is-a-file":
+        (git_dir / "refs" / "heads" / "am" / "old").rename(git_dir / "refs" / "heads" / "x")
+        (git_dir / "refs" / "heads" / "am").rmdir()
+        (git_dir / "refs" / "heads" / "am").write_text(f"{OLD}\n")
+        (git_dir / "HEAD").write_text("ref: refs/heads/x\n")
+    elif case == "detached":
+        (git_dir / "HEAD").write_text(f"{OLD}\n")
+    head = (git_dir / "HEAD").read_text()
+    listing = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    assert not snapshot.own_branch(git_dir.parent, "am/new")
+    assert (git_dir / "HEAD").read_text() == head
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == listing
+
+
+def test_own_branch_leaves_nothing_when_a_write_fails(tmp_path):
+    """A full disk, as a file size limit: the file made for HEAD goes again."""
+    import subprocess
+    import sys
+
+    git_dir = restored_git(tmp_path)
+    code = (
+        "import resource, signal, sys\n"
+        "from pathlib import Path\n"
+        "from am import snapshot\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))\n"
+        "print(snapshot.own_branch(Path(sys.argv[1]), 'am/new'))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(git_dir.parent)], capture_output=True, text=True
+    )
+    assert out.stdout == "False\n", out.stderr
+    assert sorted(p.name for p in git_dir.iterdir()) == ["HEAD", "refs"]
+    assert (git_dir / "HEAD").read_text() == "ref: refs/heads/am/old\n"
+    # control: under the same limit, a file is made and its write fails
+    code = (
+        "import os, resource, signal\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))\n"
+        "fd = os.open('made', os.O_WRONLY | os.O_CREAT)\n"
+        "try:\n    os.write(fd, b'x')\nexcept OSError as e:\n    print(e.errno)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert out.stdout.strip() == "27" and (tmp_path / "made").stat().st_size == 0
