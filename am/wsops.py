@@ -169,6 +169,8 @@ class Layout:
             packed = read_small("packed-refs", self.common_fd, 1 << 30).decode("utf-8", "replace")
         except FileNotFoundError:
             packed = ""
+        except OSError:  # a link, a FIFO, a folder: its refs cannot be told
+            raise Refused("its packed-refs is not a regular file") from None
         for line in packed.splitlines():
             oid, _, name = line.partition(" ")
             if OID.match(oid) and name.startswith("refs/"):

@@ -190,6 +190,24 @@ def test_rm_of_a_workspace_replaced_by_a_link(am, agent, outside):
     assert (outside / "secret.txt").read_text() == SECRET + "\n"
 
 
+def test_a_linked_packed_refs_is_not_read_and_blocks_no_rm_force(am, agent, outside):
+    """The agent makes .git/packed-refs a link to a file of the host's: am reads no ref
+    through it, refuses what needs the refs, and 'am rm --force' still saves and removes."""
+    agent_id, ws = agent
+    packed = ws / ".git" / "packed-refs"
+    packed.unlink(missing_ok=True)
+    packed.symlink_to(outside / "secret.txt")
+    assert SECRET in packed.read_text()  # control: by path, the refs are the host's file
+    res = am("diff", agent_id, check=False)
+    assert "packed-refs is not a regular file" in assert_am_error(res)
+    assert SECRET not in res.stdout + res.stderr
+    assert "unsaved work: not inspected" in assert_am_error(am("rm", agent_id, check=False))
+    res = am("rm", "--force", agent_id)
+    assert "Saved unsaved work" in res.stderr and state_agents(am.home) == {}
+    assert not os.path.lexists(ws)
+    assert (outside / "secret.txt").read_text() == SECRET + "\n"
+
+
 def test_logs_refuses_a_linked_log(am, agent, outside):
     agent_id, _ = agent
     log = Path(am.info(agent_id)["log"])
