@@ -40,12 +40,24 @@ def validate_name(name: str) -> str:
             f"invalid agent name {name!r}",
             "a name is 1-63 characters of a-z, 0-9, '_', '.', '-', starting with a letter or digit",
         )
+    if name.endswith((".", ".lock")):  # what git refuses as the end of a branch's name
+        raise AmError(
+            f"invalid agent name {name!r}: its branch am/{name} would be no valid branch name",
+            "end the name with a letter, a digit, '_' or '-', and not with '.lock'",
+        )
     return name
 
 
-def session_name(agent_id: str) -> str:
-    """The tmux session and container name of an agent."""
+def container_name(agent_id: str) -> str:
+    """The container of an agent."""
     return f"am-{agent_id}"
+
+
+def session_name(agent_id: str) -> str:
+    """The tmux session of an agent: ``am-<id>``, each '.' as ','. tmux makes every '.' of a
+    session's name '_' (it separates a window from a pane in a target), so ``a.b`` would be
+    made as ``am-a_b``, which agent ``a_b`` names too; ',' is in no agent's name."""
+    return f"am-{agent_id.replace('.', ',')}"
 
 
 def volume_name(agent_id: str) -> str:

@@ -541,14 +541,13 @@ def build(
 def assemble(agent_id: str, mode: str, layout: Layout, c: "Container", **fields) -> Plan:
     """The one way a Plan is made: its names and paths from the agent's id and LAYOUT, its
     container settings from C (empty for a tmux agent), the rest from FIELDS."""
-    name = ids.session_name(agent_id)
     return Plan(
         id=agent_id,
         mode=mode,
         runtime=c.runtime,
         workspace=layout.workspace(agent_id),
-        session=name,
-        container=name if mode == "container" else None,
+        session=ids.session_name(agent_id),
+        container=ids.container_name(agent_id) if mode == "container" else None,
         log=layout.log_file(agent_id),
         exit_file=layout.exit_file(agent_id),
         cache_dir=layout.cache,

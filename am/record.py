@@ -86,7 +86,6 @@ class Record:
     def as_dict(self) -> dict[str, object]:
         from am import ids
 
-        name = ids.session_name(self.id)
         return {
             "id": self.id,
             "name": self.id,
@@ -98,8 +97,8 @@ class Record:
             "branch": self.branch,
             "base_commit": self.base_commit,
             "workspace": str(self.workspace),
-            "container": name if self.mode == Mode.CONTAINER else None,
-            "session": name,
+            "container": ids.container_name(self.id) if self.mode == Mode.CONTAINER else None,
+            "session": ids.session_name(self.id),
             "agent": self.agent,
             "command": self.command,
             "created": self.created,

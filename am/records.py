@@ -47,14 +47,17 @@ def problems(record: dict, layout, key: str | None = None) -> list[str]:
     ):
         found.append(f"its network log {record['network_log']!r} is not under {layout.logs}")
     name = ids.session_name(agent_id)
-    if record.get("session") != name:
+    # am-<id> as well: what am recorded before a '.' in a name became ',' in its session's
+    if record.get("session") not in (name, ids.container_name(agent_id)):
         found.append(f"its session {record.get('session')!r} is not {name}")
     mode = record.get("mode")
     if mode not in Mode.ALL:
         found.append(f"its mode {mode!r} is neither tmux nor container")
     if mode == Mode.CONTAINER:
-        if record.get("container") != name:
-            found.append(f"its container {record.get('container')!r} is not {name}")
+        if record.get("container") != ids.container_name(agent_id):
+            found.append(
+                f"its container {record.get('container')!r} is not {ids.container_name(agent_id)}"
+            )
         if record.get("runtime") not in ("docker", "podman", "kubernetes"):
             found.append(
                 f"its runtime {record.get('runtime')!r} is not docker, podman or kubernetes"

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from am import ids
+
 # The keys of an agent's JSON that docs/usage.md promises to scripts, spelled out here (not
 # read from am.output) so that a test fails when am drops one.
 DOCUMENTED_KEYS = (
@@ -175,7 +177,7 @@ def assert_nothing_made(home: Path, before: dict | None = None) -> None:
     assert sorted(state_agents(home)) == sorted(before)
     # container agents run detached, with no session (am/keeper.py)
     assert sorted(am_sessions(home)) == sorted(
-        f"am-{i}"
+        ids.session_name(i)
         for i in before
         if before[i].get("status") == "running" and before[i].get("mode") != "container"
     )

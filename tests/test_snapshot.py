@@ -102,6 +102,17 @@ def test_restores_of_one_snapshot_pull_into_branches_of_their_own(am, repo):
     assert git("rev-parse", f"am/{agent_id}", cwd=repo).strip() == first
 
 
+def test_a_restore_refuses_a_name_that_makes_no_branch_before_making_anything(am, repo):
+    agent_id = am.spawn(repo, "--cmd", "true")
+    am.wait_status(agent_id, "exited")
+    snap = last_line(am("snapshot", agent_id))
+    before = {a["id"]: a for a in am.list()}  # as derived: exited, its session gone
+    for name in ("x.lock", "y."):
+        line = assert_am_error(am("restore", snap, "--name", name, check=False))
+        assert f"invalid agent name {name!r}" in line
+        assert_nothing_made(am.home, before)
+
+
 def test_a_restore_finds_the_branch_in_packed_refs(am, repo):
     agent_id = am.spawn(repo, "--cmd", "true")
     am.wait_status(agent_id, "exited")

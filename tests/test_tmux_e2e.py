@@ -191,6 +191,28 @@ def test_session_killed_from_outside(am, repo):
     assert am.list() == []
 
 
+def test_names_with_a_dot_get_sessions_of_their_own(am, repo):
+    """tmux makes a '.' of a session's name '_': agent a.b's session is am-a,b, apart from
+    a_b's, and each command reaches its own agent's."""
+    # control: the name as it is becomes another agent's session in tmux's hands
+    probe = f"am-probe{uuid.uuid4().hex[:6]}"
+    subprocess.run(["tmux", "new-session", "-d", "-s", f"{probe}.x", "sleep 30"], check=True)
+    assert has_session(f"{probe}_x")
+    subprocess.run(["tmux", "kill-session", "-t", f"={probe}_x:"], check=True)
+
+    assert am.spawn(repo, "--name", "a.b", "--cmd", "read x; echo dot-$x; sleep 60") == "a.b"
+    assert am.spawn(repo, "--name", "a_b", "--cmd", "read x; echo under-$x; sleep 60") == "a_b"
+    assert am.info("a.b")["session"] == "am-a,b" and am.info("a_b")["session"] == "am-a_b"
+    assert [a["status"] for a in am.list()] == ["running", "running"]
+    am("send", "a.b", "one")
+    am.wait_log("a.b", "dot-one")
+    am("rm", "--force", "a.b")
+    assert not has_session("am-a,b") and has_session("am-a_b")
+    assert am.info("a_b")["status"] == "running"
+    am("send", "a_b", "two")
+    am.wait_log("a_b", "under-two")
+
+
 def am_command(am) -> tuple[list[str], dict[str, str]]:
     """The am CLI as a terminal's command, with this test's AM_HOME."""
     return [sys.executable, "-m", "am"], {"AM_HOME": str(am.home), "PATH": os.environ["PATH"]}

@@ -354,7 +354,7 @@ def test_check_domain_refuses(domain):
 # --- names, status, output ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["a", "0", "a-b_c.d", "x" * 63, "agent1", "1.2"])
+@pytest.mark.parametrize("name", ["a", "0", "a-b_c.d", "x" * 63, "agent1", "1.2", "a.locked"])
 def test_validate_name_accepts(name):
     assert ids.validate_name(name) == name
 
@@ -377,6 +377,8 @@ def test_validate_name_accepts(name):
         "a\0",
         "é",
         "a..b",
+        "y.",  # am/y. and am/x.lock: git makes no such branch
+        "x.lock",
     ],
 )
 def test_validate_name_refuses(name):
@@ -389,7 +391,10 @@ def test_new_ids_are_valid_and_distinct():
     assert len(fresh) == 200
     for i in fresh:
         assert len(i) == 8 and ids.validate_name(i) == i and int(i, 16) >= 0
-    assert ids.session_name("ab12") == "am-ab12"
+    assert ids.session_name("ab12") == "am-ab12" == ids.container_name("ab12")
+    # tmux makes '.' '_' in a session's name: a.b and a_b would share one
+    assert ids.session_name("a.b") == "am-a,b" != ids.session_name("a_b")
+    assert ids.container_name("a.b") == "am-a.b"
 
 
 @pytest.mark.parametrize(
