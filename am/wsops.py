@@ -51,6 +51,7 @@ import tempfile
 
 OID = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 SMALL = 1 << 20  # HEAD, a ref, the .git file
+REFS_MAX = 256 << 20  # packed-refs, a reflog: a million refs are about 100 MiB
 # A second layer over am's own config; the workspace's commit-graph and multi-pack index are
 # its data too, so reachability is worked out from the objects themselves.
 HARDENING = (
@@ -97,19 +98,25 @@ def open_dir(name: str, dir_fd=None) -> int:
     return os.open(name, DIR_FLAGS, dir_fd=dir_fd)
 
 
+class TooLarge(OSError):
+    """A file larger than what am reads of it."""
+
+
 def read_small(name: str, dir_fd=None, limit: int = SMALL) -> bytes:
-    """A regular file's bytes (never through a link, never a FIFO or device)."""
+    """A regular file's bytes (never through a link, never a FIFO or device); TooLarge past
+    LIMIT bytes."""
     fd = os.open(name, FILE_FLAGS, dir_fd=dir_fd)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(f"{name} is not a regular file")
-        data = b""
-        while len(data) <= limit:
-            chunk = os.read(fd, 65536)
+        chunks, size = [], 0  # joined once: adding each chunk to the rest is quadratic
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
             if not chunk:
-                return data
-            data += chunk
-        raise OSError(f"{name} is larger than {limit} bytes")
+                return b"".join(chunks)
+            chunks.append(chunk)
+            size += len(chunk)
+        raise TooLarge(f"{name} is larger than {limit} bytes")
     finally:
         os.close(fd)
 
@@ -166,9 +173,11 @@ class Layout:
         """Every ref of the (common) git folder: name -> commit, loose ones over packed ones."""
         refs, symbolic = {}, {}
         try:
-            packed = read_small("packed-refs", self.common_fd, 1 << 30).decode("utf-8", "replace")
+            packed = read_small("packed-refs", self.common_fd, REFS_MAX).decode("utf-8", "replace")
         except FileNotFoundError:
             packed = ""
+        except TooLarge:
+            raise Refused(f"its packed-refs is larger than {REFS_MAX >> 20} MiB") from None
         except OSError:  # a link, a FIFO, a folder: its refs cannot be told
             raise Refused("its packed-refs is not a regular file") from None
         for line in packed.splitlines():
@@ -223,7 +232,7 @@ class Layout:
             try:
                 for _rel, dir_fd, name in walk_files(logs_fd):
                     try:
-                        text = read_small(name, dir_fd, 1 << 30).decode("utf-8", "replace")
+                        text = read_small(name, dir_fd, REFS_MAX).decode("utf-8", "replace")
                     except OSError:
                         continue
                     for line in text.splitlines():

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from helpers import assert_am_error, git, state_agents
 
+from am import wsops
+
 PROPERTY = "2 no symlink escapes"
 SECRET = "SECRET-OF-THE-HOST-42"
 
@@ -190,16 +192,30 @@ def test_rm_of_a_workspace_replaced_by_a_link(am, agent, outside):
     assert (outside / "secret.txt").read_text() == SECRET + "\n"
 
 
-def test_a_linked_packed_refs_is_not_read_and_blocks_no_rm_force(am, agent, outside):
-    """The agent makes .git/packed-refs a link to a file of the host's: am reads no ref
-    through it, refuses what needs the refs, and 'am rm --force' still saves and removes."""
+@pytest.mark.parametrize("kind", ["link", "fifo", "folder", "too-large"])
+def test_a_packed_refs_not_plainly_a_file_is_not_read_and_blocks_no_rm_force(
+    am, agent, outside, kind
+):
+    """The agent makes .git/packed-refs a link to a file of the host's, a FIFO, a folder, or
+    a sparse file past what am reads: am reads no ref from it, refuses what needs the refs,
+    and 'am rm --force' still saves and removes, at once (a read that grew its bytes chunk by
+    chunk took minutes for 200 MB)."""
     agent_id, ws = agent
     packed = ws / ".git" / "packed-refs"
     packed.unlink(missing_ok=True)
-    packed.symlink_to(outside / "secret.txt")
-    assert SECRET in packed.read_text()  # control: by path, the refs are the host's file
+    if kind == "link":
+        packed.symlink_to(outside / "secret.txt")
+        assert SECRET in packed.read_text()  # control: by path, the refs are the host's file
+    elif kind == "fifo":
+        os.mkfifo(packed)
+    elif kind == "folder":
+        packed.mkdir()
+    else:
+        with open(packed, "wb") as f:
+            f.truncate(wsops.REFS_MAX + 1)
     res = am("diff", agent_id, check=False)
-    assert "packed-refs is not a regular file" in assert_am_error(res)
+    why = "larger than 256 MiB" if kind == "too-large" else "not a regular file"
+    assert f"packed-refs is {why}" in assert_am_error(res)
     assert SECRET not in res.stdout + res.stderr
     assert "unsaved work: not inspected" in assert_am_error(am("rm", agent_id, check=False))
     res = am("rm", "--force", agent_id)
