@@ -43,7 +43,9 @@ def validate_name(name: str) -> str:
     if name.endswith((".", ".lock")):  # what git refuses as the end of a branch's name
         raise AmError(
             f"invalid agent name {name!r}: its branch am/{name} would be no valid branch name",
-            "end the name with a letter, a digit, '_' or '-', and not with '.lock'",
+            "end the name with a letter, a digit, '_' or '-', and not with '.lock' (an "
+            f"agent an older am named so: 'am snapshot {name}', then 'am restore SNAPSHOT "
+            "--name NEW' keeps its work under a new name)",
         )
     return name
 

@@ -213,6 +213,22 @@ def test_names_with_a_dot_get_sessions_of_their_own(am, repo):
     am.wait_log("a_b", "under-two")
 
 
+def test_a_record_of_a_dotted_name_in_the_old_form_starts_under_the_new(am, repo):
+    """A record made before '.' became ',' names session am-a.b: its start runs am-a,b and
+    records it, so that stop and rm find the session."""
+    am.spawn(repo, "--name", "a.b", "--cmd", "sleep 60")
+    am("stop", "a.b")
+    state = am.home / "state" / "state.json"
+    data = json.loads(state.read_text())
+    data["agents"]["a.b"]["session"] = "am-a.b"
+    state.write_text(json.dumps(data))
+    assert am.info("a.b")["invalid"] is None  # still a valid record
+    am("start", "a.b")
+    assert am.info("a.b")["session"] == "am-a,b" and has_session("am-a,b")
+    am("stop", "a.b")
+    assert not has_session("am-a,b") and am.info("a.b")["status"] == "stopped"
+
+
 def am_command(am) -> tuple[list[str], dict[str, str]]:
     """The am CLI as a terminal's command, with this test's AM_HOME."""
     return [sys.executable, "-m", "am"], {"AM_HOME": str(am.home), "PATH": os.environ["PATH"]}

@@ -131,8 +131,13 @@ def run(args) -> int:
         if plan.worktree and plan.mode == Mode.CONTAINER:
             plan = replace(plan, worktree_gitdir=worktree_gitdir(record, workspace))
         plan, backend = spawn.prepare(plan, layout, environ)
-        # Leftovers of its last run (a session or container that outlived am's view of it).
-        session.kill_own(plan.session, str(layout.root))
+        # Leftovers of its last run (a session or container that outlived am's view of it),
+        # under the session name its record holds too (am-a.b, before a '.' became ',').
+        for name in dict.fromkeys([plan.session, record.get("session")]):
+            if isinstance(name, str):
+                session.kill_own(name, str(layout.root))
+        if record.get("session") != plan.session:  # what stop, rm and list look for from now
+            store.update(args.id, session=plan.session)
         if record.get("mode") == Mode.CONTAINER:
             backends.for_record(record, layout, environ).stop(record)
         fields = {
