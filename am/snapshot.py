@@ -449,8 +449,9 @@ def own_branch(ws: Path, branch: str) -> bool:
     """Put the HEAD of WS, a clone's restored workspace, on BRANCH (the new agent's own), made
     at the commit of the branch HEAD was on, as ``git switch -c`` would; the snapshot's branch
     stays. Written through descriptors, no link followed, and no git run in what the archive
-    held. False, changing nothing, unless HEAD plainly names a branch with a loose or packed
-    ref at a commit, and BRANCH is not there yet."""
+    held. True as well when HEAD is on BRANCH already (a snapshot restored under its own
+    agent's name); False, changing nothing, unless HEAD plainly names a branch with a loose
+    or packed ref at a commit, and BRANCH is not there yet."""
     from am import gitfiles
 
     try:
@@ -461,7 +462,7 @@ def own_branch(ws: Path, branch: str) -> bool:
         old = gitfiles.branch_in_head(_read(tree, "HEAD", 300))
         new = f"refs/heads/{branch}"
         if old is None or old == new:
-            return False
+            return old == new
         commit = gitfiles.object_name(_read(tree, old, 100)) or _packed(tree, old)
         if commit is None:
             return False

@@ -161,6 +161,13 @@ def test_own_branch_moves_head_to_a_new_branch_at_the_old_ones_commit(tmp_path):
     assert sorted(p.name for p in git_dir.iterdir()) == ["HEAD", "refs"]
 
 
+def test_own_branch_is_done_when_head_is_on_the_branch_already(tmp_path):
+    git_dir = restored_git(tmp_path)
+    assert snapshot.own_branch(git_dir.parent, "am/old")
+    assert (git_dir / "HEAD").read_text() == "ref: refs/heads/am/old\n"
+    assert sorted(p.name for p in git_dir.iterdir()) == ["HEAD", "refs"]
+
+
 def test_own_branch_reads_packed_refs_line_by_line_and_only_whole_lines(tmp_path):
     packed = (
         "# pack-refs with: peeled fully-peeled sorted\n"
