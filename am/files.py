@@ -309,11 +309,11 @@ def write_cache(path: StrPath, text: str) -> None:
         pass
 
 
-def open_regular(path: StrPath) -> io.BufferedReader | None:
-    """PATH opened for reading, never through a link and never waiting on a FIFO; None if it
-    is no regular file (or cannot be opened)."""
+def open_regular(path: StrPath, dir_fd: int | None = None) -> io.BufferedReader | None:
+    """PATH (relative to the folder DIR_FD if given) opened for reading, never through a link
+    and never waiting on a FIFO; None if it is no regular file (or cannot be opened)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
     except OSError:
         return None
     if not stat.S_ISREG(os.fstat(fd).st_mode):

@@ -76,12 +76,12 @@ def plainly_a_repository(path: str) -> bool:
     return head_branch(gd) is not None or loose_ref(gd, "HEAD") is not None
 
 
-def head_of(path: str, size: int) -> str:
-    """The first SIZE bytes of the regular file PATH as text, never through a link; "" if it
-    is no such file."""
+def head_of(path: str, size: int, dir_fd: int | None = None) -> str:
+    """The first SIZE bytes of the regular file PATH (relative to the folder DIR_FD if given)
+    as text, never through a link; "" if it is no such file."""
     from am import files
 
-    f = files.open_regular(path)
+    f = files.open_regular(path, dir_fd)
     if f is None:
         return ""
     with f:

@@ -25,7 +25,6 @@ import json
 import os
 import re
 import shutil
-import stat
 import sys
 import tarfile
 import time
@@ -486,20 +485,16 @@ def own_branch(ws: Path, branch: str) -> bool:
 
 def _read(tree: "_Tree", name: str, size: int) -> str:
     """The first SIZE bytes of regular file NAME under TREE as text; "" if it is none."""
+    from am import gitfiles
+
     try:
         fd, last = tree.parent(name, create=False)
     except OSError:
         return ""
     try:
-        f = os.open(last, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
-    except OSError:
-        return ""
+        return gitfiles.head_of(last, size, fd)
     finally:
         os.close(fd)
-    with os.fdopen(f, "rb") as r:
-        if not stat.S_ISREG(os.fstat(f).st_mode):
-            return ""
-        return r.read(size).decode("ascii", "replace")
 
 
 def _packed(tree: "_Tree", ref: str) -> str | None:
