@@ -71,11 +71,13 @@ def rotate_written(path: str, limit: int) -> int:
 
 def cap_appended(path: str, limit: int) -> bool:
     """Keep a log that another process appends to (a limited agent's proxy, through a bind
-    mount) near LIMIT bytes: once it is larger, its content moves to ``PATH.1`` (replacing the
-    older one) and the file is emptied in place. The writer opened it with O_APPEND, so it goes
-    on at the new end; it cannot be renamed away from it, as the writer holds the inode. Lines
-    it appends between the last read and the truncation (microseconds) are lost, and so is
-    one it was writing while read. Whether a rotation happened."""
+    mount) near LIMIT bytes: once it is larger, its newest LIMIT bytes of whole lines move to
+    ``PATH.1`` (replacing the older one; what came before them is dropped, however much was
+    written since the last look) and the file is emptied in place. The writer opened it with
+    O_APPEND, so it goes on at the new end; it cannot be renamed away from it, as the writer
+    holds the inode. Lines it appends between the last read and the truncation
+    (microseconds) are lost, and so is one it was writing while read. Whether a rotation
+    happened."""
     fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
         st = os.fstat(fd)
@@ -87,8 +89,15 @@ def cap_appended(path: str, limit: int) -> bool:
         out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         try:
             with os.fdopen(out, "wb") as f:
+                start = max(0, st.st_size - limit)
+                os.lseek(fd, start, os.SEEK_SET)
+                # a line begun before START is dropped, up to its end
+                cut = start > 0 and os.pread(fd, 1, start - 1) != b"\n"
                 whole = 0  # bytes up to the last newline copied
                 while chunk := os.read(fd, 1 << 20):
+                    if cut:
+                        nl = chunk.find(b"\n")
+                        chunk, cut = (b"", True) if nl < 0 else (chunk[nl + 1 :], False)
                     f.write(chunk)
                     if (nl := chunk.rfind(b"\n")) >= 0:
                         whole = f.tell() - len(chunk) + nl + 1

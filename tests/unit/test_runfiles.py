@@ -44,14 +44,16 @@ def test_over_the_cap_the_content_moves_and_the_writer_goes_on_at_the_start(tmp_
     while not select.select([writer.stdout], [], [], 0)[0]:  # rotating while it writes
         rotations += cap_appended(str(log), 64 << 10)
     assert writer.stdout.readline() == b"200000\n"
-    # The last rotation, with the writer paused: nothing moves under it, so all that was in
-    # the log must be in the .1 file after it, and the log empty.
+    # The last rotation, with the writer paused: nothing moves under it, so the newest whole
+    # lines within the cap (two of 101 bytes in 250) must be in the .1 file after it, and the
+    # log empty.
     before = log.read_bytes()
-    rotated = cap_appended(str(log), 0)  # forced, unless the log is empty
-    assert rotated == bool(before)
+    rotated = cap_appended(str(log), 250)  # forced, unless the log holds 250 bytes or less
+    assert rotated == (len(before) > 250)
     rotations += rotated
     if rotated:
-        assert (tmp_path / "a.network.log.1").read_bytes() == before and log.read_bytes() == b""
+        assert (tmp_path / "a.network.log.1").read_bytes() == before[-202:]
+        assert log.read_bytes() == b""
     writer.communicate(b"go\n")  # its line 200000, after every rotation
     assert writer.returncode == 0
     assert log.read_bytes() == b"%08d " % 200000 + b"x" * 91 + b"\n"  # at the start
@@ -80,6 +82,22 @@ def test_over_the_cap_the_content_moves_and_the_writer_goes_on_at_the_start(tmp_
         check=True,
     )
     assert plain.stat().st_size == 200001 * 101
+
+
+def test_what_moves_is_the_newest_whole_lines_within_the_cap(tmp_path):
+    """A flood between two looks: the .1 file gets the newest lines that fit in the cap, not
+    all that was written since (a second of a proxy's refusals can be megabytes)."""
+    log = tmp_path / "a.network.log"
+    lines = [b"%08d " % i + b"x" * 91 + b"\n" for i in range(10_000)]
+    log.write_bytes(b"".join(lines))
+    assert log.stat().st_size == 10_000 * 101  # control: far past the cap
+    assert cap_appended(str(log), 64 << 10)
+    older = (tmp_path / "a.network.log.1").read_bytes()
+    assert older == b"".join(lines[-((64 << 10) // 101) :]) and log.read_bytes() == b""
+    # a cap that ends on a line's end keeps that line whole
+    log.write_bytes(b"".join(lines[:3]))
+    assert cap_appended(str(log), 202)
+    assert (tmp_path / "a.network.log.1").read_bytes() == b"".join(lines[1:3])
 
 
 def test_never_follows_a_link_or_reads_a_fifo(tmp_path):
