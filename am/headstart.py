@@ -225,8 +225,6 @@ def begin(argv: list[str]) -> None:
     # What checks the clone and starts the checkout, imported while git clones (the spawn
     # imports it anyway); then a short wait: a small clone ends about then, and its checkout
     # begins before the parser is built. A longer one is taken up at the spawn's next steps.
-    import subprocess  # noqa: F401
-
     from am import gitsafe  # noqa: F401
 
     try:

@@ -167,10 +167,10 @@ def live_figures(running: list[dict], run: str) -> tuple[dict, list]:
         need_calls = True
         threads.append(threading.Thread(target=one, args=(backend, views), daemon=True))
     if need_calls:
-        # subprocess, which runs the backends' calls, imported here: a thread that had to
-        # import it would share the interpreter with the caller's own work and start its call
-        # tens of milliseconds later (the backends themselves were made above).
-        import subprocess  # noqa: F401
+        # What reads the backends' calls, imported here: a thread that had to import it
+        # would share the interpreter with the caller's own work and start its call later
+        # (the backends themselves were made above).
+        import select  # noqa: F401
     for t in threads:
         t.start()
     return out, threads

@@ -1,12 +1,12 @@
 """Running external commands: every git, tmux and engine call goes through here, as argument lists.
 
-Short calls whose output am reads (``run``) use the standard library's ``subprocess``: on these
-machines ``sh`` costs about 12 ms a call (it forks the interpreter and handshakes with the child
-before the exec) against about 1 ms, and 100-130 ms to import, which alone is more than a spawn's
-whole budget over git's own work (docs/performance.md). ``sh`` runs what streams for minutes
-(``stream``), imported only there. What holds the terminal (``run_fg``) is a plain
-``subprocess`` call too: ``sh``'s ``_fg`` returns no exit code. What runs before or without
-that import (am list's tmux call, calls begun early, a spawn's head start) is a ``Child``.
+Short calls whose output am reads (``run``, ``Background``) are a ``Child``: started with
+``posix_spawn``, without the standard library's ``subprocess``, whose import (with ``threading``,
+``locale`` and ``selectors``) is several milliseconds of every spawn's CPU under load
+(docs/performance.md). ``sh`` costs about 12 ms a call (it forks the interpreter and handshakes
+with the child before the exec) and 100-130 ms to import: it runs only what streams for minutes
+(``stream``), imported only there. What holds the terminal (``run_fg``), and what reads a
+command's output as untrusted data (``reading``), are ``subprocess`` calls.
 """
 
 from __future__ import annotations
@@ -78,17 +78,18 @@ class NotFound(AmError):
     """The program is not on PATH."""
 
 
-def which(name: str) -> str | None:
-    """The program NAME as ``shutil.which`` finds it on POSIX (PATH, else the system's
-    default path; an executable file, not a folder), without importing ``shutil``: with its
-    compression modules that is 2-3 ms of every spawn, which asks for tmux each time."""
+def which(name: str, env: Mapping[str, str] | None = None) -> str | None:
+    """The program NAME as ``shutil.which`` finds it on POSIX (ENV's PATH, os.environ's by
+    default, else the system's default path; an executable file, not a folder), without
+    importing ``shutil``: with its compression modules that is 2-3 ms of every spawn, which
+    asks for tmux each time."""
 
     def runnable(path: str) -> bool:
         return os.path.exists(path) and os.access(path, os.X_OK) and not os.path.isdir(path)
 
     if os.path.dirname(name):
         return name if runnable(name) else None
-    path = os.environ.get("PATH")
+    path = (os.environ if env is None else env).get("PATH")
     if path is None:
         try:
             path = os.confstr("CS_PATH")
@@ -136,27 +137,11 @@ def _run(argv, cwd, env, stdin, timeout, settle=False) -> Result:
         # No program can be given it (a hand-edited record's name, say): a failed call, as
         # any other the caller explains, not a traceback.
         return Result(126, "", f"{argv[0]}: an argument holds a NUL character")
-    import subprocess  # here: its import costs more than am list's own work
-
-    text_in = stdin if isinstance(stdin, str) else None
-    file_in = stdin if text_in is None and stdin is not None else subprocess.DEVNULL
+    data = stdin.encode() if isinstance(stdin, str) else None
+    infd = None if data is not None or stdin is None else stdin.fileno()
     try:
-        if settle:
-            assert text_in is None, "a settled call reads no text"
-            done = _settled(argv, cwd, env, file_in, timeout)
-        else:
-            done = subprocess.run(
-                argv,
-                cwd=cwd,
-                env=None if env is None else dict(env),
-                input=text_in,
-                stdin=None if text_in is not None else file_in,
-                capture_output=True,
-                text=True,
-                errors="replace",
-                timeout=timeout,
-            )
-    except subprocess.TimeoutExpired:  # run() has killed and reaped the child
+        code, out, err = _captured(argv, cwd, env, infd, data, timeout, settle)
+    except _Late:  # killed and reaped
         return Result(124, "", f"{argv[0]} timed out after {timeout}s")
     except FileNotFoundError:
         if cwd is not None and not os.path.isdir(cwd):
@@ -164,7 +149,7 @@ def _run(argv, cwd, env, stdin, timeout, settle=False) -> Result:
         raise NotFound(f"{argv[0]} not found in PATH") from None
     except PermissionError:
         raise NotFound(f"{argv[0]} is not executable") from None
-    return Result(shell_code(done.returncode), done.stdout, done.stderr)
+    return Result(code, _text(out), _text(err))
 
 
 # How long an interrupted call without a timeout of its own is let end: a hung tmux must not
@@ -172,54 +157,53 @@ def _run(argv, cwd, env, stdin, timeout, settle=False) -> Result:
 SETTLE_MAX = 60.0
 
 
-def _settled(argv, cwd, env, stdin, timeout):
-    """``subprocess.run`` of ARGV, but a stop (an interrupt) while it runs waits for it to end
-    before it goes on, and one while it starts is held until it has: ``Popen`` raising from
-    its start would leave the child running, unwaited, on its way to make what the undo
-    has already looked for."""
-    import subprocess
+class _Late(Exception):
+    """The call ran past its time, and was killed."""
 
-    held, child = _held_stops(), None
+
+def _captured(argv, cwd, env, infd, data, timeout, settle) -> tuple[int, bytes, bytes]:
+    """ARGV run to its end: (exit code, output, errors). SETTLE: a stop (an interrupt) while
+    it runs waits for it to end before it goes on, and one while it starts is held until it
+    has: raised from its start, it would leave the child running, unwaited, on its way to
+    make what the undo has already looked for. Without, a stop kills it."""
     deadline = None if timeout is None else time.monotonic() + timeout
+    held = _held_stops() if settle else _no_hold
+    child = None
     try:
         with held:
-            child = subprocess.Popen(
-                argv,
-                cwd=cwd,
-                env=None if env is None else dict(env),
-                stdin=stdin,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                errors="replace",
-            )
+            child = Child(argv, env, reading=True, errors=True, stdin=infd, data=data, cwd=cwd)
         held.deliver()
-        out, err = child.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _end(child)
+        if not (child.collect(deadline) and child.done(_left(deadline))):
+            child.end()
+            raise _Late
+        out, err = child.output()
+        return child.wait(), out, err
+    except _Late:
         raise
     except BaseException:
         if child is None:  # it never started: a stop noted meanwhile is said, not the error
             held.deliver()
             raise
-        try:  # communicate() takes up where it was cut off, within what is left of TIMEOUT
-            left = SETTLE_MAX if deadline is None else max(0.0, deadline - time.monotonic())
-            child.communicate(timeout=left)
-        except subprocess.TimeoutExpired:
-            _end(child)
-        except BaseException:  # a second Ctrl-C: the user will not wait for it
-            _end(child)
-            raise
+        if settle:
+            try:  # it is read on from where it was cut off, within what is left of TIMEOUT
+                until = time.monotonic() + (SETTLE_MAX if deadline is None else _left(deadline))
+                if not (child.collect(until) and child.done(_left(until))):
+                    child.end()
+            except BaseException:  # a second Ctrl-C: the user will not wait for it
+                child.end()
+                raise
+        child.end()
         raise
-    return subprocess.CompletedProcess(argv, child.returncode, out, err)
 
 
-def _end(child) -> None:
-    """Kill CHILD, reap it, and close its pipes."""
-    child.kill()
-    child.wait()
-    for pipe in (child.stdout, child.stderr):
-        pipe.close()
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def _text(data: bytes) -> str:
+    """A command's output as text, its line ends as Python's text mode reads them."""
+    text = data.decode("utf-8", "replace")
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 class _held_stops:
@@ -272,26 +256,31 @@ class _held_stops:
             self.before[signum](signum, frame)
 
 
+class _NoHold:
+    """As ``_held_stops``, holding nothing."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        pass
+
+    def deliver(self) -> None:
+        pass
+
+
+_no_hold = _NoHold()
+
+
 class Background:
     """ARGV running beside the caller, its output captured; ``result`` waits for it."""
 
     def __init__(self, argv: Sequence[str], env: Mapping[str, str] | None = None, pass_fds=()):
-        import subprocess
-
         self.argv = [os.fspath(a) for a in argv]
         self.env = env
         self.started = time.monotonic()
         try:
-            self.popen = subprocess.Popen(
-                self.argv,
-                env=None if env is None else dict(env),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                errors="replace",
-                pass_fds=pass_fds,
-            )
+            self.child = Child(self.argv, env, reading=True, errors=True, keep=pass_fds)
         except FileNotFoundError:
             raise NotFound(f"{self.argv[0]} not found in PATH") from None
         except OSError as e:
@@ -299,22 +288,19 @@ class Background:
 
     def result(self) -> Result:
         """Its Result, once it has ended."""
-        out, err = self.popen.communicate()
-        code = shell_code(self.popen.returncode)
+        self.child.collect()
+        code = self.child.wait()
+        out, err = (_text(data) for data in self.child.output())
         trace.report(self.argv, self.env, code, time.monotonic() - self.started, err)
         return Result(code, out, err)
 
     def end(self) -> None:
         """Kill it, if it still runs, and wait until it has ended: an undo removes what it
         was writing only after."""
-        if self.popen.returncode is None:
-            try:
-                self.popen.kill()
-            except ProcessLookupError:
-                pass
-            _, err = self.popen.communicate()
-            code = shell_code(self.popen.returncode)
-            trace.report(self.argv, self.env, code, time.monotonic() - self.started, err)
+        if self.child.code is None:
+            self.child.end()
+            err = _text(self.child.output()[1])
+            trace.report(self.argv, self.env, self.child.code, time.monotonic() - self.started, err)
 
 
 def quick(argv: Sequence[str]) -> Result:
@@ -337,11 +323,13 @@ def quick(argv: Sequence[str]) -> Result:
 
 
 class Child:
-    """ARGV (found on PATH) started with ``posix_spawn``, without the ``subprocess`` module,
-    whose import costs ``am list`` and a spawn's head start more than the call itself. Its
-    input and errors go to /dev/null, its output to a pipe (READING) or /dev/null; the
-    descriptors KEEP stay open in it, and no other (``inherited``). With TRACED its end is
-    reported as any call's."""
+    """ARGV started with ``posix_spawn``, without the ``subprocess`` module, whose import is
+    a tenth of a spawn's own Python under load and costs ``am list`` more than its call.
+    Its input is the descriptor STDIN (default /dev/null), or a pipe that ``collect`` writes
+    DATA to; its output goes to a pipe with READING, its errors with ERRORS, each else to
+    /dev/null. The descriptors KEEP stay open in it, and no other (``inherited``). With
+    TRACED its end is reported as any call's. ENV's PATH finds ARGV[0] (os.environ's if
+    None), and CWD is its working directory, both as ``subprocess`` has them."""
 
     def __init__(
         self,
@@ -349,35 +337,50 @@ class Child:
         env: Mapping[str, str] | None = None,
         *,
         reading: bool = False,
+        errors: bool = False,
+        stdin: int | None = None,
+        data: bytes | None = None,
         keep: Sequence[int] = (),
         traced: bool = False,
+        cwd: str | os.PathLike | None = None,
     ):
         self.argv, self.env, self.traced = list(argv), env, traced
         self.code: int | None = None
-        self.out: int | None = None  # the pipe's reading end, while open
+        # Our ends of its pipes, while open: its input, output and errors.
+        self.into: int | None = None
+        self.out: int | None = None
+        self.err: int | None = None
+        self.got: dict[str, list[bytes]] = {"out": [], "err": []}
+        self.data, self.sent = memoryview(data or b""), 0
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-        r = w = None
+        ends, theirs, ours = [null if stdin is None else stdin, null, null], [null], {}
         try:
-            r, w = os.pipe() if reading else (None, null)
+            for n, name, wanted in (
+                (0, "into", data is not None),
+                (1, "out", reading),
+                (2, "err", errors),
+            ):
+                if wanted:
+                    r, w = os.pipe()
+                    ours[name], ends[n] = (w, r) if n == 0 else (r, w)
+                    theirs.append(ends[n])
             for fd in keep:
                 os.set_inheritable(fd, True)
-            actions = [(os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate((null, w, null))]
+            actions = [(os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate(ends)]
             # As subprocess's close_fds: what am's own parent left open to it stays out.
             actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in inherited(keep)]
-            self.pid = os.posix_spawnp(
-                self.argv[0], self.argv, os.environ if env is None else env, file_actions=actions
-            )
+            self.pid = _spawn(self.argv, env, actions, cwd)
         except BaseException:
-            if r is not None:
-                os.close(r)
+            for fd in ours.values():
+                os.close(fd)
             raise
         finally:
             for fd in keep:
                 os.set_inheritable(fd, False)
-            os.close(null)
-            if r is not None:
-                os.close(w)
-        self.out, self.started = r, time.monotonic()
+            for fd in theirs:
+                os.close(fd)
+        self.into, self.out, self.err = ours.get("into"), ours.get("out"), ours.get("err")
+        self.started = time.monotonic()
 
     def read(self, within: float | None = None) -> bytes | None:
         """Its whole output, once it closes it; None if that takes more than WITHIN seconds
@@ -441,11 +444,62 @@ class Child:
             self._reap(0)
         return self.code
 
+    def collect(self, deadline: float | None = None) -> bool:
+        """Write its DATA, and read its output and errors, until it has closed all three;
+        False if DEADLINE (of ``time.monotonic``) comes first. One cut off (a stop, say) is
+        taken up where it was by the next; ``output`` gives what was read."""
+        import select
+
+        poller, names = select.poll(), {}
+        for name in ("into", "out", "err"):
+            fd = getattr(self, name)
+            if fd is not None:
+                names[fd] = name
+                poller.register(fd, select.POLLOUT if name == "into" else select.POLLIN)
+        while names:
+            left = _left(deadline)
+            ready = poller.poll(None if left is None else int(left * 1000) + 1)
+            if not ready and left is not None and time.monotonic() >= deadline:
+                return False
+            for fd, _event in ready:
+                name = names[fd]
+                if name == "into":
+                    finished = self._send(fd)
+                else:
+                    chunk = os.read(fd, 65536)
+                    self.got[name].append(chunk)
+                    finished = not chunk
+                if finished:
+                    poller.unregister(fd)
+                    del names[fd]
+                    self._close(name)
+        return True
+
+    def _send(self, fd: int) -> bool:
+        """The next piece of DATA written (PIPE_BUF bytes, which a ready pipe takes without
+        blocking); whether all of it is, or the reader has gone."""
+        piece = self.data[self.sent : self.sent + 512]
+        if piece:
+            try:
+                self.sent += os.write(fd, piece)
+            except BrokenPipeError:  # it reads no more: what it made of that is its answer
+                return True
+        return self.sent >= len(self.data)
+
+    def _close(self, name: str) -> None:
+        fd = getattr(self, name)
+        if fd is not None:
+            setattr(self, name, None)
+            os.close(fd)
+
+    def output(self) -> tuple[bytes, bytes]:
+        """What ``collect`` has read of its output and errors."""
+        return b"".join(self.got["out"]), b"".join(self.got["err"])
+
     def end(self) -> None:
-        """Kill it, if it still runs, wait until it has ended, and close its pipe."""
-        if self.out is not None:
-            os.close(self.out)
-            self.out = None
+        """Kill it, if it still runs, wait until it has ended, and close its pipes."""
+        for name in ("into", "out", "err"):
+            self._close(name)
         if self.code is None:
             try:
                 os.kill(self.pid, 9)
@@ -464,6 +518,60 @@ class Child:
         if self.traced:
             trace.report(self.argv, self.env, self.code, time.monotonic() - self.started)
         return True
+
+
+def _spawn(argv: list[str], env, actions: list, cwd) -> int:
+    """``posix_spawn`` of ARGV with ACTIONS, in CWD, found on ENV's PATH; its pid."""
+    try:  # the C module: ``signal`` would import ``enum``, which am list does not
+        from _signal import SIGPIPE, SIGXFSZ
+    except ImportError:
+        from signal import SIGPIPE, SIGXFSZ
+
+    program = argv[0]
+    if env is not None and not os.path.dirname(program):
+        program = which(program, env) or _missing(program)
+    environ = os.environ if env is None else env
+    # As subprocess's restore_signals: Python ignores these, and a child would inherit that.
+    sigdef = (SIGPIPE, SIGXFSZ)
+    if cwd is not None:
+        here = _here() if not _threads() else None
+        if here is None:
+            # Another thread would see this process's working directory change: a shell
+            # changes its own instead.
+            if not os.path.isdir(cwd):
+                raise FileNotFoundError(f"no folder {cwd}")
+            found = which(program, env) or _missing(program)
+            argv = ["/bin/sh", "-c", 'cd "$0" && exec "$@"', os.path.abspath(cwd), found, *argv[1:]]
+            program = "/bin/sh"
+        else:
+            try:
+                os.chdir(cwd)
+                return os.posix_spawnp(
+                    program, argv, environ, file_actions=actions, setsigdef=sigdef
+                )
+            finally:
+                os.fchdir(here)
+                os.close(here)
+    return os.posix_spawnp(program, argv, environ, file_actions=actions, setsigdef=sigdef)
+
+
+def _missing(program: str):
+    raise FileNotFoundError(f"{program} not found in PATH")
+
+
+def _here() -> int | None:
+    """A descriptor of this process's working directory, to come back to; None if it has
+    none that opens."""
+    try:
+        return os.open(".", getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+
+
+def _threads() -> bool:
+    """Whether Python threads other than this one run."""
+    threading = sys.modules.get("threading")
+    return threading is not None and threading.active_count() > 1
 
 
 def inherited(keep: Sequence[int] = ()) -> list[int]:

@@ -137,16 +137,16 @@ print(signal.getsignal(signal.SIGTERM) is stop, signal.getsignal(signal.SIGHUP) 
 
 
 def test_a_stop_while_the_call_fails_to_start_is_the_stop(tmp_path):
-    """SIGTERM as Popen finds no such program: the spawn ends as stopped (143), not with
+    """SIGTERM as the call finds no such program: the spawn ends as stopped (143), not with
     'not found', which would drop the stop."""
     p = driver(
         STOPS_SET
         + """
-real = subprocess.Popen._execute_child
-def stopped_meanwhile(self, *args, **kwargs):
+real = proc._spawn
+def stopped_meanwhile(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGTERM)
-    return real(self, *args, **kwargs)
-subprocess.Popen._execute_child = stopped_meanwhile
+    return real(*args, **kwargs)
+proc._spawn = stopped_meanwhile
 try:
     proc.run(["no-such-program-here"], settle=True)
 except KeyboardInterrupt:
