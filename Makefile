@@ -35,6 +35,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	PYTHONWARNINGS='ignore:Compat editable installs' \
 		$(BIN)/pip install -q -e '.[test,dev]' --config-settings editable_mode=compat
+	@# The venv's own setuptools (the build used an isolated one) only adds a .pth file
+	@# that imports its distutils shim at every Python start: 1 ms of each am command.
+	$(BIN)/pip uninstall -q -y setuptools
 	touch $@
 	@$(GIVE_BACK)
 
