@@ -137,7 +137,7 @@ def _run(argv, cwd, env, stdin, timeout, settle=False) -> Result:
         # No program can be given it (a hand-edited record's name, say): a failed call, as
         # any other the caller explains, not a traceback.
         return Result(126, "", f"{argv[0]}: an argument holds a NUL character")
-    data = stdin.encode() if isinstance(stdin, str) else None
+    data = stdin.encode("utf-8", "replace") if isinstance(stdin, str) else None
     infd = None if data is not None or stdin is None else stdin.fileno()
     try:
         code, out, err = _captured(argv, cwd, env, infd, data, timeout, settle)
@@ -322,6 +322,10 @@ def quick(argv: Sequence[str]) -> Result:
     return Result(child.wait(), (out or b"").decode("utf-8", "replace"), "")
 
 
+# Children dropped while they still ran: reaped at the next start (``Child.__del__``).
+_dropped: list[Child] = []
+
+
 class Child:
     """ARGV started with ``posix_spawn``, without the ``subprocess`` module, whose import is
     a tenth of a spawn's own Python under load and costs ``am list`` more than its call.
@@ -364,19 +368,12 @@ class Child:
                     r, w = os.pipe()
                     ours[name], ends[n] = (w, r) if n == 0 else (r, w)
                     theirs.append(ends[n])
-            for fd in keep:
-                os.set_inheritable(fd, True)
-            actions = [(os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate(ends)]
-            # As subprocess's close_fds: what am's own parent left open to it stays out.
-            actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in inherited(keep)]
-            self.pid = _spawn(self.argv, env, actions, cwd)
+            self.pid = _spawn(self.argv, env, ends, keep, cwd)
         except BaseException:
             for fd in ours.values():
                 os.close(fd)
             raise
         finally:
-            for fd in keep:
-                os.set_inheritable(fd, False)
             for fd in theirs:
                 os.close(fd)
         self.into, self.out, self.err = ours.get("into"), ours.get("out"), ours.get("err")
@@ -458,9 +455,9 @@ class Child:
                 poller.register(fd, select.POLLOUT if name == "into" else select.POLLIN)
         while names:
             left = _left(deadline)
-            ready = poller.poll(None if left is None else int(left * 1000) + 1)
-            if not ready and left is not None and time.monotonic() >= deadline:
+            if left == 0:  # checked on every pass: output that keeps coming is no excuse
                 return False
+            ready = poller.poll(None if left is None else int(left * 1000) + 1)
             for fd, _event in ready:
                 name = names[fd]
                 if name == "into":
@@ -507,6 +504,18 @@ class Child:
                 pass
             self.wait()
 
+    def __del__(self) -> None:
+        """Dropped unended (an undo that never came to it): its pipes closed, and reaped
+        at a later start if it still runs, as ``subprocess`` does, not left a zombie."""
+        try:
+            for name in ("into", "out", "err"):
+                self._close(name)
+            if getattr(self, "pid", None) is not None and self.code is None:
+                if not self._reap(os.WNOHANG):
+                    _dropped.append(self)
+        except Exception:  # noqa: BLE001 (an interpreter that is ending)
+            pass
+
     def _reap(self, flags: int) -> bool:
         try:
             pid, status = os.waitpid(self.pid, flags)
@@ -520,39 +529,75 @@ class Child:
         return True
 
 
-def _spawn(argv: list[str], env, actions: list, cwd) -> int:
-    """``posix_spawn`` of ARGV with ACTIONS, in CWD, found on ENV's PATH; its pid."""
+def _spawn(argv: list[str], env, ends: list[int], keep: Sequence[int], cwd) -> int:
+    """ARGV started with ENDS as its descriptors 0-2 and KEEP open too, in CWD, found on
+    ENV's PATH as ``subprocess`` finds it; its pid."""
     try:  # the C module: ``signal`` would import ``enum``, which am list does not
-        from _signal import SIGPIPE, SIGXFSZ
+        import _signal as sig
     except ImportError:
-        from signal import SIGPIPE, SIGXFSZ
+        import signal as sig  # type: ignore[no-redef]
 
-    program = argv[0]
-    if env is not None and not os.path.dirname(program):
-        program = which(program, env) or _missing(program)
-    environ = os.environ if env is None else env
-    # As subprocess's restore_signals: Python ignores these, and a child would inherit that.
-    sigdef = (SIGPIPE, SIGXFSZ)
-    if cwd is not None:
-        here = _here() if not _threads() else None
-        if here is None:
-            # Another thread would see this process's working directory change: a shell
-            # changes its own instead.
-            if not os.path.isdir(cwd):
-                raise FileNotFoundError(f"no folder {cwd}")
-            found = which(program, env) or _missing(program)
-            argv = ["/bin/sh", "-c", 'cd "$0" && exec "$@"', os.path.abspath(cwd), found, *argv[1:]]
-            program = "/bin/sh"
-        else:
+    for child in list(_dropped):
+        if child._reap(os.WNOHANG):
+            _dropped.remove(child)
+    if sig.getsignal(sig.SIGCHLD) == sig.SIG_IGN:
+        # Inherited from am's parent: the kernel would reap every child itself, and each
+        # call would read as failed (subprocess took that for success).
+        try:
+            sig.signal(sig.SIGCHLD, sig.SIG_DFL)
+        except ValueError:  # not the main thread
+            pass
+    here = None if cwd is None or _threads() else _here()
+    if cwd is not None and here is None:
+        # Another thread could see this process's working directory change (or it has none
+        # to come back to): subprocess changes the child's own.
+        return _popen(argv, env, ends, keep, cwd)
+    was: list[bool] = []
+    # No signal's handler runs while this process is in CWD (none would expect it there),
+    # and the child gets the mask as it was.
+    mask = sig.pthread_sigmask(sig.SIG_BLOCK, sig.valid_signals()) if here is not None else None
+    try:
+        for fd in keep:
+            was.append(os.get_inheritable(fd))
+            os.set_inheritable(fd, True)
+        actions = [(os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate(ends)]
+        # As subprocess's close_fds: what am's own parent left open to it stays out.
+        actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in inherited(keep)]
+        if here is not None:
+            os.chdir(cwd)
+        program = argv[0]
+        if env is not None and not os.path.dirname(program):
+            program = which(program, env) or _missing(program)
+        return os.posix_spawnp(
+            program,
+            argv,
+            os.environ if env is None else env,
+            file_actions=actions,
+            # As subprocess's restore_signals: Python ignores these, a child would inherit it.
+            setsigdef=(sig.SIGPIPE, sig.SIGXFSZ),
+            **({} if mask is None else {"setsigmask": mask}),
+        )
+    finally:
+        for fd, inheritable in zip(keep, was, strict=False):
+            os.set_inheritable(fd, inheritable)
+        if here is not None:
             try:
-                os.chdir(cwd)
-                return os.posix_spawnp(
-                    program, argv, environ, file_actions=actions, setsigdef=sigdef
-                )
-            finally:
                 os.fchdir(here)
+            finally:
                 os.close(here)
-    return os.posix_spawnp(program, argv, environ, file_actions=actions, setsigdef=sigdef)
+                sig.pthread_sigmask(sig.SIG_SETMASK, mask)
+
+
+def _popen(argv: list[str], env, ends: list[int], keep: Sequence[int], cwd) -> int:
+    """ARGV started by ``subprocess`` in CWD, for ``_spawn``; its pid. ``Child`` reaps it."""
+    import subprocess
+
+    popen = subprocess.Popen(
+        argv, cwd=cwd, env=env, stdin=ends[0], stdout=ends[1], stderr=ends[2], pass_fds=keep
+    )
+    # Popen would otherwise reap it itself, at its next start, and take its exit status.
+    popen.returncode = 0
+    return popen.pid
 
 
 def _missing(program: str):
