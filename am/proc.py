@@ -382,27 +382,14 @@ class Child:
     def read(self, within: float | None = None) -> bytes | None:
         """Its whole output, once it closes it; None if that takes more than WITHIN seconds
         (None: however long). The pipe is closed either way."""
-        deadline = None
-        if within is not None:
-            import select
-
-            deadline = time.monotonic() + within
-        chunks = []
-        fd, self.out = self.out, None
-        if fd is None:  # made without READING, or read already
+        if self.out is None:  # made without READING, or read already
             return b""
         try:
-            while True:
-                if deadline is not None:
-                    left = max(0.0, deadline - time.monotonic())
-                    if not select.select([fd], [], [], left)[0]:
-                        return None
-                data = os.read(fd, 65536)
-                if not data:
-                    return b"".join(chunks)
-                chunks.append(data)
+            if not self.collect(None if within is None else time.monotonic() + within):
+                return None
+            return b"".join(self.got["out"])
         finally:
-            os.close(fd)
+            self._close("out")
 
     def done(self, within: float | None = 0.0) -> bool:
         """Whether it has ended, or does within WITHIN seconds (None: however long); then
