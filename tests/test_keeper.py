@@ -109,8 +109,10 @@ def test_only_one_keeper_however_many_start_at_once(tmp_path, monkeypatch):
     layout = home_layout(home)
     procs = [keepersock.start(layout) for _ in range(6)]
     try:
-        wait_for(lambda: keepersock.alive(layout))
+        # The lock is taken before the socket listens, so wait for an answer, not the lock.
+        wait_for(lambda: keeper_pid(home) is not None)
         pid = keeper_pid(home)
+        assert keepersock.alive(layout)
         assert pid in [p.pid for p in procs]
         # every other one found the lock taken and left at once
         assert [p.wait(60) for p in procs if p.pid != pid] == [0] * 5
