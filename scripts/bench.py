@@ -1086,10 +1086,11 @@ def main() -> int:
         return 0
     if only <= {"scale", "flood", "remote"} and only:
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        rounds = max(1, min(args.runs, bench_scale.MAX_ROUNDS))
         write_section(
             Path(args.out),
             "scale",
-            f"{when}: medians of {max(1, min(args.runs, 3))} rounds in turn with the floor "
+            f"{when}: medians of {rounds} rounds in turn with the floor "
             f"for the 50 separate spawns; one sample for --count 50 and memory; medians of "
             f"{args.runs * 4} alternating pairs with the floor for list, {args.runs} for status."
             "\n\n" + "\n".join(machine()) + "\n\n" + table,
