@@ -575,6 +575,38 @@ def _spawn(argv: list[str], env, ends: list[int], keep: Sequence[int], cwd) -> i
                 sig.pthread_sigmask(sig.SIG_SETMASK, mask)
 
 
+def start_detached(argv: Sequence[str], env: Mapping[str, str], err_path: str) -> int:
+    """Start ARGV from "/" in a session of its own (no terminal's signal reaches it), its input
+    and output /dev/null and its errors appended to ERR_PATH; not waited for. Its pid."""
+    try:
+        import _signal as sig
+    except ImportError:
+        import signal as sig  # type: ignore[no-redef]
+
+    which(argv[0], env) or _missing(argv[0])
+    # The shell leaves this process's own folder as it is: another thread may be using it.
+    program = ["/bin/sh", "-c", 'cd / && exec "$@"', "sh", *argv]
+    append = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 2, err_path, append, 0o600),
+    ]
+    actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in inherited()]
+    pid = os.posix_spawn(
+        program[0],
+        program,
+        env,
+        file_actions=actions,
+        setsid=True,
+        # What am ignores or holds for a moment is not for a long-lived program to inherit.
+        setsigmask=(),
+        setsigdef=(sig.SIGPIPE, sig.SIGXFSZ, sig.SIGINT, sig.SIGTERM, sig.SIGHUP),
+    )
+    trace.report(argv, None, None, 0.0)
+    return pid
+
+
 def _popen(argv: list[str], env, ends: list[int], keep: Sequence[int], cwd) -> int:
     """ARGV started by ``subprocess`` in CWD, for ``_spawn``; its pid. ``Child`` reaps it."""
     import subprocess

@@ -185,12 +185,15 @@ def am_processes(home: Path) -> list[psutil.Process]:
     supervisor, the engine client under it and the log's pipe-pane ``cat``."""
     found = []
     logs = str(home / "state" / "logs")
+    run = str(home / "state" / "run")
     server = tmux_server()
     for p in psutil.process_iter(["cmdline", "ppid"]):
         cmd = p.info["cmdline"] or []
         try:
             if "am.keeper" in cmd and p.environ().get("AM_HOME") == str(home):
                 found.append(p)
+            elif cmd[1:3] == ["system", "service"] and cmd[-1].startswith(f"unix://{run}/"):
+                found.append(p)  # the spawns' podman service (am/podmanservice.py)
             elif "am.supervise" in cmd and any(str(home) in a for a in cmd):
                 found.append(p)
                 found += p.children(recursive=True)
@@ -218,8 +221,22 @@ def engine_processes(engine: str, ids: list[str]) -> list[psutil.Process]:
     return found
 
 
+def services(home: Path) -> list[psutil.Process]:
+    """The podman services HOME's spawns started (am/podmanservice.py), while they run."""
+    return [p for p in am_processes(home) if "service" in (p.info["cmdline"] or [])]
+
+
 def memory_figure(h: Home, engine: str, n: int, tmux_before: int) -> dict:
     time.sleep(3)  # let the agents settle
+    # The spawns' service leaves IDLE seconds after the last: it is kept for spawns, not for
+    # each running agent. What it holds meanwhile is in the detail.
+    from am import podmanservice
+
+    serving = services(h.home)
+    service = sum(pss(p) for p in serving)
+    deadline = time.monotonic() + podmanservice.IDLE + 60
+    while services(h.home) and time.monotonic() < deadline:
+        time.sleep(1)
     ids = container_ids(engine, h.home)
     ours = am_processes(h.home)
     server = tmux_server()
@@ -238,7 +255,12 @@ def memory_figure(h: Home, engine: str, n: int, tmux_before: int) -> dict:
         "target": 1.0,
         "unit": "bytes",
         "detail": f"{len(ours)} am processes, {tmux_share / 2**20:.1f} MiB of tmux's server;"
-        f" {len(ids)} containers, {len(eng)} engine processes",
+        f" {len(ids)} containers, {len(eng)} engine processes"
+        + (
+            f"; before it left, the spawns' podman service held {service / 2**20:.1f} MiB"
+            if serving
+            else ""
+        ),
     }
 
 

@@ -27,6 +27,8 @@ from helpers import (  # noqa: F401 (older tests import them from here)
     wait_for,
 )
 
+from am import podmanservice
+
 # The cluster tier runs only through 'make test-cluster': no cluster runs here (docs/scale.md).
 collect_ignore = [] if os.environ.get("AM_TEST_CLUSTER_TIER") else ["cluster"]
 
@@ -39,6 +41,7 @@ def am(tmp_path):
     yield Am(home, env)
     _kill_sessions_of(home)
     stop_keeper(home)
+    podmanservice.stop(str(home / "state" / "run"))  # it would leave by itself once idle
     _unmount_under(home)
 
 

@@ -140,6 +140,9 @@ def engine_client(p: subprocess.Popen, engine: str) -> bool:
         return False
     for kid in kids:
         with contextlib.suppress(psutil.Error):
-            if kid.cmdline()[:2] in ([engine, "run"], [engine, "create"]):
+            argv = kid.cmdline()
+            if argv[1:3] == ["--remote", "--url"]:  # sent to podman's service (podmanservice)
+                argv = argv[:1] + argv[4:]
+            if argv[:2] in ([engine, "run"], [engine, "create"]):
                 return True
     return False

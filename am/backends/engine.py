@@ -837,7 +837,10 @@ class Engine(Backend):
         fifo = gate.make(layout.gate_file(plan.id)) if gated else None
         # Settled: a docker client killed mid-way leaves dockerd making the container after
         # the spawn's undo looked for it.
-        res = proc.run(spec.argv, env=env, cwd=spec.cwd, timeout=300, settle=True)
+        served = self.served_argv(spec.argv, env) if gated else None
+        res = proc.run(served or spec.argv, env=env, cwd=spec.cwd, timeout=300, settle=True)
+        if served and not res.ok and self.missed_service(res.err):
+            res = proc.run(spec.argv, env=env, cwd=spec.cwd, timeout=300, settle=True)
         if not res.ok:
             if fifo:
                 gate.discard(layout.gate_file(plan.id), fifo)
@@ -893,6 +896,16 @@ class Engine(Backend):
                 )
                 # The keeper saw its process in /proc: no engine call to ask again.
                 self.seen_running[plan.container] = answer.get("running") is True
+
+    def served_argv(self, argv: list[str], env: dict[str, str]) -> list[str] | None:
+        """ARGV, the agent's ``run`` with ENV, sent to a service of this engine's that does
+        the same for less; None to run it as it is."""
+        return None
+
+    def missed_service(self, err: str) -> bool:
+        """Whether a ``served_argv`` call failed because its service had gone (ERR: its
+        words), having made nothing: it is then run as it is."""
+        return False
 
     def start_container(self, name: str, options: list[str]) -> proc.Result:
         """Start the created container NAME (OPTIONS: the engine's own, before 'start')."""

@@ -254,6 +254,19 @@ class Podman(Engine):
 
         return self.api is None and (plan.isolation or isolation.DEFAULT) == "runc"
 
+    def served_argv(self, argv: list[str], env: dict[str, str]) -> list[str] | None:
+        # A podman here, as the gate's 'run --detach' (runc): see am/podmanservice.py.
+        if self.api is not None or argv[1:2] != ["run"] or env.get("AM_PODMAN_SERVICE") == "0":
+            return None
+        from am import podmanservice
+
+        return podmanservice.served_argv(argv, self.layout.run_text, env)
+
+    def missed_service(self, err: str) -> bool:
+        from am import podmanservice
+
+        return podmanservice.unreachable(err)
+
     def find_api(self, env):
         from am import hostos
 

@@ -1,0 +1,242 @@
+"""Podman spawns through the podman service of their caller (am/podmanservice.py), on the real
+engine: the same containers for less, never another caller's service, and a local run when the
+service has gone."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+from containers import engine_ready, remove_containers
+from helpers import GIT_ID, Am, stop_keeper, wait_for
+
+from am import podmanservice
+
+pytestmark = pytest.mark.container
+
+# What makes a container an agent's box: the same whichever podman process made it.
+BOX = (
+    ("HostConfig", "Memory"),
+    ("HostConfig", "MemorySwap"),
+    ("HostConfig", "PidsLimit"),
+    ("HostConfig", "NanoCpus"),
+    ("HostConfig", "CapDrop"),
+    ("HostConfig", "CapAdd"),
+    ("HostConfig", "SecurityOpt"),
+    ("HostConfig", "ReadonlyRootfs"),
+    ("HostConfig", "Init"),
+    ("HostConfig", "Ulimits"),
+    ("HostConfig", "NetworkMode"),
+    ("HostConfig", "Tmpfs"),
+    ("HostConfig", "Privileged"),
+    ("Config", "User"),
+    ("Config", "WorkingDir"),
+)
+
+
+@pytest.fixture
+def am(repo):
+    """An ``am`` whose AM_HOME is short enough for the service's socket, as a user's is: a
+    unix address holds about 107 bytes, and a path of pytest's is longer (a spawn there runs
+    podman itself)."""
+    top = Path(tempfile.mkdtemp(prefix="amps-", dir="/tmp"))
+    home = top / "h"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AM_", "TMUX"))}
+    env.update(AM_HOME=str(home), **GIT_ID)
+    made = Am(home, env)
+    made.repo = repo
+    yield made
+    stop_keeper(home)
+    podmanservice.stop(str(home / "state" / "run"))
+    remove_containers("podman", str(home))
+    shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.fixture
+def podman(am):
+    engine_ready("podman")
+    return "podman"
+
+
+def spawn(am, cmd: str, env=None) -> tuple[str, list[str]]:
+    """A podman agent running CMD; its id and the podman command lines am ran (AM_DEBUG)."""
+    res = am(
+        "spawn",
+        str(am.repo),
+        "--container",
+        "--runtime",
+        "podman",
+        "--memory",
+        "256m",
+        "--cmd",
+        cmd,
+        env={"AM_DEBUG": "1", **(env or {})},
+    )
+    calls = [
+        line[len("am: debug: ") :]
+        for line in res.stderr.splitlines()
+        if line.startswith("am: debug: ") and "podman " in line.split(" -> ")[0]
+    ]
+    return res.stdout.strip().splitlines()[-1], calls
+
+
+def runs(calls: list[str]) -> list[str]:
+    return [c for c in calls if " run " in c.split(" -> ")[0]]
+
+
+def sockets(am) -> list[str]:
+    run = am.home / "state" / "run"
+    return sorted(str(p) for p in run.glob("podman-*.sock"))
+
+
+def listening_one(am) -> str:
+    """The one socket of this home's service, once it answers."""
+    return wait_for(
+        lambda: next((s for s in sockets(am) if podmanservice.listening(s)), None),
+        "the spawns' podman service to listen",
+        60,
+    )
+
+
+def inspect(name: str) -> dict:
+    out = subprocess.run(
+        ["podman", "inspect", name], capture_output=True, text=True, check=True
+    ).stdout
+    return json.loads(out)[0]
+
+
+def box(data: dict) -> dict:
+    return {f"{a}.{b}": data[a].get(b) for a, b in BOX}
+
+
+def test_spawns_after_the_first_go_through_the_service_and_make_the_same_box(am, podman):
+    first, calls = spawn(am, "echo up-one; sleep 300")
+    assert len(runs(calls)) == 1 and runs(calls)[0].startswith("podman run ")
+    assert any(" system service --time " in c for c in calls), calls
+    sock = listening_one(am)
+    later, calls = spawn(am, "echo up-two; read line; echo got-$line; sleep 300")
+    served = f"podman --remote --url unix://{sock} run "
+    assert len(runs(calls)) == 1 and runs(calls)[0].startswith(served), calls
+    for agent, word in ((first, "up-one"), (later, "up-two")):
+        assert am.info(agent)["status"] == "running"
+        wait_for(lambda a=agent, w=word: w in am("logs", a).stdout, what="the agent's output")
+    one, two = inspect(f"am-{first}"), inspect(f"am-{later}")
+    assert two["Config"]["CreateCommand"][1:3] == ["--remote", "--url"]  # made by the service
+    assert box(one) == box(two)
+    assert box(two)["HostConfig.Memory"] == 256 * 2**20
+    # its input reaches it through the keeper on its terminal, as a local run's does
+    am("send", later, "hello")
+    am.wait_log(later, "got-hello")
+
+
+def write_conf(path: Path, value: str) -> Path:
+    """This host's containers.conf, with one more environment variable for every container."""
+    text = Path("/etc/containers/containers.conf").read_text()
+    line = f'env = ["AM_FIDELITY={value}"]'
+    if "\n[containers]\n" in f"\n{text}":
+        text = f"\n{text}".replace("\n[containers]\n", f"\n[containers]\n{line}\n", 1)
+    else:
+        text = f"[containers]\n{line}\n{text}"
+    path.write_text(text)
+    return path
+
+
+def fidelity(name: str) -> str | None:
+    env = inspect(name)["Config"]["Env"]
+    return next((e.split("=", 1)[1] for e in env if e.startswith("AM_FIDELITY=")), None)
+
+
+def test_a_caller_that_differs_never_reaches_another_callers_service(am, podman, tmp_path):
+    """The service makes a container with its own process's settings. A spawn whose podman
+    would read another containers.conf (CONTAINERS_CONF) gets its own, never the first's."""
+    conf_a = write_conf(tmp_path / "a.conf", "a")
+    conf_b = write_conf(tmp_path / "b.conf", "b")
+    first, _ = spawn(am, "sleep 300", env={"CONTAINERS_CONF": str(conf_a)})
+    sock_a = listening_one(am)
+    # Positive control: sent to the first's service, a caller of b.conf gets a's settings.
+    env = {**os.environ, "CONTAINERS_CONF": str(conf_b)}
+    control = subprocess.run(
+        ["podman", "--remote", "--url", f"unix://{sock_a}", "run", "--rm", "--pull", "never",
+         "am-agent:latest", "printenv", "AM_FIDELITY"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert control.stdout.strip() == "a", control.stderr
+    second, calls = spawn(am, "sleep 300", env={"CONTAINERS_CONF": str(conf_b)})
+    assert not any(sock_a in c for c in calls), calls
+    assert fidelity(f"am-{first}") == "a" and fidelity(f"am-{second}") == "b"
+    third, calls = spawn(am, "sleep 300", env={"CONTAINERS_CONF": str(conf_a)})
+    assert any(c.startswith(f"podman --remote --url unix://{sock_a} run ") for c in calls), calls
+    assert fidelity(f"am-{third}") == "a"
+
+
+class OnePing:
+    """A listener at PATH that answers one ping as a podman service does, then is gone: a
+    service that left between a spawn's look and its run."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(path)
+        self.server.listen(1)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        conn, _ = self.server.accept()
+        with conn:
+            conn.recv(1024)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK")
+        self.server.close()
+        os.unlink(self.path)
+
+
+def test_a_service_gone_after_the_look_leaves_the_run_to_podman_itself(am, podman):
+    first, _ = spawn(am, "sleep 300")
+    sock = listening_one(am)
+    assert podmanservice.stop(str(am.home / "state" / "run"))
+    wait_for(lambda: not os.path.exists(sock), "the service to leave", 60)
+    fake = OnePing(sock)
+    later, calls = spawn(am, "echo still-up; sleep 300")
+    fake.thread.join(10)
+    served = [c for c in runs(calls) if c.startswith(f"podman --remote --url unix://{sock} run ")]
+    local = [c for c in runs(calls) if c.startswith("podman run ")]
+    assert len(served) == 1 and len(local) == 1, calls  # tried, then podman itself
+    assert am.info(later)["status"] == "running"
+    wait_for(lambda: "still-up" in am("logs", later).stdout, what="the agent's output")
+
+
+def test_the_client_words_for_a_service_that_is_not_there():
+    """``unreachable`` reads podman's own words: none listening, or a stale socket file."""
+    engine_ready("podman")
+    run = ["run", "--rm", "--pull", "never", "am-agent:latest", "true"]
+    res = subprocess.run(
+        ["podman", "--remote", "--url", "unix:///nonexistent/podman.sock", *run],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert res.returncode != 0 and podmanservice.unreachable(res.stderr), res.stderr
+    res = subprocess.run(
+        ["podman", "run", "--rm", "--pull", "never", "am-no-such-image:x", "true"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert res.returncode != 0 and not podmanservice.unreachable(res.stderr), res.stderr
+
+
+def test_stop_ends_only_the_services_it_started(tmp_path):
+    """``stop`` signals the pid its marker names only while that process is the service of
+    that socket: a pid since reused by another program is left alone."""
+    run = tmp_path / "run"
+    run.mkdir()
+    other = subprocess.Popen(["sleep", "300"])
+    try:
+        (run / "podman-0123456789abcdef.started").write_text(f"{other.pid}\n")
+        assert podmanservice.stop(str(run)) == []
+        assert other.poll() is None
+    finally:
+        other.send_signal(signal.SIGKILL)
+        other.wait()
