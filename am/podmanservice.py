@@ -8,13 +8,16 @@ that made them).
 
 A spawn that finds a service of its caller listening sends its ``run`` there. One that finds
 none runs podman itself, as before, and starts a service for the spawns after it; the service
-leaves after ``IDLE`` seconds without a request.
+leaves after ``IDLE`` seconds without a request. Any trouble with the service (it cannot
+start, it left between the look and the run) leaves the run to podman itself.
 
 The service makes containers with its own process's settings, not the client's. So its socket
 is named by a digest of everything of the caller's that podman could read: ids and groups,
-umask, limits, capabilities, namespaces, cgroup, root, security label, environment, and the
-podman program itself. A caller that differs in any of them never reaches another's service.
-The socket lives in AM_HOME's private ``state/run`` folder, as the keeper's does.
+umask, limits, capabilities, namespaces, cgroup, root, security label, scheduling (nice,
+policy, I/O priority, CPUs and memory nodes), environment, the podman program and the
+configuration files it reads. A caller that differs in any of them never reaches another's
+service. Its files live in AM_HOME's private ``state/run/podman/`` folder, and its working
+folder (where conmon drops its ``oom`` marker) is a private one there too.
 """
 
 from __future__ import annotations
@@ -23,14 +26,85 @@ import os
 import time
 
 from am import files, proc
+from am.errors import AmError
 
 IDLE = 60  # seconds a service waits for its next request before it leaves
-STARTING = 10  # seconds a service just started has to listen before another may start
 MAX_SOCKET = 100  # longest socket path a unix address holds here (108 with its NUL), with room
+STALE = 86400  # seconds after which a service's files with no service are removed
+# A path podman reads as a URL unchanged: '#', '?', '%' or a space would cut or change it.
+SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-")
 
-# Environment that names no setting of podman's: where a shell was, and its depth.
+# Environment that names no setting of podman's: where a shell was, and its depth (and am's
+# own AM_ variables).
 SHELL_ONLY = frozenset({"PWD", "OLDPWD", "SHLVL", "_"})
-STATUS_KEYS = ("Umask", "Uid", "Gid", "Groups", "Cap", "NoNewPrivs", "Seccomp")
+STATUS_KEYS = (
+    "Umask",
+    "Uid",
+    "Gid",
+    "Groups",
+    "Cap",
+    "NoNewPrivs",
+    "Seccomp",
+    "Cpus_allowed_list",
+    "Mems_allowed_list",
+)
+# Names podman (or what it runs) may read from its own environment as a setting of its own.
+PODMAN_READS = ("CONTAINER", "PODMAN", "BUILDAH", "STORAGE", "XDG_", "LC_", "_CONTAINERS")
+PODMAN_READS_EXACT = frozenset(
+    {"HOME", "PATH", "TMPDIR", "TZ", "LANG", "USER", "LOGNAME", "NOTIFY_SOCKET",
+     "DBUS_SESSION_BUS_ADDRESS", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy",
+     "https_proxy", "no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR", "REGISTRY_AUTH_FILE"}
+)  # fmt: skip
+# ioprio_get(2) by machine (no /proc file tells a process's I/O priority).
+IOPRIO_GET = {"x86_64": 252, "i686": 290, "aarch64": 31, "riscv64": 31, "armv7l": 315,
+              "ppc64le": 274, "s390x": 283}  # fmt: skip
+
+
+def podman_reads(name: str) -> bool:
+    """Whether podman may read the environment variable NAME as a setting of its own."""
+    return name in PODMAN_READS_EXACT or name.startswith(PODMAN_READS)
+
+
+def config_files(environ) -> list[str]:
+    """The configuration files and folders podman reads (containers, storage, registries,
+    mounts), for the digest: an edit makes a new service, as it would a new ``podman run``."""
+    home = environ.get("HOME", "")
+    user = environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    found = []
+    for name in ("containers.conf", "storage.conf", "registries.conf", "mounts.conf"):
+        for top in ("/usr/share/containers", "/etc/containers", os.path.join(user, "containers")):
+            found += [os.path.join(top, name), os.path.join(top, name + ".d")]
+    found += ["/etc/containers/registries.conf.d", "/etc/containers/policy.json"]
+    for var in ("CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF", "CONTAINERS_REGISTRIES_CONF"):
+        if environ.get(var):
+            found.append(environ[var])
+    return found
+
+
+def _identity(path: str) -> str:
+    """PATH's identity and its folder's entries' (an edit changes it); "-" if there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return f"{path}=-"
+    text = f"{path}={st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+    if os.path.isdir(path):
+        for name in sorted(os.listdir(path)):
+            text += ";" + _identity(os.path.join(path, name))
+    return text
+
+
+def _ioprio() -> str:
+    import ctypes
+    import platform
+
+    number = IOPRIO_GET.get(platform.machine())
+    if number is None:
+        raise OSError("no ioprio_get known for this machine")
+    got = ctypes.CDLL(None, use_errno=True).syscall(number, 1, 0)  # IOPRIO_WHO_PROCESS, self
+    if got < 0:
+        raise OSError(ctypes.get_errno(), "ioprio_get")
+    return f"ioprio={got}"
 
 
 def caller_digest(environ, podman: str) -> str | None:
@@ -40,17 +114,25 @@ def caller_digest(environ, podman: str) -> str | None:
     try:
         with open("/proc/self/status", encoding="utf-8", errors="replace") as f:
             parts += [line for line in f if line.startswith(STATUS_KEYS)]
+        stat = _text("/proc/self/stat").rpartition(")")[2].split()
+        # priority, nice (its 16th and 17th fields after the name), rt_priority, policy
+        parts.append("sched=" + ",".join(stat[15:17] + stat[37:39]))
+        parts.append(_ioprio())
         for name in ("limits", "cgroup", "attr/current"):
             parts.append(_text(f"/proc/self/{name}"))
         for ns in sorted(os.listdir("/proc/self/ns")):
             parts.append(f"{ns}={os.readlink(f'/proc/self/ns/{ns}')}")
         root = os.stat("/")
-        st = os.stat(podman)
-    except OSError:
+        parts.append(f"root={root.st_dev}:{root.st_ino}")
+        os.stat(podman)  # there, or no digest
+        parts += [_identity(podman), *map(_identity, config_files(environ))]
+    except (OSError, ValueError):
         return None
-    parts.append(f"root={root.st_dev}:{root.st_ino}")
-    parts.append(f"podman={podman}:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}")
-    parts += [f"{k}={v}" for k, v in sorted(environ.items()) if k not in SHELL_ONLY]
+    parts += [
+        f"{k}={v}"
+        for k, v in sorted(environ.items())
+        if k not in SHELL_ONLY and not k.startswith("AM_")  # am's own, never podman's
+    ]
     return files.sha256_hex("\0".join(parts).encode("utf-8", "surrogateescape"))[:16]
 
 
@@ -67,8 +149,12 @@ def _text(path: str) -> str:
         raise
 
 
+def folder(run_dir: str) -> str:
+    return os.path.join(run_dir, "podman")
+
+
 def socket_path(run_dir: str, digest: str) -> str:
-    return os.path.join(run_dir, f"podman-{digest}.sock")
+    return os.path.join(folder(run_dir), f"{digest}.sock")
 
 
 def listening(path: str) -> bool:
@@ -86,44 +172,85 @@ def listening(path: str) -> bool:
 
 
 def served_argv(argv: list[str], run_dir: str, environ) -> list[str] | None:
-    """ARGV (a ``podman run``) sent to this caller's service, when one listens; None when
-    none does, and then one is started for the calls after this one."""
-    podman = proc.which(argv[0], environ)
-    digest = caller_digest(environ, podman) if podman else None
-    if digest is None:
-        return None
-    sock = socket_path(run_dir, digest)
-    if len(sock) > MAX_SOCKET:
-        return None
-    if listening(sock):
-        return [argv[0], "--remote", "--url", f"unix://{sock}", *argv[1:]]
-    start(podman, sock, environ)
+    """ARGV (a ``podman run`` with ENVIRON) sent to this caller's service, when one listens;
+    None when none does, and then one is started for the calls after this one. Never raises
+    for the service's sake: without it, podman runs as before."""
+    try:
+        podman = proc.which(argv[0], environ)
+        digest = caller_digest(environ, podman) if podman else None
+        if digest is None:
+            return None
+        sock = socket_path(run_dir, digest)
+        if len(sock) > MAX_SOCKET or not set(sock) <= SAFE:
+            return None
+        if listening(sock):
+            return [argv[0], "--remote", "--url", f"unix://{sock}", *argv[1:]]
+        start(podman, sock, environ)
+    except (OSError, AmError):
+        pass
     return None
 
 
-def start(podman: str, sock: str, environ) -> None:
-    """Start a service at SOCK in a session of its own, unless one is starting there."""
-    import fcntl
+def _service_pid(sock: str) -> int | None:
+    """The pid its marker names, while that process is the service of SOCK."""
+    try:
+        with open(sock[: -len(".sock")] + ".started") as f:
+            pid = int(f.read().strip())
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    return pid if f"unix://{sock}".encode() in cmdline and b"service" in cmdline else None
 
-    lock = os.open(sock[: -len(".sock")] + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+def start(podman: str, sock: str, environ) -> None:
+    """Start a service at SOCK in a session of its own, unless one runs for it (listening or
+    not yet): a second would take the socket from the first, which would run on unreached."""
+    import fcntl
+    from pathlib import Path
+
+    from am import paths
+
+    base = sock[: -len(".sock")]
+    paths.private_dir(Path(os.path.dirname(sock)))
+    lock = os.open(base + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     try:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return  # another spawn is starting it
-        mark = sock[: -len(".sock")] + ".started"
-        try:
-            if time.time() - os.stat(mark).st_mtime < STARTING and not listening(sock):
-                return  # started a moment ago, not listening yet
-        except FileNotFoundError:
-            pass
-        if listening(sock):
+        if _service_pid(sock) is not None:
             return
+        _prune(os.path.dirname(sock))
+        work = paths.private_dir(Path(base + ".d"))  # conmon's working folder: its oom marker
         argv = [podman, "system", "service", "--time", str(IDLE), f"unix://{sock}"]
-        pid = proc.start_detached(argv, environ, sock[: -len(".sock")] + ".err")
-        files.write_atomic(mark, f"{pid}\n")
+        pid = proc.start_detached(argv, environ, base + ".err", str(work))
+        files.write_atomic(base + ".started", f"{pid}\n")
     finally:
         os.close(lock)
+
+
+def _prune(where: str) -> None:
+    """Remove the files of services that left more than ``STALE`` seconds ago (a digest of a
+    caller that has not come back)."""
+    import shutil
+
+    now = time.time()
+    for name in os.listdir(where):
+        if not name.endswith(".started"):
+            continue
+        base = os.path.join(where, name[: -len(".started")])
+        try:
+            if now - os.stat(base + ".started").st_mtime < STALE or _service_pid(base + ".sock"):
+                continue
+        except OSError:
+            continue
+        for end in (".lock", ".err", ".sock", ".started"):
+            try:
+                os.unlink(base + end)
+            except OSError:
+                pass
+        shutil.rmtree(base + ".d", ignore_errors=True)
 
 
 def stop(run_dir: str) -> list[int]:
@@ -133,23 +260,18 @@ def stop(run_dir: str) -> list[int]:
 
     ended = []
     try:
-        names = [n for n in os.listdir(run_dir) if n.startswith("podman-")]
+        names = os.listdir(folder(run_dir))
     except FileNotFoundError:
         return ended
     for name in names:
-        if not name.endswith(".started"):
-            continue
-        sock = os.path.join(run_dir, name[: -len(".started")] + ".sock")
-        try:
-            with open(os.path.join(run_dir, name)) as f:
-                pid = int(f.read().strip())
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read().split(b"\0")
-            if f"unix://{sock}".encode() in cmdline and b"service" in cmdline:
-                os.kill(pid, signal.SIGTERM)
-                ended.append(pid)
-        except (OSError, ValueError):
-            continue
+        if name.endswith(".started"):
+            pid = _service_pid(os.path.join(folder(run_dir), name[: -len(".started")] + ".sock"))
+            if pid is not None:
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                    ended.append(pid)
+                except OSError:
+                    pass
     return ended
 
 

@@ -171,7 +171,11 @@ def _captured(argv, cwd, env, infd, data, timeout, settle) -> tuple[int, bytes, 
     child = None
     try:
         with held:
-            child = Child(argv, env, reading=True, errors=True, stdin=infd, data=data, cwd=cwd)
+            # Settled, it is out of the terminal's process group too: a Ctrl-C there would
+            # kill it (a podman or docker client) while its engine goes on making the container.
+            child = Child(
+                argv, env, reading=True, errors=True, stdin=infd, data=data, cwd=cwd, group=settle
+            )
         held.deliver()
         if not (child.collect(deadline) and child.done(_left(deadline))):
             child.end()
@@ -347,7 +351,9 @@ class Child:
         keep: Sequence[int] = (),
         traced: bool = False,
         cwd: str | os.PathLike | None = None,
+        group: bool = False,
     ):
+        """GROUP: in a process group of its own, where a terminal's Ctrl-C does not reach it."""
         self.argv, self.env, self.traced = list(argv), env, traced
         self.code: int | None = None
         # Our ends of its pipes, while open: its input, output and errors.
@@ -368,7 +374,7 @@ class Child:
                     r, w = os.pipe()
                     ours[name], ends[n] = (w, r) if n == 0 else (r, w)
                     theirs.append(ends[n])
-            self.pid = _spawn(self.argv, env, ends, keep, cwd)
+            self.pid = _spawn(self.argv, env, ends, keep, cwd, group)
         except BaseException:
             for fd in ours.values():
                 os.close(fd)
@@ -516,9 +522,11 @@ class Child:
         return True
 
 
-def _spawn(argv: list[str], env, ends: list[int], keep: Sequence[int], cwd) -> int:
+def _spawn(
+    argv: list[str], env, ends: list[int], keep: Sequence[int], cwd, group: bool = False
+) -> int:
     """ARGV started with ENDS as its descriptors 0-2 and KEEP open too, in CWD, found on
-    ENV's PATH as ``subprocess`` finds it; its pid."""
+    ENV's PATH as ``subprocess`` finds it, in a process group of its own if GROUP; its pid."""
     try:  # the C module: ``signal`` would import ``enum``, which am list does not
         import _signal as sig
     except ImportError:
@@ -538,7 +546,7 @@ def _spawn(argv: list[str], env, ends: list[int], keep: Sequence[int], cwd) -> i
     if cwd is not None and here is None:
         # Another thread could see this process's working directory change (or it has none
         # to come back to): subprocess changes the child's own.
-        return _popen(argv, env, ends, keep, cwd)
+        return _popen(argv, env, ends, keep, cwd, group)
     was: list[bool] = []
     # No signal's handler runs while this process is in CWD (none would expect it there),
     # and the child gets the mask as it was.
@@ -562,6 +570,7 @@ def _spawn(argv: list[str], env, ends: list[int], keep: Sequence[int], cwd) -> i
             file_actions=actions,
             # As subprocess's restore_signals: Python ignores these, a child would inherit it.
             setsigdef=(sig.SIGPIPE, sig.SIGXFSZ),
+            **({"setpgroup": 0} if group else {}),
             **({} if mask is None else {"setsigmask": mask}),
         )
     finally:
@@ -575,8 +584,8 @@ def _spawn(argv: list[str], env, ends: list[int], keep: Sequence[int], cwd) -> i
                 sig.pthread_sigmask(sig.SIG_SETMASK, mask)
 
 
-def start_detached(argv: Sequence[str], env: Mapping[str, str], err_path: str) -> int:
-    """Start ARGV from "/" in a session of its own (no terminal's signal reaches it), its input
+def start_detached(argv: Sequence[str], env: Mapping[str, str], err_path: str, cwd: str) -> int:
+    """Start ARGV in CWD, in a session of its own (no terminal's signal reaches it), its input
     and output /dev/null and its errors appended to ERR_PATH; not waited for. Its pid."""
     try:
         import _signal as sig
@@ -585,7 +594,7 @@ def start_detached(argv: Sequence[str], env: Mapping[str, str], err_path: str) -
 
     which(argv[0], env) or _missing(argv[0])
     # The shell leaves this process's own folder as it is: another thread may be using it.
-    program = ["/bin/sh", "-c", 'cd / && exec "$@"', "sh", *argv]
+    program = ["/bin/sh", "-c", 'cd -- "$0" && exec "$@"', cwd, *argv]
     append = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
     actions = [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
@@ -607,12 +616,19 @@ def start_detached(argv: Sequence[str], env: Mapping[str, str], err_path: str) -
     return pid
 
 
-def _popen(argv: list[str], env, ends: list[int], keep: Sequence[int], cwd) -> int:
+def _popen(argv: list[str], env, ends: list[int], keep: Sequence[int], cwd, group=False) -> int:
     """ARGV started by ``subprocess`` in CWD, for ``_spawn``; its pid. ``Child`` reaps it."""
     import subprocess
 
     popen = subprocess.Popen(
-        argv, cwd=cwd, env=env, stdin=ends[0], stdout=ends[1], stderr=ends[2], pass_fds=keep
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=ends[0],
+        stdout=ends[1],
+        stderr=ends[2],
+        pass_fds=keep,
+        process_group=0 if group else None,
     )
     # Popen would otherwise reap it itself, at its next start, and take its exit status.
     popen.returncode = 0

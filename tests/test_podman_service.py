@@ -12,8 +12,9 @@ import tempfile
 import threading
 from pathlib import Path
 
+import psutil
 import pytest
-from containers import engine_ready, remove_containers
+from containers import container_names, engine_client, engine_ready, remove_containers
 from helpers import GIT_ID, Am, stop_keeper, wait_for
 
 from am import podmanservice
@@ -64,7 +65,7 @@ def podman(am):
     return "podman"
 
 
-def spawn(am, cmd: str, env=None) -> tuple[str, list[str]]:
+def spawn(am, cmd: str, env=None, extra=()) -> tuple[str, list[str]]:
     """A podman agent running CMD; its id and the podman command lines am ran (AM_DEBUG)."""
     res = am(
         "spawn",
@@ -76,6 +77,7 @@ def spawn(am, cmd: str, env=None) -> tuple[str, list[str]]:
         "256m",
         "--cmd",
         cmd,
+        *extra,
         env={"AM_DEBUG": "1", **(env or {})},
     )
     calls = [
@@ -86,13 +88,18 @@ def spawn(am, cmd: str, env=None) -> tuple[str, list[str]]:
     return res.stdout.strip().splitlines()[-1], calls
 
 
+def verb(call: str) -> str:
+    words = call.split()
+    return f"served {words[4]}" if words[1:3] == ["--remote", "--url"] else words[1]
+
+
 def runs(calls: list[str]) -> list[str]:
     return [c for c in calls if " run " in c.split(" -> ")[0]]
 
 
 def sockets(am) -> list[str]:
-    run = am.home / "state" / "run"
-    return sorted(str(p) for p in run.glob("podman-*.sock"))
+    run = am.home / "state" / "run" / "podman"
+    return sorted(str(p) for p in run.glob("*.sock"))
 
 
 def listening_one(am) -> str:
@@ -116,13 +123,14 @@ def box(data: dict) -> dict:
 
 
 def test_spawns_after_the_first_go_through_the_service_and_make_the_same_box(am, podman):
+    """One podman process a spawn: the first runs podman itself and starts the service, the
+    ones after send their run there."""
     first, calls = spawn(am, "echo up-one; sleep 300")
-    assert len(runs(calls)) == 1 and runs(calls)[0].startswith("podman run ")
-    assert any(" system service --time " in c for c in calls), calls
+    assert [verb(c) for c in calls] == ["image", "system", "run"], calls
     sock = listening_one(am)
     later, calls = spawn(am, "echo up-two; read line; echo got-$line; sleep 300")
-    served = f"podman --remote --url unix://{sock} run "
-    assert len(runs(calls)) == 1 and runs(calls)[0].startswith(served), calls
+    assert [verb(c) for c in calls] == ["served run"], calls
+    assert calls[0].startswith(f"podman --remote --url unix://{sock} run "), calls
     for agent, word in ((first, "up-one"), (later, "up-two")):
         assert am.info(agent)["status"] == "running"
         wait_for(lambda a=agent, w=word: w in am("logs", a).stdout, what="the agent's output")
@@ -240,3 +248,117 @@ def test_stop_ends_only_the_services_it_started(tmp_path):
     finally:
         other.send_signal(signal.SIGKILL)
         other.wait()
+
+
+def service_pids(am) -> list[int]:
+    run = am.home / "state" / "run" / "podman"
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = p.info["cmdline"] or []
+        if cmd[1:3] == ["system", "service"] and cmd[-1].startswith(f"unix://{run}/"):
+            found.append(p.pid)
+    return found
+
+
+def test_what_an_agent_adds_reaches_only_the_client_and_one_service_serves_all(am, podman):
+    """--env values (secrets) and the task differ from agent to agent: they reach the
+    container through the client, never the service's environment, and do not make a
+    service per agent. A --count spawn starts one service too."""
+    spawn(am, "sleep 300", extra=["--count", "3"])
+    sock = listening_one(am)
+    one, calls = spawn(am, "sleep 300", extra=["--env", "AM_T_SECRET=one"])
+    two, calls2 = spawn(am, "sleep 300", extra=["--env", "AM_T_SECRET=two"])
+    for c in (calls, calls2):
+        assert [verb(x) for x in c] == ["served run"], c
+    assert sockets(am) == [sock] and len(service_pids(am)) == 1
+    for agent, value in ((one, "one"), (two, "two")):
+        assert f"AM_T_SECRET={value}" in inspect(f"am-{agent}")["Config"]["Env"]
+    environ = psutil.Process(service_pids(am)[0]).environ()
+    assert "AM_T_SECRET" not in environ
+    # One that names a setting of podman's own (its temporary folder) is not sent there.
+    third, calls = spawn(am, "sleep 300", extra=["--env", "TMPDIR=/tmp"])
+    assert [verb(c) for c in calls] == ["run"], calls
+
+
+def test_a_served_agent_killed_for_memory_is_recorded_and_drops_nothing_on_the_host(am, podman):
+    """conmon drops an 'oom' marker in its working folder: a service's is a private folder of
+    its own, never the host's /."""
+    assert not os.path.exists("/oom")
+    spawn(am, "sleep 300")
+    listening_one(am)
+    agent, calls = spawn(am, "sleep 1; exec python3 -c 'b = bytearray(3 * 1024**3)'")
+    assert [verb(c) for c in calls] == ["served run"], calls
+    info = am.wait_status(agent, "exited", timeout=120)
+    assert info["oom_killed"] is True and info["exit_code"] == 137, info
+    assert not os.path.exists("/oom")
+    marker = [p for p in (am.home / "state" / "run" / "podman").glob("*.d/oom")]
+    assert marker, "conmon's marker, in the service's own folder"
+
+
+def test_a_path_podman_would_cut_short_gets_no_service(podman, repo):
+    """A '#' in AM_HOME: podman reads 'unix:///x#y/...' as the path /x and would replace a
+    file there with its socket (the positive control below). am starts no service there."""
+    top = Path(tempfile.mkdtemp(prefix="amps-", dir="/tmp"))
+    try:
+        victim = top / "v"
+        victim.write_text("mine\n")
+        service = subprocess.Popen(
+            ["podman", "system", "service", "--time", "5", f"unix://{top}/v#x/s.sock"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            wait_for(lambda: not victim.is_file(), "podman to take the cut path", 60)
+        finally:
+            service.kill()
+            service.wait()
+        victim.unlink(missing_ok=True)
+        victim.write_text("mine\n")
+        home = top / "v#x" / "h"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AM_", "TMUX"))}
+        made = Am(home, {**env, "AM_HOME": str(home), **GIT_ID})
+        made.repo = repo
+        try:
+            spawn(made, "sleep 300")
+            second, calls = spawn(made, "sleep 300")
+            assert [verb(c) for c in calls] == ["run"], calls
+            assert victim.read_text() == "mine\n"
+            assert not (home / "state" / "run" / "podman").exists()
+        finally:
+            stop_keeper(home)
+            remove_containers("podman", str(home))
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def test_ctrl_c_at_the_terminal_during_a_served_run_leaves_nothing(am, podman):
+    """A terminal's Ctrl-C reaches its whole process group. The served client is out of it
+    (settled calls are): it ends its request, the service's container is made, and the
+    spawn's undo removes it. 130, and no container or record left."""
+    spawn(am, "sleep 300")
+    listening_one(am)
+    before = set(container_names("podman", str(am.home)))
+    p = subprocess.Popen(
+        [*am.argv, "spawn", str(am.repo), "--container", "--runtime", "podman", "--cmd",
+         "sleep 300"],
+        env=am.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # its own group, as a shell's foreground job
+    )  # fmt: skip
+    try:
+        wait_for(
+            lambda: engine_client(p, "podman") or p.poll() is not None,
+            "the spawn to send its run",
+            60,
+            every=0.002,
+        )
+        kids = [c for c in psutil.Process(p.pid).children() if c.name() == "podman"]
+        served = [c.cmdline()[1:3] == ["--remote", "--url"] for c in kids]
+        groups = {c.pid: os.getpgid(c.pid) for c in kids}
+        os.killpg(p.pid, signal.SIGINT)
+        out, err = p.communicate(timeout=120)
+    finally:
+        p.kill()
+        p.wait()
+    assert p.returncode == 130, (out, err)
+    assert served == [True] and all(g == pid != p.pid for pid, g in groups.items()), groups
+    assert set(container_names("podman", str(am.home))) == before
+    assert len(am.list()) == len(before)

@@ -837,7 +837,7 @@ class Engine(Backend):
         fifo = gate.make(layout.gate_file(plan.id)) if gated else None
         # Settled: a docker client killed mid-way leaves dockerd making the container after
         # the spawn's undo looked for it.
-        served = self.served_argv(spec.argv, env) if gated else None
+        served = self.served_argv(spec.argv, {**spec.env, **plan.secrets}) if gated else None
         res = proc.run(served or spec.argv, env=env, cwd=spec.cwd, timeout=300, settle=True)
         if served and not res.ok and self.missed_service(res.err):
             res = proc.run(spec.argv, env=env, cwd=spec.cwd, timeout=300, settle=True)
@@ -897,9 +897,10 @@ class Engine(Backend):
                 # The keeper saw its process in /proc: no engine call to ask again.
                 self.seen_running[plan.container] = answer.get("running") is True
 
-    def served_argv(self, argv: list[str], env: dict[str, str]) -> list[str] | None:
-        """ARGV, the agent's ``run`` with ENV, sent to a service of this engine's that does
-        the same for less; None to run it as it is."""
+    def served_argv(self, argv: list[str], extra: dict[str, str]) -> list[str] | None:
+        """ARGV, the agent's ``run`` (its client given EXTRA on top of this engine's
+        environment), sent to a service of this engine's that does the same for less; None to
+        run it as it is."""
         return None
 
     def missed_service(self, err: str) -> bool:

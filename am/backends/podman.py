@@ -254,12 +254,21 @@ class Podman(Engine):
 
         return self.api is None and (plan.isolation or isolation.DEFAULT) == "runc"
 
-    def served_argv(self, argv: list[str], env: dict[str, str]) -> list[str] | None:
-        # A podman here, as the gate's 'run --detach' (runc): see am/podmanservice.py.
-        if self.api is not None or argv[1:2] != ["run"] or env.get("AM_PODMAN_SERVICE") == "0":
-            return None
+    def served_argv(self, argv: list[str], extra: dict[str, str]) -> list[str] | None:
+        # A podman here, as the gate's 'run --detach' (runc): see am/podmanservice.py. The
+        # service has this engine's environment; what the agent adds reaches only the client,
+        # which reads --env NAME's value itself. So none of that may be podman's own setting.
         from am import podmanservice
 
+        env = self.environ
+        if (
+            self.api is not None
+            or remote(env)
+            or argv[1:2] != ["run"]
+            or env.get("AM_PODMAN_SERVICE") == "0"
+            or any(podmanservice.podman_reads(k) and env.get(k) != v for k, v in extra.items())
+        ):
+            return None
         return podmanservice.served_argv(argv, self.layout.run_text, env)
 
     def missed_service(self, err: str) -> bool:
