@@ -13,11 +13,13 @@ start, it left between the look and the run) leaves the run to podman itself.
 
 The service makes containers with its own process's settings, not the client's. So its socket
 is named by a digest of everything of the caller's that podman could read: ids and groups,
-umask, limits, capabilities, namespaces, cgroup, root, security label, scheduling (nice,
-policy, I/O priority, CPUs and memory nodes), environment, the podman program and the
-configuration files it reads. A caller that differs in any of them never reaches another's
-service. Its files live in AM_HOME's private ``state/run/podman/`` folder, and its working
-folder (where conmon drops its ``oom`` marker) is a private one there too.
+umask, limits, capabilities, ignored signals, namespaces, cgroup, root, security label,
+scheduling (nice, policy, I/O priority, CPUs and memory nodes), OOM score, personality,
+environment, the podman program and the configuration files it reads. A caller that
+differs in any of them never reaches another's service. Its files live in AM_HOME's private
+``state/run/podman/`` folder, and its working folder (where conmon drops its ``oom`` marker)
+is a private one there too. What an agent adds to its client's environment (``--env``
+values, its task) stays out of the service's.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import os
 import time
 
 from am import files, proc
-from am.errors import AmError
 
 IDLE = 60  # seconds a service waits for its next request before it leaves
 MAX_SOCKET = 100  # longest socket path a unix address holds here (108 with its NUL), with room
@@ -47,17 +48,46 @@ STATUS_KEYS = (
     "Seccomp",
     "Cpus_allowed_list",
     "Mems_allowed_list",
+    "SigIgn",  # nohup's SIGHUP, say: a local podman would pass it on
 )
-# Names podman (or what it runs) may read from its own environment as a setting of its own.
-PODMAN_READS = ("CONTAINER", "PODMAN", "BUILDAH", "STORAGE", "XDG_", "LC_", "_CONTAINERS")
+# Names podman (or what it runs) may read from its own environment as a setting of its own,
+# or that change how the program itself runs (its loader, C library, Go runtime).
+PODMAN_READS = (
+    "CONTAINER",
+    "PODMAN",
+    "BUILDAH",
+    "STORAGE",
+    "REGISTR",
+    "XDG_",
+    "LC_",
+    "_CONTAINERS",
+    "LD_",
+    "MALLOC_",
+    "GLIBC_",
+    "SSL_",
+    "DBUS_",
+    "SYSTEMD_",
+    "LISTEN_",
+    "DOCKER_",
+)
 PODMAN_READS_EXACT = frozenset(
-    {"HOME", "PATH", "TMPDIR", "TZ", "LANG", "USER", "LOGNAME", "NOTIFY_SOCKET",
-     "DBUS_SESSION_BUS_ADDRESS", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy",
-     "https_proxy", "no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR", "REGISTRY_AUTH_FILE"}
+    {"HOME", "PATH", "TMPDIR", "TZ", "LANG", "USER", "LOGNAME", "NOTIFY_SOCKET", "container",
+     "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "FTP_PROXY", "http_proxy", "https_proxy",
+     "no_proxy", "ftp_proxy", "GODEBUG", "GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GOTRACEBACK"}
 )  # fmt: skip
-# ioprio_get(2) by machine (no /proc file tells a process's I/O priority).
-IOPRIO_GET = {"x86_64": 252, "i686": 290, "aarch64": 31, "riscv64": 31, "armv7l": 315,
-              "ppc64le": 274, "s390x": 283}  # fmt: skip
+# ioprio_get(2) by machine and whether the interpreter is 64-bit (a 32-bit one on a 64-bit
+# kernel uses its own ABI's numbers); no /proc file tells a process's I/O priority.
+IOPRIO_GET = {
+    ("x86_64", True): 252,
+    ("x86_64", False): 290,  # i386's: 252 is exit_group there
+    ("i686", False): 290,
+    ("aarch64", True): 31,
+    ("aarch64", False): 315,  # arm's
+    ("armv7l", False): 315,
+    ("riscv64", True): 31,
+    ("ppc64le", True): 274,
+    ("s390x", True): 283,
+}
 
 
 def podman_reads(name: str) -> bool:
@@ -67,15 +97,25 @@ def podman_reads(name: str) -> bool:
 
 def config_files(environ) -> list[str]:
     """The configuration files and folders podman reads (containers, storage, registries,
-    mounts), for the digest: an edit makes a new service, as it would a new ``podman run``."""
+    mounts, policy, OCI hooks), for the digest: an edit makes a new service, as it would a new
+    ``podman run``."""
     home = environ.get("HOME", "")
     user = environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    uid = str(os.geteuid())
     found = []
-    for name in ("containers.conf", "storage.conf", "registries.conf", "mounts.conf"):
-        for top in ("/usr/share/containers", "/etc/containers", os.path.join(user, "containers")):
-            found += [os.path.join(top, name), os.path.join(top, name + ".d")]
-    found += ["/etc/containers/registries.conf.d", "/etc/containers/policy.json"]
-    for var in ("CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF", "CONTAINERS_REGISTRIES_CONF"):
+    for top in ("/usr/share/containers", "/etc/containers", os.path.join(user, "containers")):
+        for name in ("containers", "containers.rootless", "storage", "registries", "mounts"):
+            conf = os.path.join(top, name + ".conf")
+            found += [conf, conf + ".d", os.path.join(conf + ".d", uid)]
+        found += [os.path.join(top, "policy.json"), os.path.join(top, "oci", "hooks.d")]
+    found.append("/etc/containers/registries.d")
+    for var in (
+        "CONTAINERS_CONF",
+        "CONTAINERS_CONF_OVERRIDE",
+        "CONTAINERS_STORAGE_CONF",
+        "CONTAINERS_REGISTRIES_CONF",
+        "REGISTRIES_CONFIG_PATH",
+    ):
         if environ.get(var):
             found.append(environ[var])
     return found
@@ -97,8 +137,9 @@ def _identity(path: str) -> str:
 def _ioprio() -> str:
     import ctypes
     import platform
+    import sys
 
-    number = IOPRIO_GET.get(platform.machine())
+    number = IOPRIO_GET.get((platform.machine(), sys.maxsize > 2**32))
     if number is None:
         raise OSError("no ioprio_get known for this machine")
     got = ctypes.CDLL(None, use_errno=True).syscall(number, 1, 0)  # IOPRIO_WHO_PROCESS, self
@@ -118,7 +159,7 @@ def caller_digest(environ, podman: str) -> str | None:
         # priority, nice (its 16th and 17th fields after the name), rt_priority, policy
         parts.append("sched=" + ",".join(stat[15:17] + stat[37:39]))
         parts.append(_ioprio())
-        for name in ("limits", "cgroup", "attr/current"):
+        for name in ("limits", "cgroup", "attr/current", "oom_score_adj", "personality"):
             parts.append(_text(f"/proc/self/{name}"))
         for ns in sorted(os.listdir("/proc/self/ns")):
             parts.append(f"{ns}={os.readlink(f'/proc/self/ns/{ns}')}")
@@ -186,7 +227,7 @@ def served_argv(argv: list[str], run_dir: str, environ) -> list[str] | None:
         if listening(sock):
             return [argv[0], "--remote", "--url", f"unix://{sock}", *argv[1:]]
         start(podman, sock, environ)
-    except (OSError, AmError):
+    except Exception:  # noqa: BLE001 (the service only saves time: without it, podman runs)
         pass
     return None
 
@@ -221,7 +262,7 @@ def start(podman: str, sock: str, environ) -> None:
             return  # another spawn is starting it
         if _service_pid(sock) is not None:
             return
-        _prune(os.path.dirname(sock))
+        _prune(os.path.dirname(sock), base)
         work = paths.private_dir(Path(base + ".d"))  # conmon's working folder: its oom marker
         argv = [podman, "system", "service", "--time", str(IDLE), f"unix://{sock}"]
         pid = proc.start_detached(argv, environ, base + ".err", str(work))
@@ -230,27 +271,36 @@ def start(podman: str, sock: str, environ) -> None:
         os.close(lock)
 
 
-def _prune(where: str) -> None:
+def _prune(where: str, own: str) -> None:
     """Remove the files of services that left more than ``STALE`` seconds ago (a digest of a
-    caller that has not come back)."""
+    caller that has not come back), but OWN's and any that is starting (its lock held). Lock
+    files stay: one removed while held would let a second start begin beside the first."""
+    import fcntl
     import shutil
 
     now = time.time()
     for name in os.listdir(where):
-        if not name.endswith(".started"):
-            continue
         base = os.path.join(where, name[: -len(".started")])
+        if not name.endswith(".started") or base == own:
+            continue
         try:
             if now - os.stat(base + ".started").st_mtime < STALE or _service_pid(base + ".sock"):
                 continue
+            lock = os.open(base + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW)
         except OSError:
             continue
-        for end in (".lock", ".err", ".sock", ".started"):
-            try:
-                os.unlink(base + end)
-            except OSError:
-                pass
-        shutil.rmtree(base + ".d", ignore_errors=True)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            for end in (".err", ".sock", ".started"):
+                try:
+                    os.unlink(base + end)
+                except FileNotFoundError:
+                    pass
+            shutil.rmtree(base + ".d", ignore_errors=True)
+        except OSError:
+            pass  # being started, or gone meanwhile
+        finally:
+            os.close(lock)
 
 
 def stop(run_dir: str) -> list[int]:

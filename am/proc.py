@@ -174,7 +174,14 @@ def _captured(argv, cwd, env, infd, data, timeout, settle) -> tuple[int, bytes, 
             # Settled, it is out of the terminal's process group too: a Ctrl-C there would
             # kill it (a podman or docker client) while its engine goes on making the container.
             child = Child(
-                argv, env, reading=True, errors=True, stdin=infd, data=data, cwd=cwd, group=settle
+                argv,
+                env,
+                reading=True,
+                errors=True,
+                stdin=infd,
+                data=data,
+                cwd=cwd,
+                group=settle and _main_thread(),  # where a stop is held: see above
             )
         held.deliver()
         if not (child.collect(deadline) and child.done(_left(deadline))):
@@ -189,6 +196,7 @@ def _captured(argv, cwd, env, infd, data, timeout, settle) -> tuple[int, bytes, 
             held.deliver()
             raise
         if settle:
+            _say_waiting(argv[0])
             try:  # it is read on from where it was cut off, within what is left of TIMEOUT
                 until = time.monotonic() + (SETTLE_MAX if deadline is None else _left(deadline))
                 if not (child.collect(until) and child.done(_left(until))):
@@ -198,6 +206,25 @@ def _captured(argv, cwd, env, infd, data, timeout, settle) -> tuple[int, bytes, 
                 raise
         child.end()
         raise
+
+
+def _say_waiting(program: str) -> None:
+    """Why a stop has not stopped am at once (the settled call's child is out of the
+    terminal's reach, and waited for)."""
+    try:
+        print(
+            f"am: waiting for {os.path.basename(program)} to finish what it makes; "
+            "Ctrl-C again to stop it now",
+            file=sys.stderr,
+            flush=True,
+        )
+    except (OSError, ValueError):  # no one reads am's errors any more
+        pass
+
+
+def _main_thread() -> bool:
+    threading = sys.modules.get("threading")
+    return threading is None or threading.current_thread() is threading.main_thread()
 
 
 def _left(deadline: float | None) -> float | None:

@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -237,17 +238,27 @@ def test_the_client_words_for_a_service_that_is_not_there():
 
 def test_stop_ends_only_the_services_it_started(tmp_path):
     """``stop`` signals the pid its marker names only while that process is the service of
-    that socket: a pid since reused by another program is left alone."""
+    that socket: a pid since reused by another program is left alone (the control: one whose
+    command line is the service's is ended)."""
     run = tmp_path / "run"
-    run.mkdir()
+    (run / "podman").mkdir(parents=True)
+    sock = run / "podman" / "0123456789abcdef.sock"
     other = subprocess.Popen(["sleep", "300"])
+    like = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(300)", "system", "service",
+         f"unix://{sock}"]
+    )  # fmt: skip
     try:
-        (run / "podman-0123456789abcdef.started").write_text(f"{other.pid}\n")
+        (run / "podman" / "0123456789abcdef.started").write_text(f"{other.pid}\n")
         assert podmanservice.stop(str(run)) == []
         assert other.poll() is None
+        (run / "podman" / "0123456789abcdef.started").write_text(f"{like.pid}\n")
+        assert podmanservice.stop(str(run)) == [like.pid]
+        assert like.wait(30) == -signal.SIGTERM
     finally:
-        other.send_signal(signal.SIGKILL)
-        other.wait()
+        for p in (other, like):
+            p.kill()
+            p.wait()
 
 
 def service_pids(am) -> list[int]:
@@ -264,17 +275,17 @@ def test_what_an_agent_adds_reaches_only_the_client_and_one_service_serves_all(a
     """--env values (secrets) and the task differ from agent to agent: they reach the
     container through the client, never the service's environment, and do not make a
     service per agent. A --count spawn starts one service too."""
-    spawn(am, "sleep 300", extra=["--count", "3"])
+    spawn(am, "sleep 300", extra=["--count", "3", "--env", "T_SECRET=first"])
     sock = listening_one(am)
-    one, calls = spawn(am, "sleep 300", extra=["--env", "AM_T_SECRET=one"])
-    two, calls2 = spawn(am, "sleep 300", extra=["--env", "AM_T_SECRET=two"])
+    one, calls = spawn(am, "sleep 300", extra=["--env", "T_SECRET=one"])
+    two, calls2 = spawn(am, "sleep 300", extra=["--env", "T_SECRET=two"])
     for c in (calls, calls2):
         assert [verb(x) for x in c] == ["served run"], c
     assert sockets(am) == [sock] and len(service_pids(am)) == 1
     for agent, value in ((one, "one"), (two, "two")):
-        assert f"AM_T_SECRET={value}" in inspect(f"am-{agent}")["Config"]["Env"]
+        assert f"T_SECRET={value}" in inspect(f"am-{agent}")["Config"]["Env"]
     environ = psutil.Process(service_pids(am)[0]).environ()
-    assert "AM_T_SECRET" not in environ
+    assert "T_SECRET" not in environ and environ.get("AM_HOME") == str(am.home)
     # One that names a setting of podman's own (its temporary folder) is not sent there.
     third, calls = spawn(am, "sleep 300", extra=["--env", "TMPDIR=/tmp"])
     assert [verb(c) for c in calls] == ["run"], calls

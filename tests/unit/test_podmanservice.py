@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from am import podmanservice, proc
 
@@ -43,12 +44,13 @@ def test_the_digest_follows_what_a_process_passes_on_to_conmon():
         "resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[2]), "
         "resource.getrlimit(resource.RLIMIT_NOFILE)[1])); "
         "os.nice(int(sys.argv[3])); "
+        "import signal; signal.signal(signal.SIGHUP, signal.SIG_IGN) if sys.argv[4:] else 0; "
         "print(p.caller_digest({'PATH': '/usr/bin'}, sys.executable))"
     )
 
-    def digest(umask: str, nofile: int, nice: int, *wrap: str) -> str:
+    def digest(umask: str, nofile: int, nice: int, *wrap: str, nohup=()) -> str:
         return subprocess.run(
-            [*wrap, sys.executable, "-c", code, umask, str(nofile), str(nice)],
+            [*wrap, sys.executable, "-c", code, umask, str(nofile), str(nice), *nohup],
             capture_output=True, text=True, check=True,
         ).stdout.strip()  # fmt: skip
 
@@ -59,6 +61,7 @@ def test_the_digest_follows_what_a_process_passes_on_to_conmon():
     assert digest("077", 256, 5) != base
     assert digest("077", 256, 0, "ionice", "-c3") != base
     assert digest("077", 256, 0, "taskset", "-c", "0") != base or os.cpu_count() == 1
+    assert digest("077", 256, 0, nohup=("ign",)) != base
 
 
 def test_the_digest_follows_an_edit_of_podmans_configuration(tmp_path):
@@ -92,6 +95,50 @@ def test_a_socket_path_too_long_or_not_plain_is_not_used(tmp_path):
     plain.mkdir()  # the control: a plain path gets a service started (this podman fails)
     assert podmanservice.served_argv(["podman", "run", "x"], str(plain), env) is None
     assert sorted(os.listdir(plain / "podman"))[-1].endswith(".started")
+
+
+def test_trouble_with_the_service_leaves_the_run_to_podman(tmp_path):
+    """``served_argv`` never raises: here its folder cannot be made (a file is in the way)."""
+    podman = tmp_path / "podman"
+    podman.write_text("#!/bin/sh\nexit 1\n")
+    podman.chmod(0o755)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "podman").write_text("in the way\n")
+    assert (
+        podmanservice.served_argv(["podman", "run", "x"], str(run), {"PATH": str(tmp_path)}) is None
+    )
+
+
+def test_prune_removes_only_what_no_one_starts_or_uses(tmp_path):
+    import fcntl
+
+    where = tmp_path / "podman"
+    where.mkdir()
+    old = time.time() - podmanservice.STALE - 60
+
+    def service(digest: str, age: float) -> str:
+        base = str(where / digest)
+        for end in (".started", ".err", ".lock"):
+            Path(base + end).write_text("1\n")
+            os.utime(base + end, (age, age))
+        (where / f"{digest}.d").mkdir()
+        return base
+
+    gone = service("a" * 16, old)
+    own = service("b" * 16, old)
+    starting = service("c" * 16, old)
+    recent = service("d" * 16, time.time())
+    held = os.open(starting + ".lock", os.O_RDWR)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    try:
+        podmanservice._prune(str(where), own)
+    finally:
+        os.close(held)
+    assert not os.path.exists(gone + ".started") and not os.path.exists(gone + ".d")
+    assert os.path.exists(gone + ".lock")  # a lock file stays: one may be held by now
+    for kept in (own, starting, recent):
+        assert os.path.exists(kept + ".started") and os.path.exists(kept + ".d")
 
 
 def test_start_detached_leaves_in_a_session_of_its_own(tmp_path):
