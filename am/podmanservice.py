@@ -135,11 +135,10 @@ def _identity(path: str) -> str:
 
 
 def _ioprio() -> str:
-    import ctypes
-    import platform
+    import ctypes  # about 1.6 ms of a spawn; there is no other way to ask
     import sys
 
-    number = IOPRIO_GET.get((platform.machine(), sys.maxsize > 2**32))
+    number = IOPRIO_GET.get((os.uname().machine, sys.maxsize > 2**32))  # platform's, 3 ms less
     if number is None:
         raise OSError("no ioprio_get known for this machine")
     got = ctypes.CDLL(None, use_errno=True).syscall(number, 1, 0)  # IOPRIO_WHO_PROCESS, self
