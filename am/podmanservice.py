@@ -246,35 +246,29 @@ def _service_pid(sock: str) -> int | None:
 def start(podman: str, sock: str, environ) -> None:
     """Start a service at SOCK in a session of its own, unless one runs for it (listening or
     not yet): a second would take the socket from the first, which would run on unreached."""
-    import fcntl
     from pathlib import Path
 
     from am import paths
 
     base = sock[: -len(".sock")]
     paths.private_dir(Path(os.path.dirname(sock)))
-    lock = os.open(base + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     try:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return  # another spawn is starting it
-        if _service_pid(sock) is not None:
-            return
-        _prune(os.path.dirname(sock), base)
-        work = paths.private_dir(Path(base + ".d"))  # conmon's working folder: its oom marker
-        argv = [podman, "system", "service", "--time", str(IDLE), f"unix://{sock}"]
-        pid = proc.start_detached(argv, environ, base + ".err", str(work))
-        files.write_atomic(base + ".started", f"{pid}\n")
-    finally:
-        os.close(lock)
+        with files.locked(base + ".lock", wait=False):
+            if _service_pid(sock) is not None:
+                return
+            _prune(os.path.dirname(sock), base)
+            work = paths.private_dir(Path(base + ".d"))  # conmon's working folder: its oom marker
+            argv = [podman, "system", "service", "--time", str(IDLE), f"unix://{sock}"]
+            pid = proc.start_detached(argv, environ, base + ".err", str(work))
+            files.write_atomic(base + ".started", f"{pid}\n")
+    except BlockingIOError:
+        pass  # another spawn is starting it
 
 
 def _prune(where: str, own: str) -> None:
     """Remove the files of services that left more than ``STALE`` seconds ago (a digest of a
     caller that has not come back), but OWN's and any that is starting (its lock held). Lock
     files stay: one removed while held would let a second start begin beside the first."""
-    import fcntl
     import shutil
 
     now = time.time()
@@ -285,19 +279,18 @@ def _prune(where: str, own: str) -> None:
         try:
             if now - os.stat(base + ".started").st_mtime < STALE or _service_pid(base + ".sock"):
                 continue
-            lock = os.open(base + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW)
         except OSError:
             continue
+        lock = files.take_if_free(base + ".lock")
+        if lock is None:
+            continue  # being started (or no lock to tell): left as it is
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             for end in (".err", ".sock", ".started"):
                 try:
                     os.unlink(base + end)
                 except FileNotFoundError:
                     pass
             shutil.rmtree(base + ".d", ignore_errors=True)
-        except OSError:
-            pass  # being started, or gone meanwhile
         finally:
             os.close(lock)
 
